@@ -1,0 +1,3 @@
+//! veth/netns helpers for root-only integration tests and benchmarks.
+//!
+//! TODO(io helper).

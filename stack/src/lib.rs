@@ -1,0 +1,16 @@
+//! xdptcp: a kernel-bypass TCP/IP stack on Linux AF_XDP.
+//!
+//! Layers, bottom to top (see docs/architecture.md):
+//! - [`phy`]: the `Device` trait (batched RX/TX of Ethernet frames), the AF_XDP device,
+//!   an in-memory device for tests and a seeded fault injector.
+//! - [`wire`]: zero-copy views and parsed representations of Ethernet, ARP, IPv4, TCP.
+//! - [`neigh`]: next-hop MAC resolution from the kernel's neighbour table (netlink).
+//! - [`tcp`]: the sans-IO TCP core: time is a parameter, segments in, segments out.
+//! - [`harness`]: veth/netns helpers for root-only integration tests and benchmarks.
+
+pub mod harness;
+pub mod neigh;
+pub mod phy;
+pub mod tcp;
+pub mod time;
+pub mod wire;

@@ -1,0 +1,39 @@
+//! The wire layer: for each protocol a zero-copy view (`Packet<T: AsRef<[u8]>>`, fields read
+//! through byte ranges) and a parsed meaning (`Repr`). `Repr::parse` checks everything once;
+//! after it no accessor can panic. `Repr::emit` writes straight into a caller-owned buffer
+//! (a UMEM frame). No allocation per packet. (Model: smoltcp's `wire`.)
+
+pub mod seq;
+pub mod tcp;
+
+pub use seq::SeqNum;
+pub use tcp::{TcpFlags, TcpOptions, TcpRepr, MAX_SACK_BLOCKS};
+
+/// Why a packet was rejected. Every rejected packet is dropped and counted by reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Error {
+    /// Shorter than its headers or its length fields say.
+    Truncated,
+    /// A field has a value the protocol forbids (bad version, header length, option length).
+    Malformed,
+    /// The checksum does not verify.
+    Checksum,
+    /// Valid but not something this stack handles (IP fragment, other protocol, IPv6).
+    Unsupported,
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let s = match self {
+            Error::Truncated => "truncated packet",
+            Error::Malformed => "malformed packet",
+            Error::Checksum => "bad checksum",
+            Error::Unsupported => "unsupported packet",
+        };
+        f.write_str(s)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = core::result::Result<T, Error>;
