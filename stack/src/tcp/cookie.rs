@@ -494,6 +494,31 @@ mod tests {
         assert_eq!(p.wscale, None);
     }
 
+    proptest::proptest! {
+        /// Any tuple, peer ISN, MSS and time: the cookie decodes within its period and the
+        /// next; garbage ACKs never panic.
+        #[test]
+        fn round_trip_any_input(
+            addrs in proptest::array::uniform4(proptest::num::u32::ANY),
+            irs: u32, mss: u16, made_ns in 0u64..1 << 50, delay_ns in 0u64..64_000_000_000,
+            junk_seq: u32, junk_ack: u32, junk_ts: Option<u32>,
+        ) {
+            let t = FourTuple {
+                local_addr: Ipv4Addr::from(addrs[0]),
+                local_port: addrs[1] as u16,
+                remote_addr: Ipv4Addr::from(addrs[2]),
+                remote_port: addrs[3] as u16,
+            };
+            let cfg = TcpConfig::default();
+            let mut c = jar();
+            let made = Instant::from_nanos(made_ns);
+            let (iss, enc) = c.generate(made, &t, SeqNum(irs), mss);
+            let p = c.check(made + Duration::from_nanos(delay_ns), &t, SeqNum(irs) + 1u32, iss + 1u32, None, &cfg);
+            proptest::prop_assert_eq!(p.map(|p| (p.mss, p.iss, p.irs)), Some((enc, iss, SeqNum(irs))));
+            let _ = c.check(made, &t, SeqNum(junk_seq), SeqNum(junk_ack), junk_ts, &cfg);
+        }
+    }
+
     #[test]
     fn syn_ack_timestamp_never_exceeds_clock() {
         let opts = SynOptions {

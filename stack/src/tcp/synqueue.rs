@@ -220,6 +220,44 @@ mod tests {
         assert_eq!(q.len(), 2);
     }
 
+    proptest::proptest! {
+        /// Model check against a Vec in insertion order: same contents, order and errors.
+        #[test]
+        fn behaves_like_ordered_vec(ops in proptest::collection::vec((0u8..3, 0u32..8), 0..200)) {
+            let mut q = SynQueue::with_capacity(5);
+            let mut model: Vec<(u32, u32)> = Vec::new();
+            for (i, (op, k)) in ops.into_iter().enumerate() {
+                let v = i as u32;
+                match op {
+                    0 => {
+                        let want = if model.iter().any(|e| e.0 == k) {
+                            Err((InsertError::Duplicate, v))
+                        } else if model.len() == 5 {
+                            Err((InsertError::Full, v))
+                        } else {
+                            model.push((k, v));
+                            Ok(())
+                        };
+                        proptest::prop_assert_eq!(q.insert(k, v, Instant::from_nanos(v as u64)), want);
+                    }
+                    1 => {
+                        let pos = model.iter().position(|e| e.0 == k);
+                        let want = pos.map(|p| model.remove(p).1);
+                        proptest::prop_assert_eq!(q.remove(&k), want);
+                    }
+                    _ => {
+                        let want = (!model.is_empty()).then(|| model.remove(0));
+                        proptest::prop_assert_eq!(q.pop_oldest(), want);
+                    }
+                }
+                let got: Vec<(u32, u32)> = q.iter().map(|(k, v, _)| (*k, *v)).collect();
+                proptest::prop_assert_eq!(&got, &model);
+                proptest::prop_assert_eq!(q.len(), model.len());
+                proptest::prop_assert!(q.slots.len() <= 5);
+            }
+        }
+    }
+
     #[test]
     fn zero_capacity_is_always_full() {
         let mut q: SynQueue<u32, ()> = SynQueue::with_capacity(0);
