@@ -17,8 +17,8 @@
 //! - **Resolved**: frames go out at once. After `reachable_time` the entry is due for refresh:
 //!   the next `poll` re-reads the kernel's entry (picking up a changed MAC) and asks the kernel
 //!   to re-validate it (the kernel sees none of the stack's traffic, so its entry goes STALE and
-//!   would never be re-probed otherwise). Meanwhile the old MAC is still used (like Linux's STALE state), for at
-//!   most `resolve_timeout` past the due time; an entry the kernel no longer knows by then is
+//!   would never be re-probed otherwise). Meanwhile the old MAC is still used (like Linux's
+//!   STALE state), for at most `resolve_timeout` past the due time; an entry the kernel no longer knows by then is
 //!   removed and the next frame starts a fresh resolution.
 //!
 //! Passive learning ([`NeighCache::learn`]): the caller may report (source IP, source MAC) of a
@@ -28,7 +28,8 @@
 //! never turned into a wrong entry that is later used.
 //!
 //! Memory bound: at most `max_entries` entries, each holding at most `unres_qlen` frames, plus
-//! the event queue, which holds at most `max_entries * unres_qlen` events between drains.
+//! the event queue: events come only from held frames (one each), so a caller that drains
+//! after each `poll`/`learn` never has more than `max_entries * unres_qlen` queued.
 //! Entries are kept in a `BTreeMap` (deterministic order; next hops are few: usually one gateway
 //! plus on-link peers).
 
@@ -216,8 +217,10 @@ impl<F> NeighCache<F> {
             );
         }
         let qlen = self.cfg.unres_qlen;
-        let Some(State::Pending { held, .. }) = self.entries.get_mut(&ip) else {
-            unreachable!("entry inserted above");
+        let held = match self.entries.get_mut(&ip) {
+            Some(State::Pending { held, .. }) => held,
+            // Not reachable: the entry is pending (checked or inserted above).
+            _ => return Queued::Rejected(frame),
         };
         if qlen == 0 {
             self.stats.dropped_overflow += 1;
@@ -304,7 +307,8 @@ impl<F> NeighCache<F> {
     }
 
     /// Does the due work at `now`: resolution attempts and their timeouts, refreshes.
-    /// Results are queued as events; drain them with [`NeighCache::pop_event`].
+    /// Results are queued as events; drain them with [`NeighCache::pop_event`]. Walks every
+    /// entry (O(entries)); the worker calls it when `now >= poll_at()`, not per packet.
     pub fn poll<R: Resolver>(&mut self, now: Instant, resolver: &mut R) {
         let cfg = self.cfg;
         // Collect due work first (bounded by max_entries); the map changes while handling it.
