@@ -2,5 +2,11 @@
 //! segments in, segments out.
 
 pub mod config;
+pub mod cookie;
+pub mod isn;
+pub mod listener;
+pub mod synqueue;
+pub mod tuple;
 
 pub use config::TcpConfig;
+pub use tuple::FourTuple;

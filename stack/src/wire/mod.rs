@@ -3,11 +3,20 @@
 //! after it no accessor can panic. `Repr::emit` writes straight into a caller-owned buffer
 //! (a UMEM frame). No allocation per packet. (Model: smoltcp's `wire`.)
 
+pub mod arp;
+pub mod checksum;
+pub mod ethernet;
+pub mod frame;
+pub mod ipv4;
 pub mod seq;
 pub mod tcp;
 
+pub use arp::{ArpOperation, ArpPacket, ArpRepr};
+pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
+pub use frame::{emit_tcp_frame, parse_tcp_frame, parse_tcp_frame_with, tcp_frame_len, TcpFrame};
+pub use ipv4::{Ipv4Packet, Ipv4Repr, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 pub use seq::SeqNum;
-pub use tcp::{TcpFlags, TcpOptions, TcpRepr, MAX_SACK_BLOCKS};
+pub use tcp::{TcpFlags, TcpOptions, TcpPacket, TcpRepr, MAX_SACK_BLOCKS};
 
 /// Why a packet was rejected. Every rejected packet is dropped and counted by reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

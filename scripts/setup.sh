@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what building and testing xdptcp needs on a fresh Debian 12 machine (idempotent:
+# installs only what is missing). Needs root. Used by scripts/test.sh, scripts/bench.sh and .ci/run.
+set -euo pipefail
+
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "$0: needs root to install packages and create network namespaces: run it as root (e.g. sudo -E $0)" >&2
+    exit 1
+  fi
+}
+
+# Build: clang/llvm for the XDP program, m4 for libxdp-sys, libelf/zlib/libbpf for libbpf-sys.
+# Tests: iproute2 (ip netns, veth), ethtool (checksum offload off), ping, tcpdump for debugging.
+PKGS=(clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev iproute2 ethtool iputils-ping)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  need_root
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found: install the Rust toolchain (https://rustup.rs) and re-run" >&2
+  exit 1
+fi
+for c in rustfmt clippy; do
+  if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$c" >/dev/null 2>&1 || { echo "setup: cargo $c missing: rustup component add $c" >&2; exit 1; }
+  fi
+done
