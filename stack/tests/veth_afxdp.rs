@@ -14,6 +14,7 @@ use std::time::{Duration, Instant as StdInstant};
 use xdptcp::harness::{require_root, VethOptions, VethPair, PEER_ADDR, STACK_ADDR};
 use xdptcp::phy::{AfXdpConfig, AfXdpDevice, AfXdpError, Device};
 use xdptcp::time::Instant;
+use xdptcp::wire::{self, SeqNum};
 use xdptcp_xdp::{AttachOptions, Steering};
 
 /// A small UMEM: 64 RX frames (so that 1000 received frames prove recycling) + 64 TX frames.
@@ -229,13 +230,6 @@ const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
 const ACK: u8 = 0x10;
 
-/// Queues `f` and flushes; panics if the device refuses it.
-fn send(dev: &mut AfXdpDevice, f: &[u8]) {
-    dev.transmit(f.len(), |b| b.copy_from_slice(f))
-        .expect("transmit");
-    dev.flush(now());
-}
-
 #[test]
 fn peer_syn_arrives_with_valid_checksum_and_our_rst_refuses_it() {
     const PORT: u16 = 7001;
@@ -254,28 +248,46 @@ fn peer_syn_arrives_with_valid_checksum_and_our_rst_refuses_it() {
             })
         });
         let mut syn: Option<Result<TcpSeen, String>> = None;
+        let mut wire_ok = None;
         recv_frames(&mut dev, 1, Duration::from_secs(4), |f| {
-            syn = Some(parse_tcp(f))
+            syn = Some(parse_tcp(f));
+            // The stack's own wire layer must accept the kernel's segment too.
+            wire_ok = Some(wire::parse_tcp_frame(f).map(|t| (t.tcp.flags.syn(), t.tcp.dst_port)));
         });
         let syn = syn
             .expect("no frame in the AF_XDP RX ring within 4 s")
             .unwrap();
+        assert_eq!(wire_ok.unwrap(), Ok((true, PORT)));
         // RFC 9293 §3.10.7.3: an acceptable RST in SYN-SENT (ACK = ISS + 1) refuses the
         // connection; the peer's connect() sees ECONNREFUSED only if our frame reached it.
-        let ends = Ends {
-            src_mac: pair.stack_mac,
-            dst_mac: syn.src_mac,
-            src: STACK_ADDR,
-            dst: syn.src,
+        // Emitted by the wire layer straight into the UMEM frame.
+        let rst = wire::TcpRepr {
+            src_port: PORT,
+            dst_port: syn.sport,
+            seq: SeqNum(0),
+            ack: SeqNum(syn.seq.wrapping_add(1)),
+            flags: wire::TcpFlags::RST | wire::TcpFlags::ACK,
+            window: 0,
+            urgent: 0,
+            options: wire::TcpOptions::default(),
+            payload: &[],
         };
-        let rst = Tcp {
-            sport: PORT,
-            dport: syn.sport,
-            seq: 0,
-            ack: syn.seq.wrapping_add(1),
-            flags: RST | ACK,
+        let eth = wire::EthernetRepr {
+            src_addr: wire::EthernetAddress(pair.stack_mac),
+            dst_addr: wire::EthernetAddress(syn.src_mac),
+            ethertype: wire::EtherType::Ipv4,
         };
-        send(&mut dev, &tcp_frame(&ends, &rst, &[]));
+        let len = wire::tcp_frame_len(&rst);
+        let mut sent = Vec::new();
+        dev.transmit(len, |buf| {
+            wire::emit_tcp_frame(buf, &eth, STACK_ADDR, syn.src, 64, &rst);
+            sent = buf.to_vec();
+        })
+        .expect("transmit");
+        dev.flush(now());
+        // Cross-check the emitted frame with the independent parser of this file.
+        let ours = parse_tcp(&sent).expect("our RST parses and its checksums verify");
+        assert_eq!((ours.flags, ours.dport), (RST | ACK, syn.sport));
         (syn, peer.join().unwrap())
     });
 

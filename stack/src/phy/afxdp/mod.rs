@@ -101,6 +101,11 @@ impl AfXdpDevice {
     /// Creates a UMEM and binds a socket to `ifname`'s queue `queue_id` (copy mode unless
     /// `cfg.zero_copy`). Does not load any XDP program: register [`AfXdpDevice::fd`] in the
     /// steering program's XSKMAP.
+    ///
+    /// Re-opening a queue right after dropping its previous socket can fail with EBUSY
+    /// ([`AfXdpError::Socket`]) for a few milliseconds: the kernel releases a closed
+    /// socket's buffer pool from a workqueue. Unregister the socket from the XSKMAP before
+    /// dropping the device.
     pub fn open(ifname: &str, queue_id: u32, cfg: AfXdpConfig) -> Result<Self, AfXdpError> {
         cfg.validate().map_err(AfXdpError::InvalidConfig)?;
         let invalid = |e: String| AfXdpError::InvalidConfig(e);
