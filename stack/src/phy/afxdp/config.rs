@@ -2,6 +2,8 @@
 
 use std::io;
 
+use xsk_rs::config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
+
 /// XDP_PACKET_HEADROOM: the kernel reserves this much before each packet in a UMEM frame.
 pub const XDP_HEADROOM: u32 = 256;
 /// The kernel accepts aligned UMEM chunks from 2048 bytes up to the page size.
@@ -101,6 +103,37 @@ impl AfXdpConfig {
         }
         Ok(())
     }
+
+    /// The xsk-rs configurations: no frame headroom, INHIBIT_PROG_LOAD (our own program
+    /// steers), copy or zero-copy bind, optional need_wakeup.
+    pub(super) fn xsk_configs(&self) -> Result<(UmemConfig, SocketConfig), AfXdpError> {
+        self.validate().map_err(AfXdpError::InvalidConfig)?;
+        let invalid = |e: &dyn std::fmt::Display| AfXdpError::InvalidConfig(e.to_string());
+        let q = |n: u32| QueueSize::new(n).map_err(|e| invalid(&e));
+        let umem = UmemConfig::builder()
+            .frame_size(FrameSize::new(self.frame_size).map_err(|e| invalid(&e))?)
+            .fill_queue_size(q(self.fill_size)?)
+            .comp_queue_size(q(self.comp_size)?)
+            .frame_headroom(0)
+            .build()
+            .map_err(|e| invalid(&e))?;
+        debug_assert_eq!(umem.mtu() as usize, self.max_frame_len());
+        let mut bind = if self.zero_copy {
+            BindFlags::XDP_ZEROCOPY
+        } else {
+            BindFlags::XDP_COPY
+        };
+        if self.need_wakeup {
+            bind |= BindFlags::XDP_USE_NEED_WAKEUP;
+        }
+        let socket = SocketConfig::builder()
+            .rx_queue_size(q(self.rx_size)?)
+            .tx_queue_size(q(self.tx_size)?)
+            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+            .bind_flags(bind)
+            .build();
+        Ok((umem, socket))
+    }
 }
 
 /// Why an AF_XDP device could not be opened.
@@ -192,6 +225,27 @@ mod tests {
             .validate(),
             Ok(())
         );
+    }
+
+    #[test]
+    fn xsk_configs_match_ours() {
+        let (umem, sock) = AfXdpConfig::default().xsk_configs().unwrap();
+        assert_eq!(umem.mtu(), 1792);
+        assert_eq!(umem.fill_queue_size().get(), 16384);
+        assert_eq!(sock.rx_queue_size().get(), 16384);
+        assert!(sock
+            .libxdp_flags()
+            .contains(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD));
+        assert!(sock
+            .bind_flags()
+            .contains(BindFlags::XDP_COPY | BindFlags::XDP_USE_NEED_WAKEUP));
+        let zc = AfXdpConfig {
+            zero_copy: true,
+            need_wakeup: false,
+            ..Default::default()
+        };
+        let (_, sock) = zc.xsk_configs().unwrap();
+        assert_eq!(sock.bind_flags().bits(), BindFlags::XDP_ZEROCOPY.bits());
     }
 
     #[test]

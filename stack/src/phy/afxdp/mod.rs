@@ -25,9 +25,7 @@ use std::io;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
 
-use xsk_rs::config::{
-    BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
-};
+use xsk_rs::config::Interface;
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
 use super::{Device, DeviceStats, TxError};
@@ -107,39 +105,15 @@ impl AfXdpDevice {
     /// socket's buffer pool from a workqueue. Unregister the socket from the XSKMAP before
     /// dropping the device.
     pub fn open(ifname: &str, queue_id: u32, cfg: AfXdpConfig) -> Result<Self, AfXdpError> {
-        cfg.validate().map_err(AfXdpError::InvalidConfig)?;
-        let invalid = |e: String| AfXdpError::InvalidConfig(e);
-        let umem_cfg = UmemConfig::builder()
-            .frame_size(FrameSize::new(cfg.frame_size).map_err(|e| invalid(e.to_string()))?)
-            .fill_queue_size(QueueSize::new(cfg.fill_size).map_err(|e| invalid(e.to_string()))?)
-            .comp_queue_size(QueueSize::new(cfg.comp_size).map_err(|e| invalid(e.to_string()))?)
-            .frame_headroom(0)
-            .build()
-            .map_err(|e| invalid(e.to_string()))?;
-        debug_assert_eq!(umem_cfg.mtu() as usize, cfg.max_frame_len());
-        let frame_count =
-            NonZeroU32::new(cfg.frame_count).ok_or_else(|| invalid("frame_count is 0".into()))?;
+        let (umem_cfg, sock_cfg) = cfg.xsk_configs()?;
+        let frame_count = NonZeroU32::new(cfg.frame_count)
+            .ok_or_else(|| AfXdpError::InvalidConfig("frame_count is 0".into()))?;
         let (umem, mut descs) =
             Umem::new(umem_cfg, frame_count, false).map_err(|e| AfXdpError::Umem {
                 bytes: cfg.umem_bytes(),
                 reason: e.to_string(),
                 source: os_error(&e),
             })?;
-
-        let mut bind = if cfg.zero_copy {
-            BindFlags::XDP_ZEROCOPY
-        } else {
-            BindFlags::XDP_COPY
-        };
-        if cfg.need_wakeup {
-            bind |= BindFlags::XDP_USE_NEED_WAKEUP;
-        }
-        let sock_cfg = SocketConfig::builder()
-            .rx_queue_size(QueueSize::new(cfg.rx_size).map_err(|e| invalid(e.to_string()))?)
-            .tx_queue_size(QueueSize::new(cfg.tx_size).map_err(|e| invalid(e.to_string()))?)
-            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-            .bind_flags(bind)
-            .build();
         let iface: Interface = ifname
             .parse()
             .map_err(|_| AfXdpError::InvalidInterface(ifname.to_string()))?;
