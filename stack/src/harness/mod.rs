@@ -1,3 +1,23 @@
 //! veth/netns helpers for root-only integration tests and benchmarks.
 //!
-//! TODO(io helper).
+//! [`VethPair`] is the Rust twin of `scripts/veth.sh up`: two network namespaces joined by a
+//! veth pair (198.18.0.1/24 on the stack side, 198.18.0.2/24 on the peer), checksum offload
+//! off, optional queue count and MTU, all removed again on drop (also while unwinding from a
+//! panic). [`netns`] runs code inside a namespace on the current or a fresh thread.
+
+pub mod netns;
+mod veth;
+
+pub use netns::{in_netns, NetnsGuard};
+pub use veth::{VethOptions, VethPair, PEER_ADDR, PREFIX_LEN, STACK_ADDR};
+
+/// Panics with one clear line unless running as root: the veth tests must fail, never skip.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!(
+            "veth tests need root: run `sudo -E cargo test` (they create network namespaces \
+             and attach XDP programs)"
+        );
+    }
+}

@@ -4,8 +4,14 @@
 //! - `memory`: an in-memory device pair for tests and the simulator.
 //! - `fault`: a seeded fault injector wrapping any device (drop, duplicate, reorder, delay,
 //!   corrupt), because this kernel has no netem.
-//!
-//! TODO(phy helpers): the submodules above.
+
+pub mod afxdp;
+pub mod fault;
+pub mod memory;
+
+pub use afxdp::{AfXdpConfig, AfXdpDevice, AfXdpError, AfXdpStats};
+pub use fault::{FaultConfig, FaultCounters, FaultInjector, FaultStats};
+pub use memory::MemoryDevice;
 
 use crate::time::Instant;
 
