@@ -238,3 +238,96 @@ fn veth_pair_is_configured() {
         .accept()
         .is_ok()));
 }
+
+/// RFC 1071 ones'-complement sum over the pseudo-header (RFC 9293 section 3.1) and segment.
+fn tcp_checksum_ok(ip: &[u8], tcp: &[u8]) -> bool {
+    let mut sum: u32 = 0;
+    let mut add = |b: &[u8]| {
+        for c in b.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+    };
+    add(&ip[12..20]);
+    add(&[0, 6]);
+    add(&(tcp.len() as u16).to_be_bytes());
+    add(tcp);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum == 0xffff
+}
+
+/// A bare xsk-rs socket on queue 0 (the AF_XDP device proper lives in `phy`): a peer's SYN
+/// to a steered port lands in its RX ring with a valid checksum; unregistered, it goes back to
+/// the kernel as no_socket.
+#[test]
+fn steered_syn_is_redirected_to_a_registered_xsk() {
+    use std::os::fd::AsRawFd;
+    use xsk_rs::config::{LibxdpFlags, SocketConfig, UmemConfig};
+    use xsk_rs::{Socket, Umem};
+
+    let pair = veth();
+    let _ns = pair.enter_stack_ns().unwrap();
+    let mut s = attach(&pair);
+    s.add_listen(STACK_ADDR, 7777).unwrap();
+
+    let (umem, mut descs) =
+        Umem::new(UmemConfig::default(), 64.try_into().unwrap(), false).expect("create UMEM");
+    let cfg = SocketConfig::builder()
+        .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+        .build();
+    let ifname = pair.stack_if.parse().unwrap();
+    // SAFETY: one socket on this UMEM and queue; the program is ours (INHIBIT_PROG_LOAD).
+    let (_tx, mut rx, fq_cq) = unsafe { Socket::new(cfg, &umem, &ifname, 0) }.expect("bind XSK");
+    let (mut fq, _cq) = fq_cq.expect("first socket owns the fill and completion rings");
+    // SAFETY: the frames are fresh and owned by nobody else.
+    assert_eq!(unsafe { fq.produce(&descs[..32]) }, 32);
+    s.register_xsk(0, rx.fd().as_raw_fd()).unwrap();
+
+    let before = s.counters().unwrap();
+    let to = SocketAddr::from((STACK_ADDR, 7777));
+    let mut got = None;
+    std::thread::scope(|scope| {
+        // The SYN goes to our ring and nobody answers: this connect times out after 1 s.
+        let client = scope.spawn(|| {
+            pair.in_peer(|| TcpStream::connect_timeout(&to, Duration::from_secs(1)))
+                .unwrap()
+        });
+        let mut rx_descs = descs.split_off(32);
+        wait_until(Duration::from_secs(3), || {
+            // SAFETY: descriptors come back from the RX ring of this UMEM.
+            let n = unsafe { rx.consume(&mut rx_descs[..1]) };
+            if n == 1 {
+                // SAFETY: the frame was just received and is not in any ring.
+                let data = unsafe { umem.data(&rx_descs[0]) };
+                got = Some(data.contents().to_vec());
+            }
+            got.is_some()
+        });
+        assert!(client.join().unwrap().is_err(), "no SYN-ACK can come back");
+    });
+    let frame = got.expect("SYN in the XSK RX ring within 3 s");
+    assert_eq!(&frame[12..14], &[0x08, 0x00], "IPv4");
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    let ip = &frame[14..];
+    let tot = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let tcp = &ip[ihl..tot];
+    assert_eq!(ip[9], 6, "TCP");
+    assert_eq!(u16::from_be_bytes([tcp[2], tcp[3]]), 7777);
+    assert_eq!(tcp[13] & 0x12, 0x02, "SYN without ACK");
+    assert!(
+        tcp_checksum_ok(ip, tcp),
+        "full checksum (tx offload off on the peer)"
+    );
+    let d = s.counters().unwrap().since(&before);
+    assert!(d.redirected >= 1, "{d:?}");
+    assert_eq!(d.no_socket, 0, "{d:?}");
+
+    // Unregistered: the kernel sees the SYN again and refuses it.
+    s.unregister_xsk(0).unwrap();
+    let before = s.counters().unwrap();
+    let e = connect_from_peer(&pair, 7777).expect_err("kernel has no listener");
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+    let d = s.counters().unwrap().since(&before);
+    assert!(d.no_socket >= 1 && d.redirected == 0, "{d:?}");
+}
