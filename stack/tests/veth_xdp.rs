@@ -161,8 +161,17 @@ fn program_goes_away_when_the_attaching_process_is_killed() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    // Wait (bounded) for the child to say it attached.
+    // Whatever happens below, the child does not outlive this test.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(child);
+    // Wait (bounded) for the child to say it attached.
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -172,15 +181,12 @@ fn program_goes_away_when_the_attaching_process_is_killed() {
             }
         }
     });
-    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("child did not attach within 30 s");
-    }
-    let attached = xdp_prog_on(&pair);
-    child.kill().unwrap(); // SIGKILL: no destructor runs in the child
-    let status = child.wait().unwrap();
-    assert!(attached, "child's program should have been attached");
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("child did not attach within 30 s");
+    assert!(xdp_prog_on(&pair), "child's program should be attached");
+
+    child.0.kill().unwrap(); // SIGKILL: no destructor runs in the child
+    let status = child.0.wait().unwrap();
     assert!(!status.success());
     assert!(
         wait_until(Duration::from_secs(5), || !xdp_prog_on(&pair)),

@@ -316,3 +316,13 @@ impl Steering {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The AF_XDP device hands the loader to worker threads.
+    #[test]
+    fn steering_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<super::Steering>();
+    }
+}
