@@ -144,6 +144,20 @@ fn frags_program_attaches_with_jumbo_mtu() {
 }
 
 #[test]
+fn single_buffer_program_at_jumbo_mtu_asks_for_frags() {
+    require_root();
+    let pair = VethPair::new(VethOptions {
+        queues: 1,
+        mtu: Some(9000),
+    })
+    .expect("create jumbo veth pair");
+    let _ns = pair.enter_stack_ns().unwrap();
+    let e = Steering::attach(&pair.stack_if, AttachOptions { frags: false }).unwrap_err();
+    assert!(matches!(e, Error::NeedsFrags { mtu: 9000, .. }), "{e}");
+    assert!(!xdp_prog_on(&pair));
+}
+
+#[test]
 fn program_goes_away_when_the_attaching_process_is_killed() {
     let pair = veth();
     let exe = std::env::current_exe().unwrap();
