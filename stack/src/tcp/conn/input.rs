@@ -149,6 +149,25 @@ impl Connection {
                 self.pending.syn = true;
                 return;
             }
+            // Simultaneous open (RFC 9293 §3.5 Figure 8, line 6): the peer's SYN,ACK that
+            // acknowledges our SYN completes the handshake (its SYN is the one we have).
+            let iss = s.iss;
+            if s.active && f.syn() && f.ack() && !f.rst() && seg.seq == s.irs {
+                if seg.ack == iss + 1u32 {
+                    let est = Transition::Established {
+                        irs: seg.seq,
+                        una: seg.ack,
+                        wnd: seg.window as u32,
+                        wl1: seg.seq,
+                        wl2: seg.ack,
+                    };
+                    self.last_rx = now;
+                    self.apply(now, est);
+                } else {
+                    self.pending.rst = Some((seg.ack, None));
+                }
+                return;
+            }
         }
         let Some(rcv_nxt) = self.inner.rcv_nxt() else {
             return;

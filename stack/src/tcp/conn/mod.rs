@@ -441,6 +441,7 @@ impl Connection {
         let mut c = Connection::new(now, cfg, ends, inner, nego);
         c.ts.offset = ts_offset;
         c.take_timestamp(now, ack);
+        c.ts.last_ack_sent = ack.seq;
         let mut limiter = ChallengeAckLimiter::new(0);
         // The SYN-RECEIVED step of §3.10.7.4 "fifth check the ACK field" turns it ESTABLISHED.
         let _ = c.on_segment(now, ack, &mut limiter);

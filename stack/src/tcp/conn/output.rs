@@ -61,6 +61,9 @@ impl Connection {
                 _ => {}
             }
             self.pending.ack = false;
+            if let Some(a) = ack {
+                self.ts.last_ack_sent = a;
+            }
         } else if let (true, Some(_)) = (std::mem::take(&mut self.pending.ack), ack) {
             emit(&self.segment(now, iss + 1u32, TcpFlags::ACK, &[]));
         }

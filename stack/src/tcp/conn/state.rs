@@ -315,6 +315,8 @@ impl Connection {
         let from = old.kind();
         self.inner = self.build(now, old, t);
         let to = self.inner.kind();
+        #[cfg(test)]
+        super::tests::record_transition(from, to);
         debug_assert!(
             TRANSITIONS.iter().any(|&(f, _, t2)| f == from && t2 == to),
             "transition {from} -> {to} is not in the RFC 9293 diagram"
