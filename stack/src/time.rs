@@ -39,7 +39,10 @@ impl Instant {
     }
     /// Reads `CLOCK_MONOTONIC`. Only the worker loop and binaries may call this.
     pub fn now_monotonic() -> Instant {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: clock_gettime writes into the timespec we own.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
         Instant(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)

@@ -178,8 +178,10 @@ mod tests {
     }
 
     fn seg(flags: TcpFlags, seq: u32, ts: Option<u32>) -> TcpRepr<'static> {
-        let mut options = TcpOptions::default();
-        options.timestamp = ts.map(|v| (v, 0));
+        let options = TcpOptions {
+            timestamp: ts.map(|v| (v, 0)),
+            ..TcpOptions::default()
+        };
         TcpRepr {
             src_port: 40000,
             dst_port: 80,

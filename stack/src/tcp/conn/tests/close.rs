@@ -173,7 +173,7 @@ fn close_with_unread_data_sends_rst() {
 /// RFC 9293 §3.10.5 ABORT: RST in synchronized states, nothing in SYN-SENT / TIME-WAIT.
 #[test]
 fn abort_table() {
-    let cases: [(fn() -> T, Vec<Out>); 6] = [
+    let cases: [(Fixture, Vec<Out>); 6] = [
         (established, vec![Out::new(RST | ACK, 1001, 5001).win(0)]),
         (fin_wait_2, vec![Out::new(RST | ACK, 1002, 5001).win(0)]),
         (close_wait, vec![Out::new(RST | ACK, 1001, 5002).win(0)]),

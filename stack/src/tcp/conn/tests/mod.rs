@@ -228,6 +228,9 @@ impl T {
     }
 }
 
+/// A fixture building a connection in some state.
+pub type Fixture = fn() -> T;
+
 pub const T0: Instant = Instant::from_secs(1000);
 
 /// SYN-SENT: `connect`, SYN sent.

@@ -54,7 +54,7 @@ fn rst_sequence_table() {
 /// it (RFC 1337).
 #[test]
 fn rst_in_each_synchronized_state() {
-    let cases: [(fn() -> T, u32, State, Vec<Event>); 6] = [
+    let cases: [(Fixture, u32, State, Vec<Event>); 6] = [
         (
             fin_wait_1,
             5001,
