@@ -391,3 +391,63 @@ fn active_option_negotiation() {
         "no MSS option: 536 (RFC 9293 §3.7.1)"
     );
 }
+
+/// SYN cookie path (RFC 4987): the listener validated the returning ACK and decoded the
+/// options; `from_cookie` enters ESTABLISHED at once and takes the ACK's data as the third
+/// segment's.
+#[test]
+fn from_cookie_establishes_and_takes_data() {
+    let nego = Negotiated {
+        mss: 1000,
+        ..Negotiated::default()
+    };
+    let ack = data(ACK | PSH, 5001, 1001, b"GET /");
+    let c = Connection::from_cookie(T0, &cfg(), ends(), &ack, nego, 0);
+    let mut t = T::new(c, T0);
+    assert_eq!(t.state(), State::Established);
+    assert_eq!(t.out(), vec![ack_out(1001, 5006).win(WND - 5)]);
+    assert_eq!(t.events(), vec![Event::Connected, Event::Readable]);
+    assert_eq!(t.read_all(), b"GET /");
+    assert_eq!(t.c.send(t.now, &[1u8; 1500]), Ok(1500));
+    let out = t.out();
+    assert_eq!(out[0].payload.len(), 1000, "MSS from the cookie");
+}
+
+/// The third segment may also carry the peer's FIN: SYN-RECEIVED -> ESTABLISHED ->
+/// CLOSE-WAIT within one segment (RFC 9293 §3.10.7.4 eighth check).
+#[test]
+fn third_segment_with_fin() {
+    let mut t = syn_received();
+    assert_eq!(
+        t.feed(&data(FIN | ACK, 5001, 1001, b"bye")),
+        vec![ack_out(1001, 5005).win(WND - 3)]
+    );
+    assert_eq!(t.state(), State::CloseWait);
+    assert_eq!(t.events(), vec![Event::Connected, Event::Readable, Event::PeerFin]);
+}
+
+/// RFC 7323 §4.1: with timestamps, the RTT sample comes from TSecr (here 250 ms), also for
+/// the ACK that completes an active open's data exchange.
+#[test]
+fn rtt_from_timestamp_echo() {
+    let cfg = TcpConfig {
+        timestamps: true,
+        ..cfg()
+    };
+    let mut t = syn_sent_with(&cfg);
+    let mut synack = seg(SYN | ACK, PEER_ISS, 1001);
+    synack.options.timestamp = Some((77, 1_000_000));
+    synack.options.mss = Some(1460);
+    let ts = TcpOptions {
+        timestamp: Some((1_000_000, 77)),
+        ..TcpOptions::default()
+    };
+    assert_eq!(t.feed(&synack), vec![ack_out(1001, 5001).opts(ts)]);
+    t.c.send(t.now, b"ping").unwrap();
+    t.out();
+    t.now += ms(250);
+    let mut ack = seg(ACK, 5001, 1005);
+    ack.options.timestamp = Some((78, 1_000_000));
+    assert_eq!(t.feed(&ack), vec![]);
+    assert_eq!(t.c.rtt().unwrap().0, Some(ms(250)));
+}

@@ -9,6 +9,7 @@
 
 mod close;
 mod data;
+mod fuzz;
 mod handshake;
 mod rst;
 mod timers;

@@ -193,3 +193,15 @@ fn generated_rst_has_no_options() {
     let mut t = syn_received_with(&cfg, &syn);
     assert_eq!(t.feed(&seg(ACK, 5001, 4242)), vec![rst_out(4242)]);
 }
+
+/// RFC 5961 §5.2 in FIN-WAIT-2 (nothing outstanding): an ACK of data never sent is dropped
+/// with a challenge ACK; the text is not taken.
+#[test]
+fn fin_wait_2_ack_validation() {
+    let mut t = fin_wait_2();
+    assert_eq!(
+        t.feed(&data(ACK, 5001, 1003, b"x")),
+        vec![ack_out(1002, 5001)]
+    );
+    assert_eq!(t.state(), State::FinWait2);
+}
