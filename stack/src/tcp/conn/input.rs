@@ -388,9 +388,10 @@ impl Connection {
         if seg.payload.is_empty() {
             return Some(seg.flags.fin() && seg.seq == rcv.nxt);
         }
-        if orphaned {
-            // Data for a connection the application has closed: nobody will read it. Reset
-            // (RFC 2525 §2.17; Linux: LINUX_MIB_TCPABORTONDATA) with <SEQ=SEG.ACK><CTL=RST>.
+        if orphaned && (seg.seq + seg.payload.len()).gt(rcv.nxt) {
+            // New data for a connection the application has closed: nobody will read it.
+            // Reset (RFC 2525 §2.17; Linux: LINUX_MIB_TCPABORTONDATA) with
+            // <SEQ=SEG.ACK><CTL=RST>. (Duplicates of data already taken are just ACKed.)
             self.pending.rst = Some((seg.ack, None));
             self.apply(now, Transition::Closed(None));
             return None;

@@ -282,3 +282,20 @@ fn time_wait_record_and_reopen() {
     assert_eq!(t.out(), vec![ack_out(1002, 5002)], "old SYN: ACK");
     assert!(established().c.time_wait_record().is_none());
 }
+
+/// A retransmitted duplicate of data already received is not "new data" for an orphaned
+/// connection: the first check answers it with an ACK (and drops it, ACK field included),
+/// no RST.
+#[test]
+fn duplicate_data_for_orphaned_connection_is_acked() {
+    let mut t = established();
+    t.feed(&data(ACK, 5001, 1001, b"abc"));
+    t.read_all();
+    t.c.close(t.now);
+    assert_eq!(t.out(), vec![Out::new(FIN | ACK, 1001, 5004)]);
+    assert_eq!(
+        t.feed(&data(ACK, 5001, 1002, b"abc")),
+        vec![ack_out(1002, 5004)]
+    );
+    assert_eq!(t.state(), State::FinWait1);
+}

@@ -112,7 +112,10 @@ fn run(fixture: usize, steps: &[Step]) {
             assert_eq!(t.c.next_deadline(), None);
         }
         if let Some(d) = t.c.next_deadline() {
-            assert!(d > t.now || t.c.state() == State::Closed, "a due timer was not run");
+            assert!(
+                d > t.now || t.c.state() == State::Closed,
+                "a due timer was not run"
+            );
         }
         while t.c.poll_event().is_some() {}
     }

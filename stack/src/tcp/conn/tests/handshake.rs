@@ -423,7 +423,10 @@ fn third_segment_with_fin() {
         vec![ack_out(1001, 5005).win(WND - 3)]
     );
     assert_eq!(t.state(), State::CloseWait);
-    assert_eq!(t.events(), vec![Event::Connected, Event::Readable, Event::PeerFin]);
+    assert_eq!(
+        t.events(),
+        vec![Event::Connected, Event::Readable, Event::PeerFin]
+    );
 }
 
 /// RFC 7323 §4.1: with timestamps, the RTT sample comes from TSecr (here 250 ms), also for

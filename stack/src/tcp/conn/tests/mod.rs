@@ -11,6 +11,7 @@ mod close;
 mod data;
 mod fuzz;
 mod handshake;
+mod pair;
 mod rst;
 mod timers;
 
