@@ -270,48 +270,52 @@ impl Sim {
             let done_sending =
                 app.sent == app.msg.len() || (sc == Scenario::CloseUnread && side == CLIENT);
             let got_all = |app: &App, n| app.received.len() == n;
-            match (sc, side) {
-                (Scenario::ClientCloses, CLIENT) => {
-                    if done_sending && !app.shut {
-                        c.shutdown_write(self.now);
-                        app.shut = true;
-                    }
-                    if app.peer_fin && got_all(app, 12_345) {
-                        c.close(self.now);
-                    }
-                }
-                (Scenario::ClientCloses, SERVER) | (Scenario::ServerCloses, CLIENT) => {
-                    if done_sending && app.peer_fin && !app.shut {
-                        c.close(self.now);
-                        app.shut = true;
-                    }
-                }
-                (Scenario::ServerCloses, SERVER) => {
-                    if done_sending && !app.shut {
-                        c.close(self.now);
-                        app.shut = true;
-                    }
-                }
-                (Scenario::Abort, CLIENT) => {
-                    if done_sending && all_acked(c, &self.cfg) && c.state() == State::Established {
-                        c.abort(self.now);
-                        app.shut = true;
-                    }
-                }
-                (Scenario::CloseUnread, CLIENT) => {
-                    if c.recv_available() > 0 && !app.shut {
-                        c.close(self.now);
-                        app.shut = true;
-                    }
-                }
-                (Scenario::CloseUnread, SERVER) => {
-                    if done_sending && !app.shut {
-                        c.close(self.now);
-                        app.shut = true;
-                    }
-                }
-                _ => {}
+            if sc == Scenario::ClientCloses
+                && side == CLIENT
+                && app.peer_fin
+                && got_all(app, 12_345)
+            {
+                c.close(self.now);
             }
+            if app.shut {
+                continue;
+            }
+            #[derive(PartialEq)]
+            enum Act {
+                Nothing,
+                Shutdown,
+                Close,
+                Abort,
+            }
+            let act = match (sc, side) {
+                (Scenario::ClientCloses, CLIENT) if done_sending => Act::Shutdown,
+                (Scenario::ClientCloses, SERVER) | (Scenario::ServerCloses, CLIENT)
+                    if done_sending && app.peer_fin =>
+                {
+                    Act::Close
+                }
+                (Scenario::ServerCloses, SERVER) | (Scenario::CloseUnread, SERVER)
+                    if done_sending =>
+                {
+                    Act::Close
+                }
+                (Scenario::Abort, CLIENT)
+                    if done_sending
+                        && all_acked(c, &self.cfg)
+                        && c.state() == State::Established =>
+                {
+                    Act::Abort
+                }
+                (Scenario::CloseUnread, CLIENT) if c.recv_available() > 0 => Act::Close,
+                _ => Act::Nothing,
+            };
+            match act {
+                Act::Nothing => {}
+                Act::Shutdown => c.shutdown_write(self.now),
+                Act::Close => c.close(self.now),
+                Act::Abort => c.abort(self.now),
+            }
+            app.shut = act != Act::Nothing;
         }
         if sc == Scenario::Simultaneous {
             let ready = |s: usize, n: usize| {
