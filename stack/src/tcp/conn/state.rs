@@ -306,6 +306,21 @@ pub const TRANSITIONS: &[(State, &str, State)] = &[
     (State::TimeWait, "2MSL timeout / ABORT", State::Closed),
 ];
 
+/// The transition table as a Mermaid state diagram, for docs/state-machine.md (whose test
+/// compares the committed diagram with this). Entry edges: `connect` and the listener.
+pub fn state_diagram_mermaid() -> String {
+    use std::fmt::Write;
+    let id = |s: State| s.as_str().replace('-', "_");
+    let mut out = String::from("stateDiagram-v2\n");
+    out.push_str("    [*] --> SYN_SENT: connect / snd SYN\n");
+    out.push_str("    [*] --> SYN_RECEIVED: LISTEN rcv SYN / snd SYN,ACK\n");
+    for &(from, event, to) in TRANSITIONS {
+        let _ = writeln!(out, "    {} --> {}: {}", id(from), id(to), event);
+    }
+    out.push_str("    CLOSED --> [*]\n");
+    out
+}
+
 impl Connection {
     /// Apply a transition: the one place where the state changes. Takes the old state apart
     /// and builds the new one; arms and clears the timers the new state needs; tells the

@@ -366,3 +366,19 @@ fn every_transition_of_the_diagram_is_exercised() {
         );
     }
 }
+
+/// The generated diagram has one edge per table row, with the RFC's state names.
+#[test]
+fn mermaid_diagram_from_table() {
+    let d = state_diagram_mermaid();
+    assert!(d.starts_with("stateDiagram-v2\n"));
+    assert_eq!(d.lines().count(), TRANSITIONS.len() + 4);
+    assert!(d.contains("    FIN_WAIT_2 --> TIME_WAIT: rcv FIN / snd ACK\n"));
+    assert!(d.contains("    SYN_SENT --> SYN_RECEIVED: rcv SYN / snd SYN,ACK\n"));
+}
+
+/// The per-connection footprint documented in conn/mod.rs (buffers excluded).
+#[test]
+fn connection_size_bound() {
+    assert!(core::mem::size_of::<Connection>() <= 640);
+}
