@@ -135,7 +135,7 @@ impl Sender {
     }
 
     /// Process an ACK with SND.UNA < SEG.ACK =< SND.MAX: drop acknowledged bytes, take an
-    /// RTT sample (`ts_rtt` from timestamps when available, else Karn's timed segment).
+    /// RTT sample (Karn's timed segment when it is covered, else `ts_rtt` from timestamps).
     pub fn on_ack(&mut self, now: Instant, ack: SeqNum, ts_rtt: Option<Duration>) -> Acked {
         let n = ack - self.una;
         let bytes = n.min(self.buf.len());
@@ -145,9 +145,11 @@ impl Sender {
             self.nxt = ack;
         }
         self.rto_count = 0;
-        match (ts_rtt, self.timing) {
-            (Some(r), _) => self.rtt.sample(r),
-            (None, Some((end, sent))) if end.le(ack) => self.rtt.sample(now - sent),
+        // As Linux: prefer the timed segment (Karn-clean); fall back to the timestamp echo
+        // (RFC 7323 §4.1 RTTM) when the acknowledged data was retransmitted.
+        match (self.timing, ts_rtt) {
+            (Some((end, sent)), _) if end.le(ack) => self.rtt.sample(now - sent),
+            (_, Some(r)) => self.rtt.sample(r),
             _ => {}
         }
         if self.timing.is_some_and(|(end, _)| end.le(ack)) {

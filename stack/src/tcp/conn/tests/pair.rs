@@ -407,12 +407,20 @@ fn check(seed: u64, loss: f64, sc: Scenario) {
                 a.received == b.msg && b.received == a.msg,
                 "{ctx}: bytes differ"
             );
-            assert!(a.peer_fin && b.peer_fin, "{ctx}");
             let tw = |app: &App| app.saw.contains(&State::TimeWait);
+            // An orphaned FIN-WAIT-2 may time out (tcp_fin_timeout) before a heavily lost
+            // FIN gets through; then the peer's FIN meets a closed port: RST in LAST-ACK,
+            // which closes it without an error (RFC 9293 §3.10.7.4). Both still agree.
+            let fin_timeout = |app: &App| app.saw.ends_with(&[State::FinWait2, State::Closed]);
             match sc {
-                Scenario::ClientCloses => assert!(tw(a) && !tw(b), "{ctx}"),
-                Scenario::ServerCloses => assert!(tw(b) && !tw(a), "{ctx}"),
-                _ => assert!(tw(a) || tw(b), "{ctx}"),
+                Scenario::ClientCloses => {
+                    assert!(a.peer_fin && b.peer_fin && tw(a) && !tw(b), "{ctx}")
+                }
+                Scenario::ServerCloses => assert!(
+                    a.peer_fin && !tw(a) && ((b.peer_fin && tw(b)) || fin_timeout(b)),
+                    "{ctx}"
+                ),
+                _ => assert!(a.peer_fin && b.peer_fin && (tw(a) || tw(b)), "{ctx}"),
             }
         }
         Scenario::Abort => {
@@ -444,7 +452,7 @@ const SCENARIOS: [Scenario; 5] = [
 #[test]
 fn pair_no_loss() {
     for sc in SCENARIOS {
-        for seed in 0..10 {
+        for seed in 0..20 {
             check(seed, 0.0, sc);
         }
     }
@@ -453,7 +461,7 @@ fn pair_no_loss() {
 #[test]
 fn pair_5_percent_loss() {
     for sc in SCENARIOS {
-        for seed in 0..40 {
+        for seed in 0..100 {
             check(seed, 0.05, sc);
         }
     }
@@ -462,7 +470,7 @@ fn pair_5_percent_loss() {
 #[test]
 fn pair_20_percent_loss() {
     for sc in SCENARIOS {
-        for seed in 0..40 {
+        for seed in 0..100 {
             check(seed, 0.20, sc);
         }
     }

@@ -187,3 +187,33 @@ fn next_deadline_is_earliest() {
     assert_eq!(t.c.next_deadline(), Some(T0 + secs(1)));
     assert_eq!(t.c.timer(Timer::Keepalive), Some(T0 + secs(7200)));
 }
+
+/// Karn forbids a timed sample for retransmitted data; with timestamps the echo still gives
+/// one (RFC 7323 §4.1 RTTM, Linux's fallback): here 100 ms from the retransmission's TSval.
+#[test]
+fn timestamp_sample_after_retransmission() {
+    let cfg = TcpConfig {
+        timestamps: true,
+        ..cfg()
+    };
+    let mut syn = peer_syn();
+    syn.options.timestamp = Some((1, 0));
+    let mut t = syn_received_with(&cfg, &syn);
+    let mut third = seg(ACK, 5001, 1001);
+    third.options.timestamp = Some((2, 1_000_000));
+    t.feed(&third);
+    t.c.send(t.now, b"x").unwrap();
+    t.out();
+    let out = t.next();
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].options.timestamp,
+        Some((1_001_000, 2)),
+        "TSval of the resend"
+    );
+    t.now += ms(100);
+    let mut ack = seg(ACK, 5001, 1002);
+    ack.options.timestamp = Some((3, 1_001_000));
+    t.feed(&ack);
+    assert_eq!(t.c.rtt().unwrap().0, Some(ms(100)));
+}
