@@ -205,7 +205,7 @@ impl Connection {
         }
         self.last_rx = now;
         self.probes_out = 0;
-        self.rearm_keepalive(now);
+        self.rearm_keepalive();
 
         // "second check the RST bit" (RFC 5961 §3.2: "If the RST bit is set and the sequence
         // number exactly matches the next expected sequence number (RCV.NXT), then TCP MUST

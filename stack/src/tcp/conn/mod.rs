@@ -616,7 +616,6 @@ impl Connection {
     /// Abort (RFC 9293 §3.10.5): in a synchronized state send RST <SEQ=SND.NXT> (with ACK,
     /// as Linux does); enter CLOSED; report `Error(Aborted)`.
     pub fn abort(&mut self, now: Instant) {
-        let _ = now;
         match &self.inner {
             Inner::Closed(_) => return,
             Inner::SynSent(_) | Inner::TimeWait(_) => {}
@@ -633,7 +632,12 @@ impl Connection {
     /// Turn keepalive (RFC 9293 §3.8.4; Linux SO_KEEPALIVE with tcp_keepalive_*) on or off.
     pub fn set_keepalive(&mut self, now: Instant, on: bool) {
         self.app.keepalive = on;
-        self.rearm_keepalive(now);
+        self.rearm_keepalive();
+        // As Linux's SO_KEEPALIVE: the first check is a full keepalive_time after enabling.
+        if self.timers.is_set(Timer::Keepalive) {
+            self.timers
+                .set(Timer::Keepalive, now + self.limits.keepalive_time);
+        }
     }
 
     /// User timeout (RFC 9293 §3.8.4, RFC 5482; Linux TCP_USER_TIMEOUT): abort with

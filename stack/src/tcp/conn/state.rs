@@ -373,7 +373,6 @@ impl Connection {
                 snd.set_window(wnd, wl1, wl2);
                 let rcv = Receiver::new(irs + 1u32, self.limits.rmem);
                 self.ts.last_ack_sent = irs + 1u32;
-                let _ = now;
                 Inner::Established(Established { snd, rcv })
             }
             (Inner::Established(Established { mut snd, rcv }), T::FinWait1) => {
@@ -453,7 +452,7 @@ impl Connection {
                 self.timers.clear(Timer::Retransmit);
                 self.pending.syn = false;
                 self.events.bits |= EV_CONNECTED;
-                self.rearm_keepalive(now);
+                self.rearm_keepalive();
                 // A FIN the application asked for before the handshake finished
                 // (RFC 9293 §3.10.4: queued until ESTABLISHED).
                 if self.app.write_closed {

@@ -217,3 +217,13 @@ fn timestamp_sample_after_retransmission() {
     t.feed(&ack);
     assert_eq!(t.c.rtt().unwrap().0, Some(ms(100)));
 }
+
+/// Enabling keepalive on a long-idle connection waits a full keepalive_time (as Linux).
+#[test]
+fn keepalive_enabled_late_waits_full_time() {
+    let mut t = established();
+    t.now += secs(10_000);
+    t.c.set_keepalive(t.now, true);
+    assert_eq!(t.c.timer(Timer::Keepalive), Some(t.now + secs(7200)));
+    assert_eq!(t.next(), vec![ack_out(1000, 5001)]);
+}
