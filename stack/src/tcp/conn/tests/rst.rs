@@ -205,3 +205,44 @@ fn fin_wait_2_ack_validation() {
     );
     assert_eq!(t.state(), State::FinWait2);
 }
+
+/// RFC 5961 §4.2 in every synchronized state: a SYN at RCV.NXT gets a challenge ACK
+/// <SEQ=SND.NXT><ACK=RCV.NXT> and changes nothing (TIME-WAIT: an old SYN, RFC 6191, ACKed).
+#[test]
+fn syn_challenge_ack_in_every_synchronized_state() {
+    let cases: [(Fixture, u32, u32); 7] = [
+        (established, 1001, 5001),
+        (fin_wait_1, 1002, 5001),
+        (fin_wait_2, 1002, 5001),
+        (close_wait, 1001, 5002),
+        (closing, 1002, 5002),
+        (last_ack, 1002, 5002),
+        (time_wait, 1002, 5002),
+    ];
+    for (fixture, snd_nxt, rcv_nxt) in cases {
+        let mut t = fixture();
+        let before = t.state();
+        t.events();
+        assert_eq!(
+            t.feed(&seg(SYN, rcv_nxt, 0)),
+            vec![ack_out(snd_nxt, rcv_nxt)],
+            "{before}"
+        );
+        assert_eq!(t.state(), before);
+        assert_eq!(t.events(), vec![], "{before}");
+    }
+}
+
+/// RFC 9293 §3.10.7.4 seventh check: after the peer's FIN, text is ignored (CLOSE-WAIT,
+/// CLOSING, LAST-ACK).
+#[test]
+fn text_after_fin_is_ignored() {
+    let cases: [Fixture; 3] = [close_wait, closing, last_ack];
+    for fixture in cases {
+        let mut t = fixture();
+        let before = t.state();
+        assert_eq!(t.feed(&data(ACK, 5002, 1001, b"zz")), vec![], "{before}");
+        assert_eq!(t.state(), before);
+        assert_eq!(t.c.recv_available(), 0);
+    }
+}
