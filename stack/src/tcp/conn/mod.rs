@@ -641,11 +641,15 @@ impl Connection {
     }
 
     /// User timeout (RFC 9293 §3.8.4, RFC 5482; Linux TCP_USER_TIMEOUT): abort with
-    /// `TimedOut` when sent data stays unacknowledged this long. `None` turns it off.
+    /// `TimedOut` when sent data stays unacknowledged this long. In SYN-SENT (set right after
+    /// `connect`) it also bounds the connection attempt, as in Linux. `None` turns it off.
     pub fn set_user_timeout(&mut self, now: Instant, timeout: Option<Duration>) {
         self.app.user_timeout = timeout;
         self.timers.clear(Timer::UserTimeout);
-        self.rearm_user_timeout(now);
+        match (timeout, &self.inner) {
+            (Some(ut), Inner::SynSent(_)) => self.timers.set(Timer::UserTimeout, now + ut),
+            _ => self.rearm_user_timeout(now),
+        }
     }
 
     /// In TIME-WAIT: the compact record the endpoint may keep instead of this connection.
