@@ -446,6 +446,11 @@ impl Connection {
         let mut limiter = ChallengeAckLimiter::new(0);
         // The SYN-RECEIVED step of §3.10.7.4 "fifth check the ACK field" turns it ESTABLISHED.
         let _ = c.on_segment(now, ack, &mut limiter);
+        if let Inner::SynRcvd(_) = c.inner {
+            // Not a valid third segment after all (wrong ports, RST, no ACK): there is no
+            // SYN-ACK to retransmit for a cookie, so drop it rather than leave it half-open.
+            c.apply(now, state::Transition::Closed(None));
+        }
         c
     }
 
