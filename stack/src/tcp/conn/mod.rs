@@ -350,6 +350,9 @@ pub struct Connection {
     last_rx: Instant,
     /// Keepalive probes sent without an answer.
     probes_out: u32,
+    /// When we last answered an out-of-window segment or sent a challenge ACK (Linux
+    /// `last_oow_ack_time`), for the per-connection ACK-loop limit.
+    last_oow_ack: Option<Instant>,
 }
 
 /// What `on_segment` asks of the caller beyond the connection's own output.
@@ -377,6 +380,7 @@ impl Connection {
             app: App::default(),
             last_rx: now,
             probes_out: 0,
+            last_oow_ack: None,
         }
     }
 
