@@ -7,7 +7,12 @@
 
 pub mod config;
 pub mod conn;
+pub mod cookie;
+pub mod isn;
+pub mod listener;
+pub mod synqueue;
 pub mod timewait;
+pub mod tuple;
 
 pub use config::TcpConfig;
 pub use conn::{
@@ -15,3 +20,4 @@ pub use conn::{
     State, Timer,
 };
 pub use timewait::{TimeWait, TimeWaitAction};
+pub use tuple::FourTuple;
