@@ -356,6 +356,37 @@ impl Endpoint {
         })
     }
 
+    /// Close a listener (Linux `close()` on a listening socket): its half-open and
+    /// not-yet-accepted connections are aborted (RST where synchronized) and freed.
+    pub fn unlisten(&mut self, now: Instant, l: ListenerId) -> bool {
+        let Some(mut ls) = self.listeners.get_mut(l.index as usize).and_then(|o| {
+            if o.as_ref().is_some_and(|s| s.gen == l.gen) {
+                o.take()
+            } else {
+                None
+            }
+        }) else {
+            return false;
+        };
+        self.listen_map.remove(&(ls.addr, ls.port));
+        self.listener_gens[l.index as usize] = l.gen.wrapping_add(1);
+        let mut children = Vec::with_capacity(ls.l.syn_queue.len() + ls.l.accept_queue.len());
+        while let Some((_, id)) = ls.l.syn_queue.pop_oldest() {
+            children.push(id);
+        }
+        while let Some(id) = ls.l.accept() {
+            children.push(id);
+        }
+        for id in children {
+            if let Some(s) = self.slot_mut(id) {
+                s.conn.abort(now);
+                s.closed = true;
+                self.touch(id);
+            }
+        }
+        true
+    }
+
     /// A listener's queue depths (SYN queue, accept queue) and counters.
     pub fn listener_info(&self, l: ListenerId) -> Option<(usize, usize, ListenerStats)> {
         let ls = self.listener(l)?;
