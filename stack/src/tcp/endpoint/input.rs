@@ -236,7 +236,7 @@ impl Endpoint {
         }
         // "Third, check for a SYN."
         if seg.flags.syn() {
-            return self.listen_syn(now, l, tuple, seg, from_tw);
+            self.listen_syn(now, l, tuple, seg, from_tw);
         }
         // "Fourth, other data or control: ... drop the segment and return."
     }

@@ -104,7 +104,10 @@ impl Pair {
 
     /// a connects to b's `port`; b accepts. Returns (a's id, b's id).
     fn open(&mut self, l: ListenerId, port: u16) -> (ConnId, ConnId) {
-        let ca = self.a.connect(self.now, A, SocketAddrV4::new(B, port)).unwrap();
+        let ca = self
+            .a
+            .connect(self.now, A, SocketAddrV4::new(B, port))
+            .unwrap();
         self.run();
         assert!(events(&mut self.b).contains(&EndpointEvent::Incoming(l)));
         let cb = self.b.accept(l).expect("accepted");
@@ -149,7 +152,10 @@ fn handshake_both_ways_and_data() {
     assert_eq!(syn.flags(), TcpFlags::SYN);
     assert_eq!(syn_ack.flags(), TcpFlags::SYN | TcpFlags::ACK);
     assert_eq!(syn_ack.ack(), syn.seq() + 1u32);
-    assert_eq!((ack.flags(), ack.seq(), ack.ack()), (TcpFlags::ACK, syn.seq() + 1u32, syn_ack.seq() + 1u32));
+    assert_eq!(
+        (ack.flags(), ack.seq(), ack.ack()),
+        (TcpFlags::ACK, syn.seq() + 1u32, syn_ack.seq() + 1u32)
+    );
     assert_eq!(conn_events(&mut p.a, ca), [Event::Connected]);
     assert_eq!(p.a.send(p.now, ca, b"hello").unwrap(), 5);
     p.run();
@@ -180,7 +186,10 @@ fn refused_connect() {
     assert_eq!(rst.flags(), TcpFlags::RST | TcpFlags::ACK);
     assert_eq!((rst.seq(), rst.ack()), (SeqNum(0), syn.seq() + 1u32));
     assert_eq!(p.log.len(), 2, "no reply to a RST");
-    assert_eq!(conn_events(&mut p.a, ca), [Event::Error(ConnError::Refused), Event::Closed]);
+    assert_eq!(
+        conn_events(&mut p.a, ca),
+        [Event::Error(ConnError::Refused), Event::Closed]
+    );
     assert_eq!((p.b.stats().rst_closed, p.b.stats().no_listener), (1, 1));
     // Finished but not closed: kept until close().
     assert_eq!(p.a.state(ca), Some(State::Closed));
@@ -199,14 +208,25 @@ fn rst_for_stray_segments_exact_fields() {
     let mut data = tcp(1234, 80, 700, 0, TcpFlags::PSH);
     data.payload = b"abc";
     b.on_segment(now, A, B, &data);
-    b.on_segment(now, A, B, &tcp(1234, 80, 100, 5000, TcpFlags::RST | TcpFlags::ACK));
+    b.on_segment(
+        now,
+        A,
+        B,
+        &tcp(1234, 80, 100, 5000, TcpFlags::RST | TcpFlags::ACK),
+    );
     let out = flush(&mut b, now);
     assert_eq!(out.len(), 2);
     let r = out[0].repr();
     assert_eq!((out[0].src, out[0].dst), (B, A));
-    assert_eq!((r.src_port, r.dst_port, r.seq, r.ack, r.flags), (80, 1234, SeqNum(5000), SeqNum(0), TcpFlags::RST));
+    assert_eq!(
+        (r.src_port, r.dst_port, r.seq, r.ack, r.flags),
+        (80, 1234, SeqNum(5000), SeqNum(0), TcpFlags::RST)
+    );
     let r = out[1].repr();
-    assert_eq!((r.seq, r.ack, r.flags), (SeqNum(0), SeqNum(703), TcpFlags::RST | TcpFlags::ACK));
+    assert_eq!(
+        (r.seq, r.ack, r.flags),
+        (SeqNum(0), SeqNum(703), TcpFlags::RST | TcpFlags::ACK)
+    );
     // A listener answers an ACK with RST too (§3.10.7.2 second check), ignores a RST.
     b.listen(B, 80, 4).unwrap();
     b.on_segment(now, A, B, &tcp(1234, 80, 100, 777, TcpFlags::ACK));
@@ -215,9 +235,23 @@ fn rst_for_stray_segments_exact_fields() {
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].seq(), out[0].flags()), (SeqNum(777), TcpFlags::RST));
     let s = b.stats();
-    assert_eq!((s.rst_closed, s.rst_listen_bad_ack, s.no_listener, s.segments_in, s.segments_out), (2, 1, 3, 5, 3));
+    assert_eq!(
+        (
+            s.rst_closed,
+            s.rst_listen_bad_ack,
+            s.no_listener,
+            s.segments_in,
+            s.segments_out
+        ),
+        (2, 1, 3, 5, 3)
+    );
     // Broadcast sources and port 0 are dropped without a reply.
-    b.on_segment(now, Ipv4Addr::BROADCAST, B, &tcp(1234, 80, 1, 1, TcpFlags::ACK));
+    b.on_segment(
+        now,
+        Ipv4Addr::BROADCAST,
+        B,
+        &tcp(1234, 80, 1, 1, TcpFlags::ACK),
+    );
     b.on_segment(now, A, B, &tcp(0, 80, 1, 1, TcpFlags::ACK));
     assert!(flush(&mut b, now).is_empty());
     assert_eq!(b.stats().malformed_in, 2);
@@ -237,13 +271,22 @@ fn syn_cookies_always() {
     // The SYN-ACK leaves no state behind.
     let syn = flush(&mut p.a, p.now);
     deliver(&mut p.b, p.now, &syn);
-    assert_eq!((p.b.connection_count(), p.b.listener_info(l).unwrap().0), (0, 0));
+    assert_eq!(
+        (p.b.connection_count(), p.b.listener_info(l).unwrap().0),
+        (0, 0)
+    );
     let syn_ack = flush(&mut p.b, p.now);
     assert_eq!(syn_ack.len(), 1);
     let sa = syn_ack[0].repr();
-    assert_eq!((sa.flags, sa.ack), (TcpFlags::SYN | TcpFlags::ACK, syn[0].seq() + 1u32));
+    assert_eq!(
+        (sa.flags, sa.ack),
+        (TcpFlags::SYN | TcpFlags::ACK, syn[0].seq() + 1u32)
+    );
     assert!(sa.options.timestamp.is_some() && sa.options.sack_permitted);
-    assert_eq!(sa.options.window_scale, Some(Negotiated::our_shift(p.b.config())));
+    assert_eq!(
+        sa.options.window_scale,
+        Some(Negotiated::our_shift(p.b.config()))
+    );
     deliver(&mut p.a, p.now, &syn_ack);
     p.run();
     let cbid = p.b.accept(l).expect("cookie connection accepted");
@@ -254,7 +297,10 @@ fn syn_cookies_always() {
     assert!(n.timestamps && n.sack && n.window_scaling);
     assert_eq!((n.snd_shift, n.rcv_shift), (na.rcv_shift, na.snd_shift));
     let s = *p.b.stats();
-    assert_eq!((s.cookies_sent, s.cookies_accepted, s.cookies_rejected), (1, 1, 0));
+    assert_eq!(
+        (s.cookies_sent, s.cookies_accepted, s.cookies_rejected),
+        (1, 1, 0)
+    );
     // Data flows over the cookie connection.
     p.a.send(p.now, ca, b"via cookie").unwrap();
     p.run();
@@ -263,7 +309,10 @@ fn syn_cookies_always() {
     // A forged ACK (wrong cookie) is rejected and answered with RST <SEQ=SEG.ACK>.
     p.b.on_segment(p.now, A, B, &tcp(40_123, 80, 1, 0xdead_beef, TcpFlags::ACK));
     let out = flush(&mut p.b, p.now);
-    assert_eq!((out[0].flags(), out[0].seq()), (TcpFlags::RST, SeqNum(0xdead_beef)));
+    assert_eq!(
+        (out[0].flags(), out[0].seq()),
+        (TcpFlags::RST, SeqNum(0xdead_beef))
+    );
     assert_eq!(p.b.stats().cookies_rejected, 1);
 }
 
@@ -287,8 +336,14 @@ fn syn_queue_full_without_cookies_drops() {
     assert_eq!(out.len(), 1, "one SYN-ACK, two silent drops");
     assert_eq!(out[0].ack(), syns[0].seq() + 1u32);
     let (sq, aq, ls) = p.b.listener_info(l).unwrap();
-    assert_eq!((sq, aq, ls.syn_queue_full_drops, ls.listen_drops), (1, 0, 2, 2));
-    assert_eq!((p.b.stats().syn_dropped, p.b.state_counts().syn_received), (2, 1));
+    assert_eq!(
+        (sq, aq, ls.syn_queue_full_drops, ls.listen_drops),
+        (1, 0, 2, 2)
+    );
+    assert_eq!(
+        (p.b.stats().syn_dropped, p.b.state_counts().syn_received),
+        (2, 1)
+    );
 }
 
 /// Linux tcp_check_req: a third ACK that finds the accept queue full is dropped; the
@@ -303,7 +358,7 @@ fn accept_queue_full_drops_then_completes_or_resets() {
         };
         let mut p = Pair::new(TcpConfig::default(), cb);
         let l = p.b.listen(B, 80, 1).unwrap(); // accept queue holds 2 (Linux: backlog + 1)
-        // c1: SYN queued; its ACK is held back.
+                                               // c1: SYN queued; its ACK is held back.
         let c1 = p.a.connect(p.now, A, SocketAddrV4::new(B, 80)).unwrap();
         deliver(&mut p.b, p.now, &flush(&mut p.a, p.now));
         deliver(&mut p.a, p.now, &flush(&mut p.b, p.now));
@@ -374,7 +429,10 @@ fn time_wait_record_reacks_fin_and_ignores_rst() {
     assert_eq!(out.len(), 1);
     let r = out[0].repr();
     let f = fin.repr();
-    assert_eq!((r.flags, r.seq, r.ack), (TcpFlags::ACK, f.ack, f.seq + 1u32));
+    assert_eq!(
+        (r.flags, r.seq, r.ack),
+        (TcpFlags::ACK, f.ack, f.seq + 1u32)
+    );
     assert_eq!((r.src_port, r.dst_port), (f.dst_port, f.src_port));
     // RFC 1337: RST ignored, record kept.
     let rst = tcp(f.src_port, f.dst_port, (f.seq + 1u32).0, 0, TcpFlags::RST);
@@ -400,10 +458,20 @@ fn new_syn_in_time_wait_accepted() {
     let l = p.b.listen(B, 80, 16).unwrap();
     let (ca, cb) = p.open(l, 80);
     // b (the server) closes first.
-    let mut p2 = Pair { a: p.b, b: p.a, now: p.now, log: Vec::new() };
+    let mut p2 = Pair {
+        a: p.b,
+        b: p.a,
+        now: p.now,
+        log: Vec::new(),
+    };
     active_close(&mut p2, cb, ca);
     let (mut b, a) = (p2.a, p2.b);
-    p = Pair { a, b: std::mem::replace(&mut b, ep(TcpConfig::default(), 9, 1..=1)), now: p2.now, log: Vec::new() };
+    p = Pair {
+        a,
+        b: std::mem::replace(&mut b, ep(TcpConfig::default(), 9, 1..=1)),
+        now: p2.now,
+        log: Vec::new(),
+    };
     assert_eq!(p.b.time_wait_count(), 1);
     assert_eq!(p.a.connection_count(), 0);
     p.now += Duration::from_millis(10);
@@ -431,14 +499,28 @@ fn tw_reuse_active_open() {
         let (ca, cb) = p.open(l, 80);
         active_close(&mut p, ca, cb);
         assert_eq!(p.a.time_wait_count(), 1);
-        let last_a = p.log.iter().rev().find(|(from_a, _)| *from_a).unwrap().1.repr().seq;
+        let last_a = p
+            .log
+            .iter()
+            .rev()
+            .find(|(from_a, _)| *from_a)
+            .unwrap()
+            .1
+            .repr()
+            .seq;
         let remote = SocketAddrV4::new(B, 80);
         // TS.Recent is fresh: not yet.
         assert_eq!(p.a.connect(p.now, A, remote), Err(ConnectError::NoPorts));
         p.now += Duration::from_secs(1);
+        assert_eq!(p.a.connect(p.now, A, remote), Err(ConnectError::NoPorts));
+        p.now += Duration::from_millis(1);
         let r = p.a.connect(p.now, A, remote);
         if reuse == 2 {
-            assert_eq!(r, Err(ConnectError::NoPorts), "tcp_tw_reuse=2 is loopback only");
+            assert_eq!(
+                r,
+                Err(ConnectError::NoPorts),
+                "tcp_tw_reuse=2 is loopback only"
+            );
             continue;
         }
         let ca2 = r.unwrap();
@@ -473,7 +555,10 @@ fn ephemeral_exhaustion() {
     };
     let mut small = ep(cfg, 1, 40_000..=40_100);
     small.connect(T0, A, r1).unwrap();
-    assert_eq!(small.connect(T0, A, r1), Err(ConnectError::TooManyConnections));
+    assert_eq!(
+        small.connect(T0, A, r1),
+        Err(ConnectError::TooManyConnections)
+    );
     assert_eq!(small.stats().connect_limit_refused, 1);
 }
 
