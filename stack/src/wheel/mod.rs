@@ -120,7 +120,10 @@ impl<K: Copy> TimerWheel<K> {
     pub fn new(now: Instant, tick: Duration, max_timers: usize) -> Self {
         let tick_ns = u64::try_from(tick.as_nanos()).expect("tick below 2^64 ns");
         assert!(tick_ns > 0, "timer wheel tick must be positive");
-        assert!(max_timers < NIL as usize, "max_timers must be below u32::MAX");
+        assert!(
+            max_timers < NIL as usize,
+            "max_timers must be below u32::MAX"
+        );
         TimerWheel {
             tick_ns,
             elapsed: now.as_nanos() / tick_ns,
@@ -236,7 +239,8 @@ impl<K: Copy> TimerWheel<K> {
         if self.lists[READY as usize].head != NIL {
             return Some(self.now());
         }
-        self.next_expiration().map(|(tick, _)| self.instant_of(tick))
+        self.next_expiration()
+            .map(|(tick, _)| self.instant_of(tick))
     }
 
     /// Advances the wheel to `now` and returns one timer whose deadline is `<= now`, or
@@ -285,7 +289,7 @@ impl<K: Copy> TimerWheel<K> {
 
     fn tick_ceil(&self, t: Instant) -> u64 {
         let ns = t.as_nanos();
-        ns / self.tick_ns + u64::from(ns % self.tick_ns != 0)
+        ns / self.tick_ns + u64::from(!ns.is_multiple_of(self.tick_ns))
     }
 
     fn instant_of(&self, tick: u64) -> Instant {

@@ -25,9 +25,15 @@ fn fires_at_deadline_never_early() {
     // 10.5 ms rounds up to tick 11.
     w.arm(Instant::from_micros(10_500), 2).unwrap();
     assert_eq!(w.next_expiry(), Some(ms(10)));
-    assert_eq!(drain(&mut w, Instant::from_nanos(9_999_999)), Vec::<u32>::new());
+    assert_eq!(
+        drain(&mut w, Instant::from_nanos(9_999_999)),
+        Vec::<u32>::new()
+    );
     assert_eq!(drain(&mut w, ms(10)), vec![1]);
-    assert_eq!(drain(&mut w, Instant::from_nanos(10_999_999)), Vec::<u32>::new());
+    assert_eq!(
+        drain(&mut w, Instant::from_nanos(10_999_999)),
+        Vec::<u32>::new()
+    );
     assert_eq!(w.next_expiry(), Some(ms(11)));
     assert_eq!(drain(&mut w, ms(11)), vec![2]);
     assert!(w.is_empty());
@@ -137,9 +143,17 @@ fn cascades_across_every_level_boundary() {
         }
         for &d in &deadlines {
             let before = Instant::from_nanos(d * 1000 - 1);
-            assert_eq!(drain(&mut w, before), Vec::<u64>::new(), "start {start} d {d}");
+            assert_eq!(
+                drain(&mut w, before),
+                Vec::<u64>::new(),
+                "start {start} d {d}"
+            );
             assert!(w.next_expiry().unwrap() <= Instant::from_micros(d));
-            assert_eq!(drain(&mut w, Instant::from_micros(d)), vec![d], "start {start}");
+            assert_eq!(
+                drain(&mut w, Instant::from_micros(d)),
+                vec![d],
+                "start {start}"
+            );
         }
         assert!(w.is_empty());
     }
@@ -188,14 +202,20 @@ fn far_jump_and_cancelled_overflow() {
     let a = w.arm(Instant::from_nanos(2 * range), 1u8).unwrap();
     assert!(w.cancel(a));
     assert_eq!(w.next_expiry(), None);
-    assert_eq!(drain(&mut w, Instant::from_nanos(5 * range)), Vec::<u8>::new());
+    assert_eq!(
+        drain(&mut w, Instant::from_nanos(5 * range)),
+        Vec::<u8>::new()
+    );
     let far = 1u64 << 62;
     w.arm(Instant::from_nanos(far + 3), 2).unwrap();
     w.arm(Instant::from_nanos(7 * range), 3).unwrap();
     assert_eq!(w.next_expiry(), Some(Instant::from_nanos(7 * range)));
     assert_eq!(drain(&mut w, Instant::from_nanos(7 * range)), vec![3]);
     assert_eq!(w.next_expiry(), Some(Instant::from_nanos(far)));
-    assert_eq!(drain(&mut w, Instant::from_nanos(far + 2)), Vec::<u8>::new());
+    assert_eq!(
+        drain(&mut w, Instant::from_nanos(far + 2)),
+        Vec::<u8>::new()
+    );
     assert_eq!(w.next_expiry(), Some(Instant::from_nanos(far + 3)));
     assert_eq!(drain(&mut w, Instant::from_nanos(far + 3)), vec![2]);
 }
@@ -203,7 +223,11 @@ fn far_jump_and_cancelled_overflow() {
 #[test]
 fn end_of_time_does_not_overflow() {
     let max = Instant::from_nanos(u64::MAX);
-    let mut w = TimerWheel::new(Instant::from_nanos(u64::MAX - 100), Duration::from_nanos(1), 4);
+    let mut w = TimerWheel::new(
+        Instant::from_nanos(u64::MAX - 100),
+        Duration::from_nanos(1),
+        4,
+    );
     w.arm(max, 1u8).unwrap();
     w.arm(Instant::from_nanos(u64::MAX - 50), 2).unwrap();
     assert_eq!(drain(&mut w, Instant::from_nanos(u64::MAX - 1)), vec![2]);
@@ -211,7 +235,10 @@ fn end_of_time_does_not_overflow() {
     // A coarse tick: a deadline whose rounded-up tick lies past the end of time never fires.
     let mut w = TimerWheel::new(Instant::ZERO, Duration::from_secs(3), 4);
     w.arm(max, 3u8).unwrap();
-    assert_eq!(drain(&mut w, Instant::from_nanos(u64::MAX - 1)), Vec::<u8>::new());
+    assert_eq!(
+        drain(&mut w, Instant::from_nanos(u64::MAX - 1)),
+        Vec::<u8>::new()
+    );
     assert_eq!(w.len(), 1);
 }
 
@@ -244,12 +271,19 @@ fn one_million_timers_fire_exactly_once() {
             assert!(d <= now, "early");
             // Rounded up to the tick, the deadline was after the previous poll.
             let rounded = Instant::from_millis(d.as_nanos().div_ceil(1_000_000));
-            assert!(rounded > prev, "late: {d:?} due at {rounded:?}, prev poll {prev:?}");
+            assert!(
+                rounded > prev,
+                "late: {d:?} due at {rounded:?}, prev poll {prev:?}"
+            );
             count += 1;
         }
         prev = now;
         now += Duration::from_micros(rng.gen_range(1..5_000));
-        assert!(now < start + Duration::from_secs(12), "timers left: {}", w.len());
+        assert!(
+            now < start + Duration::from_secs(12),
+            "timers left: {}",
+            w.len()
+        );
     }
     assert!(w.is_empty());
     assert_eq!(w.next_expiry(), None);
