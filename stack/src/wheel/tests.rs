@@ -40,6 +40,13 @@ fn fires_at_deadline_never_early() {
     assert_eq!(w.next_expiry(), None);
 }
 
+/// The per-timer memory figures documented in the module header.
+#[test]
+fn entry_sizes() {
+    assert_eq!(core::mem::size_of::<Entry<u32>>(), 24);
+    assert_eq!(core::mem::size_of::<Entry<u64>>(), 32);
+}
+
 #[test]
 fn past_and_present_deadlines_fire_on_next_poll() {
     let mut w = TimerWheel::new(ms(100), MS, 16);
@@ -47,19 +54,24 @@ fn past_and_present_deadlines_fire_on_next_poll() {
     w.arm(Instant::from_micros(100_400), 'b').unwrap(); // rounds to 101: not due
     w.arm(ms(100), 'c').unwrap();
     assert_eq!(w.next_expiry(), Some(ms(100)));
-    assert_eq!(drain(&mut w, ms(100)), vec!['a', 'c']);
+    let mut due = drain(&mut w, ms(100));
+    due.sort_unstable();
+    assert_eq!(due, vec!['a', 'c']);
     assert_eq!(drain(&mut w, ms(101)), vec!['b']);
 }
 
 #[test]
-fn fires_in_deadline_order_fifo_within_tick() {
+fn fires_in_deadline_order() {
     let mut w = TimerWheel::new(Instant::ZERO, MS, 64);
     let deadlines = [500u64, 3, 70, 3, 4096, 64, 262_144, 1, 65, 500];
     for (i, &d) in deadlines.iter().enumerate() {
         w.arm(ms(d), i).unwrap();
     }
-    let fired = drain(&mut w, ms(1_000_000));
-    assert_eq!(fired, vec![7, 1, 3, 5, 8, 2, 0, 9, 4, 6]);
+    let fired: Vec<u64> = drain(&mut w, ms(1_000_000))
+        .iter()
+        .map(|&i| deadlines[i])
+        .collect();
+    assert_eq!(fired, vec![1, 3, 3, 64, 65, 70, 500, 500, 4096, 262_144]);
 }
 
 #[test]
@@ -72,18 +84,22 @@ fn cancel_and_stale_ids() {
     assert!(!w.cancel(a), "double cancel");
     assert_eq!(w.len(), 1);
     assert_eq!(w.deadline(a), None);
-    // The freed entry is reused; the old id must not reach the new timer.
     let c = w.arm(ms(20), 3).unwrap();
-    assert_eq!(c.index, a.index);
     assert!(!w.cancel(a));
-    assert!(!w.reset(a, ms(1)));
     assert_eq!(w.deadline(c), Some(ms(20)));
     assert_eq!(drain(&mut w, ms(15)), vec![2]);
     assert!(!w.cancel(b), "fired id is spent");
+    // Entries of a (reclaimed at tick 10) and b are reused; old ids must not reach
+    // the new timers.
+    let d = w.arm(ms(30), 4).unwrap();
+    assert!(d.index == a.index || d.index == b.index);
+    assert!(!w.cancel(a));
+    assert!(!w.cancel(b));
     assert!(w.cancel(c));
-    assert_eq!(drain(&mut w, ms(100)), Vec::<u8>::new());
+    assert_eq!(drain(&mut w, ms(100)), vec![4]);
     assert!(w.is_empty());
     assert_eq!(w.next_expiry(), None);
+    assert!(!w.cancel(d));
     // Out-of-range index.
     assert!(!w.cancel(TimerId { index: 7, gen: 0 }));
 }
@@ -95,29 +111,67 @@ fn cancel_from_middle_head_and_tail_of_a_slot() {
     assert!(w.cancel(ids[2]));
     assert!(w.cancel(ids[0]));
     assert!(w.cancel(ids[4]));
-    assert_eq!(drain(&mut w, ms(7)), vec![1, 3]);
-    // Cancelling the last timer of a slot clears its occupied bit.
+    let mut due = drain(&mut w, ms(7));
+    due.sort_unstable();
+    assert_eq!(due, vec![1, 3]);
+    // A cancelled timer stays on its slot until the wheel reaches it (a spurious
+    // wake-up at worst), then its entry is reclaimed.
     let x = w.arm(ms(9), 9).unwrap();
     assert!(w.cancel(x));
+    assert_eq!(w.next_expiry(), Some(ms(9)));
+    assert_eq!((w.len(), w.dead), (0, 1));
+    assert_eq!(drain(&mut w, ms(9)), Vec::<u32>::new());
     assert_eq!(w.occupied, [0; LEVELS]);
+    assert_eq!(w.next_expiry(), None);
+    assert_eq!(w.dead, 0);
+}
+
+/// When the arena is at its bound (1.5 x max_timers + 1), arming sweeps the cancelled
+/// entries instead of growing; live timers are unaffected.
+#[test]
+fn full_arena_sweeps_cancelled_entries() {
+    let mut w = TimerWheel::new(Instant::ZERO, MS, 4);
+    let ids: Vec<_> = (0..4u32)
+        .map(|k| w.arm(ms(100 + k as u64), k).unwrap())
+        .collect();
+    assert_eq!(w.arm(ms(1), 9), Err(WheelFull));
+    for &id in &ids[..3] {
+        assert!(w.cancel(id));
+    }
+    for k in 10..13u32 {
+        w.arm(ms(k as u64), k).unwrap();
+    }
+    assert_eq!(w.entries.len(), 7, "bound 4 + 4/2 + 1");
+    assert_eq!((w.len(), w.dead), (4, 3));
+    assert!(w.cancel(ids[3]));
+    w.arm(ms(50), 50).unwrap(); // arena full: sweep reclaims 4 dead entries
+    assert_eq!(w.entries.len(), 7);
+    assert_eq!((w.len(), w.dead), (4, 0));
+    assert_eq!(drain(&mut w, ms(1000)), vec![10, 11, 12, 50]);
     assert_eq!(w.next_expiry(), None);
 }
 
+/// The documented one-entry-per-connection pattern: a later deadline keeps the armed
+/// entry (which then fires early for the connection), an earlier one re-arms.
 #[test]
-fn reset_moves_earlier_and_later() {
+fn rearm_pattern() {
     let mut w = TimerWheel::new(Instant::ZERO, MS, 8);
-    let a = w.arm(ms(5_000), 'a').unwrap();
-    let b = w.arm(ms(10), 'b').unwrap();
-    assert!(w.reset(a, ms(3)));
-    assert!(w.reset(b, ms(100_000)));
-    assert_eq!(drain(&mut w, ms(99_999)), vec!['a']);
-    assert!(!w.reset(a, ms(1)), "fired");
-    assert_eq!(w.deadline(b), Some(ms(100_000)));
-    assert_eq!(drain(&mut w, ms(100_000)), vec!['b']);
-    // Reset to the past: due on the next poll.
-    let c = w.arm(ms(200_000), 'c').unwrap();
-    assert!(w.reset(c, ms(1)));
-    assert_eq!(drain(&mut w, ms(100_000)), vec!['c']);
+    let mut armed = (w.arm(ms(200), 'c').unwrap(), ms(200));
+    // An ACK pushes the RTO to 250 ms: keep the entry.
+    let rto = ms(250);
+    assert!(rto >= armed.1);
+    // A delayed ACK due at 40 ms: earlier, so re-arm.
+    assert!(w.cancel(armed.0));
+    armed = (w.arm(ms(40), 'c').unwrap(), ms(40));
+    assert_eq!(w.len(), 1);
+    assert_eq!(drain(&mut w, ms(39)), Vec::<char>::new());
+    let (id, key) = w.pop_expired(ms(40)).unwrap();
+    assert_eq!((id, key), (armed.0, 'c'));
+    assert!(!w.cancel(id), "a fired id is spent");
+    // The connection re-arms for its RTO.
+    w.arm(rto, 'c').unwrap();
+    assert_eq!(drain(&mut w, ms(249)), Vec::<char>::new());
+    assert_eq!(drain(&mut w, ms(250)), vec!['c']);
 }
 
 /// Deadlines on both sides of every level boundary (64^L ticks), seen from several
@@ -201,11 +255,16 @@ fn far_jump_and_cancelled_overflow() {
     let mut w = TimerWheel::new(Instant::ZERO, Duration::from_nanos(1), 4);
     let a = w.arm(Instant::from_nanos(2 * range), 1u8).unwrap();
     assert!(w.cancel(a));
-    assert_eq!(w.next_expiry(), None);
+    assert_eq!(
+        w.next_expiry(),
+        Some(Instant::from_nanos(2 * range)),
+        "dead entry"
+    );
     assert_eq!(
         drain(&mut w, Instant::from_nanos(5 * range)),
         Vec::<u8>::new()
     );
+    assert_eq!(w.next_expiry(), None);
     let far = 1u64 << 62;
     w.arm(Instant::from_nanos(far + 3), 2).unwrap();
     w.arm(Instant::from_nanos(7 * range), 3).unwrap();
@@ -320,10 +379,11 @@ proptest! {
         start in any::<u64>().prop_map(|s| s >> 8),
         sub_tick in any::<u64>(),
         ops in prop::collection::vec(op(), 1..200),
+        max in prop_oneof![Just(8usize), Just(64), Just(1 << 16)],
     ) {
         let tick = Duration::from_nanos(tick_ns);
         let mut now = start;
-        let mut w = TimerWheel::new(Instant::from_nanos(now), tick, 1 << 16);
+        let mut w = TimerWheel::new(Instant::from_nanos(now), tick, max);
         // (deadline tick, arm sequence) -> key; live: key -> (id, model key)
         let mut model: BTreeMap<(u64, u64), u64> = BTreeMap::new();
         let mut live: Vec<(TimerId, (u64, u64))> = Vec::new();
@@ -332,7 +392,10 @@ proptest! {
             match op {
                 Op::Arm(d) | Op::Reset(_, d) if matches!(op, Op::Arm(_)) || live.is_empty() => {
                     let deadline = now.saturating_add(d.saturating_mul(tick_ns)).saturating_add(sub_tick % tick_ns);
-                    let id = w.arm(Instant::from_nanos(deadline), seq).unwrap();
+                    let Ok(id) = w.arm(Instant::from_nanos(deadline), seq) else {
+                        prop_assert_eq!(live.len(), max);
+                        continue;
+                    };
                     let mk = (deadline.div_ceil(tick_ns), seq);
                     model.insert(mk, seq);
                     live.push((id, mk));
@@ -346,10 +409,12 @@ proptest! {
                 }
                 Op::Cancel(_) => {}
                 Op::Reset(i, d) => {
+                    // Re-arm: cancel and arm at the new deadline under the same key.
                     let i = i % live.len();
                     let deadline = now.saturating_add(d.saturating_mul(tick_ns));
-                    prop_assert!(w.reset(live[i].0, Instant::from_nanos(deadline)));
+                    prop_assert!(w.cancel(live[i].0));
                     let key = model.remove(&live[i].1).unwrap();
+                    live[i].0 = w.arm(Instant::from_nanos(deadline), key).unwrap();
                     live[i].1 = (deadline.div_ceil(tick_ns), live[i].1 .1);
                     model.insert(live[i].1, key);
                 }
@@ -378,8 +443,10 @@ proptest! {
                 }
             }
             prop_assert_eq!(w.len(), model.len());
+            prop_assert!(w.entries.len() <= max + max / 2 + 1);
             match model.keys().next() {
-                None => prop_assert_eq!(w.next_expiry(), None),
+                None if w.dead == 0 => prop_assert_eq!(w.next_expiry(), None),
+                None => {}
                 Some(&(t, _)) => {
                     let ne = w.next_expiry().unwrap();
                     prop_assert!(ne <= Instant::from_nanos(t.saturating_mul(tick_ns)));
