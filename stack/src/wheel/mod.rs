@@ -16,8 +16,8 @@
 //! through arena indices and pushed at the head, so `arm` writes only its own entry and
 //! the list head. Cancellation is lazy: `cancel` marks the entry dead (one entry touched,
 //! which at 1M timers is one cache miss instead of three for a doubly linked unlink),
-//! and the entry is reclaimed when the wheel reaches its slot, or by a sweep of all
-//! lists when the arena is full (amortised O(1): a sweep reclaims at least
+//! and the entry is reclaimed when the wheel reaches its slot, or by one sequential sweep
+//! of the arena when it is full (amortised O(1): a sweep reclaims at least
 //! `max_timers / 2` entries).
 //!
 //! # Time
