@@ -6,6 +6,7 @@
 //! - [`wire`]: zero-copy views and parsed representations of Ethernet, ARP, IPv4, TCP.
 //! - [`neigh`]: next-hop MAC resolution from the kernel's neighbour table (netlink).
 //! - [`tcp`]: the sans-IO TCP core: time is a parameter, segments in, segments out.
+//! - [`sim`]: a deterministic discrete-event network simulator for two endpoints (tests).
 //! - [`harness`]: veth/netns helpers for root-only integration tests and benchmarks.
 
 pub mod harness;
@@ -13,4 +14,5 @@ pub mod neigh;
 pub mod phy;
 pub mod tcp;
 pub mod time;
+pub mod sim;
 pub mod wire;
