@@ -8,6 +8,7 @@
 pub mod config;
 pub mod conn;
 pub mod cookie;
+pub mod endpoint;
 pub mod isn;
 pub mod listener;
 pub mod synqueue;
