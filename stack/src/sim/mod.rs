@@ -18,6 +18,7 @@
 //! [`scenario`] drives [`crate::tcp::endpoint::Endpoint`]s through the connection lifecycle
 //! (handshake and every close path) and checks both ends agree on the outcome.
 
+mod check;
 pub mod link;
 pub mod node;
 pub mod scenario;
@@ -118,6 +119,8 @@ pub struct Sim<N: Node> {
     stats: SimStats,
     /// Send order shared by both links (ties at one arrival instant go in send order).
     order: u64,
+    /// An application wake-up asked for with [`Sim::wake_at`].
+    wake: Option<Instant>,
     /// Timeouts handled in a row without the clock moving (a node whose deadline does not
     /// advance after `on_timeout` would otherwise spin until the event limit).
     stuck: u32,
@@ -153,6 +156,7 @@ impl<N: Node> Sim<N> {
             limits: cfg.limits,
             stats: SimStats::default(),
             order: 0,
+            wake: None,
             stuck: 0,
             label: format!("seed {}", cfg.seed),
         }
@@ -248,8 +252,8 @@ impl<N: Node> Sim<N> {
                     return;
                 }
                 let eth = EthernetRepr {
-                    src: mac_src,
-                    dst: mac_dst,
+                    src_addr: mac_src,
+                    dst_addr: mac_dst,
                     ethertype: wire::EtherType::Ipv4,
                 };
                 let mut buf = vec![0u8; tcp_frame_len(seg)];
@@ -277,9 +281,15 @@ impl<N: Node> Sim<N> {
         }
     }
 
-    /// The next event: `(time, Some(sending side))` for a packet, `(time, None)`-style
-    /// timeouts are reported as `Err(side)`.
-    fn next_event(&self) -> Option<(Instant, Result<Side, Side>)> {
+    /// Make sure a step happens at `t` even if the network is idle then (an application
+    /// timer: `drive`'s `app` runs again at `t`). Only the earliest pending wake-up is kept.
+    pub fn wake_at(&mut self, t: Instant) {
+        self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
+    }
+
+    /// The next event: `(time, Ok(sending side))` for a packet, `(time, Err(side))` for a
+    /// node's timeout, `(time, Err(None))` for an application wake-up.
+    fn next_event(&self) -> Option<(Instant, Result<Side, Option<Side>>)> {
         // Packets before timeouts at the same instant; between the links, send order.
         let pkt = [Side::Client, Side::Server]
             .into_iter()
@@ -291,7 +301,8 @@ impl<N: Node> Sim<N> {
             (self.server.next_deadline(), Side::Server),
         ]
         .into_iter()
-        .filter_map(|(d, s)| d.map(|d| (d, Err(s))))
+        .filter_map(|(d, s)| d.map(|d| (d, Err(Some(s)))))
+        .chain(self.wake.map(|w| (w, Err(None))))
         .min_by_key(|(d, _)| *d);
         match (pkt, tmo) {
             (Some(p), Some(t)) if t.0 < p.0 => Some(t),
@@ -328,7 +339,8 @@ impl<N: Node> Sim<N> {
         }
         match what {
             Ok(from) => self.deliver(from),
-            Err(side) => {
+            Err(None) => self.wake = None,
+            Err(Some(side)) => {
                 self.stuck += 1;
                 if self.stuck > MAX_STUCK {
                     self.fail(&format!(
@@ -454,3 +466,6 @@ impl<N: Node> Drop for Sim<N> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,268 @@
+//! The agreement checks of [`Outcome::check`]: what both ends must have seen, per scenario
+//! and verdict (see the docs of [`Scenario`] and [`Verdict`]).
+
+use super::scenario::{End, Outcome, Scenario, Verdict};
+use crate::tcp::conn::{ConnError, Event, State};
+
+/// The RFC 9293 §3.3.2 state diagram as seen from outside, one event at a time (written
+/// from the RFC, independently of the connection code's own table), plus "any state ->
+/// CLOSED" (RST, abort, retries exhausted). A step is one segment, one timeout or one
+/// application call, so e.g. FIN-WAIT-1 -> TIME-WAIT (a FIN that also acks our FIN) is one
+/// edge.
+fn rfc_edge(from: State, to: State) -> bool {
+    use State::*;
+    to == Closed
+        || matches!(
+            (from, to),
+            (SynSent, SynReceived)
+                | (SynSent, Established)
+                | (SynReceived, Established)
+                | (SynReceived, FinWait1)
+                | (Established, FinWait1)
+                | (Established, CloseWait)
+                | (FinWait1, FinWait2)
+                | (FinWait1, Closing)
+                | (FinWait1, TimeWait)
+                | (FinWait2, TimeWait)
+                | (CloseWait, LastAck)
+                | (Closing, TimeWait)
+        )
+}
+
+type Check = Result<(), String>;
+
+fn ensure(ok: bool, what: impl FnOnce() -> String) -> Check {
+    if ok {
+        Ok(())
+    } else {
+        Err(what())
+    }
+}
+
+fn path_is_rfc(name: &str, e: &End) -> Check {
+    for w in e.states.windows(2) {
+        ensure(rfc_edge(w[0], w[1]), || {
+            format!("{name}: {} -> {} is not an RFC 9293 transition", w[0], w[1])
+        })?;
+    }
+    // Nothing after Closed; at most one Error, which precedes Closed.
+    if let Some(i) = e.events.iter().position(|&ev| ev == Event::Closed) {
+        ensure(i + 1 == e.events.len(), || {
+            format!("{name}: events after Closed: {:?}", e.events)
+        })?;
+    }
+    let errors = e.events.iter().filter(|ev| matches!(ev, Event::Error(_))).count();
+    ensure(errors <= 1, || format!("{name}: {errors} errors: {:?}", e.events))
+}
+
+fn no_error(name: &str, e: &End) -> Check {
+    ensure(e.error.is_none(), || {
+        format!("{name}: unexpected error {:?}", e.error)
+    })
+}
+
+fn ends_closed_clean(name: &str, e: &End) -> Check {
+    ensure(e.states.last() == Some(&State::Closed), || {
+        format!("{name}: ends in {:?}, not CLOSED", e.states.last())
+    })?;
+    ensure(e.conns_left == 0 && e.tw_left == 0, || {
+        format!(
+            "{name}: endpoint still holds {} connections, {} TIME-WAIT records",
+            e.conns_left, e.tw_left
+        )
+    })
+}
+
+fn passes(name: &str, e: &End, states: &[State]) -> Check {
+    for s in states {
+        ensure(e.states.contains(s), || format!("{name}: never in {s}: {:?}", e.states))?;
+    }
+    Ok(())
+}
+
+fn avoids(name: &str, e: &End, states: &[State]) -> Check {
+    for s in states {
+        ensure(!e.states.contains(s), || format!("{name}: was in {s}: {:?}", e.states))?;
+    }
+    Ok(())
+}
+
+/// TIME-WAIT entered, then left no earlier than 2MSL later (RFC 9293 §3.6.1).
+fn time_wait_2msl(name: &str, e: &End, o: &Outcome) -> Check {
+    match e.time_wait {
+        Some((t0, Some(t1))) => ensure(t1 - t0 >= o.msl * 2, || {
+            format!("{name}: TIME-WAIT lasted {:?} < 2MSL", t1 - t0)
+        }),
+        other => Err(format!("{name}: TIME-WAIT record {other:?} (never entered or never left)")),
+    }
+}
+
+impl Outcome {
+    /// Whether the two ends agree, per the scenario's and the verdict's definition.
+    pub fn check(&self) -> Result<(), String> {
+        let (c, s) = (&self.client, &self.server);
+        path_is_rfc("client", c)?;
+        path_is_rfc("server", s)?;
+        ensure(c.states.first() == Some(&State::SynSent), || {
+            format!("client starts in {:?}", c.states.first())
+        })?;
+        if let Some(first) = s.states.first() {
+            // The application sees a passive connection only once it is synchronized.
+            ensure(matches!(first, State::Established | State::CloseWait), || {
+                format!("server accepted a connection in {first}")
+            })?;
+        }
+        match self.verdict {
+            Verdict::ConnectTimedOut => self.check_no_connection(ConnError::TimedOut),
+            Verdict::Refused => {
+                ensure(self.scenario == Scenario::Refused, || {
+                    "connection refused although the server listens".into()
+                })?;
+                self.check_no_connection(ConnError::Refused)?;
+                ensure(self.server_rst_closed >= 1, || {
+                    "client refused but the server sent no RST".into()
+                })
+            }
+            Verdict::HalfOpenReset => {
+                ensure(c.events.first() == Some(&Event::Connected), || {
+                    format!("half-open reset without Connected: {:?}", c.events)
+                })?;
+                ensure(s.incoming == 0 && s.id.is_none(), || {
+                    "client reset though the server accepted".into()
+                })?;
+                ensure(s.conns_left == 0, || "server still holds the half-open one".into())
+            }
+            Verdict::Completed => self.check_completed(),
+        }
+    }
+
+    /// The client never got a connection; the server never accepted one and holds none.
+    fn check_no_connection(&self, err: ConnError) -> Check {
+        let (c, s) = (&self.client, &self.server);
+        ensure(c.states == [State::SynSent, State::Closed], || {
+            format!("client path {:?}", c.states)
+        })?;
+        ensure(c.error == Some(err) && !c.events.contains(&Event::Connected), || {
+            format!("client error {:?}, events {:?}", c.error, c.events)
+        })?;
+        ensure(s.incoming == 0 && s.id.is_none() && s.conns_left == 0, || {
+            format!(
+                "server: {} incoming, holds {} connections",
+                s.incoming, s.conns_left
+            )
+        })?;
+        ensure(c.conns_left == 0 && c.tw_left == 0, || {
+            "client endpoint still holds the failed connection".into()
+        })?;
+        if self.scenario == Scenario::Refused && err == ConnError::TimedOut {
+            // Every SYN that reached the server was refused; all RSTs were lost.
+            ensure(self.server_rst_closed == self.server_segments_in, || {
+                format!(
+                    "server got {} segments, sent {} RSTs",
+                    self.server_segments_in, self.server_rst_closed
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    fn check_completed(&self) -> Check {
+        let (c, s) = (&self.client, &self.server);
+        ensure(self.scenario != Scenario::Refused, || {
+            "refused scenario completed a connection".into()
+        })?;
+        ensure(c.events.first() == Some(&Event::Connected), || {
+            format!("client events {:?}", c.events)
+        })?;
+        ensure(s.id.is_some(), || "server never accepted".into())?;
+        // Data: each received exactly what the other sent (the close-with-unread client reads
+        // nothing; the server's post-RST probe is never delivered).
+        let c_sent = &c.sent;
+        let s_sent = &s.sent[..s.sent.len() - probe_len(s)];
+        ensure(&s.received == c_sent, || {
+            format!("server got {} of {} bytes (or other bytes)", s.received.len(), c_sent.len())
+        })?;
+        if self.scenario == Scenario::CloseUnread {
+            ensure(c.received.is_empty(), || "unread client read".into())?;
+        } else {
+            let want = s_sent;
+            ensure(c.received == want, || {
+                format!("client got {} of {} bytes (or other bytes)", c.received.len(), want.len())
+            })?;
+        }
+        use State::*;
+        match self.scenario {
+            Scenario::Handshake => {
+                no_error("client", c)?;
+                no_error("server", s)?;
+                ensure(c.states.last() == Some(&Established), || {
+                    format!("client ends {:?}", c.states)
+                })?;
+                ensure(s.states.last() == Some(&Established), || {
+                    format!("server ends {:?}", s.states)
+                })
+            }
+            Scenario::ClientClose => self.graceful(c, s, "client", "server"),
+            Scenario::ServerClose => self.graceful(s, c, "server", "client"),
+            Scenario::SimultaneousClose => {
+                for (n, e) in [("client", c), ("server", s)] {
+                    no_error(n, e)?;
+                    passes(n, e, &[FinWait1, TimeWait])?;
+                    avoids(n, e, &[CloseWait, LastAck])?;
+                    time_wait_2msl(n, e, self)?;
+                    ends_closed_clean(n, e)?;
+                }
+                Ok(())
+            }
+            Scenario::HalfClose => {
+                self.graceful(c, s, "client", "server")?;
+                passes("client", c, &[FinWait2])?;
+                ensure(c.events.contains(&Event::PeerFin), || {
+                    format!("half-closed client never saw end-of-stream: {:?}", c.events)
+                })
+            }
+            Scenario::Abort | Scenario::CloseUnread => {
+                ensure(c.error == Some(ConnError::Aborted), || {
+                    format!("client error {:?}, want Aborted", c.error)
+                })?;
+                ensure(s.error == Some(ConnError::Reset), || {
+                    format!("server error {:?}, want Reset", s.error)
+                })?;
+                ensure(s.events.contains(&Event::Closed), || {
+                    format!("server events {:?}: no Closed after the reset", s.events)
+                })?;
+                for (n, e) in [("client", c), ("server", s)] {
+                    avoids(n, e, &[TimeWait, FinWait1, CloseWait])?;
+                    ends_closed_clean(n, e)?;
+                }
+                Ok(())
+            }
+            Scenario::Refused => unreachable!("checked above"),
+        }
+    }
+
+    /// `a` closes first, `p` closes on end-of-stream.
+    fn graceful(&self, a: &End, p: &End, an: &str, pn: &str) -> Check {
+        use State::*;
+        no_error(an, a)?;
+        no_error(pn, p)?;
+        passes(an, a, &[FinWait1, TimeWait])?;
+        time_wait_2msl(an, a, self)?;
+        passes(pn, p, &[CloseWait, LastAck])?;
+        avoids(pn, p, &[TimeWait, FinWait1])?;
+        ensure(p.events.contains(&Event::PeerFin), || {
+            format!("{pn} never saw end-of-stream: {:?}", p.events)
+        })?;
+        ends_closed_clean(an, a)?;
+        ends_closed_clean(pn, p)
+    }
+}
+
+/// Bytes the server wrote as its post-RST probe (not part of the exchange).
+fn probe_len(s: &End) -> usize {
+    if s.sent.ends_with(b"probe") {
+        5
+    } else {
+        0
+    }
+}
