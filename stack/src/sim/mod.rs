@@ -451,9 +451,19 @@ impl<N: Node> Sim<N> {
     }
 }
 
+thread_local! {
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Stop (or restart) printing the trace when a `Sim` on this thread is dropped by a panic;
+/// for sweeps that catch many failures and want the trace of the first only.
+pub fn set_quiet_traces(quiet: bool) {
+    QUIET.with(|q| q.set(quiet));
+}
+
 impl<N: Node> Drop for Sim<N> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() && !QUIET.with(|q| q.get()) {
             eprintln!(
                 "--- sim trace [{}] at {:?} virtual, {:?}; links c2s {:?} s2c {:?}\n{}",
                 self.label,
