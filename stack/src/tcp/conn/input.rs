@@ -149,6 +149,25 @@ impl Connection {
                 self.pending.syn = true;
                 return;
             }
+            // Simultaneous open (RFC 9293 §3.5 Figure 8, line 6): the peer's SYN,ACK that
+            // acknowledges our SYN completes the handshake (its SYN is the one we have).
+            let iss = s.iss;
+            if s.active && f.syn() && f.ack() && !f.rst() && seg.seq == s.irs {
+                if seg.ack == iss + 1u32 {
+                    let est = Transition::Established {
+                        irs: seg.seq,
+                        una: seg.ack,
+                        wnd: seg.window as u32,
+                        wl1: seg.seq,
+                        wl2: seg.ack,
+                    };
+                    self.last_rx = now;
+                    self.apply(now, est);
+                } else {
+                    self.pending.rst = Some((seg.ack, None));
+                }
+                return;
+            }
         }
         let Some(rcv_nxt) = self.inner.rcv_nxt() else {
             return;
@@ -186,7 +205,7 @@ impl Connection {
         }
         self.last_rx = now;
         self.probes_out = 0;
-        self.rearm_keepalive(now);
+        self.rearm_keepalive();
 
         // "second check the RST bit" (RFC 5961 §3.2: "If the RST bit is set and the sequence
         // number exactly matches the next expected sequence number (RCV.NXT), then TCP MUST
@@ -369,9 +388,10 @@ impl Connection {
         if seg.payload.is_empty() {
             return Some(seg.flags.fin() && seg.seq == rcv.nxt);
         }
-        if orphaned {
-            // Data for a connection the application has closed: nobody will read it. Reset
-            // (RFC 2525 §2.17; Linux: LINUX_MIB_TCPABORTONDATA) with <SEQ=SEG.ACK><CTL=RST>.
+        if orphaned && (seg.seq + seg.payload.len()).gt(rcv.nxt) {
+            // New data for a connection the application has closed: nobody will read it.
+            // Reset (RFC 2525 §2.17; Linux: LINUX_MIB_TCPABORTONDATA) with
+            // <SEQ=SEG.ACK><CTL=RST>. (Duplicates of data already taken are just ACKed.)
             self.pending.rst = Some((seg.ack, None));
             self.apply(now, Transition::Closed(None));
             return None;

@@ -23,8 +23,9 @@
 //! unknown 4-tuples with a RST, RFC 9293 §3.10.7.1). A connection that reaches
 //! [`State::Closed`] only drains its last output (a RST, if any) and unread data.
 //!
-//! Memory per connection: the struct itself plus at most `cfg.wmem` bytes of send buffer and
-//! `cfg.rmem` bytes of receive buffer (buffers grow on demand up to those bounds).
+//! Memory per connection: the struct itself (616 bytes on x86-64; a test bounds it at 640)
+//! plus at most `cfg.wmem` bytes of send buffer and `cfg.rmem` bytes of receive buffer
+//! (buffers grow on demand up to those bounds).
 //! Out-of-order segments are dropped (with an immediate ACK) for now; issue 4 adds reassembly.
 
 mod input;
@@ -40,7 +41,7 @@ mod timers;
 mod tests;
 
 pub use limiter::ChallengeAckLimiter;
-pub use state::TRANSITIONS;
+pub use state::{state_diagram_mermaid, TRANSITIONS};
 pub use timers::Timer;
 
 use std::collections::VecDeque;
@@ -441,6 +442,7 @@ impl Connection {
         let mut c = Connection::new(now, cfg, ends, inner, nego);
         c.ts.offset = ts_offset;
         c.take_timestamp(now, ack);
+        c.ts.last_ack_sent = ack.seq;
         let mut limiter = ChallengeAckLimiter::new(0);
         // The SYN-RECEIVED step of §3.10.7.4 "fifth check the ACK field" turns it ESTABLISHED.
         let _ = c.on_segment(now, ack, &mut limiter);
@@ -614,7 +616,6 @@ impl Connection {
     /// Abort (RFC 9293 §3.10.5): in a synchronized state send RST <SEQ=SND.NXT> (with ACK,
     /// as Linux does); enter CLOSED; report `Error(Aborted)`.
     pub fn abort(&mut self, now: Instant) {
-        let _ = now;
         match &self.inner {
             Inner::Closed(_) => return,
             Inner::SynSent(_) | Inner::TimeWait(_) => {}
@@ -631,7 +632,12 @@ impl Connection {
     /// Turn keepalive (RFC 9293 §3.8.4; Linux SO_KEEPALIVE with tcp_keepalive_*) on or off.
     pub fn set_keepalive(&mut self, now: Instant, on: bool) {
         self.app.keepalive = on;
-        self.rearm_keepalive(now);
+        self.rearm_keepalive();
+        // As Linux's SO_KEEPALIVE: the first check is a full keepalive_time after enabling.
+        if self.timers.is_set(Timer::Keepalive) {
+            self.timers
+                .set(Timer::Keepalive, now + self.limits.keepalive_time);
+        }
     }
 
     /// User timeout (RFC 9293 §3.8.4, RFC 5482; Linux TCP_USER_TIMEOUT): abort with

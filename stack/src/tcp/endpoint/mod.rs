@@ -54,9 +54,6 @@ use twtable::TwTable;
 pub const CONTROL_QUEUE_MAX: usize = 4096;
 /// Bound on listeners per endpoint.
 pub const MAX_LISTENERS: usize = 1024;
-/// Linux `tcp_twsk_unique`: a TIME-WAIT 4-tuple may be reused by an active open once its
-/// TS.Recent is this old (Linux `tcp_tw_reuse_delay`, 1000 ms).
-pub const TW_REUSE_DELAY: Duration = Duration::from_secs(1);
 
 /// A connection handle: slab index and generation. Stale handles are rejected, never aliased.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -356,6 +353,37 @@ impl Endpoint {
         })
     }
 
+    /// Close a listener (Linux `close()` on a listening socket): its half-open and
+    /// not-yet-accepted connections are aborted (RST where synchronized) and freed.
+    pub fn unlisten(&mut self, now: Instant, l: ListenerId) -> bool {
+        let Some(mut ls) = self.listeners.get_mut(l.index as usize).and_then(|o| {
+            if o.as_ref().is_some_and(|s| s.gen == l.gen) {
+                o.take()
+            } else {
+                None
+            }
+        }) else {
+            return false;
+        };
+        self.listen_map.remove(&(ls.addr, ls.port));
+        self.listener_gens[l.index as usize] = l.gen.wrapping_add(1);
+        let mut children = Vec::with_capacity(ls.l.syn_queue.len() + ls.l.accept_queue.len());
+        while let Some((_, id)) = ls.l.syn_queue.pop_oldest() {
+            children.push(id);
+        }
+        while let Some(id) = ls.l.accept() {
+            children.push(id);
+        }
+        for id in children {
+            if let Some(s) = self.slot_mut(id) {
+                s.conn.abort(now);
+                s.closed = true;
+                self.touch(id);
+            }
+        }
+        true
+    }
+
     /// A listener's queue depths (SYN queue, accept queue) and counters.
     pub fn listener_info(&self, l: ListenerId) -> Option<(usize, usize, ListenerStats)> {
         let ls = self.listener(l)?;
@@ -419,17 +447,21 @@ impl Endpoint {
                 continue;
             }
             let mut iss = self.isn.isn(&tuple, now);
+            let mut ts_off = self.isn.ts_offset(local, r);
             if let Some(rec) = self.tw.get_mut(&tuple, now) {
-                if !(self.cfg.tw_reuse == 1 && self.cfg.timestamps && tw_reusable(rec, now)) {
+                let reuse = self
+                    .cfg
+                    .timestamps
+                    .then_some(())
+                    .and_then(|()| rec.reuse_for_connect(now, self.cfg.tw_reuse));
+                let Some((tw_iss, tw_ts_off)) = reuse else {
                     continue;
-                }
-                // Linux tcp_twsk_unique: start beyond anything the old incarnation sent.
-                iss = rec.snd_nxt + 65537u32;
+                };
+                (iss, ts_off) = (tw_iss, tw_ts_off);
                 self.tw.remove(&tuple);
                 self.stats.tw_reused += 1;
             }
             let ends = endpoints(&tuple);
-            let ts_off = self.isn.ts_offset(local, r);
             let conn = Connection::connect(now, &self.cfg, ends, iss, ts_off);
             let id = self.insert(tuple, conn, Owner::App, iss);
             return Ok(id);
@@ -802,10 +834,4 @@ fn endpoints(t: &FourTuple) -> Endpoints {
 
 fn is_unicast(a: Ipv4Addr) -> bool {
     !(a.is_unspecified() || a.is_broadcast() || a.is_multicast())
-}
-
-/// Linux `tcp_twsk_unique` with `tcp_tw_reuse` = 1: the record has timestamps and its
-/// TS.Recent is at least `TW_REUSE_DELAY` old, so PAWS on the peer rejects old duplicates.
-fn tw_reusable(rec: &crate::tcp::timewait::TimeWait, now: Instant) -> bool {
-    rec.timestamps && now.saturating_since(rec.ts_recent_at) >= TW_REUSE_DELAY
 }

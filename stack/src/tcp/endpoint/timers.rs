@@ -47,6 +47,7 @@ impl TimerQueue {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.heap.len()
     }

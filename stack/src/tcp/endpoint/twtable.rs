@@ -65,10 +65,6 @@ impl TwTable {
         self.map.get_mut(tuple).map(|e| &mut e.rec)
     }
 
-    pub fn contains(&self, tuple: &FourTuple) -> bool {
-        self.map.contains_key(tuple)
-    }
-
     pub fn remove(&mut self, tuple: &FourTuple) -> Option<TimeWait> {
         self.map.remove(tuple).map(|e| e.rec)
     }
