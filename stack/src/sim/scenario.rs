@@ -14,6 +14,7 @@
 //! [`Outcome::check`]. Under loss some runs legitimately end early ([`Verdict`]); they must
 //! still agree.
 
+use std::fmt;
 use std::net::SocketAddrV4;
 
 use rand::{Rng, SeedableRng};
@@ -104,7 +105,7 @@ pub enum Verdict {
 }
 
 /// What one end saw.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct End {
     pub id: Option<ConnId>,
     /// States observed between events (consecutive repeats collapsed). A connection freed
@@ -114,6 +115,8 @@ pub struct End {
     pub events: Vec<Event>,
     /// The first error: from `Event::Error`, or our own abort / reset-on-close.
     pub error: Option<ConnError>,
+    /// When `error` was first seen.
+    pub error_at: Option<Instant>,
     /// Bytes the application handed to `send` / read with `recv`.
     pub sent: Vec<u8>,
     pub received: Vec<u8>,
@@ -124,6 +127,53 @@ pub struct End {
     /// Connections and TIME-WAIT records the endpoint holds at the end.
     pub conns_left: usize,
     pub tw_left: usize,
+}
+
+impl fmt::Debug for End {
+    /// Compact: data as length and FNV-1a hash, repeated events collapsed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut events = String::new();
+        let mut i = 0;
+        while i < self.events.len() {
+            let n = self.events[i..]
+                .iter()
+                .take_while(|&&e| e == self.events[i])
+                .count();
+            if !events.is_empty() {
+                events.push_str(", ");
+            }
+            events.push_str(&format!("{:?}", self.events[i]));
+            if n > 1 {
+                events.push_str(&format!(" x{n}"));
+            }
+            i += n;
+        }
+        let states: Vec<&str> = self.states.iter().map(|s| s.as_str()).collect();
+        write!(
+            f,
+            "{{ id {:?}, states [{}], events [{events}], error {:?} at {:?}, sent {} B #{:016x}, \
+             received {} B #{:016x}, time_wait {:?}, incoming {}, left {} conns {} tw }}",
+            self.id,
+            states.join(" "),
+            self.error,
+            self.error_at,
+            self.sent.len(),
+            fnv(&self.sent),
+            self.received.len(),
+            fnv(&self.received),
+            self.time_wait,
+            self.incoming,
+            self.conns_left,
+            self.tw_left
+        )
+    }
+}
+
+/// FNV-1a, to print data compactly.
+fn fnv(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325, |h, &x| {
+        (h ^ x as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 impl End {
@@ -290,7 +340,7 @@ impl Driver {
         let now = sim.now();
         for side in [Side::Client, Side::Server] {
             let ep = sim.node(side);
-            let (tw, conns) = (ep.time_wait_count(), ep.connection_count());
+            let tw = ep.time_wait_count();
             let a = self.end(side);
             let Some(id) = a.end.id else { continue };
             let st = match ep.state(id) {
@@ -307,13 +357,15 @@ impl Driver {
             if a.end.last() != Some(st) {
                 a.end.states.push(st);
             }
-            // One connection per scenario: the endpoint's record count is this one's.
-            match (&mut a.end.time_wait, tw > 0 && a.gone) {
+            // TIME-WAIT from the first sight of the state (full connection or record) until
+            // neither is left. One connection per scenario: the endpoint's record count is
+            // this one's.
+            let in_tw = st == State::TimeWait;
+            match (&mut a.end.time_wait, in_tw) {
                 (None, true) => a.end.time_wait = Some((now, None)),
                 (Some((_, end @ None)), false) => *end = Some(now),
                 _ => {}
             }
-            let _ = conns;
         }
     }
 
@@ -347,8 +399,9 @@ impl Driver {
                                     self.c.fin_after_out = Some(FinKind::Shutdown);
                                 }
                             }
-                            Event::Error(err) => {
-                                a.end.error.get_or_insert(err);
+                            Event::Error(err) if a.end.error.is_none() => {
+                                a.end.error = Some(err);
+                                a.end.error_at = Some(sim.now());
                             }
                             Event::PeerFin => self.on_peer_fin(side),
                             // Nothing more will happen: release the handle, as an
@@ -463,8 +516,9 @@ impl Driver {
     fn record_own_error(&mut self, sim: &mut Sim<Endpoint>, side: Side) {
         let a = self.end(side);
         if let Some(id) = a.end.id {
-            if let Some(e) = sim.node(side).error(id) {
-                a.end.error.get_or_insert(e);
+            if let (None, Some(e)) = (a.end.error, sim.node(side).error(id)) {
+                a.end.error = Some(e);
+                a.end.error_at = Some(sim.now());
             }
         }
     }
