@@ -383,6 +383,9 @@ impl Driver {
                                 sim.fail("a second connection was accepted");
                             }
                             self.s.end.id = Some(id);
+                            if let Some(st) = sim.server.state(id) {
+                                self.s.end.states.push(st);
+                            }
                             self.on_accept();
                         }
                     }
