@@ -350,6 +350,9 @@ pub struct Connection {
     last_rx: Instant,
     /// Keepalive probes sent without an answer.
     probes_out: u32,
+    /// When we last answered an out-of-window segment or sent a challenge ACK (Linux
+    /// `last_oow_ack_time`), for the per-connection ACK-loop limit.
+    last_oow_ack: Option<Instant>,
 }
 
 /// What `on_segment` asks of the caller beyond the connection's own output.
@@ -377,6 +380,7 @@ impl Connection {
             app: App::default(),
             last_rx: now,
             probes_out: 0,
+            last_oow_ack: None,
         }
     }
 
@@ -446,6 +450,11 @@ impl Connection {
         let mut limiter = ChallengeAckLimiter::new(0);
         // The SYN-RECEIVED step of §3.10.7.4 "fifth check the ACK field" turns it ESTABLISHED.
         let _ = c.on_segment(now, ack, &mut limiter);
+        if let Inner::SynRcvd(_) = c.inner {
+            // Not a valid third segment after all (wrong ports, RST, no ACK): there is no
+            // SYN-ACK to retransmit for a cookie, so drop it rather than leave it half-open.
+            c.apply(now, state::Transition::Closed(None));
+        }
         c
     }
 
@@ -641,11 +650,15 @@ impl Connection {
     }
 
     /// User timeout (RFC 9293 §3.8.4, RFC 5482; Linux TCP_USER_TIMEOUT): abort with
-    /// `TimedOut` when sent data stays unacknowledged this long. `None` turns it off.
+    /// `TimedOut` when sent data stays unacknowledged this long. In SYN-SENT (set right after
+    /// `connect`) it also bounds the connection attempt, as in Linux. `None` turns it off.
     pub fn set_user_timeout(&mut self, now: Instant, timeout: Option<Duration>) {
         self.app.user_timeout = timeout;
         self.timers.clear(Timer::UserTimeout);
-        self.rearm_user_timeout(now);
+        match (timeout, &self.inner) {
+            (Some(ut), Inner::SynSent(_)) => self.timers.set(Timer::UserTimeout, now + ut),
+            _ => self.rearm_user_timeout(now),
+        }
     }
 
     /// In TIME-WAIT: the compact record the endpoint may keep instead of this connection.

@@ -233,7 +233,8 @@ impl Connection {
                 }
                 // RFC 9293 §3.8.4 / RFC 5482: "connection aborted due to user timeout".
                 Timer::UserTimeout => {
-                    if self.inner.sender().is_some_and(|s| s.in_flight()) {
+                    let connecting = matches!(self.inner, Inner::SynSent(_));
+                    if connecting || self.inner.sender().is_some_and(|s| s.in_flight()) {
                         self.apply(now, Transition::Closed(Some(ConnError::TimedOut)));
                     }
                 }

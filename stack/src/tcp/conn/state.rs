@@ -450,6 +450,7 @@ impl Connection {
             }
             State::Established => {
                 self.timers.clear(Timer::Retransmit);
+                self.timers.clear(Timer::UserTimeout);
                 self.pending.syn = false;
                 self.events.bits |= EV_CONNECTED;
                 self.rearm_keepalive();

@@ -59,10 +59,11 @@ impl Endpoint {
                 }
                 TimeWaitAction::Expire => {
                     self.tw.remove(&tuple);
-                    self.stats.tw_expired += 1;
+                    self.tw.expired += 1;
                 }
             }
         }
+        self.stats.tw_expired = self.tw.expired;
         self.no_connection(now, tuple, seg, false)
     }
 

@@ -173,8 +173,9 @@ pub struct EndpointStats {
     pub syn_dropped: u64,
     /// Handshake ACKs dropped because the accept queue was full (`ListenOverflows`).
     pub listen_overflows: u64,
-    /// SYNs refused because `max_connections` was reached.
+    /// SYNs and cookie ACKs dropped because `max_connections` was reached.
     pub conn_limit_drops: u64,
+    /// `connect` calls refused because `max_connections` was reached.
     pub connect_limit_refused: u64,
     /// SYN cookies (`SyncookiesSent` / `Recv` / `Failed`).
     pub cookies_sent: u64,
@@ -553,7 +554,8 @@ impl Endpoint {
                 None => {}
             }
         }
-        self.stats.tw_expired += self.tw.expire(now) as u64;
+        self.tw.expire(now);
+        self.stats.tw_expired = self.tw.expired;
     }
 
     /// When `on_timeout` should next be called (may be early, never late).

@@ -576,3 +576,181 @@ fn stale_handles_rejected() {
     assert_eq!(a.send(T0, id, b"x"), Err(SendError::Closed(None)));
     assert_eq!(a.state(id2), Some(State::SynSent));
 }
+
+/// RFC 4987 with a peer that does not do timestamps: the cookie SYN-ACK offers neither window
+/// scaling nor SACK (nowhere to keep them, Linux clears them); only the MSS survives.
+#[test]
+fn syn_cookies_without_timestamps() {
+    let ca = TcpConfig {
+        timestamps: false,
+        ..TcpConfig::default()
+    };
+    let cb = TcpConfig {
+        syncookies: 2,
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(ca, cb);
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let c = p.a.connect(p.now, A, SocketAddrV4::new(B, 80)).unwrap();
+    p.run();
+    let sa = p.log[1].1.repr();
+    assert_eq!(sa.flags, TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(
+        (
+            sa.options.window_scale,
+            sa.options.sack_permitted,
+            sa.options.timestamp
+        ),
+        (None, false, None)
+    );
+    assert_eq!(sa.options.mss, Some(1460));
+    let cbid = p.b.accept(l).unwrap();
+    let n = p.b.connection(cbid).unwrap().negotiated();
+    assert!(!n.timestamps && !n.sack && !n.window_scaling);
+    assert_eq!(n.mss, 1460);
+    assert_eq!(p.a.state(c), Some(State::Established));
+}
+
+/// tcp_max_tw_buckets: with the table full a closing connection is destroyed without
+/// TIME-WAIT (Linux TCPTimeWaitOverflow); the tuple is then CLOSED (RST to a late FIN).
+#[test]
+fn time_wait_overflow() {
+    let ca = TcpConfig {
+        max_tw_buckets: 0,
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(ca, TcpConfig::default());
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let (c1, c2) = p.open(l, 80);
+    let fin = active_close(&mut p, c1, c2);
+    let s = p.a.stats();
+    assert_eq!(
+        (s.tw_overflow, s.tw_entered, p.a.time_wait_count()),
+        (1, 0, 0)
+    );
+    assert_eq!(p.a.connection_count(), 0);
+    p.a.on_segment(p.now, B, A, &fin.repr());
+    let out = flush(&mut p.a, p.now);
+    assert_eq!((out[0].flags(), out[0].seq()), (TcpFlags::RST, fin.ack()));
+}
+
+/// RFC 9293 §3.10.7.4 in TIME-WAIT: an old SYN (not newer) is answered with an ACK, not
+/// accepted; a SYN after the 2MSL expiry reaches the listener normally.
+#[test]
+fn old_syn_in_time_wait_gets_ack() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let (ca, cb) = p.open(l, 80);
+    let mut q = Pair {
+        a: p.b,
+        b: p.a,
+        now: p.now,
+        log: Vec::new(),
+    };
+    let fin = active_close(&mut q, cb, ca); // b (server side) in TIME-WAIT
+    let mut b = q.a;
+    assert_eq!(b.time_wait_count(), 1);
+    let f = fin.repr(); // the client's FIN: client port -> 80
+    let mut syn = tcp(f.src_port, 80, 5, 0, TcpFlags::SYN); // old seq, no timestamp
+    syn.options.mss = Some(1460);
+    b.on_segment(q.now, A, B, &syn);
+    let out = flush(&mut b, q.now);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].flags(), out[0].seq(), out[0].ack()),
+        (TcpFlags::ACK, f.ack, f.seq + 1u32)
+    );
+    assert_eq!((b.stats().tw_acks, b.stats().tw_reopened), (1, 0));
+    let late = q.now + b.config().time_wait();
+    b.on_segment(late, A, B, &syn);
+    let out = flush(&mut b, late);
+    assert_eq!(out[0].flags(), TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(out[0].ack(), SeqNum(6));
+    assert_eq!(b.stats().tw_expired, 1);
+}
+
+/// Listener lookup: an exact (addr, port) listener wins over 0.0.0.0; duplicates refused;
+/// `unlisten` resets half-open children and frees the port.
+#[test]
+fn listener_lookup_and_unlisten() {
+    let mut b = ep(TcpConfig::default(), 2, 50_000..=50_999);
+    let wild = b.listen(Ipv4Addr::UNSPECIFIED, 80, 8).unwrap();
+    let exact = b.listen(B, 80, 8).unwrap();
+    assert_eq!(b.listen(B, 80, 8), Err(ListenError::AddrInUse));
+    assert_eq!(b.listen(B, 0, 8), Err(ListenError::InvalidPort));
+    let other = Ipv4Addr::new(198, 18, 0, 3);
+    b.on_segment(T0, A, B, &tcp(1000, 80, 10, 0, TcpFlags::SYN));
+    b.on_segment(T0, A, other, &tcp(1001, 80, 20, 0, TcpFlags::SYN));
+    let out = flush(&mut b, T0);
+    assert_eq!(out.len(), 2);
+    assert_eq!((out[1].src, out[1].ack()), (other, SeqNum(21)));
+    assert_eq!(b.listener_info(exact).unwrap().0, 1);
+    assert_eq!(b.listener_info(wild).unwrap().0, 1);
+    assert!(b.unlisten(T0, exact));
+    assert!(!b.unlisten(T0, exact), "stale listener id");
+    let out = flush(&mut b, T0);
+    assert_eq!(out.len(), 1);
+    let r = out[0].repr();
+    assert_eq!(
+        (r.flags.rst(), r.dst_port, r.seq),
+        (true, 1000, out[0].seq())
+    );
+    assert_eq!(
+        b.connection_count(),
+        1,
+        "the wildcard listener's child remains"
+    );
+    // Port 80 on B now falls back to the wildcard listener.
+    b.on_segment(T0, A, B, &tcp(1002, 80, 30, 0, TcpFlags::SYN));
+    assert_eq!(b.listener_info(wild).unwrap().0, 2);
+}
+
+/// Timers: the SYN is retransmitted when `on_timeout` runs at `next_deadline` (RFC 6298
+/// initial RTO 1 s); a connection that exhausts tcp_syn_retries reports TimedOut.
+#[test]
+fn timers_drive_retransmission_and_timeout() {
+    let cfg = TcpConfig {
+        syn_retries: 1,
+        ..TcpConfig::default()
+    };
+    let mut a = ep(cfg, 1, 40_000..=40_999);
+    let id = a.connect(T0, A, SocketAddrV4::new(B, 80)).unwrap();
+    let first = flush(&mut a, T0);
+    let d = a.next_deadline().unwrap();
+    assert_eq!(d, T0 + Duration::from_secs(1));
+    a.on_timeout(T0 + Duration::from_millis(999));
+    assert!(flush(&mut a, d).is_empty());
+    a.on_timeout(d);
+    let again = flush(&mut a, d);
+    assert_eq!(
+        (again.len(), again[0].flags(), again[0].seq()),
+        (1, TcpFlags::SYN, first[0].seq())
+    );
+    for _ in 0..10 {
+        let Some(now) = a.next_deadline() else { break };
+        a.on_timeout(now);
+        flush(&mut a, now);
+    }
+    assert_eq!(a.state(id), Some(State::Closed));
+    assert_eq!(a.error(id), Some(ConnError::TimedOut));
+    assert_eq!(a.next_deadline(), None);
+}
+
+/// max_connections bounds passive opens too: SYNs beyond it are dropped and counted.
+#[test]
+fn connection_limit_drops_syns() {
+    let cfg = TcpConfig {
+        max_connections: 1,
+        ..TcpConfig::default()
+    };
+    let mut b = ep(cfg, 2, 50_000..=50_999);
+    b.listen(B, 80, 8).unwrap();
+    b.on_segment(T0, A, B, &tcp(1000, 80, 10, 0, TcpFlags::SYN));
+    b.on_segment(T0, A, B, &tcp(1001, 80, 10, 0, TcpFlags::SYN));
+    assert_eq!(flush(&mut b, T0).len(), 1);
+    let s = b.stats();
+    assert_eq!(
+        (s.conn_limit_drops, s.syn_dropped, b.connection_count()),
+        (1, 1, 1)
+    );
+}

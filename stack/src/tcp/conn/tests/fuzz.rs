@@ -41,8 +41,17 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => (
             any::<u8>(),
-            prop_oneof![-70_000i64..70_000, any::<u32>().prop_map(i64::from)],
-            prop_oneof![-70_000i64..70_000, any::<u32>().prop_map(i64::from)],
+            // Mostly near RCV.NXT / SND.NXT (in-window, the interesting cases), some anywhere.
+            prop_oneof![
+                4 => -100i64..5_000,
+                1 => -70_000i64..70_000,
+                1 => any::<u32>().prop_map(i64::from)
+            ],
+            prop_oneof![
+                4 => -10i64..5_000,
+                1 => -70_000i64..70_000,
+                1 => any::<u32>().prop_map(i64::from)
+            ],
             any::<u16>(),
             0usize..3000,
             proptest::option::of(any::<(u32, u32)>()),

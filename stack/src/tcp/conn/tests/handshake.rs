@@ -454,3 +454,19 @@ fn rtt_from_timestamp_echo() {
     assert_eq!(t.feed(&ack), vec![]);
     assert_eq!(t.c.rtt().unwrap().0, Some(ms(250)));
 }
+
+/// A cookie "ACK" that is not a valid third segment (here: no ACK bit) leaves nothing
+/// half-open behind.
+#[test]
+fn from_cookie_invalid_third_segment_closes() {
+    let c = Connection::from_cookie(
+        T0,
+        &cfg(),
+        ends(),
+        &seg(PSH, 5001, 1001),
+        Negotiated::default(),
+        0,
+    );
+    assert_eq!(c.state(), State::Closed);
+    assert_eq!(c.next_deadline(), None);
+}

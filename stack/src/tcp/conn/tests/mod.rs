@@ -382,3 +382,18 @@ fn mermaid_diagram_from_table() {
 fn connection_size_bound() {
     assert!(core::mem::size_of::<Connection>() <= 640);
 }
+
+/// docs/state-machine.md embeds the diagram generated from `TRANSITIONS`: regenerate it with
+/// `state_diagram_mermaid()` when the table changes.
+#[test]
+fn state_machine_doc_matches_code() {
+    let doc = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/state-machine.md"
+    ));
+    let block = format!("```mermaid\n{}```", state_diagram_mermaid());
+    assert!(
+        doc.contains(&block),
+        "docs/state-machine.md is stale; its mermaid block must be:\n{block}"
+    );
+}

@@ -5,6 +5,7 @@
 //! "unacceptable segment -> ACK" (RFC 9293 §3.10.7.4).
 
 use super::*;
+use crate::tcp::conn::input::OOW_ACK_INTERVAL;
 
 pub fn scenarios() {
     rst_exact_sequence_resets();
@@ -88,13 +89,17 @@ fn rst_in_each_synchronized_state() {
 }
 
 /// RFC 5961 §4.2: a SYN in a synchronized state gets a challenge ACK, whatever its
-/// sequence number, and does not disturb the connection. In-window SYNs are rate-limited
-/// challenge ACKs; out-of-window ones already fail the first check (plain ACK).
+/// sequence number, and does not disturb the connection. In-window SYNs take the challenge
+/// path (per-stack limiter); out-of-window ones already fail the first check. Both are
+/// limited per connection to one per 500 ms (Linux tcp_invalid_ratelimit).
 #[test]
 fn syn_in_synchronized_state_gets_challenge_ack() {
+    let gap = OOW_ACK_INTERVAL;
     let mut t = established();
     assert_eq!(t.feed(&seg(SYN, 5001, 0)), vec![ack_out(1001, 5001)]);
+    t.now += gap;
     assert_eq!(t.feed(&seg(SYN, 9999, 0)), vec![ack_out(1001, 5001)]);
+    t.now += gap;
     assert_eq!(
         t.feed(&seg(SYN | ACK, 5001, 1001)),
         vec![ack_out(1001, 5001)]
@@ -103,21 +108,46 @@ fn syn_in_synchronized_state_gets_challenge_ack() {
     assert_eq!(t.events(), vec![]);
 
     t.lim = ChallengeAckLimiter::new(0);
+    t.now += gap;
     assert_eq!(
         t.feed(&seg(SYN, 5001, 0)),
         vec![],
-        "rate-limited challenge ACK"
+        "per-stack limit: no challenge ACK"
     );
+    assert_eq!(t.lim.suppressed, 1);
+    t.now += gap;
     assert_eq!(
         t.feed(&seg(SYN, 9999, 0)),
         vec![ack_out(1001, 5001)],
-        "first check"
+        "first check: not the challenge limiter"
     );
-    assert_eq!(t.lim.suppressed, 1);
 
     let mut t = close_wait();
     assert_eq!(t.feed(&seg(SYN, 5002, 0)), vec![ack_out(1001, 5002)]);
     assert_eq!(t.state(), State::CloseWait);
+}
+
+/// Per connection, ACKs answering unacceptable bare segments and challenge ACKs are limited
+/// to one per 500 ms (Linux tcp_oow_rate_limited), so two confused ends cannot loop; an
+/// unacceptable segment carrying data is always answered.
+#[test]
+fn out_of_window_acks_are_rate_limited_per_connection() {
+    let mut t = established();
+    let stray = seg(ACK, 9999, 1001);
+    assert_eq!(t.feed(&stray), vec![ack_out(1001, 5001)]);
+    assert_eq!(t.feed(&stray), vec![], "within 500 ms");
+    assert_eq!(
+        t.feed(&seg(RST, 5002, 0)),
+        vec![],
+        "challenge ACK shares the limit"
+    );
+    assert_eq!(
+        t.feed(&data(ACK, 9999, 1001, b"d")),
+        vec![ack_out(1001, 5001)],
+        "data is never part of an ACK loop"
+    );
+    t.now += OOW_ACK_INTERVAL;
+    assert_eq!(t.feed(&stray), vec![ack_out(1001, 5001)]);
 }
 
 /// RFC 5961 §5.2: "(SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT" else challenge ACK and
@@ -145,18 +175,26 @@ fn ack_validation_table() {
 }
 
 /// RFC 5961 §7: challenge ACKs share the per-stack limit (cfg.challenge_ack_limit per
-/// second), counted by the limiter.
+/// second) across connections, counted by the limiter.
 #[test]
-fn challenge_acks_are_rate_limited() {
-    let mut t = established();
-    t.lim = ChallengeAckLimiter::new(2);
-    assert_eq!(t.feed(&seg(RST, 5002, 0)), vec![ack_out(1001, 5001)]);
-    assert_eq!(t.feed(&seg(RST, 5003, 0)), vec![ack_out(1001, 5001)]);
-    assert_eq!(t.feed(&seg(RST, 5004, 0)), vec![]);
-    assert_eq!(t.lim.suppressed, 1);
+fn challenge_acks_are_rate_limited_per_stack() {
+    let mut lim = ChallengeAckLimiter::new(2);
+    let mut conns = [established(), established(), established()];
+    let mut replies = Vec::new();
+    for t in conns.iter_mut() {
+        let _ = t.c.on_segment(t.now, &seg(RST, 5002, 0), &mut lim);
+        replies.push(t.out());
+    }
+    assert_eq!(
+        replies,
+        vec![vec![ack_out(1001, 5001)], vec![ack_out(1001, 5001)], vec![]]
+    );
+    assert_eq!(lim.suppressed, 1);
+    let t = &mut conns[2];
     t.now += secs(1);
-    assert_eq!(t.feed(&seg(RST, 5005, 0)), vec![ack_out(1001, 5001)]);
-    assert_eq!(t.state(), State::Established);
+    let _ = t.c.on_segment(t.now, &seg(RST, 5002, 0), &mut lim);
+    assert_eq!(t.out(), vec![ack_out(1001, 5001)], "next second");
+    assert!(conns.iter().all(|t| t.state() == State::Established));
 }
 
 /// RFC 9293 §3.10.7.4 first check: unacceptable segments are answered with
@@ -204,4 +242,45 @@ fn fin_wait_2_ack_validation() {
         vec![ack_out(1002, 5001)]
     );
     assert_eq!(t.state(), State::FinWait2);
+}
+
+/// RFC 5961 §4.2 in every synchronized state: a SYN at RCV.NXT gets a challenge ACK
+/// <SEQ=SND.NXT><ACK=RCV.NXT> and changes nothing (TIME-WAIT: an old SYN, RFC 6191, ACKed).
+#[test]
+fn syn_challenge_ack_in_every_synchronized_state() {
+    let cases: [(Fixture, u32, u32); 7] = [
+        (established, 1001, 5001),
+        (fin_wait_1, 1002, 5001),
+        (fin_wait_2, 1002, 5001),
+        (close_wait, 1001, 5002),
+        (closing, 1002, 5002),
+        (last_ack, 1002, 5002),
+        (time_wait, 1002, 5002),
+    ];
+    for (fixture, snd_nxt, rcv_nxt) in cases {
+        let mut t = fixture();
+        let before = t.state();
+        t.events();
+        assert_eq!(
+            t.feed(&seg(SYN, rcv_nxt, 0)),
+            vec![ack_out(snd_nxt, rcv_nxt)],
+            "{before}"
+        );
+        assert_eq!(t.state(), before);
+        assert_eq!(t.events(), vec![], "{before}");
+    }
+}
+
+/// RFC 9293 §3.10.7.4 seventh check: after the peer's FIN, text is ignored (CLOSE-WAIT,
+/// CLOSING, LAST-ACK).
+#[test]
+fn text_after_fin_is_ignored() {
+    let cases: [Fixture; 3] = [close_wait, closing, last_ack];
+    for fixture in cases {
+        let mut t = fixture();
+        let before = t.state();
+        assert_eq!(t.feed(&data(ACK, 5002, 1001, b"zz")), vec![], "{before}");
+        assert_eq!(t.state(), before);
+        assert_eq!(t.c.recv_available(), 0);
+    }
 }

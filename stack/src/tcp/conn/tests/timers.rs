@@ -227,3 +227,25 @@ fn keepalive_enabled_late_waits_full_time() {
     assert_eq!(t.c.timer(Timer::Keepalive), Some(t.now + secs(7200)));
     assert_eq!(t.next(), vec![ack_out(1000, 5001)]);
 }
+
+/// The user timeout also bounds a connection attempt (Linux TCP_USER_TIMEOUT in SYN-SENT),
+/// and stops applying once established with nothing in flight.
+#[test]
+fn user_timeout_bounds_connect() {
+    let mut t = syn_sent();
+    t.c.set_user_timeout(t.now, Some(secs(5)));
+    t.next(); // SYN at 1 s
+    t.next(); // SYN at 3 s
+    assert_eq!(t.next(), vec![]);
+    assert_eq!(t.now, T0 + secs(5));
+    assert_eq!(
+        t.events(),
+        vec![Event::Error(ConnError::TimedOut), Event::Closed]
+    );
+
+    let mut t = syn_sent();
+    t.c.set_user_timeout(t.now, Some(secs(5)));
+    t.feed(&seg(SYN | ACK, PEER_ISS, 1001));
+    assert_eq!(t.state(), State::Established);
+    assert_eq!(t.c.timer(Timer::UserTimeout), None);
+}
