@@ -12,7 +12,7 @@
 pub mod harness;
 pub mod neigh;
 pub mod phy;
+pub mod sim;
 pub mod tcp;
 pub mod time;
-pub mod sim;
 pub mod wire;

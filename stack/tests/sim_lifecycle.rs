@@ -10,9 +10,11 @@
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use xdptcp::sim::scenario::{run, Outcome, Scenario, Verdict};
-use xdptcp::sim::{set_quiet_traces, LinkConfig};
+use xdptcp::sim::scenario::{run, run_hooked, Outcome, Scenario, Verdict, PROBE_AFTER};
+use xdptcp::sim::{set_quiet_traces, LinkConfig, Side};
+use xdptcp::tcp::conn::ConnError;
 use xdptcp::tcp::conn::State::{self, *};
+use xdptcp::tcp::TcpConfig;
 use xdptcp::time::Duration;
 
 /// Runs every scenario for every seed; collects verdict counts and failures (the trace of
@@ -27,7 +29,11 @@ fn sweep(link: LinkConfig, seeds: std::ops::Range<u64>) -> BTreeMap<String, u32>
             let r = catch_unwind(AssertUnwindSafe(|| run(scn, seed, link.clone())));
             set_quiet_traces(false);
             match r {
-                Ok(o) => *verdicts.entry(format!("{scn:?}/{:?}", o.verdict)).or_insert(0) += 1,
+                Ok(o) => {
+                    *verdicts
+                        .entry(format!("{scn:?}/{:?}", o.verdict))
+                        .or_insert(0) += 1
+                }
                 Err(e) => {
                     failed = true;
                     let msg = e
@@ -128,7 +134,11 @@ fn clean_link_time_wait_is_exactly_two_msl() {
     let o = run(Scenario::ClientClose, 3, clean());
     let (t0, t1) = o.client.time_wait.unwrap();
     assert_eq!(t1.unwrap() - t0, o.msl * 2);
-    assert!(o.elapsed < o.msl * 2 + Duration::from_secs(1), "{:?}", o.elapsed);
+    assert!(
+        o.elapsed < o.msl * 2 + Duration::from_secs(1),
+        "{:?}",
+        o.elapsed
+    );
 }
 
 /// A refused connect takes one round trip: SYN, RST, Error(Refused).
@@ -228,10 +238,120 @@ fn mixed_faults_20pct_loss_100_seeds() {
 /// Same seed, same run: the outcome (states, events, data, timings) is a function of the seed.
 #[test]
 fn runs_are_deterministic() {
-    let link = clean().with_loss(0.2).with_reorder(0.2, Duration::from_millis(20));
+    let link = clean()
+        .with_loss(0.2)
+        .with_reorder(0.2, Duration::from_millis(20));
     for scn in Scenario::ALL {
         let a = run(scn, 77, link.clone());
         let b = run(scn, 77, link.clone());
         assert_eq!(format!("{a:?}"), format!("{b:?}"), "{scn:?}");
     }
+}
+
+// ---- targeted faults: the runs that legitimately do not complete ----
+
+fn start() -> xdptcp::time::Instant {
+    // `scenario::pair` starts at 1000 s plus seed nanoseconds.
+    xdptcp::time::Instant::from_secs(1_000)
+}
+
+/// Nothing reaches the server: the client gives up after tcp_syn_retries = 6
+/// retransmissions with exponential backoff from 1 s, 1+2+4+...+64 = 127 s (Linux's
+/// figure); the server never hears of it.
+#[test]
+fn blackholed_syns_time_out_after_127_s() {
+    let link = clean().with_loss(1.0);
+    let o = run_hooked(Scenario::ClientClose, 0, link, TcpConfig::default(), |_| {});
+    assert_eq!(o.verdict, Verdict::ConnectTimedOut);
+    assert_eq!(o.client.error_at, Some(start() + Duration::from_secs(127)));
+    assert_eq!(o.server_segments_in, 0);
+}
+
+/// SYNs arrive, every SYN-ACK is lost: the client times out (127 s), the server's half-open
+/// connection expires after tcp_synack_retries = 5 (1+2+...+32 = 63 s, then the last wait)
+/// without ever being accepted, and neither end holds anything at the end.
+#[test]
+fn blackholed_syn_acks_leave_nothing_behind() {
+    let o = run_hooked(
+        Scenario::ServerClose,
+        0,
+        clean(),
+        TcpConfig::default(),
+        |sim| {
+            if sim.now() == start() {
+                let dead = sim.link(Side::Server).config().clone().with_loss(1.0);
+                sim.link_mut(Side::Server).set_config(dead);
+            }
+        },
+    );
+    assert_eq!(o.verdict, Verdict::ConnectTimedOut);
+    assert_eq!(o.client.error_at, Some(start() + Duration::from_secs(127)));
+    // 7 SYNs reached the server (the first and 6 retransmissions).
+    assert_eq!(o.server_segments_in, 7);
+    assert_eq!((o.server.conns_left, o.server.incoming), (0, 0));
+}
+
+/// The client gets the SYN-ACK, then the client-to-server direction dies for 100 s: the
+/// server's half-open connection expires (SYN-ACK retries), the client keeps retransmitting
+/// its request; when the path heals, the request meets the listener, which answers with a
+/// RST (RFC 9293 §3.10.7.2), and the client reports a reset. The server never accepted.
+#[test]
+fn half_open_expiry_is_discovered_by_the_clients_data() {
+    let mut healed = false;
+    let o = run_hooked(
+        Scenario::Handshake,
+        0,
+        clean(),
+        TcpConfig::default(),
+        |sim| {
+            let t = sim.now() - start();
+            let dead = t > Duration::ZERO && t < Duration::from_secs(100);
+            if dead && sim.link(Side::Client).config().loss == 0.0 && !healed {
+                // First turn after the SYN left: cut the client's direction (the SYN is
+                // already in flight and arrives; the ACK and the data do not).
+                let cfg = sim.link(Side::Client).config().clone().with_loss(1.0);
+                sim.link_mut(Side::Client).set_config(cfg);
+            } else if !dead && t > Duration::ZERO && !healed {
+                healed = true;
+                let cfg = sim.link(Side::Client).config().clone().with_loss(0.0);
+                sim.link_mut(Side::Client).set_config(cfg);
+            }
+        },
+    );
+    assert_eq!(o.verdict, Verdict::HalfOpenReset, "{o:?}");
+    assert_eq!(o.client.error, Some(ConnError::Reset));
+    assert_eq!((o.server.incoming, o.server.conns_left), (0, 0));
+}
+
+/// Abort with the client's RST lost: the server learns of it from the RST its probe draws
+/// from the client's CLOSED port (RFC 9293 §3.10.7.1), [`PROBE_AFTER`] later.
+#[test]
+fn lost_abort_rst_is_discovered_by_the_next_segment() {
+    let mut armed = None;
+    let o = run_hooked(Scenario::Abort, 0, clean(), TcpConfig::default(), |sim| {
+        // The turn after the client's abort note: drop everything the client sends now.
+        let aborted = sim
+            .trace()
+            .entries()
+            .any(|e| e.what == xdptcp::sim::What::App("abort"));
+        match armed {
+            None if aborted => {
+                let cfg = sim.link(Side::Client).config().clone().with_loss(1.0);
+                sim.link_mut(Side::Client).set_config(cfg);
+                armed = Some(sim.now());
+            }
+            Some(t) if sim.now() > t => {
+                let cfg = sim.link(Side::Client).config().clone().with_loss(0.0);
+                sim.link_mut(Side::Client).set_config(cfg);
+            }
+            _ => {}
+        }
+    });
+    assert_eq!(o.verdict, Verdict::Completed);
+    assert_eq!(o.server.error, Some(ConnError::Reset));
+    let aborted_at = o.client.error_at.unwrap();
+    assert!(
+        o.server.error_at.unwrap() >= aborted_at + PROBE_AFTER,
+        "server saw the reset before its probe: {o:?}"
+    );
 }

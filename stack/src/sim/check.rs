@@ -51,8 +51,14 @@ fn path_is_rfc(name: &str, e: &End) -> Check {
             format!("{name}: events after Closed: {:?}", e.events)
         })?;
     }
-    let errors = e.events.iter().filter(|ev| matches!(ev, Event::Error(_))).count();
-    ensure(errors <= 1, || format!("{name}: {errors} errors: {:?}", e.events))
+    let errors = e
+        .events
+        .iter()
+        .filter(|ev| matches!(ev, Event::Error(_)))
+        .count();
+    ensure(errors <= 1, || {
+        format!("{name}: {errors} errors: {:?}", e.events)
+    })
 }
 
 fn no_error(name: &str, e: &End) -> Check {
@@ -75,14 +81,18 @@ fn ends_closed_clean(name: &str, e: &End) -> Check {
 
 fn passes(name: &str, e: &End, states: &[State]) -> Check {
     for s in states {
-        ensure(e.states.contains(s), || format!("{name}: never in {s}: {:?}", e.states))?;
+        ensure(e.states.contains(s), || {
+            format!("{name}: never in {s}: {:?}", e.states)
+        })?;
     }
     Ok(())
 }
 
 fn avoids(name: &str, e: &End, states: &[State]) -> Check {
     for s in states {
-        ensure(!e.states.contains(s), || format!("{name}: was in {s}: {:?}", e.states))?;
+        ensure(!e.states.contains(s), || {
+            format!("{name}: was in {s}: {:?}", e.states)
+        })?;
     }
     Ok(())
 }
@@ -93,7 +103,9 @@ fn time_wait_2msl(name: &str, e: &End, o: &Outcome) -> Check {
         Some((t0, Some(t1))) => ensure(t1 - t0 >= o.msl * 2, || {
             format!("{name}: TIME-WAIT lasted {:?} < 2MSL", t1 - t0)
         }),
-        other => Err(format!("{name}: TIME-WAIT record {other:?} (never entered or never left)")),
+        other => Err(format!(
+            "{name}: TIME-WAIT record {other:?} (never entered or never left)"
+        )),
     }
 }
 
@@ -108,9 +120,10 @@ impl Outcome {
         })?;
         if let Some(first) = s.states.first() {
             // The application sees a passive connection only once it is synchronized.
-            ensure(matches!(first, State::Established | State::CloseWait), || {
-                format!("server accepted a connection in {first}")
-            })?;
+            ensure(
+                matches!(first, State::Established | State::CloseWait),
+                || format!("server accepted a connection in {first}"),
+            )?;
         }
         match self.verdict {
             Verdict::ConnectTimedOut => self.check_no_connection(ConnError::TimedOut),
@@ -130,7 +143,9 @@ impl Outcome {
                 ensure(s.incoming == 0 && s.id.is_none(), || {
                     "client reset though the server accepted".into()
                 })?;
-                ensure(s.conns_left == 0, || "server still holds the half-open one".into())
+                ensure(s.conns_left == 0, || {
+                    "server still holds the half-open one".into()
+                })
             }
             Verdict::Completed => self.check_completed(),
         }
@@ -142,15 +157,19 @@ impl Outcome {
         ensure(c.states == [State::SynSent, State::Closed], || {
             format!("client path {:?}", c.states)
         })?;
-        ensure(c.error == Some(err) && !c.events.contains(&Event::Connected), || {
-            format!("client error {:?}, events {:?}", c.error, c.events)
-        })?;
-        ensure(s.incoming == 0 && s.id.is_none() && s.conns_left == 0, || {
-            format!(
-                "server: {} incoming, holds {} connections",
-                s.incoming, s.conns_left
-            )
-        })?;
+        ensure(
+            c.error == Some(err) && !c.events.contains(&Event::Connected),
+            || format!("client error {:?}, events {:?}", c.error, c.events),
+        )?;
+        ensure(
+            s.incoming == 0 && s.id.is_none() && s.conns_left == 0,
+            || {
+                format!(
+                    "server: {} incoming, holds {} connections",
+                    s.incoming, s.conns_left
+                )
+            },
+        )?;
         ensure(c.conns_left == 0 && c.tw_left == 0, || {
             "client endpoint still holds the failed connection".into()
         })?;
@@ -180,14 +199,22 @@ impl Outcome {
         let c_sent = &c.sent;
         let s_sent = &s.sent[..s.sent.len() - probe_len(s)];
         ensure(&s.received == c_sent, || {
-            format!("server got {} of {} bytes (or other bytes)", s.received.len(), c_sent.len())
+            format!(
+                "server got {} of {} bytes (or other bytes)",
+                s.received.len(),
+                c_sent.len()
+            )
         })?;
         if self.scenario == Scenario::CloseUnread {
             ensure(c.received.is_empty(), || "unread client read".into())?;
         } else {
             let want = s_sent;
             ensure(c.received == want, || {
-                format!("client got {} of {} bytes (or other bytes)", c.received.len(), want.len())
+                format!(
+                    "client got {} of {} bytes (or other bytes)",
+                    c.received.len(),
+                    want.len()
+                )
             })?;
         }
         use State::*;

@@ -267,7 +267,8 @@ impl Link {
             let i = self.rng.gen_range(self.protect..bytes.len());
             bytes[i] ^= self.rng.gen_range(1..=255u8);
         }
-        let duplicated = self.chance(self.cfg.duplicate) && self.queue.len() + 1 < self.cfg.queue_limit;
+        let duplicated =
+            self.chance(self.cfg.duplicate) && self.queue.len() + 1 < self.cfg.queue_limit;
         if duplicated {
             self.stats.duplicated += 1;
             let at = depart + self.cfg.latency + self.uniform(self.cfg.jitter);
@@ -344,7 +345,12 @@ mod tests {
         let mut o = 0;
         let mut l = link(LinkConfig::default());
         for i in 0..5 {
-            l.send(Instant::from_millis(i as u64), pkt(i), Summary::default(), &mut o);
+            l.send(
+                Instant::from_millis(i as u64),
+                pkt(i),
+                Summary::default(),
+                &mut o,
+            );
         }
         assert_eq!(l.next_arrival(), Some(Instant::from_millis(10)));
         assert!(l.pop_due(Instant::from_millis(9)).is_none());
@@ -395,7 +401,12 @@ mod tests {
             let a = l.pop_due(Instant::from_secs(1)).unwrap();
             assert!(a.corrupted);
             assert_eq!(&a.bytes[..14], &pkt(i)[..14]);
-            let diff = a.bytes.iter().zip(pkt(i)).filter(|(a, b)| **a != *b).count();
+            let diff = a
+                .bytes
+                .iter()
+                .zip(pkt(i))
+                .filter(|(a, b)| **a != *b)
+                .count();
             assert_eq!(diff, 1);
         }
     }
@@ -404,7 +415,7 @@ mod tests {
     fn loss_and_duplication_rates_are_roughly_right_and_seeded() {
         let run = || {
             let mut o = 0;
-        let mut l = link(
+            let mut l = link(
                 LinkConfig::default()
                     .with_loss(0.2)
                     .with_duplicate(0.1)
@@ -427,7 +438,12 @@ mod tests {
         let mut o = 0;
         let mut l = link(LinkConfig::default().with_reorder(0.5, Duration::from_millis(50)));
         for i in 0..100u32 {
-            l.send(Instant::from_millis(i as u64), pkt(i as u8), Summary::default(), &mut o);
+            l.send(
+                Instant::from_millis(i as u64),
+                pkt(i as u8),
+                Summary::default(),
+                &mut o,
+            );
         }
         let order: Vec<u8> = (0..100)
             .map(|_| l.pop_due(Instant::from_secs(10)).unwrap().bytes[0])

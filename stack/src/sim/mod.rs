@@ -389,7 +389,10 @@ impl<N: Node> Sim<N> {
             }
             Err(e) => {
                 if !a.corrupted {
-                    self.fail(&format!("a clean packet failed to parse ({e}): {}", a.summary));
+                    self.fail(&format!(
+                        "a clean packet failed to parse ({e}): {}",
+                        a.summary
+                    ));
                 }
                 self.stats.rejected[idx(to)] += 1;
                 if e == wire::Error::Checksum {

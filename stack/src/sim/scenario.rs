@@ -268,6 +268,20 @@ pub fn run(scn: Scenario, seed: u64, link: LinkConfig) -> Outcome {
 
 /// [`run`] with a given TCP configuration.
 pub fn run_with(scn: Scenario, seed: u64, link: LinkConfig, tcp: TcpConfig) -> Outcome {
+    run_hooked(scn, seed, link, tcp, |_| {})
+}
+
+/// [`run_with`] plus a fault schedule: `hook` runs after every application turn (before
+/// the simulator flushes what the turn produced) and may
+/// change the links (`sim.link_mut(side).set_config(..)`, `clear()`), e.g. black-hole one
+/// direction for a while. It must not call the endpoints.
+pub fn run_hooked(
+    scn: Scenario,
+    seed: u64,
+    link: LinkConfig,
+    tcp: TcpConfig,
+    mut hook: impl FnMut(&mut Sim<Endpoint>),
+) -> Outcome {
     let msl = tcp.msl;
     let mut sim = pair(seed, link.clone(), tcp);
     sim.set_label(format!("{scn:?} seed {seed} link {link:?}"));
@@ -287,7 +301,11 @@ pub fn run_with(scn: Scenario, seed: u64, link: LinkConfig, tcp: TcpConfig) -> O
         s_data: (0..s_len).map(|_| rng.gen()).collect(),
     };
     d.start(&mut sim);
-    sim.drive(|sim| d.app(sim));
+    sim.drive(|sim| {
+        let acted = d.app(sim);
+        hook(sim);
+        acted
+    });
     let o = d.finish(&sim, seed, msl);
     if let Err(why) = o.check() {
         sim.fail(&format!(
@@ -463,14 +481,15 @@ impl Driver {
         let ep = sim.node(side);
         let mut acted = false;
         let mut buf = [0u8; 4096];
+        // Read until nothing is left (the close-with-unread client never reads).
+        #[allow(clippy::while_immutable_condition)] // `read` gates; `break` ends it.
         while read {
-            match ep.recv(id, &mut buf) {
-                Ok(n) if n > 0 => {
-                    a.end.received.extend_from_slice(&buf[..n]);
-                    acted = true;
-                }
-                _ => break,
+            let n = ep.recv(id, &mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
             }
+            a.end.received.extend_from_slice(&buf[..n]);
+            acted = true;
         }
         if !a.out.is_empty() {
             if let Ok(n) = ep.send(now, id, &a.out) {
@@ -535,7 +554,9 @@ impl Driver {
     fn scenario_moves(&mut self, sim: &mut Sim<Endpoint>) -> bool {
         let now = sim.now();
         match self.scn {
-            Scenario::ClientClose if !self.c.closed && self.c.end.received.len() == self.s_data.len() => {
+            Scenario::ClientClose
+                if !self.c.closed && self.c.end.received.len() == self.s_data.len() =>
+            {
                 self.c.fin_after_out = Some(FinKind::Close);
                 self.act(sim, Side::Client)
             }
@@ -545,9 +566,7 @@ impl Driver {
                 self.s.fin_after_out = Some(FinKind::Close);
                 self.act(sim, Side::Server)
             }
-            Scenario::SimultaneousClose
-                if !self.c.closed && !self.s.closed && self.all_read() =>
-            {
+            Scenario::SimultaneousClose if !self.c.closed && !self.s.closed && self.all_read() => {
                 // Same instant, both before the next step: the FINs cross.
                 self.close(sim, Side::Client);
                 self.close(sim, Side::Server);

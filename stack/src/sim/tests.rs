@@ -79,7 +79,12 @@ fn pair(cfg: SimConfig, count: u32) -> Sim<Echo> {
 fn clean_link_round_trips_in_twice_the_latency() {
     let mut sim = pair(SimConfig::symmetric(1, LinkConfig::default()), 5);
     sim.drive(|_| false);
-    let got: Vec<_> = sim.client.got.iter().map(|&(t, n)| (t.as_millis(), n)).collect();
+    let got: Vec<_> = sim
+        .client
+        .got
+        .iter()
+        .map(|&(t, n)| (t.as_millis(), n))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -124,7 +129,10 @@ fn every_corrupted_packet_is_rejected_by_a_checksum() {
     let link = LinkConfig::default().with_corrupt(0.3);
     let mut sim = pair(SimConfig::symmetric(5, link), 300);
     sim.drive(|_| false);
-    let (c2s, s2c) = (sim.link(Side::Client).stats(), sim.link(Side::Server).stats());
+    let (c2s, s2c) = (
+        sim.link(Side::Client).stats(),
+        sim.link(Side::Server).stats(),
+    );
     let st = sim.stats();
     assert!(c2s.corrupted > 50 && s2c.corrupted > 20, "{c2s:?} {s2c:?}");
     // Indexed by receiver.
@@ -181,13 +189,24 @@ fn rate_limited_link_tail_drops_a_burst() {
     let mut sim = pair(SimConfig::symmetric(1, link), 1);
     sim.server.out.extend(0..10);
     sim.drive(|_| false);
-    let got: Vec<_> = sim.client.got.iter().map(|&(t, n)| (t.as_millis(), n)).collect();
+    let got: Vec<_> = sim
+        .client
+        .got
+        .iter()
+        .map(|&(t, n)| (t.as_millis(), n))
+        .collect();
     // The server's burst: 4 fit, serialized 1 ms apart. The client's packet arrives at
     // 100.011 (1 ms serialization + 10 ms), after the burst's first packet left the queue,
     // so its echo fits; it serializes 100.011..100.012 and arrives at 100.022.
     assert_eq!(
         got,
-        vec![(100_011, 0), (100_012, 1), (100_013, 2), (100_014, 3), (100_022, 0)]
+        vec![
+            (100_011, 0),
+            (100_012, 1),
+            (100_013, 2),
+            (100_014, 3),
+            (100_022, 0)
+        ]
     );
     assert_eq!(sim.link(Side::Server).stats().queue_full, 6);
 }
