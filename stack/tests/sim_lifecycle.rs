@@ -87,11 +87,16 @@ fn states(o: &Outcome) -> (Vec<State>, Vec<State>) {
 /// (§3.6 figures 12 and 13 for the closes); see the `Scenario` docs.
 #[test]
 fn clean_link_exact_state_paths() {
-    let cases: [(Scenario, &[State], &[State]); 8] = [
+    let cases: [(Scenario, &[State], &[State]); 9] = [
         (Scenario::Handshake, &[SynSent, Established], &[Established]),
         (
             Scenario::ClientClose,
             &[SynSent, Established, FinWait1, FinWait2, TimeWait, Closed],
+            &[Established, CloseWait, LastAck, Closed],
+        ),
+        (
+            Scenario::FinWait2Timeout,
+            &[SynSent, Established, FinWait1, FinWait2, Closed],
             &[Established, CloseWait, LastAck, Closed],
         ),
         (

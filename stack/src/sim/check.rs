@@ -231,6 +231,7 @@ impl Outcome {
             }
             Scenario::ClientClose => self.graceful(c, s, "client", "server"),
             Scenario::ServerClose => self.graceful(s, c, "server", "client"),
+            Scenario::FinWait2Timeout => self.fin_wait2_timeout(),
             Scenario::SimultaneousClose => {
                 for (n, e) in [("client", c), ("server", s)] {
                     no_error(n, e)?;
@@ -266,6 +267,43 @@ impl Outcome {
             }
             Scenario::Refused => unreachable!("checked above"),
         }
+    }
+
+    fn fin_wait2_timeout(&self) -> Check {
+        use State::*;
+        let (c, s) = (&self.client, &self.server);
+        let at = |e: &End, st: State| e.states.iter().position(|&x| x == st).map(|i| e.entered[i]);
+        if c.states.contains(&TimeWait) {
+            // Legitimate only if the client's FIN was acknowledged so late (many lost
+            // rounds) that the server closed within tcp_fin_timeout of FIN-WAIT-2: then it
+            // is an ordinary client-first close.
+            let (fw2, server_close) = (at(c, FinWait2), at(s, LastAck));
+            ensure(
+                matches!((fw2, server_close), (Some(a), Some(b)) if b < a + self.fin_timeout),
+                || {
+                    format!(
+                        "client in TIME-WAIT although the server closed at {server_close:?}, \
+                         more than tcp_fin_timeout after FIN-WAIT-2 at {fw2:?}"
+                    )
+                },
+            )?;
+            return self.graceful(c, s, "client", "server");
+        }
+        no_error("server", s)?;
+        passes("client", c, &[FinWait1, FinWait2])?;
+        avoids("client", c, &[TimeWait, CloseWait])?;
+        passes("server", s, &[CloseWait, LastAck])?;
+        avoids("server", s, &[TimeWait, FinWait1])?;
+        ensure(s.events.contains(&Event::PeerFin), || {
+            format!("server never saw end-of-stream: {:?}", s.events)
+        })?;
+        let (fw2, closed) = (at(c, FinWait2), at(c, Closed));
+        ensure(
+            matches!((fw2, closed), (Some(a), Some(b)) if b - a >= self.fin_timeout),
+            || format!("client FIN-WAIT-2 at {fw2:?}, CLOSED at {closed:?}: < tcp_fin_timeout"),
+        )?;
+        ends_closed_clean("client", c)?;
+        ends_closed_clean("server", s)
     }
 
     /// `a` closes first, `p` closes on end-of-stream.

@@ -20,7 +20,7 @@ use std::net::SocketAddrV4;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{LinkConfig, Side, Sim, SimConfig, CLIENT_IP, SERVER_IP};
+use super::{LinkConfig, LinkStats, Side, Sim, SimConfig, CLIENT_IP, SERVER_IP};
 use crate::tcp::conn::{ConnError, Event, State};
 use crate::tcp::endpoint::{ConnId, Endpoint, EndpointEvent, EndpointSecrets, ListenerId};
 use crate::tcp::TcpConfig;
@@ -30,6 +30,9 @@ use crate::time::{Duration, Instant};
 pub const SERVER_PORT: u16 = 80;
 /// The client's ephemeral range.
 pub const EPHEMERAL: std::ops::RangeInclusive<u16> = 40000..=40999;
+/// How long the server of [`Scenario::FinWait2Timeout`] stays in CLOSE-WAIT: well beyond
+/// `tcp_fin_timeout` (60 s) even when the client's FIN needs many retransmissions.
+pub const LINGER: Duration = Duration::from_secs(200);
 /// How long after the client's RST the server writes again, to find out about a lost RST
 /// (a RST is never retransmitted; the next segment to the closed port draws another).
 pub const PROBE_AFTER: Duration = Duration::from_secs(1);
@@ -47,6 +50,14 @@ pub enum Scenario {
     /// a FIN leads to); the client ends TIME-WAIT -> CLOSED no earlier than 2MSL after
     /// entering it; the server ends CLOSED via LAST-ACK; no errors; nothing left on either.
     ClientClose,
+    /// Active close by the client whose peer never closes in time: the server stays in
+    /// CLOSE-WAIT for [`LINGER`]; the client, orphaned in FIN-WAIT-2, is dropped after
+    /// `tcp_fin_timeout` (no TIME-WAIT, Linux `tcp_fin_timeout`); when the server finally
+    /// closes, its FIN meets the client's CLOSED port and draws a RST, which ends LAST-ACK.
+    /// Agree: all data both ways; the client FIN-WAIT-1 -> FIN-WAIT-2 -> CLOSED no earlier
+    /// than `fin_timeout` after entering FIN-WAIT-2, never TIME-WAIT; the server saw
+    /// end-of-stream, CLOSE-WAIT -> LAST-ACK -> CLOSED; nothing left on either.
+    FinWait2Timeout,
     /// Active close by the server: it sends the response and closes once it has read the
     /// request; the client reads to end-of-stream and closes. The mirror of `ClientClose`.
     ServerClose,
@@ -76,9 +87,10 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Handshake,
         Scenario::ClientClose,
+        Scenario::FinWait2Timeout,
         Scenario::ServerClose,
         Scenario::SimultaneousClose,
         Scenario::HalfClose,
@@ -111,6 +123,8 @@ pub struct End {
     /// States observed between events (consecutive repeats collapsed). A connection freed
     /// into a TIME-WAIT record shows as `TimeWait`, one freed without as `Closed`.
     pub states: Vec<State>,
+    /// When each of `states` was first observed.
+    pub entered: Vec<Instant>,
     /// Connection events in order.
     pub events: Vec<Event>,
     /// The first error: from `Event::Error`, or our own abort / reset-on-close.
@@ -202,6 +216,10 @@ pub struct Outcome {
     pub server_segments_in: u64,
     /// Corrupted packets rejected by the receivers' checksums (client, server).
     pub rejected: [u64; 2],
+    /// What the links did (client -> server, server -> client).
+    pub links: [LinkStats; 2],
+    /// `tcp_fin_timeout` of the run.
+    pub fin_timeout: Duration,
 }
 
 /// Application state of one end.
@@ -214,6 +232,8 @@ struct AppEnd {
     fin_after_out: Option<FinKind>,
     closed: bool,
     probe_at: Option<Instant>,
+    /// Close at this time (FinWait2Timeout's lingering server).
+    close_at: Option<Instant>,
     /// The handle went stale (freed by the endpoint).
     gone: bool,
 }
@@ -282,7 +302,7 @@ pub fn run_hooked(
     tcp: TcpConfig,
     mut hook: impl FnMut(&mut Sim<Endpoint>),
 ) -> Outcome {
-    let msl = tcp.msl;
+    let (msl, fin_timeout) = (tcp.msl, tcp.fin_timeout);
     let mut sim = pair(seed, link.clone(), tcp);
     sim.set_label(format!("{scn:?} seed {seed} link {link:?}"));
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ca1_ab1e);
@@ -306,7 +326,7 @@ pub fn run_hooked(
         hook(sim);
         acted
     });
-    let o = d.finish(&sim, seed, msl);
+    let o = d.finish(&sim, seed, msl, fin_timeout);
     if let Err(why) = o.check() {
         sim.fail(&format!(
             "ends disagree: {why}\n  client: {:?}\n  server: {:?}",
@@ -374,6 +394,7 @@ impl Driver {
             };
             if a.end.last() != Some(st) {
                 a.end.states.push(st);
+                a.end.entered.push(now);
             }
             // TIME-WAIT from the first sight of the state (full connection or record) until
             // neither is left. One connection per scenario: the endpoint's record count is
@@ -403,6 +424,7 @@ impl Driver {
                             self.s.end.id = Some(id);
                             if let Some(st) = sim.server.state(id) {
                                 self.s.end.states.push(st);
+                                self.s.end.entered.push(sim.now());
                             }
                             self.on_accept();
                         }
@@ -424,7 +446,7 @@ impl Driver {
                                 a.end.error = Some(err);
                                 a.end.error_at = Some(sim.now());
                             }
-                            Event::PeerFin => self.on_peer_fin(side),
+                            Event::PeerFin => self.on_peer_fin(sim, side),
                             // Nothing more will happen: release the handle, as an
                             // application closes a socket after an error or EOF.
                             Event::Closed if !a.closed => {
@@ -449,8 +471,13 @@ impl Driver {
         }
     }
 
-    fn on_peer_fin(&mut self, side: Side) {
+    fn on_peer_fin(&mut self, sim: &mut Sim<Endpoint>, side: Side) {
         match (self.scn, side) {
+            (Scenario::FinWait2Timeout, Side::Server) => {
+                let at = sim.now() + LINGER;
+                self.s.close_at = Some(at);
+                sim.wake_at(at);
+            }
             // The passive closer closes on end-of-stream.
             (Scenario::ClientClose, Side::Server) | (Scenario::ServerClose, Side::Client) => {
                 self.end(side).fin_after_out = Some(FinKind::Close);
@@ -477,6 +504,10 @@ impl Driver {
         let Some(id) = a.end.id else { return false };
         if a.closed {
             return false;
+        }
+        if a.close_at.is_some_and(|t| now >= t) {
+            a.close_at = None;
+            a.fin_after_out = Some(FinKind::Close);
         }
         let ep = sim.node(side);
         let mut acted = false;
@@ -554,7 +585,7 @@ impl Driver {
     fn scenario_moves(&mut self, sim: &mut Sim<Endpoint>) -> bool {
         let now = sim.now();
         match self.scn {
-            Scenario::ClientClose
+            Scenario::ClientClose | Scenario::FinWait2Timeout
                 if !self.c.closed && self.c.end.received.len() == self.s_data.len() =>
             {
                 self.c.fin_after_out = Some(FinKind::Close);
@@ -622,7 +653,13 @@ impl Driver {
         }
     }
 
-    fn finish(mut self, sim: &Sim<Endpoint>, seed: u64, msl: Duration) -> Outcome {
+    fn finish(
+        mut self,
+        sim: &Sim<Endpoint>,
+        seed: u64,
+        msl: Duration,
+        fin_timeout: Duration,
+    ) -> Outcome {
         for (a, ep) in [(&mut self.c, &sim.client), (&mut self.s, &sim.server)] {
             a.end.conns_left = ep.connection_count();
             a.end.tw_left = ep.time_wait_count();
@@ -649,6 +686,11 @@ impl Driver {
             server_rst_closed: sim.server.stats().rst_closed,
             server_segments_in: sim.server.stats().segments_in,
             rejected: st.rejected,
+            links: [
+                sim.link(Side::Client).stats(),
+                sim.link(Side::Server).stats(),
+            ],
+            fin_timeout,
         }
     }
 }
