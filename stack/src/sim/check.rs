@@ -227,7 +227,9 @@ impl Outcome {
                 })?;
                 ensure(s.states.last() == Some(&Established), || {
                     format!("server ends {:?}", s.states)
-                })
+                })?;
+                self.no_rst_before_closed("client", c)?;
+                self.no_rst_before_closed("server", s)
             }
             Scenario::ClientClose => self.graceful(c, s, "client", "server"),
             Scenario::ServerClose => self.graceful(s, c, "server", "client"),
@@ -239,6 +241,7 @@ impl Outcome {
                     avoids(n, e, &[CloseWait, LastAck])?;
                     time_wait_2msl(n, e, self)?;
                     ends_closed_clean(n, e)?;
+                    self.no_rst_before_closed(n, e)?;
                 }
                 Ok(())
             }
@@ -303,7 +306,28 @@ impl Outcome {
             || format!("client FIN-WAIT-2 at {fw2:?}, CLOSED at {closed:?}: < tcp_fin_timeout"),
         )?;
         ends_closed_clean("client", c)?;
-        ends_closed_clean("server", s)
+        ends_closed_clean("server", s)?;
+        self.no_rst_before_closed("client", c)?;
+        self.no_rst_before_closed("server", s)
+    }
+
+    /// In a graceful close neither end sends a RST while it still has the connection. After
+    /// its CLOSED a late duplicate (or, after the whole TIME-WAIT, a FIN retransmission)
+    /// meets a closed port and rightly draws one (RFC 9293 §3.10.7.1; a TIME-WAIT end
+    /// ignores it, RFC 1337).
+    fn no_rst_before_closed(&self, name: &str, e: &End) -> Check {
+        let i = if name == "client" { 0 } else { 1 };
+        let closed = e
+            .states
+            .last()
+            .filter(|&&s| s == State::Closed)
+            .and(e.entered.last().copied());
+        match self.first_rst[i] {
+            Some(r) => ensure(matches!(closed, Some(c) if r >= c), || {
+                format!("{name} sent a RST at {r:?} before its CLOSED at {closed:?}")
+            }),
+            None => Ok(()),
+        }
     }
 
     /// `a` closes first, `p` closes on end-of-stream.
@@ -319,7 +343,10 @@ impl Outcome {
             format!("{pn} never saw end-of-stream: {:?}", p.events)
         })?;
         ends_closed_clean(an, a)?;
-        ends_closed_clean(pn, p)
+        ends_closed_clean(pn, p)?;
+        self.no_rst_before_closed(an, a)?;
+        self.no_rst_before_closed(pn, p)?;
+        Ok(())
     }
 }
 

@@ -102,6 +102,10 @@ pub struct SimStats {
     pub misrouted: u64,
     /// Timeouts handled per node.
     pub timeouts: [u64; 2],
+    /// RST segments each node emitted (indexed by sender), whatever the link did to them,
+    /// and when the first one was.
+    pub rsts: [u64; 2],
+    pub first_rst: [Option<Instant>; 2],
     /// Events handled (packet arrivals plus timeouts).
     pub events: u64,
 }
@@ -241,6 +245,10 @@ impl<N: Node> Sim<N> {
             };
             node.transmit(now, &mut |src, dst, seg: &TcpRepr<'_>| {
                 let summary = Summary::of(seg);
+                if seg.flags.rst() {
+                    stats.rsts[idx(side)] += 1;
+                    stats.first_rst[idx(side)].get_or_insert(now);
+                }
                 if src != own || dst != peer {
                     stats.misrouted += 1;
                     trace.push(Entry {

@@ -216,6 +216,9 @@ pub struct Outcome {
     pub server_segments_in: u64,
     /// Corrupted packets rejected by the receivers' checksums (client, server).
     pub rejected: [u64; 2],
+    /// RSTs each end emitted (client, server) and when the first was.
+    pub rsts: [u64; 2],
+    pub first_rst: [Option<Instant>; 2],
     /// What the links did (client -> server, server -> client).
     pub links: [LinkStats; 2],
     /// `tcp_fin_timeout` of the run.
@@ -686,6 +689,8 @@ impl Driver {
             server_rst_closed: sim.server.stats().rst_closed,
             server_segments_in: sim.server.stats().segments_in,
             rejected: st.rejected,
+            rsts: st.rsts,
+            first_rst: st.first_rst,
             links: [
                 sim.link(Side::Client).stats(),
                 sim.link(Side::Server).stats(),
