@@ -23,7 +23,7 @@
 //! unknown 4-tuples with a RST, RFC 9293 §3.10.7.1). A connection that reaches
 //! [`State::Closed`] only drains its last output (a RST, if any) and unread data.
 //!
-//! Memory per connection: the struct itself (616 bytes on x86-64; a test bounds it at 640)
+//! Memory per connection: the struct itself (632 bytes on x86-64; a test bounds it at 640)
 //! plus at most `cfg.wmem` bytes of send buffer and `cfg.rmem` bytes of receive buffer
 //! (buffers grow on demand up to those bounds).
 //! Out-of-order segments are dropped (with an immediate ACK) for now; issue 4 adds reassembly.

@@ -12,6 +12,16 @@
 //!   [`ConnId`], a slab handle with a generation so a stale handle never reaches a new
 //!   connection.
 //!
+//! Contract: after `on_segment`, `on_timeout` or an application call, call `poll_transmit`:
+//! it also re-arms timers and frees finished connections (settling happens there, once per
+//! touched connection). Connection lifetime: an app-owned connection is freed when it is
+//! finished and the application has called `close` or `abort`; in TIME-WAIT after `close` it
+//! is replaced by a [`TimeWait`](crate::tcp::timewait::TimeWait) record. A passive connection
+//! belongs to its listener until `accept` (its events wait until then); one that dies there
+//! (reset, SYN-ACK retries exhausted) is freed at once (Linux keeps a reset one in the accept
+//! queue until accepted). A SYN that reopens a TIME-WAIT 4-tuple (RFC 6191) drops the old
+//! connection even if the application still holds its (now stale) handle.
+//!
 //! Memory bounds (per shard): at most `max_connections` connections (slab, demux map, ready
 //! lists and timer entries are O(that)); `tcp_max_tw_buckets` TIME-WAIT records; per listener
 //! its SYN queue (`tcp_max_syn_backlog`) and accept queue (min(backlog, somaxconn) + 1), whose

@@ -754,3 +754,74 @@ fn connection_limit_drops_syns() {
         (1, 1, 1)
     );
 }
+
+/// RFC 5961 §3.2 / §7: an in-window but inexact RST gets a challenge ACK, rate-limited by
+/// the one limiter the endpoint shares among its connections (tcp_challenge_ack_limit).
+#[test]
+fn challenge_ack_limiter_is_shared() {
+    let cb = TcpConfig {
+        challenge_ack_limit: 1,
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(TcpConfig::default(), cb);
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let (c1, _) = p.open(l, 80);
+    let (c2, _) = p.open(l, 80);
+    let mut rsts = Vec::new();
+    for c in [c1, c2] {
+        let e = p.a.connection(c).unwrap().endpoints();
+        // The last segment a sent on this connection: its seq is b's RCV.NXT.
+        let last = p
+            .log
+            .iter()
+            .rev()
+            .find(|(from_a, f)| *from_a && f.repr().src_port == e.local.port())
+            .unwrap();
+        let rcv_nxt = last.1.seq();
+        rsts.push(tcp(
+            e.local.port(),
+            80,
+            (rcv_nxt + 1u32).0,
+            0,
+            TcpFlags::RST,
+        ));
+    }
+    for r in &rsts {
+        p.b.on_segment(p.now, A, B, r);
+    }
+    let out = flush(&mut p.b, p.now);
+    assert_eq!(out.len(), 1, "one challenge ACK for two connections");
+    assert_eq!(out[0].flags(), TcpFlags::ACK);
+    assert_eq!(p.b.stats().challenge_acks_suppressed, 1);
+    assert_eq!(
+        p.b.state_counts().established,
+        2,
+        "neither connection was reset"
+    );
+}
+
+/// RFC 6191 on a full connection: the application has not closed the TIME-WAIT connection
+/// yet; a new SYN with a newer timestamp still reopens the 4-tuple (the old handle goes
+/// stale).
+#[test]
+fn new_syn_reopens_unclosed_time_wait_connection() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    p.a = ep(TcpConfig::default(), 1, 40_000..=40_000);
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let (ca, cb) = p.open(l, 80);
+    // b (server) shuts down its write side first but never calls close: TIME-WAIT stays a
+    // full connection.
+    p.b.shutdown_write(p.now, cb).unwrap();
+    p.run();
+    p.a.close(p.now, ca).unwrap();
+    p.run();
+    assert_eq!(p.b.state(cb), Some(State::TimeWait));
+    assert_eq!(p.b.time_wait_count(), 0);
+    p.now += Duration::from_millis(10);
+    let ca2 = p.a.connect(p.now, A, SocketAddrV4::new(B, 80)).unwrap();
+    p.run();
+    assert_eq!(p.b.state(cb), None);
+    let cb2 = p.b.accept(l).unwrap();
+    assert_eq!(p.b.state(cb2), Some(State::Established));
+    assert_eq!(p.a.state(ca2), Some(State::Established));
+}
