@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use xdptcp::sim::scenario::{run, run_hooked, Outcome, Scenario, Verdict, PROBE_AFTER};
+use xdptcp::sim::scenario::{
+    run, run_hooked, run_with, Configs, Outcome, Scenario, Verdict, PROBE_AFTER,
+};
 use xdptcp::sim::{set_quiet_traces, LinkConfig, LinkStats, Side};
 use xdptcp::tcp::conn::ConnError;
 use xdptcp::tcp::conn::State::{self, *};
@@ -405,4 +407,48 @@ fn lost_abort_rst_is_discovered_by_the_next_segment() {
         o.server.error_at.unwrap() >= aborted_at + PROBE_AFTER,
         "server saw the reset before its probe: {o:?}"
     );
+}
+
+// ---- option negotiation ----
+
+/// Each seed gives the two ends independently drawn settings: timestamps, window scaling
+/// and SACK on or off, MSS 536..=1460, receive buffers 4 KiB..=256 KiB, over a 5 % lossy,
+/// reordering link. Every lifecycle path must still complete and agree, whatever the
+/// handshake negotiated (RFC 7323 §2.2 / §3.2, RFC 2018: an option is used only when both
+/// SYNs carry it).
+#[test]
+fn mixed_option_sets_200_seeds() {
+    use rand::{Rng, SeedableRng};
+    let link = clean()
+        .with_loss(0.05)
+        .with_reorder(0.05, Duration::from_millis(20));
+    let mut failures = Vec::new();
+    for seed in 8000..8200u64 {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut draw = || {
+            let mut c = TcpConfig::default();
+            c.timestamps = rng.gen();
+            c.window_scaling = rng.gen();
+            c.sack = rng.gen();
+            c.mss = rng.gen_range(536..=1460);
+            c.rmem = rng.gen_range(4096..=262_144);
+            c
+        };
+        let cfgs = Configs {
+            client: draw(),
+            server: draw(),
+        };
+        for scn in Scenario::ALL {
+            set_quiet_traces(!failures.is_empty());
+            let both = cfgs.clone();
+            let r = catch_unwind(AssertUnwindSafe(|| run_with(scn, seed, link.clone(), both)));
+            set_quiet_traces(false);
+            match r {
+                Ok(o) if matches!(o.verdict, Verdict::Completed | Verdict::Refused) => {}
+                Ok(o) => failures.push(format!("{scn:?} seed {seed}: verdict {:?}", o.verdict)),
+                Err(_) => failures.push(format!("{scn:?} seed {seed}: {cfgs:?}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -266,15 +266,32 @@ pub fn sim_config(seed: u64, link: LinkConfig) -> SimConfig {
     cfg
 }
 
+/// The two endpoints' TCP settings (a single `TcpConfig` converts into both the same).
+#[derive(Debug, Clone, Default)]
+pub struct Configs {
+    pub client: TcpConfig,
+    pub server: TcpConfig,
+}
+
+impl From<TcpConfig> for Configs {
+    fn from(c: TcpConfig) -> Self {
+        Configs {
+            client: c.clone(),
+            server: c,
+        }
+    }
+}
+
 /// Builds the two endpoints (deterministic secrets from `seed`) and the network.
-pub fn pair(seed: u64, link: LinkConfig, tcp: TcpConfig) -> Sim<Endpoint> {
+pub fn pair(seed: u64, link: LinkConfig, tcp: impl Into<Configs>) -> Sim<Endpoint> {
+    let tcp = tcp.into();
     let client = Endpoint::new(
-        tcp.clone(),
+        tcp.client,
         EndpointSecrets::from_seed(seed.wrapping_mul(2)),
         EPHEMERAL,
     );
     let server = Endpoint::new(
-        tcp,
+        tcp.server,
         EndpointSecrets::from_seed(seed.wrapping_mul(2) + 1),
         50000..=50999,
     );
@@ -289,8 +306,8 @@ pub fn run(scn: Scenario, seed: u64, link: LinkConfig) -> Outcome {
     run_with(scn, seed, link, TcpConfig::default())
 }
 
-/// [`run`] with a given TCP configuration.
-pub fn run_with(scn: Scenario, seed: u64, link: LinkConfig, tcp: TcpConfig) -> Outcome {
+/// [`run`] with given TCP configurations.
+pub fn run_with(scn: Scenario, seed: u64, link: LinkConfig, tcp: impl Into<Configs>) -> Outcome {
     run_hooked(scn, seed, link, tcp, |_| {})
 }
 
@@ -302,10 +319,13 @@ pub fn run_hooked(
     scn: Scenario,
     seed: u64,
     link: LinkConfig,
-    tcp: TcpConfig,
+    tcp: impl Into<Configs>,
     mut hook: impl FnMut(&mut Sim<Endpoint>),
 ) -> Outcome {
-    let (msl, fin_timeout) = (tcp.msl, tcp.fin_timeout);
+    let tcp = tcp.into();
+    // The checks use the client's MSL and FIN timeout (the active closer's, mostly); runs
+    // that vary them give both ends the same.
+    let (msl, fin_timeout) = (tcp.client.msl, tcp.client.fin_timeout);
     let mut sim = pair(seed, link.clone(), tcp);
     sim.set_label(format!("{scn:?} seed {seed} link {link:?}"));
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ca1_ab1e);
