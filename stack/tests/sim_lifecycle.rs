@@ -425,14 +425,13 @@ fn mixed_option_sets_200_seeds() {
     let mut failures = Vec::new();
     for seed in 8000..8200u64 {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut draw = || {
-            let mut c = TcpConfig::default();
-            c.timestamps = rng.gen();
-            c.window_scaling = rng.gen();
-            c.sack = rng.gen();
-            c.mss = rng.gen_range(536..=1460);
-            c.rmem = rng.gen_range(4096..=262_144);
-            c
+        let mut draw = || TcpConfig {
+            timestamps: rng.gen(),
+            window_scaling: rng.gen(),
+            sack: rng.gen(),
+            mss: rng.gen_range(536..=1460),
+            rmem: rng.gen_range(4096..=262_144),
+            ..TcpConfig::default()
         };
         let cfgs = Configs {
             client: draw(),
