@@ -233,6 +233,23 @@ fn at_least_completed(sw: &Sweep, min: u32) {
     }
 }
 
+/// At 45 % loss everything can legitimately fail: connects time out, half-open connections
+/// expire, FIN-WAIT-2 times out, tcp_retries2 runs out. The ends must still agree, and
+/// connect timeouts must actually occur (that verdict is exercised).
+#[test]
+fn loss_45pct_300_seeds_agree() {
+    let sw = sweep(clean().with_loss(0.45), 9000..9300);
+    let v = &sw.verdicts;
+    let count = |verdict: Verdict| -> u32 {
+        v.iter()
+            .filter(|(k, _)| k.ends_with(&format!("/{verdict:?}")))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    assert!(count(Verdict::ConnectTimedOut) > 0, "{v:?}");
+    eprintln!("45 % loss verdicts: {v:?}");
+}
+
 #[test]
 fn duplication_10pct_300_seeds() {
     let sw = sweep(clean().with_duplicate(0.1), 3000..3300);
@@ -450,4 +467,33 @@ fn mixed_option_sets_200_seeds() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The server's response is never acknowledged (client -> server black-holed once the
+/// server has accepted): the server gives up after tcp_retries2 = 15 retransmissions
+/// (Linux: ~15 min from a 200 ms RTO) and reports TimedOut; the client, which has nothing
+/// outstanding, legitimately stays ESTABLISHED (no keepalive).
+#[test]
+fn unacknowledged_data_times_out_after_retries2() {
+    let o = run_hooked(
+        Scenario::Handshake,
+        0,
+        clean(),
+        TcpConfig::default(),
+        |sim| {
+            if sim.server.state_counts().established == 1 {
+                let cfg = sim.link(Side::Client).config().clone().with_loss(1.0);
+                sim.link_mut(Side::Client).set_config(cfg);
+            }
+        },
+    );
+    assert_eq!(o.verdict, Verdict::RetriesExhausted, "{o:?}");
+    assert_eq!(o.server.error, Some(ConnError::TimedOut));
+    let took = o.server.error_at.unwrap() - start();
+    assert!(
+        took > Duration::from_secs(600) && took < Duration::from_secs(2400),
+        "gave up after {took:?}"
+    );
+    assert_eq!(o.client.states.last(), Some(&Established));
+    eprintln!("server gave up after {took:?}");
 }

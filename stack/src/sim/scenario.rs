@@ -114,6 +114,11 @@ pub enum Verdict {
     /// (every SYN-ACK / ACK round lost); the client's data then drew a RST. Agree: the client
     /// reports `Error(Reset)`, the server never accepted a connection.
     HalfOpenReset,
+    /// An end's data or FIN retransmissions ran out (tcp_retries2, ~15 min of backoff):
+    /// only under extreme loss. Agree: that end reports `TimedOut` and ends CLOSED; each end
+    /// received a prefix of what the other sent. (The other end may legitimately stay
+    /// open: TCP without keepalive cannot know.)
+    RetriesExhausted,
 }
 
 /// What one end saw.
@@ -694,6 +699,10 @@ impl Driver {
             Verdict::Refused
         } else if c.error == Some(ConnError::Reset) && self.s.end.id.is_none() {
             Verdict::HalfOpenReset
+        } else if c.error == Some(ConnError::TimedOut)
+            || self.s.end.error == Some(ConnError::TimedOut)
+        {
+            Verdict::RetriesExhausted
         } else {
             Verdict::Completed
         };
