@@ -497,3 +497,111 @@ fn unacknowledged_data_times_out_after_retries2() {
     assert_eq!(o.client.states.last(), Some(&Established));
     eprintln!("server gave up after {took:?}");
 }
+
+// ---- simultaneous open ----
+
+/// RFC 9293 §3.5 figure 8: both ends connect to each other at once (one-port ephemeral
+/// ranges make the 4-tuples meet), 10 % loss. Agree: both report `Connected` and end
+/// ESTABLISHED; each passed SYN-SENT first; the crossing SYNs took at least one end
+/// through SYN-RECEIVED (the other may get the SYN-ACK first and skip it when its own SYN
+/// was lost); neither sent a RST.
+#[test]
+fn simultaneous_open_100_seeds() {
+    use std::net::SocketAddrV4;
+    use xdptcp::sim::{scenario::sim_config, Sim, CLIENT_IP, SERVER_IP};
+    use xdptcp::tcp::conn::Event;
+    use xdptcp::tcp::endpoint::{Endpoint, EndpointEvent, EndpointSecrets};
+    for seed in 0..100u64 {
+        let ep = |s, port| {
+            Endpoint::new(
+                TcpConfig::default(),
+                EndpointSecrets::from_seed(s),
+                port..=port,
+            )
+        };
+        let link = clean().with_loss(0.1);
+        let mut sim = Sim::new(
+            sim_config(seed, link),
+            start(),
+            ep(seed * 2, 40000),
+            ep(seed * 2 + 1, 50000),
+        );
+        sim.set_label(format!("simultaneous open seed {seed}"));
+        let now = sim.now();
+        let a = sim
+            .client
+            .connect(now, CLIENT_IP, SocketAddrV4::new(SERVER_IP, 50000))
+            .unwrap();
+        let b = sim
+            .server
+            .connect(now, SERVER_IP, SocketAddrV4::new(CLIENT_IP, 40000))
+            .unwrap();
+        let (mut events, mut states) = ([vec![], vec![]], [vec![], vec![]]);
+        sim.drive(|sim| {
+            let mut acted = false;
+            for (i, id) in [(0, a), (1, b)] {
+                let ep = if i == 0 {
+                    &mut sim.client
+                } else {
+                    &mut sim.server
+                };
+                while let Some(e) = ep.poll_event() {
+                    assert_eq!(e, EndpointEvent::Conn(id, Event::Connected), "seed {seed}");
+                    events[i].push(e);
+                    acted = true;
+                }
+                let st = ep.state(id).unwrap();
+                if states[i].last() != Some(&st) {
+                    states[i].push(st);
+                }
+            }
+            acted
+        });
+        for i in 0..2 {
+            assert_eq!(events[i].len(), 1, "seed {seed}: {events:?}");
+            assert_eq!(states[i].first(), Some(&SynSent), "seed {seed}: {states:?}");
+            assert_eq!(
+                states[i].last(),
+                Some(&Established),
+                "seed {seed}: {states:?}"
+            );
+        }
+        assert!(
+            states.iter().any(|s| s.contains(&SynReceived)),
+            "seed {seed}: {states:?}"
+        );
+        assert_eq!(sim.stats().rsts, [0, 0], "seed {seed}");
+    }
+}
+
+// ---- replay ----
+
+/// Replays one run with its whole trace, e.g. a failure reported by a sweep:
+/// `SIM_SCENARIO=ClientClose SIM_SEED=2005 SIM_LOSS=0.2 cargo test --release -p xdptcp
+/// --test sim_lifecycle replay -- --ignored --nocapture` (also SIM_DUP, SIM_REORDER with
+/// SIM_REORDER_MS, SIM_CORRUPT, SIM_JITTER_MS; unset = 0).
+#[test]
+#[ignore = "manual: replays the run named by SIM_* environment variables"]
+fn replay() {
+    let var = |k: &str| std::env::var(k).ok();
+    let num = |k: &str| var(k).map_or(0.0, |v| v.parse::<f64>().expect(k));
+    let name = var("SIM_SCENARIO").expect("SIM_SCENARIO (e.g. ClientClose)");
+    let scn = *Scenario::ALL
+        .iter()
+        .find(|s| format!("{s:?}") == name)
+        .expect("unknown SIM_SCENARIO");
+    let seed = num("SIM_SEED") as u64;
+    let link = clean()
+        .with_loss(num("SIM_LOSS"))
+        .with_duplicate(num("SIM_DUP"))
+        .with_reorder(
+            num("SIM_REORDER"),
+            Duration::from_millis(var("SIM_REORDER_MS").map_or(30, |v| v.parse().unwrap())),
+        )
+        .with_corrupt(num("SIM_CORRUPT"))
+        .with_jitter(Duration::from_millis(num("SIM_JITTER_MS") as u64));
+    xdptcp::sim::set_full_trace(Some(1_000_000));
+    let o = run(scn, seed, link);
+    xdptcp::sim::set_full_trace(None);
+    eprintln!("{o:?}");
+}

@@ -156,7 +156,7 @@ impl<N: Node> Sim<N> {
             now: start,
             start,
             links: [mk(1, cfg.c2s.clone()), mk(2, cfg.s2c.clone())],
-            trace: Trace::new(cfg.trace_cap),
+            trace: Trace::new(FULL_TRACE.with(|f| f.get()).unwrap_or(cfg.trace_cap)),
             limits: cfg.limits,
             stats: SimStats::default(),
             order: 0,
@@ -464,6 +464,14 @@ impl<N: Node> Sim<N> {
 
 thread_local! {
     static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static FULL_TRACE: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// For replaying one run: `Sim`s created on this thread from now on keep `cap` trace
+/// entries (instead of `SimConfig::trace_cap`) and print the trace whenever dropped, not
+/// only on a panic. `None` restores the default.
+pub fn set_full_trace(cap: Option<usize>) {
+    FULL_TRACE.with(|f| f.set(cap));
 }
 
 /// Stop (or restart) printing the trace when a `Sim` on this thread is dropped by a panic;
@@ -474,7 +482,8 @@ pub fn set_quiet_traces(quiet: bool) {
 
 impl<N: Node> Drop for Sim<N> {
     fn drop(&mut self) {
-        if std::thread::panicking() && !QUIET.with(|q| q.get()) {
+        let always = FULL_TRACE.with(|f| f.get()).is_some();
+        if always || std::thread::panicking() && !QUIET.with(|q| q.get()) {
             eprintln!(
                 "--- sim trace [{}] at {:?} virtual, {:?}; links c2s {:?} s2c {:?}\n{}",
                 self.label,
