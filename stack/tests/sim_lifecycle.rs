@@ -605,3 +605,91 @@ fn replay() {
     xdptcp::sim::set_full_trace(None);
     eprintln!("{o:?}");
 }
+
+// ---- a new connection on a 4-tuple in TIME-WAIT ----
+
+/// The server closes first (so it holds the TIME-WAIT), the client (one-port ephemeral
+/// range, so the 4-tuple repeats) reconnects at once. RFC 6191 / RFC 9293 §3.10.7.4: the new
+/// SYN has a newer timestamp and a higher ISN (RFC 6528's clock), so the server's TIME-WAIT
+/// gives way and the second connection completes. Both connections must see all their data
+/// and end-of-stream; 5 % loss.
+#[test]
+fn reconnect_into_server_time_wait_100_seeds() {
+    use std::net::SocketAddrV4;
+    use xdptcp::sim::{scenario::sim_config, Sim, CLIENT_IP, SERVER_IP};
+    use xdptcp::tcp::conn::Event;
+    use xdptcp::tcp::endpoint::{ConnId, Endpoint, EndpointEvent, EndpointSecrets};
+    for seed in 0..100u64 {
+        let cfg = TcpConfig::default();
+        let c = Endpoint::new(
+            cfg.clone(),
+            EndpointSecrets::from_seed(seed * 2),
+            40000..=40000,
+        );
+        let s = Endpoint::new(cfg, EndpointSecrets::from_seed(seed * 2 + 1), 50000..=50999);
+        let link = clean().with_loss(0.05);
+        let mut sim = Sim::new(sim_config(seed, link), start(), c, s);
+        sim.set_label(format!("reconnect seed {seed}"));
+        let l = sim.server.listen(SERVER_IP, 80, 4).unwrap();
+        for round in 0..2 {
+            let now = sim.now();
+            let cid = sim
+                .client
+                .connect(now, CLIENT_IP, SocketAddrV4::new(SERVER_IP, 80))
+                .unwrap_or_else(|e| panic!("seed {seed} round {round}: connect: {e}"));
+            let mut sid: Option<ConnId> = None;
+            let (mut c_eof, mut s_closed, mut c_closed) = (false, false, false);
+            let mut got = Vec::new();
+            let mut app = |sim: &mut Sim<Endpoint>| {
+                let now = sim.now();
+                while let Some(e) = sim.server.poll_event() {
+                    if let EndpointEvent::Incoming(_) = e {
+                        let id = sim.server.accept(l).expect("accept");
+                        // Respond and close at once: the server is the active closer.
+                        assert_eq!(sim.server.send(now, id, b"response"), Ok(8));
+                        sim.server.close(now, id).unwrap();
+                        sid = Some(id);
+                        s_closed = true;
+                    }
+                }
+                while let Some(e) = sim.client.poll_event() {
+                    if e == EndpointEvent::Conn(cid, Event::PeerFin) {
+                        c_eof = true;
+                    }
+                }
+                let mut buf = [0u8; 64];
+                let n = sim.client.recv(cid, &mut buf).unwrap_or(0);
+                got.extend_from_slice(&buf[..n]);
+                if c_eof && !c_closed {
+                    sim.client.close(now, cid).unwrap();
+                    c_closed = true;
+                }
+                c_closed
+            };
+            // Round 0 stops as soon as the client's connection is gone (LAST-ACK -> CLOSED:
+            // the server has just entered TIME-WAIT); round 1 runs to the end.
+            loop {
+                let done = app(&mut sim) && sim.client.state(cid).is_none();
+                if round == 0 && done || !sim.step() {
+                    break;
+                }
+            }
+            assert!(
+                s_closed && sid.is_some(),
+                "seed {seed} round {round}: never accepted"
+            );
+            assert_eq!(got, b"response", "seed {seed} round {round}");
+            assert!(c_eof, "seed {seed} round {round}: no end-of-stream");
+            if round == 0 {
+                assert_eq!(sim.server.time_wait_count(), 1, "seed {seed}");
+            }
+        }
+        // The second SYN reopened the 4-tuple in TIME-WAIT.
+        let st = *sim.server.stats();
+        assert_eq!(
+            (st.tw_reopened, st.conns_opened),
+            (1, 2),
+            "seed {seed}: {st:?}"
+        );
+    }
+}
