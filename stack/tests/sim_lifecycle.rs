@@ -693,3 +693,74 @@ fn reconnect_into_server_time_wait_100_seeds() {
         );
     }
 }
+
+/// The client closes first and holds the TIME-WAIT; with a one-port ephemeral range its next
+/// connect needs that 4-tuple. tcp_tw_reuse = 2 (Linux's default, loopback only): no port
+/// (EADDRNOTAVAIL). tcp_tw_reuse = 1 with timestamps, at least 1 s after the last segment:
+/// the record is reused (Linux tcp_twsk_unique) and the new connection completes.
+#[test]
+fn client_time_wait_reuse_follows_tcp_tw_reuse() {
+    use std::net::SocketAddrV4;
+    use xdptcp::sim::{scenario::sim_config, Sim, CLIENT_IP, SERVER_IP};
+    use xdptcp::tcp::endpoint::{ConnectError, Endpoint, EndpointEvent, EndpointSecrets};
+    for (tw_reuse, seed) in [(2u8, 1u64), (1, 2), (1, 3), (1, 4)] {
+        let cfg = TcpConfig {
+            tw_reuse,
+            ..TcpConfig::default()
+        };
+        let c = Endpoint::new(
+            cfg.clone(),
+            EndpointSecrets::from_seed(seed * 2),
+            40000..=40000,
+        );
+        let s = Endpoint::new(cfg, EndpointSecrets::from_seed(seed * 2 + 1), 50000..=50999);
+        let mut sim = Sim::new(sim_config(seed, clean()), start(), c, s);
+        let l = sim.server.listen(SERVER_IP, 80, 4).unwrap();
+        let remote = SocketAddrV4::new(SERVER_IP, 80);
+        let now = sim.now();
+        let first = sim.client.connect(now, CLIENT_IP, remote).unwrap();
+        // Handshake, then the client closes; the server closes on end-of-stream.
+        let mut closed = false;
+        sim.run_until(|sim| {
+            let now = sim.now();
+            while let Some(e) = sim.server.poll_event() {
+                match e {
+                    EndpointEvent::Incoming(_) => {
+                        sim.server.accept(l);
+                    }
+                    EndpointEvent::Conn(id, xdptcp::tcp::conn::Event::PeerFin) => {
+                        sim.server.close(now, id).unwrap();
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(e) = sim.client.poll_event() {
+                if e == EndpointEvent::Conn(first, xdptcp::tcp::conn::Event::Connected) {
+                    sim.client.close(now, first).unwrap();
+                    closed = true;
+                }
+            }
+            closed && sim.client.time_wait_count() == 1 && sim.server.connection_count() == 0
+        });
+        assert_eq!(sim.client.time_wait_count(), 1, "seed {seed}");
+        // Linux tcp_tw_reuse_delay: 1 s after the last timestamp seen.
+        let later = sim.now() + Duration::from_millis(1500);
+        sim.run_to(later);
+        let r = sim.client.connect(later, CLIENT_IP, remote);
+        if tw_reuse == 2 {
+            assert_eq!(r, Err(ConnectError::NoPorts), "seed {seed}");
+            continue;
+        }
+        let second = r.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let ok = sim.run_until(|sim| {
+            while let Some(e) = sim.server.poll_event() {
+                if let EndpointEvent::Incoming(_) = e {
+                    sim.server.accept(l);
+                }
+            }
+            sim.client.state(second) == Some(Established)
+        });
+        assert!(ok, "seed {seed}: second connection not established");
+        assert_eq!(sim.client.stats().tw_reused, 1, "seed {seed}");
+    }
+}
