@@ -111,7 +111,7 @@ fn states(o: &Outcome) -> (Vec<State>, Vec<State>) {
 /// (§3.6 figures 12 and 13 for the closes); see the `Scenario` docs.
 #[test]
 fn clean_link_exact_state_paths() {
-    let cases: [(Scenario, &[State], &[State]); 9] = [
+    let cases: [(Scenario, &[State], &[State]); 10] = [
         (Scenario::Handshake, &[SynSent, Established], &[Established]),
         (
             Scenario::ClientClose,
@@ -140,6 +140,11 @@ fn clean_link_exact_state_paths() {
         ),
         (
             Scenario::Abort,
+            &[SynSent, Established, Closed],
+            &[Established, Closed],
+        ),
+        (
+            Scenario::ServerAbort,
             &[SynSent, Established, Closed],
             &[Established, Closed],
         ),

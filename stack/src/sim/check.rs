@@ -212,9 +212,9 @@ impl Outcome {
         ensure(s.id.is_some(), || "server never accepted".into())?;
         // Data: each received exactly what the other sent (the close-with-unread client reads
         // nothing; the server's post-RST probe is never delivered).
-        let c_sent = &c.sent;
+        let c_sent = &c.sent[..c.sent.len() - probe_len(c)];
         let s_sent = &s.sent[..s.sent.len() - probe_len(s)];
-        ensure(&s.received == c_sent, || {
+        ensure(s.received == c_sent, || {
             format!(
                 "server got {} of {} bytes (or other bytes)",
                 s.received.len(),
@@ -292,22 +292,8 @@ impl Outcome {
                     format!("half-closed client never saw end-of-stream: {:?}", c.events)
                 })
             }
-            Scenario::Abort | Scenario::CloseUnread => {
-                ensure(c.error == Some(ConnError::Aborted), || {
-                    format!("client error {:?}, want Aborted", c.error)
-                })?;
-                ensure(s.error == Some(ConnError::Reset), || {
-                    format!("server error {:?}, want Reset", s.error)
-                })?;
-                ensure(s.events.contains(&Event::Closed), || {
-                    format!("server events {:?}: no Closed after the reset", s.events)
-                })?;
-                for (n, e) in [("client", c), ("server", s)] {
-                    avoids(n, e, &[TimeWait, FinWait1, CloseWait])?;
-                    ends_closed_clean(n, e)?;
-                }
-                Ok(())
-            }
+            Scenario::Abort | Scenario::CloseUnread => self.aborted(c, s, "client", "server"),
+            Scenario::ServerAbort => self.aborted(s, c, "server", "client"),
             Scenario::Refused => unreachable!("checked above"),
         }
     }
@@ -386,6 +372,26 @@ impl Outcome {
             && e.entered[n - 1] - e.entered[n - 2] >= self.fin_timeout
     }
 
+    /// `a` aborted (or closed with unread data): it reports `Aborted`, `p` a reset
+    /// followed by `Closed`; neither went through a FIN state; nothing left on either.
+    fn aborted(&self, a: &End, p: &End, an: &str, pn: &str) -> Check {
+        use State::*;
+        ensure(a.error == Some(ConnError::Aborted), || {
+            format!("{an} error {:?}, want Aborted", a.error)
+        })?;
+        ensure(p.error == Some(ConnError::Reset), || {
+            format!("{pn} error {:?}, want Reset", p.error)
+        })?;
+        ensure(p.events.contains(&Event::Closed), || {
+            format!("{pn} events {:?}: no Closed after the reset", p.events)
+        })?;
+        for (n, e) in [(an, a), (pn, p)] {
+            avoids(n, e, &[TimeWait, FinWait1, CloseWait])?;
+            ends_closed_clean(n, e)?;
+        }
+        Ok(())
+    }
+
     /// `a` closes first, `p` closes on end-of-stream.
     fn graceful(&self, a: &End, p: &End, an: &str, pn: &str) -> Check {
         use State::*;
@@ -410,7 +416,7 @@ impl Outcome {
     }
 }
 
-/// Bytes the server wrote as its post-RST probe (not part of the exchange).
+/// Bytes an end wrote as its post-RST probe (not part of the exchange).
 fn probe_len(s: &End) -> usize {
     if s.sent.ends_with(b"probe") {
         5

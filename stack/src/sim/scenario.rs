@@ -76,6 +76,9 @@ pub enum Scenario {
     /// TIME-WAIT on either side. (If the RST is lost the server's probe, sent
     /// [`PROBE_AFTER`] later, draws a RST from the client's CLOSED port.)
     Abort,
+    /// The mirror of `Abort`: the server aborts after all data is exchanged; the client
+    /// reports `Error(Reset)` (its probe draws a RST if the first one was lost).
+    ServerAbort,
     /// The client closes with the response unread: RFC 2525 §2.17 / Linux send RST instead
     /// of FIN. Agree: as `Abort`, and the server received all of the request.
     CloseUnread,
@@ -87,7 +90,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Handshake,
         Scenario::ClientClose,
         Scenario::FinWait2Timeout,
@@ -95,6 +98,7 @@ impl Scenario {
         Scenario::SimultaneousClose,
         Scenario::HalfClose,
         Scenario::Abort,
+        Scenario::ServerAbort,
         Scenario::CloseUnread,
         Scenario::Refused,
     ];
@@ -634,7 +638,12 @@ impl Driver {
             }
             Scenario::Abort if !self.c.closed && self.all_read() => {
                 self.abort(sim, Side::Client);
-                self.arm_probe(sim, now);
+                self.arm_probe(sim, Side::Server, now);
+                true
+            }
+            Scenario::ServerAbort if !self.s.closed && self.all_read() => {
+                self.abort(sim, Side::Server);
+                self.arm_probe(sim, Side::Client, now);
                 true
             }
             Scenario::CloseUnread if !self.c.closed => {
@@ -644,39 +653,42 @@ impl Driver {
                     .map_or(0, |c| c.recv_available());
                 if buffered == self.s_data.len() && self.s.end.received.len() == self.c_data.len() {
                     self.close(sim, Side::Client);
-                    self.arm_probe(sim, now);
+                    self.arm_probe(sim, Side::Server, now);
                     true
                 } else {
                     false
                 }
             }
-            Scenario::Abort | Scenario::CloseUnread => self.probe(sim),
+            Scenario::Abort | Scenario::CloseUnread => self.probe(sim, Side::Server),
+            Scenario::ServerAbort => self.probe(sim, Side::Client),
             _ => false,
         }
     }
 
-    fn arm_probe(&mut self, sim: &mut Sim<Endpoint>, now: Instant) {
-        self.s.probe_at = Some(now + PROBE_AFTER);
+    fn arm_probe(&mut self, sim: &mut Sim<Endpoint>, prober: Side, now: Instant) {
+        self.end(prober).probe_at = Some(now + PROBE_AFTER);
         sim.wake_at(now + PROBE_AFTER);
     }
 
-    /// The server writes once more after the client's RST, unless it already saw the reset;
-    /// once it has, it closes its handle (as an application does after ECONNRESET).
-    fn probe(&mut self, sim: &mut Sim<Endpoint>) -> bool {
+    /// The peer of the aborting end writes once more after the RST, unless it already saw
+    /// the reset; once it has, it closes its handle (as an application does after
+    /// ECONNRESET).
+    fn probe(&mut self, sim: &mut Sim<Endpoint>, side: Side) -> bool {
         let now = sim.now();
-        if self.s.closed {
+        let a = self.end(side);
+        if a.closed {
             return false;
         }
-        if self.s.end.error.is_some() || self.s.end.saw(Event::Closed) {
-            self.close(sim, Side::Server);
+        if a.end.error.is_some() || a.end.saw(Event::Closed) {
+            self.close(sim, side);
             return true;
         }
-        match self.s.probe_at {
+        match a.probe_at {
             Some(t) if now >= t => {
-                self.s.probe_at = None;
-                self.s.out.extend_from_slice(b"probe");
-                sim.note(Side::Server, "probe write");
-                self.act(sim, Side::Server)
+                a.probe_at = None;
+                a.out.extend_from_slice(b"probe");
+                sim.note(side, "probe write");
+                self.act(sim, side)
             }
             _ => false,
         }
