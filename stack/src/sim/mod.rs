@@ -110,6 +110,9 @@ pub struct SimStats {
     pub events: u64,
 }
 
+/// Two TCP endpoints on the simulated network (build one with [`scenario::pair`]).
+pub type Pair = Sim<crate::tcp::endpoint::Endpoint>;
+
 /// The network between a client and a server node. See the module docs.
 pub struct Sim<N: Node> {
     pub client: N,
