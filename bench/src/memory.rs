@@ -83,6 +83,22 @@ pub fn parse_sockstat(text: &str) -> Option<TcpSockstat> {
     })
 }
 
+/// Sockets in `state` (an `ss` state name) with destination port `dport` in namespace `ns`,
+/// counted by `ss` over sock_diag netlink.
+pub fn ss_count(ns: &str, state: &str, dport: u16) -> Option<u64> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "ss", "-Htn", "state", state])
+        .arg(format!("( dport = :{dport} )"))
+        .output()
+        .ok()?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count() as u64
+    })
+}
+
 /// VmRSS of a process in bytes (`/proc/<pid>/status`).
 pub fn vm_rss(pid: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

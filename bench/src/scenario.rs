@@ -338,12 +338,15 @@ fn conns(
     std::thread::sleep(Duration::from_millis(500)); // let the closes complete
     let slab2 = memory::slab_snapshot();
     let ss_c2 = sockstat(&env.client_ns);
+    // sock_diag (ss), not /proc/net/tcp: the latter is read in chunks that can skip entries
+    // while other TIME-WAIT entries of the shared hash expire.
+    let tw_n = memory::ss_count(&env.client_ns, "time-wait", addr.port()).unwrap_or(0);
     crate::progress_line(label, start.elapsed(), opts.duration, &progress, true);
 
     let mut m = vec![Metric::new("conns held", "n", held as f64)];
     let mut details = json!({
         "sockstat_client_held": ss_c1, "sockstat_server_held": ss_s1,
-        "sockstat_client_closed": ss_c2,
+        "sockstat_client_closed": ss_c2, "time_wait_entries": tw_n,
     });
     if let (Some(s0), Some(s1), Some(s2)) = (&slab0, &slab1, &slab2) {
         let d_est = memory::slab_delta(s0, s1);
@@ -359,7 +362,6 @@ fn conns(
             "B",
             est as f64 / (2.0 * held.max(1) as f64),
         ));
-        let tw_n = ss_c2.tw.saturating_sub(ss_c1.tw);
         if tw_n > 0 {
             m.push(Metric::new(
                 "kernel slab per TIME-WAIT",
@@ -369,7 +371,6 @@ fn conns(
         }
         details["slab_delta_established"] = json!(d_est);
         details["slab_delta_closed"] = json!(d_tw);
-        details["time_wait_entries"] = json!(tw_n);
     } else {
         details["slab"] = json!("/proc/slabinfo not readable: kernel memory not measured");
     }
