@@ -22,7 +22,7 @@ struct Cli {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "linux-linux,linux-to-stack,stack-stack"
+        default_value = "linux-linux,linux-stack,stack-stack"
     )]
     pairings: Vec<Pairing>,
     /// Seconds per scenario run.

@@ -83,14 +83,32 @@ pub fn parse_sockstat(text: &str) -> Option<TcpSockstat> {
     })
 }
 
-/// Sockets in `state` (an `ss` state name) with destination port `dport` in namespace `ns`,
-/// counted by `ss` over sock_diag netlink.
-pub fn ss_count(ns: &str, state: &str, dport: u16) -> Option<u64> {
+/// Sockets with destination port `dport` in namespace `ns`, per `ss` state name.
+pub fn ss_states(ns: &str, dport: u16) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
     let out = std::process::Command::new("ip")
-        .args(["netns", "exec", ns, "ss", "-Htn", "state", state])
+        .args(["netns", "exec", ns, "ss", "-Htan"])
         .arg(format!("( dport = :{dport} )"))
-        .output()
-        .ok()?;
+        .output();
+    if let Ok(out) = out {
+        for l in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(st) = l.split_whitespace().next() {
+                *m.entry(st.to_string()).or_insert(0) += 1;
+            }
+        }
+    }
+    m
+}
+
+/// Sockets in any of `states` (`ss` state names) with destination port `dport` in namespace
+/// `ns`, counted by `ss` over sock_diag netlink.
+pub fn ss_count(ns: &str, states: &[&str], dport: u16) -> Option<u64> {
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", ns, "ss", "-Htn"]);
+    for st in states {
+        cmd.args(["state", st]);
+    }
+    let out = cmd.arg(format!("( dport = :{dport} )")).output().ok()?;
     out.status.success().then(|| {
         String::from_utf8_lossy(&out.stdout)
             .lines()

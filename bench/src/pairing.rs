@@ -22,6 +22,8 @@ pub enum Pairing {
     /// Linux (mio/epoll) client ↔ Linux (mio/epoll) server: the baseline of every ratio.
     LinuxLinux,
     /// Linux client → xdptcp server.
+    #[serde(rename = "linux-stack")]
+    #[value(name = "linux-stack")]
     LinuxToStack,
 }
 
@@ -187,5 +189,11 @@ mod tests {
         assert_eq!(ServerApp::CloseFirst.serve_name(), Some("close-first"));
         assert_eq!(ServerApp::Source.serve_name(), None);
         assert_eq!(Pairing::LinuxToStack.name(), "linux-stack");
+        // The CLI value, the JSON value and the table column are the same name.
+        for p in Pairing::ALL {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.name());
+            let v = clap::ValueEnum::to_possible_value(&p).unwrap();
+            assert_eq!(v.get_name(), p.name());
+        }
     }
 }

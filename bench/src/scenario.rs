@@ -335,18 +335,32 @@ fn conns(
     let (ss_c1, ss_s1) = (sockstat(&env.client_ns), sockstat(&env.server_ns));
     let _ = release_tx.send(());
     t.join().map_err(|_| anyhow!("conns client panicked"))?;
-    std::thread::sleep(Duration::from_millis(500)); // let the closes complete
+    // Wait (at most 5 s) for every client socket to reach TIME-WAIT, i.e. for the server's
+    // FIN. Counted with sock_diag (ss), not /proc/net/tcp, which is read in chunks that can
+    // skip entries while other entries of the shared hash come and go. An orphaned socket in
+    // FIN-WAIT-2 is a TIME-WAIT mini-socket (tw_sock_TCP) too, so both states count.
+    let tw_states = ["time-wait", "fin-wait-2"];
+    let mut tw_n = 0;
+    let wait_end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < wait_end && !sys::stopped() {
+        std::thread::sleep(Duration::from_millis(200));
+        let tw = memory::ss_count(&env.client_ns, &["time-wait"], addr.port()).unwrap_or(0);
+        if tw >= held as u64 {
+            break;
+        }
+    }
     let slab2 = memory::slab_snapshot();
     let ss_c2 = sockstat(&env.client_ns);
-    // sock_diag (ss), not /proc/net/tcp: the latter is read in chunks that can skip entries
-    // while other TIME-WAIT entries of the shared hash expire.
-    let tw_n = memory::ss_count(&env.client_ns, "time-wait", addr.port()).unwrap_or(0);
+    if let Some(n) = memory::ss_count(&env.client_ns, &tw_states, addr.port()) {
+        tw_n = n;
+    }
     crate::progress_line(label, start.elapsed(), opts.duration, &progress, true);
 
     let mut m = vec![Metric::new("conns held", "n", held as f64)];
     let mut details = json!({
         "sockstat_client_held": ss_c1, "sockstat_server_held": ss_s1,
         "sockstat_client_closed": ss_c2, "time_wait_entries": tw_n,
+        "client_states_after_close": memory::ss_states(&env.client_ns, addr.port()),
     });
     if let (Some(s0), Some(s1), Some(s2)) = (&slab0, &slab1, &slab2) {
         let d_est = memory::slab_delta(s0, s1);
