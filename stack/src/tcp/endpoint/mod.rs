@@ -511,6 +511,9 @@ impl Endpoint {
         now: Instant,
         mut emit: impl FnMut(Ipv4Addr, Ipv4Addr, &TcpRepr<'_>),
     ) {
+        // Timers are only armed here and in `on_timeout`: start the wheels at the first time.
+        self.timers.start(now);
+        self.tw.start(now);
         let mut out = 0u64;
         while let Some((src, dst, seg)) = self.control.pop_front() {
             emit(src, dst, &seg);
@@ -557,6 +560,8 @@ impl Endpoint {
 
     /// Fires every connection timer due at `now` and expires TIME-WAIT records.
     pub fn on_timeout(&mut self, now: Instant) {
+        self.timers.start(now);
+        self.tw.start(now);
         if !self.timer_fallback.is_empty() {
             for id in std::mem::take(&mut self.timer_fallback) {
                 let Some(s) = self.slot_mut(id) else { continue };

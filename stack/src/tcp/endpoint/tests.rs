@@ -883,7 +883,9 @@ fn wheel_fires_100k_syn_retransmissions() {
     // Wake at every `next_deadline` (cascade points included) until output appears.
     let mut now = T0;
     let mut again = Vec::new();
+    let mut wakes = 0;
     for _ in 0..64 {
+        wakes += 1;
         now = a.next_deadline().unwrap();
         assert!(now <= T0 + Duration::from_secs(1), "never late");
         a.on_timeout(now);
@@ -894,6 +896,8 @@ fn wheel_fires_100k_syn_retransmissions() {
     }
     assert_eq!(now, T0 + Duration::from_secs(1), "nothing fires early");
     assert_eq!(again, first, "every SYN retransmitted once, all at once");
+    // One shared deadline: at most one wake-up per wheel level (6) on the way to it.
+    assert!(wakes <= 6, "{wakes} wake-ups");
     assert_eq!(a.timers.len(), N);
     let next = a.next_deadline().unwrap();
     assert!(next > now && next <= T0 + Duration::from_secs(3));

@@ -22,6 +22,11 @@ pub(super) const TICK: Duration = Duration::from_millis(1);
 /// clamped to it (a shard cannot hold that many connections in memory anyway).
 pub(super) const WHEEL_MAX_TIMERS: usize = (u32::MAX / 3 * 2) as usize - 1;
 
+/// A 1 ms-tick wheel for `max_timers` (clamped to the wheel's own bound) starting at `now`.
+pub(super) fn new_wheel<K: Copy>(now: Instant, max_timers: usize) -> TimerWheel<K> {
+    TimerWheel::new(now, TICK, max_timers.min(WHEEL_MAX_TIMERS))
+}
+
 /// A timer key: slab slot and its generation (so a freed-and-reused slot is not fired).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct TimerKey {
@@ -36,16 +41,31 @@ pub(super) struct Armed {
     pub at: Instant,
 }
 
-/// The connection timer wheel. Starts at `Instant::ZERO` (the endpoint has no clock; the
-/// first poll advances it to the caller's time, O(timers x levels) once).
+/// The connection timer wheel. The endpoint is built without a clock: the wheel starts at
+/// the first time the endpoint sees ([`Self::start`]), so that its first timers do not sit
+/// on high levels relative to `Instant::ZERO` (extra cascade wake-ups).
 pub(super) struct ConnTimers {
     wheel: TimerWheel<TimerKey>,
+    max_timers: usize,
+    started: bool,
 }
 
 impl ConnTimers {
     pub fn new(max_timers: usize) -> Self {
         ConnTimers {
-            wheel: TimerWheel::new(Instant::ZERO, TICK, max_timers.min(WHEEL_MAX_TIMERS)),
+            wheel: new_wheel(Instant::ZERO, max_timers),
+            max_timers,
+            started: false,
+        }
+    }
+
+    /// Sets the wheel's start time on the first call (before anything is armed); no-op after.
+    pub fn start(&mut self, now: Instant) {
+        if !self.started {
+            self.started = true;
+            if self.wheel.is_empty() && self.wheel.next_expiry().is_none() {
+                self.wheel = new_wheel(now, self.max_timers);
+            }
         }
     }
 

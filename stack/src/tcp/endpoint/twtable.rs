@@ -8,7 +8,7 @@
 
 use rustc_hash::FxHashMap;
 
-use super::timers::{TICK, WHEEL_MAX_TIMERS};
+use super::timers::new_wheel;
 use crate::tcp::timewait::TimeWait;
 use crate::tcp::tuple::FourTuple;
 use crate::time::Instant;
@@ -24,6 +24,8 @@ pub(super) struct TwEntry {
 pub(super) struct TwTable {
     map: FxHashMap<FourTuple, TwEntry>,
     wheel: TimerWheel<FourTuple>,
+    max: usize,
+    started: bool,
     /// Records dropped because they expired (lazily or by `expire`).
     pub expired: u64,
 }
@@ -33,8 +35,21 @@ impl TwTable {
     pub fn new(max: usize) -> Self {
         TwTable {
             map: FxHashMap::default(),
-            wheel: TimerWheel::new(Instant::ZERO, TICK, max.min(WHEEL_MAX_TIMERS)),
+            wheel: new_wheel(Instant::ZERO, max),
+            max,
+            started: false,
             expired: 0,
+        }
+    }
+
+    /// Sets the wheel's start time on the first call (before anything is inserted); no-op
+    /// after (see `ConnTimers::start`).
+    pub fn start(&mut self, now: Instant) {
+        if !self.started {
+            self.started = true;
+            if self.map.is_empty() && self.wheel.next_expiry().is_none() {
+                self.wheel = new_wheel(now, self.max);
+            }
         }
     }
 
