@@ -15,6 +15,7 @@
 //! # Ok::<(), xdptcp_xdp::Error>(())
 //! ```
 
+pub mod loss;
 mod maps;
 
 use std::ffi::CString;
@@ -57,6 +58,9 @@ pub enum Error {
     /// Ephemeral range with `lo > hi`.
     #[error("empty ephemeral port range {lo}..={hi}")]
     BadRange { lo: u16, hi: u16 },
+    /// `LossConfig::every_nth == Some(0)`.
+    #[error("every_nth must be at least 1")]
+    BadEveryNth,
     /// Any other libbpf failure (with its context).
     #[error("{context}: {source}")]
     Bpf {
