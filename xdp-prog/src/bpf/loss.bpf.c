@@ -123,7 +123,8 @@ static __always_inline int chance(__u32 ppm)
 	return ppm >= PPM || bpf_get_prandom_u32() % PPM < ppm;
 }
 
-SEC("tc")
+/* tcx/egress: libbpf attaches a tcx link with the section's expected attach type. */
+SEC("tcx/egress")
 int xdptcp_loss(struct __sk_buff *skb)
 {
 	__u32 zero = 0;
