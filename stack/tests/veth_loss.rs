@@ -248,7 +248,7 @@ fn duplicates_reach_the_receiver_and_tcp_stays_byte_exact() {
     assert!(c.seen > 500 && c.dropped == 0, "{c:?}");
     let share = c.duplicated as f64 / c.seen as f64;
     assert!(
-        (0.05..=0.15).contains(&share),
+        (0.04..=0.16).contains(&share),
         "duplicated share {share:.3}: {c:?}"
     );
     // The receiver saw duplicate data segments: it answered them with D-SACKs (RFC 2883).

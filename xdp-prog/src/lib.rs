@@ -4,6 +4,9 @@
 //! (a listening `(addr, port)` or the stack's ephemeral port range) to the AF_XDP socket of the
 //! receive queue, and passes everything else (ARP, ICMP, other ports, IPv6) to the kernel.
 //!
+//! [`loss`] is a separate test tool: a tc egress program that drops or duplicates TCP packets
+//! on a Linux peer's veth (the kernel has no netem).
+//!
 //! ```no_run
 //! use std::net::Ipv4Addr;
 //! use xdptcp_xdp::{AttachOptions, Steering};
