@@ -57,6 +57,14 @@ pub struct TcpConfig {
     /// `tcp_abort_on_overflow`: answer a third ACK that finds the accept queue full with RST
     /// instead of dropping it (Linux default: off).
     pub abort_on_overflow: bool,
+    /// `tcp_max_tw_buckets`: TIME-WAIT records per endpoint (shard). Beyond it a connection
+    /// is destroyed without TIME-WAIT (Linux `TCPTimeWaitOverflow`). Linux sizes it at half
+    /// its established-hash size (RAM dependent: 131072 on a 4 GB host, 262144 at 8 GB+);
+    /// we default to 262144.
+    pub max_tw_buckets: usize,
+    /// Connections (any state but TIME-WAIT records) per endpoint (shard); beyond it SYNs
+    /// are dropped and `connect` fails (not a Linux sysctl: our memory bound).
+    pub max_connections: usize,
 }
 
 impl Default for TcpConfig {
@@ -85,6 +93,8 @@ impl Default for TcpConfig {
             wmem: 16_384,
             mss: 1460,
             abort_on_overflow: false,
+            max_tw_buckets: 262_144,
+            max_connections: 1 << 20,
         }
     }
 }

@@ -1,12 +1,24 @@
 //! The sans-IO TCP core (RFC 9293): no I/O and no clock reads; time is a parameter,
 //! segments in, segments out.
+//!
+//! - [`conn`]: one connection's state machine (SYN-SENT .. TIME-WAIT).
+//! - [`timewait`]: the compact TIME-WAIT record the endpoint keeps instead of a connection.
+//! - [`config`]: settings named after Linux's sysctls.
 
 pub mod config;
+pub mod conn;
 pub mod cookie;
+pub mod endpoint;
 pub mod isn;
 pub mod listener;
 pub mod synqueue;
+pub mod timewait;
 pub mod tuple;
 
 pub use config::TcpConfig;
+pub use conn::{
+    Arrival, ChallengeAckLimiter, ConnError, Connection, Endpoints, Event, Negotiated, SendError,
+    State, Timer,
+};
+pub use timewait::{TimeWait, TimeWaitAction};
 pub use tuple::FourTuple;

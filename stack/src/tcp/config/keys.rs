@@ -123,6 +123,12 @@ static KEYS: &[Key] = &[
     Key { name: "tcp_wmem", unit: "bytes", allowed: Allowed::Range(4_096, 1 << 30), triple: true,
         meaning: "Send buffer per connection; \"min default max\" is accepted and the default used",
         get: |c| c.wmem as u64, set: |c, v| c.wmem = v as usize },
+    Key { name: "tcp_max_tw_buckets", unit: "records", allowed: Allowed::Range(0, 1 << 24), triple: false,
+        meaning: "TIME-WAIT records per worker; beyond it a closing connection skips TIME-WAIT (Linux TCPTimeWaitOverflow)",
+        get: |c| c.max_tw_buckets as u64, set: |c, v| c.max_tw_buckets = v as usize },
+    Key { name: "max_connections", unit: "connections", allowed: Allowed::Range(1, 1 << 24), triple: false,
+        meaning: "Connections per worker (memory bound; not a Linux sysctl): beyond it SYNs are dropped and connect fails",
+        get: |c| c.max_connections as u64, set: |c, v| c.max_connections = v as usize },
     Key { name: "tcp_mss", unit: "bytes", allowed: Allowed::Range(536, 8_960), triple: false,
         meaning: "Our MSS when the interface MTU does not say otherwise (not a Linux sysctl)",
         get: |c| c.mss as u64, set: |c, v| c.mss = v as u16 },
@@ -322,6 +328,8 @@ mod tests {
             ("tcp_challenge_ack_limit", "100"),
             ("tcp_rmem", "65536"),
             ("tcp_wmem", "262144"),
+            ("tcp_max_tw_buckets", "1000"),
+            ("max_connections", "5000"),
             ("tcp_mss", "8960"),
             ("tcp_abort_on_overflow", "1"),
         ];
@@ -354,6 +362,8 @@ mod tests {
             wmem: 262_144,
             mss: 8960,
             abort_on_overflow: true,
+            max_tw_buckets: 1000,
+            max_connections: 5000,
         };
         assert_eq!(c, want);
         assert_eq!(c.time_wait(), Duration::from_secs(10));

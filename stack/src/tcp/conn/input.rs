@@ -1,0 +1,438 @@
+//! Segment arrival, in RFC 9293 §3.10.7's order, quoting the RFC beside each check.
+//! RFC 5961 (RST / SYN / ACK hardening) and RFC 7323 (PAWS, TS.Recent) checks sit where those
+//! RFCs put them. Replies are not sent here: they are recorded in `pending` and go out with
+//! the next `poll_transmit`.
+
+use super::state::{Inner, Transition};
+use super::{Arrival, ChallengeAckLimiter, ConnError, Connection, Negotiated, DEFAULT_MSS};
+use super::{Timer, EV_READABLE, EV_WRITABLE};
+use crate::tcp::timewait::TimeWaitAction;
+use crate::time::{Duration, Instant};
+use crate::wire::{SeqNum, TcpRepr};
+
+/// RFC 7323 §5.5: TS.Recent older than 24 days is invalid for PAWS.
+const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+
+/// RFC 9293 §3.10.7.4 first check, the four cases of the acceptability test. A zero window
+/// accepts a segment at exactly RCV.NXT so that its ACK, RST and FIN are still processed
+/// ("special allowance should be made to accept valid ACKs, URGs, and RSTs"); its text is
+/// trimmed away by the window.
+fn acceptable(seq: SeqNum, len: usize, nxt: SeqNum, wnd: u32) -> bool {
+    match (len, wnd) {
+        (0, 0) => seq == nxt,
+        (0, _) => seq.in_range(nxt, nxt + wnd),
+        (_, 0) => seq == nxt,
+        (_, _) => seq.in_range(nxt, nxt + wnd) || (seq + (len - 1)).in_range(nxt, nxt + wnd),
+    }
+}
+
+impl Connection {
+    /// Process one segment for this connection's 4-tuple. Replies (ACKs, RSTs, challenge
+    /// ACKs) come out of the next `poll_transmit`. Never panics on any input.
+    pub fn on_segment(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        limiter: &mut ChallengeAckLimiter,
+    ) -> Arrival {
+        if seg.src_port != self.ends.remote.port() || seg.dst_port != self.ends.local.port() {
+            return Arrival::Done; // not ours: the endpoint demultiplexes by 4-tuple
+        }
+        match self.inner {
+            Inner::SynSent(_) => self.syn_sent_arrival(now, seg),
+            Inner::TimeWait(_) => return self.time_wait_arrival(now, seg),
+            // RFC 9293 §3.10.7.1: CLOSED is the endpoint's business (RST to unknown tuples).
+            Inner::Closed(_) => {}
+            _ => self.synchronized_arrival(now, seg, limiter),
+        }
+        Arrival::Done
+    }
+
+    /// RFC 9293 §3.10.7.3 "If the state is SYN-SENT, then".
+    fn syn_sent_arrival(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        let Inner::SynSent(s) = &self.inner else {
+            return;
+        };
+        let (iss, f) = (s.iss, seg.flags);
+        // "first check the ACK bit"
+        let mut ack_ok = false;
+        if f.ack() {
+            // "If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the RST bit is
+            // set, if so drop the segment and return) <SEQ=SEG.ACK><CTL=RST>"
+            if seg.ack.le(iss) || seg.ack.gt(iss + 1u32) {
+                if !f.rst() {
+                    self.pending.rst = Some((seg.ack, None));
+                }
+                return;
+            }
+            // "If SND.UNA < SEG.ACK =< SND.NXT, then the ACK is acceptable."
+            ack_ok = true;
+        }
+        // "second check the RST bit": "If the ACK was acceptable, then signal to the user
+        // 'error: connection reset', drop the segment, enter CLOSED state ... Otherwise (no
+        // ACK), drop the segment and return." (RFC 5961 §3.2 keeps this rule.)
+        if f.rst() {
+            if ack_ok {
+                self.apply(now, Transition::Closed(Some(ConnError::Refused)));
+            }
+            return;
+        }
+        // "third check the security": no IP security compartments here.
+        // "fourth check the SYN bit" ... "fifth, if neither of the SYN or RST bits is set,
+        // then drop the segment and return."
+        if !f.syn() {
+            return;
+        }
+        self.negotiate_syn_ack(seg);
+        self.take_timestamp(now, seg);
+        self.last_rx = now;
+        // "RCV.NXT is set to SEG.SEQ+1, IRS is set to SEG.SEQ. SND.UNA should be advanced to
+        // equal SEG.ACK (if there is an ACK) ..." Text on the SYN is not taken (the peer
+        // retransmits it); RFC 7323 §2.2: the window of a SYN is never scaled.
+        if ack_ok {
+            // "If SND.UNA > ISS (our SYN has been ACKed), change the connection state to
+            // ESTABLISHED, form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it"
+            self.pending.ack = true;
+            self.apply(
+                now,
+                Transition::Established {
+                    irs: seg.seq,
+                    una: seg.ack,
+                    wnd: seg.window as u32,
+                    wl1: seg.seq,
+                    wl2: seg.ack,
+                },
+            );
+        } else {
+            // "Otherwise, enter SYN-RECEIVED, form a SYN,ACK segment
+            // <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> and send it." (simultaneous open, Figure 8)
+            self.apply(now, Transition::SynReceived { irs: seg.seq });
+        }
+    }
+
+    /// Options on a SYN-ACK (or a simultaneous-open SYN): each is in use only if both sides
+    /// offered it (RFC 7323 §1.3, §3.2; RFC 2018 §2; RFC 9293 §3.7.1 for MSS).
+    fn negotiate_syn_ack(&mut self, seg: &TcpRepr<'_>) {
+        let (o, offer) = (&seg.options, self.nego);
+        let ws = offer.window_scaling && o.window_scale.is_some();
+        self.nego = Negotiated {
+            mss: o
+                .mss
+                .unwrap_or(DEFAULT_MSS)
+                .min(self.limits.our_mss)
+                .max(64),
+            snd_shift: if ws {
+                o.window_scale.unwrap_or(0).min(14)
+            } else {
+                0
+            },
+            rcv_shift: if ws { offer.rcv_shift } else { 0 },
+            window_scaling: ws,
+            sack: offer.sack && o.sack_permitted,
+            timestamps: offer.timestamps && o.timestamp.is_some(),
+        };
+    }
+
+    /// RFC 9293 §3.10.7.4 "Otherwise" (SYN-RECEIVED and the synchronized states but
+    /// TIME-WAIT, which `time_wait_arrival` handles).
+    fn synchronized_arrival(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        limiter: &mut ChallengeAckLimiter,
+    ) {
+        let f = seg.flags;
+        // SYN-RECEIVED and the peer's SYN again: our SYN-ACK was lost; answer with it again
+        // (as Linux does) rather than with the bare ACK of the first check.
+        if let Inner::SynRcvd(s) = &self.inner {
+            if f.syn() && !f.ack() && !f.rst() && seg.seq == s.irs {
+                self.pending.syn = true;
+                return;
+            }
+        }
+        let Some(rcv_nxt) = self.inner.rcv_nxt() else {
+            return;
+        };
+        let rcv_wnd = match self.inner {
+            Inner::SynRcvd(_) => self.limits.rmem.min(u16::MAX as usize) as u32,
+            _ => self.inner.rcv_wnd(),
+        };
+        let tsval = seg.options.timestamp.map(|(v, _)| v);
+        // RFC 7323 §5.3 R1 (PAWS), before the sequence check: a TSval older than TS.Recent
+        // marks an old duplicate: "send an acknowledgment in reply ... and drop".
+        if let (true, false, Some(v)) = (self.nego.timestamps, f.rst(), tsval) {
+            let older = (v.wrapping_sub(self.ts.recent) as i32) < 0;
+            if older && now.saturating_since(self.ts.recent_at) < PAWS_IDLE {
+                self.pending.ack = true;
+                return;
+            }
+        }
+        // "first check sequence number": "If an incoming segment is not acceptable, an
+        // acknowledgment should be sent in reply (unless the RST bit is set, if so drop the
+        // segment and return)".
+        if !acceptable(seg.seq, seg.seq_len(), rcv_nxt, rcv_wnd) {
+            if !f.rst() {
+                self.pending.ack = true;
+            }
+            return;
+        }
+        // RFC 7323 §4.3 (2): "If SEG.TSval >= TS.Recent and SEG.SEQ =< Last.ACK.sent, then
+        // SEG.TSval is copied to TS.Recent".
+        if let (true, Some(v)) = (self.nego.timestamps, tsval) {
+            if (v.wrapping_sub(self.ts.recent) as i32) >= 0 && seg.seq.le(self.ts.last_ack_sent) {
+                self.ts.recent = v;
+                self.ts.recent_at = now;
+            }
+        }
+        self.last_rx = now;
+        self.probes_out = 0;
+        self.rearm_keepalive(now);
+
+        // "second check the RST bit" (RFC 5961 §3.2: "If the RST bit is set and the sequence
+        // number exactly matches the next expected sequence number (RCV.NXT), then TCP MUST
+        // reset the connection ... [otherwise, in window] TCP MUST send an ACK (challenge ACK)").
+        if f.rst() {
+            if seg.seq != rcv_nxt {
+                self.challenge_ack(now, limiter);
+                return;
+            }
+            let err = match &self.inner {
+                // "If this connection was initiated with a passive OPEN (i.e., came from the
+                // LISTEN state), then return this connection to LISTEN state": the listener
+                // simply forgets the half-open connection.
+                Inner::SynRcvd(s) if !s.active => None,
+                // "If this connection was initiated with an active OPEN ... the connection
+                // was refused; signal the user 'connection refused'".
+                Inner::SynRcvd(_) => Some(ConnError::Refused),
+                // "CLOSING, LAST-ACK, TIME-WAIT: ... enter the CLOSED state, delete the TCB".
+                Inner::Closing(_) | Inner::LastAck(_) => None,
+                // "ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2, CLOSE-WAIT: ... Users should also
+                // receive an unsolicited general 'connection reset' signal."
+                _ => Some(ConnError::Reset),
+            };
+            self.apply(now, Transition::Closed(err));
+            return;
+        }
+        // "third check security": no IP security compartments here.
+        // "fourth check the SYN bit":
+        if f.syn() {
+            if let Inner::SynRcvd(s) = &self.inner {
+                if !s.active {
+                    // "SYN-RECEIVED: If the connection was initiated with a passive OPEN,
+                    // then return this connection to the LISTEN state and return."
+                    self.apply(now, Transition::Closed(None));
+                    return;
+                }
+            }
+            // RFC 5961 §4.2: "...TCP MUST send an ACK (challenge ACK) to the remote peer" and
+            // drop the SYN, whatever its sequence number.
+            self.challenge_ack(now, limiter);
+            return;
+        }
+        // "fifth check the ACK field": "if the ACK bit is off, drop the segment and return".
+        if !f.ack() {
+            return;
+        }
+        if let Inner::SynRcvd(s) = &self.inner {
+            // "SYN-RECEIVED STATE: If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED
+            // state and continue processing ... If the segment acknowledgment is not
+            // acceptable, form a reset segment <SEQ=SEG.ACK><CTL=RST> and send it."
+            if seg.ack != s.iss + 1u32 {
+                self.pending.rst = Some((seg.ack, None));
+                return;
+            }
+            let est = Transition::Established {
+                irs: s.irs,
+                una: seg.ack,
+                wnd: (seg.window as u32) << self.nego.snd_shift,
+                wl1: seg.seq,
+                wl2: seg.ack,
+            };
+            self.apply(now, est);
+        }
+        if !self.process_ack(now, seg, limiter) {
+            return;
+        }
+        // "sixth, check the URG bit": urgent data is not supported; the pointer is ignored
+        // and the bytes are delivered in line (RFC 6093 §6 recommends against using it).
+        // "seventh, process the segment text"
+        let Some(fin) = self.process_text(now, seg) else {
+            return;
+        };
+        // "eighth, check the FIN bit"
+        if fin {
+            self.process_fin(now);
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4 "fifth check the ACK field" for the states with a send side.
+    /// Returns false when the segment is dropped.
+    fn process_ack(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        limiter: &mut ChallengeAckLimiter,
+    ) -> bool {
+        if let Inner::FinWait2(s) = &self.inner {
+            // Nothing outstanding: SND.UNA = SND.NXT. RFC 5961 §5.2 still applies.
+            let ok = seg.ack.le(s.snd.nxt) && seg.ack.ge(s.snd.nxt - s.snd.max_wnd);
+            if !ok {
+                self.challenge_ack(now, limiter);
+            }
+            return ok;
+        }
+        let ts_rtt = match (self.nego.timestamps, seg.options.timestamp) {
+            (true, Some((_, ecr))) if ecr != 0 => {
+                let ms = self.ts_val(now).wrapping_sub(ecr);
+                (ms < 1 << 30).then(|| Duration::from_millis(ms as u64))
+            }
+            _ => None,
+        };
+        let Some(snd) = self.inner.sender_mut() else {
+            return false;
+        };
+        // RFC 5961 §5.2: "(SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT" else "send an ACK"
+        // (a challenge ACK, rate-limited) "and drop". This subsumes RFC 9293's "If the ACK
+        // acks something not yet sent (SEG.ACK > SND.NXT), then send an ACK, drop".
+        if !snd.ack_acceptable(seg.ack) {
+            self.challenge_ack(now, limiter);
+            return false;
+        }
+        let mut freed = false;
+        // "If SND.UNA < SEG.ACK =< SND.NXT, then set SND.UNA <- SEG.ACK. Any segments on the
+        // retransmission queue that are thereby entirely acknowledged are removed."
+        // ("If the ACK is a duplicate (SEG.ACK =< SND.UNA), it can be ignored.")
+        if snd.una.lt(seg.ack) {
+            let acked = snd.on_ack(now, seg.ack, ts_rtt);
+            freed = acked.bytes > 0;
+            // RFC 6298 §5.2/5.3: stop the timer when all is acked, else restart it.
+            if snd.in_flight() {
+                let rto = snd.rtt.rto();
+                self.timers.set(Timer::Retransmit, now + rto);
+            } else {
+                self.timers.clear(Timer::Retransmit);
+            }
+            self.timers.clear(Timer::UserTimeout);
+            self.rearm_user_timeout(now);
+        }
+        // "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated."
+        let Some(snd) = self.inner.sender_mut() else {
+            return false;
+        };
+        if snd.una.le(seg.ack) {
+            snd.update_window(seg.seq, seg.ack, seg.window);
+            if snd.wnd > 0 {
+                snd.probes = 0;
+                self.timers.clear(Timer::Persist);
+            }
+        }
+        if freed && self.app.want_writable && self.send_capacity() > 0 {
+            self.app.want_writable = false;
+            self.signal(EV_WRITABLE);
+        }
+        let fin_acked = self.inner.sender().is_some_and(|s| s.fin_acked());
+        match self.inner {
+            // "FIN-WAIT-1 STATE: In addition to the processing for the ESTABLISHED state, if
+            // the FIN segment is now acknowledged, then enter FIN-WAIT-2 and continue."
+            Inner::FinWait1(_) if fin_acked => self.apply(now, Transition::FinWait2),
+            // "CLOSING STATE: ... if the ACK acknowledges our FIN, then enter the TIME-WAIT
+            // state; otherwise, ignore the segment."
+            Inner::Closing(_) => {
+                if fin_acked {
+                    self.apply(now, Transition::TimeWait);
+                }
+                return false;
+            }
+            // "LAST-ACK STATE: The only thing that can arrive in this state is an
+            // acknowledgment of our FIN. If our FIN is now acknowledged, delete the TCB, enter
+            // the CLOSED state, and return."
+            Inner::LastAck(_) => {
+                if fin_acked {
+                    self.apply(now, Transition::Closed(None));
+                }
+                return false;
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// RFC 9293 §3.10.7.4 "seventh, process the segment text". Returns whether an in-order
+    /// FIN follows the accepted text, or `None` if the segment was dropped.
+    fn process_text(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<bool> {
+        let orphaned = self.app.orphaned;
+        let Some(rcv) = self.inner.receiver_mut() else {
+            // "CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: This should not occur since a FIN has
+            // been received from the remote side. Ignore the segment text."
+            return Some(false);
+        };
+        if seg.payload.is_empty() {
+            return Some(seg.flags.fin() && seg.seq == rcv.nxt);
+        }
+        if orphaned {
+            // Data for a connection the application has closed: nobody will read it. Reset
+            // (RFC 2525 §2.17; Linux: LINUX_MIB_TCPABORTONDATA) with <SEQ=SEG.ACK><CTL=RST>.
+            self.pending.rst = Some((seg.ack, None));
+            self.apply(now, Transition::Closed(None));
+            return None;
+        }
+        // "ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2: ... deliver segment text to user RECEIVE
+        // buffers ... Send an acknowledgment of the form <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>."
+        // (ACKs are immediate; delayed ACK is issue 4.) Out-of-order text is dropped and
+        // ACKed at once (issue 4 adds reassembly).
+        self.pending.ack = true;
+        match rcv.accept(seg.seq, seg.payload) {
+            None => Some(false),
+            Some(n) => {
+                let fin = seg.flags.fin() && seg.seq + seg.payload.len() == rcv.nxt;
+                if n > 0 {
+                    self.signal(EV_READABLE);
+                }
+                Some(fin)
+            }
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4 "eighth, check the FIN bit" (only reached for an in-order FIN).
+    fn process_fin(&mut self, now: Instant) {
+        // "...advance RCV.NXT over the FIN, and send an acknowledgment for the FIN."
+        self.pending.ack = true;
+        match self.inner {
+            // "SYN-RECEIVED STATE, ESTABLISHED STATE: Enter the CLOSE-WAIT state."
+            Inner::Established(_) => self.apply(now, Transition::CloseWait),
+            // "FIN-WAIT-1 STATE: If our FIN has been ACKed (perhaps in this segment), then
+            // enter TIME-WAIT ... otherwise, enter the CLOSING state." (ACKed: we are in
+            // FIN-WAIT-2 already, see `process_ack`.)
+            Inner::FinWait1(_) => self.apply(now, Transition::Closing),
+            // "FIN-WAIT-2 STATE: Enter the TIME-WAIT state. Start the time-wait timer, turn
+            // off the other timers."
+            Inner::FinWait2(_) => self.apply(now, Transition::TimeWait),
+            _ => {}
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4 for TIME-WAIT, delegated to the compact record's rules.
+    fn time_wait_arrival(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Arrival {
+        let Inner::TimeWait(s) = &mut self.inner else {
+            return Arrival::Done;
+        };
+        match s.rec.on_segment(now, seg) {
+            TimeWaitAction::Ack => {
+                let expiry = s.rec.expiry;
+                self.timers.set(Timer::TimeWait, expiry);
+                self.pending.ack = true;
+            }
+            TimeWaitAction::Ignore => {}
+            TimeWaitAction::AcceptNewSyn => return Arrival::Reopen,
+            TimeWaitAction::Expire => self.apply(now, Transition::Closed(None)),
+        }
+        Arrival::Done
+    }
+
+    /// RFC 5961 §7: challenge ACKs are rate-limited.
+    fn challenge_ack(&mut self, now: Instant, limiter: &mut ChallengeAckLimiter) {
+        if limiter.allow(now) {
+            self.pending.ack = true;
+        }
+    }
+}

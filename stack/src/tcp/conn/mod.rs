@@ -1,0 +1,676 @@
+//! One TCP connection as a sans-IO state machine (RFC 9293).
+//!
+//! No I/O and no clock reads: every call takes `now`. Segments come in through
+//! [`Connection::on_segment`], timers fire through [`Connection::on_timeout`] (the caller asks
+//! [`Connection::next_deadline`] when), and everything due goes out through
+//! [`Connection::poll_transmit`] into a caller closure (the endpoint emits it into a frame).
+//! The application side is `send` / `recv` / `shutdown_write` / `close` / `abort` plus
+//! [`Connection::poll_event`].
+//!
+//! Layout (model: netstack3's one struct per state, quinn-proto's sans-IO API):
+//! - `state.rs`: one struct per RFC 9293 state holding only what that state can have, and the
+//!   transition table ([`TRANSITIONS`]); transitions are values applied in one place.
+//! - `input.rs`: segment arrival, RFC 9293 §3.10.7.3 (SYN-SENT) and §3.10.7.4 (other states)
+//!   in the RFC's order, with RFC 5961 and RFC 7323 checks.
+//! - `output.rs`: building segments (`poll_transmit`).
+//! - `sender.rs` / `receiver.rs`: the send and receive halves (issue 4 grows them: SACK,
+//!   congestion control, reassembly, delayed ACK, Nagle).
+//! - `rtt.rs`: RFC 6298 estimator; `timers.rs`: the fixed timer table; `limiter.rs`: the
+//!   RFC 5961 §7 challenge-ACK limiter.
+//!
+//! CLOSED and LISTEN are not connection states here: a LISTEN socket is the listener
+//! (tcp/listener.rs), and CLOSED is "no connection" (the endpoint answers segments for
+//! unknown 4-tuples with a RST, RFC 9293 §3.10.7.1). A connection that reaches
+//! [`State::Closed`] only drains its last output (a RST, if any) and unread data.
+//!
+//! Memory per connection: the struct itself plus at most `cfg.wmem` bytes of send buffer and
+//! `cfg.rmem` bytes of receive buffer (buffers grow on demand up to those bounds).
+//! Out-of-order segments are dropped (with an immediate ACK) for now; issue 4 adds reassembly.
+
+mod input;
+mod limiter;
+mod output;
+mod receiver;
+mod rtt;
+mod sender;
+mod state;
+mod timers;
+
+#[cfg(test)]
+mod tests;
+
+pub use limiter::ChallengeAckLimiter;
+pub use state::TRANSITIONS;
+pub use timers::Timer;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddrV4;
+
+use crate::tcp::timewait::TimeWait;
+use crate::tcp::TcpConfig;
+use crate::time::{Duration, Instant};
+use crate::wire::{SeqNum, TcpRepr};
+
+use state::{Inner, SynRcvd, SynSent};
+use timers::Timers;
+
+/// The two ends of a connection; the endpoint's lookup key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Endpoints {
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+}
+
+/// The RFC 9293 state of a connection, for reporting. (LISTEN belongs to the listener.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    SynSent,
+    SynReceived,
+    Established,
+    FinWait1,
+    FinWait2,
+    CloseWait,
+    Closing,
+    LastAck,
+    TimeWait,
+    Closed,
+}
+
+impl State {
+    /// The RFC's spelling: "SYN-SENT", "FIN-WAIT-1", ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::SynSent => "SYN-SENT",
+            State::SynReceived => "SYN-RECEIVED",
+            State::Established => "ESTABLISHED",
+            State::FinWait1 => "FIN-WAIT-1",
+            State::FinWait2 => "FIN-WAIT-2",
+            State::CloseWait => "CLOSE-WAIT",
+            State::Closing => "CLOSING",
+            State::LastAck => "LAST-ACK",
+            State::TimeWait => "TIME-WAIT",
+            State::Closed => "CLOSED",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a connection ended abnormally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnError {
+    /// Our SYN was answered by a RST (RFC 9293 §3.10.7.3): ECONNREFUSED.
+    Refused,
+    /// The peer reset the connection (RFC 9293 §3.10.7.4, RFC 5961 §3): ECONNRESET.
+    Reset,
+    /// SYN retries, data retries (tcp_retries2), keepalive probes or the user timeout ran
+    /// out: ETIMEDOUT.
+    TimedOut,
+    /// We aborted it: `abort()`, or `close()` with unread data (RFC 2525 §2.17).
+    Aborted,
+}
+
+impl fmt::Display for ConnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConnError::Refused => "connection refused",
+            ConnError::Reset => "connection reset",
+            ConnError::TimedOut => "connection timed out",
+            ConnError::Aborted => "connection aborted",
+        })
+    }
+}
+
+impl std::error::Error for ConnError {}
+
+/// What the application is told. Edge-triggered: each is reported once per occurrence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// The handshake completed (ESTABLISHED entered).
+    Connected,
+    /// New in-order data can be read with `recv`.
+    Readable,
+    /// Send-buffer space was freed after a `send` was refused or short.
+    Writable,
+    /// The peer sent FIN: after the buffered data, `recv` returns 0 (end of stream).
+    PeerFin,
+    /// The connection ended abnormally; a `Closed` follows.
+    Error(ConnError),
+    /// Both directions are finished (TIME-WAIT or CLOSED entered); nothing more will happen
+    /// for the application.
+    Closed,
+}
+
+/// Why `send` refused data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SendError {
+    /// The handshake has not completed yet (SYN-SENT, SYN-RECEIVED).
+    NotConnected,
+    /// The send buffer (`cfg.wmem`) is full; wait for `Event::Writable`.
+    Full,
+    /// `shutdown_write` or `close` was called, or our FIN is out.
+    WriteClosed,
+    /// The connection is gone.
+    Closed(Option<ConnError>),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::NotConnected => f.write_str("not connected"),
+            SendError::Full => f.write_str("send buffer full"),
+            SendError::WriteClosed => f.write_str("write side closed"),
+            SendError::Closed(Some(e)) => write!(f, "closed: {e}"),
+            SendError::Closed(None) => f.write_str("closed"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// What the handshake agreed on (RFC 9293 §3.7.1, RFC 7323, RFC 2018). Fixed after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Negotiated {
+    /// MSS we send with: min(peer's MSS option, or 536 when absent (RFC 9293 §3.7.1), cfg.mss).
+    pub mss: u16,
+    /// Window scale shifts (RFC 7323 §2.2): the peer's (applied to windows it sends) and ours
+    /// (applied to windows we send). Both 0 unless both SYNs carried the option.
+    pub snd_shift: u8,
+    pub rcv_shift: u8,
+    /// Window scaling in use (both SYNs carried the option).
+    pub window_scaling: bool,
+    /// SACK-permitted on both SYNs (RFC 2018 §2). Blocks are used by issue 4.
+    pub sack: bool,
+    /// Timestamps on both SYNs (RFC 7323 §3.2): then every non-RST segment carries them.
+    pub timestamps: bool,
+}
+
+/// RFC 9293 §3.7.1: the MSS assumed when the peer's SYN has no MSS option.
+pub const DEFAULT_MSS: u16 = 536;
+
+impl Negotiated {
+    /// Our receive window shift: the smallest that lets `cfg.rmem` fit a 16-bit window
+    /// (RFC 7323 §2.3: at most 14).
+    pub fn our_shift(cfg: &TcpConfig) -> u8 {
+        let mut shift = 0u8;
+        while shift < 14 && (cfg.rmem >> shift) > 0xffff {
+            shift += 1;
+        }
+        shift
+    }
+
+    /// What a passive open agrees to given the peer's SYN: each option only when the peer
+    /// offered it and `cfg` allows it. The listener and SYN cookies use this too.
+    pub fn from_syn(cfg: &TcpConfig, syn: &TcpRepr<'_>) -> Negotiated {
+        let o = &syn.options;
+        let ws = cfg.window_scaling && o.window_scale.is_some();
+        Negotiated {
+            mss: o.mss.unwrap_or(DEFAULT_MSS).min(cfg.mss).max(64),
+            snd_shift: if ws {
+                o.window_scale.unwrap_or(0).min(14)
+            } else {
+                0
+            },
+            rcv_shift: if ws { Self::our_shift(cfg) } else { 0 },
+            window_scaling: ws,
+            sack: cfg.sack && o.sack_permitted,
+            timestamps: cfg.timestamps && o.timestamp.is_some(),
+        }
+    }
+
+    /// What an active open offers (before the SYN-ACK says what the peer accepts).
+    fn offer(cfg: &TcpConfig) -> Negotiated {
+        Negotiated {
+            mss: cfg.mss,
+            snd_shift: 0,
+            rcv_shift: if cfg.window_scaling {
+                Self::our_shift(cfg)
+            } else {
+                0
+            },
+            window_scaling: cfg.window_scaling,
+            sack: cfg.sack,
+            timestamps: cfg.timestamps,
+        }
+    }
+}
+
+/// The per-connection copy of the settings it needs (compact: not the whole `TcpConfig`).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    rto_initial: Duration,
+    rto_min: Duration,
+    rto_max: Duration,
+    syn_retries: u32,
+    synack_retries: u32,
+    retries2: u32,
+    fin_timeout: Duration,
+    time_wait: Duration,
+    keepalive_time: Duration,
+    keepalive_intvl: Duration,
+    keepalive_probes: u32,
+    rmem: usize,
+    wmem: usize,
+    our_mss: u16,
+}
+
+impl Limits {
+    fn new(cfg: &TcpConfig) -> Limits {
+        Limits {
+            rto_initial: cfg.rto_initial,
+            rto_min: cfg.rto_min,
+            rto_max: cfg.rto_max,
+            syn_retries: cfg.syn_retries,
+            synack_retries: cfg.synack_retries,
+            retries2: cfg.retries2,
+            fin_timeout: cfg.fin_timeout,
+            time_wait: cfg.time_wait(),
+            keepalive_time: cfg.keepalive_time,
+            keepalive_intvl: cfg.keepalive_intvl,
+            keepalive_probes: cfg.keepalive_probes,
+            rmem: cfg.rmem,
+            wmem: cfg.wmem,
+            our_mss: cfg.mss,
+        }
+    }
+}
+
+/// RFC 7323 timestamp state.
+#[derive(Debug, Clone, Copy, Default)]
+struct Timestamps {
+    /// Added to our millisecond clock so TSvals do not reveal uptime (RFC 7323 §7.1).
+    offset: u32,
+    /// TS.Recent: the TSval to echo (RFC 7323 §4.3).
+    recent: u32,
+    /// When TS.Recent was last updated (for PAWS's 24-day rule, RFC 7323 §5.5).
+    recent_at: Instant,
+    /// Last.ACK.sent (RFC 7323 §4.3).
+    last_ack_sent: SeqNum,
+}
+
+/// Replies owed to the peer, sent by the next `poll_transmit`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pending {
+    /// An ACK (carrying our current RCV.NXT and window) is owed.
+    ack: bool,
+    /// A SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED) is due.
+    syn: bool,
+    /// A zero-length probe <SEQ=SND.UNA-1> is due (keepalive or zero-window probe).
+    probe: bool,
+    /// A RST to send: (seq, Some(ack) for RST|ACK).
+    rst: Option<(SeqNum, Option<SeqNum>)>,
+}
+
+/// Edge-triggered application events; a fixed bit set, so bounded and allocation-free.
+#[derive(Debug, Clone, Copy, Default)]
+struct Events {
+    bits: u8,
+    error: Option<ConnError>,
+}
+
+const EV_CONNECTED: u8 = 1;
+const EV_READABLE: u8 = 2;
+const EV_PEER_FIN: u8 = 4;
+const EV_WRITABLE: u8 = 8;
+const EV_ERROR: u8 = 16;
+const EV_CLOSED: u8 = 32;
+
+/// What the application asked for, independent of state.
+#[derive(Debug, Clone, Copy, Default)]
+struct App {
+    /// `shutdown_write` or `close` was called: FIN queued (or will be, once established).
+    write_closed: bool,
+    /// `close` was called: nobody reads any more (orphaned, Linux's term).
+    orphaned: bool,
+    /// A `send` was refused or short: report `Writable` when space frees.
+    want_writable: bool,
+    keepalive: bool,
+    user_timeout: Option<Duration>,
+}
+
+/// One TCP connection. See the module docs.
+#[derive(Debug)]
+pub struct Connection {
+    ends: Endpoints,
+    inner: Inner,
+    nego: Negotiated,
+    ts: Timestamps,
+    limits: Limits,
+    timers: Timers,
+    pending: Pending,
+    events: Events,
+    app: App,
+    /// When the last acceptable segment arrived (keepalive idle time).
+    last_rx: Instant,
+    /// Keepalive probes sent without an answer.
+    probes_out: u32,
+}
+
+/// What `on_segment` asks of the caller beyond the connection's own output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Arrival {
+    /// Handled (replies, if any, come from `poll_transmit`).
+    Done,
+    /// A SYN for this 4-tuple arrived in TIME-WAIT and may start a new connection
+    /// (RFC 6191): the caller drops this connection and hands the SYN to the listener.
+    Reopen,
+}
+
+impl Connection {
+    fn new(now: Instant, cfg: &TcpConfig, ends: Endpoints, inner: Inner, nego: Negotiated) -> Self {
+        Connection {
+            ends,
+            inner,
+            nego,
+            ts: Timestamps::default(),
+            limits: Limits::new(cfg),
+            timers: Timers::default(),
+            pending: Pending::default(),
+            events: Events::default(),
+            app: App::default(),
+            last_rx: now,
+            probes_out: 0,
+        }
+    }
+
+    /// Active open (RFC 9293 §3.10.1): CLOSED -> SYN-SENT; the SYN goes out with the next
+    /// `poll_transmit`. `iss` comes from tcp/isn.rs (RFC 6528), `ts_offset` is a per-connection
+    /// random TSval offset.
+    pub fn connect(
+        now: Instant,
+        cfg: &TcpConfig,
+        ends: Endpoints,
+        iss: SeqNum,
+        ts_offset: u32,
+    ) -> Self {
+        let inner = Inner::SynSent(SynSent { iss, tx: 0 });
+        let mut c = Connection::new(now, cfg, ends, inner, Negotiated::offer(cfg));
+        c.ts.offset = ts_offset;
+        c.pending.syn = true;
+        c
+    }
+
+    /// Passive open (RFC 9293 §3.10.7.2): a listener got `syn`; LISTEN -> SYN-RECEIVED. The
+    /// SYN-ACK <SEQ=ISS><ACK=SEG.SEQ+1> goes out with the next `poll_transmit`. The caller
+    /// has already checked `syn` is a SYN without RST/ACK.
+    pub fn accept_syn(
+        now: Instant,
+        cfg: &TcpConfig,
+        ends: Endpoints,
+        syn: &TcpRepr<'_>,
+        iss: SeqNum,
+        ts_offset: u32,
+    ) -> Self {
+        let nego = Negotiated::from_syn(cfg, syn);
+        let inner = Inner::SynRcvd(SynRcvd {
+            iss,
+            irs: syn.seq,
+            tx: 0,
+            active: false,
+        });
+        let mut c = Connection::new(now, cfg, ends, inner, nego);
+        c.ts.offset = ts_offset;
+        c.take_timestamp(now, syn);
+        c.pending.syn = true;
+        c
+    }
+
+    /// A SYN cookie came back (RFC 4987): the listener validated `ack` (its ack is our
+    /// ISS+1, its seq the peer's ISS+1) and decoded `nego` from the cookie. Enters ESTABLISHED
+    /// directly and processes `ack` (which may carry data or FIN) as the third segment.
+    pub fn from_cookie(
+        now: Instant,
+        cfg: &TcpConfig,
+        ends: Endpoints,
+        ack: &TcpRepr<'_>,
+        nego: Negotiated,
+        ts_offset: u32,
+    ) -> Self {
+        let inner = Inner::SynRcvd(SynRcvd {
+            iss: ack.ack - 1,
+            irs: ack.seq - 1,
+            tx: 0,
+            active: false,
+        });
+        let mut c = Connection::new(now, cfg, ends, inner, nego);
+        c.ts.offset = ts_offset;
+        c.take_timestamp(now, ack);
+        let mut limiter = ChallengeAckLimiter::new(0);
+        // The SYN-RECEIVED step of §3.10.7.4 "fifth check the ACK field" turns it ESTABLISHED.
+        let _ = c.on_segment(now, ack, &mut limiter);
+        c
+    }
+
+    /// The reporting state.
+    pub fn state(&self) -> State {
+        self.inner.kind()
+    }
+
+    pub fn endpoints(&self) -> Endpoints {
+        self.ends
+    }
+
+    /// What the handshake agreed on (for SYN-SENT: what we offered).
+    pub fn negotiated(&self) -> Negotiated {
+        self.nego
+    }
+
+    /// RFC 6298 estimate: (SRTT once sampled, current RTO), for the sending states.
+    pub fn rtt(&self) -> Option<(Option<Duration>, Duration)> {
+        self.inner.sender().map(|s| (s.rtt.srtt(), s.rtt.rto()))
+    }
+
+    /// The error the connection ended with, if any.
+    pub fn error(&self) -> Option<ConnError> {
+        self.events.error
+    }
+
+    /// Earliest armed timer; the caller calls `on_timeout` at or after it.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.earliest()
+    }
+
+    /// The deadline of one timer (tests and diagnostics).
+    pub fn timer(&self, t: Timer) -> Option<Instant> {
+        self.timers.get(t)
+    }
+
+    /// True when the connection is CLOSED and has nothing left to send: the endpoint may
+    /// free it once the application has read what it wants.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.inner, Inner::Closed(_)) && self.pending.rst.is_none()
+    }
+
+    /// Next application event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        const ORDER: [u8; 6] = [
+            EV_CONNECTED,
+            EV_READABLE,
+            EV_PEER_FIN,
+            EV_WRITABLE,
+            EV_ERROR,
+            EV_CLOSED,
+        ];
+        let bit = *ORDER.iter().find(|&&b| self.events.bits & b != 0)?;
+        self.events.bits &= !bit;
+        Some(match bit {
+            EV_CONNECTED => Event::Connected,
+            EV_READABLE => Event::Readable,
+            EV_PEER_FIN => Event::PeerFin,
+            EV_WRITABLE => Event::Writable,
+            EV_ERROR => Event::Error(self.events.error.unwrap_or(ConnError::Aborted)),
+            _ => Event::Closed,
+        })
+    }
+
+    fn signal(&mut self, bit: u8) {
+        self.events.bits |= bit;
+    }
+
+    /// Queue application data. Returns how many bytes were taken (bounded by `cfg.wmem`);
+    /// `Err(Full)` when none fit. Data goes out with the next `poll_transmit`.
+    pub fn send(&mut self, _now: Instant, data: &[u8]) -> Result<usize, SendError> {
+        if self.app.write_closed {
+            return Err(SendError::WriteClosed);
+        }
+        let snd = match &mut self.inner {
+            Inner::SynSent(_) | Inner::SynRcvd(_) => return Err(SendError::NotConnected),
+            Inner::Established(s) => &mut s.snd,
+            Inner::CloseWait(s) => &mut s.snd,
+            Inner::FinWait1(_)
+            | Inner::FinWait2(_)
+            | Inner::Closing(_)
+            | Inner::LastAck(_)
+            | Inner::TimeWait(_) => return Err(SendError::WriteClosed),
+            Inner::Closed(_) => return Err(SendError::Closed(self.events.error)),
+        };
+        let n = snd.write(data);
+        if n < data.len() {
+            self.app.want_writable = true;
+        }
+        if n == 0 && !data.is_empty() {
+            return Err(SendError::Full);
+        }
+        Ok(n)
+    }
+
+    /// Bytes that `send` would accept now.
+    pub fn send_capacity(&self) -> usize {
+        match &self.inner {
+            Inner::Established(s) if !self.app.write_closed => s.snd.space(),
+            Inner::CloseWait(s) if !self.app.write_closed => s.snd.space(),
+            _ => 0,
+        }
+    }
+
+    /// Read in-order received data. Returns 0 when nothing is buffered (check `state()` /
+    /// `PeerFin` for end of stream). Reading may open the window enough to owe the peer a
+    /// window update (RFC 9293 §3.8.6.2.2).
+    pub fn recv(&mut self, buf: &mut [u8]) -> usize {
+        let (n, update) = match &mut self.inner {
+            Inner::Established(s) => s.rcv.read(buf),
+            Inner::FinWait1(s) => s.rcv.read(buf),
+            Inner::FinWait2(s) => s.rcv.read(buf),
+            Inner::CloseWait(s) => (s.rcv.read(buf), false),
+            Inner::Closing(s) => (s.rcv.read(buf), false),
+            Inner::LastAck(s) => (s.rcv.read(buf), false),
+            Inner::TimeWait(s) => (s.rcv.read(buf), false),
+            Inner::Closed(s) => (s.rcv.as_mut().map_or(0, |r| r.read(buf)), false),
+            Inner::SynSent(_) | Inner::SynRcvd(_) => (0, false),
+        };
+        if update {
+            self.pending.ack = true;
+        }
+        n
+    }
+
+    /// Bytes `recv` can return now.
+    pub fn recv_available(&self) -> usize {
+        self.inner.unread()
+    }
+
+    /// Half-close (RFC 9293 §3.10.4 CLOSE, send side): queue a FIN after the buffered data;
+    /// keep receiving. ESTABLISHED -> FIN-WAIT-1, CLOSE-WAIT -> LAST-ACK. In SYN-RECEIVED the
+    /// FIN is queued until ESTABLISHED; in SYN-SENT the connection is dropped (nothing sent).
+    pub fn shutdown_write(&mut self, now: Instant) {
+        if self.app.write_closed {
+            return;
+        }
+        self.app.write_closed = true;
+        match self.inner.kind() {
+            State::SynSent => self.apply(now, state::Transition::Closed(None)),
+            State::Established => self.apply(now, state::Transition::FinWait1),
+            State::CloseWait => self.apply(now, state::Transition::LastAck),
+            _ => {}
+        }
+    }
+
+    /// Full close (RFC 9293 §3.10.4): like `shutdown_write`, and the application will read no
+    /// more. With unread received data, the connection is reset instead (RFC 2525 §2.17, as
+    /// Linux does): RST, CLOSED, `Error(Aborted)`. An orphaned connection left in FIN-WAIT-2
+    /// is dropped after `cfg.fin_timeout`; data arriving for it is answered with a RST.
+    pub fn close(&mut self, now: Instant) {
+        if self.app.orphaned {
+            return;
+        }
+        self.app.orphaned = true;
+        if self.recv_available() > 0 && self.inner.is_synchronized() {
+            self.abort(now);
+            return;
+        }
+        self.shutdown_write(now);
+        if let Inner::FinWait2(_) = self.inner {
+            self.timers
+                .set(Timer::FinWait2, now + self.limits.fin_timeout);
+        }
+    }
+
+    /// Abort (RFC 9293 §3.10.5): in a synchronized state send RST <SEQ=SND.NXT> (with ACK,
+    /// as Linux does); enter CLOSED; report `Error(Aborted)`.
+    pub fn abort(&mut self, now: Instant) {
+        let _ = now;
+        match &self.inner {
+            Inner::Closed(_) => return,
+            Inner::SynSent(_) | Inner::TimeWait(_) => {}
+            _ => {
+                let nxt = self.inner.snd_nxt();
+                self.pending.rst = Some((nxt, self.inner.rcv_nxt()));
+            }
+        }
+        self.app.orphaned = true;
+        self.app.write_closed = true;
+        self.apply(now, state::Transition::Closed(Some(ConnError::Aborted)));
+    }
+
+    /// Turn keepalive (RFC 9293 §3.8.4; Linux SO_KEEPALIVE with tcp_keepalive_*) on or off.
+    pub fn set_keepalive(&mut self, now: Instant, on: bool) {
+        self.app.keepalive = on;
+        self.rearm_keepalive(now);
+    }
+
+    /// User timeout (RFC 9293 §3.8.4, RFC 5482; Linux TCP_USER_TIMEOUT): abort with
+    /// `TimedOut` when sent data stays unacknowledged this long. `None` turns it off.
+    pub fn set_user_timeout(&mut self, now: Instant, timeout: Option<Duration>) {
+        self.app.user_timeout = timeout;
+        self.timers.clear(Timer::UserTimeout);
+        self.rearm_user_timeout(now);
+    }
+
+    /// In TIME-WAIT: the compact record the endpoint may keep instead of this connection.
+    pub fn time_wait_record(&self) -> Option<TimeWait> {
+        match &self.inner {
+            Inner::TimeWait(s) => Some(s.rec),
+            _ => None,
+        }
+    }
+
+    /// Our TSval clock: milliseconds plus the per-connection offset (RFC 7323 §5.4).
+    fn ts_val(&self, now: Instant) -> u32 {
+        (now.as_millis() as u32).wrapping_add(self.ts.offset)
+    }
+
+    /// Record the peer's TSval from a SYN/first segment as TS.Recent.
+    fn take_timestamp(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        if let (true, Some((val, _))) = (self.nego.timestamps, seg.options.timestamp) {
+            self.ts.recent = val;
+            self.ts.recent_at = now;
+        }
+    }
+}
+
+/// Readable bytes helper shared by the receive halves.
+fn read_from(buf: &mut VecDeque<u8>, out: &mut [u8]) -> usize {
+    let n = out.len().min(buf.len());
+    let (a, b) = buf.as_slices();
+    let na = n.min(a.len());
+    out[..na].copy_from_slice(&a[..na]);
+    out[na..n].copy_from_slice(&b[..n - na]);
+    buf.drain(..n);
+    n
+}

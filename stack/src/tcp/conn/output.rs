@@ -1,0 +1,352 @@
+//! Output and timers: `poll_transmit` builds every segment that is due (RST, SYN / SYN-ACK,
+//! data and FIN within the peer's window, probes, ACKs) straight into the caller's closure;
+//! `on_timeout` runs expired timers. No allocation: payloads borrow the send buffer.
+
+use super::state::{Inner, Transition};
+use super::{ConnError, Connection, Timer};
+use crate::time::Instant;
+use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
+
+impl Connection {
+    /// Emit everything due at `now`, in order: a pending RST; the SYN or SYN-ACK; data and FIN
+    /// the window allows (MSS-sized, PSH on the last); a keepalive / zero-window probe; a bare
+    /// ACK if one is still owed. Arms the retransmission timer for what it sends.
+    pub fn poll_transmit(&mut self, now: Instant, mut emit: impl FnMut(&TcpRepr<'_>)) {
+        if let Some((seq, ack)) = self.pending.rst.take() {
+            emit(&self.rst_segment(seq, ack));
+        }
+        match &self.inner {
+            Inner::Closed(_) => return,
+            Inner::TimeWait(s) => {
+                if std::mem::take(&mut self.pending.ack) {
+                    emit(&s.rec.ack_segment(now));
+                }
+                return;
+            }
+            Inner::SynSent(_) | Inner::SynRcvd(_) => return self.transmit_handshake(now, emit),
+            _ => {}
+        }
+        self.transmit_data(now, &mut emit);
+        if std::mem::take(&mut self.pending.probe) {
+            // RFC 9293 §3.8.4 / §3.8.6.1: a probe carries SEG.SEQ = SND.UNA - 1 (keepalive,
+            // as Linux does also for zero-window probes): the peer must answer with an ACK.
+            let seq = self.inner.snd_una() - 1u32;
+            let seg = self.segment(now, seq, TcpFlags::ACK, &[]);
+            emit(&seg);
+            self.ack_sent();
+        }
+        if self.pending.ack {
+            let seg = self.segment(now, self.inner.snd_nxt(), TcpFlags::ACK, &[]);
+            emit(&seg);
+            self.ack_sent();
+        }
+    }
+
+    /// SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED), or a bare ACK in SYN-RECEIVED.
+    fn transmit_handshake(&mut self, now: Instant, mut emit: impl FnMut(&TcpRepr<'_>)) {
+        let (iss, ack, tx) = match &self.inner {
+            Inner::SynSent(s) => (s.iss, None, s.tx),
+            Inner::SynRcvd(s) => (s.iss, Some(s.irs + 1u32), s.tx),
+            _ => return,
+        };
+        if std::mem::take(&mut self.pending.syn) {
+            emit(&self.syn_segment(now, iss, ack));
+            // Exponential backoff from rto_initial: 1, 2, 4, ... s (Linux's SYN timing).
+            let rto = self.limits.rto_initial.saturating_mul(1 << tx.min(20));
+            self.timers
+                .set(Timer::Retransmit, now + rto.min(self.limits.rto_max));
+            match &mut self.inner {
+                Inner::SynSent(s) => s.tx += 1,
+                Inner::SynRcvd(s) => s.tx += 1,
+                _ => {}
+            }
+            self.pending.ack = false;
+        } else if let (true, Some(_)) = (std::mem::take(&mut self.pending.ack), ack) {
+            emit(&self.segment(now, iss + 1u32, TcpFlags::ACK, &[]));
+        }
+    }
+
+    /// Data and FIN from the send buffer.
+    fn transmit_data(&mut self, now: Instant, emit: &mut impl FnMut(&TcpRepr<'_>)) {
+        // Bounded: each round sends at least one byte or the FIN of a bounded buffer.
+        while let Some(snd) = self.inner.sender() {
+            let Some((seq, range, fin)) = snd.next_segment() else {
+                break;
+            };
+            let last = range.end == snd.buf.len();
+            let payload = snd.payload(range);
+            let len = payload.len();
+            let mut flags = TcpFlags::ACK;
+            if fin {
+                flags = flags | TcpFlags::FIN;
+            }
+            if last && len > 0 {
+                flags = flags | TcpFlags::PSH;
+            }
+            emit(&self.segment(now, seq, flags, payload));
+            self.ack_sent();
+            let Some(snd) = self.inner.sender_mut() else {
+                break;
+            };
+            snd.sent(now, len, fin);
+            let rto = snd.rtt.rto();
+            // RFC 6298 §5.1: start the timer if it is not running.
+            if !self.timers.is_set(Timer::Retransmit) {
+                self.timers.set(Timer::Retransmit, now + rto);
+            }
+            self.rearm_user_timeout(now);
+        }
+        // RFC 9293 §3.8.6.1: data waits behind a zero window and nothing is in flight to
+        // bring a window update: probe with the persist timer.
+        if let Some(snd) = self.inner.sender() {
+            let waiting = snd.nxt.lt(snd.end()) && snd.wnd == 0 && !snd.in_flight();
+            if waiting && !self.timers.is_set(Timer::Persist) {
+                let d = snd.rtt.rto().saturating_mul(1 << snd.probes.min(16));
+                self.timers
+                    .set(Timer::Persist, now + d.min(self.limits.rto_max));
+            }
+        }
+    }
+
+    /// A non-SYN segment with ACK, our window and timestamps (RFC 7323 §3.2: on every
+    /// non-RST segment once negotiated).
+    fn segment<'a>(
+        &self,
+        now: Instant,
+        seq: SeqNum,
+        flags: TcpFlags,
+        payload: &'a [u8],
+    ) -> TcpRepr<'a> {
+        let mut options = TcpOptions::default();
+        if self.nego.timestamps {
+            options.timestamp = Some((self.ts_val(now), self.ts.recent));
+        }
+        TcpRepr {
+            src_port: self.ends.local.port(),
+            dst_port: self.ends.remote.port(),
+            seq,
+            ack: self.inner.rcv_nxt().unwrap_or(SeqNum(0)),
+            flags,
+            window: self.advertised_window(self.inner.rcv_wnd()),
+            urgent: 0,
+            options,
+            payload,
+        }
+    }
+
+    /// SYN <SEQ=ISS> or SYN-ACK <SEQ=ISS><ACK=RCV.NXT>, with the options offered (SYN) or
+    /// agreed (SYN-ACK: only what the peer offered, RFC 7323 §1.3).
+    fn syn_segment(&self, now: Instant, iss: SeqNum, ack: Option<SeqNum>) -> TcpRepr<'static> {
+        let n = &self.nego;
+        let options = TcpOptions {
+            mss: Some(self.limits.our_mss),
+            window_scale: n.window_scaling.then_some(n.rcv_shift),
+            sack_permitted: n.sack,
+            timestamp: n.timestamps.then(|| {
+                (
+                    self.ts_val(now),
+                    if ack.is_some() { self.ts.recent } else { 0 },
+                )
+            }),
+            ..TcpOptions::default()
+        };
+        TcpRepr {
+            src_port: self.ends.local.port(),
+            dst_port: self.ends.remote.port(),
+            seq: iss,
+            ack: ack.unwrap_or(SeqNum(0)),
+            flags: if ack.is_some() {
+                TcpFlags::SYN | TcpFlags::ACK
+            } else {
+                TcpFlags::SYN
+            },
+            // RFC 7323 §2.2: the window of a SYN is never scaled.
+            window: self.limits.rmem.min(u16::MAX as usize) as u16,
+            urgent: 0,
+            options,
+            payload: &[],
+        }
+    }
+
+    /// RST <SEQ=seq> or RST,ACK <SEQ=seq><ACK=ack>; no options, zero window.
+    fn rst_segment(&self, seq: SeqNum, ack: Option<SeqNum>) -> TcpRepr<'static> {
+        TcpRepr {
+            src_port: self.ends.local.port(),
+            dst_port: self.ends.remote.port(),
+            seq,
+            ack: ack.unwrap_or(SeqNum(0)),
+            flags: if ack.is_some() {
+                TcpFlags::RST | TcpFlags::ACK
+            } else {
+                TcpFlags::RST
+            },
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+            payload: &[],
+        }
+    }
+
+    /// The 16-bit window field for `bytes` of window (RFC 7323 §2.3: scaled down by our
+    /// shift; rounding down never advertises space we do not have).
+    pub(super) fn advertised_window(&self, bytes: u32) -> u16 {
+        (bytes >> self.nego.rcv_shift).min(u16::MAX as u32) as u16
+    }
+
+    /// Bookkeeping after any segment carrying our ACK went out.
+    fn ack_sent(&mut self) {
+        self.pending.ack = false;
+        if let Some(nxt) = self.inner.rcv_nxt() {
+            self.ts.last_ack_sent = nxt;
+        }
+        let wnd = self.inner.rcv_wnd();
+        let adv = (self.advertised_window(wnd) as u32) << self.nego.rcv_shift;
+        if let Some(r) = self.inner.receiver_mut() {
+            r.adv = adv;
+        }
+    }
+
+    /// Run every timer due at `now`.
+    pub fn on_timeout(&mut self, now: Instant) {
+        // Bounded: each round disarms one timer, and handlers only arm timers in the future.
+        while let Some(t) = self.timers.take_due(now) {
+            match t {
+                Timer::Retransmit => self.on_rto(now),
+                Timer::DelayedAck => self.pending.ack = true,
+                Timer::Persist => self.on_persist(now),
+                Timer::Keepalive => self.on_keepalive(now),
+                // Linux tcp_fin_timeout: an orphaned FIN-WAIT-2 connection is dropped.
+                Timer::FinWait2 => {
+                    if let Inner::FinWait2(_) = self.inner {
+                        self.apply(now, Transition::Closed(None));
+                    }
+                }
+                // RFC 9293 §3.10.7.4: "If the time-wait timeout expires ..., delete the TCB,
+                // enter the CLOSED state, and return."
+                Timer::TimeWait => {
+                    if let Inner::TimeWait(_) = self.inner {
+                        self.apply(now, Transition::Closed(None));
+                    }
+                }
+                // RFC 9293 §3.8.4 / RFC 5482: "connection aborted due to user timeout".
+                Timer::UserTimeout => {
+                    if self.inner.sender().is_some_and(|s| s.in_flight()) {
+                        self.apply(now, Transition::Closed(Some(ConnError::TimedOut)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Retransmission timeout: SYN / SYN-ACK retries (tcp_syn_retries / tcp_synack_retries,
+    /// backoff doubling from rto_initial), or data / FIN (RFC 6298 §5.4-5.7, tcp_retries2).
+    fn on_rto(&mut self, now: Instant) {
+        let limits = self.limits;
+        match &mut self.inner {
+            Inner::SynSent(s) => {
+                if s.tx > limits.syn_retries {
+                    self.apply(now, Transition::Closed(Some(ConnError::TimedOut)));
+                } else {
+                    self.pending.syn = true;
+                }
+            }
+            Inner::SynRcvd(s) => {
+                if s.tx > limits.synack_retries {
+                    // Passive: the listener forgets the half-open connection silently.
+                    let err = s.active.then_some(ConnError::TimedOut);
+                    self.apply(now, Transition::Closed(err));
+                } else {
+                    self.pending.syn = true;
+                }
+            }
+            _ => {
+                let Some(snd) = self.inner.sender_mut() else {
+                    return;
+                };
+                if !snd.in_flight() {
+                    return;
+                }
+                if snd.rto_count >= limits.retries2 {
+                    self.apply(now, Transition::Closed(Some(ConnError::TimedOut)));
+                } else {
+                    // Go back to SND.UNA; `poll_transmit` resends and re-arms with the
+                    // backed-off RTO.
+                    snd.on_rto();
+                }
+            }
+        }
+    }
+
+    /// RFC 9293 §3.8.6.1: zero-window probe, backing off while the window stays closed.
+    fn on_persist(&mut self, now: Instant) {
+        let Some(snd) = self.inner.sender_mut() else {
+            return;
+        };
+        if snd.wnd > 0 || snd.nxt == snd.end() {
+            return;
+        }
+        snd.probes = snd.probes.saturating_add(1);
+        let d = snd.rtt.rto().saturating_mul(1 << snd.probes.min(16));
+        self.pending.probe = true;
+        self.timers
+            .set(Timer::Persist, now + d.min(self.limits.rto_max));
+    }
+
+    /// RFC 9293 §3.8.4 keepalive (Linux's timing): after `keepalive_time` idle send a probe,
+    /// then every `keepalive_intvl`; after `keepalive_probes` unanswered, reset and report
+    /// `TimedOut` (Linux sends the RST too).
+    fn on_keepalive(&mut self, now: Instant) {
+        if !self.app.keepalive || !self.inner.is_synchronized() {
+            return;
+        }
+        if let Inner::TimeWait(_) = self.inner {
+            return;
+        }
+        let l = self.limits;
+        // Data in flight: the retransmission timer watches the peer.
+        if self.inner.sender().is_some_and(|s| s.in_flight()) {
+            self.timers.set(Timer::Keepalive, now + l.keepalive_time);
+            return;
+        }
+        if self.probes_out == 0 && now.saturating_since(self.last_rx) < l.keepalive_time {
+            self.timers
+                .set(Timer::Keepalive, self.last_rx + l.keepalive_time);
+            return;
+        }
+        if self.probes_out >= l.keepalive_probes {
+            self.pending.rst = Some((self.inner.snd_nxt(), self.inner.rcv_nxt()));
+            self.apply(now, Transition::Closed(Some(ConnError::TimedOut)));
+            return;
+        }
+        self.probes_out += 1;
+        self.pending.probe = true;
+        self.timers.set(Timer::Keepalive, now + l.keepalive_intvl);
+    }
+
+    /// Keepalive deadline after activity: idle time counts from the last segment received.
+    pub(super) fn rearm_keepalive(&mut self, now: Instant) {
+        let on = self.app.keepalive
+            && self.inner.is_synchronized()
+            && !matches!(self.inner, Inner::TimeWait(_));
+        if on {
+            let _ = now;
+            self.timers
+                .set(Timer::Keepalive, self.last_rx + self.limits.keepalive_time);
+        } else {
+            self.timers.clear(Timer::Keepalive);
+        }
+    }
+
+    /// User timeout: armed while sent data is unacknowledged, counted from the last progress.
+    pub(super) fn rearm_user_timeout(&mut self, now: Instant) {
+        let Some(ut) = self.app.user_timeout else {
+            return;
+        };
+        let in_flight = self.inner.sender().is_some_and(|s| s.in_flight());
+        if !in_flight {
+            self.timers.clear(Timer::UserTimeout);
+        } else if !self.timers.is_set(Timer::UserTimeout) {
+            self.timers.set(Timer::UserTimeout, now + ut);
+        }
+    }
+}

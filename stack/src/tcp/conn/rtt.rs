@@ -1,0 +1,94 @@
+//! RFC 6298 retransmission timeout: SRTT / RTTVAR, clamped to [rto_min, rto_max], doubled on
+//! each timeout (§5.5). Samples come from timestamps (RFC 7323 §4) or from one timed segment
+//! at a time, never from a retransmitted one (Karn, RFC 6298 §3).
+
+use crate::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Rtt {
+    srtt: Option<Duration>,
+    rttvar: Duration,
+    rto: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+/// RFC 6298 §2: clock granularity G (we measure in nanoseconds; Linux's jiffy-less
+/// equivalent is 1 ms).
+const G: Duration = Duration::from_millis(1);
+
+impl Rtt {
+    /// RFC 6298 §2.1: before any sample RTO is the initial value (1 s).
+    pub fn new(initial: Duration, min: Duration, max: Duration) -> Rtt {
+        Rtt {
+            srtt: None,
+            rttvar: Duration::ZERO,
+            rto: initial.clamp(min, max),
+            min,
+            max,
+        }
+    }
+
+    pub fn rto(&self) -> Duration {
+        self.rto
+    }
+
+    pub fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
+    /// RFC 6298 §2.2 (first sample) and §2.3 (later ones), alpha = 1/8, beta = 1/4.
+    pub fn sample(&mut self, r: Duration) {
+        let srtt = match self.srtt {
+            None => {
+                self.rttvar = r / 2;
+                r
+            }
+            Some(srtt) => {
+                let err = if srtt > r { srtt - r } else { r - srtt };
+                self.rttvar = self.rttvar * 3 / 4 + err / 4;
+                srtt * 7 / 8 + r / 8
+            }
+        };
+        self.srtt = Some(srtt);
+        // §2.4 RTO = SRTT + max(G, 4 * RTTVAR), §2.4/§2.5 clamped.
+        self.rto = (srtt + (self.rttvar * 4).max(G)).clamp(self.min, self.max);
+    }
+
+    /// RFC 6298 §5.5: back off the timer.
+    pub fn backoff(&mut self) {
+        self.rto = (self.rto * 2).min(self.max);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn rfc6298_estimator() {
+        let mut r = Rtt::new(ms(1000), ms(200), ms(120_000));
+        assert_eq!(r.rto(), ms(1000));
+        r.sample(ms(100)); // §2.2: SRTT=100, RTTVAR=50, RTO=300
+        assert_eq!(r.rto(), ms(300));
+        r.sample(ms(200)); // §2.3: RTTVAR=3/4*50+1/4*100=62.5, SRTT=112.5, RTO=362.5
+        assert_eq!(r.rto(), Duration::from_micros(362_500));
+        r.backoff();
+        assert_eq!(r.rto(), ms(725));
+    }
+
+    #[test]
+    fn clamped_to_min_and_max() {
+        let mut r = Rtt::new(ms(1000), ms(200), ms(1500));
+        r.sample(ms(1)); // 1 + 4*0.5 = 3 ms -> rto_min
+        assert_eq!(r.rto(), ms(200));
+        for _ in 0..10 {
+            r.backoff();
+        }
+        assert_eq!(r.rto(), ms(1500));
+    }
+}

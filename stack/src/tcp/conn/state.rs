@@ -1,0 +1,478 @@
+//! One struct per RFC 9293 state, holding only what that state can have (model: netstack3):
+//! SYN-SENT has no buffers, FIN-WAIT-2 and TIME-WAIT have no send buffer, CLOSE-WAIT /
+//! CLOSING / LAST-ACK accept no more data (their receive side is a `RecvDone`: unread bytes
+//! only). Transitions are `Transition` values applied in one place, [`Connection::apply`],
+//! and every applied transition must be an edge of [`TRANSITIONS`] (the RFC 9293 §3.3.2
+//! diagram; docs/state-machine.md is generated from it).
+
+use super::receiver::{Receiver, RecvDone};
+use super::sender::{SendDone, Sender};
+use super::timers::Timer;
+use super::{ConnError, Connection, State, EV_CLOSED, EV_CONNECTED, EV_ERROR, EV_PEER_FIN};
+use crate::tcp::timewait::TimeWait;
+use crate::time::Instant;
+use crate::wire::SeqNum;
+
+/// SYN-SENT: our SYN is out (RFC 9293 §3.10.1).
+#[derive(Debug)]
+pub(super) struct SynSent {
+    pub iss: SeqNum,
+    /// SYNs sent so far (the first plus retransmissions).
+    pub tx: u32,
+}
+
+/// SYN-RECEIVED: a SYN arrived and our SYN-ACK is out.
+#[derive(Debug)]
+pub(super) struct SynRcvd {
+    pub iss: SeqNum,
+    pub irs: SeqNum,
+    /// SYN-ACKs sent so far.
+    pub tx: u32,
+    /// Reached from SYN-SENT (simultaneous open) rather than LISTEN: decides what a RST
+    /// means (RFC 9293 §3.10.7.4 second check: refused vs. back to LISTEN).
+    pub active: bool,
+}
+
+#[derive(Debug)]
+pub(super) struct Established {
+    pub snd: Sender,
+    pub rcv: Receiver,
+}
+
+/// FIN-WAIT-1: our FIN is queued or sent, not yet acknowledged; still receiving.
+#[derive(Debug)]
+pub(super) struct FinWait1 {
+    pub snd: Sender,
+    pub rcv: Receiver,
+}
+
+/// FIN-WAIT-2: our FIN is acknowledged; still receiving.
+#[derive(Debug)]
+pub(super) struct FinWait2 {
+    pub snd: SendDone,
+    pub rcv: Receiver,
+}
+
+/// CLOSE-WAIT: the peer's FIN arrived; we may still send.
+#[derive(Debug)]
+pub(super) struct CloseWait {
+    pub snd: Sender,
+    pub rcv: RecvDone,
+}
+
+/// CLOSING: both FINs sent, ours not yet acknowledged.
+#[derive(Debug)]
+pub(super) struct Closing {
+    pub snd: Sender,
+    pub rcv: RecvDone,
+}
+
+/// LAST-ACK: the peer's FIN arrived earlier, ours is out and unacknowledged.
+#[derive(Debug)]
+pub(super) struct LastAck {
+    pub snd: Sender,
+    pub rcv: RecvDone,
+}
+
+/// TIME-WAIT: the compact record (what the endpoint keeps once the connection is dropped)
+/// plus data the application has not read yet.
+#[derive(Debug)]
+pub(super) struct TimeWaitSt {
+    pub rec: TimeWait,
+    pub rcv: RecvDone,
+}
+
+/// CLOSED: only unread data (after an orderly close) remains.
+#[derive(Debug)]
+pub(super) struct Closed {
+    pub rcv: Option<RecvDone>,
+}
+
+#[derive(Debug)]
+pub(super) enum Inner {
+    SynSent(SynSent),
+    SynRcvd(SynRcvd),
+    Established(Established),
+    FinWait1(FinWait1),
+    FinWait2(FinWait2),
+    CloseWait(CloseWait),
+    Closing(Closing),
+    LastAck(LastAck),
+    TimeWait(TimeWaitSt),
+    Closed(Closed),
+}
+
+impl Inner {
+    pub fn kind(&self) -> State {
+        match self {
+            Inner::SynSent(_) => State::SynSent,
+            Inner::SynRcvd(_) => State::SynReceived,
+            Inner::Established(_) => State::Established,
+            Inner::FinWait1(_) => State::FinWait1,
+            Inner::FinWait2(_) => State::FinWait2,
+            Inner::CloseWait(_) => State::CloseWait,
+            Inner::Closing(_) => State::Closing,
+            Inner::LastAck(_) => State::LastAck,
+            Inner::TimeWait(_) => State::TimeWait,
+            Inner::Closed(_) => State::Closed,
+        }
+    }
+
+    /// RFC 9293 §3.3.2: ESTABLISHED and later (but not CLOSED).
+    pub fn is_synchronized(&self) -> bool {
+        !matches!(
+            self,
+            Inner::SynSent(_) | Inner::SynRcvd(_) | Inner::Closed(_)
+        )
+    }
+
+    /// The sending half, in the states that have one.
+    pub fn sender(&self) -> Option<&Sender> {
+        match self {
+            Inner::Established(s) => Some(&s.snd),
+            Inner::FinWait1(s) => Some(&s.snd),
+            Inner::CloseWait(s) => Some(&s.snd),
+            Inner::Closing(s) => Some(&s.snd),
+            Inner::LastAck(s) => Some(&s.snd),
+            _ => None,
+        }
+    }
+
+    pub fn sender_mut(&mut self) -> Option<&mut Sender> {
+        match self {
+            Inner::Established(s) => Some(&mut s.snd),
+            Inner::FinWait1(s) => Some(&mut s.snd),
+            Inner::CloseWait(s) => Some(&mut s.snd),
+            Inner::Closing(s) => Some(&mut s.snd),
+            Inner::LastAck(s) => Some(&mut s.snd),
+            _ => None,
+        }
+    }
+
+    /// The receiving half, in the states that still accept data.
+    pub fn receiver_mut(&mut self) -> Option<&mut Receiver> {
+        match self {
+            Inner::Established(s) => Some(&mut s.rcv),
+            Inner::FinWait1(s) => Some(&mut s.rcv),
+            Inner::FinWait2(s) => Some(&mut s.rcv),
+            _ => None,
+        }
+    }
+
+    /// SND.NXT (for RSTs and probes).
+    pub fn snd_nxt(&self) -> SeqNum {
+        match self {
+            Inner::SynSent(s) => s.iss + 1u32,
+            Inner::SynRcvd(s) => s.iss + 1u32,
+            Inner::FinWait2(s) => s.snd.nxt,
+            Inner::TimeWait(s) => s.rec.snd_nxt,
+            Inner::Closed(_) => SeqNum(0),
+            _ => self.sender().map_or(SeqNum(0), |s| s.nxt),
+        }
+    }
+
+    /// SND.UNA.
+    pub fn snd_una(&self) -> SeqNum {
+        match self {
+            Inner::SynSent(s) => s.iss,
+            Inner::SynRcvd(s) => s.iss,
+            _ => self.sender().map_or(self.snd_nxt(), |s| s.una),
+        }
+    }
+
+    /// RCV.NXT, once there is one.
+    pub fn rcv_nxt(&self) -> Option<SeqNum> {
+        Some(match self {
+            Inner::SynSent(_) => return None,
+            Inner::SynRcvd(s) => s.irs + 1u32,
+            Inner::Established(s) => s.rcv.nxt,
+            Inner::FinWait1(s) => s.rcv.nxt,
+            Inner::FinWait2(s) => s.rcv.nxt,
+            Inner::CloseWait(s) => s.rcv.nxt,
+            Inner::Closing(s) => s.rcv.nxt,
+            Inner::LastAck(s) => s.rcv.nxt,
+            Inner::TimeWait(s) => s.rec.rcv_nxt,
+            Inner::Closed(_) => return None,
+        })
+    }
+
+    /// Receive window in bytes (RCV.WND).
+    pub fn rcv_wnd(&self) -> u32 {
+        match self {
+            Inner::SynSent(_) | Inner::Closed(_) => 0,
+            Inner::SynRcvd(_) => u32::MAX, // replaced by the caller (buffer not yet made)
+            Inner::Established(s) => s.rcv.window(),
+            Inner::FinWait1(s) => s.rcv.window(),
+            Inner::FinWait2(s) => s.rcv.window(),
+            Inner::CloseWait(s) => s.rcv.window(),
+            Inner::Closing(s) => s.rcv.window(),
+            Inner::LastAck(s) => s.rcv.window(),
+            Inner::TimeWait(s) => s.rcv.window(),
+        }
+    }
+
+    /// Unread received bytes.
+    pub fn unread(&self) -> usize {
+        match self {
+            Inner::Established(s) => s.rcv.unread(),
+            Inner::FinWait1(s) => s.rcv.unread(),
+            Inner::FinWait2(s) => s.rcv.unread(),
+            Inner::CloseWait(s) => s.rcv.unread(),
+            Inner::Closing(s) => s.rcv.unread(),
+            Inner::LastAck(s) => s.rcv.unread(),
+            Inner::TimeWait(s) => s.rcv.unread(),
+            Inner::Closed(s) => s.rcv.as_ref().map_or(0, |r| r.unread()),
+            Inner::SynSent(_) | Inner::SynRcvd(_) => 0,
+        }
+    }
+}
+
+/// A state change, as a value. Data a transition needs that the old state lacks travels in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transition {
+    /// SYN-SENT -> SYN-RECEIVED (simultaneous open): the peer's SYN (without ACK) arrived.
+    SynReceived { irs: SeqNum },
+    /// SYN-SENT / SYN-RECEIVED -> ESTABLISHED. `una` = SEG.ACK, `wnd` = the peer's window in
+    /// bytes, (`wl1`, `wl2`) = (SEG.SEQ, SEG.ACK) of the segment that set it.
+    Established {
+        irs: SeqNum,
+        una: SeqNum,
+        wnd: u32,
+        wl1: SeqNum,
+        wl2: SeqNum,
+    },
+    /// ESTABLISHED -> FIN-WAIT-1 (CLOSE / shutdown).
+    FinWait1,
+    /// FIN-WAIT-1 -> FIN-WAIT-2 (our FIN acknowledged).
+    FinWait2,
+    /// ESTABLISHED -> CLOSE-WAIT (FIN received).
+    CloseWait,
+    /// FIN-WAIT-1 -> CLOSING (FIN received, ours unacknowledged).
+    Closing,
+    /// CLOSE-WAIT -> LAST-ACK (CLOSE / shutdown).
+    LastAck,
+    /// FIN-WAIT-1 / FIN-WAIT-2 / CLOSING -> TIME-WAIT.
+    TimeWait,
+    /// Anything -> CLOSED, with the error the application is told (if any).
+    Closed(Option<ConnError>),
+}
+
+/// The RFC 9293 §3.3.2 state diagram (Figure 5) as (from, event, to), restricted to the
+/// connection's states (LISTEN is the listener's). The diagram's FIN-WAIT-1 -> TIME-WAIT edge
+/// ("rcv FIN, ACK of our FIN") is taken as FIN-WAIT-1 -> FIN-WAIT-2 (fifth check, the ACK)
+/// then FIN-WAIT-2 -> TIME-WAIT (eighth check, the FIN) while processing that one segment. Every transition `apply` makes is checked
+/// against this table in debug builds; docs/state-machine.md is generated from it.
+pub const TRANSITIONS: &[(State, &str, State)] = &[
+    (State::SynSent, "rcv SYN,ACK / snd ACK", State::Established),
+    (State::SynSent, "rcv SYN / snd SYN,ACK", State::SynReceived),
+    (
+        State::SynSent,
+        "rcv RST,ACK of SYN (refused)",
+        State::Closed,
+    ),
+    (
+        State::SynSent,
+        "SYN retries exhausted / CLOSE",
+        State::Closed,
+    ),
+    (State::SynReceived, "rcv ACK of SYN", State::Established),
+    (
+        State::SynReceived,
+        "rcv RST / SYN-ACK retries exhausted",
+        State::Closed,
+    ),
+    (State::Established, "CLOSE / snd FIN", State::FinWait1),
+    (State::Established, "rcv FIN / snd ACK", State::CloseWait),
+    (
+        State::Established,
+        "rcv RST / ABORT / timeout",
+        State::Closed,
+    ),
+    (State::FinWait1, "rcv ACK of FIN", State::FinWait2),
+    (State::FinWait1, "rcv FIN / snd ACK", State::Closing),
+    (State::FinWait1, "rcv RST / ABORT / timeout", State::Closed),
+    (State::FinWait2, "rcv FIN / snd ACK", State::TimeWait),
+    (
+        State::FinWait2,
+        "rcv RST / ABORT / fin_timeout",
+        State::Closed,
+    ),
+    (State::CloseWait, "CLOSE / snd FIN", State::LastAck),
+    (State::CloseWait, "rcv RST / ABORT / timeout", State::Closed),
+    (State::Closing, "rcv ACK of FIN", State::TimeWait),
+    (State::Closing, "rcv RST / ABORT / timeout", State::Closed),
+    (State::LastAck, "rcv ACK of FIN", State::Closed),
+    (State::LastAck, "rcv RST / ABORT / timeout", State::Closed),
+    (State::TimeWait, "2MSL timeout / ABORT", State::Closed),
+];
+
+impl Connection {
+    /// Apply a transition: the one place where the state changes. Takes the old state apart
+    /// and builds the new one; arms and clears the timers the new state needs; tells the
+    /// application.
+    pub(super) fn apply(&mut self, now: Instant, t: Transition) {
+        let old = std::mem::replace(&mut self.inner, Inner::Closed(Closed { rcv: None }));
+        let from = old.kind();
+        self.inner = self.build(now, old, t);
+        let to = self.inner.kind();
+        debug_assert!(
+            TRANSITIONS.iter().any(|&(f, _, t2)| f == from && t2 == to),
+            "transition {from} -> {to} is not in the RFC 9293 diagram"
+        );
+        self.enter(now, from, to);
+    }
+
+    fn build(&mut self, now: Instant, old: Inner, t: Transition) -> Inner {
+        use Transition as T;
+        match (old, t) {
+            (Inner::SynSent(s), T::SynReceived { irs }) => Inner::SynRcvd(SynRcvd {
+                iss: s.iss,
+                irs,
+                tx: 0,
+                active: true,
+            }),
+            (
+                Inner::SynSent(SynSent { iss, .. }),
+                T::Established {
+                    irs,
+                    una,
+                    wnd,
+                    wl1,
+                    wl2,
+                },
+            )
+            | (
+                Inner::SynRcvd(SynRcvd { iss, .. }),
+                T::Established {
+                    irs,
+                    una,
+                    wnd,
+                    wl1,
+                    wl2,
+                },
+            ) => {
+                let mut snd = Sender::new(iss, self.nego, self.limits.wmem, &self.limits);
+                snd.una = una;
+                snd.set_window(wnd, wl1, wl2);
+                let rcv = Receiver::new(irs + 1u32, self.limits.rmem);
+                self.ts.last_ack_sent = irs + 1u32;
+                let _ = now;
+                Inner::Established(Established { snd, rcv })
+            }
+            (Inner::Established(Established { mut snd, rcv }), T::FinWait1) => {
+                snd.fin = true;
+                Inner::FinWait1(FinWait1 { snd, rcv })
+            }
+            (Inner::FinWait1(FinWait1 { snd, rcv }), T::FinWait2) => Inner::FinWait2(FinWait2 {
+                snd: snd.done(),
+                rcv,
+            }),
+            (Inner::Established(Established { snd, rcv }), T::CloseWait) => {
+                Inner::CloseWait(CloseWait {
+                    snd,
+                    rcv: rcv.finish(),
+                })
+            }
+            (Inner::FinWait1(FinWait1 { snd, rcv }), T::Closing) => Inner::Closing(Closing {
+                snd,
+                rcv: rcv.finish(),
+            }),
+            (Inner::CloseWait(CloseWait { mut snd, rcv }), T::LastAck) => {
+                snd.fin = true;
+                Inner::LastAck(LastAck { snd, rcv })
+            }
+            (Inner::FinWait2(FinWait2 { snd, rcv }), T::TimeWait) => {
+                self.time_wait(now, snd.nxt, rcv.finish())
+            }
+            (Inner::Closing(Closing { snd, rcv }), T::TimeWait) => {
+                self.time_wait(now, snd.done().nxt, rcv)
+            }
+            (old, T::Closed(err)) => {
+                if let Some(e) = err {
+                    self.events.error = Some(e);
+                    self.events.bits |= EV_ERROR;
+                }
+                // After a reset or abort unread data is discarded (RFC 9293 §3.10.7.4 "any
+                // outstanding RECEIVEs ... should receive reset responses").
+                let rcv = match (err, old) {
+                    (None, Inner::LastAck(s)) => Some(s.rcv),
+                    (None, Inner::TimeWait(s)) => Some(s.rcv),
+                    _ => None,
+                };
+                Inner::Closed(Closed { rcv })
+            }
+            (old, t) => {
+                // Unreachable by construction; keep the old state rather than panic.
+                debug_assert!(false, "no transition {t:?} from {}", old.kind());
+                old
+            }
+        }
+    }
+
+    fn time_wait(&mut self, now: Instant, snd_nxt: SeqNum, rcv: RecvDone) -> Inner {
+        let rec = TimeWait::new(
+            now,
+            self.ends.local.port(),
+            self.ends.remote.port(),
+            snd_nxt,
+            rcv.nxt,
+            self.advertised_window(rcv.window()),
+            self.nego
+                .timestamps
+                .then_some((self.ts.recent, self.ts.recent_at, self.ts.offset)),
+            self.limits.time_wait,
+        );
+        Inner::TimeWait(TimeWaitSt { rec, rcv })
+    }
+
+    /// Entry actions of the new state.
+    fn enter(&mut self, now: Instant, from: State, to: State) {
+        match to {
+            State::SynReceived => {
+                self.timers.clear(Timer::Retransmit);
+                self.pending.syn = true;
+            }
+            State::Established => {
+                self.timers.clear(Timer::Retransmit);
+                self.pending.syn = false;
+                self.events.bits |= EV_CONNECTED;
+                self.rearm_keepalive(now);
+                // A FIN the application asked for before the handshake finished
+                // (RFC 9293 §3.10.4: queued until ESTABLISHED).
+                if self.app.write_closed {
+                    self.apply(now, Transition::FinWait1);
+                }
+            }
+            State::CloseWait => self.events.bits |= EV_PEER_FIN,
+            State::Closing => self.events.bits |= EV_PEER_FIN,
+            State::FinWait2 => {
+                self.timers.clear(Timer::Retransmit);
+                self.timers.clear(Timer::UserTimeout);
+                if self.app.orphaned {
+                    self.timers
+                        .set(Timer::FinWait2, now + self.limits.fin_timeout);
+                }
+            }
+            State::TimeWait => {
+                // RFC 9293 §3.10.7.4: "start the time-wait timer, turn off the other timers".
+                self.timers = Default::default();
+                self.timers
+                    .set(Timer::TimeWait, now + self.limits.time_wait);
+                if from != State::Closing {
+                    self.events.bits |= EV_PEER_FIN;
+                }
+                self.events.bits |= EV_CLOSED;
+            }
+            State::Closed => {
+                self.timers = Default::default();
+                self.pending.ack = false;
+                self.pending.syn = false;
+                self.pending.probe = false;
+                if from != State::TimeWait {
+                    self.events.bits |= EV_CLOSED;
+                }
+            }
+            _ => {}
+        }
+    }
+}

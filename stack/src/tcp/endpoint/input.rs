@@ -1,0 +1,385 @@
+//! Segment arrival at the endpoint: demux and the stateless rules (RFC 9293 §3.10.7.1 CLOSED,
+//! §3.10.7.2 LISTEN, TIME-WAIT records, SYN cookies per RFC 4987).
+
+use std::net::Ipv4Addr;
+
+use super::{endpoints, is_unicast, ConnId, Endpoint, ListenerId, Owner};
+use crate::tcp::conn::{Arrival, Connection, Negotiated, State};
+use crate::tcp::cookie::{SynCookies, SynOptions};
+use crate::tcp::listener::{AckDecision, SynDecision};
+use crate::tcp::timewait::TimeWaitAction;
+use crate::tcp::tuple::FourTuple;
+use crate::time::Instant;
+use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
+
+impl Endpoint {
+    /// One arriving segment (`src`/`dst` from its IPv4 header), already parsed and
+    /// checksummed. Order: connection by 4-tuple, TIME-WAIT record, listener, CLOSED.
+    pub fn on_segment(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, seg: &TcpRepr<'_>) {
+        self.stats.segments_in += 1;
+        // Never answer (or RST) broadcast/multicast or port 0 (RFC 1122 §4.2.3.10).
+        if seg.src_port == 0 || seg.dst_port == 0 || !is_unicast(src) || !is_unicast(dst) {
+            self.stats.malformed_in += 1;
+            return;
+        }
+        let tuple = FourTuple {
+            local_addr: dst,
+            local_port: seg.dst_port,
+            remote_addr: src,
+            remote_port: seg.src_port,
+        };
+        if let Some(&index) = self.demux.get(&tuple) {
+            let gen = self.conns.get(index as usize).map_or(0, |s| s.gen);
+            let id = ConnId { index, gen };
+            if !self.conn_segment(now, id, seg) {
+                return;
+            }
+            // RFC 6191: the connection in TIME-WAIT gave way to a new SYN.
+            return self.no_connection(now, tuple, seg, true);
+        }
+        if let Some(rec) = self.tw.get_mut(&tuple, now) {
+            match rec.on_segment(now, seg) {
+                TimeWaitAction::Ack => {
+                    let ack = rec.ack_segment(now);
+                    self.stats.tw_acks += 1;
+                    self.control(dst, src, ack);
+                    return;
+                }
+                TimeWaitAction::Ignore => {
+                    // RFC 1337: a RST does not end TIME-WAIT.
+                    if seg.flags.rst() {
+                        self.stats.tw_rst_ignored += 1;
+                    }
+                    return;
+                }
+                TimeWaitAction::AcceptNewSyn => {
+                    self.tw.remove(&tuple);
+                    self.stats.tw_reopened += 1;
+                    return self.no_connection(now, tuple, seg, true);
+                }
+                TimeWaitAction::Expire => {
+                    self.tw.remove(&tuple);
+                    self.stats.tw_expired += 1;
+                }
+            }
+        }
+        self.no_connection(now, tuple, seg, false)
+    }
+
+    /// A segment for an existing connection. Returns true when the connection (in TIME-WAIT)
+    /// was dropped so the SYN can reopen the 4-tuple (RFC 6191).
+    fn conn_segment(&mut self, now: Instant, id: ConnId, seg: &TcpRepr<'_>) -> bool {
+        let Some(s) = self.slot_mut(id) else {
+            return false;
+        };
+        let listener = match s.owner {
+            Owner::Listener(l) if s.conn.state() == State::SynReceived => Some(l),
+            _ => None,
+        };
+        let tuple = s.tuple;
+        // RFC 9293 §3.10.7.4 SYN-RECEIVED, fifth check: the ACK of our SYN completes the
+        // handshake. With the accept queue full Linux drops it (the request stays queued and
+        // the SYN-ACK is retransmitted) or, with tcp_abort_on_overflow, resets.
+        let completing = !seg.flags.rst() && !seg.flags.syn() && seg.flags.ack();
+        if let (Some(l), true) = (listener, completing && seg.ack == s.iss + 1u32) {
+            let cfg = &self.cfg;
+            let decision = self.listeners[l.index as usize]
+                .as_mut()
+                .filter(|ls| ls.gen == l.gen && ls.l.accept_queue.is_full())
+                .and_then(|ls| ls.l.complete(&tuple, cfg, |id| id));
+            match decision {
+                Some(AckDecision::Drop) => {
+                    self.stats.listen_overflows += 1;
+                    return false;
+                }
+                Some(AckDecision::Reset) => {
+                    self.stats.listen_overflows += 1;
+                    self.stats.rst_accept_overflow += 1;
+                    if let Some(s) = self.slot_mut(id) {
+                        s.conn.abort(now);
+                    }
+                    self.touch(id);
+                    return false;
+                }
+                _ => {}
+            }
+        }
+        let Some(s) = self.conns.get_mut(id.index as usize) else {
+            return false;
+        };
+        let arrival = s.conn.on_segment(now, seg, &mut self.limiter);
+        let state = s.conn.state();
+        self.stats.challenge_acks_suppressed = self.limiter.suppressed;
+        if arrival == Arrival::Reopen {
+            self.free(id);
+            return true;
+        }
+        if let Some(l) = listener {
+            if state != State::SynReceived && state != State::Closed {
+                self.established(now, l, tuple, id);
+            }
+        }
+        self.touch(id);
+        false
+    }
+
+    /// A passive connection reached ESTABLISHED (or beyond): SYN queue -> accept queue.
+    fn established(&mut self, now: Instant, l: ListenerId, tuple: FourTuple, id: ConnId) {
+        let cfg = &self.cfg;
+        let Some(ls) = self.listeners[l.index as usize]
+            .as_mut()
+            .filter(|ls| ls.gen == l.gen)
+        else {
+            return;
+        };
+        let decision = match ls.l.complete(&tuple, cfg, |id| id) {
+            Some(d) => d,
+            // Not queued (aged out): join the accept queue directly if there is room.
+            None => match ls.l.accept_queue.push(id) {
+                Ok(()) => AckDecision::Accept,
+                Err(_) => AckDecision::Reset,
+            },
+        };
+        if decision == AckDecision::Accept {
+            self.notify(l);
+        } else if let Some(s) = self.slot_mut(id) {
+            s.conn.abort(now);
+        }
+    }
+
+    fn notify(&mut self, l: ListenerId) {
+        if let Some(ls) = self.listener_mut(l) {
+            if !ls.notified {
+                ls.notified = true;
+                self.incoming.push_back(l);
+            }
+        }
+    }
+
+    /// No connection: a listener (RFC 9293 §3.10.7.2) or CLOSED (§3.10.7.1).
+    fn no_connection(&mut self, now: Instant, tuple: FourTuple, seg: &TcpRepr<'_>, from_tw: bool) {
+        let index = self
+            .listen_map
+            .get(&(tuple.local_addr, tuple.local_port))
+            .or_else(|| {
+                self.listen_map
+                    .get(&(Ipv4Addr::UNSPECIFIED, tuple.local_port))
+            })
+            .copied();
+        let Some(index) = index else {
+            self.stats.no_listener += 1;
+            return self.closed(tuple, seg);
+        };
+        let gen = self.listeners[index as usize].as_ref().map_or(0, |l| l.gen);
+        self.listen_segment(now, ListenerId { index, gen }, tuple, seg, from_tw);
+    }
+
+    /// RFC 9293 §3.10.7.1: "If the state is CLOSED ... all data in the incoming segment is
+    /// discarded. An incoming segment containing a RST is discarded. An incoming segment not
+    /// containing a RST causes a RST to be sent in response."
+    fn closed(&mut self, tuple: FourTuple, seg: &TcpRepr<'_>) {
+        if seg.flags.rst() {
+            return;
+        }
+        self.stats.rst_closed += 1;
+        self.reset(tuple, seg);
+    }
+
+    /// The RST for an unacceptable segment, RFC 9293 §3.10.7.1: with ACK <SEQ=SEG.ACK>
+    /// <CTL=RST>, else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+    fn reset(&mut self, tuple: FourTuple, seg: &TcpRepr<'_>) {
+        let (seq, ack, flags) = if seg.flags.ack() {
+            (seg.ack, SeqNum(0), TcpFlags::RST)
+        } else {
+            (
+                SeqNum(0),
+                seg.seq + seg.seq_len() as u32,
+                TcpFlags::RST | TcpFlags::ACK,
+            )
+        };
+        let rst = TcpRepr {
+            src_port: tuple.local_port,
+            dst_port: tuple.remote_port,
+            seq,
+            ack,
+            flags,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+            payload: &[],
+        };
+        self.control(tuple.local_addr, tuple.remote_addr, rst);
+    }
+
+    /// RFC 9293 §3.10.7.2 LISTEN, in the RFC's order: RST, ACK, SYN, anything else.
+    fn listen_segment(
+        &mut self,
+        now: Instant,
+        l: ListenerId,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+        from_tw: bool,
+    ) {
+        // "First, check for a RST: An incoming RST should be ignored."
+        if seg.flags.rst() {
+            return;
+        }
+        // "Second, check for an ACK: Any acknowledgment is bad if it arrives on a connection
+        // still in the LISTEN state. An acceptable reset segment should be formed for any
+        // arriving ACK-bearing segment." Except a returning SYN cookie (RFC 4987 §3.6).
+        if seg.flags.ack() {
+            if !seg.flags.syn() && self.cookie_ack(now, l, tuple, seg) {
+                return;
+            }
+            self.stats.rst_listen_bad_ack += 1;
+            return self.reset(tuple, seg);
+        }
+        // "Third, check for a SYN."
+        if seg.flags.syn() {
+            return self.listen_syn(now, l, tuple, seg, from_tw);
+        }
+        // "Fourth, other data or control: ... drop the segment and return."
+    }
+
+    /// Tries `seg` as the ACK of a cookie SYN-ACK. True when handled (connection created or
+    /// the ACK dropped for a full accept queue); false: answer with RST.
+    fn cookie_ack(
+        &mut self,
+        now: Instant,
+        l: ListenerId,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+    ) -> bool {
+        let validity = self.cookies.validity();
+        let cfg = &self.cfg;
+        let Some(ls) = self.listeners[l.index as usize].as_mut() else {
+            return false;
+        };
+        if !ls.l.may_be_cookie_ack(cfg, now, validity) {
+            return false;
+        }
+        let tsecr = seg.options.timestamp.map(|(_, ecr)| ecr);
+        let params = self
+            .cookies
+            .check(now, &tuple, seg.seq, seg.ack, tsecr, cfg);
+        self.stats.cookies_accepted = self.cookies.stats.accepted;
+        self.stats.cookies_rejected = self.cookies.stats.rejected;
+        let Some(p) = params else {
+            return false;
+        };
+        match ls.l.on_handshake_ack(cfg, true) {
+            AckDecision::Accept => {}
+            _ => {
+                self.stats.listen_overflows += 1;
+                return true;
+            }
+        }
+        if self.conns.len() >= self.cfg.max_connections {
+            self.stats.conn_limit_drops += 1;
+            return true;
+        }
+        let ws = p.wscale.is_some();
+        let nego = Negotiated {
+            mss: p.mss.min(self.cfg.mss),
+            snd_shift: p.wscale.unwrap_or(0),
+            rcv_shift: if ws {
+                Negotiated::our_shift(&self.cfg)
+            } else {
+                0
+            },
+            window_scaling: ws,
+            sack: p.sack_permitted,
+            timestamps: p.timestamps,
+        };
+        let ends = endpoints(&tuple);
+        let ts_off = self.isn.ts_offset(tuple.local_addr, tuple.remote_addr);
+        let conn = Connection::from_cookie(now, &self.cfg, ends, seg, nego, ts_off);
+        let id = self.insert(tuple, conn, Owner::Listener(l), p.iss);
+        let pushed = self.listeners[l.index as usize]
+            .as_mut()
+            .is_some_and(|ls| ls.l.accept_queue.push(id).is_ok());
+        if pushed {
+            self.notify(l);
+        } else {
+            self.free(id);
+        }
+        true
+    }
+
+    /// A SYN in LISTEN: `Listener::on_syn` decides queue / cookie / drop (Linux
+    /// `tcp_conn_request`).
+    fn listen_syn(
+        &mut self,
+        now: Instant,
+        l: ListenerId,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+        from_tw: bool,
+    ) {
+        let cfg = &self.cfg;
+        let Some(ls) = self.listeners[l.index as usize].as_mut() else {
+            return;
+        };
+        match ls.l.on_syn(cfg, now, from_tw) {
+            SynDecision::Drop => self.stats.syn_dropped += 1,
+            SynDecision::Cookie => self.cookie_syn_ack(now, tuple, seg),
+            SynDecision::Queue => {
+                if self.conns.len() >= self.cfg.max_connections {
+                    self.stats.conn_limit_drops += 1;
+                    self.stats.syn_dropped += 1;
+                    return;
+                }
+                let iss = self.isn.isn(&tuple, now);
+                let ts_off = self.isn.ts_offset(tuple.local_addr, tuple.remote_addr);
+                let ends = endpoints(&tuple);
+                let conn = Connection::accept_syn(now, &self.cfg, ends, seg, iss, ts_off);
+                let id = self.insert(tuple, conn, Owner::Listener(l), iss);
+                let queued = self.listeners[l.index as usize]
+                    .as_mut()
+                    .is_some_and(|ls| ls.l.syn_queue.insert(tuple, id, now).is_ok());
+                if !queued {
+                    self.free(id);
+                    self.stats.syn_dropped += 1;
+                }
+            }
+        }
+    }
+
+    /// The stateless SYN-ACK of RFC 4987 §3.6: ISS = the cookie; options that do not fit in
+    /// the cookie travel in our TSval's low bits, and without timestamps window scaling and
+    /// SACK are not offered (Linux `tcp_conn_request` clears them: nowhere to keep them).
+    fn cookie_syn_ack(&mut self, now: Instant, tuple: FourTuple, syn: &TcpRepr<'_>) {
+        let nego = Negotiated::from_syn(&self.cfg, syn);
+        let (iss, _) = self.cookies.generate(now, &tuple, syn.seq, nego.mss);
+        self.stats.cookies_sent = self.cookies.stats.sent;
+        let mut options = TcpOptions {
+            mss: Some(self.cfg.mss),
+            ..TcpOptions::default()
+        };
+        if let (true, Some((tsval, _))) = (nego.timestamps, syn.options.timestamp) {
+            let ts_off = self.isn.ts_offset(tuple.local_addr, tuple.remote_addr);
+            let ts_now = (now.as_millis() as u32).wrapping_add(ts_off);
+            let opts = SynOptions {
+                wscale: nego.window_scaling.then_some(nego.snd_shift),
+                sack_permitted: nego.sack,
+                ecn: false,
+            };
+            options.timestamp = Some((SynCookies::syn_ack_timestamp(ts_now, opts), tsval));
+            options.window_scale = nego.window_scaling.then_some(nego.rcv_shift);
+            options.sack_permitted = nego.sack;
+        }
+        let syn_ack = TcpRepr {
+            src_port: tuple.local_port,
+            dst_port: tuple.remote_port,
+            seq: iss,
+            ack: syn.seq + 1u32,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            // RFC 7323 §2.2: the window in a SYN segment is never scaled.
+            window: self.cfg.rmem.min(0xffff) as u16,
+            urgent: 0,
+            options,
+            payload: &[],
+        };
+        self.control(tuple.local_addr, tuple.remote_addr, syn_ack);
+    }
+}

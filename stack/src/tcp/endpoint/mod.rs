@@ -1,0 +1,842 @@
+//! One shard's TCP endpoint, sans-IO (model: quinn-proto's `Endpoint`): it owns every
+//! connection, listener, SYN/accept queue and TIME-WAIT record of one worker and does the
+//! demultiplexing and the stateless replies that no single connection can.
+//!
+//! - Segments in: [`Endpoint::on_segment`] (4-tuple -> slab slot via a hash map, never a scan;
+//!   then the TIME-WAIT table; then listeners by (addr, port) with a 0.0.0.0 fallback; else
+//!   CLOSED, RFC 9293 §3.10.7.1).
+//! - Time: [`Endpoint::on_timeout`] at [`Endpoint::next_deadline`].
+//! - Segments out: [`Endpoint::poll_transmit`] drains the stateless control queue and every
+//!   connection on the ready list (connections touched since the last call).
+//! - Application: [`Endpoint::poll_event`], `accept`, `connect`, `send`, `recv`, ... by
+//!   [`ConnId`], a slab handle with a generation so a stale handle never reaches a new
+//!   connection.
+//!
+//! Memory bounds (per shard): at most `max_connections` connections (slab, demux map, ready
+//! lists and timer entries are O(that)); `tcp_max_tw_buckets` TIME-WAIT records; per listener
+//! its SYN queue (`tcp_max_syn_backlog`) and accept queue (min(backlog, somaxconn) + 1), whose
+//! members are slab connections and count towards `max_connections`; [`CONTROL_QUEUE_MAX`]
+//! queued stateless replies; [`MAX_LISTENERS`] listeners.
+
+mod input;
+mod timers;
+mod twtable;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::RangeInclusive;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rustc_hash::FxHashMap;
+use slab::Slab;
+
+use crate::tcp::conn::{
+    ChallengeAckLimiter, ConnError, Connection, Endpoints, Event, SendError, State,
+};
+use crate::tcp::cookie::{SynCookies, DEFAULT_COOKIE_PERIOD};
+use crate::tcp::isn::{os_secret, IsnGenerator};
+use crate::tcp::listener::{Listener, ListenerStats};
+use crate::tcp::tuple::FourTuple;
+use crate::tcp::TcpConfig;
+use crate::time::{Duration, Instant};
+use crate::wire::{SeqNum, TcpRepr};
+
+use timers::{TimerKey, TimerQueue};
+use twtable::TwTable;
+
+/// Bound on queued stateless replies (RSTs, cookie SYN-ACKs, TIME-WAIT ACKs) between two
+/// `poll_transmit` calls; more are dropped and counted (`control_dropped`).
+pub const CONTROL_QUEUE_MAX: usize = 4096;
+/// Bound on listeners per endpoint.
+pub const MAX_LISTENERS: usize = 1024;
+/// Linux `tcp_twsk_unique`: a TIME-WAIT 4-tuple may be reused by an active open once its
+/// TS.Recent is this old (Linux `tcp_tw_reuse_delay`, 1000 ms).
+pub const TW_REUSE_DELAY: Duration = Duration::from_secs(1);
+
+/// A connection handle: slab index and generation. Stale handles are rejected, never aliased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    index: u32,
+    gen: u32,
+}
+
+impl ConnId {
+    pub fn index(self) -> u32 {
+        self.index
+    }
+    pub fn generation(self) -> u32 {
+        self.gen
+    }
+}
+
+/// A listener handle (index into the endpoint's listener table, with a generation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId {
+    index: u32,
+    gen: u32,
+}
+
+/// The endpoint's secrets and seed: fixed values make a simulation deterministic.
+#[derive(Clone)]
+pub struct EndpointSecrets {
+    /// RFC 6528 ISN and timestamp-offset key.
+    pub isn: [u8; 16],
+    /// SYN-cookie key (RFC 4987).
+    pub cookie: [u8; 16],
+    /// Seed of the ephemeral-port start (not security relevant beyond port guessing).
+    pub seed: u64,
+}
+
+impl fmt::Debug for EndpointSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EndpointSecrets { .. }")
+    }
+}
+
+impl EndpointSecrets {
+    /// Everything from the OS RNG (production).
+    pub fn from_os_rng() -> Self {
+        let s = os_secret();
+        EndpointSecrets {
+            isn: os_secret(),
+            cookie: os_secret(),
+            seed: u64::from_le_bytes(s[..8].try_into().unwrap_or([0; 8])),
+        }
+    }
+
+    /// Deterministic secrets derived from `seed` (tests, simulations).
+    pub fn from_seed(seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        EndpointSecrets {
+            isn: rng.gen(),
+            cookie: rng.gen(),
+            seed: rng.gen(),
+        }
+    }
+}
+
+/// Why `listen` failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ListenError {
+    #[error("address in use")]
+    AddrInUse,
+    #[error("too many listeners")]
+    TooManyListeners,
+    #[error("port 0 is not a valid listening port")]
+    InvalidPort,
+}
+
+/// Why `connect` failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// No free ephemeral port for this remote (Linux EADDRNOTAVAIL).
+    #[error("no free ephemeral port")]
+    NoPorts,
+    /// `max_connections` reached.
+    #[error("too many connections")]
+    TooManyConnections,
+    /// Remote port 0 or an unspecified/broadcast/multicast address.
+    #[error("invalid remote address")]
+    InvalidAddress,
+}
+
+/// A stale or unknown `ConnId`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no such connection")]
+pub struct NoSuchConn;
+
+/// What `poll_event` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointEvent {
+    /// An event of a connection the application owns (opened by `connect` or `accept`ed).
+    Conn(ConnId, Event),
+    /// The listener's accept queue became non-empty: call `accept` until it returns `None`.
+    Incoming(ListenerId),
+}
+
+/// Endpoint counters by reason (names follow Linux's MIB where one exists).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    pub segments_in: u64,
+    pub segments_out: u64,
+    /// Segments dropped before demux: port 0, or a non-unicast address.
+    pub malformed_in: u64,
+    /// Segments for no connection, TIME-WAIT record or listener (`TCPNoListener`-ish).
+    pub no_listener: u64,
+    /// RSTs we generated statelessly, by reason.
+    pub rst_closed: u64,
+    pub rst_listen_bad_ack: u64,
+    pub rst_accept_overflow: u64,
+    /// SYNs a listener dropped (`ListenDrops` for SYNs), and why.
+    pub syn_dropped: u64,
+    /// Handshake ACKs dropped because the accept queue was full (`ListenOverflows`).
+    pub listen_overflows: u64,
+    /// SYNs refused because `max_connections` was reached.
+    pub conn_limit_drops: u64,
+    pub connect_limit_refused: u64,
+    /// SYN cookies (`SyncookiesSent` / `Recv` / `Failed`).
+    pub cookies_sent: u64,
+    pub cookies_accepted: u64,
+    pub cookies_rejected: u64,
+    /// Challenge ACKs suppressed by the shared RFC 5961 §7 limiter.
+    pub challenge_acks_suppressed: u64,
+    /// TIME-WAIT: records created, reused by active opens (`TWRecycled`), connections
+    /// destroyed without TIME-WAIT because the table was full (`TCPTimeWaitOverflow`), RSTs
+    /// ignored (RFC 1337, `TWKilled` is what Linux would count without it), ACKs sent, SYNs
+    /// that reopened a tuple (RFC 6191), records expired.
+    pub tw_entered: u64,
+    pub tw_reused: u64,
+    pub tw_overflow: u64,
+    pub tw_rst_ignored: u64,
+    pub tw_acks: u64,
+    pub tw_reopened: u64,
+    pub tw_expired: u64,
+    /// Stateless replies dropped because the control queue was full.
+    pub control_dropped: u64,
+    pub conns_opened: u64,
+    pub conns_freed: u64,
+}
+
+/// Per-state counts, computed on demand by [`Endpoint::state_counts`] (O(connections)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    pub listen: usize,
+    pub syn_sent: usize,
+    pub syn_received: usize,
+    pub established: usize,
+    pub fin_wait1: usize,
+    pub fin_wait2: usize,
+    pub close_wait: usize,
+    pub closing: usize,
+    pub last_ack: usize,
+    /// Full connections in TIME-WAIT (not yet closed by the application) plus table records.
+    pub time_wait: usize,
+    pub closed: usize,
+}
+
+/// Who a connection belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// Passive open in a listener's SYN queue (or accept queue): not yet seen by the app.
+    Listener(ListenerId),
+    /// The application holds the `ConnId`.
+    App,
+}
+
+#[derive(Debug)]
+struct Slot {
+    gen: u32,
+    conn: Connection,
+    tuple: FourTuple,
+    owner: Owner,
+    /// Our ISS for a passive open (to recognise the handshake-completing ACK).
+    iss: SeqNum,
+    /// The application called `close` or `abort` (or never will own it).
+    closed: bool,
+    in_ready: bool,
+    in_events: bool,
+    /// Earliest timer-queue entry for this slot.
+    timer_queued: Option<Instant>,
+}
+
+struct ListenerSlot {
+    gen: u32,
+    addr: Ipv4Addr,
+    port: u16,
+    /// SYN queue key -> the half-open connection; accept queue of established ones.
+    l: Listener<FourTuple, ConnId, ConnId>,
+    /// An `Incoming` notice is queued.
+    notified: bool,
+}
+
+/// One shard's TCP endpoint. See the module docs.
+pub struct Endpoint {
+    cfg: TcpConfig,
+    isn: IsnGenerator,
+    cookies: SynCookies,
+    limiter: ChallengeAckLimiter,
+    rng: ChaCha8Rng,
+    ephemeral: RangeInclusive<u16>,
+    conns: Slab<Slot>,
+    /// Generation of each slab index ever used (bumped when a slot is freed).
+    gens: Vec<u32>,
+    demux: FxHashMap<FourTuple, u32>,
+    listeners: Vec<Option<ListenerSlot>>,
+    listener_gens: Vec<u32>,
+    listen_map: FxHashMap<(Ipv4Addr, u16), u32>,
+    tw: TwTable,
+    timers: TimerQueue,
+    ready: VecDeque<ConnId>,
+    events: VecDeque<ConnId>,
+    incoming: VecDeque<ListenerId>,
+    control: VecDeque<(Ipv4Addr, Ipv4Addr, TcpRepr<'static>)>,
+    stats: EndpointStats,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("connections", &self.conns.len())
+            .field("time_wait", &self.tw.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// A shard endpoint. `ephemeral` is this shard's port range for active opens.
+    pub fn new(cfg: TcpConfig, secrets: EndpointSecrets, ephemeral: RangeInclusive<u16>) -> Self {
+        Endpoint {
+            limiter: ChallengeAckLimiter::new(cfg.challenge_ack_limit),
+            isn: IsnGenerator::new(secrets.isn),
+            cookies: SynCookies::new(secrets.cookie, DEFAULT_COOKIE_PERIOD),
+            rng: ChaCha8Rng::seed_from_u64(secrets.seed),
+            cfg,
+            ephemeral,
+            conns: Slab::new(),
+            gens: Vec::new(),
+            demux: FxHashMap::default(),
+            listeners: Vec::new(),
+            listener_gens: Vec::new(),
+            listen_map: FxHashMap::default(),
+            tw: TwTable::default(),
+            timers: TimerQueue::default(),
+            ready: VecDeque::new(),
+            events: VecDeque::new(),
+            incoming: VecDeque::new(),
+            control: VecDeque::new(),
+            stats: EndpointStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &TcpConfig {
+        &self.cfg
+    }
+
+    /// LISTEN on (addr, port); `addr` 0.0.0.0 listens on every address of the shard. The
+    /// accept queue holds min(backlog, somaxconn) + 1 connections (Linux).
+    pub fn listen(
+        &mut self,
+        addr: Ipv4Addr,
+        port: u16,
+        backlog: usize,
+    ) -> Result<ListenerId, ListenError> {
+        if port == 0 {
+            return Err(ListenError::InvalidPort);
+        }
+        if self.listen_map.contains_key(&(addr, port)) {
+            return Err(ListenError::AddrInUse);
+        }
+        let index = match self.listeners.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if self.listeners.len() < MAX_LISTENERS => {
+                self.listeners.push(None);
+                self.listener_gens.push(0);
+                self.listeners.len() - 1
+            }
+            None => return Err(ListenError::TooManyListeners),
+        };
+        let gen = self.listener_gens[index];
+        self.listeners[index] = Some(ListenerSlot {
+            gen,
+            addr,
+            port,
+            l: Listener::new(backlog, &self.cfg),
+            notified: false,
+        });
+        self.listen_map.insert((addr, port), index as u32);
+        Ok(ListenerId {
+            index: index as u32,
+            gen,
+        })
+    }
+
+    /// Close a listener (Linux `close()` on a listening socket): its half-open and
+    /// not-yet-accepted connections are aborted (RST where synchronized) and freed.
+    pub fn unlisten(&mut self, now: Instant, l: ListenerId) -> bool {
+        let Some(mut ls) = self.listeners.get_mut(l.index as usize).and_then(|o| {
+            if o.as_ref().is_some_and(|s| s.gen == l.gen) {
+                o.take()
+            } else {
+                None
+            }
+        }) else {
+            return false;
+        };
+        self.listen_map.remove(&(ls.addr, ls.port));
+        self.listener_gens[l.index as usize] = l.gen.wrapping_add(1);
+        let mut children = Vec::with_capacity(ls.l.syn_queue.len() + ls.l.accept_queue.len());
+        while let Some((_, id)) = ls.l.syn_queue.pop_oldest() {
+            children.push(id);
+        }
+        while let Some(id) = ls.l.accept() {
+            children.push(id);
+        }
+        for id in children {
+            if let Some(s) = self.slot_mut(id) {
+                s.conn.abort(now);
+                s.closed = true;
+                self.touch(id);
+            }
+        }
+        true
+    }
+
+    /// A listener's queue depths (SYN queue, accept queue) and counters.
+    pub fn listener_info(&self, l: ListenerId) -> Option<(usize, usize, ListenerStats)> {
+        let ls = self.listener(l)?;
+        Some((ls.l.syn_queue.len(), ls.l.accept_queue.len(), ls.l.stats))
+    }
+
+    fn listener(&self, l: ListenerId) -> Option<&ListenerSlot> {
+        self.listeners
+            .get(l.index as usize)?
+            .as_ref()
+            .filter(|s| s.gen == l.gen)
+    }
+
+    fn listener_mut(&mut self, l: ListenerId) -> Option<&mut ListenerSlot> {
+        self.listeners
+            .get_mut(l.index as usize)?
+            .as_mut()
+            .filter(|s| s.gen == l.gen)
+    }
+
+    /// Active open (RFC 9293 §3.10.1) from `local` to `remote` with an ephemeral port from
+    /// this shard's range: a random start, then a linear probe (at most the range's size),
+    /// skipping ports with a connection to this remote or a listener. A TIME-WAIT 4-tuple is
+    /// reused when `tcp_tw_reuse` = 1 and its timestamps make it safe (Linux
+    /// `tcp_twsk_unique`); otherwise skipped.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> Result<ConnId, ConnectError> {
+        let r = *remote.ip();
+        if remote.port() == 0 || !is_unicast(r) || !is_unicast(local) {
+            return Err(ConnectError::InvalidAddress);
+        }
+        if self.conns.len() >= self.cfg.max_connections {
+            self.stats.connect_limit_refused += 1;
+            return Err(ConnectError::TooManyConnections);
+        }
+        let (lo, hi) = (*self.ephemeral.start(), *self.ephemeral.end());
+        if lo > hi {
+            return Err(ConnectError::NoPorts);
+        }
+        let n = (hi - lo) as u32 + 1;
+        let start = self.rng.gen_range(0..n);
+        for i in 0..n {
+            let port = lo + ((start + i) % n) as u16;
+            if port == 0 {
+                continue;
+            }
+            let tuple = FourTuple {
+                local_addr: local,
+                local_port: port,
+                remote_addr: r,
+                remote_port: remote.port(),
+            };
+            if self.demux.contains_key(&tuple)
+                || self.listen_map.contains_key(&(local, port))
+                || self.listen_map.contains_key(&(Ipv4Addr::UNSPECIFIED, port))
+            {
+                continue;
+            }
+            let mut iss = self.isn.isn(&tuple, now);
+            if let Some(rec) = self.tw.get_mut(&tuple, now) {
+                if !(self.cfg.tw_reuse == 1 && self.cfg.timestamps && tw_reusable(rec, now)) {
+                    continue;
+                }
+                // Linux tcp_twsk_unique: start beyond anything the old incarnation sent.
+                iss = rec.snd_nxt + 65537u32;
+                self.tw.remove(&tuple);
+                self.stats.tw_reused += 1;
+            }
+            let ends = endpoints(&tuple);
+            let ts_off = self.isn.ts_offset(local, r);
+            let conn = Connection::connect(now, &self.cfg, ends, iss, ts_off);
+            let id = self.insert(tuple, conn, Owner::App, iss);
+            return Ok(id);
+        }
+        Err(ConnectError::NoPorts)
+    }
+
+    /// The oldest established connection of listener `l` (what `accept()` returns); the
+    /// application owns it from now on (its pending events follow).
+    pub fn accept(&mut self, l: ListenerId) -> Option<ConnId> {
+        loop {
+            let id = self.listener_mut(l)?.l.accept()?;
+            if let Some(s) = self.slot_mut(id) {
+                s.owner = Owner::App;
+                self.touch(id);
+                return Some(id);
+            }
+        }
+    }
+
+    /// Segments due: stateless replies first, then every connection touched since the last
+    /// call (data, ACKs, retransmissions decided by `on_timeout`). `emit(src, dst, segment)`.
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        mut emit: impl FnMut(Ipv4Addr, Ipv4Addr, &TcpRepr<'_>),
+    ) {
+        let mut out = 0u64;
+        while let Some((src, dst, seg)) = self.control.pop_front() {
+            emit(src, dst, &seg);
+            out += 1;
+        }
+        // Bounded: each connection is on the list at most once (`in_ready`).
+        while let Some(id) = self.ready.pop_front() {
+            let Some(s) = self.slot_mut(id) else { continue };
+            s.in_ready = false;
+            let (src, dst) = (s.tuple.local_addr, s.tuple.remote_addr);
+            s.conn.poll_transmit(now, |seg| {
+                out += 1;
+                emit(src, dst, seg)
+            });
+            self.settle(id);
+        }
+        self.stats.segments_out += out;
+    }
+
+    /// The next application event: connection events of app-owned connections, and
+    /// `Incoming` notices for listeners.
+    pub fn poll_event(&mut self) -> Option<EndpointEvent> {
+        if let Some(l) = self.incoming.pop_front() {
+            if let Some(ls) = self.listener_mut(l) {
+                ls.notified = false;
+                return Some(EndpointEvent::Incoming(l));
+            }
+        }
+        while let Some(&id) = self.events.front() {
+            let Some(s) = self.slot_mut(id) else {
+                self.events.pop_front();
+                continue;
+            };
+            match s.conn.poll_event() {
+                Some(ev) => return Some(EndpointEvent::Conn(id, ev)),
+                None => {
+                    s.in_events = false;
+                    self.events.pop_front();
+                }
+            }
+        }
+        None
+    }
+
+    /// Fires every connection timer due at `now` and expires TIME-WAIT records.
+    pub fn on_timeout(&mut self, now: Instant) {
+        while let Some((at, key)) = self.timers.pop_due(now) {
+            let id = ConnId {
+                index: key.slot,
+                gen: key.gen,
+            };
+            let Some(s) = self.slot_mut(id) else { continue };
+            if s.timer_queued == Some(at) {
+                s.timer_queued = None;
+            }
+            match s.conn.next_deadline() {
+                Some(d) if d <= now => {
+                    s.conn.on_timeout(now);
+                    self.touch(id);
+                }
+                Some(_) => self.arm(id),
+                None => {}
+            }
+        }
+        self.stats.tw_expired += self.tw.expire(now) as u64;
+    }
+
+    /// When `on_timeout` should next be called (may be early, never late).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match (self.timers.next(), self.tw.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Queue data (see `Connection::send`). A stale id is `Closed(None)`.
+    pub fn send(&mut self, now: Instant, id: ConnId, data: &[u8]) -> Result<usize, SendError> {
+        let s = self.owned_mut(id).ok_or(SendError::Closed(None))?;
+        let r = s.conn.send(now, data);
+        self.touch(id);
+        r
+    }
+
+    /// Read received data (see `Connection::recv`).
+    pub fn recv(&mut self, id: ConnId, buf: &mut [u8]) -> Result<usize, NoSuchConn> {
+        let s = self.owned_mut(id).ok_or(NoSuchConn)?;
+        let n = s.conn.recv(buf);
+        self.touch(id);
+        Ok(n)
+    }
+
+    /// Half-close: FIN after the buffered data (RFC 9293 §3.10.4).
+    pub fn shutdown_write(&mut self, now: Instant, id: ConnId) -> Result<(), NoSuchConn> {
+        self.owned_mut(id)
+            .ok_or(NoSuchConn)?
+            .conn
+            .shutdown_write(now);
+        self.touch(id);
+        Ok(())
+    }
+
+    /// Close (RFC 9293 §3.10.4): the handle stays valid for `state`/`recv` until the
+    /// connection is finished; then the endpoint frees it (or keeps only a TIME-WAIT record).
+    pub fn close(&mut self, now: Instant, id: ConnId) -> Result<(), NoSuchConn> {
+        let s = self.owned_mut(id).ok_or(NoSuchConn)?;
+        s.conn.close(now);
+        s.closed = true;
+        self.touch(id);
+        Ok(())
+    }
+
+    /// Abort (RFC 9293 §3.10.5): RST, CLOSED; the handle becomes stale once the RST is out.
+    pub fn abort(&mut self, now: Instant, id: ConnId) -> Result<(), NoSuchConn> {
+        let s = self.owned_mut(id).ok_or(NoSuchConn)?;
+        s.conn.abort(now);
+        s.closed = true;
+        self.touch(id);
+        Ok(())
+    }
+
+    /// Keepalive on/off (tcp_keepalive_*).
+    pub fn set_keepalive(&mut self, now: Instant, id: ConnId, on: bool) -> Result<(), NoSuchConn> {
+        self.owned_mut(id)
+            .ok_or(NoSuchConn)?
+            .conn
+            .set_keepalive(now, on);
+        self.touch(id);
+        Ok(())
+    }
+
+    /// User timeout (TCP_USER_TIMEOUT).
+    pub fn set_user_timeout(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        timeout: Option<Duration>,
+    ) -> Result<(), NoSuchConn> {
+        self.owned_mut(id)
+            .ok_or(NoSuchConn)?
+            .conn
+            .set_user_timeout(now, timeout);
+        self.touch(id);
+        Ok(())
+    }
+
+    /// The connection's state, `None` for a stale handle.
+    pub fn state(&self, id: ConnId) -> Option<State> {
+        self.slot(id).map(|s| s.conn.state())
+    }
+
+    /// Read-only access to a connection (negotiated options, RTT, errors, ...).
+    pub fn connection(&self, id: ConnId) -> Option<&Connection> {
+        self.slot(id).map(|s| &s.conn)
+    }
+
+    /// The error a connection ended with.
+    pub fn error(&self, id: ConnId) -> Option<ConnError> {
+        self.slot(id).and_then(|s| s.conn.error())
+    }
+
+    pub fn stats(&self) -> &EndpointStats {
+        &self.stats
+    }
+
+    /// Connections held (all states except TIME-WAIT records).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// TIME-WAIT records held.
+    pub fn time_wait_count(&self) -> usize {
+        self.tw.len()
+    }
+
+    /// Per-state counts, on demand: O(connections + listeners).
+    pub fn state_counts(&self) -> StateCounts {
+        let mut c = StateCounts {
+            listen: self.listeners.iter().flatten().count(),
+            time_wait: self.tw.len(),
+            ..StateCounts::default()
+        };
+        for (_, s) in self.conns.iter() {
+            let n = match s.conn.state() {
+                State::SynSent => &mut c.syn_sent,
+                State::SynReceived => &mut c.syn_received,
+                State::Established => &mut c.established,
+                State::FinWait1 => &mut c.fin_wait1,
+                State::FinWait2 => &mut c.fin_wait2,
+                State::CloseWait => &mut c.close_wait,
+                State::Closing => &mut c.closing,
+                State::LastAck => &mut c.last_ack,
+                State::TimeWait => &mut c.time_wait,
+                State::Closed => &mut c.closed,
+            };
+            *n += 1;
+        }
+        c
+    }
+
+    // ---- internals ----
+
+    fn slot(&self, id: ConnId) -> Option<&Slot> {
+        self.conns
+            .get(id.index as usize)
+            .filter(|s| s.gen == id.gen)
+    }
+
+    fn slot_mut(&mut self, id: ConnId) -> Option<&mut Slot> {
+        self.conns
+            .get_mut(id.index as usize)
+            .filter(|s| s.gen == id.gen)
+    }
+
+    /// A slot the application owns (listener-owned connections are not yet visible).
+    fn owned_mut(&mut self, id: ConnId) -> Option<&mut Slot> {
+        self.slot_mut(id).filter(|s| s.owner == Owner::App)
+    }
+
+    fn insert(&mut self, tuple: FourTuple, conn: Connection, owner: Owner, iss: SeqNum) -> ConnId {
+        let entry = self.conns.vacant_entry();
+        let index = entry.key();
+        if self.gens.len() <= index {
+            self.gens.resize(index + 1, 0);
+        }
+        let gen = self.gens[index];
+        entry.insert(Slot {
+            gen,
+            conn,
+            tuple,
+            owner,
+            iss,
+            closed: false,
+            in_ready: false,
+            in_events: false,
+            timer_queued: None,
+        });
+        let id = ConnId {
+            index: index as u32,
+            gen,
+        };
+        self.demux.insert(tuple, index as u32);
+        self.stats.conns_opened += 1;
+        self.touch(id);
+        id
+    }
+
+    /// Puts a connection on the ready list (output may be due) and, if the application owns
+    /// it, on the event list.
+    fn touch(&mut self, id: ConnId) {
+        let Some(s) = self.slot_mut(id) else { return };
+        let (ready, events) = (!s.in_ready, !s.in_events && s.owner == Owner::App);
+        s.in_ready = true;
+        if events {
+            s.in_events = true;
+        }
+        if ready {
+            self.ready.push_back(id);
+        }
+        if events {
+            self.events.push_back(id);
+        }
+    }
+
+    fn arm(&mut self, id: ConnId) {
+        let Some(s) = self.conns.get_mut(id.index as usize) else {
+            return;
+        };
+        if let Some(d) = s.conn.next_deadline() {
+            let key = TimerKey {
+                slot: id.index,
+                gen: id.gen,
+            };
+            self.timers.arm(key, d, &mut s.timer_queued);
+        }
+    }
+
+    /// After output: re-arm the timer, turn a closed TIME-WAIT connection into a record, free
+    /// a finished one nobody will look at again.
+    fn settle(&mut self, id: ConnId) {
+        let Some(s) = self.slot(id) else { return };
+        let unowned =
+            s.closed || matches!(s.owner, Owner::Listener(_)) && !self.in_accept_queue(id);
+        if unowned {
+            if let Some(rec) = s.conn.time_wait_record() {
+                let tuple = s.tuple;
+                if self.tw.len() < self.cfg.max_tw_buckets {
+                    self.tw.insert(tuple, rec);
+                    self.stats.tw_entered += 1;
+                } else {
+                    // Linux tcp_time_wait(): "TCPTimeWaitOverflow", no TIME-WAIT at all.
+                    self.stats.tw_overflow += 1;
+                }
+                self.free(id);
+                return;
+            }
+            if s.conn.is_finished() {
+                self.free(id);
+                return;
+            }
+        }
+        self.arm(id);
+    }
+
+    fn in_accept_queue(&self, id: ConnId) -> bool {
+        // A connection is only `Owner::Listener` in the accept queue once it is synchronized.
+        self.slot(id).is_some_and(|s| {
+            s.conn.state() != State::SynReceived && s.conn.state() != State::Closed
+        })
+    }
+
+    fn free(&mut self, id: ConnId) {
+        let Some(s) = self.slot(id) else { return };
+        let (tuple, owner) = (s.tuple, s.owner);
+        if let Owner::Listener(l) = owner {
+            if let Some(ls) = self.listener_mut(l) {
+                ls.l.syn_queue.remove(&tuple);
+            }
+        }
+        if self.demux.get(&tuple) == Some(&id.index) {
+            self.demux.remove(&tuple);
+        }
+        self.conns.remove(id.index as usize);
+        self.gens[id.index as usize] = self.gens[id.index as usize].wrapping_add(1);
+        self.stats.conns_freed += 1;
+    }
+
+    /// Queues a stateless reply (bounded).
+    fn control(&mut self, src: Ipv4Addr, dst: Ipv4Addr, seg: TcpRepr<'static>) {
+        if self.control.len() >= CONTROL_QUEUE_MAX {
+            self.stats.control_dropped += 1;
+            return;
+        }
+        self.control.push_back((src, dst, seg));
+    }
+}
+
+fn endpoints(t: &FourTuple) -> Endpoints {
+    Endpoints {
+        local: SocketAddrV4::new(t.local_addr, t.local_port),
+        remote: SocketAddrV4::new(t.remote_addr, t.remote_port),
+    }
+}
+
+fn is_unicast(a: Ipv4Addr) -> bool {
+    !(a.is_unspecified() || a.is_broadcast() || a.is_multicast())
+}
+
+/// Linux `tcp_twsk_unique` with `tcp_tw_reuse` = 1: the record has timestamps and its
+/// TS.Recent is at least `TW_REUSE_DELAY` old, so PAWS on the peer rejects old duplicates.
+fn tw_reusable(rec: &crate::tcp::timewait::TimeWait, now: Instant) -> bool {
+    rec.timestamps && now.saturating_since(rec.ts_recent_at) >= TW_REUSE_DELAY
+}

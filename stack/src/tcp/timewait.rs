@@ -1,0 +1,263 @@
+//! TIME-WAIT as a compact record (RFC 9293 §3.10.7.4): once a connection enters TIME-WAIT the
+//! endpoint may drop the full connection and keep only this, keyed by the 4-tuple, until it
+//! expires 2*MSL later.
+//!
+//! Size: 48 bytes (asserted in a test): ports (4), SND.NXT and RCV.NXT (8), last window (2),
+//! timestamp flag (1), TS.Recent and our TSval offset (8), when TS.Recent was set (8),
+//! expiry (8), TIME-WAIT length in ms (4), padding.
+//!
+//! Rules implemented by [`TimeWait::on_segment`]:
+//! - RFC 1337: a RST is ignored (no TIME-WAIT assassination).
+//! - RFC 6191 / RFC 9293 §3.10.7.4 fourth check: a SYN may start a new incarnation when its
+//!   TSval is newer than TS.Recent (timestamps on) or its sequence number is beyond RCV.NXT.
+//! - RFC 7323 §5.3: PAWS rejects old duplicates (answered with an ACK).
+//! - RFC 9293 §3.10.7.4 eighth check: a retransmitted FIN is ACKed again and the 2MSL timer
+//!   restarts.
+//! - RFC 9293 §3.10.7.4 first check: any other unacceptable segment gets an ACK.
+
+use crate::time::{Duration, Instant};
+use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
+
+/// What to do with a segment that arrived for a TIME-WAIT 4-tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeWaitAction {
+    /// Send `ack_segment(now)`.
+    Ack,
+    /// Drop it silently.
+    Ignore,
+    /// A new SYN the listener may accept (RFC 6191): drop the record and pass the SYN on.
+    AcceptNewSyn,
+    /// The record has expired: drop it and treat the segment as for a CLOSED port.
+    Expire,
+}
+
+/// The compact TIME-WAIT record. See the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWait {
+    pub local_port: u16,
+    pub remote_port: u16,
+    /// Our SND.NXT (after our FIN).
+    pub snd_nxt: SeqNum,
+    /// RCV.NXT (after the peer's FIN).
+    pub rcv_nxt: SeqNum,
+    /// The window field we last sent (already scaled down).
+    pub window: u16,
+    /// Timestamps in use on the connection (RFC 7323).
+    pub timestamps: bool,
+    /// TS.Recent: the peer's last TSval.
+    pub ts_recent: u32,
+    /// Our TSval offset (TSval = milliseconds + offset).
+    pub ts_offset: u32,
+    /// When TS.Recent was set.
+    pub ts_recent_at: Instant,
+    /// When the record expires (2*MSL after the last restart).
+    pub expiry: Instant,
+    /// The TIME-WAIT length in milliseconds (2*MSL), for restarts.
+    len_ms: u32,
+}
+
+impl TimeWait {
+    /// A record entering TIME-WAIT at `now`. `ts` = (TS.Recent, when set, our offset) when
+    /// timestamps are in use.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        now: Instant,
+        local_port: u16,
+        remote_port: u16,
+        snd_nxt: SeqNum,
+        rcv_nxt: SeqNum,
+        window: u16,
+        ts: Option<(u32, Instant, u32)>,
+        time_wait: Duration,
+    ) -> TimeWait {
+        let (ts_recent, ts_recent_at, ts_offset) = ts.unwrap_or((0, Instant::ZERO, 0));
+        let len_ms = time_wait.as_millis().min(u32::MAX as u128) as u32;
+        TimeWait {
+            local_port,
+            remote_port,
+            snd_nxt,
+            rcv_nxt,
+            window,
+            timestamps: ts.is_some(),
+            ts_recent,
+            ts_offset,
+            ts_recent_at,
+            expiry: now + Duration::from_millis(len_ms as u64),
+            len_ms,
+        }
+    }
+
+    /// Decide what to do with `seg`; restarts the timer on a retransmitted FIN.
+    pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr<'_>) -> TimeWaitAction {
+        if now >= self.expiry {
+            return TimeWaitAction::Expire;
+        }
+        // RFC 1337 §3 (TIME-WAIT assassination hazards): "ignore RST segments in TIME-WAIT".
+        if seg.flags.rst() {
+            return TimeWaitAction::Ignore;
+        }
+        let tsval = seg.options.timestamp.map(|(v, _)| v);
+        // RFC 6191 §2 / RFC 9293 §3.10.7.4 fourth check: "For the TIME-WAIT state, new
+        // connections can be accepted if the Timestamp Option is used and meets expectations".
+        if seg.flags.syn() && !seg.flags.ack() {
+            let newer = match (self.timestamps, tsval) {
+                (true, Some(v)) => (v.wrapping_sub(self.ts_recent) as i32) > 0,
+                _ => seg.seq.gt(self.rcv_nxt),
+            };
+            return if newer {
+                TimeWaitAction::AcceptNewSyn
+            } else {
+                // An old duplicate or an unacceptable SYN: ACK it (RFC 5961 §4 challenge ACK).
+                TimeWaitAction::Ack
+            };
+        }
+        // RFC 7323 §5.3 R1 (PAWS): an older TSval marks an old duplicate; ACK and drop.
+        if let (true, Some(v)) = (self.timestamps, tsval) {
+            if (v.wrapping_sub(self.ts_recent) as i32) < 0 {
+                return TimeWaitAction::Ack;
+            }
+        }
+        // RFC 9293 §3.10.7.4 eighth check: "TIME-WAIT STATE: Remain in the TIME-WAIT state.
+        // Restart the 2 MSL time-wait timeout." (for a retransmission of the peer's FIN).
+        if seg.flags.fin() && seg.seq + seg.payload.len() + 1u32 == self.rcv_nxt {
+            self.expiry = now + Duration::from_millis(self.len_ms as u64);
+            if let Some(v) = tsval {
+                self.ts_recent = v;
+                self.ts_recent_at = now;
+            }
+            return TimeWaitAction::Ack;
+        }
+        // RFC 9293 §3.10.7.4 first check: a bare ACK at RCV.NXT is acceptable and needs no
+        // reply; anything else is unacceptable here and gets an ACK.
+        if seg.seq_len() == 0 && seg.seq == self.rcv_nxt {
+            TimeWaitAction::Ignore
+        } else {
+            TimeWaitAction::Ack
+        }
+    }
+
+    /// The ACK to send for `TimeWaitAction::Ack`: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+    pub fn ack_segment(&self, now: Instant) -> TcpRepr<'static> {
+        let mut options = TcpOptions::default();
+        if self.timestamps {
+            let val = (now.as_millis() as u32).wrapping_add(self.ts_offset);
+            options.timestamp = Some((val, self.ts_recent));
+        }
+        TcpRepr {
+            src_port: self.local_port,
+            dst_port: self.remote_port,
+            seq: self.snd_nxt,
+            ack: self.rcv_nxt,
+            flags: TcpFlags::ACK,
+            window: self.window,
+            urgent: 0,
+            options,
+            payload: &[],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Instant = Instant::from_secs(100);
+    const TW: Duration = Duration::from_secs(60);
+
+    fn rec(ts: bool) -> TimeWait {
+        TimeWait::new(
+            T0,
+            80,
+            40000,
+            SeqNum(5000),
+            SeqNum(9000),
+            512,
+            ts.then_some((777, T0, 10)),
+            TW,
+        )
+    }
+
+    fn seg(flags: TcpFlags, seq: u32, ts: Option<u32>) -> TcpRepr<'static> {
+        let mut options = TcpOptions::default();
+        options.timestamp = ts.map(|v| (v, 0));
+        TcpRepr {
+            src_port: 40000,
+            dst_port: 80,
+            seq: SeqNum(seq),
+            ack: SeqNum(5000),
+            flags,
+            window: 100,
+            urgent: 0,
+            options,
+            payload: &[],
+        }
+    }
+
+    #[test]
+    fn record_is_compact() {
+        assert!(core::mem::size_of::<TimeWait>() <= 48);
+    }
+
+    /// RFC 1337: RST in TIME-WAIT is ignored.
+    #[test]
+    fn rst_ignored_rfc1337() {
+        let mut r = rec(false);
+        let a = r.on_segment(T0, &seg(TcpFlags::RST, 9000, None));
+        assert_eq!(a, TimeWaitAction::Ignore);
+        assert_eq!(r.expiry, T0 + TW);
+    }
+
+    /// RFC 9293 §3.10.7.4 eighth check: FIN retransmission re-ACKed, timer restarted.
+    #[test]
+    fn fin_retransmission_reacked_and_timer_restarted() {
+        let mut r = rec(true);
+        let later = T0 + Duration::from_secs(10);
+        let fin = seg(TcpFlags::FIN | TcpFlags::ACK, 8999, Some(800));
+        assert_eq!(r.on_segment(later, &fin), TimeWaitAction::Ack);
+        assert_eq!(r.expiry, later + TW);
+        assert_eq!(r.ts_recent, 800);
+        let ack = r.ack_segment(later);
+        assert_eq!(
+            (ack.seq, ack.ack, ack.flags),
+            (SeqNum(5000), SeqNum(9000), TcpFlags::ACK)
+        );
+        assert_eq!((ack.src_port, ack.dst_port, ack.window), (80, 40000, 512));
+        assert_eq!(ack.options.timestamp, Some((110_010, 800)));
+    }
+
+    /// RFC 6191: SYN acceptance by sequence number (no timestamps) and by TSval.
+    #[test]
+    fn new_syn_rfc6191_table() {
+        // (timestamps on, SYN seq, SYN TSval, expected)
+        let cases = [
+            (false, 9001, None, TimeWaitAction::AcceptNewSyn),
+            (false, 9000, None, TimeWaitAction::Ack),
+            (false, 8000, None, TimeWaitAction::Ack),
+            (true, 1, Some(778), TimeWaitAction::AcceptNewSyn),
+            (true, 99999, Some(777), TimeWaitAction::Ack),
+            (true, 99999, Some(700), TimeWaitAction::Ack),
+            (true, 9001, None, TimeWaitAction::AcceptNewSyn),
+        ];
+        for (ts, seq, tsval, want) in cases {
+            let mut r = rec(ts);
+            let got = r.on_segment(T0, &seg(TcpFlags::SYN, seq, tsval));
+            assert_eq!(got, want, "ts={ts} seq={seq} tsval={tsval:?}");
+        }
+    }
+
+    #[test]
+    fn other_segments_and_expiry() {
+        let mut r = rec(true);
+        let bare = seg(TcpFlags::ACK, 9000, Some(778));
+        assert_eq!(r.on_segment(T0, &bare), TimeWaitAction::Ignore);
+        // RFC 7323 §5.3 PAWS: older TSval -> ACK.
+        assert_eq!(
+            r.on_segment(T0, &seg(TcpFlags::ACK, 9000, Some(1))),
+            TimeWaitAction::Ack
+        );
+        let mut data = seg(TcpFlags::ACK, 9000, Some(778));
+        data.payload = b"late";
+        assert_eq!(r.on_segment(T0, &data), TimeWaitAction::Ack);
+        assert_eq!(r.on_segment(T0 + TW, &bare), TimeWaitAction::Expire);
+    }
+}
