@@ -45,6 +45,12 @@ pub enum Error {
     /// Some XDP program is already attached to the interface.
     #[error("another XDP program is attached to {ifname} (program id {prog_id}; another xdptcp?)")]
     AlreadyAttached { ifname: String, prog_id: u32 },
+    /// The driver refused a single-buffer program because the MTU needs several buffers.
+    #[error(
+        "cannot attach the XDP program to {ifname}: MTU {mtu} needs the multi-buffer variant \
+         (AttachOptions {{ frags: true }}, and XDP_USE_SG on the sockets)"
+    )]
+    NeedsFrags { ifname: String, mtu: u32 },
     /// Queue id outside the XSKMAP.
     #[error("queue {0} is out of range: the XSKMAP holds queues 0..{XSKS_MAX}")]
     QueueOutOfRange(u32),
@@ -113,6 +119,28 @@ pub fn ifindex(ifname: &str) -> Result<u32> {
     }
 }
 
+/// MTU of `ifname` in the calling thread's network namespace.
+fn mtu(ifname: &str) -> Option<u32> {
+    // SAFETY: a plain datagram socket, closed below; the ioctl fills the ifreq we own.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return None;
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (d, s) in req
+            .ifr_name
+            .iter_mut()
+            .zip(ifname.bytes().take(libc::IFNAMSIZ - 1))
+        {
+            *d = s as libc::c_char;
+        }
+        let rc = libc::ioctl(fd, libc::SIOCGIFMTU, &mut req);
+        libc::close(fd);
+        (rc == 0).then_some(req.ifr_ifru.ifru_mtu as u32)
+    }
+}
+
 /// Id of the XDP program attached to `ifindex` (any mode), if any.
 pub fn attached_prog_id(ifindex: u32) -> Option<u32> {
     let mut id = 0u32;
@@ -139,9 +167,14 @@ impl Steering {
                 if let Some(id) = attached_prog_id(ifindex) {
                     return already(id);
                 }
-                match e.kind() {
-                    ErrorKind::PermissionDenied => Error::NotPermitted(e.to_string()),
-                    ErrorKind::AlreadyExists => already(0),
+                match (e.kind(), opts.frags, mtu(ifname)) {
+                    (ErrorKind::PermissionDenied, ..) => Error::NotPermitted(e.to_string()),
+                    (ErrorKind::AlreadyExists, ..) => already(0),
+                    // A page holds one frame of at most ~3.5 kB behind XDP headroom.
+                    (_, false, Some(mtu)) if mtu > 3000 => Error::NeedsFrags {
+                        ifname: ifname.to_owned(),
+                        mtu,
+                    },
                     _ => bpf("attaching the XDP program")(e),
                 }
             })
@@ -314,5 +347,15 @@ impl Steering {
             no_socket: read(maps::CNT_NO_SOCKET)?,
             fragments: read(maps::CNT_FRAGMENT)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The AF_XDP device hands the loader to worker threads.
+    #[test]
+    fn steering_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<super::Steering>();
     }
 }

@@ -127,12 +127,18 @@ impl VethPair {
         ];
         for (ns, ifname, addr) in &sides {
             if let Some(mtu) = opts.mtu {
-                run("ip", ["-n", ns, "link", "set", ifname, "mtu", &mtu.to_string()])?;
+                run(
+                    "ip",
+                    ["-n", ns, "link", "set", ifname, "mtu", &mtu.to_string()],
+                )?;
             }
             let cidr = format!("{addr}/{PREFIX_LEN}");
             run("ip", ["-n", ns, "addr", "add", &cidr, "dev", ifname])?;
             // Full checksums on the wire, so the stack can verify them.
-            run("ip", ["netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off"])?;
+            run(
+                "ip",
+                ["netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off"],
+            )?;
             run("ip", ["-n", ns, "link", "set", "lo", "up"])?;
             run("ip", ["-n", ns, "link", "set", ifname, "up"])?;
         }
