@@ -2,6 +2,8 @@
 //! segments in, segments out.
 //!
 //! - [`conn`]: one connection's state machine (SYN-SENT .. TIME-WAIT).
+//! - [`endpoint`]: one shard's endpoint: demux, listeners, SYN cookies, TIME-WAIT table,
+//!   timers, stateless replies; the API the worker and the application use.
 //! - [`timewait`]: the compact TIME-WAIT record the endpoint keeps instead of a connection.
 //! - [`config`]: settings named after Linux's sysctls.
 
@@ -19,6 +21,10 @@ pub use config::TcpConfig;
 pub use conn::{
     Arrival, ChallengeAckLimiter, ConnError, Connection, Endpoints, Event, Negotiated, SendError,
     State, Timer,
+};
+pub use endpoint::{
+    ConnId, ConnectError, Endpoint, EndpointEvent, EndpointSecrets, EndpointStats, ListenError,
+    ListenerId, NoSuchConn, StateCounts,
 };
 pub use timewait::{TimeWait, TimeWaitAction};
 pub use tuple::FourTuple;

@@ -136,6 +136,24 @@ impl TimeWait {
         }
     }
 
+    /// Linux `tcp_tw_reuse` = 1 for an active open to this 4-tuple (Linux tcp_twsk_unique):
+    /// safe only with timestamps (RFC 7323 PAWS then rejects old duplicates, RFC 6191) and
+    /// once TS.Recent is more than a second old. Returns the ISS for the new connection
+    /// (SND.NXT + 65537, beyond anything the old one could have had in flight) and the TSval
+    /// offset to keep, so the new TSvals stay newer than the old ones. The caller drops the
+    /// record when it uses them. (tcp_tw_recycle does not exist: it broke clients behind NAT
+    /// and left Linux in 4.12.)
+    pub fn reuse_for_connect(&self, now: Instant, tw_reuse: u8) -> Option<(SeqNum, u32)> {
+        if tw_reuse != 1 || !self.timestamps {
+            return None;
+        }
+        if now.saturating_since(self.ts_recent_at) <= Duration::from_secs(1) {
+            return None;
+        }
+        let iss = self.snd_nxt + 65_537u32;
+        Some((if iss.0 == 0 { SeqNum(1) } else { iss }, self.ts_offset))
+    }
+
     /// The ACK to send for `TimeWaitAction::Ack`: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
     pub fn ack_segment(&self, now: Instant) -> TcpRepr<'static> {
         let mut options = TcpOptions::default();
@@ -178,8 +196,10 @@ mod tests {
     }
 
     fn seg(flags: TcpFlags, seq: u32, ts: Option<u32>) -> TcpRepr<'static> {
-        let mut options = TcpOptions::default();
-        options.timestamp = ts.map(|v| (v, 0));
+        let options = TcpOptions {
+            timestamp: ts.map(|v| (v, 0)),
+            ..TcpOptions::default()
+        };
         TcpRepr {
             src_port: 40000,
             dst_port: 80,
@@ -243,6 +263,23 @@ mod tests {
             let got = r.on_segment(T0, &seg(TcpFlags::SYN, seq, tsval));
             assert_eq!(got, want, "ts={ts} seq={seq} tsval={tsval:?}");
         }
+    }
+
+    /// tcp_tw_reuse: only when enabled, with timestamps, and TS.Recent older than 1 s.
+    #[test]
+    fn reuse_for_connect_table() {
+        let later = T0 + Duration::from_millis(1001);
+        assert_eq!(
+            rec(true).reuse_for_connect(later, 1),
+            Some((SeqNum(5000 + 65_537), 10))
+        );
+        assert_eq!(
+            rec(true).reuse_for_connect(T0 + Duration::from_secs(1), 1),
+            None
+        );
+        assert_eq!(rec(true).reuse_for_connect(later, 0), None);
+        assert_eq!(rec(true).reuse_for_connect(later, 2), None);
+        assert_eq!(rec(false).reuse_for_connect(later, 1), None);
     }
 
     #[test]

@@ -10,6 +10,11 @@ use crate::tcp::timewait::TimeWaitAction;
 use crate::time::{Duration, Instant};
 use crate::wire::{SeqNum, TcpRepr};
 
+/// Linux `tcp_invalid_ratelimit`: per connection, at most one ACK per this interval in answer
+/// to out-of-window or PAWS-rejected segments without data, and one challenge ACK, so two
+/// confused endpoints cannot ping-pong ACKs forever (RFC 5961 §10's ACK-loop concern).
+pub const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
+
 /// RFC 7323 §5.5: TS.Recent older than 24 days is invalid for PAWS.
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
@@ -149,6 +154,25 @@ impl Connection {
                 self.pending.syn = true;
                 return;
             }
+            // Simultaneous open (RFC 9293 §3.5 Figure 8, line 6): the peer's SYN,ACK that
+            // acknowledges our SYN completes the handshake (its SYN is the one we have).
+            let iss = s.iss;
+            if s.active && f.syn() && f.ack() && !f.rst() && seg.seq == s.irs {
+                if seg.ack == iss + 1u32 {
+                    let est = Transition::Established {
+                        irs: seg.seq,
+                        una: seg.ack,
+                        wnd: seg.window as u32,
+                        wl1: seg.seq,
+                        wl2: seg.ack,
+                    };
+                    self.last_rx = now;
+                    self.apply(now, est);
+                } else {
+                    self.pending.rst = Some((seg.ack, None));
+                }
+                return;
+            }
         }
         let Some(rcv_nxt) = self.inner.rcv_nxt() else {
             return;
@@ -163,7 +187,7 @@ impl Connection {
         if let (true, false, Some(v)) = (self.nego.timestamps, f.rst(), tsval) {
             let older = (v.wrapping_sub(self.ts.recent) as i32) < 0;
             if older && now.saturating_since(self.ts.recent_at) < PAWS_IDLE {
-                self.pending.ack = true;
+                self.dup_ack(now, seg);
                 return;
             }
         }
@@ -172,7 +196,7 @@ impl Connection {
         // segment and return)".
         if !acceptable(seg.seq, seg.seq_len(), rcv_nxt, rcv_wnd) {
             if !f.rst() {
-                self.pending.ack = true;
+                self.dup_ack(now, seg);
             }
             return;
         }
@@ -186,7 +210,7 @@ impl Connection {
         }
         self.last_rx = now;
         self.probes_out = 0;
-        self.rearm_keepalive(now);
+        self.rearm_keepalive();
 
         // "second check the RST bit" (RFC 5961 §3.2: "If the RST bit is set and the sequence
         // number exactly matches the next expected sequence number (RCV.NXT), then TCP MUST
@@ -369,9 +393,10 @@ impl Connection {
         if seg.payload.is_empty() {
             return Some(seg.flags.fin() && seg.seq == rcv.nxt);
         }
-        if orphaned {
-            // Data for a connection the application has closed: nobody will read it. Reset
-            // (RFC 2525 §2.17; Linux: LINUX_MIB_TCPABORTONDATA) with <SEQ=SEG.ACK><CTL=RST>.
+        if orphaned && (seg.seq + seg.payload.len()).gt(rcv.nxt) {
+            // New data for a connection the application has closed: nobody will read it.
+            // Reset (RFC 2525 §2.17; Linux: LINUX_MIB_TCPABORTONDATA) with
+            // <SEQ=SEG.ACK><CTL=RST>. (Duplicates of data already taken are just ACKed.)
             self.pending.rst = Some((seg.ack, None));
             self.apply(now, Transition::Closed(None));
             return None;
@@ -429,10 +454,31 @@ impl Connection {
         Arrival::Done
     }
 
-    /// RFC 5961 §7: challenge ACKs are rate-limited.
+    /// RFC 5961 §7: challenge ACKs are rate-limited, per connection first (as Linux), then
+    /// per stack.
     fn challenge_ack(&mut self, now: Instant, limiter: &mut ChallengeAckLimiter) {
-        if limiter.allow(now) {
+        if !self.oow_limited(now) && limiter.allow(now) {
             self.pending.ack = true;
         }
+    }
+
+    /// The ACK owed to an unacceptable segment. Segments carrying data (or FIN) are not part
+    /// of an ACK loop and are always answered; bare ACKs and SYNs at most once per
+    /// `OOW_ACK_INTERVAL` (Linux tcp_oow_rate_limited).
+    fn dup_ack(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        if (seg.seq_len() == 0 || seg.flags.syn()) && self.oow_limited(now) {
+            return;
+        }
+        self.pending.ack = true;
+    }
+
+    fn oow_limited(&mut self, now: Instant) -> bool {
+        if let Some(t) = self.last_oow_ack {
+            if now.saturating_since(t) < OOW_ACK_INTERVAL {
+                return true;
+            }
+        }
+        self.last_oow_ack = Some(now);
+        false
     }
 }

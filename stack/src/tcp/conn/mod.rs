@@ -23,8 +23,9 @@
 //! unknown 4-tuples with a RST, RFC 9293 §3.10.7.1). A connection that reaches
 //! [`State::Closed`] only drains its last output (a RST, if any) and unread data.
 //!
-//! Memory per connection: the struct itself plus at most `cfg.wmem` bytes of send buffer and
-//! `cfg.rmem` bytes of receive buffer (buffers grow on demand up to those bounds).
+//! Memory per connection: the struct itself (632 bytes on x86-64; a test bounds it at 640)
+//! plus at most `cfg.wmem` bytes of send buffer and `cfg.rmem` bytes of receive buffer
+//! (buffers grow on demand up to those bounds).
 //! Out-of-order segments are dropped (with an immediate ACK) for now; issue 4 adds reassembly.
 
 mod input;
@@ -40,7 +41,7 @@ mod timers;
 mod tests;
 
 pub use limiter::ChallengeAckLimiter;
-pub use state::TRANSITIONS;
+pub use state::{state_diagram_mermaid, TRANSITIONS};
 pub use timers::Timer;
 
 use std::collections::VecDeque;
@@ -349,6 +350,9 @@ pub struct Connection {
     last_rx: Instant,
     /// Keepalive probes sent without an answer.
     probes_out: u32,
+    /// When we last answered an out-of-window segment or sent a challenge ACK (Linux
+    /// `last_oow_ack_time`), for the per-connection ACK-loop limit.
+    last_oow_ack: Option<Instant>,
 }
 
 /// What `on_segment` asks of the caller beyond the connection's own output.
@@ -376,6 +380,7 @@ impl Connection {
             app: App::default(),
             last_rx: now,
             probes_out: 0,
+            last_oow_ack: None,
         }
     }
 
@@ -441,9 +446,15 @@ impl Connection {
         let mut c = Connection::new(now, cfg, ends, inner, nego);
         c.ts.offset = ts_offset;
         c.take_timestamp(now, ack);
+        c.ts.last_ack_sent = ack.seq;
         let mut limiter = ChallengeAckLimiter::new(0);
         // The SYN-RECEIVED step of §3.10.7.4 "fifth check the ACK field" turns it ESTABLISHED.
         let _ = c.on_segment(now, ack, &mut limiter);
+        if let Inner::SynRcvd(_) = c.inner {
+            // Not a valid third segment after all (wrong ports, RST, no ACK): there is no
+            // SYN-ACK to retransmit for a cookie, so drop it rather than leave it half-open.
+            c.apply(now, state::Transition::Closed(None));
+        }
         c
     }
 
@@ -614,7 +625,6 @@ impl Connection {
     /// Abort (RFC 9293 §3.10.5): in a synchronized state send RST <SEQ=SND.NXT> (with ACK,
     /// as Linux does); enter CLOSED; report `Error(Aborted)`.
     pub fn abort(&mut self, now: Instant) {
-        let _ = now;
         match &self.inner {
             Inner::Closed(_) => return,
             Inner::SynSent(_) | Inner::TimeWait(_) => {}
@@ -631,15 +641,24 @@ impl Connection {
     /// Turn keepalive (RFC 9293 §3.8.4; Linux SO_KEEPALIVE with tcp_keepalive_*) on or off.
     pub fn set_keepalive(&mut self, now: Instant, on: bool) {
         self.app.keepalive = on;
-        self.rearm_keepalive(now);
+        self.rearm_keepalive();
+        // As Linux's SO_KEEPALIVE: the first check is a full keepalive_time after enabling.
+        if self.timers.is_set(Timer::Keepalive) {
+            self.timers
+                .set(Timer::Keepalive, now + self.limits.keepalive_time);
+        }
     }
 
     /// User timeout (RFC 9293 §3.8.4, RFC 5482; Linux TCP_USER_TIMEOUT): abort with
-    /// `TimedOut` when sent data stays unacknowledged this long. `None` turns it off.
+    /// `TimedOut` when sent data stays unacknowledged this long. In SYN-SENT (set right after
+    /// `connect`) it also bounds the connection attempt, as in Linux. `None` turns it off.
     pub fn set_user_timeout(&mut self, now: Instant, timeout: Option<Duration>) {
         self.app.user_timeout = timeout;
         self.timers.clear(Timer::UserTimeout);
-        self.rearm_user_timeout(now);
+        match (timeout, &self.inner) {
+            (Some(ut), Inner::SynSent(_)) => self.timers.set(Timer::UserTimeout, now + ut),
+            _ => self.rearm_user_timeout(now),
+        }
     }
 
     /// In TIME-WAIT: the compact record the endpoint may keep instead of this connection.

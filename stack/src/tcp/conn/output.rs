@@ -61,6 +61,9 @@ impl Connection {
                 _ => {}
             }
             self.pending.ack = false;
+            if let Some(a) = ack {
+                self.ts.last_ack_sent = a;
+            }
         } else if let (true, Some(_)) = (std::mem::take(&mut self.pending.ack), ack) {
             emit(&self.segment(now, iss + 1u32, TcpFlags::ACK, &[]));
         }
@@ -230,7 +233,8 @@ impl Connection {
                 }
                 // RFC 9293 §3.8.4 / RFC 5482: "connection aborted due to user timeout".
                 Timer::UserTimeout => {
-                    if self.inner.sender().is_some_and(|s| s.in_flight()) {
+                    let connecting = matches!(self.inner, Inner::SynSent(_));
+                    if connecting || self.inner.sender().is_some_and(|s| s.in_flight()) {
                         self.apply(now, Transition::Closed(Some(ConnError::TimedOut)));
                     }
                 }
@@ -324,12 +328,11 @@ impl Connection {
     }
 
     /// Keepalive deadline after activity: idle time counts from the last segment received.
-    pub(super) fn rearm_keepalive(&mut self, now: Instant) {
+    pub(super) fn rearm_keepalive(&mut self) {
         let on = self.app.keepalive
             && self.inner.is_synchronized()
             && !matches!(self.inner, Inner::TimeWait(_));
         if on {
-            let _ = now;
             self.timers
                 .set(Timer::Keepalive, self.last_rx + self.limits.keepalive_time);
         } else {

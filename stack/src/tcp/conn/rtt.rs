@@ -45,7 +45,7 @@ impl Rtt {
                 r
             }
             Some(srtt) => {
-                let err = if srtt > r { srtt - r } else { r - srtt };
+                let err = srtt.abs_diff(r);
                 self.rttvar = self.rttvar * 3 / 4 + err / 4;
                 srtt * 7 / 8 + r / 8
             }

@@ -36,6 +36,8 @@ pub(super) struct Sender {
     cap: usize,
     /// A FIN follows the buffered bytes (CLOSE was called).
     pub fin: bool,
+    /// Our FIN has been acknowledged (then SND.UNA is past it and the buffer empty).
+    fin_acked: bool,
     pub rtt: Rtt,
     /// Consecutive retransmission timeouts without progress (for tcp_retries2).
     pub rto_count: u32,
@@ -68,6 +70,7 @@ impl Sender {
             buf: VecDeque::new(),
             cap,
             fin: false,
+            fin_acked: false,
             rtt: Rtt::new(limits.rto_initial, limits.rto_min, limits.rto_max),
             rto_count: 0,
             probes: 0,
@@ -97,7 +100,7 @@ impl Sender {
 
     /// Sequence number after everything queued, FIN included.
     pub fn end(&self) -> SeqNum {
-        self.data_end() + self.fin as u32
+        self.data_end() + (self.fin && !self.fin_acked) as u32
     }
 
     /// Bytes or FIN sent and not yet acknowledged.
@@ -106,7 +109,7 @@ impl Sender {
     }
 
     pub fn fin_acked(&self) -> bool {
-        self.fin && self.una == self.end()
+        self.fin_acked
     }
 
     /// RFC 9293 §3.10.7.4 fifth check: "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
@@ -132,7 +135,7 @@ impl Sender {
     }
 
     /// Process an ACK with SND.UNA < SEG.ACK =< SND.MAX: drop acknowledged bytes, take an
-    /// RTT sample (`ts_rtt` from timestamps when available, else Karn's timed segment).
+    /// RTT sample (Karn's timed segment when it is covered, else `ts_rtt` from timestamps).
     pub fn on_ack(&mut self, now: Instant, ack: SeqNum, ts_rtt: Option<Duration>) -> Acked {
         let n = ack - self.una;
         let bytes = n.min(self.buf.len());
@@ -142,18 +145,21 @@ impl Sender {
             self.nxt = ack;
         }
         self.rto_count = 0;
-        match (ts_rtt, self.timing) {
-            (Some(r), _) => self.rtt.sample(r),
-            (None, Some((end, sent))) if end.le(ack) => self.rtt.sample(now - sent),
+        // As Linux: prefer the timed segment (Karn-clean); fall back to the timestamp echo
+        // (RFC 7323 §4.1 RTTM) when the acknowledged data was retransmitted.
+        match (self.timing, ts_rtt) {
+            (Some((end, sent)), _) if end.le(ack) => self.rtt.sample(now - sent),
+            (_, Some(r)) => self.rtt.sample(r),
             _ => {}
         }
         if self.timing.is_some_and(|(end, _)| end.le(ack)) {
             self.timing = None;
         }
-        Acked {
-            bytes,
-            fin: n > bytes,
-        }
+        // Anything acknowledged beyond the data is the FIN (`ack_acceptable` bounds SEG.ACK
+        // by SND.MAX, so it was sent).
+        let fin = self.fin && n > bytes;
+        self.fin_acked |= fin;
+        Acked { bytes, fin }
     }
 
     /// The next segment to send, if any: (seq, payload range in `buf`, FIN?). Respects the
@@ -175,7 +181,10 @@ impl Sender {
         } else {
             len
         };
-        let fin = self.fin && off + len == self.buf.len() && self.nxt.le(self.data_end());
+        let fin = self.fin
+            && !self.fin_acked
+            && off + len == self.buf.len()
+            && self.nxt.le(self.data_end());
         if len == 0 && !fin {
             return None;
         }

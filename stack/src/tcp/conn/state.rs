@@ -306,6 +306,21 @@ pub const TRANSITIONS: &[(State, &str, State)] = &[
     (State::TimeWait, "2MSL timeout / ABORT", State::Closed),
 ];
 
+/// The transition table as a Mermaid state diagram, for docs/state-machine.md (whose test
+/// compares the committed diagram with this). Entry edges: `connect` and the listener.
+pub fn state_diagram_mermaid() -> String {
+    use std::fmt::Write;
+    let id = |s: State| s.as_str().replace('-', "_");
+    let mut out = String::from("stateDiagram-v2\n");
+    out.push_str("    [*] --> SYN_SENT: connect / snd SYN\n");
+    out.push_str("    [*] --> SYN_RECEIVED: LISTEN rcv SYN / snd SYN,ACK\n");
+    for &(from, event, to) in TRANSITIONS {
+        let _ = writeln!(out, "    {} --> {}: {}", id(from), id(to), event);
+    }
+    out.push_str("    CLOSED --> [*]\n");
+    out
+}
+
 impl Connection {
     /// Apply a transition: the one place where the state changes. Takes the old state apart
     /// and builds the new one; arms and clears the timers the new state needs; tells the
@@ -315,6 +330,8 @@ impl Connection {
         let from = old.kind();
         self.inner = self.build(now, old, t);
         let to = self.inner.kind();
+        #[cfg(test)]
+        super::tests::record_transition(from, to);
         debug_assert!(
             TRANSITIONS.iter().any(|&(f, _, t2)| f == from && t2 == to),
             "transition {from} -> {to} is not in the RFC 9293 diagram"
@@ -356,7 +373,6 @@ impl Connection {
                 snd.set_window(wnd, wl1, wl2);
                 let rcv = Receiver::new(irs + 1u32, self.limits.rmem);
                 self.ts.last_ack_sent = irs + 1u32;
-                let _ = now;
                 Inner::Established(Established { snd, rcv })
             }
             (Inner::Established(Established { mut snd, rcv }), T::FinWait1) => {
@@ -434,9 +450,10 @@ impl Connection {
             }
             State::Established => {
                 self.timers.clear(Timer::Retransmit);
+                self.timers.clear(Timer::UserTimeout);
                 self.pending.syn = false;
                 self.events.bits |= EV_CONNECTED;
-                self.rearm_keepalive(now);
+                self.rearm_keepalive();
                 // A FIN the application asked for before the handshake finished
                 // (RFC 9293 §3.10.4: queued until ESTABLISHED).
                 if self.app.write_closed {

@@ -59,10 +59,11 @@ impl Endpoint {
                 }
                 TimeWaitAction::Expire => {
                     self.tw.remove(&tuple);
-                    self.stats.tw_expired += 1;
+                    self.tw.expired += 1;
                 }
             }
         }
+        self.stats.tw_expired = self.tw.expired;
         self.no_connection(now, tuple, seg, false)
     }
 
@@ -236,7 +237,7 @@ impl Endpoint {
         }
         // "Third, check for a SYN."
         if seg.flags.syn() {
-            return self.listen_syn(now, l, tuple, seg, from_tw);
+            self.listen_syn(now, l, tuple, seg, from_tw);
         }
         // "Fourth, other data or control: ... drop the segment and return."
     }

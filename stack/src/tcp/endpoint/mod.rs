@@ -12,6 +12,16 @@
 //!   [`ConnId`], a slab handle with a generation so a stale handle never reaches a new
 //!   connection.
 //!
+//! Contract: after `on_segment`, `on_timeout` or an application call, call `poll_transmit`:
+//! it also re-arms timers and frees finished connections (settling happens there, once per
+//! touched connection). Connection lifetime: an app-owned connection is freed when it is
+//! finished and the application has called `close` or `abort`; in TIME-WAIT after `close` it
+//! is replaced by a [`TimeWait`](crate::tcp::timewait::TimeWait) record. A passive connection
+//! belongs to its listener until `accept` (its events wait until then); one that dies there
+//! (reset, SYN-ACK retries exhausted) is freed at once (Linux keeps a reset one in the accept
+//! queue until accepted). A SYN that reopens a TIME-WAIT 4-tuple (RFC 6191) drops the old
+//! connection even if the application still holds its (now stale) handle.
+//!
 //! Memory bounds (per shard): at most `max_connections` connections (slab, demux map, ready
 //! lists and timer entries are O(that)); `tcp_max_tw_buckets` TIME-WAIT records; per listener
 //! its SYN queue (`tcp_max_syn_backlog`) and accept queue (min(backlog, somaxconn) + 1), whose
@@ -54,9 +64,6 @@ use twtable::TwTable;
 pub const CONTROL_QUEUE_MAX: usize = 4096;
 /// Bound on listeners per endpoint.
 pub const MAX_LISTENERS: usize = 1024;
-/// Linux `tcp_twsk_unique`: a TIME-WAIT 4-tuple may be reused by an active open once its
-/// TS.Recent is this old (Linux `tcp_tw_reuse_delay`, 1000 ms).
-pub const TW_REUSE_DELAY: Duration = Duration::from_secs(1);
 
 /// A connection handle: slab index and generation. Stale handles are rejected, never aliased.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -176,8 +183,9 @@ pub struct EndpointStats {
     pub syn_dropped: u64,
     /// Handshake ACKs dropped because the accept queue was full (`ListenOverflows`).
     pub listen_overflows: u64,
-    /// SYNs refused because `max_connections` was reached.
+    /// SYNs and cookie ACKs dropped because `max_connections` was reached.
     pub conn_limit_drops: u64,
+    /// `connect` calls refused because `max_connections` was reached.
     pub connect_limit_refused: u64,
     /// SYN cookies (`SyncookiesSent` / `Recv` / `Failed`).
     pub cookies_sent: u64,
@@ -450,17 +458,21 @@ impl Endpoint {
                 continue;
             }
             let mut iss = self.isn.isn(&tuple, now);
+            let mut ts_off = self.isn.ts_offset(local, r);
             if let Some(rec) = self.tw.get_mut(&tuple, now) {
-                if !(self.cfg.tw_reuse == 1 && self.cfg.timestamps && tw_reusable(rec, now)) {
+                let reuse = self
+                    .cfg
+                    .timestamps
+                    .then_some(())
+                    .and_then(|()| rec.reuse_for_connect(now, self.cfg.tw_reuse));
+                let Some((tw_iss, tw_ts_off)) = reuse else {
                     continue;
-                }
-                // Linux tcp_twsk_unique: start beyond anything the old incarnation sent.
-                iss = rec.snd_nxt + 65537u32;
+                };
+                (iss, ts_off) = (tw_iss, tw_ts_off);
                 self.tw.remove(&tuple);
                 self.stats.tw_reused += 1;
             }
             let ends = endpoints(&tuple);
-            let ts_off = self.isn.ts_offset(local, r);
             let conn = Connection::connect(now, &self.cfg, ends, iss, ts_off);
             let id = self.insert(tuple, conn, Owner::App, iss);
             return Ok(id);
@@ -552,7 +564,8 @@ impl Endpoint {
                 None => {}
             }
         }
-        self.stats.tw_expired += self.tw.expire(now) as u64;
+        self.tw.expire(now);
+        self.stats.tw_expired = self.tw.expired;
     }
 
     /// When `on_timeout` should next be called (may be early, never late).
@@ -833,10 +846,4 @@ fn endpoints(t: &FourTuple) -> Endpoints {
 
 fn is_unicast(a: Ipv4Addr) -> bool {
     !(a.is_unspecified() || a.is_broadcast() || a.is_multicast())
-}
-
-/// Linux `tcp_twsk_unique` with `tcp_tw_reuse` = 1: the record has timestamps and its
-/// TS.Recent is at least `TW_REUSE_DELAY` old, so PAWS on the peer rejects old duplicates.
-fn tw_reusable(rec: &crate::tcp::timewait::TimeWait, now: Instant) -> bool {
-    rec.timestamps && now.saturating_since(rec.ts_recent_at) >= TW_REUSE_DELAY
 }

@@ -26,6 +26,8 @@ pub(super) struct TwTable {
     map: FxHashMap<FourTuple, TwEntry>,
     heap: BinaryHeap<Reverse<(Instant, u32, TupleKey)>>,
     next_stamp: u32,
+    /// Records dropped because they expired (lazily or by `expire`).
+    pub expired: u64,
 }
 
 /// `FourTuple` ordered for the heap (ties only; order is irrelevant).
@@ -60,6 +62,7 @@ impl TwTable {
     pub fn get_mut(&mut self, tuple: &FourTuple, now: Instant) -> Option<&mut TimeWait> {
         if self.map.get(tuple).is_some_and(|e| now >= e.rec.expiry) {
             self.map.remove(tuple);
+            self.expired += 1;
             return None;
         }
         self.map.get_mut(tuple).map(|e| &mut e.rec)
@@ -69,9 +72,8 @@ impl TwTable {
         self.map.remove(tuple).map(|e| e.rec)
     }
 
-    /// Drops every record expired at `now`; returns how many.
-    pub fn expire(&mut self, now: Instant) -> usize {
-        let mut n = 0;
+    /// Drops every record expired at `now`.
+    pub fn expire(&mut self, now: Instant) {
         while let Some(Reverse((at, stamp, key))) = self.heap.peek().copied() {
             if at > now {
                 break;
@@ -85,13 +87,12 @@ impl TwTable {
             }
             if e.rec.expiry <= now {
                 self.map.remove(&key.0);
-                n += 1;
+                self.expired += 1;
             } else {
                 // The 2MSL timer was restarted (retransmitted FIN): look again then.
                 self.heap.push(Reverse((e.rec.expiry, stamp, key)));
             }
         }
-        n
     }
 
     /// The earliest heap entry (may be stale: the caller wakes early, harmlessly).
