@@ -8,9 +8,12 @@
 //! - [`tcp`]: the sans-IO TCP core: time is a parameter, segments in, segments out.
 //! - [`harness`]: veth/netns helpers for root-only integration tests and benchmarks.
 
+pub mod app;
 pub mod harness;
+pub mod iface;
 pub mod neigh;
 pub mod phy;
 pub mod tcp;
 pub mod time;
 pub mod wire;
+pub mod worker;
