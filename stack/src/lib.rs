@@ -9,6 +9,7 @@
 //! - [`harness`]: veth/netns helpers for root-only integration tests and benchmarks.
 
 pub mod app;
+pub mod cli;
 pub mod harness;
 pub mod iface;
 pub mod neigh;

@@ -130,6 +130,11 @@ impl<D: Device, L: Link> Worker<D, L> {
         self.stop.clone()
     }
 
+    /// Uses `flag` as the stop flag (e.g. one a signal handler sets).
+    pub fn set_stop_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.stop = flag;
+    }
+
     /// Where snapshots are published.
     pub fn stats_handle(&self) -> StatsHandle {
         self.published.clone()
