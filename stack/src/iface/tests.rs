@@ -10,7 +10,6 @@ use crate::app::echo::Echo;
 use crate::app::server::Server;
 use crate::app::AppError;
 use crate::phy::MemoryDevice;
-use crate::tcp::conn::State;
 use crate::tcp::endpoint::EndpointSecrets;
 use crate::tcp::TcpConfig;
 use crate::time::Duration;
