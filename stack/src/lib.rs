@@ -6,6 +6,7 @@
 //! - [`wire`]: zero-copy views and parsed representations of Ethernet, ARP, IPv4, TCP.
 //! - [`neigh`]: next-hop MAC resolution from the kernel's neighbour table (netlink).
 //! - [`tcp`]: the sans-IO TCP core: time is a parameter, segments in, segments out.
+//! - [`wheel`]: the per-worker hierarchical timer wheel.
 //! - [`harness`]: veth/netns helpers for root-only integration tests and benchmarks.
 
 pub mod app;
@@ -16,5 +17,6 @@ pub mod neigh;
 pub mod phy;
 pub mod tcp;
 pub mod time;
+pub mod wheel;
 pub mod wire;
 pub mod worker;
