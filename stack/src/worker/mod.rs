@@ -249,3 +249,6 @@ impl<D: Device, L: Link> Worker<D, L> {
         snap
     }
 }
+
+#[cfg(test)]
+mod tests;
