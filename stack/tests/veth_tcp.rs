@@ -573,3 +573,95 @@ fn serve_binary_start_errors() {
     let e = one_line_error(&run(base(ifname, "198.18.0.1", "8=echo")), 1);
     assert!(e.contains("already steered by another process"), "{e}");
 }
+
+#[test]
+fn connect_binary_against_linux_echo_server_and_refused() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let srv = linux_echo_server(&pair, 5002, 1);
+    let args = |port: &str| {
+        vec![
+            "connect".to_string(),
+            "--iface".into(),
+            pair.stack_if.clone(),
+            "--addr".into(),
+            "198.18.0.1".into(),
+            "--remote".into(),
+            format!("198.18.0.2:{port}"),
+            "--message".into(),
+            "ping over xdptcp".into(),
+            "--timeout".into(),
+            "10".into(),
+        ]
+    };
+    let run = |a: Vec<String>| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        run_bin(&pair.stack_ns, &a)
+    };
+    let out = run(args("5002"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("received 16 bytes from 198.18.0.2:5002: \"ping over xdptcp\""),
+        "{stdout}"
+    );
+    assert_eq!(
+        srv.join().expect("server thread").expect("linux server"),
+        16
+    );
+    // Nobody listens on 5003: Linux answers RST, the stack reports it.
+    let e = one_line_error(&run(args("5003")), 1);
+    assert!(
+        e.contains("connect to 198.18.0.2:5003: connection refused"),
+        "{e}"
+    );
+}
+
+#[test]
+fn http_keep_alive_and_connection_close() {
+    let mut srv = Server::new(1024);
+    srv.add(80, Box::<xdptcp::app::http::Http>::default());
+    let st = InProc::start(&[80], srv);
+    let (first, second, tail) = st
+        .peer(|| -> std::io::Result<(String, String, Vec<u8>)> {
+            let mut s = connect(80)?;
+            let read_response = |s: &mut TcpStream| -> std::io::Result<String> {
+                // Head, then exactly Content-Length bytes of body.
+                let mut buf = Vec::new();
+                let mut byte = [0u8; 1];
+                while !buf.ends_with(b"\r\n\r\n") && buf.len() < 4096 {
+                    s.read_exact(&mut byte)?;
+                    buf.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0u8; len];
+                s.read_exact(&mut body)?;
+                Ok(head + &String::from_utf8_lossy(&body))
+            };
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")?;
+            let first = read_response(&mut s)?;
+            s.write_all(b"GET /again HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+            let second = read_response(&mut s)?;
+            let mut tail = Vec::new();
+            s.read_to_end(&mut tail)?;
+            Ok((first, second, tail))
+        })
+        .expect("http exchange");
+    assert!(first.starts_with("HTTP/1.1 200 OK\r\n"), "{first}");
+    assert!(first.ends_with("\r\n\r\nhello from xdptcp\n"), "{first}");
+    assert!(!first.contains("Connection: close"), "{first}");
+    assert!(second.contains("Connection: close\r\n"), "{second}");
+    // The server closed after the second response: EOF, nothing more.
+    assert!(tail.is_empty());
+    let s = st.wait_for(Duration::from_secs(3), |s| s.endpoint.tw_entered == 1);
+    assert_eq!(s.endpoint.tw_entered, 1, "the server closed first");
+}
