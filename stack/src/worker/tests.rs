@@ -113,3 +113,49 @@ fn run_returns_after_the_stop_flag() {
     assert_eq!(snap.states.listen, 1);
     assert_eq!(w.stats_handle().get(), snap);
 }
+
+#[test]
+fn adaptive_idle_sleeps_after_empty_iterations_busy_poll_never() {
+    for (idle, sleeps) in [
+        (
+            IdleMode::Adaptive {
+                spins: 10,
+                sleep: Duration::from_millis(1),
+            },
+            true,
+        ),
+        (IdleMode::BusyPoll, false),
+    ] {
+        let (dev, _peer) = MemoryDevice::pair(1514, 4);
+        let ep = Endpoint::new(
+            TcpConfig::default(),
+            EndpointSecrets::from_seed(1),
+            40000..=40999,
+        );
+        let iface = Interface::new(
+            dev,
+            StaticLink::default(),
+            ep,
+            InterfaceConfig::new(US, MAC_US),
+        );
+        let cfg = WorkerConfig {
+            idle,
+            ..WorkerConfig::default()
+        };
+        let mut w = Worker::new(0, iface, cfg);
+        let stop = w.stop_flag();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            stop.store(true, Ordering::Relaxed);
+        });
+        let snap = w.run(&mut Server::new(1));
+        t.join().unwrap();
+        assert_eq!(
+            snap.looping.sleeps > 0,
+            sleeps,
+            "{idle:?}: {:?}",
+            snap.looping
+        );
+        assert_eq!(snap.looping.busy_iterations, 0);
+    }
+}
