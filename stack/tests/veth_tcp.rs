@@ -665,3 +665,28 @@ fn http_keep_alive_and_connection_close() {
     let s = st.wait_for(Duration::from_secs(3), |s| s.endpoint.tw_entered == 1);
     assert_eq!(s.endpoint.tw_entered, 1, "the server closed first");
 }
+
+#[test]
+fn stopping_the_stack_resets_live_connections() {
+    let st = InProc::start(&[7], echo_server(7));
+    let ns = st.pair.peer_ns.clone();
+    let (tx, rx) = mpsc::channel();
+    let client = std::thread::spawn(move || -> std::io::Result<usize> {
+        let _g = NetnsGuard::enter(&ns)?;
+        let mut s = connect(7)?;
+        s.write_all(b"a")?;
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b)?;
+        let _ = tx.send(());
+        // Blocks until the stack goes away.
+        s.read(&mut b)
+    });
+    rx.recv_timeout(IO_TIMEOUT)
+        .expect("connection established and echoing");
+    let (snap, _) = st.finish();
+    let r = client.join().expect("client thread");
+    let e = r.expect_err("a live connection must see the stop");
+    // The example server aborts live connections on stop: RST.
+    assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}");
+    assert_eq!(snap.endpoint.conns_freed, 1);
+}

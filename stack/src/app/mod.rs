@@ -104,6 +104,10 @@ pub trait App {
     fn on_start(&mut self, _io: &mut AppIo<'_>) {}
     /// One event of a connection the application owns.
     fn on_event(&mut self, io: &mut AppIo<'_>, conn: ConnId, ev: AppEvent);
+    /// Once, when the worker stops: the application ends what it holds (the example server
+    /// aborts its live connections, so peers see a RST at once rather than after the XDP
+    /// program is gone).
+    fn on_stop(&mut self, _io: &mut AppIo<'_>) {}
     /// True when the application has nothing more to do (a client): the worker stops.
     fn is_done(&self) -> bool {
         false

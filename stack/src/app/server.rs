@@ -128,6 +128,17 @@ impl App for Server {
         }
     }
 
+    /// Aborts every live connection (RST, RFC 9293 §3.10.5): a stopping server does not wait
+    /// for graceful closes.
+    fn on_stop(&mut self, io: &mut AppIo<'_>) {
+        for (&c, _) in self.conns.iter() {
+            let _ = io.abort(c);
+        }
+        for (_, app) in self.ports.iter_mut() {
+            app.on_stop(io);
+        }
+    }
+
     fn on_event(&mut self, io: &mut AppIo<'_>, c: ConnId, ev: AppEvent) {
         let idx = match ev {
             AppEvent::Accepted(l) => {

@@ -215,6 +215,11 @@ impl<D: Device, L: Link> Interface<D, L> {
         app.on_start(&mut AppIo::new(&mut self.ep, now, self.cfg.addr));
     }
 
+    /// Calls `app.on_stop` (once, before the last `poll`).
+    pub fn stop<A: App + ?Sized>(&mut self, now: Instant, app: &mut A) {
+        app.on_stop(&mut AppIo::new(&mut self.ep, now, self.cfg.addr));
+    }
+
     /// One loop iteration's work at `now`. See the module docs for the order.
     pub fn poll<A: App + ?Sized>(&mut self, now: Instant, app: &mut A) -> PollOutcome {
         let rx = self.receive(now);

@@ -152,8 +152,8 @@ impl<D: Device, L: Link> Worker<D, L> {
         self.pinned
     }
 
-    /// Runs `app` until the stop flag is set or `app.is_done()`; returns the final snapshot
-    /// (also published).
+    /// Runs `app` until the stop flag is set or `app.is_done()`, then calls `app.on_stop` and
+    /// runs one last iteration; returns the final snapshot (also published).
     pub fn run<A: App + ?Sized>(&mut self, app: &mut A) -> WorkerSnapshot {
         self.pin();
         let mut last = Instant::now_monotonic();
@@ -172,8 +172,9 @@ impl<D: Device, L: Link> Worker<D, L> {
                 self.idle(now, empty_streak);
             }
         }
-        // A last iteration so that what the app did in its final callback is sent.
+        // The app ends what it holds; a last iteration sends what it did.
         let now = Instant::now_monotonic();
+        self.iface.stop(now, app);
         self.iteration(now, &mut last, app);
         self.publish(now)
     }
