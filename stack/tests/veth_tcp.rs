@@ -563,6 +563,14 @@ fn serve_binary_start_errors() {
         .expect("setpriv");
     let e = one_line_error(&out, 1);
     assert!(e.contains("must run as root"), "{e}");
+    // Zero-copy on veth: refused by the driver, falls back to copy mode with a message.
+    let mut a = base(ifname, "198.18.0.1", "7=echo");
+    a.push("--zero-copy".into());
+    let out = run(a);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("zero-copy is not supported on"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("copy mode"));
     // A second stack on an interface that is already steered.
     let (child, lines) = spawn_serve(&pair, &["--listen", "7=echo"]);
     let _first = Killer(child);
@@ -689,4 +697,50 @@ fn stopping_the_stack_resets_live_connections() {
     // The example server aborts live connections on stop: RST.
     assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}");
     assert_eq!(snap.endpoint.conns_freed, 1);
+}
+
+/// The same Linux client against the stack and against a Linux server (in the stack
+/// namespace, on ports the XDP program does not steer): the errors it sees must match.
+#[test]
+fn refused_and_reset_match_a_linux_server() {
+    let mut srv = Server::new(1024);
+    srv.add(7, Box::<CloseUnread>::default());
+    // Steered: 7 (closes with unread data), 8 (no listener).
+    let st = InProc::start(&[7, 8], srv);
+    // Linux server on unsteered 7000: accepts, waits for data, closes without reading it.
+    let ns = st.pair.stack_ns.clone();
+    let (tx, rx) = mpsc::channel();
+    let linux = std::thread::spawn(move || -> std::io::Result<()> {
+        let _g = NetnsGuard::enter(&ns)?;
+        let l = TcpListener::bind(SocketAddrV4::new(STACK_ADDR, 7000))?;
+        let _ = tx.send(());
+        let (s, _) = l.accept()?;
+        let mut b = [0u8; 1];
+        s.set_read_timeout(Some(IO_TIMEOUT))?;
+        let _ = s.peek(&mut b)?;
+        drop(s);
+        Ok(())
+    });
+    rx.recv_timeout(IO_TIMEOUT).expect("linux server up");
+    let kinds = st.peer(|| {
+        let reset = |port| -> ErrorKind {
+            let r = (|| -> std::io::Result<usize> {
+                let mut s = connect(port)?;
+                s.write_all(b"unread")?;
+                s.read(&mut [0u8; 16])
+            })();
+            r.err().map_or(ErrorKind::Other, |e| e.kind())
+        };
+        let refused = |port| connect(port).err().map_or(ErrorKind::Other, |e| e.kind());
+        [(reset(7), reset(7000)), (refused(8), refused(7001))]
+    });
+    linux.join().expect("linux thread").expect("linux server");
+    assert_eq!(
+        kinds[0],
+        (ErrorKind::ConnectionReset, ErrorKind::ConnectionReset)
+    );
+    assert_eq!(
+        kinds[1],
+        (ErrorKind::ConnectionRefused, ErrorKind::ConnectionRefused)
+    );
 }
