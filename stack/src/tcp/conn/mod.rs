@@ -339,6 +339,8 @@ struct App {
 pub struct Connection {
     ends: Endpoints,
     inner: Inner,
+    /// Our initial send sequence number (RFC 9293 §3.4), kept for the connection's life.
+    iss: SeqNum,
     nego: Negotiated,
     ts: Timestamps,
     limits: Limits,
@@ -367,10 +369,18 @@ pub enum Arrival {
 }
 
 impl Connection {
-    fn new(now: Instant, cfg: &TcpConfig, ends: Endpoints, inner: Inner, nego: Negotiated) -> Self {
+    /// `inner` is SYN-SENT or SYN-RECEIVED with the same `iss`.
+    fn new(
+        now: Instant,
+        cfg: &TcpConfig,
+        ends: Endpoints,
+        (iss, inner): (SeqNum, Inner),
+        nego: Negotiated,
+    ) -> Self {
         Connection {
             ends,
             inner,
+            iss,
             nego,
             ts: Timestamps::default(),
             limits: Limits::new(cfg),
@@ -395,7 +405,7 @@ impl Connection {
         ts_offset: u32,
     ) -> Self {
         let inner = Inner::SynSent(SynSent { iss, tx: 0 });
-        let mut c = Connection::new(now, cfg, ends, inner, Negotiated::offer(cfg));
+        let mut c = Connection::new(now, cfg, ends, (iss, inner), Negotiated::offer(cfg));
         c.ts.offset = ts_offset;
         c.pending.syn = true;
         c
@@ -419,7 +429,7 @@ impl Connection {
             tx: 0,
             active: false,
         });
-        let mut c = Connection::new(now, cfg, ends, inner, nego);
+        let mut c = Connection::new(now, cfg, ends, (iss, inner), nego);
         c.ts.offset = ts_offset;
         c.take_timestamp(now, syn);
         c.pending.syn = true;
@@ -437,13 +447,14 @@ impl Connection {
         nego: Negotiated,
         ts_offset: u32,
     ) -> Self {
+        let iss = ack.ack - 1;
         let inner = Inner::SynRcvd(SynRcvd {
-            iss: ack.ack - 1,
+            iss,
             irs: ack.seq - 1,
             tx: 0,
             active: false,
         });
-        let mut c = Connection::new(now, cfg, ends, inner, nego);
+        let mut c = Connection::new(now, cfg, ends, (iss, inner), nego);
         c.ts.offset = ts_offset;
         c.take_timestamp(now, ack);
         c.ts.last_ack_sent = ack.seq;
@@ -465,6 +476,11 @@ impl Connection {
 
     pub fn endpoints(&self) -> Endpoints {
         self.ends
+    }
+
+    /// Our initial send sequence number (RFC 9293 §3.4).
+    pub fn iss(&self) -> SeqNum {
+        self.iss
     }
 
     /// What the handshake agreed on (for SYN-SENT: what we offered).
