@@ -83,6 +83,9 @@ fn echo_round_trip_and_passive_close() {
     assert_eq!(server.connections(), 0);
     let s = a.stats();
     assert_eq!((s.rx_checksum, s.rx_not_ours, s.tx_full), (0, 0, 0));
+    // Full-sized segments fit a 1514-byte frame: with timestamps a segment carries
+    // MSS - 12 = 1448 data bytes (RFC 6691 §2), not 1460 + 12 bytes of option.
+    assert_eq!((s.tx_too_long, b.stats().tx_too_long), (0, 0));
     assert!(s.rx_segments > 30 && s.tx_segments > 30, "{s:?}");
 }
 
