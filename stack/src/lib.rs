@@ -10,7 +10,10 @@
 //! - [`sim`]: a deterministic discrete-event network simulator for two endpoints (tests).
 //! - [`harness`]: veth/netns helpers for root-only integration tests and benchmarks.
 
+pub mod app;
+pub mod cli;
 pub mod harness;
+pub mod iface;
 pub mod neigh;
 pub mod phy;
 pub mod sim;
@@ -18,3 +21,4 @@ pub mod tcp;
 pub mod time;
 pub mod wheel;
 pub mod wire;
+pub mod worker;
