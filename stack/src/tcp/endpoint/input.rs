@@ -3,6 +3,8 @@
 
 use std::net::Ipv4Addr;
 
+use rand::Rng;
+
 use super::{endpoints, is_unicast, ConnId, Endpoint, ListenerId, Owner};
 use crate::tcp::conn::{Arrival, Connection, Negotiated, State};
 use crate::tcp::cookie::{SynCookies, SynOptions};
@@ -347,10 +349,29 @@ impl Endpoint {
         }
     }
 
+    /// Replaces the SYN-cookie secret once per cookie lifetime (`SynCookies::validity`, two
+    /// 64 s periods), lazily when a cookie is about to be made: a leaked secret is worth at
+    /// most that long, and since `rotate` keeps the previous secret, a cookie still young
+    /// enough to be valid always verifies (RFC 4987 §3.6 leaves the lifetime open; Linux
+    /// never rotates).
+    fn rotate_cookie_secret(&mut self, now: Instant) {
+        match self.cookie_rotate_at {
+            Some(at) if now < at => {}
+            Some(_) => {
+                let secret = self.rng.gen();
+                self.cookies.rotate(secret);
+                self.stats.cookie_rotations += 1;
+                self.cookie_rotate_at = Some(now + self.cookies.validity());
+            }
+            None => self.cookie_rotate_at = Some(now + self.cookies.validity()),
+        }
+    }
+
     /// The stateless SYN-ACK of RFC 4987 §3.6: ISS = the cookie; options that do not fit in
     /// the cookie travel in our TSval's low bits, and without timestamps window scaling and
     /// SACK are not offered (Linux `tcp_conn_request` clears them: nowhere to keep them).
     fn cookie_syn_ack(&mut self, now: Instant, tuple: FourTuple, syn: &TcpRepr<'_>) {
+        self.rotate_cookie_secret(now);
         let nego = Negotiated::from_syn(&self.cfg, syn);
         let (iss, _) = self.cookies.generate(now, &tuple, syn.seq, nego.mss);
         self.stats.cookies_sent = self.cookies.stats.sent;

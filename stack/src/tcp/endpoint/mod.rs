@@ -194,6 +194,8 @@ pub struct EndpointStats {
     pub cookies_sent: u64,
     pub cookies_accepted: u64,
     pub cookies_rejected: u64,
+    /// SYN-cookie secret rotations (one per cookie lifetime while cookies are being sent).
+    pub cookie_rotations: u64,
     /// Challenge ACKs sent and suppressed by the shared RFC 5961 §7 limiter.
     pub challenge_acks_sent: u64,
     pub challenge_acks_suppressed: u64,
@@ -274,6 +276,8 @@ pub struct Endpoint {
     cfg: TcpConfig,
     isn: IsnGenerator,
     cookies: SynCookies,
+    /// When the SYN-cookie secret is next replaced (set by the first cookie sent).
+    cookie_rotate_at: Option<Instant>,
     limiter: ChallengeAckLimiter,
     rng: ChaCha8Rng,
     ephemeral: RangeInclusive<u16>,
@@ -316,6 +320,7 @@ impl Endpoint {
             timer_fallback: Vec::new(),
             isn: IsnGenerator::new(secrets.isn),
             cookies: SynCookies::new(secrets.cookie, DEFAULT_COOKIE_PERIOD),
+            cookie_rotate_at: None,
             rng: ChaCha8Rng::seed_from_u64(secrets.seed),
             cfg,
             ephemeral,

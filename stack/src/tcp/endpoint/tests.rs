@@ -316,6 +316,57 @@ fn syn_cookies_always() {
     assert_eq!(p.b.stats().cookies_rejected, 1);
 }
 
+/// The cookie secret rotates once per cookie lifetime (2 x 64 s), lazily when a cookie is
+/// made; a cookie made just before a rotation still completes just after it (the previous
+/// secret is kept), and a handshake under the new secret works (RFC 4987 §3.6).
+#[test]
+fn syn_cookie_secret_rotates_without_losing_valid_cookies() {
+    let cb = TcpConfig {
+        syncookies: 2,
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(TcpConfig::default(), cb);
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let lifetime = Duration::from_secs(128);
+    // First cookie at T0 arms the rotation for T0 + 128 s; no rotation yet.
+    p.a.connect(p.now, A, SocketAddrV4::new(B, 80)).unwrap();
+    p.run();
+    assert!(p.b.accept(l).is_some());
+    assert_eq!(p.b.stats().cookie_rotations, 0);
+    // A SYN just before the rotation gets a cookie under the old secret...
+    p.now = T0 + (lifetime - Duration::from_millis(1));
+    let ca = p.a.connect(p.now, A, SocketAddrV4::new(B, 80)).unwrap();
+    let syn = flush(&mut p.a, p.now);
+    deliver(&mut p.b, p.now, &syn);
+    let old_cookie = flush(&mut p.b, p.now);
+    // ...then another SYN at the rotation time rotates the secret.
+    p.now = T0 + lifetime;
+    let cc = p.a.connect(p.now, A, SocketAddrV4::new(B, 80)).unwrap();
+    let syn2 = flush(&mut p.a, p.now);
+    deliver(&mut p.b, p.now, &syn2);
+    assert_eq!(p.b.stats().cookie_rotations, 1);
+    let new_cookie = flush(&mut p.b, p.now);
+    for sa in [&old_cookie, &new_cookie] {
+        assert_eq!(
+            (sa.len(), sa[0].flags()),
+            (1, TcpFlags::SYN | TcpFlags::ACK)
+        );
+    }
+    // No state was kept for either SYN: both completions below come from the cookies.
+    assert_eq!(p.b.listener_info(l).unwrap().0, 0);
+    deliver(&mut p.a, p.now, &old_cookie);
+    deliver(&mut p.a, p.now, &new_cookie);
+    p.run();
+    assert_eq!(p.a.state(ca), Some(State::Established));
+    assert_eq!(p.a.state(cc), Some(State::Established));
+    assert!(p.b.accept(l).is_some() && p.b.accept(l).is_some());
+    let s = *p.b.stats();
+    assert_eq!(
+        (s.cookies_sent, s.cookies_accepted, s.cookies_rejected),
+        (3, 3, 0)
+    );
+}
+
 /// Linux tcp_conn_request with tcp_syncookies = 0: SYNs beyond the SYN queue are dropped
 /// (TCPReqQFullDrop), silently.
 #[test]
