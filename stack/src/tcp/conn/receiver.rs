@@ -12,10 +12,13 @@
 //! accepted only below it, and it is never beyond what the buffer can hold, so
 //! `ready` + out-of-order bytes <= `cap` always. The edge advances only by at least
 //! min(cap / 2, MSS) (RFC 9293 §3.8.6.2.2) and never moves left (RFC 9293 §3.8.6.2.2 /
-//! RFC 7323 §2.4): with window scaling the kept edge is rounded up to the scale granularity
-//! while the buffer has room for it (as Linux's tcp_select_window); only when the buffer is
-//! within one granule (2^shift bytes) of full is it rounded down, a retraction of less than
-//! 2^shift bytes that RFC 7323 §2.4 notes senders must tolerate.
+//! RFC 7323 §2.4): with window scaling (granule 2^shift bytes) a kept edge is rounded up to
+//! the granule when RCV.NXT moved by a non-multiple of it (as Linux's tcp_select_window).
+//! Rounding up creeps the edge forward, so the window opens only to the free space less a
+//! reserve of 16 granules (at most cap / 8) which absorbs the creep; only if the application
+//! stops reading and the reserve is used up is the edge rounded down instead: a retraction of
+//! less than 2^shift bytes, the case RFC 7323 §2.4 / Appendix F describe. Without scaling the
+//! edge never moves left and there is no reserve.
 
 use std::collections::VecDeque;
 
@@ -100,15 +103,24 @@ impl Receiver {
         ((self.cap / 2) as u32).min(self.ack.rcv_mss)
     }
 
+    /// Space the window may open to: the free space less a reserve of 16 granules (at most
+    /// cap / 8) that absorbs the rounding up of kept edges (module docs). No reserve without
+    /// scaling.
+    fn openable(&self) -> u32 {
+        let reserve = (((1u32 << self.shift) - 1) * 16).min(self.cap as u32 / 8);
+        self.free().saturating_sub(reserve)
+    }
+
     /// The 16-bit window field to send now (see the module docs).
     pub fn window_field(&self) -> u16 {
         let g = 1u32 << self.shift;
         let (free, cur) = (self.free(), self.window());
+        // Keep the edge: round up while the buffer has room, else (rare) down.
         let up = cur.div_ceil(g) * g;
         let keep = if up <= free { up } else { cur / g * g };
-        let open = free / g * g;
-        let w = if free >= cur.saturating_add(self.sws_step()) {
-            open.max(keep)
+        let avail = self.openable();
+        let w = if avail >= cur.saturating_add(self.sws_step()) {
+            (avail / g * g).max(keep)
         } else {
             keep
         };
@@ -209,8 +221,8 @@ impl Receiver {
         let n = out.len().min(self.ready);
         let n = read_from(&mut self.buf, &mut out[..n]);
         self.ready -= n;
-        let (free, cur) = (self.free(), self.window());
-        let update = n > 0 && free >= cur.saturating_add(self.sws_step()) && free / 2 >= cur;
+        let (avail, cur) = (self.openable(), self.window());
+        let update = n > 0 && avail >= cur.saturating_add(self.sws_step()) && avail / 2 >= cur;
         (n, update)
     }
 

@@ -12,6 +12,7 @@ mod data;
 mod fuzz;
 mod handshake;
 mod pair;
+mod recv;
 mod rst;
 mod timers;
 
