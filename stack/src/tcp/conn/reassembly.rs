@@ -181,3 +181,103 @@ impl Reassembly {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(n: u32) -> SeqNum {
+        SeqNum(n)
+    }
+
+    fn spans(r: &Reassembly) -> Vec<(u32, u32)> {
+        r.ranges().iter().map(|r| (r.start.0, r.end.0)).collect()
+    }
+
+    #[test]
+    fn insert_merges_touching_and_overlapping() {
+        let mut r = Reassembly::default();
+        r.insert(s(10), s(20));
+        r.insert(s(30), s(40));
+        r.insert(s(50), s(60));
+        assert_eq!(spans(&r), [(10, 20), (30, 40), (50, 60)]);
+        r.insert(s(20), s(25)); // adjacent: merged
+        assert_eq!(spans(&r), [(10, 25), (30, 40), (50, 60)]);
+        r.insert(s(35), s(55)); // bridges two
+        assert_eq!(spans(&r), [(10, 25), (30, 60)]);
+        r.insert(s(5), s(70)); // covers all
+        assert_eq!(spans(&r), [(5, 70)]);
+        assert_eq!(r.held(), 65);
+    }
+
+    #[test]
+    fn fit_reports_duplicates_and_the_bound() {
+        let mut r = Reassembly::default();
+        r.insert(s(10), s(20));
+        assert_eq!(r.fit(s(12), s(18)), Fit::Duplicate);
+        assert_eq!(
+            r.fit(s(15), s(25)),
+            Fit::Ok {
+                dup: Some((s(15), s(20)))
+            }
+        );
+        assert_eq!(r.fit(s(20), s(25)), Fit::Ok { dup: None });
+        let mut r = Reassembly::default();
+        for i in 0..MAX_RANGES as u32 {
+            r.insert(s(100 + 10 * i), s(105 + 10 * i));
+        }
+        assert_eq!(r.ranges().len(), MAX_RANGES);
+        assert_eq!(r.fit(s(1000), s(1001)), Fit::Full, "a 33rd range");
+        assert_eq!(r.fit(s(105), s(107)), Fit::Ok { dup: None }, "extends one");
+        assert_eq!(r.fit(s(90), s(100)), Fit::Ok { dup: None }, "touches one");
+    }
+
+    #[test]
+    fn gaps_are_the_unheld_parts() {
+        let mut r = Reassembly::default();
+        r.insert(s(10), s(20));
+        r.insert(s(30), s(40));
+        let g: Vec<_> = r.gaps(s(5), s(45)).map(|(a, b)| (a.0, b.0)).collect();
+        assert_eq!(g, [(5, 10), (20, 30), (40, 45)]);
+        let g: Vec<_> = r.gaps(s(12), s(35)).map(|(a, b)| (a.0, b.0)).collect();
+        assert_eq!(g, [(20, 30)]);
+        assert_eq!(r.gaps(s(31), s(39)).count(), 0);
+    }
+
+    #[test]
+    fn advance_takes_reached_ranges_and_frees_memory() {
+        let mut r = Reassembly::default();
+        r.insert(s(10), s(20));
+        r.insert(s(30), s(40));
+        assert_eq!(r.advance(s(5)), (s(5), false));
+        assert_eq!(r.advance(s(10)), (s(20), true), "adjacent range taken");
+        assert_eq!(spans(&r), [(30, 40)]);
+        assert_eq!(r.advance(s(35)), (s(40), true), "overlapped range taken");
+        assert!(r.is_empty() && r.0.is_none(), "memory given back");
+        r.set_fin(s(50));
+        assert_eq!(r.advance(s(45)), (s(45), false));
+        assert_eq!(r.fin(), Some(s(50)), "a FIN ahead is kept");
+    }
+
+    #[test]
+    fn recent_orders_by_last_extension() {
+        let mut r = Reassembly::default();
+        r.insert(s(10), s(20));
+        r.insert(s(30), s(40));
+        r.insert(s(50), s(60));
+        r.insert(s(20), s(22)); // extends the first
+        let order: Vec<_> = r.recent(4).map(|x| (x.start.0, x.end.0)).collect();
+        assert_eq!(order, [(10, 22), (50, 60), (30, 40)]);
+        assert_eq!(r.recent(2).count(), 2);
+    }
+
+    #[test]
+    fn wraps_around_sequence_space() {
+        let mut r = Reassembly::default();
+        r.insert(s(u32::MAX - 5), s(3));
+        r.insert(s(3), s(8));
+        assert_eq!(spans(&r), [(u32::MAX - 5, 8)]);
+        assert_eq!(r.advance(s(u32::MAX - 9)), (s(u32::MAX - 9), false));
+        assert_eq!(r.advance(s(u32::MAX - 5)), (s(8), true));
+    }
+}

@@ -271,3 +271,78 @@ impl RecvDone {
         read_from(&mut self.buf, out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nego(shift: u8) -> Negotiated {
+        Negotiated {
+            mss: 1460,
+            rcv_shift: shift,
+            window_scaling: shift > 0,
+            ..Negotiated::default()
+        }
+    }
+
+    #[test]
+    fn in_order_trim_and_window() {
+        let mut r = Receiver::new(SeqNum(1000), 8, &nego(0));
+        assert_eq!(r.window(), 8);
+        let a = r.accept(SeqNum(1000), b"abcd", false);
+        assert_eq!((a.delivered, a.dup), (4, None));
+        let a = r.accept(SeqNum(998), b"zzabcdef", false);
+        assert_eq!(a.delivered, 2, "front trimmed");
+        assert_eq!(
+            a.dup,
+            Some((SeqNum(998), SeqNum(1004))),
+            "the duplicate part"
+        );
+        assert_eq!(r.nxt, SeqNum(1006));
+        let a = r.accept(SeqNum(1006), b"ghijk", false);
+        assert_eq!(a.delivered, 2, "window 2 left");
+        assert_eq!((r.window(), r.window_field()), (0, 0));
+        let mut out = [0u8; 3];
+        assert_eq!(r.read(&mut out), (3, false), "3 < min(4, 1460)");
+        assert_eq!(&out, b"abc");
+        assert_eq!(r.window_field(), 0, "SWS: not reopened by 3");
+        let mut out = [0u8; 8];
+        assert_eq!(r.read(&mut out), (5, true));
+        assert_eq!(&out[..5], b"defgh");
+        assert_eq!(r.window_field(), 8);
+        r.ack_sent(8);
+        assert_eq!(r.window(), 8);
+        let done = r.finish();
+        assert_eq!(done.nxt, SeqNum(1009));
+    }
+
+    #[test]
+    fn held_data_is_stored_in_place_and_bounded() {
+        let mut r = Receiver::new(SeqNum(0), 16, &nego(0));
+        let a = r.accept(SeqNum(10), b"klmnopqr", false);
+        assert!(a.out_of_order && a.delivered == 0);
+        assert_eq!(r.ooo.held(), 6, "trimmed at the edge 16");
+        assert!(r.buf.len() <= 16);
+        let a = r.accept(SeqNum(0), b"abcdefghij", false);
+        assert!(a.filled);
+        assert_eq!(a.delivered, 16);
+        let mut out = [0u8; 16];
+        assert_eq!(r.read(&mut out).0, 16);
+        assert_eq!(&out, b"abcdefghijklmnop");
+    }
+
+    /// RFC 7323 §2.4: scaled windows keep the edge by rounding up, within the buffer.
+    #[test]
+    fn scaled_window_rounds_the_kept_edge_up() {
+        let mut r = Receiver::new(SeqNum(0), 1 << 17, &nego(2));
+        // Reserve 16 * 3 = 48 bytes: opens to 131024 bytes = field 32756.
+        assert_eq!(r.window_field(), 32756);
+        r.ack_sent(32756);
+        let edge = 131_024;
+        r.accept(SeqNum(0), &[0u8; 5], false);
+        // 131019 left; rounded up to 131020 (field 32755): the edge moves right by 1.
+        assert_eq!(r.window_field(), 32755);
+        r.ack_sent(32755);
+        assert_eq!(r.window() + 5, edge + 1);
+    }
+}

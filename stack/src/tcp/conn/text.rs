@@ -39,15 +39,8 @@ impl Connection {
         let cap = rcv.cap();
         // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: immediate ACK for out-of-order text, for text
         // filling (part of) a hole, for duplicates and for text the window refused.
-        let now_ack = if a.out_of_order || a.filled || had_holes || a.dup.is_some() {
-            true
-        } else if a.nothing_new {
-            true
-        } else if a.delivered > 0 {
-            rcv.ack.on_in_order(a.delivered, cap)
-        } else {
-            false
-        };
+        let urgent = a.out_of_order || a.filled || had_holes || a.dup.is_some() || a.nothing_new;
+        let now_ack = urgent || (a.delivered > 0 && rcv.ack.on_in_order(a.delivered, cap));
         if a.dup.is_some() && a.nothing_new {
             rcv.ack.quickack(cap); // Linux: a duplicate means our ACKs are being lost
         }

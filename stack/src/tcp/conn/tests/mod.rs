@@ -13,6 +13,7 @@ mod fuzz;
 mod handshake;
 mod pair;
 mod recv;
+mod recv_prop;
 mod rst;
 mod timers;
 
