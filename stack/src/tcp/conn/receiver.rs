@@ -146,49 +146,50 @@ impl Receiver {
         }
         let s = seq.max(self.nxt);
         let e = end.min(self.edge);
-        if fin && e == end && end.ge(self.nxt) {
-            if end == self.nxt {
-                out.fin = true; // a FIN right at RCV.NXT (text, if any, all duplicate)
-                out.nothing_new = !payload.is_empty();
-                return out;
-            }
-            self.ooo.set_fin(end);
-        }
+        // The FIN counts only if the text before it is all inside the window.
+        let fin = fin && e == end && end.ge(self.nxt);
         if s.ge(e) {
+            // No new text: a duplicate, a bare FIN, or text the window refused.
             out.nothing_new = !payload.is_empty();
-            out.out_of_order = s.gt(self.nxt) && fin;
+            if fin && end == self.nxt {
+                out.fin = true;
+            } else if fin {
+                self.ooo.set_fin(end); // a bare FIN beyond a hole
+                out.out_of_order = true;
+            }
             return out;
         }
         let data = &payload[(s - seq)..(e - seq)];
         if s == self.nxt {
-            out.dup = out.dup.or(match self.ooo.fit(s, e) {
-                Fit::Ok { dup } => dup,
-                _ => None,
-            });
+            if let Fit::Ok { dup } = self.ooo.fit(s, e) {
+                out.dup = out.dup.or(dup);
+            }
             self.store(s, e, data);
-            let fin_at = self.ooo.fin();
+            let held_fin = self.ooo.fin();
             let (nxt, filled) = self.ooo.advance(e);
-            out.fin |= fin_at == Some(nxt);
+            out.fin = (fin && nxt == end) || held_fin == Some(nxt);
             out.delivered = nxt - self.nxt;
             out.filled = filled;
             self.ready += out.delivered;
             self.nxt = nxt;
-        } else {
-            out.out_of_order = true;
-            match self.ooo.fit(s, e) {
-                Fit::Duplicate => {
-                    out.dup = Some((s, e));
-                    out.nothing_new = true;
-                }
-                Fit::Full => out.nothing_new = true,
-                Fit::Ok { dup } => {
-                    out.dup = out.dup.or(dup);
-                    self.store(s, e, data);
-                    self.ooo.insert(s, e);
-                }
+            return out;
+        }
+        out.out_of_order = true;
+        if fin {
+            self.ooo.set_fin(end);
+        }
+        match self.ooo.fit(s, e) {
+            Fit::Duplicate => {
+                out.dup = Some((s, e));
+                out.nothing_new = true;
+            }
+            Fit::Full => out.nothing_new = true,
+            Fit::Ok { dup } => {
+                out.dup = out.dup.or(dup);
+                self.store(s, e, data);
+                self.ooo.insert(s, e);
             }
         }
-        out.fin |= self.ooo.fin() == Some(self.nxt);
         out
     }
 
