@@ -92,6 +92,12 @@ impl Receiver {
         self.ready
     }
 
+    /// Bytes allocated for the buffer (tests check the memory bound).
+    #[cfg(test)]
+    pub fn allocated(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Free space from RCV.NXT on (room for in-order and held data).
     fn free(&self) -> u32 {
         (self.cap - self.ready).min(1 << 30) as u32
@@ -196,11 +202,14 @@ impl Receiver {
     /// Copy the parts of [s, e) not held yet (`data` is its text) into the buffer.
     fn store(&mut self, s: SeqNum, e: SeqNum, data: &[u8]) {
         let need = self.ready + (e - self.nxt);
+        if s == self.nxt && self.buf.len() == self.ready {
+            // The common case, in order with nothing held: append, no placeholder fill.
+            self.reserve(need);
+            self.buf.extend(data);
+            return;
+        }
         if need > self.buf.len() {
-            // Bounded: e <= edge, and edge - RCV.NXT <= cap - ready. Grow by doubling,
-            // never allocating more than `cap`.
-            let want = need.max(2 * self.buf.capacity()).min(self.cap);
-            self.buf.reserve_exact(want.saturating_sub(self.buf.len()));
+            self.reserve(need);
             self.buf.resize(need, 0);
         }
         let Receiver {
@@ -212,6 +221,15 @@ impl Receiver {
         } = self;
         for (gs, ge) in ooo.gaps(s, e) {
             write_at(buf, *ready + (gs - *nxt), &data[(gs - s)..(ge - s)]);
+        }
+    }
+
+    /// Room for `need` bytes. Bounded: data is only taken below the advertised edge, and
+    /// edge - RCV.NXT <= cap - ready; growth doubles, never allocating more than `cap`.
+    fn reserve(&mut self, need: usize) {
+        if need > self.buf.capacity() {
+            let want = need.max(2 * self.buf.capacity()).min(self.cap);
+            self.buf.reserve_exact(want.saturating_sub(self.buf.len()));
         }
     }
 

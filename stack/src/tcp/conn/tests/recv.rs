@@ -483,3 +483,21 @@ fn scaled_window_keeps_its_right_edge() {
     }
     assert!(edge != 0);
 }
+
+/// After the peer's FIN (CLOSE-WAIT) a retransmission of its last segment still gets a
+/// D-SACK for the duplicate text (RFC 2883 §4; our ACK was lost).
+#[test]
+fn dsack_after_fin() {
+    let mut t = established_sack();
+    assert_eq!(
+        t.feed(&data(FIN | ACK, 5001, 1001, b"bye")),
+        vec![ack_out(1001, 5005).win(WND - 3)]
+    );
+    assert_eq!(t.state(), State::CloseWait);
+    assert_eq!(
+        t.feed(&data(FIN | ACK, 5001, 1001, b"bye")),
+        vec![ack_out(1001, 5005)
+            .win(WND - 3)
+            .opts(sacks(&[(5001, 5004)]))]
+    );
+}

@@ -170,10 +170,12 @@ fn run(seed: u64, net: Net) {
     assert_eq!(chk.ack, base + len as u32 + 1, "FIN acknowledged");
 }
 
-/// Buffered plus held bytes never exceed rmem; held ranges never exceed MAX_RANGES.
+/// Buffered plus held bytes, and the allocation, never exceed rmem; held ranges never exceed
+/// MAX_RANGES.
 fn check_bounds(t: &T, rmem: usize) {
     if let Inner::Established(s) = &t.c.inner {
         assert!(s.rcv.unread() + s.rcv.ooo.held() <= rmem);
+        assert!(s.rcv.allocated() <= rmem, "buffer allocation beyond rmem");
         assert!(s.rcv.ooo.ranges().len() <= MAX_RANGES);
     }
 }
