@@ -223,3 +223,64 @@ fn tiny_segments_heavy_loss() {
         run(seed, n);
     }
 }
+
+/// Arbitrary text segments around the window (any offsets, lengths, FIN / URG, urgent
+/// pointers, timestamps) with random reads and timer runs, on a connection with SACK,
+/// timestamps and window scaling: never a panic, and the bounds hold after every step.
+fn arbitrary_steps() -> impl Strategy<Value = Vec<(i32, usize, u8, u16, u32, usize)>> {
+    prop::collection::vec(
+        (
+            -70_000i32..200_000,
+            0usize..3000,
+            any::<u8>(),
+            any::<u16>(),
+            any::<u32>(),
+            0usize..5000,
+        ),
+        1..60,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #[test]
+    fn arbitrary_text_keeps_bounds(steps in arbitrary_steps()) {
+        static BYTES: [u8; 3000] = [0x42; 3000];
+        let cfg = TcpConfig {
+            sack: true,
+            timestamps: true,
+            window_scaling: true,
+            rmem: 1 << 17,
+            ..cfg()
+        };
+        let mut syn = peer_syn();
+        syn.options.sack_permitted = true;
+        syn.options.window_scale = Some(5);
+        syn.options.timestamp = Some((1, 0));
+        let mut t = syn_received_with(&cfg, &syn);
+        let mut third = seg(ACK, 5001, 1001);
+        third.options.timestamp = Some((1, 1_000_000));
+        t.feed(&third);
+        for (off, len, bits, urgent, tsval, read) in steps {
+            let mut flags = ACK;
+            if bits & 1 != 0 {
+                flags = flags | FIN;
+            }
+            if bits & 2 != 0 {
+                flags = flags | TcpFlags::URG;
+            }
+            let mut r = data(flags, 5001u32.wrapping_add(off as u32), 1001, &BYTES[..len]);
+            r.urgent = urgent;
+            r.options.timestamp = (bits & 4 != 0).then_some((tsval, 1_000_000));
+            let _ = t.c.on_segment(t.now, &r, &mut t.lim);
+            let out = t.out();
+            prop_assert!(out.len() <= 2);
+            check_bounds(&t, 1 << 17);
+            let mut buf = vec![0u8; read];
+            t.c.recv(&mut buf);
+            t.now += ms(bits as u64 % 50);
+            t.c.on_timeout(t.now);
+            t.out();
+        }
+    }
+}
