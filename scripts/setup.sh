@@ -12,7 +12,8 @@ need_root() {
 
 # Build: clang/llvm for the XDP program, m4 for libxdp-sys, libelf/zlib/libbpf for libbpf-sys.
 # Tests: iproute2 (ip netns, veth), ethtool (checksum offload off), ping, tcpdump for debugging.
-PKGS=(clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev iproute2 ethtool iputils-ping)
+# Bench: fonts-dejavu-core for the text of the PNG latency plots (no fontconfig needed).
+PKGS=(clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev iproute2 ethtool iputils-ping fonts-dejavu-core)
 
 missing=()
 for p in "${PKGS[@]}"; do

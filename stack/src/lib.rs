@@ -6,11 +6,19 @@
 //! - [`wire`]: zero-copy views and parsed representations of Ethernet, ARP, IPv4, TCP.
 //! - [`neigh`]: next-hop MAC resolution from the kernel's neighbour table (netlink).
 //! - [`tcp`]: the sans-IO TCP core: time is a parameter, segments in, segments out.
+//! - [`wheel`]: the per-worker hierarchical timer wheel.
+//! - [`sim`]: a deterministic discrete-event network simulator for two endpoints (tests).
 //! - [`harness`]: veth/netns helpers for root-only integration tests and benchmarks.
 
+pub mod app;
+pub mod cli;
 pub mod harness;
+pub mod iface;
 pub mod neigh;
 pub mod phy;
+pub mod sim;
 pub mod tcp;
 pub mod time;
+pub mod wheel;
 pub mod wire;
+pub mod worker;

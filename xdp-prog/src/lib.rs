@@ -4,6 +4,9 @@
 //! (a listening `(addr, port)` or the stack's ephemeral port range) to the AF_XDP socket of the
 //! receive queue, and passes everything else (ARP, ICMP, other ports, IPv6) to the kernel.
 //!
+//! [`loss`] is a separate test tool: a tc egress program that drops or duplicates TCP packets
+//! on a Linux peer's veth (the kernel has no netem).
+//!
 //! ```no_run
 //! use std::net::Ipv4Addr;
 //! use xdptcp_xdp::{AttachOptions, Steering};
@@ -15,6 +18,7 @@
 //! # Ok::<(), xdptcp_xdp::Error>(())
 //! ```
 
+pub mod loss;
 mod maps;
 
 use std::ffi::CString;
@@ -57,6 +61,9 @@ pub enum Error {
     /// Ephemeral range with `lo > hi`.
     #[error("empty ephemeral port range {lo}..={hi}")]
     BadRange { lo: u16, hi: u16 },
+    /// `LossConfig::every_nth == Some(0)`.
+    #[error("every_nth must be at least 1")]
+    BadEveryNth,
     /// Any other libbpf failure (with its context).
     #[error("{context}: {source}")]
     Bpf {

@@ -9,7 +9,10 @@ use crate::time::{Duration, Instant};
 pub struct ChallengeAckLimiter {
     limit: u32,
     window_start: Instant,
-    sent: u32,
+    /// Challenge ACKs allowed in the current window.
+    in_window: u32,
+    /// Challenge ACKs allowed (a counter for statistics).
+    pub sent: u64,
     /// Challenge ACKs suppressed by the limit (a counter for statistics).
     pub suppressed: u64,
 }
@@ -19,6 +22,7 @@ impl ChallengeAckLimiter {
         ChallengeAckLimiter {
             limit: limit_per_sec,
             window_start: Instant::ZERO,
+            in_window: 0,
             sent: 0,
             suppressed: 0,
         }
@@ -28,9 +32,10 @@ impl ChallengeAckLimiter {
     pub fn allow(&mut self, now: Instant) -> bool {
         if now.saturating_since(self.window_start) >= Duration::from_secs(1) {
             self.window_start = now;
-            self.sent = 0;
+            self.in_window = 0;
         }
-        if self.sent < self.limit {
+        if self.in_window < self.limit {
+            self.in_window += 1;
             self.sent += 1;
             true
         } else {
@@ -52,9 +57,11 @@ mod tests {
         assert!(l.allow(t0));
         assert!(l.allow(t0 + Duration::from_millis(10)));
         assert!(!l.allow(t0 + Duration::from_millis(999)));
-        assert_eq!(l.suppressed, 1);
+        assert_eq!((l.sent, l.suppressed), (2, 1));
         assert!(l.allow(t0 + Duration::from_secs(1)));
+        assert_eq!((l.sent, l.suppressed), (3, 1));
         let mut none = ChallengeAckLimiter::new(0);
         assert!(!none.allow(t0));
+        assert_eq!((none.sent, none.suppressed), (0, 1));
     }
 }

@@ -349,6 +349,8 @@ struct App {
 pub struct Connection {
     ends: Endpoints,
     inner: Inner,
+    /// Our initial send sequence number (RFC 9293 §3.4), kept for the connection's life.
+    iss: SeqNum,
     nego: Negotiated,
     ts: Timestamps,
     limits: Limits,
@@ -377,10 +379,18 @@ pub enum Arrival {
 }
 
 impl Connection {
-    fn new(now: Instant, cfg: &TcpConfig, ends: Endpoints, inner: Inner, nego: Negotiated) -> Self {
+    /// `inner` is SYN-SENT or SYN-RECEIVED with the same `iss`.
+    fn new(
+        now: Instant,
+        cfg: &TcpConfig,
+        ends: Endpoints,
+        (iss, inner): (SeqNum, Inner),
+        nego: Negotiated,
+    ) -> Self {
         Connection {
             ends,
             inner,
+            iss,
             nego,
             ts: Timestamps::default(),
             limits: Limits::new(cfg),
@@ -405,7 +415,7 @@ impl Connection {
         ts_offset: u32,
     ) -> Self {
         let inner = Inner::SynSent(SynSent { iss, tx: 0 });
-        let mut c = Connection::new(now, cfg, ends, inner, Negotiated::offer(cfg));
+        let mut c = Connection::new(now, cfg, ends, (iss, inner), Negotiated::offer(cfg));
         c.ts.offset = ts_offset;
         c.pending.syn = true;
         c
@@ -429,7 +439,7 @@ impl Connection {
             tx: 0,
             active: false,
         });
-        let mut c = Connection::new(now, cfg, ends, inner, nego);
+        let mut c = Connection::new(now, cfg, ends, (iss, inner), nego);
         c.ts.offset = ts_offset;
         c.take_timestamp(now, syn);
         c.pending.syn = true;
@@ -447,13 +457,14 @@ impl Connection {
         nego: Negotiated,
         ts_offset: u32,
     ) -> Self {
+        let iss = ack.ack - 1;
         let inner = Inner::SynRcvd(SynRcvd {
-            iss: ack.ack - 1,
+            iss,
             irs: ack.seq - 1,
             tx: 0,
             active: false,
         });
-        let mut c = Connection::new(now, cfg, ends, inner, nego);
+        let mut c = Connection::new(now, cfg, ends, (iss, inner), nego);
         c.ts.offset = ts_offset;
         c.take_timestamp(now, ack);
         c.ts.last_ack_sent = ack.seq;
@@ -475,6 +486,11 @@ impl Connection {
 
     pub fn endpoints(&self) -> Endpoints {
         self.ends
+    }
+
+    /// Our initial send sequence number (RFC 9293 §3.4).
+    pub fn iss(&self) -> SeqNum {
+        self.iss
     }
 
     /// What the handshake agreed on (for SYN-SENT: what we offered).

@@ -66,7 +66,14 @@ impl Sender {
             wl1: SeqNum(0),
             wl2: SeqNum(0),
             shift: nego.snd_shift,
-            mss: nego.mss,
+            // RFC 6691 §2 / RFC 9293 §3.7.1: the MSS bounds data plus TCP options, so every
+            // segment's data shrinks by the 12-byte timestamp option when it is in use
+            // (Linux: 1448 data bytes for MSS 1460).
+            mss: if nego.timestamps {
+                nego.mss.saturating_sub(12).max(64)
+            } else {
+                nego.mss
+            },
             buf: VecDeque::new(),
             cap,
             fin: false,

@@ -82,7 +82,7 @@ impl Endpoint {
         // handshake. With the accept queue full Linux drops it (the request stays queued and
         // the SYN-ACK is retransmitted) or, with tcp_abort_on_overflow, resets.
         let completing = !seg.flags.rst() && !seg.flags.syn() && seg.flags.ack();
-        if let (Some(l), true) = (listener, completing && seg.ack == s.iss + 1u32) {
+        if let (Some(l), true) = (listener, completing && seg.ack == s.conn.iss() + 1u32) {
             let cfg = &self.cfg;
             let decision = self.listeners[l.index as usize]
                 .as_mut()
@@ -110,6 +110,7 @@ impl Endpoint {
         };
         let arrival = s.conn.on_segment(now, seg, &mut self.limiter);
         let state = s.conn.state();
+        self.stats.challenge_acks_sent = self.limiter.sent;
         self.stats.challenge_acks_suppressed = self.limiter.suppressed;
         if arrival == Arrival::Reopen {
             self.free(id);
@@ -295,7 +296,7 @@ impl Endpoint {
         let ends = endpoints(&tuple);
         let ts_off = self.isn.ts_offset(tuple.local_addr, tuple.remote_addr);
         let conn = Connection::from_cookie(now, &self.cfg, ends, seg, nego, ts_off);
-        let id = self.insert(tuple, conn, Owner::Listener(l), p.iss);
+        let id = self.insert(tuple, conn, Owner::Listener(l));
         let pushed = self.listeners[l.index as usize]
             .as_mut()
             .is_some_and(|ls| ls.l.accept_queue.push(id).is_ok());
@@ -334,7 +335,7 @@ impl Endpoint {
                 let ts_off = self.isn.ts_offset(tuple.local_addr, tuple.remote_addr);
                 let ends = endpoints(&tuple);
                 let conn = Connection::accept_syn(now, &self.cfg, ends, seg, iss, ts_off);
-                let id = self.insert(tuple, conn, Owner::Listener(l), iss);
+                let id = self.insert(tuple, conn, Owner::Listener(l));
                 let queued = self.listeners[l.index as usize]
                     .as_mut()
                     .is_some_and(|ls| ls.l.syn_queue.insert(tuple, id, now).is_ok());

@@ -5,7 +5,10 @@
 //! - Segments in: [`Endpoint::on_segment`] (4-tuple -> slab slot via a hash map, never a scan;
 //!   then the TIME-WAIT table; then listeners by (addr, port) with a 0.0.0.0 fallback; else
 //!   CLOSED, RFC 9293 §3.10.7.1).
-//! - Time: [`Endpoint::on_timeout`] at [`Endpoint::next_deadline`].
+//! - Time: [`Endpoint::on_timeout`] at [`Endpoint::next_deadline`]. Connection timers (one
+//!   lazily kept entry per connection) and TIME-WAIT expiry run on two 1 ms-tick
+//!   [`TimerWheel`](crate::wheel::TimerWheel)s sized to `max_connections` and
+//!   `tcp_max_tw_buckets`; deadlines round up to the tick, never fire early.
 //! - Segments out: [`Endpoint::poll_transmit`] drains the stateless control queue and every
 //!   connection on the ready list (connections touched since the last call).
 //! - Application: [`Endpoint::poll_event`], `accept`, `connect`, `send`, `recv`, ... by
@@ -54,9 +57,9 @@ use crate::tcp::listener::{Listener, ListenerStats};
 use crate::tcp::tuple::FourTuple;
 use crate::tcp::TcpConfig;
 use crate::time::{Duration, Instant};
-use crate::wire::{SeqNum, TcpRepr};
+use crate::wire::TcpRepr;
 
-use timers::{TimerKey, TimerQueue};
+use timers::{Armed, ConnTimers, TimerKey};
 use twtable::TwTable;
 
 /// Bound on queued stateless replies (RSTs, cookie SYN-ACKs, TIME-WAIT ACKs) between two
@@ -191,8 +194,12 @@ pub struct EndpointStats {
     pub cookies_sent: u64,
     pub cookies_accepted: u64,
     pub cookies_rejected: u64,
-    /// Challenge ACKs suppressed by the shared RFC 5961 §7 limiter.
+    /// Challenge ACKs sent and suppressed by the shared RFC 5961 §7 limiter.
+    pub challenge_acks_sent: u64,
     pub challenge_acks_suppressed: u64,
+    /// Connection timers that found the timer wheel full (impossible while the wheel is
+    /// sized to `max_connections`; such a timer falls back to a polled list).
+    pub timer_wheel_full: u64,
     /// TIME-WAIT: records created, reused by active opens (`TWRecycled`), connections
     /// destroyed without TIME-WAIT because the table was full (`TCPTimeWaitOverflow`), RSTs
     /// ignored (RFC 1337, `TWKilled` is what Linux would count without it), ACKs sent, SYNs
@@ -242,14 +249,14 @@ struct Slot {
     conn: Connection,
     tuple: FourTuple,
     owner: Owner,
-    /// Our ISS for a passive open (to recognise the handshake-completing ACK).
-    iss: SeqNum,
     /// The application called `close` or `abort` (or never will own it).
     closed: bool,
     in_ready: bool,
     in_events: bool,
-    /// Earliest timer-queue entry for this slot.
-    timer_queued: Option<Instant>,
+    /// This slot's timer-wheel entry (for its earliest deadline, or earlier).
+    timer: Option<Armed>,
+    /// On the `timer_fallback` list (the wheel was full when it armed).
+    in_fallback: bool,
 }
 
 struct ListenerSlot {
@@ -278,7 +285,10 @@ pub struct Endpoint {
     listener_gens: Vec<u32>,
     listen_map: FxHashMap<(Ipv4Addr, u16), u32>,
     tw: TwTable,
-    timers: TimerQueue,
+    timers: ConnTimers,
+    /// Connections whose timer found the wheel full: polled on every `on_timeout` (never
+    /// used while the wheel is sized to `max_connections`; bounded by the connections).
+    timer_fallback: Vec<ConnId>,
     ready: VecDeque<ConnId>,
     events: VecDeque<ConnId>,
     incoming: VecDeque<ListenerId>,
@@ -301,6 +311,9 @@ impl Endpoint {
     pub fn new(cfg: TcpConfig, secrets: EndpointSecrets, ephemeral: RangeInclusive<u16>) -> Self {
         Endpoint {
             limiter: ChallengeAckLimiter::new(cfg.challenge_ack_limit),
+            tw: TwTable::new(cfg.max_tw_buckets),
+            timers: ConnTimers::new(cfg.max_connections),
+            timer_fallback: Vec::new(),
             isn: IsnGenerator::new(secrets.isn),
             cookies: SynCookies::new(secrets.cookie, DEFAULT_COOKIE_PERIOD),
             rng: ChaCha8Rng::seed_from_u64(secrets.seed),
@@ -312,8 +325,6 @@ impl Endpoint {
             listeners: Vec::new(),
             listener_gens: Vec::new(),
             listen_map: FxHashMap::default(),
-            tw: TwTable::default(),
-            timers: TimerQueue::default(),
             ready: VecDeque::new(),
             events: VecDeque::new(),
             incoming: VecDeque::new(),
@@ -474,7 +485,7 @@ impl Endpoint {
             }
             let ends = endpoints(&tuple);
             let conn = Connection::connect(now, &self.cfg, ends, iss, ts_off);
-            let id = self.insert(tuple, conn, Owner::App, iss);
+            let id = self.insert(tuple, conn, Owner::App);
             return Ok(id);
         }
         Err(ConnectError::NoPorts)
@@ -500,6 +511,9 @@ impl Endpoint {
         now: Instant,
         mut emit: impl FnMut(Ipv4Addr, Ipv4Addr, &TcpRepr<'_>),
     ) {
+        // Timers are only armed here and in `on_timeout`: start the wheels at the first time.
+        self.timers.start(now);
+        self.tw.start(now);
         let mut out = 0u64;
         while let Some((src, dst, seg)) = self.control.pop_front() {
             emit(src, dst, &seg);
@@ -546,23 +560,26 @@ impl Endpoint {
 
     /// Fires every connection timer due at `now` and expires TIME-WAIT records.
     pub fn on_timeout(&mut self, now: Instant) {
-        while let Some((at, key)) = self.timers.pop_due(now) {
+        self.timers.start(now);
+        self.tw.start(now);
+        if !self.timer_fallback.is_empty() {
+            for id in std::mem::take(&mut self.timer_fallback) {
+                let Some(s) = self.slot_mut(id) else { continue };
+                s.in_fallback = false;
+                self.fire_or_arm(id, now);
+            }
+        }
+        while let Some((tid, key)) = self.timers.pop_due(now) {
             let id = ConnId {
                 index: key.slot,
                 gen: key.gen,
             };
+            // Entries of freed slots are cancelled, so the generation check is a backstop.
             let Some(s) = self.slot_mut(id) else { continue };
-            if s.timer_queued == Some(at) {
-                s.timer_queued = None;
+            if s.timer.is_some_and(|a| a.id == tid) {
+                s.timer = None; // spent
             }
-            match s.conn.next_deadline() {
-                Some(d) if d <= now => {
-                    s.conn.on_timeout(now);
-                    self.touch(id);
-                }
-                Some(_) => self.arm(id),
-                None => {}
-            }
+            self.fire_or_arm(id, now);
         }
         self.tw.expire(now);
         self.stats.tw_expired = self.tw.expired;
@@ -570,10 +587,15 @@ impl Endpoint {
 
     /// When `on_timeout` should next be called (may be early, never late).
     pub fn next_deadline(&self) -> Option<Instant> {
-        match (self.timers.next(), self.tw.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let fallback = self
+            .timer_fallback
+            .iter()
+            .filter_map(|&id| self.slot(id)?.conn.next_deadline())
+            .min();
+        [self.timers.next(), self.tw.next_deadline(), fallback]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Queue data (see `Connection::send`). A stale id is `Closed(None)`.
@@ -719,7 +741,7 @@ impl Endpoint {
         self.slot_mut(id).filter(|s| s.owner == Owner::App)
     }
 
-    fn insert(&mut self, tuple: FourTuple, conn: Connection, owner: Owner, iss: SeqNum) -> ConnId {
+    fn insert(&mut self, tuple: FourTuple, conn: Connection, owner: Owner) -> ConnId {
         let entry = self.conns.vacant_entry();
         let index = entry.key();
         if self.gens.len() <= index {
@@ -731,11 +753,11 @@ impl Endpoint {
             conn,
             tuple,
             owner,
-            iss,
             closed: false,
             in_ready: false,
             in_events: false,
-            timer_queued: None,
+            timer: None,
+            in_fallback: false,
         });
         let id = ConnId {
             index: index as u32,
@@ -764,16 +786,40 @@ impl Endpoint {
         }
     }
 
+    /// A connection's wheel entry fired (or it is on the fallback list): run its timers if
+    /// due, otherwise (the deadline moved later) arm again.
+    fn fire_or_arm(&mut self, id: ConnId, now: Instant) {
+        let Some(s) = self.slot_mut(id) else { return };
+        match s.conn.next_deadline() {
+            Some(d) if d <= now => {
+                s.conn.on_timeout(now);
+                self.touch(id); // settle re-arms after output
+            }
+            Some(_) => self.arm(id),
+            None => {}
+        }
+    }
+
     fn arm(&mut self, id: ConnId) {
         let Some(s) = self.conns.get_mut(id.index as usize) else {
             return;
         };
-        if let Some(d) = s.conn.next_deadline() {
-            let key = TimerKey {
-                slot: id.index,
-                gen: id.gen,
-            };
-            self.timers.arm(key, d, &mut s.timer_queued);
+        let Some(d) = s.conn.next_deadline() else {
+            return;
+        };
+        let key = TimerKey {
+            slot: id.index,
+            gen: id.gen,
+        };
+        if self.timers.arm(key, d, &mut s.timer).is_err() {
+            // Unreachable: at most one live entry per connection and the wheel holds
+            // `max_connections`. Never panic on the packet path: poll this one instead.
+            debug_assert!(false, "connection timer wheel full");
+            self.stats.timer_wheel_full += 1;
+            if !s.in_fallback {
+                s.in_fallback = true;
+                self.timer_fallback.push(id);
+            }
         }
     }
 
@@ -786,8 +832,7 @@ impl Endpoint {
         if unowned {
             if let Some(rec) = s.conn.time_wait_record() {
                 let tuple = s.tuple;
-                if self.tw.len() < self.cfg.max_tw_buckets {
-                    self.tw.insert(tuple, rec);
+                if self.tw.len() < self.cfg.max_tw_buckets && self.tw.insert(tuple, rec) {
                     self.stats.tw_entered += 1;
                 } else {
                     // Linux tcp_time_wait(): "TCPTimeWaitOverflow", no TIME-WAIT at all.
@@ -812,7 +857,14 @@ impl Endpoint {
     }
 
     fn free(&mut self, id: ConnId) {
-        let Some(s) = self.slot(id) else { return };
+        let Some(s) = self
+            .conns
+            .get_mut(id.index as usize)
+            .filter(|s| s.gen == id.gen)
+        else {
+            return;
+        };
+        self.timers.cancel(&mut s.timer);
         let (tuple, owner) = (s.tuple, s.owner);
         if let Owner::Listener(l) = owner {
             if let Some(ls) = self.listener_mut(l) {

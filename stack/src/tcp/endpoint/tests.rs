@@ -705,6 +705,21 @@ fn listener_lookup_and_unlisten() {
     assert_eq!(b.listener_info(wild).unwrap().0, 2);
 }
 
+/// Runs `on_timeout` at each `next_deadline` (which may be early: a wheel cascade point)
+/// until something is transmitted; returns when and what. Bounded: a deadline costs at most
+/// one wake-up per wheel level.
+fn fire_next(ep: &mut Endpoint) -> (Instant, Vec<Frame>) {
+    for _ in 0..64 {
+        let now = ep.next_deadline().expect("a timer is armed");
+        ep.on_timeout(now);
+        let out = flush(ep, now);
+        if !out.is_empty() {
+            return (now, out);
+        }
+    }
+    panic!("no output after 64 wake-ups");
+}
+
 /// Timers: the SYN is retransmitted when `on_timeout` runs at `next_deadline` (RFC 6298
 /// initial RTO 1 s); a connection that exhausts tcp_syn_retries reports TimedOut.
 #[test]
@@ -716,17 +731,15 @@ fn timers_drive_retransmission_and_timeout() {
     let mut a = ep(cfg, 1, 40_000..=40_999);
     let id = a.connect(T0, A, SocketAddrV4::new(B, 80)).unwrap();
     let first = flush(&mut a, T0);
-    let d = a.next_deadline().unwrap();
-    assert_eq!(d, T0 + Duration::from_secs(1));
     a.on_timeout(T0 + Duration::from_millis(999));
-    assert!(flush(&mut a, d).is_empty());
-    a.on_timeout(d);
-    let again = flush(&mut a, d);
+    assert!(flush(&mut a, T0 + Duration::from_millis(999)).is_empty());
+    let (d, again) = fire_next(&mut a);
+    assert_eq!(d, T0 + Duration::from_secs(1));
     assert_eq!(
         (again.len(), again[0].flags(), again[0].seq()),
         (1, TcpFlags::SYN, first[0].seq())
     );
-    for _ in 0..10 {
+    for _ in 0..64 {
         let Some(now) = a.next_deadline() else { break };
         a.on_timeout(now);
         flush(&mut a, now);
@@ -792,7 +805,11 @@ fn challenge_ack_limiter_is_shared() {
     let out = flush(&mut p.b, p.now);
     assert_eq!(out.len(), 1, "one challenge ACK for two connections");
     assert_eq!(out[0].flags(), TcpFlags::ACK);
-    assert_eq!(p.b.stats().challenge_acks_suppressed, 1);
+    let st = p.b.stats();
+    assert_eq!(
+        (st.challenge_acks_sent, st.challenge_acks_suppressed),
+        (1, 1)
+    );
     assert_eq!(
         p.b.state_counts().established,
         2,
@@ -824,4 +841,66 @@ fn new_syn_reopens_unclosed_time_wait_connection() {
     let cb2 = p.b.accept(l).unwrap();
     assert_eq!(p.b.state(cb2), Some(State::Established));
     assert_eq!(p.a.state(ca2), Some(State::Established));
+}
+
+/// The timer wheel at scale: 100k SYN-SENT connections to a silent peer hold one wheel entry
+/// each and all retransmit their SYN (same ISS) at exactly T0 + 1 s, the RFC 6298 §2.1
+/// initial RTO, and none a tick earlier; the next round is at T0 + 3 s (backoff, §5.5).
+#[test]
+fn wheel_fires_100k_syn_retransmissions() {
+    const N: usize = 100_000;
+    let cfg = TcpConfig {
+        max_connections: N,
+        ..TcpConfig::default()
+    };
+    let mut a = ep(cfg, 1, 1024..=65_535);
+    let remotes = [
+        B,
+        Ipv4Addr::new(198, 18, 0, 3),
+        Ipv4Addr::new(198, 18, 0, 4),
+        Ipv4Addr::new(198, 18, 0, 5),
+    ];
+    for i in 0..N {
+        a.connect(T0, A, SocketAddrV4::new(remotes[i % 4], 80))
+            .unwrap();
+    }
+    assert!(matches!(
+        a.connect(T0, A, SocketAddrV4::new(B, 81)),
+        Err(ConnectError::TooManyConnections)
+    ));
+    let syns = |a: &mut Endpoint, now: Instant| {
+        let mut v = Vec::new();
+        a.poll_transmit(now, |_, d, seg| {
+            assert_eq!(seg.flags, TcpFlags::SYN);
+            v.push((d, seg.src_port, seg.seq.0));
+        });
+        v.sort_unstable();
+        v
+    };
+    let first = syns(&mut a, T0);
+    assert_eq!(first.len(), N);
+    assert_eq!(a.timers.len(), N, "one wheel entry per connection");
+    // Wake at every `next_deadline` (cascade points included) until output appears.
+    let mut now = T0;
+    let mut again = Vec::new();
+    let mut wakes = 0;
+    for _ in 0..64 {
+        wakes += 1;
+        now = a.next_deadline().unwrap();
+        assert!(now <= T0 + Duration::from_secs(1), "never late");
+        a.on_timeout(now);
+        again = syns(&mut a, now);
+        if !again.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(now, T0 + Duration::from_secs(1), "nothing fires early");
+    assert_eq!(again, first, "every SYN retransmitted once, all at once");
+    // One shared deadline: at most one wake-up per wheel level (6) on the way to it.
+    assert!(wakes <= 6, "{wakes} wake-ups");
+    assert_eq!(a.timers.len(), N);
+    let next = a.next_deadline().unwrap();
+    assert!(next > now && next <= T0 + Duration::from_secs(3));
+    assert_eq!(a.stats().timer_wheel_full, 0);
+    assert_eq!(a.state_counts().syn_sent, N);
 }

@@ -1,0 +1,199 @@
+//! Who serves and who connects in a run. Every scenario runs over the same veth pair with the
+//! same core pinning in each pairing; only the endpoints change.
+//!
+//! Plug points for the stack (issue 5): [`Pairing::start_server`] spawns
+//! `xdptcp serve --iface IF --addr IP --listen PORT=APP --workers N` inside the server
+//! namespace ([`stack_serve_args`]) once an `xdptcp` binary with `serve` exists, and
+//! [`Pairing::client_kind`] names the stack client for stack ↔ stack.
+
+use crate::linux_server::LinuxServer;
+use crate::netns::VethNetns;
+use anyhow::{bail, Result};
+use serde::Serialize;
+use std::net::SocketAddrV4;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pairing {
+    /// xdptcp client ↔ xdptcp server.
+    StackStack,
+    /// Linux (mio/epoll) client ↔ Linux (mio/epoll) server: the baseline of every ratio.
+    LinuxLinux,
+    /// Linux client → xdptcp server.
+    #[serde(rename = "linux-stack")]
+    #[value(name = "linux-stack")]
+    LinuxToStack,
+}
+
+/// Server applications; the first four are the `xdptcp serve --listen PORT=APP` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerApp {
+    /// Echo everything, close when the peer closes.
+    Echo,
+    /// Read and drop.
+    Discard,
+    /// On accept send `bye\n` and close first (the server does the active close).
+    CloseFirst,
+    /// Write continuously (download direction of `bulk`). Not in issue 5's list yet.
+    Source,
+}
+
+impl ServerApp {
+    /// The APP name `xdptcp serve` takes, if it has this application.
+    pub fn serve_name(self) -> Option<&'static str> {
+        match self {
+            ServerApp::Echo => Some("echo"),
+            ServerApp::Discard => Some("discard"),
+            ServerApp::CloseFirst => Some("close-first"),
+            ServerApp::Source => None,
+        }
+    }
+}
+
+/// Which client implementation drives a pairing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientKind {
+    Linux,
+    Stack,
+}
+
+/// A running server of any kind; stopping it is dropping it.
+pub enum ServerHandle {
+    Linux(LinuxServer),
+    /// An `xdptcp serve` process in the server namespace; killed by PID on drop.
+    Process(Child),
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let ServerHandle::Process(c) = self {
+            // SAFETY: signals only the child we spawned, by its PID.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+}
+
+pub const NEEDS_SERVE: &str = "not available yet: needs `xdptcp serve` (issue 5)";
+
+impl Pairing {
+    pub const ALL: [Pairing; 3] = [
+        Pairing::LinuxLinux,
+        Pairing::LinuxToStack,
+        Pairing::StackStack,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Pairing::StackStack => "stack-stack",
+            Pairing::LinuxLinux => "linux-linux",
+            Pairing::LinuxToStack => "linux-stack",
+        }
+    }
+
+    pub fn client_kind(self) -> ClientKind {
+        match self {
+            Pairing::StackStack => ClientKind::Stack,
+            _ => ClientKind::Linux,
+        }
+    }
+
+    /// Starts this pairing's server on `port`; server threads go on `cores`.
+    pub fn start_server(
+        self,
+        env: &VethNetns,
+        app: ServerApp,
+        port: u16,
+        workers: usize,
+        cores: &[usize],
+    ) -> Result<ServerHandle> {
+        match self {
+            Pairing::LinuxLinux => {
+                let addr = SocketAddrV4::new(env.server_ip, port);
+                let s = LinuxServer::start(&env.server_ns, addr, app, workers, cores)?;
+                Ok(ServerHandle::Linux(s))
+            }
+            Pairing::LinuxToStack | Pairing::StackStack => {
+                let Some(name) = app.serve_name() else {
+                    bail!("not available yet: `xdptcp serve` has no app for {app:?} (issue 5)");
+                };
+                let Some(bin) = xdptcp_serve_binary() else {
+                    bail!("{NEEDS_SERVE}");
+                };
+                let args = stack_serve_args(&env.server_if, env.server_ip, port, name, workers);
+                let child = Command::new("ip")
+                    .args(["netns", "exec", &env.server_ns])
+                    .arg(bin)
+                    .args(&args)
+                    .stdin(Stdio::null())
+                    .spawn()?;
+                // Readiness is checked by the caller with a probe connection.
+                Ok(ServerHandle::Process(child))
+            }
+        }
+    }
+}
+
+/// The argument vector of the stack server (issue 5's contract).
+pub fn stack_serve_args(
+    iface: &str,
+    ip: std::net::Ipv4Addr,
+    port: u16,
+    app: &str,
+    workers: usize,
+) -> Vec<String> {
+    vec![
+        "serve".into(),
+        "--iface".into(),
+        iface.into(),
+        "--addr".into(),
+        ip.to_string(),
+        "--listen".into(),
+        format!("{port}={app}"),
+        "--workers".into(),
+        workers.to_string(),
+    ]
+}
+
+/// `$XDPTCP_BIN`, or an `xdptcp` next to this executable, if it answers `serve --help`.
+fn xdptcp_serve_binary() -> Option<PathBuf> {
+    let cand = std::env::var_os("XDPTCP_BIN")
+        .map(PathBuf::from)
+        .or_else(|| Some(std::env::current_exe().ok()?.with_file_name("xdptcp")))?;
+    let ok = Command::new(&cand)
+        .args(["serve", "--help"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(cand)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_args_follow_issue5_contract() {
+        let a = stack_serve_args("xbs1", "198.18.0.1".parse().unwrap(), 5001, "echo", 2);
+        assert_eq!(
+            a.join(" "),
+            "serve --iface xbs1 --addr 198.18.0.1 --listen 5001=echo --workers 2"
+        );
+    }
+
+    #[test]
+    fn serve_names() {
+        assert_eq!(ServerApp::CloseFirst.serve_name(), Some("close-first"));
+        assert_eq!(ServerApp::Source.serve_name(), None);
+        assert_eq!(Pairing::LinuxToStack.name(), "linux-stack");
+        // The CLI value, the JSON value and the table column are the same name.
+        for p in Pairing::ALL {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.name());
+            let v = clap::ValueEnum::to_possible_value(&p).unwrap();
+            assert_eq!(v.get_name(), p.name());
+        }
+    }
+}

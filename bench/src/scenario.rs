@@ -1,0 +1,421 @@
+//! Scenarios and how one runs in one pairing: start the pairing's server in the server
+//! namespace, run the client threads in the client namespace, turn outcomes into metrics.
+
+use crate::client::{self, ClientCfg, Outcome, Progress};
+use crate::memory;
+use crate::netns::VethNetns;
+use crate::pairing::{ClientKind, Pairing, ServerApp, ServerHandle};
+use crate::report::{Metric, ScenarioResult};
+use crate::sys;
+use anyhow::{anyhow, bail, Result};
+use serde_json::json;
+use std::net::SocketAddrV4;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    CpsClientClose,
+    CpsServerClose,
+    RrClosed,
+    RrOpen,
+    BulkUp,
+    BulkDown,
+    BulkMultiUp,
+    BulkMultiDown,
+    Conns,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 9] = [
+        Scenario::CpsClientClose,
+        Scenario::CpsServerClose,
+        Scenario::RrClosed,
+        Scenario::RrOpen,
+        Scenario::BulkUp,
+        Scenario::BulkDown,
+        Scenario::BulkMultiUp,
+        Scenario::BulkMultiDown,
+        Scenario::Conns,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::CpsClientClose => "cps/client-close",
+            Scenario::CpsServerClose => "cps/server-close",
+            Scenario::RrClosed => "rr/closed",
+            Scenario::RrOpen => "rr/open",
+            Scenario::BulkUp => "bulk/1-up",
+            Scenario::BulkDown => "bulk/1-down",
+            Scenario::BulkMultiUp => "bulk/n-up",
+            Scenario::BulkMultiDown => "bulk/n-down",
+            Scenario::Conns => "conns",
+        }
+    }
+
+    pub fn app(self) -> ServerApp {
+        match self {
+            Scenario::CpsServerClose => ServerApp::CloseFirst,
+            Scenario::BulkUp | Scenario::BulkMultiUp => ServerApp::Discard,
+            Scenario::BulkDown | Scenario::BulkMultiDown => ServerApp::Source,
+            _ => ServerApp::Echo,
+        }
+    }
+
+    /// Expands names: a group (`cps`, `rr`, `bulk`, `conns`) or a full name (`rr/open`).
+    pub fn parse_list(list: &str) -> Result<Vec<Scenario>> {
+        let mut v = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let matched: Vec<Scenario> = Scenario::ALL
+                .into_iter()
+                .filter(|s| s.name() == item || s.name().split('/').next() == Some(item))
+                .collect();
+            if matched.is_empty() {
+                bail!("unknown scenario `{item}` (groups: cps, rr, bulk, conns; or e.g. rr/open)");
+            }
+            for s in matched {
+                if !v.contains(&s) {
+                    v.push(s);
+                }
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// Knobs of a run (the binary's flags).
+#[derive(Clone, Debug)]
+pub struct Opts {
+    pub duration: Duration,
+    pub workers: usize,
+    pub cps_concurrency: usize,
+    pub rr_conns: usize,
+    pub rate: f64,
+    pub bulk_flows: usize,
+    pub conns: usize,
+    /// Bound on operations per client thread (connections or requests).
+    pub max_ops: u64,
+}
+
+/// Runs one scenario in one pairing; any error becomes the result's `error`.
+pub fn run_one(
+    env: &VethNetns,
+    pairing: Pairing,
+    scen: Scenario,
+    opts: &Opts,
+    port: u16,
+) -> ScenarioResult {
+    match run_inner(env, pairing, scen, opts, port) {
+        Ok(r) => r,
+        Err(e) => ScenarioResult::failed(scen.name(), pairing, format!("{e:#}")),
+    }
+}
+
+fn run_inner(
+    env: &VethNetns,
+    pairing: Pairing,
+    scen: Scenario,
+    opts: &Opts,
+    port: u16,
+) -> Result<ScenarioResult> {
+    if pairing.client_kind() == ClientKind::Stack {
+        bail!("{}", crate::pairing::NEEDS_SERVE); // the stack client lands with issue 5 too
+    }
+    let ncores = sys::num_cores();
+    let w = opts.workers.max(1);
+    let server_cores: Vec<usize> = (0..w).collect();
+    let client_cores: Vec<usize> = (0..w).map(|i| (w + i) % ncores).collect();
+    let server = pairing.start_server(env, scen.app(), port, w, &server_cores)?;
+    let addr = SocketAddrV4::new(env.server_ip, port);
+    if let ServerHandle::Process(_) = server {
+        wait_ready(&env.client_ns, addr)?;
+    }
+    let label = format!("{} {}", scen.name(), pairing.name());
+    let res = if scen == Scenario::Conns {
+        conns(env, addr, opts, client_cores[0], &label)
+    } else {
+        let threads = match scen {
+            Scenario::BulkUp | Scenario::BulkDown => 1,
+            _ => w,
+        };
+        let outs = run_clients(env, addr, scen, opts, &client_cores[..threads], &label)?;
+        Ok(metrics(scen, opts, outs))
+    };
+    drop(server);
+    let (metrics, latencies, details) = res?;
+    Ok(ScenarioResult {
+        scenario: scen.name().into(),
+        pairing,
+        metrics,
+        latencies,
+        details,
+        error: None,
+    })
+}
+
+/// Probes the server with connections from the client namespace for up to 10 s.
+fn wait_ready(ns: &str, addr: SocketAddrV4) -> Result<()> {
+    let ns = ns.to_string();
+    std::thread::spawn(move || -> Result<()> {
+        sys::enter_netns(&ns)?;
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end && !sys::stopped() {
+            if std::net::TcpStream::connect_timeout(&addr.into(), Duration::from_millis(200))
+                .is_ok()
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("server at {addr} did not accept a connection within 10 s")
+    })
+    .join()
+    .map_err(|_| anyhow!("probe thread panicked"))?
+}
+
+fn split(total: usize, parts: usize, i: usize) -> usize {
+    total / parts + usize::from(i < total % parts)
+}
+
+fn run_clients(
+    env: &VethNetns,
+    addr: SocketAddrV4,
+    scen: Scenario,
+    opts: &Opts,
+    cores: &[usize],
+    label: &str,
+) -> Result<Vec<Outcome>> {
+    let progress = Arc::new(Progress::default());
+    let n = cores.len();
+    let mut handles = Vec::new();
+    for (i, &core) in cores.iter().enumerate() {
+        let cfg = ClientCfg {
+            ns: env.client_ns.clone(),
+            server: addr,
+            core,
+            duration: opts.duration,
+            max_ops: opts.max_ops,
+            progress: progress.clone(),
+        };
+        let opts = opts.clone();
+        handles.push(std::thread::spawn(move || match scen {
+            Scenario::CpsClientClose | Scenario::CpsServerClose => client::cps(
+                &cfg,
+                split(opts.cps_concurrency, n, i).max(1),
+                scen == Scenario::CpsServerClose,
+            ),
+            Scenario::RrClosed => client::rr(&cfg, split(opts.rr_conns, n, i).max(1), None),
+            Scenario::RrOpen => client::rr(
+                &cfg,
+                split(opts.rr_conns, n, i).max(1),
+                Some(opts.rate / n as f64),
+            ),
+            Scenario::BulkUp => client::bulk(&cfg, 1, true),
+            Scenario::BulkDown => client::bulk(&cfg, 1, false),
+            Scenario::BulkMultiUp => client::bulk(&cfg, split(opts.bulk_flows, n, i).max(1), true),
+            Scenario::BulkMultiDown => {
+                client::bulk(&cfg, split(opts.bulk_flows, n, i).max(1), false)
+            }
+            Scenario::Conns => unreachable!("conns has its own driver"),
+        }));
+    }
+    let start = Instant::now();
+    while handles.iter().any(|h| !h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(200));
+        crate::progress_line(label, start.elapsed(), opts.duration, &progress, false);
+    }
+    crate::progress_line(label, start.elapsed(), opts.duration, &progress, true);
+    handles
+        .into_iter()
+        .map(|h| h.join().map_err(|_| anyhow!("client thread panicked"))?)
+        .collect()
+}
+
+type Measured = (
+    Vec<Metric>,
+    Vec<(String, hdrhistogram::Histogram<u64>)>,
+    serde_json::Value,
+);
+
+fn metrics(scen: Scenario, opts: &Opts, outs: Vec<Outcome>) -> Measured {
+    let secs = outs
+        .iter()
+        .map(|o| o.elapsed.as_secs_f64())
+        .fold(0.0, f64::max)
+        .max(1e-9);
+    let ok: u64 = outs.iter().map(|o| o.ok).sum();
+    let failed: u64 = outs.iter().map(|o| o.failed).sum();
+    let bytes: u64 = outs.iter().map(|o| o.bytes).sum();
+    let mut hists: Vec<(String, hdrhistogram::Histogram<u64>)> = Vec::new();
+    for o in outs {
+        for (name, h) in o.hists {
+            match hists.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, acc)) => acc.add(&h).expect("same bounds"),
+                None => hists.push((name, h)),
+            }
+        }
+    }
+    let m = match scen {
+        Scenario::CpsClientClose | Scenario::CpsServerClose => vec![
+            Metric::new("conn/s", "1/s", ok as f64 / secs),
+            Metric::new("connections", "n", ok as f64),
+            Metric::new("failed", "n", failed as f64),
+        ],
+        Scenario::RrClosed | Scenario::RrOpen => {
+            let mut v = vec![
+                Metric::new("req/s", "1/s", ok as f64 / secs),
+                Metric::new("failed", "n", failed as f64),
+            ];
+            if scen == Scenario::RrOpen {
+                v.insert(0, Metric::new("offered req/s", "1/s", opts.rate));
+            }
+            v
+        }
+        _ => vec![
+            Metric::new("throughput", "Gbit/s", bytes as f64 * 8.0 / secs / 1e9),
+            Metric::new("failed flows", "n", failed as f64),
+        ],
+    };
+    (
+        m,
+        hists,
+        json!({ "seconds": secs, "ok": ok, "failed": failed, "bytes": bytes }),
+    )
+}
+
+/// `conns`: hold `opts.conns` idle connections and measure the kernel memory they take, then
+/// close them from the client (client TIME-WAIT) and measure the TIME-WAIT entries.
+fn conns(
+    env: &VethNetns,
+    addr: SocketAddrV4,
+    opts: &Opts,
+    core: usize,
+    label: &str,
+) -> Result<Measured> {
+    let n = opts.conns;
+    let sockstat = |ns: &str| {
+        sys::read_in_ns(ns, "/proc/thread-self/net/sockstat")
+            .ok()
+            .and_then(|t| memory::parse_sockstat(&t))
+            .unwrap_or_default()
+    };
+    let slab0 = memory::slab_snapshot();
+    let rss0 = memory::vm_rss("self");
+    let (held_tx, held_rx) = mpsc::channel::<Result<usize>>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (ns, timeout) = (env.client_ns.clone(), opts.duration + client::OP_TIMEOUT);
+    let t = std::thread::spawn(move || {
+        let r = (|| {
+            sys::enter_netns(&ns)?;
+            sys::pin(core);
+            client::connect_n(addr, n, Instant::now() + timeout)
+        })();
+        match r {
+            Ok(v) => {
+                let _ = held_tx.send(Ok(v.len()));
+                let _ = release_rx.recv_timeout(Duration::from_secs(120));
+                drop(v); // client closes first: TIME-WAIT on the client side
+            }
+            Err(e) => {
+                let _ = held_tx.send(Err(e));
+            }
+        }
+    });
+    let start = Instant::now();
+    let progress = Progress::default();
+    let held = held_rx
+        .recv_timeout(timeout + Duration::from_secs(5))
+        .map_err(|_| anyhow!("conns: client did not report"))??;
+    progress.ok.store(held as u64, Relaxed);
+    crate::progress_line(label, start.elapsed(), opts.duration, &progress, false);
+    std::thread::sleep(Duration::from_millis(500)); // let the server accept the last ones
+    let slab1 = memory::slab_snapshot();
+    let rss1 = memory::vm_rss("self");
+    let (ss_c1, ss_s1) = (sockstat(&env.client_ns), sockstat(&env.server_ns));
+    let _ = release_tx.send(());
+    t.join().map_err(|_| anyhow!("conns client panicked"))?;
+    // Wait (at most 5 s) for every client socket to reach TIME-WAIT, i.e. for the server's
+    // FIN. Counted with sock_diag (ss), not /proc/net/tcp, which is read in chunks that can
+    // skip entries while other entries of the shared hash come and go. An orphaned socket in
+    // FIN-WAIT-2 is a TIME-WAIT mini-socket (tw_sock_TCP) too, so both states count.
+    let tw_states = ["time-wait", "fin-wait-2"];
+    let mut tw_n = 0;
+    let wait_end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < wait_end && !sys::stopped() {
+        std::thread::sleep(Duration::from_millis(200));
+        let tw = memory::ss_count(&env.client_ns, &["time-wait"], addr.port()).unwrap_or(0);
+        if tw >= held as u64 {
+            break;
+        }
+    }
+    let slab2 = memory::slab_snapshot();
+    let ss_c2 = sockstat(&env.client_ns);
+    if let Some(n) = memory::ss_count(&env.client_ns, &tw_states, addr.port()) {
+        tw_n = n;
+    }
+    crate::progress_line(label, start.elapsed(), opts.duration, &progress, true);
+
+    let mut m = vec![Metric::new("conns held", "n", held as f64)];
+    let mut details = json!({
+        "sockstat_client_held": ss_c1, "sockstat_server_held": ss_s1,
+        "sockstat_client_closed": ss_c2, "time_wait_entries": tw_n,
+        "client_states_after_close": memory::ss_states(&env.client_ns, addr.port()),
+    });
+    if let (Some(s0), Some(s1), Some(s2)) = (&slab0, &slab1, &slab2) {
+        let d_est = memory::slab_delta(s0, s1);
+        let d_tw = memory::slab_delta(s1, s2);
+        // Both ends are kernel sockets in this kernel: per socket = delta / (2 × held).
+        let est: i64 = d_est
+            .iter()
+            .filter(|(k, _)| *k != "tw_sock_TCP")
+            .map(|(_, v)| v)
+            .sum();
+        m.push(Metric::new(
+            "kernel slab per socket",
+            "B",
+            est as f64 / (2.0 * held.max(1) as f64),
+        ));
+        if tw_n > 0 {
+            m.push(Metric::new(
+                "kernel slab per TIME-WAIT",
+                "B",
+                d_tw["tw_sock_TCP"] as f64 / tw_n as f64,
+            ));
+        }
+        details["slab_delta_established"] = json!(d_est);
+        details["slab_delta_closed"] = json!(d_tw);
+    } else {
+        details["slab"] = json!("/proc/slabinfo not readable: kernel memory not measured");
+    }
+    if let (Some(a), Some(b)) = (rss0, rss1) {
+        m.push(Metric::new(
+            "process RSS per conn",
+            "B",
+            (b as f64 - a as f64) / held.max(1) as f64,
+        ));
+    }
+    Ok((m, Vec::new(), details))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_lists() {
+        let v = Scenario::parse_list("cps,rr/open").unwrap();
+        assert_eq!(
+            v,
+            [
+                Scenario::CpsClientClose,
+                Scenario::CpsServerClose,
+                Scenario::RrOpen
+            ]
+        );
+        assert_eq!(Scenario::parse_list("bulk").unwrap().len(), 4);
+        assert!(Scenario::parse_list("nope").is_err());
+        assert_eq!(split(10, 3, 0), 4);
+        assert_eq!(split(10, 3, 2), 3);
+    }
+}

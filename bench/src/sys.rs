@@ -1,0 +1,70 @@
+//! Small OS helpers: namespaces, core pinning, the stop flag set by SIGINT/SIGTERM.
+
+use anyhow::{bail, Context, Result};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Makes SIGINT/SIGTERM set the stop flag instead of killing the process, so every loop ends
+/// at its next check and the namespaces are removed by their `Drop`.
+pub fn install_signal_handlers() {
+    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+/// True once a stop was requested by a signal.
+pub fn stopped() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Moves the calling thread (only) into the named network namespace (`ip netns` name).
+pub fn enter_netns(name: &str) -> Result<()> {
+    let path = format!("/run/netns/{name}");
+    let f = File::open(&path).with_context(|| format!("open {path}"))?;
+    // SAFETY: valid fd; CLONE_NEWNET affects only the calling thread.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        bail!("setns({path}): {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Pins the calling thread to `core` modulo the number of cores (best effort: a failure to
+/// pin makes numbers noisier, not wrong).
+pub fn pin(core: usize) {
+    if let Some(ids) = core_affinity::get_core_ids() {
+        if !ids.is_empty() {
+            core_affinity::set_for_current(ids[core % ids.len()]);
+        }
+    }
+}
+
+pub fn num_cores() -> usize {
+    core_affinity::get_core_ids().map_or(1, |v| v.len().max(1))
+}
+
+/// Reads a file as the calling thread would see it from inside namespace `ns` (e.g.
+/// `/proc/thread-self/net/sockstat`, which is per namespace).
+pub fn read_in_ns(ns: &str, path: &str) -> Result<String> {
+    let (ns, path) = (ns.to_string(), path.to_string());
+    std::thread::spawn(move || -> Result<String> {
+        enter_netns(&ns)?;
+        std::fs::read_to_string(&path).with_context(|| format!("read {path} in {ns}"))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("reader thread panicked"))?
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The benchmark command (README): builds xdptcp-bench in release and runs the default short
+# suite (about a minute: cps both close orders, rr closed and open loop, bulk single/multi flow
+# both directions, conns 1000) over a fresh veth pair between two network namespaces (the
+# binary creates and removes it), then prints the side-by-side table. Results (table, JSON,
+# .hgrm, PNG) go to results/<date-time>/.
+#
+# Flags (passed through to xdptcp-bench; see `xdptcp-bench --help` for all of them):
+#   --scenarios cps,rr,bulk,conns   groups or names like rr/open
+#   --duration SECS                 per scenario run (default 5)
+#   --workers N                     server workers and client threads, one core each
+#   --iface IF                      a real NIC (not implemented yet)
+#   --pairings linux-linux,...      default: all three (stack pairings need `xdptcp serve`)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/bench.sh: needs root (network namespaces, veth): run it as root (e.g. sudo -E scripts/bench.sh)" >&2
+  exit 1
+fi
+scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+cargo build --release -p xdptcp-bench >&2
+exec target/release/xdptcp-bench "$@"

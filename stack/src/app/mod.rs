@@ -1,0 +1,228 @@
+//! The application API: event-driven and run-to-completion. An [`App`]'s handler runs on the
+//! worker's core, inside the worker loop, between receiving a burst and transmitting: whatever
+//! it sends goes out in the same iteration's flush. Nothing blocks and nothing is shared.
+//!
+//! The worker calls [`App::on_start`] once, then [`App::on_event`] for every event of every
+//! connection the application owns; [`AppIo`] is the handle on the shard's endpoint for the
+//! duration of one call (send, recv, shutdown, close, abort, connect, listen).
+//!
+//! Example applications: [`echo`], [`discard`], [`http`], [`close_first`] (servers) and
+//! [`client`] (connect, send a message, read the echo, close); [`server::Server`] routes each
+//! listener's connections to its own application (`xdptcp serve --listen PORT=APP ...`).
+
+pub mod client;
+pub mod close_first;
+pub mod discard;
+pub mod echo;
+pub mod http;
+pub mod server;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::tcp::conn::{ConnError, Endpoints, Event, SendError, State};
+use crate::tcp::endpoint::{ConnId, ConnectError, Endpoint, ListenError, ListenerId};
+use crate::time::Instant;
+
+/// What an application is told about one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEvent {
+    /// A passive open on `ListenerId` completed and was accepted; the app owns the connection.
+    /// (A `Connected` follows, as for an active open.)
+    Accepted(ListenerId),
+    /// The handshake completed.
+    Connected,
+    /// In-order data can be read with [`AppIo::recv`]. Edge-triggered: read until 0.
+    Readable,
+    /// Send-buffer space was freed after a short or refused [`AppIo::send`].
+    Writable,
+    /// The peer sent FIN: once the buffered data is read, the stream has ended.
+    PeerFin,
+    /// The connection failed; `Closed` follows.
+    Error(AppError),
+    /// The connection is over. The `ConnId` is released right after this call: forget it.
+    Closed,
+}
+
+/// Typed errors of the application API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AppError {
+    /// Our SYN was answered by a RST (ECONNREFUSED).
+    #[error("connection refused")]
+    ConnectionRefused,
+    /// The peer reset the connection (ECONNRESET).
+    #[error("connection reset")]
+    ConnectionReset,
+    /// Retransmissions, keepalive probes or the user timeout ran out (ETIMEDOUT).
+    #[error("connection timed out")]
+    TimedOut,
+    /// We aborted it (`abort`, or `close` with unread data).
+    #[error("connection aborted")]
+    Aborted,
+    /// The handshake has not completed yet.
+    #[error("not connected")]
+    NotConnected,
+    /// `shutdown` or `close` was called: no more sending.
+    #[error("write side closed")]
+    WriteClosed,
+    /// The connection is closed (normally), or the handle is stale.
+    #[error("connection closed")]
+    Closed,
+    #[error("connect: {0}")]
+    Connect(ConnectError),
+    #[error("listen: {0}")]
+    Listen(ListenError),
+}
+
+impl From<ConnError> for AppError {
+    fn from(e: ConnError) -> Self {
+        match e {
+            ConnError::Refused => AppError::ConnectionRefused,
+            ConnError::Reset => AppError::ConnectionReset,
+            ConnError::TimedOut => AppError::TimedOut,
+            ConnError::Aborted => AppError::Aborted,
+        }
+    }
+}
+
+impl AppEvent {
+    /// The application's view of a connection event.
+    pub fn from_conn(ev: Event) -> AppEvent {
+        match ev {
+            Event::Connected => AppEvent::Connected,
+            Event::Readable => AppEvent::Readable,
+            Event::Writable => AppEvent::Writable,
+            Event::PeerFin => AppEvent::PeerFin,
+            Event::Error(e) => AppEvent::Error(e.into()),
+            Event::Closed => AppEvent::Closed,
+        }
+    }
+}
+
+/// An application running on a worker. See the module docs.
+pub trait App {
+    /// Once, before the first loop iteration: open listeners, start connections.
+    fn on_start(&mut self, _io: &mut AppIo<'_>) {}
+    /// One event of a connection the application owns.
+    fn on_event(&mut self, io: &mut AppIo<'_>, conn: ConnId, ev: AppEvent);
+    /// Once, when the worker stops: the application ends what it holds (the example server
+    /// aborts its live connections, so peers see a RST at once rather than after the XDP
+    /// program is gone).
+    fn on_stop(&mut self, _io: &mut AppIo<'_>) {}
+    /// True when the application has nothing more to do (a client): the worker stops.
+    fn is_done(&self) -> bool {
+        false
+    }
+}
+
+/// The application's handle on the shard's endpoint during one callback.
+pub struct AppIo<'a> {
+    ep: &'a mut Endpoint,
+    now: Instant,
+    local: Ipv4Addr,
+}
+
+impl<'a> AppIo<'a> {
+    /// `local` is the interface address used for `listen` and `connect`.
+    pub fn new(ep: &'a mut Endpoint, now: Instant, local: Ipv4Addr) -> Self {
+        AppIo { ep, now, local }
+    }
+
+    /// The loop iteration's time (read once per iteration by the worker).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    pub fn local_addr(&self) -> Ipv4Addr {
+        self.local
+    }
+
+    /// LISTEN on `port` of the interface address; `backlog` is capped by `somaxconn`.
+    pub fn listen(&mut self, port: u16, backlog: usize) -> Result<ListenerId, AppError> {
+        self.ep
+            .listen(self.local, port, backlog)
+            .map_err(AppError::Listen)
+    }
+
+    /// Active open from an ephemeral port of this shard. `Connected` or `Error` follows.
+    pub fn connect(&mut self, remote: SocketAddrV4) -> Result<ConnId, AppError> {
+        self.ep
+            .connect(self.now, self.local, remote)
+            .map_err(AppError::Connect)
+    }
+
+    /// Takes the oldest established connection off listener `l`'s accept queue (the
+    /// interface does this and reports `Accepted`).
+    pub(crate) fn accept(&mut self, l: ListenerId) -> Option<ConnId> {
+        self.ep.accept(l)
+    }
+
+    /// Queues data; returns how much was taken (0 when the send buffer is full: wait for
+    /// `Writable`).
+    pub fn send(&mut self, c: ConnId, data: &[u8]) -> Result<usize, AppError> {
+        match self.ep.send(self.now, c, data) {
+            Ok(n) => Ok(n),
+            Err(SendError::Full) => Ok(0),
+            Err(SendError::NotConnected) => Err(AppError::NotConnected),
+            Err(SendError::WriteClosed) => Err(AppError::WriteClosed),
+            Err(SendError::Closed(Some(e))) => Err(e.into()),
+            Err(SendError::Closed(None)) => Err(AppError::Closed),
+        }
+    }
+
+    /// Reads in-order data into `buf`; 0 when none is buffered (or at end of stream).
+    pub fn recv(&mut self, c: ConnId, buf: &mut [u8]) -> Result<usize, AppError> {
+        self.ep.recv(c, buf).map_err(|_| AppError::Closed)
+    }
+
+    /// Bytes buffered for `recv`.
+    pub fn recv_available(&self, c: ConnId) -> usize {
+        self.ep.connection(c).map_or(0, |k| k.recv_available())
+    }
+
+    /// Bytes `send` would take now.
+    pub fn send_capacity(&self, c: ConnId) -> usize {
+        self.ep.connection(c).map_or(0, |k| k.send_capacity())
+    }
+
+    /// Half-close: FIN after the queued data.
+    pub fn shutdown(&mut self, c: ConnId) -> Result<(), AppError> {
+        self.ep
+            .shutdown_write(self.now, c)
+            .map_err(|_| AppError::Closed)
+    }
+
+    /// Close: FIN after the queued data (RST if received data is left unread, RFC 2525
+    /// §2.17). The handle stays valid until `Closed`.
+    pub fn close(&mut self, c: ConnId) -> Result<(), AppError> {
+        self.ep.close(self.now, c).map_err(|_| AppError::Closed)
+    }
+
+    /// Abort: RST now (RFC 9293 §3.10.5).
+    pub fn abort(&mut self, c: ConnId) -> Result<(), AppError> {
+        self.ep.abort(self.now, c).map_err(|_| AppError::Closed)
+    }
+
+    pub fn state(&self, c: ConnId) -> Option<State> {
+        self.ep.state(c)
+    }
+
+    pub fn endpoints(&self, c: ConnId) -> Option<Endpoints> {
+        self.ep.connection(c).map(|k| k.endpoints())
+    }
+}
+
+/// Reads everything buffered on `c` into `sink`, in chunks of `scratch`; returns the bytes
+/// read. Bounded by what the connection buffers (`tcp_rmem`).
+pub fn drain(
+    io: &mut AppIo<'_>,
+    c: ConnId,
+    scratch: &mut [u8],
+    mut sink: impl FnMut(&[u8]),
+) -> usize {
+    let mut total = 0;
+    while let Ok(n @ 1..) = io.recv(c, scratch) {
+        sink(&scratch[..n]);
+        total += n;
+    }
+    total
+}

@@ -1,0 +1,164 @@
+//! A server of several listeners, each with its own application (`xdptcp serve --listen
+//! PORT=APP ...`): connections are routed to the application of the listener that accepted
+//! them.
+//!
+//! Memory bound: one map entry (ConnId -> application index) per open connection.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rustc_hash::FxHashMap;
+
+use super::close_first::CloseFirst;
+use super::discard::Discard;
+use super::echo::Echo;
+use super::http::Http;
+use super::{App, AppError, AppEvent, AppIo};
+use crate::tcp::endpoint::{ConnId, ListenerId};
+
+/// The example applications `xdptcp serve` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppKind {
+    Echo,
+    Discard,
+    Http,
+    CloseFirst,
+}
+
+impl AppKind {
+    pub const ALL: [AppKind; 4] = [
+        AppKind::Echo,
+        AppKind::Discard,
+        AppKind::Http,
+        AppKind::CloseFirst,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AppKind::Echo => "echo",
+            AppKind::Discard => "discard",
+            AppKind::Http => "http",
+            AppKind::CloseFirst => "close-first",
+        }
+    }
+
+    /// A fresh instance.
+    pub fn build(self) -> Box<dyn App + Send> {
+        match self {
+            AppKind::Echo => Box::<Echo>::default(),
+            AppKind::Discard => Box::<Discard>::default(),
+            AppKind::Http => Box::<Http>::default(),
+            AppKind::CloseFirst => Box::<CloseFirst>::default(),
+        }
+    }
+}
+
+impl fmt::Display for AppKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for AppKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        AppKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                format!("unknown application {s:?} (one of: echo, discard, http, close-first)")
+            })
+    }
+}
+
+/// Several listeners, each routed to its own application.
+pub struct Server {
+    backlog: usize,
+    ports: Vec<(u16, Box<dyn App + Send>)>,
+    listeners: Vec<(ListenerId, usize)>,
+    conns: FxHashMap<ConnId, usize>,
+    /// Errors of `listen` at start, by port (the caller reports them).
+    pub listen_errors: Vec<(u16, AppError)>,
+    /// Connections accepted.
+    pub accepted: u64,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("ports", &self.ports.iter().map(|p| p.0).collect::<Vec<_>>())
+            .field("conns", &self.conns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// `backlog` is each listener's accept-queue bound (capped by `somaxconn`).
+    pub fn new(backlog: usize) -> Self {
+        Server {
+            backlog,
+            ports: Vec::new(),
+            listeners: Vec::new(),
+            conns: FxHashMap::default(),
+            listen_errors: Vec::new(),
+            accepted: 0,
+        }
+    }
+
+    /// Serves `app` on `port` (opened at `on_start`).
+    pub fn add(&mut self, port: u16, app: Box<dyn App + Send>) -> &mut Self {
+        self.ports.push((port, app));
+        self
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+}
+
+impl App for Server {
+    fn on_start(&mut self, io: &mut AppIo<'_>) {
+        for (i, (port, app)) in self.ports.iter_mut().enumerate() {
+            match io.listen(*port, self.backlog) {
+                Ok(l) => self.listeners.push((l, i)),
+                Err(e) => self.listen_errors.push((*port, e)),
+            }
+            app.on_start(io);
+        }
+    }
+
+    /// Aborts every live connection (RST, RFC 9293 §3.10.5): a stopping server does not wait
+    /// for graceful closes.
+    fn on_stop(&mut self, io: &mut AppIo<'_>) {
+        for (&c, _) in self.conns.iter() {
+            let _ = io.abort(c);
+        }
+        for (_, app) in self.ports.iter_mut() {
+            app.on_stop(io);
+        }
+    }
+
+    fn on_event(&mut self, io: &mut AppIo<'_>, c: ConnId, ev: AppEvent) {
+        let idx = match ev {
+            AppEvent::Accepted(l) => {
+                let Some(&(_, i)) = self.listeners.iter().find(|(id, _)| *id == l) else {
+                    // Not ours (cannot happen: only our listeners exist); refuse it cleanly.
+                    let _ = io.abort(c);
+                    return;
+                };
+                self.accepted += 1;
+                self.conns.insert(c, i);
+                i
+            }
+            _ => match self.conns.get(&c) {
+                Some(&i) => i,
+                None => return,
+            },
+        };
+        self.ports[idx].1.on_event(io, c, ev);
+        if ev == AppEvent::Closed {
+            self.conns.remove(&c);
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The `xdptcp` program's command line (clap) and its two commands:
+//!
+//! - `xdptcp serve --iface IF --addr IP --listen PORT=APP ... [--workers N] [--zero-copy]
+//!   [--set KEY=VALUE ...]`: attaches, serves until SIGINT/SIGTERM (or `--duration`),
+//!   detaches and prints a statistics summary.
+//! - `xdptcp connect --iface IF --addr IP --remote IP:PORT [--message TEXT]`: the stack as a
+//!   client: connect, send, read the echo, close; prints what came back.
+//!
+//! Every start-up failure prints one line `xdptcp: ...` on stderr and exits with status 1
+//! (2 for bad flags).
+
+pub mod stack;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration as StdDuration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::client::Client;
+use crate::app::server::{AppKind, Server};
+use crate::phy::AfXdpConfig;
+use crate::tcp::TcpConfig;
+use crate::time::Duration;
+use crate::worker::{IdleMode, WorkerConfig, WorkerSnapshot};
+use stack::{Stack, StackOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xdptcp",
+    version,
+    about = "A kernel-bypass TCP/IP stack on AF_XDP"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve example applications on steered ports.
+    Serve(ServeArgs),
+    /// Connect to a server, send a message, print the echo.
+    Connect(ConnectArgs),
+}
+
+/// Options shared by both commands.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Interface to attach to (its queue 0).
+    #[arg(long = "iface")]
+    pub iface: String,
+    /// The stack's IPv4 address (must be on the interface; the kernel keeps answering ARP).
+    #[arg(long)]
+    pub addr: Ipv4Addr,
+    /// Try AF_XDP zero-copy (falls back to copy mode with a message if the driver refuses).
+    #[arg(long)]
+    pub zero_copy: bool,
+    /// TCP setting named after its Linux sysctl, e.g. `--set tcp_syncookies=2` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Ephemeral port range for active opens, steered to the stack and reserved from the
+    /// kernel (net.ipv4.ip_local_reserved_ports) while running.
+    #[arg(long, default_value = "61000-61999", value_name = "LO-HI")]
+    pub ephemeral: String,
+    /// Pin the worker to this core.
+    #[arg(long)]
+    pub core: Option<usize>,
+    /// Sleep when idle (adaptive idle) instead of busy-polling.
+    #[arg(long)]
+    pub adaptive_idle: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// PORT=APP with APP one of echo, discard, http, close-first (repeatable).
+    #[arg(long = "listen", value_name = "PORT=APP", required = true)]
+    pub listen: Vec<String>,
+    /// Worker threads, one per NIC queue.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Accept-queue backlog per listener (capped by somaxconn).
+    #[arg(long, default_value_t = 1024)]
+    pub backlog: usize,
+    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub duration: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Server address.
+    #[arg(long)]
+    pub remote: SocketAddrV4,
+    /// What to send; the echo of as many bytes is read back.
+    #[arg(long, default_value = "hello from xdptcp\n")]
+    pub message: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+}
+
+/// A start-up or run failure: the line to print and the exit status.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub status: i32,
+}
+
+fn fail(status: i32, message: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        status,
+    }
+}
+
+/// `PORT=APP`.
+pub fn parse_listen(s: &str) -> Result<(u16, AppKind), String> {
+    let bad = |why: String| format!("bad --listen {s:?}: {why}");
+    let (port, app) = s
+        .split_once('=')
+        .ok_or_else(|| bad("expected PORT=APP (APP: echo, discard, http, close-first)".into()))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| bad(format!("{port:?} is not a port number (1-65535)")))?;
+    Ok((port, app.parse().map_err(bad)?))
+}
+
+/// `LO-HI`.
+pub fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("bad --ephemeral {s:?}: expected LO-HI with 1 <= LO <= HI <= 65535");
+    let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
+    let (lo, hi): (u16, u16) = (
+        lo.parse().map_err(|_| bad())?,
+        hi.parse().map_err(|_| bad())?,
+    );
+    if lo == 0 || lo > hi {
+        return Err(bad());
+    }
+    Ok((lo, hi))
+}
+
+/// Applies `--set KEY=VALUE` options to the defaults.
+pub fn parse_sets(sets: &[String]) -> Result<TcpConfig, String> {
+    let mut cfg = TcpConfig::default();
+    for s in sets {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| format!("bad --set {s:?}: expected KEY=VALUE"))?;
+        cfg.set(k, v).map_err(|e| format!("bad --set {s:?}: {e}"))?;
+    }
+    Ok(cfg)
+}
+
+fn options(c: &Common, ports: Vec<u16>) -> Result<StackOptions, Failure> {
+    let tcp = parse_sets(&c.set).map_err(|m| fail(2, m))?;
+    let ephemeral = parse_range(&c.ephemeral).map_err(|m| fail(2, m))?;
+    if let Some(p) = ports
+        .iter()
+        .find(|p| (ephemeral.0..=ephemeral.1).contains(p))
+    {
+        return Err(fail(
+            2,
+            format!(
+                "bad --listen: port {p} is inside the ephemeral range {}",
+                c.ephemeral
+            ),
+        ));
+    }
+    Ok(StackOptions {
+        ifname: c.iface.clone(),
+        addr: c.addr,
+        ports,
+        ephemeral,
+        zero_copy: c.zero_copy,
+        reserve_ports: true,
+        tcp,
+        afxdp: AfXdpConfig::default(),
+        worker: WorkerConfig {
+            core: c.core,
+            idle: if c.adaptive_idle {
+                IdleMode::Adaptive {
+                    spins: 1000,
+                    sleep: Duration::from_micros(50),
+                }
+            } else {
+                IdleMode::BusyPoll
+            },
+            ..WorkerConfig::default()
+        },
+    })
+}
+
+static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+extern "C" fn on_signal(_: libc::c_int) {
+    if let Some(f) = STOP.get() {
+        f.store(true, Ordering::Relaxed);
+    }
+}
+
+/// SIGINT and SIGTERM set the returned flag.
+fn stop_on_signals() -> Arc<AtomicBool> {
+    let flag = STOP
+        .get_or_init(|| Arc::new(AtomicBool::new(false)))
+        .clone();
+    let handler = on_signal as extern "C" fn(libc::c_int);
+    // SAFETY: the handler only does an atomic store (async-signal-safe).
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+    flag
+}
+
+fn open(o: &StackOptions) -> Result<Stack, Failure> {
+    let s = Stack::open(o).map_err(|e| fail(1, e.to_string()))?;
+    if s.zero_copy_fallback {
+        eprintln!(
+            "xdptcp: zero-copy is not supported on {}; running in copy mode",
+            o.ifname
+        );
+    }
+    Ok(s)
+}
+
+/// `xdptcp serve`.
+pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
+    let listens = a
+        .listen
+        .iter()
+        .map(|s| parse_listen(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|m| fail(2, m))?;
+    if a.workers == 0 {
+        return Err(fail(2, "bad --workers 0: at least 1"));
+    }
+    if a.workers > 1 {
+        return Err(fail(
+            2,
+            "multiple workers: not yet implemented (use --workers 1)",
+        ));
+    }
+    let o = options(&a.common, listens.iter().map(|l| l.0).collect())?;
+    let mut stack = open(&o)?;
+    let mut server = Server::new(a.backlog);
+    for &(port, kind) in &listens {
+        server.add(port, kind.build());
+    }
+    let stop = stop_on_signals();
+    stack.worker.set_stop_flag(stop.clone());
+    if let Some(secs) = a.duration {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(StdDuration::from_secs(secs));
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    let apps: Vec<String> = listens.iter().map(|(p, k)| format!("{p}={k}")).collect();
+    println!(
+        "xdptcp: serving on {} {} ports {}; 1 worker, {} mode, ephemeral {}-{}",
+        o.ifname,
+        o.addr,
+        apps.join(","),
+        if o.zero_copy && !stack.zero_copy_fallback {
+            "zero-copy"
+        } else {
+            "copy"
+        },
+        o.ephemeral.0,
+        o.ephemeral.1
+    );
+    flush_stdout();
+    let snap = stack.worker.run(&mut server);
+    if let Some((port, e)) = server.listen_errors.first() {
+        return Err(fail(1, format!("listen on port {port}: {e}")));
+    }
+    print_summary(&snap, &stack);
+    Ok(())
+}
+
+/// `xdptcp connect`.
+pub fn connect(a: &ConnectArgs) -> Result<(), Failure> {
+    let o = options(&a.common, Vec::new())?;
+    let mut stack = open(&o)?;
+    let stop = stop_on_signals();
+    stack.worker.set_stop_flag(stop.clone());
+    let timeout = a.timeout;
+    std::thread::spawn(move || {
+        std::thread::sleep(StdDuration::from_secs(timeout));
+        stop.store(true, Ordering::Relaxed);
+    });
+    let mut client = Client::new(a.remote, a.message.as_bytes());
+    stack.worker.run(&mut client);
+    match client.outcome() {
+        Some(Ok(data)) => {
+            println!(
+                "xdptcp: received {} bytes from {}: {:?}",
+                data.len(),
+                a.remote,
+                String::from_utf8_lossy(data)
+            );
+            Ok(())
+        }
+        Some(Err(e)) => Err(fail(1, format!("connect to {}: {e}", a.remote))),
+        None => Err(fail(
+            1,
+            format!("connect to {}: no answer within {timeout} s", a.remote),
+        )),
+    }
+}
+
+fn flush_stdout() {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+fn print_summary(s: &WorkerSnapshot, stack: &Stack) {
+    let l = &s.looping;
+    let e = &s.endpoint;
+    let i = &s.iface;
+    println!(
+        "xdptcp: stopped. loop: {} iterations ({} busy, {} idle; busy {} ms, idle {} ms); \
+         rx {} frames, tx {} segments",
+        l.iterations,
+        l.busy_iterations,
+        l.idle_iterations,
+        l.busy_ns / 1_000_000,
+        l.idle_ns / 1_000_000,
+        l.rx_packets,
+        l.tx_packets
+    );
+    println!(
+        "xdptcp: tcp: {} opened, {} freed, {} segments in, {} out, {} resets to closed ports, \
+         {} TIME-WAIT entered, {} cookies sent; states {:?}",
+        e.conns_opened,
+        e.conns_freed,
+        e.segments_in,
+        e.segments_out,
+        e.rst_closed,
+        e.tw_entered,
+        e.cookies_sent,
+        s.states
+    );
+    println!(
+        "xdptcp: drops: checksum {}, truncated {}, malformed {}, unsupported {}, not ours {}, \
+         tx full {}, neighbour {}",
+        i.rx_checksum,
+        i.rx_truncated,
+        i.rx_malformed,
+        i.rx_unsupported,
+        i.rx_not_ours,
+        i.tx_full,
+        i.tx_neigh_dropped
+    );
+    if let Ok(c) = stack.steering().counters() {
+        println!("xdptcp: xdp: {c:?}");
+    }
+    flush_stdout();
+}
+
+/// Parses the command line and runs; returns the process exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let r = match &cli.command {
+        Command::Serve(a) => serve(a),
+        Command::Connect(a) => connect(a),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(f) => {
+            eprintln!("xdptcp: {}", f.message);
+            f.status
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_parsing() {
+        assert_eq!(parse_listen("7=echo"), Ok((7, AppKind::Echo)));
+        assert_eq!(parse_listen("80=http"), Ok((80, AppKind::Http)));
+        assert_eq!(parse_listen("9=close-first"), Ok((9, AppKind::CloseFirst)));
+        assert!(parse_listen("7").unwrap_err().contains("expected PORT=APP"));
+        assert!(parse_listen("0=echo").unwrap_err().contains("not a port"));
+        assert!(parse_listen("x=echo").unwrap_err().contains("not a port"));
+        assert!(parse_listen("7=ftp")
+            .unwrap_err()
+            .contains("unknown application"));
+    }
+
+    #[test]
+    fn range_and_set_parsing() {
+        assert_eq!(parse_range("61000-61999"), Ok((61000, 61999)));
+        assert!(parse_range("5-4").is_err());
+        assert!(parse_range("0-4").is_err());
+        assert!(parse_range("x").is_err());
+        let c = parse_sets(&["tcp_syncookies=2".into()]).unwrap();
+        assert_eq!(c.syncookies, 2);
+        assert!(parse_sets(&["tcp_syncookies".into()])
+            .unwrap_err()
+            .contains("KEY=VALUE"));
+        assert!(parse_sets(&["no_such_key=1".into()])
+            .unwrap_err()
+            .starts_with("bad --set"));
+    }
+}

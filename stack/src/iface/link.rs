@@ -1,0 +1,56 @@
+//! Where frames go: the next hop toward a destination and that next hop's MAC.
+//!
+//! [`Link`] extends the neighbour cache's [`Resolver`] with the route lookup. Production uses
+//! the kernel ([`KernelResolver`]: RTM_GETROUTE and the kernel's neighbour table, over
+//! netlink); tests and simulations use [`StaticLink`] (everything on-link, a fixed table).
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use crate::neigh::{KernelResolver, Mac, Resolver};
+
+/// Route lookup plus neighbour resolution. Calls may block briefly (netlink); the interface
+/// makes them once per remote address (routes are cached) and on the neighbour cache's
+/// bounded retry schedule, never per packet.
+pub trait Link: Resolver {
+    /// The next hop toward `dst` (a gateway, or `dst` itself when on-link); `None` when
+    /// there is no route.
+    fn next_hop(&mut self, dst: Ipv4Addr) -> Option<Ipv4Addr>;
+}
+
+impl Link for KernelResolver {
+    fn next_hop(&mut self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        self.netlink().route_get(dst).ok().map(|h| h.ip)
+    }
+}
+
+/// Every destination on-link, MACs from a fixed table (tests, in-memory links).
+#[derive(Debug, Clone, Default)]
+pub struct StaticLink {
+    macs: HashMap<Ipv4Addr, Mac>,
+    /// `lookup` calls made (a test can check that routes and MACs are cached).
+    pub lookups: u64,
+}
+
+impl StaticLink {
+    pub fn new(entries: &[(Ipv4Addr, Mac)]) -> Self {
+        StaticLink {
+            macs: entries.iter().copied().collect(),
+            lookups: 0,
+        }
+    }
+}
+
+impl Resolver for StaticLink {
+    fn lookup(&mut self, ip: Ipv4Addr) -> Option<Mac> {
+        self.lookups += 1;
+        self.macs.get(&ip).copied()
+    }
+    fn solicit(&mut self, _ip: Ipv4Addr) {}
+}
+
+impl Link for StaticLink {
+    fn next_hop(&mut self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        Some(dst)
+    }
+}

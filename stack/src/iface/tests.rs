@@ -1,0 +1,208 @@
+//! Two interfaces over an in-memory link, virtual time: whole-stack runs through the wire
+//! layer, the neighbour cache and the application API.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use super::*;
+use crate::app::client::Client;
+use crate::app::close_first::CloseFirst;
+use crate::app::echo::Echo;
+use crate::app::server::Server;
+use crate::app::AppError;
+use crate::phy::MemoryDevice;
+use crate::tcp::endpoint::EndpointSecrets;
+use crate::tcp::TcpConfig;
+use crate::time::Duration;
+
+const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const MAC_A: Mac = [2, 0, 0, 0, 0, 0xa];
+const MAC_B: Mac = [2, 0, 0, 0, 0, 0xb];
+
+type Iface = Interface<MemoryDevice, StaticLink>;
+
+fn pair(b_knows_a: bool) -> (Iface, Iface) {
+    let (da, db) = MemoryDevice::pair(1514, 256);
+    let mk = |dev, addr, mac, peer: Option<(Ipv4Addr, Mac)>, seed| {
+        let ep = Endpoint::new(
+            TcpConfig::default(),
+            EndpointSecrets::from_seed(seed),
+            40000..=40999,
+        );
+        let link = StaticLink::new(peer.as_slice());
+        Interface::new(dev, link, ep, InterfaceConfig::new(addr, mac))
+    };
+    let a = mk(da, A, MAC_A, Some((B, MAC_B)), 1);
+    let b = mk(db, B, MAC_B, b_knows_a.then_some((A, MAC_A)), 2);
+    (a, b)
+}
+
+/// Polls both sides every millisecond of virtual time until `done` or `limit`.
+fn run(
+    a: &mut Iface,
+    app_a: &mut dyn App,
+    b: &mut Iface,
+    app_b: &mut dyn App,
+    limit: Duration,
+    mut done: impl FnMut(&Iface, &Iface) -> bool,
+) -> Instant {
+    let mut now = Instant::from_secs(1);
+    a.start(now, app_a);
+    b.start(now, app_b);
+    let end = now + limit;
+    while now < end && !done(a, b) {
+        a.poll(now, app_a);
+        b.poll(now, app_b);
+        now += Duration::from_millis(1);
+    }
+    now
+}
+
+#[test]
+fn echo_round_trip_and_passive_close() {
+    let (mut a, mut b) = pair(true);
+    let mut server = Server::new(128);
+    server.add(7, Box::<Echo>::default());
+    let msg: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    let mut client = Client::new(SocketAddrV4::new(A, 7), &msg);
+    run(
+        &mut a,
+        &mut server,
+        &mut b,
+        &mut client,
+        Duration::from_secs(10),
+        |_, _| false,
+    );
+    assert_eq!(client.outcome(), Some(Ok(&msg[..])));
+    assert!(server.listen_errors.is_empty());
+    assert_eq!(server.accepted, 1);
+    // The client closed first: it holds TIME-WAIT; the server side is gone.
+    assert_eq!(b.endpoint().time_wait_count(), 1);
+    assert_eq!(a.endpoint().connection_count(), 0);
+    assert_eq!(a.endpoint().time_wait_count(), 0);
+    assert_eq!(server.connections(), 0);
+    let s = a.stats();
+    assert_eq!((s.rx_checksum, s.rx_not_ours, s.tx_full), (0, 0, 0));
+    // Full-sized segments fit a 1514-byte frame: with timestamps a segment carries
+    // MSS - 12 = 1448 data bytes (RFC 6691 §2), not 1460 + 12 bytes of option.
+    assert_eq!((s.tx_too_long, b.stats().tx_too_long), (0, 0));
+    assert!(s.rx_segments > 30 && s.tx_segments > 30, "{s:?}");
+}
+
+#[test]
+fn close_first_server_holds_time_wait() {
+    let (mut a, mut b) = pair(true);
+    let mut server = Server::new(128);
+    server.add(9, Box::<CloseFirst>::default());
+    let mut client = Client::reader(SocketAddrV4::new(A, 9), 16);
+    run(
+        &mut a,
+        &mut server,
+        &mut b,
+        &mut client,
+        Duration::from_secs(5),
+        |a, _| a.endpoint().time_wait_count() == 1,
+    );
+    assert_eq!(a.endpoint().time_wait_count(), 1);
+    assert_eq!(a.endpoint().connection_count(), 0);
+    // The client read "bye\n" and the end of the stream, then closed (passive close).
+    assert_eq!(client.outcome(), Some(Ok(&b"bye\n"[..])));
+    assert_eq!(b.endpoint().time_wait_count(), 0);
+    assert_eq!(b.endpoint().connection_count(), 0);
+}
+
+#[test]
+fn connect_to_closed_port_is_refused() {
+    let (mut a, mut b) = pair(true);
+    let mut server = Server::new(128);
+    let mut client = Client::new(SocketAddrV4::new(A, 81), b"hello");
+    run(
+        &mut a,
+        &mut server,
+        &mut b,
+        &mut client,
+        Duration::from_secs(5),
+        |_, _| false,
+    );
+    assert_eq!(client.outcome(), Some(Err(AppError::ConnectionRefused)));
+    assert_eq!(a.endpoint().stats().rst_closed, 1);
+    assert_eq!(b.endpoint().connection_count(), 0);
+}
+
+/// The server cannot resolve the client's MAC: its SYN-ACK is held in the neighbour cache;
+/// the client's retransmitted SYN (from an on-link address with a pending entry) confirms the
+/// MAC, which releases the held SYN-ACK, and the connection completes.
+#[test]
+fn held_syn_ack_released_by_learning_from_syn() {
+    let (mut a, mut b) = pair(false);
+    let mut server = Server::new(128);
+    server.add(7, Box::<Echo>::default());
+    let mut client = Client::new(SocketAddrV4::new(B, 7), b"hi");
+    let end = run(
+        &mut b,
+        &mut server,
+        &mut a,
+        &mut client,
+        Duration::from_secs(4),
+        |_, _| false,
+    );
+    assert_eq!(client.outcome(), Some(Ok(&b"hi"[..])));
+    let s = b.stats();
+    assert_eq!(
+        (s.tx_held, s.tx_released, s.tx_neigh_dropped),
+        (1, 1, 0),
+        "{s:?}"
+    );
+    assert_eq!(b.neigh().stats().learned, 1);
+    assert_eq!(b.neigh().lookup(end, A), Lookup::Found(MAC_A));
+}
+
+#[test]
+fn rejected_frames_counted_by_reason() {
+    let (mut a, mut b) = pair(true);
+    let mut server = Server::new(128);
+    server.add(7, Box::<Echo>::default());
+    let syn = TcpRepr {
+        src_port: 5555,
+        dst_port: 7,
+        seq: crate::wire::SeqNum(1000),
+        ack: crate::wire::SeqNum(0),
+        flags: crate::wire::TcpFlags::SYN,
+        window: 1000,
+        urgent: 0,
+        options: Default::default(),
+        payload: &[],
+    };
+    let eth = eth_repr(b.config(), MAC_A);
+    let dev = b.device_mut();
+    // Not our address, a corrupted checksum, an ARP frame, a runt.
+    for (dst, corrupt) in [(Ipv4Addr::new(198, 18, 0, 9), false), (A, true)] {
+        let len = wire::tcp_frame_len(&syn);
+        dev.transmit(len, |buf| {
+            wire::emit_tcp_frame(buf, &eth, B, dst, 64, &syn);
+            if corrupt {
+                buf[len - 1] ^= 0xff;
+            }
+        })
+        .unwrap();
+    }
+    dev.transmit(42, |buf| {
+        buf.fill(0);
+        buf[12] = 0x08;
+        buf[13] = 0x06;
+    })
+    .unwrap();
+    dev.transmit(10, |buf| buf.fill(0)).unwrap();
+    dev.flush(Instant::ZERO);
+    let now = Instant::from_secs(1);
+    a.start(now, &mut server);
+    a.poll(now, &mut server);
+    let s = a.stats();
+    assert_eq!(s.rx_frames, 4);
+    assert_eq!(s.rx_not_ours, 1);
+    assert_eq!(s.rx_checksum, 1);
+    assert_eq!(s.rx_unsupported, 1);
+    assert_eq!(s.rx_truncated, 1);
+    assert_eq!(s.rx_segments, 0);
+    assert_eq!(a.endpoint().stats().segments_in, 0);
+}
