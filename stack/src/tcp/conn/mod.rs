@@ -26,7 +26,7 @@
 //! unknown 4-tuples with a RST, RFC 9293 §3.10.7.1). A connection that reaches
 //! [`State::Closed`] only drains its last output (a RST, if any) and unread data.
 //!
-//! Memory per connection: the struct itself (672 bytes on x86-64; a test bounds it at 672)
+//! Memory per connection: the struct itself (680 bytes on x86-64; a test bounds it at 680)
 //! plus at most `cfg.wmem` bytes of send buffer and `cfg.rmem` bytes of receive buffer
 //! (buffers grow on demand up to those bounds; out-of-order data is held inside the receive
 //! buffer) plus, only while out-of-order data is held, its range list (at most
