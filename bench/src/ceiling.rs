@@ -65,6 +65,10 @@ pub struct CeilingRow {
     pub frame_len: usize,
     /// Frames counted by the measuring end.
     pub frames: u64,
+    /// Frames the other end sent (its kernel completed them) that were not counted: dropped
+    /// on the way (e.g. the receiver was descheduled and its fill ring ran dry), or, for
+    /// `l2fwd`, still in flight at the end.
+    pub missing: u64,
     pub seconds: f64,
     /// Million frames per second.
     pub mpps: f64,
@@ -73,12 +77,13 @@ pub struct CeilingRow {
 }
 
 impl CeilingRow {
-    pub fn new(test: &str, frame_len: usize, frames: u64, seconds: f64) -> Self {
+    pub fn new(test: &str, frame_len: usize, frames: u64, sent: u64, seconds: f64) -> Self {
         let s = seconds.max(1e-9);
         CeilingRow {
             test: test.into(),
             frame_len,
             frames,
+            missing: sent.saturating_sub(frames),
             seconds,
             mpps: frames as f64 / s / 1e6,
             gbps: (frames * frame_len as u64) as f64 * 8.0 / s / 1e9,
@@ -241,17 +246,19 @@ fn rx_count(
     let start = Instant::now();
     let (mut n, mut first, mut last) = (0u64, None, start);
     loop {
-        let now = Instant::now();
-        let idle = now - last;
-        if now - start > limit || sys::stopped() || (done.load(Relaxed) && idle > LOST_AFTER) {
-            break;
-        }
         let k = dev.recv(StackInstant::now_monotonic(), 4 * BURST, |_| {});
+        let now = Instant::now();
         if k > 0 {
             first.get_or_insert(now);
             last = now;
             n += k as u64;
             p.ok.store(n, Relaxed);
+        }
+        // Stop only right after an empty receive: a thread descheduled past the idle time
+        // still drains the ring first.
+        let quiet = k == 0 && done.load(Relaxed) && now - last > LOST_AFTER;
+        if quiet || now - start > limit || sys::stopped() {
+            break;
         }
     }
     let secs = first.map_or(0.0, |f| (last - f).as_secs_f64());
@@ -319,11 +326,12 @@ fn rx_phase(
         done.store(true, Relaxed);
         rx.join().unwrap_or((0, 0.0))
     });
+    let sent = pdev.stats_full().tx_completed - p0.tx_completed;
     let d = json!({
         "stack": counts(&s0, &sdev.stats_full()),
         "peer": counts(&p0, &pdev.stats_full()),
     });
-    (CeilingRow::new("rx", SMALL, got, secs), d)
+    (CeilingRow::new("rx", SMALL, got, sent, secs), d)
 }
 
 /// The peer interface's `rx_packets` (sysfs shows the namespace it was mounted in, so it is
@@ -354,8 +362,9 @@ fn tx_phase(
         tx.join().unwrap_or(0.0)
     });
     let got = peer_rx_packets(pair)?.saturating_sub(rx0);
+    let sent = dev.stats_full().tx_completed - s0.tx_completed;
     let d = json!({ "peer_rx_packets": got, "stack": counts(&s0, &dev.stats_full()) });
-    Ok((CeilingRow::new("tx", frame.len(), got, secs), d))
+    Ok((CeilingRow::new("tx", frame.len(), got, sent, secs), d))
 }
 
 /// The stack side of l2fwd: receive a burst, rewrite, transmit it back, flush.
@@ -468,7 +477,7 @@ fn l2fwd_phase(
         "stack_forwarded": fwd, "stack_dropped": dropped,
         "stack": counts(&s0, &sdev.stats_full()), "peer": counts(&p0, &pdev.stats_full()),
     });
-    (CeilingRow::new("l2fwd", SMALL, back, secs), d)
+    (CeilingRow::new("l2fwd", SMALL, back, sent, secs), d)
 }
 
 /// The progress line while `finished` is false (bounded by the phase plus [`GRACE`]).
@@ -513,8 +522,9 @@ mod tests {
 
     #[test]
     fn row_rates() {
-        let r = CeilingRow::new("tx", 1514, 1_000_000, 2.0);
-        assert_eq!(r.mpps, 0.5);
+        let r = CeilingRow::new("tx", 1514, 1_000_000, 1_000_100, 2.0);
+        assert_eq!((r.mpps, r.missing), (0.5, 100));
+        assert_eq!(CeilingRow::new("tx", 64, 10, 5, 1.0).missing, 0);
         assert!((r.gbps - 6.056).abs() < 1e-9, "{}", r.gbps);
     }
 }

@@ -213,17 +213,19 @@ pub fn ceiling_table(c: &Ceiling) -> String {
         "physical ceiling: raw AF_XDP frames on the same veth (copy mode, steering program \
          attached; no TCP)\n",
     );
-    let mut cells = vec![["test", "frame [B]", "frames", "Mpps", "Gbit/s"].map(String::from)];
+    let mut cells =
+        vec![["test", "frame [B]", "frames", "missing", "Mpps", "Gbit/s"].map(String::from)];
     for r in &c.rows {
         cells.push([
             r.test.clone(),
             r.frame_len.to_string(),
             fmt_num(r.frames as f64),
+            fmt_num(r.missing as f64),
             format!("{:.3}", r.mpps),
             format!("{:.2}", r.gbps),
         ]);
     }
-    let widths: Vec<usize> = (0..5)
+    let widths: Vec<usize> = (0..6)
         .map(|i| cells.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     for row in &cells {
@@ -432,8 +434,8 @@ mod tests {
         use crate::ceiling::CeilingRow;
         let c = Ceiling {
             rows: vec![
-                CeilingRow::new("rx", 64, 1_250_000, 2.0),
-                CeilingRow::new("tx", 1514, 2_000_000, 2.0),
+                CeilingRow::new("rx", 64, 1_250_000, 1_300_000, 2.0),
+                CeilingRow::new("tx", 1514, 2_000_000, 2_000_000, 2.0),
             ],
             details: Value::Null,
             error: Some("stopped".into()),
@@ -446,7 +448,7 @@ mod tests {
             .collect();
         assert_eq!(
             lines[0],
-            ["test", "frame", "[B]", "frames", "Mpps", "Gbit/s"]
+            ["test", "frame", "[B]", "frames", "missing", "Mpps", "Gbit/s"]
         );
         assert_eq!(lines[1], ["rx", "64", "1,250,000", "0.625", "0.32"]);
         assert_eq!(lines[2], ["tx", "1514", "2,000,000", "1.000", "12.11"]);
@@ -454,6 +456,7 @@ mod tests {
         let j = to_json(Value::Null, &[], Some(&c));
         assert_eq!(j["ceiling"]["rows"][1]["frame_len"], 1514);
         assert_eq!(j["ceiling"]["rows"][0]["mpps"], 0.625);
+        assert_eq!(j["ceiling"]["rows"][0]["missing"], 50_000);
         assert_eq!(j["ceiling"]["error"], "stopped");
     }
 

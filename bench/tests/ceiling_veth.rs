@@ -39,6 +39,7 @@ fn ceiling_counts_frames_in_every_phase() {
     let rx = c.row("rx", SMALL).unwrap().frames;
     let sent = n(&d["rx"]["counts"]["peer"]["tx_completed"]);
     assert!(rx <= sent, "stack received {rx} > {sent} sent: {d:#}");
+    assert_eq!(c.row("rx", SMALL).unwrap().missing, sent - rx);
     assert!(
         sent <= n(&d["rx"]["counts"]["peer"]["tx_submitted"]),
         "{d:#}"
