@@ -450,8 +450,11 @@ mod tests {
             lines[0],
             ["test", "frame", "[B]", "frames", "missing", "Mpps", "Gbit/s"]
         );
-        assert_eq!(lines[1], ["rx", "64", "1,250,000", "0.625", "0.32"]);
-        assert_eq!(lines[2], ["tx", "1514", "2,000,000", "1.000", "12.11"]);
+        assert_eq!(
+            lines[1],
+            ["rx", "64", "1,250,000", "50,000", "0.625", "0.32"]
+        );
+        assert_eq!(lines[2], ["tx", "1514", "2,000,000", "0", "1.000", "12.11"]);
         assert_eq!(lines[3], ["ceiling:", "stopped"]);
         let j = to_json(Value::Null, &[], Some(&c));
         assert_eq!(j["ceiling"]["rows"][1]["frame_len"], 1514);
