@@ -235,6 +235,13 @@ pub fn ceiling_table(c: &Ceiling) -> String {
         }
         out.push('\n');
     }
+    let _ = writeln!(
+        out,
+        "rx: sent by an {}; tx: counted by the peer's rx_packets; l2fwd: frames back at the \
+         peer ({} in flight at most)",
+        crate::ceiling::SENDER,
+        crate::ceiling::WINDOW
+    );
     if let Some(e) = &c.error {
         let _ = writeln!(out, "ceiling: {e}");
     }
@@ -455,7 +462,8 @@ mod tests {
             ["rx", "64", "1,250,000", "50,000", "0.625", "0.32"]
         );
         assert_eq!(lines[2], ["tx", "1514", "2,000,000", "0", "1.000", "12.11"]);
-        assert_eq!(lines[3], ["ceiling:", "stopped"]);
+        assert_eq!(lines[3][..3], ["rx:", "sent", "by"]);
+        assert_eq!(lines[4], ["ceiling:", "stopped"]);
         let j = to_json(Value::Null, &[], Some(&c));
         assert_eq!(j["ceiling"]["rows"][1]["frame_len"], 1514);
         assert_eq!(j["ceiling"]["rows"][0]["mpps"], 0.625);
