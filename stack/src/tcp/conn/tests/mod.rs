@@ -380,7 +380,8 @@ fn mermaid_diagram_from_table() {
 /// The per-connection footprint documented in conn/mod.rs (buffers excluded).
 #[test]
 fn connection_size_bound() {
-    assert!(core::mem::size_of::<Connection>() <= 640);
+    let size = core::mem::size_of::<Connection>();
+    assert!(size <= 800, "Connection is {size} bytes");
 }
 
 /// docs/state-machine.md embeds the diagram generated from `TRANSITIONS`: regenerate it with
