@@ -191,11 +191,13 @@ impl Sender {
         let lost_below = self.sb.lost_boundary(mss);
         // Rules 1 and 3: the first unSACKed octet at or above HighRxt; rule 1 when it is
         // lost, rule 3 (after new data) otherwise.
+        // (1.a) above HighRxt, (1.b) below the highest SACKed octet, (1.c) IsLost.
         let mut s = r.high_rxt.max(self.una);
         while let Some(e) = self.sb.covering(s) {
             s = e;
         }
-        let hole = s.lt(self.max).then_some(s);
+        let below_sacked = self.sb.highest().is_some_and(|h| s.lt(h));
+        let hole = (below_sacked && s.lt(self.max)).then_some(s);
         if let Some(s) = hole {
             if lost_below.is_some_and(|l| s.lt(l)) {
                 return self.retransmission(s, TxKind::Hole);

@@ -135,7 +135,6 @@ impl Scoreboard {
     }
 
     /// The highest SACKed sequence number + 1.
-    #[cfg(test)]
     pub fn highest(&self) -> Option<SeqNum> {
         self.ranges.last().map(|&(_, r)| r)
     }

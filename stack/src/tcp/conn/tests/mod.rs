@@ -13,6 +13,7 @@ mod fuzz;
 mod handshake;
 mod pair;
 mod rst;
+mod send;
 mod timers;
 
 use std::net::{Ipv4Addr, SocketAddrV4};

@@ -1,0 +1,325 @@
+//! The sending side (issue 4): congestion window and its response to loss, fast retransmit
+//! and NewReno partial ACKs (RFC 5681 §3.2, RFC 6582), SACK recovery (RFC 6675), the RTO
+//! backoff sequence (RFC 6298 §5.5), Nagle and TCP_NODELAY (RFC 9293 §3.7.4), persist
+//! probing (RFC 9293 §3.8.6.1). Fixtures use a peer MSS of 100 so that the initial window
+//! (RFC 6928: 10 segments) is 1000 bytes and segments are easy to count.
+
+use super::*;
+use crate::tcp::cc::CongestionAlgo;
+
+/// Our payload: byte i of the stream is i % 251, so every segment is recognisable.
+fn stream(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// The segment carrying stream bytes [from, to) (sequence numbers start at 1001).
+fn piece(flags: TcpFlags, from: usize, to: usize) -> Out {
+    Out::new(flags, 1001 + from as u32, 5001).payload(&stream(to)[from..])
+}
+
+/// ESTABLISHED with a peer MSS of 100 (and SACK-permitted when `sack`).
+fn est_mss100(sack: bool, cc: CongestionAlgo) -> T {
+    let cfg = TcpConfig {
+        sack,
+        congestion_control: cc,
+        ..cfg()
+    };
+    let mut syn = peer_syn();
+    syn.options.mss = Some(100);
+    syn.options.sack_permitted = sack;
+    let mut t = syn_received_with(&cfg, &syn);
+    t.feed(&seg(ACK, 5001, 1001));
+    t.events();
+    t
+}
+
+/// A pure ACK from the peer with SACK blocks.
+fn sack_ack(ack: u32, blocks: &[(u32, u32)]) -> TcpRepr<'static> {
+    let mut s = seg(ACK, 5001, ack);
+    for (i, &(l, r)) in blocks.iter().enumerate() {
+        s.options.sack_blocks[i] = (SeqNum(l), SeqNum(r));
+    }
+    s.options.sack_count = blocks.len() as u8;
+    s
+}
+
+/// Send 1000 bytes: the initial window, 10 segments of 100.
+fn send_window(t: &mut T) {
+    assert_eq!(t.c.send(t.now, &stream(1000)), Ok(1000));
+    let want: Vec<Out> = (0..10)
+        .map(|i| {
+            let f = if i == 9 { ACK | PSH } else { ACK };
+            piece(f, i * 100, i * 100 + 100)
+        })
+        .collect();
+    assert_eq!(t.out(), want, "RFC 6928 initial window: 10 segments");
+}
+
+/// RFC 5681 §3.2: the third duplicate ACK (and only it) retransmits exactly the segment at
+/// SND.UNA; cwnd becomes ssthresh = β * FlightSize (CUBIC, RFC 9438 §4.6). RFC 6582 step 4:
+/// a partial ACK retransmits the next hole at once; a full ACK ends recovery.
+#[test]
+fn three_dupacks_one_retransmission_then_partial_ack() {
+    let mut t = est_mss100(false, CongestionAlgo::Cubic);
+    send_window(&mut t);
+    assert_eq!(t.feed(&seg(ACK, 5001, 1101)), vec![]);
+    assert_eq!(
+        t.c.congestion_window(),
+        Some((1100, u32::MAX)),
+        "slow start"
+    );
+    assert_eq!(t.feed(&seg(ACK, 5001, 1101)), vec![], "dup 1");
+    assert_eq!(t.feed(&seg(ACK, 5001, 1101)), vec![], "dup 2");
+    assert_eq!(
+        t.feed(&seg(ACK, 5001, 1101)),
+        vec![piece(ACK, 100, 200)],
+        "dup 3: fast retransmit of SND.UNA"
+    );
+    // FlightSize 900: ssthresh = cwnd = 630.
+    assert_eq!(t.c.congestion_window(), Some((630, 630)));
+    assert_eq!(
+        t.feed(&seg(ACK, 5001, 1101)),
+        vec![],
+        "dup 4: nothing new to send"
+    );
+    let rto_at = t.c.timer(Timer::Retransmit);
+    // Partial ACK: 1101..1301 arrived, 1301 is the next hole.
+    t.now += ms(5);
+    assert_eq!(t.feed(&seg(ACK, 5001, 1301)), vec![piece(ACK, 300, 400)]);
+    assert_ne!(
+        t.c.timer(Timer::Retransmit),
+        rto_at,
+        "first partial ACK restarts"
+    );
+    let rto_at = t.c.timer(Timer::Retransmit);
+    t.now += ms(5);
+    assert_eq!(t.feed(&seg(ACK, 5001, 1501)), vec![piece(ACK, 500, 600)]);
+    assert_eq!(
+        t.c.timer(Timer::Retransmit),
+        rto_at,
+        "later partial ACKs do not (RFC 6582 step 5)"
+    );
+    // The full ACK (covers `recover` = 2001) ends recovery.
+    assert_eq!(t.feed(&seg(ACK, 5001, 2001)), vec![]);
+    assert_eq!(t.c.congestion_window(), Some((630, 630)));
+    assert_eq!(t.c.timer(Timer::Retransmit), None);
+}
+
+/// NewReno (RFC 6582) numbers: ssthresh = max(FlightSize / 2, 2 SMSS); the window is
+/// inflated by 3 SMSS and then one SMSS per duplicate ACK, so new data flows during
+/// recovery; the full ACK sets cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS).
+#[test]
+fn newreno_inflation_sends_new_data() {
+    let mut t = est_mss100(false, CongestionAlgo::Reno);
+    send_window(&mut t);
+    t.feed(&seg(ACK, 5001, 1101));
+    // 1100 bytes more queued: cwnd 1100 - 900 in flight lets 200 go.
+    t.c.send(t.now, &stream(2100)[1000..]).unwrap();
+    assert_eq!(
+        t.out(),
+        vec![piece(ACK, 1000, 1100), piece(ACK, 1100, 1200)]
+    );
+    // Dupacks 1 and 2: limited transmit (RFC 3042), one new segment each.
+    assert_eq!(t.feed(&seg(ACK, 5001, 1101)), vec![piece(ACK, 1200, 1300)]);
+    assert_eq!(t.feed(&seg(ACK, 5001, 1101)), vec![piece(ACK, 1300, 1400)]);
+    // Dupack 3: FlightSize 1300 -> ssthresh 650, cwnd 650 + 3*100 inflated: 950 < 1300
+    // outstanding, so only the retransmission.
+    assert_eq!(t.feed(&seg(ACK, 5001, 1101)), vec![piece(ACK, 100, 200)]);
+    assert_eq!(t.c.congestion_window(), Some((650, 650)));
+    // Each further dupack inflates by 100; new data once inflation passes FlightSize.
+    for _ in 0..3 {
+        assert_eq!(t.feed(&seg(ACK, 5001, 1101)), vec![]);
+    }
+    assert_eq!(t.feed(&seg(ACK, 5001, 1101)), vec![], "1350 = 1300 + ...");
+    assert_eq!(t.feed(&seg(ACK, 5001, 1101)), vec![piece(ACK, 1400, 1500)]);
+    // Full ACK of everything sent before recovery (recover = 2401): cwnd =
+    // min(650, max(100 outstanding, 100) + 100) = 200.
+    assert_eq!(t.feed(&seg(ACK, 5001, 2401)), vec![piece(ACK, 1500, 1600)]);
+    assert_eq!(t.c.congestion_window(), Some((200, 650)));
+}
+
+/// RFC 6675: SACK blocks from the peer fill the scoreboard; recovery starts on the third
+/// duplicate ACK; holes are retransmitted in order (IsLost first), SACKed data never; the
+/// rescue retransmission (NextSeg rule 4) covers the tail once; a full ACK ends it.
+#[test]
+fn sack_holes_filled_in_order() {
+    let mut t = est_mss100(true, CongestionAlgo::Cubic);
+    send_window(&mut t);
+    t.feed(&seg(ACK, 5001, 1101));
+    // Segments 1101 and 1301 were lost.
+    assert_eq!(t.feed(&sack_ack(1101, &[(1201, 1301)])), vec![]);
+    assert_eq!(
+        t.feed(&sack_ack(1101, &[(1401, 1501), (1201, 1301)])),
+        vec![]
+    );
+    // Third duplicate: retransmit 1101 only. Pipe = 100 (1101, resent) + 100 (1301, not yet
+    // lost: 200 bytes SACKed above it) + 400 (1601..2001) = 600; cwnd 630 leaves < 1 SMSS.
+    assert_eq!(
+        t.feed(&sack_ack(1101, &[(1401, 1601), (1201, 1301)])),
+        vec![piece(ACK, 100, 200)]
+    );
+    assert_eq!(t.c.congestion_window(), Some((630, 630)));
+    // 300 bytes SACKed above 1301 make it lost (RFC 6675 IsLost): it goes next; 1201..1301
+    // and 1401..1701 (SACKed) are not resent; nothing above the highest SACK is by rules 1
+    // and 3. Pipe is then 500 < cwnd - SMSS: rule 4 sends the one rescue retransmission, of
+    // the highest unSACKed segment (1901..2001).
+    assert_eq!(
+        t.feed(&sack_ack(1101, &[(1401, 1701), (1201, 1301)])),
+        vec![piece(ACK, 300, 400), piece(ACK | PSH, 900, 1000)]
+    );
+    assert_eq!(
+        t.feed(&sack_ack(1101, &[(1401, 1801), (1201, 1301)])),
+        vec![]
+    );
+    assert_eq!(
+        t.feed(&seg(ACK, 5001, 1801)),
+        vec![],
+        "partial ACK, rescue only once"
+    );
+    assert_eq!(t.feed(&seg(ACK, 5001, 2001)), vec![]);
+    assert_eq!(t.c.timer(Timer::Retransmit), None);
+}
+
+/// RFC 2883: a D-SACK block (below SND.UNA) is no new SACK information; with a changed
+/// window and the block, an ACK is not a duplicate (RFC 5681 §2 (e)).
+#[test]
+fn dsack_does_not_count_as_duplicate() {
+    let mut t = est_mss100(true, CongestionAlgo::Cubic);
+    send_window(&mut t);
+    t.feed(&seg(ACK, 5001, 1101));
+    for w in [4000, 3999, 3998, 3997] {
+        let mut a = sack_ack(1101, &[(1001, 1101)]);
+        a.window = w;
+        assert_eq!(t.feed(&a), vec![]);
+    }
+    assert_eq!(t.c.congestion_window(), Some((1100, u32::MAX)));
+}
+
+/// RFC 6298 §5.5 backoff from rto_min: 200, 400, 800, 1600 ms ... between retransmissions;
+/// RFC 5681 §3.1: cwnd = 1 SMSS after a timeout, ssthresh = max(FlightSize/2, 2 SMSS)
+/// (Reno) set once. An ACK of new data resets the backoff count.
+#[test]
+fn rto_backoff_sequence_and_cwnd() {
+    let mut t = est_mss100(false, CongestionAlgo::Reno);
+    t.c.send(t.now, b"a").unwrap();
+    t.out();
+    t.now += ms(10);
+    t.feed(&seg(ACK, 5001, 1002)); // SRTT 10 ms: RTO = max(10 + 4 * 5, 200) = 200 ms
+    assert_eq!(t.c.rtt(), Some((Some(ms(10)), ms(200))));
+    t.c.send(t.now, &stream(300)).unwrap();
+    assert_eq!(t.out().len(), 3);
+    let sent = t.now;
+    let first = Out::new(ACK, 1002, 5001).payload(&stream(100));
+    let mut at = Duration::ZERO;
+    for step in [200, 400, 800, 1600, 3200] {
+        assert_eq!(t.next(), vec![first.clone()]);
+        at += ms(step);
+        assert_eq!(t.now, sent + at);
+        assert_eq!(t.c.congestion_window(), Some((100, 200)));
+    }
+    assert_eq!(t.c.timer(Timer::Retransmit), Some(t.now + ms(6400)));
+    // The retransmission is acknowledged: cwnd 200 (slow start), the rest follows.
+    assert_eq!(
+        t.feed(&seg(ACK, 5001, 1102)),
+        vec![
+            Out::new(ACK, 1102, 5001).payload(&stream(300)[100..200]),
+            Out::new(ACK | PSH, 1202, 5001).payload(&stream(300)[200..]),
+        ]
+    );
+    assert_eq!(t.c.congestion_window(), Some((200, 200)));
+}
+
+/// CUBIC's timeout response (RFC 9438 §4.8): cwnd = 1 SMSS, ssthresh = β * FlightSize.
+#[test]
+fn cubic_cwnd_after_rto() {
+    let mut t = est_mss100(false, CongestionAlgo::Cubic);
+    send_window(&mut t);
+    assert_eq!(t.next(), vec![piece(ACK, 0, 100)]);
+    assert_eq!(t.c.congestion_window(), Some((100, 700)));
+}
+
+/// Nagle (RFC 9293 §3.7.4; Linux's Minshall variant): a small segment waits while a small
+/// one is unacknowledged; the ACK releases it; with TCP_NODELAY it goes at once.
+#[test]
+fn nagle_holds_small_segment_nodelay_sends() {
+    let mut t = established();
+    t.c.send(t.now, b"a").unwrap();
+    assert_eq!(t.out(), vec![Out::new(ACK | PSH, 1001, 5001).payload(b"a")]);
+    t.c.send(t.now, b"b").unwrap();
+    assert_eq!(t.out(), vec![], "held: 'a' unacknowledged");
+    t.c.send(t.now, b"c").unwrap();
+    assert_eq!(t.out(), vec![]);
+    assert_eq!(
+        t.feed(&seg(ACK, 5001, 1002)),
+        vec![Out::new(ACK | PSH, 1002, 5001).payload(b"bc")]
+    );
+    t.c.set_nodelay(true);
+    t.c.send(t.now, b"d").unwrap();
+    assert_eq!(
+        t.out(),
+        vec![Out::new(ACK | PSH, 1004, 5001).payload(b"d")],
+        "nodelay: sent although 'bc' is unacknowledged"
+    );
+}
+
+/// RFC 9293 §3.8.6.1 persist timer: probes back off 1, 2, 4 s ... (from the RTO); they
+/// continue while the peer answers (with a zero window); tcp_retries2 unanswered probes
+/// time the connection out (as Linux).
+#[test]
+fn persist_probe_timing_and_give_up() {
+    let cfg = TcpConfig {
+        retries2: 3,
+        ..cfg()
+    };
+    let mut t = syn_received_with(&cfg, &peer_syn());
+    let mut zero = seg(ACK, 5001, 1001);
+    zero.window = 0;
+    t.feed(&zero);
+    t.c.send(t.now, b"abc").unwrap();
+    assert_eq!(t.out(), vec![]);
+    let probe = ack_out(1000, 5001);
+    let mut at = T0;
+    for (i, gap) in [1, 2, 4, 8, 16].into_iter().enumerate() {
+        assert_eq!(t.next(), vec![probe.clone()], "probe {i}");
+        at += secs(gap);
+        assert_eq!(t.now, at);
+        assert_eq!(t.feed(&zero), vec![], "answered: zero window");
+    }
+    // Unanswered from now on: 3 more probes, then TimedOut.
+    for gap in [32, 64, 120] {
+        assert_eq!(t.next(), vec![probe.clone()]);
+        at += secs(gap);
+        assert_eq!(t.now, at);
+    }
+    assert_eq!(t.next(), vec![]);
+    assert_eq!(t.now, at + secs(120), "backoff bounded by rto_max");
+    assert_eq!(t.state(), State::Closed);
+    assert_eq!(
+        t.events(),
+        vec![
+            Event::Connected,
+            Event::Error(ConnError::TimedOut),
+            Event::Closed
+        ]
+    );
+}
+
+/// Only what fits min(cwnd, peer window) is in flight; ACKs grow cwnd in slow start.
+#[test]
+fn cwnd_limits_then_slow_start_grows() {
+    let mut t = est_mss100(false, CongestionAlgo::Cubic);
+    t.c.send(t.now, &stream(1400)).unwrap();
+    assert_eq!(t.out().len(), 10, "IW 1000 of 1400");
+    // ACK of two segments: cwnd 1000 + 200 = 1200; 800 outstanding -> 4 more.
+    let out = t.feed(&seg(ACK, 5001, 1201));
+    assert_eq!(
+        out,
+        vec![
+            piece(ACK, 1000, 1100),
+            piece(ACK, 1100, 1200),
+            piece(ACK, 1200, 1300),
+            piece(ACK | PSH, 1300, 1400),
+        ]
+    );
+    assert_eq!(t.c.congestion_window(), Some((1200, u32::MAX)));
+}
