@@ -278,10 +278,24 @@ impl Connection {
                 }
             }
             _ => {
+                let (orphaned, last_rx) = (self.app.orphaned, self.last_rx);
                 let Some(snd) = self.inner.sender_mut() else {
                     return;
                 };
                 if !snd.in_flight() {
+                    return;
+                }
+                // The peer shrank its window to zero under our data: the retransmissions are
+                // window probes, and as in Linux (tcp_retransmit_timer) they do not count
+                // toward tcp_retries2 while the peer answers; only 2 * rto_max without any
+                // segment from it times out (an orphaned connection gets no such grace).
+                if snd.wnd == 0 && !orphaned {
+                    if now.saturating_since(last_rx) > limits.rto_max * 2 {
+                        self.apply(now, Transition::Closed(Some(ConnError::TimedOut)));
+                    } else {
+                        snd.on_rto(now);
+                        snd.rto_count -= 1;
+                    }
                     return;
                 }
                 if snd.rto_count >= limits.retries2 {

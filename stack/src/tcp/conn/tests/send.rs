@@ -658,3 +658,43 @@ fn bulk_to_reassembling_receiver() {
         }
     }
 }
+
+/// The peer shrinks its window to zero under our data: RTO retransmissions of the head
+/// go on (backed off) as window probes without counting toward tcp_retries2 while the peer
+/// answers; 2 * rto_max of silence times out (Linux tcp_retransmit_timer).
+#[test]
+fn zero_window_under_flight_does_not_exhaust_retries() {
+    let cfg = TcpConfig {
+        retries2: 2,
+        ..cfg()
+    };
+    let mut t = syn_received_with(&cfg, &peer_syn());
+    t.feed(&seg(ACK, 5001, 1001));
+    t.c.send(t.now, b"hello").unwrap();
+    let out = Out::new(ACK | PSH, 1001, 5001).payload(b"hello");
+    assert_eq!(t.out(), vec![out.clone()]);
+    let mut zero = seg(ACK, 5001, 1001);
+    zero.window = 0;
+    assert_eq!(t.feed(&zero), vec![]);
+    for _ in 0..5 {
+        assert_eq!(
+            t.next(),
+            vec![out.clone()],
+            "head resent into the zero window"
+        );
+        t.feed(&zero);
+        assert_eq!(t.state(), State::Established);
+    }
+    // Silence: backoff reaches rto_max (120 s) and 240 s after the last answer, TimedOut.
+    let last = t.now;
+    while t.state() == State::Established {
+        t.next();
+    }
+    assert!(
+        t.now.saturating_since(last) > secs(240),
+        "{:?}",
+        t.now - last
+    );
+    assert!(t.now.saturating_since(last) <= secs(240 + 120));
+    assert_eq!(t.c.error(), Some(ConnError::TimedOut));
+}
