@@ -698,3 +698,22 @@ fn zero_window_under_flight_does_not_exhaust_retries() {
     assert!(t.now.saturating_since(last) <= secs(240 + 120));
     assert_eq!(t.c.error(), Some(ConnError::TimedOut));
 }
+
+/// RFC 5681 §4.1: after more than an RTO without sending, cwnd restarts from
+/// min(IW, cwnd); without the idle gap the grown window is used.
+#[test]
+fn restart_after_idle() {
+    for idle in [false, true] {
+        let mut t = est_mss100(false, CongestionAlgo::Reno);
+        send_window(&mut t);
+        t.now += ms(20);
+        t.feed(&seg(ACK, 5001, 2001));
+        assert_eq!(t.c.congestion_window(), Some((1200, u32::MAX)));
+        if idle {
+            t.now += secs(2);
+        }
+        t.c.send(t.now, &stream(1500)).unwrap();
+        let n = t.out().len();
+        assert_eq!(n, if idle { 10 } else { 12 }, "idle {idle}");
+    }
+}
