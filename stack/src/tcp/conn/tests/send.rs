@@ -393,10 +393,10 @@ fn bulk(seed: u64, loss: f64, cc: CongestionAlgo, sack: bool, jitter: u64) -> In
         if got.len() == N {
             break;
         }
-        // Output onto the link: loss on data only (ACKs lost too at half the rate),
-        // 10-13 ms delay so segments reorder.
-        for side in 0..2 {
-            let Some(conn) = c[side].as_mut() else {
+        // Output onto the link: data lost at `loss`, other segments at half that;
+        // 10-13 ms delay (with `jitter`) so segments reorder.
+        for (side, conn) in c.iter_mut().enumerate() {
+            let Some(conn) = conn.as_mut() else {
                 continue;
             };
             let mut out = Vec::new();
