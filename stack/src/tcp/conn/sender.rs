@@ -151,6 +151,18 @@ impl Sender {
         }
     }
 
+    /// The SYN or SYN-ACK had to be retransmitted: RFC 6298 §5.7, the RTO starts at 3 s
+    /// (when smaller) until the first RTT sample; RFC 5681 §3.1 (and RFC 6928 §2), the
+    /// initial window is one segment. Linux does both (TCP_TIMEOUT_FALLBACK).
+    pub fn after_handshake(mut self, syn_retransmitted: bool) -> Sender {
+        if syn_retransmitted {
+            self.rtt.fallback(Duration::from_secs(3));
+            // A timeout's response without touching ssthresh: cwnd = 1 SMSS.
+            self.cc.on_rto(Instant::ZERO, 0, false);
+        }
+        self
+    }
+
     pub fn space(&self) -> usize {
         if self.fin {
             0

@@ -717,3 +717,22 @@ fn restart_after_idle() {
         assert_eq!(n, if idle { 10 } else { 12 }, "idle {idle}");
     }
 }
+
+/// RFC 6298 §5.7 and RFC 5681 §3.1: after a SYN timeout, data starts with RTO = 3 s and a
+/// one-segment initial window.
+#[test]
+fn syn_timeout_gives_3s_rto_and_one_segment_window() {
+    let mut t = syn_sent();
+    assert_eq!(t.next().len(), 1, "SYN retransmitted");
+    let mut sa = seg(SYN | ACK, PEER_ISS, 1001);
+    sa.options.mss = Some(1000);
+    t.feed(&sa);
+    assert_eq!(t.state(), State::Established);
+    assert_eq!(t.c.rtt(), Some((None, secs(3))));
+    t.c.send(t.now, &[7u8; 3000]).unwrap();
+    assert_eq!(
+        t.out(),
+        vec![Out::new(ACK, 1001, 5001).payload(&[7u8; 1000])]
+    );
+    assert_eq!(t.c.timer(Timer::Retransmit), Some(t.now + secs(3)));
+}
