@@ -333,9 +333,10 @@ struct Seg {
 
 /// Bulk transfer client -> server through a lossy, reordering link (seeded), with both
 /// congestion controllers and SACK on or off: every byte arrives once, in order, and the
-/// transfer finishes (no stall: the RTO and persist invariants hold). The receiver of this
-/// branch drops out-of-order data, so this exercises duplicate ACKs, NewReno, RTO and
-/// go-back-N; SACK recovery is covered by the exact tests above.
+/// transfer finishes (no stall: the RTO and persist invariants hold). With a receiver that
+/// drops out-of-order data this exercises duplicate ACKs, NewReno, RTO and go-back-N; with
+/// one that reassembles and sends SACK blocks, RFC 6675 recovery as well (and
+/// `bulk_to_reassembling_receiver` below uses a model receiver that does).
 fn bulk(seed: u64, loss: f64, cc: CongestionAlgo, sack: bool, jitter: u64) -> Instant {
     use rand::{Rng, SeedableRng};
     use std::collections::BTreeMap;
