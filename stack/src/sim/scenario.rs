@@ -272,7 +272,9 @@ pub fn sim_config(seed: u64, link: LinkConfig) -> SimConfig {
     // Worst legitimate case: SYN retries (~2 min) + data/FIN retries (tcp_retries2 with
     // rto_max: ~20 min from a 1 s RTO) + LINGER + 2MSL; an hour means something is stuck.
     // A scenario moves a few hundred segments; 200 000 events means a loop.
-    cfg.limits.max_time = Duration::from_secs(3600);
+    // At 45 % loss each way with congestion control (cwnd 1 MSS and a doubling RTO after
+    // each timeout) a 60 kB half-close legitimately takes up to ~2 h of virtual time.
+    cfg.limits.max_time = Duration::from_secs(6 * 3600);
     cfg.limits.max_events = 200_000;
     cfg
 }
@@ -714,6 +716,9 @@ impl Driver {
             Verdict::HalfOpenReset
         } else if c.error == Some(ConnError::TimedOut)
             || self.s.end.error == Some(ConnError::TimedOut)
+            // An end the app already closed reports its TimedOut to nobody: ask its endpoint.
+            || sim.client.stats().aborted_on_timeout > 0
+            || sim.server.stats().aborted_on_timeout > 0
         {
             Verdict::RetriesExhausted
         } else {

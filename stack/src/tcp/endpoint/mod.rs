@@ -217,6 +217,9 @@ pub struct EndpointStats {
     pub control_dropped: u64,
     pub conns_opened: u64,
     pub conns_freed: u64,
+    /// Connections ended because retries, keepalive probes or the user timeout ran out
+    /// (`TimedOut`), whether or not the application still held them.
+    pub aborted_on_timeout: u64,
 }
 
 /// Per-state counts, computed on demand by [`Endpoint::state_counts`] (O(connections)).
@@ -877,6 +880,11 @@ impl Endpoint {
             return;
         };
         self.timers.cancel(&mut s.timer);
+        // Counted here, not from events: an orphaned connection (closed by the app) that
+        // runs out of retries reports to nobody (Linux: TCPAbortOnTimeout).
+        if s.conn.error() == Some(ConnError::TimedOut) {
+            self.stats.aborted_on_timeout += 1;
+        }
         let (tuple, owner) = (s.tuple, s.owner);
         if let Owner::Listener(l) = owner {
             if let Some(ls) = self.listener_mut(l) {
