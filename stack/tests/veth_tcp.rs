@@ -75,6 +75,9 @@ impl<A: App + Send + 'static> InProc<A> {
             tcp: TcpConfig::default(),
             afxdp: small_afxdp(),
             worker: WorkerConfig::default(),
+            workers: 1,
+            cores: Vec::new(),
+            rss_key: None,
         };
         let (tx, rx) = mpsc::channel();
         let ns = pair.stack_ns.clone();
@@ -89,9 +92,9 @@ impl<A: App + Send + 'static> InProc<A> {
                     panic!("stack did not start: {e}");
                 }
             };
-            stack.worker.set_stop_flag(flag);
-            let _ = tx.send(Ok(stack.worker.stats_handle()));
-            let snap = stack.worker.run(&mut app);
+            stack.workers[0].set_stop_flag(flag);
+            let _ = tx.send(Ok(stack.workers[0].stats_handle()));
+            let snap = stack.workers[0].run(&mut app);
             (snap, app)
         });
         let stats = rx

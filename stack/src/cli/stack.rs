@@ -1,8 +1,10 @@
-//! Bringing a stack up on one interface queue: the start-up checks (each failure is one clear
-//! line, [`StartError`]), the XDP steering program, the ephemeral-port reservation, the AF_XDP
-//! socket, the neighbour back-end and the endpoint, assembled into a [`Worker`]. Dropping a
-//! [`Stack`] unregisters the socket, detaches the program (its bpf_link) and restores the
-//! kernel's reserved ports.
+//! Bringing a stack up on an interface: the start-up checks (each failure is one clear line,
+//! [`StartError`]), the XDP steering program, the ephemeral-port reservation, and per worker
+//! (queue q = worker index) an AF_XDP socket registered in the XSKMAP at q, a neighbour
+//! back-end and an endpoint with its own share of the ephemeral range, assembled into
+//! [`Worker`]s joined by the hand-off mesh. [`Stack::run`] runs them, one thread each, with a
+//! control closure on the calling thread. Dropping a [`Stack`] unregisters the sockets,
+//! detaches the program (its bpf_link) and restores the kernel's reserved ports.
 
 use std::fmt;
 use std::io;
@@ -11,12 +13,17 @@ use std::path::Path;
 
 use xdptcp_xdp::{AttachOptions, Steering};
 
+use crate::app::App;
 use crate::iface::{Interface, InterfaceConfig};
 use crate::neigh::{KernelResolver, Netlink};
 use crate::phy::{AfXdpConfig, AfXdpDevice, AfXdpError};
 use crate::tcp::endpoint::{Endpoint, EndpointSecrets};
 use crate::tcp::TcpConfig;
-use crate::worker::{Worker, WorkerConfig};
+use crate::worker::handoff::{mesh, HandoffConfig};
+use crate::worker::rss::{FlowOwner, DEFAULT_RSS_KEY};
+use crate::worker::{StatsHandle, Worker, WorkerConfig, WorkerSnapshot};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// What to bring up.
 #[derive(Debug, Clone)]
@@ -32,7 +39,47 @@ pub struct StackOptions {
     pub reserve_ports: bool,
     pub tcp: TcpConfig,
     pub afxdp: AfXdpConfig,
+    /// Template of every worker's settings (`core` is set per worker from `cores`).
     pub worker: WorkerConfig,
+    /// Workers = queues used (0..workers); at least 1.
+    pub workers: usize,
+    /// Worker i is pinned to `cores[i % len]`; empty: worker i to `worker.core + i` when
+    /// `worker.core` is set, else unpinned.
+    pub cores: Vec<usize>,
+    /// The NIC's RSS key (`None`: the Microsoft default key, what veth flows are mapped with).
+    pub rss_key: Option<[u8; 40]>,
+}
+
+impl StackOptions {
+    /// The options the single-worker stack used before: one worker on queue 0.
+    pub fn single(
+        ifname: String,
+        addr: Ipv4Addr,
+        ports: Vec<u16>,
+        ephemeral: (u16, u16),
+    ) -> StackOptions {
+        StackOptions {
+            ifname,
+            addr,
+            ports,
+            ephemeral,
+            zero_copy: false,
+            reserve_ports: true,
+            tcp: TcpConfig::default(),
+            afxdp: AfXdpConfig::default(),
+            worker: WorkerConfig::default(),
+            workers: 1,
+            cores: Vec::new(),
+            rss_key: None,
+        }
+    }
+
+    fn core_of(&self, i: usize) -> Option<usize> {
+        if !self.cores.is_empty() {
+            return Some(self.cores[i % self.cores.len()]);
+        }
+        self.worker.core.map(|c| c + i)
+    }
 }
 
 /// Why the stack could not start. Each prints as one line an operator can act on.
@@ -51,6 +98,14 @@ pub enum StartError {
     },
     Steering(xdptcp_xdp::Error),
     Device(AfXdpError),
+    /// Opening queue `queue` for worker `queue` failed (the interface has fewer queues?).
+    Queue {
+        queue: u32,
+        workers: usize,
+        error: AfXdpError,
+    },
+    /// Bad worker count or ephemeral range for it.
+    Workers(String),
     Netlink(io::Error),
     ReservePorts(io::Error),
 }
@@ -84,6 +139,16 @@ impl fmt::Display for StartError {
             ),
             StartError::Steering(e) => write!(f, "XDP program: {e}"),
             StartError::Device(e) => write!(f, "AF_XDP socket: {e}"),
+            StartError::Queue {
+                queue,
+                workers,
+                error,
+            } => write!(
+                f,
+                "AF_XDP socket on queue {queue} (for {workers} workers; does the interface \
+                 have {workers} queues?): {error}"
+            ),
+            StartError::Workers(m) => f.write_str(m),
             StartError::Netlink(e) => write!(f, "netlink: {e}"),
             StartError::ReservePorts(e) => {
                 write!(f, "reserving the ephemeral ports from the kernel: {e}")
@@ -125,18 +190,22 @@ impl Drop for ReservedPorts {
     }
 }
 
-/// A running stack on queue 0 of one interface. Field order is drop order after `Drop`.
+/// A stack on queues 0..N of one interface. Field order is drop order after `Drop`.
 pub struct Stack {
-    pub worker: Worker<AfXdpDevice, KernelResolver>,
+    /// Worker i serves queue i.
+    pub workers: Vec<Worker<AfXdpDevice, KernelResolver>>,
     steering: Steering,
     _reserved: Option<ReservedPorts>,
     /// Zero-copy was asked for but the driver refused it: running in copy mode.
     pub zero_copy_fallback: bool,
+    /// The flow-to-worker map in use.
+    pub owner: FlowOwner,
 }
 
 impl fmt::Debug for Stack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stack")
+            .field("workers", &self.workers.len())
             .field("steering", &self.steering)
             .finish_non_exhaustive()
     }
@@ -166,7 +235,7 @@ impl Stack {
                 have,
             });
         }
-        let mut steering =
+        let steering =
             Steering::attach(&o.ifname, AttachOptions::default()).map_err(|e| match e {
                 xdptcp_xdp::Error::AlreadyAttached { ifname, prog_id } => {
                     StartError::AlreadySteered { ifname, prog_id }
@@ -182,46 +251,140 @@ impl Stack {
         } else {
             None
         };
+        let n = o.workers;
+        let size = usize::from(o.ephemeral.1.saturating_sub(o.ephemeral.0)) + 1;
+        if n == 0 || n > 64 || size < n {
+            return Err(StartError::Workers(format!(
+                "bad --workers {n}: 1..=64 and at most one per ephemeral port ({size})"
+            )));
+        }
         let mut afxdp = AfXdpConfig {
             zero_copy: o.zero_copy,
             ..o.afxdp
         };
         let mut zero_copy_fallback = false;
-        let dev = match AfXdpDevice::open(&o.ifname, 0, afxdp) {
-            Err(AfXdpError::ZeroCopyUnsupported { .. }) => {
-                zero_copy_fallback = true;
-                afxdp.zero_copy = false;
-                AfXdpDevice::open(&o.ifname, 0, afxdp)
-            }
-            r => r,
-        }
-        .map_err(StartError::Device)?;
-        steering
-            .register_xsk(0, dev.fd())
-            .map_err(StartError::Steering)?;
-        for &p in &o.ports {
-            steering
-                .add_listen(o.addr, p)
-                .map_err(StartError::Steering)?;
-        }
-        steering
-            .set_ephemeral(o.addr, o.ephemeral.0, o.ephemeral.1)
-            .map_err(StartError::Steering)?;
         let mut tcp = o.tcp.clone();
         // MSS from the interface MTU (IPv4 + TCP headers: 40 bytes).
         tcp.mss = tcp.mss.min(link.mtu.saturating_sub(40).min(65_535) as u16);
-        let ep = Endpoint::new(
-            tcp,
-            EndpointSecrets::from_os_rng(),
-            o.ephemeral.0..=o.ephemeral.1,
-        );
-        let resolver = KernelResolver::new(nl, link.ifindex);
-        let iface = Interface::new(dev, resolver, ep, InterfaceConfig::new(o.addr, link.mac));
-        Ok(Stack {
-            worker: Worker::new(0, iface, o.worker),
+        let owner = FlowOwner::new(o.rss_key.unwrap_or(DEFAULT_RSS_KEY), n)
+            .with_ephemeral(o.ephemeral.0, o.ephemeral.1);
+        let mut handoffs = mesh(
+            n,
+            HandoffConfig {
+                frame_len: afxdp.frame_size as usize,
+                ..HandoffConfig::default()
+            },
+        )
+        .into_iter();
+        let mut first_nl = Some(nl);
+        let mut stack = Stack {
+            workers: Vec::with_capacity(n),
             steering,
             _reserved: reserved,
-            zero_copy_fallback,
+            zero_copy_fallback: false,
+            owner,
+        };
+        for q in 0..n {
+            let dev = match AfXdpDevice::open(&o.ifname, q as u32, afxdp) {
+                Err(AfXdpError::ZeroCopyUnsupported { .. }) => {
+                    zero_copy_fallback = true;
+                    afxdp.zero_copy = false;
+                    AfXdpDevice::open(&o.ifname, q as u32, afxdp)
+                }
+                r => r,
+            }
+            .map_err(|error| match q {
+                0 => StartError::Device(error),
+                _ => StartError::Queue {
+                    queue: q as u32,
+                    workers: n,
+                    error,
+                },
+            })?;
+            stack
+                .steering
+                .register_xsk(q as u32, dev.fd())
+                .map_err(StartError::Steering)?;
+            let nl = match first_nl.take() {
+                Some(nl) => nl,
+                None => Netlink::open().map_err(StartError::Netlink)?,
+            };
+            let range = if n == 1 {
+                o.ephemeral.0..=o.ephemeral.1
+            } else {
+                owner.ephemeral_range(q)
+            };
+            let mut ep = Endpoint::new(tcp.clone(), EndpointSecrets::from_os_rng(), range);
+            let resolver = KernelResolver::new(nl, link.ifindex);
+            if n > 1 {
+                ep.set_rss_preference(owner, q);
+            }
+            let mut iface =
+                Interface::new(dev, resolver, ep, InterfaceConfig::new(o.addr, link.mac));
+            if let (true, Some(h)) = (n > 1, handoffs.next()) {
+                iface.set_shard(q, owner);
+                iface.set_handoff(h);
+            }
+            let cfg = WorkerConfig {
+                core: o.core_of(q),
+                ..o.worker
+            };
+            stack.workers.push(Worker::new(q, iface, cfg));
+        }
+        for &p in &o.ports {
+            stack
+                .steering
+                .add_listen(o.addr, p)
+                .map_err(StartError::Steering)?;
+        }
+        stack
+            .steering
+            .set_ephemeral(o.addr, o.ephemeral.0, o.ephemeral.1)
+            .map_err(StartError::Steering)?;
+        stack.zero_copy_fallback = zero_copy_fallback;
+        Ok(stack)
+    }
+
+    /// Every worker's snapshot handle (index = worker).
+    pub fn stats_handles(&self) -> Vec<StatsHandle> {
+        self.workers.iter().map(Worker::stats_handle).collect()
+    }
+
+    /// Runs worker i with `apps[i]` on its own thread (pinned per its config) until `stop`
+    /// is set or an application is done (any worker ending sets `stop`, so all end
+    /// together), while `control` runs on the calling thread (it should return once `stop`
+    /// is set). Returns each worker's final snapshot.
+    pub fn run<A, C>(
+        &mut self,
+        apps: &mut [A],
+        stop: Arc<AtomicBool>,
+        control: C,
+    ) -> Vec<WorkerSnapshot>
+    where
+        A: App + Send,
+        C: FnOnce(&[StatsHandle]),
+    {
+        let handles = self.stats_handles();
+        std::thread::scope(|s| {
+            let threads: Vec<_> = self
+                .workers
+                .iter_mut()
+                .zip(apps.iter_mut())
+                .map(|(w, app)| {
+                    w.set_stop_flag(stop.clone());
+                    let stop = stop.clone();
+                    s.spawn(move || {
+                        // Set `stop` however this worker ends (also on a panic).
+                        let _guard = StopOnDrop(stop);
+                        w.run(app)
+                    })
+                })
+                .collect();
+            control(&handles);
+            threads
+                .into_iter()
+                .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
         })
     }
 
@@ -231,9 +394,19 @@ impl Stack {
     }
 }
 
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
-        // Unregister before the socket closes (see AfXdpDevice::open).
-        let _ = self.steering.unregister_xsk(0);
+        // Unregister before the sockets close (see AfXdpDevice::open).
+        for q in 0..self.workers.len() {
+            let _ = self.steering.unregister_xsk(q as u32);
+        }
     }
 }
