@@ -106,6 +106,12 @@ pub enum StartError {
     },
     /// Bad worker count or ephemeral range for it.
     Workers(String),
+    /// More workers than the interface has receive queues.
+    TooFewQueues {
+        ifname: String,
+        workers: usize,
+        queues: u32,
+    },
     Netlink(io::Error),
     ReservePorts(io::Error),
 }
@@ -149,6 +155,15 @@ impl fmt::Display for StartError {
                  have {workers} queues?): {error}"
             ),
             StartError::Workers(m) => f.write_str(m),
+            StartError::TooFewQueues {
+                ifname,
+                workers,
+                queues,
+            } => write!(
+                f,
+                "--workers {workers}: interface {ifname} has {queues} receive queue(s); use at \
+                 most {queues} (one worker per queue)"
+            ),
             StartError::Netlink(e) => write!(f, "netlink: {e}"),
             StartError::ReservePorts(e) => {
                 write!(f, "reserving the ephemeral ports from the kernel: {e}")
@@ -233,6 +248,13 @@ impl Stack {
                 addr: o.addr,
                 ifname: o.ifname.clone(),
                 have,
+            });
+        }
+        if o.workers > link.rx_queues as usize {
+            return Err(StartError::TooFewQueues {
+                ifname: o.ifname.clone(),
+                workers: o.workers,
+                queues: link.rx_queues,
             });
         }
         let steering =
