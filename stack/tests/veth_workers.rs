@@ -261,6 +261,12 @@ fn flow_that_changes_queue_keeps_working() {
         pair.run_in_peer(&["sh", "-c", &format!("echo {mask} > {path}")])
             .expect("setting XPS on the peer veth");
     }
+    // veth has no RSS: flows are mapped with the default key.
+    let ifname = pair.stack_if.clone();
+    let key = pair
+        .in_stack(move || xdptcp::cli::stack::nic_rss_key(&ifname))
+        .expect("stack ns");
+    assert!(matches!(key, Ok(None)), "{key:?}");
     let serve = Serve::start(&pair);
     let _g = NetnsGuard::enter(&pair.peer_ns).expect("peer ns");
     assert!(core_affinity::set_for_current(cores[0]), "pin to CPU 0");

@@ -46,7 +46,8 @@ pub struct StackOptions {
     /// Worker i is pinned to `cores[i % len]`; empty: worker i to `worker.core + i` when
     /// `worker.core` is set, else unpinned.
     pub cores: Vec<usize>,
-    /// The NIC's RSS key (`None`: the Microsoft default key, what veth flows are mapped with).
+    /// The RSS key flows are mapped with (`None`: the NIC's, read with `ETHTOOL_GRSSH`, else
+    /// the Microsoft default key, e.g. on veth, which has no RSS).
     pub rss_key: Option<[u8; 40]>,
 }
 
@@ -288,8 +289,12 @@ impl Stack {
         let mut tcp = o.tcp.clone();
         // MSS from the interface MTU (IPv4 + TCP headers: 40 bytes).
         tcp.mss = tcp.mss.min(link.mtu.saturating_sub(40).min(65_535) as u16);
-        let owner = FlowOwner::new(o.rss_key.unwrap_or(DEFAULT_RSS_KEY), n)
-            .with_ephemeral(o.ephemeral.0, o.ephemeral.1);
+        // The NIC's key when it reports one (veth does not).
+        let key = o
+            .rss_key
+            .or_else(|| nic_rss_key(&o.ifname).ok().flatten())
+            .unwrap_or(DEFAULT_RSS_KEY);
+        let owner = FlowOwner::new(key, n).with_ephemeral(o.ephemeral.0, o.ephemeral.1);
         let mut handoffs = mesh(
             n,
             HandoffConfig {
@@ -430,5 +435,90 @@ impl Drop for Stack {
         for q in 0..self.workers.len() {
             let _ = self.steering.unregister_xsk(q as u32);
         }
+    }
+}
+
+/// The NIC's Toeplitz RSS key (`ETHTOOL_GRSSH`), if the driver reports a 40-byte Toeplitz key.
+/// `Ok(None)`: no RSS (veth answers EOPNOTSUPP) or another hash function or key size; the
+/// caller then uses the default key (hand-offs keep every flow working either way).
+pub fn nic_rss_key(ifname: &str) -> io::Result<Option<[u8; 40]>> {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_GRSSH: u32 = 0x46;
+    const ETH_RSS_HASH_TOP: u8 = 1;
+    /// `struct ethtool_rxfh` without its flexible array: cmd, rss_context, indir_size,
+    /// key_size, hfunc, input_xfrm, rsvd8[2], rsvd32.
+    const HDR: usize = 24;
+    if ifname.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
+    }
+    // SAFETY: plain socket(2); the fd is owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let ask = |buf: &mut [u32]| -> io::Result<()> {
+        // SAFETY: ifreq is plain data; all-zero is valid.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in ifr.ifr_name.iter_mut().zip(ifname.bytes()) {
+            *d = s as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_data = buf.as_mut_ptr().cast();
+        // SAFETY: SIOCETHTOOL reads/writes `buf`, which is large enough for the sizes it
+        // carries (the kernel checks them against its own).
+        let r = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                SIOCETHTOOL as _,
+                &mut ifr as *mut libc::ifreq,
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // First ask for the sizes.
+    let mut hdr = [0u32; HDR / 4];
+    hdr[0] = ETHTOOL_GRSSH;
+    match ask(&mut hdr) {
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Ok(None),
+        r => r?,
+    }
+    let (indir, key_size) = (hdr[2] as usize, hdr[3] as usize);
+    if key_size != 40 || indir > 1 << 16 {
+        return Ok(None);
+    }
+    let mut buf = vec![0u32; HDR / 4 + indir + key_size / 4];
+    buf[0] = ETHTOOL_GRSSH;
+    buf[2] = indir as u32;
+    buf[3] = key_size as u32;
+    ask(&mut buf)?;
+    let hfunc = buf[4].to_ne_bytes()[0];
+    if hfunc != 0 && hfunc & ETH_RSS_HASH_TOP == 0 {
+        return Ok(None);
+    }
+    let mut key = [0u8; 40];
+    for (i, w) in buf[HDR / 4 + indir..].iter().enumerate() {
+        key[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+    }
+    Ok(Some(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rss_key_of_devices_without_rss_is_none_and_unknown_interface_is_an_error() {
+        // The loopback device has no RSS (EOPNOTSUPP).
+        assert!(matches!(nic_rss_key("lo"), Ok(None)));
+        assert!(nic_rss_key("xdptcp-nope0").is_err());
+        assert!(nic_rss_key("a-name-far-too-long-for-ifnamsiz").is_err());
     }
 }
