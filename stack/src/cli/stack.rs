@@ -380,7 +380,9 @@ impl Stack {
     /// Runs worker i with `apps[i]` on its own thread (pinned per its config) until `stop`
     /// is set or an application is done (any worker ending sets `stop`, so all end
     /// together), while `control` runs on the calling thread (it should return once `stop`
-    /// is set). Returns each worker's final snapshot.
+    /// is set). Returns each worker's final snapshot. Panics unless there is exactly one app
+    /// per worker (a programming error: a worker without an app would leave its queue
+    /// unserved).
     pub fn run<A, C>(
         &mut self,
         apps: &mut [A],
@@ -391,6 +393,7 @@ impl Stack {
         A: App + Send,
         C: FnOnce(&[StatsHandle]),
     {
+        assert_eq!(apps.len(), self.workers.len(), "one app per worker");
         let handles = self.stats_handles();
         std::thread::scope(|s| {
             let threads: Vec<_> = self
