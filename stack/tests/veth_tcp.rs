@@ -75,6 +75,9 @@ impl<A: App + Send + 'static> InProc<A> {
             tcp: TcpConfig::default(),
             afxdp: small_afxdp(),
             worker: WorkerConfig::default(),
+            workers: 1,
+            cores: Vec::new(),
+            rss_key: None,
         };
         let (tx, rx) = mpsc::channel();
         let ns = pair.stack_ns.clone();
@@ -89,9 +92,9 @@ impl<A: App + Send + 'static> InProc<A> {
                     panic!("stack did not start: {e}");
                 }
             };
-            stack.worker.set_stop_flag(flag);
-            let _ = tx.send(Ok(stack.worker.stats_handle()));
-            let snap = stack.worker.run(&mut app);
+            stack.workers[0].set_stop_flag(flag);
+            let _ = tx.send(Ok(stack.workers[0].stats_handle()));
+            let snap = stack.workers[0].run(&mut app);
             (snap, app)
         });
         let stats = rx
@@ -535,8 +538,11 @@ fn serve_binary_start_errors() {
     assert!(e.contains("bad --set \"tcp_no_such_key=1\""), "{e}");
     let mut a = base(ifname, "198.18.0.1", "7=echo");
     a.extend(["--workers".into(), "2".into()]);
-    let e = one_line_error(&run(a), 2);
-    assert!(e.contains("multiple workers: not yet implemented"), "{e}");
+    let e = one_line_error(&run(a), 1);
+    assert!(
+        e.contains("--workers 2: interface xts-") && e.contains("has 1 receive queue(s)"),
+        "{e}"
+    );
     // Not root: the same command as an unprivileged user.
     let out = Command::new("timeout")
         .args([

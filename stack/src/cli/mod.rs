@@ -3,13 +3,19 @@
 //! - `xdptcp serve --iface IF --addr IP --listen PORT=APP ... [--workers N] [--zero-copy]
 //!   [--set KEY=VALUE ...]`: attaches, serves until SIGINT/SIGTERM (or `--duration`),
 //!   detaches and prints a statistics summary.
+//!   With `--workers N`, worker i serves queue i on its own core (`--cores`), listeners are
+//!   replicated on every worker, and the main thread answers `xdptcp stat` on
+//!   `/run/xdptcp/<iface>.sock` ([`stat`]).
 //! - `xdptcp connect --iface IF --addr IP --remote IP:PORT [--message TEXT]`: the stack as a
 //!   client: connect, send, read the echo, close; prints what came back.
+//! - `xdptcp stat [--iface IF] [--json]`: per-state connection counts, queue depths, cookies,
+//!   resets, drops and hand-offs of a running serve, per worker and in total.
 //!
 //! Every start-up failure prints one line `xdptcp: ...` on stderr and exits with status 1
 //! (2 for bad flags).
 
 pub mod stack;
+pub mod stat;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +49,18 @@ pub enum Command {
     Serve(ServeArgs),
     /// Connect to a server, send a message, print the echo.
     Connect(ConnectArgs),
+    /// Statistics of a running `xdptcp serve` (like `ss -s`), per worker and in total.
+    Stat(StatArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatArgs {
+    /// The interface the serve runs on (default: every running serve).
+    #[arg(long = "iface")]
+    pub iface: Option<String>,
+    /// JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options shared by both commands.
@@ -64,9 +82,13 @@ pub struct Common {
     /// kernel (net.ipv4.ip_local_reserved_ports) while running.
     #[arg(long, default_value = "61000-61999", value_name = "LO-HI")]
     pub ephemeral: String,
-    /// Pin the worker to this core.
+    /// Pin the worker to this core (worker i of several: core + i).
     #[arg(long)]
     pub core: Option<usize>,
+    /// Pin worker i to the i-th core of this comma-separated list (default with several
+    /// workers: the machine's cores in order).
+    #[arg(long, value_delimiter = ',', conflicts_with = "core")]
+    pub cores: Vec<usize>,
     /// Sleep when idle (adaptive idle) instead of busy-polling.
     #[arg(long)]
     pub adaptive_idle: bool,
@@ -79,7 +101,7 @@ pub struct ServeArgs {
     /// PORT=APP with APP one of echo, discard, http, close-first (repeatable).
     #[arg(long = "listen", value_name = "PORT=APP", required = true)]
     pub listen: Vec<String>,
-    /// Worker threads, one per NIC queue.
+    /// Worker threads, one per NIC queue (queues 0..N; at most the interface's queues).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
     /// Accept-queue backlog per listener (capped by somaxconn).
@@ -159,7 +181,7 @@ pub fn parse_sets(sets: &[String]) -> Result<TcpConfig, String> {
     Ok(cfg)
 }
 
-fn options(c: &Common, ports: Vec<u16>) -> Result<StackOptions, Failure> {
+fn options(c: &Common, ports: Vec<u16>, workers: usize) -> Result<StackOptions, Failure> {
     let tcp = parse_sets(&c.set).map_err(|m| fail(2, m))?;
     let ephemeral = parse_range(&c.ephemeral).map_err(|m| fail(2, m))?;
     if let Some(p) = ports
@@ -195,6 +217,17 @@ fn options(c: &Common, ports: Vec<u16>) -> Result<StackOptions, Failure> {
             },
             ..WorkerConfig::default()
         },
+        workers,
+        cores: if c.cores.is_empty() && c.core.is_none() && workers > 1 {
+            core_affinity::get_core_ids()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.id)
+                .collect()
+        } else {
+            c.cores.clone()
+        },
+        rss_key: None,
     })
 }
 
@@ -242,63 +275,115 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
     if a.workers == 0 {
         return Err(fail(2, "bad --workers 0: at least 1"));
     }
-    if a.workers > 1 {
-        return Err(fail(
-            2,
-            "multiple workers: not yet implemented (use --workers 1)",
-        ));
-    }
-    let o = options(&a.common, listens.iter().map(|l| l.0).collect())?;
+    let o = options(&a.common, listens.iter().map(|l| l.0).collect(), a.workers)?;
     let mut stack = open(&o)?;
-    let mut server = Server::new(a.backlog);
-    for &(port, kind) in &listens {
-        server.add(port, kind.build());
-    }
+    let mut servers: Vec<Server> = (0..a.workers)
+        .map(|_| {
+            let mut server = Server::new(a.backlog);
+            for &(port, kind) in &listens {
+                server.add(port, kind.build());
+            }
+            server
+        })
+        .collect();
+    let stat = stat::StatServer::bind(&o.ifname).map_err(|e| {
+        fail(
+            1,
+            format!(
+                "stat socket {}: {e}",
+                stat::socket_path(&o.ifname).display()
+            ),
+        )
+    })?;
     let stop = stop_on_signals();
-    stack.worker.set_stop_flag(stop.clone());
-    if let Some(secs) = a.duration {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(StdDuration::from_secs(secs));
-            stop.store(true, Ordering::Relaxed);
-        });
-    }
+    let deadline = a
+        .duration
+        .map(|secs| std::time::Instant::now() + StdDuration::from_secs(secs));
     let apps: Vec<String> = listens.iter().map(|(p, k)| format!("{p}={k}")).collect();
     println!(
-        "xdptcp: serving on {} {} ports {}; 1 worker, {} mode, ephemeral {}-{}",
+        "xdptcp: serving on {} {} ports {}; {} worker{}, {} mode, ephemeral {}-{}; stat {}",
         o.ifname,
         o.addr,
         apps.join(","),
+        a.workers,
+        if a.workers == 1 { "" } else { "s" },
         if o.zero_copy && !stack.zero_copy_fallback {
             "zero-copy"
         } else {
             "copy"
         },
         o.ephemeral.0,
-        o.ephemeral.1
+        o.ephemeral.1,
+        stat.path().display()
     );
     flush_stdout();
-    let snap = stack.worker.run(&mut server);
-    if let Some((port, e)) = server.listen_errors.first() {
+    let meta = stat::StatMeta {
+        ifname: o.ifname.clone(),
+        addr: o.addr,
+        pid: std::process::id(),
+    };
+    let flag = stop.clone();
+    // The control thread: answers `xdptcp stat` every 20 ms until stopped.
+    let snaps = stack.run(&mut servers, stop.clone(), |handles| {
+        while !flag.load(Ordering::Relaxed) {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                flag.store(true, Ordering::Relaxed);
+                break;
+            }
+            stat.poll(&meta, handles);
+            std::thread::sleep(StdDuration::from_millis(20));
+        }
+    });
+    drop(stat);
+    if let Some((port, e)) = servers.iter().find_map(|s| s.listen_errors.first()) {
         return Err(fail(1, format!("listen on port {port}: {e}")));
     }
-    print_summary(&snap, &stack);
+    println!("xdptcp: stopped.");
+    for s in &snaps {
+        print_summary(s);
+    }
+    if let Ok(c) = stack.steering().counters() {
+        println!("xdptcp: xdp: {c:?}");
+    }
+    flush_stdout();
+    Ok(())
+}
+
+/// `xdptcp stat`.
+pub fn stat_cmd(a: &StatArgs) -> Result<(), Failure> {
+    let ifaces = match &a.iface {
+        Some(i) => vec![i.clone()],
+        None => {
+            let r = stat::running();
+            if r.is_empty() {
+                return Err(fail(
+                    1,
+                    format!("no xdptcp serve running (no {}/*.sock)", stat::STAT_DIR),
+                ));
+            }
+            r
+        }
+    };
+    for i in ifaces {
+        print!("{}", stat::query(&i, a.json).map_err(|m| fail(1, m))?);
+    }
+    flush_stdout();
     Ok(())
 }
 
 /// `xdptcp connect`.
 pub fn connect(a: &ConnectArgs) -> Result<(), Failure> {
-    let o = options(&a.common, Vec::new())?;
+    let o = options(&a.common, Vec::new(), 1)?;
     let mut stack = open(&o)?;
     let stop = stop_on_signals();
-    stack.worker.set_stop_flag(stop.clone());
+    stack.workers[0].set_stop_flag(stop.clone());
     let timeout = a.timeout;
     std::thread::spawn(move || {
         std::thread::sleep(StdDuration::from_secs(timeout));
         stop.store(true, Ordering::Relaxed);
     });
     let mut client = Client::new(a.remote, a.message.as_bytes());
-    stack.worker.run(&mut client);
+    stack.workers[0].run(&mut client);
     match client.outcome() {
         Some(Ok(data)) => {
             println!(
@@ -322,13 +407,14 @@ fn flush_stdout() {
     let _ = std::io::stdout().flush();
 }
 
-fn print_summary(s: &WorkerSnapshot, stack: &Stack) {
+fn print_summary(s: &WorkerSnapshot) {
     let l = &s.looping;
     let e = &s.endpoint;
     let i = &s.iface;
     println!(
-        "xdptcp: stopped. loop: {} iterations ({} busy, {} idle; busy {} ms, idle {} ms); \
+        "xdptcp: worker {}: loop: {} iterations ({} busy, {} idle; busy {} ms, idle {} ms); \
          rx {} frames, tx {} segments",
+        s.worker,
         l.iterations,
         l.busy_iterations,
         l.idle_iterations,
@@ -351,19 +437,18 @@ fn print_summary(s: &WorkerSnapshot, stack: &Stack) {
     );
     println!(
         "xdptcp: drops: checksum {}, truncated {}, malformed {}, unsupported {}, not ours {}, \
-         tx full {}, neighbour {}",
+         tx full {}, neighbour {}; hand-offs sent {}, received {}, dropped {}",
         i.rx_checksum,
         i.rx_truncated,
         i.rx_malformed,
         i.rx_unsupported,
         i.rx_not_ours,
         i.tx_full,
-        i.tx_neigh_dropped
+        i.tx_neigh_dropped,
+        i.handoff_sent,
+        i.handoff_received,
+        i.handoff_dropped
     );
-    if let Ok(c) = stack.steering().counters() {
-        println!("xdptcp: xdp: {c:?}");
-    }
-    flush_stdout();
 }
 
 /// Parses the command line and runs; returns the process exit status.
@@ -372,6 +457,7 @@ pub fn main() -> i32 {
     let r = match &cli.command {
         Command::Serve(a) => serve(a),
         Command::Connect(a) => connect(a),
+        Command::Stat(a) => stat_cmd(a),
     };
     match r {
         Ok(()) => 0,

@@ -23,10 +23,13 @@
 //! holds the peer's MAC (a STALE entry made by the peer's ARP request for our address), so it
 //! leaves in the same loop iteration.
 //!
-//! Multi-worker seam: with [`Interface::set_shard`], every received segment's owner is
-//! computed ([`FlowOwner`], a Toeplitz hash of the 4-tuple, mod N). A segment owned by another
-//! worker is counted (`misdirected`) and, for now, handled here; the hand-off over crossbeam
-//! channels plugs in at that point.
+//! Multiple workers: with [`Interface::set_shard`], every received segment's owner is
+//! computed ([`FlowOwner`]: a Toeplitz hash of the 4-tuple mod N, or the ephemeral sub-range
+//! of an active open). A segment owned by another worker is counted (`rx_misdirected`) and,
+//! with [`Interface::set_handoff`], copied to its owner over the hand-off mesh
+//! ([`Handoff`]); the owner takes handed-off frames at the start of its step 1 (before its
+//! device burst, at most `rx_budget`) and processes them exactly like received ones. Without
+//! a hand-off mesh the segment is handled here.
 
 mod link;
 
@@ -43,6 +46,7 @@ use crate::tcp::endpoint::{Endpoint, EndpointEvent};
 use crate::tcp::tuple::FourTuple;
 use crate::time::Instant;
 use crate::wire::{self, EtherType, EthernetAddress, EthernetRepr, TcpRepr};
+use crate::worker::handoff::Handoff;
 use crate::worker::rss::FlowOwner;
 
 /// Settings of one interface.
@@ -92,6 +96,12 @@ pub struct IfaceStats {
     pub rx_not_ours: u64,
     /// Segments whose flow another worker owns (see the module docs).
     pub rx_misdirected: u64,
+    /// Misdirected segments copied to their owner / dropped (no free hand-off buffer, too
+    /// long, owner stopped: TCP retransmits them).
+    pub handoff_sent: u64,
+    pub handoff_dropped: u64,
+    /// Segments other workers handed to this one (processed as if received).
+    pub handoff_received: u64,
     /// Segments emitted into device frames.
     pub tx_segments: u64,
     /// Segments dropped: device out of frames/ring slots (TCP retransmits them).
@@ -143,8 +153,15 @@ pub struct Interface<D: Device, L: Link> {
     routes: FxHashMap<Ipv4Addr, Option<Ipv4Addr>>,
     /// When the neighbour cache next has work (recomputed after it changes).
     neigh_due: Option<Instant>,
-    shard: Option<(usize, FlowOwner)>,
+    shard: Option<Shard>,
     stats: IfaceStats,
+}
+
+/// This interface's place among N workers.
+struct Shard {
+    index: usize,
+    owner: FlowOwner,
+    handoff: Option<Handoff>,
 }
 
 impl<D: Device, L: Link> std::fmt::Debug for Interface<D, L> {
@@ -174,7 +191,20 @@ impl<D: Device, L: Link> Interface<D, L> {
 
     /// Makes this interface worker `index` of `owner.workers()` (see the module docs).
     pub fn set_shard(&mut self, index: usize, owner: FlowOwner) {
-        self.shard = Some((index, owner));
+        let handoff = self.shard.take().and_then(|s| s.handoff);
+        self.shard = Some(Shard {
+            index,
+            owner,
+            handoff,
+        });
+    }
+
+    /// Hands misdirected segments to their owners over `h` (after [`Interface::set_shard`];
+    /// `h.index()` must be this shard's index).
+    pub fn set_handoff(&mut self, h: Handoff) {
+        if let Some(s) = &mut self.shard {
+            s.handoff = Some(h);
+        }
     }
 
     pub fn config(&self) -> &InterfaceConfig {
@@ -239,7 +269,7 @@ impl<D: Device, L: Link> Interface<D, L> {
         }
     }
 
-    /// Step 1: one receive burst into the endpoint.
+    /// Step 1: frames handed over by other workers, then one receive burst.
     fn receive(&mut self, now: Instant) -> usize {
         let Interface {
             dev,
@@ -252,7 +282,20 @@ impl<D: Device, L: Link> Interface<D, L> {
             ..
         } = self;
         let mut learned = false;
-        let n = dev.recv(now, cfg.rx_budget, |frame| {
+        let mut n = 0;
+        if let Some(h) = shard.as_mut().and_then(|s| s.handoff.as_mut()) {
+            // The sender verified the checksum already.
+            let got = h.recv(cfg.rx_budget, |frame| {
+                let Ok(f) = wire::parse_tcp_frame_with(frame, false) else {
+                    stats.rx_malformed += 1;
+                    return;
+                };
+                ingest(now, &f, ep, neigh, routes, stats, &mut learned);
+            });
+            stats.handoff_received += got as u64;
+            n += got;
+        }
+        n += dev.recv(now, cfg.rx_budget, |frame| {
             stats.rx_frames += 1;
             let f = match wire::parse_tcp_frame_with(frame, cfg.verify_checksums) {
                 Ok(f) => f,
@@ -270,28 +313,26 @@ impl<D: Device, L: Link> Interface<D, L> {
                 stats.rx_not_ours += 1;
                 return;
             }
-            if let Some((me, owner)) = shard {
+            if let Some(sh) = shard {
                 let t = FourTuple {
                     local_addr: f.ip.dst_addr,
                     local_port: f.tcp.dst_port,
                     remote_addr: f.ip.src_addr,
                     remote_port: f.tcp.src_port,
                 };
-                if owner.owner(&t) != *me {
-                    // Seam: hand the frame to its owner over a channel (multi-worker task).
+                let owner = sh.owner.owner(&t);
+                if owner != sh.index {
                     stats.rx_misdirected += 1;
+                    if let Some(h) = &mut sh.handoff {
+                        match h.send(owner, frame) {
+                            Ok(()) => stats.handoff_sent += 1,
+                            Err(_) => stats.handoff_dropped += 1,
+                        }
+                        return;
+                    }
                 }
             }
-            // A SYN from an on-link peer confirms its MAC (never creates an entry).
-            if f.tcp.flags.syn()
-                && !f.tcp.flags.ack()
-                && routes.get(&f.ip.src_addr) == Some(&Some(f.ip.src_addr))
-            {
-                neigh.learn(now, f.ip.src_addr, f.eth.src_addr.0);
-                learned = true;
-            }
-            stats.rx_segments += 1;
-            ep.on_segment(now, f.ip.src_addr, f.ip.dst_addr, &f.tcp);
+            ingest(now, &f, ep, neigh, routes, stats, &mut learned);
         });
         if learned {
             self.neigh_due = Some(now);
@@ -388,6 +429,28 @@ impl<D: Device, L: Link> Interface<D, L> {
         }
         sent
     }
+}
+
+/// A parsed segment for this worker into its endpoint (from its queue or handed off).
+fn ingest(
+    now: Instant,
+    f: &wire::TcpFrame<'_>,
+    ep: &mut Endpoint,
+    neigh: &mut NeighCache<Box<[u8]>>,
+    routes: &FxHashMap<Ipv4Addr, Option<Ipv4Addr>>,
+    stats: &mut IfaceStats,
+    learned: &mut bool,
+) {
+    // A SYN from an on-link peer confirms its MAC (never creates an entry).
+    if f.tcp.flags.syn()
+        && !f.tcp.flags.ack()
+        && routes.get(&f.ip.src_addr) == Some(&Some(f.ip.src_addr))
+    {
+        neigh.learn(now, f.ip.src_addr, f.eth.src_addr.0);
+        *learned = true;
+    }
+    stats.rx_segments += 1;
+    ep.on_segment(now, f.ip.src_addr, f.ip.dst_addr, &f.tcp);
 }
 
 fn eth_repr(cfg: &InterfaceConfig, dst: Mac) -> EthernetRepr {

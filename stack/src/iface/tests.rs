@@ -206,3 +206,99 @@ fn rejected_frames_counted_by_reason() {
     assert_eq!(s.rx_segments, 0);
     assert_eq!(a.endpoint().stats().segments_in, 0);
 }
+
+/// Two workers serve A (replicated listeners); every frame from the client arrives on
+/// worker 0's queue, but the client's port is chosen so that worker 1 owns the flow: worker
+/// 0 hands every segment over, worker 1 processes them as if received and answers from its
+/// own queue (relayed onto the same wire), and the echo completes.
+#[test]
+fn misdirected_flow_is_handed_to_its_owner() {
+    use crate::worker::handoff::{mesh, HandoffConfig};
+    use crate::worker::rss::{FlowOwner, DEFAULT_RSS_KEY};
+    let owner = FlowOwner::new(DEFAULT_RSS_KEY, 2).with_ephemeral(61000, 61999);
+    let port = (40000..=40999u16)
+        .find(|&p| {
+            owner.owner(&FourTuple {
+                local_addr: A,
+                local_port: 7,
+                remote_addr: B,
+                remote_port: p,
+            }) == 1
+        })
+        .expect("some port is owned by worker 1");
+    let (da, db) = MemoryDevice::pair(1514, 256);
+    let (d1, mut relay) = MemoryDevice::pair(1514, 256);
+    let server = |dev, seed, q| {
+        let ep = Endpoint::new(
+            TcpConfig::default(),
+            EndpointSecrets::from_seed(seed),
+            owner.ephemeral_range(q),
+        );
+        let mut i = Interface::new(
+            dev,
+            StaticLink::new(&[(B, MAC_B)]),
+            ep,
+            InterfaceConfig::new(A, MAC_A),
+        );
+        i.set_shard(q, owner);
+        i
+    };
+    let mut w0 = server(da, 1, 0);
+    let mut w1 = server(d1, 2, 1);
+    let mut hs = mesh(2, HandoffConfig::default()).into_iter();
+    w0.set_handoff(hs.next().unwrap());
+    w1.set_handoff(hs.next().unwrap());
+    let mut b = Interface::new(
+        db,
+        StaticLink::new(&[(A, MAC_A)]),
+        Endpoint::new(
+            TcpConfig::default(),
+            EndpointSecrets::from_seed(3),
+            port..=port,
+        ),
+        InterfaceConfig::new(B, MAC_B),
+    );
+    let mk_server = || {
+        let mut s = Server::new(16);
+        s.add(7, Box::<Echo>::default());
+        s
+    };
+    let (mut s0, mut s1) = (mk_server(), mk_server());
+    let msg = b"handed over\n".to_vec();
+    let mut client = Client::new(SocketAddrV4::new(A, 7), &msg);
+    let mut now = Instant::from_secs(1);
+    w0.start(now, &mut s0);
+    w1.start(now, &mut s1);
+    b.start(now, &mut client);
+    for _ in 0..5_000 {
+        b.poll(now, &mut client);
+        w0.poll(now, &mut s0);
+        w1.poll(now, &mut s1);
+        // Worker 1's frames leave on the same wire as worker 0's.
+        let mut frames = Vec::new();
+        relay.recv(now, 64, |f| frames.push(f.to_vec()));
+        for f in frames {
+            w0.device_mut()
+                .transmit(f.len(), |buf| buf.copy_from_slice(&f))
+                .expect("relay");
+        }
+        w0.device_mut().flush(now);
+        if client.outcome().is_some() && b.endpoint().connection_count() == 0 {
+            break;
+        }
+        now += Duration::from_millis(1);
+    }
+    assert_eq!(client.outcome(), Some(Ok(&msg[..])));
+    let (st0, st1) = (w0.stats(), w1.stats());
+    assert!(
+        st0.handoff_sent >= 4,
+        "SYN, ACK, data, FIN at least: {st0:?}"
+    );
+    assert_eq!(st0.rx_misdirected, st0.handoff_sent);
+    assert_eq!(st0.handoff_dropped, 0);
+    assert_eq!(st1.handoff_received, st0.handoff_sent);
+    assert_eq!(st1.rx_frames, 0, "nothing arrived on worker 1's own queue");
+    assert_eq!(w0.endpoint().stats().conns_opened, 0);
+    assert_eq!(w1.endpoint().stats().conns_opened, 1);
+    assert_eq!(s1.accepted, 1);
+}

@@ -103,6 +103,8 @@ pub struct LinkInfo {
     pub ifindex: u32,
     pub mac: Mac,
     pub mtu: u32,
+    /// IFLA_NUM_RX_QUEUES (1 when the kernel does not say).
+    pub rx_queues: u32,
 }
 
 /// A synchronous rtnetlink socket. Not shared between threads: one per worker or control thread.
@@ -247,11 +249,12 @@ impl Netlink {
         let Some(RouteNetlinkMessage::NewLink(l)) = replies.into_iter().next() else {
             return Err(invalid("RTM_GETLINK: no link in reply"));
         };
-        let (mut mac, mut mtu) = (None, None);
+        let (mut mac, mut mtu, mut rx_queues) = (None, None, 1);
         for a in &l.attributes {
             match a {
                 LinkAttribute::Address(a) => mac = <Mac>::try_from(a.as_slice()).ok(),
                 LinkAttribute::Mtu(m) => mtu = Some(*m),
+                LinkAttribute::NumRxQueues(n) => rx_queues = (*n).max(1),
                 _ => {}
             }
         }
@@ -259,6 +262,7 @@ impl Netlink {
             ifindex: l.header.index,
             mac: mac.ok_or_else(|| invalid("interface has no 6-byte MAC address"))?,
             mtu: mtu.ok_or_else(|| invalid("RTM_GETLINK: reply without IFLA_MTU"))?,
+            rx_queues,
         })
     }
 

@@ -11,9 +11,10 @@
 //! `sleep` (the kernel keeps queuing into the RX ring meanwhile).
 //!
 //! Sharding (N workers): each worker owns one device queue and one `Endpoint`; the owner of a
-//! flow is [`rss::FlowOwner::owner`] of its 4-tuple. See `Interface::set_shard` for the seam
-//! where misdirected segments will be handed off.
+//! flow is [`rss::FlowOwner::owner`] of its 4-tuple. A segment arriving at another worker is
+//! handed to its owner over the [`handoff`] mesh (see `Interface::set_handoff`).
 
+pub mod handoff;
 pub mod rss;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,7 @@ use crate::iface::{IfaceStats, Interface, Link};
 use crate::neigh::NeighStats;
 use crate::phy::{Device, DeviceStats};
 use crate::tcp::endpoint::{EndpointStats, StateCounts};
+use crate::tcp::listener::ListenerStats;
 use crate::time::{Duration, Instant};
 
 /// What the loop does when an iteration found no work.
@@ -86,6 +88,42 @@ pub struct WorkerSnapshot {
     pub neigh: NeighStats,
     /// Per-state connection counts (O(connections) to compute: snapshot time only).
     pub states: StateCounts,
+    /// The first `listener_count` entries: listeners and their queue depths (at most
+    /// [`MAX_SNAPSHOT_LISTENERS`] are shown).
+    pub listeners: [ListenerSnapshot; MAX_SNAPSHOT_LISTENERS],
+    pub listener_count: usize,
+}
+
+/// Listeners shown per snapshot (the snapshot stays `Copy` and fixed-size).
+pub const MAX_SNAPSHOT_LISTENERS: usize = 16;
+
+/// One listener in a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerSnapshot {
+    pub addr: std::net::Ipv4Addr,
+    pub port: u16,
+    pub syn_queue: usize,
+    pub accept_queue: usize,
+    pub stats: ListenerStats,
+}
+
+impl Default for ListenerSnapshot {
+    fn default() -> Self {
+        ListenerSnapshot {
+            addr: std::net::Ipv4Addr::UNSPECIFIED,
+            port: 0,
+            syn_queue: 0,
+            accept_queue: 0,
+            stats: ListenerStats::default(),
+        }
+    }
+}
+
+impl WorkerSnapshot {
+    /// The listeners shown.
+    pub fn listeners(&self) -> &[ListenerSnapshot] {
+        &self.listeners[..self.listener_count.min(MAX_SNAPSHOT_LISTENERS)]
+    }
 }
 
 /// The control thread's read side of a worker's snapshots.
@@ -235,7 +273,23 @@ impl<D: Device, L: Link> Worker<D, L> {
     /// Builds a snapshot and publishes it.
     pub fn publish(&mut self, now: Instant) -> WorkerSnapshot {
         let ep = self.iface.endpoint();
+        let mut listeners = [ListenerSnapshot::default(); MAX_SNAPSHOT_LISTENERS];
+        let mut listener_count = 0;
+        for (slot, (addr, port, syn_queue, accept_queue, stats)) in
+            listeners.iter_mut().zip(ep.listeners_info())
+        {
+            *slot = ListenerSnapshot {
+                addr,
+                port,
+                syn_queue,
+                accept_queue,
+                stats,
+            };
+            listener_count += 1;
+        }
         let snap = WorkerSnapshot {
+            listeners,
+            listener_count,
             at: now,
             worker: self.index,
             pinned: self.pinned,

@@ -42,11 +42,16 @@ pub fn flow_hash(key: &[u8; 40], t: &FourTuple) -> u32 {
     toeplitz(key, &input)
 }
 
-/// Maps flows to workers: `flow_hash mod workers`.
+/// Maps flows to workers. Passive flows (and anything outside the stack's ephemeral range):
+/// `flow_hash mod workers`, the queue RSS delivers them to. Active opens (the local port is in
+/// the ephemeral range given by [`FlowOwner::with_ephemeral`]): the worker whose sub-range
+/// ([`FlowOwner::ephemeral_range`]) holds the port, so an active open is always owned by the
+/// worker that made it, even when no port of its range hashed to its own queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowOwner {
     key: [u8; 40],
     workers: usize,
+    ephemeral: Option<(u16, u16)>,
 }
 
 impl FlowOwner {
@@ -55,16 +60,58 @@ impl FlowOwner {
         FlowOwner {
             key,
             workers: workers.max(1),
+            ephemeral: None,
         }
+    }
+
+    /// Splits `lo..=hi` into one contiguous sub-range per worker (see `ephemeral_range`).
+    pub fn with_ephemeral(mut self, lo: u16, hi: u16) -> Self {
+        self.ephemeral = (lo <= hi).then_some((lo, hi));
+        self
     }
 
     pub fn workers(&self) -> usize {
         self.workers
     }
 
-    /// The index of the worker owning flow `t`.
-    pub fn owner(&self, t: &FourTuple) -> usize {
+    /// Worker `w`'s share of the ephemeral range (empty when the range has fewer ports than
+    /// workers or none was set): ports `lo + ⌊w·size/N⌋ ..= lo + ⌊(w+1)·size/N⌋ − 1`.
+    pub fn ephemeral_range(&self, w: usize) -> std::ops::RangeInclusive<u16> {
+        let Some((lo, hi)) = self.ephemeral else {
+            #[allow(clippy::reversed_empty_ranges)]
+            return 1..=0;
+        };
+        let size = u64::from(hi - lo) + 1;
+        let n = self.workers as u64;
+        let start = u64::from(lo) + (w as u64) * size / n;
+        let end = u64::from(lo) + (w as u64 + 1) * size / n;
+        if end <= start {
+            #[allow(clippy::reversed_empty_ranges)]
+            return 1..=0;
+        }
+        (start as u16)..=((end - 1) as u16)
+    }
+
+    /// The queue RSS (with this key, even indirection table) delivers flow `t` to.
+    pub fn rss_queue(&self, t: &FourTuple) -> usize {
         (flow_hash(&self.key, t) as usize) % self.workers
+    }
+
+    /// The index of the worker owning flow `t` (see the type's docs).
+    pub fn owner(&self, t: &FourTuple) -> usize {
+        if let Some((lo, hi)) = self.ephemeral {
+            if (lo..=hi).contains(&t.local_port) {
+                let size = u64::from(hi - lo) + 1;
+                let n = self.workers as u64;
+                let mut w = (u64::from(t.local_port - lo) * n / size) as usize;
+                // Integer rounding: the candidate is exact or one below.
+                while w + 1 < self.workers && self.ephemeral_range(w + 1).contains(&t.local_port) {
+                    w += 1;
+                }
+                return w;
+            }
+        }
+        self.rss_queue(t)
     }
 }
 
@@ -139,5 +186,38 @@ mod tests {
             (0x51cc_c178u32 % 3) as usize
         );
         assert_eq!(FlowOwner::new(DEFAULT_RSS_KEY, 0).workers(), 1);
+    }
+
+    #[test]
+    fn ephemeral_ports_are_owned_by_their_sub_range() {
+        for n in 1..=7usize {
+            let o = FlowOwner::new(DEFAULT_RSS_KEY, n).with_ephemeral(61000, 61999);
+            let mut covered = 0;
+            for w in 0..n {
+                let r = o.ephemeral_range(w);
+                covered += r.clone().count();
+                for port in r {
+                    let t = FourTuple {
+                        local_addr: Ipv4Addr::new(198, 18, 0, 1),
+                        local_port: port,
+                        remote_addr: Ipv4Addr::new(198, 18, 0, 2),
+                        remote_port: 80,
+                    };
+                    assert_eq!(o.owner(&t), w, "n {n} port {port}");
+                }
+            }
+            assert_eq!(covered, 1000, "n {n}: the sub-ranges partition the range");
+        }
+        let o = FlowOwner::new(DEFAULT_RSS_KEY, 2).with_ephemeral(61000, 61999);
+        assert_eq!(o.ephemeral_range(0), 61000..=61499);
+        assert_eq!(o.ephemeral_range(1), 61500..=61999);
+        // Outside the range: the RSS queue.
+        let t = FourTuple {
+            remote_addr: Ipv4Addr::new(66, 9, 149, 187),
+            remote_port: 2794,
+            local_addr: Ipv4Addr::new(161, 142, 100, 80),
+            local_port: 1766,
+        };
+        assert_eq!(o.owner(&t), (0x51cc_c178u32 % 2) as usize);
     }
 }

@@ -58,6 +58,7 @@ use crate::tcp::tuple::FourTuple;
 use crate::tcp::TcpConfig;
 use crate::time::{Duration, Instant};
 use crate::wire::TcpRepr;
+use crate::worker::rss::FlowOwner;
 
 use timers::{Armed, ConnTimers, TimerKey};
 use twtable::TwTable;
@@ -190,6 +191,9 @@ pub struct EndpointStats {
     pub conn_limit_drops: u64,
     /// `connect` calls refused because `max_connections` was reached.
     pub connect_limit_refused: u64,
+    /// Active opens that found no free port hashing to their own RSS queue (replies are
+    /// handed off from the queue they arrive on).
+    pub connect_rss_miss: u64,
     /// SYN cookies (`SyncookiesSent` / `Recv` / `Failed`).
     pub cookies_sent: u64,
     pub cookies_accepted: u64,
@@ -284,6 +288,8 @@ pub struct Endpoint {
     limiter: ChallengeAckLimiter,
     rng: ChaCha8Rng,
     ephemeral: RangeInclusive<u16>,
+    /// Prefer source ports whose RSS queue is this worker's (F-Stack `ff_rss_check`).
+    rss_pref: Option<(FlowOwner, usize)>,
     conns: Slab<Slot>,
     /// Generation of each slab index ever used (bumped when a slot is freed).
     gens: Vec<u32>,
@@ -327,6 +333,7 @@ impl Endpoint {
             rng: ChaCha8Rng::seed_from_u64(secrets.seed),
             cfg,
             ephemeral,
+            rss_pref: None,
             conns: Slab::new(),
             gens: Vec::new(),
             demux: FxHashMap::default(),
@@ -420,6 +427,21 @@ impl Endpoint {
         Some((ls.l.syn_queue.len(), ls.l.accept_queue.len(), ls.l.stats))
     }
 
+    /// Every listener: (address, port, SYN queue depth, accept queue depth, counters).
+    pub fn listeners_info(
+        &self,
+    ) -> impl Iterator<Item = (Ipv4Addr, u16, usize, usize, ListenerStats)> + '_ {
+        self.listeners.iter().flatten().map(|ls| {
+            (
+                ls.addr,
+                ls.port,
+                ls.l.syn_queue.len(),
+                ls.l.accept_queue.len(),
+                ls.l.stats,
+            )
+        })
+    }
+
     fn listener(&self, l: ListenerId) -> Option<&ListenerSlot> {
         self.listeners
             .get(l.index as usize)?
@@ -438,7 +460,8 @@ impl Endpoint {
     /// this shard's range: a random start, then a linear probe (at most the range's size),
     /// skipping ports with a connection to this remote or a listener. A TIME-WAIT 4-tuple is
     /// reused when `tcp_tw_reuse` = 1 and its timestamps make it safe (Linux
-    /// `tcp_twsk_unique`); otherwise skipped.
+    /// `tcp_twsk_unique`); otherwise skipped. With [`Endpoint::set_rss_preference`], ports
+    /// whose RSS hash lands on this worker's queue are tried first (F-Stack `ff_rss_check`).
     pub fn connect(
         &mut self,
         now: Instant,
@@ -459,44 +482,68 @@ impl Endpoint {
         }
         let n = (hi - lo) as u32 + 1;
         let start = self.rng.gen_range(0..n);
-        for i in 0..n {
-            let port = lo + ((start + i) % n) as u16;
-            if port == 0 {
-                continue;
-            }
-            let tuple = FourTuple {
-                local_addr: local,
-                local_port: port,
-                remote_addr: r,
-                remote_port: remote.port(),
-            };
-            if self.demux.contains_key(&tuple)
-                || self.listen_map.contains_key(&(local, port))
-                || self.listen_map.contains_key(&(Ipv4Addr::UNSPECIFIED, port))
-            {
-                continue;
-            }
-            let mut iss = self.isn.isn(&tuple, now);
-            let mut ts_off = self.isn.ts_offset(local, r);
-            if let Some(rec) = self.tw.get_mut(&tuple, now) {
-                let reuse = self
-                    .cfg
-                    .timestamps
-                    .then_some(())
-                    .and_then(|()| rec.reuse_for_connect(now, self.cfg.tw_reuse));
-                let Some((tw_iss, tw_ts_off)) = reuse else {
-                    continue;
+        // Pass 0 takes only ports whose RSS queue is ours (replies on a NIC then need no
+        // hand-off); pass 1, any free port of our range. At most 2·n probes.
+        let passes = if self.rss_pref.is_some() { 0..2 } else { 1..2 };
+        for pass in passes {
+            for i in 0..n {
+                let port = lo + ((start + i) % n) as u16;
+                let tuple = FourTuple {
+                    local_addr: local,
+                    local_port: port,
+                    remote_addr: r,
+                    remote_port: remote.port(),
                 };
-                (iss, ts_off) = (tw_iss, tw_ts_off);
-                self.tw.remove(&tuple);
-                self.stats.tw_reused += 1;
+                if pass == 0
+                    && self
+                        .rss_pref
+                        .is_some_and(|(o, me)| o.rss_queue(&tuple) != me)
+                {
+                    continue;
+                }
+                if let Some(id) = self.try_port(now, tuple) {
+                    if pass == 1 && self.rss_pref.is_some() {
+                        self.stats.connect_rss_miss += 1;
+                    }
+                    return Ok(id);
+                }
             }
-            let ends = endpoints(&tuple);
-            let conn = Connection::connect(now, &self.cfg, ends, iss, ts_off);
-            let id = self.insert(tuple, conn, Owner::App);
-            return Ok(id);
         }
         Err(ConnectError::NoPorts)
+    }
+
+    /// Makes `connect` prefer source ports whose flow hash lands on RSS queue `me` of `owner`.
+    pub fn set_rss_preference(&mut self, owner: FlowOwner, me: usize) {
+        self.rss_pref = Some((owner, me));
+    }
+
+    /// Opens `tuple` if it is free (no connection, no listener on the port, TIME-WAIT only
+    /// when reusable).
+    fn try_port(&mut self, now: Instant, tuple: FourTuple) -> Option<ConnId> {
+        let (local, port, r) = (tuple.local_addr, tuple.local_port, tuple.remote_addr);
+        if port == 0
+            || self.demux.contains_key(&tuple)
+            || self.listen_map.contains_key(&(local, port))
+            || self.listen_map.contains_key(&(Ipv4Addr::UNSPECIFIED, port))
+        {
+            return None;
+        }
+        let mut iss = self.isn.isn(&tuple, now);
+        let mut ts_off = self.isn.ts_offset(local, r);
+        if let Some(rec) = self.tw.get_mut(&tuple, now) {
+            let reuse = self
+                .cfg
+                .timestamps
+                .then_some(())
+                .and_then(|()| rec.reuse_for_connect(now, self.cfg.tw_reuse));
+            let (tw_iss, tw_ts_off) = reuse?;
+            (iss, ts_off) = (tw_iss, tw_ts_off);
+            self.tw.remove(&tuple);
+            self.stats.tw_reused += 1;
+        }
+        let ends = endpoints(&tuple);
+        let conn = Connection::connect(now, &self.cfg, ends, iss, ts_off);
+        Some(self.insert(tuple, conn, Owner::App))
     }
 
     /// The oldest established connection of listener `l` (what `accept()` returns); the

@@ -955,3 +955,33 @@ fn wheel_fires_100k_syn_retransmissions() {
     assert_eq!(a.stats().timer_wheel_full, 0);
     assert_eq!(a.state_counts().syn_sent, N);
 }
+
+/// Active opens with an RSS preference (F-Stack `ff_rss_check`): every port picked hashes
+/// to the worker's own queue while such ports are free; then any free port of the range,
+/// counted as a miss; then EADDRNOTAVAIL.
+#[test]
+fn connect_prefers_ports_hashing_to_own_queue() {
+    use crate::worker::rss::{FlowOwner, DEFAULT_RSS_KEY};
+    let owner = FlowOwner::new(DEFAULT_RSS_KEY, 2);
+    let mut e = ep(TcpConfig::default(), 7, 61000..=61063);
+    e.set_rss_preference(owner, 1);
+    let remote = SocketAddrV4::new(B, 80);
+    let tuple = |port| FourTuple {
+        local_addr: A,
+        local_port: port,
+        remote_addr: B,
+        remote_port: 80,
+    };
+    let matching = (61000..=61063u16)
+        .filter(|&p| owner.rss_queue(&tuple(p)) == 1)
+        .count();
+    assert!(matching > 0 && matching < 64, "{matching}");
+    for i in 0..64 {
+        let id = e.connect(T0, A, remote).expect("a free port");
+        let port = e.slot(id).unwrap().tuple.local_port;
+        let on_own_queue = owner.rss_queue(&tuple(port)) == 1;
+        assert_eq!(on_own_queue, i < matching, "connect {i} port {port}");
+    }
+    assert_eq!(e.stats().connect_rss_miss, (64 - matching) as u64);
+    assert_eq!(e.connect(T0, A, remote), Err(ConnectError::NoPorts));
+}

@@ -1,0 +1,448 @@
+//! `xdptcp stat`: the statistics of a running `xdptcp serve`, over a unix socket.
+//!
+//! `serve`'s control thread (the main thread, while the workers run) listens on
+//! `/run/xdptcp/<iface>.sock` (directory mode 0700, socket mode 0600: root only; removed on
+//! exit; a stale file of a killed serve is replaced). A client connects, writes one request
+//! line (`text` or `json`) and reads the report until EOF. The report is built from the
+//! workers' published snapshots (at most ~100 ms old), so asking costs the workers nothing.
+//! Each client is served with 1 s I/O timeouts, one at a time: bounded.
+
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration as StdDuration;
+
+use crate::worker::{StatsHandle, WorkerSnapshot};
+
+/// Where stat sockets live.
+pub const STAT_DIR: &str = "/run/xdptcp";
+
+/// The socket of the stack serving `ifname`.
+pub fn socket_path(ifname: &str) -> PathBuf {
+    Path::new(STAT_DIR).join(format!("{ifname}.sock"))
+}
+
+const IO_TIMEOUT: StdDuration = StdDuration::from_secs(1);
+
+/// What a report names besides the snapshots.
+#[derive(Debug, Clone)]
+pub struct StatMeta {
+    pub ifname: String,
+    pub addr: std::net::Ipv4Addr,
+    pub pid: u32,
+}
+
+/// The listening side, owned by `serve`. Removes the socket file on drop.
+#[derive(Debug)]
+pub struct StatServer {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl StatServer {
+    /// Binds `/run/xdptcp/<ifname>.sock` (non-blocking accept).
+    pub fn bind(ifname: &str) -> io::Result<StatServer> {
+        std::fs::create_dir_all(STAT_DIR)?;
+        std::fs::set_permissions(STAT_DIR, std::fs::Permissions::from_mode(0o700))?;
+        let path = socket_path(ifname);
+        // A file left by a serve that was killed: nobody answers on it.
+        if path.exists() && UnixStream::connect(&path).is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        let listener = UnixListener::bind(&path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        listener.set_nonblocking(true)?;
+        Ok(StatServer { listener, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Answers every client waiting now. Errors of one client are ignored.
+    pub fn poll(&self, meta: &StatMeta, handles: &[StatsHandle]) {
+        // Bounded: at most 64 clients per call.
+        for _ in 0..64 {
+            match self.listener.accept() {
+                Ok((s, _)) => {
+                    let _ = answer(s, meta, handles);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+impl Drop for StatServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn answer(s: UnixStream, meta: &StatMeta, handles: &[StatsHandle]) -> io::Result<()> {
+    s.set_nonblocking(false)?;
+    s.set_read_timeout(Some(IO_TIMEOUT))?;
+    s.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut line = String::new();
+    BufReader::new((&s).take(64)).read_line(&mut line)?;
+    let snaps: Vec<WorkerSnapshot> = handles.iter().map(StatsHandle::get).collect();
+    let report = if line.trim() == "json" {
+        report_json(meta, &snaps)
+    } else {
+        report_text(meta, &snaps)
+    };
+    (&s).write_all(report.as_bytes())
+}
+
+/// Asks the serve of `ifname` for its report. `Err` is the one line to print.
+pub fn query(ifname: &str, json: bool) -> Result<String, String> {
+    let path = socket_path(ifname);
+    let mut s = UnixStream::connect(&path).map_err(|e| {
+        if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) {
+            format!(
+                "no xdptcp serve running on {ifname} (no {})",
+                path.display()
+            )
+        } else {
+            format!("{}: {e}", path.display())
+        }
+    })?;
+    let io = |e: io::Error| format!("{}: {e}", path.display());
+    s.set_read_timeout(Some(StdDuration::from_secs(5)))
+        .map_err(io)?;
+    s.set_write_timeout(Some(StdDuration::from_secs(5)))
+        .map_err(io)?;
+    s.write_all(if json { b"json\n" } else { b"text\n" })
+        .map_err(io)?;
+    let mut out = String::new();
+    // Reports are a few KiB; 1 MiB bounds a misbehaving server.
+    s.take(1 << 20).read_to_string(&mut out).map_err(io)?;
+    Ok(out)
+}
+
+/// The interfaces with a stat socket now.
+pub fn running() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(STAT_DIR)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".sock"))
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Named counters of one snapshot, in report order (also the JSON keys).
+fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
+    let (c, e, i) = (&s.states, &s.endpoint, &s.iface);
+    let u = |x: usize| x as u64;
+    vec![
+        ("listen", u(c.listen)),
+        ("syn_sent", u(c.syn_sent)),
+        ("syn_received", u(c.syn_received)),
+        ("established", u(c.established)),
+        ("fin_wait1", u(c.fin_wait1)),
+        ("fin_wait2", u(c.fin_wait2)),
+        ("close_wait", u(c.close_wait)),
+        ("closing", u(c.closing)),
+        ("last_ack", u(c.last_ack)),
+        ("time_wait", u(c.time_wait)),
+        ("closed", u(c.closed)),
+        ("conns_opened", e.conns_opened),
+        ("conns_freed", e.conns_freed),
+        ("cookies_sent", e.cookies_sent),
+        ("cookies_accepted", e.cookies_accepted),
+        ("cookies_rejected", e.cookies_rejected),
+        ("rst_closed", e.rst_closed),
+        ("rst_listen_bad_ack", e.rst_listen_bad_ack),
+        ("rst_accept_overflow", e.rst_accept_overflow),
+        ("challenge_acks_sent", e.challenge_acks_sent),
+        ("syn_dropped", e.syn_dropped),
+        ("listen_overflows", e.listen_overflows),
+        ("conn_limit_drops", e.conn_limit_drops),
+        ("tw_overflow", e.tw_overflow),
+        ("malformed_in", e.malformed_in),
+        ("no_listener", e.no_listener),
+        ("control_dropped", e.control_dropped),
+        ("rx_checksum", i.rx_checksum),
+        ("rx_truncated", i.rx_truncated),
+        ("rx_malformed", i.rx_malformed),
+        ("rx_unsupported", i.rx_unsupported),
+        ("rx_not_ours", i.rx_not_ours),
+        ("tx_full", i.tx_full),
+        ("tx_no_route", i.tx_no_route),
+        ("tx_neigh_dropped", i.tx_neigh_dropped),
+        ("rx_misdirected", i.rx_misdirected),
+        ("handoff_sent", i.handoff_sent),
+        ("handoff_received", i.handoff_received),
+        ("handoff_dropped", i.handoff_dropped),
+        ("connect_rss_miss", e.connect_rss_miss),
+        ("rx_frames", i.rx_frames),
+        ("tx_segments", i.tx_segments),
+        ("busy_ns", s.looping.busy_ns),
+        ("idle_ns", s.looping.idle_ns),
+    ]
+}
+
+/// Report lines: (title, counter names) for the text form.
+const SECTIONS: [(&str, &[&str]); 6] = [
+    (
+        "states",
+        &[
+            "listen",
+            "syn_sent",
+            "syn_received",
+            "established",
+            "fin_wait1",
+            "fin_wait2",
+            "close_wait",
+            "closing",
+            "last_ack",
+            "time_wait",
+            "closed",
+        ],
+    ),
+    (
+        "conns",
+        &["conns_opened", "conns_freed", "connect_rss_miss"],
+    ),
+    (
+        "cookies",
+        &["cookies_sent", "cookies_accepted", "cookies_rejected"],
+    ),
+    (
+        "resets",
+        &[
+            "rst_closed",
+            "rst_listen_bad_ack",
+            "rst_accept_overflow",
+            "challenge_acks_sent",
+        ],
+    ),
+    (
+        "drops",
+        &[
+            "syn_dropped",
+            "listen_overflows",
+            "conn_limit_drops",
+            "tw_overflow",
+            "malformed_in",
+            "no_listener",
+            "control_dropped",
+            "rx_checksum",
+            "rx_truncated",
+            "rx_malformed",
+            "rx_unsupported",
+            "rx_not_ours",
+            "tx_full",
+            "tx_no_route",
+            "tx_neigh_dropped",
+            "handoff_dropped",
+        ],
+    ),
+    (
+        "handoff",
+        &[
+            "rx_misdirected",
+            "handoff_sent",
+            "handoff_received",
+            "handoff_dropped",
+        ],
+    ),
+];
+
+fn line(out: &mut String, who: &str, title: &str, names: &[&str], c: &[(&str, u64)]) {
+    let _ = write!(out, "{who:<8} {title:<8}");
+    for n in names {
+        let v = c.iter().find(|(k, _)| k == n).map_or(0, |(_, v)| *v);
+        let _ = write!(out, " {n} {v}");
+    }
+    out.push('\n');
+}
+
+fn totals(snaps: &[WorkerSnapshot]) -> Vec<(&'static str, u64)> {
+    let mut t: Vec<(&'static str, u64)> = Vec::new();
+    for s in snaps {
+        for (i, (k, v)) in counters(s).into_iter().enumerate() {
+            match t.get_mut(i) {
+                Some(e) => e.1 += v,
+                None => t.push((k, v)),
+            }
+        }
+    }
+    t
+}
+
+/// The text report: per worker and total, one line per section; then the listeners.
+pub fn report_text(meta: &StatMeta, snaps: &[WorkerSnapshot]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "xdptcp serve pid {} on {} {}: {} workers",
+        meta.pid,
+        meta.ifname,
+        meta.addr,
+        snaps.len()
+    );
+    let per: Vec<_> = snaps.iter().map(counters).collect();
+    let tot = totals(snaps);
+    for (title, names) in SECTIONS {
+        for (w, c) in per.iter().enumerate() {
+            line(&mut out, &format!("worker{w}"), title, names, c);
+        }
+        line(&mut out, "total", title, names, &tot);
+    }
+    for (w, s) in snaps.iter().enumerate() {
+        for l in s.listeners() {
+            let _ = writeln!(
+                out,
+                "worker{w:<2} listener {}:{} syn_queue {} accept_queue {} listen_overflows {} \
+                 listen_drops {} cookies_sent {}",
+                l.addr,
+                l.port,
+                l.syn_queue,
+                l.accept_queue,
+                l.stats.listen_overflows,
+                l.stats.listen_drops,
+                l.stats.cookies_sent
+            );
+        }
+    }
+    out
+}
+
+/// The JSON report: `{"iface","addr","pid","workers":[{...}],"total":{...}}`.
+pub fn report_json(meta: &StatMeta, snaps: &[WorkerSnapshot]) -> String {
+    fn obj(out: &mut String, c: &[(&str, u64)]) {
+        out.push('{');
+        for (i, (k, v)) in c.iter().enumerate() {
+            let _ = write!(out, "{}\"{k}\":{v}", if i > 0 { "," } else { "" });
+        }
+    }
+    let mut out = String::new();
+    // Interface names cannot hold quotes or backslashes (dev_valid_name forbids only '/',
+    // ':' and whitespace...), so escape them anyway.
+    let name: String = meta
+        .ifname
+        .chars()
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c if c.is_control() => vec![],
+            c => vec![c],
+        })
+        .collect();
+    let _ = write!(
+        out,
+        "{{\"iface\":\"{name}\",\"addr\":\"{}\",\"pid\":{},\"workers\":[",
+        meta.addr, meta.pid
+    );
+    for (w, s) in snaps.iter().enumerate() {
+        if w > 0 {
+            out.push(',');
+        }
+        obj(&mut out, &counters(s));
+        let _ = write!(out, ",\"worker\":{w},\"listeners\":[");
+        for (i, l) in s.listeners().iter().enumerate() {
+            let _ = write!(
+                out,
+                "{}{{\"addr\":\"{}\",\"port\":{},\"syn_queue\":{},\"accept_queue\":{}}}",
+                if i > 0 { "," } else { "" },
+                l.addr,
+                l.port,
+                l.syn_queue,
+                l.accept_queue
+            );
+        }
+        out.push_str("]}");
+    }
+    out.push_str("],\"total\":");
+    obj(&mut out, &totals(snaps));
+    out.push_str("}}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::ListenerSnapshot;
+
+    fn meta() -> StatMeta {
+        StatMeta {
+            ifname: "xts-1".into(),
+            addr: std::net::Ipv4Addr::new(198, 18, 0, 1),
+            pid: 42,
+        }
+    }
+
+    fn snaps() -> Vec<WorkerSnapshot> {
+        let mut a = WorkerSnapshot::default();
+        a.states.established = 3;
+        a.states.listen = 1;
+        a.iface.handoff_received = 5;
+        a.listeners[0] = ListenerSnapshot {
+            port: 7,
+            syn_queue: 2,
+            accept_queue: 1,
+            ..ListenerSnapshot::default()
+        };
+        a.listener_count = 1;
+        let mut b = WorkerSnapshot::default();
+        b.states.established = 4;
+        b.states.listen = 1;
+        b.iface.handoff_sent = 5;
+        vec![a, b]
+    }
+
+    #[test]
+    fn text_report_has_per_worker_and_total_lines() {
+        let r = report_text(&meta(), &snaps());
+        assert!(
+            r.starts_with("xdptcp serve pid 42 on xts-1 198.18.0.1: 2 workers\n"),
+            "{r}"
+        );
+        let states: Vec<&str> = r.lines().filter(|l| l.contains(" states ")).collect();
+        assert_eq!(states.len(), 3, "{r}");
+        assert!(
+            states[0].starts_with("worker0  states   listen 1 syn_sent 0"),
+            "{r}"
+        );
+        assert!(states[2].contains(" established 7 "), "{r}");
+        let h = r
+            .lines()
+            .find(|l| l.starts_with("total    handoff"))
+            .unwrap();
+        assert_eq!(
+            h,
+            "total    handoff  rx_misdirected 0 handoff_sent 5 handoff_received 5 handoff_dropped 0"
+        );
+        assert!(
+            r.contains("worker0  listener 0.0.0.0:7 syn_queue 2 accept_queue 1 listen_overflows 0")
+        );
+    }
+
+    #[test]
+    fn json_report_shape() {
+        let r = report_json(&meta(), &snaps());
+        assert!(r.starts_with("{\"iface\":\"xts-1\",\"addr\":\"198.18.0.1\",\"pid\":42,\"workers\":[{\"listen\":1,"), "{r}");
+        assert!(r.contains("\"worker\":0,\"listeners\":[{\"addr\":\"0.0.0.0\",\"port\":7,\"syn_queue\":2,\"accept_queue\":1}]}"), "{r}");
+        assert!(r.contains("\"total\":{\"listen\":2,"), "{r}");
+        assert!(r.contains("\"established\":7,"), "{r}");
+        assert!(r.ends_with("}}\n"));
+        // Balanced braces and brackets.
+        let depth = r.chars().fold(0i32, |d, c| match c {
+            '{' | '[' => d + 1,
+            '}' | ']' => d - 1,
+            _ => d,
+        });
+        assert_eq!(depth, 0);
+    }
+}
