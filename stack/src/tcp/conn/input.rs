@@ -5,7 +5,7 @@
 
 use super::state::{Inner, Transition};
 use super::{Arrival, ChallengeAckLimiter, ConnError, Connection, Negotiated, DEFAULT_MSS};
-use super::{Timer, EV_READABLE, EV_WRITABLE};
+use super::{Timer, EV_WRITABLE};
 use crate::tcp::timewait::TimeWaitAction;
 use crate::time::{Duration, Instant};
 use crate::wire::{SeqNum, TcpRepr};
@@ -381,42 +381,7 @@ impl Connection {
         true
     }
 
-    /// RFC 9293 §3.10.7.4 "seventh, process the segment text". Returns whether an in-order
-    /// FIN follows the accepted text, or `None` if the segment was dropped.
-    fn process_text(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<bool> {
-        let orphaned = self.app.orphaned;
-        let Some(rcv) = self.inner.receiver_mut() else {
-            // "CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: This should not occur since a FIN has
-            // been received from the remote side. Ignore the segment text."
-            return Some(false);
-        };
-        if seg.payload.is_empty() {
-            return Some(seg.flags.fin() && seg.seq == rcv.nxt);
-        }
-        if orphaned && (seg.seq + seg.payload.len()).gt(rcv.nxt) {
-            // New data for a connection the application has closed: nobody will read it.
-            // Reset (RFC 2525 §2.17; Linux: LINUX_MIB_TCPABORTONDATA) with
-            // <SEQ=SEG.ACK><CTL=RST>. (Duplicates of data already taken are just ACKed.)
-            self.pending.rst = Some((seg.ack, None));
-            self.apply(now, Transition::Closed(None));
-            return None;
-        }
-        // "ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2: ... deliver segment text to user RECEIVE
-        // buffers ... Send an acknowledgment of the form <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>."
-        // (ACKs are immediate; delayed ACK is issue 4.) Out-of-order text is dropped and
-        // ACKed at once (issue 4 adds reassembly).
-        self.pending.ack = true;
-        match rcv.accept(seg.seq, seg.payload) {
-            None => Some(false),
-            Some(n) => {
-                let fin = seg.flags.fin() && seg.seq + seg.payload.len() == rcv.nxt;
-                if n > 0 {
-                    self.signal(EV_READABLE);
-                }
-                Some(fin)
-            }
-        }
-    }
+    // "seventh, process the segment text": `process_text` in text.rs.
 
     /// RFC 9293 §3.10.7.4 "eighth, check the FIN bit" (only reached for an in-order FIN).
     fn process_fin(&mut self, now: Instant) {
@@ -469,6 +434,7 @@ impl Connection {
         if (seg.seq_len() == 0 || seg.flags.syn()) && self.oow_limited(now) {
             return;
         }
+        self.note_duplicate(seg);
         self.pending.ack = true;
     }
 

@@ -124,13 +124,14 @@ impl Connection {
         if self.nego.timestamps {
             options.timestamp = Some((self.ts_val(now), self.ts.recent));
         }
+        self.sack_option(&mut options);
         TcpRepr {
             src_port: self.ends.local.port(),
             dst_port: self.ends.remote.port(),
             seq,
             ack: self.inner.rcv_nxt().unwrap_or(SeqNum(0)),
             flags,
-            window: self.advertised_window(self.inner.rcv_wnd()),
+            window: self.window_field(),
             urgent: 0,
             options,
             payload,
@@ -202,11 +203,7 @@ impl Connection {
         if let Some(nxt) = self.inner.rcv_nxt() {
             self.ts.last_ack_sent = nxt;
         }
-        let wnd = self.inner.rcv_wnd();
-        let adv = (self.advertised_window(wnd) as u32) << self.nego.rcv_shift;
-        if let Some(r) = self.inner.receiver_mut() {
-            r.adv = adv;
-        }
+        self.rx_ack_sent();
     }
 
     /// Run every timer due at `now`.

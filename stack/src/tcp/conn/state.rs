@@ -371,7 +371,7 @@ impl Connection {
                 let mut snd = Sender::new(iss, self.nego, self.limits.wmem, &self.limits);
                 snd.una = una;
                 snd.set_window(wnd, wl1, wl2);
-                let rcv = Receiver::new(irs + 1u32, self.limits.rmem);
+                let rcv = Receiver::new(irs + 1u32, self.limits.rmem, &self.nego);
                 self.ts.last_ack_sent = irs + 1u32;
                 Inner::Established(Established { snd, rcv })
             }

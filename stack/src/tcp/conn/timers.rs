@@ -9,7 +9,7 @@ use crate::time::Instant;
 pub enum Timer {
     /// SYN, SYN-ACK, data and FIN retransmission (RFC 6298).
     Retransmit = 0,
-    /// Delayed ACK (issue 4; never armed yet: ACKs are immediate).
+    /// Delayed ACK (delack.rs: at most `DELAYED_ACK` after the first unacknowledged data).
     DelayedAck = 1,
     /// Zero-window probe (RFC 9293 §3.8.6.1).
     Persist = 2,

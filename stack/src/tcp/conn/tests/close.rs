@@ -292,10 +292,12 @@ fn duplicate_data_for_orphaned_connection_is_acked() {
     t.feed(&data(ACK, 5001, 1001, b"abc"));
     t.read_all();
     t.c.close(t.now);
-    assert_eq!(t.out(), vec![Out::new(FIN | ACK, 1001, 5004)]);
+    // Reading 3 bytes does not move the right edge (receiver SWS avoidance, RFC 9293
+    // §3.8.6.2.2): the window stays 4096 - 3.
+    assert_eq!(t.out(), vec![Out::new(FIN | ACK, 1001, 5004).win(WND - 3)]);
     assert_eq!(
         t.feed(&data(ACK, 5001, 1002, b"abc")),
-        vec![ack_out(1002, 5004)]
+        vec![ack_out(1002, 5004).win(WND - 3)]
     );
     assert_eq!(t.state(), State::FinWait1);
 }

@@ -1,6 +1,6 @@
 //! Data transfer basics: bounded buffers with backpressure, in-order delivery, the receive
 //! window and window updates, the peer's window, MSS segmentation, timestamps on data.
-//! (SACK, congestion control, reassembly, delayed ACK and Nagle are issue 4.)
+//! (The receive side's reassembly, SACK and ACK policy: recv.rs.)
 
 use super::*;
 
@@ -62,8 +62,9 @@ fn peer_window_limits_sending() {
     assert_eq!(t.feed(&stale), vec![]);
 }
 
-/// In-order delivery: data is ACKed at once (no delayed ACK yet), the window shrinks by
-/// what is buffered, duplicates are not delivered twice, a partial overlap is trimmed.
+/// In-order delivery: the first segments are ACKed at once (quick-ACK mode, delack.rs), the
+/// window shrinks by what is buffered, duplicates are not delivered twice, a partial overlap
+/// is trimmed.
 #[test]
 fn receive_in_order_and_trim() {
     let mut t = established();
@@ -84,10 +85,10 @@ fn receive_in_order_and_trim() {
     assert_eq!(t.read_all(), b"hello world");
 }
 
-/// Out-of-order text is dropped for now (issue 4 adds reassembly) and answered with an
-/// immediate ACK for RCV.NXT (what a duplicate ACK needs).
+/// Out-of-order text is held (not readable yet) and answered with an immediate ACK for
+/// RCV.NXT (what a duplicate ACK needs). More in recv.rs.
 #[test]
-fn out_of_order_dropped_with_ack() {
+fn out_of_order_held_with_ack() {
     let mut t = established();
     assert_eq!(
         t.feed(&data(ACK, 5010, 1001, b"later")),

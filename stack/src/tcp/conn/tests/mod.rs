@@ -12,6 +12,8 @@ mod data;
 mod fuzz;
 mod handshake;
 mod pair;
+mod recv;
+mod recv_prop;
 mod rst;
 mod timers;
 
@@ -380,7 +382,8 @@ fn mermaid_diagram_from_table() {
 /// The per-connection footprint documented in conn/mod.rs (buffers excluded).
 #[test]
 fn connection_size_bound() {
-    assert!(core::mem::size_of::<Connection>() <= 640);
+    let size = core::mem::size_of::<Connection>();
+    assert!(size <= 680, "Connection is {size} bytes");
 }
 
 /// docs/state-machine.md embeds the diagram generated from `TRANSITIONS`: regenerate it with
