@@ -6,7 +6,9 @@
 //!   timers, stateless replies; the API the worker and the application use.
 //! - [`timewait`]: the compact TIME-WAIT record the endpoint keeps instead of a connection.
 //! - [`config`]: settings named after Linux's sysctls.
+//! - [`cc`]: congestion control (CUBIC, NewReno) behind one trait.
 
+pub mod cc;
 pub mod config;
 pub mod conn;
 pub mod cookie;

@@ -4,6 +4,7 @@
 //! disagree. Values are integers in the key's unit; booleans are 0 / 1 as in sysctl.
 
 use super::TcpConfig;
+use crate::tcp::cc::CongestionAlgo;
 use crate::time::Duration;
 
 /// Why `TcpConfig::set` refused a key or value. The config is unchanged after an error.
@@ -35,6 +36,8 @@ pub struct KeyDoc {
 enum Allowed {
     Choice(&'static [u64]),
     Range(u64, u64),
+    /// Named values (index = stored value), as Linux's `tcp_congestion_control`.
+    Names(&'static [&'static str]),
 }
 
 struct Key {
@@ -135,6 +138,9 @@ static KEYS: &[Key] = &[
     Key { name: "tcp_abort_on_overflow", unit: "bool", allowed: BOOL, triple: false,
         meaning: "Reset (instead of drop) a handshake-completing ACK that finds the accept queue full",
         get: |c| c.abort_on_overflow as u64, set: |c, v| c.abort_on_overflow = v == 1 },
+    Key { name: "tcp_congestion_control", unit: "name", allowed: Allowed::Names(&CongestionAlgo::NAMES), triple: false,
+        meaning: "Congestion control: cubic (RFC 9438) or reno (NewReno, RFC 5681 / RFC 6582)",
+        get: |c| c.congestion_control as u64, set: |c, v| c.congestion_control = CongestionAlgo::from_index(v) },
 ];
 
 impl Allowed {
@@ -142,6 +148,7 @@ impl Allowed {
         match self {
             Allowed::Choice(list) => list.contains(&v),
             Allowed::Range(lo, hi) => (lo..=hi).contains(&v),
+            Allowed::Names(names) => (v as usize) < names.len(),
         }
     }
     fn describe(self) -> String {
@@ -156,6 +163,17 @@ impl Allowed {
                 }
             }
             Allowed::Range(lo, hi) => format!("{lo} to {hi}"),
+            Allowed::Names(names) => match names.split_last() {
+                Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+                _ => names.join(""),
+            },
+        }
+    }
+    /// How `get` prints a stored value.
+    fn show(self, v: u64) -> String {
+        match self {
+            Allowed::Names(names) => names.get(v as usize).copied().unwrap_or("?").to_string(),
+            _ => v.to_string(),
         }
     }
 }
@@ -180,6 +198,12 @@ fn parse(key: &Key, value: &str) -> Result<u64, ConfigError> {
     let mut expected = key.allowed.describe();
     if key.triple {
         expected = format!("{expected}, or \"min default max\" with min <= default <= max");
+    }
+    if let Allowed::Names(names) = key.allowed {
+        return match names.iter().position(|n| *n == value.trim()) {
+            Some(i) => Ok(i as u64),
+            None => Err(invalid(expected)),
+        };
     }
     let nums: Option<Vec<u64>> = value.split_whitespace().map(|w| w.parse().ok()).collect();
     let v = match (nums.as_deref(), key.triple) {
@@ -244,7 +268,7 @@ impl TcpConfig {
 
     /// The current value of `key` as `set` accepts it.
     pub fn get(&self, key: &str) -> Result<String, ConfigError> {
-        find(key).map(|k| (k.get)(self).to_string())
+        find(key).map(|k| k.allowed.show((k.get)(self)))
     }
 
     /// Every key with its default, unit, allowed values and meaning, in table order.
@@ -253,7 +277,7 @@ impl TcpConfig {
         KEYS.iter()
             .map(|k| KeyDoc {
                 name: k.name,
-                default: (k.get)(&d).to_string(),
+                default: k.allowed.show((k.get)(&d)),
                 unit: k.unit,
                 allowed: k.allowed.describe(),
                 meaning: k.meaning,
@@ -270,7 +294,7 @@ impl TcpConfig {
              TCP settings carry Linux's sysctl names (`net.ipv4.tcp_*`, `net.core.somaxconn`) and\n\
              Linux's defaults, so an operator's knowledge carries over. They are set with\n\
              `TcpConfig::set(key, value)` (`xdptcp serve --set KEY=VALUE`); values are integers in\n\
-             the unit shown, booleans are 0 or 1. Out-of-range values are refused, never clamped.\n\n\
+             the unit shown (a name for `name` keys), booleans are 0 or 1. Out-of-range values are refused, never clamped.\n\n\
              | Key | Default | Unit | Allowed | Meaning |\n|---|---|---|---|---|\n",
         );
         for k in TcpConfig::keys() {
@@ -332,6 +356,7 @@ mod tests {
             ("max_connections", "5000"),
             ("tcp_mss", "8960"),
             ("tcp_abort_on_overflow", "1"),
+            ("tcp_congestion_control", "reno"),
         ];
         assert_eq!(cases.len(), KEYS.len(), "every key covered");
         for (k, v) in cases {
@@ -364,6 +389,7 @@ mod tests {
             abort_on_overflow: true,
             max_tw_buckets: 1000,
             max_connections: 5000,
+            congestion_control: CongestionAlgo::Reno,
         };
         assert_eq!(c, want);
         assert_eq!(c.time_wait(), Duration::from_secs(10));
@@ -395,7 +421,15 @@ mod tests {
             msg.starts_with("unknown key tcp_tw_recycle (known: tcp_syncookies, "),
             "{msg}"
         );
-        assert!(msg.ends_with("tcp_mss, tcp_abort_on_overflow)"), "{msg}");
+        assert!(
+            msg.ends_with("tcp_abort_on_overflow, tcp_congestion_control)"),
+            "{msg}"
+        );
+        let e = c.set("tcp_congestion_control", "bbr").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "tcp_congestion_control must be cubic or reno (got \"bbr\")"
+        );
         assert!(c.set("tcp_mss", "535").is_err());
         assert!(c.set("tcp_mss", "").is_err());
         assert!(c.set("tcp_rmem", "1 2").is_err());

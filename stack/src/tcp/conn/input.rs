@@ -3,6 +3,7 @@
 //! RFCs put them. Replies are not sent here: they are recorded in `pending` and go out with
 //! the next `poll_transmit`.
 
+use super::recovery::AckInfo;
 use super::state::{Inner, Transition};
 use super::{Arrival, ChallengeAckLimiter, ConnError, Connection, Negotiated, DEFAULT_MSS};
 use super::{Timer, EV_WRITABLE};
@@ -322,19 +323,33 @@ impl Connection {
             self.challenge_ack(now, limiter);
             return false;
         }
-        let mut freed = false;
         // "If SND.UNA < SEG.ACK =< SND.NXT, then set SND.UNA <- SEG.ACK. Any segments on the
         // retransmission queue that are thereby entirely acknowledged are removed."
-        // ("If the ACK is a duplicate (SEG.ACK =< SND.UNA), it can be ignored.")
-        if snd.una.lt(seg.ack) {
-            let acked = snd.on_ack(now, seg.ack, ts_rtt);
-            freed = acked.bytes > 0;
+        // ("If the ACK is a duplicate (SEG.ACK =< SND.UNA), it can be ignored": but duplicate
+        // ACKs and SACK blocks drive loss recovery, recovery.rs.)
+        let sacks = if self.nego.sack {
+            seg.options.sacks()
+        } else {
+            &[]
+        };
+        let info = AckInfo {
+            ack: seg.ack,
+            wnd: (seg.window as u32) << snd.shift,
+            pure: seg.payload.is_empty() && !seg.flags.syn() && !seg.flags.fin(),
+            sacks,
+            ts_rtt,
+        };
+        let r = snd.on_ack_segment(now, &info);
+        // Any acceptable ACK answers our zero-window probes (Linux resets probes_out).
+        snd.zwp_unanswered = 0;
+        let freed = r.acked.bytes > 0;
+        if r.advanced {
             // RFC 6298 §5.2/5.3: stop the timer when all is acked, else restart it.
-            if snd.in_flight() {
+            if !snd.in_flight() {
+                self.timers.clear(Timer::Retransmit);
+            } else if r.restart_rto {
                 let rto = snd.rtt.rto();
                 self.timers.set(Timer::Retransmit, now + rto);
-            } else {
-                self.timers.clear(Timer::Retransmit);
             }
             self.timers.clear(Timer::UserTimeout);
             self.rearm_user_timeout(now);

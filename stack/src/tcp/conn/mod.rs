@@ -13,10 +13,12 @@
 //! - `input.rs`: segment arrival, RFC 9293 §3.10.7.3 (SYN-SENT) and §3.10.7.4 (other states)
 //!   in the RFC's order, with RFC 5961 and RFC 7323 checks.
 //! - `output.rs`: building segments (`poll_transmit`).
-//! - `sender.rs` / `receiver.rs`: the send and receive halves (issue 4 grows them: SACK,
-//!   congestion control, Nagle). The receive side: `receiver.rs` (buffer, reassembly into
-//!   it, advertised window with SWS avoidance), `reassembly.rs` (held out-of-order ranges),
-//!   `delack.rs` (when to ACK), `sack_gen.rs` (SACK / D-SACK blocks), `text.rs` (the
+//! - `sender.rs` / `receiver.rs`: the send and receive halves. The sender decides what may
+//!   go out (peer window, cwnd from tcp/cc, Nagle, sender SWS avoidance); `recovery.rs`
+//!   detects and repairs loss (duplicate ACKs, NewReno, RFC 6675 SACK recovery with
+//!   `scoreboard.rs`, the RTO response). The receive side: `receiver.rs` (buffer, reassembly
+//!   into it, advertised window with SWS avoidance), `reassembly.rs` (held out-of-order
+//!   ranges), `delack.rs` (when to ACK), `sack_gen.rs` (SACK / D-SACK blocks), `text.rs` (the
 //!   "process the segment text" step and what our segments say about the receive side).
 //! - `rtt.rs`: RFC 6298 estimator; `timers.rs`: the fixed timer table; `limiter.rs`: the
 //!   RFC 5961 §7 challenge-ACK limiter.
@@ -26,11 +28,11 @@
 //! unknown 4-tuples with a RST, RFC 9293 §3.10.7.1). A connection that reaches
 //! [`State::Closed`] only drains its last output (a RST, if any) and unread data.
 //!
-//! Memory per connection: the struct itself (680 bytes on x86-64; a test bounds it at 680)
+//! Memory per connection: the struct itself (832 bytes on x86-64; a test bounds it at 840)
 //! plus at most `cfg.wmem` bytes of send buffer and `cfg.rmem` bytes of receive buffer
 //! (buffers grow on demand up to those bounds; out-of-order data is held inside the receive
-//! buffer) plus, only while out-of-order data is held, its range list (at most
-//! `reassembly::MAX_RANGES` = 32 ranges of 12 bytes).
+//! buffer), 256 bytes of SACK scoreboard, and, only while out-of-order data is held, its
+//! range list (at most `reassembly::MAX_RANGES` = 32 ranges of 12 bytes).
 
 mod delack;
 mod input;
@@ -38,8 +40,10 @@ mod limiter;
 mod output;
 mod reassembly;
 mod receiver;
+mod recovery;
 mod rtt;
 mod sack_gen;
+mod scoreboard;
 mod sender;
 mod state;
 mod text;
@@ -56,6 +60,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddrV4;
 
+use crate::tcp::cc::{CongestionAlgo, CongestionControl};
 use crate::tcp::timewait::TimeWait;
 use crate::tcp::TcpConfig;
 use crate::time::{Duration, Instant};
@@ -266,6 +271,7 @@ struct Limits {
     rmem: usize,
     wmem: usize,
     our_mss: u16,
+    cc: CongestionAlgo,
 }
 
 impl Limits {
@@ -285,6 +291,7 @@ impl Limits {
             rmem: cfg.rmem,
             wmem: cfg.wmem,
             our_mss: cfg.mss,
+            cc: cfg.congestion_control,
         }
     }
 }
@@ -342,6 +349,8 @@ struct App {
     want_writable: bool,
     keepalive: bool,
     user_timeout: Option<Duration>,
+    /// Nagle's algorithm off (TCP_NODELAY).
+    nodelay: bool,
 }
 
 /// One TCP connection. See the module docs.
@@ -501,6 +510,18 @@ impl Connection {
     /// RFC 6298 estimate: (SRTT once sampled, current RTO), for the sending states.
     pub fn rtt(&self) -> Option<(Option<Duration>, Duration)> {
         self.inner.sender().map(|s| (s.rtt.srtt(), s.rtt.rto()))
+    }
+
+    /// Congestion state (cwnd, ssthresh) in bytes, for the sending states.
+    pub fn congestion_window(&self) -> Option<(u32, u32)> {
+        self.inner.sender().map(|s| (s.cc.cwnd(), s.cc.ssthresh()))
+    }
+
+    /// Turn Nagle's algorithm off (`true`, Linux TCP_NODELAY) or on (RFC 9293 §3.7.4: on by
+    /// default). Small segments then go out at once even while data is unacknowledged;
+    /// data already queued goes with the next `poll_transmit`.
+    pub fn set_nodelay(&mut self, on: bool) {
+        self.app.nodelay = on;
     }
 
     /// The error the connection ended with, if any.

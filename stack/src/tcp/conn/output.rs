@@ -7,6 +7,9 @@ use super::{ConnError, Connection, Timer};
 use crate::time::Instant;
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
 
+/// Segments one `poll_transmit` may emit at most (a guard; cwnd bounds it first).
+const MAX_BURST: usize = 1 << 16;
+
 impl Connection {
     /// Emit everything due at `now`, in order: a pending RST; the SYN or SYN-ACK; data and FIN
     /// the window allows (MSS-sized, PSH on the last); a keepalive / zero-window probe; a bare
@@ -69,46 +72,57 @@ impl Connection {
         }
     }
 
-    /// Data and FIN from the send buffer.
+    /// Data and FIN from the send buffer: what `Sender::next_tx` allows (cwnd, the peer's
+    /// window, Nagle / SWS, loss recovery), then the timer invariants: the retransmission
+    /// timer runs while anything is unacknowledged (RFC 6298 §5.1), the persist timer while
+    /// data waits with nothing outstanding (RFC 9293 §3.8.6.1, and §3.8.6.2.1's override).
     fn transmit_data(&mut self, now: Instant, emit: &mut impl FnMut(&TcpRepr<'_>)) {
-        // Bounded: each round sends at least one byte or the FIN of a bounded buffer.
-        while let Some(snd) = self.inner.sender() {
-            let Some((seq, range, fin)) = snd.next_segment() else {
-                break;
-            };
-            let last = range.end == snd.buf.len();
-            let payload = snd.payload(range);
-            let len = payload.len();
-            let mut flags = TcpFlags::ACK;
-            if fin {
-                flags = flags | TcpFlags::FIN;
-            }
-            if last && len > 0 {
-                flags = flags | TcpFlags::PSH;
-            }
-            emit(&self.segment(now, seq, flags, payload));
-            self.ack_sent();
+        let nodelay = self.app.nodelay;
+        if let Some(snd) = self.inner.sender_mut() {
+            snd.maybe_idle_restart(now);
+        }
+        // Bounded: every segment advances SND.NXT, HighRxt or clears a one-shot flag; the
+        // count is a second guard.
+        for _ in 0..MAX_BURST {
             let Some(snd) = self.inner.sender_mut() else {
                 break;
             };
-            snd.sent(now, len, fin);
-            let rto = snd.rtt.rto();
-            // RFC 6298 §5.1: start the timer if it is not running.
-            if !self.timers.is_set(Timer::Retransmit) {
-                self.timers.set(Timer::Retransmit, now + rto);
+            let Some(tx) = snd.next_tx(nodelay) else {
+                break;
+            };
+            let last = tx.off + tx.len == snd.buf.len();
+            let mut flags = TcpFlags::ACK;
+            if tx.fin {
+                flags = flags | TcpFlags::FIN;
             }
-            self.rearm_user_timeout(now);
-        }
-        // RFC 9293 §3.8.6.1: data waits behind a zero window and nothing is in flight to
-        // bring a window update: probe with the persist timer.
-        if let Some(snd) = self.inner.sender() {
-            let waiting = snd.nxt.lt(snd.end()) && snd.wnd == 0 && !snd.in_flight();
-            if waiting && !self.timers.is_set(Timer::Persist) {
-                let d = snd.rtt.rto().saturating_mul(1 << snd.probes.min(16));
-                self.timers
-                    .set(Timer::Persist, now + d.min(self.limits.rto_max));
+            if last && tx.len > 0 {
+                flags = flags | TcpFlags::PSH;
+            }
+            snd.payload_of(&tx);
+            let Some(snd) = self.inner.sender() else {
+                break;
+            };
+            let payload = snd.payload(tx.off..tx.off + tx.len);
+            emit(&self.segment(now, tx.seq, flags, payload));
+            self.ack_sent();
+            if let Some(snd) = self.inner.sender_mut() {
+                snd.on_sent(now, &tx);
             }
         }
+        let Some(snd) = self.inner.sender() else {
+            return;
+        };
+        // RFC 6298 §5.1: "Every time a packet containing data is sent (including a
+        // retransmission), if the timer is not running, start it running".
+        if snd.in_flight() && !self.timers.is_set(Timer::Retransmit) {
+            self.timers.set(Timer::Retransmit, now + snd.rtt.rto());
+        }
+        if snd.stalled() && !self.timers.is_set(Timer::Persist) {
+            let d = snd.rtt.rto().saturating_mul(1 << snd.probes.min(16));
+            self.timers
+                .set(Timer::Persist, now + d.min(self.limits.rto_max));
+        }
+        self.rearm_user_timeout(now);
     }
 
     /// A non-SYN segment with ACK, our window and timestamps (RFC 7323 §3.2: on every
@@ -261,10 +275,24 @@ impl Connection {
                 }
             }
             _ => {
+                let (orphaned, last_rx) = (self.app.orphaned, self.last_rx);
                 let Some(snd) = self.inner.sender_mut() else {
                     return;
                 };
                 if !snd.in_flight() {
+                    return;
+                }
+                // The peer shrank its window to zero under our data: the retransmissions are
+                // window probes, and as in Linux (tcp_retransmit_timer) they do not count
+                // toward tcp_retries2 while the peer answers; only 2 * rto_max without any
+                // segment from it times out (an orphaned connection gets no such grace).
+                if snd.wnd == 0 && !orphaned {
+                    if now.saturating_since(last_rx) > limits.rto_max * 2 {
+                        self.apply(now, Transition::Closed(Some(ConnError::TimedOut)));
+                    } else {
+                        snd.on_rto(now);
+                        snd.rto_count -= 1;
+                    }
                     return;
                 }
                 if snd.rto_count >= limits.retries2 {
@@ -272,21 +300,35 @@ impl Connection {
                 } else {
                     // Go back to SND.UNA; `poll_transmit` resends and re-arms with the
                     // backed-off RTO.
-                    snd.on_rto();
+                    snd.on_rto(now);
                 }
             }
         }
     }
 
-    /// RFC 9293 §3.8.6.1: zero-window probe, backing off while the window stays closed.
+    /// RFC 9293 §3.8.6.1: the persist timer. With the peer's window closed, a zero-window
+    /// probe, backing off exponentially up to rto_max; probes continue as long as the peer
+    /// answers, and after tcp_retries2 unanswered ones the connection times out (as Linux).
+    /// With a small open window it is sender SWS avoidance's override timeout (§3.8.6.2.1):
+    /// send what fits.
     fn on_persist(&mut self, now: Instant) {
+        let retries2 = self.limits.retries2;
         let Some(snd) = self.inner.sender_mut() else {
             return;
         };
-        if snd.wnd > 0 || snd.nxt == snd.end() {
+        if !snd.stalled() {
+            return;
+        }
+        if !snd.window_closed() {
+            snd.force = true;
+            return;
+        }
+        if snd.zwp_unanswered >= retries2 {
+            self.apply(now, Transition::Closed(Some(ConnError::TimedOut)));
             return;
         }
         snd.probes = snd.probes.saturating_add(1);
+        snd.zwp_unanswered += 1;
         let d = snd.rtt.rto().saturating_mul(1 << snd.probes.min(16));
         self.pending.probe = true;
         self.timers

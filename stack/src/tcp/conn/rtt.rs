@@ -55,6 +55,13 @@ impl Rtt {
         self.rto = (srtt + (self.rttvar * 4).max(G)).clamp(self.min, self.max);
     }
 
+    /// RFC 6298 §5.7: before any sample, an RTO of at least `rto` (3 s after a SYN timeout).
+    pub fn fallback(&mut self, rto: Duration) {
+        if self.srtt.is_none() {
+            self.rto = self.rto.max(rto).clamp(self.min, self.max);
+        }
+    }
+
     /// RFC 6298 §5.5: back off the timer.
     pub fn backoff(&mut self) {
         self.rto = (self.rto * 2).min(self.max);

@@ -1,14 +1,22 @@
-//! The sending half: SND.UNA / SND.NXT / SND.WND (RFC 9293 §3.3.1), the bounded send buffer
-//! and the retransmission state. Retransmission is go-back-N from SND.UNA on RTO; issue 4
-//! adds SACK, fast retransmit and congestion control here.
+//! The sending half: SND.UNA / SND.NXT / SND.WND (RFC 9293 §3.3.1), the bounded send buffer,
+//! what may be sent now (peer window, congestion window, Nagle and sender SWS avoidance) and
+//! the retransmission state. Loss detection and recovery (duplicate ACKs, NewReno, SACK,
+//! RTO response) are in recovery.rs; the congestion window in tcp/cc.
 //!
 //! Sequence layout: the buffer holds bytes [SND.UNA, SND.UNA + len); when `fin` is set, the
-//! FIN occupies the sequence number right after them.
+//! FIN occupies the sequence number right after them. Data between SND.NXT and SND.MAX was
+//! sent before an RTO moved SND.NXT back (go-back-N).
+//!
+//! Memory: the buffer is at most `cap` (= cfg.wmem) bytes; the scoreboard at most
+//! 32 ranges (scoreboard.rs); the rest is fixed-size.
 
 use std::collections::VecDeque;
 
+use super::recovery::Recovery;
 use super::rtt::Rtt;
+use super::scoreboard::{dist, Scoreboard};
 use super::{Limits, Negotiated};
+use crate::tcp::cc::{Cc, CongestionControl};
 use crate::time::{Duration, Instant};
 use crate::wire::SeqNum;
 
@@ -18,8 +26,8 @@ pub(super) struct Sender {
     pub una: SeqNum,
     /// SND.NXT: next sequence number to send (moved back to SND.UNA on RTO).
     pub nxt: SeqNum,
-    /// Highest sequence number sent + 1 (SND.MAX): ACKs up to here are valid even after
-    /// SND.NXT was moved back.
+    /// Highest sequence number sent + 1 (SND.MAX, RFC 6675's HighData + 1): ACKs up to here
+    /// are valid even after SND.NXT was moved back.
     pub max: SeqNum,
     /// SND.WND in bytes (already scaled).
     pub wnd: u32,
@@ -37,14 +45,44 @@ pub(super) struct Sender {
     /// A FIN follows the buffered bytes (CLOSE was called).
     pub fin: bool,
     /// Our FIN has been acknowledged (then SND.UNA is past it and the buffer empty).
-    fin_acked: bool,
+    pub(super) fin_acked: bool,
     pub rtt: Rtt,
     /// Consecutive retransmission timeouts without progress (for tcp_retries2).
     pub rto_count: u32,
-    /// Zero-window probes sent since the window closed (persist backoff).
+    /// Persist backoff exponent: zero-window probes sent since the window closed.
     pub probes: u32,
+    /// Zero-window probes the peer has not answered (any acceptable ACK answers); the
+    /// connection gives up after tcp_retries2 of them, as Linux does.
+    pub zwp_unanswered: u32,
     /// The segment being timed for an RTT sample (Karn): (its end, when sent).
-    timing: Option<(SeqNum, Instant)>,
+    pub(super) timing: Option<(SeqNum, Instant)>,
+    /// The congestion controller (cwnd, ssthresh).
+    pub cc: Cc,
+    /// SACK was negotiated (RFC 2018): RFC 6675 recovery and the scoreboard are used.
+    pub(super) sack: bool,
+    /// SACKed ranges above SND.UNA (empty without SACK).
+    pub(super) sb: Scoreboard,
+    /// RFC 5681 §2 / RFC 6675 duplicate ACKs since the last cumulative ACK.
+    pub(super) dupacks: u32,
+    /// RFC 6582 "recover" / RFC 6675 RecoveryPoint (exclusive: SND.MAX when set). A new
+    /// recovery starts only once SND.UNA reaches it.
+    pub(super) recover: SeqNum,
+    /// In fast recovery (RFC 6582 / RFC 6675) while `Some`.
+    pub(super) recovery: Option<Recovery>,
+    /// The segment at SND.UNA must be (re)sent next, outside cwnd: fast retransmit, a
+    /// NewReno partial ACK, or the first retransmission after an RTO (which as in Linux also
+    /// ignores a zero peer window: it doubles as the window probe).
+    pub(super) rtx_head: bool,
+    /// The persist timer fired with a small open window: send what fits even if sender SWS
+    /// avoidance would wait (RFC 9293 §3.8.6.2.1 "override timeout").
+    pub force: bool,
+    /// The last `next_tx` found data it could not send because of cwnd (for RFC 7661's
+    /// "do not grow an unused window").
+    pub(super) cwnd_limited: bool,
+    /// When data was last sent (RFC 5681 §4.1 restart after idle).
+    last_send: Option<Instant>,
+    /// End of the last sub-MSS segment sent (Nagle, Minshall's variant as in Linux).
+    sml_end: SeqNum,
 }
 
 /// What an acceptable ACK did.
@@ -52,6 +90,29 @@ pub(super) struct Sender {
 pub(super) struct Acked {
     pub bytes: usize,
     pub fin: bool,
+}
+
+/// Why a segment is sent (decides the bookkeeping in `on_sent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TxKind {
+    /// New data, or go-back-N after an RTO, at SND.NXT.
+    Next,
+    /// The segment at SND.UNA (`rtx_head`).
+    Head,
+    /// A retransmission chosen by RFC 6675 NextSeg rules 1 and 3.
+    Hole,
+    /// RFC 6675 NextSeg rule 4 (rescue retransmission).
+    Rescue,
+}
+
+/// One segment to send: bytes [seq, seq + len) at `off` in the buffer, then maybe the FIN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Tx {
+    pub seq: SeqNum,
+    pub off: usize,
+    pub len: usize,
+    pub fin: bool,
+    pub kind: TxKind,
 }
 
 impl Sender {
@@ -81,8 +142,32 @@ impl Sender {
             rtt: Rtt::new(limits.rto_initial, limits.rto_min, limits.rto_max),
             rto_count: 0,
             probes: 0,
+            zwp_unanswered: 0,
             timing: None,
+            cc: Cc::new(limits.cc, nego.mss),
+            sack: nego.sack,
+            sb: Scoreboard::default(),
+            dupacks: 0,
+            recover: una,
+            recovery: None,
+            rtx_head: false,
+            force: false,
+            cwnd_limited: false,
+            last_send: None,
+            sml_end: una,
         }
+    }
+
+    /// The SYN or SYN-ACK had to be retransmitted: RFC 6298 §5.7, the RTO starts at 3 s
+    /// (when smaller) until the first RTT sample; RFC 5681 §3.1 (and RFC 6928 §2), the
+    /// initial window is one segment. Linux does both (TCP_TIMEOUT_FALLBACK).
+    pub fn after_handshake(mut self, syn_retransmitted: bool) -> Sender {
+        if syn_retransmitted {
+            self.rtt.fallback(Duration::from_secs(3));
+            // A timeout's response without touching ssthresh: cwnd = 1 SMSS.
+            self.cc.on_rto(Instant::ZERO, 0, false);
+        }
+        self
     }
 
     pub fn space(&self) -> usize {
@@ -115,8 +200,24 @@ impl Sender {
         self.max != self.una
     }
 
+    /// RFC 5681 FlightSize: sent and not cumulatively acknowledged.
+    pub fn flight_size(&self) -> u32 {
+        dist(self.una, self.max)
+    }
+
     pub fn fin_acked(&self) -> bool {
         self.fin_acked
+    }
+
+    /// Data or FIN is queued, nothing is outstanding, and nothing can go now: the persist
+    /// timer must run (zero window, or sender SWS avoidance waiting on a small window).
+    pub fn stalled(&self) -> bool {
+        self.nxt.lt(self.end()) && !self.in_flight()
+    }
+
+    /// The peer's window has no room at SND.NXT.
+    pub fn window_closed(&self) -> bool {
+        dist(self.nxt, self.una + self.wnd) == 0
     }
 
     /// RFC 9293 §3.10.7.4 fifth check: "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
@@ -141,8 +242,9 @@ impl Sender {
         ack.ge(self.una - self.max_wnd) && ack.le(self.max)
     }
 
-    /// Process an ACK with SND.UNA < SEG.ACK =< SND.MAX: drop acknowledged bytes, take an
-    /// RTT sample (Karn's timed segment when it is covered, else `ts_rtt` from timestamps).
+    /// Cumulative part of an ACK with SND.UNA < SEG.ACK =< SND.MAX: drop acknowledged
+    /// bytes, take an RTT sample (Karn's timed segment when it is covered, else `ts_rtt`
+    /// from timestamps, RFC 7323 §4.1).
     pub fn on_ack(&mut self, now: Instant, ack: SeqNum, ts_rtt: Option<Duration>) -> Acked {
         let n = ack - self.una;
         let bytes = n.min(self.buf.len());
@@ -151,6 +253,10 @@ impl Sender {
         if self.nxt.lt(ack) {
             self.nxt = ack;
         }
+        // Markers that trail SND.UNA follow it, so modular comparisons stay meaningful
+        // however far the connection runs.
+        self.sml_end = self.sml_end.max(ack);
+        self.recover = self.recover.max(ack);
         self.rto_count = 0;
         // As Linux: prefer the timed segment (Karn-clean); fall back to the timestamp echo
         // (RFC 7323 §4.1 RTTM) when the acknowledged data was retransmitted.
@@ -169,36 +275,137 @@ impl Sender {
         Acked { bytes, fin }
     }
 
-    /// The next segment to send, if any: (seq, payload range in `buf`, FIN?). Respects the
-    /// peer's window and the MSS; a FIN needs no window space.
-    pub fn next_segment(&self) -> Option<(SeqNum, core::ops::Range<usize>, bool)> {
-        let off = self.nxt - self.una;
-        let wnd_end = self.una + self.wnd;
-        let can = if wnd_end.gt(self.nxt) {
-            wnd_end - self.nxt
-        } else {
-            0
-        };
-        let unsent = self.buf.len().saturating_sub(off);
-        let len = unsent.min(self.mss as usize).min(can);
-        // The contiguous part only: a segment never spans the ring's wrap.
-        let (a, _) = self.buf.as_slices();
-        let len = if off < a.len() {
-            len.min(a.len() - off)
-        } else {
-            len
-        };
-        let fin = self.fin
-            && !self.fin_acked
-            && off + len == self.buf.len()
-            && self.nxt.le(self.data_end());
+    /// RFC 5681 §4.1: after more than an RTO without sending, restart from
+    /// min(IW, cwnd) rather than bursting a stale window.
+    pub fn maybe_idle_restart(&mut self, now: Instant) {
+        if let Some(t) = self.last_send {
+            if !self.in_flight() && now.saturating_since(t) > self.rtt.rto() {
+                self.cc.on_idle_restart(now);
+                self.last_send = None;
+            }
+        }
+    }
+
+    /// The next segment to send now, if any. `nodelay` turns Nagle off.
+    pub fn next_tx(&mut self, nodelay: bool) -> Option<Tx> {
+        if self.rtx_head {
+            if let Some(tx) = self.retransmission(self.una, TxKind::Head) {
+                return Some(tx);
+            }
+            self.rtx_head = false;
+        }
+        if self.sack && self.recovery.is_some() {
+            return self.next_seg(nodelay);
+        }
+        // Go-back-N after an RTO skips what the peer SACKed since (RFC 6675 §5.1).
+        while self.nxt.lt(self.max) {
+            match self.sb.covering(self.nxt) {
+                Some(r) => self.nxt = r.min(self.max),
+                None => break,
+            }
+        }
+        let outstanding = dist(self.una, self.nxt) - self.sb.sacked_in(self.una, self.nxt);
+        let budget = self.send_window().saturating_sub(outstanding);
+        self.new_data(budget, nodelay)
+    }
+
+    /// The congestion window outside RFC 6675 recovery: cwnd, plus NewReno's inflation in
+    /// fast recovery (RFC 6582 steps 2-4), plus RFC 3042 limited transmit (one SMSS for each
+    /// of the first two duplicate ACKs).
+    fn send_window(&self) -> u32 {
+        let cwnd = self.cc.cwnd();
+        match &self.recovery {
+            Some(r) => cwnd.saturating_add(r.inflate),
+            None => cwnd.saturating_add(self.dupacks.min(2) * self.mss as u32),
+        }
+    }
+
+    /// Data at SND.NXT within `budget` (what cwnd allows) and the peer's window, MSS-sized,
+    /// with Nagle and sender SWS avoidance (RFC 9293 §3.7.4, §3.8.6.2.1).
+    pub(super) fn new_data(&mut self, budget: u32, nodelay: bool) -> Option<Tx> {
+        let off = dist(self.una, self.nxt) as usize;
+        if off > self.buf.len() {
+            return None; // FIN sent, nothing after it
+        }
+        let unsent = self.buf.len() - off;
+        let mss = self.mss as usize;
+        let usable = dist(self.nxt, self.una + self.wnd) as usize;
+        let mut len = unsent.min(mss).min(usable).min(budget as usize);
+        // A retransmission after an RTO stops at the next SACKed range.
+        let resend = self.nxt.lt(self.max);
+        if resend {
+            if let Some(l) = self.sb.next_sacked_after(self.nxt) {
+                len = len.min(dist(self.nxt, l) as usize);
+            }
+        }
+        let fin = self.fin && !self.fin_acked && off + len == self.buf.len();
+        if len == 0 && !(fin && unsent == 0) {
+            self.cwnd_limited = unsent > 0 && (budget as usize) < unsent.min(mss).min(usable);
+            return None;
+        }
+        if len < mss && len > 0 && !resend && !self.force {
+            // RFC 9293 §3.8.6.2.1: send (1) a full segment; or (2) all queued data, if
+            // nothing is unacknowledged (the Nagle part, RFC 9293 §3.7.4) or Nagle is off;
+            // or (3) at least Fs = 1/2 of the largest window the peer offered, under the
+            // same Nagle condition; (4) the override timeout is the persist timer. Nagle's
+            // "unacknowledged data" is, as in Linux (Minshall's variant), an unacknowledged
+            // *small* segment: a short tail after full segments is not held back. A queued
+            // FIN turns Nagle off for the last segment (as Linux on close).
+            let nagle_ok = nodelay || self.fin || self.sml_end.le(self.una);
+            let all = len == unsent;
+            let big = len as u32 >= self.max_wnd / 2;
+            if !(nagle_ok && (all || big)) {
+                self.cwnd_limited = (budget as usize) < unsent.min(mss).min(usable);
+                return None;
+            }
+        }
+        self.cwnd_limited = false;
+        Some(Tx {
+            seq: self.nxt,
+            off,
+            len,
+            fin,
+            kind: TxKind::Next,
+        })
+    }
+
+    /// A retransmission starting at `seq` (< SND.MAX): up to one MSS, stopping at the next
+    /// SACKed range and at SND.MAX; with the FIN when it reaches a FIN already sent.
+    pub(super) fn retransmission(&mut self, seq: SeqNum, kind: TxKind) -> Option<Tx> {
+        if !seq.lt(self.max) || seq.lt(self.una) {
+            return None;
+        }
+        let off = dist(self.una, seq) as usize;
+        let mut end = self.max.min(self.data_end());
+        if let Some(l) = self.sb.next_sacked_after(seq) {
+            end = end.min(l);
+        }
+        let len = (dist(seq, end) as usize).min(self.mss as usize);
+        let fin_sent = self.fin && !self.fin_acked && self.max.gt(self.data_end());
+        let fin = fin_sent && off + len == self.buf.len();
         if len == 0 && !fin {
             return None;
         }
-        Some((self.nxt, off..off + len, fin))
+        Some(Tx {
+            seq,
+            off,
+            len,
+            fin,
+            kind,
+        })
     }
 
-    /// Payload bytes for a range returned by `next_segment`.
+    /// Payload bytes of `tx`, contiguous (the ring is straightened first if the range
+    /// crosses its wrap: at most one copy of the buffer per wrap, so O(1) per byte).
+    pub fn payload_of(&mut self, tx: &Tx) -> &[u8] {
+        let (a, _) = self.buf.as_slices();
+        if tx.off < a.len() && tx.off + tx.len > a.len() {
+            self.buf.make_contiguous();
+        }
+        self.payload(tx.off..tx.off + tx.len)
+    }
+
+    /// Payload bytes for a range that does not cross the ring's wrap.
     pub fn payload(&self, r: core::ops::Range<usize>) -> &[u8] {
         let (a, b) = self.buf.as_slices();
         if r.end <= a.len() {
@@ -208,23 +415,41 @@ impl Sender {
         }
     }
 
-    /// A segment of `len` bytes (+FIN) at SND.NXT went out.
-    pub fn sent(&mut self, now: Instant, len: usize, fin: bool) {
-        let end = self.nxt + len + fin as u32;
-        // Karn: time only new data, never a retransmission.
-        if self.timing.is_none() && end.gt(self.max) && self.nxt.ge(self.max) {
+    /// `tx` went out at `now`.
+    pub fn on_sent(&mut self, now: Instant, tx: &Tx) {
+        let end = tx.seq + tx.len + tx.fin as u32;
+        if tx.seq.lt(self.max) {
+            // Karn (RFC 6298 §3): a retransmission of the timed segment voids the sample.
+            if self.timing.is_some_and(|(t_end, _)| tx.seq.lt(t_end)) {
+                self.timing = None;
+            }
+        } else if self.timing.is_none() {
             self.timing = Some((end, now));
         }
-        self.nxt = end;
+        match tx.kind {
+            TxKind::Head => self.rtx_head = false,
+            TxKind::Rescue => {
+                if let Some(r) = &mut self.recovery {
+                    r.rescue_rxt = Some(self.recover);
+                }
+            }
+            _ => {}
+        }
+        // RFC 6675 (C.3): HighRxt follows retransmissions (not the rescue one).
+        if let (Some(r), true) = (&mut self.recovery, tx.kind != TxKind::Rescue) {
+            if tx.seq.lt(self.max) {
+                r.high_rxt = r.high_rxt.max(end);
+            }
+        }
+        if tx.seq.le(self.nxt) && end.gt(self.nxt) {
+            self.nxt = end;
+        }
+        if tx.len < self.mss as usize {
+            self.sml_end = self.sml_end.max(end);
+        }
         self.max = self.max.max(end);
-    }
-
-    /// RFC 6298 §5.4-5.6: retransmission timeout: back off and resend from SND.UNA.
-    pub fn on_rto(&mut self) {
-        self.rto_count += 1;
-        self.rtt.backoff();
-        self.nxt = self.una;
-        self.timing = None;
+        self.force = false;
+        self.last_send = Some(now);
     }
 
     /// The remains once our FIN is acknowledged (FIN-WAIT-2, TIME-WAIT).
@@ -260,36 +485,40 @@ mod tests {
         s
     }
 
+    fn send_all(s: &mut Sender, now: Instant) -> Vec<(u32, usize, bool)> {
+        let mut v = Vec::new();
+        while let Some(tx) = s.next_tx(true) {
+            s.on_sent(now, &tx);
+            v.push((tx.seq.0, tx.len, tx.fin));
+        }
+        v
+    }
+
+    /// MSS-sized segments within the peer's window; a 2-byte remainder of a 6-byte window
+    /// waits (sender SWS avoidance, RFC 9293 §3.8.6.2.1: less than half the largest window).
     #[test]
     fn segments_respect_mss_window_and_fin() {
         let mut s = sender();
         assert_eq!(s.write(b"abcdefghijkl"), 10, "bounded by cap");
-        assert_eq!(s.next_segment(), Some((SeqNum(101), 0..4, false)));
-        s.sent(Instant::ZERO, 4, false);
-        assert_eq!(
-            s.next_segment(),
-            Some((SeqNum(105), 4..6, false)),
-            "window 6"
-        );
-        s.sent(Instant::ZERO, 2, false);
-        assert_eq!(s.next_segment(), None);
-        let a = s.on_ack(Instant::from_millis(50), SeqNum(107), None);
+        assert_eq!(send_all(&mut s, Instant::ZERO), vec![(101, 4, false)]);
+        s.set_window(8, SeqNum(0), SeqNum(101));
+        assert_eq!(send_all(&mut s, Instant::ZERO), vec![(105, 4, false)]);
+        let a = s.on_ack(Instant::from_millis(50), SeqNum(109), None);
         assert_eq!(
             a,
             Acked {
-                bytes: 6,
+                bytes: 8,
                 fin: false
             }
         );
         assert_eq!(s.rtt.srtt(), Some(Duration::from_millis(50)));
-        s.set_window(100, SeqNum(1), SeqNum(107));
+        s.set_window(100, SeqNum(1), SeqNum(109));
         s.fin = true;
-        assert_eq!(s.next_segment(), Some((SeqNum(107), 0..4, true)));
-        s.sent(Instant::ZERO, 4, true);
+        assert_eq!(send_all(&mut s, Instant::ZERO), vec![(109, 2, true)]);
         assert_eq!(
             s.on_ack(Instant::ZERO, SeqNum(112), None),
             Acked {
-                bytes: 4,
+                bytes: 2,
                 fin: true
             }
         );
@@ -300,11 +529,13 @@ mod tests {
     fn rto_goes_back_to_una_and_karn_skips_sample() {
         let mut s = sender();
         s.write(b"abcd");
-        s.sent(Instant::ZERO, 4, false);
-        s.on_rto();
+        send_all(&mut s, Instant::ZERO);
+        s.on_rto(Instant::from_secs(1));
         assert_eq!(s.nxt, SeqNum(101));
-        assert_eq!(s.next_segment(), Some((SeqNum(101), 0..4, false)));
-        s.sent(Instant::from_secs(1), 4, false);
+        assert_eq!(
+            send_all(&mut s, Instant::from_secs(1)),
+            vec![(101, 4, false)]
+        );
         s.on_ack(Instant::from_secs(2), SeqNum(105), None);
         assert_eq!(s.rtt.srtt(), None, "Karn: no sample from a retransmission");
         assert_eq!(s.rto_count, 0);
@@ -315,11 +546,26 @@ mod tests {
     fn ack_acceptable_range() {
         let mut s = sender();
         s.write(b"abcd");
-        s.sent(Instant::ZERO, 4, false);
+        send_all(&mut s, Instant::ZERO);
         s.on_ack(Instant::ZERO, SeqNum(103), None);
         assert!(s.ack_acceptable(SeqNum(105)));
         assert!(!s.ack_acceptable(SeqNum(106)));
         assert!(s.ack_acceptable(SeqNum(103 - 6)));
         assert!(!s.ack_acceptable(SeqNum(103 - 7)));
+    }
+
+    /// A segment crossing the ring's wrap goes out whole (the ring is straightened).
+    #[test]
+    fn payload_across_wrap_is_contiguous() {
+        let mut s = sender();
+        s.set_window(100, SeqNum(0), SeqNum(101));
+        s.write(b"0123456789");
+        let sent = send_all(&mut s, Instant::ZERO);
+        assert_eq!(sent.len(), 3);
+        s.on_ack(Instant::ZERO, SeqNum(109), None);
+        s.write(b"abcdefgh");
+        let tx = s.next_tx(true).unwrap();
+        assert_eq!((tx.seq, tx.len), (SeqNum(111), 4));
+        assert_eq!(s.payload_of(&tx), b"abcd");
     }
 }

@@ -349,7 +349,7 @@ impl Connection {
                 active: true,
             }),
             (
-                Inner::SynSent(SynSent { iss, .. }),
+                Inner::SynSent(SynSent { iss, tx }),
                 T::Established {
                     irs,
                     una,
@@ -359,7 +359,7 @@ impl Connection {
                 },
             )
             | (
-                Inner::SynRcvd(SynRcvd { iss, .. }),
+                Inner::SynRcvd(SynRcvd { iss, tx, .. }),
                 T::Established {
                     irs,
                     una,
@@ -368,7 +368,8 @@ impl Connection {
                     wl2,
                 },
             ) => {
-                let mut snd = Sender::new(iss, self.nego, self.limits.wmem, &self.limits);
+                let mut snd = Sender::new(iss, self.nego, self.limits.wmem, &self.limits)
+                    .after_handshake(tx > 1);
                 snd.una = una;
                 snd.set_window(wnd, wl1, wl2);
                 let rcv = Receiver::new(irs + 1u32, self.limits.rmem, &self.nego);

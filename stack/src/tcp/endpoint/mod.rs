@@ -653,6 +653,13 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Nagle off (`true`) or on (TCP_NODELAY); queued data goes out with the next poll.
+    pub fn set_nodelay(&mut self, id: ConnId, on: bool) -> Result<(), NoSuchConn> {
+        self.owned_mut(id).ok_or(NoSuchConn)?.conn.set_nodelay(on);
+        self.touch(id);
+        Ok(())
+    }
+
     /// User timeout (TCP_USER_TIMEOUT).
     pub fn set_user_timeout(
         &mut self,

@@ -37,7 +37,10 @@ fn send_buffer_is_bounded() {
     assert_eq!(t.c.send(t.now, &[]), Ok(0));
 }
 
-/// The peer's window limits what is in flight; a window update releases more.
+/// The peer's window limits what is in flight; a window update releases more. A usable
+/// window below both one MSS and half the largest window the peer offered is not used at
+/// once (sender SWS avoidance, RFC 9293 §3.8.6.2.1) but when the persist timer's override
+/// fires.
 #[test]
 fn peer_window_limits_sending() {
     let mut t = established();
@@ -45,21 +48,28 @@ fn peer_window_limits_sending() {
     small.window = 100;
     t.feed(&small);
     t.c.send(t.now, &[3u8; 300]).unwrap();
+    assert_eq!(t.out(), vec![], "100 < min(MSS, 4096 / 2)");
+    assert_eq!(t.c.timer(Timer::Persist), Some(T0 + secs(1)));
     assert_eq!(
-        t.out(),
+        t.next(),
         vec![Out::new(ACK, 1001, 5001).payload(&[3u8; 100])]
     );
     let mut more = seg(ACK, 5001, 1101);
-    more.window = 150;
+    more.window = 2100;
     assert_eq!(
         t.feed(&more),
-        vec![Out::new(ACK, 1101, 5001).payload(&[3u8; 150])]
+        vec![Out::new(ACK | PSH, 1101, 5001).payload(&[3u8; 200])]
     );
     // An old segment (SND.WL1 > SEG.SEQ rule) must not change the window. Same seq, older
     // ack: WL2 > SEG.ACK, no update.
-    let mut stale = seg(ACK, 5001, 1001);
+    let mut stale = seg(ACK, 5001, 1101);
     stale.window = 4000;
-    assert_eq!(t.feed(&stale), vec![]);
+    t.c.send(t.now, &[4u8; 2000]).unwrap();
+    assert_eq!(
+        t.feed(&stale),
+        vec![Out::new(ACK, 1301, 5001).payload(&[4u8; 1460])],
+        "window still 2100 - 200"
+    );
 }
 
 /// In-order delivery: the first segments are ACKed at once (quick-ACK mode, delack.rs), the

@@ -15,6 +15,7 @@ mod pair;
 mod recv;
 mod recv_prop;
 mod rst;
+mod send;
 mod timers;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -383,7 +384,7 @@ fn mermaid_diagram_from_table() {
 #[test]
 fn connection_size_bound() {
     let size = core::mem::size_of::<Connection>();
-    assert!(size <= 680, "Connection is {size} bytes");
+    assert!(size <= 840, "Connection is {size} bytes");
 }
 
 /// docs/state-machine.md embeds the diagram generated from `TRANSITIONS`: regenerate it with

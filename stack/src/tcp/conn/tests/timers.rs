@@ -62,20 +62,22 @@ fn rtt_sample_sets_rto_and_timer_restarts() {
     );
 }
 
-/// Go-back-N: after an RTO everything from SND.UNA is resent, and a late ACK of the
-/// original transmission is still acceptable (up to SND.MAX).
+/// Go-back-N: after an RTO the data from SND.UNA is resent, within cwnd = 1 SMSS
+/// (RFC 5681 §3.1); its ACK opens cwnd to 2 SMSS (slow start) and the rest follows; a late
+/// ACK of the original transmission is still acceptable (up to SND.MAX).
 #[test]
 fn rto_resends_from_una() {
     let mut t = established();
     t.c.send(t.now, &[2u8; 2000]).unwrap();
-    t.out();
-    let out = t.next();
+    assert_eq!(t.out().len(), 2);
     assert_eq!(
-        out,
-        vec![
-            Out::new(ACK, 1001, 5001).payload(&[2u8; 1460]),
-            Out::new(ACK | PSH, 2461, 5001).payload(&[2u8; 540]),
-        ]
+        t.next(),
+        vec![Out::new(ACK, 1001, 5001).payload(&[2u8; 1460])]
+    );
+    assert_eq!(t.c.congestion_window(), Some((1460, 2 * 1460)));
+    assert_eq!(
+        t.feed(&seg(ACK, 5001, 2461)),
+        vec![Out::new(ACK | PSH, 2461, 5001).payload(&[2u8; 540])]
     );
     assert_eq!(t.feed(&seg(ACK, 5001, 3001)), vec![]);
     assert_eq!(
