@@ -119,7 +119,10 @@ impl App {
 /// What a finished run measured.
 #[derive(Debug, Clone, Copy, Default)]
 struct Report {
+    /// Virtual time of the whole run (including TIME-WAIT, 2 MSL = 60 s).
     virt: Duration,
+    /// Virtual time until both ends had read all data.
+    data: Duration,
     events: u64,
     links: [LinkStats; 2],
     rejected: u64,
@@ -215,9 +218,14 @@ impl Run {
                 .unwrap_or_else(|e| panic!("connect: {e}")),
         );
         let mut buf = vec![0u8; CHUNK];
+        let mut data_done = None;
         sim.drive(|sim| {
             let now = sim.now();
             let mut acted = false;
+            let all_read = |a: &App| a.sink.received == a.sink.total;
+            if data_done.is_none() && all_read(&c) && all_read(&s) {
+                data_done = Some(sim.elapsed());
+            }
             for app in [&mut c, &mut s] {
                 let side = app.side;
                 while let Some(ev) = sim.node(side).poll_event() {
@@ -276,6 +284,7 @@ impl Run {
         let st = sim.stats();
         Report {
             virt: sim.elapsed(),
+            data: data_done.unwrap_or_default(),
             events: st.events,
             links: [
                 sim.link(Side::Client).stats(),
@@ -310,6 +319,22 @@ fn sweep(name: &str, runs: impl IntoIterator<Item = Run>) {
         set_quiet_traces(false);
         match r {
             Ok(rep) => {
+                if run.c2s + run.s2c >= 8 * MIB {
+                    println!(
+                        "  seed {} c2s {} MiB s2c {} MiB: data in {:?} virtual ({:.0} KB/s), \
+                         {} events, packets c2s {} sent / {} lost, s2c {} sent / {} lost",
+                        run.seed,
+                        run.c2s / MIB,
+                        run.s2c / MIB,
+                        rep.data,
+                        (run.c2s + run.s2c) as f64 / rep.data.as_secs_f64() / 1e3,
+                        rep.events,
+                        rep.links[0].sent,
+                        rep.links[0].lost,
+                        rep.links[1].sent,
+                        rep.links[1].lost
+                    );
+                }
                 bytes += run.c2s + run.s2c;
                 tot.events += rep.events;
                 tot.rejected += rep.rejected;
@@ -377,41 +402,51 @@ fn impaired(p: f64) -> LinkConfig {
         .with_jitter(Duration::from_millis(2))
 }
 
-/// A 64 MiB transfer each way (and one both at once) per loss rate.
-fn big(p: f64, seed0: u64) -> Vec<Run> {
-    vec![
-        Run::new(seed0, lossy(p), 64 * MIB, 0).with_tcp(big_buffers()),
-        Run::new(seed0 + 1, lossy(p), 0, 64 * MIB).with_tcp(big_buffers()),
-        Run::new(seed0 + 2, impaired(p), 64 * MIB, 64 * MIB).with_tcp(big_buffers()),
-    ]
+/// 64 MiB transfers per loss rate, `seeds` each: client -> server and server -> client
+/// over a link with only random loss, and both at once with all impairments.
+fn big(p: f64, seed0: u64, seeds: u64) -> Vec<Run> {
+    (0..seeds)
+        .flat_map(|i| {
+            let seed = seed0 + 10 * i;
+            [
+                Run::new(seed, lossy(p), 64 * MIB, 0),
+                Run::new(seed + 1, lossy(p), 0, 64 * MIB),
+                Run::new(seed + 2, impaired(p), 64 * MIB, 64 * MIB),
+            ]
+        })
+        .map(|r| r.with_tcp(big_buffers()))
+        .collect()
 }
 
 #[test]
 fn big_0_percent() {
-    sweep("64 MiB, 0 % loss", big(0.0, 100));
+    sweep("64 MiB, 0 % loss", big(0.0, 100, 2));
 }
 
 #[test]
 fn big_1_percent() {
-    sweep("64 MiB, 1 % loss", big(0.01, 200));
+    sweep("64 MiB, 1 % loss", big(0.01, 200, 2));
 }
 
 #[test]
 fn big_5_percent() {
-    sweep("64 MiB, 5 % loss", big(0.05, 300));
+    sweep("64 MiB, 5 % loss", big(0.05, 300, 2));
 }
 
 #[test]
 fn big_10_percent() {
-    sweep("64 MiB, 10 % loss", big(0.10, 400));
+    sweep("64 MiB, 10 % loss", big(0.10, 400, 2));
 }
+
+/// Seeds per loss rate of the small transfers.
+const SMALL_SEEDS: u64 = 40;
 
 /// Many seeds, small transfers (1-4 MiB split between the directions by the seed), every
 /// loss rate with reordering, duplication, corruption and jitter, default and big buffers.
 #[test]
 fn many_seeds_impaired() {
     for p in [0.0, 0.01, 0.05, 0.10] {
-        let runs = (0..12u64).map(move |i| {
+        let runs = (0..SMALL_SEEDS).map(move |i| {
             let seed = 1000 + (p * 1000.0) as u64 * 100 + i;
             let total = (1 + seed % 4) * MIB;
             let (c2s, s2c) = match i % 3 {
@@ -427,7 +462,7 @@ fn many_seeds_impaired() {
             }
         });
         sweep(
-            &format!("1-4 MiB x12, {} % loss + impairments", p * 100.0),
+            &format!("1-4 MiB x{SMALL_SEEDS}, {} % loss + impairments", p * 100.0),
             runs,
         );
     }
