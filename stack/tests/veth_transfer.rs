@@ -481,3 +481,8 @@ fn stack_to_linux_5_percent() {
 fn both_ways_at_once_5_percent() {
     transfer(Opener::Linux, 0.05, 15, 16 * MIB, 16 * MIB);
 }
+
+#[test]
+fn both_ways_at_once_1_percent_stack_opens() {
+    transfer(Opener::Stack, 0.01, 16, 16 * MIB, 16 * MIB);
+}
