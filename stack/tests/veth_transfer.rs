@@ -289,8 +289,15 @@ impl Drop for InProc {
 // ---- the Linux side ----
 
 /// Writes its stream (id 1) and half-closes, while reading the stack's stream (id 2) to
-/// EOF and verifying it. Returns both hashes (sent, received) or the first error.
-fn linux_side(s: TcpStream, seed: u64, out: u64, inc: u64) -> Result<(u128, u128), String> {
+/// EOF and verifying it, giving up at `deadline` (checked between 64 KiB chunks; each socket
+/// call blocks at most `IO_TIMEOUT`). Returns both hashes (sent, received) or the first error.
+fn linux_side(
+    s: TcpStream,
+    seed: u64,
+    out: u64,
+    inc: u64,
+    deadline: StdInstant,
+) -> Result<(u128, u128), String> {
     s.set_read_timeout(Some(IO_TIMEOUT))
         .map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(IO_TIMEOUT))
@@ -302,6 +309,12 @@ fn linux_side(s: TcpStream, seed: u64, out: u64, inc: u64) -> Result<(u128, u128
             let mut sink = Sink::new(seed, 2, inc);
             let mut buf = vec![0u8; CHUNK];
             loop {
+                if StdInstant::now() > deadline {
+                    return Err(format!(
+                        "Linux read: deadline hit after {} B",
+                        sink.received
+                    ));
+                }
                 match r.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => sink
@@ -320,6 +333,9 @@ fn linux_side(s: TcpStream, seed: u64, out: u64, inc: u64) -> Result<(u128, u128
         let mut src = Source::new(seed, 1, out);
         let wrote = (|| -> std::io::Result<()> {
             while !src.done() {
+                if StdInstant::now() > deadline {
+                    return Err(std::io::Error::other("deadline hit"));
+                }
                 let n = src.pending().len();
                 w.write_all(src.pending())?;
                 src.consume(n);
@@ -382,7 +398,7 @@ fn transfer(opener: Opener, loss: f64, seed: u64, up: u64, down: u64) {
                 .in_peer(move || {
                     let s = TcpStream::connect_timeout(&to, Duration::from_secs(20))
                         .map_err(|e| format!("Linux connect: {e}"))?;
-                    linux_side(s, seed, up, down)
+                    linux_side(s, seed, up, down, deadline)
                 })
                 .expect("enter the peer namespace");
             (st.finish(deadline), linux)
@@ -409,7 +425,7 @@ fn transfer(opener: Opener, loss: f64, seed: u64, up: u64, down: u64) {
             };
             let linux = accepted.and_then(|s| {
                 s.set_nonblocking(false).map_err(|e| e.to_string())?;
-                linux_side(s, seed, up, down)
+                linux_side(s, seed, up, down, deadline)
             });
             (st.finish(deadline), linux)
         }
