@@ -420,26 +420,26 @@ fn big(p: f64, seed0: u64, seeds: u64) -> Vec<Run> {
 
 #[test]
 fn big_0_percent() {
-    sweep("64 MiB, 0 % loss", big(0.0, 100, 2));
+    sweep("64 MiB, 0 % loss", big(0.0, 100, 3));
 }
 
 #[test]
 fn big_1_percent() {
-    sweep("64 MiB, 1 % loss", big(0.01, 200, 2));
+    sweep("64 MiB, 1 % loss", big(0.01, 200, 3));
 }
 
 #[test]
 fn big_5_percent() {
-    sweep("64 MiB, 5 % loss", big(0.05, 300, 2));
+    sweep("64 MiB, 5 % loss", big(0.05, 300, 3));
 }
 
 #[test]
 fn big_10_percent() {
-    sweep("64 MiB, 10 % loss", big(0.10, 400, 2));
+    sweep("64 MiB, 10 % loss", big(0.10, 400, 3));
 }
 
 /// Seeds per loss rate of the small transfers.
-const SMALL_SEEDS: u64 = 40;
+const SMALL_SEEDS: u64 = 100;
 
 /// Many seeds, small transfers (1-4 MiB split between the directions by the seed), every
 /// loss rate with reordering, duplication, corruption and jitter, default and big buffers.
