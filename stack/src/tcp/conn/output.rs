@@ -39,7 +39,14 @@ impl Connection {
             self.ack_sent();
         }
         if self.pending.ack {
-            let seg = self.segment(now, self.inner.snd_nxt(), TcpFlags::ACK, &[]);
+            // SEQ = SND.MAX, not SND.NXT: after an RTO SND.NXT is pulled back to SND.UNA
+            // (go-back-N) while the peer may already hold data up to SND.MAX; a bare ACK at
+            // the pulled-back SND.NXT would lie below its RCV.NXT and be dropped as
+            // unacceptable (RFC 9293 §3.10.7.4) with its ACK field unread. If both ends
+            // are in that state neither ACK is ever processed (found by sim_transfer,
+            // seed 302). Linux never moves snd_nxt back, so its ACKs carry the same value.
+            let seq = self.inner.sender().map_or(self.inner.snd_nxt(), |s| s.max);
+            let seg = self.segment(now, seq, TcpFlags::ACK, &[]);
             emit(&seg);
             self.ack_sent();
         }

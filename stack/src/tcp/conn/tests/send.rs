@@ -737,3 +737,20 @@ fn syn_timeout_gives_3s_rto_and_one_segment_window() {
     );
     assert_eq!(t.c.timer(Timer::Retransmit), Some(t.now + secs(3)));
 }
+
+/// After an RTO pulls SND.NXT back to SND.UNA (go-back-N), a bare ACK carries SEQ = SND.MAX:
+/// the peer may hold everything up to SND.MAX, and an ACK whose SEQ is below its RCV.NXT is
+/// unacceptable there (RFC 9293 §3.10.7.4), dropped with its ACK field unread. Two ends in
+/// that state never process each other's ACKs (a deadlock sim_transfer found, seed 302).
+#[test]
+fn bare_ack_after_rto_carries_snd_max() {
+    let mut t = est_mss100(false, CongestionAlgo::Reno);
+    send_window(&mut t);
+    // The RTO resends the first segment only (cwnd 1 MSS); SND.NXT is now 1101, SND.MAX 2001.
+    assert_eq!(t.next(), vec![piece(ACK, 0, 100)]);
+    // The peer's data (it acknowledges nothing new) is ACKed at once (quick-ACK start).
+    assert_eq!(
+        t.feed(&data(ACK | PSH, 5001, 1001, b"xy")),
+        vec![ack_out(2001, 5003).win(4094)]
+    );
+}
