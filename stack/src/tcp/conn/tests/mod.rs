@@ -283,7 +283,7 @@ pub const EST: Instant = Instant::from_millis(1_000_010);
 
 /// Complete a passive open `HS_RTT` after the SYN-ACK (at `EST`) with `ack`.
 pub fn third_ack(t: &mut T, ack: &TcpRepr<'_>) -> Vec<Out> {
-    t.now = t.now + HS_RTT;
+    t.now += HS_RTT;
     assert_eq!(t.now, EST);
     t.feed(ack)
 }
