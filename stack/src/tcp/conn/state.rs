@@ -354,6 +354,11 @@ impl Connection {
 
     fn build(&mut self, now: Instant, old: Inner, t: Transition) -> Inner {
         use Transition as T;
+        // Simultaneous open (RFC 9293 §3.10.7.3): the ACK of ISS+1 may answer our SYN (it
+        // is then the peer's SYN-ACK) rather than our SYN-ACK, so the time is ambiguous and,
+        // as Karn's rule asks (RFC 6298 §3; Linux likewise only uses timestamps here), it is
+        // no sample.
+        let simultaneous = matches!(&old, Inner::SynRcvd(s) if s.active);
         match (old, t) {
             (Inner::SynSent(s), T::SynReceived { irs }) => Inner::SynRcvd(SynRcvd {
                 iss: s.iss,
@@ -374,11 +379,7 @@ impl Connection {
             )
             | (
                 Inner::SynRcvd(SynRcvd {
-                    iss,
-                    tx,
-                    sent_at,
-                    active: false,
-                    ..
+                    iss, tx, sent_at, ..
                 }),
                 T::Established {
                     irs,
@@ -388,31 +389,9 @@ impl Connection {
                     wl2,
                 },
             ) => {
-                let rtt = handshake_rtt(now, tx, sent_at);
+                let rtt = handshake_rtt(now, tx, sent_at).filter(|_| !simultaneous);
                 let mut snd = Sender::new(iss, self.nego, self.limits.wmem, &self.limits)
                     .after_handshake(tx > 1, rtt);
-                snd.una = una;
-                snd.set_window(wnd, wl1, wl2);
-                let rcv = Receiver::new(irs + 1u32, self.limits.rmem, &self.nego);
-                self.ts.last_ack_sent = irs + 1u32;
-                Inner::Established(Established { snd, rcv })
-            }
-            // Simultaneous open (RFC 9293 §3.10.7.3): the ACK of ISS+1 may answer our SYN
-            // (the peer's SYN-ACK) rather than our SYN-ACK, so the time is ambiguous and, as
-            // Karn's rule asks (RFC 6298 §3; Linux likewise only uses timestamps here), no
-            // sample is taken.
-            (
-                Inner::SynRcvd(SynRcvd { iss, tx, .. }),
-                T::Established {
-                    irs,
-                    una,
-                    wnd,
-                    wl1,
-                    wl2,
-                },
-            ) => {
-                let mut snd = Sender::new(iss, self.nego, self.limits.wmem, &self.limits)
-                    .after_handshake(tx > 1, None);
                 snd.una = una;
                 snd.set_window(wnd, wl1, wl2);
                 let rcv = Receiver::new(irs + 1u32, self.limits.rmem, &self.nego);
