@@ -423,7 +423,11 @@ impl Connection {
         iss: SeqNum,
         ts_offset: u32,
     ) -> Self {
-        let inner = Inner::SynSent(SynSent { iss, tx: 0 });
+        let inner = Inner::SynSent(SynSent {
+            iss,
+            tx: 0,
+            sent_at: now,
+        });
         let mut c = Connection::new(now, cfg, ends, (iss, inner), Negotiated::offer(cfg));
         c.ts.offset = ts_offset;
         c.pending.syn = true;
@@ -446,6 +450,7 @@ impl Connection {
             iss,
             irs: syn.seq,
             tx: 0,
+            sent_at: now,
             active: false,
         });
         let mut c = Connection::new(now, cfg, ends, (iss, inner), nego);
@@ -471,6 +476,7 @@ impl Connection {
             iss,
             irs: ack.seq - 1,
             tx: 0,
+            sent_at: now,
             active: false,
         });
         let mut c = Connection::new(now, cfg, ends, (iss, inner), nego);

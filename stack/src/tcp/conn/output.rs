@@ -2,7 +2,7 @@
 //! data and FIN within the peer's window, probes, ACKs) straight into the caller's closure;
 //! `on_timeout` runs expired timers. No allocation: payloads borrow the send buffer.
 
-use super::state::{Inner, Transition};
+use super::state::{Inner, SynRcvd, SynSent, Transition};
 use super::{ConnError, Connection, Timer};
 use crate::time::Instant;
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
@@ -65,10 +65,14 @@ impl Connection {
             let rto = self.limits.rto_initial.saturating_mul(1 << tx.min(20));
             self.timers
                 .set(Timer::Retransmit, now + rto.min(self.limits.rto_max));
-            match &mut self.inner {
-                Inner::SynSent(s) => s.tx += 1,
-                Inner::SynRcvd(s) => s.tx += 1,
-                _ => {}
+            // The first transmission's time, for the handshake RTT sample (state.rs).
+            if let Inner::SynSent(SynSent { tx, sent_at, .. })
+            | Inner::SynRcvd(SynRcvd { tx, sent_at, .. }) = &mut self.inner
+            {
+                if *tx == 0 {
+                    *sent_at = now;
+                }
+                *tx += 1;
             }
             self.pending.ack = false;
             if let Some(a) = ack {

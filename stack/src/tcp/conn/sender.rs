@@ -161,7 +161,11 @@ impl Sender {
     /// The SYN or SYN-ACK had to be retransmitted: RFC 6298 §5.7, the RTO starts at 3 s
     /// (when smaller) until the first RTT sample; RFC 5681 §3.1 (and RFC 6928 §2), the
     /// initial window is one segment. Linux does both (TCP_TIMEOUT_FALLBACK).
-    pub fn after_handshake(mut self, syn_retransmitted: bool) -> Sender {
+    pub fn after_handshake(mut self, syn_retransmitted: bool, rtt: Option<Duration>) -> Sender {
+        // RFC 6298 §2.2: the handshake's sample (state.rs decides it is unambiguous).
+        if let Some(r) = rtt {
+            self.rtt.sample(r);
+        }
         if syn_retransmitted {
             self.rtt.fallback(Duration::from_secs(3));
             // A timeout's response without touching ssthresh: cwnd = 1 SMSS.

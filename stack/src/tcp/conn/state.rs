@@ -10,7 +10,7 @@ use super::sender::{SendDone, Sender};
 use super::timers::Timer;
 use super::{ConnError, Connection, State, EV_CLOSED, EV_CONNECTED, EV_ERROR, EV_PEER_FIN};
 use crate::tcp::timewait::TimeWait;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::wire::SeqNum;
 
 /// SYN-SENT: our SYN is out (RFC 9293 §3.10.1).
@@ -19,6 +19,9 @@ pub(super) struct SynSent {
     pub iss: SeqNum,
     /// SYNs sent so far (the first plus retransmissions).
     pub tx: u32,
+    /// When the first SYN went out: the SYN -> SYN-ACK time is an RTT sample if it was the
+    /// only one (RFC 6298 §2.2, Karn §3).
+    pub sent_at: Instant,
 }
 
 /// SYN-RECEIVED: a SYN arrived and our SYN-ACK is out.
@@ -28,9 +31,19 @@ pub(super) struct SynRcvd {
     pub irs: SeqNum,
     /// SYN-ACKs sent so far.
     pub tx: u32,
+    /// When the first SYN-ACK went out (the SYN-ACK -> ACK time is an RTT sample when
+    /// `tx == 1`).
+    pub sent_at: Instant,
     /// Reached from SYN-SENT (simultaneous open) rather than LISTEN: decides what a RST
     /// means (RFC 9293 §3.10.7.4 second check: refused vs. back to LISTEN).
     pub active: bool,
+}
+
+/// RFC 6298 §2.2 with Karn's rule (§3): the handshake gives the first RTT sample only when
+/// exactly one SYN (SYN-ACK) was sent, so the answer cannot belong to a retransmission. A
+/// cookie connection sent no SYN-ACK it remembers (`tx == 0`): no sample.
+fn handshake_rtt(now: Instant, tx: u32, sent_at: Instant) -> Option<Duration> {
+    (tx == 1).then(|| now.saturating_since(sent_at))
 }
 
 #[derive(Debug)]
@@ -341,15 +354,21 @@ impl Connection {
 
     fn build(&mut self, now: Instant, old: Inner, t: Transition) -> Inner {
         use Transition as T;
+        // Simultaneous open (RFC 9293 §3.10.7.3): the ACK of ISS+1 may answer our SYN (it
+        // is then the peer's SYN-ACK) rather than our SYN-ACK, so the time is ambiguous and,
+        // as Karn's rule asks (RFC 6298 §3; Linux likewise only uses timestamps here), it is
+        // no sample.
+        let simultaneous = matches!(&old, Inner::SynRcvd(s) if s.active);
         match (old, t) {
             (Inner::SynSent(s), T::SynReceived { irs }) => Inner::SynRcvd(SynRcvd {
                 iss: s.iss,
                 irs,
                 tx: 0,
+                sent_at: now,
                 active: true,
             }),
             (
-                Inner::SynSent(SynSent { iss, tx }),
+                Inner::SynSent(SynSent { iss, tx, sent_at }),
                 T::Established {
                     irs,
                     una,
@@ -359,7 +378,9 @@ impl Connection {
                 },
             )
             | (
-                Inner::SynRcvd(SynRcvd { iss, tx, .. }),
+                Inner::SynRcvd(SynRcvd {
+                    iss, tx, sent_at, ..
+                }),
                 T::Established {
                     irs,
                     una,
@@ -368,8 +389,9 @@ impl Connection {
                     wl2,
                 },
             ) => {
+                let rtt = handshake_rtt(now, tx, sent_at).filter(|_| !simultaneous);
                 let mut snd = Sender::new(iss, self.nego, self.limits.wmem, &self.limits)
-                    .after_handshake(tx > 1);
+                    .after_handshake(tx > 1, rtt);
                 snd.una = una;
                 snd.set_window(wnd, wl1, wl2);
                 let rcv = Receiver::new(irs + 1u32, self.limits.rmem, &self.nego);

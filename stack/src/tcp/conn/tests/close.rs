@@ -38,7 +38,8 @@ fn active_close_to_time_wait_and_closed() {
 #[test]
 fn passive_close_last_ack() {
     let mut t = last_ack();
-    assert_eq!(t.c.timer(Timer::Retransmit), Some(t.now + secs(1)));
+    // RTO 200 ms: the handshake's sample (tests/mod.rs HS_RTT).
+    assert_eq!(t.c.timer(Timer::Retransmit), Some(t.now + ms(200)));
     assert_eq!(t.feed(&seg(ACK, 5002, 1001)), vec![], "not the FIN's ACK");
     assert_eq!(t.state(), State::LastAck);
     assert_eq!(t.feed(&seg(ACK, 5002, 1002)), vec![]);
@@ -199,9 +200,10 @@ fn fin_is_retransmitted() {
     let mut t = fin_wait_1();
     let start = t.now;
     assert_eq!(t.next(), vec![Out::new(FIN | ACK, 1001, 5001)]);
-    assert_eq!(t.now, start + secs(1));
+    // RTO 200 ms from the handshake sample (tests/mod.rs HS_RTT), then doubled (§5.5).
+    assert_eq!(t.now, start + ms(200));
     assert_eq!(t.next(), vec![Out::new(FIN | ACK, 1001, 5001)]);
-    assert_eq!(t.now, start + secs(3));
+    assert_eq!(t.now, start + ms(600));
 
     let mut t = closing();
     assert_eq!(t.next(), vec![Out::new(FIN | ACK, 1001, 5002)]);

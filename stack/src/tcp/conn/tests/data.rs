@@ -49,7 +49,8 @@ fn peer_window_limits_sending() {
     t.feed(&small);
     t.c.send(t.now, &[3u8; 300]).unwrap();
     assert_eq!(t.out(), vec![], "100 < min(MSS, 4096 / 2)");
-    assert_eq!(t.c.timer(Timer::Persist), Some(T0 + secs(1)));
+    // The persist timer runs on the RTO: 200 ms after the handshake's sample.
+    assert_eq!(t.c.timer(Timer::Persist), Some(EST + ms(200)));
     assert_eq!(
         t.next(),
         vec![Out::new(ACK, 1001, 5001).payload(&[3u8; 100])]

@@ -432,7 +432,8 @@ fn third_segment_with_fin() {
 }
 
 /// RFC 7323 §4.1: with timestamps, the RTT sample comes from TSecr (here 250 ms), also for
-/// the ACK that completes an active open's data exchange.
+/// the ACK that completes an active open's data exchange. The SYN -> SYN-ACK time (10 ms)
+/// was the first sample (RFC 6298 §2.2).
 #[test]
 fn rtt_from_timestamp_echo() {
     let cfg = TcpConfig {
@@ -447,14 +448,21 @@ fn rtt_from_timestamp_echo() {
         timestamp: Some((1_000_000, 77)),
         ..TcpOptions::default()
     };
+    t.now += HS_RTT;
+    let ts = TcpOptions {
+        timestamp: Some((1_000_010, 77)),
+        ..ts
+    };
     assert_eq!(t.feed(&synack), vec![ack_out(1001, 5001).opts(ts)]);
+    assert_eq!(t.c.rtt().unwrap().0, Some(HS_RTT));
     t.c.send(t.now, b"ping").unwrap();
     t.out();
     t.now += ms(250);
     let mut ack = seg(ACK, 5001, 1005);
-    ack.options.timestamp = Some((78, 1_000_000));
+    ack.options.timestamp = Some((78, 1_000_010));
     assert_eq!(t.feed(&ack), vec![]);
-    assert_eq!(t.c.rtt().unwrap().0, Some(ms(250)));
+    // §2.3: SRTT = 7/8 * 10 + 1/8 * 250 = 40 ms (only a 250 ms sample gives that).
+    assert_eq!(t.c.rtt().unwrap().0, Some(ms(40)));
 }
 
 /// A cookie "ACK" that is not a valid third segment (here: no ACK bit) leaves nothing
@@ -471,4 +479,83 @@ fn from_cookie_invalid_third_segment_closes() {
     );
     assert_eq!(c.state(), State::Closed);
     assert_eq!(c.next_deadline(), None);
+}
+
+/// RFC 6298 §2.2: an active open whose only SYN was answered takes the SYN -> SYN-ACK time
+/// as the first sample (as Linux): 80 ms gives SRTT 80, RTTVAR 40, RTO 80 + 160 = 240 ms.
+#[test]
+fn active_open_samples_syn_to_syn_ack() {
+    let mut t = syn_sent();
+    t.now += ms(80);
+    let mut synack = seg(SYN | ACK, PEER_ISS, 1001);
+    synack.options.mss = Some(1460);
+    assert_eq!(t.feed(&synack), vec![ack_out(1001, 5001)]);
+    assert_eq!(t.state(), State::Established);
+    assert_eq!(t.c.rtt(), Some((Some(ms(80)), ms(240))));
+    t.c.send(t.now, b"x").unwrap();
+    assert_eq!(t.out().len(), 1);
+    assert_eq!(t.c.timer(Timer::Retransmit), Some(t.now + ms(240)));
+}
+
+/// RFC 6298 §2.2 on the passive side: SYN-ACK -> third ACK is the first sample.
+#[test]
+fn passive_open_samples_syn_ack_to_ack() {
+    let mut t = syn_received();
+    t.now += ms(80);
+    assert_eq!(t.feed(&seg(ACK, 5001, 1001)), vec![]);
+    assert_eq!(t.state(), State::Established);
+    assert_eq!(t.c.rtt(), Some((Some(ms(80)), ms(240))));
+}
+
+/// Karn (RFC 6298 §3): after a retransmitted SYN-ACK the ACK may answer either copy, so no
+/// sample; RFC 6298 §5.7: RTO 3 s until one is taken.
+#[test]
+fn retransmitted_syn_ack_gives_no_sample() {
+    let mut t = syn_received();
+    assert_eq!(
+        t.next(),
+        vec![Out::new(SYN | ACK, 1000, 5001).opts(mss(1460))]
+    );
+    t.now += ms(80);
+    assert_eq!(t.feed(&seg(ACK, 5001, 1001)), vec![]);
+    assert_eq!(t.state(), State::Established);
+    assert_eq!(t.c.rtt(), Some((None, secs(3))));
+}
+
+/// Karn on the active side: a retransmitted SYN gives no sample, even answered 80 ms after
+/// the first copy's timer (RFC 6298 §3, §5.7 fallback to 3 s).
+#[test]
+fn retransmitted_syn_gives_no_sample() {
+    let mut t = syn_sent();
+    assert_eq!(t.next(), vec![Out::new(SYN, 1000, 0).opts(mss(1460))]);
+    t.now += ms(80);
+    assert_eq!(
+        t.feed(&seg(SYN | ACK, PEER_ISS, 1001)),
+        vec![ack_out(1001, 5001)]
+    );
+    assert_eq!(t.c.rtt(), Some((None, secs(3))));
+}
+
+/// A cookie connection sent no SYN-ACK it remembers: no sample, RTO stays rto_initial
+/// (RFC 6298 §2.1).
+#[test]
+fn from_cookie_gives_no_sample() {
+    let ack = seg(ACK, 5001, 1001);
+    let c = Connection::from_cookie(T0, &cfg(), ends(), &ack, Negotiated::default(), 0);
+    assert_eq!(c.state(), State::Established);
+    assert_eq!(c.rtt(), Some((None, secs(1))));
+}
+
+/// Simultaneous open: the ACK of ISS+1 may answer our SYN rather than our SYN-ACK, so the
+/// time is ambiguous and no sample is taken (Karn, RFC 6298 §3; Linux uses only timestamps
+/// here).
+#[test]
+fn simultaneous_open_gives_no_sample() {
+    let mut t = syn_sent();
+    t.now += ms(30);
+    t.feed(&seg(SYN, PEER_ISS, 0));
+    t.now += ms(80);
+    assert_eq!(t.feed(&seg(SYN | ACK, PEER_ISS, 1001)), vec![]);
+    assert_eq!(t.state(), State::Established);
+    assert_eq!(t.c.rtt(), Some((None, secs(1))));
 }

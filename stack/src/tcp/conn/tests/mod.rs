@@ -273,10 +273,29 @@ pub fn syn_received() -> T {
     syn_received_with(&cfg(), &peer_syn())
 }
 
-/// ESTABLISHED (passive open completed), events drained. SND.NXT 1001, RCV.NXT 5001.
+/// The fixtures' handshake round trip: the third ACK arrives this long after our SYN-ACK.
+/// It is the first RTT sample (RFC 6298 §2.2): SRTT 10 ms, RTTVAR 5 ms, so RTO =
+/// max(rto_min, SRTT + max(G, 4 * RTTVAR)) = max(200 ms, 30 ms) = 200 ms.
+pub const HS_RTT: Duration = Duration::from_millis(10);
+
+/// When the fixtures' handshakes complete: `T0 + HS_RTT`.
+pub const EST: Instant = Instant::from_millis(1_000_010);
+
+/// Complete a passive open `HS_RTT` after the SYN-ACK (at `EST`) with `ack`.
+pub fn third_ack(t: &mut T, ack: &TcpRepr<'_>) -> Vec<Out> {
+    t.now += HS_RTT;
+    assert_eq!(t.now, EST);
+    t.feed(ack)
+}
+
+/// ESTABLISHED (passive open completed `HS_RTT` after the SYN-ACK, at `T0 + HS_RTT`),
+/// events drained. SND.NXT 1001, RCV.NXT 5001.
 pub fn established() -> T {
     let mut t = syn_received();
-    assert_eq!(t.feed(&seg(ACK, PEER_ISS + 1, OUR_ISS + 1)), vec![]);
+    assert_eq!(
+        third_ack(&mut t, &seg(ACK, PEER_ISS + 1, OUR_ISS + 1)),
+        vec![]
+    );
     assert_eq!(t.state(), State::Established);
     assert_eq!(t.events(), vec![Event::Connected]);
     t

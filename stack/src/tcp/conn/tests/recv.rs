@@ -122,19 +122,19 @@ fn delayed_ack_timing() {
     let mut t = established();
     past_quick_acks(&mut t);
     assert_eq!(t.feed(&data(ACK, 5003, 1001, b"c")), vec![], "delayed");
-    assert_eq!(t.c.timer(Timer::DelayedAck), Some(T0 + ms(40)));
+    assert_eq!(t.c.timer(Timer::DelayedAck), Some(EST + ms(40)));
     t.now += ms(39);
     t.c.on_timeout(t.now);
     assert_eq!(t.out(), vec![]);
     assert_eq!(t.next(), vec![ack_out(1001, 5004).win(WND - 3)]);
-    assert_eq!(t.now, T0 + ms(40));
+    assert_eq!(t.now, EST + ms(40));
     assert_eq!(t.c.timer(Timer::DelayedAck), None);
     assert_eq!(t.read_all(), b"abc");
     assert_eq!(t.out(), vec![], "3 bytes read: no window update (SWS)");
 
     static FULL: [u8; 1460] = [7u8; 1460];
     assert_eq!(t.feed(&data(ACK, 5004, 1001, &FULL)), vec![]);
-    assert_eq!(t.c.timer(Timer::DelayedAck), Some(T0 + ms(80)));
+    assert_eq!(t.c.timer(Timer::DelayedAck), Some(EST + ms(80)));
     // Two full-sized segments unacknowledged: ACK now. The window keeps its right edge
     // (9097): 9097 - 7924.
     assert_eq!(
@@ -153,7 +153,7 @@ fn delayed_ack_is_bounded_and_piggybacked() {
     t.feed(&data(ACK, 5003, 1001, b"c"));
     t.now += ms(30);
     assert_eq!(t.feed(&data(ACK, 5004, 1001, b"d")), vec![]);
-    assert_eq!(t.c.timer(Timer::DelayedAck), Some(T0 + ms(40)));
+    assert_eq!(t.c.timer(Timer::DelayedAck), Some(EST + ms(40)));
     t.c.send(t.now, b"reply").unwrap();
     assert_eq!(
         t.out(),

@@ -28,7 +28,7 @@ fn est_mss100(sack: bool, cc: CongestionAlgo) -> T {
     syn.options.mss = Some(100);
     syn.options.sack_permitted = sack;
     let mut t = syn_received_with(&cfg, &syn);
-    t.feed(&seg(ACK, 5001, 1001));
+    third_ack(&mut t, &seg(ACK, 5001, 1001));
     t.events();
     t
 }
@@ -262,7 +262,8 @@ fn nagle_holds_small_segment_nodelay_sends() {
     );
 }
 
-/// RFC 9293 §3.8.6.1 persist timer: probes back off 1, 2, 4 s ... (from the RTO); they
+/// RFC 9293 §3.8.6.1 persist timer: probes back off 0.2, 0.4, 0.8 s ... (from the RTO, 200 ms
+/// after the handshake's 10 ms sample, RFC 6298 §2.2 clamped to rto_min); they
 /// continue while the peer answers (with a zero window); tcp_retries2 unanswered probes
 /// time the connection out (as Linux).
 #[test]
@@ -274,21 +275,22 @@ fn persist_probe_timing_and_give_up() {
     let mut t = syn_received_with(&cfg, &peer_syn());
     let mut zero = seg(ACK, 5001, 1001);
     zero.window = 0;
-    t.feed(&zero);
+    third_ack(&mut t, &zero);
     t.c.send(t.now, b"abc").unwrap();
     assert_eq!(t.out(), vec![]);
     let probe = ack_out(1000, 5001);
-    let mut at = T0;
-    for (i, gap) in [1, 2, 4, 8, 16].into_iter().enumerate() {
+    let mut at = EST;
+    for i in 0..9 {
         assert_eq!(t.next(), vec![probe.clone()], "probe {i}");
-        at += secs(gap);
+        at += ms(200 << i); // 0.2 ... 51.2 s
         assert_eq!(t.now, at);
         assert_eq!(t.feed(&zero), vec![], "answered: zero window");
     }
-    // Unanswered from now on: 3 more probes, then TimedOut.
-    for gap in [32, 64, 120] {
+    // Unanswered from now on: 3 more probes (102.4 s, then 204.8 s capped to 120), then
+    // TimedOut.
+    for gap in [102_400, 120_000, 120_000] {
         assert_eq!(t.next(), vec![probe.clone()]);
-        at += secs(gap);
+        at += ms(gap);
         assert_eq!(t.now, at);
     }
     assert_eq!(t.next(), vec![]);

@@ -11,7 +11,7 @@ pub fn scenarios() {
 
 fn established_with(cfg: &TcpConfig) -> T {
     let mut t = syn_received_with(cfg, &peer_syn());
-    t.feed(&seg(ACK, 5001, 1001));
+    third_ack(&mut t, &seg(ACK, 5001, 1001));
     t.events();
     t
 }
@@ -28,12 +28,14 @@ fn data_retries_exhausted_times_out() {
     t.c.send(t.now, b"hello").unwrap();
     let seg_out = Out::new(ACK | PSH, 1001, 5001).payload(b"hello");
     assert_eq!(t.out(), vec![seg_out.clone()]);
-    for at in [1, 3, 7] {
+    // RTO 200 ms from the handshake sample (tests/mod.rs HS_RTT), doubled each time (§5.5):
+    // resends at 200, 600, 1400 ms, give up at 3000 ms.
+    for at in [200, 600, 1400] {
         assert_eq!(t.next(), vec![seg_out.clone()]);
-        assert_eq!(t.now, T0 + secs(at));
+        assert_eq!(t.now, EST + ms(at));
     }
     assert_eq!(t.next(), vec![]);
-    assert_eq!(t.now, T0 + secs(15));
+    assert_eq!(t.now, EST + ms(3000));
     assert_eq!(t.state(), State::Closed);
     assert_eq!(
         t.events(),
@@ -48,12 +50,16 @@ fn rtt_sample_sets_rto_and_timer_restarts() {
     let mut t = established();
     t.c.send(t.now, &[1u8; 2000]).unwrap();
     assert_eq!(t.out().len(), 2, "1460 + 540");
-    assert_eq!(t.c.timer(Timer::Retransmit), Some(T0 + secs(1)));
-    t.now += ms(100);
+    // The handshake's sample (10 ms): SRTT 10, RTTVAR 5, RTO max(200, 10 + 20) = 200 ms.
+    assert_eq!(t.c.rtt(), Some((Some(ms(10)), ms(200))));
+    assert_eq!(t.c.timer(Timer::Retransmit), Some(EST + ms(200)));
+    t.now += ms(180);
     assert_eq!(t.feed(&seg(ACK, 5001, 2461)), vec![]);
-    // First sample 100 ms: SRTT 100, RTTVAR 50, RTO 300 ms.
-    assert_eq!(t.c.rtt(), Some((Some(ms(100)), ms(300))));
-    assert_eq!(t.c.timer(Timer::Retransmit), Some(t.now + ms(300)));
+    // §2.3 with a 180 ms sample: RTTVAR = 3/4 * 5 + 1/4 * |10 - 180| = 46.25 ms,
+    // SRTT = 7/8 * 10 + 1/8 * 180 = 31.25 ms, RTO = 31.25 + 4 * 46.25 = 216.25 ms.
+    let rto = Duration::from_micros(216_250);
+    assert_eq!(t.c.rtt(), Some((Some(Duration::from_micros(31_250)), rto)));
+    assert_eq!(t.c.timer(Timer::Retransmit), Some(t.now + rto));
     assert_eq!(t.feed(&seg(ACK, 5001, 3001)), vec![]);
     assert_eq!(
         t.c.timer(Timer::Retransmit),
@@ -68,6 +74,8 @@ fn rtt_sample_sets_rto_and_timer_restarts() {
 #[test]
 fn rto_resends_from_una() {
     let mut t = established();
+    let before = t.c.rtt().unwrap().0;
+    assert_eq!(before, Some(HS_RTT), "the handshake's sample");
     t.c.send(t.now, &[2u8; 2000]).unwrap();
     assert_eq!(t.out().len(), 2);
     assert_eq!(
@@ -80,9 +88,10 @@ fn rto_resends_from_una() {
         vec![Out::new(ACK | PSH, 2461, 5001).payload(&[2u8; 540])]
     );
     assert_eq!(t.feed(&seg(ACK, 5001, 3001)), vec![]);
+    // 200 ms passed since the first transmission (the RTO): a sample would move SRTT.
     assert_eq!(
         t.c.rtt().unwrap().0,
-        None,
+        before,
         "Karn: no sample from retransmitted data"
     );
 }
@@ -94,16 +103,16 @@ fn keepalive_probes_then_reset() {
     let mut t = established();
     assert_eq!(t.c.timer(Timer::Keepalive), None);
     t.c.set_keepalive(t.now, true);
-    assert_eq!(t.c.timer(Timer::Keepalive), Some(T0 + secs(7200)));
+    assert_eq!(t.c.timer(Timer::Keepalive), Some(EST + secs(7200)));
     let probe = ack_out(1000, 5001);
     assert_eq!(t.next(), vec![probe.clone()]);
-    assert_eq!(t.now, T0 + secs(7200));
+    assert_eq!(t.now, EST + secs(7200));
     for i in 1..9 {
         assert_eq!(t.next(), vec![probe.clone()]);
-        assert_eq!(t.now, T0 + secs(7200 + 75 * i));
+        assert_eq!(t.now, EST + secs(7200 + 75 * i));
     }
     assert_eq!(t.next(), vec![Out::new(RST | ACK, 1001, 5001).win(0)]);
-    assert_eq!(t.now, T0 + secs(7200 + 75 * 9));
+    assert_eq!(t.now, EST + secs(7200 + 75 * 9));
     assert_eq!(t.state(), State::Closed);
     assert_eq!(
         t.events(),
@@ -142,11 +151,15 @@ fn user_timeout_aborts() {
     assert_eq!(t.c.timer(Timer::UserTimeout), None, "nothing in flight");
     t.c.send(t.now, b"x").unwrap();
     t.out();
-    assert_eq!(t.c.timer(Timer::UserTimeout), Some(T0 + secs(5)));
-    t.next(); // RTO at 1 s
-    t.next(); // RTO at 3 s
+    assert_eq!(t.c.timer(Timer::UserTimeout), Some(EST + secs(5)));
+    // RTO 200 ms from the handshake sample, doubled (RFC 6298 §5.5): resends at 0.2, 0.6,
+    // 1.4, 3 s; the next would be at 6.2 s, after the user timeout.
+    for at in [200, 600, 1400, 3000] {
+        assert_eq!(t.next().len(), 1);
+        assert_eq!(t.now, EST + ms(at));
+    }
     assert_eq!(t.next(), vec![]);
-    assert_eq!(t.now, T0 + secs(5));
+    assert_eq!(t.now, EST + secs(5));
     assert_eq!(t.state(), State::Closed);
     assert_eq!(
         t.events(),
@@ -164,11 +177,12 @@ fn zero_window_persist_probe() {
     assert_eq!(t.feed(&zero), vec![]);
     t.c.send(t.now, b"abc").unwrap();
     assert_eq!(t.out(), vec![], "window closed");
-    assert_eq!(t.c.timer(Timer::Persist), Some(T0 + secs(1)));
+    // Persist on the RTO (200 ms after the handshake sample), then backed off.
+    assert_eq!(t.c.timer(Timer::Persist), Some(EST + ms(200)));
     assert_eq!(t.next(), vec![ack_out(1000, 5001)]);
     assert_eq!(
         t.c.timer(Timer::Persist),
-        Some(T0 + secs(1) + secs(2)),
+        Some(EST + ms(200) + ms(400)),
         "backoff"
     );
     assert_eq!(
@@ -186,8 +200,12 @@ fn next_deadline_is_earliest() {
     t.c.set_keepalive(t.now, true);
     t.c.send(t.now, b"x").unwrap();
     t.out();
-    assert_eq!(t.c.next_deadline(), Some(T0 + secs(1)));
-    assert_eq!(t.c.timer(Timer::Keepalive), Some(T0 + secs(7200)));
+    assert_eq!(
+        t.c.next_deadline(),
+        Some(EST + ms(200)),
+        "RTO after the handshake sample"
+    );
+    assert_eq!(t.c.timer(Timer::Keepalive), Some(EST + secs(7200)));
 }
 
 /// Karn forbids a timed sample for retransmitted data; with timestamps the echo still gives
@@ -203,21 +221,24 @@ fn timestamp_sample_after_retransmission() {
     let mut t = syn_received_with(&cfg, &syn);
     let mut third = seg(ACK, 5001, 1001);
     third.options.timestamp = Some((2, 1_000_000));
-    t.feed(&third);
+    third_ack(&mut t, &third);
+    assert_eq!(t.c.rtt().unwrap().0, Some(HS_RTT), "the handshake's sample");
     t.c.send(t.now, b"x").unwrap();
     t.out();
     let out = t.next();
     assert_eq!(out.len(), 1);
+    // Resent one RTO (200 ms) after EST = 1_000_010 ms.
     assert_eq!(
         out[0].options.timestamp,
-        Some((1_001_000, 2)),
+        Some((1_000_210, 2)),
         "TSval of the resend"
     );
     t.now += ms(100);
     let mut ack = seg(ACK, 5001, 1002);
-    ack.options.timestamp = Some((3, 1_001_000));
+    ack.options.timestamp = Some((3, 1_000_210));
     t.feed(&ack);
-    assert_eq!(t.c.rtt().unwrap().0, Some(ms(100)));
+    // The 100 ms sample, RFC 6298 §2.3: SRTT = 7/8 * 10 + 1/8 * 100 = 21.25 ms.
+    assert_eq!(t.c.rtt().unwrap().0, Some(Duration::from_micros(21_250)));
 }
 
 /// Enabling keepalive on a long-idle connection waits a full keepalive_time (as Linux).
