@@ -202,7 +202,13 @@ impl BenchApp {
                 }
             }
         }
-        if let (Mode::Rr { interval: Some(iv), .. }, Some(_)) = (self.mode, self.measure_start) {
+        if let (
+            Mode::Rr {
+                interval: Some(iv), ..
+            },
+            Some(_),
+        ) = (self.mode, self.measure_start)
+        {
             while self.next_send <= t && self.launched < self.max_ops && !self.order.is_empty() {
                 if self.inflight >= client::MAX_INFLIGHT {
                     self.failed += 1; // overload: dropped, not queued without bound
@@ -379,7 +385,8 @@ impl BenchApp {
                         bad = true; // more bytes than requested: not an echo
                         break;
                     };
-                    self.lat.saturating_record(t.saturating_since(t0).as_nanos() as u64);
+                    self.lat
+                        .saturating_record(t.saturating_since(t0).as_nanos() as u64);
                     self.ok += 1;
                     self.inflight -= 1;
                     if closed_loop && self.launched < self.max_ops {
@@ -580,10 +587,19 @@ pub fn run(cfg: &StackClientCfg, mode: Mode) -> Result<Outcome> {
     cfg.progress.failed.store(app.failed, Relaxed);
     let hists = match mode {
         Mode::Cps { .. } => vec![
-            ("handshake".into(), std::mem::replace(&mut app.hs, new_hist())),
-            ("connection".into(), std::mem::replace(&mut app.total, new_hist())),
+            (
+                "handshake".into(),
+                std::mem::replace(&mut app.hs, new_hist()),
+            ),
+            (
+                "connection".into(),
+                std::mem::replace(&mut app.total, new_hist()),
+            ),
         ],
-        Mode::Rr { .. } => vec![("latency".into(), std::mem::replace(&mut app.lat, new_hist()))],
+        Mode::Rr { .. } => vec![(
+            "latency".into(),
+            std::mem::replace(&mut app.lat, new_hist()),
+        )],
         _ => Vec::new(),
     };
     Ok(Outcome {
@@ -635,7 +651,10 @@ pub fn hold(
     });
     let rss1 = crate::memory::vm_rss("self");
     if app.measure_start.is_none() {
-        let e = anyhow!("connected only {} of {n} within {OP_TIMEOUT:?}", app.connected);
+        let e = anyhow!(
+            "connected only {} of {n} within {OP_TIMEOUT:?}",
+            app.connected
+        );
         let _ = held_tx.send(Err(anyhow!("{e:#}")));
         return Err(e);
     }

@@ -126,7 +126,10 @@ fn stack_pairings_over_veth() {
                     assert!(metric(&r, "connections") >= 1.0, "{what}");
                     assert_eq!(metric(&r, "failed"), 0.0, "{what}");
                     let (hs, ok) = (r.latencies[0].1.len() as f64, metric(&r, "connections"));
-                    assert!(hs >= ok && hs <= ok + 8.0, "{what}: {hs} handshakes, {ok} ok");
+                    assert!(
+                        hs >= ok && hs <= ok + 8.0,
+                        "{what}: {hs} handshakes, {ok} ok"
+                    );
                     assert_eq!(r.latencies[1].1.len() as f64, ok, "{what}");
                 }
                 _ => {

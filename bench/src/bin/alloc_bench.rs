@@ -111,11 +111,7 @@ impl App for RrClient {
         let Some(i) = self.slot(c) else { return };
         let mut buf = [0u8; 256];
         match ev {
-            AppEvent::Connected => {
-                if io.send(c, &[7u8; MSG]) != Ok(MSG) {
-                    self.errors += 1;
-                }
-            }
+            AppEvent::Connected => self.errors += u64::from(io.send(c, &[7u8; MSG]) != Ok(MSG)),
             AppEvent::Readable => {
                 while let Ok(n @ 1..) = io.recv(c, &mut buf) {
                     self.got[i] += n;
@@ -142,7 +138,12 @@ fn iface(dev: MemoryDevice, addr: Ipv4Addr, mac: [u8; 6], peer: (Ipv4Addr, [u8; 
         EndpointSecrets::from_seed(u64::from(mac[5])),
         40000..=40999,
     );
-    Interface::new(dev, StaticLink::new(&[peer]), ep, InterfaceConfig::new(addr, mac))
+    Interface::new(
+        dev,
+        StaticLink::new(&[peer]),
+        ep,
+        InterfaceConfig::new(addr, mac),
+    )
 }
 
 struct Run {
@@ -196,9 +197,11 @@ fn run(warm: u64, packets: u64, trace: bool) -> Run {
     }
     TRACE.store(false, Relaxed);
     let (a1, b1) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
-    drop(iterate);
     let rx = s.stats().rx_frames + c.stats().rx_frames;
-    assert!(rx + 2 * 1024 >= frames(&s, &c), "frames lost: {rx} received");
+    assert!(
+        rx + 2 * 1024 >= frames(&s, &c),
+        "frames lost: {rx} received"
+    );
     Run {
         warm_allocs,
         packets: frames(&s, &c) - p0,

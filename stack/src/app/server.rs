@@ -72,7 +72,9 @@ impl FromStr for AppKind {
             .into_iter()
             .find(|k| k.name() == s)
             .ok_or_else(|| {
-                format!("unknown application {s:?} (one of: echo, discard, http, close-first, source)")
+                format!(
+                    "unknown application {s:?} (one of: echo, discard, http, close-first, source)"
+                )
             })
     }
 }

@@ -122,9 +122,9 @@ fn fail(status: i32, message: impl Into<String>) -> Failure {
 /// `PORT=APP`.
 pub fn parse_listen(s: &str) -> Result<(u16, AppKind), String> {
     let bad = |why: String| format!("bad --listen {s:?}: {why}");
-    let (port, app) = s
-        .split_once('=')
-        .ok_or_else(|| bad("expected PORT=APP (APP: echo, discard, http, close-first, source)".into()))?;
+    let (port, app) = s.split_once('=').ok_or_else(|| {
+        bad("expected PORT=APP (APP: echo, discard, http, close-first, source)".into())
+    })?;
     let port: u16 = port
         .parse()
         .ok()
