@@ -1,10 +1,11 @@
 //! Who serves and who connects in a run. Every scenario runs over the same veth pair with the
 //! same core pinning in each pairing; only the endpoints change.
 //!
-//! Plug points for the stack (issue 5): [`Pairing::start_server`] spawns
-//! `xdptcp serve --iface IF --addr IP --listen PORT=APP --workers N` inside the server
-//! namespace ([`stack_serve_args`]) once an `xdptcp` binary with `serve` exists, and
-//! [`Pairing::client_kind`] names the stack client for stack ↔ stack.
+//! The stack side: [`Pairing::start_server`] spawns
+//! `xdptcp serve --iface IF --addr IP --listen PORT=APP --workers N [--core C]` inside the
+//! server namespace ([`stack_serve_args`], [`xdptcp_serve_binary`]) with the Linux peer's
+//! transmit checksum offload off while it runs ([`TxChecksumOff`]); [`Pairing::client_kind`]
+//! names the in-process stack client ([`crate::stack_client`]) for stack ↔ stack.
 
 use crate::linux_server::LinuxServer;
 use crate::netns::VethNetns;
@@ -77,7 +78,9 @@ impl Drop for ServerHandle {
     }
 }
 
-pub const NEEDS_SERVE: &str = "not available yet: needs `xdptcp serve` (issue 5)";
+/// No `xdptcp` program found (see [`xdptcp_serve_binary`]).
+pub const NEEDS_SERVE: &str =
+    "no `xdptcp` program found: build it (cargo build --release -p xdptcp-bench) or set XDPTCP_BIN";
 
 impl Pairing {
     pub const ALL: [Pairing; 3] = [

@@ -491,7 +491,8 @@ fn conns(
         m.push(Metric::new("client memory per conn", "B", v));
     }
     m.push(Metric::new("client TIME-WAIT entries", "n", tw_n as f64));
-    if let (Some(a), Some(b)) = (rss0, rss1) {
+    // (With the stack client, this process's RSS also holds the client stack's start-up.)
+    if let (Some(a), Some(b), ClientKind::Linux) = (rss0, rss1, kind) {
         m.push(Metric::new(
             "process RSS per conn",
             "B",
