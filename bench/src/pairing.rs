@@ -146,19 +146,31 @@ impl Pairing {
     }
 }
 
-/// `ethtool -K IF tx off` in a namespace, undone on drop. A Linux peer on veth with transmit
-/// checksum offload on sends partial checksums (PLATFORM.md), which the stack drops.
+/// `ethtool -K IF tx off` in a namespace, undone on drop if it was on. A Linux peer on veth
+/// with transmit checksum offload on sends partial checksums (PLATFORM.md), which the stack
+/// drops.
 pub struct TxChecksumOff {
     ns: String,
     ifname: String,
+    was_on: bool,
 }
 
 impl TxChecksumOff {
     pub fn set(ns: &str, ifname: &str) -> Result<Self> {
-        ethtool_tx(ns, ifname, "off")?;
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, "ethtool", "-k", ifname])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let was_on = text
+            .lines()
+            .any(|l| l.trim_start().starts_with("tx-checksumming: on"));
+        if was_on {
+            ethtool_tx(ns, ifname, "off")?;
+        }
         Ok(TxChecksumOff {
             ns: ns.into(),
             ifname: ifname.into(),
+            was_on,
         })
     }
 }
@@ -166,7 +178,9 @@ impl TxChecksumOff {
 impl Drop for TxChecksumOff {
     fn drop(&mut self) {
         // Back on for the Linux ↔ Linux baseline (TSO comes back with it).
-        let _ = ethtool_tx(&self.ns, &self.ifname, "on");
+        if self.was_on {
+            let _ = ethtool_tx(&self.ns, &self.ifname, "on");
+        }
     }
 }
 
