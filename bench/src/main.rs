@@ -52,6 +52,9 @@ struct Cli {
     /// Bound on operations per client thread.
     #[arg(long, default_value_t = 100_000_000)]
     max_ops: u64,
+    /// Stack sides sleep when idle instead of busy-polling (fairer on a shared machine).
+    #[arg(long)]
+    stack_adaptive_idle: bool,
     /// Folder under which results/<date-time>/ is created.
     #[arg(long, default_value = "results")]
     out: PathBuf,
@@ -85,6 +88,7 @@ fn run() -> Result<()> {
         bulk_flows: cli.bulk_flows.max(1),
         conns: cli.conns.max(1),
         max_ops: cli.max_ops,
+        stack_adaptive_idle: cli.stack_adaptive_idle,
     };
     sys::install_signal_handlers();
     let env = VethNetns::create()?;
@@ -117,6 +121,7 @@ fn run() -> Result<()> {
         "duration_s": cli.duration, "workers": opts.workers, "cores": sys::num_cores(),
         "cps_concurrency": opts.cps_concurrency, "rr_conns": opts.rr_conns, "rate": opts.rate,
         "bulk_flows": opts.bulk_flows, "conns": opts.conns,
+        "stack_adaptive_idle": opts.stack_adaptive_idle,
         "link": "veth between two network namespaces, no XDP program, offloads on",
     });
     let table = xdptcp_bench::write_reports(&dir, meta, &results, &cli.pairings)?;

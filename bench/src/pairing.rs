@@ -112,6 +112,7 @@ impl Pairing {
         port: u16,
         workers: usize,
         cores: &[usize],
+        adaptive_idle: bool,
     ) -> Result<ServerHandle> {
         match self {
             Pairing::LinuxLinux => {
@@ -131,6 +132,9 @@ impl Pairing {
                 let mut args = stack_serve_args(&env.server_if, env.server_ip, port, name, workers);
                 if let (1, Some(core)) = (workers, cores.first()) {
                     args.extend(["--core".to_string(), core.to_string()]);
+                }
+                if adaptive_idle {
+                    args.push("--adaptive-idle".into());
                 }
                 let child = Command::new("ip")
                     .args(["netns", "exec", &env.server_ns])

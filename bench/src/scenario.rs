@@ -97,6 +97,11 @@ pub struct Opts {
     pub conns: usize,
     /// Bound on operations per client thread (connections or requests).
     pub max_ops: u64,
+    /// The stack sides sleep when idle (`xdptcp serve --adaptive-idle`, and the stack
+    /// client likewise) instead of busy-polling: on a shared, oversubscribed machine a
+    /// busy-polling thread loses the scheduler's wake-up preference that sleeping Linux
+    /// threads get.
+    pub stack_adaptive_idle: bool,
 }
 
 /// Runs one scenario in one pairing; any error becomes the result's `error`.
@@ -124,7 +129,8 @@ fn run_inner(
     let w = opts.workers.max(1);
     let server_cores: Vec<usize> = (0..w).collect();
     let client_cores: Vec<usize> = (0..w).map(|i| (w + i) % ncores).collect();
-    let server = pairing.start_server(env, scen.app(), port, w, &server_cores)?;
+    let idle = opts.stack_adaptive_idle;
+    let server = pairing.start_server(env, scen.app(), port, w, &server_cores, idle)?;
     let addr = SocketAddrV4::new(env.server_ip, port);
     if let ServerHandle::Process(..) = server {
         wait_ready(&env.client_ns, addr)?;
@@ -255,6 +261,7 @@ fn stack_cfg(
         core,
         duration: opts.duration,
         max_ops: opts.max_ops,
+        adaptive_idle: opts.stack_adaptive_idle,
         progress,
     }
 }

@@ -47,8 +47,16 @@ pub struct StackClientCfg {
     pub core: usize,
     pub duration: Duration,
     pub max_ops: u64,
+    /// Sleep when idle (as `xdptcp serve --adaptive-idle`: after [`IDLE_SPINS`] empty
+    /// iterations, sleep up to [`IDLE_SLEEP`] or until the next scheduled send).
+    pub adaptive_idle: bool,
     pub progress: Arc<Progress>,
 }
+
+/// Adaptive idle: empty iterations before sleeping, and the longest sleep (the values
+/// `xdptcp serve --adaptive-idle` uses).
+pub const IDLE_SPINS: u32 = 1000;
+pub const IDLE_SLEEP: Duration = Duration::from_micros(50);
 
 /// What the application does.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -429,6 +437,19 @@ impl BenchApp {
         }
     }
 
+    /// rr open loop: when the next request is due.
+    pub fn next_send(&self) -> Option<Instant> {
+        match (self.mode, self.measure_start) {
+            (
+                Mode::Rr {
+                    interval: Some(_), ..
+                },
+                Some(_),
+            ) => Some(self.next_send),
+            _ => None,
+        }
+    }
+
     /// Connections currently held.
     pub fn held(&self) -> usize {
         self.conns.len()
@@ -506,12 +527,14 @@ pub fn open_stack(cfg: &StackClientCfg) -> Result<Stack> {
 pub fn drive(
     stack: &mut Stack,
     app: &mut BenchApp,
+    adaptive: bool,
     limit: Duration,
     progress: &Progress,
     mut until: impl FnMut(&BenchApp, Instant) -> bool,
 ) {
     let w = &mut stack.worker;
     let mut last = now();
+    let mut empty = 0u32;
     let hard_end = last + limit;
     let mut next_progress = last;
     loop {
@@ -520,7 +543,18 @@ pub fn drive(
             break;
         }
         app.tick(&mut w.iface.app_io(t));
-        w.iteration(t, &mut last, app);
+        if w.iteration(t, &mut last, app) {
+            empty = 0;
+        } else if adaptive {
+            empty = empty.saturating_add(1);
+            if empty > IDLE_SPINS {
+                let mut d = IDLE_SLEEP;
+                if let Some(s) = app.next_send() {
+                    d = d.min(s.saturating_since(t));
+                }
+                std::thread::sleep(d);
+            }
+        }
         if t >= next_progress {
             next_progress = t + Duration::from_millis(100);
             progress.ok.store(app.ok, Relaxed);
@@ -566,6 +600,7 @@ pub fn run(cfg: &StackClientCfg, mode: Mode) -> Result<Outcome> {
     drive(
         &mut stack,
         &mut app,
+        cfg.adaptive_idle,
         cfg.duration + OP_TIMEOUT,
         &cfg.progress,
         |a, t| match a.measure_start {
@@ -646,9 +681,14 @@ pub fn hold(
     let mut app = BenchApp::new(Mode::Hold { n }, cfg.server, n as u64);
     start(&mut stack, &mut app);
     let connect_limit = now() + OP_TIMEOUT;
-    drive(&mut stack, &mut app, OP_TIMEOUT, &cfg.progress, |a, t| {
-        a.measure_start.is_some() || t >= connect_limit
-    });
+    drive(
+        &mut stack,
+        &mut app,
+        cfg.adaptive_idle,
+        OP_TIMEOUT,
+        &cfg.progress,
+        |a, t| a.measure_start.is_some() || t >= connect_limit,
+    );
     let rss1 = crate::memory::vm_rss("self");
     if app.measure_start.is_none() {
         let e = anyhow!(
@@ -664,16 +704,23 @@ pub fn hold(
     // every 10 ms of loop time.
     let end = now() + limit;
     let mut next_check = now();
-    drive(&mut stack, &mut app, limit, &cfg.progress, |_, t| {
-        if t >= end {
-            return true;
-        }
-        if t >= next_check {
-            next_check = t + Duration::from_millis(10);
-            return release.try_recv().is_ok();
-        }
-        false
-    });
+    drive(
+        &mut stack,
+        &mut app,
+        cfg.adaptive_idle,
+        limit,
+        &cfg.progress,
+        |_, t| {
+            if t >= end {
+                return true;
+            }
+            if t >= next_check {
+                next_check = t + Duration::from_millis(10);
+                return release.try_recv().is_ok();
+            }
+            false
+        },
+    );
     finish(&mut stack, &mut app, Duration::from_secs(5));
     let rss_per_conn = match (rss0, rss1) {
         (Some(a), Some(b)) => Some((b as f64 - a as f64) / held.max(1) as f64),

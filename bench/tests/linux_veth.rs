@@ -32,6 +32,7 @@ fn linux_scenarios_over_veth() {
         bulk_flows: 2,
         conns: 200,
         max_ops: 10_000_000,
+        stack_adaptive_idle: false,
     };
     for (i, scen) in Scenario::ALL.into_iter().enumerate() {
         let r = run_one(&env, Pairing::LinuxLinux, scen, &opts, 6001 + i as u16);
@@ -105,6 +106,7 @@ fn stack_pairings_over_veth() {
         bulk_flows: 2,
         conns: 200,
         max_ops: 10_000_000,
+        stack_adaptive_idle: false,
     };
     let scens = [
         Scenario::CpsClientClose,
