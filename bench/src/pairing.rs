@@ -141,7 +141,7 @@ impl Pairing {
                     .arg(bin)
                     .args(&args)
                     .stdin(Stdio::null())
-                    .stdout(Stdio::null())
+                    .stdout(Stdio::piped()) // a few lines: read at stop
                     .spawn()?;
                 // Readiness is checked by the caller with a probe connection.
                 Ok(ServerHandle::Process(child, offload))
@@ -223,6 +223,31 @@ pub fn stack_serve_args(
 }
 
 impl ServerHandle {
+    /// Stops the server; for an `xdptcp serve` process, returns what it printed (its start
+    /// line and the statistics summary it prints on SIGTERM).
+    pub fn stop(mut self) -> Option<String> {
+        let ServerHandle::Process(c, _) = &mut self else {
+            return None;
+        };
+        // SAFETY: signals only the child we spawned, by its PID.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        // It exits within milliseconds on SIGTERM; after 5 s it is killed (then its pipe
+        // reaches EOF and the read below ends).
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while matches!(c.try_wait(), Ok(None)) && std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if matches!(c.try_wait(), Ok(None)) {
+            let _ = c.kill();
+        }
+        let mut out = String::new();
+        if let Some(mut so) = c.stdout.take() {
+            use std::io::Read;
+            let _ = so.by_ref().take(1 << 20).read_to_string(&mut out);
+        }
+        Some(out)
+    }
+
     /// The server's process id, if it is a separate process.
     pub fn pid(&self) -> Option<u32> {
         match self {

@@ -149,8 +149,12 @@ fn run_inner(
         let outs = run_clients(env, addr, scen, opts, cores, &label, kind)?;
         Ok(metrics(scen, opts, outs))
     };
-    drop(server);
-    let (metrics, latencies, details) = res?;
+    let server_log = server.stop();
+    let (metrics, latencies, mut details) = res?;
+    if let Some(log) = server_log {
+        // `xdptcp serve`'s start line and stop summary (loop, TCP, drop and XDP counters).
+        details["server_log"] = json!(log.lines().collect::<Vec<_>>());
+    }
     Ok(ScenarioResult {
         scenario: scen.name().into(),
         pairing,
