@@ -2,11 +2,14 @@
 # The benchmark command (README): builds xdptcp-bench in release and runs the default short
 # suite (about a minute: cps both close orders, rr closed and open loop, bulk single/multi flow
 # both directions, conns 1000) over a fresh veth pair between two network namespaces (the
-# binary creates and removes it), then prints the side-by-side table. Results (table, JSON,
-# .hgrm, PNG) go to results/<date-time>/.
+# binary creates and removes it), then the physical ceiling (`ceiling`: raw AF_XDP frame rates
+# rx / tx 64 B / tx 1514 B / l2fwd on a second veth pair with the steering program attached,
+# 2 s per phase, about 10 s), and prints the side-by-side table and the ceiling section.
+# Results (table, JSON, .hgrm, PNG) go to results/<date-time>/. See docs/benchmarks.md.
 #
 # Flags (passed through to xdptcp-bench; see `xdptcp-bench --help` for all of them):
-#   --scenarios cps,rr,bulk,conns   groups or names like rr/open
+#   --scenarios cps,rr,bulk,conns,ceiling   groups or names like rr/open (default: all)
+#   --ceiling-secs SECS             ceiling: seconds per phase (default 2, at most --duration)
 #   --duration SECS                 per scenario run (default 5)
 #   --workers N                     server workers and client threads, one core each
 #   --iface IF                      a real NIC (not implemented yet)

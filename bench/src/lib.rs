@@ -1,7 +1,9 @@
 //! `xdptcp-bench`: scenarios (cps, rr, bulk, conns) in three pairings (stack ↔ stack,
-//! Linux ↔ Linux, Linux → stack) over one veth pair, and the reports (terminal table, JSON,
-//! `.hgrm`, PNG). See issue 6.
+//! Linux ↔ Linux, Linux → stack) over one veth pair, the physical ceiling of that path
+//! (raw AF_XDP frame rates, [`ceiling`]), and the reports (terminal table, JSON, `.hgrm`,
+//! PNG). See issue 6.
 
+pub mod ceiling;
 pub mod client;
 pub mod linux_server;
 pub mod memory;
@@ -81,10 +83,21 @@ pub fn write_reports(
     meta: serde_json::Value,
     results: &[ScenarioResult],
     pairings: &[Pairing],
+    ceiling: Option<&ceiling::Ceiling>,
 ) -> Result<String> {
-    let table = report::table(results, pairings);
+    let mut table = if results.is_empty() {
+        String::new()
+    } else {
+        report::table(results, pairings)
+    };
+    if let Some(c) = ceiling {
+        if !table.is_empty() {
+            table.push('\n');
+        }
+        table.push_str(&report::ceiling_table(c));
+    }
     std::fs::write(dir.join("table.txt"), &table)?;
-    let json = serde_json::to_string_pretty(&report::to_json(meta, results))?;
+    let json = serde_json::to_string_pretty(&report::to_json(meta, results, ceiling))?;
     std::fs::write(dir.join("results.json"), json)?;
     let mut kinds: Vec<(String, String)> = Vec::new();
     for r in results {

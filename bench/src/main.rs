@@ -7,15 +7,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 use xdptcp_bench::netns::VethNetns;
 use xdptcp_bench::pairing::Pairing;
+use xdptcp_bench::report::ScenarioResult;
 use xdptcp_bench::scenario::{self, Opts, Scenario};
-use xdptcp_bench::sys;
+use xdptcp_bench::{ceiling, sys};
 
 /// Benchmarks side by side with the Linux kernel over a veth pair between two namespaces.
 #[derive(Parser, Debug)]
 #[command(name = "xdptcp-bench", version)]
 struct Cli {
-    /// Scenarios: groups cps, rr, bulk, conns or names like rr/open, comma-separated.
-    #[arg(long, default_value = "cps,rr,bulk,conns")]
+    /// Scenarios: groups cps, rr, bulk, conns or names like rr/open, comma-separated; and
+    /// `ceiling` (raw AF_XDP frame rates on a veth pair: its own section, not per pairing).
+    #[arg(long, default_value = "cps,rr,bulk,conns,ceiling")]
     scenarios: String,
     /// Pairings, comma-separated.
     #[arg(
@@ -55,6 +57,9 @@ struct Cli {
     /// Stack sides sleep when idle instead of busy-polling (fairer on a shared machine).
     #[arg(long)]
     stack_adaptive_idle: bool,
+    /// ceiling: seconds per phase (rx, tx 64 B, tx 1514 B, l2fwd), at most --duration.
+    #[arg(long, default_value_t = 2.0)]
+    ceiling_secs: f64,
     /// Folder under which results/<date-time>/ is created.
     #[arg(long, default_value = "results")]
     out: PathBuf,
@@ -78,7 +83,11 @@ fn run() -> Result<()> {
     if !(cli.duration > 0.0 && cli.duration <= 3600.0) || cli.rate <= 0.0 {
         bail!("--duration must be in (0, 3600] s and --rate > 0");
     }
-    let scenarios = Scenario::parse_list(&cli.scenarios)?;
+    if !(cli.ceiling_secs > 0.0 && cli.ceiling_secs <= 3600.0) {
+        bail!("--ceiling-secs must be in (0, 3600] s");
+    }
+    let (scenarios, want_ceiling) = scenario::parse_selection(&cli.scenarios)?;
+    let ceiling_phase = Duration::from_secs_f64(cli.ceiling_secs.min(cli.duration));
     let opts = Opts {
         duration: Duration::from_secs_f64(cli.duration),
         workers: cli.workers.max(1),
@@ -91,6 +100,35 @@ fn run() -> Result<()> {
         stack_adaptive_idle: cli.stack_adaptive_idle,
     };
     sys::install_signal_handlers();
+    let results = if scenarios.is_empty() {
+        Vec::new()
+    } else {
+        run_pairings(&cli, &scenarios, &opts)?
+    };
+    let ceiling = want_ceiling.then(|| ceiling::run(ceiling_phase));
+    let dir = xdptcp_bench::results_dir(&cli.out)?;
+    let meta = json!({
+        "argv": std::env::args().collect::<Vec<_>>(),
+        "duration_s": cli.duration, "workers": opts.workers, "cores": sys::num_cores(),
+        "cps_concurrency": opts.cps_concurrency, "rr_conns": opts.rr_conns, "rate": opts.rate,
+        "bulk_flows": opts.bulk_flows, "conns": opts.conns,
+        "stack_adaptive_idle": opts.stack_adaptive_idle,
+        "link": "veth between two network namespaces, no XDP program, offloads on",
+        "ceiling_phase_s": want_ceiling.then_some(ceiling_phase.as_secs_f64()),
+        "ceiling_link": "own veth pair (xdptcp::harness::VethPair, checksum offload off), \
+            steering program attached, copy-mode AF_XDP on queue 0 of each end",
+    });
+    let table = xdptcp_bench::write_reports(&dir, meta, &results, &cli.pairings, ceiling.as_ref())?;
+    println!("{table}");
+    if !xdptcp_bench::plot::font_available() {
+        eprintln!("note: no DejaVu font found; PNG plots were drawn without text");
+    }
+    println!("results: {}", dir.display());
+    Ok(())
+}
+
+/// Every scenario in every pairing over one veth pair without an XDP program.
+fn run_pairings(cli: &Cli, scenarios: &[Scenario], opts: &Opts) -> Result<Vec<ScenarioResult>> {
     let env = VethNetns::create()?;
     eprintln!(
         "veth {} ({}, {}) <-> {} ({}, {}); {} core(s), {} worker(s) per side",
@@ -105,30 +143,14 @@ fn run() -> Result<()> {
     );
     let mut results = Vec::new();
     let mut port = 5001u16;
-    for &scen in &scenarios {
+    for &scen in scenarios {
         for &p in &cli.pairings {
             if sys::stopped() {
                 bail!("stopped by signal");
             }
-            results.push(scenario::run_one(&env, p, scen, &opts, port));
+            results.push(scenario::run_one(&env, p, scen, opts, port));
             port = port.wrapping_add(1).max(5001);
         }
     }
-    drop(env);
-    let dir = xdptcp_bench::results_dir(&cli.out)?;
-    let meta = json!({
-        "argv": std::env::args().collect::<Vec<_>>(),
-        "duration_s": cli.duration, "workers": opts.workers, "cores": sys::num_cores(),
-        "cps_concurrency": opts.cps_concurrency, "rr_conns": opts.rr_conns, "rate": opts.rate,
-        "bulk_flows": opts.bulk_flows, "conns": opts.conns,
-        "stack_adaptive_idle": opts.stack_adaptive_idle,
-        "link": "veth between two network namespaces, no XDP program, offloads on",
-    });
-    let table = xdptcp_bench::write_reports(&dir, meta, &results, &cli.pairings)?;
-    println!("{table}");
-    if !xdptcp_bench::plot::font_available() {
-        eprintln!("note: no DejaVu font found; PNG plots were drawn without text");
-    }
-    println!("results: {}", dir.display());
-    Ok(())
+    Ok(results)
 }

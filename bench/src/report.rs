@@ -1,6 +1,7 @@
 //! Results and their reports: the side-by-side terminal table (each figure and its ratio to
 //! Linux ↔ Linux), JSON, and HdrHistogram `.hgrm` percentile files.
 
+use crate::ceiling::Ceiling;
 use crate::pairing::Pairing;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -205,9 +206,51 @@ pub fn table(results: &[ScenarioResult], pairings: &[Pairing]) -> String {
     out
 }
 
+/// The ceiling section under the pairings' table: one row per phase, frame length, frames
+/// counted, Mpps and Gbit/s. An error (e.g. not root) is listed under it.
+pub fn ceiling_table(c: &Ceiling) -> String {
+    let mut out = String::from(
+        "physical ceiling: raw AF_XDP frames on the same veth (copy mode, steering program \
+         attached; no TCP)\n",
+    );
+    let mut cells =
+        vec![["test", "frame [B]", "frames", "missing", "Mpps", "Gbit/s"].map(String::from)];
+    for r in &c.rows {
+        cells.push([
+            r.test.clone(),
+            r.frame_len.to_string(),
+            fmt_num(r.frames as f64),
+            fmt_num(r.missing as f64),
+            format!("{:.3}", r.mpps),
+            format!("{:.2}", r.gbps),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| cells.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    for row in &cells {
+        let _ = write!(out, "{:<w$}", row[0], w = widths[0]);
+        for (cell, w) in row.iter().zip(&widths).skip(1) {
+            let _ = write!(out, "  {cell:>w$}");
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "rx: sent by an {}; tx: counted by the peer's rx_packets; l2fwd: frames back at the \
+         peer ({} in flight at most)",
+        crate::ceiling::SENDER,
+        crate::ceiling::WINDOW
+    );
+    if let Some(e) = &c.error {
+        let _ = writeln!(out, "ceiling: {e}");
+    }
+    out
+}
+
 /// The JSON document: run metadata and, per scenario × pairing, metrics, latency
 /// percentiles (µs), details and error.
-pub fn to_json(meta: Value, results: &[ScenarioResult]) -> Value {
+pub fn to_json(meta: Value, results: &[ScenarioResult], ceiling: Option<&Ceiling>) -> Value {
     let rs: Vec<Value> = results
         .iter()
         .map(|r| {
@@ -226,7 +269,7 @@ pub fn to_json(meta: Value, results: &[ScenarioResult]) -> Value {
             })
         })
         .collect();
-    json!({ "meta": meta, "results": rs })
+    json!({ "meta": meta, "results": rs, "ceiling": ceiling })
 }
 
 /// HdrHistogram's classic percentile distribution text (`outputPercentileDistribution`), values
@@ -377,7 +420,8 @@ mod tests {
             res("rr/closed", Pairing::LinuxLinux, 1.0, &[2_000, 4_000]),
             ScenarioResult::failed("rr/closed", Pairing::StackStack, "x".into()),
         ];
-        let j = to_json(json!({"duration_s": 1}), &rs);
+        let j = to_json(json!({"duration_s": 1}), &rs, None);
+        assert_eq!(j["ceiling"], Value::Null);
         assert_eq!(j["meta"]["duration_s"], 1);
         let r0 = &j["results"][0];
         assert_eq!(r0["scenario"], "rr/closed");
@@ -390,6 +434,41 @@ mod tests {
         assert_eq!(j["results"][1]["pairing"], "stack-stack");
         assert_eq!(j["results"][1]["error"], "x");
         assert_eq!(j["results"][1]["metrics"].as_array().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn ceiling_section() {
+        use crate::ceiling::CeilingRow;
+        let c = Ceiling {
+            rows: vec![
+                CeilingRow::new("rx", 64, 1_250_000, 1_300_000, 2.0),
+                CeilingRow::new("tx", 1514, 2_000_000, 2_000_000, 2.0),
+            ],
+            details: Value::Null,
+            error: Some("stopped".into()),
+        };
+        let t = ceiling_table(&c);
+        let lines: Vec<Vec<&str>> = t
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            lines[0],
+            ["test", "frame", "[B]", "frames", "missing", "Mpps", "Gbit/s"]
+        );
+        assert_eq!(
+            lines[1],
+            ["rx", "64", "1,250,000", "50,000", "0.625", "0.32"]
+        );
+        assert_eq!(lines[2], ["tx", "1514", "2,000,000", "0", "1.000", "12.11"]);
+        assert_eq!(lines[3][..3], ["rx:", "sent", "by"]);
+        assert_eq!(lines[4], ["ceiling:", "stopped"]);
+        let j = to_json(Value::Null, &[], Some(&c));
+        assert_eq!(j["ceiling"]["rows"][1]["frame_len"], 1514);
+        assert_eq!(j["ceiling"]["rows"][0]["mpps"], 0.625);
+        assert_eq!(j["ceiling"]["rows"][0]["missing"], 50_000);
+        assert_eq!(j["ceiling"]["error"], "stopped");
     }
 
     #[test]

@@ -73,7 +73,10 @@ impl Scenario {
                 .filter(|s| s.name() == item || s.name().split('/').next() == Some(item))
                 .collect();
             if matched.is_empty() {
-                bail!("unknown scenario `{item}` (groups: cps, rr, bulk, conns; or e.g. rr/open)");
+                bail!(
+                    "unknown scenario `{item}` (groups: cps, rr, bulk, conns, ceiling; or e.g. \
+                     rr/open)"
+                );
             }
             for s in matched {
                 if !v.contains(&s) {
@@ -83,6 +86,26 @@ impl Scenario {
         }
         Ok(v)
     }
+}
+
+/// Splits a `--scenarios` list into the pairing scenarios and whether the `ceiling` (its own
+/// section, not run per pairing) was asked for.
+pub fn parse_selection(list: &str) -> Result<(Vec<Scenario>, bool)> {
+    let mut ceiling = false;
+    let rest: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| {
+            let c = *s == "ceiling";
+            ceiling |= c;
+            !c
+        })
+        .collect();
+    let v = Scenario::parse_list(&rest.join(","))?;
+    if v.is_empty() && !ceiling {
+        bail!("no scenario selected");
+    }
+    Ok((v, ceiling))
 }
 
 /// Knobs of a run (the binary's flags).
@@ -530,6 +553,15 @@ mod tests {
         );
         assert_eq!(Scenario::parse_list("bulk").unwrap().len(), 4);
         assert!(Scenario::parse_list("nope").is_err());
+        let (v, c) = parse_selection("ceiling, rr/open").unwrap();
+        assert_eq!((v, c), (vec![Scenario::RrOpen], true));
+        assert_eq!(parse_selection("ceiling").unwrap(), (vec![], true));
+        assert_eq!(
+            parse_selection("conns").unwrap(),
+            (vec![Scenario::Conns], false)
+        );
+        assert!(parse_selection("").is_err());
+        assert!(parse_selection("ceiling,nope").is_err());
         assert_eq!(split(10, 3, 0), 4);
         assert_eq!(split(10, 3, 2), 3);
     }

@@ -23,6 +23,22 @@ fn linux_scenarios_over_veth() {
         "linux_scenarios_over_veth needs root (network namespaces, veth): run as root"
     );
     let env = VethNetns::create().expect("create veth pair");
+    // The kernel baseline keeps its offloads (the harness turns them off for the stack's tests).
+    for (out, ifn) in [
+        (
+            env.pair.run_in_stack(&["ethtool", "-k", &env.server_if]),
+            &env.server_if,
+        ),
+        (
+            env.pair.run_in_peer(&["ethtool", "-k", &env.client_if]),
+            &env.client_if,
+        ),
+    ] {
+        let text = String::from_utf8(out.expect("ethtool -k").stdout).unwrap();
+        for feature in ["tx-checksumming: on", "tcp-segmentation-offload: on"] {
+            assert!(text.contains(feature), "{ifn}: no `{feature}` in:\n{text}");
+        }
+    }
     let opts = Opts {
         duration: Duration::from_secs(1),
         workers: 1,
