@@ -13,7 +13,7 @@
 #   --duration SECS                 per scenario run (default 5)
 #   --workers N                     server workers and client threads, one core each
 #   --iface IF                      a real NIC (not implemented yet)
-#   --pairings linux-linux,...      default: all three (stack pairings need `xdptcp serve`)
+#   --pairings linux-linux,...      default: all three (linux-linux, linux-stack, stack-stack)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

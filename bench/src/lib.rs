@@ -12,6 +12,7 @@ pub mod pairing;
 pub mod plot;
 pub mod report;
 pub mod scenario;
+pub mod stack_client;
 pub mod sys;
 
 use anyhow::{Context, Result};

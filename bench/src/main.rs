@@ -54,6 +54,9 @@ struct Cli {
     /// Bound on operations per client thread.
     #[arg(long, default_value_t = 100_000_000)]
     max_ops: u64,
+    /// Stack sides sleep when idle instead of busy-polling (fairer on a shared machine).
+    #[arg(long)]
+    stack_adaptive_idle: bool,
     /// ceiling: seconds per phase (rx, tx 64 B, tx 1514 B, l2fwd), at most --duration.
     #[arg(long, default_value_t = 2.0)]
     ceiling_secs: f64,
@@ -94,6 +97,7 @@ fn run() -> Result<()> {
         bulk_flows: cli.bulk_flows.max(1),
         conns: cli.conns.max(1),
         max_ops: cli.max_ops,
+        stack_adaptive_idle: cli.stack_adaptive_idle,
     };
     sys::install_signal_handlers();
     let results = if scenarios.is_empty() {
@@ -108,6 +112,7 @@ fn run() -> Result<()> {
         "duration_s": cli.duration, "workers": opts.workers, "cores": sys::num_cores(),
         "cps_concurrency": opts.cps_concurrency, "rr_conns": opts.rr_conns, "rate": opts.rate,
         "bulk_flows": opts.bulk_flows, "conns": opts.conns,
+        "stack_adaptive_idle": opts.stack_adaptive_idle,
         "link": "veth between two network namespaces, no XDP program, offloads on",
         "ceiling_phase_s": want_ceiling.then_some(ceiling_phase.as_secs_f64()),
         "ceiling_link": "own veth pair (xdptcp::harness::VethPair, checksum offload off), \

@@ -1,10 +1,11 @@
 //! Who serves and who connects in a run. Every scenario runs over the same veth pair with the
 //! same core pinning in each pairing; only the endpoints change.
 //!
-//! Plug points for the stack (issue 5): [`Pairing::start_server`] spawns
-//! `xdptcp serve --iface IF --addr IP --listen PORT=APP --workers N` inside the server
-//! namespace ([`stack_serve_args`]) once an `xdptcp` binary with `serve` exists, and
-//! [`Pairing::client_kind`] names the stack client for stack ↔ stack.
+//! The stack side: [`Pairing::start_server`] spawns
+//! `xdptcp serve --iface IF --addr IP --listen PORT=APP --workers N [--core C]` inside the
+//! server namespace ([`stack_serve_args`], [`xdptcp_serve_binary`]) with the Linux peer's
+//! transmit checksum offload off while it runs ([`TxChecksumOff`]); [`Pairing::client_kind`]
+//! names the in-process stack client ([`crate::stack_client`]) for stack ↔ stack.
 
 use crate::linux_server::LinuxServer;
 use crate::netns::VethNetns;
@@ -36,7 +37,7 @@ pub enum ServerApp {
     Discard,
     /// On accept send `bye\n` and close first (the server does the active close).
     CloseFirst,
-    /// Write continuously (download direction of `bulk`). Not in issue 5's list yet.
+    /// Write continuously until the peer closes (download direction of `bulk`).
     Source,
 }
 
@@ -47,7 +48,7 @@ impl ServerApp {
             ServerApp::Echo => Some("echo"),
             ServerApp::Discard => Some("discard"),
             ServerApp::CloseFirst => Some("close-first"),
-            ServerApp::Source => None,
+            ServerApp::Source => Some("source"),
         }
     }
 }
@@ -62,13 +63,14 @@ pub enum ClientKind {
 /// A running server of any kind; stopping it is dropping it.
 pub enum ServerHandle {
     Linux(LinuxServer),
-    /// An `xdptcp serve` process in the server namespace; killed by PID on drop.
-    Process(Child),
+    /// An `xdptcp serve` process in the server namespace; killed by PID on drop (then the
+    /// peer's checksum offload comes back on).
+    Process(Child, TxChecksumOff),
 }
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        if let ServerHandle::Process(c) = self {
+        if let ServerHandle::Process(c, _) = self {
             // SAFETY: signals only the child we spawned, by its PID.
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
             let _ = c.wait();
@@ -76,7 +78,9 @@ impl Drop for ServerHandle {
     }
 }
 
-pub const NEEDS_SERVE: &str = "not available yet: needs `xdptcp serve` (issue 5)";
+/// No `xdptcp` program found (see [`xdptcp_serve_binary`]).
+pub const NEEDS_SERVE: &str =
+    "no `xdptcp` program found: build it (cargo build --release -p xdptcp-bench) or set XDPTCP_BIN";
 
 impl Pairing {
     pub const ALL: [Pairing; 3] = [
@@ -108,6 +112,7 @@ impl Pairing {
         port: u16,
         workers: usize,
         cores: &[usize],
+        adaptive_idle: bool,
     ) -> Result<ServerHandle> {
         match self {
             Pairing::LinuxLinux => {
@@ -117,23 +122,83 @@ impl Pairing {
             }
             Pairing::LinuxToStack | Pairing::StackStack => {
                 let Some(name) = app.serve_name() else {
-                    bail!("not available yet: `xdptcp serve` has no app for {app:?} (issue 5)");
+                    bail!("`xdptcp serve` has no app for {app:?}");
                 };
                 let Some(bin) = xdptcp_serve_binary() else {
                     bail!("{NEEDS_SERVE}");
                 };
-                let args = stack_serve_args(&env.server_if, env.server_ip, port, name, workers);
+                // The stack verifies TCP checksums: the Linux peer must send full ones.
+                let offload = TxChecksumOff::set(&env.client_ns, &env.client_if)?;
+                let mut args = stack_serve_args(&env.server_if, env.server_ip, port, name, workers);
+                if let (1, Some(core)) = (workers, cores.first()) {
+                    args.extend(["--core".to_string(), core.to_string()]);
+                }
+                if adaptive_idle {
+                    args.push("--adaptive-idle".into());
+                }
                 let child = Command::new("ip")
                     .args(["netns", "exec", &env.server_ns])
                     .arg(bin)
                     .args(&args)
                     .stdin(Stdio::null())
+                    .stdout(Stdio::piped()) // a few lines: read at stop
                     .spawn()?;
                 // Readiness is checked by the caller with a probe connection.
-                Ok(ServerHandle::Process(child))
+                Ok(ServerHandle::Process(child, offload))
             }
         }
     }
+}
+
+/// `ethtool -K IF tx off` in a namespace, undone on drop if it was on. A Linux peer on veth
+/// with transmit checksum offload on sends partial checksums (PLATFORM.md), which the stack
+/// drops.
+pub struct TxChecksumOff {
+    ns: String,
+    ifname: String,
+    was_on: bool,
+}
+
+impl TxChecksumOff {
+    pub fn set(ns: &str, ifname: &str) -> Result<Self> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, "ethtool", "-k", ifname])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let was_on = text
+            .lines()
+            .any(|l| l.trim_start().starts_with("tx-checksumming: on"));
+        if was_on {
+            ethtool_tx(ns, ifname, "off")?;
+        }
+        Ok(TxChecksumOff {
+            ns: ns.into(),
+            ifname: ifname.into(),
+            was_on,
+        })
+    }
+}
+
+impl Drop for TxChecksumOff {
+    fn drop(&mut self) {
+        // Back on for the Linux ↔ Linux baseline (TSO comes back with it).
+        if self.was_on {
+            let _ = ethtool_tx(&self.ns, &self.ifname, "on");
+        }
+    }
+}
+
+fn ethtool_tx(ns: &str, ifname: &str, on: &str) -> Result<()> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "ethtool", "-K", ifname, "tx", on])
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "ethtool -K {ifname} tx {on}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// The argument vector of the stack server (issue 5's contract).
@@ -157,18 +222,66 @@ pub fn stack_serve_args(
     ]
 }
 
-/// `$XDPTCP_BIN`, or an `xdptcp` next to this executable, if it answers `serve --help`.
-fn xdptcp_serve_binary() -> Option<PathBuf> {
-    let cand = std::env::var_os("XDPTCP_BIN")
-        .map(PathBuf::from)
-        .or_else(|| Some(std::env::current_exe().ok()?.with_file_name("xdptcp")))?;
-    let ok = Command::new(&cand)
-        .args(["serve", "--help"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    ok.then_some(cand)
+impl ServerHandle {
+    /// Stops the server; for an `xdptcp serve` process, returns what it printed (its start
+    /// line and the statistics summary it prints on SIGTERM).
+    pub fn stop(mut self) -> Option<String> {
+        let ServerHandle::Process(c, _) = &mut self else {
+            return None;
+        };
+        // SAFETY: signals only the child we spawned, by its PID.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        // It exits within milliseconds on SIGTERM; after 5 s it is killed (then its pipe
+        // reaches EOF and the read below ends).
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while matches!(c.try_wait(), Ok(None)) && std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if matches!(c.try_wait(), Ok(None)) {
+            let _ = c.kill();
+        }
+        let mut out = String::new();
+        if let Some(mut so) = c.stdout.take() {
+            use std::io::Read;
+            let _ = so.by_ref().take(1 << 20).read_to_string(&mut out);
+        }
+        Some(out)
+    }
+
+    /// The server's process id, if it is a separate process.
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            ServerHandle::Process(c, _) => Some(c.id()),
+            ServerHandle::Linux(_) => None,
+        }
+    }
+}
+
+/// `$XDPTCP_BIN`, or `xdptcp-serve` (the `xdptcp` program built in this package, so never
+/// older than the bench) or `xdptcp` next to this executable or one folder up (test binaries
+/// live in `target/<profile>/deps/`): the first that answers `serve --help`.
+pub fn xdptcp_serve_binary() -> Option<PathBuf> {
+    let cands: Vec<PathBuf> = match std::env::var_os("XDPTCP_BIN") {
+        Some(p) => vec![PathBuf::from(p)],
+        None => {
+            let exe = std::env::current_exe().ok()?;
+            let dir = exe.parent()?;
+            let mut v = Vec::new();
+            for d in [Some(dir), dir.parent()].into_iter().flatten() {
+                v.push(d.join("xdptcp-serve"));
+                v.push(d.join("xdptcp"));
+            }
+            v
+        }
+    };
+    cands.into_iter().find(|cand| {
+        Command::new(cand)
+            .args(["serve", "--help"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
 }
 
 #[cfg(test)]
@@ -187,7 +300,7 @@ mod tests {
     #[test]
     fn serve_names() {
         assert_eq!(ServerApp::CloseFirst.serve_name(), Some("close-first"));
-        assert_eq!(ServerApp::Source.serve_name(), None);
+        assert_eq!(ServerApp::Source.serve_name(), Some("source"));
         assert_eq!(Pairing::LinuxToStack.name(), "linux-stack");
         // The CLI value, the JSON value and the table column are the same name.
         for p in Pairing::ALL {

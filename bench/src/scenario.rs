@@ -6,6 +6,7 @@ use crate::memory;
 use crate::netns::VethNetns;
 use crate::pairing::{ClientKind, Pairing, ServerApp, ServerHandle};
 use crate::report::{Metric, ScenarioResult};
+use crate::stack_client::{self, HoldReport, Mode, StackClientCfg};
 use crate::sys;
 use anyhow::{anyhow, bail, Result};
 use serde_json::json;
@@ -119,6 +120,11 @@ pub struct Opts {
     pub conns: usize,
     /// Bound on operations per client thread (connections or requests).
     pub max_ops: u64,
+    /// The stack sides sleep when idle (`xdptcp serve --adaptive-idle`, and the stack
+    /// client likewise) instead of busy-polling: on a shared, oversubscribed machine a
+    /// busy-polling thread loses the scheduler's wake-up preference that sleeping Linux
+    /// threads get.
+    pub stack_adaptive_idle: bool,
 }
 
 /// Runs one scenario in one pairing; any error becomes the result's `error`.
@@ -142,31 +148,36 @@ fn run_inner(
     opts: &Opts,
     port: u16,
 ) -> Result<ScenarioResult> {
-    if pairing.client_kind() == ClientKind::Stack {
-        bail!("{}", crate::pairing::NEEDS_SERVE); // the stack client lands with issue 5 too
-    }
     let ncores = sys::num_cores();
     let w = opts.workers.max(1);
     let server_cores: Vec<usize> = (0..w).collect();
     let client_cores: Vec<usize> = (0..w).map(|i| (w + i) % ncores).collect();
-    let server = pairing.start_server(env, scen.app(), port, w, &server_cores)?;
+    let idle = opts.stack_adaptive_idle;
+    let server = pairing.start_server(env, scen.app(), port, w, &server_cores, idle)?;
     let addr = SocketAddrV4::new(env.server_ip, port);
-    if let ServerHandle::Process(_) = server {
+    if let ServerHandle::Process(..) = server {
         wait_ready(&env.client_ns, addr)?;
     }
     let label = format!("{} {}", scen.name(), pairing.name());
+    let kind = pairing.client_kind();
     let res = if scen == Scenario::Conns {
-        conns(env, addr, opts, client_cores[0], &label)
+        conns(env, addr, opts, client_cores[0], &label, kind, server.pid())
     } else {
-        let threads = match scen {
-            Scenario::BulkUp | Scenario::BulkDown => 1,
+        let threads = match (scen, kind) {
+            // The stack client is single-worker: one stack on the client veth's queue 0.
+            (Scenario::BulkUp | Scenario::BulkDown, _) | (_, ClientKind::Stack) => 1,
             _ => w,
         };
-        let outs = run_clients(env, addr, scen, opts, &client_cores[..threads], &label)?;
+        let cores = &client_cores[..threads];
+        let outs = run_clients(env, addr, scen, opts, cores, &label, kind)?;
         Ok(metrics(scen, opts, outs))
     };
-    drop(server);
-    let (metrics, latencies, details) = res?;
+    let server_log = server.stop();
+    let (metrics, latencies, mut details) = res?;
+    if let Some(log) = server_log {
+        // `xdptcp serve`'s start line and stop summary (loop, TCP, drop and XDP counters).
+        details["server_log"] = json!(log.lines().collect::<Vec<_>>());
+    }
     Ok(ScenarioResult {
         scenario: scen.name().into(),
         pairing,
@@ -208,11 +219,18 @@ fn run_clients(
     opts: &Opts,
     cores: &[usize],
     label: &str,
+    kind: ClientKind,
 ) -> Result<Vec<Outcome>> {
     let progress = Arc::new(Progress::default());
     let n = cores.len();
     let mut handles = Vec::new();
     for (i, &core) in cores.iter().enumerate() {
+        if kind == ClientKind::Stack {
+            let cfg = stack_cfg(env, addr, core, opts, progress.clone());
+            let mode = stack_mode(scen, opts);
+            handles.push(std::thread::spawn(move || stack_client::run(&cfg, mode)));
+            continue;
+        }
         let cfg = ClientCfg {
             ns: env.client_ns.clone(),
             server: addr,
@@ -253,6 +271,63 @@ fn run_clients(
         .into_iter()
         .map(|h| h.join().map_err(|_| anyhow!("client thread panicked"))?)
         .collect()
+}
+
+fn stack_cfg(
+    env: &VethNetns,
+    addr: SocketAddrV4,
+    core: usize,
+    opts: &Opts,
+    progress: Arc<Progress>,
+) -> StackClientCfg {
+    StackClientCfg {
+        ns: env.client_ns.clone(),
+        ifname: env.client_if.clone(),
+        addr: env.client_ip,
+        server: addr,
+        core,
+        duration: opts.duration,
+        max_ops: opts.max_ops,
+        adaptive_idle: opts.stack_adaptive_idle,
+        progress,
+    }
+}
+
+/// The stack client's mode for a scenario (one client thread: the whole load).
+fn stack_mode(scen: Scenario, opts: &Opts) -> Mode {
+    match scen {
+        Scenario::CpsClientClose | Scenario::CpsServerClose => Mode::Cps {
+            concurrency: opts.cps_concurrency,
+            server_closes: scen == Scenario::CpsServerClose,
+        },
+        Scenario::RrClosed => Mode::Rr {
+            conns: opts.rr_conns,
+            interval: None,
+        },
+        Scenario::RrOpen => Mode::Rr {
+            conns: opts.rr_conns,
+            interval: Some(xdptcp::time::Duration::from_nanos(
+                (1e9 / opts.rate.max(1.0)) as u64,
+            )),
+        },
+        Scenario::BulkUp => Mode::Bulk {
+            flows: 1,
+            upload: true,
+        },
+        Scenario::BulkDown => Mode::Bulk {
+            flows: 1,
+            upload: false,
+        },
+        Scenario::BulkMultiUp => Mode::Bulk {
+            flows: opts.bulk_flows,
+            upload: true,
+        },
+        Scenario::BulkMultiDown => Mode::Bulk {
+            flows: opts.bulk_flows,
+            upload: false,
+        },
+        Scenario::Conns => Mode::Hold { n: opts.conns },
+    }
 }
 
 type Measured = (
@@ -315,8 +390,12 @@ fn conns(
     opts: &Opts,
     core: usize,
     label: &str,
+    kind: ClientKind,
+    server_pid: Option<u32>,
 ) -> Result<Measured> {
     let n = opts.conns;
+    let server_rss = || server_pid.and_then(|p| memory::vm_rss(&p.to_string()));
+    let srss0 = server_rss();
     let sockstat = |ns: &str| {
         sys::read_in_ns(ns, "/proc/thread-self/net/sockstat")
             .ok()
@@ -328,7 +407,12 @@ fn conns(
     let (held_tx, held_rx) = mpsc::channel::<Result<usize>>();
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let (ns, timeout) = (env.client_ns.clone(), opts.duration + client::OP_TIMEOUT);
-    let t = std::thread::spawn(move || {
+    let scfg = stack_cfg(env, addr, core, opts, Arc::new(Progress::default()));
+    let t = std::thread::spawn(move || -> Result<HoldReport> {
+        if kind == ClientKind::Stack {
+            let limit = Duration::from_secs(120);
+            return stack_client::hold(&scfg, n, held_tx, release_rx, limit);
+        }
         let r = (|| {
             sys::enter_netns(&ns)?;
             sys::pin(core);
@@ -344,6 +428,7 @@ fn conns(
                 let _ = held_tx.send(Err(e));
             }
         }
+        Ok(HoldReport::default())
     });
     let start = Instant::now();
     let progress = Progress::default();
@@ -355,9 +440,10 @@ fn conns(
     std::thread::sleep(Duration::from_millis(500)); // let the server accept the last ones
     let slab1 = memory::slab_snapshot();
     let rss1 = memory::vm_rss("self");
+    let srss1 = server_rss();
     let (ss_c1, ss_s1) = (sockstat(&env.client_ns), sockstat(&env.server_ns));
     let _ = release_tx.send(());
-    t.join().map_err(|_| anyhow!("conns client panicked"))?;
+    let hold = t.join().map_err(|_| anyhow!("conns client panicked"))??;
     // Wait (at most 5 s) for every client socket to reach TIME-WAIT, i.e. for the server's
     // FIN. Counted with sock_diag (ss), not /proc/net/tcp, which is read in chunks that can
     // skip entries while other entries of the shared hash come and go. An orphaned socket in
@@ -365,7 +451,7 @@ fn conns(
     let tw_states = ["time-wait", "fin-wait-2"];
     let mut tw_n = 0;
     let wait_end = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < wait_end && !sys::stopped() {
+    while kind == ClientKind::Linux && Instant::now() < wait_end && !sys::stopped() {
         std::thread::sleep(Duration::from_millis(200));
         let tw = memory::ss_count(&env.client_ns, &["time-wait"], addr.port()).unwrap_or(0);
         if tw >= held as u64 {
@@ -377,6 +463,9 @@ fn conns(
     if let Some(n) = memory::ss_count(&env.client_ns, &tw_states, addr.port()) {
         tw_n = n;
     }
+    if kind == ClientKind::Stack {
+        tw_n = hold.time_wait as u64;
+    }
     crate::progress_line(label, start.elapsed(), opts.duration, &progress, true);
 
     let mut m = vec![Metric::new("conns held", "n", held as f64)];
@@ -385,33 +474,59 @@ fn conns(
         "sockstat_client_closed": ss_c2, "time_wait_entries": tw_n,
         "client_states_after_close": memory::ss_states(&env.client_ns, addr.port()),
     });
+    // Kernel TCP sockets per connection: both ends for Linux ↔ Linux, the client's only for
+    // Linux → stack, none for stack ↔ stack.
+    let kernel_ends = match (kind, server_pid) {
+        (ClientKind::Linux, None) => 2.0,
+        (ClientKind::Linux, Some(_)) => 1.0,
+        (ClientKind::Stack, _) => 0.0,
+    };
+    let mut kernel_per_socket = None;
     if let (Some(s0), Some(s1), Some(s2)) = (&slab0, &slab1, &slab2) {
         let d_est = memory::slab_delta(s0, s1);
         let d_tw = memory::slab_delta(s1, s2);
-        // Both ends are kernel sockets in this kernel: per socket = delta / (2 × held).
         let est: i64 = d_est
             .iter()
             .filter(|(k, _)| *k != "tw_sock_TCP")
             .map(|(_, v)| v)
             .sum();
-        m.push(Metric::new(
-            "kernel slab per socket",
-            "B",
-            est as f64 / (2.0 * held.max(1) as f64),
-        ));
-        if tw_n > 0 {
-            m.push(Metric::new(
-                "kernel slab per TIME-WAIT",
-                "B",
-                d_tw["tw_sock_TCP"] as f64 / tw_n as f64,
-            ));
+        if kernel_ends > 0.0 {
+            let per = est as f64 / (kernel_ends * held.max(1) as f64);
+            kernel_per_socket = Some(per);
+            m.push(Metric::new("kernel slab per socket", "B", per));
+            if tw_n > 0 && kind == ClientKind::Linux {
+                m.push(Metric::new(
+                    "kernel slab per TIME-WAIT",
+                    "B",
+                    d_tw["tw_sock_TCP"] as f64 / tw_n as f64,
+                ));
+            }
         }
         details["slab_delta_established"] = json!(d_est);
         details["slab_delta_closed"] = json!(d_tw);
     } else {
         details["slab"] = json!("/proc/slabinfo not readable: kernel memory not measured");
     }
-    if let (Some(a), Some(b)) = (rss0, rss1) {
+    // Comparable figures across pairings: a kernel socket's slab memory, or the stack
+    // process's RSS growth per connection.
+    let server_mem = match (srss0, srss1) {
+        (Some(a), Some(b)) => Some((b as f64 - a as f64) / held.max(1) as f64),
+        _ if server_pid.is_none() => kernel_per_socket,
+        _ => None,
+    };
+    let client_mem = match kind {
+        ClientKind::Stack => hold.rss_per_conn,
+        ClientKind::Linux => kernel_per_socket,
+    };
+    if let Some(v) = server_mem {
+        m.push(Metric::new("server memory per conn", "B", v));
+    }
+    if let Some(v) = client_mem {
+        m.push(Metric::new("client memory per conn", "B", v));
+    }
+    m.push(Metric::new("client TIME-WAIT entries", "n", tw_n as f64));
+    // (With the stack client, this process's RSS also holds the client stack's start-up.)
+    if let (Some(a), Some(b), ClientKind::Linux) = (rss0, rss1, kind) {
         m.push(Metric::new(
             "process RSS per conn",
             "B",

@@ -6,7 +6,7 @@
 //! connection the application owns; [`AppIo`] is the handle on the shard's endpoint for the
 //! duration of one call (send, recv, shutdown, close, abort, connect, listen).
 //!
-//! Example applications: [`echo`], [`discard`], [`http`], [`close_first`] (servers) and
+//! Example applications: [`echo`], [`discard`], [`http`], [`close_first`], [`source`] (servers) and
 //! [`client`] (connect, send a message, read the echo, close); [`server::Server`] routes each
 //! listener's connections to its own application (`xdptcp serve --listen PORT=APP ...`).
 
@@ -16,6 +16,7 @@ pub mod discard;
 pub mod echo;
 pub mod http;
 pub mod server;
+pub mod source;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 

@@ -13,6 +13,7 @@ use super::close_first::CloseFirst;
 use super::discard::Discard;
 use super::echo::Echo;
 use super::http::Http;
+use super::source::Source;
 use super::{App, AppError, AppEvent, AppIo};
 use crate::tcp::endpoint::{ConnId, ListenerId};
 
@@ -23,14 +24,17 @@ pub enum AppKind {
     Discard,
     Http,
     CloseFirst,
+    /// Sends as fast as possible until the peer closes (bulk download benchmarks).
+    Source,
 }
 
 impl AppKind {
-    pub const ALL: [AppKind; 4] = [
+    pub const ALL: [AppKind; 5] = [
         AppKind::Echo,
         AppKind::Discard,
         AppKind::Http,
         AppKind::CloseFirst,
+        AppKind::Source,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +43,7 @@ impl AppKind {
             AppKind::Discard => "discard",
             AppKind::Http => "http",
             AppKind::CloseFirst => "close-first",
+            AppKind::Source => "source",
         }
     }
 
@@ -49,6 +54,7 @@ impl AppKind {
             AppKind::Discard => Box::<Discard>::default(),
             AppKind::Http => Box::<Http>::default(),
             AppKind::CloseFirst => Box::<CloseFirst>::default(),
+            AppKind::Source => Box::<Source>::default(),
         }
     }
 }
@@ -66,7 +72,9 @@ impl FromStr for AppKind {
             .into_iter()
             .find(|k| k.name() == s)
             .ok_or_else(|| {
-                format!("unknown application {s:?} (one of: echo, discard, http, close-first)")
+                format!(
+                    "unknown application {s:?} (one of: echo, discard, http, close-first, source)"
+                )
             })
     }
 }

@@ -98,7 +98,7 @@ pub struct Common {
 pub struct ServeArgs {
     #[command(flatten)]
     pub common: Common,
-    /// PORT=APP with APP one of echo, discard, http, close-first (repeatable).
+    /// PORT=APP with APP one of echo, discard, http, close-first, source (repeatable).
     #[arg(long = "listen", value_name = "PORT=APP", required = true)]
     pub listen: Vec<String>,
     /// Worker threads, one per NIC queue (queues 0..N; at most the interface's queues).
@@ -144,9 +144,9 @@ fn fail(status: i32, message: impl Into<String>) -> Failure {
 /// `PORT=APP`.
 pub fn parse_listen(s: &str) -> Result<(u16, AppKind), String> {
     let bad = |why: String| format!("bad --listen {s:?}: {why}");
-    let (port, app) = s
-        .split_once('=')
-        .ok_or_else(|| bad("expected PORT=APP (APP: echo, discard, http, close-first)".into()))?;
+    let (port, app) = s.split_once('=').ok_or_else(|| {
+        bad("expected PORT=APP (APP: echo, discard, http, close-first, source)".into())
+    })?;
     let port: u16 = port
         .parse()
         .ok()
@@ -477,6 +477,7 @@ mod tests {
         assert_eq!(parse_listen("7=echo"), Ok((7, AppKind::Echo)));
         assert_eq!(parse_listen("80=http"), Ok((80, AppKind::Http)));
         assert_eq!(parse_listen("9=close-first"), Ok((9, AppKind::CloseFirst)));
+        assert_eq!(parse_listen("19=source"), Ok((19, AppKind::Source)));
         assert!(parse_listen("7").unwrap_err().contains("expected PORT=APP"));
         assert!(parse_listen("0=echo").unwrap_err().contains("not a port"));
         assert!(parse_listen("x=echo").unwrap_err().contains("not a port"));

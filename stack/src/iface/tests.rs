@@ -302,3 +302,76 @@ fn misdirected_flow_is_handed_to_its_owner() {
     assert_eq!(w1.endpoint().stats().conns_opened, 1);
     assert_eq!(s1.accepted, 1);
 }
+
+/// Reads what `source` sends; after `limit` bytes it half-closes and reads to the end.
+struct Sink {
+    remote: SocketAddrV4,
+    limit: usize,
+    conn: Option<crate::tcp::endpoint::ConnId>,
+    got: usize,
+    shut: bool,
+    events: Vec<AppEvent>,
+    done: bool,
+}
+
+impl App for Sink {
+    fn on_start(&mut self, io: &mut AppIo<'_>) {
+        self.conn = io.connect(self.remote).ok();
+    }
+    fn on_event(&mut self, io: &mut AppIo<'_>, c: crate::tcp::endpoint::ConnId, ev: AppEvent) {
+        if !matches!(ev, AppEvent::Readable) {
+            self.events.push(ev);
+        }
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = io.recv(c, &mut buf) {
+            assert!(buf[..n].iter().all(|&b| b == 0));
+            self.got += n;
+        }
+        if self.got >= self.limit && !self.shut {
+            self.shut = true;
+            io.shutdown(c).unwrap();
+        }
+        match ev {
+            AppEvent::PeerFin => io.close(c).unwrap(),
+            AppEvent::Closed => self.done = true,
+            _ => {}
+        }
+    }
+    fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+#[test]
+fn source_sends_until_peer_closes() {
+    let (mut a, mut b) = pair(true);
+    let mut server = Server::new(128);
+    server.add(19, crate::app::server::AppKind::Source.build());
+    let mut sink = Sink {
+        remote: SocketAddrV4::new(A, 19),
+        limit: 1 << 20,
+        conn: None,
+        got: 0,
+        shut: false,
+        events: Vec::new(),
+        done: false,
+    };
+    run(
+        &mut a,
+        &mut server,
+        &mut b,
+        &mut sink,
+        Duration::from_secs(20),
+        |_, _| false,
+    );
+    // It kept sending past the limit until our FIN reached it, then closed gracefully
+    // (PeerFin, no Error), and the connection is gone on the server side.
+    assert!(sink.got >= 1 << 20, "{}", sink.got);
+    assert!(sink.done);
+    assert_eq!(
+        sink.events,
+        [AppEvent::Connected, AppEvent::PeerFin, AppEvent::Closed]
+    );
+    assert_eq!(server.connections(), 0);
+    assert_eq!(a.endpoint().connection_count(), 0);
+}

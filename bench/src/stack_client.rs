@@ -1,0 +1,851 @@
+//! The stack client side of the scenarios (stack ↔ stack): an in-process xdptcp stack on the
+//! client-side veth (its own XDP steering program and ephemeral range, in the client
+//! namespace, pinned), driven by [`BenchApp`] through the application API. It measures the
+//! same figures the same way as the Linux client ([`crate::client`]): `cps` (both close
+//! orders), `rr` (closed loop, and open loop with coordinated-omission correction), `bulk`
+//! (both directions) and `conns` (hold N idle connections).
+//!
+//! The loop is the worker's own ([`Worker::iteration`]) with one addition: before each
+//! iteration [`BenchApp::tick`] runs (open-loop sends on schedule, new `cps` attempts, the
+//! timeout scan), so its sends leave in the same iteration's flush. Latencies are taken with
+//! a fresh clock read when the event is handled, as the Linux client does after `read`.
+//!
+//! Memory bound: one [`Conn`] per open connection (at most the scenario's connection count
+//! plus `cps` attempts in flight), plus per `rr` connection a FIFO of at most
+//! [`client::MAX_INFLIGHT`] scheduled times in all.
+
+use crate::client::{self, new_hist, Outcome, Progress, MSG, OP_TIMEOUT};
+use crate::sys;
+use anyhow::{anyhow, Result};
+use hdrhistogram::Histogram;
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use xdptcp::app::{App, AppEvent, AppIo};
+use xdptcp::cli::stack::{Stack, StackOptions};
+use xdptcp::phy::AfXdpConfig;
+use xdptcp::tcp::endpoint::ConnId;
+use xdptcp::tcp::TcpConfig;
+use xdptcp::time::{Duration, Instant};
+use xdptcp::worker::WorkerConfig;
+
+/// The stack client's ephemeral ports: steered to it and reserved from the client
+/// namespace's kernel while it runs (the Linux client's range is 1024-65000 and is not in use
+/// at the same time).
+pub const EPHEMERAL: (u16, u16) = (10_000, 65_000);
+const IO_BUF: usize = 64 * 1024;
+static ZEROS: [u8; IO_BUF] = [0u8; IO_BUF];
+
+/// Where and how the stack client runs.
+#[derive(Clone)]
+pub struct StackClientCfg {
+    pub ns: String,
+    pub ifname: String,
+    pub addr: Ipv4Addr,
+    pub server: SocketAddrV4,
+    pub core: usize,
+    pub duration: Duration,
+    pub max_ops: u64,
+    /// Sleep when idle (as `xdptcp serve --adaptive-idle`: after [`IDLE_SPINS`] empty
+    /// iterations, sleep up to [`IDLE_SLEEP`] or until the next scheduled send).
+    pub adaptive_idle: bool,
+    pub progress: Arc<Progress>,
+}
+
+/// Adaptive idle: empty iterations before sleeping, and the longest sleep (the values
+/// `xdptcp serve --adaptive-idle` uses).
+pub const IDLE_SPINS: u32 = 1000;
+pub const IDLE_SLEEP: Duration = Duration::from_micros(50);
+
+/// What the application does.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    /// `concurrency` attempts in flight; connect, 64-byte exchange (or read `bye\n` when the
+    /// server closes first), close.
+    Cps {
+        concurrency: usize,
+        server_closes: bool,
+    },
+    /// `conns` persistent connections; `interval` None: closed loop; Some: open loop with one
+    /// request per interval over all connections (round-robin).
+    Rr {
+        conns: usize,
+        interval: Option<Duration>,
+    },
+    /// `flows` connections writing (upload) to `discard` or reading from `source`.
+    Bulk { flows: usize, upload: bool },
+    /// Open `n` connections and keep them idle.
+    Hold { n: usize },
+}
+
+#[derive(Debug)]
+struct Conn {
+    t0: Instant,
+    connected: bool,
+    got: usize,
+    /// rr: scheduled send time of each request not yet answered (FIFO).
+    inflight: VecDeque<Instant>,
+    unsent: usize,
+}
+
+impl Conn {
+    fn new(t0: Instant) -> Self {
+        Conn {
+            t0,
+            connected: false,
+            got: 0,
+            inflight: VecDeque::new(),
+            unsent: 0,
+        }
+    }
+}
+
+/// The benchmark client application. See the module docs.
+pub struct BenchApp {
+    mode: Mode,
+    server: SocketAddrV4,
+    max_ops: u64,
+    conns: HashMap<ConnId, Conn>,
+    /// rr: the connections in opening order (the open loop's round-robin).
+    order: Vec<ConnId>,
+    /// When measuring started: at start for cps, once all connections are up otherwise.
+    pub measure_start: Option<Instant>,
+    pub launched: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub bytes: u64,
+    pub connected: usize,
+    /// cps: handshake and whole-connection latency; rr: request latency (ns).
+    pub hs: Histogram<u64>,
+    pub total: Histogram<u64>,
+    pub lat: Histogram<u64>,
+    inflight: usize,
+    next_send: Instant,
+    rr_idx: usize,
+    last_scan: Instant,
+    scratch: Vec<u8>,
+}
+
+fn now() -> Instant {
+    Instant::now_monotonic()
+}
+
+fn ns_since(t0: Instant) -> u64 {
+    now().saturating_since(t0).as_nanos() as u64
+}
+
+impl BenchApp {
+    pub fn new(mode: Mode, server: SocketAddrV4, max_ops: u64) -> Self {
+        BenchApp {
+            mode,
+            server,
+            max_ops,
+            conns: HashMap::new(),
+            order: Vec::new(),
+            measure_start: None,
+            launched: 0,
+            ok: 0,
+            failed: 0,
+            bytes: 0,
+            connected: 0,
+            hs: new_hist(),
+            total: new_hist(),
+            lat: new_hist(),
+            inflight: 0,
+            next_send: Instant::ZERO,
+            rr_idx: 0,
+            last_scan: Instant::ZERO,
+            scratch: vec![0; IO_BUF],
+        }
+    }
+
+    fn wanted(&self) -> usize {
+        match self.mode {
+            Mode::Cps { concurrency, .. } => concurrency,
+            Mode::Rr { conns, .. } => conns,
+            Mode::Bulk { flows, .. } => flows,
+            Mode::Hold { n } => n,
+        }
+    }
+
+    fn launch(&mut self, io: &mut AppIo<'_>) {
+        if self.launched >= self.max_ops {
+            return;
+        }
+        self.launched += 1;
+        match io.connect(self.server) {
+            Ok(c) => {
+                self.conns.insert(c, Conn::new(now()));
+                self.order.push(c);
+            }
+            Err(_) => self.failed += 1,
+        }
+    }
+
+    /// Before each loop iteration: launch `cps` attempts, the open loop's due requests, and
+    /// every 100 ms the timeout scan.
+    pub fn tick(&mut self, io: &mut AppIo<'_>) {
+        let t = io.now();
+        if let Mode::Cps { concurrency, .. } = self.mode {
+            while self.conns.len() < concurrency && self.launched < self.max_ops {
+                let before = self.failed;
+                self.launch(io);
+                if self.failed != before {
+                    break; // no port now: retry next iteration
+                }
+            }
+            if t.saturating_since(self.last_scan) > Duration::from_millis(100) {
+                self.last_scan = t;
+                let old: Vec<ConnId> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| t.saturating_since(c.t0) > OP_TIMEOUT)
+                    .map(|(&id, _)| id)
+                    .collect();
+                for id in old {
+                    self.conns.remove(&id);
+                    let _ = io.abort(id);
+                    self.failed += 1;
+                }
+            }
+        }
+        if let (
+            Mode::Rr {
+                interval: Some(iv), ..
+            },
+            Some(_),
+        ) = (self.mode, self.measure_start)
+        {
+            while self.next_send <= t && self.launched < self.max_ops && !self.order.is_empty() {
+                if self.inflight >= client::MAX_INFLIGHT {
+                    self.failed += 1; // overload: dropped, not queued without bound
+                } else {
+                    let id = self.order[self.rr_idx % self.order.len()];
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.inflight.push_back(self.next_send);
+                        c.unsent += MSG;
+                        self.inflight += 1;
+                        self.flush(io, id);
+                    } else {
+                        self.failed += 1; // that connection died
+                    }
+                }
+                self.rr_idx += 1;
+                self.launched += 1;
+                self.next_send += iv;
+            }
+        }
+    }
+
+    /// rr: writes what is due on `id`; a send error kills the connection.
+    fn flush(&mut self, io: &mut AppIo<'_>, id: ConnId) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        while c.unsent > 0 {
+            match io.send(id, &ZEROS[..c.unsent.min(IO_BUF)]) {
+                Ok(0) => return, // Writable follows
+                Ok(n) => c.unsent -= n,
+                Err(_) => {
+                    self.kill(io, id);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A persistent connection failed: it and its outstanding requests count as failed.
+    fn kill(&mut self, io: &mut AppIo<'_>, id: ConnId) {
+        if let Some(c) = self.conns.remove(&id) {
+            self.failed += 1 + c.inflight.len() as u64;
+            self.inflight -= c.inflight.len();
+            let _ = io.abort(id);
+        }
+    }
+
+    /// All connections of rr/bulk/hold are up: measuring starts.
+    fn all_connected(&mut self, io: &mut AppIo<'_>) {
+        let t = now();
+        self.measure_start = Some(t);
+        match self.mode {
+            Mode::Rr { interval: None, .. } => {
+                let ids = self.order.clone();
+                for id in ids {
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.inflight.push_back(t);
+                        c.unsent += MSG;
+                        self.inflight += 1;
+                        self.launched += 1;
+                    }
+                    self.flush(io, id);
+                }
+            }
+            Mode::Rr { .. } => self.next_send = t,
+            Mode::Bulk { upload: true, .. } => {
+                for id in self.order.clone() {
+                    self.fill(io, id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// bulk upload: everything the send buffer takes.
+    fn fill(&mut self, io: &mut AppIo<'_>, id: ConnId) {
+        if self.measure_start.is_none() {
+            return;
+        }
+        loop {
+            match io.send(id, &ZEROS) {
+                Ok(0) => return,
+                Ok(n) => self.bytes += n as u64,
+                Err(_) => {
+                    self.bulk_dead(io, id);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn bulk_dead(&mut self, io: &mut AppIo<'_>, id: ConnId) {
+        if self.conns.remove(&id).is_some() {
+            self.failed += 1;
+            let _ = io.abort(id);
+        }
+    }
+
+    /// Reads everything buffered on `id`; returns the byte count.
+    fn read_all(&mut self, io: &mut AppIo<'_>, id: ConnId) -> usize {
+        let mut n = 0;
+        while let Ok(k @ 1..) = io.recv(id, &mut self.scratch) {
+            n += k;
+        }
+        n
+    }
+
+    fn cps_event(&mut self, io: &mut AppIo<'_>, id: ConnId, ev: AppEvent, server_closes: bool) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let done = match ev {
+            AppEvent::Connected => {
+                c.connected = true;
+                self.hs.saturating_record(ns_since(c.t0));
+                if !server_closes && !matches!(io.send(id, &ZEROS[..MSG]), Ok(MSG)) {
+                    Some(false)
+                } else {
+                    None
+                }
+            }
+            AppEvent::Readable | AppEvent::PeerFin => {
+                let t0 = c.t0;
+                let n = self.read_all(io, id);
+                let c = self.conns.get_mut(&id).expect("present above");
+                c.got += n;
+                let fin = ev == AppEvent::PeerFin;
+                match (server_closes, fin) {
+                    (false, _) if c.got >= MSG => Some(c.got == MSG),
+                    (false, true) => Some(false),
+                    (true, true) => Some(c.got == 4),
+                    _ => None,
+                }
+                .inspect(|&good| {
+                    if good {
+                        self.total.saturating_record(ns_since(t0));
+                    }
+                })
+            }
+            AppEvent::Error(_) | AppEvent::Closed => Some(false),
+            _ => None,
+        };
+        match done {
+            None => {}
+            Some(good) => {
+                self.conns.remove(&id);
+                if good {
+                    self.ok += 1;
+                    let _ = io.close(id);
+                } else {
+                    self.failed += 1;
+                    let _ = io.abort(id);
+                }
+                if self.launched < self.max_ops {
+                    self.launch(io); // keep `concurrency` in flight without waiting a tick
+                }
+            }
+        }
+    }
+
+    fn rr_event(&mut self, io: &mut AppIo<'_>, id: ConnId, ev: AppEvent, closed_loop: bool) {
+        match ev {
+            AppEvent::Readable => {
+                let n = self.read_all(io, id);
+                let t = now();
+                let Some(c) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                c.got += n;
+                let mut bad = false;
+                while c.got >= MSG {
+                    c.got -= MSG;
+                    let Some(t0) = c.inflight.pop_front() else {
+                        bad = true; // more bytes than requested: not an echo
+                        break;
+                    };
+                    self.lat
+                        .saturating_record(t.saturating_since(t0).as_nanos() as u64);
+                    self.ok += 1;
+                    self.inflight -= 1;
+                    if closed_loop && self.launched < self.max_ops {
+                        c.inflight.push_back(t);
+                        c.unsent += MSG;
+                        self.inflight += 1;
+                        self.launched += 1;
+                    }
+                }
+                if bad {
+                    self.kill(io, id);
+                } else {
+                    self.flush(io, id);
+                }
+            }
+            AppEvent::Writable => self.flush(io, id),
+            AppEvent::PeerFin | AppEvent::Error(_) | AppEvent::Closed => self.kill(io, id),
+            _ => {}
+        }
+    }
+
+    fn bulk_event(&mut self, io: &mut AppIo<'_>, id: ConnId, ev: AppEvent, upload: bool) {
+        match ev {
+            AppEvent::Writable if upload => self.fill(io, id),
+            AppEvent::Readable => {
+                let n = self.read_all(io, id);
+                if !upload && self.measure_start.is_some() {
+                    self.bytes += n as u64;
+                }
+            }
+            AppEvent::PeerFin | AppEvent::Error(_) | AppEvent::Closed => self.bulk_dead(io, id),
+            _ => {}
+        }
+    }
+
+    /// Closes every connection this app still holds (end of a run).
+    pub fn close_all(&mut self, io: &mut AppIo<'_>) {
+        for (id, _) in self.conns.drain() {
+            let _ = io.close(id);
+        }
+    }
+
+    /// rr open loop: when the next request is due.
+    pub fn next_send(&self) -> Option<Instant> {
+        match (self.mode, self.measure_start) {
+            (
+                Mode::Rr {
+                    interval: Some(_), ..
+                },
+                Some(_),
+            ) => Some(self.next_send),
+            _ => None,
+        }
+    }
+
+    /// Connections currently held.
+    pub fn held(&self) -> usize {
+        self.conns.len()
+    }
+}
+
+impl App for BenchApp {
+    fn on_start(&mut self, io: &mut AppIo<'_>) {
+        if let Mode::Cps { .. } = self.mode {
+            self.measure_start = Some(now());
+            return; // tick launches
+        }
+        for _ in 0..self.wanted() {
+            self.launch(io);
+        }
+    }
+
+    fn on_event(&mut self, io: &mut AppIo<'_>, id: ConnId, ev: AppEvent) {
+        if let Mode::Cps { server_closes, .. } = self.mode {
+            self.cps_event(io, id, ev, server_closes);
+        } else if ev == AppEvent::Connected {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.connected = true;
+                self.connected += 1;
+                if self.connected == self.wanted() {
+                    self.all_connected(io);
+                }
+            }
+        } else {
+            match self.mode {
+                Mode::Rr { interval, .. } => self.rr_event(io, id, ev, interval.is_none()),
+                Mode::Bulk { upload, .. } => self.bulk_event(io, id, ev, upload),
+                _ => match ev {
+                    AppEvent::Readable => {
+                        self.read_all(io, id);
+                    }
+                    AppEvent::Error(_) | AppEvent::Closed | AppEvent::PeerFin => {
+                        self.bulk_dead(io, id)
+                    }
+                    _ => {}
+                },
+            }
+        }
+    }
+}
+
+/// Opens the stack on the client-side interface, in the calling thread's namespace (the
+/// caller has entered the client namespace).
+pub fn open_stack(cfg: &StackClientCfg) -> Result<Stack> {
+    let mut tcp = TcpConfig::default();
+    // Like the Linux client's namespace (tcp_tw_reuse=1): client-closes-first cps must not
+    // run out of ports to its own TIME-WAIT entries.
+    tcp.set("tcp_tw_reuse", "1")
+        .map_err(|e| anyhow!("tcp_tw_reuse: {e}"))?;
+    let o = StackOptions {
+        ifname: cfg.ifname.clone(),
+        addr: cfg.addr,
+        ports: Vec::new(),
+        ephemeral: EPHEMERAL,
+        zero_copy: false,
+        reserve_ports: true,
+        tcp,
+        afxdp: AfXdpConfig::default(),
+        worker: WorkerConfig {
+            core: Some(cfg.core),
+            ..WorkerConfig::default()
+        },
+        workers: 1,
+        cores: Vec::new(),
+        rss_key: None,
+    };
+    Stack::open(&o).map_err(|e| anyhow!("stack client on {}: {e}", cfg.ifname))
+}
+
+/// Runs the loop until `until(app, now)` says stop, the signal flag, or a hard bound of
+/// `limit` after the start. Publishes progress every 100 ms. The caller has called
+/// [`start`] once before.
+pub fn drive(
+    stack: &mut Stack,
+    app: &mut BenchApp,
+    adaptive: bool,
+    limit: Duration,
+    progress: &Progress,
+    mut until: impl FnMut(&BenchApp, Instant) -> bool,
+) {
+    let w = &mut stack.workers[0];
+    let mut last = now();
+    let mut empty = 0u32;
+    let hard_end = last + limit;
+    let mut next_progress = last;
+    loop {
+        let t = now();
+        if t >= hard_end || sys::stopped() || until(app, t) {
+            break;
+        }
+        app.tick(&mut w.iface.app_io(t));
+        if w.iteration(t, &mut last, app) {
+            empty = 0;
+        } else if adaptive {
+            empty = empty.saturating_add(1);
+            if empty > IDLE_SPINS {
+                let mut d = IDLE_SLEEP;
+                if let Some(s) = app.next_send() {
+                    d = d.min(s.saturating_since(t));
+                }
+                std::thread::sleep(d);
+            }
+        }
+        if t >= next_progress {
+            next_progress = t + Duration::from_millis(100);
+            progress.ok.store(app.ok, Relaxed);
+            progress.failed.store(app.failed, Relaxed);
+            progress.bytes.store(app.bytes, Relaxed);
+        }
+    }
+}
+
+/// Pins the thread to the worker's core and calls the app's `on_start`.
+pub fn start(stack: &mut Stack, app: &mut BenchApp) {
+    stack.workers[0].pin();
+    stack.workers[0].iface.start(now(), app);
+}
+
+/// Closes what the app holds and runs the loop for up to `linger` so FINs leave.
+pub fn finish(stack: &mut Stack, app: &mut BenchApp, linger: Duration) {
+    let w = &mut stack.workers[0];
+    let t = now();
+    app.close_all(&mut w.iface.app_io(t));
+    let end = t + linger;
+    let mut last = t;
+    loop {
+        let t = now();
+        if t >= end || w.iface.endpoint().connection_count() == 0 {
+            break;
+        }
+        w.iteration(t, &mut last, app);
+    }
+}
+
+/// Runs one scenario's client in the calling thread: enters the namespace, opens the stack,
+/// drives `mode` for the duration (measured from when all connections are up, as the Linux
+/// client does), and returns what it measured.
+pub fn run(cfg: &StackClientCfg, mode: Mode) -> Result<Outcome> {
+    sys::enter_netns(&cfg.ns)?;
+    let mut stack = open_stack(cfg)?;
+    let mut app = BenchApp::new(mode, cfg.server, cfg.max_ops);
+    let dur = cfg.duration;
+    let connect_limit = OP_TIMEOUT;
+    start(&mut stack, &mut app);
+    let t_start = now();
+    drive(
+        &mut stack,
+        &mut app,
+        cfg.adaptive_idle,
+        cfg.duration + OP_TIMEOUT,
+        &cfg.progress,
+        |a, t| match a.measure_start {
+            Some(s) => t >= s + dur,
+            None => t >= t_start + connect_limit,
+        },
+    );
+    let Some(s) = app.measure_start else {
+        anyhow::bail!(
+            "connected only {} of {} within {:?}",
+            app.connected,
+            app.wanted(),
+            OP_TIMEOUT
+        );
+    };
+    let elapsed = now().saturating_since(s);
+    finish(&mut stack, &mut app, Duration::from_millis(200));
+    cfg.progress.ok.store(app.ok, Relaxed);
+    cfg.progress.failed.store(app.failed, Relaxed);
+    let hists = match mode {
+        Mode::Cps { .. } => vec![
+            (
+                "handshake".into(),
+                std::mem::replace(&mut app.hs, new_hist()),
+            ),
+            (
+                "connection".into(),
+                std::mem::replace(&mut app.total, new_hist()),
+            ),
+        ],
+        Mode::Rr { .. } => vec![(
+            "latency".into(),
+            std::mem::replace(&mut app.lat, new_hist()),
+        )],
+        _ => Vec::new(),
+    };
+    Ok(Outcome {
+        ok: app.ok,
+        failed: app.failed,
+        bytes: app.bytes,
+        elapsed: elapsed.min(cfg.duration),
+        hists,
+    })
+}
+
+/// What [`hold`] measured of the client stack.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HoldReport {
+    /// This process's RSS growth while the connections were opened, per connection (B).
+    pub rss_per_conn: Option<f64>,
+    /// TIME-WAIT entries of the client stack after it closed them.
+    pub time_wait: usize,
+}
+
+/// `conns` with the stack client: opens `n` idle connections, reports how many are held on
+/// `held_tx`, keeps the loop running until `release` (or `limit`), then closes them all
+/// (client first: TIME-WAIT in the client stack) and runs until every connection is gone or
+/// 5 s passed.
+pub fn hold(
+    cfg: &StackClientCfg,
+    n: usize,
+    held_tx: std::sync::mpsc::Sender<Result<usize>>,
+    release: std::sync::mpsc::Receiver<()>,
+    limit: Duration,
+) -> Result<HoldReport> {
+    let r = (|| {
+        sys::enter_netns(&cfg.ns)?;
+        open_stack(cfg)
+    })();
+    let mut stack = match r {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = held_tx.send(Err(anyhow!("{e:#}")));
+            return Err(e);
+        }
+    };
+    let rss0 = crate::memory::vm_rss("self");
+    let mut app = BenchApp::new(Mode::Hold { n }, cfg.server, n as u64);
+    start(&mut stack, &mut app);
+    let connect_limit = now() + OP_TIMEOUT;
+    drive(
+        &mut stack,
+        &mut app,
+        cfg.adaptive_idle,
+        OP_TIMEOUT,
+        &cfg.progress,
+        |a, t| a.measure_start.is_some() || t >= connect_limit,
+    );
+    let rss1 = crate::memory::vm_rss("self");
+    if app.measure_start.is_none() {
+        let e = anyhow!(
+            "connected only {} of {n} within {OP_TIMEOUT:?}",
+            app.connected
+        );
+        let _ = held_tx.send(Err(anyhow!("{e:#}")));
+        return Err(e);
+    }
+    let held = app.held();
+    let _ = held_tx.send(Ok(held));
+    // Keep serving (ACKs, keepalives) until released; the receiver side polls the channel
+    // every 10 ms of loop time.
+    let end = now() + limit;
+    let mut next_check = now();
+    drive(
+        &mut stack,
+        &mut app,
+        cfg.adaptive_idle,
+        limit,
+        &cfg.progress,
+        |_, t| {
+            if t >= end {
+                return true;
+            }
+            if t >= next_check {
+                next_check = t + Duration::from_millis(10);
+                return release.try_recv().is_ok();
+            }
+            false
+        },
+    );
+    finish(&mut stack, &mut app, Duration::from_secs(5));
+    let rss_per_conn = match (rss0, rss1) {
+        (Some(a), Some(b)) => Some((b as f64 - a as f64) / held.max(1) as f64),
+        _ => None,
+    };
+    Ok(HoldReport {
+        rss_per_conn,
+        time_wait: stack.workers[0].iface.endpoint().time_wait_count(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! `BenchApp` against the stack's own servers over the in-memory device pair (no root):
+    //! every mode completes exchanges without failures and records one latency per success.
+    use super::*;
+    use xdptcp::app::server::{AppKind, Server};
+    use xdptcp::iface::{Interface, InterfaceConfig, StaticLink};
+    use xdptcp::phy::MemoryDevice;
+    use xdptcp::tcp::endpoint::{Endpoint, EndpointSecrets};
+
+    const S: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const C: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const MS: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const MC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    type Iface = Interface<MemoryDevice, StaticLink>;
+
+    fn iface(dev: MemoryDevice, addr: Ipv4Addr, mac: [u8; 6], peer: (Ipv4Addr, [u8; 6])) -> Iface {
+        let mut tcp = TcpConfig::default();
+        tcp.set("tcp_tw_reuse", "1").unwrap();
+        let ep = Endpoint::new(
+            tcp,
+            EndpointSecrets::from_seed(u64::from(mac[5])),
+            40000..=60000,
+        );
+        Interface::new(
+            dev,
+            StaticLink::new(&[peer]),
+            ep,
+            InterfaceConfig::new(addr, mac),
+        )
+    }
+
+    /// Runs `mode` against `app` on port 7 for `iters` iterations of both sides (real clock,
+    /// as the benchmark loop reads it).
+    fn run(mode: Mode, app: AppKind, iters: usize) -> BenchApp {
+        let (ds, dc) = MemoryDevice::pair(1514, 1024);
+        let mut s = iface(ds, S, MS, (C, MC));
+        let mut c = iface(dc, C, MC, (S, MS));
+        let mut server = Server::new(1024);
+        server.add(7, app.build());
+        let mut client = BenchApp::new(mode, SocketAddrV4::new(S, 7), u64::MAX);
+        s.start(now(), &mut server);
+        c.start(now(), &mut client);
+        for _ in 0..iters {
+            let t = now();
+            client.tick(&mut c.app_io(t));
+            c.poll(t, &mut client);
+            s.poll(t, &mut server);
+        }
+        client
+    }
+
+    #[test]
+    fn cps_both_close_orders() {
+        for (server_closes, app) in [(false, AppKind::Echo), (true, AppKind::CloseFirst)] {
+            let mode = Mode::Cps {
+                concurrency: 8,
+                server_closes,
+            };
+            let a = run(mode, app, 3000);
+            assert_eq!(a.failed, 0, "server_closes {server_closes}");
+            assert!(a.ok >= 100, "{} connections", a.ok);
+            assert_eq!(a.total.len(), a.ok);
+            // One handshake per success, plus those in flight at the end (at most 8).
+            assert!(a.hs.len() >= a.ok && a.hs.len() <= a.ok + 8);
+        }
+    }
+
+    #[test]
+    fn rr_closed_and_open_loop() {
+        let a = run(
+            Mode::Rr {
+                conns: 4,
+                interval: None,
+            },
+            AppKind::Echo,
+            3000,
+        );
+        assert_eq!(a.failed, 0);
+        assert!(a.ok >= 1000, "{}", a.ok);
+        assert_eq!(a.lat.len(), a.ok);
+        // Closed loop: every connection has exactly one request outstanding.
+        assert_eq!(a.inflight, 4);
+        let a = run(
+            Mode::Rr {
+                conns: 4,
+                interval: Some(Duration::from_micros(20)),
+            },
+            AppKind::Echo,
+            5000,
+        );
+        assert_eq!(a.failed, 0);
+        assert!(a.ok > 0);
+        assert_eq!(a.lat.len(), a.ok);
+        // Every scheduled request is either answered or still outstanding (`launched` also
+        // counts the 4 connects).
+        assert_eq!(a.launched, 4 + a.ok + a.inflight as u64);
+    }
+
+    #[test]
+    fn bulk_both_directions_and_hold() {
+        for (upload, app) in [(true, AppKind::Discard), (false, AppKind::Source)] {
+            let a = run(Mode::Bulk { flows: 2, upload }, app, 2000);
+            assert_eq!(a.failed, 0, "upload {upload}");
+            assert!(a.bytes > 1 << 20, "upload {upload}: {} bytes", a.bytes);
+        }
+        // At most `unres_qlen` (32) SYNs wait for the first neighbour resolution; more would wait
+        // for a retransmission (1 s).
+        let a = run(Mode::Hold { n: 30 }, AppKind::Echo, 2000);
+        assert_eq!((a.connected, a.held(), a.failed), (30, 30, 0));
+        assert!(a.measure_start.is_some());
+    }
+}
