@@ -23,6 +23,9 @@ use xdptcp::app::echo::Echo;
 use xdptcp::app::server::Server;
 use xdptcp::app::{App, AppError, AppEvent, AppIo};
 use xdptcp::cli::stack::{Stack, StackOptions};
+#[path = "common/echo.rs"]
+mod echo;
+use echo::echo_roundtrip;
 use xdptcp::harness::{require_root, NetnsGuard, VethOptions, VethPair, PEER_ADDR, STACK_ADDR};
 use xdptcp::phy::AfXdpConfig;
 use xdptcp::tcp::endpoint::ConnId;
@@ -178,14 +181,7 @@ fn echo_half_close(port: u16, msg: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// Writes `msg`, reads as many bytes back, closes.
 fn echo_once(port: u16, msg: &[u8]) -> std::io::Result<()> {
-    let mut s = connect(port)?;
-    s.write_all(msg)?;
-    let mut back = vec![0u8; msg.len()];
-    s.read_exact(&mut back)?;
-    if back != msg {
-        return Err(std::io::Error::other("echo differs"));
-    }
-    Ok(())
+    echo_roundtrip(&mut connect(port)?, msg)
 }
 
 #[test]

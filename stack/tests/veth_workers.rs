@@ -13,13 +13,16 @@
 //! removed on drop, also on panic); the serve process is killed by PID on drop. Every loop is
 //! bounded in count and time. The tests take a lock so that only one busy stack runs at once.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "common/echo.rs"]
+mod echo;
+use echo::echo_roundtrip;
 use xdptcp::harness::{require_root, NetnsGuard, VethOptions, VethPair, STACK_ADDR};
 
 const BIN: &str = env!("CARGO_BIN_EXE_xdptcp");
@@ -153,16 +156,6 @@ fn connect() -> std::io::Result<TcpStream> {
     Ok(s)
 }
 
-fn echo(s: &mut TcpStream, msg: &[u8]) -> std::io::Result<()> {
-    s.write_all(msg)?;
-    let mut back = vec![0u8; msg.len()];
-    s.read_exact(&mut back)?;
-    if back != msg {
-        return Err(std::io::Error::other("echo differs"));
-    }
-    Ok(())
-}
-
 #[test]
 fn ten_thousand_connections_across_two_workers_with_hand_offs() {
     let _one = serial();
@@ -185,7 +178,7 @@ fn ten_thousand_connections_across_two_workers_with_hand_offs() {
                         break;
                     }
                     let msg = format!("hello {t} {i}\n");
-                    match connect().and_then(|mut s| echo(&mut s, msg.as_bytes())) {
+                    match connect().and_then(|mut s| echo_roundtrip(&mut s, msg.as_bytes())) {
                         Ok(()) => {
                             done.fetch_add(1, Ordering::Relaxed);
                         }
@@ -271,7 +264,7 @@ fn flow_that_changes_queue_keeps_working() {
     let _g = NetnsGuard::enter(&pair.peer_ns).expect("peer ns");
     assert!(core_affinity::set_for_current(cores[0]), "pin to CPU 0");
     let mut s = connect().expect("connect");
-    echo(&mut s, b"before\n").expect("echo on CPU 0");
+    echo_roundtrip(&mut s, b"before\n").expect("echo on CPU 0");
     let rx = |r: &str| values(r, "rx_frames");
     let mut moved = false;
     let mut last = Vec::new();
@@ -280,7 +273,7 @@ fn flow_that_changes_queue_keeps_working() {
         assert!(core_affinity::set_for_current(cpu), "pin");
         // An idle socket: everything sent so far is acknowledged.
         std::thread::sleep(Duration::from_millis(50));
-        echo(&mut s, format!("round {round}\n").as_bytes()).expect("echo while moving");
+        echo_roundtrip(&mut s, format!("round {round}\n").as_bytes()).expect("echo while moving");
         if round % 4 == 3 {
             std::thread::sleep(Duration::from_millis(250));
             last = rx(&stat_until(&pair.stack_if, Duration::ZERO, |_| true));
@@ -307,7 +300,7 @@ fn flow_that_changes_queue_keeps_working() {
     assert_eq!(values(&r, "established").last(), Some(&1), "{r}");
     assert_eq!(values(&r, "conns_opened").last(), Some(&1), "{r}");
     for i in 0..20 {
-        echo(&mut s, format!("after {i}\n").as_bytes()).expect("echo after the moves");
+        echo_roundtrip(&mut s, format!("after {i}\n").as_bytes()).expect("echo after the moves");
     }
     drop(s);
     drop(serve);
@@ -324,7 +317,7 @@ fn stat_shows_listeners_and_states_then_stop_resets_live_connections() {
         (0..LIVE)
             .map(|i| {
                 let mut s = connect().expect("connect");
-                echo(&mut s, format!("live {i}\n").as_bytes()).expect("echo");
+                echo_roundtrip(&mut s, format!("live {i}\n").as_bytes()).expect("echo");
                 s
             })
             .collect()
