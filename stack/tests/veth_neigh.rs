@@ -1,16 +1,13 @@
 //! Root-only: the rtnetlink client and the neighbour cache against a real kernel, on two network
 //! namespaces joined by a veth pair (198.18.0.0/15 only). Everything created here carries a
-//! per-run suffix and is removed by `Netns`'s Drop, also when an assertion panics.
-//!
-//! A minimal private harness: `xdptcp::harness::VethPair` is being written on another branch.
+//! per-run suffix and is removed by `VethPair`'s Drop, also when an assertion panics.
 
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
-use std::process::Command;
 use std::time::{Duration, Instant as StdInstant};
 
+use xdptcp::harness::{VethOptions, VethPair};
 use xdptcp::neigh::{
-    KernelResolver, Lookup, Mac, NeighCache, NeighConfig, NeighEvent, Netlink, NextHop, NudState,
+    KernelResolver, Lookup, NeighCache, NeighConfig, NeighEvent, Netlink, NextHop, NudState,
     Queued, Resolver,
 };
 use xdptcp::time::Instant;
@@ -20,119 +17,16 @@ const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const PEER_IP2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
 const ABSENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 99);
 
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Two namespaces joined by a veth pair; deleted on drop (deleting a namespace deletes its veth).
-struct Netns {
-    stack_ns: String,
-    peer_ns: String,
-    stack_if: String,
-    peer_if: String,
-}
-
-impl Netns {
-    fn new() -> Netns {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let sfx = format!("{:x}{:04x}", std::process::id() & 0xffff, nanos & 0xffff);
-        let n = Netns {
-            stack_ns: format!("xnS{sfx}"),
-            peer_ns: format!("xnP{sfx}"),
-            stack_if: format!("xs{sfx}"),
-            peer_if: format!("xp{sfx}"),
-        };
-        // Register for cleanup before creating anything, so a failing step still cleans up.
-        ip(&["netns", "add", &n.stack_ns]);
-        ip(&["netns", "add", &n.peer_ns]);
-        ip(&[
-            "link",
-            "add",
-            &n.stack_if,
-            "netns",
-            &n.stack_ns,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &n.peer_if,
-            "netns",
-            &n.peer_ns,
-        ]);
-        for (ns, dev, addrs) in [
-            (&n.stack_ns, &n.stack_if, &["198.18.0.1/24"][..]),
-            (
-                &n.peer_ns,
-                &n.peer_if,
-                &["198.18.0.2/24", "198.18.0.3/24"][..],
-            ),
-        ] {
-            for a in addrs {
-                ip(&["-n", ns, "addr", "add", a, "dev", dev]);
-            }
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-        }
-        // An off-link prefix (still in 198.18.0.0/15) via the peer, for route_get's gateway case.
-        ip(&[
-            "-n",
-            &n.stack_ns,
-            "route",
-            "add",
-            "198.19.5.0/24",
-            "via",
-            "198.18.0.2",
-        ]);
-        n
-    }
-
-    fn mac_of(ns: &str, dev: &str) -> Mac {
-        let out = ip(&["-n", ns, "link", "show", "dev", dev]);
-        let word = out
-            .split_whitespace()
-            .skip_while(|w| *w != "link/ether")
-            .nth(1)
-            .unwrap_or_else(|| panic!("no link/ether in: {out}"));
-        let mut mac = [0u8; 6];
-        for (i, h) in word.split(':').enumerate() {
-            mac[i] = u8::from_str_radix(h, 16).expect("hex MAC");
-        }
-        mac
-    }
-
-    /// Runs `f` on a thread that has entered the stack namespace (setns is per thread).
-    fn in_stack_ns<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.stack_ns);
-        let h = std::thread::spawn(move || {
-            let fd = std::fs::File::open(&path).expect("open netns");
-            // SAFETY: setns on a valid namespace fd; affects only this thread.
-            let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        });
-        match h.join() {
-            Ok(v) => v,
-            Err(p) => std::panic::resume_unwind(p),
-        }
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for ns in [&self.stack_ns, &self.peer_ns] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
+/// The harness's veth pair plus what this test needs on top: a second peer address and an
+/// off-link prefix (still in 198.18.0.0/15) routed via the peer, for route_get's gateway case.
+fn veth() -> VethPair {
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    assert_eq!((pair.stack_addr(), pair.peer_addr()), (STACK_IP, PEER_IP));
+    pair.run_in_peer(&["ip", "addr", "add", "198.18.0.3/24", "dev", &pair.peer_if])
+        .expect("second peer address");
+    pair.run_in_stack(&["ip", "route", "add", "198.19.5.0/24", "via", "198.18.0.2"])
+        .expect("off-link route");
+    pair
 }
 
 fn require_root() {
@@ -159,12 +53,11 @@ fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
 #[test]
 fn kernel_neighbour_resolution_over_netlink() {
     require_root();
-    let env = Netns::new();
-    let stack_mac = Netns::mac_of(&env.stack_ns, &env.stack_if);
-    let peer_mac = Netns::mac_of(&env.peer_ns, &env.peer_if);
+    let env = veth();
+    let (stack_mac, peer_mac) = (env.stack_mac, env.peer_mac);
     let stack_if = env.stack_if.clone();
 
-    env.in_stack_ns(move || {
+    env.in_stack(move || {
         let mut nl = Netlink::open().expect("netlink socket");
 
         let link = nl.link_info(&stack_if).expect("link_info");
@@ -270,5 +163,6 @@ fn kernel_neighbour_resolution_over_netlink() {
         );
         assert_eq!(cache.lookup(now(), PEER_IP2), Lookup::Found(peer_mac));
         assert_eq!(kr.errors(), 0);
-    });
+    })
+    .expect("enter the stack namespace");
 }
