@@ -27,6 +27,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::app::client::Client;
 use crate::app::server::{AppKind, Server};
 use crate::phy::AfXdpConfig;
+use crate::tcp::endpoint::StateCounts;
 use crate::tcp::TcpConfig;
 use crate::time::Duration;
 use crate::worker::{IdleMode, WorkerConfig, WorkerSnapshot};
@@ -343,7 +344,11 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         print_summary(s);
     }
     if let Ok(c) = stack.steering().counters() {
-        println!("xdptcp: xdp: {c:?}");
+        println!(
+            "xdptcp: xdp: {} redirected, {} passed to the kernel, {} malformed, {} without a \
+             socket, {} fragments",
+            c.redirected, c.passed, c.malformed, c.no_socket, c.fragments
+        );
     }
     flush_stdout();
     Ok(())
@@ -407,6 +412,33 @@ fn flush_stdout() {
     let _ = std::io::stdout().flush();
 }
 
+/// The non-zero state counts as `established 3, time_wait 2` (or `none`).
+fn states_line(c: &StateCounts) -> String {
+    let all = [
+        ("listen", c.listen),
+        ("syn_sent", c.syn_sent),
+        ("syn_received", c.syn_received),
+        ("established", c.established),
+        ("fin_wait1", c.fin_wait1),
+        ("fin_wait2", c.fin_wait2),
+        ("close_wait", c.close_wait),
+        ("closing", c.closing),
+        ("last_ack", c.last_ack),
+        ("time_wait", c.time_wait),
+        ("closed", c.closed),
+    ];
+    let parts: Vec<String> = all
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    if parts.is_empty() {
+        "none".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
 fn print_summary(s: &WorkerSnapshot) {
     let l = &s.looping;
     let e = &s.endpoint;
@@ -425,7 +457,7 @@ fn print_summary(s: &WorkerSnapshot) {
     );
     println!(
         "xdptcp: tcp: {} opened, {} freed, {} segments in, {} out, {} resets to closed ports, \
-         {} TIME-WAIT entered, {} cookies sent; states {:?}",
+         {} TIME-WAIT entered, {} cookies sent; states: {}",
         e.conns_opened,
         e.conns_freed,
         e.segments_in,
@@ -433,7 +465,7 @@ fn print_summary(s: &WorkerSnapshot) {
         e.rst_closed,
         e.tw_entered,
         e.cookies_sent,
-        s.states
+        states_line(&s.states)
     );
     println!(
         "xdptcp: drops: checksum {}, truncated {}, malformed {}, unsupported {}, not ours {}, \
