@@ -134,6 +134,7 @@ fn run_inner(env: &VethNetns, p: Pairing, h: HttpScenario, o: &HttpOpts) -> Resu
             &env.server_ns,
             addr,
             &server_cores,
+            o.conns,
             dir.path(),
         )?),
         Pairing::LinuxToStack => Server::Stack(start_stack(env, &server_cores, o)?),
@@ -445,8 +446,9 @@ fn nginx_string(body: &[u8]) -> String {
     s
 }
 
-/// The nginx configuration (everything under `dir`).
-pub fn nginx_config(dir: &Path, addr: SocketAddrV4, cores: &[usize]) -> String {
+/// The nginx configuration (everything under `dir`). Each worker may hold `conns`
+/// connections (wrk's, twice over for connections still closing) and a margin.
+pub fn nginx_config(dir: &Path, addr: SocketAddrV4, cores: &[usize], conns: usize) -> String {
     let d = dir.display();
     let masks: Vec<String> = cores.iter().map(|&c| cpu_mask(c)).collect();
     format!(
@@ -455,10 +457,9 @@ daemon off;
 master_process on;
 worker_processes {w};
 worker_cpu_affinity {masks};
-worker_rlimit_nofile 65536;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
-events {{ worker_connections 16384; }}
+events {{ worker_connections {wc}; }}
 http {{
     access_log off;
     server_tokens off;
@@ -477,6 +478,7 @@ http {{
 }}
 ",
         w = cores.len().max(1),
+        wc = (2 * conns + 64).max(1024),
         masks = masks.join(" "),
         body = nginx_string(xdptcp::app::http::BODY),
     )
@@ -485,9 +487,15 @@ http {{
 impl Nginx {
     /// Writes the config into `dir` and starts `nginx` (master + one worker per core) in
     /// namespace `ns`. Readiness is the caller's probe.
-    pub fn start(ns: &str, addr: SocketAddrV4, cores: &[usize], dir: &Path) -> Result<Self> {
+    pub fn start(
+        ns: &str,
+        addr: SocketAddrV4,
+        cores: &[usize],
+        conns: usize,
+        dir: &Path,
+    ) -> Result<Self> {
         let conf = dir.join("nginx.conf");
-        std::fs::write(&conf, nginx_config(dir, addr, cores))?;
+        std::fs::write(&conf, nginx_config(dir, addr, cores, conns))?;
         let log = dir.join("error.log");
         // `ip netns exec` execs nginx: the child's PID is the master's.
         let child = Command::new("ip")
@@ -611,10 +619,11 @@ mod tests {
     #[test]
     fn config() {
         let addr = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 80);
-        let c = nginx_config(Path::new("/tmp/x"), addr, &[0, 2]);
+        let c = nginx_config(Path::new("/tmp/x"), addr, &[0, 2], 5000);
         for want in [
             "worker_processes 2;\n",
             "worker_cpu_affinity 1 100;\n",
+            "events { worker_connections 10064; }\n",
             "pid /tmp/x/nginx.pid;\n",
             "access_log off;\n",
             "keepalive_requests 1000000000;\n",
