@@ -113,6 +113,9 @@ fn run() -> Result<()> {
         if let Some(m) = xdptcp_bench::http::tools_missing() {
             bail!("{m}");
         }
+        if cli.pairings.iter().all(|p| *p == Pairing::StackStack) {
+            bail!("http: wrk is a Linux client: select linux-linux and/or linux-stack");
+        }
     }
     let stack_pairing = cli.pairings.iter().any(|p| *p != Pairing::LinuxLinux);
     if cli.zero_copy && !stack_pairing {
