@@ -189,7 +189,7 @@ fn run_inner(
 }
 
 /// Probes the server with connections from the client namespace for up to 10 s.
-pub fn wait_ready(ns: &str, addr: SocketAddrV4) -> Result<()> {
+fn wait_ready(ns: &str, addr: SocketAddrV4) -> Result<()> {
     let ns = ns.to_string();
     std::thread::spawn(move || -> Result<()> {
         sys::enter_netns(&ns)?;
