@@ -8,11 +8,13 @@
 # Results (table, JSON, .hgrm, PNG) go to results/<date-time>/. See docs/benchmarks.md.
 #
 # Flags (passed through to xdptcp-bench; see `xdptcp-bench --help` for all of them):
-#   --scenarios cps,rr,bulk,conns,ceiling   groups or names like rr/open (default: all)
+#   --scenarios cps,rr,bulk,conns,ceiling   groups or names like rr/open (default: all);
+#                                   also `http` (wrk vs nginx and the stack; not in the default)
 #   --ceiling-secs SECS             ceiling: seconds per phase (default 2, at most --duration)
 #   --duration SECS                 per scenario run (default 5)
 #   --workers N                     server workers and client threads, one core each
-#   --iface IF                      a real NIC (not implemented yet)
+#   --iface IF --peer-iface IF2     two NIC ports cabled back to back (docs/nic.md); with
+#   --queues N [--zero-copy]        N queues/workers, stack server in AF_XDP zero-copy
 #   --pairings linux-linux,...      default: all three (linux-linux, linux-stack, stack-stack)
 set -euo pipefail
 cd "$(dirname "$0")/.."

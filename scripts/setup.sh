@@ -12,8 +12,10 @@ need_root() {
 
 # Build: clang/llvm for the XDP program, m4 for libxdp-sys, libelf/zlib/libbpf for libbpf-sys.
 # Tests: iproute2 (ip netns, veth), ethtool (checksum offload off), ping, tcpdump for debugging.
-# Bench: fonts-dejavu-core for the text of the PNG latency plots (no fontconfig needed).
-PKGS=(clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev iproute2 ethtool iputils-ping fonts-dejavu-core)
+# Bench: fonts-dejavu-core for the text of the PNG latency plots (no fontconfig needed);
+# wrk and nginx for the `http` scenarios (the bench runs its own nginx with a private config
+# inside a namespace; the distribution's service is not needed, see below).
+PKGS=(clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev iproute2 ethtool iputils-ping fonts-dejavu-core wrk nginx)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -25,6 +27,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Installing nginx starts the distribution's service where init scripts may run: this
+  # script only wants the binary, so stop and disable a service it just installed.
+  if [[ " ${missing[*]} " == *" nginx "* ]] && command -v systemctl >/dev/null 2>&1 \
+      && systemctl is-active --quiet nginx 2>/dev/null; then
+    echo "setup: stopping and disabling the nginx service it just installed (the bench runs its own)"
+    systemctl disable --now nginx >/dev/null 2>&1 || true
+  fi
 fi
 
 export PATH="$HOME/.cargo/bin:$PATH"

@@ -5,15 +5,18 @@
 
 pub mod ceiling;
 pub mod client;
+pub mod http;
 pub mod linux_server;
 pub mod memory;
 pub mod netns;
+pub mod nic;
 pub mod pairing;
 pub mod plot;
 pub mod report;
 pub mod scenario;
 pub mod stack_client;
 pub mod sys;
+pub mod wrk;
 
 use anyhow::{Context, Result};
 use client::Progress;

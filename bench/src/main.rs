@@ -5,7 +5,9 @@ use clap::Parser;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
+use xdptcp_bench::http::{HttpOpts, HttpScenario};
 use xdptcp_bench::netns::VethNetns;
+use xdptcp_bench::nic::NicPlan;
 use xdptcp_bench::pairing::Pairing;
 use xdptcp_bench::report::ScenarioResult;
 use xdptcp_bench::scenario::{self, Opts, Scenario};
@@ -16,7 +18,9 @@ use xdptcp_bench::{ceiling, sys};
 #[command(name = "xdptcp-bench", version)]
 struct Cli {
     /// Scenarios: groups cps, rr, bulk, conns or names like rr/open, comma-separated; and
-    /// `ceiling` (raw AF_XDP frame rates on a veth pair: its own section, not per pairing).
+    /// `ceiling` (raw AF_XDP frame rates on a veth pair: its own section, not per pairing);
+    /// `http` (wrk against nginx and `xdptcp serve --listen 80=http`: http/keepalive,
+    /// http/close).
     #[arg(long, default_value = "cps,rr,bulk,conns,ceiling")]
     scenarios: String,
     /// Pairings, comma-separated.
@@ -31,11 +35,25 @@ struct Cli {
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
     /// Server workers (threads / stack workers) and client threads, one core each.
-    #[arg(long, default_value_t = 1)]
-    workers: usize,
-    /// A real NIC for hardware runs (not implemented yet).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// A NIC port for the server side (needs --peer-iface; docs/nic.md). Without it the
+    /// bench makes its own veth pair.
     #[arg(long)]
     iface: Option<String>,
+    /// The port cabled to --iface, moved into the client namespace.
+    #[arg(long)]
+    peer_iface: Option<String>,
+    /// Server workers = NIC queues 0..N, one core each (the veth pair gets N queues).
+    #[arg(long)]
+    queues: Option<usize>,
+    /// Stack servers bind AF_XDP in zero-copy mode (copy mode with a message where the
+    /// driver has none, e.g. veth).
+    #[arg(long)]
+    zero_copy: bool,
+    /// http: wrk connections.
+    #[arg(long, default_value_t = 16)]
+    http_conns: usize,
     /// cps: connection attempts in flight (all client threads together).
     #[arg(long, default_value_t = 32)]
     cps_concurrency: usize,
@@ -77,20 +95,36 @@ fn run() -> Result<()> {
     if !sys::is_root() {
         bail!("needs root (network namespaces, veth): run it as root");
     }
-    if let Some(ifn) = &cli.iface {
-        bail!("--iface {ifn}: NIC runs are not implemented yet (issue 6 item 5)");
-    }
+    let nic = xdptcp_bench::nic::plan(
+        cli.iface.as_deref(),
+        cli.peer_iface.as_deref(),
+        cli.queues,
+        cli.workers,
+    )?;
+    let workers = cli.queues.or(cli.workers).unwrap_or(1).max(1);
     if !(cli.duration > 0.0 && cli.duration <= 3600.0) || cli.rate <= 0.0 {
         bail!("--duration must be in (0, 3600] s and --rate > 0");
     }
     if !(cli.ceiling_secs > 0.0 && cli.ceiling_secs <= 3600.0) {
         bail!("--ceiling-secs must be in (0, 3600] s");
     }
-    let (scenarios, want_ceiling) = scenario::parse_selection(&cli.scenarios)?;
+    let (scenarios, want_ceiling, http) = xdptcp_bench::http::parse_selection(&cli.scenarios)?;
+    if !http.is_empty() {
+        if let Some(m) = xdptcp_bench::http::tools_missing() {
+            bail!("{m}");
+        }
+        if cli.pairings.iter().all(|p| *p == Pairing::StackStack) {
+            bail!("http: wrk is a Linux client: select linux-linux and/or linux-stack");
+        }
+    }
+    let stack_pairing = cli.pairings.iter().any(|p| *p != Pairing::LinuxLinux);
+    if cli.zero_copy && !stack_pairing {
+        bail!("--zero-copy applies to the stack server: select linux-stack or stack-stack");
+    }
     let ceiling_phase = Duration::from_secs_f64(cli.ceiling_secs.min(cli.duration));
     let opts = Opts {
         duration: Duration::from_secs_f64(cli.duration),
-        workers: cli.workers.max(1),
+        workers,
         cps_concurrency: cli.cps_concurrency.max(1),
         rr_conns: cli.rr_conns.max(1),
         rate: cli.rate,
@@ -100,11 +134,22 @@ fn run() -> Result<()> {
         stack_adaptive_idle: cli.stack_adaptive_idle,
     };
     sys::install_signal_handlers();
-    let results = if scenarios.is_empty() {
-        Vec::new()
-    } else {
-        run_pairings(&cli, &scenarios, &opts)?
+    let hopts = xdptcp_bench::http::HttpOpts {
+        duration: opts.duration,
+        workers,
+        conns: cli.http_conns.max(1),
+        stack_adaptive_idle: opts.stack_adaptive_idle,
+        zero_copy: cli.zero_copy,
     };
+    let (results, link) = if scenarios.is_empty() && http.is_empty() {
+        (Vec::new(), None)
+    } else {
+        let r = run_pairings(&cli, nic.as_ref(), &scenarios, &http, &opts, &hopts)?;
+        (r.0, Some(r.1))
+    };
+    if want_ceiling && nic.is_some() {
+        eprintln!("note: the ceiling runs on its own veth pair, not on the NIC ports");
+    }
     let ceiling = want_ceiling.then(|| ceiling::run(ceiling_phase));
     let dir = xdptcp_bench::results_dir(&cli.out)?;
     let meta = json!({
@@ -113,7 +158,10 @@ fn run() -> Result<()> {
         "cps_concurrency": opts.cps_concurrency, "rr_conns": opts.rr_conns, "rate": opts.rate,
         "bulk_flows": opts.bulk_flows, "conns": opts.conns,
         "stack_adaptive_idle": opts.stack_adaptive_idle,
-        "link": "veth between two network namespaces, no XDP program, offloads on",
+        "link": link,
+        "nic": nic.as_ref().map(|n| json!({"iface": n.iface, "peer_iface": n.peer_iface,
+            "rx_queues": n.rx_queues})),
+        "zero_copy": cli.zero_copy, "http_conns": hopts.conns,
         "ceiling_phase_s": want_ceiling.then_some(ceiling_phase.as_secs_f64()),
         "ceiling_link": "own veth pair (xdptcp::harness::VethPair, checksum offload off), \
             steering program attached, copy-mode AF_XDP on queue 0 of each end",
@@ -127,9 +175,21 @@ fn run() -> Result<()> {
     Ok(())
 }
 
-/// Every scenario in every pairing over one veth pair without an XDP program.
-fn run_pairings(cli: &Cli, scenarios: &[Scenario], opts: &Opts) -> Result<Vec<ScenarioResult>> {
-    let env = VethNetns::create()?;
+/// Every scenario in every pairing over one veth pair without an XDP program (or the NIC
+/// ports of `nic`); returns the results and the link's description.
+fn run_pairings(
+    cli: &Cli,
+    nic: Option<&NicPlan>,
+    scenarios: &[Scenario],
+    http: &[HttpScenario],
+    opts: &Opts,
+    hopts: &HttpOpts,
+) -> Result<(Vec<ScenarioResult>, String)> {
+    let mut env = match nic {
+        Some(plan) => VethNetns::adopt(plan)?,
+        None => VethNetns::create_with(opts.workers as u32)?,
+    };
+    env.zero_copy = cli.zero_copy;
     eprintln!(
         "veth {} ({}, {}) <-> {} ({}, {}); {} core(s), {} worker(s) per side",
         env.server_if,
@@ -152,5 +212,14 @@ fn run_pairings(cli: &Cli, scenarios: &[Scenario], opts: &Opts) -> Result<Vec<Sc
             port = port.wrapping_add(1).max(5001);
         }
     }
-    Ok(results)
+    for &h in http {
+        // wrk is a Linux client: no stack-stack column.
+        for &p in cli.pairings.iter().filter(|p| **p != Pairing::StackStack) {
+            if sys::stopped() {
+                bail!("stopped by signal");
+            }
+            results.push(xdptcp_bench::http::run_one(&env, p, h, hopts));
+        }
+    }
+    Ok((results, env.describe()))
 }

@@ -3,9 +3,12 @@
 //! on drop, also on panic: the release profile unwinds; and on SIGINT/SIGTERM, which set the
 //! stop flag so that the run unwinds normally), tuned for kernel baselines.
 
-use anyhow::{Context, Result};
+use crate::nic::{AdoptedPorts, NicPlan};
+use anyhow::{bail, Context, Result};
 use std::net::Ipv4Addr;
-use xdptcp::harness::{VethOptions, VethPair, PEER_ADDR, STACK_ADDR};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use xdptcp::harness::{VethOptions, VethPair, PEER_ADDR, PREFIX_LEN, STACK_ADDR};
 
 /// Two namespaces joined by one veth pair: the pair's stack side is the server side, its peer
 /// the client side. No XDP program is attached and checksum offload is back on (the harness
@@ -19,8 +22,13 @@ pub struct VethNetns {
     pub client_if: String,
     pub server_ip: Ipv4Addr,
     pub client_ip: Ipv4Addr,
+    /// NIC ports moved into the namespaces ([`VethNetns::adopt`]); declared before `pair`
+    /// so that they move back before the namespaces are deleted.
+    pub nic: Option<AdoptedPorts>,
     /// Owns the namespaces; dropping it removes them.
     pub pair: VethPair,
+    /// Stack servers run `xdptcp serve --zero-copy` (`--zero-copy`).
+    pub zero_copy: bool,
 }
 
 impl VethNetns {
@@ -28,17 +36,20 @@ impl VethNetns {
     /// offloads. The client namespace gets a wide ephemeral port range and `tcp_tw_reuse=1`
     /// so that client-closes-first `cps` runs are not limited by TIME-WAIT port exhaustion.
     pub fn create() -> Result<Self> {
-        let pair = VethPair::new(VethOptions::default()).context("creating the veth pair")?;
+        Self::create_with(1)
+    }
+
+    /// [`VethNetns::create`] with `queues` receive and transmit queues per end (one per
+    /// server worker: `xdptcp serve --workers N` binds queues 0..N).
+    pub fn create_with(queues: u32) -> Result<Self> {
+        let opts = VethOptions {
+            queues,
+            ..VethOptions::default()
+        };
+        let pair = VethPair::new(opts).context("creating the veth pair")?;
         pair.run_in_stack(&["ethtool", "-K", &pair.stack_if, "tx", "on", "tso", "on"])?;
         pair.run_in_peer(&["ethtool", "-K", &pair.peer_if, "tx", "on", "tso", "on"])?;
-        #[rustfmt::skip]
-        pair.run_in_peer(&[
-            "sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65000", "net.ipv4.tcp_tw_reuse=1",
-        ])?;
-        #[rustfmt::skip]
-        pair.run_in_stack(&[
-            "sysctl", "-qw", "net.core.somaxconn=65535", "net.ipv4.tcp_max_syn_backlog=65535",
-        ])?;
+        tune(&pair)?;
         Ok(VethNetns {
             server_ns: pair.stack_ns.clone(),
             client_ns: pair.peer_ns.clone(),
@@ -46,7 +57,143 @@ impl VethNetns {
             client_if: pair.peer_if.clone(),
             server_ip: STACK_ADDR,
             client_ip: PEER_ADDR,
+            nic: None,
             pair,
+            zero_copy: false,
         })
+    }
+
+    /// Two existing ports cabled back to back (or a veth pair made outside the bench) instead
+    /// of a new veth pair: `plan.iface` moves into a fresh server namespace, `plan.peer_iface`
+    /// into a fresh client namespace, with the same addresses and sysctls as
+    /// [`VethNetns::create`]. Offloads stay as the driver has them (a NIC computes checksums on
+    /// the wire). Both ports move back on drop, also when a step here fails.
+    pub fn adopt(plan: &NicPlan) -> Result<Self> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let suffix = format!("{:x}-n{}", std::process::id(), N.fetch_add(1, Relaxed));
+        let mut pair = VethPair {
+            stack_ns: format!("xt-stack-{suffix}"),
+            peer_ns: format!("xt-peer-{suffix}"),
+            stack_if: plan.iface.clone(),
+            peer_if: plan.peer_iface.clone(),
+            suffix,
+            stack_mac: [0; 6],
+            peer_mac: [0; 6],
+            opts: VethOptions {
+                queues: plan.rx_queues as u32,
+                mtu: None,
+            },
+        };
+        // From here on, `pair`'s Drop deletes the namespaces and `ports`' (dropped first)
+        // moves the ports back.
+        ip(&["netns", "add", &pair.stack_ns])?;
+        ip(&["netns", "add", &pair.peer_ns])?;
+        let mut ports = AdoptedPorts::default();
+        let sides = [
+            (&pair.stack_ns, &plan.iface, STACK_ADDR),
+            (&pair.peer_ns, &plan.peer_iface, PEER_ADDR),
+        ];
+        for (ns, ifn, addr) in sides {
+            ports.adopt(ifn, ns)?;
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{addr}/{PREFIX_LEN}"),
+                "dev",
+                ifn,
+            ])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", ns, "link", "set", ifn, "up"])?;
+        }
+        pair.stack_mac = mac(&pair.stack_ns, &plan.iface)?;
+        pair.peer_mac = mac(&pair.peer_ns, &plan.peer_iface)?;
+        tune(&pair)?;
+        wait_carrier(&pair.stack_ns, &plan.iface)?;
+        wait_carrier(&pair.peer_ns, &plan.peer_iface)?;
+        Ok(VethNetns {
+            server_ns: pair.stack_ns.clone(),
+            client_ns: pair.peer_ns.clone(),
+            server_if: plan.iface.clone(),
+            client_if: plan.peer_iface.clone(),
+            server_ip: STACK_ADDR,
+            client_ip: PEER_ADDR,
+            nic: Some(ports),
+            pair,
+            zero_copy: false,
+        })
+    }
+
+    /// One line for the report's metadata.
+    pub fn describe(&self) -> String {
+        match self.nic {
+            None => format!(
+                "veth pair {} <-> {} between two network namespaces ({} queue(s)), no XDP \
+                 program, offloads on",
+                self.server_if, self.client_if, self.pair.opts.queues
+            ),
+            Some(_) => format!(
+                "ports {} (server, {} rx queue(s)) <-> {} (client) moved into two network \
+                 namespaces, offloads as the driver has them",
+                self.server_if, self.pair.opts.queues, self.client_if
+            ),
+        }
+    }
+}
+
+/// The client's wide ephemeral range and TIME-WAIT reuse, the server's deep backlogs.
+fn tune(pair: &VethPair) -> Result<()> {
+    #[rustfmt::skip]
+    pair.run_in_peer(&[
+        "sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65000", "net.ipv4.tcp_tw_reuse=1",
+    ])?;
+    #[rustfmt::skip]
+    pair.run_in_stack(&[
+        "sysctl", "-qw", "net.core.somaxconn=65535", "net.ipv4.tcp_max_syn_backlog=65535",
+    ])?;
+    Ok(())
+}
+
+fn ip(args: &[&str]) -> Result<String> {
+    let out = Command::new("ip").args(args).output().context("run ip")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn mac(ns: &str, ifn: &str) -> Result<[u8; 6]> {
+    let text = ip(&["-n", ns, "-o", "link", "show", "dev", ifn])?;
+    let m = text
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .and_then(|m| {
+            let b: Vec<u8> = m
+                .split(':')
+                .filter_map(|x| u8::from_str_radix(x, 16).ok())
+                .collect();
+            <[u8; 6]>::try_from(b).ok()
+        });
+    m.with_context(|| format!("{ifn}: no Ethernet address in: {}", text.trim()))
+}
+
+/// Waits up to 10 s for the link to come up (a NIC renegotiates after the move).
+fn wait_carrier(ns: &str, ifn: &str) -> Result<()> {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = ip(&["-n", ns, "-o", "link", "show", "dev", ifn])?;
+        if text.contains("state UP") || text.contains("LOWER_UP") {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= end {
+            bail!("{ifn}: no link (carrier) within 10 s: is it cabled to the peer port?");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

@@ -136,6 +136,9 @@ impl Pairing {
                 if adaptive_idle {
                     args.push("--adaptive-idle".into());
                 }
+                if env.zero_copy {
+                    args.push("--zero-copy".into());
+                }
                 let child = Command::new("ip")
                     .args(["netns", "exec", &env.server_ns])
                     .arg(bin)
@@ -152,7 +155,7 @@ impl Pairing {
 
 /// `ethtool -K IF tx off` in a namespace, undone on drop if it was on. A Linux peer on veth
 /// with transmit checksum offload on sends partial checksums (PLATFORM.md), which the stack
-/// drops.
+/// drops. A NIC port is left alone: its hardware puts full checksums on the wire.
 pub struct TxChecksumOff {
     ns: String,
     ifname: String,
@@ -165,9 +168,16 @@ impl TxChecksumOff {
             .args(["netns", "exec", ns, "ethtool", "-k", ifname])
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let was_on = text
+        let driver = Command::new("ip")
+            .args(["netns", "exec", ns, "ethtool", "-i", ifname])
+            .output()?;
+        let veth = String::from_utf8_lossy(&driver.stdout)
             .lines()
-            .any(|l| l.trim_start().starts_with("tx-checksumming: on"));
+            .any(|l| l.trim() == "driver: veth");
+        let was_on = veth
+            && text
+                .lines()
+                .any(|l| l.trim_start().starts_with("tx-checksumming: on"));
         if was_on {
             ethtool_tx(ns, ifname, "off")?;
         }

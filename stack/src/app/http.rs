@@ -4,6 +4,12 @@
 //! `Connection: close` (or is HTTP/1.0 without `Connection: keep-alive`). Pipelined requests
 //! are answered in order.
 //!
+//! The response has the header fields nginx sends for the same body (`Server`, `Date`,
+//! `Content-Type`, `Content-Length`, `Connection`, in nginx's order), so the benchmark's
+//! wrk runs against both move the same bytes (one byte more here: `xdptcp` vs `nginx`).
+//! `Date` (RFC 9110 §6.6.1) needs a wall clock: [`Http::with_wall_clock`] maps the worker's
+//! monotonic time to it; [`Http::default`] has none and omits the field, as §6.6.1 allows.
+//!
 //! Memory bound per connection: [`MAX_REQUEST`] bytes of request and at most one response
 //! the send buffer did not take yet (reading pauses meanwhile). A larger request head gets
 //! `431` and a close.
@@ -12,6 +18,7 @@ use rustc_hash::FxHashMap;
 
 use super::{App, AppEvent, AppIo};
 use crate::tcp::endpoint::ConnId;
+use crate::time::Instant;
 
 /// Largest request head plus body buffered per connection.
 pub const MAX_REQUEST: usize = 8192;
@@ -33,6 +40,71 @@ pub struct Http {
     conns: FxHashMap<ConnId, Conn>,
     /// Requests answered.
     pub responses: u64,
+    /// Wall-clock nanoseconds since the Unix epoch at monotonic time zero, if known.
+    wall_offset_ns: Option<u64>,
+    /// The `Date` value of second `date_sec` (IMF-fixdate), formatted once per second.
+    date: [u8; 29],
+    date_sec: u64,
+}
+
+impl Http {
+    /// A responder that sends `Date`: `wall_offset_ns` is the Unix time in nanoseconds at the
+    /// worker's monotonic instant zero (wall clock minus monotonic clock).
+    pub fn with_wall_offset(wall_offset_ns: u64) -> Self {
+        Http {
+            wall_offset_ns: Some(wall_offset_ns),
+            ..Http::default()
+        }
+    }
+
+    /// [`Http::with_wall_offset`] from the clocks now (`CLOCK_REALTIME` − `CLOCK_MONOTONIC`).
+    /// Called where the server is built, above the worker loop.
+    pub fn with_wall_clock() -> Self {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mono = Instant::now_monotonic().as_nanos();
+        Http::with_wall_offset(wall.saturating_sub(mono))
+    }
+
+    /// The `Date` value at `now`, if there is a clock.
+    fn date_at(&mut self, now: Instant) -> Option<&[u8]> {
+        let unix = (self.wall_offset_ns? + now.as_nanos()) / 1_000_000_000;
+        if self.date_sec != unix || self.date[0] == 0 {
+            http_date(unix, &mut self.date);
+            self.date_sec = unix;
+        }
+        Some(&self.date)
+    }
+}
+
+/// IMF-fixdate (RFC 9110 §5.6.7) of a Unix time: `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn http_date(unix: u64, out: &mut [u8; 29]) {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (days, sod) = (unix / 86_400, unix % 86_400);
+    // Civil-from-days (H. Hinnant's algorithm) for dates from 1970 on.
+    let z = days + 719_468;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = (yoe + era * 400 + u64::from(m <= 2)).min(9999);
+    let mut w = &mut out[..];
+    use std::io::Write;
+    let _ = write!(
+        w,
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[(m - 1) as usize],
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    );
 }
 
 /// One parsed request head: its length including the blank line, the body length, and
@@ -59,19 +131,36 @@ fn parse_head(buf: &[u8]) -> Option<(usize, usize, bool)> {
     Some((end, body, close || (http10 && !keep_alive)))
 }
 
-fn response(status: &str, close: bool, body: &[u8], out: &mut Vec<u8>) {
+/// A response in nginx's field order (see the module docs).
+fn response(status: &str, close: bool, date: Option<&[u8]>, body: &[u8], out: &mut Vec<u8>) {
     use std::io::Write;
+    let _ = write!(out, "HTTP/1.1 {status}\r\nServer: xdptcp\r\n");
+    if let Some(d) = date {
+        out.extend_from_slice(b"Date: ");
+        out.extend_from_slice(d);
+        out.extend_from_slice(b"\r\n");
+    }
     let _ = write!(
         out,
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n",
+        "Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
         body.len(),
-        if close { "Connection: close\r\n" } else { "" }
+        if close { "close" } else { "keep-alive" }
     );
     out.extend_from_slice(body);
 }
 
 impl Http {
     fn pump(&mut self, io: &mut AppIo<'_>, c: ConnId) {
+        // Formatted before borrowing the connection (at most once per second).
+        let mut date = [0u8; 29];
+        let has_date = match self.date_at(io.now()) {
+            Some(d) => {
+                date.copy_from_slice(d);
+                true
+            }
+            None => false,
+        };
+        let date = has_date.then_some(&date[..]);
         let st = self.conns.entry(c).or_default();
         loop {
             if !st.out.is_empty() {
@@ -87,13 +176,13 @@ impl Http {
             match parse_head(&st.req) {
                 Some((head, body, close)) if st.req.len() >= head + body => {
                     st.req.drain(..head + body);
-                    response("200 OK", close, BODY, &mut st.out);
+                    response("200 OK", close, date, BODY, &mut st.out);
                     st.close_after = close;
                     self.responses += 1;
                     continue;
                 }
                 Some((head, body, _)) if head + body > MAX_REQUEST => {
-                    response("413 Content Too Large", true, b"", &mut st.out);
+                    response("413 Content Too Large", true, date, b"", &mut st.out);
                     st.close_after = true;
                     continue;
                 }
@@ -101,6 +190,7 @@ impl Http {
                     response(
                         "431 Request Header Fields Too Large",
                         true,
+                        date,
                         b"",
                         &mut st.out,
                     );
@@ -173,13 +263,45 @@ mod tests {
     #[test]
     fn response_format() {
         let mut out = Vec::new();
-        response("200 OK", false, BODY, &mut out);
+        response("200 OK", false, None, BODY, &mut out);
         assert_eq!(
             out,
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 18\r\n\r\nhello from xdptcp\n"
+            &b"HTTP/1.1 200 OK\r\nServer: xdptcp\r\nContent-Type: text/plain\r\n\
+               Content-Length: 18\r\nConnection: keep-alive\r\n\r\nhello from xdptcp\n"[..]
         );
         out.clear();
-        response("200 OK", true, b"", &mut out);
-        assert!(out.ends_with(b"Connection: close\r\n\r\n"));
+        let date = b"Sun, 22 Nov 2026 02:54:02 GMT";
+        response("200 OK", true, Some(date), b"", &mut out);
+        assert_eq!(
+            out,
+            &b"HTTP/1.1 200 OK\r\nServer: xdptcp\r\nDate: Sun, 22 Nov 2026 02:54:02 GMT\r\n\
+               Content-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..]
+        );
+        // nginx 1.22 (`server_tokens off`, `return 200 BODY`, default_type text/plain) sends
+        // the same fields in the same order: 159 bytes with this body, 160 here.
+        out.clear();
+        response("200 OK", false, Some(date), BODY, &mut out);
+        assert_eq!(out.len(), 160);
+    }
+
+    #[test]
+    fn dates() {
+        let mut d = [0u8; 29];
+        let mut at = |unix| {
+            http_date(unix, &mut d);
+            String::from_utf8(d.to_vec()).unwrap()
+        };
+        assert_eq!(at(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        // RFC 9110 §5.6.7's example.
+        assert_eq!(at(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(at(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(at(1_795_307_072), "Sun, 22 Nov 2026 00:24:32 GMT");
+        // The worker's monotonic time maps onto the wall clock, re-formatted per second.
+        let mut h = Http::with_wall_offset(784_111_777_000_000_000 - 5_000_000_000);
+        let t = Instant::from_secs(5);
+        assert_eq!(h.date_at(t).unwrap(), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        let t = Instant::from_millis(6_999);
+        assert_eq!(h.date_at(t).unwrap(), b"Sun, 06 Nov 1994 08:49:38 GMT");
+        assert_eq!(Http::default().date_at(t), None);
     }
 }

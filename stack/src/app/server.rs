@@ -52,7 +52,7 @@ impl AppKind {
         match self {
             AppKind::Echo => Box::<Echo>::default(),
             AppKind::Discard => Box::<Discard>::default(),
-            AppKind::Http => Box::<Http>::default(),
+            AppKind::Http => Box::new(Http::with_wall_clock()),
             AppKind::CloseFirst => Box::<CloseFirst>::default(),
             AppKind::Source => Box::<Source>::default(),
         }

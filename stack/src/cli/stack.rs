@@ -441,7 +441,9 @@ impl Drop for Stack {
     }
 }
 
-/// The NIC's Toeplitz RSS key (`ETHTOOL_GRSSH`), if the driver reports a 40-byte Toeplitz key.
+/// The NIC's Toeplitz RSS key (`ETHTOOL_GRSSH`), if the driver reports a Toeplitz key of at
+/// least 40 bytes. Of a longer key (ice and i40e have 52 bytes) the first 40 are returned:
+/// an IPv4 4-tuple's 12 input bytes only ever read key bytes 0..16.
 /// `Ok(None)`: no RSS (veth answers EOPNOTSUPP) or another hash function or key size; the
 /// caller then uses the default key (hand-offs keep every flow working either way).
 pub fn nic_rss_key(ifname: &str) -> io::Result<Option<[u8; 40]>> {
@@ -494,10 +496,10 @@ pub fn nic_rss_key(ifname: &str) -> io::Result<Option<[u8; 40]>> {
         r => r?,
     }
     let (indir, key_size) = (hdr[2] as usize, hdr[3] as usize);
-    if key_size != 40 || indir > 1 << 16 {
+    if !(40..=256).contains(&key_size) || indir > 1 << 16 {
         return Ok(None);
     }
-    let mut buf = vec![0u32; HDR / 4 + indir + key_size / 4];
+    let mut buf = vec![0u32; HDR / 4 + indir + key_size.div_ceil(4)];
     buf[0] = ETHTOOL_GRSSH;
     buf[2] = indir as u32;
     buf[3] = key_size as u32;
@@ -507,7 +509,7 @@ pub fn nic_rss_key(ifname: &str) -> io::Result<Option<[u8; 40]>> {
         return Ok(None);
     }
     let mut key = [0u8; 40];
-    for (i, w) in buf[HDR / 4 + indir..].iter().enumerate() {
+    for (i, w) in buf[HDR / 4 + indir..].iter().take(10).enumerate() {
         key[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
     }
     Ok(Some(key))
