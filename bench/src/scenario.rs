@@ -160,6 +160,10 @@ fn run_inner(
     }
     let label = format!("{} {}", scen.name(), pairing.name());
     let kind = pairing.client_kind();
+    // The stack server's device counters before and after the clients (frames/s).
+    let frames0 = server
+        .pid()
+        .and_then(|_| crate::pktrate::snapshot(&env.server_if));
     let res = if scen == Scenario::Conns {
         conns(env, addr, opts, client_cores[0], &label, kind, server.pid())
     } else {
@@ -172,8 +176,18 @@ fn run_inner(
         let outs = run_clients(env, addr, scen, opts, cores, &label, kind)?;
         Ok(metrics(scen, opts, outs))
     };
+    let frames1 = server
+        .pid()
+        .and_then(|_| crate::pktrate::snapshot(&env.server_if));
     let server_log = server.stop();
-    let (metrics, latencies, mut details) = res?;
+    let (mut metrics, latencies, mut details) = res?;
+    if let (Some((a, _)), Some((b, total))) = (&frames0, &frames1) {
+        let (m, d) = crate::pktrate::metrics(a, b);
+        metrics.extend(m);
+        details["server_frames"] = d;
+        // Every counter of `xdptcp stat --json` (whole server life) after the clients.
+        details["server_stat"] = total.clone();
+    }
     if let Some(log) = server_log {
         // `xdptcp serve`'s start line and stop summary (loop, TCP, drop and XDP counters).
         details["server_log"] = json!(log.lines().collect::<Vec<_>>());
@@ -345,6 +359,11 @@ fn metrics(scen: Scenario, opts: &Opts, outs: Vec<Outcome>) -> Measured {
     let ok: u64 = outs.iter().map(|o| o.ok).sum();
     let failed: u64 = outs.iter().map(|o| o.failed).sum();
     let bytes: u64 = outs.iter().map(|o| o.bytes).sum();
+    let client_counters: Vec<serde_json::Value> = outs
+        .iter()
+        .map(|o| o.counters.clone())
+        .filter(|c| !c.is_null())
+        .collect();
     let mut hists: Vec<(String, hdrhistogram::Histogram<u64>)> = Vec::new();
     for o in outs {
         for (name, h) in o.hists {
@@ -378,7 +397,10 @@ fn metrics(scen: Scenario, opts: &Opts, outs: Vec<Outcome>) -> Measured {
     (
         m,
         hists,
-        json!({ "seconds": secs, "ok": ok, "failed": failed, "bytes": bytes }),
+        json!({
+            "seconds": secs, "ok": ok, "failed": failed, "bytes": bytes,
+            "client_counters": client_counters,
+        }),
     )
 }
 

@@ -646,6 +646,22 @@ pub fn run(cfg: &StackClientCfg, mode: Mode) -> Result<Outcome> {
         bytes: app.bytes,
         elapsed: elapsed.min(cfg.duration),
         hists,
+        counters: client_counters(&stack),
+    })
+}
+
+/// The stack client's counters for the JSON (whole run, set-up and linger included).
+fn client_counters(stack: &Stack) -> serde_json::Value {
+    let w = &stack.workers[0];
+    let d = w.iface.device_stats();
+    let l = w.loop_stats();
+    serde_json::json!({
+        "dev_rx_frames": d.rx_frames, "dev_tx_frames": d.tx_frames,
+        "dev_rx_dropped": d.rx_dropped, "dev_tx_full": d.tx_full,
+        "loop_iterations": l.iterations, "loop_busy_ns": l.busy_ns, "loop_idle_ns": l.idle_ns,
+        "endpoint": format!("{:?}", w.iface.endpoint().stats()),
+        "iface": format!("{:?}", w.iface.stats()),
+        "neigh": format!("{:?}", w.iface.neigh().stats()),
     })
 }
 
