@@ -16,8 +16,9 @@ use xdptcp_bench::{ceiling, sys};
 #[command(name = "xdptcp-bench", version)]
 struct Cli {
     /// Scenarios: groups cps, rr, bulk, conns or names like rr/open, comma-separated; and
-    /// `ceiling` (raw AF_XDP frame rates on a veth pair: its own section, not per pairing).
-    #[arg(long, default_value = "cps,rr,bulk,conns,ceiling")]
+    /// `ceiling` (raw AF_XDP frame rates on a veth pair: its own section, not per pairing);
+    /// `all` for every scenario. The default (about a minute) leaves out bulk/n-up, bulk/n-down.
+    #[arg(long, default_value = scenario::DEFAULT_SCENARIOS)]
     scenarios: String,
     /// Pairings, comma-separated.
     #[arg(
@@ -27,8 +28,8 @@ struct Cli {
         default_value = "linux-linux,linux-stack,stack-stack"
     )]
     pairings: Vec<Pairing>,
-    /// Seconds per scenario run.
-    #[arg(long, default_value_t = 5.0)]
+    /// Seconds per scenario run (short: treat 2 s figures as orientation; use 10 for figures).
+    #[arg(long, default_value_t = 2.0)]
     duration: f64,
     /// Server workers (threads / stack workers) and client threads, one core each.
     #[arg(long, default_value_t = 1)]
@@ -58,7 +59,7 @@ struct Cli {
     #[arg(long)]
     stack_adaptive_idle: bool,
     /// ceiling: seconds per phase (rx, tx 64 B, tx 1514 B, l2fwd), at most --duration.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 1.0)]
     ceiling_secs: f64,
     /// Folder under which results/<date-time>/ is created.
     #[arg(long, default_value = "results")]

@@ -74,8 +74,8 @@ impl Scenario {
                 .collect();
             if matched.is_empty() {
                 bail!(
-                    "unknown scenario `{item}` (groups: cps, rr, bulk, conns, ceiling; or e.g. \
-                     rr/open)"
+                    "unknown scenario `{item}` (groups: cps, rr, bulk, conns, ceiling, all; or \
+                     e.g. rr/open)"
                 );
             }
             for s in matched {
@@ -88,20 +88,30 @@ impl Scenario {
     }
 }
 
+/// The default `--scenarios` (about a minute with the default 2 s runs and three pairings):
+/// every group, the single-flow bulk runs only. `all` selects everything.
+pub const DEFAULT_SCENARIOS: &str = "cps,rr,bulk/1-up,bulk/1-down,conns,ceiling";
+
 /// Splits a `--scenarios` list into the pairing scenarios and whether the `ceiling` (its own
-/// section, not run per pairing) was asked for.
+/// section, not run per pairing) was asked for. `all` = every scenario and the ceiling.
 pub fn parse_selection(list: &str) -> Result<(Vec<Scenario>, bool)> {
     let mut ceiling = false;
+    let mut all = false;
     let rest: Vec<&str> = list
         .split(',')
         .map(str::trim)
         .filter(|s| {
             let c = *s == "ceiling";
             ceiling |= c;
-            !c
+            all |= *s == "all";
+            !c && *s != "all"
         })
         .collect();
-    let v = Scenario::parse_list(&rest.join(","))?;
+    let mut v = Scenario::parse_list(&rest.join(","))?;
+    if all {
+        ceiling = true;
+        v = Scenario::ALL.to_vec();
+    }
     if v.is_empty() && !ceiling {
         bail!("no scenario selected");
     }
@@ -583,6 +593,11 @@ mod tests {
             (vec![Scenario::Conns], false)
         );
         assert!(parse_selection("").is_err());
+        let (v, c) = parse_selection("all").unwrap();
+        assert_eq!((v.len(), c), (Scenario::ALL.len(), true));
+        let (v, c) = parse_selection(DEFAULT_SCENARIOS).unwrap();
+        assert!(c && v.contains(&Scenario::BulkDown) && !v.contains(&Scenario::BulkMultiUp));
+        assert_eq!(v.len(), 7);
         assert!(parse_selection("ceiling,nope").is_err());
         assert_eq!(split(10, 3, 0), 4);
         assert_eq!(split(10, 3, 2), 3);
