@@ -510,10 +510,13 @@ impl App for BenchApp {
 /// caller has entered the client namespace).
 pub fn open_stack(cfg: &StackClientCfg) -> Result<Stack> {
     let mut tcp = TcpConfig::default();
-    // Like the Linux client's namespace (tcp_tw_reuse=1): client-closes-first cps must not
-    // run out of ports to its own TIME-WAIT entries.
+    // Like the Linux client's namespace (tcp_tw_reuse=1, the same tcp_tw_reuse_delay):
+    // client-closes-first cps must not run out of ports to its own TIME-WAIT entries.
     tcp.set("tcp_tw_reuse", "1")
         .map_err(|e| anyhow!("tcp_tw_reuse: {e}"))?;
+    let delay = crate::netns::TW_REUSE_DELAY_MS.to_string();
+    tcp.set("tcp_tw_reuse_delay", &delay)
+        .map_err(|e| anyhow!("tcp_tw_reuse_delay: {e}"))?;
     let o = StackOptions {
         ifname: cfg.ifname.clone(),
         addr: cfg.addr,

@@ -155,16 +155,21 @@ impl TimeWait {
 
     /// Linux `tcp_tw_reuse` = 1 for an active open to this 4-tuple (Linux tcp_twsk_unique):
     /// safe only with timestamps (RFC 7323 PAWS then rejects old duplicates, RFC 6191) and
-    /// once TS.Recent is more than a second old. Returns the ISS for the new connection
+    /// once TS.Recent is more than `delay` (`tcp_tw_reuse_delay`, default 1 s) old. Returns the ISS for the new connection
     /// (SND.NXT + 65537, beyond anything the old one could have had in flight) and the TSval
     /// offset to keep, so the new TSvals stay newer than the old ones. The caller drops the
     /// record when it uses them. (tcp_tw_recycle does not exist: it broke clients behind NAT
     /// and left Linux in 4.12.)
-    pub fn reuse_for_connect(&self, now: Instant, tw_reuse: u8) -> Option<(SeqNum, u32)> {
+    pub fn reuse_for_connect(
+        &self,
+        now: Instant,
+        tw_reuse: u8,
+        delay: Duration,
+    ) -> Option<(SeqNum, u32)> {
         if tw_reuse != 1 || !self.timestamps {
             return None;
         }
-        if now.saturating_since(self.ts_recent_at) <= Duration::from_secs(1) {
+        if now.saturating_since(self.ts_recent_at) <= delay {
             return None;
         }
         let iss = self.snd_nxt + 65_537u32;
@@ -299,21 +304,30 @@ mod tests {
         }
     }
 
-    /// tcp_tw_reuse: only when enabled, with timestamps, and TS.Recent older than 1 s.
+    /// tcp_tw_reuse: only when enabled, with timestamps, and TS.Recent older than
+    /// tcp_tw_reuse_delay (1 s by default).
     #[test]
     fn reuse_for_connect_table() {
         let later = T0 + Duration::from_millis(1001);
+        let sec = Duration::from_secs(1);
         assert_eq!(
-            rec(true).reuse_for_connect(later, 1),
+            rec(true).reuse_for_connect(later, 1, sec),
             Some((SeqNum(5000 + 65_537), 10))
         );
         assert_eq!(
-            rec(true).reuse_for_connect(T0 + Duration::from_secs(1), 1),
+            rec(true).reuse_for_connect(T0 + Duration::from_secs(1), 1, sec),
             None
         );
-        assert_eq!(rec(true).reuse_for_connect(later, 0), None);
-        assert_eq!(rec(true).reuse_for_connect(later, 2), None);
-        assert_eq!(rec(false).reuse_for_connect(later, 1), None);
+        assert_eq!(rec(true).reuse_for_connect(later, 0, sec), None);
+        assert_eq!(rec(true).reuse_for_connect(later, 2, sec), None);
+        assert_eq!(rec(false).reuse_for_connect(later, 1, sec), None);
+        // tcp_tw_reuse_delay 10 ms: reusable after 10 ms, not at 10 ms.
+        let ms10 = Duration::from_millis(10);
+        assert_eq!(rec(true).reuse_for_connect(T0 + ms10, 1, ms10), None);
+        assert_eq!(
+            rec(true).reuse_for_connect(T0 + Duration::from_millis(11), 1, ms10),
+            Some((SeqNum(5000 + 65_537), 10))
+        );
     }
 
     #[test]

@@ -622,6 +622,28 @@ fn ephemeral_exhaustion() {
     assert_eq!(small.stats().connect_limit_refused, 1);
 }
 
+/// RFC 6056 §3.3.3 (Algorithm 3): successive active opens to one destination take successive
+/// ports of the range (wrapping), so a port comes back only after the whole range was used.
+#[test]
+fn ephemeral_ports_walk_the_range_in_order() {
+    let mut a = ep(TcpConfig::default(), 1, 40_000..=40_009);
+    let r = SocketAddrV4::new(B, 80);
+    let mut ports = Vec::new();
+    for _ in 0..12 {
+        let id = a.connect(T0, A, r).unwrap();
+        ports.push(a.connection(id).unwrap().endpoints().local.port());
+        a.abort(T0, id).unwrap(); // SYN-SENT: no RST, freed by the next poll
+        flush(&mut a, T0);
+        assert_eq!(a.connection_count(), 0);
+    }
+    for w in ports.windows(2) {
+        assert_eq!(w[1] - 40_000, (w[0] - 40_000 + 1) % 10, "{ports:?}");
+    }
+    // Another destination has its own starting point but the same walk.
+    let id = a.connect(T0, A, SocketAddrV4::new(B, 81)).unwrap();
+    assert!((40_000..=40_009).contains(&a.connection(id).unwrap().endpoints().local.port()));
+}
+
 /// A stale handle never reaches a new connection in the reused slot.
 #[test]
 fn stale_handles_rejected() {
