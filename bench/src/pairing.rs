@@ -136,6 +136,8 @@ impl Pairing {
                 if adaptive_idle {
                     args.push("--adaptive-idle".into());
                 }
+                // As the Linux server (`linux_server.rs`) sets TCP_NODELAY on accepted sockets.
+                args.push("--nodelay".into());
                 let child = Command::new("ip")
                     .args(["netns", "exec", &env.server_ns])
                     .arg(bin)

@@ -179,6 +179,9 @@ impl BenchApp {
                 self.conns.insert(c, Conn::new(now()));
                 if !matches!(self.mode, Mode::Cps { .. }) {
                     self.order.push(c); // rr's round-robin (cps would grow it per connection)
+                                        // As the Linux client's persistent connections (`client::connect_n`):
+                                        // without it rr/open's back-to-back requests wait behind Nagle.
+                    let _ = io.set_nodelay(c, true);
                 }
             }
             Err(_) => self.failed += 1,
