@@ -132,7 +132,7 @@ pub fn summary(results: &[ScenarioResult], ceiling: &Ceiling) -> Option<(String,
             }),
         );
     }
-    (!js.is_empty()).then(|| (text, Value::Object(js)))
+    (!js.is_empty()).then_some((text, Value::Object(js)))
 }
 
 #[cfg(test)]
