@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# The benchmark command (README): builds xdptcp-bench in release and runs the default short
-# suite (about a minute: cps both close orders, rr closed and open loop, bulk single/multi flow
-# both directions, conns 1000) over a fresh veth pair between two network namespaces (the
-# binary creates and removes it), then the physical ceiling (`ceiling`: raw AF_XDP frame rates
-# rx / tx 64 B / tx 1514 B / l2fwd on a second veth pair with the steering program attached,
-# 2 s per phase, about 10 s), and prints the side-by-side table and the ceiling section.
-# Results (table, JSON, .hgrm, PNG) go to results/<date-time>/. See docs/benchmarks.md.
+# The benchmark command (README): builds xdptcp-bench in release and runs the default suite
+# (about a minute: 2 s per run; cps both close orders, rr closed and open loop, bulk single flow
+# both directions, conns 1000, each in three pairings) over a fresh veth pair between two network
+# namespaces (the binary creates and removes it), then the physical ceiling (`ceiling`: raw
+# AF_XDP frame rates rx / tx 64 B / tx 1514 B / l2fwd on a second veth pair with the steering
+# program attached, 1 s per phase), and prints the side-by-side table, the ceiling section and
+# the stack's packet rate as a fraction of it. Results (table, JSON, .hgrm, PNG) go to
+# results/<date-time>/. See docs/benchmarks.md.
 #
 # Flags (passed through to xdptcp-bench; see `xdptcp-bench --help` for all of them):
-#   --scenarios cps,rr,bulk,conns,ceiling   groups or names like rr/open (default: all);
-#                                   also `http` (wrk vs nginx and the stack; not in the default)
-#   --ceiling-secs SECS             ceiling: seconds per phase (default 2, at most --duration)
-#   --duration SECS                 per scenario run (default 5)
+#   --scenarios LIST                groups cps,rr,bulk,conns,ceiling,http, names like rr/open,
+#                                   or all (default: cps,rr,bulk/1-up,bulk/1-down,conns,ceiling;
+#                                   http = wrk vs nginx and the stack, not in the default)
+#   --duration SECS                 per scenario run (default 2; use 10 for figures)
+#   --ceiling-secs SECS             ceiling: seconds per phase (default 1, at most --duration)
 #   --workers N                     server workers and client threads, one core each
 #   --iface IF --peer-iface IF2     two NIC ports cabled back to back (docs/nic.md); with
 #   --queues N [--zero-copy]        N queues/workers, stack server in AF_XDP zero-copy

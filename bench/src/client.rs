@@ -44,12 +44,16 @@ pub struct ClientCfg {
 }
 
 /// What one client thread measured. Histograms are in nanoseconds.
+#[derive(Default)]
 pub struct Outcome {
     pub ok: u64,
     pub failed: u64,
     pub bytes: u64,
     pub elapsed: Duration,
     pub hists: Vec<(String, Histogram<u64>)>,
+    /// The client's own counters for the JSON (the stack client's endpoint, interface and
+    /// device counters; null for the Linux client).
+    pub counters: serde_json::Value,
 }
 
 pub fn new_hist() -> Histogram<u64> {
@@ -158,6 +162,7 @@ pub fn cps(cfg: &ClientCfg, concurrency: usize, server_closes: bool) -> Result<O
         bytes: 0,
         elapsed: start.elapsed().min(cfg.duration),
         hists: vec![("handshake".into(), hs), ("connection".into(), total)],
+        ..Outcome::default()
     })
 }
 
@@ -382,6 +387,7 @@ pub fn rr(cfg: &ClientCfg, nconns: usize, rate: Option<f64>) -> Result<Outcome> 
         bytes: 0,
         elapsed: start.elapsed().min(cfg.duration),
         hists: vec![("latency".into(), h)],
+        ..Outcome::default()
     })
 }
 
@@ -443,6 +449,7 @@ pub fn bulk(cfg: &ClientCfg, flows: usize, upload: bool) -> Result<Outcome> {
         bytes,
         elapsed: start.elapsed(),
         hists: Vec::new(),
+        ..Outcome::default()
     })
 }
 

@@ -62,9 +62,9 @@ pub fn parse_selection(list: &str) -> Result<Selection> {
     for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let m: Vec<HttpScenario> = HttpScenario::ALL
             .into_iter()
-            .filter(|h| item == "http" || item == h.name())
+            .filter(|h| item == "http" || item == "all" || item == h.name())
             .collect();
-        if m.is_empty() {
+        if m.is_empty() || item == "all" {
             rest.push(item);
         }
         for h in m {

@@ -11,6 +11,7 @@ pub mod memory;
 pub mod netns;
 pub mod nic;
 pub mod pairing;
+pub mod pktrate;
 pub mod plot;
 pub mod report;
 pub mod scenario;
@@ -99,8 +100,16 @@ pub fn write_reports(
         }
         table.push_str(&report::ceiling_table(c));
     }
+    let pkt = ceiling.and_then(|c| pktrate::summary(results, c));
+    if let Some((text, _)) = &pkt {
+        table.push_str(text);
+    }
     std::fs::write(dir.join("table.txt"), &table)?;
-    let json = serde_json::to_string_pretty(&report::to_json(meta, results, ceiling))?;
+    let mut doc = report::to_json(meta, results, ceiling);
+    if let Some((_, v)) = pkt {
+        doc["packet_rate_vs_ceiling"] = v;
+    }
+    let json = serde_json::to_string_pretty(&doc)?;
     std::fs::write(dir.join("results.json"), json)?;
     let mut kinds: Vec<(String, String)> = Vec::new();
     for r in results {

@@ -20,8 +20,9 @@ struct Cli {
     /// Scenarios: groups cps, rr, bulk, conns or names like rr/open, comma-separated; and
     /// `ceiling` (raw AF_XDP frame rates on a veth pair: its own section, not per pairing);
     /// `http` (wrk against nginx and `xdptcp serve --listen 80=http`: http/keepalive,
-    /// http/close).
-    #[arg(long, default_value = "cps,rr,bulk,conns,ceiling")]
+    /// http/close); `all` for every scenario. The default (about a minute) leaves out
+    /// bulk/n-up, bulk/n-down and http.
+    #[arg(long, default_value = scenario::DEFAULT_SCENARIOS)]
     scenarios: String,
     /// Pairings, comma-separated.
     #[arg(
@@ -31,8 +32,8 @@ struct Cli {
         default_value = "linux-linux,linux-stack,stack-stack"
     )]
     pairings: Vec<Pairing>,
-    /// Seconds per scenario run.
-    #[arg(long, default_value_t = 5.0)]
+    /// Seconds per scenario run (short: treat 2 s figures as orientation; use 10 for figures).
+    #[arg(long, default_value_t = 2.0)]
     duration: f64,
     /// Server workers (threads / stack workers) and client threads, one core each.
     #[arg(long)]
@@ -76,7 +77,7 @@ struct Cli {
     #[arg(long)]
     stack_adaptive_idle: bool,
     /// ceiling: seconds per phase (rx, tx 64 B, tx 1514 B, l2fwd), at most --duration.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 1.0)]
     ceiling_secs: f64,
     /// Folder under which results/<date-time>/ is created.
     #[arg(long, default_value = "results")]

@@ -10,6 +10,12 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use xdptcp::harness::{VethOptions, VethPair, PEER_ADDR, PREFIX_LEN, STACK_ADDR};
 
+/// `tcp_tw_reuse_delay` (ms) of both clients (the client namespace's kernel and the stack
+/// client): with a 1 ms timestamp clock any delay of at least 1 ms is safe (PAWS), and the
+/// default 1 s caps client-closes-first `cps` at (ephemeral ports) / 1 s ≈ 55-64k
+/// connections/s per destination.
+pub const TW_REUSE_DELAY_MS: u32 = 10;
+
 /// Two namespaces joined by one veth pair: the pair's stack side is the server side, its peer
 /// the client side. No XDP program is attached and checksum offload is back on (the harness
 /// turns it off for the stack's tests, which also turns TSO off): a Linux baseline must keep
@@ -33,8 +39,9 @@ pub struct VethNetns {
 
 impl VethNetns {
     /// Creates the pair (server 198.18.0.1/24, client 198.18.0.2/24) with the default
-    /// offloads. The client namespace gets a wide ephemeral port range and `tcp_tw_reuse=1`
-    /// so that client-closes-first `cps` runs are not limited by TIME-WAIT port exhaustion.
+    /// offloads. The client namespace gets a wide ephemeral port range, `tcp_tw_reuse=1` and
+    /// `tcp_tw_reuse_delay` [`TW_REUSE_DELAY_MS`] so that client-closes-first `cps` runs are
+    /// not limited by TIME-WAIT port exhaustion.
     pub fn create() -> Result<Self> {
         Self::create_with(1)
     }
@@ -148,6 +155,9 @@ fn tune(pair: &VethPair) -> Result<()> {
     pair.run_in_peer(&[
         "sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65000", "net.ipv4.tcp_tw_reuse=1",
     ])?;
+    // Linux 6.13+ only: older kernels keep their fixed 1 s.
+    let delay = format!("net.ipv4.tcp_tw_reuse_delay={TW_REUSE_DELAY_MS}");
+    let _ = pair.run_in_peer(&["sysctl", "-qw", &delay]);
     #[rustfmt::skip]
     pair.run_in_stack(&[
         "sysctl", "-qw", "net.core.somaxconn=65535", "net.ipv4.tcp_max_syn_backlog=65535",

@@ -139,6 +139,8 @@ impl Pairing {
                 if env.zero_copy {
                     args.push("--zero-copy".into());
                 }
+                // As the Linux server (`linux_server.rs`) sets TCP_NODELAY on accepted sockets.
+                args.push("--nodelay".into());
                 let child = Command::new("ip")
                     .args(["netns", "exec", &env.server_ns])
                     .arg(bin)

@@ -74,8 +74,8 @@ impl Scenario {
                 .collect();
             if matched.is_empty() {
                 bail!(
-                    "unknown scenario `{item}` (groups: cps, rr, bulk, conns, ceiling; or e.g. \
-                     rr/open)"
+                    "unknown scenario `{item}` (groups: cps, rr, bulk, conns, ceiling, all; or \
+                     e.g. rr/open)"
                 );
             }
             for s in matched {
@@ -88,20 +88,30 @@ impl Scenario {
     }
 }
 
+/// The default `--scenarios` (about a minute with the default 2 s runs and three pairings):
+/// every group, the single-flow bulk runs only. `all` selects everything.
+pub const DEFAULT_SCENARIOS: &str = "cps,rr,bulk/1-up,bulk/1-down,conns,ceiling";
+
 /// Splits a `--scenarios` list into the pairing scenarios and whether the `ceiling` (its own
-/// section, not run per pairing) was asked for.
+/// section, not run per pairing) was asked for. `all` = every scenario and the ceiling.
 pub fn parse_selection(list: &str) -> Result<(Vec<Scenario>, bool)> {
     let mut ceiling = false;
+    let mut all = false;
     let rest: Vec<&str> = list
         .split(',')
         .map(str::trim)
         .filter(|s| {
             let c = *s == "ceiling";
             ceiling |= c;
-            !c
+            all |= *s == "all";
+            !c && *s != "all"
         })
         .collect();
-    let v = Scenario::parse_list(&rest.join(","))?;
+    let mut v = Scenario::parse_list(&rest.join(","))?;
+    if all {
+        ceiling = true;
+        v = Scenario::ALL.to_vec();
+    }
     if v.is_empty() && !ceiling {
         bail!("no scenario selected");
     }
@@ -160,6 +170,10 @@ fn run_inner(
     }
     let label = format!("{} {}", scen.name(), pairing.name());
     let kind = pairing.client_kind();
+    // The stack server's device counters before and after the clients (frames/s).
+    let frames0 = server
+        .pid()
+        .and_then(|_| crate::pktrate::snapshot(&env.server_if));
     let res = if scen == Scenario::Conns {
         conns(env, addr, opts, client_cores[0], &label, kind, server.pid())
     } else {
@@ -172,8 +186,18 @@ fn run_inner(
         let outs = run_clients(env, addr, scen, opts, cores, &label, kind)?;
         Ok(metrics(scen, opts, outs))
     };
+    let frames1 = server
+        .pid()
+        .and_then(|_| crate::pktrate::snapshot(&env.server_if));
     let server_log = server.stop();
-    let (metrics, latencies, mut details) = res?;
+    let (mut metrics, latencies, mut details) = res?;
+    if let (Some((a, _)), Some((b, total))) = (&frames0, &frames1) {
+        let (m, d) = crate::pktrate::metrics(a, b);
+        metrics.extend(m);
+        details["server_frames"] = d;
+        // Every counter of `xdptcp stat --json` (whole server life) after the clients.
+        details["server_stat"] = total.clone();
+    }
     if let Some(log) = server_log {
         // `xdptcp serve`'s start line and stop summary (loop, TCP, drop and XDP counters).
         details["server_log"] = json!(log.lines().collect::<Vec<_>>());
@@ -345,6 +369,11 @@ fn metrics(scen: Scenario, opts: &Opts, outs: Vec<Outcome>) -> Measured {
     let ok: u64 = outs.iter().map(|o| o.ok).sum();
     let failed: u64 = outs.iter().map(|o| o.failed).sum();
     let bytes: u64 = outs.iter().map(|o| o.bytes).sum();
+    let client_counters: Vec<serde_json::Value> = outs
+        .iter()
+        .map(|o| o.counters.clone())
+        .filter(|c| !c.is_null())
+        .collect();
     let mut hists: Vec<(String, hdrhistogram::Histogram<u64>)> = Vec::new();
     for o in outs {
         for (name, h) in o.hists {
@@ -378,7 +407,10 @@ fn metrics(scen: Scenario, opts: &Opts, outs: Vec<Outcome>) -> Measured {
     (
         m,
         hists,
-        json!({ "seconds": secs, "ok": ok, "failed": failed, "bytes": bytes }),
+        json!({
+            "seconds": secs, "ok": ok, "failed": failed, "bytes": bytes,
+            "client_counters": client_counters,
+        }),
     )
 }
 
@@ -561,6 +593,11 @@ mod tests {
             (vec![Scenario::Conns], false)
         );
         assert!(parse_selection("").is_err());
+        let (v, c) = parse_selection("all").unwrap();
+        assert_eq!((v.len(), c), (Scenario::ALL.len(), true));
+        let (v, c) = parse_selection(DEFAULT_SCENARIOS).unwrap();
+        assert!(c && v.contains(&Scenario::BulkDown) && !v.contains(&Scenario::BulkMultiUp));
+        assert_eq!(v.len(), 7);
         assert!(parse_selection("ceiling,nope").is_err());
         assert_eq!(split(10, 3, 0), 4);
         assert_eq!(split(10, 3, 2), 3);

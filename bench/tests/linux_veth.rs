@@ -138,6 +138,10 @@ fn stack_pairings_over_veth() {
             let what = format!("{} {}", scen.name(), pairing.name());
             assert_eq!(r.error, None, "{what}");
             assert_eq!(r.pairing, pairing);
+            // The serve's device counters, read over its stat socket before and after.
+            assert!(metric(&r, "server rx frames/s") > 0.0, "{what}");
+            assert!(metric(&r, "server tx frames/s") > 0.0, "{what}");
+            assert!(r.details["server_stat"]["tw_acks"].is_u64(), "{what}");
             match scen {
                 Scenario::CpsClientClose | Scenario::CpsServerClose => {
                     assert!(metric(&r, "conn/s") > 0.0, "{what}");

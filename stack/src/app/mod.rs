@@ -203,6 +203,11 @@ impl<'a> AppIo<'a> {
         self.ep.abort(self.now, c).map_err(|_| AppError::Closed)
     }
 
+    /// TCP_NODELAY: `true` turns Nagle's algorithm off for `c` (RFC 9293 §3.7.4).
+    pub fn set_nodelay(&mut self, c: ConnId, on: bool) -> Result<(), AppError> {
+        self.ep.set_nodelay(c, on).map_err(|_| AppError::Closed)
+    }
+
     pub fn state(&self, c: ConnId) -> Option<State> {
         self.ep.state(c)
     }

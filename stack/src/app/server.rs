@@ -89,6 +89,8 @@ pub struct Server {
     pub listen_errors: Vec<(u16, AppError)>,
     /// Connections accepted.
     pub accepted: u64,
+    /// TCP_NODELAY (Nagle off) on every accepted connection (`serve --nodelay`).
+    pub nodelay: bool,
 }
 
 impl fmt::Debug for Server {
@@ -110,6 +112,7 @@ impl Server {
             conns: FxHashMap::default(),
             listen_errors: Vec::new(),
             accepted: 0,
+            nodelay: false,
         }
     }
 
@@ -156,6 +159,9 @@ impl App for Server {
                     return;
                 };
                 self.accepted += 1;
+                if self.nodelay {
+                    let _ = io.set_nodelay(c, true);
+                }
                 self.conns.insert(c, i);
                 i
             }

@@ -111,6 +111,9 @@ pub struct ServeArgs {
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long)]
     pub duration: Option<u64>,
+    /// TCP_NODELAY on every accepted connection (Nagle off), as latency servers set it.
+    #[arg(long)]
+    pub nodelay: bool,
 }
 
 #[derive(Debug, Args)]
@@ -281,6 +284,7 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
     let mut servers: Vec<Server> = (0..a.workers)
         .map(|_| {
             let mut server = Server::new(a.backlog);
+            server.nodelay = a.nodelay;
             for &(port, kind) in &listens {
                 server.add(port, kind.build());
             }

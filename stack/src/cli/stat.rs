@@ -170,6 +170,12 @@ fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
         ("listen_overflows", e.listen_overflows),
         ("conn_limit_drops", e.conn_limit_drops),
         ("tw_overflow", e.tw_overflow),
+        ("tw_entered", e.tw_entered),
+        ("tw_reopened", e.tw_reopened),
+        ("tw_acks", e.tw_acks),
+        ("tw_reused", e.tw_reused),
+        ("tw_expired", e.tw_expired),
+        ("tw_rst_ignored", e.tw_rst_ignored),
         ("malformed_in", e.malformed_in),
         ("no_listener", e.no_listener),
         ("control_dropped", e.control_dropped),
@@ -188,13 +194,16 @@ fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
         ("connect_rss_miss", e.connect_rss_miss),
         ("rx_frames", i.rx_frames),
         ("tx_segments", i.tx_segments),
+        ("dev_rx_frames", s.device.rx_frames),
+        ("dev_tx_frames", s.device.tx_frames),
+        ("dev_rx_dropped", s.device.rx_dropped),
         ("busy_ns", s.looping.busy_ns),
         ("idle_ns", s.looping.idle_ns),
     ]
 }
 
 /// Report lines: (title, counter names) for the text form.
-const SECTIONS: [(&str, &[&str]); 6] = [
+const SECTIONS: [(&str, &[&str]); 8] = [
     (
         "states",
         &[
@@ -257,6 +266,21 @@ const SECTIONS: [(&str, &[&str]); 6] = [
             "handoff_received",
             "handoff_dropped",
         ],
+    ),
+    (
+        "timewait",
+        &[
+            "tw_entered",
+            "tw_reopened",
+            "tw_acks",
+            "tw_reused",
+            "tw_expired",
+            "tw_rst_ignored",
+        ],
+    ),
+    (
+        "device",
+        &["dev_rx_frames", "dev_tx_frames", "dev_rx_dropped"],
     ),
 ];
 
@@ -350,6 +374,8 @@ pub fn report_json(meta: &StatMeta, snaps: &[WorkerSnapshot]) -> String {
             out.push(',');
         }
         obj(&mut out, &counters(s));
+        // The snapshot's time (worker clock, ns): rates between two reports are exact.
+        let _ = write!(out, ",\"at_ns\":{}", s.at.as_nanos());
         let _ = write!(out, ",\"worker\":{w},\"listeners\":[");
         for (i, l) in s.listeners().iter().enumerate() {
             let _ = write!(
@@ -436,6 +462,11 @@ mod tests {
         assert!(r.contains("\"worker\":0,\"listeners\":[{\"addr\":\"0.0.0.0\",\"port\":7,\"syn_queue\":2,\"accept_queue\":1}]}"), "{r}");
         assert!(r.contains("\"total\":{\"listen\":2,"), "{r}");
         assert!(r.contains("\"established\":7,"), "{r}");
+        assert!(
+            r.contains(",\"idle_ns\":0,\"at_ns\":0,\"worker\":0,"),
+            "{r}"
+        );
+        assert!(r.contains("\"tw_reopened\":0,\"tw_acks\":0,"), "{r}");
         assert!(r.ends_with("}}\n"));
         // Balanced braces and brackets.
         let depth = r.chars().fold(0i32, |d, c| match c {

@@ -21,6 +21,10 @@ pub struct TcpConfig {
     /// `tcp_tw_reuse`: 0 = off, 1 = on for active opens when timestamps make it safe,
     /// 2 = loopback only (Linux's default; for us equivalent to 0 as we have no loopback).
     pub tw_reuse: u8,
+    /// `tcp_tw_reuse_delay` (Linux 6.13+): how long after the last segment of a TIME-WAIT
+    /// 4-tuple (its TS.Recent) an active open may reuse it. Timestamps tick every 1 ms here,
+    /// so any delay of at least 1 ms keeps the new incarnation's TSvals above the old ones.
+    pub tw_reuse_delay: Duration,
     /// `tcp_syn_retries`: SYN retransmissions before an active open gives up (TimedOut).
     pub syn_retries: u32,
     /// `tcp_synack_retries`: SYN-ACK retransmissions before a half-open connection is dropped.
@@ -79,6 +83,7 @@ impl Default for TcpConfig {
             somaxconn: 4096,
             fin_timeout: Duration::from_secs(60),
             tw_reuse: 2,
+            tw_reuse_delay: Duration::from_secs(1),
             syn_retries: 6,
             synack_retries: 5,
             retries2: 15,

@@ -19,6 +19,7 @@ pub const ISN_TICK_NS: u64 = 4_000;
 /// Domain tags so the ISN and the timestamp offset never share a hash input.
 const TAG_ISN: u8 = b'I';
 const TAG_TS: u8 = b'T';
+const TAG_PORT: u8 = b'P';
 
 /// 128 bits from the OS RNG (getrandom). Used for ISN and SYN-cookie secrets.
 pub fn os_secret() -> [u8; 16] {
@@ -62,6 +63,17 @@ impl IsnGenerator {
         input[1..].copy_from_slice(&tuple.to_bytes());
         let f = self.hasher.hash(&input) as u32;
         SeqNum(m.wrapping_add(f))
+    }
+
+    /// RFC 6056 §3.3.3 (Algorithm 3) `F(local_IP, remote_IP, remote_port, secret_key)`: where
+    /// the ephemeral port search for this destination starts (plus the endpoint's counter).
+    pub fn port_offset(&self, local_addr: Ipv4Addr, remote_addr: Ipv4Addr, port: u16) -> u32 {
+        let mut input = [0u8; 11];
+        input[0] = TAG_PORT;
+        input[1..5].copy_from_slice(&local_addr.octets());
+        input[5..9].copy_from_slice(&remote_addr.octets());
+        input[9..11].copy_from_slice(&port.to_be_bytes());
+        self.hasher.hash(&input) as u32
     }
 
     /// The offset added to our RFC 7323 TSval clock for connections between these two hosts,

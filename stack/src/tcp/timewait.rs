@@ -8,8 +8,9 @@
 //!
 //! Rules implemented by [`TimeWait::on_segment`]:
 //! - RFC 1337: a RST is ignored (no TIME-WAIT assassination).
-//! - RFC 6191 / RFC 9293 §3.10.7.4 fourth check: a SYN may start a new incarnation when its
-//!   TSval is newer than TS.Recent (timestamps on) or its sequence number is beyond RCV.NXT.
+//! - RFC 6191 §2 / RFC 9293 §3.10.7.4 fourth check: a SYN may start a new incarnation when its
+//!   TSval is newer than TS.Recent, or equal with a sequence number beyond RCV.NXT
+//!   (timestamps on), or by sequence number alone (see `syn_may_reopen`).
 //! - RFC 7323 §5.3: PAWS rejects old duplicates (answered with an ACK).
 //! - RFC 9293 §3.10.7.4 eighth check: a retransmitted FIN is ACKed again and the 2MSL timer
 //!   restarts.
@@ -97,17 +98,14 @@ impl TimeWait {
             return TimeWaitAction::Ignore;
         }
         let tsval = seg.options.timestamp.map(|(v, _)| v);
-        // RFC 6191 §2 / RFC 9293 §3.10.7.4 fourth check: "For the TIME-WAIT state, new
-        // connections can be accepted if the Timestamp Option is used and meets expectations".
+        // RFC 9293 §3.10.7.4 fourth check: "For the TIME-WAIT state, new connections can be
+        // accepted if the Timestamp Option is used and meets expectations (per [RFC 6191])".
         if seg.flags.syn() && !seg.flags.ack() {
-            let newer = match (self.timestamps, tsval) {
-                (true, Some(v)) => (v.wrapping_sub(self.ts_recent) as i32) > 0,
-                _ => seg.seq.gt(self.rcv_nxt),
-            };
-            return if newer {
+            return if self.syn_may_reopen(seg.seq, tsval) {
                 TimeWaitAction::AcceptNewSyn
             } else {
-                // An old duplicate or an unacceptable SYN: ACK it (RFC 5961 §4 challenge ACK).
+                // RFC 6191 drops it; RFC 9293 §3.10.7.4 (RFC 5961 §4) and Linux answer a SYN
+                // in a synchronized state with an ACK.
                 TimeWaitAction::Ack
             };
         }
@@ -136,18 +134,42 @@ impl TimeWait {
         }
     }
 
+    /// RFC 6191 §2, all five cases ("last timestamp / sequence number seen" = TS.Recent /
+    /// RCV.NXT). Previous incarnation with timestamps: a SYN with a TSval greater than
+    /// TS.Recent, or equal to it with a sequence number beyond RCV.NXT, or a SYN without
+    /// timestamps beyond RCV.NXT. Without timestamps: any SYN with timestamps, or one beyond
+    /// RCV.NXT. The equal-TSval case matters: a client that reuses the port within the
+    /// millisecond of its last segment (1 ms TSval clock) would otherwise wait for its SYN
+    /// retransmission (1 s).
+    fn syn_may_reopen(&self, seq: SeqNum, tsval: Option<u32>) -> bool {
+        let beyond = seq.gt(self.rcv_nxt);
+        match (self.timestamps, tsval) {
+            (true, Some(v)) => {
+                let d = v.wrapping_sub(self.ts_recent) as i32;
+                d > 0 || (d == 0 && beyond)
+            }
+            (false, Some(_)) => true,
+            (_, None) => beyond,
+        }
+    }
+
     /// Linux `tcp_tw_reuse` = 1 for an active open to this 4-tuple (Linux tcp_twsk_unique):
     /// safe only with timestamps (RFC 7323 PAWS then rejects old duplicates, RFC 6191) and
-    /// once TS.Recent is more than a second old. Returns the ISS for the new connection
+    /// once TS.Recent is more than `delay` (`tcp_tw_reuse_delay`, default 1 s) old. Returns the ISS for the new connection
     /// (SND.NXT + 65537, beyond anything the old one could have had in flight) and the TSval
     /// offset to keep, so the new TSvals stay newer than the old ones. The caller drops the
     /// record when it uses them. (tcp_tw_recycle does not exist: it broke clients behind NAT
     /// and left Linux in 4.12.)
-    pub fn reuse_for_connect(&self, now: Instant, tw_reuse: u8) -> Option<(SeqNum, u32)> {
+    pub fn reuse_for_connect(
+        &self,
+        now: Instant,
+        tw_reuse: u8,
+        delay: Duration,
+    ) -> Option<(SeqNum, u32)> {
         if tw_reuse != 1 || !self.timestamps {
             return None;
         }
-        if now.saturating_since(self.ts_recent_at) <= Duration::from_secs(1) {
+        if now.saturating_since(self.ts_recent_at) <= delay {
             return None;
         }
         let iss = self.snd_nxt + 65_537u32;
@@ -245,18 +267,35 @@ mod tests {
         assert_eq!(ack.options.timestamp, Some((110_010, 800)));
     }
 
-    /// RFC 6191: SYN acceptance by sequence number (no timestamps) and by TSval.
+    /// RFC 6191 §2: SYN acceptance, every case (record: RCV.NXT 9000, TS.Recent 777 when the
+    /// previous incarnation used timestamps).
     #[test]
     fn new_syn_rfc6191_table() {
         // (timestamps on, SYN seq, SYN TSval, expected)
         let cases = [
+            // Previous incarnation without timestamps, new SYN without: sequence number
+            // "greater than the last sequence number seen" honoured, else dropped (ACKed).
             (false, 9001, None, TimeWaitAction::AcceptNewSyn),
             (false, 9000, None, TimeWaitAction::Ack),
             (false, 8000, None, TimeWaitAction::Ack),
+            // ... new SYN with timestamps: "honor the incoming connection request", whatever
+            // its sequence number.
+            (false, 8000, Some(1), TimeWaitAction::AcceptNewSyn),
+            (false, 9001, Some(1), TimeWaitAction::AcceptNewSyn),
+            // Previous incarnation with timestamps: a greater TSval is honoured whatever the
+            // sequence number.
             (true, 1, Some(778), TimeWaitAction::AcceptNewSyn),
-            (true, 99999, Some(777), TimeWaitAction::Ack),
+            // An equal TSval "and the Sequence Number ... is greater": honoured.
+            (true, 9001, Some(777), TimeWaitAction::AcceptNewSyn),
+            (true, 99999, Some(777), TimeWaitAction::AcceptNewSyn),
+            // An equal TSval with a sequence number not beyond RCV.NXT: dropped (ACKed).
+            (true, 9000, Some(777), TimeWaitAction::Ack),
+            (true, 8000, Some(777), TimeWaitAction::Ack),
+            // An older TSval: dropped (ACKed) even with a greater sequence number.
             (true, 99999, Some(700), TimeWaitAction::Ack),
+            // A new SYN without timestamps: by sequence number.
             (true, 9001, None, TimeWaitAction::AcceptNewSyn),
+            (true, 9000, None, TimeWaitAction::Ack),
         ];
         for (ts, seq, tsval, want) in cases {
             let mut r = rec(ts);
@@ -265,21 +304,30 @@ mod tests {
         }
     }
 
-    /// tcp_tw_reuse: only when enabled, with timestamps, and TS.Recent older than 1 s.
+    /// tcp_tw_reuse: only when enabled, with timestamps, and TS.Recent older than
+    /// tcp_tw_reuse_delay (1 s by default).
     #[test]
     fn reuse_for_connect_table() {
         let later = T0 + Duration::from_millis(1001);
+        let sec = Duration::from_secs(1);
         assert_eq!(
-            rec(true).reuse_for_connect(later, 1),
+            rec(true).reuse_for_connect(later, 1, sec),
             Some((SeqNum(5000 + 65_537), 10))
         );
         assert_eq!(
-            rec(true).reuse_for_connect(T0 + Duration::from_secs(1), 1),
+            rec(true).reuse_for_connect(T0 + Duration::from_secs(1), 1, sec),
             None
         );
-        assert_eq!(rec(true).reuse_for_connect(later, 0), None);
-        assert_eq!(rec(true).reuse_for_connect(later, 2), None);
-        assert_eq!(rec(false).reuse_for_connect(later, 1), None);
+        assert_eq!(rec(true).reuse_for_connect(later, 0, sec), None);
+        assert_eq!(rec(true).reuse_for_connect(later, 2, sec), None);
+        assert_eq!(rec(false).reuse_for_connect(later, 1, sec), None);
+        // tcp_tw_reuse_delay 10 ms: reusable after 10 ms, not at 10 ms.
+        let ms10 = Duration::from_millis(10);
+        assert_eq!(rec(true).reuse_for_connect(T0 + ms10, 1, ms10), None);
+        assert_eq!(
+            rec(true).reuse_for_connect(T0 + Duration::from_millis(11), 1, ms10),
+            Some((SeqNum(5000 + 65_537), 10))
+        );
     }
 
     #[test]

@@ -288,6 +288,8 @@ pub struct Endpoint {
     limiter: ChallengeAckLimiter,
     rng: ChaCha8Rng,
     ephemeral: RangeInclusive<u16>,
+    /// RFC 6056 Algorithm 3's `next_ephemeral`: advances past every port an active open tried.
+    next_ephemeral: u32,
     /// Prefer source ports whose RSS queue is this worker's (F-Stack `ff_rss_check`).
     rss_pref: Option<(FlowOwner, usize)>,
     conns: Slab<Slot>,
@@ -331,6 +333,7 @@ impl Endpoint {
             cookies: SynCookies::new(secrets.cookie, DEFAULT_COOKIE_PERIOD),
             cookie_rotate_at: None,
             rng: ChaCha8Rng::seed_from_u64(secrets.seed),
+            next_ephemeral: secrets.seed as u32,
             cfg,
             ephemeral,
             rss_pref: None,
@@ -457,8 +460,16 @@ impl Endpoint {
     }
 
     /// Active open (RFC 9293 §3.10.1) from `local` to `remote` with an ephemeral port from
-    /// this shard's range: a random start, then a linear probe (at most the range's size),
-    /// skipping ports with a connection to this remote or a listener. A TIME-WAIT 4-tuple is
+    /// this shard's range, chosen by RFC 6056 §3.3.3 (Algorithm 3, "simple hash-based"): the
+    /// search starts at F(local, remote, remote port, secret) + `next_ephemeral` and probes
+    /// linearly (at most the range's size), skipping ports with a connection to this remote
+    /// or a listener; the counter then moves past the ports tried. Successive opens to one
+    /// destination so walk the range in order: the next candidate is the port used longest
+    /// ago, whose TIME-WAIT (ours, or the peer's) is the oldest, so the search usually ends at
+    /// its first probe and a 4-tuple comes back only after the whole range (a random start
+    /// per open hit recently used ports and probed long runs of young TIME-WAIT entries,
+    /// and reused a 4-tuple still in the peer's TIME-WAIT within the millisecond, see
+    /// `TimeWait::syn_may_reopen`). A TIME-WAIT 4-tuple is
     /// reused when `tcp_tw_reuse` = 1 and its timestamps make it safe (Linux
     /// `tcp_twsk_unique`); otherwise skipped. With [`Endpoint::set_rss_preference`], ports
     /// whose RSS hash lands on this worker's queue are tried first (F-Stack `ff_rss_check`).
@@ -481,7 +492,8 @@ impl Endpoint {
             return Err(ConnectError::NoPorts);
         }
         let n = (hi - lo) as u32 + 1;
-        let start = self.rng.gen_range(0..n);
+        let offset = self.isn.port_offset(local, r, remote.port());
+        let start = offset.wrapping_add(self.next_ephemeral) % n;
         // Pass 0 takes only ports whose RSS queue is ours (replies on a NIC then need no
         // hand-off); pass 1, any free port of our range. At most 2·n probes.
         let passes = if self.rss_pref.is_some() { 0..2 } else { 1..2 };
@@ -502,6 +514,7 @@ impl Endpoint {
                     continue;
                 }
                 if let Some(id) = self.try_port(now, tuple) {
+                    self.next_ephemeral = self.next_ephemeral.wrapping_add(i + 1);
                     if pass == 1 && self.rss_pref.is_some() {
                         self.stats.connect_rss_miss += 1;
                     }
@@ -528,19 +541,24 @@ impl Endpoint {
         {
             return None;
         }
-        let mut iss = self.isn.isn(&tuple, now);
-        let mut ts_off = self.isn.ts_offset(local, r);
-        if let Some(rec) = self.tw.get_mut(&tuple, now) {
-            let reuse = self
-                .cfg
-                .timestamps
-                .then_some(())
-                .and_then(|()| rec.reuse_for_connect(now, self.cfg.tw_reuse));
-            let (tw_iss, tw_ts_off) = reuse?;
-            (iss, ts_off) = (tw_iss, tw_ts_off);
-            self.tw.remove(&tuple);
-            self.stats.tw_reused += 1;
-        }
+        // The TIME-WAIT check first: the hashes below are only worth it for a usable port.
+        let reused = match self.tw.get_mut(&tuple, now) {
+            Some(rec) => {
+                let reuse = self.cfg.timestamps.then_some(()).and_then(|()| {
+                    rec.reuse_for_connect(now, self.cfg.tw_reuse, self.cfg.tw_reuse_delay)
+                });
+                Some(reuse?)
+            }
+            None => None,
+        };
+        let (iss, ts_off) = match reused {
+            Some(r) => {
+                self.tw.remove(&tuple);
+                self.stats.tw_reused += 1;
+                r
+            }
+            None => (self.isn.isn(&tuple, now), self.isn.ts_offset(local, r)),
+        };
         let ends = endpoints(&tuple);
         let conn = Connection::connect(now, &self.cfg, ends, iss, ts_off);
         Some(self.insert(tuple, conn, Owner::App))

@@ -500,39 +500,48 @@ fn time_wait_record_reacks_fin_and_ignores_rst() {
     assert!(out[0].flags().rst());
 }
 
-/// RFC 6191: a new SYN with a newer timestamp reopens a 4-tuple in TIME-WAIT (the server
-/// closed first, so the TIME-WAIT is on the listening side).
+/// RFC 6191 §2: a new SYN reopens a 4-tuple in TIME-WAIT (the server closed first, so the
+/// TIME-WAIT is on the listening side): 10 ms later by its newer TSval; in the same
+/// millisecond, 100 µs later (equal TSval, 1 ms clock), by its sequence number beyond RCV.NXT
+/// (RFC 6528 ISNs grow every 4 µs). Before the
+/// equal-TSval rule the second case was ACKed, the client answered with a RST (RFC 9293
+/// §3.10.7.3, ignored in TIME-WAIT by RFC 1337) and the SYN waited for its 1 s retransmission.
 #[test]
 fn new_syn_in_time_wait_accepted() {
-    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
-    p.a = ep(TcpConfig::default(), 1, 40_000..=40_000); // one port: same 4-tuple again
-    let l = p.b.listen(B, 80, 16).unwrap();
-    let (ca, cb) = p.open(l, 80);
-    // b (the server) closes first.
-    let mut p2 = Pair {
-        a: p.b,
-        b: p.a,
-        now: p.now,
-        log: Vec::new(),
-    };
-    active_close(&mut p2, cb, ca);
-    let (mut b, a) = (p2.a, p2.b);
-    p = Pair {
-        a,
-        b: std::mem::replace(&mut b, ep(TcpConfig::default(), 9, 1..=1)),
-        now: p2.now,
-        log: Vec::new(),
-    };
-    assert_eq!(p.b.time_wait_count(), 1);
-    assert_eq!(p.a.connection_count(), 0);
-    p.now += Duration::from_millis(10);
-    let ca2 = p.a.connect(p.now, A, SocketAddrV4::new(B, 80)).unwrap();
-    p.run();
-    assert_eq!(p.b.stats().tw_reopened, 1);
-    assert_eq!(p.b.time_wait_count(), 0);
-    let cb2 = p.b.accept(l).unwrap();
-    assert_eq!(p.b.state(cb2), Some(State::Established));
-    assert_eq!(p.a.state(ca2), Some(State::Established));
+    for delay in [Duration::from_millis(10), Duration::from_micros(100)] {
+        let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+        p.a = ep(TcpConfig::default(), 1, 40_000..=40_000); // one port: same 4-tuple again
+        let l = p.b.listen(B, 80, 16).unwrap();
+        let (ca, cb) = p.open(l, 80);
+        // b (the server) closes first.
+        let mut p2 = Pair {
+            a: p.b,
+            b: p.a,
+            now: p.now,
+            log: Vec::new(),
+        };
+        active_close(&mut p2, cb, ca);
+        let (mut b, a) = (p2.a, p2.b);
+        p = Pair {
+            a,
+            b: std::mem::replace(&mut b, ep(TcpConfig::default(), 9, 1..=1)),
+            now: p2.now,
+            log: Vec::new(),
+        };
+        assert_eq!(p.b.time_wait_count(), 1);
+        assert_eq!(p.a.connection_count(), 0);
+        p.now += delay;
+        let ca2 = p.a.connect(p.now, A, SocketAddrV4::new(B, 80)).unwrap();
+        p.run();
+        assert_eq!(p.b.stats().tw_reopened, 1, "delay {delay:?}");
+        assert_eq!(p.b.stats().tw_acks, 0, "delay {delay:?}");
+        assert_eq!(p.b.time_wait_count(), 0);
+        // SYN, SYN-ACK, ACK: nothing else (no ACK from TIME-WAIT, no RST).
+        assert_eq!(p.log.len(), 3, "delay {delay:?}: {:?}", p.log);
+        let cb2 = p.b.accept(l).unwrap();
+        assert_eq!(p.b.state(cb2), Some(State::Established));
+        assert_eq!(p.a.state(ca2), Some(State::Established));
+    }
 }
 
 /// Linux tcp_twsk_unique with tcp_tw_reuse = 1: an active open may take over its own
@@ -611,6 +620,28 @@ fn ephemeral_exhaustion() {
         Err(ConnectError::TooManyConnections)
     );
     assert_eq!(small.stats().connect_limit_refused, 1);
+}
+
+/// RFC 6056 §3.3.3 (Algorithm 3): successive active opens to one destination take successive
+/// ports of the range (wrapping), so a port comes back only after the whole range was used.
+#[test]
+fn ephemeral_ports_walk_the_range_in_order() {
+    let mut a = ep(TcpConfig::default(), 1, 40_000..=40_009);
+    let r = SocketAddrV4::new(B, 80);
+    let mut ports = Vec::new();
+    for _ in 0..12 {
+        let id = a.connect(T0, A, r).unwrap();
+        ports.push(a.connection(id).unwrap().endpoints().local.port());
+        a.abort(T0, id).unwrap(); // SYN-SENT: no RST, freed by the next poll
+        flush(&mut a, T0);
+        assert_eq!(a.connection_count(), 0);
+    }
+    for w in ports.windows(2) {
+        assert_eq!(w[1] - 40_000, (w[0] - 40_000 + 1) % 10, "{ports:?}");
+    }
+    // Another destination has its own starting point but the same walk.
+    let id = a.connect(T0, A, SocketAddrV4::new(B, 81)).unwrap();
+    assert!((40_000..=40_009).contains(&a.connection(id).unwrap().endpoints().local.port()));
 }
 
 /// A stale handle never reaches a new connection in the reused slot.
