@@ -52,6 +52,7 @@ impl Ring {
     }
 
     /// Storage held now (0 when empty).
+    #[cfg(test)]
     pub fn allocated(&self) -> usize {
         self.q.capacity()
     }

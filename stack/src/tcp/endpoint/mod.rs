@@ -6,9 +6,10 @@
 //!   then the TIME-WAIT table; then listeners by (addr, port) with a 0.0.0.0 fallback; else
 //!   CLOSED, RFC 9293 §3.10.7.1).
 //! - Time: [`Endpoint::on_timeout`] at [`Endpoint::next_deadline`]. Connection timers (one
-//!   lazily kept entry per connection) and TIME-WAIT expiry run on two 1 ms-tick
-//!   [`TimerWheel`](crate::wheel::TimerWheel)s sized to `max_connections` and
-//!   `tcp_max_tw_buckets`; deadlines round up to the tick, never fire early.
+//!   lazily kept entry per connection) run on a 1 ms-tick
+//!   [`TimerWheel`](crate::wheel::TimerWheel) sized to `max_connections`; TIME-WAIT records
+//!   expire in order from a FIFO (twtable.rs); deadlines round up to the millisecond,
+//!   never fire early.
 //! - Segments out: [`Endpoint::poll_transmit`] drains the stateless control queue and every
 //!   connection on the ready list (connections touched since the last call).
 //! - Application: [`Endpoint::poll_event`], `accept`, `connect`, `send`, `recv`, ... by
@@ -324,7 +325,7 @@ impl Endpoint {
     pub fn new(cfg: TcpConfig, secrets: EndpointSecrets, ephemeral: RangeInclusive<u16>) -> Self {
         Endpoint {
             limiter: ChallengeAckLimiter::new(cfg.challenge_ack_limit),
-            tw: TwTable::new(cfg.max_tw_buckets),
+            tw: TwTable::new(),
             timers: ConnTimers::new(cfg.max_connections),
             timer_fallback: Vec::new(),
             isn: IsnGenerator::new(secrets.isn),
@@ -530,7 +531,7 @@ impl Endpoint {
         }
         let mut iss = self.isn.isn(&tuple, now);
         let mut ts_off = self.isn.ts_offset(local, r);
-        if let Some(rec) = self.tw.get_mut(&tuple, now) {
+        if let Some(rec) = self.tw.get(&tuple, now) {
             let reuse = self
                 .cfg
                 .timestamps
@@ -757,6 +758,12 @@ impl Endpoint {
     /// TIME-WAIT records held.
     pub fn time_wait_count(&self) -> usize {
         self.tw.len()
+    }
+
+    /// Bytes the TIME-WAIT table holds (records, map and expiry FIFO, by capacity): divided
+    /// by `time_wait_count`, the memory per TIME-WAIT entry (twtable.rs: 75-103 bytes).
+    pub fn time_wait_bytes(&self) -> usize {
+        self.tw.bytes()
     }
 
     /// Per-state counts, on demand: O(connections + listeners).
