@@ -656,6 +656,8 @@ pub struct HoldReport {
     pub rss_per_conn: Option<f64>,
     /// TIME-WAIT entries of the client stack after it closed them.
     pub time_wait: usize,
+    /// Bytes of the client stack's TIME-WAIT table then (`Endpoint::time_wait_bytes`).
+    pub time_wait_bytes: usize,
 }
 
 /// `conns` with the stack client: opens `n` idle connections, reports how many are held on
@@ -732,6 +734,7 @@ pub fn hold(
     Ok(HoldReport {
         rss_per_conn,
         time_wait: stack.workers[0].iface.endpoint().time_wait_count(),
+        time_wait_bytes: stack.workers[0].iface.endpoint().time_wait_bytes(),
     })
 }
 
