@@ -5,7 +5,7 @@ use clap::Parser;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
-use xdptcp_bench::netns::VethNetns;
+use xdptcp_bench::netns::{self, VethNetns};
 use xdptcp_bench::pairing::Pairing;
 use xdptcp_bench::report::ScenarioResult;
 use xdptcp_bench::scenario::{self, Opts, Scenario};
@@ -51,6 +51,10 @@ struct Cli {
     /// conns: idle connections to hold.
     #[arg(long, default_value_t = 1000)]
     conns: usize,
+    /// conns, stack client: local addresses it connects from (198.18.0.2 and N-1 more of
+    /// 198.18.0.0/24 added to the client veth; at most 33): ~55,000 4-tuples each.
+    #[arg(long, default_value_t = 1)]
+    client_addrs: usize,
     /// Bound on operations per client thread.
     #[arg(long, default_value_t = 100_000_000)]
     max_ops: u64,
@@ -96,6 +100,7 @@ fn run() -> Result<()> {
         rate: cli.rate,
         bulk_flows: cli.bulk_flows.max(1),
         conns: cli.conns.max(1),
+        client_addrs: cli.client_addrs.clamp(1, netns::MAX_CLIENT_ADDRS),
         max_ops: cli.max_ops,
         stack_adaptive_idle: cli.stack_adaptive_idle,
     };
@@ -111,7 +116,7 @@ fn run() -> Result<()> {
         "argv": std::env::args().collect::<Vec<_>>(),
         "duration_s": cli.duration, "workers": opts.workers, "cores": sys::num_cores(),
         "cps_concurrency": opts.cps_concurrency, "rr_conns": opts.rr_conns, "rate": opts.rate,
-        "bulk_flows": opts.bulk_flows, "conns": opts.conns,
+        "bulk_flows": opts.bulk_flows, "conns": opts.conns, "client_addrs": opts.client_addrs,
         "stack_adaptive_idle": opts.stack_adaptive_idle,
         "link": "veth between two network namespaces, no XDP program, offloads on",
         "ceiling_phase_s": want_ceiling.then_some(ceiling_phase.as_secs_f64()),
@@ -129,7 +134,8 @@ fn run() -> Result<()> {
 
 /// Every scenario in every pairing over one veth pair without an XDP program.
 fn run_pairings(cli: &Cli, scenarios: &[Scenario], opts: &Opts) -> Result<Vec<ScenarioResult>> {
-    let env = VethNetns::create()?;
+    let mut env = VethNetns::create()?;
+    env.add_client_addrs(opts.client_addrs - 1)?;
     eprintln!(
         "veth {} ({}, {}) <-> {} ({}, {}); {} core(s), {} worker(s) per side",
         env.server_if,

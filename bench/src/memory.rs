@@ -124,8 +124,7 @@ pub fn parse_netstat(text: &str) -> BTreeMap<String, i64> {
     let lines: Vec<&str> = text.lines().collect();
     for pair in lines.chunks(2) {
         let [names, values] = pair else { continue };
-        let (Some((g1, n)), Some((g2, v))) = (names.split_once(':'), values.split_once(':'))
-        else {
+        let (Some((g1, n)), Some((g2, v))) = (names.split_once(':'), values.split_once(':')) else {
             continue;
         };
         if g1 != g2 {

@@ -19,6 +19,8 @@ pub struct VethNetns {
     pub client_if: String,
     pub server_ip: Ipv4Addr,
     pub client_ip: Ipv4Addr,
+    /// Further client addresses (`--client-addrs`), on the client veth.
+    pub client_extra: Vec<Ipv4Addr>,
     /// Owns the namespaces; dropping it removes them.
     pub pair: VethPair,
 }
@@ -46,7 +48,25 @@ impl VethNetns {
             client_if: pair.peer_if.clone(),
             server_ip: STACK_ADDR,
             client_ip: PEER_ADDR,
+            client_extra: Vec::new(),
             pair,
         })
     }
+
+    /// Adds `n` addresses after the client's (198.18.0.3, ...) to the client veth, so the
+    /// kernel answers ARP for them and the stack client can connect from them.
+    pub fn add_client_addrs(&mut self, n: usize) -> Result<()> {
+        for i in 0..n.min(MAX_CLIENT_ADDRS - 1) {
+            let o = PEER_ADDR.octets();
+            let a = Ipv4Addr::new(o[0], o[1], o[2], o[3] + 1 + i as u8);
+            let cidr = format!("{a}/24");
+            self.pair
+                .run_in_peer(&["ip", "addr", "add", &cidr, "dev", &self.client_if])?;
+            self.client_extra.push(a);
+        }
+        Ok(())
+    }
 }
+
+/// Client addresses at most (the client's own and `xdptcp::iface::MAX_EXTRA_ADDRS` more).
+pub const MAX_CLIENT_ADDRS: usize = 1 + xdptcp::iface::MAX_EXTRA_ADDRS;

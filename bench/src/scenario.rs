@@ -119,6 +119,8 @@ pub struct Opts {
     pub rate: f64,
     pub bulk_flows: usize,
     pub conns: usize,
+    /// `conns` with the stack client: local addresses to connect from (`--client-addrs`).
+    pub client_addrs: usize,
     /// Bound on operations per client thread (connections or requests).
     pub max_ops: u64,
     /// The stack sides sleep when idle (`xdptcp serve --adaptive-idle`, and the stack
@@ -285,6 +287,7 @@ fn stack_cfg(
         ns: env.client_ns.clone(),
         ifname: env.client_if.clone(),
         addr: env.client_ip,
+        extra_addrs: env.client_extra.clone(),
         server: addr,
         core,
         duration: opts.duration,
@@ -407,12 +410,14 @@ fn conns(
     let rss0 = memory::vm_rss("self");
     let (held_tx, held_rx) = mpsc::channel::<Result<usize>>();
     let (release_tx, release_rx) = mpsc::channel::<()>();
-    let (ns, timeout) = (env.client_ns.clone(), opts.duration + client::OP_TIMEOUT);
+    // Opening takes longer with many connections: allow 1 s per 2,000 beyond the op timeout.
+    let open_time = client::OP_TIMEOUT + Duration::from_secs((n / 2000) as u64);
+    let (ns, timeout) = (env.client_ns.clone(), opts.duration + open_time);
     let scfg = stack_cfg(env, addr, core, opts, Arc::new(Progress::default()));
     let t = std::thread::spawn(move || -> Result<HoldReport> {
         if kind == ClientKind::Stack {
             let limit = Duration::from_secs(120);
-            return stack_client::hold(&scfg, n, held_tx, release_rx, limit);
+            return stack_client::hold(&scfg, n, held_tx, release_rx, limit, open_time);
         }
         let r = (|| {
             sys::enter_netns(&ns)?;
@@ -447,7 +452,10 @@ fn conns(
     // they say why a closed socket did not reach TIME-WAIT.
     let netstat = |ns: &str| {
         let mut m = BTreeMap::new();
-        for f in ["/proc/thread-self/net/netstat", "/proc/thread-self/net/snmp"] {
+        for f in [
+            "/proc/thread-self/net/netstat",
+            "/proc/thread-self/net/snmp",
+        ] {
             if let Ok(t) = sys::read_in_ns(ns, f) {
                 m.extend(memory::parse_netstat(&t));
             }
@@ -542,6 +550,9 @@ fn conns(
         m.push(Metric::new("client memory per conn", "B", v));
     }
     m.push(Metric::new("client TIME-WAIT entries", "n", tw_n as f64));
+    if kind == ClientKind::Stack {
+        m.push(Metric::new("time to open all", "s", hold.open_secs));
+    }
     if kind == ClientKind::Stack && hold.time_wait > 0 {
         // The stack's own accounting of its TIME-WAIT table (records, map, expiry FIFO).
         m.push(Metric::new(

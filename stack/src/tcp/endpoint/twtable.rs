@@ -361,7 +361,9 @@ mod tests {
         assert_eq!(t.len(), 2, "tuple 1 was restarted");
         t.expire(t0 + TW + Duration::from_secs(1));
         assert_eq!(t.len(), 1, "tuple 2 expired");
-        assert!(t.get(&tuple(1), later + Duration::from_millis(59_999)).is_some());
+        assert!(t
+            .get(&tuple(1), later + Duration::from_millis(59_999))
+            .is_some());
         t.expire(later + TW);
         assert_eq!(t.len(), 0);
     }
@@ -383,7 +385,11 @@ mod tests {
         t.insert(tuple(5000), rec(t1, 5000));
         assert_eq!(t.map[&tuple(5000)], 5, "free slot reused");
         t.expire(t0 + TW);
-        assert_eq!(t.len(), 1, "the stale entry of slot 5 did not expire the new record");
+        assert_eq!(
+            t.len(),
+            1,
+            "the stale entry of slot 5 did not expire the new record"
+        );
         t.expire(t1 + TW);
         assert_eq!((t.len(), t.bytes()), (0, 0));
     }
