@@ -190,11 +190,16 @@ fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
         ("tx_segments", i.tx_segments),
         ("busy_ns", s.looping.busy_ns),
         ("idle_ns", s.looping.idle_ns),
+        ("time_wait_bytes", u(s.time_wait_bytes)),
+        ("buf_out_bytes", s.buffers.out_bytes),
+        ("buf_pool_bytes", s.buffers.cached_bytes),
+        ("buf_pool_allocated", s.buffers.allocated),
+        ("buf_pool_released", s.buffers.released),
     ]
 }
 
 /// Report lines: (title, counter names) for the text form.
-const SECTIONS: [(&str, &[&str]); 6] = [
+const SECTIONS: [(&str, &[&str]); 7] = [
     (
         "states",
         &[
@@ -256,6 +261,16 @@ const SECTIONS: [(&str, &[&str]); 6] = [
             "handoff_sent",
             "handoff_received",
             "handoff_dropped",
+        ],
+    ),
+    (
+        "memory",
+        &[
+            "time_wait_bytes",
+            "buf_out_bytes",
+            "buf_pool_bytes",
+            "buf_pool_allocated",
+            "buf_pool_released",
         ],
     ),
 ];
