@@ -69,6 +69,8 @@ use twtable::TwTable;
 pub const CONTROL_QUEUE_MAX: usize = 4096;
 /// Bound on listeners per endpoint.
 pub const MAX_LISTENERS: usize = 1024;
+/// Connection slots reserved (address space, not memory) when an endpoint is made.
+const INITIAL_SLOTS: usize = 4096;
 
 /// A connection handle: slab index and generation. Stale handles are rejected, never aliased.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -323,6 +325,7 @@ impl fmt::Debug for Endpoint {
 impl Endpoint {
     /// A shard endpoint. `ephemeral` is this shard's port range for active opens.
     pub fn new(cfg: TcpConfig, secrets: EndpointSecrets, ephemeral: RangeInclusive<u16>) -> Self {
+        let slots = cfg.max_connections.min(INITIAL_SLOTS);
         Endpoint {
             limiter: ChallengeAckLimiter::new(cfg.challenge_ack_limit),
             tw: TwTable::new(),
@@ -335,7 +338,10 @@ impl Endpoint {
             cfg,
             ephemeral,
             rss_pref: None,
-            conns: Slab::new(),
+            // Address space for the first connections up front: the pages are touched only
+            // as slots are used, and the early doubling steps (whose freed copies stay in
+            // the process) are skipped; later growth of a buffer this size is an mremap.
+            conns: Slab::with_capacity(slots),
             gens: Vec::new(),
             demux: FxHashMap::default(),
             listeners: Vec::new(),
