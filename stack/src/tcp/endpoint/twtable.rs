@@ -368,6 +368,28 @@ mod tests {
         assert_eq!(t.len(), 0);
     }
 
+    /// Restarts (a peer retransmitting its FIN over and over) leave stale FIFO entries; the
+    /// compaction keeps the FIFO at most 2 x records + 1024 long, and expiry stays right.
+    #[test]
+    fn fifo_is_bounded_under_restarts() {
+        let t0 = Instant::from_secs(1);
+        let mut t = TwTable::new();
+        t.start(t0);
+        t.insert(tuple(1), rec(t0, 1));
+        let mut now = t0;
+        for _ in 0..5000 {
+            now += Duration::from_millis(3);
+            let mut r = t.get(&tuple(1), now).unwrap();
+            r.expiry = now + TW;
+            t.update(&tuple(1), &r);
+            assert!(t.fifo.len() <= 2 * t.len() + 1025, "{}", t.fifo.len());
+        }
+        t.expire(now + Duration::from_millis(59_999));
+        assert_eq!(t.len(), 1, "not expired before its last restart's 2*MSL");
+        t.expire(now + TW);
+        assert_eq!(t.len(), 0);
+    }
+
     /// Slots are reused; stale entries of removed records do not expire new ones early;
     /// the memory goes when the table empties.
     #[test]
