@@ -6,7 +6,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
 use xdptcp_bench::http::{HttpOpts, HttpScenario};
-use xdptcp_bench::netns::VethNetns;
+use xdptcp_bench::netns::{self, VethNetns};
 use xdptcp_bench::nic::NicPlan;
 use xdptcp_bench::pairing::Pairing;
 use xdptcp_bench::report::ScenarioResult;
@@ -70,6 +70,10 @@ struct Cli {
     /// conns: idle connections to hold.
     #[arg(long, default_value_t = 1000)]
     conns: usize,
+    /// conns, stack client: local addresses it connects from (198.18.0.2 and N-1 more of
+    /// 198.18.0.0/24 added to the client veth; at most 33): ~55,000 4-tuples each.
+    #[arg(long, default_value_t = 1)]
+    client_addrs: usize,
     /// Bound on operations per client thread.
     #[arg(long, default_value_t = 100_000_000)]
     max_ops: u64,
@@ -131,6 +135,7 @@ fn run() -> Result<()> {
         rate: cli.rate,
         bulk_flows: cli.bulk_flows.max(1),
         conns: cli.conns.max(1),
+        client_addrs: cli.client_addrs.clamp(1, netns::MAX_CLIENT_ADDRS),
         max_ops: cli.max_ops,
         stack_adaptive_idle: cli.stack_adaptive_idle,
     };
@@ -157,7 +162,7 @@ fn run() -> Result<()> {
         "argv": std::env::args().collect::<Vec<_>>(),
         "duration_s": cli.duration, "workers": opts.workers, "cores": sys::num_cores(),
         "cps_concurrency": opts.cps_concurrency, "rr_conns": opts.rr_conns, "rate": opts.rate,
-        "bulk_flows": opts.bulk_flows, "conns": opts.conns,
+        "bulk_flows": opts.bulk_flows, "conns": opts.conns, "client_addrs": opts.client_addrs,
         "stack_adaptive_idle": opts.stack_adaptive_idle,
         "link": link,
         "nic": nic.as_ref().map(|n| json!({"iface": n.iface, "peer_iface": n.peer_iface,
@@ -191,6 +196,7 @@ fn run_pairings(
         None => VethNetns::create_with(opts.workers as u32)?,
     };
     env.zero_copy = cli.zero_copy;
+    env.add_client_addrs(opts.client_addrs - 1)?;
     eprintln!(
         "veth {} ({}, {}) <-> {} ({}, {}); {} core(s), {} worker(s) per side",
         env.server_if,

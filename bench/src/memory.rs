@@ -117,6 +117,40 @@ pub fn ss_count(ns: &str, states: &[&str], dport: u16) -> Option<u64> {
     })
 }
 
+/// Counters of `/proc/net/netstat` and `/proc/net/snmp` (`TcpExt: ...` header/value line
+/// pairs), keyed `Group.Name`.
+pub fn parse_netstat(text: &str) -> BTreeMap<String, i64> {
+    let mut m = BTreeMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for pair in lines.chunks(2) {
+        let [names, values] = pair else { continue };
+        let (Some((g1, n)), Some((g2, v))) = (names.split_once(':'), values.split_once(':')) else {
+            continue;
+        };
+        if g1 != g2 {
+            continue;
+        }
+        for (k, v) in n.split_whitespace().zip(v.split_whitespace()) {
+            if let Ok(v) = v.parse::<i64>() {
+                m.insert(format!("{g1}.{k}"), v);
+            }
+        }
+    }
+    m
+}
+
+/// Non-zero `after - before` of counters present in both.
+pub fn counter_delta(
+    before: &BTreeMap<String, i64>,
+    after: &BTreeMap<String, i64>,
+) -> BTreeMap<String, i64> {
+    after
+        .iter()
+        .filter_map(|(k, a)| Some((k.clone(), a - before.get(k)?)))
+        .filter(|(_, d)| *d != 0)
+        .collect()
+}
+
 /// VmRSS of a process in bytes (`/proc/<pid>/status`).
 pub fn vm_rss(pid: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -144,6 +178,19 @@ mod tests {
             }
         );
         assert_eq!(parse_sockstat("UDP: inuse 0\n"), None);
+    }
+
+    #[test]
+    fn netstat_pairs_and_delta() {
+        let t = "TcpExt: SyncookiesSent TW\nTcpExt: 0 5\nIpExt: InNoRoutes\nIpExt: 2\n";
+        let m = parse_netstat(t);
+        assert_eq!(m["TcpExt.TW"], 5);
+        assert_eq!(m["IpExt.InNoRoutes"], 2);
+        let mut after = m.clone();
+        after.insert("TcpExt.TW".into(), 9);
+        let d = counter_delta(&m, &after);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d["TcpExt.TW"], 4);
     }
 
     #[test]

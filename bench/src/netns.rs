@@ -31,6 +31,8 @@ pub struct VethNetns {
     /// NIC ports moved into the namespaces ([`VethNetns::adopt`]); declared before `pair`
     /// so that they move back before the namespaces are deleted.
     pub nic: Option<AdoptedPorts>,
+    /// Further client addresses (`--client-addrs`), on the client veth.
+    pub client_extra: Vec<Ipv4Addr>,
     /// Owns the namespaces; dropping it removes them.
     pub pair: VethPair,
     /// Stack servers run `xdptcp serve --zero-copy` (`--zero-copy`).
@@ -65,9 +67,24 @@ impl VethNetns {
             server_ip: STACK_ADDR,
             client_ip: PEER_ADDR,
             nic: None,
+            client_extra: Vec::new(),
             pair,
             zero_copy: false,
         })
+    }
+
+    /// Adds `n` addresses after the client's (198.18.0.3, ...) to the client veth, so the
+    /// kernel answers ARP for them and the stack client can connect from them.
+    pub fn add_client_addrs(&mut self, n: usize) -> Result<()> {
+        for i in 0..n.min(MAX_CLIENT_ADDRS - 1) {
+            let o = PEER_ADDR.octets();
+            let a = Ipv4Addr::new(o[0], o[1], o[2], o[3] + 1 + i as u8);
+            let cidr = format!("{a}/24");
+            self.pair
+                .run_in_peer(&["ip", "addr", "add", &cidr, "dev", &self.client_if])?;
+            self.client_extra.push(a);
+        }
+        Ok(())
     }
 
     /// Two existing ports cabled back to back (or a veth pair made outside the bench) instead
@@ -127,6 +144,7 @@ impl VethNetns {
             server_ip: STACK_ADDR,
             client_ip: PEER_ADDR,
             nic: Some(ports),
+            client_extra: Vec::new(),
             pair,
             zero_copy: false,
         })
@@ -207,3 +225,6 @@ fn wait_carrier(ns: &str, ifn: &str) -> Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Client addresses at most (the client's own and `xdptcp::iface::MAX_EXTRA_ADDRS` more).
+pub const MAX_CLIENT_ADDRS: usize = 1 + xdptcp::iface::MAX_EXTRA_ADDRS;

@@ -10,6 +10,7 @@ use crate::stack_client::{self, HoldReport, Mode, StackClientCfg};
 use crate::sys;
 use anyhow::{anyhow, bail, Result};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{mpsc, Arc};
@@ -128,6 +129,8 @@ pub struct Opts {
     pub rate: f64,
     pub bulk_flows: usize,
     pub conns: usize,
+    /// `conns` with the stack client: local addresses to connect from (`--client-addrs`).
+    pub client_addrs: usize,
     /// Bound on operations per client thread (connections or requests).
     pub max_ops: u64,
     /// The stack sides sleep when idle (`xdptcp serve --adaptive-idle`, and the stack
@@ -308,6 +311,7 @@ fn stack_cfg(
         ns: env.client_ns.clone(),
         ifname: env.client_if.clone(),
         addr: env.client_ip,
+        extra_addrs: env.client_extra.clone(),
         server: addr,
         core,
         duration: opts.duration,
@@ -438,12 +442,14 @@ fn conns(
     let rss0 = memory::vm_rss("self");
     let (held_tx, held_rx) = mpsc::channel::<Result<usize>>();
     let (release_tx, release_rx) = mpsc::channel::<()>();
-    let (ns, timeout) = (env.client_ns.clone(), opts.duration + client::OP_TIMEOUT);
+    // Opening takes longer with many connections: allow 1 s per 2,000 beyond the op timeout.
+    let open_time = client::OP_TIMEOUT + Duration::from_secs((n / 2000) as u64);
+    let (ns, timeout) = (env.client_ns.clone(), opts.duration + open_time);
     let scfg = stack_cfg(env, addr, core, opts, Arc::new(Progress::default()));
     let t = std::thread::spawn(move || -> Result<HoldReport> {
         if kind == ClientKind::Stack {
             let limit = Duration::from_secs(120);
-            return stack_client::hold(&scfg, n, held_tx, release_rx, limit);
+            return stack_client::hold(&scfg, n, held_tx, release_rx, limit, open_time);
         }
         let r = (|| {
             sys::enter_netns(&ns)?;
@@ -474,6 +480,21 @@ fn conns(
     let rss1 = memory::vm_rss("self");
     let srss1 = server_rss();
     let (ss_c1, ss_s1) = (sockstat(&env.client_ns), sockstat(&env.server_ns));
+    // The client namespace's TCP counters around the close (TCPTimeWaitOverflow, RSTs, ...):
+    // they say why a closed socket did not reach TIME-WAIT.
+    let netstat = |ns: &str| {
+        let mut m = BTreeMap::new();
+        for f in [
+            "/proc/thread-self/net/netstat",
+            "/proc/thread-self/net/snmp",
+        ] {
+            if let Ok(t) = sys::read_in_ns(ns, f) {
+                m.extend(memory::parse_netstat(&t));
+            }
+        }
+        m
+    };
+    let (nstat_c1, nstat_s1) = (netstat(&env.client_ns), netstat(&env.server_ns));
     let _ = release_tx.send(());
     let hold = t.join().map_err(|_| anyhow!("conns client panicked"))??;
     // Wait (at most 5 s) for every client socket to reach TIME-WAIT, i.e. for the server's
@@ -492,6 +513,8 @@ fn conns(
     }
     let slab2 = memory::slab_snapshot();
     let ss_c2 = sockstat(&env.client_ns);
+    let nstat_close = memory::counter_delta(&nstat_c1, &netstat(&env.client_ns));
+    let nstat_close_s = memory::counter_delta(&nstat_s1, &netstat(&env.server_ns));
     if let Some(n) = memory::ss_count(&env.client_ns, &tw_states, addr.port()) {
         tw_n = n;
     }
@@ -505,6 +528,8 @@ fn conns(
         "sockstat_client_held": ss_c1, "sockstat_server_held": ss_s1,
         "sockstat_client_closed": ss_c2, "time_wait_entries": tw_n,
         "client_states_after_close": memory::ss_states(&env.client_ns, addr.port()),
+        "client_netstat_close_delta": nstat_close,
+        "server_netstat_close_delta": nstat_close_s,
     });
     // Kernel TCP sockets per connection: both ends for Linux ↔ Linux, the client's only for
     // Linux → stack, none for stack ↔ stack.
@@ -557,6 +582,17 @@ fn conns(
         m.push(Metric::new("client memory per conn", "B", v));
     }
     m.push(Metric::new("client TIME-WAIT entries", "n", tw_n as f64));
+    if kind == ClientKind::Stack {
+        m.push(Metric::new("time to open all", "s", hold.open_secs));
+    }
+    if kind == ClientKind::Stack && hold.time_wait > 0 {
+        // The stack's own accounting of its TIME-WAIT table (records, map, expiry FIFO).
+        m.push(Metric::new(
+            "stack TIME-WAIT per entry",
+            "B",
+            hold.time_wait_bytes as f64 / hold.time_wait as f64,
+        ));
+    }
     // (With the stack client, this process's RSS also holds the client stack's start-up.)
     if let (Some(a), Some(b), ClientKind::Linux) = (rss0, rss1, kind) {
         m.push(Metric::new(

@@ -43,6 +43,8 @@ pub struct StackClientCfg {
     pub ns: String,
     pub ifname: String,
     pub addr: Ipv4Addr,
+    /// Further local addresses (on the interface) to connect from, round-robin with `addr`.
+    pub extra_addrs: Vec<Ipv4Addr>,
     pub server: SocketAddrV4,
     pub core: usize,
     pub duration: Duration,
@@ -125,7 +127,14 @@ pub struct BenchApp {
     rr_idx: usize,
     last_scan: Instant,
     scratch: Vec<u8>,
+    /// Extra local addresses to connect from, round-robin with the interface's (empty: the
+    /// interface's only).
+    locals: Vec<Ipv4Addr>,
 }
+
+/// `Hold`: handshakes in flight at most while opening (a new one starts as one completes),
+/// so a million connections do not queue a million SYNs at once.
+pub const HOLD_WINDOW: usize = 4096;
 
 fn now() -> Instant {
     Instant::now_monotonic()
@@ -157,7 +166,14 @@ impl BenchApp {
             rr_idx: 0,
             last_scan: Instant::ZERO,
             scratch: vec![0; IO_BUF],
+            locals: Vec::new(),
         }
+    }
+
+    /// Connect from these local addresses, round-robin (they must be on the interface).
+    pub fn with_locals(mut self, locals: Vec<Ipv4Addr>) -> Self {
+        self.locals = locals;
+        self
     }
 
     fn wanted(&self) -> usize {
@@ -174,7 +190,13 @@ impl BenchApp {
             return;
         }
         self.launched += 1;
-        match io.connect(self.server) {
+        let r = if self.locals.is_empty() {
+            io.connect(self.server)
+        } else {
+            let l = self.locals[self.launched as usize % self.locals.len()];
+            io.connect_from(l, self.server)
+        };
+        match r {
             Ok(c) => {
                 self.conns.insert(c, Conn::new(now()));
                 if !matches!(self.mode, Mode::Cps { .. }) {
@@ -483,12 +505,23 @@ impl App for BenchApp {
                 c.connected = true;
                 self.connected += 1;
                 if self.connected == 1 {
-                    while (self.launched as usize) < self.wanted() && self.launched < self.max_ops {
+                    // The rest, now that the server's MAC is known; `conns` keeps at most
+                    // HOLD_WINDOW handshakes in flight (one more per connection below).
+                    let first = match self.mode {
+                        Mode::Hold { n } => n.min(HOLD_WINDOW),
+                        _ => self.wanted(),
+                    };
+                    while (self.launched as usize) < first && self.launched < self.max_ops {
                         self.launch(io);
                     }
                 }
                 if self.connected == self.wanted() {
                     self.all_connected(io);
+                }
+                if let Mode::Hold { n } = self.mode {
+                    if (self.launched as usize) < n {
+                        self.launch(io);
+                    }
                 }
             }
         } else {
@@ -523,6 +556,7 @@ pub fn open_stack(cfg: &StackClientCfg) -> Result<Stack> {
     let o = StackOptions {
         ifname: cfg.ifname.clone(),
         addr: cfg.addr,
+        extra_addrs: cfg.extra_addrs.clone(),
         ports: Vec::new(),
         ephemeral: EPHEMERAL,
         zero_copy: false,
@@ -688,6 +722,10 @@ pub struct HoldReport {
     pub rss_per_conn: Option<f64>,
     /// TIME-WAIT entries of the client stack after it closed them.
     pub time_wait: usize,
+    /// Bytes of the client stack's TIME-WAIT table then (`Endpoint::time_wait_bytes`).
+    pub time_wait_bytes: usize,
+    /// Seconds from the first SYN to the last connection established.
+    pub open_secs: f64,
 }
 
 /// `conns` with the stack client: opens `n` idle connections, reports how many are held on
@@ -700,6 +738,7 @@ pub fn hold(
     held_tx: std::sync::mpsc::Sender<Result<usize>>,
     release: std::sync::mpsc::Receiver<()>,
     limit: Duration,
+    open_time: Duration,
 ) -> Result<HoldReport> {
     let r = (|| {
         sys::enter_netns(&cfg.ns)?;
@@ -713,21 +752,25 @@ pub fn hold(
         }
     };
     let rss0 = crate::memory::vm_rss("self");
-    let mut app = BenchApp::new(Mode::Hold { n }, cfg.server, n as u64);
+    let mut locals = vec![cfg.addr];
+    locals.extend(&cfg.extra_addrs);
+    let mut app = BenchApp::new(Mode::Hold { n }, cfg.server, n as u64).with_locals(locals);
+    let t_open = now();
     start(&mut stack, &mut app);
-    let connect_limit = now() + OP_TIMEOUT;
+    let connect_limit = now() + open_time;
     drive(
         &mut stack,
         &mut app,
         cfg.adaptive_idle,
-        OP_TIMEOUT,
+        open_time,
         &cfg.progress,
         |a, t| a.measure_start.is_some() || t >= connect_limit,
     );
     let rss1 = crate::memory::vm_rss("self");
+    let open_secs = now().saturating_since(t_open).as_secs_f64();
     if app.measure_start.is_none() {
         let e = anyhow!(
-            "connected only {} of {n} within {OP_TIMEOUT:?}",
+            "connected only {} of {n} within {open_time:?}",
             app.connected
         );
         let _ = held_tx.send(Err(anyhow!("{e:#}")));
@@ -764,6 +807,8 @@ pub fn hold(
     Ok(HoldReport {
         rss_per_conn,
         time_wait: stack.workers[0].iface.endpoint().time_wait_count(),
+        time_wait_bytes: stack.workers[0].iface.endpoint().time_wait_bytes(),
+        open_secs,
     })
 }
 

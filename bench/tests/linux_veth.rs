@@ -47,6 +47,7 @@ fn linux_scenarios_over_veth() {
         rate: 2000.0,
         bulk_flows: 2,
         conns: 200,
+        client_addrs: 1,
         max_ops: 10_000_000,
         stack_adaptive_idle: false,
     };
@@ -121,6 +122,7 @@ fn stack_pairings_over_veth() {
         rate: 2000.0,
         bulk_flows: 2,
         conns: 200,
+        client_addrs: 1,
         max_ops: 10_000_000,
         stack_adaptive_idle: false,
     };

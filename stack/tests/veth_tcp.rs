@@ -71,6 +71,7 @@ impl<A: App + Send + 'static> InProc<A> {
         let opts = StackOptions {
             ifname: pair.stack_if.clone(),
             addr: STACK_ADDR,
+            extra_addrs: Vec::new(),
             ports: ports.to_vec(),
             ephemeral: EPHEMERAL,
             zero_copy: false,

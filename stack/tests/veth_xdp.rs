@@ -111,6 +111,38 @@ fn steered_port_without_socket_is_counted_and_other_ports_reach_the_kernel() {
     assert!(d.passed >= 1, "{d:?}");
 }
 
+fn connect_to(pair: &VethPair, addr: std::net::Ipv4Addr, port: u16) -> std::io::Result<TcpStream> {
+    let to = SocketAddr::from((addr, port));
+    pair.in_peer(|| TcpStream::connect_timeout(&to, CONNECT_TIMEOUT))
+        .expect("enter peer namespace")
+}
+
+/// The ephemeral range set for one address steers only that address; set for 0.0.0.0 it
+/// steers every address of the interface (a stack with several addresses, issue 6 conns).
+#[test]
+fn ephemeral_range_for_one_or_every_address() {
+    let pair = veth();
+    let _ns = pair.enter_stack_ns().unwrap();
+    let second = std::net::Ipv4Addr::new(198, 18, 0, 3);
+    pair.run_in_stack(&["ip", "addr", "add", "198.18.0.3/24", "dev", &pair.stack_if])
+        .expect("second address");
+    let mut s = attach(&pair);
+    s.set_ephemeral(STACK_ADDR, 40000, 40099).unwrap();
+    // Steered with no XSK: counted as no_socket, then refused by the kernel.
+    let steered = |s: &Steering, addr| {
+        let before = s.counters().unwrap();
+        let e = connect_to(&pair, addr, 40000).expect_err("nothing listens");
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{addr}: {e}");
+        s.counters().unwrap().since(&before).no_socket >= 1
+    };
+    assert!(steered(&s, STACK_ADDR));
+    assert!(!steered(&s, second), "another address is not the stack's");
+    s.set_ephemeral(std::net::Ipv4Addr::UNSPECIFIED, 40000, 40099)
+        .unwrap();
+    assert!(steered(&s, STACK_ADDR));
+    assert!(steered(&s, second), "0.0.0.0: every address");
+}
+
 #[test]
 fn second_attach_is_refused_with_a_clear_error() {
     let pair = veth();

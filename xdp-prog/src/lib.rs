@@ -298,6 +298,8 @@ impl Steering {
 
     /// Steers TCP to `addr` with a destination port in `lo..=hi` (the stack's ephemeral
     /// range; reserve it from the kernel with `net.ipv4.ip_local_reserved_ports`).
+    /// `addr` 0.0.0.0 steers the range for every destination address (a stack with several
+    /// addresses on the interface).
     pub fn set_ephemeral(&mut self, addr: Ipv4Addr, lo: u16, hi: u16) -> Result<()> {
         if lo > hi {
             return Err(Error::BadRange { lo, hi });

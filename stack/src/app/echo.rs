@@ -3,6 +3,8 @@
 //!
 //! Memory bound per connection: at most one read chunk ([`CHUNK`] bytes) the send buffer did
 //! not take yet; while it is pending nothing more is read (the peer's window closes instead).
+//! An idle connection has no entry at all: one exists only while bytes are pending or the
+//! peer's FIN has been seen.
 
 use rustc_hash::FxHashMap;
 
@@ -73,16 +75,16 @@ impl Echo {
             st.closed = true;
             let _ = io.close(c);
         }
+        if st.pending.is_empty() && !st.peer_fin {
+            self.conns.remove(&c); // nothing to remember for an idle connection
+        }
     }
 }
 
 impl App for Echo {
     fn on_event(&mut self, io: &mut AppIo<'_>, c: ConnId, ev: AppEvent) {
         match ev {
-            AppEvent::Accepted(_) => {
-                self.stats.accepted += 1;
-                self.conns.entry(c).or_default();
-            }
+            AppEvent::Accepted(_) => self.stats.accepted += 1,
             AppEvent::Connected | AppEvent::Readable | AppEvent::Writable => self.pump(io, c),
             AppEvent::PeerFin => {
                 self.conns.entry(c).or_default().peer_fin = true;

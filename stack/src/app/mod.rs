@@ -151,6 +151,18 @@ impl<'a> AppIo<'a> {
             .map_err(AppError::Connect)
     }
 
+    /// Active open from `local` (the interface address or one of its `extra_addrs`; the
+    /// interface drops replies to any other) to `remote`.
+    pub fn connect_from(
+        &mut self,
+        local: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> Result<ConnId, AppError> {
+        self.ep
+            .connect(self.now, local, remote)
+            .map_err(AppError::Connect)
+    }
+
     /// Takes the oldest established connection off listener `l`'s accept queue (the
     /// interface does this and reports `Accepted`).
     pub(crate) fn accept(&mut self, l: ListenerId) -> Option<ConnId> {

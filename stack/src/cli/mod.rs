@@ -203,6 +203,7 @@ fn options(c: &Common, ports: Vec<u16>, workers: usize) -> Result<StackOptions, 
     Ok(StackOptions {
         ifname: c.iface.clone(),
         addr: c.addr,
+        extra_addrs: Vec::new(),
         ports,
         ephemeral,
         zero_copy: c.zero_copy,

@@ -14,7 +14,7 @@ use std::path::Path;
 use xdptcp_xdp::{AttachOptions, Steering};
 
 use crate::app::App;
-use crate::iface::{Interface, InterfaceConfig};
+use crate::iface::{ExtraAddrs, Interface, InterfaceConfig, MAX_EXTRA_ADDRS};
 use crate::neigh::{KernelResolver, Netlink};
 use crate::phy::{AfXdpConfig, AfXdpDevice, AfXdpError};
 use crate::tcp::endpoint::{Endpoint, EndpointSecrets};
@@ -30,6 +30,10 @@ use std::sync::Arc;
 pub struct StackOptions {
     pub ifname: String,
     pub addr: Ipv4Addr,
+    /// Further addresses of the interface the stack uses (`InterfaceConfig::extra_addrs`: at
+    /// most `iface::MAX_EXTRA_ADDRS`); with any, the ephemeral range is steered for every
+    /// destination address.
+    pub extra_addrs: Vec<Ipv4Addr>,
     /// Ports steered to the stack (its listeners).
     pub ports: Vec<u16>,
     /// The stack's ephemeral port range for active opens (steered, and reserved from the
@@ -62,6 +66,7 @@ impl StackOptions {
         StackOptions {
             ifname,
             addr,
+            extra_addrs: Vec::new(),
             ports,
             ephemeral,
             zero_copy: false,
@@ -115,6 +120,8 @@ pub enum StartError {
     },
     Netlink(io::Error),
     ReservePorts(io::Error),
+    /// More `extra_addrs` than `iface::MAX_EXTRA_ADDRS`.
+    TooManyAddrs(usize),
 }
 
 impl fmt::Display for StartError {
@@ -169,6 +176,10 @@ impl fmt::Display for StartError {
             StartError::ReservePorts(e) => {
                 write!(f, "reserving the ephemeral ports from the kernel: {e}")
             }
+            StartError::TooManyAddrs(n) => write!(
+                f,
+                "{n} extra addresses: at most {MAX_EXTRA_ADDRS} per interface"
+            ),
         }
     }
 }
@@ -244,13 +255,17 @@ impl Stack {
             .link_info(&o.ifname)
             .map_err(|_| StartError::NoSuchInterface(o.ifname.clone()))?;
         let have = nl.link_addrs(link.ifindex).map_err(StartError::Netlink)?;
-        if !have.contains(&o.addr) {
+        if let Some(&addr) = std::iter::once(&o.addr)
+            .chain(&o.extra_addrs)
+            .find(|a| !have.contains(a))
+        {
             return Err(StartError::AddressNotOnInterface {
-                addr: o.addr,
+                addr,
                 ifname: o.ifname.clone(),
                 have,
             });
         }
+        let extra = ExtraAddrs::new(&o.extra_addrs).map_err(StartError::TooManyAddrs)?;
         if o.workers > link.rx_queues as usize {
             return Err(StartError::TooFewQueues {
                 ifname: o.ifname.clone(),
@@ -346,8 +361,9 @@ impl Stack {
             if n > 1 {
                 ep.set_rss_preference(owner, q);
             }
-            let mut iface =
-                Interface::new(dev, resolver, ep, InterfaceConfig::new(o.addr, link.mac));
+            let mut icfg = InterfaceConfig::new(o.addr, link.mac);
+            icfg.extra_addrs = extra;
+            let mut iface = Interface::new(dev, resolver, ep, icfg);
             if let (true, Some(h)) = (n > 1, handoffs.next()) {
                 iface.set_shard(q, owner);
                 iface.set_handoff(h);
@@ -364,9 +380,14 @@ impl Stack {
                 .add_listen(o.addr, p)
                 .map_err(StartError::Steering)?;
         }
+        let eph_addr = if o.extra_addrs.is_empty() {
+            o.addr
+        } else {
+            Ipv4Addr::UNSPECIFIED // every address of the stack (steer.bpf.c)
+        };
         stack
             .steering
-            .set_ephemeral(o.addr, o.ephemeral.0, o.ephemeral.1)
+            .set_ephemeral(eph_addr, o.ephemeral.0, o.ephemeral.1)
             .map_err(StartError::Steering)?;
         stack.zero_copy_fallback = zero_copy_fallback;
         Ok(stack)

@@ -199,11 +199,16 @@ fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
         ("dev_rx_dropped", s.device.rx_dropped),
         ("busy_ns", s.looping.busy_ns),
         ("idle_ns", s.looping.idle_ns),
+        ("time_wait_bytes", u(s.time_wait_bytes)),
+        ("buf_out_bytes", s.buffers.out_bytes),
+        ("buf_pool_bytes", s.buffers.cached_bytes),
+        ("buf_pool_allocated", s.buffers.allocated),
+        ("buf_pool_released", s.buffers.released),
     ]
 }
 
 /// Report lines: (title, counter names) for the text form.
-const SECTIONS: [(&str, &[&str]); 8] = [
+const SECTIONS: [(&str, &[&str]); 9] = [
     (
         "states",
         &[
@@ -281,6 +286,16 @@ const SECTIONS: [(&str, &[&str]); 8] = [
     (
         "device",
         &["dev_rx_frames", "dev_tx_frames", "dev_rx_dropped"],
+    ),
+    (
+        "memory",
+        &[
+            "time_wait_bytes",
+            "buf_out_bytes",
+            "buf_pool_bytes",
+            "buf_pool_allocated",
+            "buf_pool_released",
+        ],
     ),
 ];
 

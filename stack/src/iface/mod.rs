@@ -49,6 +49,37 @@ use crate::wire::{self, EtherType, EthernetAddress, EthernetRepr, TcpRepr};
 use crate::worker::handoff::Handoff;
 use crate::worker::rss::FlowOwner;
 
+/// Bound on `InterfaceConfig::extra_addrs` (checked linearly per received frame).
+pub const MAX_EXTRA_ADDRS: usize = 32;
+
+/// Up to [`MAX_EXTRA_ADDRS`] further local addresses (a fixed array: the config stays `Copy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExtraAddrs {
+    addrs: [Option<Ipv4Addr>; MAX_EXTRA_ADDRS],
+}
+
+impl ExtraAddrs {
+    /// The first [`MAX_EXTRA_ADDRS`] of `v` (more are an error).
+    pub fn new(v: &[Ipv4Addr]) -> Result<Self, usize> {
+        if v.len() > MAX_EXTRA_ADDRS {
+            return Err(v.len());
+        }
+        let mut e = ExtraAddrs::default();
+        for (slot, a) in e.addrs.iter_mut().zip(v) {
+            *slot = Some(*a);
+        }
+        Ok(e)
+    }
+
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        self.addrs.iter().map_while(|x| *x).any(|x| x == a)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.addrs.iter().map_while(|x| *x)
+    }
+}
+
 /// Settings of one interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InterfaceConfig {
@@ -64,6 +95,11 @@ pub struct InterfaceConfig {
     pub verify_checksums: bool,
     /// Remote addresses whose next hop is cached.
     pub max_routes: usize,
+    /// Further local addresses (besides `addr`) the interface accepts segments for and
+    /// `AppIo::connect_from` may use, e.g. to get more than one ephemeral range's worth of
+    /// 4-tuples toward one server. At most [`MAX_EXTRA_ADDRS`]; the kernel must own them too
+    /// (it answers ARP).
+    pub extra_addrs: ExtraAddrs,
     pub neigh: NeighConfig,
 }
 
@@ -76,6 +112,7 @@ impl InterfaceConfig {
             ttl: 64,
             verify_checksums: true,
             max_routes: 65_536,
+            extra_addrs: ExtraAddrs::default(),
             neigh: NeighConfig::default(),
         }
     }
@@ -309,7 +346,7 @@ impl<D: Device, L: Link> Interface<D, L> {
                     return;
                 }
             };
-            if f.ip.dst_addr != cfg.addr {
+            if f.ip.dst_addr != cfg.addr && !cfg.extra_addrs.contains(f.ip.dst_addr) {
                 stats.rx_not_ours += 1;
                 return;
             }

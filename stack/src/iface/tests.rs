@@ -11,7 +11,7 @@ use crate::app::server::Server;
 use crate::app::AppError;
 use crate::phy::MemoryDevice;
 use crate::tcp::endpoint::EndpointSecrets;
-use crate::tcp::TcpConfig;
+use crate::tcp::{ConnId, Endpoints, TcpConfig};
 use crate::time::Duration;
 
 const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -374,4 +374,65 @@ fn source_sends_until_peer_closes() {
     );
     assert_eq!(server.connections(), 0);
     assert_eq!(a.endpoint().connection_count(), 0);
+}
+
+/// Connects from an extra local address once started; records what it saw.
+struct FromAddr {
+    local: Ipv4Addr,
+    conn: Option<ConnId>,
+    connected: Option<Endpoints>,
+}
+
+impl App for FromAddr {
+    fn on_start(&mut self, io: &mut AppIo<'_>) {
+        self.conn = io.connect_from(self.local, SocketAddrV4::new(A, 7)).ok();
+    }
+    fn on_event(&mut self, io: &mut AppIo<'_>, c: ConnId, ev: AppEvent) {
+        if ev == AppEvent::Connected {
+            self.connected = io.endpoints(c);
+        }
+    }
+}
+
+/// `InterfaceConfig::extra_addrs`: segments to an extra address are ours, an active open may
+/// use it (`AppIo::connect_from`); other addresses are still not ours.
+#[test]
+fn extra_address_connects_and_receives() {
+    const B2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+    let (da, db) = MemoryDevice::pair(1514, 256);
+    let ep = |seed| {
+        Endpoint::new(
+            TcpConfig::default(),
+            EndpointSecrets::from_seed(seed),
+            40000..=40999,
+        )
+    };
+    let link_a = StaticLink::new(&[(B, MAC_B), (B2, MAC_B)]);
+    let mut a = Interface::new(da, link_a, ep(1), InterfaceConfig::new(A, MAC_A));
+    let mut cfg_b = InterfaceConfig::new(B, MAC_B);
+    cfg_b.extra_addrs = ExtraAddrs::new(&[B2]).unwrap();
+    assert!(cfg_b.extra_addrs.contains(B2) && !cfg_b.extra_addrs.contains(A));
+    assert_eq!(cfg_b.extra_addrs.iter().collect::<Vec<_>>(), vec![B2]);
+    let mut b = Interface::new(db, StaticLink::new(&[(A, MAC_A)]), ep(2), cfg_b);
+    let mut server = Server::new(128);
+    server.add(7, Box::<Echo>::default());
+    let mut client = FromAddr {
+        local: B2,
+        conn: None,
+        connected: None,
+    };
+    run(
+        &mut a,
+        &mut server,
+        &mut b,
+        &mut client,
+        Duration::from_secs(2),
+        |_, _| false,
+    );
+    assert!(client.conn.is_some());
+    let ends = client.connected.expect("connected from the extra address");
+    assert_eq!((*ends.local.ip(), *ends.remote.ip()), (B2, A));
+    assert_eq!(b.stats().rx_not_ours, 0);
+    assert_eq!(server.accepted, 1);
+    assert!(ExtraAddrs::new(&[B2; MAX_EXTRA_ADDRS + 1]).is_err());
 }

@@ -88,6 +88,11 @@ impl TimeWait {
         }
     }
 
+    /// The TIME-WAIT length (2*MSL) in milliseconds, for restarts.
+    pub fn length_ms(&self) -> u32 {
+        self.len_ms
+    }
+
     /// Decide what to do with `seg`; restarts the timer on a retransmitted FIN.
     pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr<'_>) -> TimeWaitAction {
         if now >= self.expiry {

@@ -24,6 +24,7 @@ use crate::app::App;
 use crate::iface::{IfaceStats, Interface, Link};
 use crate::neigh::NeighStats;
 use crate::phy::{Device, DeviceStats};
+use crate::tcp::bufpool::PoolStats;
 use crate::tcp::endpoint::{EndpointStats, StateCounts};
 use crate::tcp::listener::ListenerStats;
 use crate::time::{Duration, Instant};
@@ -92,6 +93,10 @@ pub struct WorkerSnapshot {
     /// [`MAX_SNAPSHOT_LISTENERS`] are shown).
     pub listeners: [ListenerSnapshot; MAX_SNAPSHOT_LISTENERS],
     pub listener_count: usize,
+    /// Bytes of the TIME-WAIT table (`Endpoint::time_wait_bytes`).
+    pub time_wait_bytes: usize,
+    /// The worker thread's buffer pool (tcp/bufpool.rs): cached and lent-out buffer bytes.
+    pub buffers: PoolStats,
 }
 
 /// Listeners shown per snapshot (the snapshot stays `Copy` and fixed-size).
@@ -299,6 +304,8 @@ impl<D: Device, L: Link> Worker<D, L> {
             endpoint: *ep.stats(),
             neigh: self.iface.neigh().stats(),
             states: ep.state_counts(),
+            time_wait_bytes: ep.time_wait_bytes(),
+            buffers: crate::tcp::bufpool::stats(),
         };
         *self.published.0.lock().unwrap_or_else(|e| e.into_inner()) = snap;
         snap

@@ -44,7 +44,7 @@ struct listen_key {
 };
 
 struct steer_config {
-	__be32 addr;  /* the stack's own address, network order */
+	__be32 addr;  /* the stack's own address, network order; 0 = any of them */
 	__u16 eph_lo; /* host order, inclusive */
 	__u16 eph_hi; /* host order, inclusive */
 	__u32 valid;  /* 0 = no ephemeral range configured */
@@ -106,7 +106,7 @@ static __always_inline int belongs_to_stack(__be32 daddr, __be16 dport)
 		return 1;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg || !cfg->valid || cfg->addr != daddr)
+	if (!cfg || !cfg->valid || (cfg->addr && cfg->addr != daddr))
 		return 0;
 	port = bpf_ntohs(dport);
 	return port >= cfg->eph_lo && port <= cfg->eph_hi;

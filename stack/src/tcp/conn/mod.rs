@@ -28,11 +28,14 @@
 //! unknown 4-tuples with a RST, RFC 9293 §3.10.7.1). A connection that reaches
 //! [`State::Closed`] only drains its last output (a RST, if any) and unread data.
 //!
-//! Memory per connection: the struct itself (832 bytes on x86-64; a test bounds it at 832)
-//! plus at most `cfg.wmem` bytes of send buffer and `cfg.rmem` bytes of receive buffer
-//! (buffers grow on demand up to those bounds; out-of-order data is held inside the receive
-//! buffer), 256 bytes of SACK scoreboard, and, only while out-of-order data is held, its
-//! range list (at most `reassembly::MAX_RANGES` = 32 ranges of 12 bytes).
+//! Memory per connection: the struct itself (608 bytes on x86-64; a test bounds it) plus,
+//! only while they hold bytes, at most `cfg.wmem` bytes of send buffer and `cfg.rmem` bytes
+//! of receive buffer (`ring.rs`: storage from the per-thread pool tcp/bufpool.rs, grown on
+//! demand up to those bounds and given back when the buffer empties, so an idle connection
+//! holds none; out-of-order data is held inside the receive buffer), and, only while the
+//! peer SACKs or out-of-order data is held, the SACK scoreboard (at most 32 ranges of 8
+//! bytes) and the reassembly range list (at most `reassembly::MAX_RANGES` = 32 ranges of 12
+//! bytes). The settings it needs are shared (`Arc<Limits>`), not copied.
 
 mod delack;
 mod input;
@@ -41,6 +44,7 @@ mod output;
 mod reassembly;
 mod receiver;
 mod recovery;
+mod ring;
 mod rtt;
 mod sack_gen;
 mod scoreboard;
@@ -56,9 +60,9 @@ pub use limiter::ChallengeAckLimiter;
 pub use state::{state_diagram_mermaid, TRANSITIONS};
 pub use timers::Timer;
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddrV4;
+use std::sync::Arc;
 
 use crate::tcp::cc::{CongestionAlgo, CongestionControl};
 use crate::tcp::timewait::TimeWait;
@@ -254,8 +258,10 @@ impl Negotiated {
     }
 }
 
-/// The per-connection copy of the settings it needs (compact: not the whole `TcpConfig`).
-#[derive(Debug, Clone, Copy)]
+/// The settings a connection needs (not the whole `TcpConfig`). Shared, not copied: every
+/// connection of an endpoint points at one `Arc<Limits>` (8 bytes per connection instead of
+/// 152), see [`Limits::shared`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Limits {
     rto_initial: Duration,
     rto_min: Duration,
@@ -274,7 +280,34 @@ struct Limits {
     cc: CongestionAlgo,
 }
 
+thread_local! {
+    /// The limits of the last connection made on this thread: connections of one endpoint
+    /// (one config) share it.
+    static LAST_LIMITS: std::cell::RefCell<Option<Arc<Limits>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 impl Limits {
+    /// `cfg`'s limits, shared with the previous connection made on this thread when equal
+    /// (then no allocation; a new `Arc` when the config differs). Bound: one `Limits` per
+    /// config in use, freed with its last connection.
+    fn shared(cfg: &TcpConfig) -> Arc<Limits> {
+        let l = Limits::new(cfg);
+        LAST_LIMITS
+            .try_with(|last| {
+                let mut last = last.borrow_mut();
+                match last.as_ref() {
+                    Some(a) if **a == l => a.clone(),
+                    _ => {
+                        let a = Arc::new(l);
+                        *last = Some(a.clone());
+                        a
+                    }
+                }
+            })
+            .unwrap_or_else(|_| Arc::new(l))
+    }
+
     fn new(cfg: &TcpConfig) -> Limits {
         Limits {
             rto_initial: cfg.rto_initial,
@@ -362,7 +395,7 @@ pub struct Connection {
     iss: SeqNum,
     nego: Negotiated,
     ts: Timestamps,
-    limits: Limits,
+    limits: Arc<Limits>,
     timers: Timers,
     pending: Pending,
     events: Events,
@@ -402,7 +435,7 @@ impl Connection {
             iss,
             nego,
             ts: Timestamps::default(),
-            limits: Limits::new(cfg),
+            limits: Limits::shared(cfg),
             timers: Timers::default(),
             pending: Pending::default(),
             events: Events::default(),
@@ -737,7 +770,7 @@ impl Connection {
 }
 
 /// Readable bytes helper shared by the receive halves.
-fn read_from(buf: &mut VecDeque<u8>, out: &mut [u8]) -> usize {
+fn read_from(buf: &mut ring::Ring, out: &mut [u8]) -> usize {
     let n = out.len().min(buf.len());
     let (a, b) = buf.as_slices();
     let na = n.min(a.len());

@@ -267,7 +267,7 @@ impl Connection {
     /// Retransmission timeout: SYN / SYN-ACK retries (tcp_syn_retries / tcp_synack_retries,
     /// backoff doubling from rto_initial), or data / FIN (RFC 6298 §5.4-5.7, tcp_retries2).
     fn on_rto(&mut self, now: Instant) {
-        let limits = self.limits;
+        let limits = *self.limits;
         match &mut self.inner {
             Inner::SynSent(s) => {
                 if s.tx > limits.syn_retries {
@@ -356,7 +356,7 @@ impl Connection {
         if let Inner::TimeWait(_) = self.inner {
             return;
         }
-        let l = self.limits;
+        let l = *self.limits;
         // Data in flight: the retransmission timer watches the peer.
         if self.inner.sender().is_some_and(|s| s.in_flight()) {
             self.timers.set(Timer::Keepalive, now + l.keepalive_time);

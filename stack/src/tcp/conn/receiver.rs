@@ -20,10 +20,9 @@
 //! less than 2^shift bytes, the case RFC 7323 §2.4 / Appendix F describe. Without scaling the
 //! edge never moves left and there is no reserve.
 
-use std::collections::VecDeque;
-
 use super::delack::AckPolicy;
 use super::reassembly::{Fit, Reassembly};
+use super::ring::Ring;
 use super::{read_from, Negotiated};
 use crate::wire::SeqNum;
 
@@ -32,7 +31,7 @@ pub(super) struct Receiver {
     /// RCV.NXT.
     pub nxt: SeqNum,
     /// `ready` in-order unread bytes, then the out-of-order area (see the module docs).
-    buf: VecDeque<u8>,
+    buf: Ring,
     ready: usize,
     cap: usize,
     /// The highest right edge advertised (RCV.NXT + RCV.WND).
@@ -69,7 +68,7 @@ impl Receiver {
         let rcv_mss = nego.mss as u32 - if nego.timestamps { 12 } else { 0 };
         Receiver {
             nxt,
-            buf: VecDeque::new(),
+            buf: Ring::new(cap),
             ready: 0,
             cap,
             edge: nxt + cap.min(u16::MAX as usize),
@@ -95,7 +94,7 @@ impl Receiver {
     /// Bytes allocated for the buffer (tests check the memory bound).
     #[cfg(test)]
     pub fn allocated(&self) -> usize {
-        self.buf.capacity()
+        self.buf.allocated()
     }
 
     /// Free space from RCV.NXT on (room for in-order and held data).
@@ -209,8 +208,7 @@ impl Receiver {
             return;
         }
         if need > self.buf.len() {
-            self.reserve(need);
-            self.buf.resize(need, 0);
+            self.buf.resize(need);
         }
         let Receiver {
             buf,
@@ -225,12 +223,10 @@ impl Receiver {
     }
 
     /// Room for `need` bytes. Bounded: data is only taken below the advertised edge, and
-    /// edge - RCV.NXT <= cap - ready; growth doubles, never allocating more than `cap`.
+    /// edge - RCV.NXT <= cap - ready; growth doubles, never allocating more than `cap`
+    /// (ring.rs; the storage goes back to the pool when the buffer is read empty).
     fn reserve(&mut self, need: usize) {
-        if need > self.buf.capacity() {
-            let want = need.max(2 * self.buf.capacity()).min(self.cap);
-            self.buf.reserve_exact(want.saturating_sub(self.buf.len()));
-        }
+        self.buf.reserve(need);
     }
 
     /// Read into `out`; also says whether the window opened enough to owe the peer a window
@@ -258,7 +254,7 @@ impl Receiver {
 }
 
 /// Write `src` at index `at` of `buf` (which is long enough).
-fn write_at(buf: &mut VecDeque<u8>, at: usize, src: &[u8]) {
+fn write_at(buf: &mut Ring, at: usize, src: &[u8]) {
     let (a, b) = buf.as_mut_slices();
     if at < a.len() {
         let n = src.len().min(a.len() - at);
@@ -275,7 +271,7 @@ fn write_at(buf: &mut VecDeque<u8>, at: usize, src: &[u8]) {
 pub(super) struct RecvDone {
     /// RCV.NXT (past the FIN).
     pub nxt: SeqNum,
-    buf: VecDeque<u8>,
+    buf: Ring,
     cap: usize,
 }
 

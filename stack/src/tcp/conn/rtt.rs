@@ -4,67 +4,75 @@
 
 use crate::time::Duration;
 
+/// All values in nanoseconds (40 bytes; five `Duration`s took 80). `srtt` is [`NO_SAMPLE`]
+/// until the first sample.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Rtt {
-    srtt: Option<Duration>,
-    rttvar: Duration,
-    rto: Duration,
-    min: Duration,
-    max: Duration,
+    srtt: u64,
+    rttvar: u64,
+    rto: u64,
+    min: u64,
+    max: u64,
 }
+
+const NO_SAMPLE: u64 = u64::MAX;
 
 /// RFC 6298 §2: clock granularity G (we measure in nanoseconds; Linux's jiffy-less
 /// equivalent is 1 ms).
-const G: Duration = Duration::from_millis(1);
+const G: u64 = 1_000_000;
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1)
+}
 
 impl Rtt {
     /// RFC 6298 §2.1: before any sample RTO is the initial value (1 s).
     pub fn new(initial: Duration, min: Duration, max: Duration) -> Rtt {
+        let (min, max) = (ns(min), ns(max).max(ns(min)));
         Rtt {
-            srtt: None,
-            rttvar: Duration::ZERO,
-            rto: initial.clamp(min, max),
+            srtt: NO_SAMPLE,
+            rttvar: 0,
+            rto: ns(initial).clamp(min, max),
             min,
             max,
         }
     }
 
     pub fn rto(&self) -> Duration {
-        self.rto
+        Duration::from_nanos(self.rto)
     }
 
     pub fn srtt(&self) -> Option<Duration> {
-        self.srtt
+        (self.srtt != NO_SAMPLE).then(|| Duration::from_nanos(self.srtt))
     }
 
     /// RFC 6298 §2.2 (first sample) and §2.3 (later ones), alpha = 1/8, beta = 1/4.
     pub fn sample(&mut self, r: Duration) {
-        let srtt = match self.srtt {
-            None => {
-                self.rttvar = r / 2;
-                r
-            }
-            Some(srtt) => {
-                let err = srtt.abs_diff(r);
-                self.rttvar = self.rttvar * 3 / 4 + err / 4;
-                srtt * 7 / 8 + r / 8
-            }
+        // Below NO_SAMPLE and small enough that the sums below cannot overflow.
+        let r = ns(r).min(u64::MAX / 16);
+        let srtt = if self.srtt == NO_SAMPLE {
+            self.rttvar = r / 2;
+            r
+        } else {
+            let err = self.srtt.abs_diff(r);
+            self.rttvar = self.rttvar * 3 / 4 + err / 4;
+            self.srtt * 7 / 8 + r / 8
         };
-        self.srtt = Some(srtt);
+        self.srtt = srtt;
         // §2.4 RTO = SRTT + max(G, 4 * RTTVAR), §2.4/§2.5 clamped.
         self.rto = (srtt + (self.rttvar * 4).max(G)).clamp(self.min, self.max);
     }
 
     /// RFC 6298 §5.7: before any sample, an RTO of at least `rto` (3 s after a SYN timeout).
     pub fn fallback(&mut self, rto: Duration) {
-        if self.srtt.is_none() {
-            self.rto = self.rto.max(rto).clamp(self.min, self.max);
+        if self.srtt == NO_SAMPLE {
+            self.rto = self.rto.max(ns(rto)).clamp(self.min, self.max);
         }
     }
 
     /// RFC 6298 §5.5: back off the timer.
     pub fn backoff(&mut self) {
-        self.rto = (self.rto * 2).min(self.max);
+        self.rto = self.rto.saturating_mul(2).min(self.max);
     }
 }
 

@@ -2,7 +2,8 @@
 //! has selectively acknowledged (RFC 2018 blocks). Sorted, disjoint, non-adjacent ranges
 //! `[left, right)`.
 //!
-//! Bound: at most [`MAX_RANGES`] ranges (8 bytes each, 256 bytes of heap). A new disjoint
+//! Bound: at most [`MAX_RANGES`] ranges (8 bytes each, 256 bytes of heap), allocated on the
+//! first SACK block and freed once SND.UNA passes every range. A new disjoint
 //! range beyond the bound replaces the highest one: forgetting SACK information only costs
 //! a needless retransmission, never correctness (the data stays buffered until cumulatively
 //! acknowledged, as RFC 2018 §8 requires since the receiver may renege).
@@ -30,8 +31,10 @@ impl Scoreboard {
         self.ranges.is_empty()
     }
 
+    /// Forgets everything and frees the list (SACK information is the exception: an idle
+    /// connection keeps no capacity for it).
     pub fn clear(&mut self) {
-        self.ranges.clear();
+        self.ranges = Vec::new();
     }
 
     #[cfg(test)]
@@ -88,8 +91,9 @@ impl Scoreboard {
     pub fn advance(&mut self, una: SeqNum) {
         let gone = self.ranges.iter().take_while(|&&(_, r)| r.le(una)).count();
         self.ranges.drain(..gone);
-        if let Some(first) = self.ranges.first_mut() {
-            first.0 = first.0.max(una);
+        match self.ranges.first_mut() {
+            Some(first) => first.0 = first.0.max(una),
+            None => self.clear(),
         }
     }
 

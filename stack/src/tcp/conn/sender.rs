@@ -10,9 +10,8 @@
 //! Memory: the buffer is at most `cap` (= cfg.wmem) bytes; the scoreboard at most
 //! 32 ranges (scoreboard.rs); the rest is fixed-size.
 
-use std::collections::VecDeque;
-
 use super::recovery::Recovery;
+use super::ring::Ring;
 use super::rtt::Rtt;
 use super::scoreboard::{dist, Scoreboard};
 use super::{Limits, Negotiated};
@@ -40,7 +39,7 @@ pub(super) struct Sender {
     pub shift: u8,
     pub mss: u16,
     /// Unacknowledged and unsent bytes, starting at SND.UNA. At most `cap` bytes.
-    pub buf: VecDeque<u8>,
+    pub buf: Ring,
     cap: usize,
     /// A FIN follows the buffered bytes (CLOSE was called).
     pub fin: bool,
@@ -135,7 +134,7 @@ impl Sender {
             } else {
                 nego.mss
             },
-            buf: VecDeque::new(),
+            buf: Ring::new(cap),
             cap,
             fin: false,
             fin_acked: false,

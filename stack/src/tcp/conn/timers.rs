@@ -35,31 +35,46 @@ impl Timer {
     ];
 }
 
-/// Deadlines, `None` = not armed. 7 * 16 bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Timers([Option<Instant>; 7]);
+/// Deadlines in nanoseconds, [`UNSET`] = not armed: 7 * 8 bytes (`Option<Instant>` would
+/// take 16 each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Timers([u64; 7]);
+
+/// Marks an unarmed timer (no deadline is that late: `Instant + Duration` saturates one
+/// below it, see `Timers::set`).
+const UNSET: u64 = u64::MAX;
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers([UNSET; 7])
+    }
+}
 
 impl Timers {
     pub fn set(&mut self, t: Timer, at: Instant) {
-        self.0[t as usize] = Some(at);
+        // A saturated deadline (u64::MAX ns, ~584 years) stays armed, one ns earlier.
+        self.0[t as usize] = at.as_nanos().min(UNSET - 1);
     }
     pub fn clear(&mut self, t: Timer) {
-        self.0[t as usize] = None;
+        self.0[t as usize] = UNSET;
     }
     pub fn get(&self, t: Timer) -> Option<Instant> {
-        self.0[t as usize]
+        let v = self.0[t as usize];
+        (v != UNSET).then_some(Instant::from_nanos(v))
     }
     pub fn is_set(&self, t: Timer) -> bool {
-        self.0[t as usize].is_some()
+        self.0[t as usize] != UNSET
     }
     pub fn earliest(&self) -> Option<Instant> {
-        self.0.iter().flatten().min().copied()
+        let v = *self.0.iter().min()?;
+        (v != UNSET).then_some(Instant::from_nanos(v))
     }
     /// Disarm and return the first timer due at `now`, if any (in `Timer::ALL` order).
     pub fn take_due(&mut self, now: Instant) -> Option<Timer> {
+        let now = now.as_nanos();
         let t = Timer::ALL
             .into_iter()
-            .find(|&t| self.0[t as usize].is_some_and(|at| at <= now))?;
+            .find(|&t| self.0[t as usize] != UNSET && self.0[t as usize] <= now)?;
         self.clear(t);
         Some(t)
     }

@@ -39,9 +39,11 @@ impl Endpoint {
             // RFC 6191: the connection in TIME-WAIT gave way to a new SYN.
             return self.no_connection(now, tuple, seg, true);
         }
-        if let Some(rec) = self.tw.get_mut(&tuple, now) {
+        if let Some(mut rec) = self.tw.get(&tuple, now) {
             match rec.on_segment(now, seg) {
                 TimeWaitAction::Ack => {
+                    // A retransmitted FIN restarted 2*MSL and took TS.Recent.
+                    self.tw.update(&tuple, &rec);
                     let ack = rec.ack_segment(now);
                     self.stats.tw_acks += 1;
                     self.control(dst, src, ack);

@@ -6,9 +6,10 @@
 //!   then the TIME-WAIT table; then listeners by (addr, port) with a 0.0.0.0 fallback; else
 //!   CLOSED, RFC 9293 §3.10.7.1).
 //! - Time: [`Endpoint::on_timeout`] at [`Endpoint::next_deadline`]. Connection timers (one
-//!   lazily kept entry per connection) and TIME-WAIT expiry run on two 1 ms-tick
-//!   [`TimerWheel`](crate::wheel::TimerWheel)s sized to `max_connections` and
-//!   `tcp_max_tw_buckets`; deadlines round up to the tick, never fire early.
+//!   lazily kept entry per connection) run on a 1 ms-tick
+//!   [`TimerWheel`](crate::wheel::TimerWheel) sized to `max_connections`; TIME-WAIT records
+//!   expire in order from a FIFO (twtable.rs); deadlines round up to the millisecond,
+//!   never fire early.
 //! - Segments out: [`Endpoint::poll_transmit`] drains the stateless control queue and every
 //!   connection on the ready list (connections touched since the last call).
 //! - Application: [`Endpoint::poll_event`], `accept`, `connect`, `send`, `recv`, ... by
@@ -68,6 +69,8 @@ use twtable::TwTable;
 pub const CONTROL_QUEUE_MAX: usize = 4096;
 /// Bound on listeners per endpoint.
 pub const MAX_LISTENERS: usize = 1024;
+/// Connection slots reserved (address space, not memory) when an endpoint is made.
+const INITIAL_SLOTS: usize = 4096;
 
 /// A connection handle: slab index and generation. Stale handles are rejected, never aliased.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -324,9 +327,10 @@ impl fmt::Debug for Endpoint {
 impl Endpoint {
     /// A shard endpoint. `ephemeral` is this shard's port range for active opens.
     pub fn new(cfg: TcpConfig, secrets: EndpointSecrets, ephemeral: RangeInclusive<u16>) -> Self {
+        let slots = cfg.max_connections.min(INITIAL_SLOTS);
         Endpoint {
             limiter: ChallengeAckLimiter::new(cfg.challenge_ack_limit),
-            tw: TwTable::new(cfg.max_tw_buckets),
+            tw: TwTable::new(),
             timers: ConnTimers::new(cfg.max_connections),
             timer_fallback: Vec::new(),
             isn: IsnGenerator::new(secrets.isn),
@@ -337,7 +341,10 @@ impl Endpoint {
             cfg,
             ephemeral,
             rss_pref: None,
-            conns: Slab::new(),
+            // Address space for the first connections up front: the pages are touched only
+            // as slots are used, and the early doubling steps (whose freed copies stay in
+            // the process) are skipped; later growth of a buffer this size is an mremap.
+            conns: Slab::with_capacity(slots),
             gens: Vec::new(),
             demux: FxHashMap::default(),
             listeners: Vec::new(),
@@ -542,7 +549,7 @@ impl Endpoint {
             return None;
         }
         // The TIME-WAIT check first: the hashes below are only worth it for a usable port.
-        let reused = match self.tw.get_mut(&tuple, now) {
+        let reused = match self.tw.get(&tuple, now) {
             Some(rec) => {
                 let reuse = self.cfg.timestamps.then_some(()).and_then(|()| {
                     rec.reuse_for_connect(now, self.cfg.tw_reuse, self.cfg.tw_reuse_delay)
@@ -775,6 +782,12 @@ impl Endpoint {
     /// TIME-WAIT records held.
     pub fn time_wait_count(&self) -> usize {
         self.tw.len()
+    }
+
+    /// Bytes the TIME-WAIT table holds (records, map and expiry FIFO, by capacity): divided
+    /// by `time_wait_count`, the memory per TIME-WAIT entry (twtable.rs: 75-103 bytes).
+    pub fn time_wait_bytes(&self) -> usize {
+        self.tw.bytes()
     }
 
     /// Per-state counts, on demand: O(connections + listeners).

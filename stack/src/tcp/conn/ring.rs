@@ -1,0 +1,174 @@
+//! The byte ring behind a connection's send and receive buffers: a `VecDeque<u8>` whose
+//! storage comes from, and goes back to, the thread's buffer pool (tcp/bufpool.rs).
+//!
+//! - Lazily allocated: an empty ring has no storage (`VecDeque::new()` does not allocate).
+//! - Freed when empty: the drain that empties it gives the storage back to the pool, so an
+//!   idle connection holds no buffer memory. It remembers the capacity it had (`hint`) and
+//!   asks for as much next time, so a bulk flow does not regrow from small on every burst.
+//! - Bounded: storage never exceeds `limit` (the connection's `tcp_rmem` / `tcp_wmem`); it
+//!   grows by doubling from [`MIN_ALLOC`] (or the hint), copying once per growth.
+//!
+//! Reads go through `Deref` to the `VecDeque` (`len`, `as_slices`, ...); every mutation is
+//! an inherent method here, so nothing reaches the allocator behind the pool's back.
+
+use std::collections::VecDeque;
+use std::ops::{Deref, RangeTo};
+
+use crate::tcp::bufpool;
+
+/// Smallest storage a ring takes (one full-sized segment fits), unless `limit` is smaller.
+pub(super) const MIN_ALLOC: usize = 2048;
+
+#[derive(Debug)]
+pub(super) struct Ring {
+    q: VecDeque<u8>,
+    /// At most this much storage.
+    limit: u32,
+    /// Capacity of the storage last given back (0: none yet).
+    hint: u32,
+}
+
+impl Deref for Ring {
+    type Target = VecDeque<u8>;
+    fn deref(&self) -> &VecDeque<u8> {
+        &self.q
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl Ring {
+    /// An empty ring of at most `limit` bytes (clamped to u32).
+    pub fn new(limit: usize) -> Ring {
+        Ring {
+            q: VecDeque::new(),
+            limit: limit.min(u32::MAX as usize) as u32,
+            hint: 0,
+        }
+    }
+
+    /// Storage held now (0 when empty).
+    #[cfg(test)]
+    pub fn allocated(&self) -> usize {
+        self.q.capacity()
+    }
+
+    /// Makes room for `need` bytes in all (`need <= limit`; more is clamped to it).
+    pub fn reserve(&mut self, need: usize) {
+        let cap = self.q.capacity();
+        if need <= cap {
+            return;
+        }
+        let limit = self.limit as usize;
+        let want = need
+            .max(2 * cap)
+            .max(self.hint as usize)
+            .max(MIN_ALLOC)
+            .min(limit)
+            .max(need.min(limit));
+        let mut q = VecDeque::from(bufpool::take(want, want, limit));
+        let (a, b) = self.q.as_slices();
+        q.extend(a);
+        q.extend(b);
+        let old = std::mem::replace(&mut self.q, q);
+        bufpool::give(Vec::from(old));
+    }
+
+    /// Appends `data` (the caller keeps the total within `limit`).
+    pub fn extend(&mut self, data: &[u8]) {
+        self.reserve(self.q.len() + data.len());
+        self.q.extend(data);
+    }
+
+    /// Grows (zero-filled) or shrinks to `len` bytes.
+    pub fn resize(&mut self, len: usize) {
+        self.reserve(len);
+        self.q.resize(len, 0);
+        self.release_if_empty();
+    }
+
+    pub fn truncate(&mut self, len: usize) {
+        self.q.truncate(len);
+        self.release_if_empty();
+    }
+
+    /// Drops the first `r.end` bytes; gives the storage back if that empties the ring.
+    pub fn drain(&mut self, r: RangeTo<usize>) {
+        self.q.drain(r);
+        self.release_if_empty();
+    }
+
+    pub fn as_mut_slices(&mut self) -> (&mut [u8], &mut [u8]) {
+        self.q.as_mut_slices()
+    }
+
+    pub fn make_contiguous(&mut self) {
+        self.q.make_contiguous();
+    }
+
+    fn release_if_empty(&mut self) {
+        if self.q.is_empty() {
+            self.release();
+        }
+    }
+
+    /// Gives the storage (and anything still in it) back to the pool.
+    fn release(&mut self) {
+        let cap = self.q.capacity();
+        if cap > 0 {
+            self.hint = cap.min(u32::MAX as usize) as u32;
+            bufpool::give(Vec::from(std::mem::take(&mut self.q)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lazily allocated, grown by doubling within the limit, freed when drained empty and
+    /// re-taken at the remembered size.
+    #[test]
+    fn lazy_grow_free_and_hint() {
+        let mut r = Ring::new(10_000);
+        assert_eq!(r.allocated(), 0);
+        r.extend(b"hello");
+        assert_eq!(r.allocated(), MIN_ALLOC);
+        r.extend(&[7u8; 3000]);
+        assert_eq!(r.allocated(), 4096, "doubled");
+        r.extend(&[8u8; 5000]);
+        assert_eq!(r.allocated(), 8192, "doubled");
+        r.extend(&[9u8; 1995]);
+        assert_eq!(r.allocated(), 10_000, "clamped to the limit");
+        assert_eq!(r.len(), 10_000);
+        assert_eq!(&r.as_slices().0[..5], b"hello");
+        r.drain(..9995);
+        assert_eq!((r.len(), r.allocated()), (5, 10_000));
+        r.drain(..5);
+        assert_eq!(r.allocated(), 0, "empty: storage given back");
+        let before = bufpool::stats();
+        r.extend(b"x");
+        assert_eq!(r.allocated(), 10_000, "the hint: same size again");
+        assert_eq!(bufpool::stats().hits, before.hits + 1, "from the pool");
+        drop(r);
+        assert_eq!(bufpool::stats().out_buffers, 0);
+        bufpool::trim();
+    }
+
+    #[test]
+    fn resize_truncate_and_small_limit() {
+        let mut r = Ring::new(100);
+        r.resize(40);
+        assert_eq!((r.len(), r.allocated()), (40, 100));
+        r.as_mut_slices().0[0] = 9;
+        r.truncate(1);
+        assert_eq!(r[0], 9);
+        r.truncate(0);
+        assert_eq!(r.allocated(), 0);
+        bufpool::trim();
+    }
+}
