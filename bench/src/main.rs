@@ -19,12 +19,13 @@ struct Cli {
     /// `ceiling` (raw AF_XDP frame rates on a veth pair: its own section, not per pairing).
     #[arg(long, default_value = "cps,rr,bulk,conns,ceiling")]
     scenarios: String,
-    /// Pairings, comma-separated.
+    /// Pairings, comma-separated (linux-linux-nooff: Linux with offloads off, single-flow
+    /// bulk only).
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "linux-linux,linux-stack,stack-stack"
+        default_value = "linux-linux,linux-linux-nooff,linux-stack,stack-stack"
     )]
     pairings: Vec<Pairing>,
     /// Seconds per scenario run.
@@ -144,7 +145,7 @@ fn run_pairings(cli: &Cli, scenarios: &[Scenario], opts: &Opts) -> Result<Vec<Sc
     let mut results = Vec::new();
     let mut port = 5001u16;
     for &scen in scenarios {
-        for &p in &cli.pairings {
+        for &p in cli.pairings.iter().filter(|p| p.runs(scen)) {
             if sys::stopped() {
                 bail!("stopped by signal");
             }

@@ -153,6 +153,11 @@ fn run_inner(
     let server_cores: Vec<usize> = (0..w).collect();
     let client_cores: Vec<usize> = (0..w).map(|i| (w + i) % ncores).collect();
     let idle = opts.stack_adaptive_idle;
+    // Offloads off on both ends for the whole run, restored on drop (after the server).
+    let offloads_off = match pairing {
+        Pairing::LinuxLinuxNoOffload => Some(crate::netns::OffloadsOff::set(env)?),
+        _ => None,
+    };
     let server = pairing.start_server(env, scen.app(), port, w, &server_cores, idle)?;
     let addr = SocketAddrV4::new(env.server_ip, port);
     if let ServerHandle::Process(..) = server {
@@ -174,6 +179,13 @@ fn run_inner(
     };
     let server_log = server.stop();
     let (metrics, latencies, mut details) = res?;
+    if offloads_off.is_some() {
+        // What the run really had: every offload of netns::OFFLOADS and whether it was on.
+        let state = |ns: &str, ifn: &str| crate::netns::offload_state(ns, ifn).ok();
+        details["offloads_server"] = json!(state(&env.server_ns, &env.server_if));
+        details["offloads_client"] = json!(state(&env.client_ns, &env.client_if));
+    }
+    drop(offloads_off);
     if let Some(log) = server_log {
         // `xdptcp serve`'s start line and stop summary (loop, TCP, drop and XDP counters).
         details["server_log"] = json!(log.lines().collect::<Vec<_>>());
