@@ -50,6 +50,8 @@ pub struct Outcome {
     pub bytes: u64,
     pub elapsed: Duration,
     pub hists: Vec<(String, Histogram<u64>)>,
+    /// The stack client's stop summary (`xdptcp::cli::summary_lines`); empty for Linux.
+    pub log: Vec<String>,
 }
 
 pub fn new_hist() -> Histogram<u64> {
@@ -158,6 +160,7 @@ pub fn cps(cfg: &ClientCfg, concurrency: usize, server_closes: bool) -> Result<O
         bytes: 0,
         elapsed: start.elapsed().min(cfg.duration),
         hists: vec![("handshake".into(), hs), ("connection".into(), total)],
+        log: Vec::new(),
     })
 }
 
@@ -382,6 +385,7 @@ pub fn rr(cfg: &ClientCfg, nconns: usize, rate: Option<f64>) -> Result<Outcome> 
         bytes: 0,
         elapsed: start.elapsed().min(cfg.duration),
         hists: vec![("latency".into(), h)],
+        log: Vec::new(),
     })
 }
 
@@ -443,6 +447,7 @@ pub fn bulk(cfg: &ClientCfg, flows: usize, upload: bool) -> Result<Outcome> {
         bytes,
         elapsed: start.elapsed(),
         hists: Vec::new(),
+        log: Vec::new(),
     })
 }
 

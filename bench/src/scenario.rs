@@ -357,6 +357,7 @@ fn metrics(scen: Scenario, opts: &Opts, outs: Vec<Outcome>) -> Measured {
     let ok: u64 = outs.iter().map(|o| o.ok).sum();
     let failed: u64 = outs.iter().map(|o| o.failed).sum();
     let bytes: u64 = outs.iter().map(|o| o.bytes).sum();
+    let client_log: Vec<String> = outs.iter().flat_map(|o| o.log.iter().cloned()).collect();
     let mut hists: Vec<(String, hdrhistogram::Histogram<u64>)> = Vec::new();
     for o in outs {
         for (name, h) in o.hists {
@@ -387,11 +388,12 @@ fn metrics(scen: Scenario, opts: &Opts, outs: Vec<Outcome>) -> Measured {
             Metric::new("failed flows", "n", failed as f64),
         ],
     };
-    (
-        m,
-        hists,
-        json!({ "seconds": secs, "ok": ok, "failed": failed, "bytes": bytes }),
-    )
+    let mut details = json!({ "seconds": secs, "ok": ok, "failed": failed, "bytes": bytes });
+    if !client_log.is_empty() {
+        // The stack client's loop, TCP and flow counters (as `xdptcp serve`'s server_log).
+        details["client_log"] = json!(client_log);
+    }
+    (m, hists, details)
 }
 
 /// `conns`: hold `opts.conns` idle connections and measure the kernel memory they take, then
