@@ -152,6 +152,9 @@ impl Pairing {
                 if adaptive_idle {
                     args.push("--adaptive-idle".into());
                 }
+                for kv in stack_sets() {
+                    args.extend(["--set".to_string(), kv]);
+                }
                 let child = Command::new("ip")
                     .args(["netns", "exec", &env.server_ns])
                     .arg(bin)
@@ -215,6 +218,19 @@ fn ethtool_tx(ns: &str, ifname: &str, on: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `KEY=VALUE` TCP settings for both stack sides from `$XDPTCP_BENCH_STACK_SET`
+/// (comma-separated, e.g. `tcp_wmem=16384,tcp_rmem=131072`): `xdptcp serve --set` and the
+/// stack client's `TcpConfig::set`. For trying settings without a rebuild.
+pub fn stack_sets() -> Vec<String> {
+    std::env::var("XDPTCP_BENCH_STACK_SET")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// The argument vector of the stack server (issue 5's contract).

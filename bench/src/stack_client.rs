@@ -504,6 +504,13 @@ pub fn open_stack(cfg: &StackClientCfg) -> Result<Stack> {
     // run out of ports to its own TIME-WAIT entries.
     tcp.set("tcp_tw_reuse", "1")
         .map_err(|e| anyhow!("tcp_tw_reuse: {e}"))?;
+    for kv in crate::pairing::stack_sets() {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("XDPTCP_BENCH_STACK_SET: {kv:?} is not KEY=VALUE"))?;
+        tcp.set(k, v)
+            .map_err(|e| anyhow!("XDPTCP_BENCH_STACK_SET {kv}: {e}"))?;
+    }
     let o = StackOptions {
         ifname: cfg.ifname.clone(),
         addr: cfg.addr,

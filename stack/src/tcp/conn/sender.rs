@@ -617,6 +617,54 @@ mod tests {
         assert!(!s.ack_acceptable(SeqNum(103 - 7)));
     }
 
+    /// What ends a transmit round, in the order `next_tx` checks it: the peer's window
+    /// (RFC 9293 §3.8.6.2.1 sender SWS avoidance holds the 2-byte rest of a 6-byte window),
+    /// the send buffer all in flight, the application, the congestion window (RFC 5681 §3.1
+    /// loss window after a timeout: 1 SMSS) and Nagle (RFC 9293 §3.7.4).
+    #[test]
+    fn limit_says_what_stopped_sending() {
+        let mut s = sender(); // cap 10, MSS 4, window 6
+        assert_eq!(s.limit(), None, "nothing queued or in flight");
+        assert_eq!(s.write(b"0123456789"), 10);
+        assert_eq!(send_all(&mut s, Instant::ZERO), vec![(101, 4, false)]);
+        assert_eq!(s.limit(), Some(TxLimit::PeerWindow));
+        s.set_window(100, SeqNum(1), SeqNum(101));
+        assert_eq!(
+            send_all(&mut s, Instant::ZERO),
+            vec![(105, 4, false), (109, 2, false)]
+        );
+        assert_eq!(
+            s.limit(),
+            Some(TxLimit::SendBuffer),
+            "all 10 bytes in flight"
+        );
+        s.on_ack(Instant::ZERO, SeqNum(105), None);
+        assert_eq!(
+            s.limit(),
+            Some(TxLimit::App),
+            "room for 4 more, none written"
+        );
+        s.cc.on_rto(Instant::ZERO, 0, false); // cwnd = 1 SMSS = 4 < 6 outstanding
+        assert_eq!(s.write(b"abcd"), 4);
+        assert_eq!(send_all(&mut s, Instant::ZERO), vec![]);
+        assert_eq!(s.limit(), Some(TxLimit::Cwnd));
+
+        let mut s = sender();
+        s.set_window(100, SeqNum(1), SeqNum(101));
+        s.write(b"ab");
+        let tx = s
+            .next_tx(false)
+            .expect("all queued data, nothing unacknowledged");
+        s.on_sent(Instant::ZERO, &tx);
+        s.write(b"c");
+        assert_eq!(
+            s.next_tx(false),
+            None,
+            "Nagle: a small segment is unacknowledged"
+        );
+        assert_eq!(s.limit(), Some(TxLimit::Small));
+    }
+
     /// A segment crossing the ring's wrap goes out whole, copied out of the ring; only a
     /// scratch too small for it straightens the ring.
     #[test]
