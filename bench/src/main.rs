@@ -58,7 +58,8 @@ struct Cli {
     /// Stack sides sleep when idle instead of busy-polling (fairer on a shared machine).
     #[arg(long)]
     stack_adaptive_idle: bool,
-    /// ceiling: seconds per phase (rx, tx 64 B, tx 1514 B, l2fwd), at most --duration.
+    /// ceiling: seconds per phase (rx 64 B, rx 1514 B, tx 64 B, tx 1514 B, l2fwd), at most
+    /// --duration.
     #[arg(long, default_value_t = 2.0)]
     ceiling_secs: f64,
     /// Folder under which results/<date-time>/ is created.
