@@ -535,12 +535,6 @@ impl Connection {
         self.inner.sender().map(|s| s.max)
     }
 
-    /// The peer's receive window SND.WND and the bytes sent and not yet acknowledged
-    /// (RFC 5681 FlightSize), for the data-sending states.
-    pub fn send_window_and_flight(&self) -> Option<(u32, u32)> {
-        self.inner.sender().map(|s| (s.wnd, s.flight_size()))
-    }
-
     /// Turn Nagle's algorithm off (`true`, Linux TCP_NODELAY) or on (RFC 9293 §3.7.4: on by
     /// default). Small segments then go out at once even while data is unacknowledged;
     /// data already queued goes with the next `poll_transmit`.
