@@ -6,8 +6,10 @@
 //! with one listening port, and one copy-mode `AfXdpDevice` on queue 0 of each end. The stack
 //! side's loop runs on core 0, the peer's on core 1 (as the pairings pin server and client).
 //! Measured, each for one bounded phase:
-//! - `rx`: the peer's AF_XDP socket blasts 64-byte TCP frames to the steered port; the stack
-//!   side's receive loop counts them (rate = frames / time between first and last frame).
+//! - `rx`: the peer's AF_XDP socket blasts 64-byte and then 1514-byte TCP frames to the
+//!   steered port; the stack side's receive loop counts them (rate = frames / time between
+//!   first and last frame). At 1514 B it is the bound of a stack ↔ stack bulk flow: the
+//!   sending core runs the AF_XDP transmit, the receiver's XDP program and both copies.
 //! - `tx`: the stack side transmits 64-byte and 1514-byte frames (MTU 1500) as fast as it
 //!   can, kicks included; counted by the peer interface's `rx_packets`
 //!   (/sys/class/net/<if>/statistics read inside the peer namespace). The frames carry an
@@ -153,12 +155,23 @@ fn run_inner(phase: Duration, c: &mut Ceiling) -> Result<()> {
         AfXdpDevice::open(&pair.peer_if, 0, peer_cfg()).context("AF_XDP socket (peer side)")?;
     drop(guard);
 
+    // rx at 64 B (the packet rate) and 1514 B (the byte rate a stack ↔ stack bulk flow is
+    // bound by: AF_XDP transmit, the receiver's XDP program and copy, all on the sender's core).
+    for len in [SMALL, LARGE] {
+        sys_check()?;
+        let frame = tcp_frame(pair.peer_mac, pair.stack_mac, false, len);
+        let before = steer.counters()?;
+        let (row, d) = rx_phase(&mut sdev, &mut pdev, &frame, phase, cores);
+        let redirected = steer.counters()?.since(&before).redirected;
+        let key = if len == SMALL {
+            "rx".to_string()
+        } else {
+            format!("rx_{len}")
+        };
+        c.details[key] = json!({ "steering_redirected": redirected, "counts": d });
+        c.rows.push(row);
+    }
     let to_stack = tcp_frame(pair.peer_mac, pair.stack_mac, false, SMALL);
-    let before = steer.counters()?;
-    let (row, d) = rx_phase(&mut sdev, &mut pdev, &to_stack, phase, cores);
-    let redirected = steer.counters()?.since(&before).redirected;
-    c.details["rx"] = json!({ "steering_redirected": redirected, "counts": d });
-    c.rows.push(row);
     for len in [SMALL, LARGE] {
         sys_check()?;
         let frame = tcp_frame(pair.stack_mac, UNUSED_MAC, true, len);
@@ -316,7 +329,7 @@ fn rx_phase(
 ) -> (CeilingRow, Value) {
     let (s0, p0) = (sdev.stats_full(), pdev.stats_full());
     let done = AtomicBool::new(false);
-    let label = format!("ceiling rx {SMALL} B");
+    let label = format!("ceiling rx {} B", frame.len());
     let p = Progress::default();
     let (got, secs) = std::thread::scope(|s| {
         let rx = s.spawn(|| rx_count(sdev, score, &done, phase + GRACE, &p));
@@ -331,7 +344,7 @@ fn rx_phase(
         "stack": counts(&s0, &sdev.stats_full()),
         "peer": counts(&p0, &pdev.stats_full()),
     });
-    (CeilingRow::new("rx", SMALL, got, sent, secs), d)
+    (CeilingRow::new("rx", frame.len(), got, sent, secs), d)
 }
 
 /// The peer interface's `rx_packets` (sysfs shows the namespace it was mounted in, so it is

@@ -54,6 +54,8 @@ pub struct Outcome {
     /// The client's own counters for the JSON (the stack client's endpoint, interface and
     /// device counters; null for the Linux client).
     pub counters: serde_json::Value,
+    /// The stack client's stop summary (`xdptcp::cli::summary_lines`); empty for Linux.
+    pub log: Vec<String>,
 }
 
 pub fn new_hist() -> Histogram<u64> {

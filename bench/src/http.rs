@@ -139,6 +139,7 @@ fn run_inner(env: &VethNetns, p: Pairing, h: HttpScenario, o: &HttpOpts) -> Resu
         )?),
         Pairing::LinuxToStack => Server::Stack(start_stack(env, &server_cores, o)?),
         Pairing::StackStack => bail!("wrk is a Linux client: no stack-stack column"),
+        Pairing::LinuxLinuxNoOffload => bail!("http runs with nginx's default offloads only"),
     };
     let probe = probe_until_ready(&env.client_ns, addr, &mut server)?;
     let script = dir.path().join("done.lua");

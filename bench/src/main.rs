@@ -24,12 +24,13 @@ struct Cli {
     /// bulk/n-up, bulk/n-down and http.
     #[arg(long, default_value = scenario::DEFAULT_SCENARIOS)]
     scenarios: String,
-    /// Pairings, comma-separated.
+    /// Pairings, comma-separated (linux-linux-nooff: Linux with offloads off, single-flow
+    /// bulk only).
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "linux-linux,linux-stack,stack-stack"
+        default_value = "linux-linux,linux-linux-nooff,linux-stack,stack-stack"
     )]
     pairings: Vec<Pairing>,
     /// Seconds per scenario run (short: treat 2 s figures as orientation; use 10 for figures).
@@ -80,7 +81,8 @@ struct Cli {
     /// Stack sides sleep when idle instead of busy-polling (fairer on a shared machine).
     #[arg(long)]
     stack_adaptive_idle: bool,
-    /// ceiling: seconds per phase (rx, tx 64 B, tx 1514 B, l2fwd), at most --duration.
+    /// ceiling: seconds per phase (rx 64 B, rx 1514 B, tx 64 B, tx 1514 B, l2fwd), at most
+    /// --duration.
     #[arg(long, default_value_t = 1.0)]
     ceiling_secs: f64,
     /// Folder under which results/<date-time>/ is created.
@@ -118,11 +120,15 @@ fn run() -> Result<()> {
         if let Some(m) = xdptcp_bench::http::tools_missing() {
             bail!("{m}");
         }
-        if cli.pairings.iter().all(|p| *p == Pairing::StackStack) {
+        let wrk_pairings = [Pairing::LinuxLinux, Pairing::LinuxToStack];
+        if !cli.pairings.iter().any(|p| wrk_pairings.contains(p)) {
             bail!("http: wrk is a Linux client: select linux-linux and/or linux-stack");
         }
     }
-    let stack_pairing = cli.pairings.iter().any(|p| *p != Pairing::LinuxLinux);
+    let stack_pairing = cli
+        .pairings
+        .iter()
+        .any(|p| matches!(p, Pairing::LinuxToStack | Pairing::StackStack));
     if cli.zero_copy && !stack_pairing {
         bail!("--zero-copy applies to the stack server: select linux-stack or stack-stack");
     }
@@ -211,7 +217,7 @@ fn run_pairings(
     let mut results = Vec::new();
     let mut port = 5001u16;
     for &scen in scenarios {
-        for &p in &cli.pairings {
+        for &p in cli.pairings.iter().filter(|p| p.runs(scen)) {
             if sys::stopped() {
                 bail!("stopped by signal");
             }
@@ -220,8 +226,9 @@ fn run_pairings(
         }
     }
     for &h in http {
-        // wrk is a Linux client: no stack-stack column.
-        for &p in cli.pairings.iter().filter(|p| **p != Pairing::StackStack) {
+        // wrk is a Linux client: no stack-stack column; nginx runs with the default offloads.
+        let http_pairings = [Pairing::LinuxLinux, Pairing::LinuxToStack];
+        for &p in cli.pairings.iter().filter(|p| http_pairings.contains(p)) {
             if sys::stopped() {
                 bail!("stopped by signal");
             }

@@ -228,3 +228,99 @@ fn wait_carrier(ns: &str, ifn: &str) -> Result<()> {
 
 /// Client addresses at most (the client's own and `xdptcp::iface::MAX_EXTRA_ADDRS` more).
 pub const MAX_CLIENT_ADDRS: usize = 1 + xdptcp::iface::MAX_EXTRA_ADDRS;
+
+/// The offloads `linux-linux-nooff` turns off on both ends (ethtool feature names as
+/// `ethtool -K` takes them, and as `ethtool -k` prints them).
+pub const OFFLOADS: [(&str, &str); 6] = [
+    ("tso", "tcp-segmentation-offload"),
+    ("gso", "generic-segmentation-offload"),
+    ("gro", "generic-receive-offload"),
+    ("lro", "large-receive-offload"),
+    ("tx", "tx-checksumming"),
+    ("rx", "rx-checksumming"),
+];
+
+/// Offloads off on both ends of the pair while it lives (Linux ↔ Linux "as the stack sees
+/// the wire": every 1500-byte-MTU segment built, checksummed and received one by one); on
+/// drop, what was on comes back on. Turning TSO/GSO/checksums off on a live veth applies to
+/// new segments at once.
+pub struct OffloadsOff {
+    /// (namespace, interface, `ethtool -K` names that were on).
+    restore: Vec<(String, String, Vec<&'static str>)>,
+}
+
+impl OffloadsOff {
+    pub fn set(env: &VethNetns) -> Result<Self> {
+        let mut guard = OffloadsOff {
+            restore: Vec::new(),
+        };
+        for (ns, ifname) in [
+            (&env.server_ns, &env.server_if),
+            (&env.client_ns, &env.client_if),
+        ] {
+            let was_on: Vec<&'static str> = offload_state(ns, ifname)?
+                .into_iter()
+                .filter(|&(_, on)| on)
+                .map(|(k, _)| k)
+                .collect();
+            guard.restore.push((ns.clone(), ifname.clone(), was_on));
+            let mut args = vec!["ethtool", "-K", ifname.as_str()];
+            for (k, _) in OFFLOADS {
+                args.extend([k, "off"]);
+            }
+            ethtool_in(ns, &args)?;
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for OffloadsOff {
+    fn drop(&mut self) {
+        for (ns, ifname, on) in &self.restore {
+            let mut args = vec!["ethtool", "-K", ifname.as_str()];
+            for k in on {
+                args.extend([*k, "on"]);
+            }
+            if !on.is_empty() {
+                let _ = ethtool_in(ns, &args);
+            }
+        }
+    }
+}
+
+/// Each of [`OFFLOADS`] and whether `ethtool -k` shows it on (`on [fixed]` counts as on).
+pub fn offload_state(ns: &str, ifname: &str) -> Result<Vec<(&'static str, bool)>> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "ethtool", "-k", ifname])
+        .output()
+        .context("ethtool -k")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(OFFLOADS
+        .iter()
+        .map(|&(k, long)| {
+            let on = text.lines().any(|l| {
+                l.trim_start()
+                    .strip_prefix(long)
+                    .and_then(|r| r.strip_prefix(':'))
+                    .is_some_and(|v| v.trim_start().starts_with("on"))
+            });
+            (k, on)
+        })
+        .collect())
+}
+
+fn ethtool_in(ns: &str, args: &[&str]) -> Result<()> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .context("ethtool")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "{}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}

@@ -26,6 +26,12 @@ pub enum Pairing {
     #[serde(rename = "linux-stack")]
     #[value(name = "linux-stack")]
     LinuxToStack,
+    /// Linux ↔ Linux with TSO/GSO/GRO/LRO and checksum offloads off on both ends, MTU 1500
+    /// (netns::OffloadsOff): the kernel moving the stack's segment size. Single-flow bulk
+    /// only (issue 6's bulk target asks for Linux both with and without offloads).
+    #[serde(rename = "linux-linux-nooff")]
+    #[value(name = "linux-linux-nooff")]
+    LinuxLinuxNoOffload,
 }
 
 /// Server applications; the first four are the `xdptcp serve --listen PORT=APP` names.
@@ -83,17 +89,27 @@ pub const NEEDS_SERVE: &str =
     "no `xdptcp` program found: build it (cargo build --release -p xdptcp-bench) or set XDPTCP_BIN";
 
 impl Pairing {
-    pub const ALL: [Pairing; 3] = [
+    pub const ALL: [Pairing; 4] = [
         Pairing::LinuxLinux,
+        Pairing::LinuxLinuxNoOffload,
         Pairing::LinuxToStack,
         Pairing::StackStack,
     ];
+
+    /// Whether this pairing runs `scen`: `linux-linux-nooff` only runs the single-flow bulk
+    /// scenarios (the baseline issue 6's bulk target names; it keeps the default suite short).
+    pub fn runs(self, scen: crate::scenario::Scenario) -> bool {
+        use crate::scenario::Scenario;
+        self != Pairing::LinuxLinuxNoOffload
+            || matches!(scen, Scenario::BulkUp | Scenario::BulkDown)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
             Pairing::StackStack => "stack-stack",
             Pairing::LinuxLinux => "linux-linux",
             Pairing::LinuxToStack => "linux-stack",
+            Pairing::LinuxLinuxNoOffload => "linux-linux-nooff",
         }
     }
 
@@ -115,7 +131,7 @@ impl Pairing {
         adaptive_idle: bool,
     ) -> Result<ServerHandle> {
         match self {
-            Pairing::LinuxLinux => {
+            Pairing::LinuxLinux | Pairing::LinuxLinuxNoOffload => {
                 let addr = SocketAddrV4::new(env.server_ip, port);
                 let s = LinuxServer::start(&env.server_ns, addr, app, workers, cores)?;
                 Ok(ServerHandle::Linux(s))
@@ -141,6 +157,9 @@ impl Pairing {
                 }
                 // As the Linux server (`linux_server.rs`) sets TCP_NODELAY on accepted sockets.
                 args.push("--nodelay".into());
+                for kv in stack_sets() {
+                    args.extend(["--set".to_string(), kv]);
+                }
                 let child = Command::new("ip")
                     .args(["netns", "exec", &env.server_ns])
                     .arg(bin)
@@ -211,6 +230,19 @@ fn ethtool_tx(ns: &str, ifname: &str, on: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `KEY=VALUE` TCP settings for both stack sides from `$XDPTCP_BENCH_STACK_SET`
+/// (comma-separated, e.g. `tcp_wmem=16384,tcp_rmem=131072`): `xdptcp serve --set` and the
+/// stack client's `TcpConfig::set`. For trying settings without a rebuild.
+pub fn stack_sets() -> Vec<String> {
+    std::env::var("XDPTCP_BENCH_STACK_SET")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// The argument vector of the stack server (issue 5's contract).
@@ -314,6 +346,18 @@ mod tests {
         assert_eq!(ServerApp::CloseFirst.serve_name(), Some("close-first"));
         assert_eq!(ServerApp::Source.serve_name(), Some("source"));
         assert_eq!(Pairing::LinuxToStack.name(), "linux-stack");
+        assert_eq!(Pairing::LinuxLinuxNoOffload.name(), "linux-linux-nooff");
+        use crate::scenario::Scenario;
+        for scen in Scenario::ALL {
+            let bulk1 = matches!(scen, Scenario::BulkUp | Scenario::BulkDown);
+            assert_eq!(
+                Pairing::LinuxLinuxNoOffload.runs(scen),
+                bulk1,
+                "{}",
+                scen.name()
+            );
+            assert!(Pairing::LinuxLinux.runs(scen) && Pairing::StackStack.runs(scen));
+        }
         // The CLI value, the JSON value and the table column are the same name.
         for p in Pairing::ALL {
             assert_eq!(serde_json::to_value(p).unwrap(), p.name());

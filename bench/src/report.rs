@@ -160,11 +160,15 @@ pub fn table(results: &[ScenarioResult], pairings: &[Pairing]) -> String {
         last_scen = scen.clone();
         let mut line = vec![shown, metric.clone()];
         let base = value(scen, metric, Pairing::LinuxLinux);
+        let nooff = value(scen, metric, Pairing::LinuxLinuxNoOffload).filter(|&b| b != 0.0);
         for &p in pairings {
             line.push(match (value(scen, metric, p), base) {
                 (None, _) => "n/a".into(),
                 (Some(v), Some(b)) if p != Pairing::LinuxLinux && b != 0.0 => {
-                    format!("{} ({:.2}x)", fmt_num(v), v / b)
+                    match nooff.filter(|_| p != Pairing::LinuxLinuxNoOffload) {
+                        Some(o) => format!("{} ({:.2}x, {:.2}x off)", fmt_num(v), v / b, v / o),
+                        None => format!("{} ({:.2}x)", fmt_num(v), v / b),
+                    }
                 }
                 (Some(v), _) => fmt_num(v),
             });
@@ -193,6 +197,17 @@ pub fn table(results: &[ScenarioResult], pairings: &[Pairing]) -> String {
         }
         out.truncate(out.trim_end().len());
         out.push('\n');
+    }
+    if pairings.contains(&Pairing::LinuxLinuxNoOffload)
+        && results
+            .iter()
+            .any(|r| r.pairing == Pairing::LinuxLinuxNoOffload && r.error.is_none())
+    {
+        let _ = writeln!(
+            out,
+            "(a.bx, b.by off): ratio to linux-linux, and to linux-linux-nooff (Linux with \
+             TSO/GSO/GRO/LRO and checksum offloads off, MTU 1500)"
+        );
     }
     let mut seen: Vec<(Pairing, &str)> = Vec::new();
     for r in results {
@@ -412,6 +427,63 @@ mod tests {
         assert_eq!(lines[7], "linux-stack: nope");
         // Columns line up: every row has the same width up to the last cell.
         assert_eq!(lines[1].len(), lines[2].len());
+    }
+
+    /// Rows that linux-linux-nooff measured show a second ratio, to it; the legend says so.
+    #[test]
+    fn table_shows_ratio_to_linux_without_offloads() {
+        let bulk = |p, gbps| ScenarioResult {
+            scenario: "bulk/1-up".into(),
+            pairing: p,
+            metrics: vec![Metric::new("throughput", "Gbit/s", gbps)],
+            latencies: Vec::new(),
+            details: Value::Null,
+            error: None,
+        };
+        let rs = vec![
+            bulk(Pairing::LinuxLinux, 30.0),
+            bulk(Pairing::LinuxLinuxNoOffload, 5.0),
+            bulk(Pairing::StackStack, 6.0),
+            res("rr/closed", Pairing::LinuxLinux, 100.0, &[]),
+            res("rr/closed", Pairing::StackStack, 200.0, &[]),
+        ];
+        let ps = [
+            Pairing::LinuxLinux,
+            Pairing::LinuxLinuxNoOffload,
+            Pairing::StackStack,
+        ];
+        let t = table(&rs, &ps);
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(lines[0][3], "linux-linux-nooff");
+        assert_eq!(
+            lines[1],
+            [
+                "bulk/1-up",
+                "throughput",
+                "[Gbit/s]",
+                "30",
+                "5",
+                "(0.17x)",
+                "6",
+                "(0.20x,",
+                "1.20x",
+                "off)"
+            ]
+        );
+        // Not measured without offloads: one ratio only.
+        assert_eq!(
+            lines[2],
+            [
+                "rr/closed",
+                "conn/s",
+                "[1/s]",
+                "100",
+                "n/a",
+                "200",
+                "(2.00x)"
+            ]
+        );
+        assert_eq!(lines.last().unwrap()[..2], ["(a.bx,", "b.by"]);
     }
 
     #[test]

@@ -166,6 +166,11 @@ fn run_inner(
     let server_cores: Vec<usize> = (0..w).collect();
     let client_cores: Vec<usize> = (0..w).map(|i| (w + i) % ncores).collect();
     let idle = opts.stack_adaptive_idle;
+    // Offloads off on both ends for the whole run, restored on drop (after the server).
+    let offloads_off = match pairing {
+        Pairing::LinuxLinuxNoOffload => Some(crate::netns::OffloadsOff::set(env)?),
+        _ => None,
+    };
     let server = pairing.start_server(env, scen.app(), port, w, &server_cores, idle)?;
     let addr = SocketAddrV4::new(env.server_ip, port);
     if let ServerHandle::Process(..) = server {
@@ -201,6 +206,13 @@ fn run_inner(
         // Every counter of `xdptcp stat --json` (whole server life) after the clients.
         details["server_stat"] = total.clone();
     }
+    if offloads_off.is_some() {
+        // What the run really had: every offload of netns::OFFLOADS and whether it was on.
+        let state = |ns: &str, ifn: &str| crate::netns::offload_state(ns, ifn).ok();
+        details["offloads_server"] = json!(state(&env.server_ns, &env.server_if));
+        details["offloads_client"] = json!(state(&env.client_ns, &env.client_if));
+    }
+    drop(offloads_off);
     if let Some(log) = server_log {
         // `xdptcp serve`'s start line and stop summary (loop, TCP, drop and XDP counters).
         details["server_log"] = json!(log.lines().collect::<Vec<_>>());
@@ -378,6 +390,7 @@ fn metrics(scen: Scenario, opts: &Opts, outs: Vec<Outcome>) -> Measured {
         .map(|o| o.counters.clone())
         .filter(|c| !c.is_null())
         .collect();
+    let client_log: Vec<String> = outs.iter().flat_map(|o| o.log.iter().cloned()).collect();
     let mut hists: Vec<(String, hdrhistogram::Histogram<u64>)> = Vec::new();
     for o in outs {
         for (name, h) in o.hists {
@@ -408,14 +421,15 @@ fn metrics(scen: Scenario, opts: &Opts, outs: Vec<Outcome>) -> Measured {
             Metric::new("failed flows", "n", failed as f64),
         ],
     };
-    (
-        m,
-        hists,
-        json!({
-            "seconds": secs, "ok": ok, "failed": failed, "bytes": bytes,
-            "client_counters": client_counters,
-        }),
-    )
+    let mut details = json!({
+        "seconds": secs, "ok": ok, "failed": failed, "bytes": bytes,
+        "client_counters": client_counters,
+    });
+    if !client_log.is_empty() {
+        // The stack client's loop, TCP and flow counters (as `xdptcp serve`'s server_log).
+        details["client_log"] = json!(client_log);
+    }
+    (m, hists, details)
 }
 
 /// `conns`: hold `opts.conns` idle connections and measure the kernel memory they take, then

@@ -553,6 +553,13 @@ pub fn open_stack(cfg: &StackClientCfg) -> Result<Stack> {
     let delay = crate::netns::TW_REUSE_DELAY_MS.to_string();
     tcp.set("tcp_tw_reuse_delay", &delay)
         .map_err(|e| anyhow!("tcp_tw_reuse_delay: {e}"))?;
+    for kv in crate::pairing::stack_sets() {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("XDPTCP_BENCH_STACK_SET: {kv:?} is not KEY=VALUE"))?;
+        tcp.set(k, v)
+            .map_err(|e| anyhow!("XDPTCP_BENCH_STACK_SET {kv}: {e}"))?;
+    }
     let o = StackOptions {
         ifname: cfg.ifname.clone(),
         addr: cfg.addr,
@@ -671,6 +678,7 @@ pub fn run(cfg: &StackClientCfg, mode: Mode) -> Result<Outcome> {
     };
     let elapsed = now().saturating_since(s);
     finish(&mut stack, &mut app, Duration::from_millis(200));
+    let log = xdptcp::cli::summary_lines(&stack.workers[0].publish(now()));
     cfg.progress.ok.store(app.ok, Relaxed);
     cfg.progress.failed.store(app.failed, Relaxed);
     let hists = match mode {
@@ -697,6 +705,7 @@ pub fn run(cfg: &StackClientCfg, mode: Mode) -> Result<Outcome> {
         elapsed: elapsed.min(cfg.duration),
         hists,
         counters: client_counters(&stack),
+        log,
     })
 }
 

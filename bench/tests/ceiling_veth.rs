@@ -23,6 +23,7 @@ fn ceiling_counts_frames_in_every_phase() {
         tests,
         [
             ("rx", SMALL),
+            ("rx", LARGE),
             ("tx", SMALL),
             ("tx", LARGE),
             ("l2fwd", SMALL)
@@ -46,6 +47,12 @@ fn ceiling_counts_frames_in_every_phase() {
     );
     assert_eq!(n(&d["rx"]["counts"]["stack"]["rx_frames"]), rx, "{d:#}");
     assert!(n(&d["rx"]["steering_redirected"]) >= rx, "{d:#}");
+    let rx = c.row("rx", LARGE).unwrap().frames;
+    let r = &d[format!("rx_{LARGE}")];
+    let sent = n(&r["counts"]["peer"]["tx_completed"]);
+    assert!(rx <= sent, "stack received {rx} > {sent} sent: {r:#}");
+    assert_eq!(n(&r["counts"]["stack"]["rx_frames"]), rx, "{r:#}");
+    assert!(n(&r["steering_redirected"]) >= rx, "{r:#}");
 
     // tx: the peer interface counted at most what the stack's kernel completed.
     for len in [SMALL, LARGE] {

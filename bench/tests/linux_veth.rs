@@ -169,3 +169,55 @@ fn stack_pairings_over_veth() {
         }
     }
 }
+
+/// Linux ↔ Linux with offloads off: both single-flow bulk directions measure something with
+/// every offload of `netns::OFFLOADS` off on both ends during the run, and the default
+/// offloads (TSO, checksums) are back on afterwards. The pairing skips other scenarios.
+#[test]
+fn linux_nooff_bulk_over_veth() {
+    assert!(
+        xdptcp_bench::sys::is_root(),
+        "linux_nooff_bulk_over_veth needs root (network namespaces, veth): run as root"
+    );
+    let env = VethNetns::create().expect("create veth pair");
+    let opts = Opts {
+        duration: Duration::from_secs(1),
+        workers: 1,
+        cps_concurrency: 8,
+        rr_conns: 4,
+        rate: 2000.0,
+        bulk_flows: 2,
+        conns: 200,
+        client_addrs: 1,
+        max_ops: 10_000_000,
+        stack_adaptive_idle: false,
+    };
+    let p = Pairing::LinuxLinuxNoOffload;
+    let ran: Vec<Scenario> = Scenario::ALL.into_iter().filter(|&s| p.runs(s)).collect();
+    assert_eq!(ran, [Scenario::BulkUp, Scenario::BulkDown]);
+    for (i, scen) in ran.into_iter().enumerate() {
+        let r = run_one(&env, p, scen, &opts, 6301 + i as u16);
+        assert_eq!(r.error, None, "{}", scen.name());
+        assert!(metric(&r, "throughput") > 0.0, "{}", scen.name());
+        assert_eq!(metric(&r, "failed flows"), 0.0);
+        for side in ["offloads_server", "offloads_client"] {
+            let state = r.details[side].as_array().expect(side);
+            assert_eq!(state.len(), xdptcp_bench::netns::OFFLOADS.len());
+            for f in state {
+                assert_eq!(f[1], false, "{side}: {f} on during the run: {}", r.details);
+            }
+        }
+    }
+    for (ns, ifn) in [
+        (&env.server_ns, &env.server_if),
+        (&env.client_ns, &env.client_if),
+    ] {
+        let state = xdptcp_bench::netns::offload_state(ns, ifn).unwrap();
+        for k in ["tso", "tx"] {
+            assert!(
+                state.contains(&(k, true)),
+                "{ifn}: {k} not restored: {state:?}"
+            );
+        }
+    }
+}

@@ -444,11 +444,14 @@ fn states_line(c: &StateCounts) -> String {
     }
 }
 
-fn print_summary(s: &WorkerSnapshot) {
+/// The stop summary of one worker: loop, TCP, flow (flow.rs counters) and drop lines, each
+/// starting with `xdptcp: ` (what `serve` prints when it stops; the bench keeps them).
+pub fn summary_lines(s: &WorkerSnapshot) -> Vec<String> {
+    let mut v = Vec::new();
     let l = &s.looping;
     let e = &s.endpoint;
     let i = &s.iface;
-    println!(
+    v.push(format!(
         "xdptcp: worker {}: loop: {} iterations ({} busy, {} idle; busy {} ms, idle {} ms); \
          rx {} frames, tx {} segments",
         s.worker,
@@ -459,8 +462,8 @@ fn print_summary(s: &WorkerSnapshot) {
         l.idle_ns / 1_000_000,
         l.rx_packets,
         l.tx_packets
-    );
-    println!(
+    ));
+    v.push(format!(
         "xdptcp: tcp: {} opened, {} freed, {} segments in, {} out, {} resets to closed ports, \
          {} TIME-WAIT entered, {} cookies sent; states: {}",
         e.conns_opened,
@@ -471,8 +474,26 @@ fn print_summary(s: &WorkerSnapshot) {
         e.tw_entered,
         e.cookies_sent,
         states_line(&s.states)
-    );
-    println!(
+    ));
+    let f = &e.flow;
+    v.push(format!(
+        "xdptcp: flow: in {} data segments ({} bytes), {} pure ACKs; out {} data segments \
+         ({} bytes), {} retransmitted, {} pure ACKs; transmit rounds ended by: app {}, \
+         send buffer {}, peer window {}, cwnd {}, nagle/sws {}",
+        f.data_segs_in,
+        f.data_bytes_in,
+        f.pure_acks_in,
+        f.data_segs_out,
+        f.data_bytes_out,
+        f.retrans_segs,
+        f.pure_acks_out,
+        f.tx_app_limited,
+        f.tx_sndbuf_limited,
+        f.tx_rwnd_limited,
+        f.tx_cwnd_limited,
+        f.tx_small_held
+    ));
+    v.push(format!(
         "xdptcp: drops: checksum {}, truncated {}, malformed {}, unsupported {}, not ours {}, \
          tx full {}, neighbour {}; hand-offs sent {}, received {}, dropped {}",
         i.rx_checksum,
@@ -485,7 +506,14 @@ fn print_summary(s: &WorkerSnapshot) {
         i.handoff_sent,
         i.handoff_received,
         i.handoff_dropped
-    );
+    ));
+    v
+}
+
+fn print_summary(s: &WorkerSnapshot) {
+    for l in summary_lines(s) {
+        println!("{l}");
+    }
 }
 
 /// Parses the command line and runs; returns the process exit status.

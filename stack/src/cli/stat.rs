@@ -197,6 +197,18 @@ fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
         ("dev_rx_frames", s.device.rx_frames),
         ("dev_tx_frames", s.device.tx_frames),
         ("dev_rx_dropped", s.device.rx_dropped),
+        ("data_segs_in", e.flow.data_segs_in),
+        ("data_bytes_in", e.flow.data_bytes_in),
+        ("pure_acks_in", e.flow.pure_acks_in),
+        ("data_segs_out", e.flow.data_segs_out),
+        ("data_bytes_out", e.flow.data_bytes_out),
+        ("retrans_segs", e.flow.retrans_segs),
+        ("pure_acks_out", e.flow.pure_acks_out),
+        ("tx_app_limited", e.flow.tx_app_limited),
+        ("tx_sndbuf_limited", e.flow.tx_sndbuf_limited),
+        ("tx_rwnd_limited", e.flow.tx_rwnd_limited),
+        ("tx_cwnd_limited", e.flow.tx_cwnd_limited),
+        ("tx_small_held", e.flow.tx_small_held),
         ("busy_ns", s.looping.busy_ns),
         ("idle_ns", s.looping.idle_ns),
         ("time_wait_bytes", u(s.time_wait_bytes)),
@@ -208,7 +220,7 @@ fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
 }
 
 /// Report lines: (title, counter names) for the text form.
-const SECTIONS: [(&str, &[&str]); 9] = [
+const SECTIONS: [(&str, &[&str]); 10] = [
     (
         "states",
         &[
@@ -261,6 +273,21 @@ const SECTIONS: [(&str, &[&str]); 9] = [
             "tx_no_route",
             "tx_neigh_dropped",
             "handoff_dropped",
+        ],
+    ),
+    (
+        "flow",
+        &[
+            "data_segs_in",
+            "pure_acks_in",
+            "data_segs_out",
+            "retrans_segs",
+            "pure_acks_out",
+            "tx_app_limited",
+            "tx_sndbuf_limited",
+            "tx_rwnd_limited",
+            "tx_cwnd_limited",
+            "tx_small_held",
         ],
     ),
     (

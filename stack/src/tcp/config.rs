@@ -53,9 +53,16 @@ pub struct TcpConfig {
     pub rto_initial: Duration,
     /// `tcp_challenge_ack_limit`: challenge ACKs per second (RFC 5961 §7).
     pub challenge_ack_limit: u32,
-    /// `tcp_rmem` default: receive buffer bytes per connection.
+    /// `tcp_rmem` default: receive buffer bytes per connection (the largest window we
+    /// advertise). Grown on demand, so only unread and out-of-order data costs memory.
+    /// 1 MiB, not Linux's initial 128 KiB: Linux autotunes its buffers up to 6 MiB and we do
+    /// not; a single flow needs a window of its rate times the round trip, and on a shared
+    /// core the round trip includes the peer being descheduled (docs/benchmarks.md).
     pub rmem: usize,
-    /// `tcp_wmem` default: send buffer bytes per connection.
+    /// `tcp_wmem` default: send buffer bytes per connection, which holds everything from
+    /// SND.UNA, so it bounds the data in flight. Grown on demand. 1 MiB, not Linux's initial
+    /// 16 KiB (autotuned up to 4 MiB there): 16 KiB is 11 segments in flight, which kept a
+    /// bulk sender waiting for ACKs most of the time (docs/benchmarks.md).
     pub wmem: usize,
     /// Our MSS when the interface MTU does not say otherwise (1500 - 40).
     pub mss: u16,
@@ -98,8 +105,8 @@ impl Default for TcpConfig {
             rto_max: Duration::from_secs(120),
             rto_initial: Duration::from_secs(1),
             challenge_ack_limit: 1000,
-            rmem: 131_072,
-            wmem: 16_384,
+            rmem: 1 << 20,
+            wmem: 1 << 20,
             mss: 1460,
             abort_on_overflow: false,
             max_tw_buckets: 262_144,

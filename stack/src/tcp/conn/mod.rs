@@ -57,6 +57,7 @@ mod timers;
 mod tests;
 
 pub use limiter::ChallengeAckLimiter;
+pub use sender::TxLimit;
 pub use state::{state_diagram_mermaid, TRANSITIONS};
 pub use timers::Timer;
 
@@ -554,6 +555,17 @@ impl Connection {
     /// Congestion state (cwnd, ssthresh) in bytes, for the sending states.
     pub fn congestion_window(&self) -> Option<(u32, u32)> {
         self.inner.sender().map(|s| (s.cc.cwnd(), s.cc.ssthresh()))
+    }
+
+    /// What stopped the last transmit round (see [`TxLimit`]); `None` when nothing is queued
+    /// or in flight, or the state sends no data.
+    pub fn tx_limit(&self) -> Option<TxLimit> {
+        self.inner.sender().and_then(|s| s.limit())
+    }
+
+    /// SND.MAX (highest sequence number sent + 1) in the data-sending states.
+    pub fn snd_max(&self) -> Option<SeqNum> {
+        self.inner.sender().map(|s| s.max)
     }
 
     /// Turn Nagle's algorithm off (`true`, Linux TCP_NODELAY) or on (RFC 9293 §3.7.4: on by

@@ -10,6 +10,10 @@ use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
 /// Segments one `poll_transmit` may emit at most (a guard; cwnd bounds it first).
 const MAX_BURST: usize = 1 << 16;
 
+/// Bytes of the stack buffer a segment crossing the send ring's wrap is copied into: a
+/// 1500-byte-MTU segment's payload. Longer (jumbo) segments straighten the ring instead.
+const WRAP_SCRATCH: usize = 2048;
+
 impl Connection {
     /// Emit everything due at `now`, in order: a pending RST; the SYN or SYN-ACK; data and FIN
     /// the window allows (MSS-sized, PSH on the last); a keepalive / zero-window probe; a bare
@@ -92,6 +96,16 @@ impl Connection {
         if let Some(snd) = self.inner.sender_mut() {
             snd.maybe_idle_restart(now);
         }
+        // A segment crossing the send ring's wrap is copied here (see `stage_payload`);
+        // set up only when the buffered data wraps (rare: once per lap of the ring).
+        let mut store;
+        let scratch: &mut [u8] = match self.inner.sender() {
+            Some(s) if !s.buf.as_slices().1.is_empty() => {
+                store = [0u8; WRAP_SCRATCH];
+                &mut store
+            }
+            _ => &mut [],
+        };
         // Bounded: every segment advances SND.NXT, HighRxt or clears a one-shot flag; the
         // count is a second guard.
         for _ in 0..MAX_BURST {
@@ -109,11 +123,15 @@ impl Connection {
             if last && tx.len > 0 {
                 flags = flags | TcpFlags::PSH;
             }
-            snd.payload_of(&tx);
+            let staged = snd.stage_payload(&tx, scratch);
             let Some(snd) = self.inner.sender() else {
                 break;
             };
-            let payload = snd.payload(tx.off..tx.off + tx.len);
+            let payload = if staged {
+                &scratch[..tx.len]
+            } else {
+                snd.payload(tx.off..tx.off + tx.len)
+            };
             emit(&self.segment(now, tx.seq, flags, payload));
             self.ack_sent();
             if let Some(snd) = self.inner.sender_mut() {

@@ -104,6 +104,26 @@ pub(super) enum TxKind {
     Rescue,
 }
 
+/// What stopped the last transmit round of a connection with data outstanding or queued
+/// (diagnostics, computed from the send state: nothing is stored). Linux reports the same
+/// split as `tcpi_busy_time` / `tcpi_rwnd_limited` / `tcpi_sndbuf_limited` (`ss -i`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxLimit {
+    /// Everything queued is sent and the send buffer has room: the application did not
+    /// write more (application-limited).
+    App,
+    /// Everything queued is sent and the send buffer is full: all of `tcp_wmem` is in
+    /// flight, waiting for ACKs (send-buffer-limited).
+    SendBuffer,
+    /// The peer's receive window has no room for the next segment.
+    PeerWindow,
+    /// The congestion window has no room for the next segment.
+    Cwnd,
+    /// A short segment is held back by Nagle or sender SWS avoidance (RFC 9293 §3.7.4,
+    /// §3.8.6.2.1).
+    Small,
+}
+
 /// One segment to send: bytes [seq, seq + len) at `off` in the buffer, then maybe the FIN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Tx {
@@ -289,6 +309,33 @@ impl Sender {
         }
     }
 
+    /// Why nothing more can be sent now (call after `next_tx` returned `None`); `None` when
+    /// nothing is queued or in flight. In loss recovery the answer is about new data.
+    pub fn limit(&self) -> Option<TxLimit> {
+        if !self.in_flight() && self.nxt == self.end() {
+            return None;
+        }
+        let off = dist(self.una, self.nxt) as usize;
+        let unsent = self.buf.len().saturating_sub(off);
+        if unsent == 0 {
+            return Some(if self.space() == 0 && !self.fin {
+                TxLimit::SendBuffer
+            } else {
+                TxLimit::App
+            });
+        }
+        let want = unsent.min(self.mss as usize);
+        let usable = dist(self.nxt, self.una + self.wnd) as usize;
+        if usable < want {
+            return Some(TxLimit::PeerWindow);
+        }
+        let outstanding = dist(self.una, self.nxt) - self.sb.sacked_in(self.una, self.nxt);
+        if (self.send_window().saturating_sub(outstanding) as usize) < want {
+            return Some(TxLimit::Cwnd);
+        }
+        Some(TxLimit::Small)
+    }
+
     /// The next segment to send now, if any. `nodelay` turns Nagle off.
     pub fn next_tx(&mut self, nodelay: bool) -> Option<Tx> {
         if self.rtx_head {
@@ -398,14 +445,26 @@ impl Sender {
         })
     }
 
-    /// Payload bytes of `tx`, contiguous (the ring is straightened first if the range
-    /// crosses its wrap: at most one copy of the buffer per wrap, so O(1) per byte).
-    pub fn payload_of(&mut self, tx: &Tx) -> &[u8] {
-        let (a, _) = self.buf.as_slices();
-        if tx.off < a.len() && tx.off + tx.len > a.len() {
-            self.buf.make_contiguous();
+    /// Makes `tx`'s payload readable in one piece: returns true when it was copied into
+    /// `scratch[..tx.len]` (it crosses the ring's wrap and fits: one segment, at most once
+    /// per lap of the ring), false when `payload(tx.off..tx.off + tx.len)` has it. Only a
+    /// crossing range longer than `scratch` straightens the ring (`make_contiguous`: an
+    /// O(buffer) rotation which, with a large full buffer, cost more than the rest of the
+    /// send path together).
+    pub fn stage_payload(&mut self, tx: &Tx, scratch: &mut [u8]) -> bool {
+        let r = tx.off..tx.off + tx.len;
+        let (a, b) = self.buf.as_slices();
+        if r.start >= a.len() || r.end <= a.len() {
+            return false;
         }
-        self.payload(tx.off..tx.off + tx.len)
+        if tx.len > scratch.len() {
+            self.buf.make_contiguous();
+            return false;
+        }
+        let head = a.len() - r.start;
+        scratch[..head].copy_from_slice(&a[r.start..]);
+        scratch[head..tx.len].copy_from_slice(&b[..tx.len - head]);
+        true
     }
 
     /// Payload bytes for a range that does not cross the ring's wrap.
@@ -557,18 +616,90 @@ mod tests {
         assert!(!s.ack_acceptable(SeqNum(103 - 7)));
     }
 
-    /// A segment crossing the ring's wrap goes out whole (the ring is straightened).
+    /// What ends a transmit round, in the order `next_tx` checks it: the peer's window
+    /// (RFC 9293 §3.8.6.2.1 sender SWS avoidance holds the 2-byte rest of a 6-byte window),
+    /// the send buffer all in flight, the application, the congestion window (RFC 5681 §3.1
+    /// loss window after a timeout: 1 SMSS) and Nagle (RFC 9293 §3.7.4).
+    #[test]
+    fn limit_says_what_stopped_sending() {
+        let mut s = sender(); // cap 10, MSS 4, window 6
+        assert_eq!(s.limit(), None, "nothing queued or in flight");
+        assert_eq!(s.write(b"0123456789"), 10);
+        assert_eq!(send_all(&mut s, Instant::ZERO), vec![(101, 4, false)]);
+        assert_eq!(s.limit(), Some(TxLimit::PeerWindow));
+        s.set_window(100, SeqNum(1), SeqNum(101));
+        assert_eq!(
+            send_all(&mut s, Instant::ZERO),
+            vec![(105, 4, false), (109, 2, false)]
+        );
+        assert_eq!(
+            s.limit(),
+            Some(TxLimit::SendBuffer),
+            "all 10 bytes in flight"
+        );
+        s.on_ack(Instant::ZERO, SeqNum(105), None);
+        assert_eq!(
+            s.limit(),
+            Some(TxLimit::App),
+            "room for 4 more, none written"
+        );
+        s.cc.on_rto(Instant::ZERO, 0, false); // cwnd = 1 SMSS = 4 < 6 outstanding
+        assert_eq!(s.write(b"abcd"), 4);
+        assert_eq!(send_all(&mut s, Instant::ZERO), vec![]);
+        assert_eq!(s.limit(), Some(TxLimit::Cwnd));
+
+        let mut s = sender();
+        s.set_window(100, SeqNum(1), SeqNum(101));
+        s.write(b"ab");
+        let tx = s
+            .next_tx(false)
+            .expect("all queued data, nothing unacknowledged");
+        s.on_sent(Instant::ZERO, &tx);
+        s.write(b"c");
+        assert_eq!(
+            s.next_tx(false),
+            None,
+            "Nagle: a small segment is unacknowledged"
+        );
+        assert_eq!(s.limit(), Some(TxLimit::Small));
+    }
+
+    /// A segment crossing the ring's wrap goes out whole, copied out of the ring; only a
+    /// scratch too small for it straightens the ring.
     #[test]
     fn payload_across_wrap_is_contiguous() {
         let mut s = sender();
         s.set_window(100, SeqNum(0), SeqNum(101));
-        s.write(b"0123456789");
-        let sent = send_all(&mut s, Instant::ZERO);
-        assert_eq!(sent.len(), 3);
-        s.on_ack(Instant::ZERO, SeqNum(109), None);
-        s.write(b"abcdefgh");
-        let tx = s.next_tx(true).unwrap();
-        assert_eq!((tx.seq, tx.len), (SeqNum(111), 4));
-        assert_eq!(s.payload_of(&tx), b"abcd");
+        // Write 3 bytes, send them, acknowledge all but the last (an empty ring restarts
+        // at its front), until a segment crosses the wrap (where depends on the ring's
+        // capacity); bounded.
+        let mut next = 0u8;
+        for _ in 0..64 {
+            let data = [next, next + 1, next + 2];
+            next = next.wrapping_add(3);
+            assert_eq!(s.write(&data), 3);
+            let tx = s.next_tx(true).unwrap();
+            assert_eq!(tx.len, 3);
+            let (a, _) = s.buf.as_slices();
+            if !(tx.off < a.len() && tx.off + tx.len > a.len()) {
+                s.on_sent(Instant::ZERO, &tx);
+                s.on_ack(Instant::ZERO, tx.seq + 2u32, None);
+                continue;
+            }
+            let mut scratch = [0u8; 4];
+            assert!(s.stage_payload(&tx, &mut scratch));
+            assert_eq!(scratch[..3], data);
+            let (a, _) = s.buf.as_slices();
+            assert!(
+                tx.off + tx.len > a.len(),
+                "copied out: the ring was not straightened"
+            );
+            // Without room in the scratch, the ring is straightened instead.
+            assert!(!s.stage_payload(&tx, &mut [0u8; 2]));
+            assert_eq!(s.buf.as_slices().1.len(), 0);
+            assert_eq!(s.payload(tx.off..tx.off + tx.len), data);
+            return;
+        }
+        panic!("no segment crossed the ring's wrap");
     }
 }

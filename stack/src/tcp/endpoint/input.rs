@@ -33,6 +33,7 @@ impl Endpoint {
         if let Some(&index) = self.demux.get(&tuple) {
             let gen = self.conns.get(index as usize).map_or(0, |s| s.gen);
             let id = ConnId { index, gen };
+            self.stats.flow.on_input(seg);
             if !self.conn_segment(now, id, seg) {
                 return;
             }

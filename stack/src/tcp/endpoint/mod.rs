@@ -32,6 +32,7 @@
 //! members are slab connections and count towards `max_connections`; [`CONTROL_QUEUE_MAX`]
 //! queued stateless replies; [`MAX_LISTENERS`] listeners.
 
+mod flow;
 mod input;
 mod timers;
 mod twtable;
@@ -60,6 +61,7 @@ use crate::tcp::TcpConfig;
 use crate::time::{Duration, Instant};
 use crate::wire::TcpRepr;
 use crate::worker::rss::FlowOwner;
+pub use flow::FlowStats;
 
 use timers::{Armed, ConnTimers, TimerKey};
 use twtable::TwTable;
@@ -227,6 +229,8 @@ pub struct EndpointStats {
     /// Connections ended because retries, keepalive probes or the user timeout ran out
     /// (`TimedOut`), whether or not the application still held them.
     pub aborted_on_timeout: u64,
+    /// Data segments, ACKs and transmit limits of the connections (flow.rs).
+    pub flow: FlowStats,
 }
 
 /// Per-state counts, computed on demand by [`Endpoint::state_counts`] (O(connections)).
@@ -601,13 +605,23 @@ impl Endpoint {
         }
         // Bounded: each connection is on the list at most once (`in_ready`).
         while let Some(id) = self.ready.pop_front() {
-            let Some(s) = self.slot_mut(id) else { continue };
+            let flow = &mut self.stats.flow;
+            let Some(s) = self
+                .conns
+                .get_mut(id.index as usize)
+                .filter(|s| s.gen == id.gen)
+            else {
+                continue;
+            };
             s.in_ready = false;
             let (src, dst) = (s.tuple.local_addr, s.tuple.remote_addr);
+            let max = s.conn.snd_max();
             s.conn.poll_transmit(now, |seg| {
                 out += 1;
+                flow.on_output(seg, max);
                 emit(src, dst, seg)
             });
+            flow.on_round(s.conn.tx_limit());
             self.settle(id);
         }
         self.stats.segments_out += out;

@@ -175,6 +175,40 @@ fn handshake_both_ways_and_data() {
     assert_eq!((c.listen, c.established), (1, 2));
 }
 
+/// The flow counters (flow.rs) count what went over the wire: 3000 bytes from a with
+/// MSS 1460 and timestamps (1448 data bytes per segment, RFC 7323 §3.2 / RFC 6691) are 3
+/// data segments; b's quick-ACK mode (delack.rs) acknowledges each at once; a's rounds end
+/// "application-limited" (everything written is sent, the buffer has room) until ACKed.
+#[test]
+fn flow_counters_count_segments_acks_and_limits() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(Ipv4Addr::UNSPECIFIED, 80, 16).unwrap();
+    let (ca, cb) = p.open(l, 80);
+    let (fa0, fb0) = (p.a.stats().flow, p.b.stats().flow);
+    // The handshake's third segment is b's only pure ACK in; a SYN-ACK is not one.
+    assert_eq!((fa0.pure_acks_out, fb0.pure_acks_in), (1, 1));
+    assert_eq!(fa0.data_segs_out + fb0.data_segs_out, 0);
+    assert_eq!(p.a.send(p.now, ca, &[7u8; 3000]).unwrap(), 3000);
+    p.run();
+    let mut buf = [0u8; 4096];
+    assert_eq!(p.b.recv(cb, &mut buf).unwrap(), 3000);
+    let (fa, fb) = (p.a.stats().flow, p.b.stats().flow);
+    assert_eq!(
+        (fa.data_segs_out, fa.data_bytes_out, fa.retrans_segs),
+        (3, 3000, 0)
+    );
+    assert_eq!((fb.data_segs_in, fb.data_bytes_in), (3, 3000));
+    // One burst of 3 segments in one delivery: b owes one ACK, sent once per poll.
+    assert_eq!(fb.pure_acks_out - fb0.pure_acks_out, 1);
+    assert_eq!(fa.pure_acks_in - fa0.pure_acks_in, 1);
+    // a's round that sent the data ended with nothing more to send and room in the buffer.
+    assert_eq!(fa.tx_app_limited - fa0.tx_app_limited, 1);
+    assert_eq!(
+        fa.tx_sndbuf_limited + fa.tx_rwnd_limited + fa.tx_cwnd_limited + fa.tx_small_held,
+        0
+    );
+}
+
 /// RFC 9293 §3.10.7.1 + §3.10.7.3: a SYN to a closed port gets <SEQ=0><ACK=ISS+1><RST,ACK>
 /// and the connect reports ConnectionRefused; the handle goes stale after close.
 #[test]

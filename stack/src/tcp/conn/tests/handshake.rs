@@ -279,16 +279,24 @@ fn all_options(ts: u32) -> TcpOptions {
     }
 }
 
+/// The defaults with a 128 KiB receive buffer (Linux's initial tcp_rmem): window scale 2.
+fn rmem_128k() -> TcpConfig {
+    TcpConfig {
+        rmem: 131_072,
+        ..TcpConfig::default()
+    }
+}
+
 /// RFC 7323 §2.2/§3.2, RFC 2018 §2: a passive open answers each option the peer offered
 /// (and cfg allows), none it did not. Our shift for rmem 131072 is 2; TSval = ms + offset.
 #[test]
 fn passive_option_negotiation_table() {
-    let on = TcpConfig::default();
+    let on = rmem_128k();
     let none = TcpConfig {
         timestamps: false,
         window_scaling: false,
         sack: false,
-        ..TcpConfig::default()
+        ..rmem_128k()
     };
     let tsval = 1_000_000 + 7; // T0 in ms + offset 7
     let cases = [
@@ -335,7 +343,7 @@ fn passive_option_negotiation_table() {
 /// and every segment carries TSval / TSecr (RFC 7323 §3.2).
 #[test]
 fn negotiated_options_apply_after_handshake() {
-    let cfg = TcpConfig::default();
+    let cfg = rmem_128k();
     let syn = TcpRepr {
         options: all_options(123),
         ..seg(SYN, PEER_ISS, 0)
@@ -371,7 +379,7 @@ fn negotiated_options_apply_after_handshake() {
 /// timestamps or SACK: only window scaling is used.
 #[test]
 fn active_option_negotiation() {
-    let cfg = TcpConfig::default();
+    let cfg = rmem_128k();
     let c = Connection::connect(T0, &cfg, ends(), SeqNum(1000), 0);
     let mut t = T::new(c, T0);
     let offer = TcpOptions {
