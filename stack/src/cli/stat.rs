@@ -505,7 +505,7 @@ mod tests {
         assert!(r.contains("\"total\":{\"listen\":2,"), "{r}");
         assert!(r.contains("\"established\":7,"), "{r}");
         assert!(
-            r.contains(",\"idle_ns\":0,\"at_ns\":0,\"worker\":0,"),
+            r.contains(",\"buf_pool_released\":0,\"at_ns\":0,\"worker\":0,"),
             "{r}"
         );
         assert!(r.contains("\"tw_reopened\":0,\"tw_acks\":0,"), "{r}");
