@@ -614,6 +614,12 @@ pub fn drive(
                 }
                 std::thread::sleep(d);
             }
+        } else {
+            // As the server's busy-poll (xdptcp::worker::BUSY_POLL_YIELD_AFTER).
+            empty = empty.saturating_add(1);
+            if empty > xdptcp::worker::BUSY_POLL_YIELD_AFTER {
+                std::thread::yield_now();
+            }
         }
         if t >= next_progress {
             next_progress = t + Duration::from_millis(100);
