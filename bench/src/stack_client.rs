@@ -615,9 +615,9 @@ pub fn drive(
                 std::thread::sleep(d);
             }
         } else {
-            // As the server's busy-poll (xdptcp::worker::BUSY_POLL_YIELD_AFTER).
+            // As the server's busy-poll (xdptcp::worker::BUSY_POLL_YIELD_EVERY).
             empty = empty.saturating_add(1);
-            if empty > xdptcp::worker::BUSY_POLL_YIELD_AFTER {
+            if empty % xdptcp::worker::BUSY_POLL_YIELD_EVERY == 0 {
                 std::thread::yield_now();
             }
         }

@@ -38,9 +38,10 @@ pub enum IdleMode {
     Adaptive { spins: u32, sleep: Duration },
 }
 
-/// Busy-poll: empty iterations in a row after which each further empty one calls
-/// `sched_yield` (cheap when nothing else is runnable on the core; see `Worker::idle`).
-pub const BUSY_POLL_YIELD_AFTER: u32 = 64;
+/// Busy-poll: every this many empty iterations in a row the loop calls `sched_yield`
+/// (see `Worker::idle`): often enough that a kernel thread waiting for the core runs within
+/// tens of µs, rarely enough that the syscall stays a small part of an idle loop.
+pub const BUSY_POLL_YIELD_EVERY: u32 = 64;
 
 /// Settings of one worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,7 +261,7 @@ impl<D: Device, L: Link> Worker<D, L> {
 
     fn idle(&mut self, now: Instant, streak: u32) {
         let IdleMode::Adaptive { spins, sleep } = self.cfg.idle else {
-            if streak > BUSY_POLL_YIELD_AFTER {
+            if streak % BUSY_POLL_YIELD_EVERY == 0 {
                 // Busy-polling on a core it shares: let a runnable kernel thread (ksoftirqd
                 // delivering our veth/NIC frames, a kworker) run now instead of at the end of
                 // our scheduler slice (milliseconds). A no-op when nothing else is runnable.
