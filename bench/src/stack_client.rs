@@ -617,7 +617,7 @@ pub fn drive(
         } else {
             // As the server's busy-poll (xdptcp::worker::BUSY_POLL_YIELD_EVERY).
             empty = empty.saturating_add(1);
-            if empty % xdptcp::worker::BUSY_POLL_YIELD_EVERY == 0 {
+            if empty.is_multiple_of(xdptcp::worker::BUSY_POLL_YIELD_EVERY) {
                 std::thread::yield_now();
             }
         }

@@ -261,7 +261,7 @@ impl<D: Device, L: Link> Worker<D, L> {
 
     fn idle(&mut self, now: Instant, streak: u32) {
         let IdleMode::Adaptive { spins, sleep } = self.cfg.idle else {
-            if streak % BUSY_POLL_YIELD_EVERY == 0 {
+            if streak.is_multiple_of(BUSY_POLL_YIELD_EVERY) {
                 // Busy-polling on a core it shares: let a runnable kernel thread (ksoftirqd
                 // delivering our veth/NIC frames, a kworker) run now instead of at the end of
                 // our scheduler slice (milliseconds). A no-op when nothing else is runnable.
