@@ -6,7 +6,6 @@
 use crate::nic::{AdoptedPorts, NicPlan};
 use anyhow::{bail, Context, Result};
 use std::net::Ipv4Addr;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use xdptcp::harness::{VethOptions, VethPair, PEER_ADDR, PREFIX_LEN, STACK_ADDR};
 
@@ -184,15 +183,7 @@ fn tune(pair: &VethPair) -> Result<()> {
 }
 
 fn ip(args: &[&str]) -> Result<String> {
-    let out = Command::new("ip").args(args).output().context("run ip")?;
-    if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    crate::nic::output("ip", args)
 }
 
 fn mac(ns: &str, ifn: &str) -> Result<[u8; 6]> {

@@ -115,7 +115,8 @@ pub fn rx_queues(ifn: &str) -> Result<usize> {
     Ok(n)
 }
 
-fn output(prog: &str, args: &[&str]) -> Result<String> {
+/// Runs `prog args`; its stdout, or an error with its stderr on a non-zero exit.
+pub(crate) fn output(prog: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(prog)
         .args(args)
         .output()

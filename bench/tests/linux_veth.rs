@@ -16,6 +16,22 @@ fn metric(r: &ScenarioResult, name: &str) -> f64 {
         .value
 }
 
+/// One-second runs with small counts: every scenario measures something, quickly.
+fn short_opts() -> Opts {
+    Opts {
+        duration: Duration::from_secs(1),
+        workers: 1,
+        cps_concurrency: 8,
+        rr_conns: 4,
+        rate: 2000.0,
+        bulk_flows: 2,
+        conns: 200,
+        client_addrs: 1,
+        max_ops: 10_000_000,
+        stack_adaptive_idle: false,
+    }
+}
+
 #[test]
 fn linux_scenarios_over_veth() {
     assert!(
@@ -39,18 +55,7 @@ fn linux_scenarios_over_veth() {
             assert!(text.contains(feature), "{ifn}: no `{feature}` in:\n{text}");
         }
     }
-    let opts = Opts {
-        duration: Duration::from_secs(1),
-        workers: 1,
-        cps_concurrency: 8,
-        rr_conns: 4,
-        rate: 2000.0,
-        bulk_flows: 2,
-        conns: 200,
-        client_addrs: 1,
-        max_ops: 10_000_000,
-        stack_adaptive_idle: false,
-    };
+    let opts = short_opts();
     for (i, scen) in Scenario::ALL.into_iter().enumerate() {
         let r = run_one(&env, Pairing::LinuxLinux, scen, &opts, 6001 + i as u16);
         assert_eq!(r.error, None, "{}", scen.name());
@@ -114,18 +119,7 @@ fn stack_pairings_over_veth() {
     // The `xdptcp` program as built with this package (see pairing::xdptcp_serve_binary).
     std::env::set_var("XDPTCP_BIN", env!("CARGO_BIN_EXE_xdptcp-serve"));
     let env = VethNetns::create().expect("create veth pair");
-    let opts = Opts {
-        duration: Duration::from_secs(1),
-        workers: 1,
-        cps_concurrency: 8,
-        rr_conns: 4,
-        rate: 2000.0,
-        bulk_flows: 2,
-        conns: 200,
-        client_addrs: 1,
-        max_ops: 10_000_000,
-        stack_adaptive_idle: false,
-    };
+    let opts = short_opts();
     let scens = [
         Scenario::CpsClientClose,
         Scenario::CpsServerClose,
@@ -180,18 +174,7 @@ fn linux_nooff_bulk_over_veth() {
         "linux_nooff_bulk_over_veth needs root (network namespaces, veth): run as root"
     );
     let env = VethNetns::create().expect("create veth pair");
-    let opts = Opts {
-        duration: Duration::from_secs(1),
-        workers: 1,
-        cps_concurrency: 8,
-        rr_conns: 4,
-        rate: 2000.0,
-        bulk_flows: 2,
-        conns: 200,
-        client_addrs: 1,
-        max_ops: 10_000_000,
-        stack_adaptive_idle: false,
-    };
+    let opts = short_opts();
     let p = Pairing::LinuxLinuxNoOffload;
     let ran: Vec<Scenario> = Scenario::ALL.into_iter().filter(|&s| p.runs(s)).collect();
     assert_eq!(ran, [Scenario::BulkUp, Scenario::BulkDown]);
