@@ -18,7 +18,8 @@ use crate::client::{self, new_hist, Outcome, Progress, MSG, OP_TIMEOUT};
 use crate::sys;
 use anyhow::{anyhow, Result};
 use hdrhistogram::Histogram;
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -108,7 +109,9 @@ pub struct BenchApp {
     mode: Mode,
     server: SocketAddrV4,
     max_ops: u64,
-    conns: HashMap<ConnId, Conn>,
+    /// Fx, not SipHash: keys are our own handles, and this map is hit several times per
+    /// cps connection (the client is the busier end in client-close).
+    conns: FxHashMap<ConnId, Conn>,
     /// rr: the connections in opening order (the open loop's round-robin).
     order: Vec<ConnId>,
     /// When measuring started: at start for cps, once all connections are up otherwise.
@@ -150,7 +153,7 @@ impl BenchApp {
             mode,
             server,
             max_ops,
-            conns: HashMap::new(),
+            conns: FxHashMap::default(),
             order: Vec::new(),
             measure_start: None,
             launched: 0,
