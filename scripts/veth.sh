@@ -6,7 +6,7 @@
 #
 # Checksum offload is turned off on both sides so that segments carry full checksums
 # (a Linux peer with tx offload sends partial checksums). `down` is idempotent.
-# The Rust twin of this script is stack/src/harness/veth.rs; keep them in step.
+# The Rust twin of this script is stack/harness/src/veth.rs; keep them in step.
 set -euo pipefail
 
 usage() {

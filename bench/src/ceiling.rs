@@ -1,7 +1,7 @@
 //! The physical ceiling of the path (issue 6 item 6): raw AF_XDP frame rates on the same
 //! kind of veth pair the stack runs on, so a reader sees how close the stack gets to them.
 //!
-//! Set-up: `xdptcp::harness::VethPair` (stack side 198.18.0.1, peer 198.18.0.2, checksum
+//! Set-up: `xdptcp_harness::VethPair` (stack side 198.18.0.1, peer 198.18.0.2, checksum
 //! offload off), the steering program (`xdptcp_xdp::Steering`) attached to the stack side
 //! with one listening port, and one copy-mode `AfXdpDevice` on queue 0 of each end. The stack
 //! side's loop runs on core 0, the peer's on core 1 (as the pairings pin server and client).
@@ -31,9 +31,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
-use xdptcp::harness::{NetnsGuard, VethOptions, VethPair, PEER_ADDR, STACK_ADDR};
 use xdptcp::phy::{AfXdpConfig, AfXdpDevice, AfXdpStats, Device};
-use xdptcp::time::Instant as StackInstant;
+use xdptcp_harness::{NetnsGuard, VethOptions, VethPair, PEER_ADDR, STACK_ADDR};
+
 use xdptcp::wire;
 use xdptcp_xdp::{AttachOptions, Steering};
 
@@ -259,7 +259,7 @@ fn rx_count(
     let start = Instant::now();
     let (mut n, mut first, mut last) = (0u64, None, start);
     loop {
-        let k = dev.recv(StackInstant::now_monotonic(), 4 * BURST, |_| {});
+        let k = dev.recv(xdptcp::clock::now(), 4 * BURST, |_| {});
         let now = Instant::now();
         if k > 0 {
             first.get_or_insert(now);
@@ -294,7 +294,7 @@ fn blast(dev: &mut AfXdpDevice, core: usize, frame: &[u8], phase: Duration, p: &
             }
             n += 1;
         }
-        dev.flush(StackInstant::now_monotonic());
+        dev.flush(xdptcp::clock::now());
         p.ok.store(n, Relaxed);
     }
     let secs = start.elapsed().as_secs_f64();
@@ -302,7 +302,7 @@ fn blast(dev: &mut AfXdpDevice, core: usize, frame: &[u8], phase: Duration, p: &
         if dev.tx_in_flight() == 0 {
             break;
         }
-        dev.flush(StackInstant::now_monotonic());
+        dev.flush(xdptcp::clock::now());
     }
     secs
 }
@@ -390,7 +390,7 @@ fn forward(dev: &mut AfXdpDevice, core: usize, done: &AtomicBool, limit: Duratio
     let (mut fwd, mut dropped) = (0u64, 0u64);
     while !done.load(Relaxed) && start.elapsed() < limit && !sys::stopped() {
         let mut k = 0;
-        let now = StackInstant::now_monotonic();
+        let now = xdptcp::clock::now();
         // The device lends a frame only during the callback: copy it out (64 B here); a
         // zero-copy l2fwd would put the same descriptor on the TX ring instead.
         dev.recv(now, BURST, |f| {
@@ -440,7 +440,7 @@ fn ping(
             sent += 1;
             inflight += 1;
         }
-        let now = StackInstant::now_monotonic();
+        let now = xdptcp::clock::now();
         dev.flush(now);
         let mut n = 0u64;
         dev.recv(now, 4 * BURST, |f| {

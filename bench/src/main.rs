@@ -175,7 +175,7 @@ fn run() -> Result<()> {
             "rx_queues": n.rx_queues})),
         "zero_copy": cli.zero_copy, "http_conns": hopts.conns,
         "ceiling_phase_s": want_ceiling.then_some(ceiling_phase.as_secs_f64()),
-        "ceiling_link": "own veth pair (xdptcp::harness::VethPair, checksum offload off), \
+        "ceiling_link": "own veth pair (xdptcp_harness::VethPair, checksum offload off), \
             steering program attached, copy-mode AF_XDP on queue 0 of each end",
     });
     let table = xdptcp_bench::write_reports(&dir, meta, &results, &cli.pairings, ceiling.as_ref())?;

@@ -1,5 +1,5 @@
 //! The benchmark's veth pair between two network namespaces (server side, client side): an
-//! `xdptcp::harness::VethPair` (addresses in 198.18.0.0/15, per-run names, everything removed
+//! `xdptcp_harness::VethPair` (addresses in 198.18.0.0/15, per-run names, everything removed
 //! on drop, also on panic: the release profile unwinds; and on SIGINT/SIGTERM, which set the
 //! stop flag so that the run unwinds normally), tuned for kernel baselines.
 
@@ -7,7 +7,7 @@ use crate::nic::{AdoptedPorts, NicPlan};
 use anyhow::{bail, Context, Result};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-use xdptcp::harness::{VethOptions, VethPair, PEER_ADDR, PREFIX_LEN, STACK_ADDR};
+use xdptcp_harness::{VethOptions, VethPair, PEER_ADDR, PREFIX_LEN, STACK_ADDR};
 
 /// `tcp_tw_reuse_delay` (ms) of both clients (the client namespace's kernel and the stack
 /// client): with a 1 ms timestamp clock any delay of at least 1 ms is safe (PAWS), and the

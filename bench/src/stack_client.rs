@@ -24,8 +24,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use xdptcp::app::{App, AppEvent, AppIo};
-use xdptcp::cli::stack::{Stack, StackOptions};
 use xdptcp::phy::AfXdpConfig;
+use xdptcp::stack::{Stack, StackOptions};
 use xdptcp::tcp::endpoint::ConnId;
 use xdptcp::tcp::TcpConfig;
 use xdptcp::time::{Duration, Instant};
@@ -140,7 +140,7 @@ pub struct BenchApp {
 pub const HOLD_WINDOW: usize = 4096;
 
 fn now() -> Instant {
-    Instant::now_monotonic()
+    xdptcp::clock::now()
 }
 
 fn ns_since(t0: Instant) -> u64 {

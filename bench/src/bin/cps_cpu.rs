@@ -14,7 +14,7 @@ use xdptcp::iface::{Interface, InterfaceConfig, StaticLink};
 use xdptcp::phy::MemoryDevice;
 use xdptcp::tcp::endpoint::{Endpoint, EndpointSecrets};
 use xdptcp::tcp::TcpConfig;
-use xdptcp::time::{Duration, Instant};
+use xdptcp::time::Duration;
 use xdptcp_bench::stack_client::{BenchApp, Mode};
 
 const S: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -71,13 +71,13 @@ fn main() {
         server_closes,
     };
     let mut client = BenchApp::new(mode, SocketAddrV4::new(S, 7), u64::MAX);
-    let t0 = Instant::now_monotonic();
+    let t0 = xdptcp::clock::now();
     s.start(t0, &mut server);
     c.start(t0, &mut client);
     let end = t0 + Duration::from_nanos((secs * 1e9) as u64);
     let (cpu0, mut iters) = (cpu_ns(), 0u64);
     loop {
-        let t = Instant::now_monotonic();
+        let t = xdptcp::clock::now();
         if t >= end {
             break;
         }

@@ -1,0 +1,1013 @@
+//! One shard's TCP endpoint, sans-IO (model: quinn-proto's `Endpoint`): it owns every
+//! connection, listener, SYN/accept queue and TIME-WAIT record of one worker and does the
+//! demultiplexing and the stateless replies that no single connection can.
+//!
+//! - Segments in: [`Endpoint::on_segment`] (4-tuple -> slab slot via a hash map, never a scan;
+//!   then the TIME-WAIT table; then listeners by (addr, port) with a 0.0.0.0 fallback; else
+//!   CLOSED, RFC 9293 §3.10.7.1).
+//! - Time: [`Endpoint::on_timeout`] at [`Endpoint::next_deadline`]. Connection timers (one
+//!   lazily kept entry per connection) run on a 1 ms-tick
+//!   [`TimerWheel`](crate::wheel::TimerWheel) sized to `max_connections`; TIME-WAIT records
+//!   expire in order from a FIFO (twtable.rs); deadlines round up to the millisecond,
+//!   never fire early.
+//! - Segments out: [`Endpoint::poll_transmit`] drains the stateless control queue and every
+//!   connection on the ready list (connections touched since the last call).
+//! - Application: [`Endpoint::poll_event`], `accept`, `connect`, `send`, `recv`, ... by
+//!   [`ConnId`], a slab handle with a generation so a stale handle never reaches a new
+//!   connection.
+//!
+//! Contract: after `on_segment`, `on_timeout` or an application call, call `poll_transmit`:
+//! it also re-arms timers and frees finished connections (settling happens there, once per
+//! touched connection). Connection lifetime: an app-owned connection is freed when it is
+//! finished and the application has called `close` or `abort`; in TIME-WAIT after `close` it
+//! is replaced by a [`TimeWait`](crate::tcp::timewait::TimeWait) record. A passive connection
+//! belongs to its listener until `accept` (its events wait until then); one that dies there
+//! (reset, SYN-ACK retries exhausted) is freed at once (Linux keeps a reset one in the accept
+//! queue until accepted). A SYN that reopens a TIME-WAIT 4-tuple (RFC 6191) drops the old
+//! connection even if the application still holds its (now stale) handle.
+//!
+//! Memory bounds (per shard): at most `max_connections` connections (slab, demux map, ready
+//! lists and timer entries are O(that)); `tcp_max_tw_buckets` TIME-WAIT records; per listener
+//! its SYN queue (`tcp_max_syn_backlog`) and accept queue (min(backlog, somaxconn) + 1), whose
+//! members are slab connections and count towards `max_connections`; [`CONTROL_QUEUE_MAX`]
+//! queued stateless replies; [`MAX_LISTENERS`] listeners.
+
+mod flow;
+mod input;
+mod timers;
+mod twtable;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::RangeInclusive;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rustc_hash::FxHashMap;
+use slab::Slab;
+
+use crate::rss::FlowOwner;
+use crate::tcp::conn::{
+    ChallengeAckLimiter, ConnError, Connection, Endpoints, Event, SendError, State,
+};
+use crate::tcp::cookie::{SynCookies, DEFAULT_COOKIE_PERIOD};
+use crate::tcp::isn::{os_secret, IsnGenerator};
+use crate::tcp::listener::{Listener, ListenerStats};
+use crate::tcp::tuple::FourTuple;
+use crate::tcp::TcpConfig;
+use crate::time::{Duration, Instant};
+use crate::wire::TcpRepr;
+pub use flow::FlowStats;
+
+use timers::{Armed, ConnTimers, TimerKey};
+use twtable::TwTable;
+
+/// Bound on queued stateless replies (RSTs, cookie SYN-ACKs, TIME-WAIT ACKs) between two
+/// `poll_transmit` calls; more are dropped and counted (`control_dropped`).
+pub const CONTROL_QUEUE_MAX: usize = 4096;
+/// Bound on listeners per endpoint.
+pub const MAX_LISTENERS: usize = 1024;
+/// Connection slots reserved (address space, not memory) when an endpoint is made.
+const INITIAL_SLOTS: usize = 4096;
+
+/// A connection handle: slab index and generation. Stale handles are rejected, never aliased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    index: u32,
+    gen: u32,
+}
+
+impl ConnId {
+    pub fn index(self) -> u32 {
+        self.index
+    }
+    pub fn generation(self) -> u32 {
+        self.gen
+    }
+}
+
+/// A listener handle (index into the endpoint's listener table, with a generation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId {
+    index: u32,
+    gen: u32,
+}
+
+/// The endpoint's secrets and seed: fixed values make a simulation deterministic.
+#[derive(Clone)]
+pub struct EndpointSecrets {
+    /// RFC 6528 ISN and timestamp-offset key.
+    pub isn: [u8; 16],
+    /// SYN-cookie key (RFC 4987).
+    pub cookie: [u8; 16],
+    /// Seed of the ephemeral-port start (not security relevant beyond port guessing).
+    pub seed: u64,
+}
+
+impl fmt::Debug for EndpointSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EndpointSecrets { .. }")
+    }
+}
+
+impl EndpointSecrets {
+    /// Everything from the OS RNG (production).
+    pub fn from_os_rng() -> Self {
+        let s = os_secret();
+        EndpointSecrets {
+            isn: os_secret(),
+            cookie: os_secret(),
+            seed: u64::from_le_bytes(s[..8].try_into().unwrap_or([0; 8])),
+        }
+    }
+
+    /// Deterministic secrets derived from `seed` (tests, simulations).
+    pub fn from_seed(seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        EndpointSecrets {
+            isn: rng.gen(),
+            cookie: rng.gen(),
+            seed: rng.gen(),
+        }
+    }
+}
+
+/// Why `listen` failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ListenError {
+    #[error("address in use")]
+    AddrInUse,
+    #[error("too many listeners")]
+    TooManyListeners,
+    #[error("port 0 is not a valid listening port")]
+    InvalidPort,
+}
+
+/// Why `connect` failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// No free ephemeral port for this remote (Linux EADDRNOTAVAIL).
+    #[error("no free ephemeral port")]
+    NoPorts,
+    /// `max_connections` reached.
+    #[error("too many connections")]
+    TooManyConnections,
+    /// Remote port 0 or an unspecified/broadcast/multicast address.
+    #[error("invalid remote address")]
+    InvalidAddress,
+}
+
+/// A stale or unknown `ConnId`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no such connection")]
+pub struct NoSuchConn;
+
+/// What `poll_event` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointEvent {
+    /// An event of a connection the application owns (opened by `connect` or `accept`ed).
+    Conn(ConnId, Event),
+    /// The listener's accept queue became non-empty: call `accept` until it returns `None`.
+    Incoming(ListenerId),
+}
+
+/// Endpoint counters by reason (names follow Linux's MIB where one exists).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    pub segments_in: u64,
+    pub segments_out: u64,
+    /// Segments dropped before demux: port 0, or a non-unicast address.
+    pub malformed_in: u64,
+    /// Segments for no connection, TIME-WAIT record or listener (`TCPNoListener`-ish).
+    pub no_listener: u64,
+    /// RSTs we generated statelessly, by reason.
+    pub rst_closed: u64,
+    pub rst_listen_bad_ack: u64,
+    pub rst_accept_overflow: u64,
+    /// SYNs a listener dropped (`ListenDrops` for SYNs), and why.
+    pub syn_dropped: u64,
+    /// Handshake ACKs dropped because the accept queue was full (`ListenOverflows`).
+    pub listen_overflows: u64,
+    /// SYNs and cookie ACKs dropped because `max_connections` was reached.
+    pub conn_limit_drops: u64,
+    /// `connect` calls refused because `max_connections` was reached.
+    pub connect_limit_refused: u64,
+    /// Active opens that found no free port hashing to their own RSS queue (replies are
+    /// handed off from the queue they arrive on).
+    pub connect_rss_miss: u64,
+    /// SYN cookies (`SyncookiesSent` / `Recv` / `Failed`).
+    pub cookies_sent: u64,
+    pub cookies_accepted: u64,
+    pub cookies_rejected: u64,
+    /// SYN-cookie secret rotations (one per cookie lifetime while cookies are being sent).
+    pub cookie_rotations: u64,
+    /// Challenge ACKs sent and suppressed by the shared RFC 5961 §7 limiter.
+    pub challenge_acks_sent: u64,
+    pub challenge_acks_suppressed: u64,
+    /// Connection timers that found the timer wheel full (impossible while the wheel is
+    /// sized to `max_connections`; such a timer falls back to a polled list).
+    pub timer_wheel_full: u64,
+    /// TIME-WAIT: records created, reused by active opens (`TWRecycled`), connections
+    /// destroyed without TIME-WAIT because the table was full (`TCPTimeWaitOverflow`), RSTs
+    /// ignored (RFC 1337, `TWKilled` is what Linux would count without it), ACKs sent, SYNs
+    /// that reopened a tuple (RFC 6191), records expired.
+    pub tw_entered: u64,
+    pub tw_reused: u64,
+    pub tw_overflow: u64,
+    pub tw_rst_ignored: u64,
+    pub tw_acks: u64,
+    pub tw_reopened: u64,
+    pub tw_expired: u64,
+    /// Stateless replies dropped because the control queue was full.
+    pub control_dropped: u64,
+    pub conns_opened: u64,
+    pub conns_freed: u64,
+    /// Connections ended because retries, keepalive probes or the user timeout ran out
+    /// (`TimedOut`), whether or not the application still held them.
+    pub aborted_on_timeout: u64,
+    /// Data segments, ACKs and transmit limits of the connections (flow.rs).
+    pub flow: FlowStats,
+}
+
+/// Per-state counts, computed on demand by [`Endpoint::state_counts`] (O(connections)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    pub listen: usize,
+    pub syn_sent: usize,
+    pub syn_received: usize,
+    pub established: usize,
+    pub fin_wait1: usize,
+    pub fin_wait2: usize,
+    pub close_wait: usize,
+    pub closing: usize,
+    pub last_ack: usize,
+    /// Full connections in TIME-WAIT (not yet closed by the application) plus table records.
+    pub time_wait: usize,
+    pub closed: usize,
+}
+
+/// Who a connection belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// Passive open in a listener's SYN queue (or accept queue): not yet seen by the app.
+    Listener(ListenerId),
+    /// The application holds the `ConnId`.
+    App,
+}
+
+#[derive(Debug)]
+struct Slot {
+    gen: u32,
+    conn: Connection,
+    tuple: FourTuple,
+    owner: Owner,
+    /// The application called `close` or `abort` (or never will own it).
+    closed: bool,
+    in_ready: bool,
+    in_events: bool,
+    /// This slot's timer-wheel entry (for its earliest deadline, or earlier).
+    timer: Option<Armed>,
+    /// On the `timer_fallback` list (the wheel was full when it armed).
+    in_fallback: bool,
+}
+
+struct ListenerSlot {
+    gen: u32,
+    addr: Ipv4Addr,
+    port: u16,
+    /// SYN queue key -> the half-open connection; accept queue of established ones.
+    l: Listener<FourTuple, ConnId, ConnId>,
+    /// An `Incoming` notice is queued.
+    notified: bool,
+}
+
+/// One shard's TCP endpoint. See the module docs.
+pub struct Endpoint {
+    cfg: TcpConfig,
+    isn: IsnGenerator,
+    cookies: SynCookies,
+    /// When the SYN-cookie secret is next replaced (set by the first cookie sent).
+    cookie_rotate_at: Option<Instant>,
+    limiter: ChallengeAckLimiter,
+    rng: ChaCha8Rng,
+    ephemeral: RangeInclusive<u16>,
+    /// RFC 6056 Algorithm 3's `next_ephemeral`: advances past every port an active open tried.
+    next_ephemeral: u32,
+    /// Prefer source ports whose RSS queue is this worker's (F-Stack `ff_rss_check`).
+    rss_pref: Option<(FlowOwner, usize)>,
+    conns: Slab<Slot>,
+    /// Generation of each slab index ever used (bumped when a slot is freed).
+    gens: Vec<u32>,
+    demux: FxHashMap<FourTuple, u32>,
+    listeners: Vec<Option<ListenerSlot>>,
+    listener_gens: Vec<u32>,
+    listen_map: FxHashMap<(Ipv4Addr, u16), u32>,
+    tw: TwTable,
+    timers: ConnTimers,
+    /// Connections whose timer found the wheel full: polled on every `on_timeout` (never
+    /// used while the wheel is sized to `max_connections`; bounded by the connections).
+    timer_fallback: Vec<ConnId>,
+    ready: VecDeque<ConnId>,
+    events: VecDeque<ConnId>,
+    incoming: VecDeque<ListenerId>,
+    control: VecDeque<(Ipv4Addr, Ipv4Addr, TcpRepr<'static>)>,
+    stats: EndpointStats,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("connections", &self.conns.len())
+            .field("time_wait", &self.tw.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// A shard endpoint. `ephemeral` is this shard's port range for active opens.
+    pub fn new(cfg: TcpConfig, secrets: EndpointSecrets, ephemeral: RangeInclusive<u16>) -> Self {
+        let slots = cfg.max_connections.min(INITIAL_SLOTS);
+        Endpoint {
+            limiter: ChallengeAckLimiter::new(cfg.challenge_ack_limit),
+            tw: TwTable::new(),
+            timers: ConnTimers::new(cfg.max_connections),
+            timer_fallback: Vec::new(),
+            isn: IsnGenerator::new(secrets.isn),
+            cookies: SynCookies::new(secrets.cookie, DEFAULT_COOKIE_PERIOD),
+            cookie_rotate_at: None,
+            rng: ChaCha8Rng::seed_from_u64(secrets.seed),
+            next_ephemeral: secrets.seed as u32,
+            cfg,
+            ephemeral,
+            rss_pref: None,
+            // Address space for the first connections up front: the pages are touched only
+            // as slots are used, and the early doubling steps (whose freed copies stay in
+            // the process) are skipped; later growth of a buffer this size is an mremap.
+            conns: Slab::with_capacity(slots),
+            gens: Vec::new(),
+            demux: FxHashMap::default(),
+            listeners: Vec::new(),
+            listener_gens: Vec::new(),
+            listen_map: FxHashMap::default(),
+            ready: VecDeque::new(),
+            events: VecDeque::new(),
+            incoming: VecDeque::new(),
+            control: VecDeque::new(),
+            stats: EndpointStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &TcpConfig {
+        &self.cfg
+    }
+
+    /// LISTEN on (addr, port); `addr` 0.0.0.0 listens on every address of the shard. The
+    /// accept queue holds min(backlog, somaxconn) + 1 connections (Linux).
+    pub fn listen(
+        &mut self,
+        addr: Ipv4Addr,
+        port: u16,
+        backlog: usize,
+    ) -> Result<ListenerId, ListenError> {
+        if port == 0 {
+            return Err(ListenError::InvalidPort);
+        }
+        if self.listen_map.contains_key(&(addr, port)) {
+            return Err(ListenError::AddrInUse);
+        }
+        let index = match self.listeners.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if self.listeners.len() < MAX_LISTENERS => {
+                self.listeners.push(None);
+                self.listener_gens.push(0);
+                self.listeners.len() - 1
+            }
+            None => return Err(ListenError::TooManyListeners),
+        };
+        let gen = self.listener_gens[index];
+        self.listeners[index] = Some(ListenerSlot {
+            gen,
+            addr,
+            port,
+            l: Listener::new(backlog, &self.cfg),
+            notified: false,
+        });
+        self.listen_map.insert((addr, port), index as u32);
+        Ok(ListenerId {
+            index: index as u32,
+            gen,
+        })
+    }
+
+    /// Close a listener (Linux `close()` on a listening socket): its half-open and
+    /// not-yet-accepted connections are aborted (RST where synchronized) and freed.
+    pub fn unlisten(&mut self, now: Instant, l: ListenerId) -> bool {
+        let Some(mut ls) = self.listeners.get_mut(l.index as usize).and_then(|o| {
+            if o.as_ref().is_some_and(|s| s.gen == l.gen) {
+                o.take()
+            } else {
+                None
+            }
+        }) else {
+            return false;
+        };
+        self.listen_map.remove(&(ls.addr, ls.port));
+        self.listener_gens[l.index as usize] = l.gen.wrapping_add(1);
+        let mut children = Vec::with_capacity(ls.l.syn_queue.len() + ls.l.accept_queue.len());
+        while let Some((_, id)) = ls.l.syn_queue.pop_oldest() {
+            children.push(id);
+        }
+        while let Some(id) = ls.l.accept() {
+            children.push(id);
+        }
+        for id in children {
+            if let Some(s) = self.slot_mut(id) {
+                s.conn.abort(now);
+                s.closed = true;
+                self.touch(id);
+            }
+        }
+        true
+    }
+
+    /// A listener's queue depths (SYN queue, accept queue) and counters.
+    pub fn listener_info(&self, l: ListenerId) -> Option<(usize, usize, ListenerStats)> {
+        let ls = self.listener(l)?;
+        Some((ls.l.syn_queue.len(), ls.l.accept_queue.len(), ls.l.stats))
+    }
+
+    /// Every listener: (address, port, SYN queue depth, accept queue depth, counters).
+    pub fn listeners_info(
+        &self,
+    ) -> impl Iterator<Item = (Ipv4Addr, u16, usize, usize, ListenerStats)> + '_ {
+        self.listeners.iter().flatten().map(|ls| {
+            (
+                ls.addr,
+                ls.port,
+                ls.l.syn_queue.len(),
+                ls.l.accept_queue.len(),
+                ls.l.stats,
+            )
+        })
+    }
+
+    fn listener(&self, l: ListenerId) -> Option<&ListenerSlot> {
+        self.listeners
+            .get(l.index as usize)?
+            .as_ref()
+            .filter(|s| s.gen == l.gen)
+    }
+
+    fn listener_mut(&mut self, l: ListenerId) -> Option<&mut ListenerSlot> {
+        self.listeners
+            .get_mut(l.index as usize)?
+            .as_mut()
+            .filter(|s| s.gen == l.gen)
+    }
+
+    /// Active open (RFC 9293 §3.10.1) from `local` to `remote` with an ephemeral port from
+    /// this shard's range, chosen by RFC 6056 §3.3.3 (Algorithm 3, "simple hash-based"): the
+    /// search starts at F(local, remote, remote port, secret) + `next_ephemeral` and probes
+    /// linearly (at most the range's size), skipping ports with a connection to this remote
+    /// or a listener; the counter then moves past the ports tried. Successive opens to one
+    /// destination so walk the range in order: the next candidate is the port used longest
+    /// ago, whose TIME-WAIT (ours, or the peer's) is the oldest, so the search usually ends at
+    /// its first probe and a 4-tuple comes back only after the whole range (a random start
+    /// per open hit recently used ports and probed long runs of young TIME-WAIT entries,
+    /// and reused a 4-tuple still in the peer's TIME-WAIT within the millisecond, see
+    /// `TimeWait::syn_may_reopen`). A TIME-WAIT 4-tuple is
+    /// reused when `tcp_tw_reuse` = 1 and its timestamps make it safe (Linux
+    /// `tcp_twsk_unique`); otherwise skipped. With [`Endpoint::set_rss_preference`], ports
+    /// whose RSS hash lands on this worker's queue are tried first (F-Stack `ff_rss_check`).
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> Result<ConnId, ConnectError> {
+        let r = *remote.ip();
+        if remote.port() == 0 || !is_unicast(r) || !is_unicast(local) {
+            return Err(ConnectError::InvalidAddress);
+        }
+        if self.conns.len() >= self.cfg.max_connections {
+            self.stats.connect_limit_refused += 1;
+            return Err(ConnectError::TooManyConnections);
+        }
+        let (lo, hi) = (*self.ephemeral.start(), *self.ephemeral.end());
+        if lo > hi {
+            return Err(ConnectError::NoPorts);
+        }
+        let n = (hi - lo) as u32 + 1;
+        let offset = self.isn.port_offset(local, r, remote.port());
+        let start = offset.wrapping_add(self.next_ephemeral) % n;
+        // Pass 0 takes only ports whose RSS queue is ours (replies on a NIC then need no
+        // hand-off); pass 1, any free port of our range. At most 2·n probes.
+        let passes = if self.rss_pref.is_some() { 0..2 } else { 1..2 };
+        for pass in passes {
+            for i in 0..n {
+                let port = lo + ((start + i) % n) as u16;
+                let tuple = FourTuple {
+                    local_addr: local,
+                    local_port: port,
+                    remote_addr: r,
+                    remote_port: remote.port(),
+                };
+                if pass == 0
+                    && self
+                        .rss_pref
+                        .is_some_and(|(o, me)| o.rss_queue(&tuple) != me)
+                {
+                    continue;
+                }
+                if let Some(id) = self.try_port(now, tuple) {
+                    self.next_ephemeral = self.next_ephemeral.wrapping_add(i + 1);
+                    if pass == 1 && self.rss_pref.is_some() {
+                        self.stats.connect_rss_miss += 1;
+                    }
+                    return Ok(id);
+                }
+            }
+        }
+        Err(ConnectError::NoPorts)
+    }
+
+    /// Makes `connect` prefer source ports whose flow hash lands on RSS queue `me` of `owner`.
+    pub fn set_rss_preference(&mut self, owner: FlowOwner, me: usize) {
+        self.rss_pref = Some((owner, me));
+    }
+
+    /// Opens `tuple` if it is free (no connection, no listener on the port, TIME-WAIT only
+    /// when reusable).
+    fn try_port(&mut self, now: Instant, tuple: FourTuple) -> Option<ConnId> {
+        let (local, port, r) = (tuple.local_addr, tuple.local_port, tuple.remote_addr);
+        if port == 0
+            || self.demux.contains_key(&tuple)
+            || self.listen_map.contains_key(&(local, port))
+            || self.listen_map.contains_key(&(Ipv4Addr::UNSPECIFIED, port))
+        {
+            return None;
+        }
+        // The TIME-WAIT check first: the hashes below are only worth it for a usable port.
+        let reused = match self.tw.get(&tuple, now) {
+            Some(rec) => {
+                let reuse = self.cfg.timestamps.then_some(()).and_then(|()| {
+                    rec.reuse_for_connect(now, self.cfg.tw_reuse, self.cfg.tw_reuse_delay)
+                });
+                Some(reuse?)
+            }
+            None => None,
+        };
+        let (iss, ts_off) = match reused {
+            Some(r) => {
+                self.tw.remove(&tuple);
+                self.stats.tw_reused += 1;
+                r
+            }
+            None => (self.isn.isn(&tuple, now), self.isn.ts_offset(local, r)),
+        };
+        let ends = endpoints(&tuple);
+        let conn = Connection::connect(now, &self.cfg, ends, iss, ts_off);
+        Some(self.insert(tuple, conn, Owner::App))
+    }
+
+    /// The oldest established connection of listener `l` (what `accept()` returns); the
+    /// application owns it from now on (its pending events follow).
+    pub fn accept(&mut self, l: ListenerId) -> Option<ConnId> {
+        loop {
+            let id = self.listener_mut(l)?.l.accept()?;
+            if let Some(s) = self.slot_mut(id) {
+                s.owner = Owner::App;
+                self.touch(id);
+                return Some(id);
+            }
+        }
+    }
+
+    /// Segments due: stateless replies first, then every connection touched since the last
+    /// call (data, ACKs, retransmissions decided by `on_timeout`). `emit(src, dst, segment)`.
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        mut emit: impl FnMut(Ipv4Addr, Ipv4Addr, &TcpRepr<'_>),
+    ) {
+        // Timers are only armed here and in `on_timeout`: start the wheels at the first time.
+        self.timers.start(now);
+        self.tw.start(now);
+        let mut out = 0u64;
+        while let Some((src, dst, seg)) = self.control.pop_front() {
+            emit(src, dst, &seg);
+            out += 1;
+        }
+        // Bounded: each connection is on the list at most once (`in_ready`).
+        while let Some(id) = self.ready.pop_front() {
+            let flow = &mut self.stats.flow;
+            let Some(s) = self
+                .conns
+                .get_mut(id.index as usize)
+                .filter(|s| s.gen == id.gen)
+            else {
+                continue;
+            };
+            s.in_ready = false;
+            let (src, dst) = (s.tuple.local_addr, s.tuple.remote_addr);
+            let max = s.conn.snd_max();
+            s.conn.poll_transmit(now, |seg| {
+                out += 1;
+                flow.on_output(seg, max);
+                emit(src, dst, seg)
+            });
+            flow.on_round(s.conn.tx_limit());
+            self.settle(id);
+        }
+        self.stats.segments_out += out;
+    }
+
+    /// The next application event: connection events of app-owned connections, and
+    /// `Incoming` notices for listeners.
+    pub fn poll_event(&mut self) -> Option<EndpointEvent> {
+        if let Some(l) = self.incoming.pop_front() {
+            if let Some(ls) = self.listener_mut(l) {
+                ls.notified = false;
+                return Some(EndpointEvent::Incoming(l));
+            }
+        }
+        while let Some(&id) = self.events.front() {
+            let Some(s) = self.slot_mut(id) else {
+                self.events.pop_front();
+                continue;
+            };
+            match s.conn.poll_event() {
+                Some(ev) => return Some(EndpointEvent::Conn(id, ev)),
+                None => {
+                    s.in_events = false;
+                    self.events.pop_front();
+                }
+            }
+        }
+        None
+    }
+
+    /// Fires every connection timer due at `now` and expires TIME-WAIT records.
+    pub fn on_timeout(&mut self, now: Instant) {
+        self.timers.start(now);
+        self.tw.start(now);
+        if !self.timer_fallback.is_empty() {
+            for id in std::mem::take(&mut self.timer_fallback) {
+                let Some(s) = self.slot_mut(id) else { continue };
+                s.in_fallback = false;
+                self.fire_or_arm(id, now);
+            }
+        }
+        while let Some((tid, key)) = self.timers.pop_due(now) {
+            let id = ConnId {
+                index: key.slot,
+                gen: key.gen,
+            };
+            // Entries of freed slots are cancelled, so the generation check is a backstop.
+            let Some(s) = self.slot_mut(id) else { continue };
+            if s.timer.is_some_and(|a| a.id == tid) {
+                s.timer = None; // spent
+            }
+            self.fire_or_arm(id, now);
+        }
+        self.tw.expire(now);
+        self.stats.tw_expired = self.tw.expired;
+    }
+
+    /// When `on_timeout` should next be called (may be early, never late).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let fallback = self
+            .timer_fallback
+            .iter()
+            .filter_map(|&id| self.slot(id)?.conn.next_deadline())
+            .min();
+        [self.timers.next(), self.tw.next_deadline(), fallback]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Queue data (see `Connection::send`). A stale id is `Closed(None)`.
+    pub fn send(&mut self, now: Instant, id: ConnId, data: &[u8]) -> Result<usize, SendError> {
+        let s = self.owned_mut(id).ok_or(SendError::Closed(None))?;
+        let r = s.conn.send(now, data);
+        self.touch(id);
+        r
+    }
+
+    /// Read received data (see `Connection::recv`).
+    pub fn recv(&mut self, id: ConnId, buf: &mut [u8]) -> Result<usize, NoSuchConn> {
+        let s = self.owned_mut(id).ok_or(NoSuchConn)?;
+        let n = s.conn.recv(buf);
+        self.touch(id);
+        Ok(n)
+    }
+
+    /// Half-close: FIN after the buffered data (RFC 9293 §3.10.4).
+    pub fn shutdown_write(&mut self, now: Instant, id: ConnId) -> Result<(), NoSuchConn> {
+        self.owned_mut(id)
+            .ok_or(NoSuchConn)?
+            .conn
+            .shutdown_write(now);
+        self.touch(id);
+        Ok(())
+    }
+
+    /// Close (RFC 9293 §3.10.4): the handle stays valid for `state`/`recv` until the
+    /// connection is finished; then the endpoint frees it (or keeps only a TIME-WAIT record).
+    pub fn close(&mut self, now: Instant, id: ConnId) -> Result<(), NoSuchConn> {
+        let s = self.owned_mut(id).ok_or(NoSuchConn)?;
+        s.conn.close(now);
+        s.closed = true;
+        self.touch(id);
+        Ok(())
+    }
+
+    /// Abort (RFC 9293 §3.10.5): RST, CLOSED; the handle becomes stale once the RST is out.
+    pub fn abort(&mut self, now: Instant, id: ConnId) -> Result<(), NoSuchConn> {
+        let s = self.owned_mut(id).ok_or(NoSuchConn)?;
+        s.conn.abort(now);
+        s.closed = true;
+        self.touch(id);
+        Ok(())
+    }
+
+    /// Keepalive on/off (tcp_keepalive_*).
+    pub fn set_keepalive(&mut self, now: Instant, id: ConnId, on: bool) -> Result<(), NoSuchConn> {
+        self.owned_mut(id)
+            .ok_or(NoSuchConn)?
+            .conn
+            .set_keepalive(now, on);
+        self.touch(id);
+        Ok(())
+    }
+
+    /// Nagle off (`true`) or on (TCP_NODELAY); queued data goes out with the next poll.
+    pub fn set_nodelay(&mut self, id: ConnId, on: bool) -> Result<(), NoSuchConn> {
+        self.owned_mut(id).ok_or(NoSuchConn)?.conn.set_nodelay(on);
+        self.touch(id);
+        Ok(())
+    }
+
+    /// User timeout (TCP_USER_TIMEOUT).
+    pub fn set_user_timeout(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        timeout: Option<Duration>,
+    ) -> Result<(), NoSuchConn> {
+        self.owned_mut(id)
+            .ok_or(NoSuchConn)?
+            .conn
+            .set_user_timeout(now, timeout);
+        self.touch(id);
+        Ok(())
+    }
+
+    /// The connection's state, `None` for a stale handle.
+    pub fn state(&self, id: ConnId) -> Option<State> {
+        self.slot(id).map(|s| s.conn.state())
+    }
+
+    /// Read-only access to a connection (negotiated options, RTT, errors, ...).
+    pub fn connection(&self, id: ConnId) -> Option<&Connection> {
+        self.slot(id).map(|s| &s.conn)
+    }
+
+    /// The error a connection ended with.
+    pub fn error(&self, id: ConnId) -> Option<ConnError> {
+        self.slot(id).and_then(|s| s.conn.error())
+    }
+
+    pub fn stats(&self) -> &EndpointStats {
+        &self.stats
+    }
+
+    /// Connections held (all states except TIME-WAIT records).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// TIME-WAIT records held.
+    pub fn time_wait_count(&self) -> usize {
+        self.tw.len()
+    }
+
+    /// Bytes the TIME-WAIT table holds (records, map and expiry FIFO, by capacity): divided
+    /// by `time_wait_count`, the memory per TIME-WAIT entry (twtable.rs: 75-103 bytes).
+    pub fn time_wait_bytes(&self) -> usize {
+        self.tw.bytes()
+    }
+
+    /// Per-state counts, on demand: O(connections + listeners).
+    pub fn state_counts(&self) -> StateCounts {
+        let mut c = StateCounts {
+            listen: self.listeners.iter().flatten().count(),
+            time_wait: self.tw.len(),
+            ..StateCounts::default()
+        };
+        for (_, s) in self.conns.iter() {
+            let n = match s.conn.state() {
+                State::SynSent => &mut c.syn_sent,
+                State::SynReceived => &mut c.syn_received,
+                State::Established => &mut c.established,
+                State::FinWait1 => &mut c.fin_wait1,
+                State::FinWait2 => &mut c.fin_wait2,
+                State::CloseWait => &mut c.close_wait,
+                State::Closing => &mut c.closing,
+                State::LastAck => &mut c.last_ack,
+                State::TimeWait => &mut c.time_wait,
+                State::Closed => &mut c.closed,
+            };
+            *n += 1;
+        }
+        c
+    }
+
+    // ---- internals ----
+
+    fn slot(&self, id: ConnId) -> Option<&Slot> {
+        self.conns
+            .get(id.index as usize)
+            .filter(|s| s.gen == id.gen)
+    }
+
+    fn slot_mut(&mut self, id: ConnId) -> Option<&mut Slot> {
+        self.conns
+            .get_mut(id.index as usize)
+            .filter(|s| s.gen == id.gen)
+    }
+
+    /// A slot the application owns (listener-owned connections are not yet visible).
+    fn owned_mut(&mut self, id: ConnId) -> Option<&mut Slot> {
+        self.slot_mut(id).filter(|s| s.owner == Owner::App)
+    }
+
+    fn insert(&mut self, tuple: FourTuple, conn: Connection, owner: Owner) -> ConnId {
+        let entry = self.conns.vacant_entry();
+        let index = entry.key();
+        if self.gens.len() <= index {
+            self.gens.resize(index + 1, 0);
+        }
+        let gen = self.gens[index];
+        entry.insert(Slot {
+            gen,
+            conn,
+            tuple,
+            owner,
+            closed: false,
+            in_ready: false,
+            in_events: false,
+            timer: None,
+            in_fallback: false,
+        });
+        let id = ConnId {
+            index: index as u32,
+            gen,
+        };
+        self.demux.insert(tuple, index as u32);
+        self.stats.conns_opened += 1;
+        self.touch(id);
+        id
+    }
+
+    /// Puts a connection on the ready list (output may be due) and, if the application owns
+    /// it, on the event list.
+    fn touch(&mut self, id: ConnId) {
+        let Some(s) = self.slot_mut(id) else { return };
+        let (ready, events) = (!s.in_ready, !s.in_events && s.owner == Owner::App);
+        s.in_ready = true;
+        if events {
+            s.in_events = true;
+        }
+        if ready {
+            self.ready.push_back(id);
+        }
+        if events {
+            self.events.push_back(id);
+        }
+    }
+
+    /// A connection's wheel entry fired (or it is on the fallback list): run its timers if
+    /// due, otherwise (the deadline moved later) arm again.
+    fn fire_or_arm(&mut self, id: ConnId, now: Instant) {
+        let Some(s) = self.slot_mut(id) else { return };
+        match s.conn.next_deadline() {
+            Some(d) if d <= now => {
+                s.conn.on_timeout(now);
+                self.touch(id); // settle re-arms after output
+            }
+            Some(_) => self.arm(id),
+            None => {}
+        }
+    }
+
+    fn arm(&mut self, id: ConnId) {
+        let Some(s) = self.conns.get_mut(id.index as usize) else {
+            return;
+        };
+        let Some(d) = s.conn.next_deadline() else {
+            return;
+        };
+        let key = TimerKey {
+            slot: id.index,
+            gen: id.gen,
+        };
+        if self.timers.arm(key, d, &mut s.timer).is_err() {
+            // Unreachable: at most one live entry per connection and the wheel holds
+            // `max_connections`. Never panic on the packet path: poll this one instead.
+            debug_assert!(false, "connection timer wheel full");
+            self.stats.timer_wheel_full += 1;
+            if !s.in_fallback {
+                s.in_fallback = true;
+                self.timer_fallback.push(id);
+            }
+        }
+    }
+
+    /// After output: re-arm the timer, turn a closed TIME-WAIT connection into a record, free
+    /// a finished one nobody will look at again.
+    fn settle(&mut self, id: ConnId) {
+        let Some(s) = self.slot(id) else { return };
+        let unowned =
+            s.closed || matches!(s.owner, Owner::Listener(_)) && !self.in_accept_queue(id);
+        if unowned {
+            if let Some(rec) = s.conn.time_wait_record() {
+                let tuple = s.tuple;
+                if self.tw.len() < self.cfg.max_tw_buckets && self.tw.insert(tuple, rec) {
+                    self.stats.tw_entered += 1;
+                } else {
+                    // Linux tcp_time_wait(): "TCPTimeWaitOverflow", no TIME-WAIT at all.
+                    self.stats.tw_overflow += 1;
+                }
+                self.free(id);
+                return;
+            }
+            if s.conn.is_finished() {
+                self.free(id);
+                return;
+            }
+        }
+        self.arm(id);
+    }
+
+    fn in_accept_queue(&self, id: ConnId) -> bool {
+        // A connection is only `Owner::Listener` in the accept queue once it is synchronized.
+        self.slot(id).is_some_and(|s| {
+            s.conn.state() != State::SynReceived && s.conn.state() != State::Closed
+        })
+    }
+
+    fn free(&mut self, id: ConnId) {
+        let Some(s) = self
+            .conns
+            .get_mut(id.index as usize)
+            .filter(|s| s.gen == id.gen)
+        else {
+            return;
+        };
+        self.timers.cancel(&mut s.timer);
+        // Counted here, not from events: an orphaned connection (closed by the app) that
+        // runs out of retries reports to nobody (Linux: TCPAbortOnTimeout).
+        if s.conn.error() == Some(ConnError::TimedOut) {
+            self.stats.aborted_on_timeout += 1;
+        }
+        let (tuple, owner) = (s.tuple, s.owner);
+        if let Owner::Listener(l) = owner {
+            if let Some(ls) = self.listener_mut(l) {
+                ls.l.syn_queue.remove(&tuple);
+            }
+        }
+        if self.demux.get(&tuple) == Some(&id.index) {
+            self.demux.remove(&tuple);
+        }
+        self.conns.remove(id.index as usize);
+        self.gens[id.index as usize] = self.gens[id.index as usize].wrapping_add(1);
+        self.stats.conns_freed += 1;
+    }
+
+    /// Queues a stateless reply (bounded).
+    fn control(&mut self, src: Ipv4Addr, dst: Ipv4Addr, seg: TcpRepr<'static>) {
+        if self.control.len() >= CONTROL_QUEUE_MAX {
+            self.stats.control_dropped += 1;
+            return;
+        }
+        self.control.push_back((src, dst, seg));
+    }
+}
+
+fn endpoints(t: &FourTuple) -> Endpoints {
+    Endpoints {
+        local: SocketAddrV4::new(t.local_addr, t.local_port),
+        remote: SocketAddrV4::new(t.remote_addr, t.remote_port),
+    }
+}
+
+fn is_unicast(a: Ipv4Addr) -> bool {
+    !(a.is_unspecified() || a.is_broadcast() || a.is_multicast())
+}

@@ -1,0 +1,73 @@
+//! Time is a parameter: nothing in this crate reads a clock. `Instant` is a monotonic count
+//! of nanoseconds from an arbitrary epoch chosen by the caller (the runtime's worker reads
+//! `CLOCK_MONOTONIC` once per loop iteration, `xdptcp::clock::now`; tests start at zero).
+
+use core::ops::{Add, AddAssign, Sub};
+pub use core::time::Duration;
+
+/// A point in monotonic time, in nanoseconds since the caller's epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Instant(u64);
+
+impl Instant {
+    pub const ZERO: Instant = Instant(0);
+
+    pub const fn from_nanos(ns: u64) -> Self {
+        Instant(ns)
+    }
+    pub const fn from_micros(us: u64) -> Self {
+        Instant(us * 1_000)
+    }
+    pub const fn from_millis(ms: u64) -> Self {
+        Instant(ms * 1_000_000)
+    }
+    pub const fn from_secs(s: u64) -> Self {
+        Instant(s * 1_000_000_000)
+    }
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+    pub const fn as_micros(self) -> u64 {
+        self.0 / 1_000
+    }
+    pub const fn as_millis(self) -> u64 {
+        self.0 / 1_000_000
+    }
+    /// Time elapsed since `earlier`, zero if `earlier` is later.
+    pub fn saturating_since(self, earlier: Instant) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl Add<Duration> for Instant {
+    type Output = Instant;
+    fn add(self, d: Duration) -> Instant {
+        Instant(self.0.saturating_add(d.as_nanos() as u64))
+    }
+}
+
+impl AddAssign<Duration> for Instant {
+    fn add_assign(&mut self, d: Duration) {
+        *self = *self + d;
+    }
+}
+
+impl Sub<Instant> for Instant {
+    type Output = Duration;
+    fn sub(self, earlier: Instant) -> Duration {
+        self.saturating_since(earlier)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arithmetic_saturates() {
+        let a = Instant::from_millis(5);
+        assert_eq!(a + Duration::from_millis(3), Instant::from_millis(8));
+        assert_eq!(Instant::from_millis(8) - a, Duration::from_millis(3));
+        assert_eq!(a - Instant::from_millis(8), Duration::ZERO);
+    }
+}

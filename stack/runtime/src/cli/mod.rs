@@ -1,0 +1,568 @@
+//! The `xdptcp` program's command line (clap) and its two commands:
+//!
+//! - `xdptcp serve --iface IF --addr IP --listen PORT=APP ... [--workers N] [--zero-copy]
+//!   [--set KEY=VALUE ...]`: attaches, serves until SIGINT/SIGTERM (or `--duration`),
+//!   detaches and prints a statistics summary.
+//!   With `--workers N`, worker i serves queue i on its own core (`--cores`), listeners are
+//!   replicated on every worker, and the main thread answers `xdptcp stat` on
+//!   `/run/xdptcp/<iface>.sock` ([`stat`]).
+//! - `xdptcp connect --iface IF --addr IP --remote IP:PORT [--message TEXT]`: the stack as a
+//!   client: connect, send, read the echo, close; prints what came back.
+//! - `xdptcp stat [--iface IF] [--json]`: per-state connection counts, queue depths, cookies,
+//!   resets, drops and hand-offs of a running serve, per worker and in total.
+//!
+//! Every start-up failure prints one line `xdptcp: ...` on stderr and exits with status 1
+//! (2 for bad flags).
+
+pub mod stat;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration as StdDuration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::client::Client;
+use crate::app::server::{AppKind, Server};
+use crate::phy::AfXdpConfig;
+use crate::stack::{Stack, StackOptions};
+use crate::tcp::endpoint::StateCounts;
+use crate::tcp::TcpConfig;
+use crate::time::Duration;
+use crate::worker::{IdleMode, WorkerConfig, WorkerSnapshot};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xdptcp",
+    version,
+    about = "A kernel-bypass TCP/IP stack on AF_XDP"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve example applications on steered ports.
+    Serve(ServeArgs),
+    /// Connect to a server, send a message, print the echo.
+    Connect(ConnectArgs),
+    /// Statistics of a running `xdptcp serve` (like `ss -s`), per worker and in total.
+    Stat(StatArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatArgs {
+    /// The interface the serve runs on (default: every running serve).
+    #[arg(long = "iface")]
+    pub iface: Option<String>,
+    /// JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options shared by both commands.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Interface to attach to (its queue 0).
+    #[arg(long = "iface")]
+    pub iface: String,
+    /// The stack's IPv4 address (must be on the interface; the kernel keeps answering ARP).
+    #[arg(long)]
+    pub addr: Ipv4Addr,
+    /// Try AF_XDP zero-copy (falls back to copy mode with a message if the driver refuses).
+    #[arg(long)]
+    pub zero_copy: bool,
+    /// TCP setting named after its Linux sysctl, e.g. `--set tcp_syncookies=2` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Ephemeral port range for active opens, steered to the stack and reserved from the
+    /// kernel (net.ipv4.ip_local_reserved_ports) while running.
+    #[arg(long, default_value = "61000-61999", value_name = "LO-HI")]
+    pub ephemeral: String,
+    /// Pin the worker to this core (worker i of several: core + i).
+    #[arg(long)]
+    pub core: Option<usize>,
+    /// Pin worker i to the i-th core of this comma-separated list (default with several
+    /// workers: the machine's cores in order).
+    #[arg(long, value_delimiter = ',', conflicts_with = "core")]
+    pub cores: Vec<usize>,
+    /// Sleep when idle (adaptive idle) instead of busy-polling.
+    #[arg(long)]
+    pub adaptive_idle: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// PORT=APP with APP one of echo, discard, http, close-first, source (repeatable).
+    #[arg(long = "listen", value_name = "PORT=APP", required = true)]
+    pub listen: Vec<String>,
+    /// Worker threads, one per NIC queue (queues 0..N; at most the interface's queues).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Accept-queue backlog per listener (capped by somaxconn).
+    #[arg(long, default_value_t = 1024)]
+    pub backlog: usize,
+    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// TCP_NODELAY on every accepted connection (Nagle off), as latency servers set it.
+    #[arg(long)]
+    pub nodelay: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Server address.
+    #[arg(long)]
+    pub remote: SocketAddrV4,
+    /// What to send; the echo of as many bytes is read back.
+    #[arg(long, default_value = "hello from xdptcp\n")]
+    pub message: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+}
+
+/// A start-up or run failure: the line to print and the exit status.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub status: i32,
+}
+
+fn fail(status: i32, message: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        status,
+    }
+}
+
+/// `PORT=APP`.
+pub fn parse_listen(s: &str) -> Result<(u16, AppKind), String> {
+    let bad = |why: String| format!("bad --listen {s:?}: {why}");
+    let (port, app) = s.split_once('=').ok_or_else(|| {
+        bad("expected PORT=APP (APP: echo, discard, http, close-first, source)".into())
+    })?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| bad(format!("{port:?} is not a port number (1-65535)")))?;
+    Ok((port, app.parse().map_err(bad)?))
+}
+
+/// `LO-HI`.
+pub fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("bad --ephemeral {s:?}: expected LO-HI with 1 <= LO <= HI <= 65535");
+    let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
+    let (lo, hi): (u16, u16) = (
+        lo.parse().map_err(|_| bad())?,
+        hi.parse().map_err(|_| bad())?,
+    );
+    if lo == 0 || lo > hi {
+        return Err(bad());
+    }
+    Ok((lo, hi))
+}
+
+/// Applies `--set KEY=VALUE` options to the defaults.
+pub fn parse_sets(sets: &[String]) -> Result<TcpConfig, String> {
+    let mut cfg = TcpConfig::default();
+    for s in sets {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| format!("bad --set {s:?}: expected KEY=VALUE"))?;
+        cfg.set(k, v).map_err(|e| format!("bad --set {s:?}: {e}"))?;
+    }
+    Ok(cfg)
+}
+
+fn options(c: &Common, ports: Vec<u16>, workers: usize) -> Result<StackOptions, Failure> {
+    let tcp = parse_sets(&c.set).map_err(|m| fail(2, m))?;
+    let ephemeral = parse_range(&c.ephemeral).map_err(|m| fail(2, m))?;
+    if let Some(p) = ports
+        .iter()
+        .find(|p| (ephemeral.0..=ephemeral.1).contains(p))
+    {
+        return Err(fail(
+            2,
+            format!(
+                "bad --listen: port {p} is inside the ephemeral range {}",
+                c.ephemeral
+            ),
+        ));
+    }
+    Ok(StackOptions {
+        ifname: c.iface.clone(),
+        addr: c.addr,
+        extra_addrs: Vec::new(),
+        ports,
+        ephemeral,
+        zero_copy: c.zero_copy,
+        reserve_ports: true,
+        tcp,
+        afxdp: AfXdpConfig::default(),
+        worker: WorkerConfig {
+            core: c.core,
+            idle: if c.adaptive_idle {
+                IdleMode::Adaptive {
+                    spins: 1000,
+                    sleep: Duration::from_micros(50),
+                }
+            } else {
+                IdleMode::BusyPoll
+            },
+            ..WorkerConfig::default()
+        },
+        workers,
+        cores: if c.cores.is_empty() && c.core.is_none() && workers > 1 {
+            core_affinity::get_core_ids()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.id)
+                .collect()
+        } else {
+            c.cores.clone()
+        },
+        rss_key: None,
+    })
+}
+
+static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+extern "C" fn on_signal(_: libc::c_int) {
+    if let Some(f) = STOP.get() {
+        f.store(true, Ordering::Relaxed);
+    }
+}
+
+/// SIGINT and SIGTERM set the returned flag.
+fn stop_on_signals() -> Arc<AtomicBool> {
+    let flag = STOP
+        .get_or_init(|| Arc::new(AtomicBool::new(false)))
+        .clone();
+    let handler = on_signal as extern "C" fn(libc::c_int);
+    // SAFETY: the handler only does an atomic store (async-signal-safe).
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+    flag
+}
+
+fn open(o: &StackOptions) -> Result<Stack, Failure> {
+    let s = Stack::open(o).map_err(|e| fail(1, e.to_string()))?;
+    if s.zero_copy_fallback {
+        eprintln!(
+            "xdptcp: zero-copy is not supported on {}; running in copy mode",
+            o.ifname
+        );
+    }
+    Ok(s)
+}
+
+/// `xdptcp serve`.
+pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
+    let listens = a
+        .listen
+        .iter()
+        .map(|s| parse_listen(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|m| fail(2, m))?;
+    if a.workers == 0 {
+        return Err(fail(2, "bad --workers 0: at least 1"));
+    }
+    let o = options(&a.common, listens.iter().map(|l| l.0).collect(), a.workers)?;
+    let mut stack = open(&o)?;
+    let mut servers: Vec<Server> = (0..a.workers)
+        .map(|_| {
+            let mut server = Server::new(a.backlog);
+            server.nodelay = a.nodelay;
+            for &(port, kind) in &listens {
+                server.add(port, kind.build());
+            }
+            server
+        })
+        .collect();
+    let stat = stat::StatServer::bind(&o.ifname).map_err(|e| {
+        fail(
+            1,
+            format!(
+                "stat socket {}: {e}",
+                stat::socket_path(&o.ifname).display()
+            ),
+        )
+    })?;
+    let stop = stop_on_signals();
+    let deadline = a
+        .duration
+        .map(|secs| std::time::Instant::now() + StdDuration::from_secs(secs));
+    let apps: Vec<String> = listens.iter().map(|(p, k)| format!("{p}={k}")).collect();
+    println!(
+        "xdptcp: serving on {} {} ports {}; {} worker{}, {} mode, ephemeral {}-{}; stat {}",
+        o.ifname,
+        o.addr,
+        apps.join(","),
+        a.workers,
+        if a.workers == 1 { "" } else { "s" },
+        if o.zero_copy && !stack.zero_copy_fallback {
+            "zero-copy"
+        } else {
+            "copy"
+        },
+        o.ephemeral.0,
+        o.ephemeral.1,
+        stat.path().display()
+    );
+    flush_stdout();
+    let meta = stat::StatMeta {
+        ifname: o.ifname.clone(),
+        addr: o.addr,
+        pid: std::process::id(),
+    };
+    let flag = stop.clone();
+    // The control thread: answers `xdptcp stat` every 20 ms until stopped.
+    let snaps = stack.run(&mut servers, stop.clone(), |handles| {
+        while !flag.load(Ordering::Relaxed) {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                flag.store(true, Ordering::Relaxed);
+                break;
+            }
+            stat.poll(&meta, handles);
+            std::thread::sleep(StdDuration::from_millis(20));
+        }
+    });
+    drop(stat);
+    if let Some((port, e)) = servers.iter().find_map(|s| s.listen_errors.first()) {
+        return Err(fail(1, format!("listen on port {port}: {e}")));
+    }
+    println!("xdptcp: stopped.");
+    for s in &snaps {
+        print_summary(s);
+    }
+    if let Ok(c) = stack.steering().counters() {
+        println!(
+            "xdptcp: xdp: {} redirected, {} passed to the kernel, {} malformed, {} without a \
+             socket, {} fragments",
+            c.redirected, c.passed, c.malformed, c.no_socket, c.fragments
+        );
+    }
+    flush_stdout();
+    Ok(())
+}
+
+/// `xdptcp stat`.
+pub fn stat_cmd(a: &StatArgs) -> Result<(), Failure> {
+    let ifaces = match &a.iface {
+        Some(i) => vec![i.clone()],
+        None => {
+            let r = stat::running();
+            if r.is_empty() {
+                return Err(fail(
+                    1,
+                    format!("no xdptcp serve running (no {}/*.sock)", stat::STAT_DIR),
+                ));
+            }
+            r
+        }
+    };
+    for i in ifaces {
+        print!("{}", stat::query(&i, a.json).map_err(|m| fail(1, m))?);
+    }
+    flush_stdout();
+    Ok(())
+}
+
+/// `xdptcp connect`.
+pub fn connect(a: &ConnectArgs) -> Result<(), Failure> {
+    let o = options(&a.common, Vec::new(), 1)?;
+    let mut stack = open(&o)?;
+    let stop = stop_on_signals();
+    stack.workers[0].set_stop_flag(stop.clone());
+    let timeout = a.timeout;
+    std::thread::spawn(move || {
+        std::thread::sleep(StdDuration::from_secs(timeout));
+        stop.store(true, Ordering::Relaxed);
+    });
+    let mut client = Client::new(a.remote, a.message.as_bytes());
+    stack.workers[0].run(&mut client);
+    match client.outcome() {
+        Some(Ok(data)) => {
+            println!(
+                "xdptcp: received {} bytes from {}: {:?}",
+                data.len(),
+                a.remote,
+                String::from_utf8_lossy(data)
+            );
+            Ok(())
+        }
+        Some(Err(e)) => Err(fail(1, format!("connect to {}: {e}", a.remote))),
+        None => Err(fail(
+            1,
+            format!("connect to {}: no answer within {timeout} s", a.remote),
+        )),
+    }
+}
+
+fn flush_stdout() {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+/// The non-zero state counts as `established 3, time_wait 2` (or `none`).
+fn states_line(c: &StateCounts) -> String {
+    let all = [
+        ("listen", c.listen),
+        ("syn_sent", c.syn_sent),
+        ("syn_received", c.syn_received),
+        ("established", c.established),
+        ("fin_wait1", c.fin_wait1),
+        ("fin_wait2", c.fin_wait2),
+        ("close_wait", c.close_wait),
+        ("closing", c.closing),
+        ("last_ack", c.last_ack),
+        ("time_wait", c.time_wait),
+        ("closed", c.closed),
+    ];
+    let parts: Vec<String> = all
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    if parts.is_empty() {
+        "none".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The stop summary of one worker: loop, TCP, flow (flow.rs counters) and drop lines, each
+/// starting with `xdptcp: ` (what `serve` prints when it stops; the bench keeps them).
+pub fn summary_lines(s: &WorkerSnapshot) -> Vec<String> {
+    let mut v = Vec::new();
+    let l = &s.looping;
+    let e = &s.endpoint;
+    let i = &s.iface;
+    v.push(format!(
+        "xdptcp: worker {}: loop: {} iterations ({} busy, {} idle; busy {} ms, idle {} ms); \
+         rx {} frames, tx {} segments",
+        s.worker,
+        l.iterations,
+        l.busy_iterations,
+        l.idle_iterations,
+        l.busy_ns / 1_000_000,
+        l.idle_ns / 1_000_000,
+        l.rx_packets,
+        l.tx_packets
+    ));
+    v.push(format!(
+        "xdptcp: tcp: {} opened, {} freed, {} segments in, {} out, {} resets to closed ports, \
+         {} TIME-WAIT entered, {} cookies sent; states: {}",
+        e.conns_opened,
+        e.conns_freed,
+        e.segments_in,
+        e.segments_out,
+        e.rst_closed,
+        e.tw_entered,
+        e.cookies_sent,
+        states_line(&s.states)
+    ));
+    let f = &e.flow;
+    v.push(format!(
+        "xdptcp: flow: in {} data segments ({} bytes), {} pure ACKs; out {} data segments \
+         ({} bytes), {} retransmitted, {} pure ACKs; transmit rounds ended by: app {}, \
+         send buffer {}, peer window {}, cwnd {}, nagle/sws {}",
+        f.data_segs_in,
+        f.data_bytes_in,
+        f.pure_acks_in,
+        f.data_segs_out,
+        f.data_bytes_out,
+        f.retrans_segs,
+        f.pure_acks_out,
+        f.tx_app_limited,
+        f.tx_sndbuf_limited,
+        f.tx_rwnd_limited,
+        f.tx_cwnd_limited,
+        f.tx_small_held
+    ));
+    v.push(format!(
+        "xdptcp: drops: checksum {}, truncated {}, malformed {}, unsupported {}, not ours {}, \
+         tx full {}, neighbour {}; hand-offs sent {}, received {}, dropped {}",
+        i.rx_checksum,
+        i.rx_truncated,
+        i.rx_malformed,
+        i.rx_unsupported,
+        i.rx_not_ours,
+        i.tx_full,
+        i.tx_neigh_dropped,
+        i.handoff_sent,
+        i.handoff_received,
+        i.handoff_dropped
+    ));
+    v
+}
+
+fn print_summary(s: &WorkerSnapshot) {
+    for l in summary_lines(s) {
+        println!("{l}");
+    }
+}
+
+/// Parses the command line and runs; returns the process exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let r = match &cli.command {
+        Command::Serve(a) => serve(a),
+        Command::Connect(a) => connect(a),
+        Command::Stat(a) => stat_cmd(a),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(f) => {
+            eprintln!("xdptcp: {}", f.message);
+            f.status
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_parsing() {
+        assert_eq!(parse_listen("7=echo"), Ok((7, AppKind::Echo)));
+        assert_eq!(parse_listen("80=http"), Ok((80, AppKind::Http)));
+        assert_eq!(parse_listen("9=close-first"), Ok((9, AppKind::CloseFirst)));
+        assert_eq!(parse_listen("19=source"), Ok((19, AppKind::Source)));
+        assert!(parse_listen("7").unwrap_err().contains("expected PORT=APP"));
+        assert!(parse_listen("0=echo").unwrap_err().contains("not a port"));
+        assert!(parse_listen("x=echo").unwrap_err().contains("not a port"));
+        assert!(parse_listen("7=ftp")
+            .unwrap_err()
+            .contains("unknown application"));
+    }
+
+    #[test]
+    fn range_and_set_parsing() {
+        assert_eq!(parse_range("61000-61999"), Ok((61000, 61999)));
+        assert!(parse_range("5-4").is_err());
+        assert!(parse_range("0-4").is_err());
+        assert!(parse_range("x").is_err());
+        let c = parse_sets(&["tcp_syncookies=2".into()]).unwrap();
+        assert_eq!(c.syncookies, 2);
+        assert!(parse_sets(&["tcp_syncookies".into()])
+            .unwrap_err()
+            .contains("KEY=VALUE"));
+        assert!(parse_sets(&["no_such_key=1".into()])
+            .unwrap_err()
+            .starts_with("bad --set"));
+    }
+}

@@ -1,0 +1,564 @@
+//! The interface: one [`Device`] (queue), the wire layer, the neighbour cache and one shard's
+//! TCP [`Endpoint`], glued into [`Interface::poll`], the body of one worker-loop iteration:
+//!
+//! 1. receive a burst (at most `rx_budget` frames) and parse each with
+//!    [`wire::parse_tcp_frame`]; rejected frames are dropped and counted by reason, frames not
+//!    addressed to our IPv4 address are counted, the rest go to [`Endpoint::on_segment`];
+//! 2. application callbacks for every endpoint event ([`App::on_event`]);
+//! 3. due TCP timers ([`Endpoint::on_timeout`]);
+//! 4. every due segment ([`Endpoint::poll_transmit`]) is emitted in place into a device frame;
+//! 5. due neighbour-cache work (resolution retries, held frames released);
+//! 6. one [`Device::flush`] (the AF_XDP kick).
+//!
+//! Next hops: the route toward each remote address is asked once ([`Link::next_hop`],
+//! RTM_GETROUTE in production) and cached (at most `max_routes` remotes; the cache is cleared
+//! when full). The next hop's MAC comes from the [`NeighCache`]. A segment to a next hop whose
+//! MAC is not known yet is emitted into a heap frame that the cache holds (at most
+//! `unres_qlen` per neighbour, `max_entries` neighbours) until the kernel has resolved it, and
+//! sent then; if resolution fails the frame is dropped and counted and TCP retransmits.
+//!
+//! Passive opens: the SYN's source MAC *confirms or updates* an existing entry of an on-link
+//! peer (`NeighCache::learn`), but never creates one: received traffic cannot fill or poison
+//! the table. The first SYN-ACK to a new peer is resolved through the kernel, which already
+//! holds the peer's MAC (a STALE entry made by the peer's ARP request for our address), so it
+//! leaves in the same loop iteration.
+//!
+//! Multiple workers: with [`Interface::set_shard`], every received segment's owner is
+//! computed ([`FlowOwner`]: a Toeplitz hash of the 4-tuple mod N, or the ephemeral sub-range
+//! of an active open). A segment owned by another worker is counted (`rx_misdirected`) and,
+//! with [`Interface::set_handoff`], copied to its owner over the hand-off mesh
+//! ([`Handoff`]); the owner takes handed-off frames at the start of its step 1 (before its
+//! device burst, at most `rx_budget`) and processes them exactly like received ones. Without
+//! a hand-off mesh the segment is handled here.
+
+mod link;
+
+pub use link::{Link, StaticLink};
+
+use std::net::Ipv4Addr;
+
+use rustc_hash::FxHashMap;
+
+use crate::app::{App, AppEvent, AppIo};
+use crate::handoff::Handoff;
+use crate::neigh::{Lookup, Mac, NeighCache, NeighConfig, NeighEvent, Queued};
+use crate::phy::{Device, DeviceStats, TxError};
+use crate::rss::FlowOwner;
+use crate::tcp::endpoint::{Endpoint, EndpointEvent};
+use crate::tcp::tuple::FourTuple;
+use crate::time::Instant;
+use crate::wire::{self, EtherType, EthernetAddress, EthernetRepr, TcpRepr};
+
+/// Bound on `InterfaceConfig::extra_addrs` (checked linearly per received frame).
+pub const MAX_EXTRA_ADDRS: usize = 32;
+
+/// Up to [`MAX_EXTRA_ADDRS`] further local addresses (a fixed array: the config stays `Copy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExtraAddrs {
+    addrs: [Option<Ipv4Addr>; MAX_EXTRA_ADDRS],
+}
+
+impl ExtraAddrs {
+    /// The first [`MAX_EXTRA_ADDRS`] of `v` (more are an error).
+    pub fn new(v: &[Ipv4Addr]) -> Result<Self, usize> {
+        if v.len() > MAX_EXTRA_ADDRS {
+            return Err(v.len());
+        }
+        let mut e = ExtraAddrs::default();
+        for (slot, a) in e.addrs.iter_mut().zip(v) {
+            *slot = Some(*a);
+        }
+        Ok(e)
+    }
+
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        self.addrs.iter().map_while(|x| *x).any(|x| x == a)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.addrs.iter().map_while(|x| *x)
+    }
+}
+
+/// Settings of one interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InterfaceConfig {
+    /// Our IPv4 address (shared with the kernel, which answers ARP for it).
+    pub addr: Ipv4Addr,
+    /// Our MAC address (the interface's).
+    pub mac: Mac,
+    /// Frames received per `poll` at most.
+    pub rx_budget: usize,
+    /// TTL of emitted IPv4 packets (Linux `ip_default_ttl`).
+    pub ttl: u8,
+    /// Verify TCP checksums in software (off only when a NIC verified them).
+    pub verify_checksums: bool,
+    /// Remote addresses whose next hop is cached.
+    pub max_routes: usize,
+    /// Further local addresses (besides `addr`) the interface accepts segments for and
+    /// `AppIo::connect_from` may use, e.g. to get more than one ephemeral range's worth of
+    /// 4-tuples toward one server. At most [`MAX_EXTRA_ADDRS`]; the kernel must own them too
+    /// (it answers ARP).
+    pub extra_addrs: ExtraAddrs,
+    pub neigh: NeighConfig,
+}
+
+impl InterfaceConfig {
+    pub fn new(addr: Ipv4Addr, mac: Mac) -> Self {
+        InterfaceConfig {
+            addr,
+            mac,
+            rx_budget: 64,
+            ttl: 64,
+            verify_checksums: true,
+            max_routes: 65_536,
+            extra_addrs: ExtraAddrs::default(),
+            neigh: NeighConfig::default(),
+        }
+    }
+}
+
+/// Counters of the interface (the device, endpoint and neighbour cache keep their own).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IfaceStats {
+    pub rx_frames: u64,
+    /// Parsed TCP segments handed to the endpoint.
+    pub rx_segments: u64,
+    /// Dropped by the wire layer, by reason (`wire::Error`).
+    pub rx_truncated: u64,
+    pub rx_malformed: u64,
+    pub rx_checksum: u64,
+    pub rx_unsupported: u64,
+    /// Valid TCP/IPv4 but not addressed to our IPv4 address.
+    pub rx_not_ours: u64,
+    /// Segments whose flow another worker owns (see the module docs).
+    pub rx_misdirected: u64,
+    /// Misdirected segments copied to their owner / dropped (no free hand-off buffer, too
+    /// long, owner stopped: TCP retransmits them).
+    pub handoff_sent: u64,
+    pub handoff_dropped: u64,
+    /// Segments other workers handed to this one (processed as if received).
+    pub handoff_received: u64,
+    /// Segments emitted into device frames.
+    pub tx_segments: u64,
+    /// Segments dropped: device out of frames/ring slots (TCP retransmits them).
+    pub tx_full: u64,
+    /// Segments dropped: longer than the device's frames.
+    pub tx_too_long: u64,
+    /// Segments dropped: no route to the destination.
+    pub tx_no_route: u64,
+    /// Segments held for an unresolved neighbour.
+    pub tx_held: u64,
+    /// Held segments sent after resolution.
+    pub tx_released: u64,
+    /// Held segments dropped (queue overflow, table full, resolution failed).
+    pub tx_neigh_dropped: u64,
+    /// Application events delivered.
+    pub app_events: u64,
+    /// `on_timeout` calls.
+    pub timer_runs: u64,
+}
+
+/// What one `poll` did (for the worker's busy/idle accounting).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollOutcome {
+    pub rx: usize,
+    pub tx: usize,
+    pub events: usize,
+    pub timers: bool,
+}
+
+impl PollOutcome {
+    /// Whether the iteration did any work.
+    pub fn busy(&self) -> bool {
+        self.rx > 0 || self.tx > 0 || self.events > 0 || self.timers
+    }
+}
+
+/// Bound on application events delivered per `poll` (the rest wait for the next iteration,
+/// so one busy listener cannot starve receive).
+pub const MAX_EVENTS_PER_POLL: usize = 4096;
+
+/// One device queue + one shard endpoint. See the module docs.
+pub struct Interface<D: Device, L: Link> {
+    dev: D,
+    link: L,
+    ep: Endpoint,
+    cfg: InterfaceConfig,
+    neigh: NeighCache<Box<[u8]>>,
+    /// Next-hop cache: remote -> next hop (`None`: no route).
+    routes: FxHashMap<Ipv4Addr, Option<Ipv4Addr>>,
+    /// When the neighbour cache next has work (recomputed after it changes).
+    neigh_due: Option<Instant>,
+    shard: Option<Shard>,
+    stats: IfaceStats,
+}
+
+/// This interface's place among N workers.
+struct Shard {
+    index: usize,
+    owner: FlowOwner,
+    handoff: Option<Handoff>,
+}
+
+impl<D: Device, L: Link> std::fmt::Debug for Interface<D, L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interface")
+            .field("cfg", &self.cfg)
+            .field("endpoint", &self.ep)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: Device, L: Link> Interface<D, L> {
+    pub fn new(dev: D, link: L, ep: Endpoint, cfg: InterfaceConfig) -> Self {
+        Interface {
+            dev,
+            link,
+            ep,
+            neigh: NeighCache::new(cfg.neigh),
+            cfg,
+            routes: FxHashMap::default(),
+            neigh_due: None,
+            shard: None,
+            stats: IfaceStats::default(),
+        }
+    }
+
+    /// Makes this interface worker `index` of `owner.workers()` (see the module docs).
+    pub fn set_shard(&mut self, index: usize, owner: FlowOwner) {
+        let handoff = self.shard.take().and_then(|s| s.handoff);
+        self.shard = Some(Shard {
+            index,
+            owner,
+            handoff,
+        });
+    }
+
+    /// Hands misdirected segments to their owners over `h` (after [`Interface::set_shard`];
+    /// `h.index()` must be this shard's index).
+    pub fn set_handoff(&mut self, h: Handoff) {
+        if let Some(s) = &mut self.shard {
+            s.handoff = Some(h);
+        }
+    }
+
+    pub fn config(&self) -> &InterfaceConfig {
+        &self.cfg
+    }
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.ep
+    }
+    pub fn endpoint_mut(&mut self) -> &mut Endpoint {
+        &mut self.ep
+    }
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.dev
+    }
+    pub fn device_stats(&self) -> DeviceStats {
+        self.dev.stats()
+    }
+    pub fn neigh(&self) -> &NeighCache<Box<[u8]>> {
+        &self.neigh
+    }
+    pub fn link(&self) -> &L {
+        &self.link
+    }
+    pub fn stats(&self) -> &IfaceStats {
+        &self.stats
+    }
+
+    /// An application handle outside `poll` (e.g. to open listeners before the loop starts).
+    pub fn app_io(&mut self, now: Instant) -> AppIo<'_> {
+        AppIo::new(&mut self.ep, now, self.cfg.addr)
+    }
+
+    /// Calls `app.on_start` (once, before the first `poll`).
+    pub fn start<A: App + ?Sized>(&mut self, now: Instant, app: &mut A) {
+        app.on_start(&mut AppIo::new(&mut self.ep, now, self.cfg.addr));
+    }
+
+    /// Calls `app.on_stop` (once, before the last `poll`).
+    pub fn stop<A: App + ?Sized>(&mut self, now: Instant, app: &mut A) {
+        app.on_stop(&mut AppIo::new(&mut self.ep, now, self.cfg.addr));
+    }
+
+    /// One loop iteration's work at `now`. See the module docs for the order.
+    pub fn poll<A: App + ?Sized>(&mut self, now: Instant, app: &mut A) -> PollOutcome {
+        let rx = self.receive(now);
+        let events = self.dispatch(now, app);
+        let timers = self.ep.next_deadline().is_some_and(|d| d <= now);
+        if timers {
+            self.ep.on_timeout(now);
+            self.stats.timer_runs += 1;
+        }
+        let tx = self.transmit(now);
+        self.dev.flush(now);
+        PollOutcome {
+            rx,
+            tx,
+            events,
+            timers,
+        }
+    }
+
+    /// Step 1: frames handed over by other workers, then one receive burst.
+    fn receive(&mut self, now: Instant) -> usize {
+        let Interface {
+            dev,
+            ep,
+            cfg,
+            neigh,
+            routes,
+            shard,
+            stats,
+            ..
+        } = self;
+        let mut learned = false;
+        let mut n = 0;
+        if let Some(h) = shard.as_mut().and_then(|s| s.handoff.as_mut()) {
+            // The sender verified the checksum already.
+            let got = h.recv(cfg.rx_budget, |frame| {
+                let Ok(f) = wire::parse_tcp_frame_with(frame, false) else {
+                    stats.rx_malformed += 1;
+                    return;
+                };
+                ingest(now, &f, ep, neigh, routes, stats, &mut learned);
+            });
+            stats.handoff_received += got as u64;
+            n += got;
+        }
+        n += dev.recv(now, cfg.rx_budget, |frame| {
+            stats.rx_frames += 1;
+            let f = match wire::parse_tcp_frame_with(frame, cfg.verify_checksums) {
+                Ok(f) => f,
+                Err(e) => {
+                    *match e {
+                        wire::Error::Truncated => &mut stats.rx_truncated,
+                        wire::Error::Malformed => &mut stats.rx_malformed,
+                        wire::Error::Checksum => &mut stats.rx_checksum,
+                        wire::Error::Unsupported => &mut stats.rx_unsupported,
+                    } += 1;
+                    return;
+                }
+            };
+            if f.ip.dst_addr != cfg.addr && !cfg.extra_addrs.contains(f.ip.dst_addr) {
+                stats.rx_not_ours += 1;
+                return;
+            }
+            if let Some(sh) = shard {
+                let t = FourTuple {
+                    local_addr: f.ip.dst_addr,
+                    local_port: f.tcp.dst_port,
+                    remote_addr: f.ip.src_addr,
+                    remote_port: f.tcp.src_port,
+                };
+                let owner = sh.owner.owner(&t);
+                if owner != sh.index {
+                    stats.rx_misdirected += 1;
+                    if let Some(h) = &mut sh.handoff {
+                        match h.send(owner, frame) {
+                            Ok(()) => stats.handoff_sent += 1,
+                            Err(_) => stats.handoff_dropped += 1,
+                        }
+                        return;
+                    }
+                }
+            }
+            ingest(now, &f, ep, neigh, routes, stats, &mut learned);
+        });
+        if learned {
+            self.neigh_due = Some(now);
+        }
+        n
+    }
+
+    /// Step 2: application callbacks (bounded per poll).
+    fn dispatch<A: App + ?Sized>(&mut self, now: Instant, app: &mut A) -> usize {
+        let mut n = 0;
+        while n < MAX_EVENTS_PER_POLL {
+            let Some(ev) = self.ep.poll_event() else {
+                break;
+            };
+            let mut io = AppIo::new(&mut self.ep, now, self.cfg.addr);
+            match ev {
+                EndpointEvent::Incoming(l) => {
+                    while let Some(c) = io.accept(l) {
+                        app.on_event(&mut io, c, AppEvent::Accepted(l));
+                        n += 1;
+                    }
+                }
+                EndpointEvent::Conn(c, e) => {
+                    let ev = AppEvent::from_conn(e);
+                    app.on_event(&mut io, c, ev);
+                    n += 1;
+                    if ev == AppEvent::Closed {
+                        // Release the handle: the endpoint frees the connection (or keeps a
+                        // TIME-WAIT record). Closing an already-closed connection is a no-op.
+                        let _ = self.ep.close(now, c);
+                    }
+                }
+            }
+        }
+        self.stats.app_events += n as u64;
+        n
+    }
+
+    /// Steps 4 and 5: segments into device frames, then due neighbour work.
+    fn transmit(&mut self, now: Instant) -> usize {
+        let Interface {
+            dev,
+            link,
+            ep,
+            cfg,
+            neigh,
+            routes,
+            stats,
+            neigh_due,
+            ..
+        } = self;
+        let mut sent = 0;
+        ep.poll_transmit(now, |src, dst, seg| {
+            let Some(hop) = next_hop(routes, link, cfg.max_routes, dst) else {
+                stats.tx_no_route += 1;
+                return;
+            };
+            let len = wire::tcp_frame_len(seg);
+            if len > dev.max_frame_len() {
+                stats.tx_too_long += 1;
+                return;
+            }
+            if let Lookup::Found(mac) = neigh.lookup(now, hop) {
+                sent += emit(dev, stats, cfg, mac, src, dst, seg);
+                return;
+            }
+            // Unresolved: emit into a held heap frame (slow path, bounded by the cache).
+            let mut frame = vec![0u8; len].into_boxed_slice();
+            let eth = eth_repr(cfg, [0; 6]);
+            wire::emit_tcp_frame(&mut frame, &eth, src, dst, cfg.ttl, seg);
+            *neigh_due = Some(now);
+            match neigh.send_or_queue(now, hop, frame) {
+                Queued::Send(mac, frame) => sent += send_held(dev, stats, mac, &frame),
+                Queued::Held => stats.tx_held += 1,
+                Queued::HeldDroppedOldest(_) => {
+                    stats.tx_held += 1;
+                    stats.tx_neigh_dropped += 1;
+                }
+                Queued::Rejected(_) => stats.tx_neigh_dropped += 1,
+            }
+        });
+        if neigh_due.is_some_and(|t| t <= now) {
+            neigh.poll(now, link);
+            while let Some(ev) = neigh.pop_event() {
+                match ev {
+                    NeighEvent::Transmit { mac, frame, .. } => {
+                        stats.tx_released += 1;
+                        sent += send_held(dev, stats, mac, &frame);
+                    }
+                    NeighEvent::Failed { .. } => stats.tx_neigh_dropped += 1,
+                }
+            }
+            *neigh_due = neigh.poll_at();
+        }
+        sent
+    }
+}
+
+/// A parsed segment for this worker into its endpoint (from its queue or handed off).
+fn ingest(
+    now: Instant,
+    f: &wire::TcpFrame<'_>,
+    ep: &mut Endpoint,
+    neigh: &mut NeighCache<Box<[u8]>>,
+    routes: &FxHashMap<Ipv4Addr, Option<Ipv4Addr>>,
+    stats: &mut IfaceStats,
+    learned: &mut bool,
+) {
+    // A SYN from an on-link peer confirms its MAC (never creates an entry).
+    if f.tcp.flags.syn()
+        && !f.tcp.flags.ack()
+        && routes.get(&f.ip.src_addr) == Some(&Some(f.ip.src_addr))
+    {
+        neigh.learn(now, f.ip.src_addr, f.eth.src_addr.0);
+        *learned = true;
+    }
+    stats.rx_segments += 1;
+    ep.on_segment(now, f.ip.src_addr, f.ip.dst_addr, &f.tcp);
+}
+
+fn eth_repr(cfg: &InterfaceConfig, dst: Mac) -> EthernetRepr {
+    EthernetRepr {
+        src_addr: EthernetAddress(cfg.mac),
+        dst_addr: EthernetAddress(dst),
+        ethertype: EtherType::Ipv4,
+    }
+}
+
+/// The cached next hop toward `dst` (asks `link` once per remote; bounded cache).
+fn next_hop<L: Link>(
+    routes: &mut FxHashMap<Ipv4Addr, Option<Ipv4Addr>>,
+    link: &mut L,
+    max: usize,
+    dst: Ipv4Addr,
+) -> Option<Ipv4Addr> {
+    if let Some(&h) = routes.get(&dst) {
+        return h;
+    }
+    if routes.len() >= max {
+        routes.clear();
+    }
+    let h = link.next_hop(dst);
+    routes.insert(dst, h);
+    h
+}
+
+/// Emits `seg` in place into a device frame. Returns 1 if queued.
+fn emit<D: Device>(
+    dev: &mut D,
+    stats: &mut IfaceStats,
+    cfg: &InterfaceConfig,
+    mac: Mac,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    seg: &TcpRepr<'_>,
+) -> usize {
+    let eth = eth_repr(cfg, mac);
+    let len = wire::tcp_frame_len(seg);
+    let r = dev.transmit(len, |buf| {
+        wire::emit_tcp_frame(buf, &eth, src, dst, cfg.ttl, seg);
+    });
+    count_tx(stats, r)
+}
+
+/// Sends a held frame (emitted earlier with a placeholder destination MAC).
+fn send_held<D: Device>(dev: &mut D, stats: &mut IfaceStats, mac: Mac, frame: &[u8]) -> usize {
+    let r = dev.transmit(frame.len(), |buf| {
+        buf[..frame.len()].copy_from_slice(frame);
+        buf[..6].copy_from_slice(&mac);
+    });
+    count_tx(stats, r)
+}
+
+fn count_tx(stats: &mut IfaceStats, r: Result<(), TxError>) -> usize {
+    match r {
+        Ok(()) => {
+            stats.tx_segments += 1;
+            1
+        }
+        Err(TxError::Full) => {
+            stats.tx_full += 1;
+            0
+        }
+        Err(TxError::TooLong) => {
+            stats.tx_too_long += 1;
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,438 @@
+//! Two interfaces over an in-memory link, virtual time: whole-stack runs through the wire
+//! layer, the neighbour cache and the application API.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use super::*;
+use crate::app::client::Client;
+use crate::app::close_first::CloseFirst;
+use crate::app::echo::Echo;
+use crate::app::server::Server;
+use crate::app::AppError;
+use crate::phy::MemoryDevice;
+use crate::tcp::endpoint::EndpointSecrets;
+use crate::tcp::{ConnId, Endpoints, TcpConfig};
+use crate::time::Duration;
+
+const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const MAC_A: Mac = [2, 0, 0, 0, 0, 0xa];
+const MAC_B: Mac = [2, 0, 0, 0, 0, 0xb];
+
+type Iface = Interface<MemoryDevice, StaticLink>;
+
+fn pair(b_knows_a: bool) -> (Iface, Iface) {
+    let (da, db) = MemoryDevice::pair(1514, 256);
+    let mk = |dev, addr, mac, peer: Option<(Ipv4Addr, Mac)>, seed| {
+        let ep = Endpoint::new(
+            TcpConfig::default(),
+            EndpointSecrets::from_seed(seed),
+            40000..=40999,
+        );
+        let link = StaticLink::new(peer.as_slice());
+        Interface::new(dev, link, ep, InterfaceConfig::new(addr, mac))
+    };
+    let a = mk(da, A, MAC_A, Some((B, MAC_B)), 1);
+    let b = mk(db, B, MAC_B, b_knows_a.then_some((A, MAC_A)), 2);
+    (a, b)
+}
+
+/// Polls both sides every millisecond of virtual time until `done` or `limit`.
+fn run(
+    a: &mut Iface,
+    app_a: &mut dyn App,
+    b: &mut Iface,
+    app_b: &mut dyn App,
+    limit: Duration,
+    mut done: impl FnMut(&Iface, &Iface) -> bool,
+) -> Instant {
+    let mut now = Instant::from_secs(1);
+    a.start(now, app_a);
+    b.start(now, app_b);
+    let end = now + limit;
+    while now < end && !done(a, b) {
+        a.poll(now, app_a);
+        b.poll(now, app_b);
+        now += Duration::from_millis(1);
+    }
+    now
+}
+
+#[test]
+fn echo_round_trip_and_passive_close() {
+    let (mut a, mut b) = pair(true);
+    let mut server = Server::new(128);
+    server.add(7, Box::<Echo>::default());
+    let msg: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    let mut client = Client::new(SocketAddrV4::new(A, 7), &msg);
+    run(
+        &mut a,
+        &mut server,
+        &mut b,
+        &mut client,
+        Duration::from_secs(10),
+        |_, _| false,
+    );
+    assert_eq!(client.outcome(), Some(Ok(&msg[..])));
+    assert!(server.listen_errors.is_empty());
+    assert_eq!(server.accepted, 1);
+    // The client closed first: it holds TIME-WAIT; the server side is gone.
+    assert_eq!(b.endpoint().time_wait_count(), 1);
+    assert_eq!(a.endpoint().connection_count(), 0);
+    assert_eq!(a.endpoint().time_wait_count(), 0);
+    assert_eq!(server.connections(), 0);
+    let s = a.stats();
+    assert_eq!((s.rx_checksum, s.rx_not_ours, s.tx_full), (0, 0, 0));
+    // Full-sized segments fit a 1514-byte frame: with timestamps a segment carries
+    // MSS - 12 = 1448 data bytes (RFC 6691 §2), not 1460 + 12 bytes of option.
+    assert_eq!((s.tx_too_long, b.stats().tx_too_long), (0, 0));
+    assert!(s.rx_segments > 30 && s.tx_segments > 30, "{s:?}");
+}
+
+#[test]
+fn close_first_server_holds_time_wait() {
+    let (mut a, mut b) = pair(true);
+    let mut server = Server::new(128);
+    server.add(9, Box::<CloseFirst>::default());
+    let mut client = Client::reader(SocketAddrV4::new(A, 9), 16);
+    run(
+        &mut a,
+        &mut server,
+        &mut b,
+        &mut client,
+        Duration::from_secs(5),
+        |a, _| a.endpoint().time_wait_count() == 1,
+    );
+    assert_eq!(a.endpoint().time_wait_count(), 1);
+    assert_eq!(a.endpoint().connection_count(), 0);
+    // The client read "bye\n" and the end of the stream, then closed (passive close).
+    assert_eq!(client.outcome(), Some(Ok(&b"bye\n"[..])));
+    assert_eq!(b.endpoint().time_wait_count(), 0);
+    assert_eq!(b.endpoint().connection_count(), 0);
+}
+
+#[test]
+fn connect_to_closed_port_is_refused() {
+    let (mut a, mut b) = pair(true);
+    let mut server = Server::new(128);
+    let mut client = Client::new(SocketAddrV4::new(A, 81), b"hello");
+    run(
+        &mut a,
+        &mut server,
+        &mut b,
+        &mut client,
+        Duration::from_secs(5),
+        |_, _| false,
+    );
+    assert_eq!(client.outcome(), Some(Err(AppError::ConnectionRefused)));
+    assert_eq!(a.endpoint().stats().rst_closed, 1);
+    assert_eq!(b.endpoint().connection_count(), 0);
+}
+
+/// The server cannot resolve the client's MAC: its SYN-ACK is held in the neighbour cache;
+/// the client's retransmitted SYN (from an on-link address with a pending entry) confirms the
+/// MAC, which releases the held SYN-ACK, and the connection completes.
+#[test]
+fn held_syn_ack_released_by_learning_from_syn() {
+    let (mut a, mut b) = pair(false);
+    let mut server = Server::new(128);
+    server.add(7, Box::<Echo>::default());
+    let mut client = Client::new(SocketAddrV4::new(B, 7), b"hi");
+    let end = run(
+        &mut b,
+        &mut server,
+        &mut a,
+        &mut client,
+        Duration::from_secs(4),
+        |_, _| false,
+    );
+    assert_eq!(client.outcome(), Some(Ok(&b"hi"[..])));
+    let s = b.stats();
+    assert_eq!(
+        (s.tx_held, s.tx_released, s.tx_neigh_dropped),
+        (1, 1, 0),
+        "{s:?}"
+    );
+    assert_eq!(b.neigh().stats().learned, 1);
+    assert_eq!(b.neigh().lookup(end, A), Lookup::Found(MAC_A));
+}
+
+#[test]
+fn rejected_frames_counted_by_reason() {
+    let (mut a, mut b) = pair(true);
+    let mut server = Server::new(128);
+    server.add(7, Box::<Echo>::default());
+    let syn = TcpRepr {
+        src_port: 5555,
+        dst_port: 7,
+        seq: crate::wire::SeqNum(1000),
+        ack: crate::wire::SeqNum(0),
+        flags: crate::wire::TcpFlags::SYN,
+        window: 1000,
+        urgent: 0,
+        options: Default::default(),
+        payload: &[],
+    };
+    let eth = eth_repr(b.config(), MAC_A);
+    let dev = b.device_mut();
+    // Not our address, a corrupted checksum, an ARP frame, a runt.
+    for (dst, corrupt) in [(Ipv4Addr::new(198, 18, 0, 9), false), (A, true)] {
+        let len = wire::tcp_frame_len(&syn);
+        dev.transmit(len, |buf| {
+            wire::emit_tcp_frame(buf, &eth, B, dst, 64, &syn);
+            if corrupt {
+                buf[len - 1] ^= 0xff;
+            }
+        })
+        .unwrap();
+    }
+    dev.transmit(42, |buf| {
+        buf.fill(0);
+        buf[12] = 0x08;
+        buf[13] = 0x06;
+    })
+    .unwrap();
+    dev.transmit(10, |buf| buf.fill(0)).unwrap();
+    dev.flush(Instant::ZERO);
+    let now = Instant::from_secs(1);
+    a.start(now, &mut server);
+    a.poll(now, &mut server);
+    let s = a.stats();
+    assert_eq!(s.rx_frames, 4);
+    assert_eq!(s.rx_not_ours, 1);
+    assert_eq!(s.rx_checksum, 1);
+    assert_eq!(s.rx_unsupported, 1);
+    assert_eq!(s.rx_truncated, 1);
+    assert_eq!(s.rx_segments, 0);
+    assert_eq!(a.endpoint().stats().segments_in, 0);
+}
+
+/// Two workers serve A (replicated listeners); every frame from the client arrives on
+/// worker 0's queue, but the client's port is chosen so that worker 1 owns the flow: worker
+/// 0 hands every segment over, worker 1 processes them as if received and answers from its
+/// own queue (relayed onto the same wire), and the echo completes.
+#[test]
+fn misdirected_flow_is_handed_to_its_owner() {
+    use crate::handoff::{mesh, HandoffConfig};
+    use crate::rss::{FlowOwner, DEFAULT_RSS_KEY};
+    let owner = FlowOwner::new(DEFAULT_RSS_KEY, 2).with_ephemeral(61000, 61999);
+    let port = (40000..=40999u16)
+        .find(|&p| {
+            owner.owner(&FourTuple {
+                local_addr: A,
+                local_port: 7,
+                remote_addr: B,
+                remote_port: p,
+            }) == 1
+        })
+        .expect("some port is owned by worker 1");
+    let (da, db) = MemoryDevice::pair(1514, 256);
+    let (d1, mut relay) = MemoryDevice::pair(1514, 256);
+    let server = |dev, seed, q| {
+        let ep = Endpoint::new(
+            TcpConfig::default(),
+            EndpointSecrets::from_seed(seed),
+            owner.ephemeral_range(q),
+        );
+        let mut i = Interface::new(
+            dev,
+            StaticLink::new(&[(B, MAC_B)]),
+            ep,
+            InterfaceConfig::new(A, MAC_A),
+        );
+        i.set_shard(q, owner);
+        i
+    };
+    let mut w0 = server(da, 1, 0);
+    let mut w1 = server(d1, 2, 1);
+    let mut hs = mesh(2, HandoffConfig::default()).into_iter();
+    w0.set_handoff(hs.next().unwrap());
+    w1.set_handoff(hs.next().unwrap());
+    let mut b = Interface::new(
+        db,
+        StaticLink::new(&[(A, MAC_A)]),
+        Endpoint::new(
+            TcpConfig::default(),
+            EndpointSecrets::from_seed(3),
+            port..=port,
+        ),
+        InterfaceConfig::new(B, MAC_B),
+    );
+    let mk_server = || {
+        let mut s = Server::new(16);
+        s.add(7, Box::<Echo>::default());
+        s
+    };
+    let (mut s0, mut s1) = (mk_server(), mk_server());
+    let msg = b"handed over\n".to_vec();
+    let mut client = Client::new(SocketAddrV4::new(A, 7), &msg);
+    let mut now = Instant::from_secs(1);
+    w0.start(now, &mut s0);
+    w1.start(now, &mut s1);
+    b.start(now, &mut client);
+    for _ in 0..5_000 {
+        b.poll(now, &mut client);
+        w0.poll(now, &mut s0);
+        w1.poll(now, &mut s1);
+        // Worker 1's frames leave on the same wire as worker 0's.
+        let mut frames = Vec::new();
+        relay.recv(now, 64, |f| frames.push(f.to_vec()));
+        for f in frames {
+            w0.device_mut()
+                .transmit(f.len(), |buf| buf.copy_from_slice(&f))
+                .expect("relay");
+        }
+        w0.device_mut().flush(now);
+        if client.outcome().is_some() && b.endpoint().connection_count() == 0 {
+            break;
+        }
+        now += Duration::from_millis(1);
+    }
+    assert_eq!(client.outcome(), Some(Ok(&msg[..])));
+    let (st0, st1) = (w0.stats(), w1.stats());
+    assert!(
+        st0.handoff_sent >= 4,
+        "SYN, ACK, data, FIN at least: {st0:?}"
+    );
+    assert_eq!(st0.rx_misdirected, st0.handoff_sent);
+    assert_eq!(st0.handoff_dropped, 0);
+    assert_eq!(st1.handoff_received, st0.handoff_sent);
+    assert_eq!(st1.rx_frames, 0, "nothing arrived on worker 1's own queue");
+    assert_eq!(w0.endpoint().stats().conns_opened, 0);
+    assert_eq!(w1.endpoint().stats().conns_opened, 1);
+    assert_eq!(s1.accepted, 1);
+}
+
+/// Reads what `source` sends; after `limit` bytes it half-closes and reads to the end.
+struct Sink {
+    remote: SocketAddrV4,
+    limit: usize,
+    conn: Option<crate::tcp::endpoint::ConnId>,
+    got: usize,
+    shut: bool,
+    events: Vec<AppEvent>,
+    done: bool,
+}
+
+impl App for Sink {
+    fn on_start(&mut self, io: &mut AppIo<'_>) {
+        self.conn = io.connect(self.remote).ok();
+    }
+    fn on_event(&mut self, io: &mut AppIo<'_>, c: crate::tcp::endpoint::ConnId, ev: AppEvent) {
+        if !matches!(ev, AppEvent::Readable) {
+            self.events.push(ev);
+        }
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = io.recv(c, &mut buf) {
+            assert!(buf[..n].iter().all(|&b| b == 0));
+            self.got += n;
+        }
+        if self.got >= self.limit && !self.shut {
+            self.shut = true;
+            io.shutdown(c).unwrap();
+        }
+        match ev {
+            AppEvent::PeerFin => io.close(c).unwrap(),
+            AppEvent::Closed => self.done = true,
+            _ => {}
+        }
+    }
+    fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+#[test]
+fn source_sends_until_peer_closes() {
+    let (mut a, mut b) = pair(true);
+    let mut server = Server::new(128);
+    server.add(19, crate::app::server::AppKind::Source.build());
+    let mut sink = Sink {
+        remote: SocketAddrV4::new(A, 19),
+        limit: 1 << 20,
+        conn: None,
+        got: 0,
+        shut: false,
+        events: Vec::new(),
+        done: false,
+    };
+    run(
+        &mut a,
+        &mut server,
+        &mut b,
+        &mut sink,
+        Duration::from_secs(20),
+        |_, _| false,
+    );
+    // It kept sending past the limit until our FIN reached it, then closed gracefully
+    // (PeerFin, no Error), and the connection is gone on the server side.
+    assert!(sink.got >= 1 << 20, "{}", sink.got);
+    assert!(sink.done);
+    assert_eq!(
+        sink.events,
+        [AppEvent::Connected, AppEvent::PeerFin, AppEvent::Closed]
+    );
+    assert_eq!(server.connections(), 0);
+    assert_eq!(a.endpoint().connection_count(), 0);
+}
+
+/// Connects from an extra local address once started; records what it saw.
+struct FromAddr {
+    local: Ipv4Addr,
+    conn: Option<ConnId>,
+    connected: Option<Endpoints>,
+}
+
+impl App for FromAddr {
+    fn on_start(&mut self, io: &mut AppIo<'_>) {
+        self.conn = io.connect_from(self.local, SocketAddrV4::new(A, 7)).ok();
+    }
+    fn on_event(&mut self, io: &mut AppIo<'_>, c: ConnId, ev: AppEvent) {
+        if ev == AppEvent::Connected {
+            self.connected = io.endpoints(c);
+        }
+    }
+}
+
+/// `InterfaceConfig::extra_addrs`: segments to an extra address are ours, an active open may
+/// use it (`AppIo::connect_from`); other addresses are still not ours.
+#[test]
+fn extra_address_connects_and_receives() {
+    const B2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+    let (da, db) = MemoryDevice::pair(1514, 256);
+    let ep = |seed| {
+        Endpoint::new(
+            TcpConfig::default(),
+            EndpointSecrets::from_seed(seed),
+            40000..=40999,
+        )
+    };
+    let link_a = StaticLink::new(&[(B, MAC_B), (B2, MAC_B)]);
+    let mut a = Interface::new(da, link_a, ep(1), InterfaceConfig::new(A, MAC_A));
+    let mut cfg_b = InterfaceConfig::new(B, MAC_B);
+    cfg_b.extra_addrs = ExtraAddrs::new(&[B2]).unwrap();
+    assert!(cfg_b.extra_addrs.contains(B2) && !cfg_b.extra_addrs.contains(A));
+    assert_eq!(cfg_b.extra_addrs.iter().collect::<Vec<_>>(), vec![B2]);
+    let mut b = Interface::new(db, StaticLink::new(&[(A, MAC_A)]), ep(2), cfg_b);
+    let mut server = Server::new(128);
+    server.add(7, Box::<Echo>::default());
+    let mut client = FromAddr {
+        local: B2,
+        conn: None,
+        connected: None,
+    };
+    run(
+        &mut a,
+        &mut server,
+        &mut b,
+        &mut client,
+        Duration::from_secs(2),
+        |_, _| false,
+    );
+    assert!(client.conn.is_some());
+    let ends = client.connected.expect("connected from the extra address");
+    assert_eq!((*ends.local.ip(), *ends.remote.ip()), (B2, A));
+    assert_eq!(b.stats().rx_not_ours, 0);
+    assert_eq!(server.accepted, 1);
+    assert!(ExtraAddrs::new(&[B2; MAX_EXTRA_ADDRS + 1]).is_err());
+}

@@ -1,0 +1,550 @@
+//! Bringing a stack up on an interface: the start-up checks (each failure is one clear line,
+//! [`StartError`]), the XDP steering program, the ephemeral-port reservation, and per worker
+//! (queue q = worker index) an AF_XDP socket registered in the XSKMAP at q, a neighbour
+//! back-end and an endpoint with its own share of the ephemeral range, assembled into
+//! [`Worker`]s joined by the hand-off mesh. [`Stack::run`] runs them, one thread each, with a
+//! control closure on the calling thread. Dropping a [`Stack`] unregisters the sockets,
+//! detaches the program (its bpf_link) and restores the kernel's reserved ports.
+
+use std::fmt;
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use xdptcp_xdp::{AttachOptions, Steering};
+
+use crate::app::App;
+use crate::handoff::{mesh, HandoffConfig};
+use crate::iface::{ExtraAddrs, Interface, InterfaceConfig, MAX_EXTRA_ADDRS};
+use crate::neigh::{KernelResolver, Netlink};
+use crate::phy::{AfXdpConfig, AfXdpDevice, AfXdpError};
+use crate::rss::{FlowOwner, DEFAULT_RSS_KEY};
+use crate::tcp::endpoint::{Endpoint, EndpointSecrets};
+use crate::tcp::TcpConfig;
+use crate::worker::{StatsHandle, Worker, WorkerConfig, WorkerSnapshot};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// What to bring up.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub ifname: String,
+    pub addr: Ipv4Addr,
+    /// Further addresses of the interface the stack uses (`InterfaceConfig::extra_addrs`: at
+    /// most `iface::MAX_EXTRA_ADDRS`); with any, the ephemeral range is steered for every
+    /// destination address.
+    pub extra_addrs: Vec<Ipv4Addr>,
+    /// Ports steered to the stack (its listeners).
+    pub ports: Vec<u16>,
+    /// The stack's ephemeral port range for active opens (steered, and reserved from the
+    /// kernel when `reserve_ports`).
+    pub ephemeral: (u16, u16),
+    pub zero_copy: bool,
+    pub reserve_ports: bool,
+    pub tcp: TcpConfig,
+    pub afxdp: AfXdpConfig,
+    /// Template of every worker's settings (`core` is set per worker from `cores`).
+    pub worker: WorkerConfig,
+    /// Workers = queues used (0..workers); at least 1.
+    pub workers: usize,
+    /// Worker i is pinned to `cores[i % len]`; empty: worker i to `worker.core + i` when
+    /// `worker.core` is set, else unpinned.
+    pub cores: Vec<usize>,
+    /// The RSS key flows are mapped with (`None`: the NIC's, read with `ETHTOOL_GRSSH`, else
+    /// the Microsoft default key, e.g. on veth, which has no RSS).
+    pub rss_key: Option<[u8; 40]>,
+}
+
+impl StackOptions {
+    /// The options the single-worker stack used before: one worker on queue 0.
+    pub fn single(
+        ifname: String,
+        addr: Ipv4Addr,
+        ports: Vec<u16>,
+        ephemeral: (u16, u16),
+    ) -> StackOptions {
+        StackOptions {
+            ifname,
+            addr,
+            extra_addrs: Vec::new(),
+            ports,
+            ephemeral,
+            zero_copy: false,
+            reserve_ports: true,
+            tcp: TcpConfig::default(),
+            afxdp: AfXdpConfig::default(),
+            worker: WorkerConfig::default(),
+            workers: 1,
+            cores: Vec::new(),
+            rss_key: None,
+        }
+    }
+
+    fn core_of(&self, i: usize) -> Option<usize> {
+        if !self.cores.is_empty() {
+            return Some(self.cores[i % self.cores.len()]);
+        }
+        self.worker.core.map(|c| c + i)
+    }
+}
+
+/// Why the stack could not start. Each prints as one line an operator can act on.
+#[derive(Debug)]
+pub enum StartError {
+    NotRoot,
+    NoSuchInterface(String),
+    AddressNotOnInterface {
+        addr: Ipv4Addr,
+        ifname: String,
+        have: Vec<Ipv4Addr>,
+    },
+    AlreadySteered {
+        ifname: String,
+        prog_id: u32,
+    },
+    Steering(xdptcp_xdp::Error),
+    Device(AfXdpError),
+    /// Opening queue `queue` for worker `queue` failed (the interface has fewer queues?).
+    Queue {
+        queue: u32,
+        workers: usize,
+        error: AfXdpError,
+    },
+    /// Bad worker count or ephemeral range for it.
+    Workers(String),
+    /// More workers than the interface has receive queues.
+    TooFewQueues {
+        ifname: String,
+        workers: usize,
+        queues: u32,
+    },
+    Netlink(io::Error),
+    ReservePorts(io::Error),
+    /// More `extra_addrs` than `iface::MAX_EXTRA_ADDRS`.
+    TooManyAddrs(usize),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::NotRoot => f.write_str(
+                "must run as root (attaching XDP programs and opening AF_XDP sockets needs \
+                 CAP_NET_ADMIN and CAP_BPF)",
+            ),
+            StartError::NoSuchInterface(i) => {
+                write!(f, "no such interface: {i:?} (in this network namespace)")
+            }
+            StartError::AddressNotOnInterface { addr, ifname, have } => {
+                let have: Vec<String> = have.iter().map(|a| a.to_string()).collect();
+                write!(
+                    f,
+                    "address {addr} is not on interface {ifname} (it has: {})",
+                    if have.is_empty() {
+                        "no IPv4 address".to_string()
+                    } else {
+                        have.join(", ")
+                    }
+                )
+            }
+            StartError::AlreadySteered { ifname, prog_id } => write!(
+                f,
+                "ports on {ifname} are already steered by another process (XDP program id \
+                 {prog_id} is attached; another xdptcp?)"
+            ),
+            StartError::Steering(e) => write!(f, "XDP program: {e}"),
+            StartError::Device(e) => write!(f, "AF_XDP socket: {e}"),
+            StartError::Queue {
+                queue,
+                workers,
+                error,
+            } => write!(
+                f,
+                "AF_XDP socket on queue {queue} (for {workers} workers; does the interface \
+                 have {workers} queues?): {error}"
+            ),
+            StartError::Workers(m) => f.write_str(m),
+            StartError::TooFewQueues {
+                ifname,
+                workers,
+                queues,
+            } => write!(
+                f,
+                "--workers {workers}: interface {ifname} has {queues} receive queue(s); use at \
+                 most {queues} (one worker per queue)"
+            ),
+            StartError::Netlink(e) => write!(f, "netlink: {e}"),
+            StartError::ReservePorts(e) => {
+                write!(f, "reserving the ephemeral ports from the kernel: {e}")
+            }
+            StartError::TooManyAddrs(n) => write!(
+                f,
+                "{n} extra addresses: at most {MAX_EXTRA_ADDRS} per interface"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+const RESERVED_PORTS: &str = "/proc/sys/net/ipv4/ip_local_reserved_ports";
+
+/// `net.ipv4.ip_local_reserved_ports` extended by our range; the old value comes back on drop
+/// (not after SIGKILL: then the reservation stays, which is harmless).
+#[derive(Debug)]
+pub struct ReservedPorts {
+    old: String,
+}
+
+impl ReservedPorts {
+    /// Adds `lo-hi` to the calling thread's network namespace's reserved ports.
+    pub fn reserve(lo: u16, hi: u16) -> io::Result<ReservedPorts> {
+        let old = std::fs::read_to_string(RESERVED_PORTS)?.trim().to_string();
+        let new = if old.is_empty() {
+            format!("{lo}-{hi}")
+        } else {
+            format!("{old},{lo}-{hi}")
+        };
+        std::fs::write(RESERVED_PORTS, new)?;
+        Ok(ReservedPorts { old })
+    }
+}
+
+impl Drop for ReservedPorts {
+    fn drop(&mut self) {
+        // An empty write is rejected by some kernels; a newline clears the list.
+        let v = if self.old.is_empty() { "\n" } else { &self.old };
+        let _ = std::fs::write(Path::new(RESERVED_PORTS), v);
+    }
+}
+
+/// A stack on queues 0..N of one interface. Field order is drop order after `Drop`.
+pub struct Stack {
+    /// Worker i serves queue i.
+    pub workers: Vec<Worker<AfXdpDevice, KernelResolver>>,
+    steering: Steering,
+    _reserved: Option<ReservedPorts>,
+    /// Zero-copy was asked for but the driver refused it: running in copy mode.
+    pub zero_copy_fallback: bool,
+    /// The flow-to-worker map in use.
+    pub owner: FlowOwner,
+}
+
+impl fmt::Debug for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stack")
+            .field("workers", &self.workers.len())
+            .field("steering", &self.steering)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether the process runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+impl Stack {
+    /// The checks and set-up, in the calling thread's network namespace.
+    pub fn open(o: &StackOptions) -> Result<Stack, StartError> {
+        if !is_root() {
+            return Err(StartError::NotRoot);
+        }
+        let mut nl = Netlink::open().map_err(StartError::Netlink)?;
+        let link = nl
+            .link_info(&o.ifname)
+            .map_err(|_| StartError::NoSuchInterface(o.ifname.clone()))?;
+        let have = nl.link_addrs(link.ifindex).map_err(StartError::Netlink)?;
+        if let Some(&addr) = std::iter::once(&o.addr)
+            .chain(&o.extra_addrs)
+            .find(|a| !have.contains(a))
+        {
+            return Err(StartError::AddressNotOnInterface {
+                addr,
+                ifname: o.ifname.clone(),
+                have,
+            });
+        }
+        let extra = ExtraAddrs::new(&o.extra_addrs).map_err(StartError::TooManyAddrs)?;
+        if o.workers > link.rx_queues as usize {
+            return Err(StartError::TooFewQueues {
+                ifname: o.ifname.clone(),
+                workers: o.workers,
+                queues: link.rx_queues,
+            });
+        }
+        let steering =
+            Steering::attach(&o.ifname, AttachOptions::default()).map_err(|e| match e {
+                xdptcp_xdp::Error::AlreadyAttached { ifname, prog_id } => {
+                    StartError::AlreadySteered { ifname, prog_id }
+                }
+                xdptcp_xdp::Error::NoSuchInterface(i) => StartError::NoSuchInterface(i),
+                e => StartError::Steering(e),
+            })?;
+        let reserved = if o.reserve_ports {
+            Some(
+                ReservedPorts::reserve(o.ephemeral.0, o.ephemeral.1)
+                    .map_err(StartError::ReservePorts)?,
+            )
+        } else {
+            None
+        };
+        let n = o.workers;
+        let size = usize::from(o.ephemeral.1.saturating_sub(o.ephemeral.0)) + 1;
+        if n == 0 || n > 64 || size < n {
+            return Err(StartError::Workers(format!(
+                "bad --workers {n}: 1..=64 and at most one per ephemeral port ({size})"
+            )));
+        }
+        let mut afxdp = AfXdpConfig {
+            zero_copy: o.zero_copy,
+            ..o.afxdp
+        };
+        let mut zero_copy_fallback = false;
+        let mut tcp = o.tcp.clone();
+        // MSS from the interface MTU (IPv4 + TCP headers: 40 bytes).
+        tcp.mss = tcp.mss.min(link.mtu.saturating_sub(40).min(65_535) as u16);
+        // The NIC's key when it reports one (veth does not).
+        let key = o
+            .rss_key
+            .or_else(|| nic_rss_key(&o.ifname).ok().flatten())
+            .unwrap_or(DEFAULT_RSS_KEY);
+        let owner = FlowOwner::new(key, n).with_ephemeral(o.ephemeral.0, o.ephemeral.1);
+        let mut handoffs = mesh(
+            n,
+            HandoffConfig {
+                frame_len: afxdp.frame_size as usize,
+                ..HandoffConfig::default()
+            },
+        )
+        .into_iter();
+        let mut first_nl = Some(nl);
+        let mut stack = Stack {
+            workers: Vec::with_capacity(n),
+            steering,
+            _reserved: reserved,
+            zero_copy_fallback: false,
+            owner,
+        };
+        for q in 0..n {
+            let dev = match AfXdpDevice::open(&o.ifname, q as u32, afxdp) {
+                Err(AfXdpError::ZeroCopyUnsupported { .. }) => {
+                    zero_copy_fallback = true;
+                    afxdp.zero_copy = false;
+                    AfXdpDevice::open(&o.ifname, q as u32, afxdp)
+                }
+                r => r,
+            }
+            .map_err(|error| match q {
+                0 => StartError::Device(error),
+                _ => StartError::Queue {
+                    queue: q as u32,
+                    workers: n,
+                    error,
+                },
+            })?;
+            stack
+                .steering
+                .register_xsk(q as u32, dev.fd())
+                .map_err(StartError::Steering)?;
+            let nl = match first_nl.take() {
+                Some(nl) => nl,
+                None => Netlink::open().map_err(StartError::Netlink)?,
+            };
+            let range = if n == 1 {
+                o.ephemeral.0..=o.ephemeral.1
+            } else {
+                owner.ephemeral_range(q)
+            };
+            let mut ep = Endpoint::new(tcp.clone(), EndpointSecrets::from_os_rng(), range);
+            let resolver = KernelResolver::new(nl, link.ifindex);
+            if n > 1 {
+                ep.set_rss_preference(owner, q);
+            }
+            let mut icfg = InterfaceConfig::new(o.addr, link.mac);
+            icfg.extra_addrs = extra;
+            let mut iface = Interface::new(dev, resolver, ep, icfg);
+            if let (true, Some(h)) = (n > 1, handoffs.next()) {
+                iface.set_shard(q, owner);
+                iface.set_handoff(h);
+            }
+            let cfg = WorkerConfig {
+                core: o.core_of(q),
+                ..o.worker
+            };
+            stack.workers.push(Worker::new(q, iface, cfg));
+        }
+        for &p in &o.ports {
+            stack
+                .steering
+                .add_listen(o.addr, p)
+                .map_err(StartError::Steering)?;
+        }
+        let eph_addr = if o.extra_addrs.is_empty() {
+            o.addr
+        } else {
+            Ipv4Addr::UNSPECIFIED // every address of the stack (steer.bpf.c)
+        };
+        stack
+            .steering
+            .set_ephemeral(eph_addr, o.ephemeral.0, o.ephemeral.1)
+            .map_err(StartError::Steering)?;
+        stack.zero_copy_fallback = zero_copy_fallback;
+        Ok(stack)
+    }
+
+    /// Every worker's snapshot handle (index = worker).
+    pub fn stats_handles(&self) -> Vec<StatsHandle> {
+        self.workers.iter().map(Worker::stats_handle).collect()
+    }
+
+    /// Runs worker i with `apps[i]` on its own thread (pinned per its config) until `stop`
+    /// is set or an application is done (any worker ending sets `stop`, so all end
+    /// together), while `control` runs on the calling thread (it should return once `stop`
+    /// is set). Returns each worker's final snapshot. Panics unless there is exactly one app
+    /// per worker (a programming error: a worker without an app would leave its queue
+    /// unserved).
+    pub fn run<A, C>(
+        &mut self,
+        apps: &mut [A],
+        stop: Arc<AtomicBool>,
+        control: C,
+    ) -> Vec<WorkerSnapshot>
+    where
+        A: App + Send,
+        C: FnOnce(&[StatsHandle]),
+    {
+        assert_eq!(apps.len(), self.workers.len(), "one app per worker");
+        let handles = self.stats_handles();
+        std::thread::scope(|s| {
+            let threads: Vec<_> = self
+                .workers
+                .iter_mut()
+                .zip(apps.iter_mut())
+                .map(|(w, app)| {
+                    w.set_stop_flag(stop.clone());
+                    let stop = stop.clone();
+                    s.spawn(move || {
+                        // Set `stop` however this worker ends (also on a panic).
+                        let _guard = StopOnDrop(stop);
+                        w.run(app)
+                    })
+                })
+                .collect();
+            control(&handles);
+            threads
+                .into_iter()
+                .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    }
+
+    /// The steering program's counters.
+    pub fn steering(&self) -> &Steering {
+        &self.steering
+    }
+}
+
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Unregister before the sockets close (see AfXdpDevice::open).
+        for q in 0..self.workers.len() {
+            let _ = self.steering.unregister_xsk(q as u32);
+        }
+    }
+}
+
+/// The NIC's Toeplitz RSS key (`ETHTOOL_GRSSH`), if the driver reports a Toeplitz key of at
+/// least 40 bytes. Of a longer key (ice and i40e have 52 bytes) the first 40 are returned:
+/// an IPv4 4-tuple's 12 input bytes only ever read key bytes 0..16.
+/// `Ok(None)`: no RSS (veth answers EOPNOTSUPP) or another hash function or key size; the
+/// caller then uses the default key (hand-offs keep every flow working either way).
+pub fn nic_rss_key(ifname: &str) -> io::Result<Option<[u8; 40]>> {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_GRSSH: u32 = 0x46;
+    const ETH_RSS_HASH_TOP: u8 = 1;
+    /// `struct ethtool_rxfh` without its flexible array: cmd, rss_context, indir_size,
+    /// key_size, hfunc, input_xfrm, rsvd8[2], rsvd32.
+    const HDR: usize = 24;
+    if ifname.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
+    }
+    // SAFETY: plain socket(2); the fd is owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let ask = |buf: &mut [u32]| -> io::Result<()> {
+        // SAFETY: ifreq is plain data; all-zero is valid.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in ifr.ifr_name.iter_mut().zip(ifname.bytes()) {
+            *d = s as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_data = buf.as_mut_ptr().cast();
+        // SAFETY: SIOCETHTOOL reads/writes `buf`, which is large enough for the sizes it
+        // carries (the kernel checks them against its own).
+        let r = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                SIOCETHTOOL as _,
+                &mut ifr as *mut libc::ifreq,
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // First ask for the sizes.
+    let mut hdr = [0u32; HDR / 4];
+    hdr[0] = ETHTOOL_GRSSH;
+    match ask(&mut hdr) {
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Ok(None),
+        r => r?,
+    }
+    let (indir, key_size) = (hdr[2] as usize, hdr[3] as usize);
+    if !(40..=256).contains(&key_size) || indir > 1 << 16 {
+        return Ok(None);
+    }
+    let mut buf = vec![0u32; HDR / 4 + indir + key_size.div_ceil(4)];
+    buf[0] = ETHTOOL_GRSSH;
+    buf[2] = indir as u32;
+    buf[3] = key_size as u32;
+    ask(&mut buf)?;
+    let hfunc = buf[4].to_ne_bytes()[0];
+    if hfunc != 0 && hfunc & ETH_RSS_HASH_TOP == 0 {
+        return Ok(None);
+    }
+    let mut key = [0u8; 40];
+    for (i, w) in buf[HDR / 4 + indir..].iter().take(10).enumerate() {
+        key[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+    }
+    Ok(Some(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rss_key_of_devices_without_rss_is_none_and_unknown_interface_is_an_error() {
+        // The loopback device has no RSS (EOPNOTSUPP).
+        assert!(matches!(nic_rss_key("lo"), Ok(None)));
+        assert!(nic_rss_key("xdptcp-nope0").is_err());
+        assert!(nic_rss_key("a-name-far-too-long-for-ifnamsiz").is_err());
+    }
+}
