@@ -239,6 +239,14 @@ impl fmt::Debug for Stack {
 }
 
 /// Whether the process runs as root.
+/// Secrets for one endpoint (ISN key, SYN-cookie key, port seed) from the OS RNG (getrandom).
+pub fn os_secrets() -> EndpointSecrets {
+    use rand::RngCore;
+    let mut b = [0u8; 40];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    EndpointSecrets::from_bytes(b)
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -356,7 +364,7 @@ impl Stack {
             } else {
                 owner.ephemeral_range(q)
             };
-            let mut ep = Endpoint::new(tcp.clone(), EndpointSecrets::from_os_rng(), range);
+            let mut ep = Endpoint::new(tcp.clone(), os_secrets(), range);
             let resolver = KernelResolver::new(nl, link.ifindex);
             if n > 1 {
                 ep.set_rss_preference(owner, q);
@@ -539,6 +547,13 @@ pub fn nic_rss_key(ifname: &str) -> io::Result<Option<[u8; 40]>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn os_secrets_differ() {
+        // 2^-128 chance of a false failure.
+        let (a, b) = (os_secrets(), os_secrets());
+        assert_ne!((a.isn, a.cookie), (b.isn, b.cookie));
+    }
 
     #[test]
     fn rss_key_of_devices_without_rss_is_none_and_unknown_interface_is_an_error() {

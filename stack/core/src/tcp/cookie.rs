@@ -17,7 +17,6 @@
 use siphasher::sip::SipHasher24;
 
 use super::config::TcpConfig;
-use super::isn::os_secret;
 use super::tuple::FourTuple;
 use crate::time::{Duration, Instant};
 use crate::wire::SeqNum;
@@ -108,11 +107,6 @@ impl SynCookies {
             period_ns: (period.as_nanos() as u64).max(1_000_000),
             stats: CookieStats::default(),
         }
-    }
-
-    /// Cookies under a secret from the OS RNG and the default 64 s period.
-    pub fn from_os_rng() -> Self {
-        Self::new(os_secret(), DEFAULT_COOKIE_PERIOD)
     }
 
     /// Replaces the secret. Cookies made under the old secret stay valid until they age out;

@@ -1,11 +1,10 @@
 //! Initial sequence numbers per RFC 6528 §3 and per-host-pair timestamp offsets.
 //!
 //! `ISN = M + F(localip, localport, remoteip, remoteport, secretkey)` where M is a 4 µs clock
-//! (RFC 9293 §3.4.1) and F is SipHash-2-4 keyed by a 128-bit secret from the OS RNG. A new
+//! (RFC 9293 §3.4.1) and F is SipHash-2-4 keyed by a 128-bit secret (the runtime draws it from the OS RNG). A new
 //! incarnation of a 4-tuple therefore starts above the old one's sequence space (M keeps
 //! growing), while an off-path attacker cannot predict F (RFC 6528 §4).
 
-use rand::RngCore;
 use siphasher::sip::SipHasher24;
 use std::net::Ipv4Addr;
 
@@ -20,13 +19,6 @@ pub const ISN_TICK_NS: u64 = 4_000;
 const TAG_ISN: u8 = b'I';
 const TAG_TS: u8 = b'T';
 const TAG_PORT: u8 = b'P';
-
-/// 128 bits from the OS RNG (getrandom). Used for ISN and SYN-cookie secrets.
-pub fn os_secret() -> [u8; 16] {
-    let mut key = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut key);
-    key
-}
 
 /// The keyed ISN / timestamp-offset generator. 16 bytes of state, no allocation.
 #[derive(Clone)]
@@ -47,11 +39,6 @@ impl IsnGenerator {
         IsnGenerator {
             hasher: SipHasher24::new_with_key(&secret),
         }
-    }
-
-    /// A generator keyed from the OS RNG (production).
-    pub fn from_os_rng() -> Self {
-        Self::new(os_secret())
     }
 
     /// RFC 6528 §3: M (4 µs ticks of `now`, wrapping mod 2^32) plus the keyed hash of the
@@ -176,9 +163,4 @@ mod tests {
         assert_ne!(off, IsnGenerator::new(other).ts_offset(l, r));
     }
 
-    #[test]
-    fn os_rng_secrets_differ() {
-        // 2^-128 chance of a false failure.
-        assert_ne!(os_secret(), os_secret());
-    }
 }

@@ -55,7 +55,7 @@ use crate::tcp::conn::{
     ChallengeAckLimiter, ConnError, Connection, Endpoints, Event, SendError, State,
 };
 use crate::tcp::cookie::{SynCookies, DEFAULT_COOKIE_PERIOD};
-use crate::tcp::isn::{os_secret, IsnGenerator};
+use crate::tcp::isn::IsnGenerator;
 use crate::tcp::listener::{Listener, ListenerStats};
 use crate::tcp::tuple::FourTuple;
 use crate::tcp::TcpConfig;
@@ -115,13 +115,19 @@ impl fmt::Debug for EndpointSecrets {
 }
 
 impl EndpointSecrets {
-    /// Everything from the OS RNG (production).
-    pub fn from_os_rng() -> Self {
-        let s = os_secret();
+    /// Secrets from 40 random bytes (production: the runtime reads them from the OS RNG,
+    /// `xdptcp::stack::os_secrets`).
+    pub fn from_bytes(b: [u8; 40]) -> Self {
+        let mut isn = [0u8; 16];
+        let mut cookie = [0u8; 16];
+        let mut seed = [0u8; 8];
+        isn.copy_from_slice(&b[..16]);
+        cookie.copy_from_slice(&b[16..32]);
+        seed.copy_from_slice(&b[32..]);
         EndpointSecrets {
-            isn: os_secret(),
-            cookie: os_secret(),
-            seed: u64::from_le_bytes(s[..8].try_into().unwrap_or([0; 8])),
+            isn,
+            cookie,
+            seed: u64::from_le_bytes(seed),
         }
     }
 
