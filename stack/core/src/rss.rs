@@ -70,6 +70,7 @@ impl FlowOwner {
         self
     }
 
+    /// Number of workers flows are divided among (at least 1).
     pub fn workers(&self) -> usize {
         self.workers
     }

@@ -10,26 +10,35 @@ pub use core::time::Duration;
 pub struct Instant(u64);
 
 impl Instant {
+    /// The caller's epoch (0 ns).
     pub const ZERO: Instant = Instant(0);
 
+    /// The instant `ns` nanoseconds after the epoch.
     pub const fn from_nanos(ns: u64) -> Self {
         Instant(ns)
     }
+    /// The instant `us` microseconds after the epoch (must fit in `u64` nanoseconds,
+    /// about 584 years).
     pub const fn from_micros(us: u64) -> Self {
         Instant(us * 1_000)
     }
+    /// The instant `ms` milliseconds after the epoch (must fit in `u64` nanoseconds).
     pub const fn from_millis(ms: u64) -> Self {
         Instant(ms * 1_000_000)
     }
+    /// The instant `s` seconds after the epoch (must fit in `u64` nanoseconds).
     pub const fn from_secs(s: u64) -> Self {
         Instant(s * 1_000_000_000)
     }
+    /// Nanoseconds since the epoch.
     pub const fn as_nanos(self) -> u64 {
         self.0
     }
+    /// Whole microseconds since the epoch (rounded down).
     pub const fn as_micros(self) -> u64 {
         self.0 / 1_000
     }
+    /// Whole milliseconds since the epoch (rounded down).
     pub const fn as_millis(self) -> u64 {
         self.0 / 1_000_000
     }

@@ -150,10 +150,12 @@ impl<K: Copy> TimerWheel<K> {
         self.len
     }
 
+    /// True if no timer is armed.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// The tick (slot width of level 0) fixed at construction: deadlines round up to it.
     pub fn tick(&self) -> Duration {
         Duration::from_nanos(self.tick_ns)
     }

@@ -28,8 +28,11 @@ pub const PTYPE_IPV4: u16 = 0x0800;
 /// The ARP operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ArpOperation {
+    /// Request (opcode 1): who has the target protocol address?
     Request,
+    /// Reply (opcode 2): the source hardware address owns the source protocol address.
     Reply,
+    /// Any other opcode, kept as received.
     Unknown(u16),
 }
 
@@ -68,6 +71,8 @@ pub struct ArpPacket<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> ArpPacket<T> {
+    /// Wraps a buffer without checking its length; accessors may panic on a short
+    /// buffer. Use [`new_checked`](Self::new_checked) for untrusted input.
     pub const fn new_unchecked(buffer: T) -> Self {
         ArpPacket { buffer }
     }
@@ -77,6 +82,8 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
         p.check_len()?;
         Ok(p)
     }
+    /// `Truncated` if the buffer is shorter than [`PACKET_LEN`]; longer buffers (Ethernet
+    /// padding) are fine.
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < PACKET_LEN {
             Err(Error::Truncated)
@@ -84,33 +91,43 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
             Ok(())
         }
     }
+    /// Returns the underlying buffer.
     pub fn into_inner(self) -> T {
         self.buffer
     }
+    /// Return the hardware type field (HTYPE; [`HTYPE_ETHERNET`] for Ethernet).
     pub fn hardware_type(&self) -> u16 {
         be16(&self.buffer.as_ref()[field::HTYPE])
     }
+    /// Return the protocol type field (PTYPE; an EtherType, [`PTYPE_IPV4`] for IPv4).
     pub fn protocol_type(&self) -> u16 {
         be16(&self.buffer.as_ref()[field::PTYPE])
     }
+    /// Return the hardware address length field (HLEN, bytes; 6 for Ethernet).
     pub fn hardware_len(&self) -> u8 {
         self.buffer.as_ref()[field::HLEN]
     }
+    /// Return the protocol address length field (PLEN, bytes; 4 for IPv4).
     pub fn protocol_len(&self) -> u8 {
         self.buffer.as_ref()[field::PLEN]
     }
+    /// Return the operation field (OPER).
     pub fn operation(&self) -> ArpOperation {
         be16(&self.buffer.as_ref()[field::OPER]).into()
     }
+    /// Return the sender hardware address field (SHA).
     pub fn source_hardware_addr(&self) -> EthernetAddress {
         EthernetAddress::from_bytes(&self.buffer.as_ref()[field::SHA])
     }
+    /// Return the sender protocol address field (SPA).
     pub fn source_protocol_addr(&self) -> Ipv4Addr {
         ipv4(&self.buffer.as_ref()[field::SPA])
     }
+    /// Return the target hardware address field (THA; ignored in requests).
     pub fn target_hardware_addr(&self) -> EthernetAddress {
         EthernetAddress::from_bytes(&self.buffer.as_ref()[field::THA])
     }
+    /// Return the target protocol address field (TPA).
     pub fn target_protocol_addr(&self) -> Ipv4Addr {
         ipv4(&self.buffer.as_ref()[field::TPA])
     }
@@ -120,30 +137,39 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
     fn set(&mut self, r: core::ops::Range<usize>, v: &[u8]) {
         self.buffer.as_mut()[r].copy_from_slice(v)
     }
+    /// Set the hardware type field (HTYPE).
     pub fn set_hardware_type(&mut self, v: u16) {
         self.set(field::HTYPE, &v.to_be_bytes())
     }
+    /// Set the protocol type field (PTYPE).
     pub fn set_protocol_type(&mut self, v: u16) {
         self.set(field::PTYPE, &v.to_be_bytes())
     }
+    /// Set the hardware address length field (HLEN).
     pub fn set_hardware_len(&mut self, v: u8) {
         self.buffer.as_mut()[field::HLEN] = v
     }
+    /// Set the protocol address length field (PLEN).
     pub fn set_protocol_len(&mut self, v: u8) {
         self.buffer.as_mut()[field::PLEN] = v
     }
+    /// Set the operation field (OPER).
     pub fn set_operation(&mut self, op: ArpOperation) {
         self.set(field::OPER, &u16::from(op).to_be_bytes())
     }
+    /// Set the sender hardware address field (SHA).
     pub fn set_source_hardware_addr(&mut self, a: EthernetAddress) {
         self.set(field::SHA, &a.0)
     }
+    /// Set the sender protocol address field (SPA).
     pub fn set_source_protocol_addr(&mut self, a: Ipv4Addr) {
         self.set(field::SPA, &a.octets())
     }
+    /// Set the target hardware address field (THA).
     pub fn set_target_hardware_addr(&mut self, a: EthernetAddress) {
         self.set(field::THA, &a.0)
     }
+    /// Set the target protocol address field (TPA).
     pub fn set_target_protocol_addr(&mut self, a: Ipv4Addr) {
         self.set(field::TPA, &a.octets())
     }
@@ -152,10 +178,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
 /// The meaning of an Ethernet/IPv4 ARP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ArpRepr {
+    /// Request or reply.
     pub operation: ArpOperation,
+    /// Sender's MAC address.
     pub source_hardware_addr: EthernetAddress,
+    /// Sender's IPv4 address.
     pub source_protocol_addr: Ipv4Addr,
+    /// Target's MAC address; in a request it is not yet known (RFC 826 leaves it
+    /// unspecified; senders usually put zeros).
     pub target_hardware_addr: EthernetAddress,
+    /// The IPv4 address being asked for (request) or answered to (reply).
     pub target_protocol_addr: Ipv4Addr,
 }
 
@@ -180,6 +212,7 @@ impl ArpRepr {
         })
     }
 
+    /// Emitted length: always [`PACKET_LEN`].
     pub const fn buffer_len(&self) -> usize {
         PACKET_LEN
     }

@@ -19,6 +19,7 @@ mod field {
 pub struct EthernetAddress(pub [u8; 6]);
 
 impl EthernetAddress {
+    /// The broadcast address ff:ff:ff:ff:ff:ff.
     pub const BROADCAST: EthernetAddress = EthernetAddress([0xff; 6]);
 
     /// Panics unless `data.len() == 6`.
@@ -27,9 +28,11 @@ impl EthernetAddress {
         a.copy_from_slice(data);
         EthernetAddress(a)
     }
+    /// The six octets in wire order.
     pub const fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+    /// True for ff:ff:ff:ff:ff:ff.
     pub fn is_broadcast(&self) -> bool {
         *self == Self::BROADCAST
     }
@@ -37,6 +40,7 @@ impl EthernetAddress {
     pub const fn is_multicast(&self) -> bool {
         self.0[0] & 0x01 != 0
     }
+    /// True if the group bit is clear (an individual address).
     pub fn is_unicast(&self) -> bool {
         !self.is_multicast()
     }
@@ -56,8 +60,11 @@ impl core::fmt::Display for EthernetAddress {
 /// The EtherType field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EtherType {
+    /// IPv4 (0x0800).
     Ipv4,
+    /// ARP (0x0806).
     Arp,
+    /// Any other EtherType (including VLAN tags), kept as received.
     Unknown(u16),
 }
 
@@ -107,6 +114,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         Ok(f)
     }
 
+    /// `Truncated` if the buffer is shorter than [`HEADER_LEN`].
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN {
             Err(Error::Truncated)
@@ -115,23 +123,28 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         }
     }
 
+    /// Returns the underlying buffer.
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
+    /// Return the destination address field.
     pub fn dst_addr(&self) -> EthernetAddress {
         EthernetAddress::from_bytes(&self.buffer.as_ref()[field::DESTINATION])
     }
 
+    /// Return the source address field.
     pub fn src_addr(&self) -> EthernetAddress {
         EthernetAddress::from_bytes(&self.buffer.as_ref()[field::SOURCE])
     }
 
+    /// Return the EtherType field as a number (host byte order).
     pub fn ethertype_raw(&self) -> u16 {
         let b = &self.buffer.as_ref()[field::ETHERTYPE];
         u16::from_be_bytes([b[0], b[1]])
     }
 
+    /// Return the EtherType field, decoded.
     pub fn ethertype(&self) -> EtherType {
         EtherType::from(self.ethertype_raw())
     }
@@ -143,15 +156,19 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
+    /// Set the destination address field.
     pub fn set_dst_addr(&mut self, a: EthernetAddress) {
         self.buffer.as_mut()[field::DESTINATION].copy_from_slice(&a.0)
     }
+    /// Set the source address field.
     pub fn set_src_addr(&mut self, a: EthernetAddress) {
         self.buffer.as_mut()[field::SOURCE].copy_from_slice(&a.0)
     }
+    /// Set the EtherType field.
     pub fn set_ethertype(&mut self, t: EtherType) {
         self.buffer.as_mut()[field::ETHERTYPE].copy_from_slice(&u16::from(t).to_be_bytes())
     }
+    /// Everything after the header, writable.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[field::PAYLOAD..]
     }
@@ -160,8 +177,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
 /// The meaning of an Ethernet header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EthernetRepr {
+    /// Source MAC address.
     pub src_addr: EthernetAddress,
+    /// Destination MAC address.
     pub dst_addr: EthernetAddress,
+    /// Protocol of the payload.
     pub ethertype: EtherType,
 }
 

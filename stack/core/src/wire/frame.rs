@@ -9,8 +9,11 @@ use std::net::Ipv4Addr;
 /// A received TCP/IPv4/Ethernet frame, checked. `tcp.payload` borrows the frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpFrame<'a> {
+    /// The Ethernet header (EtherType is IPv4).
     pub eth: EthernetRepr,
+    /// The IPv4 header (protocol is TCP, unfragmented).
     pub ip: Ipv4Repr,
+    /// The TCP segment; its payload borrows the frame.
     pub tcp: TcpRepr<'a>,
 }
 

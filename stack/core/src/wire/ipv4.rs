@@ -7,8 +7,11 @@ use std::net::Ipv4Addr;
 
 /// Length of a header without options.
 pub const HEADER_LEN: usize = 20;
+/// IP protocol number of ICMP (IANA "Assigned Internet Protocol Numbers").
 pub const PROTO_ICMP: u8 = 1;
+/// IP protocol number of TCP (IANA "Assigned Internet Protocol Numbers").
 pub const PROTO_TCP: u8 = 6;
+/// IP protocol number of UDP (IANA "Assigned Internet Protocol Numbers").
 pub const PROTO_UDP: u8 = 17;
 
 mod field {
@@ -36,6 +39,8 @@ pub struct Ipv4Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+    /// Wraps a buffer without checking its length; accessors may panic on a short or
+    /// malformed buffer. Use [`new_checked`](Self::new_checked) for untrusted input.
     pub const fn new_unchecked(buffer: T) -> Self {
         Ipv4Packet { buffer }
     }
@@ -72,6 +77,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         Ok(())
     }
 
+    /// Returns the underlying buffer.
     pub fn into_inner(self) -> T {
         self.buffer
     }
@@ -82,6 +88,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         let b = &self.b()[r];
         u16::from_be_bytes([b[0], b[1]])
     }
+    /// Return the version field (4 for IPv4).
     pub fn version(&self) -> u8 {
         self.b()[field::VER_IHL] >> 4
     }
@@ -89,18 +96,24 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn header_len(&self) -> usize {
         ((self.b()[field::VER_IHL] & 0x0f) as usize) * 4
     }
+    /// Return the second header byte: DSCP in the upper 6 bits, ECN in the lower 2
+    /// (RFC 2474, RFC 3168).
     pub fn dscp_ecn(&self) -> u8 {
         self.b()[field::DSCP_ECN]
     }
+    /// Return the total length field: header plus payload in bytes.
     pub fn total_len(&self) -> u16 {
         self.be16(field::LENGTH)
     }
+    /// Return the identification field (used only for fragment reassembly).
     pub fn ident(&self) -> u16 {
         self.be16(field::IDENT)
     }
+    /// Return the Don't Fragment (DF) flag.
     pub fn dont_frag(&self) -> bool {
         self.be16(field::FLG_OFF) & FLAG_DF != 0
     }
+    /// Return the More Fragments (MF) flag.
     pub fn more_frags(&self) -> bool {
         self.be16(field::FLG_OFF) & FLAG_MF != 0
     }
@@ -108,19 +121,24 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn frag_offset(&self) -> u16 {
         self.be16(field::FLG_OFF) & OFFSET_MASK
     }
+    /// Return the time-to-live field (hops).
     pub fn ttl(&self) -> u8 {
         self.b()[field::TTL]
     }
+    /// Return the protocol field (e.g. [`PROTO_TCP`]).
     pub fn protocol(&self) -> u8 {
         self.b()[field::PROTOCOL]
     }
+    /// Return the header checksum field.
     pub fn checksum(&self) -> u16 {
         self.be16(field::CHECKSUM)
     }
+    /// Return the source address field.
     pub fn src_addr(&self) -> Ipv4Addr {
         let b = &self.b()[field::SRC_ADDR];
         Ipv4Addr::new(b[0], b[1], b[2], b[3])
     }
+    /// Return the destination address field.
     pub fn dst_addr(&self) -> Ipv4Addr {
         let b = &self.b()[field::DST_ADDR];
         Ipv4Addr::new(b[0], b[1], b[2], b[3])
@@ -143,12 +161,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     pub fn set_version_and_header_len(&mut self, header_len: usize) {
         self.bm()[field::VER_IHL] = 0x40 | ((header_len / 4) as u8 & 0x0f);
     }
+    /// Set the DSCP/ECN byte (DSCP upper 6 bits, ECN lower 2).
     pub fn set_dscp_ecn(&mut self, v: u8) {
         self.bm()[field::DSCP_ECN] = v
     }
+    /// Set the total length field (header plus payload, bytes).
     pub fn set_total_len(&mut self, v: u16) {
         self.bm()[field::LENGTH].copy_from_slice(&v.to_be_bytes())
     }
+    /// Set the identification field.
     pub fn set_ident(&mut self, v: u16) {
         self.bm()[field::IDENT].copy_from_slice(&v.to_be_bytes())
     }
@@ -157,18 +178,23 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         let v: u16 = if dont_frag { FLAG_DF } else { 0 };
         self.bm()[field::FLG_OFF].copy_from_slice(&v.to_be_bytes())
     }
+    /// Set the time-to-live field.
     pub fn set_ttl(&mut self, v: u8) {
         self.bm()[field::TTL] = v
     }
+    /// Set the protocol field.
     pub fn set_protocol(&mut self, v: u8) {
         self.bm()[field::PROTOCOL] = v
     }
+    /// Set the header checksum field; see [`fill_checksum`](Self::fill_checksum) to compute it.
     pub fn set_checksum(&mut self, v: u16) {
         self.bm()[field::CHECKSUM].copy_from_slice(&v.to_be_bytes())
     }
+    /// Set the source address field.
     pub fn set_src_addr(&mut self, a: Ipv4Addr) {
         self.bm()[field::SRC_ADDR].copy_from_slice(&a.octets())
     }
+    /// Set the destination address field.
     pub fn set_dst_addr(&mut self, a: Ipv4Addr) {
         self.bm()[field::DST_ADDR].copy_from_slice(&a.octets())
     }
@@ -189,14 +215,21 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 /// The meaning of an IPv4 header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Ipv4Repr {
+    /// Source address.
     pub src_addr: Ipv4Addr,
+    /// Destination address.
     pub dst_addr: Ipv4Addr,
+    /// Protocol of the payload (e.g. [`PROTO_TCP`]).
     pub protocol: u8,
     /// Payload length (total length minus header length).
     pub payload_len: usize,
+    /// Time to live (hops).
     pub ttl: u8,
+    /// DSCP (upper 6 bits) and ECN (lower 2 bits) as one byte.
     pub dscp_ecn: u8,
+    /// Identification field; sent as given, meaningless for unfragmented packets (RFC 6864).
     pub ident: u16,
+    /// Don't Fragment flag.
     pub dont_frag: bool,
 }
 

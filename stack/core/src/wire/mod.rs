@@ -45,4 +45,5 @@ impl core::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Result of parsing a packet: the value or the reason it was rejected.
 pub type Result<T> = core::result::Result<T, Error>;

@@ -17,12 +17,15 @@ impl SeqNum {
     pub fn lt(self, other: SeqNum) -> bool {
         self.diff(other) < 0
     }
+    /// `self <= other` modulo 2^32.
     pub fn le(self, other: SeqNum) -> bool {
         self.diff(other) <= 0
     }
+    /// `self > other` modulo 2^32.
     pub fn gt(self, other: SeqNum) -> bool {
         self.diff(other) > 0
     }
+    /// `self >= other` modulo 2^32.
     pub fn ge(self, other: SeqNum) -> bool {
         self.diff(other) >= 0
     }
@@ -30,6 +33,7 @@ impl SeqNum {
     pub fn in_range(self, lo: SeqNum, hi: SeqNum) -> bool {
         self.ge(lo) && self.lt(hi)
     }
+    /// The later of the two modulo 2^32 (`self` if equal).
     pub fn max(self, other: SeqNum) -> SeqNum {
         if self.ge(other) {
             self
@@ -37,6 +41,7 @@ impl SeqNum {
             other
         }
     }
+    /// The earlier of the two modulo 2^32 (`self` if equal).
     pub fn min(self, other: SeqNum) -> SeqNum {
         if self.le(other) {
             self

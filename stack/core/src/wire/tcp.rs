@@ -30,39 +30,56 @@ pub const MAX_SACK_BLOCKS: usize = 4;
 pub struct TcpFlags(pub u8);
 
 impl TcpFlags {
+    /// FIN (0x01): the sender has no more data (RFC 9293 §3.1).
     pub const FIN: TcpFlags = TcpFlags(0x01);
+    /// SYN (0x02): synchronize sequence numbers; opens a connection.
     pub const SYN: TcpFlags = TcpFlags(0x02);
+    /// RST (0x04): reset the connection.
     pub const RST: TcpFlags = TcpFlags(0x04);
+    /// PSH (0x08): push; deliver buffered data to the application.
     pub const PSH: TcpFlags = TcpFlags(0x08);
+    /// ACK (0x10): the acknowledgment number is significant.
     pub const ACK: TcpFlags = TcpFlags(0x10);
+    /// URG (0x20): the urgent pointer is significant.
     pub const URG: TcpFlags = TcpFlags(0x20);
+    /// ECE (0x40): ECN-Echo (RFC 3168 §6.1).
     pub const ECE: TcpFlags = TcpFlags(0x40);
+    /// CWR (0x80): Congestion Window Reduced (RFC 3168 §6.1).
     pub const CWR: TcpFlags = TcpFlags(0x80);
 
+    /// No flags set.
     pub const fn empty() -> Self {
         TcpFlags(0)
     }
+    /// True if every flag in `other` is set in `self`.
     pub const fn contains(self, other: TcpFlags) -> bool {
         self.0 & other.0 == other.0
     }
+    /// The flags set in either `self` or `other` (also available as `|`).
     pub const fn union(self, other: TcpFlags) -> TcpFlags {
         TcpFlags(self.0 | other.0)
     }
+    /// True if FIN is set.
     pub fn fin(self) -> bool {
         self.contains(Self::FIN)
     }
+    /// True if SYN is set.
     pub fn syn(self) -> bool {
         self.contains(Self::SYN)
     }
+    /// True if RST is set.
     pub fn rst(self) -> bool {
         self.contains(Self::RST)
     }
+    /// True if PSH is set.
     pub fn psh(self) -> bool {
         self.contains(Self::PSH)
     }
+    /// True if ACK is set.
     pub fn ack(self) -> bool {
         self.contains(Self::ACK)
     }
+    /// True if URG is set.
     pub fn urg(self) -> bool {
         self.contains(Self::URG)
     }
@@ -87,6 +104,8 @@ pub struct TcpOptions {
     pub sack_permitted: bool,
     /// SACK blocks (kind 5): `[left, right)` edges; the first `sack_count` are valid.
     pub sack_blocks: [(SeqNum, SeqNum); MAX_SACK_BLOCKS],
+    /// Number of valid entries in `sack_blocks`, 0..=[`MAX_SACK_BLOCKS`] (a larger value
+    /// makes [`sacks`](Self::sacks) panic). On emit, blocks that do not fit are dropped from the end.
     pub sack_count: u8,
     /// Timestamps (kind 8): (TSval, TSecr).
     pub timestamp: Option<(u32, u32)>,
@@ -102,16 +121,25 @@ impl TcpOptions {
 /// A parsed TCP segment. `payload` borrows the packet buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpRepr<'a> {
+    /// Source port (host byte order).
     pub src_port: u16,
+    /// Destination port (host byte order).
     pub dst_port: u16,
+    /// Sequence number of the first octet in sequence space: the SYN if set, else the
+    /// first payload byte.
     pub seq: SeqNum,
     /// The acknowledgment number; meaningful only when `flags.ack()`.
     pub ack: SeqNum,
+    /// Control bits CWR..FIN.
     pub flags: TcpFlags,
     /// The window field as sent (not scaled).
     pub window: u16,
+    /// The urgent pointer as sent (offset from `seq`); this stack emits 0 and ignores it
+    /// on receive, delivering urgent bytes in line (RFC 6093 §6).
     pub urgent: u16,
+    /// Options understood by this stack; others are dropped on parse.
     pub options: TcpOptions,
+    /// The segment data (after the header); borrows the packet buffer on parse.
     pub payload: &'a [u8],
 }
 
@@ -154,6 +182,8 @@ pub struct TcpPacket<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> TcpPacket<T> {
+    /// Wraps a buffer without checking its length; accessors may panic on a short or
+    /// malformed buffer. Use [`new_checked`](Self::new_checked) for untrusted input.
     pub const fn new_unchecked(buffer: T) -> Self {
         TcpPacket { buffer }
     }
@@ -182,6 +212,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         Ok(())
     }
 
+    /// Returns the underlying buffer.
     pub fn into_inner(self) -> T {
         self.buffer
     }
@@ -196,15 +227,19 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         let b = &self.b()[r];
         u32::from_be_bytes([b[0], b[1], b[2], b[3]])
     }
+    /// Return the source port field.
     pub fn src_port(&self) -> u16 {
         self.be16(field::SRC_PORT)
     }
+    /// Return the destination port field.
     pub fn dst_port(&self) -> u16 {
         self.be16(field::DST_PORT)
     }
+    /// Return the sequence number field.
     pub fn seq_number(&self) -> SeqNum {
         SeqNum(self.be32(field::SEQ_NUM))
     }
+    /// Return the acknowledgment number field (meaningful only with ACK set).
     pub fn ack_number(&self) -> SeqNum {
         SeqNum(self.be32(field::ACK_NUM))
     }
@@ -216,12 +251,15 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     pub fn flags(&self) -> TcpFlags {
         TcpFlags(self.b()[field::FLAGS])
     }
+    /// Return the window field, unscaled (shift it by the negotiated window scale).
     pub fn window_len(&self) -> u16 {
         self.be16(field::WIN_SIZE)
     }
+    /// Return the checksum field.
     pub fn checksum(&self) -> u16 {
         self.be16(field::CHECKSUM)
     }
+    /// Return the urgent pointer field.
     pub fn urgent_at(&self) -> u16 {
         self.be16(field::URGENT)
     }
@@ -244,15 +282,19 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     fn set(&mut self, r: core::ops::Range<usize>, v: &[u8]) {
         self.buffer.as_mut()[r].copy_from_slice(v)
     }
+    /// Set the source port field.
     pub fn set_src_port(&mut self, v: u16) {
         self.set(field::SRC_PORT, &v.to_be_bytes())
     }
+    /// Set the destination port field.
     pub fn set_dst_port(&mut self, v: u16) {
         self.set(field::DST_PORT, &v.to_be_bytes())
     }
+    /// Set the sequence number field.
     pub fn set_seq_number(&mut self, v: SeqNum) {
         self.set(field::SEQ_NUM, &v.0.to_be_bytes())
     }
+    /// Set the acknowledgment number field.
     pub fn set_ack_number(&mut self, v: SeqNum) {
         self.set(field::ACK_NUM, &v.0.to_be_bytes())
     }
@@ -261,22 +303,28 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     pub fn set_header_len(&mut self, len: usize) {
         self.buffer.as_mut()[field::DATA_OFF] = ((len / 4) as u8) << 4;
     }
+    /// Set the flag byte (CWR..FIN).
     pub fn set_flags(&mut self, f: TcpFlags) {
         self.buffer.as_mut()[field::FLAGS] = f.0;
     }
+    /// Set the window field (already scaled down by the sender's window scale).
     pub fn set_window_len(&mut self, v: u16) {
         self.set(field::WIN_SIZE, &v.to_be_bytes())
     }
+    /// Set the checksum field; see [`fill_checksum`](Self::fill_checksum) to compute it.
     pub fn set_checksum(&mut self, v: u16) {
         self.set(field::CHECKSUM, &v.to_be_bytes())
     }
+    /// Set the urgent pointer field.
     pub fn set_urgent_at(&mut self, v: u16) {
         self.set(field::URGENT, &v.to_be_bytes())
     }
+    /// The option bytes, writable; their length follows the data offset (set it first).
     pub fn options_mut(&mut self) -> &mut [u8] {
         let hl = self.header_len();
         &mut self.buffer.as_mut()[field::OPTIONS..hl]
     }
+    /// Everything after the header, writable; the header length must be set first.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let hl = self.header_len();
         &mut self.buffer.as_mut()[hl..]
