@@ -24,8 +24,12 @@ struct Conn {
 /// Counters of the echo application.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EchoStats {
+    /// Connections accepted.
     pub accepted: u64,
+    /// Bytes read from connections (each is echoed or held until the send buffer
+    /// takes it).
     pub bytes: u64,
+    /// Connections that reached `Closed`.
     pub closed: u64,
 }
 
@@ -34,6 +38,7 @@ pub struct EchoStats {
 pub struct Echo {
     conns: FxHashMap<ConnId, Conn>,
     scratch: Vec<u8>,
+    /// Counters, updated as events are handled.
     pub stats: EchoStats,
 }
 

@@ -68,8 +68,10 @@ pub enum AppError {
     /// The connection is closed (normally), or the handle is stale.
     #[error("connection closed")]
     Closed,
+    /// `connect` failed at once: no free ephemeral port, connection limit, or invalid remote.
     #[error("connect: {0}")]
     Connect(ConnectError),
+    /// `listen` failed: port in use, too many listeners, or port 0.
     #[error("listen: {0}")]
     Listen(ListenError),
 }
@@ -133,6 +135,7 @@ impl<'a> AppIo<'a> {
         self.now
     }
 
+    /// The interface address this worker's connections use.
     pub fn local_addr(&self) -> Ipv4Addr {
         self.local
     }
@@ -220,10 +223,12 @@ impl<'a> AppIo<'a> {
         self.ep.set_nodelay(c, on).map_err(|_| AppError::Closed)
     }
 
+    /// The TCP state of `c`, or `None` if the handle is stale.
     pub fn state(&self, c: ConnId) -> Option<State> {
         self.ep.state(c)
     }
 
+    /// The local and remote address/port of `c`, or `None` if the handle is stale.
     pub fn endpoints(&self, c: ConnId) -> Option<Endpoints> {
         self.ep.connection(c).map(|k| k.endpoints())
     }

@@ -20,15 +20,21 @@ use crate::tcp::endpoint::{ConnId, ListenerId};
 /// The example applications `xdptcp serve` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppKind {
+    /// `echo`: sends back everything it receives.
     Echo,
+    /// `discard`: reads and drops everything.
     Discard,
+    /// `http`: a minimal HTTP/1.1 responder (200 OK, small body, keep-alive).
     Http,
+    /// `close-first`: sends `bye
+    /// ` and closes at once (the server closes first).
     CloseFirst,
     /// Sends as fast as possible until the peer closes (bulk download benchmarks).
     Source,
 }
 
 impl AppKind {
+    /// Every kind, in the order names are listed to the user (parsing tries each).
     pub const ALL: [AppKind; 5] = [
         AppKind::Echo,
         AppKind::Discard,
@@ -37,6 +43,7 @@ impl AppKind {
         AppKind::Source,
     ];
 
+    /// The name used on the command line (`PORT=NAME`).
     pub fn name(self) -> &'static str {
         match self {
             AppKind::Echo => "echo",

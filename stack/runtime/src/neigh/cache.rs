@@ -78,9 +78,12 @@ impl Default for NeighConfig {
 /// Answer of [`NeighCache::lookup`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
+    /// Resolved and usable now: send to this MAC.
     Found(Mac),
     /// Resolution is under way.
     Pending,
+    /// No usable entry: unknown, or resolved but past its use-by time (see
+    /// [`NeighCache::send_or_queue`], which starts resolution).
     Missing,
 }
 
@@ -101,25 +104,50 @@ pub enum Queued<F> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum NeighEvent<F> {
     /// A held frame may go out now, to `mac`. Frames of one neighbour come in FIFO order.
-    Transmit { ip: Ipv4Addr, mac: Mac, frame: F },
+    Transmit {
+        /// The next hop that resolved.
+        ip: Ipv4Addr,
+        /// Its MAC: write it as the frame's Ethernet destination.
+        mac: Mac,
+        /// The held frame, handed back.
+        frame: F,
+    },
     /// Resolution of `ip` failed; this held frame was not sent.
-    Failed { ip: Ipv4Addr, frame: F },
+    Failed {
+        /// The next hop that did not resolve within `resolve_timeout`.
+        ip: Ipv4Addr,
+        /// The held frame, handed back for the caller to free.
+        frame: F,
+    },
 }
 
 /// Counters; all monotonic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NeighStats {
+    /// Frames held for a pending neighbour.
     pub held: u64,
+    /// Held frames released as [`NeighEvent::Transmit`] once their neighbour resolved.
     pub released: u64,
+    /// Held frames dropped because their neighbour's queue was full (`unres_qlen`).
     pub dropped_overflow: u64,
+    /// Held frames handed back as [`NeighEvent::Failed`] when resolution timed out.
     pub dropped_unresolved: u64,
+    /// Frames refused ([`Queued::Rejected`]): table full of pending entries.
     pub rejected_table_full: u64,
+    /// Pending entries that got their MAC (from the resolver or from `learn`).
     pub resolved: u64,
+    /// Resolution requests made to the resolver (first tries, retries and refreshes).
     pub solicits: u64,
+    /// Resolved entries confirmed again (by a refresh or by `learn`).
     pub refreshed: u64,
+    /// Refreshes that found a different MAC than the entry had.
     pub mac_changed: u64,
+    /// Resolved entries removed because no refresh confirmed them within
+    /// `reachable_time + resolve_timeout`.
     pub expired: u64,
+    /// Resolved entries evicted (oldest learned first) to make room for a new neighbour.
     pub evicted: u64,
+    /// Calls to [`NeighCache::learn`] that matched an existing entry.
     pub learned: u64,
 }
 
@@ -149,6 +177,7 @@ pub struct NeighCache<F> {
 }
 
 impl<F> NeighCache<F> {
+    /// An empty cache with the given bounds and timers.
     pub fn new(cfg: NeighConfig) -> Self {
         NeighCache {
             cfg,
@@ -158,10 +187,12 @@ impl<F> NeighCache<F> {
         }
     }
 
+    /// The configuration the cache was built with.
     pub fn config(&self) -> &NeighConfig {
         &self.cfg
     }
 
+    /// A snapshot of the counters.
     pub fn stats(&self) -> NeighStats {
         self.stats
     }
@@ -171,6 +202,7 @@ impl<F> NeighCache<F> {
         self.entries.len()
     }
 
+    /// True if there are no entries.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -32,6 +32,7 @@ pub struct KernelResolver {
 }
 
 impl KernelResolver {
+    /// A resolver for the interface with index `ifindex`, asking over `nl`.
     pub fn new(nl: Netlink, ifindex: u32) -> Self {
         KernelResolver {
             nl,

@@ -54,13 +54,21 @@ pub struct NextHop {
 /// The kernel's neighbour states (NUD_*), reduced to what the stack needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NudState {
+    /// NUD_REACHABLE: confirmed recently.
     Reachable,
+    /// NUD_STALE: valid address, not confirmed recently.
     Stale,
+    /// NUD_DELAY: stale and in use; a probe is about to be sent.
     Delay,
+    /// NUD_PROBE: being re-validated by unicast probes.
     Probe,
+    /// NUD_PERMANENT: static entry, never expires.
     Permanent,
+    /// NUD_NOARP: no resolution needed (e.g. point-to-point links).
     Noarp,
+    /// NUD_INCOMPLETE: resolution in progress, no address yet.
     Incomplete,
+    /// NUD_FAILED: resolution failed.
     Failed,
     /// NUD_NONE or an unknown value.
     Other,
@@ -100,8 +108,11 @@ impl NudState {
 /// Facts about one interface (RTM_GETLINK).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkInfo {
+    /// Interface index.
     pub ifindex: u32,
+    /// Hardware address (IFLA_ADDRESS).
     pub mac: Mac,
+    /// MTU in bytes (IFLA_MTU): the largest IP packet, Ethernet header excluded.
     pub mtu: u32,
     /// IFLA_NUM_RX_QUEUES (1 when the kernel does not say).
     pub rx_queues: u32,

@@ -35,9 +35,13 @@ use crate::time::{Duration, Instant};
 /// What to inject. Probabilities outside [0, 1] (or NaN) are clamped (NaN to 0).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FaultConfig {
+    /// Probability in [0, 1] that a frame is dropped.
     pub drop: f64,
+    /// Probability in [0, 1] that a frame is followed by a copy of itself.
     pub duplicate: f64,
+    /// Probability in [0, 1] that a frame is held back until the next one has passed.
     pub reorder: f64,
+    /// Probability in [0, 1] that one byte of a frame is changed (its checksum then fails).
     pub corrupt: f64,
     /// Fixed one-way delay added to every frame.
     pub delay: Duration,
@@ -86,9 +90,13 @@ impl FaultConfig {
 /// Faults injected in one direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FaultStats {
+    /// Frames dropped on purpose (probability `drop`).
     pub dropped: u64,
+    /// Duplicate frames made (probability `duplicate`).
     pub duplicated: u64,
+    /// Frames held back to be overtaken (probability `reorder`).
     pub reordered: u64,
+    /// Frames with one byte changed (probability `corrupt`).
     pub corrupted: u64,
     /// Frames released later than they entered (delay or jitter > 0).
     pub delayed: u64,
@@ -100,7 +108,9 @@ pub struct FaultStats {
 /// Per-direction fault counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FaultCounters {
+    /// Faults injected into received frames.
     pub rx: FaultStats,
+    /// Faults injected into transmitted frames.
     pub tx: FaultStats,
 }
 
@@ -289,10 +299,13 @@ impl<D: Device> FaultInjector<D> {
         }
     }
 
+    /// The configuration in use, after clamping (probabilities in [0, 1],
+    /// `hold_capacity` at least 1).
     pub fn config(&self) -> &FaultConfig {
         &self.cfg
     }
 
+    /// The faults injected so far, per direction.
     pub fn fault_stats(&self) -> FaultCounters {
         FaultCounters {
             rx: self.rx.stats,
@@ -300,14 +313,17 @@ impl<D: Device> FaultInjector<D> {
         }
     }
 
+    /// The wrapped device.
     pub fn inner(&self) -> &D {
         &self.inner
     }
 
+    /// The wrapped device, mutably (frames already inside the injector stay there).
     pub fn inner_mut(&mut self) -> &mut D {
         &mut self.inner
     }
 
+    /// Unwraps the device; frames still held by the injector are discarded.
     pub fn into_inner(self) -> D {
         self.inner
     }

@@ -27,9 +27,13 @@ pub enum TxError {
 /// Counters every device keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeviceStats {
+    /// Frames handed to the caller by `recv`.
     pub rx_frames: u64,
+    /// Bytes of those frames (Ethernet header included, no FCS).
     pub rx_bytes: u64,
+    /// Frames handed to the wire (for AF_XDP: put on the TX ring).
     pub tx_frames: u64,
+    /// Bytes of those frames (Ethernet header included, no FCS).
     pub tx_bytes: u64,
     /// Frames we could not queue (TX ring or frame pool full).
     pub tx_full: u64,
@@ -56,5 +60,6 @@ pub trait Device {
     /// Hands queued frames to the wire and reclaims completed ones.
     fn flush(&mut self, now: Instant);
 
+    /// A snapshot of the device's counters (cumulative since it was opened).
     fn stats(&self) -> DeviceStats;
 }

@@ -139,30 +139,52 @@ impl AfXdpConfig {
 /// Why an AF_XDP device could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum AfXdpError {
+    /// A field fails [`AfXdpConfig::validate`] or xsk-rs's own checks; the message names it.
     #[error("invalid AF_XDP config: {0}")]
     InvalidConfig(String),
+    /// The interface name contains a NUL byte (the name as given).
     #[error("invalid interface name {0:?}")]
     InvalidInterface(String),
     /// The driver refused XDP_ZEROCOPY (EOPNOTSUPP), e.g. veth.
     #[error("zero-copy not supported by {ifname}'s driver; run without --zero-copy")]
-    ZeroCopyUnsupported { ifname: String },
+    ZeroCopyUnsupported {
+        /// The interface whose driver refused.
+        ifname: String,
+    },
+    /// Mapping or registering the UMEM failed (often `RLIMIT_MEMLOCK` or memory).
     #[error("creating the UMEM ({bytes} bytes) failed: {reason}")]
     Umem {
+        /// Size of the UMEM asked for ([`AfXdpConfig::umem_bytes`]).
         bytes: u64,
+        /// xsk-rs's description of the failure.
         reason: String,
+        /// The OS error behind it.
         #[source]
         source: io::Error,
     },
+    /// Creating or binding the socket failed (no such interface or queue, no permission,
+    /// EBUSY while the queue's previous socket is being released, ...).
     #[error("creating the AF_XDP socket on {ifname} queue {queue} failed: {reason}")]
     Socket {
+        /// The interface.
         ifname: String,
+        /// The NIC queue id.
         queue: u32,
+        /// xsk-rs's description and the OS error.
         reason: String,
+        /// The OS error behind it.
         #[source]
         source: io::Error,
     },
+    /// The socket came without its own fill and completion rings (xsk-rs hands them only
+    /// to the first socket bound to a queue from a UMEM); each device needs its own.
     #[error("the AF_XDP socket on {ifname} queue {queue} shares another socket's rings")]
-    SharedRings { ifname: String, queue: u32 },
+    SharedRings {
+        /// The interface.
+        ifname: String,
+        /// The NIC queue id.
+        queue: u32,
+    },
 }
 
 #[cfg(test)]

@@ -60,12 +60,19 @@ pub struct AfXdpStats {
     pub rx_invalid: u64,
     /// Poll syscalls made because the kernel set need_wakeup on the fill ring.
     pub fill_wakeups: u64,
-    /// Kernel counters (`XDP_STATISTICS`), read by [`AfXdpDevice::stats_full`].
+    /// Kernel counters (`XDP_STATISTICS`, the `kernel_*` fields) are read only by
+    /// [`AfXdpDevice::stats_full`]. This one: frames dropped for reasons other than an
+    /// invalid descriptor or a full ring (`rx_dropped`).
     pub kernel_rx_dropped: u64,
+    /// Kernel: frames dropped because the RX ring was full (`rx_ring_full`).
     pub kernel_rx_ring_full: u64,
+    /// Kernel: times the fill ring had no frame for a packet (`rx_fill_ring_empty_descs`).
     pub kernel_rx_fill_ring_empty: u64,
+    /// Kernel: RX descriptors dropped as invalid (`rx_invalid_descs`).
     pub kernel_rx_invalid_descs: u64,
+    /// Kernel: TX descriptors it rejected as invalid (`tx_invalid_descs`).
     pub kernel_tx_invalid_descs: u64,
+    /// Kernel: times it found the TX ring empty when asked to send (`tx_ring_empty_descs`).
     pub kernel_tx_ring_empty: u64,
 }
 
@@ -172,14 +179,17 @@ impl AfXdpDevice {
         self.rx.fd().as_raw_fd()
     }
 
+    /// The interface name the socket is bound to.
     pub fn ifname(&self) -> &str {
         &self.ifname
     }
 
+    /// The NIC queue the socket is bound to.
     pub fn queue_id(&self) -> u32 {
         self.queue_id
     }
 
+    /// The configuration the device was opened with.
     pub fn config(&self) -> &AfXdpConfig {
         &self.cfg
     }
