@@ -54,7 +54,7 @@ pub struct Outcome {
     /// The client's own counters for the JSON (the stack client's endpoint, interface and
     /// device counters; null for the Linux client).
     pub counters: serde_json::Value,
-    /// The stack client's stop summary (`xdptcp::cli::summary_lines`); empty for Linux.
+    /// The stack client's stop summary (`xdptcp::control::report::summary_lines`); empty for Linux.
     pub log: Vec<String>,
 }
 

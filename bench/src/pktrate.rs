@@ -32,7 +32,7 @@ pub struct WorkerFrames {
 /// `ifname`, with the report's `total` object (all counters, for the JSON's details);
 /// `None` if it does not answer or the report lacks them.
 pub fn snapshot(ifname: &str) -> Option<(Vec<WorkerFrames>, Value)> {
-    let text = xdptcp::cli::stat::query(ifname, true).ok()?;
+    let text = xdptcp::control::query(ifname, true).ok()?;
     let total = serde_json::from_str::<Value>(&text)
         .ok()?
         .get("total")?

@@ -687,7 +687,7 @@ pub fn run(cfg: &StackClientCfg, mode: Mode) -> Result<Outcome> {
     };
     let elapsed = now().saturating_since(s);
     finish(&mut stack, &mut app, Duration::from_millis(200));
-    let log = xdptcp::cli::summary_lines(&stack.workers[0].publish(now()));
+    let log = xdptcp::control::report::summary_lines(&stack.workers[0].publish(now()));
     cfg.progress.ok.store(app.ok, Relaxed);
     cfg.progress.failed.store(app.failed, Relaxed);
     let hists = match mode {
