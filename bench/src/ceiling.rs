@@ -499,9 +499,9 @@ fn progress(label: &str, phase: Duration, p: &Progress, finished: impl Fn() -> b
     let start = Instant::now();
     while !finished() && start.elapsed() < phase + GRACE {
         std::thread::sleep(Duration::from_millis(200));
-        crate::progress_line(label, start.elapsed(), phase, p, false);
+        crate::client::progress_line(label, start.elapsed(), phase, p, false);
     }
-    crate::progress_line(label, start.elapsed(), phase, p, true);
+    crate::client::progress_line(label, start.elapsed(), phase, p, true);
 }
 
 #[cfg(test)]

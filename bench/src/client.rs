@@ -32,6 +32,22 @@ pub struct Progress {
     pub bytes: AtomicU64,
 }
 
+/// The \r-updated progress line on stderr; `done` ends it with a newline.
+pub fn progress_line(label: &str, elapsed: Duration, total: Duration, p: &Progress, done: bool) {
+    let mb = p.bytes.load(Relaxed) as f64 / 1e6;
+    let mut e = std::io::stderr().lock();
+    let _ = write!(
+        e,
+        "\r{label:<28} {:5.1}/{:.0} s  ok {:>9}  failed {:>5}  {mb:>9.0} MB {}",
+        elapsed.as_secs_f64(),
+        total.as_secs_f64(),
+        p.ok.load(Relaxed),
+        p.failed.load(Relaxed),
+        if done { "\n" } else { "" }
+    );
+    let _ = e.flush();
+}
+
 #[derive(Clone)]
 pub struct ClientCfg {
     pub ns: String,

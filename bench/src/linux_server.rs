@@ -3,7 +3,7 @@
 //! pinned to a core. Its applications follow the `xdptcp serve` contract (issue 5) so that
 //! pairings are comparable, plus `source` for the download direction of `bulk`.
 
-use crate::pairing::ServerApp;
+use crate::kinds::ServerApp;
 use crate::sys;
 use anyhow::{anyhow, bail, Result};
 use mio::net::{TcpListener, TcpStream};

@@ -10,7 +10,7 @@
 //! [`summary`] compares the best rates of a run with the ceiling's rx and tx (64 B) rows.
 
 use crate::ceiling::{Ceiling, CeilingRow};
-use crate::pairing::Pairing;
+use crate::kinds::Pairing;
 use crate::report::{Metric, ScenarioResult};
 use serde_json::{json, Value};
 

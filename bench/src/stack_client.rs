@@ -556,7 +556,7 @@ pub fn open_stack(cfg: &StackClientCfg) -> Result<Stack> {
     let delay = crate::netns::TW_REUSE_DELAY_MS.to_string();
     tcp.set("tcp_tw_reuse_delay", &delay)
         .map_err(|e| anyhow!("tcp_tw_reuse_delay: {e}"))?;
-    for kv in crate::pairing::stack_sets() {
+    for kv in crate::kinds::stack_sets() {
         let (k, v) = kv
             .split_once('=')
             .ok_or_else(|| anyhow!("XDPTCP_BENCH_STACK_SET: {kv:?} is not KEY=VALUE"))?;
