@@ -1,4 +1,4 @@
-//! The physical ceiling of the path (issue 6 item 6): raw AF_XDP frame rates on the same
+//! The physical ceiling of the path: raw AF_XDP frame rates on the same
 //! kind of veth pair the stack runs on, so a reader sees how close the stack gets to them.
 //!
 //! Set-up: `xdptcp_harness::VethPair` (stack side 198.18.0.1, peer 198.18.0.2, checksum

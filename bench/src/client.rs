@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Request and reply size of `cps` and `rr` (issue 6).
+/// Request and reply size of `cps` and `rr`.
 pub const MSG: usize = 64;
 /// A connection attempt or an exchange older than this counts as failed.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,4 +1,4 @@
-//! The `http` scenarios (issue 6 item 4): a real client, `wrk`, against the stack's `http`
+//! The `http` scenarios: a real client, `wrk`, against the stack's `http`
 //! application (`xdptcp serve --listen 80=http`, the `linux-stack` column) and against nginx
 //! (the `linux-linux` column, the baseline of the ratios), on the same veth pair and cores.
 //!

@@ -19,7 +19,7 @@ pub enum Pairing {
     LinuxToStack,
     /// Linux ↔ Linux with TSO/GSO/GRO/LRO and checksum offloads off on both ends, MTU 1500
     /// (netns::OffloadsOff): the kernel moving the stack's segment size. Single-flow bulk
-    /// only (issue 6's bulk target asks for Linux both with and without offloads).
+    /// only: the bulk target compares the stack with Linux both with and without offloads.
     #[serde(rename = "linux-linux-nooff")]
     #[value(name = "linux-linux-nooff")]
     LinuxLinuxNoOffload,
@@ -66,7 +66,7 @@ impl Pairing {
     ];
 
     /// Whether this pairing runs `scen`: `linux-linux-nooff` only runs the single-flow bulk
-    /// scenarios (the baseline issue 6's bulk target names; it keeps the default suite short).
+    /// scenarios (the second baseline of the bulk target; it keeps the default suite short).
     pub fn runs(self, scen: Scenario) -> bool {
         self != Pairing::LinuxLinuxNoOffload
             || matches!(scen, Scenario::BulkUp | Scenario::BulkDown)

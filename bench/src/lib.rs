@@ -1,7 +1,7 @@
 //! `xdptcp-bench`: scenarios (cps, rr, bulk, conns) in three pairings (stack ↔ stack,
 //! Linux ↔ Linux, Linux → stack) over one veth pair, the physical ceiling of that path
 //! (raw AF_XDP frame rates, [`ceiling`]), and the reports (terminal table, JSON, `.hgrm`,
-//! PNG). See issue 6.
+//! PNG). docs/benchmarks.md describes the runs and the targets.
 
 pub mod ceiling;
 pub mod client;

@@ -1,6 +1,6 @@
 //! The Linux baseline server: plain kernel sockets driven by mio (epoll), one thread per
 //! worker, each with its own SO_REUSEPORT listener, setns'd into the server namespace and
-//! pinned to a core. Its applications follow the `xdptcp serve` contract (issue 5) so that
+//! pinned to a core. Its applications follow the `xdptcp serve --listen PORT=APP` contract so that
 //! pairings are comparable, plus `source` for the download direction of `bulk`.
 
 use crate::kinds::ServerApp;
@@ -185,7 +185,8 @@ fn accept_all(
         };
         let _ = stream.set_nodelay(true);
         if app == ServerApp::CloseFirst {
-            // issue 5: on accept send `bye\n` and close first (the server does the active close).
+            // As `xdptcp serve`'s close-first: on accept send `bye\n` and close first (the server
+            // does the active close).
             let _ = stream.write(b"bye\n");
             continue;
         }
@@ -216,7 +217,8 @@ fn accept_all(
     }
 }
 
-/// Echoes everything; closes when the peer closes (issue 5 `echo`). Returns false to close.
+/// Echoes everything; closes when the peer closes (as `xdptcp serve`'s `echo`). Returns
+/// false to close.
 fn echo(c: &mut Conn, buf: &mut [u8]) -> bool {
     loop {
         while !c.pending.is_empty() {

@@ -150,7 +150,7 @@ fn ethtool_tx(ns: &str, ifname: &str, on: &str) -> Result<()> {
     Ok(())
 }
 
-/// The argument vector of the stack server (issue 5's contract).
+/// The argument vector of the stack server (the `xdptcp serve` command line).
 pub fn stack_serve_args(
     iface: &str,
     ip: std::net::Ipv4Addr,
@@ -238,7 +238,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn serve_args_follow_issue5_contract() {
+    fn serve_args_follow_the_serve_command_line() {
         let a = stack_serve_args("xbs1", "198.18.0.1".parse().unwrap(), 5001, "echo", 2);
         assert_eq!(
             a.join(" "),

@@ -1,5 +1,5 @@
-//! The stack's packet rate against the physical ceiling (issue 6: "the stack's packet rate
-//! within half of the raw AF_XDP ceiling on the same veth").
+//! The stack's packet rate against the physical ceiling; the target: the stack's packet rate
+//! within half of the raw AF_XDP ceiling on the same veth.
 //!
 //! For every run with an `xdptcp serve` server, the bench reads the server's device counters
 //! (frames received from / transmitted to its AF_XDP socket) over the stat socket
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 /// Metric names of the server's frame rates (per second).
 pub const RX_METRIC: &str = "server rx frames/s";
 pub const TX_METRIC: &str = "server tx frames/s";
-/// Issue 6's target: at least this fraction of the ceiling.
+/// The target: at least this fraction of the ceiling.
 pub const TARGET: f64 = 0.5;
 
 /// One worker's device counters at one snapshot.

@@ -1,4 +1,4 @@
-//! Issue 4 item 5 (veth interop, root only): bulk transfers between the stack and the Linux
+//! Veth interop under loss (root only): bulk transfers between the stack and the Linux
 //! kernel over a real veth pair with loss on the path, both directions, byte-exact.
 //!
 //! - Loss Linux -> stack: `xdptcp_xdp::loss::LossInjector` (tcx egress) on the peer veth,
