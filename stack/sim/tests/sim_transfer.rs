@@ -81,7 +81,7 @@ impl App {
                 Ok(n) => {
                     acted = true;
                     if let Err(e) = self.sink.take(&buf[..n]) {
-                        self.error.get_or_insert(e);
+                        self.error.get_or_insert(e.to_string());
                         return true;
                     }
                 }
