@@ -4,7 +4,10 @@
 //!   core re-exports < clock < phy < neigh < app < handoff < iface < worker < stack < control
 //!   < cli (the binary sits above all);
 //! - the bench library's modules (`bench/src`) likewise, with the bench's own table;
-//! - `xdptcp-core` forbids unsafe code and depends on nothing that does I/O or touches the OS.
+//! - `xdptcp-core` forbids unsafe code, depends on nothing that does I/O or touches the OS,
+//!   and its code names no file, socket, clock, thread or process API (known exceptions are
+//!   listed in `CORE_EXCEPTIONS`);
+//! - `cli/` parses and prints: no sockets, threads or signals of its own.
 //!
 //! The scanner reads each source file line by line and collects the first segment of every
 //! `crate::` path (and of `super::` paths that climb to the crate root) outside comments. It
@@ -456,4 +459,73 @@ fn core_depends_on_nothing_that_does_io() {
             "xdptcp-core pulls in {n} (cargo tree -p xdptcp-core -e normal):\n{tree}"
         );
     }
+}
+
+/// What the core must not touch: the OS, the clock, threads. (`unsafe` is the compiler's job:
+/// `forbid(unsafe_code)`.)
+const NOT_IN_CORE_CODE: &[&str] = &[
+    "std::fs",
+    "std::io",
+    "std::net::TcpStream",
+    "std::net::TcpListener",
+    "std::net::UdpSocket",
+    "std::time",
+    "SystemTime",
+    "std::thread",
+    "std::process",
+    "std::env",
+    "std::os",
+    "thread_local!",
+];
+
+/// Known exceptions, each reported to the lead: (file below stack/core/src, token).
+const CORE_EXCEPTIONS: &[(&str, &str)] = &[
+    // The per-worker buffer pool lives in a thread-local (one pool per worker thread).
+    ("tcp/bufpool.rs", "thread_local!"),
+    // The `Arc<Limits>` shared by the connections of one config (last one made per thread).
+    ("tcp/conn/mod.rs", "thread_local!"),
+];
+
+#[test]
+fn core_code_does_no_io_and_reads_no_clock() {
+    let src = repo().join("stack/core/src");
+    let mut files = Vec::new();
+    rs_files(&src, &mut files);
+    let mut bad = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        // Test-only files: `tests.rs`, `*_tests.rs`, anything under a `tests/` folder.
+        if name == "tests.rs" || name.ends_with("_tests.rs") || rel.contains("tests/") {
+            continue;
+        }
+        let text = fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let l = line.trim();
+            if l.starts_with("#[cfg(test)]") {
+                let rest: Vec<&str> = text.lines().skip(n + 1).take(2).collect();
+                // `mod tests { .. }` runs to the end of the file; `mod tests;` is a file of
+                // its own (skipped above).
+                if rest
+                    .iter()
+                    .any(|r| r.trim_start().starts_with("mod tests") && r.trim_end().ends_with('{'))
+                {
+                    break;
+                }
+            }
+            if l.starts_with("//") {
+                continue;
+            }
+            for t in NOT_IN_CORE_CODE {
+                if l.contains(t) && !CORE_EXCEPTIONS.contains(&(rel.as_str(), *t)) {
+                    bad.push(format!("stack/core/src/{rel}:{}: {t}", n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "the core touches the OS, the clock or threads:\n{}",
+        bad.join("\n")
+    );
 }
