@@ -25,8 +25,8 @@
 //! [`BURST`] × 2 KiB of scratch; every loop is bounded by the phase length plus 2 s.
 
 use crate::client::Progress;
+use crate::error::{bail, Context, Result};
 use crate::sys;
-use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};

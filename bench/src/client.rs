@@ -2,8 +2,8 @@
 //! the client namespace and pinned. Every loop ends at its deadline, at its operation count
 //! bound, or on SIGINT/SIGTERM, whichever comes first.
 
+use crate::error::{Context, Result};
 use crate::sys;
-use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -229,7 +229,7 @@ pub fn connect_n(server: SocketAddrV4, n: usize, deadline: Instant) -> Result<Ve
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         if Instant::now() > deadline || sys::stopped() {
-            anyhow::bail!("connected only {} of {n} before the deadline", v.len());
+            crate::error::bail!("connected only {} of {n} before the deadline", v.len());
         }
         let s = std::net::TcpStream::connect_timeout(&SocketAddr::V4(server), OP_TIMEOUT)
             .with_context(|| format!("connect {server}"))?;
@@ -487,7 +487,7 @@ impl TimerFd {
             )
         };
         if fd < 0 {
-            anyhow::bail!("timerfd_create: {}", std::io::Error::last_os_error());
+            crate::error::bail!("timerfd_create: {}", std::io::Error::last_os_error());
         }
         // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
         let t = TimerFd(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
@@ -515,7 +515,7 @@ impl TimerFd {
         // SAFETY: valid fd and a valid itimerspec.
         if unsafe { libc::timerfd_settime(self.0.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } != 0
         {
-            anyhow::bail!("timerfd_settime: {}", std::io::Error::last_os_error());
+            crate::error::bail!("timerfd_settime: {}", std::io::Error::last_os_error());
         }
         Ok(())
     }

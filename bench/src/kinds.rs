@@ -3,7 +3,7 @@
 //! nothing else of the crate, so every layer (servers, clients, reports, scenarios) can name
 //! these without importing the layers that use them.
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]

@@ -5,6 +5,7 @@
 
 pub mod ceiling;
 pub mod client;
+pub mod error;
 pub mod http;
 pub mod kinds;
 pub mod linux_server;
@@ -22,7 +23,7 @@ pub mod wrk;
 
 pub use client::progress_line;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use pairing::Pairing;
 use report::ScenarioResult;
 use std::path::{Path, PathBuf};

@@ -3,9 +3,9 @@
 //! pinned to a core. Its applications follow the `xdptcp serve --listen PORT=APP` contract so that
 //! pairings are comparable, plus `source` for the download direction of `bulk`.
 
+use crate::error::{bail, format_err, Result};
 use crate::kinds::ServerApp;
 use crate::sys;
-use anyhow::{anyhow, bail, Result};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::io::{ErrorKind, Read, Write};
@@ -55,7 +55,7 @@ impl LinuxServer {
                         serve(l, app, &stop)
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(anyhow!("{e:#}")));
+                        let _ = tx.send(Err(format_err!("{e:#}")));
                         Err(e)
                     }
                 }
@@ -64,7 +64,7 @@ impl LinuxServer {
         let server = LinuxServer { stop, threads };
         for _ in 0..workers.max(1) {
             rx.recv_timeout(Duration::from_secs(10))
-                .map_err(|_| anyhow!("Linux server did not start within 10 s"))??;
+                .map_err(|_| format_err!("Linux server did not start within 10 s"))??;
         }
         Ok(server)
     }

@@ -13,7 +13,7 @@
 //! no remote orchestration; the price is that client and server share the host's cores and
 //! PCIe (see docs/nic.md).
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use std::process::Command;
 
 /// The checked NIC part of the command line.

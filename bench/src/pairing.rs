@@ -7,10 +7,10 @@
 //! transmit checksum offload off while it runs ([`TxChecksumOff`]); [`Pairing::client_kind`]
 //! names the in-process stack client ([`crate::stack_client`]) for stack ↔ stack.
 
+use crate::error::{bail, Result};
 pub use crate::kinds::{stack_sets, ClientKind, Pairing, ServerApp};
 use crate::linux_server::LinuxServer;
 use crate::netns::VethNetns;
-use anyhow::{bail, Result};
 use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -2,6 +2,7 @@
 //! namespace, run the client threads in the client namespace, turn outcomes into metrics.
 
 use crate::client::{self, ClientCfg, Outcome, Progress};
+use crate::error::{bail, format_err, Result};
 pub use crate::kinds::Scenario;
 use crate::kinds::{ClientKind, Pairing};
 use crate::memory;
@@ -10,7 +11,6 @@ use crate::pairing::ServerHandle;
 use crate::report::{Metric, ScenarioResult};
 use crate::stack_client::{self, HoldReport, Mode, StackClientCfg};
 use crate::sys;
-use anyhow::{anyhow, bail, Result};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
@@ -173,7 +173,7 @@ fn wait_ready(ns: &str, addr: SocketAddrV4) -> Result<()> {
         bail!("server at {addr} did not accept a connection within 10 s")
     })
     .join()
-    .map_err(|_| anyhow!("probe thread panicked"))?
+    .map_err(|_| format_err!("probe thread panicked"))?
 }
 
 fn split(total: usize, parts: usize, i: usize) -> usize {
@@ -237,7 +237,10 @@ fn run_clients(
     client::progress_line(label, start.elapsed(), opts.duration, &progress, true);
     handles
         .into_iter()
-        .map(|h| h.join().map_err(|_| anyhow!("client thread panicked"))?)
+        .map(|h| {
+            h.join()
+                .map_err(|_| format_err!("client thread panicked"))?
+        })
         .collect()
 }
 
@@ -415,7 +418,7 @@ fn conns(
     let progress = Progress::default();
     let held = held_rx
         .recv_timeout(timeout + Duration::from_secs(5))
-        .map_err(|_| anyhow!("conns: client did not report"))??;
+        .map_err(|_| format_err!("conns: client did not report"))??;
     progress.ok.store(held as u64, Relaxed);
     client::progress_line(label, start.elapsed(), opts.duration, &progress, false);
     std::thread::sleep(Duration::from_millis(500)); // let the server accept the last ones
@@ -439,7 +442,9 @@ fn conns(
     };
     let (nstat_c1, nstat_s1) = (netstat(&env.client_ns), netstat(&env.server_ns));
     let _ = release_tx.send(());
-    let hold = t.join().map_err(|_| anyhow!("conns client panicked"))??;
+    let hold = t
+        .join()
+        .map_err(|_| format_err!("conns client panicked"))??;
     // Wait (at most 5 s) for every client socket to reach TIME-WAIT, i.e. for the server's
     // FIN. Counted with sock_diag (ss), not /proc/net/tcp, which is read in chunks that can
     // skip entries while other entries of the shared hash come and go. An orphaned socket in

@@ -36,6 +36,7 @@ const RUNTIME: &[&[&str]] = &[
 
 /// The bench library's modules, bottom to top.
 const BENCH: &[&[&str]] = &[
+    &["error"],
     &["sys", "kinds", "nic", "memory", "wrk"],
     &["client", "netns"],
     &["linux_server", "ceiling", "stack_client"],
@@ -526,6 +527,52 @@ fn core_code_does_no_io_and_reads_no_clock() {
     assert!(
         bad.is_empty(),
         "the core touches the OS, the clock or threads:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn libraries_use_typed_errors() {
+    // anyhow and `Result<_, String>` only at a program's edge (`main.rs`, `bin/`).
+    let mut bad = Vec::new();
+    for dir in [
+        "stack/runtime/src",
+        "stack/sim/src",
+        "stack/harness/src",
+        "xdp-prog/src",
+        "bench/src",
+    ] {
+        let mut files = Vec::new();
+        rs_files(&repo().join(dir), &mut files);
+        for f in files {
+            let rel = f.strip_prefix(repo()).unwrap().display().to_string();
+            if rel.ends_with("/main.rs") || rel.contains("/bin/") {
+                continue;
+            }
+            let text = fs::read_to_string(&f).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let l = line.trim();
+                if l.starts_with("#[cfg(test)]") {
+                    let next = text.lines().nth(n + 1).unwrap_or("").trim();
+                    if next.starts_with("mod tests") && next.ends_with('{') {
+                        break;
+                    }
+                }
+                if l.starts_with("//") {
+                    continue;
+                }
+                let string_err = l
+                    .find("Result<")
+                    .is_some_and(|k| l[k..].contains(", String>"));
+                if l.contains("anyhow") || string_err {
+                    bad.push(format!("{rel}:{}: {l}", n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "untyped errors in library code (use a thiserror type):\n{}",
         bad.join("\n")
     );
 }
