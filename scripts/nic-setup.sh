@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepares a NIC port for xdptcp runs (issue 6 item 5, docs/nic.md): queue count, RSS key and
+# Prepares a NIC port for xdptcp runs (docs/nic.md): queue count, RSS key and
 # indirection table, flow-hash fields, flow steering check, IRQ affinity, busy-poll settings,
 # MTU, pause frames and interrupt coalescing. Idempotent: each step compares the current
 # setting with the wanted one and prints `= name: value` (unchanged), `~ name: old -> new`

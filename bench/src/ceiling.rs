@@ -1,4 +1,4 @@
-//! The physical ceiling of the path (issue 6 item 6): raw AF_XDP frame rates on the same
+//! The physical ceiling of the path: raw AF_XDP frame rates on the same
 //! kind of veth pair the stack runs on, so a reader sees how close the stack gets to them.
 //!
 //! Set-up: `xdptcp_harness::VethPair` (stack side 198.18.0.1, peer 198.18.0.2, checksum
@@ -25,8 +25,8 @@
 //! [`BURST`] × 2 KiB of scratch; every loop is bounded by the phase length plus 2 s.
 
 use crate::client::Progress;
+use crate::error::{bail, Context, Result};
 use crate::sys;
-use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -499,9 +499,9 @@ fn progress(label: &str, phase: Duration, p: &Progress, finished: impl Fn() -> b
     let start = Instant::now();
     while !finished() && start.elapsed() < phase + GRACE {
         std::thread::sleep(Duration::from_millis(200));
-        crate::progress_line(label, start.elapsed(), phase, p, false);
+        crate::client::progress_line(label, start.elapsed(), phase, p, false);
     }
-    crate::progress_line(label, start.elapsed(), phase, p, true);
+    crate::client::progress_line(label, start.elapsed(), phase, p, true);
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! the client namespace and pinned. Every loop ends at its deadline, at its operation count
 //! bound, or on SIGINT/SIGTERM, whichever comes first.
 
+use crate::error::{Context, Result};
 use crate::sys;
-use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Request and reply size of `cps` and `rr` (issue 6).
+/// Request and reply size of `cps` and `rr`.
 pub const MSG: usize = 64;
 /// A connection attempt or an exchange older than this counts as failed.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,6 +30,22 @@ pub struct Progress {
     pub ok: AtomicU64,
     pub failed: AtomicU64,
     pub bytes: AtomicU64,
+}
+
+/// The \r-updated progress line on stderr; `done` ends it with a newline.
+pub fn progress_line(label: &str, elapsed: Duration, total: Duration, p: &Progress, done: bool) {
+    let mb = p.bytes.load(Relaxed) as f64 / 1e6;
+    let mut e = std::io::stderr().lock();
+    let _ = write!(
+        e,
+        "\r{label:<28} {:5.1}/{:.0} s  ok {:>9}  failed {:>5}  {mb:>9.0} MB {}",
+        elapsed.as_secs_f64(),
+        total.as_secs_f64(),
+        p.ok.load(Relaxed),
+        p.failed.load(Relaxed),
+        if done { "\n" } else { "" }
+    );
+    let _ = e.flush();
 }
 
 #[derive(Clone)]
@@ -54,7 +70,7 @@ pub struct Outcome {
     /// The client's own counters for the JSON (the stack client's endpoint, interface and
     /// device counters; null for the Linux client).
     pub counters: serde_json::Value,
-    /// The stack client's stop summary (`xdptcp::cli::summary_lines`); empty for Linux.
+    /// The stack client's stop summary (`xdptcp::control::report::summary_lines`); empty for Linux.
     pub log: Vec<String>,
 }
 
@@ -213,7 +229,7 @@ pub fn connect_n(server: SocketAddrV4, n: usize, deadline: Instant) -> Result<Ve
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         if Instant::now() > deadline || sys::stopped() {
-            anyhow::bail!("connected only {} of {n} before the deadline", v.len());
+            crate::error::bail!("connected only {} of {n} before the deadline", v.len());
         }
         let s = std::net::TcpStream::connect_timeout(&SocketAddr::V4(server), OP_TIMEOUT)
             .with_context(|| format!("connect {server}"))?;
@@ -471,7 +487,7 @@ impl TimerFd {
             )
         };
         if fd < 0 {
-            anyhow::bail!("timerfd_create: {}", std::io::Error::last_os_error());
+            crate::error::bail!("timerfd_create: {}", std::io::Error::last_os_error());
         }
         // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
         let t = TimerFd(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
@@ -499,7 +515,7 @@ impl TimerFd {
         // SAFETY: valid fd and a valid itimerspec.
         if unsafe { libc::timerfd_settime(self.0.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } != 0
         {
-            anyhow::bail!("timerfd_settime: {}", std::io::Error::last_os_error());
+            crate::error::bail!("timerfd_settime: {}", std::io::Error::last_os_error());
         }
         Ok(())
     }

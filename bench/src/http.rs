@@ -1,4 +1,4 @@
-//! The `http` scenarios (issue 6 item 4): a real client, `wrk`, against the stack's `http`
+//! The `http` scenarios: a real client, `wrk`, against the stack's `http`
 //! application (`xdptcp serve --listen 80=http`, the `linux-stack` column) and against nginx
 //! (the `linux-linux` column, the baseline of the ratios), on the same veth pair and cores.
 //!
@@ -15,12 +15,12 @@
 //! PID (also on failure: [`Nginx`]'s `Drop`). There is no `stack-stack` column: wrk is a
 //! Linux client.
 
+use crate::error::{bail, format_err, Context, Result};
 use crate::netns::VethNetns;
 use crate::pairing::{self, Pairing, ServerHandle, TxChecksumOff};
 use crate::report::{Metric, ScenarioResult};
 use crate::scenario::{self, Scenario};
 use crate::{sys, wrk};
-use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpStream};
@@ -236,7 +236,7 @@ impl Server {
 /// `xdptcp serve --listen 80=http` in the server namespace, as the other stack pairings
 /// start it (the Linux client's transmit checksum offload off while it runs).
 fn start_stack(env: &VethNetns, cores: &[usize], o: &HttpOpts) -> Result<ServerHandle> {
-    let bin = pairing::xdptcp_serve_binary().ok_or_else(|| anyhow!(pairing::NEEDS_SERVE))?;
+    let bin = pairing::xdptcp_serve_binary().ok_or_else(|| format_err!(pairing::NEEDS_SERVE))?;
     let offload = TxChecksumOff::set(&env.client_ns, &env.client_if)?;
     let w = o.workers.max(1);
     let mut args = pairing::stack_serve_args(&env.server_if, env.server_ip, PORT, "http", w);
@@ -277,7 +277,7 @@ fn probe_until_ready(ns: &str, addr: SocketAddrV4, server: &mut Server) -> Resul
             get_once(addr)
         })
         .join()
-        .map_err(|_| anyhow!("probe thread panicked"))?;
+        .map_err(|_| format_err!("probe thread panicked"))?;
         match r {
             Ok(resp) => return Ok(resp),
             Err(e) => last = format!("{e:#}"),

@@ -1,11 +1,13 @@
 //! `xdptcp-bench`: scenarios (cps, rr, bulk, conns) in three pairings (stack ↔ stack,
 //! Linux ↔ Linux, Linux → stack) over one veth pair, the physical ceiling of that path
 //! (raw AF_XDP frame rates, [`ceiling`]), and the reports (terminal table, JSON, `.hgrm`,
-//! PNG). See issue 6.
+//! PNG). docs/benchmarks.md describes the runs and the targets.
 
 pub mod ceiling;
 pub mod client;
+pub mod error;
 pub mod http;
+pub mod kinds;
 pub mod linux_server;
 pub mod memory;
 pub mod netns;
@@ -19,30 +21,12 @@ pub mod stack_client;
 pub mod sys;
 pub mod wrk;
 
-use anyhow::{Context, Result};
-use client::Progress;
+pub use client::progress_line;
+
+use crate::error::{Context, Result};
 use pairing::Pairing;
 use report::ScenarioResult;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
-
-/// The \r-updated progress line on stderr; `done` ends it with a newline.
-pub fn progress_line(label: &str, elapsed: Duration, total: Duration, p: &Progress, done: bool) {
-    let mb = p.bytes.load(Relaxed) as f64 / 1e6;
-    let mut e = std::io::stderr().lock();
-    let _ = write!(
-        e,
-        "\r{label:<28} {:5.1}/{:.0} s  ok {:>9}  failed {:>5}  {mb:>9.0} MB {}",
-        elapsed.as_secs_f64(),
-        total.as_secs_f64(),
-        p.ok.load(Relaxed),
-        p.failed.load(Relaxed),
-        if done { "\n" } else { "" }
-    );
-    let _ = e.flush();
-}
 
 /// `YYYY-MM-DDTHH-MM-SSZ` (UTC) for a Unix time in seconds.
 pub fn stamp(unix: u64) -> String {

@@ -1,11 +1,11 @@
 //! The Linux baseline server: plain kernel sockets driven by mio (epoll), one thread per
 //! worker, each with its own SO_REUSEPORT listener, setns'd into the server namespace and
-//! pinned to a core. Its applications follow the `xdptcp serve` contract (issue 5) so that
+//! pinned to a core. Its applications follow the `xdptcp serve --listen PORT=APP` contract so that
 //! pairings are comparable, plus `source` for the download direction of `bulk`.
 
-use crate::pairing::ServerApp;
+use crate::error::{bail, format_err, Result};
+use crate::kinds::ServerApp;
 use crate::sys;
-use anyhow::{anyhow, bail, Result};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::io::{ErrorKind, Read, Write};
@@ -55,7 +55,7 @@ impl LinuxServer {
                         serve(l, app, &stop)
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(anyhow!("{e:#}")));
+                        let _ = tx.send(Err(format_err!("{e:#}")));
                         Err(e)
                     }
                 }
@@ -64,7 +64,7 @@ impl LinuxServer {
         let server = LinuxServer { stop, threads };
         for _ in 0..workers.max(1) {
             rx.recv_timeout(Duration::from_secs(10))
-                .map_err(|_| anyhow!("Linux server did not start within 10 s"))??;
+                .map_err(|_| format_err!("Linux server did not start within 10 s"))??;
         }
         Ok(server)
     }
@@ -185,7 +185,8 @@ fn accept_all(
         };
         let _ = stream.set_nodelay(true);
         if app == ServerApp::CloseFirst {
-            // issue 5: on accept send `bye\n` and close first (the server does the active close).
+            // As `xdptcp serve`'s close-first: on accept send `bye\n` and close first (the server
+            // does the active close).
             let _ = stream.write(b"bye\n");
             continue;
         }
@@ -216,7 +217,8 @@ fn accept_all(
     }
 }
 
-/// Echoes everything; closes when the peer closes (issue 5 `echo`). Returns false to close.
+/// Echoes everything; closes when the peer closes (as `xdptcp serve`'s `echo`). Returns
+/// false to close.
 fn echo(c: &mut Conn, buf: &mut [u8]) -> bool {
     loop {
         while !c.pending.is_empty() {

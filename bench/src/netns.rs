@@ -3,8 +3,8 @@
 //! on drop, also on panic: the release profile unwinds; and on SIGINT/SIGTERM, which set the
 //! stop flag so that the run unwinds normally), tuned for kernel baselines.
 
+use crate::error::{bail, Context, Result};
 use crate::nic::{AdoptedPorts, NicPlan};
-use anyhow::{bail, Context, Result};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use xdptcp_harness::{VethOptions, VethPair, PEER_ADDR, PREFIX_LEN, STACK_ADDR};
@@ -307,7 +307,7 @@ fn ethtool_in(ns: &str, args: &[&str]) -> Result<()> {
         .output()
         .context("ethtool")?;
     if !out.status.success() {
-        anyhow::bail!(
+        crate::error::bail!(
             "{}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()

@@ -1,4 +1,4 @@
-//! NIC runs (issue 6 item 5): `--iface IF --peer-iface IF2 [--queues N] [--zero-copy]`.
+//! NIC runs (docs/nic.md): `--iface IF --peer-iface IF2 [--queues N] [--zero-copy]`.
 //!
 //! Topology: two ports cabled back to back on this host (two ports of one card, or two
 //! cards). The bench moves `IF` into its server namespace and `IF2` into its client
@@ -13,7 +13,7 @@
 //! no remote orchestration; the price is that client and server share the host's cores and
 //! PCIe (see docs/nic.md).
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use std::process::Command;
 
 /// The checked NIC part of the command line.

@@ -7,64 +7,13 @@
 //! transmit checksum offload off while it runs ([`TxChecksumOff`]); [`Pairing::client_kind`]
 //! names the in-process stack client ([`crate::stack_client`]) for stack ↔ stack.
 
+use crate::error::{bail, Result};
+pub use crate::kinds::{stack_sets, ClientKind, Pairing, ServerApp};
 use crate::linux_server::LinuxServer;
 use crate::netns::VethNetns;
-use anyhow::{bail, Result};
-use serde::Serialize;
 use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Pairing {
-    /// xdptcp client ↔ xdptcp server.
-    StackStack,
-    /// Linux (mio/epoll) client ↔ Linux (mio/epoll) server: the baseline of every ratio.
-    LinuxLinux,
-    /// Linux client → xdptcp server.
-    #[serde(rename = "linux-stack")]
-    #[value(name = "linux-stack")]
-    LinuxToStack,
-    /// Linux ↔ Linux with TSO/GSO/GRO/LRO and checksum offloads off on both ends, MTU 1500
-    /// (netns::OffloadsOff): the kernel moving the stack's segment size. Single-flow bulk
-    /// only (issue 6's bulk target asks for Linux both with and without offloads).
-    #[serde(rename = "linux-linux-nooff")]
-    #[value(name = "linux-linux-nooff")]
-    LinuxLinuxNoOffload,
-}
-
-/// Server applications; the first four are the `xdptcp serve --listen PORT=APP` names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ServerApp {
-    /// Echo everything, close when the peer closes.
-    Echo,
-    /// Read and drop.
-    Discard,
-    /// On accept send `bye\n` and close first (the server does the active close).
-    CloseFirst,
-    /// Write continuously until the peer closes (download direction of `bulk`).
-    Source,
-}
-
-impl ServerApp {
-    /// The APP name `xdptcp serve` takes, if it has this application.
-    pub fn serve_name(self) -> Option<&'static str> {
-        match self {
-            ServerApp::Echo => Some("echo"),
-            ServerApp::Discard => Some("discard"),
-            ServerApp::CloseFirst => Some("close-first"),
-            ServerApp::Source => Some("source"),
-        }
-    }
-}
-
-/// Which client implementation drives a pairing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientKind {
-    Linux,
-    Stack,
-}
 
 /// A running server of any kind; stopping it is dropping it.
 pub enum ServerHandle {
@@ -89,37 +38,6 @@ pub const NEEDS_SERVE: &str =
     "no `xdptcp` program found: build it (cargo build --release -p xdptcp-bench) or set XDPTCP_BIN";
 
 impl Pairing {
-    pub const ALL: [Pairing; 4] = [
-        Pairing::LinuxLinux,
-        Pairing::LinuxLinuxNoOffload,
-        Pairing::LinuxToStack,
-        Pairing::StackStack,
-    ];
-
-    /// Whether this pairing runs `scen`: `linux-linux-nooff` only runs the single-flow bulk
-    /// scenarios (the baseline issue 6's bulk target names; it keeps the default suite short).
-    pub fn runs(self, scen: crate::scenario::Scenario) -> bool {
-        use crate::scenario::Scenario;
-        self != Pairing::LinuxLinuxNoOffload
-            || matches!(scen, Scenario::BulkUp | Scenario::BulkDown)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Pairing::StackStack => "stack-stack",
-            Pairing::LinuxLinux => "linux-linux",
-            Pairing::LinuxToStack => "linux-stack",
-            Pairing::LinuxLinuxNoOffload => "linux-linux-nooff",
-        }
-    }
-
-    pub fn client_kind(self) -> ClientKind {
-        match self {
-            Pairing::StackStack => ClientKind::Stack,
-            _ => ClientKind::Linux,
-        }
-    }
-
     /// Starts this pairing's server on `port`; server threads go on `cores`.
     pub fn start_server(
         self,
@@ -232,20 +150,7 @@ fn ethtool_tx(ns: &str, ifname: &str, on: &str) -> Result<()> {
     Ok(())
 }
 
-/// `KEY=VALUE` TCP settings for both stack sides from `$XDPTCP_BENCH_STACK_SET`
-/// (comma-separated, e.g. `tcp_wmem=16384,tcp_rmem=131072`): `xdptcp serve --set` and the
-/// stack client's `TcpConfig::set`. For trying settings without a rebuild.
-pub fn stack_sets() -> Vec<String> {
-    std::env::var("XDPTCP_BENCH_STACK_SET")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-/// The argument vector of the stack server (issue 5's contract).
+/// The argument vector of the stack server (the `xdptcp serve` command line).
 pub fn stack_serve_args(
     iface: &str,
     ip: std::net::Ipv4Addr,
@@ -333,7 +238,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn serve_args_follow_issue5_contract() {
+    fn serve_args_follow_the_serve_command_line() {
         let a = stack_serve_args("xbs1", "198.18.0.1".parse().unwrap(), 5001, "echo", 2);
         assert_eq!(
             a.join(" "),
@@ -347,7 +252,7 @@ mod tests {
         assert_eq!(ServerApp::Source.serve_name(), Some("source"));
         assert_eq!(Pairing::LinuxToStack.name(), "linux-stack");
         assert_eq!(Pairing::LinuxLinuxNoOffload.name(), "linux-linux-nooff");
-        use crate::scenario::Scenario;
+        use crate::kinds::Scenario;
         for scen in Scenario::ALL {
             let bulk1 = matches!(scen, Scenario::BulkUp | Scenario::BulkDown);
             assert_eq!(

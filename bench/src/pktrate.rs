@@ -1,5 +1,5 @@
-//! The stack's packet rate against the physical ceiling (issue 6: "the stack's packet rate
-//! within half of the raw AF_XDP ceiling on the same veth").
+//! The stack's packet rate against the physical ceiling; the target: the stack's packet rate
+//! within half of the raw AF_XDP ceiling on the same veth.
 //!
 //! For every run with an `xdptcp serve` server, the bench reads the server's device counters
 //! (frames received from / transmitted to its AF_XDP socket) over the stat socket
@@ -10,14 +10,14 @@
 //! [`summary`] compares the best rates of a run with the ceiling's rx and tx (64 B) rows.
 
 use crate::ceiling::{Ceiling, CeilingRow};
-use crate::pairing::Pairing;
+use crate::kinds::Pairing;
 use crate::report::{Metric, ScenarioResult};
 use serde_json::{json, Value};
 
 /// Metric names of the server's frame rates (per second).
 pub const RX_METRIC: &str = "server rx frames/s";
 pub const TX_METRIC: &str = "server tx frames/s";
-/// Issue 6's target: at least this fraction of the ceiling.
+/// The target: at least this fraction of the ceiling.
 pub const TARGET: f64 = 0.5;
 
 /// One worker's device counters at one snapshot.
@@ -32,7 +32,7 @@ pub struct WorkerFrames {
 /// `ifname`, with the report's `total` object (all counters, for the JSON's details);
 /// `None` if it does not answer or the report lacks them.
 pub fn snapshot(ifname: &str) -> Option<(Vec<WorkerFrames>, Value)> {
-    let text = xdptcp::cli::stat::query(ifname, true).ok()?;
+    let text = xdptcp::control::query(ifname, true).ok()?;
     let total = serde_json::from_str::<Value>(&text)
         .ok()?
         .get("total")?

@@ -5,7 +5,7 @@
 //! `ab_glyph` backend with DejaVu Sans loaded from the Debian package fonts-dejavu-core. If that
 //! file is missing, the chart is drawn without any text (the caller is told).
 
-use anyhow::{anyhow, Result};
+use crate::error::{format_err, Result};
 use hdrhistogram::Histogram;
 use plotters::prelude::*;
 use std::path::Path;
@@ -62,7 +62,7 @@ pub fn latency_png(path: &Path, title: &str, series: &[(String, &Histogram<u64>)
         .max(0.01)
         * 0.8;
     let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+    root.fill(&WHITE).map_err(|e| format_err!("{e:?}"))?;
     let mut b = ChartBuilder::on(&root);
     b.margin(15).margin_right(40);
     if text {
@@ -72,7 +72,7 @@ pub fn latency_png(path: &Path, title: &str, series: &[(String, &Histogram<u64>)
     }
     let mut chart = b
         .build_cartesian_2d(0f64..MAX_NINES, (ymin..ymax).log_scale())
-        .map_err(|e| anyhow!("{e:?}"))?;
+        .map_err(|e| format_err!("{e:?}"))?;
     let mut mesh = chart.configure_mesh();
     if text {
         mesh.x_desc("percentile")
@@ -86,13 +86,13 @@ pub fn latency_png(path: &Path, title: &str, series: &[(String, &Histogram<u64>)
     } else {
         mesh.disable_x_axis().disable_y_axis();
     }
-    mesh.draw().map_err(|e| anyhow!("{e:?}"))?;
+    mesh.draw().map_err(|e| format_err!("{e:?}"))?;
     let colors = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
     for (i, (label, h)) in series.iter().enumerate() {
         let color = colors[i % colors.len()];
         let s = chart
             .draw_series(LineSeries::new(curve(h), color.stroke_width(2)))
-            .map_err(|e| anyhow!("{e:?}"))?;
+            .map_err(|e| format_err!("{e:?}"))?;
         if text {
             s.label(label.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
@@ -105,9 +105,9 @@ pub fn latency_png(path: &Path, title: &str, series: &[(String, &Histogram<u64>)
             .border_style(BLACK)
             .position(SeriesLabelPosition::UpperLeft)
             .draw()
-            .map_err(|e| anyhow!("{e:?}"))?;
+            .map_err(|e| format_err!("{e:?}"))?;
     }
-    root.present().map_err(|e| anyhow!("{e:?}"))?;
+    root.present().map_err(|e| format_err!("{e:?}"))?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! Linux ↔ Linux), JSON, and HdrHistogram `.hgrm` percentile files.
 
 use crate::ceiling::Ceiling;
-use crate::pairing::Pairing;
+use crate::kinds::Pairing;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{json, Value};

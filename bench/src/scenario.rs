@@ -2,92 +2,21 @@
 //! namespace, run the client threads in the client namespace, turn outcomes into metrics.
 
 use crate::client::{self, ClientCfg, Outcome, Progress};
+use crate::error::{bail, format_err, Result};
+pub use crate::kinds::Scenario;
+use crate::kinds::{ClientKind, Pairing};
 use crate::memory;
 use crate::netns::VethNetns;
-use crate::pairing::{ClientKind, Pairing, ServerApp, ServerHandle};
+use crate::pairing::ServerHandle;
 use crate::report::{Metric, ScenarioResult};
 use crate::stack_client::{self, HoldReport, Mode, StackClientCfg};
 use crate::sys;
-use anyhow::{anyhow, bail, Result};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scenario {
-    CpsClientClose,
-    CpsServerClose,
-    RrClosed,
-    RrOpen,
-    BulkUp,
-    BulkDown,
-    BulkMultiUp,
-    BulkMultiDown,
-    Conns,
-}
-
-impl Scenario {
-    pub const ALL: [Scenario; 9] = [
-        Scenario::CpsClientClose,
-        Scenario::CpsServerClose,
-        Scenario::RrClosed,
-        Scenario::RrOpen,
-        Scenario::BulkUp,
-        Scenario::BulkDown,
-        Scenario::BulkMultiUp,
-        Scenario::BulkMultiDown,
-        Scenario::Conns,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Scenario::CpsClientClose => "cps/client-close",
-            Scenario::CpsServerClose => "cps/server-close",
-            Scenario::RrClosed => "rr/closed",
-            Scenario::RrOpen => "rr/open",
-            Scenario::BulkUp => "bulk/1-up",
-            Scenario::BulkDown => "bulk/1-down",
-            Scenario::BulkMultiUp => "bulk/n-up",
-            Scenario::BulkMultiDown => "bulk/n-down",
-            Scenario::Conns => "conns",
-        }
-    }
-
-    pub fn app(self) -> ServerApp {
-        match self {
-            Scenario::CpsServerClose => ServerApp::CloseFirst,
-            Scenario::BulkUp | Scenario::BulkMultiUp => ServerApp::Discard,
-            Scenario::BulkDown | Scenario::BulkMultiDown => ServerApp::Source,
-            _ => ServerApp::Echo,
-        }
-    }
-
-    /// Expands names: a group (`cps`, `rr`, `bulk`, `conns`) or a full name (`rr/open`).
-    pub fn parse_list(list: &str) -> Result<Vec<Scenario>> {
-        let mut v = Vec::new();
-        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let matched: Vec<Scenario> = Scenario::ALL
-                .into_iter()
-                .filter(|s| s.name() == item || s.name().split('/').next() == Some(item))
-                .collect();
-            if matched.is_empty() {
-                bail!(
-                    "unknown scenario `{item}` (groups: cps, rr, bulk, conns, ceiling, all; or \
-                     e.g. rr/open)"
-                );
-            }
-            for s in matched {
-                if !v.contains(&s) {
-                    v.push(s);
-                }
-            }
-        }
-        Ok(v)
-    }
-}
 
 /// The default `--scenarios` (about a minute with the default 2 s runs and three pairings):
 /// every group, the single-flow bulk runs only. `all` selects everything.
@@ -244,7 +173,7 @@ fn wait_ready(ns: &str, addr: SocketAddrV4) -> Result<()> {
         bail!("server at {addr} did not accept a connection within 10 s")
     })
     .join()
-    .map_err(|_| anyhow!("probe thread panicked"))?
+    .map_err(|_| format_err!("probe thread panicked"))?
 }
 
 fn split(total: usize, parts: usize, i: usize) -> usize {
@@ -303,12 +232,15 @@ fn run_clients(
     let start = Instant::now();
     while handles.iter().any(|h| !h.is_finished()) {
         std::thread::sleep(Duration::from_millis(200));
-        crate::progress_line(label, start.elapsed(), opts.duration, &progress, false);
+        client::progress_line(label, start.elapsed(), opts.duration, &progress, false);
     }
-    crate::progress_line(label, start.elapsed(), opts.duration, &progress, true);
+    client::progress_line(label, start.elapsed(), opts.duration, &progress, true);
     handles
         .into_iter()
-        .map(|h| h.join().map_err(|_| anyhow!("client thread panicked"))?)
+        .map(|h| {
+            h.join()
+                .map_err(|_| format_err!("client thread panicked"))?
+        })
         .collect()
 }
 
@@ -486,9 +418,9 @@ fn conns(
     let progress = Progress::default();
     let held = held_rx
         .recv_timeout(timeout + Duration::from_secs(5))
-        .map_err(|_| anyhow!("conns: client did not report"))??;
+        .map_err(|_| format_err!("conns: client did not report"))??;
     progress.ok.store(held as u64, Relaxed);
-    crate::progress_line(label, start.elapsed(), opts.duration, &progress, false);
+    client::progress_line(label, start.elapsed(), opts.duration, &progress, false);
     std::thread::sleep(Duration::from_millis(500)); // let the server accept the last ones
     let slab1 = memory::slab_snapshot();
     let rss1 = memory::vm_rss("self");
@@ -510,7 +442,9 @@ fn conns(
     };
     let (nstat_c1, nstat_s1) = (netstat(&env.client_ns), netstat(&env.server_ns));
     let _ = release_tx.send(());
-    let hold = t.join().map_err(|_| anyhow!("conns client panicked"))??;
+    let hold = t
+        .join()
+        .map_err(|_| format_err!("conns client panicked"))??;
     // Wait (at most 5 s) for every client socket to reach TIME-WAIT, i.e. for the server's
     // FIN. Counted with sock_diag (ss), not /proc/net/tcp, which is read in chunks that can
     // skip entries while other entries of the shared hash come and go. An orphaned socket in
@@ -535,7 +469,7 @@ fn conns(
     if kind == ClientKind::Stack {
         tw_n = hold.time_wait as u64;
     }
-    crate::progress_line(label, start.elapsed(), opts.duration, &progress, true);
+    client::progress_line(label, start.elapsed(), opts.duration, &progress, true);
 
     let mut m = vec![Metric::new("conns held", "n", held as f64)];
     let mut details = json!({

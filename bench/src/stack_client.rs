@@ -15,8 +15,8 @@
 //! [`client::MAX_INFLIGHT`] scheduled times in all.
 
 use crate::client::{self, new_hist, Outcome, Progress, MSG, OP_TIMEOUT};
+use crate::error::{format_err, Result};
 use crate::sys;
-use anyhow::{anyhow, Result};
 use hdrhistogram::Histogram;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
@@ -552,16 +552,16 @@ pub fn open_stack(cfg: &StackClientCfg) -> Result<Stack> {
     // Like the Linux client's namespace (tcp_tw_reuse=1, the same tcp_tw_reuse_delay):
     // client-closes-first cps must not run out of ports to its own TIME-WAIT entries.
     tcp.set("tcp_tw_reuse", "1")
-        .map_err(|e| anyhow!("tcp_tw_reuse: {e}"))?;
+        .map_err(|e| format_err!("tcp_tw_reuse: {e}"))?;
     let delay = crate::netns::TW_REUSE_DELAY_MS.to_string();
     tcp.set("tcp_tw_reuse_delay", &delay)
-        .map_err(|e| anyhow!("tcp_tw_reuse_delay: {e}"))?;
-    for kv in crate::pairing::stack_sets() {
+        .map_err(|e| format_err!("tcp_tw_reuse_delay: {e}"))?;
+    for kv in crate::kinds::stack_sets() {
         let (k, v) = kv
             .split_once('=')
-            .ok_or_else(|| anyhow!("XDPTCP_BENCH_STACK_SET: {kv:?} is not KEY=VALUE"))?;
+            .ok_or_else(|| format_err!("XDPTCP_BENCH_STACK_SET: {kv:?} is not KEY=VALUE"))?;
         tcp.set(k, v)
-            .map_err(|e| anyhow!("XDPTCP_BENCH_STACK_SET {kv}: {e}"))?;
+            .map_err(|e| format_err!("XDPTCP_BENCH_STACK_SET {kv}: {e}"))?;
     }
     let o = StackOptions {
         ifname: cfg.ifname.clone(),
@@ -581,7 +581,7 @@ pub fn open_stack(cfg: &StackClientCfg) -> Result<Stack> {
         cores: Vec::new(),
         rss_key: None,
     };
-    Stack::open(&o).map_err(|e| anyhow!("stack client on {}: {e}", cfg.ifname))
+    Stack::open(&o).map_err(|e| format_err!("stack client on {}: {e}", cfg.ifname))
 }
 
 /// Runs the loop until `until(app, now)` says stop, the signal flag, or a hard bound of
@@ -678,7 +678,7 @@ pub fn run(cfg: &StackClientCfg, mode: Mode) -> Result<Outcome> {
         },
     );
     let Some(s) = app.measure_start else {
-        anyhow::bail!(
+        crate::error::bail!(
             "connected only {} of {} within {:?}",
             app.connected,
             app.wanted(),
@@ -687,7 +687,7 @@ pub fn run(cfg: &StackClientCfg, mode: Mode) -> Result<Outcome> {
     };
     let elapsed = now().saturating_since(s);
     finish(&mut stack, &mut app, Duration::from_millis(200));
-    let log = xdptcp::cli::summary_lines(&stack.workers[0].publish(now()));
+    let log = xdptcp::control::report::summary_lines(&stack.workers[0].publish(now()));
     cfg.progress.ok.store(app.ok, Relaxed);
     cfg.progress.failed.store(app.failed, Relaxed);
     let hists = match mode {
@@ -765,7 +765,7 @@ pub fn hold(
     let mut stack = match r {
         Ok(s) => s,
         Err(e) => {
-            let _ = held_tx.send(Err(anyhow!("{e:#}")));
+            let _ = held_tx.send(Err(format_err!("{e:#}")));
             return Err(e);
         }
     };
@@ -787,11 +787,11 @@ pub fn hold(
     let rss1 = crate::memory::vm_rss("self");
     let open_secs = now().saturating_since(t_open).as_secs_f64();
     if app.measure_start.is_none() {
-        let e = anyhow!(
+        let e = format_err!(
             "connected only {} of {n} within {open_time:?}",
             app.connected
         );
-        let _ = held_tx.send(Err(anyhow!("{e:#}")));
+        let _ = held_tx.send(Err(format_err!("{e:#}")));
         return Err(e);
     }
     let held = app.held();

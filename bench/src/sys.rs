@@ -1,6 +1,6 @@
 //! Small OS helpers: namespaces, core pinning, the stop flag set by SIGINT/SIGTERM.
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,5 +66,5 @@ pub fn read_in_ns(ns: &str, path: &str) -> Result<String> {
         std::fs::read_to_string(&path).with_context(|| format!("read {path} in {ns}"))
     })
     .join()
-    .map_err(|_| anyhow::anyhow!("reader thread panicked"))?
+    .map_err(|_| crate::error::format_err!("reader thread panicked"))?
 }

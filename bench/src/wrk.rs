@@ -9,7 +9,7 @@
 //! A script with only `done` adds no per-request work: wrk calls Lua per request only when
 //! the script defines `request` or `response`.
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use serde::Serialize;
 
 /// The Lua hook, written next to the run's other files and passed with `-s`.

@@ -1,4 +1,4 @@
-//! Issue 5 target "the worker loop adds no per-packet allocation": two interfaces over the
+//! Checks that the worker loop adds no per-packet allocation: two interfaces over the
 //! in-memory device pair (virtual time), an echo server and a closed-loop client keeping one
 //! 64-byte request outstanding on each of `CONNS` established connections. After a warm-up,
 //! a counting global allocator counts every allocation (alloc, alloc_zeroed, realloc) while

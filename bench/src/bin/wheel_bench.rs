@@ -1,5 +1,5 @@
 //! Timer wheel microbenchmark: arm, cancel, re-arm and expire at 1k / 100k / 1M timers.
-//! Issue 5 target: arm and cancel under 50 ns each at 1M timers.
+//! The target: arm and cancel under 50 ns each at 1M timers.
 //!
 //! Run: `cargo run --release -p xdptcp-bench --bin wheel_bench`
 

@@ -14,13 +14,18 @@
 //! - [`iface`]: one queue's loop iteration (device + wire + neighbours + endpoint + app);
 //! - [`worker`]: the pinned run-to-completion loop around an interface;
 //! - [`stack`]: the builder that brings a stack up on an interface ([`stack::Stack`]);
+//! - [`control`]: the control side of a running stack: stop signals, the stat socket
+//!   (`xdptcp stat`) and the text reports;
 //! - [`cli`]: the `xdptcp` program's command line (parsing and printing only).
+//!
+//! `tests/layers.rs` checks this order on every `cargo test`.
 
 pub use xdptcp_core::{rss, tcp, time, wheel, wire};
 
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod control;
 pub mod handoff;
 pub mod iface;
 pub mod neigh;

@@ -25,6 +25,16 @@ use crate::worker::{StatsHandle, Worker, WorkerConfig, WorkerSnapshot};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// The machine's cores in order (what several workers are pinned to by default); empty if
+/// they cannot be read.
+pub fn machine_cores() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect()
+}
+
 /// What to bring up.
 #[derive(Debug, Clone)]
 pub struct StackOptions {

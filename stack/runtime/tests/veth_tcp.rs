@@ -5,7 +5,7 @@
 //! program's start-up errors and clean exit.
 //!
 //! The stack runs either in-process (a worker thread inside the stack namespace, set up by
-//! `cli::stack::Stack`, as `xdptcp serve` does) or as the `xdptcp` binary. Each test builds
+//! `xdptcp::stack::Stack`, as `xdptcp serve` does) or as the `xdptcp` binary. Each test builds
 //! its own namespaces (`harness::VethPair`: 198.18.0.0/24, per-run names, removed on drop,
 //! also on panic). Every loop and socket call is bounded in count and time.
 

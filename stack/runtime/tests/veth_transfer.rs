@@ -1,4 +1,4 @@
-//! Issue 4 item 5 (veth interop, root only): bulk transfers between the stack and the Linux
+//! Veth interop under loss (root only): bulk transfers between the stack and the Linux
 //! kernel over a real veth pair with loss on the path, both directions, byte-exact.
 //!
 //! - Loss Linux -> stack: `xdptcp_xdp::loss::LossInjector` (tcx egress) on the peer veth,
@@ -13,7 +13,7 @@
 //! stays bounded (one 64 KiB chunk per stream).
 //!
 //! The stack runs in-process: a worker thread in the stack namespace, set up like
-//! `cli::stack::Stack::open` but with the device wrapped in the fault injector. Each test
+//! `xdptcp::stack::Stack::open` but with the device wrapped in the fault injector. Each test
 //! builds its own namespaces (`harness::VethPair`: 198.18.0.0/24, per-run names, removed on
 //! drop, also on panic); every socket call and wait is bounded in time.
 //!

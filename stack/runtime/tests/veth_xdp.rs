@@ -118,7 +118,8 @@ fn connect_to(pair: &VethPair, addr: std::net::Ipv4Addr, port: u16) -> std::io::
 }
 
 /// The ephemeral range set for one address steers only that address; set for 0.0.0.0 it
-/// steers every address of the interface (a stack with several addresses, issue 6 conns).
+/// steers every address of the interface (a stack with several addresses, as the
+/// bench's `conns` client uses).
 #[test]
 fn ephemeral_range_for_one_or_every_address() {
     let pair = veth();

@@ -29,13 +29,18 @@ fn rfc_edge(from: State, to: State) -> bool {
         )
 }
 
-type Check = Result<(), String>;
+/// How the two ends of a run disagree: one line for the failure report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Disagreement(pub String);
+
+type Check = Result<(), Disagreement>;
 
 fn ensure(ok: bool, what: impl FnOnce() -> String) -> Check {
     if ok {
         Ok(())
     } else {
-        Err(what())
+        Err(Disagreement(what()))
     }
 }
 
@@ -103,15 +108,15 @@ fn time_wait_2msl(name: &str, e: &End, o: &Outcome) -> Check {
         Some((t0, Some(t1))) => ensure(t1 - t0 >= o.msl * 2, || {
             format!("{name}: TIME-WAIT lasted {:?} < 2MSL", t1 - t0)
         }),
-        other => Err(format!(
+        other => Err(Disagreement(format!(
             "{name}: TIME-WAIT record {other:?} (never entered or never left)"
-        )),
+        ))),
     }
 }
 
 impl Outcome {
     /// Whether the two ends agree, per the scenario's and the verdict's definition.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), Disagreement> {
         let (c, s) = (&self.client, &self.server);
         path_is_rfc("client", c)?;
         path_is_rfc("server", s)?;

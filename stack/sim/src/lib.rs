@@ -25,6 +25,7 @@ pub mod scenario;
 pub mod stream;
 pub mod trace;
 
+pub use check::Disagreement;
 pub use link::{Link, LinkConfig, LinkStats, SendFate};
 pub use node::Node;
 pub use trace::{Entry, Side, Summary, Trace, What};

@@ -2,6 +2,24 @@
 //! latency, optional jitter and rate, and seeded loss, duplication, reordering and
 //! corruption. Deterministic: the same seed and the same sequence of `send` calls give the
 //! same arrivals.
+//!
+//! The impairment models of the workspace, one per purpose:
+//! - this `Link`: a *wire* in virtual time between two sans-IO endpoints. It owns the
+//!   packets and their arrival times, so it also models what a wire has and a device wrapper
+//!   does not: a serialization rate with a router-like queue and tail drop, and reordering
+//!   as an extra delay draw (any number of packets may overtake). Corruption spares the
+//!   Ethernet header (`protect`) so that every corrupted packet must be caught by the IPv4
+//!   or TCP checksum, which the simulator asserts.
+//! - the runtime's `xdptcp::phy::FaultInjector`: a wrapper around a real `Device` (AF_XDP or
+//!   in-memory) driven by the worker's clock, with buffers bounded and allocated up front;
+//!   it reorders by holding one frame back until the next one passes.
+//! - `xdptcp_xdp::loss`: drops and duplicates in the kernel (tc egress), for a Linux peer.
+//! - the core's connection tests (`tcp/conn/tests/pair.rs`) keep their own minimal pair of
+//!   connections below the endpoint, where this crate cannot reach.
+//!
+//! Their decisions are a few seeded coin flips each; sharing them would need a crate that
+//! both the simulator and the runtime depend on for code that is not protocol, and would
+//! change the order of the random draws (and so every seeded test's faults).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -13,6 +13,15 @@ use siphasher::sip128::SipHasher13;
 /// whatever the reader's chunking.
 pub const CHUNK: usize = 64 * 1024;
 
+/// Where a received stream departs from the one sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    #[error("read {extra} bytes beyond the {sent} sent")]
+    Beyond { extra: u64, sent: u64 },
+    #[error("byte {at} differs: got {got:#04x}, sent {sent:#04x}")]
+    Differs { at: u64, got: u8, sent: u8 },
+}
+
 /// The sending side of one direction: generates the stream lazily, one chunk at a time.
 pub struct Source {
     pub rng: ChaCha8Rng,
@@ -86,13 +95,12 @@ impl Sink {
         }
     }
 
-    pub fn take(&mut self, mut data: &[u8]) -> Result<(), String> {
+    pub fn take(&mut self, mut data: &[u8]) -> Result<(), StreamError> {
         if self.received + data.len() as u64 > self.total {
-            return Err(format!(
-                "read {} bytes beyond the {} sent",
-                self.received + data.len() as u64 - self.total,
-                self.total
-            ));
+            return Err(StreamError::Beyond {
+                extra: self.received + data.len() as u64 - self.total,
+                sent: self.total,
+            });
         }
         self.hash.write(data);
         while !data.is_empty() {
@@ -104,12 +112,11 @@ impl Sink {
             let n = data.len().min(self.expect.len() - self.pos);
             let want = &self.expect[self.pos..self.pos + n];
             if let Some(i) = data[..n].iter().zip(want).position(|(a, b)| a != b) {
-                return Err(format!(
-                    "byte {} differs: got {:#04x}, sent {:#04x}",
-                    self.received + i as u64,
-                    data[i],
-                    want[i]
-                ));
+                return Err(StreamError::Differs {
+                    at: self.received + i as u64,
+                    got: data[i],
+                    sent: want[i],
+                });
             }
             self.pos += n;
             self.received += n as u64;

@@ -1,4 +1,4 @@
-//! Issue 3 item 9: the connection lifecycle between two endpoints over the deterministic
+//! The connection lifecycle between two endpoints over the deterministic
 //! simulated network (stack/sim/src), every scenario under 0 %, 5 % and 20 % loss and with
 //! duplication, reordering and corruption, over many seeds. Each run checks that both ends
 //! agree on the outcome (what "agree" means per scenario: `xdptcp_sim::scenario::Scenario`

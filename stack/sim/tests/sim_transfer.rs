@@ -1,4 +1,4 @@
-//! Issue 4 item 5 (simulated pair): bulk transfers between two endpoints over the
+//! Bulk transfers between two endpoints over the
 //! deterministic simulated network (stack/sim/src), client -> server, server -> client and
 //! both at once, under seeded loss of 0 / 1 / 5 / 10 %, reordering, duplication and
 //! corruption, over many seeds.
@@ -81,7 +81,7 @@ impl App {
                 Ok(n) => {
                     acted = true;
                     if let Err(e) = self.sink.take(&buf[..n]) {
-                        self.error.get_or_insert(e);
+                        self.error.get_or_insert(e.to_string());
                         return true;
                     }
                 }

@@ -72,17 +72,18 @@ impl fmt::Display for AppKind {
     }
 }
 
+/// A name that is not one of the built-in applications.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown application {0:?} (one of: echo, discard, http, close-first, source)")]
+pub struct UnknownApp(pub String);
+
 impl FromStr for AppKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownApp;
+    fn from_str(s: &str) -> Result<Self, UnknownApp> {
         AppKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown application {s:?} (one of: echo, discard, http, close-first, source)"
-                )
-            })
+            .ok_or_else(|| UnknownApp(s.to_string()))
     }
 }
 

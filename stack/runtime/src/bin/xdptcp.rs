@@ -1,4 +1,4 @@
-//! `xdptcp`: see `xdptcp::cli` (serve / connect).
+//! `xdptcp`: see `xdptcp::cli` (serve / connect / stat).
 
 fn main() {
     std::process::exit(xdptcp::cli::main());

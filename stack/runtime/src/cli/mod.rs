@@ -5,7 +5,7 @@
 //!   detaches and prints a statistics summary.
 //!   With `--workers N`, worker i serves queue i on its own core (`--cores`), listeners are
 //!   replicated on every worker, and the main thread answers `xdptcp stat` on
-//!   `/run/xdptcp/<iface>.sock` ([`stat`]).
+//!   `/run/xdptcp/<iface>.sock` ([`crate::control`]).
 //! - `xdptcp connect --iface IF --addr IP --remote IP:PORT [--message TEXT]`: the stack as a
 //!   client: connect, send, read the echo, close; prints what came back.
 //! - `xdptcp stat [--iface IF] [--json]`: per-state connection counts, queue depths, cookies,
@@ -13,21 +13,22 @@
 //!
 //! Every start-up failure prints one line `xdptcp: ...` on stderr and exits with status 1
 //! (2 for bad flags).
-
-pub mod stat;
+//!
+//! This module only parses arguments and prints: the stack is brought up and run by
+//! [`crate::stack`], the stat socket, the reports and the stop signals are
+//! [`crate::control`]'s.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration as StdDuration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::client::Client;
-use crate::app::server::{AppKind, Server};
+use crate::app::server::{AppKind, Server, UnknownApp};
+use crate::control::{self, report, StatMeta, StatServer};
 use crate::phy::AfXdpConfig;
 use crate::stack::{Stack, StackOptions};
-use crate::tcp::endpoint::StateCounts;
+use crate::tcp::config::ConfigError;
 use crate::tcp::TcpConfig;
 use crate::time::Duration;
 use crate::worker::{IdleMode, WorkerConfig, WorkerSnapshot};
@@ -144,23 +145,48 @@ fn fail(status: i32, message: impl Into<String>) -> Failure {
     }
 }
 
+/// A bad flag value: the one line `xdptcp` prints before exiting with status 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgError {
+    #[error(
+        "bad --listen {arg:?}: expected PORT=APP (APP: echo, discard, http, close-first, source)"
+    )]
+    ListenForm { arg: String },
+    #[error("bad --listen {arg:?}: {port:?} is not a port number (1-65535)")]
+    ListenPort { arg: String, port: String },
+    #[error("bad --listen {arg:?}: {source}")]
+    ListenApp { arg: String, source: UnknownApp },
+    #[error("bad --ephemeral {0:?}: expected LO-HI with 1 <= LO <= HI <= 65535")]
+    Ephemeral(String),
+    #[error("bad --set {0:?}: expected KEY=VALUE")]
+    SetForm(String),
+    #[error("bad --set {arg:?}: {source}")]
+    Set { arg: String, source: ConfigError },
+}
+
 /// `PORT=APP`.
-pub fn parse_listen(s: &str) -> Result<(u16, AppKind), String> {
-    let bad = |why: String| format!("bad --listen {s:?}: {why}");
-    let (port, app) = s.split_once('=').ok_or_else(|| {
-        bad("expected PORT=APP (APP: echo, discard, http, close-first, source)".into())
+pub fn parse_listen(s: &str) -> Result<(u16, AppKind), ArgError> {
+    let (port, app) = s
+        .split_once('=')
+        .ok_or_else(|| ArgError::ListenForm { arg: s.into() })?;
+    let port_num: u16 =
+        port.parse()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| ArgError::ListenPort {
+                arg: s.into(),
+                port: port.into(),
+            })?;
+    let kind = app.parse().map_err(|source| ArgError::ListenApp {
+        arg: s.into(),
+        source,
     })?;
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|&p| p != 0)
-        .ok_or_else(|| bad(format!("{port:?} is not a port number (1-65535)")))?;
-    Ok((port, app.parse().map_err(bad)?))
+    Ok((port_num, kind))
 }
 
 /// `LO-HI`.
-pub fn parse_range(s: &str) -> Result<(u16, u16), String> {
-    let bad = || format!("bad --ephemeral {s:?}: expected LO-HI with 1 <= LO <= HI <= 65535");
+pub fn parse_range(s: &str) -> Result<(u16, u16), ArgError> {
+    let bad = || ArgError::Ephemeral(s.into());
     let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
     let (lo, hi): (u16, u16) = (
         lo.parse().map_err(|_| bad())?,
@@ -173,20 +199,27 @@ pub fn parse_range(s: &str) -> Result<(u16, u16), String> {
 }
 
 /// Applies `--set KEY=VALUE` options to the defaults.
-pub fn parse_sets(sets: &[String]) -> Result<TcpConfig, String> {
+pub fn parse_sets(sets: &[String]) -> Result<TcpConfig, ArgError> {
     let mut cfg = TcpConfig::default();
     for s in sets {
         let (k, v) = s
             .split_once('=')
-            .ok_or_else(|| format!("bad --set {s:?}: expected KEY=VALUE"))?;
-        cfg.set(k, v).map_err(|e| format!("bad --set {s:?}: {e}"))?;
+            .ok_or_else(|| ArgError::SetForm(s.clone()))?;
+        cfg.set(k, v).map_err(|source| ArgError::Set {
+            arg: s.clone(),
+            source,
+        })?;
     }
     Ok(cfg)
 }
 
+fn usage(e: ArgError) -> Failure {
+    fail(2, e.to_string())
+}
+
 fn options(c: &Common, ports: Vec<u16>, workers: usize) -> Result<StackOptions, Failure> {
-    let tcp = parse_sets(&c.set).map_err(|m| fail(2, m))?;
-    let ephemeral = parse_range(&c.ephemeral).map_err(|m| fail(2, m))?;
+    let tcp = parse_sets(&c.set).map_err(usage)?;
+    let ephemeral = parse_range(&c.ephemeral).map_err(usage)?;
     if let Some(p) = ports
         .iter()
         .find(|p| (ephemeral.0..=ephemeral.1).contains(p))
@@ -223,38 +256,12 @@ fn options(c: &Common, ports: Vec<u16>, workers: usize) -> Result<StackOptions, 
         },
         workers,
         cores: if c.cores.is_empty() && c.core.is_none() && workers > 1 {
-            core_affinity::get_core_ids()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|c| c.id)
-                .collect()
+            crate::stack::machine_cores()
         } else {
             c.cores.clone()
         },
         rss_key: None,
     })
-}
-
-static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-
-extern "C" fn on_signal(_: libc::c_int) {
-    if let Some(f) = STOP.get() {
-        f.store(true, Ordering::Relaxed);
-    }
-}
-
-/// SIGINT and SIGTERM set the returned flag.
-fn stop_on_signals() -> Arc<AtomicBool> {
-    let flag = STOP
-        .get_or_init(|| Arc::new(AtomicBool::new(false)))
-        .clone();
-    let handler = on_signal as extern "C" fn(libc::c_int);
-    // SAFETY: the handler only does an atomic store (async-signal-safe).
-    unsafe {
-        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
-    }
-    flag
 }
 
 fn open(o: &StackOptions) -> Result<Stack, Failure> {
@@ -275,7 +282,7 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         .iter()
         .map(|s| parse_listen(s))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|m| fail(2, m))?;
+        .map_err(usage)?;
     if a.workers == 0 {
         return Err(fail(2, "bad --workers 0: at least 1"));
     }
@@ -291,16 +298,16 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
             server
         })
         .collect();
-    let stat = stat::StatServer::bind(&o.ifname).map_err(|e| {
+    let stat = StatServer::bind(&o.ifname).map_err(|e| {
         fail(
             1,
             format!(
                 "stat socket {}: {e}",
-                stat::socket_path(&o.ifname).display()
+                control::socket_path(&o.ifname).display()
             ),
         )
     })?;
-    let stop = stop_on_signals();
+    let stop = control::stop_on_signals();
     let deadline = a
         .duration
         .map(|secs| std::time::Instant::now() + StdDuration::from_secs(secs));
@@ -322,22 +329,15 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         stat.path().display()
     );
     flush_stdout();
-    let meta = stat::StatMeta {
+    let meta = StatMeta {
         ifname: o.ifname.clone(),
         addr: o.addr,
         pid: std::process::id(),
     };
     let flag = stop.clone();
-    // The control thread: answers `xdptcp stat` every 20 ms until stopped.
+    // The control thread: answers `xdptcp stat` until stopped.
     let snaps = stack.run(&mut servers, stop.clone(), |handles| {
-        while !flag.load(Ordering::Relaxed) {
-            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                flag.store(true, Ordering::Relaxed);
-                break;
-            }
-            stat.poll(&meta, handles);
-            std::thread::sleep(StdDuration::from_millis(20));
-        }
+        control::answer_until(&stat, &meta, handles, &flag, deadline)
     });
     drop(stat);
     if let Some((port, e)) = servers.iter().find_map(|s| s.listen_errors.first()) {
@@ -363,18 +363,21 @@ pub fn stat_cmd(a: &StatArgs) -> Result<(), Failure> {
     let ifaces = match &a.iface {
         Some(i) => vec![i.clone()],
         None => {
-            let r = stat::running();
+            let r = control::running();
             if r.is_empty() {
                 return Err(fail(
                     1,
-                    format!("no xdptcp serve running (no {}/*.sock)", stat::STAT_DIR),
+                    format!("no xdptcp serve running (no {}/*.sock)", control::STAT_DIR),
                 ));
             }
             r
         }
     };
     for i in ifaces {
-        print!("{}", stat::query(&i, a.json).map_err(|m| fail(1, m))?);
+        print!(
+            "{}",
+            control::query(&i, a.json).map_err(|e| fail(1, e.to_string()))?
+        );
     }
     flush_stdout();
     Ok(())
@@ -384,13 +387,10 @@ pub fn stat_cmd(a: &StatArgs) -> Result<(), Failure> {
 pub fn connect(a: &ConnectArgs) -> Result<(), Failure> {
     let o = options(&a.common, Vec::new(), 1)?;
     let mut stack = open(&o)?;
-    let stop = stop_on_signals();
+    let stop = control::stop_on_signals();
     stack.workers[0].set_stop_flag(stop.clone());
     let timeout = a.timeout;
-    std::thread::spawn(move || {
-        std::thread::sleep(StdDuration::from_secs(timeout));
-        stop.store(true, Ordering::Relaxed);
-    });
+    control::stop_after(stop, timeout);
     let mut client = Client::new(a.remote, a.message.as_bytes());
     stack.workers[0].run(&mut client);
     match client.outcome() {
@@ -416,101 +416,8 @@ fn flush_stdout() {
     let _ = std::io::stdout().flush();
 }
 
-/// The non-zero state counts as `established 3, time_wait 2` (or `none`).
-fn states_line(c: &StateCounts) -> String {
-    let all = [
-        ("listen", c.listen),
-        ("syn_sent", c.syn_sent),
-        ("syn_received", c.syn_received),
-        ("established", c.established),
-        ("fin_wait1", c.fin_wait1),
-        ("fin_wait2", c.fin_wait2),
-        ("close_wait", c.close_wait),
-        ("closing", c.closing),
-        ("last_ack", c.last_ack),
-        ("time_wait", c.time_wait),
-        ("closed", c.closed),
-    ];
-    let parts: Vec<String> = all
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(name, n)| format!("{name} {n}"))
-        .collect();
-    if parts.is_empty() {
-        "none".to_string()
-    } else {
-        parts.join(", ")
-    }
-}
-
-/// The stop summary of one worker: loop, TCP, flow (flow.rs counters) and drop lines, each
-/// starting with `xdptcp: ` (what `serve` prints when it stops; the bench keeps them).
-pub fn summary_lines(s: &WorkerSnapshot) -> Vec<String> {
-    let mut v = Vec::new();
-    let l = &s.looping;
-    let e = &s.endpoint;
-    let i = &s.iface;
-    v.push(format!(
-        "xdptcp: worker {}: loop: {} iterations ({} busy, {} idle; busy {} ms, idle {} ms); \
-         rx {} frames, tx {} segments",
-        s.worker,
-        l.iterations,
-        l.busy_iterations,
-        l.idle_iterations,
-        l.busy_ns / 1_000_000,
-        l.idle_ns / 1_000_000,
-        l.rx_packets,
-        l.tx_packets
-    ));
-    v.push(format!(
-        "xdptcp: tcp: {} opened, {} freed, {} segments in, {} out, {} resets to closed ports, \
-         {} TIME-WAIT entered, {} cookies sent; states: {}",
-        e.conns_opened,
-        e.conns_freed,
-        e.segments_in,
-        e.segments_out,
-        e.rst_closed,
-        e.tw_entered,
-        e.cookies_sent,
-        states_line(&s.states)
-    ));
-    let f = &e.flow;
-    v.push(format!(
-        "xdptcp: flow: in {} data segments ({} bytes), {} pure ACKs; out {} data segments \
-         ({} bytes), {} retransmitted, {} pure ACKs; transmit rounds ended by: app {}, \
-         send buffer {}, peer window {}, cwnd {}, nagle/sws {}",
-        f.data_segs_in,
-        f.data_bytes_in,
-        f.pure_acks_in,
-        f.data_segs_out,
-        f.data_bytes_out,
-        f.retrans_segs,
-        f.pure_acks_out,
-        f.tx_app_limited,
-        f.tx_sndbuf_limited,
-        f.tx_rwnd_limited,
-        f.tx_cwnd_limited,
-        f.tx_small_held
-    ));
-    v.push(format!(
-        "xdptcp: drops: checksum {}, truncated {}, malformed {}, unsupported {}, not ours {}, \
-         tx full {}, neighbour {}; hand-offs sent {}, received {}, dropped {}",
-        i.rx_checksum,
-        i.rx_truncated,
-        i.rx_malformed,
-        i.rx_unsupported,
-        i.rx_not_ours,
-        i.tx_full,
-        i.tx_neigh_dropped,
-        i.handoff_sent,
-        i.handoff_received,
-        i.handoff_dropped
-    ));
-    v
-}
-
 fn print_summary(s: &WorkerSnapshot) {
-    for l in summary_lines(s) {
+    for l in report::summary_lines(s) {
         println!("{l}");
     }
 }
@@ -542,12 +449,15 @@ mod tests {
         assert_eq!(parse_listen("80=http"), Ok((80, AppKind::Http)));
         assert_eq!(parse_listen("9=close-first"), Ok((9, AppKind::CloseFirst)));
         assert_eq!(parse_listen("19=source"), Ok((19, AppKind::Source)));
-        assert!(parse_listen("7").unwrap_err().contains("expected PORT=APP"));
-        assert!(parse_listen("0=echo").unwrap_err().contains("not a port"));
-        assert!(parse_listen("x=echo").unwrap_err().contains("not a port"));
-        assert!(parse_listen("7=ftp")
-            .unwrap_err()
-            .contains("unknown application"));
+        let err = |s: &str| parse_listen(s).unwrap_err().to_string();
+        assert!(err("7").contains("expected PORT=APP"));
+        assert!(err("0=echo").contains("not a port"));
+        assert!(err("x=echo").contains("not a port"));
+        assert_eq!(
+            err("7=ftp"),
+            "bad --listen \"7=ftp\": unknown application \"ftp\" \
+             (one of: echo, discard, http, close-first, source)"
+        );
     }
 
     #[test]
@@ -560,9 +470,11 @@ mod tests {
         assert_eq!(c.syncookies, 2);
         assert!(parse_sets(&["tcp_syncookies".into()])
             .unwrap_err()
+            .to_string()
             .contains("KEY=VALUE"));
         assert!(parse_sets(&["no_such_key=1".into()])
             .unwrap_err()
+            .to_string()
             .starts_with("bad --set"));
     }
 }

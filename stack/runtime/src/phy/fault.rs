@@ -22,6 +22,12 @@
 //! allocated up front. Every frame in the injector (staged, held back, delayed) occupies
 //! one; when none is free, `transmit` refuses with [`TxError::Full`], RX pulls fewer frames
 //! from the inner device, and a duplicate that finds no buffer is not made (`overflow`).
+//!
+//! Why not `xdptcp_sim::Link`: the simulator's link is a wire in virtual time between two
+//! sans-IO endpoints (rate, queue, tail drop, header-sparing corruption); this wraps a
+//! device, so veth tests can lose frames between the stack and a real Linux peer, and the
+//! runtime does not depend on the simulator. See `stack/sim/src/link.rs` for the list of
+//! impairment models and what each is for.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

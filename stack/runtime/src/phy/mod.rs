@@ -9,7 +9,7 @@ pub mod afxdp;
 pub mod fault;
 pub mod memory;
 
-pub use afxdp::{AfXdpConfig, AfXdpDevice, AfXdpError, AfXdpStats};
+pub use afxdp::{AfXdpConfig, AfXdpDevice, AfXdpError, AfXdpStats, ConfigInvalid};
 pub use fault::{FaultConfig, FaultCounters, FaultInjector, FaultStats};
 pub use memory::MemoryDevice;
 

@@ -75,13 +75,13 @@ impl AfXdpConfig {
         self.frame_count.saturating_sub(self.fill_size)
     }
 
-    /// Checks what the kernel would reject, with a message that says which field.
-    pub fn validate(&self) -> Result<(), String> {
-        let pow2 = |name: &str, v: u32| {
-            if v.is_power_of_two() {
+    /// Checks what the kernel would reject, naming the field.
+    pub fn validate(&self) -> Result<(), ConfigInvalid> {
+        let pow2 = |field: &'static str, value: u32| {
+            if value.is_power_of_two() {
                 Ok(())
             } else {
-                Err(format!("{name} must be a power of two, got {v}"))
+                Err(ConfigInvalid::NotPowerOfTwo { field, value })
             }
         };
         pow2("frame_size", self.frame_size)?;
@@ -90,16 +90,15 @@ impl AfXdpConfig {
         pow2("rx_size", self.rx_size)?;
         pow2("tx_size", self.tx_size)?;
         if !(MIN_FRAME_SIZE..=MAX_FRAME_SIZE).contains(&self.frame_size) {
-            return Err(format!(
-                "frame_size must be in {MIN_FRAME_SIZE}..={MAX_FRAME_SIZE}, got {}",
-                self.frame_size
-            ));
+            return Err(ConfigInvalid::FrameSize {
+                value: self.frame_size,
+            });
         }
         if self.frame_count <= self.fill_size {
-            return Err(format!(
-                "frame_count ({}) must exceed fill_size ({}) to leave frames for TX",
-                self.frame_count, self.fill_size
-            ));
+            return Err(ConfigInvalid::NoTxFrames {
+                frame_count: self.frame_count,
+                fill_size: self.fill_size,
+            });
         }
         Ok(())
     }
@@ -107,7 +106,8 @@ impl AfXdpConfig {
     /// The xsk-rs configurations: no frame headroom, INHIBIT_PROG_LOAD (our own program
     /// steers), copy or zero-copy bind, optional need_wakeup.
     pub(super) fn xsk_configs(&self) -> Result<(UmemConfig, SocketConfig), AfXdpError> {
-        self.validate().map_err(AfXdpError::InvalidConfig)?;
+        self.validate()
+            .map_err(|e| AfXdpError::InvalidConfig(e.to_string()))?;
         let invalid = |e: &dyn std::fmt::Display| AfXdpError::InvalidConfig(e.to_string());
         let q = |n: u32| QueueSize::new(n).map_err(|e| invalid(&e));
         let umem = UmemConfig::builder()
@@ -187,6 +187,19 @@ pub enum AfXdpError {
     },
 }
 
+/// A setting of [`AfXdpConfig`] the kernel would reject.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigInvalid {
+    #[error("{field} must be a power of two, got {value}")]
+    NotPowerOfTwo { field: &'static str, value: u32 },
+    #[error("frame_size must be in {min}..={max}, got {value}", min = MIN_FRAME_SIZE, max = MAX_FRAME_SIZE)]
+    FrameSize { value: u32 },
+    #[error(
+        "frame_count ({frame_count}) must exceed fill_size ({fill_size}) to leave frames for TX"
+    )]
+    NoTxFrames { frame_count: u32, fill_size: u32 },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,7 +251,10 @@ mod tests {
         }
         .validate()
         .unwrap_err();
-        assert_eq!(msg, "fill_size must be a power of two, got 1000");
+        assert_eq!(
+            msg.to_string(),
+            "fill_size must be a power of two, got 1000"
+        );
         assert_eq!(
             AfXdpConfig {
                 frame_size: 4096,

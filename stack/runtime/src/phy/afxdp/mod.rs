@@ -19,7 +19,7 @@
 
 mod config;
 
-pub use config::{AfXdpConfig, AfXdpError, XDP_HEADROOM};
+pub use config::{AfXdpConfig, AfXdpError, ConfigInvalid, XDP_HEADROOM};
 
 use std::io;
 use std::num::NonZeroU32;

@@ -1,30 +1,11 @@
-//! `xdptcp stat`: the statistics of a running `xdptcp serve`, over a unix socket.
-//!
-//! `serve`'s control thread (the main thread, while the workers run) listens on
-//! `/run/xdptcp/<iface>.sock` (directory mode 0700, socket mode 0600: root only; removed on
-//! exit; a stale file of a killed serve is replaced). A client connects, writes one request
-//! line (`text` or `json`) and reads the report until EOF. The report is built from the
-//! workers' published snapshots (at most ~100 ms old), so asking costs the workers nothing.
-//! Each client is served with 1 s I/O timeouts, one at a time: bounded.
+//! What a running stack reports about itself, as text: the `xdptcp stat` report (text and
+//! JSON, per worker and in total) and the stop summary `serve` prints. Built from the workers'
+//! published snapshots ([`WorkerSnapshot`]); the caller prints or sends the text.
 
 use std::fmt::Write as _;
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::time::Duration as StdDuration;
 
-use crate::worker::{StatsHandle, WorkerSnapshot};
-
-/// Where stat sockets live.
-pub const STAT_DIR: &str = "/run/xdptcp";
-
-/// The socket of the stack serving `ifname`.
-pub fn socket_path(ifname: &str) -> PathBuf {
-    Path::new(STAT_DIR).join(format!("{ifname}.sock"))
-}
-
-const IO_TIMEOUT: StdDuration = StdDuration::from_secs(1);
+use crate::tcp::endpoint::StateCounts;
+use crate::worker::WorkerSnapshot;
 
 /// What a report names besides the snapshots.
 #[derive(Debug, Clone)]
@@ -32,113 +13,6 @@ pub struct StatMeta {
     pub ifname: String,
     pub addr: std::net::Ipv4Addr,
     pub pid: u32,
-}
-
-/// The listening side, owned by `serve`. Removes the socket file on drop.
-#[derive(Debug)]
-pub struct StatServer {
-    listener: UnixListener,
-    path: PathBuf,
-}
-
-impl StatServer {
-    /// Binds `/run/xdptcp/<ifname>.sock` (non-blocking accept).
-    pub fn bind(ifname: &str) -> io::Result<StatServer> {
-        std::fs::create_dir_all(STAT_DIR)?;
-        std::fs::set_permissions(STAT_DIR, std::fs::Permissions::from_mode(0o700))?;
-        let path = socket_path(ifname);
-        // A file left by a serve that was killed: nobody answers on it.
-        if path.exists() && UnixStream::connect(&path).is_err() {
-            let _ = std::fs::remove_file(&path);
-        }
-        let listener = UnixListener::bind(&path)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        listener.set_nonblocking(true)?;
-        Ok(StatServer { listener, path })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Answers every client waiting now. Errors of one client are ignored.
-    pub fn poll(&self, meta: &StatMeta, handles: &[StatsHandle]) {
-        // Bounded: at most 64 clients per call.
-        for _ in 0..64 {
-            match self.listener.accept() {
-                Ok((s, _)) => {
-                    let _ = answer(s, meta, handles);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(_) => return,
-            }
-        }
-    }
-}
-
-impl Drop for StatServer {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-fn answer(s: UnixStream, meta: &StatMeta, handles: &[StatsHandle]) -> io::Result<()> {
-    s.set_nonblocking(false)?;
-    s.set_read_timeout(Some(IO_TIMEOUT))?;
-    s.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut line = String::new();
-    BufReader::new((&s).take(64)).read_line(&mut line)?;
-    let snaps: Vec<WorkerSnapshot> = handles.iter().map(StatsHandle::get).collect();
-    let report = if line.trim() == "json" {
-        report_json(meta, &snaps)
-    } else {
-        report_text(meta, &snaps)
-    };
-    (&s).write_all(report.as_bytes())
-}
-
-/// Asks the serve of `ifname` for its report. `Err` is the one line to print.
-pub fn query(ifname: &str, json: bool) -> Result<String, String> {
-    let path = socket_path(ifname);
-    let mut s = UnixStream::connect(&path).map_err(|e| {
-        if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) {
-            format!(
-                "no xdptcp serve running on {ifname} (no {})",
-                path.display()
-            )
-        } else {
-            format!("{}: {e}", path.display())
-        }
-    })?;
-    let io = |e: io::Error| format!("{}: {e}", path.display());
-    s.set_read_timeout(Some(StdDuration::from_secs(5)))
-        .map_err(io)?;
-    s.set_write_timeout(Some(StdDuration::from_secs(5)))
-        .map_err(io)?;
-    s.write_all(if json { b"json\n" } else { b"text\n" })
-        .map_err(io)?;
-    let mut out = String::new();
-    // Reports are a few KiB; 1 MiB bounds a misbehaving server.
-    s.take(1 << 20).read_to_string(&mut out).map_err(io)?;
-    Ok(out)
-}
-
-/// The interfaces with a stat socket now.
-pub fn running() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(STAT_DIR)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_str()
-                        .and_then(|n| n.strip_suffix(".sock"))
-                        .map(str::to_string)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 /// Named counters of one snapshot, in report order (also the JSON keys).
@@ -436,6 +310,99 @@ pub fn report_json(meta: &StatMeta, snaps: &[WorkerSnapshot]) -> String {
     obj(&mut out, &totals(snaps));
     out.push_str("}}\n");
     out
+}
+
+/// The non-zero state counts as `established 3, time_wait 2` (or `none`).
+fn states_line(c: &StateCounts) -> String {
+    let all = [
+        ("listen", c.listen),
+        ("syn_sent", c.syn_sent),
+        ("syn_received", c.syn_received),
+        ("established", c.established),
+        ("fin_wait1", c.fin_wait1),
+        ("fin_wait2", c.fin_wait2),
+        ("close_wait", c.close_wait),
+        ("closing", c.closing),
+        ("last_ack", c.last_ack),
+        ("time_wait", c.time_wait),
+        ("closed", c.closed),
+    ];
+    let parts: Vec<String> = all
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    if parts.is_empty() {
+        "none".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The stop summary of one worker: loop, TCP, flow (flow.rs counters) and drop lines, each
+/// starting with `xdptcp: ` (what `serve` prints when it stops; the bench keeps them).
+pub fn summary_lines(s: &WorkerSnapshot) -> Vec<String> {
+    let mut v = Vec::new();
+    let l = &s.looping;
+    let e = &s.endpoint;
+    let i = &s.iface;
+    v.push(format!(
+        "xdptcp: worker {}: loop: {} iterations ({} busy, {} idle; busy {} ms, idle {} ms); \
+         rx {} frames, tx {} segments",
+        s.worker,
+        l.iterations,
+        l.busy_iterations,
+        l.idle_iterations,
+        l.busy_ns / 1_000_000,
+        l.idle_ns / 1_000_000,
+        l.rx_packets,
+        l.tx_packets
+    ));
+    v.push(format!(
+        "xdptcp: tcp: {} opened, {} freed, {} segments in, {} out, {} resets to closed ports, \
+         {} TIME-WAIT entered, {} cookies sent; states: {}",
+        e.conns_opened,
+        e.conns_freed,
+        e.segments_in,
+        e.segments_out,
+        e.rst_closed,
+        e.tw_entered,
+        e.cookies_sent,
+        states_line(&s.states)
+    ));
+    let f = &e.flow;
+    v.push(format!(
+        "xdptcp: flow: in {} data segments ({} bytes), {} pure ACKs; out {} data segments \
+         ({} bytes), {} retransmitted, {} pure ACKs; transmit rounds ended by: app {}, \
+         send buffer {}, peer window {}, cwnd {}, nagle/sws {}",
+        f.data_segs_in,
+        f.data_bytes_in,
+        f.pure_acks_in,
+        f.data_segs_out,
+        f.data_bytes_out,
+        f.retrans_segs,
+        f.pure_acks_out,
+        f.tx_app_limited,
+        f.tx_sndbuf_limited,
+        f.tx_rwnd_limited,
+        f.tx_cwnd_limited,
+        f.tx_small_held
+    ));
+    v.push(format!(
+        "xdptcp: drops: checksum {}, truncated {}, malformed {}, unsupported {}, not ours {}, \
+         tx full {}, neighbour {}; hand-offs sent {}, received {}, dropped {}",
+        i.rx_checksum,
+        i.rx_truncated,
+        i.rx_malformed,
+        i.rx_unsupported,
+        i.rx_not_ours,
+        i.tx_full,
+        i.tx_neigh_dropped,
+        i.handoff_sent,
+        i.handoff_received,
+        i.handoff_dropped
+    ));
+    v
 }
 
 #[cfg(test)]

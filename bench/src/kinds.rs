@@ -1,0 +1,176 @@
+//! What a run is made of, by name: the pairings, the scenarios, the server applications, the
+//! client kinds, and the stack's TCP settings of a run. The bottom of the bench: it imports
+//! nothing else of the crate, so every layer (servers, clients, reports, scenarios) can name
+//! these without importing the layers that use them.
+
+use crate::error::{bail, Result};
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pairing {
+    /// xdptcp client ↔ xdptcp server.
+    StackStack,
+    /// Linux (mio/epoll) client ↔ Linux (mio/epoll) server: the baseline of every ratio.
+    LinuxLinux,
+    /// Linux client → xdptcp server.
+    #[serde(rename = "linux-stack")]
+    #[value(name = "linux-stack")]
+    LinuxToStack,
+    /// Linux ↔ Linux with TSO/GSO/GRO/LRO and checksum offloads off on both ends, MTU 1500
+    /// (netns::OffloadsOff): the kernel moving the stack's segment size. Single-flow bulk
+    /// only: the bulk target compares the stack with Linux both with and without offloads.
+    #[serde(rename = "linux-linux-nooff")]
+    #[value(name = "linux-linux-nooff")]
+    LinuxLinuxNoOffload,
+}
+
+/// Server applications; the first four are the `xdptcp serve --listen PORT=APP` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerApp {
+    /// Echo everything, close when the peer closes.
+    Echo,
+    /// Read and drop.
+    Discard,
+    /// On accept send `bye\n` and close first (the server does the active close).
+    CloseFirst,
+    /// Write continuously until the peer closes (download direction of `bulk`).
+    Source,
+}
+
+impl ServerApp {
+    /// The APP name `xdptcp serve` takes, if it has this application.
+    pub fn serve_name(self) -> Option<&'static str> {
+        match self {
+            ServerApp::Echo => Some("echo"),
+            ServerApp::Discard => Some("discard"),
+            ServerApp::CloseFirst => Some("close-first"),
+            ServerApp::Source => Some("source"),
+        }
+    }
+}
+
+/// Which client implementation drives a pairing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientKind {
+    Linux,
+    Stack,
+}
+
+impl Pairing {
+    pub const ALL: [Pairing; 4] = [
+        Pairing::LinuxLinux,
+        Pairing::LinuxLinuxNoOffload,
+        Pairing::LinuxToStack,
+        Pairing::StackStack,
+    ];
+
+    /// Whether this pairing runs `scen`: `linux-linux-nooff` only runs the single-flow bulk
+    /// scenarios (the second baseline of the bulk target; it keeps the default suite short).
+    pub fn runs(self, scen: Scenario) -> bool {
+        self != Pairing::LinuxLinuxNoOffload
+            || matches!(scen, Scenario::BulkUp | Scenario::BulkDown)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Pairing::StackStack => "stack-stack",
+            Pairing::LinuxLinux => "linux-linux",
+            Pairing::LinuxToStack => "linux-stack",
+            Pairing::LinuxLinuxNoOffload => "linux-linux-nooff",
+        }
+    }
+
+    pub fn client_kind(self) -> ClientKind {
+        match self {
+            Pairing::StackStack => ClientKind::Stack,
+            _ => ClientKind::Linux,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    CpsClientClose,
+    CpsServerClose,
+    RrClosed,
+    RrOpen,
+    BulkUp,
+    BulkDown,
+    BulkMultiUp,
+    BulkMultiDown,
+    Conns,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 9] = [
+        Scenario::CpsClientClose,
+        Scenario::CpsServerClose,
+        Scenario::RrClosed,
+        Scenario::RrOpen,
+        Scenario::BulkUp,
+        Scenario::BulkDown,
+        Scenario::BulkMultiUp,
+        Scenario::BulkMultiDown,
+        Scenario::Conns,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::CpsClientClose => "cps/client-close",
+            Scenario::CpsServerClose => "cps/server-close",
+            Scenario::RrClosed => "rr/closed",
+            Scenario::RrOpen => "rr/open",
+            Scenario::BulkUp => "bulk/1-up",
+            Scenario::BulkDown => "bulk/1-down",
+            Scenario::BulkMultiUp => "bulk/n-up",
+            Scenario::BulkMultiDown => "bulk/n-down",
+            Scenario::Conns => "conns",
+        }
+    }
+
+    pub fn app(self) -> ServerApp {
+        match self {
+            Scenario::CpsServerClose => ServerApp::CloseFirst,
+            Scenario::BulkUp | Scenario::BulkMultiUp => ServerApp::Discard,
+            Scenario::BulkDown | Scenario::BulkMultiDown => ServerApp::Source,
+            _ => ServerApp::Echo,
+        }
+    }
+
+    /// Expands names: a group (`cps`, `rr`, `bulk`, `conns`) or a full name (`rr/open`).
+    pub fn parse_list(list: &str) -> Result<Vec<Scenario>> {
+        let mut v = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let matched: Vec<Scenario> = Scenario::ALL
+                .into_iter()
+                .filter(|s| s.name() == item || s.name().split('/').next() == Some(item))
+                .collect();
+            if matched.is_empty() {
+                bail!(
+                    "unknown scenario `{item}` (groups: cps, rr, bulk, conns, ceiling, all; or \
+                     e.g. rr/open)"
+                );
+            }
+            for s in matched {
+                if !v.contains(&s) {
+                    v.push(s);
+                }
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// `KEY=VALUE` TCP settings for both stack sides from `$XDPTCP_BENCH_STACK_SET`
+/// (comma-separated, e.g. `tcp_wmem=16384,tcp_rmem=131072`): `xdptcp serve --set` and the
+/// stack client's `TcpConfig::set`. For trying settings without a rebuild.
+pub fn stack_sets() -> Vec<String> {
+    std::env::var("XDPTCP_BENCH_STACK_SET")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
