@@ -14,6 +14,8 @@
 //! - [`iface`]: one queue's loop iteration (device + wire + neighbours + endpoint + app);
 //! - [`worker`]: the pinned run-to-completion loop around an interface;
 //! - [`stack`]: the builder that brings a stack up on an interface ([`stack::Stack`]);
+//! - [`metrics`]: the workers' snapshots in the Prometheus text format, served over HTTP on
+//!   a kernel socket (`serve --metrics`);
 //! - [`cli`]: the `xdptcp` program's command line (parsing and printing only).
 
 pub use xdptcp_core::{rss, tcp, time, wheel, wire};
@@ -23,6 +25,7 @@ pub mod cli;
 pub mod clock;
 pub mod handoff;
 pub mod iface;
+pub mod metrics;
 pub mod neigh;
 pub mod phy;
 pub mod stack;
