@@ -846,6 +846,352 @@ mod tests {
         );
     }
 
+    /// A snapshot whose every `xdptcp stat` field holds its own value (1000 + 7 i; the loop
+    /// times in ns are large enough to show fractions of a second).
+    fn distinct() -> WorkerSnapshot {
+        let mut s = WorkerSnapshot::default();
+        s.states.listen = 1000;
+        s.states.syn_sent = 1007;
+        s.states.syn_received = 1014;
+        s.states.established = 1021;
+        s.states.fin_wait1 = 1028;
+        s.states.fin_wait2 = 1035;
+        s.states.close_wait = 1042;
+        s.states.closing = 1049;
+        s.states.last_ack = 1056;
+        s.states.time_wait = 1063;
+        s.states.closed = 1070;
+        s.endpoint.conns_opened = 1077;
+        s.endpoint.conns_freed = 1084;
+        s.endpoint.cookies_sent = 1091;
+        s.endpoint.cookies_accepted = 1098;
+        s.endpoint.cookies_rejected = 1105;
+        s.endpoint.rst_closed = 1112;
+        s.endpoint.rst_listen_bad_ack = 1119;
+        s.endpoint.rst_accept_overflow = 1126;
+        s.endpoint.challenge_acks_sent = 1133;
+        s.endpoint.syn_dropped = 1140;
+        s.endpoint.listen_overflows = 1147;
+        s.endpoint.conn_limit_drops = 1154;
+        s.endpoint.tw_overflow = 1161;
+        s.endpoint.tw_entered = 1168;
+        s.endpoint.tw_reopened = 1175;
+        s.endpoint.tw_acks = 1182;
+        s.endpoint.tw_reused = 1189;
+        s.endpoint.tw_expired = 1196;
+        s.endpoint.tw_rst_ignored = 1203;
+        s.endpoint.malformed_in = 1210;
+        s.endpoint.no_listener = 1217;
+        s.endpoint.control_dropped = 1224;
+        s.iface.rx_checksum = 1231;
+        s.iface.rx_truncated = 1238;
+        s.iface.rx_malformed = 1245;
+        s.iface.rx_unsupported = 1252;
+        s.iface.rx_not_ours = 1259;
+        s.iface.tx_full = 1266;
+        s.iface.tx_no_route = 1273;
+        s.iface.tx_neigh_dropped = 1280;
+        s.iface.rx_misdirected = 1287;
+        s.iface.handoff_sent = 1294;
+        s.iface.handoff_received = 1301;
+        s.iface.handoff_dropped = 1308;
+        s.endpoint.connect_rss_miss = 1315;
+        s.iface.rx_frames = 1322;
+        s.iface.tx_segments = 1329;
+        s.device.rx_frames = 1336;
+        s.device.tx_frames = 1343;
+        s.device.rx_dropped = 1350;
+        s.endpoint.flow.data_segs_in = 1357;
+        s.endpoint.flow.data_bytes_in = 1364;
+        s.endpoint.flow.pure_acks_in = 1371;
+        s.endpoint.flow.data_segs_out = 1378;
+        s.endpoint.flow.data_bytes_out = 1385;
+        s.endpoint.flow.retrans_segs = 1392;
+        s.endpoint.flow.pure_acks_out = 1399;
+        s.endpoint.flow.tx_app_limited = 1406;
+        s.endpoint.flow.tx_sndbuf_limited = 1413;
+        s.endpoint.flow.tx_rwnd_limited = 1420;
+        s.endpoint.flow.tx_cwnd_limited = 1427;
+        s.endpoint.flow.tx_small_held = 1434;
+        s.looping.busy_ns = 1441004323;
+        s.looping.idle_ns = 1448004344;
+        s.time_wait_bytes = 1455;
+        s.buffers.out_bytes = 1462;
+        s.buffers.cached_bytes = 1469;
+        s.buffers.allocated = 1476;
+        s.buffers.released = 1483;
+        s
+    }
+
+    /// Every `xdptcp stat` counter: the metric (and label) that exports it, for worker 0.
+    const FROM_STAT: &[(&str, &str, Option<(&str, &str)>)] = &[
+        ("listen", "xdptcp_connections", Some(("state", "listen"))),
+        (
+            "syn_sent",
+            "xdptcp_connections",
+            Some(("state", "syn_sent")),
+        ),
+        (
+            "syn_received",
+            "xdptcp_connections",
+            Some(("state", "syn_received")),
+        ),
+        (
+            "established",
+            "xdptcp_connections",
+            Some(("state", "established")),
+        ),
+        (
+            "fin_wait1",
+            "xdptcp_connections",
+            Some(("state", "fin_wait1")),
+        ),
+        (
+            "fin_wait2",
+            "xdptcp_connections",
+            Some(("state", "fin_wait2")),
+        ),
+        (
+            "close_wait",
+            "xdptcp_connections",
+            Some(("state", "close_wait")),
+        ),
+        ("closing", "xdptcp_connections", Some(("state", "closing"))),
+        (
+            "last_ack",
+            "xdptcp_connections",
+            Some(("state", "last_ack")),
+        ),
+        (
+            "time_wait",
+            "xdptcp_connections",
+            Some(("state", "time_wait")),
+        ),
+        ("closed", "xdptcp_connections", Some(("state", "closed"))),
+        ("conns_opened", "xdptcp_connections_opened_total", None),
+        ("conns_freed", "xdptcp_connections_freed_total", None),
+        ("cookies_sent", "xdptcp_syncookies_sent_total", None),
+        ("cookies_accepted", "xdptcp_syncookies_accepted_total", None),
+        ("cookies_rejected", "xdptcp_syncookies_rejected_total", None),
+        (
+            "rst_closed",
+            "xdptcp_resets_sent_total",
+            Some(("reason", "closed_port")),
+        ),
+        (
+            "rst_listen_bad_ack",
+            "xdptcp_resets_sent_total",
+            Some(("reason", "listen_bad_ack")),
+        ),
+        (
+            "rst_accept_overflow",
+            "xdptcp_resets_sent_total",
+            Some(("reason", "accept_overflow")),
+        ),
+        (
+            "challenge_acks_sent",
+            "xdptcp_challenge_acks_sent_total",
+            None,
+        ),
+        (
+            "syn_dropped",
+            "xdptcp_drops_total",
+            Some(("reason", "syn_dropped")),
+        ),
+        (
+            "listen_overflows",
+            "xdptcp_drops_total",
+            Some(("reason", "listen_overflows")),
+        ),
+        (
+            "conn_limit_drops",
+            "xdptcp_drops_total",
+            Some(("reason", "conn_limit_drops")),
+        ),
+        (
+            "tw_overflow",
+            "xdptcp_drops_total",
+            Some(("reason", "tw_overflow")),
+        ),
+        ("tw_entered", "xdptcp_time_wait_entered_total", None),
+        ("tw_reopened", "xdptcp_time_wait_reopened_total", None),
+        ("tw_acks", "xdptcp_time_wait_acks_sent_total", None),
+        ("tw_reused", "xdptcp_time_wait_reused_total", None),
+        ("tw_expired", "xdptcp_time_wait_expired_total", None),
+        (
+            "tw_rst_ignored",
+            "xdptcp_time_wait_rsts_ignored_total",
+            None,
+        ),
+        (
+            "malformed_in",
+            "xdptcp_drops_total",
+            Some(("reason", "malformed_in")),
+        ),
+        (
+            "no_listener",
+            "xdptcp_drops_total",
+            Some(("reason", "no_listener")),
+        ),
+        (
+            "control_dropped",
+            "xdptcp_drops_total",
+            Some(("reason", "control_dropped")),
+        ),
+        (
+            "rx_checksum",
+            "xdptcp_drops_total",
+            Some(("reason", "rx_checksum")),
+        ),
+        (
+            "rx_truncated",
+            "xdptcp_drops_total",
+            Some(("reason", "rx_truncated")),
+        ),
+        (
+            "rx_malformed",
+            "xdptcp_drops_total",
+            Some(("reason", "rx_malformed")),
+        ),
+        (
+            "rx_unsupported",
+            "xdptcp_drops_total",
+            Some(("reason", "rx_unsupported")),
+        ),
+        (
+            "rx_not_ours",
+            "xdptcp_drops_total",
+            Some(("reason", "rx_not_ours")),
+        ),
+        ("tx_full", "xdptcp_drops_total", Some(("reason", "tx_full"))),
+        (
+            "tx_no_route",
+            "xdptcp_drops_total",
+            Some(("reason", "tx_no_route")),
+        ),
+        (
+            "tx_neigh_dropped",
+            "xdptcp_drops_total",
+            Some(("reason", "tx_neigh_dropped")),
+        ),
+        (
+            "rx_misdirected",
+            "xdptcp_rx_misdirected_segments_total",
+            None,
+        ),
+        ("handoff_sent", "xdptcp_handoff_sent_segments_total", None),
+        (
+            "handoff_received",
+            "xdptcp_handoff_received_segments_total",
+            None,
+        ),
+        (
+            "handoff_dropped",
+            "xdptcp_drops_total",
+            Some(("reason", "handoff_dropped")),
+        ),
+        ("connect_rss_miss", "xdptcp_connect_rss_miss_total", None),
+        ("rx_frames", "xdptcp_rx_frames_total", None),
+        ("tx_segments", "xdptcp_tx_segments_total", None),
+        ("dev_rx_frames", "xdptcp_device_rx_frames_total", None),
+        ("dev_tx_frames", "xdptcp_device_tx_frames_total", None),
+        (
+            "dev_rx_dropped",
+            "xdptcp_drops_total",
+            Some(("reason", "dev_rx_dropped")),
+        ),
+        (
+            "data_segs_in",
+            "xdptcp_tcp_data_segments_received_total",
+            None,
+        ),
+        (
+            "data_bytes_in",
+            "xdptcp_tcp_data_received_bytes_total",
+            None,
+        ),
+        ("pure_acks_in", "xdptcp_tcp_pure_acks_received_total", None),
+        ("data_segs_out", "xdptcp_tcp_data_segments_sent_total", None),
+        ("data_bytes_out", "xdptcp_tcp_data_sent_bytes_total", None),
+        (
+            "retrans_segs",
+            "xdptcp_tcp_retransmitted_segments_total",
+            None,
+        ),
+        ("pure_acks_out", "xdptcp_tcp_pure_acks_sent_total", None),
+        (
+            "tx_app_limited",
+            "xdptcp_tcp_transmit_rounds_total",
+            Some(("limit", "app")),
+        ),
+        (
+            "tx_sndbuf_limited",
+            "xdptcp_tcp_transmit_rounds_total",
+            Some(("limit", "sndbuf")),
+        ),
+        (
+            "tx_rwnd_limited",
+            "xdptcp_tcp_transmit_rounds_total",
+            Some(("limit", "rwnd")),
+        ),
+        (
+            "tx_cwnd_limited",
+            "xdptcp_tcp_transmit_rounds_total",
+            Some(("limit", "cwnd")),
+        ),
+        (
+            "tx_small_held",
+            "xdptcp_tcp_transmit_rounds_total",
+            Some(("limit", "nagle_sws")),
+        ),
+        ("busy_ns", "xdptcp_worker_busy_seconds_total", None),
+        ("idle_ns", "xdptcp_worker_idle_seconds_total", None),
+        ("time_wait_bytes", "xdptcp_time_wait_table_bytes", None),
+        ("buf_out_bytes", "xdptcp_buffer_lent_bytes", None),
+        ("buf_pool_bytes", "xdptcp_buffer_pool_cached_bytes", None),
+        (
+            "buf_pool_allocated",
+            "xdptcp_buffer_pool_allocated_total",
+            None,
+        ),
+        (
+            "buf_pool_released",
+            "xdptcp_buffer_pool_released_total",
+            None,
+        ),
+    ];
+
+    /// The metrics follow `xdptcp stat`: every stat counter is exported with its value (a
+    /// stat counter added without a metric fails here).
+    #[test]
+    fn every_stat_counter_is_exported() {
+        let s = distinct();
+        let stat = crate::cli::stat::counters(&s);
+        let names: Vec<&str> = stat.iter().map(|(k, _)| *k).collect();
+        let mapped: Vec<&str> = FROM_STAT.iter().map(|(k, _, _)| *k).collect();
+        assert_eq!(
+            names, mapped,
+            "a stat counter without a metric (or the order changed)"
+        );
+        let e = prom::parse_strict(&render(&meta(), &[s])).unwrap_or_else(|m| panic!("{m}"));
+        for (&(key, value), &(_, metric, label)) in stat.iter().zip(FROM_STAT) {
+            let mut labels = vec![("worker", "0")];
+            labels.extend(label);
+            let want = if metric.ends_with("_seconds_total") {
+                value as f64 / 1e9
+            } else {
+                value as f64
+            };
+            assert_eq!(
+                e.get(metric, &labels),
+                Some(want),
+                "{key} -> {metric} {label:?}"
+            );
+            // The total of one worker is the worker's value.
+            assert_eq!(e.get(metric, &labels[1..]), Some(want), "{key} total");
+        }
+    }
+
     #[test]
     fn names_are_valid_and_each_family_has_help_and_type_once() {
         let r = render(&meta(), &snaps());
