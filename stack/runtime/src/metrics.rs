@@ -923,8 +923,15 @@ mod tests {
         s
     }
 
+    /// (stat counter, metric, label of the metric's series).
+    type StatMetric = (
+        &'static str,
+        &'static str,
+        Option<(&'static str, &'static str)>,
+    );
+
     /// Every `xdptcp stat` counter: the metric (and label) that exports it, for worker 0.
-    const FROM_STAT: &[(&str, &str, Option<(&str, &str)>)] = &[
+    const FROM_STAT: &[StatMetric] = &[
         ("listen", "xdptcp_connections", Some(("state", "listen"))),
         (
             "syn_sent",

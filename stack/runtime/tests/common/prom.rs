@@ -14,8 +14,7 @@ use std::collections::HashSet;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub name: String,
-    /// In line order, unescaped.
-    pub labels: Vec<(String, String)>,
+    pub labels: Labels,
     pub value: f64,
 }
 
@@ -86,8 +85,11 @@ fn unescape_help(s: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// Label pairs in line order, unescaped.
+type Labels = Vec<(String, String)>;
+
 /// `{a="x",b="y"}` after the metric name; returns the labels and the rest of the line.
-fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
     let mut labels = Vec::new();
     let mut rest = s.strip_prefix('{').ok_or("expected {")?;
     if let Some(r) = rest.strip_prefix('}') {
