@@ -30,8 +30,8 @@ use crate::worker::{ListenerSnapshot, StatsHandle, WorkerSnapshot};
 pub const MAX_REQUEST: usize = 8192;
 /// Timeout of each read and write on a scrape connection.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(1);
-/// A request must be read and answered within this time (a slow client cannot hold the
-/// thread longer).
+/// A request must be read and its response written within this time (a slow client cannot
+/// hold the thread longer).
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
 /// The accept loop's sleep when no client waits (also how fast it notices the stop).
 const ACCEPT_POLL: Duration = Duration::from_millis(20);
@@ -206,7 +206,7 @@ const SINGLE: &[Single] = &[
      |s| s.endpoint.conns_opened),
     ("xdptcp_connections_accepted_total", C, N,
      "Connections the application accepted from a listener's accept queue.",
-     |s| s.listeners().iter().map(|l| l.stats.accepted).sum()),
+     |s| s.listeners().iter().map(|l| l.stats.accepted).sum()), // the first 16 listeners
     ("xdptcp_connections_freed_total", C, N,
      "Connections whose state was freed.",
      |s| s.endpoint.conns_freed),
@@ -674,7 +674,6 @@ fn respond(head: &[u8], render: impl FnOnce() -> String) -> (&'static str, &'sta
 fn answer(mut s: TcpStream, render: impl FnOnce() -> String) -> io::Result<()> {
     let deadline = Instant::now() + REQUEST_DEADLINE;
     s.set_nonblocking(false)?;
-    s.set_write_timeout(Some(IO_TIMEOUT))?;
     let (status, ctype, body) = match read_head(&mut s, deadline) {
         Ok(head) => respond(&head, render),
         Err(HeadError::TooLarge) => (
@@ -688,10 +687,28 @@ fn answer(mut s: TcpStream, render: impl FnOnce() -> String) -> io::Result<()> {
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    s.write_all(head.as_bytes())?;
-    s.write_all(body.as_bytes())?;
-    s.flush()?;
+    write_by(&mut s, head.as_bytes(), deadline)?;
+    write_by(&mut s, body.as_bytes(), deadline)?;
     let _ = s.shutdown(std::net::Shutdown::Write);
+    Ok(())
+}
+
+/// `write_all` that gives up at `deadline` (a client that reads slowly cannot hold the
+/// thread: each write waits at most [`IO_TIMEOUT`] and the whole response `deadline`).
+fn write_by(s: &mut TcpStream, mut buf: &[u8], deadline: Instant) -> io::Result<()> {
+    while !buf.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ErrorKind::TimedOut.into());
+        }
+        s.set_write_timeout(Some(left.min(IO_TIMEOUT)))?;
+        match s.write(buf) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }
 
@@ -1377,6 +1394,37 @@ mod tests {
             let e = parse_addr(bad).unwrap_err();
             assert!(e.starts_with("bad --metrics "), "{e}");
         }
+    }
+
+    /// A client that asks and never reads holds the thread until REQUEST_DEADLINE at most
+    /// (the response is larger than the socket buffers, so the server's writes block).
+    #[test]
+    fn a_client_that_does_not_read_is_dropped_at_the_deadline() {
+        let server = MetricsServer::bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+        let addr = server.local_addr();
+        let quit = Arc::new(AtomicBool::new(false));
+        let q = quit.clone();
+        let t = std::thread::spawn(move || server.serve(&q, || "x".repeat(32 << 20)));
+        let mut stuck = TcpStream::connect(addr).expect("connect");
+        stuck.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let start = Instant::now();
+        let mut next = TcpStream::connect(addr).expect("connect");
+        next.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        next.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        let mut first = [0u8; 15];
+        next.read_exact(&mut first)
+            .expect("the second client's response");
+        assert_eq!(&first, b"HTTP/1.1 200 OK");
+        let waited = start.elapsed();
+        assert!(
+            waited < REQUEST_DEADLINE + Duration::from_secs(1),
+            "{waited:?}"
+        );
+        quit.store(true, Ordering::Relaxed);
+        drop((stuck, next));
+        t.join().expect("server thread");
     }
 
     /// A real loopback socket: GET, 404, an oversized head, and a silent client that cannot
