@@ -337,11 +337,11 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         pid: std::process::id(),
     };
     let flag = stop.clone();
-    // The control thread: answers `xdptcp stat` every 20 ms until stopped.
     let metrics_meta = crate::metrics::Meta {
         ifname: o.ifname.clone(),
         addr: o.addr,
     };
+    // The control thread: answers `xdptcp stat` every 20 ms until stopped.
     let snaps = stack.run(&mut servers, stop.clone(), |handles| {
         // Answers scrapes on its own thread until dropped at the end of this closure.
         let _metrics = metrics.and_then(|m| {
