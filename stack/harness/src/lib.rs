@@ -6,6 +6,7 @@
 //! panic). [`netns`] runs code inside a namespace on the current or a fresh thread.
 
 pub mod netns;
+pub mod prom;
 mod veth;
 
 pub use netns::{in_netns, NetnsGuard};

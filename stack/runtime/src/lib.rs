@@ -15,7 +15,7 @@
 //! - [`worker`]: the pinned run-to-completion loop around an interface;
 //! - [`stack`]: the builder that brings a stack up on an interface ([`stack::Stack`]);
 //! - [`control`]: the control side of a running stack: stop signals, the stat socket
-//!   (`xdptcp stat`) and the text reports;
+//!   (`xdptcp stat`) the text reports and the Prometheus metrics server;
 //! - [`cli`]: the `xdptcp` program's command line (parsing and printing only).
 //!
 //! `tests/layers.rs` checks this order on every `cargo test`.

@@ -55,6 +55,9 @@ pub struct ListenerStats {
     pub cookies_sent: u64,
     /// `EmbryonicRsts`: handshakes reset because of `tcp_abort_on_overflow`.
     pub overflow_resets: u64,
+    /// Connections the application took off the accept queue (`accept()` calls that
+    /// returned a connection).
+    pub accepted: u64,
 }
 
 /// Established connections waiting for `accept()`. Linux's `sk_acceptq_is_full` is

@@ -5,7 +5,8 @@
 //!   detaches and prints a statistics summary.
 //!   With `--workers N`, worker i serves queue i on its own core (`--cores`), listeners are
 //!   replicated on every worker, and the main thread answers `xdptcp stat` on
-//!   `/run/xdptcp/<iface>.sock` ([`crate::control`]).
+//!   `/run/xdptcp/<iface>.sock` ([`crate::control`]). With `--metrics ADDR:PORT` a thread of its own
+//!   answers Prometheus scrapes ([`crate::control::metrics`]).
 //! - `xdptcp connect --iface IF --addr IP --remote IP:PORT [--message TEXT]`: the stack as a
 //!   client: connect, send, read the echo, close; prints what came back.
 //! - `xdptcp stat [--iface IF] [--json]`: per-state connection counts, queue depths, cookies,
@@ -114,6 +115,10 @@ pub struct ServeArgs {
     /// TCP_NODELAY on every accepted connection (Nagle off), as latency servers set it.
     #[arg(long)]
     pub nodelay: bool,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (a kernel socket on its own
+    /// thread; not a port the stack steers, e.g. 127.0.0.1:9100).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -287,6 +292,7 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         return Err(fail(2, "bad --workers 0: at least 1"));
     }
     let o = options(&a.common, listens.iter().map(|l| l.0).collect(), a.workers)?;
+    let metrics = bind_metrics(a.metrics.as_deref())?;
     let mut stack = open(&o)?;
     let mut servers: Vec<Server> = (0..a.workers)
         .map(|_| {
@@ -328,6 +334,9 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         o.ephemeral.1,
         stat.path().display()
     );
+    if let Some(m) = &metrics {
+        println!("xdptcp: metrics on http://{}/metrics", m.local_addr());
+    }
     flush_stdout();
     let meta = StatMeta {
         ifname: o.ifname.clone(),
@@ -335,8 +344,18 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         pid: std::process::id(),
     };
     let flag = stop.clone();
-    // The control thread: answers `xdptcp stat` until stopped.
+    let metrics_meta = crate::control::metrics::Meta {
+        ifname: o.ifname.clone(),
+        addr: o.addr,
+    };
+    // The control thread: answers `xdptcp stat` (and, with --metrics, scrapes on a thread of
+    // its own, until dropped at the end of this closure) until stopped.
     let snaps = stack.run(&mut servers, stop.clone(), |handles| {
+        let _metrics = metrics.and_then(|m| {
+            m.spawn(metrics_meta, handles.to_vec())
+                .map_err(|e| eprintln!("xdptcp: metrics thread: {e}"))
+                .ok()
+        });
         control::answer_until(&stat, &meta, handles, &flag, deadline)
     });
     drop(stat);
@@ -356,6 +375,18 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
     }
     flush_stdout();
     Ok(())
+}
+
+/// `--metrics ADDR:PORT`: bound before anything is attached, so a bad value or a port in
+/// use fails start-up (status 2 / 1, like the other flags and sockets).
+fn bind_metrics(
+    arg: Option<&str>,
+) -> Result<Option<crate::control::metrics::MetricsServer>, Failure> {
+    let Some(arg) = arg else { return Ok(None) };
+    let addr = crate::control::metrics::parse_addr(arg).map_err(|m| fail(2, m.to_string()))?;
+    crate::control::metrics::MetricsServer::bind(addr)
+        .map(Some)
+        .map_err(|e| fail(1, format!("metrics {addr}: {e}")))
 }
 
 /// `xdptcp stat`.

@@ -8,6 +8,7 @@
 //! built from the workers' published snapshots (at most ~100 ms old), so asking costs the
 //! workers nothing. Each client is served with 1 s I/O timeouts, one at a time: bounded.
 
+pub mod metrics;
 pub mod report;
 
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};

@@ -16,7 +16,7 @@ pub struct StatMeta {
 }
 
 /// Named counters of one snapshot, in report order (also the JSON keys).
-fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
+pub(crate) fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
     let (c, e, i) = (&s.states, &s.endpoint, &s.iface);
     let u = |x: usize| x as u64;
     vec![

@@ -112,6 +112,8 @@ pub struct ListenerSnapshot {
     pub syn_queue: usize,
     pub accept_queue: usize,
     pub stats: ListenerStats,
+    /// The accept queue's bound: min(backlog, somaxconn).
+    pub backlog: usize,
 }
 
 impl Default for ListenerSnapshot {
@@ -122,6 +124,7 @@ impl Default for ListenerSnapshot {
             syn_queue: 0,
             accept_queue: 0,
             stats: ListenerStats::default(),
+            backlog: 0,
         }
     }
 }
@@ -288,8 +291,9 @@ impl<D: Device, L: Link> Worker<D, L> {
         let ep = self.iface.endpoint();
         let mut listeners = [ListenerSnapshot::default(); MAX_SNAPSHOT_LISTENERS];
         let mut listener_count = 0;
-        for (slot, (addr, port, syn_queue, accept_queue, stats)) in
-            listeners.iter_mut().zip(ep.listeners_info())
+        for (slot, ((addr, port, syn_queue, accept_queue, stats), backlog)) in listeners
+            .iter_mut()
+            .zip(ep.listeners_info().zip(ep.listener_backlogs()))
         {
             *slot = ListenerSnapshot {
                 addr,
@@ -297,6 +301,7 @@ impl<D: Device, L: Link> Worker<D, L> {
                 syn_queue,
                 accept_queue,
                 stats,
+                backlog,
             };
             listener_count += 1;
         }

@@ -462,6 +462,15 @@ impl Endpoint {
         })
     }
 
+    /// Every listener's accept-queue bound (min(backlog, somaxconn)), in the order of
+    /// [`Endpoint::listeners_info`].
+    pub fn listener_backlogs(&self) -> impl Iterator<Item = usize> + '_ {
+        self.listeners
+            .iter()
+            .flatten()
+            .map(|ls| ls.l.accept_queue.max())
+    }
+
     fn listener(&self, l: ListenerId) -> Option<&ListenerSlot> {
         self.listeners
             .get(l.index as usize)?
@@ -589,6 +598,9 @@ impl Endpoint {
             if let Some(s) = self.slot_mut(id) {
                 s.owner = Owner::App;
                 self.touch(id);
+                if let Some(ls) = self.listener_mut(l) {
+                    ls.l.stats.accepted += 1;
+                }
                 return Some(id);
             }
         }

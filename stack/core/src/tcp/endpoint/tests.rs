@@ -479,6 +479,28 @@ fn accept_queue_full_drops_then_completes_or_resets() {
     }
 }
 
+/// `accept()` counts in the listener's `accepted`; `listener_backlogs` reports the accept
+/// queue's bound, min(backlog, somaxconn).
+#[test]
+fn accepted_counter_and_backlog_bound() {
+    let cb = TcpConfig {
+        somaxconn: 8,
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(TcpConfig::default(), cb);
+    let l = p.b.listen(B, 80, 100).unwrap();
+    assert_eq!(p.b.listener_backlogs().collect::<Vec<_>>(), [8]);
+    for _ in 0..3 {
+        p.a.connect(p.now, A, SocketAddrV4::new(B, 80)).unwrap();
+    }
+    p.run();
+    assert_eq!(p.b.listener_info(l).unwrap().2.accepted, 0);
+    assert!(p.b.accept(l).is_some() && p.b.accept(l).is_some());
+    let (_, aq, stats) = p.b.listener_info(l).unwrap();
+    assert_eq!((aq, stats.accepted), (1, 2));
+    assert_eq!(p.b.stats().conns_opened, 3);
+}
+
 /// Closes a to b with a doing the active close; returns b's FIN frame.
 fn active_close(p: &mut Pair, ca: ConnId, cb: ConnId) -> Frame {
     p.a.close(p.now, ca).unwrap();
