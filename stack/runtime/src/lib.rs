@@ -6,6 +6,7 @@
 //! in this list, never below):
 //! - the core: [`wire`], [`tcp`], [`wheel`], [`rss`], [`time`];
 //! - [`clock`]: the one place that reads `CLOCK_MONOTONIC`;
+//! - [`cookies`]: the SYN-cookie secrets shared by the workers and the XDP program;
 //! - [`phy`]: the `Device` trait (batched RX/TX of Ethernet frames), the AF_XDP device,
 //!   an in-memory device for tests and a seeded fault injector;
 //! - [`neigh`]: next-hop MAC resolution from the kernel's neighbour table (netlink);
@@ -21,6 +22,7 @@ pub use xdptcp_core::{rss, tcp, time, wheel, wire};
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod cookies;
 pub mod handoff;
 pub mod iface;
 pub mod neigh;

@@ -14,6 +14,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration as StdDuration;
 
+use crate::cookies::XdpCookieStats;
 use crate::worker::{StatsHandle, WorkerSnapshot};
 
 /// Where stat sockets live.
@@ -32,6 +33,8 @@ pub struct StatMeta {
     pub ifname: String,
     pub addr: std::net::Ipv4Addr,
     pub pid: u32,
+    /// SYN cookies in XDP (`xdp_syncookies = 1`): the stack's counters.
+    pub xdp: Option<std::sync::Arc<XdpCookieStats>>,
 }
 
 /// The listening side, owned by `serve`. Removes the socket file on drop.
@@ -367,6 +370,13 @@ pub fn report_text(meta: &StatMeta, snaps: &[WorkerSnapshot]) -> String {
         }
         line(&mut out, "total", title, names, &tot);
     }
+    if let Some(x) = &meta.xdp {
+        let _ = write!(out, "{:<8} {:<8}", "xdp", "cookies");
+        for (k, v) in x.counters() {
+            let _ = write!(out, " {k} {v}");
+        }
+        out.push('\n');
+    }
     for (w, s) in snaps.iter().enumerate() {
         for l in s.listeners() {
             let _ = writeln!(
@@ -434,7 +444,13 @@ pub fn report_json(meta: &StatMeta, snaps: &[WorkerSnapshot]) -> String {
     }
     out.push_str("],\"total\":");
     obj(&mut out, &totals(snaps));
-    out.push_str("}}\n");
+    out.push('}');
+    if let Some(x) = &meta.xdp {
+        out.push_str(",\"xdp\":");
+        obj(&mut out, &x.counters());
+        out.push('}');
+    }
+    out.push_str("}\n");
     out
 }
 
@@ -448,6 +464,7 @@ mod tests {
             ifname: "xts-1".into(),
             addr: std::net::Ipv4Addr::new(198, 18, 0, 1),
             pid: 42,
+            xdp: None,
         }
     }
 
