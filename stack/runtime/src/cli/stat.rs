@@ -535,4 +535,31 @@ mod tests {
         });
         assert_eq!(depth, 0);
     }
+
+    #[test]
+    fn xdp_cookie_counters_in_both_reports() {
+        let x = std::sync::Arc::new(XdpCookieStats::default());
+        x.syn_acks.store(41, std::sync::atomic::Ordering::Relaxed);
+        x.mode_flips.store(2, std::sync::atomic::Ordering::Relaxed);
+        let m = StatMeta {
+            xdp: Some(x),
+            ..meta()
+        };
+        let t = report_text(&m, &snaps());
+        assert!(
+            t.contains("xdp      cookies  xdp_cookie_syn_acks 41 xdp_cookie_slow 0 xdp_cookie_mode_flips 2 xdp_cookie_rotations 0\n"),
+            "{t}"
+        );
+        let j = report_json(&m, &snaps());
+        assert!(
+            j.ends_with("},\"xdp\":{\"xdp_cookie_syn_acks\":41,\"xdp_cookie_slow\":0,\"xdp_cookie_mode_flips\":2,\"xdp_cookie_rotations\":0}}\n"),
+            "{j}"
+        );
+        let depth = j.chars().fold(0i32, |d, c| match c {
+            '{' | '[' => d + 1,
+            '}' | ']' => d - 1,
+            _ => d,
+        });
+        assert_eq!(depth, 0);
+    }
 }
