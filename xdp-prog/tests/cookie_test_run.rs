@@ -235,6 +235,20 @@ fn syn_ack_is_byte_for_byte_the_endpoints() {
         assert_eq!(ep.stats().cookies_accepted, 1, "{name}");
         assert_eq!(ep.stats().cookies_rejected, 0, "{name}");
         assert_eq!(ep.connection_count(), 1, "{name}");
+        // A forged cookie is counted and answered as Linux does: <SEQ=SEG.ACK><CTL=RST>.
+        // (+4: a smaller offset can decode to another MSS index, as in Linux.)
+        let mut ep = endpoint(&cfg);
+        ep.set_xdp_cookies(true);
+        let forged = TcpRepr {
+            ack: ack.ack + 4u32,
+            ..ack
+        };
+        ep.on_segment(now, PEER, STACK, &forged);
+        assert_eq!(ep.stats().cookies_rejected, 1, "{name}");
+        assert_eq!(ep.connection_count(), 0, "{name}");
+        let mut rst = Vec::new();
+        ep.poll_transmit(now, |_, _, seg| rst.push((seg.flags, seg.seq)));
+        assert_eq!(rst, vec![(TcpFlags::RST, forged.ack)], "{name}");
     }
 }
 
