@@ -293,6 +293,34 @@ fn modes_and_the_listener_flag() {
     );
 }
 
+#[test]
+fn frags_variant_answers_linear_syns_the_same() {
+    let cfg = TcpConfig {
+        syncookies: 2,
+        ..TcpConfig::default()
+    };
+    require_root();
+    let mut s = Steering::load(AttachOptions { frags: true }).expect("load xdp.frags");
+    s.add_listen(STACK, PORT).unwrap();
+    s.set_cookie_config(&cookie_config(&cfg, 2)).unwrap();
+    let syn = syn(42, opts(Some(1460), Some(7), true, Some(123_456)));
+    let (action, out, refs) = run_syn(&s, &cfg, &syn);
+    assert_eq!(action, XDP_TX);
+    assert!(refs.contains(&out), "{out:02x?}");
+    // A rotation writes the idle slot and flips the selector: the program follows at once.
+    let other = CookieConfig {
+        secret: *b"cookie-secret-02",
+        previous: Some(COOKIE_KEY),
+        ..cookie_config(&cfg, 2)
+    };
+    s.set_cookie_config(&other).unwrap();
+    let (_, out, refs) = run_syn(&s, &cfg, &syn);
+    assert!(!refs.contains(&out), "another secret, another cookie");
+    s.set_cookie_config(&cookie_config(&cfg, 2)).unwrap();
+    let (_, out, refs) = run_syn(&s, &cfg, &syn);
+    assert!(refs.contains(&out), "back to the endpoints' secret");
+}
+
 fn syn_repr_to(port: u16) -> TcpRepr<'static> {
     TcpRepr {
         dst_port: port,
