@@ -317,3 +317,95 @@ fn mode_1_flag_goes_on_when_a_worker_overflows_and_off_when_quiet() {
     assert_eq!(e.cookies_rejected, 0, "{msg}");
     assert_eq!(e.cookies_accepted, 1, "the Linux client: {msg}");
 }
+
+/// `xdptcp serve` killed (by its PID) and reaped on drop, also when the test fails.
+struct ServeChild(std::process::Child);
+
+impl Drop for ServeChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_binary_with_set_xdp_syncookies_and_stat_shows_the_counters() {
+    use std::io::BufRead;
+    require_root();
+    let bin = env!("CARGO_BIN_EXE_xdptcp");
+    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
+    let _peer_xdp = pair
+        .in_peer(|| xdptcp_xdp::Steering::attach(&pair.peer_if, Default::default()))
+        .expect("entering the peer namespace")
+        .expect("XDP_PASS program on the peer veth");
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", &pair.stack_ns, bin, "serve"])
+        .args(["--iface", &pair.stack_if, "--addr", "198.18.0.1"])
+        .args(["--listen", "7=echo", "--duration", "60", "--adaptive-idle"])
+        .args(["--set", "tcp_syncookies=2", "--set", "xdp_syncookies=1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning xdptcp serve");
+    let out = child.stdout.take().expect("stdout");
+    let mut serve = ServeChild(child);
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = lines
+        .recv_timeout(Duration::from_secs(20))
+        .expect("start-up line");
+    assert!(first.starts_with("xdptcp: serving on "), "{first}");
+    pair.in_peer(|| -> std::io::Result<()> {
+        for i in 0..3 {
+            echo_roundtrip(&mut connect()?, format!("via serve {i}").as_bytes())?;
+        }
+        Ok(())
+    })
+    .expect("entering the peer namespace")
+    .expect("echo through xdptcp serve on XDP cookies");
+    // The cookie thread refreshes the counters every 50 ms.
+    let end = StdInstant::now() + Duration::from_secs(5);
+    let report = loop {
+        let o = std::process::Command::new("timeout")
+            .args(["10", bin, "stat", "--iface", &pair.stack_if])
+            .output()
+            .expect("running xdptcp stat");
+        let r = String::from_utf8_lossy(&o.stdout).into_owned();
+        if r.contains("xdp_cookie_syn_acks 3 ") || StdInstant::now() > end {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        report.contains(
+            "xdp      cookies  xdp_cookie_syn_acks 3 xdp_cookie_slow 0 xdp_cookie_mode_flips 0"
+        ),
+        "{report}"
+    );
+    assert!(report.contains(" cookies_sent 0 "), "{report}");
+    // SIGTERM: the summary line names the XDP cookies.
+    // SAFETY: kill(2) on the PID of our own child.
+    unsafe { libc::kill(serve.0.id() as libc::pid_t, libc::SIGTERM) };
+    let end = StdInstant::now() + Duration::from_secs(10);
+    let mut summary = String::new();
+    while StdInstant::now() < end {
+        match lines.recv_timeout(Duration::from_millis(200)) {
+            Ok(l) => summary += &(l + "\n"),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if serve.0.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    assert!(
+        summary.contains("xdptcp: xdp cookies: 3 SYN-ACKs, 0 left to workers;"),
+        "{summary}"
+    );
+}
