@@ -31,4 +31,5 @@ fn main() {
             });
         println!("cargo:rerun-if-changed={src}");
     }
+    println!("cargo:rerun-if-changed=src/bpf/syncookie.h");
 }

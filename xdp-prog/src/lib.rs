@@ -29,7 +29,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{ErrorKind, Link, MapCore, MapFlags, MapHandle};
 
-pub use maps::{Counters, LISTENERS_MAX, XSKS_MAX};
+pub use maps::{CookieConfig, Counters, LISTENERS_MAX, XSKS_MAX};
 
 mod skel {
     #![allow(clippy::all, clippy::pedantic, missing_docs, unused_qualifications)]
@@ -100,6 +100,10 @@ pub struct Steering {
     xsks: MapHandle,
     listeners: MapHandle,
     config: MapHandle,
+    cookie_config: MapHandle,
+    cookie_slot: MapHandle,
+    /// The `cookie_config` slot the program reads (the other one is written next).
+    slot: u32,
     counters: MapHandle,
     prog_fd: OwnedFd,
     /// `None` when only loaded ([`Steering::load`]).
@@ -235,6 +239,9 @@ impl Steering {
             xsks: handle(&skel.maps.xsks)?,
             listeners: handle(&skel.maps.listeners)?,
             config: handle(&skel.maps.config)?,
+            cookie_config: handle(&skel.maps.cookie_config)?,
+            cookie_slot: handle(&skel.maps.cookie_slot)?,
+            slot: 0,
             counters: handle(&skel.maps.counters)?,
             prog_fd,
             _link: None,
@@ -247,14 +254,24 @@ impl Steering {
     /// 4 = XDP_REDIRECT). Counters are updated as for a real packet. The kernel rejects
     /// frames shorter than an Ethernet header (14 bytes).
     pub fn test_run(&self, frame: &[u8]) -> Result<u32> {
+        self.test_run_out(frame).map(|(action, _)| action)
+    }
+
+    /// [`Steering::test_run`] that also returns the frame as the program left it (e.g. the
+    /// SYN-ACK it rewrote a SYN into, action 3 = XDP_TX).
+    pub fn test_run_out(&self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+        let mut out = vec![0u8; 4096];
         let mut opts = libbpf_rs::libbpf_sys::bpf_test_run_opts {
             sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_test_run_opts>() as _,
             data_in: frame.as_ptr().cast(),
             data_size_in: u32::try_from(frame.len()).unwrap_or(u32::MAX),
+            data_out: out.as_mut_ptr().cast(),
+            data_size_out: out.len() as u32,
             repeat: 1,
             ..Default::default()
         };
-        // SAFETY: `opts` points at `frame`, which outlives the call; no output buffers.
+        // SAFETY: `opts` points at `frame` and `out`, which outlive the call; the kernel
+        // writes at most `data_size_out` bytes to `out`.
         let rc = unsafe {
             libbpf_rs::libbpf_sys::bpf_prog_test_run_opts(self.prog_fd.as_raw_fd(), &mut opts)
         };
@@ -262,7 +279,8 @@ impl Steering {
             let e = std::io::Error::from_raw_os_error(rc.unsigned_abs() as i32);
             return Err(bpf("BPF_PROG_TEST_RUN")(e.into()));
         }
-        Ok(opts.retval)
+        out.truncate((opts.data_size_out as usize).min(out.len()));
+        Ok((opts.retval, out))
     }
 
     /// The interface this program is attached to.
@@ -284,8 +302,40 @@ impl Steering {
     /// At most [`LISTENERS_MAX`] entries (the kernel returns E2BIG beyond).
     pub fn add_listen(&mut self, addr: Ipv4Addr, port: u16) -> Result<()> {
         self.listeners
-            .update(&maps::listen_key(addr, port), &[1], MapFlags::ANY)
+            .update(
+                &maps::listen_key(addr, port),
+                &[maps::LISTEN_STEER],
+                MapFlags::ANY,
+            )
             .map_err(bpf("adding a listener"))
+    }
+
+    /// `tcp_syncookies` = 1: marks the listener `(addr, port)` (added with
+    /// [`Steering::add_listen`]) as overflowing, so the program answers its SYNs with cookies
+    /// (`on`), or stops doing so. A listener that is not in the map is not added.
+    pub fn set_listen_cookies(&mut self, addr: Ipv4Addr, port: u16, on: bool) -> Result<()> {
+        let key = maps::listen_key(addr, port);
+        let v = maps::LISTEN_STEER | if on { maps::LISTEN_COOKIES } else { 0 };
+        match self.listeners.update(&key, &[v], MapFlags::EXIST) {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            r => r.map_err(bpf("setting a listener's cookie flag")),
+        }
+    }
+
+    /// Writes the SYN-cookie settings and secrets the program answers SYNs with (all of them
+    /// at once: a rotation rewrites the whole value). The value goes to the slot the program
+    /// does not read, then the selector flips: a SYN sees the old or the new value, never a
+    /// mix. Until this is called, SYN cookies in XDP are off.
+    pub fn set_cookie_config(&mut self, c: &CookieConfig) -> Result<()> {
+        let next = self.slot ^ 1;
+        self.cookie_config
+            .update(&next.to_ne_bytes(), &maps::cookie_config(c), MapFlags::ANY)
+            .map_err(bpf("writing the SYN-cookie config"))?;
+        self.cookie_slot
+            .update(&0u32.to_ne_bytes(), &next.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf("switching the SYN-cookie config"))?;
+        self.slot = next;
+        Ok(())
     }
 
     /// Stops steering `(addr, port)`. Removing an absent entry is not an error.
@@ -355,6 +405,8 @@ impl Steering {
             malformed: read(maps::CNT_MALFORMED)?,
             no_socket: read(maps::CNT_NO_SOCKET)?,
             fragments: read(maps::CNT_FRAGMENT)?,
+            cookie_syn_acks: read(maps::CNT_COOKIE_SYNACK)?,
+            cookie_slow: read(maps::CNT_COOKIE_SLOW)?,
         })
     }
 }

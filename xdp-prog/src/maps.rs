@@ -13,6 +13,97 @@ pub(crate) const CNT_PASSED: u32 = 1;
 pub(crate) const CNT_MALFORMED: u32 = 2;
 pub(crate) const CNT_NO_SOCKET: u32 = 3;
 pub(crate) const CNT_FRAGMENT: u32 = 4;
+pub(crate) const CNT_COOKIE_SYNACK: u32 = 5;
+pub(crate) const CNT_COOKIE_SLOW: u32 = 6;
+
+/// Value bits of the `listeners` map (`LISTEN_*` in steer.bpf.c).
+pub(crate) const LISTEN_STEER: u8 = 1;
+pub(crate) const LISTEN_COOKIES: u8 = 2;
+
+/// What the XDP program needs to answer SYNs with cookies exactly as the stack's endpoints
+/// do (`struct cookie_config` in steer.bpf.c). Every field mirrors a setting or secret of the
+/// endpoints: they must agree, or the endpoints reject the cookies the program makes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CookieConfig {
+    /// `xdp_syncookies`: answer SYNs in XDP at all.
+    pub enabled: bool,
+    /// `tcp_syncookies`: 0 never, 1 for listeners flagged with
+    /// [`crate::Steering::set_listen_cookies`], 2 always.
+    pub mode: u8,
+    /// The endpoints' current SYN-cookie secret (SipHash-2-4 key).
+    pub secret: [u8; 16],
+    /// The previous secret (the endpoints still accept its cookies; the program never makes
+    /// them). Kept in the map so it holds the whole shared state.
+    pub previous: Option<[u8; 16]>,
+    /// The endpoints' ISN / timestamp-offset secret (TSval = ms clock + ts_offset).
+    pub ts_secret: [u8; 16],
+    /// Length of a cookie period on CLOCK_MONOTONIC, in nanoseconds (64 s by default).
+    pub period_ns: u64,
+    /// Our MSS (advertised in the SYN-ACK and the cap of the MSS a cookie encodes).
+    pub mss: u16,
+    /// The SYN-ACK's window: `min(rmem, 65535)`.
+    pub window: u16,
+    /// Our window-scale shift.
+    pub rcv_shift: u8,
+    pub ttl: u8,
+    pub timestamps: bool,
+    pub sack: bool,
+    pub window_scaling: bool,
+}
+
+impl std::fmt::Debug for CookieConfig {
+    // Never print the secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CookieConfig")
+            .field("enabled", &self.enabled)
+            .field("mode", &self.mode)
+            .field("period_ns", &self.period_ns)
+            .field("mss", &self.mss)
+            .field("window", &self.window)
+            .field("rcv_shift", &self.rcv_shift)
+            .field("ttl", &self.ttl)
+            .field("timestamps", &self.timestamps)
+            .field("sack", &self.sack)
+            .field("window_scaling", &self.window_scaling)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Size of `struct cookie_config`.
+pub(crate) const COOKIE_CONFIG_LEN: usize = 72;
+
+/// SipHash key halves as siphasher's `new_with_key` reads them (little-endian), stored as
+/// native u64s.
+fn sip_key(out: &mut [u8], key: &[u8; 16]) {
+    for (i, half) in key.chunks_exact(8).enumerate() {
+        let k = u64::from_le_bytes(half.try_into().expect("8 bytes"));
+        out[i * 8..i * 8 + 8].copy_from_slice(&k.to_ne_bytes());
+    }
+}
+
+/// `struct cookie_config { u64 key[2], prev_key[2], ts_key[2]; u64 period_ns; u32 flags;
+/// u16 mss, window; u8 rcv_shift, mode, ttl, has_prev; u32 pad; }`.
+pub(crate) fn cookie_config(c: &CookieConfig) -> [u8; COOKIE_CONFIG_LEN] {
+    let mut v = [0u8; COOKIE_CONFIG_LEN];
+    sip_key(&mut v[0..16], &c.secret);
+    if let Some(p) = &c.previous {
+        sip_key(&mut v[16..32], p);
+    }
+    sip_key(&mut v[32..48], &c.ts_secret);
+    v[48..56].copy_from_slice(&c.period_ns.max(1).to_ne_bytes());
+    let flags = u32::from(c.enabled)
+        | u32::from(c.timestamps) << 1
+        | u32::from(c.sack) << 2
+        | u32::from(c.window_scaling) << 3;
+    v[56..60].copy_from_slice(&flags.to_ne_bytes());
+    v[60..62].copy_from_slice(&c.mss.to_ne_bytes());
+    v[62..64].copy_from_slice(&c.window.to_ne_bytes());
+    v[64] = c.rcv_shift;
+    v[65] = c.mode;
+    v[66] = c.ttl;
+    v[67] = u8::from(c.previous.is_some());
+    v
+}
 
 /// `struct listen_key { __be32 addr; __be16 port; __u16 pad; }`.
 pub(crate) fn listen_key(addr: Ipv4Addr, port: u16) -> [u8; 8] {
@@ -44,6 +135,11 @@ pub struct Counters {
     pub no_socket: u64,
     /// Non-first IPv4 fragments of TCP datagrams: no port to classify (passed).
     pub fragments: u64,
+    /// SYNs answered in XDP with a cookie SYN-ACK (XDP_TX).
+    pub cookie_syn_acks: u64,
+    /// SYNs in cookie mode left to the worker: IP options, payload, bad checksum, odd TCP
+    /// options, multi-buffer frame (steered as usual; the worker decides).
+    pub cookie_slow: u64,
 }
 
 impl Counters {
@@ -64,6 +160,8 @@ impl Counters {
             malformed: self.malformed.wrapping_sub(earlier.malformed),
             no_socket: self.no_socket.wrapping_sub(earlier.no_socket),
             fragments: self.fragments.wrapping_sub(earlier.fragments),
+            cookie_syn_acks: self.cookie_syn_acks.wrapping_sub(earlier.cookie_syn_acks),
+            cookie_slow: self.cookie_slow.wrapping_sub(earlier.cookie_slow),
         }
     }
 }
@@ -87,6 +185,42 @@ mod tests {
         assert_eq!(u16::from_ne_bytes([v[4], v[5]]), 40000);
         assert_eq!(u16::from_ne_bytes([v[6], v[7]]), 40999);
         assert_eq!(u32::from_ne_bytes([v[8], v[9], v[10], v[11]]), 1);
+    }
+
+    #[test]
+    fn cookie_config_layout() {
+        let c = CookieConfig {
+            enabled: true,
+            mode: 2,
+            secret: *b"0123456789abcdef",
+            previous: None,
+            ts_secret: [0xff; 16],
+            period_ns: 64_000_000_000,
+            mss: 1460,
+            window: 65535,
+            rcv_shift: 5,
+            ttl: 64,
+            timestamps: true,
+            sack: false,
+            window_scaling: true,
+        };
+        let v = cookie_config(&c);
+        // siphasher's key halves are little-endian: on any host the u64 reads back as that.
+        let k0 = u64::from_ne_bytes(v[0..8].try_into().unwrap());
+        assert_eq!(k0, u64::from_le_bytes(*b"01234567"));
+        assert_eq!(&v[16..32], &[0u8; 16]);
+        assert_eq!(v[67], 0, "no previous secret");
+        assert_eq!(
+            u64::from_ne_bytes(v[48..56].try_into().unwrap()),
+            64_000_000_000
+        );
+        assert_eq!(u32::from_ne_bytes(v[56..60].try_into().unwrap()), 0b1011);
+        assert_eq!(u16::from_ne_bytes([v[60], v[61]]), 1460);
+        assert_eq!((v[64], v[65], v[66]), (5, 2, 64));
+        assert!(
+            !format!("{c:?}").contains("secret"),
+            "Debug hides the secrets"
+        );
     }
 
     #[test]

@@ -99,6 +99,8 @@ const PASSED: Counters = Counters {
     malformed: 0,
     no_socket: 0,
     fragments: 0,
+    cookie_syn_acks: 0,
+    cookie_slow: 0,
 };
 const MALFORMED: Counters = Counters {
     malformed: 1,
@@ -118,6 +120,8 @@ const PASSED_ZERO: Counters = Counters {
     malformed: 0,
     no_socket: 0,
     fragments: 0,
+    cookie_syn_acks: 0,
+    cookie_slow: 0,
 };
 
 #[test]

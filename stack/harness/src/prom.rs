@@ -8,6 +8,23 @@
 
 use std::collections::HashSet;
 
+/// Why a text was refused: the line and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PromError(pub String);
+
+impl From<String> for PromError {
+    fn from(s: String) -> Self {
+        PromError(s)
+    }
+}
+
+impl From<&str> for PromError {
+    fn from(s: &str) -> Self {
+        PromError(s.to_string())
+    }
+}
+
 /// One sample line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -66,7 +83,7 @@ pub fn valid_label_name(n: &str) -> bool {
         && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
 }
 
-fn unescape_help(s: &str) -> Result<String, String> {
+fn unescape_help(s: &str) -> Result<String, PromError> {
     let mut out = String::new();
     let mut it = s.chars();
     while let Some(c) = it.next() {
@@ -74,7 +91,7 @@ fn unescape_help(s: &str) -> Result<String, String> {
             match it.next() {
                 Some('\\') => out.push('\\'),
                 Some('n') => out.push('\n'),
-                x => return Err(format!("bad escape \\{x:?} in HELP")),
+                x => return Err(format!("bad escape \\{x:?} in HELP").into()),
             }
         } else {
             out.push(c);
@@ -87,7 +104,7 @@ fn unescape_help(s: &str) -> Result<String, String> {
 type Labels = Vec<(String, String)>;
 
 /// `{a="x",b="y"}` after the metric name; returns the labels and the rest of the line.
-fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
+fn parse_labels(s: &str) -> Result<(Labels, &str), PromError> {
     let mut labels = Vec::new();
     let mut rest = s.strip_prefix('{').ok_or("expected {")?;
     if let Some(r) = rest.strip_prefix('}') {
@@ -97,7 +114,7 @@ fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
         let eq = rest.find('=').ok_or("label without =")?;
         let name = &rest[..eq];
         if !valid_label_name(name) {
-            return Err(format!("bad label name {name:?}"));
+            return Err(format!("bad label name {name:?}").into());
         }
         rest = rest[eq + 1..]
             .strip_prefix('"')
@@ -112,14 +129,14 @@ fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
                     Some((_, '\\')) => value.push('\\'),
                     Some((_, '"')) => value.push('"'),
                     Some((_, 'n')) => value.push('\n'),
-                    x => return Err(format!("bad escape {x:?} in a label value")),
+                    x => return Err(format!("bad escape {x:?} in a label value").into()),
                 },
                 Some((_, '\n')) => return Err("raw newline in a label value".into()),
                 Some((_, c)) => value.push(c),
             }
         };
         if labels.iter().any(|(n, _)| n == name) {
-            return Err(format!("label {name} twice"));
+            return Err(format!("label {name} twice").into());
         }
         labels.push((name.to_string(), value));
         rest = &rest[end + 1..];
@@ -136,17 +153,17 @@ fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
     }
 }
 
-fn parse_value(s: &str) -> Result<f64, String> {
+fn parse_value(s: &str) -> Result<f64, PromError> {
     match s {
         "+Inf" => Ok(f64::INFINITY),
         "-Inf" => Ok(f64::NEG_INFINITY),
         "NaN" => Ok(f64::NAN),
-        _ => s.parse().map_err(|_| format!("bad value {s:?}")),
+        _ => s.parse().map_err(|_| PromError(format!("bad value {s:?}"))),
     }
 }
 
 /// Parses `text` strictly; `Err` names the line and the problem.
-pub fn parse_strict(text: &str) -> Result<Exposition, String> {
+pub fn parse_strict(text: &str) -> Result<Exposition, PromError> {
     if !text.ends_with('\n') {
         return Err("the exposition must end with a newline".into());
     }
@@ -157,7 +174,7 @@ pub fn parse_strict(text: &str) -> Result<Exposition, String> {
     let mut current: Option<String> = None;
     let mut series: HashSet<String> = HashSet::new();
     for (i, line) in text[..text.len() - 1].split('\n').enumerate() {
-        let err = |m: String| format!("line {}: {m}: {line:?}", i + 1);
+        let err = |m: PromError| PromError(format!("line {}: {m}: {line:?}", i + 1));
         if let Some(rest) = line.strip_prefix("# HELP ") {
             let (name, help) = rest
                 .split_once(' ')
@@ -183,7 +200,7 @@ pub fn parse_strict(text: &str) -> Result<Exposition, String> {
                 kind,
                 "counter" | "gauge" | "untyped" | "histogram" | "summary"
             ) {
-                return Err(err(format!("unknown type {kind:?}")));
+                return Err(err(format!("unknown type {kind:?}").into()));
             }
             if kind == "counter" && !name.ends_with("_total") {
                 return Err(err("a counter without _total".into()));
@@ -200,7 +217,7 @@ pub fn parse_strict(text: &str) -> Result<Exposition, String> {
                 .ok_or_else(|| err("sample without value".into()))?;
             let name = &line[..end];
             if !valid_metric_name(name) {
-                return Err(err(format!("bad metric name {name:?}")));
+                return Err(err(format!("bad metric name {name:?}").into()));
             }
             let (labels, rest) = if line[end..].starts_with('{') {
                 parse_labels(&line[end..]).map_err(err)?

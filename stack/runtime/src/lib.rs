@@ -6,6 +6,8 @@
 //! in this list, never below):
 //! - the core: [`wire`], [`tcp`], [`wheel`], [`rss`], [`time`];
 //! - [`clock`]: the one place that reads `CLOCK_MONOTONIC`;
+//! - [`cookies`]: the SYN-cookie secrets shared by the workers and the XDP program
+//!   (`xdp_syncookies`), their rotation and the mode-1 flag policy;
 //! - [`phy`]: the `Device` trait (batched RX/TX of Ethernet frames), the AF_XDP device,
 //!   an in-memory device for tests and a seeded fault injector;
 //! - [`neigh`]: next-hop MAC resolution from the kernel's neighbour table (netlink);
@@ -15,7 +17,7 @@
 //! - [`worker`]: the pinned run-to-completion loop around an interface;
 //! - [`stack`]: the builder that brings a stack up on an interface ([`stack::Stack`]);
 //! - [`control`]: the control side of a running stack: stop signals, the stat socket
-//!   (`xdptcp stat`) the text reports and the Prometheus metrics server;
+//!   (`xdptcp stat`), the text reports and the Prometheus metrics server;
 //! - [`cli`]: the `xdptcp` program's command line (parsing and printing only).
 //!
 //! `tests/layers.rs` checks this order on every `cargo test`.
@@ -26,6 +28,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod control;
+pub mod cookies;
 pub mod handoff;
 pub mod iface;
 pub mod neigh;

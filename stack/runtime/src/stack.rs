@@ -11,9 +11,10 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use xdptcp_xdp::{AttachOptions, Steering};
+use xdptcp_xdp::{AttachOptions, CookieConfig, Steering};
 
 use crate::app::App;
+use crate::cookies::{FlagPolicy, SharedCookieSecrets, XdpCookieStats};
 use crate::handoff::{mesh, HandoffConfig};
 use crate::iface::{ExtraAddrs, Interface, InterfaceConfig, MAX_EXTRA_ADDRS};
 use crate::neigh::{KernelResolver, Netlink};
@@ -21,6 +22,7 @@ use crate::phy::{AfXdpConfig, AfXdpDevice, AfXdpError};
 use crate::rss::{FlowOwner, DEFAULT_RSS_KEY};
 use crate::tcp::endpoint::{Endpoint, EndpointSecrets};
 use crate::tcp::TcpConfig;
+use crate::time::Instant;
 use crate::worker::{StatsHandle, Worker, WorkerConfig, WorkerSnapshot};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -237,6 +239,101 @@ pub struct Stack {
     pub zero_copy_fallback: bool,
     /// The flow-to-worker map in use.
     pub owner: FlowOwner,
+    /// `xdp_syncookies = 1`: the shared secrets and the program's cookie settings.
+    cookies: Option<XdpCookies>,
+}
+
+/// SYN cookies in XDP (issue 13): what the stack's cookie thread keeps up to date in the
+/// steering program: the shared secret (rotated), the listeners' flags in
+/// `tcp_syncookies = 1`, and the counters for `xdptcp stat`.
+#[derive(Debug)]
+struct XdpCookies {
+    secrets: SharedCookieSecrets,
+    /// The ISN / timestamp-offset key every endpoint of the stack shares.
+    isn_key: [u8; 16],
+    tcp: TcpConfig,
+    ttl: u8,
+    addr: Ipv4Addr,
+    /// The epoch whose secret the program has (`None`: not written yet).
+    written: Option<u64>,
+    policy: FlagPolicy,
+    stats: Arc<XdpCookieStats>,
+}
+
+/// How often the cookie thread looks at the workers and the program.
+const COOKIE_TICK: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl XdpCookies {
+    fn config(&self, now: Instant) -> CookieConfig {
+        let (secret, previous) = self.secrets.xdp_at(now);
+        let t = &self.tcp;
+        CookieConfig {
+            enabled: true,
+            mode: t.syncookies,
+            secret,
+            previous,
+            ts_secret: self.isn_key,
+            period_ns: self.secrets.period().as_nanos() as u64,
+            mss: t.mss,
+            window: t.rmem.min(0xffff) as u16,
+            rcv_shift: crate::tcp::Negotiated::our_shift(t),
+            ttl: self.ttl,
+            timestamps: t.timestamps,
+            sack: t.sack,
+            window_scaling: t.window_scaling,
+        }
+    }
+
+    /// Writes the secrets when the program's epoch changed (and the first time).
+    fn rotate(&mut self, now: Instant, steering: &mut Steering) -> Result<(), xdptcp_xdp::Error> {
+        let lagged = Instant::from_nanos(
+            now.as_nanos()
+                .saturating_sub(crate::cookies::XDP_LAG.as_nanos() as u64),
+        );
+        let epoch = self.secrets.epoch(lagged);
+        if self.written == Some(epoch) {
+            return Ok(());
+        }
+        steering.set_cookie_config(&self.config(now))?;
+        if self.written.is_some() {
+            self.stats.rotations.fetch_add(1, Ordering::Relaxed);
+        }
+        self.written = Some(epoch);
+        Ok(())
+    }
+
+    /// One tick of the cookie thread.
+    fn tick(&mut self, now: Instant, steering: &mut Steering, handles: &[StatsHandle]) {
+        let _ = self.rotate(now, steering);
+        let Ok(c) = steering.counters() else {
+            return;
+        };
+        self.stats
+            .syn_acks
+            .store(c.cookie_syn_acks, Ordering::Relaxed);
+        self.stats.slow.store(c.cookie_slow, Ordering::Relaxed);
+        if self.tcp.syncookies != 1 {
+            return;
+        }
+        // Cookies sent by the workers, per listening port, summed over workers.
+        let mut sent: Vec<(Ipv4Addr, u16, u64)> = Vec::new();
+        for h in handles {
+            for l in h.get().listeners() {
+                match sent.iter_mut().find(|e| e.1 == l.port) {
+                    Some(e) => e.2 += l.stats.cookies_sent,
+                    None => sent.push((self.addr, l.port, l.stats.cookies_sent)),
+                }
+            }
+        }
+        let flips = self
+            .policy
+            .tick(now, &sent, c.cookie_syn_acks, |addr, port, on| {
+                // The stack steers (addr, port); a wildcard entry may exist too.
+                let _ = steering.set_listen_cookies(addr, port, on);
+                let _ = steering.set_listen_cookies(Ipv4Addr::UNSPECIFIED, port, on);
+            });
+        self.stats.mode_flips.fetch_add(flips, Ordering::Relaxed);
+    }
 }
 
 impl fmt::Debug for Stack {
@@ -337,12 +434,25 @@ impl Stack {
         )
         .into_iter();
         let mut first_nl = Some(nl);
+        // xdp_syncookies: one ISN / timestamp key and one cookie master key for all workers
+        // and the program (a cookie must validate wherever its ACK lands).
+        let shared = tcp.xdp_syncookies.then(os_secrets);
         let mut stack = Stack {
             workers: Vec::with_capacity(n),
             steering,
             _reserved: reserved,
             zero_copy_fallback: false,
             owner,
+            cookies: shared.as_ref().map(|sh| XdpCookies {
+                secrets: SharedCookieSecrets::new(sh.cookie),
+                isn_key: sh.isn,
+                tcp: tcp.clone(),
+                ttl: InterfaceConfig::new(o.addr, link.mac).ttl,
+                addr: o.addr,
+                written: None,
+                policy: FlagPolicy::new((tcp.max_syn_backlog / 2) as u64),
+                stats: Arc::new(XdpCookieStats::default()),
+            }),
         };
         for q in 0..n {
             let dev = match AfXdpDevice::open(&o.ifname, q as u32, afxdp) {
@@ -374,7 +484,13 @@ impl Stack {
             } else {
                 owner.ephemeral_range(q)
             };
-            let mut ep = Endpoint::new(tcp.clone(), os_secrets(), range);
+            let mut secrets = os_secrets();
+            if let Some(sh) = &shared {
+                secrets.isn = sh.isn;
+                secrets.cookie = sh.cookie; // replaced by the epoch's secret at once
+            }
+            let mut ep = Endpoint::new(tcp.clone(), secrets, range);
+            ep.set_xdp_cookies(shared.is_some());
             let resolver = KernelResolver::new(nl, link.ifindex);
             if n > 1 {
                 ep.set_rss_preference(owner, q);
@@ -390,7 +506,11 @@ impl Stack {
                 core: o.core_of(q),
                 ..o.worker
             };
-            stack.workers.push(Worker::new(q, iface, cfg));
+            let mut worker = Worker::new(q, iface, cfg);
+            if let Some(c) = &stack.cookies {
+                worker.set_shared_cookies(c.secrets);
+            }
+            stack.workers.push(worker);
         }
         for &p in &o.ports {
             stack
@@ -407,6 +527,10 @@ impl Stack {
             .steering
             .set_ephemeral(eph_addr, o.ephemeral.0, o.ephemeral.1)
             .map_err(StartError::Steering)?;
+        if let Some(c) = &mut stack.cookies {
+            c.rotate(crate::clock::now(), &mut stack.steering)
+                .map_err(StartError::Steering)?;
+        }
         stack.zero_copy_fallback = zero_copy_fallback;
         Ok(stack)
     }
@@ -434,9 +558,24 @@ impl Stack {
     {
         assert_eq!(apps.len(), self.workers.len(), "one app per worker");
         let handles = self.stats_handles();
+        let Stack {
+            workers,
+            steering,
+            cookies,
+            ..
+        } = self;
         std::thread::scope(|s| {
-            let threads: Vec<_> = self
-                .workers
+            if let Some(c) = cookies.as_mut() {
+                // The cookie thread: rotation, tcp_syncookies = 1 flags, counters.
+                let (stop, handles) = (stop.clone(), handles.clone());
+                s.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        c.tick(crate::clock::now(), steering, &handles);
+                        std::thread::sleep(COOKIE_TICK);
+                    }
+                });
+            }
+            let threads: Vec<_> = workers
                 .iter_mut()
                 .zip(apps.iter_mut())
                 .map(|(w, app)| {
@@ -460,6 +599,11 @@ impl Stack {
     /// The steering program's counters.
     pub fn steering(&self) -> &Steering {
         &self.steering
+    }
+
+    /// The XDP cookie counters (`xdp_syncookies = 1`), refreshed while [`Stack::run`] runs.
+    pub fn xdp_cookie_stats(&self) -> Option<Arc<XdpCookieStats>> {
+        self.cookies.as_ref().map(|c| c.stats.clone())
     }
 }
 

@@ -14,6 +14,15 @@
  *       the stack's ephemeral range (reserved from the kernel by the operator via
  *       net.ipv4.ip_local_reserved_ports).
  *
+ * SYN cookies (issue 13): a SYN to a listener in cookie mode (`cookie_config.mode` 2, or 1
+ * with the listener's LISTEN_COOKIES bit set by user space while its SYN queue overflows) is
+ * answered here with a cookie SYN-ACK (XDP_TX, rewritten in place), computed exactly as
+ * xdptcp-core's `SynCookies::generate` / `syn_ack_timestamp` and the endpoint's
+ * `cookie_syn_ack` do, under the secrets user space shares through `cookie_config`. The ACK
+ * that completes the handshake is steered to the worker as usual, which validates it (once).
+ * SYNs the fast path does not fully understand (IP options, payload, odd TCP options, bad
+ * checksums, multi-buffer frames) go to the worker unchanged.
+ *
  * Key/value layouts below are mirrored in src/maps.rs; keep them in sync.
  */
 #include <linux/bpf.h>
@@ -34,7 +43,39 @@ enum {
 	CNT_MALFORMED = 2,
 	CNT_NO_SOCKET = 3,
 	CNT_FRAGMENT = 4,
-	CNT_MAX = 5,
+	CNT_COOKIE_SYNACK = 5, /* SYNs answered here with a cookie SYN-ACK (XDP_TX) */
+	CNT_COOKIE_SLOW = 6,   /* SYNs in cookie mode left to the worker (odd or bad header) */
+	CNT_MAX = 7,
+};
+
+/* Value bits of the `listeners` map. */
+#define LISTEN_STEER 1	 /* steer to the stack (always set) */
+#define LISTEN_COOKIES 2 /* tcp_syncookies = 1 and this listener's SYN queue overflows */
+#define LISTEN_LISTENER 0x80 /* internal: the destination is a listener (not stored) */
+
+/* cookie_config.flags */
+#define CK_ENABLED 1 /* xdp_syncookies = 1 */
+#define CK_TIMESTAMPS 2
+#define CK_SACK 4
+#define CK_WSCALE 8
+
+/*
+ * Shared with user space (one entry). SipHash keys as the two little-endian u64 halves of the
+ * 16-byte secret (siphasher's `new_with_key`).
+ */
+struct cookie_config {
+	__u64 key[2];	   /* current SYN-cookie secret */
+	__u64 prev_key[2]; /* previous secret (user space validates with it; unused here) */
+	__u64 ts_key[2];   /* the ISN / timestamp-offset secret (IsnGenerator) */
+	__u64 period_ns;   /* cookie period (64 s), > 0 */
+	__u32 flags;	   /* CK_* */
+	__u16 mss;	   /* our MSS: advertised, and the cap of the encoded one */
+	__u16 window;	   /* SYN-ACK window: min(rmem, 65535) */
+	__u8 rcv_shift;	   /* our window-scale shift */
+	__u8 mode;	   /* tcp_syncookies: 0, 1, 2 */
+	__u8 ttl;
+	__u8 has_prev;
+	__u32 pad;
 };
 
 struct listen_key {
@@ -71,6 +112,24 @@ struct {
 	__type(value, struct steer_config);
 } config SEC(".maps");
 
+/*
+ * Two slots and a selector: user space writes the slot not in use, then flips
+ * `cookie_slot`, so a SYN never reads a half-written secret (array updates are plain copies).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct cookie_config);
+} cookie_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} cookie_slot SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, CNT_MAX);
@@ -92,24 +151,51 @@ static __always_inline int pass(__u32 idx)
 	return XDP_PASS;
 }
 
-static __always_inline int belongs_to_stack(__be32 daddr, __be16 dport)
+/*
+ * Whether (daddr, dport) is the stack's: the listener's value bits (LISTEN_*) for a listener,
+ * LISTEN_STEER for the ephemeral range, 0 for not ours.
+ */
+static __always_inline __u8 belongs_to_stack(__be32 daddr, __be16 dport)
 {
 	struct listen_key key = { .addr = daddr, .port = dport, .pad = 0 };
 	struct steer_config *cfg;
 	__u32 zero = 0;
 	__u16 port;
+	__u8 *v;
 
-	if (bpf_map_lookup_elem(&listeners, &key))
-		return 1;
+	v = bpf_map_lookup_elem(&listeners, &key);
+	if (v)
+		return *v | LISTEN_STEER | LISTEN_LISTENER;
 	key.addr = 0;
-	if (bpf_map_lookup_elem(&listeners, &key))
-		return 1;
+	v = bpf_map_lookup_elem(&listeners, &key);
+	if (v)
+		return *v | LISTEN_STEER | LISTEN_LISTENER;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg || !cfg->valid || (cfg->addr && cfg->addr != daddr))
 		return 0;
 	port = bpf_ntohs(dport);
-	return port >= cfg->eph_lo && port <= cfg->eph_hi;
+	return port >= cfg->eph_lo && port <= cfg->eph_hi ? LISTEN_STEER : 0;
+}
+
+#include "syncookie.h"
+
+/* Cookie mode for a listener (tcp_syncookies semantics): 2 always, 1 while flagged. */
+static __always_inline struct cookie_config *cookie_mode(__u8 listen_bits)
+{
+	struct cookie_config *cfg;
+	__u32 zero = 0, *slot, idx;
+
+	slot = bpf_map_lookup_elem(&cookie_slot, &zero);
+	if (!slot)
+		return NULL;
+	idx = *slot & 1;
+	cfg = bpf_map_lookup_elem(&cookie_config, &idx);
+	if (!cfg || !(cfg->flags & CK_ENABLED))
+		return NULL;
+	if (cfg->mode == 2 || (cfg->mode == 1 && (listen_bits & LISTEN_COOKIES)))
+		return cfg;
+	return NULL;
 }
 
 static __always_inline int steer(struct xdp_md *ctx)
@@ -120,6 +206,7 @@ static __always_inline int steer(struct xdp_md *ctx)
 	struct iphdr *iph;
 	struct tcphdr *tcp;
 	__u32 ihl_bytes, doff_bytes, tot_len, pkt_len, qid;
+	__u8 bits;
 
 	if ((void *)(eth + 1) > data_end)
 		return pass(CNT_MALFORMED); /* runt frame */
@@ -157,8 +244,20 @@ static __always_inline int steer(struct xdp_md *ctx)
 	    tot_len > pkt_len - sizeof(*eth))
 		return pass(CNT_MALFORMED);
 
-	if (!belongs_to_stack(iph->daddr, tcp->dest))
+	bits = belongs_to_stack(iph->daddr, tcp->dest);
+	if (!bits)
 		return pass(CNT_PASSED);
+	/* A SYN to a listener in cookie mode: answered here when it is plain enough. */
+	if (tcp->syn && (bits & LISTEN_LISTENER)) {
+		struct cookie_config *ck = cookie_mode(bits);
+
+		if (ck) {
+			int act = cookie_syn_ack(ctx, ck, eth, iph, tcp);
+
+			if (act >= 0)
+				return act;
+		}
+	}
 
 	/*
 	 * An XSK must be bound to the queue the packet arrived on; redirecting to

@@ -12,6 +12,9 @@ use crate::time::Duration;
 pub struct TcpConfig {
     /// `tcp_syncookies`: 0 = never, 1 = when the SYN queue is full (default), 2 = always.
     pub syncookies: u8,
+    /// `xdp_syncookies` (ours): answer the SYNs that get cookies in the XDP program instead of
+    /// the worker (docs/state-machine.md, "SYN cookies in XDP"). Off by default.
+    pub xdp_syncookies: bool,
     /// `tcp_max_syn_backlog`: half-open connections (SYN-RECEIVED) per listener.
     pub max_syn_backlog: usize,
     /// `somaxconn`: upper bound on a listener's accept-queue backlog.
@@ -86,6 +89,7 @@ impl Default for TcpConfig {
     fn default() -> Self {
         TcpConfig {
             syncookies: 1,
+            xdp_syncookies: false,
             max_syn_backlog: 4096,
             somaxconn: 4096,
             fin_timeout: Duration::from_secs(60),

@@ -117,6 +117,13 @@ impl SynCookies {
         self.current = SipHasher24::new_with_key(&secret);
     }
 
+    /// Sets both secrets at once (a secret shared with other endpoints and the XDP program,
+    /// rotated by their owner): `current` makes and checks cookies, `previous` only checks.
+    pub fn set_secrets(&mut self, current: [u8; 16], previous: Option<[u8; 16]>) {
+        self.current = SipHasher24::new_with_key(&current);
+        self.previous = previous.map(|p| SipHasher24::new_with_key(&p));
+    }
+
     /// How long after sending a cookie an ACK may still carry it (2 periods): a listener only
     /// tries to decode ACKs as cookies within this time of its last cookie (Linux
     /// `tcp_synq_no_recent_overflow`), so ACK floods cost nothing when no cookies are out.
@@ -459,6 +466,19 @@ mod tests {
         let mut k2 = SynCookies::new(KEY2, DEFAULT_COOKIE_PERIOD);
         assert!(k2.check(now, &tuple(), seq2, ack2, None, &cfg).is_some());
         assert!(k2.check(now, &tuple(), seq, ack, None, &cfg).is_none());
+    }
+
+    #[test]
+    fn set_secrets_is_a_rotation_by_the_caller() {
+        let cfg = TcpConfig::default();
+        let now = Instant::from_secs(10);
+        let mut c = jar();
+        let (seq, ack) = third_ack(&mut c, now, 5, 1300);
+        let mut shared = SynCookies::new(KEY3, DEFAULT_COOKIE_PERIOD);
+        shared.set_secrets(KEY2, Some(KEY));
+        assert!(shared.check(now, &tuple(), seq, ack, None, &cfg).is_some());
+        shared.set_secrets(KEY2, None);
+        assert!(shared.check(now, &tuple(), seq, ack, None, &cfg).is_none());
     }
 
     #[test]

@@ -342,6 +342,7 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         ifname: o.ifname.clone(),
         addr: o.addr,
         pid: std::process::id(),
+        xdp: stack.xdp_cookie_stats(),
     };
     let flag = stop.clone();
     let metrics_meta = crate::control::metrics::Meta {
@@ -372,6 +373,19 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
              socket, {} fragments",
             c.redirected, c.passed, c.malformed, c.no_socket, c.fragments
         );
+        if let Some(x) = stack.xdp_cookie_stats() {
+            let x: Vec<String> = x
+                .counters()
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect();
+            println!(
+                "xdptcp: xdp cookies: {} SYN-ACKs, {} left to workers; {}",
+                c.cookie_syn_acks,
+                c.cookie_slow,
+                x[2..].join(", ")
+            );
+        }
     }
     flush_stdout();
     Ok(())

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use crate::cookies::XdpCookieStats;
 use crate::tcp::endpoint::StateCounts;
 use crate::worker::WorkerSnapshot;
 
@@ -13,6 +14,8 @@ pub struct StatMeta {
     pub ifname: String,
     pub addr: std::net::Ipv4Addr,
     pub pid: u32,
+    /// SYN cookies in XDP (`xdp_syncookies = 1`): the stack's counters.
+    pub xdp: Option<std::sync::Arc<XdpCookieStats>>,
 }
 
 /// Named counters of one snapshot, in report order (also the JSON keys).
@@ -241,6 +244,13 @@ pub fn report_text(meta: &StatMeta, snaps: &[WorkerSnapshot]) -> String {
         }
         line(&mut out, "total", title, names, &tot);
     }
+    if let Some(x) = &meta.xdp {
+        let _ = write!(out, "{:<8} {:<8}", "xdp", "cookies");
+        for (k, v) in x.counters() {
+            let _ = write!(out, " {k} {v}");
+        }
+        out.push('\n');
+    }
     for (w, s) in snaps.iter().enumerate() {
         for l in s.listeners() {
             let _ = writeln!(
@@ -308,7 +318,13 @@ pub fn report_json(meta: &StatMeta, snaps: &[WorkerSnapshot]) -> String {
     }
     out.push_str("],\"total\":");
     obj(&mut out, &totals(snaps));
-    out.push_str("}}\n");
+    out.push('}');
+    if let Some(x) = &meta.xdp {
+        out.push_str(",\"xdp\":");
+        obj(&mut out, &x.counters());
+        out.push('}');
+    }
+    out.push_str("}\n");
     out
 }
 
@@ -415,6 +431,7 @@ mod tests {
             ifname: "xts-1".into(),
             addr: std::net::Ipv4Addr::new(198, 18, 0, 1),
             pid: 42,
+            xdp: None,
         }
     }
 
@@ -479,6 +496,33 @@ mod tests {
         assert!(r.ends_with("}}\n"));
         // Balanced braces and brackets.
         let depth = r.chars().fold(0i32, |d, c| match c {
+            '{' | '[' => d + 1,
+            '}' | ']' => d - 1,
+            _ => d,
+        });
+        assert_eq!(depth, 0);
+    }
+
+    #[test]
+    fn xdp_cookie_counters_in_both_reports() {
+        let x = std::sync::Arc::new(XdpCookieStats::default());
+        x.syn_acks.store(41, std::sync::atomic::Ordering::Relaxed);
+        x.mode_flips.store(2, std::sync::atomic::Ordering::Relaxed);
+        let m = StatMeta {
+            xdp: Some(x),
+            ..meta()
+        };
+        let t = report_text(&m, &snaps());
+        assert!(
+            t.contains("xdp      cookies  xdp_cookie_syn_acks 41 xdp_cookie_slow 0 xdp_cookie_mode_flips 2 xdp_cookie_rotations 0\n"),
+            "{t}"
+        );
+        let j = report_json(&m, &snaps());
+        assert!(
+            j.ends_with("},\"xdp\":{\"xdp_cookie_syn_acks\":41,\"xdp_cookie_slow\":0,\"xdp_cookie_mode_flips\":2,\"xdp_cookie_rotations\":0}}\n"),
+            "{j}"
+        );
+        let depth = j.chars().fold(0i32, |d, c| match c {
             '{' | '[' => d + 1,
             '}' | ']' => d - 1,
             _ => d,

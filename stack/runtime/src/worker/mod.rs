@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::app::App;
+use crate::cookies::SharedCookieSecrets;
 use crate::iface::{IfaceStats, Interface, Link};
 use crate::neigh::NeighStats;
 use crate::phy::{Device, DeviceStats};
@@ -157,6 +158,8 @@ pub struct Worker<D: Device, L: Link> {
     stats: LoopStats,
     pinned: bool,
     next_snapshot: Instant,
+    /// With XDP cookies: the stack's shared secrets and when they change next.
+    cookies: Option<(SharedCookieSecrets, Instant)>,
 }
 
 impl<D: Device, L: Link> Worker<D, L> {
@@ -170,7 +173,14 @@ impl<D: Device, L: Link> Worker<D, L> {
             stats: LoopStats::default(),
             pinned: false,
             next_snapshot: Instant::ZERO,
+            cookies: None,
         }
+    }
+
+    /// Uses the stack's shared SYN-cookie secrets (XDP cookies): the endpoint gets the
+    /// secrets of each rotation epoch at its first iteration in it.
+    pub fn set_shared_cookies(&mut self, secrets: SharedCookieSecrets) {
+        self.cookies = Some((secrets, Instant::ZERO));
     }
 
     /// Setting it to true ends `run` after the current iteration.
@@ -235,6 +245,15 @@ impl<D: Device, L: Link> Worker<D, L> {
         last: &mut Instant,
         app: &mut A,
     ) -> bool {
+        if let Some((secrets, next)) = &mut self.cookies {
+            if now >= *next {
+                let (current, previous) = secrets.at(now);
+                self.iface
+                    .endpoint_mut()
+                    .set_cookie_secrets(current, previous);
+                *next = secrets.next_change(now);
+            }
+        }
         let out = self.iface.poll(now, app);
         let s = &mut self.stats;
         let elapsed = now.saturating_since(*last).as_nanos() as u64;

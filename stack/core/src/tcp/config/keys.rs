@@ -66,6 +66,9 @@ static KEYS: &[Key] = &[
     Key { name: "tcp_syncookies", unit: "mode", allowed: Allowed::Choice(&[0, 1, 2]), triple: false,
         meaning: "SYN cookies (RFC 4987): 0 = never (drop SYNs when the SYN queue is full), 1 = when the SYN queue is full, 2 = always",
         get: |c| c.syncookies as u64, set: |c, v| c.syncookies = v as u8 },
+    Key { name: "xdp_syncookies", unit: "bool", allowed: BOOL, triple: false,
+        meaning: "Answer the SYNs that tcp_syncookies sends cookies for in the XDP program (XDP_TX, no worker involved); the worker still validates the returning ACK. Not a Linux sysctl",
+        get: |c| c.xdp_syncookies as u64, set: |c, v| c.xdp_syncookies = v != 0 },
     Key { name: "tcp_max_syn_backlog", unit: "connections", allowed: Allowed::Range(1, MAX_QUEUE), triple: false,
         meaning: "Upper bound on half-open (SYN-RECEIVED) connections per listener; with tcp_syncookies = 0 the last quarter is kept free as Linux does",
         get: |c| c.max_syn_backlog as u64, set: |c, v| c.max_syn_backlog = v as usize },
@@ -335,6 +338,7 @@ mod tests {
         let mut c = TcpConfig::default();
         let cases = [
             ("tcp_syncookies", "2"),
+            ("xdp_syncookies", "1"),
             ("tcp_max_syn_backlog", "128"),
             ("somaxconn", "0"),
             ("tcp_fin_timeout", "30"),
@@ -369,6 +373,7 @@ mod tests {
         }
         let want = TcpConfig {
             syncookies: 2,
+            xdp_syncookies: true,
             max_syn_backlog: 128,
             somaxconn: 0,
             fin_timeout: Duration::from_secs(30),

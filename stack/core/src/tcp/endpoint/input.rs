@@ -262,7 +262,10 @@ impl Endpoint {
         let Some(ls) = self.listeners[l.index as usize].as_mut() else {
             return false;
         };
-        if !ls.l.may_be_cookie_ack(cfg, now, validity) {
+        // With XDP cookies this endpoint does not see the cookies sent, so any ACK to a
+        // listener with cookies on is tried (costs two SipHashes per secret per stray ACK).
+        let external = self.xdp_cookies && cfg.syncookies != 0;
+        if !external && !ls.l.may_be_cookie_ack(cfg, now, validity) {
             return false;
         }
         let tsecr = seg.options.timestamp.map(|(_, ecr)| ecr);
@@ -358,6 +361,9 @@ impl Endpoint {
     /// enough to be valid always verifies (RFC 4987 §3.6 leaves the lifetime open; Linux
     /// never rotates).
     fn rotate_cookie_secret(&mut self, now: Instant) {
+        if self.xdp_cookies {
+            return; // the runtime rotates every endpoint and the XDP program together
+        }
         match self.cookie_rotate_at {
             Some(at) if now < at => {}
             Some(_) => {
@@ -368,6 +374,22 @@ impl Endpoint {
             }
             None => self.cookie_rotate_at = Some(now + self.cookies.validity()),
         }
+    }
+
+    /// SYN cookies answered by the XDP program too (issue 13): from now on the secrets come
+    /// only from [`Endpoint::set_cookie_secrets`] (every worker and the program must share
+    /// them; the endpoint no longer rotates by itself), and ACKs to a listener are tried as
+    /// cookies whenever `tcp_syncookies` is on, since the cookies this endpoint did not send
+    /// leave no trace in its listeners.
+    pub fn set_xdp_cookies(&mut self, on: bool) {
+        self.xdp_cookies = on;
+    }
+
+    /// Replaces the SYN-cookie secrets: `current` makes and checks cookies, `previous` (the
+    /// one before the last rotation) still checks them. The caller rotates at most once per
+    /// cookie lifetime ([`SynCookies::validity`]) so no valid cookie is lost.
+    pub fn set_cookie_secrets(&mut self, current: [u8; 16], previous: Option<[u8; 16]>) {
+        self.cookies.set_secrets(current, previous);
     }
 
     /// The stateless SYN-ACK of RFC 4987 §3.6: ISS = the cookie; options that do not fit in

@@ -298,6 +298,10 @@ pub struct Endpoint {
     cookies: SynCookies,
     /// When the SYN-cookie secret is next replaced (set by the first cookie sent).
     cookie_rotate_at: Option<Instant>,
+    /// SYN cookies are also answered outside the endpoint (the XDP program, issue 13): the
+    /// secrets come from [`Endpoint::set_cookie_secrets`] (no self-rotation) and an ACK to a
+    /// listener is tried as a cookie whenever cookies are on.
+    xdp_cookies: bool,
     limiter: ChallengeAckLimiter,
     rng: ChaCha8Rng,
     ephemeral: RangeInclusive<u16>,
@@ -346,6 +350,7 @@ impl Endpoint {
             isn: IsnGenerator::new(secrets.isn),
             cookies: SynCookies::new(secrets.cookie, DEFAULT_COOKIE_PERIOD),
             cookie_rotate_at: None,
+            xdp_cookies: false,
             rng: ChaCha8Rng::seed_from_u64(secrets.seed),
             next_ephemeral: secrets.seed as u32,
             cfg,
