@@ -30,7 +30,7 @@
 //!
 //! Memory per connection: the struct itself (608 bytes on x86-64; a test bounds it) plus,
 //! only while they hold bytes, at most `cfg.wmem` bytes of send buffer and `cfg.rmem` bytes
-//! of receive buffer (`ring.rs`: storage from the per-thread pool tcp/bufpool.rs, grown on
+//! of receive buffer (`ring.rs`: storage from the endpoint's pool tcp/bufpool.rs, grown on
 //! demand up to those bounds and given back when the buffer empties, so an idle connection
 //! holds none; out-of-order data is held inside the receive buffer), and, only while the
 //! peer SACKs or out-of-order data is held, the SACK scoreboard (at most 32 ranges of 8
@@ -65,6 +65,7 @@ use std::fmt;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
 
+use crate::tcp::bufpool::BufPool;
 use crate::tcp::cc::{CongestionAlgo, CongestionControl};
 use crate::tcp::timewait::TimeWait;
 use crate::tcp::TcpConfig;
@@ -223,27 +224,35 @@ impl Negotiated {
         shift
     }
 
-    /// What a passive open agrees to given the peer's SYN: each option only when the peer
-    /// offered it and `cfg` allows it. The listener and SYN cookies use this too.
+    /// What a passive open agrees to given the peer's SYN: `cfg`'s offer answered by `syn`
+    /// ([`Negotiated::agree`]). The listener and SYN cookies use this too.
     pub fn from_syn(cfg: &TcpConfig, syn: &TcpRepr<'_>) -> Negotiated {
-        let o = &syn.options;
-        let ws = cfg.window_scaling && o.window_scale.is_some();
+        Negotiated::offer(cfg).agree(syn)
+    }
+
+    /// The one negotiation, for both opens: our offer (`self`) against the peer's SYN or
+    /// SYN-ACK. Each option is in use only if both sides offered it (RFC 7323 §1.3, §3.2;
+    /// RFC 2018 §2); the MSS is the smaller of both, the peer's defaulting to 536 (RFC 9293
+    /// §3.7.1).
+    pub fn agree(self, peer: &TcpRepr<'_>) -> Negotiated {
+        let o = &peer.options;
+        let ws = self.window_scaling && o.window_scale.is_some();
         Negotiated {
-            mss: o.mss.unwrap_or(DEFAULT_MSS).min(cfg.mss).max(64),
+            mss: o.mss.unwrap_or(DEFAULT_MSS).min(self.mss).max(64),
             snd_shift: if ws {
                 o.window_scale.unwrap_or(0).min(14)
             } else {
                 0
             },
-            rcv_shift: if ws { Self::our_shift(cfg) } else { 0 },
+            rcv_shift: if ws { self.rcv_shift } else { 0 },
             window_scaling: ws,
-            sack: cfg.sack && o.sack_permitted,
-            timestamps: cfg.timestamps && o.timestamp.is_some(),
+            sack: self.sack && o.sack_permitted,
+            timestamps: self.timestamps && o.timestamp.is_some(),
         }
     }
 
-    /// What an active open offers (before the SYN-ACK says what the peer accepts).
-    fn offer(cfg: &TcpConfig) -> Negotiated {
+    /// What we offer on a SYN (an active open) or could agree to (a passive one).
+    pub fn offer(cfg: &TcpConfig) -> Negotiated {
         Negotiated {
             mss: cfg.mss,
             snd_shift: 0,
@@ -259,11 +268,11 @@ impl Negotiated {
     }
 }
 
-/// The settings a connection needs (not the whole `TcpConfig`). Shared, not copied: every
-/// connection of an endpoint points at one `Arc<Limits>` (8 bytes per connection instead of
-/// 152), see [`Limits::shared`].
+/// The settings a connection needs (not the whole `TcpConfig`). Shared, not copied: the
+/// endpoint builds one `Arc<Limits>` from its config and hands it to every connection it
+/// makes (8 bytes per connection instead of 152).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Limits {
+pub struct Limits {
     rto_initial: Duration,
     rto_min: Duration,
     rto_max: Duration,
@@ -277,39 +286,13 @@ struct Limits {
     keepalive_probes: u32,
     rmem: usize,
     wmem: usize,
-    our_mss: u16,
+    /// What our SYN offers (our MSS, window shift, SACK, timestamps).
+    offer: Negotiated,
     cc: CongestionAlgo,
 }
 
-thread_local! {
-    /// The limits of the last connection made on this thread: connections of one endpoint
-    /// (one config) share it.
-    static LAST_LIMITS: std::cell::RefCell<Option<Arc<Limits>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
 impl Limits {
-    /// `cfg`'s limits, shared with the previous connection made on this thread when equal
-    /// (then no allocation; a new `Arc` when the config differs). Bound: one `Limits` per
-    /// config in use, freed with its last connection.
-    fn shared(cfg: &TcpConfig) -> Arc<Limits> {
-        let l = Limits::new(cfg);
-        LAST_LIMITS
-            .try_with(|last| {
-                let mut last = last.borrow_mut();
-                match last.as_ref() {
-                    Some(a) if **a == l => a.clone(),
-                    _ => {
-                        let a = Arc::new(l);
-                        *last = Some(a.clone());
-                        a
-                    }
-                }
-            })
-            .unwrap_or_else(|_| Arc::new(l))
-    }
-
-    fn new(cfg: &TcpConfig) -> Limits {
+    pub fn new(cfg: &TcpConfig) -> Limits {
         Limits {
             rto_initial: cfg.rto_initial,
             rto_min: cfg.rto_min,
@@ -324,7 +307,7 @@ impl Limits {
             keepalive_probes: cfg.keepalive_probes,
             rmem: cfg.rmem,
             wmem: cfg.wmem,
-            our_mss: cfg.mss,
+            offer: Negotiated::offer(cfg),
             cc: cfg.congestion_control,
         }
     }
@@ -425,7 +408,7 @@ impl Connection {
     /// `inner` is SYN-SENT or SYN-RECEIVED with the same `iss`.
     fn new(
         now: Instant,
-        cfg: &TcpConfig,
+        limits: &Arc<Limits>,
         ends: Endpoints,
         (iss, inner): (SeqNum, Inner),
         nego: Negotiated,
@@ -436,7 +419,7 @@ impl Connection {
             iss,
             nego,
             ts: Timestamps::default(),
-            limits: Limits::shared(cfg),
+            limits: limits.clone(),
             timers: Timers::default(),
             pending: Pending::default(),
             events: Events::default(),
@@ -448,11 +431,11 @@ impl Connection {
     }
 
     /// Active open (RFC 9293 §3.10.1): CLOSED -> SYN-SENT; the SYN goes out with the next
-    /// `poll_transmit`. `iss` comes from tcp/isn.rs (RFC 6528), `ts_offset` is a per-connection
-    /// random TSval offset.
+    /// `poll_transmit`. `limits` is the endpoint's (shared by its connections), `iss` comes
+    /// from tcp/isn.rs (RFC 6528), `ts_offset` is a per-connection random TSval offset.
     pub fn connect(
         now: Instant,
-        cfg: &TcpConfig,
+        limits: &Arc<Limits>,
         ends: Endpoints,
         iss: SeqNum,
         ts_offset: u32,
@@ -462,7 +445,7 @@ impl Connection {
             tx: 0,
             sent_at: now,
         });
-        let mut c = Connection::new(now, cfg, ends, (iss, inner), Negotiated::offer(cfg));
+        let mut c = Connection::new(now, limits, ends, (iss, inner), limits.offer);
         c.ts.offset = ts_offset;
         c.pending.syn = true;
         c
@@ -473,13 +456,13 @@ impl Connection {
     /// has already checked `syn` is a SYN without RST/ACK.
     pub fn accept_syn(
         now: Instant,
-        cfg: &TcpConfig,
+        limits: &Arc<Limits>,
         ends: Endpoints,
         syn: &TcpRepr<'_>,
         iss: SeqNum,
         ts_offset: u32,
     ) -> Self {
-        let nego = Negotiated::from_syn(cfg, syn);
+        let nego = limits.offer.agree(syn);
         let inner = Inner::SynRcvd(SynRcvd {
             iss,
             irs: syn.seq,
@@ -487,7 +470,7 @@ impl Connection {
             sent_at: now,
             active: false,
         });
-        let mut c = Connection::new(now, cfg, ends, (iss, inner), nego);
+        let mut c = Connection::new(now, limits, ends, (iss, inner), nego);
         c.ts.offset = ts_offset;
         c.take_timestamp(now, syn);
         c.pending.syn = true;
@@ -499,11 +482,12 @@ impl Connection {
     /// directly and processes `ack` (which may carry data or FIN) as the third segment.
     pub fn from_cookie(
         now: Instant,
-        cfg: &TcpConfig,
+        limits: &Arc<Limits>,
         ends: Endpoints,
         ack: &TcpRepr<'_>,
         nego: Negotiated,
         ts_offset: u32,
+        pool: &mut BufPool,
     ) -> Self {
         let iss = ack.ack - 1;
         let inner = Inner::SynRcvd(SynRcvd {
@@ -513,13 +497,13 @@ impl Connection {
             sent_at: now,
             active: false,
         });
-        let mut c = Connection::new(now, cfg, ends, (iss, inner), nego);
+        let mut c = Connection::new(now, limits, ends, (iss, inner), nego);
         c.ts.offset = ts_offset;
         c.take_timestamp(now, ack);
         c.ts.last_ack_sent = ack.seq;
         let mut limiter = ChallengeAckLimiter::new(0);
         // The SYN-RECEIVED step of §3.10.7.4 "fifth check the ACK field" turns it ESTABLISHED.
-        let _ = c.on_segment(now, ack, &mut limiter);
+        let _ = c.on_segment(now, ack, &mut limiter, pool);
         if let Inner::SynRcvd(_) = c.inner {
             // Not a valid third segment after all (wrong ports, RST, no ACK): there is no
             // SYN-ACK to retransmit for a cookie, so drop it rather than leave it half-open.
@@ -623,8 +607,14 @@ impl Connection {
     }
 
     /// Queue application data. Returns how many bytes were taken (bounded by `cfg.wmem`);
-    /// `Err(Full)` when none fit. Data goes out with the next `poll_transmit`.
-    pub fn send(&mut self, _now: Instant, data: &[u8]) -> Result<usize, SendError> {
+    /// `Err(Full)` when none fit. Data goes out with the next `poll_transmit`. Buffer
+    /// storage comes from `pool`.
+    pub fn send(
+        &mut self,
+        _now: Instant,
+        data: &[u8],
+        pool: &mut BufPool,
+    ) -> Result<usize, SendError> {
         if self.app.write_closed {
             return Err(SendError::WriteClosed);
         }
@@ -639,7 +629,7 @@ impl Connection {
             | Inner::TimeWait(_) => return Err(SendError::WriteClosed),
             Inner::Closed(_) => return Err(SendError::Closed(self.events.error)),
         };
-        let n = snd.write(data);
+        let n = snd.write(data, pool);
         if n < data.len() {
             self.app.want_writable = true;
         }
@@ -660,19 +650,9 @@ impl Connection {
 
     /// Read in-order received data. Returns 0 when nothing is buffered (check `state()` /
     /// `PeerFin` for end of stream). Reading may open the window enough to owe the peer a
-    /// window update (RFC 9293 §3.8.6.2.2).
-    pub fn recv(&mut self, buf: &mut [u8]) -> usize {
-        let (n, update) = match &mut self.inner {
-            Inner::Established(s) => s.rcv.read(buf),
-            Inner::FinWait1(s) => s.rcv.read(buf),
-            Inner::FinWait2(s) => s.rcv.read(buf),
-            Inner::CloseWait(s) => (s.rcv.read(buf), false),
-            Inner::Closing(s) => (s.rcv.read(buf), false),
-            Inner::LastAck(s) => (s.rcv.read(buf), false),
-            Inner::TimeWait(s) => (s.rcv.read(buf), false),
-            Inner::Closed(s) => (s.rcv.as_mut().map_or(0, |r| r.read(buf)), false),
-            Inner::SynSent(_) | Inner::SynRcvd(_) => (0, false),
-        };
+    /// window update (RFC 9293 §3.8.6.2.2). Storage read empty goes back to `pool`.
+    pub fn recv(&mut self, buf: &mut [u8], pool: &mut BufPool) -> usize {
+        let (n, update) = self.inner.read(buf, pool);
         if update {
             self.pending.ack = true;
         }
@@ -759,6 +739,15 @@ impl Connection {
         }
     }
 
+    /// Drops the connection, giving every buffer it still holds back to `pool` (unread data
+    /// is discarded): the endpoint calls it as it frees the connection. (Dropping it
+    /// otherwise frees the storage to the allocator.)
+    pub fn release_buffers(self, pool: &mut BufPool) {
+        for mut r in self.inner.into_rings().into_iter().flatten() {
+            r.release(pool);
+        }
+    }
+
     /// In TIME-WAIT: the compact record the endpoint may keep instead of this connection.
     pub fn time_wait_record(&self) -> Option<TimeWait> {
         match &self.inner {
@@ -782,12 +771,12 @@ impl Connection {
 }
 
 /// Readable bytes helper shared by the receive halves.
-fn read_from(buf: &mut ring::Ring, out: &mut [u8]) -> usize {
+fn read_from(buf: &mut ring::Ring, out: &mut [u8], pool: &mut BufPool) -> usize {
     let n = out.len().min(buf.len());
     let (a, b) = buf.as_slices();
     let na = n.min(a.len());
     out[..na].copy_from_slice(&a[..na]);
     out[na..n].copy_from_slice(&b[..n - na]);
-    buf.drain(..n);
+    buf.drain(..n, pool);
     n
 }

@@ -24,6 +24,7 @@ use super::delack::AckPolicy;
 use super::reassembly::{Fit, Reassembly};
 use super::ring::Ring;
 use super::{read_from, Negotiated};
+use crate::tcp::bufpool::BufPool;
 use crate::wire::SeqNum;
 
 #[derive(Debug)]
@@ -76,6 +77,11 @@ impl Receiver {
             ooo: Reassembly::default(),
             ack: AckPolicy::new(rcv_mss),
         }
+    }
+
+    /// RCV.NXT.
+    pub fn nxt(&self) -> SeqNum {
+        self.nxt
     }
 
     /// RCV.WND: what the peer may still send, from RCV.NXT to the advertised edge.
@@ -142,7 +148,13 @@ impl Receiver {
     /// RFC 9293 §3.10.7.4 "seventh, process the segment text" for a segment already found
     /// acceptable: trim it to [RCV.NXT, edge), keep new bytes (in order or held beyond a
     /// hole), never overwrite bytes already held.
-    pub fn accept(&mut self, seq: SeqNum, payload: &[u8], fin: bool) -> Accepted {
+    pub fn accept(
+        &mut self,
+        seq: SeqNum,
+        payload: &[u8],
+        fin: bool,
+        pool: &mut BufPool,
+    ) -> Accepted {
         let mut out = Accepted::default();
         let end = seq + payload.len();
         // Text before RCV.NXT is a duplicate (RFC 2883 §4 reports it).
@@ -169,7 +181,7 @@ impl Receiver {
             if let Fit::Ok { dup } = self.ooo.fit(s, e) {
                 out.dup = out.dup.or(dup);
             }
-            self.store(s, e, data);
+            self.store(s, e, data, pool);
             let held_fin = self.ooo.fin();
             let (nxt, filled) = self.ooo.advance(e);
             out.fin = (fin && nxt == end) || held_fin == Some(nxt);
@@ -191,7 +203,7 @@ impl Receiver {
             Fit::Full => out.nothing_new = true,
             Fit::Ok { dup } => {
                 out.dup = out.dup.or(dup);
-                self.store(s, e, data);
+                self.store(s, e, data, pool);
                 self.ooo.insert(s, e);
             }
         }
@@ -199,16 +211,16 @@ impl Receiver {
     }
 
     /// Copy the parts of [s, e) not held yet (`data` is its text) into the buffer.
-    fn store(&mut self, s: SeqNum, e: SeqNum, data: &[u8]) {
+    fn store(&mut self, s: SeqNum, e: SeqNum, data: &[u8], pool: &mut BufPool) {
         let need = self.ready + (e - self.nxt);
         if s == self.nxt && self.buf.len() == self.ready {
             // The common case, in order with nothing held: append, no placeholder fill.
-            self.reserve(need);
-            self.buf.extend(data);
+            self.buf.reserve(need, pool);
+            self.buf.extend(data, pool);
             return;
         }
         if need > self.buf.len() {
-            self.buf.resize(need);
+            self.buf.resize(need, pool);
         }
         let Receiver {
             buf,
@@ -222,29 +234,33 @@ impl Receiver {
         }
     }
 
-    /// Room for `need` bytes. Bounded: data is only taken below the advertised edge, and
-    /// edge - RCV.NXT <= cap - ready; growth doubles, never allocating more than `cap`
-    /// (ring.rs; the storage goes back to the pool when the buffer is read empty).
-    fn reserve(&mut self, need: usize) {
-        self.buf.reserve(need);
-    }
-
     /// Read into `out`; also says whether the window opened enough to owe the peer a window
     /// update now: the edge may move by the SWS step (RFC 9293 §3.8.6.2.2) and the window at
     /// least doubles (Linux tcp_cleanup_rbuf), so a reader does not cause an ACK per read.
-    pub fn read(&mut self, out: &mut [u8]) -> (usize, bool) {
+    pub fn read(&mut self, out: &mut [u8], pool: &mut BufPool) -> (usize, bool) {
         let n = out.len().min(self.ready);
-        let n = read_from(&mut self.buf, &mut out[..n]);
+        let n = read_from(&mut self.buf, &mut out[..n], pool);
         self.ready -= n;
         let (avail, cur) = (self.openable(), self.window());
         let update = n > 0 && avail >= cur.saturating_add(self.sws_step()) && avail / 2 >= cur;
         (n, update)
     }
 
-    /// The peer's FIN arrived: RCV.NXT moves past it, no more data is accepted; held
-    /// out-of-order data (beyond the FIN: a broken peer) is discarded.
-    pub fn finish(mut self) -> RecvDone {
-        self.buf.truncate(self.ready);
+    /// The buffer's storage, for the pool (the data in it is discarded).
+    pub fn into_ring(self) -> Ring {
+        self.buf
+    }
+
+    /// Discards held out-of-order data (beyond the peer's FIN: a broken peer); called as the
+    /// FIN is processed, before `finish`.
+    pub fn discard_held(&mut self, pool: &mut BufPool) {
+        self.buf.truncate(self.ready, pool);
+    }
+
+    /// The peer's FIN arrived (`discard_held` done): RCV.NXT moves past it, no more data is
+    /// accepted.
+    pub fn finish(self) -> RecvDone {
+        debug_assert_eq!(self.buf.len(), self.ready, "discard_held first");
         RecvDone {
             nxt: self.nxt + 1u32,
             buf: self.buf,
@@ -282,8 +298,12 @@ impl RecvDone {
     pub fn unread(&self) -> usize {
         self.buf.len()
     }
-    pub fn read(&mut self, out: &mut [u8]) -> usize {
-        read_from(&mut self.buf, out)
+    pub fn read(&mut self, out: &mut [u8], pool: &mut BufPool) -> usize {
+        read_from(&mut self.buf, out, pool)
+    }
+    /// The buffer's storage, for the pool (unread data in it is discarded).
+    pub fn into_ring(self) -> Ring {
+        self.buf
     }
 }
 
@@ -302,11 +322,12 @@ mod tests {
 
     #[test]
     fn in_order_trim_and_window() {
+        let mut p = BufPool::new();
         let mut r = Receiver::new(SeqNum(1000), 8, &nego(0));
         assert_eq!(r.window(), 8);
-        let a = r.accept(SeqNum(1000), b"abcd", false);
+        let a = r.accept(SeqNum(1000), b"abcd", false, &mut p);
         assert_eq!((a.delivered, a.dup), (4, None));
-        let a = r.accept(SeqNum(998), b"zzabcdef", false);
+        let a = r.accept(SeqNum(998), b"zzabcdef", false, &mut p);
         assert_eq!(a.delivered, 2, "front trimmed");
         assert_eq!(
             a.dup,
@@ -314,47 +335,50 @@ mod tests {
             "the duplicate part"
         );
         assert_eq!(r.nxt, SeqNum(1006));
-        let a = r.accept(SeqNum(1006), b"ghijk", false);
+        let a = r.accept(SeqNum(1006), b"ghijk", false, &mut p);
         assert_eq!(a.delivered, 2, "window 2 left");
         assert_eq!((r.window(), r.window_field()), (0, 0));
         let mut out = [0u8; 3];
-        assert_eq!(r.read(&mut out), (3, false), "3 < min(4, 1460)");
+        assert_eq!(r.read(&mut out, &mut p), (3, false), "3 < min(4, 1460)");
         assert_eq!(&out, b"abc");
         assert_eq!(r.window_field(), 0, "SWS: not reopened by 3");
         let mut out = [0u8; 8];
-        assert_eq!(r.read(&mut out), (5, true));
+        assert_eq!(r.read(&mut out, &mut p), (5, true));
         assert_eq!(&out[..5], b"defgh");
         assert_eq!(r.window_field(), 8);
         r.ack_sent(8);
         assert_eq!(r.window(), 8);
+        r.discard_held(&mut p);
         let done = r.finish();
         assert_eq!(done.nxt, SeqNum(1009));
     }
 
     #[test]
     fn held_data_is_stored_in_place_and_bounded() {
+        let mut p = BufPool::new();
         let mut r = Receiver::new(SeqNum(0), 16, &nego(0));
-        let a = r.accept(SeqNum(10), b"klmnopqr", false);
+        let a = r.accept(SeqNum(10), b"klmnopqr", false, &mut p);
         assert!(a.out_of_order && a.delivered == 0);
         assert_eq!(r.ooo.held(), 6, "trimmed at the edge 16");
         assert!(r.buf.len() <= 16);
-        let a = r.accept(SeqNum(0), b"abcdefghij", false);
+        let a = r.accept(SeqNum(0), b"abcdefghij", false, &mut p);
         assert!(a.filled);
         assert_eq!(a.delivered, 16);
         let mut out = [0u8; 16];
-        assert_eq!(r.read(&mut out).0, 16);
+        assert_eq!(r.read(&mut out, &mut p).0, 16);
         assert_eq!(&out, b"abcdefghijklmnop");
     }
 
     /// RFC 7323 §2.4: scaled windows keep the edge by rounding up, within the buffer.
     #[test]
     fn scaled_window_rounds_the_kept_edge_up() {
+        let mut p = BufPool::new();
         let mut r = Receiver::new(SeqNum(0), 1 << 17, &nego(2));
         // Reserve 16 * 3 = 48 bytes: opens to 131024 bytes = field 32756.
         assert_eq!(r.window_field(), 32756);
         r.ack_sent(32756);
         let edge = 131_024;
-        r.accept(SeqNum(0), &[0u8; 5], false);
+        r.accept(SeqNum(0), &[0u8; 5], false, &mut p);
         // 131019 left; rounded up to 131020 (field 32755): the edge moves right by 1.
         assert_eq!(r.window_field(), 32755);
         r.ack_sent(32755);

@@ -11,6 +11,7 @@
 
 use super::scoreboard::{dist, DUP_THRESH};
 use super::sender::{Acked, Sender, Tx, TxKind};
+use crate::tcp::bufpool::BufPool;
 use crate::tcp::cc::CongestionControl;
 use crate::time::{Duration, Instant};
 use crate::wire::SeqNum;
@@ -57,12 +58,17 @@ pub(super) struct AckResult {
 impl Sender {
     /// Process the ACK part of an acceptable segment (RFC 5961 §5.2 range already checked).
     /// Call before the window update (RFC 5681 §2's duplicate test compares windows).
-    pub fn on_ack_segment(&mut self, now: Instant, a: &AckInfo<'_>) -> AckResult {
+    pub fn on_ack_segment(
+        &mut self,
+        now: Instant,
+        a: &AckInfo<'_>,
+        pool: &mut BufPool,
+    ) -> AckResult {
         let mss = self.mss as u32;
         let flight_before = self.flight_size();
         let mut res = AckResult::default();
         if self.una.lt(a.ack) {
-            res.acked = self.on_ack(now, a.ack, a.ts_rtt);
+            res.acked = self.on_ack(now, a.ack, a.ts_rtt, pool);
             res.advanced = true;
             res.restart_rto = true;
             self.sb.advance(self.una);

@@ -15,6 +15,7 @@ use super::ring::Ring;
 use super::rtt::Rtt;
 use super::scoreboard::{dist, Scoreboard};
 use super::{Limits, Negotiated};
+use crate::tcp::bufpool::BufPool;
 use crate::tcp::cc::{Cc, CongestionControl};
 use crate::time::{Duration, Instant};
 use crate::wire::SeqNum;
@@ -202,9 +203,9 @@ impl Sender {
     }
 
     /// Append application data; returns how much fit.
-    pub fn write(&mut self, data: &[u8]) -> usize {
+    pub fn write(&mut self, data: &[u8], pool: &mut BufPool) -> usize {
         let n = data.len().min(self.space());
-        self.buf.extend(&data[..n]);
+        self.buf.extend(&data[..n], pool);
         n
     }
 
@@ -268,10 +269,16 @@ impl Sender {
     /// Cumulative part of an ACK with SND.UNA < SEG.ACK =< SND.MAX: drop acknowledged
     /// bytes, take an RTT sample (Karn's timed segment when it is covered, else `ts_rtt`
     /// from timestamps, RFC 7323 §4.1).
-    pub fn on_ack(&mut self, now: Instant, ack: SeqNum, ts_rtt: Option<Duration>) -> Acked {
+    pub fn on_ack(
+        &mut self,
+        now: Instant,
+        ack: SeqNum,
+        ts_rtt: Option<Duration>,
+        pool: &mut BufPool,
+    ) -> Acked {
         let n = ack - self.una;
         let bytes = n.min(self.buf.len());
-        self.buf.drain(..bytes);
+        self.buf.drain(..bytes, pool);
         self.una = ack;
         if self.nxt.lt(ack) {
             self.nxt = ack;
@@ -514,7 +521,13 @@ impl Sender {
         self.last_send = Some(now);
     }
 
-    /// The remains once our FIN is acknowledged (FIN-WAIT-2, TIME-WAIT).
+    /// The buffer's storage, for the pool (unsent and unacknowledged data is discarded).
+    pub fn into_ring(self) -> Ring {
+        self.buf
+    }
+
+    /// The remains once our FIN is acknowledged (FIN-WAIT-2, TIME-WAIT): the buffer is
+    /// empty then (drained into the pool by the ACK), so nothing is lost with it.
     pub fn done(self) -> SendDone {
         SendDone {
             nxt: self.max,
@@ -561,11 +574,12 @@ mod tests {
     #[test]
     fn segments_respect_mss_window_and_fin() {
         let mut s = sender();
-        assert_eq!(s.write(b"abcdefghijkl"), 10, "bounded by cap");
+        let mut p = BufPool::new();
+        assert_eq!(s.write(b"abcdefghijkl", &mut p), 10, "bounded by cap");
         assert_eq!(send_all(&mut s, Instant::ZERO), vec![(101, 4, false)]);
         s.set_window(8, SeqNum(0), SeqNum(101));
         assert_eq!(send_all(&mut s, Instant::ZERO), vec![(105, 4, false)]);
-        let a = s.on_ack(Instant::from_millis(50), SeqNum(109), None);
+        let a = s.on_ack(Instant::from_millis(50), SeqNum(109), None, &mut p);
         assert_eq!(
             a,
             Acked {
@@ -578,7 +592,7 @@ mod tests {
         s.fin = true;
         assert_eq!(send_all(&mut s, Instant::ZERO), vec![(109, 2, true)]);
         assert_eq!(
-            s.on_ack(Instant::ZERO, SeqNum(112), None),
+            s.on_ack(Instant::ZERO, SeqNum(112), None, &mut p),
             Acked {
                 bytes: 2,
                 fin: true
@@ -590,7 +604,8 @@ mod tests {
     #[test]
     fn rto_goes_back_to_una_and_karn_skips_sample() {
         let mut s = sender();
-        s.write(b"abcd");
+        let mut p = BufPool::new();
+        s.write(b"abcd", &mut p);
         send_all(&mut s, Instant::ZERO);
         s.on_rto(Instant::from_secs(1));
         assert_eq!(s.nxt, SeqNum(101));
@@ -598,7 +613,7 @@ mod tests {
             send_all(&mut s, Instant::from_secs(1)),
             vec![(101, 4, false)]
         );
-        s.on_ack(Instant::from_secs(2), SeqNum(105), None);
+        s.on_ack(Instant::from_secs(2), SeqNum(105), None, &mut p);
         assert_eq!(s.rtt.srtt(), None, "Karn: no sample from a retransmission");
         assert_eq!(s.rto_count, 0);
     }
@@ -607,9 +622,10 @@ mod tests {
     #[test]
     fn ack_acceptable_range() {
         let mut s = sender();
-        s.write(b"abcd");
+        let mut p = BufPool::new();
+        s.write(b"abcd", &mut p);
         send_all(&mut s, Instant::ZERO);
-        s.on_ack(Instant::ZERO, SeqNum(103), None);
+        s.on_ack(Instant::ZERO, SeqNum(103), None, &mut p);
         assert!(s.ack_acceptable(SeqNum(105)));
         assert!(!s.ack_acceptable(SeqNum(106)));
         assert!(s.ack_acceptable(SeqNum(103 - 6)));
@@ -623,8 +639,9 @@ mod tests {
     #[test]
     fn limit_says_what_stopped_sending() {
         let mut s = sender(); // cap 10, MSS 4, window 6
+        let mut p = BufPool::new();
         assert_eq!(s.limit(), None, "nothing queued or in flight");
-        assert_eq!(s.write(b"0123456789"), 10);
+        assert_eq!(s.write(b"0123456789", &mut p), 10);
         assert_eq!(send_all(&mut s, Instant::ZERO), vec![(101, 4, false)]);
         assert_eq!(s.limit(), Some(TxLimit::PeerWindow));
         s.set_window(100, SeqNum(1), SeqNum(101));
@@ -637,25 +654,26 @@ mod tests {
             Some(TxLimit::SendBuffer),
             "all 10 bytes in flight"
         );
-        s.on_ack(Instant::ZERO, SeqNum(105), None);
+        s.on_ack(Instant::ZERO, SeqNum(105), None, &mut p);
         assert_eq!(
             s.limit(),
             Some(TxLimit::App),
             "room for 4 more, none written"
         );
         s.cc.on_rto(Instant::ZERO, 0, false); // cwnd = 1 SMSS = 4 < 6 outstanding
-        assert_eq!(s.write(b"abcd"), 4);
+        assert_eq!(s.write(b"abcd", &mut p), 4);
         assert_eq!(send_all(&mut s, Instant::ZERO), vec![]);
         assert_eq!(s.limit(), Some(TxLimit::Cwnd));
 
         let mut s = sender();
+        let mut p = BufPool::new();
         s.set_window(100, SeqNum(1), SeqNum(101));
-        s.write(b"ab");
+        s.write(b"ab", &mut p);
         let tx = s
             .next_tx(false)
             .expect("all queued data, nothing unacknowledged");
         s.on_sent(Instant::ZERO, &tx);
-        s.write(b"c");
+        s.write(b"c", &mut p);
         assert_eq!(
             s.next_tx(false),
             None,
@@ -669,6 +687,7 @@ mod tests {
     #[test]
     fn payload_across_wrap_is_contiguous() {
         let mut s = sender();
+        let mut p = BufPool::new();
         s.set_window(100, SeqNum(0), SeqNum(101));
         // Write 3 bytes, send them, acknowledge all but the last (an empty ring restarts
         // at its front), until a segment crosses the wrap (where depends on the ring's
@@ -677,13 +696,13 @@ mod tests {
         for _ in 0..64 {
             let data = [next, next + 1, next + 2];
             next = next.wrapping_add(3);
-            assert_eq!(s.write(&data), 3);
+            assert_eq!(s.write(&data, &mut p), 3);
             let tx = s.next_tx(true).unwrap();
             assert_eq!(tx.len, 3);
             let (a, _) = s.buf.as_slices();
             if !(tx.off < a.len() && tx.off + tx.len > a.len()) {
                 s.on_sent(Instant::ZERO, &tx);
-                s.on_ack(Instant::ZERO, tx.seq + 2u32, None);
+                s.on_ack(Instant::ZERO, tx.seq + 2u32, None, &mut p);
                 continue;
             }
             let mut scratch = [0u8; 4];

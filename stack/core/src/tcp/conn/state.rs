@@ -6,9 +6,11 @@
 //! diagram; docs/state-machine.md is generated from it).
 
 use super::receiver::{Receiver, RecvDone};
+use super::ring::Ring;
 use super::sender::{SendDone, Sender};
 use super::timers::Timer;
 use super::{ConnError, Connection, State, EV_CLOSED, EV_CONNECTED, EV_ERROR, EV_PEER_FIN};
+use crate::tcp::bufpool::BufPool;
 use crate::tcp::timewait::TimeWait;
 use crate::time::{Duration, Instant};
 use crate::wire::SeqNum;
@@ -96,9 +98,13 @@ pub(super) struct TimeWaitSt {
 }
 
 /// CLOSED: only unread data (after an orderly close) remains.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct Closed {
     pub rcv: Option<RecvDone>,
+    /// The storage of the buffers the close discarded (send, receive): kept, unread, until
+    /// the endpoint frees the connection and gives it to its pool
+    /// (`Connection::release_buffers`). Free in size: CLOSED is smaller than ESTABLISHED.
+    pub spare: [Option<Ring>; 2],
 }
 
 #[derive(Debug)]
@@ -163,12 +169,71 @@ impl Inner {
     }
 
     /// The receiving half, in the states that still accept data.
+    pub fn receiver(&self) -> Option<&Receiver> {
+        match self {
+            Inner::Established(s) => Some(&s.rcv),
+            Inner::FinWait1(s) => Some(&s.rcv),
+            Inner::FinWait2(s) => Some(&s.rcv),
+            _ => None,
+        }
+    }
+
     pub fn receiver_mut(&mut self) -> Option<&mut Receiver> {
         match self {
             Inner::Established(s) => Some(&mut s.rcv),
             Inner::FinWait1(s) => Some(&mut s.rcv),
             Inner::FinWait2(s) => Some(&mut s.rcv),
             _ => None,
+        }
+    }
+
+    /// The receive side after the peer's FIN (unread data only), in the states that have one.
+    pub fn recv_done(&self) -> Option<&RecvDone> {
+        match self {
+            Inner::CloseWait(s) => Some(&s.rcv),
+            Inner::Closing(s) => Some(&s.rcv),
+            Inner::LastAck(s) => Some(&s.rcv),
+            Inner::TimeWait(s) => Some(&s.rcv),
+            Inner::Closed(s) => s.rcv.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub fn recv_done_mut(&mut self) -> Option<&mut RecvDone> {
+        match self {
+            Inner::CloseWait(s) => Some(&mut s.rcv),
+            Inner::Closing(s) => Some(&mut s.rcv),
+            Inner::LastAck(s) => Some(&mut s.rcv),
+            Inner::TimeWait(s) => Some(&mut s.rcv),
+            Inner::Closed(s) => s.rcv.as_mut(),
+            _ => None,
+        }
+    }
+
+    /// `recv`: bytes read into `out`, and whether the window opened enough to owe the peer a
+    /// window update (only while the peer may still send).
+    pub fn read(&mut self, out: &mut [u8], pool: &mut BufPool) -> (usize, bool) {
+        if let Some(r) = self.receiver_mut() {
+            return r.read(out, pool);
+        }
+        (self.recv_done_mut().map_or(0, |r| r.read(out, pool)), false)
+    }
+
+    /// The storage of every buffer this state holds (send, receive), its data discarded.
+    pub fn into_rings(self) -> [Option<Ring>; 2] {
+        match self {
+            Inner::SynSent(_) | Inner::SynRcvd(_) => [None, None],
+            Inner::Established(s) => [Some(s.snd.into_ring()), Some(s.rcv.into_ring())],
+            Inner::FinWait1(s) => [Some(s.snd.into_ring()), Some(s.rcv.into_ring())],
+            Inner::FinWait2(s) => [None, Some(s.rcv.into_ring())],
+            Inner::CloseWait(s) => [Some(s.snd.into_ring()), Some(s.rcv.into_ring())],
+            Inner::Closing(s) => [Some(s.snd.into_ring()), Some(s.rcv.into_ring())],
+            Inner::LastAck(s) => [Some(s.snd.into_ring()), Some(s.rcv.into_ring())],
+            Inner::TimeWait(s) => [None, Some(s.rcv.into_ring())],
+            Inner::Closed(Closed {
+                rcv,
+                spare: [snd, r],
+            }) => [snd, r.or(rcv.map(RecvDone::into_ring))],
         }
     }
 
@@ -195,18 +260,15 @@ impl Inner {
 
     /// RCV.NXT, once there is one.
     pub fn rcv_nxt(&self) -> Option<SeqNum> {
-        Some(match self {
-            Inner::SynSent(_) => return None,
-            Inner::SynRcvd(s) => s.irs + 1u32,
-            Inner::Established(s) => s.rcv.nxt,
-            Inner::FinWait1(s) => s.rcv.nxt,
-            Inner::FinWait2(s) => s.rcv.nxt,
-            Inner::CloseWait(s) => s.rcv.nxt,
-            Inner::Closing(s) => s.rcv.nxt,
-            Inner::LastAck(s) => s.rcv.nxt,
-            Inner::TimeWait(s) => s.rec.rcv_nxt,
-            Inner::Closed(_) => return None,
-        })
+        match self {
+            Inner::SynSent(_) | Inner::Closed(_) => None,
+            Inner::SynRcvd(s) => Some(s.irs + 1u32),
+            Inner::TimeWait(s) => Some(s.rec.rcv_nxt),
+            _ => match self.receiver() {
+                Some(r) => Some(r.nxt()),
+                None => self.recv_done().map(|r| r.nxt),
+            },
+        }
     }
 
     /// Receive window in bytes (RCV.WND).
@@ -214,28 +276,18 @@ impl Inner {
         match self {
             Inner::SynSent(_) | Inner::Closed(_) => 0,
             Inner::SynRcvd(_) => u32::MAX, // replaced by the caller (buffer not yet made)
-            Inner::Established(s) => s.rcv.window(),
-            Inner::FinWait1(s) => s.rcv.window(),
-            Inner::FinWait2(s) => s.rcv.window(),
-            Inner::CloseWait(s) => s.rcv.window(),
-            Inner::Closing(s) => s.rcv.window(),
-            Inner::LastAck(s) => s.rcv.window(),
-            Inner::TimeWait(s) => s.rcv.window(),
+            _ => match self.receiver() {
+                Some(r) => r.window(),
+                None => self.recv_done().map_or(0, RecvDone::window),
+            },
         }
     }
 
     /// Unread received bytes.
     pub fn unread(&self) -> usize {
-        match self {
-            Inner::Established(s) => s.rcv.unread(),
-            Inner::FinWait1(s) => s.rcv.unread(),
-            Inner::FinWait2(s) => s.rcv.unread(),
-            Inner::CloseWait(s) => s.rcv.unread(),
-            Inner::Closing(s) => s.rcv.unread(),
-            Inner::LastAck(s) => s.rcv.unread(),
-            Inner::TimeWait(s) => s.rcv.unread(),
-            Inner::Closed(s) => s.rcv.as_ref().map_or(0, |r| r.unread()),
-            Inner::SynSent(_) | Inner::SynRcvd(_) => 0,
+        match self.receiver() {
+            Some(r) => r.unread(),
+            None => self.recv_done().map_or(0, RecvDone::unread),
         }
     }
 }
@@ -339,7 +391,7 @@ impl Connection {
     /// and builds the new one; arms and clears the timers the new state needs; tells the
     /// application.
     pub(super) fn apply(&mut self, now: Instant, t: Transition) {
-        let old = std::mem::replace(&mut self.inner, Inner::Closed(Closed { rcv: None }));
+        let old = std::mem::replace(&mut self.inner, Inner::Closed(Closed::default()));
         let from = old.kind();
         self.inner = self.build(now, old, t);
         let to = self.inner.kind();
@@ -432,13 +484,14 @@ impl Connection {
                     self.events.bits |= EV_ERROR;
                 }
                 // After a reset or abort unread data is discarded (RFC 9293 §3.10.7.4 "any
-                // outstanding RECEIVEs ... should receive reset responses").
-                let rcv = match (err, old) {
-                    (None, Inner::LastAck(s)) => Some(s.rcv),
-                    (None, Inner::TimeWait(s)) => Some(s.rcv),
-                    _ => None,
+                // outstanding RECEIVEs ... should receive reset responses"); the storage
+                // stays until the endpoint gives it to its pool.
+                let (rcv, spare) = match (err, old) {
+                    (None, Inner::LastAck(s)) => (Some(s.rcv), [Some(s.snd.into_ring()), None]),
+                    (None, Inner::TimeWait(s)) => (Some(s.rcv), [None, None]),
+                    (_, old) => (None, old.into_rings()),
                 };
-                Inner::Closed(Closed { rcv })
+                Inner::Closed(Closed { rcv, spare })
             }
             (old, t) => {
                 // Unreachable by construction; keep the old state rather than panic.

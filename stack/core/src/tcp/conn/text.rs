@@ -5,13 +5,19 @@
 use super::delack::DELAYED_ACK;
 use super::state::{Inner, Transition};
 use super::{sack_gen, Connection, Timer, EV_READABLE};
+use crate::tcp::bufpool::BufPool;
 use crate::time::Instant;
 use crate::wire::{TcpOptions, TcpRepr};
 
 impl Connection {
     /// RFC 9293 §3.10.7.4 "seventh, process the segment text". Returns whether RCV.NXT
     /// reached the peer's FIN (for the "eighth" step), or `None` if the segment was dropped.
-    pub(super) fn process_text(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<bool> {
+    pub(super) fn process_text(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        pool: &mut BufPool,
+    ) -> Option<bool> {
         let (orphaned, sack) = (self.app.orphaned, self.nego.sack);
         let fin = seg.flags.fin();
         let Some(rcv) = self.inner.receiver_mut() else {
@@ -35,7 +41,7 @@ impl Connection {
         // Text beyond RCV.NXT is held (reassembly.rs); the urgent pointer is ignored and
         // urgent bytes are delivered in line (RFC 6093 §6), so URG needs no handling here.
         let had_holes = !rcv.ooo.is_empty();
-        let a = rcv.accept(seg.seq, seg.payload, fin);
+        let a = rcv.accept(seg.seq, seg.payload, fin, pool);
         let cap = rcv.cap();
         // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: immediate ACK for out-of-order text, for text
         // filling (part of) a hole, for duplicates and for text the window refused.
