@@ -3,7 +3,6 @@
 //! RFCs put them. Replies are not sent here: they are recorded in `pending` and go out with
 //! the next `poll_transmit`.
 
-use super::recovery::AckInfo;
 use super::state::{Inner, Transition};
 use super::{Arrival, ChallengeAckLimiter, ConnError, Connection};
 use super::{Timer, EV_WRITABLE};
@@ -104,16 +103,7 @@ impl Connection {
             // "If SND.UNA > ISS (our SYN has been ACKed), change the connection state to
             // ESTABLISHED, form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it"
             self.pending.ack = true;
-            self.apply(
-                now,
-                Transition::Established {
-                    irs: seg.seq,
-                    una: seg.ack,
-                    wnd: seg.window as u32,
-                    wl1: seg.seq,
-                    wl2: seg.ack,
-                },
-            );
+            self.apply(now, Transition::established(seg.seq, seg, 0));
         } else {
             // "Otherwise, enter SYN-RECEIVED, form a SYN,ACK segment
             // <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> and send it." (simultaneous open, Figure 8)
@@ -143,15 +133,8 @@ impl Connection {
             let iss = s.iss;
             if s.active && f.syn() && f.ack() && !f.rst() && seg.seq == s.irs {
                 if seg.ack == iss + 1u32 {
-                    let est = Transition::Established {
-                        irs: seg.seq,
-                        una: seg.ack,
-                        wnd: seg.window as u32,
-                        wl1: seg.seq,
-                        wl2: seg.ack,
-                    };
                     self.last_rx = now;
-                    self.apply(now, est);
+                    self.apply(now, Transition::established(seg.seq, seg, 0));
                 } else {
                     self.pending.rst = Some((seg.ack, None));
                 }
@@ -249,13 +232,7 @@ impl Connection {
                 self.pending.rst = Some((seg.ack, None));
                 return;
             }
-            let est = Transition::Established {
-                irs: s.irs,
-                una: seg.ack,
-                wnd: (seg.window as u32) << self.nego.snd_shift,
-                wl1: seg.seq,
-                wl2: seg.ack,
-            };
+            let est = Transition::established(s.irs, seg, self.nego.snd_shift);
             self.apply(now, est);
         }
         if !self.process_ack(now, seg, limiter, pool) {
@@ -284,7 +261,7 @@ impl Connection {
     ) -> bool {
         if let Inner::FinWait2(s) = &self.inner {
             // Nothing outstanding: SND.UNA = SND.NXT. RFC 5961 §5.2 still applies.
-            let ok = seg.ack.le(s.snd.nxt) && seg.ack.ge(s.snd.nxt - s.snd.max_wnd);
+            let ok = s.snd.ack_acceptable(seg.ack);
             if !ok {
                 self.challenge_ack(now, limiter);
             }
@@ -316,38 +293,23 @@ impl Connection {
         } else {
             &[]
         };
-        let info = AckInfo {
-            ack: seg.ack,
-            wnd: (seg.window as u32) << snd.shift,
-            pure: seg.payload.is_empty() && !seg.flags.syn() && !seg.flags.fin(),
-            sacks,
-            ts_rtt,
-        };
-        let r = snd.on_ack_segment(now, &info, pool);
-        // Any acceptable ACK answers our zero-window probes (Linux resets probes_out).
-        snd.zwp_unanswered = 0;
+        // Then "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated" (in
+        // `process_ack` too).
+        let r = snd.process_ack(now, seg, sacks, ts_rtt, pool);
         let freed = r.acked.bytes > 0;
         if r.advanced {
             // RFC 6298 §5.2/5.3: stop the timer when all is acked, else restart it.
             if !snd.in_flight() {
                 self.timers.clear(Timer::Retransmit);
             } else if r.restart_rto {
-                let rto = snd.rtt.rto();
+                let rto = snd.rtt().rto();
                 self.timers.set(Timer::Retransmit, now + rto);
             }
             self.timers.clear(Timer::UserTimeout);
             self.rearm_user_timeout(now);
         }
-        // "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated."
-        let Some(snd) = self.inner.sender_mut() else {
-            return false;
-        };
-        if snd.una.le(seg.ack) {
-            snd.update_window(seg.seq, seg.ack, seg.window);
-            if snd.wnd > 0 {
-                snd.probes = 0;
-                self.timers.clear(Timer::Persist);
-            }
+        if r.window_open {
+            self.timers.clear(Timer::Persist);
         }
         if freed && self.app.want_writable && self.send_capacity() > 0 {
             self.app.want_writable = false;

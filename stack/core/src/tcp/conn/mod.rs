@@ -43,7 +43,6 @@ mod limiter;
 mod output;
 mod reassembly;
 mod receiver;
-mod recovery;
 mod ring;
 mod rtt;
 mod sack_gen;
@@ -533,12 +532,14 @@ impl Connection {
 
     /// RFC 6298 estimate: (SRTT once sampled, current RTO), for the sending states.
     pub fn rtt(&self) -> Option<(Option<Duration>, Duration)> {
-        self.inner.sender().map(|s| (s.rtt.srtt(), s.rtt.rto()))
+        self.inner.sender().map(|s| (s.rtt().srtt(), s.rtt().rto()))
     }
 
     /// Congestion state (cwnd, ssthresh) in bytes, for the sending states.
     pub fn congestion_window(&self) -> Option<(u32, u32)> {
-        self.inner.sender().map(|s| (s.cc.cwnd(), s.cc.ssthresh()))
+        self.inner
+            .sender()
+            .map(|s| (s.cc().cwnd(), s.cc().ssthresh()))
     }
 
     /// What stopped the last transmit round (see [`TxLimit`]); `None` when nothing is queued
@@ -549,7 +550,7 @@ impl Connection {
 
     /// SND.MAX (highest sequence number sent + 1) in the data-sending states.
     pub fn snd_max(&self) -> Option<SeqNum> {
-        self.inner.sender().map(|s| s.max)
+        self.inner.sender().map(|s| s.max())
     }
 
     /// Turn Nagle's algorithm off (`true`, Linux TCP_NODELAY) or on (RFC 9293 §3.7.4: on by

@@ -9,8 +9,18 @@
 //!
 //! Memory: the buffer is at most `cap` (= cfg.wmem) bytes; the scoreboard at most
 //! 32 ranges (scoreboard.rs); the rest is fixed-size.
+//!
+//! Encapsulation: the fields are private to this file and recovery.rs (the same type's
+//! loss-recovery half), so the invariants SND.UNA =< SND.NXT =< SND.MAX, the FIN's
+//! queued / sent / acknowledged life, the window edges (SND.WL1 / SND.WL2) and the probe and
+//! RTO counters are kept here; the connection reads them through accessors and changes them
+//! through the events that change them (`process_ack`, `on_sent`, `on_rto`, `on_persist`,
+//! `queue_fin`, ...).
 
-use super::recovery::Recovery;
+mod recovery;
+
+pub(super) use recovery::AckResult;
+
 use super::ring::Ring;
 use super::rtt::Rtt;
 use super::scoreboard::{dist, Scoreboard};
@@ -18,67 +28,68 @@ use super::{Limits, Negotiated};
 use crate::tcp::bufpool::BufPool;
 use crate::tcp::cc::{Cc, CongestionControl};
 use crate::time::{Duration, Instant};
-use crate::wire::SeqNum;
+use crate::wire::{SeqNum, TcpRepr};
+use recovery::{AckInfo, Recovery};
 
 #[derive(Debug)]
 pub(super) struct Sender {
     /// SND.UNA: oldest unacknowledged sequence number.
-    pub una: SeqNum,
+    una: SeqNum,
     /// SND.NXT: next sequence number to send (moved back to SND.UNA on RTO).
-    pub nxt: SeqNum,
+    nxt: SeqNum,
     /// Highest sequence number sent + 1 (SND.MAX, RFC 6675's HighData + 1): ACKs up to here
     /// are valid even after SND.NXT was moved back.
-    pub max: SeqNum,
+    max: SeqNum,
     /// SND.WND in bytes (already scaled).
-    pub wnd: u32,
+    wnd: u32,
     /// MAX.SND.WND (RFC 5961 §5): the largest window the peer has advertised.
-    pub max_wnd: u32,
+    max_wnd: u32,
     /// SND.WL1 / SND.WL2: segment seq / ack of the last window update.
-    pub wl1: SeqNum,
-    pub wl2: SeqNum,
+    wl1: SeqNum,
+    wl2: SeqNum,
     /// The peer's window scale shift.
-    pub shift: u8,
-    pub mss: u16,
+    shift: u8,
+    mss: u16,
     /// Unacknowledged and unsent bytes, starting at SND.UNA. At most `cap` bytes.
-    pub buf: Ring,
+    buf: Ring,
     cap: usize,
     /// A FIN follows the buffered bytes (CLOSE was called).
-    pub fin: bool,
+    fin: bool,
     /// Our FIN has been acknowledged (then SND.UNA is past it and the buffer empty).
-    pub(super) fin_acked: bool,
-    pub rtt: Rtt,
+    fin_acked: bool,
+    rtt: Rtt,
     /// Consecutive retransmission timeouts without progress (for tcp_retries2).
-    pub rto_count: u32,
+    rto_count: u32,
     /// Persist backoff exponent: zero-window probes sent since the window closed.
-    pub probes: u32,
+    probes: u32,
     /// Zero-window probes the peer has not answered (any acceptable ACK answers); the
     /// connection gives up after tcp_retries2 of them, as Linux does.
-    pub zwp_unanswered: u32,
+    zwp_unanswered: u32,
     /// The segment being timed for an RTT sample (Karn): (its end, when sent).
-    pub(super) timing: Option<(SeqNum, Instant)>,
+    timing: Option<(SeqNum, Instant)>,
     /// The congestion controller (cwnd, ssthresh).
-    pub cc: Cc,
+    cc: Cc,
     /// SACK was negotiated (RFC 2018): RFC 6675 recovery and the scoreboard are used.
-    pub(super) sack: bool,
+    sack: bool,
     /// SACKed ranges above SND.UNA (empty without SACK).
-    pub(super) sb: Scoreboard,
+    sb: Scoreboard,
     /// RFC 5681 §2 / RFC 6675 duplicate ACKs since the last cumulative ACK.
-    pub(super) dupacks: u32,
+    dupacks: u32,
     /// RFC 6582 "recover" / RFC 6675 RecoveryPoint (exclusive: SND.MAX when set). A new
     /// recovery starts only once SND.UNA reaches it.
-    pub(super) recover: SeqNum,
+    recover: SeqNum,
     /// In fast recovery (RFC 6582 / RFC 6675) while `Some`.
-    pub(super) recovery: Option<Recovery>,
+    recovery: Option<Recovery>,
     /// The segment at SND.UNA must be (re)sent next, outside cwnd: fast retransmit, a
     /// NewReno partial ACK, or the first retransmission after an RTO (which as in Linux also
     /// ignores a zero peer window: it doubles as the window probe).
-    pub(super) rtx_head: bool,
+    rtx_head: bool,
     /// The persist timer fired with a small open window: send what fits even if sender SWS
     /// avoidance would wait (RFC 9293 §3.8.6.2.1 "override timeout").
-    pub force: bool,
+    force: bool,
     /// The last `next_tx` found data it could not send because of cwnd (for RFC 7661's
     /// "do not grow an unused window").
-    pub(super) cwnd_limited: bool,
+    cwnd_limited: bool,
     /// When data was last sent (RFC 5681 §4.1 restart after idle).
     last_send: Option<Instant>,
     /// End of the last sub-MSS segment sent (Nagle, Minshall's variant as in Linux).
@@ -123,6 +134,19 @@ pub enum TxLimit {
     /// A short segment is held back by Nagle or sender SWS avoidance (RFC 9293 §3.7.4,
     /// §3.8.6.2.1).
     Small,
+}
+
+/// What the persist timer does (RFC 9293 §3.8.6.1, §3.8.6.2.1), see [`Sender::on_persist`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Persist {
+    /// Nothing waits (an ACK came first).
+    Idle,
+    /// Sender SWS avoidance's override timeout: send what fits the small open window.
+    SendWhatFits,
+    /// Send a zero-window probe; the next check is this far away.
+    Probe(Duration),
+    /// Too many probes went unanswered: time the connection out.
+    GiveUp,
 }
 
 /// One segment to send: bytes [seq, seq + len) at `off` in the buffer, then maybe the FIN.
@@ -194,6 +218,62 @@ impl Sender {
         self
     }
 
+    /// SND.UNA.
+    pub fn una(&self) -> SeqNum {
+        self.una
+    }
+
+    /// SND.NXT.
+    pub fn nxt(&self) -> SeqNum {
+        self.nxt
+    }
+
+    /// SND.MAX: highest sequence number sent + 1.
+    pub fn max(&self) -> SeqNum {
+        self.max
+    }
+
+    /// SND.WND in bytes.
+    pub fn window(&self) -> u32 {
+        self.wnd
+    }
+
+    /// The RFC 6298 estimator.
+    pub fn rtt(&self) -> &Rtt {
+        &self.rtt
+    }
+
+    /// The congestion controller.
+    pub fn cc(&self) -> &Cc {
+        &self.cc
+    }
+
+    /// Consecutive retransmission timeouts without progress (for tcp_retries2).
+    pub fn rto_count(&self) -> u32 {
+        self.rto_count
+    }
+
+    /// Bytes in the send buffer (unacknowledged and unsent).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The buffered bytes wrap around the ring's end (a segment may cross it).
+    pub fn wraps(&self) -> bool {
+        !self.buf.as_slices().1.is_empty()
+    }
+
+    /// Bytes allocated for the buffer (tests check the memory bound).
+    #[cfg(test)]
+    pub fn allocated(&self) -> usize {
+        self.buf.allocated()
+    }
+
+    /// CLOSE (RFC 9293 §3.10.4): a FIN follows the buffered data; no more data is taken.
+    pub fn queue_fin(&mut self) {
+        self.fin = true;
+    }
+
     pub fn space(&self) -> usize {
         if self.fin {
             0
@@ -258,6 +338,64 @@ impl Sender {
         self.max_wnd = self.max_wnd.max(wnd);
         self.wl1 = wl1;
         self.wl2 = wl2;
+    }
+
+    /// RFC 9293 §3.10.7.4 "fifth check the ACK field" for an acceptable ACK
+    /// (`ack_acceptable`): cumulative and duplicate-ACK processing (recovery.rs), then "If
+    /// SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated". Any acceptable ACK
+    /// answers our zero-window probes (Linux resets probes_out); an open window also ends
+    /// the persist backoff. `sacks` are the segment's SACK blocks when SACK is in use.
+    pub fn process_ack(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        sacks: &[(SeqNum, SeqNum)],
+        ts_rtt: Option<Duration>,
+        pool: &mut BufPool,
+    ) -> AckResult {
+        let info = AckInfo {
+            ack: seg.ack,
+            wnd: (seg.window as u32) << self.shift,
+            pure: seg.payload.is_empty() && !seg.flags.syn() && !seg.flags.fin(),
+            sacks,
+            ts_rtt,
+        };
+        let mut r = self.on_ack_segment(now, &info, pool);
+        self.zwp_unanswered = 0;
+        if self.una.le(seg.ack) {
+            self.update_window(seg.seq, seg.ack, seg.window);
+            if self.wnd > 0 {
+                self.probes = 0;
+                r.window_open = true;
+            }
+        }
+        r
+    }
+
+    /// The persist timer's backoff: RTO * 2^probes.
+    pub fn persist_interval(&self) -> Duration {
+        self.rtt.rto().saturating_mul(1 << self.probes.min(16))
+    }
+
+    /// The persist timer fired (RFC 9293 §3.8.6.1). With the peer's window closed, a
+    /// zero-window probe, backing off exponentially; probes continue as long as the peer
+    /// answers, and after `max_unanswered` unanswered ones the connection gives up (as
+    /// Linux). With a small open window it is sender SWS avoidance's override timeout
+    /// (§3.8.6.2.1): send what fits.
+    pub fn on_persist(&mut self, max_unanswered: u32) -> Persist {
+        if !self.stalled() {
+            return Persist::Idle;
+        }
+        if !self.window_closed() {
+            self.force = true;
+            return Persist::SendWhatFits;
+        }
+        if self.zwp_unanswered >= max_unanswered {
+            return Persist::GiveUp;
+        }
+        self.probes = self.probes.saturating_add(1);
+        self.zwp_unanswered += 1;
+        Persist::Probe(self.persist_interval())
     }
 
     /// RFC 5961 §5.2: an ACK is acceptable when
@@ -540,8 +678,20 @@ impl Sender {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct SendDone {
     /// SND.NXT = SND.UNA.
-    pub nxt: SeqNum,
-    pub max_wnd: u32,
+    nxt: SeqNum,
+    max_wnd: u32,
+}
+
+impl SendDone {
+    /// SND.NXT (= SND.UNA = SND.MAX).
+    pub fn nxt(&self) -> SeqNum {
+        self.nxt
+    }
+
+    /// RFC 5961 §5.2 with nothing outstanding: (SND.NXT - MAX.SND.WND) =< SEG.ACK =< SND.NXT.
+    pub fn ack_acceptable(&self, ack: SeqNum) -> bool {
+        ack.le(self.nxt) && ack.ge(self.nxt - self.max_wnd)
+    }
 }
 
 #[cfg(test)]
@@ -589,7 +739,7 @@ mod tests {
         );
         assert_eq!(s.rtt.srtt(), Some(Duration::from_millis(50)));
         s.set_window(100, SeqNum(1), SeqNum(109));
-        s.fin = true;
+        s.queue_fin();
         assert_eq!(send_all(&mut s, Instant::ZERO), vec![(109, 2, true)]);
         assert_eq!(
             s.on_ack(Instant::ZERO, SeqNum(112), None, &mut p),

@@ -13,7 +13,7 @@ use super::{ConnError, Connection, State, EV_CLOSED, EV_CONNECTED, EV_ERROR, EV_
 use crate::tcp::bufpool::BufPool;
 use crate::tcp::timewait::TimeWait;
 use crate::time::{Duration, Instant};
-use crate::wire::SeqNum;
+use crate::wire::{SeqNum, TcpRepr};
 
 /// SYN-SENT: our SYN is out (RFC 9293 §3.10.1).
 #[derive(Debug)]
@@ -242,10 +242,10 @@ impl Inner {
         match self {
             Inner::SynSent(s) => s.iss + 1u32,
             Inner::SynRcvd(s) => s.iss + 1u32,
-            Inner::FinWait2(s) => s.snd.nxt,
+            Inner::FinWait2(s) => s.snd.nxt(),
             Inner::TimeWait(s) => s.rec.snd_nxt,
             Inner::Closed(_) => SeqNum(0),
-            _ => self.sender().map_or(SeqNum(0), |s| s.nxt),
+            _ => self.sender().map_or(SeqNum(0), Sender::nxt),
         }
     }
 
@@ -254,7 +254,7 @@ impl Inner {
         match self {
             Inner::SynSent(s) => s.iss,
             Inner::SynRcvd(s) => s.iss,
-            _ => self.sender().map_or(self.snd_nxt(), |s| s.una),
+            _ => self.sender().map_or(self.snd_nxt(), Sender::una),
         }
     }
 
@@ -297,11 +297,12 @@ impl Inner {
 pub(super) enum Transition {
     /// SYN-SENT -> SYN-RECEIVED (simultaneous open): the peer's SYN (without ACK) arrived.
     SynReceived { irs: SeqNum },
-    /// SYN-SENT / SYN-RECEIVED -> ESTABLISHED. `una` = SEG.ACK, `wnd` = the peer's window in
-    /// bytes, (`wl1`, `wl2`) = (SEG.SEQ, SEG.ACK) of the segment that set it.
+    /// SYN-SENT / SYN-RECEIVED -> ESTABLISHED (built by [`Transition::established`]). `wnd`
+    /// = the peer's window in bytes, (`wl1`, `wl2`) = (SEG.SEQ, SEG.ACK) of the segment that
+    /// set it. SEG.ACK itself is ISS + 1, checked by the caller, which is where the new
+    /// sender's SND.UNA starts.
     Established {
         irs: SeqNum,
-        una: SeqNum,
         wnd: u32,
         wl1: SeqNum,
         wl2: SeqNum,
@@ -320,6 +321,21 @@ pub(super) enum Transition {
     TimeWait,
     /// Anything -> CLOSED, with the error the application is told (if any).
     Closed(Option<ConnError>),
+}
+
+impl Transition {
+    /// ESTABLISHED by `seg`, the segment acknowledging our SYN (its SEG.ACK = ISS + 1 already
+    /// checked): "set SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK"
+    /// (RFC 9293 §3.10.7.3 / §3.10.7.4). `shift` is the peer's window scale, 0 for a window
+    /// carried on a SYN (RFC 7323 §2.2: never scaled).
+    pub fn established(irs: SeqNum, seg: &TcpRepr<'_>, shift: u8) -> Transition {
+        Transition::Established {
+            irs,
+            wnd: (seg.window as u32) << shift,
+            wl1: seg.seq,
+            wl2: seg.ack,
+        }
+    }
 }
 
 /// The RFC 9293 §3.3.2 state diagram (Figure 5) as (from, event, to), restricted to the
@@ -421,37 +437,24 @@ impl Connection {
             }),
             (
                 Inner::SynSent(SynSent { iss, tx, sent_at }),
-                T::Established {
-                    irs,
-                    una,
-                    wnd,
-                    wl1,
-                    wl2,
-                },
+                T::Established { irs, wnd, wl1, wl2 },
             )
             | (
                 Inner::SynRcvd(SynRcvd {
                     iss, tx, sent_at, ..
                 }),
-                T::Established {
-                    irs,
-                    una,
-                    wnd,
-                    wl1,
-                    wl2,
-                },
+                T::Established { irs, wnd, wl1, wl2 },
             ) => {
                 let rtt = handshake_rtt(now, tx, sent_at).filter(|_| !simultaneous);
                 let mut snd = Sender::new(iss, self.nego, self.limits.wmem, &self.limits)
                     .after_handshake(tx > 1, rtt);
-                snd.una = una;
                 snd.set_window(wnd, wl1, wl2);
                 let rcv = Receiver::new(irs + 1u32, self.limits.rmem, &self.nego);
                 self.ts.last_ack_sent = irs + 1u32;
                 Inner::Established(Established { snd, rcv })
             }
             (Inner::Established(Established { mut snd, rcv }), T::FinWait1) => {
-                snd.fin = true;
+                snd.queue_fin();
                 Inner::FinWait1(FinWait1 { snd, rcv })
             }
             (Inner::FinWait1(FinWait1 { snd, rcv }), T::FinWait2) => Inner::FinWait2(FinWait2 {
@@ -469,14 +472,14 @@ impl Connection {
                 rcv: rcv.finish(),
             }),
             (Inner::CloseWait(CloseWait { mut snd, rcv }), T::LastAck) => {
-                snd.fin = true;
+                snd.queue_fin();
                 Inner::LastAck(LastAck { snd, rcv })
             }
             (Inner::FinWait2(FinWait2 { snd, rcv }), T::TimeWait) => {
-                self.time_wait(now, snd.nxt, rcv.finish())
+                self.time_wait(now, snd.nxt(), rcv.finish())
             }
             (Inner::Closing(Closing { snd, rcv }), T::TimeWait) => {
-                self.time_wait(now, snd.done().nxt, rcv)
+                self.time_wait(now, snd.done().nxt(), rcv)
             }
             (old, T::Closed(err)) => {
                 if let Some(e) = err {

@@ -442,10 +442,10 @@ fn idle_connection_holds_no_buffers() {
     let Inner::Established(s) = &t.c.inner else {
         panic!("not established")
     };
-    assert_eq!((s.rcv.allocated(), s.snd.buf.allocated()), (0, 2048));
+    assert_eq!((s.rcv.allocated(), s.snd.allocated()), (0, 2048));
     t.feed(&seg(ACK, PEER_ISS + 5, OUR_ISS + 5));
     let Inner::Established(s) = &t.c.inner else {
         panic!("not established")
     };
-    assert_eq!((s.rcv.allocated(), s.snd.buf.allocated()), (0, 0));
+    assert_eq!((s.rcv.allocated(), s.snd.allocated()), (0, 0));
 }

@@ -9,10 +9,10 @@
 //!   what the peer SACKs afterwards, and no new recovery until SND.MAX at the timeout is
 //!   acknowledged.
 
-use super::scoreboard::{dist, DUP_THRESH};
-use super::sender::{Acked, Sender, Tx, TxKind};
+use super::{Acked, Sender, Tx, TxKind};
 use crate::tcp::bufpool::BufPool;
 use crate::tcp::cc::CongestionControl;
+use crate::tcp::conn::scoreboard::{dist, DUP_THRESH};
 use crate::time::{Duration, Instant};
 use crate::wire::SeqNum;
 
@@ -46,19 +46,21 @@ pub(super) struct AckInfo<'a> {
 
 /// What an ACK did, for the caller's timer handling.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct AckResult {
+pub(in crate::tcp::conn) struct AckResult {
     pub acked: Acked,
     /// SND.UNA advanced.
     pub advanced: bool,
     /// RFC 6298 §5.3 restart of the retransmission timer (not for later NewReno partial
     /// ACKs, RFC 6582 step 5).
     pub restart_rto: bool,
+    /// The peer's window is open (stop the persist timer).
+    pub window_open: bool,
 }
 
 impl Sender {
     /// Process the ACK part of an acceptable segment (RFC 5961 §5.2 range already checked).
     /// Call before the window update (RFC 5681 §2's duplicate test compares windows).
-    pub fn on_ack_segment(
+    pub(super) fn on_ack_segment(
         &mut self,
         now: Instant,
         a: &AckInfo<'_>,
@@ -257,5 +259,13 @@ impl Sender {
         self.nxt = self.una;
         self.timing = None;
         self.rtx_head = true;
+    }
+
+    /// The retransmission timer expired while the peer's window is zero: the same go-back,
+    /// but the retransmission is a window probe and, as in Linux (tcp_retransmit_timer),
+    /// does not count toward tcp_retries2.
+    pub fn on_rto_window_probe(&mut self, now: Instant) {
+        self.on_rto(now);
+        self.rto_count -= 1;
     }
 }
