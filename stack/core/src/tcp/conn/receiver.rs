@@ -30,7 +30,7 @@ use crate::wire::SeqNum;
 #[derive(Debug)]
 pub(super) struct Receiver {
     /// RCV.NXT.
-    pub nxt: SeqNum,
+    nxt: SeqNum,
     /// `ready` in-order unread bytes, then the out-of-order area (see the module docs).
     buf: Ring,
     ready: usize,
@@ -40,8 +40,8 @@ pub(super) struct Receiver {
     /// Window scale shift (ours, RFC 7323 §2.2).
     shift: u8,
     /// Held out-of-order ranges.
-    pub ooo: Reassembly,
-    pub ack: AckPolicy,
+    ooo: Reassembly,
+    ack: AckPolicy,
 }
 
 /// What `accept` did with a segment's text.
@@ -60,6 +60,8 @@ pub(super) struct Accepted {
     pub nothing_new: bool,
     /// RCV.NXT reached the peer's FIN (this segment's or one held earlier).
     pub fin: bool,
+    /// Acknowledge now rather than delay (`on_text`'s ACK decision).
+    pub ack_now: bool,
 }
 
 impl Receiver {
@@ -89,8 +91,9 @@ impl Receiver {
         (self.edge - self.nxt) as u32
     }
 
-    pub fn cap(&self) -> usize {
-        self.cap
+    /// The held out-of-order ranges (SACK blocks are made from them).
+    pub fn ooo(&self) -> &Reassembly {
+        &self.ooo
     }
 
     pub fn unread(&self) -> usize {
@@ -143,6 +146,32 @@ impl Receiver {
         let edge = self.nxt + ((field as u32) << self.shift);
         self.edge = self.edge.max(edge);
         self.ack.ack_sent();
+    }
+
+    /// The text of an acceptable segment (`accept`), and the ACK decision (delack.rs): RFC
+    /// 5681 §4.2 / RFC 9293 §3.8.6.3, an immediate ACK for out-of-order text, for text
+    /// filling (part of) a hole, for duplicates and for text the window refused; else every
+    /// second full segment, or quick-ACK mode.
+    pub fn on_text(
+        &mut self,
+        seq: SeqNum,
+        payload: &[u8],
+        fin: bool,
+        pool: &mut BufPool,
+    ) -> Accepted {
+        let had_holes = !self.ooo.is_empty();
+        let mut a = self.accept(seq, payload, fin, pool);
+        let urgent = a.out_of_order || a.filled || had_holes || a.dup.is_some() || a.nothing_new;
+        a.ack_now = urgent || (a.delivered > 0 && self.ack.on_in_order(a.delivered, self.cap));
+        if a.dup.is_some() && a.nothing_new {
+            self.quickack(); // Linux: a duplicate means our ACKs are being lost
+        }
+        a
+    }
+
+    /// Quick-ACK mode (delack.rs): the peer retransmits what we have, so our ACKs are lost.
+    pub fn quickack(&mut self) {
+        self.ack.quickack(self.cap);
     }
 
     /// RFC 9293 §3.10.7.4 "seventh, process the segment text" for a segment already found
@@ -286,12 +315,16 @@ fn write_at(buf: &mut Ring, at: usize, src: &[u8]) {
 #[derive(Debug)]
 pub(super) struct RecvDone {
     /// RCV.NXT (past the FIN).
-    pub nxt: SeqNum,
+    nxt: SeqNum,
     buf: Ring,
     cap: usize,
 }
 
 impl RecvDone {
+    /// RCV.NXT (past the FIN).
+    pub fn nxt(&self) -> SeqNum {
+        self.nxt
+    }
     pub fn window(&self) -> u32 {
         (self.cap - self.buf.len()).min(u32::MAX as usize) as u32
     }

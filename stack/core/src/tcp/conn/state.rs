@@ -266,7 +266,7 @@ impl Inner {
             Inner::TimeWait(s) => Some(s.rec.rcv_nxt),
             _ => match self.receiver() {
                 Some(r) => Some(r.nxt()),
-                None => self.recv_done().map(|r| r.nxt),
+                None => self.recv_done().map(RecvDone::nxt),
             },
         }
     }
@@ -510,7 +510,7 @@ impl Connection {
             self.ends.local.port(),
             self.ends.remote.port(),
             snd_nxt,
-            rcv.nxt,
+            rcv.nxt(),
             self.advertised_window(rcv.window()),
             self.nego
                 .timestamps

@@ -174,9 +174,9 @@ fn run(seed: u64, net: Net) {
 /// MAX_RANGES.
 fn check_bounds(t: &T, rmem: usize) {
     if let Inner::Established(s) = &t.c.inner {
-        assert!(s.rcv.unread() + s.rcv.ooo.held() <= rmem);
+        assert!(s.rcv.unread() + s.rcv.ooo().held() <= rmem);
         assert!(s.rcv.allocated() <= rmem, "buffer allocation beyond rmem");
-        assert!(s.rcv.ooo.ranges().len() <= MAX_RANGES);
+        assert!(s.rcv.ooo().ranges().len() <= MAX_RANGES);
     }
 }
 
