@@ -619,16 +619,13 @@ impl Connection {
         if self.app.write_closed {
             return Err(SendError::WriteClosed);
         }
-        let snd = match &mut self.inner {
-            Inner::SynSent(_) | Inner::SynRcvd(_) => return Err(SendError::NotConnected),
-            Inner::Established(s) => &mut s.snd,
-            Inner::CloseWait(s) => &mut s.snd,
-            Inner::FinWait1(_)
-            | Inner::FinWait2(_)
-            | Inner::Closing(_)
-            | Inner::LastAck(_)
-            | Inner::TimeWait(_) => return Err(SendError::WriteClosed),
-            Inner::Closed(_) => return Err(SendError::Closed(self.events.error)),
+        let error = self.events.error;
+        let Some(snd) = self.inner.writable_sender_mut() else {
+            return Err(match self.inner.kind() {
+                State::SynSent | State::SynReceived => SendError::NotConnected,
+                State::Closed => SendError::Closed(error),
+                _ => SendError::WriteClosed, // our FIN is queued or sent
+            });
         };
         let n = snd.write(data, pool);
         if n < data.len() {
@@ -642,9 +639,8 @@ impl Connection {
 
     /// Bytes that `send` would accept now.
     pub fn send_capacity(&self) -> usize {
-        match &self.inner {
-            Inner::Established(s) if !self.app.write_closed => s.snd.space(),
-            Inner::CloseWait(s) if !self.app.write_closed => s.snd.space(),
+        match self.inner.writable_sender() {
+            Some(s) if !self.app.write_closed => s.space(),
             _ => 0,
         }
     }

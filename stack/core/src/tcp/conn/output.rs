@@ -361,10 +361,7 @@ impl Connection {
     /// then every `keepalive_intvl`; after `keepalive_probes` unanswered, reset and report
     /// `TimedOut` (Linux sends the RST too).
     fn on_keepalive(&mut self, now: Instant) {
-        if !self.app.keepalive || !self.inner.is_synchronized() {
-            return;
-        }
-        if let Inner::TimeWait(_) = self.inner {
+        if !self.app.keepalive || !self.inner.keepalive_applies() {
             return;
         }
         let l = *self.limits;
@@ -390,10 +387,7 @@ impl Connection {
 
     /// Keepalive deadline after activity: idle time counts from the last segment received.
     pub(super) fn rearm_keepalive(&mut self) {
-        let on = self.app.keepalive
-            && self.inner.is_synchronized()
-            && !matches!(self.inner, Inner::TimeWait(_));
-        if on {
+        if self.app.keepalive && self.inner.keepalive_applies() {
             self.timers
                 .set(Timer::Keepalive, self.last_rx + self.limits.keepalive_time);
         } else {

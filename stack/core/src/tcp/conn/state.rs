@@ -168,6 +168,29 @@ impl Inner {
         }
     }
 
+    /// The sending half the application may still write to: ESTABLISHED and CLOSE-WAIT
+    /// (RFC 9293 §3.10.2 SEND; in the other sending states our FIN is queued).
+    pub fn writable_sender(&self) -> Option<&Sender> {
+        match self {
+            Inner::Established(s) => Some(&s.snd),
+            Inner::CloseWait(s) => Some(&s.snd),
+            _ => None,
+        }
+    }
+
+    pub fn writable_sender_mut(&mut self) -> Option<&mut Sender> {
+        match self {
+            Inner::Established(s) => Some(&mut s.snd),
+            Inner::CloseWait(s) => Some(&mut s.snd),
+            _ => None,
+        }
+    }
+
+    /// Keepalive applies (RFC 9293 §3.8.4): synchronized and not yet in TIME-WAIT.
+    pub fn keepalive_applies(&self) -> bool {
+        self.is_synchronized() && !matches!(self, Inner::TimeWait(_))
+    }
+
     /// The receiving half, in the states that still accept data.
     pub fn receiver(&self) -> Option<&Receiver> {
         match self {

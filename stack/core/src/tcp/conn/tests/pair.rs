@@ -5,6 +5,14 @@
 //! connection with RFC 9293 §3.10.7.1 RSTs. Runs handshakes, data both ways and every close
 //! path under 0 %, 5 % and 20 % loss over many seeds, and checks both ends agree on the
 //! outcome and the bytes.
+//!
+//! Why its own impairment (`Sim::send`: loss, 2 % duplicates, 10-13 ms uniform delay so
+//! segments reorder) rather than `xdptcp-sim`'s `Link`: that crate depends on this one, so
+//! using it here would be a dev-dependency cycle, in which Cargo builds this crate twice and
+//! `Link`'s `Instant` is not the `Instant` of these tests; and `Link` carries serialized IPv4
+//! frames, while this pair exchanges `TcpRepr`s between two bare connections with no
+//! endpoint or IP layer. The model is the few lines of `Sim::send`; the full one (rate,
+//! queue, corruption, traces) is `Link`, used by the endpoint-level tests in stack/sim.
 
 use std::collections::BTreeMap;
 
