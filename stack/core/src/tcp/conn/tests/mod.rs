@@ -449,3 +449,20 @@ fn idle_connection_holds_no_buffers() {
     };
     assert_eq!((s.rcv.allocated(), s.snd.allocated()), (0, 0));
 }
+
+/// An abort with data still buffered both ways: CLOSED keeps the storage (no pool at hand
+/// then), and `release_buffers` gives all of it back, so the pool's gauges stay exact.
+#[test]
+fn aborted_connection_gives_its_buffers_back() {
+    let mut t = established();
+    t.feed(&data(ACK | PSH, PEER_ISS + 1, OUR_ISS + 1, b"unread"));
+    assert_eq!(t.send(b"unsent"), Ok(6));
+    assert_eq!(t.pool.stats().out_buffers, 2);
+    t.c.abort(t.now);
+    assert_eq!(t.state(), State::Closed);
+    assert_eq!(t.pool.stats().out_buffers, 2, "held until the endpoint frees it");
+    let T { c, mut pool, .. } = t;
+    c.release_buffers(&mut pool);
+    let s = pool.stats();
+    assert_eq!((s.out_buffers, s.out_bytes, s.cached_buffers), (0, 0, 2));
+}
