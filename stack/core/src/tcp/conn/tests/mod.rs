@@ -460,7 +460,11 @@ fn aborted_connection_gives_its_buffers_back() {
     assert_eq!(t.pool.stats().out_buffers, 2);
     t.c.abort(t.now);
     assert_eq!(t.state(), State::Closed);
-    assert_eq!(t.pool.stats().out_buffers, 2, "held until the endpoint frees it");
+    assert_eq!(
+        t.pool.stats().out_buffers,
+        2,
+        "held until the endpoint frees it"
+    );
     let T { c, mut pool, .. } = t;
     c.release_buffers(&mut pool);
     let s = pool.stats();
