@@ -177,13 +177,7 @@ impl Receiver {
     /// RFC 9293 §3.10.7.4 "seventh, process the segment text" for a segment already found
     /// acceptable: trim it to [RCV.NXT, edge), keep new bytes (in order or held beyond a
     /// hole), never overwrite bytes already held.
-    pub fn accept(
-        &mut self,
-        seq: SeqNum,
-        payload: &[u8],
-        fin: bool,
-        pool: &mut BufPool,
-    ) -> Accepted {
+    fn accept(&mut self, seq: SeqNum, payload: &[u8], fin: bool, pool: &mut BufPool) -> Accepted {
         let mut out = Accepted::default();
         let end = seq + payload.len();
         // Text before RCV.NXT is a duplicate (RFC 2883 §4 reports it).

@@ -290,12 +290,12 @@ impl Sender {
     }
 
     /// Sequence number right after the buffered data (where a FIN goes).
-    pub fn data_end(&self) -> SeqNum {
+    fn data_end(&self) -> SeqNum {
         self.una + self.buf.len()
     }
 
     /// Sequence number after everything queued, FIN included.
-    pub fn end(&self) -> SeqNum {
+    fn end(&self) -> SeqNum {
         self.data_end() + (self.fin && !self.fin_acked) as u32
     }
 
@@ -305,7 +305,7 @@ impl Sender {
     }
 
     /// RFC 5681 FlightSize: sent and not cumulatively acknowledged.
-    pub fn flight_size(&self) -> u32 {
+    fn flight_size(&self) -> u32 {
         dist(self.una, self.max)
     }
 
@@ -320,14 +320,14 @@ impl Sender {
     }
 
     /// The peer's window has no room at SND.NXT.
-    pub fn window_closed(&self) -> bool {
+    fn window_closed(&self) -> bool {
         dist(self.nxt, self.una + self.wnd) == 0
     }
 
     /// RFC 9293 §3.10.7.4 fifth check: "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
     /// SND.WL2 =< SEG.ACK), set SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set
     /// SND.WL2 <- SEG.ACK."
-    pub fn update_window(&mut self, seq: SeqNum, ack: SeqNum, raw_wnd: u16) {
+    fn update_window(&mut self, seq: SeqNum, ack: SeqNum, raw_wnd: u16) {
         if self.wl1.lt(seq) || (self.wl1 == seq && self.wl2.le(ack)) {
             self.set_window((raw_wnd as u32) << self.shift, seq, ack);
         }
@@ -407,7 +407,7 @@ impl Sender {
     /// Cumulative part of an ACK with SND.UNA < SEG.ACK =< SND.MAX: drop acknowledged
     /// bytes, take an RTT sample (Karn's timed segment when it is covered, else `ts_rtt`
     /// from timestamps, RFC 7323 §4.1).
-    pub fn on_ack(
+    fn on_ack(
         &mut self,
         now: Instant,
         ack: SeqNum,
@@ -517,7 +517,7 @@ impl Sender {
 
     /// Data at SND.NXT within `budget` (what cwnd allows) and the peer's window, MSS-sized,
     /// with Nagle and sender SWS avoidance (RFC 9293 §3.7.4, §3.8.6.2.1).
-    pub(super) fn new_data(&mut self, budget: u32, nodelay: bool) -> Option<Tx> {
+    fn new_data(&mut self, budget: u32, nodelay: bool) -> Option<Tx> {
         let off = dist(self.una, self.nxt) as usize;
         if off > self.buf.len() {
             return None; // FIN sent, nothing after it
@@ -566,7 +566,7 @@ impl Sender {
 
     /// A retransmission starting at `seq` (< SND.MAX): up to one MSS, stopping at the next
     /// SACKed range and at SND.MAX; with the FIN when it reaches a FIN already sent.
-    pub(super) fn retransmission(&mut self, seq: SeqNum, kind: TxKind) -> Option<Tx> {
+    fn retransmission(&mut self, seq: SeqNum, kind: TxKind) -> Option<Tx> {
         if !seq.lt(self.max) || seq.lt(self.una) {
             return None;
         }

@@ -562,8 +562,7 @@ impl Connection {
                     self.apply(now, Transition::FinWait1);
                 }
             }
-            State::CloseWait => self.events.bits |= EV_PEER_FIN,
-            State::Closing => self.events.bits |= EV_PEER_FIN,
+            State::CloseWait | State::Closing => self.events.bits |= EV_PEER_FIN,
             State::FinWait2 => {
                 self.timers.clear(Timer::Retransmit);
                 self.timers.clear(Timer::UserTimeout);

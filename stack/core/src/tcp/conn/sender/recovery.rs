@@ -156,7 +156,7 @@ impl Sender {
 
     /// RFC 6675 §4 SetPipe(): octets in the network, counting each unSACKed octet below
     /// SND.MAX that is not lost once, and once more if it was retransmitted.
-    pub fn pipe(&self) -> u32 {
+    pub(super) fn pipe(&self) -> u32 {
         let mss = self.mss as u32;
         let lost_below = self.sb.lost_boundary(mss);
         let high_rxt = self.recovery.map_or(self.una, |r| r.high_rxt);
