@@ -7,6 +7,12 @@
 //! The application side is `send` / `recv` / `shutdown_write` / `close` / `abort` plus
 //! [`Connection::poll_event`].
 //!
+//! What connections share is the endpoint's and passed in, never found in a thread-local:
+//! the settings (one `Arc<Limits>` per endpoint, given to `connect` / `accept_syn` /
+//! `from_cookie`), and per call the challenge-ACK limiter and the buffer pool
+//! (`&mut BufPool`, for the calls that take or give back buffer storage: `on_segment`,
+//! `send`, `recv`, and `release_buffers` when the endpoint frees the connection).
+//!
 //! Layout (model: netstack3's one struct per state, quinn-proto's sans-IO API):
 //! - `state.rs`: one struct per RFC 9293 state holding only what that state can have, and the
 //!   transition table ([`TRANSITIONS`]); transitions are values applied in one place.
@@ -14,12 +20,14 @@
 //!   in the RFC's order, with RFC 5961 and RFC 7323 checks.
 //! - `output.rs`: building segments (`poll_transmit`).
 //! - `sender.rs` / `receiver.rs`: the send and receive halves. The sender decides what may
-//!   go out (peer window, cwnd from tcp/cc, Nagle, sender SWS avoidance); `recovery.rs`
-//!   detects and repairs loss (duplicate ACKs, NewReno, RFC 6675 SACK recovery with
-//!   `scoreboard.rs`, the RTO response). The receive side: `receiver.rs` (buffer, reassembly
-//!   into it, advertised window with SWS avoidance), `reassembly.rs` (held out-of-order
-//!   ranges), `delack.rs` (when to ACK), `sack_gen.rs` (SACK / D-SACK blocks), `text.rs` (the
-//!   "process the segment text" step and what our segments say about the receive side).
+//!   go out (peer window, cwnd from tcp/cc, Nagle, sender SWS avoidance) and owns the
+//!   send-side invariants (fields private); `sender/recovery.rs` detects and repairs loss
+//!   (duplicate ACKs, NewReno, RFC 6675 SACK recovery with `scoreboard.rs`, the RTO
+//!   response). The receive side: `receiver.rs` (buffer, reassembly into it, advertised
+//!   window with SWS avoidance, the ACK decision; fields private), `reassembly.rs` (held
+//!   out-of-order ranges), `delack.rs` (when to ACK), `sack_gen.rs` (SACK / D-SACK blocks),
+//!   `text.rs` (the "process the segment text" step and what our segments say about the
+//!   receive side).
 //! - `rtt.rs`: RFC 6298 estimator; `timers.rs`: the fixed timer table; `limiter.rs`: the
 //!   RFC 5961 §7 challenge-ACK limiter.
 //!
