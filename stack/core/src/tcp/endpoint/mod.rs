@@ -864,7 +864,7 @@ impl Endpoint {
 
     /// A slot the application owns (listener-owned connections are not yet visible).
     fn owned_mut(&mut self, id: ConnId) -> Option<&mut Slot> {
-        owned(&mut self.conns, id)
+        self.slot_mut(id).filter(|s| s.owner == Owner::App)
     }
 
     fn insert(&mut self, tuple: FourTuple, conn: Connection, owner: Owner) -> ConnId {
