@@ -7,7 +7,7 @@
 //! - [`timewait`]: the compact TIME-WAIT record the endpoint keeps instead of a connection.
 //! - [`config`]: settings named after Linux's sysctls.
 //! - [`cc`]: congestion control (CUBIC, NewReno) behind one trait.
-//! - [`bufpool`]: the per-thread pool of send/receive buffer storage.
+//! - [`bufpool`]: the per-endpoint pool of send/receive buffer storage.
 
 pub mod bufpool;
 pub mod cc;

@@ -98,7 +98,7 @@ pub struct WorkerSnapshot {
     pub listener_count: usize,
     /// Bytes of the TIME-WAIT table (`Endpoint::time_wait_bytes`).
     pub time_wait_bytes: usize,
-    /// The worker thread's buffer pool (tcp/bufpool.rs): cached and lent-out buffer bytes.
+    /// The endpoint's buffer pool (tcp/bufpool.rs): cached and lent-out buffer bytes.
     pub buffers: PoolStats,
 }
 
@@ -337,7 +337,7 @@ impl<D: Device, L: Link> Worker<D, L> {
             neigh: self.iface.neigh().stats(),
             states: ep.state_counts(),
             time_wait_bytes: ep.time_wait_bytes(),
-            buffers: crate::tcp::bufpool::stats(),
+            buffers: ep.buffer_pool_stats(),
         };
         *self.published.0.lock().unwrap_or_else(|e| e.into_inner()) = snap;
         snap

@@ -3,8 +3,8 @@
 //!
 //! The controller only owns cwnd and ssthresh and how they move. Loss detection (duplicate
 //! ACKs, SACK, the retransmission timer), NewReno's window inflation during fast recovery and
-//! RFC 6675's pipe live in the connection's sender (tcp/conn/recovery.rs), which tells the
-//! controller about the events below. All windows are in bytes.
+//! RFC 6675's pipe live in the connection's sender (tcp/conn/sender/recovery.rs), which tells
+//! the controller about the events below. All windows are in bytes.
 //!
 //! Dispatch is an enum ([`Cc`]), not a `Box<dyn>`: no allocation, fixed size per connection.
 

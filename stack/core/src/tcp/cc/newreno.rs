@@ -1,5 +1,5 @@
 //! NewReno's window arithmetic (RFC 5681 §3.1, RFC 6582 §3.2 steps 2 and 5). The window
-//! inflation of fast recovery (RFC 6582 steps 2-4) is in tcp/conn/recovery.rs.
+//! inflation of fast recovery (RFC 6582 steps 2-4) is in tcp/conn/sender/recovery.rs.
 
 use super::{initial_window, slow_start, CongestionControl};
 use crate::time::{Duration, Instant};

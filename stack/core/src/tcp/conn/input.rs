@@ -3,10 +3,10 @@
 //! RFCs put them. Replies are not sent here: they are recorded in `pending` and go out with
 //! the next `poll_transmit`.
 
-use super::recovery::AckInfo;
 use super::state::{Inner, Transition};
-use super::{Arrival, ChallengeAckLimiter, ConnError, Connection, Negotiated, DEFAULT_MSS};
+use super::{Arrival, ChallengeAckLimiter, ConnError, Connection};
 use super::{Timer, EV_WRITABLE};
+use crate::tcp::bufpool::BufPool;
 use crate::tcp::timewait::TimeWaitAction;
 use crate::time::{Duration, Instant};
 use crate::wire::{SeqNum, TcpRepr};
@@ -34,12 +34,15 @@ fn acceptable(seq: SeqNum, len: usize, nxt: SeqNum, wnd: u32) -> bool {
 
 impl Connection {
     /// Process one segment for this connection's 4-tuple. Replies (ACKs, RSTs, challenge
-    /// ACKs) come out of the next `poll_transmit`. Never panics on any input.
+    /// ACKs) come out of the next `poll_transmit`. Never panics on any input. `limiter` and
+    /// `pool` (receive storage taken, acknowledged send storage given back) are the
+    /// endpoint's.
     pub fn on_segment(
         &mut self,
         now: Instant,
         seg: &TcpRepr<'_>,
         limiter: &mut ChallengeAckLimiter,
+        pool: &mut BufPool,
     ) -> Arrival {
         if seg.src_port != self.ends.remote.port() || seg.dst_port != self.ends.local.port() {
             return Arrival::Done; // not ours: the endpoint demultiplexes by 4-tuple
@@ -49,7 +52,7 @@ impl Connection {
             Inner::TimeWait(_) => return self.time_wait_arrival(now, seg),
             // RFC 9293 §3.10.7.1: CLOSED is the endpoint's business (RST to unknown tuples).
             Inner::Closed(_) => {}
-            _ => self.synchronized_arrival(now, seg, limiter),
+            _ => self.synchronized_arrival(now, seg, limiter, pool),
         }
         Arrival::Done
     }
@@ -89,7 +92,8 @@ impl Connection {
         if !f.syn() {
             return;
         }
-        self.negotiate_syn_ack(seg);
+        // Options on a SYN-ACK (or a simultaneous-open SYN) answer our offer.
+        self.nego = self.nego.agree(seg);
         self.take_timestamp(now, seg);
         self.last_rx = now;
         // "RCV.NXT is set to SEG.SEQ+1, IRS is set to SEG.SEQ. SND.UNA should be advanced to
@@ -99,44 +103,12 @@ impl Connection {
             // "If SND.UNA > ISS (our SYN has been ACKed), change the connection state to
             // ESTABLISHED, form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it"
             self.pending.ack = true;
-            self.apply(
-                now,
-                Transition::Established {
-                    irs: seg.seq,
-                    una: seg.ack,
-                    wnd: seg.window as u32,
-                    wl1: seg.seq,
-                    wl2: seg.ack,
-                },
-            );
+            self.apply(now, Transition::established(seg.seq, seg, 0));
         } else {
             // "Otherwise, enter SYN-RECEIVED, form a SYN,ACK segment
             // <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> and send it." (simultaneous open, Figure 8)
             self.apply(now, Transition::SynReceived { irs: seg.seq });
         }
-    }
-
-    /// Options on a SYN-ACK (or a simultaneous-open SYN): each is in use only if both sides
-    /// offered it (RFC 7323 §1.3, §3.2; RFC 2018 §2; RFC 9293 §3.7.1 for MSS).
-    fn negotiate_syn_ack(&mut self, seg: &TcpRepr<'_>) {
-        let (o, offer) = (&seg.options, self.nego);
-        let ws = offer.window_scaling && o.window_scale.is_some();
-        self.nego = Negotiated {
-            mss: o
-                .mss
-                .unwrap_or(DEFAULT_MSS)
-                .min(self.limits.our_mss)
-                .max(64),
-            snd_shift: if ws {
-                o.window_scale.unwrap_or(0).min(14)
-            } else {
-                0
-            },
-            rcv_shift: if ws { offer.rcv_shift } else { 0 },
-            window_scaling: ws,
-            sack: offer.sack && o.sack_permitted,
-            timestamps: offer.timestamps && o.timestamp.is_some(),
-        };
     }
 
     /// RFC 9293 §3.10.7.4 "Otherwise" (SYN-RECEIVED and the synchronized states but
@@ -146,6 +118,7 @@ impl Connection {
         now: Instant,
         seg: &TcpRepr<'_>,
         limiter: &mut ChallengeAckLimiter,
+        pool: &mut BufPool,
     ) {
         let f = seg.flags;
         // SYN-RECEIVED and the peer's SYN again: our SYN-ACK was lost; answer with it again
@@ -160,15 +133,8 @@ impl Connection {
             let iss = s.iss;
             if s.active && f.syn() && f.ack() && !f.rst() && seg.seq == s.irs {
                 if seg.ack == iss + 1u32 {
-                    let est = Transition::Established {
-                        irs: seg.seq,
-                        una: seg.ack,
-                        wnd: seg.window as u32,
-                        wl1: seg.seq,
-                        wl2: seg.ack,
-                    };
                     self.last_rx = now;
-                    self.apply(now, est);
+                    self.apply(now, Transition::established(seg.seq, seg, 0));
                 } else {
                     self.pending.rst = Some((seg.ack, None));
                 }
@@ -266,27 +232,21 @@ impl Connection {
                 self.pending.rst = Some((seg.ack, None));
                 return;
             }
-            let est = Transition::Established {
-                irs: s.irs,
-                una: seg.ack,
-                wnd: (seg.window as u32) << self.nego.snd_shift,
-                wl1: seg.seq,
-                wl2: seg.ack,
-            };
+            let est = Transition::established(s.irs, seg, self.nego.snd_shift);
             self.apply(now, est);
         }
-        if !self.process_ack(now, seg, limiter) {
+        if !self.process_ack(now, seg, limiter, pool) {
             return;
         }
         // "sixth, check the URG bit": urgent data is not supported; the pointer is ignored
         // and the bytes are delivered in line (RFC 6093 §6 recommends against using it).
         // "seventh, process the segment text"
-        let Some(fin) = self.process_text(now, seg) else {
+        let Some(fin) = self.process_text(now, seg, pool) else {
             return;
         };
         // "eighth, check the FIN bit"
         if fin {
-            self.process_fin(now);
+            self.process_fin(now, pool);
         }
     }
 
@@ -297,10 +257,11 @@ impl Connection {
         now: Instant,
         seg: &TcpRepr<'_>,
         limiter: &mut ChallengeAckLimiter,
+        pool: &mut BufPool,
     ) -> bool {
         if let Inner::FinWait2(s) = &self.inner {
             // Nothing outstanding: SND.UNA = SND.NXT. RFC 5961 §5.2 still applies.
-            let ok = seg.ack.le(s.snd.nxt) && seg.ack.ge(s.snd.nxt - s.snd.max_wnd);
+            let ok = s.snd.ack_acceptable(seg.ack);
             if !ok {
                 self.challenge_ack(now, limiter);
             }
@@ -332,38 +293,23 @@ impl Connection {
         } else {
             &[]
         };
-        let info = AckInfo {
-            ack: seg.ack,
-            wnd: (seg.window as u32) << snd.shift,
-            pure: seg.payload.is_empty() && !seg.flags.syn() && !seg.flags.fin(),
-            sacks,
-            ts_rtt,
-        };
-        let r = snd.on_ack_segment(now, &info);
-        // Any acceptable ACK answers our zero-window probes (Linux resets probes_out).
-        snd.zwp_unanswered = 0;
+        // Then "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated" (in
+        // `process_ack` too).
+        let r = snd.process_ack(now, seg, sacks, ts_rtt, pool);
         let freed = r.acked.bytes > 0;
         if r.advanced {
             // RFC 6298 §5.2/5.3: stop the timer when all is acked, else restart it.
             if !snd.in_flight() {
                 self.timers.clear(Timer::Retransmit);
             } else if r.restart_rto {
-                let rto = snd.rtt.rto();
+                let rto = snd.rtt().rto();
                 self.timers.set(Timer::Retransmit, now + rto);
             }
             self.timers.clear(Timer::UserTimeout);
             self.rearm_user_timeout(now);
         }
-        // "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated."
-        let Some(snd) = self.inner.sender_mut() else {
-            return false;
-        };
-        if snd.una.le(seg.ack) {
-            snd.update_window(seg.seq, seg.ack, seg.window);
-            if snd.wnd > 0 {
-                snd.probes = 0;
-                self.timers.clear(Timer::Persist);
-            }
+        if r.window_open {
+            self.timers.clear(Timer::Persist);
         }
         if freed && self.app.want_writable && self.send_capacity() > 0 {
             self.app.want_writable = false;
@@ -399,9 +345,13 @@ impl Connection {
     // "seventh, process the segment text": `process_text` in text.rs.
 
     /// RFC 9293 §3.10.7.4 "eighth, check the FIN bit" (only reached for an in-order FIN).
-    fn process_fin(&mut self, now: Instant) {
+    fn process_fin(&mut self, now: Instant, pool: &mut BufPool) {
         // "...advance RCV.NXT over the FIN, and send an acknowledgment for the FIN."
         self.pending.ack = true;
+        // Data held beyond the FIN (a broken peer) is never delivered.
+        if let Some(rcv) = self.inner.receiver_mut() {
+            rcv.discard_held(pool);
+        }
         match self.inner {
             // "SYN-RECEIVED STATE, ESTABLISHED STATE: Enter the CLOSE-WAIT state."
             Inner::Established(_) => self.apply(now, Transition::CloseWait),

@@ -7,6 +7,12 @@
 //! The application side is `send` / `recv` / `shutdown_write` / `close` / `abort` plus
 //! [`Connection::poll_event`].
 //!
+//! What connections share is the endpoint's and passed in, never found in a thread-local:
+//! the settings (one `Arc<Limits>` per endpoint, given to `connect` / `accept_syn` /
+//! `from_cookie`), and per call the challenge-ACK limiter and the buffer pool
+//! (`&mut BufPool`, for the calls that take or give back buffer storage: `on_segment`,
+//! `send`, `recv`, and `release_buffers` when the endpoint frees the connection).
+//!
 //! Layout (model: netstack3's one struct per state, quinn-proto's sans-IO API):
 //! - `state.rs`: one struct per RFC 9293 state holding only what that state can have, and the
 //!   transition table ([`TRANSITIONS`]); transitions are values applied in one place.
@@ -14,12 +20,14 @@
 //!   in the RFC's order, with RFC 5961 and RFC 7323 checks.
 //! - `output.rs`: building segments (`poll_transmit`).
 //! - `sender.rs` / `receiver.rs`: the send and receive halves. The sender decides what may
-//!   go out (peer window, cwnd from tcp/cc, Nagle, sender SWS avoidance); `recovery.rs`
-//!   detects and repairs loss (duplicate ACKs, NewReno, RFC 6675 SACK recovery with
-//!   `scoreboard.rs`, the RTO response). The receive side: `receiver.rs` (buffer, reassembly
-//!   into it, advertised window with SWS avoidance), `reassembly.rs` (held out-of-order
-//!   ranges), `delack.rs` (when to ACK), `sack_gen.rs` (SACK / D-SACK blocks), `text.rs` (the
-//!   "process the segment text" step and what our segments say about the receive side).
+//!   go out (peer window, cwnd from tcp/cc, Nagle, sender SWS avoidance) and owns the
+//!   send-side invariants (fields private); `sender/recovery.rs` detects and repairs loss
+//!   (duplicate ACKs, NewReno, RFC 6675 SACK recovery with `scoreboard.rs`, the RTO
+//!   response). The receive side: `receiver.rs` (buffer, reassembly into it, advertised
+//!   window with SWS avoidance, the ACK decision; fields private), `reassembly.rs` (held
+//!   out-of-order ranges), `delack.rs` (when to ACK), `sack_gen.rs` (SACK / D-SACK blocks),
+//!   `text.rs` (the "process the segment text" step and what our segments say about the
+//!   receive side).
 //! - `rtt.rs`: RFC 6298 estimator; `timers.rs`: the fixed timer table; `limiter.rs`: the
 //!   RFC 5961 §7 challenge-ACK limiter.
 //!
@@ -30,7 +38,7 @@
 //!
 //! Memory per connection: the struct itself (608 bytes on x86-64; a test bounds it) plus,
 //! only while they hold bytes, at most `cfg.wmem` bytes of send buffer and `cfg.rmem` bytes
-//! of receive buffer (`ring.rs`: storage from the per-thread pool tcp/bufpool.rs, grown on
+//! of receive buffer (`ring.rs`: storage from the endpoint's pool tcp/bufpool.rs, grown on
 //! demand up to those bounds and given back when the buffer empties, so an idle connection
 //! holds none; out-of-order data is held inside the receive buffer), and, only while the
 //! peer SACKs or out-of-order data is held, the SACK scoreboard (at most 32 ranges of 8
@@ -43,7 +51,6 @@ mod limiter;
 mod output;
 mod reassembly;
 mod receiver;
-mod recovery;
 mod ring;
 mod rtt;
 mod sack_gen;
@@ -65,6 +72,7 @@ use std::fmt;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
 
+use crate::tcp::bufpool::BufPool;
 use crate::tcp::cc::{CongestionAlgo, CongestionControl};
 use crate::tcp::timewait::TimeWait;
 use crate::tcp::TcpConfig;
@@ -223,27 +231,35 @@ impl Negotiated {
         shift
     }
 
-    /// What a passive open agrees to given the peer's SYN: each option only when the peer
-    /// offered it and `cfg` allows it. The listener and SYN cookies use this too.
+    /// What a passive open agrees to given the peer's SYN: `cfg`'s offer answered by `syn`
+    /// ([`Negotiated::agree`]). The listener and SYN cookies use this too.
     pub fn from_syn(cfg: &TcpConfig, syn: &TcpRepr<'_>) -> Negotiated {
-        let o = &syn.options;
-        let ws = cfg.window_scaling && o.window_scale.is_some();
+        Negotiated::offer(cfg).agree(syn)
+    }
+
+    /// The one negotiation, for both opens: our offer (`self`) against the peer's SYN or
+    /// SYN-ACK. Each option is in use only if both sides offered it (RFC 7323 §1.3, §3.2;
+    /// RFC 2018 §2); the MSS is the smaller of both, the peer's defaulting to 536 (RFC 9293
+    /// §3.7.1).
+    pub fn agree(self, peer: &TcpRepr<'_>) -> Negotiated {
+        let o = &peer.options;
+        let ws = self.window_scaling && o.window_scale.is_some();
         Negotiated {
-            mss: o.mss.unwrap_or(DEFAULT_MSS).min(cfg.mss).max(64),
+            mss: o.mss.unwrap_or(DEFAULT_MSS).min(self.mss).max(64),
             snd_shift: if ws {
                 o.window_scale.unwrap_or(0).min(14)
             } else {
                 0
             },
-            rcv_shift: if ws { Self::our_shift(cfg) } else { 0 },
+            rcv_shift: if ws { self.rcv_shift } else { 0 },
             window_scaling: ws,
-            sack: cfg.sack && o.sack_permitted,
-            timestamps: cfg.timestamps && o.timestamp.is_some(),
+            sack: self.sack && o.sack_permitted,
+            timestamps: self.timestamps && o.timestamp.is_some(),
         }
     }
 
-    /// What an active open offers (before the SYN-ACK says what the peer accepts).
-    fn offer(cfg: &TcpConfig) -> Negotiated {
+    /// What we offer on a SYN (an active open) or could agree to (a passive one).
+    pub fn offer(cfg: &TcpConfig) -> Negotiated {
         Negotiated {
             mss: cfg.mss,
             snd_shift: 0,
@@ -259,11 +275,11 @@ impl Negotiated {
     }
 }
 
-/// The settings a connection needs (not the whole `TcpConfig`). Shared, not copied: every
-/// connection of an endpoint points at one `Arc<Limits>` (8 bytes per connection instead of
-/// 152), see [`Limits::shared`].
+/// The settings a connection needs (not the whole `TcpConfig`). Shared, not copied: the
+/// endpoint builds one `Arc<Limits>` from its config and hands it to every connection it
+/// makes (8 bytes per connection instead of 152).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Limits {
+pub struct Limits {
     rto_initial: Duration,
     rto_min: Duration,
     rto_max: Duration,
@@ -277,39 +293,13 @@ struct Limits {
     keepalive_probes: u32,
     rmem: usize,
     wmem: usize,
-    our_mss: u16,
+    /// What our SYN offers (our MSS, window shift, SACK, timestamps).
+    offer: Negotiated,
     cc: CongestionAlgo,
 }
 
-thread_local! {
-    /// The limits of the last connection made on this thread: connections of one endpoint
-    /// (one config) share it.
-    static LAST_LIMITS: std::cell::RefCell<Option<Arc<Limits>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
 impl Limits {
-    /// `cfg`'s limits, shared with the previous connection made on this thread when equal
-    /// (then no allocation; a new `Arc` when the config differs). Bound: one `Limits` per
-    /// config in use, freed with its last connection.
-    fn shared(cfg: &TcpConfig) -> Arc<Limits> {
-        let l = Limits::new(cfg);
-        LAST_LIMITS
-            .try_with(|last| {
-                let mut last = last.borrow_mut();
-                match last.as_ref() {
-                    Some(a) if **a == l => a.clone(),
-                    _ => {
-                        let a = Arc::new(l);
-                        *last = Some(a.clone());
-                        a
-                    }
-                }
-            })
-            .unwrap_or_else(|_| Arc::new(l))
-    }
-
-    fn new(cfg: &TcpConfig) -> Limits {
+    pub fn new(cfg: &TcpConfig) -> Limits {
         Limits {
             rto_initial: cfg.rto_initial,
             rto_min: cfg.rto_min,
@@ -324,7 +314,7 @@ impl Limits {
             keepalive_probes: cfg.keepalive_probes,
             rmem: cfg.rmem,
             wmem: cfg.wmem,
-            our_mss: cfg.mss,
+            offer: Negotiated::offer(cfg),
             cc: cfg.congestion_control,
         }
     }
@@ -425,7 +415,7 @@ impl Connection {
     /// `inner` is SYN-SENT or SYN-RECEIVED with the same `iss`.
     fn new(
         now: Instant,
-        cfg: &TcpConfig,
+        limits: &Arc<Limits>,
         ends: Endpoints,
         (iss, inner): (SeqNum, Inner),
         nego: Negotiated,
@@ -436,7 +426,7 @@ impl Connection {
             iss,
             nego,
             ts: Timestamps::default(),
-            limits: Limits::shared(cfg),
+            limits: limits.clone(),
             timers: Timers::default(),
             pending: Pending::default(),
             events: Events::default(),
@@ -448,11 +438,11 @@ impl Connection {
     }
 
     /// Active open (RFC 9293 §3.10.1): CLOSED -> SYN-SENT; the SYN goes out with the next
-    /// `poll_transmit`. `iss` comes from tcp/isn.rs (RFC 6528), `ts_offset` is a per-connection
-    /// random TSval offset.
+    /// `poll_transmit`. `limits` is the endpoint's (shared by its connections), `iss` comes
+    /// from tcp/isn.rs (RFC 6528), `ts_offset` is a per-connection random TSval offset.
     pub fn connect(
         now: Instant,
-        cfg: &TcpConfig,
+        limits: &Arc<Limits>,
         ends: Endpoints,
         iss: SeqNum,
         ts_offset: u32,
@@ -462,7 +452,7 @@ impl Connection {
             tx: 0,
             sent_at: now,
         });
-        let mut c = Connection::new(now, cfg, ends, (iss, inner), Negotiated::offer(cfg));
+        let mut c = Connection::new(now, limits, ends, (iss, inner), limits.offer);
         c.ts.offset = ts_offset;
         c.pending.syn = true;
         c
@@ -473,13 +463,13 @@ impl Connection {
     /// has already checked `syn` is a SYN without RST/ACK.
     pub fn accept_syn(
         now: Instant,
-        cfg: &TcpConfig,
+        limits: &Arc<Limits>,
         ends: Endpoints,
         syn: &TcpRepr<'_>,
         iss: SeqNum,
         ts_offset: u32,
     ) -> Self {
-        let nego = Negotiated::from_syn(cfg, syn);
+        let nego = limits.offer.agree(syn);
         let inner = Inner::SynRcvd(SynRcvd {
             iss,
             irs: syn.seq,
@@ -487,7 +477,7 @@ impl Connection {
             sent_at: now,
             active: false,
         });
-        let mut c = Connection::new(now, cfg, ends, (iss, inner), nego);
+        let mut c = Connection::new(now, limits, ends, (iss, inner), nego);
         c.ts.offset = ts_offset;
         c.take_timestamp(now, syn);
         c.pending.syn = true;
@@ -499,11 +489,12 @@ impl Connection {
     /// directly and processes `ack` (which may carry data or FIN) as the third segment.
     pub fn from_cookie(
         now: Instant,
-        cfg: &TcpConfig,
+        limits: &Arc<Limits>,
         ends: Endpoints,
         ack: &TcpRepr<'_>,
         nego: Negotiated,
         ts_offset: u32,
+        pool: &mut BufPool,
     ) -> Self {
         let iss = ack.ack - 1;
         let inner = Inner::SynRcvd(SynRcvd {
@@ -513,13 +504,13 @@ impl Connection {
             sent_at: now,
             active: false,
         });
-        let mut c = Connection::new(now, cfg, ends, (iss, inner), nego);
+        let mut c = Connection::new(now, limits, ends, (iss, inner), nego);
         c.ts.offset = ts_offset;
         c.take_timestamp(now, ack);
         c.ts.last_ack_sent = ack.seq;
         let mut limiter = ChallengeAckLimiter::new(0);
         // The SYN-RECEIVED step of §3.10.7.4 "fifth check the ACK field" turns it ESTABLISHED.
-        let _ = c.on_segment(now, ack, &mut limiter);
+        let _ = c.on_segment(now, ack, &mut limiter, pool);
         if let Inner::SynRcvd(_) = c.inner {
             // Not a valid third segment after all (wrong ports, RST, no ACK): there is no
             // SYN-ACK to retransmit for a cookie, so drop it rather than leave it half-open.
@@ -549,12 +540,14 @@ impl Connection {
 
     /// RFC 6298 estimate: (SRTT once sampled, current RTO), for the sending states.
     pub fn rtt(&self) -> Option<(Option<Duration>, Duration)> {
-        self.inner.sender().map(|s| (s.rtt.srtt(), s.rtt.rto()))
+        self.inner.sender().map(|s| (s.rtt().srtt(), s.rtt().rto()))
     }
 
     /// Congestion state (cwnd, ssthresh) in bytes, for the sending states.
     pub fn congestion_window(&self) -> Option<(u32, u32)> {
-        self.inner.sender().map(|s| (s.cc.cwnd(), s.cc.ssthresh()))
+        self.inner
+            .sender()
+            .map(|s| (s.cc().cwnd(), s.cc().ssthresh()))
     }
 
     /// What stopped the last transmit round (see [`TxLimit`]); `None` when nothing is queued
@@ -565,7 +558,7 @@ impl Connection {
 
     /// SND.MAX (highest sequence number sent + 1) in the data-sending states.
     pub fn snd_max(&self) -> Option<SeqNum> {
-        self.inner.sender().map(|s| s.max)
+        self.inner.sender().map(|s| s.max())
     }
 
     /// Turn Nagle's algorithm off (`true`, Linux TCP_NODELAY) or on (RFC 9293 §3.7.4: on by
@@ -623,23 +616,26 @@ impl Connection {
     }
 
     /// Queue application data. Returns how many bytes were taken (bounded by `cfg.wmem`);
-    /// `Err(Full)` when none fit. Data goes out with the next `poll_transmit`.
-    pub fn send(&mut self, _now: Instant, data: &[u8]) -> Result<usize, SendError> {
+    /// `Err(Full)` when none fit. Data goes out with the next `poll_transmit`. Buffer
+    /// storage comes from `pool`.
+    pub fn send(
+        &mut self,
+        _now: Instant,
+        data: &[u8],
+        pool: &mut BufPool,
+    ) -> Result<usize, SendError> {
         if self.app.write_closed {
             return Err(SendError::WriteClosed);
         }
-        let snd = match &mut self.inner {
-            Inner::SynSent(_) | Inner::SynRcvd(_) => return Err(SendError::NotConnected),
-            Inner::Established(s) => &mut s.snd,
-            Inner::CloseWait(s) => &mut s.snd,
-            Inner::FinWait1(_)
-            | Inner::FinWait2(_)
-            | Inner::Closing(_)
-            | Inner::LastAck(_)
-            | Inner::TimeWait(_) => return Err(SendError::WriteClosed),
-            Inner::Closed(_) => return Err(SendError::Closed(self.events.error)),
+        let error = self.events.error;
+        let Some(snd) = self.inner.writable_sender_mut() else {
+            return Err(match self.inner.kind() {
+                State::SynSent | State::SynReceived => SendError::NotConnected,
+                State::Closed => SendError::Closed(error),
+                _ => SendError::WriteClosed, // our FIN is queued or sent
+            });
         };
-        let n = snd.write(data);
+        let n = snd.write(data, pool);
         if n < data.len() {
             self.app.want_writable = true;
         }
@@ -651,28 +647,17 @@ impl Connection {
 
     /// Bytes that `send` would accept now.
     pub fn send_capacity(&self) -> usize {
-        match &self.inner {
-            Inner::Established(s) if !self.app.write_closed => s.snd.space(),
-            Inner::CloseWait(s) if !self.app.write_closed => s.snd.space(),
+        match self.inner.writable_sender() {
+            Some(s) if !self.app.write_closed => s.space(),
             _ => 0,
         }
     }
 
     /// Read in-order received data. Returns 0 when nothing is buffered (check `state()` /
     /// `PeerFin` for end of stream). Reading may open the window enough to owe the peer a
-    /// window update (RFC 9293 §3.8.6.2.2).
-    pub fn recv(&mut self, buf: &mut [u8]) -> usize {
-        let (n, update) = match &mut self.inner {
-            Inner::Established(s) => s.rcv.read(buf),
-            Inner::FinWait1(s) => s.rcv.read(buf),
-            Inner::FinWait2(s) => s.rcv.read(buf),
-            Inner::CloseWait(s) => (s.rcv.read(buf), false),
-            Inner::Closing(s) => (s.rcv.read(buf), false),
-            Inner::LastAck(s) => (s.rcv.read(buf), false),
-            Inner::TimeWait(s) => (s.rcv.read(buf), false),
-            Inner::Closed(s) => (s.rcv.as_mut().map_or(0, |r| r.read(buf)), false),
-            Inner::SynSent(_) | Inner::SynRcvd(_) => (0, false),
-        };
+    /// window update (RFC 9293 §3.8.6.2.2). Storage read empty goes back to `pool`.
+    pub fn recv(&mut self, buf: &mut [u8], pool: &mut BufPool) -> usize {
+        let (n, update) = self.inner.read(buf, pool);
         if update {
             self.pending.ack = true;
         }
@@ -759,6 +744,15 @@ impl Connection {
         }
     }
 
+    /// Drops the connection, giving every buffer it still holds back to `pool` (unread data
+    /// is discarded): the endpoint calls it as it frees the connection. (Dropping it
+    /// otherwise frees the storage to the allocator.)
+    pub fn release_buffers(self, pool: &mut BufPool) {
+        for mut r in self.inner.into_rings().into_iter().flatten() {
+            r.release(pool);
+        }
+    }
+
     /// In TIME-WAIT: the compact record the endpoint may keep instead of this connection.
     pub fn time_wait_record(&self) -> Option<TimeWait> {
         match &self.inner {
@@ -782,12 +776,12 @@ impl Connection {
 }
 
 /// Readable bytes helper shared by the receive halves.
-fn read_from(buf: &mut ring::Ring, out: &mut [u8]) -> usize {
+fn read_from(buf: &mut ring::Ring, out: &mut [u8], pool: &mut BufPool) -> usize {
     let n = out.len().min(buf.len());
     let (a, b) = buf.as_slices();
     let na = n.min(a.len());
     out[..na].copy_from_slice(&a[..na]);
     out[na..n].copy_from_slice(&b[..n - na]);
-    buf.drain(..n);
+    buf.drain(..n, pool);
     n
 }

@@ -2,6 +2,7 @@
 //! data and FIN within the peer's window, probes, ACKs) straight into the caller's closure;
 //! `on_timeout` runs expired timers. No allocation: payloads borrow the send buffer.
 
+use super::sender::Persist;
 use super::state::{Inner, SynRcvd, SynSent, Transition};
 use super::{ConnError, Connection, Timer};
 use crate::time::Instant;
@@ -49,7 +50,10 @@ impl Connection {
             // unacceptable (RFC 9293 §3.10.7.4) with its ACK field unread. If both ends
             // are in that state neither ACK is ever processed (found by sim_transfer,
             // seed 302). Linux never moves snd_nxt back, so its ACKs carry the same value.
-            let seq = self.inner.sender().map_or(self.inner.snd_nxt(), |s| s.max);
+            let seq = self
+                .inner
+                .sender()
+                .map_or(self.inner.snd_nxt(), |s| s.max());
             let seg = self.segment(now, seq, TcpFlags::ACK, &[]);
             emit(&seg);
             self.ack_sent();
@@ -100,7 +104,7 @@ impl Connection {
         // set up only when the buffered data wraps (rare: once per lap of the ring).
         let mut store;
         let scratch: &mut [u8] = match self.inner.sender() {
-            Some(s) if !s.buf.as_slices().1.is_empty() => {
+            Some(s) if s.wraps() => {
                 store = [0u8; WRAP_SCRATCH];
                 &mut store
             }
@@ -115,7 +119,7 @@ impl Connection {
             let Some(tx) = snd.next_tx(nodelay) else {
                 break;
             };
-            let last = tx.off + tx.len == snd.buf.len();
+            let last = tx.off + tx.len == snd.buffered();
             let mut flags = TcpFlags::ACK;
             if tx.fin {
                 flags = flags | TcpFlags::FIN;
@@ -144,10 +148,10 @@ impl Connection {
         // RFC 6298 §5.1: "Every time a packet containing data is sent (including a
         // retransmission), if the timer is not running, start it running".
         if snd.in_flight() && !self.timers.is_set(Timer::Retransmit) {
-            self.timers.set(Timer::Retransmit, now + snd.rtt.rto());
+            self.timers.set(Timer::Retransmit, now + snd.rtt().rto());
         }
         if snd.stalled() && !self.timers.is_set(Timer::Persist) {
-            let d = snd.rtt.rto().saturating_mul(1 << snd.probes.min(16));
+            let d = snd.persist_interval();
             self.timers
                 .set(Timer::Persist, now + d.min(self.limits.rto_max));
         }
@@ -186,7 +190,7 @@ impl Connection {
     fn syn_segment(&self, now: Instant, iss: SeqNum, ack: Option<SeqNum>) -> TcpRepr<'static> {
         let n = &self.nego;
         let options = TcpOptions {
-            mss: Some(self.limits.our_mss),
+            mss: Some(self.limits.offer.mss),
             window_scale: n.window_scaling.then_some(n.rcv_shift),
             sack_permitted: n.sack,
             timestamp: n.timestamps.then(|| {
@@ -315,16 +319,15 @@ impl Connection {
                 // window probes, and as in Linux (tcp_retransmit_timer) they do not count
                 // toward tcp_retries2 while the peer answers; only 2 * rto_max without any
                 // segment from it times out (an orphaned connection gets no such grace).
-                if snd.wnd == 0 && !orphaned {
+                if snd.window() == 0 && !orphaned {
                     if now.saturating_since(last_rx) > limits.rto_max * 2 {
                         self.apply(now, Transition::Closed(Some(ConnError::TimedOut)));
                     } else {
-                        snd.on_rto(now);
-                        snd.rto_count -= 1;
+                        snd.on_rto_window_probe(now);
                     }
                     return;
                 }
-                if snd.rto_count >= limits.retries2 {
+                if snd.rto_count() >= limits.retries2 {
                     self.apply(now, Transition::Closed(Some(ConnError::TimedOut)));
                 } else {
                     // Go back to SND.UNA; `poll_transmit` resends and re-arms with the
@@ -335,43 +338,30 @@ impl Connection {
         }
     }
 
-    /// RFC 9293 §3.8.6.1: the persist timer. With the peer's window closed, a zero-window
-    /// probe, backing off exponentially up to rto_max; probes continue as long as the peer
-    /// answers, and after tcp_retries2 unanswered ones the connection times out (as Linux).
-    /// With a small open window it is sender SWS avoidance's override timeout (§3.8.6.2.1):
-    /// send what fits.
+    /// RFC 9293 §3.8.6.1: the persist timer (`Sender::on_persist` decides): a zero-window
+    /// probe, the next backed off up to rto_max; after tcp_retries2 unanswered ones the
+    /// connection times out (as Linux).
     fn on_persist(&mut self, now: Instant) {
         let retries2 = self.limits.retries2;
         let Some(snd) = self.inner.sender_mut() else {
             return;
         };
-        if !snd.stalled() {
-            return;
+        match snd.on_persist(retries2) {
+            Persist::Idle | Persist::SendWhatFits => {}
+            Persist::GiveUp => self.apply(now, Transition::Closed(Some(ConnError::TimedOut))),
+            Persist::Probe(d) => {
+                self.pending.probe = true;
+                self.timers
+                    .set(Timer::Persist, now + d.min(self.limits.rto_max));
+            }
         }
-        if !snd.window_closed() {
-            snd.force = true;
-            return;
-        }
-        if snd.zwp_unanswered >= retries2 {
-            self.apply(now, Transition::Closed(Some(ConnError::TimedOut)));
-            return;
-        }
-        snd.probes = snd.probes.saturating_add(1);
-        snd.zwp_unanswered += 1;
-        let d = snd.rtt.rto().saturating_mul(1 << snd.probes.min(16));
-        self.pending.probe = true;
-        self.timers
-            .set(Timer::Persist, now + d.min(self.limits.rto_max));
     }
 
     /// RFC 9293 §3.8.4 keepalive (Linux's timing): after `keepalive_time` idle send a probe,
     /// then every `keepalive_intvl`; after `keepalive_probes` unanswered, reset and report
     /// `TimedOut` (Linux sends the RST too).
     fn on_keepalive(&mut self, now: Instant) {
-        if !self.app.keepalive || !self.inner.is_synchronized() {
-            return;
-        }
-        if let Inner::TimeWait(_) = self.inner {
+        if !self.app.keepalive || !self.inner.keepalive_applies() {
             return;
         }
         let l = *self.limits;
@@ -397,10 +387,7 @@ impl Connection {
 
     /// Keepalive deadline after activity: idle time counts from the last segment received.
     pub(super) fn rearm_keepalive(&mut self) {
-        let on = self.app.keepalive
-            && self.inner.is_synchronized()
-            && !matches!(self.inner, Inner::TimeWait(_));
-        if on {
+        if self.app.keepalive && self.inner.keepalive_applies() {
             self.timers
                 .set(Timer::Keepalive, self.last_rx + self.limits.keepalive_time);
         } else {

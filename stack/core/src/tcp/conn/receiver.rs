@@ -24,12 +24,13 @@ use super::delack::AckPolicy;
 use super::reassembly::{Fit, Reassembly};
 use super::ring::Ring;
 use super::{read_from, Negotiated};
+use crate::tcp::bufpool::BufPool;
 use crate::wire::SeqNum;
 
 #[derive(Debug)]
 pub(super) struct Receiver {
     /// RCV.NXT.
-    pub nxt: SeqNum,
+    nxt: SeqNum,
     /// `ready` in-order unread bytes, then the out-of-order area (see the module docs).
     buf: Ring,
     ready: usize,
@@ -39,8 +40,8 @@ pub(super) struct Receiver {
     /// Window scale shift (ours, RFC 7323 §2.2).
     shift: u8,
     /// Held out-of-order ranges.
-    pub ooo: Reassembly,
-    pub ack: AckPolicy,
+    ooo: Reassembly,
+    ack: AckPolicy,
 }
 
 /// What `accept` did with a segment's text.
@@ -59,6 +60,8 @@ pub(super) struct Accepted {
     pub nothing_new: bool,
     /// RCV.NXT reached the peer's FIN (this segment's or one held earlier).
     pub fin: bool,
+    /// Acknowledge now rather than delay (`on_text`'s ACK decision).
+    pub ack_now: bool,
 }
 
 impl Receiver {
@@ -78,13 +81,19 @@ impl Receiver {
         }
     }
 
+    /// RCV.NXT.
+    pub fn nxt(&self) -> SeqNum {
+        self.nxt
+    }
+
     /// RCV.WND: what the peer may still send, from RCV.NXT to the advertised edge.
     pub fn window(&self) -> u32 {
         (self.edge - self.nxt) as u32
     }
 
-    pub fn cap(&self) -> usize {
-        self.cap
+    /// The held out-of-order ranges (SACK blocks are made from them).
+    pub fn ooo(&self) -> &Reassembly {
+        &self.ooo
     }
 
     pub fn unread(&self) -> usize {
@@ -139,10 +148,36 @@ impl Receiver {
         self.ack.ack_sent();
     }
 
+    /// The text of an acceptable segment (`accept`), and the ACK decision (delack.rs): RFC
+    /// 5681 §4.2 / RFC 9293 §3.8.6.3, an immediate ACK for out-of-order text, for text
+    /// filling (part of) a hole, for duplicates and for text the window refused; else every
+    /// second full segment, or quick-ACK mode.
+    pub fn on_text(
+        &mut self,
+        seq: SeqNum,
+        payload: &[u8],
+        fin: bool,
+        pool: &mut BufPool,
+    ) -> Accepted {
+        let had_holes = !self.ooo.is_empty();
+        let mut a = self.accept(seq, payload, fin, pool);
+        let urgent = a.out_of_order || a.filled || had_holes || a.dup.is_some() || a.nothing_new;
+        a.ack_now = urgent || (a.delivered > 0 && self.ack.on_in_order(a.delivered, self.cap));
+        if a.dup.is_some() && a.nothing_new {
+            self.quickack(); // Linux: a duplicate means our ACKs are being lost
+        }
+        a
+    }
+
+    /// Quick-ACK mode (delack.rs): the peer retransmits what we have, so our ACKs are lost.
+    pub fn quickack(&mut self) {
+        self.ack.quickack(self.cap);
+    }
+
     /// RFC 9293 §3.10.7.4 "seventh, process the segment text" for a segment already found
     /// acceptable: trim it to [RCV.NXT, edge), keep new bytes (in order or held beyond a
     /// hole), never overwrite bytes already held.
-    pub fn accept(&mut self, seq: SeqNum, payload: &[u8], fin: bool) -> Accepted {
+    fn accept(&mut self, seq: SeqNum, payload: &[u8], fin: bool, pool: &mut BufPool) -> Accepted {
         let mut out = Accepted::default();
         let end = seq + payload.len();
         // Text before RCV.NXT is a duplicate (RFC 2883 §4 reports it).
@@ -169,7 +204,7 @@ impl Receiver {
             if let Fit::Ok { dup } = self.ooo.fit(s, e) {
                 out.dup = out.dup.or(dup);
             }
-            self.store(s, e, data);
+            self.store(s, e, data, pool);
             let held_fin = self.ooo.fin();
             let (nxt, filled) = self.ooo.advance(e);
             out.fin = (fin && nxt == end) || held_fin == Some(nxt);
@@ -191,7 +226,7 @@ impl Receiver {
             Fit::Full => out.nothing_new = true,
             Fit::Ok { dup } => {
                 out.dup = out.dup.or(dup);
-                self.store(s, e, data);
+                self.store(s, e, data, pool);
                 self.ooo.insert(s, e);
             }
         }
@@ -199,16 +234,16 @@ impl Receiver {
     }
 
     /// Copy the parts of [s, e) not held yet (`data` is its text) into the buffer.
-    fn store(&mut self, s: SeqNum, e: SeqNum, data: &[u8]) {
+    fn store(&mut self, s: SeqNum, e: SeqNum, data: &[u8], pool: &mut BufPool) {
         let need = self.ready + (e - self.nxt);
         if s == self.nxt && self.buf.len() == self.ready {
             // The common case, in order with nothing held: append, no placeholder fill.
-            self.reserve(need);
-            self.buf.extend(data);
+            self.buf.reserve(need, pool);
+            self.buf.extend(data, pool);
             return;
         }
         if need > self.buf.len() {
-            self.buf.resize(need);
+            self.buf.resize(need, pool);
         }
         let Receiver {
             buf,
@@ -222,29 +257,33 @@ impl Receiver {
         }
     }
 
-    /// Room for `need` bytes. Bounded: data is only taken below the advertised edge, and
-    /// edge - RCV.NXT <= cap - ready; growth doubles, never allocating more than `cap`
-    /// (ring.rs; the storage goes back to the pool when the buffer is read empty).
-    fn reserve(&mut self, need: usize) {
-        self.buf.reserve(need);
-    }
-
     /// Read into `out`; also says whether the window opened enough to owe the peer a window
     /// update now: the edge may move by the SWS step (RFC 9293 §3.8.6.2.2) and the window at
     /// least doubles (Linux tcp_cleanup_rbuf), so a reader does not cause an ACK per read.
-    pub fn read(&mut self, out: &mut [u8]) -> (usize, bool) {
+    pub fn read(&mut self, out: &mut [u8], pool: &mut BufPool) -> (usize, bool) {
         let n = out.len().min(self.ready);
-        let n = read_from(&mut self.buf, &mut out[..n]);
+        let n = read_from(&mut self.buf, &mut out[..n], pool);
         self.ready -= n;
         let (avail, cur) = (self.openable(), self.window());
         let update = n > 0 && avail >= cur.saturating_add(self.sws_step()) && avail / 2 >= cur;
         (n, update)
     }
 
-    /// The peer's FIN arrived: RCV.NXT moves past it, no more data is accepted; held
-    /// out-of-order data (beyond the FIN: a broken peer) is discarded.
-    pub fn finish(mut self) -> RecvDone {
-        self.buf.truncate(self.ready);
+    /// The buffer's storage, for the pool (the data in it is discarded).
+    pub fn into_ring(self) -> Ring {
+        self.buf
+    }
+
+    /// Discards held out-of-order data (beyond the peer's FIN: a broken peer); called as the
+    /// FIN is processed, before `finish`.
+    pub fn discard_held(&mut self, pool: &mut BufPool) {
+        self.buf.truncate(self.ready, pool);
+    }
+
+    /// The peer's FIN arrived (`discard_held` done): RCV.NXT moves past it, no more data is
+    /// accepted.
+    pub fn finish(self) -> RecvDone {
+        debug_assert_eq!(self.buf.len(), self.ready, "discard_held first");
         RecvDone {
             nxt: self.nxt + 1u32,
             buf: self.buf,
@@ -270,20 +309,28 @@ fn write_at(buf: &mut Ring, at: usize, src: &[u8]) {
 #[derive(Debug)]
 pub(super) struct RecvDone {
     /// RCV.NXT (past the FIN).
-    pub nxt: SeqNum,
+    nxt: SeqNum,
     buf: Ring,
     cap: usize,
 }
 
 impl RecvDone {
+    /// RCV.NXT (past the FIN).
+    pub fn nxt(&self) -> SeqNum {
+        self.nxt
+    }
     pub fn window(&self) -> u32 {
         (self.cap - self.buf.len()).min(u32::MAX as usize) as u32
     }
     pub fn unread(&self) -> usize {
         self.buf.len()
     }
-    pub fn read(&mut self, out: &mut [u8]) -> usize {
-        read_from(&mut self.buf, out)
+    pub fn read(&mut self, out: &mut [u8], pool: &mut BufPool) -> usize {
+        read_from(&mut self.buf, out, pool)
+    }
+    /// The buffer's storage, for the pool (unread data in it is discarded).
+    pub fn into_ring(self) -> Ring {
+        self.buf
     }
 }
 
@@ -302,11 +349,12 @@ mod tests {
 
     #[test]
     fn in_order_trim_and_window() {
+        let mut p = BufPool::new();
         let mut r = Receiver::new(SeqNum(1000), 8, &nego(0));
         assert_eq!(r.window(), 8);
-        let a = r.accept(SeqNum(1000), b"abcd", false);
+        let a = r.accept(SeqNum(1000), b"abcd", false, &mut p);
         assert_eq!((a.delivered, a.dup), (4, None));
-        let a = r.accept(SeqNum(998), b"zzabcdef", false);
+        let a = r.accept(SeqNum(998), b"zzabcdef", false, &mut p);
         assert_eq!(a.delivered, 2, "front trimmed");
         assert_eq!(
             a.dup,
@@ -314,47 +362,50 @@ mod tests {
             "the duplicate part"
         );
         assert_eq!(r.nxt, SeqNum(1006));
-        let a = r.accept(SeqNum(1006), b"ghijk", false);
+        let a = r.accept(SeqNum(1006), b"ghijk", false, &mut p);
         assert_eq!(a.delivered, 2, "window 2 left");
         assert_eq!((r.window(), r.window_field()), (0, 0));
         let mut out = [0u8; 3];
-        assert_eq!(r.read(&mut out), (3, false), "3 < min(4, 1460)");
+        assert_eq!(r.read(&mut out, &mut p), (3, false), "3 < min(4, 1460)");
         assert_eq!(&out, b"abc");
         assert_eq!(r.window_field(), 0, "SWS: not reopened by 3");
         let mut out = [0u8; 8];
-        assert_eq!(r.read(&mut out), (5, true));
+        assert_eq!(r.read(&mut out, &mut p), (5, true));
         assert_eq!(&out[..5], b"defgh");
         assert_eq!(r.window_field(), 8);
         r.ack_sent(8);
         assert_eq!(r.window(), 8);
+        r.discard_held(&mut p);
         let done = r.finish();
         assert_eq!(done.nxt, SeqNum(1009));
     }
 
     #[test]
     fn held_data_is_stored_in_place_and_bounded() {
+        let mut p = BufPool::new();
         let mut r = Receiver::new(SeqNum(0), 16, &nego(0));
-        let a = r.accept(SeqNum(10), b"klmnopqr", false);
+        let a = r.accept(SeqNum(10), b"klmnopqr", false, &mut p);
         assert!(a.out_of_order && a.delivered == 0);
         assert_eq!(r.ooo.held(), 6, "trimmed at the edge 16");
         assert!(r.buf.len() <= 16);
-        let a = r.accept(SeqNum(0), b"abcdefghij", false);
+        let a = r.accept(SeqNum(0), b"abcdefghij", false, &mut p);
         assert!(a.filled);
         assert_eq!(a.delivered, 16);
         let mut out = [0u8; 16];
-        assert_eq!(r.read(&mut out).0, 16);
+        assert_eq!(r.read(&mut out, &mut p).0, 16);
         assert_eq!(&out, b"abcdefghijklmnop");
     }
 
     /// RFC 7323 §2.4: scaled windows keep the edge by rounding up, within the buffer.
     #[test]
     fn scaled_window_rounds_the_kept_edge_up() {
+        let mut p = BufPool::new();
         let mut r = Receiver::new(SeqNum(0), 1 << 17, &nego(2));
         // Reserve 16 * 3 = 48 bytes: opens to 131024 bytes = field 32756.
         assert_eq!(r.window_field(), 32756);
         r.ack_sent(32756);
         let edge = 131_024;
-        r.accept(SeqNum(0), &[0u8; 5], false);
+        r.accept(SeqNum(0), &[0u8; 5], false, &mut p);
         // 131019 left; rounded up to 131020 (field 32755): the edge moves right by 1.
         assert_eq!(r.window_field(), 32755);
         r.ack_sent(32755);

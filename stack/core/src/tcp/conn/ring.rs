@@ -1,5 +1,6 @@
 //! The byte ring behind a connection's send and receive buffers: a `VecDeque<u8>` whose
-//! storage comes from, and goes back to, the thread's buffer pool (tcp/bufpool.rs).
+//! storage comes from, and goes back to, the endpoint's buffer pool (tcp/bufpool.rs), passed
+//! in (`&mut BufPool`) to every operation that grows or may empty the ring.
 //!
 //! - Lazily allocated: an empty ring has no storage (`VecDeque::new()` does not allocate).
 //! - Freed when empty: the drain that empties it gives the storage back to the pool, so an
@@ -9,12 +10,14 @@
 //!   grows by doubling from [`MIN_ALLOC`] (or the hint), copying once per growth.
 //!
 //! Reads go through `Deref` to the `VecDeque` (`len`, `as_slices`, ...); every mutation is
-//! an inherent method here, so nothing reaches the allocator behind the pool's back.
+//! an inherent method here, so nothing reaches the allocator behind the pool's back. A ring
+//! dropped with storage frees it to the allocator (no `Drop` back to a pool it cannot see);
+//! owners that can, call [`Ring::release`] first.
 
 use std::collections::VecDeque;
 use std::ops::{Deref, RangeTo};
 
-use crate::tcp::bufpool;
+use crate::tcp::bufpool::BufPool;
 
 /// Smallest storage a ring takes (one full-sized segment fits), unless `limit` is smaller.
 pub(super) const MIN_ALLOC: usize = 2048;
@@ -35,12 +38,6 @@ impl Deref for Ring {
     }
 }
 
-impl Drop for Ring {
-    fn drop(&mut self) {
-        self.release();
-    }
-}
-
 impl Ring {
     /// An empty ring of at most `limit` bytes (clamped to u32).
     pub fn new(limit: usize) -> Ring {
@@ -58,7 +55,7 @@ impl Ring {
     }
 
     /// Makes room for `need` bytes in all (`need <= limit`; more is clamped to it).
-    pub fn reserve(&mut self, need: usize) {
+    pub fn reserve(&mut self, need: usize, pool: &mut BufPool) {
         let cap = self.q.capacity();
         if need <= cap {
             return;
@@ -70,36 +67,36 @@ impl Ring {
             .max(MIN_ALLOC)
             .min(limit)
             .max(need.min(limit));
-        let mut q = VecDeque::from(bufpool::take(want, want, limit));
+        let mut q = VecDeque::from(pool.take(want, want, limit));
         let (a, b) = self.q.as_slices();
         q.extend(a);
         q.extend(b);
         let old = std::mem::replace(&mut self.q, q);
-        bufpool::give(Vec::from(old));
+        pool.give(Vec::from(old));
     }
 
     /// Appends `data` (the caller keeps the total within `limit`).
-    pub fn extend(&mut self, data: &[u8]) {
-        self.reserve(self.q.len() + data.len());
+    pub fn extend(&mut self, data: &[u8], pool: &mut BufPool) {
+        self.reserve(self.q.len() + data.len(), pool);
         self.q.extend(data);
     }
 
     /// Grows (zero-filled) or shrinks to `len` bytes.
-    pub fn resize(&mut self, len: usize) {
-        self.reserve(len);
+    pub fn resize(&mut self, len: usize, pool: &mut BufPool) {
+        self.reserve(len, pool);
         self.q.resize(len, 0);
-        self.release_if_empty();
+        self.release_if_empty(pool);
     }
 
-    pub fn truncate(&mut self, len: usize) {
+    pub fn truncate(&mut self, len: usize, pool: &mut BufPool) {
         self.q.truncate(len);
-        self.release_if_empty();
+        self.release_if_empty(pool);
     }
 
     /// Drops the first `r.end` bytes; gives the storage back if that empties the ring.
-    pub fn drain(&mut self, r: RangeTo<usize>) {
+    pub fn drain(&mut self, r: RangeTo<usize>, pool: &mut BufPool) {
         self.q.drain(r);
-        self.release_if_empty();
+        self.release_if_empty(pool);
     }
 
     pub fn as_mut_slices(&mut self) -> (&mut [u8], &mut [u8]) {
@@ -110,18 +107,19 @@ impl Ring {
         self.q.make_contiguous();
     }
 
-    fn release_if_empty(&mut self) {
+    #[inline]
+    fn release_if_empty(&mut self, pool: &mut BufPool) {
         if self.q.is_empty() {
-            self.release();
+            self.release(pool);
         }
     }
 
     /// Gives the storage (and anything still in it) back to the pool.
-    fn release(&mut self) {
+    pub fn release(&mut self, pool: &mut BufPool) {
         let cap = self.q.capacity();
         if cap > 0 {
             self.hint = cap.min(u32::MAX as usize) as u32;
-            bufpool::give(Vec::from(std::mem::take(&mut self.q)));
+            pool.give(Vec::from(std::mem::take(&mut self.q)));
         }
     }
 }
@@ -134,41 +132,43 @@ mod tests {
     /// re-taken at the remembered size.
     #[test]
     fn lazy_grow_free_and_hint() {
+        let mut p = BufPool::new();
         let mut r = Ring::new(10_000);
         assert_eq!(r.allocated(), 0);
-        r.extend(b"hello");
+        r.extend(b"hello", &mut p);
         assert_eq!(r.allocated(), MIN_ALLOC);
-        r.extend(&[7u8; 3000]);
+        r.extend(&[7u8; 3000], &mut p);
         assert_eq!(r.allocated(), 4096, "doubled");
-        r.extend(&[8u8; 5000]);
+        r.extend(&[8u8; 5000], &mut p);
         assert_eq!(r.allocated(), 8192, "doubled");
-        r.extend(&[9u8; 1995]);
+        r.extend(&[9u8; 1995], &mut p);
         assert_eq!(r.allocated(), 10_000, "clamped to the limit");
         assert_eq!(r.len(), 10_000);
         assert_eq!(&r.as_slices().0[..5], b"hello");
-        r.drain(..9995);
+        r.drain(..9995, &mut p);
         assert_eq!((r.len(), r.allocated()), (5, 10_000));
-        r.drain(..5);
+        r.drain(..5, &mut p);
         assert_eq!(r.allocated(), 0, "empty: storage given back");
-        let before = bufpool::stats();
-        r.extend(b"x");
+        let before = p.stats();
+        r.extend(b"x", &mut p);
         assert_eq!(r.allocated(), 10_000, "the hint: same size again");
-        assert_eq!(bufpool::stats().hits, before.hits + 1, "from the pool");
-        drop(r);
-        assert_eq!(bufpool::stats().out_buffers, 0);
-        bufpool::trim();
+        assert_eq!(p.stats().hits, before.hits + 1, "from the pool");
+        r.release(&mut p);
+        assert_eq!(p.stats().out_buffers, 0);
+        p.trim();
     }
 
     #[test]
     fn resize_truncate_and_small_limit() {
+        let mut p = BufPool::new();
         let mut r = Ring::new(100);
-        r.resize(40);
+        r.resize(40, &mut p);
         assert_eq!((r.len(), r.allocated()), (40, 100));
         r.as_mut_slices().0[0] = 9;
-        r.truncate(1);
+        r.truncate(1, &mut p);
         assert_eq!(r[0], 9);
-        r.truncate(0);
+        r.truncate(0, &mut p);
         assert_eq!(r.allocated(), 0);
-        bufpool::trim();
+        p.trim();
     }
 }

@@ -9,75 +9,87 @@
 //!
 //! Memory: the buffer is at most `cap` (= cfg.wmem) bytes; the scoreboard at most
 //! 32 ranges (scoreboard.rs); the rest is fixed-size.
+//!
+//! Encapsulation: the fields are private to this file and recovery.rs (the same type's
+//! loss-recovery half), so the invariants SND.UNA =< SND.NXT =< SND.MAX, the FIN's
+//! queued / sent / acknowledged life, the window edges (SND.WL1 / SND.WL2) and the probe and
+//! RTO counters are kept here; the connection reads them through accessors and changes them
+//! through the events that change them (`process_ack`, `on_sent`, `on_rto`, `on_persist`,
+//! `queue_fin`, ...).
 
-use super::recovery::Recovery;
+mod recovery;
+
+pub(super) use recovery::AckResult;
+
 use super::ring::Ring;
 use super::rtt::Rtt;
 use super::scoreboard::{dist, Scoreboard};
 use super::{Limits, Negotiated};
+use crate::tcp::bufpool::BufPool;
 use crate::tcp::cc::{Cc, CongestionControl};
 use crate::time::{Duration, Instant};
-use crate::wire::SeqNum;
+use crate::wire::{SeqNum, TcpRepr};
+use recovery::{AckInfo, Recovery};
 
 #[derive(Debug)]
 pub(super) struct Sender {
     /// SND.UNA: oldest unacknowledged sequence number.
-    pub una: SeqNum,
+    una: SeqNum,
     /// SND.NXT: next sequence number to send (moved back to SND.UNA on RTO).
-    pub nxt: SeqNum,
+    nxt: SeqNum,
     /// Highest sequence number sent + 1 (SND.MAX, RFC 6675's HighData + 1): ACKs up to here
     /// are valid even after SND.NXT was moved back.
-    pub max: SeqNum,
+    max: SeqNum,
     /// SND.WND in bytes (already scaled).
-    pub wnd: u32,
+    wnd: u32,
     /// MAX.SND.WND (RFC 5961 §5): the largest window the peer has advertised.
-    pub max_wnd: u32,
+    max_wnd: u32,
     /// SND.WL1 / SND.WL2: segment seq / ack of the last window update.
-    pub wl1: SeqNum,
-    pub wl2: SeqNum,
+    wl1: SeqNum,
+    wl2: SeqNum,
     /// The peer's window scale shift.
-    pub shift: u8,
-    pub mss: u16,
+    shift: u8,
+    mss: u16,
     /// Unacknowledged and unsent bytes, starting at SND.UNA. At most `cap` bytes.
-    pub buf: Ring,
+    buf: Ring,
     cap: usize,
     /// A FIN follows the buffered bytes (CLOSE was called).
-    pub fin: bool,
+    fin: bool,
     /// Our FIN has been acknowledged (then SND.UNA is past it and the buffer empty).
-    pub(super) fin_acked: bool,
-    pub rtt: Rtt,
+    fin_acked: bool,
+    rtt: Rtt,
     /// Consecutive retransmission timeouts without progress (for tcp_retries2).
-    pub rto_count: u32,
+    rto_count: u32,
     /// Persist backoff exponent: zero-window probes sent since the window closed.
-    pub probes: u32,
+    probes: u32,
     /// Zero-window probes the peer has not answered (any acceptable ACK answers); the
     /// connection gives up after tcp_retries2 of them, as Linux does.
-    pub zwp_unanswered: u32,
+    zwp_unanswered: u32,
     /// The segment being timed for an RTT sample (Karn): (its end, when sent).
-    pub(super) timing: Option<(SeqNum, Instant)>,
+    timing: Option<(SeqNum, Instant)>,
     /// The congestion controller (cwnd, ssthresh).
-    pub cc: Cc,
+    cc: Cc,
     /// SACK was negotiated (RFC 2018): RFC 6675 recovery and the scoreboard are used.
-    pub(super) sack: bool,
+    sack: bool,
     /// SACKed ranges above SND.UNA (empty without SACK).
-    pub(super) sb: Scoreboard,
+    sb: Scoreboard,
     /// RFC 5681 §2 / RFC 6675 duplicate ACKs since the last cumulative ACK.
-    pub(super) dupacks: u32,
+    dupacks: u32,
     /// RFC 6582 "recover" / RFC 6675 RecoveryPoint (exclusive: SND.MAX when set). A new
     /// recovery starts only once SND.UNA reaches it.
-    pub(super) recover: SeqNum,
+    recover: SeqNum,
     /// In fast recovery (RFC 6582 / RFC 6675) while `Some`.
-    pub(super) recovery: Option<Recovery>,
+    recovery: Option<Recovery>,
     /// The segment at SND.UNA must be (re)sent next, outside cwnd: fast retransmit, a
     /// NewReno partial ACK, or the first retransmission after an RTO (which as in Linux also
     /// ignores a zero peer window: it doubles as the window probe).
-    pub(super) rtx_head: bool,
+    rtx_head: bool,
     /// The persist timer fired with a small open window: send what fits even if sender SWS
     /// avoidance would wait (RFC 9293 §3.8.6.2.1 "override timeout").
-    pub force: bool,
+    force: bool,
     /// The last `next_tx` found data it could not send because of cwnd (for RFC 7661's
     /// "do not grow an unused window").
-    pub(super) cwnd_limited: bool,
+    cwnd_limited: bool,
     /// When data was last sent (RFC 5681 §4.1 restart after idle).
     last_send: Option<Instant>,
     /// End of the last sub-MSS segment sent (Nagle, Minshall's variant as in Linux).
@@ -122,6 +134,19 @@ pub enum TxLimit {
     /// A short segment is held back by Nagle or sender SWS avoidance (RFC 9293 §3.7.4,
     /// §3.8.6.2.1).
     Small,
+}
+
+/// What the persist timer does (RFC 9293 §3.8.6.1, §3.8.6.2.1), see [`Sender::on_persist`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Persist {
+    /// Nothing waits (an ACK came first).
+    Idle,
+    /// Sender SWS avoidance's override timeout: send what fits the small open window.
+    SendWhatFits,
+    /// Send a zero-window probe; the next check is this far away.
+    Probe(Duration),
+    /// Too many probes went unanswered: time the connection out.
+    GiveUp,
 }
 
 /// One segment to send: bytes [seq, seq + len) at `off` in the buffer, then maybe the FIN.
@@ -193,6 +218,62 @@ impl Sender {
         self
     }
 
+    /// SND.UNA.
+    pub fn una(&self) -> SeqNum {
+        self.una
+    }
+
+    /// SND.NXT.
+    pub fn nxt(&self) -> SeqNum {
+        self.nxt
+    }
+
+    /// SND.MAX: highest sequence number sent + 1.
+    pub fn max(&self) -> SeqNum {
+        self.max
+    }
+
+    /// SND.WND in bytes.
+    pub fn window(&self) -> u32 {
+        self.wnd
+    }
+
+    /// The RFC 6298 estimator.
+    pub fn rtt(&self) -> &Rtt {
+        &self.rtt
+    }
+
+    /// The congestion controller.
+    pub fn cc(&self) -> &Cc {
+        &self.cc
+    }
+
+    /// Consecutive retransmission timeouts without progress (for tcp_retries2).
+    pub fn rto_count(&self) -> u32 {
+        self.rto_count
+    }
+
+    /// Bytes in the send buffer (unacknowledged and unsent).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The buffered bytes wrap around the ring's end (a segment may cross it).
+    pub fn wraps(&self) -> bool {
+        !self.buf.as_slices().1.is_empty()
+    }
+
+    /// Bytes allocated for the buffer (tests check the memory bound).
+    #[cfg(test)]
+    pub fn allocated(&self) -> usize {
+        self.buf.allocated()
+    }
+
+    /// CLOSE (RFC 9293 §3.10.4): a FIN follows the buffered data; no more data is taken.
+    pub fn queue_fin(&mut self) {
+        self.fin = true;
+    }
+
     pub fn space(&self) -> usize {
         if self.fin {
             0
@@ -202,19 +283,19 @@ impl Sender {
     }
 
     /// Append application data; returns how much fit.
-    pub fn write(&mut self, data: &[u8]) -> usize {
+    pub fn write(&mut self, data: &[u8], pool: &mut BufPool) -> usize {
         let n = data.len().min(self.space());
-        self.buf.extend(&data[..n]);
+        self.buf.extend(&data[..n], pool);
         n
     }
 
     /// Sequence number right after the buffered data (where a FIN goes).
-    pub fn data_end(&self) -> SeqNum {
+    fn data_end(&self) -> SeqNum {
         self.una + self.buf.len()
     }
 
     /// Sequence number after everything queued, FIN included.
-    pub fn end(&self) -> SeqNum {
+    fn end(&self) -> SeqNum {
         self.data_end() + (self.fin && !self.fin_acked) as u32
     }
 
@@ -224,7 +305,7 @@ impl Sender {
     }
 
     /// RFC 5681 FlightSize: sent and not cumulatively acknowledged.
-    pub fn flight_size(&self) -> u32 {
+    fn flight_size(&self) -> u32 {
         dist(self.una, self.max)
     }
 
@@ -239,14 +320,14 @@ impl Sender {
     }
 
     /// The peer's window has no room at SND.NXT.
-    pub fn window_closed(&self) -> bool {
+    fn window_closed(&self) -> bool {
         dist(self.nxt, self.una + self.wnd) == 0
     }
 
     /// RFC 9293 §3.10.7.4 fifth check: "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
     /// SND.WL2 =< SEG.ACK), set SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set
     /// SND.WL2 <- SEG.ACK."
-    pub fn update_window(&mut self, seq: SeqNum, ack: SeqNum, raw_wnd: u16) {
+    fn update_window(&mut self, seq: SeqNum, ack: SeqNum, raw_wnd: u16) {
         if self.wl1.lt(seq) || (self.wl1 == seq && self.wl2.le(ack)) {
             self.set_window((raw_wnd as u32) << self.shift, seq, ack);
         }
@@ -259,6 +340,64 @@ impl Sender {
         self.wl2 = wl2;
     }
 
+    /// RFC 9293 §3.10.7.4 "fifth check the ACK field" for an acceptable ACK
+    /// (`ack_acceptable`): cumulative and duplicate-ACK processing (recovery.rs), then "If
+    /// SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated". Any acceptable ACK
+    /// answers our zero-window probes (Linux resets probes_out); an open window also ends
+    /// the persist backoff. `sacks` are the segment's SACK blocks when SACK is in use.
+    pub fn process_ack(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        sacks: &[(SeqNum, SeqNum)],
+        ts_rtt: Option<Duration>,
+        pool: &mut BufPool,
+    ) -> AckResult {
+        let info = AckInfo {
+            ack: seg.ack,
+            wnd: (seg.window as u32) << self.shift,
+            pure: seg.payload.is_empty() && !seg.flags.syn() && !seg.flags.fin(),
+            sacks,
+            ts_rtt,
+        };
+        let mut r = self.on_ack_segment(now, &info, pool);
+        self.zwp_unanswered = 0;
+        if self.una.le(seg.ack) {
+            self.update_window(seg.seq, seg.ack, seg.window);
+            if self.wnd > 0 {
+                self.probes = 0;
+                r.window_open = true;
+            }
+        }
+        r
+    }
+
+    /// The persist timer's backoff: RTO * 2^probes.
+    pub fn persist_interval(&self) -> Duration {
+        self.rtt.rto().saturating_mul(1 << self.probes.min(16))
+    }
+
+    /// The persist timer fired (RFC 9293 §3.8.6.1). With the peer's window closed, a
+    /// zero-window probe, backing off exponentially; probes continue as long as the peer
+    /// answers, and after `max_unanswered` unanswered ones the connection gives up (as
+    /// Linux). With a small open window it is sender SWS avoidance's override timeout
+    /// (§3.8.6.2.1): send what fits.
+    pub fn on_persist(&mut self, max_unanswered: u32) -> Persist {
+        if !self.stalled() {
+            return Persist::Idle;
+        }
+        if !self.window_closed() {
+            self.force = true;
+            return Persist::SendWhatFits;
+        }
+        if self.zwp_unanswered >= max_unanswered {
+            return Persist::GiveUp;
+        }
+        self.probes = self.probes.saturating_add(1);
+        self.zwp_unanswered += 1;
+        Persist::Probe(self.persist_interval())
+    }
+
     /// RFC 5961 §5.2: an ACK is acceptable when
     /// (SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT (SND.MAX here, see `max`).
     pub fn ack_acceptable(&self, ack: SeqNum) -> bool {
@@ -268,10 +407,16 @@ impl Sender {
     /// Cumulative part of an ACK with SND.UNA < SEG.ACK =< SND.MAX: drop acknowledged
     /// bytes, take an RTT sample (Karn's timed segment when it is covered, else `ts_rtt`
     /// from timestamps, RFC 7323 §4.1).
-    pub fn on_ack(&mut self, now: Instant, ack: SeqNum, ts_rtt: Option<Duration>) -> Acked {
+    fn on_ack(
+        &mut self,
+        now: Instant,
+        ack: SeqNum,
+        ts_rtt: Option<Duration>,
+        pool: &mut BufPool,
+    ) -> Acked {
         let n = ack - self.una;
         let bytes = n.min(self.buf.len());
-        self.buf.drain(..bytes);
+        self.buf.drain(..bytes, pool);
         self.una = ack;
         if self.nxt.lt(ack) {
             self.nxt = ack;
@@ -372,7 +517,7 @@ impl Sender {
 
     /// Data at SND.NXT within `budget` (what cwnd allows) and the peer's window, MSS-sized,
     /// with Nagle and sender SWS avoidance (RFC 9293 §3.7.4, §3.8.6.2.1).
-    pub(super) fn new_data(&mut self, budget: u32, nodelay: bool) -> Option<Tx> {
+    fn new_data(&mut self, budget: u32, nodelay: bool) -> Option<Tx> {
         let off = dist(self.una, self.nxt) as usize;
         if off > self.buf.len() {
             return None; // FIN sent, nothing after it
@@ -421,7 +566,7 @@ impl Sender {
 
     /// A retransmission starting at `seq` (< SND.MAX): up to one MSS, stopping at the next
     /// SACKed range and at SND.MAX; with the FIN when it reaches a FIN already sent.
-    pub(super) fn retransmission(&mut self, seq: SeqNum, kind: TxKind) -> Option<Tx> {
+    fn retransmission(&mut self, seq: SeqNum, kind: TxKind) -> Option<Tx> {
         if !seq.lt(self.max) || seq.lt(self.una) {
             return None;
         }
@@ -514,7 +659,13 @@ impl Sender {
         self.last_send = Some(now);
     }
 
-    /// The remains once our FIN is acknowledged (FIN-WAIT-2, TIME-WAIT).
+    /// The buffer's storage, for the pool (unsent and unacknowledged data is discarded).
+    pub fn into_ring(self) -> Ring {
+        self.buf
+    }
+
+    /// The remains once our FIN is acknowledged (FIN-WAIT-2, TIME-WAIT): the buffer is
+    /// empty then (drained into the pool by the ACK), so nothing is lost with it.
     pub fn done(self) -> SendDone {
         SendDone {
             nxt: self.max,
@@ -527,8 +678,20 @@ impl Sender {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct SendDone {
     /// SND.NXT = SND.UNA.
-    pub nxt: SeqNum,
-    pub max_wnd: u32,
+    nxt: SeqNum,
+    max_wnd: u32,
+}
+
+impl SendDone {
+    /// SND.NXT (= SND.UNA = SND.MAX).
+    pub fn nxt(&self) -> SeqNum {
+        self.nxt
+    }
+
+    /// RFC 5961 §5.2 with nothing outstanding: (SND.NXT - MAX.SND.WND) =< SEG.ACK =< SND.NXT.
+    pub fn ack_acceptable(&self, ack: SeqNum) -> bool {
+        ack.le(self.nxt) && ack.ge(self.nxt - self.max_wnd)
+    }
 }
 
 #[cfg(test)]
@@ -561,11 +724,12 @@ mod tests {
     #[test]
     fn segments_respect_mss_window_and_fin() {
         let mut s = sender();
-        assert_eq!(s.write(b"abcdefghijkl"), 10, "bounded by cap");
+        let mut p = BufPool::new();
+        assert_eq!(s.write(b"abcdefghijkl", &mut p), 10, "bounded by cap");
         assert_eq!(send_all(&mut s, Instant::ZERO), vec![(101, 4, false)]);
         s.set_window(8, SeqNum(0), SeqNum(101));
         assert_eq!(send_all(&mut s, Instant::ZERO), vec![(105, 4, false)]);
-        let a = s.on_ack(Instant::from_millis(50), SeqNum(109), None);
+        let a = s.on_ack(Instant::from_millis(50), SeqNum(109), None, &mut p);
         assert_eq!(
             a,
             Acked {
@@ -575,10 +739,10 @@ mod tests {
         );
         assert_eq!(s.rtt.srtt(), Some(Duration::from_millis(50)));
         s.set_window(100, SeqNum(1), SeqNum(109));
-        s.fin = true;
+        s.queue_fin();
         assert_eq!(send_all(&mut s, Instant::ZERO), vec![(109, 2, true)]);
         assert_eq!(
-            s.on_ack(Instant::ZERO, SeqNum(112), None),
+            s.on_ack(Instant::ZERO, SeqNum(112), None, &mut p),
             Acked {
                 bytes: 2,
                 fin: true
@@ -590,7 +754,8 @@ mod tests {
     #[test]
     fn rto_goes_back_to_una_and_karn_skips_sample() {
         let mut s = sender();
-        s.write(b"abcd");
+        let mut p = BufPool::new();
+        s.write(b"abcd", &mut p);
         send_all(&mut s, Instant::ZERO);
         s.on_rto(Instant::from_secs(1));
         assert_eq!(s.nxt, SeqNum(101));
@@ -598,7 +763,7 @@ mod tests {
             send_all(&mut s, Instant::from_secs(1)),
             vec![(101, 4, false)]
         );
-        s.on_ack(Instant::from_secs(2), SeqNum(105), None);
+        s.on_ack(Instant::from_secs(2), SeqNum(105), None, &mut p);
         assert_eq!(s.rtt.srtt(), None, "Karn: no sample from a retransmission");
         assert_eq!(s.rto_count, 0);
     }
@@ -607,9 +772,10 @@ mod tests {
     #[test]
     fn ack_acceptable_range() {
         let mut s = sender();
-        s.write(b"abcd");
+        let mut p = BufPool::new();
+        s.write(b"abcd", &mut p);
         send_all(&mut s, Instant::ZERO);
-        s.on_ack(Instant::ZERO, SeqNum(103), None);
+        s.on_ack(Instant::ZERO, SeqNum(103), None, &mut p);
         assert!(s.ack_acceptable(SeqNum(105)));
         assert!(!s.ack_acceptable(SeqNum(106)));
         assert!(s.ack_acceptable(SeqNum(103 - 6)));
@@ -623,8 +789,9 @@ mod tests {
     #[test]
     fn limit_says_what_stopped_sending() {
         let mut s = sender(); // cap 10, MSS 4, window 6
+        let mut p = BufPool::new();
         assert_eq!(s.limit(), None, "nothing queued or in flight");
-        assert_eq!(s.write(b"0123456789"), 10);
+        assert_eq!(s.write(b"0123456789", &mut p), 10);
         assert_eq!(send_all(&mut s, Instant::ZERO), vec![(101, 4, false)]);
         assert_eq!(s.limit(), Some(TxLimit::PeerWindow));
         s.set_window(100, SeqNum(1), SeqNum(101));
@@ -637,25 +804,26 @@ mod tests {
             Some(TxLimit::SendBuffer),
             "all 10 bytes in flight"
         );
-        s.on_ack(Instant::ZERO, SeqNum(105), None);
+        s.on_ack(Instant::ZERO, SeqNum(105), None, &mut p);
         assert_eq!(
             s.limit(),
             Some(TxLimit::App),
             "room for 4 more, none written"
         );
         s.cc.on_rto(Instant::ZERO, 0, false); // cwnd = 1 SMSS = 4 < 6 outstanding
-        assert_eq!(s.write(b"abcd"), 4);
+        assert_eq!(s.write(b"abcd", &mut p), 4);
         assert_eq!(send_all(&mut s, Instant::ZERO), vec![]);
         assert_eq!(s.limit(), Some(TxLimit::Cwnd));
 
         let mut s = sender();
+        let mut p = BufPool::new();
         s.set_window(100, SeqNum(1), SeqNum(101));
-        s.write(b"ab");
+        s.write(b"ab", &mut p);
         let tx = s
             .next_tx(false)
             .expect("all queued data, nothing unacknowledged");
         s.on_sent(Instant::ZERO, &tx);
-        s.write(b"c");
+        s.write(b"c", &mut p);
         assert_eq!(
             s.next_tx(false),
             None,
@@ -669,6 +837,7 @@ mod tests {
     #[test]
     fn payload_across_wrap_is_contiguous() {
         let mut s = sender();
+        let mut p = BufPool::new();
         s.set_window(100, SeqNum(0), SeqNum(101));
         // Write 3 bytes, send them, acknowledge all but the last (an empty ring restarts
         // at its front), until a segment crosses the wrap (where depends on the ring's
@@ -677,13 +846,13 @@ mod tests {
         for _ in 0..64 {
             let data = [next, next + 1, next + 2];
             next = next.wrapping_add(3);
-            assert_eq!(s.write(&data), 3);
+            assert_eq!(s.write(&data, &mut p), 3);
             let tx = s.next_tx(true).unwrap();
             assert_eq!(tx.len, 3);
             let (a, _) = s.buf.as_slices();
             if !(tx.off < a.len() && tx.off + tx.len > a.len()) {
                 s.on_sent(Instant::ZERO, &tx);
-                s.on_ack(Instant::ZERO, tx.seq + 2u32, None);
+                s.on_ack(Instant::ZERO, tx.seq + 2u32, None, &mut p);
                 continue;
             }
             let mut scratch = [0u8; 4];

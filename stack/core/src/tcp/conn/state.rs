@@ -6,12 +6,14 @@
 //! diagram; docs/state-machine.md is generated from it).
 
 use super::receiver::{Receiver, RecvDone};
+use super::ring::Ring;
 use super::sender::{SendDone, Sender};
 use super::timers::Timer;
 use super::{ConnError, Connection, State, EV_CLOSED, EV_CONNECTED, EV_ERROR, EV_PEER_FIN};
+use crate::tcp::bufpool::BufPool;
 use crate::tcp::timewait::TimeWait;
 use crate::time::{Duration, Instant};
-use crate::wire::SeqNum;
+use crate::wire::{SeqNum, TcpRepr};
 
 /// SYN-SENT: our SYN is out (RFC 9293 §3.10.1).
 #[derive(Debug)]
@@ -96,9 +98,13 @@ pub(super) struct TimeWaitSt {
 }
 
 /// CLOSED: only unread data (after an orderly close) remains.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct Closed {
     pub rcv: Option<RecvDone>,
+    /// The storage of the buffers the close discarded (send, receive): kept, unread, until
+    /// the endpoint frees the connection and gives it to its pool
+    /// (`Connection::release_buffers`). Free in size: CLOSED is smaller than ESTABLISHED.
+    pub spare: [Option<Ring>; 2],
 }
 
 #[derive(Debug)]
@@ -162,7 +168,39 @@ impl Inner {
         }
     }
 
+    /// The sending half the application may still write to: ESTABLISHED and CLOSE-WAIT
+    /// (RFC 9293 §3.10.2 SEND; in the other sending states our FIN is queued).
+    pub fn writable_sender(&self) -> Option<&Sender> {
+        match self {
+            Inner::Established(s) => Some(&s.snd),
+            Inner::CloseWait(s) => Some(&s.snd),
+            _ => None,
+        }
+    }
+
+    pub fn writable_sender_mut(&mut self) -> Option<&mut Sender> {
+        match self {
+            Inner::Established(s) => Some(&mut s.snd),
+            Inner::CloseWait(s) => Some(&mut s.snd),
+            _ => None,
+        }
+    }
+
+    /// Keepalive applies (RFC 9293 §3.8.4): synchronized and not yet in TIME-WAIT.
+    pub fn keepalive_applies(&self) -> bool {
+        self.is_synchronized() && !matches!(self, Inner::TimeWait(_))
+    }
+
     /// The receiving half, in the states that still accept data.
+    pub fn receiver(&self) -> Option<&Receiver> {
+        match self {
+            Inner::Established(s) => Some(&s.rcv),
+            Inner::FinWait1(s) => Some(&s.rcv),
+            Inner::FinWait2(s) => Some(&s.rcv),
+            _ => None,
+        }
+    }
+
     pub fn receiver_mut(&mut self) -> Option<&mut Receiver> {
         match self {
             Inner::Established(s) => Some(&mut s.rcv),
@@ -172,15 +210,65 @@ impl Inner {
         }
     }
 
+    /// The receive side after the peer's FIN (unread data only), in the states that have one.
+    pub fn recv_done(&self) -> Option<&RecvDone> {
+        match self {
+            Inner::CloseWait(s) => Some(&s.rcv),
+            Inner::Closing(s) => Some(&s.rcv),
+            Inner::LastAck(s) => Some(&s.rcv),
+            Inner::TimeWait(s) => Some(&s.rcv),
+            Inner::Closed(s) => s.rcv.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub fn recv_done_mut(&mut self) -> Option<&mut RecvDone> {
+        match self {
+            Inner::CloseWait(s) => Some(&mut s.rcv),
+            Inner::Closing(s) => Some(&mut s.rcv),
+            Inner::LastAck(s) => Some(&mut s.rcv),
+            Inner::TimeWait(s) => Some(&mut s.rcv),
+            Inner::Closed(s) => s.rcv.as_mut(),
+            _ => None,
+        }
+    }
+
+    /// `recv`: bytes read into `out`, and whether the window opened enough to owe the peer a
+    /// window update (only while the peer may still send).
+    pub fn read(&mut self, out: &mut [u8], pool: &mut BufPool) -> (usize, bool) {
+        if let Some(r) = self.receiver_mut() {
+            return r.read(out, pool);
+        }
+        (self.recv_done_mut().map_or(0, |r| r.read(out, pool)), false)
+    }
+
+    /// The storage of every buffer this state holds (send, receive), its data discarded.
+    pub fn into_rings(self) -> [Option<Ring>; 2] {
+        match self {
+            Inner::SynSent(_) | Inner::SynRcvd(_) => [None, None],
+            Inner::Established(s) => [Some(s.snd.into_ring()), Some(s.rcv.into_ring())],
+            Inner::FinWait1(s) => [Some(s.snd.into_ring()), Some(s.rcv.into_ring())],
+            Inner::FinWait2(s) => [None, Some(s.rcv.into_ring())],
+            Inner::CloseWait(s) => [Some(s.snd.into_ring()), Some(s.rcv.into_ring())],
+            Inner::Closing(s) => [Some(s.snd.into_ring()), Some(s.rcv.into_ring())],
+            Inner::LastAck(s) => [Some(s.snd.into_ring()), Some(s.rcv.into_ring())],
+            Inner::TimeWait(s) => [None, Some(s.rcv.into_ring())],
+            Inner::Closed(Closed {
+                rcv,
+                spare: [snd, r],
+            }) => [snd, r.or(rcv.map(RecvDone::into_ring))],
+        }
+    }
+
     /// SND.NXT (for RSTs and probes).
     pub fn snd_nxt(&self) -> SeqNum {
         match self {
             Inner::SynSent(s) => s.iss + 1u32,
             Inner::SynRcvd(s) => s.iss + 1u32,
-            Inner::FinWait2(s) => s.snd.nxt,
+            Inner::FinWait2(s) => s.snd.nxt(),
             Inner::TimeWait(s) => s.rec.snd_nxt,
             Inner::Closed(_) => SeqNum(0),
-            _ => self.sender().map_or(SeqNum(0), |s| s.nxt),
+            _ => self.sender().map_or(SeqNum(0), Sender::nxt),
         }
     }
 
@@ -189,24 +277,21 @@ impl Inner {
         match self {
             Inner::SynSent(s) => s.iss,
             Inner::SynRcvd(s) => s.iss,
-            _ => self.sender().map_or(self.snd_nxt(), |s| s.una),
+            _ => self.sender().map_or(self.snd_nxt(), Sender::una),
         }
     }
 
     /// RCV.NXT, once there is one.
     pub fn rcv_nxt(&self) -> Option<SeqNum> {
-        Some(match self {
-            Inner::SynSent(_) => return None,
-            Inner::SynRcvd(s) => s.irs + 1u32,
-            Inner::Established(s) => s.rcv.nxt,
-            Inner::FinWait1(s) => s.rcv.nxt,
-            Inner::FinWait2(s) => s.rcv.nxt,
-            Inner::CloseWait(s) => s.rcv.nxt,
-            Inner::Closing(s) => s.rcv.nxt,
-            Inner::LastAck(s) => s.rcv.nxt,
-            Inner::TimeWait(s) => s.rec.rcv_nxt,
-            Inner::Closed(_) => return None,
-        })
+        match self {
+            Inner::SynSent(_) | Inner::Closed(_) => None,
+            Inner::SynRcvd(s) => Some(s.irs + 1u32),
+            Inner::TimeWait(s) => Some(s.rec.rcv_nxt),
+            _ => match self.receiver() {
+                Some(r) => Some(r.nxt()),
+                None => self.recv_done().map(RecvDone::nxt),
+            },
+        }
     }
 
     /// Receive window in bytes (RCV.WND).
@@ -214,28 +299,18 @@ impl Inner {
         match self {
             Inner::SynSent(_) | Inner::Closed(_) => 0,
             Inner::SynRcvd(_) => u32::MAX, // replaced by the caller (buffer not yet made)
-            Inner::Established(s) => s.rcv.window(),
-            Inner::FinWait1(s) => s.rcv.window(),
-            Inner::FinWait2(s) => s.rcv.window(),
-            Inner::CloseWait(s) => s.rcv.window(),
-            Inner::Closing(s) => s.rcv.window(),
-            Inner::LastAck(s) => s.rcv.window(),
-            Inner::TimeWait(s) => s.rcv.window(),
+            _ => match self.receiver() {
+                Some(r) => r.window(),
+                None => self.recv_done().map_or(0, RecvDone::window),
+            },
         }
     }
 
     /// Unread received bytes.
     pub fn unread(&self) -> usize {
-        match self {
-            Inner::Established(s) => s.rcv.unread(),
-            Inner::FinWait1(s) => s.rcv.unread(),
-            Inner::FinWait2(s) => s.rcv.unread(),
-            Inner::CloseWait(s) => s.rcv.unread(),
-            Inner::Closing(s) => s.rcv.unread(),
-            Inner::LastAck(s) => s.rcv.unread(),
-            Inner::TimeWait(s) => s.rcv.unread(),
-            Inner::Closed(s) => s.rcv.as_ref().map_or(0, |r| r.unread()),
-            Inner::SynSent(_) | Inner::SynRcvd(_) => 0,
+        match self.receiver() {
+            Some(r) => r.unread(),
+            None => self.recv_done().map_or(0, RecvDone::unread),
         }
     }
 }
@@ -245,11 +320,12 @@ impl Inner {
 pub(super) enum Transition {
     /// SYN-SENT -> SYN-RECEIVED (simultaneous open): the peer's SYN (without ACK) arrived.
     SynReceived { irs: SeqNum },
-    /// SYN-SENT / SYN-RECEIVED -> ESTABLISHED. `una` = SEG.ACK, `wnd` = the peer's window in
-    /// bytes, (`wl1`, `wl2`) = (SEG.SEQ, SEG.ACK) of the segment that set it.
+    /// SYN-SENT / SYN-RECEIVED -> ESTABLISHED (built by [`Transition::established`]). `wnd`
+    /// = the peer's window in bytes, (`wl1`, `wl2`) = (SEG.SEQ, SEG.ACK) of the segment that
+    /// set it. SEG.ACK itself is ISS + 1, checked by the caller, which is where the new
+    /// sender's SND.UNA starts.
     Established {
         irs: SeqNum,
-        una: SeqNum,
         wnd: u32,
         wl1: SeqNum,
         wl2: SeqNum,
@@ -268,6 +344,21 @@ pub(super) enum Transition {
     TimeWait,
     /// Anything -> CLOSED, with the error the application is told (if any).
     Closed(Option<ConnError>),
+}
+
+impl Transition {
+    /// ESTABLISHED by `seg`, the segment acknowledging our SYN (its SEG.ACK = ISS + 1 already
+    /// checked): "set SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK"
+    /// (RFC 9293 §3.10.7.3 / §3.10.7.4). `shift` is the peer's window scale, 0 for a window
+    /// carried on a SYN (RFC 7323 §2.2: never scaled).
+    pub fn established(irs: SeqNum, seg: &TcpRepr<'_>, shift: u8) -> Transition {
+        Transition::Established {
+            irs,
+            wnd: (seg.window as u32) << shift,
+            wl1: seg.seq,
+            wl2: seg.ack,
+        }
+    }
 }
 
 /// The RFC 9293 §3.3.2 state diagram (Figure 5) as (from, event, to), restricted to the
@@ -339,7 +430,7 @@ impl Connection {
     /// and builds the new one; arms and clears the timers the new state needs; tells the
     /// application.
     pub(super) fn apply(&mut self, now: Instant, t: Transition) {
-        let old = std::mem::replace(&mut self.inner, Inner::Closed(Closed { rcv: None }));
+        let old = std::mem::replace(&mut self.inner, Inner::Closed(Closed::default()));
         let from = old.kind();
         self.inner = self.build(now, old, t);
         let to = self.inner.kind();
@@ -369,37 +460,24 @@ impl Connection {
             }),
             (
                 Inner::SynSent(SynSent { iss, tx, sent_at }),
-                T::Established {
-                    irs,
-                    una,
-                    wnd,
-                    wl1,
-                    wl2,
-                },
+                T::Established { irs, wnd, wl1, wl2 },
             )
             | (
                 Inner::SynRcvd(SynRcvd {
                     iss, tx, sent_at, ..
                 }),
-                T::Established {
-                    irs,
-                    una,
-                    wnd,
-                    wl1,
-                    wl2,
-                },
+                T::Established { irs, wnd, wl1, wl2 },
             ) => {
                 let rtt = handshake_rtt(now, tx, sent_at).filter(|_| !simultaneous);
                 let mut snd = Sender::new(iss, self.nego, self.limits.wmem, &self.limits)
                     .after_handshake(tx > 1, rtt);
-                snd.una = una;
                 snd.set_window(wnd, wl1, wl2);
                 let rcv = Receiver::new(irs + 1u32, self.limits.rmem, &self.nego);
                 self.ts.last_ack_sent = irs + 1u32;
                 Inner::Established(Established { snd, rcv })
             }
             (Inner::Established(Established { mut snd, rcv }), T::FinWait1) => {
-                snd.fin = true;
+                snd.queue_fin();
                 Inner::FinWait1(FinWait1 { snd, rcv })
             }
             (Inner::FinWait1(FinWait1 { snd, rcv }), T::FinWait2) => Inner::FinWait2(FinWait2 {
@@ -417,14 +495,14 @@ impl Connection {
                 rcv: rcv.finish(),
             }),
             (Inner::CloseWait(CloseWait { mut snd, rcv }), T::LastAck) => {
-                snd.fin = true;
+                snd.queue_fin();
                 Inner::LastAck(LastAck { snd, rcv })
             }
             (Inner::FinWait2(FinWait2 { snd, rcv }), T::TimeWait) => {
-                self.time_wait(now, snd.nxt, rcv.finish())
+                self.time_wait(now, snd.nxt(), rcv.finish())
             }
             (Inner::Closing(Closing { snd, rcv }), T::TimeWait) => {
-                self.time_wait(now, snd.done().nxt, rcv)
+                self.time_wait(now, snd.done().nxt(), rcv)
             }
             (old, T::Closed(err)) => {
                 if let Some(e) = err {
@@ -432,13 +510,14 @@ impl Connection {
                     self.events.bits |= EV_ERROR;
                 }
                 // After a reset or abort unread data is discarded (RFC 9293 §3.10.7.4 "any
-                // outstanding RECEIVEs ... should receive reset responses").
-                let rcv = match (err, old) {
-                    (None, Inner::LastAck(s)) => Some(s.rcv),
-                    (None, Inner::TimeWait(s)) => Some(s.rcv),
-                    _ => None,
+                // outstanding RECEIVEs ... should receive reset responses"); the storage
+                // stays until the endpoint gives it to its pool.
+                let (rcv, spare) = match (err, old) {
+                    (None, Inner::LastAck(s)) => (Some(s.rcv), [Some(s.snd.into_ring()), None]),
+                    (None, Inner::TimeWait(s)) => (Some(s.rcv), [None, None]),
+                    (_, old) => (None, old.into_rings()),
                 };
-                Inner::Closed(Closed { rcv })
+                Inner::Closed(Closed { rcv, spare })
             }
             (old, t) => {
                 // Unreachable by construction; keep the old state rather than panic.
@@ -454,7 +533,7 @@ impl Connection {
             self.ends.local.port(),
             self.ends.remote.port(),
             snd_nxt,
-            rcv.nxt,
+            rcv.nxt(),
             self.advertised_window(rcv.window()),
             self.nego
                 .timestamps
@@ -483,8 +562,7 @@ impl Connection {
                     self.apply(now, Transition::FinWait1);
                 }
             }
-            State::CloseWait => self.events.bits |= EV_PEER_FIN,
-            State::Closing => self.events.bits |= EV_PEER_FIN,
+            State::CloseWait | State::Closing => self.events.bits |= EV_PEER_FIN,
             State::FinWait2 => {
                 self.timers.clear(Timer::Retransmit);
                 self.timers.clear(Timer::UserTimeout);

@@ -3,15 +3,22 @@
 //! our segments say about the receive side (window field, SACK blocks).
 
 use super::delack::DELAYED_ACK;
-use super::state::{Inner, Transition};
+use super::receiver::Receiver;
+use super::state::Transition;
 use super::{sack_gen, Connection, Timer, EV_READABLE};
+use crate::tcp::bufpool::BufPool;
 use crate::time::Instant;
 use crate::wire::{TcpOptions, TcpRepr};
 
 impl Connection {
     /// RFC 9293 §3.10.7.4 "seventh, process the segment text". Returns whether RCV.NXT
     /// reached the peer's FIN (for the "eighth" step), or `None` if the segment was dropped.
-    pub(super) fn process_text(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<bool> {
+    pub(super) fn process_text(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        pool: &mut BufPool,
+    ) -> Option<bool> {
         let (orphaned, sack) = (self.app.orphaned, self.nego.sack);
         let fin = seg.flags.fin();
         let Some(rcv) = self.inner.receiver_mut() else {
@@ -22,7 +29,7 @@ impl Connection {
         if seg.payload.is_empty() && !fin {
             return Some(false); // a bare ACK is not acknowledged
         }
-        if orphaned && !seg.payload.is_empty() && (seg.seq + seg.payload.len()).gt(rcv.nxt) {
+        if orphaned && !seg.payload.is_empty() && (seg.seq + seg.payload.len()).gt(rcv.nxt()) {
             // New data for a connection the application has closed: nobody will read it.
             // Reset (RFC 2525 §2.17; Linux: LINUX_MIB_TCPABORTONDATA) with
             // <SEQ=SEG.ACK><CTL=RST>. (Duplicates of data already taken are just ACKed.)
@@ -34,23 +41,15 @@ impl Connection {
         // buffers ... Send an acknowledgment of the form <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>."
         // Text beyond RCV.NXT is held (reassembly.rs); the urgent pointer is ignored and
         // urgent bytes are delivered in line (RFC 6093 §6), so URG needs no handling here.
-        let had_holes = !rcv.ooo.is_empty();
-        let a = rcv.accept(seg.seq, seg.payload, fin);
-        let cap = rcv.cap();
-        // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: immediate ACK for out-of-order text, for text
-        // filling (part of) a hole, for duplicates and for text the window refused.
-        let urgent = a.out_of_order || a.filled || had_holes || a.dup.is_some() || a.nothing_new;
-        let now_ack = urgent || (a.delivered > 0 && rcv.ack.on_in_order(a.delivered, cap));
-        if a.dup.is_some() && a.nothing_new {
-            rcv.ack.quickack(cap); // Linux: a duplicate means our ACKs are being lost
-        }
+        // The ACK decision is the receiver's (RFC 5681 §4.2, RFC 9293 §3.8.6.3).
+        let a = rcv.on_text(seg.seq, seg.payload, fin, pool);
         if a.delivered > 0 {
             self.signal(EV_READABLE);
         }
         if let (true, Some(d)) = (sack, a.dup) {
             self.pending.dsack = Some(d); // RFC 2883 §4
         }
-        if now_ack {
+        if a.ack_now {
             self.pending.ack = true;
         } else if a.delivered > 0 && !self.timers.is_set(Timer::DelayedAck) {
             self.timers.set(Timer::DelayedAck, now + DELAYED_ACK);
@@ -73,18 +72,15 @@ impl Connection {
             self.pending.dsack = Some((seg.seq, end));
         }
         if let Some(r) = self.inner.receiver_mut() {
-            let cap = r.cap();
-            r.ack.quickack(cap);
+            r.quickack();
         }
     }
 
     /// The window field of our next non-SYN segment.
     pub(super) fn window_field(&self) -> u16 {
-        match &self.inner {
-            Inner::Established(s) => s.rcv.window_field(),
-            Inner::FinWait1(s) => s.rcv.window_field(),
-            Inner::FinWait2(s) => s.rcv.window_field(),
-            _ => self.advertised_window(self.inner.rcv_wnd()),
+        match self.inner.receiver() {
+            Some(r) => r.window_field(),
+            None => self.advertised_window(self.inner.rcv_wnd()),
         }
     }
 
@@ -93,12 +89,7 @@ impl Connection {
         if !self.nego.sack {
             return;
         }
-        let ooo = match &self.inner {
-            Inner::Established(s) => Some(&s.rcv.ooo),
-            Inner::FinWait1(s) => Some(&s.rcv.ooo),
-            Inner::FinWait2(s) => Some(&s.rcv.ooo),
-            _ => None,
-        };
+        let ooo = self.inner.receiver().map(Receiver::ooo);
         sack_gen::fill(self.pending.dsack, ooo, o);
     }
 

@@ -113,7 +113,9 @@ impl Endpoint {
         let Some(s) = self.conns.get_mut(id.index as usize) else {
             return false;
         };
-        let arrival = s.conn.on_segment(now, seg, &mut self.limiter);
+        let arrival = s
+            .conn
+            .on_segment(now, seg, &mut self.limiter, &mut self.pool);
         let state = s.conn.state();
         self.stats.challenge_acks_sent = self.limiter.sent;
         self.stats.challenge_acks_suppressed = self.limiter.suppressed;
@@ -303,7 +305,8 @@ impl Endpoint {
         };
         let ends = endpoints(&tuple);
         let ts_off = self.isn.ts_offset(tuple.local_addr, tuple.remote_addr);
-        let conn = Connection::from_cookie(now, &self.cfg, ends, seg, nego, ts_off);
+        let conn =
+            Connection::from_cookie(now, &self.limits, ends, seg, nego, ts_off, &mut self.pool);
         let id = self.insert(tuple, conn, Owner::Listener(l));
         let pushed = self.listeners[l.index as usize]
             .as_mut()
@@ -342,7 +345,7 @@ impl Endpoint {
                 let iss = self.isn.isn(&tuple, now);
                 let ts_off = self.isn.ts_offset(tuple.local_addr, tuple.remote_addr);
                 let ends = endpoints(&tuple);
-                let conn = Connection::accept_syn(now, &self.cfg, ends, seg, iss, ts_off);
+                let conn = Connection::accept_syn(now, &self.limits, ends, seg, iss, ts_off);
                 let id = self.insert(tuple, conn, Owner::Listener(l));
                 let queued = self.listeners[l.index as usize]
                     .as_mut()

@@ -44,6 +44,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -51,8 +52,9 @@ use rustc_hash::FxHashMap;
 use slab::Slab;
 
 use crate::rss::FlowOwner;
+use crate::tcp::bufpool::{BufPool, PoolStats};
 use crate::tcp::conn::{
-    ChallengeAckLimiter, ConnError, Connection, Endpoints, Event, SendError, State,
+    ChallengeAckLimiter, ConnError, Connection, Endpoints, Event, Limits, SendError, State,
 };
 use crate::tcp::cookie::{SynCookies, DEFAULT_COOKIE_PERIOD};
 use crate::tcp::isn::IsnGenerator;
@@ -303,6 +305,10 @@ pub struct Endpoint {
     /// listener is tried as a cookie whenever cookies are on.
     xdp_cookies: bool,
     limiter: ChallengeAckLimiter,
+    /// The settings every connection of this endpoint shares (built once from `cfg`).
+    limits: Arc<Limits>,
+    /// Send / receive buffer storage of this endpoint's connections (tcp/bufpool.rs).
+    pool: BufPool,
     rng: ChaCha8Rng,
     ephemeral: RangeInclusive<u16>,
     /// RFC 6056 Algorithm 3's `next_ephemeral`: advances past every port an active open tried.
@@ -344,6 +350,8 @@ impl Endpoint {
         let slots = cfg.max_connections.min(INITIAL_SLOTS);
         Endpoint {
             limiter: ChallengeAckLimiter::new(cfg.challenge_ack_limit),
+            limits: Arc::new(Limits::new(&cfg)),
+            pool: BufPool::new(),
             tw: TwTable::new(),
             timers: ConnTimers::new(cfg.max_connections),
             timer_fallback: Vec::new(),
@@ -375,6 +383,11 @@ impl Endpoint {
 
     pub fn config(&self) -> &TcpConfig {
         &self.cfg
+    }
+
+    /// Counters of this endpoint's buffer pool (cached and lent-out buffer bytes).
+    pub fn buffer_pool_stats(&self) -> PoolStats {
+        self.pool.stats()
     }
 
     /// LISTEN on (addr, port); `addr` 0.0.0.0 listens on every address of the shard. The
@@ -591,7 +604,7 @@ impl Endpoint {
             None => (self.isn.isn(&tuple, now), self.isn.ts_offset(local, r)),
         };
         let ends = endpoints(&tuple);
-        let conn = Connection::connect(now, &self.cfg, ends, iss, ts_off);
+        let conn = Connection::connect(now, &self.limits, ends, iss, ts_off);
         Some(self.insert(tuple, conn, Owner::App))
     }
 
@@ -717,16 +730,16 @@ impl Endpoint {
 
     /// Queue data (see `Connection::send`). A stale id is `Closed(None)`.
     pub fn send(&mut self, now: Instant, id: ConnId, data: &[u8]) -> Result<usize, SendError> {
-        let s = self.owned_mut(id).ok_or(SendError::Closed(None))?;
-        let r = s.conn.send(now, data);
+        let s = owned(&mut self.conns, id).ok_or(SendError::Closed(None))?;
+        let r = s.conn.send(now, data, &mut self.pool);
         self.touch(id);
         r
     }
 
     /// Read received data (see `Connection::recv`).
     pub fn recv(&mut self, id: ConnId, buf: &mut [u8]) -> Result<usize, NoSuchConn> {
-        let s = self.owned_mut(id).ok_or(NoSuchConn)?;
-        let n = s.conn.recv(buf);
+        let s = owned(&mut self.conns, id).ok_or(NoSuchConn)?;
+        let n = s.conn.recv(buf, &mut self.pool);
         self.touch(id);
         Ok(n)
     }
@@ -1009,7 +1022,10 @@ impl Endpoint {
         if self.demux.get(&tuple) == Some(&id.index) {
             self.demux.remove(&tuple);
         }
-        self.conns.remove(id.index as usize);
+        self.conns
+            .remove(id.index as usize)
+            .conn
+            .release_buffers(&mut self.pool);
         self.gens[id.index as usize] = self.gens[id.index as usize].wrapping_add(1);
         self.stats.conns_freed += 1;
     }
@@ -1033,4 +1049,11 @@ fn endpoints(t: &FourTuple) -> Endpoints {
 
 fn is_unicast(a: Ipv4Addr) -> bool {
     !(a.is_unspecified() || a.is_broadcast() || a.is_multicast())
+}
+
+/// `Endpoint::owned_mut` on the slab alone, so the caller may borrow the pool beside it.
+fn owned(conns: &mut Slab<Slot>, id: ConnId) -> Option<&mut Slot> {
+    conns
+        .get_mut(id.index as usize)
+        .filter(|s| s.gen == id.gen && s.owner == Owner::App)
 }

@@ -83,7 +83,7 @@ fn fin_wait_1_fin_acking_our_fin_enters_time_wait() {
 #[test]
 fn fin_wait_1_waits_for_the_ack_of_the_fin() {
     let mut t = established();
-    assert_eq!(t.c.send(t.now, b"abc"), Ok(3));
+    assert_eq!(t.send(b"abc"), Ok(3));
     t.c.close(t.now);
     assert_eq!(
         t.out(),
@@ -102,7 +102,7 @@ fn half_close_keeps_receiving() {
     let mut t = established();
     t.c.shutdown_write(t.now);
     assert_eq!(t.out(), vec![Out::new(FIN | ACK, 1001, 5001)]);
-    assert_eq!(t.c.send(t.now, b"x"), Err(SendError::WriteClosed));
+    assert_eq!(t.send(b"x"), Err(SendError::WriteClosed));
     assert_eq!(t.feed(&seg(ACK, 5001, 1002)), vec![]);
     assert_eq!(t.state(), State::FinWait2);
     assert_eq!(t.c.timer(Timer::FinWait2), None);
@@ -123,14 +123,14 @@ fn half_close_keeps_receiving() {
 #[test]
 fn close_wait_keeps_sending() {
     let mut t = close_wait();
-    assert_eq!(t.c.send(t.now, b"xyz"), Ok(3));
+    assert_eq!(t.send(b"xyz"), Ok(3));
     assert_eq!(
         t.out(),
         vec![Out::new(ACK | PSH, 1001, 5002).payload(b"xyz")]
     );
     assert_eq!(t.feed(&seg(ACK, 5002, 1004)), vec![]);
     assert_eq!(t.state(), State::CloseWait);
-    assert_eq!(t.c.recv(&mut [0u8; 8]), 0, "end of stream");
+    assert_eq!(t.recv(&mut [0u8; 8]), 0, "end of stream");
 }
 
 /// Data that arrived before the peer's FIN stays readable in CLOSE-WAIT and after LAST-ACK.
@@ -167,7 +167,7 @@ fn close_with_unread_data_sends_rst() {
             Event::Closed
         ]
     );
-    assert_eq!(t.c.recv(&mut [0u8; 8]), 0);
+    assert_eq!(t.recv(&mut [0u8; 8]), 0);
     assert!(t.c.is_finished());
 }
 
@@ -277,9 +277,11 @@ fn time_wait_record_and_reopen() {
     assert_eq!((rec.local_port, rec.remote_port), (LOCAL_PORT, REMOTE_PORT));
     assert_eq!(rec.expiry, t.now + secs(60));
     assert!(core::mem::size_of::<TimeWait>() <= 64);
-    let a = t.c.on_segment(t.now, &seg(SYN, 6000, 0), &mut t.lim);
+    let a =
+        t.c.on_segment(t.now, &seg(SYN, 6000, 0), &mut t.lim, &mut t.pool);
     assert_eq!(a, Arrival::Reopen);
-    let a = t.c.on_segment(t.now, &seg(SYN, 4000, 0), &mut t.lim);
+    let a =
+        t.c.on_segment(t.now, &seg(SYN, 4000, 0), &mut t.lim, &mut t.pool);
     assert_eq!(a, Arrival::Done);
     assert_eq!(t.out(), vec![ack_out(1002, 5002)], "old SYN: ACK");
     assert!(established().c.time_wait_record().is_none());

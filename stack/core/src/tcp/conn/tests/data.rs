@@ -8,7 +8,7 @@ use super::*;
 #[test]
 fn send_segments_by_mss() {
     let mut t = established();
-    assert_eq!(t.c.send(t.now, &[9u8; 3000]), Ok(3000));
+    assert_eq!(t.send(&[9u8; 3000]), Ok(3000));
     assert_eq!(
         t.out(),
         vec![
@@ -25,8 +25,8 @@ fn send_segments_by_mss() {
 #[test]
 fn send_buffer_is_bounded() {
     let mut t = established();
-    assert_eq!(t.c.send(t.now, &[1u8; 5000]), Ok(4096));
-    assert_eq!(t.c.send(t.now, b"x"), Err(SendError::Full));
+    assert_eq!(t.send(&[1u8; 5000]), Ok(4096));
+    assert_eq!(t.send(b"x"), Err(SendError::Full));
     assert_eq!(t.c.send_capacity(), 0);
     let out = t.out();
     assert_eq!(out.iter().map(|o| o.payload.len()).sum::<usize>(), 4096);
@@ -34,7 +34,7 @@ fn send_buffer_is_bounded() {
     assert_eq!(t.feed(&seg(ACK, 5001, 1001 + 1460)), vec![]);
     assert_eq!(t.events(), vec![Event::Writable]);
     assert_eq!(t.c.send_capacity(), 1460);
-    assert_eq!(t.c.send(t.now, &[]), Ok(0));
+    assert_eq!(t.send(&[]), Ok(0));
 }
 
 /// The peer's window limits what is in flight; a window update releases more. A usable
@@ -47,7 +47,7 @@ fn peer_window_limits_sending() {
     let mut small = seg(ACK, 5001, 1001);
     small.window = 100;
     t.feed(&small);
-    t.c.send(t.now, &[3u8; 300]).unwrap();
+    t.send(&[3u8; 300]).unwrap();
     assert_eq!(t.out(), vec![], "100 < min(MSS, 4096 / 2)");
     // The persist timer runs on the RTO: 200 ms after the handshake's sample.
     assert_eq!(t.c.timer(Timer::Persist), Some(EST + ms(200)));
@@ -65,7 +65,7 @@ fn peer_window_limits_sending() {
     // ack: WL2 > SEG.ACK, no update.
     let mut stale = seg(ACK, 5001, 1101);
     stale.window = 4000;
-    t.c.send(t.now, &[4u8; 2000]).unwrap();
+    t.send(&[4u8; 2000]).unwrap();
     assert_eq!(
         t.feed(&stale),
         vec![Out::new(ACK, 1301, 5001).payload(&[4u8; 1460])],
@@ -125,9 +125,9 @@ fn receive_window_and_update() {
         vec![ack_out(1001, 9097).win(0)]
     );
     let mut buf = [0u8; 1000];
-    assert_eq!(t.c.recv(&mut buf), 1000);
+    assert_eq!(t.recv(&mut buf), 1000);
     assert_eq!(t.out(), vec![], "1000 < 1460: no update yet");
-    assert_eq!(t.c.recv(&mut buf), 1000);
+    assert_eq!(t.recv(&mut buf), 1000);
     assert_eq!(t.out(), vec![ack_out(1001, 9097).win(2000)]);
 }
 
@@ -191,17 +191,14 @@ fn timestamps_echo_and_paws() {
 /// Send fails cleanly in states without a send side.
 #[test]
 fn send_errors_by_state() {
-    assert_eq!(syn_sent().c.send(T0, b"x"), Err(SendError::NotConnected));
-    assert_eq!(
-        syn_received().c.send(T0, b"x"),
-        Err(SendError::NotConnected)
-    );
-    assert_eq!(fin_wait_2().c.send(T0, b"x"), Err(SendError::WriteClosed));
-    assert_eq!(time_wait().c.send(T0, b"x"), Err(SendError::WriteClosed));
+    assert_eq!(syn_sent().send(b"x"), Err(SendError::NotConnected));
+    assert_eq!(syn_received().send(b"x"), Err(SendError::NotConnected));
+    assert_eq!(fin_wait_2().send(b"x"), Err(SendError::WriteClosed));
+    assert_eq!(time_wait().send(b"x"), Err(SendError::WriteClosed));
     let mut t = established();
     t.c.abort(T0);
     assert_eq!(
-        t.c.send(T0, b"x"),
+        t.send(b"x"),
         Err(SendError::WriteClosed),
         "abort closed the write side first"
     );

@@ -92,18 +92,18 @@ fn run(fixture: usize, steps: &[Step]) {
                 );
                 r.window = window;
                 r.options.timestamp = ts;
-                let _ = t.c.on_segment(t.now, &r, &mut t.lim);
+                let _ = t.c.on_segment(t.now, &r, &mut t.lim, &mut t.pool);
             }
             Step::Advance(ms_) => {
                 t.now += ms(ms_);
                 t.c.on_timeout(t.now);
             }
             Step::Send(n) => {
-                let _ = t.c.send(t.now, &PAYLOAD[..n.min(3000)]);
+                let _ = t.send(&PAYLOAD[..n.min(3000)]);
             }
             Step::Recv(n) => {
                 let mut buf = vec![0u8; n];
-                let got = t.c.recv(&mut buf);
+                let got = t.recv(&mut buf);
                 assert!(got <= n);
             }
             Step::Close => t.c.close(t.now),

@@ -23,7 +23,7 @@ pub fn scenarios() {
 /// with <SEQ=ISS+1><ACK=IRS+1><CTL=ACK>.
 #[test]
 fn active_open_syn_ack_establishes() {
-    let c = Connection::connect(T0, &cfg(), ends(), SeqNum(OUR_ISS), 0);
+    let c = Connection::connect(T0, &limits(&cfg()), ends(), SeqNum(OUR_ISS), 0);
     let mut t = T::new(c, T0);
     assert_eq!(t.state(), State::SynSent);
     assert_eq!(t.out(), vec![Out::new(SYN, 1000, 0).opts(mss(1460))]);
@@ -76,7 +76,7 @@ fn syn_sent_rst_with_acceptable_ack_is_refused() {
     assert_eq!(t.c.next_deadline(), None);
     assert!(t.c.is_finished());
     assert_eq!(
-        t.c.send(t.now, b"x"),
+        t.send(b"x"),
         Err(SendError::Closed(Some(ConnError::Refused)))
     );
 }
@@ -89,7 +89,7 @@ fn syn_sent_drops_segment_without_syn_or_rst() {
     assert_eq!(t.feed(&seg(ACK, PEER_ISS, 1001)), vec![]);
     assert_eq!(t.feed(&data(ACK | PSH, PEER_ISS, 1001, b"hi")), vec![]);
     assert_eq!(t.state(), State::SynSent);
-    assert_eq!(t.c.send(t.now, b"x"), Err(SendError::NotConnected));
+    assert_eq!(t.send(b"x"), Err(SendError::NotConnected));
 }
 
 /// RFC 9293 §3.5 Figure 8: both sides send SYN; each answers the other's SYN with
@@ -107,7 +107,7 @@ fn simultaneous_open_figure_8() {
     assert_eq!(t.state(), State::Established);
     assert_eq!(t.events(), vec![Event::Connected]);
     // Data flows: SND.NXT = ISS+1, RCV.NXT = IRS+1.
-    assert_eq!(t.c.send(t.now, b"ab"), Ok(2));
+    assert_eq!(t.send(b"ab"), Ok(2));
     assert_eq!(
         t.out(),
         vec![Out::new(ACK | PSH, 1001, 5001).payload(b"ab")]
@@ -151,7 +151,14 @@ fn third_segment_may_carry_data() {
 /// The SYN-ACK of a passive open: exact segment.
 #[test]
 fn passive_open_syn_ack_segment() {
-    let c = Connection::accept_syn(T0, &cfg(), ends(), &seg(SYN, PEER_ISS, 0), SeqNum(1000), 0);
+    let c = Connection::accept_syn(
+        T0,
+        &limits(&cfg()),
+        ends(),
+        &seg(SYN, PEER_ISS, 0),
+        SeqNum(1000),
+        0,
+    );
     let mut t = T::new(c, T0);
     assert_eq!(
         t.out(),
@@ -332,7 +339,7 @@ fn passive_option_negotiation_table() {
             options: peer,
             ..seg(SYN, PEER_ISS, 0)
         };
-        let c = Connection::accept_syn(T0, cfg, ends(), &syn, SeqNum(1000), 7);
+        let c = Connection::accept_syn(T0, &limits(cfg), ends(), &syn, SeqNum(1000), 7);
         let mut t = T::new(c, T0);
         let want = Out::new(SYN | ACK, 1000, 5001).win(65535).opts(want);
         assert_eq!(t.out(), vec![want], "peer {peer:?}");
@@ -358,7 +365,7 @@ fn negotiated_options_apply_after_handshake() {
         (n.mss, n.snd_shift, n.rcv_shift, n.sack, n.timestamps),
         (1400, 7, 2, true, true)
     );
-    assert_eq!(t.c.send(t.now, &[7u8; 3000]), Ok(3000));
+    assert_eq!(t.send(&[7u8; 3000]), Ok(3000));
     let out = t.out();
     let ts = TcpOptions {
         timestamp: Some((1_000_000, 124)),
@@ -380,7 +387,7 @@ fn negotiated_options_apply_after_handshake() {
 #[test]
 fn active_option_negotiation() {
     let cfg = rmem_128k();
-    let c = Connection::connect(T0, &cfg, ends(), SeqNum(1000), 0);
+    let c = Connection::connect(T0, &limits(&cfg), ends(), SeqNum(1000), 0);
     let mut t = T::new(c, T0);
     let offer = TcpOptions {
         mss: Some(1460),
@@ -412,13 +419,21 @@ fn from_cookie_establishes_and_takes_data() {
         ..Negotiated::default()
     };
     let ack = data(ACK | PSH, 5001, 1001, b"GET /");
-    let c = Connection::from_cookie(T0, &cfg(), ends(), &ack, nego, 0);
+    let c = Connection::from_cookie(
+        T0,
+        &limits(&cfg()),
+        ends(),
+        &ack,
+        nego,
+        0,
+        &mut BufPool::new(),
+    );
     let mut t = T::new(c, T0);
     assert_eq!(t.state(), State::Established);
     assert_eq!(t.out(), vec![ack_out(1001, 5006).win(WND - 5)]);
     assert_eq!(t.events(), vec![Event::Connected, Event::Readable]);
     assert_eq!(t.read_all(), b"GET /");
-    assert_eq!(t.c.send(t.now, &[1u8; 1500]), Ok(1500));
+    assert_eq!(t.send(&[1u8; 1500]), Ok(1500));
     let out = t.out();
     assert_eq!(out[0].payload.len(), 1000, "MSS from the cookie");
 }
@@ -463,7 +478,7 @@ fn rtt_from_timestamp_echo() {
     };
     assert_eq!(t.feed(&synack), vec![ack_out(1001, 5001).opts(ts)]);
     assert_eq!(t.c.rtt().unwrap().0, Some(HS_RTT));
-    t.c.send(t.now, b"ping").unwrap();
+    t.send(b"ping").unwrap();
     t.out();
     t.now += ms(250);
     let mut ack = seg(ACK, 5001, 1005);
@@ -479,11 +494,12 @@ fn rtt_from_timestamp_echo() {
 fn from_cookie_invalid_third_segment_closes() {
     let c = Connection::from_cookie(
         T0,
-        &cfg(),
+        &limits(&cfg()),
         ends(),
         &seg(PSH, 5001, 1001),
         Negotiated::default(),
         0,
+        &mut BufPool::new(),
     );
     assert_eq!(c.state(), State::Closed);
     assert_eq!(c.next_deadline(), None);
@@ -500,7 +516,7 @@ fn active_open_samples_syn_to_syn_ack() {
     assert_eq!(t.feed(&synack), vec![ack_out(1001, 5001)]);
     assert_eq!(t.state(), State::Established);
     assert_eq!(t.c.rtt(), Some((Some(ms(80)), ms(240))));
-    t.c.send(t.now, b"x").unwrap();
+    t.send(b"x").unwrap();
     assert_eq!(t.out().len(), 1);
     assert_eq!(t.c.timer(Timer::Retransmit), Some(t.now + ms(240)));
 }
@@ -549,7 +565,15 @@ fn retransmitted_syn_gives_no_sample() {
 #[test]
 fn from_cookie_gives_no_sample() {
     let ack = seg(ACK, 5001, 1001);
-    let c = Connection::from_cookie(T0, &cfg(), ends(), &ack, Negotiated::default(), 0);
+    let c = Connection::from_cookie(
+        T0,
+        &limits(&cfg()),
+        ends(),
+        &ack,
+        Negotiated::default(),
+        0,
+        &mut BufPool::new(),
+    );
     assert_eq!(c.state(), State::Established);
     assert_eq!(c.rtt(), Some((None, secs(1))));
 }

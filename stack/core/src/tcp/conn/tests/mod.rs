@@ -163,11 +163,18 @@ pub fn rst_out(seq: u32) -> Out {
     Out::new(RST, seq, 0).win(0)
 }
 
-/// A connection under test with a virtual clock.
+/// The limits an endpoint with `cfg` hands its connections.
+pub fn limits(cfg: &TcpConfig) -> Arc<Limits> {
+    Arc::new(Limits::new(cfg))
+}
+
+/// A connection under test with a virtual clock, and what its endpoint would own: the
+/// challenge-ACK limiter and the buffer pool.
 pub struct T {
     pub c: Connection,
     pub now: Instant,
     pub lim: ChallengeAckLimiter,
+    pub pool: BufPool,
 }
 
 impl T {
@@ -176,7 +183,18 @@ impl T {
             c,
             now,
             lim: ChallengeAckLimiter::new(1000),
+            pool: BufPool::new(),
         }
+    }
+
+    /// `Connection::send` with the pool.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, SendError> {
+        self.c.send(self.now, data, &mut self.pool)
+    }
+
+    /// `Connection::recv` with the pool.
+    pub fn recv(&mut self, buf: &mut [u8]) -> usize {
+        self.c.recv(buf, &mut self.pool)
     }
 
     /// Everything `poll_transmit` emits now.
@@ -198,7 +216,9 @@ impl T {
 
     /// Feed one segment at the current time; return the replies.
     pub fn feed(&mut self, s: &TcpRepr<'_>) -> Vec<Out> {
-        let a = self.c.on_segment(self.now, s, &mut self.lim);
+        let a = self
+            .c
+            .on_segment(self.now, s, &mut self.lim, &mut self.pool);
         assert_eq!(a, Arrival::Done);
         self.out()
     }
@@ -224,7 +244,7 @@ impl T {
         let mut v = Vec::new();
         let mut buf = [0u8; 1000];
         loop {
-            let n = self.c.recv(&mut buf);
+            let n = self.recv(&mut buf);
             if n == 0 {
                 return v;
             }
@@ -240,7 +260,7 @@ pub const T0: Instant = Instant::from_secs(1000);
 
 /// SYN-SENT: `connect`, SYN sent.
 pub fn syn_sent_with(cfg: &TcpConfig) -> T {
-    let c = Connection::connect(T0, cfg, ends(), SeqNum(OUR_ISS), 0);
+    let c = Connection::connect(T0, &limits(cfg), ends(), SeqNum(OUR_ISS), 0);
     let mut t = T::new(c, T0);
     let out = t.out();
     assert_eq!(out.len(), 1);
@@ -254,7 +274,7 @@ pub fn syn_sent() -> T {
 
 /// SYN-RECEIVED (passive): the peer's SYN arrived, our SYN-ACK is out.
 pub fn syn_received_with(cfg: &TcpConfig, syn: &TcpRepr<'_>) -> T {
-    let c = Connection::accept_syn(T0, cfg, ends(), syn, SeqNum(OUR_ISS), 0);
+    let c = Connection::accept_syn(T0, &limits(cfg), ends(), syn, SeqNum(OUR_ISS), 0);
     let mut t = T::new(c, T0);
     let out = t.out();
     assert_eq!(out.len(), 1);
@@ -413,7 +433,7 @@ fn idle_connection_holds_no_buffers() {
     let mut t = established();
     t.feed(&data(ACK | PSH, PEER_ISS + 1, OUR_ISS + 1, b"ping"));
     assert_eq!(t.read_all(), b"ping");
-    assert_eq!(t.c.send(t.now, b"pong"), Ok(4));
+    assert_eq!(t.send(b"pong"), Ok(4));
     let out = t.out();
     assert_eq!(
         out.last().map(|o| o.payload.clone()),
@@ -422,10 +442,31 @@ fn idle_connection_holds_no_buffers() {
     let Inner::Established(s) = &t.c.inner else {
         panic!("not established")
     };
-    assert_eq!((s.rcv.allocated(), s.snd.buf.allocated()), (0, 2048));
+    assert_eq!((s.rcv.allocated(), s.snd.allocated()), (0, 2048));
     t.feed(&seg(ACK, PEER_ISS + 5, OUR_ISS + 5));
     let Inner::Established(s) = &t.c.inner else {
         panic!("not established")
     };
-    assert_eq!((s.rcv.allocated(), s.snd.buf.allocated()), (0, 0));
+    assert_eq!((s.rcv.allocated(), s.snd.allocated()), (0, 0));
+}
+
+/// An abort with data still buffered both ways: CLOSED keeps the storage (no pool at hand
+/// then), and `release_buffers` gives all of it back, so the pool's gauges stay exact.
+#[test]
+fn aborted_connection_gives_its_buffers_back() {
+    let mut t = established();
+    t.feed(&data(ACK | PSH, PEER_ISS + 1, OUR_ISS + 1, b"unread"));
+    assert_eq!(t.send(b"unsent"), Ok(6));
+    assert_eq!(t.pool.stats().out_buffers, 2);
+    t.c.abort(t.now);
+    assert_eq!(t.state(), State::Closed);
+    assert_eq!(
+        t.pool.stats().out_buffers,
+        2,
+        "held until the endpoint frees it"
+    );
+    let T { c, mut pool, .. } = t;
+    c.release_buffers(&mut pool);
+    let s = pool.stats();
+    assert_eq!((s.out_buffers, s.out_bytes, s.cached_buffers), (0, 0, 2));
 }

@@ -5,6 +5,14 @@
 //! connection with RFC 9293 §3.10.7.1 RSTs. Runs handshakes, data both ways and every close
 //! path under 0 %, 5 % and 20 % loss over many seeds, and checks both ends agree on the
 //! outcome and the bytes.
+//!
+//! Why its own impairment (`Sim::send`: loss, 2 % duplicates, 10-13 ms uniform delay so
+//! segments reorder) rather than `xdptcp-sim`'s `Link`: that crate depends on this one, so
+//! using it here would be a dev-dependency cycle, in which Cargo builds this crate twice and
+//! `Link`'s `Instant` is not the `Instant` of these tests; and `Link` carries serialized IPv4
+//! frames, while this pair exchanges `TcpRepr`s between two bare connections with no
+//! endpoint or IP layer. The model is the few lines of `Sim::send`; the full one (rate,
+//! queue, corruption, traces) is `Link`, used by the endpoint-level tests in stack/sim.
 
 use std::collections::BTreeMap;
 
@@ -96,6 +104,7 @@ struct Sim {
     conns: [Option<Connection>; 2],
     apps: [App; 2],
     lims: [ChallengeAckLimiter; 2],
+    pools: [BufPool; 2],
     cfg: TcpConfig,
     scenario: Scenario,
 }
@@ -134,7 +143,13 @@ impl Sim {
             },
         ];
         let iss = SeqNum(rng.gen());
-        let client = Connection::connect(Instant::ZERO, &cfg, ends_of(CLIENT), iss, rng.gen());
+        let client = Connection::connect(
+            Instant::ZERO,
+            &limits(&cfg),
+            ends_of(CLIENT),
+            iss,
+            rng.gen(),
+        );
         Sim {
             now: Instant::ZERO,
             rng,
@@ -144,6 +159,7 @@ impl Sim {
             conns: [Some(client), None],
             apps,
             lims: [ChallengeAckLimiter::new(1000); 2],
+            pools: [BufPool::new(), BufPool::new()],
             cfg,
             scenario,
         }
@@ -189,14 +205,14 @@ impl Sim {
         let r = p.repr();
         match &mut self.conns[side] {
             Some(c) if c.state() != State::Closed => {
-                let a = c.on_segment(self.now, &r, &mut self.lims[side]);
+                let a = c.on_segment(self.now, &r, &mut self.lims[side], &mut self.pools[side]);
                 assert_eq!(a, Arrival::Done);
             }
             None if side == SERVER && r.flags == SYN => {
                 let iss = SeqNum(self.rng.gen());
                 let c = Connection::accept_syn(
                     self.now,
-                    &self.cfg,
+                    &limits(&self.cfg),
                     ends_of(SERVER),
                     &r,
                     iss,
@@ -230,6 +246,7 @@ impl Sim {
                 continue;
             };
             let app = &mut self.apps[side];
+            let pool = &mut self.pools[side];
             if app.saw.last() != Some(&c.state()) {
                 app.saw.push(c.state());
             }
@@ -246,7 +263,7 @@ impl Sim {
             if !unread_close {
                 let mut buf = [0u8; 4096];
                 loop {
-                    let n = c.recv(&mut buf);
+                    let n = c.recv(&mut buf, pool);
                     if n == 0 {
                         break;
                     }
@@ -263,7 +280,7 @@ impl Sim {
                 _ => app.connected,
             };
             if may_send && app.sent < app.msg.len() && !app.shut {
-                if let Ok(n) = c.send(self.now, &app.msg[app.sent..]) {
+                if let Ok(n) = c.send(self.now, &app.msg[app.sent..], pool) {
                     app.sent += n;
                 }
             }

@@ -154,7 +154,7 @@ fn delayed_ack_is_bounded_and_piggybacked() {
     t.now += ms(30);
     assert_eq!(t.feed(&data(ACK, 5004, 1001, b"d")), vec![]);
     assert_eq!(t.c.timer(Timer::DelayedAck), Some(EST + ms(40)));
-    t.c.send(t.now, b"reply").unwrap();
+    t.send(b"reply").unwrap();
     assert_eq!(
         t.out(),
         vec![Out::new(ACK | PSH, 1001, 5005)
@@ -315,7 +315,7 @@ fn no_tiny_window_advertisements() {
         vec![ack_out(1001, 9097).win(0)]
     );
     let mut buf = [0u8; 1000];
-    assert_eq!(t.c.recv(&mut buf), 1000);
+    assert_eq!(t.recv(&mut buf), 1000);
     assert_eq!(t.out(), vec![]);
     // A duplicate is answered, still with window 0 although 1000 bytes are free.
     assert_eq!(
@@ -327,7 +327,7 @@ fn no_tiny_window_advertisements() {
         t.feed(&data(ACK, 9097, 1001, b"p")),
         vec![ack_out(1001, 9097).win(0)]
     );
-    assert_eq!(t.c.recv(&mut buf[..460]), 460);
+    assert_eq!(t.recv(&mut buf[..460]), 460);
     assert_eq!(t.out(), vec![ack_out(1001, 9097).win(1460)], "one MSS free");
 }
 
@@ -342,9 +342,9 @@ fn window_update_only_when_worth_it() {
         vec![ack_out(1001, 7049).win(2048)]
     );
     let mut buf = [0u8; 2048];
-    assert_eq!(t.c.recv(&mut buf[..1500]), 1500);
+    assert_eq!(t.recv(&mut buf[..1500]), 1500);
     assert_eq!(t.out(), vec![], "3548 < 2 * 2048");
-    assert_eq!(t.c.recv(&mut buf[..548]), 548);
+    assert_eq!(t.recv(&mut buf[..548]), 548);
     assert_eq!(t.out(), vec![ack_out(1001, 7049)], "4096 >= 2 * 2048");
 }
 

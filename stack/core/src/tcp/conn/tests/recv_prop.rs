@@ -154,7 +154,7 @@ fn run(seed: u64, net: Net) {
             chk.ack(&o);
         }
         let mut buf = vec![0u8; rng.gen_range(0..3 * rmem / 2)];
-        let n = t.c.recv(&mut buf);
+        let n = t.recv(&mut buf);
         got.extend_from_slice(&buf[..n]);
         assert_eq!(got[..], stream[..got.len()], "delivered bytes differ");
         for o in t.out() {
@@ -174,9 +174,9 @@ fn run(seed: u64, net: Net) {
 /// MAX_RANGES.
 fn check_bounds(t: &T, rmem: usize) {
     if let Inner::Established(s) = &t.c.inner {
-        assert!(s.rcv.unread() + s.rcv.ooo.held() <= rmem);
+        assert!(s.rcv.unread() + s.rcv.ooo().held() <= rmem);
         assert!(s.rcv.allocated() <= rmem, "buffer allocation beyond rmem");
-        assert!(s.rcv.ooo.ranges().len() <= MAX_RANGES);
+        assert!(s.rcv.ooo().ranges().len() <= MAX_RANGES);
     }
 }
 
@@ -272,12 +272,12 @@ proptest! {
             let mut r = data(flags, 5001u32.wrapping_add(off as u32), 1001, &BYTES[..len]);
             r.urgent = urgent;
             r.options.timestamp = (bits & 4 != 0).then_some((tsval, 1_000_000));
-            let _ = t.c.on_segment(t.now, &r, &mut t.lim);
+            let _ = t.c.on_segment(t.now, &r, &mut t.lim, &mut t.pool);
             let out = t.out();
             prop_assert!(out.len() <= 2);
             check_bounds(&t, 1 << 17);
             let mut buf = vec![0u8; read];
-            t.c.recv(&mut buf);
+            t.recv(&mut buf);
             t.now += ms(bits as u64 % 50);
             t.c.on_timeout(t.now);
             t.out();

@@ -18,7 +18,7 @@ pub fn scenarios() {
 fn rst_exact_sequence_resets() {
     for flags in [RST, RST | ACK] {
         let mut t = established();
-        t.c.send(t.now, b"unsent?").unwrap();
+        t.send(b"unsent?").unwrap();
         assert_eq!(t.feed(&seg(flags, 5001, 1001)), vec![], "{flags:?}");
         assert_eq!(t.state(), State::Closed);
         assert_eq!(
@@ -182,7 +182,8 @@ fn challenge_acks_are_rate_limited_per_stack() {
     let mut conns = [established(), established(), established()];
     let mut replies = Vec::new();
     for t in conns.iter_mut() {
-        let _ = t.c.on_segment(t.now, &seg(RST, 5002, 0), &mut lim);
+        let _ =
+            t.c.on_segment(t.now, &seg(RST, 5002, 0), &mut lim, &mut t.pool);
         replies.push(t.out());
     }
     assert_eq!(
@@ -192,7 +193,8 @@ fn challenge_acks_are_rate_limited_per_stack() {
     assert_eq!(lim.suppressed, 1);
     let t = &mut conns[2];
     t.now += secs(1);
-    let _ = t.c.on_segment(t.now, &seg(RST, 5002, 0), &mut lim);
+    let _ =
+        t.c.on_segment(t.now, &seg(RST, 5002, 0), &mut lim, &mut t.pool);
     assert_eq!(t.out(), vec![ack_out(1001, 5001)], "next second");
     assert!(conns.iter().all(|t| t.state() == State::Established));
 }

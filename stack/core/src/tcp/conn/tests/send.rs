@@ -45,7 +45,7 @@ fn sack_ack(ack: u32, blocks: &[(u32, u32)]) -> TcpRepr<'static> {
 
 /// Send 1000 bytes: the initial window, 10 segments of 100.
 fn send_window(t: &mut T) {
-    assert_eq!(t.c.send(t.now, &stream(1000)), Ok(1000));
+    assert_eq!(t.send(&stream(1000)), Ok(1000));
     let want: Vec<Out> = (0..10)
         .map(|i| {
             let f = if i == 9 { ACK | PSH } else { ACK };
@@ -114,7 +114,7 @@ fn newreno_inflation_sends_new_data() {
     send_window(&mut t);
     t.feed(&seg(ACK, 5001, 1101));
     // 1100 bytes more queued: cwnd 1100 - 900 in flight lets 200 go.
-    t.c.send(t.now, &stream(2100)[1000..]).unwrap();
+    t.send(&stream(2100)[1000..]).unwrap();
     assert_eq!(
         t.out(),
         vec![piece(ACK, 1000, 1100), piece(ACK, 1100, 1200)]
@@ -201,12 +201,12 @@ fn dsack_does_not_count_as_duplicate() {
 #[test]
 fn rto_backoff_sequence_and_cwnd() {
     let mut t = est_mss100(false, CongestionAlgo::Reno);
-    t.c.send(t.now, b"a").unwrap();
+    t.send(b"a").unwrap();
     t.out();
     t.now += ms(10);
     t.feed(&seg(ACK, 5001, 1002)); // SRTT 10 ms: RTO = max(10 + 4 * 5, 200) = 200 ms
     assert_eq!(t.c.rtt(), Some((Some(ms(10)), ms(200))));
-    t.c.send(t.now, &stream(300)).unwrap();
+    t.send(&stream(300)).unwrap();
     assert_eq!(t.out().len(), 3);
     let sent = t.now;
     let first = Out::new(ACK, 1002, 5001).payload(&stream(100));
@@ -243,18 +243,18 @@ fn cubic_cwnd_after_rto() {
 #[test]
 fn nagle_holds_small_segment_nodelay_sends() {
     let mut t = established();
-    t.c.send(t.now, b"a").unwrap();
+    t.send(b"a").unwrap();
     assert_eq!(t.out(), vec![Out::new(ACK | PSH, 1001, 5001).payload(b"a")]);
-    t.c.send(t.now, b"b").unwrap();
+    t.send(b"b").unwrap();
     assert_eq!(t.out(), vec![], "held: 'a' unacknowledged");
-    t.c.send(t.now, b"c").unwrap();
+    t.send(b"c").unwrap();
     assert_eq!(t.out(), vec![]);
     assert_eq!(
         t.feed(&seg(ACK, 5001, 1002)),
         vec![Out::new(ACK | PSH, 1002, 5001).payload(b"bc")]
     );
     t.c.set_nodelay(true);
-    t.c.send(t.now, b"d").unwrap();
+    t.send(b"d").unwrap();
     assert_eq!(
         t.out(),
         vec![Out::new(ACK | PSH, 1004, 5001).payload(b"d")],
@@ -276,7 +276,7 @@ fn persist_probe_timing_and_give_up() {
     let mut zero = seg(ACK, 5001, 1001);
     zero.window = 0;
     third_ack(&mut t, &zero);
-    t.c.send(t.now, b"abc").unwrap();
+    t.send(b"abc").unwrap();
     assert_eq!(t.out(), vec![]);
     let probe = ack_out(1000, 5001);
     let mut at = EST;
@@ -310,7 +310,7 @@ fn persist_probe_timing_and_give_up() {
 #[test]
 fn cwnd_limits_then_slow_start_grows() {
     let mut t = est_mss100(false, CongestionAlgo::Cubic);
-    t.c.send(t.now, &stream(1400)).unwrap();
+    t.send(&stream(1400)).unwrap();
     assert_eq!(t.out().len(), 10, "IW 1000 of 1400");
     // ACK of two segments: cwnd 1000 + 200 = 1200; 800 outstanding -> 4 more.
     let out = t.feed(&seg(ACK, 5001, 1201));
@@ -361,7 +361,7 @@ fn bulk(seed: u64, loss: f64, cc: CongestionAlgo, sack: bool, jitter: u64) -> In
     let mut c = [
         Some(Connection::connect(
             now,
-            &cfg,
+            &limits(&cfg),
             client_ends,
             SeqNum(rng.gen()),
             7,
@@ -372,6 +372,7 @@ fn bulk(seed: u64, loss: f64, cc: CongestionAlgo, sack: bool, jitter: u64) -> In
         ChallengeAckLimiter::new(1000),
         ChallengeAckLimiter::new(1000),
     ];
+    let mut pool = [BufPool::new(), BufPool::new()];
     let mut wire: BTreeMap<(Instant, u64), (usize, Seg)> = BTreeMap::new();
     let (mut id, mut sent, mut got) = (0u64, 0usize, Vec::new());
     let mut buf = vec![0u8; 65_536];
@@ -379,14 +380,14 @@ fn bulk(seed: u64, loss: f64, cc: CongestionAlgo, sack: bool, jitter: u64) -> In
         // Applications.
         if let Some(cl) = c[0].as_mut() {
             if sent < N && cl.state() == State::Established {
-                if let Ok(n) = cl.send(now, &msg[sent..]) {
+                if let Ok(n) = cl.send(now, &msg[sent..], &mut pool[0]) {
                     sent += n;
                 }
             }
         }
         if let Some(sv) = c[1].as_mut() {
             loop {
-                let n = sv.recv(&mut buf);
+                let n = sv.recv(&mut buf, &mut pool[1]);
                 if n == 0 {
                     break;
                 }
@@ -445,12 +446,12 @@ fn bulk(seed: u64, loss: f64, cc: CongestionAlgo, sack: bool, jitter: u64) -> In
             };
             match c[to].as_mut() {
                 Some(conn) => {
-                    let _ = conn.on_segment(now, &r, &mut lim[to]);
+                    let _ = conn.on_segment(now, &r, &mut lim[to], &mut pool[to]);
                 }
                 None if r.flags == SYN => {
                     c[1] = Some(Connection::accept_syn(
                         now,
-                        &cfg,
+                        &limits(&cfg),
                         e,
                         &r,
                         SeqNum(rng.gen()),
@@ -565,7 +566,7 @@ fn bulk_to_model(seed: u64, loss: f64, cc: CongestionAlgo, sack: bool) -> Durati
     let (mut id, mut sent) = (0u64, 0usize);
     for _ in 0..1_000_000 {
         if sent < N {
-            if let Ok(n) = t.c.send(t.now, &msg[sent..]) {
+            if let Ok(n) = t.send(&msg[sent..]) {
                 sent += n;
             }
         }
@@ -626,7 +627,7 @@ fn bulk_to_model(seed: u64, loss: f64, cc: CongestionAlgo, sack: bool) -> Durati
                     );
                 }
             } else {
-                let _ = t.c.on_segment(t.now, &s.repr_head, &mut t.lim);
+                let _ = t.c.on_segment(t.now, &s.repr_head, &mut t.lim, &mut t.pool);
             }
         }
         t.c.on_timeout(t.now);
@@ -673,7 +674,7 @@ fn zero_window_under_flight_does_not_exhaust_retries() {
     };
     let mut t = syn_received_with(&cfg, &peer_syn());
     t.feed(&seg(ACK, 5001, 1001));
-    t.c.send(t.now, b"hello").unwrap();
+    t.send(b"hello").unwrap();
     let out = Out::new(ACK | PSH, 1001, 5001).payload(b"hello");
     assert_eq!(t.out(), vec![out.clone()]);
     let mut zero = seg(ACK, 5001, 1001);
@@ -715,7 +716,7 @@ fn restart_after_idle() {
         if idle {
             t.now += secs(2);
         }
-        t.c.send(t.now, &stream(1500)).unwrap();
+        t.send(&stream(1500)).unwrap();
         let n = t.out().len();
         assert_eq!(n, if idle { 10 } else { 12 }, "idle {idle}");
     }
@@ -732,7 +733,7 @@ fn syn_timeout_gives_3s_rto_and_one_segment_window() {
     t.feed(&sa);
     assert_eq!(t.state(), State::Established);
     assert_eq!(t.c.rtt(), Some((None, secs(3))));
-    t.c.send(t.now, &[7u8; 3000]).unwrap();
+    t.send(&[7u8; 3000]).unwrap();
     assert_eq!(
         t.out(),
         vec![Out::new(ACK, 1001, 5001).payload(&[7u8; 1000])]

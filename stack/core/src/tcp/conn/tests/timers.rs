@@ -25,7 +25,7 @@ fn data_retries_exhausted_times_out() {
         ..cfg()
     };
     let mut t = established_with(&cfg);
-    t.c.send(t.now, b"hello").unwrap();
+    t.send(b"hello").unwrap();
     let seg_out = Out::new(ACK | PSH, 1001, 5001).payload(b"hello");
     assert_eq!(t.out(), vec![seg_out.clone()]);
     // RTO 200 ms from the handshake sample (tests/mod.rs HS_RTT), doubled each time (§5.5):
@@ -48,7 +48,7 @@ fn data_retries_exhausted_times_out() {
 #[test]
 fn rtt_sample_sets_rto_and_timer_restarts() {
     let mut t = established();
-    t.c.send(t.now, &[1u8; 2000]).unwrap();
+    t.send(&[1u8; 2000]).unwrap();
     assert_eq!(t.out().len(), 2, "1460 + 540");
     // The handshake's sample (10 ms): SRTT 10, RTTVAR 5, RTO max(200, 10 + 20) = 200 ms.
     assert_eq!(t.c.rtt(), Some((Some(ms(10)), ms(200))));
@@ -76,7 +76,7 @@ fn rto_resends_from_una() {
     let mut t = established();
     let before = t.c.rtt().unwrap().0;
     assert_eq!(before, Some(HS_RTT), "the handshake's sample");
-    t.c.send(t.now, &[2u8; 2000]).unwrap();
+    t.send(&[2u8; 2000]).unwrap();
     assert_eq!(t.out().len(), 2);
     assert_eq!(
         t.next(),
@@ -149,7 +149,7 @@ fn user_timeout_aborts() {
     let mut t = established();
     t.c.set_user_timeout(t.now, Some(secs(5)));
     assert_eq!(t.c.timer(Timer::UserTimeout), None, "nothing in flight");
-    t.c.send(t.now, b"x").unwrap();
+    t.send(b"x").unwrap();
     t.out();
     assert_eq!(t.c.timer(Timer::UserTimeout), Some(EST + secs(5)));
     // RTO 200 ms from the handshake sample, doubled (RFC 6298 §5.5): resends at 0.2, 0.6,
@@ -175,7 +175,7 @@ fn zero_window_persist_probe() {
     let mut zero = seg(ACK, 5001, 1001);
     zero.window = 0;
     assert_eq!(t.feed(&zero), vec![]);
-    t.c.send(t.now, b"abc").unwrap();
+    t.send(b"abc").unwrap();
     assert_eq!(t.out(), vec![], "window closed");
     // Persist on the RTO (200 ms after the handshake sample), then backed off.
     assert_eq!(t.c.timer(Timer::Persist), Some(EST + ms(200)));
@@ -198,7 +198,7 @@ fn next_deadline_is_earliest() {
     let mut t = established();
     assert_eq!(t.c.next_deadline(), None);
     t.c.set_keepalive(t.now, true);
-    t.c.send(t.now, b"x").unwrap();
+    t.send(b"x").unwrap();
     t.out();
     assert_eq!(
         t.c.next_deadline(),
@@ -223,7 +223,7 @@ fn timestamp_sample_after_retransmission() {
     third.options.timestamp = Some((2, 1_000_000));
     third_ack(&mut t, &third);
     assert_eq!(t.c.rtt().unwrap().0, Some(HS_RTT), "the handshake's sample");
-    t.c.send(t.now, b"x").unwrap();
+    t.send(b"x").unwrap();
     t.out();
     let out = t.next();
     assert_eq!(out.len(), 1);

@@ -9,9 +9,10 @@
 //!   what the peer SACKs afterwards, and no new recovery until SND.MAX at the timeout is
 //!   acknowledged.
 
-use super::scoreboard::{dist, DUP_THRESH};
-use super::sender::{Acked, Sender, Tx, TxKind};
+use super::{Acked, Sender, Tx, TxKind};
+use crate::tcp::bufpool::BufPool;
 use crate::tcp::cc::CongestionControl;
+use crate::tcp::conn::scoreboard::{dist, DUP_THRESH};
 use crate::time::{Duration, Instant};
 use crate::wire::SeqNum;
 
@@ -45,24 +46,31 @@ pub(super) struct AckInfo<'a> {
 
 /// What an ACK did, for the caller's timer handling.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct AckResult {
+pub(in crate::tcp::conn) struct AckResult {
     pub acked: Acked,
     /// SND.UNA advanced.
     pub advanced: bool,
     /// RFC 6298 §5.3 restart of the retransmission timer (not for later NewReno partial
     /// ACKs, RFC 6582 step 5).
     pub restart_rto: bool,
+    /// The peer's window is open (stop the persist timer).
+    pub window_open: bool,
 }
 
 impl Sender {
     /// Process the ACK part of an acceptable segment (RFC 5961 §5.2 range already checked).
     /// Call before the window update (RFC 5681 §2's duplicate test compares windows).
-    pub fn on_ack_segment(&mut self, now: Instant, a: &AckInfo<'_>) -> AckResult {
+    pub(super) fn on_ack_segment(
+        &mut self,
+        now: Instant,
+        a: &AckInfo<'_>,
+        pool: &mut BufPool,
+    ) -> AckResult {
         let mss = self.mss as u32;
         let flight_before = self.flight_size();
         let mut res = AckResult::default();
         if self.una.lt(a.ack) {
-            res.acked = self.on_ack(now, a.ack, a.ts_rtt);
+            res.acked = self.on_ack(now, a.ack, a.ts_rtt, pool);
             res.advanced = true;
             res.restart_rto = true;
             self.sb.advance(self.una);
@@ -148,7 +156,7 @@ impl Sender {
 
     /// RFC 6675 §4 SetPipe(): octets in the network, counting each unSACKed octet below
     /// SND.MAX that is not lost once, and once more if it was retransmitted.
-    pub fn pipe(&self) -> u32 {
+    pub(super) fn pipe(&self) -> u32 {
         let mss = self.mss as u32;
         let lost_below = self.sb.lost_boundary(mss);
         let high_rxt = self.recovery.map_or(self.una, |r| r.high_rxt);
@@ -251,5 +259,13 @@ impl Sender {
         self.nxt = self.una;
         self.timing = None;
         self.rtx_head = true;
+    }
+
+    /// The retransmission timer expired while the peer's window is zero: the same go-back,
+    /// but the retransmission is a window probe and, as in Linux (tcp_retransmit_timer),
+    /// does not count toward tcp_retries2.
+    pub fn on_rto_window_probe(&mut self, now: Instant) {
+        self.on_rto(now);
+        self.rto_count -= 1;
     }
 }
