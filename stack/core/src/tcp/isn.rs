@@ -162,5 +162,4 @@ mod tests {
         other[15] ^= 0x80;
         assert_ne!(off, IsnGenerator::new(other).ts_offset(l, r));
     }
-
 }

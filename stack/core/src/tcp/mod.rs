@@ -23,12 +23,11 @@ pub mod tuple;
 
 pub use config::TcpConfig;
 pub use conn::{
-    Arrival, ChallengeAckLimiter, ConnError, Connection, Endpoints, Event, Negotiated, SendError,
-    State, Timer,
+    Arrival, ChallengeAckLimiter, ConnError, Connection, Event, Negotiated, SendError, State, Timer,
 };
 pub use endpoint::{
-    ConnId, ConnectError, Endpoint, EndpointEvent, EndpointSecrets, EndpointStats, ListenError,
-    ListenerId, NoSuchConn, StateCounts,
+    ConnId, ConnInfo, ConnectError, Endpoint, EndpointEvent, EndpointSecrets, EndpointStats,
+    ListenError, ListenerId, NoSuchConn, StateCounts,
 };
 pub use timewait::{TimeWait, TimeWaitAction};
 pub use tuple::FourTuple;

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use rand::Rng;
 
-use super::{endpoints, is_unicast, ConnId, Endpoint, ListenerId, Owner};
+use super::{is_unicast, ConnId, Endpoint, ListenerId, Owner};
 use crate::tcp::conn::{Arrival, Connection, Negotiated, State};
 use crate::tcp::cookie::{SynCookies, SynOptions};
 use crate::tcp::listener::{AckDecision, SynDecision};
@@ -82,7 +82,7 @@ impl Endpoint {
             Owner::Listener(l) if s.conn.state() == State::SynReceived => Some(l),
             _ => None,
         };
-        let tuple = s.tuple;
+        let tuple = s.conn.tuple();
         // RFC 9293 §3.10.7.4 SYN-RECEIVED, fifth check: the ACK of our SYN completes the
         // handshake. With the accept queue full Linux drops it (the request stays queued and
         // the SYN-ACK is retransmitted) or, with tcp_abort_on_overflow, resets.
@@ -298,10 +298,9 @@ impl Endpoint {
             sack: p.sack_permitted,
             timestamps: p.timestamps,
         };
-        let ends = endpoints(&tuple);
         let ts_off = self.isn.ts_offset(tuple.local_addr, tuple.remote_addr);
-        let conn = Connection::from_cookie(now, &self.cfg, ends, seg, nego, ts_off);
-        let id = self.insert(tuple, conn, Owner::Listener(l));
+        let conn = Connection::from_cookie(now, &self.cfg, tuple, seg, nego, ts_off);
+        let id = self.insert(conn, Owner::Listener(l));
         let pushed = self.listeners[l.index as usize]
             .as_mut()
             .is_some_and(|ls| ls.l.accept_queue.push(id).is_ok());
@@ -338,9 +337,8 @@ impl Endpoint {
                 }
                 let iss = self.isn.isn(&tuple, now);
                 let ts_off = self.isn.ts_offset(tuple.local_addr, tuple.remote_addr);
-                let ends = endpoints(&tuple);
-                let conn = Connection::accept_syn(now, &self.cfg, ends, seg, iss, ts_off);
-                let id = self.insert(tuple, conn, Owner::Listener(l));
+                let conn = Connection::accept_syn(now, &self.cfg, tuple, seg, iss, ts_off);
+                let id = self.insert(conn, Owner::Listener(l));
                 let queued = self.listeners[l.index as usize]
                     .as_mut()
                     .is_some_and(|ls| ls.l.syn_queue.insert(tuple, id, now).is_ok());

@@ -33,6 +33,7 @@
 //! queued stateless replies; [`MAX_LISTENERS`] listeners.
 
 mod flow;
+mod info;
 mod input;
 mod timers;
 mod twtable;
@@ -51,9 +52,7 @@ use rustc_hash::FxHashMap;
 use slab::Slab;
 
 use crate::rss::FlowOwner;
-use crate::tcp::conn::{
-    ChallengeAckLimiter, ConnError, Connection, Endpoints, Event, SendError, State,
-};
+use crate::tcp::conn::{ChallengeAckLimiter, ConnError, Connection, Event, SendError, State};
 use crate::tcp::cookie::{SynCookies, DEFAULT_COOKIE_PERIOD};
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::listener::{Listener, ListenerStats};
@@ -62,6 +61,7 @@ use crate::tcp::TcpConfig;
 use crate::time::{Duration, Instant};
 use crate::wire::TcpRepr;
 pub use flow::FlowStats;
+pub use info::ConnInfo;
 
 use timers::{Armed, ConnTimers, TimerKey};
 use twtable::TwTable;
@@ -268,8 +268,8 @@ enum Owner {
 #[derive(Debug)]
 struct Slot {
     gen: u32,
+    /// Holds the 4-tuple (`Connection::tuple`), the demux key: stored once.
     conn: Connection,
-    tuple: FourTuple,
     owner: Owner,
     /// The application called `close` or `abort` (or never will own it).
     closed: bool,
@@ -576,9 +576,8 @@ impl Endpoint {
             }
             None => (self.isn.isn(&tuple, now), self.isn.ts_offset(local, r)),
         };
-        let ends = endpoints(&tuple);
-        let conn = Connection::connect(now, &self.cfg, ends, iss, ts_off);
-        Some(self.insert(tuple, conn, Owner::App))
+        let conn = Connection::connect(now, &self.cfg, tuple, iss, ts_off);
+        Some(self.insert(conn, Owner::App))
     }
 
     /// The oldest established connection of listener `l` (what `accept()` returns); the
@@ -620,7 +619,8 @@ impl Endpoint {
                 continue;
             };
             s.in_ready = false;
-            let (src, dst) = (s.tuple.local_addr, s.tuple.remote_addr);
+            let t = s.conn.tuple();
+            let (src, dst) = (t.local_addr, t.remote_addr);
             let max = s.conn.snd_max();
             s.conn.poll_transmit(now, |seg| {
                 out += 1;
@@ -780,9 +780,25 @@ impl Endpoint {
         self.slot(id).map(|s| s.conn.state())
     }
 
-    /// Read-only access to a connection (negotiated options, RTT, errors, ...).
-    pub fn connection(&self, id: ConnId) -> Option<&Connection> {
-        self.slot(id).map(|s| &s.conn)
+    /// A snapshot of a connection: state, 4-tuple, sequence numbers, negotiated options,
+    /// RTT, congestion window, queues, timers (see [`ConnInfo`]).
+    pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
+        self.slot(id).map(|s| ConnInfo::of(&s.conn))
+    }
+
+    /// The connection's 4-tuple (`local` = our side).
+    pub fn tuple(&self, id: ConnId) -> Option<FourTuple> {
+        self.slot(id).map(|s| s.conn.tuple())
+    }
+
+    /// Bytes `recv` can return now (0 for a stale handle).
+    pub fn recv_available(&self, id: ConnId) -> usize {
+        self.slot(id).map_or(0, |s| s.conn.recv_available())
+    }
+
+    /// Bytes `send` would take now (0 for a stale handle).
+    pub fn send_capacity(&self, id: ConnId) -> usize {
+        self.slot(id).map_or(0, |s| s.conn.send_capacity())
     }
 
     /// The error a connection ended with.
@@ -854,7 +870,8 @@ impl Endpoint {
         self.slot_mut(id).filter(|s| s.owner == Owner::App)
     }
 
-    fn insert(&mut self, tuple: FourTuple, conn: Connection, owner: Owner) -> ConnId {
+    fn insert(&mut self, conn: Connection, owner: Owner) -> ConnId {
+        let tuple = conn.tuple();
         let entry = self.conns.vacant_entry();
         let index = entry.key();
         if self.gens.len() <= index {
@@ -864,7 +881,6 @@ impl Endpoint {
         entry.insert(Slot {
             gen,
             conn,
-            tuple,
             owner,
             closed: false,
             in_ready: false,
@@ -944,7 +960,7 @@ impl Endpoint {
             s.closed || matches!(s.owner, Owner::Listener(_)) && !self.in_accept_queue(id);
         if unowned {
             if let Some(rec) = s.conn.time_wait_record() {
-                let tuple = s.tuple;
+                let tuple = s.conn.tuple();
                 if self.tw.len() < self.cfg.max_tw_buckets && self.tw.insert(tuple, rec) {
                     self.stats.tw_entered += 1;
                 } else {
@@ -983,7 +999,7 @@ impl Endpoint {
         if s.conn.error() == Some(ConnError::TimedOut) {
             self.stats.aborted_on_timeout += 1;
         }
-        let (tuple, owner) = (s.tuple, s.owner);
+        let (tuple, owner) = (s.conn.tuple(), s.owner);
         if let Owner::Listener(l) = owner {
             if let Some(ls) = self.listener_mut(l) {
                 ls.l.syn_queue.remove(&tuple);
@@ -1004,13 +1020,6 @@ impl Endpoint {
             return;
         }
         self.control.push_back((src, dst, seg));
-    }
-}
-
-fn endpoints(t: &FourTuple) -> Endpoints {
-    Endpoints {
-        local: SocketAddrV4::new(t.local_addr, t.local_port),
-        remote: SocketAddrV4::new(t.remote_addr, t.remote_port),
     }
 }
 

@@ -326,8 +326,8 @@ fn syn_cookies_always() {
     let cbid = p.b.accept(l).expect("cookie connection accepted");
     assert_eq!(p.b.state(cbid), Some(State::Established));
     assert_eq!(p.a.state(ca), Some(State::Established));
-    let n = p.b.connection(cbid).unwrap().negotiated();
-    let na = p.a.connection(ca).unwrap().negotiated();
+    let n = p.b.info(cbid).unwrap().negotiated;
+    let na = p.a.info(ca).unwrap().negotiated;
     assert!(n.timestamps && n.sack && n.window_scaling);
     assert_eq!((n.snd_shift, n.rcv_shift), (na.rcv_shift, na.snd_shift));
     let s = *p.b.stats();
@@ -636,7 +636,7 @@ fn ephemeral_exhaustion() {
     let mut ports: Vec<u16> = (0..3)
         .map(|_| {
             let id = a.connect(T0, A, r1).unwrap();
-            a.connection(id).unwrap().endpoints().local.port()
+            a.tuple(id).unwrap().local_port
         })
         .collect();
     ports.sort();
@@ -665,7 +665,7 @@ fn ephemeral_ports_walk_the_range_in_order() {
     let mut ports = Vec::new();
     for _ in 0..12 {
         let id = a.connect(T0, A, r).unwrap();
-        ports.push(a.connection(id).unwrap().endpoints().local.port());
+        ports.push(a.tuple(id).unwrap().local_port);
         a.abort(T0, id).unwrap(); // SYN-SENT: no RST, freed by the next poll
         flush(&mut a, T0);
         assert_eq!(a.connection_count(), 0);
@@ -675,7 +675,7 @@ fn ephemeral_ports_walk_the_range_in_order() {
     }
     // Another destination has its own starting point but the same walk.
     let id = a.connect(T0, A, SocketAddrV4::new(B, 81)).unwrap();
-    assert!((40_000..=40_009).contains(&a.connection(id).unwrap().endpoints().local.port()));
+    assert!((40_000..=40_009).contains(&a.tuple(id).unwrap().local_port));
 }
 
 /// A stale handle never reaches a new connection in the reused slot.
@@ -721,7 +721,7 @@ fn syn_cookies_without_timestamps() {
     );
     assert_eq!(sa.options.mss, Some(1460));
     let cbid = p.b.accept(l).unwrap();
-    let n = p.b.connection(cbid).unwrap().negotiated();
+    let n = p.b.info(cbid).unwrap().negotiated;
     assert!(!n.timestamps && !n.sack && !n.window_scaling);
     assert_eq!(n.mss, 1460);
     assert_eq!(p.a.state(c), Some(State::Established));
@@ -898,22 +898,16 @@ fn challenge_ack_limiter_is_shared() {
     let (c2, _) = p.open(l, 80);
     let mut rsts = Vec::new();
     for c in [c1, c2] {
-        let e = p.a.connection(c).unwrap().endpoints();
+        let e = p.a.tuple(c).unwrap();
         // The last segment a sent on this connection: its seq is b's RCV.NXT.
         let last = p
             .log
             .iter()
             .rev()
-            .find(|(from_a, f)| *from_a && f.repr().src_port == e.local.port())
+            .find(|(from_a, f)| *from_a && f.repr().src_port == e.local_port)
             .unwrap();
         let rcv_nxt = last.1.seq();
-        rsts.push(tcp(
-            e.local.port(),
-            80,
-            (rcv_nxt + 1u32).0,
-            0,
-            TcpFlags::RST,
-        ));
+        rsts.push(tcp(e.local_port, 80, (rcv_nxt + 1u32).0, 0, TcpFlags::RST));
     }
     for r in &rsts {
         p.b.on_segment(p.now, A, B, r);
@@ -1043,7 +1037,7 @@ fn connect_prefers_ports_hashing_to_own_queue() {
     assert!(matching > 0 && matching < 64, "{matching}");
     for i in 0..64 {
         let id = e.connect(T0, A, remote).expect("a free port");
-        let port = e.slot(id).unwrap().tuple.local_port;
+        let port = e.slot(id).unwrap().conn.tuple().local_port;
         let on_own_queue = owner.rss_queue(&tuple(port)) == 1;
         assert_eq!(on_own_queue, i < matching, "connect {i} port {port}");
     }
