@@ -4,9 +4,10 @@ use super::*;
 
 type L = Listener<u32, &'static str, u32>;
 
+/// `syncookies` as the sysctl value (0, 1, 2).
 fn cfg(syncookies: u8, max_syn_backlog: usize) -> TcpConfig {
     TcpConfig {
-        syncookies,
+        syncookies: SynCookieMode::from_sysctl(syncookies.into()).unwrap(),
         max_syn_backlog,
         ..TcpConfig::default()
     }

@@ -21,7 +21,7 @@ pub mod synqueue;
 pub mod timewait;
 pub mod tuple;
 
-pub use config::TcpConfig;
+pub use config::{SynCookieMode, TcpConfig, TwReuse};
 pub use conn::{
     Arrival, ChallengeAckLimiter, ConnError, Connection, Event, Negotiated, SendError, State, Timer,
 };

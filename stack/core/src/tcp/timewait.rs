@@ -16,6 +16,7 @@
 //!   restarts.
 //! - RFC 9293 §3.10.7.4 first check: any other unacceptable segment gets an ACK.
 
+use crate::tcp::config::TwReuse;
 use crate::time::{Duration, Instant};
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
 
@@ -168,10 +169,10 @@ impl TimeWait {
     pub fn reuse_for_connect(
         &self,
         now: Instant,
-        tw_reuse: u8,
+        tw_reuse: TwReuse,
         delay: Duration,
     ) -> Option<(SeqNum, u32)> {
-        if tw_reuse != 1 || !self.timestamps {
+        if tw_reuse != TwReuse::On || !self.timestamps {
             return None;
         }
         if now.saturating_since(self.ts_recent_at) <= delay {
@@ -316,21 +317,27 @@ mod tests {
         let later = T0 + Duration::from_millis(1001);
         let sec = Duration::from_secs(1);
         assert_eq!(
-            rec(true).reuse_for_connect(later, 1, sec),
+            rec(true).reuse_for_connect(later, TwReuse::On, sec),
             Some((SeqNum(5000 + 65_537), 10))
         );
         assert_eq!(
-            rec(true).reuse_for_connect(T0 + Duration::from_secs(1), 1, sec),
+            rec(true).reuse_for_connect(T0 + Duration::from_secs(1), TwReuse::On, sec),
             None
         );
-        assert_eq!(rec(true).reuse_for_connect(later, 0, sec), None);
-        assert_eq!(rec(true).reuse_for_connect(later, 2, sec), None);
-        assert_eq!(rec(false).reuse_for_connect(later, 1, sec), None);
+        assert_eq!(rec(true).reuse_for_connect(later, TwReuse::Off, sec), None);
+        assert_eq!(
+            rec(true).reuse_for_connect(later, TwReuse::LoopbackOnly, sec),
+            None
+        );
+        assert_eq!(rec(false).reuse_for_connect(later, TwReuse::On, sec), None);
         // tcp_tw_reuse_delay 10 ms: reusable after 10 ms, not at 10 ms.
         let ms10 = Duration::from_millis(10);
-        assert_eq!(rec(true).reuse_for_connect(T0 + ms10, 1, ms10), None);
         assert_eq!(
-            rec(true).reuse_for_connect(T0 + Duration::from_millis(11), 1, ms10),
+            rec(true).reuse_for_connect(T0 + ms10, TwReuse::On, ms10),
+            None
+        );
+        assert_eq!(
+            rec(true).reuse_for_connect(T0 + Duration::from_millis(11), TwReuse::On, ms10),
             Some((SeqNum(5000 + 65_537), 10))
         );
     }

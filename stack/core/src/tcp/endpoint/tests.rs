@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::*;
 use crate::tcp::conn::{ConnError, Event, Negotiated, State};
+use crate::tcp::{SynCookieMode, TwReuse};
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
 
 const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -296,7 +297,7 @@ fn rst_for_stray_segments_exact_fields() {
 #[test]
 fn syn_cookies_always() {
     let cb = TcpConfig {
-        syncookies: 2,
+        syncookies: SynCookieMode::Always,
         ..TcpConfig::default()
     };
     let mut p = Pair::new(TcpConfig::default(), cb);
@@ -356,7 +357,7 @@ fn syn_cookies_always() {
 #[test]
 fn syn_cookie_secret_rotates_without_losing_valid_cookies() {
     let cb = TcpConfig {
-        syncookies: 2,
+        syncookies: SynCookieMode::Always,
         ..TcpConfig::default()
     };
     let mut p = Pair::new(TcpConfig::default(), cb);
@@ -406,7 +407,7 @@ fn syn_cookie_secret_rotates_without_losing_valid_cookies() {
 #[test]
 fn syn_queue_full_without_cookies_drops() {
     let cb = TcpConfig {
-        syncookies: 0,
+        syncookies: SynCookieMode::Never,
         ..TcpConfig::default()
     };
     let mut p = Pair::new(TcpConfig::default(), cb);
@@ -582,7 +583,7 @@ fn new_syn_in_time_wait_accepted() {
 /// TIME-WAIT 4-tuple once TS.Recent is 1 s old; its ISS starts beyond the old SND.NXT.
 #[test]
 fn tw_reuse_active_open() {
-    for reuse in [1u8, 2] {
+    for reuse in [TwReuse::On, TwReuse::LoopbackOnly] {
         let ca_cfg = TcpConfig {
             tw_reuse: reuse,
             ..TcpConfig::default()
@@ -609,7 +610,7 @@ fn tw_reuse_active_open() {
         assert_eq!(p.a.connect(p.now, A, remote), Err(ConnectError::NoPorts));
         p.now += Duration::from_millis(1);
         let r = p.a.connect(p.now, A, remote);
-        if reuse == 2 {
+        if reuse == TwReuse::LoopbackOnly {
             assert_eq!(
                 r,
                 Err(ConnectError::NoPorts),
@@ -702,7 +703,7 @@ fn syn_cookies_without_timestamps() {
         ..TcpConfig::default()
     };
     let cb = TcpConfig {
-        syncookies: 2,
+        syncookies: SynCookieMode::Always,
         ..TcpConfig::default()
     };
     let mut p = Pair::new(ca, cb);
