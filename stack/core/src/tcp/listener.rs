@@ -80,9 +80,6 @@ impl<T> AcceptQueue<T> {
     pub fn len(&self) -> usize {
         self.items.len()
     }
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
     pub fn is_full(&self) -> bool {
         self.items.len() > self.max
     }

@@ -13,12 +13,12 @@ pub mod bufpool;
 pub mod cc;
 pub mod config;
 pub mod conn;
-pub mod cookie;
+pub(crate) mod cookie;
 pub mod endpoint;
-pub mod isn;
-pub mod listener;
-pub mod synqueue;
-pub mod timewait;
+pub(crate) mod isn;
+pub(crate) mod listener;
+pub(crate) mod synqueue;
+pub(crate) mod timewait;
 pub mod tuple;
 
 pub use config::{SynCookieMode, TcpConfig, TwReuse};
@@ -29,5 +29,5 @@ pub use endpoint::{
     ConnId, ConnInfo, ConnectError, Endpoint, EndpointEvent, EndpointSecrets, EndpointStats,
     ListenError, ListenerId, NoSuchConn, StateCounts,
 };
-pub use timewait::{TimeWait, TimeWaitAction};
+pub use listener::ListenerStats;
 pub use tuple::FourTuple;

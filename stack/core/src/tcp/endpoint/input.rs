@@ -341,7 +341,7 @@ impl Endpoint {
                 let id = self.insert(conn, Owner::Listener(l));
                 let queued = self.listeners[l.index as usize]
                     .as_mut()
-                    .is_some_and(|ls| ls.l.syn_queue.insert(tuple, id, now).is_ok());
+                    .is_some_and(|ls| ls.l.syn_queue.insert(tuple, id).is_ok());
                 if !queued {
                     self.free(id);
                     self.stats.syn_dropped += 1;
