@@ -4,7 +4,12 @@
 //! - [`conn`]: one connection's state machine (SYN-SENT .. TIME-WAIT).
 //! - [`endpoint`]: one shard's endpoint: demux, listeners, SYN cookies, TIME-WAIT table,
 //!   timers, stateless replies; the API the worker and the application use.
-//! - [`timewait`]: the compact TIME-WAIT record the endpoint keeps instead of a connection.
+//! - `timewait`: the compact TIME-WAIT record and the one copy of the TIME-WAIT segment
+//!   rules (RFC 9293 §3.10.7.4, RFC 6191, RFC 1337), used by the endpoint's table and by a
+//!   connection still in TIME-WAIT.
+//! - [`tuple`]: [`FourTuple`], a connection's identity.
+//! - Private: `listener` and `synqueue` (LISTEN, SYN and accept queues), `cookie` (RFC 4987
+//!   SYN cookies), `isn` (RFC 6528 ISNs, RFC 6056 port offsets).
 //! - [`config`]: settings named after Linux's sysctls.
 //! - [`cc`]: congestion control (CUBIC, NewReno) behind one trait.
 //! - [`bufpool`]: the per-thread pool of send/receive buffer storage.

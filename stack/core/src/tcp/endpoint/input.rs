@@ -5,11 +5,11 @@ use std::net::Ipv4Addr;
 
 use rand::Rng;
 
+use super::twtable::TwArrival;
 use super::{is_unicast, ConnId, Endpoint, ListenerId, Owner};
 use crate::tcp::conn::{Arrival, Connection, Negotiated, State};
 use crate::tcp::cookie::{SynCookies, SynOptions};
 use crate::tcp::listener::{AckDecision, SynDecision};
-use crate::tcp::timewait::TimeWaitAction;
 use crate::tcp::tuple::FourTuple;
 use crate::time::Instant;
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
@@ -40,33 +40,22 @@ impl Endpoint {
             // RFC 6191: the connection in TIME-WAIT gave way to a new SYN.
             return self.no_connection(now, tuple, seg, true);
         }
-        if let Some(mut rec) = self.tw.get(&tuple, now) {
-            match rec.on_segment(now, seg) {
-                TimeWaitAction::Ack => {
-                    // A retransmitted FIN restarted 2*MSL and took TS.Recent.
-                    self.tw.update(&tuple, &rec);
-                    let ack = rec.ack_segment(now);
-                    self.stats.tw_acks += 1;
-                    self.control(dst, src, ack);
-                    return;
-                }
-                TimeWaitAction::Ignore => {
-                    // RFC 1337: a RST does not end TIME-WAIT.
-                    if seg.flags.rst() {
-                        self.stats.tw_rst_ignored += 1;
-                    }
-                    return;
-                }
-                TimeWaitAction::AcceptNewSyn => {
-                    self.tw.remove(&tuple);
-                    self.stats.tw_reopened += 1;
-                    return self.no_connection(now, tuple, seg, true);
-                }
-                TimeWaitAction::Expire => {
-                    self.tw.remove(&tuple);
-                    self.tw.expired += 1;
-                }
+        // A TIME-WAIT record (tcp/timewait.rs has the rules, twtable.rs the table).
+        match self.tw.on_segment(&tuple, now, seg) {
+            TwArrival::Ack(ack) => {
+                self.stats.tw_acks += 1;
+                return self.control(dst, src, ack);
             }
+            TwArrival::Drop { rst } => {
+                // RFC 1337: a RST does not end TIME-WAIT.
+                self.stats.tw_rst_ignored += rst as u64;
+                return;
+            }
+            TwArrival::Reopen => {
+                self.stats.tw_reopened += 1;
+                return self.no_connection(now, tuple, seg, true);
+            }
+            TwArrival::NotFound => {}
         }
         self.stats.tw_expired = self.tw.expired;
         self.no_connection(now, tuple, seg, false)

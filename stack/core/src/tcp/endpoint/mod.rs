@@ -14,13 +14,17 @@
 //!   connection on the ready list (connections touched since the last call).
 //! - Application: [`Endpoint::poll_event`], `accept`, `connect`, `send`, `recv`, ... by
 //!   [`ConnId`], a slab handle with a generation so a stale handle never reaches a new
-//!   connection.
+//!   connection. [`Endpoint::info`] gives a read-only [`ConnInfo`] snapshot; the
+//!   `Connection` itself never leaves the endpoint.
+//! - Files: `input.rs` (segment arrival: demux, LISTEN, CLOSED, cookies), `twtable.rs` (the
+//!   TIME-WAIT table), `timers.rs` (the connection timer wheel), `flow.rs` (flow counters),
+//!   `info.rs` ([`ConnInfo`]).
 //!
 //! Contract: after `on_segment`, `on_timeout` or an application call, call `poll_transmit`:
 //! it also re-arms timers and frees finished connections (settling happens there, once per
 //! touched connection). Connection lifetime: an app-owned connection is freed when it is
 //! finished and the application has called `close` or `abort`; in TIME-WAIT after `close` it
-//! is replaced by a [`TimeWait`](crate::tcp::timewait::TimeWait) record. A passive connection
+//! is replaced by a TIME-WAIT record (tcp/timewait.rs). A passive connection
 //! belongs to its listener until `accept` (its events wait until then); one that dies there
 //! (reset, SYN-ACK retries exhausted) is freed at once (Linux keeps a reset one in the accept
 //! queue until accepted). A SYN that reopens a TIME-WAIT 4-tuple (RFC 6191) drops the old
