@@ -31,8 +31,8 @@ pub use conn::{
     Arrival, ChallengeAckLimiter, ConnError, Connection, Event, Negotiated, SendError, State, Timer,
 };
 pub use endpoint::{
-    ConnId, ConnInfo, ConnectError, Endpoint, EndpointEvent, EndpointSecrets, EndpointStats,
-    ListenError, ListenerId, NoSuchConn, StateCounts,
+    ConnCounters, ConnId, ConnInfo, ConnectError, Endpoint, EndpointEvent, EndpointSecrets,
+    EndpointStats, ListenError, ListenerId, NoSuchConn, StateCounts,
 };
 pub use listener::ListenerStats;
 pub use tuple::FourTuple;

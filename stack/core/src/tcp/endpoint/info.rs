@@ -5,7 +5,41 @@
 use crate::tcp::conn::{ConnError, Connection, Negotiated, State, Timer, TxLimit};
 use crate::tcp::tuple::FourTuple;
 use crate::time::{Duration, Instant};
-use crate::wire::SeqNum;
+use crate::wire::{SeqNum, TcpRepr};
+
+/// Per-connection segment counters, kept by the endpoint from the segments it demultiplexes
+/// to and emits for the connection (Linux `tcpi_segs_in`, `tcpi_segs_out`,
+/// `tcpi_bytes_received`-like, `tcpi_bytes_sent`, `tcpi_total_retrans`). 40 bytes per
+/// connection; no allocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnCounters {
+    /// Segments received (any kind) and sent (any kind, retransmissions included).
+    pub segs_in: u64,
+    pub segs_out: u64,
+    /// Payload bytes received (duplicates included) and sent (retransmissions included).
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Data segments sent below SND.MAX: retransmissions of any kind.
+    pub retrans_segs: u64,
+}
+
+impl ConnCounters {
+    pub(super) fn on_input(&mut self, seg: &TcpRepr<'_>) {
+        self.segs_in += 1;
+        self.bytes_in += seg.payload.len() as u64;
+    }
+
+    /// `snd_max`: the connection's SND.MAX before this transmit round.
+    pub(super) fn on_output(&mut self, seg: &TcpRepr<'_>, snd_max: Option<SeqNum>) {
+        self.segs_out += 1;
+        if !seg.payload.is_empty() {
+            self.bytes_out += seg.payload.len() as u64;
+            if snd_max.is_some_and(|m| seg.seq.lt(m)) {
+                self.retrans_segs += 1;
+            }
+        }
+    }
+}
 
 /// One connection at one moment. `None` marks what the state does not have (no RTT before
 /// ESTABLISHED, no RCV.NXT in SYN-SENT, ...). Built on demand, no allocation.
@@ -47,10 +81,12 @@ pub struct ConnInfo {
     pub tx_limit: Option<TxLimit>,
     /// The earliest armed timer and its deadline.
     pub timer: Option<(Timer, Instant)>,
+    /// Segments and bytes in and out over the connection's life.
+    pub counters: ConnCounters,
 }
 
 impl ConnInfo {
-    pub(super) fn of(c: &Connection) -> ConnInfo {
+    pub(super) fn of(c: &Connection, counters: ConnCounters) -> ConnInfo {
         let (snd_una, snd_nxt) = c.snd_seq();
         let rtt = c.rtt();
         let cc = c.congestion_window();
@@ -80,6 +116,7 @@ impl ConnInfo {
             send_capacity: c.send_capacity(),
             tx_limit: c.tx_limit(),
             timer,
+            counters,
         }
     }
 }

@@ -67,6 +67,7 @@ impl Endpoint {
         let Some(s) = self.slot_mut(id) else {
             return false;
         };
+        s.counters.on_input(seg);
         let listener = match s.owner {
             Owner::Listener(l) if s.conn.state() == State::SynReceived => Some(l),
             _ => None,

@@ -65,7 +65,7 @@ use crate::tcp::TcpConfig;
 use crate::time::{Duration, Instant};
 use crate::wire::TcpRepr;
 pub use flow::FlowStats;
-pub use info::ConnInfo;
+pub use info::{ConnCounters, ConnInfo};
 
 use timers::{Armed, ConnTimers, TimerKey};
 use twtable::TwTable;
@@ -275,6 +275,7 @@ struct Slot {
     /// Holds the 4-tuple (`Connection::tuple`), the demux key: stored once.
     conn: Connection,
     owner: Owner,
+    counters: ConnCounters,
     /// The application called `close` or `abort` (or never will own it).
     closed: bool,
     in_ready: bool,
@@ -626,9 +627,11 @@ impl Endpoint {
             let t = s.conn.tuple();
             let (src, dst) = (t.local_addr, t.remote_addr);
             let max = s.conn.snd_max();
+            let counters = &mut s.counters;
             s.conn.poll_transmit(now, |seg| {
                 out += 1;
                 flow.on_output(seg, max);
+                counters.on_output(seg, max);
                 emit(src, dst, seg)
             });
             flow.on_round(s.conn.tx_limit());
@@ -787,7 +790,7 @@ impl Endpoint {
     /// A snapshot of a connection: state, 4-tuple, sequence numbers, negotiated options,
     /// RTT, congestion window, queues, timers (see [`ConnInfo`]).
     pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
-        self.slot(id).map(|s| ConnInfo::of(&s.conn))
+        self.slot(id).map(|s| ConnInfo::of(&s.conn, s.counters))
     }
 
     /// The connection's 4-tuple (`local` = our side).
@@ -886,6 +889,7 @@ impl Endpoint {
             gen,
             conn,
             owner,
+            counters: ConnCounters::default(),
             closed: false,
             in_ready: false,
             in_events: false,

@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::*;
-use crate::tcp::conn::{ConnError, Event, Negotiated, State};
+use crate::tcp::conn::{ConnError, Event, Negotiated, State, Timer};
 use crate::tcp::{SynCookieMode, TwReuse};
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
 
@@ -208,6 +208,53 @@ fn flow_counters_count_segments_acks_and_limits() {
         fa.tx_sndbuf_limited + fa.tx_rwnd_limited + fa.tx_cwnd_limited + fa.tx_small_held,
         0
     );
+}
+
+/// `Endpoint::info`: the snapshot of a's side after 3000 bytes (3 segments) went out and
+/// were ACKed, and of b's side holding them unread.
+#[test]
+fn conn_info_snapshot() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(Ipv4Addr::UNSPECIFIED, 80, 16).unwrap();
+    let (ca, cb) = p.open(l, 80);
+    let before = p.a.info(ca).unwrap();
+    assert_eq!(p.a.send(p.now, ca, &[7u8; 3000]).unwrap(), 3000);
+    p.run();
+    let a = p.a.info(ca).unwrap();
+    let b = p.b.info(cb).unwrap();
+    assert_eq!((a.state, b.state), (State::Established, State::Established));
+    assert_eq!(a.tuple, b.tuple.reversed());
+    assert_eq!((a.tuple.remote_addr, a.tuple.remote_port), (B, 80));
+    assert_eq!(a.snd_una, before.snd_una + 3000u32);
+    assert_eq!((a.snd_nxt, a.in_flight, a.unsent), (a.snd_una, 0, 0));
+    assert_eq!(b.rcv_nxt, Some(a.snd_nxt));
+    assert_eq!(a.iss + 1u32, before.snd_una);
+    assert_eq!((a.negotiated.mss, a.negotiated.timestamps), (1460, true));
+    assert_eq!(a.negotiated.snd_shift, b.negotiated.rcv_shift);
+    // Handshake RTT sampled (0 on this virtual clock), RTO from RFC 6298 clamped at rto_min.
+    assert_eq!(a.srtt, Some(Duration::ZERO));
+    assert_eq!(a.rto, Some(p.a.config().rto_min));
+    assert!(a.rttvar.is_some() && a.cwnd.is_some() && a.ssthresh.is_some());
+    assert_eq!((a.retransmits, a.error), (0, None));
+    assert_eq!((b.unread, a.unread), (3000, 0));
+    assert_eq!(a.send_capacity, p.a.config().wmem);
+    // Nothing in flight: no retransmission timer; keepalive is off.
+    assert_eq!(a.timer, None);
+    // SYN, ACK, 3 data segments out; SYN-ACK and one ACK in.
+    let c = a.counters;
+    assert_eq!((c.segs_out, c.bytes_out, c.retrans_segs), (5, 3000, 0));
+    assert_eq!((c.segs_in, c.bytes_in), (2, 0));
+    assert_eq!((b.counters.segs_in, b.counters.bytes_in), (4, 3000));
+    // A byte sent and lost: in flight, the retransmission timer armed at now + RTO.
+    p.a.send(p.now, ca, b"x").unwrap();
+    flush(&mut p.a, p.now);
+    let a = p.a.info(ca).unwrap();
+    assert_eq!((a.in_flight, a.unsent), (1, 0));
+    assert_eq!(
+        a.timer,
+        Some((Timer::Retransmit, p.now + p.a.config().rto_min))
+    );
+    assert!(p.a.info(ConnId { index: 99, gen: 0 }).is_none());
 }
 
 /// RFC 9293 §3.10.7.1 + §3.10.7.3: a SYN to a closed port gets <SEQ=0><ACK=ISS+1><RST,ACK>
