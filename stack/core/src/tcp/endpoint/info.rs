@@ -9,33 +9,33 @@ use crate::wire::{SeqNum, TcpRepr};
 
 /// Per-connection segment counters, kept by the endpoint from the segments it demultiplexes
 /// to and emits for the connection (Linux `tcpi_segs_in`, `tcpi_segs_out`,
-/// `tcpi_bytes_received`-like, `tcpi_bytes_sent`, `tcpi_total_retrans`). 40 bytes per
-/// connection; no allocation.
+/// `tcpi_bytes_received`-like, `tcpi_bytes_sent`, `tcpi_total_retrans`, with Linux's widths:
+/// segment counts wrap at 2^32). 32 bytes per connection; no allocation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConnCounters {
-    /// Segments received (any kind) and sent (any kind, retransmissions included).
-    pub segs_in: u64,
-    pub segs_out: u64,
     /// Payload bytes received (duplicates included) and sent (retransmissions included).
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Segments received (any kind) and sent (any kind, retransmissions included).
+    pub segs_in: u32,
+    pub segs_out: u32,
     /// Data segments sent below SND.MAX: retransmissions of any kind.
-    pub retrans_segs: u64,
+    pub retrans_segs: u32,
 }
 
 impl ConnCounters {
     pub(super) fn on_input(&mut self, seg: &TcpRepr<'_>) {
-        self.segs_in += 1;
+        self.segs_in = self.segs_in.wrapping_add(1);
         self.bytes_in += seg.payload.len() as u64;
     }
 
     /// `snd_max`: the connection's SND.MAX before this transmit round.
     pub(super) fn on_output(&mut self, seg: &TcpRepr<'_>, snd_max: Option<SeqNum>) {
-        self.segs_out += 1;
+        self.segs_out = self.segs_out.wrapping_add(1);
         if !seg.payload.is_empty() {
             self.bytes_out += seg.payload.len() as u64;
             if snd_max.is_some_and(|m| seg.seq.lt(m)) {
-                self.retrans_segs += 1;
+                self.retrans_segs = self.retrans_segs.wrapping_add(1);
             }
         }
     }

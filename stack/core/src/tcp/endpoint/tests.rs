@@ -1092,3 +1092,11 @@ fn connect_prefers_ports_hashing_to_own_queue() {
     assert_eq!(e.stats().connect_rss_miss, (64 - matching) as u64);
     assert_eq!(e.connect(T0, A, remote), Err(ConnectError::NoPorts));
 }
+
+/// Memory per connection around the `Connection` (docs/architecture.md): owner, flags, wheel
+/// handle and `ConnCounters`; the 4-tuple lives in the connection, once.
+#[test]
+fn slot_size_bound() {
+    let around = core::mem::size_of::<Slot>() - core::mem::size_of::<Connection>();
+    assert!(around <= 80, "{around}");
+}
