@@ -27,9 +27,7 @@ pub(crate) mod timewait;
 pub mod tuple;
 
 pub use config::{SynCookieMode, TcpConfig, TwReuse};
-pub use conn::{
-    Arrival, ChallengeAckLimiter, ConnError, Connection, Event, Negotiated, SendError, State, Timer,
-};
+pub use conn::{ConnError, Event, Negotiated, SendError, State, Timer, TxLimit};
 pub use endpoint::{
     ConnCounters, ConnId, ConnInfo, ConnectError, Endpoint, EndpointEvent, EndpointSecrets,
     EndpointStats, ListenError, ListenerId, NoSuchConn, StateCounts,
