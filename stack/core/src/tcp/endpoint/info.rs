@@ -7,14 +7,18 @@ use crate::tcp::tuple::FourTuple;
 use crate::time::{Duration, Instant};
 use crate::wire::{SeqNum, TcpRepr};
 
-/// Per-connection segment counters, kept by the endpoint from the segments it demultiplexes
-/// to and emits for the connection (Linux `tcpi_segs_in`, `tcpi_segs_out`,
-/// `tcpi_bytes_received`-like, `tcpi_bytes_sent`, `tcpi_total_retrans`, with Linux's widths:
-/// segment counts wrap at 2^32). 32 bytes per connection; no allocation.
+/// Per-connection counters, kept by the endpoint from the segments it demultiplexes to and
+/// emits for the connection and from the connection's SND.UNA / RCV.NXT around each arrival
+/// (Linux `tcpi_bytes_acked`, `tcpi_bytes_received`, `tcpi_bytes_sent`, `tcpi_segs_in`,
+/// `tcpi_segs_out`, `tcpi_total_retrans`, with Linux's widths: segment counts wrap at 2^32).
+/// 40 bytes per connection; no allocation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConnCounters {
-    /// Payload bytes received (duplicates included) and sent (retransmissions included).
-    pub bytes_in: u64,
+    /// Sequence space the peer acknowledged (SND.UNA advance) and we received in order
+    /// (RCV.NXT advance) after the handshake; a FIN counts one, as in Linux.
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    /// Payload bytes sent, retransmissions included.
     pub bytes_out: u64,
     /// Segments received (any kind) and sent (any kind, retransmissions included).
     pub segs_in: u32,
@@ -24,9 +28,34 @@ pub struct ConnCounters {
 }
 
 impl ConnCounters {
-    pub(super) fn on_input(&mut self, seg: &TcpRepr<'_>) {
+    pub(super) fn on_input(&mut self) {
         self.segs_in = self.segs_in.wrapping_add(1);
-        self.bytes_in += seg.payload.len() as u64;
+    }
+
+    /// SND.UNA and RCV.NXT of a synchronized connection (not SYN-RECEIVED, not CLOSED), read
+    /// before and after a segment is processed.
+    pub(super) fn progress(c: &Connection) -> Option<(SeqNum, SeqNum)> {
+        match c.state() {
+            State::SynSent | State::SynReceived | State::Closed => None,
+            _ => Some((c.snd_seq().0, c.rcv_nxt()?)),
+        }
+    }
+
+    /// Adds what one arrival advanced (`before` / `after` from [`ConnCounters::progress`]).
+    pub(super) fn on_progress(
+        &mut self,
+        before: Option<(SeqNum, SeqNum)>,
+        after: Option<(SeqNum, SeqNum)>,
+    ) {
+        let (Some((una0, rcv0)), Some((una1, rcv1))) = (before, after) else {
+            return;
+        };
+        if una0.le(una1) {
+            self.bytes_acked += (una1 - una0) as u64;
+        }
+        if rcv0.le(rcv1) {
+            self.bytes_received += (rcv1 - rcv0) as u64;
+        }
     }
 
     /// `snd_max`: the connection's SND.MAX before this transmit round.

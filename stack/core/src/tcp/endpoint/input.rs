@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use rand::Rng;
 
 use super::twtable::TwArrival;
-use super::{is_unicast, ConnId, Endpoint, ListenerId, Owner};
+use super::{is_unicast, ConnCounters, ConnId, Endpoint, ListenerId, Owner};
 use crate::tcp::conn::{Arrival, Connection, Negotiated, State};
 use crate::tcp::cookie::{SynCookies, SynOptions};
 use crate::tcp::listener::{AckDecision, SynDecision};
@@ -67,7 +67,7 @@ impl Endpoint {
         let Some(s) = self.slot_mut(id) else {
             return false;
         };
-        s.counters.on_input(seg);
+        s.counters.on_input();
         let listener = match s.owner {
             Owner::Listener(l) if s.conn.state() == State::SynReceived => Some(l),
             _ => None,
@@ -103,7 +103,10 @@ impl Endpoint {
         let Some(s) = self.conns.get_mut(id.index as usize) else {
             return false;
         };
+        let before = ConnCounters::progress(&s.conn);
         let arrival = s.conn.on_segment(now, seg, &mut self.limiter);
+        s.counters
+            .on_progress(before, ConnCounters::progress(&s.conn));
         let state = s.conn.state();
         self.stats.challenge_acks_sent = self.limiter.sent;
         self.stats.challenge_acks_suppressed = self.limiter.suppressed;
