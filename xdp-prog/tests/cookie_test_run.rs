@@ -7,8 +7,8 @@
 
 use std::net::Ipv4Addr;
 
-use xdptcp_core::tcp::cookie::DEFAULT_COOKIE_PERIOD;
 use xdptcp_core::tcp::endpoint::{Endpoint, EndpointSecrets};
+use xdptcp_core::tcp::DEFAULT_COOKIE_PERIOD;
 use xdptcp_core::tcp::{Negotiated, TcpConfig};
 use xdptcp_core::time::Instant;
 use xdptcp_core::wire::{
@@ -181,7 +181,7 @@ fn combos() -> Vec<(&'static str, TcpOptions)> {
 #[test]
 fn syn_ack_is_byte_for_byte_the_endpoints() {
     let cfg = TcpConfig {
-        syncookies: 2,
+        syncookies: xdptcp_core::tcp::SynCookieMode::Always,
         ..TcpConfig::default()
     };
     let s = loaded(&cfg, 2);
@@ -296,7 +296,7 @@ fn modes_and_the_listener_flag() {
 #[test]
 fn frags_variant_answers_linear_syns_the_same() {
     let cfg = TcpConfig {
-        syncookies: 2,
+        syncookies: xdptcp_core::tcp::SynCookieMode::Always,
         ..TcpConfig::default()
     };
     require_root();

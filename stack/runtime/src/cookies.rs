@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use siphasher::sip::SipHasher24;
 
-use crate::tcp::cookie::{DEFAULT_COOKIE_PERIOD, MAX_COOKIE_AGE};
+use crate::tcp::{DEFAULT_COOKIE_PERIOD, MAX_COOKIE_AGE};
 use crate::time::{Duration, Instant};
 
 /// How long after a worker the XDP program switches to a new secret.

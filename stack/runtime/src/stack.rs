@@ -269,7 +269,7 @@ impl XdpCookies {
         let t = &self.tcp;
         CookieConfig {
             enabled: true,
-            mode: t.syncookies,
+            mode: t.syncookies as u8,
             secret,
             previous,
             ts_secret: self.isn_key,
@@ -312,7 +312,7 @@ impl XdpCookies {
             .syn_acks
             .store(c.cookie_syn_acks, Ordering::Relaxed);
         self.stats.slow.store(c.cookie_slow, Ordering::Relaxed);
-        if self.tcp.syncookies != 1 {
+        if self.tcp.syncookies != crate::tcp::SynCookieMode::WhenFull {
             return;
         }
         // Cookies sent by the workers, per listening port, summed over workers.

@@ -193,7 +193,7 @@ impl Drop for Running {
 #[test]
 fn linux_handshakes_complete_on_xdp_cookies_and_echo_works() {
     let tcp = TcpConfig {
-        syncookies: 2,
+        syncookies: xdptcp::tcp::SynCookieMode::Always,
         xdp_syncookies: true,
         ..TcpConfig::default()
     };
@@ -266,7 +266,7 @@ fn mode_1_flag_goes_on_when_a_worker_overflows_and_off_when_quiet() {
     // starts sending cookies, the cookie thread sets the listener's flag, the program takes
     // the rest of the flood; after the flood the flag goes off again.
     let tcp = TcpConfig {
-        syncookies: 1,
+        syncookies: xdptcp::tcp::SynCookieMode::WhenFull,
         xdp_syncookies: true,
         max_syn_backlog: 16,
         ..TcpConfig::default()

@@ -650,9 +650,7 @@ impl Driver {
             }
             Scenario::CloseUnread if !self.c.closed => {
                 let id = self.c.end.id;
-                let buffered = id
-                    .and_then(|id| sim.client.connection(id))
-                    .map_or(0, |c| c.recv_available());
+                let buffered = id.map_or(0, |id| sim.client.recv_available(id));
                 if buffered == self.s_data.len() && self.s.end.received.len() == self.c_data.len() {
                     self.close(sim, Side::Client);
                     self.arm_probe(sim, Side::Server, now);

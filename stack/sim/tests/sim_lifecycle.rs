@@ -714,8 +714,14 @@ fn reconnect_into_server_time_wait_100_seeds() {
 fn client_time_wait_reuse_follows_tcp_tw_reuse() {
     use std::net::SocketAddrV4;
     use xdptcp_core::tcp::endpoint::{ConnectError, Endpoint, EndpointEvent, EndpointSecrets};
+    use xdptcp_core::tcp::TwReuse;
     use xdptcp_sim::{scenario::sim_config, Sim, CLIENT_IP, SERVER_IP};
-    for (tw_reuse, seed) in [(2u8, 1u64), (1, 2), (1, 3), (1, 4)] {
+    for (tw_reuse, seed) in [
+        (TwReuse::LoopbackOnly, 1u64),
+        (TwReuse::On, 2),
+        (TwReuse::On, 3),
+        (TwReuse::On, 4),
+    ] {
         let cfg = TcpConfig {
             tw_reuse,
             ..TcpConfig::default()
@@ -759,7 +765,7 @@ fn client_time_wait_reuse_follows_tcp_tw_reuse() {
         let later = sim.now() + Duration::from_millis(1500);
         sim.run_to(later);
         let r = sim.client.connect(later, CLIENT_IP, remote);
-        if tw_reuse == 2 {
+        if tw_reuse == TwReuse::LoopbackOnly {
             assert_eq!(r, Err(ConnectError::NoPorts), "seed {seed}");
             continue;
         }

@@ -11,7 +11,7 @@ use crate::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpConfig {
     /// `tcp_syncookies`: 0 = never, 1 = when the SYN queue is full (default), 2 = always.
-    pub syncookies: u8,
+    pub syncookies: SynCookieMode,
     /// `xdp_syncookies` (ours): answer the SYNs that get cookies in the XDP program instead of
     /// the worker (docs/state-machine.md, "SYN cookies in XDP"). Off by default.
     pub xdp_syncookies: bool,
@@ -23,7 +23,7 @@ pub struct TcpConfig {
     pub fin_timeout: Duration,
     /// `tcp_tw_reuse`: 0 = off, 1 = on for active opens when timestamps make it safe,
     /// 2 = loopback only (Linux's default; for us equivalent to 0 as we have no loopback).
-    pub tw_reuse: u8,
+    pub tw_reuse: TwReuse,
     /// `tcp_tw_reuse_delay` (Linux 6.13+): how long after the last segment of a TIME-WAIT
     /// 4-tuple (its TS.Recent) an active open may reuse it. Timestamps tick every 1 ms here,
     /// so any delay of at least 1 ms keeps the new incarnation's TSvals above the old ones.
@@ -85,15 +85,58 @@ pub struct TcpConfig {
     pub congestion_control: CongestionAlgo,
 }
 
+/// `tcp_syncookies` (RFC 4987): when a listener answers a SYN with a SYN cookie instead of
+/// keeping state. The discriminant is the sysctl value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SynCookieMode {
+    /// 0: never; SYNs beyond the SYN queue are dropped.
+    Never = 0,
+    /// 1: when the SYN queue is full (Linux's default).
+    WhenFull = 1,
+    /// 2: always, even with room in the SYN queue.
+    Always = 2,
+}
+
+impl SynCookieMode {
+    /// The mode of sysctl value `v`.
+    pub fn from_sysctl(v: u64) -> Option<Self> {
+        [Self::Never, Self::WhenFull, Self::Always]
+            .get(usize::try_from(v).ok()?)
+            .copied()
+    }
+}
+
+/// `tcp_tw_reuse`: whether an active open may take over a TIME-WAIT 4-tuple (Linux
+/// `tcp_twsk_unique`). The discriminant is the sysctl value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TwReuse {
+    /// 0: never.
+    Off = 0,
+    /// 1: when timestamps make it safe (RFC 7323 PAWS, RFC 6191), `tcp_tw_reuse_delay` after
+    /// the last segment.
+    On = 1,
+    /// 2: loopback only (Linux's default). We have no loopback, so this acts as `Off`.
+    LoopbackOnly = 2,
+}
+
+impl TwReuse {
+    /// The mode of sysctl value `v`.
+    pub fn from_sysctl(v: u64) -> Option<Self> {
+        [Self::Off, Self::On, Self::LoopbackOnly]
+            .get(usize::try_from(v).ok()?)
+            .copied()
+    }
+}
+
 impl Default for TcpConfig {
     fn default() -> Self {
         TcpConfig {
-            syncookies: 1,
+            syncookies: SynCookieMode::WhenFull,
             xdp_syncookies: false,
             max_syn_backlog: 4096,
             somaxconn: 4096,
             fin_timeout: Duration::from_secs(60),
-            tw_reuse: 2,
+            tw_reuse: TwReuse::LoopbackOnly,
             tw_reuse_delay: Duration::from_secs(1),
             syn_retries: 6,
             synack_retries: 5,

@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::hash::Hash;
 
-use super::config::TcpConfig;
+use super::config::{SynCookieMode, TcpConfig};
 use super::synqueue::SynQueue;
 use crate::time::{Duration, Instant};
 
@@ -83,9 +83,6 @@ impl<T> AcceptQueue<T> {
     pub fn len(&self) -> usize {
         self.items.len()
     }
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
     pub fn is_full(&self) -> bool {
         self.items.len() > self.max
     }
@@ -145,8 +142,8 @@ impl<K: Hash + Eq + Clone, V, T> Listener<K, V, T> {
     pub fn on_syn(&mut self, cfg: &TcpConfig, now: Instant, from_time_wait: bool) -> SynDecision {
         let from_time_wait = from_time_wait && !self.syn_queue.is_full();
         let mut cookie = false;
-        if !from_time_wait && (cfg.syncookies == 2 || self.syn_queue_full()) {
-            if cfg.syncookies == 0 {
+        if !from_time_wait && (cfg.syncookies == SynCookieMode::Always || self.syn_queue_full()) {
+            if cfg.syncookies == SynCookieMode::Never {
                 self.stats.syn_queue_full_drops += 1;
                 return self.drop_one();
             }
@@ -163,7 +160,10 @@ impl<K: Hash + Eq + Clone, V, T> Listener<K, V, T> {
             return SynDecision::Cookie;
         }
         let free = cfg.max_syn_backlog.saturating_sub(self.syn_queue.len());
-        if !from_time_wait && cfg.syncookies == 0 && free < cfg.max_syn_backlog >> 2 {
+        if !from_time_wait
+            && cfg.syncookies == SynCookieMode::Never
+            && free < cfg.max_syn_backlog >> 2
+        {
             return self.drop_one();
         }
         SynDecision::Queue
@@ -172,7 +172,7 @@ impl<K: Hash + Eq + Clone, V, T> Listener<K, V, T> {
     /// Whether an ACK that matches no connection should be tried as a cookie: cookies are on
     /// and one was sent within `validity` ([`super::cookie::SynCookies::validity`]).
     pub fn may_be_cookie_ack(&self, cfg: &TcpConfig, now: Instant, validity: Duration) -> bool {
-        cfg.syncookies != 0
+        cfg.syncookies != SynCookieMode::Never
             && self
                 .last_cookie
                 .is_some_and(|t| now.saturating_since(t) < validity)

@@ -4,9 +4,10 @@ use super::*;
 
 type L = Listener<u32, &'static str, u32>;
 
+/// `syncookies` as the sysctl value (0, 1, 2).
 fn cfg(syncookies: u8, max_syn_backlog: usize) -> TcpConfig {
     TcpConfig {
-        syncookies,
+        syncookies: SynCookieMode::from_sysctl(syncookies.into()).unwrap(),
         max_syn_backlog,
         ..TcpConfig::default()
     }
@@ -16,7 +17,7 @@ fn cfg(syncookies: u8, max_syn_backlog: usize) -> TcpConfig {
 fn listener(c: &TcpConfig, backlog: usize, half_open: u32, established: u32) -> L {
     let mut l = L::new(backlog, c);
     for k in 0..half_open {
-        l.syn_queue.insert(k, "req", Instant::ZERO).unwrap();
+        l.syn_queue.insert(k, "req").unwrap();
     }
     for k in 0..established {
         l.accept_queue.push(1000 + k).unwrap();
@@ -32,7 +33,7 @@ fn mode1_queues_until_full_then_cookies() {
     let mut l = listener(&c, 4, 3, 0);
     assert_eq!(l.on_syn(&c, NOW, false), SynDecision::Queue);
     assert_eq!(l.stats, ListenerStats::default());
-    l.syn_queue.insert(3, "req", NOW).unwrap();
+    l.syn_queue.insert(3, "req").unwrap();
     // SYN queue full at the backlog (qlen >= max backlog).
     assert!(l.syn_queue_full());
     assert_eq!(l.on_syn(&c, NOW, false), SynDecision::Cookie);
@@ -79,7 +80,7 @@ fn mode0_keeps_last_quarter_of_max_syn_backlog() {
     let c = cfg(0, 8);
     let mut l = listener(&c, 100, 6, 0);
     assert_eq!(l.on_syn(&c, NOW, false), SynDecision::Queue); // 2 free: not < 2
-    l.syn_queue.insert(6, "req", NOW).unwrap();
+    l.syn_queue.insert(6, "req").unwrap();
     assert_eq!(l.on_syn(&c, NOW, false), SynDecision::Drop); // 1 free
     let want = ListenerStats {
         listen_drops: 1,

@@ -1,18 +1,16 @@
 //! A bounded FIFO map of half-open connections: O(1) lookup by key, O(1) removal anywhere,
-//! oldest-first iteration and expiry. A slab of nodes in a doubly-linked list (insertion
+//! oldest first. No expiry here: a half-open connection ages out by its own SYN-ACK retries
+//! (`tcp_synack_retries`), as in Linux. A slab of nodes in a doubly-linked list (insertion
 //! order) plus a `HashMap` from key to slot.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-
-use crate::time::{Duration, Instant};
 
 const NIL: u32 = u32::MAX;
 
 struct Node<K, V> {
     key: K,
     value: V,
-    since: Instant,
     prev: u32,
     next: u32,
 }
@@ -53,9 +51,11 @@ impl<K: Hash + Eq + Clone, V> SynQueue<K, V> {
     pub fn len(&self) -> usize {
         self.index.len()
     }
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
     }
+    #[cfg(test)]
     pub fn capacity(&self) -> usize {
         self.capacity
     }
@@ -66,18 +66,20 @@ impl<K: Hash + Eq + Clone, V> SynQueue<K, V> {
         self.index.contains_key(key)
     }
 
+    #[cfg(test)]
     pub fn get(&self, key: &K) -> Option<&V> {
         let i = *self.index.get(key)?;
         self.node(i).map(|n| &n.value)
     }
 
+    #[cfg(test)]
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         let i = *self.index.get(key)?;
         self.slots[i as usize].as_mut().map(|n| &mut n.value)
     }
 
-    /// Appends `key` as the newest entry, queued `since` now. Gives the value back on error.
-    pub fn insert(&mut self, key: K, value: V, now: Instant) -> Result<(), (InsertError, V)> {
+    /// Appends `key` as the newest entry. Gives the value back on error.
+    pub fn insert(&mut self, key: K, value: V) -> Result<(), (InsertError, V)> {
         if self.index.contains_key(&key) {
             return Err((InsertError::Duplicate, value));
         }
@@ -87,7 +89,6 @@ impl<K: Hash + Eq + Clone, V> SynQueue<K, V> {
         let node = Node {
             key: key.clone(),
             value,
-            since: now,
             prev: self.tail,
             next: NIL,
         };
@@ -120,11 +121,6 @@ impl<K: Hash + Eq + Clone, V> SynQueue<K, V> {
         self.unlink(i).map(|(_, v)| v)
     }
 
-    /// The oldest entry and when it was queued.
-    pub fn oldest(&self) -> Option<(&K, &V, Instant)> {
-        self.node(self.head).map(|n| (&n.key, &n.value, n.since))
-    }
-
     pub fn pop_oldest(&mut self) -> Option<(K, V)> {
         let i = self.head;
         let key = self.node(i)?.key.clone();
@@ -132,24 +128,14 @@ impl<K: Hash + Eq + Clone, V> SynQueue<K, V> {
         self.unlink(i)
     }
 
-    /// Pops the oldest entry if it was queued at least `max_age` before `now` (call in a loop
-    /// to expire all; Linux ages requests out after tcp_synack_retries).
-    pub fn pop_expired(&mut self, now: Instant, max_age: Duration) -> Option<(K, V)> {
-        let (_, _, since) = self.oldest()?;
-        if now.saturating_since(since) >= max_age {
-            self.pop_oldest()
-        } else {
-            None
-        }
-    }
-
     /// Entries oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V, Instant)> + '_ {
+    #[cfg(test)]
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
         let mut i = self.head;
         core::iter::from_fn(move || {
             let n = self.node(i)?;
             i = n.next;
-            Some((&n.key, &n.value, n.since))
+            Some((&n.key, &n.value))
         })
     }
 
@@ -177,22 +163,21 @@ mod tests {
     use super::*;
 
     fn keys(q: &SynQueue<u32, &'static str>) -> Vec<u32> {
-        q.iter().map(|(k, _, _)| *k).collect()
+        q.iter().map(|(k, _)| *k).collect()
     }
 
     #[test]
     fn fifo_lookup_remove_and_bound() {
         let mut q = SynQueue::with_capacity(3);
-        let t = Instant::ZERO;
-        q.insert(1, "a", t).unwrap();
-        q.insert(2, "b", t).unwrap();
-        assert_eq!(q.insert(2, "x", t), Err((InsertError::Duplicate, "x")));
-        q.insert(3, "c", t).unwrap();
-        assert_eq!(q.insert(4, "d", t), Err((InsertError::Full, "d")));
+        q.insert(1, "a").unwrap();
+        q.insert(2, "b").unwrap();
+        assert_eq!(q.insert(2, "x"), Err((InsertError::Duplicate, "x")));
+        q.insert(3, "c").unwrap();
+        assert_eq!(q.insert(4, "d"), Err((InsertError::Full, "d")));
         assert_eq!(q.get(&2), Some(&"b"));
         assert_eq!(q.remove(&2), Some("b")); // middle
         assert_eq!(keys(&q), [1, 3]);
-        q.insert(4, "d", t).unwrap(); // reuses the freed slot, goes last
+        q.insert(4, "d").unwrap(); // reuses the freed slot, goes last
         assert_eq!(keys(&q), [1, 3, 4]);
         assert_eq!(q.slots.len(), 3);
         assert_eq!(q.remove(&1), Some("a")); // head
@@ -200,24 +185,9 @@ mod tests {
         assert_eq!(keys(&q), [3]);
         *q.get_mut(&3).unwrap() = "C";
         assert_eq!(q.pop_oldest(), Some((3, "C")));
-        assert!(q.is_empty() && q.oldest().is_none() && q.pop_oldest().is_none());
-        q.insert(9, "z", t).unwrap();
+        assert!(q.is_empty() && q.pop_oldest().is_none());
+        q.insert(9, "z").unwrap();
         assert_eq!(keys(&q), [9]);
-    }
-
-    #[test]
-    fn ages_out_oldest_first() {
-        let mut q = SynQueue::with_capacity(10);
-        for k in 0..4u32 {
-            q.insert(k, "v", Instant::from_secs(k as u64)).unwrap();
-        }
-        let age = Duration::from_secs(2);
-        let now = Instant::from_secs(3);
-        assert_eq!(q.pop_expired(now, age), Some((0, "v")));
-        assert_eq!(q.pop_expired(now, age), Some((1, "v")));
-        assert_eq!(q.pop_expired(now, age), None); // queued at 2 s: 1 s old
-        assert_eq!(q.oldest(), Some((&2, &"v", Instant::from_secs(2))));
-        assert_eq!(q.len(), 2);
     }
 
     proptest::proptest! {
@@ -238,7 +208,7 @@ mod tests {
                             model.push((k, v));
                             Ok(())
                         };
-                        proptest::prop_assert_eq!(q.insert(k, v, Instant::from_nanos(v as u64)), want);
+                        proptest::prop_assert_eq!(q.insert(k, v), want);
                     }
                     1 => {
                         let pos = model.iter().position(|e| e.0 == k);
@@ -250,7 +220,7 @@ mod tests {
                         proptest::prop_assert_eq!(q.pop_oldest(), want);
                     }
                 }
-                let got: Vec<(u32, u32)> = q.iter().map(|(k, v, _)| (*k, *v)).collect();
+                let got: Vec<(u32, u32)> = q.iter().map(|(k, v)| (*k, *v)).collect();
                 proptest::prop_assert_eq!(&got, &model);
                 proptest::prop_assert_eq!(q.len(), model.len());
                 proptest::prop_assert!(q.slots.len() <= 5);
@@ -262,6 +232,6 @@ mod tests {
     fn zero_capacity_is_always_full() {
         let mut q: SynQueue<u32, ()> = SynQueue::with_capacity(0);
         assert!(q.is_full());
-        assert_eq!(q.insert(1, (), Instant::ZERO), Err((InsertError::Full, ())));
+        assert_eq!(q.insert(1, ()), Err((InsertError::Full, ())));
     }
 }

@@ -1,10 +1,21 @@
-//! TIME-WAIT as a compact record (RFC 9293 §3.10.7.4): once a connection enters TIME-WAIT the
-//! endpoint may drop the full connection and keep only this, keyed by the 4-tuple, until it
-//! expires 2*MSL later.
+//! TIME-WAIT (RFC 9293 §3.10.7.4): the compact record and every rule for a segment that
+//! arrives for a TIME-WAIT 4-tuple. This is the one place those rules live.
+//!
+//! Why here, beside the record and in neither holder: a 4-tuple in TIME-WAIT is held in one
+//! of two ways. Usually the endpoint has freed the connection and keeps only this record in
+//! its table (endpoint/twtable.rs, after `close`, up to `tcp_max_tw_buckets`); but while the
+//! application still holds the connection (it has not called `close`), the `Connection`
+//! itself is in TIME-WAIT, holding this record plus its unread data. Both call
+//! [`TimeWait::on_segment`] and only apply its verdict ([`TimeWaitAction`]) to what they
+//! hold: the endpoint through `TwTable::on_segment` (a stateless ACK, table write-back,
+//! counters), the connection in conn/input.rs (`time_wait_arrival`: an owed ACK and its
+//! timer). The record is plain data, so the rules need neither holder, and neither holder
+//! has its own copy of them.
 //!
 //! Size: 48 bytes (asserted in a test): ports (4), SND.NXT and RCV.NXT (8), last window (2),
 //! timestamp flag (1), TS.Recent and our TSval offset (8), when TS.Recent was set (8),
-//! expiry (8), TIME-WAIT length in ms (4), padding.
+//! expiry (8), TIME-WAIT length in ms (4), padding. (The table stores it in its own 48-byte
+//! layout with the 4-tuple, twtable.rs.)
 //!
 //! Rules implemented by [`TimeWait::on_segment`]:
 //! - RFC 1337: a RST is ignored (no TIME-WAIT assassination).
@@ -15,7 +26,11 @@
 //! - RFC 9293 §3.10.7.4 eighth check: a retransmitted FIN is ACKed again and the 2MSL timer
 //!   restarts.
 //! - RFC 9293 §3.10.7.4 first check: any other unacceptable segment gets an ACK.
+//!
+//! And for active opens, [`TimeWait::reuse_for_connect`]: `tcp_tw_reuse` (Linux
+//! `tcp_twsk_unique`).
 
+use crate::tcp::config::TwReuse;
 use crate::time::{Duration, Instant};
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
 
@@ -168,10 +183,10 @@ impl TimeWait {
     pub fn reuse_for_connect(
         &self,
         now: Instant,
-        tw_reuse: u8,
+        tw_reuse: TwReuse,
         delay: Duration,
     ) -> Option<(SeqNum, u32)> {
-        if tw_reuse != 1 || !self.timestamps {
+        if tw_reuse != TwReuse::On || !self.timestamps {
             return None;
         }
         if now.saturating_since(self.ts_recent_at) <= delay {
@@ -316,21 +331,27 @@ mod tests {
         let later = T0 + Duration::from_millis(1001);
         let sec = Duration::from_secs(1);
         assert_eq!(
-            rec(true).reuse_for_connect(later, 1, sec),
+            rec(true).reuse_for_connect(later, TwReuse::On, sec),
             Some((SeqNum(5000 + 65_537), 10))
         );
         assert_eq!(
-            rec(true).reuse_for_connect(T0 + Duration::from_secs(1), 1, sec),
+            rec(true).reuse_for_connect(T0 + Duration::from_secs(1), TwReuse::On, sec),
             None
         );
-        assert_eq!(rec(true).reuse_for_connect(later, 0, sec), None);
-        assert_eq!(rec(true).reuse_for_connect(later, 2, sec), None);
-        assert_eq!(rec(false).reuse_for_connect(later, 1, sec), None);
+        assert_eq!(rec(true).reuse_for_connect(later, TwReuse::Off, sec), None);
+        assert_eq!(
+            rec(true).reuse_for_connect(later, TwReuse::LoopbackOnly, sec),
+            None
+        );
+        assert_eq!(rec(false).reuse_for_connect(later, TwReuse::On, sec), None);
         // tcp_tw_reuse_delay 10 ms: reusable after 10 ms, not at 10 ms.
         let ms10 = Duration::from_millis(10);
-        assert_eq!(rec(true).reuse_for_connect(T0 + ms10, 1, ms10), None);
         assert_eq!(
-            rec(true).reuse_for_connect(T0 + Duration::from_millis(11), 1, ms10),
+            rec(true).reuse_for_connect(T0 + ms10, TwReuse::On, ms10),
+            None
+        );
+        assert_eq!(
+            rec(true).reuse_for_connect(T0 + Duration::from_millis(11), TwReuse::On, ms10),
             Some((SeqNum(5000 + 65_537), 10))
         );
     }

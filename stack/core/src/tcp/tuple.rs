@@ -1,10 +1,11 @@
 //! A TCP connection's identity: the 4-tuple (RFC 9293 §3.1: "a pair of sockets").
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// Local and remote IPv4 address and port of one connection, seen from this stack
-/// (`local` = our side). Used as the key of SYN queues and connection tables and as the input
-/// of the ISN and SYN-cookie hashes.
+/// (`local` = our side). The one type for a connection's identity: the key of the demux map,
+/// SYN queues and the TIME-WAIT table, the input of the ISN, SYN-cookie and RSS hashes, and
+/// what a connection reports as its ends. 12 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FourTuple {
     pub local_addr: Ipv4Addr,
@@ -14,6 +15,28 @@ pub struct FourTuple {
 }
 
 impl FourTuple {
+    pub fn new(local: SocketAddrV4, remote: SocketAddrV4) -> Self {
+        FourTuple {
+            local_addr: *local.ip(),
+            local_port: local.port(),
+            remote_addr: *remote.ip(),
+            remote_port: remote.port(),
+        }
+    }
+
+    pub fn local(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.local_addr, self.local_port)
+    }
+
+    pub fn remote(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.remote_addr, self.remote_port)
+    }
+
+    /// The same connection seen from the peer.
+    pub fn reversed(&self) -> Self {
+        FourTuple::new(self.remote(), self.local())
+    }
+
     /// The 12 bytes hashed by the ISN and cookie functions, in a fixed order.
     pub fn to_bytes(&self) -> [u8; 12] {
         let mut b = [0u8; 12];

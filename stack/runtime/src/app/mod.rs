@@ -20,8 +20,9 @@ pub mod source;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use crate::tcp::conn::{ConnError, Endpoints, Event, SendError, State};
-use crate::tcp::endpoint::{ConnId, ConnectError, Endpoint, ListenError, ListenerId};
+use crate::tcp::conn::{ConnError, Event, SendError, State};
+use crate::tcp::endpoint::{ConnId, ConnInfo, ConnectError, Endpoint, ListenError, ListenerId};
+use crate::tcp::FourTuple;
 use crate::time::Instant;
 
 /// What an application is told about one connection.
@@ -192,12 +193,12 @@ impl<'a> AppIo<'a> {
 
     /// Bytes buffered for `recv`.
     pub fn recv_available(&self, c: ConnId) -> usize {
-        self.ep.connection(c).map_or(0, |k| k.recv_available())
+        self.ep.recv_available(c)
     }
 
     /// Bytes `send` would take now.
     pub fn send_capacity(&self, c: ConnId) -> usize {
-        self.ep.connection(c).map_or(0, |k| k.send_capacity())
+        self.ep.send_capacity(c)
     }
 
     /// Half-close: FIN after the queued data.
@@ -228,9 +229,14 @@ impl<'a> AppIo<'a> {
         self.ep.state(c)
     }
 
-    /// The local and remote address/port of `c`, or `None` if the handle is stale.
-    pub fn endpoints(&self, c: ConnId) -> Option<Endpoints> {
-        self.ep.connection(c).map(|k| k.endpoints())
+    /// The connection's 4-tuple (`local` = our side).
+    pub fn tuple(&self, c: ConnId) -> Option<FourTuple> {
+        self.ep.tuple(c)
+    }
+
+    /// A snapshot of the connection (RTT, windows, queues, timers; `ss -i` style).
+    pub fn info(&self, c: ConnId) -> Option<ConnInfo> {
+        self.ep.info(c)
     }
 }
 

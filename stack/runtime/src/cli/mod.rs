@@ -512,7 +512,7 @@ mod tests {
         assert!(parse_range("0-4").is_err());
         assert!(parse_range("x").is_err());
         let c = parse_sets(&["tcp_syncookies=2".into()]).unwrap();
-        assert_eq!(c.syncookies, 2);
+        assert_eq!(c.syncookies, crate::tcp::SynCookieMode::Always);
         assert!(parse_sets(&["tcp_syncookies".into()])
             .unwrap_err()
             .to_string()

@@ -11,7 +11,7 @@ use crate::app::server::Server;
 use crate::app::AppError;
 use crate::phy::MemoryDevice;
 use crate::tcp::endpoint::EndpointSecrets;
-use crate::tcp::{ConnId, Endpoints, TcpConfig};
+use crate::tcp::{ConnId, FourTuple, TcpConfig};
 use crate::time::Duration;
 
 const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -380,7 +380,7 @@ fn source_sends_until_peer_closes() {
 struct FromAddr {
     local: Ipv4Addr,
     conn: Option<ConnId>,
-    connected: Option<Endpoints>,
+    connected: Option<FourTuple>,
 }
 
 impl App for FromAddr {
@@ -389,7 +389,7 @@ impl App for FromAddr {
     }
     fn on_event(&mut self, io: &mut AppIo<'_>, c: ConnId, ev: AppEvent) {
         if ev == AppEvent::Connected {
-            self.connected = io.endpoints(c);
+            self.connected = io.tuple(c);
         }
     }
 }
@@ -431,7 +431,7 @@ fn extra_address_connects_and_receives() {
     );
     assert!(client.conn.is_some());
     let ends = client.connected.expect("connected from the extra address");
-    assert_eq!((*ends.local.ip(), *ends.remote.ip()), (B2, A));
+    assert_eq!((ends.local_addr, ends.remote_addr), (B2, A));
     assert_eq!(b.stats().rx_not_ours, 0);
     assert_eq!(server.accepted, 1);
     assert!(ExtraAddrs::new(&[B2; MAX_EXTRA_ADDRS + 1]).is_err());

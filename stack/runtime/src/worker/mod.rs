@@ -24,7 +24,7 @@ use crate::neigh::NeighStats;
 use crate::phy::{Device, DeviceStats};
 use crate::tcp::bufpool::PoolStats;
 use crate::tcp::endpoint::{EndpointStats, StateCounts};
-use crate::tcp::listener::ListenerStats;
+use crate::tcp::ListenerStats;
 use crate::time::{Duration, Instant};
 
 /// What the loop does when an iteration found no work.

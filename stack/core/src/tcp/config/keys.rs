@@ -3,7 +3,7 @@
 //! One table ([`KEYS`]) drives parsing, printing and docs/configuration.md, so the three cannot
 //! disagree. Values are integers in the key's unit; booleans are 0 / 1 as in sysctl.
 
-use super::TcpConfig;
+use super::{SynCookieMode, TcpConfig, TwReuse};
 use crate::tcp::cc::CongestionAlgo;
 use crate::time::Duration;
 
@@ -65,7 +65,7 @@ fn millis(d: Duration) -> u64 {
 static KEYS: &[Key] = &[
     Key { name: "tcp_syncookies", unit: "mode", allowed: Allowed::Choice(&[0, 1, 2]), triple: false,
         meaning: "SYN cookies (RFC 4987): 0 = never (drop SYNs when the SYN queue is full), 1 = when the SYN queue is full, 2 = always",
-        get: |c| c.syncookies as u64, set: |c, v| c.syncookies = v as u8 },
+        get: |c| c.syncookies as u64, set: |c, v| c.syncookies = SynCookieMode::from_sysctl(v).unwrap_or(c.syncookies) },
     Key { name: "xdp_syncookies", unit: "bool", allowed: BOOL, triple: false,
         meaning: "Answer the SYNs that tcp_syncookies sends cookies for in the XDP program (XDP_TX, no worker involved); the worker still validates the returning ACK. Not a Linux sysctl",
         get: |c| c.xdp_syncookies as u64, set: |c, v| c.xdp_syncookies = v != 0 },
@@ -80,7 +80,7 @@ static KEYS: &[Key] = &[
         get: |c| secs(c.fin_timeout), set: |c, v| c.fin_timeout = Duration::from_secs(v) },
     Key { name: "tcp_tw_reuse", unit: "mode", allowed: Allowed::Choice(&[0, 1, 2]), triple: false,
         meaning: "Reuse a TIME-WAIT 4-tuple for an active open when timestamps make it safe: 0 = off, 1 = on, 2 = loopback only (= off here)",
-        get: |c| c.tw_reuse as u64, set: |c, v| c.tw_reuse = v as u8 },
+        get: |c| c.tw_reuse as u64, set: |c, v| c.tw_reuse = TwReuse::from_sysctl(v).unwrap_or(c.tw_reuse) },
     Key { name: "tcp_tw_reuse_delay", unit: "ms", allowed: Allowed::Range(1, 2_000_000), triple: false,
         meaning: "With tcp_tw_reuse = 1: how long after its last segment (TS.Recent) a TIME-WAIT 4-tuple may be reused (Linux 6.13+)",
         get: |c| millis(c.tw_reuse_delay), set: |c, v| c.tw_reuse_delay = Duration::from_millis(v) },
@@ -372,12 +372,12 @@ mod tests {
             assert_eq!(c.get(k).unwrap(), v);
         }
         let want = TcpConfig {
-            syncookies: 2,
+            syncookies: SynCookieMode::Always,
             xdp_syncookies: true,
             max_syn_backlog: 128,
             somaxconn: 0,
             fin_timeout: Duration::from_secs(30),
-            tw_reuse: 1,
+            tw_reuse: TwReuse::On,
             tw_reuse_delay: Duration::from_millis(10),
             syn_retries: 3,
             synack_retries: 0,

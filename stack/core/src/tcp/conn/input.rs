@@ -44,7 +44,7 @@ impl Connection {
         limiter: &mut ChallengeAckLimiter,
         pool: &mut BufPool,
     ) -> Arrival {
-        if seg.src_port != self.ends.remote.port() || seg.dst_port != self.ends.local.port() {
+        if seg.src_port != self.tuple.remote_port || seg.dst_port != self.tuple.local_port {
             return Arrival::Done; // not ours: the endpoint demultiplexes by 4-tuple
         }
         match self.inner {

@@ -69,25 +69,18 @@ pub use state::{state_diagram_mermaid, TRANSITIONS};
 pub use timers::Timer;
 
 use std::fmt;
-use std::net::SocketAddrV4;
 use std::sync::Arc;
 
 use crate::tcp::bufpool::BufPool;
 use crate::tcp::cc::{CongestionAlgo, CongestionControl};
 use crate::tcp::timewait::TimeWait;
+use crate::tcp::tuple::FourTuple;
 use crate::tcp::TcpConfig;
 use crate::time::{Duration, Instant};
 use crate::wire::{SeqNum, TcpRepr};
 
 use state::{Inner, SynRcvd, SynSent};
 use timers::Timers;
-
-/// The two ends of a connection; the endpoint's lookup key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Endpoints {
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
-}
 
 /// The RFC 9293 state of a connection, for reporting. (LISTEN belongs to the listener.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -380,7 +373,7 @@ struct App {
 /// One TCP connection. See the module docs.
 #[derive(Debug)]
 pub struct Connection {
-    ends: Endpoints,
+    tuple: FourTuple,
     inner: Inner,
     /// Our initial send sequence number (RFC 9293 §3.4), kept for the connection's life.
     iss: SeqNum,
@@ -416,12 +409,12 @@ impl Connection {
     fn new(
         now: Instant,
         limits: &Arc<Limits>,
-        ends: Endpoints,
+        tuple: FourTuple,
         (iss, inner): (SeqNum, Inner),
         nego: Negotiated,
     ) -> Self {
         Connection {
-            ends,
+            tuple,
             inner,
             iss,
             nego,
@@ -443,7 +436,7 @@ impl Connection {
     pub fn connect(
         now: Instant,
         limits: &Arc<Limits>,
-        ends: Endpoints,
+        tuple: FourTuple,
         iss: SeqNum,
         ts_offset: u32,
     ) -> Self {
@@ -452,7 +445,7 @@ impl Connection {
             tx: 0,
             sent_at: now,
         });
-        let mut c = Connection::new(now, limits, ends, (iss, inner), limits.offer);
+        let mut c = Connection::new(now, limits, tuple, (iss, inner), limits.offer);
         c.ts.offset = ts_offset;
         c.pending.syn = true;
         c
@@ -464,7 +457,7 @@ impl Connection {
     pub fn accept_syn(
         now: Instant,
         limits: &Arc<Limits>,
-        ends: Endpoints,
+        tuple: FourTuple,
         syn: &TcpRepr<'_>,
         iss: SeqNum,
         ts_offset: u32,
@@ -477,7 +470,7 @@ impl Connection {
             sent_at: now,
             active: false,
         });
-        let mut c = Connection::new(now, limits, ends, (iss, inner), nego);
+        let mut c = Connection::new(now, limits, tuple, (iss, inner), nego);
         c.ts.offset = ts_offset;
         c.take_timestamp(now, syn);
         c.pending.syn = true;
@@ -490,7 +483,7 @@ impl Connection {
     pub fn from_cookie(
         now: Instant,
         limits: &Arc<Limits>,
-        ends: Endpoints,
+        tuple: FourTuple,
         ack: &TcpRepr<'_>,
         nego: Negotiated,
         ts_offset: u32,
@@ -504,7 +497,7 @@ impl Connection {
             sent_at: now,
             active: false,
         });
-        let mut c = Connection::new(now, limits, ends, (iss, inner), nego);
+        let mut c = Connection::new(now, limits, tuple, (iss, inner), nego);
         c.ts.offset = ts_offset;
         c.take_timestamp(now, ack);
         c.ts.last_ack_sent = ack.seq;
@@ -524,8 +517,9 @@ impl Connection {
         self.inner.kind()
     }
 
-    pub fn endpoints(&self) -> Endpoints {
-        self.ends
+    /// The connection's 4-tuple (`local` = our side).
+    pub fn tuple(&self) -> FourTuple {
+        self.tuple
     }
 
     /// Our initial send sequence number (RFC 9293 §3.4).
@@ -772,6 +766,44 @@ impl Connection {
             self.ts.recent = val;
             self.ts.recent_at = now;
         }
+    }
+}
+
+/// Read-only views for diagnostics (the endpoint's `ConnInfo`, `ss -i` / TCP_INFO style).
+impl Connection {
+    /// SND.UNA, SND.NXT (RFC 9293 §3.3.1; ISS and ISS + 1 during the handshake).
+    pub(crate) fn snd_seq(&self) -> (SeqNum, SeqNum) {
+        (self.inner.snd_una(), self.inner.snd_nxt())
+    }
+
+    /// RCV.NXT once there is one.
+    pub(crate) fn rcv_nxt(&self) -> Option<SeqNum> {
+        self.inner.rcv_nxt()
+    }
+
+    /// The peer's window SND.WND (scaled), in the sending states.
+    pub(crate) fn snd_wnd(&self) -> Option<u32> {
+        self.inner.sender().map(|s| s.window())
+    }
+
+    /// RTTVAR (RFC 6298), once sampled, in the sending states.
+    pub(crate) fn rttvar(&self) -> Option<Duration> {
+        self.inner.sender().and_then(|s| s.rtt().rttvar())
+    }
+
+    /// Consecutive retransmission timeouts without progress (Linux `tcpi_retransmits`).
+    pub(crate) fn rto_count(&self) -> u32 {
+        self.inner.sender().map_or(0, |s| s.rto_count())
+    }
+
+    /// Bytes sent and not yet acknowledged (RFC 5681 FlightSize; the FIN counts one).
+    pub(crate) fn flight_size(&self) -> u32 {
+        self.inner.sender().map_or(0, |s| s.flight_size())
+    }
+
+    /// Queued bytes not yet sent (Linux `tcpi_notsent_bytes`).
+    pub(crate) fn unsent(&self) -> usize {
+        self.inner.sender().map_or(0, |s| s.unsent())
     }
 }
 

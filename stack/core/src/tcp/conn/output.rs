@@ -173,8 +173,8 @@ impl Connection {
         }
         self.sack_option(&mut options);
         TcpRepr {
-            src_port: self.ends.local.port(),
-            dst_port: self.ends.remote.port(),
+            src_port: self.tuple.local_port,
+            dst_port: self.tuple.remote_port,
             seq,
             ack: self.inner.rcv_nxt().unwrap_or(SeqNum(0)),
             flags,
@@ -202,8 +202,8 @@ impl Connection {
             ..TcpOptions::default()
         };
         TcpRepr {
-            src_port: self.ends.local.port(),
-            dst_port: self.ends.remote.port(),
+            src_port: self.tuple.local_port,
+            dst_port: self.tuple.remote_port,
             seq: iss,
             ack: ack.unwrap_or(SeqNum(0)),
             flags: if ack.is_some() {
@@ -222,8 +222,8 @@ impl Connection {
     /// RST <SEQ=seq> or RST,ACK <SEQ=seq><ACK=ack>; no options, zero window.
     fn rst_segment(&self, seq: SeqNum, ack: Option<SeqNum>) -> TcpRepr<'static> {
         TcpRepr {
-            src_port: self.ends.local.port(),
-            dst_port: self.ends.remote.port(),
+            src_port: self.tuple.local_port,
+            dst_port: self.tuple.remote_port,
             seq,
             ack: ack.unwrap_or(SeqNum(0)),
             flags: if ack.is_some() {

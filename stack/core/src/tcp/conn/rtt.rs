@@ -46,6 +46,11 @@ impl Rtt {
         (self.srtt != NO_SAMPLE).then(|| Duration::from_nanos(self.srtt))
     }
 
+    /// RTTVAR, once sampled.
+    pub fn rttvar(&self) -> Option<Duration> {
+        (self.srtt != NO_SAMPLE).then(|| Duration::from_nanos(self.rttvar))
+    }
+
     /// RFC 6298 §2.2 (first sample) and §2.3 (later ones), alpha = 1/8, beta = 1/4.
     pub fn sample(&mut self, r: Duration) {
         // Below NO_SAMPLE and small enough that the sums below cannot overflow.

@@ -305,8 +305,18 @@ impl Sender {
     }
 
     /// RFC 5681 FlightSize: sent and not cumulatively acknowledged.
-    fn flight_size(&self) -> u32 {
+    pub(super) fn flight_size(&self) -> u32 {
         dist(self.una, self.max)
+    }
+
+    /// Queued data bytes not sent yet (Linux `tcpi_notsent_bytes`).
+    pub(super) fn unsent(&self) -> usize {
+        let end = self.data_end();
+        if self.nxt.le(end) {
+            end - self.nxt
+        } else {
+            0
+        }
     }
 
     pub fn fin_acked(&self) -> bool {

@@ -530,8 +530,8 @@ impl Connection {
     fn time_wait(&mut self, now: Instant, snd_nxt: SeqNum, rcv: RecvDone) -> Inner {
         let rec = TimeWait::new(
             now,
-            self.ends.local.port(),
-            self.ends.remote.port(),
+            self.tuple.local_port,
+            self.tuple.remote_port,
             snd_nxt,
             rcv.nxt(),
             self.advertised_window(rcv.window()),

@@ -5,12 +5,13 @@ use std::net::Ipv4Addr;
 
 use rand::Rng;
 
-use super::{endpoints, is_unicast, ConnId, Endpoint, ListenerId, Owner};
+use super::twtable::TwArrival;
+use super::{is_unicast, ConnCounters, ConnId, Endpoint, ListenerId, Owner};
 use crate::tcp::conn::{Arrival, Connection, Negotiated, State};
 use crate::tcp::cookie::{SynCookies, SynOptions};
 use crate::tcp::listener::{AckDecision, SynDecision};
-use crate::tcp::timewait::TimeWaitAction;
 use crate::tcp::tuple::FourTuple;
+use crate::tcp::SynCookieMode;
 use crate::time::Instant;
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
 
@@ -40,33 +41,22 @@ impl Endpoint {
             // RFC 6191: the connection in TIME-WAIT gave way to a new SYN.
             return self.no_connection(now, tuple, seg, true);
         }
-        if let Some(mut rec) = self.tw.get(&tuple, now) {
-            match rec.on_segment(now, seg) {
-                TimeWaitAction::Ack => {
-                    // A retransmitted FIN restarted 2*MSL and took TS.Recent.
-                    self.tw.update(&tuple, &rec);
-                    let ack = rec.ack_segment(now);
-                    self.stats.tw_acks += 1;
-                    self.control(dst, src, ack);
-                    return;
-                }
-                TimeWaitAction::Ignore => {
-                    // RFC 1337: a RST does not end TIME-WAIT.
-                    if seg.flags.rst() {
-                        self.stats.tw_rst_ignored += 1;
-                    }
-                    return;
-                }
-                TimeWaitAction::AcceptNewSyn => {
-                    self.tw.remove(&tuple);
-                    self.stats.tw_reopened += 1;
-                    return self.no_connection(now, tuple, seg, true);
-                }
-                TimeWaitAction::Expire => {
-                    self.tw.remove(&tuple);
-                    self.tw.expired += 1;
-                }
+        // A TIME-WAIT record (tcp/timewait.rs has the rules, twtable.rs the table).
+        match self.tw.on_segment(&tuple, now, seg) {
+            TwArrival::Ack(ack) => {
+                self.stats.tw_acks += 1;
+                return self.control(dst, src, ack);
             }
+            TwArrival::Drop { rst } => {
+                // RFC 1337: a RST does not end TIME-WAIT.
+                self.stats.tw_rst_ignored += rst as u64;
+                return;
+            }
+            TwArrival::Reopen => {
+                self.stats.tw_reopened += 1;
+                return self.no_connection(now, tuple, seg, true);
+            }
+            TwArrival::NotFound => {}
         }
         self.stats.tw_expired = self.tw.expired;
         self.no_connection(now, tuple, seg, false)
@@ -78,11 +68,12 @@ impl Endpoint {
         let Some(s) = self.slot_mut(id) else {
             return false;
         };
+        s.counters.on_input();
         let listener = match s.owner {
             Owner::Listener(l) if s.conn.state() == State::SynReceived => Some(l),
             _ => None,
         };
-        let tuple = s.tuple;
+        let tuple = s.conn.tuple();
         // RFC 9293 §3.10.7.4 SYN-RECEIVED, fifth check: the ACK of our SYN completes the
         // handshake. With the accept queue full Linux drops it (the request stays queued and
         // the SYN-ACK is retransmitted) or, with tcp_abort_on_overflow, resets.
@@ -113,9 +104,12 @@ impl Endpoint {
         let Some(s) = self.conns.get_mut(id.index as usize) else {
             return false;
         };
+        let before = ConnCounters::progress(&s.conn);
         let arrival = s
             .conn
             .on_segment(now, seg, &mut self.limiter, &mut self.pool);
+        s.counters
+            .on_progress(before, ConnCounters::progress(&s.conn));
         let state = s.conn.state();
         self.stats.challenge_acks_sent = self.limiter.sent;
         self.stats.challenge_acks_suppressed = self.limiter.suppressed;
@@ -266,7 +260,7 @@ impl Endpoint {
         };
         // With XDP cookies this endpoint does not see the cookies sent, so any ACK to a
         // listener with cookies on is tried (costs two SipHashes per secret per stray ACK).
-        let external = self.xdp_cookies && cfg.syncookies != 0;
+        let external = self.xdp_cookies && cfg.syncookies != SynCookieMode::Never;
         if !external && !ls.l.may_be_cookie_ack(cfg, now, validity) {
             return false;
         }
@@ -303,11 +297,10 @@ impl Endpoint {
             sack: p.sack_permitted,
             timestamps: p.timestamps,
         };
-        let ends = endpoints(&tuple);
         let ts_off = self.isn.ts_offset(tuple.local_addr, tuple.remote_addr);
         let conn =
-            Connection::from_cookie(now, &self.limits, ends, seg, nego, ts_off, &mut self.pool);
-        let id = self.insert(tuple, conn, Owner::Listener(l));
+            Connection::from_cookie(now, &self.limits, tuple, seg, nego, ts_off, &mut self.pool);
+        let id = self.insert(conn, Owner::Listener(l));
         let pushed = self.listeners[l.index as usize]
             .as_mut()
             .is_some_and(|ls| ls.l.accept_queue.push(id).is_ok());
@@ -344,12 +337,11 @@ impl Endpoint {
                 }
                 let iss = self.isn.isn(&tuple, now);
                 let ts_off = self.isn.ts_offset(tuple.local_addr, tuple.remote_addr);
-                let ends = endpoints(&tuple);
-                let conn = Connection::accept_syn(now, &self.limits, ends, seg, iss, ts_off);
-                let id = self.insert(tuple, conn, Owner::Listener(l));
+                let conn = Connection::accept_syn(now, &self.limits, tuple, seg, iss, ts_off);
+                let id = self.insert(conn, Owner::Listener(l));
                 let queued = self.listeners[l.index as usize]
                     .as_mut()
-                    .is_some_and(|ls| ls.l.syn_queue.insert(tuple, id, now).is_ok());
+                    .is_some_and(|ls| ls.l.syn_queue.insert(tuple, id).is_ok());
                 if !queued {
                     self.free(id);
                     self.stats.syn_dropped += 1;

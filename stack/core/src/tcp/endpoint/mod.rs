@@ -14,13 +14,17 @@
 //!   connection on the ready list (connections touched since the last call).
 //! - Application: [`Endpoint::poll_event`], `accept`, `connect`, `send`, `recv`, ... by
 //!   [`ConnId`], a slab handle with a generation so a stale handle never reaches a new
-//!   connection.
+//!   connection. [`Endpoint::info`] gives a read-only [`ConnInfo`] snapshot; the
+//!   `Connection` itself never leaves the endpoint.
+//! - Files: `input.rs` (segment arrival: demux, LISTEN, CLOSED, cookies), `twtable.rs` (the
+//!   TIME-WAIT table), `timers.rs` (the connection timer wheel), `flow.rs` (flow counters),
+//!   `info.rs` ([`ConnInfo`]).
 //!
 //! Contract: after `on_segment`, `on_timeout` or an application call, call `poll_transmit`:
 //! it also re-arms timers and frees finished connections (settling happens there, once per
 //! touched connection). Connection lifetime: an app-owned connection is freed when it is
 //! finished and the application has called `close` or `abort`; in TIME-WAIT after `close` it
-//! is replaced by a [`TimeWait`](crate::tcp::timewait::TimeWait) record. A passive connection
+//! is replaced by a TIME-WAIT record (tcp/timewait.rs). A passive connection
 //! belongs to its listener until `accept` (its events wait until then); one that dies there
 //! (reset, SYN-ACK retries exhausted) is freed at once (Linux keeps a reset one in the accept
 //! queue until accepted). A SYN that reopens a TIME-WAIT 4-tuple (RFC 6191) drops the old
@@ -33,6 +37,7 @@
 //! queued stateless replies; [`MAX_LISTENERS`] listeners.
 
 mod flow;
+mod info;
 mod input;
 mod timers;
 mod twtable;
@@ -54,7 +59,7 @@ use slab::Slab;
 use crate::rss::FlowOwner;
 use crate::tcp::bufpool::{BufPool, PoolStats};
 use crate::tcp::conn::{
-    ChallengeAckLimiter, ConnError, Connection, Endpoints, Event, Limits, SendError, State,
+    ChallengeAckLimiter, ConnError, Connection, Event, Limits, SendError, State,
 };
 use crate::tcp::cookie::{SynCookies, DEFAULT_COOKIE_PERIOD};
 use crate::tcp::isn::IsnGenerator;
@@ -64,6 +69,7 @@ use crate::tcp::TcpConfig;
 use crate::time::{Duration, Instant};
 use crate::wire::TcpRepr;
 pub use flow::FlowStats;
+pub use info::{ConnCounters, ConnInfo};
 
 use timers::{Armed, ConnTimers, TimerKey};
 use twtable::TwTable;
@@ -270,9 +276,10 @@ enum Owner {
 #[derive(Debug)]
 struct Slot {
     gen: u32,
+    /// Holds the 4-tuple (`Connection::tuple`), the demux key: stored once.
     conn: Connection,
-    tuple: FourTuple,
     owner: Owner,
+    counters: ConnCounters,
     /// The application called `close` or `abort` (or never will own it).
     closed: bool,
     in_ready: bool,
@@ -603,9 +610,8 @@ impl Endpoint {
             }
             None => (self.isn.isn(&tuple, now), self.isn.ts_offset(local, r)),
         };
-        let ends = endpoints(&tuple);
-        let conn = Connection::connect(now, &self.limits, ends, iss, ts_off);
-        Some(self.insert(tuple, conn, Owner::App))
+        let conn = Connection::connect(now, &self.limits, tuple, iss, ts_off);
+        Some(self.insert(conn, Owner::App))
     }
 
     /// The oldest established connection of listener `l` (what `accept()` returns); the
@@ -650,11 +656,14 @@ impl Endpoint {
                 continue;
             };
             s.in_ready = false;
-            let (src, dst) = (s.tuple.local_addr, s.tuple.remote_addr);
+            let t = s.conn.tuple();
+            let (src, dst) = (t.local_addr, t.remote_addr);
             let max = s.conn.snd_max();
+            let counters = &mut s.counters;
             s.conn.poll_transmit(now, |seg| {
                 out += 1;
                 flow.on_output(seg, max);
+                counters.on_output(seg, max);
                 emit(src, dst, seg)
             });
             flow.on_round(s.conn.tx_limit());
@@ -810,9 +819,25 @@ impl Endpoint {
         self.slot(id).map(|s| s.conn.state())
     }
 
-    /// Read-only access to a connection (negotiated options, RTT, errors, ...).
-    pub fn connection(&self, id: ConnId) -> Option<&Connection> {
-        self.slot(id).map(|s| &s.conn)
+    /// A snapshot of a connection: state, 4-tuple, sequence numbers, negotiated options,
+    /// RTT, congestion window, queues, timers (see [`ConnInfo`]).
+    pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
+        self.slot(id).map(|s| ConnInfo::of(&s.conn, s.counters))
+    }
+
+    /// The connection's 4-tuple (`local` = our side).
+    pub fn tuple(&self, id: ConnId) -> Option<FourTuple> {
+        self.slot(id).map(|s| s.conn.tuple())
+    }
+
+    /// Bytes `recv` can return now (0 for a stale handle).
+    pub fn recv_available(&self, id: ConnId) -> usize {
+        self.slot(id).map_or(0, |s| s.conn.recv_available())
+    }
+
+    /// Bytes `send` would take now (0 for a stale handle).
+    pub fn send_capacity(&self, id: ConnId) -> usize {
+        self.slot(id).map_or(0, |s| s.conn.send_capacity())
     }
 
     /// The error a connection ended with.
@@ -884,7 +909,8 @@ impl Endpoint {
         self.slot_mut(id).filter(|s| s.owner == Owner::App)
     }
 
-    fn insert(&mut self, tuple: FourTuple, conn: Connection, owner: Owner) -> ConnId {
+    fn insert(&mut self, conn: Connection, owner: Owner) -> ConnId {
+        let tuple = conn.tuple();
         let entry = self.conns.vacant_entry();
         let index = entry.key();
         if self.gens.len() <= index {
@@ -894,8 +920,8 @@ impl Endpoint {
         entry.insert(Slot {
             gen,
             conn,
-            tuple,
             owner,
+            counters: ConnCounters::default(),
             closed: false,
             in_ready: false,
             in_events: false,
@@ -974,7 +1000,7 @@ impl Endpoint {
             s.closed || matches!(s.owner, Owner::Listener(_)) && !self.in_accept_queue(id);
         if unowned {
             if let Some(rec) = s.conn.time_wait_record() {
-                let tuple = s.tuple;
+                let tuple = s.conn.tuple();
                 if self.tw.len() < self.cfg.max_tw_buckets && self.tw.insert(tuple, rec) {
                     self.stats.tw_entered += 1;
                 } else {
@@ -1013,7 +1039,7 @@ impl Endpoint {
         if s.conn.error() == Some(ConnError::TimedOut) {
             self.stats.aborted_on_timeout += 1;
         }
-        let (tuple, owner) = (s.tuple, s.owner);
+        let (tuple, owner) = (s.conn.tuple(), s.owner);
         if let Owner::Listener(l) = owner {
             if let Some(ls) = self.listener_mut(l) {
                 ls.l.syn_queue.remove(&tuple);
@@ -1037,13 +1063,6 @@ impl Endpoint {
             return;
         }
         self.control.push_back((src, dst, seg));
-    }
-}
-
-fn endpoints(t: &FourTuple) -> Endpoints {
-    Endpoints {
-        local: SocketAddrV4::new(t.local_addr, t.local_port),
-        remote: SocketAddrV4::new(t.remote_addr, t.remote_port),
     }
 }
 

@@ -4,7 +4,8 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::*;
-use crate::tcp::conn::{ConnError, Event, Negotiated, State};
+use crate::tcp::conn::{ConnError, Event, Negotiated, State, Timer};
+use crate::tcp::{SynCookieMode, TwReuse};
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
 
 const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -209,6 +210,57 @@ fn flow_counters_count_segments_acks_and_limits() {
     );
 }
 
+/// `Endpoint::info`: the snapshot of a's side after 3000 bytes (3 segments) went out and
+/// were ACKed, and of b's side holding them unread.
+#[test]
+fn conn_info_snapshot() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(Ipv4Addr::UNSPECIFIED, 80, 16).unwrap();
+    let (ca, cb) = p.open(l, 80);
+    let before = p.a.info(ca).unwrap();
+    assert_eq!(p.a.send(p.now, ca, &[7u8; 3000]).unwrap(), 3000);
+    p.run();
+    let a = p.a.info(ca).unwrap();
+    let b = p.b.info(cb).unwrap();
+    assert_eq!((a.state, b.state), (State::Established, State::Established));
+    assert_eq!(a.tuple, b.tuple.reversed());
+    assert_eq!((a.tuple.remote_addr, a.tuple.remote_port), (B, 80));
+    assert_eq!(a.snd_una, before.snd_una + 3000u32);
+    assert_eq!((a.snd_nxt, a.in_flight, a.unsent), (a.snd_una, 0, 0));
+    assert_eq!(b.rcv_nxt, Some(a.snd_nxt));
+    assert_eq!(a.iss + 1u32, before.snd_una);
+    assert_eq!((a.negotiated.mss, a.negotiated.timestamps), (1460, true));
+    assert_eq!(a.negotiated.snd_shift, b.negotiated.rcv_shift);
+    // Handshake RTT sampled (0 on this virtual clock), RTO from RFC 6298 clamped at rto_min.
+    assert_eq!(a.srtt, Some(Duration::ZERO));
+    assert_eq!(a.rto, Some(p.a.config().rto_min));
+    assert!(a.rttvar.is_some() && a.cwnd.is_some() && a.ssthresh.is_some());
+    assert_eq!((a.retransmits, a.error), (0, None));
+    assert_eq!((b.unread, a.unread), (3000, 0));
+    assert_eq!(a.send_capacity, p.a.config().wmem);
+    // Nothing in flight: no retransmission timer; keepalive is off.
+    assert_eq!(a.timer, None);
+    // SYN, ACK, 3 data segments out; SYN-ACK and one ACK in.
+    let c = a.counters;
+    assert_eq!((c.segs_out, c.bytes_out, c.retrans_segs), (5, 3000, 0));
+    assert_eq!((c.segs_in, c.bytes_acked, c.bytes_received), (2, 3000, 0));
+    let cb = b.counters;
+    assert_eq!(
+        (cb.segs_in, cb.bytes_received, cb.bytes_acked),
+        (4, 3000, 0)
+    );
+    // A byte sent and lost: in flight, the retransmission timer armed at now + RTO.
+    p.a.send(p.now, ca, b"x").unwrap();
+    flush(&mut p.a, p.now);
+    let a = p.a.info(ca).unwrap();
+    assert_eq!((a.in_flight, a.unsent), (1, 0));
+    assert_eq!(
+        a.timer,
+        Some((Timer::Retransmit, p.now + p.a.config().rto_min))
+    );
+    assert!(p.a.info(ConnId { index: 99, gen: 0 }).is_none());
+}
+
 /// RFC 9293 §3.10.7.1 + §3.10.7.3: a SYN to a closed port gets <SEQ=0><ACK=ISS+1><RST,ACK>
 /// and the connect reports ConnectionRefused; the handle goes stale after close.
 #[test]
@@ -296,7 +348,7 @@ fn rst_for_stray_segments_exact_fields() {
 #[test]
 fn syn_cookies_always() {
     let cb = TcpConfig {
-        syncookies: 2,
+        syncookies: SynCookieMode::Always,
         ..TcpConfig::default()
     };
     let mut p = Pair::new(TcpConfig::default(), cb);
@@ -326,8 +378,8 @@ fn syn_cookies_always() {
     let cbid = p.b.accept(l).expect("cookie connection accepted");
     assert_eq!(p.b.state(cbid), Some(State::Established));
     assert_eq!(p.a.state(ca), Some(State::Established));
-    let n = p.b.connection(cbid).unwrap().negotiated();
-    let na = p.a.connection(ca).unwrap().negotiated();
+    let n = p.b.info(cbid).unwrap().negotiated;
+    let na = p.a.info(ca).unwrap().negotiated;
     assert!(n.timestamps && n.sack && n.window_scaling);
     assert_eq!((n.snd_shift, n.rcv_shift), (na.rcv_shift, na.snd_shift));
     let s = *p.b.stats();
@@ -356,7 +408,7 @@ fn syn_cookies_always() {
 #[test]
 fn syn_cookie_secret_rotates_without_losing_valid_cookies() {
     let cb = TcpConfig {
-        syncookies: 2,
+        syncookies: SynCookieMode::Always,
         ..TcpConfig::default()
     };
     let mut p = Pair::new(TcpConfig::default(), cb);
@@ -406,7 +458,7 @@ fn syn_cookie_secret_rotates_without_losing_valid_cookies() {
 #[test]
 fn syn_queue_full_without_cookies_drops() {
     let cb = TcpConfig {
-        syncookies: 0,
+        syncookies: SynCookieMode::Never,
         ..TcpConfig::default()
     };
     let mut p = Pair::new(TcpConfig::default(), cb);
@@ -604,7 +656,7 @@ fn new_syn_in_time_wait_accepted() {
 /// TIME-WAIT 4-tuple once TS.Recent is 1 s old; its ISS starts beyond the old SND.NXT.
 #[test]
 fn tw_reuse_active_open() {
-    for reuse in [1u8, 2] {
+    for reuse in [TwReuse::On, TwReuse::LoopbackOnly] {
         let ca_cfg = TcpConfig {
             tw_reuse: reuse,
             ..TcpConfig::default()
@@ -631,7 +683,7 @@ fn tw_reuse_active_open() {
         assert_eq!(p.a.connect(p.now, A, remote), Err(ConnectError::NoPorts));
         p.now += Duration::from_millis(1);
         let r = p.a.connect(p.now, A, remote);
-        if reuse == 2 {
+        if reuse == TwReuse::LoopbackOnly {
             assert_eq!(
                 r,
                 Err(ConnectError::NoPorts),
@@ -658,7 +710,7 @@ fn ephemeral_exhaustion() {
     let mut ports: Vec<u16> = (0..3)
         .map(|_| {
             let id = a.connect(T0, A, r1).unwrap();
-            a.connection(id).unwrap().endpoints().local.port()
+            a.tuple(id).unwrap().local_port
         })
         .collect();
     ports.sort();
@@ -687,7 +739,7 @@ fn ephemeral_ports_walk_the_range_in_order() {
     let mut ports = Vec::new();
     for _ in 0..12 {
         let id = a.connect(T0, A, r).unwrap();
-        ports.push(a.connection(id).unwrap().endpoints().local.port());
+        ports.push(a.tuple(id).unwrap().local_port);
         a.abort(T0, id).unwrap(); // SYN-SENT: no RST, freed by the next poll
         flush(&mut a, T0);
         assert_eq!(a.connection_count(), 0);
@@ -697,7 +749,7 @@ fn ephemeral_ports_walk_the_range_in_order() {
     }
     // Another destination has its own starting point but the same walk.
     let id = a.connect(T0, A, SocketAddrV4::new(B, 81)).unwrap();
-    assert!((40_000..=40_009).contains(&a.connection(id).unwrap().endpoints().local.port()));
+    assert!((40_000..=40_009).contains(&a.tuple(id).unwrap().local_port));
 }
 
 /// A stale handle never reaches a new connection in the reused slot.
@@ -724,7 +776,7 @@ fn syn_cookies_without_timestamps() {
         ..TcpConfig::default()
     };
     let cb = TcpConfig {
-        syncookies: 2,
+        syncookies: SynCookieMode::Always,
         ..TcpConfig::default()
     };
     let mut p = Pair::new(ca, cb);
@@ -743,7 +795,7 @@ fn syn_cookies_without_timestamps() {
     );
     assert_eq!(sa.options.mss, Some(1460));
     let cbid = p.b.accept(l).unwrap();
-    let n = p.b.connection(cbid).unwrap().negotiated();
+    let n = p.b.info(cbid).unwrap().negotiated;
     assert!(!n.timestamps && !n.sack && !n.window_scaling);
     assert_eq!(n.mss, 1460);
     assert_eq!(p.a.state(c), Some(State::Established));
@@ -920,22 +972,16 @@ fn challenge_ack_limiter_is_shared() {
     let (c2, _) = p.open(l, 80);
     let mut rsts = Vec::new();
     for c in [c1, c2] {
-        let e = p.a.connection(c).unwrap().endpoints();
+        let e = p.a.tuple(c).unwrap();
         // The last segment a sent on this connection: its seq is b's RCV.NXT.
         let last = p
             .log
             .iter()
             .rev()
-            .find(|(from_a, f)| *from_a && f.repr().src_port == e.local.port())
+            .find(|(from_a, f)| *from_a && f.repr().src_port == e.local_port)
             .unwrap();
         let rcv_nxt = last.1.seq();
-        rsts.push(tcp(
-            e.local.port(),
-            80,
-            (rcv_nxt + 1u32).0,
-            0,
-            TcpFlags::RST,
-        ));
+        rsts.push(tcp(e.local_port, 80, (rcv_nxt + 1u32).0, 0, TcpFlags::RST));
     }
     for r in &rsts {
         p.b.on_segment(p.now, A, B, r);
@@ -1065,10 +1111,18 @@ fn connect_prefers_ports_hashing_to_own_queue() {
     assert!(matching > 0 && matching < 64, "{matching}");
     for i in 0..64 {
         let id = e.connect(T0, A, remote).expect("a free port");
-        let port = e.slot(id).unwrap().tuple.local_port;
+        let port = e.slot(id).unwrap().conn.tuple().local_port;
         let on_own_queue = owner.rss_queue(&tuple(port)) == 1;
         assert_eq!(on_own_queue, i < matching, "connect {i} port {port}");
     }
     assert_eq!(e.stats().connect_rss_miss, (64 - matching) as u64);
     assert_eq!(e.connect(T0, A, remote), Err(ConnectError::NoPorts));
+}
+
+/// Memory per connection around the `Connection` (docs/architecture.md): owner, flags, wheel
+/// handle and `ConnCounters`; the 4-tuple lives in the connection, once.
+#[test]
+fn slot_size_bound() {
+    let around = core::mem::size_of::<Slot>() - core::mem::size_of::<Connection>();
+    assert!(around <= 88, "{around}");
 }

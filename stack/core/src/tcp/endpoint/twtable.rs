@@ -28,10 +28,10 @@ use std::mem::size_of;
 
 use rustc_hash::FxHashMap;
 
-use crate::tcp::timewait::TimeWait;
+use crate::tcp::timewait::{TimeWait, TimeWaitAction};
 use crate::tcp::tuple::FourTuple;
 use crate::time::{Duration, Instant};
-use crate::wire::SeqNum;
+use crate::wire::{SeqNum, TcpRepr};
 
 const NS_PER_MS: u64 = 1_000_000;
 const NIL: u32 = u32::MAX;
@@ -67,6 +67,20 @@ pub(super) struct TwTable {
     live: usize,
     /// Records dropped because they expired (lazily or by `expire`).
     pub expired: u64,
+}
+
+/// What a segment for a 4-tuple comes to in the table (the verdict of
+/// [`TimeWait::on_segment`], applied to the record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum TwArrival {
+    /// No live record: the 4-tuple is not in TIME-WAIT (or just expired).
+    NotFound,
+    /// Send this ACK (a restarted 2*MSL and TS.Recent are written back).
+    Ack(TcpRepr<'static>),
+    /// Drop the segment; `rst`: it was a RST (RFC 1337).
+    Drop { rst: bool },
+    /// RFC 6191: the record is gone; the SYN may open a new connection.
+    Reopen,
 }
 
 /// `a` is before `b` (wrapping u32 milliseconds).
@@ -217,6 +231,33 @@ impl TwTable {
         );
         tw.expiry = expiry;
         Some(tw)
+    }
+
+    /// A segment for `tuple`: looks the record up, applies the TIME-WAIT rules
+    /// (`TimeWait::on_segment`) and keeps the table in step (write back, remove).
+    pub fn on_segment(&mut self, tuple: &FourTuple, now: Instant, seg: &TcpRepr<'_>) -> TwArrival {
+        let Some(mut rec) = self.get(tuple, now) else {
+            return TwArrival::NotFound;
+        };
+        match rec.on_segment(now, seg) {
+            TimeWaitAction::Ack => {
+                // A retransmitted FIN restarted 2*MSL and took TS.Recent.
+                self.update(tuple, &rec);
+                TwArrival::Ack(rec.ack_segment(now))
+            }
+            TimeWaitAction::Ignore => TwArrival::Drop {
+                rst: seg.flags.rst(),
+            },
+            TimeWaitAction::AcceptNewSyn => {
+                self.remove(tuple);
+                TwArrival::Reopen
+            }
+            TimeWaitAction::Expire => {
+                self.remove(tuple);
+                self.expired += 1;
+                TwArrival::NotFound
+            }
+        }
     }
 
     /// Writes back a record read with `get` (TS.Recent and the expiry may have moved).

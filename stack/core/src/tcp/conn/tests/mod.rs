@@ -36,11 +36,11 @@ pub const FIN: TcpFlags = TcpFlags::FIN;
 pub const RST: TcpFlags = TcpFlags::RST;
 pub const PSH: TcpFlags = TcpFlags::PSH;
 
-pub fn ends() -> Endpoints {
-    Endpoints {
-        local: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), LOCAL_PORT),
-        remote: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), REMOTE_PORT),
-    }
+pub fn ends() -> FourTuple {
+    FourTuple::new(
+        SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), LOCAL_PORT),
+        SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), REMOTE_PORT),
+    )
 }
 
 pub fn cfg() -> TcpConfig {

@@ -109,15 +109,12 @@ struct Sim {
     scenario: Scenario,
 }
 
-fn ends_of(side: usize) -> Endpoints {
+fn ends_of(side: usize) -> FourTuple {
     let e = ends(); // local = server 198.18.0.1:80, remote = client 198.18.0.2:40000
     if side == SERVER {
         e
     } else {
-        Endpoints {
-            local: e.remote,
-            remote: e.local,
-        }
+        e.reversed()
     }
 }
 

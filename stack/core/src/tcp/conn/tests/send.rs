@@ -353,10 +353,7 @@ fn bulk(seed: u64, loss: f64, cc: CongestionAlgo, sack: bool, jitter: u64) -> In
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let msg: Vec<u8> = (0..N).map(|_| rng.gen()).collect();
     let e = ends();
-    let client_ends = Endpoints {
-        local: e.remote,
-        remote: e.local,
-    };
+    let client_ends = e.reversed();
     let mut now = Instant::ZERO;
     let mut c = [
         Some(Connection::connect(

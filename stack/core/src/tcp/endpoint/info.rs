@@ -1,0 +1,151 @@
+//! [`ConnInfo`]: a read-only snapshot of one connection for the application and diagnostics
+//! (what Linux reports as `TCP_INFO` / `ss -i`). The endpoint hands out this copy, never the
+//! `Connection`, so nothing outside the core can reach into a connection's state machine.
+
+use crate::tcp::conn::{ConnError, Connection, Negotiated, State, Timer, TxLimit};
+use crate::tcp::tuple::FourTuple;
+use crate::time::{Duration, Instant};
+use crate::wire::{SeqNum, TcpRepr};
+
+/// Per-connection counters, kept by the endpoint from the segments it demultiplexes to and
+/// emits for the connection and from the connection's SND.UNA / RCV.NXT around each arrival
+/// (Linux `tcpi_bytes_acked`, `tcpi_bytes_received`, `tcpi_bytes_sent`, `tcpi_segs_in`,
+/// `tcpi_segs_out`, `tcpi_total_retrans`, with Linux's widths: segment counts wrap at 2^32).
+/// 40 bytes per connection; no allocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnCounters {
+    /// Sequence space the peer acknowledged (SND.UNA advance) and we received in order
+    /// (RCV.NXT advance) after the handshake; a FIN counts one, as in Linux.
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    /// Payload bytes sent, retransmissions included.
+    pub bytes_out: u64,
+    /// Segments received (any kind) and sent (any kind, retransmissions included).
+    pub segs_in: u32,
+    pub segs_out: u32,
+    /// Data segments sent below SND.MAX: retransmissions of any kind.
+    pub retrans_segs: u32,
+}
+
+impl ConnCounters {
+    pub(super) fn on_input(&mut self) {
+        self.segs_in = self.segs_in.wrapping_add(1);
+    }
+
+    /// SND.UNA and RCV.NXT of a synchronized connection (not SYN-RECEIVED, not CLOSED), read
+    /// before and after a segment is processed.
+    pub(super) fn progress(c: &Connection) -> Option<(SeqNum, SeqNum)> {
+        match c.state() {
+            State::SynSent | State::SynReceived | State::Closed => None,
+            _ => Some((c.snd_seq().0, c.rcv_nxt()?)),
+        }
+    }
+
+    /// Adds what one arrival advanced (`before` / `after` from [`ConnCounters::progress`]).
+    pub(super) fn on_progress(
+        &mut self,
+        before: Option<(SeqNum, SeqNum)>,
+        after: Option<(SeqNum, SeqNum)>,
+    ) {
+        let (Some((una0, rcv0)), Some((una1, rcv1))) = (before, after) else {
+            return;
+        };
+        if una0.le(una1) {
+            self.bytes_acked += (una1 - una0) as u64;
+        }
+        if rcv0.le(rcv1) {
+            self.bytes_received += (rcv1 - rcv0) as u64;
+        }
+    }
+
+    /// `snd_max`: the connection's SND.MAX before this transmit round.
+    pub(super) fn on_output(&mut self, seg: &TcpRepr<'_>, snd_max: Option<SeqNum>) {
+        self.segs_out = self.segs_out.wrapping_add(1);
+        if !seg.payload.is_empty() {
+            self.bytes_out += seg.payload.len() as u64;
+            if snd_max.is_some_and(|m| seg.seq.lt(m)) {
+                self.retrans_segs = self.retrans_segs.wrapping_add(1);
+            }
+        }
+    }
+}
+
+/// One connection at one moment. `None` marks what the state does not have (no RTT before
+/// ESTABLISHED, no RCV.NXT in SYN-SENT, ...). Built on demand, no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub state: State,
+    pub tuple: FourTuple,
+    /// The error the connection ended with.
+    pub error: Option<ConnError>,
+    /// What the handshake agreed on: MSS, window scale shifts (ours and the peer's), SACK,
+    /// timestamps (for SYN-SENT: what we offered).
+    pub negotiated: Negotiated,
+    /// Our initial send sequence number (RFC 9293 §3.4).
+    pub iss: SeqNum,
+    /// SND.UNA, SND.NXT, RCV.NXT (RFC 9293 §3.3.1).
+    pub snd_una: SeqNum,
+    pub snd_nxt: SeqNum,
+    pub rcv_nxt: Option<SeqNum>,
+    /// The peer's window (SND.WND, scaled), in the sending states.
+    pub snd_wnd: Option<u32>,
+    /// RFC 6298 SRTT and RTTVAR (once sampled) and the current RTO, in the sending states.
+    pub srtt: Option<Duration>,
+    pub rttvar: Option<Duration>,
+    pub rto: Option<Duration>,
+    /// Congestion window and slow-start threshold in bytes, in the sending states.
+    pub cwnd: Option<u32>,
+    pub ssthresh: Option<u32>,
+    /// Consecutive retransmission timeouts without progress (Linux `tcpi_retransmits`).
+    pub retransmits: u32,
+    /// Bytes sent and not yet acknowledged (FlightSize).
+    pub in_flight: u32,
+    /// Received bytes the application has not read.
+    pub unread: usize,
+    /// Queued bytes not yet sent (Linux `tcpi_notsent_bytes`).
+    pub unsent: usize,
+    /// Bytes `send` would take now.
+    pub send_capacity: usize,
+    /// What stopped the last transmit round (`None`: nothing queued or in flight).
+    pub tx_limit: Option<TxLimit>,
+    /// The earliest armed timer and its deadline.
+    pub timer: Option<(Timer, Instant)>,
+    /// Segments and bytes in and out over the connection's life.
+    pub counters: ConnCounters,
+}
+
+impl ConnInfo {
+    pub(super) fn of(c: &Connection, counters: ConnCounters) -> ConnInfo {
+        let (snd_una, snd_nxt) = c.snd_seq();
+        let rtt = c.rtt();
+        let cc = c.congestion_window();
+        let timer = Timer::ALL
+            .into_iter()
+            .filter_map(|t| Some((t, c.timer(t)?)))
+            .min_by_key(|&(_, at)| at);
+        ConnInfo {
+            state: c.state(),
+            tuple: c.tuple(),
+            error: c.error(),
+            negotiated: c.negotiated(),
+            iss: c.iss(),
+            snd_una,
+            snd_nxt,
+            rcv_nxt: c.rcv_nxt(),
+            snd_wnd: c.snd_wnd(),
+            srtt: rtt.and_then(|(srtt, _)| srtt),
+            rttvar: c.rttvar(),
+            rto: rtt.map(|(_, rto)| rto),
+            cwnd: cc.map(|(cwnd, _)| cwnd),
+            ssthresh: cc.map(|(_, ssthresh)| ssthresh),
+            retransmits: c.rto_count(),
+            in_flight: c.flight_size(),
+            unread: c.recv_available(),
+            unsent: c.unsent(),
+            send_capacity: c.send_capacity(),
+            tx_limit: c.tx_limit(),
+            timer,
+            counters,
+        }
+    }
+}
