@@ -101,102 +101,97 @@ impl StackOptions {
 }
 
 /// Why the stack could not start. Each prints as one line an operator can act on.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// Not running as root: attaching XDP programs and opening AF_XDP sockets need
+    /// CAP_NET_ADMIN and CAP_BPF.
+    #[error(
+        "must run as root (attaching XDP programs and opening AF_XDP sockets needs \
+         CAP_NET_ADMIN and CAP_BPF)"
+    )]
     NotRoot,
+    /// The named interface does not exist in this network namespace.
+    #[error("no such interface: {0:?} (in this network namespace)")]
     NoSuchInterface(String),
+    /// The stack's address is not configured on the interface (`have`: the IPv4 addresses
+    /// that are).
+    #[error(
+        "address {addr} is not on interface {ifname} (it has: {})",
+        addr_list(have)
+    )]
     AddressNotOnInterface {
+        /// The address asked for.
         addr: Ipv4Addr,
+        /// The interface.
         ifname: String,
+        /// The IPv4 addresses the interface has.
         have: Vec<Ipv4Addr>,
     },
+    /// Another XDP program is attached to the interface (another xdptcp?).
+    #[error(
+        "ports on {ifname} are already steered by another process (XDP program id \
+         {prog_id} is attached; another xdptcp?)"
+    )]
     AlreadySteered {
+        /// The interface.
         ifname: String,
+        /// The kernel's id of the program that is attached.
         prog_id: u32,
     },
+    /// Loading or attaching the steering XDP program failed.
+    #[error("XDP program: {0}")]
     Steering(xdptcp_xdp::Error),
+    /// Creating the AF_XDP socket or its UMEM failed.
+    #[error("AF_XDP socket: {0}")]
     Device(AfXdpError),
     /// Opening queue `queue` for worker `queue` failed (the interface has fewer queues?).
+    #[error(
+        "AF_XDP socket on queue {queue} (for {workers} workers; does the interface \
+         have {workers} queues?): {error}"
+    )]
     Queue {
+        /// The receive queue (= the worker index).
         queue: u32,
+        /// How many workers were asked for.
         workers: usize,
+        /// What the socket said.
         error: AfXdpError,
     },
     /// Bad worker count or ephemeral range for it.
+    #[error("{0}")]
     Workers(String),
     /// More workers than the interface has receive queues.
+    #[error(
+        "--workers {workers}: interface {ifname} has {queues} receive queue(s); use at \
+         most {queues} (one worker per queue)"
+    )]
     TooFewQueues {
+        /// The interface.
         ifname: String,
+        /// How many workers were asked for.
         workers: usize,
+        /// How many receive queues the interface has.
         queues: u32,
     },
+    /// Reading the interface's index, addresses or queue count over netlink failed.
+    #[error("netlink: {0}")]
     Netlink(io::Error),
+    /// Writing `net.ipv4.ip_local_reserved_ports` failed.
+    #[error("reserving the ephemeral ports from the kernel: {0}")]
     ReservePorts(io::Error),
     /// More `extra_addrs` than `iface::MAX_EXTRA_ADDRS`.
+    #[error("{0} extra addresses: at most {MAX_EXTRA_ADDRS} per interface")]
     TooManyAddrs(usize),
 }
 
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartError::NotRoot => f.write_str(
-                "must run as root (attaching XDP programs and opening AF_XDP sockets needs \
-                 CAP_NET_ADMIN and CAP_BPF)",
-            ),
-            StartError::NoSuchInterface(i) => {
-                write!(f, "no such interface: {i:?} (in this network namespace)")
-            }
-            StartError::AddressNotOnInterface { addr, ifname, have } => {
-                let have: Vec<String> = have.iter().map(|a| a.to_string()).collect();
-                write!(
-                    f,
-                    "address {addr} is not on interface {ifname} (it has: {})",
-                    if have.is_empty() {
-                        "no IPv4 address".to_string()
-                    } else {
-                        have.join(", ")
-                    }
-                )
-            }
-            StartError::AlreadySteered { ifname, prog_id } => write!(
-                f,
-                "ports on {ifname} are already steered by another process (XDP program id \
-                 {prog_id} is attached; another xdptcp?)"
-            ),
-            StartError::Steering(e) => write!(f, "XDP program: {e}"),
-            StartError::Device(e) => write!(f, "AF_XDP socket: {e}"),
-            StartError::Queue {
-                queue,
-                workers,
-                error,
-            } => write!(
-                f,
-                "AF_XDP socket on queue {queue} (for {workers} workers; does the interface \
-                 have {workers} queues?): {error}"
-            ),
-            StartError::Workers(m) => f.write_str(m),
-            StartError::TooFewQueues {
-                ifname,
-                workers,
-                queues,
-            } => write!(
-                f,
-                "--workers {workers}: interface {ifname} has {queues} receive queue(s); use at \
-                 most {queues} (one worker per queue)"
-            ),
-            StartError::Netlink(e) => write!(f, "netlink: {e}"),
-            StartError::ReservePorts(e) => {
-                write!(f, "reserving the ephemeral ports from the kernel: {e}")
-            }
-            StartError::TooManyAddrs(n) => write!(
-                f,
-                "{n} extra addresses: at most {MAX_EXTRA_ADDRS} per interface"
-            ),
-        }
+/// "a, b, c", or "no IPv4 address" for none ([`StartError::AddressNotOnInterface`]).
+fn addr_list(have: &[Ipv4Addr]) -> String {
+    if have.is_empty() {
+        return "no IPv4 address".to_string();
     }
+    let have: Vec<String> = have.iter().map(|a| a.to_string()).collect();
+    have.join(", ")
 }
-
-impl std::error::Error for StartError {}
 
 const RESERVED_PORTS: &str = "/proc/sys/net/ipv4/ip_local_reserved_ports";
 

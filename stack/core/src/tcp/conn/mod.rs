@@ -122,31 +122,22 @@ impl fmt::Display for State {
 }
 
 /// Why a connection ended abnormally.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum ConnError {
     /// Our SYN was answered by a RST (RFC 9293 §3.10.7.3): ECONNREFUSED.
+    #[error("connection refused")]
     Refused,
     /// The peer reset the connection (RFC 9293 §3.10.7.4, RFC 5961 §3): ECONNRESET.
+    #[error("connection reset")]
     Reset,
     /// SYN retries, data retries (tcp_retries2), keepalive probes or the user timeout ran
     /// out: ETIMEDOUT.
+    #[error("connection timed out")]
     TimedOut,
     /// We aborted it: `abort()`, or `close()` with unread data (RFC 2525 §2.17).
+    #[error("connection aborted")]
     Aborted,
 }
-
-impl fmt::Display for ConnError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ConnError::Refused => "connection refused",
-            ConnError::Reset => "connection reset",
-            ConnError::TimedOut => "connection timed out",
-            ConnError::Aborted => "connection aborted",
-        })
-    }
-}
-
-impl std::error::Error for ConnError {}
 
 /// What the application is told. Edge-triggered: each is reported once per occurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,31 +158,21 @@ pub enum Event {
 }
 
 /// Why `send` refused data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum SendError {
     /// The handshake has not completed yet (SYN-SENT, SYN-RECEIVED).
+    #[error("not connected")]
     NotConnected,
     /// The send buffer (`cfg.wmem`) is full; wait for `Event::Writable`.
+    #[error("send buffer full")]
     Full,
     /// `shutdown_write` or `close` was called, or our FIN is out.
+    #[error("write side closed")]
     WriteClosed,
-    /// The connection is gone.
+    /// The connection is gone: how it ended, if abnormally.
+    #[error("closed{}", match .0 { Some(e) => format!(": {e}"), None => String::new() })]
     Closed(Option<ConnError>),
 }
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::NotConnected => f.write_str("not connected"),
-            SendError::Full => f.write_str("send buffer full"),
-            SendError::WriteClosed => f.write_str("write side closed"),
-            SendError::Closed(Some(e)) => write!(f, "closed: {e}"),
-            SendError::Closed(None) => f.write_str("closed"),
-        }
-    }
-}
-
-impl std::error::Error for SendError {}
 
 /// What the handshake agreed on (RFC 9293 §3.7.1, RFC 7323, RFC 2018). Fixed after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
