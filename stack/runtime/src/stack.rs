@@ -238,7 +238,7 @@ pub struct Stack {
     cookies: Option<XdpCookies>,
 }
 
-/// SYN cookies in XDP (issue 13): what the stack's cookie thread keeps up to date in the
+/// SYN cookies in XDP (`xdp_syncookies = 1`): what the stack's cookie thread keeps up to date in the
 /// steering program: the shared secret (rotated), the listeners' flags in
 /// `tcp_syncookies = 1`, and the counters for `xdptcp stat`.
 #[derive(Debug)]

@@ -185,7 +185,8 @@ pub struct Negotiated {
     pub rcv_shift: u8,
     /// Window scaling in use (both SYNs carried the option).
     pub window_scaling: bool,
-    /// SACK-permitted on both SYNs (RFC 2018 §2). Blocks are used by issue 4.
+    /// SACK-permitted on both SYNs (RFC 2018 §2): then we send SACK blocks and use the peer's
+    /// for recovery (RFC 6675).
     pub sack: bool,
     /// Timestamps on both SYNs (RFC 7323 §3.2): then every non-RST segment carries them.
     pub timestamps: bool,

@@ -371,7 +371,7 @@ impl Endpoint {
         }
     }
 
-    /// SYN cookies answered by the XDP program too (issue 13): from now on the secrets come
+    /// SYN cookies answered by the XDP program too (`xdp_syncookies = 1`): from now on the secrets come
     /// only from [`Endpoint::set_cookie_secrets`] (every worker and the program must share
     /// them; the endpoint no longer rotates by itself), and ACKs to a listener are tried as
     /// cookies whenever `tcp_syncookies` is on, since the cookies this endpoint did not send

@@ -307,7 +307,7 @@ pub struct Endpoint {
     cookies: SynCookies,
     /// When the SYN-cookie secret is next replaced (set by the first cookie sent).
     cookie_rotate_at: Option<Instant>,
-    /// SYN cookies are also answered outside the endpoint (the XDP program, issue 13): the
+    /// SYN cookies are also answered outside the endpoint (the XDP program, `xdp_syncookies = 1`): the
     /// secrets come from [`Endpoint::set_cookie_secrets`] (no self-rotation) and an ACK to a
     /// listener is tried as a cookie whenever cookies are on.
     xdp_cookies: bool,
