@@ -44,9 +44,11 @@ pub struct PoolStats {
     pub released: u64,
     /// Gauge: buffers and bytes (capacity) in the cache now.
     pub cached_buffers: u64,
+    /// Gauge: capacity in bytes of the buffers in the cache now.
     pub cached_bytes: u64,
     /// Gauge: buffers handed out and not given back yet, and their bytes.
     pub out_buffers: u64,
+    /// Gauge: capacity in bytes of the buffers handed out now.
     pub out_bytes: u64,
 }
 

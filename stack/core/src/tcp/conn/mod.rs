@@ -85,15 +85,26 @@ use timers::Timers;
 /// The RFC 9293 state of a connection, for reporting. (LISTEN belongs to the listener.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
+    /// Our SYN is out; waiting for the SYN-ACK (active open).
     SynSent,
+    /// Our SYN-ACK is out; waiting for the handshake's ACK (passive open).
     SynReceived,
+    /// Handshake done; data flows both ways.
     Established,
+    /// We sent FIN; it is not acknowledged yet.
     FinWait1,
+    /// Our FIN is acknowledged; waiting for the peer's FIN.
     FinWait2,
+    /// The peer sent FIN; we may still send.
     CloseWait,
+    /// Both sides sent FIN at once; waiting for the ACK of ours.
     Closing,
+    /// The peer's FIN came first, then ours; waiting for the ACK of ours.
     LastAck,
+    /// Both FINs acknowledged; holding the 4-tuple for 2*MSL (RFC 9293 §3.10.7.4).
     TimeWait,
+    /// Gone (reset, timed out, aborted, or LAST-ACK done); only its last output and unread data
+    /// remain.
     Closed,
 }
 
@@ -182,6 +193,7 @@ pub struct Negotiated {
     /// Window scale shifts (RFC 7323 §2.2): the peer's (applied to windows it sends) and ours
     /// (applied to windows we send). Both 0 unless both SYNs carried the option.
     pub snd_shift: u8,
+    /// Our shift (applied to windows we send); 0 to 14.
     pub rcv_shift: u8,
     /// Window scaling in use (both SYNs carried the option).
     pub window_scaling: bool,
@@ -274,7 +286,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn new(cfg: &TcpConfig) -> Limits {
+    pub(crate) fn new(cfg: &TcpConfig) -> Limits {
         Limits {
             rto_initial: cfg.rto_initial,
             rto_min: cfg.rto_min,

@@ -382,7 +382,8 @@ impl Endpoint {
 
     /// Replaces the SYN-cookie secrets: `current` makes and checks cookies, `previous` (the
     /// one before the last rotation) still checks them. The caller rotates at most once per
-    /// cookie lifetime ([`SynCookies::validity`]) so no valid cookie is lost.
+    /// cookie lifetime ([`MAX_COOKIE_AGE`](crate::tcp::MAX_COOKIE_AGE) cookie periods) so no
+    /// valid cookie is lost.
     pub fn set_cookie_secrets(&mut self, current: [u8; 16], previous: Option<[u8; 16]>) {
         self.cookies.set_secrets(current, previous);
     }
