@@ -122,6 +122,7 @@ struct FlagState {
 }
 
 impl FlagPolicy {
+    /// A policy with no listeners yet; `quiet_syns` as above.
     pub fn new(quiet_syns: u64) -> Self {
         FlagPolicy {
             quiet_syns,

@@ -40,7 +40,9 @@ pub fn machine_cores() -> Vec<usize> {
 /// What to bring up.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
+    /// The interface to attach to.
     pub ifname: String,
+    /// The stack's IPv4 address (must be on the interface; the kernel answers ARP for it).
     pub addr: Ipv4Addr,
     /// Further addresses of the interface the stack uses (`InterfaceConfig::extra_addrs`: at
     /// most `iface::MAX_EXTRA_ADDRS`); with any, the ephemeral range is steered for every
@@ -51,9 +53,15 @@ pub struct StackOptions {
     /// The stack's ephemeral port range for active opens (steered, and reserved from the
     /// kernel when `reserve_ports`).
     pub ephemeral: (u16, u16),
+    /// Ask for AF_XDP zero-copy; if the driver refuses, run in copy mode
+    /// (`Stack::zero_copy_fallback`).
     pub zero_copy: bool,
+    /// Reserve `ephemeral` from the kernel (`net.ipv4.ip_local_reserved_ports`) while running,
+    /// so the kernel's own active opens cannot take those ports.
     pub reserve_ports: bool,
+    /// TCP settings for every worker's endpoint (the MSS is capped by the interface's MTU).
     pub tcp: TcpConfig,
+    /// AF_XDP socket and UMEM sizes (`zero_copy` above overrides its own flag).
     pub afxdp: AfXdpConfig,
     /// Template of every worker's settings (`core` is set per worker from `cores`).
     pub worker: WorkerConfig,
@@ -349,6 +357,7 @@ pub fn os_secrets() -> EndpointSecrets {
     EndpointSecrets::from_bytes(b)
 }
 
+/// Whether the process runs as root (effective uid 0).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
