@@ -1,11 +1,13 @@
 //! One TCP connection as a sans-IO state machine (RFC 9293).
 //!
 //! No I/O and no clock reads: every call takes `now`. Segments come in through
-//! [`Connection::on_segment`], timers fire through [`Connection::on_timeout`] (the caller asks
-//! [`Connection::next_deadline`] when), and everything due goes out through
-//! [`Connection::poll_transmit`] into a caller closure (the endpoint emits it into a frame).
+//! `Connection::on_segment`, timers fire through `Connection::on_timeout` (the caller asks
+//! `Connection::next_deadline` when), and everything due goes out through
+//! `Connection::poll_transmit` into a caller closure (the endpoint emits it into a frame).
 //! The application side is `send` / `recv` / `shutdown_write` / `close` / `abort` plus
-//! [`Connection::poll_event`].
+//! `Connection::poll_event`. `Connection` is crate-private: applications reach a connection
+//! only through the endpoint ([`crate::tcp::Endpoint`], by [`crate::tcp::ConnId`]); this
+//! module's public part is the vocabulary they share (states, events, errors, timers).
 //!
 //! What connections share is the endpoint's and passed in, never found in a thread-local:
 //! the settings (one `Arc<Limits>` per endpoint, given to `connect` / `accept_syn` /
@@ -63,7 +65,7 @@ mod timers;
 #[cfg(test)]
 mod tests;
 
-pub use limiter::ChallengeAckLimiter;
+pub(crate) use limiter::ChallengeAckLimiter;
 pub use sender::TxLimit;
 pub use state::{state_diagram_mermaid, TRANSITIONS};
 pub use timers::Timer;
@@ -266,7 +268,7 @@ impl Negotiated {
 /// endpoint builds one `Arc<Limits>` from its config and hands it to every connection it
 /// makes (8 bytes per connection instead of 152).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     rto_initial: Duration,
     rto_min: Duration,
     rto_max: Duration,
@@ -366,7 +368,7 @@ struct App {
 
 /// One TCP connection. See the module docs.
 #[derive(Debug)]
-pub struct Connection {
+pub(crate) struct Connection {
     tuple: FourTuple,
     inner: Inner,
     /// Our initial send sequence number (RFC 9293 §3.4), kept for the connection's life.
@@ -390,7 +392,7 @@ pub struct Connection {
 /// What `on_segment` asks of the caller beyond the connection's own output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
-pub enum Arrival {
+pub(crate) enum Arrival {
     /// Handled (replies, if any, come from `poll_transmit`).
     Done,
     /// A SYN for this 4-tuple arrived in TIME-WAIT and may start a new connection
