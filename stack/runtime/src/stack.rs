@@ -720,4 +720,42 @@ mod tests {
         assert!(nic_rss_key("xdptcp-nope0").is_err());
         assert!(nic_rss_key("a-name-far-too-long-for-ifnamsiz").is_err());
     }
+
+    #[test]
+    fn start_errors_print_one_line() {
+        assert_eq!(
+            StartError::NotRoot.to_string(),
+            "must run as root (attaching XDP programs and opening AF_XDP sockets needs \
+             CAP_NET_ADMIN and CAP_BPF)"
+        );
+        let not_on = |have: Vec<Ipv4Addr>| StartError::AddressNotOnInterface {
+            addr: Ipv4Addr::new(198, 18, 0, 1),
+            ifname: "veth0".into(),
+            have,
+        };
+        assert_eq!(
+            not_on(vec![]).to_string(),
+            "address 198.18.0.1 is not on interface veth0 (it has: no IPv4 address)"
+        );
+        assert_eq!(
+            not_on(vec![
+                Ipv4Addr::new(198, 18, 0, 2),
+                Ipv4Addr::new(198, 18, 0, 3)
+            ])
+            .to_string(),
+            "address 198.18.0.1 is not on interface veth0 (it has: 198.18.0.2, 198.18.0.3)"
+        );
+        assert_eq!(
+            StartError::NoSuchInterface("x0".into()).to_string(),
+            "no such interface: \"x0\" (in this network namespace)"
+        );
+        assert_eq!(
+            StartError::TooManyAddrs(40).to_string(),
+            "40 extra addresses: at most 32 per interface"
+        );
+        assert_eq!(
+            StartError::Workers("bad --workers 0".into()).to_string(),
+            "bad --workers 0"
+        );
+    }
 }
