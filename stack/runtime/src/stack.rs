@@ -165,9 +165,15 @@ pub enum StartError {
         /// What the socket said.
         error: AfXdpError,
     },
-    /// Bad worker count or ephemeral range for it.
-    #[error("{0}")]
-    Workers(String),
+    /// A worker count outside 1..=64, or more workers than ephemeral ports (each worker
+    /// needs a sub-range of its own).
+    #[error("bad --workers {workers}: 1..=64 and at most one per ephemeral port ({ports})")]
+    Workers {
+        /// How many workers were asked for.
+        workers: usize,
+        /// Ports in the ephemeral range.
+        ports: usize,
+    },
     /// More workers than the interface has receive queues.
     #[error(
         "--workers {workers}: interface {ifname} has {queues} receive queue(s); use at \
@@ -411,9 +417,10 @@ impl Stack {
         let n = o.workers;
         let size = usize::from(o.ephemeral.1.saturating_sub(o.ephemeral.0)) + 1;
         if n == 0 || n > 64 || size < n {
-            return Err(StartError::Workers(format!(
-                "bad --workers {n}: 1..=64 and at most one per ephemeral port ({size})"
-            )));
+            return Err(StartError::Workers {
+                workers: n,
+                ports: size,
+            });
         }
         let mut afxdp = AfXdpConfig {
             zero_copy: o.zero_copy,
@@ -754,8 +761,12 @@ mod tests {
             "40 extra addresses: at most 32 per interface"
         );
         assert_eq!(
-            StartError::Workers("bad --workers 0".into()).to_string(),
-            "bad --workers 0"
+            StartError::Workers {
+                workers: 3,
+                ports: 2
+            }
+            .to_string(),
+            "bad --workers 3: 1..=64 and at most one per ephemeral port (2)"
         );
     }
 }
