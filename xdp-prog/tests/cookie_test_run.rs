@@ -1,4 +1,4 @@
-//! SYN cookies in XDP (issue 13) against the stack's own user-space path: the loaded (not
+//! SYN cookies in XDP against the stack's own user-space path: the loaded (not
 //! attached) steering program answers crafted SYNs with BPF_PROG_TEST_RUN, and each reply
 //! must be byte for byte the frame an `xdptcp_core` endpoint in `tcp_syncookies = 2` with the
 //! same secrets sends for the same SYN at the same time (cookie, TSval with its option bits,

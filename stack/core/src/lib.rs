@@ -13,6 +13,7 @@
 //! - [`time`]: `Instant` and `Duration` as values.
 
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod rss;
 pub mod tcp;

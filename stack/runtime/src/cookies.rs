@@ -1,4 +1,4 @@
-//! SYN cookies shared by every worker and the XDP program (issue 13, `xdp_syncookies = 1`).
+//! SYN cookies shared by every worker and the XDP program (`xdp_syncookies = 1`).
 //!
 //! A cookie the XDP program makes must validate in whichever worker its ACK reaches, so the
 //! whole stack uses one secret at a time. Rather than passing secrets between threads, every
@@ -122,6 +122,7 @@ struct FlagState {
 }
 
 impl FlagPolicy {
+    /// A policy with no listeners yet; `quiet_syns` as above.
     pub fn new(quiet_syns: u64) -> Self {
         FlagPolicy {
             quiet_syns,

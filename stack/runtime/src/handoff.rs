@@ -46,7 +46,9 @@ pub enum HandoffDrop {
 /// Hand-off counters of one worker.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HandoffStats {
+    /// Frames copied to another worker.
     pub sent: u64,
+    /// Frames other workers copied to this one.
     pub received: u64,
     /// Dropped by the sender: no free buffer / channel full.
     pub dropped_full: u64,
@@ -55,6 +57,7 @@ pub struct HandoffStats {
 }
 
 impl HandoffStats {
+    /// All frames dropped by the sender, for any reason.
     pub fn dropped(&self) -> u64 {
         self.dropped_full + self.dropped_other
     }
@@ -143,6 +146,7 @@ impl Handoff {
         self.me
     }
 
+    /// This worker's hand-off counters.
     pub fn stats(&self) -> &HandoffStats {
         &self.stats
     }

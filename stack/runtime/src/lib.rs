@@ -22,6 +22,8 @@
 //!
 //! `tests/layers.rs` checks this order on every `cargo test`.
 
+#![deny(missing_docs)]
+
 pub use xdptcp_core::{rss, tcp, time, wheel, wire};
 
 pub mod app;

@@ -40,7 +40,9 @@ pub fn machine_cores() -> Vec<usize> {
 /// What to bring up.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
+    /// The interface to attach to.
     pub ifname: String,
+    /// The stack's IPv4 address (must be on the interface; the kernel answers ARP for it).
     pub addr: Ipv4Addr,
     /// Further addresses of the interface the stack uses (`InterfaceConfig::extra_addrs`: at
     /// most `iface::MAX_EXTRA_ADDRS`); with any, the ephemeral range is steered for every
@@ -51,9 +53,15 @@ pub struct StackOptions {
     /// The stack's ephemeral port range for active opens (steered, and reserved from the
     /// kernel when `reserve_ports`).
     pub ephemeral: (u16, u16),
+    /// Ask for AF_XDP zero-copy; if the driver refuses, run in copy mode
+    /// (`Stack::zero_copy_fallback`).
     pub zero_copy: bool,
+    /// Reserve `ephemeral` from the kernel (`net.ipv4.ip_local_reserved_ports`) while running,
+    /// so the kernel's own active opens cannot take those ports.
     pub reserve_ports: bool,
+    /// TCP settings for every worker's endpoint (the MSS is capped by the interface's MTU).
     pub tcp: TcpConfig,
+    /// AF_XDP socket and UMEM sizes (`zero_copy` above overrides its own flag).
     pub afxdp: AfXdpConfig,
     /// Template of every worker's settings (`core` is set per worker from `cores`).
     pub worker: WorkerConfig,
@@ -101,102 +109,103 @@ impl StackOptions {
 }
 
 /// Why the stack could not start. Each prints as one line an operator can act on.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// Not running as root: attaching XDP programs and opening AF_XDP sockets need
+    /// CAP_NET_ADMIN and CAP_BPF.
+    #[error(
+        "must run as root (attaching XDP programs and opening AF_XDP sockets needs \
+         CAP_NET_ADMIN and CAP_BPF)"
+    )]
     NotRoot,
+    /// The named interface does not exist in this network namespace.
+    #[error("no such interface: {0:?} (in this network namespace)")]
     NoSuchInterface(String),
+    /// The stack's address is not configured on the interface (`have`: the IPv4 addresses
+    /// that are).
+    #[error(
+        "address {addr} is not on interface {ifname} (it has: {})",
+        addr_list(have)
+    )]
     AddressNotOnInterface {
+        /// The address asked for.
         addr: Ipv4Addr,
+        /// The interface.
         ifname: String,
+        /// The IPv4 addresses the interface has.
         have: Vec<Ipv4Addr>,
     },
+    /// Another XDP program is attached to the interface (another xdptcp?).
+    #[error(
+        "ports on {ifname} are already steered by another process (XDP program id \
+         {prog_id} is attached; another xdptcp?)"
+    )]
     AlreadySteered {
+        /// The interface.
         ifname: String,
+        /// The kernel's id of the program that is attached.
         prog_id: u32,
     },
+    /// Loading or attaching the steering XDP program failed.
+    #[error("XDP program: {0}")]
     Steering(xdptcp_xdp::Error),
+    /// Creating the AF_XDP socket or its UMEM failed.
+    #[error("AF_XDP socket: {0}")]
     Device(AfXdpError),
     /// Opening queue `queue` for worker `queue` failed (the interface has fewer queues?).
+    #[error(
+        "AF_XDP socket on queue {queue} (for {workers} workers; does the interface \
+         have {workers} queues?): {error}"
+    )]
     Queue {
+        /// The receive queue (= the worker index).
         queue: u32,
+        /// How many workers were asked for.
         workers: usize,
+        /// What the socket said.
         error: AfXdpError,
     },
-    /// Bad worker count or ephemeral range for it.
-    Workers(String),
-    /// More workers than the interface has receive queues.
-    TooFewQueues {
-        ifname: String,
+    /// A worker count outside 1..=64, or more workers than ephemeral ports (each worker
+    /// needs a sub-range of its own).
+    #[error("bad --workers {workers}: 1..=64 and at most one per ephemeral port ({ports})")]
+    Workers {
+        /// How many workers were asked for.
         workers: usize,
+        /// Ports in the ephemeral range.
+        ports: usize,
+    },
+    /// More workers than the interface has receive queues.
+    #[error(
+        "--workers {workers}: interface {ifname} has {queues} receive queue(s); use at \
+         most {queues} (one worker per queue)"
+    )]
+    TooFewQueues {
+        /// The interface.
+        ifname: String,
+        /// How many workers were asked for.
+        workers: usize,
+        /// How many receive queues the interface has.
         queues: u32,
     },
+    /// Reading the interface's index, addresses or queue count over netlink failed.
+    #[error("netlink: {0}")]
     Netlink(io::Error),
+    /// Writing `net.ipv4.ip_local_reserved_ports` failed.
+    #[error("reserving the ephemeral ports from the kernel: {0}")]
     ReservePorts(io::Error),
     /// More `extra_addrs` than `iface::MAX_EXTRA_ADDRS`.
+    #[error("{0} extra addresses: at most {MAX_EXTRA_ADDRS} per interface")]
     TooManyAddrs(usize),
 }
 
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartError::NotRoot => f.write_str(
-                "must run as root (attaching XDP programs and opening AF_XDP sockets needs \
-                 CAP_NET_ADMIN and CAP_BPF)",
-            ),
-            StartError::NoSuchInterface(i) => {
-                write!(f, "no such interface: {i:?} (in this network namespace)")
-            }
-            StartError::AddressNotOnInterface { addr, ifname, have } => {
-                let have: Vec<String> = have.iter().map(|a| a.to_string()).collect();
-                write!(
-                    f,
-                    "address {addr} is not on interface {ifname} (it has: {})",
-                    if have.is_empty() {
-                        "no IPv4 address".to_string()
-                    } else {
-                        have.join(", ")
-                    }
-                )
-            }
-            StartError::AlreadySteered { ifname, prog_id } => write!(
-                f,
-                "ports on {ifname} are already steered by another process (XDP program id \
-                 {prog_id} is attached; another xdptcp?)"
-            ),
-            StartError::Steering(e) => write!(f, "XDP program: {e}"),
-            StartError::Device(e) => write!(f, "AF_XDP socket: {e}"),
-            StartError::Queue {
-                queue,
-                workers,
-                error,
-            } => write!(
-                f,
-                "AF_XDP socket on queue {queue} (for {workers} workers; does the interface \
-                 have {workers} queues?): {error}"
-            ),
-            StartError::Workers(m) => f.write_str(m),
-            StartError::TooFewQueues {
-                ifname,
-                workers,
-                queues,
-            } => write!(
-                f,
-                "--workers {workers}: interface {ifname} has {queues} receive queue(s); use at \
-                 most {queues} (one worker per queue)"
-            ),
-            StartError::Netlink(e) => write!(f, "netlink: {e}"),
-            StartError::ReservePorts(e) => {
-                write!(f, "reserving the ephemeral ports from the kernel: {e}")
-            }
-            StartError::TooManyAddrs(n) => write!(
-                f,
-                "{n} extra addresses: at most {MAX_EXTRA_ADDRS} per interface"
-            ),
-        }
+/// "a, b, c", or "no IPv4 address" for none ([`StartError::AddressNotOnInterface`]).
+fn addr_list(have: &[Ipv4Addr]) -> String {
+    if have.is_empty() {
+        return "no IPv4 address".to_string();
     }
+    let have: Vec<String> = have.iter().map(|a| a.to_string()).collect();
+    have.join(", ")
 }
-
-impl std::error::Error for StartError {}
 
 const RESERVED_PORTS: &str = "/proc/sys/net/ipv4/ip_local_reserved_ports";
 
@@ -243,7 +252,7 @@ pub struct Stack {
     cookies: Option<XdpCookies>,
 }
 
-/// SYN cookies in XDP (issue 13): what the stack's cookie thread keeps up to date in the
+/// SYN cookies in XDP (`xdp_syncookies = 1`): what the stack's cookie thread keeps up to date in the
 /// steering program: the shared secret (rotated), the listeners' flags in
 /// `tcp_syncookies = 1`, and the counters for `xdptcp stat`.
 #[derive(Debug)]
@@ -354,6 +363,7 @@ pub fn os_secrets() -> EndpointSecrets {
     EndpointSecrets::from_bytes(b)
 }
 
+/// Whether the process runs as root (effective uid 0).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -407,9 +417,10 @@ impl Stack {
         let n = o.workers;
         let size = usize::from(o.ephemeral.1.saturating_sub(o.ephemeral.0)) + 1;
         if n == 0 || n > 64 || size < n {
-            return Err(StartError::Workers(format!(
-                "bad --workers {n}: 1..=64 and at most one per ephemeral port ({size})"
-            )));
+            return Err(StartError::Workers {
+                workers: n,
+                ports: size,
+            });
         }
         let mut afxdp = AfXdpConfig {
             zero_copy: o.zero_copy,
@@ -715,5 +726,47 @@ mod tests {
         assert!(matches!(nic_rss_key("lo"), Ok(None)));
         assert!(nic_rss_key("xdptcp-nope0").is_err());
         assert!(nic_rss_key("a-name-far-too-long-for-ifnamsiz").is_err());
+    }
+
+    #[test]
+    fn start_errors_print_one_line() {
+        assert_eq!(
+            StartError::NotRoot.to_string(),
+            "must run as root (attaching XDP programs and opening AF_XDP sockets needs \
+             CAP_NET_ADMIN and CAP_BPF)"
+        );
+        let not_on = |have: Vec<Ipv4Addr>| StartError::AddressNotOnInterface {
+            addr: Ipv4Addr::new(198, 18, 0, 1),
+            ifname: "veth0".into(),
+            have,
+        };
+        assert_eq!(
+            not_on(vec![]).to_string(),
+            "address 198.18.0.1 is not on interface veth0 (it has: no IPv4 address)"
+        );
+        assert_eq!(
+            not_on(vec![
+                Ipv4Addr::new(198, 18, 0, 2),
+                Ipv4Addr::new(198, 18, 0, 3)
+            ])
+            .to_string(),
+            "address 198.18.0.1 is not on interface veth0 (it has: 198.18.0.2, 198.18.0.3)"
+        );
+        assert_eq!(
+            StartError::NoSuchInterface("x0".into()).to_string(),
+            "no such interface: \"x0\" (in this network namespace)"
+        );
+        assert_eq!(
+            StartError::TooManyAddrs(40).to_string(),
+            "40 extra addresses: at most 32 per interface"
+        );
+        assert_eq!(
+            StartError::Workers {
+                workers: 3,
+                ports: 2
+            }
+            .to_string(),
+            "bad --workers 3: 1..=64 and at most one per ephemeral port (2)"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! SYN cookies answered in the XDP program (issue 13) against Linux over a real veth pair
+//! SYN cookies answered in the XDP program against Linux over a real veth pair
 //! (root only): a stack of two workers with `tcp_syncookies = 2` and `xdp_syncookies = 1`;
 //! a Linux client completes handshakes whose SYN-ACKs only the XDP program sent (the
 //! workers' own `cookies_sent` stays 0), the workers validate the returning ACKs with the

@@ -14,7 +14,7 @@
  *       the stack's ephemeral range (reserved from the kernel by the operator via
  *       net.ipv4.ip_local_reserved_ports).
  *
- * SYN cookies (issue 13): a SYN to a listener in cookie mode (`cookie_config.mode` 2, or 1
+ * SYN cookies (`xdp_syncookies = 1`): a SYN to a listener in cookie mode (`cookie_config.mode` 2, or 1
  * with the listener's LISTEN_COOKIES bit set by user space while its SYN queue overflows) is
  * answered here with a cookie SYN-ACK (XDP_TX, rewritten in place), computed exactly as
  * xdptcp-core's `SynCookies::generate` / `syn_ack_timestamp` and the endpoint's

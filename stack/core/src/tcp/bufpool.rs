@@ -1,7 +1,7 @@
 //! The pool of connection buffers: the storage of send and receive rings (tcp/conn/ring.rs).
-//! A [`BufPool`] is a value owned by one endpoint (one per shard / worker) and passed
-//! (`&mut BufPool`) to the connection calls that grow or drain ring storage: no thread-local,
-//! no lock. A connection holds a buffer only while it has bytes in it;
+//! A `BufPool` (crate-private; its counters are public as [`PoolStats`]) is a value owned by
+//! one endpoint (one per shard / worker) and passed (`&mut BufPool`) to the connection calls
+//! that grow or drain ring storage: no thread-local, no lock. A connection holds a buffer only while it has bytes in it;
 //! an emptied ring gives its buffer back here, so an idle connection holds no buffer memory
 //! (as Linux, whose idle sockets hold no skbs) and the data path still does not call the
 //! allocator in steady state (model: DPDK's per-lcore mempool cache).
@@ -44,14 +44,16 @@ pub struct PoolStats {
     pub released: u64,
     /// Gauge: buffers and bytes (capacity) in the cache now.
     pub cached_buffers: u64,
+    /// Gauge: capacity in bytes of the buffers in the cache now.
     pub cached_bytes: u64,
     /// Gauge: buffers handed out and not given back yet, and their bytes.
     pub out_buffers: u64,
+    /// Gauge: capacity in bytes of the buffers handed out now.
     pub out_bytes: u64,
 }
 
 /// One endpoint's buffer cache (see the module docs).
-pub struct BufPool {
+pub(crate) struct BufPool {
     free: [Vec<Vec<u8>>; CLASSES],
     stats: PoolStats,
 }
@@ -162,7 +164,8 @@ impl BufPool {
         self.stats
     }
 
-    /// Frees every cached buffer (tests; a worker shrinking after a burst).
+    /// Frees every cached buffer (tests; nothing in the endpoint shrinks the pool yet).
+    #[cfg(test)]
     pub fn trim(&mut self) {
         for l in self.free.iter_mut() {
             *l = Vec::new();

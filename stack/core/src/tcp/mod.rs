@@ -7,7 +7,7 @@
 //! - `timewait`: the compact TIME-WAIT record and the one copy of the TIME-WAIT segment
 //!   rules (RFC 9293 §3.10.7.4, RFC 6191, RFC 1337), used by the endpoint's table and by a
 //!   connection still in TIME-WAIT.
-//! - [`tuple`]: [`FourTuple`], a connection's identity.
+//! - [`tuple`](mod@tuple): [`FourTuple`], a connection's identity.
 //! - Private: `listener` and `synqueue` (LISTEN, SYN and accept queues), `cookie` (RFC 4987
 //!   SYN cookies), `isn` (RFC 6528 ISNs, RFC 6056 port offsets).
 //! - [`config`]: settings named after Linux's sysctls.

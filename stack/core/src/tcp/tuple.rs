@@ -8,13 +8,18 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 /// what a connection reports as its ends. 12 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FourTuple {
+    /// Our address.
     pub local_addr: Ipv4Addr,
+    /// Our port.
     pub local_port: u16,
+    /// The peer's address.
     pub remote_addr: Ipv4Addr,
+    /// The peer's port.
     pub remote_port: u16,
 }
 
 impl FourTuple {
+    /// The tuple of a connection from `local` to `remote`.
     pub fn new(local: SocketAddrV4, remote: SocketAddrV4) -> Self {
         FourTuple {
             local_addr: *local.ip(),
@@ -24,10 +29,12 @@ impl FourTuple {
         }
     }
 
+    /// Our address and port.
     pub fn local(&self) -> SocketAddrV4 {
         SocketAddrV4::new(self.local_addr, self.local_port)
     }
 
+    /// The peer's address and port.
     pub fn remote(&self) -> SocketAddrV4 {
         SocketAddrV4::new(self.remote_addr, self.remote_port)
     }

@@ -19,31 +19,21 @@ pub use seq::SeqNum;
 pub use tcp::{TcpFlags, TcpOptions, TcpPacket, TcpRepr, MAX_SACK_BLOCKS};
 
 /// Why a packet was rejected. Every rejected packet is dropped and counted by reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum Error {
     /// Shorter than its headers or its length fields say.
+    #[error("truncated packet")]
     Truncated,
     /// A field has a value the protocol forbids (bad version, header length, option length).
+    #[error("malformed packet")]
     Malformed,
     /// The checksum does not verify.
+    #[error("bad checksum")]
     Checksum,
     /// Valid but not something this stack handles (IP fragment, other protocol, IPv6).
+    #[error("unsupported packet")]
     Unsupported,
 }
-
-impl core::fmt::Display for Error {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let s = match self {
-            Error::Truncated => "truncated packet",
-            Error::Malformed => "malformed packet",
-            Error::Checksum => "bad checksum",
-            Error::Unsupported => "unsupported packet",
-        };
-        f.write_str(s)
-    }
-}
-
-impl std::error::Error for Error {}
 
 /// Result of parsing a packet: the value or the reason it was rejected.
 pub type Result<T> = core::result::Result<T, Error>;

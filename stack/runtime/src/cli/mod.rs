@@ -34,6 +34,7 @@ use crate::tcp::TcpConfig;
 use crate::time::Duration;
 use crate::worker::{IdleMode, WorkerConfig, WorkerSnapshot};
 
+/// The `xdptcp` command line: one of the subcommands.
 #[derive(Debug, Parser)]
 #[command(
     name = "xdptcp",
@@ -41,10 +42,12 @@ use crate::worker::{IdleMode, WorkerConfig, WorkerSnapshot};
     about = "A kernel-bypass TCP/IP stack on AF_XDP"
 )]
 pub struct Cli {
+    /// The subcommand and its flags.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// `xdptcp serve`, `connect` or `stat`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve example applications on steered ports.
@@ -55,6 +58,7 @@ pub enum Command {
     Stat(StatArgs),
 }
 
+/// Flags of `xdptcp stat`.
 #[derive(Debug, Args)]
 pub struct StatArgs {
     /// The interface the serve runs on (default: every running serve).
@@ -96,8 +100,10 @@ pub struct Common {
     pub adaptive_idle: bool,
 }
 
+/// Flags of `xdptcp serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Interface, address and stack settings.
     #[command(flatten)]
     pub common: Common,
     /// PORT=APP with APP one of echo, discard, http, close-first, source (repeatable).
@@ -121,8 +127,10 @@ pub struct ServeArgs {
     pub metrics: Option<String>,
 }
 
+/// Flags of `xdptcp connect`.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
+    /// Interface, address and stack settings.
     #[command(flatten)]
     pub common: Common,
     /// Server address.
@@ -139,7 +147,9 @@ pub struct ConnectArgs {
 /// A start-up or run failure: the line to print and the exit status.
 #[derive(Debug)]
 pub struct Failure {
+    /// One line for stderr.
     pub message: String,
+    /// The exit status: 1 for a failure at run time, 2 for a bad flag.
     pub status: i32,
 }
 
@@ -153,20 +163,44 @@ fn fail(status: i32, message: impl Into<String>) -> Failure {
 /// A bad flag value: the one line `xdptcp` prints before exiting with status 2.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArgError {
+    /// `--listen` that is not `PORT=APP`.
     #[error(
         "bad --listen {arg:?}: expected PORT=APP (APP: echo, discard, http, close-first, source)"
     )]
-    ListenForm { arg: String },
+    ListenForm {
+        /// The flag's value.
+        arg: String,
+    },
+    /// `--listen` with a port that is not 1-65535.
     #[error("bad --listen {arg:?}: {port:?} is not a port number (1-65535)")]
-    ListenPort { arg: String, port: String },
+    ListenPort {
+        /// The flag's value.
+        arg: String,
+        /// Its port part.
+        port: String,
+    },
+    /// `--listen` with an unknown application.
     #[error("bad --listen {arg:?}: {source}")]
-    ListenApp { arg: String, source: UnknownApp },
+    ListenApp {
+        /// The flag's value.
+        arg: String,
+        /// The application name that is not known.
+        source: UnknownApp,
+    },
+    /// `--ephemeral` that is not `LO-HI` with 1 <= LO <= HI <= 65535.
     #[error("bad --ephemeral {0:?}: expected LO-HI with 1 <= LO <= HI <= 65535")]
     Ephemeral(String),
+    /// `--set` without `=`.
     #[error("bad --set {0:?}: expected KEY=VALUE")]
     SetForm(String),
+    /// `--set` with a key or value the TCP settings refuse.
     #[error("bad --set {arg:?}: {source}")]
-    Set { arg: String, source: ConfigError },
+    Set {
+        /// The flag's value.
+        arg: String,
+        /// Why the settings refused it.
+        source: ConfigError,
+    },
 }
 
 /// `PORT=APP`.

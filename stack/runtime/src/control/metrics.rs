@@ -42,7 +42,9 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// What the metrics name besides the snapshots (the `xdptcp_info` labels).
 #[derive(Debug, Clone)]
 pub struct Meta {
+    /// The interface the stack runs on.
     pub ifname: String,
+    /// The stack's IPv4 address.
     pub addr: Ipv4Addr,
 }
 

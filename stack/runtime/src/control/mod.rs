@@ -56,6 +56,7 @@ impl StatServer {
         Ok(StatServer { listener, path })
     }
 
+    /// The socket's path (removed when the server is dropped).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -101,10 +102,18 @@ fn answer(s: UnixStream, meta: &StatMeta, handles: &[StatsHandle]) -> io::Result
 pub enum QueryError {
     /// Nobody listens on the socket (or it does not exist).
     #[error("no xdptcp serve running on {ifname} (no {})", path.display())]
-    NotRunning { ifname: String, path: PathBuf },
+    NotRunning {
+        /// The interface asked about.
+        ifname: String,
+        /// Its stat socket.
+        path: PathBuf,
+    },
+    /// Connecting to or reading from the stat socket failed.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The stat socket.
         path: PathBuf,
+        /// What the system call said.
         #[source]
         source: io::Error,
     },

@@ -11,8 +11,11 @@ use crate::worker::WorkerSnapshot;
 /// What a report names besides the snapshots.
 #[derive(Debug, Clone)]
 pub struct StatMeta {
+    /// The interface the stack runs on.
     pub ifname: String,
+    /// The stack's IPv4 address.
     pub addr: std::net::Ipv4Addr,
+    /// The serving process.
     pub pid: u32,
     /// SYN cookies in XDP (`xdp_syncookies = 1`): the stack's counters.
     pub xdp: Option<std::sync::Arc<XdpCookieStats>>,

@@ -33,6 +33,7 @@ pub struct StaticLink {
 }
 
 impl StaticLink {
+    /// Every address in `entries` resolves to its MAC; others stay unresolved.
     pub fn new(entries: &[(Ipv4Addr, Mac)]) -> Self {
         StaticLink {
             macs: entries.iter().copied().collect(),

@@ -71,10 +71,12 @@ impl ExtraAddrs {
         Ok(e)
     }
 
+    /// Whether `a` is one of the extra addresses.
     pub fn contains(&self, a: Ipv4Addr) -> bool {
         self.addrs.iter().map_while(|x| *x).any(|x| x == a)
     }
 
+    /// The extra addresses, in the order given.
     pub fn iter(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
         self.addrs.iter().map_while(|x| *x)
     }
@@ -100,10 +102,13 @@ pub struct InterfaceConfig {
     /// 4-tuples toward one server. At most [`MAX_EXTRA_ADDRS`]; the kernel must own them too
     /// (it answers ARP).
     pub extra_addrs: ExtraAddrs,
+    /// Neighbour resolution: cache size, timeouts, held-segment bounds.
     pub neigh: NeighConfig,
 }
 
 impl InterfaceConfig {
+    /// Defaults for `addr` on the interface with MAC `mac`: 64 frames per poll, TTL 64, software
+    /// checksum checks, 65,536 cached routes, no extra addresses.
     pub fn new(addr: Ipv4Addr, mac: Mac) -> Self {
         InterfaceConfig {
             addr,
@@ -121,13 +126,17 @@ impl InterfaceConfig {
 /// Counters of the interface (the device, endpoint and neighbour cache keep their own).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IfaceStats {
+    /// Frames the device delivered.
     pub rx_frames: u64,
     /// Parsed TCP segments handed to the endpoint.
     pub rx_segments: u64,
     /// Dropped by the wire layer, by reason (`wire::Error`).
     pub rx_truncated: u64,
+    /// Dropped: malformed (`wire::Error::Malformed`).
     pub rx_malformed: u64,
+    /// Dropped: bad checksum (`wire::Error::Checksum`).
     pub rx_checksum: u64,
+    /// Dropped: not handled here (`wire::Error::Unsupported`: fragments, other protocols).
     pub rx_unsupported: u64,
     /// Valid TCP/IPv4 but not addressed to our IPv4 address.
     pub rx_not_ours: u64,
@@ -136,6 +145,7 @@ pub struct IfaceStats {
     /// Misdirected segments copied to their owner / dropped (no free hand-off buffer, too
     /// long, owner stopped: TCP retransmits them).
     pub handoff_sent: u64,
+    /// Misdirected segments dropped instead of handed off.
     pub handoff_dropped: u64,
     /// Segments other workers handed to this one (processed as if received).
     pub handoff_received: u64,
@@ -162,9 +172,13 @@ pub struct IfaceStats {
 /// What one `poll` did (for the worker's busy/idle accounting).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PollOutcome {
+    /// Frames received.
     pub rx: usize,
+    /// Frames transmitted.
     pub tx: usize,
+    /// Application events delivered.
     pub events: usize,
+    /// Whether connection timers ran.
     pub timers: bool,
 }
 
@@ -212,6 +226,7 @@ impl<D: Device, L: Link> std::fmt::Debug for Interface<D, L> {
 }
 
 impl<D: Device, L: Link> Interface<D, L> {
+    /// An interface over `dev` with next hops from `link`, running `ep`.
     pub fn new(dev: D, link: L, ep: Endpoint, cfg: InterfaceConfig) -> Self {
         Interface {
             dev,
@@ -244,30 +259,39 @@ impl<D: Device, L: Link> Interface<D, L> {
         }
     }
 
+    /// Its settings.
     pub fn config(&self) -> &InterfaceConfig {
         &self.cfg
     }
+    /// The TCP endpoint (read-only: counters, connection info).
     pub fn endpoint(&self) -> &Endpoint {
         &self.ep
     }
+    /// The TCP endpoint, e.g. to open listeners or install secrets before the loop runs.
     pub fn endpoint_mut(&mut self) -> &mut Endpoint {
         &mut self.ep
     }
+    /// The device.
     pub fn device(&self) -> &D {
         &self.dev
     }
+    /// The device, mutably (tests inject and collect frames through it).
     pub fn device_mut(&mut self) -> &mut D {
         &mut self.dev
     }
+    /// The device's counters.
     pub fn device_stats(&self) -> DeviceStats {
         self.dev.stats()
     }
+    /// The neighbour cache (resolved MACs and held segments).
     pub fn neigh(&self) -> &NeighCache<Box<[u8]>> {
         &self.neigh
     }
+    /// The next-hop resolver.
     pub fn link(&self) -> &L {
         &self.link
     }
+    /// The interface's counters.
     pub fn stats(&self) -> &IfaceStats {
         &self.stats
     }

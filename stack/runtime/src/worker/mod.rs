@@ -33,7 +33,12 @@ pub enum IdleMode {
     /// Spin (default).
     BusyPoll,
     /// Spin for `spins` empty iterations, then `sleep` (a zero `sleep` yields) per empty one.
-    Adaptive { spins: u32, sleep: Duration },
+    Adaptive {
+        /// Empty iterations in a row before the loop starts sleeping.
+        spins: u32,
+        /// Sleep per further empty iteration; zero yields instead.
+        sleep: Duration,
+    },
 }
 
 /// Busy-poll: every this many empty iterations in a row the loop calls `sched_yield`
@@ -46,6 +51,7 @@ pub const BUSY_POLL_YIELD_EVERY: u32 = 64;
 pub struct WorkerConfig {
     /// Core to pin to (`core_affinity` id); `None` leaves the thread unpinned.
     pub core: Option<usize>,
+    /// What to do when an iteration found no work.
     pub idle: IdleMode,
     /// Minimum time between statistics snapshots.
     pub snapshot_interval: Duration,
@@ -65,14 +71,21 @@ impl Default for WorkerConfig {
 /// it did work, idle otherwise.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoopStats {
+    /// Loop iterations.
     pub iterations: u64,
+    /// Iterations that did work.
     pub busy_iterations: u64,
+    /// Iterations that found none.
     pub idle_iterations: u64,
+    /// Nanoseconds spent in busy iterations.
     pub busy_ns: u64,
+    /// Nanoseconds spent in idle iterations (sleeps and yields included).
     pub idle_ns: u64,
     /// Frames received / segments transmitted / application events.
     pub rx_packets: u64,
+    /// Frames transmitted.
     pub tx_packets: u64,
+    /// Application events delivered.
     pub app_events: u64,
     /// Sleeps or yields of the adaptive idle mode.
     pub sleeps: u64,
@@ -83,18 +96,26 @@ pub struct LoopStats {
 pub struct WorkerSnapshot {
     /// When it was taken (worker clock).
     pub at: Instant,
+    /// The worker's index (= its queue).
     pub worker: usize,
+    /// Whether its thread is pinned to a core.
     pub pinned: bool,
+    /// Loop accounting.
     pub looping: LoopStats,
+    /// Interface counters.
     pub iface: IfaceStats,
+    /// Device (AF_XDP socket) counters.
     pub device: DeviceStats,
+    /// TCP endpoint counters.
     pub endpoint: EndpointStats,
+    /// Neighbour cache counters.
     pub neigh: NeighStats,
     /// Per-state connection counts (O(connections) to compute: snapshot time only).
     pub states: StateCounts,
     /// The first `listener_count` entries: listeners and their queue depths (at most
     /// [`MAX_SNAPSHOT_LISTENERS`] are shown).
     pub listeners: [ListenerSnapshot; MAX_SNAPSHOT_LISTENERS],
+    /// How many of `listeners` are filled.
     pub listener_count: usize,
     /// Bytes of the TIME-WAIT table (`Endpoint::time_wait_bytes`).
     pub time_wait_bytes: usize,
@@ -108,10 +129,15 @@ pub const MAX_SNAPSHOT_LISTENERS: usize = 16;
 /// One listener in a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenerSnapshot {
+    /// The listening address.
     pub addr: std::net::Ipv4Addr,
+    /// The listening port.
     pub port: u16,
+    /// Entries in its SYN queue (handshakes in progress).
     pub syn_queue: usize,
+    /// Connections in its accept queue (established, not accepted yet).
     pub accept_queue: usize,
+    /// Its counters (drops, overflows, cookies).
     pub stats: ListenerStats,
     /// The accept queue's bound: min(backlog, somaxconn).
     pub backlog: usize,
@@ -150,6 +176,8 @@ impl StatsHandle {
 
 /// One worker: an interface (device queue + endpoint) driven by the loop.
 pub struct Worker<D: Device, L: Link> {
+    /// The interface the loop drives (public so a caller can reach the endpoint and device
+    /// before and between runs).
     pub iface: Interface<D, L>,
     index: usize,
     cfg: WorkerConfig,
@@ -163,6 +191,7 @@ pub struct Worker<D: Device, L: Link> {
 }
 
 impl<D: Device, L: Link> Worker<D, L> {
+    /// Worker `index` (its queue) around `iface`; not running until `run` is called.
     pub fn new(index: usize, iface: Interface<D, L>, cfg: WorkerConfig) -> Self {
         Worker {
             iface,
@@ -198,6 +227,7 @@ impl<D: Device, L: Link> Worker<D, L> {
         self.published.clone()
     }
 
+    /// The loop's accounting so far.
     pub fn loop_stats(&self) -> &LoopStats {
         &self.stats
     }

@@ -6,14 +6,14 @@ use super::{initial_window, slow_start, CongestionControl};
 use crate::time::{Duration, Instant};
 
 /// RFC 9438 §5: C = 0.4.
-pub const C_CUBIC: f64 = 0.4;
+pub(crate) const C_CUBIC: f64 = 0.4;
 /// RFC 9438 §4.6: β_cubic = 0.7.
-pub const BETA_CUBIC: f64 = 0.7;
+pub(crate) const BETA_CUBIC: f64 = 0.7;
 /// RFC 9438 §4.3: α_cubic = 3 * (1 - β_cubic) / (1 + β_cubic).
 const ALPHA_CUBIC: f64 = 3.0 * (1.0 - BETA_CUBIC) / (1.0 + BETA_CUBIC);
 
 #[derive(Debug, Clone)]
-pub struct Cubic {
+pub(crate) struct Cubic {
     mss: u32,
     /// cwnd in bytes.
     cwnd: f64,
@@ -55,11 +55,13 @@ impl Cubic {
     }
 
     /// K of the current stage (seconds).
+    #[cfg(test)]
     pub fn k(&self) -> f64 {
         self.k
     }
 
     /// W_max (segments).
+    #[cfg(test)]
     pub fn w_max(&self) -> f64 {
         self.w_max
     }

@@ -6,13 +6,13 @@
 //! RFC 6675's pipe live in the connection's sender (tcp/conn/sender/recovery.rs), which tells
 //! the controller about the events below. All windows are in bytes.
 //!
-//! Dispatch is an enum ([`Cc`]), not a `Box<dyn>`: no allocation, fixed size per connection.
+//! Dispatch is an enum (`Cc`), not a `Box<dyn>`: no allocation, fixed size per connection.
 
 mod cubic;
 mod newreno;
 
-pub use cubic::{Cubic, BETA_CUBIC, C_CUBIC};
-pub use newreno::NewReno;
+pub(crate) use cubic::Cubic;
+pub(crate) use newreno::NewReno;
 
 use crate::time::{Duration, Instant};
 
@@ -30,10 +30,13 @@ impl CongestionAlgo {
     /// Linux's names, in `tcp_congestion_control`'s order.
     pub const NAMES: [&'static str; 2] = ["cubic", "reno"];
 
+    /// Linux's name of the algorithm: "cubic" or "reno".
     pub fn name(self) -> &'static str {
         Self::NAMES[self as usize]
     }
 
+    /// The algorithm stored as `i` in `tcp_congestion_control` (an index into [`Self::NAMES`]): 1 is
+    /// Reno, anything else CUBIC (the setter's range check admits only 0 and 1).
     pub fn from_index(i: u64) -> CongestionAlgo {
         if i == 1 {
             CongestionAlgo::Reno
@@ -44,12 +47,12 @@ impl CongestionAlgo {
 }
 
 /// RFC 6928 §2: IW = min(10*MSS, max(2*MSS, 14600)) bytes.
-pub fn initial_window(mss: u32) -> u32 {
+pub(crate) fn initial_window(mss: u32) -> u32 {
     (10 * mss).min((2 * mss).max(14_600))
 }
 
 /// What a congestion controller does. `mss` is fixed per connection (given at creation).
-pub trait CongestionControl {
+pub(crate) trait CongestionControl {
     /// `acked` bytes were newly cumulatively acknowledged outside loss recovery. `rtt` is the
     /// smoothed RTT if known; `cwnd_limited` says whether the window was actually used (RFC
     /// 7661 / RFC 9438 §5.8: an application-limited sender must not grow cwnd).
@@ -74,7 +77,7 @@ pub trait CongestionControl {
 
 /// The connection's controller.
 #[derive(Debug, Clone)]
-pub enum Cc {
+pub(crate) enum Cc {
     Cubic(Cubic),
     Reno(NewReno),
 }

@@ -5,7 +5,7 @@ use super::{initial_window, slow_start, CongestionControl};
 use crate::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
-pub struct NewReno {
+pub(crate) struct NewReno {
     mss: u32,
     cwnd: u32,
     ssthresh: u32,

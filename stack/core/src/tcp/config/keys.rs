@@ -10,12 +10,22 @@ use crate::time::Duration;
 /// Why `TcpConfig::set` refused a key or value. The config is unchanged after an error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    /// No key of that name.
     #[error("unknown key {key} (known: {known})")]
-    UnknownKey { key: String, known: String },
+    UnknownKey {
+        /// The name given.
+        key: String,
+        /// The known keys, comma-separated.
+        known: String,
+    },
+    /// The value is not a number, out of range or not one of the key's names.
     #[error("{key} must be {expected} (got {value:?})")]
     Invalid {
+        /// The key.
         key: &'static str,
+        /// The value given.
         value: String,
+        /// What the key allows, e.g. "0, 1 or 2" or "1 to 127".
         expected: String,
     },
 }
@@ -23,12 +33,15 @@ pub enum ConfigError {
 /// One documented key, as listed by [`TcpConfig::keys`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyDoc {
+    /// The sysctl-style key, e.g. "tcp_rmem" (without "net.ipv4.").
     pub name: &'static str,
     /// The default value as `get` prints it.
     pub default: String,
+    /// The unit of the value: "bytes", "ms", "s", "bool", ...
     pub unit: &'static str,
     /// Allowed values, e.g. "0, 1 or 2" or "1 to 127".
     pub allowed: String,
+    /// One sentence on what the key does, as printed in docs/configuration.md.
     pub meaning: &'static str,
 }
 

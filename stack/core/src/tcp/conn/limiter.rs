@@ -18,7 +18,7 @@ pub struct ChallengeAckLimiter {
 }
 
 impl ChallengeAckLimiter {
-    pub fn new(limit_per_sec: u32) -> Self {
+    pub(crate) fn new(limit_per_sec: u32) -> Self {
         ChallengeAckLimiter {
             limit: limit_per_sec,
             window_start: Instant::ZERO,

@@ -1,11 +1,13 @@
 //! One TCP connection as a sans-IO state machine (RFC 9293).
 //!
 //! No I/O and no clock reads: every call takes `now`. Segments come in through
-//! [`Connection::on_segment`], timers fire through [`Connection::on_timeout`] (the caller asks
-//! [`Connection::next_deadline`] when), and everything due goes out through
-//! [`Connection::poll_transmit`] into a caller closure (the endpoint emits it into a frame).
+//! `Connection::on_segment`, timers fire through `Connection::on_timeout` (the caller asks
+//! `Connection::next_deadline` when), and everything due goes out through
+//! `Connection::poll_transmit` into a caller closure (the endpoint emits it into a frame).
 //! The application side is `send` / `recv` / `shutdown_write` / `close` / `abort` plus
-//! [`Connection::poll_event`].
+//! `Connection::poll_event`. `Connection` is crate-private: applications reach a connection
+//! only through the endpoint ([`crate::tcp::Endpoint`], by [`crate::tcp::ConnId`]); this
+//! module's public part is the vocabulary they share (states, events, errors, timers).
 //!
 //! What connections share is the endpoint's and passed in, never found in a thread-local:
 //! the settings (one `Arc<Limits>` per endpoint, given to `connect` / `accept_syn` /
@@ -63,7 +65,7 @@ mod timers;
 #[cfg(test)]
 mod tests;
 
-pub use limiter::ChallengeAckLimiter;
+pub(crate) use limiter::ChallengeAckLimiter;
 pub use sender::TxLimit;
 pub use state::{state_diagram_mermaid, TRANSITIONS};
 pub use timers::Timer;
@@ -85,15 +87,26 @@ use timers::Timers;
 /// The RFC 9293 state of a connection, for reporting. (LISTEN belongs to the listener.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
+    /// Our SYN is out; waiting for the SYN-ACK (active open).
     SynSent,
+    /// Our SYN-ACK is out; waiting for the handshake's ACK (passive open).
     SynReceived,
+    /// Handshake done; data flows both ways.
     Established,
+    /// We sent FIN; it is not acknowledged yet.
     FinWait1,
+    /// Our FIN is acknowledged; waiting for the peer's FIN.
     FinWait2,
+    /// The peer sent FIN; we may still send.
     CloseWait,
+    /// Both sides sent FIN at once; waiting for the ACK of ours.
     Closing,
+    /// The peer's FIN came first, then ours; waiting for the ACK of ours.
     LastAck,
+    /// Both FINs acknowledged; holding the 4-tuple for 2*MSL (RFC 9293 §3.10.7.4).
     TimeWait,
+    /// Gone (reset, timed out, aborted, or LAST-ACK done); only its last output and unread data
+    /// remain.
     Closed,
 }
 
@@ -122,31 +135,22 @@ impl fmt::Display for State {
 }
 
 /// Why a connection ended abnormally.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum ConnError {
     /// Our SYN was answered by a RST (RFC 9293 §3.10.7.3): ECONNREFUSED.
+    #[error("connection refused")]
     Refused,
     /// The peer reset the connection (RFC 9293 §3.10.7.4, RFC 5961 §3): ECONNRESET.
+    #[error("connection reset")]
     Reset,
     /// SYN retries, data retries (tcp_retries2), keepalive probes or the user timeout ran
     /// out: ETIMEDOUT.
+    #[error("connection timed out")]
     TimedOut,
     /// We aborted it: `abort()`, or `close()` with unread data (RFC 2525 §2.17).
+    #[error("connection aborted")]
     Aborted,
 }
-
-impl fmt::Display for ConnError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ConnError::Refused => "connection refused",
-            ConnError::Reset => "connection reset",
-            ConnError::TimedOut => "connection timed out",
-            ConnError::Aborted => "connection aborted",
-        })
-    }
-}
-
-impl std::error::Error for ConnError {}
 
 /// What the application is told. Edge-triggered: each is reported once per occurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,31 +171,21 @@ pub enum Event {
 }
 
 /// Why `send` refused data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum SendError {
     /// The handshake has not completed yet (SYN-SENT, SYN-RECEIVED).
+    #[error("not connected")]
     NotConnected,
     /// The send buffer (`cfg.wmem`) is full; wait for `Event::Writable`.
+    #[error("send buffer full")]
     Full,
     /// `shutdown_write` or `close` was called, or our FIN is out.
+    #[error("write side closed")]
     WriteClosed,
-    /// The connection is gone.
+    /// The connection is gone: how it ended, if abnormally.
+    #[error("closed{}", match .0 { Some(e) => format!(": {e}"), None => String::new() })]
     Closed(Option<ConnError>),
 }
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::NotConnected => f.write_str("not connected"),
-            SendError::Full => f.write_str("send buffer full"),
-            SendError::WriteClosed => f.write_str("write side closed"),
-            SendError::Closed(Some(e)) => write!(f, "closed: {e}"),
-            SendError::Closed(None) => f.write_str("closed"),
-        }
-    }
-}
-
-impl std::error::Error for SendError {}
 
 /// What the handshake agreed on (RFC 9293 §3.7.1, RFC 7323, RFC 2018). Fixed after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -201,10 +195,12 @@ pub struct Negotiated {
     /// Window scale shifts (RFC 7323 §2.2): the peer's (applied to windows it sends) and ours
     /// (applied to windows we send). Both 0 unless both SYNs carried the option.
     pub snd_shift: u8,
+    /// Our shift (applied to windows we send); 0 to 14.
     pub rcv_shift: u8,
     /// Window scaling in use (both SYNs carried the option).
     pub window_scaling: bool,
-    /// SACK-permitted on both SYNs (RFC 2018 §2). Blocks are used by issue 4.
+    /// SACK-permitted on both SYNs (RFC 2018 §2): then we send SACK blocks and use the peer's
+    /// for recovery (RFC 6675).
     pub sack: bool,
     /// Timestamps on both SYNs (RFC 7323 §3.2): then every non-RST segment carries them.
     pub timestamps: bool,
@@ -272,7 +268,7 @@ impl Negotiated {
 /// endpoint builds one `Arc<Limits>` from its config and hands it to every connection it
 /// makes (8 bytes per connection instead of 152).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     rto_initial: Duration,
     rto_min: Duration,
     rto_max: Duration,
@@ -292,7 +288,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn new(cfg: &TcpConfig) -> Limits {
+    pub(crate) fn new(cfg: &TcpConfig) -> Limits {
         Limits {
             rto_initial: cfg.rto_initial,
             rto_min: cfg.rto_min,
@@ -372,7 +368,7 @@ struct App {
 
 /// One TCP connection. See the module docs.
 #[derive(Debug)]
-pub struct Connection {
+pub(crate) struct Connection {
     tuple: FourTuple,
     inner: Inner,
     /// Our initial send sequence number (RFC 9293 §3.4), kept for the connection's life.
@@ -396,7 +392,7 @@ pub struct Connection {
 /// What `on_segment` asks of the caller beyond the connection's own output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
-pub enum Arrival {
+pub(crate) enum Arrival {
     /// Handled (replies, if any, come from `poll_transmit`).
     Done,
     /// A SYN for this 4-tuple arrived in TIME-WAIT and may start a new connection

@@ -24,7 +24,7 @@ pub enum Timer {
 }
 
 impl Timer {
-    pub const ALL: [Timer; 7] = [
+    pub(crate) const ALL: [Timer; 7] = [
         Timer::Retransmit,
         Timer::DelayedAck,
         Timer::Persist,

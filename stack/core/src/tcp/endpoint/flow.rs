@@ -11,13 +11,15 @@ use crate::wire::{SeqNum, TcpRepr};
 pub struct FlowStats {
     /// Segments received with payload, and their payload bytes.
     pub data_segs_in: u64,
+    /// Payload bytes of those segments.
     pub data_bytes_in: u64,
     /// Segments received without payload, SYN, FIN or RST: pure ACKs (and window updates).
     pub pure_acks_in: u64,
-    /// Segments sent with payload [`TcpOutSegs` less ACKs], and their payload bytes.
+    /// Segments sent with payload (`TcpOutSegs` less ACKs), and their payload bytes.
     pub data_segs_out: u64,
+    /// Payload bytes of those segments.
     pub data_bytes_out: u64,
-    /// Data segments sent below SND.MAX: retransmissions of any kind [`RetransSegs`].
+    /// Data segments sent below SND.MAX: retransmissions of any kind (`RetransSegs`).
     pub retrans_segs: u64,
     /// Segments sent without payload, SYN, FIN or RST: pure ACKs.
     pub pure_acks_out: u64,
@@ -25,9 +27,13 @@ pub struct FlowStats {
     /// (see `TxLimit`): the application wrote nothing more; all of `tcp_wmem` was in
     /// flight; the peer's window; the congestion window; Nagle / sender SWS avoidance.
     pub tx_app_limited: u64,
+    /// Rounds ended with all of `tcp_wmem` in flight.
     pub tx_sndbuf_limited: u64,
+    /// Rounds ended by the peer's window.
     pub tx_rwnd_limited: u64,
+    /// Rounds ended by the congestion window.
     pub tx_cwnd_limited: u64,
+    /// Rounds ended by Nagle or sender SWS avoidance holding a small segment.
     pub tx_small_held: u64,
 }
 

@@ -17,11 +17,13 @@ pub struct ConnCounters {
     /// Sequence space the peer acknowledged (SND.UNA advance) and we received in order
     /// (RCV.NXT advance) after the handshake; a FIN counts one, as in Linux.
     pub bytes_acked: u64,
+    /// Sequence space received in order (RCV.NXT advance).
     pub bytes_received: u64,
     /// Payload bytes sent, retransmissions included.
     pub bytes_out: u64,
     /// Segments received (any kind) and sent (any kind, retransmissions included).
     pub segs_in: u32,
+    /// Segments sent (any kind, retransmissions included); wraps at 2^32.
     pub segs_out: u32,
     /// Data segments sent below SND.MAX: retransmissions of any kind.
     pub retrans_segs: u32,
@@ -74,7 +76,9 @@ impl ConnCounters {
 /// ESTABLISHED, no RCV.NXT in SYN-SENT, ...). Built on demand, no allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnInfo {
+    /// The RFC 9293 state.
     pub state: State,
+    /// Local and remote address and port.
     pub tuple: FourTuple,
     /// The error the connection ended with.
     pub error: Option<ConnError>,
@@ -85,16 +89,21 @@ pub struct ConnInfo {
     pub iss: SeqNum,
     /// SND.UNA, SND.NXT, RCV.NXT (RFC 9293 §3.3.1).
     pub snd_una: SeqNum,
+    /// SND.NXT: the next sequence number to send.
     pub snd_nxt: SeqNum,
+    /// RCV.NXT: the next sequence number expected (`None` in SYN-SENT).
     pub rcv_nxt: Option<SeqNum>,
     /// The peer's window (SND.WND, scaled), in the sending states.
     pub snd_wnd: Option<u32>,
     /// RFC 6298 SRTT and RTTVAR (once sampled) and the current RTO, in the sending states.
     pub srtt: Option<Duration>,
+    /// RFC 6298 RTTVAR.
     pub rttvar: Option<Duration>,
+    /// The current retransmission timeout (RFC 6298 §2, backed off after timeouts).
     pub rto: Option<Duration>,
     /// Congestion window and slow-start threshold in bytes, in the sending states.
     pub cwnd: Option<u32>,
+    /// Slow-start threshold in bytes.
     pub ssthresh: Option<u32>,
     /// Consecutive retransmission timeouts without progress (Linux `tcpi_retransmits`).
     pub retransmits: u32,

@@ -371,7 +371,7 @@ impl Endpoint {
         }
     }
 
-    /// SYN cookies answered by the XDP program too (issue 13): from now on the secrets come
+    /// SYN cookies answered by the XDP program too (`xdp_syncookies = 1`): from now on the secrets come
     /// only from [`Endpoint::set_cookie_secrets`] (every worker and the program must share
     /// them; the endpoint no longer rotates by itself), and ACKs to a listener are tried as
     /// cookies whenever `tcp_syncookies` is on, since the cookies this endpoint did not send
@@ -382,7 +382,8 @@ impl Endpoint {
 
     /// Replaces the SYN-cookie secrets: `current` makes and checks cookies, `previous` (the
     /// one before the last rotation) still checks them. The caller rotates at most once per
-    /// cookie lifetime ([`SynCookies::validity`]) so no valid cookie is lost.
+    /// cookie lifetime ([`MAX_COOKIE_AGE`](crate::tcp::MAX_COOKIE_AGE) cookie periods) so no
+    /// valid cookie is lost.
     pub fn set_cookie_secrets(&mut self, current: [u8; 16], previous: Option<[u8; 16]>) {
         self.cookies.set_secrets(current, previous);
     }

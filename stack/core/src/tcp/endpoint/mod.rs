@@ -90,9 +90,11 @@ pub struct ConnId {
 }
 
 impl ConnId {
+    /// The slab index (the slot), reused after the connection is freed.
     pub fn index(self) -> u32 {
         self.index
     }
+    /// The slot's generation when the handle was made; bumped each time the slot is freed.
     pub fn generation(self) -> u32 {
         self.gen
     }
@@ -153,10 +155,13 @@ impl EndpointSecrets {
 /// Why `listen` failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ListenError {
+    /// Another listener already has this address and port.
     #[error("address in use")]
     AddrInUse,
+    /// `MAX_LISTENERS` listeners are open already.
     #[error("too many listeners")]
     TooManyListeners,
+    /// Port 0 (no ephemeral port is picked for a listener).
     #[error("port 0 is not a valid listening port")]
     InvalidPort,
 }
@@ -192,7 +197,9 @@ pub enum EndpointEvent {
 /// Endpoint counters by reason (names follow Linux's MIB where one exists).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EndpointStats {
+    /// Segments handed to the endpoint (`InSegs`), before any check.
     pub segments_in: u64,
+    /// Segments emitted, stateless replies included (`OutSegs`).
     pub segments_out: u64,
     /// Segments dropped before demux: port 0, or a non-unicast address.
     pub malformed_in: u64,
@@ -200,7 +207,9 @@ pub struct EndpointStats {
     pub no_listener: u64,
     /// RSTs we generated statelessly, by reason.
     pub rst_closed: u64,
+    /// RSTs to an ACK that reached a listener and was no SYN cookie (RFC 9293 §3.10.7.2).
     pub rst_listen_bad_ack: u64,
+    /// RSTs to a handshake's ACK with the accept queue full (`tcp_abort_on_overflow` = 1).
     pub rst_accept_overflow: u64,
     /// SYNs a listener dropped (`ListenDrops` for SYNs), and why.
     pub syn_dropped: u64,
@@ -215,12 +224,15 @@ pub struct EndpointStats {
     pub connect_rss_miss: u64,
     /// SYN cookies (`SyncookiesSent` / `Recv` / `Failed`).
     pub cookies_sent: u64,
+    /// Cookie ACKs that validated and became connections (`SyncookiesRecv`).
     pub cookies_accepted: u64,
+    /// ACKs tried as cookies that did not validate (`SyncookiesFailed`).
     pub cookies_rejected: u64,
     /// SYN-cookie secret rotations (one per cookie lifetime while cookies are being sent).
     pub cookie_rotations: u64,
     /// Challenge ACKs sent and suppressed by the shared RFC 5961 §7 limiter.
     pub challenge_acks_sent: u64,
+    /// Challenge ACKs the limiter suppressed (`TCPChallengeACK` is the sent count).
     pub challenge_acks_suppressed: u64,
     /// Connection timers that found the timer wheel full (impossible while the wheel is
     /// sized to `max_connections`; such a timer falls back to a polled list).
@@ -230,15 +242,23 @@ pub struct EndpointStats {
     /// ignored (RFC 1337, `TWKilled` is what Linux would count without it), ACKs sent, SYNs
     /// that reopened a tuple (RFC 6191), records expired.
     pub tw_entered: u64,
+    /// TIME-WAIT records reused by an active open (`TWRecycled`).
     pub tw_reused: u64,
+    /// Connections closed without TIME-WAIT: the table was full (`TCPTimeWaitOverflow`).
     pub tw_overflow: u64,
+    /// RSTs ignored in TIME-WAIT (RFC 1337).
     pub tw_rst_ignored: u64,
+    /// ACKs sent from TIME-WAIT records (retransmitted FINs, out-of-window segments).
     pub tw_acks: u64,
+    /// SYNs that reopened a tuple in TIME-WAIT (RFC 6191).
     pub tw_reopened: u64,
+    /// TIME-WAIT records that expired after their 2*MSL.
     pub tw_expired: u64,
     /// Stateless replies dropped because the control queue was full.
     pub control_dropped: u64,
+    /// Connection slots taken (active opens, SYN-queue entries, cookie ACKs).
     pub conns_opened: u64,
+    /// Connection slots freed. `conns_opened - conns_freed` = slots in use.
     pub conns_freed: u64,
     /// Connections ended because retries, keepalive probes or the user timeout ran out
     /// (`TimedOut`), whether or not the application still held them.
@@ -250,17 +270,27 @@ pub struct EndpointStats {
 /// Per-state counts, computed on demand by [`Endpoint::state_counts`] (O(connections)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StateCounts {
+    /// Listeners.
     pub listen: usize,
+    /// Connections in SYN-SENT.
     pub syn_sent: usize,
+    /// Connections in SYN-RECEIVED (SYN-queue entries included).
     pub syn_received: usize,
+    /// Connections in ESTABLISHED.
     pub established: usize,
+    /// Connections in FIN-WAIT-1.
     pub fin_wait1: usize,
+    /// Connections in FIN-WAIT-2.
     pub fin_wait2: usize,
+    /// Connections in CLOSE-WAIT.
     pub close_wait: usize,
+    /// Connections in CLOSING.
     pub closing: usize,
+    /// Connections in LAST-ACK.
     pub last_ack: usize,
     /// Full connections in TIME-WAIT (not yet closed by the application) plus table records.
     pub time_wait: usize,
+    /// Connections in CLOSED not yet freed (the application still holds them).
     pub closed: usize,
 }
 
@@ -307,7 +337,7 @@ pub struct Endpoint {
     cookies: SynCookies,
     /// When the SYN-cookie secret is next replaced (set by the first cookie sent).
     cookie_rotate_at: Option<Instant>,
-    /// SYN cookies are also answered outside the endpoint (the XDP program, issue 13): the
+    /// SYN cookies are also answered outside the endpoint (the XDP program, `xdp_syncookies = 1`): the
     /// secrets come from [`Endpoint::set_cookie_secrets`] (no self-rotation) and an ACK to a
     /// listener is tried as a cookie whenever cookies are on.
     xdp_cookies: bool,
@@ -388,6 +418,7 @@ impl Endpoint {
         }
     }
 
+    /// The settings this endpoint was made with.
     pub fn config(&self) -> &TcpConfig {
         &self.cfg
     }
@@ -845,6 +876,7 @@ impl Endpoint {
         self.slot(id).and_then(|s| s.conn.error())
     }
 
+    /// The endpoint's counters (cumulative since it was made).
     pub fn stats(&self) -> &EndpointStats {
         &self.stats
     }

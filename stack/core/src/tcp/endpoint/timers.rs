@@ -1,4 +1,4 @@
-//! The endpoint's connection timers on the hierarchical [`TimerWheel`] (issue 5): one wheel
+//! The endpoint's connection timers on the hierarchical [`TimerWheel`]: one wheel
 //! entry per connection for its earliest deadline, kept lazily (see the wheel's module docs):
 //! a deadline that moves later (the RTO pushed back by an ACK) costs no wheel operation, the
 //! entry fires early and the endpoint finds nothing due and arms again; a deadline that

@@ -1,7 +1,7 @@
 //! The shard's TIME-WAIT table: [`TimeWait`] records keyed by 4-tuple, bounded by
 //! `tcp_max_tw_buckets`, expired lazily on lookup and in expiry order from a FIFO.
 //!
-//! Layout (issue 6's target: at most 128 bytes per record, all structures included):
+//! Layout (the bound: at most 128 bytes per TIME-WAIT record, all structures included):
 //! - `recs`: a dense array of 48-byte compact records (the tuple, sequence numbers,
 //!   timestamps, times as u32 milliseconds from the table's epoch) with a free list;
 //! - `map`: 4-tuple -> index (16-byte buckets plus a control byte; hashbrown keeps it between

@@ -190,14 +190,30 @@ pub enum AfXdpError {
 /// A setting of [`AfXdpConfig`] the kernel would reject.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigInvalid {
+    /// A ring or frame size that is not a power of two.
     #[error("{field} must be a power of two, got {value}")]
-    NotPowerOfTwo { field: &'static str, value: u32 },
+    NotPowerOfTwo {
+        /// The setting's name.
+        field: &'static str,
+        /// Its value.
+        value: u32,
+    },
+    /// A frame size outside `MIN_FRAME_SIZE..=MAX_FRAME_SIZE`.
     #[error("frame_size must be in {min}..={max}, got {value}", min = MIN_FRAME_SIZE, max = MAX_FRAME_SIZE)]
-    FrameSize { value: u32 },
+    FrameSize {
+        /// The frame size given.
+        value: u32,
+    },
+    /// The fill ring would take every frame, leaving none to transmit from.
     #[error(
         "frame_count ({frame_count}) must exceed fill_size ({fill_size}) to leave frames for TX"
     )]
-    NoTxFrames { frame_count: u32, fill_size: u32 },
+    NoTxFrames {
+        /// UMEM frames.
+        frame_count: u32,
+        /// Fill-ring size.
+        fill_size: u32,
+    },
 }
 
 #[cfg(test)]

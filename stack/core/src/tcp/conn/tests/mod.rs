@@ -9,6 +9,7 @@
 
 mod close;
 mod data;
+mod errors;
 mod fuzz;
 mod handshake;
 mod pair;

@@ -1,4 +1,4 @@
-//! The receive side (issue 4): reassembly, SACK and D-SACK generation, the ACK policy
+//! The receive side: reassembly, SACK and D-SACK generation, the ACK policy
 //! (delayed ACK, quick ACK, immediate ACKs), the advertised window (SWS avoidance, never
 //! shrinking), timestamps with delayed ACKs, URG. Exact reply segments throughout.
 

@@ -1,4 +1,4 @@
-//! The sending side (issue 4): congestion window and its response to loss, fast retransmit
+//! The sending side: congestion window and its response to loss, fast retransmit
 //! and NewReno partial ACKs (RFC 5681 §3.2, RFC 6582), SACK recovery (RFC 6675), the RTO
 //! backoff sequence (RFC 6298 §5.5), Nagle and TCP_NODELAY (RFC 9293 §3.7.4), persist
 //! probing (RFC 9293 §3.8.6.1). Fixtures use a peer MSS of 100 so that the initial window
