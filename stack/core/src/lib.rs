@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod hash;
 pub mod rss;
 pub mod tcp;
 pub mod time;

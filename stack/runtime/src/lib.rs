@@ -22,7 +22,7 @@
 //!
 //! `tests/layers.rs` checks this order on every `cargo test`.
 
-pub use xdptcp_core::{rss, tcp, time, wheel, wire};
+pub use xdptcp_core::{hash, rss, tcp, time, wheel, wire};
 
 pub mod app;
 pub mod cli;
