@@ -17,6 +17,7 @@ use crate::app::App;
 use crate::cookies::{FlagPolicy, SharedCookieSecrets, XdpCookieStats};
 use crate::handoff::{mesh, HandoffConfig};
 use crate::iface::{ExtraAddrs, Interface, InterfaceConfig, MAX_EXTRA_ADDRS};
+use crate::neigh::route::{RouteMonitor, RouteView, ROUTE_REFRESH};
 use crate::neigh::{KernelResolver, Netlink};
 use crate::phy::{AfXdpConfig, AfXdpDevice, AfXdpError};
 use crate::rss::{FlowOwner, DEFAULT_RSS_KEY};
@@ -241,6 +242,8 @@ pub struct Stack {
     pub owner: FlowOwner,
     /// `xdp_syncookies = 1`: the shared secrets and the program's cookie settings.
     cookies: Option<XdpCookies>,
+    /// The kernel's routes, refreshed on the route thread while [`Stack::run`] runs.
+    routes: RouteMonitor,
 }
 
 /// SYN cookies in XDP (issue 13): what the stack's cookie thread keeps up to date in the
@@ -259,6 +262,9 @@ struct XdpCookies {
     policy: FlagPolicy,
     stats: Arc<XdpCookieStats>,
 }
+
+/// How often the route thread looks for route-change notifications.
+const ROUTE_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// How often the cookie thread looks at the workers and the program.
 const COOKIE_TICK: std::time::Duration = std::time::Duration::from_millis(50);
@@ -434,6 +440,7 @@ impl Stack {
         )
         .into_iter();
         let mut first_nl = Some(nl);
+        let routes = RouteMonitor::open(os_secrets().seed).map_err(StartError::Netlink)?;
         // xdp_syncookies: one ISN / timestamp key and one cookie master key for all workers
         // and the program (a cookie must validate wherever its ACK lands).
         let shared = tcp.xdp_syncookies.then(os_secrets);
@@ -443,6 +450,7 @@ impl Stack {
             _reserved: reserved,
             zero_copy_fallback: false,
             owner,
+            routes,
             cookies: shared.as_ref().map(|sh| XdpCookies {
                 secrets: SharedCookieSecrets::new(sh.cookie),
                 isn_key: sh.isn,
@@ -491,12 +499,14 @@ impl Stack {
             }
             let mut ep = Endpoint::new(tcp.clone(), secrets, range);
             ep.set_xdp_cookies(shared.is_some());
-            let resolver = KernelResolver::new(nl, link.ifindex);
+            let resolver = KernelResolver::new(nl, link.ifindex)
+                .with_routes(RouteView::new(stack.routes.shared()));
             if n > 1 {
                 ep.set_rss_preference(owner, q);
             }
             let mut icfg = InterfaceConfig::new(o.addr, link.mac);
             icfg.extra_addrs = extra;
+            icfg.hash_seed = os_secrets().seed;
             let mut iface = Interface::new(dev, resolver, ep, icfg);
             if let (true, Some(h)) = (n > 1, handoffs.next()) {
                 iface.set_shard(q, owner);
@@ -562,9 +572,25 @@ impl Stack {
             workers,
             steering,
             cookies,
+            routes,
             ..
         } = self;
         std::thread::scope(|s| {
+            {
+                // The route thread: route changes reach the workers' route views.
+                let stop = stop.clone();
+                s.spawn(move || {
+                    let mut last = std::time::Instant::now();
+                    while !stop.load(Ordering::Relaxed) {
+                        let force = last.elapsed() >= ROUTE_REFRESH;
+                        if force {
+                            last = std::time::Instant::now();
+                        }
+                        routes.poll(force);
+                        std::thread::sleep(ROUTE_POLL);
+                    }
+                });
+            }
             if let Some(c) = cookies.as_mut() {
                 // The cookie thread: rotation, tcp_syncookies = 1 flags, counters.
                 let (stop, handles) = (stop.clone(), handles.clone());
