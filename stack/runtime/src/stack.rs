@@ -9,7 +9,6 @@
 use std::fmt;
 use std::io;
 use std::net::Ipv4Addr;
-use std::path::Path;
 
 use xdptcp_xdp::{AttachOptions, CookieConfig, Steering};
 
@@ -199,34 +198,163 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
+/// Where the reserved-ports records live (the control module's directory too).
+pub const STAT_DIR: &str = "/run/xdptcp";
+
 const RESERVED_PORTS: &str = "/proc/sys/net/ipv4/ip_local_reserved_ports";
 
-/// `net.ipv4.ip_local_reserved_ports` extended by our range; the old value comes back on drop
-/// (not after SIGKILL: then the reservation stays, which is harmless).
-#[derive(Debug)]
+/// Our range added to `net.ipv4.ip_local_reserved_ports` (of the calling thread's network
+/// namespace), and removed again on drop ([`ReservedPorts::release`]).
+///
+/// Crash recovery: while reserved, a record `/run/xdptcp/reserved-<netns inode>-<pid>`
+/// (contents `LO-HI`) says what this process added. A serve that dies without cleaning up
+/// (SIGKILL, and its janitor too) leaves the record; the next [`ReservedPorts::reserve`] in
+/// the same network namespace finds records whose process is gone, removes their ranges and
+/// the records. Release removes only our range (not "restore the old value"), and keeps the
+/// ranges of other live serves of the namespace, so serves that start and stop in any order
+/// leave the list as they found it.
+#[derive(Debug, Clone)]
 pub struct ReservedPorts {
-    old: String,
+    lo: u16,
+    hi: u16,
+    netns: u64,
+    record: std::path::PathBuf,
+    released: bool,
+}
+
+/// Ranges of a reserved-ports list (`1,5-7,61000-61999`).
+fn parse_ranges(s: &str) -> Vec<(u16, u16)> {
+    s.trim()
+        .split(',')
+        .filter_map(|r| {
+            let r = r.trim();
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+        })
+        .filter(|(a, b)| a <= b)
+        .collect()
+}
+
+/// `ranges` minus `[lo, hi]`, in the kernel's list format ("\n" when empty: an empty write
+/// is rejected by some kernels, a newline clears the list).
+fn subtract_range(ranges: &[(u16, u16)], lo: u16, hi: u16) -> Vec<(u16, u16)> {
+    let mut out = Vec::new();
+    for &(a, b) in ranges {
+        if b < lo || a > hi {
+            out.push((a, b));
+            continue;
+        }
+        if a < lo {
+            out.push((a, lo - 1));
+        }
+        if b > hi {
+            out.push((hi + 1, b));
+        }
+    }
+    out
+}
+
+fn format_ranges(r: &[(u16, u16)]) -> String {
+    if r.is_empty() {
+        return "\n".to_string();
+    }
+    r.iter()
+        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The inode of the calling thread's network namespace.
+pub fn netns_inode() -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata("/proc/thread-self/ns/net")?.ino())
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks existence/permission.
+    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
+/// The records of network namespace `netns`: (path, pid, lo, hi).
+fn records(netns: u64) -> Vec<(std::path::PathBuf, i32, u16, u16)> {
+    let prefix = format!("reserved-{netns}-");
+    let Ok(dir) = std::fs::read_dir(STAT_DIR) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .take(4096)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let pid: i32 = name.strip_prefix(&prefix)?.parse().ok()?;
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            let &(lo, hi) = parse_ranges(&text).first()?;
+            Some((e.path(), pid, lo, hi))
+        })
+        .collect()
 }
 
 impl ReservedPorts {
-    /// Adds `lo-hi` to the calling thread's network namespace's reserved ports.
+    /// Adds `lo-hi` to the calling thread's network namespace's reserved ports (after
+    /// removing what dead serves of this namespace left) and writes the record.
     pub fn reserve(lo: u16, hi: u16) -> io::Result<ReservedPorts> {
-        let old = std::fs::read_to_string(RESERVED_PORTS)?.trim().to_string();
-        let new = if old.is_empty() {
-            format!("{lo}-{hi}")
-        } else {
-            format!("{old},{lo}-{hi}")
-        };
-        std::fs::write(RESERVED_PORTS, new)?;
-        Ok(ReservedPorts { old })
+        let netns = netns_inode()?;
+        let me = std::process::id() as i32;
+        let mut list = parse_ranges(&std::fs::read_to_string(RESERVED_PORTS)?);
+        let live: Vec<_> = records(netns);
+        for (path, pid, a, b) in &live {
+            if *pid != me && !pid_alive(*pid) {
+                list = subtract_range(&list, *a, *b);
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        list.push((lo, hi));
+        std::fs::write(RESERVED_PORTS, format_ranges(&list))?;
+        let dir = std::path::Path::new(STAT_DIR);
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        let record = dir.join(format!("reserved-{netns}-{me}"));
+        std::fs::write(&record, format!("{lo}-{hi}\n"))?;
+        Ok(ReservedPorts {
+            lo,
+            hi,
+            netns,
+            record,
+            released: false,
+        })
+    }
+
+    /// The record file.
+    pub fn record(&self) -> &std::path::Path {
+        &self.record
+    }
+
+    /// Removes our range from the list (keeping the ranges of the namespace's other live
+    /// serves) and the record. Idempotent: a janitor may run it again.
+    pub fn release(&mut self) {
+        if self.released {
+            return;
+        }
+        if let Ok(cur) = std::fs::read_to_string(RESERVED_PORTS) {
+            let mut list = subtract_range(&parse_ranges(&cur), self.lo, self.hi);
+            let me = std::process::id() as i32;
+            for (path, pid, a, b) in records(self.netns) {
+                if path != self.record && pid != me && pid_alive(pid) {
+                    list.push((a, b));
+                }
+            }
+            if std::fs::write(RESERVED_PORTS, format_ranges(&list)).is_ok() {
+                // Without the right to remove the record (an unprivileged serve) the
+                // janitor removes it; a stale record is harmless (see above).
+                let _ = std::fs::remove_file(&self.record);
+                self.released = !self.record.exists();
+            }
+        }
     }
 }
 
 impl Drop for ReservedPorts {
     fn drop(&mut self) {
-        // An empty write is rejected by some kernels; a newline clears the list.
-        let v = if self.old.is_empty() { "\n" } else { &self.old };
-        let _ = std::fs::write(Path::new(RESERVED_PORTS), v);
+        self.release();
     }
 }
 
@@ -627,6 +755,11 @@ impl Stack {
         &self.steering
     }
 
+    /// The ports reserved from the kernel (for a janitor that must release them).
+    pub fn reserved_ports(&self) -> Option<&ReservedPorts> {
+        self._reserved.as_ref()
+    }
+
     /// The XDP cookie counters (`xdp_syncookies = 1`), refreshed while [`Stack::run`] runs.
     pub fn xdp_cookie_stats(&self) -> Option<Arc<XdpCookieStats>> {
         self.cookies.as_ref().map(|c| c.stats.clone())
@@ -727,6 +860,16 @@ pub fn nic_rss_key(ifname: &str) -> io::Result<Option<[u8; 40]>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_port_lists_subtract_and_format() {
+        let l = parse_ranges("1,5-7,61000-61999\n");
+        assert_eq!(l, vec![(1, 1), (5, 7), (61000, 61999)]);
+        assert_eq!(format_ranges(&subtract_range(&l, 61000, 61999)), "1,5-7");
+        assert_eq!(format_ranges(&subtract_range(&l, 6, 61500)), "1,5,61501-61999");
+        assert_eq!(format_ranges(&subtract_range(&[(10, 20)], 10, 20)), "\n");
+        assert_eq!(parse_ranges(""), vec![]);
+    }
 
     #[test]
     fn os_secrets_differ() {

@@ -307,10 +307,7 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
     let stat = StatServer::bind(&o.ifname).map_err(|e| {
         fail(
             1,
-            format!(
-                "stat socket {}: {e}",
-                control::socket_path(&o.ifname).display()
-            ),
+            format!("stat socket {}: {e}", control::socket_display(&o.ifname)),
         )
     })?;
     let stop = control::stop_on_signals();
@@ -332,7 +329,7 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         },
         o.ephemeral.0,
         o.ephemeral.1,
-        stat.path().display()
+        stat.name()
     );
     if let Some(m) = &metrics {
         println!("xdptcp: metrics on http://{}/metrics", m.local_addr());
@@ -403,27 +400,40 @@ fn bind_metrics(
         .map_err(|e| fail(1, format!("metrics {addr}: {e}")))
 }
 
-/// `xdptcp stat`.
+/// `xdptcp stat`: the serve of `--iface`, or every serve of this network namespace (one that
+/// does not answer is reported on stderr and skipped; status 1 only if none answered).
 pub fn stat_cmd(a: &StatArgs) -> Result<(), Failure> {
-    let ifaces = match &a.iface {
-        Some(i) => vec![i.clone()],
-        None => {
-            let r = control::running();
-            if r.is_empty() {
-                return Err(fail(
-                    1,
-                    format!("no xdptcp serve running (no {}/*.sock)", control::STAT_DIR),
-                ));
-            }
-            r
+    let Some(i) = &a.iface else {
+        let r = control::running();
+        if r.is_empty() {
+            return Err(fail(
+                1,
+                format!(
+                    "no xdptcp serve running in this network namespace (no {}* socket)",
+                    control::socket_display("")
+                ),
+            ));
         }
+        let mut answered = 0;
+        for i in &r {
+            match control::query(i, a.json) {
+                Ok(rep) => {
+                    print!("{rep}");
+                    answered += 1;
+                }
+                Err(e) => eprintln!("xdptcp: {e} (skipped)"),
+            }
+        }
+        flush_stdout();
+        return match answered {
+            0 => Err(fail(1, "no running xdptcp serve answered")),
+            _ => Ok(()),
+        };
     };
-    for i in ifaces {
-        print!(
-            "{}",
-            control::query(&i, a.json).map_err(|e| fail(1, e.to_string()))?
-        );
-    }
+    print!(
+        "{}",
+        control::query(i, a.json).map_err(|e| fail(1, e.to_string()))?
+    );
     flush_stdout();
     Ok(())
 }
