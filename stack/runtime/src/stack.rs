@@ -24,6 +24,7 @@ use crate::tcp::endpoint::{Endpoint, EndpointSecrets};
 use crate::tcp::TcpConfig;
 use crate::time::Instant;
 use crate::worker::{StatsHandle, Worker, WorkerConfig, WorkerSnapshot};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -259,7 +260,13 @@ fn format_ranges(r: &[(u16, u16)]) -> String {
         return "\n".to_string();
     }
     r.iter()
-        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -272,7 +279,9 @@ pub fn netns_inode() -> io::Result<u64> {
 
 fn pid_alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks existence/permission.
-    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
 /// The records of network namespace `netns`: (path, pid, lo, hi).
@@ -678,24 +687,33 @@ impl Stack {
         self.workers.iter().map(Worker::stats_handle).collect()
     }
 
-    /// Runs worker i with `apps[i]` on its own thread (pinned per its config) until `stop`
-    /// is set or an application is done (any worker ending sets `stop`, so all end
-    /// together), while `control` runs on the calling thread (it should return once `stop`
-    /// is set). Returns each worker's final snapshot. Panics unless there is exactly one app
-    /// per worker (a programming error: a worker without an app would leave its queue
-    /// unserved).
+    /// Runs worker i with `apps[i]` on its own thread (`xdptcp-w<i>`, pinned per its config)
+    /// until `stop` is set or an application is done (any worker ending sets `stop`, so all
+    /// end together), while `control` runs on the calling thread (it should return once
+    /// `stop` is set). Returns each worker's final snapshot.
+    ///
+    /// Panic policy: a worker that panics stops every worker (its thread sets `stop` while
+    /// unwinding); the others end normally, and the first panic (lowest worker index) comes
+    /// back as [`WorkerPanic`] naming the worker and the cause, with this `Stack` intact so
+    /// that dropping it detaches the program and restores the reserved ports as always.
+    /// (A shard's connections and timers live only in its worker; restarting one worker
+    /// alone would reset them anyway and could hide a bug that hits every shard.)
+    ///
+    /// Panics unless there is exactly one app per worker (a programming error: a worker
+    /// without an app would leave its queue unserved).
     pub fn run<A, C>(
         &mut self,
         apps: &mut [A],
         stop: Arc<AtomicBool>,
         control: C,
-    ) -> Vec<WorkerSnapshot>
+    ) -> Result<Vec<WorkerSnapshot>, WorkerPanic>
     where
         A: App + Send,
         C: FnOnce(&[StatsHandle]),
     {
         assert_eq!(apps.len(), self.workers.len(), "one app per worker");
         let handles = self.stats_handles();
+        let trigger = test_panic_trigger();
         let Stack {
             workers,
             steering,
@@ -732,21 +750,47 @@ impl Stack {
             let threads: Vec<_> = workers
                 .iter_mut()
                 .zip(apps.iter_mut())
-                .map(|(w, app)| {
+                .enumerate()
+                .map(|(i, (w, app))| {
                     w.set_stop_flag(stop.clone());
                     let stop = stop.clone();
-                    s.spawn(move || {
-                        // Set `stop` however this worker ends (also on a panic).
-                        let _guard = StopOnDrop(stop);
-                        w.run(app)
-                    })
+                    let left = trigger.filter(|t| t.0 == i).map(|t| Cell::new(t.1));
+                    std::thread::Builder::new()
+                        .name(format!("xdptcp-w{i}"))
+                        .spawn_scoped(s, move || {
+                            // Set `stop` however this worker ends (also on a panic).
+                            let _guard = StopOnDrop(stop);
+                            w.run(&mut PanicAfter {
+                                app,
+                                left,
+                                worker: i,
+                            })
+                        })
                 })
                 .collect();
+            // A worker thread that could not even start: stop the others.
+            if threads.iter().any(|t| t.is_err()) {
+                stop.store(true, Ordering::Relaxed);
+            }
             control(&handles);
-            threads
-                .into_iter()
-                .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
+            let mut snaps = Vec::with_capacity(threads.len());
+            let mut first: Option<WorkerPanic> = None;
+            for (i, t) in threads.into_iter().enumerate() {
+                let r = match t {
+                    Ok(t) => t.join().map_err(|p| panic_message(p.as_ref())),
+                    Err(e) => Err(format!("thread not started: {e}")),
+                };
+                match r {
+                    Ok(snap) => snaps.push(snap),
+                    Err(message) => {
+                        first.get_or_insert(WorkerPanic { worker: i, message });
+                    }
+                }
+            }
+            match first {
+                Some(p) => Err(p),
+                None => Ok(snaps),
+            }
         })
     }
 
@@ -763,6 +807,70 @@ impl Stack {
     /// The XDP cookie counters (`xdp_syncookies = 1`), refreshed while [`Stack::run`] runs.
     pub fn xdp_cookie_stats(&self) -> Option<Arc<XdpCookieStats>> {
         self.cookies.as_ref().map(|c| c.stats.clone())
+    }
+}
+
+/// A worker that panicked (see [`Stack::run`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("worker {worker} panicked: {message}")]
+pub struct WorkerPanic {
+    /// Its index (= its queue).
+    pub worker: usize,
+    /// The panic's message.
+    pub message: String,
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}
+
+/// Test-only fault injection: `XDPTCP_TEST_PANIC=N:K` makes worker N panic after K loop
+/// iterations (read once per [`Stack::run`]). For the tests of the panic policy; malformed
+/// values are ignored.
+pub const TEST_PANIC_ENV: &str = "XDPTCP_TEST_PANIC";
+
+fn test_panic_trigger() -> Option<(usize, u64)> {
+    let v = std::env::var(TEST_PANIC_ENV).ok()?;
+    let (n, k) = v.split_once(':')?;
+    Some((n.parse().ok()?, k.parse().ok()?))
+}
+
+/// The worker's app, with the test trigger: `App::is_done` is asked once per loop iteration.
+struct PanicAfter<'a, A: ?Sized> {
+    app: &'a mut A,
+    left: Option<Cell<u64>>,
+    worker: usize,
+}
+
+impl<A: App + ?Sized> App for PanicAfter<'_, A> {
+    fn on_start(&mut self, io: &mut crate::app::AppIo<'_>) {
+        self.app.on_start(io)
+    }
+    fn on_event(
+        &mut self,
+        io: &mut crate::app::AppIo<'_>,
+        conn: crate::tcp::endpoint::ConnId,
+        ev: crate::app::AppEvent,
+    ) {
+        self.app.on_event(io, conn, ev)
+    }
+    fn on_stop(&mut self, io: &mut crate::app::AppIo<'_>) {
+        self.app.on_stop(io)
+    }
+    fn is_done(&self) -> bool {
+        if let Some(c) = &self.left {
+            match c.get() {
+                0 => panic!(
+                    "test-triggered panic in worker {} ({TEST_PANIC_ENV})",
+                    self.worker
+                ),
+                k => c.set(k - 1),
+            }
+        }
+        self.app.is_done()
     }
 }
 
@@ -866,7 +974,10 @@ mod tests {
         let l = parse_ranges("1,5-7,61000-61999\n");
         assert_eq!(l, vec![(1, 1), (5, 7), (61000, 61999)]);
         assert_eq!(format_ranges(&subtract_range(&l, 61000, 61999)), "1,5-7");
-        assert_eq!(format_ranges(&subtract_range(&l, 6, 61500)), "1,5,61501-61999");
+        assert_eq!(
+            format_ranges(&subtract_range(&l, 6, 61500)),
+            "1,5,61501-61999"
+        );
         assert_eq!(format_ranges(&subtract_range(&[(10, 20)], 10, 20)), "\n");
         assert_eq!(parse_ranges(""), vec![]);
     }

@@ -382,7 +382,10 @@ mod tests {
         }
         match t.join().unwrap() {
             Err(QueryError::Refused { message, .. }) => {
-                assert!(message.starts_with("unknown request \"bogus\""), "{message}")
+                assert!(
+                    message.starts_with("unknown request \"bogus\""),
+                    "{message}"
+                )
             }
             r => panic!("{r:?}"),
         }

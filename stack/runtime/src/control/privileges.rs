@@ -141,7 +141,10 @@ pub fn drop_to(user: &User) -> Result<(), PrivError> {
                 0,
             ) as libc::c_long,
         )?;
-        step("setgroups", libc::setgroups(0, std::ptr::null()) as libc::c_long)?;
+        step(
+            "setgroups",
+            libc::setgroups(0, std::ptr::null()) as libc::c_long,
+        )?;
         step(
             "setresgid",
             libc::setresgid(user.gid, user.gid, user.gid) as libc::c_long,
@@ -238,12 +241,16 @@ impl Janitor {
                 // A byte (asked) or EOF (the serve is gone), or an error: clean up.
                 while libc::read(0, b.as_mut_ptr().cast(), 1) < 0
                     && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
-                {}
+                {
+                }
                 cleanup();
                 libc::write(1, b"1".as_ptr().cast(), 1);
                 libc::_exit(0);
             }
         }
+        // The cleanup belongs to the child: its captures must not be dropped here (a
+        // captured ReservedPorts would release the ports at once).
+        std::mem::forget(cleanup);
         // SAFETY: closing the child's ends, which we own.
         unsafe {
             libc::close(ask[0]);
@@ -292,9 +299,18 @@ pub fn status_lines(pid: u32) -> io::Result<Vec<String>> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     Ok(s.lines()
         .filter(|l| {
-            ["Uid:", "Gid:", "Groups:", "CapEff:", "CapPrm:", "CapBnd:", "CapAmb:", "NoNewPrivs:"]
-                .iter()
-                .any(|k| l.starts_with(k))
+            [
+                "Uid:",
+                "Gid:",
+                "Groups:",
+                "CapEff:",
+                "CapPrm:",
+                "CapBnd:",
+                "CapAmb:",
+                "NoNewPrivs:",
+            ]
+            .iter()
+            .any(|k| l.starts_with(k))
         })
         .map(str::to_string)
         .collect())

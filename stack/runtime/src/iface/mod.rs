@@ -39,7 +39,6 @@ pub use link::{Link, StaticLink};
 
 use std::net::Ipv4Addr;
 
-
 use crate::app::{App, AppEvent, AppIo};
 use crate::handoff::Handoff;
 use crate::hash::{keyed_map, KeyedMap};

@@ -775,7 +775,10 @@ mod tests {
         assert_eq!(c.lookup(ms(2), B), Lookup::Missing);
         assert_eq!(c.lookup(ms(2), C), Lookup::Pending);
         let s = c.stats();
-        assert_eq!((s.evicted_pending, s.evicted, s.dropped_unresolved), (1, 0, 1));
+        assert_eq!(
+            (s.evicted_pending, s.evicted, s.dropped_unresolved),
+            (1, 0, 1)
+        );
         // With every entry resolved, the oldest learned one goes.
         k.table.insert(C, MAC2);
         c.poll(ms(3), &mut k);
@@ -804,13 +807,19 @@ mod tests {
         drain(&mut c);
         for i in 0..1000u32 {
             let spoofed = Ipv4Addr::from(0xc613_0000 + i); // 198.19.x.y
-            assert_eq!(c.send_or_queue(ms(1 + u64::from(i)), spoofed, i), Queued::Held);
+            assert_eq!(
+                c.send_or_queue(ms(1 + u64::from(i)), spoofed, i),
+                Queued::Held
+            );
             assert!(c.len() <= 5);
         }
         assert_eq!(c.lookup(ms(1001), gw), Lookup::Found(MAC1));
         assert_eq!(c.send_or_queue(ms(1001), gw, 7), Queued::Send(MAC1, 7));
         let s = c.stats();
-        assert_eq!((s.evicted_pending, s.evicted, s.rejected_table_full), (996, 0, 0));
+        assert_eq!(
+            (s.evicted_pending, s.evicted, s.rejected_table_full),
+            (996, 0, 0)
+        );
         // Every evicted pending entry handed its frame back.
         assert_eq!(drain(&mut c).len(), 996);
     }

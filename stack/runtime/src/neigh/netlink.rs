@@ -232,9 +232,7 @@ impl Netlink {
             }
             let target = match r.header.kind {
                 RouteType::Unicast => gw.map_or(Target::OnLink, Target::Gateway),
-                RouteType::BlackHole | RouteType::Unreachable | RouteType::Prohibit => {
-                    Target::Drop
-                }
+                RouteType::BlackHole | RouteType::Unreachable | RouteType::Prohibit => Target::Drop,
                 _ => continue,
             };
             out.push(Route {

@@ -310,7 +310,10 @@ mod tests {
         let dst = Ipv4Addr::new(198, 18, 0, 2);
         assert_eq!(v.next_hop(dst), None);
         let g = v.generation();
-        shared.publish(RouteTable::new(1, &[r([198, 18, 0, 0], 15, 0, Target::OnLink)]));
+        shared.publish(RouteTable::new(
+            1,
+            &[r([198, 18, 0, 0], 15, 0, Target::OnLink)],
+        ));
         assert_eq!(v.next_hop(dst), Some(dst));
         assert_eq!(v.generation(), g + 1);
     }
