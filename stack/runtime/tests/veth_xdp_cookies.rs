@@ -126,7 +126,7 @@ impl Running {
                 wait.store(true, Ordering::Relaxed);
             });
             let c = stack.steering().counters().expect("XDP counters");
-            (snaps, c)
+            (snaps.expect("no worker panicked"), c)
         });
         let (handles, xdp) = rx
             .recv_timeout(Duration::from_secs(20))

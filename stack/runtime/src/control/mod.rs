@@ -68,14 +68,19 @@ pub enum Request {
     Json,
 }
 
+/// A request line the serve does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown request {0:?} (known: text, json)")]
+pub struct UnknownRequest(pub String);
+
 impl Request {
-    /// Parses one request line (`VERB [ARGS]`); `Err` carries the line for the error reply.
-    pub fn parse(line: &str) -> Result<Request, String> {
+    /// Parses one request line (`VERB [ARGS]`).
+    pub fn parse(line: &str) -> Result<Request, UnknownRequest> {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
             (Some("text"), None) => Ok(Request::Text),
             (Some("json"), None) => Ok(Request::Json),
-            _ => Err(line.trim().to_string()),
+            _ => Err(UnknownRequest(line.trim().to_string())),
         }
     }
 }
@@ -188,7 +193,7 @@ fn answer(
                 Request::Text => report_text(meta, &snaps),
             }
         }
-        Err(bad) => format!("error: unknown request {bad:?} (known: text, json)\n"),
+        Err(bad) => format!("error: {bad}\n"),
     };
     (&s).write_all(reply.as_bytes())
 }
@@ -337,9 +342,10 @@ mod tests {
     fn requests_parse_and_unknown_verbs_are_errors() {
         assert_eq!(Request::parse("text\n"), Ok(Request::Text));
         assert_eq!(Request::parse(" json \n"), Ok(Request::Json));
-        assert_eq!(Request::parse("conns all\n"), Err("conns all".to_string()));
-        assert_eq!(Request::parse("text extra"), Err("text extra".to_string()));
-        assert_eq!(Request::parse(""), Err(String::new()));
+        let bad = |s: &str| Err(UnknownRequest(s.to_string()));
+        assert_eq!(Request::parse("conns all\n"), bad("conns all"));
+        assert_eq!(Request::parse("text extra"), bad("text extra"));
+        assert_eq!(Request::parse(""), bad(""));
     }
 
     #[test]
