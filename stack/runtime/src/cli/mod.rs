@@ -5,7 +5,9 @@
 //!   detaches and prints a statistics summary.
 //!   With `--workers N`, worker i serves queue i on its own core (`--cores`), listeners are
 //!   replicated on every worker, and the main thread answers `xdptcp stat` on
-//!   `/run/xdptcp/<iface>.sock` ([`crate::control`]). With `--metrics ADDR:PORT` a thread of its own
+//!   `@xdptcp/<iface>` (abstract Unix socket, per network namespace: [`crate::control`]).
+//!   Once attached it runs as `--user` (default `nobody`) with only CAP_NET_ADMIN
+//!   ([`crate::control::privileges`]). With `--metrics ADDR:PORT` a thread of its own
 //!   answers Prometheus scrapes ([`crate::control::metrics`]).
 //! - `xdptcp connect --iface IF --addr IP --remote IP:PORT [--message TEXT]`: the stack as a
 //!   client: connect, send, read the echo, close; prints what came back.
@@ -13,7 +15,7 @@
 //!   resets, drops and hand-offs of a running serve, per worker and in total.
 //!
 //! Every start-up failure prints one line `xdptcp: ...` on stderr and exits with status 1
-//! (2 for bad flags).
+//! (2 for bad flags; 3 when a worker panicked: [`EXIT_WORKER_PANIC`]).
 //!
 //! This module only parses arguments and prints: the stack is brought up and run by
 //! [`crate::stack`], the stat socket, the reports and the stop signals are

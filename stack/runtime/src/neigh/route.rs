@@ -57,11 +57,14 @@ fn mask(len: u8) -> u32 {
     }
 }
 
+/// The routes of one prefix length: masked prefix -> (metric, target).
+type PrefixMap = KeyedMap<u32, (u32, Target)>;
+
 /// A longest-prefix-match table.
 #[derive(Debug, Clone)]
 pub struct RouteTable {
     /// Per prefix length present, longest first: masked prefix -> (metric, target).
-    by_len: Vec<(u8, KeyedMap<u32, (u32, Target)>)>,
+    by_len: Vec<(u8, PrefixMap)>,
     seed: u64,
 }
 
