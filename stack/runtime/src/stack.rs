@@ -207,7 +207,7 @@ const RESERVED_PORTS: &str = "/proc/sys/net/ipv4/ip_local_reserved_ports";
 /// Our range added to `net.ipv4.ip_local_reserved_ports` (of the calling thread's network
 /// namespace), and removed again on drop ([`ReservedPorts::release`]).
 ///
-/// Crash recovery: while reserved, a record `/run/xdptcp/reserved-<netns inode>-<pid>`
+/// Crash recovery: while reserved, a record `/run/xdptcp/reserved-<netns inode>-<pid>-<n>`
 /// (contents `LO-HI`) says what this process added. A serve that dies without cleaning up
 /// (SIGKILL, and its janitor too) leaves the record; the next [`ReservedPorts::reserve`] in
 /// the same network namespace finds records whose process is gone, removes their ranges and
@@ -294,7 +294,9 @@ fn records(netns: u64) -> Vec<(std::path::PathBuf, i32, u16, u16)> {
         .take(4096)
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let pid: i32 = name.strip_prefix(&prefix)?.parse().ok()?;
+            // reserved-<netns>-<pid>-<n>: n counts the reservations of one process.
+            let rest = name.strip_prefix(&prefix)?;
+            let pid: i32 = rest.split('-').next()?.parse().ok()?;
             let text = std::fs::read_to_string(e.path()).ok()?;
             let &(lo, hi) = parse_ranges(&text).first()?;
             Some((e.path(), pid, lo, hi))
@@ -316,13 +318,19 @@ impl ReservedPorts {
                 let _ = std::fs::remove_file(path);
             }
         }
-        list.push((lo, hi));
-        std::fs::write(RESERVED_PORTS, format_ranges(&list))?;
+        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SERIAL.fetch_add(1, Ordering::Relaxed);
         let dir = std::path::Path::new(STAT_DIR);
+        let record = dir.join(format!("reserved-{netns}-{me}-{n}"));
+        // The record first: a reservation is never made without one.
         std::fs::create_dir_all(dir)?;
         std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-        let record = dir.join(format!("reserved-{netns}-{me}"));
         std::fs::write(&record, format!("{lo}-{hi}\n"))?;
+        list.push((lo, hi));
+        if let Err(e) = std::fs::write(RESERVED_PORTS, format_ranges(&list)) {
+            let _ = std::fs::remove_file(&record);
+            return Err(e);
+        }
         Ok(ReservedPorts {
             lo,
             hi,

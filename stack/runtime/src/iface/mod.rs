@@ -19,9 +19,9 @@
 //! `unres_qlen` per neighbour, `max_entries` neighbours) until the kernel has resolved it, and
 //! sent then; if resolution fails the frame is dropped and counted and TCP retransmits.
 //!
-//! Passive opens: the SYN's source MAC *confirms or updates* an existing entry of an on-link
-//! peer (`NeighCache::learn`), but never creates one: received traffic cannot fill or poison
-//! the table. The first SYN-ACK to a new peer is resolved through the kernel, which already
+//! Passive opens: the SYN's source MAC *confirms* an existing entry of an on-link peer
+//! (`NeighCache::learn`), but never creates one and never changes a resolved entry's MAC
+//! (a conflict is counted): received traffic cannot fill or poison the table. The first SYN-ACK to a new peer is resolved through the kernel, which already
 //! holds the peer's MAC (a STALE entry made by the peer's ARP request for our address), so it
 //! leaves in the same loop iteration.
 //!
