@@ -425,6 +425,9 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         }
     }
     flush_stdout();
+    // Detach first, then the janitor restores the ports and removes the record.
+    drop(stack);
+    drop(janitor);
     Ok(())
 }
 

@@ -112,6 +112,14 @@ const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 /// Drops the calling process (which must be single-threaded: the credentials of other
 /// threads would not change) to `user`, keeping only CAP_NET_ADMIN. See the module docs.
 pub fn drop_to(user: &User) -> Result<(), PrivError> {
+    // capset changes only the calling thread: refuse rather than leave a thread privileged.
+    let threads = std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
+    if threads != 1 {
+        return Err(PrivError::Step {
+            step: "single thread",
+            source: io::Error::other(format!("{threads} threads running; drop before any starts")),
+        });
+    }
     let last_cap: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
