@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod hash;
 pub mod rss;
 pub mod tcp;
 pub mod time;

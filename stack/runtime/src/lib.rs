@@ -24,7 +24,7 @@
 
 #![deny(missing_docs)]
 
-pub use xdptcp_core::{rss, tcp, time, wheel, wire};
+pub use xdptcp_core::{hash, rss, tcp, time, wheel, wire};
 
 pub mod app;
 pub mod cli;

@@ -9,7 +9,6 @@
 use std::fmt;
 use std::io;
 use std::net::Ipv4Addr;
-use std::path::Path;
 
 use xdptcp_xdp::{AttachOptions, CookieConfig, Steering};
 
@@ -17,6 +16,7 @@ use crate::app::App;
 use crate::cookies::{FlagPolicy, SharedCookieSecrets, XdpCookieStats};
 use crate::handoff::{mesh, HandoffConfig};
 use crate::iface::{ExtraAddrs, Interface, InterfaceConfig, MAX_EXTRA_ADDRS};
+use crate::neigh::route::{RouteMonitor, RouteView, ROUTE_REFRESH};
 use crate::neigh::{KernelResolver, Netlink};
 use crate::phy::{AfXdpConfig, AfXdpDevice, AfXdpError};
 use crate::rss::{FlowOwner, DEFAULT_RSS_KEY};
@@ -24,6 +24,7 @@ use crate::tcp::endpoint::{Endpoint, EndpointSecrets};
 use crate::tcp::TcpConfig;
 use crate::time::Instant;
 use crate::worker::{StatsHandle, Worker, WorkerConfig, WorkerSnapshot};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -207,34 +208,179 @@ fn addr_list(have: &[Ipv4Addr]) -> String {
     have.join(", ")
 }
 
+/// Where the reserved-ports records live (the control module's directory too).
+pub const STAT_DIR: &str = "/run/xdptcp";
+
 const RESERVED_PORTS: &str = "/proc/sys/net/ipv4/ip_local_reserved_ports";
 
-/// `net.ipv4.ip_local_reserved_ports` extended by our range; the old value comes back on drop
-/// (not after SIGKILL: then the reservation stays, which is harmless).
-#[derive(Debug)]
+/// Our range added to `net.ipv4.ip_local_reserved_ports` (of the calling thread's network
+/// namespace), and removed again on drop ([`ReservedPorts::release`]).
+///
+/// Crash recovery: while reserved, a record `/run/xdptcp/reserved-<netns inode>-<pid>-<n>`
+/// (contents `LO-HI`) says what this process added. A serve that dies without cleaning up
+/// (SIGKILL, and its janitor too) leaves the record; the next [`ReservedPorts::reserve`] in
+/// the same network namespace finds records whose process is gone, removes their ranges and
+/// the records. Release removes only our range (not "restore the old value"), and keeps the
+/// ranges of other live serves of the namespace, so serves that start and stop in any order
+/// leave the list as they found it.
+#[derive(Debug, Clone)]
 pub struct ReservedPorts {
-    old: String,
+    lo: u16,
+    hi: u16,
+    netns: u64,
+    record: std::path::PathBuf,
+    released: bool,
+}
+
+/// Ranges of a reserved-ports list (`1,5-7,61000-61999`).
+fn parse_ranges(s: &str) -> Vec<(u16, u16)> {
+    s.trim()
+        .split(',')
+        .filter_map(|r| {
+            let r = r.trim();
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+        })
+        .filter(|(a, b)| a <= b)
+        .collect()
+}
+
+/// `ranges` minus `[lo, hi]`, in the kernel's list format ("\n" when empty: an empty write
+/// is rejected by some kernels, a newline clears the list).
+fn subtract_range(ranges: &[(u16, u16)], lo: u16, hi: u16) -> Vec<(u16, u16)> {
+    let mut out = Vec::new();
+    for &(a, b) in ranges {
+        if b < lo || a > hi {
+            out.push((a, b));
+            continue;
+        }
+        if a < lo {
+            out.push((a, lo - 1));
+        }
+        if b > hi {
+            out.push((hi + 1, b));
+        }
+    }
+    out
+}
+
+fn format_ranges(r: &[(u16, u16)]) -> String {
+    if r.is_empty() {
+        return "\n".to_string();
+    }
+    r.iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The inode of the calling thread's network namespace.
+pub fn netns_inode() -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata("/proc/thread-self/ns/net")?.ino())
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks existence/permission.
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
+/// The records of network namespace `netns`: (path, pid, lo, hi).
+fn records(netns: u64) -> Vec<(std::path::PathBuf, i32, u16, u16)> {
+    let prefix = format!("reserved-{netns}-");
+    let Ok(dir) = std::fs::read_dir(STAT_DIR) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .take(4096)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            // reserved-<netns>-<pid>-<n>: n counts the reservations of one process.
+            let rest = name.strip_prefix(&prefix)?;
+            let pid: i32 = rest.split('-').next()?.parse().ok()?;
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            let &(lo, hi) = parse_ranges(&text).first()?;
+            Some((e.path(), pid, lo, hi))
+        })
+        .collect()
 }
 
 impl ReservedPorts {
-    /// Adds `lo-hi` to the calling thread's network namespace's reserved ports.
+    /// Adds `lo-hi` to the calling thread's network namespace's reserved ports (after
+    /// removing what dead serves of this namespace left) and writes the record.
     pub fn reserve(lo: u16, hi: u16) -> io::Result<ReservedPorts> {
-        let old = std::fs::read_to_string(RESERVED_PORTS)?.trim().to_string();
-        let new = if old.is_empty() {
-            format!("{lo}-{hi}")
-        } else {
-            format!("{old},{lo}-{hi}")
-        };
-        std::fs::write(RESERVED_PORTS, new)?;
-        Ok(ReservedPorts { old })
+        let netns = netns_inode()?;
+        let me = std::process::id() as i32;
+        let mut list = parse_ranges(&std::fs::read_to_string(RESERVED_PORTS)?);
+        let live: Vec<_> = records(netns);
+        for (path, pid, a, b) in &live {
+            if *pid != me && !pid_alive(*pid) {
+                list = subtract_range(&list, *a, *b);
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SERIAL.fetch_add(1, Ordering::Relaxed);
+        let dir = std::path::Path::new(STAT_DIR);
+        let record = dir.join(format!("reserved-{netns}-{me}-{n}"));
+        // The record first: a reservation is never made without one.
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        std::fs::write(&record, format!("{lo}-{hi}\n"))?;
+        list.push((lo, hi));
+        if let Err(e) = std::fs::write(RESERVED_PORTS, format_ranges(&list)) {
+            let _ = std::fs::remove_file(&record);
+            return Err(e);
+        }
+        Ok(ReservedPorts {
+            lo,
+            hi,
+            netns,
+            record,
+            released: false,
+        })
+    }
+
+    /// The record file.
+    pub fn record(&self) -> &std::path::Path {
+        &self.record
+    }
+
+    /// Removes our range from the list (keeping the ranges of the namespace's other live
+    /// serves) and the record. Idempotent: a janitor may run it again.
+    pub fn release(&mut self) {
+        if self.released {
+            return;
+        }
+        if let Ok(cur) = std::fs::read_to_string(RESERVED_PORTS) {
+            let mut list = subtract_range(&parse_ranges(&cur), self.lo, self.hi);
+            let me = std::process::id() as i32;
+            for (path, pid, a, b) in records(self.netns) {
+                if path != self.record && pid != me && pid_alive(pid) {
+                    list.push((a, b));
+                }
+            }
+            if std::fs::write(RESERVED_PORTS, format_ranges(&list)).is_ok() {
+                // Without the right to remove the record (an unprivileged serve) the
+                // janitor removes it; a stale record is harmless (see above).
+                let _ = std::fs::remove_file(&self.record);
+                self.released = !self.record.exists();
+            }
+        }
     }
 }
 
 impl Drop for ReservedPorts {
     fn drop(&mut self) {
-        // An empty write is rejected by some kernels; a newline clears the list.
-        let v = if self.old.is_empty() { "\n" } else { &self.old };
-        let _ = std::fs::write(Path::new(RESERVED_PORTS), v);
+        self.release();
     }
 }
 
@@ -250,6 +396,8 @@ pub struct Stack {
     pub owner: FlowOwner,
     /// `xdp_syncookies = 1`: the shared secrets and the program's cookie settings.
     cookies: Option<XdpCookies>,
+    /// The kernel's routes, refreshed on the route thread while [`Stack::run`] runs.
+    routes: RouteMonitor,
 }
 
 /// SYN cookies in XDP (`xdp_syncookies = 1`): what the stack's cookie thread keeps up to date in the
@@ -268,6 +416,9 @@ struct XdpCookies {
     policy: FlagPolicy,
     stats: Arc<XdpCookieStats>,
 }
+
+/// How often the route thread looks for route-change notifications.
+const ROUTE_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// How often the cookie thread looks at the workers and the program.
 const COOKIE_TICK: std::time::Duration = std::time::Duration::from_millis(50);
@@ -445,6 +596,7 @@ impl Stack {
         )
         .into_iter();
         let mut first_nl = Some(nl);
+        let routes = RouteMonitor::open(os_secrets().seed).map_err(StartError::Netlink)?;
         // xdp_syncookies: one ISN / timestamp key and one cookie master key for all workers
         // and the program (a cookie must validate wherever its ACK lands).
         let shared = tcp.xdp_syncookies.then(os_secrets);
@@ -454,6 +606,7 @@ impl Stack {
             _reserved: reserved,
             zero_copy_fallback: false,
             owner,
+            routes,
             cookies: shared.as_ref().map(|sh| XdpCookies {
                 secrets: SharedCookieSecrets::new(sh.cookie),
                 isn_key: sh.isn,
@@ -502,12 +655,14 @@ impl Stack {
             }
             let mut ep = Endpoint::new(tcp.clone(), secrets, range);
             ep.set_xdp_cookies(shared.is_some());
-            let resolver = KernelResolver::new(nl, link.ifindex);
+            let resolver = KernelResolver::new(nl, link.ifindex)
+                .with_routes(RouteView::new(stack.routes.shared()));
             if n > 1 {
                 ep.set_rss_preference(owner, q);
             }
             let mut icfg = InterfaceConfig::new(o.addr, link.mac);
             icfg.extra_addrs = extra;
+            icfg.hash_seed = os_secrets().seed;
             let mut iface = Interface::new(dev, resolver, ep, icfg);
             if let (true, Some(h)) = (n > 1, handoffs.next()) {
                 iface.set_shard(q, owner);
@@ -551,31 +706,56 @@ impl Stack {
         self.workers.iter().map(Worker::stats_handle).collect()
     }
 
-    /// Runs worker i with `apps[i]` on its own thread (pinned per its config) until `stop`
-    /// is set or an application is done (any worker ending sets `stop`, so all end
-    /// together), while `control` runs on the calling thread (it should return once `stop`
-    /// is set). Returns each worker's final snapshot. Panics unless there is exactly one app
-    /// per worker (a programming error: a worker without an app would leave its queue
-    /// unserved).
+    /// Runs worker i with `apps[i]` on its own thread (`xdptcp-w<i>`, pinned per its config)
+    /// until `stop` is set or an application is done (any worker ending sets `stop`, so all
+    /// end together), while `control` runs on the calling thread (it should return once
+    /// `stop` is set). Returns each worker's final snapshot.
+    ///
+    /// Panic policy: a worker that panics stops every worker (its thread sets `stop` while
+    /// unwinding); the others end normally, and the first panic (lowest worker index) comes
+    /// back as [`WorkerPanic`] naming the worker and the cause, with this `Stack` intact so
+    /// that dropping it detaches the program and restores the reserved ports as always.
+    /// (A shard's connections and timers live only in its worker; restarting one worker
+    /// alone would reset them anyway and could hide a bug that hits every shard.)
+    ///
+    /// Panics unless there is exactly one app per worker (a programming error: a worker
+    /// without an app would leave its queue unserved).
     pub fn run<A, C>(
         &mut self,
         apps: &mut [A],
         stop: Arc<AtomicBool>,
         control: C,
-    ) -> Vec<WorkerSnapshot>
+    ) -> Result<Vec<WorkerSnapshot>, WorkerPanic>
     where
         A: App + Send,
         C: FnOnce(&[StatsHandle]),
     {
         assert_eq!(apps.len(), self.workers.len(), "one app per worker");
         let handles = self.stats_handles();
+        let trigger = test_panic_trigger();
         let Stack {
             workers,
             steering,
             cookies,
+            routes,
             ..
         } = self;
         std::thread::scope(|s| {
+            {
+                // The route thread: route changes reach the workers' route views.
+                let stop = stop.clone();
+                s.spawn(move || {
+                    let mut last = std::time::Instant::now();
+                    while !stop.load(Ordering::Relaxed) {
+                        let force = last.elapsed() >= ROUTE_REFRESH;
+                        if force {
+                            last = std::time::Instant::now();
+                        }
+                        routes.poll(force);
+                        std::thread::sleep(ROUTE_POLL);
+                    }
+                });
+            }
             if let Some(c) = cookies.as_mut() {
                 // The cookie thread: rotation, tcp_syncookies = 1 flags, counters.
                 let (stop, handles) = (stop.clone(), handles.clone());
@@ -589,21 +769,47 @@ impl Stack {
             let threads: Vec<_> = workers
                 .iter_mut()
                 .zip(apps.iter_mut())
-                .map(|(w, app)| {
+                .enumerate()
+                .map(|(i, (w, app))| {
                     w.set_stop_flag(stop.clone());
                     let stop = stop.clone();
-                    s.spawn(move || {
-                        // Set `stop` however this worker ends (also on a panic).
-                        let _guard = StopOnDrop(stop);
-                        w.run(app)
-                    })
+                    let left = trigger.filter(|t| t.0 == i).map(|t| Cell::new(t.1));
+                    std::thread::Builder::new()
+                        .name(format!("xdptcp-w{i}"))
+                        .spawn_scoped(s, move || {
+                            // Set `stop` however this worker ends (also on a panic).
+                            let _guard = StopOnDrop(stop);
+                            w.run(&mut PanicAfter {
+                                app,
+                                left,
+                                worker: i,
+                            })
+                        })
                 })
                 .collect();
+            // A worker thread that could not even start: stop the others.
+            if threads.iter().any(|t| t.is_err()) {
+                stop.store(true, Ordering::Relaxed);
+            }
             control(&handles);
-            threads
-                .into_iter()
-                .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
+            let mut snaps = Vec::with_capacity(threads.len());
+            let mut first: Option<WorkerPanic> = None;
+            for (i, t) in threads.into_iter().enumerate() {
+                let r = match t {
+                    Ok(t) => t.join().map_err(|p| panic_message(p.as_ref())),
+                    Err(e) => Err(format!("thread not started: {e}")),
+                };
+                match r {
+                    Ok(snap) => snaps.push(snap),
+                    Err(message) => {
+                        first.get_or_insert(WorkerPanic { worker: i, message });
+                    }
+                }
+            }
+            match first {
+                Some(p) => Err(p),
+                None => Ok(snaps),
+            }
         })
     }
 
@@ -612,9 +818,78 @@ impl Stack {
         &self.steering
     }
 
+    /// The ports reserved from the kernel (for a janitor that must release them).
+    pub fn reserved_ports(&self) -> Option<&ReservedPorts> {
+        self._reserved.as_ref()
+    }
+
     /// The XDP cookie counters (`xdp_syncookies = 1`), refreshed while [`Stack::run`] runs.
     pub fn xdp_cookie_stats(&self) -> Option<Arc<XdpCookieStats>> {
         self.cookies.as_ref().map(|c| c.stats.clone())
+    }
+}
+
+/// A worker that panicked (see [`Stack::run`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("worker {worker} panicked: {message}")]
+pub struct WorkerPanic {
+    /// Its index (= its queue).
+    pub worker: usize,
+    /// The panic's message.
+    pub message: String,
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}
+
+/// Test-only fault injection: `XDPTCP_TEST_PANIC=N:K` makes worker N panic after K loop
+/// iterations (read once per [`Stack::run`]). For the tests of the panic policy; malformed
+/// values are ignored.
+pub const TEST_PANIC_ENV: &str = "XDPTCP_TEST_PANIC";
+
+fn test_panic_trigger() -> Option<(usize, u64)> {
+    let v = std::env::var(TEST_PANIC_ENV).ok()?;
+    let (n, k) = v.split_once(':')?;
+    Some((n.parse().ok()?, k.parse().ok()?))
+}
+
+/// The worker's app, with the test trigger: `App::is_done` is asked once per loop iteration.
+struct PanicAfter<'a, A: ?Sized> {
+    app: &'a mut A,
+    left: Option<Cell<u64>>,
+    worker: usize,
+}
+
+impl<A: App + ?Sized> App for PanicAfter<'_, A> {
+    fn on_start(&mut self, io: &mut crate::app::AppIo<'_>) {
+        self.app.on_start(io)
+    }
+    fn on_event(
+        &mut self,
+        io: &mut crate::app::AppIo<'_>,
+        conn: crate::tcp::endpoint::ConnId,
+        ev: crate::app::AppEvent,
+    ) {
+        self.app.on_event(io, conn, ev)
+    }
+    fn on_stop(&mut self, io: &mut crate::app::AppIo<'_>) {
+        self.app.on_stop(io)
+    }
+    fn is_done(&self) -> bool {
+        if let Some(c) = &self.left {
+            match c.get() {
+                0 => panic!(
+                    "test-triggered panic in worker {} ({TEST_PANIC_ENV})",
+                    self.worker
+                ),
+                k => c.set(k - 1),
+            }
+        }
+        self.app.is_done()
     }
 }
 
@@ -712,6 +987,19 @@ pub fn nic_rss_key(ifname: &str) -> io::Result<Option<[u8; 40]>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_port_lists_subtract_and_format() {
+        let l = parse_ranges("1,5-7,61000-61999\n");
+        assert_eq!(l, vec![(1, 1), (5, 7), (61000, 61999)]);
+        assert_eq!(format_ranges(&subtract_range(&l, 61000, 61999)), "1,5-7");
+        assert_eq!(
+            format_ranges(&subtract_range(&l, 6, 61500)),
+            "1,5,61501-61999"
+        );
+        assert_eq!(format_ranges(&subtract_range(&[(10, 20)], 10, 20)), "\n");
+        assert_eq!(parse_ranges(""), vec![]);
+    }
 
     #[test]
     fn os_secrets_differ() {

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 /// The runtime's modules, bottom to top: a module may import a module of a lower tier only.
 const RUNTIME: &[&[&str]] = &[
-    &["tcp", "wire", "wheel", "rss", "time"], // xdptcp-core, re-exported
+    &["tcp", "wire", "wheel", "rss", "time", "hash"], // xdptcp-core, re-exported
     &["clock", "cookies"],
     &["phy"],
     &["neigh"],

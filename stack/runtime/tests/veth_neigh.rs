@@ -166,3 +166,47 @@ fn kernel_neighbour_resolution_over_netlink() {
     })
     .expect("enter the stack namespace");
 }
+
+/// Issue 12 item 3: the kernel's routes copied to user space match `ip route get`, and a route
+/// added later reaches the table through the RTNLGRP_IPV4_ROUTE notification.
+#[test]
+fn route_table_dump_and_refresh_on_notification() {
+    use xdptcp::neigh::route::{RouteMonitor, RouteView};
+    require_root();
+    let env = veth();
+    env.in_stack(move || {
+        let mut nl = Netlink::open().expect("netlink socket");
+        let mut mon = RouteMonitor::open(42).expect("route dump");
+        let mut view = RouteView::new(mon.shared());
+        for dst in [PEER_IP, PEER_IP2, ABSENT_IP, Ipv4Addr::new(198, 19, 5, 7)] {
+            let kernel = nl.route_get(dst).expect("route_get").ip;
+            assert_eq!(view.next_hop(dst), Some(kernel), "next hop toward {dst}");
+        }
+        // No default route in a fresh namespace: off-link elsewhere has no route.
+        let far = Ipv4Addr::new(198, 19, 9, 1);
+        assert_eq!(view.next_hop(far), None);
+        assert!(!mon.poll(false), "no notification yet");
+        let g = view.generation();
+        let out = std::process::Command::new("ip")
+            .args(["route", "add", "198.19.9.0/24", "via", "198.18.0.3"])
+            .output()
+            .expect("ip route add");
+        assert!(out.status.success(), "{out:?}");
+        let published = wait_for(Duration::from_secs(2), || mon.poll(false).then_some(()));
+        assert!(published.is_some(), "route notification never seen");
+        assert_eq!(view.next_hop(far), Some(PEER_IP2));
+        assert!(view.generation() > g);
+        // A blackhole route shadows the /24.
+        let out = std::process::Command::new("ip")
+            .args(["route", "add", "blackhole", "198.19.9.128/25"])
+            .output()
+            .expect("ip route add blackhole");
+        assert!(out.status.success(), "{out:?}");
+        wait_for(Duration::from_secs(2), || mon.poll(false).then_some(()))
+            .expect("second notification");
+        assert_eq!(view.next_hop(Ipv4Addr::new(198, 19, 9, 200)), None);
+        assert_eq!(view.next_hop(far), Some(PEER_IP2));
+        assert_eq!(mon.errors, 0);
+    })
+    .expect("in stack namespace");
+}

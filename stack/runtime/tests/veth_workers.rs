@@ -105,10 +105,20 @@ impl Serve {
     }
 }
 
-/// `xdptcp stat --iface IF [--json]`: (status, stdout, stderr).
-fn stat(ifname: &str, json: bool) -> (Option<i32>, String, String) {
-    let mut c = Command::new("timeout");
-    c.args(["10", BIN, "stat", "--iface", ifname]);
+/// `xdptcp stat --iface IF [--json]` in the stack namespace (the stat socket is in the
+/// abstract namespace, which is per network namespace): (status, stdout, stderr).
+fn stat(pair: &VethPair, json: bool) -> (Option<i32>, String, String) {
+    let mut c = Command::new("ip");
+    c.args([
+        "netns",
+        "exec",
+        &pair.stack_ns,
+        "timeout",
+        "10",
+        BIN,
+        "stat",
+    ]);
+    c.args(["--iface", &pair.stack_if]);
     if json {
         c.arg("--json");
     }
@@ -137,10 +147,10 @@ fn values(report: &str, key: &str) -> Vec<u64> {
 }
 
 /// The JSON report once `cond` holds for it (snapshots are up to 100 ms old), at most `limit`.
-fn stat_until(ifname: &str, limit: Duration, cond: impl Fn(&str) -> bool) -> String {
+fn stat_until(pair: &VethPair, limit: Duration, cond: impl Fn(&str) -> bool) -> String {
     let end = Instant::now() + limit;
     loop {
-        let (code, out, err) = stat(ifname, true);
+        let (code, out, err) = stat(pair, true);
         assert_eq!(code, Some(0), "xdptcp stat failed: {err}");
         if cond(&out) || Instant::now() > end {
             return out;
@@ -201,7 +211,7 @@ fn ten_thousand_connections_across_two_workers_with_hand_offs() {
     );
     assert_eq!(done.load(Ordering::Relaxed), THREADS * PER_THREAD);
 
-    let r = stat_until(&pair.stack_if, Duration::from_secs(10), |r| {
+    let r = stat_until(&pair, Duration::from_secs(10), |r| {
         values(r, "conns_freed").last() == Some(&10_000)
     });
     let opened = values(&r, "conns_opened");
@@ -276,7 +286,7 @@ fn flow_that_changes_queue_keeps_working() {
         echo_roundtrip(&mut s, format!("round {round}\n").as_bytes()).expect("echo while moving");
         if round % 4 == 3 {
             std::thread::sleep(Duration::from_millis(250));
-            last = rx(&stat_until(&pair.stack_if, Duration::ZERO, |_| true));
+            last = rx(&stat_until(&pair, Duration::ZERO, |_| true));
             if last[0] > 0 && last[1] > 0 {
                 moved = true;
             }
@@ -286,7 +296,7 @@ fn flow_that_changes_queue_keeps_working() {
         moved,
         "the flow's segments never arrived on both queues: {last:?}"
     );
-    let r = stat_until(&pair.stack_if, Duration::from_secs(1), |r| {
+    let r = stat_until(&pair, Duration::from_secs(1), |r| {
         values(r, "handoff_received").last() > Some(&0)
     });
     eprintln!(
@@ -322,7 +332,7 @@ fn stat_shows_listeners_and_states_then_stop_resets_live_connections() {
             })
             .collect()
     };
-    let r = stat_until(&pair.stack_if, Duration::from_secs(5), |r| {
+    let r = stat_until(&pair, Duration::from_secs(5), |r| {
         values(r, "established").last() == Some(&(LIVE as u64))
     });
     let est = values(&r, "established");
@@ -335,7 +345,7 @@ fn stat_shows_listeners_and_states_then_stop_resets_live_connections() {
     assert_eq!(values(&r, "port"), vec![7, 7], "{r}");
     assert_eq!(values(&r, "accept_queue"), vec![0, 0], "{r}");
     // The text form: per worker and total lines, and the listeners.
-    let (code, text, err) = stat(&pair.stack_if, false);
+    let (code, text, err) = stat(&pair, false);
     assert_eq!(code, Some(0), "{err}");
     for w in ["worker0  states", "worker1  states", "total    states"] {
         assert!(text.lines().any(|l| l.starts_with(w)), "{w}: {text}");
@@ -365,12 +375,12 @@ fn stat_shows_listeners_and_states_then_stop_resets_live_connections() {
     let rest: Vec<String> = serve.lines.try_iter().collect();
     assert!(rest.iter().any(|l| l == "xdptcp: stopped."), "{rest:?}");
     // No serve any more: one clear line.
-    let (code, out, err) = stat(&pair.stack_if, false);
+    let (code, out, err) = stat(&pair, false);
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(
         err.trim_end(),
         format!(
-            "xdptcp: no xdptcp serve running on {0} (no /run/xdptcp/{0}.sock)",
+            "xdptcp: no xdptcp serve running on {0} in this network namespace (no @xdptcp/{0})",
             pair.stack_if
         )
     );

@@ -126,7 +126,7 @@ impl Running {
                 wait.store(true, Ordering::Relaxed);
             });
             let c = stack.steering().counters().expect("XDP counters");
-            (snaps, c)
+            (snaps.expect("no worker panicked"), c)
         });
         let (handles, xdp) = rx
             .recv_timeout(Duration::from_secs(20))
@@ -371,8 +371,17 @@ fn serve_binary_with_set_xdp_syncookies_and_stat_shows_the_counters() {
     // The cookie thread refreshes the counters every 50 ms.
     let end = StdInstant::now() + Duration::from_secs(5);
     let report = loop {
-        let o = std::process::Command::new("timeout")
-            .args(["10", bin, "stat", "--iface", &pair.stack_if])
+        let o = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &pair.stack_ns,
+                "timeout",
+                "10",
+                bin,
+                "stat",
+            ])
+            .args(["--iface", &pair.stack_if])
             .output()
             .expect("running xdptcp stat");
         let r = String::from_utf8_lossy(&o.stdout).into_owned();

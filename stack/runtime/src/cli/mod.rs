@@ -5,7 +5,9 @@
 //!   detaches and prints a statistics summary.
 //!   With `--workers N`, worker i serves queue i on its own core (`--cores`), listeners are
 //!   replicated on every worker, and the main thread answers `xdptcp stat` on
-//!   `/run/xdptcp/<iface>.sock` ([`crate::control`]). With `--metrics ADDR:PORT` a thread of its own
+//!   `@xdptcp/<iface>` (abstract Unix socket, per network namespace: [`crate::control`]).
+//!   Once attached it runs as `--user` (default `nobody`) with only CAP_NET_ADMIN
+//!   ([`crate::control::privileges`]). With `--metrics ADDR:PORT` a thread of its own
 //!   answers Prometheus scrapes ([`crate::control::metrics`]).
 //! - `xdptcp connect --iface IF --addr IP --remote IP:PORT [--message TEXT]`: the stack as a
 //!   client: connect, send, read the echo, close; prints what came back.
@@ -13,7 +15,7 @@
 //!   resets, drops and hand-offs of a running serve, per worker and in total.
 //!
 //! Every start-up failure prints one line `xdptcp: ...` on stderr and exits with status 1
-//! (2 for bad flags).
+//! (2 for bad flags; 3 when a worker panicked: [`EXIT_WORKER_PANIC`]).
 //!
 //! This module only parses arguments and prints: the stack is brought up and run by
 //! [`crate::stack`], the stat socket, the reports and the stop signals are
@@ -125,6 +127,10 @@ pub struct ServeArgs {
     /// thread; not a port the stack steers, e.g. 127.0.0.1:9100).
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<String>,
+    /// Once attached, run as this user, keeping only CAP_NET_ADMIN (see docs/security.md);
+    /// default `nobody` where it exists; `root` keeps full root.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 /// Flags of `xdptcp connect`.
@@ -338,22 +344,35 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
             server
         })
         .collect();
-    let stat = StatServer::bind(&o.ifname).map_err(|e| {
+    let mut stat = StatServer::bind(&o.ifname).map_err(|e| {
         fail(
             1,
-            format!(
-                "stat socket {}: {e}",
-                control::socket_path(&o.ifname).display()
-            ),
+            format!("stat socket {}: {e}", control::socket_display(&o.ifname)),
         )
     })?;
+    // Root is needed to attach and bind; from here on only CAP_NET_ADMIN (and a root janitor
+    // for the reserved-ports record). Single-threaded still: no worker has started.
+    let user = serve_user(a.user.as_deref())?;
+    let mut janitor = None;
+    if let Some(u) = &user {
+        if let Some(r) = stack.reserved_ports() {
+            let mut r = r.clone();
+            janitor = Some(
+                control::privileges::Janitor::spawn(move || r.release())
+                    .map_err(|e| fail(1, e.to_string()))?,
+            );
+        }
+        control::privileges::drop_to(u).map_err(|e| fail(1, e.to_string()))?;
+        stat.allow_uid(u.uid);
+    }
     let stop = control::stop_on_signals();
     let deadline = a
         .duration
         .map(|secs| std::time::Instant::now() + StdDuration::from_secs(secs));
     let apps: Vec<String> = listens.iter().map(|(p, k)| format!("{p}={k}")).collect();
     println!(
-        "xdptcp: serving on {} {} ports {}; {} worker{}, {} mode, ephemeral {}-{}; stat {}",
+        "xdptcp: serving on {} {} ports {}; {} worker{}, {} mode, ephemeral {}-{}; stat {}; \
+         user {}",
         o.ifname,
         o.addr,
         apps.join(","),
@@ -366,7 +385,11 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         },
         o.ephemeral.0,
         o.ephemeral.1,
-        stat.path().display()
+        stat.name(),
+        user.as_ref().map_or("root".to_string(), |u| format!(
+            "{} (CAP_NET_ADMIN)",
+            u.name
+        ))
     );
     if let Some(m) = &metrics {
         println!("xdptcp: metrics on http://{}/metrics", m.local_addr());
@@ -394,6 +417,20 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         control::answer_until(&stat, &meta, handles, &flag, deadline)
     });
     drop(stat);
+    let snaps = match snaps {
+        Ok(s) => s,
+        Err(p) => {
+            // Everything is undone on the way out: the program detached (the bpf_link
+            // closes), the reserved ports restored and the record removed (janitor), the
+            // stat socket gone (it is abstract).
+            drop(stack);
+            drop(janitor);
+            return Err(fail(
+                EXIT_WORKER_PANIC,
+                format!("{p}; all workers stopped, XDP program detached"),
+            ));
+        }
+    };
     if let Some((port, e)) = servers.iter().find_map(|s| s.listen_errors.first()) {
         return Err(fail(1, format!("listen on port {port}: {e}")));
     }
@@ -422,7 +459,27 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         }
     }
     flush_stdout();
+    // Detach first, then the janitor restores the ports and removes the record.
+    drop(stack);
+    drop(janitor);
     Ok(())
+}
+
+/// Exit status of `serve` when a worker panicked (1: start-up or run failure, 2: bad flags).
+pub const EXIT_WORKER_PANIC: i32 = 3;
+
+/// The user `serve` drops to: `--user NAME` (`root`: none), default `nobody` if it exists.
+fn serve_user(arg: Option<&str>) -> Result<Option<control::privileges::User>, Failure> {
+    use control::privileges::lookup_user;
+    match arg {
+        Some("root") => Ok(None),
+        Some(name) => match lookup_user(name) {
+            Ok(Some(u)) => Ok(Some(u)),
+            Ok(None) => Err(fail(2, format!("bad --user {name:?}: no such user"))),
+            Err(e) => Err(fail(1, format!("--user {name:?}: {e}"))),
+        },
+        None => Ok(lookup_user("nobody").ok().flatten()),
+    }
 }
 
 /// `--metrics ADDR:PORT`: bound before anything is attached, so a bad value or a port in
@@ -437,27 +494,40 @@ fn bind_metrics(
         .map_err(|e| fail(1, format!("metrics {addr}: {e}")))
 }
 
-/// `xdptcp stat`.
+/// `xdptcp stat`: the serve of `--iface`, or every serve of this network namespace (one that
+/// does not answer is reported on stderr and skipped; status 1 only if none answered).
 pub fn stat_cmd(a: &StatArgs) -> Result<(), Failure> {
-    let ifaces = match &a.iface {
-        Some(i) => vec![i.clone()],
-        None => {
-            let r = control::running();
-            if r.is_empty() {
-                return Err(fail(
-                    1,
-                    format!("no xdptcp serve running (no {}/*.sock)", control::STAT_DIR),
-                ));
-            }
-            r
+    let Some(i) = &a.iface else {
+        let r = control::running();
+        if r.is_empty() {
+            return Err(fail(
+                1,
+                format!(
+                    "no xdptcp serve running in this network namespace (no {}* socket)",
+                    control::socket_display("")
+                ),
+            ));
         }
+        let mut answered = 0;
+        for i in &r {
+            match control::query(i, a.json) {
+                Ok(rep) => {
+                    print!("{rep}");
+                    answered += 1;
+                }
+                Err(e) => eprintln!("xdptcp: {e} (skipped)"),
+            }
+        }
+        flush_stdout();
+        return match answered {
+            0 => Err(fail(1, "no running xdptcp serve answered")),
+            _ => Ok(()),
+        };
     };
-    for i in ifaces {
-        print!(
-            "{}",
-            control::query(&i, a.json).map_err(|e| fail(1, e.to_string()))?
-        );
-    }
+    print!(
+        "{}",
+        control::query(i, a.json).map_err(|e| fail(1, e.to_string()))?
+    );
     flush_stdout();
     Ok(())
 }

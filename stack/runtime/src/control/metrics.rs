@@ -195,6 +195,8 @@ const LABELLED: &[Family] = &[
             ("expired", |s| s.neigh.expired),
             ("evicted", |s| s.neigh.evicted),
             ("learned", |s| s.neigh.learned),
+            ("learn_conflicts", |s| s.neigh.learn_conflicts),
+            ("evicted_pending", |s| s.neigh.evicted_pending),
         ],
     },
 ];

@@ -2,19 +2,29 @@
 //! their own): stop on SIGINT/SIGTERM or after a time, and the stat socket that answers
 //! `xdptcp stat` with the [`report`]s.
 //!
-//! The stat socket is `/run/xdptcp/<iface>.sock` (directory mode 0700, socket mode 0600: root
-//! only; removed on exit; a stale file of a killed serve is replaced). A client connects,
-//! writes one request line (`text` or `json`) and reads the report until EOF. The report is
+//! The stat socket is a Unix socket in the *abstract* namespace, `@xdptcp/<iface>`
+//! ([`socket_name`]). Abstract names belong to the network namespace, so two serves on
+//! same-named interfaces in different namespaces do not collide, `xdptcp stat` run in a
+//! namespace finds exactly the serves of that namespace, and the name goes away with the
+//! socket: a killed serve leaves nothing behind (no stale file), and an unprivileged serve
+//! (after `--user`) needs no write access to a directory to clean up. Abstract sockets have no
+//! file permissions, so the server checks the client's credentials (SO_PEERCRED): root and the
+//! serve's own user are answered, anyone else gets one `error:` line.
+//!
+//! Protocol (extensible): a client connects, writes one request line of at most
+//! [`MAX_REQUEST`] bytes, `VERB [ARGS]`, and reads the answer until EOF. Verbs: `text` and
+//! `json` (the reports). An unknown verb is answered `error: unknown request ...` (so an old
+//! serve tells a newer client clearly); new verbs are new [`Request`] variants. The report is
 //! built from the workers' published snapshots (at most ~100 ms old), so asking costs the
 //! workers nothing. Each client is served with 1 s I/O timeouts, one at a time: bounded.
 
 pub mod metrics;
+pub mod privileges;
 pub mod report;
 
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration as StdDuration;
@@ -23,42 +33,90 @@ use crate::worker::{StatsHandle, WorkerSnapshot};
 pub use report::StatMeta;
 use report::{report_json, report_text};
 
-/// Where stat sockets live.
-pub const STAT_DIR: &str = "/run/xdptcp";
+/// The directory of the reserved-ports records (and, before abstract sockets, of the stat
+/// sockets: stale `*.sock` files found there are removed at start).
+pub use crate::stack::STAT_DIR;
 
-/// The socket of the stack serving `ifname`.
-pub fn socket_path(ifname: &str) -> PathBuf {
-    Path::new(STAT_DIR).join(format!("{ifname}.sock"))
+/// Prefix of every stat socket's abstract name.
+pub const SOCKET_PREFIX: &str = "xdptcp/";
+
+/// Longest request line accepted (bytes, newline included).
+pub const MAX_REQUEST: u64 = 256;
+
+/// The abstract name of the stat socket of the serve on `ifname` (without the leading NUL).
+pub fn socket_name(ifname: &str) -> String {
+    format!("{SOCKET_PREFIX}{ifname}")
+}
+
+/// How the stat socket is shown to people: `@xdptcp/<ifname>` (like `ss -x` shows it).
+pub fn socket_display(ifname: &str) -> String {
+    format!("@{}", socket_name(ifname))
+}
+
+fn abstract_addr(ifname: &str) -> io::Result<SocketAddr> {
+    SocketAddr::from_abstract_name(socket_name(ifname).as_bytes())
 }
 
 const IO_TIMEOUT: StdDuration = StdDuration::from_secs(1);
 
-/// The listening side, owned by `serve`. Removes the socket file on drop.
+/// One request line of the stat protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `text`: the human-readable report.
+    Text,
+    /// `json`: the report as JSON.
+    Json,
+}
+
+/// A request line the serve does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown request {0:?} (known: text, json)")]
+pub struct UnknownRequest(pub String);
+
+impl Request {
+    /// Parses one request line (`VERB [ARGS]`).
+    pub fn parse(line: &str) -> Result<Request, UnknownRequest> {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("text"), None) => Ok(Request::Text),
+            (Some("json"), None) => Ok(Request::Json),
+            _ => Err(UnknownRequest(line.trim().to_string())),
+        }
+    }
+}
+
+/// The listening side, owned by `serve`. The abstract name disappears when it is dropped.
 #[derive(Debug)]
 pub struct StatServer {
     listener: UnixListener,
-    path: PathBuf,
+    name: String,
+    /// Besides root, the user allowed to ask (the serve's effective uid when it answers).
+    allowed_uid: u32,
 }
 
 impl StatServer {
-    /// Binds `/run/xdptcp/<ifname>.sock` (non-blocking accept).
+    /// Binds `@xdptcp/<ifname>` in the calling thread's network namespace (non-blocking
+    /// accept). Fails with `AddrInUse` when a serve on `ifname` already answers there.
     pub fn bind(ifname: &str) -> io::Result<StatServer> {
-        std::fs::create_dir_all(STAT_DIR)?;
-        std::fs::set_permissions(STAT_DIR, std::fs::Permissions::from_mode(0o700))?;
-        let path = socket_path(ifname);
-        // A file left by a serve that was killed: nobody answers on it.
-        if path.exists() && UnixStream::connect(&path).is_err() {
-            let _ = std::fs::remove_file(&path);
-        }
-        let listener = UnixListener::bind(&path)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        remove_stale_files();
+        let listener = UnixListener::bind_addr(&abstract_addr(ifname)?)?;
         listener.set_nonblocking(true)?;
-        Ok(StatServer { listener, path })
+        Ok(StatServer {
+            listener,
+            name: socket_display(ifname),
+            // SAFETY: geteuid has no preconditions.
+            allowed_uid: unsafe { libc::geteuid() },
+        })
     }
 
-    /// The socket's path (removed when the server is dropped).
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// `@xdptcp/<ifname>`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Also answer clients of `uid` (the user `serve` drops to).
+    pub fn allow_uid(&mut self, uid: u32) {
+        self.allowed_uid = uid;
     }
 
     /// Answers every client waiting now. Errors of one client are ignored.
@@ -67,7 +125,7 @@ impl StatServer {
         for _ in 0..64 {
             match self.listener.accept() {
                 Ok((s, _)) => {
-                    let _ = answer(s, meta, handles);
+                    let _ = answer(s, self.allowed_uid, meta, handles);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(_) => return,
@@ -76,97 +134,168 @@ impl StatServer {
     }
 }
 
-impl Drop for StatServer {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+/// Removes `STAT_DIR/*.sock` files nobody answers on (left by serves of earlier versions,
+/// which used files). Best effort.
+fn remove_stale_files() {
+    let Ok(dir) = std::fs::read_dir(STAT_DIR) else {
+        return;
+    };
+    for e in dir.flatten().take(4096) {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "sock") && UnixStream::connect(&p).is_err() {
+            let _ = std::fs::remove_file(&p);
+        }
     }
 }
 
-fn answer(s: UnixStream, meta: &StatMeta, handles: &[StatsHandle]) -> io::Result<()> {
+/// The uid of the process at the other end of `s` (SO_PEERCRED).
+fn peer_uid(s: &UnixStream) -> io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: ucred is plain data; all-zero is valid.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which we own.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut cred as *mut libc::ucred as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred.uid)
+}
+
+fn answer(
+    s: UnixStream,
+    allowed_uid: u32,
+    meta: &StatMeta,
+    handles: &[StatsHandle],
+) -> io::Result<()> {
     s.set_nonblocking(false)?;
     s.set_read_timeout(Some(IO_TIMEOUT))?;
     s.set_write_timeout(Some(IO_TIMEOUT))?;
+    let uid = peer_uid(&s)?;
+    if uid != 0 && uid != allowed_uid {
+        return (&s).write_all(b"error: permission denied (root or the serve's user only)\n");
+    }
     let mut line = String::new();
-    BufReader::new((&s).take(64)).read_line(&mut line)?;
-    let snaps: Vec<WorkerSnapshot> = handles.iter().map(StatsHandle::get).collect();
-    let report = if line.trim() == "json" {
-        report_json(meta, &snaps)
-    } else {
-        report_text(meta, &snaps)
+    BufReader::new((&s).take(MAX_REQUEST)).read_line(&mut line)?;
+    let reply = match Request::parse(&line) {
+        Ok(req) => {
+            let snaps: Vec<WorkerSnapshot> = handles.iter().map(StatsHandle::get).collect();
+            match req {
+                Request::Json => report_json(meta, &snaps),
+                Request::Text => report_text(meta, &snaps),
+            }
+        }
+        Err(bad) => format!("error: {bad}\n"),
     };
-    (&s).write_all(report.as_bytes())
+    (&s).write_all(reply.as_bytes())
 }
 
 /// Why `xdptcp stat` got no report.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    /// Nobody listens on the socket (or it does not exist).
-    #[error("no xdptcp serve running on {ifname} (no {})", path.display())]
+    /// Nobody listens on the socket.
+    #[error("no xdptcp serve running on {ifname} in this network namespace (no {name})")]
     NotRunning {
         /// The interface asked about.
         ifname: String,
-        /// Its stat socket.
-        path: PathBuf,
+        /// Its stat socket (`@xdptcp/<ifname>`).
+        name: String,
     },
     /// Connecting to or reading from the stat socket failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{name}: {source}")]
     Io {
         /// The stat socket.
-        path: PathBuf,
+        name: String,
         /// What the system call said.
         #[source]
         source: io::Error,
+    },
+    /// The serve answered with an `error:` line.
+    #[error("{name}: {message}")]
+    Refused {
+        /// The stat socket.
+        name: String,
+        /// The serve's error line.
+        message: String,
     },
 }
 
 /// Asks the serve of `ifname` for its report (`json` or text).
 pub fn query(ifname: &str, json: bool) -> Result<String, QueryError> {
-    let path = socket_path(ifname);
-    let mut s = UnixStream::connect(&path).map_err(|e| {
+    request(ifname, if json { "json" } else { "text" })
+}
+
+/// Sends one request line (`VERB [ARGS]`, see [`Request`]) to the serve of `ifname` and
+/// returns the answer (at most 1 MiB); an `error:` answer becomes [`QueryError::Refused`].
+pub fn request(ifname: &str, line: &str) -> Result<String, QueryError> {
+    let name = socket_display(ifname);
+    let io = |source: io::Error| QueryError::Io {
+        name: name.clone(),
+        source,
+    };
+    let mut s = UnixStream::connect_addr(&abstract_addr(ifname).map_err(io)?).map_err(|e| {
         if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) {
             QueryError::NotRunning {
                 ifname: ifname.to_string(),
-                path: path.clone(),
+                name: name.clone(),
             }
         } else {
-            QueryError::Io {
-                path: path.clone(),
-                source: e,
-            }
+            io(e)
         }
     })?;
-    let io = |source: io::Error| QueryError::Io {
-        path: path.clone(),
-        source,
-    };
     s.set_read_timeout(Some(StdDuration::from_secs(5)))
         .map_err(io)?;
     s.set_write_timeout(Some(StdDuration::from_secs(5)))
         .map_err(io)?;
-    s.write_all(if json { b"json\n" } else { b"text\n" })
-        .map_err(io)?;
+    // A refusing server may close before reading the request: a write error then is not
+    // the story, the error line is.
+    let sent = s.write_all(format!("{line}\n").as_bytes());
     let mut out = String::new();
     // Reports are a few KiB; 1 MiB bounds a misbehaving server.
-    s.take(1 << 20).read_to_string(&mut out).map_err(io)?;
+    let read = s.take(1 << 20).read_to_string(&mut out);
+    if let Some(m) = out.strip_prefix("error: ") {
+        return Err(QueryError::Refused {
+            name,
+            message: m.trim_end().to_string(),
+        });
+    }
+    sent.map_err(io)?;
+    read.map_err(io)?;
     Ok(out)
 }
 
-/// The interfaces with a stat socket now.
+/// The interfaces with a listening stat socket in the calling thread's network namespace
+/// (from `/proc/thread-self/net/unix`: listening sockets named `@xdptcp/...`).
 pub fn running() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(STAT_DIR)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_str()
-                        .and_then(|n| n.strip_suffix(".sock"))
-                        .map(str::to_string)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let text = std::fs::read_to_string("/proc/thread-self/net/unix").unwrap_or_default();
+    let mut v = parse_proc_net_unix(&text);
     v.sort();
+    v.dedup();
     v
+}
+
+/// The interface names of listening `@xdptcp/<ifname>` sockets in a `/proc/net/unix` text.
+fn parse_proc_net_unix(text: &str) -> Vec<String> {
+    const ACCEPTCON: u32 = 0x10000;
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // Num RefCount Protocol Flags Type St Inode Path
+            let flags = u32::from_str_radix(f.get(3)?, 16).ok()?;
+            let path = f.get(7)?;
+            let name = path.strip_prefix('@')?.strip_prefix(SOCKET_PREFIX)?;
+            (flags & ACCEPTCON != 0 && !name.is_empty()).then(|| name.to_string())
+        })
+        .collect()
 }
 
 /// Answers stat clients every 20 ms until `stop` is set (or, with a `deadline`, until then;
@@ -216,4 +345,74 @@ pub fn stop_after(stop: Arc<AtomicBool>, secs: u64) {
         std::thread::sleep(StdDuration::from_secs(secs));
         stop.store(true, Ordering::Relaxed);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_and_unknown_verbs_are_errors() {
+        assert_eq!(Request::parse("text\n"), Ok(Request::Text));
+        assert_eq!(Request::parse(" json \n"), Ok(Request::Json));
+        let bad = |s: &str| Err(UnknownRequest(s.to_string()));
+        assert_eq!(Request::parse("conns all\n"), bad("conns all"));
+        assert_eq!(Request::parse("text extra"), bad("text extra"));
+        assert_eq!(Request::parse(""), bad(""));
+    }
+
+    #[test]
+    fn proc_net_unix_lists_listening_stat_sockets_only() {
+        let t = "Num       RefCount Protocol Flags    Type St Inode Path
+0000000000000000: 00000002 00000000 00010000 0001 01 31337 @xdptcp/veth0
+0000000000000000: 00000003 00000000 00000000 0001 03 31338 @xdptcp/veth0
+0000000000000000: 00000002 00000000 00010000 0001 01 31339 /run/other.sock
+0000000000000000: 00000002 00000000 00010000 0001 01 31340 @xdptcp/eth1
+0000000000000000: 00000002 00000000 00000000 0002 01 31341
+";
+        assert_eq!(parse_proc_net_unix(t), vec!["veth0", "eth1"]);
+    }
+
+    #[test]
+    fn abstract_socket_round_trip_and_name_gone_after_drop() {
+        let ifname = format!("t{}", std::process::id());
+        let srv = StatServer::bind(&ifname).expect("bind");
+        assert!(running().contains(&ifname));
+        assert!(matches!(
+            StatServer::bind(&ifname),
+            Err(e) if e.kind() == ErrorKind::AddrInUse
+        ));
+        let t = std::thread::spawn({
+            let ifname = ifname.clone();
+            move || request(&ifname, "bogus")
+        });
+        let meta = StatMeta {
+            ifname: ifname.clone(),
+            addr: std::net::Ipv4Addr::new(198, 18, 0, 1),
+            pid: 1,
+            xdp: None,
+        };
+        for _ in 0..500 {
+            srv.poll(&meta, &[]);
+            if t.is_finished() {
+                break;
+            }
+            std::thread::sleep(StdDuration::from_millis(10));
+        }
+        match t.join().unwrap() {
+            Err(QueryError::Refused { message, .. }) => {
+                assert!(
+                    message.starts_with("unknown request \"bogus\""),
+                    "{message}"
+                )
+            }
+            r => panic!("{r:?}"),
+        }
+        drop(srv);
+        assert!(!running().contains(&ifname));
+        assert!(matches!(
+            query(&ifname, false),
+            Err(QueryError::NotRunning { .. })
+        ));
+    }
 }

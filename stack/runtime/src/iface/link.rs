@@ -9,18 +9,32 @@ use std::net::Ipv4Addr;
 
 use crate::neigh::{KernelResolver, Mac, Resolver};
 
-/// Route lookup plus neighbour resolution. Calls may block briefly (netlink); the interface
-/// makes them once per remote address (routes are cached) and on the neighbour cache's
-/// bounded retry schedule, never per packet.
+/// Route lookup plus neighbour resolution. Resolver calls may block briefly (netlink); the
+/// interface makes them on the neighbour cache's bounded retry schedule, never per packet.
+/// `next_hop` should not block (the production link reads a user-space copy of the kernel's
+/// routes); the interface caches its answers per remote anyway.
 pub trait Link: Resolver {
     /// The next hop toward `dst` (a gateway, or `dst` itself when on-link); `None` when
     /// there is no route.
     fn next_hop(&mut self, dst: Ipv4Addr) -> Option<Ipv4Addr>;
+
+    /// Changes when the routes change: the interface drops its per-remote cache then.
+    fn routes_generation(&mut self) -> u64 {
+        0
+    }
 }
 
 impl Link for KernelResolver {
     fn next_hop(&mut self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
-        self.netlink().route_get(dst).ok().map(|h| h.ip)
+        match self.routes() {
+            Some(v) => v.next_hop(dst),
+            // Without a route view (tools, tests): ask the kernel.
+            None => self.netlink().route_get(dst).ok().map(|h| h.ip),
+        }
+    }
+
+    fn routes_generation(&mut self) -> u64 {
+        self.routes().map_or(0, |v| v.generation())
     }
 }
 

@@ -10,16 +10,18 @@
 //! 5. due neighbour-cache work (resolution retries, held frames released);
 //! 6. one [`Device::flush`] (the AF_XDP kick).
 //!
-//! Next hops: the route toward each remote address is asked once ([`Link::next_hop`],
-//! RTM_GETROUTE in production) and cached (at most `max_routes` remotes; the cache is cleared
-//! when full). The next hop's MAC comes from the [`NeighCache`]. A segment to a next hop whose
+//! Next hops: the route toward each remote address is asked once ([`Link::next_hop`]: a
+//! longest-prefix match in a user-space copy of the kernel's routes in production, no
+//! syscall) and cached (at most `max_routes` remotes; the cache is cleared when full, which
+//! costs only the LPM lookups to refill it, and when the link's routes change). The cache is
+//! keyed with a per-interface secret (remote addresses are chosen by peers). The next hop's MAC comes from the [`NeighCache`]. A segment to a next hop whose
 //! MAC is not known yet is emitted into a heap frame that the cache holds (at most
 //! `unres_qlen` per neighbour, `max_entries` neighbours) until the kernel has resolved it, and
 //! sent then; if resolution fails the frame is dropped and counted and TCP retransmits.
 //!
-//! Passive opens: the SYN's source MAC *confirms or updates* an existing entry of an on-link
-//! peer (`NeighCache::learn`), but never creates one: received traffic cannot fill or poison
-//! the table. The first SYN-ACK to a new peer is resolved through the kernel, which already
+//! Passive opens: the SYN's source MAC *confirms* an existing entry of an on-link peer
+//! (`NeighCache::learn`), but never creates one and never changes a resolved entry's MAC
+//! (a conflict is counted): received traffic cannot fill or poison the table. The first SYN-ACK to a new peer is resolved through the kernel, which already
 //! holds the peer's MAC (a STALE entry made by the peer's ARP request for our address), so it
 //! leaves in the same loop iteration.
 //!
@@ -37,10 +39,9 @@ pub use link::{Link, StaticLink};
 
 use std::net::Ipv4Addr;
 
-use rustc_hash::FxHashMap;
-
 use crate::app::{App, AppEvent, AppIo};
 use crate::handoff::Handoff;
+use crate::hash::{keyed_map, KeyedMap};
 use crate::neigh::{Lookup, Mac, NeighCache, NeighConfig, NeighEvent, Queued};
 use crate::phy::{Device, DeviceStats, TxError};
 use crate::rss::FlowOwner;
@@ -104,6 +105,8 @@ pub struct InterfaceConfig {
     pub extra_addrs: ExtraAddrs,
     /// Neighbour resolution: cache size, timeouts, held-segment bounds.
     pub neigh: NeighConfig,
+    /// Secret key of the per-remote route cache's hash (random in production; 0 in tests).
+    pub hash_seed: u64,
 }
 
 impl InterfaceConfig {
@@ -119,6 +122,7 @@ impl InterfaceConfig {
             max_routes: 65_536,
             extra_addrs: ExtraAddrs::default(),
             neigh: NeighConfig::default(),
+            hash_seed: 0,
         }
     }
 }
@@ -201,7 +205,9 @@ pub struct Interface<D: Device, L: Link> {
     cfg: InterfaceConfig,
     neigh: NeighCache<Box<[u8]>>,
     /// Next-hop cache: remote -> next hop (`None`: no route).
-    routes: FxHashMap<Ipv4Addr, Option<Ipv4Addr>>,
+    routes: KeyedMap<Ipv4Addr, Option<Ipv4Addr>>,
+    /// The link's routes generation the cache was filled under.
+    routes_gen: u64,
     /// When the neighbour cache next has work (recomputed after it changes).
     neigh_due: Option<Instant>,
     shard: Option<Shard>,
@@ -234,7 +240,8 @@ impl<D: Device, L: Link> Interface<D, L> {
             ep,
             neigh: NeighCache::new(cfg.neigh),
             cfg,
-            routes: FxHashMap::default(),
+            routes: keyed_map(cfg.hash_seed),
+            routes_gen: 0,
             neigh_due: None,
             shard: None,
             stats: IfaceStats::default(),
@@ -441,11 +448,17 @@ impl<D: Device, L: Link> Interface<D, L> {
             cfg,
             neigh,
             routes,
+            routes_gen,
             stats,
             neigh_due,
             ..
         } = self;
         let mut sent = 0;
+        let g = link.routes_generation();
+        if g != *routes_gen {
+            routes.clear();
+            *routes_gen = g;
+        }
         ep.poll_transmit(now, |src, dst, seg| {
             let Some(hop) = next_hop(routes, link, cfg.max_routes, dst) else {
                 stats.tx_no_route += 1;
@@ -498,7 +511,7 @@ fn ingest(
     f: &wire::TcpFrame<'_>,
     ep: &mut Endpoint,
     neigh: &mut NeighCache<Box<[u8]>>,
-    routes: &FxHashMap<Ipv4Addr, Option<Ipv4Addr>>,
+    routes: &KeyedMap<Ipv4Addr, Option<Ipv4Addr>>,
     stats: &mut IfaceStats,
     learned: &mut bool,
 ) {
@@ -524,7 +537,7 @@ fn eth_repr(cfg: &InterfaceConfig, dst: Mac) -> EthernetRepr {
 
 /// The cached next hop toward `dst` (asks `link` once per remote; bounded cache).
 fn next_hop<L: Link>(
-    routes: &mut FxHashMap<Ipv4Addr, Option<Ipv4Addr>>,
+    routes: &mut KeyedMap<Ipv4Addr, Option<Ipv4Addr>>,
     link: &mut L,
     max: usize,
     dst: Ipv4Addr,

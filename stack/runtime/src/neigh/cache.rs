@@ -22,10 +22,22 @@
 //!   removed and the next frame starts a fresh resolution.
 //!
 //! Passive learning ([`NeighCache::learn`]): the caller may report (source IP, source MAC) of a
-//! received frame whose source IP is on-link. It only *confirms or updates* entries that already
-//! exist (and releases a pending entry's frames); it never creates entries, so received traffic
+//! received frame whose source IP is on-link. It only *confirms* entries that already exist
+//! (and releases a pending entry's frames); it never creates entries, so received traffic
 //! cannot fill the table, and an off-link sender's IP (whose frames carry the gateway's MAC) is
-//! never turned into a wrong entry that is later used.
+//! never turned into a wrong entry that is later used. It never *changes* a resolved entry's
+//! MAC either: that MAC came from the kernel, and a frame's source MAC is whatever the sender
+//! wrote (one spoofed SYN would otherwise redirect our traffic for `reachable_time`). A
+//! different MAC is counted (`learn_conflicts`) and ignored; a real MAC change reaches the
+//! entry through the kernel at the next refresh.
+//!
+//! Table pressure (spoofed on-link sources): every SYN-ACK to an unknown on-link address makes
+//! a pending entry, which only times out after `resolve_timeout`. Pending entries are therefore
+//! capped at `max_pending`, and when a new neighbour needs room the *oldest pending* entry is
+//! evicted first (its held frames handed back as `Failed`, counted `evicted_pending`); a
+//! resolved entry is evicted (oldest learned first, `evicted`) only when no entry is pending.
+//! Resolved entries win: a flood of spoofed sources churns the pending entries among themselves
+//! and never pushes out the gateway.
 //!
 //! Memory bound: at most `max_entries` entries, each holding at most `unres_qlen` frames, plus
 //! the event queue: events come only from held frames (one each), so a caller that drains
@@ -52,6 +64,8 @@ pub trait Resolver {
 pub struct NeighConfig {
     /// Maximum number of entries (next hops). Default 256.
     pub max_entries: usize,
+    /// Maximum number of pending (unresolved) entries, at most `max_entries`. Default 64.
+    pub max_pending: usize,
     /// Frames held per unresolved neighbour (Linux `unres_qlen`; its byte-based default allows
     /// ~100 skbs, we hold UMEM frames, which are scarcer). Default 32.
     pub unres_qlen: usize,
@@ -67,6 +81,7 @@ impl Default for NeighConfig {
     fn default() -> Self {
         NeighConfig {
             max_entries: 256,
+            max_pending: 64,
             unres_qlen: 32,
             retry_interval: Duration::from_millis(100),
             resolve_timeout: Duration::from_secs(3),
@@ -149,6 +164,10 @@ pub struct NeighStats {
     pub evicted: u64,
     /// Calls to [`NeighCache::learn`] that matched an existing entry.
     pub learned: u64,
+    /// Calls to [`NeighCache::learn`] whose MAC differed from a resolved entry's (ignored).
+    pub learn_conflicts: u64,
+    /// Pending entries evicted (oldest first) to make room; their frames became `Failed`.
+    pub evicted_pending: u64,
 }
 
 #[derive(Debug)]
@@ -172,6 +191,8 @@ enum State<F> {
 pub struct NeighCache<F> {
     cfg: NeighConfig,
     entries: BTreeMap<Ipv4Addr, State<F>>,
+    /// Number of `State::Pending` entries.
+    pending: usize,
     events: VecDeque<NeighEvent<F>>,
     stats: NeighStats,
 }
@@ -182,6 +203,7 @@ impl<F> NeighCache<F> {
         NeighCache {
             cfg,
             entries: BTreeMap::new(),
+            pending: 0,
             events: VecDeque::new(),
             stats: NeighStats::default(),
         }
@@ -234,11 +256,13 @@ impl<F> NeighCache<F> {
             if self.entries.remove(&ip).is_some() {
                 self.stats.expired += 1;
             }
-            if self.entries.len() >= self.cfg.max_entries && !self.evict_one() {
+            let full = self.entries.len() >= self.cfg.max_entries;
+            if (full || self.pending >= self.cfg.max_pending) && !self.evict_one(full) {
                 self.stats.rejected_table_full += 1;
                 return Queued::Rejected(frame);
             }
             let held = VecDeque::with_capacity(self.cfg.unres_qlen.min(8));
+            self.pending += 1;
             self.entries.insert(
                 ip,
                 State::Pending {
@@ -270,8 +294,27 @@ impl<F> NeighCache<F> {
         Queued::Held
     }
 
-    /// Evicts the resolved entry learned longest ago. False if every entry is pending.
-    fn evict_one(&mut self) -> bool {
+    /// Makes room for one pending entry: evicts the oldest pending entry (its frames become
+    /// `Failed` events), else, when `resolved_too` (the table is full), the resolved entry
+    /// learned longest ago. False if there was nothing to evict. O(entries): runs only when a
+    /// new neighbour meets a full table.
+    fn evict_one(&mut self, resolved_too: bool) -> bool {
+        let oldest_pending = self
+            .entries
+            .iter()
+            .filter_map(|(ip, s)| match s {
+                State::Pending { started, .. } => Some((*started, *ip)),
+                State::Resolved { .. } => None,
+            })
+            .min();
+        if let Some((_, ip)) = oldest_pending {
+            self.fail(ip);
+            self.stats.evicted_pending += 1;
+            return true;
+        }
+        if !resolved_too {
+            return false;
+        }
         let victim = self
             .entries
             .iter()
@@ -290,11 +333,17 @@ impl<F> NeighCache<F> {
         }
     }
 
-    /// Passive learning from a received frame (source IP on-link, source MAC). Confirms or
-    /// updates an existing entry and releases a pending entry's frames; never creates one.
+    /// Passive learning from a received frame (source IP on-link, source MAC). Confirms an
+    /// existing entry with the same MAC and releases a pending entry's frames; never creates
+    /// an entry and never changes a resolved entry's MAC (counted in `learn_conflicts`).
     pub fn learn(&mut self, now: Instant, ip: Ipv4Addr, mac: Mac) {
-        if !self.entries.contains_key(&ip) {
-            return;
+        match self.entries.get(&ip) {
+            None => return,
+            Some(State::Resolved { mac: known, .. }) if *known != mac => {
+                self.stats.learn_conflicts += 1;
+                return;
+            }
+            Some(_) => {}
         }
         self.stats.learned += 1;
         self.set_resolved(now, ip, mac);
@@ -309,6 +358,7 @@ impl<F> NeighCache<F> {
         };
         match self.entries.insert(ip, new) {
             Some(State::Pending { held, .. }) => {
+                self.pending -= 1;
                 self.stats.resolved += 1;
                 self.stats.released += held.len() as u64;
                 self.events
@@ -400,6 +450,7 @@ impl<F> NeighCache<F> {
     /// Removes a pending entry whose resolution timed out; its frames become `Failed` events.
     fn fail(&mut self, ip: Ipv4Addr) {
         if let Some(State::Pending { held, .. }) = self.entries.remove(&ip) {
+            self.pending -= 1;
             self.stats.dropped_unresolved += held.len() as u64;
             self.events.extend(
                 held.into_iter()
@@ -691,35 +742,86 @@ mod tests {
                 }
             ]
         );
-        // Learning a new MAC for a resolved entry updates it and restarts its reachable time.
-        c.learn(ms(20), A, MAC2);
-        assert_eq!(c.lookup(ms(20), A), Lookup::Found(MAC2));
+        // The same MAC again confirms the entry and restarts its reachable time.
+        c.learn(ms(20), A, MAC1);
+        assert_eq!(c.poll_at(), Some(ms(30_020)));
+        // A different MAC (a spoofed SYN) changes nothing: counted, ignored.
+        c.learn(ms(30), A, MAC2);
+        assert_eq!(c.lookup(ms(30), A), Lookup::Found(MAC1));
         assert_eq!(c.poll_at(), Some(ms(30_020)));
         let s = c.stats();
-        assert_eq!((s.learned, s.mac_changed, s.resolved), (2, 1, 1));
+        assert_eq!(
+            (s.learned, s.learn_conflicts, s.mac_changed, s.resolved),
+            (2, 1, 0, 1)
+        );
     }
 
     #[test]
-    fn full_table_evicts_oldest_resolved_else_rejects() {
+    fn full_table_evicts_oldest_pending_before_any_resolved() {
         let mut c = NeighCache::new(NeighConfig {
             max_entries: 2,
             ..NeighConfig::default()
         });
         let mut k = Fake::default();
         c.send_or_queue(ms(0), A, 1);
-        c.send_or_queue(ms(0), B, 2);
-        // Both entries pending: nothing to evict.
-        assert_eq!(c.send_or_queue(ms(0), C, 3), Queued::Rejected(3));
-        assert_eq!(c.stats().rejected_table_full, 1);
+        c.send_or_queue(ms(1), B, 2);
         k.table.insert(A, MAC1);
-        c.poll(ms(0), &mut k);
+        c.poll(ms(1), &mut k);
         drain(&mut c);
-        // A is resolved, B pending: A is evicted for C.
-        assert_eq!(c.send_or_queue(ms(1), C, 4), Queued::Held);
-        assert_eq!(c.lookup(ms(1), A), Lookup::Missing);
-        assert_eq!(c.lookup(ms(1), B), Lookup::Pending);
+        // A is resolved, B pending: B (pending) is evicted for C, its frame handed back.
+        assert_eq!(c.send_or_queue(ms(2), C, 3), Queued::Held);
+        assert_eq!(drain(&mut c), vec![NeighEvent::Failed { ip: B, frame: 2 }]);
+        assert_eq!(c.lookup(ms(2), A), Lookup::Found(MAC1));
+        assert_eq!(c.lookup(ms(2), B), Lookup::Missing);
+        assert_eq!(c.lookup(ms(2), C), Lookup::Pending);
+        let s = c.stats();
+        assert_eq!(
+            (s.evicted_pending, s.evicted, s.dropped_unresolved),
+            (1, 0, 1)
+        );
+        // With every entry resolved, the oldest learned one goes.
+        k.table.insert(C, MAC2);
+        c.poll(ms(3), &mut k);
+        drain(&mut c);
+        assert_eq!(c.send_or_queue(ms(4), B, 4), Queued::Held);
+        assert_eq!(c.lookup(ms(4), A), Lookup::Missing);
+        assert_eq!(c.lookup(ms(4), C), Lookup::Found(MAC2));
         assert_eq!(c.stats().evicted, 1);
         assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn spoofed_source_flood_never_evicts_the_gateway() {
+        // Issue 12 item 2: a SYN-ACK to each spoofed on-link source makes a pending entry;
+        // a flood of them must neither fill the table nor push out the resolved gateway.
+        let mut c = NeighCache::new(NeighConfig {
+            max_entries: 8,
+            max_pending: 4,
+            ..NeighConfig::default()
+        });
+        let mut k = Fake::default();
+        let gw = Ipv4Addr::new(198, 18, 0, 1);
+        k.table.insert(gw, MAC1);
+        c.send_or_queue(ms(0), gw, 0);
+        c.poll(ms(0), &mut k);
+        drain(&mut c);
+        for i in 0..1000u32 {
+            let spoofed = Ipv4Addr::from(0xc613_0000 + i); // 198.19.x.y
+            assert_eq!(
+                c.send_or_queue(ms(1 + u64::from(i)), spoofed, i),
+                Queued::Held
+            );
+            assert!(c.len() <= 5);
+        }
+        assert_eq!(c.lookup(ms(1001), gw), Lookup::Found(MAC1));
+        assert_eq!(c.send_or_queue(ms(1001), gw, 7), Queued::Send(MAC1, 7));
+        let s = c.stats();
+        assert_eq!(
+            (s.evicted_pending, s.evicted, s.rejected_table_full),
+            (996, 0, 0)
+        );
+        // Every evicted pending entry handed its frame back.
+        assert_eq!(drain(&mut c).len(), 996);
     }
 
     #[test]

@@ -12,11 +12,16 @@
 //!   neighbours (bounded), retries resolution on a bounded schedule and hands failed frames back.
 //! - [`KernelResolver`]: the production [`Resolver`] back-end over [`Netlink`].
 //!
-//! Next hops come from [`Netlink::route_get`] (gateway or on-link destination); the cache is
-//! keyed by next-hop address.
+//! - [`route`]: the kernel's routes in user space (longest-prefix match), refreshed by the
+//!   control side on route notifications, so the workers never ask the kernel per remote.
+//!
+//! Next hops come from the [`route::RouteView`] given to the [`KernelResolver`] (gateway or
+//! on-link destination; without one, from [`Netlink::route_get`]); the cache is keyed by
+//! next-hop address.
 
 pub mod cache;
 pub mod netlink;
+pub mod route;
 
 use std::net::Ipv4Addr;
 
@@ -29,6 +34,7 @@ pub struct KernelResolver {
     nl: Netlink,
     ifindex: u32,
     errors: u64,
+    routes: Option<route::RouteView>,
 }
 
 impl KernelResolver {
@@ -38,7 +44,20 @@ impl KernelResolver {
             nl,
             ifindex,
             errors: 0,
+            routes: None,
         }
+    }
+
+    /// Next hops from `routes` (user-space longest-prefix match, no syscall) instead of one
+    /// RTM_GETROUTE per remote.
+    pub fn with_routes(mut self, routes: route::RouteView) -> Self {
+        self.routes = Some(routes);
+        self
+    }
+
+    /// The route view, if any.
+    pub fn routes(&mut self) -> Option<&mut route::RouteView> {
+        self.routes.as_mut()
     }
 
     /// Netlink requests that failed (each was treated as "unknown").

@@ -195,6 +195,56 @@ impl Netlink {
         })
     }
 
+    /// Every IPv4 route of the main table (RTM_GETROUTE dump), reduced to what the stack's
+    /// next-hop choice needs (see [`super::route`] for what is modelled).
+    pub fn route_dump(&mut self) -> io::Result<Vec<super::route::Route>> {
+        use super::route::{Route, Target};
+        use netlink_packet_route::route::RouteHeader;
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = AddressFamily::Inet;
+        let replies = self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP)?;
+        let mut out = Vec::new();
+        for m in replies {
+            let RouteNetlinkMessage::NewRoute(r) = m else {
+                continue;
+            };
+            let (mut table, mut dst, mut gw, mut metric) =
+                (u32::from(r.header.table), Ipv4Addr::UNSPECIFIED, None, 0);
+            for a in &r.attributes {
+                match a {
+                    RouteAttribute::Table(t) => table = *t,
+                    RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = *d,
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => gw = Some(*g),
+                    RouteAttribute::Priority(p) => metric = *p,
+                    RouteAttribute::MultiPath(hops) => {
+                        gw = gw.or_else(|| {
+                            hops.first()?.attributes.iter().find_map(|a| match a {
+                                RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(*g),
+                                _ => None,
+                            })
+                        })
+                    }
+                    _ => {}
+                }
+            }
+            if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+                continue;
+            }
+            let target = match r.header.kind {
+                RouteType::Unicast => gw.map_or(Target::OnLink, Target::Gateway),
+                RouteType::BlackHole | RouteType::Unreachable | RouteType::Prohibit => Target::Drop,
+                _ => continue,
+            };
+            out.push(Route {
+                dst,
+                prefix_len: r.header.destination_prefix_length,
+                metric,
+                target,
+            });
+        }
+        Ok(out)
+    }
+
     /// The kernel's neighbour entry for `ip` on `ifindex`: `Some((mac, state))` when the entry
     /// exists and carries a link-layer address; `None` when absent (ENOENT) or address-less
     /// (e.g. INCOMPLETE). Check [`NudState::usable`] before sending to the MAC.

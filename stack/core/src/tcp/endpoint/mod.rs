@@ -54,6 +54,8 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rustc_hash::FxHashMap;
+
+use crate::hash::{keyed_map, KeyedMap};
 use slab::Slab;
 
 use crate::rss::FlowOwner;
@@ -355,7 +357,8 @@ pub struct Endpoint {
     conns: Slab<Slot>,
     /// Generation of each slab index ever used (bumped when a slot is freed).
     gens: Vec<u32>,
-    demux: FxHashMap<FourTuple, u32>,
+    /// Keyed with the endpoint's secret seed: remote peers choose these keys.
+    demux: KeyedMap<FourTuple, u32>,
     listeners: Vec<Option<ListenerSlot>>,
     listener_gens: Vec<u32>,
     listen_map: FxHashMap<(Ipv4Addr, u16), u32>,
@@ -389,7 +392,7 @@ impl Endpoint {
             limiter: ChallengeAckLimiter::new(cfg.challenge_ack_limit),
             limits: Arc::new(Limits::new(&cfg)),
             pool: BufPool::new(),
-            tw: TwTable::new(),
+            tw: TwTable::with_seed(secrets.seed),
             timers: ConnTimers::new(cfg.max_connections),
             timer_fallback: Vec::new(),
             isn: IsnGenerator::new(secrets.isn),
@@ -406,7 +409,7 @@ impl Endpoint {
             // the process) are skipped; later growth of a buffer this size is an mremap.
             conns: Slab::with_capacity(slots),
             gens: Vec::new(),
-            demux: FxHashMap::default(),
+            demux: keyed_map(secrets.seed),
             listeners: Vec::new(),
             listener_gens: Vec::new(),
             listen_map: FxHashMap::default(),

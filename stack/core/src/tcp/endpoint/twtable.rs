@@ -26,7 +26,7 @@
 use std::collections::VecDeque;
 use std::mem::size_of;
 
-use rustc_hash::FxHashMap;
+use crate::hash::{keyed_map, KeyedMap};
 
 use crate::tcp::timewait::{TimeWait, TimeWaitAction};
 use crate::tcp::tuple::FourTuple;
@@ -56,7 +56,8 @@ struct TwRec {
 }
 
 pub(super) struct TwTable {
-    map: FxHashMap<FourTuple, u32>,
+    /// Keyed (see `crate::hash`): remote peers choose these keys.
+    map: KeyedMap<FourTuple, u32>,
     recs: Vec<TwRec>,
     free: u32,
     fifo: VecDeque<(u32, u32)>,
@@ -90,9 +91,15 @@ fn before(a: u32, b: u32) -> bool {
 
 impl TwTable {
     /// An empty table; the caller keeps `len()` below `tcp_max_tw_buckets` before `insert`.
+    #[cfg(test)]
     pub fn new() -> Self {
+        Self::with_seed(0)
+    }
+
+    /// An empty table whose index is keyed with the secret `seed`.
+    pub fn with_seed(seed: u64) -> Self {
         TwTable {
-            map: FxHashMap::default(),
+            map: keyed_map(seed),
             recs: Vec::new(),
             free: NIL,
             fifo: VecDeque::new(),
@@ -285,7 +292,7 @@ impl TwTable {
         if self.live == 0 {
             // Nothing left: give the memory back (a burst of TIME-WAIT is not kept for
             // ever), and the stale FIFO entries with it.
-            self.map = FxHashMap::default();
+            self.map = KeyedMap::with_hasher(self.map.hasher().clone());
             self.recs = Vec::new();
             self.fifo = VecDeque::new();
             self.free = NIL;

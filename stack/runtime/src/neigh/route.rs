@@ -1,0 +1,330 @@
+//! The kernel's IPv4 routes in user space: a longest-prefix-match table the workers read
+//! without a syscall, kept fresh by the control side.
+//!
+//! Why: asking the kernel (RTM_GETROUTE) per unknown remote put a netlink round trip on the
+//! packet path, and a spoofed-source flood made one per packet. Now the control side dumps
+//! the main routing table ([`Netlink::route_dump`]) at start, and again whenever the kernel
+//! announces a route change (RTNLGRP_IPV4_ROUTE) or every [`ROUTE_REFRESH`] (a notification
+//! lost to a full socket buffer is caught up by then), and publishes it in a [`SharedRoutes`];
+//! each worker's [`RouteView`] picks the new table up with one atomic load per lookup.
+//!
+//! What is modelled: the main table (RT_TABLE_MAIN) only, no policy routing (`ip rule`); per
+//! prefix the route with the lowest metric; unicast routes (gateway, else on-link; of a
+//! multipath route the first next hop); blackhole, unreachable and prohibit routes as "no
+//! route" (they shadow shorter prefixes like in the kernel). The output interface is not
+//! checked (as before with RTM_GETROUTE): the stack sends on its own interface.
+//!
+//! Bounds: a dump reads at most `netlink::MAX_REPLY_MESSAGES` messages; the table holds what
+//! the kernel has (at most that many routes). Lookup costs one keyed hash probe per distinct
+//! prefix length present (typically 2-3: /0, the on-link /24, a few more).
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::hash::{keyed_map, KeyedMap};
+
+/// How often the control side re-dumps the routes without a notification.
+pub const ROUTE_REFRESH: Duration = Duration::from_secs(10);
+
+/// Where a route sends matching packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The destination is on-link: the next hop is the destination itself.
+    OnLink,
+    /// Via this gateway.
+    Gateway(Ipv4Addr),
+    /// Blackhole, unreachable or prohibit: no route.
+    Drop,
+}
+
+/// One route of the kernel's main table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The destination prefix (host bits zero).
+    pub dst: Ipv4Addr,
+    /// Its length in bits (0 = the default route).
+    pub prefix_len: u8,
+    /// RTA_PRIORITY (lower wins among routes of the same prefix).
+    pub metric: u32,
+    /// Where matching packets go.
+    pub target: Target,
+}
+
+fn mask(len: u8) -> u32 {
+    match len {
+        0 => 0,
+        l => u32::MAX << (32 - u32::from(l.min(32))),
+    }
+}
+
+/// The routes of one prefix length: masked prefix -> (metric, target).
+type PrefixMap = KeyedMap<u32, (u32, Target)>;
+
+/// A longest-prefix-match table.
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    /// Per prefix length present, longest first: masked prefix -> (metric, target).
+    by_len: Vec<(u8, PrefixMap)>,
+    seed: u64,
+}
+
+impl RouteTable {
+    /// An empty table (every lookup: no route). `seed` keys its hash maps.
+    pub fn empty(seed: u64) -> Self {
+        RouteTable {
+            by_len: Vec::new(),
+            seed,
+        }
+    }
+
+    /// The table of `routes` (of the same prefix, the lowest metric wins).
+    pub fn new(seed: u64, routes: &[Route]) -> Self {
+        let mut t = RouteTable::empty(seed);
+        for r in routes {
+            t.insert(*r);
+        }
+        t
+    }
+
+    fn insert(&mut self, r: Route) {
+        let len = r.prefix_len.min(32);
+        let i = match self.by_len.iter().position(|(l, _)| *l <= len) {
+            Some(i) if self.by_len[i].0 == len => i,
+            Some(i) => {
+                self.by_len.insert(i, (len, keyed_map(self.seed)));
+                i
+            }
+            None => {
+                self.by_len.push((len, keyed_map(self.seed)));
+                self.by_len.len() - 1
+            }
+        };
+        let key = u32::from(r.dst) & mask(len);
+        let e = self.by_len[i].1.entry(key).or_insert((r.metric, r.target));
+        if r.metric < e.0 {
+            *e = (r.metric, r.target);
+        }
+    }
+
+    /// Number of routes.
+    /// Routes in the table.
+    pub fn len(&self) -> usize {
+        self.by_len.iter().map(|(_, m)| m.len()).sum()
+    }
+
+    /// True when the table holds no route.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The next hop toward `dst`: the gateway, or `dst` itself when on-link; `None` when no
+    /// route matches or the best match is a blackhole/unreachable/prohibit route.
+    pub fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        let a = u32::from(dst);
+        for (len, m) in &self.by_len {
+            if let Some((_, t)) = m.get(&(a & mask(*len))) {
+                return match t {
+                    Target::OnLink => Some(dst),
+                    Target::Gateway(g) => Some(*g),
+                    Target::Drop => None,
+                };
+            }
+        }
+        None
+    }
+}
+
+/// The published table: written by the control side, read by every worker.
+#[derive(Debug)]
+pub struct SharedRoutes {
+    generation: AtomicU64,
+    table: Mutex<Arc<RouteTable>>,
+}
+
+impl SharedRoutes {
+    /// The shared holder of `table` (generation 1).
+    pub fn new(table: RouteTable) -> Arc<Self> {
+        Arc::new(SharedRoutes {
+            generation: AtomicU64::new(1),
+            table: Mutex::new(Arc::new(table)),
+        })
+    }
+
+    /// Replaces the table; readers see it at their next lookup.
+    pub fn publish(&self, table: RouteTable) {
+        let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        *t = Arc::new(table);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Number of tables published so far (1 = the initial one).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn get(&self) -> Arc<RouteTable> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// One worker's reader: a private `Arc` of the current table, swapped when the generation
+/// moves (the mutex is taken only then, for an `Arc` clone).
+#[derive(Debug, Clone)]
+pub struct RouteView {
+    shared: Arc<SharedRoutes>,
+    generation: u64,
+    table: Arc<RouteTable>,
+}
+
+impl RouteView {
+    /// A worker's view of `shared`, at its current generation.
+    pub fn new(shared: Arc<SharedRoutes>) -> Self {
+        let generation = shared.generation();
+        let table = shared.get();
+        RouteView {
+            shared,
+            generation,
+            table,
+        }
+    }
+
+    /// The generation of the table this view uses after refreshing.
+    pub fn generation(&mut self) -> u64 {
+        let g = self.shared.generation();
+        if g != self.generation {
+            self.table = self.shared.get();
+            self.generation = g;
+        }
+        self.generation
+    }
+
+    /// The next hop toward `dst` in the newest table.
+    pub fn next_hop(&mut self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        self.generation();
+        self.table.next_hop(dst)
+    }
+}
+
+/// The control side's refresher: a socket subscribed to route notifications and one for dumps.
+pub struct RouteMonitor {
+    events: netlink_sys::Socket,
+    nl: super::Netlink,
+    shared: Arc<SharedRoutes>,
+    seed: u64,
+    buf: Vec<u8>,
+    /// Dumps that failed (the old table stays in use).
+    pub errors: u64,
+}
+
+/// RTNLGRP_IPV4_ROUTE (linux/rtnetlink.h).
+const RTNLGRP_IPV4_ROUTE: u32 = 7;
+
+impl RouteMonitor {
+    /// Dumps the routes once (the table a stack starts with) and subscribes to changes, in the
+    /// calling thread's network namespace.
+    pub fn open(seed: u64) -> io::Result<RouteMonitor> {
+        let mut nl = super::Netlink::open()?;
+        let table = RouteTable::new(seed, &nl.route_dump()?);
+        let mut events = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE)?;
+        events.bind_auto()?;
+        events.add_membership(RTNLGRP_IPV4_ROUTE)?;
+        events.set_non_blocking(true)?;
+        Ok(RouteMonitor {
+            events,
+            nl,
+            shared: SharedRoutes::new(table),
+            seed,
+            buf: Vec::with_capacity(64 * 1024),
+            errors: 0,
+        })
+    }
+
+    /// The published table (give each worker a [`RouteView`] of it).
+    pub fn shared(&self) -> Arc<SharedRoutes> {
+        self.shared.clone()
+    }
+
+    /// Drains pending notifications (at most 1024 reads); re-dumps and publishes when there
+    /// was one, or when `force`. Returns whether a new table was published.
+    pub fn poll(&mut self, force: bool) -> bool {
+        let mut changed = force;
+        for _ in 0..1024 {
+            self.buf.clear();
+            match self.events.recv(&mut self.buf, 0) {
+                Ok(_) => changed = true,
+                // ENOBUFS: notifications were lost; a dump catches up.
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => changed = true,
+                Err(_) => break, // EAGAIN: drained.
+            }
+        }
+        if !changed {
+            return false;
+        }
+        match self.nl.route_dump() {
+            Ok(routes) => {
+                self.shared.publish(RouteTable::new(self.seed, &routes));
+                true
+            }
+            Err(_) => {
+                self.errors += 1;
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(dst: [u8; 4], len: u8, metric: u32, target: Target) -> Route {
+        Route {
+            dst: Ipv4Addr::from(dst),
+            prefix_len: len,
+            metric,
+            target,
+        }
+    }
+
+    const GW: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const GW2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 9);
+
+    #[test]
+    fn longest_prefix_wins_then_lowest_metric() {
+        let t = RouteTable::new(
+            7,
+            &[
+                r([0, 0, 0, 0], 0, 100, Target::Gateway(GW)),
+                r([198, 18, 0, 0], 24, 0, Target::OnLink),
+                r([198, 19, 0, 0], 16, 10, Target::Gateway(GW2)),
+                r([198, 19, 0, 0], 16, 5, Target::Gateway(GW)),
+                r([198, 19, 7, 0], 24, 0, Target::Drop),
+            ],
+        );
+        assert_eq!(t.len(), 4);
+        let a = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert_eq!(t.next_hop(a("198.18.0.77")), Some(a("198.18.0.77")));
+        assert_eq!(t.next_hop(a("198.19.3.4")), Some(GW)); // metric 5 beats 10
+        assert_eq!(t.next_hop(a("198.19.7.4")), None); // blackhole shadows the /16
+        assert_eq!(t.next_hop(a("203.0.113.1")), Some(GW)); // default
+        assert_eq!(RouteTable::empty(1).next_hop(a("198.18.0.1")), None);
+    }
+
+    #[test]
+    fn views_pick_up_published_tables() {
+        let shared = SharedRoutes::new(RouteTable::empty(1));
+        let mut v = RouteView::new(shared.clone());
+        let dst = Ipv4Addr::new(198, 18, 0, 2);
+        assert_eq!(v.next_hop(dst), None);
+        let g = v.generation();
+        shared.publish(RouteTable::new(
+            1,
+            &[r([198, 18, 0, 0], 15, 0, Target::OnLink)],
+        ));
+        assert_eq!(v.next_hop(dst), Some(dst));
+        assert_eq!(v.generation(), g + 1);
+    }
+}
