@@ -167,14 +167,11 @@ impl Connection {
             }
             return;
         }
-        // RFC 7323 §4.3 (2): "If SEG.TSval >= TS.Recent and SEG.SEQ =< Last.ACK.sent, then
-        // SEG.TSval is copied to TS.Recent".
-        if let (true, Some(v)) = (self.nego.timestamps, tsval) {
-            if (v.wrapping_sub(self.ts.recent) as i32) >= 0 && seg.seq.le(self.ts.last_ack_sent) {
-                self.ts.recent = v;
-                self.ts.recent_at = now;
-            }
-        }
+        // TS.Recent is not taken here but once the segment passed the RST, SYN and ACK checks
+        // (`take_ts_recent` from `process_ack`): else a blind in-window RST, SYN or ACK-less
+        // segment with a far-future TSval would poison TS.Recent and PAWS would then reject
+        // the real peer (RFC 7323 §5.3: "a segment that passes the PAWS test ... before
+        // updating TS.Recent", Linux tcp_ack -> tcp_replace_ts_recent).
         self.last_rx = now;
         self.probes_out = 0;
         self.rearm_keepalive();
@@ -264,8 +261,17 @@ impl Connection {
             let ok = s.snd.ack_acceptable(seg.ack);
             if !ok {
                 self.challenge_ack(now, limiter);
+            } else {
+                self.take_ts_recent(now, seg);
             }
             return ok;
+        }
+        if self
+            .inner
+            .sender()
+            .is_some_and(|s| s.ack_acceptable(seg.ack))
+        {
+            self.take_ts_recent(now, seg);
         }
         let ts_rtt = match (self.nego.timestamps, seg.options.timestamp) {
             (true, Some((_, ecr))) if ecr != 0 => {
@@ -342,6 +348,23 @@ impl Connection {
         true
     }
 
+    /// RFC 7323 §4.3 (2): "If SEG.TSval >= TS.Recent and SEG.SEQ =< Last.ACK.sent, then
+    /// SEG.TSval is copied to TS.Recent", for a segment that passed every check up to the
+    /// ACK field and whose ACK does not go back before SND.UNA (Linux tcp_ack: an old ACK
+    /// leaves TS.Recent alone, `old_ack`).
+    fn take_ts_recent(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        let Some((v, _)) = seg.options.timestamp else {
+            return;
+        };
+        if !self.nego.timestamps || seg.ack.lt(self.inner.snd_una()) {
+            return;
+        }
+        if (v.wrapping_sub(self.ts.recent) as i32) >= 0 && seg.seq.le(self.ts.last_ack_sent) {
+            self.ts.recent = v;
+            self.ts.recent_at = now;
+        }
+    }
+
     // "seventh, process the segment text": `process_text` in text.rs.
 
     /// RFC 9293 §3.10.7.4 "eighth, check the FIN bit" (only reached for an in-order FIN).
@@ -382,6 +405,15 @@ impl Connection {
             TimeWaitAction::Expire => self.apply(now, Transition::Closed(None)),
         }
         Arrival::Done
+    }
+
+    /// The endpoint found no listener for a SYN that `on_segment` offered to reopen this
+    /// TIME-WAIT 4-tuple with (`Arrival::Reopen`): TIME-WAIT stays and the SYN is answered
+    /// with the TIME-WAIT ACK (Linux tcp_v4_rcv: TCP_TW_SYN without a listener -> TCP_TW_ACK).
+    pub(crate) fn refuse_reopen(&mut self, _now: Instant) {
+        if let Inner::TimeWait(_) = self.inner {
+            self.pending.ack = true;
+        }
     }
 
     /// RFC 5961 §7: challenge ACKs are rate-limited, per connection first (as Linux), then

@@ -700,13 +700,20 @@ impl Connection {
     }
 
     /// Abort (RFC 9293 §3.10.5): in a synchronized state send RST <SEQ=SND.NXT> (with ACK,
-    /// as Linux does); enter CLOSED; report `Error(Aborted)`.
+    /// as Linux does); enter CLOSED; report `Error(Aborted)`. SND.NXT here is the highest
+    /// sequence number sent (SND.MAX): after an RTO pulled SND.NXT back to SND.UNA, a RST at
+    /// SND.NXT would be below the peer's RCV.NXT when the peer got the flight, and be
+    /// challenged instead of accepted (Linux never pulls snd_nxt back; tcp_send_active_reset
+    /// uses tcp_acceptable_seq).
     pub fn abort(&mut self, now: Instant) {
         match &self.inner {
             Inner::Closed(_) => return,
             Inner::SynSent(_) | Inner::TimeWait(_) => {}
             _ => {
-                let nxt = self.inner.snd_nxt();
+                let nxt = self
+                    .inner
+                    .sender()
+                    .map_or(self.inner.snd_nxt(), |s| s.max());
                 self.pending.rst = Some((nxt, self.inner.rcv_nxt()));
             }
         }

@@ -79,8 +79,9 @@ pub(super) enum TwArrival {
     Ack(TcpRepr<'static>),
     /// Drop the segment; `rst`: it was a RST (RFC 1337).
     Drop { rst: bool },
-    /// RFC 6191: the record is gone; the SYN may open a new connection.
-    Reopen,
+    /// RFC 6191: the record is gone; the SYN may open a new connection, whose ISS must be
+    /// above the old SND.NXT (`snd_nxt`, RFC 1122 §4.2.2.13).
+    Reopen { snd_nxt: SeqNum },
 }
 
 /// `a` is before `b` (wrapping u32 milliseconds).
@@ -235,7 +236,17 @@ impl TwTable {
 
     /// A segment for `tuple`: looks the record up, applies the TIME-WAIT rules
     /// (`TimeWait::on_segment`) and keeps the table in step (write back, remove).
-    pub fn on_segment(&mut self, tuple: &FourTuple, now: Instant, seg: &TcpRepr<'_>) -> TwArrival {
+    /// `may_reopen`: a listener would take a new SYN for the tuple. Without one (the client
+    /// side of an active close, or the listener gone) a SYN that could reopen keeps the record
+    /// and is answered with its ACK (Linux tcp_v4_rcv: TCP_TW_SYN without a listener falls
+    /// through to TCP_TW_ACK), never with a RST from CLOSED.
+    pub fn on_segment(
+        &mut self,
+        tuple: &FourTuple,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        may_reopen: bool,
+    ) -> TwArrival {
         let Some(mut rec) = self.get(tuple, now) else {
             return TwArrival::NotFound;
         };
@@ -248,9 +259,12 @@ impl TwTable {
             TimeWaitAction::Ignore => TwArrival::Drop {
                 rst: seg.flags.rst(),
             },
+            TimeWaitAction::AcceptNewSyn if !may_reopen => TwArrival::Ack(rec.ack_segment(now)),
             TimeWaitAction::AcceptNewSyn => {
                 self.remove(tuple);
-                TwArrival::Reopen
+                TwArrival::Reopen {
+                    snd_nxt: rec.snd_nxt,
+                }
             }
             TimeWaitAction::Expire => {
                 self.remove(tuple);

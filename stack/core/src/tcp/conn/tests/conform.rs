@@ -1,0 +1,84 @@
+//! Conformance details against Linux found in review (issue 12): the connection's part.
+
+use super::*;
+
+/// ESTABLISHED with timestamps on; TS.Recent 2 (from the third ACK), Last.ACK.sent 5001.
+fn established_ts() -> T {
+    let cfg = TcpConfig {
+        timestamps: true,
+        ..cfg()
+    };
+    let mut syn = peer_syn();
+    syn.options.timestamp = Some((1, 0));
+    let mut t = syn_received_with(&cfg, &syn);
+    let mut third = seg(ACK, 5001, 1001);
+    third.options.timestamp = Some((2, 1_000_000));
+    third_ack(&mut t, &third);
+    t.events();
+    t
+}
+
+fn with_ts(mut s: TcpRepr<'static>, tsval: u32) -> TcpRepr<'static> {
+    s.options.timestamp = Some((tsval, 0));
+    s
+}
+
+/// Issue 12 item 7. RFC 7323 §4.3 / §5.3 (Linux tcp_ack -> tcp_replace_ts_recent): a
+/// segment that fails the RST, SYN or ACK-bit check does not update TS.Recent. Each blind
+/// in-window segment below carries a far-future TSval; afterwards the real peer's next
+/// segment (TSval 3) still passes PAWS and is ACKed with TSecr 3.
+#[test]
+fn ts_recent_only_from_segments_that_pass_every_check() {
+    let far = 0x4000_0000;
+    let blind = [
+        with_ts(seg(RST, 5002, 0), far), // in-window RST: challenge ACK
+        with_ts(seg(SYN, 5003, 0), far), // in-window SYN: challenge ACK
+        with_ts(data(PSH, 5001, 0, b"x"), far), // no ACK bit: dropped
+        with_ts(seg(ACK, 5001, 9999), far), // ACK of unsent data: challenge ACK
+    ];
+    for s in blind {
+        let mut t = established_ts();
+        t.feed(&s);
+        assert_eq!(t.state(), State::Established, "{s:?}");
+        t.now += ms(1000); // past any ACK rate limit
+        let out = t.feed(&with_ts(data(ACK | PSH, 5001, 1001, b"real"), 3));
+        assert_eq!(out.len(), 1, "{s:?}");
+        assert_eq!(out[0].ack, 5005, "PAWS let the real segment in: {s:?}");
+        assert_eq!(out[0].options.timestamp.map(|(_, e)| e), Some(3), "{s:?}");
+        assert_eq!(t.read_all(), b"real");
+    }
+    // A segment that passes every check does update it.
+    let mut t = established_ts();
+    t.feed(&with_ts(data(ACK | PSH, 5001, 1001, b"a"), 7));
+    let out = t.feed(&with_ts(data(ACK | PSH, 5002, 1001, b"b"), 6));
+    assert_eq!(
+        out,
+        vec![ack_out(1001, 5002).win(4095).opts(TcpOptions {
+            timestamp: Some((1_000_010, 7)),
+            ..TcpOptions::default()
+        })],
+        "PAWS drops TSval 6 < TS.Recent 7 with an ACK"
+    );
+}
+
+/// Issue 12 item 8. RFC 9293 §3.10.5 ABORT "<SEQ=SND.NXT><CTL=RST>" with SND.NXT the
+/// highest sequence number sent: after an RTO pulled SND.NXT back to SND.UNA (go-back-N),
+/// the RST carries SND.MAX, as the bare ACK does (Linux never pulls snd_nxt back).
+#[test]
+fn abort_after_rto_uses_snd_max() {
+    let mut t = established();
+    t.send(&[2u8; 2000]).unwrap();
+    assert_eq!(t.out().len(), 2, "1001..3001 sent");
+    assert_eq!(t.next().len(), 1, "RTO: 1001..2461 resent");
+    t.c.abort(t.now);
+    assert_eq!(t.out(), vec![Out::new(RST | ACK, 3001, 5001).win(0)]);
+    // close() with unread data takes the same path.
+    let mut t = established();
+    t.send(&[2u8; 2000]).unwrap();
+    t.out();
+    t.next();
+    t.feed(&data(ACK | PSH, 5001, 1001, b"unread"));
+    t.out();
+    t.c.close(t.now);
+    assert_eq!(t.out(), vec![Out::new(RST | ACK, 3001, 5007).win(0)]);
+}

@@ -1,0 +1,84 @@
+//! Conformance details against Linux found in review (issue 12): the endpoint's part.
+//! Each test feeds one crafted segment and asserts the exact reply and what is kept.
+
+use super::*;
+
+/// Issue 12 item 6. The client side of an active close holds TIME-WAIT on an ephemeral port
+/// with no listener. A SYN from the old peer that RFC 6191 would let reopen the tuple
+/// (sequence number beyond RCV.NXT) keeps TIME-WAIT and is answered with the TIME-WAIT ACK
+/// <SEQ=SND.NXT><ACK=RCV.NXT> (Linux tcp_v4_rcv: TCP_TW_SYN, no listener -> TCP_TW_ACK),
+/// not with a RST from CLOSED.
+#[test]
+fn syn_to_client_time_wait_keeps_it_and_gets_ack() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let (ca, cb) = p.open(l, 80);
+    let fin = active_close(&mut p, ca, cb); // a (the client) is in TIME-WAIT
+    assert_eq!(p.a.time_wait_count(), 1);
+    let f = fin.repr(); // b's FIN: 80 -> client port
+    let (snd_nxt, rcv_nxt) = (f.ack, f.seq + 1u32);
+    let syn = tcp(80, f.dst_port, (rcv_nxt + 1000u32).0, 0, TcpFlags::SYN);
+    p.a.on_segment(p.now, B, A, &syn);
+    let out = flush(&mut p.a, p.now);
+    assert_eq!(out.len(), 1);
+    let r = out[0].repr();
+    assert_eq!((r.flags, r.seq, r.ack), (TcpFlags::ACK, snd_nxt, rcv_nxt));
+    assert_eq!((r.src_port, r.dst_port), (f.dst_port, 80));
+    assert_eq!(p.a.time_wait_count(), 1, "TIME-WAIT kept");
+    let s = p.a.stats();
+    assert_eq!((s.tw_acks, s.tw_reopened, s.rst_closed), (1, 0, 0));
+}
+
+/// Issue 12 item 6, the same for a TIME-WAIT connection the application still holds.
+#[test]
+fn syn_to_unclosed_client_time_wait_gets_ack() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let (ca, cb) = p.open(l, 80);
+    p.a.shutdown_write(p.now, ca).unwrap();
+    p.run();
+    p.b.close(p.now, cb).unwrap();
+    p.run();
+    assert_eq!(p.a.state(ca), Some(State::TimeWait));
+    let port = p.log[0].1.repr().src_port;
+    let syn = tcp(80, port, 0x7000_0000, 0, TcpFlags::SYN);
+    p.a.on_segment(p.now, B, A, &syn);
+    let out = flush(&mut p.a, p.now);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].flags(), TcpFlags::ACK);
+    assert_eq!(p.a.state(ca), Some(State::TimeWait), "TIME-WAIT kept");
+    assert_eq!((p.a.stats().tw_reopened, p.a.stats().rst_closed), (0, 0));
+}
+
+/// Issue 12 item 9. RFC 1122 §4.2.2.13: a SYN reopening a TIME-WAIT 4-tuple on sequence
+/// number alone (no timestamps) gets ISS = old SND.NXT + 65537, above anything the old
+/// connection sent (Linux tcp_timewait_state_process: tw_snd_nxt + 65535 + 2).
+#[test]
+fn reopen_from_time_wait_iss_above_old_snd_nxt() {
+    let no_ts = TcpConfig {
+        timestamps: false,
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(no_ts.clone(), no_ts);
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let (ca, cb) = p.open(l, 80);
+    let mut q = Pair {
+        a: p.b,
+        b: p.a,
+        now: p.now,
+        log: Vec::new(),
+    };
+    let fin = active_close(&mut q, cb, ca); // b (server side) in TIME-WAIT
+    let mut b = q.a;
+    let f = fin.repr(); // the client's FIN: client port -> 80
+    let (snd_nxt, rcv_nxt) = (f.ack, f.seq + 1u32);
+    let mut syn = tcp(f.src_port, 80, (rcv_nxt + 1u32).0, 0, TcpFlags::SYN);
+    syn.options.mss = Some(1460);
+    b.on_segment(q.now, A, B, &syn);
+    let out = flush(&mut b, q.now);
+    assert_eq!(out.len(), 1);
+    let r = out[0].repr();
+    assert_eq!(r.flags, TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!((r.seq, r.ack), (snd_nxt + 65_537u32, rcv_nxt + 2u32));
+    assert_eq!((b.stats().tw_reopened, b.time_wait_count()), (1, 0));
+}
