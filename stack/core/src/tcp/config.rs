@@ -54,8 +54,14 @@ pub struct TcpConfig {
     pub rto_max: Duration,
     /// Initial RTO before any RTT sample (RFC 6298 §2.1: 1 s).
     pub rto_initial: Duration,
-    /// `tcp_challenge_ack_limit`: challenge ACKs per second (RFC 5961 §7).
+    /// `tcp_challenge_ack_limit`: challenge ACKs per second per shard (RFC 5961 §7), drawn
+    /// at random around this value each second (CVE-2016-5696); u32::MAX (the default, as
+    /// Linux >= 6.0) leaves only the per-connection `tcp_invalid_ratelimit`.
     pub challenge_ack_limit: u32,
+    /// `tcp_invalid_ratelimit`: per connection (and TIME-WAIT record), at most one ACK per
+    /// this interval in answer to out-of-window segments, PAWS rejects, duplicate SYNs and
+    /// challenge ACKs (Linux tcp_oow_rate_limited; default 500 ms).
+    pub invalid_ratelimit: Duration,
     /// `tcp_rmem` default: receive buffer bytes per connection (the largest window we
     /// advertise). Grown on demand, so only unread and out-of-order data costs memory.
     /// 1 MiB, not Linux's initial 128 KiB: Linux autotunes its buffers up to 6 MiB and we do
@@ -151,7 +157,8 @@ impl Default for TcpConfig {
             rto_min: Duration::from_millis(200),
             rto_max: Duration::from_secs(120),
             rto_initial: Duration::from_secs(1),
-            challenge_ack_limit: 1000,
+            challenge_ack_limit: u32::MAX,
+            invalid_ratelimit: crate::tcp::conn::OOW_ACK_INTERVAL,
             rmem: 1 << 20,
             wmem: 1 << 20,
             mss: 1460,

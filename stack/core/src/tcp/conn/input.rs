@@ -11,9 +11,10 @@ use crate::tcp::timewait::TimeWaitAction;
 use crate::time::{Duration, Instant};
 use crate::wire::{SeqNum, TcpRepr};
 
-/// Linux `tcp_invalid_ratelimit`: per connection, at most one ACK per this interval in answer
-/// to out-of-window or PAWS-rejected segments without data, and one challenge ACK, so two
-/// confused endpoints cannot ping-pong ACKs forever (RFC 5961 §10's ACK-loop concern).
+/// Linux `tcp_invalid_ratelimit`'s default (the setting: `TcpConfig::invalid_ratelimit`):
+/// per connection, at most one ACK per this interval in answer to out-of-window or
+/// PAWS-rejected segments without data, duplicate SYNs in SYN-RECEIVED, and challenge ACKs,
+/// so two confused endpoints cannot ping-pong ACKs forever (RFC 5961 §10's ACK-loop concern).
 pub const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// RFC 7323 §5.5: TS.Recent older than 24 days is invalid for PAWS.
@@ -49,7 +50,7 @@ impl Connection {
         }
         match self.inner {
             Inner::SynSent(_) => self.syn_sent_arrival(now, seg),
-            Inner::TimeWait(_) => return self.time_wait_arrival(now, seg),
+            Inner::TimeWait(_) => return self.time_wait_arrival(now, seg, limiter),
             // RFC 9293 §3.10.7.1: CLOSED is the endpoint's business (RST to unknown tuples).
             Inner::Closed(_) => {}
             _ => self.synchronized_arrival(now, seg, limiter, pool),
@@ -125,7 +126,15 @@ impl Connection {
         // (as Linux does) rather than with the bare ACK of the first check.
         if let Inner::SynRcvd(s) = &self.inner {
             if f.syn() && !f.ack() && !f.rst() && seg.seq == s.irs {
-                self.pending.syn = true;
+                // At most one per `tcp_invalid_ratelimit` (Linux tcp_check_req:
+                // tcp_oow_rate_limited, TCPACKSkippedSynRecv), and, unlike Linux's
+                // inet_rtx_syn_ack, without counting toward tcp_synack_retries or touching
+                // the backoff: a peer repeating its SYN must not shorten our handshake.
+                if self.oow_limited(now) {
+                    limiter.oow_skipped += 1;
+                } else {
+                    self.pending.syn_again = true;
+                }
                 return;
             }
             // Simultaneous open (RFC 9293 §3.5 Figure 8, line 6): the peer's SYN,ACK that
@@ -154,7 +163,7 @@ impl Connection {
         if let (true, false, Some(v)) = (self.nego.timestamps, f.rst(), tsval) {
             let older = (v.wrapping_sub(self.ts.recent) as i32) < 0;
             if older && now.saturating_since(self.ts.recent_at) < PAWS_IDLE {
-                self.dup_ack(now, seg);
+                self.dup_ack(now, seg, limiter);
                 return;
             }
         }
@@ -163,7 +172,7 @@ impl Connection {
         // segment and return)".
         if !acceptable(seg.seq, seg.seq_len(), rcv_nxt, rcv_wnd) {
             if !f.rst() {
-                self.dup_ack(now, seg);
+                self.dup_ack(now, seg, limiter);
             }
             return;
         }
@@ -390,15 +399,26 @@ impl Connection {
     }
 
     /// RFC 9293 §3.10.7.4 for TIME-WAIT, delegated to the compact record's rules.
-    fn time_wait_arrival(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Arrival {
+    fn time_wait_arrival(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        limiter: &mut ChallengeAckLimiter,
+    ) -> Arrival {
+        let interval = self.limits.invalid_ratelimit;
         let Inner::TimeWait(s) = &mut self.inner else {
             return Arrival::Done;
         };
         match s.rec.on_segment(now, seg) {
             TimeWaitAction::Ack => {
                 let expiry = s.rec.expiry;
+                let allowed = s.rec.oow_ack_allowed(now, seg, interval);
                 self.timers.set(Timer::TimeWait, expiry);
-                self.pending.ack = true;
+                if allowed {
+                    self.pending.ack = true;
+                } else {
+                    limiter.oow_skipped += 1;
+                }
             }
             TimeWaitAction::Ignore => {}
             TimeWaitAction::AcceptNewSyn => return Arrival::Reopen,
@@ -419,7 +439,9 @@ impl Connection {
     /// RFC 5961 §7: challenge ACKs are rate-limited, per connection first (as Linux), then
     /// per stack.
     fn challenge_ack(&mut self, now: Instant, limiter: &mut ChallengeAckLimiter) {
-        if !self.oow_limited(now) && limiter.allow(now) {
+        if self.oow_limited(now) {
+            limiter.oow_skipped += 1;
+        } else if limiter.allow(now) {
             self.pending.ack = true;
         }
     }
@@ -427,8 +449,9 @@ impl Connection {
     /// The ACK owed to an unacceptable segment. Segments carrying data (or FIN) are not part
     /// of an ACK loop and are always answered; bare ACKs and SYNs at most once per
     /// `OOW_ACK_INTERVAL` (Linux tcp_oow_rate_limited).
-    fn dup_ack(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+    fn dup_ack(&mut self, now: Instant, seg: &TcpRepr<'_>, limiter: &mut ChallengeAckLimiter) {
         if (seg.seq_len() == 0 || seg.flags.syn()) && self.oow_limited(now) {
+            limiter.oow_skipped += 1;
             return;
         }
         self.note_duplicate(seg);
@@ -437,7 +460,7 @@ impl Connection {
 
     fn oow_limited(&mut self, now: Instant) -> bool {
         if let Some(t) = self.last_oow_ack {
-            if now.saturating_since(t) < OOW_ACK_INTERVAL {
+            if now.saturating_since(t) < self.limits.invalid_ratelimit {
                 return true;
             }
         }

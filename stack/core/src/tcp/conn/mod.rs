@@ -63,6 +63,7 @@ mod timers;
 #[cfg(test)]
 mod tests;
 
+pub use input::OOW_ACK_INTERVAL;
 pub use limiter::ChallengeAckLimiter;
 pub use sender::TxLimit;
 pub use state::{state_diagram_mermaid, TRANSITIONS};
@@ -281,6 +282,8 @@ pub struct Limits {
     retries2: u32,
     fin_timeout: Duration,
     time_wait: Duration,
+    /// `tcp_invalid_ratelimit` (conn/input.rs `oow_limited`, TIME-WAIT records).
+    invalid_ratelimit: Duration,
     keepalive_time: Duration,
     keepalive_intvl: Duration,
     keepalive_probes: u32,
@@ -302,6 +305,7 @@ impl Limits {
             retries2: cfg.retries2,
             fin_timeout: cfg.fin_timeout,
             time_wait: cfg.time_wait(),
+            invalid_ratelimit: cfg.invalid_ratelimit,
             keepalive_time: cfg.keepalive_time,
             keepalive_intvl: cfg.keepalive_intvl,
             keepalive_probes: cfg.keepalive_probes,
@@ -333,6 +337,8 @@ struct Pending {
     ack: bool,
     /// A SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED) is due.
     syn: bool,
+    /// The SYN-ACK again for a duplicate SYN: not a retransmission (no retry, no backoff).
+    syn_again: bool,
     /// A zero-length probe <SEQ=SND.UNA-1> is due (keepalive or zero-window probe).
     probe: bool,
     /// A RST to send: (seq, Some(ack) for RST|ACK).

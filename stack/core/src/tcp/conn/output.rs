@@ -86,6 +86,13 @@ impl Connection {
             if let Some(a) = ack {
                 self.ts.last_ack_sent = a;
             }
+        } else if std::mem::take(&mut self.pending.syn_again) {
+            // The SYN-ACK again for a duplicate SYN: no retry counted, timer untouched.
+            emit(&self.syn_segment(now, iss, ack));
+            self.pending.ack = false;
+            if let Some(a) = ack {
+                self.ts.last_ack_sent = a;
+            }
         } else if let (true, Some(_)) = (std::mem::take(&mut self.pending.ack), ack) {
             emit(&self.segment(now, iss + 1u32, TcpFlags::ACK, &[]));
         }

@@ -25,6 +25,12 @@ impl Endpoint {
             self.stats.malformed_in += 1;
             return;
         }
+        // Sources Linux's routing refuses as martians (ip_route_input_slow, fib_validate_source
+        // with accept_local = 0): never answered, counted.
+        if martian_source(src, dst) {
+            self.stats.martian_src_in += 1;
+            return;
+        }
         let tuple = FourTuple {
             local_addr: dst,
             local_port: seg.dst_port,
@@ -43,10 +49,15 @@ impl Endpoint {
         }
         // A TIME-WAIT record (tcp/timewait.rs has the rules, twtable.rs the table).
         let may_reopen = self.listener_for(&tuple).is_some();
-        match self.tw.on_segment(&tuple, now, seg, may_reopen) {
+        let interval = self.cfg.invalid_ratelimit;
+        match self.tw.on_segment(&tuple, now, seg, may_reopen, interval) {
             TwArrival::Ack(ack) => {
                 self.stats.tw_acks += 1;
                 return self.control(dst, src, ack);
+            }
+            TwArrival::AckSkipped => {
+                self.stats.tw_acks_skipped += 1;
+                return;
             }
             TwArrival::Drop { rst } => {
                 // RFC 1337: a RST does not end TIME-WAIT.
@@ -128,6 +139,7 @@ impl Endpoint {
         let state = s.conn.state();
         self.stats.challenge_acks_sent = self.limiter.sent;
         self.stats.challenge_acks_suppressed = self.limiter.suppressed;
+        self.stats.acks_skipped = self.limiter.oow_skipped;
         if arrival == Arrival::Reopen {
             // As for a record (`TwTable::on_segment`): without a listener to take the SYN,
             // TIME-WAIT stays and the SYN gets its ACK (Linux TCP_TW_SYN -> TCP_TW_ACK).
@@ -462,4 +474,14 @@ impl Endpoint {
         };
         self.control(tuple.local_addr, tuple.remote_addr, syn_ack);
     }
+}
+
+/// A source address Linux drops as a martian on a non-loopback interface: 0/8
+/// (`ipv4_is_zeronet`), 127/8 (`ipv4_is_loopback`, route_localnet off) and our own address
+/// (`fib_validate_source`: a local source, accept_local off). Multicast and 255.255.255.255
+/// are refused before (`is_unicast`). 240/4 (class E) is NOT martian for Linux (unicast since
+/// 2.6.25) and is answered here too.
+pub(super) fn martian_source(src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    let o = src.octets();
+    o[0] == 0 || o[0] == 127 || src == dst
 }

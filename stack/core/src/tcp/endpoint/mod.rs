@@ -196,6 +196,9 @@ pub struct EndpointStats {
     pub segments_out: u64,
     /// Segments dropped before demux: port 0, or a non-unicast address.
     pub malformed_in: u64,
+    /// Segments dropped before demux for a source Linux calls martian: 0/8, 127/8, or our
+    /// own address (`input::martian_source`).
+    pub martian_src_in: u64,
     /// Segments for no connection, TIME-WAIT record or listener (`TCPNoListener`-ish).
     pub no_listener: u64,
     /// RSTs we generated statelessly, by reason.
@@ -222,6 +225,9 @@ pub struct EndpointStats {
     /// Challenge ACKs sent and suppressed by the shared RFC 5961 §7 limiter.
     pub challenge_acks_sent: u64,
     pub challenge_acks_suppressed: u64,
+    /// ACKs not sent by connections because of their per-connection `tcp_invalid_ratelimit`
+    /// (out-of-window / PAWS / duplicate SYN / challenge; Linux TCPACKSkipped*).
+    pub acks_skipped: u64,
     /// Connection timers that found the timer wheel full (impossible while the wheel is
     /// sized to `max_connections`; such a timer falls back to a polled list).
     pub timer_wheel_full: u64,
@@ -234,6 +240,9 @@ pub struct EndpointStats {
     pub tw_overflow: u64,
     pub tw_rst_ignored: u64,
     pub tw_acks: u64,
+    /// ACKs TIME-WAIT records did not send because of `tcp_invalid_ratelimit`
+    /// (`TCPACKSkippedTimeWait`).
+    pub tw_acks_skipped: u64,
     pub tw_reopened: u64,
     pub tw_expired: u64,
     /// Stateless replies dropped because the control queue was full.
@@ -356,7 +365,12 @@ impl Endpoint {
     pub fn new(cfg: TcpConfig, secrets: EndpointSecrets, ephemeral: RangeInclusive<u16>) -> Self {
         let slots = cfg.max_connections.min(INITIAL_SLOTS);
         Endpoint {
-            limiter: ChallengeAckLimiter::new(cfg.challenge_ack_limit),
+            // The budget's randomness comes from a secret (the ISN key's upper half), not the
+            // port seed: it hides the budget from an off-path attacker (CVE-2016-5696).
+            limiter: ChallengeAckLimiter::randomized(
+                cfg.challenge_ack_limit,
+                u64::from_le_bytes(secrets.isn[8..].try_into().unwrap_or_default()),
+            ),
             limits: Arc::new(Limits::new(&cfg)),
             pool: BufPool::new(),
             tw: TwTable::new(),

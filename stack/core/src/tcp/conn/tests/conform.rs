@@ -82,3 +82,68 @@ fn abort_after_rto_uses_snd_max() {
     t.c.close(t.now);
     assert_eq!(t.out(), vec![Out::new(RST | ACK, 3001, 5007).win(0)]);
 }
+
+/// Issue 12 item 5. Duplicate SYNs in SYN-RECEIVED (Linux tcp_check_req): the SYN-ACK again
+/// at most once per `tcp_invalid_ratelimit` (500 ms; the others counted as skipped), and
+/// never at the cost of a retry: the SYN-ACK retransmissions still come at 1, 3, 7, 15, 31 s
+/// and the half-open connection ends at 63 s, as without the duplicates.
+#[test]
+fn duplicate_syns_in_syn_received_rate_limited_and_free() {
+    let mut t = syn_received();
+    let syn_ack = Out::new(SYN | ACK, 1000, 5001).opts(TcpOptions {
+        mss: Some(1460),
+        ..TcpOptions::default()
+    });
+    // (time from T0, answered?)
+    let dups = [
+        (10, true),
+        (20, false),
+        (400, false),
+        (510, true),
+        (900, false),
+    ];
+    for (at, answered) in dups {
+        t.now = T0 + ms(at);
+        let want = if answered {
+            vec![syn_ack.clone()]
+        } else {
+            vec![]
+        };
+        assert_eq!(t.feed(&peer_syn()), want, "at {at} ms");
+    }
+    assert_eq!(t.lim.oow_skipped, 3);
+    assert_eq!(
+        t.c.timer(Timer::Retransmit),
+        Some(T0 + secs(1)),
+        "no backoff"
+    );
+    for at in [1, 3, 7, 15, 31] {
+        assert_eq!(t.next(), vec![syn_ack.clone()]);
+        assert_eq!(t.now, T0 + secs(at));
+        // A duplicate after each retransmission (rate limit passed): no retry consumed.
+        t.now += ms(600);
+        assert_eq!(t.feed(&peer_syn()), vec![syn_ack.clone()]);
+    }
+    assert_eq!(t.next(), vec![]);
+    assert_eq!(t.now, T0 + secs(63));
+    assert_eq!(t.state(), State::Closed);
+}
+
+/// Issue 12 item 5. `tcp_invalid_ratelimit` is a setting: at 0 every out-of-window bare
+/// ACK is answered; at 2000 ms one per 2 s.
+#[test]
+fn invalid_ratelimit_setting() {
+    for (limit, answered) in [(0, [true, true, true]), (2000, [true, false, true])] {
+        let cfg = TcpConfig {
+            invalid_ratelimit: ms(limit),
+            ..cfg()
+        };
+        let mut t = syn_received_with(&cfg, &peer_syn());
+        third_ack(&mut t, &seg(ACK, 5001, 1001));
+        for (i, (at, want)) in [0, 1000, 2000].into_iter().zip(answered).enumerate() {
+            t.now = EST + ms(at);
+            let out = t.feed(&seg(ACK, 5001 + 10_000, 1001)); // beyond the window
+            assert_eq!(!out.is_empty(), want, "limit {limit} ms, ACK {i}");
+        }
+    }
+}

@@ -82,3 +82,79 @@ fn reopen_from_time_wait_iss_above_old_snd_nxt() {
     assert_eq!((r.seq, r.ack), (snd_nxt + 65_537u32, rcv_nxt + 2u32));
     assert_eq!((b.stats().tw_reopened, b.time_wait_count()), (1, 0));
 }
+
+/// Issue 12 item 13. Sources Linux drops as martians on a non-loopback device
+/// (ip_route_input_slow: zeronet, loopback without route_localnet; fib_validate_source: a
+/// local source without accept_local) get no reply, not even a RST from CLOSED, and are
+/// counted; multicast and limited broadcast stay `malformed_in`; class E (240/4) is unicast
+/// for Linux and answered like any source.
+#[test]
+fn martian_sources_are_not_answered() {
+    let now = T0;
+    let mut b = ep(TcpConfig::default(), 2, 50_000..=50_999);
+    b.listen(B, 80, 16).unwrap();
+    let syn = tcp(1234, 80, 1, 0, TcpFlags::SYN);
+    let ack = tcp(1234, 81, 1, 1, TcpFlags::ACK);
+    // (source, answered?, martian_src_in after, malformed_in after)
+    let cases = [
+        (Ipv4Addr::new(127, 0, 0, 1), false, 1, 0),
+        (Ipv4Addr::new(127, 255, 0, 9), false, 2, 0),
+        (Ipv4Addr::new(0, 1, 2, 3), false, 3, 0),
+        (B, false, 4, 0),
+        (Ipv4Addr::new(224, 0, 0, 1), false, 4, 1),
+        (Ipv4Addr::new(239, 1, 1, 1), false, 4, 2),
+        (Ipv4Addr::BROADCAST, false, 4, 3),
+        (Ipv4Addr::new(240, 0, 0, 1), true, 4, 3),
+        (A, true, 4, 3),
+    ];
+    for (src, answered, martian, malformed) in cases {
+        for seg in [&syn, &ack] {
+            b.on_segment(now, src, B, seg);
+            let out = flush(&mut b, now);
+            assert_eq!(!out.is_empty(), answered, "{src} {:?}", seg.flags);
+        }
+        let s = b.stats();
+        assert_eq!(
+            (s.martian_src_in, s.malformed_in),
+            (2 * martian, 2 * malformed),
+            "{src}"
+        );
+    }
+}
+
+/// Issue 12 item 5. Linux tcp_timewait_state_process -> tcp_timewait_check_oow_rate_limit:
+/// a TIME-WAIT record answers out-of-window bare ACKs (and SYNs that may not reopen) at most
+/// once per `tcp_invalid_ratelimit` (500 ms), counting the others (TCPACKSkippedTimeWait); a
+/// retransmitted FIN is always answered.
+#[test]
+fn time_wait_oow_acks_rate_limited() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let (ca, cb) = p.open(l, 80);
+    let fin = active_close(&mut p, ca, cb); // a in TIME-WAIT
+    let f = fin.repr();
+    let oow = tcp(80, f.dst_port, (f.seq + 5000u32).0, f.ack.0, TcpFlags::ACK);
+    let t0 = p.now;
+    // (ms after t0, segment, answered?)
+    let fin_again = fin.repr();
+    let cases: [(u64, &TcpRepr<'_>, bool); 6] = [
+        (0, &oow, true),
+        (100, &oow, false),
+        (200, &fin_again, true),
+        (499, &oow, false),
+        (500, &oow, true),
+        (600, &oow, false),
+    ];
+    for (at, seg, answered) in cases {
+        let now = t0 + Duration::from_millis(at);
+        p.a.on_segment(now, B, A, seg);
+        let out = flush(&mut p.a, now);
+        assert_eq!(out.len(), answered as usize, "at {at} ms");
+        if answered {
+            assert_eq!(out[0].flags(), TcpFlags::ACK);
+        }
+    }
+    let s = p.a.stats();
+    assert_eq!((s.tw_acks, s.tw_acks_skipped), (3, 3));
+    assert_eq!(p.a.time_wait_count(), 1);
+}
