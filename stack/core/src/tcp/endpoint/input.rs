@@ -277,7 +277,14 @@ impl Endpoint {
             self.stats.rst_listen_bad_ack += 1;
             return self.reset(tuple, seg);
         }
-        // "Third, check for a SYN."
+        // "Third, check for a SYN." A SYN with FIN is discarded as Linux does
+        // (tcp_rcv_state_process, TCP_LISTEN: `if (th->fin) goto discard`): RFC 9293 would
+        // open the connection and queue the FIN, a combination no real stack sends (a scan).
+        // SYN+RST never gets here (first check).
+        if seg.flags.syn() && seg.flags.fin() {
+            self.stats.bad_flags_in += 1;
+            return;
+        }
         if seg.flags.syn() {
             self.listen_syn(now, l, tuple, seg, from_tw);
         }

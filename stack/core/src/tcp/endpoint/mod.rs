@@ -199,6 +199,9 @@ pub struct EndpointStats {
     /// Segments dropped before demux for a source Linux calls martian: 0/8, 127/8, or our
     /// own address (`input::martian_source`).
     pub martian_src_in: u64,
+    /// Segments dropped for a flag combination their state never takes: SYN+FIN at a
+    /// listener (Linux tcp_rcv_state_process, drop reason TCP_FLAGS).
+    pub bad_flags_in: u64,
     /// Segments for no connection, TIME-WAIT record or listener (`TCPNoListener`-ish).
     pub no_listener: u64,
     /// RSTs we generated statelessly, by reason.

@@ -147,3 +147,328 @@ fn invalid_ratelimit_setting() {
         }
     }
 }
+
+const URG: TcpFlags = TcpFlags::URG;
+
+/// Issue 12 item 11. Every flag combination that matters at the connection's states, with
+/// an in-window sequence number and an acceptable ACK, against RFC 9293 §3.10.7.3/4 and
+/// Linux (tcp_rcv_synsent_state_process, tcp_check_req, tcp_validate_incoming,
+/// tcp_rcv_state_process). Where the two differ the row says which one we follow.
+#[test]
+fn flag_combinations_by_state() {
+    let none = TcpFlags(0);
+    // (fixture, name, flags, seq, ack, replies, state after)
+    #[allow(clippy::type_complexity)]
+    let rows: Vec<(Fixture, &str, TcpFlags, u32, u32, Vec<Out>, State)> = vec![
+        // ESTABLISHED: RCV.NXT 5001, SND.NXT 1001.
+        (
+            established,
+            "est",
+            none,
+            5001,
+            1001,
+            vec![],
+            State::Established,
+        ), // no ACK: drop
+        (
+            established,
+            "est",
+            PSH,
+            5001,
+            1001,
+            vec![],
+            State::Established,
+        ),
+        (
+            established,
+            "est",
+            FIN,
+            5001,
+            1001,
+            vec![],
+            State::Established,
+        ), // FIN w/o ACK: drop
+        (
+            established,
+            "est",
+            URG | ACK,
+            5001,
+            1001,
+            vec![],
+            State::Established,
+        ),
+        (
+            established,
+            "est",
+            ACK,
+            5001,
+            1001,
+            vec![],
+            State::Established,
+        ),
+        (
+            established,
+            "est",
+            FIN | ACK,
+            5001,
+            1001,
+            vec![ack_out(1001, 5002)],
+            State::CloseWait,
+        ),
+        (established, "est", RST, 5001, 0, vec![], State::Closed),
+        (
+            established,
+            "est",
+            RST | ACK,
+            5001,
+            1001,
+            vec![],
+            State::Closed,
+        ),
+        // RST is checked before SYN (RFC 9293 and Linux alike): SYN+RST at RCV.NXT resets.
+        (
+            established,
+            "est",
+            SYN | RST,
+            5001,
+            0,
+            vec![],
+            State::Closed,
+        ),
+        (
+            established,
+            "est",
+            SYN | FIN | RST | ACK,
+            5001,
+            1001,
+            vec![],
+            State::Closed,
+        ),
+        // RFC 5961 §4.2 (Linux tcp_validate_incoming step 4): any SYN, challenge ACK.
+        (
+            established,
+            "est",
+            SYN,
+            5001,
+            0,
+            vec![ack_out(1001, 5001)],
+            State::Established,
+        ),
+        (
+            established,
+            "est",
+            SYN | ACK,
+            5001,
+            1001,
+            vec![ack_out(1001, 5001)],
+            State::Established,
+        ),
+        (
+            established,
+            "est",
+            SYN | FIN,
+            5001,
+            0,
+            vec![ack_out(1001, 5001)],
+            State::Established,
+        ),
+        (
+            established,
+            "est",
+            SYN | FIN | ACK,
+            5001,
+            1001,
+            vec![ack_out(1001, 5001)],
+            State::Established,
+        ),
+        // SYN-SENT: ISS 1000, the peer's ISS 5000.
+        (
+            syn_sent,
+            "syn-sent",
+            SYN | ACK,
+            5000,
+            1001,
+            vec![ack_out(1001, 5001)],
+            State::Established,
+        ),
+        // A FIN on the SYN-ACK is not taken (Linux: "Do step6 onward by hand" skips the FIN;
+        // the peer retransmits it).
+        (
+            syn_sent,
+            "syn-sent",
+            SYN | ACK | FIN,
+            5000,
+            1001,
+            vec![ack_out(1001, 5001)],
+            State::Established,
+        ),
+        (
+            syn_sent,
+            "syn-sent",
+            RST | ACK,
+            5000,
+            1001,
+            vec![],
+            State::Closed,
+        ),
+        (
+            syn_sent,
+            "syn-sent",
+            SYN | RST | ACK,
+            5000,
+            1001,
+            vec![],
+            State::Closed,
+        ),
+        (syn_sent, "syn-sent", RST, 5000, 0, vec![], State::SynSent),
+        (
+            syn_sent,
+            "syn-sent",
+            SYN | RST,
+            5000,
+            0,
+            vec![],
+            State::SynSent,
+        ),
+        (
+            syn_sent,
+            "syn-sent",
+            ACK,
+            5000,
+            1001,
+            vec![],
+            State::SynSent,
+        ),
+        (
+            syn_sent,
+            "syn-sent",
+            FIN | ACK,
+            5000,
+            1001,
+            vec![],
+            State::SynSent,
+        ),
+        (syn_sent, "syn-sent", none, 5000, 0, vec![], State::SynSent),
+        (syn_sent, "syn-sent", FIN, 5000, 0, vec![], State::SynSent),
+        // SYN-RECEIVED: IRS 5000, ISS 1000.
+        (
+            syn_received,
+            "syn-rcvd",
+            ACK,
+            5001,
+            1001,
+            vec![],
+            State::Established,
+        ),
+        (
+            syn_received,
+            "syn-rcvd",
+            FIN | ACK,
+            5001,
+            1001,
+            vec![ack_out(1001, 5002)],
+            State::CloseWait,
+        ),
+        (
+            syn_received,
+            "syn-rcvd",
+            RST,
+            5001,
+            0,
+            vec![],
+            State::Closed,
+        ),
+        (
+            syn_received,
+            "syn-rcvd",
+            RST | ACK,
+            5001,
+            1001,
+            vec![],
+            State::Closed,
+        ),
+        (
+            syn_received,
+            "syn-rcvd",
+            none,
+            5001,
+            0,
+            vec![],
+            State::SynReceived,
+        ),
+        (
+            syn_received,
+            "syn-rcvd",
+            FIN,
+            5001,
+            0,
+            vec![],
+            State::SynReceived,
+        ),
+        (
+            syn_received,
+            "syn-rcvd",
+            PSH,
+            5001,
+            0,
+            vec![],
+            State::SynReceived,
+        ),
+        // FIN-WAIT-2 (SND.NXT 1002) and CLOSE-WAIT (RCV.NXT 5002): the same checks.
+        (
+            fin_wait_2,
+            "fw2",
+            SYN,
+            5001,
+            0,
+            vec![ack_out(1002, 5001)],
+            State::FinWait2,
+        ),
+        (fin_wait_2, "fw2", FIN, 5001, 0, vec![], State::FinWait2),
+        (
+            fin_wait_2,
+            "fw2",
+            FIN | ACK,
+            5001,
+            1002,
+            vec![ack_out(1002, 5002)],
+            State::TimeWait,
+        ),
+        (
+            close_wait,
+            "cw",
+            SYN | FIN,
+            5002,
+            0,
+            vec![ack_out(1001, 5002)],
+            State::CloseWait,
+        ),
+        (close_wait, "cw", RST, 5002, 0, vec![], State::Closed),
+    ];
+    for (fixture, name, flags, seq, ack, want, state) in rows {
+        let mut t = fixture();
+        t.events();
+        let out = t.feed(&seg(flags, seq, ack));
+        assert_eq!(out, want, "{name} {flags:?}");
+        assert_eq!(t.state(), state, "{name} {flags:?}");
+    }
+    // SYN-RECEIVED, the peer's SYN again (with or without FIN: Linux tcp_check_req masks
+    // flags with RST|SYN|ACK): the SYN-ACK again.
+    for flags in [SYN, SYN | FIN] {
+        let mut t = syn_received();
+        let out = t.feed(&seg(flags, 5000, 0));
+        assert_eq!(out.len(), 1, "{flags:?}");
+        assert_eq!(
+            (out[0].flags, out[0].seq, out[0].ack),
+            (SYN | ACK, 1000, 5001)
+        );
+        assert_eq!(t.state(), State::SynReceived);
+    }
+    // SYN-RECEIVED (passive), a SYN at another in-window sequence number: RFC 9293 §3.10.7.4
+    // "return this connection to the LISTEN state" silently. (Linux tcp_check_req answers it
+    // with a RST (embryonic_reset); we follow the RFC: the RST would refuse the peer's new
+    // attempt, which its retransmitted SYN makes anyway.)
+    let mut t = syn_received();
+    assert_eq!(t.feed(&seg(SYN, 5002, 0)), vec![]);
+    assert_eq!(t.state(), State::Closed);
+}

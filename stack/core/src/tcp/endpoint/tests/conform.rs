@@ -158,3 +158,54 @@ fn time_wait_oow_acks_rate_limited() {
     assert_eq!((s.tw_acks, s.tw_acks_skipped), (3, 3));
     assert_eq!(p.a.time_wait_count(), 1);
 }
+
+/// Issue 12 item 11. Flag combinations at LISTEN and CLOSED (RFC 9293 §3.10.7.1/2 against
+/// Linux tcp_v4_rcv / tcp_rcv_state_process): LISTEN discards SYN+FIN and SYN+RST (Linux
+/// `if (th->fin) goto discard`; RST first), RSTs any ACK-bearing non-RST, answers a plain SYN;
+/// CLOSED RSTs everything but a RST. Replies: (flags, seq, ack).
+#[test]
+fn flag_combinations_at_listen_and_closed() {
+    use TcpFlags as F;
+    let none = TcpFlags(0);
+    let rst_ack = F::RST | F::ACK;
+    // (port: 80 listens, 81 does not; flags; reply; bad_flags_in after)
+    #[allow(clippy::type_complexity)]
+    let rows: [(u16, TcpFlags, Option<(TcpFlags, u32, u32)>, u64); 20] = [
+        (80, F::SYN, Some((F::SYN | F::ACK, 0, 101)), 0),
+        (80, F::SYN | F::FIN, None, 1),
+        (80, F::SYN | F::RST, None, 0),
+        (80, F::SYN | F::FIN | F::PSH | F::URG, None, 1),
+        (80, F::SYN | F::ACK, Some((F::RST, 7, 0)), 0),
+        (80, F::SYN | F::FIN | F::ACK, Some((F::RST, 7, 0)), 0),
+        (80, F::ACK, Some((F::RST, 7, 0)), 0),
+        (80, F::FIN | F::ACK, Some((F::RST, 7, 0)), 0),
+        (80, F::RST, None, 0),
+        (80, F::RST | F::ACK, None, 0),
+        (80, F::FIN, None, 0),
+        (80, none, None, 0),
+        (80, F::PSH | F::URG | F::FIN, None, 0),
+        (81, F::SYN, Some((rst_ack, 0, 101)), 0),
+        (81, F::SYN | F::FIN, Some((rst_ack, 0, 102)), 0),
+        (81, F::ACK, Some((F::RST, 7, 0)), 0),
+        (81, F::FIN, Some((rst_ack, 0, 101)), 0),
+        (81, none, Some((rst_ack, 0, 100)), 0),
+        (81, F::RST, None, 0),
+        (81, F::RST | F::ACK, None, 0),
+    ];
+    for (port, flags, want, bad) in rows {
+        let mut b = ep(TcpConfig::default(), 2, 50_000..=50_999);
+        b.listen(B, 80, 16).unwrap();
+        b.on_segment(T0, A, B, &tcp(1234, port, 100, 7, flags));
+        let out = flush(&mut b, T0);
+        let got = out.first().map(|f| {
+            let r = f.repr();
+            let seq = if r.flags.syn() { 0 } else { r.seq.0 };
+            (r.flags, seq, r.ack.0)
+        });
+        assert_eq!(got, want, "port {port} {flags:?}");
+        assert!(out.len() <= 1);
+        assert_eq!(b.stats().bad_flags_in, bad, "port {port} {flags:?}");
+        let opened = want.is_some_and(|(f, _, _)| f.syn());
+        assert_eq!(b.state_counts().syn_received, opened as usize, "{flags:?}");
+    }
+}
