@@ -472,3 +472,35 @@ fn flag_combinations_by_state() {
     assert_eq!(t.feed(&seg(SYN, 5002, 0)), vec![]);
     assert_eq!(t.state(), State::Closed);
 }
+
+/// Issue 12 item 10. RFC 6691 §2 / RFC 5681 §3.1 with timestamps on: cwnd is counted in the
+/// segment size (MSS 1460 - 12 option bytes = 1448, Linux mss_cache), so after an RTO
+/// (cwnd = 1 SMSS) and in the slow start after it every segment is whole: no 12-byte runts.
+#[test]
+fn rto_with_timestamps_sends_whole_segments() {
+    let cfg = TcpConfig {
+        timestamps: true,
+        wmem: 1 << 16,
+        ..cfg()
+    };
+    let mut syn = peer_syn();
+    syn.options.timestamp = Some((1, 0));
+    let mut t = syn_received_with(&cfg, &syn);
+    let mut third = seg(ACK, 5001, 1001);
+    third.window = u16::MAX;
+    third.options.timestamp = Some((2, 1_000_000));
+    third_ack(&mut t, &third);
+    t.send(&[7u8; 5 * 1448]).unwrap();
+    let lens = |v: &[Out]| v.iter().map(|o| o.payload.len()).collect::<Vec<_>>();
+    assert_eq!(lens(&t.out()), vec![1448; 5], "initial window: 10 segments");
+    let rto = t.next();
+    assert_eq!(lens(&rto), vec![1448], "RTO: one whole segment, no runt");
+    assert_eq!(rto[0].seq, 1001);
+    assert_eq!(t.c.congestion_window().map(|(c, _)| c), Some(1448));
+    let mut ack = seg(ACK, 5001, 1001 + 1448);
+    ack.window = u16::MAX;
+    ack.options.timestamp = Some((3, rto[0].options.timestamp.unwrap().0));
+    let out = t.feed(&ack);
+    assert_eq!(lens(&out), vec![1448, 1448], "slow start: 2 whole segments");
+    assert_eq!(out[0].seq, 1001 + 1448);
+}
