@@ -9,15 +9,19 @@
 //! loop and socket call is bounded in count and time.
 
 use std::io;
-use std::net::{SocketAddrV4, TcpListener};
+use std::io::{Read, Write};
+use std::net::{SocketAddrV4, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant as StdInstant};
 
+use xdptcp::app::client::Client;
 use xdptcp::app::echo::Echo;
 use xdptcp::app::server::Server;
+use xdptcp::app::{App, AppEvent, AppIo};
 use xdptcp::phy::AfXdpConfig;
 use xdptcp::stack::{Stack, StackOptions};
+use xdptcp::tcp::endpoint::ConnId;
 use xdptcp::tcp::TcpConfig;
 use xdptcp::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
 use xdptcp::worker::WorkerConfig;
@@ -115,6 +119,9 @@ impl Drop for Raw {
         unsafe { libc::close(self.0) };
     }
 }
+
+/// (case name, the stack's replies, Linux's replies).
+type Replies = (String, Vec<TcpFlags>, Vec<TcpFlags>);
 
 fn segment(sport: u16, dport: u16, flags: TcpFlags, options: TcpOptions) -> TcpRepr<'static> {
     TcpRepr {
@@ -222,28 +229,26 @@ fn listener_flag_combinations_and_bad_options_match_linux() {
         ),
     ];
     let results = pair
-        .in_peer(
-            || -> io::Result<Vec<(String, Vec<TcpFlags>, Vec<TcpFlags>)>> {
-                let raw = Raw::new()?;
-                let mut got = Vec::new();
-                for (i, (name, flags, options, bytes, _)) in cases.iter().enumerate() {
-                    let mut pair_replies = Vec::new();
-                    for dport in [STACK_PORT, LINUX_PORT] {
-                        let sport = 33000 + 2 * i as u16 + (dport == LINUX_PORT) as u16;
-                        let seg = segment(sport, dport, *flags, *options);
-                        match bytes {
-                            None => raw.send(&seg)?,
-                            Some(b) => send_with_option_bytes(&raw, &seg, b)?,
-                        }
-                        pair_replies.push(raw.replies(sport));
+        .in_peer(|| -> io::Result<Vec<Replies>> {
+            let raw = Raw::new()?;
+            let mut got = Vec::new();
+            for (i, (name, flags, options, bytes, _)) in cases.iter().enumerate() {
+                let mut pair_replies = Vec::new();
+                for dport in [STACK_PORT, LINUX_PORT] {
+                    let sport = 33000 + 2 * i as u16 + (dport == LINUX_PORT) as u16;
+                    let seg = segment(sport, dport, *flags, *options);
+                    match bytes {
+                        None => raw.send(&seg)?,
+                        Some(b) => send_with_option_bytes(&raw, &seg, b)?,
                     }
-                    let linux = pair_replies.pop().unwrap_or_default();
-                    let stack = pair_replies.pop().unwrap_or_default();
-                    got.push((name.to_string(), stack, linux));
+                    pair_replies.push(raw.replies(sport));
                 }
-                Ok(got)
-            },
-        )
+                let linux = pair_replies.pop().unwrap_or_default();
+                let stack = pair_replies.pop().unwrap_or_default();
+                got.push((name.to_string(), stack, linux));
+            }
+            Ok(got)
+        })
         .expect("peer namespace")
         .expect("raw socket");
     drop(linux);
@@ -261,7 +266,7 @@ fn listener_flag_combinations_and_bad_options_match_linux() {
 fn send_with_option_bytes(raw: &Raw, seg: &TcpRepr<'_>, opts: &[u8]) -> io::Result<()> {
     let plain = TcpRepr {
         options: TcpOptions::default(),
-        ..seg.clone()
+        ..*seg
     };
     let mut b = vec![0u8; 20];
     plain.emit(&mut b, PEER_ADDR, STACK_ADDR);
@@ -315,4 +320,171 @@ fn raw_send_bytes(raw: &Raw, bytes: &[u8]) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The stack's client, kept running after it is done (so its TIME-WAIT still answers).
+struct KeepRunning(Client);
+
+impl App for KeepRunning {
+    fn on_start(&mut self, io: &mut AppIo<'_>) {
+        self.0.on_start(io)
+    }
+    fn on_event(&mut self, io: &mut AppIo<'_>, conn: ConnId, ev: AppEvent) {
+        self.0.on_event(io, conn, ev)
+    }
+}
+
+impl Raw {
+    /// Reads what is queued (bounded): for each destination port, the last segment from the
+    /// stack address to it as (its source port, its ACK field).
+    fn last_by_port(&self) -> std::collections::HashMap<u16, (u16, u32)> {
+        let mut last = std::collections::HashMap::new();
+        let mut buf = [0u8; 2048];
+        for _ in 0..256 {
+            // SAFETY: buf outlives the call.
+            let n =
+                unsafe { libc::recv(self.0, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+            if n <= 0 {
+                break;
+            }
+            let d = &buf[..n as usize];
+            let ihl = ((d[0] & 0x0f) as usize) * 4;
+            if d.len() < ihl + 20 || d[12..16] != STACK_ADDR.octets() {
+                continue;
+            }
+            if let Ok(r) = TcpRepr::parse(&d[ihl..], STACK_ADDR, PEER_ADDR, false) {
+                last.insert(r.dst_port, (r.src_port, r.ack.0));
+            }
+        }
+        last
+    }
+}
+
+/// A Linux server in the peer namespace for one connection: echoes one message, then reads
+/// to EOF and closes (the client closes first and holds TIME-WAIT).
+fn echo_then_close(l: TcpListener) -> std::thread::JoinHandle<io::Result<()>> {
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept()?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut b = [0u8; 64];
+        let n = s.read(&mut b)?;
+        s.write_all(&b[..n])?;
+        while s.read(&mut b)? > 0 {}
+        Ok(())
+    })
+}
+
+/// Issue 12 item 6 on the wire: the client side of an active close holds TIME-WAIT on its
+/// port with no listener; a SYN from the old peer with a sequence number beyond RCV.NXT (one
+/// RFC 6191 would let reopen) is answered with the TIME-WAIT ACK by Linux (tcp_v4_rcv:
+/// TCP_TW_SYN without a listener -> TCP_TW_ACK) and by the stack, not with a RST.
+#[test]
+fn syn_to_client_time_wait_gets_ack_like_linux() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
+    let (raw, l_stack, l_linux) = pair
+        .in_peer(|| -> io::Result<_> {
+            Ok((
+                Raw::new()?,
+                TcpListener::bind(SocketAddrV4::new(PEER_ADDR, 5000))?,
+                TcpListener::bind(SocketAddrV4::new(PEER_ADDR, 5002))?,
+            ))
+        })
+        .expect("peer namespace")
+        .expect("peer sockets");
+    let srv_stack = echo_then_close(l_stack);
+    let srv_linux = echo_then_close(l_linux);
+    // The stack's client: connect, echo, close first.
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = StackOptions {
+        ifname: pair.stack_if.clone(),
+        addr: STACK_ADDR,
+        extra_addrs: Vec::new(),
+        ports: Vec::new(),
+        ephemeral: (61000, 61999),
+        zero_copy: false,
+        reserve_ports: true,
+        tcp: TcpConfig::default(),
+        afxdp: small_afxdp(),
+        worker: WorkerConfig::default(),
+        workers: 1,
+        cores: Vec::new(),
+        rss_key: None,
+    };
+    let (tx, rx) = mpsc::channel();
+    let ns = pair.stack_ns.clone();
+    let flag = stop.clone();
+    let worker = std::thread::spawn(move || {
+        let mut app = KeepRunning(Client::new(SocketAddrV4::new(PEER_ADDR, 5000), b"hi"));
+        let _ns = NetnsGuard::enter(&ns).expect("entering the stack namespace");
+        let mut stack = match Stack::open(&opts) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(Err(e.to_string()));
+                return None;
+            }
+        };
+        stack.workers[0].set_stop_flag(flag);
+        let _ = tx.send(Ok(stack.workers[0].stats_handle()));
+        stack.workers[0].run(&mut app);
+        Some(())
+    });
+    let stats = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("worker thread start")
+        .expect("stack start");
+    srv_stack
+        .join()
+        .expect("server thread")
+        .expect("server for the stack");
+    let end = StdInstant::now() + Duration::from_secs(5);
+    while stats.get().endpoint.tw_entered == 0 && StdInstant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        stats.get().endpoint.tw_entered,
+        1,
+        "the stack holds TIME-WAIT"
+    );
+    // The Linux client: the same from the stack namespace, on an unsteered kernel port.
+    pair.in_stack(|| -> io::Result<()> {
+        let mut c = TcpStream::connect_timeout(
+            &SocketAddrV4::new(PEER_ADDR, 5002).into(),
+            Duration::from_secs(5),
+        )?;
+        c.set_read_timeout(Some(Duration::from_secs(5)))?;
+        c.write_all(b"hi")?;
+        let mut b = [0u8; 2];
+        c.read_exact(&mut b)?;
+        Ok(())
+    })
+    .expect("stack namespace")
+    .expect("linux client");
+    srv_linux
+        .join()
+        .expect("server thread")
+        .expect("server for linux");
+    std::thread::sleep(Duration::from_millis(100)); // the last ACKs arrive
+    let replies = pair
+        .in_peer(|| -> Vec<Vec<TcpFlags>> {
+            let mut v = Vec::new();
+            let last = raw.last_by_port();
+            for server_port in [5000, 5002] {
+                let (port, rcv_nxt) = *last.get(&server_port).expect("the client's last ACK");
+                let syn = TcpRepr {
+                    seq: SeqNum(rcv_nxt.wrapping_add(100_000)),
+                    ..segment(server_port, port, TcpFlags::SYN, TcpOptions::default())
+                };
+                raw.send(&syn).expect("send SYN");
+                v.push(raw.replies(server_port));
+            }
+            v
+        })
+        .expect("peer namespace");
+    let snap = stats.get();
+    stop.store(true, Ordering::Relaxed);
+    worker.join().expect("worker").expect("stack ran");
+    assert_eq!(replies[1], vec![TcpFlags::ACK], "Linux: TIME-WAIT ACK");
+    assert_eq!(replies[0], replies[1], "the stack vs Linux");
+    assert_eq!((snap.endpoint.tw_acks, snap.endpoint.rst_closed), (1, 0));
 }

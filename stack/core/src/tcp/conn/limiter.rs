@@ -66,7 +66,7 @@ impl ChallengeAckLimiter {
         self.rng = x;
         let half = self.limit.div_ceil(2);
         // Uniform in [half, limit + half - 1]: `limit` values.
-        half + ((x >> 32) * self.limit as u64 >> 32) as u32
+        half + (((x >> 32) * self.limit as u64) >> 32) as u32
     }
 
     /// May a challenge ACK be sent at `now`? Counts it if so.

@@ -91,9 +91,7 @@ impl Endpoint {
     /// A segment for an existing connection. Returns the old SND.NXT when the connection (in
     /// TIME-WAIT) was dropped so the SYN can reopen the 4-tuple (RFC 6191).
     fn conn_segment(&mut self, now: Instant, id: ConnId, seg: &TcpRepr<'_>) -> Option<SeqNum> {
-        let Some(s) = self.slot_mut(id) else {
-            return None;
-        };
+        let s = self.slot_mut(id)?;
         s.counters.on_input();
         let listener = match s.owner {
             Owner::Listener(l) if s.conn.state() == State::SynReceived => Some(l),
@@ -127,9 +125,7 @@ impl Endpoint {
                 _ => {}
             }
         }
-        let Some(s) = self.conns.get_mut(id.index as usize) else {
-            return None;
-        };
+        let s = self.conns.get_mut(id.index as usize)?;
         let before = ConnCounters::progress(&s.conn);
         let arrival = s
             .conn
