@@ -34,6 +34,10 @@ pub struct TcpConfig {
     pub synack_retries: u32,
     /// `tcp_retries2`: data/FIN retransmissions before an established connection gives up.
     pub retries2: u32,
+    /// `tcp_orphan_retries`: retransmissions (and zero-window probes) before a connection
+    /// the application has closed (orphaned: FIN-WAIT-1, CLOSING, LAST-ACK with data or FIN
+    /// outstanding) gives up; 0 means 8, as Linux. Never more than `retries2` here.
+    pub orphan_retries: u32,
     /// `tcp_keepalive_time`: idle time before the first keepalive probe (when enabled).
     pub keepalive_time: Duration,
     /// `tcp_keepalive_intvl`: time between keepalive probes.
@@ -147,6 +151,7 @@ impl Default for TcpConfig {
             syn_retries: 6,
             synack_retries: 5,
             retries2: 15,
+            orphan_retries: 0,
             keepalive_time: Duration::from_secs(7200),
             keepalive_intvl: Duration::from_secs(75),
             keepalive_probes: 9,

@@ -280,6 +280,8 @@ pub struct Limits {
     syn_retries: u32,
     synack_retries: u32,
     retries2: u32,
+    /// `tcp_orphan_retries`, 0 already turned into 8 (`Limits::new`).
+    orphan_retries: u32,
     fin_timeout: Duration,
     time_wait: Duration,
     /// `tcp_invalid_ratelimit` (conn/input.rs `oow_limited`, TIME-WAIT records).
@@ -303,6 +305,10 @@ impl Limits {
             syn_retries: cfg.syn_retries,
             synack_retries: cfg.synack_retries,
             retries2: cfg.retries2,
+            orphan_retries: match cfg.orphan_retries {
+                0 => 8,
+                n => n,
+            },
             fin_timeout: cfg.fin_timeout,
             time_wait: cfg.time_wait(),
             invalid_ratelimit: cfg.invalid_ratelimit,

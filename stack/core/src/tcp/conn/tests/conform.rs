@@ -504,3 +504,37 @@ fn rto_with_timestamps_sends_whole_segments() {
     assert_eq!(lens(&out), vec![1448, 1448], "slow start: 2 whole segments");
     assert_eq!(out[0].seq, 1001 + 1448);
 }
+
+/// Issue 12 item 5 (`tcp_orphan_retries`, Linux tcp_write_timeout / tcp_orphan_retries): a
+/// connection the application closed (orphaned, FIN-WAIT-1 with data and FIN outstanding)
+/// gives up after 8 retransmissions by default (`tcp_orphan_retries` = 0 means 8), one still
+/// held by the application (write side shut down only) after `tcp_retries2` (15). Both end
+/// TimedOut without a RST, as Linux.
+#[test]
+fn orphan_retries_bound_orphaned_connections() {
+    // (orphan_retries setting, close (orphan) or shutdown_write, retransmissions before giving up)
+    for (setting, orphan, want) in [(0, true, 8), (3, true, 3), (0, false, 15), (20, true, 15)] {
+        let cfg = TcpConfig {
+            orphan_retries: setting,
+            ..cfg()
+        };
+        let mut t = syn_received_with(&cfg, &peer_syn());
+        third_ack(&mut t, &seg(ACK, 5001, 1001));
+        t.events();
+        t.send(b"data").unwrap();
+        if orphan {
+            t.c.close(t.now);
+        } else {
+            t.c.shutdown_write(t.now);
+        }
+        assert!(!t.out().is_empty());
+        let mut resent = 0;
+        while t.state() != State::Closed && resent < 100 {
+            let out = t.next();
+            assert!(out.iter().all(|o| !o.flags.rst()), "no RST on timeout");
+            resent += (!out.is_empty()) as u32;
+        }
+        assert_eq!(resent, want, "orphan_retries {setting}, orphaned {orphan}");
+        assert_eq!(t.c.error(), Some(ConnError::TimedOut));
+    }
+}
