@@ -405,6 +405,7 @@ impl Steering {
             malformed: read(maps::CNT_MALFORMED)?,
             no_socket: read(maps::CNT_NO_SOCKET)?,
             fragments: read(maps::CNT_FRAGMENT)?,
+            fragments_dropped: read(maps::CNT_FRAG_DROPPED)?,
             cookie_syn_acks: read(maps::CNT_COOKIE_SYNACK)?,
             cookie_slow: read(maps::CNT_COOKIE_SLOW)?,
         })

@@ -15,6 +15,7 @@ pub(crate) const CNT_NO_SOCKET: u32 = 3;
 pub(crate) const CNT_FRAGMENT: u32 = 4;
 pub(crate) const CNT_COOKIE_SYNACK: u32 = 5;
 pub(crate) const CNT_COOKIE_SLOW: u32 = 6;
+pub(crate) const CNT_FRAG_DROPPED: u32 = 7;
 
 /// Value bits of the `listeners` map (`LISTEN_*` in steer.bpf.c).
 pub(crate) const LISTEN_STEER: u8 = 1;
@@ -135,6 +136,9 @@ pub struct Counters {
     pub no_socket: u64,
     /// Non-first IPv4 fragments of TCP datagrams: no port to classify (passed).
     pub fragments: u64,
+    /// First fragments (MF, offset 0) of TCP datagrams for the stack, which does not
+    /// reassemble: dropped (XDP_DROP), so the kernel never completes one for a stack port.
+    pub fragments_dropped: u64,
     /// SYNs answered in XDP with a cookie SYN-ACK (XDP_TX).
     pub cookie_syn_acks: u64,
     /// SYNs in cookie mode left to the worker: IP options, payload, bad checksum, odd TCP
@@ -160,6 +164,9 @@ impl Counters {
             malformed: self.malformed.wrapping_sub(earlier.malformed),
             no_socket: self.no_socket.wrapping_sub(earlier.no_socket),
             fragments: self.fragments.wrapping_sub(earlier.fragments),
+            fragments_dropped: self
+                .fragments_dropped
+                .wrapping_sub(earlier.fragments_dropped),
             cookie_syn_acks: self.cookie_syn_acks.wrapping_sub(earlier.cookie_syn_acks),
             cookie_slow: self.cookie_slow.wrapping_sub(earlier.cookie_slow),
         }

@@ -99,6 +99,7 @@ const PASSED: Counters = Counters {
     malformed: 0,
     no_socket: 0,
     fragments: 0,
+    fragments_dropped: 0,
     cookie_syn_acks: 0,
     cookie_slow: 0,
 };
@@ -120,6 +121,7 @@ const PASSED_ZERO: Counters = Counters {
     malformed: 0,
     no_socket: 0,
     fragments: 0,
+    fragments_dropped: 0,
     cookie_syn_acks: 0,
     cookie_slow: 0,
 };
@@ -160,14 +162,6 @@ fn classification_table() {
                 "IP options (IHL 15)",
                 Frame {
                     ip_opts: 40,
-                    ..Default::default()
-                },
-                NO_SOCKET,
-            ),
-            (
-                "first fragment (MF, offset 0)",
-                Frame {
-                    frag_off: 0x2000,
                     ..Default::default()
                 },
                 NO_SOCKET,
@@ -352,4 +346,79 @@ fn attach_to_missing_interface_is_a_clear_error() {
     let e = Steering::attach("xt-no-such-if0", AttachOptions::default()).unwrap_err();
     assert!(matches!(e, xdptcp_xdp::Error::NoSuchInterface(_)), "{e}");
     assert!(e.to_string().contains("xt-no-such-if0"), "{e}");
+}
+
+/// Issue 12 item 13, IP fragments: the stack does not reassemble. A first fragment (MF set,
+/// offset 0) for a stack port is dropped here (XDP_DROP) and counted; later fragments, which
+/// have no port, go to the kernel, which cannot complete a datagram without fragment 0 and so
+/// never answers for a stack port. First fragments for kernel ports are the kernel's. A
+/// segment with DF and offset 0 (every TCP segment Linux sends) is not a fragment.
+#[test]
+fn fragments_for_stack_ports() {
+    const XDP_DROP: u32 = 1;
+    for frags in [false, true] {
+        let s = loaded(frags);
+        for (name, frame) in [
+            (
+                "first fragment, listener",
+                Frame {
+                    frag_off: 0x2000,
+                    ..Default::default()
+                },
+            ),
+            (
+                "first fragment, ephemeral",
+                Frame {
+                    frag_off: 0x2000,
+                    dport: 40000,
+                    ..Default::default()
+                },
+            ),
+            (
+                "first fragment, DF and MF",
+                Frame {
+                    frag_off: 0x6000,
+                    ..Default::default()
+                },
+            ),
+        ] {
+            let before = s.counters().unwrap();
+            assert_eq!(s.test_run(&frame.bytes()).unwrap(), XDP_DROP, "{name}");
+            let moved = s.counters().unwrap().since(&before);
+            let want = Counters {
+                fragments_dropped: 1,
+                ..PASSED_ZERO
+            };
+            assert_eq!(moved, want, "{name}");
+        }
+        let kernel_port = Frame {
+            frag_off: 0x2000,
+            dport: 22,
+            ..Default::default()
+        };
+        assert_eq!(
+            run(&s, &kernel_port.bytes()),
+            PASSED,
+            "first fragment, kernel port"
+        );
+        let later = Frame {
+            frag_off: 0x2001,
+            ..Default::default()
+        };
+        assert_eq!(run(&s, &later.bytes()), FRAGMENT, "middle fragment");
+        let last = Frame {
+            frag_off: 0x0002,
+            ..Default::default()
+        };
+        assert_eq!(run(&s, &last.bytes()), FRAGMENT, "last fragment");
+        let df = Frame {
+            frag_off: 0x4000,
+            ..Default::default()
+        };
+        assert_eq!(
+            run(&s, &df.bytes()),
+            NO_SOCKET,
+            "DF, offset 0: a whole segment"
+        );
+    }
 }

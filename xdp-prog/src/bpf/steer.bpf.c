@@ -45,7 +45,8 @@ enum {
 	CNT_FRAGMENT = 4,
 	CNT_COOKIE_SYNACK = 5, /* SYNs answered here with a cookie SYN-ACK (XDP_TX) */
 	CNT_COOKIE_SLOW = 6,   /* SYNs in cookie mode left to the worker (odd or bad header) */
-	CNT_MAX = 7,
+	CNT_FRAG_DROPPED = 7,  /* first fragments (MF, offset 0) for the stack: XDP_DROP */
+	CNT_MAX = 8,
 };
 
 /* Value bits of the `listeners` map. */
@@ -247,6 +248,18 @@ static __always_inline int steer(struct xdp_md *ctx)
 	bits = belongs_to_stack(iph->daddr, tcp->dest);
 	if (!bits)
 		return pass(CNT_PASSED);
+	/*
+	 * A first fragment (MF set, offset 0) for the stack: the stack does not reassemble
+	 * (a TCP peer sets DF, RFC 9293 section 3.7.2), so it is dropped here and counted.
+	 * The later fragments go to the kernel (no port to classify them by); without
+	 * fragment 0 the kernel can never complete the datagram, so it never answers for a
+	 * stack port, and it discards them after ipfrag_time without an ICMP (ip_expire sends
+	 * "reassembly time exceeded" only when it holds the first fragment).
+	 */
+	if (iph->frag_off & bpf_htons(0x2000)) {
+		count(CNT_FRAG_DROPPED);
+		return XDP_DROP;
+	}
 	/* A SYN to a listener in cookie mode: answered here when it is plain enough. */
 	if (tcp->syn && (bits & LISTEN_LISTENER)) {
 		struct cookie_config *ck = cookie_mode(bits);

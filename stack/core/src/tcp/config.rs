@@ -34,6 +34,10 @@ pub struct TcpConfig {
     pub synack_retries: u32,
     /// `tcp_retries2`: data/FIN retransmissions before an established connection gives up.
     pub retries2: u32,
+    /// `tcp_orphan_retries`: retransmissions (and zero-window probes) before a connection
+    /// the application has closed (orphaned: FIN-WAIT-1, CLOSING, LAST-ACK with data or FIN
+    /// outstanding) gives up; 0 means 8, as Linux. Never more than `retries2` here.
+    pub orphan_retries: u32,
     /// `tcp_keepalive_time`: idle time before the first keepalive probe (when enabled).
     pub keepalive_time: Duration,
     /// `tcp_keepalive_intvl`: time between keepalive probes.
@@ -54,8 +58,14 @@ pub struct TcpConfig {
     pub rto_max: Duration,
     /// Initial RTO before any RTT sample (RFC 6298 §2.1: 1 s).
     pub rto_initial: Duration,
-    /// `tcp_challenge_ack_limit`: challenge ACKs per second (RFC 5961 §7).
+    /// `tcp_challenge_ack_limit`: challenge ACKs per second per shard (RFC 5961 §7), drawn
+    /// at random around this value each second (CVE-2016-5696); u32::MAX (the default, as
+    /// Linux >= 6.0) leaves only the per-connection `tcp_invalid_ratelimit`.
     pub challenge_ack_limit: u32,
+    /// `tcp_invalid_ratelimit`: per connection (and TIME-WAIT record), at most one ACK per
+    /// this interval in answer to out-of-window segments, PAWS rejects, duplicate SYNs and
+    /// challenge ACKs (Linux tcp_oow_rate_limited; default 500 ms).
+    pub invalid_ratelimit: Duration,
     /// `tcp_rmem` default: receive buffer bytes per connection (the largest window we
     /// advertise). Grown on demand, so only unread and out-of-order data costs memory.
     /// 1 MiB, not Linux's initial 128 KiB: Linux autotunes its buffers up to 6 MiB and we do
@@ -141,6 +151,7 @@ impl Default for TcpConfig {
             syn_retries: 6,
             synack_retries: 5,
             retries2: 15,
+            orphan_retries: 0,
             keepalive_time: Duration::from_secs(7200),
             keepalive_intvl: Duration::from_secs(75),
             keepalive_probes: 9,
@@ -151,7 +162,8 @@ impl Default for TcpConfig {
             rto_min: Duration::from_millis(200),
             rto_max: Duration::from_secs(120),
             rto_initial: Duration::from_secs(1),
-            challenge_ack_limit: 1000,
+            challenge_ack_limit: u32::MAX,
+            invalid_ratelimit: crate::tcp::conn::OOW_ACK_INTERVAL,
             rmem: 1 << 20,
             wmem: 1 << 20,
             mss: 1460,

@@ -70,6 +70,9 @@ pub struct TimeWait {
     pub expiry: Instant,
     /// The TIME-WAIT length in milliseconds (2*MSL), for restarts.
     len_ms: u32,
+    /// When the last rate-limited ACK went out: our millisecond clock (wrapping), 0 = never
+    /// (Linux tw_last_oow_ack_time).
+    pub last_oow_ms: u32,
 }
 
 impl TimeWait {
@@ -100,6 +103,7 @@ impl TimeWait {
             ts_recent_at,
             expiry: now + Duration::from_millis(len_ms as u64),
             len_ms,
+            last_oow_ms: 0,
         }
     }
 
@@ -152,6 +156,25 @@ impl TimeWait {
         } else {
             TimeWaitAction::Ack
         }
+    }
+
+    /// For a [`TimeWaitAction::Ack`]: may the ACK go out now? Linux
+    /// tcp_timewait_check_oow_rate_limit -> tcp_oow_rate_limited: segments carrying data or
+    /// a FIN (a retransmitted FIN) are not part of an ACK loop and are always answered; bare
+    /// ACKs and SYNs at most once per `interval` (`tcp_invalid_ratelimit`). Records the time
+    /// of an ACK it allows.
+    pub fn oow_ack_allowed(&mut self, now: Instant, seg: &TcpRepr<'_>, interval: Duration) -> bool {
+        if seg.seq_len() > 0 && !seg.flags.syn() {
+            return true;
+        }
+        let now_ms = (now.as_millis() as u32).max(1);
+        if self.last_oow_ms != 0
+            && (now_ms.wrapping_sub(self.last_oow_ms) as u128) < interval.as_millis()
+        {
+            return false;
+        }
+        self.last_oow_ms = now_ms;
+        true
     }
 
     /// RFC 6191 §2, all five cases ("last timestamp / sequence number seen" = TS.Recent /

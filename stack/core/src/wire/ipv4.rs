@@ -233,10 +233,32 @@ pub struct Ipv4Repr {
     pub dont_frag: bool,
 }
 
+/// A loose or strict source route option (RFC 791 §3.1, LSRR 131 / SSRR 137) among the
+/// header options. Linux drops such packets unless `accept_source_route` (0 by default,
+/// ip_rcv_options); so do we (`Unsupported`). Other options are skipped; the scan stops at
+/// EOL or at an option whose length does not fit (it is not ours to judge them).
+fn has_source_route(opts: &[u8]) -> bool {
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => return false,
+            1 => i += 1,
+            131 | 137 => return true,
+            _ => match opts.get(i + 1) {
+                Some(&len) if len >= 2 => i += len as usize,
+                _ => return false,
+            },
+        }
+    }
+    false
+}
+
 impl Ipv4Repr {
     /// Parses and checks a packet: lengths ([`Ipv4Packet::check_len`]), version 4
     /// (`Malformed`), the header checksum (`Checksum`), and no fragmentation: MF set or a
-    /// non-zero offset is `Unsupported` (RFC 791 §3.2, no reassembly here).
+    /// non-zero offset is `Unsupported` (RFC 791 §3.2, no reassembly here); so is a source
+    /// route option (as Linux with accept_source_route = 0). Other IP options are accepted
+    /// and skipped, as Linux does for TCP.
     pub fn parse<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>) -> Result<Ipv4Repr> {
         packet.check_len()?;
         if packet.version() != 4 {
@@ -246,6 +268,9 @@ impl Ipv4Repr {
             return Err(Error::Checksum);
         }
         if packet.more_frags() || packet.frag_offset() != 0 {
+            return Err(Error::Unsupported);
+        }
+        if has_source_route(&packet.buffer.as_ref()[HEADER_LEN..packet.header_len()]) {
             return Err(Error::Unsupported);
         }
         Ok(Ipv4Repr {
@@ -447,6 +472,36 @@ mod tests {
         assert_eq!(p.header_len(), 24);
         assert_eq!(p.payload(), &[0xcd; 40][..]);
         assert_eq!(parse(&b).unwrap().payload_len, 40);
+    }
+
+    /// Issue 12 item 13: IP options are accepted (record route, timestamp, NOPs), a source
+    /// route (LSRR 131, SSRR 137) anywhere among them is refused (Linux ip_rcv_options with
+    /// accept_source_route = 0).
+    #[test]
+    fn source_route_refused_other_options_accepted() {
+        // (8 option bytes, accepted?)
+        let cases: [([u8; 8], bool); 6] = [
+            ([7, 7, 4, 0, 0, 0, 0, 0], true),    // record route, empty
+            ([68, 8, 5, 0, 0, 0, 0, 0], true),   // timestamp
+            ([131, 7, 4, 1, 2, 3, 4, 0], false), // LSRR
+            ([1, 137, 7, 4, 1, 2, 3, 4], false), // NOP, SSRR
+            ([7, 3, 4, 131, 3, 4, 0, 0], false), // RR, then LSRR
+            ([0, 131, 7, 4, 1, 2, 3, 4], true),  // after EOL: not an option
+        ];
+        for (opts, ok) in cases {
+            let mut b = HDR.to_vec();
+            b[0] = 0x47;
+            b[3] = 68;
+            b.extend_from_slice(&opts);
+            b.resize(68, 0xcd);
+            refill(&mut b);
+            let r = parse(&b);
+            if ok {
+                assert_eq!(r.map(|r| r.payload_len), Ok(40), "{opts:?}");
+            } else {
+                assert_eq!(r, Err(Error::Unsupported), "{opts:?}");
+            }
+        }
     }
 
     #[test]

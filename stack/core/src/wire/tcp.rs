@@ -350,11 +350,20 @@ fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
-/// Parses the option bytes (RFC 9293 §3.2). EOL ends the list; NOP is skipped; any other
-/// kind must have a length byte >= 2 that stays inside the options (else `Malformed`).
-/// Known kinds with a wrong length are `Malformed`; unknown kinds are skipped by length.
-/// MSS, window scale and SACK-permitted are ignored on non-SYN segments (RFC 9293 §3.7.1,
-/// RFC 7323 §2.2, RFC 2018 §2).
+/// Parses the option bytes (RFC 9293 §3.2) the way Linux's `tcp_parse_options` does, so a
+/// peer sees the same behaviour from us as from a Linux host, and a bad option never costs
+/// the segment:
+/// - EOL ends the list; NOP is skipped.
+/// - A "silly" option (no length byte, length < 2) or one running past the option space
+///   stops parsing: what was parsed before it is kept, the rest ignored
+///   (`if (opsize < 2) return; if (opsize > length) return;`).
+/// - A known kind with the wrong length is ignored and skipped by its length, like an unknown
+///   kind (Linux checks `opsize == TCPOLEN_*` per kind); so is a SACK option whose length is
+///   not 2 + 8n (n >= 1), and an MSS of 0 (`if (in_mss)`).
+/// - MSS, window scale and SACK-permitted are ignored on non-SYN segments (RFC 9293 §3.7.1,
+///   RFC 7323 §2.2, RFC 2018 §2).
+///
+/// Never fails; the `Result` is kept for the callers.
 fn parse_options(opts: &[u8], syn: bool) -> Result<TcpOptions> {
     let mut o = TcpOptions::default();
     let mut i = 0;
@@ -367,54 +376,35 @@ fn parse_options(opts: &[u8], syn: bool) -> Result<TcpOptions> {
             i += 1;
             continue;
         }
-        let len = *opts.get(i + 1).ok_or(Error::Malformed)? as usize;
+        let Some(&len) = opts.get(i + 1) else {
+            break; // no length byte: stop
+        };
+        let len = len as usize;
         if len < 2 || i + len > opts.len() {
-            return Err(Error::Malformed);
+            break; // silly or partial option: stop, keep what was parsed
         }
         let body = &opts[i + 2..i + len];
-        match k {
-            kind::MSS => {
-                if len != 4 {
-                    return Err(Error::Malformed);
-                }
-                if syn {
-                    o.mss = Some(be16(body));
+        match (k, len) {
+            (kind::MSS, 4) if syn => {
+                let mss = be16(body);
+                if mss != 0 {
+                    o.mss = Some(mss);
                 }
             }
-            kind::WS => {
-                if len != 3 {
-                    return Err(Error::Malformed);
-                }
-                // RFC 7323 §2.3: a shift above 14 is used as 14.
-                if syn {
-                    o.window_scale = Some(body[0].min(MAX_WINDOW_SCALE));
-                }
-            }
-            kind::SACK_PERM => {
-                if len != 2 {
-                    return Err(Error::Malformed);
-                }
-                o.sack_permitted |= syn;
-            }
-            kind::SACK => {
-                // RFC 2018 §3: 2 + 8n bytes, n >= 1; at most 4 fit in 40 option bytes.
-                let n = (len - 2) / 8;
-                if !(len - 2).is_multiple_of(8) || n == 0 || n > MAX_SACK_BLOCKS {
-                    return Err(Error::Malformed);
-                }
+            // RFC 7323 §2.3: a shift above 14 is used as 14.
+            (kind::WS, 3) if syn => o.window_scale = Some(body[0].min(MAX_WINDOW_SCALE)),
+            (kind::SACK_PERM, 2) => o.sack_permitted |= syn,
+            // RFC 2018 §3: 2 + 8n bytes, n >= 1; at most 4 fit in 40 option bytes.
+            (kind::SACK, _) if len >= 10 && (len - 2).is_multiple_of(8) => {
+                let n = ((len - 2) / 8).min(MAX_SACK_BLOCKS);
                 o.sack_blocks = [(SeqNum(0), SeqNum(0)); MAX_SACK_BLOCKS];
-                for (j, blk) in body.chunks_exact(8).enumerate() {
+                for (j, blk) in body.chunks_exact(8).take(n).enumerate() {
                     o.sack_blocks[j] = (SeqNum(be32(&blk[..4])), SeqNum(be32(&blk[4..])));
                 }
                 o.sack_count = n as u8;
             }
-            kind::TS => {
-                if len != 10 {
-                    return Err(Error::Malformed);
-                }
-                o.timestamp = Some((be32(&body[..4]), be32(&body[4..])));
-            }
-            _ => {}
+            (kind::TS, 10) => o.timestamp = Some((be32(&body[..4]), be32(&body[4..]))),
+            _ => {} // unknown kind, wrong length, or SYN-only on a non-SYN: skipped
         }
         i += len;
     }
@@ -759,31 +749,54 @@ mod tests {
         assert_eq!(parse(&b), Err(Error::Truncated));
     }
 
+    /// Issue 12 item 12: malformed options as Linux's tcp_parse_options treats them. The
+    /// segment is never dropped: a silly or partial option stops the parse (what came before
+    /// is kept), a known kind with a wrong length is skipped like an unknown one.
     #[test]
-    fn bad_option_lengths() {
-        let cases: &[&[u8]] = &[
-            &[2, 0, 0, 0],             // length 0
-            &[3, 1, 0, 0],             // length 1
-            &[1, 1, 1, 8],             // kind with no length byte
-            &[1, 1, 200, 5],           // unknown kind overrunning the header
-            &[2, 3, 5, 0],             // MSS length 3
-            &[3, 4, 7, 0],             // WS length 4
-            &[4, 3, 0, 0],             // SACK_PERM length 3
-            &[8, 6, 0, 0, 0, 0, 0, 0], // TS length 6
-            &[5, 2, 0, 0],             // SACK with no blocks
-            &[5, 6, 0, 0, 0, 0, 0, 0], // SACK length not 2 + 8n
+    fn malformed_options_like_linux() {
+        let mss = |m| TcpOptions {
+            mss: Some(m),
+            ..TcpOptions::default()
+        };
+        let none = TcpOptions::default();
+        let ts = TcpOptions {
+            timestamp: Some((1, 2)),
+            ..TcpOptions::default()
+        };
+        // (option bytes, on a SYN, what is parsed)
+        let cases: Vec<(&[u8], TcpOptions)> = vec![
+            // "if (opsize < 2) return": stop, keep the MSS parsed before.
+            (&[2, 4, 5, 0xb4, 2, 0, 0, 0], mss(1460)),
+            (&[2, 4, 5, 0xb4, 3, 1, 0, 0], mss(1460)),
+            (&[2, 0, 0, 0], none),
+            // No length byte: "if (length < 2) return".
+            (&[2, 4, 5, 0xb4, 1, 1, 1, 8], mss(1460)),
+            // "if (opsize > length) return": unknown kind overrunning, then an MSS not parsed.
+            (&[1, 1, 200, 5, 2, 4, 5, 0xb4], none),
+            (&[2, 4, 5, 0xb4, 200, 5, 0, 0], mss(1460)),
+            // Known kinds with a wrong length: skipped by length, parsing goes on.
+            (&[2, 3, 5, 2, 4, 5, 0xb4, 0], mss(1460)),
+            (&[3, 4, 7, 0, 2, 4, 5, 0xb4], mss(1460)),
+            (&[4, 3, 0, 2, 4, 5, 0xb4, 0], mss(1460)),
+            (&[8, 6, 0, 0, 0, 0, 2, 4, 5, 0xb4, 0, 0], mss(1460)),
+            (&[5, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2], ts),
+            (
+                &[5, 6, 0, 0, 0, 0, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0],
+                ts,
+            ),
+            // MSS 0 is ignored ("if (in_mss)").
+            (&[2, 4, 0, 0], none),
         ];
-        for opts in cases {
+        for (opts, want) in cases {
             let b = with_options(TcpFlags::SYN, opts);
-            assert_eq!(parse(&b), Err(Error::Malformed), "{opts:?}");
+            let r = parse(&b).unwrap_or_else(|e| panic!("{opts:?}: {e:?}"));
+            assert_eq!(r.options, want, "{opts:?}");
         }
-        // Five SACK blocks: 42 bytes cannot fit in 40 option bytes.
+        // Five SACK blocks (42 bytes) cannot fit in 40 option bytes: stop, segment kept.
         let mut o = vec![5u8, 42];
         o.resize(40, 0);
-        assert_eq!(
-            parse(&with_options(TcpFlags::ACK, &o)),
-            Err(Error::Malformed)
-        );
+        let b = with_options(TcpFlags::ACK, &o);
+        assert_eq!(parse(&b).unwrap().options, none);
     }
 
     #[test]

@@ -441,8 +441,8 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
     if let Ok(c) = stack.steering().counters() {
         println!(
             "xdptcp: xdp: {} redirected, {} passed to the kernel, {} malformed, {} without a \
-             socket, {} fragments",
-            c.redirected, c.passed, c.malformed, c.no_socket, c.fragments
+             socket, {} fragments passed, {} first fragments dropped",
+            c.redirected, c.passed, c.malformed, c.no_socket, c.fragments, c.fragments_dropped
         );
         if let Some(x) = stack.xdp_cookie_stats() {
             let x: Vec<String> = x

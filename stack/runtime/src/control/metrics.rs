@@ -128,6 +128,8 @@ const LABELLED: &[Family] = &[
             ("conn_limit_drops", |s| s.endpoint.conn_limit_drops),
             ("tw_overflow", |s| s.endpoint.tw_overflow),
             ("malformed_in", |s| s.endpoint.malformed_in),
+            ("martian_src_in", |s| s.endpoint.martian_src_in),
+            ("bad_flags_in", |s| s.endpoint.bad_flags_in),
             ("no_listener", |s| s.endpoint.no_listener),
             ("control_dropped", |s| s.endpoint.control_dropped),
             ("rx_checksum", |s| s.iface.rx_checksum),
@@ -238,6 +240,9 @@ const SINGLE: &[Single] = &[
     ("xdptcp_challenge_acks_suppressed_total", C, N,
      "Challenge ACKs suppressed by the RFC 5961 section 7 rate limit.",
      |s| s.endpoint.challenge_acks_suppressed),
+    ("xdptcp_acks_skipped_total", C, N,
+     "ACKs not sent by connections for their per-connection tcp_invalid_ratelimit.",
+     |s| s.endpoint.acks_skipped),
     // TIME-WAIT.
     ("xdptcp_time_wait_entered_total", C, N, "TIME-WAIT records created.",
      |s| s.endpoint.tw_entered),
@@ -252,6 +257,9 @@ const SINGLE: &[Single] = &[
      |s| s.endpoint.tw_expired),
     ("xdptcp_time_wait_rsts_ignored_total", C, N, "RSTs ignored in TIME-WAIT (RFC 1337).",
      |s| s.endpoint.tw_rst_ignored),
+    ("xdptcp_time_wait_acks_skipped_total", C, N,
+     "ACKs TIME-WAIT did not send for tcp_invalid_ratelimit.",
+     |s| s.endpoint.tw_acks_skipped),
     // TCP segments.
     ("xdptcp_tcp_segments_received_total", C, N, "TCP segments processed by the endpoint.",
      |s| s.endpoint.segments_in),
@@ -900,6 +908,10 @@ mod tests {
         s.endpoint.tw_expired = 1196;
         s.endpoint.tw_rst_ignored = 1203;
         s.endpoint.malformed_in = 1210;
+        s.endpoint.martian_src_in = 1511;
+        s.endpoint.bad_flags_in = 1518;
+        s.endpoint.acks_skipped = 1525;
+        s.endpoint.tw_acks_skipped = 1532;
         s.endpoint.no_listener = 1217;
         s.endpoint.control_dropped = 1224;
         s.iface.rx_checksum = 1231;
@@ -1019,6 +1031,7 @@ mod tests {
             "xdptcp_challenge_acks_sent_total",
             None,
         ),
+        ("acks_skipped", "xdptcp_acks_skipped_total", None),
         (
             "syn_dropped",
             "xdptcp_drops_total",
@@ -1050,9 +1063,24 @@ mod tests {
             None,
         ),
         (
+            "tw_acks_skipped",
+            "xdptcp_time_wait_acks_skipped_total",
+            None,
+        ),
+        (
             "malformed_in",
             "xdptcp_drops_total",
             Some(("reason", "malformed_in")),
+        ),
+        (
+            "martian_src_in",
+            "xdptcp_drops_total",
+            Some(("reason", "martian_src_in")),
+        ),
+        (
+            "bad_flags_in",
+            "xdptcp_drops_total",
+            Some(("reason", "bad_flags_in")),
         ),
         (
             "no_listener",

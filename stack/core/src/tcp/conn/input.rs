@@ -11,9 +11,10 @@ use crate::tcp::timewait::TimeWaitAction;
 use crate::time::{Duration, Instant};
 use crate::wire::{SeqNum, TcpRepr};
 
-/// Linux `tcp_invalid_ratelimit`: per connection, at most one ACK per this interval in answer
-/// to out-of-window or PAWS-rejected segments without data, and one challenge ACK, so two
-/// confused endpoints cannot ping-pong ACKs forever (RFC 5961 §10's ACK-loop concern).
+/// Linux `tcp_invalid_ratelimit`'s default (the setting: `TcpConfig::invalid_ratelimit`):
+/// per connection, at most one ACK per this interval in answer to out-of-window or
+/// PAWS-rejected segments without data, duplicate SYNs in SYN-RECEIVED, and challenge ACKs,
+/// so two confused endpoints cannot ping-pong ACKs forever (RFC 5961 §10's ACK-loop concern).
 pub const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// RFC 7323 §5.5: TS.Recent older than 24 days is invalid for PAWS.
@@ -49,7 +50,7 @@ impl Connection {
         }
         match self.inner {
             Inner::SynSent(_) => self.syn_sent_arrival(now, seg),
-            Inner::TimeWait(_) => return self.time_wait_arrival(now, seg),
+            Inner::TimeWait(_) => return self.time_wait_arrival(now, seg, limiter),
             // RFC 9293 §3.10.7.1: CLOSED is the endpoint's business (RST to unknown tuples).
             Inner::Closed(_) => {}
             _ => self.synchronized_arrival(now, seg, limiter, pool),
@@ -125,7 +126,15 @@ impl Connection {
         // (as Linux does) rather than with the bare ACK of the first check.
         if let Inner::SynRcvd(s) = &self.inner {
             if f.syn() && !f.ack() && !f.rst() && seg.seq == s.irs {
-                self.pending.syn = true;
+                // At most one per `tcp_invalid_ratelimit` (Linux tcp_check_req:
+                // tcp_oow_rate_limited, TCPACKSkippedSynRecv), and, unlike Linux's
+                // inet_rtx_syn_ack, without counting toward tcp_synack_retries or touching
+                // the backoff: a peer repeating its SYN must not shorten our handshake.
+                if self.oow_limited(now) {
+                    limiter.oow_skipped += 1;
+                } else {
+                    self.pending.syn_again = true;
+                }
                 return;
             }
             // Simultaneous open (RFC 9293 §3.5 Figure 8, line 6): the peer's SYN,ACK that
@@ -154,7 +163,7 @@ impl Connection {
         if let (true, false, Some(v)) = (self.nego.timestamps, f.rst(), tsval) {
             let older = (v.wrapping_sub(self.ts.recent) as i32) < 0;
             if older && now.saturating_since(self.ts.recent_at) < PAWS_IDLE {
-                self.dup_ack(now, seg);
+                self.dup_ack(now, seg, limiter);
                 return;
             }
         }
@@ -163,18 +172,15 @@ impl Connection {
         // segment and return)".
         if !acceptable(seg.seq, seg.seq_len(), rcv_nxt, rcv_wnd) {
             if !f.rst() {
-                self.dup_ack(now, seg);
+                self.dup_ack(now, seg, limiter);
             }
             return;
         }
-        // RFC 7323 §4.3 (2): "If SEG.TSval >= TS.Recent and SEG.SEQ =< Last.ACK.sent, then
-        // SEG.TSval is copied to TS.Recent".
-        if let (true, Some(v)) = (self.nego.timestamps, tsval) {
-            if (v.wrapping_sub(self.ts.recent) as i32) >= 0 && seg.seq.le(self.ts.last_ack_sent) {
-                self.ts.recent = v;
-                self.ts.recent_at = now;
-            }
-        }
+        // TS.Recent is not taken here but once the segment passed the RST, SYN and ACK checks
+        // (`take_ts_recent` from `process_ack`): else a blind in-window RST, SYN or ACK-less
+        // segment with a far-future TSval would poison TS.Recent and PAWS would then reject
+        // the real peer (RFC 7323 §5.3: "a segment that passes the PAWS test ... before
+        // updating TS.Recent", Linux tcp_ack -> tcp_replace_ts_recent).
         self.last_rx = now;
         self.probes_out = 0;
         self.rearm_keepalive();
@@ -264,8 +270,17 @@ impl Connection {
             let ok = s.snd.ack_acceptable(seg.ack);
             if !ok {
                 self.challenge_ack(now, limiter);
+            } else {
+                self.take_ts_recent(now, seg);
             }
             return ok;
+        }
+        if self
+            .inner
+            .sender()
+            .is_some_and(|s| s.ack_acceptable(seg.ack))
+        {
+            self.take_ts_recent(now, seg);
         }
         let ts_rtt = match (self.nego.timestamps, seg.options.timestamp) {
             (true, Some((_, ecr))) if ecr != 0 => {
@@ -342,6 +357,23 @@ impl Connection {
         true
     }
 
+    /// RFC 7323 §4.3 (2): "If SEG.TSval >= TS.Recent and SEG.SEQ =< Last.ACK.sent, then
+    /// SEG.TSval is copied to TS.Recent", for a segment that passed every check up to the
+    /// ACK field and whose ACK does not go back before SND.UNA (Linux tcp_ack: an old ACK
+    /// leaves TS.Recent alone, `old_ack`).
+    fn take_ts_recent(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        let Some((v, _)) = seg.options.timestamp else {
+            return;
+        };
+        if !self.nego.timestamps || seg.ack.lt(self.inner.snd_una()) {
+            return;
+        }
+        if (v.wrapping_sub(self.ts.recent) as i32) >= 0 && seg.seq.le(self.ts.last_ack_sent) {
+            self.ts.recent = v;
+            self.ts.recent_at = now;
+        }
+    }
+
     // "seventh, process the segment text": `process_text` in text.rs.
 
     /// RFC 9293 §3.10.7.4 "eighth, check the FIN bit" (only reached for an in-order FIN).
@@ -367,15 +399,26 @@ impl Connection {
     }
 
     /// RFC 9293 §3.10.7.4 for TIME-WAIT, delegated to the compact record's rules.
-    fn time_wait_arrival(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Arrival {
+    fn time_wait_arrival(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        limiter: &mut ChallengeAckLimiter,
+    ) -> Arrival {
+        let interval = self.limits.invalid_ratelimit;
         let Inner::TimeWait(s) = &mut self.inner else {
             return Arrival::Done;
         };
         match s.rec.on_segment(now, seg) {
             TimeWaitAction::Ack => {
                 let expiry = s.rec.expiry;
+                let allowed = s.rec.oow_ack_allowed(now, seg, interval);
                 self.timers.set(Timer::TimeWait, expiry);
-                self.pending.ack = true;
+                if allowed {
+                    self.pending.ack = true;
+                } else {
+                    limiter.oow_skipped += 1;
+                }
             }
             TimeWaitAction::Ignore => {}
             TimeWaitAction::AcceptNewSyn => return Arrival::Reopen,
@@ -384,10 +427,21 @@ impl Connection {
         Arrival::Done
     }
 
+    /// The endpoint found no listener for a SYN that `on_segment` offered to reopen this
+    /// TIME-WAIT 4-tuple with (`Arrival::Reopen`): TIME-WAIT stays and the SYN is answered
+    /// with the TIME-WAIT ACK (Linux tcp_v4_rcv: TCP_TW_SYN without a listener -> TCP_TW_ACK).
+    pub(crate) fn refuse_reopen(&mut self, _now: Instant) {
+        if let Inner::TimeWait(_) = self.inner {
+            self.pending.ack = true;
+        }
+    }
+
     /// RFC 5961 §7: challenge ACKs are rate-limited, per connection first (as Linux), then
     /// per stack.
     fn challenge_ack(&mut self, now: Instant, limiter: &mut ChallengeAckLimiter) {
-        if !self.oow_limited(now) && limiter.allow(now) {
+        if self.oow_limited(now) {
+            limiter.oow_skipped += 1;
+        } else if limiter.allow(now) {
             self.pending.ack = true;
         }
     }
@@ -395,8 +449,9 @@ impl Connection {
     /// The ACK owed to an unacceptable segment. Segments carrying data (or FIN) are not part
     /// of an ACK loop and are always answered; bare ACKs and SYNs at most once per
     /// `OOW_ACK_INTERVAL` (Linux tcp_oow_rate_limited).
-    fn dup_ack(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+    fn dup_ack(&mut self, now: Instant, seg: &TcpRepr<'_>, limiter: &mut ChallengeAckLimiter) {
         if (seg.seq_len() == 0 || seg.flags.syn()) && self.oow_limited(now) {
+            limiter.oow_skipped += 1;
             return;
         }
         self.note_duplicate(seg);
@@ -405,7 +460,7 @@ impl Connection {
 
     fn oow_limited(&mut self, now: Instant) -> bool {
         if let Some(t) = self.last_oow_ack {
-            if now.saturating_since(t) < OOW_ACK_INTERVAL {
+            if now.saturating_since(t) < self.limits.invalid_ratelimit {
                 return true;
             }
         }

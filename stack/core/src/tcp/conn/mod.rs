@@ -65,6 +65,7 @@ mod timers;
 #[cfg(test)]
 mod tests;
 
+pub use input::OOW_ACK_INTERVAL;
 pub(crate) use limiter::ChallengeAckLimiter;
 pub use sender::TxLimit;
 pub use state::{state_diagram_mermaid, TRANSITIONS};
@@ -275,8 +276,12 @@ pub(crate) struct Limits {
     syn_retries: u32,
     synack_retries: u32,
     retries2: u32,
+    /// `tcp_orphan_retries`, 0 already turned into 8 (`Limits::new`).
+    orphan_retries: u32,
     fin_timeout: Duration,
     time_wait: Duration,
+    /// `tcp_invalid_ratelimit` (conn/input.rs `oow_limited`, TIME-WAIT records).
+    invalid_ratelimit: Duration,
     keepalive_time: Duration,
     keepalive_intvl: Duration,
     keepalive_probes: u32,
@@ -296,8 +301,13 @@ impl Limits {
             syn_retries: cfg.syn_retries,
             synack_retries: cfg.synack_retries,
             retries2: cfg.retries2,
+            orphan_retries: match cfg.orphan_retries {
+                0 => 8,
+                n => n,
+            },
             fin_timeout: cfg.fin_timeout,
             time_wait: cfg.time_wait(),
+            invalid_ratelimit: cfg.invalid_ratelimit,
             keepalive_time: cfg.keepalive_time,
             keepalive_intvl: cfg.keepalive_intvl,
             keepalive_probes: cfg.keepalive_probes,
@@ -329,6 +339,8 @@ struct Pending {
     ack: bool,
     /// A SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED) is due.
     syn: bool,
+    /// The SYN-ACK again for a duplicate SYN: not a retransmission (no retry, no backoff).
+    syn_again: bool,
     /// A zero-length probe <SEQ=SND.UNA-1> is due (keepalive or zero-window probe).
     probe: bool,
     /// A RST to send: (seq, Some(ack) for RST|ACK).
@@ -696,13 +708,20 @@ impl Connection {
     }
 
     /// Abort (RFC 9293 §3.10.5): in a synchronized state send RST <SEQ=SND.NXT> (with ACK,
-    /// as Linux does); enter CLOSED; report `Error(Aborted)`.
+    /// as Linux does); enter CLOSED; report `Error(Aborted)`. SND.NXT here is the highest
+    /// sequence number sent (SND.MAX): after an RTO pulled SND.NXT back to SND.UNA, a RST at
+    /// SND.NXT would be below the peer's RCV.NXT when the peer got the flight, and be
+    /// challenged instead of accepted (Linux never pulls snd_nxt back; tcp_send_active_reset
+    /// uses tcp_acceptable_seq).
     pub fn abort(&mut self, now: Instant) {
         match &self.inner {
             Inner::Closed(_) => return,
             Inner::SynSent(_) | Inner::TimeWait(_) => {}
             _ => {
-                let nxt = self.inner.snd_nxt();
+                let nxt = self
+                    .inner
+                    .sender()
+                    .map_or(self.inner.snd_nxt(), |s| s.max());
                 self.pending.rst = Some((nxt, self.inner.rcv_nxt()));
             }
         }

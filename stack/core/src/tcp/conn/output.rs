@@ -86,6 +86,13 @@ impl Connection {
             if let Some(a) = ack {
                 self.ts.last_ack_sent = a;
             }
+        } else if std::mem::take(&mut self.pending.syn_again) {
+            // The SYN-ACK again for a duplicate SYN: no retry counted, timer untouched.
+            emit(&self.syn_segment(now, iss, ack));
+            self.pending.ack = false;
+            if let Some(a) = ack {
+                self.ts.last_ack_sent = a;
+            }
         } else if let (true, Some(_)) = (std::mem::take(&mut self.pending.ack), ack) {
             emit(&self.segment(now, iss + 1u32, TcpFlags::ACK, &[]));
         }
@@ -327,7 +334,14 @@ impl Connection {
                     }
                     return;
                 }
-                if snd.rto_count() >= limits.retries2 {
+                // Linux tcp_write_timeout: an orphan gives up after tcp_orphan_retries
+                // (here never later than tcp_retries2).
+                let retries = if orphaned {
+                    limits.retries2.min(limits.orphan_retries)
+                } else {
+                    limits.retries2
+                };
+                if snd.rto_count() >= retries {
                     self.apply(now, Transition::Closed(Some(ConnError::TimedOut)));
                 } else {
                     // Go back to SND.UNA; `poll_transmit` resends and re-arms with the
@@ -342,7 +356,12 @@ impl Connection {
     /// probe, the next backed off up to rto_max; after tcp_retries2 unanswered ones the
     /// connection times out (as Linux).
     fn on_persist(&mut self, now: Instant) {
-        let retries2 = self.limits.retries2;
+        let retries2 = if self.app.orphaned {
+            // Linux tcp_probe_timer: an orphan probes at most tcp_orphan_retries times.
+            self.limits.retries2.min(self.limits.orphan_retries)
+        } else {
+            self.limits.retries2
+        };
         let Some(snd) = self.inner.sender_mut() else {
             return;
         };

@@ -160,6 +160,17 @@ pub(super) struct Tx {
 }
 
 impl Sender {
+    /// RFC 6691 §2 / RFC 9293 §3.7.1: the MSS bounds data plus TCP options, so every
+    /// segment's data shrinks by the 12-byte timestamp option when it is in use (Linux's
+    /// mss_cache: 1448 data bytes for MSS 1460). Segments and cwnd both use it.
+    fn effective_mss(nego: Negotiated) -> u16 {
+        if nego.timestamps {
+            nego.mss.saturating_sub(12).max(64)
+        } else {
+            nego.mss
+        }
+    }
+
     pub fn new(iss: SeqNum, nego: Negotiated, cap: usize, limits: &Limits) -> Sender {
         let una = iss + 1u32;
         Sender {
@@ -174,11 +185,7 @@ impl Sender {
             // RFC 6691 §2 / RFC 9293 §3.7.1: the MSS bounds data plus TCP options, so every
             // segment's data shrinks by the 12-byte timestamp option when it is in use
             // (Linux: 1448 data bytes for MSS 1460).
-            mss: if nego.timestamps {
-                nego.mss.saturating_sub(12).max(64)
-            } else {
-                nego.mss
-            },
+            mss: Self::effective_mss(nego),
             buf: Ring::new(cap),
             cap,
             fin: false,
@@ -188,7 +195,10 @@ impl Sender {
             probes: 0,
             zwp_unanswered: 0,
             timing: None,
-            cc: Cc::new(limits.cc, nego.mss),
+            // cwnd counts in the same unit as the segments (Linux: snd_cwnd in packets of
+            // mss_cache): with the MSS of the handshake, an RTO's 1-SMSS window would be one
+            // full segment plus a runt of the option bytes (issue 12 item 10).
+            cc: Cc::new(limits.cc, Self::effective_mss(nego)),
             sack: nego.sack,
             sb: Scoreboard::default(),
             dupacks: 0,

@@ -25,6 +25,12 @@ impl Endpoint {
             self.stats.malformed_in += 1;
             return;
         }
+        // Sources Linux's routing refuses as martians (ip_route_input_slow, fib_validate_source
+        // with accept_local = 0): never answered, counted.
+        if martian_source(src, dst) {
+            self.stats.martian_src_in += 1;
+            return;
+        }
         let tuple = FourTuple {
             local_addr: dst,
             local_port: seg.dst_port,
@@ -35,39 +41,57 @@ impl Endpoint {
             let gen = self.conns.get(index as usize).map_or(0, |s| s.gen);
             let id = ConnId { index, gen };
             self.stats.flow.on_input(seg);
-            if !self.conn_segment(now, id, seg) {
+            let Some(snd_nxt) = self.conn_segment(now, id, seg) else {
                 return;
-            }
+            };
             // RFC 6191: the connection in TIME-WAIT gave way to a new SYN.
-            return self.no_connection(now, tuple, seg, true);
+            return self.no_connection(now, tuple, seg, Some(snd_nxt));
         }
         // A TIME-WAIT record (tcp/timewait.rs has the rules, twtable.rs the table).
-        match self.tw.on_segment(&tuple, now, seg) {
+        let may_reopen = self.listener_for(&tuple).is_some();
+        let interval = self.cfg.invalid_ratelimit;
+        match self.tw.on_segment(&tuple, now, seg, may_reopen, interval) {
             TwArrival::Ack(ack) => {
                 self.stats.tw_acks += 1;
                 return self.control(dst, src, ack);
+            }
+            TwArrival::AckSkipped => {
+                self.stats.tw_acks_skipped += 1;
+                return;
             }
             TwArrival::Drop { rst } => {
                 // RFC 1337: a RST does not end TIME-WAIT.
                 self.stats.tw_rst_ignored += rst as u64;
                 return;
             }
-            TwArrival::Reopen => {
+            TwArrival::Reopen { snd_nxt } => {
                 self.stats.tw_reopened += 1;
-                return self.no_connection(now, tuple, seg, true);
+                return self.no_connection(now, tuple, seg, Some(snd_nxt));
             }
             TwArrival::NotFound => {}
         }
         self.stats.tw_expired = self.tw.expired;
-        self.no_connection(now, tuple, seg, false)
+        self.no_connection(now, tuple, seg, None)
     }
 
-    /// A segment for an existing connection. Returns true when the connection (in TIME-WAIT)
-    /// was dropped so the SYN can reopen the 4-tuple (RFC 6191).
-    fn conn_segment(&mut self, now: Instant, id: ConnId, seg: &TcpRepr<'_>) -> bool {
-        let Some(s) = self.slot_mut(id) else {
-            return false;
-        };
+    /// The listener a segment for `tuple` would reach (exact address first, then wildcard).
+    fn listener_for(&self, tuple: &FourTuple) -> Option<ListenerId> {
+        let index = self
+            .listen_map
+            .get(&(tuple.local_addr, tuple.local_port))
+            .or_else(|| {
+                self.listen_map
+                    .get(&(Ipv4Addr::UNSPECIFIED, tuple.local_port))
+            })
+            .copied()?;
+        let gen = self.listeners[index as usize].as_ref().map_or(0, |l| l.gen);
+        Some(ListenerId { index, gen })
+    }
+
+    /// A segment for an existing connection. Returns the old SND.NXT when the connection (in
+    /// TIME-WAIT) was dropped so the SYN can reopen the 4-tuple (RFC 6191).
+    fn conn_segment(&mut self, now: Instant, id: ConnId, seg: &TcpRepr<'_>) -> Option<SeqNum> {
+        let s = self.slot_mut(id)?;
         s.counters.on_input();
         let listener = match s.owner {
             Owner::Listener(l) if s.conn.state() == State::SynReceived => Some(l),
@@ -87,7 +111,7 @@ impl Endpoint {
             match decision {
                 Some(AckDecision::Drop) => {
                     self.stats.listen_overflows += 1;
-                    return false;
+                    return None;
                 }
                 Some(AckDecision::Reset) => {
                     self.stats.listen_overflows += 1;
@@ -96,14 +120,12 @@ impl Endpoint {
                         s.conn.abort(now);
                     }
                     self.touch(id);
-                    return false;
+                    return None;
                 }
                 _ => {}
             }
         }
-        let Some(s) = self.conns.get_mut(id.index as usize) else {
-            return false;
-        };
+        let s = self.conns.get_mut(id.index as usize)?;
         let before = ConnCounters::progress(&s.conn);
         let arrival = s
             .conn
@@ -113,9 +135,25 @@ impl Endpoint {
         let state = s.conn.state();
         self.stats.challenge_acks_sent = self.limiter.sent;
         self.stats.challenge_acks_suppressed = self.limiter.suppressed;
+        self.stats.acks_skipped = self.limiter.oow_skipped;
         if arrival == Arrival::Reopen {
+            // As for a record (`TwTable::on_segment`): without a listener to take the SYN,
+            // TIME-WAIT stays and the SYN gets its ACK (Linux TCP_TW_SYN -> TCP_TW_ACK).
+            if self.listener_for(&tuple).is_none() {
+                if let Some(s) = self.conns.get_mut(id.index as usize) {
+                    s.conn.refuse_reopen(now);
+                }
+                self.stats.tw_acks += 1;
+                self.touch(id);
+                return None;
+            }
+            let snd_nxt = self
+                .conns
+                .get(id.index as usize)
+                .and_then(|s| s.conn.time_wait_record())
+                .map(|r| r.snd_nxt);
             self.free(id);
-            return true;
+            return snd_nxt;
         }
         if let Some(l) = listener {
             if state != State::SynReceived && state != State::Closed {
@@ -123,7 +161,7 @@ impl Endpoint {
             }
         }
         self.touch(id);
-        false
+        None
     }
 
     /// A passive connection reached ESTABLISHED (or beyond): SYN queue -> accept queue.
@@ -160,21 +198,19 @@ impl Endpoint {
     }
 
     /// No connection: a listener (RFC 9293 §3.10.7.2) or CLOSED (§3.10.7.1).
-    fn no_connection(&mut self, now: Instant, tuple: FourTuple, seg: &TcpRepr<'_>, from_tw: bool) {
-        let index = self
-            .listen_map
-            .get(&(tuple.local_addr, tuple.local_port))
-            .or_else(|| {
-                self.listen_map
-                    .get(&(Ipv4Addr::UNSPECIFIED, tuple.local_port))
-            })
-            .copied();
-        let Some(index) = index else {
+    /// `from_tw`: the SYN reopens a TIME-WAIT 4-tuple whose SND.NXT this was.
+    fn no_connection(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+        from_tw: Option<SeqNum>,
+    ) {
+        let Some(l) = self.listener_for(&tuple) else {
             self.stats.no_listener += 1;
             return self.closed(tuple, seg);
         };
-        let gen = self.listeners[index as usize].as_ref().map_or(0, |l| l.gen);
-        self.listen_segment(now, ListenerId { index, gen }, tuple, seg, from_tw);
+        self.listen_segment(now, l, tuple, seg, from_tw);
     }
 
     /// RFC 9293 §3.10.7.1: "If the state is CLOSED ... all data in the incoming segment is
@@ -221,7 +257,7 @@ impl Endpoint {
         l: ListenerId,
         tuple: FourTuple,
         seg: &TcpRepr<'_>,
-        from_tw: bool,
+        from_tw: Option<SeqNum>,
     ) {
         // "First, check for a RST: An incoming RST should be ignored."
         if seg.flags.rst() {
@@ -237,7 +273,14 @@ impl Endpoint {
             self.stats.rst_listen_bad_ack += 1;
             return self.reset(tuple, seg);
         }
-        // "Third, check for a SYN."
+        // "Third, check for a SYN." A SYN with FIN is discarded as Linux does
+        // (tcp_rcv_state_process, TCP_LISTEN: `if (th->fin) goto discard`): RFC 9293 would
+        // open the connection and queue the FIN, a combination no real stack sends (a scan).
+        // SYN+RST never gets here (first check).
+        if seg.flags.syn() && seg.flags.fin() {
+            self.stats.bad_flags_in += 1;
+            return;
+        }
         if seg.flags.syn() {
             self.listen_syn(now, l, tuple, seg, from_tw);
         }
@@ -320,13 +363,13 @@ impl Endpoint {
         l: ListenerId,
         tuple: FourTuple,
         seg: &TcpRepr<'_>,
-        from_tw: bool,
+        from_tw: Option<SeqNum>,
     ) {
         let cfg = &self.cfg;
         let Some(ls) = self.listeners[l.index as usize].as_mut() else {
             return;
         };
-        match ls.l.on_syn(cfg, now, from_tw) {
+        match ls.l.on_syn(cfg, now, from_tw.is_some()) {
             SynDecision::Drop => self.stats.syn_dropped += 1,
             SynDecision::Cookie => self.cookie_syn_ack(now, tuple, seg),
             SynDecision::Queue => {
@@ -335,7 +378,16 @@ impl Endpoint {
                     self.stats.syn_dropped += 1;
                     return;
                 }
-                let iss = self.isn.isn(&tuple, now);
+                // RFC 1122 §4.2.2.13: a connection reopened from TIME-WAIT starts above the
+                // old SND.NXT; Linux takes tw_snd_nxt + 65535 + 2 (tcp_timewait_state_process,
+                // never 0), whatever the RFC 6191 case that let the SYN in.
+                let iss = match from_tw {
+                    Some(old) => match old + 65_537u32 {
+                        SeqNum(0) => SeqNum(1),
+                        iss => iss,
+                    },
+                    None => self.isn.isn(&tuple, now),
+                };
                 let ts_off = self.isn.ts_offset(tuple.local_addr, tuple.remote_addr);
                 let conn = Connection::accept_syn(now, &self.limits, tuple, seg, iss, ts_off);
                 let id = self.insert(conn, Owner::Listener(l));
@@ -426,4 +478,14 @@ impl Endpoint {
         };
         self.control(tuple.local_addr, tuple.remote_addr, syn_ack);
     }
+}
+
+/// A source address Linux drops as a martian on a non-loopback interface: 0/8
+/// (`ipv4_is_zeronet`), 127/8 (`ipv4_is_loopback`, route_localnet off) and our own address
+/// (`fib_validate_source`: a local source, accept_local off). Multicast and 255.255.255.255
+/// are refused before (`is_unicast`). 240/4 (class E) is NOT martian for Linux (unicast since
+/// 2.6.25) and is answered here too.
+pub(super) fn martian_source(src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    let o = src.octets();
+    o[0] == 0 || o[0] == 127 || src == dst
 }

@@ -205,6 +205,12 @@ pub struct EndpointStats {
     pub segments_out: u64,
     /// Segments dropped before demux: port 0, or a non-unicast address.
     pub malformed_in: u64,
+    /// Segments dropped before demux for a source Linux calls martian: 0/8, 127/8, or our
+    /// own address (`input::martian_source`).
+    pub martian_src_in: u64,
+    /// Segments dropped for a flag combination their state never takes: SYN+FIN at a
+    /// listener (Linux tcp_rcv_state_process, drop reason TCP_FLAGS).
+    pub bad_flags_in: u64,
     /// Segments for no connection, TIME-WAIT record or listener (`TCPNoListener`-ish).
     pub no_listener: u64,
     /// RSTs we generated statelessly, by reason.
@@ -236,6 +242,9 @@ pub struct EndpointStats {
     pub challenge_acks_sent: u64,
     /// Challenge ACKs the limiter suppressed (`TCPChallengeACK` is the sent count).
     pub challenge_acks_suppressed: u64,
+    /// ACKs not sent by connections because of their per-connection `tcp_invalid_ratelimit`
+    /// (out-of-window / PAWS / duplicate SYN / challenge; Linux TCPACKSkipped*).
+    pub acks_skipped: u64,
     /// Connection timers that found the timer wheel full (impossible while the wheel is
     /// sized to `max_connections`; such a timer falls back to a polled list).
     pub timer_wheel_full: u64,
@@ -252,6 +261,9 @@ pub struct EndpointStats {
     pub tw_rst_ignored: u64,
     /// ACKs sent from TIME-WAIT records (retransmitted FINs, out-of-window segments).
     pub tw_acks: u64,
+    /// ACKs TIME-WAIT records did not send because of `tcp_invalid_ratelimit`
+    /// (`TCPACKSkippedTimeWait`).
+    pub tw_acks_skipped: u64,
     /// SYNs that reopened a tuple in TIME-WAIT (RFC 6191).
     pub tw_reopened: u64,
     /// TIME-WAIT records that expired after their 2*MSL.
@@ -389,7 +401,12 @@ impl Endpoint {
     pub fn new(cfg: TcpConfig, secrets: EndpointSecrets, ephemeral: RangeInclusive<u16>) -> Self {
         let slots = cfg.max_connections.min(INITIAL_SLOTS);
         Endpoint {
-            limiter: ChallengeAckLimiter::new(cfg.challenge_ack_limit),
+            // The budget's randomness comes from a secret (the ISN key's upper half), not the
+            // port seed: it hides the budget from an off-path attacker (CVE-2016-5696).
+            limiter: ChallengeAckLimiter::randomized(
+                cfg.challenge_ack_limit,
+                u64::from_le_bytes(secrets.isn[8..].try_into().unwrap_or_default()),
+            ),
             limits: Arc::new(Limits::new(&cfg)),
             pool: BufPool::new(),
             tw: TwTable::with_seed(secrets.seed),

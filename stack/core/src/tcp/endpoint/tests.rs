@@ -1126,3 +1126,5 @@ fn slot_size_bound() {
     let around = core::mem::size_of::<Slot>() - core::mem::size_of::<Connection>();
     assert!(around <= 88, "{around}");
 }
+
+mod conform;

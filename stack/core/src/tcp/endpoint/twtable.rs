@@ -47,7 +47,9 @@ struct TwRec {
     /// Milliseconds from the epoch (rounded up).
     ts_recent_at: u32,
     expiry: u32,
-    len_ms: u32,
+    /// `TimeWait::last_oow_ms` (the TIME-WAIT length, the same for every record of an
+    /// endpoint, is the table's `len_ms`).
+    last_oow_ms: u32,
     /// The FIFO time of this record's current entry; for a free slot, the next free index.
     queued: u32,
     window: u16,
@@ -65,6 +67,9 @@ pub(super) struct TwTable {
     /// The FIFO back's time, unwrapped (milliseconds from the epoch).
     back_ms: u64,
     started: bool,
+    /// The TIME-WAIT length (2*MSL) in ms: one per endpoint (its config is fixed), taken
+    /// from the records inserted.
+    len_ms: u32,
     live: usize,
     /// Records dropped because they expired (lazily or by `expire`).
     pub expired: u64,
@@ -80,8 +85,11 @@ pub(super) enum TwArrival {
     Ack(TcpRepr<'static>),
     /// Drop the segment; `rst`: it was a RST (RFC 1337).
     Drop { rst: bool },
-    /// RFC 6191: the record is gone; the SYN may open a new connection.
-    Reopen,
+    /// The ACK owed was not sent: `tcp_invalid_ratelimit` (Linux TCPACKSkippedTimeWait).
+    AckSkipped,
+    /// RFC 6191: the record is gone; the SYN may open a new connection, whose ISS must be
+    /// above the old SND.NXT (`snd_nxt`, RFC 1122 §4.2.2.13).
+    Reopen { snd_nxt: SeqNum },
 }
 
 /// `a` is before `b` (wrapping u32 milliseconds).
@@ -106,6 +114,7 @@ impl TwTable {
             epoch: Instant::ZERO,
             back_ms: 0,
             started: false,
+            len_ms: 0,
             live: 0,
             expired: 0,
         }
@@ -164,6 +173,7 @@ impl TwTable {
     /// Adds a record (replacing any for the same tuple); the caller checked the bound.
     pub fn insert(&mut self, tuple: FourTuple, rec: TimeWait) -> bool {
         self.remove(&tuple);
+        self.len_ms = rec.length_ms();
         let r = TwRec {
             tuple,
             snd_nxt: rec.snd_nxt.0,
@@ -172,7 +182,7 @@ impl TwTable {
             ts_offset: rec.ts_offset,
             ts_recent_at: self.ms(rec.ts_recent_at),
             expiry: self.ms(rec.expiry),
-            len_ms: rec.length_ms(),
+            last_oow_ms: rec.last_oow_ms,
             queued: 0,
             window: rec.window,
             timestamps: rec.timestamps,
@@ -234,30 +244,50 @@ impl TwTable {
             SeqNum(r.rcv_nxt),
             r.window,
             ts,
-            Duration::from_millis(r.len_ms as u64),
+            Duration::from_millis(self.len_ms as u64),
         );
         tw.expiry = expiry;
+        tw.last_oow_ms = r.last_oow_ms;
         Some(tw)
     }
 
     /// A segment for `tuple`: looks the record up, applies the TIME-WAIT rules
     /// (`TimeWait::on_segment`) and keeps the table in step (write back, remove).
-    pub fn on_segment(&mut self, tuple: &FourTuple, now: Instant, seg: &TcpRepr<'_>) -> TwArrival {
+    /// `may_reopen`: a listener would take a new SYN for the tuple. Without one (the client
+    /// side of an active close, or the listener gone) a SYN that could reopen keeps the record
+    /// and is answered with its ACK (Linux tcp_v4_rcv: TCP_TW_SYN without a listener falls
+    /// through to TCP_TW_ACK), never with a RST from CLOSED.
+    pub fn on_segment(
+        &mut self,
+        tuple: &FourTuple,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        may_reopen: bool,
+        invalid_ratelimit: Duration,
+    ) -> TwArrival {
         let Some(mut rec) = self.get(tuple, now) else {
             return TwArrival::NotFound;
         };
         match rec.on_segment(now, seg) {
             TimeWaitAction::Ack => {
                 // A retransmitted FIN restarted 2*MSL and took TS.Recent.
+                let allowed = rec.oow_ack_allowed(now, seg, invalid_ratelimit);
                 self.update(tuple, &rec);
-                TwArrival::Ack(rec.ack_segment(now))
+                if allowed {
+                    TwArrival::Ack(rec.ack_segment(now))
+                } else {
+                    TwArrival::AckSkipped
+                }
             }
             TimeWaitAction::Ignore => TwArrival::Drop {
                 rst: seg.flags.rst(),
             },
+            TimeWaitAction::AcceptNewSyn if !may_reopen => TwArrival::Ack(rec.ack_segment(now)),
             TimeWaitAction::AcceptNewSyn => {
                 self.remove(tuple);
-                TwArrival::Reopen
+                TwArrival::Reopen {
+                    snd_nxt: rec.snd_nxt,
+                }
             }
             TimeWaitAction::Expire => {
                 self.remove(tuple);
@@ -276,6 +306,7 @@ impl TwTable {
         let r = &mut self.recs[idx as usize];
         r.ts_recent = rec.ts_recent;
         r.ts_recent_at = at;
+        r.last_oow_ms = rec.last_oow_ms;
         if r.expiry != expiry {
             r.expiry = expiry;
             self.enqueue(idx);

@@ -8,6 +8,7 @@
 //! them on.
 
 mod close;
+mod conform;
 mod data;
 mod errors;
 mod fuzz;
