@@ -742,7 +742,14 @@ impl Connection {
     /// is discarded): the endpoint calls it as it frees the connection. (Dropping it
     /// otherwise frees the storage to the allocator.)
     pub fn release_buffers(self, pool: &mut BufPool) {
-        for mut r in self.inner.into_rings().into_iter().flatten() {
+        let mut inner = self.inner;
+        if let Some(r) = inner.receiver_mut() {
+            r.discard_held(pool);
+        }
+        if let Inner::Closed(c) = &inner {
+            pool.recharge_ooo(c.ooo_debt, 0);
+        }
+        for mut r in inner.into_rings().into_iter().flatten() {
             r.release(pool);
         }
     }
