@@ -287,12 +287,17 @@ impl Reassembly {
         Some((r, d))
     }
 
-    /// Drops the held range with the highest sequence numbers (Linux tcp_prune_ofo_queue
-    /// prunes from the tail) and a FIN beyond it; returns the bytes it held, 0 if none.
-    pub fn prune_highest(&mut self, pool: &mut BufPool) -> usize {
+    /// Drops the held range with the highest sequence numbers if it starts above `above`
+    /// (Linux tcp_prune_ofo_queue prunes from the tail and stops at the segment it makes
+    /// room for: lower data is closer to being useful), and a FIN beyond it; returns the
+    /// bytes it held, 0 if none.
+    pub fn prune_highest(&mut self, above: SeqNum, pool: &mut BufPool) -> usize {
         let Some(h) = self.0.as_mut() else {
             return 0;
         };
+        if !h.ranges.last().is_some_and(|r| r.start.gt(above)) {
+            return 0;
+        }
         let Some(r) = h.ranges.pop() else {
             return 0;
         };
@@ -418,7 +423,16 @@ mod tests {
         assert_eq!(p.stats().ooo_bytes, 1 + OOO_CHUNK_OVERHEAD as u64);
         ins(&mut r, &mut p, 2_000_000, 2_000_100);
         assert_eq!(r.charged(), 101 + 2 * OOO_CHUNK_OVERHEAD);
-        assert_eq!(r.prune_highest(&mut p), 100, "the highest range goes first");
+        assert_eq!(
+            r.prune_highest(s(2_000_000), &mut p),
+            0,
+            "not at or below `above`"
+        );
+        assert_eq!(
+            r.prune_highest(s(0), &mut p),
+            100,
+            "the highest range goes first"
+        );
         assert_eq!(spans(&r), [(1_000_000, 1_000_001)]);
         let (x, d) = r.pop_reached(s(1_000_000), &mut p).unwrap();
         assert_eq!((x.start.0, d.len()), (1_000_000, 1));

@@ -256,7 +256,7 @@ impl Receiver {
                     if pool.admit(extra, own) {
                         out.dup = out.dup.or(dup);
                         self.ooo.insert(s, e, data, pool);
-                    } else if self.prune_ofo(pool) {
+                    } else if self.prune_ofo(s, pool) {
                         continue; // Linux: prune, then try to schedule again
                     } else {
                         pool.counters().ofo_mem_drops += 1;
@@ -283,7 +283,7 @@ impl Receiver {
             if self.buf.reserve(need, forced, pool) {
                 return true;
             }
-            if !self.prune_ofo(pool) {
+            if !self.prune_ofo(self.nxt, pool) {
                 return false;
             }
         }
@@ -320,10 +320,10 @@ impl Receiver {
         (at, filled)
     }
 
-    /// Under memory pressure or at the hard limit: drops the highest held range (Linux
-    /// tcp_prune_ofo_queue), counted. Returns whether anything was pruned.
-    fn prune_ofo(&mut self, pool: &mut BufPool) -> bool {
-        let n = self.ooo.prune_highest(pool);
+    /// Memory refused for text at `at`: drops the highest held range if it lies above `at`
+    /// (Linux tcp_prune_ofo_queue), counted. Returns whether anything was pruned.
+    fn prune_ofo(&mut self, at: SeqNum, pool: &mut BufPool) -> bool {
+        let n = self.ooo.prune_highest(at, pool);
         if n == 0 {
             return false;
         }
@@ -481,5 +481,49 @@ mod tests {
         assert_eq!(r.window_field(), 32755);
         r.ack_sent(32755);
         assert_eq!(r.window() + 5, edge + 1);
+    }
+
+    /// Under memory pressure the window opens to 4 segments at most (Linux
+    /// __tcp_select_window clamps rcv_ssthresh to 4 * advmss), never retracting the edge
+    /// already advertised; without pressure the same reads reopen it fully.
+    #[test]
+    fn window_clamped_under_pressure() {
+        use crate::tcp::bufpool::MemLimits;
+        let run = |mut p: BufPool| {
+            let mut r = Receiver::new(SeqNum(0), 65_535, &nego(0));
+            r.ack_sent(r.window_field());
+            r.on_text(SeqNum(0), &[1u8; 60_000], false, &mut p);
+            assert_eq!(r.window_field(), 5535, "the edge is kept");
+            r.ack_sent(5535);
+            let mut out = vec![0u8; 60_000];
+            assert_eq!(r.read(&mut out, &mut p).0, 60_000);
+            (r.window_field(), p.under_pressure())
+        };
+        let pressure = MemLimits {
+            low: 0,
+            pressure: 0,
+            high: u64::MAX,
+        };
+        assert_eq!(
+            run(BufPool::with_limits(pressure)),
+            (5535, true),
+            "4 * 1460 < 5535 + 1460"
+        );
+        assert_eq!(run(BufPool::new()), (65_535, false));
+    }
+
+    /// A 1-byte segment at the right edge of a 1 MiB window is charged its byte and the
+    /// chunk overhead; the ring holds nothing.
+    #[test]
+    fn far_byte_does_not_grow_the_ring() {
+        use crate::tcp::bufpool::OOO_CHUNK_OVERHEAD;
+        let mut p = BufPool::new();
+        let mut r = Receiver::new(SeqNum(0), 1 << 20, &nego(5));
+        r.ack_sent(r.window_field());
+        let edge = r.window();
+        let a = r.on_text(SeqNum(edge - 1), b"z", false, &mut p);
+        assert!(a.out_of_order && a.ack_now);
+        assert_eq!(r.allocated(), 0);
+        assert_eq!(p.charged(), 1 + OOO_CHUNK_OVERHEAD as u64);
     }
 }

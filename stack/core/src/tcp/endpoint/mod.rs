@@ -57,7 +57,7 @@ use rustc_hash::FxHashMap;
 use slab::Slab;
 
 use crate::rss::FlowOwner;
-use crate::tcp::bufpool::{BufPool, PoolStats};
+use crate::tcp::bufpool::{BufPool, MemLimits, PoolStats};
 use crate::tcp::conn::{
     ChallengeAckLimiter, ConnError, Connection, Event, Limits, SendError, State,
 };
@@ -358,7 +358,7 @@ impl Endpoint {
         Endpoint {
             limiter: ChallengeAckLimiter::new(cfg.challenge_ack_limit),
             limits: Arc::new(Limits::new(&cfg)),
-            pool: BufPool::new(),
+            pool: BufPool::with_limits(MemLimits::from_pages(cfg.mem)),
             tw: TwTable::new(),
             timers: ConnTimers::new(cfg.max_connections),
             timer_fallback: Vec::new(),

@@ -11,6 +11,7 @@ mod close;
 mod data;
 mod fuzz;
 mod handshake;
+mod mem;
 mod pair;
 mod recv;
 mod recv_prop;
