@@ -23,10 +23,16 @@
 //! (receive data in order, send data) + the out-of-order chunks (reassembly.rs: their
 //! capacity plus [`OOO_CHUNK_OVERHEAD`] each). Against [`MemLimits`] (`tcp_mem`, in pages,
 //! per endpoint = per worker):
+//! - out-of-order data may only be held while the endpoint is not under pressure and the
+//!   charge stays within `pressure` ([`BufPool::admit_ooo`]): so a flood of out-of-order
+//!   segments, which the peer can send for free, cannot take the band between `pressure` and
+//!   `high` that in-order data and send buffers need (Linux lets out-of-order data grow like
+//!   any receive data and prunes it under pressure; we never let it in);
 //! - above `pressure` the endpoint enters memory pressure, and leaves it below `low`
 //!   (counted: `mem_pressure_entered`). Under pressure a buffer may grow only while it stays
 //!   within [`PRESSURE_FLOOR`] (Linux: `sysctl_rmem[0]` / `sysctl_wmem[0]`), receivers clamp
-//!   the window they open (receiver.rs) and prune their out-of-order queue (reassembly.rs);
+//!   the window they open (receiver.rs) and prune their out-of-order queue when memory for
+//!   arriving data is refused (reassembly.rs);
 //! - above `high` nothing may grow, except the forced grants that keep a connection from
 //!   deadlocking: one segment of in-order data into an empty receive buffer and one
 //!   minimum-sized (2 KiB) buffer for an empty send buffer (Linux:
@@ -197,6 +203,12 @@ impl BufPool {
     pub(crate) fn admit(&self, extra: usize, own_after: usize) -> bool {
         let after = self.charged().saturating_add(extra as u64);
         after <= self.limits.high && (!self.under_pressure() || own_after <= PRESSURE_FLOOR)
+    }
+
+    /// May out-of-order data take `extra` bytes more? (Module docs: only below `pressure`.)
+    pub(crate) fn admit_ooo(&self, extra: usize) -> bool {
+        !self.under_pressure()
+            && self.charged().saturating_add(extra as u64) <= self.limits.pressure
     }
 
     /// Enter or leave memory pressure after the charge changed (`take` leaves it to the

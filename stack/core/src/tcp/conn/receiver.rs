@@ -12,8 +12,9 @@
 //! In-order text that does not fit is dropped (`rcvq_mem_drops`) after pruning the
 //! out-of-order queue, except one segment into an empty ring (Linux tcp_data_queue's
 //! `sk_forced_mem_schedule`), so a connection always progresses; out-of-order text that does
-//! not fit prunes the queue from its highest range down and is dropped if still refused
-//! (`ofo_mem_drops`; Linux tcp_data_queue_ofo / tcp_prune_ofo_queue). Under memory pressure
+//! not fit (out-of-order data is held only below `tcp_mem` PRESSURE) prunes the queue from
+//! its highest range above it down and is dropped if still refused (`ofo_mem_drops`; Linux
+//! tcp_data_queue_ofo / tcp_prune_ofo_queue). Under memory pressure
 //! the window we open is clamped to 4 segments (at most 8 KiB; Linux __tcp_select_window
 //! clamps rcv_ssthresh to 4 * advmss), never retracting an edge already advertised.
 //!
@@ -252,8 +253,7 @@ impl Receiver {
                     // New bytes (the gaps) plus a chunk's overhead at most.
                     let new: usize = self.ooo.gaps(s, e).map(|(a, b)| b - a).sum();
                     let extra = new + OOO_CHUNK_OVERHEAD;
-                    let own = self.buf.capacity() + self.ooo.charged() + extra;
-                    if pool.admit(extra, own) {
+                    if pool.admit_ooo(extra) {
                         out.dup = out.dup.or(dup);
                         self.ooo.insert(s, e, data, pool);
                     } else if self.prune_ofo(s, pool) {
