@@ -47,6 +47,7 @@ impl Pairing {
         workers: usize,
         cores: &[usize],
         adaptive_idle: bool,
+        sets: &[String],
     ) -> Result<ServerHandle> {
         match self {
             Pairing::LinuxLinux | Pairing::LinuxLinuxNoOffload => {
@@ -75,7 +76,7 @@ impl Pairing {
                 }
                 // As the Linux server (`linux_server.rs`) sets TCP_NODELAY on accepted sockets.
                 args.push("--nodelay".into());
-                for kv in stack_sets() {
+                for kv in sets.iter().cloned().chain(stack_sets()) {
                     args.extend(["--set".to_string(), kv]);
                 }
                 let child = Command::new("ip")
@@ -261,7 +262,10 @@ mod tests {
                 "{}",
                 scen.name()
             );
-            assert!(Pairing::LinuxLinux.runs(scen) && Pairing::StackStack.runs(scen));
+            // `mem`'s attacker is a Linux client (raw sockets): no stack client.
+            let stack_client = scen != Scenario::Mem;
+            assert!(Pairing::LinuxLinux.runs(scen) && Pairing::LinuxToStack.runs(scen));
+            assert_eq!(Pairing::StackStack.runs(scen), stack_client, "{}", scen.name());
         }
         // The CLI value, the JSON value and the table column are the same name.
         for p in Pairing::ALL {
