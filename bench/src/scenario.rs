@@ -101,8 +101,7 @@ fn run_inner(
         Pairing::LinuxLinuxNoOffload => Some(crate::netns::OffloadsOff::set(env)?),
         _ => None,
     };
-    let sets = scen.stack_sets();
-    let server = pairing.start_server(env, scen.app(), port, w, &server_cores, idle, &sets)?;
+    let server = pairing.start_server(env, scen, port, w, &server_cores, idle)?;
     let addr = SocketAddrV4::new(env.server_ip, port);
     if let ServerHandle::Process(..) = server {
         wait_ready(&env.client_ns, addr)?;
