@@ -434,7 +434,8 @@ fn mem(
             .get("mem_pages")
             .and_then(|v| v.as_u64())
             .unwrap_or(0);
-        let high = sys::read_in_ns(&env.server_ns, "/proc/sys/net/ipv4/tcp_mem")
+        // Host-wide: `net.ipv4.tcp_mem` exists in the initial namespace only.
+        let high = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_mem")
             .ok()
             .and_then(|t| {
                 t.split_whitespace()
@@ -453,6 +454,21 @@ fn mem(
     ];
     if let Some(b) = rss {
         m.push(Metric::new("server RSS", "B", b as f64));
+    }
+    if stack {
+        for (name, key) in [
+            ("out-of-order held", "mem_ooo_bytes"),
+            ("ofo segments dropped (memory)", "ofo_mem_drops"),
+            ("in-order segments dropped (memory)", "rcvq_mem_drops"),
+            ("sends cut short (memory)", "snd_mem_limited"),
+        ] {
+            let v = sample.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+            m.push(Metric::new(
+                name,
+                if key == "mem_ooo_bytes" { "B" } else { "n" },
+                v as f64,
+            ));
+        }
     }
     let details = json!({ "attack": r, "server_sample": sample });
     Ok((m, Vec::new(), details))
