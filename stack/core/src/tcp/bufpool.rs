@@ -14,9 +14,10 @@
 //!
 //! Bound: at most [`POOL_MAX_BYTES`] of buffer capacity cached per pool, and only buffers
 //! of at most [`POOL_MAX_BUF`] bytes. A buffer that does not fit is freed to the allocator
-//! (`released`); a request the cache cannot serve is allocated (`allocated`). So the pool is
-//! never a limit on connections (their own bound is `tcp_rmem` / `tcp_wmem` each), only a
-//! cache: steady traffic whose working set of buffers fits in it runs allocation-free.
+//! (`released`); a request the cache cannot serve is allocated (`allocated`). So the cache
+//! is never a limit on connections (their own bound is `tcp_rmem` / `tcp_wmem` each, and all
+//! of them together are bounded by the accounting below), only a cache: steady traffic
+//! whose working set of buffers fits in it runs allocation-free.
 //!
 //! Memory accounting (Linux's `tcp_mem`, `__sk_mem_raise_allocated`): the pool is also the
 //! endpoint's memory accountant. Charged = the capacity of every ring buffer lent out
