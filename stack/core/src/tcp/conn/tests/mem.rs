@@ -150,3 +150,26 @@ fn send_limited_above_high() {
     assert_eq!(t.pool.charged(), 0, "acknowledged: storage given back");
     assert_eq!(t.send(b"more"), Ok(4));
 }
+
+/// Out-of-order data of a connection that is aborted (no pool at hand in `abort`) is
+/// uncharged when the endpoint frees the connection (`release_buffers`), as is that of a
+/// connection freed while holding it: the accountant's gauge returns to zero.
+#[test]
+fn held_data_is_uncharged_on_abort_and_free() {
+    for abort in [true, false] {
+        let mut t = established_sack();
+        t.feed(&data(ACK, 5011, 1001, b"later"));
+        assert_eq!(t.pool.stats().ooo_bytes, 5 + OOO_CHUNK_OVERHEAD as u64);
+        if abort {
+            t.c.abort(t.now);
+            assert_eq!(t.state(), State::Closed);
+        }
+        let T { c, mut pool, .. } = t;
+        c.release_buffers(&mut pool);
+        assert_eq!(
+            (pool.stats().ooo_bytes, pool.charged()),
+            (0, 0),
+            "abort {abort}"
+        );
+    }
+}
