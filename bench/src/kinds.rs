@@ -68,6 +68,10 @@ impl Pairing {
     /// Whether this pairing runs `scen`: `linux-linux-nooff` only runs the single-flow bulk
     /// scenarios (the second baseline of the bulk target; it keeps the default suite short).
     pub fn runs(self, scen: Scenario) -> bool {
+        if scen == Scenario::Mem {
+            // The attacker is a Linux client with raw sockets (memattack.rs).
+            return matches!(self, Pairing::LinuxLinux | Pairing::LinuxToStack);
+        }
         self != Pairing::LinuxLinuxNoOffload
             || matches!(scen, Scenario::BulkUp | Scenario::BulkDown)
     }
@@ -100,10 +104,13 @@ pub enum Scenario {
     BulkMultiUp,
     BulkMultiDown,
     Conns,
+    /// Memory attacks (out-of-order data pinned by many connections, peers that never
+    /// read) while a legitimate client runs request/response (memattack.rs).
+    Mem,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::CpsClientClose,
         Scenario::CpsServerClose,
         Scenario::RrClosed,
@@ -113,6 +120,7 @@ impl Scenario {
         Scenario::BulkMultiUp,
         Scenario::BulkMultiDown,
         Scenario::Conns,
+        Scenario::Mem,
     ];
 
     pub fn name(self) -> &'static str {
@@ -126,6 +134,7 @@ impl Scenario {
             Scenario::BulkMultiUp => "bulk/n-up",
             Scenario::BulkMultiDown => "bulk/n-down",
             Scenario::Conns => "conns",
+            Scenario::Mem => "mem",
         }
     }
 
@@ -135,6 +144,16 @@ impl Scenario {
             Scenario::BulkUp | Scenario::BulkMultiUp => ServerApp::Discard,
             Scenario::BulkDown | Scenario::BulkMultiDown => ServerApp::Source,
             _ => ServerApp::Echo,
+        }
+    }
+
+    /// `xdptcp serve --set` settings this scenario adds: `mem` bounds the stack server's
+    /// buffers by a small `tcp_mem` (256 KiB / 512 KiB / 1 MiB per worker) so the attack
+    /// reaches it. Linux's `tcp_mem` is host-wide and left alone.
+    pub fn stack_sets(self) -> Vec<String> {
+        match self {
+            Scenario::Mem => vec![format!("tcp_mem={}", MEM_SCENARIO_TCP_MEM)],
+            _ => Vec::new(),
         }
     }
 
@@ -148,7 +167,7 @@ impl Scenario {
                 .collect();
             if matched.is_empty() {
                 bail!(
-                    "unknown scenario `{item}` (groups: cps, rr, bulk, conns, ceiling, all; or \
+                    "unknown scenario `{item}` (groups: cps, rr, bulk, conns, mem, ceiling, all; or \
                      e.g. rr/open)"
                 );
             }
@@ -161,6 +180,9 @@ impl Scenario {
         Ok(v)
     }
 }
+
+/// The stack server's `tcp_mem` in the `mem` scenario (pages).
+pub const MEM_SCENARIO_TCP_MEM: &str = "64,128,256";
 
 /// `KEY=VALUE` TCP settings for both stack sides from `$XDPTCP_BENCH_STACK_SET`
 /// (comma-separated, e.g. `tcp_wmem=16384,tcp_rmem=131072`): `xdptcp serve --set` and the

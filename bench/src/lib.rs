@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod kinds;
 pub mod linux_server;
+pub mod memattack;
 pub mod memory;
 pub mod netns;
 pub mod nic;

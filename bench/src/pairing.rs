@@ -8,7 +8,7 @@
 //! names the in-process stack client ([`crate::stack_client`]) for stack ↔ stack.
 
 use crate::error::{bail, Result};
-pub use crate::kinds::{stack_sets, ClientKind, Pairing, ServerApp};
+pub use crate::kinds::{stack_sets, ClientKind, Pairing, Scenario, ServerApp};
 use crate::linux_server::LinuxServer;
 use crate::netns::VethNetns;
 use std::net::SocketAddrV4;
@@ -38,16 +38,18 @@ pub const NEEDS_SERVE: &str =
     "no `xdptcp` program found: build it (cargo build --release -p xdptcp-bench) or set XDPTCP_BIN";
 
 impl Pairing {
-    /// Starts this pairing's server on `port`; server threads go on `cores`.
+    /// Starts this pairing's server for `scen` (its application; for the stack also its
+    /// `--set`s) on `port`; server threads go on `cores`.
     pub fn start_server(
         self,
         env: &VethNetns,
-        app: ServerApp,
+        scen: Scenario,
         port: u16,
         workers: usize,
         cores: &[usize],
         adaptive_idle: bool,
     ) -> Result<ServerHandle> {
+        let app = scen.app();
         match self {
             Pairing::LinuxLinux | Pairing::LinuxLinuxNoOffload => {
                 let addr = SocketAddrV4::new(env.server_ip, port);
@@ -75,7 +77,7 @@ impl Pairing {
                 }
                 // As the Linux server (`linux_server.rs`) sets TCP_NODELAY on accepted sockets.
                 args.push("--nodelay".into());
-                for kv in stack_sets() {
+                for kv in scen.stack_sets().into_iter().chain(stack_sets()) {
                     args.extend(["--set".to_string(), kv]);
                 }
                 let child = Command::new("ip")
@@ -261,7 +263,15 @@ mod tests {
                 "{}",
                 scen.name()
             );
-            assert!(Pairing::LinuxLinux.runs(scen) && Pairing::StackStack.runs(scen));
+            // `mem`'s attacker is a Linux client (raw sockets): no stack client.
+            let stack_client = scen != Scenario::Mem;
+            assert!(Pairing::LinuxLinux.runs(scen) && Pairing::LinuxToStack.runs(scen));
+            assert_eq!(
+                Pairing::StackStack.runs(scen),
+                stack_client,
+                "{}",
+                scen.name()
+            );
         }
         // The CLI value, the JSON value and the table column are the same name.
         for p in Pairing::ALL {

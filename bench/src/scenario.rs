@@ -5,6 +5,7 @@ use crate::client::{self, ClientCfg, Outcome, Progress};
 use crate::error::{bail, format_err, Result};
 pub use crate::kinds::Scenario;
 use crate::kinds::{ClientKind, Pairing};
+use crate::memattack;
 use crate::memory;
 use crate::netns::VethNetns;
 use crate::pairing::ServerHandle;
@@ -100,7 +101,7 @@ fn run_inner(
         Pairing::LinuxLinuxNoOffload => Some(crate::netns::OffloadsOff::set(env)?),
         _ => None,
     };
-    let server = pairing.start_server(env, scen.app(), port, w, &server_cores, idle)?;
+    let server = pairing.start_server(env, scen, port, w, &server_cores, idle)?;
     let addr = SocketAddrV4::new(env.server_ip, port);
     if let ServerHandle::Process(..) = server {
         wait_ready(&env.client_ns, addr)?;
@@ -113,6 +114,8 @@ fn run_inner(
         .and_then(|_| crate::pktrate::snapshot(&env.server_if));
     let res = if scen == Scenario::Conns {
         conns(env, addr, opts, client_cores[0], &label, kind, server.pid())
+    } else if scen == Scenario::Mem {
+        mem(env, addr, opts, &label, server.pid())
     } else {
         let threads = match (scen, kind) {
             // The stack client is single-worker: one stack on the client veth's queue 0.
@@ -227,6 +230,7 @@ fn run_clients(
                 client::bulk(&cfg, split(opts.bulk_flows, n, i).max(1), false)
             }
             Scenario::Conns => unreachable!("conns has its own driver"),
+            Scenario::Mem => unreachable!("mem has its own driver"),
         }));
     }
     let start = Instant::now();
@@ -298,7 +302,7 @@ fn stack_mode(scen: Scenario, opts: &Opts) -> Mode {
             flows: opts.bulk_flows,
             upload: false,
         },
-        Scenario::Conns => Mode::Hold { n: opts.conns },
+        Scenario::Conns | Scenario::Mem => Mode::Hold { n: opts.conns },
     }
 }
 
@@ -366,6 +370,110 @@ fn metrics(scen: Scenario, opts: &Opts, outs: Vec<Outcome>) -> Measured {
 
 /// `conns`: hold `opts.conns` idle connections and measure the kernel memory they take, then
 /// close them from the client (client TIME-WAIT) and measure the TIME-WAIT entries.
+/// `mem`: attackers pin out-of-order data, sinks never read, a legitimate client runs
+/// request/response (memattack.rs). Measured with the attack in place: the server's
+/// connection-buffer memory (stack: `buf_out_bytes` + `mem_ooo_bytes` of `xdptcp stat`;
+/// Linux: sockstat's `TCP: mem` pages, namespace-wide) against its limit (the stack's
+/// `tcp_mem` HIGH per worker; Linux's host `tcp_mem` HIGH), and the legitimate client's
+/// success.
+fn mem(
+    env: &VethNetns,
+    addr: SocketAddrV4,
+    opts: &Opts,
+    label: &str,
+    server_pid: Option<u32>,
+) -> Result<Measured> {
+    const ATTACKERS: usize = 200;
+    const SINKS: usize = 20;
+    let ifname = env.server_if.clone();
+    let server_ns = env.server_ns.clone();
+    let (ns, duration) = (env.client_ns.clone(), opts.duration);
+    let stack = server_pid.is_some();
+    let t = std::thread::spawn(
+        move || -> Result<(memattack::MemReport, serde_json::Value)> {
+            let mut sample = serde_json::Value::Null;
+            let mut take = || {
+                sample = if stack {
+                    xdptcp::control::query(&ifname, true)
+                        .ok()
+                        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                        .and_then(|v| v.get("total").cloned())
+                        .unwrap_or_default()
+                } else {
+                    json!(
+                        sys::read_in_ns(&server_ns, "/proc/thread-self/net/sockstat")
+                            .ok()
+                            .and_then(|t| memory::parse_sockstat(&t))
+                    )
+                };
+            };
+            let r = memattack::run(&ns, addr, ATTACKERS, SINKS, duration, &mut take)?;
+            Ok((r, sample))
+        },
+    );
+    let start = Instant::now();
+    let (r, sample) = t.join().map_err(|_| format_err!("mem client panicked"))??;
+    let rss = server_pid.and_then(|p| memory::vm_rss(&p.to_string()));
+    let progress = Progress::default();
+    progress.ok.store(r.rr_ok, Relaxed);
+    client::progress_line(label, start.elapsed(), opts.duration, &progress, true);
+    let page = 4096.0;
+    let (held, limit) = if stack {
+        let g = |k: &str| sample.get(k).and_then(|v| v.as_u64()).unwrap_or(0) as f64;
+        let high: f64 = crate::kinds::MEM_SCENARIO_TCP_MEM
+            .rsplit(',')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        (
+            g("buf_out_bytes") + g("mem_ooo_bytes"),
+            high * page * opts.workers.max(1) as f64,
+        )
+    } else {
+        let pages = sample
+            .get("mem_pages")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        // Host-wide: `net.ipv4.tcp_mem` exists in the initial namespace only.
+        let high = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_mem")
+            .ok()
+            .and_then(|t| {
+                t.split_whitespace()
+                    .nth(2)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+            .unwrap_or(0.0);
+        (pages as f64 * page, high * page)
+    };
+    let mut m = vec![
+        Metric::new("server buffer memory held", "B", held),
+        Metric::new("limit (tcp_mem high)", "B", limit),
+        Metric::new("legit rr ok", "n", r.rr_ok as f64),
+        Metric::new("legit rr failed", "n", r.rr_failed as f64),
+        Metric::new("legit rr mean", "us", r.rr_mean_us),
+    ];
+    if let Some(b) = rss {
+        m.push(Metric::new("server RSS", "B", b as f64));
+    }
+    if stack {
+        for (name, key) in [
+            ("out-of-order held", "mem_ooo_bytes"),
+            ("ofo segments dropped (memory)", "ofo_mem_drops"),
+            ("in-order segments dropped (memory)", "rcvq_mem_drops"),
+            ("sends cut short (memory)", "snd_mem_limited"),
+        ] {
+            let v = sample.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+            m.push(Metric::new(
+                name,
+                if key == "mem_ooo_bytes" { "B" } else { "n" },
+                v as f64,
+            ));
+        }
+    }
+    let details = json!({ "attack": r, "server_sample": sample });
+    Ok((m, Vec::new(), details))
+}
+
 fn conns(
     env: &VethNetns,
     addr: SocketAddrV4,

@@ -38,7 +38,7 @@ const RUNTIME: &[&[&str]] = &[
 const BENCH: &[&[&str]] = &[
     &["error"],
     &["sys", "kinds", "nic", "memory", "wrk"],
-    &["client", "netns"],
+    &["client", "netns", "memattack"],
     &["linux_server", "ceiling", "stack_client"],
     &["report"],
     &["plot", "pktrate", "pairing"],

@@ -77,6 +77,14 @@ pub struct TcpConfig {
     /// 16 KiB (autotuned up to 4 MiB there): 16 KiB is 11 segments in flight, which kept a
     /// bulk sender waiting for ACKs most of the time (docs/benchmarks.md).
     pub wmem: usize,
+    /// `tcp_mem`: LOW, PRESSURE, HIGH in 4 KiB pages, the memory limit of the connection
+    /// buffers (receive data in order and out of order, send data) per endpoint = per
+    /// worker (Linux's is one per host; our workers share nothing, so the process total is
+    /// workers x the limit). Above PRESSURE windows are clamped and out-of-order queues
+    /// pruned until the charge is below LOW; above HIGH no buffer grows (tcp/bufpool.rs).
+    /// Default 192 / 256 / 384 MiB per worker (Linux sizes its own from RAM: about 9 / 12 /
+    /// 18 % of it).
+    pub mem: [u64; 3],
     /// Our MSS when the interface MTU does not say otherwise (1500 - 40).
     pub mss: u16,
     /// `tcp_abort_on_overflow`: answer a third ACK that finds the accept queue full with RST
@@ -166,6 +174,7 @@ impl Default for TcpConfig {
             invalid_ratelimit: crate::tcp::conn::OOW_ACK_INTERVAL,
             rmem: 1 << 20,
             wmem: 1 << 20,
+            mem: [49_152, 65_536, 98_304],
             mss: 1460,
             abort_on_overflow: false,
             max_tw_buckets: 262_144,

@@ -352,6 +352,30 @@ const SINGLE: &[Single] = &[
     ("xdptcp_buffer_pool_released_total", C, N,
      "Buffers given back that did not fit the pool's bound (freed).",
      |s| s.buffers.released),
+    ("xdptcp_tcp_ofo_bytes", G, N,
+     "Bytes charged for out-of-order data held (chunk capacity plus overhead).",
+     |s| s.buffers.ooo_bytes),
+    ("xdptcp_tcp_memory_pressure", G, N,
+     "1 while the worker is under tcp_mem memory pressure.",
+     |s| s.buffers.mem_pressure),
+    ("xdptcp_tcp_memory_pressures_total", C, N,
+     "Times the worker entered tcp_mem memory pressure (Linux TCPMemoryPressures).",
+     |s| s.buffers.mem_pressure_entered),
+    ("xdptcp_tcp_ofo_pruned_total", C, N,
+     "Out-of-order queue prunes for memory (Linux OfoPruned).",
+     |s| s.buffers.ofo_pruned),
+    ("xdptcp_tcp_ofo_pruned_bytes_total", C, N,
+     "Out-of-order bytes dropped by prunes.",
+     |s| s.buffers.ofo_pruned_bytes),
+    ("xdptcp_tcp_rcvq_mem_drops_total", C, N,
+     "In-order data segments dropped for lack of memory (Linux TCPRcvQDrop).",
+     |s| s.buffers.rcvq_mem_drops),
+    ("xdptcp_tcp_ofo_mem_drops_total", C, N,
+     "Out-of-order data segments not held for lack of memory (Linux TCPOFODrop).",
+     |s| s.buffers.ofo_mem_drops),
+    ("xdptcp_tcp_send_mem_limited_total", C, N,
+     "send calls cut short by tcp_mem.",
+     |s| s.buffers.snd_mem_limited),
 ];
 
 /// A listener family: (name, kind, help, getter). Labels `addr` and `port`.
@@ -951,6 +975,14 @@ mod tests {
         s.buffers.cached_bytes = 1469;
         s.buffers.allocated = 1476;
         s.buffers.released = 1483;
+        s.buffers.ooo_bytes = 1490;
+        s.buffers.mem_pressure = 1;
+        s.buffers.mem_pressure_entered = 1497;
+        s.buffers.ofo_pruned = 1504;
+        s.buffers.ofo_pruned_bytes = 1511;
+        s.buffers.rcvq_mem_drops = 1518;
+        s.buffers.ofo_mem_drops = 1525;
+        s.buffers.snd_mem_limited = 1532;
         s
     }
 
@@ -1213,6 +1245,22 @@ mod tests {
             "xdptcp_buffer_pool_released_total",
             None,
         ),
+        ("mem_ooo_bytes", "xdptcp_tcp_ofo_bytes", None),
+        ("mem_pressure", "xdptcp_tcp_memory_pressure", None),
+        (
+            "mem_pressure_entered",
+            "xdptcp_tcp_memory_pressures_total",
+            None,
+        ),
+        ("ofo_pruned", "xdptcp_tcp_ofo_pruned_total", None),
+        (
+            "ofo_pruned_bytes",
+            "xdptcp_tcp_ofo_pruned_bytes_total",
+            None,
+        ),
+        ("rcvq_mem_drops", "xdptcp_tcp_rcvq_mem_drops_total", None),
+        ("ofo_mem_drops", "xdptcp_tcp_ofo_mem_drops_total", None),
+        ("snd_mem_limited", "xdptcp_tcp_send_mem_limited_total", None),
     ];
 
     /// The metrics follow `xdptcp stat`: every stat counter is exported with its value (a

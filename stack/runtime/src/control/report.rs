@@ -100,6 +100,14 @@ pub(crate) fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
         ("buf_pool_bytes", s.buffers.cached_bytes),
         ("buf_pool_allocated", s.buffers.allocated),
         ("buf_pool_released", s.buffers.released),
+        ("mem_ooo_bytes", s.buffers.ooo_bytes),
+        ("mem_pressure", s.buffers.mem_pressure),
+        ("mem_pressure_entered", s.buffers.mem_pressure_entered),
+        ("ofo_pruned", s.buffers.ofo_pruned),
+        ("ofo_pruned_bytes", s.buffers.ofo_pruned_bytes),
+        ("rcvq_mem_drops", s.buffers.rcvq_mem_drops),
+        ("ofo_mem_drops", s.buffers.ofo_mem_drops),
+        ("snd_mem_limited", s.buffers.snd_mem_limited),
     ]
 }
 
@@ -210,6 +218,14 @@ const SECTIONS: [(&str, &[&str]); 10] = [
             "buf_pool_bytes",
             "buf_pool_allocated",
             "buf_pool_released",
+            "mem_ooo_bytes",
+            "mem_pressure",
+            "mem_pressure_entered",
+            "ofo_pruned",
+            "ofo_pruned_bytes",
+            "rcvq_mem_drops",
+            "ofo_mem_drops",
+            "snd_mem_limited",
         ],
     ),
 ];
@@ -500,7 +516,11 @@ mod tests {
         assert!(r.contains("\"total\":{\"listen\":2,"), "{r}");
         assert!(r.contains("\"established\":7,"), "{r}");
         assert!(
-            r.contains(",\"buf_pool_released\":0,\"at_ns\":0,\"worker\":0,"),
+            r.contains(",\"buf_pool_released\":0,\"mem_ooo_bytes\":0,"),
+            "{r}"
+        );
+        assert!(
+            r.contains(",\"snd_mem_limited\":0,\"at_ns\":0,\"worker\":0,"),
             "{r}"
         );
         assert!(r.contains("\"tw_reopened\":0,\"tw_acks\":0,"), "{r}");

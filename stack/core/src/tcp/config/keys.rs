@@ -51,6 +51,21 @@ enum Allowed {
     Range(u64, u64),
     /// Named values (index = stored value), as Linux's `tcp_congestion_control`.
     Names(&'static [&'static str]),
+    /// Three non-decreasing values (Linux's `tcp_mem` "low pressure high"), each in the
+    /// range, stored packed in 21 bits each ([`pack3`]).
+    Triple(u64, u64),
+}
+
+const BITS3: u32 = 21;
+const MASK3: u64 = (1 << BITS3) - 1;
+
+/// Three values of at most 21 bits in one u64 (the table's `get` / `set` carry one u64).
+fn pack3(v: [u64; 3]) -> u64 {
+    (v[0] & MASK3) | (v[1] & MASK3) << BITS3 | (v[2] & MASK3) << (2 * BITS3)
+}
+
+fn unpack3(v: u64) -> [u64; 3] {
+    [v & MASK3, (v >> BITS3) & MASK3, (v >> (2 * BITS3)) & MASK3]
 }
 
 struct Key {
@@ -151,6 +166,9 @@ static KEYS: &[Key] = &[
     Key { name: "tcp_wmem", unit: "bytes", allowed: Allowed::Range(4_096, 1 << 30), triple: true,
         meaning: "Send buffer per connection; \"min default max\" is accepted and the default used",
         get: |c| c.wmem as u64, set: |c, v| c.wmem = v as usize },
+    Key { name: "tcp_mem", unit: "pages", allowed: Allowed::Triple(1, MASK3), triple: false,
+        meaning: "Memory of the connection buffers per worker in 4 KiB pages (Linux's is per host): above PRESSURE windows are clamped and out-of-order queues pruned until below LOW; above HIGH no buffer grows and data needing memory is dropped (docs/security.md)",
+        get: |c| pack3(c.mem), set: |c, v| c.mem = unpack3(v) },
     Key { name: "tcp_max_tw_buckets", unit: "records", allowed: Allowed::Range(0, 1 << 24), triple: false,
         meaning: "TIME-WAIT records per worker; beyond it a closing connection skips TIME-WAIT (Linux TCPTimeWaitOverflow)",
         get: |c| c.max_tw_buckets as u64, set: |c, v| c.max_tw_buckets = v as usize },
@@ -174,6 +192,10 @@ impl Allowed {
             Allowed::Choice(list) => list.contains(&v),
             Allowed::Range(lo, hi) => (lo..=hi).contains(&v),
             Allowed::Names(names) => (v as usize) < names.len(),
+            Allowed::Triple(lo, hi) => {
+                let [a, b, c] = unpack3(v);
+                v >> (3 * BITS3) == 0 && lo <= a && a <= b && b <= c && c <= hi
+            }
         }
     }
     fn describe(self) -> String {
@@ -192,12 +214,19 @@ impl Allowed {
                 Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
                 _ => names.join(""),
             },
+            Allowed::Triple(lo, hi) => {
+                format!("\"LOW PRESSURE HIGH\" (or LOW,PRESSURE,HIGH), each {lo} to {hi}, LOW <= PRESSURE <= HIGH")
+            }
         }
     }
     /// How `get` prints a stored value.
     fn show(self, v: u64) -> String {
         match self {
             Allowed::Names(names) => names.get(v as usize).copied().unwrap_or("?").to_string(),
+            Allowed::Triple(..) => {
+                let [a, b, c] = unpack3(v);
+                format!("{a} {b} {c}")
+            }
             _ => v.to_string(),
         }
     }
@@ -228,6 +257,23 @@ fn parse(key: &Key, value: &str) -> Result<u64, ConfigError> {
         return match names.iter().position(|n| *n == value.trim()) {
             Some(i) => Ok(i as u64),
             None => Err(invalid(expected)),
+        };
+    }
+    if let Allowed::Triple(..) = key.allowed {
+        let words = value
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|w| !w.is_empty());
+        let nums: Option<Vec<u64>> = words.map(|w| w.parse().ok()).collect();
+        return match nums.as_deref() {
+            Some(&[a, b, c]) if [a, b, c].iter().all(|&x| x <= MASK3) => {
+                let v = pack3([a, b, c]);
+                if key.allowed.contains(v) {
+                    Ok(v)
+                } else {
+                    Err(invalid(expected))
+                }
+            }
+            _ => Err(invalid(expected)),
         };
     }
     let nums: Option<Vec<u64>> = value.split_whitespace().map(|w| w.parse().ok()).collect();
@@ -381,6 +427,7 @@ mod tests {
             ("tcp_invalid_ratelimit", "250"),
             ("tcp_rmem", "65536"),
             ("tcp_wmem", "262144"),
+            ("tcp_mem", "10 20 30"),
             ("tcp_max_tw_buckets", "1000"),
             ("max_connections", "5000"),
             ("tcp_mss", "8960"),
@@ -418,6 +465,7 @@ mod tests {
             invalid_ratelimit: Duration::from_millis(250),
             rmem: 65_536,
             wmem: 262_144,
+            mem: [10, 20, 30],
             mss: 8960,
             abort_on_overflow: true,
             max_tw_buckets: 1000,
@@ -495,6 +543,29 @@ mod tests {
             c.set("tcp_wmem", "4096 1024 8192").is_err(),
             "default below 4096"
         );
+    }
+
+    /// `tcp_mem` takes Linux's three page counts (spaces, tabs or commas), non-decreasing.
+    #[test]
+    fn tcp_mem_triple() {
+        let mut c = TcpConfig::default();
+        assert_eq!(c.get("tcp_mem").unwrap(), "49152 65536 98304");
+        c.set("tcp_mem", "100,200,300").unwrap();
+        assert_eq!(c.mem, [100, 200, 300]);
+        c.set("tcp_mem", "7\t8 9").unwrap();
+        assert_eq!(c.get("tcp_mem").unwrap(), "7 8 9");
+        for bad in [
+            "1 2",
+            "3 2 1",
+            "0 1 2",
+            "1 2 2097152",
+            "1 2 3 4",
+            "a b c",
+            "5",
+        ] {
+            assert!(c.set("tcp_mem", bad).is_err(), "{bad}");
+        }
+        assert_eq!(c.mem, [7, 8, 9], "unchanged by errors");
     }
 
     #[test]

@@ -42,10 +42,12 @@
 //! only while they hold bytes, at most `cfg.wmem` bytes of send buffer and `cfg.rmem` bytes
 //! of receive buffer (`ring.rs`: storage from the endpoint's pool tcp/bufpool.rs, grown on
 //! demand up to those bounds and given back when the buffer empties, so an idle connection
-//! holds none; out-of-order data is held inside the receive buffer), and, only while the
-//! peer SACKs or out-of-order data is held, the SACK scoreboard (at most 32 ranges of 8
-//! bytes) and the reassembly range list (at most `reassembly::MAX_RANGES` = 32 ranges of 12
-//! bytes). The settings it needs are shared (`Arc<Limits>`), not copied.
+//! holds none), and, only while the peer SACKs or out-of-order data is held, the SACK
+//! scoreboard (at most 32 ranges of 8 bytes) and the reassembly range list (at most
+//! `reassembly::MAX_RANGES` = 32 ranges of 12 bytes) with one chunk of its own size per
+//! range for the held bytes. Rings and chunks are charged to the endpoint's `tcp_mem`
+//! accountant (tcp/bufpool.rs), which bounds them all together. The settings it needs are
+//! shared (`Arc<Limits>`), not copied.
 
 mod delack;
 mod input;
@@ -757,7 +759,14 @@ impl Connection {
     /// is discarded): the endpoint calls it as it frees the connection. (Dropping it
     /// otherwise frees the storage to the allocator.)
     pub fn release_buffers(self, pool: &mut BufPool) {
-        for mut r in self.inner.into_rings().into_iter().flatten() {
+        let mut inner = self.inner;
+        if let Some(r) = inner.receiver_mut() {
+            r.discard_held(pool);
+        }
+        if let Inner::Closed(c) = &inner {
+            pool.recharge_ooo(c.ooo_debt, 0);
+        }
+        for mut r in inner.into_rings().into_iter().flatten() {
             r.release(pool);
         }
     }

@@ -2,15 +2,25 @@
 //! out-of-order reassembly, the advertised window (receiver SWS avoidance, RFC 9293
 //! §3.8.6.2.2; RFC 7323 §2.4 scaling) and the ACK policy state (delack.rs).
 //!
-//! Buffer layout: one `VecDeque<u8>` of at most `cap` (= `cfg.rmem`) bytes. Its first
-//! `ready` bytes are in-order data not yet read; byte `ready + k` holds sequence number
-//! RCV.NXT + k when that byte arrived out of order (reassembly.rs says which ranges are held;
-//! holes are zero-filled placeholders). So a segment is copied once, held bytes are never
-//! overwritten by a retransmission, and reading never moves out-of-order data.
+//! Buffers: a ring (ring.rs) of at most `cap` (= `cfg.rmem`) bytes holds the in-order data
+//! not yet read; out-of-order data is held in chunks of its own size (reassembly.rs), moved
+//! into the ring when RCV.NXT reaches it. So an in-order segment is copied once, a far
+//! out-of-order byte costs a byte (not the span from RCV.NXT), and held bytes are never
+//! overwritten by a retransmission.
+//!
+//! Memory (`tcp_mem`, bufpool.rs): every growth is admitted by the endpoint's accountant.
+//! In-order text that does not fit is dropped (`rcvq_mem_drops`) after pruning the
+//! out-of-order queue, except one segment into an empty ring (Linux tcp_data_queue's
+//! `sk_forced_mem_schedule`), so a connection always progresses; out-of-order text that does
+//! not fit (out-of-order data is held only below `tcp_mem` PRESSURE) prunes the queue from
+//! its highest range above it down and is dropped if still refused (`ofo_mem_drops`; Linux
+//! tcp_data_queue_ofo / tcp_prune_ofo_queue). Under memory pressure
+//! the window we open is clamped to 4 segments (at most 8 KiB; Linux __tcp_select_window
+//! clamps rcv_ssthresh to 4 * advmss), never retracting an edge already advertised.
 //!
 //! Window: `edge` is the right edge RCV.NXT + RCV.WND we advertised (the highest). Text is
 //! accepted only below it, and it is never beyond what the buffer can hold, so
-//! `ready` + out-of-order bytes <= `cap` always. The edge advances only by at least
+//! unread + out-of-order bytes <= `cap` always. The edge advances only by at least
 //! min(cap / 2, MSS) (RFC 9293 §3.8.6.2.2) and never moves left (RFC 9293 §3.8.6.2.2 /
 //! RFC 7323 §2.4): with window scaling (granule 2^shift bytes) a kept edge is rounded up to
 //! the granule when RCV.NXT moved by a non-multiple of it (as Linux's tcp_select_window).
@@ -24,17 +34,22 @@ use super::delack::AckPolicy;
 use super::reassembly::{Fit, Reassembly};
 use super::ring::Ring;
 use super::{read_from, Negotiated};
-use crate::tcp::bufpool::BufPool;
+use crate::tcp::bufpool::{BufPool, OOO_CHUNK_OVERHEAD};
 use crate::wire::SeqNum;
+
+/// Under memory pressure the window opens to at most this (and 4 segments).
+const PRESSURE_WINDOW: u32 = 8 << 10;
 
 #[derive(Debug)]
 pub(super) struct Receiver {
     /// RCV.NXT.
     nxt: SeqNum,
-    /// `ready` in-order unread bytes, then the out-of-order area (see the module docs).
+    /// In-order unread bytes (see the module docs).
     buf: Ring,
-    ready: usize,
     cap: usize,
+    /// The endpoint was under memory pressure when we last looked (at a segment or a read):
+    /// the window we open is clamped.
+    clamped: bool,
     /// The highest right edge advertised (RCV.NXT + RCV.WND).
     edge: SeqNum,
     /// Window scale shift (ours, RFC 7323 §2.2).
@@ -72,8 +87,8 @@ impl Receiver {
         Receiver {
             nxt,
             buf: Ring::new(cap),
-            ready: 0,
             cap,
+            clamped: false,
             edge: nxt + cap.min(u16::MAX as usize),
             shift: nego.rcv_shift.min(14),
             ooo: Reassembly::default(),
@@ -97,7 +112,7 @@ impl Receiver {
     }
 
     pub fn unread(&self) -> usize {
-        self.ready
+        self.buf.len()
     }
 
     /// Bytes allocated for the buffer (tests check the memory bound).
@@ -108,7 +123,7 @@ impl Receiver {
 
     /// Free space from RCV.NXT on (room for in-order and held data).
     fn free(&self) -> u32 {
-        (self.cap - self.ready).min(1 << 30) as u32
+        (self.cap - self.buf.len()).min(1 << 30) as u32
     }
 
     /// RFC 9293 §3.8.6.2.2: the edge moves right only by at least min(Fr * RCV.BUFF,
@@ -122,7 +137,12 @@ impl Receiver {
     /// scaling.
     fn openable(&self) -> u32 {
         let reserve = (((1u32 << self.shift) - 1) * 16).min(self.cap as u32 / 8);
-        self.free().saturating_sub(reserve)
+        let free = self.free().saturating_sub(reserve);
+        if self.clamped {
+            free.min(PRESSURE_WINDOW.min(4 * self.ack.rcv_mss))
+        } else {
+            free
+        }
     }
 
     /// The 16-bit window field to send now (see the module docs).
@@ -160,6 +180,7 @@ impl Receiver {
         pool: &mut BufPool,
     ) -> Accepted {
         let had_holes = !self.ooo.is_empty();
+        self.clamped = pool.under_pressure();
         let mut a = self.accept(seq, payload, fin, pool);
         let urgent = a.out_of_order || a.filled || had_holes || a.dup.is_some() || a.nothing_new;
         a.ack_now = urgent || (a.delivered > 0 && self.ack.on_in_order(a.delivered, self.cap));
@@ -204,13 +225,16 @@ impl Receiver {
             if let Fit::Ok { dup } = self.ooo.fit(s, e) {
                 out.dup = out.dup.or(dup);
             }
-            self.store(s, e, data, pool);
-            let held_fin = self.ooo.fin();
-            let (nxt, filled) = self.ooo.advance(e);
-            out.fin = (fin && nxt == end) || held_fin == Some(nxt);
+            if !self.make_room(e, pool) {
+                pool.counters().rcvq_mem_drops += 1;
+                out.nothing_new = true;
+                return out;
+            }
+            let (nxt, filled) = self.take_in_order(s, data, pool);
+            let held_fin = self.ooo.take_fin(nxt, pool);
+            out.fin = (fin && nxt == end) || held_fin;
             out.delivered = nxt - self.nxt;
             out.filled = filled;
-            self.ready += out.delivered;
             self.nxt = nxt;
             return out;
         }
@@ -218,90 +242,137 @@ impl Receiver {
         if fin {
             self.ooo.set_fin(end);
         }
-        match self.ooo.fit(s, e) {
-            Fit::Duplicate => {
-                out.dup = Some((s, e));
-                out.nothing_new = true;
+        loop {
+            match self.ooo.fit(s, e) {
+                Fit::Duplicate => {
+                    out.dup = Some((s, e));
+                    out.nothing_new = true;
+                }
+                Fit::Full => out.nothing_new = true,
+                Fit::Ok { dup } => {
+                    // New bytes (the gaps) plus a chunk's overhead at most.
+                    let new: usize = self.ooo.gaps(s, e).map(|(a, b)| b - a).sum();
+                    let extra = new + OOO_CHUNK_OVERHEAD;
+                    if pool.admit_ooo(extra) {
+                        out.dup = out.dup.or(dup);
+                        self.ooo.insert(s, e, data, pool);
+                    } else if self.prune_ofo(s, pool) {
+                        continue; // Linux: prune, then try to schedule again
+                    } else {
+                        pool.counters().ofo_mem_drops += 1;
+                        out.nothing_new = true;
+                    }
+                }
             }
-            Fit::Full => out.nothing_new = true,
-            Fit::Ok { dup } => {
-                out.dup = out.dup.or(dup);
-                self.store(s, e, data, pool);
-                self.ooo.insert(s, e);
-            }
+            return out;
         }
-        out
     }
 
-    /// Copy the parts of [s, e) not held yet (`data` is its text) into the buffer.
-    fn store(&mut self, s: SeqNum, e: SeqNum, data: &[u8], pool: &mut BufPool) {
-        let need = self.ready + (e - self.nxt);
-        if s == self.nxt && self.buf.len() == self.ready {
-            // The common case, in order with nothing held: append, no placeholder fill.
-            self.buf.reserve(need, pool);
-            self.buf.extend(data, pool);
-            return;
+    /// Room in the ring for in-order text ending at `e` and the held data it reaches, if
+    /// the pool admits it (module docs): the held part is forced (its memory is already
+    /// charged, it only moves), and so is the whole when the ring is empty. If refused,
+    /// the out-of-order queue is pruned and it is asked again.
+    fn make_room(&mut self, e: SeqNum, pool: &mut BufPool) -> bool {
+        loop {
+            let all = self.ooo.reach(e);
+            let need = self.buf.len() + (all - self.nxt);
+            let mut forced = all - e;
+            if self.buf.is_empty() {
+                forced = need;
+            }
+            if self.buf.reserve(need, forced, pool) {
+                return true;
+            }
+            if !self.prune_ofo(self.nxt, pool) {
+                return false;
+            }
         }
-        if need > self.buf.len() {
-            self.buf.resize(need, pool);
+    }
+
+    /// Appends in-order text `[s, e)` (`data`; `s` = RCV.NXT) and the held ranges it
+    /// reaches to the ring (room made by `make_room`); held bytes win where they overlap.
+    /// Returns the new RCV.NXT and whether a held range was taken (a hole was filled).
+    fn take_in_order(&mut self, s: SeqNum, data: &[u8], pool: &mut BufPool) -> (SeqNum, bool) {
+        let e = s + data.len();
+        let (mut at, mut filled) = (s, false);
+        while let Some((r, bytes)) = self.ooo.pop_reached(at.max(e), pool) {
+            filled = true;
+            if r.start.gt(at) {
+                self.buf.extend(&data[(at - s)..(r.start - s)], pool);
+                at = r.start;
+            }
+            if r.end.gt(at) {
+                let skip = at - r.start;
+                let (a, b) = bytes.as_slices();
+                if skip < a.len() {
+                    self.buf.extend(&a[skip..], pool);
+                    self.buf.extend(b, pool);
+                } else {
+                    self.buf.extend(&b[skip - a.len()..], pool);
+                }
+                at = r.end;
+            }
         }
-        let Receiver {
-            buf,
-            ooo,
-            ready,
-            nxt,
-            ..
-        } = self;
-        for (gs, ge) in ooo.gaps(s, e) {
-            write_at(buf, *ready + (gs - *nxt), &data[(gs - s)..(ge - s)]);
+        if e.gt(at) {
+            self.buf.extend(&data[(at - s)..], pool);
+            at = e;
         }
+        (at, filled)
+    }
+
+    /// Memory refused for text at `at`: drops the highest held range if it lies above `at`
+    /// (Linux tcp_prune_ofo_queue), counted. Returns whether anything was pruned.
+    fn prune_ofo(&mut self, at: SeqNum, pool: &mut BufPool) -> bool {
+        let n = self.ooo.prune_highest(at, pool);
+        if n == 0 {
+            return false;
+        }
+        let c = pool.counters();
+        c.ofo_pruned += 1;
+        c.ofo_pruned_bytes += n as u64;
+        true
     }
 
     /// Read into `out`; also says whether the window opened enough to owe the peer a window
     /// update now: the edge may move by the SWS step (RFC 9293 §3.8.6.2.2) and the window at
     /// least doubles (Linux tcp_cleanup_rbuf), so a reader does not cause an ACK per read.
     pub fn read(&mut self, out: &mut [u8], pool: &mut BufPool) -> (usize, bool) {
-        let n = out.len().min(self.ready);
-        let n = read_from(&mut self.buf, &mut out[..n], pool);
-        self.ready -= n;
+        let n = read_from(&mut self.buf, out, pool);
+        self.clamped = pool.under_pressure();
         let (avail, cur) = (self.openable(), self.window());
         let update = n > 0 && avail >= cur.saturating_add(self.sws_step()) && avail / 2 >= cur;
         (n, update)
     }
 
-    /// The buffer's storage, for the pool (the data in it is discarded).
+    /// The buffer's storage, for the pool (the data in it is discarded). Held
+    /// out-of-order data is discarded first (`discard_held` or `take_ooo_charge`).
     pub fn into_ring(self) -> Ring {
+        debug_assert!(self.ooo.charged() == 0, "held data not settled");
         self.buf
+    }
+
+    /// Frees the held out-of-order chunks without the pool at hand (a close from a state
+    /// call) and returns what they had charged, for the caller to settle later.
+    pub fn take_ooo_charge(&mut self) -> usize {
+        self.ooo.clear()
     }
 
     /// Discards held out-of-order data (beyond the peer's FIN: a broken peer); called as the
     /// FIN is processed, before `finish`.
     pub fn discard_held(&mut self, pool: &mut BufPool) {
-        self.buf.truncate(self.ready, pool);
+        let c = self.ooo.clear();
+        pool.recharge_ooo(c, 0);
     }
 
     /// The peer's FIN arrived (`discard_held` done): RCV.NXT moves past it, no more data is
     /// accepted.
     pub fn finish(self) -> RecvDone {
-        debug_assert_eq!(self.buf.len(), self.ready, "discard_held first");
+        debug_assert!(self.ooo.is_empty(), "discard_held first");
         RecvDone {
             nxt: self.nxt + 1u32,
             buf: self.buf,
             cap: self.cap,
         }
-    }
-}
-
-/// Write `src` at index `at` of `buf` (which is long enough).
-fn write_at(buf: &mut Ring, at: usize, src: &[u8]) {
-    let (a, b) = buf.as_mut_slices();
-    if at < a.len() {
-        let n = src.len().min(a.len() - at);
-        a[at..at + n].copy_from_slice(&src[..n]);
-        b[..src.len() - n].copy_from_slice(&src[n..]);
-    } else {
-        let at = at - a.len();
-        b[at..at + src.len()].copy_from_slice(src);
     }
 }
 
@@ -410,5 +481,49 @@ mod tests {
         assert_eq!(r.window_field(), 32755);
         r.ack_sent(32755);
         assert_eq!(r.window() + 5, edge + 1);
+    }
+
+    /// Under memory pressure the window opens to 4 segments at most (Linux
+    /// __tcp_select_window clamps rcv_ssthresh to 4 * advmss), never retracting the edge
+    /// already advertised; without pressure the same reads reopen it fully.
+    #[test]
+    fn window_clamped_under_pressure() {
+        use crate::tcp::bufpool::MemLimits;
+        let run = |mut p: BufPool| {
+            let mut r = Receiver::new(SeqNum(0), 65_535, &nego(0));
+            r.ack_sent(r.window_field());
+            r.on_text(SeqNum(0), &[1u8; 60_000], false, &mut p);
+            assert_eq!(r.window_field(), 5535, "the edge is kept");
+            r.ack_sent(5535);
+            let mut out = vec![0u8; 60_000];
+            assert_eq!(r.read(&mut out, &mut p).0, 60_000);
+            (r.window_field(), p.under_pressure())
+        };
+        let pressure = MemLimits {
+            low: 0,
+            pressure: 0,
+            high: u64::MAX,
+        };
+        assert_eq!(
+            run(BufPool::with_limits(pressure)),
+            (5535, true),
+            "4 * 1460 < 5535 + 1460"
+        );
+        assert_eq!(run(BufPool::new()), (65_535, false));
+    }
+
+    /// A 1-byte segment at the right edge of a 1 MiB window is charged its byte and the
+    /// chunk overhead; the ring holds nothing.
+    #[test]
+    fn far_byte_does_not_grow_the_ring() {
+        use crate::tcp::bufpool::OOO_CHUNK_OVERHEAD;
+        let mut p = BufPool::new();
+        let mut r = Receiver::new(SeqNum(0), 1 << 20, &nego(5));
+        r.ack_sent(r.window_field());
+        let edge = r.window();
+        let a = r.on_text(SeqNum(edge - 1), b"z", false, &mut p);
+        assert!(a.out_of_order && a.ack_now);
+        assert_eq!(r.allocated(), 0);
+        assert_eq!(p.charged(), 1 + OOO_CHUNK_OVERHEAD as u64);
     }
 }

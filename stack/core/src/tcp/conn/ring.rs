@@ -8,6 +8,9 @@
 //!   asks for as much next time, so a bulk flow does not regrow from small on every burst.
 //! - Bounded: storage never exceeds `limit` (the connection's `tcp_rmem` / `tcp_wmem`); it
 //!   grows by doubling from [`MIN_ALLOC`] (or the hint), copying once per growth.
+//! - Charged: every growth asks the pool's accountant (`tcp_mem`, bufpool.rs) first; a
+//!   refused doubling falls back to the exact need, a refused need fails unless the caller
+//!   grants it (`forced`: the bytes Linux's `sk_forced_mem_schedule` would allow).
 //!
 //! Reads go through `Deref` to the `VecDeque` (`len`, `as_slices`, ...); every mutation is
 //! an inherent method here, so nothing reaches the allocator behind the pool's back. A ring
@@ -54,40 +57,56 @@ impl Ring {
         self.q.capacity()
     }
 
-    /// Makes room for `need` bytes in all (`need <= limit`; more is clamped to it).
-    pub fn reserve(&mut self, need: usize, pool: &mut BufPool) {
+    /// Makes room for `need` bytes in all (`need <= limit`; more is clamped to it) if the
+    /// pool admits the growth (`tcp_mem`), or regardless when the growth is at most
+    /// `forced` bytes. Returns whether there is room for `need` bytes now.
+    pub fn reserve(&mut self, need: usize, forced: usize, pool: &mut BufPool) -> bool {
         let cap = self.q.capacity();
-        if need <= cap {
-            return;
-        }
         let limit = self.limit as usize;
+        let need = need.min(limit);
+        if need <= cap {
+            return true;
+        }
         let want = need
             .max(2 * cap)
             .max(self.hint as usize)
             .max(MIN_ALLOC)
-            .min(limit)
-            .max(need.min(limit));
+            .min(limit);
+        let want = if pool.admit(want - cap, want) {
+            want
+        } else if pool.admit(need - cap, need) || need - cap <= forced {
+            need
+        } else {
+            return false;
+        };
+        self.grow(want, pool);
+        true
+    }
+
+    /// Storage capacity now (what the pool charges for this ring).
+    pub fn capacity(&self) -> usize {
+        self.q.capacity()
+    }
+
+    fn grow(&mut self, want: usize, pool: &mut BufPool) {
+        let limit = self.limit as usize;
         let mut q = VecDeque::from(pool.take(want, want, limit));
         let (a, b) = self.q.as_slices();
         q.extend(a);
         q.extend(b);
         let old = std::mem::replace(&mut self.q, q);
         pool.give(Vec::from(old));
+        pool.update_pressure();
     }
 
-    /// Appends `data` (the caller keeps the total within `limit`).
+    /// Appends `data` into room made by `reserve` (the caller keeps the total within
+    /// `limit`; growth here, if any, is forced).
     pub fn extend(&mut self, data: &[u8], pool: &mut BufPool) {
-        self.reserve(self.q.len() + data.len(), pool);
+        self.reserve(self.q.len() + data.len(), usize::MAX, pool);
         self.q.extend(data);
     }
 
-    /// Grows (zero-filled) or shrinks to `len` bytes.
-    pub fn resize(&mut self, len: usize, pool: &mut BufPool) {
-        self.reserve(len, pool);
-        self.q.resize(len, 0);
-        self.release_if_empty(pool);
-    }
-
+    #[cfg(test)]
     pub fn truncate(&mut self, len: usize, pool: &mut BufPool) {
         self.q.truncate(len);
         self.release_if_empty(pool);
@@ -97,10 +116,6 @@ impl Ring {
     pub fn drain(&mut self, r: RangeTo<usize>, pool: &mut BufPool) {
         self.q.drain(r);
         self.release_if_empty(pool);
-    }
-
-    pub fn as_mut_slices(&mut self) -> (&mut [u8], &mut [u8]) {
-        self.q.as_mut_slices()
     }
 
     pub fn make_contiguous(&mut self) {
@@ -159,16 +174,36 @@ mod tests {
     }
 
     #[test]
-    fn resize_truncate_and_small_limit() {
+    fn truncate_and_small_limit() {
         let mut p = BufPool::new();
         let mut r = Ring::new(100);
-        r.resize(40, &mut p);
+        r.extend(&[9u8; 40], &mut p);
         assert_eq!((r.len(), r.allocated()), (40, 100));
-        r.as_mut_slices().0[0] = 9;
         r.truncate(1, &mut p);
         assert_eq!(r[0], 9);
         r.truncate(0, &mut p);
         assert_eq!(r.allocated(), 0);
+        p.trim();
+    }
+
+    /// `tcp_mem`: a refused doubling falls back to the exact need; a refused need fails
+    /// unless forced.
+    #[test]
+    fn growth_is_admitted_by_the_pool() {
+        use crate::tcp::bufpool::MemLimits;
+        // high = 3 pages = 12288 bytes.
+        let mut p = BufPool::with_limits(MemLimits::from_pages([3, 3, 3]));
+        let mut r = Ring::new(1 << 20);
+        assert!(r.reserve(8192, 0, &mut p));
+        assert_eq!(r.allocated(), 8192);
+        assert!(r.reserve(12000, 0, &mut p), "16384 refused, 12000 admitted");
+        assert_eq!(r.allocated(), 12000);
+        let mut r2 = Ring::new(1 << 20);
+        assert!(!r2.reserve(1000, 0, &mut p), "above high");
+        assert!(r2.reserve(1000, 1000, &mut p), "forced");
+        assert_eq!(r2.allocated(), 1000);
+        r.release(&mut p);
+        r2.release(&mut p);
         p.trim();
     }
 }

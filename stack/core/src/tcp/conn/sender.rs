@@ -21,7 +21,7 @@ mod recovery;
 
 pub(super) use recovery::AckResult;
 
-use super::ring::Ring;
+use super::ring::{Ring, MIN_ALLOC};
 use super::rtt::Rtt;
 use super::scoreboard::{dist, Scoreboard};
 use super::{Limits, Negotiated};
@@ -292,9 +292,26 @@ impl Sender {
         }
     }
 
-    /// Append application data; returns how much fit.
+    /// Append application data; returns how much fit: within the send buffer, and within
+    /// what the endpoint's accountant admits (`tcp_mem`, bufpool.rs): a refused growth
+    /// takes only what the storage already has room for, except that an empty buffer is
+    /// always given one minimum-sized ring (Linux forces memory for the first skb of a
+    /// write when the write queue is empty, tcp_sendmsg_locked), so a writer never waits
+    /// for memory with nothing in flight to free it.
     pub fn write(&mut self, data: &[u8], pool: &mut BufPool) -> usize {
-        let n = data.len().min(self.space());
+        let want = data.len().min(self.space());
+        let len = self.buf.len();
+        let mut n = want;
+        if !self.buf.reserve(len + want, 0, pool) {
+            if len == 0 {
+                let m = want.min(MIN_ALLOC);
+                self.buf.reserve(m, m, pool);
+            }
+            n = want.min(self.buf.capacity() - len);
+            if n < want {
+                pool.counters().snd_mem_limited += 1;
+            }
+        }
         self.buf.extend(&data[..n], pool);
         n
     }

@@ -105,6 +105,9 @@ pub(super) struct Closed {
     /// the endpoint frees the connection and gives it to its pool
     /// (`Connection::release_buffers`). Free in size: CLOSED is smaller than ESTABLISHED.
     pub spare: [Option<Ring>; 2],
+    /// Bytes the discarded out-of-order data had charged to the pool (tcp/bufpool.rs),
+    /// settled by `Connection::release_buffers`.
+    pub ooo_debt: usize,
 }
 
 #[derive(Debug)]
@@ -256,6 +259,7 @@ impl Inner {
             Inner::Closed(Closed {
                 rcv,
                 spare: [snd, r],
+                ..
             }) => [snd, r.or(rcv.map(RecvDone::into_ring))],
         }
     }
@@ -504,7 +508,8 @@ impl Connection {
             (Inner::Closing(Closing { snd, rcv }), T::TimeWait) => {
                 self.time_wait(now, snd.done().nxt(), rcv)
             }
-            (old, T::Closed(err)) => {
+            (mut old, T::Closed(err)) => {
+                let ooo_debt = old.receiver_mut().map_or(0, Receiver::take_ooo_charge);
                 if let Some(e) = err {
                     self.events.error = Some(e);
                     self.events.bits |= EV_ERROR;
@@ -517,7 +522,11 @@ impl Connection {
                     (None, Inner::TimeWait(s)) => (Some(s.rcv), [None, None]),
                     (_, old) => (None, old.into_rings()),
                 };
-                Inner::Closed(Closed { rcv, spare })
+                Inner::Closed(Closed {
+                    rcv,
+                    spare,
+                    ooo_debt,
+                })
             }
             (old, t) => {
                 // Unreachable by construction; keep the old state rather than panic.

@@ -59,7 +59,7 @@ use crate::hash::{keyed_map, KeyedMap};
 use slab::Slab;
 
 use crate::rss::FlowOwner;
-use crate::tcp::bufpool::{BufPool, PoolStats};
+use crate::tcp::bufpool::{BufPool, MemLimits, PoolStats};
 use crate::tcp::conn::{
     ChallengeAckLimiter, ConnError, Connection, Event, Limits, SendError, State,
 };
@@ -408,7 +408,7 @@ impl Endpoint {
                 u64::from_le_bytes(secrets.isn[8..].try_into().unwrap_or_default()),
             ),
             limits: Arc::new(Limits::new(&cfg)),
-            pool: BufPool::new(),
+            pool: BufPool::with_limits(MemLimits::from_pages(cfg.mem)),
             tw: TwTable::with_seed(secrets.seed),
             timers: ConnTimers::new(cfg.max_connections),
             timer_fallback: Vec::new(),

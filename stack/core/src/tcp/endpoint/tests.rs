@@ -1127,4 +1127,99 @@ fn slot_size_bound() {
     assert!(around <= 88, "{around}");
 }
 
+/// Memory under attack: many connections each pin out-of-order data near the right edge of their
+/// window. The charged memory stays within `tcp_mem` (out-of-order data only up to
+/// PRESSURE, everything up to HIGH), the refusals are counted, and a legitimate connection
+/// on the same endpoint still transfers its data exactly.
+#[test]
+fn many_connections_pinning_out_of_order_data_stay_under_tcp_mem() {
+    // b: 16 / 32 / 64 KiB (pages of 4 KiB).
+    let cb = TcpConfig {
+        mem: [4, 8, 16],
+        ..TcpConfig::default()
+    };
+    let (pressure, high) = (8 * 4096u64, 16 * 4096u64);
+    let mut p = Pair::new(TcpConfig::default(), cb);
+    let l = p.b.listen(Ipv4Addr::UNSPECIFIED, 80, 64).unwrap();
+    let mut attackers = Vec::new();
+    for _ in 0..40 {
+        attackers.push(p.open(l, 80));
+    }
+    let (legit_a, legit_b) = p.open(l, 80);
+    // Each attacker: 4 segments of 1000 bytes with holes, the last at the window's edge.
+    let chunk = [0x55u8; 1000];
+    for &(ca, cbid) in &attackers {
+        let ia = p.a.info(ca).unwrap();
+        let ib = p.b.info(cbid).unwrap();
+        let wnd = 65_535u32.min(ia.snd_wnd.unwrap());
+        for k in 0..4u32 {
+            let off = wnd - 1000 - k * 2000;
+            let mut s = tcp(
+                ia.tuple.local().port(),
+                80,
+                (ia.snd_nxt + off).0,
+                ib.snd_nxt.0,
+                TcpFlags::ACK,
+            );
+            s.payload = &chunk;
+            p.b.on_segment(p.now, A, B, &s);
+            let c = p.b.buffer_pool_stats();
+            assert!(c.ooo_bytes <= pressure, "out of order within PRESSURE");
+            assert!(c.out_bytes + c.ooo_bytes <= high);
+        }
+        flush(&mut p.b, p.now); // b's SACKs for data a never sent: not delivered
+    }
+    let s = p.b.buffer_pool_stats();
+    assert!(s.ofo_mem_drops > 0, "the flood was refused: {s:?}");
+    assert!(
+        s.ooo_bytes > pressure / 2,
+        "and held up to the limit: {s:?}"
+    );
+    // The legitimate connection: 200 KB each way, read as it arrives.
+    let msg: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let (mut sent, mut got, mut echo_got) = (0, Vec::new(), 0usize);
+    let mut buf = vec![0u8; 65_536];
+    for _ in 0..2_000 {
+        if sent < msg.len() {
+            sent += p.a.send(p.now, legit_a, &msg[sent..]).unwrap_or(0);
+        }
+        p.run();
+        loop {
+            let n = p.b.recv(legit_b, &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            let mut k = 0;
+            for _ in 0..1_000 {
+                let before = k;
+                k += p.b.send(p.now, legit_b, &buf[k..n]).unwrap_or(0);
+                if k == n {
+                    break;
+                }
+                p.run();
+                echo_got += p.a.recv(legit_a, &mut [0u8; 65_536]).unwrap();
+                if k == before {
+                    // Nothing moved: let the peers' timers (delayed ACK, persist) fire.
+                    p.advance(p.now + Duration::from_millis(50));
+                }
+            }
+            assert_eq!(k, n, "the echo was queued");
+        }
+        echo_got += p.a.recv(legit_a, &mut buf).unwrap();
+        let c = p.b.buffer_pool_stats();
+        // HIGH, plus at most one forced grant (one segment into an empty receive ring).
+        assert!(c.out_bytes + c.ooo_bytes <= high + 2048, "{c:?}");
+        if got.len() == msg.len() && echo_got == msg.len() {
+            break;
+        }
+        p.advance(p.now + Duration::from_millis(200));
+    }
+    assert_eq!(got.len(), msg.len(), "the legitimate request arrived");
+    assert!(got == msg, "exactly");
+    assert_eq!(echo_got, msg.len(), "and its echo");
+    let s = p.b.buffer_pool_stats();
+    assert!(s.mem_pressure_entered >= 1 && s.rcvq_mem_drops > 0, "{s:?}");
+}
+
 mod conform;
