@@ -283,6 +283,12 @@ static __always_inline int cookie_syn_ack(struct xdp_md *ctx, struct cookie_conf
 		return -1;
 	if (iph->ihl != 5 || tcp->source == 0 || !is_unicast(raddr) || !is_unicast(laddr))
 		goto slow;
+	/*
+	 * A first fragment (MF set; later ones never get here): the worker drops every
+	 * fragment (no reassembly, RFC 791 section 3.2), so do we (found by fuzz/xdp_prog).
+	 */
+	if (iph->frag_off & bpf_htons(0x2000))
+		goto slow;
 	doff = (__u32)tcp->doff * 4;
 	/* No payload (Ethernet padding beyond Total Length is fine), one linear buffer. */
 	if (bpf_ntohs(iph->tot_len) != IP_LEN + doff ||
