@@ -365,6 +365,19 @@ fn odd_syns_are_left_to_the_worker() {
     f[14 + 6] = 0x20;
     fix_ip_checksum(&mut f);
     cases.push(("first fragment (MF)", f));
+    // A SACK option whose length is not 2 + 8n: the stack's parser calls the segment
+    // malformed and drops it (RFC 2018 §3), so XDP must not answer it (found by
+    // fuzz/xdp_prog). MSS, then the 12 bytes of NOP NOP TS become SACK(6) + 6 NOPs.
+    let mut f = frame(
+        PEER,
+        STACK,
+        &syn(1, opts(Some(1460), None, false, Some(5))),
+        true,
+    );
+    assert_eq!(f.len(), 14 + 20 + 20 + 16);
+    f[58..70].copy_from_slice(&[5, 6, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1]);
+    fix_tcp_checksum(&mut f);
+    cases.push(("SACK length 6", f));
     for (name, f) in cases {
         let before = s.counters().unwrap();
         assert_eq!(s.test_run(&f).unwrap(), XDP_PASS, "{name}");

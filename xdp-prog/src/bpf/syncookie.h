@@ -219,6 +219,10 @@ static long parse_one(__u32 index, void *ctx)
 			goto bad;
 		o->sack_ok = 1;
 		break;
+	case 5: /* SACK, RFC 2018 section 3: 2 + 8n bytes, as wire/tcp.rs (found by fuzz/xdp_prog) */
+		if (len < 10 || (len - 2) % 8 != 0)
+			goto bad;
+		break;
 	case 8: /* Timestamps, RFC 7323 section 3.2 */
 		if (len != 10)
 			goto bad;
