@@ -15,7 +15,8 @@ need_root() {
 # Bench: fonts-dejavu-core for the text of the PNG latency plots (no fontconfig needed);
 # wrk and nginx for the `http` scenarios (the bench runs its own nginx with a private config
 # inside a namespace; the distribution's service is not needed, see below).
-PKGS=(clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev iproute2 ethtool iputils-ping fonts-dejavu-core wrk nginx)
+# Fuzzing (scripts/fuzz.sh): g++ builds libFuzzer (libfuzzer-sys compiles its C++ sources).
+PKGS=(clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev iproute2 ethtool iputils-ping fonts-dejavu-core wrk nginx g++)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -46,3 +47,9 @@ for c in rustfmt clippy; do
     rustup component add "$c" >/dev/null 2>&1 || { echo "setup: cargo $c missing: rustup component add $c" >&2; exit 1; }
   fi
 done
+# cargo-fuzz drives the fuzz targets in fuzz/ (scripts/fuzz.sh); it runs on the stable
+# toolchain with `-s none` (docs/security.md, "Fuzzing").
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "setup: installing cargo-fuzz (cargo install cargo-fuzz --locked)"
+  cargo install cargo-fuzz --locked >/dev/null 2>&1 || { echo "setup: cargo install cargo-fuzz --locked failed" >&2; exit 1; }
+fi

@@ -18,3 +18,5 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --release -- -D warnings
 echo "== cargo test (release)"
 cargo test --workspace --release -- --test-threads=2
+echo "== fuzz (short run of each target; the long run is in docs/security.md)"
+scripts/fuzz.sh --seconds "${FUZZ_SECONDS:-15}"

@@ -359,6 +359,25 @@ fn odd_syns_are_left_to_the_worker() {
     f[14 + 20 + 21] = 3;
     fix_tcp_checksum(&mut f);
     cases.push(("MSS length 3", f));
+    // A first fragment (MF, offset 0): the stack drops every fragment (no reassembly,
+    // `Ipv4Repr::parse`, RFC 791 §3.2), so XDP must not answer it (found by fuzz/xdp_prog).
+    let mut f = good.clone();
+    f[14 + 6] = 0x20;
+    fix_ip_checksum(&mut f);
+    cases.push(("first fragment (MF)", f));
+    // A SACK option whose length is not 2 + 8n: the stack's parser calls the segment
+    // malformed and drops it (RFC 2018 §3), so XDP must not answer it (found by
+    // fuzz/xdp_prog). MSS, then the 12 bytes of NOP NOP TS become SACK(6) + 6 NOPs.
+    let mut f = frame(
+        PEER,
+        STACK,
+        &syn(1, opts(Some(1460), None, false, Some(5))),
+        true,
+    );
+    assert_eq!(f.len(), 14 + 20 + 20 + 16);
+    f[58..70].copy_from_slice(&[5, 6, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1]);
+    fix_tcp_checksum(&mut f);
+    cases.push(("SACK length 6", f));
     for (name, f) in cases {
         let before = s.counters().unwrap();
         assert_eq!(s.test_run(&f).unwrap(), XDP_PASS, "{name}");
@@ -379,6 +398,19 @@ fn odd_syns_are_left_to_the_worker() {
         let moved = s.counters().unwrap().since(&before);
         assert_eq!((moved.cookie_slow, moved.cookie_syn_acks), (0, 0));
     }
+}
+
+fn fix_ip_checksum(f: &mut [u8]) {
+    f[14 + 10] = 0;
+    f[14 + 11] = 0;
+    let mut sum: u32 = f[14..14 + 20]
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    f[14 + 10..14 + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
 }
 
 fn fix_tcp_checksum(f: &mut [u8]) {

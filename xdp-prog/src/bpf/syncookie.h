@@ -219,6 +219,10 @@ static long parse_one(__u32 index, void *ctx)
 			goto bad;
 		o->sack_ok = 1;
 		break;
+	case 5: /* SACK, RFC 2018 section 3: 2 + 8n bytes, as wire/tcp.rs (found by fuzz/xdp_prog) */
+		if (len < 10 || (len - 2) % 8 != 0)
+			goto bad;
+		break;
 	case 8: /* Timestamps, RFC 7323 section 3.2 */
 		if (len != 10)
 			goto bad;
@@ -282,6 +286,12 @@ static __always_inline int cookie_syn_ack(struct xdp_md *ctx, struct cookie_conf
 	if ((flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST | TCP_FLAG_FIN)) != TCP_FLAG_SYN)
 		return -1;
 	if (iph->ihl != 5 || tcp->source == 0 || !is_unicast(raddr) || !is_unicast(laddr))
+		goto slow;
+	/*
+	 * A first fragment (MF set; later ones never get here): the worker drops every
+	 * fragment (no reassembly, RFC 791 section 3.2), so do we (found by fuzz/xdp_prog).
+	 */
+	if (iph->frag_off & bpf_htons(0x2000))
 		goto slow;
 	doff = (__u32)tcp->doff * 4;
 	/* No payload (Ethernet padding beyond Total Length is fine), one linear buffer. */

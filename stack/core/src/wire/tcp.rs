@@ -337,10 +337,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     }
 }
 
-/// Folded sum of the pseudo-header and the segment.
+/// Folded sum of the pseudo-header and the segment. The segment's sum is folded before the
+/// addition: an unfolded `sum_raw` can be as large as 2^64 - 1, and adding to it overflowed
+/// (a wrong checksum in release, a panic with overflow checks; found by fuzz/wire_parse).
 fn segment_sum(seg: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> u16 {
     let ph = checksum::pseudo_header_v4(src, dst, PROTO_TCP, seg.len() as u32);
-    checksum::fold(ph as u64 + checksum::sum_raw(seg))
+    checksum::fold(ph as u64 + checksum::data(seg) as u64)
 }
 
 fn be16(b: &[u8]) -> u16 {
@@ -859,5 +861,45 @@ mod tests {
         r.emit(&mut out, SRC, DST);
         assert_eq!(&out[20..], &[2, 4, 5, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7]);
         assert_eq!(parse(&out), Ok(r));
+    }
+
+    /// A segment whose unfolded word sum (`checksum::sum_raw`) is exactly 2^64 - 1:
+    /// `fill_checksum` and `verify_checksum` added the pseudo-header to it unfolded and
+    /// overflowed (found by fuzz/wire_parse). The checksum must still be RFC 1071's
+    /// (RFC 9293 §3.1 "Checksum"), and the segment must verify.
+    #[test]
+    fn checksum_of_a_segment_with_a_maximal_raw_sum() {
+        let mut seg = [0u8; 40]; // 20-byte header, 20 bytes of payload
+        seg[..4].copy_from_slice(&[0xc3, 0x50, 0x00, 0x50]);
+        seg[12] = 0x50; // data offset 5
+        seg[13] = TcpFlags::ACK.0;
+        // The first 32 bytes are summed in lanes; the last 8 as one word chosen so that
+        // the total is u64::MAX.
+        let rest = u64::MAX - checksum::sum_raw(&seg);
+        seg[32..].copy_from_slice(&rest.to_be_bytes());
+        assert_eq!(checksum::sum_raw(&seg), u64::MAX);
+        let mut p = TcpPacket::new_unchecked(&mut seg[..]);
+        p.fill_checksum(SRC, DST);
+        // RFC 1071 by 16-bit words, independently.
+        let mut words = Vec::new();
+        words.extend_from_slice(&SRC.octets());
+        words.extend_from_slice(&DST.octets());
+        words.extend_from_slice(&[0, 6, 0, 40]);
+        words.extend_from_slice(&seg);
+        let mut s: u32 = words
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+            .sum();
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        assert_eq!(
+            s, 0xffff,
+            "the filled checksum makes the RFC 1071 sum all ones"
+        );
+        assert!(TcpPacket::new_checked(&seg[..])
+            .unwrap()
+            .verify_checksum(SRC, DST));
+        assert!(TcpRepr::parse(&seg, SRC, DST, true).is_ok());
     }
 }

@@ -1,0 +1,199 @@
+//! Every parser of `xdptcp_core::wire` on arbitrary bytes: no panic, and where a `Repr`
+//! re-emits, parse -> emit -> parse gives the same `Repr` (with valid checksums).
+//!
+//! Input: byte 0 is a mode (bit 0: fix the IPv4 and TCP checksums first, so the fuzzer gets
+//! past them; bit 1: verify the TCP checksum in the frame parser), the rest is an Ethernet
+//! frame. The same bytes also go to the IPv4, TCP and ARP parsers directly.
+#![no_main]
+
+use std::net::Ipv4Addr;
+
+use libfuzzer_sys::fuzz_target;
+use xdptcp_core::wire::{
+    emit_tcp_frame, parse_tcp_frame, parse_tcp_frame_with, tcp_frame_len, ArpPacket, ArpRepr,
+    EthernetFrame, EthernetRepr, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr,
+};
+
+const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const DST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, frame)) = data.split_first() else {
+        return;
+    };
+    let mut frame = frame.to_vec();
+    if mode & 1 != 0 {
+        fix_checksums(&mut frame);
+    }
+    frame_round_trip(&frame, mode & 2 != 0);
+    ethernet_round_trip(&frame);
+    let l3 = frame.get(14..).unwrap_or(&[]);
+    ipv4_round_trip(l3);
+    ipv4_round_trip(&frame);
+    tcp_round_trip(&frame);
+    if let Ok(p) = Ipv4Packet::new_checked(l3) {
+        tcp_round_trip(p.payload());
+    }
+    arp_round_trip(l3);
+});
+
+/// Ethernet + IPv4 + TCP in one call; the re-emitted frame (no IP options, DF, ident 0)
+/// parses to the same Ethernet and TCP meaning and the same addresses and TTL.
+fn frame_round_trip(frame: &[u8], verify: bool) {
+    let Ok(f) = parse_tcp_frame_with(frame, verify) else {
+        return;
+    };
+    let mut buf = vec![0u8; tcp_frame_len(&f.tcp)];
+    let n = emit_tcp_frame(
+        &mut buf,
+        &f.eth,
+        f.ip.src_addr,
+        f.ip.dst_addr,
+        f.ip.ttl,
+        &f.tcp,
+    );
+    assert_eq!(n, buf.len());
+    let g = parse_tcp_frame(&buf).expect("an emitted frame parses, checksums included");
+    assert_eq!(g.eth, f.eth);
+    same_segment(&g.tcp, &f.tcp);
+    assert_eq!(
+        (g.ip.src_addr, g.ip.dst_addr, g.ip.ttl, g.ip.protocol),
+        (f.ip.src_addr, f.ip.dst_addr, f.ip.ttl, f.ip.protocol)
+    );
+    assert_eq!(g.ip.payload_len, f.tcp.buffer_len());
+}
+
+/// `again` (parsed from what `orig` emitted) equals `orig`, except that `emit` may leave out
+/// trailing SACK blocks that its option layout (Linux's, with NOP padding) has no room for;
+/// then there really is no room for one more block.
+fn same_segment(again: &TcpRepr, orig: &TcpRepr) {
+    let n = again.options.sack_count as usize;
+    assert!(
+        n <= orig.options.sack_count as usize,
+        "emit added SACK blocks"
+    );
+    assert_eq!(again.options.sacks(), &orig.options.sacks()[..n]);
+    if n < orig.options.sack_count as usize {
+        let room = 60 - again.header_len() - if n > 0 { 0 } else { 4 };
+        assert!(
+            room < 8,
+            "a SACK block left out with {room} option bytes free"
+        );
+    }
+    let mut o = orig.options;
+    o.sack_blocks = again.options.sack_blocks;
+    o.sack_count = again.options.sack_count;
+    assert_eq!(
+        *again,
+        TcpRepr {
+            options: o,
+            ..*orig
+        }
+    );
+}
+
+fn ethernet_round_trip(b: &[u8]) {
+    let Ok(v) = EthernetFrame::new_checked(b) else {
+        return;
+    };
+    let _ = (v.dst_addr(), v.src_addr(), v.ethertype(), v.payload().len());
+    let Ok(r) = EthernetRepr::parse(&v) else {
+        return;
+    };
+    let mut buf = vec![0u8; r.buffer_len()];
+    r.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
+    let again = EthernetRepr::parse(&EthernetFrame::new_checked(&buf[..]).unwrap());
+    assert_eq!(again, Ok(r));
+}
+
+fn ipv4_round_trip(b: &[u8]) {
+    let Ok(v) = Ipv4Packet::new_checked(b) else {
+        return;
+    };
+    let _ = (
+        v.version(),
+        v.header_len(),
+        v.total_len(),
+        v.ident(),
+        v.dont_frag(),
+        v.more_frags(),
+        v.frag_offset(),
+        v.ttl(),
+        v.protocol(),
+        v.src_addr(),
+        v.dst_addr(),
+        v.verify_checksum(),
+        v.payload().len(),
+    );
+    let Ok(r) = Ipv4Repr::parse(&v) else {
+        return;
+    };
+    let mut buf = vec![0u8; r.buffer_len() + r.payload_len];
+    r.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]));
+    let again = Ipv4Repr::parse(&Ipv4Packet::new_checked(&buf[..]).expect("emitted length"));
+    assert_eq!(again, Ok(r));
+}
+
+fn tcp_round_trip(b: &[u8]) {
+    if let Ok(v) = TcpPacket::new_checked(b) {
+        let _ = (
+            v.src_port(),
+            v.dst_port(),
+            v.seq_number(),
+            v.ack_number(),
+            v.header_len(),
+            v.flags(),
+            v.window_len(),
+            v.urgent_at(),
+            v.options().len(),
+            v.payload().len(),
+            v.verify_checksum(SRC, DST),
+        );
+    }
+    for verify in [false, true] {
+        let Ok(r) = TcpRepr::parse(b, SRC, DST, verify) else {
+            continue;
+        };
+        let _ = (r.seq_len(), r.options.sacks());
+        let mut buf = vec![0u8; r.buffer_len()];
+        r.emit(&mut buf, SRC, DST);
+        let again = TcpRepr::parse(&buf, SRC, DST, true).expect("an emitted segment parses");
+        same_segment(&again, &r);
+    }
+}
+
+fn arp_round_trip(b: &[u8]) {
+    let Ok(v) = ArpPacket::new_checked(b) else {
+        return;
+    };
+    let Ok(r) = ArpRepr::parse(&v) else {
+        return;
+    };
+    let mut buf = vec![0u8; r.buffer_len()];
+    r.emit(&mut ArpPacket::new_unchecked(&mut buf[..]));
+    let again = ArpRepr::parse(&ArpPacket::new_checked(&buf[..]).unwrap());
+    assert_eq!(again, Ok(r));
+}
+
+/// Writes correct IPv4 header and TCP checksums where the lengths allow (bounds checked
+/// here, not by the code under test).
+fn fix_checksums(f: &mut [u8]) {
+    if f.len() < 14 + 20 || f[12..14] != [0x08, 0x00] {
+        return;
+    }
+    let ip = &mut f[14..];
+    let ihl = (ip[0] & 0x0f) as usize * 4;
+    if ihl < 20 || ihl > ip.len() {
+        return;
+    }
+    let total = (u16::from_be_bytes([ip[2], ip[3]]) as usize).clamp(ihl, ip.len());
+    let (src, dst) = (
+        Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+        Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+    );
+    Ipv4Packet::new_unchecked(&mut ip[..ihl]).fill_checksum();
+    let seg = &mut ip[ihl..total];
+    if seg.len() >= 20 {
+        TcpPacket::new_unchecked(seg).fill_checksum(src, dst);
+    }
+}
