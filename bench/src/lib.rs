@@ -6,6 +6,7 @@
 pub mod ceiling;
 pub mod client;
 pub mod error;
+pub mod flood;
 pub mod http;
 pub mod kinds;
 pub mod linux_server;
@@ -18,6 +19,7 @@ pub mod plot;
 pub mod report;
 pub mod scenario;
 pub mod stack_client;
+pub mod synflood;
 pub mod sys;
 pub mod wrk;
 

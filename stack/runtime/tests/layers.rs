@@ -39,11 +39,11 @@ const BENCH: &[&[&str]] = &[
     &["error"],
     &["sys", "kinds", "nic", "memory", "wrk"],
     &["client", "netns"],
-    &["linux_server", "ceiling", "stack_client"],
+    &["linux_server", "ceiling", "stack_client", "flood"],
     &["report"],
     &["plot", "pktrate", "pairing"],
     &["scenario"],
-    &["http"],
+    &["http", "synflood"],
 ];
 
 /// Crates that do I/O or touch the OS: none may be a normal dependency of xdptcp-core.
