@@ -350,10 +350,11 @@ fn server_counters(env: &VethNetns, server: Server) -> BTreeMap<String, i64> {
 pub fn parse_stat(text: &str) -> BTreeMap<String, i64> {
     let mut m = BTreeMap::new();
     for l in text.lines() {
-        if !(l.starts_with("total") || l.starts_with("xdp")) {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if !matches!(w.first(), Some(&"total" | &"xdp")) {
             continue;
         }
-        let w: Vec<&str> = l.split_whitespace().skip(2).collect();
+        let w = &w[2.min(w.len())..];
         for p in w.chunks(2) {
             if let [k, v] = p {
                 if let Ok(v) = v.parse::<i64>() {
