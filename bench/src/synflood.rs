@@ -453,7 +453,10 @@ fn run_row(
         let gen = kind.map(|k| {
             let (stop, live) = (&stop, &live);
             let limit = dur + WARMUP + OP_TIMEOUT + Duration::from_secs(2);
-            s.spawn(move || flood::run(dev, 1, target, &k, opts.flood_rate, stop, limit, live))
+            s.spawn(move || {
+                sys::pin(1);
+                flood::run(dev, target, &k, opts.flood_rate, stop, limit, live)
+            })
         });
         if gen.is_some() {
             std::thread::sleep(WARMUP);
