@@ -12,7 +12,8 @@
 //! Set-up: one veth pair of its own ([`VethNetns`]); the server namespace routes
 //! 198.19.0.0/16 back via the client (so every reply stays on the pair); the client
 //! namespace has no address there and forwarding off, so its kernel drops those replies and
-//! counts them (`Ip InAddrErrors`: the "answered" rate). The client veth carries our
+//! counts them (`Ip InAddrErrors`: the "delivered" rate; "answered" is what the server
+//! counted as sent: its cookies, RSTs or challenge ACKs). The client veth carries our
 //! steering program with no listeners (it passes everything): on veth, XDP_TX frames reach
 //! the peer promptly only when the peer has an XDP program (PLATFORM finding of issue 13).
 //! The generator runs on the client core (1), as do the legitimate clients; the server on
@@ -121,6 +122,19 @@ impl Server {
             _ => &[],
         }
     }
+
+    /// The counters that sum to the server's replies to `flood`.
+    fn answers(self, flood: &str) -> &'static [&'static str] {
+        match (self, flood) {
+            (Server::Linux, "syn") => &["TcpExt.SyncookiesSent"],
+            (Server::Linux, "ack") => &["Tcp.OutRsts"],
+            (Server::Linux, "rst") => &["TcpExt.TCPChallengeACK"],
+            (_, "syn") => &["cookies_sent", "xdp_cookie_syn_acks"],
+            (_, "ack") => &["rst_listen_bad_ack"],
+            (_, "rst") => &["challenge_acks_sent"],
+            _ => &[],
+        }
+    }
 }
 
 /// One row: a server under one flood (or none).
@@ -131,12 +145,18 @@ pub struct FloodRow {
     pub flood: String,
     /// Flood frames/s the generator sent.
     pub offered_pps: f64,
-    /// Replies to spoofed sources per second (SYN-ACKs for `syn`, RSTs for `ack`), counted
-    /// by the client namespace's kernel as it drops them.
+    /// Replies per second as the server counted them ([`Server::answers`]): SYN-ACKs for
+    /// `syn`, RSTs for `ack`, challenge ACKs for `rst`.
     pub answered_pps: f64,
+    /// Replies to spoofed sources per second that reached the client namespace (its kernel
+    /// drops them: `Ip InAddrErrors`); below `answered_pps` when the veth rings overflow.
+    pub delivered_pps: f64,
     pub attempted: u64,
     pub completed: u64,
     pub failed: u64,
+    /// Of `failed`: attempts without an answer within [`OP_TIMEOUT`] (the others were
+    /// refused or reset).
+    pub timed_out: u64,
     /// Handshake latency percentiles (µs), from the scheduled connect time.
     pub p50_us: f64,
     pub p99_us: f64,
@@ -221,6 +241,23 @@ fn run_inner(opts: &FloodOpts, sec: &mut FloodSection) -> Result<()> {
         &["route", "add", "198.19.0.0/16", "via", &gw],
     )?;
     server_sysctls(&env)?;
+    // Static neighbour entries both ways: a flood at this rate overflows the veth rings, and
+    // a lost ARP reply would leave a side without its peer's MAC (connects then fail with
+    // EHOSTUNREACH), which is not what this measures.
+    let mac = |m: [u8; 6]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let (smac, pmac) = (mac(env.pair.stack_mac), mac(env.pair.peer_mac));
+    let (sip, cip) = (env.server_ip.to_string(), env.client_ip.to_string());
+    #[rustfmt::skip]
+    ip_in(&env.client_ns, &["neigh", "replace", &sip, "lladdr", &smac, "dev", &env.client_if,
+        "nud", "permanent"])?;
+    #[rustfmt::skip]
+    ip_in(&env.server_ns, &["neigh", "replace", &cip, "lladdr", &pmac, "dev", &env.server_if,
+        "nud", "permanent"])?;
     // Forwarding stays off in the client namespace (a fresh namespace's default): replies
     // to 198.19/16 die there.
     env.pair
@@ -366,6 +403,41 @@ pub fn parse_stat(text: &str) -> BTreeMap<String, i64> {
     m
 }
 
+/// A veth end's `ethtool -S` counters and its sysfs rx/tx drops, keyed `PREFIX.name`.
+fn veth_stats(ns: &str, ifname: &str, prefix: &str) -> BTreeMap<String, i64> {
+    let mut m = BTreeMap::new();
+    let run = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    for l in run(&["ethtool", "-S", ifname]).lines() {
+        if let Some((k, v)) = l.trim().split_once(':') {
+            if let Ok(v) = v.trim().parse::<i64>() {
+                m.insert(format!("{prefix}.{k}"), v);
+            }
+        }
+    }
+    for f in ["rx_dropped", "tx_dropped"] {
+        let path = format!("/sys/class/net/{ifname}/statistics/{f}");
+        if let Ok(v) = run(&["cat", &path]).trim().parse::<i64>() {
+            m.insert(format!("{prefix}.{f}"), v);
+        }
+    }
+    m
+}
+
+/// The server's counters and both veth ends' (prefixes `srv_veth`, `cli_veth`).
+fn all_counters(env: &VethNetns, server: Server) -> BTreeMap<String, i64> {
+    let mut m = server_counters(env, server);
+    m.extend(veth_stats(&env.server_ns, &env.server_if, "srv_veth"));
+    m.extend(veth_stats(&env.client_ns, &env.client_if, "cli_veth"));
+    m
+}
+
 fn netstat(ns: &str) -> BTreeMap<String, i64> {
     let mut m = BTreeMap::new();
     for f in [
@@ -407,7 +479,7 @@ fn busy(a: (u64, u64), b: (u64, u64)) -> f64 {
     b.0.saturating_sub(a.0) as f64 / t as f64
 }
 
-fn answered(env: &VethNetns) -> i64 {
+fn delivered(env: &VethNetns) -> i64 {
     let m = netstat(&env.client_ns);
     m.get("Ip.InAddrErrors").copied().unwrap_or(0) + m.get("Ip.InNoRoutes").copied().unwrap_or(0)
 }
@@ -427,8 +499,9 @@ fn run_row(
     let live = AtomicU64::new(0);
     let progress = client::Progress::default();
     let is_rst = matches!(kind, Some(Kind::Rst(_)));
-    let c0 = server_counters(env, server);
-    let a0 = answered(env);
+    let kind_name = kind.as_ref().map_or("none", |k| k.name()).to_string();
+    let c0 = all_counters(env, server);
+    let a0 = delivered(env);
     let t0 = cpu_times();
     let (ports_tx, ports_rx) = mpsc::channel::<Vec<u16>>();
     let held_stop = AtomicBool::new(false);
@@ -483,13 +556,20 @@ fn run_row(
     // Replies still on their way: the stack's rings, the veth queues.
     std::thread::sleep(Duration::from_millis(200));
     let t1 = cpu_times();
-    let a1 = answered(env);
-    let counters = memory::counter_delta(&c0, &server_counters(env, server));
+    let a1 = delivered(env);
+    let counters = memory::counter_delta(&c0, &all_counters(env, server));
+    let flood = kind_name.as_str();
+    let answers: i64 = server
+        .answers(flood)
+        .iter()
+        .filter_map(|k| counters.get(*k))
+        .sum();
     let pct = |q: f64| legit.hist.value_at_quantile(q) as f64 / 1000.0;
     let (offered, secs) = sent.map_or((0.0, 1.0), |s| (s.frames as f64, s.seconds.max(1e-9)));
     Ok(FloodRow {
         offered_pps: offered / secs,
-        answered_pps: if sent.is_some() {
+        answered_pps: answers.max(0) as f64 / secs,
+        delivered_pps: if sent.is_some() {
             (a1 - a0).max(0) as f64 / secs
         } else {
             0.0
@@ -497,6 +577,7 @@ fn run_row(
         attempted: legit.attempted,
         completed: legit.completed,
         failed: legit.failed,
+        timed_out: legit.timed_out,
         p50_us: pct(0.5),
         p99_us: pct(0.99),
         p999_us: pct(0.999),
@@ -513,6 +594,7 @@ struct Legit {
     attempted: u64,
     completed: u64,
     failed: u64,
+    timed_out: u64,
     hist: Histogram<u64>,
 }
 
@@ -546,6 +628,7 @@ fn legit_cps(
         attempted: 0,
         completed: 0,
         failed: 0,
+        timed_out: 0,
         hist: new_hist(),
     };
     let iv = Duration::from_secs_f64(1.0 / rate.max(1.0));
@@ -629,6 +712,7 @@ fn legit_cps(
                     free.push(i);
                     live -= 1;
                     l.failed += 1;
+                    l.timed_out += 1;
                 }
             }
             p.ok.store(l.completed, Relaxed);
@@ -637,6 +721,7 @@ fn legit_cps(
     }
     // Still pending at the hard end (a signal): failed.
     l.failed += live as u64;
+    l.timed_out += live as u64;
     p.ok.store(l.completed, Relaxed);
     p.failed.store(l.failed, Relaxed);
     Ok(l)
@@ -677,8 +762,8 @@ fn step(c: &mut Pending, hs: &mut Histogram<u64>, buf: &mut [u8]) -> Option<bool
 }
 
 /// `rst`: opens [`HELD`] connections, sends their local ports, then exchanges 64 bytes on
-/// each in turn (blocking, 1 s timeout) until `stop`. Returns (exchanges ok, failed,
-/// connections that died).
+/// each in turn (blocking, [`OP_TIMEOUT`] each way) until `stop`. Returns (exchanges ok,
+/// failed: the connection is dropped, of which reset: ECONNRESET or EOF).
 fn hold(
     ns: &str,
     server: SocketAddrV4,
@@ -691,8 +776,8 @@ fn hold(
     for _ in 0..HELD {
         let s = std::net::TcpStream::connect_timeout(&server.into(), OP_TIMEOUT)?;
         s.set_nodelay(true)?;
-        s.set_read_timeout(Some(Duration::from_secs(1)))?;
-        s.set_write_timeout(Some(Duration::from_secs(1)))?;
+        s.set_read_timeout(Some(OP_TIMEOUT))?;
+        s.set_write_timeout(Some(OP_TIMEOUT))?;
         conns.push(Some(s));
     }
     let p: Vec<u16> = conns
@@ -712,9 +797,13 @@ fn hold(
                 .and_then(|_| s.read_exact(&mut buf));
             match r {
                 Ok(()) => ok += 1,
-                Err(_) => {
+                Err(e) => {
                     failed += 1;
-                    dead += 1;
+                    let reset = matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof
+                    );
+                    dead += u64::from(reset);
                     *c = None;
                 }
             }
@@ -736,6 +825,7 @@ pub fn table(s: &FloodSection, ceiling_rx: Option<f64>) -> String {
         "flood",
         "offered/s",
         "answered/s",
+        "delivered/s",
         "attempted",
         "completed",
         "failed",
@@ -763,6 +853,21 @@ pub fn table(s: &FloodSection, ceiling_rx: Option<f64>) -> String {
             .iter()
             .filter_map(|k| Some(format!("{k} {}", fmt_num(*r.counters.get(*k)? as f64))))
             .collect();
+        // Lost on the veth before any server code ran: the generator's frames the server
+        // veth's ring refused (counted on the client veth's tx), and frames the server veth
+        // could not hand to the stack's socket (its ring full: the worker too slow).
+        let ring = r.counters.get("cli_veth.tx_dropped").copied().unwrap_or(0);
+        let redir = r
+            .counters
+            .get("srv_veth.rx_queue_0_drops")
+            .copied()
+            .unwrap_or(0);
+        if ring > 0 {
+            shown.push(format!("veth ring full {}", fmt_num(ring as f64)));
+        }
+        if redir > 0 {
+            shown.push(format!("socket ring full {}", fmt_num(redir as f64)));
+        }
         if let Some((ok, failed, dead)) = r.held {
             shown.insert(0, format!("held: {ok} ok, {failed} failed, {dead} reset"));
         }
@@ -771,9 +876,14 @@ pub fn table(s: &FloodSection, ceiling_rx: Option<f64>) -> String {
             r.flood.clone(),
             fmt_num(r.offered_pps),
             fmt_num(r.answered_pps),
+            fmt_num(r.delivered_pps),
             fmt_num(r.attempted as f64),
             fmt_num(r.completed as f64),
-            fmt_num(r.failed as f64),
+            if r.timed_out > 0 {
+                format!("{} ({} t/o)", fmt_num(r.failed as f64), r.timed_out)
+            } else {
+                fmt_num(r.failed as f64)
+            },
             fmt_num(r.p50_us),
             fmt_num(r.p99_us),
             fmt_num(r.p999_us),
