@@ -7,6 +7,7 @@ pub mod ceiling;
 pub mod client;
 pub mod error;
 pub mod flood;
+pub mod flood_client;
 pub mod http;
 pub mod kinds;
 pub mod linux_server;
