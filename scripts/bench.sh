@@ -12,6 +12,9 @@
 #   --scenarios LIST                groups cps,rr,bulk,conns,ceiling,http, names like rr/open,
 #                                   or all (default: cps,rr,bulk/1-up,bulk/1-down,conns,ceiling;
 #                                   http = wrk vs nginx and the stack, not in the default)
+#                                   synflood = SYN/ACK/RST floods vs Linux, the stack and
+#                                   its XDP cookies, with the ceiling; not in the default nor all)
+#   --legit-rate R --flood-rate R   synflood: legitimate conn/s (1000), flood frames/s cap
 #   --duration SECS                 per scenario run (default 2; use 10 for figures)
 #   --ceiling-secs SECS             ceiling: seconds per phase (default 1, at most --duration)
 #   --workers N                     server workers and client threads, one core each

@@ -471,13 +471,14 @@ pub fn bulk(cfg: &ClientCfg, flows: usize, upload: bool) -> Result<Outcome> {
     })
 }
 
-const TIMER: Token = Token(usize::MAX);
+/// The poll token of a [`TimerFd`].
+pub const TIMER: Token = Token(usize::MAX);
 
 /// A one-shot CLOCK_MONOTONIC timerfd registered with the poll under [`TIMER`].
-struct TimerFd(std::os::fd::OwnedFd);
+pub struct TimerFd(std::os::fd::OwnedFd);
 
 impl TimerFd {
-    fn new(registry: &mio::Registry) -> Result<Self> {
+    pub fn new(registry: &mio::Registry) -> Result<Self> {
         use std::os::fd::{AsRawFd, FromRawFd};
         // SAFETY: plain syscall; the fd is owned by the OwnedFd from here on.
         let fd = unsafe {
@@ -500,7 +501,7 @@ impl TimerFd {
     }
 
     /// Fires once after `after` (non-zero).
-    fn arm(&self, after: Duration) -> Result<()> {
+    pub fn arm(&self, after: Duration) -> Result<()> {
         use std::os::fd::AsRawFd;
         let spec = libc::itimerspec {
             it_interval: libc::timespec {
@@ -520,7 +521,7 @@ impl TimerFd {
         Ok(())
     }
 
-    fn clear(&self) {
+    pub fn clear(&self) {
         use std::os::fd::AsRawFd;
         let mut n = 0u64;
         // SAFETY: reads 8 bytes into a u64; EAGAIN is fine (non-blocking).

@@ -6,6 +6,8 @@
 pub mod ceiling;
 pub mod client;
 pub mod error;
+pub mod flood;
+pub mod flood_client;
 pub mod http;
 pub mod kinds;
 pub mod linux_server;
@@ -19,6 +21,7 @@ pub mod plot;
 pub mod report;
 pub mod scenario;
 pub mod stack_client;
+pub mod synflood;
 pub mod sys;
 pub mod wrk;
 

@@ -11,7 +11,7 @@ use xdptcp_bench::nic::NicPlan;
 use xdptcp_bench::pairing::Pairing;
 use xdptcp_bench::report::ScenarioResult;
 use xdptcp_bench::scenario::{self, Opts, Scenario};
-use xdptcp_bench::{ceiling, sys};
+use xdptcp_bench::{ceiling, synflood, sys};
 
 /// Benchmarks side by side with the Linux kernel over a veth pair between two namespaces.
 #[derive(Parser, Debug)]
@@ -85,6 +85,12 @@ struct Cli {
     /// --duration.
     #[arg(long, default_value_t = 1.0)]
     ceiling_secs: f64,
+    /// synflood: legitimate connection attempts per second (open loop).
+    #[arg(long, default_value_t = 1000.0)]
+    legit_rate: f64,
+    /// synflood: flood frames per second at most (default: as fast as the generator goes).
+    #[arg(long)]
+    flood_rate: Option<f64>,
     /// Folder under which results/<date-time>/ is created.
     #[arg(long, default_value = "results")]
     out: PathBuf,
@@ -115,7 +121,19 @@ fn run() -> Result<()> {
     if !(cli.ceiling_secs > 0.0 && cli.ceiling_secs <= 3600.0) {
         bail!("--ceiling-secs must be in (0, 3600] s");
     }
-    let (scenarios, want_ceiling, http) = xdptcp_bench::http::parse_selection(&cli.scenarios)?;
+    // `synflood` is its own section (its own veth pair and servers); it brings the ceiling
+    // along: its XDP target compares with the ceiling's rx 64 B rate of the same run.
+    let (rest, want_flood) = synflood::take_selection(&cli.scenarios);
+    let (scenarios, want_ceiling, http) = if rest.is_empty() && want_flood {
+        (Vec::new(), true, Vec::new())
+    } else {
+        let (s, c, h) = xdptcp_bench::http::parse_selection(&rest)?;
+        (s, c || want_flood, h)
+    };
+    if !(cli.legit_rate > 0.0 && cli.legit_rate <= 1e6) || cli.flood_rate.is_some_and(|r| r <= 0.0)
+    {
+        bail!("--legit-rate must be in (0, 1e6] and --flood-rate > 0");
+    }
     if !http.is_empty() {
         if let Some(m) = xdptcp_bench::http::tools_missing() {
             bail!("{m}");
@@ -162,6 +180,13 @@ fn run() -> Result<()> {
     if want_ceiling && nic.is_some() {
         eprintln!("note: the ceiling runs on its own veth pair, not on the NIC ports");
     }
+    let flood = want_flood.then(|| {
+        synflood::run(&synflood::FloodOpts {
+            duration: opts.duration,
+            legit_rate: cli.legit_rate,
+            flood_rate: cli.flood_rate,
+        })
+    });
     let ceiling = want_ceiling.then(|| ceiling::run(ceiling_phase));
     let dir = xdptcp_bench::results_dir(&cli.out)?;
     let meta = json!({
@@ -178,7 +203,19 @@ fn run() -> Result<()> {
         "ceiling_link": "own veth pair (xdptcp_harness::VethPair, checksum offload off), \
             steering program attached, copy-mode AF_XDP on queue 0 of each end",
     });
-    let table = xdptcp_bench::write_reports(&dir, meta, &results, &cli.pairings, ceiling.as_ref())?;
+    let mut table =
+        xdptcp_bench::write_reports(&dir, meta, &results, &cli.pairings, ceiling.as_ref())?;
+    if let Some(f) = &flood {
+        let rx = ceiling
+            .as_ref()
+            .and_then(|c| c.row("rx", ceiling::SMALL))
+            .map(|r| r.mpps * 1e6);
+        let t = synflood::table(f, rx);
+        std::fs::write(dir.join("synflood.txt"), &t)?;
+        let j = serde_json::to_string_pretty(&synflood::to_json(f, rx))?;
+        std::fs::write(dir.join("synflood.json"), j)?;
+        table = format!("{table}\n{t}");
+    }
     println!("{table}");
     if !xdptcp_bench::plot::font_available() {
         eprintln!("note: no DejaVu font found; PNG plots were drawn without text");

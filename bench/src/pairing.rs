@@ -56,42 +56,62 @@ impl Pairing {
                 let s = LinuxServer::start(&env.server_ns, addr, app, workers, cores)?;
                 Ok(ServerHandle::Linux(s))
             }
-            Pairing::LinuxToStack | Pairing::StackStack => {
-                let Some(name) = app.serve_name() else {
-                    bail!("`xdptcp serve` has no app for {app:?}");
-                };
-                let Some(bin) = xdptcp_serve_binary() else {
-                    bail!("{NEEDS_SERVE}");
-                };
-                // The stack verifies TCP checksums: the Linux peer must send full ones.
-                let offload = TxChecksumOff::set(&env.client_ns, &env.client_if)?;
-                let mut args = stack_serve_args(&env.server_if, env.server_ip, port, name, workers);
-                if let (1, Some(core)) = (workers, cores.first()) {
-                    args.extend(["--core".to_string(), core.to_string()]);
-                }
-                if adaptive_idle {
-                    args.push("--adaptive-idle".into());
-                }
-                if env.zero_copy {
-                    args.push("--zero-copy".into());
-                }
-                // As the Linux server (`linux_server.rs`) sets TCP_NODELAY on accepted sockets.
-                args.push("--nodelay".into());
-                for kv in scen.stack_sets().into_iter().chain(stack_sets()) {
-                    args.extend(["--set".to_string(), kv]);
-                }
-                let child = Command::new("ip")
-                    .args(["netns", "exec", &env.server_ns])
-                    .arg(bin)
-                    .args(&args)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped()) // a few lines: read at stop
-                    .spawn()?;
-                // Readiness is checked by the caller with a probe connection.
-                Ok(ServerHandle::Process(child, offload))
-            }
+            Pairing::LinuxToStack | Pairing::StackStack => start_stack_server(
+                env,
+                app,
+                port,
+                workers,
+                cores,
+                adaptive_idle,
+                &scen.stack_sets(),
+            ),
         }
     }
+}
+
+/// `xdptcp serve` in the server namespace (the stack side of [`Pairing::start_server`]), with
+/// `extra_sets` (`KEY=VALUE`) after those of [`stack_sets`] (so they win).
+pub fn start_stack_server(
+    env: &VethNetns,
+    app: ServerApp,
+    port: u16,
+    workers: usize,
+    cores: &[usize],
+    adaptive_idle: bool,
+    extra_sets: &[String],
+) -> Result<ServerHandle> {
+    let Some(name) = app.serve_name() else {
+        bail!("`xdptcp serve` has no app for {app:?}");
+    };
+    let Some(bin) = xdptcp_serve_binary() else {
+        bail!("{NEEDS_SERVE}");
+    };
+    // The stack verifies TCP checksums: the Linux peer must send full ones.
+    let offload = TxChecksumOff::set(&env.client_ns, &env.client_if)?;
+    let mut args = stack_serve_args(&env.server_if, env.server_ip, port, name, workers);
+    if let (1, Some(core)) = (workers, cores.first()) {
+        args.extend(["--core".to_string(), core.to_string()]);
+    }
+    if adaptive_idle {
+        args.push("--adaptive-idle".into());
+    }
+    if env.zero_copy {
+        args.push("--zero-copy".into());
+    }
+    // As the Linux server (`linux_server.rs`) sets TCP_NODELAY on accepted sockets.
+    args.push("--nodelay".into());
+    for kv in stack_sets().into_iter().chain(extra_sets.iter().cloned()) {
+        args.extend(["--set".to_string(), kv]);
+    }
+    let child = Command::new("ip")
+        .args(["netns", "exec", &env.server_ns])
+        .arg(bin)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped()) // a few lines: read at stop
+        .spawn()?;
+    // Readiness is checked by the caller with a probe connection.
+    Ok(ServerHandle::Process(child, offload))
 }
 
 /// `ethtool -K IF tx off` in a namespace, undone on drop if it was on. A Linux peer on veth

@@ -160,7 +160,8 @@ fn run_inner(
 }
 
 /// Probes the server with connections from the client namespace for up to 10 s.
-fn wait_ready(ns: &str, addr: SocketAddrV4) -> Result<()> {
+/// Waits (at most 10 s) until a probe connection from `ns` to `addr` succeeds.
+pub fn wait_ready(ns: &str, addr: SocketAddrV4) -> Result<()> {
     let ns = ns.to_string();
     std::thread::spawn(move || -> Result<()> {
         sys::enter_netns(&ns)?;

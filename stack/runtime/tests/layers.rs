@@ -39,11 +39,17 @@ const BENCH: &[&[&str]] = &[
     &["error"],
     &["sys", "kinds", "nic", "memory", "wrk"],
     &["client", "netns", "memattack"],
-    &["linux_server", "ceiling", "stack_client"],
+    &[
+        "linux_server",
+        "ceiling",
+        "stack_client",
+        "flood",
+        "flood_client",
+    ],
     &["report"],
     &["plot", "pktrate", "pairing"],
     &["scenario"],
-    &["http"],
+    &["http", "synflood"],
 ];
 
 /// Crates that do I/O or touch the OS: none may be a normal dependency of xdptcp-core.
