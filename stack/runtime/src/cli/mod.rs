@@ -11,6 +11,8 @@
 //!   client: connect, send, read the echo, close; prints what came back.
 //! - `xdptcp stat [--iface IF] [--json]`: per-state connection counts, queue depths, cookies,
 //!   resets, drops and hand-offs of a running serve, per worker and in total.
+//! - `xdptcp ss [-tanlois H] [--json] [--iface IF] [FILTER]`: its sockets, as iproute2's ss
+//!   shows the kernel's ([`crate::control::ss`]).
 //!
 //! Every start-up failure prints one line `xdptcp: ...` on stderr and exits with status 1
 //! (2 for bad flags).
@@ -34,6 +36,8 @@ use crate::tcp::TcpConfig;
 use crate::time::Duration;
 use crate::worker::{IdleMode, WorkerConfig, WorkerSnapshot};
 
+mod ss;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "xdptcp",
@@ -53,6 +57,8 @@ pub enum Command {
     Connect(ConnectArgs),
     /// Statistics of a running `xdptcp serve` (like `ss -s`), per worker and in total.
     Stat(StatArgs),
+    /// The sockets of a running `xdptcp serve`, like iproute2's `ss -t`.
+    Ss(ss::SsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -474,6 +480,7 @@ pub fn main() -> i32 {
         Command::Serve(a) => serve(a),
         Command::Connect(a) => connect(a),
         Command::Stat(a) => stat_cmd(a),
+        Command::Ss(a) => ss::run(a),
     };
     match r {
         Ok(()) => 0,

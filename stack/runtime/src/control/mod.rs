@@ -10,6 +10,8 @@
 
 pub mod metrics;
 pub mod report;
+pub mod ss;
+pub mod ss_filter;
 
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -86,7 +88,16 @@ fn answer(s: UnixStream, meta: &StatMeta, handles: &[StatsHandle]) -> io::Result
     s.set_read_timeout(Some(IO_TIMEOUT))?;
     s.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut line = String::new();
-    BufReader::new((&s).take(64)).read_line(&mut line)?;
+    // Bounded: a request line (an `ss` filter) is at most 4 KiB.
+    BufReader::new((&s).take(4096)).read_line(&mut line)?;
+    if let Some(rest) = line.trim().strip_prefix("ss") {
+        let mut out = io::BufWriter::with_capacity(64 << 10, &s);
+        match ss::SsRequest::parse(rest) {
+            Ok(req) => ss::answer(&mut out, &req, handles)?,
+            Err(e) => writeln!(out, "{}{e}", ss::ERROR_PREFIX)?,
+        }
+        return out.flush();
+    }
     let snaps: Vec<WorkerSnapshot> = handles.iter().map(StatsHandle::get).collect();
     let report = if line.trim() == "json" {
         report_json(meta, &snaps)
@@ -140,6 +151,38 @@ pub fn query(ifname: &str, json: bool) -> Result<String, QueryError> {
     // Reports are a few KiB; 1 MiB bounds a misbehaving server.
     s.take(1 << 20).read_to_string(&mut out).map_err(io)?;
     Ok(out)
+}
+
+/// Sends `request` (one line) to the serve of `ifname` and copies the answer to `out` as it
+/// arrives (an `ss` listing streams: bounded memory whatever its length). A line starting
+/// with [`ss::ERROR_PREFIX`] is the server refusing the request.
+pub fn query_stream(ifname: &str, request: &str, out: &mut impl Write) -> Result<(), QueryError> {
+    let path = socket_path(ifname);
+    let mut s = UnixStream::connect(&path).map_err(|e| {
+        if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) {
+            QueryError::NotRunning {
+                ifname: ifname.to_string(),
+                path: path.clone(),
+            }
+        } else {
+            QueryError::Io {
+                path: path.clone(),
+                source: e,
+            }
+        }
+    })?;
+    let io = |source: io::Error| QueryError::Io {
+        path: path.clone(),
+        source,
+    };
+    // Per read, not in total: a listing of a million rows takes seconds.
+    s.set_read_timeout(Some(StdDuration::from_secs(5)))
+        .map_err(io)?;
+    s.set_write_timeout(Some(StdDuration::from_secs(5)))
+        .map_err(io)?;
+    s.write_all(format!("{request}\n").as_bytes()).map_err(io)?;
+    io::copy(&mut s, out).map_err(io)?;
+    Ok(())
 }
 
 /// The interfaces with a stat socket now.

@@ -27,6 +27,9 @@ use crate::tcp::endpoint::{EndpointStats, StateCounts};
 use crate::tcp::ListenerStats;
 use crate::time::{Duration, Instant};
 
+pub mod ss;
+use ss::{SsJob, SsMailbox};
+
 /// What the loop does when an iteration found no work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdleMode {
@@ -137,14 +140,26 @@ impl WorkerSnapshot {
     }
 }
 
-/// The control thread's read side of a worker's snapshots.
+/// The control thread's read side of a worker's snapshots, and its mailboxes for requests
+/// the worker serves a little per iteration (`xdptcp ss`).
 #[derive(Debug, Clone, Default)]
-pub struct StatsHandle(Arc<Mutex<WorkerSnapshot>>);
+pub struct StatsHandle(Arc<Mutex<WorkerSnapshot>>, Arc<Mailboxes>);
+
+/// Requests from the control thread to one worker.
+#[derive(Debug, Default)]
+pub struct Mailboxes {
+    pub ss: SsMailbox,
+}
 
 impl StatsHandle {
     /// The latest published snapshot.
     pub fn get(&self) -> WorkerSnapshot {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The worker's request mailboxes.
+    pub fn mailboxes(&self) -> &Mailboxes {
+        &self.1
     }
 }
 
@@ -160,6 +175,8 @@ pub struct Worker<D: Device, L: Link> {
     next_snapshot: Instant,
     /// With XDP cookies: the stack's shared secrets and when they change next.
     cookies: Option<(SharedCookieSecrets, Instant)>,
+    /// An `xdptcp ss` listing in progress.
+    ss: Option<SsJob>,
 }
 
 impl<D: Device, L: Link> Worker<D, L> {
@@ -174,6 +191,7 @@ impl<D: Device, L: Link> Worker<D, L> {
             pinned: false,
             next_snapshot: Instant::ZERO,
             cookies: None,
+            ss: None,
         }
     }
 
@@ -271,11 +289,27 @@ impl<D: Device, L: Link> Worker<D, L> {
             s.idle_iterations += 1;
             s.idle_ns += elapsed;
         }
+        if self.ss.is_some() || self.published.1.ss.pending() {
+            self.ss_step(now);
+        }
         if now >= self.next_snapshot {
             self.publish(now);
             self.next_snapshot = now + self.cfg.snapshot_interval;
         }
         out.busy()
+    }
+
+    /// One slice of an `xdptcp ss` listing (bounded: [`ss::SS_SLICE`] rows).
+    #[cold]
+    fn ss_step(&mut self, now: Instant) {
+        if self.ss.is_none() {
+            self.ss = SsJob::take(&self.published.1.ss);
+        }
+        if let Some(job) = &mut self.ss {
+            if !job.step(self.index, self.iface.endpoint(), now) {
+                self.ss = None;
+            }
+        }
     }
 
     fn idle(&mut self, now: Instant, streak: u32) {

@@ -890,6 +890,42 @@ impl Endpoint {
         c
     }
 
+    /// Connections from slab index `cursor` on, at most `max` of them (and at most
+    /// `4 * max + 64` slots looked at, so a sparse slab bounds the work too): the listing of
+    /// `xdptcp ss`, taken a slice per worker iteration. Returns the index to continue from,
+    /// `None` at the end. A connection that stays open is seen exactly once per walk; one
+    /// opened or closed during the walk may or may not be (as Linux's `ss`).
+    pub fn infos_from(
+        &self,
+        cursor: usize,
+        max: usize,
+        mut f: impl FnMut(ConnInfo),
+    ) -> Option<usize> {
+        let (mut i, mut taken) = (cursor, 0);
+        let len = self.gens.len();
+        let end = cursor.saturating_add(4 * max + 64);
+        while i < len && taken < max && i < end {
+            if let Some(s) = self.conns.get(i) {
+                f(ConnInfo::of(&s.conn, s.counters));
+                taken += 1;
+            }
+            i += 1;
+        }
+        (i < len).then_some(i)
+    }
+
+    /// TIME-WAIT records from `cursor` on (as [`Endpoint::infos_from`]): each as (4-tuple,
+    /// time left of its 2*MSL).
+    pub fn time_wait_from(
+        &self,
+        now: Instant,
+        cursor: usize,
+        max: usize,
+        f: impl FnMut(FourTuple, Duration),
+    ) -> Option<usize> {
+        self.tw.each_from(now, cursor, max, f)
+    }
+
     // ---- internals ----
 
     fn slot(&self, id: ConnId) -> Option<&Slot> {
