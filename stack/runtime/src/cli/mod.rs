@@ -13,6 +13,8 @@
 //!   resets, drops and hand-offs of a running serve, per worker and in total.
 //! - `xdptcp ss [-tanlois H] [--json] [--iface IF] [FILTER]`: its sockets, as iproute2's ss
 //!   shows the kernel's ([`crate::control::ss`]).
+//! - `xdptcp capture [--iface IF] -w FILE [-c COUNT] [FILTER]`: its frames in and out as
+//!   pcapng ([`crate::control::capture`]).
 //!
 //! Every start-up failure prints one line `xdptcp: ...` on stderr and exits with status 1
 //! (2 for bad flags).
@@ -36,6 +38,7 @@ use crate::tcp::TcpConfig;
 use crate::time::Duration;
 use crate::worker::{IdleMode, WorkerConfig, WorkerSnapshot};
 
+mod capture;
 mod ss;
 
 #[derive(Debug, Parser)]
@@ -59,6 +62,9 @@ pub enum Command {
     Stat(StatArgs),
     /// The sockets of a running `xdptcp serve`, like iproute2's `ss -t`.
     Ss(ss::SsArgs),
+    /// Write what a running `xdptcp serve` receives and sends to a pcapng file, like
+    /// `tcpdump -w`.
+    Capture(capture::CaptureArgs),
 }
 
 #[derive(Debug, Args)]
@@ -481,6 +487,7 @@ pub fn main() -> i32 {
         Command::Connect(a) => connect(a),
         Command::Stat(a) => stat_cmd(a),
         Command::Ss(a) => ss::run(a),
+        Command::Capture(a) => capture::run(a),
     };
     match r {
         Ok(()) => 0,

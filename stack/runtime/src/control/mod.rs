@@ -8,6 +8,7 @@
 //! built from the workers' published snapshots (at most ~100 ms old), so asking costs the
 //! workers nothing. Each client is served with 1 s I/O timeouts, one at a time: bounded.
 
+pub mod capture;
 pub mod metrics;
 pub mod report;
 pub mod ss;
@@ -90,6 +91,13 @@ fn answer(s: UnixStream, meta: &StatMeta, handles: &[StatsHandle]) -> io::Result
     let mut line = String::new();
     // Bounded: a request line (an `ss` filter) is at most 4 KiB.
     BufReader::new((&s).take(4096)).read_line(&mut line)?;
+    if let Some(rest) = line.trim().strip_prefix("capture") {
+        match capture::CaptureRequest::parse(rest) {
+            Ok(req) => capture::serve(s, req, &meta.ifname, handles),
+            Err(e) => writeln!(&s, "{}{e}", ss::ERROR_PREFIX)?,
+        }
+        return Ok(());
+    }
     if let Some(rest) = line.trim().strip_prefix("ss") {
         let mut out = io::BufWriter::with_capacity(64 << 10, &s);
         match ss::SsRequest::parse(rest) {
@@ -157,6 +165,18 @@ pub fn query(ifname: &str, json: bool) -> Result<String, QueryError> {
 /// arrives (an `ss` listing streams: bounded memory whatever its length). A line starting
 /// with [`ss::ERROR_PREFIX`] is the server refusing the request.
 pub fn query_stream(ifname: &str, request: &str, out: &mut impl Write) -> Result<(), QueryError> {
+    let (mut s, path) = request_stream(ifname, request, Some(StdDuration::from_secs(5)))?;
+    io::copy(&mut s, out).map_err(|source| QueryError::Io { path, source })?;
+    Ok(())
+}
+
+/// Connects to the serve of `ifname`, sends `request`; the stream to read the answer from
+/// (with `read_timeout` per read).
+pub fn request_stream(
+    ifname: &str,
+    request: &str,
+    read_timeout: Option<StdDuration>,
+) -> Result<(UnixStream, PathBuf), QueryError> {
     let path = socket_path(ifname);
     let mut s = UnixStream::connect(&path).map_err(|e| {
         if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) {
@@ -176,13 +196,11 @@ pub fn query_stream(ifname: &str, request: &str, out: &mut impl Write) -> Result
         source,
     };
     // Per read, not in total: a listing of a million rows takes seconds.
-    s.set_read_timeout(Some(StdDuration::from_secs(5)))
-        .map_err(io)?;
+    s.set_read_timeout(read_timeout).map_err(io)?;
     s.set_write_timeout(Some(StdDuration::from_secs(5)))
         .map_err(io)?;
     s.write_all(format!("{request}\n").as_bytes()).map_err(io)?;
-    io::copy(&mut s, out).map_err(io)?;
-    Ok(())
+    Ok((s, path))
 }
 
 /// The interfaces with a stat socket now.

@@ -32,6 +32,7 @@
 //! a hand-off mesh the segment is handled here.
 
 mod link;
+pub mod tap;
 
 pub use link::{Link, StaticLink};
 
@@ -48,6 +49,7 @@ use crate::tcp::endpoint::{Endpoint, EndpointEvent};
 use crate::tcp::tuple::FourTuple;
 use crate::time::Instant;
 use crate::wire::{self, EtherType, EthernetAddress, EthernetRepr, TcpRepr};
+use tap::{Dir, Tap};
 
 /// Bound on `InterfaceConfig::extra_addrs` (checked linearly per received frame).
 pub const MAX_EXTRA_ADDRS: usize = 32;
@@ -192,6 +194,8 @@ pub struct Interface<D: Device, L: Link> {
     neigh_due: Option<Instant>,
     shard: Option<Shard>,
     stats: IfaceStats,
+    /// `xdptcp capture` / `trace`: frames in and out are copied here (tap.rs).
+    tap: Option<Tap>,
 }
 
 /// This interface's place among N workers.
@@ -223,7 +227,17 @@ impl<D: Device, L: Link> Interface<D, L> {
             neigh_due: None,
             shard: None,
             stats: IfaceStats::default(),
+            tap: None,
         }
+    }
+
+    /// Sets or removes the capture tap.
+    pub fn set_tap(&mut self, tap: Option<Tap>) {
+        self.tap = tap;
+    }
+
+    pub fn tap(&self) -> Option<&Tap> {
+        self.tap.as_ref()
     }
 
     /// Makes this interface worker `index` of `owner.workers()` (see the module docs).
@@ -316,6 +330,7 @@ impl<D: Device, L: Link> Interface<D, L> {
             routes,
             shard,
             stats,
+            tap,
             ..
         } = self;
         let mut learned = false;
@@ -334,6 +349,9 @@ impl<D: Device, L: Link> Interface<D, L> {
         }
         n += dev.recv(now, cfg.rx_budget, |frame| {
             stats.rx_frames += 1;
+            if let Some(t) = tap {
+                t.frame(now, Dir::In, frame);
+            }
             let f = match wire::parse_tcp_frame_with(frame, cfg.verify_checksums) {
                 Ok(f) => f,
                 Err(e) => {
@@ -419,6 +437,7 @@ impl<D: Device, L: Link> Interface<D, L> {
             routes,
             stats,
             neigh_due,
+            tap,
             ..
         } = self;
         let mut sent = 0;
@@ -433,7 +452,7 @@ impl<D: Device, L: Link> Interface<D, L> {
                 return;
             }
             if let Lookup::Found(mac) = neigh.lookup(now, hop) {
-                sent += emit(dev, stats, cfg, mac, src, dst, seg);
+                sent += emit(dev, stats, cfg, (mac, now, tap), src, dst, seg);
                 return;
             }
             // Unresolved: emit into a held heap frame (slow path, bounded by the cache).
@@ -442,7 +461,7 @@ impl<D: Device, L: Link> Interface<D, L> {
             wire::emit_tcp_frame(&mut frame, &eth, src, dst, cfg.ttl, seg);
             *neigh_due = Some(now);
             match neigh.send_or_queue(now, hop, frame) {
-                Queued::Send(mac, frame) => sent += send_held(dev, stats, mac, &frame),
+                Queued::Send(mac, frame) => sent += send_held(dev, stats, (mac, now, tap), &frame),
                 Queued::Held => stats.tx_held += 1,
                 Queued::HeldDroppedOldest(_) => {
                     stats.tx_held += 1;
@@ -457,7 +476,7 @@ impl<D: Device, L: Link> Interface<D, L> {
                 match ev {
                     NeighEvent::Transmit { mac, frame, .. } => {
                         stats.tx_released += 1;
-                        sent += send_held(dev, stats, mac, &frame);
+                        sent += send_held(dev, stats, (mac, now, tap), &frame);
                     }
                     NeighEvent::Failed { .. } => stats.tx_neigh_dropped += 1,
                 }
@@ -521,7 +540,7 @@ fn emit<D: Device>(
     dev: &mut D,
     stats: &mut IfaceStats,
     cfg: &InterfaceConfig,
-    mac: Mac,
+    (mac, now, tap): (Mac, Instant, &Option<Tap>),
     src: Ipv4Addr,
     dst: Ipv4Addr,
     seg: &TcpRepr<'_>,
@@ -530,15 +549,26 @@ fn emit<D: Device>(
     let len = wire::tcp_frame_len(seg);
     let r = dev.transmit(len, |buf| {
         wire::emit_tcp_frame(buf, &eth, src, dst, cfg.ttl, seg);
+        if let Some(t) = tap {
+            t.frame(now, Dir::Out, &buf[..len]);
+        }
     });
     count_tx(stats, r)
 }
 
 /// Sends a held frame (emitted earlier with a placeholder destination MAC).
-fn send_held<D: Device>(dev: &mut D, stats: &mut IfaceStats, mac: Mac, frame: &[u8]) -> usize {
+fn send_held<D: Device>(
+    dev: &mut D,
+    stats: &mut IfaceStats,
+    (mac, now, tap): (Mac, Instant, &Option<Tap>),
+    frame: &[u8],
+) -> usize {
     let r = dev.transmit(frame.len(), |buf| {
         buf[..frame.len()].copy_from_slice(frame);
         buf[..6].copy_from_slice(&mac);
+        if let Some(t) = tap {
+            t.frame(now, Dir::Out, &buf[..frame.len()]);
+        }
     });
     count_tx(stats, r)
 }

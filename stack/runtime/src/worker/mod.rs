@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::app::App;
 use crate::cookies::SharedCookieSecrets;
+use crate::iface::tap::Tap;
 use crate::iface::{IfaceStats, Interface, Link};
 use crate::neigh::NeighStats;
 use crate::phy::{Device, DeviceStats};
@@ -149,6 +150,9 @@ pub struct StatsHandle(Arc<Mutex<WorkerSnapshot>>, Arc<Mailboxes>);
 #[derive(Debug, Default)]
 pub struct Mailboxes {
     pub ss: SsMailbox,
+    /// A capture tap to install (looked at with each snapshot, so within
+    /// `snapshot_interval`; a closed tap is removed at the same time).
+    pub tap: Mutex<Option<Tap>>,
 }
 
 impl StatsHandle {
@@ -293,10 +297,27 @@ impl<D: Device, L: Link> Worker<D, L> {
             self.ss_step(now);
         }
         if now >= self.next_snapshot {
+            self.update_tap();
             self.publish(now);
             self.next_snapshot = now + self.cfg.snapshot_interval;
         }
         out.busy()
+    }
+
+    /// Installs a tap left in the mailbox; removes a tap its reader closed.
+    fn update_tap(&mut self) {
+        let new = self
+            .published
+            .1
+            .tap
+            .try_lock()
+            .ok()
+            .and_then(|mut t| t.take());
+        if new.is_some() {
+            self.iface.set_tap(new);
+        } else if self.iface.tap().is_some_and(Tap::closed) {
+            self.iface.set_tap(None);
+        }
     }
 
     /// One slice of an `xdptcp ss` listing (bounded: [`ss::SS_SLICE`] rows).
