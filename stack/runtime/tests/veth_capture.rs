@@ -7,6 +7,11 @@
 //!   inbound ones (EPB flags) are the peer's frames to port 7 and the outbound ones its
 //!   frames from port 7; `tcpdump -r` reads both files.
 //!
+//! - `xdptcp trace -c 1 port 80 --svg F` around `curl -H 'Connection: close'`: the ladder
+//!   shows SYN, SYN-ACK, ACK, the request, the response, the stack's FIN, the peer's FIN and
+//!   the last ACK in order, with the stack's states LISTEN -> SYN-RECEIVED -> ESTABLISHED ->
+//!   FIN-WAIT-1 -> (FIN-WAIT-2 ->) TIME-WAIT; the SVG has an arrow per segment.
+//!
 //! Each test builds its own namespaces (removed on drop, also on panic); every process it
 //! starts is stopped by PID (SIGINT/SIGTERM, then SIGKILL) and reaped. Loops are bounded.
 
@@ -33,12 +38,13 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning");
+    /// Spawns `cmd` with stderr read line by line (stdout: null unless the caller set it).
+    fn spawn(cmd: Command) -> Proc {
+        Self::spawn_keep_stdout(cmd.stdout_null())
+    }
+
+    fn spawn_keep_stdout(mut cmd: Command) -> Proc {
+        let mut child = cmd.stderr(Stdio::piped()).spawn().expect("spawning");
         let (tx, lines) = mpsc::channel();
         let err = child.stderr.take().expect("stderr");
         std::thread::spawn(move || {
@@ -86,6 +92,17 @@ impl Proc {
     }
 }
 
+trait StdoutNull {
+    fn stdout_null(self) -> Command;
+}
+
+impl StdoutNull for Command {
+    fn stdout_null(mut self) -> Command {
+        self.stdout(Stdio::null());
+        self
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
@@ -98,7 +115,8 @@ fn serve(pair: &VethPair) -> Proc {
     let mut c = Command::new("ip");
     c.args(["netns", "exec", &pair.stack_ns, BIN, "serve"])
         .args(["--iface", &pair.stack_if, "--addr", "198.18.0.1"])
-        .args(["--listen", "7=echo", "--duration", "120", "--adaptive-idle"]);
+        .args(["--listen", "7=echo", "--listen", "80=http"])
+        .args(["--duration", "120", "--adaptive-idle"]);
     // Its start-up line goes to stdout; wait for the stat socket instead.
     let p = Proc::spawn(c);
     let sock = PathBuf::from(format!("/run/xdptcp/{}.sock", pair.stack_if));
@@ -250,4 +268,91 @@ fn the_capture_matches_a_tcpdump_on_the_peer() {
     assert_eq!(sum.outbound as usize, peer_from_us.len());
     assert_eq!(sum.dropped, 0);
     eprintln!("{sum:?}");
+}
+
+#[test]
+fn trace_draws_the_ladder_of_a_curl_request() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
+    let svg = temp(&pair, "trace.svg");
+    let _files = Files(vec![svg.clone()]);
+    let _serve = serve(&pair);
+    let mut c = Command::new("ip");
+    c.args([
+        "netns",
+        "exec",
+        &pair.stack_ns,
+        BIN,
+        "trace",
+        "--iface",
+        &pair.stack_if,
+    ])
+    .args(["-c", "1", "--svg"])
+    .arg(&svg)
+    .args(["tcp", "port", "80"])
+    .stdout(Stdio::piped());
+    let mut tr = Proc::spawn_keep_stdout(c);
+    tr.wait_for("xdptcp: tracing on");
+    let curl = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &pair.peer_ns,
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+        ])
+        .args(["-H", "Connection: close", "http://198.18.0.1/"])
+        .output()
+        .expect("running curl");
+    assert!(curl.status.success(), "{curl:?}");
+    assert!(tr.wait(), "trace -c 1 ends by itself");
+    let mut text = String::new();
+    std::io::Read::read_to_string(tr.child.stdout.as_mut().unwrap(), &mut text).unwrap();
+    eprintln!("{text}");
+    let steps: Vec<&str> = text.lines().filter(|l| l.contains('|')).skip(1).collect();
+    // (direction, flags) in order.
+    let seen: Vec<(bool, String)> = steps
+        .iter()
+        .map(|l| {
+            let inbound = l.contains("->|") || l.contains(">|");
+            let flags = l
+                .split('[')
+                .nth(2)
+                .and_then(|f| f.split(']').next())
+                .unwrap_or("");
+            (inbound && !l.contains("|<"), flags.to_string())
+        })
+        .collect();
+    let want_prefix = [(true, "S"), (false, "S."), (true, ".")];
+    for (i, (d, f)) in want_prefix.iter().enumerate() {
+        assert_eq!((seen[i].0, seen[i].1.as_str()), (*d, *f), "{text}");
+    }
+    let pos = |pred: &dyn Fn(&(usize, &&str)) -> bool| {
+        steps
+            .iter()
+            .enumerate()
+            .position(|x| pred(&x))
+            .unwrap_or_else(|| panic!("{text}"))
+    };
+    let request = pos(&|(_, l)| !l.contains("|<") && !l.contains("len 0"));
+    let response = pos(&|(_, l)| l.contains("|<") && !l.contains("len 0"));
+    let our_fin = pos(&|(_, l)| l.contains("|<") && l.contains("[F"));
+    let their_fin = pos(&|(_, l)| !l.contains("|<") && l.contains("[F"));
+    // The stack may send its FIN with the response (one segment).
+    assert!(
+        2 < request && request < response && response <= our_fin,
+        "{text}"
+    );
+    assert!(our_fin < their_fin, "{text}");
+    let changes: Vec<&str> = steps.iter().filter_map(|l| l.split("|  ").nth(1)).collect();
+    assert_eq!(changes[0], "LISTEN -> SYN-RECEIVED", "{text}");
+    assert_eq!(changes[1], "SYN-RECEIVED -> ESTABLISHED", "{text}");
+    assert_eq!(changes[2], "ESTABLISHED -> FIN-WAIT-1", "{text}");
+    assert!(changes.last().unwrap().ends_with("-> TIME-WAIT"), "{text}");
+    assert!(text.contains("] end (TIME-WAIT)"), "{text}");
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg"));
+    assert_eq!(picture.matches("marker-end").count(), steps.len());
 }

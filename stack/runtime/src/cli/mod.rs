@@ -15,6 +15,8 @@
 //!   shows the kernel's ([`crate::control::ss`]).
 //! - `xdptcp capture [--iface IF] -w FILE [-c COUNT] [FILTER]`: its frames in and out as
 //!   pcapng ([`crate::control::capture`]).
+//! - `xdptcp trace [--iface IF] [-n MAX] [-c COUNT] [--svg FILE] [FILTER]`: its live
+//!   connections as ladder diagrams ([`crate::control::trace`]).
 //!
 //! Every start-up failure prints one line `xdptcp: ...` on stderr and exits with status 1
 //! (2 for bad flags).
@@ -40,6 +42,7 @@ use crate::worker::{IdleMode, WorkerConfig, WorkerSnapshot};
 
 mod capture;
 mod ss;
+mod trace;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -65,6 +68,8 @@ pub enum Command {
     /// Write what a running `xdptcp serve` receives and sends to a pcapng file, like
     /// `tcpdump -w`.
     Capture(capture::CaptureArgs),
+    /// Follow live connections of a running `xdptcp serve` as ladder diagrams.
+    Trace(trace::TraceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -488,6 +493,7 @@ pub fn main() -> i32 {
         Command::Stat(a) => stat_cmd(a),
         Command::Ss(a) => ss::run(a),
         Command::Capture(a) => capture::run(a),
+        Command::Trace(a) => trace::run(a),
     };
     match r {
         Ok(()) => 0,

@@ -297,7 +297,19 @@ pub fn receive(
     out: &mut impl Write,
     started: impl FnOnce(),
 ) -> Result<CaptureSummary, CaptureError> {
+    receive_with(src, out, started, |_, _, _| true)
+}
+
+/// [`receive`], handing each frame to `frame(timestamp, direction, bytes)` too; it returns
+/// false to stop reading.
+pub fn receive_with(
+    src: &mut impl Read,
+    out: &mut impl Write,
+    started: impl FnOnce(),
+    mut frame: impl FnMut(StdDuration, Dir, &[u8]) -> bool,
+) -> Result<CaptureSummary, CaptureError> {
     let mut started = Some(started);
+    let mut more = true;
     let mut sum = CaptureSummary::default();
     let mut block = Vec::with_capacity(64 << 10);
     let mut parser: Option<PcapNgParser> = None;
@@ -348,13 +360,22 @@ pub fn receive(
         match parsed {
             Some(Block::EnhancedPacket(e)) => {
                 sum.frames += 1;
-                match e.options.iter().find_map(|o| match o {
+                let dir = match e.options.iter().find_map(|o| match o {
                     EnhancedPacketOption::Flags(f) => Some(f & 3),
                     _ => None,
                 }) {
-                    Some(1) => sum.inbound += 1,
-                    Some(2) => sum.outbound += 1,
-                    _ => {}
+                    Some(1) => {
+                        sum.inbound += 1;
+                        Some(Dir::In)
+                    }
+                    Some(2) => {
+                        sum.outbound += 1;
+                        Some(Dir::Out)
+                    }
+                    _ => None,
+                };
+                if let Some(d) = dir {
+                    more = frame(e.timestamp, d, &e.data);
                 }
             }
             Some(Block::InterfaceStatistics(s)) => {
@@ -369,6 +390,9 @@ pub fn receive(
         // One write per whole block: a capture cut short ends on a block boundary.
         out.write_all(&block)?;
         out.flush()?;
+        if !more {
+            return Ok(sum);
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod report;
 pub mod ss;
 pub mod ss_filter;
+pub mod trace;
 
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::fs::PermissionsExt;
