@@ -37,6 +37,8 @@ const ECHO_CHUNK: u64 = 16 * 1024;
 /// it is not gone within 10 s; always reaped. By PID.
 struct Serve {
     child: Child,
+    /// Its stdout lines (kept so its last lines have a reader).
+    _lines: mpsc::Receiver<String>,
 }
 
 impl Drop for Serve {
@@ -74,12 +76,11 @@ fn serve(pair: &VethPair) -> Serve {
             }
         }
     });
-    let s = Serve { child };
     let first = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("start-up line");
     assert!(first.starts_with("xdptcp: serving on "), "{first}");
-    s
+    Serve { child, _lines: rx }
 }
 
 /// `xdptcp ss ARGS` in the stack namespace: stdout (status checked).

@@ -175,7 +175,11 @@ fn run(
             .iter()
             .map(|h| {
                 let (tap, shared) = Tap::new(req.filter.clone(), req.snaplen as usize, TAP_QUEUE);
-                *h.mailboxes().tap.lock().unwrap_or_else(|e| e.into_inner()) = Some(tap);
+                h.mailboxes()
+                    .taps
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(tap);
                 shared
             })
             .collect(),
@@ -184,11 +188,11 @@ fn run(
     // from then on every frame is captured. Bounded: 2 s (a stopping worker never does).
     for _ in 0..200 {
         let waiting = handles.iter().any(|h| {
-            h.mailboxes()
-                .tap
+            !h.mailboxes()
+                .taps
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .is_some()
+                .is_empty()
         });
         if !waiting {
             break;

@@ -194,8 +194,8 @@ pub struct Interface<D: Device, L: Link> {
     neigh_due: Option<Instant>,
     shard: Option<Shard>,
     stats: IfaceStats,
-    /// `xdptcp capture` / `trace`: frames in and out are copied here (tap.rs).
-    tap: Option<Tap>,
+    /// `xdptcp capture` / `trace`: frames in and out are copied to these (tap.rs).
+    taps: Vec<Tap>,
 }
 
 /// This interface's place among N workers.
@@ -227,17 +227,22 @@ impl<D: Device, L: Link> Interface<D, L> {
             neigh_due: None,
             shard: None,
             stats: IfaceStats::default(),
-            tap: None,
+            taps: Vec::new(),
         }
     }
 
-    /// Sets or removes the capture tap.
-    pub fn set_tap(&mut self, tap: Option<Tap>) {
-        self.tap = tap;
+    /// Adds a capture tap (bounded by the caller: `control::capture::MAX_CAPTURES`).
+    pub fn add_tap(&mut self, tap: Tap) {
+        self.taps.push(tap);
     }
 
-    pub fn tap(&self) -> Option<&Tap> {
-        self.tap.as_ref()
+    /// Removes the taps their readers closed.
+    pub fn remove_closed_taps(&mut self) {
+        self.taps.retain(|t| !t.closed());
+    }
+
+    pub fn taps(&self) -> &[Tap] {
+        &self.taps
     }
 
     /// Makes this interface worker `index` of `owner.workers()` (see the module docs).
@@ -330,7 +335,7 @@ impl<D: Device, L: Link> Interface<D, L> {
             routes,
             shard,
             stats,
-            tap,
+            taps,
             ..
         } = self;
         let mut learned = false;
@@ -349,8 +354,8 @@ impl<D: Device, L: Link> Interface<D, L> {
         }
         n += dev.recv(now, cfg.rx_budget, |frame| {
             stats.rx_frames += 1;
-            if let Some(t) = tap {
-                t.frame(now, Dir::In, frame);
+            if !taps.is_empty() {
+                tap::each(taps, now, Dir::In, frame);
             }
             let f = match wire::parse_tcp_frame_with(frame, cfg.verify_checksums) {
                 Ok(f) => f,
@@ -437,7 +442,7 @@ impl<D: Device, L: Link> Interface<D, L> {
             routes,
             stats,
             neigh_due,
-            tap,
+            taps,
             ..
         } = self;
         let mut sent = 0;
@@ -452,7 +457,7 @@ impl<D: Device, L: Link> Interface<D, L> {
                 return;
             }
             if let Lookup::Found(mac) = neigh.lookup(now, hop) {
-                sent += emit(dev, stats, cfg, (mac, now, tap), src, dst, seg);
+                sent += emit(dev, stats, cfg, (mac, now, taps), src, dst, seg);
                 return;
             }
             // Unresolved: emit into a held heap frame (slow path, bounded by the cache).
@@ -461,7 +466,7 @@ impl<D: Device, L: Link> Interface<D, L> {
             wire::emit_tcp_frame(&mut frame, &eth, src, dst, cfg.ttl, seg);
             *neigh_due = Some(now);
             match neigh.send_or_queue(now, hop, frame) {
-                Queued::Send(mac, frame) => sent += send_held(dev, stats, (mac, now, tap), &frame),
+                Queued::Send(mac, frame) => sent += send_held(dev, stats, (mac, now, taps), &frame),
                 Queued::Held => stats.tx_held += 1,
                 Queued::HeldDroppedOldest(_) => {
                     stats.tx_held += 1;
@@ -476,7 +481,7 @@ impl<D: Device, L: Link> Interface<D, L> {
                 match ev {
                     NeighEvent::Transmit { mac, frame, .. } => {
                         stats.tx_released += 1;
-                        sent += send_held(dev, stats, (mac, now, tap), &frame);
+                        sent += send_held(dev, stats, (mac, now, taps), &frame);
                     }
                     NeighEvent::Failed { .. } => stats.tx_neigh_dropped += 1,
                 }
@@ -540,7 +545,7 @@ fn emit<D: Device>(
     dev: &mut D,
     stats: &mut IfaceStats,
     cfg: &InterfaceConfig,
-    (mac, now, tap): (Mac, Instant, &Option<Tap>),
+    (mac, now, taps): (Mac, Instant, &[Tap]),
     src: Ipv4Addr,
     dst: Ipv4Addr,
     seg: &TcpRepr<'_>,
@@ -549,8 +554,8 @@ fn emit<D: Device>(
     let len = wire::tcp_frame_len(seg);
     let r = dev.transmit(len, |buf| {
         wire::emit_tcp_frame(buf, &eth, src, dst, cfg.ttl, seg);
-        if let Some(t) = tap {
-            t.frame(now, Dir::Out, &buf[..len]);
+        if !taps.is_empty() {
+            tap::each(taps, now, Dir::Out, &buf[..len]);
         }
     });
     count_tx(stats, r)
@@ -560,14 +565,14 @@ fn emit<D: Device>(
 fn send_held<D: Device>(
     dev: &mut D,
     stats: &mut IfaceStats,
-    (mac, now, tap): (Mac, Instant, &Option<Tap>),
+    (mac, now, taps): (Mac, Instant, &[Tap]),
     frame: &[u8],
 ) -> usize {
     let r = dev.transmit(frame.len(), |buf| {
         buf[..frame.len()].copy_from_slice(frame);
         buf[..6].copy_from_slice(&mac);
-        if let Some(t) = tap {
-            t.frame(now, Dir::Out, &buf[..frame.len()]);
+        if !taps.is_empty() {
+            tap::each(taps, now, Dir::Out, &buf[..frame.len()]);
         }
     });
     count_tx(stats, r)

@@ -1,7 +1,8 @@
 //! The capture tap of an interface (`xdptcp capture`, `xdptcp trace`): when set, every frame
 //! the device received and every frame the interface handed to the device is matched
 //! against a [`PktFilter`] and copied (up to the snap length) into a bounded queue for a
-//! reader on another thread. When no tap is set the cost is one branch per frame. When the
+//! reader on another thread (each capture or trace running has its own tap). When no tap is
+//! set the cost is one branch per frame. When the
 //! reader falls behind the frame is dropped and counted, the worker never waits.
 
 use std::net::Ipv4Addr;
@@ -75,7 +76,6 @@ impl Tap {
     }
 
     /// A frame in or out.
-    #[inline(never)]
     pub fn frame(&self, at: Instant, dir: Dir, frame: &[u8]) {
         if !self.filter.matches(frame) {
             return;
@@ -90,6 +90,16 @@ impl Tap {
         if self.shared.queue.push(f).is_err() {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Hands a frame to every tap (out of line: the caller's check for "no taps" is the only
+/// cost when none is set).
+#[cold]
+#[inline(never)]
+pub fn each(taps: &[Tap], at: Instant, dir: Dir, frame: &[u8]) {
+    for t in taps {
+        t.frame(at, dir, frame);
     }
 }
 

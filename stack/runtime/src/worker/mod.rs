@@ -150,9 +150,9 @@ pub struct StatsHandle(Arc<Mutex<WorkerSnapshot>>, Arc<Mailboxes>);
 #[derive(Debug, Default)]
 pub struct Mailboxes {
     pub ss: SsMailbox,
-    /// A capture tap to install (looked at with each snapshot, so within
-    /// `snapshot_interval`; a closed tap is removed at the same time).
-    pub tap: Mutex<Option<Tap>>,
+    /// Capture taps to install (looked at with each snapshot, so within
+    /// `snapshot_interval`; closed taps are removed at the same time).
+    pub taps: Mutex<Vec<Tap>>,
 }
 
 impl StatsHandle {
@@ -304,19 +304,15 @@ impl<D: Device, L: Link> Worker<D, L> {
         out.busy()
     }
 
-    /// Installs a tap left in the mailbox; removes a tap its reader closed.
+    /// Installs the taps left in the mailbox; removes the taps their readers closed.
     fn update_tap(&mut self) {
-        let new = self
-            .published
-            .1
-            .tap
-            .try_lock()
-            .ok()
-            .and_then(|mut t| t.take());
-        if new.is_some() {
-            self.iface.set_tap(new);
-        } else if self.iface.tap().is_some_and(Tap::closed) {
-            self.iface.set_tap(None);
+        if let Ok(mut new) = self.published.1.taps.try_lock() {
+            for t in new.drain(..) {
+                self.iface.add_tap(t);
+            }
+        }
+        if self.iface.taps().iter().any(Tap::closed) {
+            self.iface.remove_closed_taps();
         }
     }
 

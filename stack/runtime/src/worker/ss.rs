@@ -21,7 +21,7 @@ use crate::tcp::ConnInfo;
 use crate::time::{Duration, Instant};
 
 /// Rows per slice (per loop iteration).
-pub const SS_SLICE: usize = 128;
+pub const SS_SLICE: usize = 64;
 /// Slices in flight between a worker and the control thread.
 pub const SS_CHANNEL: usize = 8;
 
