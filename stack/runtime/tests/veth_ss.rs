@@ -14,7 +14,8 @@
 //!   by Linux's ss, the stack's Recv-Q and Send-Q by ours) but for at most one echo chunk
 //!   held by the echo application.
 //! - `-o state time-wait`: `timer:(timewait,..)` counting down between two listings;
-//!   `-i` shows the internals; `--json` parses and has one object per row; `-s` sums up.
+//!   `-i` shows the internals, `-i --history` each connection's last events (the serve runs
+//!   with `--history`); `--json` parses and has one object per row; `-s` sums up.
 //!
 //! Each test builds its own namespaces (removed on drop, also on panic); the serve process
 //! is killed by PID on drop. Every loop is bounded in count and time.
@@ -62,7 +63,14 @@ fn serve(pair: &VethPair) -> Serve {
         .args(["netns", "exec", &pair.stack_ns, BIN, "serve"])
         .args(["--iface", &pair.stack_if, "--addr", "198.18.0.1"])
         .args(["--listen", "7=echo", "--listen", "9=close-first"])
-        .args(["--backlog", "100", "--duration", "120", "--adaptive-idle"])
+        .args([
+            "--backlog",
+            "100",
+            "--duration",
+            "120",
+            "--adaptive-idle",
+            "--history",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -339,6 +347,20 @@ fn ss_lists_what_the_linux_client_holds() {
             assert!(info.contains(k), "{k} in {info}");
         }
     }
+    // --history: the echo connections' last events; the half-closed ones' FIN-WAIT-2.
+    let h = xss(&pair, &["-tniH", "--history", "state", "established"]);
+    for info in h.lines().skip(1).step_by(2) {
+        assert!(
+            info.contains(" history:(0ms SYN-RECEIVED,") && info.contains("ms ESTABLISHED"),
+            "{info}"
+        );
+    }
+    let fw2 = xss(&pair, &["-tniH", "--history", "state", "fin-wait-2"]);
+    assert!(
+        fw2.contains("ms FIN-WAIT-1,") && fw2.contains("ms FIN-WAIT-2)"),
+        "{fw2}"
+    );
+    eprintln!("{fw2}");
     // --json.
     let j: serde_json::Value = serde_json::from_str(&xss(&pair, &["-ta", "--json"])).unwrap();
     let arr = j.as_array().unwrap();

@@ -136,6 +136,10 @@ pub struct ServeArgs {
     /// thread; not a port the stack steers, e.g. 127.0.0.1:9100).
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<String>,
+    /// Keep each connection's last few events (64 bytes per connection slot) for
+    /// `xdptcp ss -i --history`.
+    #[arg(long)]
+    pub history: bool,
 }
 
 #[derive(Debug, Args)]
@@ -311,6 +315,9 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
     let o = options(&a.common, listens.iter().map(|l| l.0).collect(), a.workers)?;
     let metrics = bind_metrics(a.metrics.as_deref())?;
     let mut stack = open(&o)?;
+    for w in &mut stack.workers {
+        w.iface.endpoint_mut().record_history(a.history);
+    }
     let mut servers: Vec<Server> = (0..a.workers)
         .map(|_| {
             let mut server = Server::new(a.backlog);

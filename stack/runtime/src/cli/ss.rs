@@ -37,6 +37,10 @@ pub struct SsArgs {
     /// JSON: an array with one object per socket.
     #[arg(long)]
     pub json: bool,
+    /// With -i: each connection's last events (state changes, RTOs, retransmissions, window
+    /// probes, how it ended); the serve must run with --history.
+    #[arg(long)]
+    pub history: bool,
     /// The interface the serve runs on (default: every running serve).
     #[arg(long = "iface")]
     pub iface: Option<String>,
@@ -59,6 +63,7 @@ pub fn run(a: &SsArgs) -> Result<(), Failure> {
         summary: a.summary,
         no_header: a.no_header,
         json: a.json,
+        history: a.history,
     };
     let mut req =
         SsRequest::new(flags, a.filter.clone()).map_err(|e| fail(2, format!("bad filter: {e}")))?;

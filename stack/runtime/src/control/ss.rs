@@ -14,6 +14,7 @@ use std::sync::mpsc;
 use std::time::Duration as StdDuration;
 
 use super::ss_filter::{self, Filter, FilterError, SsState};
+use crate::tcp::endpoint::HistEvent;
 use crate::tcp::{ConnInfo, State, Timer};
 use crate::worker::ss::{SsMsg, SsRow, SS_CHANNEL};
 use crate::worker::{StatsHandle, WorkerSnapshot};
@@ -42,12 +43,14 @@ pub struct SsFlags {
     pub no_header: bool,
     /// `--json`: JSON, one object per row.
     pub json: bool,
+    /// `--history` (with `-i`): each connection's last events.
+    pub history: bool,
 }
 
 /// A flag's field.
 type Field = fn(&mut SsFlags) -> &mut bool;
 
-const LETTERS: [(char, Field); 7] = [
+const LETTERS: [(char, Field); 8] = [
     ('a', |f| &mut f.all),
     ('l', |f| &mut f.listening),
     ('o', |f| &mut f.timers),
@@ -55,6 +58,7 @@ const LETTERS: [(char, Field); 7] = [
     ('s', |f| &mut f.summary),
     ('H', |f| &mut f.no_header),
     ('j', |f| &mut f.json),
+    ('y', |f| &mut f.history),
 ];
 
 /// One `ss` request: flags and filter.
@@ -254,6 +258,9 @@ fn text_row(out: &mut String, r: &SsRow, v: &View, flags: SsFlags) {
         {
             out.push('\t');
             internals(out, info, cc, *worker);
+            if flags.history {
+                history(out, info);
+            }
             out.push('\n');
         }
     }
@@ -366,6 +373,27 @@ fn internals(out: &mut String, i: &ConnInfo, cc: &str, worker: usize) {
         let _ = write!(out, " error:{e:?}");
     }
     let _ = write!(out, " worker:{worker}");
+}
+
+/// ` history:(0ms SYN-RECEIVED,0.2ms ESTABLISHED,1000ms rto#1,...)`: time since the
+/// connection's first event; only when the serve records histories (`serve --history`).
+fn history(out: &mut String, i: &ConnInfo) {
+    let mut first = true;
+    for (at, e) in i.history.events() {
+        out.push_str(if first { " history:(" } else { "," });
+        first = false;
+        let _ = write!(out, "{}ms ", ms_g(at));
+        let _ = match e {
+            HistEvent::State(s) => write!(out, "{}", s.as_str()),
+            HistEvent::Rto(n) => write!(out, "rto#{n}"),
+            HistEvent::Retransmit(n) => write!(out, "retrans:{n}"),
+            HistEvent::WindowProbe => write!(out, "window-probe"),
+            HistEvent::Ended(e) => write!(out, "ended:{e}"),
+        };
+    }
+    if !first {
+        out.push(')');
+    }
 }
 
 fn json_row(out: &mut String, r: &SsRow, v: &View) {
@@ -517,6 +545,12 @@ mod tests {
         ];
         let r = SsRequest::new(flags, words).unwrap();
         assert_eq!(r.line(), "ss aoH state time-wait dport = :80");
+        let h = SsFlags {
+            info: true,
+            history: true,
+            ..SsFlags::default()
+        };
+        assert_eq!(SsRequest::parse("iy").unwrap().flags, h);
         let back = SsRequest::parse(r.line().strip_prefix("ss ").unwrap()).unwrap();
         assert_eq!(back.flags, flags);
         assert_eq!(back.filter, r.filter);

@@ -1182,3 +1182,62 @@ fn listing_walks_connections_and_time_wait_records_in_slices() {
     assert!(tw(&p.a, p.now + p.a.config().time_wait()).is_empty());
     assert_eq!(p.a.time_wait_count(), 3, "read-only: nothing removed");
 }
+
+/// The history ring (history.rs), when recorded: the states each side went through, a
+/// retransmission timeout with its count, and the reset reason. Off: nothing kept.
+#[test]
+fn history_keeps_states_timeouts_and_the_reset_reason() {
+    use crate::tcp::endpoint::HistEvent;
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(B, 80, 16).unwrap();
+    p.a.record_history(true);
+    p.b.record_history(true);
+    let (ca, cb) = p.open(l, 80);
+    let evs = |ep: &Endpoint, id| -> Vec<HistEvent> {
+        ep.info(id)
+            .unwrap()
+            .history
+            .events()
+            .map(|(_, e)| e)
+            .collect()
+    };
+    assert_eq!(
+        evs(&p.a, ca),
+        [
+            HistEvent::State(State::SynSent),
+            HistEvent::State(State::Established)
+        ]
+    );
+    assert_eq!(
+        evs(&p.b, cb),
+        [
+            HistEvent::State(State::SynReceived),
+            HistEvent::State(State::Established)
+        ]
+    );
+    // A SYN nobody answers: RTO #1 after the initial 1 s (RFC 6298 §2.1).
+    let lone = p.a.connect(p.now, A, SocketAddrV4::new(B, 81)).unwrap();
+    flush(&mut p.a, p.now);
+    let (at, _) = fire_next(&mut p.a);
+    let h: Vec<_> = p.a.info(lone).unwrap().history.events().collect();
+    assert_eq!(h[0].1, HistEvent::State(State::SynSent));
+    assert!(
+        h.contains(&(at.saturating_since(p.now), HistEvent::Rto(1))),
+        "{h:?}"
+    );
+    // The peer resets: ESTABLISHED -> CLOSED, ended by Reset.
+    p.b.abort(p.now, cb).unwrap();
+    p.run();
+    let h = evs(&p.a, ca);
+    assert_eq!(
+        h[h.len() - 2..],
+        [
+            HistEvent::State(State::Closed),
+            HistEvent::Ended(ConnError::Reset)
+        ]
+    );
+    let mut off = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = off.b.listen(B, 80, 16).unwrap();
+    let (ca, _) = off.open(l, 80);
+    assert_eq!(off.a.info(ca).unwrap().history.events().count(), 0);
+}
