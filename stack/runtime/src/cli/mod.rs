@@ -13,6 +13,12 @@
 //!   client: connect, send, read the echo, close; prints what came back.
 //! - `xdptcp stat [--iface IF] [--json]`: per-state connection counts, queue depths, cookies,
 //!   resets, drops and hand-offs of a running serve, per worker and in total.
+//! - `xdptcp ss [-tanlois H] [--json] [--iface IF] [FILTER]`: its sockets, as iproute2's ss
+//!   shows the kernel's ([`crate::control::ss`]).
+//! - `xdptcp capture [--iface IF] -w FILE [-c COUNT] [FILTER]`: its frames in and out as
+//!   pcapng ([`crate::control::capture`]).
+//! - `xdptcp trace [--iface IF] [-n MAX] [-c COUNT] [--svg FILE] [FILTER]`: its live
+//!   connections as ladder diagrams ([`crate::control::trace`]).
 //!
 //! Every start-up failure prints one line `xdptcp: ...` on stderr and exits with status 1
 //! (2 for bad flags; 3 when a worker panicked: [`EXIT_WORKER_PANIC`]).
@@ -36,6 +42,10 @@ use crate::tcp::TcpConfig;
 use crate::time::Duration;
 use crate::worker::{IdleMode, WorkerConfig, WorkerSnapshot};
 
+mod capture;
+mod ss;
+mod trace;
+
 /// The `xdptcp` command line: one of the subcommands.
 #[derive(Debug, Parser)]
 #[command(
@@ -58,6 +68,13 @@ pub enum Command {
     Connect(ConnectArgs),
     /// Statistics of a running `xdptcp serve` (like `ss -s`), per worker and in total.
     Stat(StatArgs),
+    /// The sockets of a running `xdptcp serve`, like iproute2's `ss -t`.
+    Ss(ss::SsArgs),
+    /// Write what a running `xdptcp serve` receives and sends to a pcapng file, like
+    /// `tcpdump -w`.
+    Capture(capture::CaptureArgs),
+    /// Follow live connections of a running `xdptcp serve` as ladder diagrams.
+    Trace(trace::TraceArgs),
 }
 
 /// Flags of `xdptcp stat`.
@@ -131,6 +148,10 @@ pub struct ServeArgs {
     /// default `nobody` where it exists; `root` keeps full root.
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+    /// Keep each connection's last few events (64 bytes per connection slot) for
+    /// `xdptcp ss -i --history`.
+    #[arg(long)]
+    pub history: bool,
 }
 
 /// Flags of `xdptcp connect`.
@@ -334,6 +355,9 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
     let o = options(&a.common, listens.iter().map(|l| l.0).collect(), a.workers)?;
     let metrics = bind_metrics(a.metrics.as_deref())?;
     let mut stack = open(&o)?;
+    for w in &mut stack.workers {
+        w.iface.endpoint_mut().record_history(a.history);
+    }
     let mut servers: Vec<Server> = (0..a.workers)
         .map(|_| {
             let mut server = Server::new(a.backlog);
@@ -578,6 +602,9 @@ pub fn main() -> i32 {
         Command::Serve(a) => serve(a),
         Command::Connect(a) => connect(a),
         Command::Stat(a) => stat_cmd(a),
+        Command::Ss(a) => ss::run(a),
+        Command::Capture(a) => capture::run(a),
+        Command::Trace(a) => trace::run(a),
     };
     match r {
         Ok(()) => 0,

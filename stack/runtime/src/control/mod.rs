@@ -13,14 +13,19 @@
 //!
 //! Protocol (extensible): a client connects, writes one request line of at most
 //! [`MAX_REQUEST`] bytes, `VERB [ARGS]`, and reads the answer until EOF. Verbs: `text` and
-//! `json` (the reports). An unknown verb is answered `error: unknown request ...` (so an old
+//! `json` (the reports), `ss ARGS` (a socket listing) and `capture ARGS` (pcapng), the
+//! last two streamed. An unknown verb is answered `error: unknown request ...` (so an old
 //! serve tells a newer client clearly); new verbs are new [`Request`] variants. The report is
 //! built from the workers' published snapshots (at most ~100 ms old), so asking costs the
 //! workers nothing. Each client is served with 1 s I/O timeouts, one at a time: bounded.
 
+pub mod capture;
 pub mod metrics;
 pub mod privileges;
 pub mod report;
+pub mod ss;
+pub mod ss_filter;
+pub mod trace;
 
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::linux::net::SocketAddrExt;
@@ -40,8 +45,8 @@ pub use crate::stack::STAT_DIR;
 /// Prefix of every stat socket's abstract name.
 pub const SOCKET_PREFIX: &str = "xdptcp/";
 
-/// Longest request line accepted (bytes, newline included).
-pub const MAX_REQUEST: u64 = 256;
+/// Longest request line accepted (bytes, newline included): an `ss` filter fits.
+pub const MAX_REQUEST: u64 = 4096;
 
 /// The abstract name of the stat socket of the serve on `ifname` (without the leading NUL).
 pub fn socket_name(ifname: &str) -> String {
@@ -66,21 +71,28 @@ pub enum Request {
     Text,
     /// `json`: the report as JSON.
     Json,
+    /// `ss FLAGS FILTER...`: a socket listing, streamed ([`ss`]); the arguments.
+    Ss(String),
+    /// `capture ARGS`: frames in and out as pcapng, streamed ([`capture`]); the arguments.
+    Capture(String),
 }
 
 /// A request line the serve does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown request {0:?} (known: text, json)")]
+#[error("unknown request {0:?} (known: text, json, ss, capture)")]
 pub struct UnknownRequest(pub String);
 
 impl Request {
     /// Parses one request line (`VERB [ARGS]`).
     pub fn parse(line: &str) -> Result<Request, UnknownRequest> {
-        let mut words = line.split_whitespace();
-        match (words.next(), words.next()) {
-            (Some("text"), None) => Ok(Request::Text),
-            (Some("json"), None) => Ok(Request::Json),
-            _ => Err(UnknownRequest(line.trim().to_string())),
+        let line = line.trim();
+        let (verb, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        match (verb, rest.trim()) {
+            ("text", "") => Ok(Request::Text),
+            ("json", "") => Ok(Request::Json),
+            ("ss", args) => Ok(Request::Ss(args.to_string())),
+            ("capture", args) => Ok(Request::Capture(args.to_string())),
+            _ => Err(UnknownRequest(line.to_string())),
         }
     }
 }
@@ -186,11 +198,27 @@ fn answer(
     let mut line = String::new();
     BufReader::new((&s).take(MAX_REQUEST)).read_line(&mut line)?;
     let reply = match Request::parse(&line) {
+        Ok(Request::Capture(rest)) => {
+            match capture::CaptureRequest::parse(&rest) {
+                Ok(req) => capture::serve(s, req, &meta.ifname, handles),
+                Err(e) => writeln!(&s, "{}{e}", ss::ERROR_PREFIX)?,
+            }
+            return Ok(());
+        }
+        Ok(Request::Ss(rest)) => {
+            // Streams: bounded memory whatever the number of connections.
+            let mut out = io::BufWriter::with_capacity(64 << 10, &s);
+            match ss::SsRequest::parse(&rest) {
+                Ok(req) => ss::answer(&mut out, &req, handles)?,
+                Err(e) => writeln!(out, "{}{e}", ss::ERROR_PREFIX)?,
+            }
+            return out.flush();
+        }
         Ok(req) => {
             let snaps: Vec<WorkerSnapshot> = handles.iter().map(StatsHandle::get).collect();
             match req {
                 Request::Json => report_json(meta, &snaps),
-                Request::Text => report_text(meta, &snaps),
+                _ => report_text(meta, &snaps),
             }
         }
         Err(bad) => format!("error: {bad}\n"),
@@ -270,6 +298,45 @@ pub fn request(ifname: &str, line: &str) -> Result<String, QueryError> {
     sent.map_err(io)?;
     read.map_err(io)?;
     Ok(out)
+}
+
+/// Sends `request` (one line) to the serve of `ifname` and copies the answer to `out` as it
+/// arrives (an `ss` listing streams: bounded memory whatever its length). A line starting
+/// with [`ss::ERROR_PREFIX`] is the server refusing the request.
+pub fn query_stream(ifname: &str, request: &str, out: &mut impl Write) -> Result<(), QueryError> {
+    let (mut s, name) = request_stream(ifname, request, Some(StdDuration::from_secs(5)))?;
+    io::copy(&mut s, out).map_err(|source| QueryError::Io { name, source })?;
+    Ok(())
+}
+
+/// Connects to the serve of `ifname`, sends `request`; returns the stream to read the answer
+/// from (with `read_timeout` per read) and the socket's display name.
+pub fn request_stream(
+    ifname: &str,
+    request: &str,
+    read_timeout: Option<StdDuration>,
+) -> Result<(UnixStream, String), QueryError> {
+    let name = socket_display(ifname);
+    let io = |source: io::Error| QueryError::Io {
+        name: name.clone(),
+        source,
+    };
+    let mut s = UnixStream::connect_addr(&abstract_addr(ifname).map_err(io)?).map_err(|e| {
+        if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) {
+            QueryError::NotRunning {
+                ifname: ifname.to_string(),
+                name: name.clone(),
+            }
+        } else {
+            io(e)
+        }
+    })?;
+    // Per read, not in total: a listing of a million rows takes seconds.
+    s.set_read_timeout(read_timeout).map_err(io)?;
+    s.set_write_timeout(Some(StdDuration::from_secs(5)))
+        .map_err(io)?;
+    s.write_all(format!("{request}\n").as_bytes()).map_err(io)?;
+    Ok((s, name))
 }
 
 /// The interfaces with a listening stat socket in the calling thread's network namespace

@@ -34,6 +34,7 @@
 //! a hand-off mesh the segment is handled here.
 
 mod link;
+pub mod tap;
 
 pub use link::{Link, StaticLink};
 
@@ -49,6 +50,7 @@ use crate::tcp::endpoint::{Endpoint, EndpointEvent};
 use crate::tcp::tuple::FourTuple;
 use crate::time::Instant;
 use crate::wire::{self, EtherType, EthernetAddress, EthernetRepr, TcpRepr};
+use tap::{Dir, Tap};
 
 /// Bound on `InterfaceConfig::extra_addrs` (checked linearly per received frame).
 pub const MAX_EXTRA_ADDRS: usize = 32;
@@ -212,6 +214,8 @@ pub struct Interface<D: Device, L: Link> {
     neigh_due: Option<Instant>,
     shard: Option<Shard>,
     stats: IfaceStats,
+    /// `xdptcp capture` / `trace`: frames in and out are copied to these (tap.rs).
+    taps: Vec<Tap>,
 }
 
 /// This interface's place among N workers.
@@ -245,7 +249,23 @@ impl<D: Device, L: Link> Interface<D, L> {
             neigh_due: None,
             shard: None,
             stats: IfaceStats::default(),
+            taps: Vec::new(),
         }
+    }
+
+    /// Adds a capture tap (bounded by the caller: `control::capture::MAX_CAPTURES`).
+    pub fn add_tap(&mut self, tap: Tap) {
+        self.taps.push(tap);
+    }
+
+    /// Removes the taps their readers closed.
+    pub fn remove_closed_taps(&mut self) {
+        self.taps.retain(|t| !t.closed());
+    }
+
+    /// The capture/trace taps installed now (at most two).
+    pub fn taps(&self) -> &[Tap] {
+        &self.taps
     }
 
     /// Makes this interface worker `index` of `owner.workers()` (see the module docs).
@@ -347,6 +367,7 @@ impl<D: Device, L: Link> Interface<D, L> {
             routes,
             shard,
             stats,
+            taps,
             ..
         } = self;
         let mut learned = false;
@@ -365,6 +386,9 @@ impl<D: Device, L: Link> Interface<D, L> {
         }
         n += dev.recv(now, cfg.rx_budget, |frame| {
             stats.rx_frames += 1;
+            if !taps.is_empty() {
+                tap::each(taps, now, Dir::In, frame);
+            }
             let f = match wire::parse_tcp_frame_with(frame, cfg.verify_checksums) {
                 Ok(f) => f,
                 Err(e) => {
@@ -451,6 +475,7 @@ impl<D: Device, L: Link> Interface<D, L> {
             routes_gen,
             stats,
             neigh_due,
+            taps,
             ..
         } = self;
         let mut sent = 0;
@@ -470,7 +495,7 @@ impl<D: Device, L: Link> Interface<D, L> {
                 return;
             }
             if let Lookup::Found(mac) = neigh.lookup(now, hop) {
-                sent += emit(dev, stats, cfg, mac, src, dst, seg);
+                sent += emit(dev, stats, cfg, (mac, now, taps), src, dst, seg);
                 return;
             }
             // Unresolved: emit into a held heap frame (slow path, bounded by the cache).
@@ -479,7 +504,7 @@ impl<D: Device, L: Link> Interface<D, L> {
             wire::emit_tcp_frame(&mut frame, &eth, src, dst, cfg.ttl, seg);
             *neigh_due = Some(now);
             match neigh.send_or_queue(now, hop, frame) {
-                Queued::Send(mac, frame) => sent += send_held(dev, stats, mac, &frame),
+                Queued::Send(mac, frame) => sent += send_held(dev, stats, (mac, now, taps), &frame),
                 Queued::Held => stats.tx_held += 1,
                 Queued::HeldDroppedOldest(_) => {
                     stats.tx_held += 1;
@@ -494,7 +519,7 @@ impl<D: Device, L: Link> Interface<D, L> {
                 match ev {
                     NeighEvent::Transmit { mac, frame, .. } => {
                         stats.tx_released += 1;
-                        sent += send_held(dev, stats, mac, &frame);
+                        sent += send_held(dev, stats, (mac, now, taps), &frame);
                     }
                     NeighEvent::Failed { .. } => stats.tx_neigh_dropped += 1,
                 }
@@ -558,7 +583,7 @@ fn emit<D: Device>(
     dev: &mut D,
     stats: &mut IfaceStats,
     cfg: &InterfaceConfig,
-    mac: Mac,
+    (mac, now, taps): (Mac, Instant, &[Tap]),
     src: Ipv4Addr,
     dst: Ipv4Addr,
     seg: &TcpRepr<'_>,
@@ -567,15 +592,26 @@ fn emit<D: Device>(
     let len = wire::tcp_frame_len(seg);
     let r = dev.transmit(len, |buf| {
         wire::emit_tcp_frame(buf, &eth, src, dst, cfg.ttl, seg);
+        if !taps.is_empty() {
+            tap::each(taps, now, Dir::Out, &buf[..len]);
+        }
     });
     count_tx(stats, r)
 }
 
 /// Sends a held frame (emitted earlier with a placeholder destination MAC).
-fn send_held<D: Device>(dev: &mut D, stats: &mut IfaceStats, mac: Mac, frame: &[u8]) -> usize {
+fn send_held<D: Device>(
+    dev: &mut D,
+    stats: &mut IfaceStats,
+    (mac, now, taps): (Mac, Instant, &[Tap]),
+    frame: &[u8],
+) -> usize {
     let r = dev.transmit(frame.len(), |buf| {
         buf[..frame.len()].copy_from_slice(frame);
         buf[..6].copy_from_slice(&mac);
+        if !taps.is_empty() {
+            tap::each(taps, now, Dir::Out, &buf[..frame.len()]);
+        }
     });
     count_tx(stats, r)
 }

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::app::App;
 use crate::cookies::SharedCookieSecrets;
+use crate::iface::tap::Tap;
 use crate::iface::{IfaceStats, Interface, Link};
 use crate::neigh::NeighStats;
 use crate::phy::{Device, DeviceStats};
@@ -26,6 +27,9 @@ use crate::tcp::bufpool::PoolStats;
 use crate::tcp::endpoint::{EndpointStats, StateCounts};
 use crate::tcp::ListenerStats;
 use crate::time::{Duration, Instant};
+
+pub mod ss;
+use ss::{SsJob, SsMailbox};
 
 /// What the loop does when an iteration found no work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,14 +167,30 @@ impl WorkerSnapshot {
     }
 }
 
-/// The control thread's read side of a worker's snapshots.
+/// The control thread's read side of a worker's snapshots, and its mailboxes for requests
+/// the worker serves a little per iteration (`xdptcp ss`).
 #[derive(Debug, Clone, Default)]
-pub struct StatsHandle(Arc<Mutex<WorkerSnapshot>>);
+pub struct StatsHandle(Arc<Mutex<WorkerSnapshot>>, Arc<Mailboxes>);
+
+/// Requests from the control thread to one worker.
+#[derive(Debug, Default)]
+pub struct Mailboxes {
+    /// A pending `xdptcp ss` listing: the worker sends its rows in slices when asked.
+    pub ss: SsMailbox,
+    /// Capture taps to install (looked at with each snapshot, so within
+    /// `snapshot_interval`; closed taps are removed at the same time).
+    pub taps: Mutex<Vec<Tap>>,
+}
 
 impl StatsHandle {
     /// The latest published snapshot.
     pub fn get(&self) -> WorkerSnapshot {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The worker's request mailboxes.
+    pub fn mailboxes(&self) -> &Mailboxes {
+        &self.1
     }
 }
 
@@ -188,6 +208,8 @@ pub struct Worker<D: Device, L: Link> {
     next_snapshot: Instant,
     /// With XDP cookies: the stack's shared secrets and when they change next.
     cookies: Option<(SharedCookieSecrets, Instant)>,
+    /// An `xdptcp ss` listing in progress.
+    ss: Option<SsJob>,
 }
 
 impl<D: Device, L: Link> Worker<D, L> {
@@ -203,6 +225,7 @@ impl<D: Device, L: Link> Worker<D, L> {
             pinned: false,
             next_snapshot: Instant::ZERO,
             cookies: None,
+            ss: None,
         }
     }
 
@@ -301,11 +324,40 @@ impl<D: Device, L: Link> Worker<D, L> {
             s.idle_iterations += 1;
             s.idle_ns += elapsed;
         }
+        if self.ss.is_some() || self.published.1.ss.pending() {
+            self.ss_step(now);
+        }
         if now >= self.next_snapshot {
+            self.update_tap();
             self.publish(now);
             self.next_snapshot = now + self.cfg.snapshot_interval;
         }
         out.busy()
+    }
+
+    /// Installs the taps left in the mailbox; removes the taps their readers closed.
+    fn update_tap(&mut self) {
+        if let Ok(mut new) = self.published.1.taps.try_lock() {
+            for t in new.drain(..) {
+                self.iface.add_tap(t);
+            }
+        }
+        if self.iface.taps().iter().any(Tap::closed) {
+            self.iface.remove_closed_taps();
+        }
+    }
+
+    /// One slice of an `xdptcp ss` listing (bounded: [`ss::SS_SLICE`] rows).
+    #[cold]
+    fn ss_step(&mut self, now: Instant) {
+        if self.ss.is_none() {
+            self.ss = SsJob::take(&self.published.1.ss);
+        }
+        if let Some(job) = &mut self.ss {
+            if !job.step(self.index, self.iface.endpoint(), now) {
+                self.ss = None;
+            }
+        }
     }
 
     fn idle(&mut self, now: Instant, streak: u32) {

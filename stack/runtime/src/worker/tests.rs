@@ -30,8 +30,12 @@ fn worker() -> (Worker<MemoryDevice, StaticLink>, MemoryDevice) {
 
 /// The peer's SYN to port 7, written into its end of the link.
 fn send_syn(peer: &mut MemoryDevice) {
+    send_syn_from(peer, 45000);
+}
+
+fn send_syn_from(peer: &mut MemoryDevice, src_port: u16) {
     let syn = TcpRepr {
-        src_port: 45000,
+        src_port,
         dst_port: 7,
         seq: SeqNum(1000),
         ack: SeqNum(0),
@@ -158,4 +162,70 @@ fn adaptive_idle_sleeps_after_empty_iterations_busy_poll_never() {
         );
         assert_eq!(snap.looping.busy_iterations, 0);
     }
+}
+
+/// `xdptcp ss`: a request left in the mailbox is served one slice of at most `SS_SLICE` rows
+/// per iteration: the listener, then every connection once, then `Done`; a full channel
+/// holds the slice in the worker (the loop goes on) until the reader takes one.
+#[test]
+fn ss_listing_comes_in_slices_one_per_iteration() {
+    use ss::{SsMsg, SsRow, SS_SLICE};
+    use std::sync::mpsc::sync_channel;
+    let (mut w, mut peer) = worker();
+    let mut app = Server::new(1024);
+    app.add(7, Box::<Echo>::default());
+    let mut now = Instant::from_millis(1);
+    let mut last = now;
+    w.iface.start(now, &mut app);
+    let n = 300u16;
+    for i in 0..n {
+        send_syn_from(&mut peer, 45000 + i);
+        if i % 32 == 31 {
+            now += Duration::from_micros(10);
+            w.iteration(now, &mut last, &mut app);
+            peer.recv(now, 64, |_| {});
+        }
+    }
+    now += Duration::from_micros(10);
+    w.iteration(now, &mut last, &mut app);
+    let half_open = w.iface.endpoint().state_counts().syn_received;
+    assert!(half_open > SS_SLICE, "{half_open}");
+    let (tx, rx) = sync_channel(1);
+    w.stats_handle().mailboxes().ss.request(tx);
+    let (mut listeners, mut conns, mut slices, mut done) = (0, 0, 0, false);
+    for _ in 0..100 {
+        now += Duration::from_micros(10);
+        w.iteration(now, &mut last, &mut app);
+        // The channel holds one slice: the next waits in the worker.
+        w.iteration(now, &mut last, &mut app);
+        match rx.try_recv() {
+            Ok(SsMsg::Rows(rows)) => {
+                slices += 1;
+                assert!(rows.len() <= SS_SLICE);
+                for r in rows {
+                    match r {
+                        SsRow::Listener { port, backlog, .. } => {
+                            assert_eq!((port, backlog), (7, 1024));
+                            listeners += 1;
+                        }
+                        SsRow::Conn { info, worker, .. } => {
+                            assert_eq!(worker, 3);
+                            assert_eq!(info.state, crate::tcp::State::SynReceived);
+                            conns += 1;
+                        }
+                        SsRow::TimeWait { .. } => panic!("no TIME-WAIT here"),
+                    }
+                }
+            }
+            Ok(SsMsg::Done) => {
+                done = true;
+                break;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(done);
+    assert_eq!((listeners, conns), (1, half_open));
+    assert!(slices > half_open.div_ceil(SS_SLICE), "{slices}");
+    assert!(w.ss.is_none(), "the job ends with Done");
 }

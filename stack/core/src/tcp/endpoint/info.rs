@@ -2,6 +2,7 @@
 //! (what Linux reports as `TCP_INFO` / `ss -i`). The endpoint hands out this copy, never the
 //! `Connection`, so nothing outside the core can reach into a connection's state machine.
 
+use super::ConnHistory;
 use crate::tcp::conn::{ConnError, Connection, Negotiated, State, Timer, TxLimit};
 use crate::tcp::tuple::FourTuple;
 use crate::time::{Duration, Instant};
@@ -121,10 +122,12 @@ pub struct ConnInfo {
     pub timer: Option<(Timer, Instant)>,
     /// Segments and bytes in and out over the connection's life.
     pub counters: ConnCounters,
+    /// Its last few notable events (history.rs).
+    pub history: ConnHistory,
 }
 
 impl ConnInfo {
-    pub(super) fn of(c: &Connection, counters: ConnCounters) -> ConnInfo {
+    pub(super) fn of(c: &Connection, counters: ConnCounters, history: ConnHistory) -> ConnInfo {
         let (snd_una, snd_nxt) = c.snd_seq();
         let rtt = c.rtt();
         let cc = c.congestion_window();
@@ -155,6 +158,7 @@ impl ConnInfo {
             tx_limit: c.tx_limit(),
             timer,
             counters,
+            history,
         }
     }
 }

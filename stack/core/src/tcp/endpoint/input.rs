@@ -132,6 +132,13 @@ impl Endpoint {
             .on_segment(now, seg, &mut self.limiter, &mut self.pool);
         s.counters
             .on_progress(before, ConnCounters::progress(&s.conn));
+        if let Some(h) = self
+            .histories
+            .as_mut()
+            .and_then(|h| h.get_mut(id.index as usize))
+        {
+            h.observe(now, &s.conn, &s.counters);
+        }
         let state = s.conn.state();
         self.stats.challenge_acks_sent = self.limiter.sent;
         self.stats.challenge_acks_suppressed = self.limiter.suppressed;

@@ -37,6 +37,7 @@
 //! queued stateless replies; [`MAX_LISTENERS`] listeners.
 
 mod flow;
+mod history;
 mod info;
 mod input;
 mod timers;
@@ -61,7 +62,7 @@ use slab::Slab;
 use crate::rss::FlowOwner;
 use crate::tcp::bufpool::{BufPool, MemLimits, PoolStats};
 use crate::tcp::conn::{
-    ChallengeAckLimiter, ConnError, Connection, Event, Limits, SendError, State,
+    ChallengeAckLimiter, ConnError, Connection, Event, Limits, SendError, State, Timer,
 };
 use crate::tcp::cookie::{SynCookies, DEFAULT_COOKIE_PERIOD};
 use crate::tcp::isn::IsnGenerator;
@@ -71,6 +72,7 @@ use crate::tcp::TcpConfig;
 use crate::time::{Duration, Instant};
 use crate::wire::TcpRepr;
 pub use flow::FlowStats;
+pub use history::{ConnHistory, HistEvent, HISTORY_LEN};
 pub use info::{ConnCounters, ConnInfo};
 
 use timers::{Armed, ConnTimers, TimerKey};
@@ -384,6 +386,10 @@ pub struct Endpoint {
     incoming: VecDeque<ListenerId>,
     control: VecDeque<(Ipv4Addr, Ipv4Addr, TcpRepr<'static>)>,
     stats: EndpointStats,
+    /// Per slab index, with [`Endpoint::record_history`] on: each connection's last events
+    /// (history.rs, 64 bytes per slot; off by default, then nothing is kept or checked
+    /// beyond one branch).
+    histories: Option<Vec<ConnHistory>>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -435,6 +441,7 @@ impl Endpoint {
             incoming: VecDeque::new(),
             control: VecDeque::new(),
             stats: EndpointStats::default(),
+            histories: None,
         }
     }
 
@@ -717,6 +724,13 @@ impl Endpoint {
                 counters.on_output(seg, max);
                 emit(src, dst, seg)
             });
+            if let Some(h) = self
+                .histories
+                .as_mut()
+                .and_then(|h| h.get_mut(id.index as usize))
+            {
+                h.observe(now, &s.conn, &s.counters);
+            }
             flow.on_round(s.conn.tx_limit());
             self.settle(id);
         }
@@ -873,7 +887,8 @@ impl Endpoint {
     /// A snapshot of a connection: state, 4-tuple, sequence numbers, negotiated options,
     /// RTT, congestion window, queues, timers (see [`ConnInfo`]).
     pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
-        self.slot(id).map(|s| ConnInfo::of(&s.conn, s.counters))
+        self.slot(id)
+            .map(|s| ConnInfo::of(&s.conn, s.counters, self.history_of(id.index as usize)))
     }
 
     /// The connection's 4-tuple (`local` = our side).
@@ -942,6 +957,61 @@ impl Endpoint {
         c
     }
 
+    /// Connections from slab index `cursor` on, at most `max` of them (and at most
+    /// `4 * max + 64` slots looked at, so a sparse slab bounds the work too): the listing of
+    /// `xdptcp ss`, taken a slice per worker iteration. Returns the index to continue from,
+    /// `None` at the end. A connection that stays open is seen exactly once per walk; one
+    /// opened or closed during the walk may or may not be (as Linux's `ss`).
+    pub fn infos_from(
+        &self,
+        cursor: usize,
+        max: usize,
+        mut f: impl FnMut(ConnInfo),
+    ) -> Option<usize> {
+        let (mut i, mut taken) = (cursor, 0);
+        let len = self.gens.len();
+        let end = cursor.saturating_add(4 * max + 64);
+        while i < len && taken < max && i < end {
+            if let Some(s) = self.conns.get(i) {
+                f(ConnInfo::of(&s.conn, s.counters, self.history_of(i)));
+                taken += 1;
+            }
+            i += 1;
+        }
+        (i < len).then_some(i)
+    }
+
+    /// TIME-WAIT records from `cursor` on (as [`Endpoint::infos_from`]): each as (4-tuple,
+    /// time left of its 2*MSL).
+    pub fn time_wait_from(
+        &self,
+        now: Instant,
+        cursor: usize,
+        max: usize,
+        f: impl FnMut(FourTuple, Duration),
+    ) -> Option<usize> {
+        self.tw.each_from(now, cursor, max, f)
+    }
+
+    /// Keeps (or stops keeping) each connection's last events, shown in
+    /// [`ConnInfo::history`]: 64 bytes per connection slot while on. Connections already
+    /// open start their history at their next event.
+    pub fn record_history(&mut self, on: bool) {
+        match (on, self.histories.is_some()) {
+            (true, false) => self.histories = Some(vec![ConnHistory::default(); self.gens.len()]),
+            (false, true) => self.histories = None,
+            _ => {}
+        }
+    }
+
+    fn history_of(&self, index: usize) -> ConnHistory {
+        self.histories
+            .as_ref()
+            .and_then(|h| h.get(index))
+            .copied()
+            .unwrap_or_default()
+    }
+
     // ---- internals ----
 
     fn slot(&self, id: ConnId) -> Option<&Slot> {
@@ -969,6 +1039,12 @@ impl Endpoint {
             self.gens.resize(index + 1, 0);
         }
         let gen = self.gens[index];
+        if let Some(h) = self.histories.as_mut() {
+            if h.len() <= index {
+                h.resize(index + 1, ConnHistory::default());
+            }
+            h[index] = ConnHistory::default();
+        }
         entry.insert(Slot {
             gen,
             conn,
@@ -1010,10 +1086,31 @@ impl Endpoint {
     /// A connection's wheel entry fired (or it is on the fallback list): run its timers if
     /// due, otherwise (the deadline moved later) arm again.
     fn fire_or_arm(&mut self, id: ConnId, now: Instant) {
-        let Some(s) = self.slot_mut(id) else { return };
+        let Some(s) = self
+            .conns
+            .get_mut(id.index as usize)
+            .filter(|s| s.gen == id.gen)
+        else {
+            return;
+        };
         match s.conn.next_deadline() {
             Some(d) if d <= now => {
+                let h = self
+                    .histories
+                    .as_mut()
+                    .and_then(|h| h.get_mut(id.index as usize));
+                let due = |t| s.conn.timer(t).is_some_and(|at| at <= now);
+                let (probe, rto) = (due(Timer::Persist), due(Timer::Retransmit));
                 s.conn.on_timeout(now);
+                if let Some(h) = h {
+                    if probe {
+                        h.window_probe(now);
+                    }
+                    if rto {
+                        h.rto(now, s.conn.rto_count());
+                    }
+                    h.observe(now, &s.conn, &s.counters);
+                }
                 self.touch(id); // settle re-arms after output
             }
             Some(_) => self.arm(id),

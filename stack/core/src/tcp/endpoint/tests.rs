@@ -1223,3 +1223,117 @@ fn many_connections_pinning_out_of_order_data_stay_under_tcp_mem() {
 }
 
 mod conform;
+/// `infos_from` / `time_wait_from` (the `xdptcp ss` walk): every connection and every live
+/// TIME-WAIT record exactly once, in bounded slices, with the time left of each record's
+/// 2*MSL; an expired record is not listed.
+#[test]
+fn listing_walks_connections_and_time_wait_records_in_slices() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(B, 80, 64).unwrap();
+    let mut open = Vec::new();
+    for _ in 0..10 {
+        open.push(p.open(l, 80));
+    }
+    // Three of them closed by a: TIME-WAIT records on a.
+    for (ca, cb) in open.drain(..3) {
+        active_close(&mut p, ca, cb);
+    }
+    let walk = |ep: &Endpoint, max: usize| {
+        let (mut seen, mut cursor, mut calls) = (Vec::new(), Some(0), 0);
+        while let Some(c) = cursor {
+            let before = seen.len();
+            cursor = ep.infos_from(c, max, |i| seen.push(i));
+            assert!(seen.len() - before <= max);
+            calls += 1;
+        }
+        (seen, calls)
+    };
+    let (a, calls) = walk(&p.a, 3);
+    assert_eq!(a.len(), 7);
+    assert!(calls >= 3, "{calls}");
+    assert!(a
+        .iter()
+        .all(|i| i.state == State::Established && i.tuple.remote_port == 80));
+    let mut ports: Vec<u16> = a.iter().map(|i| i.tuple.local_port).collect();
+    ports.dedup();
+    assert_eq!(ports.len(), 7);
+    assert_eq!(walk(&p.b, 100).0.len(), 7);
+    // TIME-WAIT: full 2*MSL left now, less later, nothing after expiry.
+    let tw = |ep: &Endpoint, now: Instant| {
+        let (mut seen, mut cursor) = (Vec::new(), Some(0));
+        while let Some(c) = cursor {
+            cursor = ep.time_wait_from(now, c, 2, |t, left| seen.push((t, left)));
+        }
+        seen
+    };
+    let now = tw(&p.a, p.now);
+    assert_eq!(now.len(), 3);
+    assert!(now
+        .iter()
+        .all(|&(t, left)| t.remote_port == 80 && left == p.a.config().time_wait()));
+    let later = tw(&p.a, p.now + Duration::from_secs(10));
+    assert!(later
+        .iter()
+        .all(|&(_, left)| left == p.a.config().time_wait() - Duration::from_secs(10)));
+    assert!(tw(&p.a, p.now + p.a.config().time_wait()).is_empty());
+    assert_eq!(p.a.time_wait_count(), 3, "read-only: nothing removed");
+}
+
+/// The history ring (history.rs), when recorded: the states each side went through, a
+/// retransmission timeout with its count, and the reset reason. Off: nothing kept.
+#[test]
+fn history_keeps_states_timeouts_and_the_reset_reason() {
+    use crate::tcp::endpoint::HistEvent;
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(B, 80, 16).unwrap();
+    p.a.record_history(true);
+    p.b.record_history(true);
+    let (ca, cb) = p.open(l, 80);
+    let evs = |ep: &Endpoint, id| -> Vec<HistEvent> {
+        ep.info(id)
+            .unwrap()
+            .history
+            .events()
+            .map(|(_, e)| e)
+            .collect()
+    };
+    assert_eq!(
+        evs(&p.a, ca),
+        [
+            HistEvent::State(State::SynSent),
+            HistEvent::State(State::Established)
+        ]
+    );
+    assert_eq!(
+        evs(&p.b, cb),
+        [
+            HistEvent::State(State::SynReceived),
+            HistEvent::State(State::Established)
+        ]
+    );
+    // A SYN nobody answers: RTO #1 after the initial 1 s (RFC 6298 §2.1).
+    let lone = p.a.connect(p.now, A, SocketAddrV4::new(B, 81)).unwrap();
+    flush(&mut p.a, p.now);
+    let (at, _) = fire_next(&mut p.a);
+    let h: Vec<_> = p.a.info(lone).unwrap().history.events().collect();
+    assert_eq!(h[0].1, HistEvent::State(State::SynSent));
+    assert!(
+        h.contains(&(at.saturating_since(p.now), HistEvent::Rto(1))),
+        "{h:?}"
+    );
+    // The peer resets: ESTABLISHED -> CLOSED, ended by Reset.
+    p.b.abort(p.now, cb).unwrap();
+    p.run();
+    let h = evs(&p.a, ca);
+    assert_eq!(
+        h[h.len() - 2..],
+        [
+            HistEvent::State(State::Closed),
+            HistEvent::Ended(ConnError::Reset)
+        ]
+    );
+    let mut off = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = off.b.listen(B, 80, 16).unwrap();
+    let (ca, _) = off.open(l, 80);
+    assert_eq!(off.a.info(ca).unwrap().history.events().count(), 0);
+}

@@ -170,6 +170,34 @@ impl TwTable {
         Instant::from_nanos(self.epoch.as_nanos().saturating_add(at * NS_PER_MS))
     }
 
+    /// Live records from record index `cursor` on, at most `max` of them (and at most
+    /// `4 * max + 64` indices looked at): each as (4-tuple, time left), for a listing. Returns
+    /// the index to continue from, `None` at the end. Read-only: an expired record not yet
+    /// dropped is skipped, not removed.
+    pub fn each_from(
+        &self,
+        now: Instant,
+        cursor: usize,
+        max: usize,
+        mut f: impl FnMut(FourTuple, Duration),
+    ) -> Option<usize> {
+        let (mut i, mut taken) = (cursor, 0);
+        let end = cursor.saturating_add(4 * max + 64);
+        while i < self.recs.len() && taken < max && i < end {
+            let r = &self.recs[i];
+            i += 1;
+            if !r.live {
+                continue;
+            }
+            let expiry = self.instant(r.expiry, now);
+            if now < expiry {
+                f(r.tuple, expiry.saturating_since(now));
+                taken += 1;
+            }
+        }
+        (i < self.recs.len()).then_some(i)
+    }
+
     /// Adds a record (replacing any for the same tuple); the caller checked the bound.
     pub fn insert(&mut self, tuple: FourTuple, rec: TimeWait) -> bool {
         self.remove(&tuple);

@@ -1,0 +1,358 @@
+//! Root-only: `xdptcp capture` on a running `xdptcp serve` (veth pair, Linux client).
+//!
+//! - `-c 3 port 7` around one connection: exactly the handshake, SYN in, SYN-ACK out, ACK
+//!   in; the capture ends by itself and `tcpdump -r` reads the file: 3 frames, in order.
+//! - Without a count, around 3 echo connections (open, echo, close), beside a `tcpdump -w`
+//!   on the peer's veth: the stack's capture holds as many frames as the peer's, the
+//!   inbound ones (EPB flags) are the peer's frames to port 7 and the outbound ones its
+//!   frames from port 7; `tcpdump -r` reads both files.
+//!
+//! - `xdptcp trace -c 1 port 80 --svg F` around `curl -H 'Connection: close'`: the ladder
+//!   shows SYN, SYN-ACK, ACK, the request, the response, the stack's FIN, the peer's FIN and
+//!   the last ACK in order, with the stack's states LISTEN -> SYN-RECEIVED -> ESTABLISHED ->
+//!   FIN-WAIT-1 -> (FIN-WAIT-2 ->) TIME-WAIT; the SVG has an arrow per segment.
+//!
+//! Each test builds its own namespaces (removed on drop, also on panic); every process it
+//! starts is stopped by PID (SIGINT/SIGTERM, then SIGKILL) and reaped. Loops are bounded.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+#[path = "common/echo.rs"]
+mod echo;
+use echo::echo_roundtrip;
+use xdptcp::control::capture::receive;
+use xdptcp_harness::{require_root, VethOptions, VethPair};
+
+const BIN: &str = env!("CARGO_BIN_EXE_xdptcp");
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A child process with its stderr lines; stopped by PID on drop.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    /// Spawns `cmd` with stderr read line by line (stdout: null unless the caller set it).
+    fn spawn(cmd: Command) -> Proc {
+        Self::spawn_keep_stdout(cmd.stdout_null())
+    }
+
+    fn spawn_keep_stdout(mut cmd: Command) -> Proc {
+        let mut child = cmd.stderr(Stdio::piped()).spawn().expect("spawning");
+        let (tx, lines) = mpsc::channel();
+        let err = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc { child, lines }
+    }
+
+    /// Waits for a stderr line containing `what` (20 s at most).
+    fn wait_for(&self, what: &str) -> String {
+        let end = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(what) => return l,
+                Ok(l) => seen.push(l),
+                Err(_) => break,
+            }
+        }
+        panic!("no {what:?} on stderr: {seen:?}");
+    }
+
+    /// Sends `sig`, waits up to 10 s for the exit (then SIGKILL); whether it exited 0.
+    fn stop(&mut self, sig: libc::c_int) -> bool {
+        // SAFETY: kill(2) on the PID of our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+        self.wait()
+    }
+
+    fn wait(&mut self) -> bool {
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+}
+
+trait StdoutNull {
+    fn stdout_null(self) -> Command;
+}
+
+impl StdoutNull for Command {
+    fn stdout_null(mut self) -> Command {
+        self.stdout(Stdio::null());
+        self
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop(libc::SIGTERM);
+        }
+    }
+}
+
+fn serve(pair: &VethPair) -> Proc {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &pair.stack_ns, BIN, "serve"])
+        .args(["--iface", &pair.stack_if, "--addr", "198.18.0.1"])
+        .args(["--listen", "7=echo", "--listen", "80=http"])
+        .args(["--duration", "120", "--adaptive-idle"]);
+    // Its start-up line goes to stdout; wait for the stat socket instead.
+    let p = Proc::spawn(c);
+    let sock = PathBuf::from(format!("/run/xdptcp/{}.sock", pair.stack_if));
+    let end = Instant::now() + Duration::from_secs(20);
+    while !sock.exists() {
+        assert!(Instant::now() < end, "no stat socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    p
+}
+
+fn capture(pair: &VethPair, file: &Path, args: &[&str]) -> Proc {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &pair.stack_ns, BIN, "capture"])
+        .args(["--iface", &pair.stack_if, "-w"])
+        .arg(file)
+        .args(args);
+    let p = Proc::spawn(c);
+    p.wait_for("xdptcp: capturing on");
+    p
+}
+
+/// `tcpdump -r FILE -n [FILTER]`: the frame lines.
+fn tcpdump_r(file: &Path, filter: &[&str]) -> Vec<String> {
+    let out = Command::new("tcpdump")
+        .args(["-r"])
+        .arg(file)
+        .args(["-n", "-tt"])
+        .args(filter)
+        .output()
+        .expect("running tcpdump -r");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn connect(pair: &VethPair) -> TcpStream {
+    pair.in_peer(|| {
+        let addr: SocketAddr = "198.18.0.1:7".parse().unwrap();
+        let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+        s.set_read_timeout(Some(IO_TIMEOUT))?;
+        s.set_write_timeout(Some(IO_TIMEOUT))?;
+        Ok::<_, std::io::Error>(s)
+    })
+    .expect("entering the peer namespace")
+    .expect("connecting")
+}
+
+fn temp(pair: &VethPair, name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("xdptcp-{}-{name}", pair.suffix))
+}
+
+/// Removes the files on drop.
+struct Files(Vec<PathBuf>);
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+#[test]
+fn a_counted_capture_holds_the_handshake() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
+    let file = temp(&pair, "hs.pcapng");
+    let _files = Files(vec![file.clone()]);
+    let _serve = serve(&pair);
+    let mut cap = capture(&pair, &file, &["-c", "3", "port", "7"]);
+    let mut s = connect(&pair);
+    echo_roundtrip(&mut s, b"hello").unwrap();
+    assert!(cap.wait(), "capture -c 3 exits 0 by itself");
+    let summary = cap.wait_for("packets captured");
+    assert_eq!(summary, "3 packets captured (2 in, 1 out)");
+    let lines = tcpdump_r(&file, &[]);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let port = s.local_addr().unwrap().port();
+    assert!(
+        lines[0].contains(&format!("198.18.0.2.{port} > 198.18.0.1.7: Flags [S]")),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(&format!("198.18.0.1.7 > 198.18.0.2.{port}: Flags [S.]")),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains(&format!("198.18.0.2.{port} > 198.18.0.1.7: Flags [.]")),
+        "{}",
+        lines[2]
+    );
+}
+
+#[test]
+fn the_capture_matches_a_tcpdump_on_the_peer() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
+    let (ours, theirs) = (temp(&pair, "stack.pcapng"), temp(&pair, "peer.pcap"));
+    let _files = Files(vec![ours.clone(), theirs.clone()]);
+    let _serve = serve(&pair);
+    let mut dump = {
+        let mut c = Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &pair.peer_ns,
+            "tcpdump",
+            "-i",
+            &pair.peer_if,
+        ])
+        // Immediate mode: every frame is written before SIGINT ends it (otherwise
+        // frames wait in a ring block until its timeout and are lost at exit).
+        .args(["-n", "--immediate-mode", "-U", "-w"])
+        .arg(&theirs)
+        .args(["tcp", "port", "7"]);
+        Proc::spawn(c)
+    };
+    dump.wait_for("listening on");
+    let mut cap = capture(&pair, &ours, &["tcp", "port", "7"]);
+    for i in 0..3 {
+        let mut s = connect(&pair);
+        echo_roundtrip(&mut s, format!("message {i}").as_bytes()).unwrap();
+        drop(s);
+    }
+    // The last FIN / ACK exchange.
+    std::thread::sleep(Duration::from_millis(500));
+
+    cap.stop(libc::SIGINT);
+    dump.stop(libc::SIGINT);
+    let sum = receive(
+        &mut std::fs::File::open(&ours).unwrap(),
+        &mut std::io::sink(),
+        || {},
+    )
+    .expect("our file parses");
+    let peer_all = tcpdump_r(&theirs, &[]);
+    let peer_to_us = tcpdump_r(&theirs, &["dst", "port", "7"]);
+    let peer_from_us = tcpdump_r(&theirs, &["src", "port", "7"]);
+    assert!(peer_all.len() >= 3 * 7, "{peer_all:?}");
+    assert_eq!(tcpdump_r(&ours, &[]).len() as u64, sum.frames);
+    assert_eq!(sum.frames as usize, peer_all.len());
+    assert_eq!(sum.inbound as usize, peer_to_us.len());
+    assert_eq!(sum.outbound as usize, peer_from_us.len());
+    assert_eq!(sum.dropped, 0);
+    eprintln!("{sum:?}");
+}
+
+#[test]
+fn trace_draws_the_ladder_of_a_curl_request() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
+    let svg = temp(&pair, "trace.svg");
+    let _files = Files(vec![svg.clone()]);
+    let _serve = serve(&pair);
+    let mut c = Command::new("ip");
+    c.args([
+        "netns",
+        "exec",
+        &pair.stack_ns,
+        BIN,
+        "trace",
+        "--iface",
+        &pair.stack_if,
+    ])
+    .args(["-c", "1", "--svg"])
+    .arg(&svg)
+    .args(["tcp", "port", "80"])
+    .stdout(Stdio::piped());
+    let mut tr = Proc::spawn_keep_stdout(c);
+    tr.wait_for("xdptcp: tracing on");
+    let curl = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &pair.peer_ns,
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+        ])
+        .args(["-H", "Connection: close", "http://198.18.0.1/"])
+        .output()
+        .expect("running curl");
+    assert!(curl.status.success(), "{curl:?}");
+    assert!(tr.wait(), "trace -c 1 ends by itself");
+    let mut text = String::new();
+    std::io::Read::read_to_string(tr.child.stdout.as_mut().unwrap(), &mut text).unwrap();
+    eprintln!("{text}");
+    let steps: Vec<&str> = text.lines().filter(|l| l.contains('|')).skip(1).collect();
+    // (direction, flags) in order.
+    let seen: Vec<(bool, String)> = steps
+        .iter()
+        .map(|l| {
+            let inbound = l.contains("->|") || l.contains(">|");
+            let flags = l
+                .split('[')
+                .nth(2)
+                .and_then(|f| f.split(']').next())
+                .unwrap_or("");
+            (inbound && !l.contains("|<"), flags.to_string())
+        })
+        .collect();
+    let want_prefix = [(true, "S"), (false, "S."), (true, ".")];
+    for (i, (d, f)) in want_prefix.iter().enumerate() {
+        assert_eq!((seen[i].0, seen[i].1.as_str()), (*d, *f), "{text}");
+    }
+    let pos = |pred: &dyn Fn(&(usize, &&str)) -> bool| {
+        steps
+            .iter()
+            .enumerate()
+            .position(|x| pred(&x))
+            .unwrap_or_else(|| panic!("{text}"))
+    };
+    let request = pos(&|(_, l)| !l.contains("|<") && !l.contains("len 0"));
+    let response = pos(&|(_, l)| l.contains("|<") && !l.contains("len 0"));
+    let our_fin = pos(&|(_, l)| l.contains("|<") && l.contains("[F"));
+    let their_fin = pos(&|(_, l)| !l.contains("|<") && l.contains("[F"));
+    // The stack may send its FIN with the response (one segment).
+    assert!(
+        2 < request && request < response && response <= our_fin,
+        "{text}"
+    );
+    assert!(our_fin < their_fin, "{text}");
+    let changes: Vec<&str> = steps.iter().filter_map(|l| l.split("|  ").nth(1)).collect();
+    assert_eq!(changes[0], "LISTEN -> SYN-RECEIVED", "{text}");
+    assert_eq!(changes[1], "SYN-RECEIVED -> ESTABLISHED", "{text}");
+    assert_eq!(changes[2], "ESTABLISHED -> FIN-WAIT-1", "{text}");
+    assert!(changes.last().unwrap().ends_with("-> TIME-WAIT"), "{text}");
+    assert!(text.contains("] end (TIME-WAIT)"), "{text}");
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg"));
+    assert_eq!(picture.matches("marker-end").count(), steps.len());
+}
