@@ -117,11 +117,28 @@ fn serve(pair: &VethPair) -> Proc {
         .args(["--iface", &pair.stack_if, "--addr", "198.18.0.1"])
         .args(["--listen", "7=echo", "--listen", "80=http"])
         .args(["--duration", "120", "--adaptive-idle"]);
-    // Its start-up line goes to stdout; wait for the stat socket instead.
+    // Its start-up line goes to stdout; wait until its stat socket (abstract, in the stack
+    // namespace) answers instead.
     let p = Proc::spawn(c);
-    let sock = PathBuf::from(format!("/run/xdptcp/{}.sock", pair.stack_if));
     let end = Instant::now() + Duration::from_secs(20);
-    while !sock.exists() {
+    loop {
+        let st = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &pair.stack_ns,
+                BIN,
+                "stat",
+                "--iface",
+                &pair.stack_if,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("xdptcp stat");
+        if st.success() {
+            break;
+        }
         assert!(Instant::now() < end, "no stat socket");
         std::thread::sleep(Duration::from_millis(50));
     }
