@@ -570,8 +570,8 @@ pub unsafe extern "C" fn ppoll(
         } else {
             let t = unsafe { *t };
             // Rounded up: never return before the deadline.
-            (t.tv_sec.saturating_mul(1000) + (t.tv_nsec + 999_999) / 1_000_000)
-                .min(i32::MAX as i64) as c_int
+            (t.tv_sec.saturating_mul(1000) + (t.tv_nsec + 999_999) / 1_000_000).min(i32::MAX as i64)
+                as c_int
         };
         return unsafe { epoll::poll(fds, n, ms, mask) };
     }
