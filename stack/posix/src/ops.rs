@@ -357,6 +357,9 @@ fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddrV4) -> 
                     return Err(e);
                 }
                 if r.connected {
+                    if std::mem::take(&mut r.connecting) {
+                        return Ok(0);
+                    }
                     return Err(libc::EISCONN);
                 }
                 if s.nonblock {
@@ -372,15 +375,16 @@ fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddrV4) -> 
                 if s.opts.nodelay {
                     let _ = io.set_nodelay(c, true);
                 }
+                let nonblock = s.nonblock;
                 s.kind = SockKind::Conn(c);
                 s.local = io
                     .tuple(c)
                     .map(|t| SocketAddrV4::new(t.local_addr, t.local_port));
-                let nonblock = s.nonblock;
                 app.conns.insert(
                     c,
                     ConnRec {
                         fd: Some(fd),
+                        connecting: nonblock,
                         ..ConnRec::default()
                     },
                 );
@@ -452,7 +456,15 @@ pub fn recv(fd: RawFd, buf: &mut [u8], flags: c_int) -> R {
         if buf.is_empty() {
             return Ok(0);
         }
-        let n = if r.released || r.rd_shut {
+        let n = if r.rd_shut {
+            0
+        } else if !r.tail.is_empty() {
+            let n = r.tail.len().min(buf.len() - got);
+            for (d, s) in buf[got..got + n].iter_mut().zip(r.tail.drain(..n)) {
+                *d = s;
+            }
+            n
+        } else if r.released {
             0
         } else {
             io.recv(c, &mut buf[got..]).unwrap_or(0)
@@ -460,7 +472,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8], flags: c_int) -> R {
         got += n;
         let done = got == buf.len() || (got > 0 && flags & libc::MSG_WAITALL == 0);
         let err = if done { None } else { r.err.take() };
-        let eof = r.peer_fin || r.released || r.rd_shut;
+        let eof = (r.peer_fin || r.released || r.rd_shut) && r.tail.is_empty();
         let connecting = !r.connected;
         app.sync(&io, fd, false);
         if n >= 4096 {

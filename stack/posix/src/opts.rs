@@ -307,7 +307,9 @@ pub unsafe fn ioctl(fd: RawFd, req: libc::c_ulong, arg: libc::c_ulong) -> Result
                 return Err(libc::EFAULT);
             }
             let n = with_sock(fd, |io, app| match app.socks.get(&fd).map(|s| &s.kind) {
-                Some(SockKind::Conn(c)) => Ok(io.recv_available(*c)),
+                Some(SockKind::Conn(c)) => {
+                    Ok(io.recv_available(*c) + app.conns.get(c).map_or(0, |r| r.tail.len()))
+                }
                 Some(SockKind::Listener { .. }) => Err(libc::EINVAL),
                 _ => Ok(0),
             })?;

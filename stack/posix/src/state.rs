@@ -113,6 +113,12 @@ pub struct ConnRec {
     pub released: bool,
     pub wr_shut: bool,
     pub rd_shut: bool,
+    /// Data still unread when the stack released the connection (moved out at `Closed`, so
+    /// the release does not count as a close with unread data, which would reset).
+    pub tail: VecDeque<u8>,
+    /// A non-blocking connect is in progress (Linux SS_CONNECTING): the first `connect`
+    /// after it completed returns 0, later ones EISCONN.
+    pub connecting: bool,
 }
 
 /// An epoll registration of a socket: the instance, the application's events and data.
@@ -225,7 +231,7 @@ pub fn conn_ready(io: &AppIo<'_>, c: ConnId, r: &ConnRec) -> u32 {
     if rd_closed {
         m |= EPOLLIN | EPOLLRDNORM | EPOLLRDHUP;
     }
-    if !r.released && io.recv_available(c) > 0 {
+    if !r.tail.is_empty() || (!r.released && io.recv_available(c) > 0) {
         m |= EPOLLIN | EPOLLRDNORM;
     }
     // Shut or closed for writing: writable (a send fails at once with EPIPE).
@@ -294,6 +300,10 @@ impl App for Posix {
                     return;
                 };
                 r.released = true;
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = io.recv(c, &mut buf) {
+                    r.tail.extend(&buf[..n]);
+                }
                 if r.fd.is_none() && !r.queued {
                     self.conns.remove(&c);
                     return;

@@ -1,0 +1,147 @@
+"""Client-side call semantics, one line per check. tests/veth_posix.rs runs it on the kernel
+and under the POSIX layer against the same kernel server (peer_server.py) and asserts that
+the two outputs are identical. Only results that do not depend on timing are printed; every
+wait is bounded."""
+import errno, fcntl, select, signal, socket, struct, sys, termios
+
+signal.alarm(60)
+
+host, port, closed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+
+def name(e):
+    return errno.errorcode.get(e, str(e))
+
+
+def out(k, v):
+    print(f"{k}: {v}", flush=True)
+
+
+def attempt(f):
+    try:
+        r = f()
+        return "ok" if r is None else r
+    except OSError as e:
+        return name(e.errno)
+
+
+def conn(cmd):
+    s = socket.create_connection((host, port), timeout=5)
+    s.settimeout(None)
+    s.sendall(cmd + b"\n")
+    return s
+
+
+# connect to a closed port, blocking and non-blocking
+s = socket.socket()
+out("connect_closed_blocking", attempt(lambda: s.connect((host, closed))))
+s.close()
+s = socket.socket()
+s.setblocking(False)
+out("connect_closed_nonblocking", name(s.connect_ex((host, closed))))
+p = select.poll()
+p.register(s, select.POLLOUT)
+ev = p.poll(5000)
+out("connect_closed_poll_out", bool(ev and ev[0][1] & select.POLLOUT))
+out("connect_closed_so_error", name(s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)))
+out("connect_closed_so_error_again", s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+s.close()
+
+# non-blocking connect to an open port, completion through epoll
+s = socket.socket()
+s.setblocking(False)
+out("connect_open_nonblocking", name(s.connect_ex((host, port))))
+ep = select.epoll()
+ep.register(s.fileno(), select.EPOLLOUT)
+evs = ep.poll(5)
+out("connect_open_epollout", bool(evs and evs[0][1] & select.EPOLLOUT))
+out("connect_open_so_error", s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+out("connect_again", attempt(lambda: s.connect((host, port))))
+out("getpeername", s.getpeername())
+out("getsockname_ip", s.getsockname()[0])
+out("so_type", s.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE))
+out("tcp_info_state", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)[0])
+out("recv_nothing_nonblocking", attempt(lambda: s.recv(10)))
+s.setblocking(True)
+s.sendall(b"hold\n")
+ep.close()
+s.close()
+
+# options
+s = socket.socket()
+s.connect((host, port))
+s.sendall(b"hold\n")
+out("nodelay_default", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+out("nodelay_set", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+out("keepalive_set", s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) != 0)
+out("keepidle_zero", attempt(lambda: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 0)))
+out("keepidle_ok", attempt(lambda: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 30)))
+out("keepidle_get", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE))
+out("keepcnt_too_big", attempt(lambda: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 128)))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+out("linger_get", struct.unpack("ii", s.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8)))
+out("fionbio", attempt(lambda: fcntl.ioctl(s, termios.FIONBIO, struct.pack("i", 1)) and None))
+out("nonblock_flag", bool(fcntl.fcntl(s, fcntl.F_GETFL) & 0o4000))
+out("recv_after_fionbio", attempt(lambda: s.recv(1)))
+s.close()
+
+# data: FIONREAD, edge- and level-triggered epoll, end of stream and EPOLLRDHUP
+s = conn(b"send4")
+ep = select.epoll()
+ep.register(s.fileno(), select.EPOLLIN | select.EPOLLET)
+evs = ep.poll(5)
+out("et_first", [e & select.EPOLLIN for _, e in evs])
+out("et_again_without_reading", ep.poll(0.2))
+out("fionread", struct.unpack("i", fcntl.ioctl(s, termios.FIONREAD, b"\0" * 4))[0])
+ep.modify(s.fileno(), select.EPOLLIN)
+out("lt_reports", [e & select.EPOLLIN for _, e in ep.poll(1)])
+out("lt_reports_again", [e & select.EPOLLIN for _, e in ep.poll(1)])
+out("recv", s.recv(100))
+out("lt_after_read", ep.poll(0.2))
+ep.close()
+s.close()
+
+s = conn(b"close")
+ep = select.epoll()
+ep.register(s.fileno(), select.EPOLLIN | select.EPOLLRDHUP)
+evs = ep.poll(5)
+out("peer_close_events", sorted(
+    k for k, b in (("IN", select.EPOLLIN), ("RDHUP", select.EPOLLRDHUP), ("HUP", select.EPOLLHUP), ("ERR", select.EPOLLERR))
+    if evs and evs[0][1] & b))
+out("recv_eof", s.recv(100))
+out("recv_eof_again", s.recv(100))
+ep.close()
+s.close()
+
+# peer reset: ECONNRESET once, then end of stream
+s = conn(b"rst")
+p = select.poll()
+p.register(s, select.POLLIN)
+p.poll(5000)
+out("recv_after_rst", attempt(lambda: s.recv(100)))
+out("recv_after_rst_again", attempt(lambda: s.recv(100)))
+out("send_after_rst", attempt(lambda: s.send(b"x")))
+s.close()
+
+# shutdown: send after SHUT_WR is EPIPE; the peer's echo of what came before still arrives
+s = conn(b"echo")
+s.sendall(b"abc")
+s.shutdown(socket.SHUT_WR)
+out("send_after_shut_wr", attempt(lambda: s.send(b"x")))
+got = b""
+while True:
+    d = s.recv(100)
+    if not d:
+        break
+    got += d
+out("echo_after_shut_wr", got)
+s.close()
+
+# unconnected sockets
+s = socket.socket()
+out("getpeername_unconnected", attempt(lambda: s.getpeername()))
+out("shutdown_unconnected", attempt(lambda: s.shutdown(socket.SHUT_WR)))
+s.close()
+print("done", flush=True)

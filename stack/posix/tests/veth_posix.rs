@@ -1,0 +1,277 @@
+//! Unmodified programs on the stack through the POSIX layer (root only): real veth pairs in
+//! fresh namespaces (`harness::VethPair`), Python programs run with `libxdptcp_posix.so`
+//! preloaded (the environment is built by `xdptcp::launch::command`, what `xdptcp run`
+//! execs), Linux programs in the peer namespace.
+//!
+//! - an epoll echo server under the stack, a Linux client: 1 MiB echoed byte for byte, the
+//!   client's half-close seen by the server as recv() == 0, 50 sequential connections, the
+//!   client's RST seen as ECONNRESET;
+//! - call semantics: the same client script (tests/py/semantics.py) runs on the kernel and on
+//!   the stack against the same Linux server; the outputs must be identical;
+//! - a multi-threaded client sharing the stack.
+//!
+//! Every process is bounded (the scripts end themselves after at most 120 s, `Proc` kills
+//! them by PID on drop) and every wait has a timeout.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use xdptcp::launch::{self, RunSpec, LIBRARY};
+use xdptcp_harness::{require_root, VethOptions, VethPair, PEER_ADDR, STACK_ADDR};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The preload library cargo built next to this test (target/<profile>/deps or its parent).
+fn library() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let deps = exe.parent().expect("deps dir");
+    for dir in [Some(deps), deps.parent()].into_iter().flatten() {
+        let p = dir.join(LIBRARY);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "{LIBRARY} not found near {}: cargo build -p xdptcp-posix",
+        deps.display()
+    );
+}
+
+fn script(name: &str) -> String {
+    format!("{}/tests/py/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `args` in the stack namespace with the POSIX layer preloaded (as `xdptcp run` does).
+fn on_stack(pair: &VethPair, args: &[&str]) -> Command {
+    let spec = RunSpec {
+        iface: pair.stack_if.clone(),
+        addr: STACK_ADDR,
+        sets: Vec::new(),
+        ephemeral: (61000, 61999),
+        workers: 1,
+    };
+    let mut full: Vec<String> = ["netns", "exec", &pair.stack_ns]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    full.extend(args.iter().map(|s| s.to_string()));
+    launch::command(&spec, &library(), "ip", &full)
+}
+
+/// `args` in namespace `ns`, on the kernel.
+fn in_ns(ns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).args(args);
+    c
+}
+
+/// A running program whose stdout lines are read on a thread; killed (by PID) on drop.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(mut c: Command) -> Proc {
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc { child, lines }
+    }
+
+    /// Waits for the next line; panics after `WAIT`.
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|e| panic!("no line from the program within {WAIT:?}: {e}"))
+    }
+
+    fn expect(&self, want: &str) {
+        let l = self.line();
+        assert_eq!(l, want, "unexpected line from the program");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pattern(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// Sends `data`, half-closes, reads the echo to the end of stream.
+fn echo_roundtrip(addr: SocketAddr, data: &[u8]) -> Vec<u8> {
+    let s = TcpStream::connect_timeout(&addr, WAIT).expect("connect to the stack");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.set_write_timeout(Some(WAIT)).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let out = data.to_vec();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&out).expect("writing");
+        w.shutdown(Shutdown::Write).expect("half-close");
+    });
+    let mut back = Vec::with_capacity(data.len());
+    (&s).read_to_end(&mut back).expect("reading the echo");
+    writer.join().unwrap();
+    back
+}
+
+#[test]
+fn epoll_echo_server_under_the_stack() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let srv = Proc::spawn(on_stack(
+        &pair,
+        &["python3", &script("echo_server.py"), "7000"],
+    ));
+    srv.expect("ready 7000");
+    let addr = SocketAddr::from((STACK_ADDR, 7000));
+
+    // 1 MiB byte for byte; the client's FIN reaches the server as recv() == 0.
+    let data = pattern(1 << 20, 1);
+    let back = pair.in_peer(|| echo_roundtrip(addr, &data)).unwrap();
+    assert!(
+        back == data,
+        "echo differs: {} of {} bytes back",
+        back.len(),
+        data.len()
+    );
+    srv.expect("eof");
+
+    // Many sequential connections.
+    pair.in_peer(|| {
+        for i in 0..50u32 {
+            let d = pattern(100 + i as usize * 37, i + 2);
+            assert_eq!(echo_roundtrip(addr, &d), d, "connection {i}");
+        }
+    })
+    .unwrap();
+    for _ in 0..50 {
+        srv.expect("eof");
+    }
+
+    // The client aborts (SO_LINGER 0): the server's recv fails with ECONNRESET.
+    pair.in_peer(|| {
+        let mut s = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(b"ping").unwrap();
+        let mut b = [0u8; 4];
+        s.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"ping");
+        let lg = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: a valid linger on our own socket.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &lg as *const libc::linger as *const libc::c_void,
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0);
+        drop(s); // RST
+    })
+    .unwrap();
+    srv.expect("reset");
+}
+
+/// Runs semantics.py to completion and returns its stdout.
+fn semantics(mut c: Command) -> String {
+    let out = c
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("running semantics.py");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "semantics.py failed ({}):\n{text}",
+        out.status
+    );
+    text
+}
+
+#[test]
+fn call_semantics_match_the_kernel() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let peer = PEER_ADDR.to_string();
+    let srv = Proc::spawn(in_ns(
+        &pair.peer_ns,
+        &["python3", &script("peer_server.py"), &peer, "5000"],
+    ));
+    srv.expect("ready");
+    let args = ["python3", &script("semantics.py"), &peer, "5000", "5001"];
+    let kernel = semantics(in_ns(&pair.stack_ns, &args));
+    let stack = semantics(on_stack(&pair, &args));
+    // The reference is what we think it is.
+    for l in [
+        "connect_closed_blocking: ECONNREFUSED",
+        "connect_closed_so_error: ECONNREFUSED",
+        "connect_open_nonblocking: EINPROGRESS",
+        "recv_nothing_nonblocking: EAGAIN",
+        "et_again_without_reading: []",
+        "peer_close_events: ['IN', 'RDHUP']",
+        "recv_after_rst: ECONNRESET",
+        "send_after_shut_wr: EPIPE",
+        "done",
+    ] {
+        assert!(
+            kernel.lines().any(|k| k == l),
+            "kernel output lacks {l:?}:\n{kernel}"
+        );
+    }
+    let (k, s): (Vec<&str>, Vec<&str>) = (kernel.lines().collect(), stack.lines().collect());
+    for (i, (a, b)) in k.iter().zip(&s).enumerate() {
+        assert_eq!(a, b, "check {i} differs (kernel vs stack)");
+    }
+    assert_eq!(k.len(), s.len(), "stack output:\n{stack}");
+}
+
+#[test]
+fn threads_share_the_stack() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let peer = PEER_ADDR.to_string();
+    let srv = Proc::spawn(in_ns(
+        &pair.peer_ns,
+        &["python3", &script("peer_server.py"), &peer, "5000"],
+    ));
+    srv.expect("ready");
+    let client = Proc::spawn(on_stack(
+        &pair,
+        &["python3", &script("threads.py"), &peer, "5000", "8", "10"],
+    ));
+    client.expect("ok 80");
+}
