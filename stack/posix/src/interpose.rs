@@ -577,3 +577,9 @@ pub unsafe extern "C" fn ppoll(
     }
     unsafe { real::ppoll(fds, n, t, mask) }
 }
+
+#[no_mangle]
+pub unsafe extern "C" fn sendfile64(out: c_int, inp: c_int, off: *mut off_t, n: size_t) -> ssize_t {
+    // off_t is 64-bit on x86-64: the same function.
+    unsafe { sendfile(out, inp, off, n) }
+}
