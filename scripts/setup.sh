@@ -15,7 +15,8 @@ need_root() {
 # Bench: fonts-dejavu-core for the text of the PNG latency plots (no fontconfig needed);
 # wrk and nginx for the `http` scenarios (the bench runs its own nginx with a private config
 # inside a namespace; the distribution's service is not needed, see below).
-PKGS=(clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev iproute2 ethtool iputils-ping fonts-dejavu-core wrk nginx)
+# POSIX layer tests (stack/posix/tests): python3 programs under the stack, nginx served to curl.
+PKGS=(clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev iproute2 ethtool iputils-ping fonts-dejavu-core wrk nginx curl python3)
 
 missing=()
 for p in "${PKGS[@]}"; do
