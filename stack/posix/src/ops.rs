@@ -30,6 +30,10 @@ pub fn warn_once(what: &'static str) {
 
 /// The running stack (a stack descriptor exists only once it runs).
 fn g() -> Result<&'static Global, i32> {
+    if crate::state::forked() {
+        warn_once("stack sockets are not usable in a child forked after the stack started, yet (EOPNOTSUPP)");
+        return Err(libc::EOPNOTSUPP);
+    }
     started().ok_or(libc::EBADF)
 }
 
@@ -586,6 +590,12 @@ fn r_connected(inner: &Inner, fd: RawFd) -> bool {
 
 /// `close` of a stack socket: FIN (RST with unread data, or SO_LINGER 0), listeners stop.
 pub fn close(fd: RawFd) -> R {
+    if crate::state::forked() {
+        // The parent's socket lives on; this process only lets go of its descriptor.
+        fdtab::set(fd, Kind::Kernel);
+        sys::close(fd);
+        return Ok(0);
+    }
     let g = g()?;
     let mut inner = g.lock();
     let local = inner.local;

@@ -378,14 +378,36 @@ pub fn config() -> Option<&'static Config> {
 }
 
 /// The stack, started on first use (the first socket that moves to it). `None` when the
-/// library is inert or the stack could not start (one line on stderr says why).
+/// library is inert, the stack could not start (one line on stderr says why), or this is a
+/// child forked after the stack started.
 pub fn global() -> Option<&'static Global> {
+    if forked() {
+        return None;
+    }
     GLOBAL.get_or_init(start).as_ref()
 }
 
-/// Whether the stack runs (without starting it).
+/// The stack if it runs in this process (without starting it).
 pub fn started() -> Option<&'static Global> {
+    if forked() {
+        return None;
+    }
     GLOBAL.get().and_then(|g| g.as_ref())
+}
+
+/// Set in a child forked after the stack started. The child shares the AF_XDP rings and
+/// the UMEM with its parent but has a copy of the ring indices, no stack thread, and maybe a
+/// copy of a held lock: it must never touch the stack. Its stack sockets fail with
+/// EOPNOTSUPP (one line on stderr), `close` only releases the descriptor, and nothing runs
+/// at its exit.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+pub fn forked() -> bool {
+    FORKED.load(Ordering::Relaxed)
+}
+
+extern "C" fn in_forked_child() {
+    FORKED.store(true, Ordering::Relaxed);
 }
 
 /// Bound on the stack thread's sleep when idle: the neighbour cache's retries and held frames
@@ -432,8 +454,11 @@ pub fn spawn_stack_thread(g: &'static Global) {
         if let Err(e) = r {
             eprintln!("xdptcp: cannot start the stack thread: {e}");
         }
-        // SAFETY: registering a plain extern "C" function.
-        unsafe { libc::atexit(at_exit) };
+        // SAFETY: registering plain extern "C" functions.
+        unsafe {
+            libc::atexit(at_exit);
+            libc::pthread_atfork(None, None, Some(in_forked_child));
+        }
     });
 }
 

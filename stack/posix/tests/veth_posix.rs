@@ -79,6 +79,7 @@ struct Proc {
 impl Proc {
     fn spawn(mut c: Command) -> Proc {
         let mut child = c
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -100,6 +101,26 @@ impl Proc {
         self.lines
             .recv_timeout(WAIT)
             .unwrap_or_else(|e| panic!("no line from the program within {WAIT:?}: {e}"))
+    }
+
+    /// Writes one line to the program's stdin.
+    fn say(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{line}").expect("writing to the program");
+        stdin.flush().unwrap();
+    }
+
+    /// Lines up to and including `last`.
+    fn lines_until(&self, last: &str) -> Vec<String> {
+        let mut v = Vec::new();
+        loop {
+            let l = self.line();
+            let end = l == last;
+            v.push(l);
+            if end {
+                return v;
+            }
+        }
     }
 
     fn expect(&self, want: &str) {
@@ -373,4 +394,94 @@ fn nginx_serves_static_files_through_the_stack() {
             "wrk (close = {close}) saw errors:\n{text}"
         );
     }
+}
+
+/// What the Linux client saw of server_semantics.py, and the server's lines.
+fn server_semantics(pair: &VethPair, mut c: Command) -> (Vec<String>, Vec<String>) {
+    c.args([
+        "python3",
+        &script("server_semantics.py"),
+        &STACK_ADDR.to_string(),
+        "6000",
+    ]);
+    let mut srv = Proc::spawn(c);
+    let mut lines = srv.lines_until("ready: 1");
+    let addr = SocketAddr::from((STACK_ADDR, 6000));
+    let mut seen = Vec::new();
+    let third = pair
+        .in_peer(|| {
+            let mut seen = Vec::new();
+            let mut a = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+            a.set_read_timeout(Some(WAIT)).unwrap();
+            a.write_all(b"hi").unwrap();
+            let mut r = [0u8; 2];
+            a.read_exact(&mut r).unwrap();
+            seen.push(format!("reply {:?}", String::from_utf8_lossy(&r)));
+            let mut b = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+            b.set_read_timeout(Some(WAIT)).unwrap();
+            let mut rest = Vec::new();
+            seen.push(format!(
+                "second: {:?}",
+                b.read_to_end(&mut rest).map(|_| rest)
+            ));
+            let c = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+            c.set_read_timeout(Some(WAIT)).unwrap();
+            (seen, c)
+        })
+        .unwrap();
+    seen.extend(third.0);
+    let mut c = third.1;
+    lines.extend(srv.lines_until("wait_third: 1"));
+    srv.say("");
+    lines.extend(srv.lines_until("done: 1"));
+    let mut b = [0u8; 1];
+    seen.push(format!(
+        "third after the listener closed: {:?}",
+        c.read(&mut b).map_err(|e| e.kind())
+    ));
+    (lines, seen)
+}
+
+#[test]
+fn server_call_semantics_match_the_kernel() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let (k_lines, k_seen) = server_semantics(&pair, in_ns(&pair.stack_ns, &[]));
+    let (s_lines, s_seen) = server_semantics(&pair, on_stack(&pair, &[]));
+    for l in [
+        "accept_empty: EAGAIN",
+        "recv_listener: ENOTCONN",
+        "bind_in_use: EADDRINUSE",
+        "fionread_listener: EINVAL",
+    ] {
+        assert!(
+            k_lines.iter().any(|k| k == l),
+            "kernel output lacks {l:?}: {k_lines:#?}"
+        );
+    }
+    assert!(
+        k_seen.last().unwrap().contains("ConnectionReset"),
+        "{k_seen:?}"
+    );
+    assert_eq!(k_lines, s_lines, "server lines (kernel vs stack)");
+    assert_eq!(k_seen, s_seen, "client observations (kernel vs stack)");
+}
+
+#[test]
+fn fork_leaves_the_parents_sockets_alone() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let peer = PEER_ADDR.to_string();
+    let srv = Proc::spawn(in_ns(
+        &pair.peer_ns,
+        &["python3", &script("peer_server.py"), &peer, "5000"],
+    ));
+    srv.expect("ready");
+    let p = Proc::spawn(on_stack(
+        &pair,
+        &["python3", &script("fork_child.py"), &peer, "5000"],
+    ));
+    p.expect("child send: EOPNOTSUPP");
+    p.expect("child exit: 0");
+    p.expect("parent echo: after fork");
 }
