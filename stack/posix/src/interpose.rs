@@ -583,3 +583,122 @@ pub unsafe extern "C" fn sendfile64(out: c_int, inp: c_int, off: *mut off_t, n: 
     // off_t is 64-bit on x86-64: the same function.
     unsafe { sendfile(out, inp, off, n) }
 }
+
+/// select over stack sockets: the sets become a pollfd array for [`epoll::poll`] (Linux's
+/// own mapping: readable = POLLIN|POLLHUP|POLLERR, writable = POLLOUT|POLLERR, except =
+/// POLLPRI). The timeout is not updated with the time left (Linux does; POSIX allows both).
+unsafe fn select_stack(
+    n: c_int,
+    r: *mut libc::fd_set,
+    w: *mut libc::fd_set,
+    e: *mut libc::fd_set,
+    ms: c_int,
+    mask: *const sigset_t,
+) -> c_int {
+    let isset =
+        |set: *mut libc::fd_set, fd: c_int| !set.is_null() && unsafe { libc::FD_ISSET(fd, set) };
+    let mut pfds = Vec::new();
+    for fd in 0..n.min(libc::FD_SETSIZE as c_int) {
+        let mut ev = 0;
+        if isset(r, fd) {
+            ev |= libc::POLLIN;
+        }
+        if isset(w, fd) {
+            ev |= libc::POLLOUT;
+        }
+        if isset(e, fd) {
+            ev |= libc::POLLPRI;
+        }
+        if ev != 0 {
+            pfds.push(pollfd {
+                fd,
+                events: ev,
+                revents: 0,
+            });
+        }
+    }
+    let k = unsafe { epoll::poll(pfds.as_mut_ptr(), pfds.len() as nfds_t, ms, mask) };
+    if k < 0 {
+        return k;
+    }
+    if pfds.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
+        set_errno(libc::EBADF);
+        return -1;
+    }
+    for set in [r, w, e] {
+        if !set.is_null() {
+            unsafe { libc::FD_ZERO(set) };
+        }
+    }
+    let mut count = 0;
+    for p in &pfds {
+        let sets = [
+            (
+                r,
+                libc::POLLIN,
+                libc::POLLIN | libc::POLLHUP | libc::POLLERR,
+            ),
+            (w, libc::POLLOUT, libc::POLLOUT | libc::POLLERR),
+            (e, libc::POLLPRI, libc::POLLPRI),
+        ];
+        for (set, asked, hit) in sets {
+            if p.events & asked != 0 && p.revents & hit != 0 {
+                unsafe { libc::FD_SET(p.fd, set) };
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+unsafe fn select_has_stack(n: c_int, sets: [*mut libc::fd_set; 3]) -> bool {
+    (0..n.min(libc::FD_SETSIZE as c_int)).any(|fd| {
+        is_stack(fd)
+            && sets
+                .iter()
+                .any(|s| !s.is_null() && unsafe { libc::FD_ISSET(fd, *s) })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn select(
+    n: c_int,
+    r: *mut libc::fd_set,
+    w: *mut libc::fd_set,
+    e: *mut libc::fd_set,
+    t: *mut libc::timeval,
+) -> c_int {
+    if unsafe { select_has_stack(n, [r, w, e]) } {
+        let ms = if t.is_null() {
+            -1
+        } else {
+            let t = unsafe { *t };
+            (t.tv_sec.saturating_mul(1000) + (t.tv_usec + 999) / 1000).clamp(0, i32::MAX as i64)
+                as c_int
+        };
+        return unsafe { select_stack(n, r, w, e, ms, std::ptr::null()) };
+    }
+    unsafe { real::select(n, r, w, e, t) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pselect(
+    n: c_int,
+    r: *mut libc::fd_set,
+    w: *mut libc::fd_set,
+    e: *mut libc::fd_set,
+    t: *const timespec,
+    mask: *const sigset_t,
+) -> c_int {
+    if unsafe { select_has_stack(n, [r, w, e]) } {
+        let ms = if t.is_null() {
+            -1
+        } else {
+            let t = unsafe { *t };
+            (t.tv_sec.saturating_mul(1000) + (t.tv_nsec + 999_999) / 1_000_000)
+                .clamp(0, i32::MAX as i64) as c_int
+        };
+        return unsafe { select_stack(n, r, w, e, ms, mask) };
+    }
+    unsafe { real::pselect(n, r, w, e, t, mask) }
+}

@@ -83,6 +83,8 @@ real! {
     epoll_pwait: fn(epfd: c_int, ev: *mut epoll_event, max: c_int, timeout: c_int, mask: *const sigset_t) -> c_int;
     poll: fn(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int;
     ppoll: fn(fds: *mut pollfd, n: nfds_t, t: *const timespec, mask: *const sigset_t) -> c_int;
+    select: fn(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, t: *mut libc::timeval) -> c_int;
+    pselect: fn(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, t: *const timespec, mask: *const sigset_t) -> c_int;
 }
 
 /// Raw system calls for the placeholders (never interposed).

@@ -1,8 +1,9 @@
 """A kernel server for the semantics checks (peer namespace). Each connection sends one
 command line: 'echo' (echo until EOF), 'close' (close at once), 'rst' (close with SO_LINGER 0),
-'send4' (send b'data', then wait for EOF), 'hold' (wait for EOF). Prints 'ready' when
+'send4' (send b'data', then wait for EOF), 'stall' (read nothing for 1 s, then read until
+EOF), 'hold' (read until EOF). Prints 'ready' when
 listening. Exits after 120 s at most."""
-import signal, socket, struct, sys, threading
+import signal, socket, struct, sys, threading, time
 
 signal.alarm(120)
 ls = socket.socket()
@@ -35,6 +36,10 @@ def serve(c):
             c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         elif cmd == b"send4":
             c.sendall(b"data")
+            while c.recv(65536):
+                pass
+        elif cmd == b"stall":
+            time.sleep(1)
             while c.recv(65536):
                 pass
         elif cmd == b"hold":

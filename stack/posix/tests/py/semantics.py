@@ -139,6 +139,76 @@ while True:
 out("echo_after_shut_wr", got)
 s.close()
 
+# one epoll set with a stack socket and kernel descriptors (a pipe); EPOLLONESHOT; an idle
+# wait sleeps (the process uses little CPU while epoll_wait waits with nothing ready)
+import os, resource
+s = conn(b"echo")
+r, w = os.pipe()
+ep = select.epoll()
+ep.register(s.fileno(), select.EPOLLIN | select.EPOLLONESHOT)
+ep.register(r, select.EPOLLIN)
+t0 = resource.getrusage(resource.RUSAGE_SELF)
+out("mixed_idle", ep.poll(1.0))
+t1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu = (t1.ru_utime - t0.ru_utime) + (t1.ru_stime - t0.ru_stime)
+out("mixed_idle_sleeps", cpu < 0.5)
+os.write(w, b"p")
+out("mixed_pipe", [(fd == r, e) for fd, e in ep.poll(5)])
+os.read(r, 1)
+s.sendall(b"zz")
+out("mixed_socket", [(fd == s.fileno(), e & select.EPOLLIN) for fd, e in ep.poll(5)])
+out("oneshot_disarmed", ep.poll(0.2))
+ep.modify(s.fileno(), select.EPOLLIN | select.EPOLLONESHOT)
+out("oneshot_rearmed", [(fd == s.fileno(), e & select.EPOLLIN) for fd, e in ep.poll(5)])
+got = b""
+while len(got) < 2:
+    got += s.recv(10)
+out("mixed_recv", got)
+ep.close()
+os.close(r)
+os.close(w)
+s.close()
+
+# select on a stack socket: readable once data arrives, writable when connected
+s = conn(b"send4")
+rl, wl, _ = select.select([s], [s], [], 5)
+out("select_writable", wl == [s])
+rl, _, _ = select.select([s], [], [], 5)
+out("select_readable", rl == [s])
+out("select_recv", s.recv(10))
+rl, _, _ = select.select([s], [], [], 0.2)
+out("select_not_readable", rl)
+s.close()
+
+# a full send buffer: EAGAIN, not writable; writable again (select, poll, epoll) once the
+# peer reads
+for how in ("select", "poll", "epoll"):
+    s = conn(b"stall")
+    s.setblocking(False)
+    sent = 0
+    try:
+        while sent < (64 << 20):
+            sent += s.send(b"x" * 65536)
+    except BlockingIOError:
+        pass
+    if how == "select":
+        full = select.select([], [s], [], 0)[1] == []
+        ok = select.select([], [s], [], 10)[1] == [s]
+    elif how == "poll":
+        p = select.poll()
+        p.register(s, select.POLLOUT)
+        full = p.poll(0) == []
+        ok = bool(p.poll(10000))
+    else:
+        ep = select.epoll()
+        ep.register(s.fileno(), select.EPOLLOUT | select.EPOLLET)
+        first = ep.poll(0)  # ET: the registration itself reports the current state once
+        full = first == []
+        ok = bool(ep.poll(10))
+        ep.close()
+    out(f"full_{how}", (sent < (64 << 20), full, ok))
+    s.close()
+
 # unconnected sockets
 s = socket.socket()
 out("getpeername_unconnected", attempt(lambda: s.getpeername()))
