@@ -529,3 +529,102 @@ fn stack_loop(g: &'static Global) {
         unsafe { crate::real::ppoll(&mut p, 1, &ts, std::ptr::null()) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xdptcp::tcp::endpoint::{Endpoint, EndpointSecrets};
+    use xdptcp::tcp::TcpConfig;
+
+    const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+
+    fn endpoint() -> Endpoint {
+        Endpoint::new(
+            TcpConfig::default(),
+            EndpointSecrets::from_bytes([7; 40]),
+            61000..=61999,
+        )
+    }
+
+    /// Linux `tcp_poll` masks for the states a connection passes through (net/ipv4/tcp.c).
+    #[test]
+    fn readiness_follows_linux_tcp_poll() {
+        let mut ep = endpoint();
+        let mut io = AppIo::new(&mut ep, Instant::from_millis(1), LOCAL);
+        let c = io
+            .connect(SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 80))
+            .unwrap();
+        // SYN-SENT: nothing.
+        let mut r = ConnRec::default();
+        assert_eq!(conn_ready(&io, c, &r), 0);
+        // Refused (RST to our SYN, then released): IN|OUT|RDHUP|HUP|ERR with the NORM bits.
+        r.err = Some(libc::ECONNREFUSED);
+        r.released = true;
+        assert_eq!(
+            conn_ready(&io, c, &r),
+            EPOLLIN | EPOLLRDNORM | EPOLLOUT | EPOLLWRNORM | EPOLLRDHUP | EPOLLHUP | EPOLLERR
+        );
+        // The error read (SO_ERROR): the rest stays.
+        r.err = None;
+        assert_eq!(conn_ready(&io, c, &r) & EPOLLERR, 0);
+        // Peer FIN on a live connection: IN|RDHUP, no HUP until our side is shut too.
+        let mut r = ConnRec {
+            peer_fin: true,
+            ..ConnRec::default()
+        };
+        assert_eq!(conn_ready(&io, c, &r), EPOLLIN | EPOLLRDNORM | EPOLLRDHUP);
+        r.wr_shut = true;
+        assert_eq!(
+            conn_ready(&io, c, &r),
+            EPOLLIN | EPOLLRDNORM | EPOLLRDHUP | EPOLLHUP | EPOLLOUT | EPOLLWRNORM
+        );
+        // Data kept past the release is readable.
+        let r = ConnRec {
+            released: true,
+            tail: VecDeque::from(vec![1u8, 2]),
+            ..ConnRec::default()
+        };
+        assert_ne!(conn_ready(&io, c, &r) & EPOLLIN, 0);
+    }
+
+    #[test]
+    fn watched_includes_output_only_when_asked() {
+        let mut p = Posix::default();
+        p.socks.insert(5, Sock::new(SockKind::Bound, false));
+        assert_eq!(p.watched(5) & EPOLLOUT, 0);
+        p.regs.insert(
+            5,
+            vec![Reg {
+                epfd: 9,
+                events: EPOLLIN | EPOLLOUT,
+                data: 1,
+            }],
+        );
+        assert_ne!(p.watched(5) & EPOLLOUT, 0);
+        p.regs.clear();
+        p.socks.get_mut(&5).unwrap().out_waiters = 1;
+        assert_ne!(p.watched(5) & EPOLLOUT, 0);
+    }
+
+    #[test]
+    fn errno_values_are_linuxs() {
+        use xdptcp::tcp::endpoint::{ConnectError, ListenError};
+        for (e, n) in [
+            (AppError::ConnectionRefused, libc::ECONNREFUSED),
+            (AppError::ConnectionReset, libc::ECONNRESET),
+            (AppError::TimedOut, libc::ETIMEDOUT),
+            (
+                AppError::Connect(ConnectError::NoPorts),
+                libc::EADDRNOTAVAIL,
+            ),
+            (
+                AppError::Connect(ConnectError::TooManyConnections),
+                libc::ENOBUFS,
+            ),
+            (AppError::Listen(ListenError::AddrInUse), libc::EADDRINUSE),
+            (AppError::WriteClosed, libc::EPIPE),
+        ] {
+            assert_eq!(errno_of(e), n, "{e:?}");
+        }
+    }
+}
