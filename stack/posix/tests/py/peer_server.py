@@ -1,6 +1,6 @@
 """A kernel server for the semantics checks (peer namespace). Each connection sends one
 command line: 'echo' (echo until EOF), 'close' (close at once), 'rst' (close with SO_LINGER 0),
-'send4' (send b'data', then wait for EOF), 'stall' (read nothing for 1 s, then read until
+'send4' (send b'data', then wait for EOF), 'stall' (read nothing for 2 s, then read until
 EOF), 'hold' (read until EOF). Prints 'ready' when
 listening. Exits after 120 s at most."""
 import signal, socket, struct, sys, threading, time
@@ -39,7 +39,7 @@ def serve(c):
             while c.recv(65536):
                 pass
         elif cmd == b"stall":
-            time.sleep(1)
+            time.sleep(2)
             while c.recv(65536):
                 pass
         elif cmd == b"hold":
