@@ -490,3 +490,100 @@ fn fork_leaves_the_parents_sockets_alone() {
     p.expect("child exit: 0");
     p.expect("parent echo: after fork");
 }
+
+#[test]
+fn redis_under_the_stack_with_redis_benchmark_and_bgsave() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let dir = TempDir(std::env::temp_dir().join(format!("xdptcp-redis-{}", pair.suffix)));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let d = dir.0.display().to_string();
+    let addr = STACK_ADDR.to_string();
+    let _redis = Proc::spawn(on_stack(
+        &pair,
+        &[
+            "redis-server",
+            "--bind",
+            &addr,
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+            "--dir",
+            &d,
+            "--daemonize",
+            "no",
+            "--logfile",
+            "",
+        ],
+    ));
+    let cli = |args: &[&str]| -> String {
+        let out = in_ns(
+            &pair.peer_ns,
+            &[&["timeout", "20", "redis-cli", "-h", &addr], args].concat(),
+        )
+        .output()
+        .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // redis listens once it runs: retry the first command (bounded).
+    let mut pong = String::new();
+    for _ in 0..100 {
+        pong = cli(&["ping"]);
+        if pong == "PONG" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(pong, "PONG");
+    assert_eq!(cli(&["set", "k", "a value"]), "OK");
+    assert_eq!(cli(&["get", "k"]), "a value");
+    // redis-benchmark: every request answered (its -n requests complete, or it times out).
+    let out = in_ns(
+        &pair.peer_ns,
+        &[
+            "timeout",
+            "60",
+            "redis-benchmark",
+            "-h",
+            &addr,
+            "-q",
+            "-n",
+            "5000",
+            "-c",
+            "10",
+            "-t",
+            "set,get,lpush,incr",
+        ],
+    )
+    .output()
+    .expect("redis-benchmark");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "redis-benchmark: {text}");
+    println!("{text}");
+    for t in ["SET", "GET", "LPUSH", "INCR"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&format!("{t}: ")) && l.contains("requests per second")),
+            "redis-benchmark {t}: {text}"
+        );
+    }
+    // BGSAVE forks a child that closes its copies of the stack sockets and exits: the parent
+    // keeps serving.
+    assert_eq!(cli(&["bgsave"]), "Background saving started");
+    let mut status = String::new();
+    for _ in 0..100 {
+        status = cli(&["info", "persistence"]);
+        if status.contains("rdb_bgsave_in_progress:0") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(status.contains("rdb_last_bgsave_status:ok"), "{status}");
+    assert!(dir.0.join("dump.rdb").is_file());
+    assert_eq!(cli(&["get", "k"]), "a value");
+}
