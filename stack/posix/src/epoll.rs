@@ -273,7 +273,7 @@ pub unsafe fn poll(
             if ready == 0 {
                 for (i, p) in fds.iter().enumerate() {
                     if stack[i] && p.events & libc::POLLOUT != 0 {
-                        if let Some(s) = app.socks.get_mut(&p.fd) {
+                        if let Some(s) = app.sock_mut(p.fd) {
                             s.out_waiters += 1;
                         }
                         app.sync(&io, p.fd, false);
@@ -299,7 +299,7 @@ pub unsafe fn poll(
             let io = iface.app_io(now);
             for (i, p) in fds.iter().enumerate() {
                 if stack[i] && p.events & libc::POLLOUT != 0 {
-                    if let Some(s) = app.socks.get_mut(&p.fd) {
+                    if let Some(s) = app.sock_mut(p.fd) {
                         s.out_waiters = s.out_waiters.saturating_sub(1);
                     }
                     app.sync(&io, p.fd, false);

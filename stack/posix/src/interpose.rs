@@ -448,33 +448,26 @@ pub unsafe extern "C" fn ioctl(fd: c_int, req: libc::c_ulong, arg: libc::c_ulong
     unsafe { real::ioctl(fd, req, arg) }
 }
 
-fn dup_refused() -> c_int {
-    warn_once("duplicating a stack socket (dup, fcntl F_DUPFD) is not supported yet (EOPNOTSUPP)");
-    set_errno(libc::EOPNOTSUPP);
-    -1
-}
-
 #[no_mangle]
 pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
     if is_stack(fd) {
-        return dup_refused();
+        return ret(ops::dup_with(fd, || unsafe { real::dup(fd) })) as c_int;
     }
     unsafe { real::dup(fd) }
 }
 
 /// `dup2`/`dup3` over a stack socket close it first (as the kernel closes the old file).
+/// The descriptor number itself is left to dup2/dup3, which replace it atomically.
 fn before_dup_onto(old: c_int, new: c_int) -> Option<c_int> {
-    if is_stack(old) {
-        return Some(dup_refused());
+    if old == new {
+        return None;
     }
-    if old != new {
-        match fdtab::kind(new) {
-            Kind::Stack => {
-                let _ = ops::close(new);
-            }
-            Kind::Epoll | Kind::Undecided => ops::forget(new),
-            Kind::Kernel => {}
+    match fdtab::kind(new) {
+        Kind::Stack => {
+            let _ = ops::release(new);
         }
+        Kind::Epoll | Kind::Undecided => ops::forget(new),
+        Kind::Kernel => {}
     }
     None
 }
@@ -484,6 +477,9 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
     if let Some(r) = before_dup_onto(old, new) {
         return r;
     }
+    if is_stack(old) && old != new {
+        return ret(ops::dup_with(old, || unsafe { real::dup2(old, new) })) as c_int;
+    }
     unsafe { real::dup2(old, new) }
 }
 
@@ -491,6 +487,11 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     if let Some(r) = before_dup_onto(old, new) {
         return r;
+    }
+    if is_stack(old) && old != new {
+        return ret(ops::dup_with(old, || unsafe {
+            real::dup3(old, new, flags)
+        })) as c_int;
     }
     unsafe { real::dup3(old, new, flags) }
 }

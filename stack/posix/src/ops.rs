@@ -174,7 +174,7 @@ pub fn bind(fd: RawFd, a: SocketAddrV4) -> Option<R> {
     if let Err(e) = move_to_stack(&mut inner, fd, SockKind::Bound) {
         return Some(Err(e));
     }
-    if let Some(s) = inner.app.socks.get_mut(&fd) {
+    if let Some(s) = inner.app.sock_mut(fd) {
         s.local = Some(a);
     }
     Some(Ok(0))
@@ -189,7 +189,8 @@ pub fn listen(fd: RawFd, backlog: c_int) -> R {
     let backlog = usize::try_from(backlog).map_or(somaxconn, |b| b.clamp(1, somaxconn));
     let now = xdptcp::clock::now();
     let (iface, app) = inner.split();
-    let Some(s) = app.socks.get_mut(&fd) else {
+    let fd = app.primary(fd);
+    let Some(s) = app.sock_mut(fd) else {
         return Err(libc::EBADF);
     };
     let port = match &mut s.kind {
@@ -212,7 +213,7 @@ pub fn listen(fd: RawFd, backlog: c_int) -> R {
         let (iface, app) = inner.split();
         iface.endpoint_mut().unlisten(now, id);
         app.listeners.remove(&id);
-        if let Some(s) = app.socks.get_mut(&fd) {
+        if let Some(s) = app.sock_mut(fd) {
             s.kind = SockKind::Bound;
         }
         return Err(libc::ENOBUFS);
@@ -229,7 +230,7 @@ fn wait(g: &Global, fd: RawFd, out: bool, again: bool) -> Result<(), i32> {
         let mut inner = g.lock();
         let now = xdptcp::clock::now();
         let (iface, app) = inner.split();
-        if let Some(s) = app.socks.get_mut(&fd) {
+        if let Some(s) = app.sock_mut(fd) {
             s.out_waiters += 1;
         }
         app.sync(&iface.app_io(now), fd, false);
@@ -249,7 +250,7 @@ fn wait(g: &Global, fd: RawFd, out: bool, again: bool) -> Result<(), i32> {
         let mut inner = g.lock();
         let now = xdptcp::clock::now();
         let (iface, app) = inner.split();
-        if let Some(s) = app.socks.get_mut(&fd) {
+        if let Some(s) = app.sock_mut(fd) {
             s.out_waiters = s.out_waiters.saturating_sub(1);
         }
         app.sync(&iface.app_io(now), fd, false);
@@ -274,7 +275,7 @@ pub unsafe fn accept4(fd: RawFd, addr: *mut sockaddr, len: *mut socklen_t, flags
         let mut inner = g.lock();
         let now = xdptcp::clock::now();
         let (iface, app) = inner.split();
-        let Some(s) = app.socks.get_mut(&fd) else {
+        let Some(s) = app.sock_mut(fd) else {
             return Err(libc::EBADF);
         };
         let (SockKind::Listener { queue, .. }, lopts, nonblock) = (&mut s.kind, s.opts, s.nonblock)
@@ -350,6 +351,7 @@ fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddrV4) -> 
         let local = inner.local;
         let now = xdptcp::clock::now();
         let (iface, app) = inner.split();
+        let fd = app.primary(fd);
         let Some(s) = app.socks.get_mut(&fd) else {
             return Err(libc::EBADF);
         };
@@ -404,7 +406,7 @@ fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddrV4) -> 
     loop {
         {
             let mut inner = g.lock();
-            let c = match inner.app.socks.get(&fd).map(|s| &s.kind) {
+            let c = match inner.app.sock(fd).map(|s| &s.kind) {
                 Some(SockKind::Conn(c)) => *c,
                 _ => return Err(libc::EBADF),
             };
@@ -448,7 +450,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8], flags: c_int) -> R {
         let mut inner = g.lock();
         let now = xdptcp::clock::now();
         let (iface, app) = inner.split();
-        let Some(s) = app.socks.get(&fd) else {
+        let Some(s) = app.sock(fd) else {
             return Err(libc::EBADF);
         };
         let nonblock = s.nonblock || flags & libc::MSG_DONTWAIT != 0;
@@ -526,7 +528,7 @@ pub fn send(fd: RawFd, data: &[u8], flags: c_int) -> R {
         let mut inner = g.lock();
         let now = xdptcp::clock::now();
         let (iface, app) = inner.split();
-        let Some(s) = app.socks.get(&fd) else {
+        let Some(s) = app.sock(fd) else {
             return Err(libc::EBADF);
         };
         let nonblock = s.nonblock || flags & libc::MSG_DONTWAIT != 0;
@@ -582,18 +584,25 @@ pub fn send(fd: RawFd, data: &[u8], flags: c_int) -> R {
 }
 
 fn r_connected(inner: &Inner, fd: RawFd) -> bool {
-    match inner.app.socks.get(&fd).map(|s| &s.kind) {
+    match inner.app.sock(fd).map(|s| &s.kind) {
         Some(SockKind::Conn(c)) => inner.app.conns.get(c).is_some_and(|r| r.connected),
         _ => false,
     }
 }
 
-/// `close` of a stack socket: FIN (RST with unread data, or SO_LINGER 0), listeners stop.
+/// `close` of a stack socket's descriptor: the last one closes the socket (FIN; RST with
+/// unread data or SO_LINGER 0; a listener stops).
 pub fn close(fd: RawFd) -> R {
+    let r = release(fd);
+    sys::close(fd);
+    r
+}
+
+/// [`close`] without closing the descriptor number (dup2/dup3 onto it replace it).
+pub fn release(fd: RawFd) -> R {
     if crate::state::forked() {
         // The parent's socket lives on; this process only lets go of its descriptor.
         fdtab::set(fd, Kind::Kernel);
-        sys::close(fd);
         return Ok(0);
     }
     let g = g()?;
@@ -602,9 +611,8 @@ pub fn close(fd: RawFd) -> R {
     let now = xdptcp::clock::now();
     fdtab::set(fd, Kind::Kernel);
     let (iface, app) = inner.split();
-    app.regs.remove(&fd);
     let mut unsteer = None;
-    if let Some(s) = app.socks.remove(&fd) {
+    if let Some(s) = app.remove_fd(fd) {
         let mut io = iface.app_io(now);
         match s.kind {
             SockKind::Bound => {}
@@ -644,8 +652,6 @@ pub fn close(fd: RawFd) -> R {
         let _ = inner.stack.steering_mut().remove_listen(local, port);
     }
     inner.iterate();
-    drop(inner);
-    sys::close(fd);
     Ok(0)
 }
 
@@ -658,7 +664,7 @@ pub fn shutdown(fd: RawFd, how: c_int) -> R {
     let mut inner = g.lock();
     let now = xdptcp::clock::now();
     let (iface, app) = inner.split();
-    let Some(s) = app.socks.get(&fd) else {
+    let Some(s) = app.sock(fd) else {
         return Err(libc::EBADF);
     };
     let SockKind::Conn(c) = s.kind else {
@@ -692,7 +698,7 @@ pub unsafe fn sockname(fd: RawFd, peer: bool, addr: *mut sockaddr, len: *mut soc
     let mut inner = g.lock();
     let now = xdptcp::clock::now();
     let (iface, app) = inner.split();
-    let s = app.socks.get(&fd).ok_or(libc::EBADF)?;
+    let s = app.sock(fd).ok_or(libc::EBADF)?;
     let io = iface.app_io(now);
     let a = match (peer, &s.kind) {
         (false, _) => s
@@ -722,7 +728,7 @@ pub fn with_sock<T>(
     let mut inner = g.lock();
     let now = xdptcp::clock::now();
     let (iface, app) = inner.split();
-    if !app.socks.contains_key(&fd) {
+    if app.sock(fd).is_none() {
         return Err(libc::EBADF);
     }
     let mut io = iface.app_io(now);
@@ -750,3 +756,24 @@ pub fn wants_out(events: u32) -> bool {
 
 /// Input bits (tests).
 pub const IN: u32 = EPOLLIN;
+
+/// `dup`-like on a stack socket: `dup_fn` makes the new descriptor (the kernel duplicates the
+/// placeholder); the new number becomes an alias of the socket.
+pub fn dup_with(fd: RawFd, dup_fn: impl FnOnce() -> c_int) -> R {
+    let g = g()?;
+    let mut inner = g.lock();
+    if inner.app.sock(fd).is_none() {
+        return Err(libc::EBADF);
+    }
+    let n = dup_fn();
+    if n < 0 {
+        return Err(crate::epoll::errno());
+    }
+    if !fdtab::in_range(n) {
+        sys::close(n);
+        return Err(libc::EMFILE);
+    }
+    inner.app.add_alias(fd, n);
+    fdtab::set(n, Kind::Stack);
+    Ok(n as isize)
+}

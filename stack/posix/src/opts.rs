@@ -37,7 +37,7 @@ pub unsafe fn setsockopt(
         Ok(unsafe { std::ptr::read_unaligned(val as *const i32) })
     };
     with_sock(fd, |io, app| {
-        let s = app.socks.get_mut(&fd).ok_or(libc::EBADF)?;
+        let s = app.sock_mut(fd).ok_or(libc::EBADF)?;
         let conn = match s.kind {
             SockKind::Conn(c) => Some(c),
             _ => None,
@@ -178,7 +178,7 @@ pub unsafe fn getsockopt(
     };
     let put_int = |v: i32| put(&v.to_ne_bytes());
     with_sock(fd, |io, app| {
-        let s = app.socks.get(&fd).ok_or(libc::EBADF)?;
+        let s = app.sock(fd).ok_or(libc::EBADF)?;
         let conn = match s.kind {
             SockKind::Conn(c) => Some(c),
             _ => None,
@@ -258,26 +258,27 @@ pub unsafe fn getsockopt(
     })
 }
 
-/// `fcntl` on a stack socket: the status flags are the socket's (O_NONBLOCK); descriptor
-/// flags (FD_CLOEXEC) are the placeholder's, i.e. the kernel's. `None`: let libc do it.
+/// `fcntl` on a stack socket: the status flags are the socket's (O_NONBLOCK, shared by its
+/// duplicates as Linux shares them in the open file description); descriptor flags
+/// (FD_CLOEXEC) are the placeholder's, i.e. the kernel's; F_DUPFD makes an alias.
+/// `None`: let libc do it.
 pub fn fcntl(fd: RawFd, cmd: c_int, arg: libc::c_ulong) -> Option<Result<c_int, i32>> {
     match cmd {
         libc::F_GETFL => Some(with_sock(fd, |_, app| {
-            let nb = app.socks.get(&fd).is_some_and(|s| s.nonblock);
+            let nb = app.sock(fd).is_some_and(|s| s.nonblock);
             Ok(libc::O_RDWR | if nb { libc::O_NONBLOCK } else { 0 })
         })),
         libc::F_SETFL => Some(with_sock(fd, |_, app| {
-            if let Some(s) = app.socks.get_mut(&fd) {
+            if let Some(s) = app.sock_mut(fd) {
                 s.nonblock = arg as c_int & libc::O_NONBLOCK != 0;
             }
             Ok(0)
         })),
-        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
-            warn_once(
-                "duplicating a stack socket (dup, fcntl F_DUPFD) is not supported yet (EOPNOTSUPP)",
-            );
-            Some(Err(libc::EOPNOTSUPP))
-        }
+        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => Some(
+            // SAFETY: fcntl on the placeholder; the kernel duplicates it.
+            crate::ops::dup_with(fd, || unsafe { crate::real::fcntl(fd, cmd, arg) })
+                .map(|n| n as c_int),
+        ),
         _ => None,
     }
 }
@@ -296,7 +297,7 @@ pub unsafe fn ioctl(fd: RawFd, req: libc::c_ulong, arg: libc::c_ulong) -> Result
             // SAFETY: the caller's int.
             let on = unsafe { std::ptr::read_unaligned(p) } != 0;
             with_sock(fd, |_, app| {
-                if let Some(s) = app.socks.get_mut(&fd) {
+                if let Some(s) = app.sock_mut(fd) {
                     s.nonblock = on;
                 }
                 Ok(0)
@@ -306,7 +307,7 @@ pub unsafe fn ioctl(fd: RawFd, req: libc::c_ulong, arg: libc::c_ulong) -> Result
             if p.is_null() {
                 return Err(libc::EFAULT);
             }
-            let n = with_sock(fd, |io, app| match app.socks.get(&fd).map(|s| &s.kind) {
+            let n = with_sock(fd, |io, app| match app.sock(fd).map(|s| &s.kind) {
                 Some(SockKind::Conn(c)) => {
                     Ok(io.recv_available(*c) + app.conns.get(c).map_or(0, |r| r.tail.len()))
                 }

@@ -139,6 +139,11 @@ pub struct Posix {
     pub regs: HashMap<RawFd, Vec<Reg>>,
     /// Connections reset because a listener's queue was full.
     pub accept_overflows: u64,
+    /// Duplicated descriptors (dup, dup2, dup3, F_DUPFD): alias -> the descriptor the socket
+    /// is filed under (its primary; the kernel shares the placeholder eventfd between them).
+    pub alias: HashMap<RawFd, RawFd>,
+    /// primary -> its aliases.
+    pub aliases: HashMap<RawFd, Vec<RawFd>>,
 }
 
 /// errno of an application-API error.
@@ -160,9 +165,72 @@ pub fn errno_of(e: AppError) -> i32 {
 }
 
 impl Posix {
+    /// The descriptor `fd`'s socket is filed under.
+    pub fn primary(&self, fd: RawFd) -> RawFd {
+        *self.alias.get(&fd).unwrap_or(&fd)
+    }
+
+    /// The socket behind descriptor `fd` (a primary or an alias).
+    pub fn sock(&self, fd: RawFd) -> Option<&Sock> {
+        self.socks.get(&self.primary(fd))
+    }
+
+    pub fn sock_mut(&mut self, fd: RawFd) -> Option<&mut Sock> {
+        let p = self.primary(fd);
+        self.socks.get_mut(&p)
+    }
+
+    /// Records `new` as another descriptor of `fd`'s socket.
+    pub fn add_alias(&mut self, fd: RawFd, new: RawFd) {
+        let p = self.primary(fd);
+        self.alias.insert(new, p);
+        self.aliases.entry(p).or_default().push(new);
+    }
+
+    /// Forgets descriptor `fd`. Returns the socket if this was its last descriptor; otherwise
+    /// the socket stays, filed under a remaining descriptor.
+    pub fn remove_fd(&mut self, fd: RawFd) -> Option<Sock> {
+        self.regs.remove(&fd);
+        if let Some(p) = self.alias.remove(&fd) {
+            if let Some(v) = self.aliases.get_mut(&p) {
+                v.retain(|&a| a != fd);
+                if v.is_empty() {
+                    self.aliases.remove(&p);
+                }
+            }
+            return None;
+        }
+        let sock = self.socks.remove(&fd)?;
+        let Some(mut rest) = self.aliases.remove(&fd).filter(|v| !v.is_empty()) else {
+            return Some(sock);
+        };
+        // Promote the first alias: the socket is filed under it from now on.
+        let np = rest.remove(0);
+        self.alias.remove(&np);
+        for &a in &rest {
+            self.alias.insert(a, np);
+        }
+        if !rest.is_empty() {
+            self.aliases.insert(np, rest);
+        }
+        match &sock.kind {
+            SockKind::Conn(c) => {
+                if let Some(r) = self.conns.get_mut(c) {
+                    r.fd = Some(np);
+                }
+            }
+            SockKind::Listener { id, .. } => {
+                self.listeners.insert(*id, np);
+            }
+            SockKind::Bound => {}
+        }
+        self.socks.insert(np, sock);
+        None
+    }
+
     /// The socket's readiness now (Linux `tcp_poll`), as EPOLL* bits.
     pub fn ready(&self, io: &AppIo<'_>, fd: RawFd) -> u32 {
-        let Some(s) = self.socks.get(&fd) else {
+        let Some(s) = self.sock(fd) else {
             return 0;
         };
         match &s.kind {
@@ -186,18 +254,22 @@ impl Posix {
 
     /// What is watched on `fd` (see the module docs).
     pub fn watched(&self, fd: RawFd) -> u32 {
-        let wants_out = self.socks.get(&fd).is_some_and(|s| s.out_waiters > 0)
-            || self
-                .regs
-                .get(&fd)
-                .is_some_and(|v| v.iter().any(|r| r.events & EPOLLOUT != 0));
+        let p = self.primary(fd);
+        let reg_out = |d: &RawFd| {
+            self.regs
+                .get(d)
+                .is_some_and(|v| v.iter().any(|r| r.events & EPOLLOUT != 0))
+        };
+        let wants_out = self.sock(fd).is_some_and(|s| s.out_waiters > 0)
+            || reg_out(&p)
+            || self.aliases.get(&p).is_some_and(|v| v.iter().any(reg_out));
         ALWAYS | if wants_out { OUT } else { 0 }
     }
 
     /// Restores the placeholder invariant of `fd`; `edge`: something new happened.
     pub fn sync(&mut self, io: &AppIo<'_>, fd: RawFd, edge: bool) {
         let m = self.ready(io, fd) & self.watched(fd);
-        let Some(s) = self.socks.get_mut(&fd) else {
+        let Some(s) = self.sock_mut(fd) else {
             return;
         };
         if m != 0 {
@@ -249,7 +321,7 @@ impl App for Posix {
                     let _ = io.abort(c);
                     return;
                 };
-                let full = match self.socks.get_mut(&lfd).map(|s| &mut s.kind) {
+                let full = match self.sock_mut(lfd).map(|s| &mut s.kind) {
                     Some(SockKind::Listener { queue, backlog, .. }) => {
                         if queue.len() >= *backlog {
                             true

@@ -218,6 +218,43 @@ for how in ("select", "poll", "epoll"):
     out(f"full_{how}", (sent < (64 << 20), full, ok))
     s.close()
 
+# duplicated descriptors share the socket; the last close closes it
+def recv_n(sock, n):
+    got = b""
+    while len(got) < n:
+        d = sock.recv(n - len(got))
+        if not d:
+            break
+        got += d
+    return got
+
+
+s = conn(b"echo")
+d = s.dup()
+d.sendall(b"via dup")
+out("dup_echo", recv_n(s, 7))
+s.close()
+d.sendall(b"after")
+out("dup_after_first_close", recv_n(d, 5))
+d.setblocking(False)
+fd2 = fcntl.fcntl(d, fcntl.F_DUPFD, 200)
+out("f_dupfd", fd2 >= 200)
+out("dup_shares_nonblock", bool(fcntl.fcntl(fd2, fcntl.F_GETFL) & 0o4000))
+os.close(fd2)
+d.setblocking(True)
+d.shutdown(socket.SHUT_WR)
+out("dup_eof", recv_n(d, 100))
+d.close()
+a = conn(b"echo")
+b = conn(b"hold")
+os.dup2(a.fileno(), b.fileno())
+b.sendall(b"onto")
+out("dup2_onto_socket", recv_n(a, 4))
+b.close()
+a.sendall(b"still")
+out("dup2_original_alive", recv_n(a, 5))
+a.close()
+
 # unconnected sockets
 s = socket.socket()
 out("getpeername_unconnected", attempt(lambda: s.getpeername()))
