@@ -39,8 +39,18 @@ fn ret_int(r: Result<c_int, i32>) -> c_int {
     })
 }
 
+/// What `fd` is for this call: a thread that holds the stack's lock sees every descriptor as
+/// the kernel's (`state::holding_lock`).
+fn kind(fd: RawFd) -> Kind {
+    match fdtab::kind(fd) {
+        Kind::Kernel => Kind::Kernel,
+        _ if crate::state::holding_lock() => Kind::Kernel,
+        k => k,
+    }
+}
+
 fn is_stack(fd: RawFd) -> bool {
-    fdtab::kind(fd) == Kind::Stack
+    kind(fd) == Kind::Stack
 }
 
 #[no_mangle]
@@ -59,7 +69,7 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int
 
 #[no_mangle]
 pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    match fdtab::kind(fd) {
+    match kind(fd) {
         Kind::Undecided => {
             if let Some(r) = unsafe { read_sin(addr, len) }.and_then(|a| ops::bind(fd, a)) {
                 return ret(r) as c_int;
@@ -81,7 +91,7 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
 
 #[no_mangle]
 pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
-    match fdtab::kind(fd) {
+    match kind(fd) {
         Kind::Stack => ret(ops::listen(fd, backlog)) as c_int,
         Kind::Undecided => {
             fdtab::set(fd, Kind::Kernel);
@@ -114,7 +124,7 @@ pub unsafe extern "C" fn accept4(
 
 #[no_mangle]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    match fdtab::kind(fd) {
+    match kind(fd) {
         Kind::Undecided | Kind::Stack => {
             match unsafe { read_sin(addr, len) } {
                 Some(a) => {
@@ -363,7 +373,7 @@ pub unsafe extern "C" fn sendfile(out: c_int, inp: c_int, off: *mut off_t, n: si
 
 #[no_mangle]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    match fdtab::kind(fd) {
+    match kind(fd) {
         Kind::Stack => ret(ops::close(fd)) as c_int,
         Kind::Epoll | Kind::Undecided => {
             ops::forget(fd);
@@ -462,7 +472,7 @@ fn before_dup_onto(old: c_int, new: c_int) -> Option<c_int> {
     if old == new {
         return None;
     }
-    match fdtab::kind(new) {
+    match kind(new) {
         Kind::Stack => {
             let _ = ops::release(new);
         }
@@ -503,7 +513,7 @@ pub unsafe extern "C" fn epoll_ctl(
     fd: c_int,
     ev: *mut epoll_event,
 ) -> c_int {
-    match fdtab::kind(fd) {
+    match kind(fd) {
         Kind::Stack => ret_int(unsafe { epoll::ctl(epfd, op, fd, ev) }),
         Kind::Undecided => {
             let r = unsafe { real::epoll_ctl(epfd, op, fd, ev) };
@@ -523,7 +533,7 @@ pub unsafe extern "C" fn epoll_wait(
     max: c_int,
     timeout: c_int,
 ) -> c_int {
-    if fdtab::kind(epfd) == Kind::Epoll {
+    if kind(epfd) == Kind::Epoll {
         return unsafe { epoll::wait(epfd, ev, max, timeout, std::ptr::null()) };
     }
     unsafe { real::epoll_wait(epfd, ev, max, timeout) }
@@ -537,7 +547,7 @@ pub unsafe extern "C" fn epoll_pwait(
     timeout: c_int,
     mask: *const sigset_t,
 ) -> c_int {
-    if fdtab::kind(epfd) == Kind::Epoll {
+    if kind(epfd) == Kind::Epoll {
         return unsafe { epoll::wait(epfd, ev, max, timeout, mask) };
     }
     unsafe { real::epoll_pwait(epfd, ev, max, timeout, mask) }
@@ -702,4 +712,189 @@ pub unsafe extern "C" fn pselect(
         return unsafe { select_stack(n, r, w, e, ms, mask) };
     }
     unsafe { real::pselect(n, r, w, e, t, mask) }
+}
+
+// _FORTIFY_SOURCE builds (Debian's nginx and redis) call these checked variants, which reach
+// libc's internals without going through `read`, `recv` or `poll`.
+
+fn chk_fail() -> ! {
+    let msg = b"*** buffer overflow detected ***: terminated (xdptcp-posix)\n";
+    // SAFETY: a static buffer to stderr, then abort (as glibc's __chk_fail).
+    unsafe {
+        libc::syscall(libc::SYS_write, 2, msg.as_ptr(), msg.len());
+        libc::abort();
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __read_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    buflen: size_t,
+) -> ssize_t {
+    if is_stack(fd) {
+        if n > buflen {
+            chk_fail();
+        }
+        return unsafe { read(fd, buf, n) };
+    }
+    unsafe { real::__read_chk(fd, buf, n, buflen) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __recv_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    buflen: size_t,
+    flags: c_int,
+) -> ssize_t {
+    if is_stack(fd) {
+        if n > buflen {
+            chk_fail();
+        }
+        return unsafe { recv(fd, buf, n, flags) };
+    }
+    unsafe { real::__recv_chk(fd, buf, n, buflen, flags) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __recvfrom_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    buflen: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+) -> ssize_t {
+    if is_stack(fd) {
+        if n > buflen {
+            chk_fail();
+        }
+        return unsafe { recvfrom(fd, buf, n, flags, addr, len) };
+    }
+    unsafe { real::__recvfrom_chk(fd, buf, n, buflen, flags, addr, len) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __poll_chk(
+    fds: *mut pollfd,
+    n: nfds_t,
+    timeout: c_int,
+    fdslen: size_t,
+) -> c_int {
+    if unsafe { any_stack(fds, n) } {
+        if (fdslen / std::mem::size_of::<pollfd>()) < n as usize {
+            chk_fail();
+        }
+        return unsafe { poll(fds, n, timeout) };
+    }
+    unsafe { real::__poll_chk(fds, n, timeout, fdslen) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __ppoll_chk(
+    fds: *mut pollfd,
+    n: nfds_t,
+    t: *const timespec,
+    mask: *const sigset_t,
+    fdslen: size_t,
+) -> c_int {
+    if unsafe { any_stack(fds, n) } {
+        if (fdslen / std::mem::size_of::<pollfd>()) < n as usize {
+            chk_fail();
+        }
+        return unsafe { ppoll(fds, n, t, mask) };
+    }
+    unsafe { real::__ppoll_chk(fds, n, t, mask, fdslen) }
+}
+
+/// sendmmsg on a stack socket: the messages in order, as sendmsg each; stops at the first
+/// that is not sent in full (the count of messages sent so far, or its error if none).
+#[no_mangle]
+pub unsafe extern "C" fn sendmmsg(
+    fd: c_int,
+    v: *mut libc::mmsghdr,
+    n: libc::c_uint,
+    flags: c_int,
+) -> c_int {
+    if !is_stack(fd) {
+        return unsafe { real::sendmmsg(fd, v, n, flags) };
+    }
+    if v.is_null() && n > 0 {
+        set_errno(libc::EFAULT);
+        return -1;
+    }
+    let n = n.min(libc::UIO_MAXIOV as libc::c_uint);
+    let mut done = 0;
+    for i in 0..n as usize {
+        let m = unsafe { &mut *v.add(i) };
+        let r = unsafe { sendmsg(fd, &m.msg_hdr, flags) };
+        if r < 0 {
+            return if done > 0 { done } else { -1 };
+        }
+        m.msg_len = r as libc::c_uint;
+        done += 1;
+        let want: usize = unsafe { iovecs(m.msg_hdr.msg_iov, m.msg_hdr.msg_iovlen) }
+            .map(|v| v.iter().map(|x| x.iov_len).sum())
+            .unwrap_or(0);
+        if (r as usize) < want {
+            break;
+        }
+    }
+    done
+}
+
+/// recvmmsg on a stack socket: one message (a stream has no message boundaries; Linux
+/// fills further entries only with data already queued, which a later call returns too).
+#[no_mangle]
+pub unsafe extern "C" fn recvmmsg(
+    fd: c_int,
+    v: *mut libc::mmsghdr,
+    n: libc::c_uint,
+    flags: c_int,
+    t: *mut timespec,
+) -> c_int {
+    if !is_stack(fd) {
+        return unsafe { real::recvmmsg(fd, v, n, flags, t) };
+    }
+    if n == 0 {
+        return 0;
+    }
+    if v.is_null() {
+        set_errno(libc::EFAULT);
+        return -1;
+    }
+    let m = unsafe { &mut *v };
+    let r = unsafe { recvmsg(fd, &mut m.msg_hdr, flags & !libc::MSG_WAITFORONE) };
+    if r < 0 {
+        return -1;
+    }
+    m.msg_len = r as libc::c_uint;
+    1
+}
+
+/// close_range: the stack sockets in the range are released first, then the kernel closes
+/// the numbers (with CLOSE_RANGE_CLOEXEC only the flag is set: nothing to release).
+#[no_mangle]
+pub unsafe extern "C" fn close_range(
+    first: libc::c_uint,
+    last: libc::c_uint,
+    flags: c_int,
+) -> c_int {
+    if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
+        let hi = (last as u64).min(crate::fdtab::MAX_FDS as u64 - 1);
+        for fd in first as u64..=hi {
+            match kind(fd as c_int) {
+                Kind::Stack => {
+                    let _ = ops::release(fd as c_int);
+                }
+                Kind::Epoll | Kind::Undecided => ops::forget(fd as c_int),
+                Kind::Kernel => {}
+            }
+        }
+    }
+    unsafe { real::close_range(first, last, flags) }
 }

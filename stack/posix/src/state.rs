@@ -426,9 +426,45 @@ pub struct Global {
     stopped: AtomicBool,
 }
 
+thread_local! {
+    /// Set while this thread holds the stack's lock: a call it makes meanwhile (an stderr
+    /// line, a raw descriptor operation) goes straight to libc, even for a descriptor that is
+    /// a stack socket, instead of taking the lock again (which would deadlock).
+    static HOLDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread holds the stack's lock (see `HOLDING`).
+pub fn holding_lock() -> bool {
+    HOLDING.with(|h| h.get())
+}
+
+/// The stack's lock, held; marks the thread (`HOLDING`) until dropped.
+pub struct Locked<'a>(MutexGuard<'a, Inner>);
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.0
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        HOLDING.with(|h| h.set(false));
+    }
+}
+
 impl Global {
-    pub fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn lock(&self) -> Locked<'_> {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        HOLDING.with(|h| h.set(true));
+        Locked(g)
     }
 }
 
