@@ -124,6 +124,32 @@ fn move_to_stack(inner: &mut Inner, fd: RawFd, kind: SockKind) -> Result<(), i32
     {
         s.opts.linger = Some(lg.l_linger);
     }
+    for (name, slot) in [
+        (libc::SO_RCVTIMEO, &mut s.opts.rcvtimeo),
+        (libc::SO_SNDTIMEO, &mut s.opts.sndtimeo),
+    ] {
+        let mut tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        };
+        let mut l = std::mem::size_of::<libc::timeval>() as socklen_t;
+        // SAFETY: a valid timeval buffer.
+        let r = unsafe {
+            real::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                name,
+                &mut tv as *mut _ as *mut _,
+                &mut l,
+            )
+        };
+        if r == 0 && (tv.tv_sec, tv.tv_usec) != (0, 0) {
+            *slot = Some(
+                std::time::Duration::from_secs(tv.tv_sec.max(0) as u64)
+                    + std::time::Duration::from_micros(tv.tv_usec.max(0) as u64),
+            );
+        }
+    }
     let e = sys::eventfd(cloexec)?;
     let r = sys::dup3(e, fd, cloexec);
     sys::close(e);
@@ -225,7 +251,24 @@ pub fn listen(fd: RawFd, backlog: c_int) -> R {
 /// ready). `out`: the caller waits for writability, which is watched meanwhile. `again`: a
 /// previous wait woke without the caller making progress (the eventfd is readable for
 /// another reason): back off briefly instead of spinning.
-fn wait(g: &Global, fd: RawFd, out: bool, again: bool) -> Result<(), i32> {
+/// `deadline`: SO_RCVTIMEO / SO_SNDTIMEO ran out: EAGAIN (as Linux).
+fn wait(
+    g: &Global,
+    fd: RawFd,
+    out: bool,
+    again: bool,
+    deadline: Option<std::time::Instant>,
+) -> Result<(), i32> {
+    let timeout = match deadline {
+        None => -1,
+        Some(d) => {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(libc::EAGAIN);
+            }
+            left.as_micros().div_ceil(1000).min(i32::MAX as u128) as c_int
+        }
+    };
     if out {
         let mut inner = g.lock();
         let now = xdptcp::clock::now();
@@ -244,7 +287,7 @@ fn wait(g: &Global, fd: RawFd, out: bool, again: bool) -> Result<(), i32> {
         revents: 0,
     };
     // SAFETY: one valid pollfd.
-    let r = unsafe { real::poll(&mut p, 1, -1) };
+    let r = unsafe { real::poll(&mut p, 1, timeout) };
     let err = (r < 0).then(std::io::Error::last_os_error);
     if out {
         let mut inner = g.lock();
@@ -261,6 +304,18 @@ fn wait(g: &Global, fd: RawFd, out: bool, again: bool) -> Result<(), i32> {
     }
 }
 
+/// When a blocking call on `fd` gives up: SO_SNDTIMEO (`send`) or SO_RCVTIMEO, from now.
+fn timeout_of(g: &Global, fd: RawFd, send: bool) -> Option<std::time::Instant> {
+    let inner = g.lock();
+    let s = inner.app.sock(fd)?;
+    let t = if send {
+        s.opts.sndtimeo
+    } else {
+        s.opts.rcvtimeo
+    };
+    t.map(|d| std::time::Instant::now() + d)
+}
+
 /// `accept4` on a stack socket.
 ///
 /// # Safety
@@ -270,6 +325,7 @@ pub unsafe fn accept4(fd: RawFd, addr: *mut sockaddr, len: *mut socklen_t, flags
         return Err(libc::EINVAL);
     }
     let g = g()?;
+    let deadline = timeout_of(g, fd, false);
     let mut again = false;
     loop {
         let mut inner = g.lock();
@@ -320,7 +376,7 @@ pub unsafe fn accept4(fd: RawFd, addr: *mut sockaddr, len: *mut socklen_t, flags
             return Err(libc::EAGAIN);
         }
         drop(inner);
-        wait(g, fd, false, again)?;
+        wait(g, fd, false, again, deadline)?;
         again = true;
     }
 }
@@ -402,6 +458,7 @@ fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddrV4) -> 
         }
     }
     // Blocking: until established or failed.
+    let deadline = timeout_of(g, fd, true);
     let mut again = false;
     loop {
         {
@@ -421,7 +478,11 @@ fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddrV4) -> 
                 return Err(libc::ECONNREFUSED);
             }
         }
-        wait(g, fd, true, again)?;
+        match wait(g, fd, true, again, deadline) {
+            // A blocking connect that timed out (SO_SNDTIMEO) goes on in the background.
+            Err(libc::EAGAIN) => return Err(libc::EINPROGRESS),
+            r => r?,
+        }
         again = true;
     }
 }
@@ -444,6 +505,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8], flags: c_int) -> R {
         warn_once("recv flags other than MSG_DONTWAIT/MSG_WAITALL are ignored on stack sockets");
     }
     let g = g()?;
+    let deadline = timeout_of(g, fd, false);
     let mut got = 0usize;
     let mut again = false;
     loop {
@@ -503,7 +565,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8], flags: c_int) -> R {
         }
         let _ = connecting; // SYN-SENT: wait like Linux does.
         drop(inner);
-        wait(g, fd, false, again && n == 0)?;
+        wait(g, fd, false, again && n == 0, deadline)?;
         again = true;
     }
 }
@@ -522,6 +584,7 @@ pub fn send(fd: RawFd, data: &[u8], flags: c_int) -> R {
         return Err(libc::EOPNOTSUPP);
     }
     let g = g()?;
+    let deadline = timeout_of(g, fd, true);
     let mut sent = 0usize;
     let mut again = false;
     loop {
@@ -578,7 +641,10 @@ pub fn send(fd: RawFd, data: &[u8], flags: c_int) -> R {
             };
         }
         drop(inner);
-        wait(g, fd, true, again && n == 0)?;
+        match wait(g, fd, true, again && n == 0, deadline) {
+            Err(libc::EAGAIN) if sent > 0 => return Ok(sent as isize),
+            r => r?,
+        }
         again = true;
     }
 }

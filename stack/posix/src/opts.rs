@@ -1,6 +1,6 @@
 //! setsockopt / getsockopt / fcntl / ioctl on stack sockets, answered the way Linux answers
 //! them for a TCP socket. Options the stack acts on: TCP_NODELAY, SO_LINGER (linger 0: close
-//! sends a RST), SO_ERROR, TCP_INFO. Options stored and reported back but not acted on yet
+//! sends a RST), SO_ERROR, TCP_INFO, SO_RCVTIMEO / SO_SNDTIMEO. Options stored and reported back but not acted on yet
 //! (one line on stderr the first time): SO_KEEPALIVE and TCP_KEEP* (the stack's keepalive
 //! follows the tcp_keepalive_* settings), SO_RCVBUF / SO_SNDBUF (tcp_rmem / tcp_wmem apply),
 //! TCP_DEFER_ACCEPT, TCP_FASTOPEN. Unknown options: ENOPROTOOPT and one line.
@@ -82,7 +82,35 @@ pub unsafe fn setsockopt(
                 );
             }
             (libc::SOL_SOCKET, libc::SO_RCVTIMEO | libc::SO_SNDTIMEO) => {
-                warn_once("SO_RCVTIMEO/SO_SNDTIMEO are accepted but not applied on stack sockets");
+                // Linux sock_set_timeout: a timeval; usec out of range is EDOM; zero is
+                // "forever"; a negative time is "do not wait".
+                if val.is_null() {
+                    return Err(libc::EFAULT);
+                }
+                if (len as usize) < std::mem::size_of::<libc::timeval>() {
+                    return Err(libc::EINVAL);
+                }
+                // SAFETY: size checked.
+                let tv: libc::timeval =
+                    unsafe { std::ptr::read_unaligned(val as *const libc::timeval) };
+                if !(0..1_000_000).contains(&tv.tv_usec) {
+                    return Err(libc::EDOM);
+                }
+                let t = if tv.tv_sec < 0 {
+                    Some(std::time::Duration::ZERO)
+                } else if tv.tv_sec == 0 && tv.tv_usec == 0 {
+                    None
+                } else {
+                    Some(
+                        std::time::Duration::from_secs(tv.tv_sec as u64)
+                            + std::time::Duration::from_micros(tv.tv_usec as u64),
+                    )
+                };
+                if name == libc::SO_RCVTIMEO {
+                    s.opts.rcvtimeo = t;
+                } else {
+                    s.opts.sndtimeo = t;
+                }
             }
             (libc::IPPROTO_TCP, libc::TCP_NODELAY) => {
                 s.opts.nodelay = int()? != 0;
@@ -216,6 +244,21 @@ pub unsafe fn getsockopt(
                 };
                 // SAFETY: linger is plain data.
                 let b: [u8; 8] = unsafe { std::mem::transmute(l) };
+                put(&b);
+            }
+            (libc::SOL_SOCKET, libc::SO_RCVTIMEO | libc::SO_SNDTIMEO) => {
+                let t = if name == libc::SO_RCVTIMEO {
+                    s.opts.rcvtimeo
+                } else {
+                    s.opts.sndtimeo
+                };
+                let t = t.unwrap_or_default();
+                let tv = libc::timeval {
+                    tv_sec: t.as_secs() as libc::time_t,
+                    tv_usec: t.subsec_micros() as libc::suseconds_t,
+                };
+                // SAFETY: timeval is plain data.
+                let b: [u8; 16] = unsafe { std::mem::transmute(tv) };
                 put(&b);
             }
             (libc::IPPROTO_TCP, libc::TCP_NODELAY) => put_int(s.opts.nodelay as i32),

@@ -55,6 +55,9 @@ pub struct Opts {
     pub keepcnt: Option<i32>,
     pub defer_accept: i32,
     pub fastopen: i32,
+    /// SO_RCVTIMEO / SO_SNDTIMEO (`None`: wait forever; zero: do not wait).
+    pub rcvtimeo: Option<std::time::Duration>,
+    pub sndtimeo: Option<std::time::Duration>,
 }
 
 /// What a stack socket is.

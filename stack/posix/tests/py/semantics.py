@@ -255,6 +255,20 @@ a.sendall(b"still")
 out("dup2_original_alive", recv_n(a, 5))
 a.close()
 
+# SO_RCVTIMEO: a blocking recv gives up with EAGAIN; set before or after connect
+s = conn(b"hold")
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 200000))
+out("rcvtimeo_get", struct.unpack("ll", s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)))
+out("recv_rcvtimeo", attempt(lambda: s.recv(10)))
+out("rcvtimeo_bad_usec", attempt(lambda: s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 2000000))))
+s.close()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 100000))
+s.connect((host, port))
+s.sendall(b"hold\n")
+out("recv_rcvtimeo_set_before_connect", attempt(lambda: s.recv(10)))
+s.close()
+
 # unconnected sockets
 s = socket.socket()
 out("getpeername_unconnected", attempt(lambda: s.getpeername()))
