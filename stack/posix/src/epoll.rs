@@ -85,7 +85,7 @@ pub unsafe fn ctl(epfd: RawFd, op: c_int, fd: RawFd, ev: *mut epoll_event) -> Re
         _ => return Err(libc::EINVAL),
     };
     if stack {
-        app.sync(&iface.app_io(now), fd, false);
+        app.sync(&iface.app_io(now), fd, 0);
     }
     let r = if !stack {
         // An undecided (kernel) socket: the kernel holds the application's own registration.
@@ -112,7 +112,7 @@ pub unsafe fn ctl(epfd: RawFd, op: c_int, fd: RawFd, ev: *mut epoll_event) -> Re
             _ => {}
         }
         if stack {
-            app.sync(&iface.app_io(now), fd, false);
+            app.sync(&iface.app_io(now), fd, 0);
         }
         return Err(e);
     }
@@ -276,7 +276,7 @@ pub unsafe fn poll(
                         if let Some(s) = app.sock_mut(p.fd) {
                             s.out_waiters += 1;
                         }
-                        app.sync(&io, p.fd, false);
+                        app.sync(&io, p.fd, 0);
                     }
                 }
             }
@@ -302,7 +302,7 @@ pub unsafe fn poll(
                     if let Some(s) = app.sock_mut(p.fd) {
                         s.out_waiters = s.out_waiters.saturating_sub(1);
                     }
-                    app.sync(&io, p.fd, false);
+                    app.sync(&io, p.fd, 0);
                 }
             }
         }

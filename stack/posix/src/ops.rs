@@ -14,7 +14,7 @@ use crate::fdtab::{self, Kind};
 use crate::real::{self, sys};
 use crate::state::{
     errno_of, global, spawn_stack_thread, started, ConnRec, Global, Inner, Reg, Sock, SockKind,
-    EPOLLIN, EPOLLOUT,
+    ALL, EPOLLIN, EPOLLOUT,
 };
 
 pub type R = Result<isize, i32>;
@@ -276,7 +276,7 @@ fn wait(
         if let Some(s) = app.sock_mut(fd) {
             s.out_waiters += 1;
         }
-        app.sync(&iface.app_io(now), fd, false);
+        app.sync(&iface.app_io(now), fd, 0);
     }
     if again {
         std::thread::sleep(std::time::Duration::from_micros(200));
@@ -296,7 +296,7 @@ fn wait(
         if let Some(s) = app.sock_mut(fd) {
             s.out_waiters = s.out_waiters.saturating_sub(1);
         }
-        app.sync(&iface.app_io(now), fd, false);
+        app.sync(&iface.app_io(now), fd, 0);
     }
     match err {
         Some(e) => Err(e.raw_os_error().unwrap_or(libc::EINTR)),
@@ -360,8 +360,8 @@ pub unsafe fn accept4(fd: RawFd, addr: *mut sockaddr, len: *mut socklen_t, flags
             ns.local = tuple.map(|t| SocketAddrV4::new(t.local_addr, t.local_port));
             app.socks.insert(nfd, ns);
             fdtab::set(nfd, Kind::Stack);
-            app.sync(&io, fd, false);
-            app.sync(&io, nfd, true);
+            app.sync(&io, fd, 0);
+            app.sync(&io, nfd, ALL);
             if let Some(t) = tuple {
                 // SAFETY: the caller's buffer.
                 unsafe { write_sin(SocketAddrV4::new(t.remote_addr, t.remote_port), addr, len) };
@@ -542,7 +542,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8], flags: c_int) -> R {
         let err = if done { None } else { r.err.take() };
         let eof = (r.peer_fin || r.released || r.rd_shut) && r.tail.is_empty();
         let connecting = !r.connected;
-        app.sync(&io, fd, false);
+        app.sync(&io, fd, 0);
         if n >= 4096 {
             // The window opened: tell the peer now, not at the stack thread's next wake-up.
             inner.iterate();
@@ -626,7 +626,7 @@ pub fn send(fd: RawFd, data: &[u8], flags: c_int) -> R {
             0
         };
         sent += n;
-        app.sync(&io, fd, false);
+        app.sync(&io, fd, 0);
         if n > 0 {
             inner.iterate();
         }
@@ -750,7 +750,7 @@ pub fn shutdown(fd: RawFd, how: c_int) -> R {
             let _ = io.shutdown(c);
         }
     }
-    app.sync(&io, fd, true);
+    app.sync(&io, fd, ALL);
     inner.iterate();
     Ok(0)
 }

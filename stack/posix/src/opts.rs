@@ -219,7 +219,7 @@ pub unsafe fn getsockopt(
                     .unwrap_or(0);
                 put_int(e);
                 // The error is consumed: readiness may change.
-                app.sync(io, fd, false);
+                app.sync(io, fd, 0);
             }
             (libc::SOL_SOCKET, libc::SO_TYPE) => put_int(libc::SOCK_STREAM),
             (libc::SOL_SOCKET, libc::SO_DOMAIN) => put_int(libc::AF_INET),

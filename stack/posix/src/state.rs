@@ -38,6 +38,8 @@ pub const EPOLLWRNORM: u32 = libc::EPOLLWRNORM as u32;
 /// Always watched (Linux reports error and hang-up whether asked or not).
 const ALWAYS: u32 = EPOLLIN | EPOLLRDNORM | EPOLLRDHUP | EPOLLERR | EPOLLHUP;
 const OUT: u32 = EPOLLOUT | EPOLLWRNORM;
+/// An edge of every kind (an error, a new connection's first sync).
+pub const ALL: u32 = u32::MAX;
 
 /// Socket options that are stored (and some applied); see `opts.rs`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -269,14 +271,18 @@ impl Posix {
         ALWAYS | if wants_out { OUT } else { 0 }
     }
 
-    /// Restores the placeholder invariant of `fd`; `edge`: something new happened.
-    pub fn sync(&mut self, io: &AppIo<'_>, fd: RawFd, edge: bool) {
-        let m = self.ready(io, fd) & self.watched(fd);
+    /// Restores the placeholder invariant of `fd`; `edge`: the readiness bits of something new
+    /// that happened (data or FIN: input; space: output; an error: all), 0 for none. An edge
+    /// that nobody watches (space freed while only input is watched) is not signalled, so an
+    /// EPOLLET registration for input does not see it, as on Linux.
+    pub fn sync(&mut self, io: &AppIo<'_>, fd: RawFd, edge: u32) {
+        let watched = self.watched(fd);
+        let m = self.ready(io, fd) & watched;
         let Some(s) = self.sock_mut(fd) else {
             return;
         };
         if m != 0 {
-            if !s.signaled || edge {
+            if !s.signaled || edge & m != 0 {
                 sys::signal(fd);
             }
             s.signaled = true;
@@ -286,9 +292,9 @@ impl Posix {
         }
     }
 
-    fn sync_conn(&mut self, io: &AppIo<'_>, c: ConnId) {
+    fn sync_conn(&mut self, io: &AppIo<'_>, c: ConnId, edge: u32) {
         if let Some(fd) = self.conns.get(&c).and_then(|r| r.fd) {
-            self.sync(io, fd, true);
+            self.sync(io, fd, edge);
         }
     }
 }
@@ -349,26 +355,27 @@ impl App for Posix {
                         ..ConnRec::default()
                     },
                 );
-                self.sync(io, lfd, true);
+                self.sync(io, lfd, EPOLLIN);
             }
             AppEvent::Connected => {
                 if let Some(r) = self.conns.get_mut(&c) {
                     r.connected = true;
                 }
-                self.sync_conn(io, c);
+                self.sync_conn(io, c, ALL);
             }
-            AppEvent::Readable | AppEvent::Writable => self.sync_conn(io, c),
+            AppEvent::Readable => self.sync_conn(io, c, EPOLLIN | EPOLLRDNORM),
+            AppEvent::Writable => self.sync_conn(io, c, OUT),
             AppEvent::PeerFin => {
                 if let Some(r) = self.conns.get_mut(&c) {
                     r.peer_fin = true;
                 }
-                self.sync_conn(io, c);
+                self.sync_conn(io, c, EPOLLIN | EPOLLRDNORM | EPOLLRDHUP);
             }
             AppEvent::Error(e) => {
                 if let Some(r) = self.conns.get_mut(&c) {
                     r.err = Some(errno_of(e));
                 }
-                self.sync_conn(io, c);
+                self.sync_conn(io, c, ALL);
             }
             AppEvent::Closed => {
                 let Some(r) = self.conns.get_mut(&c) else {
@@ -383,7 +390,7 @@ impl App for Posix {
                     self.conns.remove(&c);
                     return;
                 }
-                self.sync_conn(io, c);
+                self.sync_conn(io, c, ALL);
             }
         }
     }
