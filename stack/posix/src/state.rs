@@ -724,6 +724,42 @@ mod tests {
         assert_ne!(p.watched(5) & EPOLLOUT, 0);
     }
 
+    /// dup'd descriptors: closing the primary files the socket under an alias (and its
+    /// connection record follows); the last close returns the socket.
+    #[test]
+    fn duplicates_share_one_socket_until_the_last_close() {
+        let mut ep = endpoint();
+        let mut io = AppIo::new(&mut ep, Instant::from_millis(1), LOCAL);
+        let c = io
+            .connect(SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 80))
+            .unwrap();
+        let mut p = Posix::default();
+        p.socks.insert(10, Sock::new(SockKind::Conn(c), false));
+        p.conns.insert(
+            c,
+            ConnRec {
+                fd: Some(10),
+                ..ConnRec::default()
+            },
+        );
+        p.add_alias(10, 11);
+        p.add_alias(11, 12); // an alias of an alias is filed under the primary
+        assert_eq!((p.primary(11), p.primary(12)), (10, 10));
+        p.sock_mut(12).unwrap().nonblock = true;
+        assert!(p.sock(10).unwrap().nonblock, "one socket, one O_NONBLOCK");
+        // Closing an alias: the socket stays.
+        assert!(p.remove_fd(11).is_none());
+        assert_eq!(p.primary(12), 10);
+        // Closing the primary: filed under the remaining alias.
+        assert!(p.remove_fd(10).is_none());
+        assert_eq!(p.primary(12), 12);
+        assert!(p.sock(12).is_some() && p.sock(10).is_none());
+        assert_eq!(p.conns[&c].fd, Some(12));
+        // The last close returns it.
+        assert!(matches!(p.remove_fd(12).map(|s| s.kind), Some(SockKind::Conn(x)) if x == c));
+        assert!(p.socks.is_empty() && p.alias.is_empty() && p.aliases.is_empty());
+    }
+
     #[test]
     fn errno_values_are_linuxs() {
         use xdptcp::tcp::endpoint::{ConnectError, ListenError};
