@@ -50,6 +50,12 @@ pub fn errno() -> c_int {
 /// # Safety
 /// `ev` as for epoll_ctl(2).
 pub unsafe fn ctl(epfd: RawFd, op: c_int, fd: RawFd, ev: *mut epoll_event) -> Result<c_int, i32> {
+    if crate::state::forked() {
+        crate::ops::warn_once(
+            "stack sockets are not usable in a child forked after the stack started, yet (EOPNOTSUPP)",
+        );
+        return Err(libc::EOPNOTSUPP);
+    }
     let g = started().ok_or(libc::EBADF)?;
     let (events, data) = if ev.is_null() {
         (0, 0)
