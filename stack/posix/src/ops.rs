@@ -355,6 +355,9 @@ pub unsafe fn accept4(fd: RawFd, addr: *mut sockaddr, len: *mut socklen_t, flags
             if lopts.nodelay {
                 let _ = io.set_nodelay(c, true);
             }
+            if lopts.keepalive {
+                let _ = io.set_keepalive(c, true);
+            }
             let mut ns = Sock::new(SockKind::Conn(c), flags & libc::SOCK_NONBLOCK != 0);
             ns.opts = lopts;
             ns.local = tuple.map(|t| SocketAddrV4::new(t.local_addr, t.local_port));
@@ -436,6 +439,9 @@ fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddrV4) -> 
                 let c = io.connect_from(local, a).map_err(errno_of)?;
                 if s.opts.nodelay {
                     let _ = io.set_nodelay(c, true);
+                }
+                if s.opts.keepalive {
+                    let _ = io.set_keepalive(c, true);
                 }
                 let nonblock = s.nonblock;
                 s.kind = SockKind::Conn(c);

@@ -1,8 +1,8 @@
 //! setsockopt / getsockopt / fcntl / ioctl on stack sockets, answered the way Linux answers
 //! them for a TCP socket. Options the stack acts on: TCP_NODELAY, SO_LINGER (linger 0: close
 //! sends a RST), SO_ERROR, TCP_INFO, SO_RCVTIMEO / SO_SNDTIMEO. Options stored and reported back but not acted on yet
-//! (one line on stderr the first time): SO_KEEPALIVE and TCP_KEEP* (the stack's keepalive
-//! follows the tcp_keepalive_* settings), SO_RCVBUF / SO_SNDBUF (tcp_rmem / tcp_wmem apply),
+//! (one line on stderr the first time): TCP_KEEPIDLE/INTVL/CNT (SO_KEEPALIVE is applied, with
+//! the stack's tcp_keepalive_* timings), SO_RCVBUF / SO_SNDBUF (tcp_rmem / tcp_wmem apply),
 //! TCP_DEFER_ACCEPT, TCP_FASTOPEN. Unknown options: ENOPROTOOPT and one line.
 
 use std::os::fd::RawFd;
@@ -52,7 +52,9 @@ pub unsafe fn setsockopt(
             }
             (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => {
                 s.opts.keepalive = int()? != 0;
-                warn_once("SO_KEEPALIVE/TCP_KEEP* are stored; the stack's keepalive follows its tcp_keepalive_* settings");
+                if let Some(c) = conn {
+                    let _ = io.set_keepalive(c, s.opts.keepalive);
+                }
             }
             (libc::SOL_SOCKET, libc::SO_LINGER) => {
                 if val.is_null() {
@@ -119,6 +121,7 @@ pub unsafe fn setsockopt(
                 }
             }
             (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => {
+                warn_once("TCP_KEEPIDLE/TCP_KEEPINTVL/TCP_KEEPCNT are stored; the stack's tcp_keepalive_* settings apply");
                 let v = int()?;
                 if !(1..=MAX_TCP_KEEPIDLE).contains(&v) {
                     return Err(libc::EINVAL);
@@ -126,6 +129,7 @@ pub unsafe fn setsockopt(
                 s.opts.keepidle = Some(v);
             }
             (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => {
+                warn_once("TCP_KEEPIDLE/TCP_KEEPINTVL/TCP_KEEPCNT are stored; the stack's tcp_keepalive_* settings apply");
                 let v = int()?;
                 if !(1..=MAX_TCP_KEEPINTVL).contains(&v) {
                     return Err(libc::EINVAL);
@@ -133,6 +137,7 @@ pub unsafe fn setsockopt(
                 s.opts.keepintvl = Some(v);
             }
             (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => {
+                warn_once("TCP_KEEPIDLE/TCP_KEEPINTVL/TCP_KEEPCNT are stored; the stack's tcp_keepalive_* settings apply");
                 let v = int()?;
                 if !(1..=MAX_TCP_KEEPCNT).contains(&v) {
                     return Err(libc::EINVAL);
