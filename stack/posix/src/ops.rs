@@ -13,8 +13,7 @@ use libc::{c_int, sockaddr, sockaddr_in, socklen_t};
 use crate::fdtab::{self, Kind};
 use crate::real::{self, sys};
 use crate::state::{
-    errno_of, global, spawn_stack_thread, started, ConnRec, Global, Inner, Reg, Sock, SockKind,
-    ALL, EPOLLIN, EPOLLOUT,
+    errno_of, global, spawn_stack_thread, started, ConnRec, Global, Inner, Reg, Sock, SockKind, ALL,
 };
 
 pub type R = Result<isize, i32>;
@@ -547,7 +546,6 @@ pub fn recv(fd: RawFd, buf: &mut [u8], flags: c_int) -> R {
         let done = got == buf.len() || (got > 0 && flags & libc::MSG_WAITALL == 0);
         let err = if done { None } else { r.err.take() };
         let eof = (r.peer_fin || r.released || r.rd_shut) && r.tail.is_empty();
-        let connecting = !r.connected;
         app.sync(&io, fd, 0);
         if n >= 4096 {
             // The window opened: tell the peer now, not at the stack thread's next wake-up.
@@ -569,7 +567,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8], flags: c_int) -> R {
                 Err(libc::EAGAIN)
             };
         }
-        let _ = connecting; // SYN-SENT: wait like Linux does.
+        // No data yet (also in SYN-SENT, where Linux waits for the handshake too).
         drop(inner);
         wait(g, fd, false, again && n == 0, deadline)?;
         again = true;
@@ -820,14 +818,6 @@ pub fn forget(fd: RawFd) {
     }
     fdtab::set(fd, Kind::Kernel);
 }
-
-/// Whether `events` asks for output (an EPOLLOUT registration).
-pub fn wants_out(events: u32) -> bool {
-    events & EPOLLOUT != 0
-}
-
-/// Input bits (tests).
-pub const IN: u32 = EPOLLIN;
 
 /// `dup`-like on a stack socket: `dup_fn` makes the new descriptor (the kernel duplicates the
 /// placeholder); the new number becomes an alias of the socket.
