@@ -16,8 +16,10 @@ need_root() {
 # Bench: fonts-dejavu-core for the text of the PNG latency plots (no fontconfig needed);
 # wrk and nginx for the `http` scenarios (the bench runs its own nginx with a private config
 # inside a namespace; the distribution's service is not needed, see below).
+# POSIX layer tests (stack/posix/tests): python3 programs, nginx and redis-server under the
+# stack, served to curl, wrk and redis-benchmark.
 # Fuzzing (scripts/fuzz.sh): g++ builds libFuzzer (libfuzzer-sys compiles its C++ sources).
-PKGS=(clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev iproute2 ethtool iputils-ping fonts-dejavu-core wrk nginx g++ tcpdump)
+PKGS=(clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev iproute2 ethtool iputils-ping fonts-dejavu-core wrk nginx g++ tcpdump curl python3 redis-server redis-tools)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -35,6 +37,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
       && systemctl is-active --quiet nginx 2>/dev/null; then
     echo "setup: stopping and disabling the nginx service it just installed (the bench runs its own)"
     systemctl disable --now nginx >/dev/null 2>&1 || true
+  fi
+  if [[ " ${missing[*]} " == *" redis-server "* ]] && command -v systemctl >/dev/null 2>&1 \
+      && systemctl is-active --quiet redis-server 2>/dev/null; then
+    echo "setup: stopping and disabling the redis-server service it just installed (the tests run their own)"
+    systemctl disable --now redis-server >/dev/null 2>&1 || true
   fi
 fi
 

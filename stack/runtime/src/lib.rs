@@ -18,6 +18,7 @@
 //! - [`stack`]: the builder that brings a stack up on an interface ([`stack::Stack`]);
 //! - [`control`]: the control side of a running stack: stop signals, the stat socket
 //!   (`xdptcp stat`), the text reports and the Prometheus metrics server;
+//! - [`launch`]: `xdptcp run`: a program with the POSIX layer preloaded (docs/posix.md);
 //! - [`cli`]: the `xdptcp` program's command line (parsing and printing only).
 //!
 //! `tests/layers.rs` checks this order on every `cargo test`.
@@ -33,6 +34,7 @@ pub mod control;
 pub mod cookies;
 pub mod handoff;
 pub mod iface;
+pub mod launch;
 pub mod neigh;
 pub mod phy;
 pub mod stack;

@@ -823,6 +823,12 @@ impl Stack {
         self._reserved.as_ref()
     }
 
+    /// The steering program, to steer listening ports added while running (the POSIX
+    /// layer's `listen`, which owns the workers' loop itself instead of [`Stack::run`]).
+    pub fn steering_mut(&mut self) -> &mut Steering {
+        &mut self.steering
+    }
+
     /// The XDP cookie counters (`xdp_syncookies = 1`), refreshed while [`Stack::run`] runs.
     pub fn xdp_cookie_stats(&self) -> Option<Arc<XdpCookieStats>> {
         self.cookies.as_ref().map(|c| c.stats.clone())

@@ -1,7 +1,7 @@
 //! The layering rules of the workspace, checked on every `cargo test` (no root, no network):
 //!
 //! - the runtime's modules (`stack/runtime/src`) import only modules of a lower rank:
-//!   core re-exports < clock, cookies < phy < neigh < app < handoff < iface < worker < stack < control
+//!   core re-exports < clock, cookies < phy < neigh < app < handoff < iface < worker < stack < control, launch
 //!   < cli (the binary sits above all);
 //! - the bench library's modules (`bench/src`) likewise, with the bench's own table;
 //! - `xdptcp-core` forbids unsafe code, depends on nothing that does I/O or touches the OS,
@@ -30,7 +30,7 @@ const RUNTIME: &[&[&str]] = &[
     &["iface"],
     &["worker"],
     &["stack"],
-    &["control"],
+    &["control", "launch"],
     &["cli"],
 ];
 

@@ -224,6 +224,14 @@ impl<'a> AppIo<'a> {
         self.ep.set_nodelay(c, on).map_err(|_| AppError::Closed)
     }
 
+    /// SO_KEEPALIVE: keepalive probes on `c` after `tcp_keepalive_time` idle (RFC 9293
+    /// §3.8.4; the timings are the endpoint's `tcp_keepalive_*` settings).
+    pub fn set_keepalive(&mut self, c: ConnId, on: bool) -> Result<(), AppError> {
+        self.ep
+            .set_keepalive(self.now, c, on)
+            .map_err(|_| AppError::Closed)
+    }
+
     /// The TCP state of `c`, or `None` if the handle is stale.
     pub fn state(&self, c: ConnId) -> Option<State> {
         self.ep.state(c)

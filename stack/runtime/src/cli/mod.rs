@@ -11,6 +11,8 @@
 //!   answers Prometheus scrapes ([`crate::control::metrics`]).
 //! - `xdptcp connect --iface IF --addr IP --remote IP:PORT [--message TEXT]`: the stack as a
 //!   client: connect, send, read the echo, close; prints what came back.
+//! - `xdptcp run --iface IF --addr IP [--set KEY=VALUE ...] -- CMD ARGS`: CMD with its TCP
+//!   sockets on the stack ([`crate::launch`], docs/posix.md); exits with CMD's status.
 //! - `xdptcp stat [--iface IF] [--json]`: per-state connection counts, queue depths, cookies,
 //!   resets, drops and hand-offs of a running serve, per worker and in total.
 //! - `xdptcp ss [-tanlois H] [--json] [--iface IF] [FILTER]`: its sockets, as iproute2's ss
@@ -75,6 +77,31 @@ pub enum Command {
     Capture(capture::CaptureArgs),
     /// Follow live connections of a running `xdptcp serve` as ladder diagrams.
     Trace(trace::TraceArgs),
+    /// Run a program with its TCP sockets on the stack (LD_PRELOAD of libxdptcp_posix.so).
+    Run(RunArgs),
+}
+
+/// `xdptcp run`: a program with the stack underneath.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Interface to attach to (its queue 0).
+    #[arg(long = "iface")]
+    pub iface: String,
+    /// The stack's IPv4 address (must be on the interface).
+    #[arg(long)]
+    pub addr: Ipv4Addr,
+    /// TCP setting named after its Linux sysctl (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Ephemeral port range for the program's connects.
+    #[arg(long, default_value = "61000-61999", value_name = "LO-HI")]
+    pub ephemeral: String,
+    /// Stack threads = queues (only 1 so far).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// The program and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
 }
 
 /// Flags of `xdptcp stat`.
@@ -584,6 +611,34 @@ pub fn connect(a: &ConnectArgs) -> Result<(), Failure> {
     }
 }
 
+/// `xdptcp run`: checks the flags, then becomes the program (returns only on failure).
+pub fn run(a: &RunArgs) -> Result<(), Failure> {
+    parse_sets(&a.set).map_err(usage)?;
+    let ephemeral = parse_range(&a.ephemeral).map_err(usage)?;
+    if a.workers != 1 {
+        return Err(fail(
+            2,
+            format!(
+                "bad --workers {}: only 1 is supported by xdptcp run so far",
+                a.workers
+            ),
+        ));
+    }
+    let spec = crate::launch::RunSpec {
+        iface: a.iface.clone(),
+        addr: a.addr,
+        sets: a.set.clone(),
+        ephemeral,
+        workers: a.workers,
+    };
+    let (program, args) = a
+        .cmd
+        .split_first()
+        .ok_or_else(|| fail(2, "no program to run"))?;
+    let e = crate::launch::exec(&spec, program, args);
+    Err(fail(127, e.to_string()))
+}
+
 fn flush_stdout() {
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -605,6 +660,7 @@ pub fn main() -> i32 {
         Command::Ss(a) => ss::run(a),
         Command::Capture(a) => capture::run(a),
         Command::Trace(a) => trace::run(a),
+        Command::Run(a) => run(a),
     };
     match r {
         Ok(()) => 0,

@@ -1,0 +1,149 @@
+//! The library's settings, read from the environment once (`xdptcp run` sets them; they can
+//! also be set by hand next to `LD_PRELOAD=`, see docs/posix.md):
+//!
+//! - `XDPTCP_IFACE` (required: without it the library passes every call to the kernel),
+//! - `XDPTCP_ADDR` (required with `XDPTCP_IFACE`): the stack's IPv4 address on the interface,
+//! - `XDPTCP_SET`: `KEY=VALUE` TCP settings (the sysctl names of `--set`), separated by `;`,
+//! - `XDPTCP_EPHEMERAL`: `LO-HI`, the stack's ephemeral range (default 61000-61999),
+//! - `XDPTCP_WORKERS`: queues / stack threads (only 1 is supported so far),
+//! - `XDPTCP_SPINS`: empty loop iterations the stack thread spins before it sleeps in
+//!   `poll(2)` on the AF_XDP socket (default 200).
+
+use std::net::Ipv4Addr;
+
+use xdptcp::tcp::TcpConfig;
+
+/// The parsed environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub iface: String,
+    pub addr: Ipv4Addr,
+    pub tcp: TcpConfig,
+    pub ephemeral: (u16, u16),
+    pub workers: usize,
+    pub spins: u32,
+}
+
+/// Default ephemeral range (the same as `xdptcp serve`).
+pub const DEFAULT_EPHEMERAL: (u16, u16) = (61000, 61999);
+/// Default idle spins of the stack thread.
+pub const DEFAULT_SPINS: u32 = 200;
+
+impl Config {
+    /// `Ok(None)`: `XDPTCP_IFACE` is unset, the library stays out of the way.
+    pub fn from_env() -> Result<Option<Config>, String> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The same from any lookup (tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<Config>, String> {
+        let Some(iface) = get("XDPTCP_IFACE").filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        let addr = get("XDPTCP_ADDR")
+            .ok_or("XDPTCP_ADDR is not set (the stack's IPv4 address)")?
+            .parse::<Ipv4Addr>()
+            .map_err(|e| format!("bad XDPTCP_ADDR: {e}"))?;
+        let sets: Vec<String> = get("XDPTCP_SET")
+            .unwrap_or_default()
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        let tcp = xdptcp::cli::parse_sets(&sets).map_err(|e| format!("XDPTCP_SET: {e}"))?;
+        let ephemeral = match get("XDPTCP_EPHEMERAL") {
+            Some(s) => {
+                xdptcp::cli::parse_range(&s).map_err(|e| format!("XDPTCP_EPHEMERAL: {e}"))?
+            }
+            None => DEFAULT_EPHEMERAL,
+        };
+        let workers = match get("XDPTCP_WORKERS") {
+            Some(s) => s.parse::<usize>().ok().filter(|&n| n == 1).ok_or(format!(
+                "bad XDPTCP_WORKERS {s:?}: only 1 worker is supported in-process so far"
+            ))?,
+            None => 1,
+        };
+        let spins = match get("XDPTCP_SPINS") {
+            Some(s) => s
+                .parse()
+                .map_err(|_| format!("bad XDPTCP_SPINS {s:?}: a number"))?,
+            None => DEFAULT_SPINS,
+        };
+        Ok(Some(Config {
+            iface,
+            addr,
+            tcp,
+            ephemeral,
+            workers,
+            spins,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(v: &[(&str, &str)]) -> Result<Option<Config>, String> {
+        let m: HashMap<String, String> = v
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn unset_iface_means_inert() {
+        assert!(parse(&[]).unwrap().is_none());
+        assert!(parse(&[("XDPTCP_ADDR", "198.18.0.1")]).unwrap().is_none());
+    }
+
+    #[test]
+    fn full_configuration_and_errors() {
+        let c = parse(&[
+            ("XDPTCP_IFACE", "veth0"),
+            ("XDPTCP_ADDR", "198.18.0.1"),
+            (
+                "XDPTCP_SET",
+                "tcp_syncookies=2; tcp_rmem=4096 65536 1048576 ;tcp_fin_timeout=30",
+            ),
+            ("XDPTCP_EPHEMERAL", "50000-50999"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.iface, "veth0");
+        assert_eq!(c.addr, Ipv4Addr::new(198, 18, 0, 1));
+        assert_eq!(c.ephemeral, (50000, 50999));
+        assert_eq!(c.workers, 1);
+        let c = parse(&[
+            ("XDPTCP_IFACE", "veth0"),
+            ("XDPTCP_ADDR", "198.18.0.1"),
+            ("XDPTCP_SET", "tcp_syncookies=2"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.ephemeral, DEFAULT_EPHEMERAL);
+        assert_eq!(c.spins, DEFAULT_SPINS);
+        assert!(parse(&[("XDPTCP_IFACE", "veth0")])
+            .unwrap_err()
+            .contains("XDPTCP_ADDR"));
+        let bad = parse(&[("XDPTCP_IFACE", "v"), ("XDPTCP_ADDR", "nope")]).unwrap_err();
+        assert!(bad.contains("bad XDPTCP_ADDR"), "{bad}");
+        let bad = parse(&[
+            ("XDPTCP_IFACE", "v"),
+            ("XDPTCP_ADDR", "198.18.0.1"),
+            ("XDPTCP_SET", "no_such_key=1"),
+        ])
+        .unwrap_err();
+        assert!(bad.starts_with("XDPTCP_SET"), "{bad}");
+        let bad = parse(&[
+            ("XDPTCP_IFACE", "v"),
+            ("XDPTCP_ADDR", "198.18.0.1"),
+            ("XDPTCP_WORKERS", "2"),
+        ])
+        .unwrap_err();
+        assert!(bad.contains("only 1 worker"), "{bad}");
+    }
+}

@@ -1,0 +1,841 @@
+//! The calls on stack sockets (and the decisions that move an undecided socket to the stack),
+//! with Linux's errno values. Each returns `Ok(value)` or `Err(errno)`; [`crate::interpose`]
+//! turns that into the C convention. Blocking calls sleep in the kernel on the socket's
+//! placeholder eventfd ([`wait`]), never spinning.
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::RawFd;
+use std::sync::Mutex;
+
+use libc::{c_int, sockaddr, sockaddr_in, socklen_t};
+
+use crate::fdtab::{self, Kind};
+use crate::real::{self, sys};
+use crate::state::{
+    errno_of, global, spawn_stack_thread, started, ConnRec, Global, Inner, Reg, Sock, SockKind, ALL,
+};
+
+pub type R = Result<isize, i32>;
+
+/// One line on stderr the first time `what` happens in this process.
+pub fn warn_once(what: &'static str) {
+    static SEEN: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.get_or_insert_with(HashSet::new).insert(what) {
+        eprintln!("xdptcp: {what}");
+    }
+}
+
+/// The running stack (a stack descriptor exists only once it runs).
+fn g() -> Result<&'static Global, i32> {
+    if crate::state::forked() {
+        warn_once("stack sockets are not usable in a child forked after the stack started, yet (EOPNOTSUPP)");
+        return Err(libc::EOPNOTSUPP);
+    }
+    started().ok_or(libc::EBADF)
+}
+
+/// Reads a `sockaddr_in` (`None`: not AF_INET or too short).
+///
+/// # Safety
+/// `addr` points to `len` readable bytes (or is null).
+pub unsafe fn read_sin(addr: *const sockaddr, len: socklen_t) -> Option<SocketAddrV4> {
+    if addr.is_null() || (len as usize) < std::mem::size_of::<sockaddr_in>() {
+        return None;
+    }
+    // SAFETY: length checked; read_unaligned for any alignment.
+    let sin: sockaddr_in = unsafe { std::ptr::read_unaligned(addr as *const sockaddr_in) };
+    (sin.sin_family as c_int == libc::AF_INET).then(|| {
+        SocketAddrV4::new(
+            Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+            u16::from_be(sin.sin_port),
+        )
+    })
+}
+
+/// Writes `a` the way the kernel does: truncated to `*len`, `*len` set to the full size.
+///
+/// # Safety
+/// `addr`/`len` are null or valid for the kernel's contract.
+pub unsafe fn write_sin(a: SocketAddrV4, addr: *mut sockaddr, len: *mut socklen_t) {
+    if addr.is_null() || len.is_null() {
+        return;
+    }
+    // SAFETY: sockaddr_in is plain data.
+    let mut sin: sockaddr_in = unsafe { std::mem::zeroed() };
+    sin.sin_family = libc::AF_INET as libc::sa_family_t;
+    sin.sin_port = a.port().to_be();
+    sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+    let full = std::mem::size_of::<sockaddr_in>();
+    // SAFETY: the caller's buffer holds *len bytes.
+    unsafe {
+        let n = (*len as usize).min(full);
+        std::ptr::copy_nonoverlapping(&sin as *const sockaddr_in as *const u8, addr as *mut u8, n);
+        *len = full as socklen_t;
+    }
+}
+
+fn getsockopt_int(fd: RawFd, level: c_int, name: c_int) -> i32 {
+    let mut v: c_int = 0;
+    let mut l = 4 as socklen_t;
+    // SAFETY: a valid int buffer.
+    let r = unsafe { real::getsockopt(fd, level, name, &mut v as *mut c_int as *mut _, &mut l) };
+    if r == 0 {
+        v
+    } else {
+        0
+    }
+}
+
+/// Moves the undecided kernel socket `fd` to the stack: its options are read back, an eventfd
+/// takes its number (dup3), and its epoll registrations move to the placeholder.
+fn move_to_stack(inner: &mut Inner, fd: RawFd, kind: SockKind) -> Result<(), i32> {
+    // SAFETY: fcntl on a descriptor we were given.
+    let fl = unsafe { real::fcntl(fd, libc::F_GETFL, 0) };
+    // SAFETY: as above.
+    let fdfl = unsafe { real::fcntl(fd, libc::F_GETFD, 0) };
+    if fl < 0 || fdfl < 0 {
+        return Err(libc::EBADF);
+    }
+    let cloexec = fdfl & libc::FD_CLOEXEC != 0;
+    let mut s = Sock::new(kind, fl & libc::O_NONBLOCK != 0);
+    s.opts.reuseaddr = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR) != 0;
+    s.opts.reuseport = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT) != 0;
+    s.opts.keepalive = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE) != 0;
+    s.opts.nodelay = getsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY) != 0;
+    let mut lg = libc::linger {
+        l_onoff: 0,
+        l_linger: 0,
+    };
+    let mut l = std::mem::size_of::<libc::linger>() as socklen_t;
+    // SAFETY: a valid linger buffer.
+    if unsafe {
+        real::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &mut lg as *mut _ as *mut _,
+            &mut l,
+        )
+    } == 0
+        && lg.l_onoff != 0
+    {
+        s.opts.linger = Some(lg.l_linger);
+    }
+    for (name, slot) in [
+        (libc::SO_RCVTIMEO, &mut s.opts.rcvtimeo),
+        (libc::SO_SNDTIMEO, &mut s.opts.sndtimeo),
+    ] {
+        let mut tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        };
+        let mut l = std::mem::size_of::<libc::timeval>() as socklen_t;
+        // SAFETY: a valid timeval buffer.
+        let r = unsafe {
+            real::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                name,
+                &mut tv as *mut _ as *mut _,
+                &mut l,
+            )
+        };
+        if r == 0 && (tv.tv_sec, tv.tv_usec) != (0, 0) {
+            *slot = Some(
+                std::time::Duration::from_secs(tv.tv_sec.max(0) as u64)
+                    + std::time::Duration::from_micros(tv.tv_usec.max(0) as u64),
+            );
+        }
+    }
+    let e = sys::eventfd(cloexec)?;
+    let r = sys::dup3(e, fd, cloexec);
+    sys::close(e);
+    r?;
+    fdtab::set(fd, Kind::Stack);
+    inner.app.socks.insert(fd, s);
+    // The old socket's epoll items went with it: register the placeholder instead.
+    let regs = crate::epoll::take_undecided(fd);
+    if !regs.is_empty() {
+        inner.app.regs.insert(fd, regs.clone());
+    }
+    for r in regs {
+        crate::epoll::kernel_register(r.epfd, fd, r.events, true);
+        fdtab::set(r.epfd, Kind::Epoll);
+    }
+    Ok(())
+}
+
+fn is_kernel_dest(ip: Ipv4Addr) -> bool {
+    ip.is_loopback() || ip.is_unspecified()
+}
+
+/// `bind` on an undecided socket: the stack's address or INADDR_ANY with a port goes to the
+/// stack; anything else stays on the kernel. `None`: let libc do it.
+pub fn bind(fd: RawFd, a: SocketAddrV4) -> Option<R> {
+    let cfg = crate::state::config()?;
+    let ip = *a.ip();
+    if (ip != cfg.addr && !ip.is_unspecified()) || a.port() == 0 {
+        if a.port() == 0 && (ip == cfg.addr || ip.is_unspecified()) {
+            warn_once("bind to port 0 is served by the kernel (no stack port allocation yet)");
+        }
+        return None;
+    }
+    let Some(g) = global() else {
+        return Some(Err(libc::ENETDOWN));
+    };
+    spawn_stack_thread(g);
+    if (cfg.ephemeral.0..=cfg.ephemeral.1).contains(&a.port()) {
+        return Some(Err(libc::EADDRINUSE));
+    }
+    let mut inner = g.lock();
+    let taken = inner.app.socks.values().any(|s| {
+        s.local.is_some_and(|l| l.port() == a.port()) && !matches!(s.kind, SockKind::Conn(_))
+    });
+    if taken {
+        return Some(Err(libc::EADDRINUSE));
+    }
+    if let Err(e) = move_to_stack(&mut inner, fd, SockKind::Bound) {
+        return Some(Err(e));
+    }
+    if let Some(s) = inner.app.sock_mut(fd) {
+        s.local = Some(a);
+    }
+    Some(Ok(0))
+}
+
+/// `listen` on a stack socket.
+pub fn listen(fd: RawFd, backlog: c_int) -> R {
+    let g = g()?;
+    let mut inner = g.lock();
+    let local = inner.local;
+    let somaxconn = g.cfg.tcp.somaxconn.max(1);
+    let backlog = usize::try_from(backlog).map_or(somaxconn, |b| b.clamp(1, somaxconn));
+    let now = xdptcp::clock::now();
+    let (iface, app) = inner.split();
+    let fd = app.primary(fd);
+    let Some(s) = app.sock_mut(fd) else {
+        return Err(libc::EBADF);
+    };
+    let port = match &mut s.kind {
+        SockKind::Listener { backlog: b, .. } => {
+            *b = backlog;
+            return Ok(0);
+        }
+        SockKind::Conn(_) => return Err(libc::EINVAL),
+        SockKind::Bound => s.local.map_or(0, |l| l.port()),
+    };
+    let id = iface.app_io(now).listen(port, backlog).map_err(errno_of)?;
+    s.kind = SockKind::Listener {
+        id,
+        queue: Default::default(),
+        backlog,
+    };
+    app.listeners.insert(id, fd);
+    if let Err(e) = inner.stack.steering_mut().add_listen(local, port) {
+        eprintln!("xdptcp: steering port {port}: {e}");
+        let (iface, app) = inner.split();
+        iface.endpoint_mut().unlisten(now, id);
+        app.listeners.remove(&id);
+        if let Some(s) = app.sock_mut(fd) {
+            s.kind = SockKind::Bound;
+        }
+        return Err(libc::ENOBUFS);
+    }
+    Ok(0)
+}
+
+/// Sleeps until the placeholder of `fd` is readable (after the caller found the socket not
+/// ready). `out`: the caller waits for writability, which is watched meanwhile. `again`: a
+/// previous wait woke without the caller making progress (the eventfd is readable for
+/// another reason): back off briefly instead of spinning.
+/// `deadline`: SO_RCVTIMEO / SO_SNDTIMEO ran out: EAGAIN (as Linux).
+fn wait(
+    g: &Global,
+    fd: RawFd,
+    out: bool,
+    again: bool,
+    deadline: Option<std::time::Instant>,
+) -> Result<(), i32> {
+    let timeout = match deadline {
+        None => -1,
+        Some(d) => {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(libc::EAGAIN);
+            }
+            left.as_micros().div_ceil(1000).min(i32::MAX as u128) as c_int
+        }
+    };
+    if out {
+        let mut inner = g.lock();
+        let now = xdptcp::clock::now();
+        let (iface, app) = inner.split();
+        if let Some(s) = app.sock_mut(fd) {
+            s.out_waiters += 1;
+        }
+        app.sync(&iface.app_io(now), fd, 0);
+    }
+    if again {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { real::poll(&mut p, 1, timeout) };
+    let err = (r < 0).then(std::io::Error::last_os_error);
+    if out {
+        let mut inner = g.lock();
+        let now = xdptcp::clock::now();
+        let (iface, app) = inner.split();
+        if let Some(s) = app.sock_mut(fd) {
+            s.out_waiters = s.out_waiters.saturating_sub(1);
+        }
+        app.sync(&iface.app_io(now), fd, 0);
+    }
+    match err {
+        Some(e) => Err(e.raw_os_error().unwrap_or(libc::EINTR)),
+        None => Ok(()),
+    }
+}
+
+/// When a blocking call on `fd` gives up: SO_SNDTIMEO (`send`) or SO_RCVTIMEO, from now.
+fn timeout_of(g: &Global, fd: RawFd, send: bool) -> Option<std::time::Instant> {
+    let inner = g.lock();
+    let s = inner.app.sock(fd)?;
+    let t = if send {
+        s.opts.sndtimeo
+    } else {
+        s.opts.rcvtimeo
+    };
+    t.map(|d| std::time::Instant::now() + d)
+}
+
+/// `accept4` on a stack socket.
+///
+/// # Safety
+/// `addr`/`len` as for accept(2).
+pub unsafe fn accept4(fd: RawFd, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> R {
+    if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+        return Err(libc::EINVAL);
+    }
+    let g = g()?;
+    let deadline = timeout_of(g, fd, false);
+    let mut again = false;
+    loop {
+        let mut inner = g.lock();
+        let now = xdptcp::clock::now();
+        let (iface, app) = inner.split();
+        let Some(s) = app.sock_mut(fd) else {
+            return Err(libc::EBADF);
+        };
+        let (SockKind::Listener { queue, .. }, lopts, nonblock) = (&mut s.kind, s.opts, s.nonblock)
+        else {
+            return Err(libc::EINVAL);
+        };
+        if let Some(c) = queue.pop_front() {
+            let nfd = sys::eventfd(flags & libc::SOCK_CLOEXEC != 0)?;
+            let mut io = iface.app_io(now);
+            if !fdtab::in_range(nfd) {
+                sys::close(nfd);
+                let _ = io.abort(c);
+                app.conns.remove(&c);
+                return Err(libc::EMFILE);
+            }
+            let tuple = io.tuple(c);
+            if let Some(r) = app.conns.get_mut(&c) {
+                r.fd = Some(nfd);
+                r.queued = false;
+            }
+            if lopts.nodelay {
+                let _ = io.set_nodelay(c, true);
+            }
+            if lopts.keepalive {
+                let _ = io.set_keepalive(c, true);
+            }
+            let mut ns = Sock::new(SockKind::Conn(c), flags & libc::SOCK_NONBLOCK != 0);
+            ns.opts = lopts;
+            ns.local = tuple.map(|t| SocketAddrV4::new(t.local_addr, t.local_port));
+            app.socks.insert(nfd, ns);
+            fdtab::set(nfd, Kind::Stack);
+            app.sync(&io, fd, 0);
+            app.sync(&io, nfd, ALL);
+            if let Some(t) = tuple {
+                // SAFETY: the caller's buffer.
+                unsafe { write_sin(SocketAddrV4::new(t.remote_addr, t.remote_port), addr, len) };
+            } else {
+                // Already gone (reset while queued): Linux still returns it; no address.
+                // SAFETY: the caller's buffer.
+                unsafe { write_sin(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), addr, len) };
+            }
+            return Ok(nfd as isize);
+        }
+        if nonblock {
+            return Err(libc::EAGAIN);
+        }
+        drop(inner);
+        wait(g, fd, false, again, deadline)?;
+        again = true;
+    }
+}
+
+/// `connect` on an undecided socket or a stack socket. `None`: let libc do it.
+pub fn connect(fd: RawFd, a: SocketAddrV4) -> Option<R> {
+    let kind = fdtab::kind(fd);
+    if kind == Kind::Undecided {
+        crate::state::config()?;
+        if is_kernel_dest(*a.ip()) {
+            fdtab::set(fd, Kind::Kernel);
+            return None;
+        }
+    }
+    let Some(g) = global() else {
+        return Some(Err(libc::ENETDOWN));
+    };
+    spawn_stack_thread(g);
+    Some(connect_stack(g, fd, kind, a))
+}
+
+fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddrV4) -> R {
+    {
+        let mut inner = g.lock();
+        if kind == Kind::Undecided {
+            move_to_stack(&mut inner, fd, SockKind::Bound)?;
+        }
+        let local = inner.local;
+        let now = xdptcp::clock::now();
+        let (iface, app) = inner.split();
+        let fd = app.primary(fd);
+        let Some(s) = app.socks.get_mut(&fd) else {
+            return Err(libc::EBADF);
+        };
+        match s.kind {
+            SockKind::Listener { .. } => return Err(libc::EISCONN),
+            SockKind::Conn(c) => {
+                let r = app.conns.get_mut(&c).ok_or(libc::EBADF)?;
+                if let Some(e) = r.err.take() {
+                    return Err(e);
+                }
+                if r.connected {
+                    if std::mem::take(&mut r.connecting) {
+                        return Ok(0);
+                    }
+                    return Err(libc::EISCONN);
+                }
+                if s.nonblock {
+                    return Err(libc::EALREADY);
+                }
+            }
+            SockKind::Bound => {
+                if s.local.is_some_and(|l| l.port() != 0) {
+                    warn_once("connect from a bound port: the stack picks an ephemeral port");
+                }
+                let mut io = iface.app_io(now);
+                let c = io.connect_from(local, a).map_err(errno_of)?;
+                if s.opts.nodelay {
+                    let _ = io.set_nodelay(c, true);
+                }
+                if s.opts.keepalive {
+                    let _ = io.set_keepalive(c, true);
+                }
+                let nonblock = s.nonblock;
+                s.kind = SockKind::Conn(c);
+                s.local = io
+                    .tuple(c)
+                    .map(|t| SocketAddrV4::new(t.local_addr, t.local_port));
+                app.conns.insert(
+                    c,
+                    ConnRec {
+                        fd: Some(fd),
+                        connecting: nonblock,
+                        ..ConnRec::default()
+                    },
+                );
+                inner.iterate();
+                if nonblock {
+                    return Err(libc::EINPROGRESS);
+                }
+            }
+        }
+    }
+    // Blocking: until established or failed.
+    let deadline = timeout_of(g, fd, true);
+    let mut again = false;
+    loop {
+        {
+            let mut inner = g.lock();
+            let c = match inner.app.sock(fd).map(|s| &s.kind) {
+                Some(SockKind::Conn(c)) => *c,
+                _ => return Err(libc::EBADF),
+            };
+            let r = inner.app.conns.get_mut(&c).ok_or(libc::EBADF)?;
+            if let Some(e) = r.err.take() {
+                return Err(e);
+            }
+            if r.connected {
+                return Ok(0);
+            }
+            if r.released {
+                return Err(libc::ECONNREFUSED);
+            }
+        }
+        match wait(g, fd, true, again, deadline) {
+            // A blocking connect that timed out (SO_SNDTIMEO) goes on in the background.
+            Err(libc::EAGAIN) => return Err(libc::EINPROGRESS),
+            r => r?,
+        }
+        again = true;
+    }
+}
+
+/// Receive flags handled; anything else is refused with a line on stderr.
+const RECV_FLAGS: c_int =
+    libc::MSG_DONTWAIT | libc::MSG_WAITALL | libc::MSG_NOSIGNAL | libc::MSG_CMSG_CLOEXEC;
+
+/// `recv` on a stack socket (read, recvfrom, recvmsg, readv end here).
+pub fn recv(fd: RawFd, buf: &mut [u8], flags: c_int) -> R {
+    if flags & libc::MSG_PEEK != 0 {
+        warn_once("recv(MSG_PEEK) on a stack socket is not supported yet (EOPNOTSUPP)");
+        return Err(libc::EOPNOTSUPP);
+    }
+    if flags & libc::MSG_OOB != 0 {
+        // Linux: no urgent data (we never keep any).
+        return Err(libc::EINVAL);
+    }
+    if flags & !RECV_FLAGS != 0 {
+        warn_once("recv flags other than MSG_DONTWAIT/MSG_WAITALL are ignored on stack sockets");
+    }
+    let g = g()?;
+    let deadline = timeout_of(g, fd, false);
+    let mut got = 0usize;
+    let mut again = false;
+    loop {
+        let mut inner = g.lock();
+        let now = xdptcp::clock::now();
+        let (iface, app) = inner.split();
+        let Some(s) = app.sock(fd) else {
+            return Err(libc::EBADF);
+        };
+        let nonblock = s.nonblock || flags & libc::MSG_DONTWAIT != 0;
+        let SockKind::Conn(c) = s.kind else {
+            return Err(libc::ENOTCONN);
+        };
+        let mut io = iface.app_io(now);
+        let r = app.conns.get_mut(&c).ok_or(libc::EBADF)?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = if r.rd_shut {
+            0
+        } else if !r.tail.is_empty() {
+            let n = r.tail.len().min(buf.len() - got);
+            for (d, s) in buf[got..got + n].iter_mut().zip(r.tail.drain(..n)) {
+                *d = s;
+            }
+            n
+        } else if r.released {
+            0
+        } else {
+            io.recv(c, &mut buf[got..]).unwrap_or(0)
+        };
+        got += n;
+        let done = got == buf.len() || (got > 0 && flags & libc::MSG_WAITALL == 0);
+        let err = if done { None } else { r.err.take() };
+        let eof = (r.peer_fin || r.released || r.rd_shut) && r.tail.is_empty();
+        app.sync(&io, fd, 0);
+        if n >= 4096 {
+            // The window opened: tell the peer now, not at the stack thread's next wake-up.
+            inner.iterate();
+        }
+        if done {
+            return Ok(got as isize);
+        }
+        if let Some(e) = err {
+            return if got > 0 { Ok(got as isize) } else { Err(e) };
+        }
+        if eof {
+            return Ok(got as isize);
+        }
+        if nonblock {
+            return if got > 0 {
+                Ok(got as isize)
+            } else {
+                Err(libc::EAGAIN)
+            };
+        }
+        // No data yet (also in SYN-SENT, where Linux waits for the handshake too).
+        drop(inner);
+        wait(g, fd, false, again && n == 0, deadline)?;
+        again = true;
+    }
+}
+
+fn sigpipe(flags: c_int) {
+    if flags & libc::MSG_NOSIGNAL == 0 {
+        // SAFETY: raise has no preconditions; Linux sends SIGPIPE to the calling thread.
+        unsafe { libc::raise(libc::SIGPIPE) };
+    }
+}
+
+/// `send` on a stack socket (write, sendto, sendmsg, writev, sendfile end here).
+pub fn send(fd: RawFd, data: &[u8], flags: c_int) -> R {
+    if flags & libc::MSG_OOB != 0 {
+        warn_once("send(MSG_OOB) on a stack socket is not supported (EOPNOTSUPP)");
+        return Err(libc::EOPNOTSUPP);
+    }
+    let g = g()?;
+    let deadline = timeout_of(g, fd, true);
+    let mut sent = 0usize;
+    let mut again = false;
+    loop {
+        let mut inner = g.lock();
+        let now = xdptcp::clock::now();
+        let (iface, app) = inner.split();
+        let Some(s) = app.sock(fd) else {
+            return Err(libc::EBADF);
+        };
+        let nonblock = s.nonblock || flags & libc::MSG_DONTWAIT != 0;
+        let SockKind::Conn(c) = s.kind else {
+            sigpipe(flags);
+            return Err(libc::EPIPE);
+        };
+        let mut io = iface.app_io(now);
+        let r = app.conns.get_mut(&c).ok_or(libc::EBADF)?;
+        if let Some(e) = r.err.take() {
+            return if sent > 0 { Ok(sent as isize) } else { Err(e) };
+        }
+        if r.wr_shut || r.released {
+            if sent > 0 {
+                return Ok(sent as isize);
+            }
+            sigpipe(flags);
+            return Err(libc::EPIPE);
+        }
+        let n = if r.connected && !data.is_empty() {
+            match io.send(c, &data[sent..]) {
+                Ok(n) => n,
+                Err(e) => {
+                    let e = errno_of(e);
+                    if e == libc::EPIPE {
+                        sigpipe(flags);
+                    }
+                    return Err(e);
+                }
+            }
+        } else {
+            0
+        };
+        sent += n;
+        app.sync(&io, fd, 0);
+        if n > 0 {
+            inner.iterate();
+        }
+        if sent == data.len() && (r_connected(&inner, fd) || data.is_empty()) {
+            return Ok(sent as isize);
+        }
+        if nonblock {
+            return if sent > 0 {
+                Ok(sent as isize)
+            } else {
+                Err(libc::EAGAIN)
+            };
+        }
+        drop(inner);
+        match wait(g, fd, true, again && n == 0, deadline) {
+            Err(libc::EAGAIN) if sent > 0 => return Ok(sent as isize),
+            r => r?,
+        }
+        again = true;
+    }
+}
+
+fn r_connected(inner: &Inner, fd: RawFd) -> bool {
+    match inner.app.sock(fd).map(|s| &s.kind) {
+        Some(SockKind::Conn(c)) => inner.app.conns.get(c).is_some_and(|r| r.connected),
+        _ => false,
+    }
+}
+
+/// `close` of a stack socket's descriptor: the last one closes the socket (FIN; RST with
+/// unread data or SO_LINGER 0; a listener stops).
+pub fn close(fd: RawFd) -> R {
+    let r = release(fd);
+    sys::close(fd);
+    r
+}
+
+/// [`close`] without closing the descriptor number (dup2/dup3 onto it replace it).
+pub fn release(fd: RawFd) -> R {
+    if crate::state::forked() {
+        // The parent's socket lives on; this process only lets go of its descriptor.
+        fdtab::set(fd, Kind::Kernel);
+        return Ok(0);
+    }
+    let g = g()?;
+    let mut inner = g.lock();
+    let local = inner.local;
+    let now = xdptcp::clock::now();
+    fdtab::set(fd, Kind::Kernel);
+    let (iface, app) = inner.split();
+    let mut unsteer = None;
+    if let Some(s) = app.remove_fd(fd) {
+        let mut io = iface.app_io(now);
+        match s.kind {
+            SockKind::Bound => {}
+            SockKind::Conn(c) => {
+                let released = app.conns.get(&c).is_none_or(|r| r.released);
+                if released {
+                    app.conns.remove(&c);
+                } else {
+                    if let Some(r) = app.conns.get_mut(&c) {
+                        r.fd = None;
+                    }
+                    let _ = if s.opts.linger == Some(0) {
+                        io.abort(c)
+                    } else {
+                        io.close(c)
+                    };
+                }
+            }
+            SockKind::Listener { id, queue, .. } => {
+                app.listeners.remove(&id);
+                for c in queue {
+                    // Linux resets connections nobody accepted.
+                    let _ = io.abort(c);
+                    if let Some(r) = app.conns.get_mut(&c) {
+                        r.queued = false;
+                        if r.released {
+                            app.conns.remove(&c);
+                        }
+                    }
+                }
+                iface.endpoint_mut().unlisten(now, id);
+                unsteer = s.local.map(|l| l.port());
+            }
+        }
+    }
+    if let Some(port) = unsteer {
+        let _ = inner.stack.steering_mut().remove_listen(local, port);
+    }
+    inner.iterate();
+    Ok(0)
+}
+
+/// `shutdown` on a stack socket.
+pub fn shutdown(fd: RawFd, how: c_int) -> R {
+    if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
+        return Err(libc::EINVAL);
+    }
+    let g = g()?;
+    let mut inner = g.lock();
+    let now = xdptcp::clock::now();
+    let (iface, app) = inner.split();
+    let Some(s) = app.sock(fd) else {
+        return Err(libc::EBADF);
+    };
+    let SockKind::Conn(c) = s.kind else {
+        return Err(libc::ENOTCONN);
+    };
+    let mut io = iface.app_io(now);
+    let r = app.conns.get_mut(&c).ok_or(libc::EBADF)?;
+    if !r.connected && !r.released {
+        return Err(libc::ENOTCONN);
+    }
+    if how != libc::SHUT_WR {
+        r.rd_shut = true;
+    }
+    if how != libc::SHUT_RD && !r.wr_shut {
+        r.wr_shut = true;
+        if !r.released {
+            let _ = io.shutdown(c);
+        }
+    }
+    app.sync(&io, fd, ALL);
+    inner.iterate();
+    Ok(0)
+}
+
+/// `getsockname` / `getpeername` on a stack socket.
+///
+/// # Safety
+/// `addr`/`len` as for getsockname(2).
+pub unsafe fn sockname(fd: RawFd, peer: bool, addr: *mut sockaddr, len: *mut socklen_t) -> R {
+    let g = g()?;
+    let mut inner = g.lock();
+    let now = xdptcp::clock::now();
+    let (iface, app) = inner.split();
+    let s = app.sock(fd).ok_or(libc::EBADF)?;
+    let io = iface.app_io(now);
+    let a = match (peer, &s.kind) {
+        (false, _) => s
+            .local
+            .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+        (true, SockKind::Conn(c)) => {
+            let r = app.conns.get(c).ok_or(libc::EBADF)?;
+            if !r.connected || r.released {
+                return Err(libc::ENOTCONN);
+            }
+            let t = io.tuple(*c).ok_or(libc::ENOTCONN)?;
+            SocketAddrV4::new(t.remote_addr, t.remote_port)
+        }
+        (true, _) => return Err(libc::ENOTCONN),
+    };
+    // SAFETY: the caller's buffer.
+    unsafe { write_sin(a, addr, len) };
+    Ok(0)
+}
+
+/// Runs `f` on the tables with an endpoint handle (options, ioctl, fcntl).
+pub fn with_sock<T>(
+    fd: RawFd,
+    f: impl FnOnce(&mut xdptcp::app::AppIo<'_>, &mut crate::state::Posix) -> Result<T, i32>,
+) -> Result<T, i32> {
+    let g = g()?;
+    let mut inner = g.lock();
+    let now = xdptcp::clock::now();
+    let (iface, app) = inner.split();
+    if app.sock(fd).is_none() {
+        return Err(libc::EBADF);
+    }
+    let mut io = iface.app_io(now);
+    f(&mut io, app)
+}
+
+/// Forgets the epoll registrations of a closed kernel descriptor (an epoll instance or an
+/// undecided socket).
+pub fn forget(fd: RawFd) {
+    crate::epoll::forget_undecided(fd);
+    if let Some(g) = started() {
+        let mut inner = g.lock();
+        inner.app.regs.remove(&fd);
+        for v in inner.app.regs.values_mut() {
+            v.retain(|r: &Reg| r.epfd != fd);
+        }
+    }
+    fdtab::set(fd, Kind::Kernel);
+}
+
+/// `dup`-like on a stack socket: `dup_fn` makes the new descriptor (the kernel duplicates the
+/// placeholder); the new number becomes an alias of the socket.
+pub fn dup_with(fd: RawFd, dup_fn: impl FnOnce() -> c_int) -> R {
+    let g = g()?;
+    let mut inner = g.lock();
+    if inner.app.sock(fd).is_none() {
+        return Err(libc::EBADF);
+    }
+    let n = dup_fn();
+    if n < 0 {
+        return Err(crate::epoll::errno());
+    }
+    if !fdtab::in_range(n) {
+        sys::close(n);
+        return Err(libc::EMFILE);
+    }
+    inner.app.add_alias(fd, n);
+    fdtab::set(n, Kind::Stack);
+    Ok(n as isize)
+}

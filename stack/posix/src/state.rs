@@ -1,0 +1,784 @@
+//! The process-wide state: the stack (one worker = one queue, run by a stack thread of this
+//! process), the socket table and the epoll registrations, all behind one mutex that the
+//! interposed calls take briefly (see docs/posix.md, "Model").
+//!
+//! Readiness: every stack socket's descriptor is a non-blocking eventfd (its placeholder). The
+//! invariant kept by [`Posix::sync`] after every change is: the eventfd is readable exactly
+//! when the socket's readiness intersects the readiness someone watches ([`Sock::watched`]:
+//! always input, hang-up and error; output while an epoll registration or a blocked caller
+//! wants it). New events (data, space, FIN, error) write the eventfd again even when it is
+//! already readable: that write is the edge an `EPOLLET` registration of the placeholder sees.
+//! So a kernel epoll set, `poll` or a blocked call sleeps in the kernel and wakes natively.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use xdptcp::app::{App, AppError, AppEvent, AppIo};
+use xdptcp::iface::Interface;
+use xdptcp::neigh::KernelResolver;
+use xdptcp::phy::{AfXdpConfig, AfXdpDevice};
+use xdptcp::stack::{Stack, StackOptions};
+use xdptcp::tcp::endpoint::{ConnId, ListenerId};
+use xdptcp::time::Instant;
+use xdptcp::worker::{Worker, WorkerConfig};
+
+use crate::config::Config;
+use crate::real::sys;
+
+pub const EPOLLIN: u32 = libc::EPOLLIN as u32;
+pub const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
+pub const EPOLLERR: u32 = libc::EPOLLERR as u32;
+pub const EPOLLHUP: u32 = libc::EPOLLHUP as u32;
+pub const EPOLLRDHUP: u32 = libc::EPOLLRDHUP as u32;
+pub const EPOLLRDNORM: u32 = libc::EPOLLRDNORM as u32;
+pub const EPOLLWRNORM: u32 = libc::EPOLLWRNORM as u32;
+/// Always watched (Linux reports error and hang-up whether asked or not).
+const ALWAYS: u32 = EPOLLIN | EPOLLRDNORM | EPOLLRDHUP | EPOLLERR | EPOLLHUP;
+const OUT: u32 = EPOLLOUT | EPOLLWRNORM;
+/// An edge of every kind (an error, a new connection's first sync).
+pub const ALL: u32 = u32::MAX;
+
+/// Socket options that are stored (and some applied); see `opts.rs`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Opts {
+    pub reuseaddr: bool,
+    pub reuseport: bool,
+    pub keepalive: bool,
+    /// SO_LINGER: `Some(0)` makes close send a RST (RFC 9293 §3.10.4 ABORT).
+    pub linger: Option<i32>,
+    pub rcvbuf: Option<i32>,
+    pub sndbuf: Option<i32>,
+    pub nodelay: bool,
+    pub keepidle: Option<i32>,
+    pub keepintvl: Option<i32>,
+    pub keepcnt: Option<i32>,
+    pub defer_accept: i32,
+    pub fastopen: i32,
+    /// SO_RCVTIMEO / SO_SNDTIMEO (`None`: wait forever; zero: do not wait).
+    pub rcvtimeo: Option<std::time::Duration>,
+    pub sndtimeo: Option<std::time::Duration>,
+}
+
+/// What a stack socket is.
+#[derive(Debug)]
+pub enum SockKind {
+    /// Bound to the stack's address (`local`), neither listening nor connected.
+    Bound,
+    /// Listening; established connections wait in `queue` (at most `backlog`) for `accept`.
+    Listener {
+        id: ListenerId,
+        queue: VecDeque<ConnId>,
+        backlog: usize,
+    },
+    /// A connection (active or accepted).
+    Conn(ConnId),
+}
+
+/// One stack socket (key: its descriptor).
+#[derive(Debug)]
+pub struct Sock {
+    pub kind: SockKind,
+    pub nonblock: bool,
+    pub local: Option<SocketAddrV4>,
+    pub opts: Opts,
+    /// Whether the placeholder eventfd is readable now.
+    pub signaled: bool,
+    /// Callers blocked until the socket is writable (connect, send, poll for POLLOUT).
+    pub out_waiters: u32,
+}
+
+impl Sock {
+    pub fn new(kind: SockKind, nonblock: bool) -> Sock {
+        Sock {
+            kind,
+            nonblock,
+            local: None,
+            opts: Opts::default(),
+            signaled: false,
+            out_waiters: 0,
+        }
+    }
+}
+
+/// One connection as the POSIX layer sees it (also before `accept`, and after the stack
+/// released it, until the descriptor is closed).
+#[derive(Debug, Default)]
+pub struct ConnRec {
+    pub fd: Option<RawFd>,
+    /// Waiting in a listener's queue.
+    pub queued: bool,
+    pub connected: bool,
+    pub peer_fin: bool,
+    /// The pending socket error (SO_ERROR; reported once).
+    pub err: Option<i32>,
+    /// The stack's `Closed` came: the `ConnId` is stale.
+    pub released: bool,
+    pub wr_shut: bool,
+    pub rd_shut: bool,
+    /// Data still unread when the stack released the connection (moved out at `Closed`, so
+    /// the release does not count as a close with unread data, which would reset).
+    pub tail: VecDeque<u8>,
+    /// A non-blocking connect is in progress (Linux SS_CONNECTING): the first `connect`
+    /// after it completed returns 0, later ones EISCONN.
+    pub connecting: bool,
+}
+
+/// An epoll registration of a socket: the instance, the application's events and data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reg {
+    pub epfd: RawFd,
+    pub events: u32,
+    pub data: u64,
+}
+
+/// The socket tables and the event handler the stack's worker calls.
+#[derive(Debug, Default)]
+pub struct Posix {
+    pub socks: HashMap<RawFd, Sock>,
+    pub conns: HashMap<ConnId, ConnRec>,
+    pub listeners: HashMap<ListenerId, RawFd>,
+    /// fd -> its epoll registrations (stack sockets and undecided ones, to move them along).
+    pub regs: HashMap<RawFd, Vec<Reg>>,
+    /// Connections reset because a listener's queue was full.
+    pub accept_overflows: u64,
+    /// Duplicated descriptors (dup, dup2, dup3, F_DUPFD): alias -> the descriptor the socket
+    /// is filed under (its primary; the kernel shares the placeholder eventfd between them).
+    pub alias: HashMap<RawFd, RawFd>,
+    /// primary -> its aliases.
+    pub aliases: HashMap<RawFd, Vec<RawFd>>,
+}
+
+/// errno of an application-API error.
+pub fn errno_of(e: AppError) -> i32 {
+    match e {
+        AppError::ConnectionRefused => libc::ECONNREFUSED,
+        AppError::ConnectionReset => libc::ECONNRESET,
+        AppError::TimedOut => libc::ETIMEDOUT,
+        AppError::Aborted => libc::ECONNABORTED,
+        AppError::NotConnected => libc::ENOTCONN,
+        AppError::WriteClosed | AppError::Closed => libc::EPIPE,
+        AppError::Connect(xdptcp::tcp::endpoint::ConnectError::NoPorts) => libc::EADDRNOTAVAIL,
+        AppError::Connect(xdptcp::tcp::endpoint::ConnectError::TooManyConnections) => libc::ENOBUFS,
+        AppError::Connect(xdptcp::tcp::endpoint::ConnectError::InvalidAddress) => libc::ENETUNREACH,
+        AppError::Listen(xdptcp::tcp::endpoint::ListenError::AddrInUse) => libc::EADDRINUSE,
+        AppError::Listen(xdptcp::tcp::endpoint::ListenError::TooManyListeners) => libc::ENOBUFS,
+        AppError::Listen(xdptcp::tcp::endpoint::ListenError::InvalidPort) => libc::EINVAL,
+    }
+}
+
+impl Posix {
+    /// The descriptor `fd`'s socket is filed under.
+    pub fn primary(&self, fd: RawFd) -> RawFd {
+        *self.alias.get(&fd).unwrap_or(&fd)
+    }
+
+    /// The socket behind descriptor `fd` (a primary or an alias).
+    pub fn sock(&self, fd: RawFd) -> Option<&Sock> {
+        self.socks.get(&self.primary(fd))
+    }
+
+    pub fn sock_mut(&mut self, fd: RawFd) -> Option<&mut Sock> {
+        let p = self.primary(fd);
+        self.socks.get_mut(&p)
+    }
+
+    /// Records `new` as another descriptor of `fd`'s socket.
+    pub fn add_alias(&mut self, fd: RawFd, new: RawFd) {
+        let p = self.primary(fd);
+        self.alias.insert(new, p);
+        self.aliases.entry(p).or_default().push(new);
+    }
+
+    /// Forgets descriptor `fd`. Returns the socket if this was its last descriptor; otherwise
+    /// the socket stays, filed under a remaining descriptor.
+    pub fn remove_fd(&mut self, fd: RawFd) -> Option<Sock> {
+        self.regs.remove(&fd);
+        if let Some(p) = self.alias.remove(&fd) {
+            if let Some(v) = self.aliases.get_mut(&p) {
+                v.retain(|&a| a != fd);
+                if v.is_empty() {
+                    self.aliases.remove(&p);
+                }
+            }
+            return None;
+        }
+        let sock = self.socks.remove(&fd)?;
+        let Some(mut rest) = self.aliases.remove(&fd).filter(|v| !v.is_empty()) else {
+            return Some(sock);
+        };
+        // Promote the first alias: the socket is filed under it from now on.
+        let np = rest.remove(0);
+        self.alias.remove(&np);
+        for &a in &rest {
+            self.alias.insert(a, np);
+        }
+        if !rest.is_empty() {
+            self.aliases.insert(np, rest);
+        }
+        match &sock.kind {
+            SockKind::Conn(c) => {
+                if let Some(r) = self.conns.get_mut(c) {
+                    r.fd = Some(np);
+                }
+            }
+            SockKind::Listener { id, .. } => {
+                self.listeners.insert(*id, np);
+            }
+            SockKind::Bound => {}
+        }
+        self.socks.insert(np, sock);
+        None
+    }
+
+    /// The socket's readiness now (Linux `tcp_poll`), as EPOLL* bits.
+    pub fn ready(&self, io: &AppIo<'_>, fd: RawFd) -> u32 {
+        let Some(s) = self.sock(fd) else {
+            return 0;
+        };
+        match &s.kind {
+            // A socket that is neither connected nor listening: TCP_CLOSE.
+            SockKind::Bound => OUT | EPOLLHUP,
+            SockKind::Listener { queue, .. } => {
+                if queue.is_empty() {
+                    0
+                } else {
+                    EPOLLIN | EPOLLRDNORM
+                }
+            }
+            SockKind::Conn(c) => {
+                let Some(r) = self.conns.get(c) else {
+                    return 0;
+                };
+                conn_ready(io, *c, r)
+            }
+        }
+    }
+
+    /// What is watched on `fd` (see the module docs).
+    pub fn watched(&self, fd: RawFd) -> u32 {
+        let p = self.primary(fd);
+        let reg_out = |d: &RawFd| {
+            self.regs
+                .get(d)
+                .is_some_and(|v| v.iter().any(|r| r.events & EPOLLOUT != 0))
+        };
+        let wants_out = self.sock(fd).is_some_and(|s| s.out_waiters > 0)
+            || reg_out(&p)
+            || self.aliases.get(&p).is_some_and(|v| v.iter().any(reg_out));
+        ALWAYS | if wants_out { OUT } else { 0 }
+    }
+
+    /// Restores the placeholder invariant of `fd`; `edge`: the readiness bits of something new
+    /// that happened (data or FIN: input; space: output; an error: all), 0 for none. An edge
+    /// that nobody watches (space freed while only input is watched) is not signalled, so an
+    /// EPOLLET registration for input does not see it, as on Linux.
+    pub fn sync(&mut self, io: &AppIo<'_>, fd: RawFd, edge: u32) {
+        let watched = self.watched(fd);
+        let m = self.ready(io, fd) & watched;
+        let Some(s) = self.sock_mut(fd) else {
+            return;
+        };
+        if m != 0 {
+            if !s.signaled || edge & m != 0 {
+                sys::signal(fd);
+            }
+            s.signaled = true;
+        } else if s.signaled {
+            sys::clear(fd);
+            s.signaled = false;
+        }
+    }
+
+    fn sync_conn(&mut self, io: &AppIo<'_>, c: ConnId, edge: u32) {
+        if let Some(fd) = self.conns.get(&c).and_then(|r| r.fd) {
+            self.sync(io, fd, edge);
+        }
+    }
+}
+
+/// Linux `tcp_poll` for a connection.
+pub fn conn_ready(io: &AppIo<'_>, c: ConnId, r: &ConnRec) -> u32 {
+    let mut m = 0;
+    if r.err.is_some() {
+        m |= EPOLLERR;
+    }
+    let rd_closed = r.peer_fin || r.released || r.rd_shut;
+    if r.released || (r.wr_shut && rd_closed) {
+        m |= EPOLLHUP;
+    }
+    if rd_closed {
+        m |= EPOLLIN | EPOLLRDNORM | EPOLLRDHUP;
+    }
+    if !r.tail.is_empty() || (!r.released && io.recv_available(c) > 0) {
+        m |= EPOLLIN | EPOLLRDNORM;
+    }
+    // Shut or closed for writing: writable (a send fails at once with EPIPE).
+    if r.released || r.wr_shut || (r.connected && io.send_capacity(c) > 0) {
+        m |= OUT;
+    }
+    m
+}
+
+impl App for Posix {
+    fn on_event(&mut self, io: &mut AppIo<'_>, c: ConnId, ev: AppEvent) {
+        match ev {
+            AppEvent::Accepted(l) => {
+                let Some(&lfd) = self.listeners.get(&l) else {
+                    let _ = io.abort(c);
+                    return;
+                };
+                let full = match self.sock_mut(lfd).map(|s| &mut s.kind) {
+                    Some(SockKind::Listener { queue, backlog, .. }) => {
+                        if queue.len() >= *backlog {
+                            true
+                        } else {
+                            queue.push_back(c);
+                            false
+                        }
+                    }
+                    _ => true,
+                };
+                if full {
+                    // The accept queue is bounded by the backlog: the newest is reset.
+                    self.accept_overflows += 1;
+                    let _ = io.abort(c);
+                    return;
+                }
+                self.conns.insert(
+                    c,
+                    ConnRec {
+                        queued: true,
+                        connected: true,
+                        ..ConnRec::default()
+                    },
+                );
+                self.sync(io, lfd, EPOLLIN);
+            }
+            AppEvent::Connected => {
+                if let Some(r) = self.conns.get_mut(&c) {
+                    r.connected = true;
+                }
+                self.sync_conn(io, c, ALL);
+            }
+            AppEvent::Readable => self.sync_conn(io, c, EPOLLIN | EPOLLRDNORM),
+            AppEvent::Writable => self.sync_conn(io, c, OUT),
+            AppEvent::PeerFin => {
+                if let Some(r) = self.conns.get_mut(&c) {
+                    r.peer_fin = true;
+                }
+                self.sync_conn(io, c, EPOLLIN | EPOLLRDNORM | EPOLLRDHUP);
+            }
+            AppEvent::Error(e) => {
+                if let Some(r) = self.conns.get_mut(&c) {
+                    r.err = Some(errno_of(e));
+                }
+                self.sync_conn(io, c, ALL);
+            }
+            AppEvent::Closed => {
+                let Some(r) = self.conns.get_mut(&c) else {
+                    return;
+                };
+                r.released = true;
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = io.recv(c, &mut buf) {
+                    r.tail.extend(&buf[..n]);
+                }
+                if r.fd.is_none() && !r.queued {
+                    self.conns.remove(&c);
+                    return;
+                }
+                self.sync_conn(io, c, ALL);
+            }
+        }
+    }
+}
+
+/// The stack and the tables, behind [`Global::inner`].
+pub struct Inner {
+    pub stack: Stack,
+    pub app: Posix,
+    pub local: Ipv4Addr,
+    last: Instant,
+}
+
+type W = Worker<AfXdpDevice, KernelResolver>;
+
+impl Inner {
+    fn worker(&mut self) -> &mut W {
+        &mut self.stack.workers[0]
+    }
+
+    /// The interface and the tables, borrowed apart.
+    pub fn split(&mut self) -> (&mut Interface<AfXdpDevice, KernelResolver>, &mut Posix) {
+        (&mut self.stack.workers[0].iface, &mut self.app)
+    }
+
+    /// One worker-loop iteration now (receive, events, timers, transmit, flush). Called by the
+    /// stack thread, and by a caller right after it queued something (send, close, connect),
+    /// so the segment leaves at once instead of at the stack thread's next wake-up.
+    pub fn iterate(&mut self) -> bool {
+        let now = xdptcp::clock::now();
+        let Inner {
+            stack, app, last, ..
+        } = self;
+        stack.workers[0].iteration(now, last, app)
+    }
+}
+
+/// The process's stack, once started.
+pub struct Global {
+    pub inner: Mutex<Inner>,
+    pub cfg: Config,
+    xsk_fd: RawFd,
+    stopped: AtomicBool,
+}
+
+thread_local! {
+    /// Set while this thread holds the stack's lock: a call it makes meanwhile (an stderr
+    /// line, a raw descriptor operation) goes straight to libc, even for a descriptor that is
+    /// a stack socket, instead of taking the lock again (which would deadlock).
+    static HOLDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread holds the stack's lock (see `HOLDING`).
+pub fn holding_lock() -> bool {
+    HOLDING.with(|h| h.get())
+}
+
+/// The stack's lock, held; marks the thread (`HOLDING`) until dropped.
+pub struct Locked<'a>(MutexGuard<'a, Inner>);
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.0
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        HOLDING.with(|h| h.set(false));
+    }
+}
+
+impl Global {
+    pub fn lock(&self) -> Locked<'_> {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        HOLDING.with(|h| h.set(true));
+        Locked(g)
+    }
+}
+
+static CONFIG: OnceLock<Option<Config>> = OnceLock::new();
+static GLOBAL: OnceLock<Option<Global>> = OnceLock::new();
+
+/// The configuration, read once (`None`: inert). A bad value prints one line and leaves the
+/// library inert.
+pub fn config() -> Option<&'static Config> {
+    CONFIG
+        .get_or_init(|| match Config::from_env() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("xdptcp: {e}; TCP stays on the kernel");
+                None
+            }
+        })
+        .as_ref()
+}
+
+/// The stack, started on first use (the first socket that moves to it). `None` when the
+/// library is inert, the stack could not start (one line on stderr says why), or this is a
+/// child forked after the stack started.
+pub fn global() -> Option<&'static Global> {
+    if forked() {
+        return None;
+    }
+    GLOBAL.get_or_init(start).as_ref()
+}
+
+/// The stack if it runs in this process (without starting it).
+pub fn started() -> Option<&'static Global> {
+    if forked() {
+        return None;
+    }
+    GLOBAL.get().and_then(|g| g.as_ref())
+}
+
+/// Set in a child forked after the stack started. The child shares the AF_XDP rings and
+/// the UMEM with its parent but has a copy of the ring indices, no stack thread, and maybe a
+/// copy of a held lock: it must never touch the stack. Its stack sockets fail with
+/// EOPNOTSUPP (one line on stderr), `close` only releases the descriptor, and nothing runs
+/// at its exit.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+pub fn forked() -> bool {
+    FORKED.load(Ordering::Relaxed)
+}
+
+extern "C" fn in_forked_child() {
+    FORKED.store(true, Ordering::Relaxed);
+}
+
+/// Bound on the stack thread's sleep when idle: the neighbour cache's retries and held frames
+/// are serviced at least this often.
+const MAX_SLEEP_NS: u64 = 1_000_000;
+
+fn start() -> Option<Global> {
+    let cfg = config()?.clone();
+    let mut o = StackOptions::single(cfg.iface.clone(), cfg.addr, Vec::new(), cfg.ephemeral);
+    o.tcp = cfg.tcp.clone();
+    o.afxdp = AfXdpConfig::default();
+    o.worker = WorkerConfig::default();
+    let mut stack = match Stack::open(&o) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("xdptcp: {e}");
+            return None;
+        }
+    };
+    let xsk_fd = stack.workers[0].iface.device().fd();
+    let mut app = Posix::default();
+    let now = xdptcp::clock::now();
+    stack.workers[0].iface.start(now, &mut app);
+    Some(Global {
+        inner: Mutex::new(Inner {
+            stack,
+            app,
+            local: cfg.addr,
+            last: now,
+        }),
+        cfg,
+        xsk_fd,
+        stopped: AtomicBool::new(false),
+    })
+}
+
+/// Starts the stack thread (once, after [`global`] succeeded).
+pub fn spawn_stack_thread(g: &'static Global) {
+    static SPAWNED: OnceLock<()> = OnceLock::new();
+    SPAWNED.get_or_init(|| {
+        let r = std::thread::Builder::new()
+            .name("xdptcp-stack".into())
+            .spawn(move || stack_loop(g));
+        if let Err(e) = r {
+            eprintln!("xdptcp: cannot start the stack thread: {e}");
+        }
+        // SAFETY: registering plain extern "C" functions.
+        unsafe {
+            libc::atexit(at_exit);
+            libc::pthread_atfork(None, None, Some(in_forked_child));
+        }
+    });
+}
+
+extern "C" fn at_exit() {
+    if let Some(g) = started() {
+        g.stopped.store(true, Ordering::Relaxed);
+        // Live connections end with a RST (as `xdptcp serve` does on stop), so peers do not
+        // wait for a process that is gone.
+        let mut inner = g.lock();
+        let conns: Vec<ConnId> = inner
+            .app
+            .conns
+            .iter()
+            .filter(|(_, r)| !r.released)
+            .map(|(c, _)| *c)
+            .collect();
+        {
+            let now = xdptcp::clock::now();
+            let (iface, _) = inner.split();
+            let mut io = iface.app_io(now);
+            for c in conns {
+                let _ = io.abort(c);
+            }
+        }
+        inner.iterate();
+    }
+}
+
+fn stack_loop(g: &'static Global) {
+    let mut streak = 0u32;
+    loop {
+        if g.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        let (busy, deadline) = {
+            let mut inner = g.lock();
+            let busy = inner.iterate();
+            (busy, inner.worker().iface.endpoint().next_deadline())
+        };
+        if busy {
+            streak = 0;
+            continue;
+        }
+        streak = streak.saturating_add(1);
+        if streak <= g.cfg.spins {
+            if streak.is_multiple_of(64) {
+                std::thread::yield_now();
+            }
+            continue;
+        }
+        let now = xdptcp::clock::now();
+        let ns = deadline
+            .map_or(MAX_SLEEP_NS, |d| d.saturating_since(now).as_nanos() as u64)
+            .min(MAX_SLEEP_NS);
+        if ns == 0 {
+            continue;
+        }
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: ns as i64,
+        };
+        let mut p = libc::pollfd {
+            fd: g.xsk_fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd and timespec.
+        unsafe { crate::real::ppoll(&mut p, 1, &ts, std::ptr::null()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xdptcp::tcp::endpoint::{Endpoint, EndpointSecrets};
+    use xdptcp::tcp::TcpConfig;
+
+    const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+
+    fn endpoint() -> Endpoint {
+        Endpoint::new(
+            TcpConfig::default(),
+            EndpointSecrets::from_bytes([7; 40]),
+            61000..=61999,
+        )
+    }
+
+    /// Linux `tcp_poll` masks for the states a connection passes through (net/ipv4/tcp.c).
+    #[test]
+    fn readiness_follows_linux_tcp_poll() {
+        let mut ep = endpoint();
+        let mut io = AppIo::new(&mut ep, Instant::from_millis(1), LOCAL);
+        let c = io
+            .connect(SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 80))
+            .unwrap();
+        // SYN-SENT: nothing.
+        let mut r = ConnRec::default();
+        assert_eq!(conn_ready(&io, c, &r), 0);
+        // Refused (RST to our SYN, then released): IN|OUT|RDHUP|HUP|ERR with the NORM bits.
+        r.err = Some(libc::ECONNREFUSED);
+        r.released = true;
+        assert_eq!(
+            conn_ready(&io, c, &r),
+            EPOLLIN | EPOLLRDNORM | EPOLLOUT | EPOLLWRNORM | EPOLLRDHUP | EPOLLHUP | EPOLLERR
+        );
+        // The error read (SO_ERROR): the rest stays.
+        r.err = None;
+        assert_eq!(conn_ready(&io, c, &r) & EPOLLERR, 0);
+        // Peer FIN on a live connection: IN|RDHUP, no HUP until our side is shut too.
+        let mut r = ConnRec {
+            peer_fin: true,
+            ..ConnRec::default()
+        };
+        assert_eq!(conn_ready(&io, c, &r), EPOLLIN | EPOLLRDNORM | EPOLLRDHUP);
+        r.wr_shut = true;
+        assert_eq!(
+            conn_ready(&io, c, &r),
+            EPOLLIN | EPOLLRDNORM | EPOLLRDHUP | EPOLLHUP | EPOLLOUT | EPOLLWRNORM
+        );
+        // Data kept past the release is readable.
+        let r = ConnRec {
+            released: true,
+            tail: VecDeque::from(vec![1u8, 2]),
+            ..ConnRec::default()
+        };
+        assert_ne!(conn_ready(&io, c, &r) & EPOLLIN, 0);
+    }
+
+    #[test]
+    fn watched_includes_output_only_when_asked() {
+        let mut p = Posix::default();
+        p.socks.insert(5, Sock::new(SockKind::Bound, false));
+        assert_eq!(p.watched(5) & EPOLLOUT, 0);
+        p.regs.insert(
+            5,
+            vec![Reg {
+                epfd: 9,
+                events: EPOLLIN | EPOLLOUT,
+                data: 1,
+            }],
+        );
+        assert_ne!(p.watched(5) & EPOLLOUT, 0);
+        p.regs.clear();
+        p.socks.get_mut(&5).unwrap().out_waiters = 1;
+        assert_ne!(p.watched(5) & EPOLLOUT, 0);
+    }
+
+    /// dup'd descriptors: closing the primary files the socket under an alias (and its
+    /// connection record follows); the last close returns the socket.
+    #[test]
+    fn duplicates_share_one_socket_until_the_last_close() {
+        let mut ep = endpoint();
+        let mut io = AppIo::new(&mut ep, Instant::from_millis(1), LOCAL);
+        let c = io
+            .connect(SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 80))
+            .unwrap();
+        let mut p = Posix::default();
+        p.socks.insert(10, Sock::new(SockKind::Conn(c), false));
+        p.conns.insert(
+            c,
+            ConnRec {
+                fd: Some(10),
+                ..ConnRec::default()
+            },
+        );
+        p.add_alias(10, 11);
+        p.add_alias(11, 12); // an alias of an alias is filed under the primary
+        assert_eq!((p.primary(11), p.primary(12)), (10, 10));
+        p.sock_mut(12).unwrap().nonblock = true;
+        assert!(p.sock(10).unwrap().nonblock, "one socket, one O_NONBLOCK");
+        // Closing an alias: the socket stays.
+        assert!(p.remove_fd(11).is_none());
+        assert_eq!(p.primary(12), 10);
+        // Closing the primary: filed under the remaining alias.
+        assert!(p.remove_fd(10).is_none());
+        assert_eq!(p.primary(12), 12);
+        assert!(p.sock(12).is_some() && p.sock(10).is_none());
+        assert_eq!(p.conns[&c].fd, Some(12));
+        // The last close returns it.
+        assert!(matches!(p.remove_fd(12).map(|s| s.kind), Some(SockKind::Conn(x)) if x == c));
+        assert!(p.socks.is_empty() && p.alias.is_empty() && p.aliases.is_empty());
+    }
+
+    #[test]
+    fn errno_values_are_linuxs() {
+        use xdptcp::tcp::endpoint::{ConnectError, ListenError};
+        for (e, n) in [
+            (AppError::ConnectionRefused, libc::ECONNREFUSED),
+            (AppError::ConnectionReset, libc::ECONNRESET),
+            (AppError::TimedOut, libc::ETIMEDOUT),
+            (
+                AppError::Connect(ConnectError::NoPorts),
+                libc::EADDRNOTAVAIL,
+            ),
+            (
+                AppError::Connect(ConnectError::TooManyConnections),
+                libc::ENOBUFS,
+            ),
+            (AppError::Listen(ListenError::AddrInUse), libc::EADDRINUSE),
+            (AppError::WriteClosed, libc::EPIPE),
+        ] {
+            assert_eq!(errno_of(e), n, "{e:?}");
+        }
+    }
+}

@@ -1,0 +1,593 @@
+//! Unmodified programs on the stack through the POSIX layer (root only): real veth pairs in
+//! fresh namespaces (`harness::VethPair`), Python programs run with `libxdptcp_posix.so`
+//! preloaded (the environment is built by `xdptcp::launch::command`, what `xdptcp run`
+//! execs), Linux programs in the peer namespace.
+//!
+//! - an epoll echo server under the stack, a Linux client: 1 MiB echoed byte for byte, the
+//!   client's half-close seen by the server as recv() == 0, 50 sequential connections, the
+//!   client's RST seen as ECONNRESET;
+//! - call semantics: the same client script (tests/py/semantics.py) runs on the kernel and on
+//!   the stack against the same Linux server; the outputs must be identical;
+//! - a multi-threaded client sharing the stack.
+//!
+//! Every process is bounded (the scripts end themselves after at most 120 s, `Proc` kills
+//! them by PID on drop) and every wait has a timeout.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use xdptcp::launch::{self, RunSpec, LIBRARY};
+use xdptcp_harness::{require_root, VethOptions, VethPair, PEER_ADDR, STACK_ADDR};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The preload library cargo built next to this test (target/<profile>/deps or its parent).
+fn library() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let deps = exe.parent().expect("deps dir");
+    for dir in [Some(deps), deps.parent()].into_iter().flatten() {
+        let p = dir.join(LIBRARY);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "{LIBRARY} not found near {}: cargo build -p xdptcp-posix",
+        deps.display()
+    );
+}
+
+fn script(name: &str) -> String {
+    format!("{}/tests/py/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `args` in the stack namespace with the POSIX layer preloaded (as `xdptcp run` does).
+fn on_stack(pair: &VethPair, args: &[&str]) -> Command {
+    let spec = RunSpec {
+        iface: pair.stack_if.clone(),
+        addr: STACK_ADDR,
+        sets: Vec::new(),
+        ephemeral: (61000, 61999),
+        workers: 1,
+    };
+    let mut full: Vec<String> = ["netns", "exec", &pair.stack_ns]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    full.extend(args.iter().map(|s| s.to_string()));
+    launch::command(&spec, &library(), "ip", &full)
+}
+
+/// `args` in namespace `ns`, on the kernel.
+fn in_ns(ns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).args(args);
+    c
+}
+
+/// A running program whose stdout lines are read on a thread; killed (by PID) on drop.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(mut c: Command) -> Proc {
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc { child, lines }
+    }
+
+    /// Waits for the next line; panics after `WAIT`.
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|e| panic!("no line from the program within {WAIT:?}: {e}"))
+    }
+
+    /// Writes one line to the program's stdin.
+    fn say(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{line}").expect("writing to the program");
+        stdin.flush().unwrap();
+    }
+
+    /// Lines up to and including `last`.
+    fn lines_until(&self, last: &str) -> Vec<String> {
+        let mut v = Vec::new();
+        loop {
+            let l = self.line();
+            let end = l == last;
+            v.push(l);
+            if end {
+                return v;
+            }
+        }
+    }
+
+    fn expect(&self, want: &str) {
+        let l = self.line();
+        assert_eq!(l, want, "unexpected line from the program");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pattern(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// Sends `data`, half-closes, reads the echo to the end of stream.
+fn echo_roundtrip(addr: SocketAddr, data: &[u8]) -> Vec<u8> {
+    let s = TcpStream::connect_timeout(&addr, WAIT).expect("connect to the stack");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.set_write_timeout(Some(WAIT)).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let out = data.to_vec();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&out).expect("writing");
+        w.shutdown(Shutdown::Write).expect("half-close");
+    });
+    let mut back = Vec::with_capacity(data.len());
+    (&s).read_to_end(&mut back).expect("reading the echo");
+    writer.join().unwrap();
+    back
+}
+
+#[test]
+fn epoll_echo_server_under_the_stack() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let srv = Proc::spawn(on_stack(
+        &pair,
+        &["python3", &script("echo_server.py"), "7000"],
+    ));
+    srv.expect("ready 7000");
+    let addr = SocketAddr::from((STACK_ADDR, 7000));
+
+    // 1 MiB byte for byte; the client's FIN reaches the server as recv() == 0.
+    let data = pattern(1 << 20, 1);
+    let back = pair.in_peer(|| echo_roundtrip(addr, &data)).unwrap();
+    assert!(
+        back == data,
+        "echo differs: {} of {} bytes back",
+        back.len(),
+        data.len()
+    );
+    srv.expect("eof");
+
+    // Many sequential connections.
+    pair.in_peer(|| {
+        for i in 0..50u32 {
+            let d = pattern(100 + i as usize * 37, i + 2);
+            assert_eq!(echo_roundtrip(addr, &d), d, "connection {i}");
+        }
+    })
+    .unwrap();
+    for _ in 0..50 {
+        srv.expect("eof");
+    }
+
+    // The client aborts (SO_LINGER 0): the server's recv fails with ECONNRESET.
+    pair.in_peer(|| {
+        let mut s = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(b"ping").unwrap();
+        let mut b = [0u8; 4];
+        s.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"ping");
+        let lg = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: a valid linger on our own socket.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &lg as *const libc::linger as *const libc::c_void,
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0);
+        drop(s); // RST
+    })
+    .unwrap();
+    srv.expect("reset");
+}
+
+/// Runs semantics.py to completion and returns its stdout.
+fn semantics(mut c: Command) -> String {
+    let out = c
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("running semantics.py");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "semantics.py failed ({}):\n{text}",
+        out.status
+    );
+    text
+}
+
+#[test]
+fn call_semantics_match_the_kernel() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let peer = PEER_ADDR.to_string();
+    let srv = Proc::spawn(in_ns(
+        &pair.peer_ns,
+        &["python3", &script("peer_server.py"), &peer, "5000"],
+    ));
+    srv.expect("ready");
+    let args = ["python3", &script("semantics.py"), &peer, "5000", "5001"];
+    let kernel = semantics(in_ns(&pair.stack_ns, &args));
+    let stack = semantics(on_stack(&pair, &args));
+    println!("kernel:\n{kernel}");
+    // The reference is what we think it is.
+    for l in [
+        "connect_closed_blocking: ECONNREFUSED",
+        "connect_closed_so_error: ECONNREFUSED",
+        "connect_open_nonblocking: EINPROGRESS",
+        "recv_nothing_nonblocking: EAGAIN",
+        "et_again_without_reading: []",
+        "peer_close_events: ['IN', 'RDHUP']",
+        "recv_after_rst: ECONNRESET",
+        "send_after_shut_wr: EPIPE",
+        "mixed_idle_sleeps: True",
+        "full_select: (True, True, True)",
+        "full_poll: (True, True, True)",
+        "full_epoll: (True, True, True)",
+        "done",
+    ] {
+        assert!(
+            kernel.lines().any(|k| k == l),
+            "kernel output lacks {l:?}:\n{kernel}"
+        );
+    }
+    let (k, s): (Vec<&str>, Vec<&str>) = (kernel.lines().collect(), stack.lines().collect());
+    for (i, (a, b)) in k.iter().zip(&s).enumerate() {
+        assert_eq!(a, b, "check {i} differs (kernel vs stack)");
+    }
+    assert_eq!(k.len(), s.len(), "stack output:\n{stack}");
+}
+
+#[test]
+fn threads_share_the_stack() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let peer = PEER_ADDR.to_string();
+    let srv = Proc::spawn(in_ns(
+        &pair.peer_ns,
+        &["python3", &script("peer_server.py"), &peer, "5000"],
+    ));
+    srv.expect("ready");
+    let client = Proc::spawn(on_stack(
+        &pair,
+        &["python3", &script("threads.py"), &peer, "5000", "8", "10"],
+    ));
+    client.expect("ok 80");
+}
+
+/// A directory for one nginx run, removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn nginx_serves_static_files_through_the_stack() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let dir = TempDir(std::env::temp_dir().join(format!("xdptcp-nginx-{}", pair.suffix)));
+    let d = dir.0.display().to_string();
+    std::fs::create_dir_all(dir.0.join("www")).unwrap();
+    std::fs::create_dir_all(dir.0.join("tmp")).unwrap();
+    let big = pattern(10 << 20, 7);
+    std::fs::write(dir.0.join("www/big.bin"), &big).unwrap();
+    std::fs::write(
+        dir.0.join("www/index.html"),
+        b"hello from nginx on xdptcp\n",
+    )
+    .unwrap();
+    let conf = format!(
+        "daemon off; master_process off; worker_processes 1;\n\
+         error_log {d}/error.log info; pid {d}/nginx.pid;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{ access_log off; sendfile on; keepalive_requests 100000;\n\
+           client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;\n\
+           uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
+           server {{ listen {STACK_ADDR}:8080; root {d}/www; }} }}\n"
+    );
+    std::fs::write(dir.0.join("nginx.conf"), conf).unwrap();
+    let _nginx = Proc::spawn(on_stack(
+        &pair,
+        &["nginx", "-c", &format!("{d}/nginx.conf"), "-p", &d],
+    ));
+    let url = |f: &str| format!("http://{STACK_ADDR}:8080/{f}");
+    let curl = |args: &[&str]| -> Vec<u8> {
+        let out = in_ns(
+            &pair.peer_ns,
+            &[&["curl", "-sS", "-m", "30"], args].concat(),
+        )
+        .output()
+        .expect("curl");
+        assert!(
+            out.status.success(),
+            "curl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    // nginx listens once it runs: retry the first request (bounded).
+    let index = url("index.html");
+    let mut first = None;
+    for _ in 0..100 {
+        let out = in_ns(&pair.peer_ns, &["curl", "-s", "-m", "5", &index])
+            .output()
+            .expect("curl");
+        if out.status.success() {
+            first = Some(out.stdout);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(first.as_deref(), Some(&b"hello from nginx on xdptcp\n"[..]));
+    // 10 MiB (sendfile) byte for byte, three times on one keep-alive connection.
+    let b = url("big.bin");
+    let three = curl(&[&b, &b, &b]);
+    assert_eq!(three.len(), 3 * big.len());
+    for (i, chunk) in three.chunks(big.len()).enumerate() {
+        assert!(chunk == &big[..], "copy {i} of big.bin differs");
+    }
+    // Connection: close, several requests.
+    for _ in 0..20 {
+        assert_eq!(
+            curl(&["-H", "Connection: close", &index]),
+            b"hello from nginx on xdptcp\n"
+        );
+    }
+    // wrk, keep-alive and close: every request answered, no socket errors.
+    // Close mode leaves a TIME-WAIT per request at the stack (nginx closes first): a short run
+    // keeps the peer's ephemeral ports far from wrapping into them on a fast machine.
+    for close in [false, true] {
+        let mut args = vec!["wrk", "-t1", "--timeout", "10s"];
+        if close {
+            args.extend(["-c4", "-d1", "-H", "Connection: close"]);
+        } else {
+            args.extend(["-c8", "-d2"]);
+        }
+        args.push(&index);
+        let out = in_ns(&pair.peer_ns, &args).output().expect("wrk");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "wrk: {text}");
+        assert!(text.contains("requests in"), "wrk: {text}");
+        assert!(
+            !text.contains("Socket errors") && !text.contains("Non-2xx"),
+            "wrk (close = {close}) saw errors:\n{text}"
+        );
+    }
+}
+
+/// What the Linux client saw of server_semantics.py, and the server's lines.
+fn server_semantics(pair: &VethPair, mut c: Command) -> (Vec<String>, Vec<String>) {
+    c.args([
+        "python3",
+        &script("server_semantics.py"),
+        &STACK_ADDR.to_string(),
+        "6000",
+    ]);
+    let mut srv = Proc::spawn(c);
+    let mut lines = srv.lines_until("ready: 1");
+    let addr = SocketAddr::from((STACK_ADDR, 6000));
+    let mut seen = Vec::new();
+    let third = pair
+        .in_peer(|| {
+            let mut seen = Vec::new();
+            let mut a = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+            a.set_read_timeout(Some(WAIT)).unwrap();
+            a.write_all(b"hi").unwrap();
+            let mut r = [0u8; 2];
+            a.read_exact(&mut r).unwrap();
+            seen.push(format!("reply {:?}", String::from_utf8_lossy(&r)));
+            let mut b = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+            b.set_read_timeout(Some(WAIT)).unwrap();
+            let mut rest = Vec::new();
+            seen.push(format!(
+                "second: {:?}",
+                b.read_to_end(&mut rest).map(|_| rest)
+            ));
+            let c = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+            c.set_read_timeout(Some(WAIT)).unwrap();
+            (seen, c)
+        })
+        .unwrap();
+    seen.extend(third.0);
+    let mut c = third.1;
+    lines.extend(srv.lines_until("wait_third: 1"));
+    srv.say("");
+    lines.extend(srv.lines_until("done: 1"));
+    let mut b = [0u8; 1];
+    seen.push(format!(
+        "third after the listener closed: {:?}",
+        c.read(&mut b).map_err(|e| e.kind())
+    ));
+    (lines, seen)
+}
+
+#[test]
+fn server_call_semantics_match_the_kernel() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let (k_lines, k_seen) = server_semantics(&pair, in_ns(&pair.stack_ns, &[]));
+    let (s_lines, s_seen) = server_semantics(&pair, on_stack(&pair, &[]));
+    for l in [
+        "accept_empty: EAGAIN",
+        "recv_listener: ENOTCONN",
+        "bind_in_use: EADDRINUSE",
+        "fionread_listener: EINVAL",
+    ] {
+        assert!(
+            k_lines.iter().any(|k| k == l),
+            "kernel output lacks {l:?}: {k_lines:#?}"
+        );
+    }
+    assert!(
+        k_seen.last().unwrap().contains("ConnectionReset"),
+        "{k_seen:?}"
+    );
+    assert_eq!(k_lines, s_lines, "server lines (kernel vs stack)");
+    assert_eq!(k_seen, s_seen, "client observations (kernel vs stack)");
+}
+
+#[test]
+fn fork_leaves_the_parents_sockets_alone() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let peer = PEER_ADDR.to_string();
+    let srv = Proc::spawn(in_ns(
+        &pair.peer_ns,
+        &["python3", &script("peer_server.py"), &peer, "5000"],
+    ));
+    srv.expect("ready");
+    let p = Proc::spawn(on_stack(
+        &pair,
+        &["python3", &script("fork_child.py"), &peer, "5000"],
+    ));
+    p.expect("child send: EOPNOTSUPP");
+    p.expect("child exit: 0");
+    p.expect("parent echo: after fork");
+}
+
+#[test]
+fn redis_under_the_stack_with_redis_benchmark_and_bgsave() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let dir = TempDir(std::env::temp_dir().join(format!("xdptcp-redis-{}", pair.suffix)));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let d = dir.0.display().to_string();
+    let addr = STACK_ADDR.to_string();
+    let _redis = Proc::spawn(on_stack(
+        &pair,
+        &[
+            "redis-server",
+            "--bind",
+            &addr,
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+            "--dir",
+            &d,
+            "--daemonize",
+            "no",
+            "--logfile",
+            "",
+        ],
+    ));
+    let cli = |args: &[&str]| -> String {
+        let out = in_ns(
+            &pair.peer_ns,
+            &[&["timeout", "20", "redis-cli", "-h", &addr], args].concat(),
+        )
+        .output()
+        .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // redis listens once it runs: retry the first command (bounded).
+    let mut pong = String::new();
+    for _ in 0..100 {
+        pong = cli(&["ping"]);
+        if pong == "PONG" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(pong, "PONG");
+    assert_eq!(cli(&["set", "k", "a value"]), "OK");
+    assert_eq!(cli(&["get", "k"]), "a value");
+    // redis-benchmark: every request answered (its -n requests complete, or it times out).
+    let out = in_ns(
+        &pair.peer_ns,
+        &[
+            "timeout",
+            "60",
+            "redis-benchmark",
+            "-h",
+            &addr,
+            "-q",
+            "-n",
+            "5000",
+            "-c",
+            "10",
+            "-t",
+            "set,get,lpush,incr",
+        ],
+    )
+    .output()
+    .expect("redis-benchmark");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "redis-benchmark: {text}");
+    println!("{text}");
+    for t in ["SET", "GET", "LPUSH", "INCR"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&format!("{t}: ")) && l.contains("requests per second")),
+            "redis-benchmark {t}: {text}"
+        );
+    }
+    // BGSAVE forks a child that closes its copies of the stack sockets and exits: the parent
+    // keeps serving.
+    assert_eq!(cli(&["bgsave"]), "Background saving started");
+    let mut status = String::new();
+    for _ in 0..100 {
+        status = cli(&["info", "persistence"]);
+        if status.contains("rdb_bgsave_in_progress:0") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(status.contains("rdb_last_bgsave_status:ok"), "{status}");
+    assert!(dir.0.join("dump.rdb").is_file());
+    assert_eq!(cli(&["get", "k"]), "a value");
+}
