@@ -1,4 +1,4 @@
-//! The `mem` scenario's client side (issue 12): memory attacks on the server while a
+//! The `mem` scenario's client side: memory attacks on the server while a
 //! legitimate client runs request/response.
 //!
 //! - Attackers: real connections (Linux sockets) whose sequence numbers are read with

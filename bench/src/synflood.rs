@@ -1,4 +1,4 @@
-//! `synflood` (issue 13): a flood from the client side ([`crate::flood`]: AF_XDP TX, spoofed
+//! `synflood`: a flood from the client side ([`crate::flood`]: AF_XDP TX, spoofed
 //! sources in 198.19.0.0/16) while legitimate Linux clients connect at a fixed rate (open
 //! loop), exchange 64 bytes with the echo server and close. Its own section (like the
 //! ceiling), one row per server and flood:
@@ -15,7 +15,7 @@
 //! counts them (`Ip InAddrErrors`: the "delivered" rate; "answered" is what the server
 //! counted as sent: its cookies, RSTs or challenge ACKs). The client veth carries our
 //! steering program with no listeners (it passes everything): on veth, XDP_TX frames reach
-//! the peer promptly only when the peer has an XDP program (PLATFORM finding of issue 13).
+//! the peer promptly only when the peer has an XDP program (a finding recorded in docs/benchmarks.md).
 //! The generator runs on the client core (1), as do the legitimate clients; the server on
 //! core 0. On veth the receiver's XDP program and the kernel's receive path run in the
 //! *sender's* softirq: the flood's receive work lands on the client core, not the server's.
@@ -695,7 +695,7 @@ pub fn table(s: &FloodSection, ceiling_rx: Option<f64>) -> String {
     out
 }
 
-/// The issue's targets, one line each: `ok`/`MISSED` and the figures.
+/// The targets, one line each: `ok`/`MISSED` and the figures.
 pub fn targets(s: &FloodSection, ceiling_rx: Option<f64>) -> Vec<String> {
     let row = |srv: &str, f: &str| {
         s.rows

@@ -348,7 +348,7 @@ fn attach_to_missing_interface_is_a_clear_error() {
     assert!(e.to_string().contains("xt-no-such-if0"), "{e}");
 }
 
-/// Issue 12 item 13, IP fragments: the stack does not reassemble. A first fragment (MF set,
+/// IP fragments: the stack does not reassemble. A first fragment (MF set,
 /// offset 0) for a stack port is dropped here (XDP_DROP) and counted; later fragments, which
 /// have no port, go to the kernel, which cannot complete a datagram without fragment 0 and so
 /// never answers for a stack port. First fragments for kernel ports are the kernel's. A

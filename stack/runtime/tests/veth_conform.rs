@@ -1,4 +1,4 @@
-//! Issue 12 conformance details on the wire, against the Linux kernel (root only): a raw
+//! Conformance details found in review on the wire, against the Linux kernel (root only): a raw
 //! socket in the peer namespace sends the same crafted segment to the stack's listener and
 //! to a Linux listener in the stack namespace (on a port the XDP program does not steer),
 //! and the replies must have the same flags: SYN+FIN and SYN+RST to a listener are
@@ -137,7 +137,7 @@ fn segment(sport: u16, dport: u16, flags: TcpFlags, options: TcpOptions) -> TcpR
     }
 }
 
-/// Issue 12 items 11 and 12: the same crafted segments to the stack's listener and to a Linux
+/// The same crafted segments to the stack's listener and to a Linux
 /// listener; the replies' flags must match, and what they are is asserted too.
 #[test]
 fn listener_flag_combinations_and_bad_options_match_linux() {
@@ -374,7 +374,7 @@ fn echo_then_close(l: TcpListener) -> std::thread::JoinHandle<io::Result<()>> {
     })
 }
 
-/// Issue 12 item 6 on the wire: the client side of an active close holds TIME-WAIT on its
+/// On the wire: the client side of an active close holds TIME-WAIT on its
 /// port with no listener; a SYN from the old peer with a sequence number beyond RCV.NXT (one
 /// RFC 6191 would let reopen) is answered with the TIME-WAIT ACK by Linux (tcp_v4_rcv:
 /// TCP_TW_SYN without a listener -> TCP_TW_ACK) and by the stack, not with a RST.

@@ -167,7 +167,7 @@ fn kernel_neighbour_resolution_over_netlink() {
     .expect("enter the stack namespace");
 }
 
-/// Issue 12 item 3: the kernel's routes copied to user space match `ip route get`, and a route
+/// The kernel's routes copied to user space match `ip route get`, and a route
 /// added later reaches the table through the RTNLGRP_IPV4_ROUTE notification.
 #[test]
 fn route_table_dump_and_refresh_on_notification() {

@@ -1,4 +1,4 @@
-//! Root-only: issue 12 items 14, 15, 16 against the real `xdptcp serve` on veth pairs.
+//! Root-only: the hardening of privileges, worker panics and leftovers against the real `xdptcp serve` on veth pairs.
 //!
 //! - The running serve has dropped to `nobody` with only CAP_NET_ADMIN and NoNewPrivs (from
 //!   `/proc/PID/status`) and still serves connections and `xdptcp stat`; at exit the reserved

@@ -1,4 +1,4 @@
-//! Root-only: issue 12 item 2 against a real kernel peer on a veth pair (198.18.0.0/15 only).
+//! Root-only: neighbour-table poisoning and exhaustion against a real kernel peer on a veth pair (198.18.0.0/15 only).
 //!
 //! - A spoofed SYN carrying the peer's IP address and another MAC does not redirect the
 //!   stack's traffic: an established connection keeps working, the conflict is counted.

@@ -474,7 +474,7 @@ mod tests {
         assert_eq!(parse(&b).unwrap().payload_len, 40);
     }
 
-    /// Issue 12 item 13: IP options are accepted (record route, timestamp, NOPs), a source
+    /// IP options are accepted (record route, timestamp, NOPs), a source
     /// route (LSRR 131, SSRR 137) anywhere among them is refused (Linux ip_rcv_options with
     /// accept_source_route = 0).
     #[test]

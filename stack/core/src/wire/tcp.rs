@@ -751,7 +751,7 @@ mod tests {
         assert_eq!(parse(&b), Err(Error::Truncated));
     }
 
-    /// Issue 12 item 12: malformed options as Linux's tcp_parse_options treats them. The
+    /// Malformed options as Linux's tcp_parse_options treats them. The
     /// segment is never dropped: a silly or partial option stops the parse (what came before
     /// is kept), a known kind with a wrong length is skipped like an unknown one.
     #[test]

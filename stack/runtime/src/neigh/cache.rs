@@ -792,7 +792,7 @@ mod tests {
 
     #[test]
     fn spoofed_source_flood_never_evicts_the_gateway() {
-        // Issue 12 item 2: a SYN-ACK to each spoofed on-link source makes a pending entry;
+        // A SYN-ACK to each spoofed on-link source makes a pending entry;
         // a flood of them must neither fill the table nor push out the resolved gateway.
         let mut c = NeighCache::new(NeighConfig {
             max_entries: 8,

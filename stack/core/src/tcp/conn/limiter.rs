@@ -112,7 +112,7 @@ mod tests {
         assert_eq!((none.sent, none.suppressed), (0, 1));
     }
 
-    /// Issue 12 item 5, CVE-2016-5696: a randomized budget per second in [half,
+    /// CVE-2016-5696: a randomized budget per second in [half,
     /// limit + half - 1] (Linux tcp_send_challenge_ack), taking every value of the range over
     /// many seconds, never the same fixed count; u32::MAX (the default) is no limit.
     #[test]

@@ -197,7 +197,7 @@ impl Sender {
             timing: None,
             // cwnd counts in the same unit as the segments (Linux: snd_cwnd in packets of
             // mss_cache): with the MSS of the handshake, an RTO's 1-SMSS window would be one
-            // full segment plus a runt of the option bytes (issue 12 item 10).
+            // full segment plus a runt of the option bytes.
             cc: Cc::new(limits.cc, Self::effective_mss(nego)),
             sack: nego.sack,
             sb: Scoreboard::default(),

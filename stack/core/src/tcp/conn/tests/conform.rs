@@ -1,4 +1,4 @@
-//! Conformance details against Linux found in review (issue 12): the connection's part.
+//! Conformance details against Linux found in review: the connection's part.
 
 use super::*;
 
@@ -23,7 +23,7 @@ fn with_ts(mut s: TcpRepr<'static>, tsval: u32) -> TcpRepr<'static> {
     s
 }
 
-/// Issue 12 item 7. RFC 7323 §4.3 / §5.3 (Linux tcp_ack -> tcp_replace_ts_recent): a
+/// RFC 7323 §4.3 / §5.3 (Linux tcp_ack -> tcp_replace_ts_recent): a
 /// segment that fails the RST, SYN or ACK-bit check does not update TS.Recent. Each blind
 /// in-window segment below carries a far-future TSval; afterwards the real peer's next
 /// segment (TSval 3) still passes PAWS and is ACKed with TSecr 3.
@@ -61,7 +61,7 @@ fn ts_recent_only_from_segments_that_pass_every_check() {
     );
 }
 
-/// Issue 12 item 8. RFC 9293 §3.10.5 ABORT "<SEQ=SND.NXT><CTL=RST>" with SND.NXT the
+/// RFC 9293 §3.10.5 ABORT "<SEQ=SND.NXT><CTL=RST>" with SND.NXT the
 /// highest sequence number sent: after an RTO pulled SND.NXT back to SND.UNA (go-back-N),
 /// the RST carries SND.MAX, as the bare ACK does (Linux never pulls snd_nxt back).
 #[test]
@@ -83,7 +83,7 @@ fn abort_after_rto_uses_snd_max() {
     assert_eq!(t.out(), vec![Out::new(RST | ACK, 3001, 5007).win(0)]);
 }
 
-/// Issue 12 item 5. Duplicate SYNs in SYN-RECEIVED (Linux tcp_check_req): the SYN-ACK again
+/// Duplicate SYNs in SYN-RECEIVED (Linux tcp_check_req): the SYN-ACK again
 /// at most once per `tcp_invalid_ratelimit` (500 ms; the others counted as skipped), and
 /// never at the cost of a retry: the SYN-ACK retransmissions still come at 1, 3, 7, 15, 31 s
 /// and the half-open connection ends at 63 s, as without the duplicates.
@@ -129,7 +129,7 @@ fn duplicate_syns_in_syn_received_rate_limited_and_free() {
     assert_eq!(t.state(), State::Closed);
 }
 
-/// Issue 12 item 5. `tcp_invalid_ratelimit` is a setting: at 0 every out-of-window bare
+/// `tcp_invalid_ratelimit` is a setting: at 0 every out-of-window bare
 /// ACK is answered; at 2000 ms one per 2 s.
 #[test]
 fn invalid_ratelimit_setting() {
@@ -150,7 +150,7 @@ fn invalid_ratelimit_setting() {
 
 const URG: TcpFlags = TcpFlags::URG;
 
-/// Issue 12 item 11. Every flag combination that matters at the connection's states, with
+/// Every flag combination that matters at the connection's states, with
 /// an in-window sequence number and an acceptable ACK, against RFC 9293 §3.10.7.3/4 and
 /// Linux (tcp_rcv_synsent_state_process, tcp_check_req, tcp_validate_incoming,
 /// tcp_rcv_state_process). Where the two differ the row says which one we follow.
@@ -473,7 +473,7 @@ fn flag_combinations_by_state() {
     assert_eq!(t.state(), State::Closed);
 }
 
-/// Issue 12 item 10. RFC 6691 §2 / RFC 5681 §3.1 with timestamps on: cwnd is counted in the
+/// RFC 6691 §2 / RFC 5681 §3.1 with timestamps on: cwnd is counted in the
 /// segment size (MSS 1460 - 12 option bytes = 1448, Linux mss_cache), so after an RTO
 /// (cwnd = 1 SMSS) and in the slow start after it every segment is whole: no 12-byte runts.
 #[test]
@@ -505,7 +505,7 @@ fn rto_with_timestamps_sends_whole_segments() {
     assert_eq!(out[0].seq, 1001 + 1448);
 }
 
-/// Issue 12 item 5 (`tcp_orphan_retries`, Linux tcp_write_timeout / tcp_orphan_retries): a
+/// `tcp_orphan_retries` (Linux tcp_write_timeout / tcp_orphan_retries): a
 /// connection the application closed (orphaned, FIN-WAIT-1 with data and FIN outstanding)
 /// gives up after 8 retransmissions by default (`tcp_orphan_retries` = 0 means 8), one still
 /// held by the application (write side shut down only) after `tcp_retries2` (15). Both end

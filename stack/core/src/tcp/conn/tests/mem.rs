@@ -1,4 +1,4 @@
-//! Memory under attack (issue 12): out-of-order data is charged by its bytes, not its span
+//! Memory under attack: out-of-order data is charged by its bytes, not its span
 //! from RCV.NXT; under `tcp_mem` pressure the out-of-order queue is pruned from the top
 //! (Linux tcp_prune_ofo_queue) and the SACK blocks we send no longer claim what was pruned
 //! (RFC 2018 §8 allows reneging); above the hard limit data needing memory is dropped and

@@ -1,9 +1,9 @@
-//! Conformance details against Linux found in review (issue 12): the endpoint's part.
+//! Conformance details against Linux found in review: the endpoint's part.
 //! Each test feeds one crafted segment and asserts the exact reply and what is kept.
 
 use super::*;
 
-/// Issue 12 item 6. The client side of an active close holds TIME-WAIT on an ephemeral port
+/// The client side of an active close holds TIME-WAIT on an ephemeral port
 /// with no listener. A SYN from the old peer that RFC 6191 would let reopen the tuple
 /// (sequence number beyond RCV.NXT) keeps TIME-WAIT and is answered with the TIME-WAIT ACK
 /// <SEQ=SND.NXT><ACK=RCV.NXT> (Linux tcp_v4_rcv: TCP_TW_SYN, no listener -> TCP_TW_ACK),
@@ -29,7 +29,7 @@ fn syn_to_client_time_wait_keeps_it_and_gets_ack() {
     assert_eq!((s.tw_acks, s.tw_reopened, s.rst_closed), (1, 0, 0));
 }
 
-/// Issue 12 item 6, the same for a TIME-WAIT connection the application still holds.
+/// The same for a TIME-WAIT connection the application still holds.
 #[test]
 fn syn_to_unclosed_client_time_wait_gets_ack() {
     let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
@@ -50,7 +50,7 @@ fn syn_to_unclosed_client_time_wait_gets_ack() {
     assert_eq!((p.a.stats().tw_reopened, p.a.stats().rst_closed), (0, 0));
 }
 
-/// Issue 12 item 9. RFC 1122 §4.2.2.13: a SYN reopening a TIME-WAIT 4-tuple on sequence
+/// RFC 1122 §4.2.2.13: a SYN reopening a TIME-WAIT 4-tuple on sequence
 /// number alone (no timestamps) gets ISS = old SND.NXT + 65537, above anything the old
 /// connection sent (Linux tcp_timewait_state_process: tw_snd_nxt + 65535 + 2).
 #[test]
@@ -83,7 +83,7 @@ fn reopen_from_time_wait_iss_above_old_snd_nxt() {
     assert_eq!((b.stats().tw_reopened, b.time_wait_count()), (1, 0));
 }
 
-/// Issue 12 item 13. Sources Linux drops as martians on a non-loopback device
+/// Sources Linux drops as martians on a non-loopback device
 /// (ip_route_input_slow: zeronet, loopback without route_localnet; fib_validate_source: a
 /// local source without accept_local) get no reply, not even a RST from CLOSED, and are
 /// counted; multicast and limited broadcast stay `malformed_in`; class E (240/4) is unicast
@@ -122,7 +122,7 @@ fn martian_sources_are_not_answered() {
     }
 }
 
-/// Issue 12 item 5. Linux tcp_timewait_state_process -> tcp_timewait_check_oow_rate_limit:
+/// Linux tcp_timewait_state_process -> tcp_timewait_check_oow_rate_limit:
 /// a TIME-WAIT record answers out-of-window bare ACKs (and SYNs that may not reopen) at most
 /// once per `tcp_invalid_ratelimit` (500 ms), counting the others (TCPACKSkippedTimeWait); a
 /// retransmitted FIN is always answered.
@@ -159,7 +159,7 @@ fn time_wait_oow_acks_rate_limited() {
     assert_eq!(p.a.time_wait_count(), 1);
 }
 
-/// Issue 12 item 11. Flag combinations at LISTEN and CLOSED (RFC 9293 §3.10.7.1/2 against
+/// Flag combinations at LISTEN and CLOSED (RFC 9293 §3.10.7.1/2 against
 /// Linux tcp_v4_rcv / tcp_rcv_state_process): LISTEN discards SYN+FIN and SYN+RST (Linux
 /// `if (th->fin) goto discard`; RST first), RSTs any ACK-bearing non-RST, answers a plain SYN;
 /// CLOSED RSTs everything but a RST. Replies: (flags, seq, ack).
