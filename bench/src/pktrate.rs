@@ -29,10 +29,13 @@ pub struct WorkerFrames {
 }
 
 /// Reads every worker's device frame counters from `xdptcp stat --json` of the serve on
-/// `ifname`, with the report's `total` object (all counters, for the JSON's details);
-/// `None` if it does not answer or the report lacks them.
-pub fn snapshot(ifname: &str) -> Option<(Vec<WorkerFrames>, Value)> {
-    let text = xdptcp::control::query(ifname, true).ok()?;
+/// `ifname` in namespace `ns`, with the report's `total` object (all counters, for the JSON's
+/// details); `None` if it does not answer or the report lacks them.
+pub fn snapshot(ns: &str, ifname: &str) -> Option<(Vec<WorkerFrames>, Value)> {
+    let ifname = ifname.to_string();
+    let text = crate::sys::in_ns(ns, move || xdptcp::control::query(&ifname, true))
+        .ok()?
+        .ok()?;
     let total = serde_json::from_str::<Value>(&text)
         .ok()?
         .get("total")?

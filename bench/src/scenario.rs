@@ -111,7 +111,7 @@ fn run_inner(
     // The stack server's device counters before and after the clients (frames/s).
     let frames0 = server
         .pid()
-        .and_then(|_| crate::pktrate::snapshot(&env.server_if));
+        .and_then(|_| crate::pktrate::snapshot(&env.server_ns, &env.server_if));
     let res = if scen == Scenario::Conns {
         conns(env, addr, opts, client_cores[0], &label, kind, server.pid())
     } else if scen == Scenario::Mem {
@@ -128,7 +128,7 @@ fn run_inner(
     };
     let frames1 = server
         .pid()
-        .and_then(|_| crate::pktrate::snapshot(&env.server_if));
+        .and_then(|_| crate::pktrate::snapshot(&env.server_ns, &env.server_if));
     let server_log = server.stop();
     let (mut metrics, latencies, mut details) = res?;
     if let (Some((a, _)), Some((b, total))) = (&frames0, &frames1) {
@@ -395,8 +395,10 @@ fn mem(
             let mut sample = serde_json::Value::Null;
             let mut take = || {
                 sample = if stack {
-                    xdptcp::control::query(&ifname, true)
+                    let ifname = ifname.clone();
+                    sys::in_ns(&server_ns, move || xdptcp::control::query(&ifname, true))
                         .ok()
+                        .and_then(|r| r.ok())
                         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
                         .and_then(|v| v.get("total").cloned())
                         .unwrap_or_default()

@@ -366,8 +366,10 @@ fn server_counters(env: &VethNetns, server: Server) -> BTreeMap<String, i64> {
     let Some(bin) = pairing::xdptcp_serve_binary() else {
         return BTreeMap::new();
     };
+    // The stat socket is per network namespace: ask from the server's.
     let out = std::process::Command::new("timeout")
         .arg("10")
+        .args(["ip", "netns", "exec", &env.server_ns])
         .arg(bin)
         .args(["stat", "--iface", &env.server_if])
         .output();

@@ -59,6 +59,18 @@ pub fn num_cores() -> usize {
 
 /// Reads a file as the calling thread would see it from inside namespace `ns` (e.g.
 /// `/proc/thread-self/net/sockstat`, which is per namespace).
+/// Runs `f` on a thread of its own inside network namespace `ns` (a serve's stat socket is an
+/// abstract socket, seen only from its own namespace).
+pub fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let ns = ns.to_string();
+    std::thread::spawn(move || -> Result<T> {
+        enter_netns(&ns)?;
+        Ok(f())
+    })
+    .join()
+    .map_err(|_| crate::error::format_err!("namespace thread panicked"))?
+}
+
 pub fn read_in_ns(ns: &str, path: &str) -> Result<String> {
     let (ns, path) = (ns.to_string(), path.to_string());
     std::thread::spawn(move || -> Result<String> {

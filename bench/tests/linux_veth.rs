@@ -100,6 +100,13 @@ fn linux_scenarios_over_veth() {
                     r.details
                 );
             }
+            Scenario::Mem => {
+                // Memory under attack: the attack held memory and the legitimate client
+                // was served without a failure.
+                assert!(metric(&r, "server buffer memory held") > 0.0);
+                assert!(metric(&r, "legit rr ok") > 0.0);
+                assert_eq!(metric(&r, "legit rr failed"), 0.0);
+            }
             _ => {
                 assert!(metric(&r, "throughput") > 0.0, "{}", scen.name());
                 assert_eq!(metric(&r, "failed flows"), 0.0);
