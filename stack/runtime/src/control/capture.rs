@@ -12,7 +12,6 @@
 //!
 //! Client side ([`receive`]): reads the stream block by block and appends each whole block
 //! to the file, so a capture cut short still reads with `tcpdump -r`.
-#![allow(missing_docs)] // TEMPORARY: documented in the next commit
 
 use std::borrow::Cow;
 use std::io::{self, BufWriter, Read, Write};
@@ -53,12 +52,17 @@ pub struct CaptureRequest {
     pub count: u64,
     /// Stop after this many bytes of pcapng.
     pub max_bytes: u64,
+    /// Bytes kept per frame, 64..=[`SNAPLEN`] (tcpdump's `-s`).
     pub snaplen: u32,
+    /// The filter parsed from `words`.
     pub filter: PktFilter,
+    /// The filter's words (tcpdump's expression), as sent.
     pub words: Vec<String>,
 }
 
 impl CaptureRequest {
+    /// A request with `snaplen` clamped to 64..=[`SNAPLEN`] and the filter parsed from
+    /// tcpdump's `words`.
     pub fn new(
         count: u64,
         max_bytes: u64,
@@ -102,8 +106,10 @@ impl CaptureRequest {
 /// A capture request the server does not take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
+    /// COUNT, MAX_BYTES or SNAPLEN (named) missing or not a number.
     #[error("capture: bad {0}")]
     Number(&'static str),
+    /// The filter does not parse.
     #[error("bad filter: {0}")]
     Filter(PktFilterError),
 }
@@ -275,8 +281,11 @@ fn run(
 /// What a capture client saw.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CaptureSummary {
+    /// Enhanced packet blocks received (the frames in the file).
     pub frames: u64,
+    /// Of those, flagged inbound (EPB flags direction 1).
     pub inbound: u64,
+    /// Of those, flagged outbound (EPB flags direction 2).
     pub outbound: u64,
     /// Frames the server dropped (its writer fell behind), from the statistics blocks.
     pub dropped: u64,
@@ -285,10 +294,14 @@ pub struct CaptureSummary {
 /// Why a capture client stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
+    /// The serve answered with an error line (its text, without the prefix).
     #[error("{0}")]
     Refused(String),
+    /// Reading the stream or writing the file failed.
     #[error("reading the capture: {0}")]
     Io(#[from] io::Error),
+    /// The stream is not pcapng: a truncated block, a block length not a multiple of 4 in
+    /// 12 bytes..=1 MiB, or a block that does not parse.
     #[error("the serve sent something that is not pcapng: {0}")]
     Format(String),
 }

@@ -6,7 +6,6 @@
 //! it to the client at once: memory stays at a few slices whatever the number of connections,
 //! and a slow client slows the listing, not the workers. `-s` is answered from the published
 //! snapshots (at most ~100 ms old) without asking the workers.
-#![allow(missing_docs)] // TEMPORARY: documented in the next commit
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -65,13 +64,16 @@ const LETTERS: [(char, Field); 8] = [
 /// One `ss` request: flags and filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SsRequest {
+    /// The output flags.
     pub flags: SsFlags,
+    /// The filter parsed from `words`.
     pub filter: Filter,
     /// The filter's words, as sent.
     pub words: Vec<String>,
 }
 
 impl SsRequest {
+    /// A request with the filter parsed from ss's `words` (any split; none: ss's default).
     pub fn new(flags: SsFlags, words: Vec<String>) -> Result<SsRequest, FilterError> {
         Ok(SsRequest {
             flags,

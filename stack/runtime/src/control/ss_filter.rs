@@ -7,28 +7,39 @@
 //! State names: the TCP states (`established`, `syn-sent`, `syn-recv`, `fin-wait-1`,
 //! `fin-wait-2`, `time-wait`, `closed`, `close-wait`, `last-ack`, `listening`, `closing`) and
 //! ss's groups `all`, `connected`, `synchronized`, `bucket`, `big`.
-#![allow(missing_docs)] // TEMPORARY: documented in the next commit
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// ss's socket states (its display names), as bits of a [`StateMask`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SsState {
+    /// ESTABLISHED (`established`, ss's `ESTAB`).
     Established,
+    /// SYN-SENT (`syn-sent`).
     SynSent,
+    /// SYN-RECEIVED (`syn-recv`, ss's `SYN-RECV`).
     SynRecv,
+    /// FIN-WAIT-1 (`fin-wait-1`).
     FinWait1,
+    /// FIN-WAIT-2 (`fin-wait-2`).
     FinWait2,
+    /// TIME-WAIT (`time-wait`).
     TimeWait,
+    /// CLOSED (`closed`, ss's `UNCONN`).
     Closed,
+    /// CLOSE-WAIT (`close-wait`).
     CloseWait,
+    /// LAST-ACK (`last-ack`).
     LastAck,
+    /// LISTEN (`listening`).
     Listen,
+    /// CLOSING (`closing`).
     Closing,
 }
 
 impl SsState {
-    pub const ALL: [SsState; 11] = [
+    /// Every state, in bit order.
+    pub(crate) const ALL: [SsState; 11] = [
         SsState::Established,
         SsState::SynSent,
         SsState::SynRecv,
@@ -76,16 +87,19 @@ impl SsState {
         }
     }
 
-    pub fn bit(self) -> StateMask {
+    /// The mask with only this state.
+    pub(crate) fn bit(self) -> StateMask {
         StateMask(1 << self as u16)
     }
 }
 
-/// A set of states.
+/// A set of states: bit `n` is the [`SsState`] with discriminant `n`, which is Linux's `TCP_*`
+/// number minus one (ESTABLISHED = bit 0 .. CLOSING = bit 10); 11 bits used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StateMask(pub u16);
 
 impl StateMask {
+    /// Every state (ss's `all`).
     pub const ALL: StateMask = StateMask((1 << 11) - 1);
     /// ss's default without `-a`/`-l`: all but listening, closed, time-wait and syn-recv.
     pub const CONN: StateMask = StateMask(
@@ -95,8 +109,10 @@ impl StateMask {
                 | 1 << SsState::TimeWait as u16
                 | 1 << SsState::SynRecv as u16),
     );
+    /// Listeners only (ss's `-l`).
     pub const LISTEN: StateMask = StateMask(1 << SsState::Listen as u16);
 
+    /// Whether `s` is in the set.
     pub fn has(self, s: SsState) -> bool {
         self.0 & s.bit().0 != 0
     }
@@ -128,11 +144,17 @@ impl StateMask {
 /// A comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// `=`, `==`, `eq`.
     Eq,
+    /// `!=`, `ne`, `neq`.
     Ne,
+    /// `>`, `gt`.
     Gt,
+    /// `<`, `lt`.
     Lt,
+    /// `>=`, `ge`, `geq`.
     Ge,
+    /// `<=`, `le`, `leq`.
     Le,
 }
 
@@ -164,8 +186,11 @@ impl Op {
 /// An address pattern: prefix and optional port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddrPat {
+    /// The address (only its first `len` bits count).
     pub net: Ipv4Addr,
+    /// Prefix length, 0..=32 (32 for a plain `IP`, 0 for `*` and `:PORT`).
     pub len: u8,
+    /// The port to match too (`IP:PORT`, `:PORT`); `None`: any port.
     pub port: Option<u16>,
 }
 
@@ -184,12 +209,19 @@ impl AddrPat {
 /// A filter expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expr {
+    /// `dport OP PORT`: the peer's port.
     Dport(Op, u16),
+    /// `sport OP PORT`: the local port.
     Sport(Op, u16),
+    /// `dst [=|!=] ADDR`: the peer's address; `false` for `!=` / `ne`.
     Dst(bool, AddrPat),
+    /// `src [=|!=] ADDR`: the local address; `false` for `!=` / `ne`.
     Src(bool, AddrPat),
+    /// `not` / `!`.
     Not(Box<Expr>),
+    /// `and` / `&&` / `&` / two expressions side by side.
     And(Box<Expr>, Box<Expr>),
+    /// `or` / `||` / `|`.
     Or(Box<Expr>, Box<Expr>),
 }
 
@@ -211,7 +243,9 @@ impl Expr {
 /// A parsed filter: the states asked for (`None`: the flags' default) and an expression.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Filter {
+    /// From `state` / `exclude` words; `None`: none given.
     pub states: Option<StateMask>,
+    /// The expression; `None`: every row.
     pub expr: Option<Expr>,
 }
 
@@ -225,6 +259,8 @@ impl Filter {
         })
     }
 
+    /// Whether a row in state `s` with these addresses is listed, `shown` being
+    /// [`Filter::states`]'s answer (a listener's `peer` is 0.0.0.0:0).
     pub fn matches(
         &self,
         shown: StateMask,
@@ -239,14 +275,19 @@ impl Filter {
 /// A filter ss would not take: the one line `xdptcp ss` prints.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
+    /// A `state` / `exclude` name that is no state or group.
     #[error("unknown state {0:?} (one of: all, connected, synchronized, bucket, big, established, syn-sent, syn-recv, fin-wait-1, fin-wait-2, time-wait, closed, close-wait, last-ack, listening, closing)")]
     State(String),
+    /// A port that is not a number in 0..=65535.
     #[error("bad port {0:?}")]
     Port(String),
+    /// An address pattern that does not parse.
     #[error("bad address {0:?}")]
     Addr(String),
+    /// A word that is no keyword or operator where it stands.
     #[error("unexpected {0:?}")]
     Unexpected(String),
+    /// A keyword without its operand, or an unclosed parenthesis.
     #[error("the filter ends too early")]
     End,
 }

@@ -10,7 +10,6 @@
 //! challenge ACKs (a pure ACK sent right after a SYN or RST arrived on a synchronized
 //! connection, RFC 5961). Bounded: at most `max` connections followed at once; segments of
 //! others are counted as skipped. A connection ends at TIME-WAIT or CLOSED.
-#![allow(missing_docs)] // TEMPORARY: documented in the next commit
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -22,20 +21,32 @@ use crate::wire::{self, TcpFlags, TcpRepr};
 /// The stack's side of a traced connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TState {
+    /// LISTEN: the first segment seen was a SYN to the stack.
     Listen,
+    /// CLOSED: before the stack's first segment, or after a reset or the last ACK.
     Closed,
+    /// SYN-SENT.
     SynSent,
+    /// SYN-RECEIVED.
     SynReceived,
+    /// ESTABLISHED.
     Established,
+    /// FIN-WAIT-1.
     FinWait1,
+    /// FIN-WAIT-2.
     FinWait2,
+    /// CLOSE-WAIT.
     CloseWait,
+    /// CLOSING.
     Closing,
+    /// LAST-ACK.
     LastAck,
+    /// TIME-WAIT.
     TimeWait,
 }
 
 impl TState {
+    /// RFC 9293's name, upper case (`SYN-RECEIVED`).
     pub fn name(self) -> &'static str {
         match self {
             TState::Listen => "LISTEN",
@@ -58,6 +69,7 @@ impl TState {
 pub struct Step {
     /// Nanoseconds since the connection's first segment.
     pub at_ns: u64,
+    /// Received (peer to stack) or sent.
     pub dir: Dir,
     /// `[S.] seq 0 ack 1 win 65535 len 0 <mss 1460,...>` and marks.
     pub label: String,
@@ -72,6 +84,7 @@ pub struct Traced {
     pub number: u64,
     /// `local` = the stack's side.
     pub tuple: FourTuple,
+    /// Its segments so far, at most [`MAX_STEPS`].
     pub steps: Vec<Step>,
     t0: u64,
     state: TState,
@@ -155,7 +168,8 @@ fn options(t: &TcpRepr<'_>) -> String {
 }
 
 impl Tracer {
-    pub fn new(max: usize) -> Tracer {
+    /// A tracker following at most `max` connections at once (at least 1).
+    pub(crate) fn new(max: usize) -> Tracer {
         Tracer {
             max: max.max(1),
             ..Tracer::default()
@@ -379,7 +393,9 @@ pub fn line(number: u64, s: &Step) -> String {
 pub struct TraceOutcome {
     /// The connections that ended, with their steps (for `--svg`; at most `keep`).
     pub finished: Vec<Traced>,
+    /// Connections not followed: their SYN found `max` connections followed.
     pub skipped_connections: u64,
+    /// Segments not shown: of connections not followed, or not TCP/IPv4.
     pub skipped_segments: u64,
     /// Frames the server dropped (its queue was full).
     pub dropped: u64,
@@ -429,10 +445,13 @@ pub fn follow(
 /// Why `xdptcp trace` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
+    /// The filter does not parse.
     #[error("bad filter: {0}")]
     Filter(crate::iface::tap::PktFilterError),
+    /// No serve on the interface, or its stat socket failed.
     #[error(transparent)]
     Query(#[from] super::QueryError),
+    /// The capture under the trace failed.
     #[error(transparent)]
     Capture(#[from] super::capture::CaptureError),
 }

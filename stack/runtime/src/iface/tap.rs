@@ -4,7 +4,6 @@
 //! reader on another thread (each capture or trace running has its own tap). When no tap is
 //! set the cost is one branch per frame. When the
 //! reader falls behind the frame is dropped and counted, the worker never waits.
-#![allow(missing_docs)] // TEMPORARY: documented in the next commit
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,14 +16,18 @@ use crate::time::Instant;
 /// Which way a frame went, as the stack sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dir {
+    /// Received by the device (pcapng EPB flags direction 1, inbound).
     In,
+    /// Handed to the device by the interface (EPB direction 2, outbound).
     Out,
 }
 
 /// One captured frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TapFrame {
+    /// The worker's clock when the frame passed the tap.
     pub at: Instant,
+    /// Received or sent.
     pub dir: Dir,
     /// The first `snaplen` bytes.
     pub data: Vec<u8>,
@@ -35,6 +38,8 @@ pub struct TapFrame {
 /// What the worker and the reader share.
 #[derive(Debug)]
 pub struct TapShared {
+    /// Frames waiting for the reader; holds at most the `capacity` given to [`Tap::new`]
+    /// (at least 1).
     pub queue: ArrayQueue<TapFrame>,
     /// Frames that matched but found the queue full.
     pub dropped: AtomicU64,
@@ -126,8 +131,11 @@ fn tcp_fields(f: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u16, u16)> {
 /// Which end a primitive looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
+    /// `src`: the source address or port.
     Src,
+    /// `dst`: the destination address or port.
     Dst,
+    /// Neither keyword: source or destination.
     Either,
 }
 
@@ -136,17 +144,26 @@ pub enum Side {
 /// `or` / `||`, `not` / `!`, parentheses. No filter: every frame.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum PktFilter {
+    /// No filter: every frame, TCP or not.
     #[default]
     Any,
+    /// `tcp`: Ethernet/IPv4/TCP frames.
     Tcp,
+    /// `host A` (prefix length 32) or `net A/LEN` (LEN 0..=32) on the given side.
     Net(Side, Ipv4Addr, u8),
+    /// `port N` on the given side.
     Port(Side, u16),
+    /// `not` / `!`.
     Not(Box<PktFilter>),
+    /// `and` / `&&`.
     And(Box<PktFilter>, Box<PktFilter>),
+    /// `or` / `||`.
     Or(Box<PktFilter>, Box<PktFilter>),
 }
 
 impl PktFilter {
+    /// Whether a whole Ethernet frame passes. The primitives (all but [`PktFilter::Any`] and the
+    /// operators) are false for a frame that is not Ethernet/IPv4/TCP, so `not tcp` passes ARP.
     pub fn matches(&self, frame: &[u8]) -> bool {
         match self {
             PktFilter::Any => true,
@@ -218,10 +235,13 @@ impl PktFilter {
 /// A filter tcpdump would not take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PktFilterError {
+    /// A word that is no primitive or operator where it stands.
     #[error("unexpected {0:?} (primitives: tcp, [src|dst] host A, [src|dst] net A/LEN, [src|dst] port N; and, or, not, parentheses)")]
     Unexpected(String),
+    /// An address, prefix length or port that does not parse.
     #[error("bad value {0:?}")]
     Value(String),
+    /// A primitive or operator without its operand, or an unclosed parenthesis.
     #[error("the filter ends too early")]
     End,
 }

@@ -3,9 +3,10 @@
 //!
 //! Why: asking the kernel (RTM_GETROUTE) per unknown remote put a netlink round trip on the
 //! packet path, and a spoofed-source flood made one per packet. Now the control side dumps
-//! the main routing table ([`Netlink::route_dump`]) at start, and again whenever the kernel
-//! announces a route change (RTNLGRP_IPV4_ROUTE) or every [`ROUTE_REFRESH`] (a notification
-//! lost to a full socket buffer is caught up by then), and publishes it in a [`SharedRoutes`];
+//! the main routing table ([`Netlink::route_dump`](super::netlink::Netlink::route_dump)) at
+//! start, and again whenever the kernel announces a route change (RTNLGRP_IPV4_ROUTE) or
+//! every [`ROUTE_REFRESH`] (a notification lost to a full socket buffer is caught up by then),
+//! and publishes it in a [`SharedRoutes`];
 //! each worker's [`RouteView`] picks the new table up with one atomic load per lookup.
 //!
 //! What is modelled: the main table (RT_TABLE_MAIN) only, no policy routing (`ip rule`); per

@@ -9,7 +9,6 @@
 //! full the slice waits in the worker for the next iteration (the control thread writing to
 //! a slow client slows the listing, never the loop); when the receiver is gone the listing
 //! ends.
-#![allow(missing_docs)] // TEMPORARY: documented in the next commit
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,23 +30,37 @@ pub const SS_CHANNEL: usize = 8;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SsRow {
+    /// A listening socket (ss's LISTEN row).
     Listener {
+        /// The worker (queue) that owns it.
         worker: usize,
+        /// The bound address (0.0.0.0: any).
         addr: Ipv4Addr,
+        /// The bound port.
         port: u16,
+        /// Connections in SYN-RECEIVED (half-open) for this listener.
         syn_queue: usize,
+        /// Established connections not yet accepted (ss's Recv-Q for a listener).
         accept_queue: usize,
+        /// The accept queue's bound (ss's Send-Q for a listener).
         backlog: usize,
     },
+    /// A connection with its own state (not a TIME-WAIT record).
     Conn {
+        /// The worker (queue) that owns it.
         worker: usize,
+        /// Its state, sequence space, queues and timers.
         info: ConnInfo,
         /// `tcp_congestion_control`'s name.
         cc: &'static str,
     },
+    /// A TIME-WAIT record (the connection itself is gone).
     TimeWait {
+        /// The worker (queue) that owns it.
         worker: usize,
+        /// `local` = the stack's side.
         tuple: FourTuple,
+        /// Time until the record expires.
         left: Duration,
     },
 }
@@ -55,7 +68,10 @@ pub enum SsRow {
 /// What a worker sends.
 #[derive(Debug)]
 pub enum SsMsg {
+    /// The next slice: at most [`SS_SLICE`] rows (empty when a sparse stretch of the table
+    /// gave none this iteration; more follow).
     Rows(Vec<SsRow>),
+    /// The listing is complete; nothing follows.
     Done,
 }
 
