@@ -19,6 +19,7 @@ use xdptcp_xdp::{AttachOptions, CookieConfig, Counters, Steering};
 
 const XDP_TX: u32 = 3;
 const XDP_PASS: u32 = 2;
+const XDP_DROP: u32 = 1;
 const STACK: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const STACK_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
@@ -359,12 +360,24 @@ fn odd_syns_are_left_to_the_worker() {
     f[14 + 20 + 21] = 3;
     fix_tcp_checksum(&mut f);
     cases.push(("MSS length 3", f));
-    // A first fragment (MF, offset 0): the stack drops every fragment (no reassembly,
-    // `Ipv4Repr::parse`, RFC 791 §3.2), so XDP must not answer it (found by fuzz/xdp_prog).
-    let mut f = good.clone();
-    f[14 + 6] = 0x20;
-    fix_ip_checksum(&mut f);
-    cases.push(("first fragment (MF)", f));
+    // A first fragment (MF, offset 0): the stack does not reassemble (RFC 791 §3.2), so XDP
+    // must not answer it (found by fuzz/xdp_prog); the steering program drops first
+    // fragments for stack ports and counts them (docs/receive-path.md).
+    let mut frag = good.clone();
+    frag[14 + 6] = 0x20;
+    fix_ip_checksum(&mut frag);
+    let before = s.counters().unwrap();
+    assert_eq!(s.test_run(&frag).unwrap(), XDP_DROP, "first fragment (MF)");
+    let moved = s.counters().unwrap().since(&before);
+    assert_eq!(
+        (
+            moved.fragments_dropped,
+            moved.cookie_slow,
+            moved.cookie_syn_acks
+        ),
+        (1, 0, 0),
+        "first fragment (MF)"
+    );
     // A SACK option whose length is not 2 + 8n: the stack's parser calls the segment
     // malformed and drops it (RFC 2018 §3), so XDP must not answer it (found by
     // fuzz/xdp_prog). MSS, then the 12 bytes of NOP NOP TS become SACK(6) + 6 NOPs.
