@@ -202,7 +202,35 @@ impl Drop for VethPair {
         // Deleting a namespace deletes the veth end inside it, and with it the pair. Errors
         // (e.g. a namespace never created) are ignored: there is nothing left to remove.
         for ns in [&self.stack_ns, &self.peer_ns] {
+            let ino = netns_inode(ns);
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            if let Some(ino) = ino {
+                remove_reserved_records(ino);
+            }
+        }
+    }
+}
+
+/// The inode of a named network namespace (`/run/netns/NAME` is a bind mount of its nsfs file).
+fn netns_inode(ns: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/run/netns/{ns}"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// Removes the reserved-ports records (`/run/xdptcp/reserved-<netns inode>-<pid>-<n>`, see
+/// `xdptcp::stack::ReservedPorts`) of a namespace that no longer exists: a serve killed on
+/// purpose by a test leaves its record, and the next start that would clean it up can never
+/// happen in a deleted namespace (the reservation itself died with the namespace's sysctls).
+fn remove_reserved_records(ino: u64) {
+    let prefix = format!("reserved-{ino}-");
+    let Ok(dir) = std::fs::read_dir("/run/xdptcp") else {
+        return;
+    };
+    for e in dir.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }
