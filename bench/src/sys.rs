@@ -57,8 +57,6 @@ pub fn num_cores() -> usize {
     core_affinity::get_core_ids().map_or(1, |v| v.len().max(1))
 }
 
-/// Reads a file as the calling thread would see it from inside namespace `ns` (e.g.
-/// `/proc/thread-self/net/sockstat`, which is per namespace).
 /// Runs `f` on a thread of its own inside network namespace `ns` (a serve's stat socket is an
 /// abstract socket, seen only from its own namespace).
 pub fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
@@ -71,12 +69,11 @@ pub fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static
     .map_err(|_| crate::error::format_err!("namespace thread panicked"))?
 }
 
+/// Reads a file as the calling thread would see it from inside namespace `ns` (e.g.
+/// `/proc/thread-self/net/sockstat`, which is per namespace).
 pub fn read_in_ns(ns: &str, path: &str) -> Result<String> {
-    let (ns, path) = (ns.to_string(), path.to_string());
-    std::thread::spawn(move || -> Result<String> {
-        enter_netns(&ns)?;
-        std::fs::read_to_string(&path).with_context(|| format!("read {path} in {ns}"))
-    })
-    .join()
-    .map_err(|_| crate::error::format_err!("reader thread panicked"))?
+    let (name, path) = (ns.to_string(), path.to_string());
+    in_ns(ns, move || {
+        std::fs::read_to_string(&path).with_context(|| format!("read {path} in {name}"))
+    })?
 }
