@@ -249,6 +249,31 @@ impl Steering {
         Ok((s, extra))
     }
 
+    /// Handles on the same program and maps without the link (duplicated descriptors): for a
+    /// process forked from the one that attached the program (the POSIX layer's worker
+    /// processes), which registers its own AF_XDP socket and steers ports in the shared maps.
+    /// Dropping the copy never detaches the program.
+    pub fn clone_unlinked(&self) -> Result<Steering> {
+        let dup = |m: &MapHandle| MapHandle::try_from(m).map_err(bpf("duplicating a map fd"));
+        Ok(Steering {
+            ifname: self.ifname.clone(),
+            ifindex: self.ifindex,
+            frags: self.frags,
+            xsks: dup(&self.xsks)?,
+            listeners: dup(&self.listeners)?,
+            config: dup(&self.config)?,
+            cookie_config: dup(&self.cookie_config)?,
+            cookie_slot: dup(&self.cookie_slot)?,
+            slot: self.slot,
+            counters: dup(&self.counters)?,
+            prog_fd: self
+                .prog_fd
+                .try_clone()
+                .map_err(|e| bpf("duplicating the program fd")(e.into()))?,
+            _link: None,
+        })
+    }
+
     /// Runs the program once on `frame` with BPF_PROG_TEST_RUN (rx queue 0, no device) and
     /// returns its XDP action (`libc`'s numbering: 1 = XDP_DROP, 2 = XDP_PASS,
     /// 4 = XDP_REDIRECT). Counters are updated as for a real packet. The kernel rejects

@@ -5,7 +5,8 @@
 //! - `XDPTCP_ADDR` (required with `XDPTCP_IFACE`): the stack's IPv4 address on the interface,
 //! - `XDPTCP_SET`: `KEY=VALUE` TCP settings (the sysctl names of `--set`), separated by `;`,
 //! - `XDPTCP_EPHEMERAL`: `LO-HI`, the stack's ephemeral range (default 61000-61999),
-//! - `XDPTCP_WORKERS`: queues / stack threads (only 1 is supported so far),
+//! - `XDPTCP_WORKERS`: the queues 0..N that forked worker processes claim, one each (the
+//!   first process serves queue 0; see docs/posix.md, "Processes"),
 //! - `XDPTCP_SPINS`: empty loop iterations the stack thread spins before it sleeps in
 //!   `poll(2)` on the AF_XDP socket (default 200).
 
@@ -26,6 +27,8 @@ pub struct Config {
 
 /// Default ephemeral range (the same as `xdptcp serve`).
 pub const DEFAULT_EPHEMERAL: (u16, u16) = (61000, 61999);
+/// At most this many queues for worker processes (the XSKMAP's size is larger).
+pub const MAX_QUEUES: usize = 64;
 /// Default idle spins of the stack thread.
 pub const DEFAULT_SPINS: u32 = 200;
 
@@ -59,9 +62,13 @@ impl Config {
             None => DEFAULT_EPHEMERAL,
         };
         let workers = match get("XDPTCP_WORKERS") {
-            Some(s) => s.parse::<usize>().ok().filter(|&n| n == 1).ok_or(format!(
-                "bad XDPTCP_WORKERS {s:?}: only 1 worker is supported in-process so far"
-            ))?,
+            Some(s) => s
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_QUEUES).contains(n))
+                .ok_or(format!(
+                    "bad XDPTCP_WORKERS {s:?}: 1..={MAX_QUEUES} (queues for worker processes)"
+                ))?,
             None => 1,
         };
         let spins = match get("XDPTCP_SPINS") {
@@ -141,9 +148,15 @@ mod tests {
         let bad = parse(&[
             ("XDPTCP_IFACE", "v"),
             ("XDPTCP_ADDR", "198.18.0.1"),
-            ("XDPTCP_WORKERS", "2"),
+            ("XDPTCP_WORKERS", "65"),
         ])
         .unwrap_err();
-        assert!(bad.contains("only 1 worker"), "{bad}");
+        assert!(bad.contains("1..=64"), "{bad}");
+        let two = parse(&[
+            ("XDPTCP_IFACE", "v"),
+            ("XDPTCP_ADDR", "198.18.0.1"),
+            ("XDPTCP_WORKERS", "2"),
+        ]);
+        assert_eq!(two.unwrap().unwrap().workers, 2);
     }
 }

@@ -50,13 +50,7 @@ pub fn errno() -> c_int {
 /// # Safety
 /// `ev` as for epoll_ctl(2).
 pub unsafe fn ctl(epfd: RawFd, op: c_int, fd: RawFd, ev: *mut epoll_event) -> Result<c_int, i32> {
-    if crate::state::forked() {
-        crate::ops::warn_once(
-            "stack sockets are not usable in a child forked after the stack started, yet (EOPNOTSUPP)",
-        );
-        return Err(libc::EOPNOTSUPP);
-    }
-    let g = started().ok_or(libc::EBADF)?;
+    let g = crate::state::for_use(fd)?;
     let (events, data) = if ev.is_null() {
         (0, 0)
     } else {
@@ -68,7 +62,7 @@ pub unsafe fn ctl(epfd: RawFd, op: c_int, fd: RawFd, ev: *mut epoll_event) -> Re
         return Err(libc::EFAULT);
     }
     let stack = fdtab::kind(fd) == Kind::Stack;
-    let mut inner = g.lock();
+    let mut inner = g.lock_live()?;
     let now = xdptcp::clock::now();
     let (iface, app) = inner.split();
     let regs = app.regs.entry(fd).or_default();
@@ -190,7 +184,9 @@ fn translate(epfd: RawFd, evs: &mut [epoll_event]) -> usize {
     let Some(g) = started() else {
         return evs.len();
     };
-    let mut inner = g.lock();
+    let Ok(mut inner) = g.lock_live() else {
+        return 0;
+    };
     let now = xdptcp::clock::now();
     let (iface, app) = inner.split();
     let io = iface.app_io(now);
@@ -242,8 +238,19 @@ pub unsafe fn poll(
 ) -> c_int {
     // SAFETY: the caller's array.
     let fds = unsafe { std::slice::from_raw_parts_mut(fds, n as usize) };
-    let Some(g) = started() else {
-        return unsafe { ppoll_ms(fds, timeout, mask) };
+    // A forked child polling an inherited listener claims its queue here.
+    let first = fds.iter().find(|p| fdtab::kind(p.fd) == Kind::Stack);
+    let g = match (started(), first) {
+        (Some(g), _) => g,
+        (None, Some(p)) if crate::state::forked() => match crate::state::for_use(p.fd) {
+            Ok(g) => g,
+            Err(e) => {
+                // SAFETY: the calling thread's errno.
+                unsafe { *libc::__errno_location() = e };
+                return -1;
+            }
+        },
+        (None, _) => return unsafe { ppoll_ms(fds, timeout, mask) },
     };
     let stack: Vec<bool> = fds
         .iter()
@@ -256,7 +263,14 @@ pub unsafe fn poll(
         // Stack sockets first: ready ones answer at once.
         let mut ready = 0;
         {
-            let mut inner = g.lock();
+            let mut inner = match g.lock_live() {
+                Ok(l) => l,
+                Err(e) => {
+                    // SAFETY: the calling thread's errno.
+                    unsafe { *libc::__errno_location() = e };
+                    return -1;
+                }
+            };
             let now = xdptcp::clock::now();
             let (iface, app) = inner.split();
             let io = iface.app_io(now);
@@ -298,8 +312,8 @@ pub unsafe fn poll(
         let t = if ready > 0 { 0 } else { remaining(deadline) };
         // SAFETY: a valid array.
         let r = unsafe { ppoll_ms(&mut copy, t, mask) };
-        if ready == 0 {
-            let mut inner = g.lock();
+        let live = if ready == 0 { g.lock_live().ok() } else { None };
+        if let Some(mut inner) = live {
             let now = xdptcp::clock::now();
             let (iface, app) = inner.split();
             let io = iface.app_io(now);

@@ -28,7 +28,7 @@ static KIND: [AtomicU8; MAX_FDS] = [const { AtomicU8::new(0) }; MAX_FDS];
 /// The kind of `fd` (`Kernel` when out of range).
 pub fn kind(fd: i32) -> Kind {
     match usize::try_from(fd).ok().and_then(|i| KIND.get(i)) {
-        Some(k) => match k.load(Ordering::Acquire) {
+        Some(k) => match k.load(Ordering::Acquire) & !ORPHAN {
             1 => Kind::Undecided,
             2 => Kind::Stack,
             3 => Kind::Epoll,
@@ -36,6 +36,25 @@ pub fn kind(fd: i32) -> Kind {
         },
         None => Kind::Kernel,
     }
+}
+
+/// Flag on a `Stack` descriptor: a connection inherited across `fork`, not usable in this
+/// process (docs/posix.md, "Processes"). `set` clears it.
+const ORPHAN: u8 = 0x80;
+
+/// Marks `fd` as an inherited connection (a `Stack` descriptor every call but `close` fails).
+pub fn set_orphan(fd: i32) {
+    if let Some(slot) = usize::try_from(fd).ok().and_then(|i| KIND.get(i)) {
+        slot.store(Kind::Stack as u8 | ORPHAN, Ordering::Release);
+    }
+}
+
+/// Whether `fd` is an inherited connection ([`set_orphan`]).
+pub fn orphan(fd: i32) -> bool {
+    usize::try_from(fd)
+        .ok()
+        .and_then(|i| KIND.get(i))
+        .is_some_and(|k| k.load(Ordering::Acquire) & ORPHAN != 0)
 }
 
 /// Sets the kind of `fd`; false when `fd` is out of range (it stays `Kernel`).
@@ -66,6 +85,10 @@ mod tests {
             assert!(set(fd, k));
             assert_eq!(kind(fd), k);
         }
+        set_orphan(fd);
+        assert!(orphan(fd) && kind(fd) == Kind::Stack);
+        set(fd, Kind::Kernel);
+        assert!(!orphan(fd) && kind(fd) == Kind::Kernel);
         assert!(!set(MAX_FDS as i32, Kind::Stack));
         assert_eq!(kind(MAX_FDS as i32), Kind::Kernel);
         assert_eq!(kind(-1), Kind::Kernel);

@@ -12,6 +12,7 @@
 pub mod config;
 pub mod epoll;
 pub mod fdtab;
+pub mod fork;
 pub mod interpose;
 pub mod ops;
 pub mod opts;

@@ -27,13 +27,10 @@ pub fn warn_once(what: &'static str) {
     }
 }
 
-/// The running stack (a stack descriptor exists only once it runs).
-fn g() -> Result<&'static Global, i32> {
-    if crate::state::forked() {
-        warn_once("stack sockets are not usable in a child forked after the stack started, yet (EOPNOTSUPP)");
-        return Err(libc::EOPNOTSUPP);
-    }
-    started().ok_or(libc::EBADF)
+/// The stack a call on stack descriptor `fd` uses ([`crate::state::for_use`]: in a forked
+/// child, the queue it claims; an inherited connection: EOPNOTSUPP).
+fn g(fd: RawFd) -> Result<&'static Global, i32> {
+    crate::state::for_use(fd)
 }
 
 /// Reads a `sockaddr_in` (`None`: not AF_INET or too short).
@@ -189,7 +186,10 @@ pub fn bind(fd: RawFd, a: SocketAddrV4) -> Option<R> {
     if (cfg.ephemeral.0..=cfg.ephemeral.1).contains(&a.port()) {
         return Some(Err(libc::EADDRINUSE));
     }
-    let mut inner = g.lock();
+    let mut inner = match g.lock_live() {
+        Ok(l) => l,
+        Err(e) => return Some(Err(e)),
+    };
     let taken = inner.app.socks.values().any(|s| {
         s.local.is_some_and(|l| l.port() == a.port()) && !matches!(s.kind, SockKind::Conn(_))
     });
@@ -207,8 +207,8 @@ pub fn bind(fd: RawFd, a: SocketAddrV4) -> Option<R> {
 
 /// `listen` on a stack socket.
 pub fn listen(fd: RawFd, backlog: c_int) -> R {
-    let g = g()?;
-    let mut inner = g.lock();
+    let g = g(fd)?;
+    let mut inner = g.lock_live()?;
     let local = inner.local;
     let somaxconn = g.cfg.tcp.somaxconn.max(1);
     let backlog = usize::try_from(backlog).map_or(somaxconn, |b| b.clamp(1, somaxconn));
@@ -269,7 +269,7 @@ fn wait(
         }
     };
     if out {
-        let mut inner = g.lock();
+        let mut inner = g.lock_live()?;
         let now = xdptcp::clock::now();
         let (iface, app) = inner.split();
         if let Some(s) = app.sock_mut(fd) {
@@ -289,7 +289,7 @@ fn wait(
     let r = unsafe { real::poll(&mut p, 1, timeout) };
     let err = (r < 0).then(std::io::Error::last_os_error);
     if out {
-        let mut inner = g.lock();
+        let mut inner = g.lock_live()?;
         let now = xdptcp::clock::now();
         let (iface, app) = inner.split();
         if let Some(s) = app.sock_mut(fd) {
@@ -323,11 +323,11 @@ pub unsafe fn accept4(fd: RawFd, addr: *mut sockaddr, len: *mut socklen_t, flags
     if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
         return Err(libc::EINVAL);
     }
-    let g = g()?;
+    let g = g(fd)?;
     let deadline = timeout_of(g, fd, false);
     let mut again = false;
     loop {
-        let mut inner = g.lock();
+        let mut inner = g.lock_live()?;
         let now = xdptcp::clock::now();
         let (iface, app) = inner.split();
         let Some(s) = app.sock_mut(fd) else {
@@ -402,7 +402,7 @@ pub fn connect(fd: RawFd, a: SocketAddrV4) -> Option<R> {
 
 fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddrV4) -> R {
     {
-        let mut inner = g.lock();
+        let mut inner = g.lock_live()?;
         if kind == Kind::Undecided {
             move_to_stack(&mut inner, fd, SockKind::Bound)?;
         }
@@ -467,7 +467,7 @@ fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddrV4) -> 
     let mut again = false;
     loop {
         {
-            let mut inner = g.lock();
+            let mut inner = g.lock_live()?;
             let c = match inner.app.sock(fd).map(|s| &s.kind) {
                 Some(SockKind::Conn(c)) => *c,
                 _ => return Err(libc::EBADF),
@@ -509,12 +509,12 @@ pub fn recv(fd: RawFd, buf: &mut [u8], flags: c_int) -> R {
     if flags & !RECV_FLAGS != 0 {
         warn_once("recv flags other than MSG_DONTWAIT/MSG_WAITALL are ignored on stack sockets");
     }
-    let g = g()?;
+    let g = g(fd)?;
     let deadline = timeout_of(g, fd, false);
     let mut got = 0usize;
     let mut again = false;
     loop {
-        let mut inner = g.lock();
+        let mut inner = g.lock_live()?;
         let now = xdptcp::clock::now();
         let (iface, app) = inner.split();
         let Some(s) = app.sock(fd) else {
@@ -587,12 +587,12 @@ pub fn send(fd: RawFd, data: &[u8], flags: c_int) -> R {
         warn_once("send(MSG_OOB) on a stack socket is not supported (EOPNOTSUPP)");
         return Err(libc::EOPNOTSUPP);
     }
-    let g = g()?;
+    let g = g(fd)?;
     let deadline = timeout_of(g, fd, true);
     let mut sent = 0usize;
     let mut again = false;
     loop {
-        let mut inner = g.lock();
+        let mut inner = g.lock_live()?;
         let now = xdptcp::clock::now();
         let (iface, app) = inner.split();
         let Some(s) = app.sock(fd) else {
@@ -672,14 +672,25 @@ pub fn close(fd: RawFd) -> R {
 pub fn release(fd: RawFd) -> R {
     if crate::state::forked() {
         // The parent's socket lives on; this process only lets go of its descriptor.
+        crate::fork::release_unclaimed(fd);
+        return Ok(0);
+    }
+    if fdtab::orphan(fd) {
+        // A connection inherited across fork: the parent's.
         fdtab::set(fd, Kind::Kernel);
         return Ok(0);
     }
-    let g = g()?;
+    let g = g(fd)?;
     let mut inner = g.lock();
+    fdtab::set(fd, Kind::Kernel);
+    if !inner.live() {
+        // A worker process serves our queue: only the tables let go (the port stays steered
+        // for it).
+        inner.app.remove_fd(fd);
+        return Ok(0);
+    }
     let local = inner.local;
     let now = xdptcp::clock::now();
-    fdtab::set(fd, Kind::Kernel);
     let (iface, app) = inner.split();
     let mut unsteer = None;
     if let Some(s) = app.remove_fd(fd) {
@@ -718,7 +729,9 @@ pub fn release(fd: RawFd) -> R {
             }
         }
     }
-    if let Some(port) = unsteer {
+    // The steering map is shared with forked worker processes: a port stays steered while
+    // another process may still listen on it.
+    if let (Some(port), true) = (unsteer, g.table.alone(g.pid, g.cfg.workers)) {
         let _ = inner.stack.steering_mut().remove_listen(local, port);
     }
     inner.iterate();
@@ -730,8 +743,8 @@ pub fn shutdown(fd: RawFd, how: c_int) -> R {
     if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
         return Err(libc::EINVAL);
     }
-    let g = g()?;
-    let mut inner = g.lock();
+    let g = g(fd)?;
+    let mut inner = g.lock_live()?;
     let now = xdptcp::clock::now();
     let (iface, app) = inner.split();
     let Some(s) = app.sock(fd) else {
@@ -764,8 +777,8 @@ pub fn shutdown(fd: RawFd, how: c_int) -> R {
 /// # Safety
 /// `addr`/`len` as for getsockname(2).
 pub unsafe fn sockname(fd: RawFd, peer: bool, addr: *mut sockaddr, len: *mut socklen_t) -> R {
-    let g = g()?;
-    let mut inner = g.lock();
+    let g = g(fd)?;
+    let mut inner = g.lock_live()?;
     let now = xdptcp::clock::now();
     let (iface, app) = inner.split();
     let s = app.sock(fd).ok_or(libc::EBADF)?;
@@ -794,8 +807,8 @@ pub fn with_sock<T>(
     fd: RawFd,
     f: impl FnOnce(&mut xdptcp::app::AppIo<'_>, &mut crate::state::Posix) -> Result<T, i32>,
 ) -> Result<T, i32> {
-    let g = g()?;
-    let mut inner = g.lock();
+    let g = g(fd)?;
+    let mut inner = g.lock_live()?;
     let now = xdptcp::clock::now();
     let (iface, app) = inner.split();
     if app.sock(fd).is_none() {
@@ -822,7 +835,7 @@ pub fn forget(fd: RawFd) {
 /// `dup`-like on a stack socket: `dup_fn` makes the new descriptor (the kernel duplicates the
 /// placeholder); the new number becomes an alias of the socket.
 pub fn dup_with(fd: RawFd, dup_fn: impl FnOnce() -> c_int) -> R {
-    let g = g()?;
+    let g = g(fd)?;
     let mut inner = g.lock();
     if inner.app.sock(fd).is_none() {
         return Err(libc::EBADF);

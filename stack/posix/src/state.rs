@@ -13,7 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use xdptcp::app::{App, AppError, AppEvent, AppIo};
@@ -407,11 +407,17 @@ pub struct Inner {
 type W = Worker<AfXdpDevice, KernelResolver>;
 
 impl Inner {
+    /// Whether this process still serves its queue: false once a forked worker process
+    /// claimed it (the worker and its AF_XDP socket are gone; see `fork.rs`).
+    pub fn live(&self) -> bool {
+        !self.stack.workers.is_empty()
+    }
+
     fn worker(&mut self) -> &mut W {
         &mut self.stack.workers[0]
     }
 
-    /// The interface and the tables, borrowed apart.
+    /// The interface and the tables, borrowed apart (only while [`Inner::live`]).
     pub fn split(&mut self) -> (&mut Interface<AfXdpDevice, KernelResolver>, &mut Posix) {
         (&mut self.stack.workers[0].iface, &mut self.app)
     }
@@ -420,6 +426,9 @@ impl Inner {
     /// stack thread, and by a caller right after it queued something (send, close, connect),
     /// so the segment leaves at once instead of at the stack thread's next wake-up.
     pub fn iterate(&mut self) -> bool {
+        if !self.live() {
+            return false;
+        }
         let now = xdptcp::clock::now();
         let Inner {
             stack, app, last, ..
@@ -428,12 +437,20 @@ impl Inner {
     }
 }
 
-/// The process's stack, once started.
+/// A process's stack (one queue), once started.
 pub struct Global {
     pub inner: Mutex<Inner>,
     pub cfg: Config,
-    xsk_fd: RawFd,
+    /// The AF_XDP socket (closed in a forked child, see `fork.rs`).
+    pub xsk_fd: RawFd,
     stopped: AtomicBool,
+    /// The queue this process serves.
+    pub queue: usize,
+    /// This process (a forked worker's stack is its own).
+    pub pid: i32,
+    /// Which process serves which queue, shared by the process family (`fork.rs`).
+    pub table: &'static crate::fork::QueueTable,
+    spawned: OnceLock<()>,
 }
 
 thread_local! {
@@ -476,10 +493,52 @@ impl Global {
         HOLDING.with(|h| h.set(true));
         Locked(g)
     }
+
+    /// The lock, if this process still serves its queue; else EOPNOTSUPP (a master whose
+    /// queue a worker process claimed keeps its descriptors but cannot use them).
+    pub fn lock_live(&self) -> Result<Locked<'_>, i32> {
+        let l = self.lock();
+        if l.live() {
+            return Ok(l);
+        }
+        drop(l);
+        crate::ops::warn_once(
+            "this process's queue is served by a forked worker process now: its stack sockets \
+             only close (EOPNOTSUPP)",
+        );
+        Err(libc::EOPNOTSUPP)
+    }
 }
 
 static CONFIG: OnceLock<Option<Config>> = OnceLock::new();
-static GLOBAL: OnceLock<Option<Global>> = OnceLock::new();
+
+/// Where this process's stack is (see [`global`]).
+// One static slot per process: the size does not matter, and the fork child handler
+// moves the tables in without allocating.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Slot {
+    Unstarted,
+    /// Could not start (the reason was printed): stack calls fail with ENETDOWN.
+    Failed,
+    Running(&'static Global),
+    /// A child forked from a process whose stack ran, not using a stack of its own yet:
+    /// the parent's stack (never touched again here except to open a queue from its
+    /// program) and its socket tables as they were at the fork.
+    Forked {
+        parent: &'static Global,
+        tables: Posix,
+    },
+}
+
+pub(crate) static SLOT: Mutex<Slot> = Mutex::new(Slot::Unstarted);
+/// The running stack of this process (the fast path of [`current`]).
+pub(crate) static CURRENT: AtomicPtr<Global> = AtomicPtr::new(std::ptr::null_mut());
+/// Set in a forked child until it uses a stack of its own (see [`forked`]).
+pub(crate) static UNCLAIMED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn slot() -> MutexGuard<'static, Slot> {
+    SLOT.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The configuration, read once (`None`: inert). A bad value prints one line and leaves the
 /// library inert.
@@ -495,97 +554,166 @@ pub fn config() -> Option<&'static Config> {
         .as_ref()
 }
 
-/// The stack, started on first use (the first socket that moves to it). `None` when the
-/// library is inert, the stack could not start (one line on stderr says why), or this is a
-/// child forked after the stack started.
+/// The stack of this process, started on first use (the first socket that moves to it) or,
+/// in a forked child, claimed (its own stack on a queue, the inherited listeners re-created:
+/// `fork.rs`). `None` when the library is inert or the stack could not start (one line on
+/// stderr says why). Its thread runs once this returns.
 pub fn global() -> Option<&'static Global> {
-    if forked() {
-        return None;
+    if let Some(g) = current() {
+        return Some(g);
     }
-    GLOBAL.get_or_init(start).as_ref()
+    config()?;
+    let mut slot = slot();
+    let g = match std::mem::replace(&mut *slot, Slot::Failed) {
+        Slot::Running(g) => g,
+        Slot::Failed => return None,
+        Slot::Unstarted => {
+            let g: &'static Global = Box::leak(Box::new(start()?));
+            crate::fork::register_handlers();
+            g
+        }
+        Slot::Forked { parent, tables } => {
+            let g = crate::fork::claim(parent, tables)?;
+            UNCLAIMED.store(false, Ordering::Relaxed);
+            g
+        }
+    };
+    *slot = Slot::Running(g);
+    CURRENT.store(g as *const Global as *mut Global, Ordering::Release);
+    spawn_stack_thread(g);
+    Some(g)
 }
 
-/// The stack if it runs in this process (without starting it).
+/// The stack if it runs in this process (without starting or claiming one).
+pub fn current() -> Option<&'static Global> {
+    let p = CURRENT.load(Ordering::Acquire);
+    // SAFETY: CURRENT only ever holds a leaked (never freed) Global.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// The same as [`current`] (the stack calls on existing descriptors start nothing).
 pub fn started() -> Option<&'static Global> {
-    if forked() {
-        return None;
+    current()
+}
+
+/// The stack a call on the existing stack descriptor `fd` uses: this process's, or in a
+/// forked child the one it claims now (`fd` is an inherited listener, or a socket it made).
+/// A connection inherited across fork is refused with EOPNOTSUPP; a stack that could not
+/// start or claim a queue, ENETDOWN.
+pub fn for_use(fd: RawFd) -> Result<&'static Global, i32> {
+    if crate::fdtab::orphan(fd) {
+        crate::ops::warn_once(
+            "a connection inherited across fork is not usable in the child (EOPNOTSUPP); \
+             only close works",
+        );
+        return Err(libc::EOPNOTSUPP);
     }
-    GLOBAL.get().and_then(|g| g.as_ref())
+    if let Some(g) = current() {
+        return Ok(g);
+    }
+    if forked() {
+        return global().ok_or(libc::ENETDOWN);
+    }
+    Err(libc::EBADF)
 }
 
-/// Set in a child forked after the stack started. The child shares the AF_XDP rings and
-/// the UMEM with its parent but has a copy of the ring indices, no stack thread, and maybe a
-/// copy of a held lock: it must never touch the stack. Its stack sockets fail with
-/// EOPNOTSUPP (one line on stderr), `close` only releases the descriptor, and nothing runs
-/// at its exit.
-static FORKED: AtomicBool = AtomicBool::new(false);
-
+/// Whether this is a child forked from a process whose stack ran, not using a stack of its
+/// own yet: its `close` of an inherited descriptor only lets go of the number.
 pub fn forked() -> bool {
-    FORKED.load(Ordering::Relaxed)
-}
-
-extern "C" fn in_forked_child() {
-    FORKED.store(true, Ordering::Relaxed);
+    UNCLAIMED.load(Ordering::Relaxed)
 }
 
 /// Bound on the stack thread's sleep when idle: the neighbour cache's retries and held frames
 /// are serviced at least this often.
 const MAX_SLEEP_NS: u64 = 1_000_000;
 
-fn start() -> Option<Global> {
-    let cfg = config()?.clone();
+/// The stack's options from the environment.
+pub fn stack_options(cfg: &Config) -> StackOptions {
     let mut o = StackOptions::single(cfg.iface.clone(), cfg.addr, Vec::new(), cfg.ephemeral);
     o.tcp = cfg.tcp.clone();
     o.afxdp = AfXdpConfig::default();
     o.worker = WorkerConfig::default();
-    let mut stack = match Stack::open(&o) {
+    o
+}
+
+fn start() -> Option<Global> {
+    let cfg = config()?.clone();
+    let mut stack = match Stack::open(&stack_options(&cfg)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("xdptcp: {e}");
             return None;
         }
     };
-    let xsk_fd = stack.workers[0].iface.device().fd();
-    let mut app = Posix::default();
-    let now = xdptcp::clock::now();
-    stack.workers[0].iface.start(now, &mut app);
-    Some(Global {
-        inner: Mutex::new(Inner {
-            stack,
-            app,
-            local: cfg.addr,
-            last: now,
-        }),
+    let pid = std::process::id() as i32;
+    let table = crate::fork::QueueTable::new(pid)?;
+    Some(Global::new(
+        stack_start(&mut stack),
+        stack,
         cfg,
-        xsk_fd,
-        stopped: AtomicBool::new(false),
-    })
+        0,
+        pid,
+        table,
+    ))
 }
 
-/// Starts the stack thread (once, after [`global`] succeeded).
+/// Starts the stack's interface; returns its AF_XDP socket, kept out of forked children.
+pub(crate) fn stack_start(stack: &mut Stack) -> (RawFd, Posix) {
+    let xsk_fd = stack.workers[0].iface.device().fd();
+    crate::fork::dont_fork_rings(xsk_fd);
+    let mut app = Posix::default();
+    stack.workers[0].iface.start(xdptcp::clock::now(), &mut app);
+    (xsk_fd, app)
+}
+
+impl Global {
+    pub(crate) fn new(
+        (xsk_fd, app): (RawFd, Posix),
+        stack: Stack,
+        cfg: Config,
+        queue: usize,
+        pid: i32,
+        table: &'static crate::fork::QueueTable,
+    ) -> Global {
+        Global {
+            inner: Mutex::new(Inner {
+                stack,
+                app,
+                local: cfg.addr,
+                last: xdptcp::clock::now(),
+            }),
+            cfg,
+            xsk_fd,
+            stopped: AtomicBool::new(false),
+            queue,
+            pid,
+            table,
+            spawned: OnceLock::new(),
+        }
+    }
+}
+
+/// Starts the stack thread of `g` (once).
 pub fn spawn_stack_thread(g: &'static Global) {
-    static SPAWNED: OnceLock<()> = OnceLock::new();
-    SPAWNED.get_or_init(|| {
+    g.spawned.get_or_init(|| {
         let r = std::thread::Builder::new()
             .name("xdptcp-stack".into())
             .spawn(move || stack_loop(g));
         if let Err(e) = r {
             eprintln!("xdptcp: cannot start the stack thread: {e}");
         }
-        // SAFETY: registering plain extern "C" functions.
-        unsafe {
-            libc::atexit(at_exit);
-            libc::pthread_atfork(None, None, Some(in_forked_child));
-        }
     });
 }
 
-extern "C" fn at_exit() {
-    if let Some(g) = started() {
+pub(crate) extern "C" fn at_exit() {
+    if let Some(g) = current() {
         g.stopped.store(true, Ordering::Relaxed);
         // Live connections end with a RST (as `xdptcp serve` does on stop), so peers do not
         // wait for a process that is gone.
         let mut inner = g.lock();
+        if !inner.live() {
+            return;
+        }
         let conns: Vec<ConnId> = inner
             .app
             .conns
@@ -609,6 +737,12 @@ fn stack_loop(g: &'static Global) {
     let mut streak = 0u32;
     loop {
         if g.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        if !g.table.serves(g.queue, g.pid) {
+            // A forked worker process claimed our queue: let go of the AF_XDP socket (its
+            // socket can bind only once ours is closed) and stop serving.
+            g.lock().stack.workers.clear();
             return;
         }
         let (busy, deadline) = {

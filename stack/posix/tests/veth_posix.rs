@@ -48,12 +48,17 @@ fn script(name: &str) -> String {
 
 /// `args` in the stack namespace with the POSIX layer preloaded (as `xdptcp run` does).
 fn on_stack(pair: &VethPair, args: &[&str]) -> Command {
+    on_stack_workers(pair, 1, args)
+}
+
+/// [`on_stack`] with `XDPTCP_WORKERS` = `workers` (queues for forked worker processes).
+fn on_stack_workers(pair: &VethPair, workers: usize, args: &[&str]) -> Command {
     let spec = RunSpec {
         iface: pair.stack_if.clone(),
         addr: STACK_ADDR,
         sets: Vec::new(),
         ephemeral: (61000, 61999),
-        workers: 1,
+        workers,
     };
     let mut full: Vec<String> = ["netns", "exec", &pair.stack_ns]
         .iter()
@@ -403,6 +408,131 @@ fn nginx_serves_static_files_through_the_stack() {
             "wrk (close = {close}) saw errors:\n{text}"
         );
     }
+}
+
+/// nginx's stock process model (`master_process on`): the master creates the listener, then
+/// forks `workers` worker processes on a `queues`-queue veth; each claims a queue of its own
+/// (its own stack, the inherited listener re-created there) and the master stops serving.
+/// curl gets a static page and 10 MiB byte for byte, wrk with `Connection: close` sees no
+/// error, and with two workers both answer (the `X-Pid` header names the worker).
+fn nginx_with_worker_processes(queues: u32, workers: usize) {
+    require_root();
+    let pair = VethPair::new(VethOptions {
+        queues,
+        ..VethOptions::default()
+    })
+    .expect("veth pair");
+    let dir = TempDir(std::env::temp_dir().join(format!("xdptcp-nginxw-{}", pair.suffix)));
+    let d = dir.0.display().to_string();
+    std::fs::create_dir_all(dir.0.join("www")).unwrap();
+    std::fs::create_dir_all(dir.0.join("tmp")).unwrap();
+    let big = pattern(10 << 20, 11);
+    std::fs::write(dir.0.join("www/big.bin"), &big).unwrap();
+    let page = b"hello from nginx workers on xdptcp\n";
+    std::fs::write(dir.0.join("www/index.html"), page).unwrap();
+    // `user root`: a worker claims its queue (AF_XDP socket, XSKMAP) when it first uses the
+    // listener, after nginx switched it to `user`.
+    let conf = format!(
+        "daemon off; master_process on; worker_processes {workers}; user root;\n\
+         error_log {d}/error.log info; pid {d}/nginx.pid;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{ access_log off; sendfile on; keepalive_requests 100000;\n\
+           client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;\n\
+           uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
+           server {{ listen {STACK_ADDR}:8080; root {d}/www; add_header X-Pid $pid; }} }}\n"
+    );
+    std::fs::write(dir.0.join("nginx.conf"), conf).unwrap();
+    let _nginx = Proc::spawn(on_stack_workers(
+        &pair,
+        workers,
+        &["nginx", "-c", &format!("{d}/nginx.conf"), "-p", &d],
+    ));
+    let log = || std::fs::read_to_string(dir.0.join("error.log")).unwrap_or_default();
+    let url = |f: &str| format!("http://{STACK_ADDR}:8080/{f}");
+    let curl = |args: &[&str]| -> Vec<u8> {
+        let out = in_ns(
+            &pair.peer_ns,
+            &[&["curl", "-sS", "-m", "30"], args].concat(),
+        )
+        .output()
+        .expect("curl");
+        assert!(
+            out.status.success(),
+            "curl {args:?}: {}\nnginx error.log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            log()
+        );
+        out.stdout
+    };
+    // The workers claim their queues as they start: retry the first request (bounded).
+    let index = url("index.html");
+    let mut first = None;
+    for _ in 0..100 {
+        let out = in_ns(&pair.peer_ns, &["curl", "-s", "-m", "5", &index])
+            .output()
+            .expect("curl");
+        if out.status.success() {
+            first = Some(out.stdout);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(first.as_deref(), Some(&page[..]), "error.log:\n{}", log());
+    assert_eq!(curl(&[&url("big.bin")]), big, "big.bin through a worker");
+    // Every request on a new connection (a new flow, spread over the queues by the peer).
+    let mut pids = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let out = curl(&["-i", "-H", "Connection: close", &index]);
+        let text = String::from_utf8_lossy(&out).to_string();
+        assert!(
+            text.ends_with("hello from nginx workers on xdptcp\n"),
+            "{text}"
+        );
+        let pid = text
+            .lines()
+            .find_map(|l| l.strip_prefix("X-Pid: "))
+            .map(|p| p.trim().to_string())
+            .expect("X-Pid header");
+        pids.insert(pid);
+    }
+    assert_eq!(pids.len(), workers, "workers that answered: {pids:?}");
+    let out = in_ns(
+        &pair.peer_ns,
+        &[
+            "wrk",
+            "-t1",
+            "-c4",
+            "-d1",
+            "--timeout",
+            "10s",
+            "-H",
+            "Connection: close",
+            &index,
+        ],
+    )
+    .output()
+    .expect("wrk");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("requests in"),
+        "wrk: {text}"
+    );
+    assert!(
+        !text.contains("Socket errors") && !text.contains("Non-2xx"),
+        "wrk saw errors:\n{text}\nerror.log:\n{}",
+        log()
+    );
+    assert!(!log().contains("exited with"), "a worker died:\n{}", log());
+}
+
+#[test]
+fn nginx_master_process_forks_a_worker_that_serves_queue_0() {
+    nginx_with_worker_processes(1, 1);
+}
+
+#[test]
+fn nginx_two_worker_processes_serve_two_queues() {
+    nginx_with_worker_processes(2, 2);
 }
 
 /// What the Linux client saw of server_semantics.py, and the server's lines.

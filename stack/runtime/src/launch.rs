@@ -23,7 +23,7 @@ pub struct RunSpec {
     pub sets: Vec<String>,
     /// The ephemeral port range for the program's connects (`XDPTCP_EPHEMERAL`), inclusive.
     pub ephemeral: (u16, u16),
-    /// Stack threads = queues (`XDPTCP_WORKERS`; only 1 so far).
+    /// Queues the program's worker processes claim (`XDPTCP_WORKERS`, docs/posix.md).
     pub workers: usize,
 }
 

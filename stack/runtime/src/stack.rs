@@ -701,6 +701,93 @@ impl Stack {
         Ok(stack)
     }
 
+    /// A stack of its own for queue `queue` of `queues`, in a process forked from the one
+    /// that opened `self` (the POSIX layer's worker processes, F-Stack's model: one stack
+    /// per process). It shares `self`'s XDP program and maps (no second attach, no second
+    /// port reservation: the parent keeps both) and registers its own AF_XDP socket at
+    /// `queue` in the XSKMAP, replacing whatever was there. The socket can only bind once
+    /// no other socket holds the queue ([`AfXdpDevice::open`]: EBUSY until then). With
+    /// `queues` > 1 its ephemeral ports are the ones whose flows hash to `queue`.
+    pub fn open_queue(
+        &self,
+        o: &StackOptions,
+        queue: usize,
+        queues: usize,
+    ) -> Result<Stack, StartError> {
+        let mut nl = Netlink::open().map_err(StartError::Netlink)?;
+        let link = nl
+            .link_info(&o.ifname)
+            .map_err(|_| StartError::NoSuchInterface(o.ifname.clone()))?;
+        if queue >= link.rx_queues as usize {
+            return Err(StartError::TooFewQueues {
+                ifname: o.ifname.clone(),
+                workers: queue + 1,
+                queues: link.rx_queues,
+            });
+        }
+        let mut steering = self
+            .steering
+            .clone_unlinked()
+            .map_err(StartError::Steering)?;
+        let afxdp = AfXdpConfig {
+            zero_copy: o.zero_copy && !self.zero_copy_fallback,
+            ..o.afxdp
+        };
+        let q = queue as u32;
+        let dev = AfXdpDevice::open(&o.ifname, q, afxdp).map_err(StartError::Device)?;
+        steering
+            .register_xsk(q, dev.fd())
+            .map_err(StartError::Steering)?;
+        let mut tcp = o.tcp.clone();
+        tcp.mss = tcp.mss.min(link.mtu.saturating_sub(40).min(65_535) as u16);
+        let key = o
+            .rss_key
+            .or_else(|| nic_rss_key(&o.ifname).ok().flatten())
+            .unwrap_or(DEFAULT_RSS_KEY);
+        let owner = FlowOwner::new(key, queues.max(1)).with_ephemeral(o.ephemeral.0, o.ephemeral.1);
+        let routes = RouteMonitor::open(os_secrets().seed).map_err(StartError::Netlink)?;
+        let range = if queues <= 1 {
+            o.ephemeral.0..=o.ephemeral.1
+        } else {
+            owner.ephemeral_range(queue)
+        };
+        let mut secrets = os_secrets();
+        if let Some(c) = &self.cookies {
+            secrets.isn = c.isn_key;
+        }
+        let mut ep = Endpoint::new(tcp, secrets, range);
+        ep.set_xdp_cookies(self.cookies.is_some());
+        if queues > 1 {
+            ep.set_rss_preference(owner, queue);
+        }
+        let resolver =
+            KernelResolver::new(nl, link.ifindex).with_routes(RouteView::new(routes.shared()));
+        let mut icfg = InterfaceConfig::new(o.addr, link.mac);
+        icfg.extra_addrs = ExtraAddrs::new(&o.extra_addrs).map_err(StartError::TooManyAddrs)?;
+        icfg.hash_seed = os_secrets().seed;
+        let iface = Interface::new(dev, resolver, ep, icfg);
+        let mut worker = Worker::new(
+            queue,
+            iface,
+            WorkerConfig {
+                core: o.core_of(queue),
+                ..o.worker
+            },
+        );
+        if let Some(c) = &self.cookies {
+            worker.set_shared_cookies(c.secrets);
+        }
+        Ok(Stack {
+            workers: vec![worker],
+            steering,
+            _reserved: None,
+            zero_copy_fallback: self.zero_copy_fallback,
+            owner,
+            cookies: None,
+            routes,
+        })
+    }
+
     /// Every worker's snapshot handle (index = worker).
     pub fn stats_handles(&self) -> Vec<StatsHandle> {
         self.workers.iter().map(Worker::stats_handle).collect()
@@ -910,8 +997,8 @@ impl Drop for StopOnDrop {
 impl Drop for Stack {
     fn drop(&mut self) {
         // Unregister before the sockets close (see AfXdpDevice::open).
-        for q in 0..self.workers.len() {
-            let _ = self.steering.unregister_xsk(q as u32);
+        for w in &self.workers {
+            let _ = self.steering.unregister_xsk(w.iface.device().queue_id());
         }
     }
 }

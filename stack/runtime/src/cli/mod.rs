@@ -96,7 +96,8 @@ pub struct RunArgs {
     /// Ephemeral port range for the program's connects.
     #[arg(long, default_value = "61000-61999", value_name = "LO-HI")]
     pub ephemeral: String,
-    /// Stack threads = queues (only 1 so far).
+    /// Queues 0..N for the program's worker processes: each forked process that uses the
+    /// stack claims one (docs/posix.md, "Processes"); the first process serves queue 0.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
     /// The program and its arguments (after `--`).
@@ -615,11 +616,11 @@ pub fn connect(a: &ConnectArgs) -> Result<(), Failure> {
 pub fn run(a: &RunArgs) -> Result<(), Failure> {
     parse_sets(&a.set).map_err(usage)?;
     let ephemeral = parse_range(&a.ephemeral).map_err(usage)?;
-    if a.workers != 1 {
+    if !(1..=64).contains(&a.workers) {
         return Err(fail(
             2,
             format!(
-                "bad --workers {}: only 1 is supported by xdptcp run so far",
+                "bad --workers {}: 1..=64 (the queues the program's worker processes share)",
                 a.workers
             ),
         ));
