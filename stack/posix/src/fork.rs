@@ -233,6 +233,16 @@ pub fn claim(parent: &'static Global, tables: Posix) -> Option<&'static Global> 
         );
         return None;
     };
+    if !xdptcp::stack::is_root() {
+        eprintln!(
+            "xdptcp: process {me} gave up root before using its inherited stack sockets: a \
+             forked worker must keep root to open its queue (nginx: `user root;`); its stack \
+             sockets fail with ENETDOWN"
+        );
+        let _ =
+            parent.table.owner[queue].compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed);
+        return None;
+    }
     let o = state::stack_options(&cfg);
     let deadline = Instant::now() + BIND_WAIT;
     let mut stack = loop {

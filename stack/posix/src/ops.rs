@@ -9,6 +9,7 @@ use std::os::fd::RawFd;
 use std::sync::Mutex;
 
 use libc::{c_int, sockaddr, sockaddr_in, socklen_t};
+use xdptcp::tcp::endpoint::ConnId;
 
 use crate::fdtab::{self, Kind};
 use crate::real::{self, sys};
@@ -493,86 +494,163 @@ fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddrV4) -> 
 }
 
 /// Receive flags handled; anything else is refused with a line on stderr.
-const RECV_FLAGS: c_int =
-    libc::MSG_DONTWAIT | libc::MSG_WAITALL | libc::MSG_NOSIGNAL | libc::MSG_CMSG_CLOEXEC;
+const RECV_FLAGS: c_int = libc::MSG_DONTWAIT
+    | libc::MSG_WAITALL
+    | libc::MSG_PEEK
+    | libc::MSG_NOSIGNAL
+    | libc::MSG_CMSG_CLOEXEC;
 
-/// `recv` on a stack socket (read, recvfrom, recvmsg, readv end here).
-pub fn recv(fd: RawFd, buf: &mut [u8], flags: c_int) -> R {
-    if flags & libc::MSG_PEEK != 0 {
-        warn_once("recv(MSG_PEEK) on a stack socket is not supported yet (EOPNOTSUPP)");
-        return Err(libc::EOPNOTSUPP);
+/// What one attempt of a stream call on a connection ([`with_conn`]) decided.
+enum Step {
+    /// The call returns this.
+    Done(R),
+    /// Not done: sleep until the socket changes (`progress`: this attempt moved data).
+    Wait { progress: bool },
+}
+
+/// The loop every stream call on a connected stack socket runs (recv and send): lock, find
+/// the connection (`not_conn` when the socket is not one), one attempt `f` (with the
+/// connection, its record and whether the call may block), the placeholder invariant, one
+/// stack iteration when `f` queued something (`*flush`), then sleep on the placeholder until
+/// SO_RCVTIMEO / SO_SNDTIMEO (`send` picks which, and what is waited for). `*moved` counts
+/// the bytes moved so far: a timeout after some returns them instead of EAGAIN.
+fn with_conn(
+    fd: RawFd,
+    flags: c_int,
+    send: bool,
+    not_conn: impl Fn() -> i32,
+    mut f: impl FnMut(&mut xdptcp::app::AppIo<'_>, ConnId, &mut ConnRec, bool, &mut bool) -> Step,
+) -> R {
+    let g = g(fd)?;
+    let deadline = timeout_of(g, fd, send);
+    let mut again = false;
+    loop {
+        let progress = {
+            let mut inner = g.lock_live()?;
+            let now = xdptcp::clock::now();
+            let (iface, app) = inner.split();
+            let s = app.sock(fd).ok_or(libc::EBADF)?;
+            let nonblock = s.nonblock || flags & libc::MSG_DONTWAIT != 0;
+            let SockKind::Conn(c) = s.kind else {
+                return Err(not_conn());
+            };
+            let mut io = iface.app_io(now);
+            let r = app.conns.get_mut(&c).ok_or(libc::EBADF)?;
+            let mut flush = false;
+            let step = f(&mut io, c, r, nonblock, &mut flush);
+            app.sync(&io, fd, 0);
+            if flush {
+                inner.iterate();
+            }
+            match step {
+                Step::Done(v) => return v,
+                Step::Wait { progress } => progress,
+            }
+        };
+        wait(g, fd, send, again && !progress, deadline)?;
+        again = true;
     }
+}
+
+/// `recv` on a stack socket (read, recvfrom, recvmsg, readv end here). MSG_PEEK copies
+/// without consuming: the bytes move from the stack into the connection's `tail` (which
+/// every read drains first), so the stack's receive window opens by what was peeked.
+pub fn recv(fd: RawFd, buf: &mut [u8], flags: c_int) -> R {
     if flags & libc::MSG_OOB != 0 {
         // Linux: no urgent data (we never keep any).
         return Err(libc::EINVAL);
     }
     if flags & !RECV_FLAGS != 0 {
-        warn_once("recv flags other than MSG_DONTWAIT/MSG_WAITALL are ignored on stack sockets");
+        warn_once(
+            "recv flags other than MSG_DONTWAIT/MSG_WAITALL/MSG_PEEK are ignored on stack sockets",
+        );
     }
-    let g = g(fd)?;
-    let deadline = timeout_of(g, fd, false);
+    let peek = flags & libc::MSG_PEEK != 0;
+    let waitall = flags & libc::MSG_WAITALL != 0;
     let mut got = 0usize;
-    let mut again = false;
-    loop {
-        let mut inner = g.lock_live()?;
-        let now = xdptcp::clock::now();
-        let (iface, app) = inner.split();
-        let Some(s) = app.sock(fd) else {
-            return Err(libc::EBADF);
-        };
-        let nonblock = s.nonblock || flags & libc::MSG_DONTWAIT != 0;
-        let SockKind::Conn(c) = s.kind else {
-            return Err(libc::ENOTCONN);
-        };
-        let mut io = iface.app_io(now);
-        let r = app.conns.get_mut(&c).ok_or(libc::EBADF)?;
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let n = if r.rd_shut {
-            0
-        } else if !r.tail.is_empty() {
-            let n = r.tail.len().min(buf.len() - got);
-            for (d, s) in buf[got..got + n].iter_mut().zip(r.tail.drain(..n)) {
-                *d = s;
-            }
-            n
-        } else if r.released {
-            0
+    let timed_out = |got: usize| {
+        if got > 0 {
+            Ok(got as isize)
         } else {
-            io.recv(c, &mut buf[got..]).unwrap_or(0)
-        };
-        got += n;
-        let done = got == buf.len() || (got > 0 && flags & libc::MSG_WAITALL == 0);
-        let err = if done { None } else { r.err.take() };
-        let eof = (r.peer_fin || r.released || r.rd_shut) && r.tail.is_empty();
-        app.sync(&io, fd, 0);
-        if n >= 4096 {
-            // The window opened: tell the peer now, not at the stack thread's next wake-up.
-            inner.iterate();
+            Err(libc::EAGAIN)
         }
-        if done {
-            return Ok(got as isize);
-        }
-        if let Some(e) = err {
-            return if got > 0 { Ok(got as isize) } else { Err(e) };
-        }
-        if eof {
-            return Ok(got as isize);
-        }
-        if nonblock {
-            return if got > 0 {
-                Ok(got as isize)
+    };
+    let r = with_conn(
+        fd,
+        flags,
+        false,
+        || libc::ENOTCONN,
+        |io, c, r, nonblock, flush| {
+            if buf.is_empty() {
+                return Step::Done(Ok(0));
+            }
+            let n = if r.rd_shut {
+                0
+            } else if peek {
+                // Fill the tail up to the caller's length (bounded), then copy from it.
+                let want = buf.len().min(PEEK_MAX);
+                let mut chunk = [0u8; 4096];
+                while !r.released && r.tail.len() < want {
+                    let k = (want - r.tail.len()).min(chunk.len());
+                    match io.recv(c, &mut chunk[..k]) {
+                        Ok(m @ 1..) => r.tail.extend(&chunk[..m]),
+                        _ => break,
+                    }
+                    *flush = true;
+                }
+                let n = r.tail.len().min(buf.len());
+                for (d, s) in buf[..n].iter_mut().zip(r.tail.iter()) {
+                    *d = *s;
+                }
+                let progress = n > got;
+                got = n;
+                if !progress {
+                    0
+                } else {
+                    n
+                }
+            } else if !r.tail.is_empty() {
+                let n = r.tail.len().min(buf.len() - got);
+                for (d, s) in buf[got..got + n].iter_mut().zip(r.tail.drain(..n)) {
+                    *d = s;
+                }
+                got += n;
+                n
+            } else if r.released {
+                0
             } else {
-                Err(libc::EAGAIN)
+                let n = io.recv(c, &mut buf[got..]).unwrap_or(0);
+                got += n;
+                // The window opened: tell the peer now, not at the stack thread's next wake-up.
+                *flush = n >= 4096;
+                n
             };
-        }
-        // No data yet (also in SYN-SENT, where Linux waits for the handshake too).
-        drop(inner);
-        wait(g, fd, false, again && n == 0, deadline)?;
-        again = true;
+            let full = got == buf.len() || (peek && got == buf.len().min(PEEK_MAX));
+            if full || (got > 0 && !waitall) {
+                return Step::Done(Ok(got as isize));
+            }
+            if let Some(e) = r.err.take() {
+                return Step::Done(if got > 0 { Ok(got as isize) } else { Err(e) });
+            }
+            let eof = (r.peer_fin || r.released || r.rd_shut) && (peek || r.tail.is_empty());
+            if eof {
+                return Step::Done(Ok(got as isize));
+            }
+            if nonblock {
+                return Step::Done(timed_out(got));
+            }
+            // No data yet (also in SYN-SENT, where Linux waits for the handshake too).
+            Step::Wait { progress: n > 0 }
+        },
+    );
+    match r {
+        Err(libc::EAGAIN) => timed_out(got),
+        r => r,
     }
 }
+
+/// At most this many bytes held for MSG_PEEK per connection (one call's peek is capped).
+const PEEK_MAX: usize = 4 << 20;
 
 fn sigpipe(flags: c_int) {
     if flags & libc::MSG_NOSIGNAL == 0 {
@@ -587,33 +665,21 @@ pub fn send(fd: RawFd, data: &[u8], flags: c_int) -> R {
         warn_once("send(MSG_OOB) on a stack socket is not supported (EOPNOTSUPP)");
         return Err(libc::EOPNOTSUPP);
     }
-    let g = g(fd)?;
-    let deadline = timeout_of(g, fd, true);
     let mut sent = 0usize;
-    let mut again = false;
-    loop {
-        let mut inner = g.lock_live()?;
-        let now = xdptcp::clock::now();
-        let (iface, app) = inner.split();
-        let Some(s) = app.sock(fd) else {
-            return Err(libc::EBADF);
-        };
-        let nonblock = s.nonblock || flags & libc::MSG_DONTWAIT != 0;
-        let SockKind::Conn(c) = s.kind else {
-            sigpipe(flags);
-            return Err(libc::EPIPE);
-        };
-        let mut io = iface.app_io(now);
-        let r = app.conns.get_mut(&c).ok_or(libc::EBADF)?;
+    let not_conn = || {
+        sigpipe(flags);
+        libc::EPIPE
+    };
+    let r = with_conn(fd, flags, true, not_conn, |io, c, r, nonblock, flush| {
         if let Some(e) = r.err.take() {
-            return if sent > 0 { Ok(sent as isize) } else { Err(e) };
+            return Step::Done(if sent > 0 { Ok(sent as isize) } else { Err(e) });
         }
         if r.wr_shut || r.released {
             if sent > 0 {
-                return Ok(sent as isize);
+                return Step::Done(Ok(sent as isize));
             }
             sigpipe(flags);
-            return Err(libc::EPIPE);
+            return Step::Done(Err(libc::EPIPE));
         }
         let n = if r.connected && !data.is_empty() {
             match io.send(c, &data[sent..]) {
@@ -623,40 +689,31 @@ pub fn send(fd: RawFd, data: &[u8], flags: c_int) -> R {
                     if e == libc::EPIPE {
                         sigpipe(flags);
                     }
-                    return Err(e);
+                    return Step::Done(Err(e));
                 }
             }
         } else {
             0
         };
         sent += n;
-        app.sync(&io, fd, 0);
-        if n > 0 {
-            inner.iterate();
-        }
-        if sent == data.len() && (r_connected(&inner, fd) || data.is_empty()) {
-            return Ok(sent as isize);
+        *flush = n > 0;
+        // All of it queued (only once connected: a blocking send in SYN-SENT waits).
+        if sent == data.len() && (r.connected || data.is_empty()) {
+            return Step::Done(Ok(sent as isize));
         }
         if nonblock {
-            return if sent > 0 {
+            return Step::Done(if sent > 0 {
                 Ok(sent as isize)
             } else {
                 Err(libc::EAGAIN)
-            };
+            });
         }
-        drop(inner);
-        match wait(g, fd, true, again && n == 0, deadline) {
-            Err(libc::EAGAIN) if sent > 0 => return Ok(sent as isize),
-            r => r?,
-        }
-        again = true;
-    }
-}
-
-fn r_connected(inner: &Inner, fd: RawFd) -> bool {
-    match inner.app.sock(fd).map(|s| &s.kind) {
-        Some(SockKind::Conn(c)) => inner.app.conns.get(c).is_some_and(|r| r.connected),
-        _ => false,
+        Step::Wait { progress: n > 0 }
+    });
+    match r {
+        // SO_SNDTIMEO ran out after part of it was queued.
+        Err(libc::EAGAIN) if sent > 0 => Ok(sent as isize),
+        r => r,
     }
 }
 
@@ -702,10 +759,13 @@ pub fn release(fd: RawFd) -> R {
                 if released {
                     app.conns.remove(&c);
                 } else {
+                    // Peeked bytes nobody read are unread data too (RFC 2525 §2.17: RST).
+                    let mut peeked = false;
                     if let Some(r) = app.conns.get_mut(&c) {
                         r.fd = None;
+                        peeked = !std::mem::take(&mut r.tail).is_empty();
                     }
-                    let _ = if s.opts.linger == Some(0) {
+                    let _ = if s.opts.linger == Some(0) || peeked {
                         io.abort(c)
                     } else {
                         io.close(c)

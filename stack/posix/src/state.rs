@@ -118,8 +118,10 @@ pub struct ConnRec {
     pub released: bool,
     pub wr_shut: bool,
     pub rd_shut: bool,
-    /// Data still unread when the stack released the connection (moved out at `Closed`, so
-    /// the release does not count as a close with unread data, which would reset).
+    /// Data taken from the stack but not read yet, which every read drains first: what
+    /// MSG_PEEK saw, and what was unread when the stack released the connection (moved out
+    /// at `Closed`, so the release does not count as a close with unread data, which would
+    /// reset).
     pub tail: VecDeque<u8>,
     /// A non-blocking connect is in progress (Linux SS_CONNECTING): the first `connect`
     /// after it completed returns 0, later ones EISCONN.
