@@ -62,6 +62,20 @@ pub unsafe fn ctl(epfd: RawFd, op: c_int, fd: RawFd, ev: *mut epoll_event) -> Re
         return Err(libc::EFAULT);
     }
     let stack = fdtab::kind(fd) == Kind::Stack;
+    if op == libc::EPOLL_CTL_DEL && !g.lock().live() {
+        // A process whose queue a worker process took over may still unregister (nginx's
+        // old worker on reload).
+        let mut inner = g.lock();
+        let regs = inner.app.regs.entry(fd).or_default();
+        let pos = regs
+            .iter()
+            .position(|r| r.epfd == epfd)
+            .ok_or(libc::ENOENT)?;
+        regs.remove(pos);
+        // SAFETY: DEL ignores the event.
+        unsafe { real::epoll_ctl(epfd, op, fd, std::ptr::null_mut()) };
+        return Ok(0);
+    }
     let mut inner = g.lock_live()?;
     let now = xdptcp::clock::now();
     let (iface, app) = inner.split();

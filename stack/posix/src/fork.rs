@@ -37,6 +37,8 @@ pub struct QueueTable {
     origin: AtomicI32,
     /// The pid serving queue q (0: nobody).
     owner: [AtomicI32; MAX_QUEUES],
+    /// Claims that found every queue served (the next takes over queue `next % queues`).
+    next: AtomicI32,
 }
 
 impl QueueTable {
@@ -74,20 +76,28 @@ impl QueueTable {
     }
 
     /// Takes the lowest of `queues` queues that nobody serves, the first process serves, or
-    /// whose process is gone.
-    fn claim(&self, queues: usize, me: i32) -> Option<usize> {
+    /// whose process is gone; when every one is served by a live worker process, takes
+    /// them over in turn (`next`): its process stops serving it (nginx's reload forks new
+    /// workers while the old ones finish).
+    fn claim(&self, queues: usize, me: i32) -> usize {
         let origin = self.origin.load(Ordering::Relaxed);
-        (0..queues.min(MAX_QUEUES)).find(|&q| {
+        let n = queues.clamp(1, MAX_QUEUES);
+        let free = (0..n).find(|&q| {
             let cur = self.owner[q].load(Ordering::Acquire);
             let free = cur == 0 || (cur == origin && cur != me) || !alive(cur);
             free && self.owner[q]
                 .compare_exchange(cur, me, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
+        });
+        free.unwrap_or_else(|| {
+            let q = self.next.fetch_add(1, Ordering::AcqRel).unsigned_abs() as usize % n;
+            self.owner[q].store(me, Ordering::Release);
+            q
         })
     }
 
-    /// Whether no other live process serves one of `queues` queues (or is the first
-    /// process, which may still listen).
+    /// Whether no other live process serves one of `queues` queues or is the first
+    /// process (which may still listen).
     pub fn alone(&self, me: i32, queues: usize) -> bool {
         let origin = self.origin.load(Ordering::Relaxed);
         (origin == me || !alive(origin))
@@ -175,6 +185,9 @@ extern "C" fn after_fork_child() {
     };
     if let (Some(parent), Some(mut inner)) = (parent, inner) {
         let tables = std::mem::take(&mut inner.app);
+        // A parent whose queue was claimed closed its socket already (the number may be
+        // another descriptor by now).
+        let xsk_open = inner.live();
         drop(inner);
         for (fd, s) in &tables.socks {
             if matches!(s.kind, SockKind::Conn(_)) {
@@ -184,7 +197,9 @@ extern "C" fn after_fork_child() {
                 }
             }
         }
-        sys::close(parent.xsk_fd);
+        if xsk_open {
+            sys::close(parent.xsk_fd);
+        }
         *slot = Slot::Forked { parent, tables };
         state::CURRENT.store(std::ptr::null_mut(), Ordering::Release);
         state::UNCLAIMED.store(true, Ordering::Relaxed);
@@ -224,15 +239,16 @@ const BIND_WAIT: Duration = Duration::from_secs(5);
 pub fn claim(parent: &'static Global, tables: Posix) -> Option<&'static Global> {
     let cfg = parent.cfg.clone();
     let me = std::process::id() as i32;
-    let Some(queue) = parent.table.claim(cfg.workers, me) else {
+    let before = parent.table.owners(cfg.workers);
+    let queue = parent.table.claim(cfg.workers, me);
+    let prev = before[queue];
+    if prev != 0 && prev != parent.table.origin.load(Ordering::Relaxed) && alive(prev) {
         eprintln!(
-            "xdptcp: process {me}: every queue of XDPTCP_WORKERS={} is served (by pids {:?}); \
-             its stack sockets fail with ENETDOWN",
-            cfg.workers,
-            parent.table.owners(cfg.workers)
+            "xdptcp: process {me} takes queue {queue} over from process {prev} (every queue of \
+             XDPTCP_WORKERS={} was served)",
+            cfg.workers
         );
-        return None;
-    };
+    }
     if !xdptcp::stack::is_root() {
         eprintln!(
             "xdptcp: process {me} gave up root before using its inherited stack sockets: a \

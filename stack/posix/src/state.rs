@@ -743,8 +743,15 @@ fn stack_loop(g: &'static Global) {
         }
         if !g.table.serves(g.queue, g.pid) {
             // A forked worker process claimed our queue: let go of the AF_XDP socket (its
-            // socket can bind only once ours is closed) and stop serving.
-            g.lock().stack.workers.clear();
+            // socket can bind only once ours is closed) and stop serving. No placeholder
+            // stays readable: a waiter would find nothing and wait again at once.
+            let mut inner = g.lock();
+            inner.stack.workers.clear();
+            for (fd, s) in inner.app.socks.iter_mut() {
+                if std::mem::take(&mut s.signaled) {
+                    sys::clear(*fd);
+                }
+            }
             return;
         }
         let (busy, deadline) = {

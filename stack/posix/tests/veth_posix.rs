@@ -464,38 +464,64 @@ fn nginx_with_worker_processes(queues: u32, workers: usize) {
         );
         out.stdout
     };
-    // The workers claim their queues as they start: retry the first request (bounded).
     let index = url("index.html");
-    let mut first = None;
-    for _ in 0..100 {
-        let out = in_ns(&pair.peer_ns, &["curl", "-s", "-m", "5", &index])
-            .output()
-            .expect("curl");
-        if out.status.success() {
-            first = Some(out.stdout);
-            break;
+    // The worker that answered (X-Pid), if the page came back.
+    let x_pid = |text: &str| -> Option<String> {
+        let pid = text.lines().find_map(|l| l.strip_prefix("X-Pid: "))?;
+        text.ends_with("on xdptcp\n")
+            .then(|| pid.trim().to_string())
+    };
+    // One request on a new connection (bounded wait): the answering worker's pid.
+    let ask = || -> Option<String> {
+        let out = in_ns(
+            &pair.peer_ns,
+            &[
+                "curl",
+                "-s",
+                "-i",
+                "-m",
+                "2",
+                "-H",
+                "Connection: close",
+                &index,
+            ],
+        )
+        .output()
+        .expect("curl");
+        x_pid(&String::from_utf8_lossy(&out.stdout))
+    };
+    // The workers claim their queues as they start: until each has answered, a connection
+    // may meet a queue that is not served yet (bounded retries).
+    let mut pids = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        match ask() {
+            Some(p) => {
+                pids.insert(p);
+                if pids.len() == workers {
+                    break;
+                }
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(first.as_deref(), Some(&page[..]), "error.log:\n{}", log());
+    assert_eq!(
+        pids.len(),
+        workers,
+        "workers that answered: {pids:?}; error.log:\n{}",
+        log()
+    );
+    assert_eq!(curl(&[&index]), page);
     assert_eq!(curl(&[&url("big.bin")]), big, "big.bin through a worker");
     // Every request on a new connection (a new flow, spread over the queues by the peer).
-    let mut pids = std::collections::BTreeSet::new();
     for _ in 0..40 {
         let out = curl(&["-i", "-H", "Connection: close", &index]);
         let text = String::from_utf8_lossy(&out).to_string();
+        let pid = x_pid(&text).unwrap_or_else(|| panic!("not the page: {text}"));
         assert!(
-            text.ends_with("hello from nginx workers on xdptcp\n"),
-            "{text}"
+            pids.contains(&pid),
+            "{pid} is not one of the workers {pids:?}"
         );
-        let pid = text
-            .lines()
-            .find_map(|l| l.strip_prefix("X-Pid: "))
-            .map(|p| p.trim().to_string())
-            .expect("X-Pid header");
-        pids.insert(pid);
     }
-    assert_eq!(pids.len(), workers, "workers that answered: {pids:?}");
     let out = in_ns(
         &pair.peer_ns,
         &[
@@ -523,6 +549,40 @@ fn nginx_with_worker_processes(queues: u32, workers: usize) {
         log()
     );
     assert!(!log().contains("exited with"), "a worker died:\n{}", log());
+    if workers != 1 {
+        return;
+    }
+    // The pid of a worker other than `old` that answers (bounded retries).
+    let answer_other_than = |old: &str| -> String {
+        for _ in 0..100 {
+            match ask() {
+                Some(p) if p != old => return p,
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        panic!(
+            "no answer from a worker other than {old}; error.log:\n{}",
+            log()
+        );
+    };
+    let signal = |sig: &str, pid: &str| {
+        let st = Command::new("kill")
+            .args([sig, pid])
+            .status()
+            .expect("kill");
+        assert!(st.success(), "kill {sig} {pid}");
+    };
+    // A worker killed: nginx forks another, which claims the dead one's queue.
+    let first_pid = pids.into_iter().next().unwrap();
+    signal("-KILL", &first_pid);
+    let second = answer_other_than(&first_pid);
+    // Reload: nginx forks a new worker while the old one finishes; the new one takes the
+    // queue over.
+    let master = std::fs::read_to_string(dir.0.join("nginx.pid")).expect("nginx.pid");
+    signal("-HUP", master.trim());
+    let third = answer_other_than(&second);
+    assert_ne!(third, first_pid);
+    assert_eq!(curl(&[&url("big.bin")]), big, "big.bin after the reload");
 }
 
 #[test]
