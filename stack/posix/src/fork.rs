@@ -13,9 +13,10 @@
 //! Queues: [`QueueTable`], a page shared by the process family, says which process serves
 //! which of the queues `0..XDPTCP_WORKERS`. The first process serves queue 0. A claiming
 //! child takes the lowest queue that nobody serves, that the first process serves, or whose
-//! process is gone. The first process then closes its AF_XDP socket and stops serving (a
-//! master that only supervises steals no traffic); the child's socket binds once the
-//! kernel released the old one (a few milliseconds; bounded retries).
+//! process is gone, else takes one over in turn. The process that served it then closes its
+//! AF_XDP socket and stops serving (a master that only supervises steals no traffic); the
+//! child's socket binds once the kernel released the old one (a few milliseconds; bounded
+//! retries). docs/posix.md, "Processes", has the whole model and its limits.
 
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
