@@ -302,6 +302,8 @@ fn recreate(
 ) {
     let now = xdptcp::clock::now();
     let fds: Vec<RawFd> = tables.socks.keys().copied().collect();
+    // An SO_REUSEPORT group listens once: port -> the listener its members share.
+    let mut groups = std::collections::HashMap::new();
     for fd in fds {
         let Some(mut s) = tables.socks.remove(&fd) else {
             continue;
@@ -324,14 +326,19 @@ fn recreate(
         if let SockKind::Listener { backlog, .. } = s.kind {
             let port = s.local.map_or(0, |l| l.port());
             let iface = &mut stack.workers[0].iface;
-            match iface.app_io(now).listen(port, backlog) {
+            let id = match groups.get(&port) {
+                Some(&id) => Ok(id),
+                None => iface.app_io(now).listen(port, backlog),
+            };
+            match id {
                 Ok(id) => {
                     s.kind = SockKind::Listener {
                         id,
                         queue: Default::default(),
                         backlog,
                     };
-                    app.listeners.insert(id, fd);
+                    app.listeners.entry(id).or_default().push(fd);
+                    groups.insert(port, id);
                     let _ = stack.steering_mut().add_listen(addr, port);
                 }
                 Err(e) => {

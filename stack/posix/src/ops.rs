@@ -191,8 +191,12 @@ pub fn bind(fd: RawFd, a: SocketAddrV4) -> Option<R> {
         Ok(l) => l,
         Err(e) => return Some(Err(e)),
     };
+    // SO_REUSEPORT on every socket of the port (set before bind, as Linux asks) shares it.
+    let reuse = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT) != 0;
     let taken = inner.app.socks.values().any(|s| {
-        s.local.is_some_and(|l| l.port() == a.port()) && !matches!(s.kind, SockKind::Conn(_))
+        s.local.is_some_and(|l| l.port() == a.port())
+            && !matches!(s.kind, SockKind::Conn(_))
+            && !(reuse && s.opts.reuseport)
     });
     if taken {
         return Some(Err(libc::EADDRINUSE));
@@ -227,13 +231,30 @@ pub fn listen(fd: RawFd, backlog: c_int) -> R {
         SockKind::Conn(_) => return Err(libc::EINVAL),
         SockKind::Bound => s.local.map_or(0, |l| l.port()),
     };
-    let id = iface.app_io(now).listen(port, backlog).map_err(errno_of)?;
+    // An SO_REUSEPORT group: the port's endpoint listener is shared (bind let only
+    // SO_REUSEPORT sockets share the port).
+    let group = app.socks.iter().find_map(|(&o, os)| match os.kind {
+        SockKind::Listener { id, .. } if o != fd && os.local.is_some_and(|l| l.port() == port) => {
+            Some(id)
+        }
+        _ => None,
+    });
+    let id = match group {
+        Some(id) => id,
+        None => iface.app_io(now).listen(port, backlog).map_err(errno_of)?,
+    };
+    let Some(s) = app.sock_mut(fd) else {
+        return Err(libc::EBADF);
+    };
     s.kind = SockKind::Listener {
         id,
         queue: Default::default(),
         backlog,
     };
-    app.listeners.insert(id, fd);
+    app.listeners.entry(id).or_default().push(fd);
+    if group.is_some() {
+        return Ok(0);
+    }
     if let Err(e) = inner.stack.steering_mut().add_listen(local, port) {
         eprintln!("xdptcp: steering port {port}: {e}");
         let (iface, app) = inner.split();
@@ -773,7 +794,11 @@ pub fn release(fd: RawFd) -> R {
                 }
             }
             SockKind::Listener { id, queue, .. } => {
-                app.listeners.remove(&id);
+                // The last socket of an SO_REUSEPORT group closes the endpoint's listener.
+                let last = app.listeners.get_mut(&id).is_none_or(|g| {
+                    g.retain(|&m| m != fd);
+                    g.is_empty()
+                });
                 for c in queue {
                     // Linux resets connections nobody accepted.
                     let _ = io.abort(c);
@@ -784,8 +809,11 @@ pub fn release(fd: RawFd) -> R {
                         }
                     }
                 }
-                iface.endpoint_mut().unlisten(now, id);
-                unsteer = s.local.map(|l| l.port());
+                if last {
+                    app.listeners.remove(&id);
+                    iface.endpoint_mut().unlisten(now, id);
+                    unsteer = s.local.map(|l| l.port());
+                }
             }
         }
     }

@@ -141,7 +141,9 @@ pub struct Reg {
 pub struct Posix {
     pub socks: HashMap<RawFd, Sock>,
     pub conns: HashMap<ConnId, ConnRec>,
-    pub listeners: HashMap<ListenerId, RawFd>,
+    /// The endpoint's listeners and the sockets listening through each: one, or an
+    /// SO_REUSEPORT group sharing the port (new connections spread by their flow hash).
+    pub listeners: HashMap<ListenerId, Vec<RawFd>>,
     /// fd -> its epoll registrations (stack sockets and undecided ones, to move them along).
     pub regs: HashMap<RawFd, Vec<Reg>>,
     /// Connections reset because a listener's queue was full.
@@ -227,7 +229,11 @@ impl Posix {
                 }
             }
             SockKind::Listener { id, .. } => {
-                self.listeners.insert(*id, np);
+                for m in self.listeners.get_mut(id).into_iter().flatten() {
+                    if *m == fd {
+                        *m = np;
+                    }
+                }
             }
             SockKind::Bound => {}
         }
@@ -301,6 +307,23 @@ impl Posix {
     }
 }
 
+/// The member of an SO_REUSEPORT group of `n` sockets a new connection goes to: its flow
+/// hash scaled to `n` (Linux's `reciprocal_scale` of the flow hash), so connections spread.
+pub fn reuseport_pick(t: Option<xdptcp::tcp::FourTuple>, n: usize) -> usize {
+    let Some(t) = t.filter(|_| n > 1) else {
+        return 0;
+    };
+    let mut h =
+        u32::from(t.remote_addr) ^ (u32::from(t.remote_port) << 16 | u32::from(t.local_port));
+    // A 32-bit finaliser (murmur3's): every input bit moves the top bits.
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    ((u64::from(h) * n as u64) >> 32) as usize
+}
+
 /// Linux `tcp_poll` for a connection.
 pub fn conn_ready(io: &AppIo<'_>, c: ConnId, r: &ConnRec) -> u32 {
     let mut m = 0;
@@ -328,7 +351,12 @@ impl App for Posix {
     fn on_event(&mut self, io: &mut AppIo<'_>, c: ConnId, ev: AppEvent) {
         match ev {
             AppEvent::Accepted(l) => {
-                let Some(&lfd) = self.listeners.get(&l) else {
+                let Some(lfd) = self
+                    .listeners
+                    .get(&l)
+                    .and_then(|g| g.get(reuseport_pick(io.tuple(c), g.len())))
+                    .copied()
+                else {
                     let _ = io.abort(c);
                     return;
                 };
@@ -901,6 +929,27 @@ mod tests {
         // The last close returns it.
         assert!(matches!(p.remove_fd(12).map(|s| s.kind), Some(SockKind::Conn(x)) if x == c));
         assert!(p.socks.is_empty() && p.alias.is_empty() && p.aliases.is_empty());
+    }
+
+    /// SO_REUSEPORT: a flow always goes to the same member, every member gets flows, and a
+    /// group of one (or a connection without a tuple) takes member 0.
+    #[test]
+    fn reuseport_spreads_flows_over_the_group() {
+        let t = |port| xdptcp::tcp::FourTuple {
+            local_addr: LOCAL,
+            local_port: 80,
+            remote_addr: Ipv4Addr::new(198, 18, 0, 2),
+            remote_port: port,
+        };
+        let mut seen = [0usize; 3];
+        for p in 40000..40300 {
+            let i = reuseport_pick(Some(t(p)), 3);
+            assert_eq!(i, reuseport_pick(Some(t(p)), 3));
+            seen[i] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+        assert_eq!(reuseport_pick(Some(t(1)), 1), 0);
+        assert_eq!(reuseport_pick(None, 4), 0);
     }
 
     #[test]

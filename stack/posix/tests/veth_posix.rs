@@ -641,6 +641,64 @@ fn server_semantics(pair: &VethPair, mut c: Command) -> (Vec<String>, Vec<String
     (lines, seen)
 }
 
+/// tests/py/reuseport.py with the Linux client: its lines and what the client saw.
+fn reuseport(pair: &VethPair, mut c: Command) -> Vec<String> {
+    const N: usize = 32;
+    c.args([
+        "python3",
+        &script("reuseport.py"),
+        &STACK_ADDR.to_string(),
+        "6100",
+        &N.to_string(),
+    ]);
+    let mut srv = Proc::spawn(c);
+    let mut lines = srv.lines_until("ready: 1");
+    let addr = SocketAddr::from((STACK_ADDR, 6100));
+    // Connections from distinct source ports (distinct flows); held until the server has
+    // accepted them all.
+    let connect = |n: usize| {
+        pair.in_peer(move || {
+            (0..n)
+                .map(|_| TcpStream::connect_timeout(&addr, WAIT).expect("connect"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap()
+    };
+    let held = connect(N);
+    srv.say("");
+    lines.extend(srv.lines_until("ready: 2"));
+    drop(held);
+    let held = connect(4);
+    srv.say("");
+    lines.extend(srv.lines_until("done: 1"));
+    drop(held);
+    lines
+}
+
+/// SO_REUSEPORT: two listening sockets of one process share a port and the connections spread
+/// over both, as on the kernel; closing one leaves the port to the other.
+#[test]
+fn reuseport_matches_the_kernel() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let kernel = reuseport(&pair, in_ns(&pair.stack_ns, &[]));
+    let stack = reuseport(&pair, on_stack(&pair, &[]));
+    for l in [
+        "second_reuse_first_not: EADDRINUSE",
+        "second_without_reuse: EADDRINUSE",
+        "both_reuse: ok",
+        "accepted: 32",
+        "spread_over_both: True",
+        "after_close: [4]",
+    ] {
+        assert!(
+            kernel.iter().any(|k| k == l),
+            "kernel output lacks {l:?}: {kernel:#?}"
+        );
+    }
+    assert_eq!(kernel, stack, "reuseport.py (kernel vs stack)");
+}
+
 #[test]
 fn server_call_semantics_match_the_kernel() {
     require_root();
