@@ -354,3 +354,29 @@ fn recreate(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Queue claims: the first process's queue first, then free queues, then a dead
+    /// process's queue, and when every queue is served by a live process, take-overs in turn.
+    #[test]
+    fn claims_take_the_origins_then_free_then_dead_then_turns() {
+        let origin = std::process::id() as i32;
+        let t = QueueTable::new(origin).unwrap();
+        let (a, b, c) = (1, 2, 3); // init and kthreadd: alive
+        let dead = 0x3fff_fff0; // above any pid_max
+        assert!(t.serves(0, origin));
+        assert_eq!(t.claim(2, a), 0);
+        assert!(!t.serves(0, origin) && t.serves(0, a));
+        assert_eq!(t.claim(2, b), 1);
+        assert_eq!(t.claim(2, c), 0, "every queue served: take-over in turn");
+        assert_eq!(t.claim(2, a), 1);
+        t.owner[1].store(dead, Ordering::Relaxed);
+        assert_eq!(t.claim(2, b), 1, "a dead process's queue is free");
+        assert!(!t.alone(origin, 2), "workers serve beside the origin");
+        let solo = QueueTable::new(origin).unwrap();
+        assert!(solo.alone(origin, 1));
+    }
+}
