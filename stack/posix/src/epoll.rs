@@ -62,10 +62,13 @@ pub unsafe fn ctl(epfd: RawFd, op: c_int, fd: RawFd, ev: *mut epoll_event) -> Re
         return Err(libc::EFAULT);
     }
     let stack = fdtab::kind(fd) == Kind::Stack;
-    if op == libc::EPOLL_CTL_DEL && !g.lock().live() {
+    let mut inner = g.lock();
+    if !inner.live() {
         // A process whose queue a worker process took over may still unregister (nginx's
         // old worker on reload).
-        let mut inner = g.lock();
+        if op != libc::EPOLL_CTL_DEL {
+            return Err(crate::state::not_live());
+        }
         let regs = inner.app.regs.entry(fd).or_default();
         let pos = regs
             .iter()
@@ -76,7 +79,6 @@ pub unsafe fn ctl(epfd: RawFd, op: c_int, fd: RawFd, ev: *mut epoll_event) -> Re
         unsafe { real::epoll_ctl(epfd, op, fd, std::ptr::null_mut()) };
         return Ok(0);
     }
-    let mut inner = g.lock_live()?;
     let now = xdptcp::clock::now();
     let (iface, app) = inner.split();
     let regs = app.regs.entry(fd).or_default();

@@ -532,12 +532,18 @@ impl Global {
             return Ok(l);
         }
         drop(l);
-        crate::ops::warn_once(
-            "this process's queue is served by a forked worker process now: its stack sockets \
-             only close (EOPNOTSUPP)",
-        );
-        Err(libc::EOPNOTSUPP)
+        Err(not_live())
     }
+}
+
+/// The errno (with one line on stderr) of a call on a stack socket of a process that does
+/// not serve its queue any more.
+pub fn not_live() -> i32 {
+    crate::ops::warn_once(
+        "this process's queue is served by a forked worker process now: its stack sockets \
+         only close (EOPNOTSUPP)",
+    );
+    libc::EOPNOTSUPP
 }
 
 static CONFIG: OnceLock<Option<Config>> = OnceLock::new();
