@@ -410,6 +410,24 @@ fn nginx_serves_static_files_through_the_stack() {
     }
 }
 
+/// An nginx master (`ip netns exec` execs it: the child is the master). Stopped with SIGTERM
+/// on drop, also on a failed assertion: the master stops its workers, then exits (waited for,
+/// bounded); killing the master alone would leave its workers running.
+struct Master(Proc);
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        let pid = self.0.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.0.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 /// nginx's stock process model (`master_process on`): the master creates the listener, then
 /// forks `workers` worker processes on a `queues`-queue veth; each claims a queue of its own
 /// (its own stack, the inherited listener re-created there) and the master stops serving.
@@ -442,11 +460,11 @@ fn nginx_with_worker_processes(queues: u32, workers: usize) {
            server {{ listen {STACK_ADDR}:8080; root {d}/www; add_header X-Pid $pid; }} }}\n"
     );
     std::fs::write(dir.0.join("nginx.conf"), conf).unwrap();
-    let _nginx = Proc::spawn(on_stack_workers(
+    let _nginx = Master(Proc::spawn(on_stack_workers(
         &pair,
         workers,
         &["nginx", "-c", &format!("{d}/nginx.conf"), "-p", &d],
-    ));
+    )));
     let log = || std::fs::read_to_string(dir.0.join("error.log")).unwrap_or_default();
     let url = |f: &str| format!("http://{STACK_ADDR}:8080/{f}");
     let curl = |args: &[&str]| -> Vec<u8> {
