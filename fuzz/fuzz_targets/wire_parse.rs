@@ -14,12 +14,12 @@ use libfuzzer_sys::fuzz_target;
 use xdptcp_core::wire::icmpv6::Icmpv6ErrorRepr;
 use xdptcp_core::wire::ipv6::{self, walk_extensions};
 use xdptcp_core::wire::{
-    emit_tcp6_frame, parse_any_tcp_frame_with, parse_icmpv6_error_frame, parse_tcp6_frame_with,
-    tcp6_frame_len, AnyTcpFrame, Icmpv6Packet, Ipv6Packet, Ipv6Repr,
+    checksum, emit_tcp_frame, parse_tcp_frame, parse_tcp_frame_with, tcp_frame_len, ArpPacket,
+    ArpRepr, EthernetFrame, EthernetRepr, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr,
 };
 use xdptcp_core::wire::{
-    checksum, emit_tcp_frame, parse_tcp_frame, parse_tcp_frame_with, tcp_frame_len, ArpPacket, ArpRepr,
-    EthernetFrame, EthernetRepr, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr,
+    emit_tcp6_frame, parse_any_tcp_frame_with, parse_icmpv6_error_frame, parse_tcp6_frame_with,
+    tcp6_frame_len, AnyTcpFrame, Icmpv6Packet, Ipv6Packet, Ipv6Repr,
 };
 
 const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -75,8 +75,18 @@ fn frame6_round_trip(frame: &[u8], verify: bool) {
     assert_eq!(g.eth, f.eth);
     same_segment(&g.tcp, &f.tcp);
     assert_eq!(
-        (g.ip.src_addr, g.ip.dst_addr, g.ip.hop_limit, g.ip.flow_label),
-        (f.ip.src_addr, f.ip.dst_addr, f.ip.hop_limit, f.ip.flow_label)
+        (
+            g.ip.src_addr,
+            g.ip.dst_addr,
+            g.ip.hop_limit,
+            g.ip.flow_label
+        ),
+        (
+            f.ip.src_addr,
+            f.ip.dst_addr,
+            f.ip.hop_limit,
+            f.ip.flow_label
+        )
     );
     assert_eq!(g.ip.payload_len, f.tcp.buffer_len());
 }
@@ -130,7 +140,13 @@ fn icmpv6_error(frame: &[u8], l3: &[u8], verify: bool) {
         let _ = (e.icmp.error, e.icmp.quoted);
     }
     if let Ok(p) = Icmpv6Packet::new_checked(l3) {
-        let _ = (p.msg_type(), p.code(), p.checksum(), p.rest(), p.data().len());
+        let _ = (
+            p.msg_type(),
+            p.code(),
+            p.checksum(),
+            p.rest(),
+            p.data().len(),
+        );
         let _ = p.verify_checksum(SRC6, DST6);
     }
     let _ = Icmpv6ErrorRepr::parse(&Icmpv6Packet::new_unchecked(l3), SRC6, DST6, verify);

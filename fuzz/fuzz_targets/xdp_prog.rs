@@ -270,8 +270,8 @@ fn structured6(b: &mut Bytes) -> Vec<u8> {
             3 => (43, vec![0, 0, b.u8() & 7, b.u8() & 1, 0, 0, 0, 0]), // routing
             4 => {
                 let w = match (k >> 3) & 3 {
-                    0 => 0,      // atomic
-                    1 => 1,      // first fragment
+                    0 => 0,       // atomic
+                    1 => 1,       // first fragment
                     _ => b.u16(), // any
                 };
                 let mut h = vec![0, 0];
@@ -304,7 +304,11 @@ fn structured6(b: &mut Bytes) -> Vec<u8> {
         }
         2 => {
             // ICMPv6 error (or any type) quoting TCP from the stack, possibly cut short.
-            let t = if kind & 4 != 0 { b.u8() } else { 1 + (kind >> 3) % 3 };
+            let t = if kind & 4 != 0 {
+                b.u8()
+            } else {
+                1 + (kind >> 3) % 3
+            };
             let mut m = vec![t, b.u8(), 0, 0, 0, 0, 0x05, 0x00];
             m.extend_from_slice(&[0x60, 0, 0, 0, 0x05, 0x00, 6, 64]);
             m.extend_from_slice(&STACK6.octets());
@@ -344,7 +348,9 @@ fn structured6(b: &mut Bytes) -> Vec<u8> {
     debug_assert!(upper_at <= body.len());
     let plen = match skew >> 6 {
         0..=2 => body.len() as u16,
-        _ => (body.len() as u16).wrapping_add(b.u8() as u16).wrapping_sub(128),
+        _ => (body.len() as u16)
+            .wrapping_add(b.u8() as u16)
+            .wrapping_sub(128),
     };
     let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x86, 0xdd];
     f.extend_from_slice(&[version << 4, 0, 0, 0]);
@@ -445,13 +451,19 @@ fn stack_port(port: u16) -> bool {
 fn agrees_with_wire6(frame: &[u8], d: &Counters) {
     if let Ok(f) = parse_tcp6_frame_with(frame, false) {
         if f.ip.dst_addr == STACK6 && stack_port(f.tcp.dst_port) {
-            assert_eq!(d.no_socket, 1, "wire accepts, XDP did not steer: {d:?}\n{frame:02x?}");
+            assert_eq!(
+                d.no_socket, 1,
+                "wire accepts, XDP did not steer: {d:?}\n{frame:02x?}"
+            );
         }
     }
     if let Ok(e) = parse_icmpv6_error_frame(frame, false) {
         let q = e.icmp.quoted;
         if q.src_addr == STACK6 && stack_port(q.src_port) {
-            assert_eq!(d.no_socket, 1, "wire accepts, XDP did not steer: {d:?}\n{frame:02x?}");
+            assert_eq!(
+                d.no_socket, 1,
+                "wire accepts, XDP did not steer: {d:?}\n{frame:02x?}"
+            );
         }
     }
 }
