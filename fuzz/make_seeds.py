@@ -117,7 +117,7 @@ QUOTE = ipv6(tcp6(8080, 45678, 0xa1b2c3d4, 1, 0x18, payload=b"a" * 8, src=B6, ds
 frames6 = {
     "v6-linux-syn": eth(ipv6(tcp6(45678, 8080, 0x12345678, 0, 0x02, LINUX_SYN_OPTS)), 0x86dd),
     "v6-ack-data": eth(ipv6(tcp6(45678, 8080, 1, 2, 0x18, TS, b"hello, world")), 0x86dd),
-    "v6-exts": eth(ipv6(tcp6(45678, 8080, 1, 2, 0x10), exts=[(0, PADN), (60, PADN), (43, bytes([0, 0, 4, 0, 0, 0, 0, 0])), (44, bytes(8))]), 0x86dd),
+    "v6-exts": eth(ipv6(tcp6(45678, 8080, 1, 2, 0x10), exts=[(0, PADN), (60, PADN), (43, bytes([0, 0, 0, 0, 0, 0, 0, 0])), (44, bytes(8))]), 0x86dd),
     "v6-nine-exts": eth(ipv6(tcp6(45678, 8080, 1, 2, 0x10), exts=[(60, PADN)] * 9), 0x86dd),
     "v6-first-fragment": eth(ipv6(tcp6(45678, 8080, 1, 2, 0x10, payload=b"x" * 16), exts=[(44, bytes([0, 0, 0, 1, 0, 0, 0, 7]))]), 0x86dd),
     "v6-later-fragment": eth(ipv6(b"y" * 24, exts=[(44, bytes([0, 0, 0x05, 0xc8, 0, 0, 0, 7]))]), 0x86dd),

@@ -253,7 +253,7 @@ fn classification_table() {
                     exts: vec![
                         (NH_HOP, opts()),
                         (NH_DEST, opts()),
-                        (NH_ROUTING, vec![0, 0, 4, 0, 0, 0, 0, 0]),
+                        (NH_ROUTING, vec![0, 0, 0, 0, 0, 0, 0, 0]),
                         (NH_FRAGMENT, frag(0, false)),
                     ],
                     ..Default::default()

@@ -9,11 +9,16 @@
 //!   "unknown next header 0" parameter problem);
 //! - hop-by-hop and destination options: each option's type says what to do with an unknown
 //!   one (RFC 8200 §4.2): skip (00) or discard (01, 10, 11: `Unsupported`); the only option
-//!   known here is Router Alert (RFC 2711), which a host ignores. Jumbo payloads (RFC 2675,
-//!   type 0xC2, action 11) are therefore discarded. Padding as Linux checks it
-//!   (`ip6_parse_tlv`): PadN carries zeros, at most 7 padding bytes in a row (RFC 4942 §2.1.9.5);
-//! - a routing header with segments left 0 is skipped; one with segments left is
-//!   `Unsupported` (a host does not forward; RFC 8200 §4.4, RFC 5095 for type 0);
+//!   known here is Router Alert (RFC 2711; its length must be 2), which a host ignores. Jumbo
+//!   payloads (RFC 2675, type 0xC2, action 11; impossible on Ethernet) are therefore
+//!   discarded. As Linux's `ip6_parse_tlv` with its defaults: PadN carries zeros, at most 7
+//!   padding bytes in a row (RFC 4942 §2.1.9.5), at most 8 other options per header
+//!   (`max_hbh_opts_cnt`, `max_dst_opts_cnt`; more: `Unsupported`);
+//! - a routing header with segments left is `Unsupported` (a host does not forward;
+//!   RFC 8200 §4.4, RFC 5095 for type 0); so are types 2 (Mobile IPv6), 3 (RPL) and
+//!   4 (segment routing) even with segments left 0, which Linux drops with its defaults
+//!   (`seg6_enabled`, `rpl_seg_enabled` off; `ipv6_rthdr_rcv`); other types with segments
+//!   left 0 are skipped;
 //! - a fragment header (RFC 8200 §4.5): an atomic fragment (offset 0, M clear) is processed
 //!   as a whole packet (RFC 6946, as Linux does); a real fragment is not reassembled and
 //!   [`Ipv6Repr::parse`] rejects it as `Unsupported`, like an IPv4 fragment. The XDP program
@@ -241,8 +246,8 @@ pub fn walk_extensions(first: u8, payload: &[u8]) -> Result<UpperLayer> {
             }
             NEXT_ROUTING => {
                 let len = ext_len(hdr)?; // >= 8
-                if hdr[3] != 0 {
-                    return Err(Error::Unsupported); // segments left: not a router
+                if hdr[3] != 0 || matches!(hdr[2], 2..=4) {
+                    return Err(Error::Unsupported); // segments left, or MIPv6/RPL/SRH
                 }
                 len
             }
@@ -301,14 +306,19 @@ const OPT_PAD1: u8 = 0;
 const OPT_PADN: u8 = 1;
 /// Option type of Router Alert (RFC 2711), hop-by-hop only.
 const OPT_ROUTER_ALERT: u8 = 5;
+/// Most non-padding options in one options header (Linux's `max_hbh_opts_cnt` and
+/// `max_dst_opts_cnt` defaults).
+const MAX_OPTIONS: usize = 8;
 
 /// Checks the TLV-encoded options of a hop-by-hop or destination options header as Linux's
 /// `ip6_parse_tlv` does for a host: an option overrunning the header is `Malformed`, PadN
-/// with non-zero data or more than 7 padding bytes in a row are `Malformed`, an unknown
-/// option whose action bits are not 00 is `Unsupported` (RFC 8200 §4.2: discard).
+/// with non-zero data, more than 7 padding bytes in a row or a Router Alert whose length is
+/// not 2 are `Malformed`; an unknown option whose action bits are not 00 (RFC 8200 §4.2:
+/// discard) and more than [`MAX_OPTIONS`] options are `Unsupported`.
 fn check_options(opts: &[u8], hop_by_hop: bool) -> Result<()> {
     let mut i = 0;
     let mut pad = 0;
+    let mut count = 0;
     while i < opts.len() {
         let t = opts[i];
         if t == OPT_PAD1 {
@@ -329,8 +339,15 @@ fn check_options(opts: &[u8], hop_by_hop: bool) -> Result<()> {
                 pad += end - i;
             } else {
                 pad = 0;
-                let known = hop_by_hop && t == OPT_ROUTER_ALERT && l == 2;
-                if !known && t >> 6 != 0 {
+                count += 1;
+                if count > MAX_OPTIONS {
+                    return Err(Error::Unsupported);
+                }
+                let router_alert = hop_by_hop && t == OPT_ROUTER_ALERT;
+                if router_alert && l != 2 {
+                    return Err(Error::Malformed);
+                }
+                if !router_alert && t >> 6 != 0 {
                     return Err(Error::Unsupported);
                 }
             }

@@ -139,7 +139,7 @@ fn extension_headers_skipped() {
     // Hop-by-hop (PadN, Router Alert), destination options, routing with segments left 0,
     // atomic fragment: the TCP segment and its checksum are found behind them.
     let ra: [u8; 6] = [5, 2, 0, 0, 1, 0]; // Router Alert, then Pad1 Pad1 (RFC 2711)
-    let routing = vec![0, 0, 4, 0, 0, 0, 0, 0]; // type 4 (SRH), segments left 0
+    let routing = vec![0, 0, 0, 0, 0, 0, 0, 0]; // type 0, segments left 0
     let b = with_exts(&[
         (NEXT_HOP_BY_HOP, opts_hdr(ra)),
         (NEXT_DEST_OPTS, opts_hdr(PADN4)),
@@ -212,11 +212,49 @@ fn malformed_options() {
 }
 
 #[test]
-fn routing_with_segments_left_rejected() {
+fn routing_headers() {
     for t in [0u8, 2, 3, 4, 200] {
         let b = with_exts(&[(NEXT_ROUTING, vec![0, 0, t, 1, 0, 0, 0, 0])]);
-        assert_eq!(parse(&b), Err(Error::Unsupported), "type {t}");
+        assert_eq!(
+            parse(&b),
+            Err(Error::Unsupported),
+            "type {t}, segments left 1"
+        );
     }
+    // Segments left 0: Mobile IPv6, RPL and segment routing headers are dropped as Linux
+    // does by default; other types are skipped.
+    for (t, want) in [
+        (0u8, Ok(syn_ip_repr(40))),
+        (2, Err(Error::Unsupported)),
+        (3, Err(Error::Unsupported)),
+        (4, Err(Error::Unsupported)),
+        (5, Ok(syn_ip_repr(40))),
+        (253, Ok(syn_ip_repr(40))),
+    ] {
+        let b = with_exts(&[(NEXT_ROUTING, vec![0, 0, t, 0, 0, 0, 0, 0])]);
+        assert_eq!(parse(&b), want, "type {t}, segments left 0");
+    }
+}
+
+#[test]
+fn option_count_and_router_alert_length() {
+    // 8 skippable options (type 0x1e, empty) fit Linux's max_dst_opts_cnt; 9 do not.
+    let hdr = |n: usize| {
+        let mut h = vec![0, 0];
+        for _ in 0..n {
+            h.extend_from_slice(&[0x1e, 0]);
+        }
+        while h.len() % 8 != 0 {
+            h.push(0); // Pad1
+        }
+        h[1] = (h.len() / 8 - 1) as u8;
+        (NEXT_DEST_OPTS, h)
+    };
+    assert_eq!(parse(&with_exts(&[hdr(8)])), Ok(syn_ip_repr(40)));
+    assert_eq!(parse(&with_exts(&[hdr(9)])), Err(Error::Unsupported));
+    // Router Alert with a length other than 2 (Linux's ipv6_hop_ra drops it).
+    let b = with_exts(&[(NEXT_HOP_BY_HOP, opts_hdr([5, 4, 0, 0, 0, 0]))]);
+    assert_eq!(parse(&b), Err(Error::Malformed));
 }
 
 #[test]
