@@ -82,6 +82,60 @@ put("xdp_prog", "later-fragment", structured(frag=(4 << 5) | 3))
 put("xdp_prog", "bad-checksums", structured(bad=3))
 put("xdp_prog", "ephemeral-port", structured(sel=2 << 2, ip_opts=b"", tcp_opts=b"") [:5] + [0x9c, 0x40] + structured()[5:])
 
+# IPv6 (2001:2::/48): the same formats. wire_parse and raw xdp_prog frames, and structured
+# IPv6 scripts for xdp_prog (byte 0 = 3): shape (extension header count), sel, one byte per
+# extension header, kind, ... See structured6() in fuzz_targets/xdp_prog.rs.
+A6 = bytes.fromhex("20010002000000000000000000000002")
+B6 = bytes.fromhex("20010002000000000000000000000001")
+R6 = bytes.fromhex("200100020000000000000000000000fe")
+
+def tcp6(sport, dport, seq, ack, flags, opts=b"", payload=b"", src=A6, dst=B6):
+    while len(opts) % 4:
+        opts += b"\0"
+    h = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, (5 + len(opts) // 4) << 4, flags, 64800, 0, 0) + opts
+    seg = h + payload
+    c = csum(src + dst + struct.pack("!IxxxB", len(seg), 6) + seg)
+    return seg[:16] + struct.pack("!H", c) + seg[18:]
+
+def ipv6(payload, nh=6, exts=(), src=A6, dst=B6):
+    """exts: (type, header bytes) in order; each header's first byte is chained here."""
+    body = b""
+    for i, (_, h) in enumerate(exts):
+        nxt = exts[i + 1][0] if i + 1 < len(exts) else nh
+        body += bytes([nxt]) + h[1:]
+    first = exts[0][0] if exts else nh
+    body += payload
+    return struct.pack("!IHBB", 0x6005b3a1, len(body), first, 64) + src + dst + body
+
+def icmp6(t, code, rest, data, src=R6, dst=B6):
+    m = struct.pack("!BBHI", t, code, 0, rest) + data
+    c = csum(src + dst + struct.pack("!IxxxB", len(m), 58) + m)
+    return m[:2] + struct.pack("!H", c) + m[4:]
+
+PADN = bytes([0, 0, 1, 4, 0, 0, 0, 0])
+QUOTE = ipv6(tcp6(8080, 45678, 0xa1b2c3d4, 1, 0x18, payload=b"a" * 8, src=B6, dst=A6), src=B6, dst=A6)[:40 + 28]
+frames6 = {
+    "v6-linux-syn": eth(ipv6(tcp6(45678, 8080, 0x12345678, 0, 0x02, LINUX_SYN_OPTS)), 0x86dd),
+    "v6-ack-data": eth(ipv6(tcp6(45678, 8080, 1, 2, 0x18, TS, b"hello, world")), 0x86dd),
+    "v6-exts": eth(ipv6(tcp6(45678, 8080, 1, 2, 0x10), exts=[(0, PADN), (60, PADN), (43, bytes([0, 0, 0, 0, 0, 0, 0, 0])), (44, bytes(8))]), 0x86dd),
+    "v6-nine-exts": eth(ipv6(tcp6(45678, 8080, 1, 2, 0x10), exts=[(60, PADN)] * 9), 0x86dd),
+    "v6-first-fragment": eth(ipv6(tcp6(45678, 8080, 1, 2, 0x10, payload=b"x" * 16), exts=[(44, bytes([0, 0, 0, 1, 0, 0, 0, 7]))]), 0x86dd),
+    "v6-later-fragment": eth(ipv6(b"y" * 24, exts=[(44, bytes([0, 0, 0x05, 0xc8, 0, 0, 0, 7]))]), 0x86dd),
+    "v6-packet-too-big": eth(ipv6(icmp6(2, 0, 1400, QUOTE), nh=58, src=R6), 0x86dd),
+    "v6-port-unreachable": eth(ipv6(icmp6(1, 4, 0, QUOTE, src=A6), nh=58), 0x86dd),
+    "v6-neighbour-solicitation": eth(ipv6(icmp6(135, 0, 0, B6, src=A6), nh=58), 0x86dd),
+}
+for name, f in frames6.items():
+    put("wire_parse", name, [2] + list(f))
+    put("wire_parse", name + "-fix", [3] + list(f))
+    put("xdp_prog", "raw-" + name, [0] + list(f))
+put("xdp_prog", "v6-syn", [3, 0, 0, 0, 1, 2, 3, 4, 0x02])
+put("xdp_prog", "v6-exts", [3, 4, 0, 0, 1, 3, 4, 0, 4, 0, 1, 2, 3, 4, 0x10])
+put("xdp_prog", "v6-nine-exts", [3, 9, 0] + [7] * 9 + [0, 1, 2, 3, 4, 0x10])
+put("xdp_prog", "v6-first-fragment", [3, 1, 0, 0x0c, 0, 1, 2, 3, 4, 0x10])
+put("xdp_prog", "v6-packet-too-big", [3, 0, 0, 0x0a, 0] + [0] * 14)
+put("xdp_prog", "v6-dest-unreachable-ephemeral", [3, 0, 0, 0x4a, 4, 0, 7] + [0] * 14)
+
 # endpoint: config (2 bytes), then ops. A peer segment is
 # [op 0, sel, flags, seq delta, ack delta, window, options, len, keep].
 def seg(sel=0, flags=0x10, sd=0, ad=0, win=0x80, opts=0, ln=0, extra=b"", keep=0):

@@ -3,19 +3,29 @@
 //!
 //! Input: byte 0 is a mode (bit 0: fix the IPv4 and TCP checksums first, so the fuzzer gets
 //! past them; bit 1: verify the TCP checksum in the frame parser), the rest is an Ethernet
-//! frame. The same bytes also go to the IPv4, TCP and ARP parsers directly.
+//! frame. The same bytes also go to the IPv4, TCP and ARP parsers directly, and to the IPv6
+//! ones (IPv6 header and extension-header walk, TCP over IPv6, ICMPv6 errors; bit 0 also
+//! fixes the TCP or ICMPv6 checksum of an IPv6 frame).
 #![no_main]
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use libfuzzer_sys::fuzz_target;
+use xdptcp_core::wire::icmpv6::Icmpv6ErrorRepr;
+use xdptcp_core::wire::ipv6::{self, walk_extensions};
 use xdptcp_core::wire::{
-    emit_tcp_frame, parse_tcp_frame, parse_tcp_frame_with, tcp_frame_len, ArpPacket, ArpRepr,
-    EthernetFrame, EthernetRepr, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr,
+    checksum, emit_tcp_frame, parse_tcp_frame, parse_tcp_frame_with, tcp_frame_len, ArpPacket,
+    ArpRepr, EthernetFrame, EthernetRepr, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr,
+};
+use xdptcp_core::wire::{
+    emit_tcp6_frame, parse_any_tcp_frame_with, parse_icmpv6_error_frame, parse_tcp6_frame_with,
+    tcp6_frame_len, AnyTcpFrame, Icmpv6Packet, Ipv6Packet, Ipv6Repr,
 };
 
 const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const DST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const SRC6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
+const DST6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, frame)) = data.split_first() else {
@@ -24,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
     let mut frame = frame.to_vec();
     if mode & 1 != 0 {
         fix_checksums(&mut frame);
+        fix_checksums6(&mut frame);
     }
     frame_round_trip(&frame, mode & 2 != 0);
     ethernet_round_trip(&frame);
@@ -35,7 +46,157 @@ fuzz_target!(|data: &[u8]| {
         tcp_round_trip(p.payload());
     }
     arp_round_trip(l3);
+    frame6_round_trip(&frame, mode & 2 != 0);
+    any_frame_agrees(&frame, mode & 2 != 0);
+    ipv6_round_trip(l3);
+    icmpv6_error(&frame, l3, mode & 2 != 0);
+    tcp6_round_trip(l3.get(40..).unwrap_or(&[]));
+    tcp6_round_trip(&frame);
 });
+
+/// Ethernet + IPv6 + TCP in one call; the re-emitted frame (no extension headers, traffic
+/// class 0) parses to the same meaning.
+fn frame6_round_trip(frame: &[u8], verify: bool) {
+    let Ok(f) = parse_tcp6_frame_with(frame, verify) else {
+        return;
+    };
+    let mut buf = vec![0u8; tcp6_frame_len(&f.tcp)];
+    let n = emit_tcp6_frame(
+        &mut buf,
+        &f.eth,
+        f.ip.src_addr,
+        f.ip.dst_addr,
+        f.ip.hop_limit,
+        f.ip.flow_label,
+        &f.tcp,
+    );
+    assert_eq!(n, buf.len());
+    let g = parse_tcp6_frame_with(&buf, true).expect("an emitted IPv6 frame parses");
+    assert_eq!(g.eth, f.eth);
+    same_segment(&g.tcp, &f.tcp);
+    assert_eq!(
+        (
+            g.ip.src_addr,
+            g.ip.dst_addr,
+            g.ip.hop_limit,
+            g.ip.flow_label
+        ),
+        (
+            f.ip.src_addr,
+            f.ip.dst_addr,
+            f.ip.hop_limit,
+            f.ip.flow_label
+        )
+    );
+    assert_eq!(g.ip.payload_len, f.tcp.buffer_len());
+}
+
+/// The either-family parser says what the per-family parsers say.
+fn any_frame_agrees(frame: &[u8], verify: bool) {
+    match parse_any_tcp_frame_with(frame, verify) {
+        Ok(AnyTcpFrame::V4(f)) => assert_eq!(parse_tcp_frame_with(frame, verify), Ok(f)),
+        Ok(AnyTcpFrame::V6(f)) => assert_eq!(parse_tcp6_frame_with(frame, verify), Ok(f)),
+        Err(e) => {
+            let v4 = parse_tcp_frame_with(frame, verify).err();
+            let v6 = parse_tcp6_frame_with(frame, verify).err();
+            assert!(v4 == Some(e) || v6 == Some(e), "{e:?} vs {v4:?} / {v6:?}");
+        }
+    }
+}
+
+fn ipv6_round_trip(b: &[u8]) {
+    let Ok(v) = Ipv6Packet::new_checked(b) else {
+        return;
+    };
+    let _ = (
+        v.version(),
+        v.traffic_class(),
+        v.flow_label(),
+        v.next_header(),
+        v.hop_limit(),
+        v.src_addr(),
+        v.dst_addr(),
+    );
+    let payload = v.payload();
+    if let Ok(u) = v.upper_layer() {
+        // The upper layer starts within the payload and within the bound (a fragment's
+        // 8 bytes past it at most).
+        assert!(u.offset <= payload.len(), "{u:?} in {}", payload.len());
+        assert!(u.offset <= ipv6::MAX_EXT_LEN + 8, "{u:?}");
+    }
+    let _ = walk_extensions(v.next_header(), b.get(40..).unwrap_or(&[]));
+    let Ok(r) = Ipv6Repr::parse(&v) else {
+        return;
+    };
+    assert!(r.payload_len <= payload.len());
+    let mut buf = vec![0u8; r.buffer_len() + r.payload_len];
+    r.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
+    let again = Ipv6Repr::parse(&Ipv6Packet::new_checked(&buf[..]).expect("emitted length"));
+    assert_eq!(again, Ok(r));
+}
+
+fn icmpv6_error(frame: &[u8], l3: &[u8], verify: bool) {
+    if let Ok(e) = parse_icmpv6_error_frame(frame, verify) {
+        let _ = (e.icmp.error, e.icmp.quoted);
+    }
+    if let Ok(p) = Icmpv6Packet::new_checked(l3) {
+        let _ = (
+            p.msg_type(),
+            p.code(),
+            p.checksum(),
+            p.rest(),
+            p.data().len(),
+        );
+        let _ = p.verify_checksum(SRC6, DST6);
+    }
+    let _ = Icmpv6ErrorRepr::parse(&Icmpv6Packet::new_unchecked(l3), SRC6, DST6, verify);
+}
+
+fn tcp6_round_trip(b: &[u8]) {
+    for verify in [false, true] {
+        let Ok(r) = TcpRepr::parse_v6(b, SRC6, DST6, verify) else {
+            continue;
+        };
+        let mut buf = vec![0u8; r.buffer_len()];
+        r.emit_v6(&mut buf, SRC6, DST6);
+        let again = TcpRepr::parse_v6(&buf, SRC6, DST6, true).expect("an emitted segment parses");
+        same_segment(&again, &r);
+    }
+}
+
+/// Writes a correct TCP or ICMPv6 checksum into an IPv6 frame where the lengths allow,
+/// after any extension headers (found by the walk under test; its result is bounds checked
+/// here).
+fn fix_checksums6(f: &mut [u8]) {
+    if f.len() < 14 + 40 || f[12..14] != [0x86, 0xdd] {
+        return;
+    }
+    let ip = &mut f[14..];
+    let plen = (u16::from_be_bytes([ip[4], ip[5]]) as usize).min(ip.len() - 40);
+    let (src, dst) = {
+        let v = Ipv6Packet::new_unchecked(&ip[..]);
+        (v.src_addr(), v.dst_addr())
+    };
+    let Ok(u) = walk_extensions(ip[6], &ip[40..40 + plen]) else {
+        return;
+    };
+    if u.offset > plen {
+        return;
+    }
+    let upper = &mut ip[40 + u.offset..40 + plen];
+    match u.protocol {
+        ipv6::NEXT_TCP if upper.len() >= 20 => {
+            TcpPacket::new_unchecked(upper).fill_checksum_v6(src, dst)
+        }
+        ipv6::NEXT_ICMPV6 if upper.len() >= 4 => {
+            upper[2..4].copy_from_slice(&[0, 0]);
+            let ph = checksum::pseudo_header_v6(src, dst, 58, upper.len() as u32);
+            let c = checksum::complement(checksum::combine(&[ph, checksum::data(upper)]));
+            upper[2..4].copy_from_slice(&c.to_be_bytes());
+        }
+        _ => {}
+    }
+}
 
 /// Ethernet + IPv4 + TCP in one call; the re-emitted frame (no IP options, DF, ident 0)
 /// parses to the same Ethernet and TCP meaning and the same addresses and TTL.

@@ -6,20 +6,29 @@
 //! Input: byte 0 bit 0 chooses the mode. Raw (0): the rest is the frame as is. Structured (1):
 //! the rest describes a frame (VLAN tags, EtherType, IPv4 version/IHL/options, fragment bits,
 //! protocol, Total Length skew, destination, TCP data offset, flags, options, payload,
-//! checksums right or wrong) so most runs reach the program's deep paths.
+//! checksums right or wrong) so most runs reach the program's deep paths. Structured IPv6
+//! (byte 0 bits 0 and 1): an IPv6 frame with a chain of extension headers (hop-by-hop,
+//! routing, destination options, fragment; sometimes too many or too long) before TCP, an
+//! ICMPv6 error quoting a TCP segment, or other upper layers; IPv6 listener
+//! [2001:2::1]:8080, address 2001:2::1 for the ephemeral range.
 //!
 //! Asserts: the run succeeds for every Ethernet-sized frame; the action is DROP, PASS, TX or
 //! REDIRECT (never ABORTED or an unknown value); and a TX (a cookie SYN-ACK written over the
 //! SYN) is a valid Ethernet/IPv4/TCP frame with correct IPv4 and TCP checksums that answers
-//! the SYN: MACs, addresses and ports swapped, SYN|ACK, ack = the SYN's seq + 1.
+//! the SYN: MACs, addresses and ports swapped, SYN|ACK, ack = the SYN's seq + 1. For IPv6:
+//! never TX, and the program and xdptcp-core's parsers agree: a TCP/IPv6 frame (or an ICMPv6
+//! error about a TCP segment) that the wire layer accepts and that is for a stack port is
+//! steered to the stack (`no_socket` here: no XSK is registered).
 #![no_main]
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use libfuzzer_sys::fuzz_target;
 use xdptcp_core::tcp::{Negotiated, TcpConfig, DEFAULT_COOKIE_PERIOD};
-use xdptcp_core::wire::{checksum, parse_tcp_frame, TcpFlags};
-use xdptcp_xdp::{AttachOptions, CookieConfig, Counters, Steering};
+use xdptcp_core::wire::{
+    checksum, parse_icmpv6_error_frame, parse_tcp6_frame_with, parse_tcp_frame, TcpFlags,
+};
+use xdptcp_xdp::{AttachOptions, CookieConfig, Counters, Counters6, Steering};
 
 const XDP_ABORTED: u32 = 0;
 const XDP_DROP: u32 = 1;
@@ -29,11 +38,14 @@ const XDP_REDIRECT: u32 = 4;
 const STACK: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const PORT: u16 = 8080;
+const STACK6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
+const PEER6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
 
 thread_local! {
     static PROG: Steering = load();
     /// The program's counters after the previous run (only this process runs it).
     static LAST: std::cell::Cell<Counters> = std::cell::Cell::new(Counters::default());
+    static LAST6: std::cell::Cell<Counters6> = std::cell::Cell::new(Counters6::default());
 }
 
 fn load() -> Steering {
@@ -42,6 +54,8 @@ fn load() -> Steering {
         .expect("load the steering program (the xdp_prog target needs root)");
     s.add_listen(STACK, PORT).unwrap();
     s.set_ephemeral(STACK, 40000, 40999).unwrap();
+    s.add_listen6(STACK6, PORT).unwrap();
+    s.add_addr6(STACK6).unwrap();
     s.set_cookie_config(&CookieConfig {
         enabled: true,
         mode: 2,
@@ -223,12 +237,141 @@ fn structured(b: &mut Bytes) -> Vec<u8> {
     f
 }
 
+/// An IPv6 frame described by the script: extension headers, then TCP, an ICMPv6 error
+/// quoting TCP, or something else; lengths and checksums mostly right.
+fn structured6(b: &mut Bytes) -> Vec<u8> {
+    let shape = b.u8();
+    let sel = b.u8();
+    let dst = match sel & 3 {
+        0 | 1 => STACK6,
+        2 => Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 9),
+        _ => Ipv6Addr::from(u128::from_be_bytes(b.take(16).try_into().unwrap())),
+    };
+    let port = |b: &mut Bytes, bits: u8| match bits & 3 {
+        0 | 1 => PORT,
+        2 => 40000 + b.u16() % 1100,
+        _ => b.u16(),
+    };
+    let dport = port(b, sel >> 2);
+    // Extension headers: 0..=10 (the program walks 8), each of a plausible kind.
+    let mut exts: Vec<(u8, Vec<u8>)> = Vec::new();
+    for _ in 0..(shape & 15).min(10) {
+        let k = b.u8();
+        let ext = match k & 7 {
+            0 => (0, vec![0, 0, 1, 4, 0, 0, 0, 0]), // hop-by-hop, PadN
+            1 | 2 => {
+                // destination options with a skippable option of 0..=255 bytes
+                let n = if k & 8 != 0 { b.u8() as usize } else { 4 };
+                let len = (n + 4).div_ceil(8) * 8;
+                let mut h = vec![0, (len / 8 - 1) as u8, 0x1e, (len - 4) as u8];
+                h.resize(len, 0);
+                (60, h)
+            }
+            3 => (43, vec![0, 0, b.u8() & 7, b.u8() & 1, 0, 0, 0, 0]), // routing
+            4 => {
+                let w = match (k >> 3) & 3 {
+                    0 => 0,       // atomic
+                    1 => 1,       // first fragment
+                    _ => b.u16(), // any
+                };
+                let mut h = vec![0, 0];
+                h.extend_from_slice(&w.to_be_bytes());
+                h.extend_from_slice(&[0, 0, 0, 7]);
+                (44, h)
+            }
+            5 => (51, vec![0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), // AH
+            6 => {
+                let mut h = b.take(8); // random
+                h[1] &= 3;
+                h.resize((h[1] as usize + 1) * 8, 0);
+                (b.u8() & 63, h)
+            }
+            _ => (60, vec![0, 0, 1, 4, 0, 0, 0, 0]),
+        };
+        exts.push(ext);
+    }
+    let kind = b.u8();
+    let (proto, mut upper) = match kind & 3 {
+        0 | 1 => {
+            let mut t = vec![0u8; 20];
+            t[0..2].copy_from_slice(&50123u16.to_be_bytes());
+            t[2..4].copy_from_slice(&dport.to_be_bytes());
+            t[4..8].copy_from_slice(&b.take(4));
+            t[12] = if kind & 4 != 0 { b.u8() & 0xf0 } else { 0x50 };
+            t[13] = b.u8();
+            t.extend(b.take((kind >> 4) as usize * 4));
+            (6u8, t)
+        }
+        2 => {
+            // ICMPv6 error (or any type) quoting TCP from the stack, possibly cut short.
+            let t = if kind & 4 != 0 {
+                b.u8()
+            } else {
+                1 + (kind >> 3) % 3
+            };
+            let mut m = vec![t, b.u8(), 0, 0, 0, 0, 0x05, 0x00];
+            m.extend_from_slice(&[0x60, 0, 0, 0, 0x05, 0x00, 6, 64]);
+            m.extend_from_slice(&STACK6.octets());
+            m.extend_from_slice(&PEER6.octets());
+            m.extend_from_slice(&port(b, kind >> 5).to_be_bytes());
+            m.extend_from_slice(&[0xb2, 0x6e, 1, 2, 3, 4]);
+            m.extend(b.take(12));
+            let cut = b.u8() as usize;
+            if cut < m.len() && kind & 0x80 != 0 {
+                m.truncate(cut);
+            }
+            (58u8, m)
+        }
+        _ => (b.u8(), b.take(16)),
+    };
+    let mut body = Vec::new();
+    for (i, (_, h)) in exts.iter().enumerate() {
+        let mut h = h.clone();
+        h[0] = exts.get(i + 1).map_or(proto, |e| e.0);
+        body.extend_from_slice(&h);
+    }
+    let upper_at = body.len();
+    let first = exts.first().map_or(proto, |e| e.0);
+    let skew = b.u8();
+    let version = if skew & 1 != 0 { b.u8() >> 4 } else { 6 };
+    let fix = skew & 2 == 0;
+    if fix && proto == 6 && upper.len() >= 20 {
+        let ph = checksum::pseudo_header_v6(PEER6, dst, 6, upper.len() as u32);
+        let c = checksum::complement(checksum::combine(&[ph, checksum::data(&upper)]));
+        upper[16..18].copy_from_slice(&c.to_be_bytes());
+    } else if fix && proto == 58 && upper.len() >= 4 {
+        let ph = checksum::pseudo_header_v6(PEER6, dst, 58, upper.len() as u32);
+        let c = checksum::complement(checksum::combine(&[ph, checksum::data(&upper)]));
+        upper[2..4].copy_from_slice(&c.to_be_bytes());
+    }
+    body.extend_from_slice(&upper);
+    debug_assert!(upper_at <= body.len());
+    let plen = match skew >> 6 {
+        0..=2 => body.len() as u16,
+        _ => (body.len() as u16)
+            .wrapping_add(b.u8() as u16)
+            .wrapping_sub(128),
+    };
+    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x86, 0xdd];
+    f.extend_from_slice(&[version << 4, 0, 0, 0]);
+    f.extend_from_slice(&plen.to_be_bytes());
+    f.extend_from_slice(&[first, 64]);
+    f.extend_from_slice(&PEER6.octets());
+    f.extend_from_slice(&dst.octets());
+    f.extend_from_slice(&body);
+    f.extend(b.take(((skew >> 2) & 15) as usize)); // trailing bytes
+    f
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut b = Bytes(data);
-    let frame = if b.u8() & 1 == 0 {
+    let mode = b.u8();
+    let frame = if mode & 1 == 0 {
         b.0.to_vec()
-    } else {
+    } else if mode & 2 == 0 {
         structured(&mut b)
+    } else {
+        structured6(&mut b)
     };
     PROG.with(|p| check(p, &frame));
 });
@@ -237,9 +380,19 @@ fuzz_target!(|data: &[u8]| {
 /// (plus `cookie_slow` for a SYN the cookie path left to the worker), TX iff a cookie
 /// SYN-ACK was counted. The branches also give libFuzzer a view of the BPF side, whose
 /// own edges it cannot see.
-fn check_counters(p: &Steering, action: u32) {
+fn check_counters(p: &Steering, action: u32) -> Counters {
     let now = p.counters().expect("read the program's counters");
     let d = now.since(&LAST.with(|c| c.replace(now)));
+    let now6 = p.counters6().expect("read the program's IPv6 counters");
+    let d6 = now6.since(&LAST6.with(|c| c.replace(now6)));
+    // The IPv6-only counters refine the shared ones.
+    if d6.ext_limit != 0 {
+        assert_eq!((d6.ext_limit, d.passed), (1, 1), "{d:?} {d6:?}");
+    }
+    assert!(
+        d6.redirected + d6.icmp_errors_redirected <= d.redirected,
+        "{d:?} {d6:?}"
+    );
     let classes = [
         d.redirected,
         d.passed,
@@ -285,6 +438,34 @@ fn check_counters(p: &Steering, action: u32) {
     assert!(d.cookie_slow <= 1, "{d:?}");
     assert_eq!(action == XDP_TX, d.cookie_syn_acks == 1, "{d:?}");
     std::hint::black_box(seen);
+    d
+}
+
+/// A port the program steers for STACK6: the listener or the ephemeral range.
+fn stack_port(port: u16) -> bool {
+    port == PORT || (40000..=40999).contains(&port)
+}
+
+/// What xdptcp-core accepts as TCP/IPv6 (or as an ICMPv6 error about TCP) for a stack
+/// (address, port), the program steers: the two extension-header walks agree.
+fn agrees_with_wire6(frame: &[u8], d: &Counters) {
+    if let Ok(f) = parse_tcp6_frame_with(frame, false) {
+        if f.ip.dst_addr == STACK6 && stack_port(f.tcp.dst_port) {
+            assert_eq!(
+                d.no_socket, 1,
+                "wire accepts, XDP did not steer: {d:?}\n{frame:02x?}"
+            );
+        }
+    }
+    if let Ok(e) = parse_icmpv6_error_frame(frame, false) {
+        let q = e.icmp.quoted;
+        if q.src_addr == STACK6 && stack_port(q.src_port) {
+            assert_eq!(
+                d.no_socket, 1,
+                "wire accepts, XDP did not steer: {d:?}\n{frame:02x?}"
+            );
+        }
+    }
 }
 
 fn check(p: &Steering, frame: &[u8]) {
@@ -302,7 +483,8 @@ fn check(p: &Steering, frame: &[u8]) {
         matches!(action, XDP_DROP | XDP_PASS | XDP_TX | XDP_REDIRECT),
         "action {action} (XDP_ABORTED = {XDP_ABORTED})"
     );
-    check_counters(p, action);
+    let d = check_counters(p, action);
+    agrees_with_wire6(frame, &d);
     if action != XDP_TX {
         return;
     }

@@ -2,7 +2,10 @@
 //!
 //! The program (`src/bpf/steer.bpf.c`) redirects IPv4 TCP segments addressed to the stack
 //! (a listening `(addr, port)` or the stack's ephemeral port range) to the AF_XDP socket of the
-//! receive queue, and passes everything else (ARP, ICMP, other ports, IPv6) to the kernel.
+//! receive queue, and passes everything else (ARP, ICMP, other ports) to the kernel. IPv6 TCP
+//! follows the same rules through its own maps ([`Steering::add_listen6`],
+//! [`Steering::add_addr6`]); NDP and all other ICMPv6 go to the kernel except errors quoting
+//! a stack flow, which are steered to the stack like the flow's segments.
 //!
 //! [`loss`] is a separate test tool: a tc egress program that drops or duplicates TCP packets
 //! on a Linux peer's veth (the kernel has no netem).
@@ -23,13 +26,13 @@ mod maps;
 
 use std::ffi::CString;
 use std::mem::MaybeUninit;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{ErrorKind, Link, MapCore, MapFlags, MapHandle};
 
-pub use maps::{CookieConfig, Counters, LISTENERS_MAX, XSKS_MAX};
+pub use maps::{CookieConfig, Counters, Counters6, ADDRS6_MAX, LISTENERS_MAX, XSKS_MAX};
 
 mod skel {
     #![allow(clippy::all, clippy::pedantic, missing_docs, unused_qualifications)]
@@ -105,6 +108,9 @@ pub struct Steering {
     /// The `cookie_config` slot the program reads (the other one is written next).
     slot: u32,
     counters: MapHandle,
+    listeners6: MapHandle,
+    addrs6: MapHandle,
+    counters6: MapHandle,
     prog_fd: OwnedFd,
     /// `None` when only loaded ([`Steering::load`]).
     _link: Option<Link>,
@@ -243,6 +249,9 @@ impl Steering {
             cookie_slot: handle(&skel.maps.cookie_slot)?,
             slot: 0,
             counters: handle(&skel.maps.counters)?,
+            listeners6: handle(&skel.maps.listeners6)?,
+            addrs6: handle(&skel.maps.addrs6)?,
+            counters6: handle(&skel.maps.counters6)?,
             prog_fd,
             _link: None,
         };
@@ -413,6 +422,61 @@ impl Steering {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             r => r.map_err(bpf("unregistering an AF_XDP socket")),
         }
+    }
+
+    /// Steers IPv6 TCP to `(addr, port)` to the stack. `Ipv6Addr::UNSPECIFIED` matches any
+    /// address. At most [`LISTENERS_MAX`] entries (separate from the IPv4 listeners).
+    pub fn add_listen6(&mut self, addr: Ipv6Addr, port: u16) -> Result<()> {
+        self.listeners6
+            .update(
+                &maps::listen6_key(addr, port),
+                &[maps::LISTEN_STEER],
+                MapFlags::ANY,
+            )
+            .map_err(bpf("adding an IPv6 listener"))
+    }
+
+    /// Stops steering IPv6 `(addr, port)`. Removing an absent entry is not an error.
+    pub fn remove_listen6(&mut self, addr: Ipv6Addr, port: u16) -> Result<()> {
+        match self.listeners6.delete(&maps::listen6_key(addr, port)) {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            r => r.map_err(bpf("removing an IPv6 listener")),
+        }
+    }
+
+    /// Adds one of the stack's IPv6 addresses: TCP to it with a destination port in the
+    /// ephemeral range ([`Steering::set_ephemeral`], one range for both families, as
+    /// `ip_local_reserved_ports` is) goes to the stack. `Ipv6Addr::UNSPECIFIED` stands for
+    /// every address. At most [`ADDRS6_MAX`] addresses (the kernel returns E2BIG beyond).
+    /// The kernel keeps the address too (it answers neighbour solicitations for it).
+    pub fn add_addr6(&mut self, addr: Ipv6Addr) -> Result<()> {
+        self.addrs6
+            .update(&addr.octets(), &[1], MapFlags::ANY)
+            .map_err(bpf("adding an IPv6 address"))
+    }
+
+    /// Removes one of the stack's IPv6 addresses. Removing an absent one is not an error.
+    pub fn remove_addr6(&mut self, addr: Ipv6Addr) -> Result<()> {
+        match self.addrs6.delete(&addr.octets()) {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            r => r.map_err(bpf("removing an IPv6 address")),
+        }
+    }
+
+    /// The program's IPv6-only counters, summed over CPUs.
+    pub fn counters6(&self) -> Result<Counters6> {
+        let read = |idx: u32| -> Result<u64> {
+            let v = self
+                .counters6
+                .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
+                .map_err(bpf("reading IPv6 counters"))?;
+            Ok(v.as_deref().map_or(0, Counters::sum))
+        };
+        Ok(Counters6 {
+            redirected: read(maps::CNT6_REDIRECTED)?,
+            icmp_errors_redirected: read(maps::CNT6_ICMP_REDIRECTED)?,
+            ext_limit: read(maps::CNT6_EXT_LIMIT)?,
+        })
     }
 
     /// The program's counters, summed over CPUs.

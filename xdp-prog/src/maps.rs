@@ -1,6 +1,6 @@
 //! Byte layouts of the BPF maps' keys and values, mirroring `src/bpf/steer.bpf.c`.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Capacity of the XSKMAP: queues `0..XSKS_MAX` can have a socket.
 pub const XSKS_MAX: u32 = 64;
@@ -16,6 +16,14 @@ pub(crate) const CNT_FRAGMENT: u32 = 4;
 pub(crate) const CNT_COOKIE_SYNACK: u32 = 5;
 pub(crate) const CNT_COOKIE_SLOW: u32 = 6;
 pub(crate) const CNT_FRAG_DROPPED: u32 = 7;
+
+/// Capacity of the `addrs6` map: the stack's IPv6 addresses (`ADDRS6_MAX` in steer6.h).
+pub const ADDRS6_MAX: usize = 64;
+
+/// Counter indices in the per-CPU `counters6` array (steer6.h).
+pub(crate) const CNT6_REDIRECTED: u32 = 0;
+pub(crate) const CNT6_ICMP_REDIRECTED: u32 = 1;
+pub(crate) const CNT6_EXT_LIMIT: u32 = 2;
 
 /// Value bits of the `listeners` map (`LISTEN_*` in steer.bpf.c).
 pub(crate) const LISTEN_STEER: u8 = 1;
@@ -113,6 +121,14 @@ pub(crate) fn listen_key(addr: Ipv4Addr, port: u16) -> [u8; 8] {
     [a[0], a[1], a[2], a[3], p[0], p[1], 0, 0]
 }
 
+/// `struct listen6_key { __u8 addr[16]; __be16 port; __u16 pad; }`.
+pub(crate) fn listen6_key(addr: Ipv6Addr, port: u16) -> [u8; 20] {
+    let mut k = [0u8; 20];
+    k[..16].copy_from_slice(&addr.octets());
+    k[16..18].copy_from_slice(&port.to_be_bytes());
+    k
+}
+
 /// `struct steer_config { __be32 addr; __u16 eph_lo; __u16 eph_hi; __u32 valid; }`.
 pub(crate) fn steer_config(addr: Ipv4Addr, lo: u16, hi: u16, valid: bool) -> [u8; 12] {
     let mut v = [0u8; 12];
@@ -173,9 +189,45 @@ impl Counters {
     }
 }
 
+/// IPv6-only counters of the steering program (`counters6`), summed over all CPUs. IPv6
+/// packets also move the shared [`Counters`] exactly as IPv4 ones do (redirected, passed,
+/// malformed, no_socket, fragments, fragments_dropped).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters6 {
+    /// IPv6 TCP segments redirected to an AF_XDP socket (part of `Counters::redirected`).
+    pub redirected: u64,
+    /// ICMPv6 errors (destination unreachable, packet too big, time exceeded) quoting a
+    /// stack flow, redirected to the receive queue's socket (part of `Counters::redirected`).
+    pub icmp_errors_redirected: u64,
+    /// IPv6 packets whose extension headers exceed the walk's bound (8 headers, 256 bytes):
+    /// passed to the kernel (also in `Counters::passed`).
+    pub ext_limit: u64,
+}
+
+impl Counters6 {
+    /// Counter-wise difference `self - earlier` (wrapping), handy in tests.
+    pub fn since(&self, earlier: &Counters6) -> Counters6 {
+        Counters6 {
+            redirected: self.redirected.wrapping_sub(earlier.redirected),
+            icmp_errors_redirected: self
+                .icmp_errors_redirected
+                .wrapping_sub(earlier.icmp_errors_redirected),
+            ext_limit: self.ext_limit.wrapping_sub(earlier.ext_limit),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen6_key_is_network_order_with_zero_pad() {
+        let k = listen6_key("2001:2::1".parse().unwrap(), 0x1f90);
+        assert_eq!(&k[..4], &[0x20, 0x01, 0x00, 0x02]);
+        assert_eq!(&k[4..15], &[0u8; 11]);
+        assert_eq!(&k[15..], &[1, 0x1f, 0x90, 0, 0]);
+    }
 
     #[test]
     fn listen_key_is_network_order_with_zero_pad() {

@@ -4,9 +4,10 @@
  *
  * Redirects IPv4 TCP segments whose destination (address, port) belongs to the
  * user-space stack to the AF_XDP socket bound to the receive queue; everything
- * else (ARP, ICMP, IPv6, other ports, anything we cannot parse) goes to the
+ * else (ARP, ICMP, other ports, anything we cannot parse) goes to the
  * kernel with XDP_PASS, so the kernel keeps answering ARP and ping and SSH keeps
- * working.
+ * working. IPv6 follows the same rules in steer6.h (its own listener and address
+ * maps; NDP stays with the kernel; ICMPv6 errors about stack flows are steered).
  *
  * "Belongs to the stack" means either
  *   (a) (dst addr, dst port) is in `listeners` (0.0.0.0 = any local address), or
@@ -199,6 +200,8 @@ static __always_inline struct cookie_config *cookie_mode(__u8 listen_bits)
 	return NULL;
 }
 
+#include "steer6.h"
+
 static __always_inline int steer(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
@@ -211,8 +214,10 @@ static __always_inline int steer(struct xdp_md *ctx)
 
 	if ((void *)(eth + 1) > data_end)
 		return pass(CNT_MALFORMED); /* runt frame */
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return steer6(ctx, eth, data_end);
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return pass(CNT_PASSED); /* ARP, IPv6, VLAN, ... */
+		return pass(CNT_PASSED); /* ARP, VLAN, ... */
 
 	iph = (void *)(eth + 1);
 	if ((void *)(iph + 1) > data_end)

@@ -4,7 +4,7 @@
 //! 2^64 - 1 is a multiple of 2^16 - 1 this equals the 16-bit ones'-complement sum once
 //! folded (RFC 1071 §2 (B), "byte order independence" and "parallel summation").
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Folds a wide ones'-complement sum to 16 bits (end-around carry), not complemented.
 #[inline]
@@ -82,6 +82,23 @@ pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u32)
     let s = u32::from(src) as u64;
     let d = u32::from(dst) as u64;
     fold(s + d + protocol as u64 + length as u64)
+}
+
+/// Folded sum of the IPv6 pseudo-header (RFC 8200 §8.1): source, destination, the 32-bit
+/// upper-layer packet length and three zero bytes + next header. `length` is the length of
+/// the upper-layer header and data (the payload length minus any extension headers);
+/// `next_header` the upper-layer protocol (6 for TCP, 58 for ICMPv6), not the first
+/// extension header's. With a routing header the destination would be the final one; this
+/// stack never sends one and drops received ones with segments left.
+#[inline]
+pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, length: u32) -> u16 {
+    // Each address as two 64-bit words: 2^64 ≡ 1 (mod 2^16 - 1), so folding each keeps
+    // the ones'-complement sum (RFC 1071 §2 (B)).
+    let words = |a: Ipv6Addr| {
+        let v = u128::from(a);
+        fold((v >> 64) as u64) as u64 + fold(v as u64) as u64
+    };
+    fold(words(src) + words(dst) + length as u64 + next_header as u64)
 }
 
 /// The checksum field value for a folded sum computed with the field set to zero.
@@ -177,6 +194,29 @@ mod tests {
         );
         let bytes = [10, 0, 0, 1, 10, 0, 0, 2, 0, 6, 0, 40];
         assert_eq!(s, reference(&bytes));
+    }
+
+    /// RFC 8200 §8.1's pseudo-header laid out byte by byte and summed by the reference.
+    #[test]
+    fn pseudo_header_v6_sum() {
+        let src: Ipv6Addr = "2001:2::1".parse().unwrap();
+        let dst: Ipv6Addr = "2001:2:0:ffff:ffff:ffff:ffff:fffe".parse().unwrap();
+        for (nh, len) in [(6u8, 40u32), (58, 1240), (6, 0x0001_0004)] {
+            let mut bytes = Vec::new();
+            bytes.extend_from_slice(&src.octets());
+            bytes.extend_from_slice(&dst.octets());
+            bytes.extend_from_slice(&len.to_be_bytes());
+            bytes.extend_from_slice(&[0, 0, 0, nh]);
+            assert_eq!(
+                pseudo_header_v6(src, dst, nh, len),
+                reference(&bytes),
+                "{nh} {len}"
+            );
+        }
+        let ff = Ipv6Addr::from(u128::MAX);
+        let mut bytes = vec![0xffu8; 32];
+        bytes.extend_from_slice(&[0, 0, 0xff, 0xff, 0, 0, 0, 6]);
+        assert_eq!(pseudo_header_v6(ff, ff, 6, 0xffff), reference(&bytes));
     }
 
     #[test]

@@ -73,6 +73,9 @@ impl EtherType {
     pub const VLAN_8021Q: u16 = 0x8100;
     /// 802.1ad service VLAN tag (QinQ).
     pub const VLAN_8021AD: u16 = 0x88a8;
+    /// IPv6 (RFC 8200); decoded as `Unknown(0x86dd)`, which [`crate::wire::frame6`]
+    /// recognises (the enum keeps its variants for the IPv4 callers that match on it).
+    pub const IPV6: u16 = 0x86dd;
 }
 
 impl From<u16> for EtherType {

@@ -11,7 +11,7 @@
 use super::checksum;
 use super::ipv4::PROTO_TCP;
 use super::{Error, Result, SeqNum};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Length of a header without options.
 pub const HEADER_LEN: usize = 20;
@@ -276,6 +276,11 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         segment_sum(self.b(), src, dst) == 0xffff
     }
+    /// [`verify_checksum`](Self::verify_checksum) against the IPv6 pseudo-header
+    /// (RFC 8200 §8.1; mandatory for IPv6).
+    pub fn verify_checksum_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
+        segment_sum_v6(self.b(), src, dst) == 0xffff
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
@@ -335,6 +340,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         let c = checksum::complement(segment_sum(self.buffer.as_ref(), src, dst));
         self.set_checksum(c);
     }
+    /// [`fill_checksum`](Self::fill_checksum) with the IPv6 pseudo-header.
+    pub fn fill_checksum_v6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
+        self.set_checksum(0);
+        let c = checksum::complement(segment_sum_v6(self.buffer.as_ref(), src, dst));
+        self.set_checksum(c);
+    }
 }
 
 /// Folded sum of the pseudo-header and the segment. The segment's sum is folded before the
@@ -342,6 +353,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
 /// (a wrong checksum in release, a panic with overflow checks; found by fuzz/wire_parse).
 fn segment_sum(seg: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> u16 {
     let ph = checksum::pseudo_header_v4(src, dst, PROTO_TCP, seg.len() as u32);
+    checksum::fold(ph as u64 + checksum::data(seg) as u64)
+}
+
+/// [`segment_sum`] over the IPv6 pseudo-header (RFC 8200 §8.1).
+fn segment_sum_v6(seg: &[u8], src: Ipv6Addr, dst: Ipv6Addr) -> u16 {
+    let ph = checksum::pseudo_header_v6(src, dst, PROTO_TCP, seg.len() as u32);
     checksum::fold(ph as u64 + checksum::data(seg) as u64)
 }
 
@@ -452,6 +469,27 @@ impl<'a> TcpRepr<'a> {
         if verify_checksum && !p.verify_checksum(src, dst) {
             return Err(Error::Checksum);
         }
+        Self::parse_checked(bytes, &p)
+    }
+
+    /// [`parse`](Self::parse) for a segment carried in IPv6 (the upper-layer payload after
+    /// any extension headers; `src`/`dst` from the IPv6 header): the checksum is verified
+    /// against the IPv6 pseudo-header (RFC 8200 §8.1).
+    pub fn parse_v6(
+        bytes: &'a [u8],
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        verify_checksum: bool,
+    ) -> Result<TcpRepr<'a>> {
+        let p = TcpPacket::new_checked(bytes)?;
+        if verify_checksum && !p.verify_checksum_v6(src, dst) {
+            return Err(Error::Checksum);
+        }
+        Self::parse_checked(bytes, &p)
+    }
+
+    /// The fields and options of a length-checked segment (`p` views `bytes`).
+    fn parse_checked(bytes: &'a [u8], p: &TcpPacket<&'a [u8]>) -> Result<TcpRepr<'a>> {
         let flags = p.flags();
         let options = parse_options(p.options(), flags.syn())?;
         Ok(TcpRepr {
@@ -526,6 +564,21 @@ impl TcpRepr<'_> {
     /// checksum for the IPv4 pseudo-header `src`/`dst`. Panics if `buf` is shorter than
     /// [`buffer_len`](Self::buffer_len) (a caller bug, never network input).
     pub fn emit(&self, buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+        self.emit_with(buf, |len| {
+            checksum::pseudo_header_v4(src, dst, PROTO_TCP, len)
+        })
+    }
+
+    /// [`emit`](Self::emit) with the checksum over the IPv6 pseudo-header (RFC 8200 §8.1).
+    pub fn emit_v6(&self, buf: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr) {
+        self.emit_with(buf, |len| {
+            checksum::pseudo_header_v6(src, dst, PROTO_TCP, len)
+        })
+    }
+
+    /// Writes the segment; `pseudo(len)` is the folded pseudo-header sum for a segment of
+    /// `len` bytes.
+    fn emit_with(&self, buf: &mut [u8], pseudo: impl FnOnce(u32) -> u16) {
         let hl = self.header_len();
         let total = hl + self.payload.len();
         let buf = &mut buf[..total];
@@ -547,7 +600,7 @@ impl TcpRepr<'_> {
         // and, in a frame buffer not in cache, for the line). The payload starts at an even
         // offset (hl is a multiple of 4), so its sum adds in as is (RFC 1071 §2 (B)).
         // Each part folded to 16 bits first: two unfolded `sum_raw` values can overflow u64.
-        let sum = checksum::pseudo_header_v4(src, dst, PROTO_TCP, total as u32) as u64
+        let sum = pseudo(total as u32) as u64
             + self.fixed_header_sum(hl) as u64
             + checksum::data(&buf[HEADER_LEN..hl]) as u64
             + checksum::data(self.payload) as u64;
