@@ -32,14 +32,24 @@ pub fn toeplitz(key: &[u8; 40], input: &[u8]) -> u32 {
     hash
 }
 
-/// The RSS hash of a flow as received: remote address/port are the packet's source.
+/// The RSS hash of a flow as received: remote address/port are the packet's source. IPv4:
+/// the 12 bytes (src, dst, sport, dport); IPv6: the 36 bytes (src, dst, sport, dport) that
+/// NICs hash for TCP/IPv6 (the spec's "IPv6 with TCP"; the 40-byte key covers 36 + 4).
 pub fn flow_hash(key: &[u8; 40], t: &FourTuple) -> u32 {
-    let mut input = [0u8; 12];
-    input[0..4].copy_from_slice(&t.remote_addr.octets());
-    input[4..8].copy_from_slice(&t.local_addr.octets());
-    input[8..10].copy_from_slice(&t.remote_port.to_be_bytes());
-    input[10..12].copy_from_slice(&t.local_port.to_be_bytes());
-    toeplitz(key, &input)
+    let mut input = [0u8; 36];
+    let (r, l) = (t.remote_ip6().octets(), t.local_ip6().octets());
+    let n = if t.is_ipv6() {
+        input[0..16].copy_from_slice(&r);
+        input[16..32].copy_from_slice(&l);
+        32
+    } else {
+        input[0..4].copy_from_slice(&r[12..]);
+        input[4..8].copy_from_slice(&l[12..]);
+        8
+    };
+    input[n..n + 2].copy_from_slice(&t.remote_port.to_be_bytes());
+    input[n + 2..n + 4].copy_from_slice(&t.local_port.to_be_bytes());
+    toeplitz(key, &input[..n + 4])
 }
 
 /// Maps flows to workers. Passive flows (and anything outside the stack's ephemeral range):
@@ -119,7 +129,43 @@ impl FlowOwner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+
+    /// The IPv6-with-TCP verification vectors of the same specification.
+    #[test]
+    fn microsoft_verification_vectors_ipv6() {
+        let cases = [
+            (
+                "3ffe:2501:200:1fff::7",
+                2794,
+                "3ffe:2501:200:3::1",
+                1766,
+                0x4020_7d3du32,
+            ),
+            (
+                "3ffe:501:8::260:97ff:fe40:efab",
+                14230,
+                "ff02::1",
+                4739,
+                0xdde5_1bbf,
+            ),
+            (
+                "3ffe:1900:4545:3:200:f8ff:fe21:67cf",
+                44251,
+                "fe80::200:f8ff:fe21:67cf",
+                38024,
+                0x02d1_feef,
+            ),
+        ];
+        for (src, sport, dst, dport, want) in cases {
+            let (src, dst): (Ipv6Addr, Ipv6Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+            let t = FourTuple::new_v6(
+                SocketAddrV6::new(dst, dport, 0, 0),
+                SocketAddrV6::new(src, sport, 0, 0),
+            );
+            assert_eq!(flow_hash(&DEFAULT_RSS_KEY, &t), want, "{t:?}");
+        }
+    }
 
     /// Verification vectors of the Microsoft RSS specification ("Verifying the RSS Hash
     /// Calculation", IPv4 with TCP ports).
@@ -163,24 +209,20 @@ mod tests {
             ),
         ];
         for ((a, b, c, d), sport, (e, f, g, h), dport, want) in cases {
-            let t = FourTuple {
-                remote_addr: Ipv4Addr::new(a, b, c, d),
-                remote_port: sport,
-                local_addr: Ipv4Addr::new(e, f, g, h),
-                local_port: dport,
-            };
+            let t = FourTuple::new(
+                SocketAddrV4::new(Ipv4Addr::new(e, f, g, h), dport),
+                SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), sport),
+            );
             assert_eq!(flow_hash(&DEFAULT_RSS_KEY, &t), want, "{t:?}");
         }
     }
 
     #[test]
     fn owner_is_hash_mod_n() {
-        let t = FourTuple {
-            remote_addr: Ipv4Addr::new(66, 9, 149, 187),
-            remote_port: 2794,
-            local_addr: Ipv4Addr::new(161, 142, 100, 80),
-            local_port: 1766,
-        };
+        let t = FourTuple::new(
+            SocketAddrV4::new(Ipv4Addr::new(161, 142, 100, 80), 1766),
+            SocketAddrV4::new(Ipv4Addr::new(66, 9, 149, 187), 2794),
+        );
         assert_eq!(FlowOwner::new(DEFAULT_RSS_KEY, 1).owner(&t), 0);
         assert_eq!(
             FlowOwner::new(DEFAULT_RSS_KEY, 3).owner(&t),
@@ -198,12 +240,10 @@ mod tests {
                 let r = o.ephemeral_range(w);
                 covered += r.clone().count();
                 for port in r {
-                    let t = FourTuple {
-                        local_addr: Ipv4Addr::new(198, 18, 0, 1),
-                        local_port: port,
-                        remote_addr: Ipv4Addr::new(198, 18, 0, 2),
-                        remote_port: 80,
-                    };
+                    let t = FourTuple::new(
+                        SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), port),
+                        SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 80),
+                    );
                     assert_eq!(o.owner(&t), w, "n {n} port {port}");
                 }
             }
@@ -213,12 +253,10 @@ mod tests {
         assert_eq!(o.ephemeral_range(0), 61000..=61499);
         assert_eq!(o.ephemeral_range(1), 61500..=61999);
         // Outside the range: the RSS queue.
-        let t = FourTuple {
-            remote_addr: Ipv4Addr::new(66, 9, 149, 187),
-            remote_port: 2794,
-            local_addr: Ipv4Addr::new(161, 142, 100, 80),
-            local_port: 1766,
-        };
+        let t = FourTuple::new(
+            SocketAddrV4::new(Ipv4Addr::new(161, 142, 100, 80), 1766),
+            SocketAddrV4::new(Ipv4Addr::new(66, 9, 149, 187), 2794),
+        );
         assert_eq!(o.owner(&t), (0x51cc_c178u32 % 2) as usize);
     }
 }

@@ -381,14 +381,14 @@ pub unsafe fn accept4(fd: RawFd, addr: *mut sockaddr, len: *mut socklen_t, flags
             }
             let mut ns = Sock::new(SockKind::Conn(c), flags & libc::SOCK_NONBLOCK != 0);
             ns.opts = lopts;
-            ns.local = tuple.map(|t| SocketAddrV4::new(t.local_addr, t.local_port));
+            ns.local = tuple.and_then(|t| t.local_v4());
             app.socks.insert(nfd, ns);
             fdtab::set(nfd, Kind::Stack);
             app.sync(&io, fd, 0);
             app.sync(&io, nfd, ALL);
-            if let Some(t) = tuple {
+            if let Some(r) = tuple.and_then(|t| t.remote_v4()) {
                 // SAFETY: the caller's buffer.
-                unsafe { write_sin(SocketAddrV4::new(t.remote_addr, t.remote_port), addr, len) };
+                unsafe { write_sin(r, addr, len) };
             } else {
                 // Already gone (reset while queued): Linux still returns it; no address.
                 // SAFETY: the caller's buffer.
@@ -466,9 +466,7 @@ fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddrV4) -> 
                 }
                 let nonblock = s.nonblock;
                 s.kind = SockKind::Conn(c);
-                s.local = io
-                    .tuple(c)
-                    .map(|t| SocketAddrV4::new(t.local_addr, t.local_port));
+                s.local = io.tuple(c).and_then(|t| t.local_v4());
                 app.conns.insert(
                     c,
                     ConnRec {
@@ -881,7 +879,7 @@ pub unsafe fn sockname(fd: RawFd, peer: bool, addr: *mut sockaddr, len: *mut soc
                 return Err(libc::ENOTCONN);
             }
             let t = io.tuple(*c).ok_or(libc::ENOTCONN)?;
-            SocketAddrV4::new(t.remote_addr, t.remote_port)
+            t.remote_v4().ok_or(libc::ENOTCONN)?
         }
         (true, _) => return Err(libc::ENOTCONN),
     };

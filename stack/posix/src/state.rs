@@ -313,8 +313,8 @@ pub fn reuseport_pick(t: Option<xdptcp::tcp::FourTuple>, n: usize) -> usize {
     let Some(t) = t.filter(|_| n > 1) else {
         return 0;
     };
-    let mut h =
-        u32::from(t.remote_addr) ^ (u32::from(t.remote_port) << 16 | u32::from(t.local_port));
+    let mut h = u32::from_be_bytes(t.remote_ip6().octets()[12..].try_into().unwrap_or_default())
+        ^ (u32::from(t.remote_port) << 16 | u32::from(t.local_port));
     // A 32-bit finaliser (murmur3's): every input bit moves the top bits.
     h ^= h >> 16;
     h = h.wrapping_mul(0x85eb_ca6b);
@@ -941,11 +941,11 @@ mod tests {
     /// group of one (or a connection without a tuple) takes member 0.
     #[test]
     fn reuseport_spreads_flows_over_the_group() {
-        let t = |port| xdptcp::tcp::FourTuple {
-            local_addr: LOCAL,
-            local_port: 80,
-            remote_addr: Ipv4Addr::new(198, 18, 0, 2),
-            remote_port: port,
+        let t = |port| {
+            xdptcp::tcp::FourTuple::new(
+                std::net::SocketAddrV4::new(LOCAL, 80),
+                std::net::SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), port),
+            )
         };
         let mut seen = [0usize; 3];
         for p in 40000..40300 {

@@ -1,7 +1,7 @@
 //! What the simulator needs from a node: the sans-IO surface (segments in, timeouts,
 //! segments out). Implemented for the per-shard TCP endpoint; tests use toy nodes.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use xdptcp_core::tcp::endpoint::Endpoint;
 use xdptcp_core::time::Instant;
@@ -28,6 +28,11 @@ impl Node for Endpoint {
         Endpoint::next_deadline(self)
     }
     fn transmit(&mut self, now: Instant, out: &mut dyn FnMut(Ipv4Addr, Ipv4Addr, &TcpRepr<'_>)) {
-        self.poll_transmit(now, |src, dst, seg| out(src, dst, seg));
+        // The simulated network is IPv4 only: its endpoints never make an IPv6 segment.
+        self.poll_transmit(now, |src, dst, seg| {
+            if let (IpAddr::V4(src), IpAddr::V4(dst)) = (src, dst) {
+                out(src, dst, seg)
+            }
+        });
     }
 }

@@ -25,6 +25,19 @@ use crate::wire::SeqNum;
 /// above the negotiated MSS (and 536 below that, as Linux does).
 pub const MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
 
+/// The MSS values a cookie can encode for IPv6 (Linux `msstab` in net/ipv6/syncookies.c:
+/// MTUs 1280, 1480, 1500 and 9000 less 60).
+pub const MSS_TABLE6: [u16; 4] = [1220, 1420, 1440, 8940];
+
+/// The MSS table of the tuple's family.
+fn mss_table(tuple: &FourTuple) -> &'static [u16; 4] {
+    if tuple.is_ipv6() {
+        &MSS_TABLE6
+    } else {
+        &MSS_TABLE
+    }
+}
+
 /// Default length of one cookie period (Linux: `tcp_cookie_time()` = seconds >> 6).
 pub const DEFAULT_COOKIE_PERIOD: Duration = Duration::from_secs(64);
 
@@ -146,7 +159,8 @@ impl SynCookies {
         peer_isn: SeqNum,
         mss: u16,
     ) -> (SeqNum, u16) {
-        let index = MSS_TABLE.iter().rposition(|&m| m <= mss).unwrap_or(0);
+        let table = mss_table(tuple);
+        let index = table.iter().rposition(|&m| m <= mss).unwrap_or(0);
         let count = self.count(now);
         let key = &self.current;
         let cookie = hash(key, tuple, 0, 0)
@@ -154,7 +168,7 @@ impl SynCookies {
             .wrapping_add(count << COOKIE_BITS)
             .wrapping_add(hash(key, tuple, count, 1).wrapping_add(index as u32) & COOKIE_MASK);
         self.stats.sent += 1;
-        (SeqNum(cookie), MSS_TABLE[index])
+        (SeqNum(cookie), table[index])
     }
 
     /// Our TSval for the cookie SYN-ACK (Linux `cookie_init_timestamp`): `ts_now` with the
@@ -212,7 +226,7 @@ impl SynCookies {
             .chain(self.previous.as_ref())
             .find_map(|key| decode(key, tuple, iss.0, irs.0, count))?;
         let mut params = CookieParams {
-            mss: MSS_TABLE[index],
+            mss: mss_table(tuple)[index],
             wscale: None,
             sack_permitted: false,
             timestamps: false,
@@ -264,29 +278,35 @@ fn decode(
 
 /// SipHash-2-4 of (tag, tuple, count), truncated to 32 bits (Linux `cookie_hash`).
 fn hash(key: &SipHasher24, tuple: &FourTuple, count: u32, which: u8) -> u32 {
-    let mut input = [0u8; 17];
+    let t = tuple.to_bytes();
+    let t = t.as_ref();
+    let mut input = [0u8; 41];
     input[0] = b'C' + which;
-    input[1..13].copy_from_slice(&tuple.to_bytes());
-    input[13..17].copy_from_slice(&count.to_be_bytes());
-    key.hash(&input) as u32
+    input[1..1 + t.len()].copy_from_slice(t);
+    input[1 + t.len()..5 + t.len()].copy_from_slice(&count.to_be_bytes());
+    key.hash(&input[..5 + t.len()]) as u32
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, SocketAddrV4, SocketAddrV6};
 
     const KEY: [u8; 16] = *b"cookie-secret-01";
     const KEY2: [u8; 16] = *b"cookie-secret-02";
     const KEY3: [u8; 16] = *b"cookie-secret-03";
 
+    fn t4(l: Ipv4Addr, lp: u16, r: Ipv4Addr, rp: u16) -> FourTuple {
+        FourTuple::new(SocketAddrV4::new(l, lp), SocketAddrV4::new(r, rp))
+    }
+
     fn tuple() -> FourTuple {
-        FourTuple {
-            local_addr: Ipv4Addr::new(198, 18, 0, 1),
-            local_port: 80,
-            remote_addr: Ipv4Addr::new(198, 18, 0, 2),
-            remote_port: 40000,
-        }
+        t4(
+            Ipv4Addr::new(198, 18, 0, 1),
+            80,
+            Ipv4Addr::new(198, 18, 0, 2),
+            40000,
+        )
     }
 
     fn jar() -> SynCookies {
@@ -375,11 +395,13 @@ mod tests {
         let mut c = jar();
         let now = Instant::from_secs(5);
         let (seq, ack) = third_ack(&mut c, now, 1234, 1460);
-        let mut others = [tuple(); 4];
-        others[0].local_addr = Ipv4Addr::new(198, 18, 0, 9);
-        others[1].local_port = 81;
-        others[2].remote_addr = Ipv4Addr::new(198, 18, 0, 3);
-        others[3].remote_port = 40001;
+        let (l, r) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
+        let others = [
+            t4(Ipv4Addr::new(198, 18, 0, 9), 80, r, 40000),
+            t4(l, 81, r, 40000),
+            t4(l, 80, Ipv4Addr::new(198, 18, 0, 3), 40000),
+            t4(l, 80, r, 40001),
+        ];
         for t in others {
             assert_eq!(c.check(now, &t, seq, ack, None, &cfg), None, "{t:?}");
         }
@@ -517,12 +539,7 @@ mod tests {
             irs: u32, mss: u16, made_ns in 0u64..1 << 50, delay_ns in 0u64..64_000_000_000,
             junk_seq: u32, junk_ack: u32, junk_ts: Option<u32>,
         ) {
-            let t = FourTuple {
-                local_addr: Ipv4Addr::from(addrs[0]),
-                local_port: addrs[1] as u16,
-                remote_addr: Ipv4Addr::from(addrs[2]),
-                remote_port: addrs[3] as u16,
-            };
+            let t = t4(Ipv4Addr::from(addrs[0]), addrs[1] as u16, Ipv4Addr::from(addrs[2]), addrs[3] as u16);
             let cfg = TcpConfig::default();
             let mut c = jar();
             let made = Instant::from_nanos(made_ns);
@@ -563,5 +580,53 @@ mod tests {
             ..SynOptions::default()
         };
         assert_eq!(SynCookies::syn_ack_timestamp(63, big) & TS_MASK, 14);
+    }
+
+    fn tuple6(remote: &str) -> FourTuple {
+        FourTuple::new_v6(
+            SocketAddrV6::new("2001:2::1".parse().unwrap(), 80, 0, 0),
+            SocketAddrV6::new(remote.parse().unwrap(), 40000, 0, 0),
+        )
+    }
+
+    #[test]
+    fn ipv6_cookie_over_the_ipv6_tuple_with_the_ipv6_mss_table() {
+        // Linux net/ipv6/syncookies.c: the hash covers the 128-bit addresses; the MSS is
+        // one of msstab6 (1280/1480/1500/9000 - 60).
+        let cfg = TcpConfig::default();
+        let mut c = jar();
+        let now = Instant::from_secs(5);
+        let t = tuple6("2001:2::2");
+        for (offered, encoded) in [(1440, 1440), (1439, 1420), (9000, 8940), (536, 1220)] {
+            let (iss, enc) = c.generate(now, &t, SeqNum(77), offered);
+            assert_eq!(enc, encoded);
+            let p = c
+                .check(now, &t, SeqNum(78), iss + 1u32, None, &cfg)
+                .unwrap();
+            assert_eq!((p.mss, p.iss, p.irs), (encoded, iss, SeqNum(77)));
+            // Any other peer address (even one differing in the low 64 bits only) fails.
+            assert_eq!(
+                c.check(
+                    now,
+                    &tuple6("2001:2::3"),
+                    SeqNum(78),
+                    iss + 1u32,
+                    None,
+                    &cfg
+                ),
+                None
+            );
+            assert_eq!(
+                c.check(
+                    now,
+                    &tuple6("2001:2:0:1::2"),
+                    SeqNum(78),
+                    iss + 1u32,
+                    None,
+                    &cfg
+                ),
+                None
+            );
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! growing), while an off-path attacker cannot predict F (RFC 6528 §4).
 
 use siphasher::sip::SipHasher24;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::tuple::FourTuple;
 use crate::time::Instant;
@@ -45,22 +45,28 @@ impl IsnGenerator {
     /// 4-tuple. `now` is the caller's monotonic clock; only differences in it matter.
     pub fn isn(&self, tuple: &FourTuple, now: Instant) -> SeqNum {
         let m = (now.as_nanos() / ISN_TICK_NS) as u32;
-        let mut input = [0u8; 13];
+        let t = tuple.to_bytes();
+        let t = t.as_ref();
+        let mut input = [0u8; 37];
         input[0] = TAG_ISN;
-        input[1..].copy_from_slice(&tuple.to_bytes());
-        let f = self.hasher.hash(&input) as u32;
+        input[1..1 + t.len()].copy_from_slice(t);
+        let f = self.hasher.hash(&input[..1 + t.len()]) as u32;
         SeqNum(m.wrapping_add(f))
     }
 
     /// RFC 6056 §3.3.3 (Algorithm 3) `F(local_IP, remote_IP, remote_port, secret_key)`: where
     /// the ephemeral port search for this destination starts (plus the endpoint's counter).
-    pub fn port_offset(&self, local_addr: Ipv4Addr, remote_addr: Ipv4Addr, port: u16) -> u32 {
-        let mut input = [0u8; 11];
+    pub fn port_offset(
+        &self,
+        local_addr: impl Into<IpAddr>,
+        remote_addr: impl Into<IpAddr>,
+        port: u16,
+    ) -> u32 {
+        let mut input = [0u8; 35];
         input[0] = TAG_PORT;
-        input[1..5].copy_from_slice(&local_addr.octets());
-        input[5..9].copy_from_slice(&remote_addr.octets());
-        input[9..11].copy_from_slice(&port.to_be_bytes());
-        self.hasher.hash(&input) as u32
+        let n = 1 + addr_pair(&mut input[1..33], local_addr.into(), remote_addr.into());
+        input[n..n + 2].copy_from_slice(&port.to_be_bytes());
+        self.hasher.hash(&input[..n + 2]) as u32
     }
 
     /// The offset added to our RFC 7323 TSval clock for connections between these two hosts,
@@ -68,28 +74,39 @@ impl IsnGenerator {
     /// the addresses only, not the ports: timestamps then stay monotonic across successive
     /// connections between the same hosts, which RFC 6191 TIME-WAIT reuse and `tcp_tw_reuse`
     /// rely on.
-    pub fn ts_offset(&self, local_addr: Ipv4Addr, remote_addr: Ipv4Addr) -> u32 {
-        let mut input = [0u8; 9];
+    pub fn ts_offset(&self, local_addr: impl Into<IpAddr>, remote_addr: impl Into<IpAddr>) -> u32 {
+        let mut input = [0u8; 33];
         input[0] = TAG_TS;
-        input[1..5].copy_from_slice(&local_addr.octets());
-        input[5..9].copy_from_slice(&remote_addr.octets());
-        self.hasher.hash(&input) as u32
+        let n = 1 + addr_pair(&mut input[1..], local_addr.into(), remote_addr.into());
+        self.hasher.hash(&input[..n]) as u32
     }
+}
+
+/// Writes the two addresses (4 bytes each for IPv4, as the XDP program's `ts_offset` reads
+/// them; 16 for IPv6) into `out` and returns the bytes written.
+fn addr_pair(out: &mut [u8], a: IpAddr, b: IpAddr) -> usize {
+    let octets = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => (v4.to_ipv6_mapped().octets(), 4),
+        IpAddr::V6(v6) => (v6.octets(), 16),
+    };
+    let ((a, an), (b, bn)) = (octets(a), octets(b));
+    out[..an].copy_from_slice(&a[16 - an..]);
+    out[an..an + bn].copy_from_slice(&b[16 - bn..]);
+    an + bn
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
     const KEY: [u8; 16] = *b"0123456789abcdef";
 
     fn tuple(remote_port: u16) -> FourTuple {
-        FourTuple {
-            local_addr: Ipv4Addr::new(198, 18, 0, 1),
-            local_port: 80,
-            remote_addr: Ipv4Addr::new(198, 18, 0, 2),
-            remote_port,
-        }
+        FourTuple::new(
+            SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 80),
+            SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), remote_port),
+        )
     }
 
     #[test]
@@ -99,8 +116,10 @@ mod tests {
         let now = Instant::from_secs(10);
         let a = g.isn(&tuple(40000), now);
         assert_ne!(a, g.isn(&tuple(40001), now));
-        let mut t = tuple(40000);
-        t.remote_addr = Ipv4Addr::new(198, 18, 0, 3);
+        let t = FourTuple::new(
+            SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 80),
+            SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 3), 40000),
+        );
         assert_ne!(a, g.isn(&t, now));
         let mut t = tuple(40000);
         t.local_port = 81;
@@ -140,7 +159,7 @@ mod tests {
         assert_eq!(a.isn(&t, now), b.isn(&t, now));
         // F is SipHash-2-4 of the tagged tuple; at M = 0 the ISN is F itself.
         let mut input = vec![TAG_ISN];
-        input.extend_from_slice(&t.to_bytes());
+        input.extend_from_slice(t.to_bytes().as_ref());
         let f = SipHasher24::new_with_key(&KEY).hash(&input) as u32;
         assert_eq!(a.isn(&t, Instant::ZERO), SeqNum(f));
         // Another secret gives another ISN (an attacker without the key cannot predict it).
@@ -161,5 +180,43 @@ mod tests {
         let mut other = KEY;
         other[15] ^= 0x80;
         assert_ne!(off, IsnGenerator::new(other).ts_offset(l, r));
+    }
+
+    fn tuple6(remote_port: u16) -> FourTuple {
+        FourTuple::new_v6(
+            SocketAddrV6::new("2001:2::1".parse().unwrap(), 80, 0, 0),
+            SocketAddrV6::new("2001:2::2".parse().unwrap(), remote_port, 0, 0),
+        )
+    }
+
+    #[test]
+    fn ipv6_isn_over_the_36_tuple_bytes() {
+        // RFC 6528 §3 F(localip, localport, remoteip, remoteport, secretkey) over the full
+        // 128-bit addresses.
+        let g = IsnGenerator::new(KEY);
+        let t = tuple6(40000);
+        let mut input = vec![TAG_ISN];
+        input.extend_from_slice(&[0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 80]);
+        input.extend_from_slice(&[0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        input.extend_from_slice(&40000u16.to_be_bytes());
+        let f = SipHasher24::new_with_key(&KEY).hash(&input) as u32;
+        assert_eq!(g.isn(&t, Instant::ZERO), SeqNum(f));
+        assert_ne!(
+            g.isn(&t, Instant::ZERO),
+            g.isn(&tuple6(40001), Instant::ZERO)
+        );
+        // The IPv4-mapped form of an IPv4 tuple is never hashed as 36 bytes: IPv4 keeps the
+        // 12-byte input the XDP program shares.
+        assert_eq!(tuple(1).to_bytes().as_ref().len(), 12);
+        let (l, r): (Ipv6Addr, Ipv6Addr) =
+            ("2001:2::1".parse().unwrap(), "2001:2::2".parse().unwrap());
+        let mut ts = vec![TAG_TS];
+        ts.extend_from_slice(&l.octets());
+        ts.extend_from_slice(&r.octets());
+        assert_eq!(
+            g.ts_offset(l, r),
+            SipHasher24::new_with_key(&KEY).hash(&ts) as u32
+        );
+        assert_ne!(g.port_offset(l, r, 80), g.port_offset(r, l, 80));
     }
 }

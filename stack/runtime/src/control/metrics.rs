@@ -486,7 +486,7 @@ fn worker_series(
 
 /// Per listener (`addr`, `port`): per worker and the total over the workers.
 fn listeners(out: &mut String, snaps: &[WorkerSnapshot]) {
-    let mut keys: Vec<(Ipv4Addr, u16)> = Vec::new();
+    let mut keys: Vec<(std::net::IpAddr, u16)> = Vec::new();
     for l in snaps.iter().flat_map(WorkerSnapshot::listeners) {
         if !keys.contains(&(l.addr, l.port)) {
             keys.push((l.addr, l.port));

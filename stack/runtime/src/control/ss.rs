@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::mpsc;
 use std::time::Duration as StdDuration;
 
@@ -177,7 +177,7 @@ impl View {
                 state: SsState::Listen,
                 recv_q: accept_queue as u64,
                 send_q: backlog as u64,
-                local: SocketAddrV4::new(addr, port),
+                local: v4_view(SocketAddr::new(addr, port)),
                 peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
             },
             SsRow::Conn { ref info, .. } => {
@@ -193,16 +193,16 @@ impl View {
                     } else {
                         0
                     },
-                    local: SocketAddrV4::new(t.local_addr, t.local_port),
-                    peer: SocketAddrV4::new(t.remote_addr, t.remote_port),
+                    local: v4_view(t.local()),
+                    peer: v4_view(t.remote()),
                 }
             }
             SsRow::TimeWait { tuple: t, .. } => View {
                 state: SsState::TimeWait,
                 recv_q: 0,
                 send_q: 0,
-                local: SocketAddrV4::new(t.local_addr, t.local_port),
-                peer: SocketAddrV4::new(t.remote_addr, t.remote_port),
+                local: v4_view(t.local()),
+                peer: v4_view(t.remote()),
             },
         }
     }
@@ -559,5 +559,14 @@ mod tests {
         assert_eq!(back.filter, r.filter);
         let none = SsRequest::new(SsFlags::default(), vec![]).unwrap();
         assert_eq!(none.line(), "ss -");
+    }
+}
+
+/// `xdptcp ss` lists and filters IPv4 ends; an IPv6 end shows as 0.0.0.0 with its port
+/// until the listing and its filters take IPv6 (issue 15).
+fn v4_view(a: SocketAddr) -> SocketAddrV4 {
+    match a {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(a) => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, a.port()),
     }
 }

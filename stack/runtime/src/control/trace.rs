@@ -14,6 +14,8 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use std::net::SocketAddrV4;
+
 use crate::iface::tap::Dir;
 use crate::tcp::FourTuple;
 use crate::wire::{self, TcpFlags, TcpRepr};
@@ -190,18 +192,14 @@ impl Tracer {
         };
         let t = &f.tcp;
         let tuple = match dir {
-            Dir::In => FourTuple {
-                local_addr: f.ip.dst_addr,
-                local_port: t.dst_port,
-                remote_addr: f.ip.src_addr,
-                remote_port: t.src_port,
-            },
-            Dir::Out => FourTuple {
-                local_addr: f.ip.src_addr,
-                local_port: t.src_port,
-                remote_addr: f.ip.dst_addr,
-                remote_port: t.dst_port,
-            },
+            Dir::In => FourTuple::new(
+                SocketAddrV4::new(f.ip.dst_addr, t.dst_port),
+                SocketAddrV4::new(f.ip.src_addr, t.src_port),
+            ),
+            Dir::Out => FourTuple::new(
+                SocketAddrV4::new(f.ip.src_addr, t.src_port),
+                SocketAddrV4::new(f.ip.dst_addr, t.dst_port),
+            ),
         };
         if !self.conns.contains_key(&tuple) {
             if self.conns.len() >= self.max {
@@ -362,11 +360,9 @@ impl Traced {
 pub fn header(c: &Traced) -> String {
     let t = c.tuple;
     format!(
-        "[{n}] {}:{} (peer) <-> {}:{} (xdptcp)\n[{n}]        ms  {:<74}  xdptcp state",
-        t.remote_addr,
-        t.remote_port,
-        t.local_addr,
-        t.local_port,
+        "[{n}] {} (peer) <-> {} (xdptcp)\n[{n}]        ms  {:<74}  xdptcp state",
+        t.remote(),
+        t.local(),
         "peer | ... | xdptcp",
         n = c.number
     )
@@ -489,14 +485,12 @@ pub fn svg(conns: &[Traced]) -> String {
         let t = c.tuple;
         let _ = writeln!(
             s,
-            "<text x=\"{xl}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{}:{} (peer)</text>\
-             <text x=\"{xr}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{}:{} (xdptcp)</text>",
+            "<text x=\"{xl}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{} (peer)</text>\
+             <text x=\"{xr}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{} (xdptcp)</text>",
             y - 20,
-            t.remote_addr,
-            t.remote_port,
+            t.remote(),
             y - 20,
-            t.local_addr,
-            t.local_port
+            t.local()
         );
         let bottom = y + (c.steps.len() + 1) * ROW;
         for x in [xl, xr] {

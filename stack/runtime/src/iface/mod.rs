@@ -38,7 +38,7 @@ pub mod tap;
 
 pub use link::{Link, StaticLink};
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
 use crate::app::{App, AppEvent, AppIo};
 use crate::handoff::Handoff;
@@ -406,12 +406,10 @@ impl<D: Device, L: Link> Interface<D, L> {
                 return;
             }
             if let Some(sh) = shard {
-                let t = FourTuple {
-                    local_addr: f.ip.dst_addr,
-                    local_port: f.tcp.dst_port,
-                    remote_addr: f.ip.src_addr,
-                    remote_port: f.tcp.src_port,
-                };
+                let t = FourTuple::new(
+                    SocketAddrV4::new(f.ip.dst_addr, f.tcp.dst_port),
+                    SocketAddrV4::new(f.ip.src_addr, f.tcp.src_port),
+                );
                 let owner = sh.owner.owner(&t);
                 if owner != sh.index {
                     stats.rx_misdirected += 1;
@@ -485,6 +483,10 @@ impl<D: Device, L: Link> Interface<D, L> {
             *routes_gen = g;
         }
         ep.poll_transmit(now, |src, dst, seg| {
+            let (IpAddr::V4(src), IpAddr::V4(dst)) = (src, dst) else {
+                stats.tx_no_route += 1;
+                return;
+            };
             let Some(hop) = next_hop(routes, link, cfg.max_routes, dst) else {
                 stats.tx_no_route += 1;
                 return;

@@ -218,12 +218,10 @@ fn misdirected_flow_is_handed_to_its_owner() {
     let owner = FlowOwner::new(DEFAULT_RSS_KEY, 2).with_ephemeral(61000, 61999);
     let port = (40000..=40999u16)
         .find(|&p| {
-            owner.owner(&FourTuple {
-                local_addr: A,
-                local_port: 7,
-                remote_addr: B,
-                remote_port: p,
-            }) == 1
+            owner.owner(&FourTuple::new(
+                std::net::SocketAddrV4::new(A, 7),
+                std::net::SocketAddrV4::new(B, p),
+            )) == 1
         })
         .expect("some port is owned by worker 1");
     let (da, db) = MemoryDevice::pair(1514, 256);
@@ -431,7 +429,7 @@ fn extra_address_connects_and_receives() {
     );
     assert!(client.conn.is_some());
     let ends = client.connected.expect("connected from the extra address");
-    assert_eq!((ends.local_addr, ends.remote_addr), (B2, A));
+    assert_eq!((ends.local_ip(), ends.remote_ip()), (B2.into(), A.into()));
     assert_eq!(b.stats().rx_not_ours, 0);
     assert_eq!(server.accepted, 1);
     assert!(ExtraAddrs::new(&[B2; MAX_EXTRA_ADDRS + 1]).is_err());

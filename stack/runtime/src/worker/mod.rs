@@ -134,7 +134,7 @@ pub const MAX_SNAPSHOT_LISTENERS: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenerSnapshot {
     /// The listening address.
-    pub addr: std::net::Ipv4Addr,
+    pub addr: std::net::IpAddr,
     /// The listening port.
     pub port: u16,
     /// Entries in its SYN queue (handshakes in progress).
@@ -150,7 +150,7 @@ pub struct ListenerSnapshot {
 impl Default for ListenerSnapshot {
     fn default() -> Self {
         ListenerSnapshot {
-            addr: std::net::Ipv4Addr::UNSPECIFIED,
+            addr: std::net::Ipv4Addr::UNSPECIFIED.into(),
             port: 0,
             syn_queue: 0,
             accept_queue: 0,

@@ -10,7 +10,6 @@
 //! a slow client slows the listing, never the loop); when the receiver is gone the listing
 //! ends.
 
-use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Mutex;
@@ -35,7 +34,7 @@ pub enum SsRow {
         /// The worker (queue) that owns it.
         worker: usize,
         /// The bound address (0.0.0.0: any).
-        addr: Ipv4Addr,
+        addr: std::net::IpAddr,
         /// The bound port.
         port: u16,
         /// Connections in SYN-RECEIVED (half-open) for this listener.

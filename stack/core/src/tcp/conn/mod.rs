@@ -38,7 +38,8 @@
 //! unknown 4-tuples with a RST, RFC 9293 §3.10.7.1). A connection that reaches
 //! [`State::Closed`] only drains its last output (a RST, if any) and unread data.
 //!
-//! Memory per connection: the struct itself (608 bytes on x86-64; a test bounds it) plus,
+//! Memory per connection: the struct itself (624 bytes on x86-64, with the 36-byte 4-tuple of
+//! either family; a test bounds it) plus,
 //! only while they hold bytes, at most `cfg.wmem` bytes of send buffer and `cfg.rmem` bytes
 //! of receive buffer (`ring.rs`: storage from the endpoint's pool tcp/bufpool.rs, grown on
 //! demand up to those bounds and given back when the buffer empties, so an idle connection
@@ -295,6 +296,14 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
+    /// What our SYN offers on a connection of `tuple`'s family (IPv6: MSS 20 bytes less).
+    pub(crate) fn offer_for(&self, tuple: &FourTuple) -> Negotiated {
+        Negotiated {
+            mss: crate::tcp::endpoint::family_mss(self.offer.mss, tuple),
+            ..self.offer
+        }
+    }
+
     pub(crate) fn new(cfg: &TcpConfig) -> Limits {
         Limits {
             rto_initial: cfg.rto_initial,
@@ -455,7 +464,7 @@ impl Connection {
             tx: 0,
             sent_at: now,
         });
-        let mut c = Connection::new(now, limits, tuple, (iss, inner), limits.offer);
+        let mut c = Connection::new(now, limits, tuple, (iss, inner), limits.offer_for(&tuple));
         c.ts.offset = ts_offset;
         c.pending.syn = true;
         c
@@ -472,7 +481,7 @@ impl Connection {
         iss: SeqNum,
         ts_offset: u32,
     ) -> Self {
-        let nego = limits.offer.agree(syn);
+        let nego = limits.offer_for(&tuple).agree(syn);
         let inner = Inner::SynRcvd(SynRcvd {
             iss,
             irs: syn.seq,

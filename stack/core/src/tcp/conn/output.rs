@@ -197,7 +197,7 @@ impl Connection {
     fn syn_segment(&self, now: Instant, iss: SeqNum, ack: Option<SeqNum>) -> TcpRepr<'static> {
         let n = &self.nego;
         let options = TcpOptions {
-            mss: Some(self.limits.offer.mss),
+            mss: Some(self.limits.offer_for(&self.tuple).mss),
             window_scale: n.window_scaling.then_some(n.rcv_shift),
             sack_permitted: n.sack,
             timestamp: n.timestamps.then(|| {

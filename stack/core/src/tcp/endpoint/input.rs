@@ -1,12 +1,13 @@
 //! Segment arrival at the endpoint: demux and the stateless rules (RFC 9293 §3.10.7.1 CLOSED,
 //! §3.10.7.2 LISTEN, TIME-WAIT records, SYN cookies per RFC 4987).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use rand::Rng;
 
 use super::twtable::TwArrival;
-use super::{is_unicast, ConnCounters, ConnId, Endpoint, ListenerId, Owner};
+use super::{family_mss, is_unicast, is_v4_mapped, unspecified};
+use super::{ConnCounters, ConnId, Endpoint, ListenerId, Owner};
 use crate::tcp::conn::{Arrival, Connection, Negotiated, State};
 use crate::tcp::cookie::{SynCookies, SynOptions};
 use crate::tcp::listener::{AckDecision, SynDecision};
@@ -16,9 +17,16 @@ use crate::time::Instant;
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
 
 impl Endpoint {
-    /// One arriving segment (`src`/`dst` from its IPv4 header), already parsed and
+    /// One arriving segment (`src`/`dst` from its IPv4 or IPv6 header), already parsed and
     /// checksummed. Order: connection by 4-tuple, TIME-WAIT record, listener, CLOSED.
-    pub fn on_segment(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, seg: &TcpRepr<'_>) {
+    pub fn on_segment(
+        &mut self,
+        now: Instant,
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
+        seg: &TcpRepr<'_>,
+    ) {
+        let (src, dst) = (src.into(), dst.into());
         self.stats.segments_in += 1;
         // Never answer (or RST) broadcast/multicast or port 0 (RFC 1122 §4.2.3.10).
         if seg.src_port == 0 || seg.dst_port == 0 || !is_unicast(src) || !is_unicast(dst) {
@@ -31,13 +39,11 @@ impl Endpoint {
             self.stats.martian_src_in += 1;
             return;
         }
-        let tuple = FourTuple {
-            local_addr: dst,
-            local_port: seg.dst_port,
-            remote_addr: src,
-            remote_port: seg.src_port,
+        let Some(tuple) = FourTuple::from_ips(dst, seg.dst_port, src, seg.src_port) else {
+            self.stats.malformed_in += 1; // one address of each family: a caller bug
+            return;
         };
-        if let Some(&index) = self.demux.get(&tuple) {
+        if let Some(index) = self.demux_find(&tuple) {
             let gen = self.conns.get(index as usize).map_or(0, |s| s.gen);
             let id = ConnId { index, gen };
             self.stats.flow.on_input(seg);
@@ -78,10 +84,10 @@ impl Endpoint {
     fn listener_for(&self, tuple: &FourTuple) -> Option<ListenerId> {
         let index = self
             .listen_map
-            .get(&(tuple.local_addr, tuple.local_port))
+            .get(&(tuple.local_ip(), tuple.local_port))
             .or_else(|| {
                 self.listen_map
-                    .get(&(Ipv4Addr::UNSPECIFIED, tuple.local_port))
+                    .get(&(unspecified(tuple.local_ip()), tuple.local_port))
             })
             .copied()?;
         let gen = self.listeners[index as usize].as_ref().map_or(0, |l| l.gen);
@@ -254,7 +260,7 @@ impl Endpoint {
             options: TcpOptions::default(),
             payload: &[],
         };
-        self.control(tuple.local_addr, tuple.remote_addr, rst);
+        self.control(tuple.local_ip(), tuple.remote_ip(), rst);
     }
 
     /// RFC 9293 §3.10.7.2 LISTEN, in the RFC's order: RST, ACK, SYN, anything else.
@@ -336,7 +342,7 @@ impl Endpoint {
         }
         let ws = p.wscale.is_some();
         let nego = Negotiated {
-            mss: p.mss.min(self.cfg.mss),
+            mss: p.mss.min(family_mss(self.cfg.mss, &tuple)),
             snd_shift: p.wscale.unwrap_or(0),
             rcv_shift: if ws {
                 Negotiated::our_shift(&self.cfg)
@@ -347,7 +353,7 @@ impl Endpoint {
             sack: p.sack_permitted,
             timestamps: p.timestamps,
         };
-        let ts_off = self.isn.ts_offset(tuple.local_addr, tuple.remote_addr);
+        let ts_off = self.isn.ts_offset(tuple.local_ip(), tuple.remote_ip());
         let conn =
             Connection::from_cookie(now, &self.limits, tuple, seg, nego, ts_off, &mut self.pool);
         let id = self.insert(conn, Owner::Listener(l));
@@ -395,7 +401,7 @@ impl Endpoint {
                     },
                     None => self.isn.isn(&tuple, now),
                 };
-                let ts_off = self.isn.ts_offset(tuple.local_addr, tuple.remote_addr);
+                let ts_off = self.isn.ts_offset(tuple.local_ip(), tuple.remote_ip());
                 let conn = Connection::accept_syn(now, &self.limits, tuple, seg, iss, ts_off);
                 let id = self.insert(conn, Owner::Listener(l));
                 let queued = self.listeners[l.index as usize]
@@ -452,15 +458,20 @@ impl Endpoint {
     /// SACK are not offered (Linux `tcp_conn_request` clears them: nowhere to keep them).
     fn cookie_syn_ack(&mut self, now: Instant, tuple: FourTuple, syn: &TcpRepr<'_>) {
         self.rotate_cookie_secret(now);
-        let nego = Negotiated::from_syn(&self.cfg, syn);
+        let mss = family_mss(self.cfg.mss, &tuple);
+        let nego = Negotiated {
+            mss,
+            ..Negotiated::offer(&self.cfg)
+        }
+        .agree(syn);
         let (iss, _) = self.cookies.generate(now, &tuple, syn.seq, nego.mss);
         self.stats.cookies_sent = self.cookies.stats.sent;
         let mut options = TcpOptions {
-            mss: Some(self.cfg.mss),
+            mss: Some(mss),
             ..TcpOptions::default()
         };
         if let (true, Some((tsval, _))) = (nego.timestamps, syn.options.timestamp) {
-            let ts_off = self.isn.ts_offset(tuple.local_addr, tuple.remote_addr);
+            let ts_off = self.isn.ts_offset(tuple.local_ip(), tuple.remote_ip());
             let ts_now = (now.as_millis() as u32).wrapping_add(ts_off);
             let opts = SynOptions {
                 wscale: nego.window_scaling.then_some(nego.snd_shift),
@@ -483,7 +494,7 @@ impl Endpoint {
             options,
             payload: &[],
         };
-        self.control(tuple.local_addr, tuple.remote_addr, syn_ack);
+        self.control(tuple.local_ip(), tuple.remote_ip(), syn_ack);
     }
 }
 
@@ -491,8 +502,16 @@ impl Endpoint {
 /// (`ipv4_is_zeronet`), 127/8 (`ipv4_is_loopback`, route_localnet off) and our own address
 /// (`fib_validate_source`: a local source, accept_local off). Multicast and 255.255.255.255
 /// are refused before (`is_unicast`). 240/4 (class E) is NOT martian for Linux (unicast since
-/// 2.6.25) and is answered here too.
-pub(super) fn martian_source(src: Ipv4Addr, dst: Ipv4Addr) -> bool {
-    let o = src.octets();
-    o[0] == 0 || o[0] == 127 || src == dst
+/// 2.6.25) and is answered here too. IPv6: the loopback `::1` from the wire (RFC 4291 §2.5.3;
+/// Linux `ipv6_rcv` drops it), IPv4-mapped addresses either way (RFC 4038 §4.2; Linux
+/// `tcp_v6_conn_request` drops them) and our own address; multicast and `::` were refused
+/// before.
+pub(super) fn martian_source(src: IpAddr, dst: IpAddr) -> bool {
+    match src {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            o[0] == 0 || o[0] == 127 || src == dst
+        }
+        IpAddr::V6(a) => a.is_loopback() || is_v4_mapped(src) || is_v4_mapped(dst) || src == dst,
+    }
 }

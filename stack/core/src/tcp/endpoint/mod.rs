@@ -48,7 +48,7 @@ mod tests;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
@@ -56,7 +56,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rustc_hash::FxHashMap;
 
-use crate::hash::{keyed_map, KeyedMap};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+use crate::hash::{keyed_state, KeyedState};
 use slab::Slab;
 
 use crate::rss::FlowOwner;
@@ -338,7 +342,7 @@ struct Slot {
 
 struct ListenerSlot {
     gen: u32,
-    addr: Ipv4Addr,
+    addr: IpAddr,
     port: u16,
     /// SYN queue key -> the half-open connection; accept queue of established ones.
     l: Listener<FourTuple, ConnId, ConnId>,
@@ -372,10 +376,14 @@ pub struct Endpoint {
     /// Generation of each slab index ever used (bumped when a slot is freed).
     gens: Vec<u32>,
     /// Keyed with the endpoint's secret seed: remote peers choose these keys.
-    demux: KeyedMap<FourTuple, u32>,
+    /// 4-tuple -> slab index: a table of slab indices hashed (with `demux_hasher`) by their
+    /// connection's tuple, which is stored once, in the connection (5 bytes per bucket
+    /// instead of 41 for a map holding a copy of the 36-byte tuple).
+    demux: HashTable<u32>,
+    demux_hasher: KeyedState,
     listeners: Vec<Option<ListenerSlot>>,
     listener_gens: Vec<u32>,
-    listen_map: FxHashMap<(Ipv4Addr, u16), u32>,
+    listen_map: FxHashMap<(IpAddr, u16), u32>,
     tw: TwTable,
     timers: ConnTimers,
     /// Connections whose timer found the wheel full: polled on every `on_timeout` (never
@@ -384,7 +392,7 @@ pub struct Endpoint {
     ready: VecDeque<ConnId>,
     events: VecDeque<ConnId>,
     incoming: VecDeque<ListenerId>,
-    control: VecDeque<(Ipv4Addr, Ipv4Addr, TcpRepr<'static>)>,
+    control: VecDeque<(IpAddr, IpAddr, TcpRepr<'static>)>,
     stats: EndpointStats,
     /// Per slab index, with [`Endpoint::record_history`] on: each connection's last events
     /// (history.rs, 64 bytes per slot; off by default, then nothing is kept or checked
@@ -432,7 +440,8 @@ impl Endpoint {
             // the process) are skipped; later growth of a buffer this size is an mremap.
             conns: Slab::with_capacity(slots),
             gens: Vec::new(),
-            demux: keyed_map(secrets.seed),
+            demux: HashTable::new(),
+            demux_hasher: keyed_state(secrets.seed),
             listeners: Vec::new(),
             listener_gens: Vec::new(),
             listen_map: FxHashMap::default(),
@@ -455,14 +464,16 @@ impl Endpoint {
         self.pool.stats()
     }
 
-    /// LISTEN on (addr, port); `addr` 0.0.0.0 listens on every address of the shard. The
+    /// LISTEN on (addr, port), IPv4 or IPv6; `addr` 0.0.0.0 listens on every IPv4 address
+    /// of the shard, `::` on every IPv6 one (one family each, as Linux's IPV6_V6ONLY). The
     /// accept queue holds min(backlog, somaxconn) + 1 connections (Linux).
     pub fn listen(
         &mut self,
-        addr: Ipv4Addr,
+        addr: impl Into<IpAddr>,
         port: u16,
         backlog: usize,
     ) -> Result<ListenerId, ListenError> {
+        let addr = addr.into();
         if port == 0 {
             return Err(ListenError::InvalidPort);
         }
@@ -533,7 +544,7 @@ impl Endpoint {
     /// Every listener: (address, port, SYN queue depth, accept queue depth, counters).
     pub fn listeners_info(
         &self,
-    ) -> impl Iterator<Item = (Ipv4Addr, u16, usize, usize, ListenerStats)> + '_ {
+    ) -> impl Iterator<Item = (IpAddr, u16, usize, usize, ListenerStats)> + '_ {
         self.listeners.iter().flatten().map(|ls| {
             (
                 ls.addr,
@@ -582,14 +593,23 @@ impl Endpoint {
     /// reused when `tcp_tw_reuse` = 1 and its timestamps make it safe (Linux
     /// `tcp_twsk_unique`); otherwise skipped. With [`Endpoint::set_rss_preference`], ports
     /// whose RSS hash lands on this worker's queue are tried first (F-Stack `ff_rss_check`).
+    /// `local` and `remote` are of one family (IPv4 or IPv6), else `InvalidAddress`; the
+    /// ephemeral range is shared by both families.
     pub fn connect(
         &mut self,
         now: Instant,
-        local: Ipv4Addr,
-        remote: SocketAddrV4,
+        local: impl Into<IpAddr>,
+        remote: impl Into<SocketAddr>,
     ) -> Result<ConnId, ConnectError> {
-        let r = *remote.ip();
-        if remote.port() == 0 || !is_unicast(r) || !is_unicast(local) {
+        let (local, remote) = (local.into(), remote.into());
+        let r = remote.ip();
+        if remote.port() == 0
+            || !is_unicast(r)
+            || !is_unicast(local)
+            || local.is_ipv4() != r.is_ipv4()
+            || is_v4_mapped(local)
+            || is_v4_mapped(r)
+        {
             return Err(ConnectError::InvalidAddress);
         }
         if self.conns.len() >= self.cfg.max_connections {
@@ -609,11 +629,8 @@ impl Endpoint {
         for pass in passes {
             for i in 0..n {
                 let port = lo + ((start + i) % n) as u16;
-                let tuple = FourTuple {
-                    local_addr: local,
-                    local_port: port,
-                    remote_addr: r,
-                    remote_port: remote.port(),
+                let Some(tuple) = FourTuple::from_ips(local, port, r, remote.port()) else {
+                    return Err(ConnectError::InvalidAddress);
                 };
                 if pass == 0
                     && self
@@ -642,11 +659,11 @@ impl Endpoint {
     /// Opens `tuple` if it is free (no connection, no listener on the port, TIME-WAIT only
     /// when reusable).
     fn try_port(&mut self, now: Instant, tuple: FourTuple) -> Option<ConnId> {
-        let (local, port, r) = (tuple.local_addr, tuple.local_port, tuple.remote_addr);
+        let (local, port, r) = (tuple.local_ip(), tuple.local_port, tuple.remote_ip());
         if port == 0
-            || self.demux.contains_key(&tuple)
+            || self.demux_find(&tuple).is_some()
             || self.listen_map.contains_key(&(local, port))
-            || self.listen_map.contains_key(&(Ipv4Addr::UNSPECIFIED, port))
+            || self.listen_map.contains_key(&(unspecified(local), port))
         {
             return None;
         }
@@ -693,7 +710,7 @@ impl Endpoint {
     pub fn poll_transmit(
         &mut self,
         now: Instant,
-        mut emit: impl FnMut(Ipv4Addr, Ipv4Addr, &TcpRepr<'_>),
+        mut emit: impl FnMut(IpAddr, IpAddr, &TcpRepr<'_>),
     ) {
         // Timers are only armed here and in `on_timeout`: start the wheels at the first time.
         self.timers.start(now);
@@ -715,7 +732,7 @@ impl Endpoint {
             };
             s.in_ready = false;
             let t = s.conn.tuple();
-            let (src, dst) = (t.local_addr, t.remote_addr);
+            let (src, dst) = (t.local_ip(), t.remote_ip());
             let max = s.conn.snd_max();
             let counters = &mut s.counters;
             s.conn.poll_transmit(now, |seg| {
@@ -1060,7 +1077,23 @@ impl Endpoint {
             index: index as u32,
             gen,
         };
-        self.demux.insert(tuple, index as u32);
+        // A new incarnation of a tuple replaces the old one's entry (RFC 6191 reopening).
+        let h = self.demux_hasher.hash_one(tuple);
+        let conns = &self.conns;
+        if let Ok(e) = self.demux.find_entry(h, |&i| {
+            i as usize != index
+                && conns
+                    .get(i as usize)
+                    .is_some_and(|s| s.conn.tuple() == tuple)
+        }) {
+            e.remove();
+        }
+        let hasher = &self.demux_hasher;
+        self.demux.insert_unique(h, index as u32, |&i| {
+            conns
+                .get(i as usize)
+                .map_or(0, |s| hasher.hash_one(s.conn.tuple()))
+        });
         self.stats.conns_opened += 1;
         self.touch(id);
         id
@@ -1194,8 +1227,11 @@ impl Endpoint {
                 ls.l.syn_queue.remove(&tuple);
             }
         }
-        if self.demux.get(&tuple) == Some(&id.index) {
-            self.demux.remove(&tuple);
+        if let Ok(e) = self
+            .demux
+            .find_entry(self.demux_hasher.hash_one(tuple), |&i| i == id.index)
+        {
+            e.remove();
         }
         self.conns
             .remove(id.index as usize)
@@ -1205,8 +1241,20 @@ impl Endpoint {
         self.stats.conns_freed += 1;
     }
 
+    /// The slab index of the connection of `tuple`.
+    fn demux_find(&self, tuple: &FourTuple) -> Option<u32> {
+        let conns = &self.conns;
+        self.demux
+            .find(self.demux_hasher.hash_one(tuple), |&i| {
+                conns
+                    .get(i as usize)
+                    .is_some_and(|s| s.conn.tuple() == *tuple)
+            })
+            .copied()
+    }
+
     /// Queues a stateless reply (bounded).
-    fn control(&mut self, src: Ipv4Addr, dst: Ipv4Addr, seg: TcpRepr<'static>) {
+    fn control(&mut self, src: IpAddr, dst: IpAddr, seg: TcpRepr<'static>) {
         if self.control.len() >= CONTROL_QUEUE_MAX {
             self.stats.control_dropped += 1;
             return;
@@ -1215,8 +1263,35 @@ impl Endpoint {
     }
 }
 
-fn is_unicast(a: Ipv4Addr) -> bool {
-    !(a.is_unspecified() || a.is_broadcast() || a.is_multicast())
+fn is_unicast(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => !(a.is_unspecified() || a.is_broadcast() || a.is_multicast()),
+        IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast()),
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:0:0/96`): never on the wire (RFC 4038 §4.2), and
+/// what [`FourTuple`] uses to store IPv4, so never taken as an IPv6 address.
+fn is_v4_mapped(a: IpAddr) -> bool {
+    matches!(a, IpAddr::V6(a) if a.to_ipv4_mapped().is_some())
+}
+
+/// The wildcard address of `a`'s family.
+fn unspecified(a: IpAddr) -> IpAddr {
+    match a {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
+}
+
+/// Our MSS for a connection of `tuple`'s family: `tcp.mss` is the IPv4 figure (MTU - 40);
+/// IPv6's header is 20 bytes longer (MTU - 60, RFC 8200 §5 / RFC 9293 §3.7.1).
+pub(crate) fn family_mss(mss: u16, tuple: &FourTuple) -> u16 {
+    if tuple.is_ipv6() {
+        mss.saturating_sub(20)
+    } else {
+        mss
+    }
 }
 
 /// `Endpoint::owned_mut` on the slab alone, so the caller may borrow the pool beside it.

@@ -1,7 +1,7 @@
 //! Two endpoints wired back to back; every segment goes through the wire layer's emit and
 //! parse (with checksums) on its way.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
 use super::*;
 use crate::tcp::conn::{ConnError, Event, Negotiated, State, Timer};
@@ -15,14 +15,19 @@ const T0: Instant = Instant::from_secs(1_000);
 /// An emitted segment, kept as bytes (re-parsed on delivery).
 #[derive(Debug, Clone)]
 struct Frame {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: IpAddr,
+    dst: IpAddr,
     bytes: Vec<u8>,
 }
 
 impl Frame {
     fn repr(&self) -> TcpRepr<'_> {
-        TcpRepr::parse(&self.bytes, self.src, self.dst, true).expect("our own segment parses")
+        match (self.src, self.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => TcpRepr::parse(&self.bytes, s, d, true),
+            (IpAddr::V6(s), IpAddr::V6(d)) => TcpRepr::parse_v6(&self.bytes, s, d, true),
+            _ => panic!("mixed families"),
+        }
+        .expect("our own segment parses")
     }
     fn flags(&self) -> TcpFlags {
         self.repr().flags
@@ -35,9 +40,13 @@ impl Frame {
     }
 }
 
-fn frame(src: Ipv4Addr, dst: Ipv4Addr, seg: &TcpRepr<'_>) -> Frame {
+fn frame(src: IpAddr, dst: IpAddr, seg: &TcpRepr<'_>) -> Frame {
     let mut bytes = vec![0u8; seg.buffer_len()];
-    seg.emit(&mut bytes, src, dst);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => seg.emit(&mut bytes, s, d),
+        (IpAddr::V6(s), IpAddr::V6(d)) => seg.emit_v6(&mut bytes, s, d),
+        _ => panic!("mixed families"),
+    }
     Frame { src, dst, bytes }
 }
 
@@ -224,7 +233,7 @@ fn conn_info_snapshot() {
     let b = p.b.info(cb).unwrap();
     assert_eq!((a.state, b.state), (State::Established, State::Established));
     assert_eq!(a.tuple, b.tuple.reversed());
-    assert_eq!((a.tuple.remote_addr, a.tuple.remote_port), (B, 80));
+    assert_eq!(a.tuple.remote_v4(), Some(SocketAddrV4::new(B, 80)));
     assert_eq!(a.snd_una, before.snd_una + 3000u32);
     assert_eq!((a.snd_nxt, a.in_flight, a.unsent), (a.snd_una, 0, 0));
     assert_eq!(b.rcv_nxt, Some(a.snd_nxt));
@@ -303,7 +312,7 @@ fn rst_for_stray_segments_exact_fields() {
     let out = flush(&mut b, now);
     assert_eq!(out.len(), 2);
     let r = out[0].repr();
-    assert_eq!((out[0].src, out[0].dst), (B, A));
+    assert_eq!((out[0].src, out[0].dst), (B.into(), A.into()));
     assert_eq!(
         (r.src_port, r.dst_port, r.seq, r.ack, r.flags),
         (80, 1234, SeqNum(5000), SeqNum(0), TcpFlags::RST)
@@ -873,7 +882,7 @@ fn listener_lookup_and_unlisten() {
     b.on_segment(T0, A, other, &tcp(1001, 80, 20, 0, TcpFlags::SYN));
     let out = flush(&mut b, T0);
     assert_eq!(out.len(), 2);
-    assert_eq!((out[1].src, out[1].ack()), (other, SeqNum(21)));
+    assert_eq!((out[1].src, out[1].ack()), (other.into(), SeqNum(21)));
     assert_eq!(b.listener_info(exact).unwrap().0, 1);
     assert_eq!(b.listener_info(wild).unwrap().0, 1);
     assert!(b.unlisten(T0, exact));
@@ -1099,12 +1108,7 @@ fn connect_prefers_ports_hashing_to_own_queue() {
     let mut e = ep(TcpConfig::default(), 7, 61000..=61063);
     e.set_rss_preference(owner, 1);
     let remote = SocketAddrV4::new(B, 80);
-    let tuple = |port| FourTuple {
-        local_addr: A,
-        local_port: port,
-        remote_addr: B,
-        remote_port: 80,
-    };
+    let tuple = |port| FourTuple::new(SocketAddrV4::new(A, port), remote);
     let matching = (61000..=61063u16)
         .filter(|&p| owner.rss_queue(&tuple(p)) == 1)
         .count();
@@ -1223,6 +1227,7 @@ fn many_connections_pinning_out_of_order_data_stay_under_tcp_mem() {
 }
 
 mod conform;
+mod ipv6;
 /// `infos_from` / `time_wait_from` (the `xdptcp ss` walk): every connection and every live
 /// TIME-WAIT record exactly once, in bounded slices, with the time left of each record's
 /// 2*MSL; an expired record is not listed.

@@ -2,10 +2,12 @@
 //! `tcp_max_tw_buckets`, expired lazily on lookup and in expiry order from a FIFO.
 //!
 //! Layout (the bound: at most 128 bytes per TIME-WAIT record, all structures included):
-//! - `recs`: a dense array of 48-byte compact records (the tuple, sequence numbers,
-//!   timestamps, times as u32 milliseconds from the table's epoch) with a free list;
-//! - `map`: 4-tuple -> index (16-byte buckets plus a control byte; hashbrown keeps it between
-//!   7/16 and 7/8 full: 19-39 bytes per record);
+//! - `recs`: a dense array of 72-byte compact records (the 36-byte tuple of either family,
+//!   sequence numbers, timestamps, times as u32 milliseconds from the table's epoch) with a
+//!   free list;
+//! - `map`: a hash table of record indices, hashed by the record's tuple (which is stored
+//!   once, in the record): 4-byte buckets plus a control byte; hashbrown keeps it between
+//!   7/16 and 7/8 full: 6-12 bytes per record;
 //! - `fifo`: (index, expiry ms) in expiry order, 8 bytes per entry. Every record has one
 //!   current entry (`TwRec::queued`). Records enter with the same 2*MSL, so expiries arrive
 //!   in order; an entry that would go out of order (a record entering with an earlier
@@ -15,7 +17,7 @@
 //!   of a removed record, is skipped when it comes up. Stale entries are dropped by a
 //!   compaction once the FIFO holds more than twice the records (plus 1024).
 //!
-//! So a record costs 48 + 19..39 + 8..16 (FIFO capacity) = 75-103 bytes: [`TwTable::bytes`]
+//! So a record costs 72 + 6..12 + 8..16 (FIFO capacity) = 86-100 bytes: [`TwTable::bytes`]
 //! reports the exact figure from the capacities.
 //!
 //! Times are u32 milliseconds from the table's epoch, compared with wrapping arithmetic:
@@ -26,7 +28,11 @@
 use std::collections::VecDeque;
 use std::mem::size_of;
 
-use crate::hash::{keyed_map, KeyedMap};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+use crate::hash::{keyed_state, KeyedState};
 
 use crate::tcp::timewait::{TimeWait, TimeWaitAction};
 use crate::tcp::tuple::FourTuple;
@@ -36,7 +42,7 @@ use crate::wire::{SeqNum, TcpRepr};
 const NS_PER_MS: u64 = 1_000_000;
 const NIL: u32 = u32::MAX;
 
-/// One record in 48 bytes.
+/// One record in 72 bytes.
 #[derive(Debug, Clone, Copy)]
 struct TwRec {
     tuple: FourTuple,
@@ -58,8 +64,10 @@ struct TwRec {
 }
 
 pub(super) struct TwTable {
+    /// Record indices, hashed by their record's tuple with `hasher`.
+    map: HashTable<u32>,
     /// Keyed (see `crate::hash`): remote peers choose these keys.
-    map: KeyedMap<FourTuple, u32>,
+    hasher: KeyedState,
     recs: Vec<TwRec>,
     free: u32,
     fifo: VecDeque<(u32, u32)>,
@@ -107,7 +115,8 @@ impl TwTable {
     /// An empty table whose index is keyed with the secret `seed`.
     pub fn with_seed(seed: u64) -> Self {
         TwTable {
-            map: keyed_map(seed),
+            map: HashTable::new(),
+            hasher: keyed_state(seed),
             recs: Vec::new(),
             free: NIL,
             fifo: VecDeque::new(),
@@ -149,7 +158,7 @@ impl TwTable {
         let map = if buckets == 0 {
             0
         } else {
-            buckets * (size_of::<(FourTuple, u32)>() + 1) + 16
+            buckets * (size_of::<u32>() + 1) + 16
         };
         map + self.recs.capacity() * size_of::<TwRec>()
             + self.fifo.capacity() * size_of::<(u32, u32)>()
@@ -226,7 +235,10 @@ impl TwTable {
             (self.recs.len() - 1) as u32
         };
         self.live += 1;
-        self.map.insert(tuple, idx);
+        let (recs, hasher) = (&self.recs, &self.hasher);
+        self.map.insert_unique(hasher.hash_one(tuple), idx, |&i| {
+            hasher.hash_one(recs[i as usize].tuple)
+        });
         self.enqueue(idx);
         true
     }
@@ -253,7 +265,7 @@ impl TwTable {
     /// A caller that changes it (`TimeWait::on_segment` restarting 2*MSL) writes it back with
     /// `update`.
     pub fn get(&mut self, tuple: &FourTuple, now: Instant) -> Option<TimeWait> {
-        let &idx = self.map.get(tuple)?;
+        let idx = self.find(tuple)?;
         let r = self.recs[idx as usize];
         let expiry = self.instant(r.expiry, now);
         if now >= expiry {
@@ -327,7 +339,7 @@ impl TwTable {
 
     /// Writes back a record read with `get` (TS.Recent and the expiry may have moved).
     pub fn update(&mut self, tuple: &FourTuple, rec: &TimeWait) {
-        let Some(&idx) = self.map.get(tuple) else {
+        let Some(idx) = self.find(tuple) else {
             return;
         };
         let (expiry, at) = (self.ms(rec.expiry), self.ms(rec.ts_recent_at));
@@ -341,8 +353,25 @@ impl TwTable {
         }
     }
 
+    /// The index of `tuple`'s record.
+    fn find(&self, tuple: &FourTuple) -> Option<u32> {
+        let recs = &self.recs;
+        self.map
+            .find(self.hasher.hash_one(tuple), |&i| {
+                recs[i as usize].tuple == *tuple
+            })
+            .copied()
+    }
+
     pub fn remove(&mut self, tuple: &FourTuple) -> Option<()> {
-        let idx = self.map.remove(tuple)?;
+        let recs = &self.recs;
+        let (idx, _) = self
+            .map
+            .find_entry(self.hasher.hash_one(tuple), |&i| {
+                recs[i as usize].tuple == *tuple
+            })
+            .ok()?
+            .remove();
         let r = &mut self.recs[idx as usize];
         r.live = false;
         r.queued = self.free;
@@ -351,7 +380,7 @@ impl TwTable {
         if self.live == 0 {
             // Nothing left: give the memory back (a burst of TIME-WAIT is not kept for
             // ever), and the stale FIFO entries with it.
-            self.map = KeyedMap::with_hasher(self.map.hasher().clone());
+            self.map = HashTable::new();
             self.recs = Vec::new();
             self.fifo = VecDeque::new();
             self.free = NIL;
@@ -401,17 +430,22 @@ impl TwTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, SocketAddrV4, SocketAddrV6};
 
     const TW: Duration = Duration::from_secs(60);
 
     fn tuple(port: u16) -> FourTuple {
-        FourTuple {
-            local_addr: Ipv4Addr::new(198, 18, 0, 1),
-            local_port: 80,
-            remote_addr: Ipv4Addr::new(198, 18, 0, 2),
-            remote_port: port,
-        }
+        FourTuple::new(
+            SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 80),
+            SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), port),
+        )
+    }
+
+    fn tuple6(port: u16) -> FourTuple {
+        FourTuple::new_v6(
+            SocketAddrV6::new("2001:2::1".parse().unwrap(), 80, 0, 0),
+            SocketAddrV6::new("2001:2::2".parse().unwrap(), port, 0, 0),
+        )
     }
 
     fn rec(now: Instant, port: u16) -> TimeWait {
@@ -428,8 +462,8 @@ mod tests {
     }
 
     #[test]
-    fn record_is_48_bytes() {
-        assert_eq!(size_of::<TwRec>(), 48);
+    fn record_is_72_bytes() {
+        assert_eq!(size_of::<TwRec>(), 72);
     }
 
     /// A record reads back as it went in (times to the millisecond) and expires at 2*MSL,
@@ -508,11 +542,11 @@ mod tests {
             t.insert(tuple(p), rec(t0, p));
         }
         let per = t.bytes() / t.len();
-        assert!((48..=128).contains(&per), "{per} bytes per record");
+        assert!((72..=128).contains(&per), "{per} bytes per record");
         t.remove(&tuple(5));
         let t1 = t0 + Duration::from_secs(10);
         t.insert(tuple(5000), rec(t1, 5000));
-        assert_eq!(t.map[&tuple(5000)], 5, "free slot reused");
+        assert_eq!(t.find(&tuple(5000)), Some(5), "free slot reused");
         t.expire(t0 + TW);
         assert_eq!(
             t.len(),
@@ -521,5 +555,24 @@ mod tests {
         );
         t.expire(t1 + TW);
         assert_eq!((t.len(), t.bytes()), (0, 0));
+    }
+
+    /// IPv6 records cost what IPv4 ones do (the tuple is 36 bytes for both families), and
+    /// the families never meet: an IPv6 tuple is not found under its IPv4 look-alike.
+    #[test]
+    fn ipv6_records_within_128_bytes() {
+        let t0 = Instant::from_secs(1);
+        let mut t = TwTable::new();
+        t.start(t0);
+        for p in 0..1000 {
+            t.insert(tuple6(p), rec(t0, p));
+        }
+        let per = t.bytes() / t.len();
+        assert!((72..=128).contains(&per), "{per} bytes per record");
+        assert!(t.get(&tuple(7), t0).is_none());
+        assert_eq!(t.get(&tuple6(7), t0).unwrap().snd_nxt, SeqNum(5000));
+        t.remove(&tuple6(7));
+        assert!(t.get(&tuple6(7), t0).is_none());
+        assert_eq!(t.len(), 999);
     }
 }
