@@ -140,6 +140,9 @@ impl Harness {
     fn flush(&mut self) {
         let mut out: Vec<(Ipv4Addr, Ipv4Addr, Vec<u8>)> = Vec::new();
         self.ep.poll_transmit(self.now, |s, d, seg| {
+            let (std::net::IpAddr::V4(s), std::net::IpAddr::V4(d)) = (s, d) else {
+                panic!("an IPv6 segment from an IPv4-only endpoint");
+            };
             let mut bytes = vec![0u8; seg.buffer_len()];
             seg.emit(&mut bytes, s, d);
             out.push((s, d, bytes));

@@ -8,14 +8,14 @@
 
 use std::fmt;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use xdptcp_xdp::{AttachOptions, CookieConfig, Steering};
 
 use crate::app::App;
 use crate::cookies::{FlagPolicy, SharedCookieSecrets, XdpCookieStats};
 use crate::handoff::{mesh, HandoffConfig};
-use crate::iface::{ExtraAddrs, Interface, InterfaceConfig, MAX_EXTRA_ADDRS};
+use crate::iface::{Addrs6, ExtraAddrs, Interface, InterfaceConfig, MAX_EXTRA_ADDRS};
 use crate::neigh::route::{RouteMonitor, RouteView, ROUTE_REFRESH};
 use crate::neigh::{KernelResolver, Netlink};
 use crate::phy::{AfXdpConfig, AfXdpDevice, AfXdpError};
@@ -194,6 +194,14 @@ pub enum StartError {
     /// Writing `net.ipv4.ip_local_reserved_ports` failed.
     #[error("reserving the ephemeral ports from the kernel: {0}")]
     ReservePorts(io::Error),
+    /// An IPv6 address of the stack is not configured on the interface.
+    #[error("address {addr} is not on interface {ifname} (add it with nodad, e.g. `ip -6 addr add {addr}/64 dev {ifname} nodad`)")]
+    Address6NotOnInterface {
+        /// The address asked for.
+        addr: Ipv6Addr,
+        /// The interface.
+        ifname: String,
+    },
     /// More `extra_addrs` than `iface::MAX_EXTRA_ADDRS`.
     #[error("{0} extra addresses: at most {MAX_EXTRA_ADDRS} per interface")]
     TooManyAddrs(usize),
@@ -523,6 +531,15 @@ pub fn is_root() -> bool {
 impl Stack {
     /// The checks and set-up, in the calling thread's network namespace.
     pub fn open(o: &StackOptions) -> Result<Stack, StartError> {
+        Self::open_dual(o, &[])
+    }
+
+    /// [`Stack::open`] with IPv6 addresses besides `o.addr`: one stack for both families
+    /// (dual-stack). Each address must be on the interface (the kernel keeps it and answers
+    /// neighbour solicitations); every listener of `o.ports` is also opened on each of them,
+    /// the XDP program steers their ports and the shared ephemeral range to the stack, and
+    /// IPv6 active opens leave from the first.
+    pub fn open_dual(o: &StackOptions, addrs6: &[Ipv6Addr]) -> Result<Stack, StartError> {
         if !is_root() {
             return Err(StartError::NotRoot);
         }
@@ -542,6 +559,16 @@ impl Stack {
             });
         }
         let extra = ExtraAddrs::new(&o.extra_addrs).map_err(StartError::TooManyAddrs)?;
+        let addrs6_cfg = Addrs6::new(addrs6).map_err(StartError::TooManyAddrs)?;
+        if !addrs6.is_empty() {
+            let have6 = nl.link_addrs6(link.ifindex).map_err(StartError::Netlink)?;
+            if let Some(&addr) = addrs6.iter().find(|a| !have6.contains(a)) {
+                return Err(StartError::Address6NotOnInterface {
+                    addr,
+                    ifname: o.ifname.clone(),
+                });
+            }
+        }
         if o.workers > link.rx_queues as usize {
             return Err(StartError::TooFewQueues {
                 ifname: o.ifname.clone(),
@@ -663,6 +690,9 @@ impl Stack {
             let mut icfg = InterfaceConfig::new(o.addr, link.mac);
             icfg.extra_addrs = extra;
             icfg.hash_seed = os_secrets().seed;
+            icfg.addrs6 = addrs6_cfg;
+            // One flow-label secret per worker is enough: a flow only leaves from its owner.
+            icfg.flow_label_secret = os_secrets().isn;
             let mut iface = Interface::new(dev, resolver, ep, icfg);
             if let (true, Some(h)) = (n > 1, handoffs.next()) {
                 iface.set_shard(q, owner);
@@ -683,6 +713,15 @@ impl Stack {
                 .steering
                 .add_listen(o.addr, p)
                 .map_err(StartError::Steering)?;
+        }
+        for &a in addrs6 {
+            stack.steering.add_addr6(a).map_err(StartError::Steering)?;
+            for &p in &o.ports {
+                stack
+                    .steering
+                    .add_listen6(a, p)
+                    .map_err(StartError::Steering)?;
+            }
         }
         let eph_addr = if o.extra_addrs.is_empty() {
             o.addr

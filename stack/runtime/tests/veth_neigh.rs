@@ -130,7 +130,7 @@ fn kernel_neighbour_resolution_over_netlink() {
         // The cache over the kernel back-end: frames to an unresolved on-link neighbour are held
         // and released in order once the kernel has resolved it.
         let mut kr = KernelResolver::new(nl, link.ifindex);
-        assert_eq!(kr.lookup(PEER_IP2), None);
+        assert_eq!(kr.lookup(PEER_IP2.into()), None);
         let mut cache: NeighCache<u32> = NeighCache::new(NeighConfig::default());
         let epoch = StdInstant::now();
         let now = || Instant::from_nanos(epoch.elapsed().as_nanos() as u64);
@@ -156,9 +156,9 @@ fn kernel_neighbour_resolution_over_netlink() {
         assert_eq!(
             sent,
             vec![
-                (PEER_IP2, peer_mac, 0),
-                (PEER_IP2, peer_mac, 1),
-                (PEER_IP2, peer_mac, 2)
+                (PEER_IP2.into(), peer_mac, 0),
+                (PEER_IP2.into(), peer_mac, 1),
+                (PEER_IP2.into(), peer_mac, 2)
             ]
         );
         assert_eq!(cache.lookup(now(), PEER_IP2), Lookup::Found(peer_mac));

@@ -4,7 +4,7 @@
 //!
 //! Memory bound: the message plus at most `expect` bytes received (more is dropped).
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use super::{App, AppError, AppEvent, AppIo};
 use crate::tcp::endpoint::ConnId;
@@ -12,7 +12,7 @@ use crate::tcp::endpoint::ConnId;
 /// The echo client.
 #[derive(Debug)]
 pub struct Client {
-    remote: SocketAddrV4,
+    remote: SocketAddr,
     message: Vec<u8>,
     /// Bytes to read before closing (at most this many are kept).
     expect: usize,
@@ -28,17 +28,17 @@ pub struct Client {
 
 impl Client {
     /// Sends `message`, reads as many bytes back, then closes (the active close).
-    pub fn new(remote: SocketAddrV4, message: &[u8]) -> Self {
-        Self::build(remote, message, message.len(), false)
+    pub fn new(remote: impl Into<SocketAddr>, message: &[u8]) -> Self {
+        Self::build(remote.into(), message, message.len(), false)
     }
 
     /// Sends nothing, reads (keeping at most `max` bytes) until the peer closes, then
     /// closes (the passive close).
-    pub fn reader(remote: SocketAddrV4, max: usize) -> Self {
-        Self::build(remote, b"", max, true)
+    pub fn reader(remote: impl Into<SocketAddr>, max: usize) -> Self {
+        Self::build(remote.into(), b"", max, true)
     }
 
-    fn build(remote: SocketAddrV4, message: &[u8], expect: usize, wait_for_fin: bool) -> Self {
+    fn build(remote: SocketAddr, message: &[u8], expect: usize, wait_for_fin: bool) -> Self {
         Client {
             remote,
             message: message.to_vec(),
@@ -91,7 +91,7 @@ impl Client {
 
 impl App for Client {
     fn on_start(&mut self, io: &mut AppIo<'_>) {
-        match io.connect(self.remote) {
+        match io.connect_any(self.remote) {
             Ok(c) => self.conn = Some(c),
             Err(e) => {
                 self.error = Some(e);

@@ -18,7 +18,7 @@ pub mod http;
 pub mod server;
 pub mod source;
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 use crate::tcp::conn::{ConnError, Event, SendError, State};
 use crate::tcp::endpoint::{ConnId, ConnInfo, ConnectError, Endpoint, ListenError, ListenerId};
@@ -118,17 +118,97 @@ pub trait App {
     }
 }
 
+/// Bound on the stack's IPv6 addresses per interface.
+pub const MAX_ADDRS6: usize = 32;
+
+/// Up to [`MAX_ADDRS6`] IPv6 addresses of the stack (a fixed array: the config stays
+/// `Copy`). The kernel owns them too (it answers Neighbor Solicitations for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Addrs6 {
+    addrs: [Option<Ipv6Addr>; MAX_ADDRS6],
+}
+
+impl Addrs6 {
+    /// The first [`MAX_ADDRS6`] of `v` (more are an error).
+    pub fn new(v: &[Ipv6Addr]) -> Result<Self, usize> {
+        if v.len() > MAX_ADDRS6 {
+            return Err(v.len());
+        }
+        let mut e = Addrs6::default();
+        for (slot, a) in e.addrs.iter_mut().zip(v) {
+            *slot = Some(*a);
+        }
+        Ok(e)
+    }
+
+    /// Whether `a` is one of them.
+    pub fn contains(&self, a: Ipv6Addr) -> bool {
+        self.addrs.iter().map_while(|x| *x).any(|x| x == a)
+    }
+
+    /// The addresses, in the order given.
+    pub fn iter(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.addrs.iter().map_while(|x| *x)
+    }
+}
+
 /// The application's handle on the shard's endpoint during one callback.
 pub struct AppIo<'a> {
     ep: &'a mut Endpoint,
     now: Instant,
     local: Ipv4Addr,
+    /// The interface's IPv6 addresses (none: IPv4 only).
+    addrs6: Addrs6,
 }
 
 impl<'a> AppIo<'a> {
     /// `local` is the interface address used for `listen` and `connect`.
     pub fn new(ep: &'a mut Endpoint, now: Instant, local: Ipv4Addr) -> Self {
-        AppIo { ep, now, local }
+        AppIo {
+            ep,
+            now,
+            local,
+            addrs6: Addrs6::default(),
+        }
+    }
+
+    /// With the interface's IPv6 addresses: [`AppIo::listen_on`] them, and
+    /// [`AppIo::connect_any`] to IPv6 servers from the first.
+    pub fn with_addrs6(mut self, addrs6: Addrs6) -> Self {
+        self.addrs6 = addrs6;
+        self
+    }
+
+    /// The interface's IPv6 addresses.
+    pub fn addrs6(&self) -> Addrs6 {
+        self.addrs6
+    }
+
+    /// LISTEN on (`addr`, `port`), either family; `backlog` is capped by `somaxconn`.
+    pub fn listen_on(
+        &mut self,
+        addr: IpAddr,
+        port: u16,
+        backlog: usize,
+    ) -> Result<ListenerId, AppError> {
+        self.ep
+            .listen(addr, port, backlog)
+            .map_err(AppError::Listen)
+    }
+
+    /// Active open to `remote` of either family: from the interface's IPv4 address, or from
+    /// its first IPv6 address (`InvalidAddress` when it has none).
+    pub fn connect_any(&mut self, remote: SocketAddr) -> Result<ConnId, AppError> {
+        let local: IpAddr = match remote {
+            SocketAddr::V4(_) => self.local.into(),
+            SocketAddr::V6(_) => match self.addrs6.iter().next() {
+                Some(a) => a.into(),
+                None => return Err(AppError::Connect(ConnectError::InvalidAddress)),
+            },
+        };
+        self.ep
+            .connect(self.now, local, remote)
+            .map_err(AppError::Connect)
     }
 
     /// The loop iteration's time (read once per iteration by the worker).

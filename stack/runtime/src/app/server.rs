@@ -143,6 +143,13 @@ impl App for Server {
                 Ok(l) => self.listeners.push((l, i)),
                 Err(e) => self.listen_errors.push((*port, e)),
             }
+            // Dual-stack: the same port on each IPv6 address of the interface.
+            for a in io.addrs6().iter() {
+                match io.listen_on(a.into(), *port, self.backlog) {
+                    Ok(l) => self.listeners.push((l, i)),
+                    Err(e) => self.listen_errors.push((*port, e)),
+                }
+            }
             app.on_start(io);
         }
     }

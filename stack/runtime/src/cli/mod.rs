@@ -29,7 +29,7 @@
 //! [`crate::stack`], the stat socket, the reports and the stop signals are
 //! [`crate::control`]'s.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration as StdDuration;
 
 use clap::{Args, Parser, Subcommand};
@@ -122,9 +122,11 @@ pub struct Common {
     /// Interface to attach to (its queue 0).
     #[arg(long = "iface")]
     pub iface: String,
-    /// The stack's IPv4 address (must be on the interface; the kernel keeps answering ARP).
-    #[arg(long)]
-    pub addr: Ipv4Addr,
+    /// The stack's addresses (repeatable): one IPv4 address and any IPv6 addresses, each on
+    /// the interface (the kernel keeps answering ARP and neighbour solicitations); with both
+    /// families one stack serves both (dual-stack).
+    #[arg(long, required = true)]
+    pub addr: Vec<IpAddr>,
     /// Try AF_XDP zero-copy (falls back to copy mode with a message if the driver refuses).
     #[arg(long)]
     pub zero_copy: bool,
@@ -188,9 +190,9 @@ pub struct ConnectArgs {
     /// Interface, address and stack settings.
     #[command(flatten)]
     pub common: Common,
-    /// Server address.
+    /// Server address, IPv4 (`IP:PORT`) or IPv6 (`[IP]:PORT`, from the first IPv6 `--addr`).
     #[arg(long)]
-    pub remote: SocketAddrV4,
+    pub remote: SocketAddr,
     /// What to send; the echo of as many bytes is read back.
     #[arg(long, default_value = "hello from xdptcp\n")]
     pub message: String,
@@ -311,7 +313,34 @@ fn usage(e: ArgError) -> Failure {
     fail(2, e.to_string())
 }
 
+/// `--addr`s: the one IPv4 address and the IPv6 ones.
+fn split_addrs(addrs: &[IpAddr]) -> Result<(Ipv4Addr, Vec<Ipv6Addr>), Failure> {
+    let v4: Vec<Ipv4Addr> = addrs
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    let v6 = addrs
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V6(a) => Some(*a),
+            IpAddr::V4(_) => None,
+        })
+        .collect();
+    match v4[..] {
+        [a] => Ok((a, v6)),
+        [] => Err(fail(
+            2,
+            "bad --addr: one IPv4 address is needed (an IPv6-only stack is not supported yet)",
+        )),
+        _ => Err(fail(2, "bad --addr: at most one IPv4 address")),
+    }
+}
+
 fn options(c: &Common, ports: Vec<u16>, workers: usize) -> Result<StackOptions, Failure> {
+    let (addr, _) = split_addrs(&c.addr)?;
     let tcp = parse_sets(&c.set).map_err(usage)?;
     let ephemeral = parse_range(&c.ephemeral).map_err(usage)?;
     if let Some(p) = ports
@@ -328,7 +357,7 @@ fn options(c: &Common, ports: Vec<u16>, workers: usize) -> Result<StackOptions, 
     }
     Ok(StackOptions {
         ifname: c.iface.clone(),
-        addr: c.addr,
+        addr,
         extra_addrs: Vec::new(),
         ports,
         ephemeral,
@@ -358,8 +387,8 @@ fn options(c: &Common, ports: Vec<u16>, workers: usize) -> Result<StackOptions, 
     })
 }
 
-fn open(o: &StackOptions) -> Result<Stack, Failure> {
-    let s = Stack::open(o).map_err(|e| fail(1, e.to_string()))?;
+fn open(o: &StackOptions, addrs6: &[Ipv6Addr]) -> Result<Stack, Failure> {
+    let s = Stack::open_dual(o, addrs6).map_err(|e| fail(1, e.to_string()))?;
     if s.zero_copy_fallback {
         eprintln!(
             "xdptcp: zero-copy is not supported on {}; running in copy mode",
@@ -381,8 +410,9 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         return Err(fail(2, "bad --workers 0: at least 1"));
     }
     let o = options(&a.common, listens.iter().map(|l| l.0).collect(), a.workers)?;
+    let (_, addrs6) = split_addrs(&a.common.addr)?;
     let metrics = bind_metrics(a.metrics.as_deref())?;
-    let mut stack = open(&o)?;
+    let mut stack = open(&o, &addrs6)?;
     for w in &mut stack.workers {
         w.iface.endpoint_mut().record_history(a.history);
     }
@@ -426,7 +456,11 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         "xdptcp: serving on {} {} ports {}; {} worker{}, {} mode, ephemeral {}-{}; stat {}; \
          user {}",
         o.ifname,
-        o.addr,
+        std::iter::once(IpAddr::from(o.addr))
+            .chain(addrs6.iter().map(|&a| a.into()))
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
         apps.join(","),
         a.workers,
         if a.workers == 1 { "" } else { "s" },
@@ -587,7 +621,11 @@ pub fn stat_cmd(a: &StatArgs) -> Result<(), Failure> {
 /// `xdptcp connect`.
 pub fn connect(a: &ConnectArgs) -> Result<(), Failure> {
     let o = options(&a.common, Vec::new(), 1)?;
-    let mut stack = open(&o)?;
+    let (_, addrs6) = split_addrs(&a.common.addr)?;
+    if a.remote.is_ipv6() && addrs6.is_empty() {
+        return Err(fail(2, "bad --remote: an IPv6 server needs an IPv6 --addr"));
+    }
+    let mut stack = open(&o, &addrs6)?;
     let stop = control::stop_on_signals();
     stack.workers[0].set_stop_flag(stop.clone());
     let timeout = a.timeout;

@@ -78,6 +78,8 @@ pub(crate) fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
         ("connect_rss_miss", e.connect_rss_miss),
         ("rx_frames", i.rx_frames),
         ("tx_segments", i.tx_segments),
+        ("rx_segments6", i.rx_segments6),
+        ("tx_segments6", i.tx_segments6),
         ("dev_rx_frames", s.device.rx_frames),
         ("dev_tx_frames", s.device.tx_frames),
         ("dev_rx_dropped", s.device.rx_dropped),

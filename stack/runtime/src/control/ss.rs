@@ -511,6 +511,15 @@ pub fn summary(snaps: &[WorkerSnapshot]) -> String {
     )
 }
 
+/// `xdptcp ss` lists and filters IPv4 ends; an IPv6 end shows as 0.0.0.0 with its port
+/// until the listing and its filters take IPv6 (issue 15).
+fn v4_view(a: SocketAddr) -> SocketAddrV4 {
+    match a {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(a) => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, a.port()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,14 +568,5 @@ mod tests {
         assert_eq!(back.filter, r.filter);
         let none = SsRequest::new(SsFlags::default(), vec![]).unwrap();
         assert_eq!(none.line(), "ss -");
-    }
-}
-
-/// `xdptcp ss` lists and filters IPv4 ends; an IPv6 end shows as 0.0.0.0 with its port
-/// until the listing and its filters take IPv6 (issue 15).
-fn v4_view(a: SocketAddr) -> SocketAddrV4 {
-    match a {
-        SocketAddr::V4(a) => a,
-        SocketAddr::V6(a) => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, a.port()),
     }
 }

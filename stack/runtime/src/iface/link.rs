@@ -5,7 +5,7 @@
 //! netlink); tests and simulations use [`StaticLink`] (everything on-link, a fixed table).
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::neigh::{KernelResolver, Mac, Resolver};
 
@@ -16,7 +16,7 @@ use crate::neigh::{KernelResolver, Mac, Resolver};
 pub trait Link: Resolver {
     /// The next hop toward `dst` (a gateway, or `dst` itself when on-link); `None` when
     /// there is no route.
-    fn next_hop(&mut self, dst: Ipv4Addr) -> Option<Ipv4Addr>;
+    fn next_hop(&mut self, dst: IpAddr) -> Option<IpAddr>;
 
     /// Changes when the routes change: the interface drops its per-remote cache then.
     fn routes_generation(&mut self) -> u64 {
@@ -25,11 +25,13 @@ pub trait Link: Resolver {
 }
 
 impl Link for KernelResolver {
-    fn next_hop(&mut self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
-        match self.routes() {
-            Some(v) => v.next_hop(dst),
+    fn next_hop(&mut self, dst: IpAddr) -> Option<IpAddr> {
+        match (self.routes(), dst) {
+            (Some(v), _) => v.next_hop_any(dst),
             // Without a route view (tools, tests): ask the kernel.
-            None => self.netlink().route_get(dst).ok().map(|h| h.ip),
+            (None, IpAddr::V4(d)) => self.netlink().route_get(d).ok().map(|h| h.ip.into()),
+            // Tools without a route view do not speak IPv6: on-link.
+            (None, IpAddr::V6(_)) => Some(dst),
         }
     }
 
@@ -41,7 +43,7 @@ impl Link for KernelResolver {
 /// Every destination on-link, MACs from a fixed table (tests, in-memory links).
 #[derive(Debug, Clone, Default)]
 pub struct StaticLink {
-    macs: HashMap<Ipv4Addr, Mac>,
+    macs: HashMap<IpAddr, Mac>,
     /// `lookup` calls made (a test can check that routes and MACs are cached).
     pub lookups: u64,
 }
@@ -50,22 +52,27 @@ impl StaticLink {
     /// Every address in `entries` resolves to its MAC; others stay unresolved.
     pub fn new(entries: &[(Ipv4Addr, Mac)]) -> Self {
         StaticLink {
-            macs: entries.iter().copied().collect(),
+            macs: entries.iter().map(|&(a, m)| (a.into(), m)).collect(),
             lookups: 0,
         }
+    }
+
+    /// Adds an address of either family to the table.
+    pub fn insert(&mut self, ip: IpAddr, mac: Mac) {
+        self.macs.insert(ip, mac);
     }
 }
 
 impl Resolver for StaticLink {
-    fn lookup(&mut self, ip: Ipv4Addr) -> Option<Mac> {
+    fn lookup(&mut self, ip: IpAddr) -> Option<Mac> {
         self.lookups += 1;
         self.macs.get(&ip).copied()
     }
-    fn solicit(&mut self, _ip: Ipv4Addr) {}
+    fn solicit(&mut self, _ip: IpAddr) {}
 }
 
 impl Link for StaticLink {
-    fn next_hop(&mut self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+    fn next_hop(&mut self, dst: IpAddr) -> Option<IpAddr> {
         Some(dst)
     }
 }

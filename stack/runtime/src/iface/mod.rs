@@ -36,9 +36,10 @@
 mod link;
 pub mod tap;
 
+pub use crate::app::Addrs6;
 pub use link::{Link, StaticLink};
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 use crate::app::{App, AppEvent, AppIo};
 use crate::handoff::Handoff;
@@ -105,6 +106,14 @@ pub struct InterfaceConfig {
     /// 4-tuples toward one server. At most [`MAX_EXTRA_ADDRS`]; the kernel must own them too
     /// (it answers ARP).
     pub extra_addrs: ExtraAddrs,
+    /// The stack's IPv6 addresses (none: IPv4 only). Segments to them are taken; the first
+    /// is the source of IPv6 active opens.
+    pub addrs6: Addrs6,
+    /// Hop limit of emitted IPv6 packets (Linux `net.ipv6.conf.all.hop_limit`).
+    pub hop_limit: u8,
+    /// Secret of the RFC 6437 flow labels: each IPv6 connection's label is a keyed hash of
+    /// its 4-tuple, stable for its life (random in production; 0 in tests).
+    pub flow_label_secret: [u8; 16],
     /// Neighbour resolution: cache size, timeouts, held-segment bounds.
     pub neigh: NeighConfig,
     /// Secret key of the per-remote route cache's hash (random in production; 0 in tests).
@@ -123,6 +132,9 @@ impl InterfaceConfig {
             verify_checksums: true,
             max_routes: 65_536,
             extra_addrs: ExtraAddrs::default(),
+            addrs6: Addrs6::default(),
+            hop_limit: 64,
+            flow_label_secret: [0; 16],
             neigh: NeighConfig::default(),
             hash_seed: 0,
         }
@@ -144,8 +156,12 @@ pub struct IfaceStats {
     pub rx_checksum: u64,
     /// Dropped: not handled here (`wire::Error::Unsupported`: fragments, other protocols).
     pub rx_unsupported: u64,
-    /// Valid TCP/IPv4 but not addressed to our IPv4 address.
+    /// Valid TCP/IPv4 or TCP/IPv6 but not addressed to one of our addresses.
     pub rx_not_ours: u64,
+    /// TCP/IPv6 segments handed to the endpoint (also counted in `rx_segments`).
+    pub rx_segments6: u64,
+    /// TCP/IPv6 segments emitted into device frames (also counted in `tx_segments`).
+    pub tx_segments6: u64,
     /// Segments whose flow another worker owns (see the module docs).
     pub rx_misdirected: u64,
     /// Misdirected segments copied to their owner / dropped (no free hand-off buffer, too
@@ -207,7 +223,9 @@ pub struct Interface<D: Device, L: Link> {
     cfg: InterfaceConfig,
     neigh: NeighCache<Box<[u8]>>,
     /// Next-hop cache: remote -> next hop (`None`: no route).
-    routes: KeyedMap<Ipv4Addr, Option<Ipv4Addr>>,
+    routes: KeyedMap<IpAddr, Option<IpAddr>>,
+    /// RFC 6437 flow labels of IPv6 connections (keyed with `cfg.flow_label_secret`).
+    labels: wire::FlowLabels,
     /// The link's routes generation the cache was filled under.
     routes_gen: u64,
     /// When the neighbour cache next has work (recomputed after it changes).
@@ -245,6 +263,7 @@ impl<D: Device, L: Link> Interface<D, L> {
             neigh: NeighCache::new(cfg.neigh),
             cfg,
             routes: keyed_map(cfg.hash_seed),
+            labels: wire::FlowLabels::new(cfg.flow_label_secret),
             routes_gen: 0,
             neigh_due: None,
             shard: None,
@@ -325,17 +344,19 @@ impl<D: Device, L: Link> Interface<D, L> {
 
     /// An application handle outside `poll` (e.g. to open listeners before the loop starts).
     pub fn app_io(&mut self, now: Instant) -> AppIo<'_> {
-        AppIo::new(&mut self.ep, now, self.cfg.addr)
+        AppIo::new(&mut self.ep, now, self.cfg.addr).with_addrs6(self.cfg.addrs6)
     }
 
     /// Calls `app.on_start` (once, before the first `poll`).
     pub fn start<A: App + ?Sized>(&mut self, now: Instant, app: &mut A) {
-        app.on_start(&mut AppIo::new(&mut self.ep, now, self.cfg.addr));
+        app.on_start(
+            &mut AppIo::new(&mut self.ep, now, self.cfg.addr).with_addrs6(self.cfg.addrs6),
+        );
     }
 
     /// Calls `app.on_stop` (once, before the last `poll`).
     pub fn stop<A: App + ?Sized>(&mut self, now: Instant, app: &mut A) {
-        app.on_stop(&mut AppIo::new(&mut self.ep, now, self.cfg.addr));
+        app.on_stop(&mut AppIo::new(&mut self.ep, now, self.cfg.addr).with_addrs6(self.cfg.addrs6));
     }
 
     /// One loop iteration's work at `now`. See the module docs for the order.
@@ -375,7 +396,7 @@ impl<D: Device, L: Link> Interface<D, L> {
         if let Some(h) = shard.as_mut().and_then(|s| s.handoff.as_mut()) {
             // The sender verified the checksum already.
             let got = h.recv(cfg.rx_budget, |frame| {
-                let Ok(f) = wire::parse_tcp_frame_with(frame, false) else {
+                let Ok(f) = wire::parse_any_tcp_frame_with(frame, false) else {
                     stats.rx_malformed += 1;
                     return;
                 };
@@ -389,7 +410,7 @@ impl<D: Device, L: Link> Interface<D, L> {
             if !taps.is_empty() {
                 tap::each(taps, now, Dir::In, frame);
             }
-            let f = match wire::parse_tcp_frame_with(frame, cfg.verify_checksums) {
+            let f = match wire::parse_any_tcp_frame_with(frame, cfg.verify_checksums) {
                 Ok(f) => f,
                 Err(e) => {
                     *match e {
@@ -401,15 +422,18 @@ impl<D: Device, L: Link> Interface<D, L> {
                     return;
                 }
             };
-            if f.ip.dst_addr != cfg.addr && !cfg.extra_addrs.contains(f.ip.dst_addr) {
+            let ours = match &f {
+                wire::AnyTcpFrame::V4(f) => {
+                    f.ip.dst_addr == cfg.addr || cfg.extra_addrs.contains(f.ip.dst_addr)
+                }
+                wire::AnyTcpFrame::V6(f) => cfg.addrs6.contains(f.ip.dst_addr),
+            };
+            if !ours {
                 stats.rx_not_ours += 1;
                 return;
             }
             if let Some(sh) = shard {
-                let t = FourTuple::new(
-                    SocketAddrV4::new(f.ip.dst_addr, f.tcp.dst_port),
-                    SocketAddrV4::new(f.ip.src_addr, f.tcp.src_port),
-                );
+                let t = tuple_of(&f);
                 let owner = sh.owner.owner(&t);
                 if owner != sh.index {
                     stats.rx_misdirected += 1;
@@ -437,7 +461,7 @@ impl<D: Device, L: Link> Interface<D, L> {
             let Some(ev) = self.ep.poll_event() else {
                 break;
             };
-            let mut io = AppIo::new(&mut self.ep, now, self.cfg.addr);
+            let mut io = AppIo::new(&mut self.ep, now, self.cfg.addr).with_addrs6(self.cfg.addrs6);
             match ev {
                 EndpointEvent::Incoming(l) => {
                     while let Some(c) = io.accept(l) {
@@ -474,6 +498,7 @@ impl<D: Device, L: Link> Interface<D, L> {
             stats,
             neigh_due,
             taps,
+            labels,
             ..
         } = self;
         let mut sent = 0;
@@ -482,28 +507,29 @@ impl<D: Device, L: Link> Interface<D, L> {
             routes.clear();
             *routes_gen = g;
         }
+        let labels = &*labels;
         ep.poll_transmit(now, |src, dst, seg| {
-            let (IpAddr::V4(src), IpAddr::V4(dst)) = (src, dst) else {
-                stats.tx_no_route += 1;
+            let Some(ip) = IpOut::new(cfg, labels, src, dst, seg) else {
+                stats.tx_no_route += 1; // mixed families: never made by the endpoint
                 return;
             };
             let Some(hop) = next_hop(routes, link, cfg.max_routes, dst) else {
                 stats.tx_no_route += 1;
                 return;
             };
-            let len = wire::tcp_frame_len(seg);
+            let len = ip.frame_len(seg);
             if len > dev.max_frame_len() {
                 stats.tx_too_long += 1;
                 return;
             }
             if let Lookup::Found(mac) = neigh.lookup(now, hop) {
-                sent += emit(dev, stats, cfg, (mac, now, taps), src, dst, seg);
+                sent += emit(dev, stats, cfg, (mac, now, taps), ip, seg);
                 return;
             }
             // Unresolved: emit into a held heap frame (slow path, bounded by the cache).
             let mut frame = vec![0u8; len].into_boxed_slice();
             let eth = eth_repr(cfg, [0; 6]);
-            wire::emit_tcp_frame(&mut frame, &eth, src, dst, cfg.ttl, seg);
+            ip.emit(&mut frame, &eth, seg);
             *neigh_due = Some(now);
             match neigh.send_or_queue(now, hop, frame) {
                 Queued::Send(mac, frame) => sent += send_held(dev, stats, (mac, now, taps), &frame),
@@ -535,23 +561,94 @@ impl<D: Device, L: Link> Interface<D, L> {
 /// A parsed segment for this worker into its endpoint (from its queue or handed off).
 fn ingest(
     now: Instant,
-    f: &wire::TcpFrame<'_>,
+    f: &wire::AnyTcpFrame<'_>,
     ep: &mut Endpoint,
     neigh: &mut NeighCache<Box<[u8]>>,
-    routes: &KeyedMap<Ipv4Addr, Option<Ipv4Addr>>,
+    routes: &KeyedMap<IpAddr, Option<IpAddr>>,
     stats: &mut IfaceStats,
     learned: &mut bool,
 ) {
+    let (src, dst, tcp, mac): (IpAddr, IpAddr, _, _) = match f {
+        wire::AnyTcpFrame::V4(f) => (
+            f.ip.src_addr.into(),
+            f.ip.dst_addr.into(),
+            &f.tcp,
+            f.eth.src_addr,
+        ),
+        wire::AnyTcpFrame::V6(f) => {
+            stats.rx_segments6 += 1;
+            (
+                f.ip.src_addr.into(),
+                f.ip.dst_addr.into(),
+                &f.tcp,
+                f.eth.src_addr,
+            )
+        }
+    };
     // A SYN from an on-link peer confirms its MAC (never creates an entry).
-    if f.tcp.flags.syn()
-        && !f.tcp.flags.ack()
-        && routes.get(&f.ip.src_addr) == Some(&Some(f.ip.src_addr))
-    {
-        neigh.learn(now, f.ip.src_addr, f.eth.src_addr.0);
+    if tcp.flags.syn() && !tcp.flags.ack() && routes.get(&src) == Some(&Some(src)) {
+        neigh.learn(now, src, mac.0);
         *learned = true;
     }
     stats.rx_segments += 1;
-    ep.on_segment(now, f.ip.src_addr, f.ip.dst_addr, &f.tcp);
+    ep.on_segment(now, src, dst, tcp);
+}
+
+/// The 4-tuple of a received segment (local = its destination).
+fn tuple_of(f: &wire::AnyTcpFrame<'_>) -> FourTuple {
+    match f {
+        wire::AnyTcpFrame::V4(f) => FourTuple::new(
+            SocketAddrV4::new(f.ip.dst_addr, f.tcp.dst_port),
+            SocketAddrV4::new(f.ip.src_addr, f.tcp.src_port),
+        ),
+        wire::AnyTcpFrame::V6(f) => FourTuple::new_v6(
+            SocketAddrV6::new(f.ip.dst_addr, f.tcp.dst_port, 0, 0),
+            SocketAddrV6::new(f.ip.src_addr, f.tcp.src_port, 0, 0),
+        ),
+    }
+}
+
+/// The IP header of an outgoing segment: IPv4 (TTL), or IPv6 with its hop limit and the
+/// connection's flow label (RFC 6437: the same for every packet of the flow).
+#[derive(Clone, Copy)]
+enum IpOut {
+    V4(Ipv4Addr, Ipv4Addr, u8),
+    V6(Ipv6Addr, Ipv6Addr, u8, u32),
+}
+
+impl IpOut {
+    fn new(
+        cfg: &InterfaceConfig,
+        labels: &wire::FlowLabels,
+        src: IpAddr,
+        dst: IpAddr,
+        seg: &TcpRepr<'_>,
+    ) -> Option<IpOut> {
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => Some(IpOut::V4(s, d, cfg.ttl)),
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let label = labels.tcp(s, seg.src_port, d, seg.dst_port);
+                Some(IpOut::V6(s, d, cfg.hop_limit, label))
+            }
+            _ => None,
+        }
+    }
+
+    fn frame_len(&self, seg: &TcpRepr<'_>) -> usize {
+        match self {
+            IpOut::V4(..) => wire::tcp_frame_len(seg),
+            IpOut::V6(..) => wire::frame6::tcp6_frame_len(seg),
+        }
+    }
+
+    fn emit(&self, buf: &mut [u8], eth: &EthernetRepr, seg: &TcpRepr<'_>) -> usize {
+        match *self {
+            IpOut::V4(s, d, ttl) => wire::emit_tcp_frame(buf, eth, s, d, ttl, seg),
+            IpOut::V6(s, d, hops, label) => {
+                wire::frame6::emit_tcp6_frame(buf, eth, s, d, hops, label, seg)
+            }
+        }
+    }
 }
 
 fn eth_repr(cfg: &InterfaceConfig, dst: Mac) -> EthernetRepr {
@@ -564,11 +661,11 @@ fn eth_repr(cfg: &InterfaceConfig, dst: Mac) -> EthernetRepr {
 
 /// The cached next hop toward `dst` (asks `link` once per remote; bounded cache).
 fn next_hop<L: Link>(
-    routes: &mut KeyedMap<Ipv4Addr, Option<Ipv4Addr>>,
+    routes: &mut KeyedMap<IpAddr, Option<IpAddr>>,
     link: &mut L,
     max: usize,
-    dst: Ipv4Addr,
-) -> Option<Ipv4Addr> {
+    dst: IpAddr,
+) -> Option<IpAddr> {
     if let Some(&h) = routes.get(&dst) {
         return h;
     }
@@ -586,18 +683,20 @@ fn emit<D: Device>(
     stats: &mut IfaceStats,
     cfg: &InterfaceConfig,
     (mac, now, taps): (Mac, Instant, &[Tap]),
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    ip: IpOut,
     seg: &TcpRepr<'_>,
 ) -> usize {
     let eth = eth_repr(cfg, mac);
-    let len = wire::tcp_frame_len(seg);
+    let len = ip.frame_len(seg);
     let r = dev.transmit(len, |buf| {
-        wire::emit_tcp_frame(buf, &eth, src, dst, cfg.ttl, seg);
+        ip.emit(buf, &eth, seg);
         if !taps.is_empty() {
             tap::each(taps, now, Dir::Out, &buf[..len]);
         }
     });
+    if r.is_ok() && matches!(ip, IpOut::V6(..)) {
+        stats.tx_segments6 += 1;
+    }
     count_tx(stats, r)
 }
 

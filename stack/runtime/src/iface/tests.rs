@@ -434,3 +434,84 @@ fn extra_address_connects_and_receives() {
     assert_eq!(server.accepted, 1);
     assert!(ExtraAddrs::new(&[B2; MAX_EXTRA_ADDRS + 1]).is_err());
 }
+
+const A6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
+const B6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
+
+/// Dual-stack over the in-memory link: a's server listens on A and A6; b connects over
+/// IPv6 and over IPv4. The IPv6 frames carry the connection's stable RFC 6437 flow label
+/// and the hop limit, the MSS is 1440 (MTU 1500 - 60), and full segments fit the frame.
+#[test]
+fn dual_stack_echo_over_ipv6_and_ipv4() {
+    let (mut a, mut b) = pair(true);
+    for (i, me, peer, peer_mac) in [(&mut a, A6, B6, MAC_B), (&mut b, B6, A6, MAC_A)] {
+        i.cfg.addrs6 = Addrs6::new(&[me]).unwrap();
+        i.cfg.flow_label_secret = [7; 16];
+        i.labels = wire::FlowLabels::new([7; 16]);
+        i.link.insert(peer.into(), peer_mac);
+    }
+    let mut server = Server::new(128);
+    server.add(7, Box::<Echo>::default());
+    let msg: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    let mut client = Client::new(std::net::SocketAddrV6::new(A6, 7, 0, 0), &msg);
+    run(
+        &mut a,
+        &mut server,
+        &mut b,
+        &mut client,
+        Duration::from_secs(10),
+        |_, _| false,
+    );
+    assert_eq!(client.outcome(), Some(Ok(&msg[..])));
+    assert_eq!(server.accepted, 1);
+    assert_eq!(b.endpoint().time_wait_count(), 1);
+    let s = a.stats();
+    assert!(s.rx_segments6 > 30 && s.tx_segments6 > 30, "{s:?}");
+    assert_eq!((s.tx_too_long, s.rx_not_ours, s.rx_checksum), (0, 0, 0));
+    // The same server over IPv4.
+    let mut client4 = Client::new(SocketAddrV4::new(A, 7), b"over ipv4");
+    run(
+        &mut a,
+        &mut server,
+        &mut b,
+        &mut client4,
+        Duration::from_secs(5),
+        |_, _| false,
+    );
+    assert_eq!(client4.outcome(), Some(Ok(&b"over ipv4"[..])));
+    assert_eq!(server.accepted, 2);
+}
+
+/// An outgoing IPv6 segment: EtherType 0x86dd, hop limit from the config, and the flow
+/// label of its 4-tuple (RFC 6437 §3: stable for the flow, keyed so it is not guessable).
+#[test]
+fn ipv6_frame_header_fields() {
+    let mut cfg = InterfaceConfig::new(A, MAC_A);
+    cfg.hop_limit = 61;
+    let labels = wire::FlowLabels::new([9; 16]);
+    let seg = TcpRepr {
+        src_port: 80,
+        dst_port: 40000,
+        seq: wire::SeqNum(1),
+        ack: wire::SeqNum(2),
+        flags: wire::TcpFlags::ACK,
+        window: 100,
+        urgent: 0,
+        options: wire::TcpOptions::default(),
+        payload: b"x",
+    };
+    let ip = IpOut::new(&cfg, &labels, A6.into(), B6.into(), &seg).unwrap();
+    let mut buf = vec![0u8; ip.frame_len(&seg)];
+    assert_eq!(
+        ip.emit(&mut buf, &eth_repr(&cfg, MAC_B), &seg),
+        14 + 40 + 21
+    );
+    let Ok(wire::AnyTcpFrame::V6(f)) = wire::parse_any_tcp_frame_with(&buf, true) else {
+        panic!("not a TCP/IPv6 frame");
+    };
+    assert_eq!((f.ip.src_addr, f.ip.dst_addr, f.ip.hop_limit), (A6, B6, 61));
+    assert_eq!(f.ip.flow_label, labels.tcp(A6, 80, B6, 40000));
+    assert_ne!(f.ip.flow_label, labels.tcp(A6, 80, B6, 40001));
+    assert_eq!((f.eth.dst_addr.0, f.tcp), (MAC_B, seg));
+    assert!(IpOut::new(&cfg, &labels, A.into(), B6.into(), &seg).is_none());
+}

@@ -46,7 +46,7 @@
 //! plus on-link peers).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::netlink::Mac;
 use crate::time::{Duration, Instant};
@@ -54,9 +54,9 @@ use crate::time::{Duration, Instant};
 /// The back-end that knows (or finds out) link-layer addresses. Both calls must not block.
 pub trait Resolver {
     /// The MAC for `ip` if it is known and usable right now.
-    fn lookup(&mut self, ip: Ipv4Addr) -> Option<Mac>;
+    fn lookup(&mut self, ip: IpAddr) -> Option<Mac>;
     /// Starts (or re-starts) resolution of `ip`; the answer shows up in a later `lookup`.
-    fn solicit(&mut self, ip: Ipv4Addr);
+    fn solicit(&mut self, ip: IpAddr);
 }
 
 /// Tunables; defaults follow Linux's ARP defaults where one exists.
@@ -121,7 +121,7 @@ pub enum NeighEvent<F> {
     /// A held frame may go out now, to `mac`. Frames of one neighbour come in FIFO order.
     Transmit {
         /// The next hop that resolved.
-        ip: Ipv4Addr,
+        ip: IpAddr,
         /// Its MAC: write it as the frame's Ethernet destination.
         mac: Mac,
         /// The held frame, handed back.
@@ -130,7 +130,7 @@ pub enum NeighEvent<F> {
     /// Resolution of `ip` failed; this held frame was not sent.
     Failed {
         /// The next hop that did not resolve within `resolve_timeout`.
-        ip: Ipv4Addr,
+        ip: IpAddr,
         /// The held frame, handed back for the caller to free.
         frame: F,
     },
@@ -190,7 +190,7 @@ enum State<F> {
 #[derive(Debug)]
 pub struct NeighCache<F> {
     cfg: NeighConfig,
-    entries: BTreeMap<Ipv4Addr, State<F>>,
+    entries: BTreeMap<IpAddr, State<F>>,
     /// Number of `State::Pending` entries.
     pending: usize,
     events: VecDeque<NeighEvent<F>>,
@@ -235,7 +235,8 @@ impl<F> NeighCache<F> {
     }
 
     /// The MAC for next hop `ip`, if usable at `now`.
-    pub fn lookup(&self, now: Instant, ip: Ipv4Addr) -> Lookup {
+    pub fn lookup(&self, now: Instant, ip: impl Into<IpAddr>) -> Lookup {
+        let ip = ip.into();
         match self.entries.get(&ip) {
             Some(State::Resolved {
                 mac, learned_at, ..
@@ -247,7 +248,8 @@ impl<F> NeighCache<F> {
 
     /// Sends `frame` to next hop `ip` if its MAC is known, else holds it and (for a new
     /// neighbour) starts resolution at the next `poll`.
-    pub fn send_or_queue(&mut self, now: Instant, ip: Ipv4Addr, frame: F) -> Queued<F> {
+    pub fn send_or_queue(&mut self, now: Instant, ip: impl Into<IpAddr>, frame: F) -> Queued<F> {
+        let ip = ip.into();
         if let Lookup::Found(mac) = self.lookup(now, ip) {
             return Queued::Send(mac, frame);
         }
@@ -336,7 +338,8 @@ impl<F> NeighCache<F> {
     /// Passive learning from a received frame (source IP on-link, source MAC). Confirms an
     /// existing entry with the same MAC and releases a pending entry's frames; never creates
     /// an entry and never changes a resolved entry's MAC (counted in `learn_conflicts`).
-    pub fn learn(&mut self, now: Instant, ip: Ipv4Addr, mac: Mac) {
+    pub fn learn(&mut self, now: Instant, ip: impl Into<IpAddr>, mac: Mac) {
+        let ip = ip.into();
         match self.entries.get(&ip) {
             None => return,
             Some(State::Resolved { mac: known, .. }) if *known != mac => {
@@ -350,7 +353,7 @@ impl<F> NeighCache<F> {
     }
 
     /// Marks `ip` resolved to `mac` at `now`, releasing held frames in order.
-    fn set_resolved(&mut self, now: Instant, ip: Ipv4Addr, mac: Mac) {
+    fn set_resolved(&mut self, now: Instant, ip: IpAddr, mac: Mac) {
         let new = State::Resolved {
             mac,
             learned_at: now,
@@ -394,7 +397,7 @@ impl<F> NeighCache<F> {
     pub fn poll<R: Resolver>(&mut self, now: Instant, resolver: &mut R) {
         let cfg = self.cfg;
         // Collect due work first (bounded by max_entries); the map changes while handling it.
-        let due: Vec<Ipv4Addr> = self
+        let due: Vec<IpAddr> = self
             .entries
             .iter()
             .filter(|(_, s)| match s {
@@ -448,7 +451,7 @@ impl<F> NeighCache<F> {
     }
 
     /// Removes a pending entry whose resolution timed out; its frames become `Failed` events.
-    fn fail(&mut self, ip: Ipv4Addr) {
+    fn fail(&mut self, ip: IpAddr) {
         if let Some(State::Pending { held, .. }) = self.entries.remove(&ip) {
             self.pending -= 1;
             self.stats.dropped_unresolved += held.len() as u64;
@@ -469,32 +472,33 @@ impl<F> NeighCache<F> {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::net::Ipv4Addr;
 
-    const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-    const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
-    const C: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 4);
+    const A: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
+    const B: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 3));
+    const C: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 4));
     const MAC1: Mac = [0x02, 0, 0, 0, 0, 1];
     const MAC2: Mac = [0x02, 0, 0, 0, 0, 2];
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     enum Call {
-        Lookup(Ipv4Addr),
-        Solicit(Ipv4Addr),
+        Lookup(IpAddr),
+        Solicit(IpAddr),
     }
 
     /// A fake kernel: a table the test edits, and a log of every call.
     #[derive(Default)]
     struct Fake {
-        table: HashMap<Ipv4Addr, Mac>,
+        table: HashMap<IpAddr, Mac>,
         calls: Vec<Call>,
     }
 
     impl Resolver for Fake {
-        fn lookup(&mut self, ip: Ipv4Addr) -> Option<Mac> {
+        fn lookup(&mut self, ip: IpAddr) -> Option<Mac> {
             self.calls.push(Call::Lookup(ip));
             self.table.get(&ip).copied()
         }
-        fn solicit(&mut self, ip: Ipv4Addr) {
+        fn solicit(&mut self, ip: IpAddr) {
             self.calls.push(Call::Solicit(ip));
         }
     }
@@ -800,13 +804,13 @@ mod tests {
             ..NeighConfig::default()
         });
         let mut k = Fake::default();
-        let gw = Ipv4Addr::new(198, 18, 0, 1);
+        let gw = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
         k.table.insert(gw, MAC1);
         c.send_or_queue(ms(0), gw, 0);
         c.poll(ms(0), &mut k);
         drain(&mut c);
         for i in 0..1000u32 {
-            let spoofed = Ipv4Addr::from(0xc613_0000 + i); // 198.19.x.y
+            let spoofed = IpAddr::V4(Ipv4Addr::from(0xc613_0000 + i)); // 198.19.x.y
             assert_eq!(
                 c.send_or_queue(ms(1 + u64::from(i)), spoofed, i),
                 Queued::Held

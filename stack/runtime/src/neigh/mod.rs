@@ -23,7 +23,7 @@ pub mod cache;
 pub mod netlink;
 pub mod route;
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 pub use cache::{Lookup, NeighCache, NeighConfig, NeighEvent, NeighStats, Queued, Resolver};
 pub use netlink::{LinkInfo, Mac, Netlink, NextHop, NudState};
@@ -72,7 +72,7 @@ impl KernelResolver {
 }
 
 impl Resolver for KernelResolver {
-    fn lookup(&mut self, ip: Ipv4Addr) -> Option<Mac> {
+    fn lookup(&mut self, ip: IpAddr) -> Option<Mac> {
         match self.nl.neigh_get(self.ifindex, ip) {
             Ok(Some((mac, state))) if state.usable() => Some(mac),
             Ok(_) => None,
@@ -83,7 +83,7 @@ impl Resolver for KernelResolver {
         }
     }
 
-    fn solicit(&mut self, ip: Ipv4Addr) {
+    fn solicit(&mut self, ip: IpAddr) {
         if self.nl.neigh_resolve(self.ifindex, ip).is_err() {
             self.errors += 1;
         }

@@ -12,7 +12,7 @@
 //! are skipped.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use netlink_packet_core::{
@@ -27,6 +27,14 @@ use netlink_packet_route::neighbour::{
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+/// The address family and NDA_DST of a neighbour request for `ip`.
+fn neigh_dst(ip: IpAddr) -> (AddressFamily, NeighbourAddress) {
+    match ip {
+        IpAddr::V4(a) => (AddressFamily::Inet, NeighbourAddress::Inet(a)),
+        IpAddr::V6(a) => (AddressFamily::Inet6, NeighbourAddress::Inet6(a)),
+    }
+}
 
 /// An Ethernet MAC address.
 pub type Mac = [u8; 6];
@@ -245,15 +253,73 @@ impl Netlink {
         Ok(out)
     }
 
+    /// Every IPv6 route of the main table (RTM_GETROUTE dump, AF_INET6), as
+    /// [`Netlink::route_dump`] for IPv4. Local, multicast and other non-unicast routes (the
+    /// `local` table's, `ff00::/8`) are skipped like there.
+    pub fn route_dump6(&mut self) -> io::Result<Vec<super::route::Route6>> {
+        use super::route::{Route6, Target6};
+        use netlink_packet_route::route::RouteHeader;
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = AddressFamily::Inet6;
+        let replies = self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP)?;
+        let mut out = Vec::new();
+        for m in replies {
+            let RouteNetlinkMessage::NewRoute(r) = m else {
+                continue;
+            };
+            let (mut table, mut dst, mut gw, mut metric) =
+                (u32::from(r.header.table), Ipv6Addr::UNSPECIFIED, None, 0);
+            for a in &r.attributes {
+                match a {
+                    RouteAttribute::Table(t) => table = *t,
+                    RouteAttribute::Destination(RouteAddress::Inet6(d)) => dst = *d,
+                    RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gw = Some(*g),
+                    RouteAttribute::Priority(p) => metric = *p,
+                    RouteAttribute::MultiPath(hops) => {
+                        gw = gw.or_else(|| {
+                            hops.first()?.attributes.iter().find_map(|a| match a {
+                                RouteAttribute::Gateway(RouteAddress::Inet6(g)) => Some(*g),
+                                _ => None,
+                            })
+                        })
+                    }
+                    _ => {}
+                }
+            }
+            if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+                continue;
+            }
+            let target = match r.header.kind {
+                RouteType::Unicast => gw.map_or(Target6::OnLink, Target6::Gateway),
+                RouteType::BlackHole | RouteType::Unreachable | RouteType::Prohibit => {
+                    Target6::Drop
+                }
+                _ => continue,
+            };
+            out.push(Route6 {
+                dst,
+                prefix_len: r.header.destination_prefix_length,
+                metric,
+                target,
+            });
+        }
+        Ok(out)
+    }
+
     /// The kernel's neighbour entry for `ip` on `ifindex`: `Some((mac, state))` when the entry
     /// exists and carries a link-layer address; `None` when absent (ENOENT) or address-less
     /// (e.g. INCOMPLETE). Check [`NudState::usable`] before sending to the MAC.
-    pub fn neigh_get(&mut self, ifindex: u32, ip: Ipv4Addr) -> io::Result<Option<(Mac, NudState)>> {
+    /// IPv6 entries are the kernel's NDP cache (the same table, AF_INET6).
+    pub fn neigh_get(
+        &mut self,
+        ifindex: u32,
+        ip: impl Into<IpAddr>,
+    ) -> io::Result<Option<(Mac, NudState)>> {
         let mut msg = NeighbourMessage::default();
-        msg.header.family = AddressFamily::Inet;
+        let (family, dst) = neigh_dst(ip.into());
+        msg.header.family = family;
         msg.header.ifindex = ifindex;
-        msg.attributes
-            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        msg.attributes.push(NeighbourAttribute::Destination(dst));
         let replies = match self.request(RouteNetlinkMessage::GetNeighbour(msg), 0) {
             Ok(r) => r,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
@@ -282,14 +348,16 @@ impl Netlink {
     /// re-validated; a REACHABLE one is untouched. The state field is ignored by the kernel with
     /// NTF_USE; we send NUD_NONE so the entry is not marked permanent (it stays garbage
     /// collectable). Verified on Linux 6.18 by `tests/veth_neigh.rs`.
-    pub fn neigh_resolve(&mut self, ifindex: u32, ip: Ipv4Addr) -> io::Result<()> {
+    /// For IPv6 the same request makes the kernel send a Neighbor Solicitation (NDP stays
+    /// the kernel's, as ARP does).
+    pub fn neigh_resolve(&mut self, ifindex: u32, ip: impl Into<IpAddr>) -> io::Result<()> {
         let mut msg = NeighbourMessage::default();
-        msg.header.family = AddressFamily::Inet;
+        let (family, dst) = neigh_dst(ip.into());
+        msg.header.family = family;
         msg.header.ifindex = ifindex;
         msg.header.state = NeighbourState::None;
         msg.header.flags = NeighbourFlags::Use;
-        msg.attributes
-            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        msg.attributes.push(NeighbourAttribute::Destination(dst));
         self.request(RouteNetlinkMessage::NewNeighbour(msg), NLM_F_CREATE)?;
         Ok(())
     }
@@ -345,6 +413,34 @@ impl Netlink {
                 match at {
                     AddressAttribute::Local(IpAddr::V4(l)) => local = Some(*l),
                     AddressAttribute::Address(IpAddr::V4(l)) => addr = Some(*l),
+                    _ => {}
+                }
+            }
+            if let Some(ip) = local.or(addr) {
+                out.push(ip);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The IPv6 addresses configured on interface `ifindex` (IFA_LOCAL, else IFA_ADDRESS).
+    pub fn link_addrs6(&mut self, ifindex: u32) -> io::Result<Vec<Ipv6Addr>> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = AddressFamily::Inet6;
+        let replies = self.request(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)?;
+        let mut out = Vec::new();
+        for r in replies {
+            let RouteNetlinkMessage::NewAddress(a) = r else {
+                continue;
+            };
+            if a.header.index != ifindex {
+                continue;
+            }
+            let (mut local, mut addr) = (None, None);
+            for at in &a.attributes {
+                match at {
+                    AddressAttribute::Local(IpAddr::V6(l)) => local = Some(*l),
+                    AddressAttribute::Address(IpAddr::V6(l)) => addr = Some(*l),
                     _ => {}
                 }
             }

@@ -20,7 +20,7 @@
 //! prefix length present (typically 2-3: /0, the on-link /24, a few more).
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -64,11 +64,47 @@ fn mask(len: u8) -> u32 {
 /// The routes of one prefix length: masked prefix -> (metric, target).
 type PrefixMap = KeyedMap<u32, (u32, Target)>;
 
+/// Where an IPv6 route sends matching packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target6 {
+    /// On-link: the next hop is the destination itself.
+    OnLink,
+    /// Via this gateway (usually a link-local router address).
+    Gateway(Ipv6Addr),
+    /// Blackhole, unreachable or prohibit: no route.
+    Drop,
+}
+
+/// One IPv6 route of the kernel's main table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route6 {
+    /// The destination prefix (host bits zero).
+    pub dst: Ipv6Addr,
+    /// Its length in bits (0 = the default route).
+    pub prefix_len: u8,
+    /// RTA_PRIORITY (lower wins among routes of the same prefix).
+    pub metric: u32,
+    /// Where matching packets go.
+    pub target: Target6,
+}
+
+/// The IPv6 routes of one prefix length: masked prefix -> (metric, target).
+type PrefixMap6 = KeyedMap<u128, (u32, Target6)>;
+
+fn mask6(len: u8) -> u128 {
+    match len {
+        0 => 0,
+        l => u128::MAX << (128 - u32::from(l.min(128))),
+    }
+}
+
 /// A longest-prefix-match table.
 #[derive(Debug, Clone)]
 pub struct RouteTable {
     /// Per prefix length present, longest first: masked prefix -> (metric, target).
     by_len: Vec<(u8, PrefixMap)>,
+    /// The same for IPv6 (128-bit prefixes).
+    by_len6: Vec<(u8, PrefixMap6)>,
     seed: u64,
 }
 
@@ -77,6 +113,7 @@ impl RouteTable {
     pub fn empty(seed: u64) -> Self {
         RouteTable {
             by_len: Vec::new(),
+            by_len6: Vec::new(),
             seed,
         }
     }
@@ -110,10 +147,34 @@ impl RouteTable {
         }
     }
 
-    /// Number of routes.
-    /// Routes in the table.
+    /// Adds the IPv6 routes `routes` (of the same prefix, the lowest metric wins).
+    pub fn with_v6(mut self, routes: &[Route6]) -> Self {
+        for r in routes {
+            let len = r.prefix_len.min(128);
+            let i = match self.by_len6.iter().position(|(l, _)| *l <= len) {
+                Some(i) if self.by_len6[i].0 == len => i,
+                Some(i) => {
+                    self.by_len6.insert(i, (len, keyed_map(self.seed)));
+                    i
+                }
+                None => {
+                    self.by_len6.push((len, keyed_map(self.seed)));
+                    self.by_len6.len() - 1
+                }
+            };
+            let key = u128::from(r.dst) & mask6(len);
+            let e = self.by_len6[i].1.entry(key).or_insert((r.metric, r.target));
+            if r.metric < e.0 {
+                *e = (r.metric, r.target);
+            }
+        }
+        self
+    }
+
+    /// Routes in the table (both families).
     pub fn len(&self) -> usize {
-        self.by_len.iter().map(|(_, m)| m.len()).sum()
+        self.by_len.iter().map(|(_, m)| m.len()).sum::<usize>()
+            + self.by_len6.iter().map(|(_, m)| m.len()).sum::<usize>()
     }
 
     /// True when the table holds no route.
@@ -135,6 +196,29 @@ impl RouteTable {
             }
         }
         None
+    }
+
+    /// The IPv6 next hop toward `dst` (as [`RouteTable::next_hop`]).
+    pub fn next_hop6(&self, dst: Ipv6Addr) -> Option<Ipv6Addr> {
+        let a = u128::from(dst);
+        for (len, m) in &self.by_len6 {
+            if let Some((_, t)) = m.get(&(a & mask6(*len))) {
+                return match t {
+                    Target6::OnLink => Some(dst),
+                    Target6::Gateway(g) => Some(*g),
+                    Target6::Drop => None,
+                };
+            }
+        }
+        None
+    }
+
+    /// Either family.
+    pub fn next_hop_any(&self, dst: IpAddr) -> Option<IpAddr> {
+        match dst {
+            IpAddr::V4(d) => self.next_hop(d).map(IpAddr::V4),
+            IpAddr::V6(d) => self.next_hop6(d).map(IpAddr::V6),
+        }
     }
 }
 
@@ -207,6 +291,12 @@ impl RouteView {
         self.generation();
         self.table.next_hop(dst)
     }
+
+    /// The next hop toward `dst` (either family) in the newest table.
+    pub fn next_hop_any(&mut self, dst: IpAddr) -> Option<IpAddr> {
+        self.generation();
+        self.table.next_hop_any(dst)
+    }
 }
 
 /// The control side's refresher: a socket subscribed to route notifications and one for dumps.
@@ -222,16 +312,19 @@ pub struct RouteMonitor {
 
 /// RTNLGRP_IPV4_ROUTE (linux/rtnetlink.h).
 const RTNLGRP_IPV4_ROUTE: u32 = 7;
+/// RTNLGRP_IPV6_ROUTE (linux/rtnetlink.h).
+const RTNLGRP_IPV6_ROUTE: u32 = 11;
 
 impl RouteMonitor {
     /// Dumps the routes once (the table a stack starts with) and subscribes to changes, in the
     /// calling thread's network namespace.
     pub fn open(seed: u64) -> io::Result<RouteMonitor> {
         let mut nl = super::Netlink::open()?;
-        let table = RouteTable::new(seed, &nl.route_dump()?);
+        let table = RouteTable::new(seed, &nl.route_dump()?).with_v6(&nl.route_dump6()?);
         let mut events = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE)?;
         events.bind_auto()?;
         events.add_membership(RTNLGRP_IPV4_ROUTE)?;
+        events.add_membership(RTNLGRP_IPV6_ROUTE)?;
         events.set_non_blocking(true)?;
         Ok(RouteMonitor {
             events,
@@ -264,12 +357,13 @@ impl RouteMonitor {
         if !changed {
             return false;
         }
-        match self.nl.route_dump() {
-            Ok(routes) => {
-                self.shared.publish(RouteTable::new(self.seed, &routes));
+        match (self.nl.route_dump(), self.nl.route_dump6()) {
+            (Ok(routes), Ok(routes6)) => {
+                self.shared
+                    .publish(RouteTable::new(self.seed, &routes).with_v6(&routes6));
                 true
             }
-            Err(_) => {
+            _ => {
                 self.errors += 1;
                 false
             }
