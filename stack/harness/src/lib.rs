@@ -10,7 +10,9 @@ pub mod prom;
 mod veth;
 
 pub use netns::{in_netns, NetnsGuard};
-pub use veth::{VethOptions, VethPair, PEER_ADDR, PREFIX_LEN, STACK_ADDR};
+pub use veth::{
+    VethOptions, VethPair, PEER_ADDR, PEER_ADDR6, PREFIX_LEN, PREFIX_LEN6, STACK_ADDR, STACK_ADDR6,
+};
 
 /// Panics with one clear line unless running as root: the veth tests must fail, never skip.
 pub fn require_root() {

@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -14,6 +14,13 @@ pub const STACK_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 pub const PEER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 /// Prefix length of both addresses.
 pub const PREFIX_LEN: u8 = 24;
+/// IPv6 address of the stack side (RFC 5180 benchmarking prefix), after
+/// [`VethPair::add_ipv6`].
+pub const STACK_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
+/// IPv6 address of the Linux peer, after [`VethPair::add_ipv6`].
+pub const PEER_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
+/// Prefix length of both IPv6 addresses.
+pub const PREFIX_LEN6: u8 = 64;
 
 /// Shape of the pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,6 +172,22 @@ impl VethPair {
     /// Address of the peer.
     pub fn peer_addr(&self) -> Ipv4Addr {
         PEER_ADDR
+    }
+
+    /// Adds [`STACK_ADDR6`] / [`PEER_ADDR6`] (with `nodad`: usable at once, no duplicate
+    /// address detection delay) to the two ends; they go with the namespaces on drop.
+    pub fn add_ipv6(&self) -> io::Result<()> {
+        for (ns, ifname, addr) in [
+            (&self.stack_ns, &self.stack_if, STACK_ADDR6),
+            (&self.peer_ns, &self.peer_if, PEER_ADDR6),
+        ] {
+            let cidr = format!("{addr}/{PREFIX_LEN6}");
+            run(
+                "ip",
+                ["-n", ns, "-6", "addr", "add", &cidr, "dev", ifname, "nodad"],
+            )?;
+        }
+        Ok(())
     }
 
     /// Runs `cmd` (program and arguments) in the peer namespace; a non-zero exit is an error.

@@ -714,6 +714,9 @@ fn send_held<D: Device>(
             tap::each(taps, now, Dir::Out, &buf[..frame.len()]);
         }
     });
+    if r.is_ok() && frame.get(12..14) == Some(&[0x86, 0xdd][..]) {
+        stats.tx_segments6 += 1;
+    }
     count_tx(stats, r)
 }
 

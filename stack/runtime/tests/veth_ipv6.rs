@@ -1,0 +1,528 @@
+//! The stack over IPv6 against the Linux kernel on a real veth pair (root only): Linux
+//! connects to the stack over IPv6 (handshake, echo, 64 MiB byte-exact both ways, either
+//! side closing first, SYN cookies with `tcp_syncookies = 2`), the stack connects to a Linux
+//! server over IPv6 (`xdptcp connect`), and one `xdptcp serve` answers IPv4 and IPv6.
+//!
+//! Neighbour resolution is the kernel's NDP, prompted over netlink as ARP is for IPv4; the
+//! addresses are 2001:2::1 (stack) and 2001:2::2 (Linux) from the RFC 5180 benchmarking
+//! prefix, added with `nodad` in the test's own namespaces (`VethPair::add_ipv6`), removed
+//! with them, also on panic. Every loop and socket call is bounded in count and time.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant as StdInstant};
+
+use xdptcp::app::client::Client;
+use xdptcp::app::close_first::CloseFirst;
+use xdptcp::app::echo::Echo;
+use xdptcp::app::server::Server;
+use xdptcp::app::App;
+use xdptcp::phy::AfXdpConfig;
+use xdptcp::stack::{Stack, StackOptions};
+use xdptcp::tcp::{SynCookieMode, TcpConfig};
+use xdptcp::worker::{StatsHandle, WorkerConfig, WorkerSnapshot};
+use xdptcp_harness::{
+    require_root, NetnsGuard, VethOptions, VethPair, PEER_ADDR6, STACK_ADDR, STACK_ADDR6,
+};
+
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+const EPHEMERAL: (u16, u16) = (61000, 61999);
+/// The byte-exact transfer: 64 MiB each way through the echo server.
+const BULK: usize = 64 << 20;
+
+fn afxdp() -> AfXdpConfig {
+    AfXdpConfig {
+        frame_count: 16384 + 4096,
+        frame_size: 2048,
+        fill_size: 16384,
+        comp_size: 4096,
+        rx_size: 4096,
+        tx_size: 4096,
+        zero_copy: false,
+        need_wakeup: true,
+    }
+}
+
+fn pair6() -> VethPair {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
+    pair.add_ipv6().expect("adding the IPv6 addresses");
+    pair
+}
+
+/// A dual-stack stack running `app` on a worker thread inside the stack namespace.
+struct InProc<A: App + Send + 'static> {
+    stop: Arc<AtomicBool>,
+    stats: StatsHandle,
+    thread: Option<JoinHandle<(WorkerSnapshot, A)>>,
+    pair: VethPair,
+}
+
+impl<A: App + Send + 'static> InProc<A> {
+    fn start(pair: VethPair, ports: &[u16], tcp: TcpConfig, app: A) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let opts = StackOptions {
+            ifname: pair.stack_if.clone(),
+            addr: STACK_ADDR,
+            extra_addrs: Vec::new(),
+            ports: ports.to_vec(),
+            ephemeral: EPHEMERAL,
+            zero_copy: false,
+            reserve_ports: true,
+            tcp,
+            afxdp: afxdp(),
+            worker: WorkerConfig::default(),
+            workers: 1,
+            cores: Vec::new(),
+            rss_key: None,
+        };
+        let (tx, rx) = mpsc::channel();
+        let ns = pair.stack_ns.clone();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut app = app;
+            let _ns = NetnsGuard::enter(&ns).expect("entering the stack namespace");
+            let mut stack = match Stack::open_dual(&opts, &[STACK_ADDR6]) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    panic!("stack did not start: {e}");
+                }
+            };
+            stack.workers[0].set_stop_flag(flag);
+            let _ = tx.send(Ok(stack.workers[0].stats_handle()));
+            let snap = stack.workers[0].run(&mut app);
+            (snap, app)
+        });
+        let stats = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("worker thread start")
+            .expect("stack start");
+        InProc {
+            stop,
+            stats,
+            thread: Some(thread),
+            pair,
+        }
+    }
+
+    /// Waits (at most `limit`, polling the 100 ms snapshots) until `cond` holds.
+    fn wait_for(&self, limit: Duration, cond: impl Fn(&WorkerSnapshot) -> bool) -> WorkerSnapshot {
+        let end = StdInstant::now() + limit;
+        loop {
+            let s = self.stats.get();
+            if cond(&s) || StdInstant::now() > end {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Lets the worker end by itself for at most `limit`, then stops it.
+    fn finish_within(mut self, limit: Duration) -> (WorkerSnapshot, A) {
+        let end = StdInstant::now() + limit;
+        while StdInstant::now() < end && !self.thread.as_ref().is_some_and(|t| t.is_finished()) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        let t = self.thread.take().expect("joined once");
+        t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+
+    fn peer<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        self.pair.in_peer(f).expect("entering the peer namespace")
+    }
+}
+
+impl<A: App + Send + 'static> Drop for InProc<A> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn server(port: u16, app: Box<dyn App + Send>) -> Server {
+    let mut s = Server::new(1024);
+    s.add(port, app);
+    s
+}
+
+fn connect6(port: u16) -> std::io::Result<TcpStream> {
+    let s = TcpStream::connect_timeout(&SocketAddr::from((STACK_ADDR6, port)), IO_TIMEOUT)?;
+    s.set_read_timeout(Some(IO_TIMEOUT))?;
+    s.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(s)
+}
+
+/// A byte of the test pattern at `i` (not periodic in 2^k, so a misplaced block shows).
+fn pattern(i: usize) -> u8 {
+    (i % 251) as u8 ^ (i / 65_521) as u8
+}
+
+/// Linux writes `n` bytes to the echo server on one thread and reads them back on another;
+/// every byte checked; Linux closes first (half-close after the last byte).
+fn echo_bulk(port: u16, n: usize) -> std::io::Result<()> {
+    let mut s = connect6(port)?;
+    let mut w = s.try_clone()?;
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut buf = vec![0u8; 64 << 10];
+        let mut off = 0;
+        while off < n {
+            let len = buf.len().min(n - off);
+            for (j, b) in buf[..len].iter_mut().enumerate() {
+                *b = pattern(off + j);
+            }
+            w.write_all(&buf[..len])?;
+            off += len;
+        }
+        w.shutdown(Shutdown::Write)
+    });
+    let mut buf = vec![0u8; 64 << 10];
+    let mut got = 0;
+    while got < n {
+        let k = s.read(&mut buf)?;
+        if k == 0 {
+            return Err(std::io::Error::other(format!(
+                "EOF after {got} of {n} bytes"
+            )));
+        }
+        if let Some(j) = (0..k).find(|&j| buf[j] != pattern(got + j)) {
+            return Err(std::io::Error::other(format!("byte {} differs", got + j)));
+        }
+        got += k;
+    }
+    writer.join().expect("writer thread")?;
+    // The stack answers our FIN with its own: EOF.
+    match s.read(&mut buf)? {
+        0 => Ok(()),
+        k => Err(std::io::Error::other(format!("{k} bytes after the echo"))),
+    }
+}
+
+/// Handshake, a short echo, then 64 MiB each way byte-exact over IPv6; Linux closes first,
+/// so the stack's side is a passive close (no TIME-WAIT on the stack). IPv6 segments are
+/// counted apart, and the neighbour (Linux's MAC) came from the kernel's NDP table.
+#[test]
+fn ipv6_handshake_echo_and_64mib_both_ways() {
+    let s = InProc::start(
+        pair6(),
+        &[7],
+        TcpConfig::default(),
+        server(7, Box::<Echo>::default()),
+    );
+    s.peer(|| -> std::io::Result<()> {
+        let mut c = connect6(7)?;
+        assert_eq!(c.peer_addr()?, SocketAddr::from((STACK_ADDR6, 7)));
+        c.write_all(b"hello over ipv6")?;
+        let mut back = [0u8; 15];
+        c.read_exact(&mut back)?;
+        assert_eq!(&back, b"hello over ipv6");
+        Ok(())
+    })
+    .expect("echo");
+    s.peer(|| echo_bulk(7, BULK)).expect("64 MiB both ways");
+    let snap = s.wait_for(Duration::from_secs(5), |w| {
+        w.states.established == 0 && w.endpoint.conns_freed >= 2
+    });
+    assert_eq!(snap.endpoint.conns_opened, 2, "{:?}", snap.endpoint);
+    assert_eq!(
+        snap.states.time_wait, 0,
+        "Linux closed first: no TIME-WAIT here"
+    );
+    assert!(
+        snap.iface.rx_segments6 > 10_000 && snap.iface.tx_segments6 > 10_000,
+        "{:?}",
+        snap.iface
+    );
+    assert_eq!(
+        (
+            snap.iface.rx_checksum,
+            snap.iface.rx_not_ours,
+            snap.iface.tx_no_route
+        ),
+        (0, 0, 0)
+    );
+    assert!(snap.endpoint.flow.data_bytes_in >= BULK as u64);
+    assert!(snap.endpoint.flow.data_bytes_out >= BULK as u64);
+    let (_, app) = s.finish_within(Duration::ZERO);
+    assert_eq!(app.accepted, 2);
+}
+
+/// The stack closes first (close-first app): FIN from the stack, Linux reads "bye\n" and
+/// EOF and closes; the stack holds TIME-WAIT for the IPv6 4-tuple. A RST from Linux on
+/// another connection closes that one at once (Linux aborts with SO_LINGER 0).
+#[test]
+fn ipv6_server_close_time_wait_and_reset() {
+    let mut srv = server(9, Box::<CloseFirst>::default());
+    srv.add(7, Box::<Echo>::default());
+    let s = InProc::start(pair6(), &[7, 9], TcpConfig::default(), srv);
+    let bye = s
+        .peer(|| -> std::io::Result<Vec<u8>> {
+            let mut v = Vec::new();
+            connect6(9)?.read_to_end(&mut v)?;
+            Ok(v)
+        })
+        .expect("close-first");
+    assert_eq!(bye, b"bye\n");
+    let snap = s.wait_for(Duration::from_secs(5), |w| w.states.time_wait == 1);
+    assert_eq!(
+        snap.states.time_wait, 1,
+        "the stack closed first: TIME-WAIT"
+    );
+    assert_eq!(snap.endpoint.tw_entered, 1);
+    // An abortive close from Linux (SO_LINGER 0): RST, the stack frees the connection.
+    s.peer(|| -> std::io::Result<()> {
+        let mut c = connect6(7)?;
+        c.write_all(b"x")?;
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b)?;
+        socket_linger_zero(&c);
+        drop(c);
+        Ok(())
+    })
+    .expect("abort");
+    let snap = s.wait_for(Duration::from_secs(5), |w| {
+        w.states.established == 0 && w.endpoint.conns_freed >= 2
+    });
+    assert_eq!(snap.states.established, 0, "{:?}", snap.states);
+    assert_eq!(snap.states.time_wait, 1);
+}
+
+/// SO_LINGER {on, 0}: close() sends a RST.
+fn socket_linger_zero(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads a linger we own, of the size we pass.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &l as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+}
+
+/// `tcp_syncookies = 2`: every SYN over IPv6 is answered with a cookie (MSS from the IPv6
+/// table), the handshake completes from the cookie and data flows.
+#[test]
+fn ipv6_syn_cookies_always() {
+    let tcp = TcpConfig {
+        syncookies: SynCookieMode::Always,
+        ..TcpConfig::default()
+    };
+    let s = InProc::start(pair6(), &[7], tcp, server(7, Box::<Echo>::default()));
+    for i in 0..3u8 {
+        s.peer(|| -> std::io::Result<()> {
+            let mut c = connect6(7)?;
+            let msg = [b'c', i];
+            c.write_all(&msg)?;
+            let mut back = [0u8; 2];
+            c.read_exact(&mut back)?;
+            assert_eq!(back, msg);
+            Ok(())
+        })
+        .expect("echo over a cookie connection");
+    }
+    let snap = s.wait_for(Duration::from_secs(5), |w| w.endpoint.cookies_accepted >= 3);
+    assert_eq!(
+        (snap.endpoint.cookies_sent, snap.endpoint.cookies_accepted),
+        (3, 3),
+        "{:?}",
+        snap.endpoint
+    );
+    assert_eq!(snap.endpoint.cookies_rejected, 0);
+}
+
+/// The stack as an IPv6 client of a Linux echo server (the `connect` path of the
+/// runtime: ephemeral port from the shared range, neighbour via the kernel's NDP).
+#[test]
+fn ipv6_stack_connects_to_linux() {
+    let pair = pair6();
+    let (ltx, lrx) = mpsc::channel();
+    let peer_ns = pair.peer_ns.clone();
+    let server = std::thread::spawn(move || {
+        let _ns = NetnsGuard::enter(&peer_ns).expect("peer namespace");
+        let l = TcpListener::bind((PEER_ADDR6, 0)).expect("bind");
+        ltx.send(l.local_addr().expect("addr").port()).unwrap();
+        let (mut c, from) = l.accept().expect("accept");
+        c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut buf = [0u8; 64];
+        let n = c.read(&mut buf).expect("read");
+        c.write_all(&buf[..n]).expect("write");
+        from
+    });
+    let port = lrx.recv_timeout(IO_TIMEOUT).expect("server port");
+    let remote = std::net::SocketAddrV6::new(PEER_ADDR6, port, 0, 0);
+    let s = InProc::start(
+        pair,
+        &[],
+        TcpConfig::default(),
+        Client::new(remote, b"from xdptcp"),
+    );
+    let (snap, client) = s.finish_within(Duration::from_secs(10));
+    assert_eq!(client.outcome(), Some(Ok(&b"from xdptcp"[..])));
+    let from = server.join().expect("server thread");
+    assert_eq!(from.ip(), std::net::IpAddr::from(STACK_ADDR6));
+    assert!((EPHEMERAL.0..=EPHEMERAL.1).contains(&from.port()), "{from}");
+    assert!(snap.iface.tx_segments6 >= 3, "{:?}", snap.iface);
+}
+
+// ---- the xdptcp binary ----
+
+const BIN: &str = env!("CARGO_BIN_EXE_xdptcp");
+
+struct Killer(Child);
+impl Drop for Killer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One `xdptcp serve --addr 198.18.0.1 --addr 2001:2::1` answers Linux over IPv4 and IPv6
+/// on the same port; `xdptcp stat` lists both listeners.
+#[test]
+fn dual_stack_serve_binary() {
+    let pair = pair6();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &pair.stack_ns, BIN, "serve"])
+        .args(["--iface", &pair.stack_if, "--addr", "198.18.0.1"])
+        .args([
+            "--addr",
+            "2001:2::1",
+            "--listen",
+            "7=echo",
+            "--duration",
+            "30",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning xdptcp serve");
+    let out = child.stdout.take().expect("stdout");
+    let mut child = Killer(child);
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = lines
+        .recv_timeout(Duration::from_secs(20))
+        .expect("start-up line");
+    assert!(
+        first.starts_with(&format!(
+            "xdptcp: serving on {} 198.18.0.1,2001:2::1 ports 7=echo;",
+            pair.stack_if
+        )),
+        "{first}"
+    );
+    for addr in [
+        SocketAddr::from((STACK_ADDR, 7)),
+        SocketAddr::from((STACK_ADDR6, 7)),
+    ] {
+        let back = pair
+            .in_peer(|| -> std::io::Result<Vec<u8>> {
+                let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+                s.set_read_timeout(Some(IO_TIMEOUT))?;
+                s.write_all(addr.to_string().as_bytes())?;
+                s.shutdown(Shutdown::Write)?;
+                let mut v = Vec::new();
+                s.read_to_end(&mut v)?;
+                Ok(v)
+            })
+            .unwrap()
+            .unwrap_or_else(|e| panic!("echo via {addr}: {e}"));
+        assert_eq!(back, addr.to_string().as_bytes());
+    }
+    let stat = Command::new("timeout")
+        .args(["10", "ip", "netns", "exec", &pair.stack_ns, BIN, "stat"])
+        .args(["--iface", &pair.stack_if])
+        .output()
+        .expect("xdptcp stat");
+    let text = String::from_utf8_lossy(&stat.stdout);
+    assert!(
+        text.contains("198.18.0.1") && text.contains("2001:2::1"),
+        "{text}"
+    );
+    // SIGTERM by PID (`ip netns exec` execs the binary in place): a clean stop.
+    // SAFETY: kill(2) on the child we spawned.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let end = StdInstant::now() + Duration::from_secs(10);
+    while StdInstant::now() < end && child.0.try_wait().ok().flatten().is_none() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = child.0.try_wait().ok().flatten().expect("serve stopped");
+    assert!(status.success(), "{status:?}");
+}
+
+/// `xdptcp connect --addr 198.18.0.1 --addr 2001:2::1 --remote [2001:2::2]:PORT` against a
+/// Linux echo server; `--remote` IPv6 without an IPv6 `--addr` is one clear line.
+#[test]
+fn connect_binary_over_ipv6() {
+    let pair = pair6();
+    let (ltx, lrx) = mpsc::channel();
+    let peer_ns = pair.peer_ns.clone();
+    let server = std::thread::spawn(move || {
+        let _ns = NetnsGuard::enter(&peer_ns).expect("peer namespace");
+        let l = TcpListener::bind((PEER_ADDR6, 0)).expect("bind");
+        ltx.send(l.local_addr().expect("addr").port()).unwrap();
+        let (mut c, _) = l.accept().expect("accept");
+        c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut buf = [0u8; 64];
+        let n = c.read(&mut buf).expect("read");
+        c.write_all(&buf[..n]).expect("write");
+    });
+    let port = lrx.recv_timeout(IO_TIMEOUT).expect("server port");
+    let remote = format!("[{PEER_ADDR6}]:{port}");
+    let out = Command::new("timeout")
+        .args(["20", "ip", "netns", "exec", &pair.stack_ns, BIN, "connect"])
+        .args([
+            "--iface",
+            &pair.stack_if,
+            "--addr",
+            "198.18.0.1",
+            "--addr",
+            "2001:2::1",
+        ])
+        .args(["--remote", &remote, "--message", "v6 hello"])
+        .output()
+        .expect("xdptcp connect");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("received 8 bytes from {remote}: \"v6 hello\"")),
+        "{text}"
+    );
+    server.join().expect("server thread");
+    let out = Command::new("timeout")
+        .args(["20", "ip", "netns", "exec", &pair.stack_ns, BIN, "connect"])
+        .args(["--iface", &pair.stack_if, "--addr", "198.18.0.1"])
+        .args(["--remote", &remote])
+        .output()
+        .expect("xdptcp connect");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim(),
+        "xdptcp: bad --remote: an IPv6 server needs an IPv6 --addr"
+    );
+}
