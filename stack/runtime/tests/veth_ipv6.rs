@@ -526,3 +526,139 @@ fn connect_binary_over_ipv6() {
         "xdptcp: bad --remote: an IPv6 server needs an IPv6 --addr"
     );
 }
+
+/// The numbers after `"key":` in a JSON report (per worker, then the total).
+fn values(report: &str, key: &str) -> Vec<u64> {
+    let pat = format!("\"{key}\":");
+    report
+        .match_indices(&pat)
+        .map(|(i, _)| {
+            report[i + pat.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .expect("a number")
+        })
+        .collect()
+}
+
+/// Two workers on a 2-queue veth: 1,000 IPv6 connections from 4 Linux threads, each an
+/// echo. Flows are owned by the Toeplitz hash of the IPv6 4-tuple; those the peer's queue
+/// choice puts on the other worker's queue are handed off to their owner and still work.
+#[test]
+fn ipv6_two_workers_hand_off() {
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 250;
+    require_root();
+    let pair = VethPair::new(VethOptions {
+        queues: 2,
+        mtu: None,
+    })
+    .expect("creating the 2-queue veth pair");
+    pair.add_ipv6().expect("adding the IPv6 addresses");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &pair.stack_ns, BIN, "serve"])
+        .args(["--iface", &pair.stack_if, "--addr", "198.18.0.1"])
+        .args([
+            "--addr",
+            "2001:2::1",
+            "--workers",
+            "2",
+            "--listen",
+            "7=echo",
+        ])
+        .args(["--duration", "120", "--adaptive-idle"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning xdptcp serve");
+    let out = child.stdout.take().expect("stdout");
+    let mut child = Killer(child);
+    let mut out = BufReader::new(out);
+    let mut first = String::new();
+    out.read_line(&mut first).expect("start-up line");
+    assert!(first.contains("2 workers"), "{first}");
+    // Keep reading: the stop summary must find its stdout open.
+    std::thread::spawn(move || out.lines().map_while(Result::ok).count());
+    let failures: Vec<String> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let pair = &pair;
+                sc.spawn(move || {
+                    pair.in_peer(|| {
+                        let mut errs = Vec::new();
+                        for i in 0..PER_THREAD {
+                            let msg = format!("t{t} c{i}");
+                            let r = (|| -> std::io::Result<()> {
+                                let mut s = connect6(7)?;
+                                s.write_all(msg.as_bytes())?;
+                                let mut back = vec![0u8; msg.len()];
+                                s.read_exact(&mut back)?;
+                                if back != msg.as_bytes() {
+                                    return Err(std::io::Error::other("echo differs"));
+                                }
+                                Ok(())
+                            })();
+                            if let Err(e) = r {
+                                errs.push(format!("{msg}: {e}"));
+                            }
+                        }
+                        errs
+                    })
+                    .expect("peer namespace")
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .flat_map(|h| h.join().expect("client thread"))
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} failures: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    let end = StdInstant::now() + Duration::from_secs(10);
+    let report = loop {
+        let out = Command::new("timeout")
+            .args(["10", "ip", "netns", "exec", &pair.stack_ns, BIN, "stat"])
+            .args(["--iface", &pair.stack_if, "--json"])
+            .output()
+            .expect("xdptcp stat");
+        let r = String::from_utf8_lossy(&out.stdout).to_string();
+        if values(&r, "conns_freed").last() == Some(&1000) || StdInstant::now() > end {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let opened = values(&report, "conns_opened");
+    assert_eq!(opened.len(), 3, "two workers and a total: {report}");
+    assert_eq!(opened[2], 1000, "{report}");
+    assert!(
+        opened[0] > 200 && opened[1] > 200,
+        "both workers own flows: {opened:?}"
+    );
+    let six = values(&report, "rx_segments6");
+    assert!(six[2] >= 4000, "{six:?}");
+    let handed = values(&report, "handoff_received");
+    eprintln!("opened {opened:?} IPv6 segments in {six:?} handed off {handed:?}");
+    assert!(
+        handed[2] > 0,
+        "some IPv6 flows arrive on the other worker's queue: {report}"
+    );
+    assert_eq!(values(&report, "handoff_dropped")[2], 0);
+    // SAFETY: kill(2) on the child we spawned.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let end = StdInstant::now() + Duration::from_secs(10);
+    while StdInstant::now() < end && child.0.try_wait().ok().flatten().is_none() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(child
+        .0
+        .try_wait()
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.success()));
+}
