@@ -113,7 +113,7 @@ impl Endpoint {
             let decision = self.listeners[l.index as usize]
                 .as_mut()
                 .filter(|ls| ls.gen == l.gen && ls.l.accept_queue.is_full())
-                .and_then(|ls| ls.l.complete(&tuple, cfg, |id| id));
+                .and_then(|ls| ls.l.complete(&id, cfg, |id| id));
             match decision {
                 Some(AckDecision::Drop) => {
                     self.stats.listen_overflows += 1;
@@ -170,7 +170,7 @@ impl Endpoint {
         }
         if let Some(l) = listener {
             if state != State::SynReceived && state != State::Closed {
-                self.established(now, l, tuple, id);
+                self.established(now, l, id);
             }
         }
         self.touch(id);
@@ -178,7 +178,7 @@ impl Endpoint {
     }
 
     /// A passive connection reached ESTABLISHED (or beyond): SYN queue -> accept queue.
-    fn established(&mut self, now: Instant, l: ListenerId, tuple: FourTuple, id: ConnId) {
+    fn established(&mut self, now: Instant, l: ListenerId, id: ConnId) {
         let cfg = &self.cfg;
         let Some(ls) = self.listeners[l.index as usize]
             .as_mut()
@@ -186,7 +186,7 @@ impl Endpoint {
         else {
             return;
         };
-        let decision = match ls.l.complete(&tuple, cfg, |id| id) {
+        let decision = match ls.l.complete(&id, cfg, |id| id) {
             Some(d) => d,
             // Not queued (aged out): join the accept queue directly if there is room.
             None => match ls.l.accept_queue.push(id) {
@@ -406,7 +406,7 @@ impl Endpoint {
                 let id = self.insert(conn, Owner::Listener(l));
                 let queued = self.listeners[l.index as usize]
                     .as_mut()
-                    .is_some_and(|ls| ls.l.syn_queue.insert(tuple, id).is_ok());
+                    .is_some_and(|ls| ls.l.syn_queue.insert(id, id).is_ok());
                 if !queued {
                     self.free(id);
                     self.stats.syn_dropped += 1;

@@ -344,8 +344,9 @@ struct ListenerSlot {
     gen: u32,
     addr: IpAddr,
     port: u16,
-    /// SYN queue key -> the half-open connection; accept queue of established ones.
-    l: Listener<FourTuple, ConnId, ConnId>,
+    /// SYN queue (keyed by the half-open connection's handle: its tuple is in the
+    /// connection, not copied into the queue); accept queue of established ones.
+    l: Listener<ConnId, ConnId, ConnId>,
     /// An `Incoming` notice is queued.
     notified: bool,
 }
@@ -1224,7 +1225,7 @@ impl Endpoint {
         let (tuple, owner) = (s.conn.tuple(), s.owner);
         if let Owner::Listener(l) = owner {
             if let Some(ls) = self.listener_mut(l) {
-                ls.l.syn_queue.remove(&tuple);
+                ls.l.syn_queue.remove(&id);
             }
         }
         if let Ok(e) = self
