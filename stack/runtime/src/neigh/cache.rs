@@ -518,6 +518,41 @@ mod tests {
         })
     }
 
+    /// IPv6 next hops share the cache with IPv4 ones (NDP is the kernel's, as ARP): an IPv6
+    /// neighbour is solicited, held frames wait for it, and an IPv4 address with the same
+    /// low bits is another entry.
+    #[test]
+    fn ipv6_neighbour_resolved_beside_ipv4() {
+        let a6: IpAddr = "2001:2::2".parse().unwrap();
+        let mut c = cache(32);
+        let mut k = Fake::default();
+        k.table.insert(A, MAC1);
+        assert_eq!(c.send_or_queue(ms(0), a6, 1), Queued::Held);
+        assert_eq!(c.send_or_queue(ms(0), A, 2), Queued::Held);
+        c.poll(ms(1), &mut k);
+        assert!(k.calls.contains(&Call::Solicit(a6)));
+        assert!(!k.calls.contains(&Call::Solicit(A)));
+        k.table.insert(a6, MAC2);
+        c.poll(ms(101), &mut k);
+        let ev = drain(&mut c);
+        assert_eq!(
+            ev,
+            [
+                NeighEvent::Transmit {
+                    ip: A,
+                    mac: MAC1,
+                    frame: 2
+                },
+                NeighEvent::Transmit {
+                    ip: a6,
+                    mac: MAC2,
+                    frame: 1
+                }
+            ]
+        );
+        assert_eq!(c.lookup(ms(102), a6), Lookup::Found(MAC2));
+    }
+
     #[test]
     fn held_frames_released_in_order_once_resolved() {
         let mut c = cache(32);

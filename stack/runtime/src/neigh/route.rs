@@ -422,4 +422,39 @@ mod tests {
         assert_eq!(v.next_hop(dst), Some(dst));
         assert_eq!(v.generation(), g + 1);
     }
+
+    /// IPv6: the same longest-prefix match over 128-bit prefixes, in the same table as the
+    /// IPv4 routes but never mixed with them (a default IPv4 route is no IPv6 route).
+    #[test]
+    fn ipv6_longest_prefix_and_families_apart() {
+        let a = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        let r6 = |dst: &str, len, metric, target| Route6 {
+            dst: a(dst),
+            prefix_len: len,
+            metric,
+            target,
+        };
+        let gw6 = a("fe80::1");
+        let t = RouteTable::new(7, &[r([0, 0, 0, 0], 0, 100, Target::Gateway(GW))]).with_v6(&[
+            r6("::", 0, 1024, Target6::Gateway(gw6)),
+            r6("2001:2::", 64, 256, Target6::OnLink),
+            r6("2001:2:0:1::", 64, 256, Target6::Drop),
+            r6("2001:2::", 48, 10, Target6::Gateway(a("2001:2::fe"))),
+        ]);
+        assert_eq!(t.len(), 5);
+        assert_eq!(t.next_hop6(a("2001:2::2")), Some(a("2001:2::2")));
+        assert_eq!(t.next_hop6(a("2001:2:0:1::5")), None);
+        assert_eq!(t.next_hop6(a("2001:2:0:9::5")), Some(a("2001:2::fe")));
+        assert_eq!(t.next_hop6(a("2001:db8::1")), Some(gw6));
+        assert_eq!(
+            t.next_hop_any(a("2001:2::2").into()),
+            Some(a("2001:2::2").into())
+        );
+        let v4_only = RouteTable::new(7, &[r([0, 0, 0, 0], 0, 100, Target::Gateway(GW))]);
+        assert_eq!(v4_only.next_hop_any(a("2001:2::2").into()), None);
+        assert_eq!(
+            v4_only.next_hop_any(Ipv4Addr::new(203, 0, 113, 1).into()),
+            Some(GW.into())
+        );
+    }
 }
