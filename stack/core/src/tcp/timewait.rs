@@ -14,8 +14,8 @@
 //!
 //! Size: 48 bytes (asserted in a test): ports (4), SND.NXT and RCV.NXT (8), last window (2),
 //! timestamp flag (1), TS.Recent and our TSval offset (8), when TS.Recent was set (8),
-//! expiry (8), TIME-WAIT length in ms (4), padding. (The table stores it in its own 48-byte
-//! layout with the 4-tuple, twtable.rs.)
+//! expiry (8), TIME-WAIT length in ms (4), padding. (The table stores it in its own 72-byte
+//! layout with the 4-tuple of either family, twtable.rs.)
 //!
 //! Rules implemented by [`TimeWait::on_segment`]:
 //! - RFC 1337: a RST is ignored (no TIME-WAIT assassination).
