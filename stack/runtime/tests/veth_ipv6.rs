@@ -459,6 +459,42 @@ fn dual_stack_serve_binary() {
         text.contains("198.18.0.1") && text.contains("2001:2::1"),
         "{text}"
     );
+    // `xdptcp ss -tln` lists both listeners as ss does; a filter on the IPv6 address keeps
+    // only the IPv6 one.
+    let ss = |filter: &[&str]| {
+        let out = Command::new("timeout")
+            .args([
+                "10",
+                "ip",
+                "netns",
+                "exec",
+                &pair.stack_ns,
+                BIN,
+                "ss",
+                "-tlnH",
+            ])
+            .args(["--iface", &pair.stack_if])
+            .args(filter)
+            .output()
+            .expect("xdptcp ss");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let all = ss(&[]);
+    let rows: Vec<Vec<&str>> = all
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{all}");
+    assert_eq!(rows[0][3..], ["198.18.0.1:7", "0.0.0.0:*"], "{all}");
+    assert_eq!(rows[1][3..], ["[2001:2::1]:7", "[::]:*"], "{all}");
+    let v6 = ss(&["src", "[2001:2::1]:7"]);
+    assert_eq!(v6.lines().count(), 1, "{v6}");
+    assert!(v6.contains("[2001:2::1]:7"), "{v6}");
     // SIGTERM by PID (`ip netns exec` execs the binary in place): a clean stop.
     // SAFETY: kill(2) on the child we spawned.
     unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::mpsc;
 use std::time::Duration as StdDuration;
 
@@ -160,8 +160,8 @@ struct View {
     state: SsState,
     recv_q: u64,
     send_q: u64,
-    local: SocketAddrV4,
-    peer: SocketAddrV4,
+    local: SocketAddr,
+    peer: SocketAddr,
 }
 
 impl View {
@@ -177,8 +177,14 @@ impl View {
                 state: SsState::Listen,
                 recv_q: accept_queue as u64,
                 send_q: backlog as u64,
-                local: v4_view(SocketAddr::new(addr, port)),
-                peer: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                local: SocketAddr::new(addr, port),
+                peer: SocketAddr::new(
+                    match addr {
+                        IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+                        IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+                    },
+                    0,
+                ),
             },
             SsRow::Conn { ref info, .. } => {
                 let t = info.tuple;
@@ -193,16 +199,16 @@ impl View {
                     } else {
                         0
                     },
-                    local: v4_view(t.local()),
-                    peer: v4_view(t.remote()),
+                    local: t.local(),
+                    peer: t.remote(),
                 }
             }
             SsRow::TimeWait { tuple: t, .. } => View {
                 state: SsState::TimeWait,
                 recv_q: 0,
                 send_q: 0,
-                local: v4_view(t.local()),
-                peer: v4_view(t.remote()),
+                local: t.local(),
+                peer: t.remote(),
             },
         }
     }
@@ -232,7 +238,10 @@ fn header() -> String {
 
 fn peer_text(v: &View) -> String {
     if v.state == SsState::Listen {
-        "0.0.0.0:*".to_string()
+        match v.local {
+            SocketAddr::V4(_) => "0.0.0.0:*".to_string(),
+            SocketAddr::V6(_) => "[::]:*".to_string(),
+        }
     } else {
         v.peer.to_string()
     }
@@ -509,15 +518,6 @@ pub fn summary(snaps: &[WorkerSnapshot]) -> String {
         c.time_wait,
         c.closed
     )
-}
-
-/// `xdptcp ss` lists and filters IPv4 ends; an IPv6 end shows as 0.0.0.0 with its port
-/// until the listing and its filters take IPv6 (issue 15).
-fn v4_view(a: SocketAddr) -> SocketAddrV4 {
-    match a {
-        SocketAddr::V4(a) => a,
-        SocketAddr::V6(a) => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, a.port()),
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! `fin-wait-2`, `time-wait`, `closed`, `close-wait`, `last-ack`, `listening`, `closing`) and
 //! ss's groups `all`, `connected`, `synchronized`, `bucket`, `big`.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// ss's socket states (its display names), as bits of a [`StateMask`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,22 +187,32 @@ impl Op {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddrPat {
     /// The address (only its first `len` bits count).
-    pub net: Ipv4Addr,
-    /// Prefix length, 0..=32 (32 for a plain `IP`, 0 for `*` and `:PORT`).
+    pub net: IpAddr,
+    /// Prefix length, 0..=32 for IPv4, 0..=128 for IPv6 (the whole address for a plain
+    /// `IP`, 0 for `*` and `:PORT`, which match either family).
     pub len: u8,
     /// The port to match too (`IP:PORT`, `:PORT`); `None`: any port.
     pub port: Option<u16>,
 }
 
 impl AddrPat {
-    fn matches(&self, a: SocketAddrV4) -> bool {
-        let mask = if self.len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - self.len as u32)
+    fn matches(&self, a: SocketAddr) -> bool {
+        let mask = |bits: u32| match self.len {
+            0 => 0,
+            l => u128::MAX << (bits - u32::from(l).min(bits)),
         };
-        (u32::from(*a.ip()) & mask) == (u32::from(self.net) & mask)
-            && self.port.is_none_or(|p| p == a.port())
+        let net = match (self.net, a.ip()) {
+            _ if self.len == 0 => true,
+            (IpAddr::V4(n), IpAddr::V4(x)) => {
+                let m = mask(32) as u32;
+                u32::from(n) & m == u32::from(x) & m
+            }
+            (IpAddr::V6(n), IpAddr::V6(x)) => {
+                u128::from(n) & mask(128) == u128::from(x) & mask(128)
+            }
+            _ => false,
+        };
+        net && self.port.is_none_or(|p| p == a.port())
     }
 }
 
@@ -226,8 +236,9 @@ pub enum Expr {
 }
 
 impl Expr {
-    /// `local` / `peer`: the row's addresses (a listener's peer is 0.0.0.0:0).
-    pub fn matches(&self, local: SocketAddrV4, peer: SocketAddrV4) -> bool {
+    /// `local` / `peer`: the row's addresses (a listener's peer is the unspecified address
+    /// of its family, port 0).
+    pub fn matches(&self, local: SocketAddr, peer: SocketAddr) -> bool {
         match self {
             Expr::Dport(op, p) => op.cmp(peer.port(), *p),
             Expr::Sport(op, p) => op.cmp(local.port(), *p),
@@ -265,8 +276,8 @@ impl Filter {
         &self,
         shown: StateMask,
         s: SsState,
-        local: SocketAddrV4,
-        peer: SocketAddrV4,
+        local: SocketAddr,
+        peer: SocketAddr,
     ) -> bool {
         shown.has(s) && self.expr.as_ref().is_none_or(|e| e.matches(local, peer))
     }
@@ -332,22 +343,45 @@ fn parse_port(t: &str) -> Result<u16, FilterError> {
         .map_err(|_| FilterError::Port(t.into()))
 }
 
+/// `IP`, `IP/LEN`, `IP:PORT`, `IP:*`, `:PORT`, `*`; IPv6 as `[IP6]:PORT`, `[IP6/LEN]`, or a
+/// bare `IP6` / `IP6/LEN` (no port: its colons are the address's), as ss takes them.
 fn parse_addr(t: &str) -> Result<AddrPat, FilterError> {
     let bad = || FilterError::Addr(t.into());
-    let (host, port) = match t.rsplit_once(':') {
-        Some((h, "*")) => (h, None),
-        Some((h, p)) => (h, Some(p.parse().map_err(|_| bad())?)),
-        None => (t, None),
+    let port_of = |p: &str| -> Result<Option<u16>, FilterError> {
+        match p {
+            "*" => Ok(None),
+            p => p.parse().map(Some).map_err(|_| bad()),
+        }
     };
-    let (net, len) = match host {
-        "" | "*" => (Ipv4Addr::UNSPECIFIED, 0),
-        h => match h.split_once('/') {
-            Some((a, l)) => (
-                a.parse().map_err(|_| bad())?,
-                l.parse().ok().filter(|&l| l <= 32).ok_or_else(bad)?,
-            ),
-            None => (h.parse().map_err(|_| bad())?, 32),
-        },
+    let (host, port) = if let Some(rest) = t.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or_else(bad)?;
+        match after {
+            "" => (h, None),
+            a => (h, port_of(a.strip_prefix(':').ok_or_else(bad)?)?),
+        }
+    } else if t.matches(':').count() > 1 {
+        (t, None)
+    } else {
+        match t.rsplit_once(':') {
+            Some((h, p)) => (h, port_of(p)?),
+            None => (t, None),
+        }
+    };
+    let (net, len): (IpAddr, u8) = match host {
+        "" | "*" => (Ipv4Addr::UNSPECIFIED.into(), 0),
+        h => {
+            let (a, l) = match h.split_once('/') {
+                Some((a, l)) => (a, Some(l)),
+                None => (h, None),
+            };
+            let net: IpAddr = a.parse().map_err(|_| bad())?;
+            let max = if net.is_ipv6() { 128 } else { 32 };
+            let len = match l {
+                Some(l) => l.parse().ok().filter(|&l| l <= max).ok_or_else(bad)?,
+                None => max,
+            };
+            (net, len)
+        }
     };
     Ok(AddrPat { net, len, port })
 }
@@ -482,8 +516,39 @@ mod tests {
         parse(&words).unwrap_or_else(|e| panic!("{s}: {e}"))
     }
 
-    fn sa(s: &str) -> SocketAddrV4 {
+    fn sa(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    /// IPv6 rows and patterns (`[IP6]:PORT`, bare `IP6/LEN`); an IPv4 pattern never matches
+    /// an IPv6 address, `*` and `:PORT` match either family.
+    #[test]
+    fn ipv6_patterns() {
+        let (l, p) = (sa("[2001:2::1]:80"), sa("[2001:2::2]:40000"));
+        assert!(f("src [2001:2::1]:80").expr.unwrap().matches(l, p));
+        assert!(f("src 2001:2::1").expr.unwrap().matches(l, p));
+        assert!(f("dst 2001:2::/48").expr.unwrap().matches(l, p));
+        assert!(f("dst [2001:2::/64]").expr.unwrap().matches(l, p));
+        assert!(!f("dst 2001:3::/48").expr.unwrap().matches(l, p));
+        assert!(f("dst [2001:2::2]:*").expr.unwrap().matches(l, p));
+        assert!(!f("src 198.18.0.1").expr.unwrap().matches(l, p));
+        assert!(f("dport = :40000").expr.unwrap().matches(l, p));
+        assert!(f("src *:80").expr.unwrap().matches(l, p));
+        let (l4, p4) = (sa("198.18.0.1:80"), sa("198.18.0.2:40000"));
+        assert!(!f("src 2001:2::1").expr.unwrap().matches(l4, p4));
+        assert!(
+            f("src ::/0").expr.unwrap().matches(l4, p4),
+            "length 0: any address"
+        );
+        for bad in [
+            "src [2001:2::1",
+            "src [2001:2::1]80",
+            "dst 2001:2::/129",
+            "src [1.2.3.4]:x",
+        ] {
+            let words: Vec<String> = bad.split(' ').map(str::to_string).collect();
+            assert!(parse(&words).is_err(), "{bad}");
+        }
     }
 
     #[test]
