@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use std::net::SocketAddrV4;
+use std::net::IpAddr;
 
 use crate::iface::tap::Dir;
 use crate::tcp::FourTuple;
@@ -186,20 +186,21 @@ impl Tracer {
     /// One frame in or out at `at_ns` (any clock): the step it adds, with its connection,
     /// and the connection if it ended with this segment (removed from the table).
     pub fn frame(&mut self, at_ns: u64, dir: Dir, frame: &[u8]) -> Option<(Step, Traced, bool)> {
-        let Ok(f) = wire::parse_tcp_frame_with(frame, false) else {
+        let Ok(f) = wire::parse_any_tcp_frame_with(frame, false) else {
             self.skipped_segments += 1;
             return None;
         };
-        let t = &f.tcp;
-        let tuple = match dir {
-            Dir::In => FourTuple::new(
-                SocketAddrV4::new(f.ip.dst_addr, t.dst_port),
-                SocketAddrV4::new(f.ip.src_addr, t.src_port),
-            ),
-            Dir::Out => FourTuple::new(
-                SocketAddrV4::new(f.ip.src_addr, t.src_port),
-                SocketAddrV4::new(f.ip.dst_addr, t.dst_port),
-            ),
+        let (src, dst, t): (IpAddr, IpAddr, _) = match &f {
+            wire::AnyTcpFrame::V4(f) => (f.ip.src_addr.into(), f.ip.dst_addr.into(), &f.tcp),
+            wire::AnyTcpFrame::V6(f) => (f.ip.src_addr.into(), f.ip.dst_addr.into(), &f.tcp),
+        };
+        let (local, remote) = match dir {
+            Dir::In => ((dst, t.dst_port), (src, t.src_port)),
+            Dir::Out => ((src, t.src_port), (dst, t.dst_port)),
+        };
+        let Some(tuple) = FourTuple::from_ips(local.0, local.1, remote.0, remote.1) else {
+            self.skipped_segments += 1;
+            return None;
         };
         if !self.conns.contains_key(&tuple) {
             if self.conns.len() >= self.max {
@@ -638,6 +639,48 @@ mod tests {
             l,
             format!("[1]     1.500  |<{dashes} [S.] {dashes}|  LISTEN -> SYN-RECEIVED")
         );
+    }
+
+    /// An IPv6 connection is followed like an IPv4 one, its ends shown as `[addr]:port`.
+    #[test]
+    fn ipv6_connection_is_traced() {
+        let (us, peer): (std::net::Ipv6Addr, std::net::Ipv6Addr) =
+            ("2001:2::1".parse().unwrap(), "2001:2::2".parse().unwrap());
+        let frame6 = |dir: Dir, seq: u32, ack: u32, flags: TcpFlags| {
+            let (sp, dp, src, dst) = match dir {
+                Dir::In => (40000, 80, peer, us),
+                Dir::Out => (80, 40000, us, peer),
+            };
+            let t = TcpRepr {
+                src_port: sp,
+                dst_port: dp,
+                seq: SeqNum(seq),
+                ack: SeqNum(ack),
+                flags,
+                window: 1000,
+                urgent: 0,
+                options: Default::default(),
+                payload: &[],
+            };
+            let eth = EthernetRepr {
+                src_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
+                dst_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+                ethertype: EtherType::Ipv4,
+            };
+            let mut b = vec![0u8; wire::frame6::tcp6_frame_len(&t)];
+            wire::frame6::emit_tcp6_frame(&mut b, &eth, src, dst, 64, 1, &t);
+            b
+        };
+        let mut tr = Tracer::new(4);
+        let (s, a) = (TcpFlags::SYN, TcpFlags::ACK);
+        tr.frame(0, Dir::In, &frame6(Dir::In, 100, 0, s)).unwrap();
+        tr.frame(1, Dir::Out, &frame6(Dir::Out, 500, 101, s | a))
+            .unwrap();
+        let (_, c, ended) = tr.frame(2, Dir::In, &frame6(Dir::In, 101, 501, a)).unwrap();
+        assert!(!ended);
+        assert_eq!(c.steps.len(), 3);
+        assert!(header(&c).contains("[2001:2::2]:40000 (peer) <-> [2001:2::1]:80 (xdptcp)"));
+        assert_eq!(tr.following(), 1);
     }
 
     #[test]

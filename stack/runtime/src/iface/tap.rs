@@ -5,7 +5,7 @@
 //! set the cost is one branch per frame. When the
 //! reader falls behind the frame is dropped and counted, the worker never waits.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -110,7 +110,21 @@ pub fn each(taps: &[Tap], at: Instant, dir: Dir, frame: &[u8]) {
 }
 
 /// Addresses and ports of an Ethernet/IPv4/TCP frame (`None` for anything else).
-fn tcp_fields(f: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u16, u16)> {
+fn tcp_fields(f: &[u8]) -> Option<(IpAddr, IpAddr, u16, u16)> {
+    // IPv6 with TCP right after the fixed header (what the stack sends and almost all it
+    // gets; a frame with extension headers does not match address or port primitives).
+    if f.len() >= 58 && f[12..14] == [0x86, 0xdd] && f[14] >> 4 == 6 && f[20] == 6 {
+        let ip = |o: usize| {
+            let b: [u8; 16] = f[o..o + 16].try_into().unwrap_or_default();
+            IpAddr::V6(Ipv6Addr::from(b))
+        };
+        return Some((
+            ip(22),
+            ip(38),
+            u16::from_be_bytes([f[54], f[55]]),
+            u16::from_be_bytes([f[56], f[57]]),
+        ));
+    }
     if f.len() < 34 || f[12..14] != [0x08, 0x00] || f[14] >> 4 != 4 || f[23] != 6 {
         return None;
     }
@@ -119,7 +133,7 @@ fn tcp_fields(f: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u16, u16)> {
     if ihl < 20 || f.len() < t + 4 {
         return None;
     }
-    let ip = |o: usize| Ipv4Addr::new(f[o], f[o + 1], f[o + 2], f[o + 3]);
+    let ip = |o: usize| IpAddr::V4(Ipv4Addr::new(f[o], f[o + 1], f[o + 2], f[o + 3]));
     Some((
         ip(26),
         ip(30),
@@ -147,10 +161,10 @@ pub enum PktFilter {
     /// No filter: every frame, TCP or not.
     #[default]
     Any,
-    /// `tcp`: Ethernet/IPv4/TCP frames.
+    /// `tcp`: Ethernet/IPv4/TCP and Ethernet/IPv6/TCP frames.
     Tcp,
     /// `host A` (prefix length 32) or `net A/LEN` (LEN 0..=32) on the given side.
-    Net(Side, Ipv4Addr, u8),
+    Net(Side, IpAddr, u8),
     /// `port N` on the given side.
     Port(Side, u16),
     /// `not` / `!`.
@@ -175,7 +189,17 @@ impl PktFilter {
     }
 
     /// The primitive on a frame's fields (source / destination address and port).
-    pub fn matches_fields(&self, s: Ipv4Addr, d: Ipv4Addr, sp: u16, dp: u16) -> bool {
+    pub fn matches_fields(
+        &self,
+        s: impl Into<IpAddr>,
+        d: impl Into<IpAddr>,
+        sp: u16,
+        dp: u16,
+    ) -> bool {
+        self.fields(s.into(), d.into(), sp, dp)
+    }
+
+    fn fields(&self, s: IpAddr, d: IpAddr, sp: u16, dp: u16) -> bool {
         let side = |side: Side, f: &dyn Fn(bool) -> bool| match side {
             Side::Src => f(true),
             Side::Dst => f(false),
@@ -184,20 +208,28 @@ impl PktFilter {
         match self {
             PktFilter::Any | PktFilter::Tcp => true,
             PktFilter::Net(sd, net, len) => {
-                let mask = if *len == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - u32::from(*len))
+                let mask = |bits: u32| match *len {
+                    0 => 0,
+                    l => u128::MAX << (bits - u32::from(l).min(bits)),
                 };
-                let m = |a: Ipv4Addr| u32::from(a) & mask == u32::from(*net) & mask;
+                // An address of the other family never matches (length 0: any address).
+                let m = |a: IpAddr| match (a, *net) {
+                    _ if *len == 0 => true,
+                    (IpAddr::V4(a), IpAddr::V4(n)) => {
+                        let k = mask(32) as u32;
+                        u32::from(a) & k == u32::from(n) & k
+                    }
+                    (IpAddr::V6(a), IpAddr::V6(n)) => {
+                        u128::from(a) & mask(128) == u128::from(n) & mask(128)
+                    }
+                    _ => false,
+                };
                 side(*sd, &|src| m(if src { s } else { d }))
             }
             PktFilter::Port(sd, p) => side(*sd, &|src| *p == if src { sp } else { dp }),
-            PktFilter::Not(e) => !e.matches_fields(s, d, sp, dp),
-            PktFilter::And(a, b) => {
-                a.matches_fields(s, d, sp, dp) && b.matches_fields(s, d, sp, dp)
-            }
-            PktFilter::Or(a, b) => a.matches_fields(s, d, sp, dp) || b.matches_fields(s, d, sp, dp),
+            PktFilter::Not(e) => !e.fields(s, d, sp, dp),
+            PktFilter::And(a, b) => a.fields(s, d, sp, dp) && b.fields(s, d, sp, dp),
+            PktFilter::Or(a, b) => a.fields(s, d, sp, dp) || b.fields(s, d, sp, dp),
         }
     }
 
@@ -309,19 +341,23 @@ impl P {
         let (kind, value) = match kind.as_str() {
             "host" | "net" | "port" => (kind.clone(), self.next()?),
             // `src 198.18.0.2`: host.
-            v if side != Side::Either && v.parse::<Ipv4Addr>().is_ok() => ("host".into(), kind),
+            v if side != Side::Either && v.parse::<IpAddr>().is_ok() => ("host".into(), kind),
             _ => return Err(PktFilterError::Unexpected(kind)),
         };
         let bad = || PktFilterError::Value(value.clone());
         Ok(match kind.as_str() {
-            "host" => PktFilter::Net(side, value.parse().map_err(|_| bad())?, 32),
-            "net" => {
-                let (a, l) = value.split_once('/').unwrap_or((&value, "32"));
-                PktFilter::Net(
-                    side,
-                    a.parse().map_err(|_| bad())?,
-                    l.parse().ok().filter(|&l| l <= 32).ok_or_else(bad)?,
-                )
+            "host" | "net" => {
+                let (a, l) = match value.split_once('/') {
+                    Some((a, l)) if kind == "net" => (a, Some(l)),
+                    _ => (value.as_str(), None),
+                };
+                let a: IpAddr = a.parse().map_err(|_| bad())?;
+                let max = if a.is_ipv6() { 128 } else { 32 };
+                let len = match l {
+                    Some(l) => l.parse().ok().filter(|&l| l <= max).ok_or_else(bad)?,
+                    None => max,
+                };
+                PktFilter::Net(side, a, len)
             }
             _ => PktFilter::Port(side, value.parse().map_err(|_| bad())?),
         })
@@ -363,6 +399,46 @@ mod tests {
         ] {
             assert!(PktFilter::parse(&[bad.to_string()]).is_err(), "{bad}");
         }
+    }
+
+    /// IPv6 frames: host, net and port primitives see their addresses and ports; IPv4
+    /// patterns never match them.
+    #[test]
+    fn ipv6_frames_and_patterns() {
+        use crate::wire::{self, EthernetAddress, EthernetRepr, SeqNum, TcpFlags, TcpRepr};
+        let syn = TcpRepr {
+            src_port: 40000,
+            dst_port: 80,
+            seq: SeqNum(1),
+            ack: SeqNum(0),
+            flags: TcpFlags::SYN,
+            window: 1000,
+            urgent: 0,
+            options: Default::default(),
+            payload: &[],
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
+            dst_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            ethertype: wire::EtherType::Ipv4, // ignored: emit_tcp6_frame writes 0x86dd
+        };
+        let (a, b): (Ipv6Addr, Ipv6Addr) =
+            ("2001:2::2".parse().unwrap(), "2001:2::1".parse().unwrap());
+        let mut buf = vec![0u8; wire::frame6::tcp6_frame_len(&syn)];
+        wire::frame6::emit_tcp6_frame(&mut buf, &eth, a, b, 64, 0x12345, &syn);
+        let m = |s: &str| {
+            PktFilter::parse(&s.split(' ').map(str::to_string).collect::<Vec<_>>())
+                .unwrap_or_else(|e| panic!("{s}: {e}"))
+                .matches(&buf)
+        };
+        assert!(m("tcp"));
+        assert!(m("port 80 and src host 2001:2::2"));
+        assert!(m("dst 2001:2::1"));
+        assert!(m("net 2001:2::/48"));
+        assert!(!m("net 2001:3::/48"));
+        assert!(!m("host 198.18.0.1"));
+        assert!(m("not net 198.18.0.0/15"));
+        assert!(PktFilter::parse(&["net".into(), "2001:2::/129".into()]).is_err());
     }
 
     #[test]
