@@ -138,7 +138,9 @@ fn run_inner(env: &VethNetns, p: Pairing, h: HttpScenario, o: &HttpOpts) -> Resu
             dir.path(),
         )?),
         Pairing::LinuxToStack => Server::Stack(start_stack(env, &server_cores, o)?),
-        Pairing::StackStack => bail!("wrk is a Linux client: no stack-stack column"),
+        Pairing::StackStack | Pairing::StackToLinux => {
+            bail!("wrk is a Linux client: no {} column", p.name())
+        }
         Pairing::LinuxLinuxNoOffload => bail!("http runs with nginx's default offloads only"),
     };
     let probe = probe_until_ready(&env.client_ns, addr, &mut server)?;

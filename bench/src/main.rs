@@ -25,12 +25,13 @@ struct Cli {
     #[arg(long, default_value = scenario::DEFAULT_SCENARIOS)]
     scenarios: String,
     /// Pairings, comma-separated (linux-linux-nooff: Linux with offloads off, single-flow
-    /// bulk only).
+    /// bulk only; stack-linux: the stack client against the Linux server, cps, rr and the
+    /// nginx app scenarios only).
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "linux-linux,linux-linux-nooff,linux-stack,stack-stack"
+        default_value = "linux-linux,linux-linux-nooff,linux-stack,stack-linux,stack-stack"
     )]
     pairings: Vec<Pairing>,
     /// Seconds per scenario run (short: treat 2 s figures as orientation; use 10 for figures).
