@@ -30,5 +30,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release -p xdptcp-bench >&2
+# xdptcp-posix: the preload library `xdptcp run` needs for the app scenarios.
+cargo build --release -p xdptcp-bench -p xdptcp-posix >&2
 exec target/release/xdptcp-bench "$@"
