@@ -19,7 +19,7 @@ pub enum Pairing {
     LinuxToStack,
     /// xdptcp client → Linux server: the stack's load generator against the kernel, so that
     /// a stack server (`stack-stack`) can be read against the Linux server with the same
-    /// client (cps and rr only; the app scenarios' HTTP client likewise).
+    /// client (cps, rr and the app scenarios).
     #[serde(rename = "stack-linux")]
     #[value(name = "stack-linux")]
     StackToLinux,

@@ -27,8 +27,8 @@ struct Cli {
     #[arg(long, default_value = app::DEFAULT_SCENARIOS)]
     scenarios: String,
     /// Pairings, comma-separated (linux-linux-nooff: Linux with offloads off, single-flow
-    /// bulk only; stack-linux: the stack client against the Linux server, cps, rr and the
-    /// nginx app scenarios only).
+    /// bulk only; stack-linux: the stack client against the Linux server, cps, rr and app
+    /// only).
     #[arg(
         long,
         value_enum,
@@ -62,7 +62,7 @@ struct Cli {
     /// app/redis: redis-benchmark connections (`-c`).
     #[arg(long, default_value_t = 50)]
     redis_clients: usize,
-    /// app/redis: redis-benchmark requests per test (`-n`; default 50,000 per second of
+    /// app/redis: redis-benchmark requests per test (`-n`; default 25,000 per second of
     /// --duration).
     #[arg(long)]
     redis_requests: Option<u64>,

@@ -87,14 +87,19 @@ pub enum Mode {
         concurrency: usize,
         response_len: usize,
     },
-    /// As closed-loop `Rr` speaking HTTP: `conns` persistent connections, one
-    /// [`HTTP_GET_KEEPALIVE`] outstanding on each; a response is `response_len` bytes.
-    HttpKeepalive { conns: usize, response_len: usize },
+    /// As closed-loop `Rr` speaking an application's protocol: `conns` persistent
+    /// connections, one `request` outstanding on each (e.g. [`HTTP_GET_KEEPALIVE`], or a
+    /// RESP command); a response is `response_len` bytes (the caller checks one first).
+    Exchange {
+        conns: usize,
+        request: &'static [u8],
+        response_len: usize,
+    },
 }
 
 /// The `HttpClose` request: `GET /`, the server closes after the response.
 pub const HTTP_GET_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
-/// The `HttpKeepalive` request: `GET /` on a persistent connection.
+/// An `Exchange` request: `GET /` on a persistent connection.
 pub const HTTP_GET_KEEPALIVE: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
 
 /// What a connection of a cps-like mode does (`Cps`, `HttpClose`).
@@ -187,7 +192,11 @@ fn ns_since(t0: Instant) -> u64 {
 impl BenchApp {
     pub fn new(mode: Mode, server: SocketAddrV4, max_ops: u64) -> Self {
         let (req, resp_len): (&[u8], usize) = match mode {
-            Mode::HttpKeepalive { response_len, .. } => (HTTP_GET_KEEPALIVE, response_len),
+            Mode::Exchange {
+                request,
+                response_len,
+                ..
+            } if !request.is_empty() => (request, response_len),
             _ => (&ZEROS[..MSG], MSG),
         };
         BenchApp {
@@ -253,7 +262,7 @@ impl BenchApp {
     fn wanted(&self) -> usize {
         match self.mode {
             Mode::Cps { concurrency, .. } | Mode::HttpClose { concurrency, .. } => concurrency,
-            Mode::Rr { conns, .. } | Mode::HttpKeepalive { conns, .. } => conns,
+            Mode::Rr { conns, .. } | Mode::Exchange { conns, .. } => conns,
             Mode::Bulk { flows, .. } => flows,
             Mode::Hold { n } => n,
         }
@@ -379,7 +388,7 @@ impl BenchApp {
         let t = now();
         self.measure_start = Some(t);
         match self.mode {
-            Mode::Rr { interval: None, .. } | Mode::HttpKeepalive { .. } => {
+            Mode::Rr { interval: None, .. } | Mode::Exchange { .. } => {
                 let ids = self.order.clone();
                 for id in ids {
                     if let Some(c) = self.conns.get_mut(&id) {
@@ -612,7 +621,7 @@ impl App for BenchApp {
         } else {
             match self.mode {
                 Mode::Rr { interval, .. } => self.rr_event(io, id, ev, interval.is_none()),
-                Mode::HttpKeepalive { .. } => self.rr_event(io, id, ev, true),
+                Mode::Exchange { .. } => self.rr_event(io, id, ev, true),
                 Mode::Bulk { upload, .. } => self.bulk_event(io, id, ev, upload),
                 _ => match ev {
                     AppEvent::Readable => {
@@ -784,7 +793,7 @@ pub fn run(cfg: &StackClientCfg, mode: Mode) -> Result<Outcome> {
                 std::mem::replace(&mut app.total, new_hist()),
             ),
         ],
-        Mode::Rr { .. } | Mode::HttpKeepalive { .. } => vec![(
+        Mode::Rr { .. } | Mode::Exchange { .. } => vec![(
             "latency".into(),
             std::mem::replace(&mut app.lat, new_hist()),
         )],
@@ -1058,8 +1067,9 @@ mod tests {
         let a = run(mode, AppKind::Http, 500);
         assert_eq!(a.ok, 0);
         assert!(a.failed > 0);
-        let mode = Mode::HttpKeepalive {
+        let mode = Mode::Exchange {
             conns: 4,
+            request: HTTP_GET_KEEPALIVE,
             response_len: http_response_len(false),
         };
         let a = run(mode, AppKind::Http, 3000);

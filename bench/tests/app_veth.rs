@@ -1,6 +1,7 @@
 //! Root-only: the `app/*` scenarios end to end for about a second each over a fresh veth
 //! pair: Debian nginx and redis-server on the kernel and under `xdptcp run`, driven by wrk,
-//! redis-benchmark and the stack's HTTP load generator, in every column each scenario has.
+//! redis-benchmark and the stack's load generator (HTTP, RESP), in every column each
+//! scenario has.
 //! Checks counts (every run measured something, no errors, the same page from every server),
 //! never timings. Fails with one line when not root, when a program is missing, or when the
 //! preload library is not built (`cargo build --release -p xdptcp-posix` first: this test
@@ -91,7 +92,13 @@ fn app_scenarios_run_end_to_end() {
         probe_sizes.dedup();
         assert!(probe_sizes.len() <= 1, "{}: {probe_sizes:?}", a.name());
     }
-    // No RESP load generator: app/redis has no stack-client column, and says so.
-    let r = app::run_one(&env, Pairing::StackStack, AppScenario::Redis, &o, port);
-    assert!(r.error.unwrap().contains("has no stack-stack column"));
+    // Linux without offloads is a bulk baseline only: refused with a reason.
+    let r = app::run_one(
+        &env,
+        Pairing::LinuxLinuxNoOffload,
+        AppScenario::Redis,
+        &o,
+        port,
+    );
+    assert!(r.error.unwrap().contains("has no linux-linux-nooff column"));
 }
