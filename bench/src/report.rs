@@ -230,7 +230,13 @@ pub fn table(results: &[ScenarioResult], pairings: &[Pairing]) -> String {
         if let Some(e) = &r.error {
             if !seen.contains(&(r.pairing, e.as_str())) {
                 seen.push((r.pairing, e));
-                let _ = writeln!(out, "{}: {e}", r.pairing.name());
+                // `<scenario> not run: why` is about the scenario (e.g. a missing program),
+                // not about the pairing it is filed under.
+                if e.starts_with(&format!("{} not run:", r.scenario)) {
+                    let _ = writeln!(out, "{e}");
+                } else {
+                    let _ = writeln!(out, "{}: {e}", r.pairing.name());
+                }
             }
         }
     }
@@ -536,6 +542,19 @@ mod tests {
         );
         assert_eq!(lines.last().unwrap()[..2], ["(a.bx,", "b.by"]);
         assert!(t.lines().last().unwrap().contains("stack-linux"));
+    }
+
+    #[test]
+    fn a_scenario_not_run_is_one_line_without_a_pairing() {
+        let why = "app/redis not run: `redis-benchmark` is not installed";
+        let rs = vec![
+            res("rr/closed", Pairing::LinuxLinux, 1.0, &[]),
+            ScenarioResult::failed("app/redis", Pairing::LinuxLinux, why.into()),
+            ScenarioResult::failed("rr/closed", Pairing::StackStack, "boom".into()),
+        ];
+        let t = table(&rs, &[Pairing::LinuxLinux, Pairing::StackStack]);
+        let tail: Vec<&str> = t.lines().rev().take(2).collect();
+        assert_eq!(tail, ["stack-stack: boom", why]);
     }
 
     #[test]
