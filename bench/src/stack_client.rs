@@ -1,9 +1,11 @@
-//! The stack client side of the scenarios (stack ↔ stack): an in-process xdptcp stack on the
-//! client-side veth (its own XDP steering program and ephemeral range, in the client
-//! namespace, pinned), driven by [`BenchApp`] through the application API. It measures the
+//! The stack client side of the scenarios (stack-stack, stack-linux): an in-process xdptcp
+//! stack on the client-side veth (its own XDP steering program and ephemeral range, in the
+//! client namespace, pinned), driven by [`BenchApp`] through the application API. It measures the
 //! same figures the same way as the Linux client ([`crate::client`]): `cps` (both close
 //! orders), `rr` (closed loop, and open loop with coordinated-omission correction), `bulk`
-//! (both directions) and `conns` (hold N idle connections).
+//! (both directions) and `conns` (hold N idle connections); for the `app/*` scenarios it
+//! also speaks HTTP (`HttpClose`: GET, read to close) and any fixed request with a
+//! fixed-length reply (`Exchange`: HTTP GET keep-alive, RESP SET and GET).
 //!
 //! The loop is the worker's own ([`Worker::iteration`]) with one addition: before each
 //! iteration [`BenchApp::tick`] runs (open-loop sends on schedule, new `cps` attempts, the
