@@ -17,6 +17,12 @@ pub enum Pairing {
     #[serde(rename = "linux-stack")]
     #[value(name = "linux-stack")]
     LinuxToStack,
+    /// xdptcp client → Linux server: the stack's load generator against the kernel, so that
+    /// a stack server (`stack-stack`) can be read against the Linux server with the same
+    /// client (cps, rr and the app scenarios).
+    #[serde(rename = "stack-linux")]
+    #[value(name = "stack-linux")]
+    StackToLinux,
     /// Linux ↔ Linux with TSO/GSO/GRO/LRO and checksum offloads off on both ends, MTU 1500
     /// (netns::OffloadsOff): the kernel moving the stack's segment size. Single-flow bulk
     /// only: the bulk target compares the stack with Linux both with and without offloads.
@@ -58,16 +64,27 @@ pub enum ClientKind {
 }
 
 impl Pairing {
-    pub const ALL: [Pairing; 4] = [
+    pub const ALL: [Pairing; 5] = [
         Pairing::LinuxLinux,
         Pairing::LinuxLinuxNoOffload,
         Pairing::LinuxToStack,
+        Pairing::StackToLinux,
         Pairing::StackStack,
     ];
 
     /// Whether this pairing runs `scen`: `linux-linux-nooff` only runs the single-flow bulk
-    /// scenarios (the second baseline of the bulk target; it keeps the default suite short).
+    /// scenarios (the second baseline of the bulk target; it keeps the default suite short);
+    /// `stack-linux` only cps and rr (the server-against-server reading of those figures).
     pub fn runs(self, scen: Scenario) -> bool {
+        if self == Pairing::StackToLinux {
+            return matches!(
+                scen,
+                Scenario::CpsClientClose
+                    | Scenario::CpsServerClose
+                    | Scenario::RrClosed
+                    | Scenario::RrOpen
+            );
+        }
         if scen == Scenario::Mem {
             // The attacker is a Linux client with raw sockets (memattack.rs).
             return matches!(self, Pairing::LinuxLinux | Pairing::LinuxToStack);
@@ -81,13 +98,14 @@ impl Pairing {
             Pairing::StackStack => "stack-stack",
             Pairing::LinuxLinux => "linux-linux",
             Pairing::LinuxToStack => "linux-stack",
+            Pairing::StackToLinux => "stack-linux",
             Pairing::LinuxLinuxNoOffload => "linux-linux-nooff",
         }
     }
 
     pub fn client_kind(self) -> ClientKind {
         match self {
-            Pairing::StackStack => ClientKind::Stack,
+            Pairing::StackStack | Pairing::StackToLinux => ClientKind::Stack,
             _ => ClientKind::Linux,
         }
     }

@@ -101,6 +101,15 @@ fn run_inner(
         Pairing::LinuxLinuxNoOffload => Some(crate::netns::OffloadsOff::set(env)?),
         _ => None,
     };
+    // The stack client verifies TCP checksums: the Linux server must send full ones (as
+    // `start_stack_server` does for a Linux client). Restored on drop, after the server.
+    let _server_csum = match pairing {
+        Pairing::StackToLinux => Some(crate::pairing::TxChecksumOff::set(
+            &env.server_ns,
+            &env.server_if,
+        )?),
+        _ => None,
+    };
     let server = pairing.start_server(env, scen, port, w, &server_cores, idle)?;
     let addr = SocketAddrV4::new(env.server_ip, port);
     if let ServerHandle::Process(..) = server {
