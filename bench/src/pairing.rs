@@ -284,7 +284,7 @@ mod tests {
                 scen.name()
             );
             // `mem`'s attacker is a Linux client (raw sockets): no stack client.
-            let stack_client = scen != Scenario::Mem;
+            let stack_client = !scen.is_mem();
             assert!(Pairing::LinuxLinux.runs(scen) && Pairing::LinuxToStack.runs(scen));
             assert_eq!(
                 Pairing::StackStack.runs(scen),
