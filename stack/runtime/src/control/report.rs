@@ -582,4 +582,40 @@ mod tests {
         });
         assert_eq!(depth, 0);
     }
+
+    /// docs/security.md's table of every bound, limit and counter names every `--set` key,
+    /// every `xdptcp stat` counter and every process counter (so a new one is documented
+    /// with its default there).
+    #[test]
+    fn security_doc_lists_every_counter_and_key() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/security.md");
+        let doc = std::fs::read_to_string(path).expect("docs/security.md");
+        let table = doc
+            .split_once("## Every bound, limit and counter")
+            .expect("the section")
+            .1;
+        let mut names: Vec<String> = counters(&WorkerSnapshot::default())
+            .into_iter()
+            .map(|(k, _)| k.to_string())
+            .collect();
+        names.extend(RouteStats::default().counters().map(|(k, _)| k.to_string()));
+        names.extend(
+            XdpCookieStats::default()
+                .counters()
+                .map(|(k, _)| k.to_string()),
+        );
+        names.extend(
+            crate::tcp::TcpConfig::keys()
+                .into_iter()
+                .map(|k| k.name.to_string()),
+        );
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|n| !table.contains(&format!("`{n}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "not in docs/security.md's table: {missing:?}"
+        );
+    }
 }
