@@ -27,6 +27,9 @@
 //! - FIN-WAIT-2 orphans count: Linux moves them to its TIME-WAIT table (when `tcp_fin_timeout`
 //!   <= 60 s) where they count as TIME-WAIT buckets instead; here they stay connections until
 //!   `tcp_fin_timeout` and count as orphans.
+//!
+//! Not compared with Linux on the wire: `net.ipv4.tcp_max_orphans` is host-wide (a network
+//! namespace has no copy of it), so such a test would have to change the host's setting.
 
 use super::{ConnId, Endpoint};
 use crate::tcp::conn::State;
