@@ -85,8 +85,9 @@ impl Pairing {
                     | Scenario::RrOpen
             );
         }
-        if scen == Scenario::Mem {
-            // The attacker is a Linux client with raw sockets (memattack.rs).
+        if scen.is_mem() {
+            // The attacker is a Linux client with raw sockets (memattack.rs); the baseline
+            // runs where the attack does, to be read against it.
             return matches!(self, Pairing::LinuxLinux | Pairing::LinuxToStack);
         }
         self != Pairing::LinuxLinuxNoOffload
@@ -125,10 +126,13 @@ pub enum Scenario {
     /// Memory attacks (out-of-order data pinned by many connections, peers that never
     /// read) while a legitimate client runs request/response (memattack.rs).
     Mem,
+    /// `mem`'s baseline: the same server (same `tcp_mem`) and the same legitimate client,
+    /// without attackers or sinks, so the `mem` row reads against it.
+    MemBase,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::CpsClientClose,
         Scenario::CpsServerClose,
         Scenario::RrClosed,
@@ -138,6 +142,7 @@ impl Scenario {
         Scenario::BulkMultiUp,
         Scenario::BulkMultiDown,
         Scenario::Conns,
+        Scenario::MemBase,
         Scenario::Mem,
     ];
 
@@ -153,7 +158,13 @@ impl Scenario {
             Scenario::BulkMultiDown => "bulk/n-down",
             Scenario::Conns => "conns",
             Scenario::Mem => "mem",
+            Scenario::MemBase => "mem/base",
         }
+    }
+
+    /// `mem` or its baseline (one driver, memattack.rs).
+    pub fn is_mem(self) -> bool {
+        matches!(self, Scenario::Mem | Scenario::MemBase)
     }
 
     pub fn app(self) -> ServerApp {
@@ -167,10 +178,13 @@ impl Scenario {
 
     /// `xdptcp serve --set` settings this scenario adds: `mem` bounds the stack server's
     /// buffers by a small `tcp_mem` (256 KiB / 512 KiB / 1 MiB per worker) so the attack
-    /// reaches it. Linux's `tcp_mem` is host-wide and left alone.
+    /// reaches it (its baseline too, so that only the attack differs). Linux's `tcp_mem` is
+    /// host-wide and left alone.
     pub fn stack_sets(self) -> Vec<String> {
         match self {
-            Scenario::Mem => vec![format!("tcp_mem={}", MEM_SCENARIO_TCP_MEM)],
+            Scenario::Mem | Scenario::MemBase => {
+                vec![format!("tcp_mem={}", MEM_SCENARIO_TCP_MEM)]
+            }
             _ => Vec::new(),
         }
     }

@@ -286,7 +286,7 @@ mod tests {
                 scen.name()
             );
             // `mem`'s attacker is a Linux client (raw sockets): no stack client.
-            let stack_client = scen != Scenario::Mem;
+            let stack_client = !scen.is_mem();
             assert!(Pairing::LinuxLinux.runs(scen) && Pairing::LinuxToStack.runs(scen));
             let cps_rr = scen.name().starts_with("cps/") || scen.name().starts_with("rr/");
             assert_eq!(Pairing::StackToLinux.runs(scen), cps_rr, "{}", scen.name());

@@ -107,6 +107,12 @@ fn linux_scenarios_over_veth() {
                 assert!(metric(&r, "legit rr ok") > 0.0);
                 assert_eq!(metric(&r, "legit rr failed"), 0.0);
             }
+            Scenario::MemBase => {
+                // The same client without the attack: served, nothing failed.
+                assert!(metric(&r, "legit rr ok") > 0.0);
+                assert_eq!(metric(&r, "legit rr failed"), 0.0);
+                assert_eq!(r.details["attack"]["attackers"], 0, "{}", r.details);
+            }
             _ => {
                 assert!(metric(&r, "throughput") > 0.0, "{}", scen.name());
                 assert_eq!(metric(&r, "failed flows"), 0.0);

@@ -95,6 +95,13 @@ pub struct TcpConfig {
     /// its established-hash size (RAM dependent: 131072 on a 4 GB host, 262144 at 8 GB+);
     /// we default to 262144.
     pub max_tw_buckets: usize,
+    /// `tcp_max_orphans`: connections the application has closed that are not finished
+    /// (FIN-WAIT-1, FIN-WAIT-2, CLOSING, LAST-ACK), per endpoint (shard). Beyond it an orphan
+    /// is reset when it is closed and when its retransmission or zero-window probe timer
+    /// fires (Linux `tcp_too_many_orphans` -> "too many orphaned sockets", RST,
+    /// `TCPAbortOnMemory`). Linux sizes it like `tcp_max_tw_buckets`, at half its
+    /// established-hash size (RAM dependent); we default to 262144 as that key.
+    pub max_orphans: usize,
     /// Connections (any state but TIME-WAIT records) per endpoint (shard); beyond it SYNs
     /// are dropped and `connect` fails (not a Linux sysctl: our memory bound).
     pub max_connections: usize,
@@ -178,6 +185,7 @@ impl Default for TcpConfig {
             mss: 1460,
             abort_on_overflow: false,
             max_tw_buckets: 262_144,
+            max_orphans: 262_144,
             max_connections: 1 << 20,
             congestion_control: CongestionAlgo::Cubic,
         }

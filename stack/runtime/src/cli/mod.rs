@@ -452,11 +452,14 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         addr: o.addr,
         pid: std::process::id(),
         xdp: stack.xdp_cookie_stats(),
+        routes: Some(stack.route_stats()),
     };
     let flag = stop.clone();
     let metrics_meta = crate::control::metrics::Meta {
         ifname: o.ifname.clone(),
         addr: o.addr,
+        xdp: stack.xdp_cookie_stats(),
+        routes: Some(stack.route_stats()),
     };
     // The control thread: answers `xdptcp stat` (and, with --metrics, scrapes on a thread of
     // its own, until dropped at the end of this closure) until stopped.

@@ -24,6 +24,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::cookies::XdpCookieStats;
+use crate::neigh::route::RouteStats;
 use crate::worker::{ListenerSnapshot, StatsHandle, WorkerSnapshot};
 
 /// The largest request head read (request line and headers); longer gets 431.
@@ -46,6 +48,47 @@ pub struct Meta {
     pub ifname: String,
     /// The stack's IPv4 address.
     pub addr: Ipv4Addr,
+    /// SYN cookies in XDP (`xdp_syncookies = 1`): the stack's counters.
+    pub xdp: Option<Arc<XdpCookieStats>>,
+    /// The route refresher's counters.
+    pub routes: Option<Arc<RouteStats>>,
+}
+
+/// The stack's own counters (not per worker), by their `xdptcp stat` name: the metric, its
+/// kind and help. One series each, without a `worker` label.
+#[rustfmt::skip]
+const PROCESS: &[(&str, &str, Kind, &str)] = &[
+    ("route_tables", "xdptcp_route_tables_published_total", Kind::Counter,
+     "Route tables published to the workers (a dump of the kernel's main table; the first at start)."),
+    ("routes", "xdptcp_routes", Kind::Gauge, "Routes in the table the workers use."),
+    ("route_events", "xdptcp_route_events_total", Kind::Counter,
+     "Route-change notifications read (RTNLGRP_IPV4_ROUTE)."),
+    ("route_events_lost", "xdptcp_route_events_lost_total", Kind::Counter,
+     "Times route notifications were lost (ENOBUFS); a dump catches up."),
+    ("route_recv_errors", "xdptcp_route_recv_errors_total", Kind::Counter,
+     "Route notification reads that failed (other than EAGAIN and ENOBUFS)."),
+    ("route_dump_errors", "xdptcp_route_dump_errors_total", Kind::Counter,
+     "Route dumps that failed (the previous table stays in use)."),
+    ("xdp_cookie_syn_acks", "xdptcp_xdp_cookie_syn_acks_total", Kind::Counter,
+     "SYNs answered with a SYN cookie by the XDP program (xdp_syncookies = 1)."),
+    ("xdp_cookie_slow", "xdptcp_xdp_cookie_slow_total", Kind::Counter,
+     "SYNs in cookie mode the XDP program left to the workers (headers it does not handle)."),
+    ("xdp_cookie_mode_flips", "xdptcp_xdp_cookie_mode_flips_total", Kind::Counter,
+     "Listener cookie-flag flips in the XDP program for tcp_syncookies = 1 (on and off)."),
+    ("xdp_cookie_rotations", "xdptcp_xdp_cookie_rotations_total", Kind::Counter,
+     "SYN-cookie secret rotations written to the XDP program."),
+];
+
+/// The process counters present in `meta`, as (stat name, value).
+fn process_counters(meta: &Meta) -> Vec<(&'static str, u64)> {
+    let mut v = Vec::new();
+    if let Some(r) = &meta.routes {
+        v.extend(r.counters());
+    }
+    if let Some(x) = &meta.xdp {
+        v.extend(x.counters());
+    }
+    v
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +262,12 @@ const SINGLE: &[Single] = &[
     ("xdptcp_connections_timed_out_total", C, N,
      "Connections ended because retries, keepalive probes or the user timeout ran out.",
      |s| s.endpoint.aborted_on_timeout),
+    ("xdptcp_connections_aborted_on_memory_total", C, N,
+     "Orphaned connections reset at close because tcp_max_orphans was reached (TCPAbortOnMemory).",
+     |s| s.endpoint.aborted_on_memory),
+    ("xdptcp_orphans", G, N,
+     "Orphans: connections closed by the application and not finished (bounded by tcp_max_orphans).",
+     |s| u(s.states.orphans)),
     ("xdptcp_connect_limit_refused_total", C, N,
      "Active opens refused because max_connections was reached.",
      |s| s.endpoint.connect_limit_refused),
@@ -302,6 +351,9 @@ const SINGLE: &[Single] = &[
     ("xdptcp_handoff_received_segments_total", C, N,
      "Segments other workers handed to this one.",
      |s| s.iface.handoff_received),
+    ("xdptcp_neighbour_netlink_errors_total", C, N,
+     "Netlink requests for the kernel's neighbour table that failed (read as not yet known).",
+     |s| s.iface.neigh_netlink_errors),
     ("xdptcp_tx_neighbour_held_total", C, N,
      "Segments held for an unresolved neighbour.",
      |s| s.iface.tx_held),
@@ -451,6 +503,12 @@ pub fn render(meta: &Meta, snaps: &[WorkerSnapshot]) -> String {
         worker_series(&mut out, name, "", snaps, get, unit);
     }
     listeners(&mut out, snaps);
+    for (key, v) in process_counters(meta) {
+        if let Some(&(_, name, kind, help)) = PROCESS.iter().find(|p| p.0 == key) {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+    }
     out
 }
 
@@ -759,6 +817,8 @@ mod tests {
         Meta {
             ifname: "xts-1".into(),
             addr: Ipv4Addr::new(198, 18, 0, 1),
+            xdp: None,
+            routes: None,
         }
     }
 
@@ -983,6 +1043,9 @@ mod tests {
         s.buffers.rcvq_mem_drops = 1518;
         s.buffers.ofo_mem_drops = 1525;
         s.buffers.snd_mem_limited = 1532;
+        s.states.orphans = 1539;
+        s.endpoint.aborted_on_memory = 1546;
+        s.iface.neigh_netlink_errors = 1553;
         s
     }
 
@@ -1038,6 +1101,7 @@ mod tests {
             Some(("state", "time_wait")),
         ),
         ("closed", "xdptcp_connections", Some(("state", "closed"))),
+        ("orphans", "xdptcp_orphans", None),
         ("conns_opened", "xdptcp_connections_opened_total", None),
         ("conns_freed", "xdptcp_connections_freed_total", None),
         ("cookies_sent", "xdptcp_syncookies_sent_total", None),
@@ -1064,6 +1128,11 @@ mod tests {
             None,
         ),
         ("acks_skipped", "xdptcp_acks_skipped_total", None),
+        (
+            "aborted_on_memory",
+            "xdptcp_connections_aborted_on_memory_total",
+            None,
+        ),
         (
             "syn_dropped",
             "xdptcp_drops_total",
@@ -1159,6 +1228,11 @@ mod tests {
             "tx_neigh_dropped",
             "xdptcp_drops_total",
             Some(("reason", "tx_neigh_dropped")),
+        ),
+        (
+            "neigh_netlink_errors",
+            "xdptcp_neighbour_netlink_errors_total",
+            None,
         ),
         (
             "rx_misdirected",
@@ -1263,6 +1337,60 @@ mod tests {
         ("snd_mem_limited", "xdptcp_tcp_send_mem_limited_total", None),
     ];
 
+    /// The stack's own counters (routes, XDP cookies), not per worker: every one `xdptcp stat`
+    /// shows is exported as one series with its value.
+    #[test]
+    fn every_process_counter_is_exported() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let r = Arc::new(RouteStats::default());
+        let x = Arc::new(XdpCookieStats::default());
+        let all = [
+            &r.tables,
+            &r.routes,
+            &r.events,
+            &r.events_lost,
+            &r.recv_errors,
+            &r.dump_errors,
+            &x.syn_acks,
+            &x.slow,
+            &x.mode_flips,
+            &x.rotations,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            a.store(2000 + 7 * i as u64, Relaxed);
+        }
+        let m = Meta {
+            xdp: Some(x.clone()),
+            routes: Some(r.clone()),
+            ..meta()
+        };
+        let stat = process_counters(&m);
+        assert_eq!(
+            stat.len(),
+            PROCESS.len(),
+            "a process counter without a metric"
+        );
+        let e = prom::parse_strict(&render(&m, &snaps())).unwrap_or_else(|m| panic!("{m}"));
+        let sm = crate::control::report::StatMeta {
+            ifname: m.ifname.clone(),
+            addr: m.addr,
+            pid: 1,
+            xdp: Some(x),
+            routes: Some(r),
+        };
+        let text = crate::control::report::report_text(&sm, &snaps());
+        for (key, v) in stat {
+            let (_, name, ..) = PROCESS.iter().find(|p| p.0 == key).expect("mapped");
+            assert_eq!(e.get(name, &[]), Some(v as f64), "{key} -> {name}");
+            assert!(
+                text.contains(&format!(" {key} {v}")),
+                "{key} in xdptcp stat"
+            );
+        }
+        // Without them (a stack of tests, tools): no such family at all.
+        assert!(!render(&meta(), &snaps()).contains("xdptcp_route"));
+    }
+
     /// The metrics follow `xdptcp stat`: every stat counter is exported with its value (a
     /// stat counter added without a metric fails here).
     #[test]
@@ -1354,6 +1482,7 @@ mod tests {
         let odd = Meta {
             ifname: "e\"v\\i\nl".into(),
             addr: Ipv4Addr::new(198, 18, 0, 1),
+            ..meta()
         };
         let r = render(&odd, &snaps());
         assert!(

@@ -458,6 +458,7 @@ mod tests {
             addr: std::net::Ipv4Addr::new(198, 18, 0, 1),
             pid: 1,
             xdp: None,
+            routes: None,
         };
         for _ in 0..500 {
             srv.poll(&meta, &[]);

@@ -471,6 +471,7 @@ pub fn summary(snaps: &[WorkerSnapshot]) -> String {
         c.last_ack += t.last_ack;
         c.time_wait += t.time_wait;
         c.closed += t.closed;
+        c.orphans += t.orphans;
     }
     let total = c.listen
         + c.syn_sent
@@ -485,7 +486,7 @@ pub fn summary(snaps: &[WorkerSnapshot]) -> String {
         + c.closed;
     format!(
         "Total: {total}\n\
-         TCP:   {total} (estab {}, closed {}, orphaned 0, timewait {})\n\
+         TCP:   {total} (estab {}, closed {}, orphaned {}, timewait {})\n\
          \n\
          Transport Total     IP        IPv6\n\
          TCP       {:<9} {:<9} 0\n\
@@ -494,6 +495,7 @@ pub fn summary(snaps: &[WorkerSnapshot]) -> String {
          closing {} last-ack {} time-wait {} closed {}\n",
         c.established,
         c.closed,
+        c.orphans,
         c.time_wait,
         total - c.closed,
         total - c.closed,

@@ -173,6 +173,9 @@ pub struct IfaceStats {
     pub app_events: u64,
     /// `on_timeout` calls.
     pub timer_runs: u64,
+    /// Netlink requests to the kernel's neighbour table that failed (`Link::netlink_errors`,
+    /// filled in by the worker's snapshot).
+    pub neigh_netlink_errors: u64,
 }
 
 /// What one `poll` did (for the worker's busy/idle accounting).

@@ -34,12 +34,15 @@
 //! lists and timer entries are O(that)); `tcp_max_tw_buckets` TIME-WAIT records; per listener
 //! its SYN queue (`tcp_max_syn_backlog`) and accept queue (min(backlog, somaxconn) + 1), whose
 //! members are slab connections and count towards `max_connections`; [`CONTROL_QUEUE_MAX`]
-//! queued stateless replies; [`MAX_LISTENERS`] listeners.
+//! queued stateless replies; [`MAX_LISTENERS`] listeners. Of the connections, at most
+//! `tcp_max_orphans` orphans (closed by the application, not finished) before orphans are reset
+//! (orphans.rs).
 
 mod flow;
 mod history;
 mod info;
 mod input;
+mod orphans;
 mod timers;
 mod twtable;
 
@@ -279,6 +282,9 @@ pub struct EndpointStats {
     /// Connections ended because retries, keepalive probes or the user timeout ran out
     /// (`TimedOut`), whether or not the application still held them.
     pub aborted_on_timeout: u64,
+    /// Orphaned connections reset because more than `tcp_max_orphans` were held
+    /// (`TCPAbortOnMemory`, "too many orphaned sockets"; orphans.rs).
+    pub aborted_on_memory: u64,
     /// Data segments, ACKs and transmit limits of the connections (flow.rs).
     pub flow: FlowStats,
 }
@@ -308,6 +314,9 @@ pub struct StateCounts {
     pub time_wait: usize,
     /// Connections in CLOSED not yet freed (the application still holds them).
     pub closed: usize,
+    /// Orphans: connections in the states above that the application has closed and that
+    /// are not finished (Linux's orphan count; bounded by `tcp_max_orphans`).
+    pub orphans: usize,
 }
 
 /// Who a connection belongs to.
@@ -328,6 +337,8 @@ struct Slot {
     counters: ConnCounters,
     /// The application called `close` or `abort` (or never will own it).
     closed: bool,
+    /// Counted in `Endpoint::orphans` (closed by the application, not finished; orphans.rs).
+    orphan: bool,
     in_ready: bool,
     in_events: bool,
     /// This slot's timer-wheel entry (for its earliest deadline, or earlier).
@@ -386,6 +397,8 @@ pub struct Endpoint {
     incoming: VecDeque<ListenerId>,
     control: VecDeque<(Ipv4Addr, Ipv4Addr, TcpRepr<'static>)>,
     stats: EndpointStats,
+    /// Connections with `Slot::orphan` set (`tcp_max_orphans`, orphans.rs).
+    orphans: usize,
     /// Per slab index, with [`Endpoint::record_history`] on: each connection's last events
     /// (history.rs, 64 bytes per slot; off by default, then nothing is kept or checked
     /// beyond one branch).
@@ -441,6 +454,7 @@ impl Endpoint {
             incoming: VecDeque::new(),
             control: VecDeque::new(),
             stats: EndpointStats::default(),
+            orphans: 0,
             histories: None,
         }
     }
@@ -834,6 +848,7 @@ impl Endpoint {
         let s = self.owned_mut(id).ok_or(NoSuchConn)?;
         s.conn.close(now);
         s.closed = true;
+        self.orphan(now, id);
         self.touch(id);
         Ok(())
     }
@@ -937,6 +952,7 @@ impl Endpoint {
         let mut c = StateCounts {
             listen: self.listeners.iter().flatten().count(),
             time_wait: self.tw.len(),
+            orphans: self.orphans,
             ..StateCounts::default()
         };
         for (_, s) in self.conns.iter() {
@@ -1051,6 +1067,7 @@ impl Endpoint {
             owner,
             counters: ConnCounters::default(),
             closed: false,
+            orphan: false,
             in_ready: false,
             in_events: false,
             timer: None,
@@ -1187,6 +1204,9 @@ impl Endpoint {
         // runs out of retries reports to nobody (Linux: TCPAbortOnTimeout).
         if s.conn.error() == Some(ConnError::TimedOut) {
             self.stats.aborted_on_timeout += 1;
+        }
+        if s.orphan {
+            self.orphans -= 1;
         }
         let (tuple, owner) = (s.conn.tuple(), s.owner);
         if let Owner::Listener(l) = owner {

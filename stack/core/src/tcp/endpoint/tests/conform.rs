@@ -209,3 +209,104 @@ fn flag_combinations_at_listen_and_closed() {
         assert_eq!(b.state_counts().syn_received, opened as usize, "{flags:?}");
     }
 }
+
+/// Linux `__tcp_close` -> `tcp_check_oom(sk, 0)` -> `tcp_too_many_orphans`: a close that would
+/// make more than `tcp_max_orphans` orphans resets the connection instead of sending its FIN:
+/// RST|ACK <SEQ=SND.NXT><ACK=RCV.NXT>, CLOSED, counted `aborted_on_memory`
+/// (`TCPAbortOnMemory`). The orphans already held keep their FIN-WAIT-1; once one finishes a
+/// close is an orphan again.
+#[test]
+fn too_many_orphans_reset_at_close() {
+    let cfg = TcpConfig {
+        max_orphans: 2,
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(cfg, TcpConfig::default());
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let conns: Vec<(ConnId, ConnId)> = (0..4).map(|_| p.open(l, 80)).collect();
+    // Two orphans: each close sends its FIN (not delivered yet: the peer stays silent).
+    let mut fins = Vec::new();
+    for &(ca, _) in &conns[..2] {
+        let before = p.a.info(ca).unwrap();
+        p.a.close(p.now, ca).unwrap();
+        let out = flush(&mut p.a, p.now);
+        assert_eq!(out.len(), 1);
+        let r = out[0].repr();
+        assert_eq!(
+            (r.flags, r.seq, r.ack),
+            (
+                TcpFlags::FIN | TcpFlags::ACK,
+                before.snd_nxt,
+                before.rcv_nxt.unwrap()
+            )
+        );
+        assert_eq!(p.a.state(ca), Some(State::FinWait1));
+        fins.push(out[0].clone());
+    }
+    assert_eq!(p.a.orphan_count(), 2);
+    // The third: reset, no FIN.
+    let (ca, _) = conns[2];
+    let before = p.a.info(ca).unwrap();
+    p.a.close(p.now, ca).unwrap();
+    let out = flush(&mut p.a, p.now);
+    assert_eq!(out.len(), 1);
+    let r = out[0].repr();
+    assert_eq!(
+        (r.flags, r.seq, r.ack),
+        (
+            TcpFlags::RST | TcpFlags::ACK,
+            before.snd_nxt,
+            before.rcv_nxt.unwrap()
+        )
+    );
+    assert_eq!(p.a.state(ca), None, "freed once the RST is out");
+    assert_eq!((p.a.orphan_count(), p.a.stats().aborted_on_memory), (2, 1));
+    assert_eq!(p.a.state_counts().orphans, 2);
+    // Shutdown (half-close) makes no orphan: the application still holds the connection.
+    let (ca, _) = conns[3];
+    p.a.shutdown_write(p.now, ca).unwrap();
+    assert_eq!(
+        flush(&mut p.a, p.now)[0].flags(),
+        TcpFlags::FIN | TcpFlags::ACK
+    );
+    assert_eq!(p.a.orphan_count(), 2);
+    // The first orphan finishes (its FIN acknowledged, the peer's FIN: TIME-WAIT record).
+    deliver(&mut p.b, p.now, &fins[..1]);
+    p.b.close(p.now, conns[0].1).unwrap();
+    p.run();
+    assert_eq!(p.a.orphan_count(), 1);
+    // Now the fourth connection's close is an orphan again, not a reset.
+    p.a.close(p.now, ca).unwrap();
+    assert_eq!(p.a.state(ca), Some(State::FinWait1));
+    assert_eq!((p.a.orphan_count(), p.a.stats().aborted_on_memory), (2, 1));
+}
+
+/// `tcp_max_orphans` = 0 (allowed, as in Linux): every close that leaves the connection
+/// unfinished is a reset; a close in CLOSE-WAIT (-> LAST-ACK) too.
+#[test]
+fn max_orphans_zero_resets_every_close() {
+    let cfg = TcpConfig {
+        max_orphans: 0,
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(TcpConfig::default(), cfg);
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let (ca, cb) = p.open(l, 80);
+    p.a.shutdown_write(p.now, ca).unwrap();
+    p.run();
+    assert_eq!(p.b.state(cb), Some(State::CloseWait));
+    let before = p.b.info(cb).unwrap();
+    p.b.close(p.now, cb).unwrap();
+    let out = flush(&mut p.b, p.now);
+    assert_eq!(out.len(), 1);
+    let r = out[0].repr();
+    assert_eq!(
+        (r.flags, r.seq, r.ack),
+        (
+            TcpFlags::RST | TcpFlags::ACK,
+            before.snd_nxt,
+            before.rcv_nxt.unwrap()
+        )
+    );
+    assert_eq!((p.b.orphan_count(), p.b.stats().aborted_on_memory), (0, 1));
+}
