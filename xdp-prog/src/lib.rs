@@ -275,6 +275,9 @@ impl Steering {
             cookie_slot: dup(&self.cookie_slot)?,
             slot: self.slot,
             counters: dup(&self.counters)?,
+            listeners6: dup(&self.listeners6)?,
+            addrs6: dup(&self.addrs6)?,
+            counters6: dup(&self.counters6)?,
             prog_fd: self
                 .prog_fd
                 .try_clone()
