@@ -130,8 +130,13 @@ impl Endpoint {
         let arrival = s
             .conn
             .on_segment(now, seg, &mut self.limiter, &mut self.pool);
-        s.counters
+        let advanced = s
+            .counters
             .on_progress(before, ConnCounters::progress(&s.conn));
+        // Linux tcp_event_data_recv: data that advanced RCV.NXT (not a bare FIN).
+        if advanced && !seg.payload.is_empty() {
+            s.data_recv = now.ms_stamp();
+        }
         if let Some(h) = self
             .histories
             .as_mut()

@@ -73,7 +73,7 @@ use crate::time::{Duration, Instant};
 use crate::wire::TcpRepr;
 pub use flow::FlowStats;
 pub use history::{ConnHistory, HistEvent, HISTORY_LEN};
-pub use info::{ConnCounters, ConnInfo};
+pub use info::{Activity, ConnCounters, ConnInfo, Idle};
 
 use timers::{Armed, ConnTimers, TimerKey};
 use twtable::TwTable;
@@ -326,6 +326,9 @@ struct Slot {
     conn: Connection,
     owner: Owner,
     counters: ConnCounters,
+    /// [`Instant::ms_stamp`] of the last data received in order ([`Activity::data_recv`]);
+    /// in what was the slot's padding.
+    data_recv: u32,
     /// The application called `close` or `abort` (or never will own it).
     closed: bool,
     in_ready: bool,
@@ -721,7 +724,7 @@ impl Endpoint {
             s.conn.poll_transmit(now, |seg| {
                 out += 1;
                 flow.on_output(seg, max);
-                counters.on_output(seg, max);
+                counters.on_output(now, seg, max);
                 emit(src, dst, seg)
             });
             if let Some(h) = self
@@ -887,8 +890,14 @@ impl Endpoint {
     /// A snapshot of a connection: state, 4-tuple, sequence numbers, negotiated options,
     /// RTT, congestion window, queues, timers (see [`ConnInfo`]).
     pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
-        self.slot(id)
-            .map(|s| ConnInfo::of(&s.conn, s.counters, self.history_of(id.index as usize)))
+        self.slot(id).map(|s| {
+            ConnInfo::of(
+                &s.conn,
+                s.counters,
+                s.data_recv,
+                self.history_of(id.index as usize),
+            )
+        })
     }
 
     /// The connection's 4-tuple (`local` = our side).
@@ -973,7 +982,12 @@ impl Endpoint {
         let end = cursor.saturating_add(4 * max + 64);
         while i < len && taken < max && i < end {
             if let Some(s) = self.conns.get(i) {
-                f(ConnInfo::of(&s.conn, s.counters, self.history_of(i)));
+                f(ConnInfo::of(
+                    &s.conn,
+                    s.counters,
+                    s.data_recv,
+                    self.history_of(i),
+                ));
                 taken += 1;
             }
             i += 1;
@@ -1045,11 +1059,17 @@ impl Endpoint {
             }
             h[index] = ConnHistory::default();
         }
+        // The activity stamps start at the connection's creation, as its ACK stamp does.
+        let born = conn.ack_stamp();
         entry.insert(Slot {
             gen,
             conn,
             owner,
-            counters: ConnCounters::default(),
+            counters: ConnCounters {
+                data_sent: born,
+                ..ConnCounters::default()
+            },
+            data_recv: born,
             closed: false,
             in_ready: false,
             in_events: false,
