@@ -166,6 +166,7 @@ fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 #[test]
 fn ss_lists_what_the_linux_client_holds() {
     require_root();
+    let started = Instant::now();
     let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
     let _serve = serve(&pair);
 
@@ -347,6 +348,41 @@ fn ss_lists_what_the_linux_client_holds() {
             assert!(info.contains(k), "{k} in {info}");
         }
     }
+    // lastsnd/lastrcv/lastack and the send rate. The 4 ping connections have been idle
+    // since before the 2.1 s sleep: each value is at least that and at most the test's age,
+    // and their order is the exchange's: "ping" in, the echo out, the client's ACK of it.
+    let age = started.elapsed().as_millis() as u64;
+    let field = |info: &str, k: &str| -> Option<u64> {
+        info.split(&format!(" {k}:"))
+            .nth(1)?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+    };
+    let mut pings = 0;
+    for row in lines.chunks(2) {
+        if row[0].contains(&format!(":{p0} ")) {
+            continue;
+        }
+        pings += 1;
+        let info = row[1];
+        let get = |k| field(info, k).unwrap_or_else(|| panic!("{k} in {info}"));
+        let (snd, rcv, ack) = (get("lastsnd"), get("lastrcv"), get("lastack"));
+        assert!(
+            2100 <= ack && ack <= snd && snd <= rcv && rcv <= age,
+            "{age}: {info}"
+        );
+        let rate = info
+            .split(" send ")
+            .nth(1)
+            .expect("a send rate")
+            .split(' ')
+            .next();
+        let rate = rate.unwrap().strip_suffix("bps").expect("bps");
+        assert!(rate.parse::<u64>().is_ok_and(|r| r > 0), "{info}");
+    }
+    assert_eq!(pings, 4);
     // --history: the echo connections' last events; the half-closed ones' FIN-WAIT-2.
     let h = xss(&pair, &["-tniH", "--history", "state", "established"]);
     for info in h.lines().skip(1).step_by(2) {
@@ -370,6 +406,13 @@ fn ss_lists_what_the_linux_client_holds() {
         .iter()
         .filter(|o| o["state"] == "ESTAB")
         .all(|o| o["cc"] == "cubic" && o["mss"].as_u64().is_some()));
+    let age = started.elapsed().as_millis() as u64;
+    for o in arr.iter().filter(|o| o["state"] == "ESTAB") {
+        for k in ["lastsnd_ms", "lastrcv_ms", "lastack_ms"] {
+            assert!(o[k].as_u64().is_some_and(|v| v <= age), "{k} in {o}");
+        }
+        assert!(o["send_bps"].as_u64().is_some_and(|v| v > 0), "{o}");
+    }
     // What a reader of the test log sees.
     eprintln!("{}", xss(&pair, &["-tano"]));
     eprintln!("{}", xss(&pair, &["-tni", "dport", "=", &format!(":{p0}")]));
