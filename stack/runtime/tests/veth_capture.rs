@@ -10,7 +10,10 @@
 //! - `xdptcp trace -c 1 port 80 --svg F` around `curl -H 'Connection: close'`: the ladder
 //!   shows SYN, SYN-ACK, ACK, the request, the response, the stack's FIN, the peer's FIN and
 //!   the last ACK in order, with the stack's states LISTEN -> SYN-RECEIVED -> ESTABLISHED ->
-//!   FIN-WAIT-1 -> (FIN-WAIT-2 ->) TIME-WAIT; the SVG has an arrow per segment.
+//!   FIN-WAIT-1 -> (FIN-WAIT-2 ->) TIME-WAIT as the stack's worker saw them, each on the
+//!   segment that caused it; the SVG has an arrow per segment.
+//! - The same with `tcp_syncookies=2`: no state at the SYN, the SYN-ACK marked as a SYN
+//!   cookie, the ACK that returns it marked and LISTEN -> ESTABLISHED.
 //!
 //! Each test builds its own namespaces (removed on drop, also on panic); every process it
 //! starts is stopped by PID (SIGINT/SIGTERM, then SIGKILL) and reaped. Loops are bounded.
@@ -112,11 +115,16 @@ impl Drop for Proc {
 }
 
 fn serve(pair: &VethPair) -> Proc {
+    serve_with(pair, &[])
+}
+
+fn serve_with(pair: &VethPair, extra: &[&str]) -> Proc {
     let mut c = Command::new("ip");
     c.args(["netns", "exec", &pair.stack_ns, BIN, "serve"])
         .args(["--iface", &pair.stack_if, "--addr", "198.18.0.1"])
         .args(["--listen", "7=echo", "--listen", "80=http"])
-        .args(["--duration", "120", "--adaptive-idle"]);
+        .args(["--duration", "120", "--adaptive-idle"])
+        .args(extra);
     // Its start-up line goes to stdout; wait until its stat socket (abstract, in the stack
     // namespace) answers instead.
     let p = Proc::spawn(c);
@@ -287,13 +295,9 @@ fn the_capture_matches_a_tcpdump_on_the_peer() {
     eprintln!("{sum:?}");
 }
 
-#[test]
-fn trace_draws_the_ladder_of_a_curl_request() {
-    require_root();
-    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
-    let svg = temp(&pair, "trace.svg");
-    let _files = Files(vec![svg.clone()]);
-    let _serve = serve(&pair);
+/// `xdptcp trace -c 1 --svg SVG tcp port 80` around one `curl -H 'Connection: close'`:
+/// the trace's stdout and its ladder lines (after the header).
+fn trace_curl(pair: &VethPair, svg: &Path) -> (String, Vec<String>) {
     let mut c = Command::new("ip");
     c.args([
         "netns",
@@ -305,7 +309,7 @@ fn trace_draws_the_ladder_of_a_curl_request() {
         &pair.stack_if,
     ])
     .args(["-c", "1", "--svg"])
-    .arg(&svg)
+    .arg(svg)
     .args(["tcp", "port", "80"])
     .stdout(Stdio::piped());
     let mut tr = Proc::spawn_keep_stdout(c);
@@ -328,7 +332,28 @@ fn trace_draws_the_ladder_of_a_curl_request() {
     let mut text = String::new();
     std::io::Read::read_to_string(tr.child.stdout.as_mut().unwrap(), &mut text).unwrap();
     eprintln!("{text}");
-    let steps: Vec<&str> = text.lines().filter(|l| l.contains('|')).skip(1).collect();
+    let steps = text
+        .lines()
+        .filter(|l| l.contains('|'))
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    (text, steps)
+}
+
+/// The state change a ladder line shows (`""` for none).
+fn change(line: &str) -> &str {
+    line.split("|  ").nth(1).unwrap_or("")
+}
+
+#[test]
+fn trace_draws_the_ladder_of_a_curl_request() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
+    let svg = temp(&pair, "trace.svg");
+    let _files = Files(vec![svg.clone()]);
+    let _serve = serve(&pair);
+    let (text, steps) = trace_curl(&pair, &svg);
     // (direction, flags) in order.
     let seen: Vec<(bool, String)> = steps
         .iter()
@@ -346,7 +371,7 @@ fn trace_draws_the_ladder_of_a_curl_request() {
     for (i, (d, f)) in want_prefix.iter().enumerate() {
         assert_eq!((seen[i].0, seen[i].1.as_str()), (*d, *f), "{text}");
     }
-    let pos = |pred: &dyn Fn(&(usize, &&str)) -> bool| {
+    let pos = |pred: &dyn Fn(&(usize, &String)) -> bool| {
         steps
             .iter()
             .enumerate()
@@ -363,13 +388,65 @@ fn trace_draws_the_ladder_of_a_curl_request() {
         "{text}"
     );
     assert!(our_fin < their_fin, "{text}");
-    let changes: Vec<&str> = steps.iter().filter_map(|l| l.split("|  ").nth(1)).collect();
-    assert_eq!(changes[0], "LISTEN -> SYN-RECEIVED", "{text}");
-    assert_eq!(changes[1], "SYN-RECEIVED -> ESTABLISHED", "{text}");
-    assert_eq!(changes[2], "ESTABLISHED -> FIN-WAIT-1", "{text}");
-    assert!(changes.last().unwrap().ends_with("-> TIME-WAIT"), "{text}");
+    // The states are the stack's own (the worker's before / after of each segment), each
+    // on the segment that caused it: the SYN, the handshake's ACK, our FIN (close() ran
+    // before it went out), the ACK of our FIN (if the peer sent one of its own), the
+    // peer's FIN; the last ACK goes out from TIME-WAIT without a change.
+    let changes: Vec<(usize, &str)> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i, change(l)))
+        .filter(|(_, c)| !c.is_empty())
+        .collect();
+    let mut want = vec![
+        (0, "LISTEN -> SYN-RECEIVED"),
+        (2, "SYN-RECEIVED -> ESTABLISHED"),
+        (our_fin, "ESTABLISHED -> FIN-WAIT-1"),
+    ];
+    if changes.len() == 5 {
+        let acked = changes[3].0;
+        assert!(our_fin < acked && acked < their_fin, "{text}");
+        want.push((acked, "FIN-WAIT-1 -> FIN-WAIT-2"));
+        want.push((their_fin, "FIN-WAIT-2 -> TIME-WAIT"));
+    } else {
+        want.push((their_fin, "FIN-WAIT-1 -> TIME-WAIT"));
+    }
+    assert_eq!(changes, want, "{text}");
+    assert_eq!(their_fin + 2, steps.len(), "{text}");
+    assert!(steps.last().unwrap().contains("|<"), "our last ACK: {text}");
+    assert!(!text.contains("cookie"), "{text}");
     assert!(text.contains("] end (TIME-WAIT)"), "{text}");
     let picture = std::fs::read_to_string(&svg).unwrap();
     assert!(picture.starts_with("<svg"));
     assert_eq!(picture.matches("marker-end").count(), steps.len());
+}
+
+/// tcp_syncookies=2 (every SYN answered with a cookie, RFC 4987 §3.6): the stack keeps no
+/// state at the SYN (no change on its line: a tracker inferring from the segments would say
+/// SYN-RECEIVED), its SYN-ACK is marked as a SYN cookie, and the ACK that returns the cookie
+/// is marked and takes the listener's tuple straight to ESTABLISHED.
+#[test]
+fn trace_marks_a_cookie_handshake() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
+    let svg = temp(&pair, "cookie.svg");
+    let _files = Files(vec![svg.clone()]);
+    let _serve = serve_with(&pair, &["--set", "tcp_syncookies=2"]);
+    let (text, steps) = trace_curl(&pair, &svg);
+    assert!(
+        steps[0].contains("[S] ") && change(&steps[0]).is_empty(),
+        "{text}"
+    );
+    assert!(
+        steps[1].contains("[S.] ") && steps[1].contains("(SYN cookie)"),
+        "{text}"
+    );
+    assert!(change(&steps[1]).is_empty(), "{text}");
+    assert!(
+        steps[2].contains("[.] ") && steps[2].contains("(cookie ACK)"),
+        "{text}"
+    );
+    assert_eq!(change(&steps[2]), "LISTEN -> ESTABLISHED", "{text}");
+    assert_eq!(text.matches("cookie").count(), 2, "{text}");
+    assert!(text.contains("] end (TIME-WAIT)"), "{text}");
 }

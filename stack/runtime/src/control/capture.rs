@@ -31,6 +31,7 @@ use pcap_file::pcapng::blocks::interface_statistics::{
 use pcap_file::pcapng::{Block, PcapNgParser, PcapNgWriter};
 use pcap_file::DataLink;
 
+use crate::iface::note::TapNote;
 use crate::iface::tap::{Dir, PktFilter, PktFilterError, Tap, TapShared};
 use crate::worker::StatsHandle;
 
@@ -58,6 +59,9 @@ pub struct CaptureRequest {
     pub filter: PktFilter,
     /// The filter's words (tcpdump's expression), as sent.
     pub words: Vec<String>,
+    /// Each frame carries the stack's state around it as its packet comment
+    /// ([`crate::iface::note`]): `xdptcp trace`, request verb `trace`.
+    pub notes: bool,
 }
 
 impl CaptureRequest {
@@ -75,12 +79,20 @@ impl CaptureRequest {
             snaplen: snaplen.clamp(64, SNAPLEN),
             filter: PktFilter::parse(&words)?,
             words,
+            notes: false,
         })
     }
 
-    /// `capture COUNT MAX_BYTES SNAPLEN WORDS...`
+    /// The same with the stack's notes on every frame (`xdptcp trace`).
+    pub fn with_notes(mut self) -> Self {
+        self.notes = true;
+        self
+    }
+
+    /// `capture COUNT MAX_BYTES SNAPLEN WORDS...` (`trace ...` with notes).
     pub fn line(&self) -> String {
-        let mut l = format!("capture {} {} {}", self.count, self.max_bytes, self.snaplen);
+        let verb = if self.notes { "trace" } else { "capture" };
+        let mut l = format!("{verb} {} {} {}", self.count, self.max_bytes, self.snaplen);
         for w in &self.words {
             l.push(' ');
             l.push_str(&w.replace(['\n', '\r'], " "));
@@ -88,7 +100,7 @@ impl CaptureRequest {
         l
     }
 
-    /// Parses what follows `capture`.
+    /// Parses what follows `capture` (or `trace`, then add [`CaptureRequest::with_notes`]).
     pub fn parse(rest: &str) -> Result<Self, RequestError> {
         let mut it = rest.split_whitespace();
         let mut num = |what: &'static str| -> Result<u64, RequestError> {
@@ -182,6 +194,7 @@ fn run(
             .iter()
             .map(|h| {
                 let (tap, shared) = Tap::new(req.filter.clone(), req.snaplen as usize, TAP_QUEUE);
+                let tap = if req.notes { tap.with_notes() } else { tap };
                 h.mailboxes()
                     .taps
                     .lock()
@@ -231,15 +244,19 @@ fn run(
             for _ in 0..256 {
                 let Some(f) = t.queue.pop() else { break };
                 any = true;
+                let mut options = vec![EnhancedPacketOption::Flags(match f.dir {
+                    Dir::In => 1,
+                    Dir::Out => 2,
+                })];
+                if let Some(n) = f.note {
+                    options.push(EnhancedPacketOption::Comment(Cow::Owned(n.comment())));
+                }
                 bytes += w.write_pcapng_block(EnhancedPacketBlock {
                     interface_id: i as u32,
                     timestamp: offset + StdDuration::from_nanos(f.at.as_nanos()),
                     original_len: f.len,
                     data: Cow::Owned(f.data),
-                    options: vec![EnhancedPacketOption::Flags(match f.dir {
-                        Dir::In => 1,
-                        Dir::Out => 2,
-                    })],
+                    options,
                 })? as u64;
                 frames += 1;
                 delivered[i] += 1;
@@ -315,16 +332,17 @@ pub fn receive(
     out: &mut impl Write,
     started: impl FnOnce(),
 ) -> Result<CaptureSummary, CaptureError> {
-    receive_with(src, out, started, |_, _, _| true)
+    receive_with(src, out, started, |_, _, _, _| true)
 }
 
-/// [`receive`], handing each frame to `frame(timestamp, direction, bytes)` too; it returns
-/// false to stop reading.
+/// [`receive`], handing each frame to `frame(timestamp, direction, bytes, note)` too (the
+/// stack's note from the packet comment, for a `trace` request); it returns false to stop
+/// reading.
 pub fn receive_with(
     src: &mut impl Read,
     out: &mut impl Write,
     started: impl FnOnce(),
-    mut frame: impl FnMut(StdDuration, Dir, &[u8]) -> bool,
+    mut frame: impl FnMut(StdDuration, Dir, &[u8], Option<TapNote>) -> bool,
 ) -> Result<CaptureSummary, CaptureError> {
     let mut started = Some(started);
     let mut more = true;
@@ -393,7 +411,11 @@ pub fn receive_with(
                     _ => None,
                 };
                 if let Some(d) = dir {
-                    more = frame(e.timestamp, d, &e.data);
+                    let note = e.options.iter().find_map(|o| match o {
+                        EnhancedPacketOption::Comment(c) => TapNote::parse(c),
+                        _ => None,
+                    });
+                    more = frame(e.timestamp, d, &e.data, note);
                 }
             }
             Some(Block::InterfaceStatistics(s)) => {

@@ -436,3 +436,117 @@ fn extra_address_connects_and_receives() {
     assert_eq!(server.accepted, 1);
     assert!(ExtraAddrs::new(&[B2; MAX_EXTRA_ADDRS + 1]).is_err());
 }
+
+/// The server side of a close-first exchange seen through a trace's tap (notes) and a
+/// capture's tap at once: the trace's frames carry the endpoint's own states around each
+/// segment (`cookies`: tcp_syncookies=2, the SYN-ACK and the ACK marked), the capture's
+/// the same frames without notes.
+fn traced_close_first(cookies: bool) -> Vec<(Dir, String)> {
+    use crate::tcp::SynCookieMode;
+    let (da, db) = MemoryDevice::pair(1514, 256);
+    let cfg = TcpConfig {
+        syncookies: if cookies {
+            SynCookieMode::Always
+        } else {
+            SynCookieMode::WhenFull
+        },
+        ..TcpConfig::default()
+    };
+    let ep_a = Endpoint::new(cfg, EndpointSecrets::from_seed(1), 40000..=40999);
+    let ep_b = Endpoint::new(
+        TcpConfig::default(),
+        EndpointSecrets::from_seed(2),
+        40000..=40999,
+    );
+    let mut a = Interface::new(
+        da,
+        StaticLink::new(&[(B, MAC_B)]),
+        ep_a,
+        InterfaceConfig::new(A, MAC_A),
+    );
+    let mut b = Interface::new(
+        db,
+        StaticLink::new(&[(A, MAC_A)]),
+        ep_b,
+        InterfaceConfig::new(B, MAC_B),
+    );
+    let filter = |w: &str| tap::PktFilter::parse(&[w.to_string()]).unwrap();
+    let (trace, traced) = Tap::new(filter("tcp"), 2048, 64);
+    let (capture, captured) = Tap::new(filter("tcp"), 2048, 64);
+    a.add_tap(trace.with_notes());
+    a.add_tap(capture);
+    let mut server = Server::new(128);
+    server.add(9, Box::<CloseFirst>::default());
+    let mut client = Client::reader(SocketAddrV4::new(A, 9), 16);
+    run(
+        &mut a,
+        &mut server,
+        &mut b,
+        &mut client,
+        Duration::from_secs(5),
+        |a, _| a.endpoint().time_wait_count() == 1,
+    );
+    assert_eq!(client.outcome(), Some(Ok(&b"bye\n"[..])));
+    let mut out = Vec::new();
+    while let Some(f) = traced.queue.pop() {
+        let c = captured
+            .queue
+            .pop()
+            .expect("the capture has the same frames");
+        assert_eq!((c.dir, &c.data, c.note), (f.dir, &f.data, None));
+        let t = wire::parse_tcp_frame_with(&f.data, false).unwrap().tcp;
+        let f_ = t.flags;
+        let flags: String = [
+            (f_.syn(), 'S'),
+            (f_.fin(), 'F'),
+            (f_.psh(), 'P'),
+            (f_.ack(), '.'),
+        ]
+        .into_iter()
+        .filter_map(|(on, c)| on.then_some(c))
+        .collect();
+        out.push((
+            f.dir,
+            format!("{flags} {}", f.note.expect("noted").comment()),
+        ));
+    }
+    assert!(captured.queue.is_empty());
+    out
+}
+
+/// RFC 9293 §3.5 Figure 13 from the server's side, as its endpoint saw it: LISTEN ->
+/// SYN-RECEIVED at the SYN, ESTABLISHED at the ACK, FIN-WAIT-1 when its FIN (with "bye\n")
+/// went out, TIME-WAIT at the client's FIN that acknowledged it, and the last ACK sent from
+/// TIME-WAIT.
+#[test]
+fn a_trace_tap_carries_the_endpoints_states() {
+    use Dir::*;
+    let want = [
+        (In, "S xdptcp: LISTEN -> SYN-RECEIVED"),
+        (Out, "S. xdptcp: SYN-RECEIVED"),
+        (In, ". xdptcp: SYN-RECEIVED -> ESTABLISHED"),
+        (Out, "FP. xdptcp: FIN-WAIT-1"),
+        (In, "F. xdptcp: FIN-WAIT-1 -> TIME-WAIT"),
+        (Out, ". xdptcp: TIME-WAIT"),
+    ];
+    let want: Vec<(Dir, String)> = want.iter().map(|(d, s)| (*d, s.to_string())).collect();
+    assert_eq!(traced_close_first(false), want);
+}
+
+/// tcp_syncookies=2 (RFC 4987 §3.6): the SYN leaves the listener in LISTEN (no state), the
+/// SYN-ACK goes out stateless with a cookie, and the ACK that returns it creates the
+/// connection straight in ESTABLISHED: both are marked.
+#[test]
+fn a_trace_tap_marks_syn_cookies() {
+    use Dir::*;
+    let want = [
+        (In, "S xdptcp: LISTEN"),
+        (Out, "S. xdptcp: LISTEN, SYN cookie"),
+        (In, ". xdptcp: LISTEN -> ESTABLISHED, SYN cookie"),
+        (Out, "FP. xdptcp: FIN-WAIT-1"),
+        (In, "F. xdptcp: FIN-WAIT-1 -> TIME-WAIT"),
+        (Out, ". xdptcp: TIME-WAIT"),
+    ];
+    let want: Vec<(Dir, String)> = want.iter().map(|(d, s)| (*d, s.to_string())).collect();
+    assert_eq!(traced_close_first(true), want);
+}

@@ -75,7 +75,7 @@ impl Endpoint {
     }
 
     /// The listener a segment for `tuple` would reach (exact address first, then wildcard).
-    fn listener_for(&self, tuple: &FourTuple) -> Option<ListenerId> {
+    pub(super) fn listener_for(&self, tuple: &FourTuple) -> Option<ListenerId> {
         let index = self
             .listen_map
             .get(&(tuple.local_addr, tuple.local_port))

@@ -887,6 +887,21 @@ impl Endpoint {
         self.slot(id).map(|s| s.conn.state())
     }
 
+    /// What the endpoint holds for `tuple` (`local` = ours), for `xdptcp trace`: the
+    /// connection's state, TIME-WAIT for a record of the TIME-WAIT table, `None` for neither
+    /// (see [`Endpoint::has_listener`]). One demux lookup, plus one in the TIME-WAIT table.
+    pub fn tuple_state(&self, tuple: &FourTuple) -> Option<State> {
+        if let Some(&i) = self.demux.get(tuple) {
+            return self.conns.get(i as usize).map(|s| s.conn.state());
+        }
+        self.tw.contains(tuple).then_some(State::TimeWait)
+    }
+
+    /// A listener would take a SYN for `tuple` (its address and port, or the wildcard).
+    pub fn has_listener(&self, tuple: &FourTuple) -> bool {
+        self.listener_for(tuple).is_some()
+    }
+
     /// A snapshot of a connection: state, 4-tuple, sequence numbers, negotiated options,
     /// RTT, congestion window, queues, timers (see [`ConnInfo`]).
     pub fn info(&self, id: ConnId) -> Option<ConnInfo> {

@@ -658,6 +658,30 @@ fn time_wait_record_reacks_fin_and_ignores_rst() {
     assert!(out[0].flags().rst());
 }
 
+/// `tuple_state` / `has_listener` (what `xdptcp trace` reads around each segment): the
+/// connection's state, TIME-WAIT for a record, nothing after; a listener by address or
+/// wildcard.
+#[test]
+fn tuple_state_follows_connection_and_record() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(Ipv4Addr::UNSPECIFIED, 80, 16).unwrap();
+    let (ca, cb) = p.open(l, 80);
+    let ta = p.a.tuple(ca).unwrap();
+    let tb = ta.reversed();
+    assert_eq!(p.a.tuple_state(&ta), Some(State::Established));
+    assert_eq!(p.b.tuple_state(&tb), Some(State::Established));
+    assert!(p.b.has_listener(&tb) && !p.a.has_listener(&ta));
+    active_close(&mut p, ca, cb);
+    assert_eq!(p.a.time_wait_count(), 1);
+    assert_eq!(p.a.tuple_state(&ta), Some(State::TimeWait), "a record");
+    assert_eq!(p.b.tuple_state(&tb), None, "LAST-ACK done: freed");
+    let other = FourTuple {
+        local_port: 81,
+        ..tb
+    };
+    assert!(!p.b.has_listener(&other));
+}
+
 /// RFC 6191 §2: a new SYN reopens a 4-tuple in TIME-WAIT (the server closed first, so the
 /// TIME-WAIT is on the listening side): 10 ms later by its newer TSval; in the same
 /// millisecond, 100 µs later (equal TSval, 1 ms clock), by its sequence number beyond RCV.NXT
