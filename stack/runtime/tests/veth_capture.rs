@@ -221,6 +221,8 @@ fn a_counted_capture_holds_the_handshake() {
     assert!(cap.wait(), "capture -c 3 exits 0 by itself");
     let summary = cap.wait_for("packets captured");
     assert_eq!(summary, "3 packets captured (2 in, 1 out)");
+    let dropped = cap.wait_for("dropped");
+    assert_eq!(dropped, "0 packets dropped by the stack (queue full)");
     let lines = tcpdump_r(&file, &[]);
     assert_eq!(lines.len(), 3, "{lines:?}");
     let port = s.local_addr().unwrap().port();
@@ -275,7 +277,9 @@ fn the_capture_matches_a_tcpdump_on_the_peer() {
     // The last FIN / ACK exchange.
     std::thread::sleep(Duration::from_millis(500));
 
-    cap.stop(libc::SIGINT);
+    // Ctrl-C: the capture ends the file with the serve's statistics and prints them, as
+    // tcpdump does.
+    assert!(cap.stop(libc::SIGINT), "capture exits 0 after SIGINT");
     dump.stop(libc::SIGINT);
     let sum = receive(
         &mut std::fs::File::open(&ours).unwrap(),
@@ -283,6 +287,18 @@ fn the_capture_matches_a_tcpdump_on_the_peer() {
         || {},
     )
     .expect("our file parses");
+    assert_eq!(sum.statistics, 1, "one statistics block per worker");
+    assert_eq!(
+        cap.wait_for("packets captured"),
+        format!(
+            "{} packets captured ({} in, {} out)",
+            sum.frames, sum.inbound, sum.outbound
+        )
+    );
+    assert_eq!(
+        cap.wait_for("dropped"),
+        "0 packets dropped by the stack (queue full)"
+    );
     let peer_all = tcpdump_r(&theirs, &[]);
     let peer_to_us = tcpdump_r(&theirs, &["dst", "port", "7"]);
     let peer_from_us = tcpdump_r(&theirs, &["src", "port", "7"]);
@@ -293,6 +309,40 @@ fn the_capture_matches_a_tcpdump_on_the_peer() {
     assert_eq!(sum.outbound as usize, peer_from_us.len());
     assert_eq!(sum.dropped, 0);
     eprintln!("{sum:?}");
+}
+
+/// SIGTERM ends a capture as Ctrl-C does: exit 0, the statistics in the file and printed.
+#[test]
+fn a_terminated_capture_prints_its_statistics() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
+    let file = temp(&pair, "term.pcapng");
+    let _files = Files(vec![file.clone()]);
+    let _serve = serve(&pair);
+    let mut cap = capture(&pair, &file, &["port", "7"]);
+    let mut s = connect(&pair);
+    echo_roundtrip(&mut s, b"hello").unwrap();
+    // At least the handshake and the echo are in (bounded wait on the file's size).
+    let end = Instant::now() + Duration::from_secs(5);
+    while tcpdump_r(&file, &[]).len() < 5 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(cap.stop(libc::SIGTERM), "capture exits 0 after SIGTERM");
+    let sum = receive(
+        &mut std::fs::File::open(&file).unwrap(),
+        &mut std::io::sink(),
+        || {},
+    )
+    .expect("the file parses");
+    assert!(sum.frames >= 5 && sum.statistics == 1, "{sum:?}");
+    assert_eq!(
+        cap.wait_for("packets captured"),
+        format!(
+            "{} packets captured ({} in, {} out)",
+            sum.frames, sum.inbound, sum.outbound
+        )
+    );
+    assert_eq!(tcpdump_r(&file, &[]).len() as u64, sum.frames);
 }
 
 /// `xdptcp trace -c 1 --svg SVG tcp port 80` around one `curl -H 'Connection: close'`:
