@@ -5,7 +5,8 @@
 //! - Without a count, around 3 echo connections (open, echo, close), beside a `tcpdump -w`
 //!   on the peer's veth: the stack's capture holds as many frames as the peer's, the
 //!   inbound ones (EPB flags) are the peer's frames to port 7 and the outbound ones its
-//!   frames from port 7; `tcpdump -r` reads both files.
+//!   frames from port 7; `tcpdump -r` reads both files, and `tshark -r` ours with the
+//!   same frames and directions (tshark is required: scripts/setup.sh installs it).
 //!
 //! - `xdptcp trace -c 1 port 80 --svg F` around `curl -H 'Connection: close'`: the ladder
 //!   shows SYN, SYN-ACK, ACK, the request, the response, the stack's FIN, the peer's FIN and
@@ -181,6 +182,37 @@ fn tcpdump_r(file: &Path, filter: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// `tshark -r FILE`: per frame (pcapng direction: 1 in, 2 out; TCP source port;
+/// destination port). tshark must be installed (scripts/setup.sh): missing, the test fails.
+fn tshark_r(file: &Path) -> Vec<(u32, u16, u16)> {
+    let out = Command::new("tshark")
+        .args(["-r"])
+        .arg(file)
+        .args(["-n", "-T", "fields", "-E", "separator=,"])
+        .args(["-e", "frame.packet_flags_direction"])
+        .args(["-e", "tcp.srcport", "-e", "tcp.dstport"])
+        .output()
+        .expect("running tshark -r (scripts/setup.sh installs tshark)");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Vec<&str> = l.split(',').collect();
+            let n = |i: usize| -> u32 {
+                // tshark prints the direction in hex (0x00000001).
+                v.get(i)
+                    .and_then(|x| match x.strip_prefix("0x") {
+                        Some(h) => u32::from_str_radix(h, 16).ok(),
+                        None => x.parse().ok(),
+                    })
+                    .unwrap_or_else(|| panic!("{l}"))
+            };
+            (n(0), n(1) as u16, n(2) as u16)
+        })
+        .collect()
+}
+
 fn connect(pair: &VethPair) -> TcpStream {
     pair.in_peer(|| {
         let addr: SocketAddr = "198.18.0.1:7".parse().unwrap();
@@ -308,6 +340,13 @@ fn the_capture_matches_a_tcpdump_on_the_peer() {
     assert_eq!(sum.inbound as usize, peer_to_us.len());
     assert_eq!(sum.outbound as usize, peer_from_us.len());
     assert_eq!(sum.dropped, 0);
+    // tshark reads the same file: every frame, inbound ones to port 7, outbound from it.
+    let t = tshark_r(&ours);
+    assert_eq!(t.len() as u64, sum.frames, "{t:?}");
+    let inbound = t.iter().filter(|f| f.0 == 1 && f.2 == 7).count() as u64;
+    let outbound = t.iter().filter(|f| f.0 == 2 && f.1 == 7).count() as u64;
+    assert_eq!((inbound, outbound), (sum.inbound, sum.outbound), "{t:?}");
+    assert!(inbound > 0 && outbound > 0);
     eprintln!("{sum:?}");
 }
 
