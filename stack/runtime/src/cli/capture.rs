@@ -79,6 +79,10 @@ pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
     };
     let sum = control::capture::receive(&mut s, &mut file, started)
         .map_err(|e| fail(1, e.to_string()))?;
+    if s.interrupted() {
+        // After the terminal's "^C", as tcpdump.
+        eprintln!();
+    }
     eprintln!("{}", summary_lines(&sum));
     Ok(())
 }
