@@ -1199,6 +1199,8 @@ fn connect_prefers_ports_hashing_to_own_queue() {
 fn slot_size_bound() {
     let around = core::mem::size_of::<Slot>() - core::mem::size_of::<Connection>();
     assert!(around <= 88, "{around}");
+    // The `lastsnd` stamp lives in what was the counters' padding (info.rs).
+    assert_eq!(core::mem::size_of::<ConnCounters>(), 40);
 }
 
 /// Memory under attack: many connections each pin out-of-order data near the right edge of their
