@@ -384,7 +384,8 @@ impl<D: Device, L: Link> Interface<D, L> {
                     stats.rx_malformed += 1;
                     return;
                 };
-                let before = noting.then(|| InNote::before(ep, &f));
+                let before =
+                    (noting && tap::note_wanted(taps, frame)).then(|| InNote::before(ep, &f));
                 ingest(now, &f, ep, neigh, routes, stats, &mut learned);
                 if let Some(b) = before {
                     tap::each_noted(taps, now, frame, Some(b.after(ep)));
@@ -439,7 +440,8 @@ impl<D: Device, L: Link> Interface<D, L> {
                         }
                     }
                 }
-                let before = noting.then(|| InNote::before(ep, &f));
+                let before =
+                    (noting && tap::note_wanted(taps, frame)).then(|| InNote::before(ep, &f));
                 ingest(now, &f, ep, neigh, routes, stats, &mut learned);
                 noted.1 = before.map(|b| b.after(ep));
             }

@@ -207,6 +207,11 @@ pub fn noting(taps: &[Tap]) -> bool {
     taps.iter().any(|t| t.notes)
 }
 
+/// A noting tap's filter takes `frame`: only then is its note worth the endpoint lookups.
+pub fn note_wanted(taps: &[Tap], frame: &[u8]) -> bool {
+    taps.iter().any(|t| t.notes && t.filter.matches(frame))
+}
+
 /// Addresses and ports of an Ethernet/IPv4/TCP frame (`None` for anything else).
 pub(crate) fn tcp_fields(f: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u16, u16)> {
     if f.len() < 34 || f[12..14] != [0x08, 0x00] || f[14] >> 4 != 4 || f[23] != 6 {
