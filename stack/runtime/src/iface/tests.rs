@@ -245,6 +245,15 @@ fn misdirected_flow_is_handed_to_its_owner() {
     };
     let mut w0 = server(da, 1, 0);
     let mut w1 = server(d1, 2, 1);
+    // A trace (a noting tap in every worker) and a capture on worker 0's queue.
+    let tap = |notes: bool| {
+        let (t, shared) = Tap::new(tap::PktFilter::parse(&["tcp".into()]).unwrap(), 2048, 256);
+        (if notes { t.with_notes() } else { t }, shared)
+    };
+    let ((t0, traced0), (t1, traced1), (c0, captured0)) = (tap(true), tap(true), tap(false));
+    w0.add_tap(t0);
+    w1.add_tap(t1);
+    w0.add_tap(c0);
     let mut hs = mesh(2, HandoffConfig::default()).into_iter();
     w0.set_handoff(hs.next().unwrap());
     w1.set_handoff(hs.next().unwrap());
@@ -301,6 +310,23 @@ fn misdirected_flow_is_handed_to_its_owner() {
     assert_eq!(w0.endpoint().stats().conns_opened, 0);
     assert_eq!(w1.endpoint().stats().conns_opened, 1);
     assert_eq!(s1.accepted, 1);
+    // The capture has each frame where it arrived (worker 0); the trace has it from its
+    // owner (worker 1), after the hand-off, with the owner's states.
+    let drain = |q: &tap::TapShared| std::iter::from_fn(|| q.queue.pop()).collect::<Vec<_>>();
+    let (tr0, tr1, cap0) = (drain(&traced0), drain(&traced1), drain(&captured0));
+    assert!(tr0.is_empty(), "worker 0 owns nothing: {}", tr0.len());
+    assert_eq!(cap0.len() as u64, st0.handoff_sent);
+    assert!(cap0.iter().all(|f| f.dir == Dir::In && f.note.is_none()));
+    let inbound: Vec<_> = tr1.iter().filter(|f| f.dir == Dir::In).collect();
+    assert_eq!(inbound.len() as u64, st1.handoff_received);
+    assert!(tr1.iter().all(|f| f.note.is_some()));
+    let comment = |i: usize| tr1[i].note.unwrap().comment();
+    assert_eq!(comment(0), "xdptcp: LISTEN -> SYN-RECEIVED");
+    assert_eq!(
+        (tr1[1].dir, comment(1)),
+        (Dir::Out, "xdptcp: SYN-RECEIVED".into())
+    );
+    assert_eq!(comment(2), "xdptcp: SYN-RECEIVED -> ESTABLISHED");
 }
 
 /// Reads what `source` sends; after `limit` bytes it half-closes and reads to the end.
