@@ -15,6 +15,7 @@
 //!   segment that caused it; the SVG has an arrow per segment.
 //! - The same with `tcp_syncookies=2`: no state at the SYN, the SYN-ACK marked as a SYN
 //!   cookie, the ACK that returns it marked and LISTEN -> ESTABLISHED.
+//! - SIGTERM ends a capture and SIGINT a trace with their statistics and summaries.
 //!
 //! Each test builds its own namespaces (removed on drop, also on panic); every process it
 //! starts is stopped by PID (SIGINT/SIGTERM, then SIGKILL) and reaped. Loops are bounded.
@@ -547,4 +548,42 @@ fn trace_marks_a_cookie_handshake() {
     assert_eq!(change(&steps[2]), "LISTEN -> ESTABLISHED", "{text}");
     assert_eq!(text.matches("cookie").count(), 2, "{text}");
     assert!(text.contains("] end (TIME-WAIT)"), "{text}");
+}
+
+/// Ctrl-C ends a trace as it ends a capture: exit 0, the ladder so far on stdout and the
+/// summary (with the serve's drop count) on stderr.
+#[test]
+fn an_interrupted_trace_prints_its_summary() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
+    let _serve = serve(&pair);
+    let mut c = Command::new("ip");
+    c.args([
+        "netns",
+        "exec",
+        &pair.stack_ns,
+        BIN,
+        "trace",
+        "--iface",
+        &pair.stack_if,
+    ])
+    .args(["tcp", "port", "7"])
+    .stdout(Stdio::piped());
+    let mut tr = Proc::spawn_keep_stdout(c);
+    tr.wait_for("xdptcp: tracing on");
+    let mut s = connect(&pair);
+    echo_roundtrip(&mut s, b"hello").unwrap();
+    drop(s);
+    // The close's last segments reach the trace's queue (bounded wait).
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(tr.stop(libc::SIGINT), "trace exits 0 after SIGINT");
+    let summary = tr.wait_for("xdptcp: trace:");
+    assert!(
+        summary.ends_with("0 frames dropped by the stack"),
+        "{summary}"
+    );
+    let mut text = String::new();
+    std::io::Read::read_to_string(tr.child.stdout.as_mut().unwrap(), &mut text).unwrap();
+    assert!(text.contains("LISTEN -> SYN-RECEIVED"), "{text}");
+    assert!(text.contains("] end ("), "{text}");
 }

@@ -260,20 +260,24 @@ fn run(
     let (mut frames, mut bytes) = (0u64, 0u64);
     let mut delivered = vec![0u64; handles.len()];
     let mut checked = std::time::Instant::now();
+    let mut finishing = false;
     'outer: loop {
         // Every ~100 ms, busy or not: has the client stopped or gone?
         if checked.elapsed() >= CLIENT_CHECK {
             checked = std::time::Instant::now();
             match client(s) {
                 Client::Reading => {}
-                Client::Done => break 'outer,
+                // One last round with what is queued now, then the statistics.
+                Client::Done => finishing = true,
                 Client::Gone => return Ok(()),
             }
         }
         let mut any = false;
         for (i, t) in taps.0.iter().enumerate() {
-            // Bounded per round so one busy worker does not starve the others.
-            for _ in 0..256 {
+            // Bounded per round so one busy worker does not starve the others; the last
+            // round takes what each queue holds (at most TAP_QUEUE).
+            let budget = if finishing { t.queue.len() } else { 256 };
+            for _ in 0..budget {
                 let Some(f) = t.queue.pop() else { break };
                 any = true;
                 let mut options = vec![EnhancedPacketOption::Flags(match f.dir {
@@ -296,6 +300,9 @@ fn run(
                     break 'outer;
                 }
             }
+        }
+        if finishing {
+            break;
         }
         if any {
             continue;

@@ -454,18 +454,22 @@ pub struct TraceOutcome {
 /// Follows connections of the serve on `ifname` that match tcpdump's `words`: at most `max`
 /// at once, until `count` of them ended (0: until the serve or the reader stops). `print`
 /// gets each text line as it happens; `keep` connections are kept for a picture. `started`
-/// runs once every worker's tap is in place.
+/// runs once every worker's tap is in place. `stop` (set by SIGINT / SIGTERM) ends it as
+/// `count` would, with the serve's statistics ([`super::capture::Interruptible`]).
 pub fn follow(
     ifname: &str,
     words: Vec<String>,
     (max, count, keep): (usize, u64, usize),
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     started: impl FnOnce(),
     mut print: impl FnMut(&str),
 ) -> Result<TraceOutcome, TraceError> {
     let req = super::capture::CaptureRequest::new(0, u64::MAX, super::capture::SNAPLEN, words)
         .map_err(TraceError::Filter)?
         .with_notes();
-    let (mut s, _) = super::request_stream(ifname, &req.line(), None)?;
+    let (s, _) = super::request_stream(ifname, &req.line(), None)?;
+    let mut s = super::capture::Interruptible::new(s, stop)
+        .map_err(|e| TraceError::Capture(super::capture::CaptureError::Io(e)))?;
     let mut tr = Tracer::new(max);
     let mut out = TraceOutcome::default();
     let mut seen = std::collections::HashSet::new();
