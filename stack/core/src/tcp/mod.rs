@@ -30,8 +30,8 @@ pub use config::{SynCookieMode, TcpConfig, TwReuse};
 pub use conn::{ConnError, Event, Negotiated, SendError, State, Timer, TxLimit};
 pub use cookie::{DEFAULT_COOKIE_PERIOD, MAX_COOKIE_AGE};
 pub use endpoint::{
-    ConnCounters, ConnId, ConnInfo, ConnectError, Endpoint, EndpointEvent, EndpointSecrets,
-    EndpointStats, ListenError, ListenerId, NoSuchConn, StateCounts,
+    Activity, ConnCounters, ConnId, ConnInfo, ConnectError, Endpoint, EndpointEvent,
+    EndpointSecrets, EndpointStats, Idle, ListenError, ListenerId, NoSuchConn, StateCounts,
 };
 pub use listener::ListenerStats;
 pub use tuple::FourTuple;

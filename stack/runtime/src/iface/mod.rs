@@ -34,6 +34,7 @@
 //! a hand-off mesh the segment is handled here.
 
 mod link;
+pub mod note;
 pub mod tap;
 
 pub use link::{Link, StaticLink};
@@ -50,6 +51,7 @@ use crate::tcp::endpoint::{Endpoint, EndpointEvent};
 use crate::tcp::tuple::FourTuple;
 use crate::time::Instant;
 use crate::wire::{self, EtherType, EthernetAddress, EthernetRepr, TcpRepr};
+use note::InNote;
 use tap::{Dir, Tap};
 
 /// Bound on `InterfaceConfig::extra_addrs` (checked linearly per received frame).
@@ -375,6 +377,9 @@ impl<D: Device, L: Link> Interface<D, L> {
         } = self;
         let mut learned = false;
         let mut n = 0;
+        // A trace (noting tap) gets each segment after the endpoint took it, with the state
+        // before and after; a frame handed to another worker is noted there.
+        let noting = !taps.is_empty() && tap::noting(taps);
         if let Some(h) = shard.as_mut().and_then(|s| s.handoff.as_mut()) {
             // The sender verified the checksum already.
             let got = h.recv(cfg.rx_budget, |frame| {
@@ -382,7 +387,12 @@ impl<D: Device, L: Link> Interface<D, L> {
                     stats.rx_malformed += 1;
                     return;
                 };
+                let before =
+                    (noting && tap::note_wanted(taps, frame)).then(|| InNote::before(ep, &f));
                 ingest(now, &f, ep, neigh, routes, stats, &mut learned);
+                if let Some(b) = before {
+                    tap::each_noted(taps, now, frame, Some(b.after(ep)));
+                }
             });
             stats.handoff_received += got as u64;
             n += got;
@@ -392,42 +402,55 @@ impl<D: Device, L: Link> Interface<D, L> {
             if !taps.is_empty() {
                 tap::each(taps, now, Dir::In, frame);
             }
-            let f = match wire::parse_tcp_frame_with(frame, cfg.verify_checksums) {
-                Ok(f) => f,
-                Err(e) => {
-                    *match e {
-                        wire::Error::Truncated => &mut stats.rx_truncated,
-                        wire::Error::Malformed => &mut stats.rx_malformed,
-                        wire::Error::Checksum => &mut stats.rx_checksum,
-                        wire::Error::Unsupported => &mut stats.rx_unsupported,
-                    } += 1;
-                    return;
-                }
-            };
-            if f.ip.dst_addr != cfg.addr && !cfg.extra_addrs.contains(f.ip.dst_addr) {
-                stats.rx_not_ours += 1;
-                return;
-            }
-            if let Some(sh) = shard {
-                let t = FourTuple {
-                    local_addr: f.ip.dst_addr,
-                    local_port: f.tcp.dst_port,
-                    remote_addr: f.ip.src_addr,
-                    remote_port: f.tcp.src_port,
+            // (handed off, the note) for a noting tap.
+            let mut noted = (false, None);
+            'rx: {
+                let f = match wire::parse_tcp_frame_with(frame, cfg.verify_checksums) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        *match e {
+                            wire::Error::Truncated => &mut stats.rx_truncated,
+                            wire::Error::Malformed => &mut stats.rx_malformed,
+                            wire::Error::Checksum => &mut stats.rx_checksum,
+                            wire::Error::Unsupported => &mut stats.rx_unsupported,
+                        } += 1;
+                        break 'rx;
+                    }
                 };
-                let owner = sh.owner.owner(&t);
-                if owner != sh.index {
-                    stats.rx_misdirected += 1;
-                    if let Some(h) = &mut sh.handoff {
-                        match h.send(owner, frame) {
-                            Ok(()) => stats.handoff_sent += 1,
-                            Err(_) => stats.handoff_dropped += 1,
+                if f.ip.dst_addr != cfg.addr && !cfg.extra_addrs.contains(f.ip.dst_addr) {
+                    stats.rx_not_ours += 1;
+                    break 'rx;
+                }
+                if let Some(sh) = shard.as_mut() {
+                    let t = FourTuple {
+                        local_addr: f.ip.dst_addr,
+                        local_port: f.tcp.dst_port,
+                        remote_addr: f.ip.src_addr,
+                        remote_port: f.tcp.src_port,
+                    };
+                    let owner = sh.owner.owner(&t);
+                    if owner != sh.index {
+                        stats.rx_misdirected += 1;
+                        if let Some(h) = &mut sh.handoff {
+                            match h.send(owner, frame) {
+                                Ok(()) => {
+                                    stats.handoff_sent += 1;
+                                    noted.0 = true;
+                                }
+                                Err(_) => stats.handoff_dropped += 1,
+                            }
+                            break 'rx;
                         }
-                        return;
                     }
                 }
+                let before =
+                    (noting && tap::note_wanted(taps, frame)).then(|| InNote::before(ep, &f));
+                ingest(now, &f, ep, neigh, routes, stats, &mut learned);
+                noted.1 = before.map(|b| b.after(ep));
             }
-            ingest(now, &f, ep, neigh, routes, stats, &mut learned);
+            if noting && !noted.0 {
+                tap::each_noted(taps, now, frame, noted.1);
+            }
         });
         if learned {
             self.neigh_due = Some(now);
@@ -487,6 +510,7 @@ impl<D: Device, L: Link> Interface<D, L> {
             routes.clear();
             *routes_gen = g;
         }
+        let taps = &mut taps[..];
         ep.poll_transmit(now, |src, dst, seg| {
             let Some(hop) = next_hop(routes, link, cfg.max_routes, dst) else {
                 stats.tx_no_route += 1;
@@ -498,7 +522,7 @@ impl<D: Device, L: Link> Interface<D, L> {
                 return;
             }
             if let Lookup::Found(mac) = neigh.lookup(now, hop) {
-                sent += emit(dev, stats, cfg, (mac, now, taps), src, dst, seg);
+                sent += emit(dev, stats, cfg, (mac, now, &mut *taps), src, dst, seg);
                 return;
             }
             // Unresolved: emit into a held heap frame (slow path, bounded by the cache).
@@ -507,7 +531,9 @@ impl<D: Device, L: Link> Interface<D, L> {
             wire::emit_tcp_frame(&mut frame, &eth, src, dst, cfg.ttl, seg);
             *neigh_due = Some(now);
             match neigh.send_or_queue(now, hop, frame) {
-                Queued::Send(mac, frame) => sent += send_held(dev, stats, (mac, now, taps), &frame),
+                Queued::Send(mac, frame) => {
+                    sent += send_held(dev, stats, (mac, now, &mut *taps), &frame)
+                }
                 Queued::Held => stats.tx_held += 1,
                 Queued::HeldDroppedOldest(_) => {
                     stats.tx_held += 1;
@@ -522,12 +548,15 @@ impl<D: Device, L: Link> Interface<D, L> {
                 match ev {
                     NeighEvent::Transmit { mac, frame, .. } => {
                         stats.tx_released += 1;
-                        sent += send_held(dev, stats, (mac, now, taps), &frame);
+                        sent += send_held(dev, stats, (mac, now, &mut *taps), &frame);
                     }
                     NeighEvent::Failed { .. } => stats.tx_neigh_dropped += 1,
                 }
             }
             *neigh_due = neigh.poll_at();
+        }
+        if !taps.is_empty() {
+            tap::flush_out(taps, |frame| note::out_note(ep, frame));
         }
         sent
     }
@@ -586,7 +615,7 @@ fn emit<D: Device>(
     dev: &mut D,
     stats: &mut IfaceStats,
     cfg: &InterfaceConfig,
-    (mac, now, taps): (Mac, Instant, &[Tap]),
+    (mac, now, taps): (Mac, Instant, &mut [Tap]),
     src: Ipv4Addr,
     dst: Ipv4Addr,
     seg: &TcpRepr<'_>,
@@ -596,7 +625,7 @@ fn emit<D: Device>(
     let r = dev.transmit(len, |buf| {
         wire::emit_tcp_frame(buf, &eth, src, dst, cfg.ttl, seg);
         if !taps.is_empty() {
-            tap::each(taps, now, Dir::Out, &buf[..len]);
+            tap::each_out(taps, now, &buf[..len]);
         }
     });
     count_tx(stats, r)
@@ -606,14 +635,14 @@ fn emit<D: Device>(
 fn send_held<D: Device>(
     dev: &mut D,
     stats: &mut IfaceStats,
-    (mac, now, taps): (Mac, Instant, &[Tap]),
+    (mac, now, taps): (Mac, Instant, &mut [Tap]),
     frame: &[u8],
 ) -> usize {
     let r = dev.transmit(frame.len(), |buf| {
         buf[..frame.len()].copy_from_slice(frame);
         buf[..6].copy_from_slice(&mac);
         if !taps.is_empty() {
-            tap::each(taps, now, Dir::Out, &buf[..frame.len()]);
+            tap::each_out(taps, now, &buf[..frame.len()]);
         }
     });
     count_tx(stats, r)

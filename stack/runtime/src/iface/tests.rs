@@ -245,6 +245,15 @@ fn misdirected_flow_is_handed_to_its_owner() {
     };
     let mut w0 = server(da, 1, 0);
     let mut w1 = server(d1, 2, 1);
+    // A trace (a noting tap in every worker) and a capture on worker 0's queue.
+    let tap = |notes: bool| {
+        let (t, shared) = Tap::new(tap::PktFilter::parse(&["tcp".into()]).unwrap(), 2048, 256);
+        (if notes { t.with_notes() } else { t }, shared)
+    };
+    let ((t0, traced0), (t1, traced1), (c0, captured0)) = (tap(true), tap(true), tap(false));
+    w0.add_tap(t0);
+    w1.add_tap(t1);
+    w0.add_tap(c0);
     let mut hs = mesh(2, HandoffConfig::default()).into_iter();
     w0.set_handoff(hs.next().unwrap());
     w1.set_handoff(hs.next().unwrap());
@@ -301,6 +310,23 @@ fn misdirected_flow_is_handed_to_its_owner() {
     assert_eq!(w0.endpoint().stats().conns_opened, 0);
     assert_eq!(w1.endpoint().stats().conns_opened, 1);
     assert_eq!(s1.accepted, 1);
+    // The capture has each frame where it arrived (worker 0); the trace has it from its
+    // owner (worker 1), after the hand-off, with the owner's states.
+    let drain = |q: &tap::TapShared| std::iter::from_fn(|| q.queue.pop()).collect::<Vec<_>>();
+    let (tr0, tr1, cap0) = (drain(&traced0), drain(&traced1), drain(&captured0));
+    assert!(tr0.is_empty(), "worker 0 owns nothing: {}", tr0.len());
+    assert_eq!(cap0.len() as u64, st0.handoff_sent);
+    assert!(cap0.iter().all(|f| f.dir == Dir::In && f.note.is_none()));
+    let inbound: Vec<_> = tr1.iter().filter(|f| f.dir == Dir::In).collect();
+    assert_eq!(inbound.len() as u64, st1.handoff_received);
+    assert!(tr1.iter().all(|f| f.note.is_some()));
+    let comment = |i: usize| tr1[i].note.unwrap().comment();
+    assert_eq!(comment(0), "xdptcp: LISTEN -> SYN-RECEIVED");
+    assert_eq!(
+        (tr1[1].dir, comment(1)),
+        (Dir::Out, "xdptcp: SYN-RECEIVED".into())
+    );
+    assert_eq!(comment(2), "xdptcp: SYN-RECEIVED -> ESTABLISHED");
 }
 
 /// Reads what `source` sends; after `limit` bytes it half-closes and reads to the end.
@@ -506,4 +532,118 @@ fn martian_sources_dropped_unanswered_through_the_device() {
         "answered from a real source"
     );
     assert_eq!(a.endpoint().stats().martian_src_in, 8);
+}
+
+/// The server side of a close-first exchange seen through a trace's tap (notes) and a
+/// capture's tap at once: the trace's frames carry the endpoint's own states around each
+/// segment (`cookies`: tcp_syncookies=2, the SYN-ACK and the ACK marked), the capture's
+/// the same frames without notes.
+fn traced_close_first(cookies: bool) -> Vec<(Dir, String)> {
+    use crate::tcp::SynCookieMode;
+    let (da, db) = MemoryDevice::pair(1514, 256);
+    let cfg = TcpConfig {
+        syncookies: if cookies {
+            SynCookieMode::Always
+        } else {
+            SynCookieMode::WhenFull
+        },
+        ..TcpConfig::default()
+    };
+    let ep_a = Endpoint::new(cfg, EndpointSecrets::from_seed(1), 40000..=40999);
+    let ep_b = Endpoint::new(
+        TcpConfig::default(),
+        EndpointSecrets::from_seed(2),
+        40000..=40999,
+    );
+    let mut a = Interface::new(
+        da,
+        StaticLink::new(&[(B, MAC_B)]),
+        ep_a,
+        InterfaceConfig::new(A, MAC_A),
+    );
+    let mut b = Interface::new(
+        db,
+        StaticLink::new(&[(A, MAC_A)]),
+        ep_b,
+        InterfaceConfig::new(B, MAC_B),
+    );
+    let filter = |w: &str| tap::PktFilter::parse(&[w.to_string()]).unwrap();
+    let (trace, traced) = Tap::new(filter("tcp"), 2048, 64);
+    let (capture, captured) = Tap::new(filter("tcp"), 2048, 64);
+    a.add_tap(trace.with_notes());
+    a.add_tap(capture);
+    let mut server = Server::new(128);
+    server.add(9, Box::<CloseFirst>::default());
+    let mut client = Client::reader(SocketAddrV4::new(A, 9), 16);
+    run(
+        &mut a,
+        &mut server,
+        &mut b,
+        &mut client,
+        Duration::from_secs(5),
+        |a, _| a.endpoint().time_wait_count() == 1,
+    );
+    assert_eq!(client.outcome(), Some(Ok(&b"bye\n"[..])));
+    let mut out = Vec::new();
+    while let Some(f) = traced.queue.pop() {
+        let c = captured
+            .queue
+            .pop()
+            .expect("the capture has the same frames");
+        assert_eq!((c.dir, &c.data, c.note), (f.dir, &f.data, None));
+        let t = wire::parse_tcp_frame_with(&f.data, false).unwrap().tcp;
+        let f_ = t.flags;
+        let flags: String = [
+            (f_.syn(), 'S'),
+            (f_.fin(), 'F'),
+            (f_.psh(), 'P'),
+            (f_.ack(), '.'),
+        ]
+        .into_iter()
+        .filter_map(|(on, c)| on.then_some(c))
+        .collect();
+        out.push((
+            f.dir,
+            format!("{flags} {}", f.note.expect("noted").comment()),
+        ));
+    }
+    assert!(captured.queue.is_empty());
+    out
+}
+
+/// RFC 9293 §3.5 Figure 13 from the server's side, as its endpoint saw it: LISTEN ->
+/// SYN-RECEIVED at the SYN, ESTABLISHED at the ACK, FIN-WAIT-1 when its FIN (with "bye\n")
+/// went out, TIME-WAIT at the client's FIN that acknowledged it, and the last ACK sent from
+/// TIME-WAIT.
+#[test]
+fn a_trace_tap_carries_the_endpoints_states() {
+    use Dir::*;
+    let want = [
+        (In, "S xdptcp: LISTEN -> SYN-RECEIVED"),
+        (Out, "S. xdptcp: SYN-RECEIVED"),
+        (In, ". xdptcp: SYN-RECEIVED -> ESTABLISHED"),
+        (Out, "FP. xdptcp: FIN-WAIT-1"),
+        (In, "F. xdptcp: FIN-WAIT-1 -> TIME-WAIT"),
+        (Out, ". xdptcp: TIME-WAIT"),
+    ];
+    let want: Vec<(Dir, String)> = want.iter().map(|(d, s)| (*d, s.to_string())).collect();
+    assert_eq!(traced_close_first(false), want);
+}
+
+/// tcp_syncookies=2 (RFC 4987 §3.6): the SYN leaves the listener in LISTEN (no state), the
+/// SYN-ACK goes out stateless with a cookie, and the ACK that returns it creates the
+/// connection straight in ESTABLISHED: both are marked.
+#[test]
+fn a_trace_tap_marks_syn_cookies() {
+    use Dir::*;
+    let want = [
+        (In, "S xdptcp: LISTEN"),
+        (Out, "S. xdptcp: LISTEN, SYN cookie"),
+        (In, ". xdptcp: LISTEN -> ESTABLISHED, SYN cookie"),
+        (Out, "FP. xdptcp: FIN-WAIT-1"),
+        (In, "F. xdptcp: FIN-WAIT-1 -> TIME-WAIT"),
+        (Out, ". xdptcp: TIME-WAIT"),
+    ];
+    let want: Vec<(Dir, String)> = want.iter().map(|(d, s)| (*d, s.to_string())).collect();
+    assert_eq!(traced_close_first(true), want);
 }

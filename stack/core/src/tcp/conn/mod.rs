@@ -401,6 +401,10 @@ pub(crate) struct Connection {
     /// When we last answered an out-of-window segment or sent a challenge ACK (Linux
     /// `last_oow_ack_time`), for the per-connection ACK-loop limit.
     last_oow_ack: Option<Instant>,
+    /// [`Instant::ms_stamp`] of the last ACK the ACK check took (acceptable and not older
+    /// than SND.UNA: Linux `rcv_tstamp`, ss's `lastack`); the creation time before one.
+    /// 4 bytes, in what was padding.
+    ack_rx: u32,
 }
 
 /// What `on_segment` asks of the caller beyond the connection's own output.
@@ -437,6 +441,7 @@ impl Connection {
             last_rx: now,
             probes_out: 0,
             last_oow_ack: None,
+            ack_rx: now.ms_stamp(),
         }
     }
 
@@ -798,6 +803,11 @@ impl Connection {
     /// SND.UNA, SND.NXT (RFC 9293 §3.3.1; ISS and ISS + 1 during the handshake).
     pub(crate) fn snd_seq(&self) -> (SeqNum, SeqNum) {
         (self.inner.snd_una(), self.inner.snd_nxt())
+    }
+
+    /// [`Instant::ms_stamp`] of the last ACK taken (see the field; ss's `lastack`).
+    pub(crate) fn ack_stamp(&self) -> u32 {
+        self.ack_rx
     }
 
     /// RCV.NXT once there is one.

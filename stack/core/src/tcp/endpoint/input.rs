@@ -75,7 +75,7 @@ impl Endpoint {
     }
 
     /// The listener a segment for `tuple` would reach (exact address first, then wildcard).
-    fn listener_for(&self, tuple: &FourTuple) -> Option<ListenerId> {
+    pub(super) fn listener_for(&self, tuple: &FourTuple) -> Option<ListenerId> {
         let index = self
             .listen_map
             .get(&(tuple.local_addr, tuple.local_port))
@@ -130,8 +130,13 @@ impl Endpoint {
         let arrival = s
             .conn
             .on_segment(now, seg, &mut self.limiter, &mut self.pool);
-        s.counters
+        let advanced = s
+            .counters
             .on_progress(before, ConnCounters::progress(&s.conn));
+        // Linux tcp_event_data_recv: data that advanced RCV.NXT (not a bare FIN).
+        if advanced && !seg.payload.is_empty() {
+            s.data_recv = now.ms_stamp();
+        }
         if let Some(h) = self
             .histories
             .as_mut()

@@ -76,7 +76,7 @@ use crate::time::{Duration, Instant};
 use crate::wire::TcpRepr;
 pub use flow::FlowStats;
 pub use history::{ConnHistory, HistEvent, HISTORY_LEN};
-pub use info::{ConnCounters, ConnInfo};
+pub use info::{Activity, ConnCounters, ConnInfo, Idle};
 
 use timers::{Armed, ConnTimers, TimerKey};
 use twtable::TwTable;
@@ -335,6 +335,9 @@ struct Slot {
     conn: Connection,
     owner: Owner,
     counters: ConnCounters,
+    /// [`Instant::ms_stamp`] of the last data received in order ([`Activity::data_recv`]);
+    /// in what was the slot's padding.
+    data_recv: u32,
     /// The application called `close` or `abort` (or never will own it).
     closed: bool,
     /// Counted in `Endpoint::orphans` (closed by the application, not finished; orphans.rs).
@@ -735,7 +738,7 @@ impl Endpoint {
             s.conn.poll_transmit(now, |seg| {
                 out += 1;
                 flow.on_output(seg, max);
-                counters.on_output(seg, max);
+                counters.on_output(now, seg, max);
                 emit(src, dst, seg)
             });
             if let Some(h) = self
@@ -899,11 +902,32 @@ impl Endpoint {
         self.slot(id).map(|s| s.conn.state())
     }
 
+    /// What the endpoint holds for `tuple` (`local` = ours), for `xdptcp trace`: the
+    /// connection's state, TIME-WAIT for a record of the TIME-WAIT table, `None` for neither
+    /// (see [`Endpoint::has_listener`]). One demux lookup, plus one in the TIME-WAIT table.
+    pub fn tuple_state(&self, tuple: &FourTuple) -> Option<State> {
+        if let Some(&i) = self.demux.get(tuple) {
+            return self.conns.get(i as usize).map(|s| s.conn.state());
+        }
+        self.tw.contains(tuple).then_some(State::TimeWait)
+    }
+
+    /// A listener would take a SYN for `tuple` (its address and port, or the wildcard).
+    pub fn has_listener(&self, tuple: &FourTuple) -> bool {
+        self.listener_for(tuple).is_some()
+    }
+
     /// A snapshot of a connection: state, 4-tuple, sequence numbers, negotiated options,
     /// RTT, congestion window, queues, timers (see [`ConnInfo`]).
     pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
-        self.slot(id)
-            .map(|s| ConnInfo::of(&s.conn, s.counters, self.history_of(id.index as usize)))
+        self.slot(id).map(|s| {
+            ConnInfo::of(
+                &s.conn,
+                s.counters,
+                s.data_recv,
+                self.history_of(id.index as usize),
+            )
+        })
     }
 
     /// The connection's 4-tuple (`local` = our side).
@@ -989,7 +1013,12 @@ impl Endpoint {
         let end = cursor.saturating_add(4 * max + 64);
         while i < len && taken < max && i < end {
             if let Some(s) = self.conns.get(i) {
-                f(ConnInfo::of(&s.conn, s.counters, self.history_of(i)));
+                f(ConnInfo::of(
+                    &s.conn,
+                    s.counters,
+                    s.data_recv,
+                    self.history_of(i),
+                ));
                 taken += 1;
             }
             i += 1;
@@ -1061,11 +1090,17 @@ impl Endpoint {
             }
             h[index] = ConnHistory::default();
         }
+        // The activity stamps start at the connection's creation, as its ACK stamp does.
+        let born = conn.ack_stamp();
         entry.insert(Slot {
             gen,
             conn,
             owner,
-            counters: ConnCounters::default(),
+            counters: ConnCounters {
+                data_sent: born,
+                ..ConnCounters::default()
+            },
+            data_recv: born,
             closed: false,
             orphan: false,
             in_ready: false,
