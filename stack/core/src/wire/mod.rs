@@ -7,6 +7,7 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod frame;
+pub mod icmpv4;
 pub mod ipv4;
 pub mod seq;
 pub mod tcp;
@@ -14,6 +15,10 @@ pub mod tcp;
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
 pub use frame::{emit_tcp_frame, parse_tcp_frame, parse_tcp_frame_with, tcp_frame_len, TcpFrame};
+pub use icmpv4::{
+    parse_icmpv4_frame, DstUnreachable, Icmpv4ErrorRepr, Icmpv4Frame, Icmpv4Message, QuotedTcp,
+    TimeExceeded,
+};
 pub use ipv4::{Ipv4Packet, Ipv4Repr, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 pub use seq::SeqNum;
 pub use tcp::{TcpFlags, TcpOptions, TcpPacket, TcpRepr, MAX_SACK_BLOCKS};
