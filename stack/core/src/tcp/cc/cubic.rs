@@ -33,6 +33,15 @@ pub(crate) struct Cubic {
 }
 
 impl Cubic {
+    /// Same segment counts in segments of `mss` bytes (`Cc::set_mss`); W_max, W_est and
+    /// cwnd_prior are in segments already.
+    pub fn set_mss(&mut self, mss: u16) {
+        let new = (mss as u32).max(1);
+        self.cwnd = (self.cwnd * new as f64 / self.mss as f64).max(new as f64);
+        self.ssthresh = super::rescale(self.ssthresh, self.mss, new);
+        self.mss = new;
+    }
+
     pub fn new(mss: u16) -> Cubic {
         let mss = (mss as u32).max(1);
         Cubic {

@@ -26,6 +26,15 @@ impl NewReno {
         }
     }
 
+    /// Same segment counts in segments of `mss` bytes (`Cc::set_mss`).
+    pub fn set_mss(&mut self, mss: u16) {
+        let new = (mss as u32).max(1);
+        self.cwnd = super::rescale(self.cwnd, self.mss, new).max(new);
+        self.ssthresh = super::rescale(self.ssthresh, self.mss, new);
+        self.acked = super::rescale(self.acked, self.mss, new);
+        self.mss = new;
+    }
+
     /// RFC 5681 eq. 4: ssthresh = max(FlightSize / 2, 2*SMSS).
     fn half(&self, flight: u32) -> u32 {
         (flight / 2).max(2 * self.mss)

@@ -17,6 +17,7 @@
 //! through the events that change them (`process_ack`, `on_sent`, `on_rto`, `on_persist`,
 //! `queue_fin`, ...).
 
+mod pmtu;
 mod recovery;
 
 pub(super) use recovery::AckResult;
@@ -94,6 +95,12 @@ pub(super) struct Sender {
     last_send: Option<Instant>,
     /// End of the last sub-MSS segment sent (Nagle, Minshall's variant as in Linux).
     sml_end: SeqNum,
+    /// The path MTU (Linux `icsk_pmtu_cookie`): the link's at first, lowered by ICMP
+    /// (pmtu.rs).
+    pmtu: u16,
+    /// Black-hole detection's cap on the data MSS (Linux `icsk_mtup.search_low`), 0 while
+    /// off (pmtu.rs).
+    probe_mss: u16,
 }
 
 /// What an acceptable ACK did.
@@ -173,7 +180,7 @@ impl Sender {
 
     pub fn new(iss: SeqNum, nego: Negotiated, cap: usize, limits: &Limits) -> Sender {
         let una = iss + 1u32;
-        Sender {
+        let mut s = Sender {
             una,
             nxt: una,
             max: una,
@@ -209,7 +216,14 @@ impl Sender {
             cwnd_limited: false,
             last_send: None,
             sml_end: una,
+            // Our MSS plus the IPv4 and TCP headers: the link's MTU.
+            pmtu: limits.offer.mss.saturating_add(40),
+            probe_mss: 0,
+        };
+        if limits.mtu_probing == 2 {
+            s.start_probing(limits.base_mss, nego);
         }
+        s
     }
 
     /// The SYN or SYN-ACK had to be retransmitted: RFC 6298 §5.7, the RTO starts at 3 s

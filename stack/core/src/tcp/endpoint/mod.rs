@@ -38,6 +38,7 @@
 
 mod flow;
 mod history;
+mod icmp;
 mod info;
 mod input;
 mod timers;
@@ -281,6 +282,8 @@ pub struct EndpointStats {
     pub aborted_on_timeout: u64,
     /// Data segments, ACKs and transmit limits of the connections (flow.rs).
     pub flow: FlowStats,
+    /// ICMP errors for this endpoint's flows, by outcome (tcp/icmp.rs).
+    pub icmp: crate::tcp::icmp::IcmpStats,
 }
 
 /// Per-state counts, computed on demand by [`Endpoint::state_counts`] (O(connections)).
@@ -1101,7 +1104,12 @@ impl Endpoint {
                     .and_then(|h| h.get_mut(id.index as usize));
                 let due = |t| s.conn.timer(t).is_some_and(|at| at <= now);
                 let (probe, rto) = (due(Timer::Persist), due(Timer::Retransmit));
+                let mss = s.conn.send_mss();
                 s.conn.on_timeout(now);
+                // tcp_mtu_probing: a timeout that lowered the MSS is a black hole detected.
+                if rto && s.conn.send_mss() < mss {
+                    self.stats.icmp.black_hole_mss_lowered += 1;
+                }
                 if let Some(h) = h {
                     if probe {
                         h.window_probe(now);

@@ -106,7 +106,11 @@ fn time_exceeded_codes_and_other_types() {
     // Time Exceeded code 2, echo reply/request, redirect, parameter problem: the kernel's.
     for (ty, code) in [(11u8, 2u8), (0, 0), (8, 0), (5, 1), (12, 0), (4, 0)] {
         let m = message(ty, code, [0; 4], &quote());
-        assert_eq!(Icmpv4ErrorRepr::parse(&m), Err(Error::Unsupported), "{ty}/{code}");
+        assert_eq!(
+            Icmpv4ErrorRepr::parse(&m),
+            Err(Error::Unsupported),
+            "{ty}/{code}"
+        );
     }
 }
 

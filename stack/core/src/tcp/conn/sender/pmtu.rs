@@ -1,0 +1,209 @@
+//! The sender's path MTU: lowered by ICMP "fragmentation needed" / "packet too big" (RFC 1191
+//! §6.2, RFC 8201 §5.4) and by black-hole detection (RFC 4821's fallback, Linux
+//! `tcp_mtu_probing`). Segments are cut from the byte buffer when sent, so a smaller MSS
+//! resizes every queued segment by itself; what was in flight at the old size is sent again
+//! (Linux `tcp_simple_retransmit`).
+
+use super::{Negotiated, Sender};
+use crate::tcp::icmp::{MIN_PMTU, MIN_SND_MSS};
+
+/// IPv4 + TCP headers without options (Linux `__tcp_mtu_to_mss`).
+const HEADERS: u16 = 40;
+
+impl Sender {
+    /// The path MTU in use.
+    pub fn pmtu(&self) -> u16 {
+        self.pmtu
+    }
+
+    /// The data bytes per segment now (the MSS less the timestamp option).
+    pub fn mss(&self) -> u16 {
+        self.mss
+    }
+
+    /// A "fragmentation needed" / "packet too big" reporting `mtu` (0: not given). As Linux
+    /// (`__ip_rt_update_pmtu`, `tcp_v4_mtu_reduced`): below `MIN_PMTU` it counts as
+    /// `min(PMTU, MIN_PMTU)`; the path MTU only goes down. Returns the new path MTU when it
+    /// went down; then the MSS follows and what is in flight is sent again at once.
+    pub fn on_packet_too_big(&mut self, mtu: u16, nego: Negotiated) -> Option<u16> {
+        let mtu = if mtu < MIN_PMTU {
+            self.pmtu.min(MIN_PMTU)
+        } else {
+            mtu
+        };
+        if mtu >= self.pmtu {
+            return None;
+        }
+        self.pmtu = mtu;
+        self.sync_mss(nego);
+        self.simple_retransmit();
+        Some(mtu)
+    }
+
+    /// Black-hole detection (Linux `tcp_mtu_probing` from `tcp_write_timeout`): the first
+    /// time, cap the data MSS at `base_mss`; after that halve the cap, never below
+    /// [`MIN_SND_MSS`]. Returns whether the MSS went down.
+    pub fn on_black_hole(&mut self, base_mss: u16, nego: Negotiated) -> bool {
+        let before = self.mss;
+        if self.probe_mss == 0 {
+            self.start_probing(base_mss, nego);
+        } else {
+            self.probe_mss = (self.probe_mss / 2).min(base_mss).max(MIN_SND_MSS);
+            self.sync_mss(nego);
+        }
+        self.mss < before
+    }
+
+    /// `tcp_mtu_probing` on: the data MSS is capped at `base_mss` (Linux `search_low`).
+    pub(in crate::tcp::conn) fn start_probing(&mut self, base_mss: u16, nego: Negotiated) {
+        self.probe_mss = base_mss.max(MIN_SND_MSS);
+        self.sync_mss(nego);
+    }
+
+    /// Linux `tcp_sync_mss`: the MSS from the path MTU (headers off, clamped by what the
+    /// handshake agreed, at least [`MIN_SND_MSS`]), less the options, capped by black-hole
+    /// detection. cwnd and ssthresh keep their count of segments (Linux counts them in
+    /// segments: "units changed and effective cwnd/ssthresh really reduced now").
+    fn sync_mss(&mut self, nego: Negotiated) {
+        let opts = if nego.timestamps { 12 } else { 0 };
+        let from_path = self
+            .pmtu
+            .saturating_sub(HEADERS)
+            .min(nego.mss)
+            .max(MIN_SND_MSS);
+        let mut mss = Self::effective_mss(nego).min(from_path.saturating_sub(opts).max(8));
+        if self.probe_mss != 0 {
+            mss = mss.min(self.probe_mss);
+        }
+        if mss != self.mss {
+            self.cc.set_mss(mss);
+            self.mss = mss;
+        }
+    }
+
+    /// Linux `tcp_simple_retransmit`: the segments in flight were sent at the old size and
+    /// were dropped; go back to SND.UNA and send them again now at the new size (go-back-N
+    /// skips what the peer SACKed), without a congestion response. As Linux's Loss state
+    /// (`high_seq = snd_nxt`), no fast recovery starts for what was sent before.
+    fn simple_retransmit(&mut self) {
+        if !self.in_flight() {
+            return;
+        }
+        self.recover = self.max;
+        self.recovery = None;
+        self.dupacks = 0;
+        self.nxt = self.una;
+        // Karn (RFC 6298 §3): the timed segment is sent again, no sample from it.
+        self.timing = None;
+        self.rtx_head = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::bufpool::BufPool;
+    use crate::tcp::cc::CongestionControl;
+    use crate::tcp::conn::sender::TxKind;
+    use crate::tcp::conn::Limits;
+    use crate::tcp::TcpConfig;
+    use crate::time::Instant;
+    use crate::wire::SeqNum;
+
+    fn nego(ts: bool) -> Negotiated {
+        Negotiated {
+            mss: 1460,
+            timestamps: ts,
+            ..Default::default()
+        }
+    }
+
+    fn sender(cfg: &TcpConfig, ts: bool) -> Sender {
+        let mut s = Sender::new(SeqNum(0), nego(ts), 1 << 20, &Limits::new(cfg));
+        s.set_window(1 << 20, SeqNum(0), SeqNum(1));
+        s
+    }
+
+    /// RFC 1191 §4 next-hop MTU 1280: MSS 1280 - 40 - 12 = 1228 with timestamps (Linux
+    /// `tcp_mtu_to_mss`); larger or equal MTUs change nothing (the PMTU only decreases).
+    #[test]
+    fn frag_needed_lowers_mss_only_downward() {
+        let cfg = TcpConfig::default();
+        let mut s = sender(&cfg, true);
+        assert_eq!((s.pmtu(), s.mss()), (1500, 1448));
+        assert_eq!(s.on_packet_too_big(1500, nego(true)), None);
+        assert_eq!(s.on_packet_too_big(9000, nego(true)), None);
+        assert_eq!(s.on_packet_too_big(1280, nego(true)), Some(1280));
+        assert_eq!((s.pmtu(), s.mss()), (1280, 1228));
+        assert_eq!(s.on_packet_too_big(1400, nego(true)), None, "never back up");
+        // Without timestamps the MSS is the MTU less 40.
+        let mut s = sender(&cfg, false);
+        s.on_packet_too_big(1280, nego(false));
+        assert_eq!(s.mss(), 1240);
+    }
+
+    /// Linux `ip_rt_min_pmtu` = 552: a reported MTU of 0 (pre-RFC 1191 router, RFC 1191 §5)
+    /// or 68 (the IPv4 minimum, RFC 791) gives PMTU 552 and MSS 552 - 40 - 12 = 500.
+    #[test]
+    fn tiny_or_missing_mtu_floors_at_min_pmtu() {
+        for reported in [0u16, 68, 551] {
+            let mut s = sender(&TcpConfig::default(), true);
+            assert_eq!(s.on_packet_too_big(reported, nego(true)), Some(552));
+            assert_eq!(s.mss(), 500);
+            assert_eq!(s.on_packet_too_big(0, nego(true)), None);
+        }
+    }
+
+    /// `tcp_simple_retransmit`: the flight goes out again from SND.UNA at the new size, the
+    /// first segment at once; cwnd keeps its count of segments.
+    #[test]
+    fn in_flight_is_resent_at_the_new_size() {
+        let mut s = sender(&TcpConfig::default(), false);
+        let mut p = BufPool::new();
+        s.write(&[7u8; 4 * 1460], &mut p);
+        let mut sent = Vec::new();
+        while let Some(tx) = s.next_tx(true) {
+            s.on_sent(Instant::ZERO, &tx);
+            sent.push((tx.seq.0, tx.len));
+        }
+        assert_eq!(
+            sent,
+            vec![(1, 1460), (1461, 1460), (2921, 1460), (4381, 1460)]
+        );
+        let cwnd_segments = s.cc.cwnd() / 1460;
+        assert_eq!(s.on_packet_too_big(1280, nego(false)), Some(1280));
+        assert_eq!(s.cc.cwnd() / 1240, cwnd_segments);
+        let tx = s.next_tx(true).unwrap();
+        assert_eq!((tx.seq.0, tx.len, tx.kind), (1, 1240, TxKind::Head));
+        s.on_sent(Instant::ZERO, &tx);
+        let mut again = Vec::new();
+        while let Some(tx) = s.next_tx(true) {
+            s.on_sent(Instant::ZERO, &tx);
+            again.push((tx.seq.0, tx.len));
+        }
+        assert_eq!(
+            again,
+            vec![(1241, 1240), (2481, 1240), (3721, 1240), (4961, 880)]
+        );
+    }
+
+    /// Linux `tcp_mtu_probing`: the first black hole caps the data MSS at `tcp_base_mss`
+    /// (1024), each further one halves it, never below `tcp_min_snd_mss` (48).
+    #[test]
+    fn black_hole_steps_down_from_base_mss() {
+        let cfg = TcpConfig::default();
+        let mut s = sender(&cfg, true);
+        let mut seen = Vec::new();
+        for _ in 0..7 {
+            s.on_black_hole(1024, nego(true));
+            seen.push(s.mss());
+        }
+        assert_eq!(seen, vec![1024, 512, 256, 128, 64, 48, 48]);
+        // Mode 2: the cap applies from the start.
+        let cfg = TcpConfig {
+            mtu_probing: 2,
+            ..TcpConfig::default()
+        };
+        assert_eq!(sender(&cfg, true).mss(), 1024);
+    }
+}
