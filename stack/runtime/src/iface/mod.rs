@@ -33,6 +33,7 @@
 //! device burst, at most `rx_budget`) and processes them exactly like received ones. Without
 //! a hand-off mesh the segment is handled here.
 
+mod icmp;
 mod link;
 pub mod tap;
 
@@ -173,6 +174,9 @@ pub struct IfaceStats {
     pub app_events: u64,
     /// `on_timeout` calls.
     pub timer_runs: u64,
+    /// ICMPv4 errors about our TCP segments handed to the endpoint (icmp.rs; its
+    /// `EndpointStats::icmp` says what each did).
+    pub rx_icmp: u64,
 }
 
 /// What one `poll` did (for the worker's busy/idle accounting).
@@ -375,9 +379,20 @@ impl<D: Device, L: Link> Interface<D, L> {
         if let Some(h) = shard.as_mut().and_then(|s| s.handoff.as_mut()) {
             // The sender verified the checksum already.
             let got = h.recv(cfg.rx_budget, |frame| {
-                let Ok(f) = wire::parse_tcp_frame_with(frame, false) else {
-                    stats.rx_malformed += 1;
-                    return;
+                let f = match wire::parse_tcp_frame_with(frame, false) {
+                    Ok(f) => f,
+                    // An ICMP error the receiving worker found ours (see icmp.rs).
+                    Err(wire::Error::Unsupported) => {
+                        match icmp::classify(frame) {
+                            icmp::NotTcp::Icmp(t, f) => icmp::ingest(now, t, &f, ep, stats),
+                            _ => stats.rx_malformed += 1,
+                        }
+                        return;
+                    }
+                    Err(_) => {
+                        stats.rx_malformed += 1;
+                        return;
+                    }
                 };
                 ingest(now, &f, ep, neigh, routes, stats, &mut learned);
             });
@@ -391,6 +406,35 @@ impl<D: Device, L: Link> Interface<D, L> {
             }
             let f = match wire::parse_tcp_frame_with(frame, cfg.verify_checksums) {
                 Ok(f) => f,
+                Err(wire::Error::Unsupported) => {
+                    let (t, f) = match icmp::classify(frame) {
+                        icmp::NotTcp::Icmp(t, f) => (t, f),
+                        icmp::NotTcp::Unsupported => {
+                            stats.rx_unsupported += 1;
+                            return;
+                        }
+                        icmp::NotTcp::Invalid(e) => return icmp::count_invalid(stats, e),
+                    };
+                    if !icmp::is_ours(cfg.addr, &cfg.extra_addrs, &f) {
+                        stats.rx_not_ours += 1;
+                        return;
+                    }
+                    // The quoted flow's owner, as for its segments.
+                    if let Some(sh) = shard {
+                        let owner = sh.owner.owner(&t);
+                        if owner != sh.index {
+                            stats.rx_misdirected += 1;
+                            if let Some(h) = &mut sh.handoff {
+                                match h.send(owner, frame) {
+                                    Ok(()) => stats.handoff_sent += 1,
+                                    Err(_) => stats.handoff_dropped += 1,
+                                }
+                                return;
+                            }
+                        }
+                    }
+                    return icmp::ingest(now, t, &f, ep, stats);
+                }
                 Err(e) => {
                     *match e {
                         wire::Error::Truncated => &mut stats.rx_truncated,
