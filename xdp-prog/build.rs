@@ -32,4 +32,5 @@ fn main() {
         println!("cargo:rerun-if-changed={src}");
     }
     println!("cargo:rerun-if-changed=src/bpf/syncookie.h");
+    println!("cargo:rerun-if-changed=src/bpf/icmp.h");
 }
