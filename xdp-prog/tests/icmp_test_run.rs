@@ -67,7 +67,7 @@ impl Icmp {
         for b in inner.iter_mut().skip(20) {
             *b = 1;
         }
-        let mut tcp = vec![0u8; 20];
+        let mut tcp = [0u8; 20];
         tcp[0..2].copy_from_slice(&self.sport.to_be_bytes());
         tcp[2..4].copy_from_slice(&5201u16.to_be_bytes());
         tcp[4..8].copy_from_slice(&0x01020304u32.to_be_bytes());

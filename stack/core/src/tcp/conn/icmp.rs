@@ -92,6 +92,14 @@ impl Connection {
         }
     }
 
+    /// Whether the connection ended by a timeout, also when a soft ICMP error is what it
+    /// reports (soft errors are only kept in the synchronized states, where nothing but the
+    /// timeout turns one into the connection's error).
+    pub(crate) fn timed_out(&self) -> bool {
+        let err = self.error();
+        err == Some(ConnError::TimedOut) || (err.is_some() && self.soft_error.map(|s| s.0) == err)
+    }
+
     /// The data bytes per segment now, in the states that send data.
     pub(crate) fn send_mss(&self) -> Option<u16> {
         self.inner.sender().map(|s| s.mss())

@@ -1193,7 +1193,7 @@ impl Endpoint {
         self.timers.cancel(&mut s.timer);
         // Counted here, not from events: an orphaned connection (closed by the app) that
         // runs out of retries reports to nobody (Linux: TCPAbortOnTimeout).
-        if s.conn.error() == Some(ConnError::TimedOut) {
+        if s.conn.timed_out() {
             self.stats.aborted_on_timeout += 1;
         }
         let (tuple, owner) = (s.conn.tuple(), s.owner);
