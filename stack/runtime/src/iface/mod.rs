@@ -4,6 +4,8 @@
 //! 1. receive a burst (at most `rx_budget` frames) and parse each with
 //!    [`wire::parse_tcp_frame`]; rejected frames are dropped and counted by reason, frames not
 //!    addressed to our IPv4 address are counted, the rest go to [`Endpoint::on_segment`];
+//!    ICMPv4 errors the XDP program steered here (about our segments) go, via the quoted
+//!    flow's owner, to [`Endpoint::on_icmp_error`] (icmp.rs);
 //! 2. application callbacks for every endpoint event ([`App::on_event`]);
 //! 3. due TCP timers ([`Endpoint::on_timeout`]);
 //! 4. every due segment ([`Endpoint::poll_transmit`]) is emitted in place into a device frame;
