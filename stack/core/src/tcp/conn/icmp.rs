@@ -105,6 +105,20 @@ impl Connection {
         self.inner.sender().map(|s| s.mss())
     }
 
+    /// Past the handshake (and not CLOSED).
+    pub(crate) fn is_synchronized(&self) -> bool {
+        self.inner.is_synchronized()
+    }
+
+    /// Use a path MTU learned earlier for this peer (the endpoint's cache) if it is lower
+    /// than this connection's.
+    pub(crate) fn use_path_mtu(&mut self, pmtu: u16) {
+        let nego = self.nego;
+        if let Some(snd) = self.inner.sender_mut() {
+            let _ = snd.on_packet_too_big(pmtu, nego);
+        }
+    }
+
     /// The path MTU this connection uses, in the states that send data.
     pub(crate) fn pmtu(&self) -> Option<u16> {
         self.inner.sender().map(|s| s.pmtu())

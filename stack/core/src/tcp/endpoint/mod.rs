@@ -376,6 +376,8 @@ pub struct Endpoint {
     gens: Vec<u32>,
     /// Keyed with the endpoint's secret seed: remote peers choose these keys.
     demux: KeyedMap<FourTuple, u32>,
+    /// Path MTUs learned from ICMP, by remote address (icmp.rs; Linux's route exceptions).
+    pmtu_cache: icmp::PmtuCache,
     listeners: Vec<Option<ListenerSlot>>,
     listener_gens: Vec<u32>,
     listen_map: FxHashMap<(Ipv4Addr, u16), u32>,
@@ -436,6 +438,7 @@ impl Endpoint {
             conns: Slab::with_capacity(slots),
             gens: Vec::new(),
             demux: keyed_map(secrets.seed),
+            pmtu_cache: icmp::PmtuCache::new(secrets.seed.rotate_left(17)),
             listeners: Vec::new(),
             listener_gens: Vec::new(),
             listen_map: FxHashMap::default(),

@@ -108,3 +108,34 @@ fn frag_needed_resizes_and_transfer_completes() {
     assert_eq!(&got[..n], &data[..]);
     assert_eq!(p.a.stats().icmp.pmtu_lowered, 1);
 }
+
+/// Linux keeps a learned path MTU per destination (a route exception, `ip_rt_mtu_expires`
+/// = 600 s): the next connection to the same peer starts at the lowered size (1228 data
+/// bytes with timestamps) without losing a flight first; after the expiry it starts at the
+/// link's again.
+#[test]
+fn learned_pmtu_applies_to_the_next_connection_until_it_expires() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(Ipv4Addr::UNSPECIFIED, 80, 16).unwrap();
+    let (ca, _cb) = p.open(l, 80);
+    assert_eq!(p.a.send(p.now, ca, &[5u8; 3000]).unwrap(), 3000);
+    let lost = flush(&mut p.a, p.now);
+    let frag = Icmpv4Message::DstUnreachable {
+        code: DstUnreachable::FragNeeded,
+        next_hop_mtu: 1280,
+    };
+    let (tuple, err, seq) = icmp_about(&lost[0], frag);
+    p.a.on_icmp_error(p.now, tuple, err, seq);
+    p.run();
+    // A second connection to B: its first data segment is already at the learned size.
+    let (ca2, _) = p.open(l, 80);
+    assert_eq!(p.a.pmtu(ca2), Some(1280));
+    p.a.send(p.now, ca2, &[6u8; 3000]).unwrap();
+    let first = flush(&mut p.a, p.now);
+    assert_eq!(first[0].repr().payload.len(), 1228);
+    p.run();
+    // 600 s later the learned value is gone: a new connection starts at the link's MTU.
+    p.advance(p.now + super::super::icmp::PMTU_EXPIRES);
+    let (ca3, _) = p.open(l, 80);
+    assert_eq!(p.a.pmtu(ca3), Some(1500));
+}
