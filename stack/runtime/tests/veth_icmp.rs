@@ -123,6 +123,7 @@ fn run_stack<A: App + Send + 'static>(
     ns: &str,
     ifname: &str,
     addr: std::net::Ipv4Addr,
+    tcp: TcpConfig,
     app: A,
 ) -> (WorkerSnapshot, A) {
     let opts = StackOptions {
@@ -133,7 +134,7 @@ fn run_stack<A: App + Send + 'static>(
         ephemeral: EPHEMERAL,
         zero_copy: false,
         reserve_ports: true,
-        tcp: TcpConfig::default(),
+        tcp,
         afxdp: AfXdpConfig {
             frame_count: 4096 + 1024,
             frame_size: 2048,
@@ -170,15 +171,50 @@ fn run_stack<A: App + Send + 'static>(
         .unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
-/// RFC 1191 through a real Linux router: the stack's 1500-byte DF segments meet a 1280-byte
-/// link, the router's "fragmentation needed" lowers the stack's path MTU, and 8 MiB reach
-/// the peer byte-exact.
-#[test]
-fn frag_needed_from_a_router_lowers_the_path_mtu() {
-    require_root();
-    let path = RoutedPath::new(1280).expect("three namespaces with a router");
-    // The small link on the peer's side too; the peer's route back still advertises MSS
-    // 1460, so only the router's ICMP can tell the stack.
+/// A Linux sink in the peer namespace of `path` on `port`: accepts one connection, checks
+/// every byte against the stream, returns how many came before EOF. Listening on return.
+fn peer_sink(path: &RoutedPath, port: u16) -> std::thread::JoinHandle<std::io::Result<usize>> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let peer_ns = path.peer_ns.clone();
+    let sink = std::thread::spawn(move || -> std::io::Result<usize> {
+        let _ns = NetnsGuard::enter(&peer_ns)?;
+        let l = TcpListener::bind(SocketAddr::from((ROUTED_PEER_ADDR, port)))?;
+        let _ = ready_tx.send(());
+        l.set_nonblocking(true)?;
+        let end = StdInstant::now() + LIMIT;
+        let mut s = loop {
+            match l.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == ErrorKind::WouldBlock && StdInstant::now() < end => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        s.set_nonblocking(false)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                return Ok(got);
+            }
+            if let Some(i) = (0..n).find(|&i| buf[i] != byte(got + i)) {
+                return Err(std::io::Error::other(format!("byte {} differs", got + i)));
+            }
+            got += n;
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("peer listening");
+    sink
+}
+
+/// The small link on the peer's side too, with the peer's route back still advertising MSS
+/// 1460: the handshake alone does not avoid the small link.
+fn small_link_at_peer(path: &RoutedPath) {
     path.run_in_peer(&["ip", "link", "set", &path.peer_if, "mtu", "1280"])
         .expect("peer MTU");
     let via = ROUTER_PEER_SIDE.to_string();
@@ -193,49 +229,24 @@ fn frag_needed_from_a_router_lowers_the_path_mtu() {
         "1460",
     ])
     .expect("peer route with advmss");
+}
+
+/// RFC 1191 through a real Linux router: the stack's 1500-byte DF segments meet a 1280-byte
+/// link, the router's "fragmentation needed" lowers the stack's path MTU, and 8 MiB reach
+/// the peer byte-exact.
+#[test]
+fn frag_needed_from_a_router_lowers_the_path_mtu() {
+    require_root();
+    let path = RoutedPath::new(1280).expect("three namespaces with a router");
+    small_link_at_peer(&path);
     const PORT: u16 = 5201;
     const TOTAL: usize = 8 * MIB;
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let sink = {
-        let peer_ns = path.peer_ns.clone();
-        std::thread::spawn(move || -> std::io::Result<usize> {
-            let _ns = NetnsGuard::enter(&peer_ns)?;
-            let l = TcpListener::bind(SocketAddr::from((ROUTED_PEER_ADDR, PORT)))?;
-            let _ = ready_tx.send(());
-            l.set_nonblocking(true)?;
-            let end = StdInstant::now() + LIMIT;
-            let mut s = loop {
-                match l.accept() {
-                    Ok((s, _)) => break s,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock && StdInstant::now() < end => {
-                        std::thread::sleep(Duration::from_millis(10))
-                    }
-                    Err(e) => return Err(e),
-                }
-            };
-            s.set_nonblocking(false)?;
-            s.set_read_timeout(Some(Duration::from_secs(30)))?;
-            let mut got = 0usize;
-            let mut buf = vec![0u8; 65_536];
-            loop {
-                let n = s.read(&mut buf)?;
-                if n == 0 {
-                    return Ok(got);
-                }
-                if let Some(i) = (0..n).find(|&i| buf[i] != byte(got + i)) {
-                    return Err(std::io::Error::other(format!("byte {} differs", got + i)));
-                }
-                got += n;
-            }
-        })
-    };
-    ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("peer listening");
+    let sink = peer_sink(&path, PORT);
     let (snap, app) = run_stack(
         &path.stack_ns,
         &path.stack_if,
         ROUTED_STACK_ADDR,
+        TcpConfig::default(),
         BulkSender::new(SocketAddrV4::new(ROUTED_PEER_ADDR, PORT), TOTAL),
     );
     let got = sink.join().expect("sink thread");
@@ -303,6 +314,7 @@ fn port_unreachable_refuses_connect_like_linux() {
         &pair.stack_ns,
         &pair.stack_if,
         STACK_ADDR,
+        TcpConfig::default(),
         Client::new(SocketAddrV4::new(PEER_ADDR, PORT), b"x"),
     );
     assert_eq!(client.outcome(), Some(Err(AppError::ConnectionRefused)));
@@ -310,4 +322,61 @@ fn port_unreachable_refuses_connect_like_linux() {
     assert_eq!((icmp.fatal, icmp.errors_in), (1, 1), "{icmp:?}");
     assert_eq!(snap.iface.rx_icmp, 1);
     assert_eq!(snap.endpoint.flow.retrans_segs, 0, "no SYN retransmission");
+}
+
+/// A black hole (RFC 4821 §1): the same path, but the router's ICMP errors are dropped
+/// (nftables in the router namespace), so no "fragmentation needed" ever arrives. With
+/// `tcp_mtu_probing = 1` the stack detects it after `tcp_retries1` timeouts in a row and
+/// drops to `tcp_base_mss` (1024 data bytes per segment), and 1 MiB arrives byte-exact.
+#[test]
+fn black_hole_is_detected_with_tcp_mtu_probing() {
+    require_root();
+    let path = RoutedPath::new(1280).expect("three namespaces with a router");
+    small_link_at_peer(&path);
+    for cmd in [
+        &["nft", "add", "table", "ip", "xtest"][..],
+        &[
+            "nft",
+            "add",
+            "chain",
+            "ip",
+            "xtest",
+            "out",
+            "{ type filter hook output priority 0 ; }",
+        ],
+        &[
+            "nft",
+            "add",
+            "rule",
+            "ip",
+            "xtest",
+            "out",
+            "icmp",
+            "type",
+            "destination-unreachable",
+            "drop",
+        ],
+    ] {
+        path.run_in_router(cmd)
+            .expect("nftables in the router namespace");
+    }
+    const PORT: u16 = 5202;
+    const TOTAL: usize = MIB;
+    let sink = peer_sink(&path, PORT);
+    let mut tcp = TcpConfig::default();
+    tcp.set("tcp_mtu_probing", "1").expect("tcp_mtu_probing");
+    let (snap, app) = run_stack(
+        &path.stack_ns,
+        &path.stack_if,
+        ROUTED_STACK_ADDR,
+        tcp,
+        BulkSender::new(SocketAddrV4::new(ROUTED_PEER_ADDR, PORT), TOTAL),
+    );
+    let got = sink.join().expect("sink thread");
+    assert_eq!(app.error, None);
+    assert!(app.done, "the transfer did not end within {LIMIT:?}");
+    assert_eq!(got.expect("peer read the stream"), TOTAL);
+    let icmp = snap.endpoint.icmp;
+    assert!(icmp.black_hole_mss_lowered >= 1, "{icmp:?}");
+    assert_eq!(snap.iface.rx_icmp, 0, "the black hole sent no ICMP");
 }
