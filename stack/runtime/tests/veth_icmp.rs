@@ -7,6 +7,9 @@
 //!   the new size, and an 8 MiB transfer to the peer arrives byte-exact. (The peer's route
 //!   back advertises MSS 1460 (`advmss`), so the handshake alone does not avoid the small
 //!   link: only the ICMP can.)
+//! - A black hole: the same path with the router's ICMP errors dropped; with
+//!   `tcp_mtu_probing = 1` the stack lowers its MSS after repeated timeouts (RFC 4821's
+//!   fallback, as Linux) and the transfer completes.
 //! - Port unreachable: a Linux host whose nftables rejects a port with ICMP port
 //!   unreachable. The stack's connect fails with "connection refused" at once (Linux
 //!   tcp_v4_err in SYN-SENT), exactly as a Linux client's connect to the same port does.
