@@ -105,7 +105,8 @@ pub struct TcpConfig {
     /// black hole is detected (`tcp_retries1` = 3 timeouts in a row without an ICMP
     /// error or progress: the MSS drops to `tcp_base_mss`, then halves on each further
     /// detection, never below 48); 2 always on (connections start at most at
-    /// `tcp_base_mss`). Linux's upward probing (`tcp_mtu_probe`) is not done yet.
+    /// `tcp_base_mss`). While on, probe segments raise the MSS toward the path's
+    /// (`tcp_mtu_probe`; conn/sender/pmtu.rs).
     pub mtu_probing: u8,
     /// `tcp_base_mss`: the MSS black-hole detection starts from (Linux default 1024).
     pub base_mss: u16,

@@ -17,8 +17,8 @@
 //!   ECONNREFUSED); for a passive SYN-RECEIVED quoting our ISS, net/host unreachable and time
 //!   exceeded drop the half-open connection silently (`tcp_req_err`); in the synchronized
 //!   states only a soft error, remembered and reported instead of `TimedOut` if the
-//!   connection later times out with nothing acknowledged since (Linux `sk_err_soft`, RFC 1122
-//!   §4.2.3.9: "MUST NOT abort the connection" for these).
+//!   connection later times out with no ACK since (Linux `sk_err_soft`, RFC 1122 §4.2.3.9:
+//!   "MUST NOT abort the connection" for these).
 
 use crate::wire::{DstUnreachable, Icmpv4Message};
 

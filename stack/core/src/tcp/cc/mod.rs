@@ -94,8 +94,17 @@ impl Cc {
     /// segments, as in Linux, which counts them in segments of `mss_cache`.
     pub fn set_mss(&mut self, new: u16) {
         match self {
-            Cc::Cubic(c) => c.set_mss(new),
-            Cc::Reno(c) => c.set_mss(new),
+            Cc::Cubic(c) => c.set_mss(new, false),
+            Cc::Reno(c) => c.set_mss(new, false),
+        }
+    }
+
+    /// The MSS grew after a successful path MTU probe: cwnd and ssthresh keep their bytes
+    /// (Linux `tcp_mtup_probe_success` rescales the segment count so that they do).
+    pub fn set_mss_keep_bytes(&mut self, new: u16) {
+        match self {
+            Cc::Cubic(c) => c.set_mss(new, true),
+            Cc::Reno(c) => c.set_mss(new, true),
         }
     }
 

@@ -185,7 +185,7 @@ static KEYS: &[Key] = &[
         meaning: "Congestion control: cubic (RFC 9438) or reno (NewReno, RFC 5681 / RFC 6582)",
         get: |c| c.congestion_control as u64, set: |c, v| c.congestion_control = CongestionAlgo::from_index(v) },
     Key { name: "tcp_mtu_probing", unit: "mode", allowed: Allowed::Choice(&[0, 1, 2]), triple: false,
-        meaning: "Black-hole PMTU detection (RFC 4821 fallback): 0 off, 1 after tcp_retries1 (3) timeouts without progress lower the MSS to tcp_base_mss then halve it, 2 always cap the MSS at tcp_base_mss (no upward probing yet)",
+        meaning: "Packetization-layer PMTUD (RFC 4821, as Linux): 0 off; 1 on once a black hole is seen (tcp_retries1 = 3 timeouts without progress lower the MSS to tcp_base_mss, then halve it); 2 always on, starting from tcp_base_mss. While on, larger probe segments raise the MSS again toward the path MTU",
         get: |c| c.mtu_probing as u64, set: |c, v| c.mtu_probing = v as u8 },
     Key { name: "tcp_base_mss", unit: "bytes", allowed: Allowed::Range(48, 65_535), triple: false,
         meaning: "The MSS black-hole detection (tcp_mtu_probing) starts from",

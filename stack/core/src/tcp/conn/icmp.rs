@@ -57,7 +57,7 @@ impl Connection {
             // RFC 1122 §4.2.3.9: soft errors in the synchronized states; Linux keeps it in
             // sk_err_soft and reports it if the connection times out.
             _ => {
-                self.soft_error = Some((hard, self.inner.snd_una()));
+                self.soft_error = Some(hard);
                 IcmpOutcome::Soft
             }
         }
@@ -79,15 +79,11 @@ impl Connection {
     }
 
     /// Linux `tcp_write_err`: a connection that times out reports the soft error an ICMP
-    /// left (`sk_err_soft`) instead of ETIMEDOUT, unless the peer acknowledged something
-    /// since (Linux clears it on every ACK).
+    /// left (`sk_err_soft`) instead of ETIMEDOUT, unless an ACK came since (input.rs clears
+    /// it, as Linux's `tcp_ack`).
     pub(super) fn timeout_error(&self, t: Transition) -> Transition {
         match (t, self.soft_error) {
-            (Transition::Closed(Some(ConnError::TimedOut)), Some((e, una)))
-                if self.inner.snd_una() == una =>
-            {
-                Transition::Closed(Some(e))
-            }
+            (Transition::Closed(Some(ConnError::TimedOut)), Some(e)) => Transition::Closed(Some(e)),
             (t, _) => t,
         }
     }
@@ -97,7 +93,7 @@ impl Connection {
     /// timeout turns one into the connection's error).
     pub(crate) fn timed_out(&self) -> bool {
         let err = self.error();
-        err == Some(ConnError::TimedOut) || (err.is_some() && self.soft_error.map(|s| s.0) == err)
+        err == Some(ConnError::TimedOut) || (err.is_some() && self.soft_error == err)
     }
 
     /// The data bytes per segment now, in the states that send data.

@@ -412,8 +412,9 @@ pub(crate) struct Connection {
     /// When we last answered an out-of-window segment or sent a challenge ACK (Linux
     /// `last_oow_ack_time`), for the per-connection ACK-loop limit.
     last_oow_ack: Option<Instant>,
-    /// The last soft ICMP error and SND.UNA when it came (icmp.rs, Linux `sk_err_soft`).
-    soft_error: Option<(ConnError, SeqNum)>,
+    /// The last soft ICMP error, cleared by an ACK that is not old (icmp.rs, Linux
+    /// `sk_err_soft`).
+    soft_error: Option<ConnError>,
 }
 
 /// What `on_segment` asks of the caller beyond the connection's own output.

@@ -3,12 +3,29 @@
 //! `tcp_mtu_probing`). Segments are cut from the byte buffer when sent, so a smaller MSS
 //! resizes every queued segment by itself; what was in flight at the old size is sent again
 //! (Linux `tcp_simple_retransmit`).
+//!
+//! With `tcp_mtu_probing` on, the MSS is also probed upward (RFC 4821 §7, Linux
+//! `tcp_mtu_probe`): once the connection is in steady state (no recovery, no timeout, cwnd
+//! of at least 11 segments, enough data queued), one segment of the size halfway between
+//! the current MSS and the upper bound (the path's MSS, lowered by failed probes) goes out;
+//! acknowledged, it becomes the MSS; lost (three duplicate ACKs at it, or a timeout), it
+//! becomes the upper bound, without a congestion response. Probing stops when the bounds
+//! are closer than `tcp_probe_threshold` (8 bytes).
 
 use super::{Negotiated, Sender};
+use crate::tcp::cc::CongestionControl;
 use crate::tcp::icmp::{MIN_PMTU, MIN_SND_MSS};
+use crate::wire::SeqNum;
 
 /// IPv4 + TCP headers without options (Linux `__tcp_mtu_to_mss`).
 const HEADERS: u16 = 40;
+/// Linux `tcp_probe_threshold`: probing stops when the search interval is below this.
+const PROBE_THRESHOLD: u16 = 8;
+/// Linux's default `tcp_reordering` (3) + 1: data beyond a probe needed to detect its loss
+/// by duplicate ACKs, in segments.
+const PROBE_TAIL_SEGMENTS: usize = 4;
+/// Linux `tcp_mtu_probe`: no probe while cwnd is below this many segments.
+const PROBE_MIN_CWND_SEGMENTS: u32 = 11;
 
 impl Sender {
     /// The path MTU in use.
@@ -73,11 +90,89 @@ impl Sender {
             .max(MIN_SND_MSS);
         let mut mss = Self::effective_mss(nego).min(from_path.saturating_sub(opts).max(8));
         if self.probe_mss != 0 {
+            // Linux tcp_sync_mss: search_high never above the path's.
+            self.probe_high = match self.probe_high {
+                0 => mss,
+                h => h.min(mss),
+            };
             mss = mss.min(self.probe_mss);
         }
         if mss != self.mss {
             self.cc.set_mss(mss);
             self.mss = mss;
+        }
+    }
+
+    /// The length of a path MTU probe to send now at SND.NXT, if one is due (see the module
+    /// docs). `budget` is what cwnd allows, `usable` the peer's window at SND.NXT, `unsent`
+    /// the queued bytes from SND.NXT.
+    pub(super) fn mtu_probe_len(
+        &self,
+        budget: u32,
+        usable: usize,
+        unsent: usize,
+        resend: bool,
+    ) -> Option<usize> {
+        if self.probe_mss == 0
+            || self.probe_len != 0
+            || resend
+            || self.recovery.is_some()
+            || self.dupacks > 0
+            || self.rto_count > 0
+        {
+            return None;
+        }
+        let mss = self.mss as usize;
+        let high = self.probe_high;
+        if high < self.mss + PROBE_THRESHOLD {
+            return None;
+        }
+        let size = ((self.mss as usize) + high as usize) / 2;
+        let needed = size + PROBE_TAIL_SEGMENTS * mss;
+        let cwnd = self.cc.cwnd();
+        if cwnd < PROBE_MIN_CWND_SEGMENTS * self.mss as u32
+            || unsent < needed
+            || usable < needed
+            || (budget as usize) < size + mss
+        {
+            return None;
+        }
+        Some(size)
+    }
+
+    /// A cumulative ACK up to `ack`: a probe it covers succeeded (Linux
+    /// `tcp_mtup_probe_success`): its size becomes the MSS, cwnd keeps its bytes.
+    pub(super) fn on_ack_probe(&mut self, ack: SeqNum) {
+        if self.probe_len == 0 || !(self.probe_seq + self.probe_len as u32).le(ack) {
+            return;
+        }
+        let size = std::mem::take(&mut self.probe_len);
+        if size > self.mss {
+            self.probe_mss = size;
+            self.mss = size;
+            self.cc.set_mss_keep_bytes(size);
+        }
+    }
+
+    /// Three duplicate ACKs: if they are for the probe (SND.UNA at its start), the probe was
+    /// too big (Linux `tcp_fastretrans_alert`: "MTU probe failure: don't reduce cwnd"): the
+    /// bound comes down and what is in flight is sent again at the MSS. Returns whether it
+    /// was the probe.
+    pub(super) fn probe_lost(&mut self) -> bool {
+        if self.probe_len == 0 || self.probe_seq != self.una {
+            return false;
+        }
+        self.probe_failed();
+        self.simple_retransmit();
+        true
+    }
+
+    /// Linux `tcp_mtup_probe_failed`: the search's upper bound drops below the probe's size
+    /// (no-op without a probe in flight).
+    pub(super) fn probe_failed(&mut self) {
+        let size = std::mem::take(&mut self.probe_len);
+        if size != 0 {
+            self.probe_high = size.saturating_sub(1).max(self.mss);
         }
     }
 
@@ -205,5 +300,103 @@ mod tests {
             ..TcpConfig::default()
         };
         assert_eq!(sender(&cfg, true).mss(), 1024);
+    }
+
+    /// A peer ACK for `sender`'s tests: cumulative `ack`, window 65535, no data.
+    fn ack_seg(ack: u32) -> crate::wire::TcpRepr<'static> {
+        crate::wire::TcpRepr {
+            src_port: 2,
+            dst_port: 1,
+            seq: SeqNum(0),
+            ack: SeqNum(ack),
+            flags: crate::wire::TcpFlags::ACK,
+            window: 0xffff,
+            urgent: 0,
+            options: Default::default(),
+            payload: &[],
+        }
+    }
+
+    fn send_all(s: &mut Sender) -> Vec<(u32, usize)> {
+        let mut v = Vec::new();
+        while let Some(tx) = s.next_tx(true) {
+            s.on_sent(Instant::ZERO, &tx);
+            v.push((tx.seq.0, tx.len));
+        }
+        v
+    }
+
+    /// `tcp_mtu_probing = 2` without timestamps: MSS 1024 (`tcp_base_mss`), path MSS 1460;
+    /// 64 KiB queued, the initial window (10 x 1024) sent and acknowledged, so cwnd is 12
+    /// segments (slow start), enough for a probe (Linux: cwnd >= 11).
+    fn probing_sender(p: &mut BufPool) -> Sender {
+        let cfg = TcpConfig {
+            mtu_probing: 2,
+            congestion_control: crate::tcp::cc::CongestionAlgo::Reno,
+            ..TcpConfig::default()
+        };
+        let mut s = Sender::new(SeqNum(0), nego(false), 1 << 20, &Limits::new(&cfg));
+        s.set_window(0xffff, SeqNum(0), SeqNum(1));
+        s.write(&[3u8; 65_536], p);
+        let first = send_all(&mut s);
+        assert_eq!(first.len(), 10);
+        assert!(first.iter().all(|&(_, l)| l == 1024), "{first:?}");
+        s.process_ack(Instant::ZERO, &ack_seg(10_241), &[], None, p);
+        assert_eq!(s.cc.cwnd(), 12 * 1024);
+        s
+    }
+
+    /// RFC 4821 §7 / Linux tcp_mtu_probe: one probe of (1024 + 1460) / 2 = 1242 bytes goes
+    /// out first, then MSS-sized segments; acknowledged, it becomes the MSS (cwnd keeps its
+    /// bytes, tcp_mtup_probe_success) and the next probe is (1242 + 1460) / 2 = 1351.
+    #[test]
+    fn upward_probe_raises_mss_when_acknowledged() {
+        let mut p = BufPool::new();
+        let mut s = probing_sender(&mut p);
+        let out = send_all(&mut s);
+        assert_eq!(out[0], (10_241, 1242));
+        assert!(out[1..].iter().all(|&(_, l)| l == 1024), "{out:?}");
+        let cwnd = s.cc.cwnd();
+        s.process_ack(Instant::ZERO, &ack_seg(10_241 + 1242), &[], None, &mut p);
+        assert_eq!(s.mss(), 1242);
+        assert!(s.cc.cwnd() >= cwnd, "no reduction");
+        // Everything acknowledged: the next round starts with the next probe.
+        let max = s.max().0;
+        s.process_ack(Instant::ZERO, &ack_seg(max), &[], None, &mut p);
+        assert_eq!(send_all(&mut s)[0], (max, 1351));
+    }
+
+    /// The probe is lost (three duplicate ACKs at its first byte): no congestion response
+    /// (Linux tcp_fastretrans_alert, "MTU probe failure: don't reduce cwnd"), the upper
+    /// bound drops to 1241 and what was in flight goes again at 1024; the next probe is
+    /// (1024 + 1241) / 2 = 1132.
+    #[test]
+    fn lost_probe_lowers_the_upper_bound_without_congestion_response() {
+        let mut p = BufPool::new();
+        let mut s = probing_sender(&mut p);
+        let out = send_all(&mut s);
+        assert_eq!(out[0], (10_241, 1242));
+        let cwnd = s.cc.cwnd();
+        for _ in 0..3 {
+            s.process_ack(Instant::ZERO, &ack_seg(10_241), &[], None, &mut p);
+        }
+        assert_eq!(s.cc.cwnd(), cwnd, "cwnd untouched");
+        assert!(s.recovery.is_none(), "no fast recovery for a probe");
+        assert_eq!(s.probe_high, 1241);
+        let again = send_all(&mut s);
+        assert_eq!(again[0], (10_241, 1024));
+        let max = s.max().0;
+        s.process_ack(Instant::ZERO, &ack_seg(max), &[], None, &mut p);
+        assert_eq!(send_all(&mut s)[0], (max, 1132));
+    }
+
+    /// A timeout with the probe unacknowledged counts as its loss too.
+    #[test]
+    fn probe_unacknowledged_at_a_timeout_failed() {
+        let mut p = BufPool::new();
+        let mut s = probing_sender(&mut p);
+        assert_eq!(send_all(&mut s)[0], (10_241, 1242));
+        s.on_rto(Instant::from_secs(1));
+        assert_eq!((s.probe_high, s.probe_len, s.mss()), (1241, 0, 1024));
     }
 }
