@@ -3,15 +3,17 @@
 //!
 //! Input: byte 0 is a mode (bit 0: fix the IPv4 and TCP checksums first, so the fuzzer gets
 //! past them; bit 1: verify the TCP checksum in the frame parser), the rest is an Ethernet
-//! frame. The same bytes also go to the IPv4, TCP and ARP parsers directly.
+//! frame. The same bytes also go to the IPv4, TCP, ICMPv4-error and ARP parsers directly.
 #![no_main]
 
 use std::net::Ipv4Addr;
 
 use libfuzzer_sys::fuzz_target;
+use xdptcp_core::wire::icmpv4::emit_icmpv4_frame;
 use xdptcp_core::wire::{
-    emit_tcp_frame, parse_tcp_frame, parse_tcp_frame_with, tcp_frame_len, ArpPacket, ArpRepr,
-    EthernetFrame, EthernetRepr, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr,
+    checksum, emit_tcp_frame, parse_icmpv4_frame, parse_tcp_frame, parse_tcp_frame_with,
+    tcp_frame_len, ArpPacket, ArpRepr, EthernetFrame, EthernetRepr, Icmpv4ErrorRepr, Ipv4Packet,
+    Ipv4Repr, TcpPacket, TcpRepr,
 };
 
 const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -35,7 +37,35 @@ fuzz_target!(|data: &[u8]| {
         tcp_round_trip(p.payload());
     }
     arp_round_trip(l3);
+    icmp_round_trip(&frame);
+    let _ = Icmpv4ErrorRepr::parse(l3);
 });
+
+/// An ICMPv4 error frame: parsed, re-emitted quoting the same bytes, parsed to the same
+/// meaning; the quoted TCP view never panics.
+fn icmp_round_trip(frame: &[u8]) {
+    let Ok(f) = parse_icmpv4_frame(frame) else {
+        return;
+    };
+    let _ = f.icmp.quoted.tcp();
+    let ip = Ipv4Packet::new_checked(&frame[14..]).expect("parsed before");
+    let quote = &ip.payload()[8..];
+    let mut buf = vec![0u8; 14 + 20 + 8 + quote.len()];
+    let n = emit_icmpv4_frame(
+        &mut buf,
+        &f.eth,
+        f.ip.src_addr,
+        f.ip.dst_addr,
+        &f.icmp.message,
+        quote,
+    );
+    let g = parse_icmpv4_frame(&buf[..n]).expect("an emitted ICMP error parses");
+    assert_eq!(g.icmp, f.icmp);
+    assert_eq!(
+        (g.ip.src_addr, g.ip.dst_addr),
+        (f.ip.src_addr, f.ip.dst_addr)
+    );
+}
 
 /// Ethernet + IPv4 + TCP in one call; the re-emitted frame (no IP options, DF, ident 0)
 /// parses to the same Ethernet and TCP meaning and the same addresses and TTL.
@@ -192,8 +222,14 @@ fn fix_checksums(f: &mut [u8]) {
         Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
     );
     Ipv4Packet::new_unchecked(&mut ip[..ihl]).fill_checksum();
+    let proto = ip[9];
     let seg = &mut ip[ihl..total];
-    if seg.len() >= 20 {
+    if proto == 1 && seg.len() >= 8 {
+        // ICMP: the checksum over the whole message.
+        seg[2..4].copy_from_slice(&[0, 0]);
+        let c = checksum::complement(checksum::data(seg));
+        seg[2..4].copy_from_slice(&c.to_be_bytes());
+    } else if seg.len() >= 20 {
         TcpPacket::new_unchecked(seg).fill_checksum(src, dst);
     }
 }
