@@ -723,6 +723,7 @@ impl Sender {
         if tx.seq.le(self.nxt) && end.gt(self.nxt) {
             self.nxt = end;
         }
+        self.on_sent_probe(tx);
         if tx.len < self.mss as usize {
             self.sml_end = self.sml_end.max(end);
         } else if tx.len > self.mss as usize && !tx.seq.lt(self.max) {

@@ -140,6 +140,19 @@ impl Sender {
         Some(size)
     }
 
+    /// A retransmission overlapping the probe in flight (after an RTO, a loss before it or
+    /// a lower path MTU) abandons it: an ACK can no longer tell whether the probe's size
+    /// got through.
+    pub(super) fn on_sent_probe(&mut self, tx: &super::Tx) {
+        if self.probe_len == 0 || !tx.seq.lt(self.max) {
+            return;
+        }
+        let probe_end = self.probe_seq + self.probe_len as u32;
+        if tx.seq.lt(probe_end) && (tx.seq + tx.len as u32).gt(self.probe_seq) {
+            self.probe_len = 0;
+        }
+    }
+
     /// A cumulative ACK up to `ack`: a probe it covers succeeded (Linux
     /// `tcp_mtup_probe_success`): its size becomes the MSS, cwnd keeps its bytes.
     pub(super) fn on_ack_probe(&mut self, ack: SeqNum) {
@@ -398,5 +411,22 @@ mod tests {
         assert_eq!(send_all(&mut s)[0], (10_241, 1242));
         s.on_rto(Instant::from_secs(1));
         assert_eq!((s.probe_high, s.probe_len, s.mss()), (1241, 0, 1024));
+    }
+
+    /// A "fragmentation needed" while the probe is in flight: the flight is resent at the
+    /// path's new size, the probe with it, and its ACK then proves nothing: the MSS stays
+    /// the path's (1240 for MTU 1280 without timestamps).
+    #[test]
+    fn probe_resent_after_frag_needed_is_abandoned() {
+        let mut p = BufPool::new();
+        let mut s = probing_sender(&mut p);
+        assert_eq!(send_all(&mut s)[0], (10_241, 1242));
+        assert_eq!(s.on_packet_too_big(1280, nego(false)), Some(1280));
+        let again = send_all(&mut s);
+        assert_eq!(again[0], (10_241, 1024));
+        let max = s.max().0;
+        s.process_ack(Instant::ZERO, &ack_seg(max), &[], None, &mut p);
+        assert_eq!((s.mss(), s.probe_len), (1024, 0));
+        assert_eq!(s.probe_high, 1240, "search_high follows the path MTU down");
     }
 }
