@@ -20,6 +20,8 @@ need_root() {
 # POSIX layer tests (stack/posix/tests): python3 programs, nginx and redis-server under the
 # stack, served to curl, wrk and redis-benchmark.
 # Fuzzing (scripts/fuzz.sh): g++ builds libFuzzer (libfuzzer-sys compiles its C++ sources).
+# nftables: veth_conform.rs drops the raw-socket peer's own RSTs; veth_icmp.rs makes a Linux
+# peer answer with ICMP port unreachable.
 PKGS=(clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev iproute2 ethtool iputils-ping nftables fonts-dejavu-core wrk nginx g++ tcpdump tshark curl python3 redis-server redis-tools)
 
 missing=()

@@ -102,6 +102,7 @@ const PASSED: Counters = Counters {
     fragments_dropped: 0,
     cookie_syn_acks: 0,
     cookie_slow: 0,
+    icmp_errors: 0,
 };
 const MALFORMED: Counters = Counters {
     malformed: 1,
@@ -124,6 +125,7 @@ const PASSED_ZERO: Counters = Counters {
     fragments_dropped: 0,
     cookie_syn_acks: 0,
     cookie_slow: 0,
+    icmp_errors: 0,
 };
 
 #[test]

@@ -345,6 +345,7 @@ fn ss_lists_what_the_linux_client_holds() {
             "rto:",
             "rtt:",
             "mss:",
+            "pmtu:1500",
             "cwnd:",
             "bytes_received:",
             "segs_in:",

@@ -108,6 +108,15 @@ pub struct TcpConfig {
     /// `tcp_congestion_control`: CUBIC (RFC 9438, Linux's default) or NewReno (RFC 5681 /
     /// RFC 6582).
     pub congestion_control: CongestionAlgo,
+    /// `tcp_mtu_probing` (RFC 4821 packetization-layer PMTUD, as Linux): 0 off; 1 on after a
+    /// black hole is detected (`tcp_retries1` = 3 timeouts in a row without an ICMP
+    /// error or progress: the MSS drops to `tcp_base_mss`, then halves on each further
+    /// detection, never below 48); 2 always on (connections start at most at
+    /// `tcp_base_mss`). While on, probe segments raise the MSS toward the path's
+    /// (`tcp_mtu_probe`; conn/sender/pmtu.rs).
+    pub mtu_probing: u8,
+    /// `tcp_base_mss`: the MSS black-hole detection starts from (Linux default 1024).
+    pub base_mss: u16,
 }
 
 /// `tcp_syncookies` (RFC 4987): when a listener answers a SYN with a SYN cookie instead of
@@ -188,6 +197,8 @@ impl Default for TcpConfig {
             max_orphans: 262_144,
             max_connections: 1 << 20,
             congestion_control: CongestionAlgo::Cubic,
+            mtu_probing: 0,
+            base_mss: 1024,
         }
     }
 }

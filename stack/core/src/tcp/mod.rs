@@ -10,6 +10,8 @@
 //! - [`tuple`](mod@tuple): [`FourTuple`], a connection's identity.
 //! - Private: `listener` and `synqueue` (LISTEN, SYN and accept queues), `cookie` (RFC 4987
 //!   SYN cookies), `isn` (RFC 6528 ISNs, RFC 6056 port offsets).
+//! - [`icmp`]: ICMP errors for the stack's flows (PMTU, hard and soft errors), as Linux's
+//!   `tcp_v4_err`.
 //! - [`config`]: settings named after Linux's sysctls.
 //! - [`cc`]: congestion control (CUBIC, NewReno) behind one trait.
 //! - [`bufpool`]: the per-endpoint pool of send/receive buffer storage.
@@ -20,6 +22,7 @@ pub mod config;
 pub mod conn;
 pub(crate) mod cookie;
 pub mod endpoint;
+pub mod icmp;
 pub(crate) mod isn;
 pub(crate) mod listener;
 pub(crate) mod synqueue;
@@ -33,5 +36,6 @@ pub use endpoint::{
     Activity, ConnCounters, ConnId, ConnInfo, ConnectError, Endpoint, EndpointEvent,
     EndpointSecrets, EndpointStats, Idle, ListenError, ListenerId, NoSuchConn, StateCounts,
 };
+pub use icmp::{IcmpError, IcmpOutcome, IcmpStats, Unreachable};
 pub use listener::ListenerStats;
 pub use tuple::FourTuple;

@@ -496,8 +496,15 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
     if let Ok(c) = stack.steering().counters() {
         println!(
             "xdptcp: xdp: {} redirected, {} passed to the kernel, {} malformed, {} without a \
-             socket, {} fragments passed, {} first fragments dropped",
-            c.redirected, c.passed, c.malformed, c.no_socket, c.fragments, c.fragments_dropped
+             socket, {} fragments passed, {} first fragments dropped, {} ICMP errors for the \
+             stack's flows",
+            c.redirected,
+            c.passed,
+            c.malformed,
+            c.no_socket,
+            c.fragments,
+            c.fragments_dropped,
+            c.icmp_errors
         );
         if let Some(x) = stack.xdp_cookie_stats() {
             let x: Vec<String> = x

@@ -213,6 +213,20 @@ const LABELLED: &[Family] = &[
         ],
     },
     Family {
+        name: "xdptcp_icmp_errors_total",
+        kind: C,
+        help: "ICMP errors for the stack's flows, by what they did (Linux tcp_v4_err).",
+        label: "outcome",
+        series: &[
+            ("no_connection", |s| s.endpoint.icmp.no_connection),
+            ("out_of_window", |s| s.endpoint.icmp.out_of_window),
+            ("pmtu_lowered", |s| s.endpoint.icmp.pmtu_lowered),
+            ("pmtu_unchanged", |s| s.endpoint.icmp.pmtu_unchanged),
+            ("fatal", |s| s.endpoint.icmp.fatal),
+            ("soft", |s| s.endpoint.icmp.soft),
+        ],
+    },
+    Family {
         name: "xdptcp_worker_iterations_total",
         kind: C,
         help: "Worker loop iterations, by whether they did work.",
@@ -428,6 +442,13 @@ const SINGLE: &[Single] = &[
     ("xdptcp_tcp_send_mem_limited_total", C, N,
      "send calls cut short by tcp_mem.",
      |s| s.buffers.snd_mem_limited),
+    // ICMP errors and path MTU.
+    ("xdptcp_icmp_errors_received_total", C, N,
+     "ICMP errors about the stack's TCP segments handed to the endpoint.",
+     |s| s.iface.rx_icmp),
+    ("xdptcp_tcp_mtu_black_holes_total", C, N,
+     "MSS reductions by black-hole detection after repeated timeouts (tcp_mtu_probing).",
+     |s| s.endpoint.icmp.black_hole_mss_lowered),
 ];
 
 /// A listener family: (name, kind, help, getter). Labels `addr` and `port`.
@@ -1046,6 +1067,14 @@ mod tests {
         s.states.orphans = 1539;
         s.endpoint.aborted_on_memory = 1546;
         s.iface.neigh_netlink_errors = 1553;
+        s.iface.rx_icmp = 1560;
+        s.endpoint.icmp.no_connection = 1567;
+        s.endpoint.icmp.out_of_window = 1574;
+        s.endpoint.icmp.pmtu_lowered = 1581;
+        s.endpoint.icmp.pmtu_unchanged = 1588;
+        s.endpoint.icmp.fatal = 1595;
+        s.endpoint.icmp.soft = 1602;
+        s.endpoint.icmp.black_hole_mss_lowered = 1609;
         s
     }
 
@@ -1335,6 +1364,38 @@ mod tests {
         ("rcvq_mem_drops", "xdptcp_tcp_rcvq_mem_drops_total", None),
         ("ofo_mem_drops", "xdptcp_tcp_ofo_mem_drops_total", None),
         ("snd_mem_limited", "xdptcp_tcp_send_mem_limited_total", None),
+        ("icmp_rx", "xdptcp_icmp_errors_received_total", None),
+        (
+            "icmp_no_conn",
+            "xdptcp_icmp_errors_total",
+            Some(("outcome", "no_connection")),
+        ),
+        (
+            "icmp_out_of_window",
+            "xdptcp_icmp_errors_total",
+            Some(("outcome", "out_of_window")),
+        ),
+        (
+            "icmp_pmtu_lowered",
+            "xdptcp_icmp_errors_total",
+            Some(("outcome", "pmtu_lowered")),
+        ),
+        (
+            "icmp_pmtu_unchanged",
+            "xdptcp_icmp_errors_total",
+            Some(("outcome", "pmtu_unchanged")),
+        ),
+        (
+            "icmp_fatal",
+            "xdptcp_icmp_errors_total",
+            Some(("outcome", "fatal")),
+        ),
+        (
+            "icmp_soft",
+            "xdptcp_icmp_errors_total",
+            Some(("outcome", "soft")),
+        ),
+        ("mtu_black_holes", "xdptcp_tcp_mtu_black_holes_total", None),
     ];
 
     /// The stack's own counters (routes, XDP cookies), not per worker: every one `xdptcp stat`

@@ -114,11 +114,19 @@ pub(crate) fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
         ("rcvq_mem_drops", s.buffers.rcvq_mem_drops),
         ("ofo_mem_drops", s.buffers.ofo_mem_drops),
         ("snd_mem_limited", s.buffers.snd_mem_limited),
+        ("icmp_rx", i.rx_icmp),
+        ("icmp_no_conn", e.icmp.no_connection),
+        ("icmp_out_of_window", e.icmp.out_of_window),
+        ("icmp_pmtu_lowered", e.icmp.pmtu_lowered),
+        ("icmp_pmtu_unchanged", e.icmp.pmtu_unchanged),
+        ("icmp_fatal", e.icmp.fatal),
+        ("icmp_soft", e.icmp.soft),
+        ("mtu_black_holes", e.icmp.black_hole_mss_lowered),
     ]
 }
 
 /// Report lines: (title, counter names) for the text form.
-const SECTIONS: [(&str, &[&str]); 10] = [
+const SECTIONS: [(&str, &[&str]); 11] = [
     (
         "states",
         &[
@@ -235,6 +243,19 @@ const SECTIONS: [(&str, &[&str]); 10] = [
             "rcvq_mem_drops",
             "ofo_mem_drops",
             "snd_mem_limited",
+        ],
+    ),
+    (
+        "icmp",
+        &[
+            "icmp_rx",
+            "icmp_no_conn",
+            "icmp_out_of_window",
+            "icmp_pmtu_lowered",
+            "icmp_pmtu_unchanged",
+            "icmp_fatal",
+            "icmp_soft",
+            "mtu_black_holes",
         ],
     ),
 ];
@@ -542,7 +563,7 @@ mod tests {
             "{r}"
         );
         assert!(
-            r.contains(",\"snd_mem_limited\":0,\"at_ns\":0,\"worker\":0,"),
+            r.contains(",\"mtu_black_holes\":0,\"at_ns\":0,\"worker\":0,"),
             "{r}"
         );
         assert!(r.contains("\"tw_reopened\":0,\"tw_acks\":0,"), "{r}");

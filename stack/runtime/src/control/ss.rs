@@ -409,6 +409,9 @@ fn internals(
         let _ = write!(out, " rtt:{}/{}", ms_g(srtt), ms_g(var));
     }
     let _ = write!(out, " mss:{}", n.mss);
+    if let Some(p) = i.pmtu {
+        let _ = write!(out, " pmtu:{p}");
+    }
     if let Some(cwnd) = i.cwnd {
         let _ = write!(out, " cwnd:{}", cwnd.div_ceil(mss));
     }

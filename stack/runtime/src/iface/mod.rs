@@ -4,6 +4,8 @@
 //! 1. receive a burst (at most `rx_budget` frames) and parse each with
 //!    [`wire::parse_tcp_frame`]; rejected frames are dropped and counted by reason, frames not
 //!    addressed to our IPv4 address are counted, the rest go to [`Endpoint::on_segment`];
+//!    ICMPv4 errors the XDP program steered here (about our segments) go, via the quoted
+//!    flow's owner, to [`Endpoint::on_icmp_error`] (icmp.rs);
 //! 2. application callbacks for every endpoint event ([`App::on_event`]);
 //! 3. due TCP timers ([`Endpoint::on_timeout`]);
 //! 4. every due segment ([`Endpoint::poll_transmit`]) is emitted in place into a device frame;
@@ -33,6 +35,7 @@
 //! device burst, at most `rx_budget`) and processes them exactly like received ones. Without
 //! a hand-off mesh the segment is handled here.
 
+mod icmp;
 mod link;
 pub mod note;
 pub mod tap;
@@ -178,6 +181,9 @@ pub struct IfaceStats {
     /// Netlink requests to the kernel's neighbour table that failed (`Link::netlink_errors`,
     /// filled in by the worker's snapshot).
     pub neigh_netlink_errors: u64,
+    /// ICMPv4 errors about our TCP segments handed to the endpoint (icmp.rs; its
+    /// `EndpointStats::icmp` says what each did).
+    pub rx_icmp: u64,
 }
 
 /// What one `poll` did (for the worker's busy/idle accounting).
@@ -383,9 +389,20 @@ impl<D: Device, L: Link> Interface<D, L> {
         if let Some(h) = shard.as_mut().and_then(|s| s.handoff.as_mut()) {
             // The sender verified the checksum already.
             let got = h.recv(cfg.rx_budget, |frame| {
-                let Ok(f) = wire::parse_tcp_frame_with(frame, false) else {
-                    stats.rx_malformed += 1;
-                    return;
+                let f = match wire::parse_tcp_frame_with(frame, false) {
+                    Ok(f) => f,
+                    // An ICMP error the receiving worker found ours (see icmp.rs).
+                    Err(wire::Error::Unsupported) => {
+                        match icmp::classify(frame) {
+                            icmp::NotTcp::Icmp(t, f) => icmp::ingest(now, t, &f, ep, stats),
+                            _ => stats.rx_malformed += 1,
+                        }
+                        return;
+                    }
+                    Err(_) => {
+                        stats.rx_malformed += 1;
+                        return;
+                    }
                 };
                 let before =
                     (noting && tap::note_wanted(taps, frame)).then(|| InNote::before(ep, &f));
@@ -407,6 +424,42 @@ impl<D: Device, L: Link> Interface<D, L> {
             'rx: {
                 let f = match wire::parse_tcp_frame_with(frame, cfg.verify_checksums) {
                     Ok(f) => f,
+                    Err(wire::Error::Unsupported) => {
+                        let (t, f) = match icmp::classify(frame) {
+                            icmp::NotTcp::Icmp(t, f) => (t, f),
+                            icmp::NotTcp::Unsupported => {
+                                stats.rx_unsupported += 1;
+                                break 'rx;
+                            }
+                            icmp::NotTcp::Invalid(e) => {
+                                icmp::count_invalid(stats, e);
+                                break 'rx;
+                            }
+                        };
+                        if !icmp::is_ours(cfg.addr, &cfg.extra_addrs, &f) {
+                            stats.rx_not_ours += 1;
+                            break 'rx;
+                        }
+                        // The quoted flow's owner, as for its segments.
+                        if let Some(sh) = shard.as_mut() {
+                            let owner = sh.owner.owner(&t);
+                            if owner != sh.index {
+                                stats.rx_misdirected += 1;
+                                if let Some(h) = &mut sh.handoff {
+                                    match h.send(owner, frame) {
+                                        Ok(()) => {
+                                            stats.handoff_sent += 1;
+                                            noted.0 = true;
+                                        }
+                                        Err(_) => stats.handoff_dropped += 1,
+                                    }
+                                    break 'rx;
+                                }
+                            }
+                        }
+                        icmp::ingest(now, t, &f, ep, stats);
+                        break 'rx;
+                    }
                     Err(e) => {
                         *match e {
                             wire::Error::Truncated => &mut stats.rx_truncated,

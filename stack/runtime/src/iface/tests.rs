@@ -647,3 +647,87 @@ fn a_trace_tap_marks_syn_cookies() {
     let want: Vec<(Dir, String)> = want.iter().map(|(d, s)| (*d, s.to_string())).collect();
     assert_eq!(traced_close_first(true), want);
 }
+
+/// An ICMP port unreachable answering worker 1's SYN arrives on worker 0's queue (RSS hashed
+/// the ICMP packet, not the flow): worker 0 finds the quoted flow's owner and hands the frame
+/// over; worker 1's connect fails with ECONNREFUSED at once (Linux tcp_v4_err in SYN-SENT).
+/// ICMP that is malformed or not an error about TCP is dropped and counted by reason.
+#[test]
+fn icmp_error_is_handed_to_the_quoted_flows_owner() {
+    use crate::handoff::{mesh, HandoffConfig};
+    use crate::rss::{FlowOwner, DEFAULT_RSS_KEY};
+    use crate::wire::{DstUnreachable, Icmpv4Message};
+    let owner = FlowOwner::new(DEFAULT_RSS_KEY, 2).with_ephemeral(61000, 61999);
+    let (d0, mut wire0) = MemoryDevice::pair(1514, 256);
+    let (d1, mut wire1) = MemoryDevice::pair(1514, 256);
+    let worker = |dev, seed, q| {
+        let ep = Endpoint::new(
+            TcpConfig::default(),
+            EndpointSecrets::from_seed(seed),
+            owner.ephemeral_range(q),
+        );
+        let mut i = Interface::new(
+            dev,
+            StaticLink::new(&[(B, MAC_B)]),
+            ep,
+            InterfaceConfig::new(A, MAC_A),
+        );
+        i.set_shard(q, owner);
+        i
+    };
+    let mut w0 = worker(d0, 1, 0);
+    let mut w1 = worker(d1, 2, 1);
+    let mut hs = mesh(2, HandoffConfig::default()).into_iter();
+    w0.set_handoff(hs.next().unwrap());
+    w1.set_handoff(hs.next().unwrap());
+    let mut idle = Server::new(16);
+    let mut client = Client::new(SocketAddrV4::new(B, 81), b"x");
+    let now = Instant::from_secs(1);
+    w0.start(now, &mut idle);
+    w1.start(now, &mut client);
+    w1.poll(now, &mut client);
+    let mut syn = Vec::new();
+    wire1.recv(now, 64, |f| syn = f.to_vec());
+    let t = wire::parse_tcp_frame(&syn).unwrap();
+    assert!(t.tcp.flags.syn());
+    // B's kernel answers: port unreachable quoting the SYN's IPv4 header and 8 bytes.
+    let eth = eth_repr(&InterfaceConfig::new(B, MAC_B), MAC_A);
+    let unreach = Icmpv4Message::DstUnreachable {
+        code: DstUnreachable::PortUnreachable,
+        next_hop_mtu: 0,
+    };
+    let quote = syn[14..14 + 28].to_vec();
+    let mut frames = Vec::new();
+    let mut buf = [0u8; 128];
+    let n = wire::icmpv4::emit_icmpv4_frame(&mut buf, &eth, B, A, &unreach, &quote);
+    frames.push(buf[..n].to_vec());
+    let mut bad = buf[..n].to_vec();
+    bad[n - 1] ^= 1; // ICMP checksum
+    frames.push(bad);
+    let echo = Icmpv4Message::TimeExceeded(crate::wire::TimeExceeded::TtlExceeded);
+    let n2 = wire::icmpv4::emit_icmpv4_frame(&mut buf, &eth, B, A, &echo, &quote);
+    let mut echo_req = buf[..n2].to_vec();
+    echo_req[14 + 20] = 8; // echo request: the kernel's, never ours
+    let c = crate::wire::checksum::complement(crate::wire::checksum::data(&{
+        let mut m = echo_req[14 + 20..].to_vec();
+        m[2..4].copy_from_slice(&[0, 0]);
+        m
+    }));
+    echo_req[14 + 22..14 + 24].copy_from_slice(&c.to_be_bytes());
+    frames.push(echo_req);
+    for f in &frames {
+        wire0.transmit(f.len(), |b| b.copy_from_slice(f)).unwrap();
+    }
+    wire0.flush(now);
+    w0.poll(now, &mut idle);
+    let s0 = *w0.stats();
+    assert_eq!((s0.rx_misdirected, s0.handoff_sent), (1, 1));
+    assert_eq!((s0.rx_checksum, s0.rx_unsupported), (1, 1));
+    w1.poll(now, &mut client);
+    assert_eq!(client.outcome(), Some(Err(AppError::ConnectionRefused)));
+    assert_eq!(w1.stats().rx_icmp, 1);
+    assert_eq!(w1.endpoint().stats().icmp.fatal, 1);
+    let mut after = 0;
+    wire1.recv(now, 64, |_| after += 1);
+    assert_eq!(after, 0, "nothing answers an ICMP error");
+}

@@ -313,6 +313,11 @@ impl Connection {
         };
         // Then "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated" (in
         // `process_ack` too).
+        // Linux tcp_ack: an ACK that is not old clears the soft ICMP error ("Something
+        // worked...", icmp.rs).
+        if snd.una().le(seg.ack) {
+            self.soft_error = None;
+        }
         let r = snd.process_ack(now, seg, sacks, ts_rtt, pool);
         let freed = r.acked.bytes > 0;
         if r.advanced {

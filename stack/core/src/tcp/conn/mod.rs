@@ -50,6 +50,7 @@
 //! shared (`Arc<Limits>`), not copied.
 
 mod delack;
+mod icmp;
 mod input;
 mod limiter;
 mod output;
@@ -153,6 +154,11 @@ pub enum ConnError {
     /// We aborted it: `abort()`, or `close()` with unread data (RFC 2525 §2.17).
     #[error("connection aborted")]
     Aborted,
+    /// An ICMP error other than port unreachable answered our SYN (Linux `tcp_v4_err` in
+    /// SYN-SENT: `sk_err` from `icmp_err_convert`), or a soft ICMP error was the last word
+    /// before a timeout (Linux reports `sk_err_soft` instead of ETIMEDOUT).
+    #[error("{0}")]
+    Unreachable(crate::tcp::icmp::Unreachable),
 }
 
 /// What the application is told. Edge-triggered: each is reported once per occurrence.
@@ -292,6 +298,9 @@ pub(crate) struct Limits {
     /// What our SYN offers (our MSS, window shift, SACK, timestamps).
     offer: Negotiated,
     cc: CongestionAlgo,
+    /// `tcp_mtu_probing` (0, 1, 2) and `tcp_base_mss` (tcp/icmp.rs, sender/pmtu.rs).
+    mtu_probing: u8,
+    base_mss: u16,
 }
 
 impl Limits {
@@ -317,6 +326,8 @@ impl Limits {
             wmem: cfg.wmem,
             offer: Negotiated::offer(cfg),
             cc: cfg.congestion_control,
+            mtu_probing: cfg.mtu_probing,
+            base_mss: cfg.base_mss,
         }
     }
 }
@@ -405,6 +416,9 @@ pub(crate) struct Connection {
     /// than SND.UNA: Linux `rcv_tstamp`, ss's `lastack`); the creation time before one.
     /// 4 bytes, in what was padding.
     ack_rx: u32,
+    /// The last soft ICMP error, cleared by an ACK that is not old (icmp.rs, Linux
+    /// `sk_err_soft`).
+    soft_error: Option<ConnError>,
 }
 
 /// What `on_segment` asks of the caller beyond the connection's own output.
@@ -442,6 +456,7 @@ impl Connection {
             probes_out: 0,
             last_oow_ack: None,
             ack_rx: now.ms_stamp(),
+            soft_error: None,
         }
     }
 

@@ -153,6 +153,9 @@ pub struct ConnInfo {
     pub cwnd: Option<u32>,
     /// Slow-start threshold in bytes.
     pub ssthresh: Option<u32>,
+    /// The path MTU, in the sending states (Linux `tcpi_pmtu`): the link's, or lower after
+    /// ICMP "fragmentation needed" (tcp/icmp.rs).
+    pub pmtu: Option<u16>,
     /// Consecutive retransmission timeouts without progress (Linux `tcpi_retransmits`).
     pub retransmits: u32,
     /// Bytes sent and not yet acknowledged (FlightSize).
@@ -205,6 +208,7 @@ impl ConnInfo {
             rto: rtt.map(|(_, rto)| rto),
             cwnd: cc.map(|(cwnd, _)| cwnd),
             ssthresh: cc.map(|(_, ssthresh)| ssthresh),
+            pmtu: c.pmtu(),
             retransmits: c.rto_count(),
             in_flight: c.flight_size(),
             unread: c.recv_available(),

@@ -127,9 +127,14 @@ impl Endpoint {
         }
         let s = self.conns.get_mut(id.index as usize)?;
         let before = ConnCounters::progress(&s.conn);
+        let handshaking = !s.conn.is_synchronized();
         let arrival = s
             .conn
             .on_segment(now, seg, &mut self.limiter, &mut self.pool);
+        // The handshake completed: start from the path MTU learned for this peer (icmp.rs).
+        if handshaking && s.conn.is_synchronized() {
+            self.pmtu_cache.apply(now, &mut s.conn);
+        }
         let advanced = s
             .counters
             .on_progress(before, ConnCounters::progress(&s.conn));

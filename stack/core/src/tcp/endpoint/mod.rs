@@ -40,6 +40,7 @@
 
 mod flow;
 mod history;
+mod icmp;
 mod info;
 mod input;
 mod orphans;
@@ -287,6 +288,8 @@ pub struct EndpointStats {
     pub aborted_on_memory: u64,
     /// Data segments, ACKs and transmit limits of the connections (flow.rs).
     pub flow: FlowStats,
+    /// ICMP errors for this endpoint's flows, by outcome (tcp/icmp.rs).
+    pub icmp: crate::tcp::icmp::IcmpStats,
 }
 
 /// Per-state counts, computed on demand by [`Endpoint::state_counts`] (O(connections)).
@@ -387,6 +390,8 @@ pub struct Endpoint {
     gens: Vec<u32>,
     /// Keyed with the endpoint's secret seed: remote peers choose these keys.
     demux: KeyedMap<FourTuple, u32>,
+    /// Path MTUs learned from ICMP, by remote address (icmp.rs; Linux's route exceptions).
+    pmtu_cache: icmp::PmtuCache,
     listeners: Vec<Option<ListenerSlot>>,
     listener_gens: Vec<u32>,
     listen_map: FxHashMap<(Ipv4Addr, u16), u32>,
@@ -449,6 +454,7 @@ impl Endpoint {
             conns: Slab::with_capacity(slots),
             gens: Vec::new(),
             demux: keyed_map(secrets.seed),
+            pmtu_cache: icmp::PmtuCache::new(secrets.seed.rotate_left(17)),
             listeners: Vec::new(),
             listener_gens: Vec::new(),
             listen_map: FxHashMap::default(),
@@ -1153,7 +1159,12 @@ impl Endpoint {
                     .and_then(|h| h.get_mut(id.index as usize));
                 let due = |t| s.conn.timer(t).is_some_and(|at| at <= now);
                 let (probe, rto) = (due(Timer::Persist), due(Timer::Retransmit));
+                let mss = s.conn.send_mss();
                 s.conn.on_timeout(now);
+                // tcp_mtu_probing: a timeout that lowered the MSS is a black hole detected.
+                if rto && s.conn.send_mss() < mss {
+                    self.stats.icmp.black_hole_mss_lowered += 1;
+                }
                 if let Some(h) = h {
                     if probe {
                         h.window_probe(now);
@@ -1237,7 +1248,7 @@ impl Endpoint {
         self.timers.cancel(&mut s.timer);
         // Counted here, not from events: an orphaned connection (closed by the app) that
         // runs out of retries reports to nobody (Linux: TCPAbortOnTimeout).
-        if s.conn.error() == Some(ConnError::TimedOut) {
+        if s.conn.timed_out() {
             self.stats.aborted_on_timeout += 1;
         }
         if s.orphan {

@@ -1413,3 +1413,4 @@ fn history_keeps_states_timeouts_and_the_reset_reason() {
     let (ca, _) = off.open(l, 80);
     assert_eq!(off.a.info(ca).unwrap().history.events().count(), 0);
 }
+mod icmp;

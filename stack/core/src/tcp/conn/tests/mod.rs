@@ -13,6 +13,7 @@ mod data;
 mod errors;
 mod fuzz;
 mod handshake;
+mod icmp;
 mod mem;
 mod pair;
 mod recv;
