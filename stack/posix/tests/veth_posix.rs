@@ -432,7 +432,8 @@ impl Drop for Master {
 /// forks `workers` worker processes on a `queues`-queue veth; each claims a queue of its own
 /// (its own stack, the inherited listener re-created there) and the master stops serving.
 /// curl gets a static page and 10 MiB byte for byte, wrk with `Connection: close` sees no
-/// error, and with two workers both answer (the `X-Pid` header names the worker).
+/// error, and with two workers both answer (the `X-Pid` header names the worker). The workers
+/// run as `user www-data;` (the stock line): uid 33 with CAP_NET_ADMIN alone.
 fn nginx_with_worker_processes(queues: u32, workers: usize) {
     require_root();
     let pair = VethPair::new(VethOptions {
@@ -448,10 +449,10 @@ fn nginx_with_worker_processes(queues: u32, workers: usize) {
     std::fs::write(dir.0.join("www/big.bin"), &big).unwrap();
     let page = b"hello from nginx workers on xdptcp\n";
     std::fs::write(dir.0.join("www/index.html"), page).unwrap();
-    // `user root`: a worker claims its queue (AF_XDP socket, XSKMAP) when it first uses the
-    // listener, after nginx switched it to `user`.
+    // Debian's stock `user www-data;`: a worker claims its queue (AF_XDP socket, XSKMAP) when
+    // it first uses the listener, after nginx's setuid (creds.rs keeps what the claim needs).
     let conf = format!(
-        "daemon off; master_process on; worker_processes {workers}; user root;\n\
+        "daemon off; master_process on; worker_processes {workers}; user www-data;\n\
          error_log {d}/error.log info; pid {d}/nginx.pid;\n\
          events {{ worker_connections 256; }}\n\
          http {{ access_log off; sendfile on; keepalive_requests 100000;\n\
@@ -528,6 +529,20 @@ fn nginx_with_worker_processes(queues: u32, workers: usize) {
         "workers that answered: {pids:?}; error.log:\n{}",
         log()
     );
+    // Each worker runs as www-data with CAP_NET_ADMIN alone (the neighbour requests), as
+    // `xdptcp serve --user` does.
+    for pid in &pids {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        };
+        assert_eq!(field("Uid:").as_deref(), Some("33 33 33 33"), "{status}");
+        assert_eq!(field("CapEff:").as_deref(), Some("0000000000001000"));
+        assert_eq!(field("CapPrm:").as_deref(), Some("0000000000001000"));
+    }
     assert_eq!(curl(&[&index]), page);
     assert_eq!(curl(&[&url("big.bin")]), big, "big.bin through a worker");
     // Every request on a new connection (a new flow, spread over the queues by the peer).
