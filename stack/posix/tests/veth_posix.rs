@@ -8,7 +8,9 @@
 //!   client's RST seen as ECONNRESET;
 //! - call semantics: the same client script (tests/py/semantics.py) runs on the kernel and on
 //!   the stack against the same Linux server; the outputs must be identical;
-//! - a multi-threaded client sharing the stack.
+//! - a multi-threaded client sharing the stack, and memcached `-t 2` (a multi-threaded
+//!   server) serving 64 connections at once;
+//! - nginx (master and workers as `user www-data;`) and redis-server, unmodified.
 //!
 //! Every process is bounded (the scripts end themselves after at most 120 s, `Proc` kills
 //! them by PID on drop) and every wait has a timeout.
@@ -928,4 +930,169 @@ fn redis_under_the_stack_with_redis_benchmark_and_bgsave() {
     assert!(status.contains("rdb_last_bgsave_status:ok"), "{status}");
     assert!(dir.0.join("dump.rdb").is_file());
     assert_eq!(cli(&["get", "k"]), "a value");
+}
+
+/// One memcached text-protocol connection.
+struct Memcache {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Memcache {
+    fn connect(addr: SocketAddr) -> std::io::Result<Memcache> {
+        let w = TcpStream::connect_timeout(&addr, WAIT)?;
+        w.set_read_timeout(Some(WAIT))?;
+        w.set_write_timeout(Some(WAIT))?;
+        Ok(Memcache {
+            r: BufReader::new(w.try_clone()?),
+            w,
+        })
+    }
+
+    fn line(&mut self) -> String {
+        let mut l = Vec::new();
+        self.r
+            .read_until(b'\n', &mut l)
+            .expect("reading a reply line");
+        String::from_utf8_lossy(&l).into_owned()
+    }
+
+    fn set(&mut self, key: &str, value: &[u8]) {
+        let mut m = format!("set {key} 7 0 {}\r\n", value.len()).into_bytes();
+        m.extend_from_slice(value);
+        m.extend_from_slice(b"\r\n");
+        self.w.write_all(&m).expect("set");
+        assert_eq!(self.line(), "STORED\r\n", "set {key}");
+    }
+
+    /// The values of `keys` (one `get` of them all), in the order memcached returns them.
+    fn get(&mut self, keys: &[String]) -> Vec<(String, Vec<u8>)> {
+        self.w
+            .write_all(format!("get {}\r\n", keys.join(" ")).as_bytes())
+            .expect("get");
+        let mut out = Vec::new();
+        loop {
+            let l = self.line();
+            if l == "END\r\n" {
+                return out;
+            }
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert!(
+                f.len() == 4 && f[0] == "VALUE" && f[2] == "7",
+                "reply: {l:?}"
+            );
+            let n: usize = f[3].parse().expect("length");
+            let mut v = vec![0u8; n + 2];
+            self.r.read_exact(&mut v).expect("reading a value");
+            assert_eq!(&v[n..], b"\r\n");
+            v.truncate(n);
+            out.push((f[1].to_string(), v));
+        }
+    }
+}
+
+/// The value of key (thread, connection, round): up to 200 kB of every byte value.
+fn mc_value(t: usize, c: usize, r: usize) -> (String, Vec<u8>) {
+    let seed = (t * 1000 + c * 100 + r) as u32 + 1;
+    let len = 1 + (seed as usize * 7919) % 200_000;
+    (format!("k{t}-{c}-{r}"), pattern(len, seed))
+}
+
+/// A multi-threaded server under the stack: memcached with `-t 2` (a listener thread
+/// handing connections to two worker threads, each with its own epoll loop, all sharing the
+/// stack's sockets). 16 peer threads hold 4 connections each open at once and set and get
+/// values of up to 200 kB on each, byte for byte; then one connection reads every key back
+/// in multi-gets (values stored through every worker thread).
+#[test]
+fn memcached_with_two_threads_under_the_stack() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let addr = STACK_ADDR.to_string();
+    let _mc = Proc::spawn(on_stack(
+        &pair,
+        &[
+            "memcached",
+            "-u",
+            "root",
+            "-t",
+            "2",
+            "-l",
+            &addr,
+            "-p",
+            "11311",
+            "-U",
+            "0",
+            "-c",
+            "256",
+            "-m",
+            "64",
+        ],
+    ));
+    let sa = SocketAddr::from((STACK_ADDR, 11311));
+    const THREADS: usize = 16;
+    const CONNS: usize = 4;
+    const ROUNDS: usize = 5;
+    pair.in_peer(|| {
+        // memcached listens once it runs: retry the first connection (bounded).
+        let mut first = None;
+        for _ in 0..100 {
+            if let Ok(m) = Memcache::connect(sa) {
+                first = Some(m);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut m = first.expect("memcached did not accept within 10 s");
+        m.set("hello", b"world");
+        assert_eq!(
+            m.get(&["hello".to_string()]),
+            [("hello".to_string(), b"world".to_vec())]
+        );
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                s.spawn(move || {
+                    let mut conns: Vec<Memcache> = (0..CONNS)
+                        .map(|_| Memcache::connect(sa).expect("connect to memcached"))
+                        .collect();
+                    for r in 0..ROUNDS {
+                        for (c, m) in conns.iter_mut().enumerate() {
+                            let (k, v) = mc_value(t, c, r);
+                            m.set(&k, &v);
+                            let got = m.get(std::slice::from_ref(&k));
+                            assert!(
+                                got.len() == 1 && got[0].0 == k && got[0].1 == v,
+                                "{k}: {} values back",
+                                got.len()
+                            );
+                        }
+                    }
+                });
+            }
+        });
+        let mut n = 0;
+        for t in 0..THREADS {
+            let keys: Vec<(String, Vec<u8>)> = (0..CONNS)
+                .flat_map(|c| (0..ROUNDS).map(move |r| mc_value(t, c, r)))
+                .collect();
+            let names: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+            let got = m.get(&names);
+            assert_eq!(got.len(), keys.len(), "thread {t}'s keys");
+            for ((k, v), (gk, gv)) in keys.iter().zip(&got) {
+                assert!(k == gk && v == gv, "{k} read back differs");
+                n += 1;
+            }
+        }
+        assert_eq!(n, THREADS * CONNS * ROUNDS);
+    })
+    .unwrap();
+    // The stack served it: the kernel of the stack's namespace has no listener on the port.
+    let out = in_ns(&pair.stack_ns, &["ss", "-Hltn", "sport = :11311"])
+        .output()
+        .expect("ss");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "",
+        "a kernel listener"
+    );
 }
