@@ -10,7 +10,7 @@
 //!   the stack against the same Linux server; the outputs must be identical;
 //! - a multi-threaded client sharing the stack, and memcached `-t 2` (a multi-threaded
 //!   server) serving 64 connections at once;
-//! - nginx (master and workers as `user www-data;`) and redis-server, unmodified.
+//! - nginx (workers as `user www-data;`) and redis-server, unmodified.
 //!
 //! Every process is bounded (the scripts end themselves after at most 120 s, `Proc` kills
 //! them by PID on drop) and every wait has a timeout.
