@@ -17,12 +17,12 @@ need_root() {
 # Bench: fonts-dejavu-core for the text of the PNG latency plots (no fontconfig needed);
 # wrk and nginx for the `http` scenarios (the bench runs its own nginx with a private config
 # inside a namespace; the distribution's service is not needed, see below).
-# POSIX layer tests (stack/posix/tests): python3 programs, nginx and redis-server under the
-# stack, served to curl, wrk and redis-benchmark.
+# POSIX layer tests (stack/posix/tests): python3 programs, nginx, redis-server and memcached
+# (multi-threaded, -t 2) under the stack, served to curl, wrk, redis-benchmark and python clients.
 # Fuzzing (scripts/fuzz.sh): g++ builds libFuzzer (libfuzzer-sys compiles its C++ sources).
 # nftables: veth_conform.rs drops the raw-socket peer's own RSTs; veth_icmp.rs makes a Linux
 # peer answer with ICMP port unreachable.
-PKGS=(clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev iproute2 ethtool iputils-ping nftables fonts-dejavu-core wrk nginx g++ tcpdump tshark curl python3 redis-server redis-tools)
+PKGS=(clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev iproute2 ethtool iputils-ping nftables fonts-dejavu-core wrk nginx g++ tcpdump tshark curl python3 redis-server redis-tools memcached)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -48,6 +48,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
       && systemctl is-active --quiet redis-server 2>/dev/null; then
     echo "setup: stopping and disabling the redis-server service it just installed (the tests run their own)"
     systemctl disable --now redis-server >/dev/null 2>&1 || true
+  fi
+  if [[ " ${missing[*]} " == *" memcached "* ]] && command -v systemctl >/dev/null 2>&1 \
+      && systemctl is-active --quiet memcached 2>/dev/null; then
+    echo "setup: stopping and disabling the memcached service it just installed (the tests run their own)"
+    systemctl disable --now memcached >/dev/null 2>&1 || true
   fi
 fi
 

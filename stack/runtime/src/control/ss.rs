@@ -656,6 +656,7 @@ mod tests {
             rto: Some(Duration::from_millis(200)),
             cwnd: Some(10 * 1448),
             ssthresh: Some(u32::MAX),
+            pmtu: Some(1500),
             retransmits: 0,
             in_flight: 0,
             unread: 0,
@@ -675,7 +676,7 @@ mod tests {
         internals(&mut out, &i, "cubic", 1, now, true);
         assert_eq!(
             out,
-            " cubic rto:200 rtt:0.12/0.05 mss:1448 cwnd:10 bytes_sent:0 bytes_acked:0 \
+            " cubic rto:200 rtt:0.12/0.05 mss:1448 pmtu:1500 cwnd:10 bytes_sent:0 bytes_acked:0 \
              bytes_received:0 segs_out:0 segs_in:0 send 965333333bps lastsnd:524 lastrcv:824 \
              snd_wnd:65535 worker:1"
         );
