@@ -343,14 +343,38 @@ struct Slot {
     data_recv: u32,
     /// The application called `close` or `abort` (or never will own it).
     closed: bool,
-    /// Counted in `Endpoint::orphans` (closed by the application, not finished; orphans.rs).
-    orphan: bool,
-    in_ready: bool,
-    in_events: bool,
+    /// ORPHAN, IN_READY, IN_EVENTS, IN_FALLBACK: one byte, so the slot stays within its bound
+    /// (`slot_size_bound`).
+    flags: SlotFlags,
     /// This slot's timer-wheel entry (for its earliest deadline, or earlier).
     timer: Option<Armed>,
+}
+
+/// A slot's bookkeeping bits.
+#[derive(Debug, Clone, Copy, Default)]
+struct SlotFlags(u8);
+
+impl SlotFlags {
+    /// Counted in `Endpoint::orphans` (closed by the application, not finished; orphans.rs).
+    const ORPHAN: u8 = 1;
+    /// On the ready list.
+    const IN_READY: u8 = 2;
+    /// On the application's event list.
+    const IN_EVENTS: u8 = 4;
     /// On the `timer_fallback` list (the wheel was full when it armed).
-    in_fallback: bool,
+    const IN_FALLBACK: u8 = 8;
+
+    fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    fn set(&mut self, bit: u8, on: bool) {
+        if on {
+            self.0 |= bit;
+        } else {
+            self.0 &= !bit;
+        }
+    }
 }
 
 struct ListenerSlot {
@@ -736,7 +760,7 @@ impl Endpoint {
             else {
                 continue;
             };
-            s.in_ready = false;
+            s.flags.set(SlotFlags::IN_READY, false);
             let t = s.conn.tuple();
             let (src, dst) = (t.local_addr, t.remote_addr);
             let max = s.conn.snd_max();
@@ -777,7 +801,7 @@ impl Endpoint {
             match s.conn.poll_event() {
                 Some(ev) => return Some(EndpointEvent::Conn(id, ev)),
                 None => {
-                    s.in_events = false;
+                    s.flags.set(SlotFlags::IN_EVENTS, false);
                     self.events.pop_front();
                 }
             }
@@ -792,7 +816,7 @@ impl Endpoint {
         if !self.timer_fallback.is_empty() {
             for id in std::mem::take(&mut self.timer_fallback) {
                 let Some(s) = self.slot_mut(id) else { continue };
-                s.in_fallback = false;
+                s.flags.set(SlotFlags::IN_FALLBACK, false);
                 self.fire_or_arm(id, now);
             }
         }
@@ -1108,11 +1132,8 @@ impl Endpoint {
             },
             data_recv: born,
             closed: false,
-            orphan: false,
-            in_ready: false,
-            in_events: false,
+            flags: SlotFlags::default(),
             timer: None,
-            in_fallback: false,
         });
         let id = ConnId {
             index: index as u32,
@@ -1128,10 +1149,10 @@ impl Endpoint {
     /// it, on the event list.
     fn touch(&mut self, id: ConnId) {
         let Some(s) = self.slot_mut(id) else { return };
-        let (ready, events) = (!s.in_ready, !s.in_events && s.owner == Owner::App);
-        s.in_ready = true;
+        let (ready, events) = (!s.flags.has(SlotFlags::IN_READY), !s.flags.has(SlotFlags::IN_EVENTS) && s.owner == Owner::App);
+        s.flags.set(SlotFlags::IN_READY, true);
         if events {
-            s.in_events = true;
+            s.flags.set(SlotFlags::IN_EVENTS, true);
         }
         if ready {
             self.ready.push_back(id);
@@ -1197,8 +1218,8 @@ impl Endpoint {
             // `max_connections`. Never panic on the packet path: poll this one instead.
             debug_assert!(false, "connection timer wheel full");
             self.stats.timer_wheel_full += 1;
-            if !s.in_fallback {
-                s.in_fallback = true;
+            if !s.flags.has(SlotFlags::IN_FALLBACK) {
+                s.flags.set(SlotFlags::IN_FALLBACK, true);
                 self.timer_fallback.push(id);
             }
         }
@@ -1251,7 +1272,7 @@ impl Endpoint {
         if s.conn.timed_out() {
             self.stats.aborted_on_timeout += 1;
         }
-        if s.orphan {
+        if s.flags.has(SlotFlags::ORPHAN) {
             self.orphans -= 1;
         }
         let (tuple, owner) = (s.conn.tuple(), s.owner);

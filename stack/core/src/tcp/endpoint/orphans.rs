@@ -31,7 +31,7 @@
 //! Not compared with Linux on the wire: `net.ipv4.tcp_max_orphans` is host-wide (a network
 //! namespace has no copy of it), so such a test would have to change the host's setting.
 
-use super::{ConnId, Endpoint};
+use super::{ConnId, Endpoint, SlotFlags};
 use crate::tcp::conn::State;
 use crate::tcp::TcpConfig;
 use crate::time::Instant;
@@ -62,7 +62,7 @@ impl Endpoint {
                 | State::Closing
                 | State::LastAck
         );
-        if s.orphan || !unfinished {
+        if s.flags.has(SlotFlags::ORPHAN) || !unfinished {
             return;
         }
         if too_many_orphans(self.orphans + 1, &self.cfg) {
@@ -71,7 +71,7 @@ impl Endpoint {
             self.stats.aborted_on_memory += 1;
             return;
         }
-        s.orphan = true;
+        s.flags.set(SlotFlags::ORPHAN, true);
         self.orphans += 1;
     }
 
