@@ -359,7 +359,7 @@ fn orphan_with_queued_data_reset_at_rto_above_tcp_mem_high() {
     let port = |id| p.a.info(id).unwrap().tuple.local().port();
     let (big_port, held_port, fin_port) = (port(big), port(held), port(fin_only));
     // The retransmission timers (the RTO is at most 1 s here).
-    p.now = p.now + Duration::from_secs(1);
+    p.now += Duration::from_secs(1);
     p.a.on_timeout(p.now);
     let out = flush(&mut p.a, p.now);
     let from =
