@@ -62,8 +62,8 @@ use crate::time::Instant;
 pub(super) const SOCK_MIN_SNDBUF: usize = 2 * (2048 + 256);
 
 /// Linux `tcp_out_of_memory`: the orphan `conn` holds more than [`SOCK_MIN_SNDBUF`] of send
-/// queue while the endpoint's charge is above `tcp_mem` HIGH. Checked when an orphan's
-/// retransmission or zero-window probe timer fires (the module docs); true resets it.
+/// queue while the endpoint's charge is above `tcp_mem` HIGH. Checked at close and when an
+/// orphan's retransmission or zero-window probe timer fires (the module docs); true resets it.
 pub(super) fn out_of_memory(conn: &Connection, pool: &BufPool) -> bool {
     conn.send_charged() > SOCK_MIN_SNDBUF && pool.above_high()
 }
