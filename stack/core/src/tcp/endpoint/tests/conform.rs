@@ -424,3 +424,53 @@ fn close_with_queued_data_above_tcp_mem_high_resets() {
     assert_eq!(p.a.state(held), Some(State::FinWait1));
     assert_eq!((p.a.orphan_count(), p.a.stats().aborted_on_memory), (1, 1));
 }
+
+/// Linux `tcp_probe_timer` -> `tcp_out_of_resources`: the same at the zero-window probe timer.
+/// The peer closed its window before any of the orphan's data went out; above `tcp_mem` HIGH
+/// the probe timer resets it instead of probing: RST|ACK <SEQ=SND.MAX><ACK=RCV.NXT> (nothing
+/// sent: SND.MAX = ISS + 1).
+#[test]
+fn orphan_facing_zero_window_reset_at_probe_above_tcp_mem_high() {
+    let no_ts = |c: TcpConfig| TcpConfig {
+        timestamps: false,
+        ..c
+    };
+    let mut p = Pair::new(no_ts(tight_mem()), no_ts(TcpConfig::default()));
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let (big, _) = p.open(l, 80);
+    let (held, _) = p.open(l, 80);
+    let i = p.a.info(big).unwrap();
+    let port = i.tuple.local().port();
+    // The peer's window update: zero.
+    let mut zero = tcp(80, port, i.rcv_nxt.unwrap().0, i.snd_nxt.0, TcpFlags::ACK);
+    zero.window = 0;
+    p.a.on_segment(p.now, B, A, &zero);
+    assert_eq!(p.a.info(big).unwrap().snd_wnd, Some(0));
+    assert_eq!(p.a.send(p.now, big, &[7u8; 8192]), Ok(8192));
+    p.a.close(p.now, big).unwrap();
+    let out = flush(&mut p.a, p.now);
+    assert!(
+        out.iter().all(|f| f.repr().src_port != port),
+        "nothing fits the window"
+    );
+    assert_eq!(p.a.state(big), Some(State::FinWait1));
+    assert_eq!(p.a.send(p.now, held, &[1u8; 100]), Ok(100)); // forced: above HIGH
+    assert!(p.a.buffer_pool_stats().out_bytes > 8192);
+    flush(&mut p.a, p.now);
+    p.now += Duration::from_secs(1);
+    p.a.on_timeout(p.now);
+    let out = flush(&mut p.a, p.now);
+    let rst: Vec<&Frame> = out.iter().filter(|f| f.repr().src_port == port).collect();
+    assert_eq!(rst.len(), 1, "the RST, no probe");
+    let r = rst[0].repr();
+    assert_eq!(
+        (r.flags, r.seq, r.ack),
+        (
+            TcpFlags::RST | TcpFlags::ACK,
+            i.iss + 1u32,
+            i.rcv_nxt.unwrap()
+        )
+    );
+    assert_eq!(p.a.state(big), None);
+    assert_eq!((p.a.orphan_count(), p.a.stats().aborted_on_memory), (0, 1));
+}
