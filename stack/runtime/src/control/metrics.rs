@@ -277,7 +277,7 @@ const SINGLE: &[Single] = &[
      "Connections ended because retries, keepalive probes or the user timeout ran out.",
      |s| s.endpoint.aborted_on_timeout),
     ("xdptcp_connections_aborted_on_memory_total", C, N,
-     "Orphaned connections reset at close because tcp_max_orphans was reached (TCPAbortOnMemory).",
+     "Orphaned connections reset: tcp_max_orphans reached, or send data queued above tcp_mem HIGH (TCPAbortOnMemory).",
      |s| s.endpoint.aborted_on_memory),
     ("xdptcp_orphans", G, N,
      "Orphans: connections closed by the application and not finished (bounded by tcp_max_orphans).",

@@ -850,6 +850,12 @@ impl Connection {
         self.inner.sender().map_or(0, |s| s.flight_size())
     }
 
+    /// Memory charged for the send buffer, unacknowledged and unsent data (Linux
+    /// `sk_wmem_queued`; bufpool.rs).
+    pub(crate) fn send_charged(&self) -> usize {
+        self.inner.sender().map_or(0, |s| s.charged())
+    }
+
     /// Queued bytes not yet sent (Linux `tcpi_notsent_bytes`).
     pub(crate) fn unsent(&self) -> usize {
         self.inner.sender().map_or(0, |s| s.unsent())

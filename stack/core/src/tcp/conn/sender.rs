@@ -292,6 +292,11 @@ impl Sender {
         self.buf.len()
     }
 
+    /// Storage the send buffer is charged for now (its ring's capacity; 0 when empty).
+    pub fn charged(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// The buffered bytes wrap around the ring's end (a segment may cross it).
     pub fn wraps(&self) -> bool {
         !self.buf.as_slices().1.is_empty()

@@ -35,8 +35,8 @@
 //! its SYN queue (`tcp_max_syn_backlog`) and accept queue (min(backlog, somaxconn) + 1), whose
 //! members are slab connections and count towards `max_connections`; [`CONTROL_QUEUE_MAX`]
 //! queued stateless replies; [`MAX_LISTENERS`] listeners. Of the connections, at most
-//! `tcp_max_orphans` orphans (closed by the application, not finished) before orphans are reset
-//! (orphans.rs).
+//! `tcp_max_orphans` orphans (closed by the application, not finished) before orphans are reset;
+//! orphans holding send data are reset too while `tcp_mem` is above HIGH (orphans.rs).
 
 mod flow;
 mod history;
@@ -283,8 +283,8 @@ pub struct EndpointStats {
     /// Connections ended because retries, keepalive probes or the user timeout ran out
     /// (`TimedOut`), whether or not the application still held them.
     pub aborted_on_timeout: u64,
-    /// Orphaned connections reset because more than `tcp_max_orphans` were held
-    /// (`TCPAbortOnMemory`, "too many orphaned sockets"; orphans.rs).
+    /// Orphaned connections reset because more than `tcp_max_orphans` were held, or because
+    /// `tcp_mem` was above HIGH while they held send data (`TCPAbortOnMemory`; orphans.rs).
     pub aborted_on_memory: u64,
     /// Data segments, ACKs and transmit limits of the connections (flow.rs).
     pub flow: FlowStats,
@@ -1180,17 +1180,27 @@ impl Endpoint {
                     .and_then(|h| h.get_mut(id.index as usize));
                 let due = |t| s.conn.timer(t).is_some_and(|at| at <= now);
                 let (probe, rto) = (due(Timer::Persist), due(Timer::Retransmit));
-                let mss = s.conn.send_mss();
-                s.conn.on_timeout(now);
-                // tcp_mtu_probing: a timeout that lowered the MSS is a black hole detected.
-                if rto && s.conn.send_mss() < mss {
-                    self.stats.icmp.black_hole_mss_lowered += 1;
+                // Linux tcp_write_timeout / tcp_probe_timer of an orphan ->
+                // tcp_out_of_resources -> tcp_check_oom: out of memory, reset (orphans.rs).
+                let oom = s.flags.has(SlotFlags::ORPHAN)
+                    && ((rto && s.conn.flight_size() > 0) || (probe && s.conn.unsent() > 0))
+                    && orphans::out_of_memory(&s.conn, &self.pool);
+                if oom {
+                    s.conn.abort(now);
+                    self.stats.aborted_on_memory += 1;
+                } else {
+                    let mss = s.conn.send_mss();
+                    s.conn.on_timeout(now);
+                    // tcp_mtu_probing: a timeout that lowered the MSS is a black hole detected.
+                    if rto && s.conn.send_mss() < mss {
+                        self.stats.icmp.black_hole_mss_lowered += 1;
+                    }
                 }
                 if let Some(h) = h {
-                    if probe {
+                    if probe && !oom {
                         h.window_probe(now);
                     }
-                    if rto {
+                    if rto && !oom {
                         h.rto(now, s.conn.rto_count());
                     }
                     h.observe(now, &s.conn, &s.counters);
