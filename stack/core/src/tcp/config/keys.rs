@@ -173,7 +173,7 @@ static KEYS: &[Key] = &[
         meaning: "TIME-WAIT records per worker; beyond it a closing connection skips TIME-WAIT (Linux TCPTimeWaitOverflow)",
         get: |c| c.max_tw_buckets as u64, set: |c, v| c.max_tw_buckets = v as usize },
     Key { name: "tcp_max_orphans", unit: "connections", allowed: Allowed::Range(0, 1 << 24), triple: false,
-        meaning: "Connections closed by the application but not finished (FIN-WAIT-1/2, CLOSING, LAST-ACK) per worker; beyond it an orphan is reset at close and when its retransmission or probe timer fires (Linux \"too many orphaned sockets\", TCPAbortOnMemory)",
+        meaning: "Connections closed by the application but not finished (FIN-WAIT-1/2, CLOSING, LAST-ACK) per worker; a close beyond it resets the connection instead (Linux \"too many orphaned sockets\", TCPAbortOnMemory); above tcp_mem HIGH an orphan with queued data is also reset at close and at its retransmission or probe timer",
         get: |c| c.max_orphans as u64, set: |c, v| c.max_orphans = v as usize },
     Key { name: "max_connections", unit: "connections", allowed: Allowed::Range(1, 1 << 24), triple: false,
         meaning: "Connections per worker (memory bound; not a Linux sysctl): beyond it SYNs are dropped and connect fails",
