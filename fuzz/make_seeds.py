@@ -80,6 +80,13 @@ put("xdp_prog", "ip-options-rr", structured(ipb=2, ip_opts=[2, 2]))
 put("xdp_prog", "first-fragment", structured(frag=3 << 5))
 put("xdp_prog", "later-fragment", structured(frag=(4 << 5) | 3))
 put("xdp_prog", "bad-checksums", structured(bad=3))
+# Martian sources (shape bits 5-7: 5 = 127/8, 6 = 0/8, 7 = the destination itself; bit 4 picks
+# 127.0.0.1 / 0.0.0.0): plain SYNs to the cookie listener the program must not answer.
+put("xdp_prog", "martian-127", structured(shape=5 << 5))
+put("xdp_prog", "martian-loopback", structured(shape=(5 << 5) | 0x10))
+put("xdp_prog", "martian-0", structured(shape=6 << 5))
+put("xdp_prog", "martian-unspecified", structured(shape=(6 << 5) | 0x10))
+put("xdp_prog", "martian-own-address", structured(shape=7 << 5))
 put("xdp_prog", "ephemeral-port", structured(sel=2 << 2, ip_opts=b"", tcp_opts=b"") [:5] + [0x9c, 0x40] + structured()[5:])
 
 # IPv6 (2001:2::/48): the same formats. wire_parse and raw xdp_prog frames, and structured
@@ -158,3 +165,17 @@ put("endpoint", "syn-flood", [0, 0] + sum((seg(sel=i, flags=0x02) for i in range
 put("endpoint", "timers", [0, 0] + HS + SEND + DEADLINE * 12 + ADV(0x7f))
 put("endpoint", "out-of-order", [0, 0] + HS + seg(flags=0x18, sd=0x81, ln=200, keep=1) + seg(flags=0x18, ln=200) + RECV)
 put("endpoint", "sack-ack", [0, 0] + HS + SEND + seg(opts=0x80, extra=[1, 0, 40, 10]))
+# Orphans (config byte 2 bits 5-6: tcp_max_orphans 0 / 1 / 2; bit 7: tcp_mem 1 2 3 pages).
+# App ops [6, idx << 3 | kind]: kind 0 = send (next byte x 32 bytes), 5 = close; app[0] is the
+# active open, the accepted connections follow.
+HS3 = sum((seg(sel=i, flags=0x02) + seg(sel=i, flags=0x10) for i in range(3)), [])
+CLOSE1 = [6, 0x0d]
+put("endpoint", "max-orphans-0", [0, 0x20] + HS + CLOSE1)
+put("endpoint", "max-orphans-1", [0, 0x40] + HS3 + CLOSE1 + CLOSE1 + DEADLINE * 4)
+# tcp_mem HIGH 12 KiB, 8 KiB buffers: 8160 bytes queued on app[1], closed (an orphan at HIGH);
+# 4096 on the next, then a forced grant (64 bytes into an empty send buffer) takes the charge
+# above HIGH: the orphan is reset at its retransmission timer. Then the same with the close
+# after the forced grant: reset at close.
+FILL = [6, 0x08, 255]
+put("endpoint", "orphan-oom-at-rto", [0x0f, 0x80] + HS3 + FILL + CLOSE1 + [6, 0x08, 128] + [6, 0x10, 2] + DEADLINE * 4)
+put("endpoint", "orphan-oom-at-close", [0x0f, 0x80] + HS3 + FILL + [6, 0x10, 128] + [6, 0x18, 2] + CLOSE1 + DEADLINE * 4)

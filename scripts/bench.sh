@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The benchmark command (README): builds xdptcp-bench in release and runs the default suite
-# (about a minute: 2 s per run; cps both close orders, rr closed and open loop, bulk single flow
-# both directions, conns 1000, each in three pairings) over a fresh veth pair between two network
+# The benchmark command (README): builds xdptcp-bench and xdptcp-posix in release and runs the
+# default suite (about 2.5 minutes: 2 s per run; cps both close orders, rr closed and open loop,
+# bulk single flow both directions, conns 1000, each in three pairings, cps and rr also stack
+# client -> Linux server; app/nginx-close, app/nginx-keepalive, app/redis: Debian nginx and
+# redis-server on the kernel and under `xdptcp run` with wrk, redis-benchmark and the stack's
+# HTTP client) over a fresh veth pair between two network
 # namespaces (the binary creates and removes it), then the physical ceiling (`ceiling`: raw
 # AF_XDP frame rates rx / tx 64 B / tx 1514 B / l2fwd on a second veth pair with the steering
 # program attached, 1 s per phase), and prints the side-by-side table, the ceiling section and
@@ -9,9 +12,10 @@
 # results/<date-time>/. See docs/benchmarks.md.
 #
 # Flags (passed through to xdptcp-bench; see `xdptcp-bench --help` for all of them):
-#   --scenarios LIST                groups cps,rr,bulk,conns,ceiling,http, names like rr/open,
-#                                   or all (default: cps,rr,bulk/1-up,bulk/1-down,conns,ceiling;
-#                                   http = wrk vs nginx and the stack, not in the default)
+#   --scenarios LIST                groups cps,rr,bulk,conns,ceiling,http,app, names like rr/open,
+#                                   or all (default: cps,rr,bulk/1-up,bulk/1-down,conns,ceiling,app;
+#                                   http = wrk vs nginx and the stack, not in the default;
+#                                   app = nginx/redis on the kernel vs under xdptcp run)
 #                                   synflood = SYN/ACK/RST floods vs Linux, the stack and
 #                                   its XDP cookies, with the ceiling; not in the default nor all)
 #   --legit-rate R --flood-rate R   synflood: legitimate conn/s (1000), flood frames/s cap
@@ -20,7 +24,10 @@
 #   --workers N                     server workers and client threads, one core each
 #   --iface IF --peer-iface IF2     two NIC ports cabled back to back (docs/nic.md); with
 #   --queues N [--zero-copy]        N queues/workers, stack server in AF_XDP zero-copy
-#   --pairings linux-linux,...      default: all three (linux-linux, linux-stack, stack-stack)
+#   --pairings linux-linux,...      default: linux-linux, linux-linux-nooff, linux-stack,
+#                                   stack-linux, stack-stack
+#   --http-conns N --redis-clients N --redis-requests N   app: wrk/stack client connections,
+#                                   redis-benchmark -c and -n
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,5 +37,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release -p xdptcp-bench >&2
+# xdptcp-posix: the preload library `xdptcp run` needs for the app scenarios.
+cargo build --release -p xdptcp-bench -p xdptcp-posix >&2
 exec target/release/xdptcp-bench "$@"

@@ -11,15 +11,18 @@ need_root() {
 }
 
 # Build: clang/llvm for the XDP program, m4 for libxdp-sys, libelf/zlib/libbpf for libbpf-sys.
-# Tests: iproute2 (ip netns, veth, ss), ethtool (checksum offload off), ping, tcpdump (reads
-# back `xdptcp capture` files in veth_capture.rs, and for debugging).
+# Tests: iproute2 (ip netns, veth, ss), ethtool (checksum offload off), ping, tcpdump and
+# tshark (read back `xdptcp capture` files in veth_capture.rs; tcpdump also for debugging),
+# nftables (veth_conform.rs drops the raw-socket peer's own RSTs).
 # Bench: fonts-dejavu-core for the text of the PNG latency plots (no fontconfig needed);
 # wrk and nginx for the `http` scenarios (the bench runs its own nginx with a private config
 # inside a namespace; the distribution's service is not needed, see below).
-# POSIX layer tests (stack/posix/tests): python3 programs, nginx and redis-server under the
-# stack, served to curl, wrk and redis-benchmark.
+# POSIX layer tests (stack/posix/tests): python3 programs, nginx, redis-server and memcached
+# (multi-threaded, -t 2) under the stack, served to curl, wrk, redis-benchmark and python clients.
 # Fuzzing (scripts/fuzz.sh): g++ builds libFuzzer (libfuzzer-sys compiles its C++ sources).
-PKGS=(clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev iproute2 ethtool iputils-ping fonts-dejavu-core wrk nginx g++ tcpdump curl python3 redis-server redis-tools)
+# nftables: veth_conform.rs drops the raw-socket peer's own RSTs; veth_icmp.rs makes a Linux
+# peer answer with ICMP port unreachable.
+PKGS=(clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev iproute2 ethtool iputils-ping nftables fonts-dejavu-core wrk nginx g++ tcpdump tshark curl python3 redis-server redis-tools memcached)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -29,6 +32,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   need_root
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # tshark's wireshark-common asks whether non-root users may capture: no (answered here
+  # so that the install never waits for a question).
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Installing nginx starts the distribution's service where init scripts may run: this
@@ -42,6 +48,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
       && systemctl is-active --quiet redis-server 2>/dev/null; then
     echo "setup: stopping and disabling the redis-server service it just installed (the tests run their own)"
     systemctl disable --now redis-server >/dev/null 2>&1 || true
+  fi
+  if [[ " ${missing[*]} " == *" memcached "* ]] && command -v systemctl >/dev/null 2>&1 \
+      && systemctl is-active --quiet memcached 2>/dev/null; then
+    echo "setup: stopping and disabling the memcached service it just installed (the tests run their own)"
+    systemctl disable --now memcached >/dev/null 2>&1 || true
   fi
 fi
 

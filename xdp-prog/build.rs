@@ -33,4 +33,5 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=src/bpf/syncookie.h");
     println!("cargo:rerun-if-changed=src/bpf/steer6.h");
+    println!("cargo:rerun-if-changed=src/bpf/icmp.h");
 }

@@ -138,7 +138,9 @@ fn run_inner(env: &VethNetns, p: Pairing, h: HttpScenario, o: &HttpOpts) -> Resu
             dir.path(),
         )?),
         Pairing::LinuxToStack => Server::Stack(start_stack(env, &server_cores, o)?),
-        Pairing::StackStack => bail!("wrk is a Linux client: no stack-stack column"),
+        Pairing::StackStack | Pairing::StackToLinux => {
+            bail!("wrk is a Linux client: no {} column", p.name())
+        }
         Pairing::LinuxLinuxNoOffload => bail!("http runs with nginx's default offloads only"),
     };
     let probe = probe_until_ready(&env.client_ns, addr, &mut server)?;
@@ -326,19 +328,33 @@ pub fn get_once(addr: SocketAddrV4) -> Result<String> {
 /// Runs wrk in `ns` pinned to `cores`, with a progress line; killed by PID if it overruns
 /// its duration by 15 s. Returns its stdout.
 fn run_wrk(ns: &str, cores: &[usize], args: &[String], secs: u64, label: &str) -> Result<String> {
+    run_pinned(ns, cores, "wrk", args, secs, label)
+}
+
+/// Runs `prog` in `ns` pinned to `cores` (`taskset`), with a progress line over `secs`;
+/// killed by PID if it overruns `secs` by 15 s. Returns its stdout; a failure exit is an
+/// error with its stderr.
+pub fn run_pinned(
+    ns: &str,
+    cores: &[usize],
+    prog: &str,
+    args: &[String],
+    secs: u64,
+    label: &str,
+) -> Result<String> {
     let cpus = cores
         .iter()
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(",");
     let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, "taskset", "-c", &cpus, "wrk"])
+        .args(["netns", "exec", ns, "taskset", "-c", &cpus, prog])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .context("spawn wrk")?;
+        .with_context(|| format!("spawn {prog}"))?;
     // Read the pipes on threads so that a chatty wrk never blocks on a full pipe.
     let mut so = child.stdout.take().expect("piped");
     let mut se = child.stderr.take().expect("piped");
@@ -365,27 +381,27 @@ fn run_wrk(ns: &str, cores: &[usize], args: &[String], secs: u64, label: &str) -
             let _ = child.wait();
             break None;
         }
-        progress(label, start.elapsed(), total, false);
+        progress(label, start.elapsed(), total, prog, false);
         std::thread::sleep(Duration::from_millis(200));
     };
-    progress(label, start.elapsed(), total, true);
+    progress(label, start.elapsed(), total, prog, true);
     let (out, err) = (
         t_out.join().unwrap_or_default(),
         t_err.join().unwrap_or_default(),
     );
     match status {
         None if sys::stopped() => bail!("stopped by signal"),
-        None => bail!("wrk did not finish within {} s; killed", limit.as_secs()),
-        Some(st) if !st.success() => bail!("wrk failed ({st}): {}", err.trim()),
+        None => bail!("{prog} did not finish within {} s; killed", limit.as_secs()),
+        Some(st) if !st.success() => bail!("{prog} failed ({st}): {}", err.trim()),
         Some(_) => Ok(out),
     }
 }
 
-fn progress(label: &str, elapsed: Duration, total: Duration, done: bool) {
+fn progress(label: &str, elapsed: Duration, total: Duration, prog: &str, done: bool) {
     let mut e = std::io::stderr().lock();
     let _ = write!(
         e,
-        "\r{label:<28} {:5.1}/{:.0} s  wrk running{}",
+        "\r{label:<28} {:5.1}/{:.0} s  {prog} running{}",
         elapsed.as_secs_f64().min(total.as_secs_f64()),
         total.as_secs_f64(),
         if done { "\n" } else { "" }
@@ -394,10 +410,11 @@ fn progress(label: &str, elapsed: Duration, total: Duration, done: bool) {
 }
 
 /// A private directory for one run (`$TMPDIR/xdptcp-bench-<pid>-<n>`), removed on drop.
-struct RunDir(PathBuf);
+pub struct RunDir(PathBuf);
 
 impl RunDir {
-    fn new() -> Result<Self> {
+    /// Creates it (a leftover of a crashed run with this PID is removed first).
+    pub fn new() -> Result<Self> {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let p = std::env::temp_dir().join(format!("xdptcp-bench-{}-{n}", std::process::id()));
@@ -406,7 +423,8 @@ impl RunDir {
         Ok(RunDir(p))
     }
 
-    fn path(&self) -> &Path {
+    /// Where it is.
+    pub fn path(&self) -> &Path {
         &self.0
     }
 }

@@ -17,6 +17,12 @@ pub enum Pairing {
     #[serde(rename = "linux-stack")]
     #[value(name = "linux-stack")]
     LinuxToStack,
+    /// xdptcp client → Linux server: the stack's load generator against the kernel, so that
+    /// a stack server (`stack-stack`) can be read against the Linux server with the same
+    /// client (cps, rr and the app scenarios).
+    #[serde(rename = "stack-linux")]
+    #[value(name = "stack-linux")]
+    StackToLinux,
     /// Linux ↔ Linux with TSO/GSO/GRO/LRO and checksum offloads off on both ends, MTU 1500
     /// (netns::OffloadsOff): the kernel moving the stack's segment size. Single-flow bulk
     /// only: the bulk target compares the stack with Linux both with and without offloads.
@@ -58,18 +64,30 @@ pub enum ClientKind {
 }
 
 impl Pairing {
-    pub const ALL: [Pairing; 4] = [
+    pub const ALL: [Pairing; 5] = [
         Pairing::LinuxLinux,
         Pairing::LinuxLinuxNoOffload,
         Pairing::LinuxToStack,
+        Pairing::StackToLinux,
         Pairing::StackStack,
     ];
 
     /// Whether this pairing runs `scen`: `linux-linux-nooff` only runs the single-flow bulk
-    /// scenarios (the second baseline of the bulk target; it keeps the default suite short).
+    /// scenarios (the second baseline of the bulk target; it keeps the default suite short);
+    /// `stack-linux` only cps and rr (the server-against-server reading of those figures).
     pub fn runs(self, scen: Scenario) -> bool {
-        if scen == Scenario::Mem {
-            // The attacker is a Linux client with raw sockets (memattack.rs).
+        if self == Pairing::StackToLinux {
+            return matches!(
+                scen,
+                Scenario::CpsClientClose
+                    | Scenario::CpsServerClose
+                    | Scenario::RrClosed
+                    | Scenario::RrOpen
+            );
+        }
+        if scen.is_mem() {
+            // The attacker is a Linux client with raw sockets (memattack.rs); the baseline
+            // runs where the attack does, to be read against it.
             return matches!(self, Pairing::LinuxLinux | Pairing::LinuxToStack);
         }
         self != Pairing::LinuxLinuxNoOffload
@@ -81,13 +99,14 @@ impl Pairing {
             Pairing::StackStack => "stack-stack",
             Pairing::LinuxLinux => "linux-linux",
             Pairing::LinuxToStack => "linux-stack",
+            Pairing::StackToLinux => "stack-linux",
             Pairing::LinuxLinuxNoOffload => "linux-linux-nooff",
         }
     }
 
     pub fn client_kind(self) -> ClientKind {
         match self {
-            Pairing::StackStack => ClientKind::Stack,
+            Pairing::StackStack | Pairing::StackToLinux => ClientKind::Stack,
             _ => ClientKind::Linux,
         }
     }
@@ -107,10 +126,13 @@ pub enum Scenario {
     /// Memory attacks (out-of-order data pinned by many connections, peers that never
     /// read) while a legitimate client runs request/response (memattack.rs).
     Mem,
+    /// `mem`'s baseline: the same server (same `tcp_mem`) and the same legitimate client,
+    /// without attackers or sinks, so the `mem` row reads against it.
+    MemBase,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::CpsClientClose,
         Scenario::CpsServerClose,
         Scenario::RrClosed,
@@ -120,6 +142,7 @@ impl Scenario {
         Scenario::BulkMultiUp,
         Scenario::BulkMultiDown,
         Scenario::Conns,
+        Scenario::MemBase,
         Scenario::Mem,
     ];
 
@@ -135,7 +158,13 @@ impl Scenario {
             Scenario::BulkMultiDown => "bulk/n-down",
             Scenario::Conns => "conns",
             Scenario::Mem => "mem",
+            Scenario::MemBase => "mem/base",
         }
+    }
+
+    /// `mem` or its baseline (one driver, memattack.rs).
+    pub fn is_mem(self) -> bool {
+        matches!(self, Scenario::Mem | Scenario::MemBase)
     }
 
     pub fn app(self) -> ServerApp {
@@ -149,10 +178,13 @@ impl Scenario {
 
     /// `xdptcp serve --set` settings this scenario adds: `mem` bounds the stack server's
     /// buffers by a small `tcp_mem` (256 KiB / 512 KiB / 1 MiB per worker) so the attack
-    /// reaches it. Linux's `tcp_mem` is host-wide and left alone.
+    /// reaches it (its baseline too, so that only the attack differs). Linux's `tcp_mem` is
+    /// host-wide and left alone.
     pub fn stack_sets(self) -> Vec<String> {
         match self {
-            Scenario::Mem => vec![format!("tcp_mem={}", MEM_SCENARIO_TCP_MEM)],
+            Scenario::Mem | Scenario::MemBase => {
+                vec![format!("tcp_mem={}", MEM_SCENARIO_TCP_MEM)]
+            }
             _ => Vec::new(),
         }
     }

@@ -1,8 +1,11 @@
-//! `xdptcp-bench`: scenarios (cps, rr, bulk, conns) in three pairings (stack ↔ stack,
-//! Linux ↔ Linux, Linux → stack) over one veth pair, the physical ceiling of that path
-//! (raw AF_XDP frame rates, [`ceiling`]), and the reports (terminal table, JSON, `.hgrm`,
-//! PNG). docs/benchmarks.md describes the runs and the targets.
+//! `xdptcp-bench`: scenarios (cps, rr, bulk, conns) in their pairings (stack ↔ stack,
+//! Linux ↔ Linux, Linux → stack, stack → Linux) over one veth pair, unmodified servers
+//! (nginx, redis) on the kernel and under `xdptcp run` ([`app`]), the physical ceiling of
+//! that path (raw AF_XDP frame rates, [`ceiling`]), and the reports (terminal table, JSON,
+//! `.hgrm`, PNG). docs/benchmarks.md describes the runs and the targets.
 
+pub mod app;
+pub mod app_server;
 pub mod ceiling;
 pub mod client;
 pub mod error;
@@ -18,6 +21,7 @@ pub mod nic;
 pub mod pairing;
 pub mod pktrate;
 pub mod plot;
+pub mod redis_bench;
 pub mod report;
 pub mod scenario;
 pub mod stack_client;

@@ -5,6 +5,7 @@ use clap::Parser;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
+use xdptcp_bench::app::{self, AppOpts, AppScenario};
 use xdptcp_bench::http::{HttpOpts, HttpScenario};
 use xdptcp_bench::netns::{self, VethNetns};
 use xdptcp_bench::nic::NicPlan;
@@ -20,17 +21,19 @@ struct Cli {
     /// Scenarios: groups cps, rr, bulk, conns or names like rr/open, comma-separated; and
     /// `ceiling` (raw AF_XDP frame rates on a veth pair: its own section, not per pairing);
     /// `http` (wrk against nginx and `xdptcp serve --listen 80=http`: http/keepalive,
-    /// http/close); `all` for every scenario. The default (about a minute) leaves out
-    /// bulk/n-up, bulk/n-down and http.
-    #[arg(long, default_value = scenario::DEFAULT_SCENARIOS)]
+    /// http/close); `app` (unmodified nginx and redis on the kernel and under `xdptcp run`:
+    /// app/nginx-close, app/nginx-keepalive, app/redis); `all` for every scenario. The
+    /// default (a few minutes) leaves out bulk/n-up, bulk/n-down and http.
+    #[arg(long, default_value = app::DEFAULT_SCENARIOS)]
     scenarios: String,
     /// Pairings, comma-separated (linux-linux-nooff: Linux with offloads off, single-flow
-    /// bulk only).
+    /// bulk only; stack-linux: the stack client against the Linux server, cps, rr and app
+    /// only).
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "linux-linux,linux-linux-nooff,linux-stack,stack-stack"
+        default_value = "linux-linux,linux-linux-nooff,linux-stack,stack-linux,stack-stack"
     )]
     pairings: Vec<Pairing>,
     /// Seconds per scenario run (short: treat 2 s figures as orientation; use 10 for figures).
@@ -53,9 +56,16 @@ struct Cli {
     /// driver has none, e.g. veth).
     #[arg(long)]
     zero_copy: bool,
-    /// http: wrk connections.
+    /// http and app/nginx-*: wrk connections (and the stack client's in app/nginx-*).
     #[arg(long, default_value_t = 16)]
     http_conns: usize,
+    /// app/redis: redis-benchmark connections (`-c`).
+    #[arg(long, default_value_t = 50)]
+    redis_clients: usize,
+    /// app/redis: redis-benchmark requests per test (`-n`; default 25,000 per second of
+    /// --duration).
+    #[arg(long)]
+    redis_requests: Option<u64>,
     /// cps: connection attempts in flight (all client threads together).
     #[arg(long, default_value_t = 32)]
     cps_concurrency: usize,
@@ -124,8 +134,9 @@ fn run() -> Result<()> {
     // `synflood` is its own section (its own veth pair and servers); it brings the ceiling
     // along: its XDP target compares with the ceiling's rx 64 B rate of the same run.
     let (rest, want_flood) = synflood::take_selection(&cli.scenarios);
-    let (scenarios, want_ceiling, http) = if rest.is_empty() && want_flood {
-        (Vec::new(), true, Vec::new())
+    let (rest, apps) = app::take_selection(&rest)?;
+    let (scenarios, want_ceiling, http) = if rest.is_empty() && (want_flood || !apps.is_empty()) {
+        (Vec::new(), want_flood, Vec::new())
     } else {
         let (s, c, h) = xdptcp_bench::http::parse_selection(&rest)?;
         (s, c || want_flood, h)
@@ -171,10 +182,23 @@ fn run() -> Result<()> {
         stack_adaptive_idle: opts.stack_adaptive_idle,
         zero_copy: cli.zero_copy,
     };
-    let (results, link) = if scenarios.is_empty() && http.is_empty() {
+    let aopts = AppOpts {
+        duration: opts.duration,
+        workers,
+        http_conns: hopts.conns,
+        redis_clients: cli.redis_clients.max(1),
+        redis_requests: cli
+            .redis_requests
+            .unwrap_or_else(|| AppOpts::redis_requests_for(opts.duration))
+            .max(1),
+        stack_adaptive_idle: opts.stack_adaptive_idle,
+        max_ops: opts.max_ops,
+    };
+    let (results, link) = if scenarios.is_empty() && http.is_empty() && apps.is_empty() {
         (Vec::new(), None)
     } else {
-        let r = run_pairings(&cli, nic.as_ref(), &scenarios, &http, &opts, &hopts)?;
+        let sel = (&scenarios[..], &http[..], &apps[..]);
+        let r = run_pairings(&cli, nic.as_ref(), sel, &opts, &hopts, &aopts)?;
         (r.0, Some(r.1))
     };
     if want_ceiling && nic.is_some() {
@@ -199,6 +223,7 @@ fn run() -> Result<()> {
         "nic": nic.as_ref().map(|n| json!({"iface": n.iface, "peer_iface": n.peer_iface,
             "rx_queues": n.rx_queues})),
         "zero_copy": cli.zero_copy, "http_conns": hopts.conns,
+        "redis_clients": aopts.redis_clients, "redis_requests": aopts.redis_requests,
         "ceiling_phase_s": want_ceiling.then_some(ceiling_phase.as_secs_f64()),
         "ceiling_link": "own veth pair (xdptcp_harness::VethPair, checksum offload off), \
             steering program attached, copy-mode AF_XDP on queue 0 of each end",
@@ -229,10 +254,10 @@ fn run() -> Result<()> {
 fn run_pairings(
     cli: &Cli,
     nic: Option<&NicPlan>,
-    scenarios: &[Scenario],
-    http: &[HttpScenario],
+    (scenarios, http, apps): (&[Scenario], &[HttpScenario], &[AppScenario]),
     opts: &Opts,
     hopts: &HttpOpts,
+    aopts: &AppOpts,
 ) -> Result<(Vec<ScenarioResult>, String)> {
     let mut env = match nic {
         Some(plan) => VethNetns::adopt(plan)?,
@@ -270,6 +295,28 @@ fn run_pairings(
                 bail!("stopped by signal");
             }
             results.push(xdptcp_bench::http::run_one(&env, p, h, hopts));
+        }
+    }
+    let mut app_port = app::FIRST_PORT;
+    for &a in apps {
+        let ps: Vec<Pairing> = cli
+            .pairings
+            .iter()
+            .copied()
+            .filter(|&p| a.runs(p))
+            .collect();
+        // A missing program: one line for the scenario, not one per pairing.
+        if let (Some(m), Some(&first)) = (a.missing(), ps.first()) {
+            eprintln!("{m}");
+            results.push(ScenarioResult::failed(a.name(), first, m));
+            continue;
+        }
+        for p in ps {
+            if sys::stopped() {
+                bail!("stopped by signal");
+            }
+            results.push(app::run_one(&env, p, a, aopts, app_port));
+            app_port += 1;
         }
     }
     Ok((results, env.describe()))

@@ -51,7 +51,7 @@ impl Pairing {
     ) -> Result<ServerHandle> {
         let app = scen.app();
         match self {
-            Pairing::LinuxLinux | Pairing::LinuxLinuxNoOffload => {
+            Pairing::LinuxLinux | Pairing::LinuxLinuxNoOffload | Pairing::StackToLinux => {
                 let addr = SocketAddrV4::new(env.server_ip, port);
                 let s = LinuxServer::start(&env.server_ns, addr, app, workers, cores)?;
                 Ok(ServerHandle::Linux(s))
@@ -274,6 +274,8 @@ mod tests {
         assert_eq!(ServerApp::Source.serve_name(), Some("source"));
         assert_eq!(Pairing::LinuxToStack.name(), "linux-stack");
         assert_eq!(Pairing::LinuxLinuxNoOffload.name(), "linux-linux-nooff");
+        assert_eq!(Pairing::StackToLinux.name(), "stack-linux");
+        assert_eq!(Pairing::StackToLinux.client_kind(), ClientKind::Stack);
         use crate::kinds::Scenario;
         for scen in Scenario::ALL {
             let bulk1 = matches!(scen, Scenario::BulkUp | Scenario::BulkDown);
@@ -284,8 +286,10 @@ mod tests {
                 scen.name()
             );
             // `mem`'s attacker is a Linux client (raw sockets): no stack client.
-            let stack_client = scen != Scenario::Mem;
+            let stack_client = !scen.is_mem();
             assert!(Pairing::LinuxLinux.runs(scen) && Pairing::LinuxToStack.runs(scen));
+            let cps_rr = scen.name().starts_with("cps/") || scen.name().starts_with("rr/");
+            assert_eq!(Pairing::StackToLinux.runs(scen), cps_rr, "{}", scen.name());
             assert_eq!(
                 Pairing::StackStack.runs(scen),
                 stack_client,

@@ -161,15 +161,23 @@ pub fn table(results: &[ScenarioResult], pairings: &[Pairing]) -> String {
         let mut line = vec![shown, metric.clone()];
         let base = value(scen, metric, Pairing::LinuxLinux);
         let nooff = value(scen, metric, Pairing::LinuxLinuxNoOffload).filter(|&b| b != 0.0);
+        let sl = value(scen, metric, Pairing::StackToLinux).filter(|&b| b != 0.0);
         for &p in pairings {
+            // A second ratio: to Linux without offloads (bulk), or for the stack server with
+            // the stack client, to the Linux server with the same client (cps, rr, app).
+            let second = match p {
+                Pairing::LinuxLinuxNoOffload => None,
+                Pairing::StackStack => sl.map(|o| (o, "sl")).or(nooff.map(|o| (o, "off"))),
+                _ => nooff.map(|o| (o, "off")),
+            };
             line.push(match (value(scen, metric, p), base) {
                 (None, _) => "n/a".into(),
-                (Some(v), Some(b)) if p != Pairing::LinuxLinux && b != 0.0 => {
-                    match nooff.filter(|_| p != Pairing::LinuxLinuxNoOffload) {
-                        Some(o) => format!("{} ({:.2}x, {:.2}x off)", fmt_num(v), v / b, v / o),
-                        None => format!("{} ({:.2}x)", fmt_num(v), v / b),
+                (Some(v), Some(b)) if p != Pairing::LinuxLinux && b != 0.0 => match second {
+                    Some((o, tag)) => {
+                        format!("{} ({:.2}x, {:.2}x {tag})", fmt_num(v), v / b, v / o)
                     }
-                }
+                    None => format!("{} ({:.2}x)", fmt_num(v), v / b),
+                },
                 (Some(v), _) => fmt_num(v),
             });
         }
@@ -209,12 +217,26 @@ pub fn table(results: &[ScenarioResult], pairings: &[Pairing]) -> String {
              TSO/GSO/GRO/LRO and checksum offloads off, MTU 1500)"
         );
     }
+    let ran = |p: Pairing| results.iter().any(|r| r.pairing == p && r.error.is_none());
+    if pairings.contains(&Pairing::StackStack) && ran(Pairing::StackToLinux) {
+        let _ = writeln!(
+            out,
+            "(a.bx, b.by sl): ratio to linux-linux, and to stack-linux (the same stack client \
+             against the Linux server: the stack server read against the Linux server)"
+        );
+    }
     let mut seen: Vec<(Pairing, &str)> = Vec::new();
     for r in results {
         if let Some(e) = &r.error {
             if !seen.contains(&(r.pairing, e.as_str())) {
                 seen.push((r.pairing, e));
-                let _ = writeln!(out, "{}: {e}", r.pairing.name());
+                // `<scenario> not run: why` is about the scenario (e.g. a missing program),
+                // not about the pairing it is filed under.
+                if e.starts_with(&format!("{} not run:", r.scenario)) {
+                    let _ = writeln!(out, "{e}");
+                } else {
+                    let _ = writeln!(out, "{}: {e}", r.pairing.name());
+                }
             }
         }
     }
@@ -484,6 +506,55 @@ mod tests {
             ]
         );
         assert_eq!(lines.last().unwrap()[..2], ["(a.bx,", "b.by"]);
+    }
+
+    #[test]
+    fn table_reads_the_stack_server_against_the_linux_server() {
+        let rs = vec![
+            res("cps/server-close", Pairing::LinuxLinux, 10000.0, &[]),
+            res("cps/server-close", Pairing::StackToLinux, 20000.0, &[]),
+            res("cps/server-close", Pairing::StackStack, 50000.0, &[]),
+        ];
+        let ps = [
+            Pairing::LinuxLinux,
+            Pairing::StackToLinux,
+            Pairing::StackStack,
+        ];
+        let t = table(&rs, &ps);
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(lines[0][3], "stack-linux");
+        // stack-linux: client against client (the server is Linux in both); stack-stack:
+        // also server against server (the stack client in both).
+        assert_eq!(
+            lines[1],
+            [
+                "cps/server-close",
+                "conn/s",
+                "[1/s]",
+                "10,000",
+                "20,000",
+                "(2.00x)",
+                "50,000",
+                "(5.00x,",
+                "2.50x",
+                "sl)"
+            ]
+        );
+        assert_eq!(lines.last().unwrap()[..2], ["(a.bx,", "b.by"]);
+        assert!(t.lines().last().unwrap().contains("stack-linux"));
+    }
+
+    #[test]
+    fn a_scenario_not_run_is_one_line_without_a_pairing() {
+        let why = "app/redis not run: `redis-benchmark` is not installed";
+        let rs = vec![
+            res("rr/closed", Pairing::LinuxLinux, 1.0, &[]),
+            ScenarioResult::failed("app/redis", Pairing::LinuxLinux, why.into()),
+            ScenarioResult::failed("rr/closed", Pairing::StackStack, "boom".into()),
+        ];
+        let t = table(&rs, &[Pairing::LinuxLinux, Pairing::StackStack]);
+        let tail: Vec<&str> = t.lines().rev().take(2).collect();
+        assert_eq!(tail, ["stack-stack: boom", why]);
     }
 
     #[test]

@@ -101,6 +101,15 @@ fn run_inner(
         Pairing::LinuxLinuxNoOffload => Some(crate::netns::OffloadsOff::set(env)?),
         _ => None,
     };
+    // The stack client verifies TCP checksums: the Linux server must send full ones (as
+    // `start_stack_server` does for a Linux client). Restored on drop, after the server.
+    let _server_csum = match pairing {
+        Pairing::StackToLinux => Some(crate::pairing::TxChecksumOff::set(
+            &env.server_ns,
+            &env.server_if,
+        )?),
+        _ => None,
+    };
     let server = pairing.start_server(env, scen, port, w, &server_cores, idle)?;
     let addr = SocketAddrV4::new(env.server_ip, port);
     if let ServerHandle::Process(..) = server {
@@ -114,8 +123,8 @@ fn run_inner(
         .and_then(|_| crate::pktrate::snapshot(&env.server_ns, &env.server_if));
     let res = if scen == Scenario::Conns {
         conns(env, addr, opts, client_cores[0], &label, kind, server.pid())
-    } else if scen == Scenario::Mem {
-        mem(env, addr, opts, &label, server.pid())
+    } else if scen.is_mem() {
+        mem(env, addr, opts, &label, server.pid(), scen == Scenario::Mem)
     } else {
         let threads = match (scen, kind) {
             // The stack client is single-worker: one stack on the client veth's queue 0.
@@ -231,7 +240,7 @@ fn run_clients(
                 client::bulk(&cfg, split(opts.bulk_flows, n, i).max(1), false)
             }
             Scenario::Conns => unreachable!("conns has its own driver"),
-            Scenario::Mem => unreachable!("mem has its own driver"),
+            Scenario::Mem | Scenario::MemBase => unreachable!("mem has its own driver"),
         }));
     }
     let start = Instant::now();
@@ -303,7 +312,7 @@ fn stack_mode(scen: Scenario, opts: &Opts) -> Mode {
             flows: opts.bulk_flows,
             upload: false,
         },
-        Scenario::Conns | Scenario::Mem => Mode::Hold { n: opts.conns },
+        Scenario::Conns | Scenario::Mem | Scenario::MemBase => Mode::Hold { n: opts.conns },
     }
 }
 
@@ -372,7 +381,8 @@ fn metrics(scen: Scenario, opts: &Opts, outs: Vec<Outcome>) -> Measured {
 /// `conns`: hold `opts.conns` idle connections and measure the kernel memory they take, then
 /// close them from the client (client TIME-WAIT) and measure the TIME-WAIT entries.
 /// `mem`: attackers pin out-of-order data, sinks never read, a legitimate client runs
-/// request/response (memattack.rs). Measured with the attack in place: the server's
+/// request/response (memattack.rs); `mem/base` (`attack` false): the same without attackers
+/// and sinks. Measured with the attack in place: the server's
 /// connection-buffer memory (stack: `buf_out_bytes` + `mem_ooo_bytes` of `xdptcp stat`;
 /// Linux: sockstat's `TCP: mem` pages, namespace-wide) against its limit (the stack's
 /// `tcp_mem` HIGH per worker; Linux's host `tcp_mem` HIGH), and the legitimate client's
@@ -383,9 +393,9 @@ fn mem(
     opts: &Opts,
     label: &str,
     server_pid: Option<u32>,
+    attack: bool,
 ) -> Result<Measured> {
-    const ATTACKERS: usize = 200;
-    const SINKS: usize = 20;
+    let (attackers, sinks) = if attack { (200, 20) } else { (0, 0) };
     let ifname = env.server_if.clone();
     let server_ns = env.server_ns.clone();
     let (ns, duration) = (env.client_ns.clone(), opts.duration);
@@ -410,7 +420,7 @@ fn mem(
                     )
                 };
             };
-            let r = memattack::run(&ns, addr, ATTACKERS, SINKS, duration, &mut take)?;
+            let r = memattack::run(&ns, addr, attackers, sinks, duration, &mut take)?;
             Ok((r, sample))
         },
     );
@@ -686,6 +696,11 @@ mod tests {
         assert_eq!(
             parse_selection("conns").unwrap(),
             (vec![Scenario::Conns], false)
+        );
+        // `mem` runs its baseline first.
+        assert_eq!(
+            parse_selection("mem").unwrap(),
+            (vec![Scenario::MemBase, Scenario::Mem], false)
         );
         assert!(parse_selection("").is_err());
         let (v, c) = parse_selection("all").unwrap();

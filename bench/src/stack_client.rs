@@ -1,9 +1,11 @@
-//! The stack client side of the scenarios (stack ↔ stack): an in-process xdptcp stack on the
-//! client-side veth (its own XDP steering program and ephemeral range, in the client
-//! namespace, pinned), driven by [`BenchApp`] through the application API. It measures the
+//! The stack client side of the scenarios (stack-stack, stack-linux): an in-process xdptcp
+//! stack on the client-side veth (its own XDP steering program and ephemeral range, in the
+//! client namespace, pinned), driven by [`BenchApp`] through the application API. It measures the
 //! same figures the same way as the Linux client ([`crate::client`]): `cps` (both close
 //! orders), `rr` (closed loop, and open loop with coordinated-omission correction), `bulk`
-//! (both directions) and `conns` (hold N idle connections).
+//! (both directions) and `conns` (hold N idle connections); for the `app/*` scenarios it
+//! also speaks HTTP (`HttpClose`: GET, read to close) and any fixed request with a
+//! fixed-length reply (`Exchange`: HTTP GET keep-alive, RESP SET and GET).
 //!
 //! The loop is the worker's own ([`Worker::iteration`]) with one addition: before each
 //! iteration [`BenchApp::tick`] runs (open-loop sends on schedule, new `cps` attempts, the
@@ -80,11 +82,47 @@ pub enum Mode {
     Bulk { flows: usize, upload: bool },
     /// Open `n` connections and keep them idle.
     Hold { n: usize },
+    /// As `Cps` with the server closing first, speaking HTTP: on connect send
+    /// [`HTTP_GET_CLOSE`], read to the server's FIN; good when exactly `response_len` bytes
+    /// came (a static page's response has one length: the caller probes it first).
+    HttpClose {
+        concurrency: usize,
+        response_len: usize,
+    },
+    /// As closed-loop `Rr` speaking an application's protocol: `conns` persistent
+    /// connections, one `request` outstanding on each (e.g. [`HTTP_GET_KEEPALIVE`], or a
+    /// RESP command); a response is `response_len` bytes (the caller checks one first).
+    Exchange {
+        conns: usize,
+        request: &'static [u8],
+        response_len: usize,
+    },
+}
+
+/// The `HttpClose` request: `GET /`, the server closes after the response.
+pub const HTTP_GET_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+/// An `Exchange` request: `GET /` on a persistent connection.
+pub const HTTP_GET_KEEPALIVE: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+
+/// What a connection of a cps-like mode does (`Cps`, `HttpClose`).
+#[derive(Clone, Copy, Debug)]
+struct CpsShape {
+    concurrency: usize,
+    /// Sent on connect (empty: nothing).
+    send: &'static [u8],
+    /// Read to the server's FIN (it closes first); else done at `expect` bytes.
+    until_fin: bool,
+    /// The bytes a good exchange brings.
+    expect: usize,
+    /// Record request → response-complete latency in `lat`.
+    latency: bool,
 }
 
 #[derive(Debug)]
 struct Conn {
     t0: Instant,
+    /// cps-like: when the request left (the connection came up).
+    t_req: Instant,
     connected: bool,
     got: usize,
     /// rr: scheduled send time of each request not yet answered (FIFO).
@@ -96,6 +134,7 @@ impl Conn {
     fn new(t0: Instant) -> Self {
         Conn {
             t0,
+            t_req: t0,
             connected: false,
             got: 0,
             inflight: VecDeque::new(),
@@ -133,6 +172,11 @@ pub struct BenchApp {
     /// Extra local addresses to connect from, round-robin with the interface's (empty: the
     /// interface's only).
     locals: Vec<Ipv4Addr>,
+    /// rr: the request repeated to about [`IO_BUF`] bytes (zeros, or the HTTP GET), one
+    /// request `req_len` bytes; a response is `resp_len` bytes.
+    pattern: Vec<u8>,
+    req_len: usize,
+    resp_len: usize,
 }
 
 /// `Hold`: handshakes in flight at most while opening (a new one starts as one completes),
@@ -149,6 +193,14 @@ fn ns_since(t0: Instant) -> u64 {
 
 impl BenchApp {
     pub fn new(mode: Mode, server: SocketAddrV4, max_ops: u64) -> Self {
+        let (req, resp_len): (&[u8], usize) = match mode {
+            Mode::Exchange {
+                request,
+                response_len,
+                ..
+            } if !request.is_empty() => (request, response_len),
+            _ => (&ZEROS[..MSG], MSG),
+        };
         BenchApp {
             mode,
             server,
@@ -170,6 +222,36 @@ impl BenchApp {
             last_scan: Instant::ZERO,
             scratch: vec![0; IO_BUF],
             locals: Vec::new(),
+            pattern: req.repeat((IO_BUF / req.len()).max(1)),
+            req_len: req.len(),
+            resp_len: resp_len.max(1),
+        }
+    }
+
+    /// The shape of a cps-like mode; None for the others.
+    fn cps_shape(&self) -> Option<CpsShape> {
+        match self.mode {
+            Mode::Cps {
+                concurrency,
+                server_closes,
+            } => Some(CpsShape {
+                concurrency,
+                send: if server_closes { &[] } else { &ZEROS[..MSG] },
+                until_fin: server_closes,
+                expect: if server_closes { 4 } else { MSG },
+                latency: false,
+            }),
+            Mode::HttpClose {
+                concurrency,
+                response_len,
+            } => Some(CpsShape {
+                concurrency,
+                send: HTTP_GET_CLOSE,
+                until_fin: true,
+                expect: response_len,
+                latency: true,
+            }),
+            _ => None,
         }
     }
 
@@ -181,8 +263,8 @@ impl BenchApp {
 
     fn wanted(&self) -> usize {
         match self.mode {
-            Mode::Cps { concurrency, .. } => concurrency,
-            Mode::Rr { conns, .. } => conns,
+            Mode::Cps { concurrency, .. } | Mode::HttpClose { concurrency, .. } => concurrency,
+            Mode::Rr { conns, .. } | Mode::Exchange { conns, .. } => conns,
             Mode::Bulk { flows, .. } => flows,
             Mode::Hold { n } => n,
         }
@@ -202,7 +284,7 @@ impl BenchApp {
         match r {
             Ok(c) => {
                 self.conns.insert(c, Conn::new(now()));
-                if !matches!(self.mode, Mode::Cps { .. }) {
+                if self.cps_shape().is_none() {
                     self.order.push(c); // rr's round-robin (cps would grow it per connection)
                                         // As the Linux client's persistent connections (`client::connect_n`):
                                         // without it rr/open's back-to-back requests wait behind Nagle.
@@ -217,7 +299,7 @@ impl BenchApp {
     /// every 100 ms the timeout scan.
     pub fn tick(&mut self, io: &mut AppIo<'_>) {
         let t = io.now();
-        if let Mode::Cps { concurrency, .. } = self.mode {
+        if let Some(CpsShape { concurrency, .. }) = self.cps_shape() {
             // One attempt until the first handshake completes: the server's MAC is being
             // resolved meanwhile and the neighbour cache holds only `unres_qlen` (32) frames;
             // SYNs beyond would wait for their 1 s retransmission.
@@ -258,7 +340,7 @@ impl BenchApp {
                     let id = self.order[self.rr_idx % self.order.len()];
                     if let Some(c) = self.conns.get_mut(&id) {
                         c.inflight.push_back(self.next_send);
-                        c.unsent += MSG;
+                        c.unsent += self.req_len;
                         self.inflight += 1;
                         self.flush(io, id);
                     } else {
@@ -272,13 +354,18 @@ impl BenchApp {
         }
     }
 
-    /// rr: writes what is due on `id`; a send error kills the connection.
+    /// rr: writes what is due on `id` (the unsent tail of its requests, all the same: read
+    /// from `pattern` at the offset inside the current request); a send error kills the
+    /// connection.
     fn flush(&mut self, io: &mut AppIo<'_>, id: ConnId) {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
+        let unit = self.req_len;
         while c.unsent > 0 {
-            match io.send(id, &ZEROS[..c.unsent.min(IO_BUF)]) {
+            let off = (unit - c.unsent % unit) % unit;
+            let end = (off + c.unsent).min(self.pattern.len());
+            match io.send(id, &self.pattern[off..end]) {
                 Ok(0) => return, // Writable follows
                 Ok(n) => c.unsent -= n,
                 Err(_) => {
@@ -303,12 +390,12 @@ impl BenchApp {
         let t = now();
         self.measure_start = Some(t);
         match self.mode {
-            Mode::Rr { interval: None, .. } => {
+            Mode::Rr { interval: None, .. } | Mode::Exchange { .. } => {
                 let ids = self.order.clone();
                 for id in ids {
                     if let Some(c) = self.conns.get_mut(&id) {
                         c.inflight.push_back(t);
-                        c.unsent += MSG;
+                        c.unsent += self.req_len;
                         self.inflight += 1;
                         self.launched += 1;
                     }
@@ -358,35 +445,41 @@ impl BenchApp {
         n
     }
 
-    fn cps_event(&mut self, io: &mut AppIo<'_>, id: ConnId, ev: AppEvent, server_closes: bool) {
+    fn cps_event(&mut self, io: &mut AppIo<'_>, id: ConnId, ev: AppEvent, shape: CpsShape) {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
         let done = match ev {
             AppEvent::Connected => {
                 c.connected = true;
-                self.hs.saturating_record(ns_since(c.t0));
-                if !server_closes && !matches!(io.send(id, &ZEROS[..MSG]), Ok(MSG)) {
+                c.t_req = now();
+                self.hs
+                    .saturating_record(c.t_req.saturating_since(c.t0).as_nanos() as u64);
+                let n = shape.send.len();
+                if n > 0 && !matches!(io.send(id, shape.send), Ok(k) if k == n) {
                     Some(false)
                 } else {
                     None
                 }
             }
             AppEvent::Readable | AppEvent::PeerFin => {
-                let t0 = c.t0;
+                let (t0, t_req) = (c.t0, c.t_req);
                 let n = self.read_all(io, id);
                 let c = self.conns.get_mut(&id).expect("present above");
                 c.got += n;
                 let fin = ev == AppEvent::PeerFin;
-                match (server_closes, fin) {
-                    (false, _) if c.got >= MSG => Some(c.got == MSG),
+                match (shape.until_fin, fin) {
+                    (false, _) if c.got >= shape.expect => Some(c.got == shape.expect),
                     (false, true) => Some(false),
-                    (true, true) => Some(c.got == 4),
+                    (true, true) => Some(c.got == shape.expect),
                     _ => None,
                 }
                 .inspect(|&good| {
                     if good {
                         self.total.saturating_record(ns_since(t0));
+                        if shape.latency {
+                            self.lat.saturating_record(ns_since(t_req));
+                        }
                     }
                 })
             }
@@ -421,8 +514,8 @@ impl BenchApp {
                 };
                 c.got += n;
                 let mut bad = false;
-                while c.got >= MSG {
-                    c.got -= MSG;
+                while c.got >= self.resp_len {
+                    c.got -= self.resp_len;
                     let Some(t0) = c.inflight.pop_front() else {
                         bad = true; // more bytes than requested: not an echo
                         break;
@@ -433,7 +526,7 @@ impl BenchApp {
                     self.inflight -= 1;
                     if closed_loop && self.launched < self.max_ops {
                         c.inflight.push_back(t);
-                        c.unsent += MSG;
+                        c.unsent += self.req_len;
                         self.inflight += 1;
                         self.launched += 1;
                     }
@@ -492,7 +585,7 @@ impl BenchApp {
 
 impl App for BenchApp {
     fn on_start(&mut self, io: &mut AppIo<'_>) {
-        if let Mode::Cps { .. } = self.mode {
+        if self.cps_shape().is_some() {
             self.measure_start = Some(now());
             return; // tick launches
         }
@@ -501,8 +594,8 @@ impl App for BenchApp {
     }
 
     fn on_event(&mut self, io: &mut AppIo<'_>, id: ConnId, ev: AppEvent) {
-        if let Mode::Cps { server_closes, .. } = self.mode {
-            self.cps_event(io, id, ev, server_closes);
+        if let Some(shape) = self.cps_shape() {
+            self.cps_event(io, id, ev, shape);
         } else if ev == AppEvent::Connected {
             if let Some(c) = self.conns.get_mut(&id) {
                 c.connected = true;
@@ -530,6 +623,7 @@ impl App for BenchApp {
         } else {
             match self.mode {
                 Mode::Rr { interval, .. } => self.rr_event(io, id, ev, interval.is_none()),
+                Mode::Exchange { .. } => self.rr_event(io, id, ev, true),
                 Mode::Bulk { upload, .. } => self.bulk_event(io, id, ev, upload),
                 _ => match ev {
                     AppEvent::Readable => {
@@ -701,10 +795,21 @@ pub fn run(cfg: &StackClientCfg, mode: Mode) -> Result<Outcome> {
                 std::mem::replace(&mut app.total, new_hist()),
             ),
         ],
-        Mode::Rr { .. } => vec![(
+        Mode::Rr { .. } | Mode::Exchange { .. } => vec![(
             "latency".into(),
             std::mem::replace(&mut app.lat, new_hist()),
         )],
+        // Request → response complete, as wrk measures; and the handshake.
+        Mode::HttpClose { .. } => vec![
+            (
+                "latency".into(),
+                std::mem::replace(&mut app.lat, new_hist()),
+            ),
+            (
+                "handshake".into(),
+                std::mem::replace(&mut app.hs, new_hist()),
+            ),
+        ],
         _ => Vec::new(),
     };
     Ok(Outcome {
@@ -928,6 +1033,52 @@ mod tests {
         // Every scheduled request is either answered or still outstanding (`launched` also
         // counts the 4 connects).
         assert_eq!(a.launched, 4 + a.ok + a.inflight as u64);
+    }
+
+    /// The length of the stack's `http` app's response (its `Date` value, an IMF-fixdate,
+    /// is always 29 bytes).
+    fn http_response_len(close: bool) -> usize {
+        let conn = if close { "close" } else { "keep-alive" };
+        let body = xdptcp::app::http::BODY;
+        let date = "Thu, 01 Jan 1970 00:00:00 GMT";
+        format!(
+            "HTTP/1.1 200 OK\r\nServer: xdptcp\r\nDate: {date}\r\nContent-Type: text/plain\r\n\
+             Content-Length: {}\r\nConnection: {conn}\r\n\r\n",
+            body.len()
+        )
+        .len()
+            + body.len()
+    }
+
+    #[test]
+    fn http_close_and_keepalive() {
+        let mode = Mode::HttpClose {
+            concurrency: 8,
+            response_len: http_response_len(true),
+        };
+        let a = run(mode, AppKind::Http, 3000);
+        assert_eq!(a.failed, 0);
+        assert!(a.ok >= 100, "{} connections", a.ok);
+        // One request latency per good exchange.
+        assert_eq!((a.total.len(), a.lat.len()), (a.ok, a.ok));
+        // A wrong length is a failed exchange, never a success.
+        let mode = Mode::HttpClose {
+            concurrency: 2,
+            response_len: http_response_len(true) + 1,
+        };
+        let a = run(mode, AppKind::Http, 500);
+        assert_eq!(a.ok, 0);
+        assert!(a.failed > 0);
+        let mode = Mode::Exchange {
+            conns: 4,
+            request: HTTP_GET_KEEPALIVE,
+            response_len: http_response_len(false),
+        };
+        let a = run(mode, AppKind::Http, 3000);
+        assert_eq!(a.failed, 0);
+        assert!(a.ok >= 1000, "{}", a.ok);
+        assert_eq!(a.lat.len(), a.ok);
+        assert_eq!(a.inflight, 4);
     }
 
     #[test]

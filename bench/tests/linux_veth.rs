@@ -107,6 +107,12 @@ fn linux_scenarios_over_veth() {
                 assert!(metric(&r, "legit rr ok") > 0.0);
                 assert_eq!(metric(&r, "legit rr failed"), 0.0);
             }
+            Scenario::MemBase => {
+                // The same client without the attack: served, nothing failed.
+                assert!(metric(&r, "legit rr ok") > 0.0);
+                assert_eq!(metric(&r, "legit rr failed"), 0.0);
+                assert_eq!(r.details["attack"]["attackers"], 0, "{}", r.details);
+            }
             _ => {
                 assert!(metric(&r, "throughput") > 0.0, "{}", scen.name());
                 assert_eq!(metric(&r, "failed flows"), 0.0);
@@ -115,8 +121,9 @@ fn linux_scenarios_over_veth() {
     }
 }
 
-/// Linux → stack and stack ↔ stack: cps (both close orders) and rr (closed and open loop)
-/// for about a second each, with results and no failures (timings are not asserted).
+/// Linux → stack, stack ↔ stack and stack → Linux: cps (both close orders) and rr (closed
+/// and open loop) for about a second each, with results and no failures (timings are not
+/// asserted).
 #[test]
 fn stack_pairings_over_veth() {
     assert!(
@@ -169,6 +176,41 @@ fn stack_pairings_over_veth() {
             }
         }
     }
+    // Stack client → Linux server: the same scenarios measured, no failures; the server is
+    // the kernel's (no serve counters), and the Linux server's checksum offload is back on.
+    for scen in scens {
+        port += 1;
+        let r = run_one(&env, Pairing::StackToLinux, scen, &opts, port);
+        let what = format!("{} stack-linux", scen.name());
+        assert_eq!(r.error, None, "{what}");
+        assert_eq!(metric(&r, "failed"), 0.0, "{what}");
+        let rate = match scen {
+            Scenario::CpsClientClose | Scenario::CpsServerClose => "conn/s",
+            _ => "req/s",
+        };
+        assert!(metric(&r, rate) > 0.0, "{what}");
+        assert!(
+            r.metrics.iter().all(|m| !m.name.starts_with("server ")),
+            "{what}"
+        );
+        assert!(
+            !r.details["client_log"].is_null(),
+            "{what}: the stack client's summary"
+        );
+    }
+    let k = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &env.server_ns,
+            "ethtool",
+            "-k",
+            &env.server_if,
+        ])
+        .output()
+        .unwrap();
+    let k = String::from_utf8_lossy(&k.stdout);
+    assert!(k.contains("tx-checksumming: on"), "{k}");
 }
 
 /// Linux ↔ Linux with offloads off: both single-flow bulk directions measure something with

@@ -9,7 +9,8 @@
 //!
 //! Every emitted segment is serialized and re-parsed with its checksum (as on the wire), and
 //! after every operation the target asserts: no panic; connections <= max_connections and
-//! TIME-WAIT records <= max_tw_buckets; per connection unread <= tcp_rmem, unsent and in
+//! TIME-WAIT records <= max_tw_buckets; orphans <= tcp_max_orphans (the input may choose 0, 1
+//! or 2, and a `tcp_mem` of a few pages); per connection unread <= tcp_rmem, unsent and in
 //! flight each <= tcp_wmem; pooled buffer bytes lent out bounded by the connections'
 //! caps; endpoint counters and per-connection counters never decrease.
 #![no_main]
@@ -105,6 +106,15 @@ fn config(b: &mut Bytes) -> TcpConfig {
     cfg.window_scaling = c & 4 == 0;
     cfg.abort_on_overflow = c & 8 != 0;
     cfg.keepalive_time = Duration::from_secs(if c & 16 != 0 { 10 } else { 7200 });
+    // tcp_max_orphans within reach of max_connections (the default never is), and a tcp_mem
+    // of a few pages (4 / 8 / 12 KiB) that the tiny buffers can fill: the orphan resets at
+    // close and at the retransmission / probe timer (endpoint/orphans.rs) get exercised.
+    if let Some(n) = [None, Some(0), Some(1), Some(2)][((c >> 5) & 3) as usize] {
+        cfg.max_orphans = n;
+    }
+    if c & 0x80 != 0 {
+        cfg.mem = [1, 2, 3];
+    }
     cfg
 }
 
@@ -321,6 +331,13 @@ impl Harness {
         let cfg = &self.cfg;
         assert!(self.ep.connection_count() <= cfg.max_connections);
         assert!(self.ep.time_wait_count() <= cfg.max_tw_buckets);
+        let orphans = self.ep.orphan_count();
+        assert!(
+            orphans <= cfg.max_orphans,
+            "{orphans} orphans > tcp_max_orphans {}",
+            cfg.max_orphans
+        );
+        assert_eq!(self.ep.state_counts().orphans, orphans);
         let mut live = 0usize;
         for &id in &self.app {
             let Some(info) = self.ep.info(id) else {
@@ -380,6 +397,11 @@ impl Harness {
             (s.cookies_rejected, o.cookies_rejected, "cookies_rejected"),
             (s.tw_entered, o.tw_entered, "tw_entered"),
             (s.tw_expired, o.tw_expired, "tw_expired"),
+            (
+                s.aborted_on_memory,
+                o.aborted_on_memory,
+                "aborted_on_memory",
+            ),
             (
                 s.challenge_acks_sent,
                 o.challenge_acks_sent,

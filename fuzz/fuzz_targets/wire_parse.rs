@@ -3,7 +3,7 @@
 //!
 //! Input: byte 0 is a mode (bit 0: fix the IPv4 and TCP checksums first, so the fuzzer gets
 //! past them; bit 1: verify the TCP checksum in the frame parser), the rest is an Ethernet
-//! frame. The same bytes also go to the IPv4, TCP and ARP parsers directly, and to the IPv6
+//! frame. The same bytes also go to the IPv4, TCP, ICMPv4-error and ARP parsers directly, and to the IPv6
 //! ones (IPv6 header and extension-header walk, TCP over IPv6, ICMPv6 errors; bit 0 also
 //! fixes the TCP or ICMPv6 checksum of an IPv6 frame).
 #![no_main]
@@ -11,7 +11,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use libfuzzer_sys::fuzz_target;
+use xdptcp_core::wire::icmpv4::emit_icmpv4_frame;
 use xdptcp_core::wire::icmpv6::Icmpv6ErrorRepr;
+use xdptcp_core::wire::{parse_icmpv4_frame, Icmpv4ErrorRepr};
 use xdptcp_core::wire::ipv6::{self, walk_extensions};
 use xdptcp_core::wire::{
     checksum, emit_tcp_frame, parse_tcp_frame, parse_tcp_frame_with, tcp_frame_len, ArpPacket,
@@ -52,7 +54,35 @@ fuzz_target!(|data: &[u8]| {
     icmpv6_error(&frame, l3, mode & 2 != 0);
     tcp6_round_trip(l3.get(40..).unwrap_or(&[]));
     tcp6_round_trip(&frame);
+    icmp_round_trip(&frame);
+    let _ = Icmpv4ErrorRepr::parse(l3);
 });
+
+/// An ICMPv4 error frame: parsed, re-emitted quoting the same bytes, parsed to the same
+/// meaning; the quoted TCP view never panics.
+fn icmp_round_trip(frame: &[u8]) {
+    let Ok(f) = parse_icmpv4_frame(frame) else {
+        return;
+    };
+    let _ = f.icmp.quoted.tcp();
+    let ip = Ipv4Packet::new_checked(&frame[14..]).expect("parsed before");
+    let quote = &ip.payload()[8..];
+    let mut buf = vec![0u8; 14 + 20 + 8 + quote.len()];
+    let n = emit_icmpv4_frame(
+        &mut buf,
+        &f.eth,
+        f.ip.src_addr,
+        f.ip.dst_addr,
+        &f.icmp.message,
+        quote,
+    );
+    let g = parse_icmpv4_frame(&buf[..n]).expect("an emitted ICMP error parses");
+    assert_eq!(g.icmp, f.icmp);
+    assert_eq!(
+        (g.ip.src_addr, g.ip.dst_addr),
+        (f.ip.src_addr, f.ip.dst_addr)
+    );
+}
 
 /// Ethernet + IPv6 + TCP in one call; the re-emitted frame (no extension headers, traffic
 /// class 0) parses to the same meaning.
@@ -353,8 +383,14 @@ fn fix_checksums(f: &mut [u8]) {
         Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
     );
     Ipv4Packet::new_unchecked(&mut ip[..ihl]).fill_checksum();
+    let proto = ip[9];
     let seg = &mut ip[ihl..total];
-    if seg.len() >= 20 {
+    if proto == 1 && seg.len() >= 8 {
+        // ICMP: the checksum over the whole message.
+        seg[2..4].copy_from_slice(&[0, 0]);
+        let c = checksum::complement(checksum::data(seg));
+        seg[2..4].copy_from_slice(&c.to_be_bytes());
+    } else if seg.len() >= 20 {
         TcpPacket::new_unchecked(seg).fill_checksum(src, dst);
     }
 }

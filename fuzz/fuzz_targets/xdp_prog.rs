@@ -15,7 +15,9 @@
 //! Asserts: the run succeeds for every Ethernet-sized frame; the action is DROP, PASS, TX or
 //! REDIRECT (never ABORTED or an unknown value); and a TX (a cookie SYN-ACK written over the
 //! SYN) is a valid Ethernet/IPv4/TCP frame with correct IPv4 and TCP checksums that answers
-//! the SYN: MACs, addresses and ports swapped, SYN|ACK, ack = the SYN's seq + 1. For IPv6:
+//! the SYN: MACs, addresses and ports swapped, SYN|ACK, ack = the SYN's seq + 1, and never to a
+//! martian source (0/8, 127/8, the stack's own address: structured frames choose such
+//! sources, byte 1 bits 5-7; the worker drops them, so the program leaves them to it). For IPv6:
 //! never TX, and the program and xdptcp-core's parsers agree: a TCP/IPv6 frame (or an ICMPv6
 //! error about a TCP segment) that the wire layer accepts and that is for a stack port is
 //! steered to the stack (`no_socket` here: no XSK is registered).
@@ -217,7 +219,17 @@ fn structured(b: &mut Bytes) -> Vec<u8> {
     ip[6..8].copy_from_slice(&frag_off.to_be_bytes());
     ip[8] = 64;
     ip[9] = proto;
-    ip[12..16].copy_from_slice(&PEER.octets());
+    // The source: the peer, or a martian (0/8, 127/8, the destination itself) that the
+    // program must leave to the worker (never answer with a cookie SYN-ACK).
+    let src = match shape >> 5 {
+        0..=4 => PEER,
+        5 if shape & 0x10 != 0 => Ipv4Addr::new(127, 0, 0, 1),
+        5 => Ipv4Addr::new(127, 18, 0, 2),
+        6 if shape & 0x10 != 0 => Ipv4Addr::UNSPECIFIED,
+        6 => Ipv4Addr::new(0, 18, 0, 2),
+        _ => dst,
+    };
+    ip[12..16].copy_from_slice(&src.octets());
     ip[16..20].copy_from_slice(&dst.octets());
     ip.extend_from_slice(&ip_opts);
     let bad = b.u8();
@@ -226,7 +238,7 @@ fn structured(b: &mut Bytes) -> Vec<u8> {
         ip[10..12].copy_from_slice(&c.to_be_bytes());
     }
     if bad & 2 == 0 {
-        let ph = checksum::pseudo_header_v4(PEER, dst, 6, tcp.len() as u32);
+        let ph = checksum::pseudo_header_v4(src, dst, 6, tcp.len() as u32);
         let c = checksum::complement(checksum::combine(&[ph, checksum::data(&tcp)]));
         tcp[16..18].copy_from_slice(&c.to_be_bytes());
     }
@@ -441,6 +453,13 @@ fn check_counters(p: &Steering, action: u32) -> Counters {
     d
 }
 
+/// A source Linux drops as a martian and the worker drops unanswered (`martian_src_in`):
+/// 0/8, 127/8, or the destination (our own address).
+fn martian(src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    let top = src.octets()[0];
+    top == 0 || top == 127 || src == dst
+}
+
 /// A port the program steers for STACK6: the listener or the ephemeral range.
 fn stack_port(port: u16) -> bool {
     port == PORT || (40000..=40999).contains(&port)
@@ -498,6 +517,11 @@ fn check(p: &Steering, frame: &[u8]) {
     assert!(
         f.syn() && !f.ack() && !f.rst() && !f.fin(),
         "answered a non-plain SYN"
+    );
+    assert!(
+        !martian(syn.ip.src_addr, syn.ip.dst_addr),
+        "answered a SYN from a martian source {} (the worker drops it unanswered)",
+        syn.ip.src_addr
     );
     assert!(
         syn.tcp.payload.is_empty(),

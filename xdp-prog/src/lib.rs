@@ -500,6 +500,7 @@ impl Steering {
             fragments_dropped: read(maps::CNT_FRAG_DROPPED)?,
             cookie_syn_acks: read(maps::CNT_COOKIE_SYNACK)?,
             cookie_slow: read(maps::CNT_COOKIE_SLOW)?,
+            icmp_errors: read(maps::CNT_ICMP)?,
         })
     }
 }

@@ -16,6 +16,7 @@ pub(crate) const CNT_FRAGMENT: u32 = 4;
 pub(crate) const CNT_COOKIE_SYNACK: u32 = 5;
 pub(crate) const CNT_COOKIE_SLOW: u32 = 6;
 pub(crate) const CNT_FRAG_DROPPED: u32 = 7;
+pub(crate) const CNT_ICMP: u32 = 8;
 
 /// Capacity of the `addrs6` map: the stack's IPv6 addresses (`ADDRS6_MAX` in steer6.h).
 pub const ADDRS6_MAX: usize = 64;
@@ -160,6 +161,10 @@ pub struct Counters {
     /// SYNs in cookie mode left to the worker: IP options, payload, bad checksum, odd TCP
     /// options, multi-buffer frame (steered as usual; the worker decides).
     pub cookie_slow: u64,
+    /// ICMP errors (destination unreachable, time exceeded) quoting a TCP segment the stack
+    /// sent: steered to the stack like its segments (also counted as `redirected` or
+    /// `no_socket`).
+    pub icmp_errors: u64,
 }
 
 impl Counters {
@@ -185,6 +190,7 @@ impl Counters {
                 .wrapping_sub(earlier.fragments_dropped),
             cookie_syn_acks: self.cookie_syn_acks.wrapping_sub(earlier.cookie_syn_acks),
             cookie_slow: self.cookie_slow.wrapping_sub(earlier.cookie_slow),
+            icmp_errors: self.icmp_errors.wrapping_sub(earlier.icmp_errors),
         }
     }
 }

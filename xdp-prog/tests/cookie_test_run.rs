@@ -451,3 +451,41 @@ fn fix_tcp_checksum(f: &mut [u8]) {
     let c = !(sum as u16);
     f[tcp + 16..tcp + 18].copy_from_slice(&c.to_be_bytes());
 }
+
+/// Item 13 in the fast path: a SYN from a source Linux calls martian (0/8, 127/8, the stack's
+/// own address) or from a non-unicast one is never answered in XDP; it goes to the worker
+/// unchanged (`cookie_slow`; here, with no AF_XDP socket bound, XDP_PASS), which drops it
+/// unanswered and counts `martian_src_in` (endpoint `martian_sources_are_not_answered`).
+/// 240/4 is unicast for Linux and answered like any source.
+#[test]
+fn martian_sources_are_left_to_the_worker() {
+    let cfg = TcpConfig::default();
+    let s = loaded(&cfg, 2);
+    let seg = syn(1, opts(Some(1460), None, false, None));
+    let cases = [
+        (Ipv4Addr::new(127, 0, 0, 1), false),
+        (Ipv4Addr::new(127, 255, 0, 9), false),
+        (Ipv4Addr::new(0, 1, 2, 3), false),
+        (Ipv4Addr::UNSPECIFIED, false),
+        (STACK, false),
+        (Ipv4Addr::new(224, 0, 0, 1), false),
+        (Ipv4Addr::BROADCAST, false),
+        (Ipv4Addr::new(240, 0, 0, 1), true),
+        (PEER, true),
+    ];
+    for (src, answered) in cases {
+        let before = s.counters().unwrap();
+        let action = s.test_run(&frame(src, STACK, &seg, true)).unwrap();
+        let moved = s.counters().unwrap().since(&before);
+        let want = if answered {
+            (XDP_TX, 0, 1)
+        } else {
+            (XDP_PASS, 1, 0)
+        };
+        assert_eq!(
+            (action, moved.cookie_slow, moved.cookie_syn_acks),
+            want,
+            "{src}"
+        );
+    }
+}

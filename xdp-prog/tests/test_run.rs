@@ -102,6 +102,7 @@ const PASSED: Counters = Counters {
     fragments_dropped: 0,
     cookie_syn_acks: 0,
     cookie_slow: 0,
+    icmp_errors: 0,
 };
 const MALFORMED: Counters = Counters {
     malformed: 1,
@@ -124,6 +125,7 @@ const PASSED_ZERO: Counters = Counters {
     fragments_dropped: 0,
     cookie_syn_acks: 0,
     cookie_slow: 0,
+    icmp_errors: 0,
 };
 
 #[test]
@@ -422,5 +424,33 @@ fn fragments_for_stack_ports() {
             NO_SOCKET,
             "DF, offset 0: a whole segment"
         );
+    }
+}
+
+/// Martian sources (127/8, 0/8, the stack's own address) outside cookie mode: the steering
+/// program classifies by destination only, so they go where any segment to that destination
+/// goes (to the stack's socket: here, with none bound, `no_socket`), and the worker drops them
+/// unanswered, counted `martian_src_in` (runtime `iface::tests::
+/// martian_sources_dropped_unanswered_through_the_device`). To a kernel port they are passed,
+/// and the kernel drops them itself (ip_route_input_slow). In cookie mode the fast path leaves
+/// them to the worker too (cookie_test_run.rs `martian_sources_are_left_to_the_worker`).
+#[test]
+fn martian_sources_classified_by_destination() {
+    let s = loaded(false);
+    for src in [
+        Ipv4Addr::new(127, 0, 0, 1),
+        Ipv4Addr::new(0, 0, 0, 0),
+        Ipv4Addr::new(0, 9, 9, 9),
+        STACK,
+    ] {
+        for (dport, want) in [(8080, NO_SOCKET), (40500, NO_SOCKET), (22, PASSED)] {
+            let mut f = Frame {
+                dport,
+                ..Frame::default()
+            }
+            .bytes();
+            f[14 + 12..14 + 16].copy_from_slice(&src.octets());
+            assert_eq!(run(&s, &f), want, "{src} -> port {dport}");
+        }
     }
 }

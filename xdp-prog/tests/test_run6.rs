@@ -156,6 +156,7 @@ fn loaded(frags: bool) -> Steering {
 }
 
 const ZERO: Counters = Counters {
+    icmp_errors: 0,
     passed: 0,
     redirected: 0,
     malformed: 0,

@@ -42,6 +42,16 @@ impl Instant {
     pub const fn as_millis(self) -> u64 {
         self.0 / 1_000_000
     }
+    /// Milliseconds since the epoch modulo 2^32: a 4-byte stamp for per-connection
+    /// bookkeeping (as Linux's `tcp_jiffies32` at HZ=1000). [`Instant::ms_since_stamp`] is
+    /// right for spans under 2^32 ms (49.7 days), as Linux's.
+    pub const fn ms_stamp(self) -> u32 {
+        self.as_millis() as u32
+    }
+    /// Whole milliseconds from a [`Instant::ms_stamp`] to this instant (wrapping).
+    pub const fn ms_since_stamp(self, stamp: u32) -> u32 {
+        self.ms_stamp().wrapping_sub(stamp)
+    }
     /// Time elapsed since `earlier`, zero if `earlier` is later.
     pub fn saturating_since(self, earlier: Instant) -> Duration {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
@@ -71,6 +81,17 @@ impl Sub<Instant> for Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stamp is the time in ms mod 2^32; the span from it stays right across the wrap.
+    #[test]
+    fn ms_stamps_wrap() {
+        let a = Instant::from_millis((1 << 32) - 5);
+        assert_eq!(a.ms_stamp(), u32::MAX - 4);
+        let b = a + Duration::from_millis(12);
+        assert_eq!(b.ms_stamp(), 7);
+        assert_eq!(b.ms_since_stamp(a.ms_stamp()), 12);
+        assert_eq!(Instant::from_nanos(2_999_999).ms_since_stamp(1), 1);
+    }
 
     #[test]
     fn arithmetic_saturates() {

@@ -3,13 +3,18 @@
 //! [`VethPair`] is the Rust twin of `scripts/veth.sh up`: two network namespaces joined by a
 //! veth pair (198.18.0.1/24 on the stack side, 198.18.0.2/24 on the peer), checksum offload
 //! off, optional queue count and MTU, all removed again on drop (also while unwinding from a
-//! panic). [`netns`] runs code inside a namespace on the current or a fresh thread.
+//! panic). [`RoutedPath`] puts a forwarding router namespace between the stack and a peer
+//! (a smaller MTU on its far side, for path MTU tests). [`netns`] runs code inside a namespace on the current or a fresh thread.
 
 pub mod netns;
 pub mod prom;
+mod routed;
 mod veth;
 
 pub use netns::{in_netns, NetnsGuard};
+pub use routed::{
+    RoutedPath, ROUTED_PEER_ADDR, ROUTED_STACK_ADDR, ROUTER_PEER_SIDE, ROUTER_STACK_SIDE,
+};
 pub use veth::{
     VethOptions, VethPair, PEER_ADDR, PEER_ADDR6, PREFIX_LEN, PREFIX_LEN6, STACK_ADDR, STACK_ADDR6,
 };

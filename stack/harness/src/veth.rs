@@ -235,7 +235,7 @@ impl Drop for VethPair {
 }
 
 /// The inode of a named network namespace (`/run/netns/NAME` is a bind mount of its nsfs file).
-fn netns_inode(ns: &str) -> Option<u64> {
+pub(crate) fn netns_inode(ns: &str) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(format!("/run/netns/{ns}"))
         .ok()
@@ -246,7 +246,7 @@ fn netns_inode(ns: &str) -> Option<u64> {
 /// `xdptcp::stack::ReservedPorts`) of a namespace that no longer exists: a serve killed on
 /// purpose by a test leaves its record, and the next start that would clean it up can never
 /// happen in a deleted namespace (the reservation itself died with the namespace's sysctls).
-fn remove_reserved_records(ino: u64) {
+pub(crate) fn remove_reserved_records(ino: u64) {
     let prefix = format!("reserved-{ino}-");
     let Ok(dir) = std::fs::read_dir("/run/xdptcp") else {
         return;

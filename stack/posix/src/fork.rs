@@ -229,6 +229,9 @@ pub fn release_unclaimed(fd: RawFd) {
     fdtab::set(fd, Kind::Kernel);
     if let Slot::Forked { tables, .. } = &mut *state::slot() {
         tables.remove_fd(fd);
+        if tables.socks.is_empty() {
+            crate::creds::drop_all();
+        }
     }
 }
 
@@ -250,11 +253,11 @@ pub fn claim(parent: &'static Global, tables: Posix) -> Option<&'static Global> 
             cfg.workers
         );
     }
-    if !xdptcp::stack::is_root() {
+    if !crate::creds::raise_for_claim() {
         eprintln!(
-            "xdptcp: process {me} gave up root before using its inherited stack sockets: a \
-             forked worker must keep root to open its queue (nginx: `user root;`); its stack \
-             sockets fail with ENETDOWN"
+            "xdptcp: process {me} has neither root nor CAP_NET_RAW to open its queue (a uid \
+             change keeps them only in a forked child that has not claimed one, single-threaded \
+             at the change: docs/posix.md); its stack sockets fail with ENETDOWN"
         );
         let _ =
             parent.table.owner[queue].compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed);
@@ -273,6 +276,7 @@ pub fn claim(parent: &'static Global, tables: Posix) -> Option<&'static Global> 
             }
             Err(e) => {
                 eprintln!("xdptcp: process {me}, queue {queue}: {e}");
+                crate::creds::after_claim();
                 let _ = parent.table.owner[queue].compare_exchange(
                     me,
                     0,
@@ -283,6 +287,7 @@ pub fn claim(parent: &'static Global, tables: Posix) -> Option<&'static Global> 
             }
         }
     };
+    crate::creds::after_claim();
     let (xsk_fd, mut app) = state::stack_start(&mut stack);
     recreate(&mut stack, &mut app, tables, cfg.addr);
     let g = Global::new((xsk_fd, app), stack, cfg, queue, me, parent.table);

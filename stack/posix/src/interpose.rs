@@ -898,3 +898,41 @@ pub unsafe extern "C" fn close_range(
     }
     unsafe { real::close_range(first, last, flags) }
 }
+
+/// setuid: in a forked child that has not claimed its queue yet, a change from root keeps
+/// what the claim needs (`creds`: nginx's `user nobody;` workers).
+#[no_mangle]
+pub unsafe extern "C" fn setuid(uid: libc::uid_t) -> c_int {
+    let kept = crate::creds::before_uid_change(uid, uid, uid);
+    let r = unsafe { real::setuid(uid) };
+    crate::creds::after_uid_change(kept, r == 0);
+    r
+}
+
+/// setreuid: as [`setuid`] (-1 leaves an id unchanged; the saved id follows the effective
+/// one when the real one changes or the effective one becomes other than the real one).
+#[no_mangle]
+pub unsafe extern "C" fn setreuid(ruid: libc::uid_t, euid: libc::uid_t) -> c_int {
+    let suid = if ruid != u32::MAX || euid != u32::MAX {
+        euid
+    } else {
+        u32::MAX
+    };
+    let kept = crate::creds::before_uid_change(ruid, euid, suid);
+    let r = unsafe { real::setreuid(ruid, euid) };
+    crate::creds::after_uid_change(kept, r == 0);
+    r
+}
+
+/// setresuid: as [`setuid`].
+#[no_mangle]
+pub unsafe extern "C" fn setresuid(
+    ruid: libc::uid_t,
+    euid: libc::uid_t,
+    suid: libc::uid_t,
+) -> c_int {
+    let kept = crate::creds::before_uid_change(ruid, euid, suid);
+    let r = unsafe { real::setresuid(ruid, euid, suid) };
+    crate::creds::after_uid_change(kept, r == 0);
+    r
+}

@@ -6,10 +6,12 @@
 //!
 //! Modules: [`config`] (environment), [`real`] (libc's definitions, raw syscalls), [`fdtab`]
 //! (what each descriptor is, lock-free), [`state`] (the stack thread, the socket table,
-//! readiness), [`ops`] (the calls on stack sockets), [`interpose`] (the exported symbols).
+//! readiness), [`ops`] (the calls on stack sockets), [`interpose`] (the exported symbols), [`fork`]
+//! (one stack per process), [`creds`] (a forked worker that gives up root).
 //! docs/posix.md describes the model and the status.
 
 pub mod config;
+pub mod creds;
 pub mod epoll;
 pub mod fdtab;
 pub mod fork;

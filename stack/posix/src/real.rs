@@ -93,6 +93,9 @@ real! {
     __ppoll_chk: fn(fds: *mut pollfd, n: nfds_t, t: *const timespec, mask: *const sigset_t, fdslen: size_t) -> c_int;
     select: fn(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, t: *mut libc::timeval) -> c_int;
     pselect: fn(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, t: *const timespec, mask: *const sigset_t) -> c_int;
+    setuid: fn(uid: libc::uid_t) -> c_int;
+    setreuid: fn(ruid: libc::uid_t, euid: libc::uid_t) -> c_int;
+    setresuid: fn(ruid: libc::uid_t, euid: libc::uid_t, suid: libc::uid_t) -> c_int;
 }
 
 /// Raw system calls for the placeholders (never interposed).

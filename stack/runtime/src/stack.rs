@@ -955,6 +955,11 @@ impl Stack {
         &mut self.steering
     }
 
+    /// The route refresher's counters, moving while [`Stack::run`] runs.
+    pub fn route_stats(&self) -> Arc<crate::neigh::route::RouteStats> {
+        self.routes.stats()
+    }
+
     /// The XDP cookie counters (`xdp_syncookies = 1`), refreshed while [`Stack::run`] runs.
     pub fn xdp_cookie_stats(&self) -> Option<Arc<XdpCookieStats>> {
         self.cookies.as_ref().map(|c| c.stats.clone())

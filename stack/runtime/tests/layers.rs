@@ -37,7 +37,7 @@ const RUNTIME: &[&[&str]] = &[
 /// The bench library's modules, bottom to top.
 const BENCH: &[&[&str]] = &[
     &["error"],
-    &["sys", "kinds", "nic", "memory", "wrk"],
+    &["sys", "kinds", "nic", "memory", "wrk", "redis_bench"],
     &["client", "netns", "memattack"],
     &[
         "linux_server",
@@ -48,8 +48,9 @@ const BENCH: &[&[&str]] = &[
     ],
     &["report"],
     &["plot", "pktrate", "pairing"],
-    &["scenario"],
+    &["scenario", "app_server"],
     &["http", "synflood"],
+    &["app"],
 ];
 
 /// Crates that do I/O or touch the OS: none may be a normal dependency of xdptcp-core.

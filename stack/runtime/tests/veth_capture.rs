@@ -5,12 +5,17 @@
 //! - Without a count, around 3 echo connections (open, echo, close), beside a `tcpdump -w`
 //!   on the peer's veth: the stack's capture holds as many frames as the peer's, the
 //!   inbound ones (EPB flags) are the peer's frames to port 7 and the outbound ones its
-//!   frames from port 7; `tcpdump -r` reads both files.
+//!   frames from port 7; `tcpdump -r` reads both files, and `tshark -r` ours with the
+//!   same frames and directions (tshark is required: scripts/setup.sh installs it).
 //!
 //! - `xdptcp trace -c 1 port 80 --svg F` around `curl -H 'Connection: close'`: the ladder
 //!   shows SYN, SYN-ACK, ACK, the request, the response, the stack's FIN, the peer's FIN and
 //!   the last ACK in order, with the stack's states LISTEN -> SYN-RECEIVED -> ESTABLISHED ->
-//!   FIN-WAIT-1 -> (FIN-WAIT-2 ->) TIME-WAIT; the SVG has an arrow per segment.
+//!   FIN-WAIT-1 -> (FIN-WAIT-2 ->) TIME-WAIT as the stack's worker saw them, each on the
+//!   segment that caused it; the SVG has an arrow per segment.
+//! - The same with `tcp_syncookies=2`: no state at the SYN, the SYN-ACK marked as a SYN
+//!   cookie, the ACK that returns it marked and LISTEN -> ESTABLISHED.
+//! - SIGTERM ends a capture and SIGINT a trace with their statistics and summaries.
 //!
 //! Each test builds its own namespaces (removed on drop, also on panic); every process it
 //! starts is stopped by PID (SIGINT/SIGTERM, then SIGKILL) and reaped. Loops are bounded.
@@ -112,11 +117,16 @@ impl Drop for Proc {
 }
 
 fn serve(pair: &VethPair) -> Proc {
+    serve_with(pair, &[])
+}
+
+fn serve_with(pair: &VethPair, extra: &[&str]) -> Proc {
     let mut c = Command::new("ip");
     c.args(["netns", "exec", &pair.stack_ns, BIN, "serve"])
         .args(["--iface", &pair.stack_if, "--addr", "198.18.0.1"])
         .args(["--listen", "7=echo", "--listen", "80=http"])
-        .args(["--duration", "120", "--adaptive-idle"]);
+        .args(["--duration", "120", "--adaptive-idle"])
+        .args(extra);
     // Its start-up line goes to stdout; wait until its stat socket (abstract, in the stack
     // namespace) answers instead.
     let p = Proc::spawn(c);
@@ -173,6 +183,37 @@ fn tcpdump_r(file: &Path, filter: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// `tshark -r FILE`: per frame (pcapng direction: 1 in, 2 out; TCP source port;
+/// destination port). tshark must be installed (scripts/setup.sh): missing, the test fails.
+fn tshark_r(file: &Path) -> Vec<(u32, u16, u16)> {
+    let out = Command::new("tshark")
+        .args(["-r"])
+        .arg(file)
+        .args(["-n", "-T", "fields", "-E", "separator=,"])
+        .args(["-e", "frame.packet_flags_direction"])
+        .args(["-e", "tcp.srcport", "-e", "tcp.dstport"])
+        .output()
+        .expect("running tshark -r (scripts/setup.sh installs tshark)");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Vec<&str> = l.split(',').collect();
+            let n = |i: usize| -> u32 {
+                // tshark prints the direction in hex (0x00000001).
+                v.get(i)
+                    .and_then(|x| match x.strip_prefix("0x") {
+                        Some(h) => u32::from_str_radix(h, 16).ok(),
+                        None => x.parse().ok(),
+                    })
+                    .unwrap_or_else(|| panic!("{l}"))
+            };
+            (n(0), n(1) as u16, n(2) as u16)
+        })
+        .collect()
+}
+
 fn connect(pair: &VethPair) -> TcpStream {
     pair.in_peer(|| {
         let addr: SocketAddr = "198.18.0.1:7".parse().unwrap();
@@ -213,6 +254,8 @@ fn a_counted_capture_holds_the_handshake() {
     assert!(cap.wait(), "capture -c 3 exits 0 by itself");
     let summary = cap.wait_for("packets captured");
     assert_eq!(summary, "3 packets captured (2 in, 1 out)");
+    let dropped = cap.wait_for("dropped");
+    assert_eq!(dropped, "0 packets dropped by the stack (queue full)");
     let lines = tcpdump_r(&file, &[]);
     assert_eq!(lines.len(), 3, "{lines:?}");
     let port = s.local_addr().unwrap().port();
@@ -267,7 +310,9 @@ fn the_capture_matches_a_tcpdump_on_the_peer() {
     // The last FIN / ACK exchange.
     std::thread::sleep(Duration::from_millis(500));
 
-    cap.stop(libc::SIGINT);
+    // Ctrl-C: the capture ends the file with the serve's statistics and prints them, as
+    // tcpdump does.
+    assert!(cap.stop(libc::SIGINT), "capture exits 0 after SIGINT");
     dump.stop(libc::SIGINT);
     let sum = receive(
         &mut std::fs::File::open(&ours).unwrap(),
@@ -275,6 +320,18 @@ fn the_capture_matches_a_tcpdump_on_the_peer() {
         || {},
     )
     .expect("our file parses");
+    assert_eq!(sum.statistics, 1, "one statistics block per worker");
+    assert_eq!(
+        cap.wait_for("packets captured"),
+        format!(
+            "{} packets captured ({} in, {} out)",
+            sum.frames, sum.inbound, sum.outbound
+        )
+    );
+    assert_eq!(
+        cap.wait_for("dropped"),
+        "0 packets dropped by the stack (queue full)"
+    );
     let peer_all = tcpdump_r(&theirs, &[]);
     let peer_to_us = tcpdump_r(&theirs, &["dst", "port", "7"]);
     let peer_from_us = tcpdump_r(&theirs, &["src", "port", "7"]);
@@ -284,16 +341,62 @@ fn the_capture_matches_a_tcpdump_on_the_peer() {
     assert_eq!(sum.inbound as usize, peer_to_us.len());
     assert_eq!(sum.outbound as usize, peer_from_us.len());
     assert_eq!(sum.dropped, 0);
+    // tshark reads the same file: every frame, inbound ones to port 7, outbound from it.
+    let t = tshark_r(&ours);
+    assert_eq!(t.len() as u64, sum.frames, "{t:?}");
+    let inbound = t.iter().filter(|f| f.0 == 1 && f.2 == 7).count() as u64;
+    let outbound = t.iter().filter(|f| f.0 == 2 && f.1 == 7).count() as u64;
+    assert_eq!((inbound, outbound), (sum.inbound, sum.outbound), "{t:?}");
+    assert!(inbound > 0 && outbound > 0);
     eprintln!("{sum:?}");
 }
 
+/// SIGTERM ends a capture as Ctrl-C does: exit 0, the statistics in the file and printed.
 #[test]
-fn trace_draws_the_ladder_of_a_curl_request() {
+fn a_terminated_capture_prints_its_statistics() {
     require_root();
     let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
-    let svg = temp(&pair, "trace.svg");
-    let _files = Files(vec![svg.clone()]);
+    let file = temp(&pair, "term.pcapng");
+    let _files = Files(vec![file.clone()]);
     let _serve = serve(&pair);
+    let mut cap = capture(&pair, &file, &["port", "7"]);
+    let mut s = connect(&pair);
+    echo_roundtrip(&mut s, b"hello").unwrap();
+    // At least the handshake and the echo are in (bounded wait; the file is being written,
+    // so tcpdump may meet a half-written last block: its status is not checked here).
+    let so_far = || {
+        Command::new("tcpdump")
+            .arg("-r")
+            .arg(&file)
+            .arg("-n")
+            .output()
+            .map_or(0, |o| o.stdout.iter().filter(|&&b| b == b'\n').count())
+    };
+    let end = Instant::now() + Duration::from_secs(5);
+    while so_far() < 5 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(cap.stop(libc::SIGTERM), "capture exits 0 after SIGTERM");
+    let sum = receive(
+        &mut std::fs::File::open(&file).unwrap(),
+        &mut std::io::sink(),
+        || {},
+    )
+    .expect("the file parses");
+    assert!(sum.frames >= 5 && sum.statistics == 1, "{sum:?}");
+    assert_eq!(
+        cap.wait_for("packets captured"),
+        format!(
+            "{} packets captured ({} in, {} out)",
+            sum.frames, sum.inbound, sum.outbound
+        )
+    );
+    assert_eq!(tcpdump_r(&file, &[]).len() as u64, sum.frames);
+}
+
+/// `xdptcp trace -c 1 --svg SVG tcp port 80` around one `curl -H 'Connection: close'`:
+/// the trace's stdout and its ladder lines (after the header).
+fn trace_curl(pair: &VethPair, svg: &Path) -> (String, Vec<String>) {
     let mut c = Command::new("ip");
     c.args([
         "netns",
@@ -305,7 +408,7 @@ fn trace_draws_the_ladder_of_a_curl_request() {
         &pair.stack_if,
     ])
     .args(["-c", "1", "--svg"])
-    .arg(&svg)
+    .arg(svg)
     .args(["tcp", "port", "80"])
     .stdout(Stdio::piped());
     let mut tr = Proc::spawn_keep_stdout(c);
@@ -328,7 +431,28 @@ fn trace_draws_the_ladder_of_a_curl_request() {
     let mut text = String::new();
     std::io::Read::read_to_string(tr.child.stdout.as_mut().unwrap(), &mut text).unwrap();
     eprintln!("{text}");
-    let steps: Vec<&str> = text.lines().filter(|l| l.contains('|')).skip(1).collect();
+    let steps = text
+        .lines()
+        .filter(|l| l.contains('|'))
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    (text, steps)
+}
+
+/// The state change a ladder line shows (`""` for none).
+fn change(line: &str) -> &str {
+    line.split("|  ").nth(1).unwrap_or("")
+}
+
+#[test]
+fn trace_draws_the_ladder_of_a_curl_request() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
+    let svg = temp(&pair, "trace.svg");
+    let _files = Files(vec![svg.clone()]);
+    let _serve = serve(&pair);
+    let (text, steps) = trace_curl(&pair, &svg);
     // (direction, flags) in order.
     let seen: Vec<(bool, String)> = steps
         .iter()
@@ -346,7 +470,7 @@ fn trace_draws_the_ladder_of_a_curl_request() {
     for (i, (d, f)) in want_prefix.iter().enumerate() {
         assert_eq!((seen[i].0, seen[i].1.as_str()), (*d, *f), "{text}");
     }
-    let pos = |pred: &dyn Fn(&(usize, &&str)) -> bool| {
+    let pos = |pred: &dyn Fn(&(usize, &String)) -> bool| {
         steps
             .iter()
             .enumerate()
@@ -363,13 +487,103 @@ fn trace_draws_the_ladder_of_a_curl_request() {
         "{text}"
     );
     assert!(our_fin < their_fin, "{text}");
-    let changes: Vec<&str> = steps.iter().filter_map(|l| l.split("|  ").nth(1)).collect();
-    assert_eq!(changes[0], "LISTEN -> SYN-RECEIVED", "{text}");
-    assert_eq!(changes[1], "SYN-RECEIVED -> ESTABLISHED", "{text}");
-    assert_eq!(changes[2], "ESTABLISHED -> FIN-WAIT-1", "{text}");
-    assert!(changes.last().unwrap().ends_with("-> TIME-WAIT"), "{text}");
+    // The states are the stack's own (the worker's before / after of each segment), each
+    // on the segment that caused it: the SYN, the handshake's ACK, our FIN (close() ran
+    // before it went out), the ACK of our FIN (if the peer sent one of its own), the
+    // peer's FIN; the last ACK goes out from TIME-WAIT without a change.
+    let changes: Vec<(usize, &str)> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i, change(l)))
+        .filter(|(_, c)| !c.is_empty())
+        .collect();
+    let mut want = vec![
+        (0, "LISTEN -> SYN-RECEIVED"),
+        (2, "SYN-RECEIVED -> ESTABLISHED"),
+        (our_fin, "ESTABLISHED -> FIN-WAIT-1"),
+    ];
+    if changes.len() == 5 {
+        let acked = changes[3].0;
+        assert!(our_fin < acked && acked < their_fin, "{text}");
+        want.push((acked, "FIN-WAIT-1 -> FIN-WAIT-2"));
+        want.push((their_fin, "FIN-WAIT-2 -> TIME-WAIT"));
+    } else {
+        want.push((their_fin, "FIN-WAIT-1 -> TIME-WAIT"));
+    }
+    assert_eq!(changes, want, "{text}");
+    assert_eq!(their_fin + 2, steps.len(), "{text}");
+    assert!(steps.last().unwrap().contains("|<"), "our last ACK: {text}");
+    assert!(!text.contains("cookie"), "{text}");
     assert!(text.contains("] end (TIME-WAIT)"), "{text}");
     let picture = std::fs::read_to_string(&svg).unwrap();
     assert!(picture.starts_with("<svg"));
     assert_eq!(picture.matches("marker-end").count(), steps.len());
+}
+
+/// tcp_syncookies=2 (every SYN answered with a cookie, RFC 4987 §3.6): the stack keeps no
+/// state at the SYN (no change on its line: a tracker inferring from the segments would say
+/// SYN-RECEIVED), its SYN-ACK is marked as a SYN cookie, and the ACK that returns the cookie
+/// is marked and takes the listener's tuple straight to ESTABLISHED.
+#[test]
+fn trace_marks_a_cookie_handshake() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
+    let svg = temp(&pair, "cookie.svg");
+    let _files = Files(vec![svg.clone()]);
+    let _serve = serve_with(&pair, &["--set", "tcp_syncookies=2"]);
+    let (text, steps) = trace_curl(&pair, &svg);
+    assert!(
+        steps[0].contains("[S] ") && change(&steps[0]).is_empty(),
+        "{text}"
+    );
+    assert!(
+        steps[1].contains("[S.] ") && steps[1].contains("(SYN cookie)"),
+        "{text}"
+    );
+    assert!(change(&steps[1]).is_empty(), "{text}");
+    assert!(
+        steps[2].contains("[.] ") && steps[2].contains("(cookie ACK)"),
+        "{text}"
+    );
+    assert_eq!(change(&steps[2]), "LISTEN -> ESTABLISHED", "{text}");
+    assert_eq!(text.matches("cookie").count(), 2, "{text}");
+    assert!(text.contains("] end (TIME-WAIT)"), "{text}");
+}
+
+/// Ctrl-C ends a trace as it ends a capture: exit 0, the ladder so far on stdout and the
+/// summary (with the serve's drop count) on stderr.
+#[test]
+fn an_interrupted_trace_prints_its_summary() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
+    let _serve = serve(&pair);
+    let mut c = Command::new("ip");
+    c.args([
+        "netns",
+        "exec",
+        &pair.stack_ns,
+        BIN,
+        "trace",
+        "--iface",
+        &pair.stack_if,
+    ])
+    .args(["tcp", "port", "7"])
+    .stdout(Stdio::piped());
+    let mut tr = Proc::spawn_keep_stdout(c);
+    tr.wait_for("xdptcp: tracing on");
+    let mut s = connect(&pair);
+    echo_roundtrip(&mut s, b"hello").unwrap();
+    drop(s);
+    // The close's last segments reach the trace's queue (bounded wait).
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(tr.stop(libc::SIGINT), "trace exits 0 after SIGINT");
+    let summary = tr.wait_for("xdptcp: trace:");
+    assert!(
+        summary.ends_with("0 frames dropped by the stack"),
+        "{summary}"
+    );
+    let mut text = String::new();
+    std::io::Read::read_to_string(tr.child.stdout.as_mut().unwrap(), &mut text).unwrap();
+    assert!(text.contains("LISTEN -> SYN-RECEIVED"), "{text}");
+    assert!(text.contains("] end ("), "{text}");
 }

@@ -488,3 +488,225 @@ fn syn_to_client_time_wait_gets_ack_like_linux() {
     assert_eq!(replies[0], replies[1], "the stack vs Linux");
     assert_eq!((snap.endpoint.tw_acks, snap.endpoint.rst_closed), (1, 0));
 }
+
+// ---- Rate limits (tcp_invalid_ratelimit) on the wire ----
+//
+// A raw-socket peer's kernel has no socket for the crafted 4-tuples, so it answers every
+// reply (the TIME-WAIT ACK, the SYN-ACK) with a RST, and that RST ends Linux's TIME-WAIT
+// (tcp_rfc1337 = 0) and its SYN-RECEIVED request: the comparison would stop after the first
+// reply. So the peer namespace drops its own outgoing RSTs (nftables, output hook); the
+// raw socket sends none.
+
+/// Drops every RST the peer namespace's kernel sends (the table goes with the namespace).
+fn drop_peer_rsts(pair: &VethPair) {
+    for cmd in [
+        &["nft", "add", "table", "inet", "xdptcp_test"][..],
+        &[
+            "nft",
+            "add chain inet xdptcp_test out { type filter hook output priority 0 ; }",
+        ],
+        &[
+            "nft",
+            "add rule inet xdptcp_test out tcp flags & rst == rst drop",
+        ],
+    ] {
+        let out = pair
+            .run_in_peer(cmd)
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e} (nftables installed? scripts/setup.sh)"));
+        assert!(out.status.success(), "{cmd:?}: {out:?}");
+    }
+}
+
+/// Starts the stack in the stack namespace with `ports` steered and `app`; returns its stats
+/// handle, the stop flag and the worker thread.
+fn start_stack<A: App + Send + 'static>(
+    pair: &VethPair,
+    ports: Vec<u16>,
+    mut app: A,
+) -> (
+    xdptcp::worker::StatsHandle,
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<()>,
+) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = StackOptions {
+        ifname: pair.stack_if.clone(),
+        addr: STACK_ADDR,
+        extra_addrs: Vec::new(),
+        ports,
+        ephemeral: (61000, 61999),
+        zero_copy: false,
+        reserve_ports: true,
+        tcp: TcpConfig::default(),
+        afxdp: small_afxdp(),
+        worker: WorkerConfig::default(),
+        workers: 1,
+        cores: Vec::new(),
+        rss_key: None,
+    };
+    let (tx, rx) = mpsc::channel();
+    let ns = pair.stack_ns.clone();
+    let flag = stop.clone();
+    let worker = std::thread::spawn(move || {
+        let _ns = NetnsGuard::enter(&ns).expect("entering the stack namespace");
+        let mut stack = match Stack::open(&opts) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(Err(e.to_string()));
+                return;
+            }
+        };
+        stack.workers[0].set_stop_flag(flag);
+        let _ = tx.send(Ok(stack.workers[0].stats_handle()));
+        stack.workers[0].run(&mut app);
+    });
+    let stats = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("worker thread start")
+        .expect("stack start");
+    (stats, stop, worker)
+}
+
+/// Sleeps until `t` (bounded: `t` is at most a second away in these tests).
+fn sleep_until(t: StdInstant) {
+    if let Some(d) = t.checked_duration_since(StdInstant::now()) {
+        std::thread::sleep(d.min(Duration::from_secs(2)));
+    }
+}
+
+/// Item 5 on the wire: out-of-window ACKs to a TIME-WAIT connection are answered at most once
+/// per `tcp_invalid_ratelimit` (500 ms) by Linux (tcp_timewait_state_process ->
+/// tcp_timewait_check_oow_rate_limit, TCPACKSkippedTimeWait) and by the stack: a burst of four
+/// gets one ACK, one more 700 ms later gets one again.
+#[test]
+fn time_wait_oow_acks_rate_limited_like_linux() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
+    drop_peer_rsts(&pair);
+    let (raw, l_stack, l_linux) = pair
+        .in_peer(|| -> io::Result<_> {
+            Ok((
+                Raw::new()?,
+                TcpListener::bind(SocketAddrV4::new(PEER_ADDR, 5000))?,
+                TcpListener::bind(SocketAddrV4::new(PEER_ADDR, 5002))?,
+            ))
+        })
+        .expect("peer namespace")
+        .expect("peer sockets");
+    let srv_stack = echo_then_close(l_stack);
+    let srv_linux = echo_then_close(l_linux);
+    let client = KeepRunning(Client::new(SocketAddrV4::new(PEER_ADDR, 5000), b"hi"));
+    let (stats, stop, worker) = start_stack(&pair, Vec::new(), client);
+    srv_stack
+        .join()
+        .expect("server thread")
+        .expect("server for the stack");
+    let end = StdInstant::now() + Duration::from_secs(5);
+    while stats.get().endpoint.tw_entered == 0 && StdInstant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        stats.get().endpoint.tw_entered,
+        1,
+        "the stack holds TIME-WAIT"
+    );
+    pair.in_stack(|| -> io::Result<()> {
+        let mut c = TcpStream::connect_timeout(
+            &SocketAddrV4::new(PEER_ADDR, 5002).into(),
+            Duration::from_secs(5),
+        )?;
+        c.set_read_timeout(Some(Duration::from_secs(5)))?;
+        c.write_all(b"hi")?;
+        let mut b = [0u8; 2];
+        c.read_exact(&mut b)?;
+        Ok(())
+    })
+    .expect("stack namespace")
+    .expect("linux client");
+    srv_linux
+        .join()
+        .expect("server thread")
+        .expect("server for linux");
+    std::thread::sleep(Duration::from_millis(100)); // the last ACKs arrive
+                                                    // Per server port: (replies to the burst, replies to the one 700 ms later).
+    let replies = pair
+        .in_peer(|| -> Vec<(Vec<TcpFlags>, Vec<TcpFlags>)> {
+            let last = raw.last_by_port();
+            let mut v = Vec::new();
+            for server_port in [5000, 5002] {
+                let (port, rcv_nxt) = *last.get(&server_port).expect("the client's last ACK");
+                let oow = TcpRepr {
+                    seq: SeqNum(rcv_nxt.wrapping_add(100_000)),
+                    ack: SeqNum(1),
+                    ..segment(server_port, port, TcpFlags::ACK, TcpOptions::default())
+                };
+                let burst_at = StdInstant::now();
+                for _ in 0..4 {
+                    raw.send(&oow).expect("send ACK");
+                }
+                let burst = raw.replies(server_port);
+                sleep_until(burst_at + Duration::from_millis(700));
+                raw.send(&oow).expect("send ACK");
+                v.push((burst, raw.replies(server_port)));
+            }
+            v
+        })
+        .expect("peer namespace");
+    let snap = stats.get();
+    stop.store(true, Ordering::Relaxed);
+    worker.join().expect("worker");
+    let one_ack = vec![TcpFlags::ACK];
+    assert_eq!(replies[1], (one_ack.clone(), one_ack), "Linux");
+    assert_eq!(replies[0], replies[1], "the stack vs Linux");
+    let e = snap.endpoint;
+    assert_eq!((e.tw_acks, e.tw_acks_skipped), (2, 3));
+}
+
+/// Item 5 on the wire: duplicate SYNs to a connection in SYN-RECEIVED get the SYN-ACK again at
+/// most once per `tcp_invalid_ratelimit` from Linux (tcp_check_req -> tcp_oow_rate_limited,
+/// TCPACKSkippedSynRecv) and from the stack: the SYN gets its SYN-ACK, a burst of three
+/// duplicates one more (well before the 1 s SYN-ACK retransmission).
+#[test]
+fn duplicate_syns_in_syn_received_rate_limited_like_linux() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
+    drop_peer_rsts(&pair);
+    let mut app = Server::new(1024);
+    app.add(STACK_PORT, Box::<Echo>::default());
+    let (stats, stop, worker) = start_stack(&pair, vec![STACK_PORT], app);
+    let linux = pair
+        .in_stack(|| TcpListener::bind(SocketAddrV4::new(STACK_ADDR, LINUX_PORT)))
+        .expect("stack namespace")
+        .expect("linux listener");
+    let mss = TcpOptions {
+        mss: Some(1460),
+        ..TcpOptions::default()
+    };
+    // Per listener: (replies to the SYN, replies to three duplicates of it).
+    let replies = pair
+        .in_peer(|| -> io::Result<Vec<(Vec<TcpFlags>, Vec<TcpFlags>)>> {
+            let raw = Raw::new()?;
+            let mut v = Vec::new();
+            for (i, dport) in [STACK_PORT, LINUX_PORT].into_iter().enumerate() {
+                let sport = 34000 + i as u16;
+                let syn = segment(sport, dport, TcpFlags::SYN, mss);
+                raw.send(&syn)?;
+                let first = raw.replies(sport);
+                for _ in 0..3 {
+                    raw.send(&syn)?;
+                }
+                v.push((first, raw.replies(sport)));
+            }
+            Ok(v)
+        })
+        .expect("peer namespace")
+        .expect("raw socket");
+    drop(linux);
+    let snap = stats.get();
+    stop.store(true, Ordering::Relaxed);
+    worker.join().expect("worker");
+    let syn_ack = vec![TcpFlags::SYN | TcpFlags::ACK];
+    assert_eq!(replies[1], (syn_ack.clone(), syn_ack), "Linux");
+    assert_eq!(replies[0], replies[1], "the stack vs Linux");
+    assert_eq!(snap.endpoint.acks_skipped, 2);
+}

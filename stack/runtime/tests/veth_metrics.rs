@@ -200,6 +200,12 @@ fn metrics_follow_linux_clients() {
         )
     });
     assert!(backlog.is_some_and(|b| b > 0.0), "backlog {backlog:?}");
+    // The route refresher's counters (process-wide: no worker label): the start table holds
+    // at least the on-link route, and no netlink error happened.
+    assert!(before.get("xdptcp_route_tables_published_total", &[]) >= Some(1.0));
+    assert!(before.get("xdptcp_routes", &[]) >= Some(1.0));
+    assert_eq!(before.get("xdptcp_route_dump_errors_total", &[]), Some(0.0));
+    assert_eq!(before.get("xdptcp_orphans", &[]), Some(0.0));
     let accepted0 = total(&before, "xdptcp_connections_accepted_total");
     let opened0 = total(&before, "xdptcp_connections_opened_total");
     let bytes0 = total(&before, "xdptcp_tcp_data_received_bytes_total");

@@ -206,7 +206,17 @@ fn route_table_dump_and_refresh_on_notification() {
             .expect("second notification");
         assert_eq!(view.next_hop(Ipv4Addr::new(198, 19, 9, 200)), None);
         assert_eq!(view.next_hop(far), Some(PEER_IP2));
-        assert_eq!(mon.errors, 0);
+        // Counted for `xdptcp stat`: the start table and two published after notifications.
+        let st = mon.stats();
+        let c: std::collections::HashMap<_, _> = st.counters().into_iter().collect();
+        assert!(c["route_tables"] >= 3, "{c:?}");
+        assert!(c["route_events"] >= 2, "{c:?}");
+        assert!(c["routes"] >= 2, "the two added at least: {c:?}");
+        assert_eq!(
+            (c["route_dump_errors"], c["route_recv_errors"]),
+            (0, 0),
+            "{c:?}"
+        );
     })
     .expect("in stack namespace");
 }

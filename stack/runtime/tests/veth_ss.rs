@@ -59,6 +59,10 @@ impl Drop for Serve {
 }
 
 fn serve(pair: &VethPair) -> Serve {
+    serve_with(pair, &[])
+}
+
+fn serve_with(pair: &VethPair, extra: &[&str]) -> Serve {
     let mut child = Command::new("ip")
         .args(["netns", "exec", &pair.stack_ns, BIN, "serve"])
         .args(["--iface", &pair.stack_if, "--addr", "198.18.0.1"])
@@ -71,6 +75,7 @@ fn serve(pair: &VethPair) -> Serve {
             "--adaptive-idle",
             "--history",
         ])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -166,6 +171,7 @@ fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 #[test]
 fn ss_lists_what_the_linux_client_holds() {
     require_root();
+    let started = Instant::now();
     let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
     let _serve = serve(&pair);
 
@@ -339,6 +345,7 @@ fn ss_lists_what_the_linux_client_holds() {
             "rto:",
             "rtt:",
             "mss:",
+            "pmtu:1500",
             "cwnd:",
             "bytes_received:",
             "segs_in:",
@@ -347,6 +354,41 @@ fn ss_lists_what_the_linux_client_holds() {
             assert!(info.contains(k), "{k} in {info}");
         }
     }
+    // lastsnd/lastrcv/lastack and the send rate. The 4 ping connections have been idle
+    // since before the 2.1 s sleep: each value is at least that and at most the test's age,
+    // and their order is the exchange's: "ping" in, the echo out, the client's ACK of it.
+    let age = started.elapsed().as_millis() as u64;
+    let field = |info: &str, k: &str| -> Option<u64> {
+        info.split(&format!(" {k}:"))
+            .nth(1)?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+    };
+    let mut pings = 0;
+    for row in lines.chunks(2) {
+        if row[0].contains(&format!(":{p0} ")) {
+            continue;
+        }
+        pings += 1;
+        let info = row[1];
+        let get = |k| field(info, k).unwrap_or_else(|| panic!("{k} in {info}"));
+        let (snd, rcv, ack) = (get("lastsnd"), get("lastrcv"), get("lastack"));
+        assert!(
+            2100 <= ack && ack <= snd && snd <= rcv && rcv <= age,
+            "{age}: {info}"
+        );
+        let rate = info
+            .split(" send ")
+            .nth(1)
+            .expect("a send rate")
+            .split(' ')
+            .next();
+        let rate = rate.unwrap().strip_suffix("bps").expect("bps");
+        assert!(rate.parse::<u64>().is_ok_and(|r| r > 0), "{info}");
+    }
+    assert_eq!(pings, 4);
     // --history: the echo connections' last events; the half-closed ones' FIN-WAIT-2.
     let h = xss(&pair, &["-tniH", "--history", "state", "established"]);
     for info in h.lines().skip(1).step_by(2) {
@@ -370,13 +412,23 @@ fn ss_lists_what_the_linux_client_holds() {
         .iter()
         .filter(|o| o["state"] == "ESTAB")
         .all(|o| o["cc"] == "cubic" && o["mss"].as_u64().is_some()));
+    let age = started.elapsed().as_millis() as u64;
+    for o in arr.iter().filter(|o| o["state"] == "ESTAB") {
+        for k in ["lastsnd_ms", "lastrcv_ms", "lastack_ms"] {
+            assert!(o[k].as_u64().is_some_and(|v| v <= age), "{k} in {o}");
+        }
+        assert!(o["send_bps"].as_u64().is_some_and(|v| v > 0), "{o}");
+    }
     // What a reader of the test log sees.
     eprintln!("{}", xss(&pair, &["-tano"]));
     eprintln!("{}", xss(&pair, &["-tni", "dport", "=", &format!(":{p0}")]));
     // -s.
     let s = xss(&pair, &["-s"]);
+    // The 3 FIN-WAIT-2 connections the close-first server closed are orphans here (the
+    // `tcp_max_orphans` count; Linux would hold them as FIN-WAIT-2 TIME-WAIT buckets and
+    // count them under timewait instead).
     assert!(
-        s.contains("TCP:   14 (estab 5, closed 0, orphaned 0, timewait 4)"),
+        s.contains("TCP:   14 (estab 5, closed 0, orphaned 3, timewait 4)"),
         "{s}"
     );
     // A bad filter: one line, status 2.
@@ -385,5 +437,132 @@ fn ss_lists_what_the_linux_client_holds() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+    drop(half);
+}
+
+/// Two workers on a 2-queue veth pair: connections land on both (each is listed by the
+/// worker that owns it, `worker:N`), and the listing holds every socket of both once: the
+/// per-state counts (listeners once per worker, as they are replicated), the per-worker
+/// rows adding up to them, Linux's ss on the client side mirroring them, and `-s`.
+#[test]
+fn ss_lists_the_sockets_of_both_workers() {
+    require_root();
+    let pair = VethPair::new(VethOptions {
+        queues: 2,
+        mtu: None,
+    })
+    .expect("creating the 2-queue veth pair");
+    let _serve = serve_with(&pair, &["--workers", "2"]);
+    const ESTAB: usize = 24;
+    const HALF: usize = 6;
+    const TW: usize = 8;
+    let estab: Vec<TcpStream> = (0..ESTAB)
+        .map(|_| {
+            let s = connect(&pair, 7);
+            let mut r = &s;
+            r.write_all(b"ping").unwrap();
+            let mut b = [0u8; 4];
+            r.read_exact(&mut b).unwrap();
+            s
+        })
+        .collect();
+    let half: Vec<TcpStream> = (0..HALF).map(|_| connect(&pair, 9)).collect();
+    for s in &half {
+        let mut v = Vec::new();
+        (&mut &*s).read_to_end(&mut v).unwrap();
+        assert_eq!(v, b"bye\n");
+    }
+    for _ in 0..TW {
+        let s = connect(&pair, 9);
+        let mut v = Vec::new();
+        (&mut &s).read_to_end(&mut v).unwrap();
+        drop(s);
+    }
+    let want: BTreeMap<String, usize> = [
+        ("LISTEN", 2 * 2),
+        ("ESTAB", ESTAB),
+        ("FIN-WAIT-2", HALF),
+        ("TIME-WAIT", TW),
+    ]
+    .into_iter()
+    .map(|(s, n)| (s.to_string(), n))
+    .collect();
+    let pipeline = format!("{BIN} ss --iface {} -tan | {AWK}", pair.stack_if);
+    eventually("the per-state counts over both workers", || {
+        let got = counts(&sh(&pair.stack_ns, &pipeline));
+        (got == want).then_some(())
+    });
+    let linux = counts(&sh(&pair.peer_ns, &format!("ss -tan | {AWK}")));
+    assert_eq!(linux.get("ESTAB"), Some(&ESTAB), "{linux:?}");
+    assert_eq!(linux.get("CLOSE-WAIT"), Some(&HALF), "{linux:?}");
+    // Each row once, owned by one worker; both workers own some of each kind.
+    let j: serde_json::Value = serde_json::from_str(&xss(&pair, &["-ta", "--json"])).unwrap();
+    let arr = j.as_array().unwrap();
+    assert_eq!(arr.len(), 4 + ESTAB + HALF + TW);
+    let mut per: BTreeMap<(u64, String), usize> = BTreeMap::new();
+    let mut peers = std::collections::BTreeSet::new();
+    for o in arr {
+        let w = o["worker"].as_u64().expect("a worker");
+        assert!(w < 2, "{o}");
+        *per.entry((w, o["state"].as_str().unwrap().to_string()))
+            .or_default() += 1;
+        if o["state"] != "LISTEN" {
+            assert!(
+                peers.insert(o["peer"].as_str().unwrap().to_string()),
+                "listed twice: {o}"
+            );
+        }
+    }
+    for w in 0..2u64 {
+        assert_eq!(per.get(&(w, "LISTEN".to_string())), Some(&2), "{per:?}");
+        assert!(
+            per.get(&(w, "ESTAB".to_string())).is_some_and(|&n| n > 0),
+            "worker {w}: {per:?}"
+        );
+    }
+    let clients: std::collections::BTreeSet<String> = estab
+        .iter()
+        .chain(&half)
+        .map(|s| s.local_addr().unwrap().to_string())
+        .collect();
+    assert!(clients.is_subset(&peers), "{clients:?} in {peers:?}");
+    // -i: the worker on each row agrees with --json's.
+    let info = xss(&pair, &["-tniH", "state", "established"]);
+    let workers: Vec<&str> = info
+        .lines()
+        .skip(1)
+        .step_by(2)
+        .map(|l| {
+            l.rsplit("worker:")
+                .next()
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(workers.len(), ESTAB);
+    for w in ["0", "1"] {
+        let n = workers.iter().filter(|&&x| x == w).count();
+        let key = (w.parse::<u64>().unwrap(), "ESTAB".to_string());
+        assert_eq!(Some(&n), per.get(&key), "worker {w}: {info}");
+    }
+    // Filters apply to both workers' rows.
+    assert_eq!(
+        rows(&xss(&pair, &["-tanH", "state", "time-wait"])).len(),
+        TW
+    );
+    assert_eq!(rows(&xss(&pair, &["-tnH", "dport", "=", ":7"])).len(), 0);
+    assert_eq!(
+        rows(&xss(&pair, &["-tnH", "sport", "=", ":7"])).len(),
+        ESTAB
+    );
+    // -s: from the workers' snapshots (published every 100 ms).
+    let total = 4 + ESTAB + HALF + TW;
+    let line = format!("TCP:   {total} (estab {ESTAB}, closed 0, orphaned 0, timewait {TW})");
+    eventually("-s over both workers", || {
+        xss(&pair, &["-s"]).contains(&line).then_some(())
+    });
+    eprintln!("{}", xss(&pair, &["-tn"]));
     drop(half);
 }

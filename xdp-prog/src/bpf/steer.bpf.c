@@ -8,6 +8,8 @@
  * kernel with XDP_PASS, so the kernel keeps answering ARP and ping and SSH keeps
  * working. IPv6 follows the same rules in steer6.h (its own listener and address
  * maps; NDP stays with the kernel; ICMPv6 errors about stack flows are steered).
+ * ICMP errors quoting a segment the stack sent are the exception (icmp.h): they go to the
+ * stack, which acts on them as Linux does (PMTU, connect refused).
  *
  * "Belongs to the stack" means either
  *   (a) (dst addr, dst port) is in `listeners` (0.0.0.0 = any local address), or
@@ -47,7 +49,8 @@ enum {
 	CNT_COOKIE_SYNACK = 5, /* SYNs answered here with a cookie SYN-ACK (XDP_TX) */
 	CNT_COOKIE_SLOW = 6,   /* SYNs in cookie mode left to the worker (odd or bad header) */
 	CNT_FRAG_DROPPED = 7,  /* first fragments (MF, offset 0) for the stack: XDP_DROP */
-	CNT_MAX = 8,
+	CNT_ICMP = 8,	       /* ICMP errors quoting a stack segment (icmp.h), steered */
+	CNT_MAX = 9,
 };
 
 /* Value bits of the `listeners` map. */
@@ -181,6 +184,7 @@ static __always_inline __u8 belongs_to_stack(__be32 daddr, __be16 dport)
 }
 
 #include "syncookie.h"
+#include "icmp.h"
 
 /* Cookie mode for a listener (tcp_syncookies semantics): 2 always, 1 while flagged. */
 static __always_inline struct cookie_config *cookie_mode(__u8 listen_bits)
@@ -225,6 +229,8 @@ static __always_inline int steer(struct xdp_md *ctx)
 	/* RFC 791 section 3.1: IHL counts 32-bit words, minimum 5. */
 	if (iph->version != 4 || iph->ihl < 5)
 		return pass(CNT_MALFORMED);
+	if (iph->protocol == IPPROTO_ICMP)
+		return steer_icmp(ctx, iph); /* icmp.h: errors for the stack's flows */
 	if (iph->protocol != IPPROTO_TCP)
 		return pass(CNT_PASSED);
 	/*

@@ -260,6 +260,19 @@ static __always_inline int is_unicast(__be32 a)
 }
 
 /*
+ * A source Linux drops as a martian (ip_route_input_slow: 0/8, 127/8 without route_localnet;
+ * fib_validate_source: the local address itself), as the endpoint's `martian_source`: the
+ * worker drops such a SYN unanswered (counted martian_src_in), so the fast path must not
+ * answer it either.
+ */
+static __always_inline int is_martian_src(__be32 raddr, __be32 laddr)
+{
+	__u32 top = bpf_ntohl(raddr) >> 24;
+
+	return top == 0 || top == 127 || raddr == laddr;
+}
+
+/*
  * Answers the SYN at (eth, iph, tcp) with a cookie SYN-ACK. Returns XDP_TX when it did,
  * -1 to leave the segment to the normal steering (not a plain SYN, or something the worker
  * must judge). Called only when cookie mode is on for the listener.
@@ -285,7 +298,8 @@ static __always_inline int cookie_syn_ack(struct xdp_md *ctx, struct cookie_conf
 	/* Only a plain SYN (no ACK, RST, FIN; RFC 9293 section 3.10.7.2 "third, check for a SYN"). */
 	if ((flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST | TCP_FLAG_FIN)) != TCP_FLAG_SYN)
 		return -1;
-	if (iph->ihl != 5 || tcp->source == 0 || !is_unicast(raddr) || !is_unicast(laddr))
+	if (iph->ihl != 5 || tcp->source == 0 || !is_unicast(raddr) || !is_unicast(laddr) ||
+	    is_martian_src(raddr, laddr))
 		goto slow;
 	/*
 	 * A first fragment (MF set; later ones never get here): the worker drops every

@@ -196,6 +196,12 @@ impl BufPool {
         self.stats.out_bytes + self.stats.ooo_bytes
     }
 
+    /// The charge is above `high` (Linux `sk_memory_allocated > sysctl_mem[2]`, as
+    /// `tcp_out_of_memory` tests it): only forced grants get it there.
+    pub(crate) fn above_high(&self) -> bool {
+        self.charged() > self.limits.high
+    }
+
     /// Under memory pressure (entered above `pressure`, left below `low`).
     pub fn under_pressure(&self) -> bool {
         self.stats.mem_pressure != 0

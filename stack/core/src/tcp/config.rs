@@ -95,12 +95,28 @@ pub struct TcpConfig {
     /// its established-hash size (RAM dependent: 131072 on a 4 GB host, 262144 at 8 GB+);
     /// we default to 262144.
     pub max_tw_buckets: usize,
+    /// `tcp_max_orphans`: connections the application has closed that are not finished
+    /// (FIN-WAIT-1, FIN-WAIT-2, CLOSING, LAST-ACK), per endpoint (shard). Beyond it an orphan
+    /// is reset when it is closed and when its retransmission or zero-window probe timer
+    /// fires (Linux `tcp_too_many_orphans` -> "too many orphaned sockets", RST,
+    /// `TCPAbortOnMemory`). Linux sizes it like `tcp_max_tw_buckets`, at half its
+    /// established-hash size (RAM dependent); we default to 262144 as that key.
+    pub max_orphans: usize,
     /// Connections (any state but TIME-WAIT records) per endpoint (shard); beyond it SYNs
     /// are dropped and `connect` fails (not a Linux sysctl: our memory bound).
     pub max_connections: usize,
     /// `tcp_congestion_control`: CUBIC (RFC 9438, Linux's default) or NewReno (RFC 5681 /
     /// RFC 6582).
     pub congestion_control: CongestionAlgo,
+    /// `tcp_mtu_probing` (RFC 4821 packetization-layer PMTUD, as Linux): 0 off; 1 on after a
+    /// black hole is detected (`tcp_retries1` = 3 timeouts in a row without an ICMP
+    /// error or progress: the MSS drops to `tcp_base_mss`, then halves on each further
+    /// detection, never below 48); 2 always on (connections start at most at
+    /// `tcp_base_mss`). While on, probe segments raise the MSS toward the path's
+    /// (`tcp_mtu_probe`; conn/sender/pmtu.rs).
+    pub mtu_probing: u8,
+    /// `tcp_base_mss`: the MSS black-hole detection starts from (Linux default 1024).
+    pub base_mss: u16,
 }
 
 /// `tcp_syncookies` (RFC 4987): when a listener answers a SYN with a SYN cookie instead of
@@ -178,8 +194,11 @@ impl Default for TcpConfig {
             mss: 1460,
             abort_on_overflow: false,
             max_tw_buckets: 262_144,
+            max_orphans: 262_144,
             max_connections: 1 << 20,
             congestion_control: CongestionAlgo::Cubic,
+            mtu_probing: 0,
+            base_mss: 1024,
         }
     }
 }

@@ -10,6 +10,8 @@
 //! - [`tuple`](mod@tuple): [`FourTuple`], a connection's identity.
 //! - Private: `listener` and `synqueue` (LISTEN, SYN and accept queues), `cookie` (RFC 4987
 //!   SYN cookies), `isn` (RFC 6528 ISNs, RFC 6056 port offsets).
+//! - [`icmp`]: ICMP errors for the stack's flows (PMTU, hard and soft errors), as Linux's
+//!   `tcp_v4_err`.
 //! - [`config`]: settings named after Linux's sysctls.
 //! - [`cc`]: congestion control (CUBIC, NewReno) behind one trait.
 //! - [`bufpool`]: the per-endpoint pool of send/receive buffer storage.
@@ -20,6 +22,7 @@ pub mod config;
 pub mod conn;
 pub(crate) mod cookie;
 pub mod endpoint;
+pub mod icmp;
 pub(crate) mod isn;
 pub(crate) mod listener;
 pub(crate) mod synqueue;
@@ -30,8 +33,9 @@ pub use config::{SynCookieMode, TcpConfig, TwReuse};
 pub use conn::{ConnError, Event, Negotiated, SendError, State, Timer, TxLimit};
 pub use cookie::{DEFAULT_COOKIE_PERIOD, MAX_COOKIE_AGE};
 pub use endpoint::{
-    ConnCounters, ConnId, ConnInfo, ConnectError, Endpoint, EndpointEvent, EndpointSecrets,
-    EndpointStats, ListenError, ListenerId, NoSuchConn, StateCounts,
+    Activity, ConnCounters, ConnId, ConnInfo, ConnectError, Endpoint, EndpointEvent,
+    EndpointSecrets, EndpointStats, Idle, ListenError, ListenerId, NoSuchConn, StateCounts,
 };
+pub use icmp::{IcmpError, IcmpOutcome, IcmpStats, Unreachable};
 pub use listener::ListenerStats;
 pub use tuple::FourTuple;

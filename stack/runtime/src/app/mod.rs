@@ -60,6 +60,10 @@ pub enum AppError {
     /// We aborted it (`abort`, or `close` with unread data).
     #[error("connection aborted")]
     Aborted,
+    /// An ICMP error failed the connect (or was the last word before a timeout): the
+    /// errno Linux gives it (ENETUNREACH, EHOSTUNREACH, ...).
+    #[error("{0}")]
+    Unreachable(crate::tcp::Unreachable),
     /// The handshake has not completed yet.
     #[error("not connected")]
     NotConnected,
@@ -84,6 +88,7 @@ impl From<ConnError> for AppError {
             ConnError::Reset => AppError::ConnectionReset,
             ConnError::TimedOut => AppError::TimedOut,
             ConnError::Aborted => AppError::Aborted,
+            ConnError::Unreachable(u) => AppError::Unreachable(u),
         }
     }
 }

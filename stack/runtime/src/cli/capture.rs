@@ -65,8 +65,11 @@ pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
     let ifname = one_serve(&a.iface)?;
     let mut file = std::fs::File::create(&a.file)
         .map_err(|e| fail(1, format!("{}: {e}", a.file.display())))?;
-    let (mut s, _) =
+    let (s, _) =
         control::request_stream(&ifname, &req.line(), None).map_err(|e| fail(1, e.to_string()))?;
+    // Ctrl-C / SIGTERM: the serve ends the file with its statistics, and they are printed.
+    let mut s = control::capture::Interruptible::new(s, control::stop_on_signals())
+        .map_err(|e| fail(1, e.to_string()))?;
     let started = || {
         eprintln!(
             "xdptcp: capturing on {ifname} into {}{}",
@@ -76,9 +79,36 @@ pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
     };
     let sum = control::capture::receive(&mut s, &mut file, started)
         .map_err(|e| fail(1, e.to_string()))?;
-    eprintln!(
-        "{} packets captured ({} in, {} out)\n{} packets dropped by the stack",
-        sum.frames, sum.inbound, sum.outbound, sum.dropped
-    );
+    if s.interrupted() {
+        // After the terminal's "^C", as tcpdump.
+        eprintln!();
+    }
+    eprintln!("{}", summary_lines(&sum));
     Ok(())
+}
+
+/// What capture prints at its end, as tcpdump does (also after Ctrl-C).
+pub fn summary_lines(sum: &control::capture::CaptureSummary) -> String {
+    format!(
+        "{} packets captured ({} in, {} out)\n{} packets dropped by the stack (queue full)",
+        sum.frames, sum.inbound, sum.outbound, sum.dropped
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn summary_like_tcpdump() {
+        let sum = crate::control::capture::CaptureSummary {
+            frames: 12,
+            inbound: 7,
+            outbound: 5,
+            dropped: 3,
+            statistics: 2,
+        };
+        assert_eq!(
+            super::summary_lines(&sum),
+            "12 packets captured (7 in, 5 out)\n3 packets dropped by the stack (queue full)"
+        );
+    }
 }

@@ -486,11 +486,14 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         addr: o.addr,
         pid: std::process::id(),
         xdp: stack.xdp_cookie_stats(),
+        routes: Some(stack.route_stats()),
     };
     let flag = stop.clone();
     let metrics_meta = crate::control::metrics::Meta {
         ifname: o.ifname.clone(),
         addr: o.addr,
+        xdp: stack.xdp_cookie_stats(),
+        routes: Some(stack.route_stats()),
     };
     // The control thread: answers `xdptcp stat` (and, with --metrics, scrapes on a thread of
     // its own, until dropped at the end of this closure) until stopped.
@@ -527,8 +530,15 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
     if let Ok(c) = stack.steering().counters() {
         println!(
             "xdptcp: xdp: {} redirected, {} passed to the kernel, {} malformed, {} without a \
-             socket, {} fragments passed, {} first fragments dropped",
-            c.redirected, c.passed, c.malformed, c.no_socket, c.fragments, c.fragments_dropped
+             socket, {} fragments passed, {} first fragments dropped, {} ICMP errors for the \
+             stack's flows",
+            c.redirected,
+            c.passed,
+            c.malformed,
+            c.no_socket,
+            c.fragments,
+            c.fragments_dropped,
+            c.icmp_errors
         );
         if let Some(x) = stack.xdp_cookie_stats() {
             let x: Vec<String> = x

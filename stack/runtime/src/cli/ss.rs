@@ -16,7 +16,7 @@ pub struct SsArgs {
     /// All states (default: connected sockets without TIME-WAIT and SYN-RECV).
     #[arg(short = 'a', long = "all")]
     pub all: bool,
-    /// Numeric addresses and ports (always numeric; accepted for ss's spelling).
+    /// Numeric addresses and ports (always numeric), and with -i rates in bit/s.
     #[arg(short = 'n', long = "numeric")]
     pub numeric: bool,
     /// Listening sockets only (Recv-Q: accept queue, Send-Q: backlog).
@@ -64,6 +64,7 @@ pub fn run(a: &SsArgs) -> Result<(), Failure> {
         no_header: a.no_header,
         json: a.json,
         history: a.history,
+        numeric: a.numeric,
     };
     let mut req =
         SsRequest::new(flags, a.filter.clone()).map_err(|e| fail(2, format!("bad filter: {e}")))?;

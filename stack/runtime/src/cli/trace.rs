@@ -40,6 +40,8 @@ pub fn run(a: &TraceArgs) -> Result<(), Failure> {
         &ifname,
         a.filter.clone(),
         (a.max, a.count.unwrap_or(0), keep),
+        // Ctrl-C / SIGTERM: the summary below still comes, with the serve's drop count.
+        crate::control::stop_on_signals(),
         || eprintln!("xdptcp: tracing on {ifname}"),
         |l| {
             println!("{l}");

@@ -8,10 +8,13 @@
 //! in the EPB flags (1 inbound, 2 outbound), and at the end one interface statistics block
 //! per worker with the frames dropped because this writer fell behind (`isb_ifdrop`) and
 //! those delivered (`isb_usrdeliv`). It stops after COUNT frames or MAX bytes, or when the
-//! client goes away, and closes the taps (the workers remove them).
+//! client shuts its sending side (it was interrupted: the statistics still go out), or goes
+//! away (nothing more is written), and closes the taps (the workers remove them).
 //!
 //! Client side ([`receive`]): reads the stream block by block and appends each whole block
-//! to the file, so a capture cut short still reads with `tcpdump -r`.
+//! to the file, so a capture cut short still reads with `tcpdump -r`. [`Interruptible`]
+//! turns SIGINT/SIGTERM into that shutdown, so an interrupted client still learns (and
+//! prints) what the stack dropped.
 
 use std::borrow::Cow;
 use std::io::{self, BufWriter, Read, Write};
@@ -31,6 +34,7 @@ use pcap_file::pcapng::blocks::interface_statistics::{
 use pcap_file::pcapng::{Block, PcapNgParser, PcapNgWriter};
 use pcap_file::DataLink;
 
+use crate::iface::note::TapNote;
 use crate::iface::tap::{Dir, PktFilter, PktFilterError, Tap, TapShared};
 use crate::worker::StatsHandle;
 
@@ -58,6 +62,9 @@ pub struct CaptureRequest {
     pub filter: PktFilter,
     /// The filter's words (tcpdump's expression), as sent.
     pub words: Vec<String>,
+    /// Each frame carries the stack's state around it as its packet comment
+    /// ([`crate::iface::note`]): `xdptcp trace`, request verb `trace`.
+    pub notes: bool,
 }
 
 impl CaptureRequest {
@@ -75,12 +82,20 @@ impl CaptureRequest {
             snaplen: snaplen.clamp(64, SNAPLEN),
             filter: PktFilter::parse(&words)?,
             words,
+            notes: false,
         })
     }
 
-    /// `capture COUNT MAX_BYTES SNAPLEN WORDS...`
+    /// The same with the stack's notes on every frame (`xdptcp trace`).
+    pub fn with_notes(mut self) -> Self {
+        self.notes = true;
+        self
+    }
+
+    /// `capture COUNT MAX_BYTES SNAPLEN WORDS...` (`trace ...` with notes).
     pub fn line(&self) -> String {
-        let mut l = format!("capture {} {} {}", self.count, self.max_bytes, self.snaplen);
+        let verb = if self.notes { "trace" } else { "capture" };
+        let mut l = format!("{verb} {} {} {}", self.count, self.max_bytes, self.snaplen);
         for w in &self.words {
             l.push(' ');
             l.push_str(&w.replace(['\n', '\r'], " "));
@@ -88,7 +103,7 @@ impl CaptureRequest {
         l
     }
 
-    /// Parses what follows `capture`.
+    /// Parses what follows `capture` (or `trace`, then add [`CaptureRequest::with_notes`]).
     pub fn parse(rest: &str) -> Result<Self, RequestError> {
         let mut it = rest.split_whitespace();
         let mut num = |what: &'static str| -> Result<u64, RequestError> {
@@ -149,8 +164,19 @@ impl Drop for Taps {
     }
 }
 
-/// The client closed its end (a non-blocking peek sees EOF).
-fn hung_up(s: &UnixStream) -> bool {
+/// What the client did with its end of the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    /// Still reading, sent nothing.
+    Reading,
+    /// Shut its sending side (an interrupted capture): end with the statistics.
+    Done,
+    /// Gone, or sent something it should not have.
+    Gone,
+}
+
+/// The client's end, seen by a non-blocking peek: EOF is a shutdown (it still reads).
+fn client(s: &UnixStream) -> Client {
     let mut b = [0u8; 1];
     // SAFETY: recv(2) into a buffer we own, on a descriptor we own.
     let n = unsafe {
@@ -161,8 +187,17 @@ fn hung_up(s: &UnixStream) -> bool {
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
         )
     };
-    n == 0 || (n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock)
+    match n {
+        0 => Client::Done,
+        n if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock => {
+            Client::Reading
+        }
+        _ => Client::Gone,
+    }
 }
+
+/// How often the writer looks at the client while frames keep coming.
+const CLIENT_CHECK: StdDuration = StdDuration::from_millis(100);
 
 fn run(
     s: &UnixStream,
@@ -182,6 +217,7 @@ fn run(
             .iter()
             .map(|h| {
                 let (tap, shared) = Tap::new(req.filter.clone(), req.snaplen as usize, TAP_QUEUE);
+                let tap = if req.notes { tap.with_notes() } else { tap };
                 h.mailboxes()
                     .taps
                     .lock()
@@ -223,23 +259,40 @@ fn run(
     w.get_mut().flush().map_err(pcap_file::PcapError::IoError)?;
     let (mut frames, mut bytes) = (0u64, 0u64);
     let mut delivered = vec![0u64; handles.len()];
-    let mut idle = 0u32;
+    let mut checked = std::time::Instant::now();
+    let mut finishing = false;
     'outer: loop {
+        // Every ~100 ms, busy or not: has the client stopped or gone?
+        if checked.elapsed() >= CLIENT_CHECK {
+            checked = std::time::Instant::now();
+            match client(s) {
+                Client::Reading => {}
+                // One last round with what is queued now, then the statistics.
+                Client::Done => finishing = true,
+                Client::Gone => return Ok(()),
+            }
+        }
         let mut any = false;
         for (i, t) in taps.0.iter().enumerate() {
-            // Bounded per round so one busy worker does not starve the others.
-            for _ in 0..256 {
+            // Bounded per round so one busy worker does not starve the others; the last
+            // round takes what each queue holds (at most TAP_QUEUE).
+            let budget = if finishing { t.queue.len() } else { 256 };
+            for _ in 0..budget {
                 let Some(f) = t.queue.pop() else { break };
                 any = true;
+                let mut options = vec![EnhancedPacketOption::Flags(match f.dir {
+                    Dir::In => 1,
+                    Dir::Out => 2,
+                })];
+                if let Some(n) = f.note {
+                    options.push(EnhancedPacketOption::Comment(Cow::Owned(n.comment())));
+                }
                 bytes += w.write_pcapng_block(EnhancedPacketBlock {
                     interface_id: i as u32,
                     timestamp: offset + StdDuration::from_nanos(f.at.as_nanos()),
                     original_len: f.len,
                     data: Cow::Owned(f.data),
-                    options: vec![EnhancedPacketOption::Flags(match f.dir {
-                        Dir::In => 1,
-                        Dir::Out => 2,
-                    })],
+                    options,
                 })? as u64;
                 frames += 1;
                 delivered[i] += 1;
@@ -248,16 +301,13 @@ fn run(
                 }
             }
         }
+        if finishing {
+            break;
+        }
         if any {
-            idle = 0;
             continue;
         }
         w.get_mut().flush().map_err(pcap_file::PcapError::IoError)?;
-        idle += 1;
-        // Every ~100 ms without frames: is the client still there?
-        if idle.is_multiple_of(100) && hung_up(s) {
-            return Ok(());
-        }
         std::thread::sleep(StdDuration::from_millis(1));
     }
     let end = SystemTime::now()
@@ -289,6 +339,9 @@ pub struct CaptureSummary {
     pub outbound: u64,
     /// Frames the server dropped (its writer fell behind), from the statistics blocks.
     pub dropped: u64,
+    /// Interface statistics blocks received: one per worker when the capture ended
+    /// normally (count, size, or the client's shutdown), none when it was cut off.
+    pub statistics: u64,
 }
 
 /// Why a capture client stopped.
@@ -315,16 +368,17 @@ pub fn receive(
     out: &mut impl Write,
     started: impl FnOnce(),
 ) -> Result<CaptureSummary, CaptureError> {
-    receive_with(src, out, started, |_, _, _| true)
+    receive_with(src, out, started, |_, _, _, _| true)
 }
 
-/// [`receive`], handing each frame to `frame(timestamp, direction, bytes)` too; it returns
-/// false to stop reading.
+/// [`receive`], handing each frame to `frame(timestamp, direction, bytes, note)` too (the
+/// stack's note from the packet comment, for a `trace` request); it returns false to stop
+/// reading.
 pub fn receive_with(
     src: &mut impl Read,
     out: &mut impl Write,
     started: impl FnOnce(),
-    mut frame: impl FnMut(StdDuration, Dir, &[u8]) -> bool,
+    mut frame: impl FnMut(StdDuration, Dir, &[u8], Option<TapNote>) -> bool,
 ) -> Result<CaptureSummary, CaptureError> {
     let mut started = Some(started);
     let mut more = true;
@@ -393,10 +447,15 @@ pub fn receive_with(
                     _ => None,
                 };
                 if let Some(d) = dir {
-                    more = frame(e.timestamp, d, &e.data);
+                    let note = e.options.iter().find_map(|o| match o {
+                        EnhancedPacketOption::Comment(c) => TapNote::parse(c),
+                        _ => None,
+                    });
+                    more = frame(e.timestamp, d, &e.data, note);
                 }
             }
             Some(Block::InterfaceStatistics(s)) => {
+                sum.statistics += 1;
                 for o in &s.options {
                     if let InterfaceStatisticsOption::IsbIfDrop(d) = o {
                         sum.dropped += d;
@@ -414,6 +473,62 @@ pub fn receive_with(
     }
 }
 
+/// A client's stream that SIGINT / SIGTERM (the flag of [`super::stop_on_signals`]) ends
+/// gracefully: it shuts its sending side, which tells the serve to finish with its
+/// statistics blocks, and reads on to the end; after [`Interruptible::GRACE`] without the
+/// end it reports EOF itself. Reads wake every 100 ms to look at the flag.
+#[derive(Debug)]
+pub struct Interruptible {
+    s: UnixStream,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    shut_at: Option<std::time::Instant>,
+}
+
+impl Interruptible {
+    /// How long an interrupted client waits for the serve's last blocks.
+    pub const GRACE: StdDuration = StdDuration::from_secs(2);
+
+    /// Wraps `s` (its read timeout becomes 100 ms).
+    pub fn new(s: UnixStream, stop: Arc<std::sync::atomic::AtomicBool>) -> io::Result<Self> {
+        s.set_read_timeout(Some(StdDuration::from_millis(100)))?;
+        Ok(Interruptible {
+            s,
+            stop,
+            shut_at: None,
+        })
+    }
+
+    /// The client was interrupted.
+    pub fn interrupted(&self) -> bool {
+        self.shut_at.is_some()
+    }
+}
+
+impl Read for Interruptible {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.shut_at.is_none() && self.stop.load(Ordering::Relaxed) {
+                self.shut_at = Some(std::time::Instant::now());
+                // The serve sees EOF and ends with its statistics.
+                let _ = self.s.shutdown(std::net::Shutdown::Write);
+            }
+            if self.shut_at.is_some_and(|t| t.elapsed() >= Self::GRACE) {
+                return Ok(0);
+            }
+            match self.s.read(buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                r => return r,
+            }
+        }
+    }
+}
+
 /// Reads until `buf` is full or EOF; returns the bytes read.
 fn read_full(src: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
@@ -426,4 +541,48 @@ fn read_full(src: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// An interrupted client shuts its sending side (the serve sees EOF) and still reads
+    /// what the serve sends after that, up to the serve's close.
+    #[test]
+    fn an_interrupted_client_reads_to_the_end() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut r = Interruptible::new(ours, stop.clone()).unwrap();
+        (&theirs).write_all(b"blocks").unwrap();
+        let mut b = [0u8; 16];
+        assert_eq!(r.read(&mut b).unwrap(), 6);
+        assert!(!r.interrupted());
+        assert_eq!(client(&theirs), Client::Reading);
+        stop.store(true, Ordering::Relaxed);
+        let serve = std::thread::spawn(move || {
+            // The serve's side: EOF from the client, then the statistics, then the end.
+            let end = std::time::Instant::now() + StdDuration::from_secs(5);
+            while client(&theirs) != Client::Done && std::time::Instant::now() < end {
+                std::thread::sleep(StdDuration::from_millis(5));
+            }
+            (&theirs).write_all(b"stats").unwrap();
+        });
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).unwrap();
+        serve.join().unwrap();
+        assert_eq!(rest, b"stats");
+        assert!(r.interrupted());
+    }
+
+    /// A serve that never answers the shutdown: the client ends after the grace period.
+    #[test]
+    fn an_interrupted_client_gives_up_after_the_grace() {
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        let stop = Arc::new(AtomicBool::new(true));
+        let mut r = Interruptible::new(ours, stop).unwrap();
+        let mut b = [0u8; 4];
+        assert_eq!(r.read(&mut b).unwrap(), 0);
+    }
 }

@@ -24,6 +24,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::cookies::XdpCookieStats;
+use crate::neigh::route::RouteStats;
 use crate::worker::{ListenerSnapshot, StatsHandle, WorkerSnapshot};
 
 /// The largest request head read (request line and headers); longer gets 431.
@@ -46,6 +48,47 @@ pub struct Meta {
     pub ifname: String,
     /// The stack's IPv4 address.
     pub addr: Ipv4Addr,
+    /// SYN cookies in XDP (`xdp_syncookies = 1`): the stack's counters.
+    pub xdp: Option<Arc<XdpCookieStats>>,
+    /// The route refresher's counters.
+    pub routes: Option<Arc<RouteStats>>,
+}
+
+/// The stack's own counters (not per worker), by their `xdptcp stat` name: the metric, its
+/// kind and help. One series each, without a `worker` label.
+#[rustfmt::skip]
+const PROCESS: &[(&str, &str, Kind, &str)] = &[
+    ("route_tables", "xdptcp_route_tables_published_total", Kind::Counter,
+     "Route tables published to the workers (a dump of the kernel's main table; the first at start)."),
+    ("routes", "xdptcp_routes", Kind::Gauge, "Routes in the table the workers use."),
+    ("route_events", "xdptcp_route_events_total", Kind::Counter,
+     "Route-change notifications read (RTNLGRP_IPV4_ROUTE)."),
+    ("route_events_lost", "xdptcp_route_events_lost_total", Kind::Counter,
+     "Times route notifications were lost (ENOBUFS); a dump catches up."),
+    ("route_recv_errors", "xdptcp_route_recv_errors_total", Kind::Counter,
+     "Route notification reads that failed (other than EAGAIN and ENOBUFS)."),
+    ("route_dump_errors", "xdptcp_route_dump_errors_total", Kind::Counter,
+     "Route dumps that failed (the previous table stays in use)."),
+    ("xdp_cookie_syn_acks", "xdptcp_xdp_cookie_syn_acks_total", Kind::Counter,
+     "SYNs answered with a SYN cookie by the XDP program (xdp_syncookies = 1)."),
+    ("xdp_cookie_slow", "xdptcp_xdp_cookie_slow_total", Kind::Counter,
+     "SYNs in cookie mode the XDP program left to the workers (headers it does not handle)."),
+    ("xdp_cookie_mode_flips", "xdptcp_xdp_cookie_mode_flips_total", Kind::Counter,
+     "Listener cookie-flag flips in the XDP program for tcp_syncookies = 1 (on and off)."),
+    ("xdp_cookie_rotations", "xdptcp_xdp_cookie_rotations_total", Kind::Counter,
+     "SYN-cookie secret rotations written to the XDP program."),
+];
+
+/// The process counters present in `meta`, as (stat name, value).
+fn process_counters(meta: &Meta) -> Vec<(&'static str, u64)> {
+    let mut v = Vec::new();
+    if let Some(r) = &meta.routes {
+        v.extend(r.counters());
+    }
+    if let Some(x) = &meta.xdp {
+        v.extend(x.counters());
+    }
+    v
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +213,20 @@ const LABELLED: &[Family] = &[
         ],
     },
     Family {
+        name: "xdptcp_icmp_errors_total",
+        kind: C,
+        help: "ICMP errors for the stack's flows, by what they did (Linux tcp_v4_err).",
+        label: "outcome",
+        series: &[
+            ("no_connection", |s| s.endpoint.icmp.no_connection),
+            ("out_of_window", |s| s.endpoint.icmp.out_of_window),
+            ("pmtu_lowered", |s| s.endpoint.icmp.pmtu_lowered),
+            ("pmtu_unchanged", |s| s.endpoint.icmp.pmtu_unchanged),
+            ("fatal", |s| s.endpoint.icmp.fatal),
+            ("soft", |s| s.endpoint.icmp.soft),
+        ],
+    },
+    Family {
         name: "xdptcp_worker_iterations_total",
         kind: C,
         help: "Worker loop iterations, by whether they did work.",
@@ -219,6 +276,12 @@ const SINGLE: &[Single] = &[
     ("xdptcp_connections_timed_out_total", C, N,
      "Connections ended because retries, keepalive probes or the user timeout ran out.",
      |s| s.endpoint.aborted_on_timeout),
+    ("xdptcp_connections_aborted_on_memory_total", C, N,
+     "Orphaned connections reset: tcp_max_orphans reached, or send data queued above tcp_mem HIGH (TCPAbortOnMemory).",
+     |s| s.endpoint.aborted_on_memory),
+    ("xdptcp_orphans", G, N,
+     "Orphans: connections closed by the application and not finished (bounded by tcp_max_orphans).",
+     |s| u(s.states.orphans)),
     ("xdptcp_connect_limit_refused_total", C, N,
      "Active opens refused because max_connections was reached.",
      |s| s.endpoint.connect_limit_refused),
@@ -306,6 +369,9 @@ const SINGLE: &[Single] = &[
     ("xdptcp_handoff_received_segments_total", C, N,
      "Segments other workers handed to this one.",
      |s| s.iface.handoff_received),
+    ("xdptcp_neighbour_netlink_errors_total", C, N,
+     "Netlink requests for the kernel's neighbour table that failed (read as not yet known).",
+     |s| s.iface.neigh_netlink_errors),
     ("xdptcp_tx_neighbour_held_total", C, N,
      "Segments held for an unresolved neighbour.",
      |s| s.iface.tx_held),
@@ -380,6 +446,13 @@ const SINGLE: &[Single] = &[
     ("xdptcp_tcp_send_mem_limited_total", C, N,
      "send calls cut short by tcp_mem.",
      |s| s.buffers.snd_mem_limited),
+    // ICMP errors and path MTU.
+    ("xdptcp_icmp_errors_received_total", C, N,
+     "ICMP errors about the stack's TCP segments handed to the endpoint.",
+     |s| s.iface.rx_icmp),
+    ("xdptcp_tcp_mtu_black_holes_total", C, N,
+     "MSS reductions by black-hole detection after repeated timeouts (tcp_mtu_probing).",
+     |s| s.endpoint.icmp.black_hole_mss_lowered),
 ];
 
 /// A listener family: (name, kind, help, getter). Labels `addr` and `port`.
@@ -455,6 +528,12 @@ pub fn render(meta: &Meta, snaps: &[WorkerSnapshot]) -> String {
         worker_series(&mut out, name, "", snaps, get, unit);
     }
     listeners(&mut out, snaps);
+    for (key, v) in process_counters(meta) {
+        if let Some(&(_, name, kind, help)) = PROCESS.iter().find(|p| p.0 == key) {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+    }
     out
 }
 
@@ -763,6 +842,8 @@ mod tests {
         Meta {
             ifname: "xts-1".into(),
             addr: Ipv4Addr::new(198, 18, 0, 1),
+            xdp: None,
+            routes: None,
         }
     }
 
@@ -987,6 +1068,17 @@ mod tests {
         s.buffers.rcvq_mem_drops = 1518;
         s.buffers.ofo_mem_drops = 1525;
         s.buffers.snd_mem_limited = 1532;
+        s.states.orphans = 1539;
+        s.endpoint.aborted_on_memory = 1546;
+        s.iface.neigh_netlink_errors = 1553;
+        s.iface.rx_icmp = 1560;
+        s.endpoint.icmp.no_connection = 1567;
+        s.endpoint.icmp.out_of_window = 1574;
+        s.endpoint.icmp.pmtu_lowered = 1581;
+        s.endpoint.icmp.pmtu_unchanged = 1588;
+        s.endpoint.icmp.fatal = 1595;
+        s.endpoint.icmp.soft = 1602;
+        s.endpoint.icmp.black_hole_mss_lowered = 1609;
         s
     }
 
@@ -1042,6 +1134,7 @@ mod tests {
             Some(("state", "time_wait")),
         ),
         ("closed", "xdptcp_connections", Some(("state", "closed"))),
+        ("orphans", "xdptcp_orphans", None),
         ("conns_opened", "xdptcp_connections_opened_total", None),
         ("conns_freed", "xdptcp_connections_freed_total", None),
         ("cookies_sent", "xdptcp_syncookies_sent_total", None),
@@ -1068,6 +1161,11 @@ mod tests {
             None,
         ),
         ("acks_skipped", "xdptcp_acks_skipped_total", None),
+        (
+            "aborted_on_memory",
+            "xdptcp_connections_aborted_on_memory_total",
+            None,
+        ),
         (
             "syn_dropped",
             "xdptcp_drops_total",
@@ -1163,6 +1261,11 @@ mod tests {
             "tx_neigh_dropped",
             "xdptcp_drops_total",
             Some(("reason", "tx_neigh_dropped")),
+        ),
+        (
+            "neigh_netlink_errors",
+            "xdptcp_neighbour_netlink_errors_total",
+            None,
         ),
         (
             "rx_misdirected",
@@ -1267,7 +1370,93 @@ mod tests {
         ("rcvq_mem_drops", "xdptcp_tcp_rcvq_mem_drops_total", None),
         ("ofo_mem_drops", "xdptcp_tcp_ofo_mem_drops_total", None),
         ("snd_mem_limited", "xdptcp_tcp_send_mem_limited_total", None),
+        ("icmp_rx", "xdptcp_icmp_errors_received_total", None),
+        (
+            "icmp_no_conn",
+            "xdptcp_icmp_errors_total",
+            Some(("outcome", "no_connection")),
+        ),
+        (
+            "icmp_out_of_window",
+            "xdptcp_icmp_errors_total",
+            Some(("outcome", "out_of_window")),
+        ),
+        (
+            "icmp_pmtu_lowered",
+            "xdptcp_icmp_errors_total",
+            Some(("outcome", "pmtu_lowered")),
+        ),
+        (
+            "icmp_pmtu_unchanged",
+            "xdptcp_icmp_errors_total",
+            Some(("outcome", "pmtu_unchanged")),
+        ),
+        (
+            "icmp_fatal",
+            "xdptcp_icmp_errors_total",
+            Some(("outcome", "fatal")),
+        ),
+        (
+            "icmp_soft",
+            "xdptcp_icmp_errors_total",
+            Some(("outcome", "soft")),
+        ),
+        ("mtu_black_holes", "xdptcp_tcp_mtu_black_holes_total", None),
     ];
+
+    /// The stack's own counters (routes, XDP cookies), not per worker: every one `xdptcp stat`
+    /// shows is exported as one series with its value.
+    #[test]
+    fn every_process_counter_is_exported() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let r = Arc::new(RouteStats::default());
+        let x = Arc::new(XdpCookieStats::default());
+        let all = [
+            &r.tables,
+            &r.routes,
+            &r.events,
+            &r.events_lost,
+            &r.recv_errors,
+            &r.dump_errors,
+            &x.syn_acks,
+            &x.slow,
+            &x.mode_flips,
+            &x.rotations,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            a.store(2000 + 7 * i as u64, Relaxed);
+        }
+        let m = Meta {
+            xdp: Some(x.clone()),
+            routes: Some(r.clone()),
+            ..meta()
+        };
+        let stat = process_counters(&m);
+        assert_eq!(
+            stat.len(),
+            PROCESS.len(),
+            "a process counter without a metric"
+        );
+        let e = prom::parse_strict(&render(&m, &snaps())).unwrap_or_else(|m| panic!("{m}"));
+        let sm = crate::control::report::StatMeta {
+            ifname: m.ifname.clone(),
+            addr: m.addr,
+            pid: 1,
+            xdp: Some(x),
+            routes: Some(r),
+        };
+        let text = crate::control::report::report_text(&sm, &snaps());
+        for (key, v) in stat {
+            let (_, name, ..) = PROCESS.iter().find(|p| p.0 == key).expect("mapped");
+            assert_eq!(e.get(name, &[]), Some(v as f64), "{key} -> {name}");
+            assert!(
+                text.contains(&format!(" {key} {v}")),
+                "{key} in xdptcp stat"
+            );
+        }
+        // Without them (a stack of tests, tools): no such family at all.
+        assert!(!render(&meta(), &snaps()).contains("xdptcp_route"));
+    }
 
     /// The metrics follow `xdptcp stat`: every stat counter is exported with its value (a
     /// stat counter added without a metric fails here).
@@ -1360,6 +1549,7 @@ mod tests {
         let odd = Meta {
             ifname: "e\"v\\i\nl".into(),
             addr: Ipv4Addr::new(198, 18, 0, 1),
+            ..meta()
         };
         let r = render(&odd, &snaps());
         assert!(

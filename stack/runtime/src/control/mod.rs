@@ -75,11 +75,14 @@ pub enum Request {
     Ss(String),
     /// `capture ARGS`: frames in and out as pcapng, streamed ([`capture`]); the arguments.
     Capture(String),
+    /// `trace ARGS`: as `capture`, each frame with the stack's state around it as its
+    /// packet comment (`xdptcp trace`).
+    Trace(String),
 }
 
 /// A request line the serve does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown request {0:?} (known: text, json, ss, capture)")]
+#[error("unknown request {0:?} (known: text, json, ss, capture, trace)")]
 pub struct UnknownRequest(pub String);
 
 impl Request {
@@ -92,6 +95,7 @@ impl Request {
             ("json", "") => Ok(Request::Json),
             ("ss", args) => Ok(Request::Ss(args.to_string())),
             ("capture", args) => Ok(Request::Capture(args.to_string())),
+            ("trace", args) => Ok(Request::Trace(args.to_string())),
             _ => Err(UnknownRequest(line.to_string())),
         }
     }
@@ -201,6 +205,13 @@ fn answer(
         Ok(Request::Capture(rest)) => {
             match capture::CaptureRequest::parse(&rest) {
                 Ok(req) => capture::serve(s, req, &meta.ifname, handles),
+                Err(e) => writeln!(&s, "{}{e}", ss::ERROR_PREFIX)?,
+            }
+            return Ok(());
+        }
+        Ok(Request::Trace(rest)) => {
+            match capture::CaptureRequest::parse(&rest) {
+                Ok(req) => capture::serve(s, req.with_notes(), &meta.ifname, handles),
                 Err(e) => writeln!(&s, "{}{e}", ss::ERROR_PREFIX)?,
             }
             return Ok(());
@@ -458,6 +469,7 @@ mod tests {
             addr: std::net::Ipv4Addr::new(198, 18, 0, 1),
             pid: 1,
             xdp: None,
+            routes: None,
         };
         for _ in 0..500 {
             srv.poll(&meta, &[]);

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::cookies::XdpCookieStats;
+use crate::neigh::route::RouteStats;
 use crate::tcp::endpoint::StateCounts;
 use crate::worker::WorkerSnapshot;
 
@@ -19,6 +20,8 @@ pub struct StatMeta {
     pub pid: u32,
     /// SYN cookies in XDP (`xdp_syncookies = 1`): the stack's counters.
     pub xdp: Option<std::sync::Arc<XdpCookieStats>>,
+    /// The route refresher's counters (one set per stack).
+    pub routes: Option<std::sync::Arc<RouteStats>>,
 }
 
 /// Named counters of one snapshot, in report order (also the JSON keys).
@@ -37,6 +40,7 @@ pub(crate) fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
         ("last_ack", u(c.last_ack)),
         ("time_wait", u(c.time_wait)),
         ("closed", u(c.closed)),
+        ("orphans", u(c.orphans)),
         ("conns_opened", e.conns_opened),
         ("conns_freed", e.conns_freed),
         ("cookies_sent", e.cookies_sent),
@@ -47,6 +51,7 @@ pub(crate) fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
         ("rst_accept_overflow", e.rst_accept_overflow),
         ("challenge_acks_sent", e.challenge_acks_sent),
         ("acks_skipped", e.acks_skipped),
+        ("aborted_on_memory", e.aborted_on_memory),
         ("syn_dropped", e.syn_dropped),
         ("listen_overflows", e.listen_overflows),
         ("conn_limit_drops", e.conn_limit_drops),
@@ -71,6 +76,7 @@ pub(crate) fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
         ("tx_full", i.tx_full),
         ("tx_no_route", i.tx_no_route),
         ("tx_neigh_dropped", i.tx_neigh_dropped),
+        ("neigh_netlink_errors", i.neigh_netlink_errors),
         ("rx_misdirected", i.rx_misdirected),
         ("handoff_sent", i.handoff_sent),
         ("handoff_received", i.handoff_received),
@@ -110,11 +116,19 @@ pub(crate) fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
         ("rcvq_mem_drops", s.buffers.rcvq_mem_drops),
         ("ofo_mem_drops", s.buffers.ofo_mem_drops),
         ("snd_mem_limited", s.buffers.snd_mem_limited),
+        ("icmp_rx", i.rx_icmp),
+        ("icmp_no_conn", e.icmp.no_connection),
+        ("icmp_out_of_window", e.icmp.out_of_window),
+        ("icmp_pmtu_lowered", e.icmp.pmtu_lowered),
+        ("icmp_pmtu_unchanged", e.icmp.pmtu_unchanged),
+        ("icmp_fatal", e.icmp.fatal),
+        ("icmp_soft", e.icmp.soft),
+        ("mtu_black_holes", e.icmp.black_hole_mss_lowered),
     ]
 }
 
 /// Report lines: (title, counter names) for the text form.
-const SECTIONS: [(&str, &[&str]); 10] = [
+const SECTIONS: [(&str, &[&str]); 11] = [
     (
         "states",
         &[
@@ -129,6 +143,7 @@ const SECTIONS: [(&str, &[&str]); 10] = [
             "last_ack",
             "time_wait",
             "closed",
+            "orphans",
         ],
     ),
     (
@@ -147,6 +162,7 @@ const SECTIONS: [(&str, &[&str]); 10] = [
             "rst_accept_overflow",
             "challenge_acks_sent",
             "acks_skipped",
+            "aborted_on_memory",
         ],
     ),
     (
@@ -170,6 +186,7 @@ const SECTIONS: [(&str, &[&str]); 10] = [
             "tx_no_route",
             "tx_neigh_dropped",
             "handoff_dropped",
+            "neigh_netlink_errors",
         ],
     ),
     (
@@ -230,6 +247,19 @@ const SECTIONS: [(&str, &[&str]); 10] = [
             "snd_mem_limited",
         ],
     ),
+    (
+        "icmp",
+        &[
+            "icmp_rx",
+            "icmp_no_conn",
+            "icmp_out_of_window",
+            "icmp_pmtu_lowered",
+            "icmp_pmtu_unchanged",
+            "icmp_fatal",
+            "icmp_soft",
+            "mtu_black_holes",
+        ],
+    ),
 ];
 
 fn line(out: &mut String, who: &str, title: &str, names: &[&str], c: &[(&str, u64)]) {
@@ -276,6 +306,13 @@ pub fn report_text(meta: &StatMeta, snaps: &[WorkerSnapshot]) -> String {
     if let Some(x) = &meta.xdp {
         let _ = write!(out, "{:<8} {:<8}", "xdp", "cookies");
         for (k, v) in x.counters() {
+            let _ = write!(out, " {k} {v}");
+        }
+        out.push('\n');
+    }
+    if let Some(r) = &meta.routes {
+        let _ = write!(out, "{:<8} {:<8}", "process", "routes");
+        for (k, v) in r.counters() {
             let _ = write!(out, " {k} {v}");
         }
         out.push('\n');
@@ -351,6 +388,11 @@ pub fn report_json(meta: &StatMeta, snaps: &[WorkerSnapshot]) -> String {
     if let Some(x) = &meta.xdp {
         out.push_str(",\"xdp\":");
         obj(&mut out, &x.counters());
+        out.push('}');
+    }
+    if let Some(r) = &meta.routes {
+        out.push_str(",\"routes\":");
+        obj(&mut out, &r.counters());
         out.push('}');
     }
     out.push_str("}\n");
@@ -461,6 +503,7 @@ mod tests {
             addr: std::net::Ipv4Addr::new(198, 18, 0, 1),
             pid: 42,
             xdp: None,
+            routes: None,
         }
     }
 
@@ -522,7 +565,7 @@ mod tests {
             "{r}"
         );
         assert!(
-            r.contains(",\"snd_mem_limited\":0,\"at_ns\":0,\"worker\":0,"),
+            r.contains(",\"mtu_black_holes\":0,\"at_ns\":0,\"worker\":0,"),
             "{r}"
         );
         assert!(r.contains("\"tw_reopened\":0,\"tw_acks\":0,"), "{r}");
@@ -561,5 +604,41 @@ mod tests {
             _ => d,
         });
         assert_eq!(depth, 0);
+    }
+
+    /// docs/security.md's table of every bound, limit and counter names every `--set` key,
+    /// every `xdptcp stat` counter and every process counter (so a new one is documented
+    /// with its default there).
+    #[test]
+    fn security_doc_lists_every_counter_and_key() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/security.md");
+        let doc = std::fs::read_to_string(path).expect("docs/security.md");
+        let table = doc
+            .split_once("## Every bound, limit and counter")
+            .expect("the section")
+            .1;
+        let mut names: Vec<String> = counters(&WorkerSnapshot::default())
+            .into_iter()
+            .map(|(k, _)| k.to_string())
+            .collect();
+        names.extend(RouteStats::default().counters().map(|(k, _)| k.to_string()));
+        names.extend(
+            XdpCookieStats::default()
+                .counters()
+                .map(|(k, _)| k.to_string()),
+        );
+        names.extend(
+            crate::tcp::TcpConfig::keys()
+                .into_iter()
+                .map(|k| k.name.to_string()),
+        );
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|n| !table.contains(&format!("`{n}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "not in docs/security.md's table: {missing:?}"
+        );
     }
 }

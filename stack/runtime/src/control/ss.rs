@@ -45,12 +45,15 @@ pub struct SsFlags {
     pub json: bool,
     /// `--history` (with `-i`): each connection's last events.
     pub history: bool,
+    /// `-n`: addresses are always numeric; with `-i` rates print in bit/s (`%.0f`) rather
+    /// than ss's human-readable `125Gbps`.
+    pub numeric: bool,
 }
 
 /// A flag's field.
 type Field = fn(&mut SsFlags) -> &mut bool;
 
-const LETTERS: [(char, Field); 8] = [
+const LETTERS: [(char, Field); 9] = [
     ('a', |f| &mut f.all),
     ('l', |f| &mut f.listening),
     ('o', |f| &mut f.timers),
@@ -59,6 +62,7 @@ const LETTERS: [(char, Field); 8] = [
     ('H', |f| &mut f.no_header),
     ('j', |f| &mut f.json),
     ('y', |f| &mut f.history),
+    ('n', |f| &mut f.numeric),
 ];
 
 /// One `ss` request: flags and filter.
@@ -269,7 +273,7 @@ fn text_row(out: &mut String, r: &SsRow, v: &View, flags: SsFlags) {
         } = r
         {
             out.push('\t');
-            internals(out, info, cc, *worker);
+            internals(out, info, cc, *worker, crate::clock::now(), flags.numeric);
             if flags.history {
                 history(out, info);
             }
@@ -344,8 +348,63 @@ fn ms_g(d: crate::time::Duration) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// ss `-i`'s second line.
-fn internals(out: &mut String, i: &ConnInfo, cc: &str, worker: usize) {
+/// iproute2's `sprint_bw` for a rate in bit/s: `%.0f` with `-n`, else 3 significant digits
+/// and a unit (`7.28G`, `125G`, `341k`), `%g` below 1000.
+pub fn bw(bps: f64, numeric: bool) -> String {
+    if numeric {
+        return format!("{bps:.0}");
+    }
+    for (unit, scale) in [("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)] {
+        if bps >= scale {
+            return format!("{}{unit}", percent_g(bps / scale, 3));
+        }
+    }
+    percent_g(bps, 6)
+}
+
+/// C's `%.{p}g`: `p` significant digits, trailing zeros dropped, exponent form outside
+/// 1e-4..10^p.
+fn percent_g(v: f64, p: usize) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return "0".to_string();
+    }
+    let e = format!("{:.*e}", p - 1, v);
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let x: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if x < -4 || x >= p as i32 {
+        let sign = if x < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mant), x.abs())
+    } else {
+        trim(&format!("{:.*}", (p as i32 - 1 - x) as usize, v))
+    }
+}
+
+/// ss's `send` rate: cwnd (segments) x mss x 8 / SRTT, in bit/s (iproute2 computes it from
+/// `tcpi_snd_cwnd`, `tcpi_snd_mss` and `tcpi_rtt` in µs); none before an RTT sample or
+/// with an SRTT under 1 µs.
+pub fn send_bps(i: &ConnInfo) -> Option<f64> {
+    let mss = u32::from(i.negotiated.mss).max(1);
+    let segs = i.cwnd?.div_ceil(mss);
+    let us = i.srtt?.as_micros();
+    (us > 0 && segs > 0).then(|| segs as f64 * mss as f64 * 8e6 / us as f64)
+}
+
+/// ss `-i`'s second line; `now` (the worker's clock) for `lastsnd`/`lastrcv`/`lastack`.
+fn internals(
+    out: &mut String,
+    i: &ConnInfo,
+    cc: &str,
+    worker: usize,
+    now: crate::time::Instant,
+    numeric: bool,
+) {
     let n = &i.negotiated;
     let mss = u32::from(n.mss).max(1);
     let _ = write!(out, " {cc}");
@@ -359,6 +418,9 @@ fn internals(out: &mut String, i: &ConnInfo, cc: &str, worker: usize) {
         let _ = write!(out, " rtt:{}/{}", ms_g(srtt), ms_g(var));
     }
     let _ = write!(out, " mss:{}", n.mss);
+    if let Some(p) = i.pmtu {
+        let _ = write!(out, " pmtu:{p}");
+    }
     if let Some(cwnd) = i.cwnd {
         let _ = write!(out, " cwnd:{}", cwnd.div_ceil(mss));
     }
@@ -372,6 +434,21 @@ fn internals(out: &mut String, i: &ConnInfo, cc: &str, worker: usize) {
         " bytes_sent:{} bytes_acked:{} bytes_received:{} segs_out:{} segs_in:{}",
         c.bytes_out, c.bytes_acked, c.bytes_received, c.segs_out, c.segs_in
     );
+    // In iproute2's order, each only when non-zero. No pacing_rate (the stack does not
+    // pace) and no delivery_rate (it keeps no delivery-rate sampler).
+    if let Some(b) = send_bps(i) {
+        let _ = write!(out, " send {}bps", bw(b, numeric));
+    }
+    let idle = i.activity.idle(now);
+    for (name, ms) in [
+        ("lastsnd", idle.lastsnd),
+        ("lastrcv", idle.lastrcv),
+        ("lastack", idle.lastack),
+    ] {
+        if ms > 0 {
+            let _ = write!(out, " {name}:{ms}");
+        }
+    }
     if i.retransmits > 0 || c.retrans_segs > 0 {
         let _ = write!(out, " retrans:{}/{}", i.retransmits, c.retrans_segs);
     }
@@ -435,6 +512,15 @@ fn json_row(out: &mut String, r: &SsRow, v: &View) {
         let opt = |d: Option<crate::time::Duration>| {
             d.map_or("null".to_string(), |d| format!("{:.3}", ms(d)))
         };
+        let idle = i.activity.idle(crate::clock::now());
+        let _ = write!(
+            out,
+            ",\"lastsnd_ms\":{},\"lastrcv_ms\":{},\"lastack_ms\":{},\"send_bps\":{}",
+            idle.lastsnd,
+            idle.lastrcv,
+            idle.lastack,
+            send_bps(i).map_or("null".into(), |b| format!("{b:.0}"))
+        );
         let _ = write!(
             out,
             ",\"cc\":\"{cc}\",\"mss\":{},\"wscale\":[{},{}],\"rto_ms\":{},\"rtt_ms\":{},\"rttvar_ms\":{},\
@@ -480,6 +566,7 @@ pub fn summary(snaps: &[WorkerSnapshot]) -> String {
         c.last_ack += t.last_ack;
         c.time_wait += t.time_wait;
         c.closed += t.closed;
+        c.orphans += t.orphans;
     }
     let total = c.listen
         + c.syn_sent
@@ -494,7 +581,7 @@ pub fn summary(snaps: &[WorkerSnapshot]) -> String {
         + c.closed;
     format!(
         "Total: {total}\n\
-         TCP:   {total} (estab {}, closed {}, orphaned 0, timewait {})\n\
+         TCP:   {total} (estab {}, closed {}, orphaned {}, timewait {})\n\
          \n\
          Transport Total     IP        IPv6\n\
          TCP       {:<9} {:<9} 0\n\
@@ -503,6 +590,7 @@ pub fn summary(snaps: &[WorkerSnapshot]) -> String {
          closing {} last-ack {} time-wait {} closed {}\n",
         c.established,
         c.closed,
+        c.orphans,
         c.time_wait,
         total - c.closed,
         total - c.closed,
@@ -530,6 +618,81 @@ mod tests {
         assert_eq!(ms_g(Duration::from_micros(120)), "0.12");
         assert_eq!(ms_g(Duration::from_millis(7)), "7");
         assert_eq!(ms_g(Duration::from_micros(7749)), "7.749");
+    }
+
+    /// iproute2's `sprint_bw`, on values from a Linux `ss -ti` / `ss -tni` (iproute2 6.1).
+    #[test]
+    fn rates_print_like_iproute2() {
+        assert_eq!(bw(125_373_217_391.0, false), "125G");
+        assert_eq!(bw(7_281_777_776.0, false), "7.28G");
+        assert_eq!(bw(340_531_187_816.0, false), "341G");
+        assert_eq!(bw(125_373_217_391.0, true), "125373217391");
+        assert_eq!(bw(1_500_000.0, false), "1.5M");
+        assert_eq!(bw(999_600.0, false), "1e+03k"); // C's %.3g rounds up into exponent form
+        assert_eq!(bw(12_000.0, false), "12k");
+        assert_eq!(bw(800.0, false), "800");
+        assert_eq!(bw(2.5e12, false), "2.5T");
+    }
+
+    /// The `-i` line on a fixed connection: `send` = 10 x 1448 x 8 / 120 µs, the `last*`
+    /// fields as ms since each stamp (a zero one is left out, as in ss).
+    #[test]
+    fn internals_show_rates_and_activity() {
+        use crate::tcp::{Activity, ConnCounters, Negotiated};
+        use crate::time::{Duration, Instant};
+        use crate::wire::SeqNum;
+        let t = crate::tcp::FourTuple::new(
+            std::net::SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 7),
+            std::net::SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 40000),
+        );
+        let now = Instant::from_secs(5000);
+        let stamp = |ms_ago: u64| Instant::from_millis(5_000_000 - ms_ago).ms_stamp();
+        let i = ConnInfo {
+            state: State::Established,
+            tuple: t,
+            error: None,
+            negotiated: Negotiated {
+                mss: 1448,
+                ..Negotiated::default()
+            },
+            iss: SeqNum(0),
+            snd_una: SeqNum(1),
+            snd_nxt: SeqNum(1),
+            rcv_nxt: Some(SeqNum(1)),
+            snd_wnd: Some(65535),
+            srtt: Some(Duration::from_micros(120)),
+            rttvar: Some(Duration::from_micros(50)),
+            rto: Some(Duration::from_millis(200)),
+            cwnd: Some(10 * 1448),
+            ssthresh: Some(u32::MAX),
+            pmtu: Some(1500),
+            retransmits: 0,
+            in_flight: 0,
+            unread: 0,
+            unsent: 0,
+            send_capacity: 0,
+            tx_limit: None,
+            timer: None,
+            counters: ConnCounters::default(),
+            history: Default::default(),
+            activity: Activity {
+                data_sent: stamp(524),
+                data_recv: stamp(824),
+                ack_recv: now.ms_stamp(),
+            },
+        };
+        let mut out = String::new();
+        internals(&mut out, &i, "cubic", 1, now, true);
+        assert_eq!(
+            out,
+            " cubic rto:200 rtt:0.12/0.05 mss:1448 pmtu:1500 cwnd:10 bytes_sent:0 bytes_acked:0 \
+             bytes_received:0 segs_out:0 segs_in:0 send 965333333bps lastsnd:524 lastrcv:824 \
+             snd_wnd:65535 worker:1"
+        );
+        out.clear();
+        internals(&mut out, &i, "cubic", 1, now, false);
+        assert!(out.contains(" send 965Mbps lastsnd:524 "), "{out}");
+        assert_eq!(send_bps(&ConnInfo { srtt: None, ..i }), None);
     }
 
     #[test]

@@ -3,19 +3,23 @@
 //! sequence and acknowledgment numbers, window, length, options, and the state change the
 //! segment caused on the stack's side.
 //!
-//! The frames come from a capture ([`super::capture`], same filter syntax). The states are
-//! those RFC 9293's transitions give for the segments seen (a passive tracker beside the
-//! stack: it follows the handshake, the close in every order, TIME-WAIT and resets, not the
-//! stack's internals). Marked: retransmissions (a sequence range sent again), RSTs, and
-//! challenge ACKs (a pure ACK sent right after a SYN or RST arrived on a synchronized
-//! connection, RFC 5961). Bounded: at most `max` connections followed at once; segments of
-//! others are counted as skipped. A connection ends at TIME-WAIT or CLOSED.
+//! The frames come from a capture ([`super::capture`], same filter syntax) that asks the
+//! workers for notes ([`crate::iface::note`]): the stack's own state of the connection
+//! before and after each segment it received, and when it sent one, and whether a SYN
+//! cookie was involved. A frame without a note (none would only come from an older serve)
+//! falls back to the transitions RFC 9293 gives for the segments seen. Marked:
+//! retransmissions (a sequence range sent again), RSTs, challenge ACKs (a pure ACK sent
+//! right after a SYN or RST arrived on a synchronized connection, RFC 5961), SYN-ACKs
+//! carrying a SYN cookie and the ACK that completed a cookie handshake. Bounded: at most
+//! `max` connections followed at once; segments of others are counted as skipped. A
+//! connection ends at TIME-WAIT or CLOSED.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use std::net::IpAddr;
 
+use crate::iface::note::{StackState, TapNote};
 use crate::iface::tap::Dir;
 use crate::tcp::FourTuple;
 use crate::wire::{self, TcpFlags, TcpRepr};
@@ -48,6 +52,27 @@ pub enum TState {
 }
 
 impl TState {
+    /// The stack's state as a worker noted it.
+    pub fn of(s: StackState) -> TState {
+        use crate::tcp::State;
+        match s {
+            StackState::Listen => TState::Listen,
+            StackState::Closed | StackState::Conn(State::Closed) => TState::Closed,
+            StackState::Conn(s) => match s {
+                State::SynSent => TState::SynSent,
+                State::SynReceived => TState::SynReceived,
+                State::Established => TState::Established,
+                State::FinWait1 => TState::FinWait1,
+                State::FinWait2 => TState::FinWait2,
+                State::CloseWait => TState::CloseWait,
+                State::Closing => TState::Closing,
+                State::LastAck => TState::LastAck,
+                State::TimeWait => TState::TimeWait,
+                State::Closed => TState::Closed,
+            },
+        }
+    }
+
     /// RFC 9293's name, upper case (`SYN-RECEIVED`).
     pub fn name(self) -> &'static str {
         match self {
@@ -183,9 +208,22 @@ impl Tracer {
         self.conns.len()
     }
 
-    /// One frame in or out at `at_ns` (any clock): the step it adds, with its connection,
-    /// and the connection if it ended with this segment (removed from the table).
+    /// One frame in or out at `at_ns` (any clock), without the stack's note: see
+    /// [`Tracer::frame_noted`].
     pub fn frame(&mut self, at_ns: u64, dir: Dir, frame: &[u8]) -> Option<(Step, Traced, bool)> {
+        self.frame_noted(at_ns, dir, frame, None)
+    }
+
+    /// One frame in or out at `at_ns` (any clock) with the stack's note if it has one: the
+    /// step it adds, with its connection, and the connection if it ended with this segment
+    /// (removed from the table).
+    pub fn frame_noted(
+        &mut self,
+        at_ns: u64,
+        dir: Dir,
+        frame: &[u8],
+        note: Option<TapNote>,
+    ) -> Option<(Step, Traced, bool)> {
         let Ok(f) = wire::parse_any_tcp_frame_with(frame, false) else {
             self.skipped_segments += 1;
             return None;
@@ -211,9 +249,10 @@ impl Tracer {
                 return None;
             }
             self.next_number += 1;
-            let state = match (dir, t.flags.syn(), t.flags.ack()) {
-                (Dir::In, true, false) => TState::Listen,
-                (Dir::Out, true, false) => TState::Closed,
+            let state = match (note, dir, t.flags.syn(), t.flags.ack()) {
+                (Some(n), ..) => TState::of(n.before),
+                (None, Dir::In, true, false) => TState::Listen,
+                (None, Dir::Out, true, false) => TState::Closed,
                 // Caught mid-connection.
                 _ => TState::Established,
             };
@@ -236,7 +275,7 @@ impl Tracer {
             );
         }
         let c = self.conns.get_mut(&tuple)?;
-        let step = c.step(at_ns, dir, t);
+        let step = c.step(at_ns, dir, t, note);
         if c.steps.len() < MAX_STEPS {
             c.steps.push(step.clone());
         }
@@ -251,7 +290,7 @@ impl Tracer {
 }
 
 impl Traced {
-    fn step(&mut self, at_ns: u64, dir: Dir, t: &TcpRepr<'_>) -> Step {
+    fn step(&mut self, at_ns: u64, dir: Dir, t: &TcpRepr<'_>, note: Option<TapNote>) -> Step {
         let f = t.flags;
         let len = t.payload.len() as u32;
         let seg_len = len + u32::from(f.syn()) + u32::from(f.fin());
@@ -277,6 +316,13 @@ impl Traced {
         }
         if f.rst() {
             marks.push("RST");
+        }
+        if note.is_some_and(|n| n.cookie) {
+            marks.push(if dir == Dir::Out {
+                "SYN cookie"
+            } else {
+                "cookie ACK"
+            });
         }
         if dir == Dir::Out
             && self.last_in_syn_or_rst
@@ -304,7 +350,14 @@ impl Traced {
             let _ = write!(label, " ({m})");
         }
         let before = self.state;
-        self.transition(dir, t);
+        if dir == Dir::Out && f.fin() && self.fin_out.is_none() {
+            self.fin_out = Some(t.seq.0.wrapping_add(t.payload.len() as u32));
+        }
+        match note {
+            // The stack's own: after an arrival, or when it sent the segment.
+            Some(n) => self.state = TState::of(n.after),
+            None => self.transition(dir, t),
+        }
         let change = (self.state != before).then_some((before, self.state));
         // The ladder ends with our ACK of the FIN that brought TIME-WAIT.
         self.linger = self.state == TState::TimeWait && dir == Dir::In && f.fin();
@@ -323,9 +376,6 @@ impl Traced {
         if f.rst() {
             self.state = Closed;
             return;
-        }
-        if dir == Dir::Out && f.fin() && self.fin_out.is_none() {
-            self.fin_out = Some(t.seq.0.wrapping_add(t.payload.len() as u32));
         }
         let fin_acked = |c: &Traced| {
             c.fin_out
@@ -401,38 +451,44 @@ pub struct TraceOutcome {
 /// Follows connections of the serve on `ifname` that match tcpdump's `words`: at most `max`
 /// at once, until `count` of them ended (0: until the serve or the reader stops). `print`
 /// gets each text line as it happens; `keep` connections are kept for a picture. `started`
-/// runs once every worker's tap is in place.
+/// runs once every worker's tap is in place. `stop` (set by SIGINT / SIGTERM) ends it as
+/// `count` would, with the serve's statistics ([`super::capture::Interruptible`]).
 pub fn follow(
     ifname: &str,
     words: Vec<String>,
     (max, count, keep): (usize, u64, usize),
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     started: impl FnOnce(),
     mut print: impl FnMut(&str),
 ) -> Result<TraceOutcome, TraceError> {
     let req = super::capture::CaptureRequest::new(0, u64::MAX, super::capture::SNAPLEN, words)
-        .map_err(TraceError::Filter)?;
-    let (mut s, _) = super::request_stream(ifname, &req.line(), None)?;
+        .map_err(TraceError::Filter)?
+        .with_notes();
+    let (s, _) = super::request_stream(ifname, &req.line(), None)?;
+    let mut s = super::capture::Interruptible::new(s, stop)
+        .map_err(|e| TraceError::Capture(super::capture::CaptureError::Io(e)))?;
     let mut tr = Tracer::new(max);
     let mut out = TraceOutcome::default();
     let mut seen = std::collections::HashSet::new();
-    let sum = super::capture::receive_with(&mut s, &mut std::io::sink(), started, |ts, dir, f| {
-        let Some((step, c, ended)) = tr.frame(ts.as_nanos() as u64, dir, f) else {
-            return true;
-        };
-        // Bounded: the numbers of the connections being followed.
-        if seen.insert(c.number) {
-            print(&header(&c));
-        }
-        print(&line(c.number, &step));
-        if ended {
-            seen.remove(&c.number);
-            print(&format!("[{}] end ({})", c.number, c.state_name()));
-            if out.finished.len() < keep {
-                out.finished.push(c);
+    let sum =
+        super::capture::receive_with(&mut s, &mut std::io::sink(), started, |ts, dir, f, n| {
+            let Some((step, c, ended)) = tr.frame_noted(ts.as_nanos() as u64, dir, f, n) else {
+                return true;
+            };
+            // Bounded: the numbers of the connections being followed.
+            if seen.insert(c.number) {
+                print(&header(&c));
             }
-        }
-        count == 0 || tr.finished < count
-    })?;
+            print(&line(c.number, &step));
+            if ended {
+                seen.remove(&c.number);
+                print(&format!("[{}] end ({})", c.number, c.state_name()));
+                if out.finished.len() < keep {
+                    out.finished.push(c);
+                }
+            }
+            count == 0 || tr.finished < count
+        })?;
     out.skipped_connections = tr.skipped_connections;
     out.skipped_segments = tr.skipped_segments;
     out.dropped = sum.dropped;
@@ -681,6 +737,70 @@ mod tests {
         assert_eq!(c.steps.len(), 3);
         assert!(header(&c).contains("[2001:2::2]:40000 (peer) <-> [2001:2::1]:80 (xdptcp)"));
         assert_eq!(tr.following(), 1);
+    }
+
+    /// With the workers' notes the states are the stack's own, not inferred: a cookie
+    /// handshake (tcp_syncookies=2) leaves LISTEN as it is at the SYN and goes straight to
+    /// ESTABLISHED at the ACK; the cookie SYN-ACK and that ACK are marked.
+    #[test]
+    fn notes_give_the_stacks_states_and_cookie_marks() {
+        use crate::tcp::State;
+        use Dir::*;
+        use StackState::{Conn, Listen};
+        let (a, s, p, f) = (TcpFlags::ACK, TcpFlags::SYN, TcpFlags::PSH, TcpFlags::FIN);
+        let n = |before, after, cookie| TapNote {
+            before,
+            after,
+            cookie,
+        };
+        let segs = [
+            (In, 100, 0, s, n(Listen, Listen, false)),
+            (Out, 500, 101, s | a, n(Listen, Listen, true)),
+            (In, 101, 501, a, n(Listen, Conn(State::Established), true)),
+            (
+                Out,
+                501,
+                101,
+                f | p | a,
+                n(Conn(State::FinWait1), Conn(State::FinWait1), false),
+            ),
+            (
+                In,
+                101,
+                502,
+                f | a,
+                n(Conn(State::FinWait1), Conn(State::TimeWait), false),
+            ),
+            (
+                Out,
+                502,
+                102,
+                a,
+                n(Conn(State::TimeWait), Conn(State::TimeWait), false),
+            ),
+        ];
+        let mut tr = Tracer::new(4);
+        let mut out = Vec::new();
+        for (i, (d, seq, ack, fl, note)) in segs.into_iter().enumerate() {
+            let b = frame(d, seq, ack, fl, b"");
+            let (step, _, ended) = tr.frame_noted(i as u64, d, &b, Some(note)).unwrap();
+            out.push((step.label, step.change, ended));
+        }
+        let changes: Vec<_> = out.iter().filter_map(|o| o.1).collect();
+        assert_eq!(
+            changes,
+            [
+                (TState::Listen, TState::Established),
+                (TState::Established, TState::FinWait1),
+                (TState::FinWait1, TState::TimeWait)
+            ]
+        );
+        assert_eq!(out[1].0, "[S.] seq 0 ack 1 win 1000 len 0 (SYN cookie)");
+        assert_eq!(out[2].0, "[.] seq 1 ack 1 win 1000 len 0 (cookie ACK)");
+        assert!(
+            !out[4].2 && out[5].2,
+            "ends after the ACK sent from TIME-WAIT"
+        );
     }
 
     #[test]

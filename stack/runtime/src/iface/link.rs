@@ -22,6 +22,11 @@ pub trait Link: Resolver {
     fn routes_generation(&mut self) -> u64 {
         0
     }
+
+    /// Requests to the kernel that failed (each read as "not known yet").
+    fn netlink_errors(&self) -> u64 {
+        0
+    }
 }
 
 impl Link for KernelResolver {
@@ -37,6 +42,10 @@ impl Link for KernelResolver {
 
     fn routes_generation(&mut self) -> u64 {
         self.routes().map_or(0, |v| v.generation())
+    }
+
+    fn netlink_errors(&self) -> u64 {
+        self.errors()
     }
 }
 

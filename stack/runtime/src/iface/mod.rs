@@ -4,6 +4,8 @@
 //! 1. receive a burst (at most `rx_budget` frames) and parse each with
 //!    [`wire::parse_tcp_frame`]; rejected frames are dropped and counted by reason, frames not
 //!    addressed to our IPv4 address are counted, the rest go to [`Endpoint::on_segment`];
+//!    ICMPv4 errors the XDP program steered here (about our segments) go, via the quoted
+//!    flow's owner, to [`Endpoint::on_icmp_error`] (icmp.rs);
 //! 2. application callbacks for every endpoint event ([`App::on_event`]);
 //! 3. due TCP timers ([`Endpoint::on_timeout`]);
 //! 4. every due segment ([`Endpoint::poll_transmit`]) is emitted in place into a device frame;
@@ -33,7 +35,9 @@
 //! device burst, at most `rx_budget`) and processes them exactly like received ones. Without
 //! a hand-off mesh the segment is handled here.
 
+mod icmp;
 mod link;
+pub mod note;
 pub mod tap;
 
 pub use crate::app::Addrs6;
@@ -51,6 +55,7 @@ use crate::tcp::endpoint::{Endpoint, EndpointEvent};
 use crate::tcp::tuple::FourTuple;
 use crate::time::Instant;
 use crate::wire::{self, EtherType, EthernetAddress, EthernetRepr, TcpRepr};
+use note::InNote;
 use tap::{Dir, Tap};
 
 /// Bound on `InterfaceConfig::extra_addrs` (checked linearly per received frame).
@@ -189,6 +194,12 @@ pub struct IfaceStats {
     pub app_events: u64,
     /// `on_timeout` calls.
     pub timer_runs: u64,
+    /// Netlink requests to the kernel's neighbour table that failed (`Link::netlink_errors`,
+    /// filled in by the worker's snapshot).
+    pub neigh_netlink_errors: u64,
+    /// ICMPv4 errors about our TCP segments handed to the endpoint (icmp.rs; its
+    /// `EndpointStats::icmp` says what each did).
+    pub rx_icmp: u64,
 }
 
 /// What one `poll` did (for the worker's busy/idle accounting).
@@ -393,14 +404,33 @@ impl<D: Device, L: Link> Interface<D, L> {
         } = self;
         let mut learned = false;
         let mut n = 0;
+        // A trace (noting tap) gets each segment after the endpoint took it, with the state
+        // before and after; a frame handed to another worker is noted there.
+        let noting = !taps.is_empty() && tap::noting(taps);
         if let Some(h) = shard.as_mut().and_then(|s| s.handoff.as_mut()) {
             // The sender verified the checksum already.
             let got = h.recv(cfg.rx_budget, |frame| {
-                let Ok(f) = wire::parse_any_tcp_frame_with(frame, false) else {
-                    stats.rx_malformed += 1;
-                    return;
+                let f = match wire::parse_any_tcp_frame_with(frame, false) {
+                    Ok(f) => f,
+                    // An ICMP error the receiving worker found ours (see icmp.rs).
+                    Err(wire::Error::Unsupported) => {
+                        match icmp::classify(frame) {
+                            icmp::NotTcp::Icmp(t, f) => icmp::ingest(now, t, &f, ep, stats),
+                            _ => stats.rx_malformed += 1,
+                        }
+                        return;
+                    }
+                    Err(_) => {
+                        stats.rx_malformed += 1;
+                        return;
+                    }
                 };
+                let before =
+                    (noting && tap::note_wanted(taps, frame)).then(|| InNote::before(ep, &f));
                 ingest(now, &f, ep, neigh, routes, stats, &mut learned);
+                if let Some(b) = before {
+                    tap::each_noted(taps, now, frame, Some(b.after(ep)));
+                }
             });
             stats.handoff_received += got as u64;
             n += got;
@@ -410,43 +440,92 @@ impl<D: Device, L: Link> Interface<D, L> {
             if !taps.is_empty() {
                 tap::each(taps, now, Dir::In, frame);
             }
-            let f = match wire::parse_any_tcp_frame_with(frame, cfg.verify_checksums) {
-                Ok(f) => f,
-                Err(e) => {
-                    *match e {
-                        wire::Error::Truncated => &mut stats.rx_truncated,
-                        wire::Error::Malformed => &mut stats.rx_malformed,
-                        wire::Error::Checksum => &mut stats.rx_checksum,
-                        wire::Error::Unsupported => &mut stats.rx_unsupported,
-                    } += 1;
-                    return;
-                }
-            };
-            let ours = match &f {
-                wire::AnyTcpFrame::V4(f) => {
-                    f.ip.dst_addr == cfg.addr || cfg.extra_addrs.contains(f.ip.dst_addr)
-                }
-                wire::AnyTcpFrame::V6(f) => cfg.addrs6.contains(f.ip.dst_addr),
-            };
-            if !ours {
-                stats.rx_not_ours += 1;
-                return;
-            }
-            if let Some(sh) = shard {
-                let t = tuple_of(&f);
-                let owner = sh.owner.owner(&t);
-                if owner != sh.index {
-                    stats.rx_misdirected += 1;
-                    if let Some(h) = &mut sh.handoff {
-                        match h.send(owner, frame) {
-                            Ok(()) => stats.handoff_sent += 1,
-                            Err(_) => stats.handoff_dropped += 1,
+            // (handed off, the note) for a noting tap.
+            let mut noted = (false, None);
+            'rx: {
+                let f = match wire::parse_any_tcp_frame_with(frame, cfg.verify_checksums) {
+                    Ok(f) => f,
+                    Err(wire::Error::Unsupported) => {
+                        let (t, f) = match icmp::classify(frame) {
+                            icmp::NotTcp::Icmp(t, f) => (t, f),
+                            icmp::NotTcp::Unsupported => {
+                                stats.rx_unsupported += 1;
+                                break 'rx;
+                            }
+                            icmp::NotTcp::Invalid(e) => {
+                                icmp::count_invalid(stats, e);
+                                break 'rx;
+                            }
+                        };
+                        if !icmp::is_ours(cfg.addr, &cfg.extra_addrs, &f) {
+                            stats.rx_not_ours += 1;
+                            break 'rx;
                         }
-                        return;
+                        // The quoted flow's owner, as for its segments.
+                        if let Some(sh) = shard.as_mut() {
+                            let owner = sh.owner.owner(&t);
+                            if owner != sh.index {
+                                stats.rx_misdirected += 1;
+                                if let Some(h) = &mut sh.handoff {
+                                    match h.send(owner, frame) {
+                                        Ok(()) => {
+                                            stats.handoff_sent += 1;
+                                            noted.0 = true;
+                                        }
+                                        Err(_) => stats.handoff_dropped += 1,
+                                    }
+                                    break 'rx;
+                                }
+                            }
+                        }
+                        icmp::ingest(now, t, &f, ep, stats);
+                        break 'rx;
+                    }
+                    Err(e) => {
+                        *match e {
+                            wire::Error::Truncated => &mut stats.rx_truncated,
+                            wire::Error::Malformed => &mut stats.rx_malformed,
+                            wire::Error::Checksum => &mut stats.rx_checksum,
+                            wire::Error::Unsupported => &mut stats.rx_unsupported,
+                        } += 1;
+                        break 'rx;
+                    }
+                };
+                let ours = match &f {
+                    wire::AnyTcpFrame::V4(f) => {
+                        f.ip.dst_addr == cfg.addr || cfg.extra_addrs.contains(f.ip.dst_addr)
+                    }
+                    wire::AnyTcpFrame::V6(f) => cfg.addrs6.contains(f.ip.dst_addr),
+                };
+                if !ours {
+                    stats.rx_not_ours += 1;
+                    break 'rx;
+                }
+                if let Some(sh) = shard.as_mut() {
+                    let t = tuple_of(&f);
+                    let owner = sh.owner.owner(&t);
+                    if owner != sh.index {
+                        stats.rx_misdirected += 1;
+                        if let Some(h) = &mut sh.handoff {
+                            match h.send(owner, frame) {
+                                Ok(()) => {
+                                    stats.handoff_sent += 1;
+                                    noted.0 = true;
+                                }
+                                Err(_) => stats.handoff_dropped += 1,
+                            }
+                            break 'rx;
+                        }
                     }
                 }
+                let before =
+                    (noting && tap::note_wanted(taps, frame)).then(|| InNote::before(ep, &f));
+                ingest(now, &f, ep, neigh, routes, stats, &mut learned);
+                noted.1 = before.map(|b| b.after(ep));
             }
-            ingest(now, &f, ep, neigh, routes, stats, &mut learned);
+            if noting && !noted.0 {
+                tap::each_noted(taps, now, frame, noted.1);
+            }
         });
         if learned {
             self.neigh_due = Some(now);
@@ -508,6 +587,7 @@ impl<D: Device, L: Link> Interface<D, L> {
             *routes_gen = g;
         }
         let labels = &*labels;
+        let taps = &mut taps[..];
         ep.poll_transmit(now, |src, dst, seg| {
             let Some(ip) = IpOut::new(cfg, labels, src, dst, seg) else {
                 stats.tx_no_route += 1; // mixed families: never made by the endpoint
@@ -523,7 +603,7 @@ impl<D: Device, L: Link> Interface<D, L> {
                 return;
             }
             if let Lookup::Found(mac) = neigh.lookup(now, hop) {
-                sent += emit(dev, stats, cfg, (mac, now, taps), ip, seg);
+                sent += emit(dev, stats, cfg, (mac, now, &mut *taps), ip, seg);
                 return;
             }
             // Unresolved: emit into a held heap frame (slow path, bounded by the cache).
@@ -532,7 +612,9 @@ impl<D: Device, L: Link> Interface<D, L> {
             ip.emit(&mut frame, &eth, seg);
             *neigh_due = Some(now);
             match neigh.send_or_queue(now, hop, frame) {
-                Queued::Send(mac, frame) => sent += send_held(dev, stats, (mac, now, taps), &frame),
+                Queued::Send(mac, frame) => {
+                    sent += send_held(dev, stats, (mac, now, &mut *taps), &frame)
+                }
                 Queued::Held => stats.tx_held += 1,
                 Queued::HeldDroppedOldest(_) => {
                     stats.tx_held += 1;
@@ -547,12 +629,15 @@ impl<D: Device, L: Link> Interface<D, L> {
                 match ev {
                     NeighEvent::Transmit { mac, frame, .. } => {
                         stats.tx_released += 1;
-                        sent += send_held(dev, stats, (mac, now, taps), &frame);
+                        sent += send_held(dev, stats, (mac, now, &mut *taps), &frame);
                     }
                     NeighEvent::Failed { .. } => stats.tx_neigh_dropped += 1,
                 }
             }
             *neigh_due = neigh.poll_at();
+        }
+        if !taps.is_empty() {
+            tap::flush_out(taps, |frame| note::out_note(ep, frame));
         }
         sent
     }
@@ -682,7 +767,7 @@ fn emit<D: Device>(
     dev: &mut D,
     stats: &mut IfaceStats,
     cfg: &InterfaceConfig,
-    (mac, now, taps): (Mac, Instant, &[Tap]),
+    (mac, now, taps): (Mac, Instant, &mut [Tap]),
     ip: IpOut,
     seg: &TcpRepr<'_>,
 ) -> usize {
@@ -691,7 +776,7 @@ fn emit<D: Device>(
     let r = dev.transmit(len, |buf| {
         ip.emit(buf, &eth, seg);
         if !taps.is_empty() {
-            tap::each(taps, now, Dir::Out, &buf[..len]);
+            tap::each_out(taps, now, &buf[..len]);
         }
     });
     if r.is_ok() && matches!(ip, IpOut::V6(..)) {
@@ -704,14 +789,14 @@ fn emit<D: Device>(
 fn send_held<D: Device>(
     dev: &mut D,
     stats: &mut IfaceStats,
-    (mac, now, taps): (Mac, Instant, &[Tap]),
+    (mac, now, taps): (Mac, Instant, &mut [Tap]),
     frame: &[u8],
 ) -> usize {
     let r = dev.transmit(frame.len(), |buf| {
         buf[..frame.len()].copy_from_slice(frame);
         buf[..6].copy_from_slice(&mac);
         if !taps.is_empty() {
-            tap::each(taps, now, Dir::Out, &buf[..frame.len()]);
+            tap::each_out(taps, now, &buf[..frame.len()]);
         }
     });
     if r.is_ok() && frame.get(12..14) == Some(&[0x86, 0xdd][..]) {

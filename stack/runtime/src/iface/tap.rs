@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 
+use super::note::TapNote;
 use crate::time::Instant;
 
 /// Which way a frame went, as the stack sees it.
@@ -33,6 +34,8 @@ pub struct TapFrame {
     pub data: Vec<u8>,
     /// The frame's length on the wire.
     pub len: u32,
+    /// The stack's view of the segment, for a tap that asked ([`Tap::with_notes`]).
+    pub note: Option<TapNote>,
 }
 
 /// What the worker and the reader share.
@@ -55,6 +58,12 @@ pub struct Tap {
     shared: Arc<TapShared>,
     filter: PktFilter,
     snaplen: usize,
+    /// Frames carry the stack's [`TapNote`] (`xdptcp trace`).
+    notes: bool,
+    /// Sent frames of a noting tap, until the transmit round ends (the endpoint, busy
+    /// emitting them, cannot be asked for their state before). At most the queue's
+    /// capacity; more are dropped and counted.
+    deferred: Vec<TapFrame>,
 }
 
 impl Tap {
@@ -71,9 +80,23 @@ impl Tap {
                 shared: shared.clone(),
                 filter,
                 snaplen: snaplen.max(64),
+                notes: false,
+                deferred: Vec::new(),
             },
             shared,
         )
+    }
+
+    /// Frames will carry the stack's [`TapNote`]: the worker hands this tap a received
+    /// frame once the endpoint took it and sent frames once the transmit round is over.
+    pub fn with_notes(mut self) -> Tap {
+        self.notes = true;
+        self
+    }
+
+    /// It asked for notes.
+    pub fn wants_notes(&self) -> bool {
+        self.notes
     }
 
     /// The reader closed it.
@@ -83,34 +106,115 @@ impl Tap {
 
     /// A frame in or out.
     pub fn frame(&self, at: Instant, dir: Dir, frame: &[u8]) {
+        self.frame_noted(at, dir, frame, None);
+    }
+
+    /// A frame in or out, with the stack's note.
+    pub fn frame_noted(&self, at: Instant, dir: Dir, frame: &[u8], note: Option<TapNote>) {
+        if let Some(f) = self.take(at, dir, frame, note) {
+            self.push(f);
+        }
+    }
+
+    fn take(&self, at: Instant, dir: Dir, frame: &[u8], note: Option<TapNote>) -> Option<TapFrame> {
         if !self.filter.matches(frame) {
-            return;
+            return None;
         }
         self.shared.matched.fetch_add(1, Ordering::Relaxed);
-        let f = TapFrame {
+        Some(TapFrame {
             at,
             dir,
             data: frame[..frame.len().min(self.snaplen)].to_vec(),
             len: frame.len() as u32,
-        };
+            note,
+        })
+    }
+
+    fn push(&self, f: TapFrame) {
         if self.shared.queue.push(f).is_err() {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    /// A sent frame of a noting tap: held until [`Tap::flush_deferred`].
+    fn defer(&mut self, at: Instant, frame: &[u8]) {
+        let Some(f) = self.take(at, Dir::Out, frame, None) else {
+            return;
+        };
+        if self.deferred.len() >= self.shared.queue.capacity() {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.deferred.push(f);
+    }
+
+    /// Queues the held sent frames, each with `note(frame)`.
+    fn flush_deferred(&mut self, mut note: impl FnMut(&[u8]) -> Option<TapNote>) {
+        let mut held = std::mem::take(&mut self.deferred);
+        for mut f in held.drain(..) {
+            f.note = note(&f.data);
+            self.push(f);
+        }
+        // Keep the allocation for the next round.
+        self.deferred = held;
+    }
 }
 
-/// Hands a frame to every tap (out of line: the caller's check for "no taps" is the only
-/// cost when none is set).
+/// Hands a frame to every tap that takes frames as they pass (captures); noting taps get
+/// theirs from [`each_noted`] / [`each_out`] (out of line: the caller's check for "no taps"
+/// is the only cost when none is set).
 #[cold]
 #[inline(never)]
 pub fn each(taps: &[Tap], at: Instant, dir: Dir, frame: &[u8]) {
-    for t in taps {
+    for t in taps.iter().filter(|t| !t.notes) {
         t.frame(at, dir, frame);
     }
 }
 
-/// Addresses and ports of an Ethernet/IPv4/TCP frame (`None` for anything else).
-fn tcp_fields(f: &[u8]) -> Option<(IpAddr, IpAddr, u16, u16)> {
+/// A received frame to the noting taps, after the endpoint took it.
+#[cold]
+#[inline(never)]
+pub fn each_noted(taps: &[Tap], at: Instant, frame: &[u8], note: Option<TapNote>) {
+    for t in taps.iter().filter(|t| t.notes) {
+        t.frame_noted(at, Dir::In, frame, note);
+    }
+}
+
+/// A sent frame: to captures at once, held by noting taps until the round is over.
+#[cold]
+#[inline(never)]
+pub fn each_out(taps: &mut [Tap], at: Instant, frame: &[u8]) {
+    for t in taps.iter_mut() {
+        if t.notes {
+            t.defer(at, frame);
+        } else {
+            t.frame(at, Dir::Out, frame);
+        }
+    }
+}
+
+/// The end of a transmit round: the noting taps' held frames, each with `note(frame)`.
+#[cold]
+#[inline(never)]
+pub fn flush_out(taps: &mut [Tap], mut note: impl FnMut(&[u8]) -> Option<TapNote>) {
+    for t in taps.iter_mut().filter(|t| t.notes) {
+        t.flush_deferred(&mut note);
+    }
+}
+
+/// Any tap wants notes.
+pub fn noting(taps: &[Tap]) -> bool {
+    taps.iter().any(|t| t.notes)
+}
+
+/// A noting tap's filter takes `frame`: only then is its note worth the endpoint lookups.
+pub fn note_wanted(taps: &[Tap], frame: &[u8]) -> bool {
+    taps.iter().any(|t| t.notes && t.filter.matches(frame))
+}
+
+/// Addresses and ports of an Ethernet/IPv4/TCP or Ethernet/IPv6/TCP frame (`None` for
+/// anything else).
+pub(crate) fn tcp_fields(f: &[u8]) -> Option<(IpAddr, IpAddr, u16, u16)> {
     // IPv6 with TCP right after the fixed header (what the stack sends and almost all it
     // gets; a frame with extension headers does not match address or port primitives).
     if f.len() >= 58 && f[12..14] == [0x86, 0xdd] && f[14] >> 4 == 6 && f[20] == 6 {

@@ -515,3 +515,272 @@ fn ipv6_frame_header_fields() {
     assert_eq!((f.eth.dst_addr.0, f.tcp), (MAC_B, seg));
     assert!(IpOut::new(&cfg, &labels, A.into(), B6.into(), &seg).is_none());
 }
+
+/// Martian sources through the whole receive path (device -> wire -> endpoint), which a veth
+/// test cannot send (the test network rules allow spoofed sources only from 198.18.0.0/15):
+/// a SYN to a listener and an ACK to a closed port from 127/8, 0/8 or our own address are
+/// dropped unanswered (no frame leaves, no neighbour is asked for) and counted
+/// `martian_src_in`, as Linux drops them in ip_route_input_slow / fib_validate_source; the
+/// same segments from the peer's real address are answered (SYN-ACK, RST).
+#[test]
+fn martian_sources_dropped_unanswered_through_the_device() {
+    let (mut a, mut b) = pair(true);
+    let mut server = Server::new(128);
+    server.add(7, Box::<Echo>::default());
+    let seg = |dst_port, flags| TcpRepr {
+        src_port: 5555,
+        dst_port,
+        seq: crate::wire::SeqNum(1000),
+        ack: crate::wire::SeqNum(77),
+        flags,
+        window: 1000,
+        urgent: 0,
+        options: Default::default(),
+        payload: &[],
+    };
+    let segs = [
+        seg(7, crate::wire::TcpFlags::SYN),
+        seg(81, crate::wire::TcpFlags::ACK),
+    ];
+    let now = Instant::from_secs(1);
+    a.start(now, &mut server);
+    let eth = eth_repr(b.config(), MAC_A);
+    let sources = [
+        Ipv4Addr::new(127, 0, 0, 1),
+        Ipv4Addr::new(127, 9, 9, 9),
+        Ipv4Addr::new(0, 0, 0, 7),
+        A,
+    ];
+    for (i, src) in sources.into_iter().enumerate() {
+        let dev = b.device_mut();
+        for s in &segs {
+            dev.transmit(wire::tcp_frame_len(s), |buf| {
+                wire::emit_tcp_frame(buf, &eth, src, A, 64, s);
+            })
+            .unwrap();
+        }
+        dev.flush(now);
+        a.poll(now, &mut server);
+        assert_eq!(b.device_mut().rx_pending(), 0, "{src}: nothing sent");
+        let e = a.endpoint().stats();
+        assert_eq!(e.martian_src_in, 2 * (i as u64 + 1), "{src}");
+        assert_eq!((e.rst_closed, e.conns_opened), (0, 0), "{src}");
+    }
+    let s = a.stats();
+    assert_eq!((s.rx_segments, s.tx_segments), (8, 0));
+    assert_eq!(a.neigh().stats().solicits, 0, "no neighbour asked for");
+    // The same two segments from B: a SYN-ACK and a RST.
+    let dev = b.device_mut();
+    for s in &segs {
+        dev.transmit(wire::tcp_frame_len(s), |buf| {
+            wire::emit_tcp_frame(buf, &eth, B, A, 64, s);
+        })
+        .unwrap();
+    }
+    dev.flush(now);
+    a.poll(now, &mut server);
+    assert_eq!(
+        b.device_mut().rx_pending(),
+        2,
+        "answered from a real source"
+    );
+    assert_eq!(a.endpoint().stats().martian_src_in, 8);
+}
+
+/// The server side of a close-first exchange seen through a trace's tap (notes) and a
+/// capture's tap at once: the trace's frames carry the endpoint's own states around each
+/// segment (`cookies`: tcp_syncookies=2, the SYN-ACK and the ACK marked), the capture's
+/// the same frames without notes.
+fn traced_close_first(cookies: bool) -> Vec<(Dir, String)> {
+    use crate::tcp::SynCookieMode;
+    let (da, db) = MemoryDevice::pair(1514, 256);
+    let cfg = TcpConfig {
+        syncookies: if cookies {
+            SynCookieMode::Always
+        } else {
+            SynCookieMode::WhenFull
+        },
+        ..TcpConfig::default()
+    };
+    let ep_a = Endpoint::new(cfg, EndpointSecrets::from_seed(1), 40000..=40999);
+    let ep_b = Endpoint::new(
+        TcpConfig::default(),
+        EndpointSecrets::from_seed(2),
+        40000..=40999,
+    );
+    let mut a = Interface::new(
+        da,
+        StaticLink::new(&[(B, MAC_B)]),
+        ep_a,
+        InterfaceConfig::new(A, MAC_A),
+    );
+    let mut b = Interface::new(
+        db,
+        StaticLink::new(&[(A, MAC_A)]),
+        ep_b,
+        InterfaceConfig::new(B, MAC_B),
+    );
+    let filter = |w: &str| tap::PktFilter::parse(&[w.to_string()]).unwrap();
+    let (trace, traced) = Tap::new(filter("tcp"), 2048, 64);
+    let (capture, captured) = Tap::new(filter("tcp"), 2048, 64);
+    a.add_tap(trace.with_notes());
+    a.add_tap(capture);
+    let mut server = Server::new(128);
+    server.add(9, Box::<CloseFirst>::default());
+    let mut client = Client::reader(SocketAddrV4::new(A, 9), 16);
+    run(
+        &mut a,
+        &mut server,
+        &mut b,
+        &mut client,
+        Duration::from_secs(5),
+        |a, _| a.endpoint().time_wait_count() == 1,
+    );
+    assert_eq!(client.outcome(), Some(Ok(&b"bye\n"[..])));
+    let mut out = Vec::new();
+    while let Some(f) = traced.queue.pop() {
+        let c = captured
+            .queue
+            .pop()
+            .expect("the capture has the same frames");
+        assert_eq!((c.dir, &c.data, c.note), (f.dir, &f.data, None));
+        let t = wire::parse_tcp_frame_with(&f.data, false).unwrap().tcp;
+        let f_ = t.flags;
+        let flags: String = [
+            (f_.syn(), 'S'),
+            (f_.fin(), 'F'),
+            (f_.psh(), 'P'),
+            (f_.ack(), '.'),
+        ]
+        .into_iter()
+        .filter_map(|(on, c)| on.then_some(c))
+        .collect();
+        out.push((
+            f.dir,
+            format!("{flags} {}", f.note.expect("noted").comment()),
+        ));
+    }
+    assert!(captured.queue.is_empty());
+    out
+}
+
+/// RFC 9293 §3.5 Figure 13 from the server's side, as its endpoint saw it: LISTEN ->
+/// SYN-RECEIVED at the SYN, ESTABLISHED at the ACK, FIN-WAIT-1 when its FIN (with "bye\n")
+/// went out, TIME-WAIT at the client's FIN that acknowledged it, and the last ACK sent from
+/// TIME-WAIT.
+#[test]
+fn a_trace_tap_carries_the_endpoints_states() {
+    use Dir::*;
+    let want = [
+        (In, "S xdptcp: LISTEN -> SYN-RECEIVED"),
+        (Out, "S. xdptcp: SYN-RECEIVED"),
+        (In, ". xdptcp: SYN-RECEIVED -> ESTABLISHED"),
+        (Out, "FP. xdptcp: FIN-WAIT-1"),
+        (In, "F. xdptcp: FIN-WAIT-1 -> TIME-WAIT"),
+        (Out, ". xdptcp: TIME-WAIT"),
+    ];
+    let want: Vec<(Dir, String)> = want.iter().map(|(d, s)| (*d, s.to_string())).collect();
+    assert_eq!(traced_close_first(false), want);
+}
+
+/// tcp_syncookies=2 (RFC 4987 §3.6): the SYN leaves the listener in LISTEN (no state), the
+/// SYN-ACK goes out stateless with a cookie, and the ACK that returns it creates the
+/// connection straight in ESTABLISHED: both are marked.
+#[test]
+fn a_trace_tap_marks_syn_cookies() {
+    use Dir::*;
+    let want = [
+        (In, "S xdptcp: LISTEN"),
+        (Out, "S. xdptcp: LISTEN, SYN cookie"),
+        (In, ". xdptcp: LISTEN -> ESTABLISHED, SYN cookie"),
+        (Out, "FP. xdptcp: FIN-WAIT-1"),
+        (In, "F. xdptcp: FIN-WAIT-1 -> TIME-WAIT"),
+        (Out, ". xdptcp: TIME-WAIT"),
+    ];
+    let want: Vec<(Dir, String)> = want.iter().map(|(d, s)| (*d, s.to_string())).collect();
+    assert_eq!(traced_close_first(true), want);
+}
+
+/// An ICMP port unreachable answering worker 1's SYN arrives on worker 0's queue (RSS hashed
+/// the ICMP packet, not the flow): worker 0 finds the quoted flow's owner and hands the frame
+/// over; worker 1's connect fails with ECONNREFUSED at once (Linux tcp_v4_err in SYN-SENT).
+/// ICMP that is malformed or not an error about TCP is dropped and counted by reason.
+#[test]
+fn icmp_error_is_handed_to_the_quoted_flows_owner() {
+    use crate::handoff::{mesh, HandoffConfig};
+    use crate::rss::{FlowOwner, DEFAULT_RSS_KEY};
+    use crate::wire::{DstUnreachable, Icmpv4Message};
+    let owner = FlowOwner::new(DEFAULT_RSS_KEY, 2).with_ephemeral(61000, 61999);
+    let (d0, mut wire0) = MemoryDevice::pair(1514, 256);
+    let (d1, mut wire1) = MemoryDevice::pair(1514, 256);
+    let worker = |dev, seed, q| {
+        let ep = Endpoint::new(
+            TcpConfig::default(),
+            EndpointSecrets::from_seed(seed),
+            owner.ephemeral_range(q),
+        );
+        let mut i = Interface::new(
+            dev,
+            StaticLink::new(&[(B, MAC_B)]),
+            ep,
+            InterfaceConfig::new(A, MAC_A),
+        );
+        i.set_shard(q, owner);
+        i
+    };
+    let mut w0 = worker(d0, 1, 0);
+    let mut w1 = worker(d1, 2, 1);
+    let mut hs = mesh(2, HandoffConfig::default()).into_iter();
+    w0.set_handoff(hs.next().unwrap());
+    w1.set_handoff(hs.next().unwrap());
+    let mut idle = Server::new(16);
+    let mut client = Client::new(SocketAddrV4::new(B, 81), b"x");
+    let now = Instant::from_secs(1);
+    w0.start(now, &mut idle);
+    w1.start(now, &mut client);
+    w1.poll(now, &mut client);
+    let mut syn = Vec::new();
+    wire1.recv(now, 64, |f| syn = f.to_vec());
+    let t = wire::parse_tcp_frame(&syn).unwrap();
+    assert!(t.tcp.flags.syn());
+    // B's kernel answers: port unreachable quoting the SYN's IPv4 header and 8 bytes.
+    let eth = eth_repr(&InterfaceConfig::new(B, MAC_B), MAC_A);
+    let unreach = Icmpv4Message::DstUnreachable {
+        code: DstUnreachable::PortUnreachable,
+        next_hop_mtu: 0,
+    };
+    let quote = syn[14..14 + 28].to_vec();
+    let mut frames = Vec::new();
+    let mut buf = [0u8; 128];
+    let n = wire::icmpv4::emit_icmpv4_frame(&mut buf, &eth, B, A, &unreach, &quote);
+    frames.push(buf[..n].to_vec());
+    let mut bad = buf[..n].to_vec();
+    bad[n - 1] ^= 1; // ICMP checksum
+    frames.push(bad);
+    let echo = Icmpv4Message::TimeExceeded(crate::wire::TimeExceeded::TtlExceeded);
+    let n2 = wire::icmpv4::emit_icmpv4_frame(&mut buf, &eth, B, A, &echo, &quote);
+    let mut echo_req = buf[..n2].to_vec();
+    echo_req[14 + 20] = 8; // echo request: the kernel's, never ours
+    let c = crate::wire::checksum::complement(crate::wire::checksum::data(&{
+        let mut m = echo_req[14 + 20..].to_vec();
+        m[2..4].copy_from_slice(&[0, 0]);
+        m
+    }));
+    echo_req[14 + 22..14 + 24].copy_from_slice(&c.to_be_bytes());
+    frames.push(echo_req);
+    for f in &frames {
+        wire0.transmit(f.len(), |b| b.copy_from_slice(f)).unwrap();
+    }
+    wire0.flush(now);
+    w0.poll(now, &mut idle);
+    let s0 = *w0.stats();
+    assert_eq!((s0.rx_misdirected, s0.handoff_sent), (1, 1));
+    assert_eq!((s0.rx_checksum, s0.rx_unsupported), (1, 1));
+    w1.poll(now, &mut client);
+    assert_eq!(client.outcome(), Some(Err(AppError::ConnectionRefused)));
+    assert_eq!(w1.stats().rx_icmp, 1);
+    assert_eq!(w1.endpoint().stats().icmp.fatal, 1);
+    let mut after = 0;
+    wire1.recv(now, 64, |_| after += 1);
+    assert_eq!(after, 0, "nothing answers an ICMP error");
+}

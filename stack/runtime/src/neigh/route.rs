@@ -299,6 +299,45 @@ impl RouteView {
     }
 }
 
+/// The route refresher's counters (one set per stack, shared with `xdptcp stat` and the
+/// metrics thread).
+#[derive(Debug, Default)]
+pub struct RouteStats {
+    /// Route tables published (the first at start included).
+    pub tables: AtomicU64,
+    /// Routes in the table in use (a gauge).
+    pub routes: AtomicU64,
+    /// Route-change notifications read (RTNLGRP_IPV4_ROUTE).
+    pub events: AtomicU64,
+    /// Times notifications were lost (ENOBUFS: the socket's buffer overflowed); a dump
+    /// catches up.
+    pub events_lost: AtomicU64,
+    /// Notification reads that failed otherwise (not EAGAIN / ENOBUFS).
+    pub recv_errors: AtomicU64,
+    /// Dumps that failed (the old table stays in use until the next one).
+    pub dump_errors: AtomicU64,
+}
+
+impl RouteStats {
+    /// (name, value) in report order (the `xdptcp stat` names).
+    pub fn counters(&self) -> [(&'static str, u64); 6] {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            ("route_tables", r(&self.tables)),
+            ("routes", r(&self.routes)),
+            ("route_events", r(&self.events)),
+            ("route_events_lost", r(&self.events_lost)),
+            ("route_recv_errors", r(&self.recv_errors)),
+            ("route_dump_errors", r(&self.dump_errors)),
+        ]
+    }
+
+    fn published(&self, routes: usize) {
+        self.tables.fetch_add(1, Ordering::Relaxed);
+        self.routes.store(routes as u64, Ordering::Relaxed);
+    }
+}
+
 /// The control side's refresher: a socket subscribed to route notifications and one for dumps.
 pub struct RouteMonitor {
     events: netlink_sys::Socket,
@@ -306,8 +345,7 @@ pub struct RouteMonitor {
     shared: Arc<SharedRoutes>,
     seed: u64,
     buf: Vec<u8>,
-    /// Dumps that failed (the old table stays in use).
-    pub errors: u64,
+    stats: Arc<RouteStats>,
 }
 
 /// RTNLGRP_IPV4_ROUTE (linux/rtnetlink.h).
@@ -321,6 +359,8 @@ impl RouteMonitor {
     pub fn open(seed: u64) -> io::Result<RouteMonitor> {
         let mut nl = super::Netlink::open()?;
         let table = RouteTable::new(seed, &nl.route_dump()?).with_v6(&nl.route_dump6()?);
+        let stats = Arc::new(RouteStats::default());
+        stats.published(table.len());
         let mut events = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE)?;
         events.bind_auto()?;
         events.add_membership(RTNLGRP_IPV4_ROUTE)?;
@@ -332,8 +372,13 @@ impl RouteMonitor {
             shared: SharedRoutes::new(table),
             seed,
             buf: Vec::with_capacity(64 * 1024),
-            errors: 0,
+            stats,
         })
+    }
+
+    /// The counters (shared: they move while the route thread runs).
+    pub fn stats(&self) -> Arc<RouteStats> {
+        self.stats.clone()
     }
 
     /// The published table (give each worker a [`RouteView`] of it).
@@ -345,13 +390,25 @@ impl RouteMonitor {
     /// was one, or when `force`. Returns whether a new table was published.
     pub fn poll(&mut self, force: bool) -> bool {
         let mut changed = force;
+        let st = &self.stats;
         for _ in 0..1024 {
             self.buf.clear();
             match self.events.recv(&mut self.buf, 0) {
-                Ok(_) => changed = true,
+                Ok(_) => {
+                    st.events.fetch_add(1, Ordering::Relaxed);
+                    changed = true;
+                }
                 // ENOBUFS: notifications were lost; a dump catches up.
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => changed = true,
-                Err(_) => break, // EAGAIN: drained.
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    st.events_lost.fetch_add(1, Ordering::Relaxed);
+                    changed = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break, // drained
+                Err(_) => {
+                    // Counted; the periodic forced dump still keeps the table fresh.
+                    st.recv_errors.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
             }
         }
         if !changed {
@@ -359,12 +416,13 @@ impl RouteMonitor {
         }
         match (self.nl.route_dump(), self.nl.route_dump6()) {
             (Ok(routes), Ok(routes6)) => {
-                self.shared
-                    .publish(RouteTable::new(self.seed, &routes).with_v6(&routes6));
+                let table = RouteTable::new(self.seed, &routes).with_v6(&routes6);
+                self.stats.published(table.len());
+                self.shared.publish(table);
                 true
             }
             _ => {
-                self.errors += 1;
+                self.stats.dump_errors.fetch_add(1, Ordering::Relaxed);
                 false
             }
         }

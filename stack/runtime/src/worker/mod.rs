@@ -413,7 +413,10 @@ impl<D: Device, L: Link> Worker<D, L> {
             worker: self.index,
             pinned: self.pinned,
             looping: self.stats,
-            iface: *self.iface.stats(),
+            iface: IfaceStats {
+                neigh_netlink_errors: self.iface.link().netlink_errors(),
+                ..*self.iface.stats()
+            },
             device: self.iface.device_stats(),
             endpoint: *ep.stats(),
             neigh: self.iface.neigh().stats(),

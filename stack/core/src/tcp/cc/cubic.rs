@@ -33,6 +33,20 @@ pub(crate) struct Cubic {
 }
 
 impl Cubic {
+    /// Same segment counts in segments of `mss` bytes (`Cc::set_mss`), or the same bytes;
+    /// W_max, W_est and cwnd_prior are in segments already.
+    pub fn set_mss(&mut self, mss: u16, keep_bytes: bool) {
+        let new = (mss as u32).max(1);
+        if keep_bytes {
+            self.mss = new;
+            self.cwnd = self.cwnd.max(new as f64);
+            return;
+        }
+        self.cwnd = (self.cwnd * new as f64 / self.mss as f64).max(new as f64);
+        self.ssthresh = super::rescale(self.ssthresh, self.mss, new);
+        self.mss = new;
+    }
+
     pub fn new(mss: u16) -> Cubic {
         let mss = (mss as u32).max(1);
         Cubic {

@@ -90,6 +90,24 @@ impl Cc {
         }
     }
 
+    /// The MSS changed (path MTU, tcp/icmp.rs): cwnd and ssthresh keep their number of
+    /// segments, as in Linux, which counts them in segments of `mss_cache`.
+    pub fn set_mss(&mut self, new: u16) {
+        match self {
+            Cc::Cubic(c) => c.set_mss(new, false),
+            Cc::Reno(c) => c.set_mss(new, false),
+        }
+    }
+
+    /// The MSS grew after a successful path MTU probe: cwnd and ssthresh keep their bytes
+    /// (Linux `tcp_mtup_probe_success` rescales the segment count so that they do).
+    pub fn set_mss_keep_bytes(&mut self, new: u16) {
+        match self {
+            Cc::Cubic(c) => c.set_mss(new, true),
+            Cc::Reno(c) => c.set_mss(new, true),
+        }
+    }
+
     fn inner(&mut self) -> &mut dyn CongestionControl {
         match self {
             Cc::Cubic(c) => c,
@@ -127,6 +145,15 @@ impl CongestionControl for Cc {
     fn ssthresh(&self) -> u32 {
         self.inner_ref().ssthresh()
     }
+}
+
+/// `v` bytes of `old`-byte segments as bytes of `new`-byte segments (u32::MAX, "arbitrarily
+/// high", stays).
+fn rescale(v: u32, old: u32, new: u32) -> u32 {
+    if v == u32::MAX {
+        return v;
+    }
+    (v as u64 * new as u64 / old.max(1) as u64).min(u32::MAX as u64 - 1) as u32
 }
 
 /// RFC 5681 §3.1 slow start, with RFC 3465 §2.2 byte counting limited to L = 2*SMSS per ACK

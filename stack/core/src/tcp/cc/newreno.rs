@@ -26,6 +26,20 @@ impl NewReno {
         }
     }
 
+    /// Same segment counts in segments of `mss` bytes (`Cc::set_mss`), or the same bytes.
+    pub fn set_mss(&mut self, mss: u16, keep_bytes: bool) {
+        let new = (mss as u32).max(1);
+        if keep_bytes {
+            self.mss = new;
+            self.cwnd = self.cwnd.max(new);
+            return;
+        }
+        self.cwnd = super::rescale(self.cwnd, self.mss, new).max(new);
+        self.ssthresh = super::rescale(self.ssthresh, self.mss, new);
+        self.acked = super::rescale(self.acked, self.mss, new);
+        self.mss = new;
+    }
+
     /// RFC 5681 eq. 4: ssthresh = max(FlightSize / 2, 2*SMSS).
     fn half(&self, flight: u32) -> u32 {
         (flight / 2).max(2 * self.mss)

@@ -172,6 +172,9 @@ static KEYS: &[Key] = &[
     Key { name: "tcp_max_tw_buckets", unit: "records", allowed: Allowed::Range(0, 1 << 24), triple: false,
         meaning: "TIME-WAIT records per worker; beyond it a closing connection skips TIME-WAIT (Linux TCPTimeWaitOverflow)",
         get: |c| c.max_tw_buckets as u64, set: |c, v| c.max_tw_buckets = v as usize },
+    Key { name: "tcp_max_orphans", unit: "connections", allowed: Allowed::Range(0, 1 << 24), triple: false,
+        meaning: "Connections closed by the application but not finished (FIN-WAIT-1/2, CLOSING, LAST-ACK) per worker; a close beyond it resets the connection instead (Linux \"too many orphaned sockets\", TCPAbortOnMemory); above tcp_mem HIGH an orphan with queued data is also reset at close and at its retransmission or probe timer",
+        get: |c| c.max_orphans as u64, set: |c, v| c.max_orphans = v as usize },
     Key { name: "max_connections", unit: "connections", allowed: Allowed::Range(1, 1 << 24), triple: false,
         meaning: "Connections per worker (memory bound; not a Linux sysctl): beyond it SYNs are dropped and connect fails",
         get: |c| c.max_connections as u64, set: |c, v| c.max_connections = v as usize },
@@ -184,6 +187,12 @@ static KEYS: &[Key] = &[
     Key { name: "tcp_congestion_control", unit: "name", allowed: Allowed::Names(&CongestionAlgo::NAMES), triple: false,
         meaning: "Congestion control: cubic (RFC 9438) or reno (NewReno, RFC 5681 / RFC 6582)",
         get: |c| c.congestion_control as u64, set: |c, v| c.congestion_control = CongestionAlgo::from_index(v) },
+    Key { name: "tcp_mtu_probing", unit: "mode", allowed: Allowed::Choice(&[0, 1, 2]), triple: false,
+        meaning: "Packetization-layer PMTUD (RFC 4821, as Linux): 0 off; 1 on once a black hole is seen (tcp_retries1 = 3 timeouts without progress lower the MSS to tcp_base_mss, then halve it); 2 always on, starting from tcp_base_mss. While on, larger probe segments raise the MSS again toward the path MTU",
+        get: |c| c.mtu_probing as u64, set: |c, v| c.mtu_probing = v as u8 },
+    Key { name: "tcp_base_mss", unit: "bytes", allowed: Allowed::Range(48, 65_535), triple: false,
+        meaning: "The MSS black-hole detection (tcp_mtu_probing) starts from",
+        get: |c| c.base_mss as u64, set: |c, v| c.base_mss = v as u16 },
 ];
 
 impl Allowed {
@@ -429,10 +438,13 @@ mod tests {
             ("tcp_wmem", "262144"),
             ("tcp_mem", "10 20 30"),
             ("tcp_max_tw_buckets", "1000"),
+            ("tcp_max_orphans", "100"),
             ("max_connections", "5000"),
             ("tcp_mss", "8960"),
             ("tcp_abort_on_overflow", "1"),
             ("tcp_congestion_control", "reno"),
+            ("tcp_mtu_probing", "1"),
+            ("tcp_base_mss", "512"),
         ];
         assert_eq!(cases.len(), KEYS.len(), "every key covered");
         for (k, v) in cases {
@@ -469,8 +481,11 @@ mod tests {
             mss: 8960,
             abort_on_overflow: true,
             max_tw_buckets: 1000,
+            max_orphans: 100,
             max_connections: 5000,
             congestion_control: CongestionAlgo::Reno,
+            mtu_probing: 1,
+            base_mss: 512,
         };
         assert_eq!(c, want);
         assert_eq!(c.time_wait(), Duration::from_secs(10));
@@ -503,7 +518,7 @@ mod tests {
             "{msg}"
         );
         assert!(
-            msg.ends_with("tcp_abort_on_overflow, tcp_congestion_control)"),
+            msg.ends_with("tcp_congestion_control, tcp_mtu_probing, tcp_base_mss)"),
             "{msg}"
         );
         let e = c.set("tcp_congestion_control", "bbr").unwrap_err();

@@ -101,6 +101,7 @@ impl Connection {
         // equal SEG.ACK (if there is an ACK) ..." Text on the SYN is not taken (the peer
         // retransmits it); RFC 7323 §2.2: the window of a SYN is never scaled.
         if ack_ok {
+            self.ack_rx = now.ms_stamp();
             // "If SND.UNA > ISS (our SYN has been ACKed), change the connection state to
             // ESTABLISHED, form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it"
             self.pending.ack = true;
@@ -272,6 +273,7 @@ impl Connection {
                 self.challenge_ack(now, limiter);
             } else {
                 self.take_ts_recent(now, seg);
+                self.note_ack(now, seg);
             }
             return ok;
         }
@@ -281,6 +283,7 @@ impl Connection {
             .is_some_and(|s| s.ack_acceptable(seg.ack))
         {
             self.take_ts_recent(now, seg);
+            self.note_ack(now, seg);
         }
         let ts_rtt = match (self.nego.timestamps, seg.options.timestamp) {
             (true, Some((_, ecr))) if ecr != 0 => {
@@ -310,6 +313,11 @@ impl Connection {
         };
         // Then "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated" (in
         // `process_ack` too).
+        // Linux tcp_ack: an ACK that is not old clears the soft ICMP error ("Something
+        // worked...", icmp.rs).
+        if snd.una().le(seg.ack) {
+            self.soft_error = None;
+        }
         let r = snd.process_ack(now, seg, sacks, ts_rtt, pool);
         let freed = r.acked.bytes > 0;
         if r.advanced {
@@ -355,6 +363,14 @@ impl Connection {
             _ => {}
         }
         true
+    }
+
+    /// ss's `lastack` (Linux `rcv_tstamp`): an acceptable ACK not older than SND.UNA
+    /// (Linux tcp_ack stamps after its `old_ack` and "ACK of unsent data" checks).
+    fn note_ack(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        if !seg.ack.lt(self.inner.snd_una()) {
+            self.ack_rx = now.ms_stamp();
+        }
     }
 
     /// RFC 7323 §4.3 (2): "If SEG.TSval >= TS.Recent and SEG.SEQ =< Last.ACK.sent, then

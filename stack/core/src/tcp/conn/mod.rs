@@ -38,7 +38,7 @@
 //! unknown 4-tuples with a RST, RFC 9293 §3.10.7.1). A connection that reaches
 //! [`State::Closed`] only drains its last output (a RST, if any) and unread data.
 //!
-//! Memory per connection: the struct itself (624 bytes on x86-64, with the 36-byte 4-tuple of
+//! Memory per connection: the struct itself (632 bytes on x86-64, with the 36-byte 4-tuple of
 //! either family; a test bounds it) plus,
 //! only while they hold bytes, at most `cfg.wmem` bytes of send buffer and `cfg.rmem` bytes
 //! of receive buffer (`ring.rs`: storage from the endpoint's pool tcp/bufpool.rs, grown on
@@ -51,6 +51,7 @@
 //! shared (`Arc<Limits>`), not copied.
 
 mod delack;
+mod icmp;
 mod input;
 mod limiter;
 mod output;
@@ -154,6 +155,11 @@ pub enum ConnError {
     /// We aborted it: `abort()`, or `close()` with unread data (RFC 2525 §2.17).
     #[error("connection aborted")]
     Aborted,
+    /// An ICMP error other than port unreachable answered our SYN (Linux `tcp_v4_err` in
+    /// SYN-SENT: `sk_err` from `icmp_err_convert`), or a soft ICMP error was the last word
+    /// before a timeout (Linux reports `sk_err_soft` instead of ETIMEDOUT).
+    #[error("{0}")]
+    Unreachable(crate::tcp::icmp::Unreachable),
 }
 
 /// What the application is told. Edge-triggered: each is reported once per occurrence.
@@ -293,6 +299,9 @@ pub(crate) struct Limits {
     /// What our SYN offers (our MSS, window shift, SACK, timestamps).
     offer: Negotiated,
     cc: CongestionAlgo,
+    /// `tcp_mtu_probing` (0, 1, 2) and `tcp_base_mss` (tcp/icmp.rs, sender/pmtu.rs).
+    mtu_probing: u8,
+    base_mss: u16,
 }
 
 impl Limits {
@@ -326,6 +335,8 @@ impl Limits {
             wmem: cfg.wmem,
             offer: Negotiated::offer(cfg),
             cc: cfg.congestion_control,
+            mtu_probing: cfg.mtu_probing,
+            base_mss: cfg.base_mss,
         }
     }
 }
@@ -410,6 +421,13 @@ pub(crate) struct Connection {
     /// When we last answered an out-of-window segment or sent a challenge ACK (Linux
     /// `last_oow_ack_time`), for the per-connection ACK-loop limit.
     last_oow_ack: Option<Instant>,
+    /// [`Instant::ms_stamp`] of the last ACK the ACK check took (acceptable and not older
+    /// than SND.UNA: Linux `rcv_tstamp`, ss's `lastack`); the creation time before one.
+    /// 4 bytes, in what was padding.
+    ack_rx: u32,
+    /// The last soft ICMP error, cleared by an ACK that is not old (icmp.rs, Linux
+    /// `sk_err_soft`).
+    soft_error: Option<ConnError>,
 }
 
 /// What `on_segment` asks of the caller beyond the connection's own output.
@@ -446,6 +464,8 @@ impl Connection {
             last_rx: now,
             probes_out: 0,
             last_oow_ack: None,
+            ack_rx: now.ms_stamp(),
+            soft_error: None,
         }
     }
 
@@ -809,6 +829,11 @@ impl Connection {
         (self.inner.snd_una(), self.inner.snd_nxt())
     }
 
+    /// [`Instant::ms_stamp`] of the last ACK taken (see the field; ss's `lastack`).
+    pub(crate) fn ack_stamp(&self) -> u32 {
+        self.ack_rx
+    }
+
     /// RCV.NXT once there is one.
     pub(crate) fn rcv_nxt(&self) -> Option<SeqNum> {
         self.inner.rcv_nxt()
@@ -832,6 +857,12 @@ impl Connection {
     /// Bytes sent and not yet acknowledged (RFC 5681 FlightSize; the FIN counts one).
     pub(crate) fn flight_size(&self) -> u32 {
         self.inner.sender().map_or(0, |s| s.flight_size())
+    }
+
+    /// Memory charged for the send buffer, unacknowledged and unsent data (Linux
+    /// `sk_wmem_queued`; bufpool.rs).
+    pub(crate) fn send_charged(&self) -> usize {
+        self.inner.sender().map_or(0, |s| s.charged())
     }
 
     /// Queued bytes not yet sent (Linux `tcpi_notsent_bytes`).

@@ -5,6 +5,7 @@
 use super::sender::Persist;
 use super::state::{Inner, SynRcvd, SynSent, Transition};
 use super::{ConnError, Connection, Timer};
+use crate::tcp::icmp::TCP_RETRIES1;
 use crate::time::Instant;
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
 
@@ -297,6 +298,7 @@ impl Connection {
     /// backoff doubling from rto_initial), or data / FIN (RFC 6298 §5.4-5.7, tcp_retries2).
     fn on_rto(&mut self, now: Instant) {
         let limits = *self.limits;
+        let nego = self.nego;
         match &mut self.inner {
             Inner::SynSent(s) => {
                 if s.tx > limits.syn_retries {
@@ -344,6 +346,11 @@ impl Connection {
                 if snd.rto_count() >= retries {
                     self.apply(now, Transition::Closed(Some(ConnError::TimedOut)));
                 } else {
+                    // Black-hole detection (Linux tcp_write_timeout -> tcp_mtu_probing):
+                    // from tcp_retries1 timeouts in a row on, each lowers the MSS.
+                    if limits.mtu_probing != 0 && snd.rto_count() >= TCP_RETRIES1 {
+                        snd.on_black_hole(limits.base_mss, nego);
+                    }
                     // Go back to SND.UNA; `poll_transmit` resends and re-arms with the
                     // backed-off RTO.
                     snd.on_rto(now);

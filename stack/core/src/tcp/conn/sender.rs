@@ -17,6 +17,7 @@
 //! through the events that change them (`process_ack`, `on_sent`, `on_rto`, `on_persist`,
 //! `queue_fin`, ...).
 
+mod pmtu;
 mod recovery;
 
 pub(super) use recovery::AckResult;
@@ -94,6 +95,19 @@ pub(super) struct Sender {
     last_send: Option<Instant>,
     /// End of the last sub-MSS segment sent (Nagle, Minshall's variant as in Linux).
     sml_end: SeqNum,
+    /// The path MTU (Linux `icsk_pmtu_cookie`): the link's at first, lowered by ICMP
+    /// (pmtu.rs).
+    pmtu: u16,
+    /// Black-hole detection's cap on the data MSS (Linux `icsk_mtup.search_low`), 0 while
+    /// off (pmtu.rs).
+    probe_mss: u16,
+    /// PLPMTUD's upper bound on the data MSS (Linux `icsk_mtup.search_high`): the path's
+    /// while probing, lowered by failed probes; 0 while off (pmtu.rs).
+    probe_high: u16,
+    /// The path MTU probe in flight: its first sequence number and length (0: none;
+    /// pmtu.rs). Two fields rather than an `Option` of a pair: 6 bytes, not 12.
+    probe_seq: SeqNum,
+    probe_len: u16,
 }
 
 /// What an acceptable ACK did.
@@ -173,7 +187,7 @@ impl Sender {
 
     pub fn new(iss: SeqNum, nego: Negotiated, cap: usize, limits: &Limits) -> Sender {
         let una = iss + 1u32;
-        Sender {
+        let mut s = Sender {
             una,
             nxt: una,
             max: una,
@@ -209,7 +223,17 @@ impl Sender {
             cwnd_limited: false,
             last_send: None,
             sml_end: una,
+            // Our MSS plus the IPv4 and TCP headers: the link's MTU.
+            pmtu: limits.offer.mss.saturating_add(40),
+            probe_mss: 0,
+            probe_high: 0,
+            probe_seq: una,
+            probe_len: 0,
+        };
+        if limits.mtu_probing == 2 {
+            s.start_probing(limits.base_mss, nego);
         }
+        s
     }
 
     /// The SYN or SYN-ACK had to be retransmitted: RFC 6298 §5.7, the RTO starts at 3 s
@@ -266,6 +290,11 @@ impl Sender {
     /// Bytes in the send buffer (unacknowledged and unsent).
     pub fn buffered(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Storage the send buffer is charged for now (its ring's capacity; 0 when empty).
+    pub fn charged(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// The buffered bytes wrap around the ring's end (a segment may cross it).
@@ -473,6 +502,7 @@ impl Sender {
         if self.timing.is_some_and(|(end, _)| end.le(ack)) {
             self.timing = None;
         }
+        self.on_ack_probe(ack);
         // Anything acknowledged beyond the data is the FIN (`ack_acceptable` bounds SEG.ACK
         // by SND.MAX, so it was sent).
         let fin = self.fin && n > bytes;
@@ -565,6 +595,16 @@ impl Sender {
         let mut len = unsent.min(mss).min(usable).min(budget as usize);
         // A retransmission after an RTO stops at the next SACKed range.
         let resend = self.nxt.lt(self.max);
+        if let Some(size) = self.mtu_probe_len(budget, usable, unsent, resend) {
+            self.cwnd_limited = false;
+            return Some(Tx {
+                seq: self.nxt,
+                off,
+                len: size,
+                fin: false,
+                kind: TxKind::Next,
+            });
+        }
         if resend {
             if let Some(l) = self.sb.next_sacked_after(self.nxt) {
                 len = len.min(dist(self.nxt, l) as usize);
@@ -688,8 +728,13 @@ impl Sender {
         if tx.seq.le(self.nxt) && end.gt(self.nxt) {
             self.nxt = end;
         }
+        self.on_sent_probe(tx);
         if tx.len < self.mss as usize {
             self.sml_end = self.sml_end.max(end);
+        } else if tx.len > self.mss as usize && !tx.seq.lt(self.max) {
+            // Only a path MTU probe is longer than the MSS (pmtu.rs).
+            self.probe_seq = tx.seq;
+            self.probe_len = tx.len as u16;
         }
         self.max = self.max.max(end);
         self.force = false;

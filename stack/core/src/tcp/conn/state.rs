@@ -380,13 +380,13 @@ pub const TRANSITIONS: &[(State, &str, State)] = &[
     ),
     (
         State::SynSent,
-        "SYN retries exhausted / CLOSE",
+        "SYN retries exhausted / CLOSE / rcv ICMP error",
         State::Closed,
     ),
     (State::SynReceived, "rcv ACK of SYN", State::Established),
     (
         State::SynReceived,
-        "rcv RST / SYN-ACK retries exhausted",
+        "rcv RST / SYN-ACK retries exhausted / rcv ICMP error",
         State::Closed,
     ),
     (State::Established, "CLOSE / snd FIN", State::FinWait1),
@@ -434,6 +434,7 @@ impl Connection {
     /// and builds the new one; arms and clears the timers the new state needs; tells the
     /// application.
     pub(super) fn apply(&mut self, now: Instant, t: Transition) {
+        let t = self.timeout_error(t);
         let old = std::mem::replace(&mut self.inner, Inner::Closed(Closed::default()));
         let from = old.kind();
         self.inner = self.build(now, old, t);

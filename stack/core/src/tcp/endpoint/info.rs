@@ -11,8 +11,8 @@ use crate::wire::{SeqNum, TcpRepr};
 /// Per-connection counters, kept by the endpoint from the segments it demultiplexes to and
 /// emits for the connection and from the connection's SND.UNA / RCV.NXT around each arrival
 /// (Linux `tcpi_bytes_acked`, `tcpi_bytes_received`, `tcpi_bytes_sent`, `tcpi_segs_in`,
-/// `tcpi_segs_out`, `tcpi_total_retrans`, with Linux's widths: segment counts wrap at 2^32).
-/// 40 bytes per connection; no allocation.
+/// `tcpi_segs_out`, `tcpi_total_retrans`, with Linux's widths: segment counts wrap at 2^32),
+/// and when data last went out ([`Activity`]). 40 bytes per connection; no allocation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConnCounters {
     /// Sequence space the peer acknowledged (SND.UNA advance) and we received in order
@@ -28,6 +28,9 @@ pub struct ConnCounters {
     pub segs_out: u32,
     /// Data segments sent below SND.MAX: retransmissions of any kind.
     pub retrans_segs: u32,
+    /// [`Instant::ms_stamp`] of the last segment with data sent (Linux `lsndtime`); in
+    /// what was this struct's padding. [`ConnInfo::activity`] shows it.
+    pub(super) data_sent: u32,
 }
 
 impl ConnCounters {
@@ -45,13 +48,14 @@ impl ConnCounters {
     }
 
     /// Adds what one arrival advanced (`before` / `after` from [`ConnCounters::progress`]).
+    /// Returns whether RCV.NXT advanced.
     pub(super) fn on_progress(
         &mut self,
         before: Option<(SeqNum, SeqNum)>,
         after: Option<(SeqNum, SeqNum)>,
-    ) {
+    ) -> bool {
         let (Some((una0, rcv0)), Some((una1, rcv1))) = (before, after) else {
-            return;
+            return false;
         };
         if una0.le(una1) {
             self.bytes_acked += (una1 - una0) as u64;
@@ -59,16 +63,59 @@ impl ConnCounters {
         if rcv0.le(rcv1) {
             self.bytes_received += (rcv1 - rcv0) as u64;
         }
+        rcv0.lt(rcv1)
     }
 
     /// `snd_max`: the connection's SND.MAX before this transmit round.
-    pub(super) fn on_output(&mut self, seg: &TcpRepr<'_>, snd_max: Option<SeqNum>) {
+    pub(super) fn on_output(&mut self, now: Instant, seg: &TcpRepr<'_>, snd_max: Option<SeqNum>) {
         self.segs_out = self.segs_out.wrapping_add(1);
         if !seg.payload.is_empty() {
+            // Linux tcp_event_data_sent: any segment with data, retransmissions included.
+            self.data_sent = now.ms_stamp();
             self.bytes_out += seg.payload.len() as u64;
             if snd_max.is_some_and(|m| seg.seq.lt(m)) {
                 self.retrans_segs = self.retrans_segs.wrapping_add(1);
             }
+        }
+    }
+}
+
+/// When a connection last sent data, received data in order and took an ACK, as
+/// [`Instant::ms_stamp`]s (milliseconds of the caller's clock mod 2^32): Linux's `lsndtime`,
+/// `icsk_ack.lrcvtime` and `rcv_tstamp`, which `TCP_INFO` reports as `tcpi_last_data_sent`,
+/// `tcpi_last_data_recv` and `tcpi_last_ack_recv` and ss as `lastsnd`, `lastrcv`, `lastack`.
+/// Each starts at the connection's creation (Linux: at the full socket's). Stored as 3 x 4
+/// bytes in what was padding (slot, counters, connection): no per-connection memory added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Activity {
+    /// The last segment with data sent, retransmissions included.
+    pub data_sent: u32,
+    /// The last segment whose data advanced RCV.NXT (in order, or filling a hole).
+    pub data_recv: u32,
+    /// The last ACK the ACK check took: acceptable (RFC 5961 §5.2) and not older than
+    /// SND.UNA, duplicates included; a SYN-ACK completing an active open.
+    pub ack_recv: u32,
+}
+
+/// Milliseconds since each [`Activity`] stamp: ss's `lastsnd`, `lastrcv`, `lastack`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Idle {
+    /// Since the last data sent.
+    pub lastsnd: u32,
+    /// Since the last data received.
+    pub lastrcv: u32,
+    /// Since the last ACK taken.
+    pub lastack: u32,
+}
+
+impl Activity {
+    /// The milliseconds from each stamp to `now` (wrapping: right for spans under 49.7 days,
+    /// as Linux's jiffies-based values).
+    pub fn idle(&self, now: Instant) -> Idle {
+        Idle {
+            lastsnd: now.ms_since_stamp(self.data_sent),
+            lastrcv: now.ms_since_stamp(self.data_recv),
+            lastack: now.ms_since_stamp(self.ack_recv),
         }
     }
 }
@@ -106,6 +153,9 @@ pub struct ConnInfo {
     pub cwnd: Option<u32>,
     /// Slow-start threshold in bytes.
     pub ssthresh: Option<u32>,
+    /// The path MTU, in the sending states (Linux `tcpi_pmtu`): the link's, or lower after
+    /// ICMP "fragmentation needed" (tcp/icmp.rs).
+    pub pmtu: Option<u16>,
     /// Consecutive retransmission timeouts without progress (Linux `tcpi_retransmits`).
     pub retransmits: u32,
     /// Bytes sent and not yet acknowledged (FlightSize).
@@ -124,10 +174,18 @@ pub struct ConnInfo {
     pub counters: ConnCounters,
     /// Its last few notable events (history.rs).
     pub history: ConnHistory,
+    /// When it last sent data, received data and took an ACK.
+    pub activity: Activity,
 }
 
 impl ConnInfo {
-    pub(super) fn of(c: &Connection, counters: ConnCounters, history: ConnHistory) -> ConnInfo {
+    /// `data_recv`: the slot's stamp of the last data received ([`Activity::data_recv`]).
+    pub(super) fn of(
+        c: &Connection,
+        counters: ConnCounters,
+        data_recv: u32,
+        history: ConnHistory,
+    ) -> ConnInfo {
         let (snd_una, snd_nxt) = c.snd_seq();
         let rtt = c.rtt();
         let cc = c.congestion_window();
@@ -150,6 +208,7 @@ impl ConnInfo {
             rto: rtt.map(|(_, rto)| rto),
             cwnd: cc.map(|(cwnd, _)| cwnd),
             ssthresh: cc.map(|(_, ssthresh)| ssthresh),
+            pmtu: c.pmtu(),
             retransmits: c.rto_count(),
             in_flight: c.flight_size(),
             unread: c.recv_available(),
@@ -159,6 +218,11 @@ impl ConnInfo {
             timer,
             counters,
             history,
+            activity: Activity {
+                data_sent: counters.data_sent,
+                data_recv,
+                ack_recv: c.ack_stamp(),
+            },
         }
     }
 }

@@ -81,7 +81,7 @@ impl Endpoint {
     }
 
     /// The listener a segment for `tuple` would reach (exact address first, then wildcard).
-    fn listener_for(&self, tuple: &FourTuple) -> Option<ListenerId> {
+    pub(super) fn listener_for(&self, tuple: &FourTuple) -> Option<ListenerId> {
         let index = self
             .listen_map
             .get(&(tuple.local_ip(), tuple.local_port))
@@ -133,11 +133,21 @@ impl Endpoint {
         }
         let s = self.conns.get_mut(id.index as usize)?;
         let before = ConnCounters::progress(&s.conn);
+        let handshaking = !s.conn.is_synchronized();
         let arrival = s
             .conn
             .on_segment(now, seg, &mut self.limiter, &mut self.pool);
-        s.counters
+        // The handshake completed: start from the path MTU learned for this peer (icmp.rs).
+        if handshaking && s.conn.is_synchronized() {
+            self.pmtu_cache.apply(now, &mut s.conn);
+        }
+        let advanced = s
+            .counters
             .on_progress(before, ConnCounters::progress(&s.conn));
+        // Linux tcp_event_data_recv: data that advanced RCV.NXT (not a bare FIN).
+        if advanced && !seg.payload.is_empty() {
+            s.data_recv = now.ms_stamp();
+        }
         if let Some(h) = self
             .histories
             .as_mut()

@@ -34,12 +34,16 @@
 //! lists and timer entries are O(that)); `tcp_max_tw_buckets` TIME-WAIT records; per listener
 //! its SYN queue (`tcp_max_syn_backlog`) and accept queue (min(backlog, somaxconn) + 1), whose
 //! members are slab connections and count towards `max_connections`; [`CONTROL_QUEUE_MAX`]
-//! queued stateless replies; [`MAX_LISTENERS`] listeners.
+//! queued stateless replies; [`MAX_LISTENERS`] listeners. Of the connections, at most
+//! `tcp_max_orphans` orphans (closed by the application, not finished) before orphans are reset;
+//! orphans holding send data are reset too while `tcp_mem` is above HIGH (orphans.rs).
 
 mod flow;
 mod history;
+mod icmp;
 mod info;
 mod input;
+mod orphans;
 mod timers;
 mod twtable;
 
@@ -77,7 +81,7 @@ use crate::time::{Duration, Instant};
 use crate::wire::TcpRepr;
 pub use flow::FlowStats;
 pub use history::{ConnHistory, HistEvent, HISTORY_LEN};
-pub use info::{ConnCounters, ConnInfo};
+pub use info::{Activity, ConnCounters, ConnInfo, Idle};
 
 use timers::{Armed, ConnTimers, TimerKey};
 use twtable::TwTable;
@@ -283,8 +287,13 @@ pub struct EndpointStats {
     /// Connections ended because retries, keepalive probes or the user timeout ran out
     /// (`TimedOut`), whether or not the application still held them.
     pub aborted_on_timeout: u64,
+    /// Orphaned connections reset because more than `tcp_max_orphans` were held, or because
+    /// `tcp_mem` was above HIGH while they held send data (`TCPAbortOnMemory`; orphans.rs).
+    pub aborted_on_memory: u64,
     /// Data segments, ACKs and transmit limits of the connections (flow.rs).
     pub flow: FlowStats,
+    /// ICMP errors for this endpoint's flows, by outcome (tcp/icmp.rs).
+    pub icmp: crate::tcp::icmp::IcmpStats,
 }
 
 /// Per-state counts, computed on demand by [`Endpoint::state_counts`] (O(connections)).
@@ -312,6 +321,9 @@ pub struct StateCounts {
     pub time_wait: usize,
     /// Connections in CLOSED not yet freed (the application still holds them).
     pub closed: usize,
+    /// Orphans: connections in the states above that the application has closed and that
+    /// are not finished (Linux's orphan count; bounded by `tcp_max_orphans`).
+    pub orphans: usize,
 }
 
 /// Who a connection belongs to.
@@ -330,14 +342,43 @@ struct Slot {
     conn: Connection,
     owner: Owner,
     counters: ConnCounters,
+    /// [`Instant::ms_stamp`] of the last data received in order ([`Activity::data_recv`]);
+    /// in what was the slot's padding.
+    data_recv: u32,
     /// The application called `close` or `abort` (or never will own it).
     closed: bool,
-    in_ready: bool,
-    in_events: bool,
+    /// ORPHAN, IN_READY, IN_EVENTS, IN_FALLBACK: one byte, so the slot stays within its bound
+    /// (`slot_size_bound`).
+    flags: SlotFlags,
     /// This slot's timer-wheel entry (for its earliest deadline, or earlier).
     timer: Option<Armed>,
+}
+
+/// A slot's bookkeeping bits.
+#[derive(Debug, Clone, Copy, Default)]
+struct SlotFlags(u8);
+
+impl SlotFlags {
+    /// Counted in `Endpoint::orphans` (closed by the application, not finished; orphans.rs).
+    const ORPHAN: u8 = 1;
+    /// On the ready list.
+    const IN_READY: u8 = 2;
+    /// On the application's event list.
+    const IN_EVENTS: u8 = 4;
     /// On the `timer_fallback` list (the wheel was full when it armed).
-    in_fallback: bool,
+    const IN_FALLBACK: u8 = 8;
+
+    fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    fn set(&mut self, bit: u8, on: bool) {
+        if on {
+            self.0 |= bit;
+        } else {
+            self.0 &= !bit;
+        }
+    }
 }
 
 struct ListenerSlot {
@@ -382,6 +423,8 @@ pub struct Endpoint {
     /// instead of 41 for a map holding a copy of the 36-byte tuple).
     demux: HashTable<u32>,
     demux_hasher: KeyedState,
+    /// Path MTUs learned from ICMP, by remote address (icmp.rs; Linux's route exceptions).
+    pmtu_cache: icmp::PmtuCache,
     listeners: Vec<Option<ListenerSlot>>,
     listener_gens: Vec<u32>,
     listen_map: FxHashMap<(IpAddr, u16), u32>,
@@ -395,6 +438,8 @@ pub struct Endpoint {
     incoming: VecDeque<ListenerId>,
     control: VecDeque<(IpAddr, IpAddr, TcpRepr<'static>)>,
     stats: EndpointStats,
+    /// Connections with `Slot::orphan` set (`tcp_max_orphans`, orphans.rs).
+    orphans: usize,
     /// Per slab index, with [`Endpoint::record_history`] on: each connection's last events
     /// (history.rs, 64 bytes per slot; off by default, then nothing is kept or checked
     /// beyond one branch).
@@ -443,6 +488,7 @@ impl Endpoint {
             gens: Vec::new(),
             demux: HashTable::new(),
             demux_hasher: keyed_state(secrets.seed),
+            pmtu_cache: icmp::PmtuCache::new(secrets.seed.rotate_left(17)),
             listeners: Vec::new(),
             listener_gens: Vec::new(),
             listen_map: FxHashMap::default(),
@@ -451,6 +497,7 @@ impl Endpoint {
             incoming: VecDeque::new(),
             control: VecDeque::new(),
             stats: EndpointStats::default(),
+            orphans: 0,
             histories: None,
         }
     }
@@ -731,7 +778,7 @@ impl Endpoint {
             else {
                 continue;
             };
-            s.in_ready = false;
+            s.flags.set(SlotFlags::IN_READY, false);
             let t = s.conn.tuple();
             let (src, dst) = (t.local_ip(), t.remote_ip());
             let max = s.conn.snd_max();
@@ -739,7 +786,7 @@ impl Endpoint {
             s.conn.poll_transmit(now, |seg| {
                 out += 1;
                 flow.on_output(seg, max);
-                counters.on_output(seg, max);
+                counters.on_output(now, seg, max);
                 emit(src, dst, seg)
             });
             if let Some(h) = self
@@ -772,7 +819,7 @@ impl Endpoint {
             match s.conn.poll_event() {
                 Some(ev) => return Some(EndpointEvent::Conn(id, ev)),
                 None => {
-                    s.in_events = false;
+                    s.flags.set(SlotFlags::IN_EVENTS, false);
                     self.events.pop_front();
                 }
             }
@@ -787,7 +834,7 @@ impl Endpoint {
         if !self.timer_fallback.is_empty() {
             for id in std::mem::take(&mut self.timer_fallback) {
                 let Some(s) = self.slot_mut(id) else { continue };
-                s.in_fallback = false;
+                s.flags.set(SlotFlags::IN_FALLBACK, false);
                 self.fire_or_arm(id, now);
             }
         }
@@ -852,6 +899,7 @@ impl Endpoint {
         let s = self.owned_mut(id).ok_or(NoSuchConn)?;
         s.conn.close(now);
         s.closed = true;
+        self.orphan(now, id);
         self.touch(id);
         Ok(())
     }
@@ -902,11 +950,32 @@ impl Endpoint {
         self.slot(id).map(|s| s.conn.state())
     }
 
+    /// What the endpoint holds for `tuple` (`local` = ours), for `xdptcp trace`: the
+    /// connection's state, TIME-WAIT for a record of the TIME-WAIT table, `None` for neither
+    /// (see [`Endpoint::has_listener`]). One demux lookup, plus one in the TIME-WAIT table.
+    pub fn tuple_state(&self, tuple: &FourTuple) -> Option<State> {
+        if let Some(i) = self.demux_find(tuple) {
+            return self.conns.get(i as usize).map(|s| s.conn.state());
+        }
+        self.tw.contains(tuple).then_some(State::TimeWait)
+    }
+
+    /// A listener would take a SYN for `tuple` (its address and port, or the wildcard).
+    pub fn has_listener(&self, tuple: &FourTuple) -> bool {
+        self.listener_for(tuple).is_some()
+    }
+
     /// A snapshot of a connection: state, 4-tuple, sequence numbers, negotiated options,
     /// RTT, congestion window, queues, timers (see [`ConnInfo`]).
     pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
-        self.slot(id)
-            .map(|s| ConnInfo::of(&s.conn, s.counters, self.history_of(id.index as usize)))
+        self.slot(id).map(|s| {
+            ConnInfo::of(
+                &s.conn,
+                s.counters,
+                s.data_recv,
+                self.history_of(id.index as usize),
+            )
+        })
     }
 
     /// The connection's 4-tuple (`local` = our side).
@@ -955,6 +1024,7 @@ impl Endpoint {
         let mut c = StateCounts {
             listen: self.listeners.iter().flatten().count(),
             time_wait: self.tw.len(),
+            orphans: self.orphans,
             ..StateCounts::default()
         };
         for (_, s) in self.conns.iter() {
@@ -991,7 +1061,12 @@ impl Endpoint {
         let end = cursor.saturating_add(4 * max + 64);
         while i < len && taken < max && i < end {
             if let Some(s) = self.conns.get(i) {
-                f(ConnInfo::of(&s.conn, s.counters, self.history_of(i)));
+                f(ConnInfo::of(
+                    &s.conn,
+                    s.counters,
+                    s.data_recv,
+                    self.history_of(i),
+                ));
                 taken += 1;
             }
             i += 1;
@@ -1063,16 +1138,20 @@ impl Endpoint {
             }
             h[index] = ConnHistory::default();
         }
+        // The activity stamps start at the connection's creation, as its ACK stamp does.
+        let born = conn.ack_stamp();
         entry.insert(Slot {
             gen,
             conn,
             owner,
-            counters: ConnCounters::default(),
+            counters: ConnCounters {
+                data_sent: born,
+                ..ConnCounters::default()
+            },
+            data_recv: born,
             closed: false,
-            in_ready: false,
-            in_events: false,
+            flags: SlotFlags::default(),
             timer: None,
-            in_fallback: false,
         });
         let id = ConnId {
             index: index as u32,
@@ -1104,10 +1183,13 @@ impl Endpoint {
     /// it, on the event list.
     fn touch(&mut self, id: ConnId) {
         let Some(s) = self.slot_mut(id) else { return };
-        let (ready, events) = (!s.in_ready, !s.in_events && s.owner == Owner::App);
-        s.in_ready = true;
+        let (ready, events) = (
+            !s.flags.has(SlotFlags::IN_READY),
+            !s.flags.has(SlotFlags::IN_EVENTS) && s.owner == Owner::App,
+        );
+        s.flags.set(SlotFlags::IN_READY, true);
         if events {
-            s.in_events = true;
+            s.flags.set(SlotFlags::IN_EVENTS, true);
         }
         if ready {
             self.ready.push_back(id);
@@ -1135,12 +1217,27 @@ impl Endpoint {
                     .and_then(|h| h.get_mut(id.index as usize));
                 let due = |t| s.conn.timer(t).is_some_and(|at| at <= now);
                 let (probe, rto) = (due(Timer::Persist), due(Timer::Retransmit));
-                s.conn.on_timeout(now);
+                // Linux tcp_write_timeout / tcp_probe_timer of an orphan ->
+                // tcp_out_of_resources -> tcp_check_oom: out of memory, reset (orphans.rs).
+                let oom = s.flags.has(SlotFlags::ORPHAN)
+                    && ((rto && s.conn.flight_size() > 0) || (probe && s.conn.unsent() > 0))
+                    && orphans::out_of_memory(&s.conn, &self.pool);
+                if oom {
+                    s.conn.abort(now);
+                    self.stats.aborted_on_memory += 1;
+                } else {
+                    let mss = s.conn.send_mss();
+                    s.conn.on_timeout(now);
+                    // tcp_mtu_probing: a timeout that lowered the MSS is a black hole detected.
+                    if rto && s.conn.send_mss() < mss {
+                        self.stats.icmp.black_hole_mss_lowered += 1;
+                    }
+                }
                 if let Some(h) = h {
-                    if probe {
+                    if probe && !oom {
                         h.window_probe(now);
                     }
-                    if rto {
+                    if rto && !oom {
                         h.rto(now, s.conn.rto_count());
                     }
                     h.observe(now, &s.conn, &s.counters);
@@ -1168,8 +1265,8 @@ impl Endpoint {
             // `max_connections`. Never panic on the packet path: poll this one instead.
             debug_assert!(false, "connection timer wheel full");
             self.stats.timer_wheel_full += 1;
-            if !s.in_fallback {
-                s.in_fallback = true;
+            if !s.flags.has(SlotFlags::IN_FALLBACK) {
+                s.flags.set(SlotFlags::IN_FALLBACK, true);
                 self.timer_fallback.push(id);
             }
         }
@@ -1219,8 +1316,11 @@ impl Endpoint {
         self.timers.cancel(&mut s.timer);
         // Counted here, not from events: an orphaned connection (closed by the app) that
         // runs out of retries reports to nobody (Linux: TCPAbortOnTimeout).
-        if s.conn.error() == Some(ConnError::TimedOut) {
+        if s.conn.timed_out() {
             self.stats.aborted_on_timeout += 1;
+        }
+        if s.flags.has(SlotFlags::ORPHAN) {
+            self.orphans -= 1;
         }
         let (tuple, owner) = (s.conn.tuple(), s.owner);
         if let Owner::Listener(l) = owner {

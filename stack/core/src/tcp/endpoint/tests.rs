@@ -12,6 +12,10 @@ const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const T0: Instant = Instant::from_secs(1_000);
 
+fn ms(m: u64) -> Duration {
+    Duration::from_millis(m)
+}
+
 /// An emitted segment, kept as bytes (re-parsed on delivery).
 #[derive(Debug, Clone)]
 struct Frame {
@@ -268,6 +272,52 @@ fn conn_info_snapshot() {
         Some((Timer::Retransmit, p.now + p.a.config().rto_min))
     );
     assert!(p.a.info(ConnId { index: 99, gen: 0 }).is_none());
+}
+
+/// `ConnInfo::activity` (ss's `lastsnd`, `lastrcv`, `lastack`) on a virtual clock: each
+/// side's stamps move with the data it sends, the data it receives in order and the ACKs it
+/// takes, and start at the connection's creation.
+#[test]
+fn activity_stamps_on_virtual_time() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(Ipv4Addr::UNSPECIFIED, 80, 16).unwrap();
+    let (ca, cb) = p.open(l, 80);
+    let idle = |ep: &Endpoint, id, at_ms| ep.info(id).unwrap().activity.idle(T0 + ms(at_ms));
+    let created = Idle {
+        lastsnd: 0,
+        lastrcv: 0,
+        lastack: 0,
+    };
+    assert_eq!(idle(&p.a, ca, 0), created);
+    assert_eq!(idle(&p.b, cb, 0), created);
+    // +100 ms: a sends 3000 bytes, b ACKs them at once (one burst, one ACK).
+    p.now = T0 + ms(100);
+    p.a.send(p.now, ca, &[7u8; 3000]).unwrap();
+    p.run();
+    // +250 ms: b answers with 10 bytes, a ACKs them at once (quick ACKs early on).
+    p.now = T0 + ms(250);
+    p.b.send(p.now, cb, &[1u8; 10]).unwrap();
+    p.run();
+    p.advance(T0 + ms(500)); // nothing due: no stamp moves
+    let (a, b) = (idle(&p.a, ca, 1000), idle(&p.b, cb, 1000));
+    assert_eq!(
+        (a.lastsnd, a.lastrcv, a.lastack),
+        (900, 750, 750),
+        "a: sent at 100, got data at 250 and with it an ACK (a duplicate counts, as in Linux)"
+    );
+    assert_eq!(
+        (b.lastsnd, b.lastrcv, b.lastack),
+        (750, 900, 750),
+        "b: sent at 250, got data at 100, a's ACK of it at 250"
+    );
+    // A pure ACK or FIN is not data: a's FIN at +1 s moves only b's lastack (and a's, by
+    // b's ACK of it).
+    p.now = T0 + ms(1000);
+    p.a.shutdown_write(p.now, ca).unwrap();
+    p.run();
+    let (a, b) = (idle(&p.a, ca, 1200), idle(&p.b, cb, 1200));
+    assert_eq!((a.lastsnd, a.lastrcv, a.lastack), (1100, 950, 200));
+    assert_eq!((b.lastsnd, b.lastrcv, b.lastack), (950, 1100, 200));
 }
 
 /// RFC 9293 §3.10.7.1 + §3.10.7.3: a SYN to a closed port gets <SEQ=0><ACK=ISS+1><RST,ACK>
@@ -615,6 +665,28 @@ fn time_wait_record_reacks_fin_and_ignores_rst() {
     p.a.on_segment(end, B, A, &fin.repr());
     let out = flush(&mut p.a, end);
     assert!(out[0].flags().rst());
+}
+
+/// `tuple_state` / `has_listener` (what `xdptcp trace` reads around each segment): the
+/// connection's state, TIME-WAIT for a record, nothing after; a listener by address or
+/// wildcard.
+#[test]
+fn tuple_state_follows_connection_and_record() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(Ipv4Addr::UNSPECIFIED, 80, 16).unwrap();
+    let (ca, cb) = p.open(l, 80);
+    let ta = p.a.tuple(ca).unwrap();
+    let tb = ta.reversed();
+    assert_eq!(p.a.tuple_state(&ta), Some(State::Established));
+    assert_eq!(p.b.tuple_state(&tb), Some(State::Established));
+    assert!(p.b.has_listener(&tb) && !p.a.has_listener(&ta));
+    active_close(&mut p, ca, cb);
+    assert_eq!(p.a.time_wait_count(), 1);
+    assert_eq!(p.a.tuple_state(&ta), Some(State::TimeWait), "a record");
+    assert_eq!(p.b.tuple_state(&tb), None, "LAST-ACK done: freed");
+    let mut other = tb;
+    other.local_port = 81;
+    assert!(!p.b.has_listener(&other));
 }
 
 /// RFC 6191 §2: a new SYN reopens a 4-tuple in TIME-WAIT (the server closed first, so the
@@ -1129,6 +1201,8 @@ fn connect_prefers_ports_hashing_to_own_queue() {
 fn slot_size_bound() {
     let around = core::mem::size_of::<Slot>() - core::mem::size_of::<Connection>();
     assert!(around <= 88, "{around}");
+    // The `lastsnd` stamp lives in what was the counters' padding (info.rs).
+    assert_eq!(core::mem::size_of::<ConnCounters>(), 40);
 }
 
 /// Memory under attack: many connections each pin out-of-order data near the right edge of their
@@ -1342,3 +1416,4 @@ fn history_keeps_states_timeouts_and_the_reset_reason() {
     let (ca, _) = off.open(l, 80);
     assert_eq!(off.a.info(ca).unwrap().history.events().count(), 0);
 }
+mod icmp;

@@ -261,6 +261,11 @@ impl TwTable {
         }
     }
 
+    /// A record for `tuple` is held (expired or not: expiry is lazy).
+    pub fn contains(&self, tuple: &FourTuple) -> bool {
+        self.find(tuple).is_some()
+    }
+
     /// The live record for `tuple` (a copy), dropping it first if it has expired at `now`.
     /// A caller that changes it (`TimeWait::on_segment` restarting 2*MSL) writes it back with
     /// `update`.

@@ -134,7 +134,10 @@ impl Sender {
         // RFC 6582 step 2 / RFC 6675 §5: only if the ACK covers `recover` (no second
         // reduction for losses of the same window, or after an RTO).
         if (self.dupacks >= DUP_THRESH || lost) && a.ack.ge(self.recover) {
-            self.enter_recovery(now);
+            // A lost path MTU probe is no congestion signal (pmtu.rs).
+            if !self.probe_lost() {
+                self.enter_recovery(now);
+            }
         }
         res
     }
@@ -247,6 +250,8 @@ impl Sender {
     /// RFC 6298 §5.4-5.6 with RFC 5681 §3.1 and RFC 6675 §5.1: the retransmission timer
     /// expired. Back off, collapse cwnd, forget SACK information and go back to SND.UNA.
     pub fn on_rto(&mut self, now: Instant) {
+        // A probe still unacknowledged at a timeout was too big (pmtu.rs).
+        self.probe_failed();
         let first = self.rto_count == 0;
         self.rto_count += 1;
         self.rtt.backoff();

@@ -13,6 +13,7 @@ mod data;
 mod errors;
 mod fuzz;
 mod handshake;
+mod icmp;
 mod mem;
 mod pair;
 mod recv;
@@ -426,7 +427,41 @@ fn mermaid_diagram_from_table() {
 #[test]
 fn connection_size_bound() {
     let size = core::mem::size_of::<Connection>();
-    assert!(size <= 624, "Connection is {size} bytes");
+    assert!(size <= 632, "Connection is {size} bytes");
+}
+
+/// ss's `lastack` (Linux `rcv_tstamp`): stamped by an ACK the ACK check takes, acceptable
+/// (RFC 5961 §5.2) and not older than SND.UNA (Linux tcp_ack's `old_ack` path does not
+/// stamp), duplicates included; an ACK of unsent data (challenge ACK) or a segment that fails
+/// the sequence check (RFC 9293 §3.10.7.4 first check) leaves it.
+#[test]
+fn ack_stamp_follows_acceptable_acks() {
+    let mut t = established();
+    assert_eq!(t.c.ack_stamp(), EST.ms_stamp());
+    t.now = EST + ms(5);
+    assert_eq!(t.send(b"0123456789"), Ok(10));
+    assert_eq!(t.out().len(), 1);
+    let at = |t: &T| t.now.ms_stamp();
+    t.now = EST + ms(20);
+    t.feed(&seg(ACK, PEER_ISS + 1, OUR_ISS + 6));
+    let acked = at(&t);
+    assert_eq!(t.c.ack_stamp(), acked);
+    t.now = EST + ms(30);
+    t.feed(&seg(ACK, PEER_ISS + 1, OUR_ISS + 3)); // older than SND.UNA
+    assert_eq!(t.c.ack_stamp(), acked);
+    t.now = EST + ms(40);
+    t.feed(&seg(ACK, PEER_ISS + 1, OUR_ISS + 6)); // a duplicate
+    let dup = at(&t);
+    assert_eq!(t.c.ack_stamp(), dup);
+    t.now = EST + ms(50);
+    t.feed(&seg(ACK, PEER_ISS + 1, OUR_ISS + 100)); // acknowledges unsent data
+    t.now = EST + ms(60);
+    t.feed(&seg(ACK, PEER_ISS + 9000, OUR_ISS + 11)); // out of window
+    assert_eq!(t.c.ack_stamp(), dup);
+    t.now = EST + ms(70);
+    t.feed(&seg(ACK, PEER_ISS + 1, OUR_ISS + 11));
+    assert_eq!(t.c.ack_stamp(), at(&t));
+    assert_eq!(t.now.ms_since_stamp(dup), 30);
 }
 
 /// Buffers are freed when empty (ring.rs): after an exchange whose data was read and

@@ -209,3 +209,268 @@ fn flag_combinations_at_listen_and_closed() {
         assert_eq!(b.state_counts().syn_received, opened as usize, "{flags:?}");
     }
 }
+
+/// Linux `__tcp_close` -> `tcp_check_oom(sk, 0)` -> `tcp_too_many_orphans`: a close that would
+/// make more than `tcp_max_orphans` orphans resets the connection instead of sending its FIN:
+/// RST|ACK <SEQ=SND.NXT><ACK=RCV.NXT>, CLOSED, counted `aborted_on_memory`
+/// (`TCPAbortOnMemory`). The orphans already held keep their FIN-WAIT-1; once one finishes a
+/// close is an orphan again.
+#[test]
+fn too_many_orphans_reset_at_close() {
+    let cfg = TcpConfig {
+        max_orphans: 2,
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(cfg, TcpConfig::default());
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let conns: Vec<(ConnId, ConnId)> = (0..4).map(|_| p.open(l, 80)).collect();
+    // Two orphans: each close sends its FIN (not delivered yet: the peer stays silent).
+    let mut fins = Vec::new();
+    for &(ca, _) in &conns[..2] {
+        let before = p.a.info(ca).unwrap();
+        p.a.close(p.now, ca).unwrap();
+        let out = flush(&mut p.a, p.now);
+        assert_eq!(out.len(), 1);
+        let r = out[0].repr();
+        assert_eq!(
+            (r.flags, r.seq, r.ack),
+            (
+                TcpFlags::FIN | TcpFlags::ACK,
+                before.snd_nxt,
+                before.rcv_nxt.unwrap()
+            )
+        );
+        assert_eq!(p.a.state(ca), Some(State::FinWait1));
+        fins.push(out[0].clone());
+    }
+    assert_eq!(p.a.orphan_count(), 2);
+    // The third: reset, no FIN.
+    let (ca, _) = conns[2];
+    let before = p.a.info(ca).unwrap();
+    p.a.close(p.now, ca).unwrap();
+    let out = flush(&mut p.a, p.now);
+    assert_eq!(out.len(), 1);
+    let r = out[0].repr();
+    assert_eq!(
+        (r.flags, r.seq, r.ack),
+        (
+            TcpFlags::RST | TcpFlags::ACK,
+            before.snd_nxt,
+            before.rcv_nxt.unwrap()
+        )
+    );
+    assert_eq!(p.a.state(ca), None, "freed once the RST is out");
+    assert_eq!((p.a.orphan_count(), p.a.stats().aborted_on_memory), (2, 1));
+    assert_eq!(p.a.state_counts().orphans, 2);
+    // Shutdown (half-close) makes no orphan: the application still holds the connection.
+    let (ca, _) = conns[3];
+    p.a.shutdown_write(p.now, ca).unwrap();
+    assert_eq!(
+        flush(&mut p.a, p.now)[0].flags(),
+        TcpFlags::FIN | TcpFlags::ACK
+    );
+    assert_eq!(p.a.orphan_count(), 2);
+    // The first orphan finishes (its FIN acknowledged, the peer's FIN: TIME-WAIT record).
+    deliver(&mut p.b, p.now, &fins[..1]);
+    p.b.close(p.now, conns[0].1).unwrap();
+    p.run();
+    assert_eq!(p.a.orphan_count(), 1);
+    // Now the fourth connection's close is an orphan again, not a reset.
+    p.a.close(p.now, ca).unwrap();
+    assert_eq!(p.a.state(ca), Some(State::FinWait1));
+    assert_eq!((p.a.orphan_count(), p.a.stats().aborted_on_memory), (2, 1));
+}
+
+/// `tcp_max_orphans` = 0 (allowed, as in Linux): every close that leaves the connection
+/// unfinished is a reset; a close in CLOSE-WAIT (-> LAST-ACK) too.
+#[test]
+fn max_orphans_zero_resets_every_close() {
+    let cfg = TcpConfig {
+        max_orphans: 0,
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(TcpConfig::default(), cfg);
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let (ca, cb) = p.open(l, 80);
+    p.a.shutdown_write(p.now, ca).unwrap();
+    p.run();
+    assert_eq!(p.b.state(cb), Some(State::CloseWait));
+    let before = p.b.info(cb).unwrap();
+    p.b.close(p.now, cb).unwrap();
+    let out = flush(&mut p.b, p.now);
+    assert_eq!(out.len(), 1);
+    let r = out[0].repr();
+    assert_eq!(
+        (r.flags, r.seq, r.ack),
+        (
+            TcpFlags::RST | TcpFlags::ACK,
+            before.snd_nxt,
+            before.rcv_nxt.unwrap()
+        )
+    );
+    assert_eq!((p.b.orphan_count(), p.b.stats().aborted_on_memory), (0, 1));
+}
+
+/// a's `tcp_mem`: LOW 4 KiB, PRESSURE 4 KiB, HIGH 8 KiB, so one 8 KiB send queue takes it to
+/// HIGH and a forced grant (the first bytes of an empty send queue) takes it above.
+fn tight_mem() -> TcpConfig {
+    TcpConfig {
+        mem: [1, 1, 2],
+        ..TcpConfig::default()
+    }
+}
+
+/// Linux `tcp_write_timeout` -> `tcp_out_of_resources` -> `tcp_check_oom` ->
+/// `tcp_out_of_memory`: at its retransmission timer, an orphan whose send queue holds more
+/// than `SOCK_MIN_SNDBUF` while `tcp_mem` is above HIGH is reset ("out of memory -- consider
+/// tuning tcp_mem", `tcp_send_active_reset`, `TCPAbortOnMemory`): RST|ACK
+/// <SEQ=SND.MAX><ACK=RCV.NXT>, CLOSED, counted `aborted_on_memory`. The same timer
+/// retransmits as usual for an orphan with only its FIN outstanding and for a connection the
+/// application still holds.
+#[test]
+fn orphan_with_queued_data_reset_at_rto_above_tcp_mem_high() {
+    let mut p = Pair::new(tight_mem(), TcpConfig::default());
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let (big, _) = p.open(l, 80);
+    let (held, _) = p.open(l, 80);
+    let (fin_only, _) = p.open(l, 80);
+    assert_eq!(p.a.send(p.now, big, &[7u8; 8192]), Ok(8192));
+    p.a.close(p.now, big).unwrap();
+    p.a.close(p.now, fin_only).unwrap();
+    let sent = flush(&mut p.a, p.now); // lost: b never answers
+    assert!(sent.iter().any(|f| f.flags().fin()));
+    let before = p.a.info(big).unwrap();
+    assert_eq!(before.state, State::FinWait1);
+    assert_eq!(
+        before.snd_nxt,
+        before.iss + 1u32 + 8192u32 + 1u32,
+        "data and FIN out"
+    );
+    assert_eq!(
+        p.a.buffer_pool_stats().out_bytes,
+        8192,
+        "at HIGH, not above"
+    );
+    assert_eq!((p.a.orphan_count(), p.a.stats().aborted_on_memory), (2, 0));
+    // A forced grant takes the endpoint above HIGH.
+    assert_eq!(p.a.send(p.now, held, &[1u8; 100]), Ok(100));
+    assert!(p.a.buffer_pool_stats().out_bytes > 8192);
+    flush(&mut p.a, p.now); // lost too
+    let port = |id| p.a.info(id).unwrap().tuple.local().port();
+    let (big_port, held_port, fin_port) = (port(big), port(held), port(fin_only));
+    // The retransmission timers (the RTO is at most 1 s here).
+    p.now += Duration::from_secs(1);
+    p.a.on_timeout(p.now);
+    let out = flush(&mut p.a, p.now);
+    let from =
+        |port: u16| -> Vec<&Frame> { out.iter().filter(|f| f.repr().src_port == port).collect() };
+    let rst = from(big_port);
+    assert_eq!(rst.len(), 1, "the RST only, no retransmission");
+    let r = rst[0].repr();
+    assert_eq!(
+        (r.flags, r.seq, r.ack, r.payload.len()),
+        (
+            TcpFlags::RST | TcpFlags::ACK,
+            before.snd_nxt,
+            before.rcv_nxt.unwrap(),
+            0
+        )
+    );
+    assert_eq!(p.a.state(big), None, "freed once the RST is out");
+    assert_eq!((p.a.orphan_count(), p.a.stats().aborted_on_memory), (1, 1));
+    // The FIN-only orphan (no send queue) and the held connection retransmit.
+    let fin = from(fin_port);
+    assert_eq!(fin.len(), 1);
+    assert_eq!(fin[0].flags(), TcpFlags::FIN | TcpFlags::ACK);
+    assert_eq!(p.a.state(fin_only), Some(State::FinWait1));
+    let data = from(held_port);
+    assert_eq!((data.len(), data[0].repr().payload.len()), (1, 100));
+    assert_eq!(p.a.state(held), Some(State::Established));
+}
+
+/// Linux `__tcp_close` -> `tcp_check_oom(sk, 0)`: the memory half at close. A close that
+/// orphans a connection with more than `SOCK_MIN_SNDBUF` queued while `tcp_mem` is above HIGH
+/// resets it at once: RST|ACK <SEQ=SND.MAX><ACK=RCV.NXT>, counted `aborted_on_memory`; at or
+/// below HIGH the same close is an orphan with its FIN.
+#[test]
+fn close_with_queued_data_above_tcp_mem_high_resets() {
+    let mut p = Pair::new(tight_mem(), TcpConfig::default());
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let (big, _) = p.open(l, 80);
+    let (held, _) = p.open(l, 80);
+    assert_eq!(p.a.send(p.now, big, &[7u8; 8192]), Ok(8192));
+    flush(&mut p.a, p.now); // lost: b never answers
+    assert_eq!(p.a.send(p.now, held, &[1u8; 100]), Ok(100));
+    assert!(p.a.buffer_pool_stats().out_bytes > 8192, "above HIGH");
+    let before = p.a.info(big).unwrap();
+    p.a.close(p.now, big).unwrap();
+    let out = flush(&mut p.a, p.now);
+    let port = before.tuple.local().port();
+    let rst: Vec<&Frame> = out.iter().filter(|f| f.repr().src_port == port).collect();
+    assert_eq!(rst.len(), 1);
+    let r = rst[0].repr();
+    assert_eq!(
+        (r.flags, r.seq, r.ack),
+        (
+            TcpFlags::RST | TcpFlags::ACK,
+            before.snd_nxt,
+            before.rcv_nxt.unwrap()
+        )
+    );
+    assert_eq!(p.a.state(big), None);
+    assert_eq!((p.a.orphan_count(), p.a.stats().aborted_on_memory), (0, 1));
+    // The held connection's close: 100 bytes queued, not more than SOCK_MIN_SNDBUF: an orphan.
+    p.a.close(p.now, held).unwrap();
+    assert_eq!(p.a.state(held), Some(State::FinWait1));
+    assert_eq!((p.a.orphan_count(), p.a.stats().aborted_on_memory), (1, 1));
+}
+
+/// Linux `tcp_probe_timer` -> `tcp_out_of_resources`: the same at the zero-window probe timer.
+/// The peer closed its window before any of the orphan's data went out; above `tcp_mem` HIGH
+/// the probe timer resets it instead of probing: RST|ACK <SEQ=SND.MAX><ACK=RCV.NXT> (nothing
+/// sent: SND.MAX = ISS + 1).
+#[test]
+fn orphan_facing_zero_window_reset_at_probe_above_tcp_mem_high() {
+    let no_ts = |c: TcpConfig| TcpConfig {
+        timestamps: false,
+        ..c
+    };
+    let mut p = Pair::new(no_ts(tight_mem()), no_ts(TcpConfig::default()));
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let (big, _) = p.open(l, 80);
+    let (held, _) = p.open(l, 80);
+    let i = p.a.info(big).unwrap();
+    let port = i.tuple.local().port();
+    // The peer's window update: zero.
+    let mut zero = tcp(80, port, i.rcv_nxt.unwrap().0, i.snd_nxt.0, TcpFlags::ACK);
+    zero.window = 0;
+    p.a.on_segment(p.now, B, A, &zero);
+    assert_eq!(p.a.info(big).unwrap().snd_wnd, Some(0));
+    assert_eq!(p.a.send(p.now, big, &[7u8; 8192]), Ok(8192));
+    p.a.close(p.now, big).unwrap();
+    let out = flush(&mut p.a, p.now);
+    assert!(
+        out.iter().all(|f| f.repr().src_port != port),
+        "nothing fits the window"
+    );
+    assert_eq!(p.a.state(big), Some(State::FinWait1));
+    assert_eq!(p.a.send(p.now, held, &[1u8; 100]), Ok(100)); // forced: above HIGH
+    assert!(p.a.buffer_pool_stats().out_bytes > 8192);
+    flush(&mut p.a, p.now);
+    p.now += Duration::from_secs(1);
+    p.a.on_timeout(p.now);
+    let out = flush(&mut p.a, p.now);
+    let rst: Vec<&Frame> = out.iter().filter(|f| f.repr().src_port == port).collect();
+    assert_eq!(rst.len(), 1, "the RST, no probe");
+    let r = rst[0].repr();
+    assert_eq!(
+        (r.flags, r.seq, r.ack),
+        (
+            TcpFlags::RST | TcpFlags::ACK,
+            i.iss + 1u32,
+            i.rcv_nxt.unwrap()
+        )
+    );
+    assert_eq!(p.a.state(big), None);
+    assert_eq!((p.a.orphan_count(), p.a.stats().aborted_on_memory), (0, 1));
+}

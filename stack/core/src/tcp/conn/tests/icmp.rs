@@ -1,0 +1,207 @@
+//! ICMP errors for a connection, as Linux's `tcp_v4_err` acts on them: RFC 5927 §4.1
+//! validation, RFC 1191 path MTU (`tcp_v4_mtu_reduced` + `tcp_simple_retransmit`), hard
+//! errors in SYN-SENT and soft ones after (RFC 1122 §4.2.3.9), `tcp_req_err` for a passive
+//! SYN-RECEIVED, and black-hole detection (`tcp_mtu_probing`, RFC 4821).
+
+use super::*;
+use crate::tcp::icmp::{IcmpError, IcmpOutcome, Unreachable};
+
+const FRAG_1280: IcmpError = IcmpError::PacketTooBig { mtu: 1280 };
+const PORT: IcmpError = IcmpError::Unreachable(Unreachable::Port);
+const HOST: IcmpError = IcmpError::Unreachable(Unreachable::Host);
+
+fn icmp(t: &mut T, err: IcmpError, seq: u32) -> IcmpOutcome {
+    t.c.on_icmp_error(t.now, err, SeqNum(seq))
+}
+
+/// (flags, seq, payload length) of what goes out.
+fn segs(out: &[Out]) -> Vec<(TcpFlags, u32, usize)> {
+    out.iter()
+        .map(|o| (o.flags, o.seq, o.payload.len()))
+        .collect()
+}
+
+/// ESTABLISHED with 2920 bytes in flight: two full 1460-byte segments 1001 and 2461.
+fn two_in_flight(cfg: &TcpConfig) -> T {
+    let mut t = syn_received_with(cfg, &peer_syn());
+    third_ack(&mut t, &seg(ACK, PEER_ISS + 1, OUR_ISS + 1));
+    t.events();
+    assert_eq!(t.send(&[9u8; 2920]), Ok(2920));
+    assert_eq!(
+        segs(&t.out()),
+        vec![(ACK, 1001, 1460), (ACK | PSH, 2461, 1460)]
+    );
+    t
+}
+
+/// RFC 1191 §6.2 / Linux tcp_v4_mtu_reduced: "fragmentation needed" with next-hop MTU 1280
+/// quoting the first segment lowers the PMTU, the MSS becomes 1280 - 40 = 1240 and the flight
+/// is sent again at once, resized (tcp_simple_retransmit). A second copy of the same error
+/// changes nothing (the PMTU only decreases).
+#[test]
+fn frag_needed_resends_flight_at_new_size() {
+    let mut t = two_in_flight(&cfg());
+    assert_eq!(
+        icmp(&mut t, FRAG_1280, 1001),
+        IcmpOutcome::PmtuLowered(1280)
+    );
+    assert_eq!(t.c.pmtu(), Some(1280));
+    assert_eq!(
+        segs(&t.out()),
+        vec![(ACK, 1001, 1240), (ACK, 2241, 1240), (ACK | PSH, 3481, 440)]
+    );
+    assert_eq!(icmp(&mut t, FRAG_1280, 1001), IcmpOutcome::PmtuUnchanged);
+    assert_eq!(t.out(), vec![]);
+    // The peer acknowledges everything: the connection goes on at the new size.
+    assert_eq!(t.feed(&seg(ACK, 5001, 3921)), vec![]);
+    assert_eq!(t.send(&[1u8; 1300]), Ok(1300));
+    assert_eq!(
+        segs(&t.out()),
+        vec![(ACK, 3921, 1240), (ACK | PSH, 5161, 60)]
+    );
+    assert_eq!(t.state(), State::Established);
+}
+
+/// RFC 5927 §4.1 (Linux `between(seq, snd_una, snd_nxt)`, inclusive): an error quoting a
+/// sequence number outside SND.UNA..=SND.NXT is ignored (Linux OutOfWindowIcmps).
+#[test]
+fn out_of_window_icmp_is_ignored() {
+    for seq in [1000u32, 3922, 5001, 1001u32.wrapping_sub(1 << 31)] {
+        let mut t = two_in_flight(&cfg());
+        assert_eq!(
+            icmp(&mut t, FRAG_1280, seq),
+            IcmpOutcome::OutOfWindow,
+            "{seq}"
+        );
+        assert_eq!(icmp(&mut t, PORT, seq), IcmpOutcome::OutOfWindow, "{seq}");
+        assert_eq!(t.out(), vec![]);
+        assert_eq!(t.c.pmtu(), Some(1500));
+        assert_eq!(t.state(), State::Established);
+    }
+    // SND.NXT itself is inside (Linux's between() is inclusive).
+    let mut t = two_in_flight(&cfg());
+    assert_eq!(
+        icmp(&mut t, FRAG_1280, 3921),
+        IcmpOutcome::PmtuLowered(1280)
+    );
+}
+
+/// Linux tcp_v4_err in SYN-SENT: port unreachable quoting our SYN (seq = ISS; ISS + 1 is
+/// also in SND.UNA..=SND.NXT) fails the connect with ECONNREFUSED at once, nothing sent;
+/// other unreachables and time exceeded with their errno (icmp_err_convert).
+#[test]
+fn syn_sent_hard_errors() {
+    let cases = [
+        (PORT, OUR_ISS, ConnError::Refused),
+        (PORT, OUR_ISS + 1, ConnError::Refused),
+        (HOST, OUR_ISS, ConnError::Unreachable(Unreachable::Host)),
+        (
+            IcmpError::Unreachable(Unreachable::Net),
+            OUR_ISS,
+            ConnError::Unreachable(Unreachable::Net),
+        ),
+        (
+            IcmpError::Unreachable(Unreachable::Protocol),
+            OUR_ISS,
+            ConnError::Unreachable(Unreachable::Protocol),
+        ),
+        (
+            IcmpError::TimeExceeded,
+            OUR_ISS,
+            ConnError::Unreachable(Unreachable::Host),
+        ),
+    ];
+    for (err, seq, want) in cases {
+        let mut t = syn_sent();
+        assert_eq!(icmp(&mut t, err, seq), IcmpOutcome::Fatal, "{err:?}");
+        assert_eq!(t.state(), State::Closed);
+        assert_eq!(t.out(), vec![], "no RST for an ICMP error");
+        assert_eq!(t.events(), vec![Event::Error(want), Event::Closed]);
+        assert_eq!(t.c.next_deadline(), None);
+    }
+    // Not our SYN: ignored, the SYN retransmission goes on.
+    let mut t = syn_sent();
+    assert_eq!(icmp(&mut t, PORT, OUR_ISS - 1), IcmpOutcome::OutOfWindow);
+    assert_eq!(t.state(), State::SynSent);
+    assert_eq!(segs(&t.next()), vec![(SYN, OUR_ISS, 0)]);
+}
+
+/// RFC 1122 §4.2.3.9 / Linux: in ESTABLISHED an unreachable is only a soft error; the
+/// connection goes on. If it then times out with nothing acknowledged since, the soft
+/// error is what the application is told (Linux tcp_write_err: sk_err_soft ?: ETIMEDOUT).
+#[test]
+fn established_soft_error_then_timeout_reports_it() {
+    let c = TcpConfig {
+        retries2: 2,
+        ..cfg()
+    };
+    let mut t = two_in_flight(&c);
+    assert_eq!(icmp(&mut t, PORT, 1001), IcmpOutcome::Soft);
+    assert_eq!(t.state(), State::Established);
+    assert_eq!(t.out(), vec![]);
+    assert_eq!(t.events(), vec![]);
+    // RTO, RTO, then tcp_retries2 = 2 is exhausted.
+    assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
+    assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
+    let _ = t.next();
+    assert_eq!(t.state(), State::Closed);
+    assert_eq!(
+        t.events(),
+        vec![Event::Error(ConnError::Refused), Event::Closed]
+    );
+    // With progress after the soft error, a later timeout is ETIMEDOUT.
+    let mut t = two_in_flight(&c);
+    assert_eq!(icmp(&mut t, HOST, 1001), IcmpOutcome::Soft);
+    assert_eq!(t.feed(&seg(ACK, 5001, 2461)), vec![]);
+    for _ in 0..3 {
+        let _ = t.next();
+    }
+    assert_eq!(t.state(), State::Closed);
+    assert_eq!(
+        t.events(),
+        vec![Event::Error(ConnError::TimedOut), Event::Closed]
+    );
+}
+
+/// Linux tcp_req_err: for a passive SYN-RECEIVED the error must quote our ISS exactly;
+/// net/host unreachable and time exceeded drop the half-open connection silently (no
+/// error for an application that never saw it), other codes leave it to its SYN-ACK timer.
+#[test]
+fn passive_syn_received() {
+    let mut t = syn_received();
+    assert_eq!(icmp(&mut t, HOST, OUR_ISS + 1), IcmpOutcome::OutOfWindow);
+    assert_eq!(icmp(&mut t, PORT, OUR_ISS), IcmpOutcome::Soft);
+    assert_eq!(t.state(), State::SynReceived);
+    assert_eq!(icmp(&mut t, HOST, OUR_ISS), IcmpOutcome::Fatal);
+    assert_eq!(t.state(), State::Closed);
+    assert_eq!(t.out(), vec![]);
+    assert_eq!(t.events(), vec![Event::Closed]);
+}
+
+/// Errors for a connection with nothing in flight past TIME-WAIT or CLOSED are ignored; a
+/// packet-too-big in SYN-SENT (no data to resize) changes nothing.
+#[test]
+fn states_without_a_flight() {
+    let mut t = time_wait();
+    assert_eq!(icmp(&mut t, FRAG_1280, 1002), IcmpOutcome::OutOfWindow);
+    let mut t = syn_sent();
+    assert_eq!(icmp(&mut t, FRAG_1280, OUR_ISS), IcmpOutcome::PmtuUnchanged);
+    assert_eq!(t.state(), State::SynSent);
+}
+
+/// Linux tcp_mtu_probing = 1 (RFC 4821 black-hole fallback): the retransmissions after
+/// tcp_retries1 (3) timeouts in a row without an ICMP error lower the MSS to tcp_base_mss,
+/// then halve it. With the default 0 they stay at the full size.
+#[test]
+fn black_hole_detection_lowers_mss_after_retries1() {
+    let on = TcpConfig {
+        mtu_probing: 1,
+        ..cfg()
+    };
+    let mut t = two_in_flight(&on);
+    let lens: Vec<usize> = (0..6).map(|_| t.next()[0].payload.len()).collect();
+    assert_eq!(lens, vec![1460, 1460, 1460, 1024, 512, 256]);
+    let mut t = two_in_flight(&cfg());
+    let lens: Vec<usize> = (0..6).map(|_| t.next()[0].payload.len()).collect();
+    assert_eq!(lens, vec![1460; 6]);
+}

@@ -1,0 +1,140 @@
+//! ICMP errors through the endpoint: the quoted 4-tuple finds the connection; every error is
+//! counted by outcome. The errors are built as a router / host would send them and parsed by
+//! the wire layer on the way in.
+
+use super::*;
+use crate::tcp::icmp::{IcmpError, IcmpOutcome};
+use crate::wire::{DstUnreachable, Icmpv4ErrorRepr, Icmpv4Message, Ipv4Packet, Ipv4Repr};
+
+/// The ICMP error `msg` about our segment `f`, quoting its IPv4 header and first 8 bytes,
+/// parsed back; returns (4-tuple with our side local, error, quoted seq).
+fn icmp_about(f: &Frame, msg: Icmpv4Message) -> (FourTuple, IcmpError, SeqNum) {
+    let (std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) = (f.src, f.dst) else {
+        panic!("an IPv4 segment");
+    };
+    let ip = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: crate::wire::PROTO_TCP,
+        payload_len: f.bytes.len(),
+        ttl: 1,
+        dscp_ecn: 0,
+        ident: 0,
+        dont_frag: true,
+    };
+    let mut quote = vec![0u8; 20 + 8];
+    ip.emit(&mut Ipv4Packet::new_unchecked(&mut quote[..]));
+    quote[20..].copy_from_slice(&f.bytes[..8]);
+    let mut buf = [0u8; 64];
+    let n = Icmpv4ErrorRepr::emit(&msg, &quote, &mut buf);
+    let r = Icmpv4ErrorRepr::parse(&buf[..n]).unwrap();
+    let q = r.quoted.tcp().unwrap();
+    let tuple = FourTuple::new(
+        std::net::SocketAddrV4::new(r.quoted.src_addr, q.src_port),
+        std::net::SocketAddrV4::new(r.quoted.dst_addr, q.dst_port),
+    );
+    (tuple, IcmpError::from_icmpv4(&r.message), q.seq)
+}
+
+const PORT_UNREACH: Icmpv4Message = Icmpv4Message::DstUnreachable {
+    code: DstUnreachable::PortUnreachable,
+    next_hop_mtu: 0,
+};
+
+/// Linux tcp_v4_err: a port unreachable answering our SYN fails the connect at once with
+/// ECONNREFUSED, as a RST would (RFC 1122 §4.2.3.9); nothing is sent back.
+#[test]
+fn port_unreachable_fails_connect() {
+    let mut a = ep(TcpConfig::default(), 1, 40_000..=40_999);
+    let ca = a.connect(T0, A, SocketAddrV4::new(B, 81)).unwrap();
+    let syn = flush(&mut a, T0).pop().unwrap();
+    let (tuple, err, seq) = icmp_about(&syn, PORT_UNREACH);
+    assert_eq!(a.on_icmp_error(T0, tuple, err, seq), IcmpOutcome::Fatal);
+    assert!(flush(&mut a, T0).is_empty());
+    assert_eq!(
+        conn_events(&mut a, ca),
+        [Event::Error(ConnError::Refused), Event::Closed]
+    );
+    assert_eq!(a.stats().icmp.fatal, 1);
+    // The same error again finds no connection's flight (CLOSED); another tuple none at all.
+    assert_eq!(
+        a.on_icmp_error(T0, tuple, err, seq),
+        IcmpOutcome::OutOfWindow
+    );
+    let mut other = tuple;
+    other.remote_port = 82;
+    assert_eq!(
+        a.on_icmp_error(T0, other, err, seq),
+        IcmpOutcome::NoConnection
+    );
+    let s = a.stats().icmp;
+    assert_eq!(
+        (s.errors_in, s.fatal, s.out_of_window, s.no_connection),
+        (3, 1, 1, 1)
+    );
+}
+
+/// RFC 1191: a router's "fragmentation needed" (next-hop MTU 1280) for our first data
+/// segment: the flight is resent at once at 1280 - 40 - 12 (timestamps) = 1228 bytes per
+/// segment, and the transfer completes byte-exact.
+#[test]
+fn frag_needed_resizes_and_transfer_completes() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(Ipv4Addr::UNSPECIFIED, 80, 16).unwrap();
+    let (ca, cb) = p.open(l, 80);
+    let data: Vec<u8> = (0..6000u32).map(|i| (i % 253) as u8).collect();
+    assert_eq!(p.a.send(p.now, ca, &data).unwrap(), 6000);
+    let lost = flush(&mut p.a, p.now);
+    assert!(lost.iter().all(|f| f.repr().payload.len() <= 1448));
+    let frag = Icmpv4Message::DstUnreachable {
+        code: DstUnreachable::FragNeeded,
+        next_hop_mtu: 1280,
+    };
+    let (tuple, err, seq) = icmp_about(&lost[0], frag);
+    assert_eq!(
+        p.a.on_icmp_error(p.now, tuple, err, seq),
+        IcmpOutcome::PmtuLowered(1280)
+    );
+    assert_eq!(p.a.pmtu(ca), Some(1280));
+    let again = flush(&mut p.a, p.now);
+    let lens: Vec<usize> = again.iter().map(|f| f.repr().payload.len()).collect();
+    assert_eq!(lens, vec![1228, 1228, 1228, 1228, 1088]);
+    assert_eq!(again[0].seq(), lost[0].seq());
+    deliver(&mut p.b, p.now, &again);
+    p.run();
+    let mut got = vec![0u8; 8000];
+    let n = p.b.recv(cb, &mut got).unwrap();
+    assert_eq!(&got[..n], &data[..]);
+    assert_eq!(p.a.stats().icmp.pmtu_lowered, 1);
+}
+
+/// Linux keeps a learned path MTU per destination (a route exception, `ip_rt_mtu_expires`
+/// = 600 s): the next connection to the same peer starts at the lowered size (1228 data
+/// bytes with timestamps) without losing a flight first; after the expiry it starts at the
+/// link's again.
+#[test]
+fn learned_pmtu_applies_to_the_next_connection_until_it_expires() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(Ipv4Addr::UNSPECIFIED, 80, 16).unwrap();
+    let (ca, _cb) = p.open(l, 80);
+    assert_eq!(p.a.send(p.now, ca, &[5u8; 3000]).unwrap(), 3000);
+    let lost = flush(&mut p.a, p.now);
+    let frag = Icmpv4Message::DstUnreachable {
+        code: DstUnreachable::FragNeeded,
+        next_hop_mtu: 1280,
+    };
+    let (tuple, err, seq) = icmp_about(&lost[0], frag);
+    p.a.on_icmp_error(p.now, tuple, err, seq);
+    p.run();
+    // A second connection to B: its first data segment is already at the learned size.
+    let (ca2, _) = p.open(l, 80);
+    assert_eq!(p.a.pmtu(ca2), Some(1280));
+    p.a.send(p.now, ca2, &[6u8; 3000]).unwrap();
+    let first = flush(&mut p.a, p.now);
+    assert_eq!(first[0].repr().payload.len(), 1228);
+    p.run();
+    // 600 s later the learned value is gone: a new connection starts at the link's MTU.
+    p.advance(p.now + super::super::icmp::PMTU_EXPIRES);
+    let (ca3, _) = p.open(l, 80);
+    assert_eq!(p.a.pmtu(ca3), Some(1500));
+}

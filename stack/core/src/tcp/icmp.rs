@@ -1,0 +1,166 @@
+//! ICMP errors as TCP sees them (Linux `tcp_v4_err`): the version-neutral error a worker
+//! hands to [`Endpoint::on_icmp_error`](crate::tcp::Endpoint::on_icmp_error), the errno-like
+//! error a connection may end with, and what handling one did (for counters and tests).
+//!
+//! The rules (in conn/icmp.rs, applied per connection):
+//! - RFC 5927 §4.1 validation: the quoted sequence number must be in flight,
+//!   SND.UNA =< SEG.SEQ =< SND.NXT (Linux `between(seq, snd_una, snd_nxt)`; SND.NXT here is
+//!   the highest sent, SND.MAX); anything else is ignored and counted.
+//! - "Fragmentation needed" / "packet too big" (RFC 1191, RFC 8201): the path MTU only
+//!   decreases; a reported MTU below [`MIN_PMTU`] (or 0, a pre-RFC 1191 router) gives
+//!   `min(PMTU, MIN_PMTU)` (Linux `ip_rt_min_pmtu`); the effective MSS follows, never below
+//!   [`MIN_SND_MSS`], and what was in flight is sent again at once at the new size (Linux
+//!   `tcp_v4_mtu_reduced` + `tcp_simple_retransmit`: no congestion response, cwnd keeps its
+//!   count of segments).
+//! - Any other destination unreachable, and time exceeded: fatal in SYN-SENT (and in an
+//!   active SYN-RECEIVED) with the errno Linux gives (`icmp_err_convert`; port unreachable is
+//!   ECONNREFUSED); for a passive SYN-RECEIVED quoting our ISS, net/host unreachable and time
+//!   exceeded drop the half-open connection silently (`tcp_req_err`); in the synchronized
+//!   states only a soft error, remembered and reported instead of `TimedOut` if the
+//!   connection later times out with no ACK since (Linux `sk_err_soft`, RFC 1122 §4.2.3.9:
+//!   "MUST NOT abort the connection" for these).
+
+use crate::wire::{DstUnreachable, Icmpv4Message};
+
+/// Linux `ip_rt_min_pmtu` (512 + 20 + 20): the smallest path MTU learned from ICMP.
+pub const MIN_PMTU: u16 = 552;
+/// Linux `tcp_min_snd_mss` default: the smallest MSS (header-level, before options) used.
+pub const MIN_SND_MSS: u16 = 48;
+/// Linux `tcp_retries1` default: after this many retransmission timeouts in a row without
+/// progress, black-hole detection (`tcp_mtu_probing` >= 1) lowers the MSS.
+pub const TCP_RETRIES1: u32 = 3;
+
+/// What an ICMP error says, independent of the IP version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IcmpError {
+    /// ICMPv4 destination unreachable code 4, "fragmentation needed and DF set" (RFC 1191;
+    /// ICMPv6 packet too big, RFC 8201): the next-hop MTU, 0 when the router did not say.
+    PacketTooBig {
+        /// Next-hop MTU in bytes.
+        mtu: u16,
+    },
+    /// Any other destination unreachable, as the error Linux maps its code to.
+    Unreachable(Unreachable),
+    /// Time exceeded (TTL or reassembly): EHOSTUNREACH in Linux.
+    TimeExceeded,
+}
+
+/// The errno Linux gives a destination-unreachable code (`icmp_err_convert`, RFC 1122
+/// §3.2.2.1 for the codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum Unreachable {
+    /// Codes 0, 6, 9, 11: ENETUNREACH.
+    #[error("network is unreachable")]
+    Net,
+    /// Codes 1, 10, 12, 13, 14, 15 (and time exceeded): EHOSTUNREACH.
+    #[error("no route to host")]
+    Host,
+    /// Code 2: ENOPROTOOPT.
+    #[error("protocol not available")]
+    Protocol,
+    /// Code 3: ECONNREFUSED (reported as [`ConnError::Refused`](crate::tcp::ConnError)).
+    #[error("connection refused")]
+    Port,
+    /// Code 5: EOPNOTSUPP.
+    #[error("source route failed")]
+    SourceRoute,
+    /// Code 7: EHOSTDOWN.
+    #[error("host is down")]
+    HostDown,
+    /// Code 8: ENONET.
+    #[error("machine is not on the network")]
+    NoNetwork,
+}
+
+impl IcmpError {
+    /// The TCP meaning of an ICMPv4 error message (Linux `icmp_err_convert`).
+    pub fn from_icmpv4(m: &Icmpv4Message) -> IcmpError {
+        use DstUnreachable as D;
+        match *m {
+            Icmpv4Message::TimeExceeded(_) => IcmpError::TimeExceeded,
+            Icmpv4Message::DstUnreachable { code, next_hop_mtu } => {
+                IcmpError::Unreachable(match code {
+                    D::FragNeeded => return IcmpError::PacketTooBig { mtu: next_hop_mtu },
+                    D::NetUnreachable | D::NetUnknown | D::NetProhibited | D::NetUnreachableTos => {
+                        Unreachable::Net
+                    }
+                    D::HostUnreachable
+                    | D::HostProhibited
+                    | D::HostUnreachableTos
+                    | D::CommProhibited
+                    | D::PrecedenceViolation
+                    | D::PrecedenceCutoff => Unreachable::Host,
+                    D::ProtoUnreachable => Unreachable::Protocol,
+                    D::PortUnreachable => Unreachable::Port,
+                    D::SrcRouteFailed => Unreachable::SourceRoute,
+                    D::HostUnknown => Unreachable::HostDown,
+                    D::HostIsolated => Unreachable::NoNetwork,
+                })
+            }
+        }
+    }
+
+    /// Whether a passive SYN-RECEIVED connection is dropped by it (Linux `tcp_req_err`'s
+    /// `abort`: net or host unreachable, time exceeded).
+    pub(crate) fn drops_half_open(&self) -> bool {
+        matches!(
+            self,
+            IcmpError::TimeExceeded | IcmpError::Unreachable(Unreachable::Net | Unreachable::Host)
+        )
+    }
+}
+
+/// What [`Endpoint::on_icmp_error`](crate::tcp::Endpoint::on_icmp_error) did with one error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IcmpOutcome {
+    /// No connection (or only a TIME-WAIT record) has the quoted 4-tuple.
+    NoConnection,
+    /// RFC 5927 §4.1: the quoted sequence number is not in flight (Linux
+    /// `OutOfWindowIcmps`); ignored.
+    OutOfWindow,
+    /// The path MTU went down to this value; the MSS and what is in flight followed.
+    PmtuLowered(u16),
+    /// A packet-too-big that lowers nothing (not below the current path MTU, or a state
+    /// that sends no data).
+    PmtuUnchanged,
+    /// The connection failed with this error (SYN-SENT) or a half-open one was dropped.
+    Fatal,
+    /// Recorded as a soft error; the connection goes on.
+    Soft,
+}
+
+/// ICMP error counters of one endpoint (Linux's names where it has one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IcmpStats {
+    /// ICMP errors handed to the endpoint (`InErrors`-ish, after the wire checks).
+    pub errors_in: u64,
+    /// For no connection (or a TIME-WAIT record): ignored.
+    pub no_connection: u64,
+    /// RFC 5927 §4.1: quoted sequence number not in flight (`OutOfWindowIcmps`): ignored.
+    pub out_of_window: u64,
+    /// Fragmentation needed / packet too big that lowered a path MTU.
+    pub pmtu_lowered: u64,
+    /// Fragmentation needed / packet too big that lowered nothing.
+    pub pmtu_unchanged: u64,
+    /// Connections failed (SYN-SENT) or half-open ones dropped by an ICMP error.
+    pub fatal: u64,
+    /// Soft errors recorded on connections that go on.
+    pub soft: u64,
+    /// MSS reductions by black-hole detection (`tcp_mtu_probing`), after repeated timeouts.
+    pub black_hole_mss_lowered: u64,
+}
+
+impl IcmpStats {
+    /// Counts one outcome.
+    pub fn count(&mut self, o: IcmpOutcome) {
+        self.errors_in += 1;
+        *match o {
+            IcmpOutcome::NoConnection => &mut self.no_connection,
+            IcmpOutcome::OutOfWindow => &mut self.out_of_window,
+            IcmpOutcome::PmtuLowered(_) => &mut self.pmtu_lowered,
+            IcmpOutcome::PmtuUnchanged => &mut self.pmtu_unchanged,
+            IcmpOutcome::Fatal => &mut self.fatal,
+            IcmpOutcome::Soft => &mut self.soft,
+        } += 1;
+    }
+}

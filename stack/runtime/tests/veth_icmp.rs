@@ -1,0 +1,385 @@
+//! ICMP errors for the stack's flows, with real Linux routers and hosts (root only):
+//!
+//! - Path MTU discovery (RFC 1191): stack -- router -- Linux peer (`harness::RoutedPath`),
+//!   the router's link to the peer has MTU 1280. The stack sends 1500-byte frames with DF;
+//!   the router answers each too-big one with ICMP "fragmentation needed" (next-hop MTU
+//!   1280); the XDP program steers it to the stack, which lowers its path MTU and resends at
+//!   the new size, and an 8 MiB transfer to the peer arrives byte-exact. (The peer's route
+//!   back advertises MSS 1460 (`advmss`), so the handshake alone does not avoid the small
+//!   link: only the ICMP can.)
+//! - A black hole: the same path with the router's ICMP errors dropped; with
+//!   `tcp_mtu_probing = 1` the stack lowers its MSS after repeated timeouts (RFC 4821's
+//!   fallback, as Linux) and the transfer completes.
+//! - Port unreachable: a Linux host whose nftables rejects a port with ICMP port
+//!   unreachable. The stack's connect fails with "connection refused" at once (Linux
+//!   tcp_v4_err in SYN-SENT), exactly as a Linux client's connect to the same port does.
+//!
+//! The stack runs in-process (a worker thread in the stack namespace, `xdptcp::stack::Stack`
+//! as `xdptcp serve` sets it up). Each test makes its own namespaces (per-run names, removed
+//! on drop, also on panic); every wait is bounded in time.
+//!
+//! Run (as root): `cargo test --release -p xdptcp --test veth_icmp -- --test-threads=1`.
+
+use std::io::{ErrorKind, Read};
+use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant as StdInstant};
+
+use xdptcp::app::client::Client;
+use xdptcp::app::{App, AppError, AppEvent, AppIo};
+use xdptcp::phy::AfXdpConfig;
+use xdptcp::stack::{Stack, StackOptions};
+use xdptcp::tcp::endpoint::ConnId;
+use xdptcp::tcp::TcpConfig;
+use xdptcp::worker::{WorkerConfig, WorkerSnapshot};
+use xdptcp_harness::{
+    require_root, NetnsGuard, RoutedPath, VethOptions, VethPair, PEER_ADDR, ROUTED_PEER_ADDR,
+    ROUTED_STACK_ADDR, ROUTER_PEER_SIDE, STACK_ADDR,
+};
+
+const EPHEMERAL: (u16, u16) = (61000, 61999);
+const MIB: usize = 1 << 20;
+/// The whole transfer or connect must end within this.
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Byte `i` of the stream the stack sends.
+fn byte(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+/// Connects, sends `total` bytes of the stream, closes; records how it ended.
+struct BulkSender {
+    remote: SocketAddrV4,
+    total: usize,
+    sent: usize,
+    /// 64 KiB of the stream plus one period, so any offset starts a slice.
+    pattern: Vec<u8>,
+    closed: bool,
+    error: Option<AppError>,
+    done: bool,
+}
+
+impl BulkSender {
+    fn new(remote: SocketAddrV4, total: usize) -> Self {
+        BulkSender {
+            remote,
+            total,
+            sent: 0,
+            pattern: (0..65_536 + 251).map(byte).collect(),
+            closed: false,
+            error: None,
+            done: false,
+        }
+    }
+
+    fn pump(&mut self, io: &mut AppIo<'_>, c: ConnId) {
+        while self.sent < self.total {
+            let off = self.sent % 251;
+            let n = (self.total - self.sent).min(65_536);
+            match io.send(c, &self.pattern[off..off + n]) {
+                Ok(0) => return,
+                Ok(k) => self.sent += k,
+                Err(AppError::NotConnected) => return,
+                Err(e) => {
+                    self.error = Some(e);
+                    return;
+                }
+            }
+        }
+        if !self.closed {
+            self.closed = true;
+            let _ = io.close(c);
+        }
+    }
+}
+
+impl App for BulkSender {
+    fn on_start(&mut self, io: &mut AppIo<'_>) {
+        if let Err(e) = io.connect(self.remote) {
+            self.error = Some(e);
+            self.done = true;
+        }
+    }
+
+    fn on_event(&mut self, io: &mut AppIo<'_>, c: ConnId, ev: AppEvent) {
+        match ev {
+            AppEvent::Connected | AppEvent::Writable => self.pump(io, c),
+            AppEvent::Readable => {
+                let mut buf = [0u8; 2048];
+                while io.recv(c, &mut buf).unwrap_or(0) > 0 {}
+            }
+            AppEvent::Error(e) => self.error = Some(e),
+            AppEvent::Closed => self.done = true,
+            _ => {}
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+/// Runs `app` on one worker of a stack on `ifname` (in namespace `ns`, address `addr`)
+/// until it is done or `LIMIT` passes; returns the last snapshot and the app.
+fn run_stack<A: App + Send + 'static>(
+    ns: &str,
+    ifname: &str,
+    addr: std::net::Ipv4Addr,
+    tcp: TcpConfig,
+    app: A,
+) -> (WorkerSnapshot, A) {
+    let opts = StackOptions {
+        ifname: ifname.to_string(),
+        addr,
+        extra_addrs: Vec::new(),
+        ports: Vec::new(),
+        ephemeral: EPHEMERAL,
+        zero_copy: false,
+        reserve_ports: true,
+        tcp,
+        afxdp: AfXdpConfig {
+            frame_count: 4096 + 1024,
+            frame_size: 2048,
+            fill_size: 4096,
+            comp_size: 1024,
+            rx_size: 4096,
+            tx_size: 1024,
+            zero_copy: false,
+            need_wakeup: true,
+        },
+        worker: WorkerConfig::default(),
+        workers: 1,
+        cores: Vec::new(),
+        rss_key: None,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let ns = ns.to_string();
+    let worker = std::thread::spawn(move || {
+        let mut app = app;
+        let _ns = NetnsGuard::enter(&ns).expect("entering the stack namespace");
+        let mut stack = Stack::open(&opts).unwrap_or_else(|e| panic!("stack did not start: {e}"));
+        stack.workers[0].set_stop_flag(flag);
+        let snap = stack.workers[0].run(&mut app);
+        (snap, app)
+    });
+    let end = StdInstant::now() + LIMIT;
+    while !worker.is_finished() && StdInstant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    worker
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// A Linux sink in the peer namespace of `path` on `port`: accepts one connection, checks
+/// every byte against the stream, returns how many came before EOF. Listening on return.
+fn peer_sink(path: &RoutedPath, port: u16) -> std::thread::JoinHandle<std::io::Result<usize>> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let peer_ns = path.peer_ns.clone();
+    let sink = std::thread::spawn(move || -> std::io::Result<usize> {
+        let _ns = NetnsGuard::enter(&peer_ns)?;
+        let l = TcpListener::bind(SocketAddr::from((ROUTED_PEER_ADDR, port)))?;
+        let _ = ready_tx.send(());
+        l.set_nonblocking(true)?;
+        let end = StdInstant::now() + LIMIT;
+        let mut s = loop {
+            match l.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == ErrorKind::WouldBlock && StdInstant::now() < end => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        s.set_nonblocking(false)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                return Ok(got);
+            }
+            if let Some(i) = (0..n).find(|&i| buf[i] != byte(got + i)) {
+                return Err(std::io::Error::other(format!("byte {} differs", got + i)));
+            }
+            got += n;
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("peer listening");
+    sink
+}
+
+/// The small link on the peer's side too, with the peer's route back still advertising MSS
+/// 1460: the handshake alone does not avoid the small link.
+fn small_link_at_peer(path: &RoutedPath) {
+    path.run_in_peer(&["ip", "link", "set", &path.peer_if, "mtu", "1280"])
+        .expect("peer MTU");
+    let via = ROUTER_PEER_SIDE.to_string();
+    path.run_in_peer(&[
+        "ip",
+        "route",
+        "replace",
+        "198.18.0.0/24",
+        "via",
+        &via,
+        "advmss",
+        "1460",
+    ])
+    .expect("peer route with advmss");
+}
+
+/// RFC 1191 through a real Linux router: the stack's 1500-byte DF segments meet a 1280-byte
+/// link, the router's "fragmentation needed" lowers the stack's path MTU, and 8 MiB reach
+/// the peer byte-exact.
+#[test]
+fn frag_needed_from_a_router_lowers_the_path_mtu() {
+    require_root();
+    let path = RoutedPath::new(1280).expect("three namespaces with a router");
+    small_link_at_peer(&path);
+    const PORT: u16 = 5201;
+    const TOTAL: usize = 8 * MIB;
+    let sink = peer_sink(&path, PORT);
+    let (snap, app) = run_stack(
+        &path.stack_ns,
+        &path.stack_if,
+        ROUTED_STACK_ADDR,
+        TcpConfig::default(),
+        BulkSender::new(SocketAddrV4::new(ROUTED_PEER_ADDR, PORT), TOTAL),
+    );
+    let got = sink.join().expect("sink thread");
+    assert_eq!(app.error, None, "{:?}", snap.endpoint.icmp);
+    assert!(app.done, "the transfer did not end within {LIMIT:?}");
+    assert_eq!(got.expect("peer read the stream"), TOTAL);
+    let icmp = snap.endpoint.icmp;
+    assert!(icmp.pmtu_lowered >= 1, "{icmp:?}");
+    assert!(snap.iface.rx_icmp >= 1, "{:?}", snap.iface);
+    assert_eq!(icmp.fatal, 0, "{icmp:?}");
+}
+
+/// The same port of a Linux host, rejected by nftables with ICMP port unreachable: a Linux
+/// client's connect fails with ECONNREFUSED, and so does the stack's, without waiting for
+/// SYN retries (the endpoint counts the error as fatal; no RST was involved).
+#[test]
+fn port_unreachable_refuses_connect_like_linux() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    const PORT: u16 = 5003;
+    for cmd in [
+        &["nft", "add", "table", "ip", "xtest"][..],
+        &[
+            "nft",
+            "add",
+            "chain",
+            "ip",
+            "xtest",
+            "inq",
+            "{ type filter hook input priority 0 ; }",
+        ],
+        &[
+            "nft",
+            "add",
+            "rule",
+            "ip",
+            "xtest",
+            "inq",
+            "tcp",
+            "dport",
+            "5003",
+            "reject",
+            "with",
+            "icmp",
+            "type",
+            "port-unreachable",
+        ],
+    ] {
+        pair.run_in_peer(cmd)
+            .expect("nftables in the peer namespace");
+    }
+    // Linux's own client, from the stack's namespace (outside the stack's reserved ports).
+    let linux = pair
+        .in_stack(|| {
+            TcpStream::connect_timeout(
+                &SocketAddr::from((PEER_ADDR, PORT)),
+                Duration::from_secs(10),
+            )
+        })
+        .expect("entering the stack namespace");
+    let e = linux.expect_err("Linux's connect must fail");
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+    // The stack.
+    let (snap, client) = run_stack(
+        &pair.stack_ns,
+        &pair.stack_if,
+        STACK_ADDR,
+        TcpConfig::default(),
+        Client::new(SocketAddrV4::new(PEER_ADDR, PORT), b"x"),
+    );
+    assert_eq!(client.outcome(), Some(Err(AppError::ConnectionRefused)));
+    let icmp = snap.endpoint.icmp;
+    assert_eq!((icmp.fatal, icmp.errors_in), (1, 1), "{icmp:?}");
+    assert_eq!(snap.iface.rx_icmp, 1);
+    assert_eq!(snap.endpoint.flow.retrans_segs, 0, "no SYN retransmission");
+}
+
+/// A black hole (RFC 4821 §1): the same path, but the router's ICMP errors are dropped
+/// (nftables in the router namespace), so no "fragmentation needed" ever arrives. With
+/// `tcp_mtu_probing = 1` the stack detects it after `tcp_retries1` timeouts in a row and
+/// drops to `tcp_base_mss` (1024 data bytes per segment), and 1 MiB arrives byte-exact.
+#[test]
+fn black_hole_is_detected_with_tcp_mtu_probing() {
+    require_root();
+    let path = RoutedPath::new(1280).expect("three namespaces with a router");
+    small_link_at_peer(&path);
+    for cmd in [
+        &["nft", "add", "table", "ip", "xtest"][..],
+        &[
+            "nft",
+            "add",
+            "chain",
+            "ip",
+            "xtest",
+            "out",
+            "{ type filter hook output priority 0 ; }",
+        ],
+        &[
+            "nft",
+            "add",
+            "rule",
+            "ip",
+            "xtest",
+            "out",
+            "icmp",
+            "type",
+            "destination-unreachable",
+            "drop",
+        ],
+    ] {
+        path.run_in_router(cmd)
+            .expect("nftables in the router namespace");
+    }
+    const PORT: u16 = 5202;
+    const TOTAL: usize = MIB;
+    let sink = peer_sink(&path, PORT);
+    let mut tcp = TcpConfig::default();
+    tcp.set("tcp_mtu_probing", "1").expect("tcp_mtu_probing");
+    let (snap, app) = run_stack(
+        &path.stack_ns,
+        &path.stack_if,
+        ROUTED_STACK_ADDR,
+        tcp,
+        BulkSender::new(SocketAddrV4::new(ROUTED_PEER_ADDR, PORT), TOTAL),
+    );
+    let got = sink.join().expect("sink thread");
+    assert_eq!(app.error, None);
+    assert!(app.done, "the transfer did not end within {LIMIT:?}");
+    assert_eq!(got.expect("peer read the stream"), TOTAL);
+    let icmp = snap.endpoint.icmp;
+    assert!(icmp.black_hole_mss_lowered >= 1, "{icmp:?}");
+    assert_eq!(snap.iface.rx_icmp, 0, "the black hole sent no ICMP");
+}
