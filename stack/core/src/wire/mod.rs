@@ -8,8 +8,8 @@ pub mod checksum;
 pub mod ethernet;
 pub mod frame;
 pub mod frame6;
-pub mod icmpv6;
 pub mod icmpv4;
+pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod seq;
@@ -22,11 +22,11 @@ pub use frame6::{
     emit_tcp6_frame, parse_any_tcp_frame_with, parse_icmpv6_error_frame, parse_tcp6_frame_with,
     tcp6_frame_len, AnyTcpFrame, Icmpv6ErrorFrame, Tcp6Frame,
 };
-pub use icmpv6::{Icmpv6ErrorRepr, Icmpv6Packet};
 pub use icmpv4::{
     parse_icmpv4_frame, DstUnreachable, Icmpv4ErrorRepr, Icmpv4Frame, Icmpv4Message, QuotedTcp,
     TimeExceeded,
 };
+pub use icmpv6::{Icmpv6ErrorRepr, Icmpv6Packet};
 pub use ipv4::{Ipv4Packet, Ipv4Repr, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 pub use ipv6::{FlowLabels, Ipv6Packet, Ipv6Repr};
 pub use seq::SeqNum;

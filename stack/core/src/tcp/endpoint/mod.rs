@@ -1149,7 +1149,10 @@ impl Endpoint {
     /// it, on the event list.
     fn touch(&mut self, id: ConnId) {
         let Some(s) = self.slot_mut(id) else { return };
-        let (ready, events) = (!s.flags.has(SlotFlags::IN_READY), !s.flags.has(SlotFlags::IN_EVENTS) && s.owner == Owner::App);
+        let (ready, events) = (
+            !s.flags.has(SlotFlags::IN_READY),
+            !s.flags.has(SlotFlags::IN_EVENTS) && s.owner == Owner::App,
+        );
         s.flags.set(SlotFlags::IN_READY, true);
         if events {
             s.flags.set(SlotFlags::IN_EVENTS, true);
