@@ -328,7 +328,11 @@ fn wait(
 /// When a blocking call on `fd` gives up: SO_SNDTIMEO (`send`) or SO_RCVTIMEO, from now.
 fn timeout_of(g: &Global, fd: RawFd, send: bool) -> Option<std::time::Instant> {
     let inner = g.lock();
-    let s = inner.app.sock(fd)?;
+    deadline_of(inner.app.sock(fd)?, send)
+}
+
+/// [`timeout_of`] for a socket the caller has under the lock.
+fn deadline_of(s: &crate::state::Sock, send: bool) -> Option<std::time::Instant> {
     let t = if send {
         s.opts.sndtimeo
     } else {
@@ -543,7 +547,9 @@ fn with_conn(
     mut f: impl FnMut(&mut xdptcp::app::AppIo<'_>, ConnId, &mut ConnRec, bool, &mut bool) -> Step,
 ) -> R {
     let g = g(fd)?;
-    let deadline = timeout_of(g, fd, send);
+    // SO_RCVTIMEO / SO_SNDTIMEO, read under the first lock (one lock per call when the
+    // call does not wait).
+    let mut deadline = None;
     let mut again = false;
     loop {
         let progress = {
@@ -551,6 +557,9 @@ fn with_conn(
             let now = xdptcp::clock::now();
             let (iface, app) = inner.split();
             let s = app.sock(fd).ok_or(libc::EBADF)?;
+            if !again {
+                deadline = deadline_of(s, send);
+            }
             let nonblock = s.nonblock || flags & libc::MSG_DONTWAIT != 0;
             let SockKind::Conn(c) = s.kind else {
                 return Err(not_conn());
@@ -760,6 +769,9 @@ pub fn release(fd: RawFd) -> R {
     }
     let g = g(fd)?;
     let mut inner = g.lock();
+    // The stack thread may still be writing placeholders it signalled before this lock:
+    // the number must not be freed (and reused) under such a write.
+    crate::state::wait_signals();
     fdtab::set(fd, Kind::Kernel);
     if !inner.live() {
         // A worker process serves our queue: only the tables let go (the port stays steered
