@@ -364,8 +364,14 @@ pub unsafe fn accept4(fd: RawFd, addr: *mut sockaddr, len: *mut socklen_t, flags
             return Err(libc::EINVAL);
         };
         if let Some(c) = queue.pop_front() {
-            let nfd = sys::eventfd(flags & libc::SOCK_CLOEXEC != 0)?;
             let mut io = iface.app_io(now);
+            // Ready already (the request came with the handshake's ACK): the placeholder
+            // is created readable, which saves the write of its first sync.
+            let ready = app
+                .conns
+                .get(&c)
+                .is_some_and(|r| crate::state::conn_ready(&io, c, r) & crate::state::ALWAYS != 0);
+            let nfd = sys::eventfd_signaled(ready, flags & libc::SOCK_CLOEXEC != 0)?;
             if !fdtab::in_range(nfd) {
                 sys::close(nfd);
                 let _ = io.abort(c);
@@ -386,10 +392,12 @@ pub unsafe fn accept4(fd: RawFd, addr: *mut sockaddr, len: *mut socklen_t, flags
             let mut ns = Sock::new(SockKind::Conn(c), flags & libc::SOCK_NONBLOCK != 0);
             ns.opts = lopts;
             ns.local = tuple.map(|t| SocketAddrV4::new(t.local_addr, t.local_port));
+            ns.signaled = ready;
             app.socks.insert(nfd, ns);
             fdtab::set(nfd, Kind::Stack);
             app.sync(&io, fd, 0);
-            app.sync(&io, nfd, ALL);
+            // Created readable when ready: no edge to add (nobody watches it yet).
+            app.sync(&io, nfd, if ready { 0 } else { ALL });
             if let Some(t) = tuple {
                 // SAFETY: the caller's buffer.
                 unsafe { write_sin(SocketAddrV4::new(t.remote_addr, t.remote_port), addr, len) };

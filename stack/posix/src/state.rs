@@ -36,7 +36,7 @@ pub const EPOLLRDHUP: u32 = libc::EPOLLRDHUP as u32;
 pub const EPOLLRDNORM: u32 = libc::EPOLLRDNORM as u32;
 pub const EPOLLWRNORM: u32 = libc::EPOLLWRNORM as u32;
 /// Always watched (Linux reports error and hang-up whether asked or not).
-const ALWAYS: u32 = EPOLLIN | EPOLLRDNORM | EPOLLRDHUP | EPOLLERR | EPOLLHUP;
+pub const ALWAYS: u32 = EPOLLIN | EPOLLRDNORM | EPOLLRDHUP | EPOLLERR | EPOLLHUP;
 const OUT: u32 = EPOLLOUT | EPOLLWRNORM;
 /// An edge of every kind (an error, a new connection's first sync).
 pub const ALL: u32 = u32::MAX;
