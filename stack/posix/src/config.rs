@@ -8,7 +8,8 @@
 //! - `XDPTCP_WORKERS`: the queues 0..N that forked worker processes claim, one each (the
 //!   first process serves queue 0; see docs/posix.md, "Processes"),
 //! - `XDPTCP_SPINS`: empty loop iterations the stack thread spins before it sleeps in
-//!   `poll(2)` on the AF_XDP socket (default 200).
+//!   `poll(2)` on the AF_XDP socket (default 200; unset on a process allowed one CPU
+//!   only: 0, see `state.rs`).
 
 use std::net::Ipv4Addr;
 

@@ -177,6 +177,8 @@ extern "C" fn after_fork_parent() {
 }
 
 extern "C" fn after_fork_child() {
+    // The parent's stack thread, which may have been writing placeholders, is not copied.
+    crate::state::SIGNALING.store(false, std::sync::atomic::Ordering::SeqCst);
     let Some((mut slot, inner)) = HELD.with(|h| h.borrow_mut().take()) else {
         return;
     };

@@ -328,7 +328,11 @@ fn wait(
 /// When a blocking call on `fd` gives up: SO_SNDTIMEO (`send`) or SO_RCVTIMEO, from now.
 fn timeout_of(g: &Global, fd: RawFd, send: bool) -> Option<std::time::Instant> {
     let inner = g.lock();
-    let s = inner.app.sock(fd)?;
+    deadline_of(inner.app.sock(fd)?, send)
+}
+
+/// [`timeout_of`] for a socket the caller has under the lock.
+fn deadline_of(s: &crate::state::Sock, send: bool) -> Option<std::time::Instant> {
     let t = if send {
         s.opts.sndtimeo
     } else {
@@ -360,8 +364,14 @@ pub unsafe fn accept4(fd: RawFd, addr: *mut sockaddr, len: *mut socklen_t, flags
             return Err(libc::EINVAL);
         };
         if let Some(c) = queue.pop_front() {
-            let nfd = sys::eventfd(flags & libc::SOCK_CLOEXEC != 0)?;
             let mut io = iface.app_io(now);
+            // Ready already (the request came with the handshake's ACK): the placeholder
+            // is created readable, which saves the write of its first sync.
+            let ready = app
+                .conns
+                .get(&c)
+                .is_some_and(|r| crate::state::conn_ready(&io, c, r) & crate::state::ALWAYS != 0);
+            let nfd = sys::eventfd_signaled(ready, flags & libc::SOCK_CLOEXEC != 0)?;
             if !fdtab::in_range(nfd) {
                 sys::close(nfd);
                 let _ = io.abort(c);
@@ -382,10 +392,12 @@ pub unsafe fn accept4(fd: RawFd, addr: *mut sockaddr, len: *mut socklen_t, flags
             let mut ns = Sock::new(SockKind::Conn(c), flags & libc::SOCK_NONBLOCK != 0);
             ns.opts = lopts;
             ns.local = tuple.and_then(|t| t.local_v4());
+            ns.signaled = ready;
             app.socks.insert(nfd, ns);
             fdtab::set(nfd, Kind::Stack);
             app.sync(&io, fd, 0);
-            app.sync(&io, nfd, ALL);
+            // Created readable when ready: no edge to add (nobody watches it yet).
+            app.sync(&io, nfd, if ready { 0 } else { ALL });
             if let Some(r) = tuple.and_then(|t| t.remote_v4()) {
                 // SAFETY: the caller's buffer.
                 unsafe { write_sin(r, addr, len) };
@@ -541,7 +553,9 @@ fn with_conn(
     mut f: impl FnMut(&mut xdptcp::app::AppIo<'_>, ConnId, &mut ConnRec, bool, &mut bool) -> Step,
 ) -> R {
     let g = g(fd)?;
-    let deadline = timeout_of(g, fd, send);
+    // SO_RCVTIMEO / SO_SNDTIMEO, read under the first lock (one lock per call when the
+    // call does not wait).
+    let mut deadline = None;
     let mut again = false;
     loop {
         let progress = {
@@ -549,6 +563,9 @@ fn with_conn(
             let now = xdptcp::clock::now();
             let (iface, app) = inner.split();
             let s = app.sock(fd).ok_or(libc::EBADF)?;
+            if !again {
+                deadline = deadline_of(s, send);
+            }
             let nonblock = s.nonblock || flags & libc::MSG_DONTWAIT != 0;
             let SockKind::Conn(c) = s.kind else {
                 return Err(not_conn());
@@ -758,6 +775,9 @@ pub fn release(fd: RawFd) -> R {
     }
     let g = g(fd)?;
     let mut inner = g.lock();
+    // The stack thread may still be writing placeholders it signalled before this lock:
+    // the number must not be freed (and reused) under such a write.
+    crate::state::wait_signals();
     fdtab::set(fd, Kind::Kernel);
     if !inner.live() {
         // A worker process serves our queue: only the tables let go (the port stays steered

@@ -114,9 +114,15 @@ pub mod sys {
 
     /// A new non-blocking eventfd (the placeholder of a stack socket).
     pub fn eventfd(cloexec: bool) -> Result<c_int, c_int> {
+        eventfd_signaled(false, cloexec)
+    }
+
+    /// [`eventfd`], readable from the start when `signaled` (its counter 1): a placeholder
+    /// that is ready at once costs no separate [`signal`].
+    pub fn eventfd_signaled(signaled: bool, cloexec: bool) -> Result<c_int, c_int> {
         let flags = libc::EFD_NONBLOCK | if cloexec { libc::EFD_CLOEXEC } else { 0 };
         // SAFETY: eventfd2 takes two integers.
-        ret(unsafe { libc::syscall(libc::SYS_eventfd2, 0, flags) })
+        ret(unsafe { libc::syscall(libc::SYS_eventfd2, u32::from(signaled), flags) })
     }
 
     /// Makes the eventfd readable (and wakes its waiters: an edge for EPOLLET).

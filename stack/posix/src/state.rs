@@ -13,8 +13,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, TryLockError};
 
 use xdptcp::app::{App, AppError, AppEvent, AppIo};
 use xdptcp::iface::Interface;
@@ -36,7 +36,7 @@ pub const EPOLLRDHUP: u32 = libc::EPOLLRDHUP as u32;
 pub const EPOLLRDNORM: u32 = libc::EPOLLRDNORM as u32;
 pub const EPOLLWRNORM: u32 = libc::EPOLLWRNORM as u32;
 /// Always watched (Linux reports error and hang-up whether asked or not).
-const ALWAYS: u32 = EPOLLIN | EPOLLRDNORM | EPOLLRDHUP | EPOLLERR | EPOLLHUP;
+pub const ALWAYS: u32 = EPOLLIN | EPOLLRDNORM | EPOLLRDHUP | EPOLLERR | EPOLLHUP;
 const OUT: u32 = EPOLLOUT | EPOLLWRNORM;
 /// An edge of every kind (an error, a new connection's first sync).
 pub const ALL: u32 = u32::MAX;
@@ -153,6 +153,14 @@ pub struct Posix {
     pub alias: HashMap<RawFd, RawFd>,
     /// primary -> its aliases.
     pub aliases: HashMap<RawFd, Vec<RawFd>>,
+    /// Set during a worker iteration ([`Inner::iterate`]): placeholder writes wait in
+    /// `deferred` until the iteration has transmitted and kicked, so the application thread
+    /// they wake does not find the lock still held (it would sleep on it: a `futex` wait,
+    /// a wake and two context switches per event).
+    defer: bool,
+    /// Primaries whose placeholders the current iteration signals (each once; bounded by
+    /// the number of sockets).
+    deferred: Vec<RawFd>,
 }
 
 /// errno of an application-API error.
@@ -295,20 +303,54 @@ impl Posix {
     pub fn sync(&mut self, io: &AppIo<'_>, fd: RawFd, edge: u32) {
         let watched = self.watched(fd);
         let m = self.ready(io, fd) & watched;
-        let Some(s) = self.sock_mut(fd) else {
+        let p = self.primary(fd);
+        let Some(s) = self.socks.get_mut(&p) else {
             return;
         };
         if m != 0 {
-            if !s.signaled || edge & m != 0 {
-                sys::signal(fd);
-            }
+            let write = !s.signaled || edge & m != 0;
             s.signaled = true;
+            if write && !self.defer {
+                sys::signal(fd);
+            } else if write && !self.deferred.contains(&p) {
+                self.deferred.push(p);
+            }
         } else if s.signaled {
-            sys::clear(fd);
             s.signaled = false;
+            self.deferred.retain(|&d| d != p);
+            // A write the stack thread still makes after its unlock must land before this
+            // read, or it would leave the placeholder readable with nothing ready.
+            wait_signals();
+            sys::clear(fd);
         }
     }
 
+    /// Writes the placeholders [`Posix::sync`] deferred (see `defer`).
+    fn signal_deferred(&mut self) {
+        for fd in self.deferred.drain(..) {
+            sys::signal(fd);
+        }
+    }
+}
+
+/// Set (under the lock) while the stack thread writes, after its unlock, the placeholders
+/// its iteration signalled: so the application thread they wake finds the lock free (on
+/// one CPU it preempts the writer at the write; had the writer still held the lock, the
+/// woken thread would sleep on it at once). Whoever would free a placeholder's number
+/// ([`crate::ops::release`]) or read it empty ([`Posix::sync`]) waits for those writes
+/// first ([`wait_signals`]), so a write never reaches a reused descriptor nor re-arms a
+/// cleared placeholder. Reset in a forked child (whose stack thread is not copied).
+pub(crate) static SIGNALING: AtomicBool = AtomicBool::new(false);
+
+/// Waits until the stack thread's post-unlock placeholder writes are done (a few system
+/// calls; see [`SIGNALING`]). Called with the lock held, which those writes do not need.
+pub fn wait_signals() {
+    while SIGNALING.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+}
+
+impl Posix {
     fn sync_conn(&mut self, io: &AppIo<'_>, c: ConnId, edge: u32) {
         if let Some(fd) = self.conns.get(&c).and_then(|r| r.fd) {
             self.sync(io, fd, edge);
@@ -465,6 +507,14 @@ impl Inner {
     /// stack thread, and by a caller right after it queued something (send, close, connect),
     /// so the segment leaves at once instead of at the stack thread's next wake-up.
     pub fn iterate(&mut self) -> bool {
+        let busy = self.iterate_deferring();
+        self.app.signal_deferred();
+        busy
+    }
+
+    /// [`Inner::iterate`], leaving the placeholder writes in `app.deferred` (the stack
+    /// thread makes them after its unlock).
+    fn iterate_deferring(&mut self) -> bool {
         if !self.live() {
             return false;
         }
@@ -472,7 +522,10 @@ impl Inner {
         let Inner {
             stack, app, last, ..
         } = self;
-        stack.workers[0].iteration(now, last, app)
+        app.defer = true;
+        let busy = stack.workers[0].iteration(now, last, app);
+        app.defer = false;
+        busy
     }
 }
 
@@ -483,6 +536,15 @@ pub struct Global {
     /// The AF_XDP socket (closed in a forked child, see `fork.rs`).
     pub xsk_fd: RawFd,
     stopped: AtomicBool,
+    /// Application threads spinning for or blocked on `inner`: the stack thread stands back
+    /// while any are (see [`Global::lock`] and [`Global::lock_for_stack`]).
+    wanted: AtomicU32,
+    /// The process may run on more than one CPU: spinning for the lock can then pay off
+    /// (its holder runs meanwhile); on one CPU it only delays the holder, so nobody spins.
+    multi_cpu: bool,
+    /// The stack thread's idle spins (`XDPTCP_SPINS`; unset: its default, or 0 on one CPU,
+    /// where a spinning stack thread takes the CPU from the application).
+    spins: u32,
     /// The queue this process serves.
     pub queue: usize,
     /// This process (a forked worker's stack is its own).
@@ -526,11 +588,83 @@ impl Drop for Locked<'_> {
     }
 }
 
+/// How long an application thread spins for the lock before it sleeps on it (a few busy
+/// worker iterations of the stack thread): a hand-over by spinning costs no system call,
+/// one by sleeping costs a `futex` wait, a `futex` wake and two context switches.
+const LOCK_SPIN: std::time::Duration = std::time::Duration::from_micros(30);
+/// Bound on the rounds of 64 `try_lock`s of that spin (should the clock stand still).
+const LOCK_SPIN_ROUNDS: u32 = 1000;
+/// `spin_loop` hints the idle stack thread waits between two polls (about a microsecond).
+const IDLE_GAP_SPINS: u32 = 64;
+/// How long the stack thread stands back (application threads hold or want the lock, and
+/// run the iterations they need themselves) before it waits for the lock like everyone
+/// else, so application threads that keep it busy do not starve the receive path.
+const STACK_BACKOFF: std::time::Duration = std::time::Duration::from_millis(1);
+
+fn guard<'a>(
+    r: Result<MutexGuard<'a, Inner>, TryLockError<MutexGuard<'a, Inner>>>,
+) -> Option<MutexGuard<'a, Inner>> {
+    match r {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
 impl Global {
+    /// The lock, for an application thread (an interposed call): taken at once when free;
+    /// else announced in `wanted` (the stack thread then stops taking it between its
+    /// iterations) and spun for briefly before sleeping.
     pub fn lock(&self) -> Locked<'_> {
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let g = match guard(self.inner.try_lock()) {
+            Some(g) => g,
+            None => {
+                self.wanted.fetch_add(1, Ordering::SeqCst);
+                let mut got = None;
+                let start = std::time::Instant::now();
+                let rounds = if self.multi_cpu { LOCK_SPIN_ROUNDS } else { 0 };
+                'spin: for _ in 0..rounds {
+                    for _ in 0..64 {
+                        std::hint::spin_loop();
+                        if let Some(g) = guard(self.inner.try_lock()) {
+                            got = Some(g);
+                            break 'spin;
+                        }
+                    }
+                    if start.elapsed() >= LOCK_SPIN {
+                        break;
+                    }
+                }
+                let g = got.unwrap_or_else(|| self.inner.lock().unwrap_or_else(|e| e.into_inner()));
+                self.wanted.fetch_sub(1, Ordering::SeqCst);
+                g
+            }
+        };
         HOLDING.with(|h| h.set(true));
         Locked(g)
+    }
+
+    /// The lock, for the stack thread's iteration: `None` while an application thread wants
+    /// it or holds it (that thread runs the iterations it needs itself; the stack thread
+    /// comes back at once), unless it has stood back since `since` for [`STACK_BACKOFF`]:
+    /// then it waits.
+    fn lock_for_stack(&self, since: &mut Option<std::time::Instant>) -> Option<Locked<'_>> {
+        if since.is_some_and(|t| t.elapsed() >= STACK_BACKOFF) {
+            *since = None;
+            return Some(self.lock());
+        }
+        let g = if self.wanted.load(Ordering::SeqCst) == 0 {
+            guard(self.inner.try_lock())
+        } else {
+            None
+        };
+        let Some(g) = g else {
+            since.get_or_insert_with(std::time::Instant::now);
+            return None;
+        };
+        *since = None;
+        HOLDING.with(|h| h.set(true));
+        Some(Locked(g))
     }
 
     /// The lock, if this process still serves its queue; else EOPNOTSUPP (a master whose
@@ -720,6 +854,12 @@ impl Global {
         pid: i32,
         table: &'static crate::fork::QueueTable,
     ) -> Global {
+        let multi_cpu = allowed_cpus() > 1;
+        let spins = if multi_cpu || std::env::var_os("XDPTCP_SPINS").is_some() {
+            cfg.spins
+        } else {
+            0
+        };
         Global {
             inner: Mutex::new(Inner {
                 stack,
@@ -730,6 +870,9 @@ impl Global {
             cfg,
             xsk_fd,
             stopped: AtomicBool::new(false),
+            wanted: AtomicU32::new(0),
+            multi_cpu,
+            spins,
             queue,
             pid,
             table,
@@ -738,12 +881,37 @@ impl Global {
     }
 }
 
+/// The CPUs this process may run on (1 if unknown).
+fn allowed_cpus() -> usize {
+    // SAFETY: a zeroed cpu_set_t filled by sched_getaffinity for this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return 1;
+        }
+        libc::CPU_COUNT(&set).max(1) as usize
+    }
+}
+
 /// Starts the stack thread of `g` (once).
 pub fn spawn_stack_thread(g: &'static Global) {
     g.spawned.get_or_init(|| {
+        // The stack thread blocks every signal (it inherits the mask set here, restored
+        // below): a signal sent to the process goes to an application thread, whose
+        // handler and interrupted call (nginx's SIGQUIT ending `epoll_wait` with EINTR) the
+        // program expects; a handler run on the stack thread would also run with the lock.
+        // SAFETY: sigset_t values initialised by sigfillset; this thread's mask only.
+        let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        unsafe {
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        }
         let r = std::thread::Builder::new()
             .name("xdptcp-stack".into())
             .spawn(move || stack_loop(g));
+        // SAFETY: restores the mask saved above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
         if let Err(e) = r {
             eprintln!("xdptcp: cannot start the stack thread: {e}");
         }
@@ -780,6 +948,10 @@ pub(crate) extern "C" fn at_exit() {
 
 fn stack_loop(g: &'static Global) {
     let mut streak = 0u32;
+    let mut backoff = None;
+    // The placeholders to write after the unlock (swapped with `Posix::deferred`, so
+    // neither allocates once grown).
+    let mut wake: Vec<RawFd> = Vec::new();
     loop {
         if g.stopped.load(Ordering::Relaxed) {
             return;
@@ -797,19 +969,41 @@ fn stack_loop(g: &'static Global) {
             }
             return;
         }
-        let (busy, deadline) = {
-            let mut inner = g.lock();
-            let busy = inner.iterate();
-            (busy, inner.worker().iface.endpoint().next_deadline())
+        let Some(mut inner) = g.lock_for_stack(&mut backoff) else {
+            if g.multi_cpu {
+                std::hint::spin_loop();
+            } else {
+                // The holder can only go on if we give it the CPU.
+                std::thread::yield_now();
+            }
+            continue;
         };
+        let busy = inner.iterate_deferring();
+        let deadline = inner.worker().iface.endpoint().next_deadline();
+        std::mem::swap(&mut inner.app.deferred, &mut wake);
+        if !wake.is_empty() {
+            SIGNALING.store(true, Ordering::SeqCst);
+        }
+        drop(inner);
+        if !wake.is_empty() {
+            for fd in wake.drain(..) {
+                sys::signal(fd);
+            }
+            SIGNALING.store(false, Ordering::SeqCst);
+        }
         if busy {
             streak = 0;
             continue;
         }
         streak = streak.saturating_add(1);
-        if streak <= g.cfg.spins {
+        if streak <= g.spins {
             if streak.is_multiple_of(64) {
                 std::thread::yield_now();
+            }
+            // Idle: stay off the lock for a moment between polls, so an application thread
+            // rarely finds it held (nor the stack thread preempted while holding it).
+            for _ in 0..IDLE_GAP_SPINS {
+                std::hint::spin_loop();
             }
             continue;
         }
