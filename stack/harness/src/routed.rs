@@ -9,7 +9,7 @@
 use std::io;
 use std::net::Ipv4Addr;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
 use super::netns::in_netns;
 use super::veth::{netns_inode, remove_reserved_records, run};
@@ -22,8 +22,6 @@ pub const ROUTER_STACK_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
 pub const ROUTER_PEER_SIDE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 254);
 /// The Linux peer's address, one hop away from the stack.
 pub const ROUTED_PEER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// See the module docs. Names carry a per-process, per-call suffix.
 #[derive(Debug)]
@@ -46,7 +44,8 @@ impl RoutedPath {
     /// Builds the path; `router_to_peer_mtu` is the MTU of the router's interface toward
     /// the peer (the others keep 1500). Needs root. On error, what was created is removed.
     pub fn new(router_to_peer_mtu: u32) -> io::Result<RoutedPath> {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        // The VethPair counter: a RoutedPath and a VethPair of one test binary never share a name.
+        let n = crate::veth::COUNTER.fetch_add(1, Ordering::Relaxed);
         let s = format!("{:x}-{n}", std::process::id());
         let path = RoutedPath {
             stack_ns: format!("xt-stack-{s}"),

@@ -62,7 +62,9 @@ pub struct VethPair {
     pub opts: VethOptions,
 }
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+/// Shared with `RoutedPath`, so that names stay unique between the two kinds of test setup
+/// running at once in one test binary.
+pub(crate) static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Runs a command, turning a non-zero exit into an error that carries its stderr.
 pub(crate) fn run<I, S>(program: &str, args: I) -> io::Result<Output>
