@@ -7,7 +7,7 @@
 //! on the wire for the stack). Everything is removed on drop, also on panic.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Output};
 use std::sync::atomic::Ordering;
 
@@ -22,6 +22,16 @@ pub const ROUTER_STACK_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
 pub const ROUTER_PEER_SIDE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 254);
 /// The Linux peer's address, one hop away from the stack.
 pub const ROUTED_PEER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
+
+/// The stack's IPv6 address on the first link (2001:2::/64), after
+/// [`RoutedPath::add_ipv6`].
+pub const ROUTED_STACK_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
+/// The router's IPv6 address on the stack's link.
+pub const ROUTER_STACK_SIDE6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0xfe);
+/// The router's IPv6 address on the peer's link (2001:2:0:1::/64).
+pub const ROUTER_PEER_SIDE6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0xfe);
+/// The Linux peer's IPv6 address, one hop away from the stack.
+pub const ROUTED_PEER_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 2);
 
 /// See the module docs. Names carry a per-process, per-call suffix.
 #[derive(Debug)]
@@ -123,6 +133,37 @@ impl RoutedPath {
             ],
         )?;
         Ok(path)
+    }
+
+    /// Adds IPv6 to the path, besides IPv4: 2001:2::/64 on the stack's link (stack ::1,
+    /// router ::fe), 2001:2:0:1::/64 on the peer's (router ::fe, peer ::2), all `nodad`;
+    /// each end routes the other's /64 via the router, which forwards IPv6
+    /// (`net.ipv6.conf.all.forwarding = 1` in the router namespace only).
+    pub fn add_ipv6(&self) -> io::Result<()> {
+        let router_stack_if = self.stack_if.replacen("xts-", "xtr-", 1);
+        let ends = [
+            (&self.stack_ns, &self.stack_if, ROUTED_STACK_ADDR6),
+            (&self.router_ns, &router_stack_if, ROUTER_STACK_SIDE6),
+            (&self.router_ns, &self.router_peer_if, ROUTER_PEER_SIDE6),
+            (&self.peer_ns, &self.peer_if, ROUTED_PEER_ADDR6),
+        ];
+        for (ns, ifname, addr) in ends {
+            let cidr = format!("{addr}/64");
+            run(
+                "ip",
+                ["-n", ns, "-6", "addr", "add", &cidr, "dev", ifname, "nodad"],
+            )?;
+        }
+        #[rustfmt::skip]
+        run("ip", ["-n", &self.stack_ns, "-6", "route", "add", "2001:2:0:1::/64",
+            "via", &ROUTER_STACK_SIDE6.to_string()])?;
+        #[rustfmt::skip]
+        run("ip", ["-n", &self.peer_ns, "-6", "route", "add", "2001:2::/64",
+            "via", &ROUTER_PEER_SIDE6.to_string()])?;
+        #[rustfmt::skip]
+        run("ip", ["netns", "exec", &self.router_ns, "sysctl", "-q", "-w",
+            "net.ipv6.conf.all.forwarding=1"])?;
+        Ok(())
     }
 
     /// Runs `cmd` in the peer namespace; a non-zero exit is an error.

@@ -178,6 +178,8 @@ pub fn errno_of(e: AppError) -> i32 {
             xdptcp::tcp::Unreachable::SourceRoute => libc::EOPNOTSUPP,
             xdptcp::tcp::Unreachable::HostDown => libc::EHOSTDOWN,
             xdptcp::tcp::Unreachable::NoNetwork => libc::ENONET,
+            xdptcp::tcp::Unreachable::Prohibited => libc::EACCES,
+            xdptcp::tcp::Unreachable::ProtocolError => libc::EPROTO,
         },
         AppError::NotConnected => libc::ENOTCONN,
         AppError::WriteClosed | AppError::Closed => libc::EPIPE,

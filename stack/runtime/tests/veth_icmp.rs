@@ -7,6 +7,10 @@
 //!   the new size, and an 8 MiB transfer to the peer arrives byte-exact. (The peer's route
 //!   back advertises MSS 1460 (`advmss`), so the handshake alone does not avoid the small
 //!   link: only the ICMP can.)
+//! - The same over IPv6 (RFC 8201): the path with 2001:2::/48 addresses besides IPv4
+//!   (`RoutedPath::add_ipv6`); the router answers with ICMPv6 Packet Too Big (MTU 1280), the
+//!   XDP program steers it to the stack (steer6.h), whose MSS becomes 1280 - 60 = 1220, and
+//!   8 MiB reach the peer byte-exact (the peer's IPv6 route back advertises MSS 1440).
 //! - A black hole: the same path with the router's ICMP errors dropped; with
 //!   `tcp_mtu_probing = 1` the stack lowers its MSS after repeated timeouts (RFC 4821's
 //!   fallback, as Linux) and the transfer completes.
@@ -21,7 +25,7 @@
 //! Run (as root): `cargo test --release -p xdptcp --test veth_icmp -- --test-threads=1`.
 
 use std::io::{ErrorKind, Read};
-use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant as StdInstant};
@@ -35,7 +39,8 @@ use xdptcp::tcp::TcpConfig;
 use xdptcp::worker::{WorkerConfig, WorkerSnapshot};
 use xdptcp_harness::{
     require_root, NetnsGuard, RoutedPath, VethOptions, VethPair, PEER_ADDR, ROUTED_PEER_ADDR,
-    ROUTED_STACK_ADDR, ROUTER_PEER_SIDE, STACK_ADDR,
+    ROUTED_PEER_ADDR6, ROUTED_STACK_ADDR, ROUTED_STACK_ADDR6, ROUTER_PEER_SIDE, ROUTER_PEER_SIDE6,
+    STACK_ADDR,
 };
 
 const EPHEMERAL: (u16, u16) = (61000, 61999);
@@ -50,7 +55,7 @@ fn byte(i: usize) -> u8 {
 
 /// Connects, sends `total` bytes of the stream, closes; records how it ended.
 struct BulkSender {
-    remote: SocketAddrV4,
+    remote: SocketAddr,
     total: usize,
     sent: usize,
     /// 64 KiB of the stream plus one period, so any offset starts a slice.
@@ -61,9 +66,9 @@ struct BulkSender {
 }
 
 impl BulkSender {
-    fn new(remote: SocketAddrV4, total: usize) -> Self {
+    fn new(remote: impl Into<SocketAddr>, total: usize) -> Self {
         BulkSender {
-            remote,
+            remote: remote.into(),
             total,
             sent: 0,
             pattern: (0..65_536 + 251).map(byte).collect(),
@@ -96,7 +101,7 @@ impl BulkSender {
 
 impl App for BulkSender {
     fn on_start(&mut self, io: &mut AppIo<'_>) {
-        if let Err(e) = io.connect(self.remote) {
+        if let Err(e) = io.connect_any(self.remote) {
             self.error = Some(e);
             self.done = true;
         }
@@ -129,6 +134,19 @@ fn run_stack<A: App + Send + 'static>(
     tcp: TcpConfig,
     app: A,
 ) -> (WorkerSnapshot, A) {
+    run_stack_dual(ns, ifname, addr, &[], tcp, app)
+}
+
+/// [`run_stack`] with IPv6 addresses `addrs6` besides `addr` (`Stack::open_dual`).
+fn run_stack_dual<A: App + Send + 'static>(
+    ns: &str,
+    ifname: &str,
+    addr: std::net::Ipv4Addr,
+    addrs6: &[Ipv6Addr],
+    tcp: TcpConfig,
+    app: A,
+) -> (WorkerSnapshot, A) {
+    let addrs6 = addrs6.to_vec();
     let opts = StackOptions {
         ifname: ifname.to_string(),
         addr,
@@ -159,7 +177,8 @@ fn run_stack<A: App + Send + 'static>(
     let worker = std::thread::spawn(move || {
         let mut app = app;
         let _ns = NetnsGuard::enter(&ns).expect("entering the stack namespace");
-        let mut stack = Stack::open(&opts).unwrap_or_else(|e| panic!("stack did not start: {e}"));
+        let mut stack =
+            Stack::open_dual(&opts, &addrs6).unwrap_or_else(|e| panic!("stack did not start: {e}"));
         stack.workers[0].set_stop_flag(flag);
         let snap = stack.workers[0].run(&mut app);
         (snap, app)
@@ -177,11 +196,20 @@ fn run_stack<A: App + Send + 'static>(
 /// A Linux sink in the peer namespace of `path` on `port`: accepts one connection, checks
 /// every byte against the stream, returns how many came before EOF. Listening on return.
 fn peer_sink(path: &RoutedPath, port: u16) -> std::thread::JoinHandle<std::io::Result<usize>> {
+    peer_sink_on(path, ROUTED_PEER_ADDR.into(), port)
+}
+
+/// [`peer_sink`] on the peer's address `addr` (either family).
+fn peer_sink_on(
+    path: &RoutedPath,
+    addr: IpAddr,
+    port: u16,
+) -> std::thread::JoinHandle<std::io::Result<usize>> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let peer_ns = path.peer_ns.clone();
     let sink = std::thread::spawn(move || -> std::io::Result<usize> {
         let _ns = NetnsGuard::enter(&peer_ns)?;
-        let l = TcpListener::bind(SocketAddr::from((ROUTED_PEER_ADDR, port)))?;
+        let l = TcpListener::bind(SocketAddr::from((addr, port)))?;
         let _ = ready_tx.send(());
         l.set_nonblocking(true)?;
         let end = StdInstant::now() + LIMIT;
@@ -251,6 +279,50 @@ fn frag_needed_from_a_router_lowers_the_path_mtu() {
         ROUTED_STACK_ADDR,
         TcpConfig::default(),
         BulkSender::new(SocketAddrV4::new(ROUTED_PEER_ADDR, PORT), TOTAL),
+    );
+    let got = sink.join().expect("sink thread");
+    assert_eq!(app.error, None, "{:?}", snap.endpoint.icmp);
+    assert!(app.done, "the transfer did not end within {LIMIT:?}");
+    assert_eq!(got.expect("peer read the stream"), TOTAL);
+    let icmp = snap.endpoint.icmp;
+    assert!(icmp.pmtu_lowered >= 1, "{icmp:?}");
+    assert!(snap.iface.rx_icmp >= 1, "{:?}", snap.iface);
+    assert_eq!(icmp.fatal, 0, "{icmp:?}");
+}
+
+/// RFC 8201 through a real Linux router over IPv6: the stack's 1500-byte packets (IPv6
+/// never fragments in transit) meet a 1280-byte link, the router's ICMPv6 Packet Too Big
+/// lowers the stack's path MTU to 1280 (MSS 1220), and 8 MiB reach the peer byte-exact.
+#[test]
+fn packet_too_big_from_an_ipv6_router_lowers_the_path_mtu() {
+    require_root();
+    let path = RoutedPath::new(1280).expect("three namespaces with a router");
+    path.add_ipv6().expect("IPv6 on the path");
+    small_link_at_peer(&path);
+    // The peer's IPv6 route back advertises MSS 1440 (1500 - 60), not 1220.
+    let via = ROUTER_PEER_SIDE6.to_string();
+    path.run_in_peer(&[
+        "ip",
+        "-6",
+        "route",
+        "replace",
+        "2001:2::/64",
+        "via",
+        &via,
+        "advmss",
+        "1440",
+    ])
+    .expect("peer IPv6 route with advmss");
+    const PORT: u16 = 5203;
+    const TOTAL: usize = 8 * MIB;
+    let sink = peer_sink_on(&path, ROUTED_PEER_ADDR6.into(), PORT);
+    let (snap, app) = run_stack_dual(
+        &path.stack_ns,
+        &path.stack_if,
+        ROUTED_STACK_ADDR,
+        &[ROUTED_STACK_ADDR6],
+        TcpConfig::default(),
+        BulkSender::new(SocketAddrV6::new(ROUTED_PEER_ADDR6, PORT, 0, 0), TOTAL),
     );
     let got = sink.join().expect("sink thread");
     assert_eq!(app.error, None, "{:?}", snap.endpoint.icmp);

@@ -19,11 +19,21 @@
 //!   states only a soft error, remembered and reported instead of `TimedOut` if the
 //!   connection later times out with no ACK since (Linux `sk_err_soft`, RFC 1122 §4.2.3.9:
 //!   "MUST NOT abort the connection" for these).
+//! - ICMPv6 (Linux `tcp_v6_err`, `icmpv6_err_convert`): Packet Too Big as above, but a
+//!   reported MTU below [`IPV6_MIN_PMTU`] is discarded (RFC 8201 §4) and the MSS is the path
+//!   MTU less 60; Destination Unreachable and Time Exceeded as for IPv4 with the errnos of
+//!   [`IcmpError::from_icmpv6`]; a passive SYN-RECEIVED is dropped by the codes Linux calls
+//!   fatal (admin prohibited, port unreachable, policy, reject route, unknown codes), not by
+//!   no route, beyond scope, address unreachable or time exceeded (`tcp_req_err(.., fatal)`).
 
+use crate::wire::icmpv6::{self, Icmpv6Error};
 use crate::wire::{DstUnreachable, Icmpv4Message};
 
 /// Linux `ip_rt_min_pmtu` (512 + 20 + 20): the smallest path MTU learned from ICMP.
 pub const MIN_PMTU: u16 = 552;
+/// The IPv6 minimum link MTU (RFC 8200 §5, Linux `IPV6_MIN_MTU`): a Packet Too Big below it
+/// is discarded (RFC 8201 §4, Linux `tcp_v6_err`), so no IPv6 path MTU goes below it.
+pub const IPV6_MIN_PMTU: u16 = icmpv6::IPV6_MIN_MTU as u16;
 /// Linux `tcp_min_snd_mss` default: the smallest MSS (header-level, before options) used.
 pub const MIN_SND_MSS: u16 = 48;
 /// Linux `tcp_retries1` default: after this many retransmission timeouts in a row without
@@ -70,6 +80,13 @@ pub enum Unreachable {
     /// Code 8: ENONET.
     #[error("machine is not on the network")]
     NoNetwork,
+    /// ICMPv6 codes 1, 5, 6 (administratively prohibited, source address failed policy,
+    /// reject route): EACCES.
+    #[error("permission denied")]
+    Prohibited,
+    /// ICMPv6 Destination Unreachable codes RFC 4443 does not define: EPROTO.
+    #[error("protocol error")]
+    ProtocolError,
 }
 
 impl IcmpError {
@@ -100,13 +117,35 @@ impl IcmpError {
         }
     }
 
-    /// Whether a passive SYN-RECEIVED connection is dropped by it (Linux `tcp_req_err`'s
-    /// `abort`: net or host unreachable, time exceeded).
-    pub(crate) fn drops_half_open(&self) -> bool {
-        matches!(
-            self,
-            IcmpError::TimeExceeded | IcmpError::Unreachable(Unreachable::Net | Unreachable::Host)
-        )
+    /// The TCP meaning of an ICMPv6 error message (Linux `icmpv6_err_convert`, RFC 4443
+    /// §3.1 for the codes). A Packet Too Big MTU above 65535 (a jumbogram path) is 65535.
+    pub fn from_icmpv6(e: &Icmpv6Error) -> IcmpError {
+        use icmpv6::DstUnreachable as D;
+        match *e {
+            Icmpv6Error::PacketTooBig { mtu } => IcmpError::PacketTooBig {
+                mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
+            },
+            Icmpv6Error::TimeExceeded(_) => IcmpError::TimeExceeded,
+            Icmpv6Error::DstUnreachable(code) => IcmpError::Unreachable(match code {
+                D::NoRoute => Unreachable::Net,
+                D::BeyondScope | D::AddrUnreachable => Unreachable::Host,
+                D::PortUnreachable => Unreachable::Port,
+                D::AdminProhibited | D::FailedPolicy | D::RejectRoute => Unreachable::Prohibited,
+                D::Other(_) => Unreachable::ProtocolError,
+            }),
+        }
+    }
+
+    /// Whether a passive SYN-RECEIVED connection is dropped by it: over IPv4 Linux
+    /// `tcp_req_err`'s `abort` (net or host unreachable, time exceeded); over IPv6 the
+    /// codes `icmpv6_err_convert` calls fatal, which are the others (see the module docs).
+    pub(crate) fn drops_half_open(&self, ipv6: bool) -> bool {
+        match self {
+            IcmpError::PacketTooBig { .. } => false,
+            IcmpError::TimeExceeded
+            | IcmpError::Unreachable(Unreachable::Net | Unreachable::Host) => !ipv6,
+            IcmpError::Unreachable(_) => ipv6,
+        }
     }
 }
 
@@ -162,5 +201,43 @@ impl IcmpStats {
             IcmpOutcome::Fatal => &mut self.fatal,
             IcmpOutcome::Soft => &mut self.soft,
         } += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::icmpv6::{DstUnreachable as D6, TimeExceeded};
+
+    /// Linux `icmpv6_err_convert` (`tab_unreach`): the errno of every Destination
+    /// Unreachable code of RFC 4443 §3.1, Time Exceeded EHOSTUNREACH, and a Packet Too Big
+    /// MTU above 16 bits saturated; which ones drop a passive SYN-RECEIVED (fatal) differs
+    /// from IPv4's `tcp_req_err` rule.
+    #[test]
+    fn icmpv6_errors_as_linux_converts_them() {
+        use Unreachable as U;
+        let cases = [
+            (D6::NoRoute, U::Net, false),
+            (D6::AdminProhibited, U::Prohibited, true),
+            (D6::BeyondScope, U::Host, false),
+            (D6::AddrUnreachable, U::Host, false),
+            (D6::PortUnreachable, U::Port, true),
+            (D6::FailedPolicy, U::Prohibited, true),
+            (D6::RejectRoute, U::Prohibited, true),
+            (D6::Other(7), U::ProtocolError, true),
+        ];
+        for (code, want, fatal) in cases {
+            let e = IcmpError::from_icmpv6(&Icmpv6Error::DstUnreachable(code));
+            assert_eq!(e, IcmpError::Unreachable(want), "{code:?}");
+            assert_eq!(e.drops_half_open(true), fatal, "{code:?}");
+        }
+        let te = IcmpError::from_icmpv6(&Icmpv6Error::TimeExceeded(TimeExceeded::HopLimit));
+        assert_eq!(te, IcmpError::TimeExceeded);
+        assert!(!te.drops_half_open(true) && te.drops_half_open(false));
+        for (mtu, want) in [(1280, 1280), (1500, 1500), (70_000, u16::MAX)] {
+            let e = IcmpError::from_icmpv6(&Icmpv6Error::PacketTooBig { mtu });
+            assert_eq!(e, IcmpError::PacketTooBig { mtu: want });
+            assert!(!e.drops_half_open(true));
+        }
     }
 }

@@ -457,7 +457,7 @@ impl<D: Device, L: Link> Interface<D, L> {
                                 break 'rx;
                             }
                         };
-                        if !icmp::is_ours(cfg.addr, &cfg.extra_addrs, &f) {
+                        if !icmp::is_ours(cfg.addr, &cfg.extra_addrs, &cfg.addrs6, &f) {
                             stats.rx_not_ours += 1;
                             break 'rx;
                         }

@@ -784,3 +784,106 @@ fn icmp_error_is_handed_to_the_quoted_flows_owner() {
     wire1.recv(now, 64, |_| after += 1);
     assert_eq!(after, 0, "nothing answers an ICMP error");
 }
+
+/// An ICMPv6 error from `src` to `dst`: type `t`, `code`, the 4-byte `rest` and the quoted
+/// packet, in an Ethernet frame from MAC_B to MAC_A, its checksum over the pseudo-header.
+fn icmpv6_frame(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    t: u8,
+    code: u8,
+    rest: u32,
+    quote: &[u8],
+) -> Vec<u8> {
+    use crate::wire::checksum;
+    let mut msg = vec![t, code, 0, 0];
+    msg.extend_from_slice(&rest.to_be_bytes());
+    msg.extend_from_slice(quote);
+    let ph = checksum::pseudo_header_v6(src, dst, 58, msg.len() as u32);
+    let c = checksum::complement(checksum::fold(ph as u64 + checksum::data(&msg) as u64));
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut f = Vec::new();
+    f.extend_from_slice(&MAC_A);
+    f.extend_from_slice(&MAC_B);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[58, 64]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    f.extend_from_slice(&msg);
+    f
+}
+
+/// As over IPv4: an ICMPv6 port unreachable (RFC 4443 §3.1 code 4) answering worker 1's
+/// IPv6 SYN arrives on worker 0's queue, which hands it to the quoted flow's owner; worker
+/// 1's connect fails with ECONNREFUSED (Linux tcp_v6_err in SYN-SENT). A bad ICMPv6
+/// checksum is counted `rx_checksum`, an echo request (the kernel's) `rx_unsupported`, an
+/// error about an address not ours `rx_not_ours`.
+#[test]
+fn icmpv6_error_is_handed_to_the_quoted_flows_owner() {
+    use crate::handoff::{mesh, HandoffConfig};
+    use crate::rss::{FlowOwner, DEFAULT_RSS_KEY};
+    let owner = FlowOwner::new(DEFAULT_RSS_KEY, 2).with_ephemeral(61000, 61999);
+    let (d0, mut wire0) = MemoryDevice::pair(1514, 256);
+    let (d1, mut wire1) = MemoryDevice::pair(1514, 256);
+    let worker = |dev, seed, q| {
+        let ep = Endpoint::new(
+            TcpConfig::default(),
+            EndpointSecrets::from_seed(seed),
+            owner.ephemeral_range(q),
+        );
+        let mut i = Interface::new(
+            dev,
+            StaticLink::new(&[(B, MAC_B)]),
+            ep,
+            InterfaceConfig::new(A, MAC_A),
+        );
+        i.cfg.addrs6 = Addrs6::new(&[A6]).unwrap();
+        i.link.insert(B6.into(), MAC_B);
+        i.set_shard(q, owner);
+        i
+    };
+    let mut w0 = worker(d0, 1, 0);
+    let mut w1 = worker(d1, 2, 1);
+    let mut hs = mesh(2, HandoffConfig::default()).into_iter();
+    w0.set_handoff(hs.next().unwrap());
+    w1.set_handoff(hs.next().unwrap());
+    let mut idle = Server::new(16);
+    let mut client = Client::new(std::net::SocketAddrV6::new(B6, 81, 0, 0), b"x");
+    let now = Instant::from_secs(1);
+    w0.start(now, &mut idle);
+    w1.start(now, &mut client);
+    w1.poll(now, &mut client);
+    let mut syn = Vec::new();
+    wire1.recv(now, 64, |f| syn = f.to_vec());
+    let Ok(wire::AnyTcpFrame::V6(t)) = wire::parse_any_tcp_frame_with(&syn, true) else {
+        panic!("not a TCP/IPv6 frame");
+    };
+    assert!(t.tcp.flags.syn());
+    // B's kernel answers: port unreachable quoting the SYN (IPv6 header and TCP header).
+    let quote = &syn[14..14 + 40 + 20];
+    let good = icmpv6_frame(B6, A6, 1, 4, 0, quote);
+    let mut bad = good.clone();
+    *bad.last_mut().unwrap() ^= 1;
+    let echo = icmpv6_frame(B6, A6, 128, 0, 0, quote);
+    let other = std::net::Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 9);
+    let not_ours = icmpv6_frame(B6, other, 1, 4, 0, quote);
+    for f in [&good, &bad, &echo, &not_ours] {
+        wire0.transmit(f.len(), |b| b.copy_from_slice(f)).unwrap();
+    }
+    wire0.flush(now);
+    w0.poll(now, &mut idle);
+    let s0 = *w0.stats();
+    assert_eq!((s0.rx_misdirected, s0.handoff_sent), (1, 1), "{s0:?}");
+    assert_eq!(
+        (s0.rx_checksum, s0.rx_unsupported, s0.rx_not_ours),
+        (1, 1, 1)
+    );
+    w1.poll(now, &mut client);
+    assert_eq!(client.outcome(), Some(Err(AppError::ConnectionRefused)));
+    assert_eq!(w1.stats().rx_icmp, 1);
+    assert_eq!(w1.endpoint().stats().icmp.fatal, 1);
+    let mut after = 0;
+    wire1.recv(now, 64, |_| after += 1);
+    assert_eq!(after, 0, "nothing answers an ICMP error");
+}

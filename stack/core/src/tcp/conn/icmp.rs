@@ -47,7 +47,7 @@ impl Connection {
             // Linux tcp_req_err: a request quoting our ISS is dropped silently on net/host
             // unreachable and time exceeded; other codes leave it to its SYN-ACK timer.
             Inner::SynRcvd(_) => {
-                if err.drops_half_open() {
+                if err.drops_half_open(self.tuple.is_ipv6()) {
                     self.apply(now, Transition::Closed(None));
                     IcmpOutcome::Fatal
                 } else {

@@ -108,6 +108,9 @@ pub(super) struct Sender {
     /// pmtu.rs). Two fields rather than an `Option` of a pair: 6 bytes, not 12.
     probe_seq: SeqNum,
     probe_len: u16,
+    /// IP + TCP headers without options: 40 over IPv4, 60 over IPv6 (pmtu.rs,
+    /// [`Sender::over_ipv6`]).
+    headers: u8,
 }
 
 /// What an acceptable ACK did.
@@ -229,6 +232,7 @@ impl Sender {
             probe_high: 0,
             probe_seq: una,
             probe_len: 0,
+            headers: pmtu::HEADERS_V4,
         };
         if limits.mtu_probing == 2 {
             s.start_probing(limits.base_mss, nego);

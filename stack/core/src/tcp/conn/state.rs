@@ -475,6 +475,7 @@ impl Connection {
             ) => {
                 let rtt = handshake_rtt(now, tx, sent_at).filter(|_| !simultaneous);
                 let mut snd = Sender::new(iss, self.nego, self.limits.wmem, &self.limits)
+                    .over_ipv6(self.tuple.is_ipv6(), self.nego)
                     .after_handshake(tx > 1, rtt);
                 snd.set_window(wnd, wl1, wl2);
                 let rcv = Receiver::new(irs + 1u32, self.limits.rmem, &self.nego);

@@ -1417,3 +1417,4 @@ fn history_keeps_states_timeouts_and_the_reset_reason() {
     assert_eq!(off.a.info(ca).unwrap().history.events().count(), 0);
 }
 mod icmp;
+mod icmp6;

@@ -14,11 +14,13 @@
 
 use super::{Negotiated, Sender};
 use crate::tcp::cc::CongestionControl;
-use crate::tcp::icmp::{MIN_PMTU, MIN_SND_MSS};
+use crate::tcp::icmp::{IPV6_MIN_PMTU, MIN_PMTU, MIN_SND_MSS};
 use crate::wire::SeqNum;
 
 /// IPv4 + TCP headers without options (Linux `__tcp_mtu_to_mss`).
-const HEADERS: u16 = 40;
+pub(super) const HEADERS_V4: u8 = 40;
+/// IPv6 + TCP headers without options (Linux `tcp_v6_mtu_reduced`: MSS = PMTU - 60).
+const HEADERS_V6: u8 = 60;
 /// Linux `tcp_probe_threshold`: probing stops when the search interval is below this.
 const PROBE_THRESHOLD: u16 = 8;
 /// Linux's default `tcp_reordering` (3) + 1: data beyond a probe needed to detect its loss
@@ -33,6 +35,17 @@ impl Sender {
         self.pmtu
     }
 
+    /// A sender of an IPv6 connection: the MSS from a path MTU is 60 bytes less (IPv6's
+    /// 40-byte header), and a Packet Too Big never takes the path MTU below 1280. The path
+    /// MTU starts at the link's either way (`tcp_mss` + 40).
+    pub fn over_ipv6(mut self, ipv6: bool, nego: Negotiated) -> Sender {
+        if ipv6 {
+            self.headers = HEADERS_V6;
+            self.sync_mss(nego);
+        }
+        self
+    }
+
     /// The data bytes per segment now (the MSS less the timestamp option).
     pub fn mss(&self) -> u16 {
         self.mss
@@ -42,7 +55,13 @@ impl Sender {
     /// (`__ip_rt_update_pmtu`, `tcp_v4_mtu_reduced`): below `MIN_PMTU` it counts as
     /// `min(PMTU, MIN_PMTU)`; the path MTU only goes down. Returns the new path MTU when it
     /// went down; then the MSS follows and what is in flight is sent again at once.
+    ///
+    /// Over IPv6 ([`Sender::over_ipv6`]) an MTU below [`IPV6_MIN_PMTU`] is discarded instead
+    /// (RFC 8201 §4, Linux `tcp_v6_err`: `if (mtu < IPV6_MIN_MTU) goto out`).
     pub fn on_packet_too_big(&mut self, mtu: u16, nego: Negotiated) -> Option<u16> {
+        if self.headers == HEADERS_V6 && mtu < IPV6_MIN_PMTU {
+            return None;
+        }
         let mtu = if mtu < MIN_PMTU {
             self.pmtu.min(MIN_PMTU)
         } else {
@@ -85,7 +104,7 @@ impl Sender {
         let opts = if nego.timestamps { 12 } else { 0 };
         let from_path = self
             .pmtu
-            .saturating_sub(HEADERS)
+            .saturating_sub(u16::from(self.headers))
             .min(nego.mss)
             .max(MIN_SND_MSS);
         let mut mss = Self::effective_mss(nego).min(from_path.saturating_sub(opts).max(8));
