@@ -715,6 +715,15 @@ mod tests {
         assert!(c && v.contains(&Scenario::BulkDown) && !v.contains(&Scenario::BulkMultiUp));
         assert_eq!(v.len(), 7);
         assert!(parse_selection("ceiling,nope").is_err());
+        // `--ipv6`'s default: cps, rr and single-flow bulk, all of which run over IPv6.
+        let (v, c) = parse_selection(DEFAULT_SCENARIOS_IPV6).unwrap();
+        assert!(!c && v.len() == 6 && v.iter().all(|s| s.runs_over_ipv6()));
+        let v6: Vec<&str> = Scenario::ALL
+            .into_iter()
+            .filter(|s| !s.runs_over_ipv6())
+            .map(Scenario::name)
+            .collect();
+        assert_eq!(v6, ["conns", "mem/base", "mem"]);
         assert_eq!(split(10, 3, 0), 4);
         assert_eq!(split(10, 3, 2), 3);
     }
