@@ -28,6 +28,8 @@
 #                                   stack-linux, stack-stack
 #   --http-conns N --redis-clients N --redis-requests N   app: wrk/stack client connections,
 #                                   redis-benchmark -c and -n
+#   --ipv6                          cps, rr, bulk over IPv6 (2001:2::1 / 2001:2::2), the
+#                                   kernel too (default scenarios then cps,rr,bulk/1-up,bulk/1-down)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -9,7 +9,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,7 +51,8 @@ pub fn progress_line(label: &str, elapsed: Duration, total: Duration, p: &Progre
 #[derive(Clone)]
 pub struct ClientCfg {
     pub ns: String,
-    pub server: SocketAddrV4,
+    /// The server, either family (`--ipv6`: 2001:2::1).
+    pub server: SocketAddr,
     pub core: usize,
     pub duration: Duration,
     /// Upper bound on operations (connections, requests) this thread starts.
@@ -111,7 +112,7 @@ pub fn cps(cfg: &ClientCfg, concurrency: usize, server_closes: bool) -> Result<O
     let mut slots: Vec<Option<CpsConn>> = (0..concurrency).map(|_| None).collect();
     let (mut hs, mut total) = (new_hist(), new_hist());
     let (mut ok, mut failed, mut launched) = (0u64, 0u64, 0u64);
-    let addr = SocketAddr::V4(cfg.server);
+    let addr = cfg.server;
     let start = Instant::now();
     let deadline = start + cfg.duration;
     let mut last_scan = start;
@@ -225,13 +226,18 @@ fn cps_step(c: &mut CpsConn, server_closes: bool, hs: &mut Histogram<u64>, buf: 
 
 /// Opens `n` connections to the server from the client namespace (blocking connects with a
 /// timeout, then non-blocking with TCP_NODELAY).
-pub fn connect_n(server: SocketAddrV4, n: usize, deadline: Instant) -> Result<Vec<TcpStream>> {
+pub fn connect_n(
+    server: impl Into<SocketAddr>,
+    n: usize,
+    deadline: Instant,
+) -> Result<Vec<TcpStream>> {
+    let server: SocketAddr = server.into();
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         if Instant::now() > deadline || sys::stopped() {
             crate::error::bail!("connected only {} of {n} before the deadline", v.len());
         }
-        let s = std::net::TcpStream::connect_timeout(&SocketAddr::V4(server), OP_TIMEOUT)
+        let s = std::net::TcpStream::connect_timeout(&server, OP_TIMEOUT)
             .with_context(|| format!("connect {server}"))?;
         s.set_nodelay(true)?;
         s.set_nonblocking(true)?;

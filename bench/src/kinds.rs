@@ -162,6 +162,12 @@ impl Scenario {
         }
     }
 
+    /// Whether `--ipv6` runs it: cps, rr and bulk (conns and mem measure kernel memory and
+    /// attack with IPv4 segments; they stay IPv4).
+    pub fn runs_over_ipv6(self) -> bool {
+        !matches!(self, Scenario::Conns | Scenario::Mem | Scenario::MemBase)
+    }
+
     /// `mem` or its baseline (one driver, memattack.rs).
     pub fn is_mem(self) -> bool {
         matches!(self, Scenario::Mem | Scenario::MemBase)

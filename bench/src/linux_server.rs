@@ -9,7 +9,7 @@ use crate::sys;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::io::{ErrorKind, Read, Write};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -32,11 +32,12 @@ impl LinuxServer {
     /// every listener is listening.
     pub fn start(
         ns: &str,
-        addr: SocketAddrV4,
+        addr: impl Into<SocketAddr>,
         app: ServerApp,
         workers: usize,
         cores: &[usize],
     ) -> Result<Self> {
+        let addr: SocketAddr = addr.into();
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<Result<()>>();
         let mut threads = Vec::new();
@@ -79,11 +80,16 @@ impl Drop for LinuxServer {
     }
 }
 
-fn reuseport_listener(addr: SocketAddrV4) -> Result<TcpListener> {
+/// A listening socket on `addr` (either family) with SO_REUSEADDR and SO_REUSEPORT.
+fn reuseport_listener(addr: SocketAddr) -> Result<TcpListener> {
+    let family = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
     // SAFETY: plain socket syscalls on a fresh fd we own; errors are checked.
     unsafe {
         let fd = libc::socket(
-            libc::AF_INET,
+            family,
             libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
             0,
         );
@@ -101,20 +107,40 @@ fn reuseport_listener(addr: SocketAddrV4) -> Result<TcpListener> {
                 std::mem::size_of::<libc::c_int>() as u32,
             );
         }
-        let sin = libc::sockaddr_in {
-            sin_family: libc::AF_INET as u16,
-            sin_port: addr.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(*addr.ip()).to_be(),
-            },
-            sin_zero: [0; 8],
+        let rc = match addr {
+            SocketAddr::V4(a) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as u16,
+                    sin_port: a.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from(*a.ip()).to_be(),
+                    },
+                    sin_zero: [0; 8],
+                };
+                libc::bind(
+                    fd,
+                    &sin as *const _ as *const libc::sockaddr,
+                    std::mem::size_of::<libc::sockaddr_in>() as u32,
+                )
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as u16,
+                    sin6_port: a.port().to_be(),
+                    sin6_flowinfo: 0,
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: a.ip().octets(),
+                    },
+                    sin6_scope_id: 0,
+                };
+                libc::bind(
+                    fd,
+                    &sin6 as *const _ as *const libc::sockaddr,
+                    std::mem::size_of::<libc::sockaddr_in6>() as u32,
+                )
+            }
         };
-        if libc::bind(
-            fd,
-            &sin as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        ) != 0
-        {
+        if rc != 0 {
             bail!("bind {addr}: {}", std::io::Error::last_os_error());
         }
         if libc::listen(fd, 65535) != 0 {

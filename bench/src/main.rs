@@ -101,6 +101,11 @@ struct Cli {
     /// synflood: flood frames per second at most (default: as fast as the generator goes).
     #[arg(long)]
     flood_rate: Option<f64>,
+    /// Run cps, rr and bulk over IPv6 (server 2001:2::1, client 2001:2::2, added with nodad
+    /// in the bench's namespaces), the kernel over IPv6 too; the stack server keeps its IPv4
+    /// address besides. Default scenarios then: cps,rr,bulk/1-up,bulk/1-down.
+    #[arg(long)]
+    ipv6: bool,
     /// Folder under which results/<date-time>/ is created.
     #[arg(long, default_value = "results")]
     out: PathBuf,
@@ -114,7 +119,10 @@ fn main() {
 }
 
 fn run() -> Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if cli.ipv6 && cli.scenarios == app::DEFAULT_SCENARIOS {
+        cli.scenarios = scenario::DEFAULT_SCENARIOS_IPV6.into();
+    }
     if !sys::is_root() {
         bail!("needs root (network namespaces, veth): run it as root");
     }
@@ -141,6 +149,12 @@ fn run() -> Result<()> {
         let (s, c, h) = xdptcp_bench::http::parse_selection(&rest)?;
         (s, c || want_flood, h)
     };
+    if cli.ipv6 {
+        let v4_only = want_flood || want_ceiling || !http.is_empty() || !apps.is_empty();
+        if v4_only || scenarios.iter().any(|s| !s.runs_over_ipv6()) {
+            bail!("--ipv6 runs the cps, rr and bulk scenarios only (e.g. --scenarios cps,rr,bulk)");
+        }
+    }
     if !(cli.legit_rate > 0.0 && cli.legit_rate <= 1e6) || cli.flood_rate.is_some_and(|r| r <= 0.0)
     {
         bail!("--legit-rate must be in (0, 1e6] and --flood-rate > 0");
@@ -219,6 +233,7 @@ fn run() -> Result<()> {
         "cps_concurrency": opts.cps_concurrency, "rr_conns": opts.rr_conns, "rate": opts.rate,
         "bulk_flows": opts.bulk_flows, "conns": opts.conns, "client_addrs": opts.client_addrs,
         "stack_adaptive_idle": opts.stack_adaptive_idle,
+        "family": family(cli.ipv6),
         "link": link,
         "nic": nic.as_ref().map(|n| json!({"iface": n.iface, "peer_iface": n.peer_iface,
             "rx_queues": n.rx_queues})),
@@ -230,6 +245,16 @@ fn run() -> Result<()> {
     });
     let mut table =
         xdptcp_bench::write_reports(&dir, meta, &results, &cli.pairings, ceiling.as_ref())?;
+    if !results.is_empty() {
+        // Which family the table measured, on its first line (table.txt too).
+        let addrs = if cli.ipv6 {
+            "server 2001:2::1, client 2001:2::2"
+        } else {
+            "server 198.18.0.1, client 198.18.0.2"
+        };
+        table = format!("address family: {} ({addrs})\n{table}", family(cli.ipv6));
+        std::fs::write(dir.join("table.txt"), &table)?;
+    }
     if let Some(f) = &flood {
         let rx = ceiling
             .as_ref()
@@ -249,6 +274,15 @@ fn run() -> Result<()> {
     Ok(())
 }
 
+/// The address family name of the report (`meta.family`, the table's first line).
+fn family(ipv6: bool) -> &'static str {
+    if ipv6 {
+        "IPv6"
+    } else {
+        "IPv4"
+    }
+}
+
 /// Every scenario in every pairing over one veth pair without an XDP program (or the NIC
 /// ports of `nic`); returns the results and the link's description.
 fn run_pairings(
@@ -265,14 +299,21 @@ fn run_pairings(
     };
     env.zero_copy = cli.zero_copy;
     env.add_client_addrs(opts.client_addrs - 1)?;
+    if cli.ipv6 {
+        env.add_ipv6()?;
+    }
+    let ip = |v4: std::net::Ipv4Addr, v6: Option<std::net::Ipv6Addr>| match v6 {
+        Some(a) => format!("{a}"),
+        None => format!("{v4}"),
+    };
     eprintln!(
         "veth {} ({}, {}) <-> {} ({}, {}); {} core(s), {} worker(s) per side",
         env.server_if,
         env.server_ns,
-        env.server_ip,
+        ip(env.server_ip, env.server_ip6),
         env.client_if,
         env.client_ns,
-        env.client_ip,
+        ip(env.client_ip, env.client_ip6),
         sys::num_cores(),
         opts.workers
     );

@@ -5,9 +5,11 @@
 
 use crate::error::{bail, Context, Result};
 use crate::nic::{AdoptedPorts, NicPlan};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-use xdptcp_harness::{VethOptions, VethPair, PEER_ADDR, PREFIX_LEN, STACK_ADDR};
+use xdptcp_harness::{
+    VethOptions, VethPair, PEER_ADDR, PEER_ADDR6, PREFIX_LEN, STACK_ADDR, STACK_ADDR6,
+};
 
 /// `tcp_tw_reuse_delay` (ms) of both clients (the client namespace's kernel and the stack
 /// client): with a 1 ms timestamp clock any delay of at least 1 ms is safe (PAWS), and the
@@ -27,6 +29,11 @@ pub struct VethNetns {
     pub client_if: String,
     pub server_ip: Ipv4Addr,
     pub client_ip: Ipv4Addr,
+    /// `--ipv6` ([`VethNetns::add_ipv6`]): the server's IPv6 address; the scenarios then
+    /// listen and connect over IPv6 (the stack keeps `server_ip` for its IPv4-only parts).
+    pub server_ip6: Option<Ipv6Addr>,
+    /// The client's IPv6 address, with `server_ip6`.
+    pub client_ip6: Option<Ipv6Addr>,
     /// NIC ports moved into the namespaces ([`VethNetns::adopt`]); declared before `pair`
     /// so that they move back before the namespaces are deleted.
     pub nic: Option<AdoptedPorts>,
@@ -65,6 +72,8 @@ impl VethNetns {
             client_if: pair.peer_if.clone(),
             server_ip: STACK_ADDR,
             client_ip: PEER_ADDR,
+            server_ip6: None,
+            client_ip6: None,
             nic: None,
             client_extra: Vec::new(),
             pair,
@@ -142,11 +151,44 @@ impl VethNetns {
             client_if: plan.peer_iface.clone(),
             server_ip: STACK_ADDR,
             client_ip: PEER_ADDR,
+            server_ip6: None,
+            client_ip6: None,
             nic: Some(ports),
             client_extra: Vec::new(),
             pair,
             zero_copy: false,
         })
+    }
+
+    /// `--ipv6`: adds 2001:2::1 (server) and 2001:2::2 (client) from the benchmarking prefix
+    /// 2001:2::/48 (RFC 5180) with `nodad`, in the bench's own namespaces (removed with
+    /// them); from here on [`VethNetns::server_addr`] is the server's IPv6 address.
+    pub fn add_ipv6(&mut self) -> Result<()> {
+        self.pair
+            .add_ipv6()
+            .context("adding the IPv6 addresses (2001:2::1, 2001:2::2)")?;
+        self.server_ip6 = Some(STACK_ADDR6);
+        self.client_ip6 = Some(PEER_ADDR6);
+        Ok(())
+    }
+
+    /// The address family the scenarios run over: "IPv6" after [`VethNetns::add_ipv6`],
+    /// else "IPv4".
+    pub fn family(&self) -> &'static str {
+        if self.server_ip6.is_some() {
+            "IPv6"
+        } else {
+            "IPv4"
+        }
+    }
+
+    /// The server's address the clients connect to: IPv6 after [`VethNetns::add_ipv6`].
+    pub fn server_addr(&self, port: u16) -> SocketAddr {
+        let ip = match self.server_ip6 {
+            Some(a) => IpAddr::V6(a),
+            None => IpAddr::V4(self.server_ip),
+        };
+        SocketAddr::new(ip, port)
     }
 
     /// One line for the report's metadata.

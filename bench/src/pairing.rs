@@ -11,7 +11,6 @@ use crate::error::{bail, Result};
 pub use crate::kinds::{stack_sets, ClientKind, Pairing, Scenario, ServerApp};
 use crate::linux_server::LinuxServer;
 use crate::netns::VethNetns;
-use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -52,7 +51,7 @@ impl Pairing {
         let app = scen.app();
         match self {
             Pairing::LinuxLinux | Pairing::LinuxLinuxNoOffload | Pairing::StackToLinux => {
-                let addr = SocketAddrV4::new(env.server_ip, port);
+                let addr = env.server_addr(port);
                 let s = LinuxServer::start(&env.server_ns, addr, app, workers, cores)?;
                 Ok(ServerHandle::Linux(s))
             }
@@ -89,6 +88,10 @@ pub fn start_stack_server(
     // The stack verifies TCP checksums: the Linux peer must send full ones.
     let offload = TxChecksumOff::set(&env.client_ns, &env.client_if)?;
     let mut args = stack_serve_args(&env.server_if, env.server_ip, port, name, workers);
+    if let Some(a6) = env.server_ip6 {
+        // `--ipv6`: dual-stack; the listener opens on the IPv6 address too.
+        args.extend(["--addr".to_string(), a6.to_string()]);
+    }
     if let (1, Some(core)) = (workers, cores.first()) {
         args.extend(["--core".to_string(), core.to_string()]);
     }

@@ -14,7 +14,7 @@ use crate::stack_client::{self, HoldReport, Mode, StackClientCfg};
 use crate::sys;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 /// The default `--scenarios` (about a minute with the default 2 s runs and three pairings):
 /// every group, the single-flow bulk runs only. `all` selects everything.
 pub const DEFAULT_SCENARIOS: &str = "cps,rr,bulk/1-up,bulk/1-down,conns,ceiling";
+
+/// The default `--scenarios` with `--ipv6`: the IPv4 default's cps, rr and single-flow bulk
+/// runs (what [`Scenario::runs_over_ipv6`] allows of it).
+pub const DEFAULT_SCENARIOS_IPV6: &str = "cps,rr,bulk/1-up,bulk/1-down";
 
 /// Splits a `--scenarios` list into the pairing scenarios and whether the `ceiling` (its own
 /// section, not run per pairing) was asked for. `all` = every scenario and the ceiling.
@@ -111,7 +115,7 @@ fn run_inner(
         _ => None,
     };
     let server = pairing.start_server(env, scen, port, w, &server_cores, idle)?;
-    let addr = SocketAddrV4::new(env.server_ip, port);
+    let addr = env.server_addr(port);
     if let ServerHandle::Process(..) = server {
         wait_ready(&env.client_ns, addr)?;
     }
@@ -170,15 +174,13 @@ fn run_inner(
 
 /// Probes the server with connections from the client namespace for up to 10 s.
 /// Waits (at most 10 s) until a probe connection from `ns` to `addr` succeeds.
-pub fn wait_ready(ns: &str, addr: SocketAddrV4) -> Result<()> {
-    let ns = ns.to_string();
+pub fn wait_ready(ns: &str, addr: impl Into<SocketAddr>) -> Result<()> {
+    let (ns, addr): (String, SocketAddr) = (ns.to_string(), addr.into());
     std::thread::spawn(move || -> Result<()> {
         sys::enter_netns(&ns)?;
         let end = Instant::now() + Duration::from_secs(10);
         while Instant::now() < end && !sys::stopped() {
-            if std::net::TcpStream::connect_timeout(&addr.into(), Duration::from_millis(200))
-                .is_ok()
-            {
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -195,7 +197,7 @@ fn split(total: usize, parts: usize, i: usize) -> usize {
 
 fn run_clients(
     env: &VethNetns,
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     scen: Scenario,
     opts: &Opts,
     cores: &[usize],
@@ -260,7 +262,7 @@ fn run_clients(
 
 fn stack_cfg(
     env: &VethNetns,
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     core: usize,
     opts: &Opts,
     progress: Arc<Progress>,
@@ -269,6 +271,7 @@ fn stack_cfg(
         ns: env.client_ns.clone(),
         ifname: env.client_if.clone(),
         addr: env.client_ip,
+        addr6: env.client_ip6,
         extra_addrs: env.client_extra.clone(),
         server: addr,
         core,
@@ -389,12 +392,15 @@ fn metrics(scen: Scenario, opts: &Opts, outs: Vec<Outcome>) -> Measured {
 /// success.
 fn mem(
     env: &VethNetns,
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     opts: &Opts,
     label: &str,
     server_pid: Option<u32>,
     attack: bool,
 ) -> Result<Measured> {
+    let SocketAddr::V4(addr) = addr else {
+        bail!("mem runs over IPv4 only (its attacker builds IPv4 segments)");
+    };
     let (attackers, sinks) = if attack { (200, 20) } else { (0, 0) };
     let ifname = env.server_if.clone();
     let server_ns = env.server_ns.clone();
@@ -489,7 +495,7 @@ fn mem(
 
 fn conns(
     env: &VethNetns,
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     opts: &Opts,
     core: usize,
     label: &str,
@@ -709,6 +715,15 @@ mod tests {
         assert!(c && v.contains(&Scenario::BulkDown) && !v.contains(&Scenario::BulkMultiUp));
         assert_eq!(v.len(), 7);
         assert!(parse_selection("ceiling,nope").is_err());
+        // `--ipv6`'s default: cps, rr and single-flow bulk, all of which run over IPv6.
+        let (v, c) = parse_selection(DEFAULT_SCENARIOS_IPV6).unwrap();
+        assert!(!c && v.len() == 6 && v.iter().all(|s| s.runs_over_ipv6()));
+        let v6: Vec<&str> = Scenario::ALL
+            .into_iter()
+            .filter(|s| !s.runs_over_ipv6())
+            .map(Scenario::name)
+            .collect();
+        assert_eq!(v6, ["conns", "mem/base", "mem"]);
         assert_eq!(split(10, 3, 0), 4);
         assert_eq!(split(10, 3, 2), 3);
     }

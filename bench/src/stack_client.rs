@@ -22,7 +22,7 @@ use crate::sys;
 use hdrhistogram::Histogram;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use xdptcp::app::{App, AppEvent, AppIo};
@@ -46,9 +46,13 @@ pub struct StackClientCfg {
     pub ns: String,
     pub ifname: String,
     pub addr: Ipv4Addr,
+    /// `--ipv6`: the interface's IPv6 address (the stack opens dual-stack and connects to an
+    /// IPv6 `server` from it).
+    pub addr6: Option<Ipv6Addr>,
     /// Further local addresses (on the interface) to connect from, round-robin with `addr`.
     pub extra_addrs: Vec<Ipv4Addr>,
-    pub server: SocketAddrV4,
+    /// The server, either family (IPv6 needs `addr6`).
+    pub server: SocketAddr,
     pub core: usize,
     pub duration: Duration,
     pub max_ops: u64,
@@ -146,7 +150,7 @@ impl Conn {
 /// The benchmark client application. See the module docs.
 pub struct BenchApp {
     mode: Mode,
-    server: SocketAddrV4,
+    server: SocketAddr,
     max_ops: u64,
     /// Fx, not SipHash: keys are our own handles, and this map is hit several times per
     /// cps connection (the client is the busier end in client-close).
@@ -170,7 +174,7 @@ pub struct BenchApp {
     last_scan: Instant,
     scratch: Vec<u8>,
     /// Extra local addresses to connect from, round-robin with the interface's (empty: the
-    /// interface's only).
+    /// interface's only; IPv4 servers only).
     locals: Vec<Ipv4Addr>,
     /// rr: the request repeated to about [`IO_BUF`] bytes (zeros, or the HTTP GET), one
     /// request `req_len` bytes; a response is `resp_len` bytes.
@@ -192,7 +196,8 @@ fn ns_since(t0: Instant) -> u64 {
 }
 
 impl BenchApp {
-    pub fn new(mode: Mode, server: SocketAddrV4, max_ops: u64) -> Self {
+    pub fn new(mode: Mode, server: impl Into<SocketAddr>, max_ops: u64) -> Self {
+        let server = server.into();
         let (req, resp_len): (&[u8], usize) = match mode {
             Mode::Exchange {
                 request,
@@ -275,11 +280,14 @@ impl BenchApp {
             return;
         }
         self.launched += 1;
-        let r = if self.locals.is_empty() {
-            io.connect(self.server)
-        } else {
-            let l = self.locals[self.launched as usize % self.locals.len()];
-            io.connect_from(l, self.server)
+        let r = match self.server {
+            SocketAddr::V4(s) if self.locals.is_empty() => io.connect(s),
+            SocketAddr::V4(s) => {
+                let l = self.locals[self.launched as usize % self.locals.len()];
+                io.connect_from(l, s)
+            }
+            // From the interface's (first) IPv6 address.
+            SocketAddr::V6(_) => io.connect_any(self.server),
         };
         match r {
             Ok(c) => {
@@ -675,7 +683,8 @@ pub fn open_stack(cfg: &StackClientCfg) -> Result<Stack> {
         cores: Vec::new(),
         rss_key: None,
     };
-    Stack::open(&o).map_err(|e| format_err!("stack client on {}: {e}", cfg.ifname))
+    let addrs6: Vec<Ipv6Addr> = cfg.addr6.into_iter().collect();
+    Stack::open_dual(&o, &addrs6).map_err(|e| format_err!("stack client on {}: {e}", cfg.ifname))
 }
 
 /// Runs the loop until `until(app, now)` says stop, the signal flag, or a hard bound of
@@ -976,7 +985,7 @@ mod tests {
         let mut c = iface(dc, C, MC, (S, MS));
         let mut server = Server::new(1024);
         server.add(7, app.build());
-        let mut client = BenchApp::new(mode, SocketAddrV4::new(S, 7), u64::MAX);
+        let mut client = BenchApp::new(mode, std::net::SocketAddrV4::new(S, 7), u64::MAX);
         s.start(now(), &mut server);
         c.start(now(), &mut client);
         for _ in 0..iters {
