@@ -42,6 +42,7 @@ use xdptcp_harness::{
     ROUTED_PEER_ADDR6, ROUTED_STACK_ADDR, ROUTED_STACK_ADDR6, ROUTER_PEER_SIDE, ROUTER_PEER_SIDE6,
     STACK_ADDR,
 };
+use xdptcp_harness::{PEER_ADDR6, STACK_ADDR6};
 
 const EPHEMERAL: (u16, u16) = (61000, 61999);
 const MIB: usize = 1 << 20;
@@ -397,6 +398,75 @@ fn port_unreachable_refuses_connect_like_linux() {
     assert_eq!((icmp.fatal, icmp.errors_in), (1, 1), "{icmp:?}");
     assert_eq!(snap.iface.rx_icmp, 1);
     assert_eq!(snap.endpoint.flow.retrans_segs, 0, "no SYN retransmission");
+}
+
+/// The IPv6 twin of [`port_unreachable_refuses_connect_like_linux`]: nftables in the peer
+/// namespace rejects the port with an ICMPv6 port unreachable (RFC 4443 §3.1 code 4). Linux
+/// (from the stack's namespace) gets ECONNREFUSED; so must the stack, at once, without a
+/// SYN retransmission (RFC 5461 §4.1: a hard error during the handshake aborts it).
+#[test]
+fn ipv6_port_unreachable_refuses_connect_like_linux() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    pair.add_ipv6().expect("adding the IPv6 addresses");
+    const PORT: u16 = 5004;
+    for cmd in [
+        &["nft", "add", "table", "ip6", "xtest6"][..],
+        &[
+            "nft",
+            "add",
+            "chain",
+            "ip6",
+            "xtest6",
+            "inq",
+            "{ type filter hook input priority 0 ; }",
+        ],
+        &[
+            "nft",
+            "add",
+            "rule",
+            "ip6",
+            "xtest6",
+            "inq",
+            "tcp",
+            "dport",
+            "5004",
+            "reject",
+            "with",
+            "icmpv6",
+            "type",
+            "port-unreachable",
+        ],
+    ] {
+        pair.run_in_peer(cmd)
+            .expect("nftables in the peer namespace");
+    }
+    // Linux's own client, from the stack's namespace (outside the stack's reserved ports).
+    let linux = pair
+        .in_stack(|| {
+            TcpStream::connect_timeout(
+                &SocketAddr::from((PEER_ADDR6, PORT)),
+                Duration::from_secs(10),
+            )
+        })
+        .expect("entering the stack namespace");
+    let e = linux.expect_err("Linux's connect must fail");
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+    // The stack, over IPv6.
+    let (snap, client) = run_stack_dual(
+        &pair.stack_ns,
+        &pair.stack_if,
+        STACK_ADDR,
+        &[STACK_ADDR6],
+        TcpConfig::default(),
+        Client::new(SocketAddrV6::new(PEER_ADDR6, PORT, 0, 0), b"x"),
+    );
+    assert_eq!(client.outcome(), Some(Err(AppError::ConnectionRefused)));
+    let icmp = snap.endpoint.icmp;
+    assert_eq!((icmp.fatal, icmp.errors_in), (1, 1), "{icmp:?}");
+    assert_eq!(snap.iface.rx_icmp, 1);
+    assert_eq!(snap.endpoint.flow.retrans_segs, 0, "no SYN retransmission");
+    assert_eq!(snap.endpoint.conns_freed, 1);
 }
 
 /// A black hole (RFC 4821 §1): the same path, but the router's ICMP errors are dropped
