@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant as StdInstant};
 
@@ -20,9 +20,10 @@ use xdptcp::app::client::Client;
 use xdptcp::app::close_first::CloseFirst;
 use xdptcp::app::echo::Echo;
 use xdptcp::app::server::Server;
-use xdptcp::app::App;
+use xdptcp::app::{App, AppError, AppEvent, AppIo};
 use xdptcp::phy::AfXdpConfig;
 use xdptcp::stack::{Stack, StackOptions};
+use xdptcp::tcp::endpoint::ConnId;
 use xdptcp::tcp::{SynCookieMode, TcpConfig};
 use xdptcp::worker::{StatsHandle, WorkerConfig, WorkerSnapshot};
 use xdptcp_harness::{
@@ -697,4 +698,201 @@ fn ipv6_two_workers_hand_off() {
         .ok()
         .flatten()
         .is_some_and(|s| s.success()));
+}
+
+// ---- the remaining close paths over IPv6 (the IPv4 versions are in veth_tcp.rs) ----
+
+/// Echoes what arrives and records every event the stack gives it, for the test to read.
+#[derive(Default)]
+struct Recorder {
+    events: Arc<Mutex<Vec<AppEvent>>>,
+}
+
+impl App for Recorder {
+    fn on_event(&mut self, io: &mut AppIo<'_>, c: ConnId, ev: AppEvent) {
+        self.events.lock().expect("events").push(ev);
+        if ev == AppEvent::Readable {
+            let mut buf = [0u8; 2048];
+            while let Ok(n @ 1..) = io.recv(c, &mut buf) {
+                let _ = io.send(c, &buf[..n]);
+            }
+        }
+    }
+}
+
+/// An established IPv6 connection ended by a RST from Linux (SO_LINGER 0): the stack's
+/// application sees ECONNRESET and then `Closed` (RFC 9293 §3.10.7.4: "any outstanding
+/// RECEIVEs and SEND should receive 'reset' responses"), no TIME-WAIT, nothing left open.
+#[test]
+fn ipv6_peer_reset_ends_established_connection() {
+    let rec = Recorder::default();
+    let events = rec.events.clone();
+    let s = InProc::start(
+        pair6(),
+        &[7],
+        TcpConfig::default(),
+        server(7, Box::new(rec)),
+    );
+    s.peer(|| -> std::io::Result<()> {
+        let mut c = connect6(7)?;
+        c.write_all(b"x")?;
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b)?;
+        socket_linger_zero(&c);
+        drop(c);
+        Ok(())
+    })
+    .expect("echo then abort");
+    let snap = s.wait_for(Duration::from_secs(5), |w| w.endpoint.conns_freed >= 1);
+    assert_eq!(snap.endpoint.conns_freed, 1, "{:?}", snap.endpoint);
+    assert_eq!((snap.states.established, snap.states.time_wait), (0, 0));
+    let ev = events.lock().expect("events").clone();
+    assert!(
+        ev.contains(&AppEvent::Error(AppError::ConnectionReset)),
+        "{ev:?}"
+    );
+    assert_eq!(ev.last(), Some(&AppEvent::Closed), "{ev:?}");
+}
+
+/// Closes a connection as soon as data arrives, without reading it.
+#[derive(Default)]
+struct CloseUnread;
+
+impl App for CloseUnread {
+    fn on_event(&mut self, io: &mut AppIo<'_>, c: ConnId, ev: AppEvent) {
+        if ev == AppEvent::Readable {
+            let _ = io.close(c);
+        }
+    }
+}
+
+/// The stack closes an IPv6 connection with unread data: RST (RFC 9293 §3.10.4, RFC 2525
+/// §2.17), so Linux's read fails with ECONNRESET; the stack keeps no TIME-WAIT.
+#[test]
+fn ipv6_close_with_unread_data_resets_linux() {
+    let s = InProc::start(
+        pair6(),
+        &[7],
+        TcpConfig::default(),
+        server(7, Box::<CloseUnread>::default()),
+    );
+    let r = s.peer(|| -> std::io::Result<usize> {
+        let mut c = connect6(7)?;
+        c.write_all(b"data the application never reads")?;
+        c.read(&mut [0u8; 64])
+    });
+    let e = r.expect_err("read after the stack's close with unread data must fail");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    let snap = s.wait_for(Duration::from_secs(5), |w| w.endpoint.conns_freed >= 1);
+    assert_eq!(snap.endpoint.conns_freed, 1);
+    assert_eq!(snap.states.time_wait, 0);
+}
+
+/// Bytes the half-close app sends after the peer's FIN.
+const AFTER_FIN: usize = 300_000;
+
+/// Reads what arrives; once the peer's FIN is in (CLOSE-WAIT), sends [`AFTER_FIN`] bytes of
+/// the test pattern, then closes.
+#[derive(Default)]
+struct SendAfterFin {
+    fin: bool,
+    sent: usize,
+    closed: bool,
+}
+
+impl SendAfterFin {
+    fn pump(&mut self, io: &mut AppIo<'_>, c: ConnId) {
+        if !self.fin || self.closed {
+            return;
+        }
+        let mut buf = [0u8; 16 << 10];
+        while self.sent < AFTER_FIN {
+            let len = buf.len().min(AFTER_FIN - self.sent);
+            for (j, b) in buf[..len].iter_mut().enumerate() {
+                *b = pattern(self.sent + j);
+            }
+            match io.send(c, &buf[..len]) {
+                Ok(0) | Err(_) => return,
+                Ok(k) => self.sent += k,
+            }
+        }
+        self.closed = true;
+        let _ = io.close(c);
+    }
+}
+
+impl App for SendAfterFin {
+    fn on_event(&mut self, io: &mut AppIo<'_>, c: ConnId, ev: AppEvent) {
+        match ev {
+            AppEvent::Readable => {
+                let mut buf = [0u8; 2048];
+                while let Ok(1..) = io.recv(c, &mut buf) {}
+            }
+            AppEvent::PeerFin => {
+                self.fin = true;
+                self.pump(io, c);
+            }
+            AppEvent::Writable => self.pump(io, c),
+            _ => {}
+        }
+    }
+}
+
+/// Half-close over IPv6 (RFC 9293 §3.6): Linux shuts down its write side, the stack (in
+/// CLOSE-WAIT) still sends 300 000 bytes, which Linux reads byte-exact, then closes; Linux
+/// sees EOF. The stack closed second: LAST-ACK, no TIME-WAIT on its side.
+#[test]
+fn ipv6_half_close_stack_sends_after_peer_fin() {
+    let s = InProc::start(
+        pair6(),
+        &[7],
+        TcpConfig::default(),
+        server(7, Box::<SendAfterFin>::default()),
+    );
+    let got = s
+        .peer(|| -> std::io::Result<Vec<u8>> {
+            let mut c = connect6(7)?;
+            c.write_all(b"go")?;
+            c.shutdown(Shutdown::Write)?;
+            let mut v = Vec::with_capacity(AFTER_FIN);
+            c.read_to_end(&mut v)?;
+            Ok(v)
+        })
+        .expect("half-close");
+    assert_eq!(got.len(), AFTER_FIN);
+    if let Some(i) = (0..got.len()).find(|&i| got[i] != pattern(i)) {
+        panic!("byte {i} differs");
+    }
+    let snap = s.wait_for(Duration::from_secs(5), |w| w.endpoint.conns_freed >= 1);
+    assert_eq!(snap.endpoint.conns_freed, 1, "{:?}", snap.endpoint);
+    assert_eq!(snap.states.time_wait, 0, "Linux closed first");
+    assert_eq!(snap.endpoint.tw_entered, 0);
+}
+
+/// Port 8 is steered to the stack but nobody listens: a SYN over IPv6 is answered with a
+/// RST (RFC 9293 §3.10.7.1), Linux's connect fails with ECONNREFUSED, and the same client
+/// still gets service on the listening port.
+#[test]
+fn ipv6_connect_to_closed_port_refused() {
+    let s = InProc::start(
+        pair6(),
+        &[7, 8],
+        TcpConfig::default(),
+        server(7, Box::<Echo>::default()),
+    );
+    let e = s
+        .peer(|| connect6(8).map(|_| ()))
+        .expect_err("connect to a port without listener must fail");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+    let snap = s.wait_for(Duration::from_secs(2), |w| w.endpoint.rst_closed >= 1);
+    assert_eq!(snap.endpoint.rst_closed, 1);
+    s.peer(|| -> std::io::Result<()> {
+        let mut c = connect6(7)?;
+        c.write_all(b"ping")?;
+        let mut b = [0u8; 4];
+        c.read_exact(&mut b)?;
+        assert_eq!(&b, b"ping");
+        Ok(())
+    })
+    .expect("echo after refusal");
 }
