@@ -1,6 +1,7 @@
 //! The stack over IPv6 against the Linux kernel on a real veth pair (root only): Linux
 //! connects to the stack over IPv6 (handshake, echo, 64 MiB byte-exact both ways, either
-//! side closing first, SYN cookies with `tcp_syncookies = 2`), the stack connects to a Linux
+//! side closing first, a RST from Linux, close with unread data, half-close, a closed port
+//! refused, SYN cookies with `tcp_syncookies = 2`), the stack connects to a Linux
 //! server over IPv6 (`xdptcp connect`), and one `xdptcp serve` answers IPv4 and IPv6.
 //!
 //! Neighbour resolution is the kernel's NDP, prompted over netlink as ARP is for IPv4; the
