@@ -207,50 +207,24 @@ impl Netlink {
     /// next-hop choice needs (see [`super::route`] for what is modelled).
     pub fn route_dump(&mut self) -> io::Result<Vec<super::route::Route>> {
         use super::route::{Route, Target};
-        use netlink_packet_route::route::RouteHeader;
-        let mut msg = RouteMessage::default();
-        msg.header.address_family = AddressFamily::Inet;
-        let replies = self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP)?;
-        let mut out = Vec::new();
-        for m in replies {
-            let RouteNetlinkMessage::NewRoute(r) = m else {
-                continue;
-            };
-            let (mut table, mut dst, mut gw, mut metric) =
-                (u32::from(r.header.table), Ipv4Addr::UNSPECIFIED, None, 0);
-            for a in &r.attributes {
-                match a {
-                    RouteAttribute::Table(t) => table = *t,
-                    RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = *d,
-                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => gw = Some(*g),
-                    RouteAttribute::Priority(p) => metric = *p,
-                    RouteAttribute::MultiPath(hops) => {
-                        gw = gw.or_else(|| {
-                            hops.first()?.attributes.iter().find_map(|a| match a {
-                                RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(*g),
-                                _ => None,
-                            })
-                        })
-                    }
-                    _ => {}
-                }
-            }
-            if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
-                continue;
-            }
-            let target = match r.header.kind {
-                RouteType::Unicast => gw.map_or(Target::OnLink, Target::Gateway),
-                RouteType::BlackHole | RouteType::Unreachable | RouteType::Prohibit => Target::Drop,
-                _ => continue,
-            };
-            out.push(Route {
-                dst,
-                prefix_len: r.header.destination_prefix_length,
-                metric,
-                target,
-            });
-        }
-        Ok(out)
+        let v4 = |a: &RouteAddress| match a {
+            RouteAddress::Inet(ip) => Some(*ip),
+            _ => None,
+        };
+        let routes = self.main_routes(AddressFamily::Inet, Ipv4Addr::UNSPECIFIED, v4)?;
+        Ok(routes
+            .into_iter()
+            .map(|r| Route {
+                dst: r.dst,
+                prefix_len: r.prefix_len,
+                metric: r.metric,
+                target: match (r.drop, r.gw) {
+                    (true, _) => Target::Drop,
+                    (false, Some(g)) => Target::Gateway(g),
+                    (false, None) => Target::OnLink,
+                },
+            })
+            .collect())
     }
 
     /// Every IPv6 route of the main table (RTM_GETROUTE dump, AF_INET6), as
@@ -258,9 +232,39 @@ impl Netlink {
     /// `local` table's, `ff00::/8`) are skipped like there.
     pub fn route_dump6(&mut self) -> io::Result<Vec<super::route::Route6>> {
         use super::route::{Route6, Target6};
+        let v6 = |a: &RouteAddress| match a {
+            RouteAddress::Inet6(ip) => Some(*ip),
+            _ => None,
+        };
+        let routes = self.main_routes(AddressFamily::Inet6, Ipv6Addr::UNSPECIFIED, v6)?;
+        Ok(routes
+            .into_iter()
+            .map(|r| Route6 {
+                dst: r.dst,
+                prefix_len: r.prefix_len,
+                metric: r.metric,
+                target: match (r.drop, r.gw) {
+                    (true, _) => Target6::Drop,
+                    (false, Some(g)) => Target6::Gateway(g),
+                    (false, None) => Target6::OnLink,
+                },
+            })
+            .collect())
+    }
+
+    /// The main table's unicast, blackhole, unreachable and prohibit routes of one family
+    /// (RTM_GETROUTE dump); `addr` reads that family's addresses (others are ignored), `any`
+    /// is the destination of a route without RTA_DST (the default route). A multipath
+    /// route's gateway is its first hop's.
+    fn main_routes<A: Copy>(
+        &mut self,
+        family: AddressFamily,
+        any: A,
+        addr: impl Fn(&RouteAddress) -> Option<A>,
+    ) -> io::Result<Vec<MainRoute<A>>> {
         use netlink_packet_route::route::RouteHeader;
         let mut msg = RouteMessage::default();
-        msg.header.address_family = AddressFamily::Inet6;
+        msg.header.address_family = family;
         let replies = self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_DUMP)?;
         let mut out = Vec::new();
         for m in replies {
@@ -268,17 +272,17 @@ impl Netlink {
                 continue;
             };
             let (mut table, mut dst, mut gw, mut metric) =
-                (u32::from(r.header.table), Ipv6Addr::UNSPECIFIED, None, 0);
+                (u32::from(r.header.table), any, None, 0);
             for a in &r.attributes {
                 match a {
                     RouteAttribute::Table(t) => table = *t,
-                    RouteAttribute::Destination(RouteAddress::Inet6(d)) => dst = *d,
-                    RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gw = Some(*g),
+                    RouteAttribute::Destination(d) => dst = addr(d).unwrap_or(dst),
+                    RouteAttribute::Gateway(g) => gw = addr(g).or(gw),
                     RouteAttribute::Priority(p) => metric = *p,
                     RouteAttribute::MultiPath(hops) => {
                         gw = gw.or_else(|| {
                             hops.first()?.attributes.iter().find_map(|a| match a {
-                                RouteAttribute::Gateway(RouteAddress::Inet6(g)) => Some(*g),
+                                RouteAttribute::Gateway(g) => addr(g),
                                 _ => None,
                             })
                         })
@@ -289,18 +293,17 @@ impl Netlink {
             if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
                 continue;
             }
-            let target = match r.header.kind {
-                RouteType::Unicast => gw.map_or(Target6::OnLink, Target6::Gateway),
-                RouteType::BlackHole | RouteType::Unreachable | RouteType::Prohibit => {
-                    Target6::Drop
-                }
+            let drop = match r.header.kind {
+                RouteType::Unicast => false,
+                RouteType::BlackHole | RouteType::Unreachable | RouteType::Prohibit => true,
                 _ => continue,
             };
-            out.push(Route6 {
+            out.push(MainRoute {
                 dst,
                 prefix_len: r.header.destination_prefix_length,
                 metric,
-                target,
+                gw,
+                drop,
             });
         }
         Ok(out)
@@ -509,4 +512,14 @@ impl Netlink {
             }
         }
     }
+}
+
+/// One main-table route of a dump ([`Netlink::route_dump`], [`Netlink::route_dump6`]) before
+/// it is typed per family: `gw` None = on-link; `drop` for blackhole, unreachable, prohibit.
+struct MainRoute<A> {
+    dst: A,
+    prefix_len: u8,
+    metric: u32,
+    gw: Option<A>,
+    drop: bool,
 }
