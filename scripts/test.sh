@@ -16,6 +16,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --release -- -D warnings
+echo "== cargo build (release): the programs and libxdptcp_posix.so the tests run"
+cargo build --workspace --release
 echo "== cargo test (release)"
 cargo test --workspace --release -- --test-threads=2
 echo "== fuzz (short run of each target; the long run is in docs/security.md)"

@@ -39,7 +39,14 @@ pub fn xdptcp_run_parts() -> Result<(PathBuf, PathBuf)> {
     let bin = pairing::xdptcp_serve_binary().ok_or_else(|| format_err!(pairing::NEEDS_SERVE))?;
     let lib = match std::env::var_os("XDPTCP_PRELOAD") {
         Some(p) => PathBuf::from(p),
-        None => bin.with_file_name(LIBRARY),
+        // `cargo build` puts it next to the program; `cargo test` alone leaves it in deps/.
+        None => [
+            bin.with_file_name(LIBRARY),
+            bin.with_file_name("deps").join(LIBRARY),
+        ]
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| bin.with_file_name(LIBRARY)),
     };
     if !lib.is_file() {
         bail!(
