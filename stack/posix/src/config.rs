@@ -9,7 +9,12 @@
 //!   first process serves queue 0; see docs/posix.md, "Processes"),
 //! - `XDPTCP_SPINS`: empty loop iterations the stack thread spins before it sleeps in
 //!   `poll(2)` on the AF_XDP socket (default 200; unset on a process allowed one CPU
-//!   only: 0, see `state.rs`).
+//!   only: 0, see `state.rs`),
+//! - `XDPTCP_FLUSH`: when a call that queued output (send, write, sendfile, close, shutdown, a
+//!   read that opened the window) transmits it: `wait` (default: at the thread's next
+//!   `epoll_wait`, `poll`, `select` or blocking call, or the stack thread's next iteration,
+//!   at most 1 ms later; one TX kick per event-loop round, as F-Stack flushes at
+//!   `epoll_wait`) or `call` (before the call returns).
 
 use std::net::Ipv4Addr;
 
@@ -24,6 +29,8 @@ pub struct Config {
     pub ephemeral: (u16, u16),
     pub workers: usize,
     pub spins: u32,
+    /// `XDPTCP_FLUSH=wait` (the default): output waits for the caller's next wait.
+    pub flush_at_wait: bool,
 }
 
 /// Default ephemeral range (the same as `xdptcp serve`).
@@ -78,6 +85,11 @@ impl Config {
                 .map_err(|_| format!("bad XDPTCP_SPINS {s:?}: a number"))?,
             None => DEFAULT_SPINS,
         };
+        let flush_at_wait = match get("XDPTCP_FLUSH").as_deref() {
+            None | Some("wait") => true,
+            Some("call") => false,
+            Some(s) => return Err(format!("bad XDPTCP_FLUSH {s:?}: wait or call")),
+        };
         Ok(Some(Config {
             iface,
             addr,
@@ -85,6 +97,7 @@ impl Config {
             ephemeral,
             workers,
             spins,
+            flush_at_wait,
         }))
     }
 }
@@ -134,6 +147,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.ephemeral, DEFAULT_EPHEMERAL);
         assert_eq!(c.spins, DEFAULT_SPINS);
+        assert!(c.flush_at_wait);
         assert!(parse(&[("XDPTCP_IFACE", "veth0")])
             .unwrap_err()
             .contains("XDPTCP_ADDR"));
@@ -159,5 +173,18 @@ mod tests {
             ("XDPTCP_WORKERS", "2"),
         ]);
         assert_eq!(two.unwrap().unwrap().workers, 2);
+        let call = parse(&[
+            ("XDPTCP_IFACE", "v"),
+            ("XDPTCP_ADDR", "198.18.0.1"),
+            ("XDPTCP_FLUSH", "call"),
+        ]);
+        assert!(!call.unwrap().unwrap().flush_at_wait);
+        let bad = parse(&[
+            ("XDPTCP_IFACE", "v"),
+            ("XDPTCP_ADDR", "198.18.0.1"),
+            ("XDPTCP_FLUSH", "later"),
+        ])
+        .unwrap_err();
+        assert!(bad.contains("wait or call"), "{bad}");
     }
 }

@@ -165,6 +165,9 @@ pub unsafe fn wait(
     timeout: c_int,
     mask: *const libc::sigset_t,
 ) -> c_int {
+    if let Some(g) = started() {
+        g.flush();
+    }
     let deadline = deadline_of(timeout);
     let mut t = timeout;
     let mut spurious = false;
@@ -268,6 +271,7 @@ pub unsafe fn poll(
         },
         (None, _) => return unsafe { ppoll_ms(fds, timeout, mask) },
     };
+    g.flush();
     let stack: Vec<bool> = fds
         .iter()
         .map(|p| fdtab::kind(p.fd) == Kind::Stack)

@@ -536,6 +536,7 @@ pub unsafe extern "C" fn epoll_wait(
     if kind(epfd) == Kind::Epoll {
         return unsafe { epoll::wait(epfd, ev, max, timeout, std::ptr::null()) };
     }
+    crate::state::flush_before_wait();
     unsafe { real::epoll_wait(epfd, ev, max, timeout) }
 }
 
@@ -550,6 +551,7 @@ pub unsafe extern "C" fn epoll_pwait(
     if kind(epfd) == Kind::Epoll {
         return unsafe { epoll::wait(epfd, ev, max, timeout, mask) };
     }
+    crate::state::flush_before_wait();
     unsafe { real::epoll_pwait(epfd, ev, max, timeout, mask) }
 }
 
@@ -565,6 +567,7 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_
     if unsafe { any_stack(fds, n) } {
         return unsafe { epoll::poll(fds, n, timeout, std::ptr::null()) };
     }
+    crate::state::flush_before_wait();
     unsafe { real::poll(fds, n, timeout) }
 }
 
@@ -586,6 +589,7 @@ pub unsafe extern "C" fn ppoll(
         };
         return unsafe { epoll::poll(fds, n, ms, mask) };
     }
+    crate::state::flush_before_wait();
     unsafe { real::ppoll(fds, n, t, mask) }
 }
 
@@ -689,6 +693,7 @@ pub unsafe extern "C" fn select(
         };
         return unsafe { select_stack(n, r, w, e, ms, std::ptr::null()) };
     }
+    crate::state::flush_before_wait();
     unsafe { real::select(n, r, w, e, t) }
 }
 
@@ -711,6 +716,7 @@ pub unsafe extern "C" fn pselect(
         };
         return unsafe { select_stack(n, r, w, e, ms, mask) };
     }
+    crate::state::flush_before_wait();
     unsafe { real::pselect(n, r, w, e, t, mask) }
 }
 
@@ -791,6 +797,7 @@ pub unsafe extern "C" fn __poll_chk(
         }
         return unsafe { poll(fds, n, timeout) };
     }
+    crate::state::flush_before_wait();
     unsafe { real::__poll_chk(fds, n, timeout, fdslen) }
 }
 

@@ -290,6 +290,7 @@ fn wait(
             left.as_micros().div_ceil(1000).min(i32::MAX as u128) as c_int
         }
     };
+    g.flush();
     if out {
         let mut inner = g.lock_live()?;
         let now = xdptcp::clock::now();
@@ -576,7 +577,7 @@ fn with_conn(
             let step = f(&mut io, c, r, nonblock, &mut flush);
             app.sync(&io, fd, 0);
             if flush {
-                inner.iterate();
+                g.queued(&mut inner);
             }
             match step {
                 Step::Done(v) => return v,
@@ -840,7 +841,7 @@ pub fn release(fd: RawFd) -> R {
     if let (Some(port), true) = (unsteer, g.table.alone(g.pid, g.cfg.workers)) {
         let _ = inner.stack.steering_mut().remove_listen(local, port);
     }
-    inner.iterate();
+    g.queued(&mut inner);
     Ok(0)
 }
 
@@ -874,7 +875,7 @@ pub fn shutdown(fd: RawFd, how: c_int) -> R {
         }
     }
     app.sync(&io, fd, ALL);
-    inner.iterate();
+    g.queued(&mut inner);
     Ok(0)
 }
 

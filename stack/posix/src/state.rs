@@ -538,6 +538,10 @@ pub struct Global {
     /// The AF_XDP socket (closed in a forked child, see `fork.rs`).
     pub xsk_fd: RawFd,
     stopped: AtomicBool,
+    /// Output was queued and not transmitted yet (`XDPTCP_FLUSH=wait`): set under the lock by
+    /// [`Global::queued`], cleared by the next iteration (the stack thread's, or
+    /// [`Global::flush`] at the caller's next wait).
+    unflushed: AtomicBool,
     /// Application threads spinning for or blocked on `inner`: the stack thread stands back
     /// while any are (see [`Global::lock`] and [`Global::lock_for_stack`]).
     wanted: AtomicU32,
@@ -669,6 +673,29 @@ impl Global {
         Some(Locked(g))
     }
 
+    /// A call queued output under `inner` (send, close, shutdown, a window update): transmit
+    /// it now (`XDPTCP_FLUSH=call`) or leave it for the caller's next wait ([`Global::flush`])
+    /// or the stack thread's next iteration, so that an event loop's writes, sendfile and
+    /// close of one round leave in one TX kick instead of one each.
+    pub fn queued(&self, inner: &mut Locked<'_>) {
+        if self.cfg.flush_at_wait {
+            self.unflushed.store(true, Ordering::Relaxed);
+        } else {
+            inner.iterate();
+        }
+    }
+
+    /// Before a thread waits (epoll_wait, poll, select, a blocking call): transmit what its
+    /// calls queued ([`Global::queued`]). One atomic load when nothing is pending.
+    pub fn flush(&self) {
+        if self.unflushed.load(Ordering::Relaxed) && self.unflushed.swap(false, Ordering::AcqRel) {
+            let mut inner = self.lock();
+            if inner.live() {
+                inner.iterate();
+            }
+        }
+    }
+
     /// The lock, if this process still serves its queue; else EOPNOTSUPP (a master whose
     /// queue a worker process claimed keeps its descriptors but cannot use them).
     pub fn lock_live(&self) -> Result<Locked<'_>, i32> {
@@ -772,6 +799,17 @@ pub fn current() -> Option<&'static Global> {
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
+/// Before a wait that involves no stack socket (a kernel-only epoll set, poll or select):
+/// transmit what this process's calls queued ([`Global::flush`]); nothing while this thread
+/// holds the lock (its calls are the kernel's).
+pub fn flush_before_wait() {
+    if let Some(g) = current() {
+        if !holding_lock() {
+            g.flush();
+        }
+    }
+}
+
 /// The same as [`current`] (the stack calls on existing descriptors start nothing).
 pub fn started() -> Option<&'static Global> {
     current()
@@ -872,6 +910,7 @@ impl Global {
             cfg,
             xsk_fd,
             stopped: AtomicBool::new(false),
+            unflushed: AtomicBool::new(false),
             wanted: AtomicU32::new(0),
             multi_cpu,
             spins,
@@ -929,6 +968,8 @@ pub(crate) extern "C" fn at_exit() {
         if !inner.live() {
             return;
         }
+        // What closes and sends queued leaves first (a FIN before the RST below).
+        inner.iterate();
         let conns: Vec<ConnId> = inner
             .app
             .conns
@@ -980,6 +1021,8 @@ fn stack_loop(g: &'static Global) {
             }
             continue;
         };
+        // This iteration transmits whatever the application queued before it took the lock.
+        g.unflushed.store(false, Ordering::Relaxed);
         let busy = inner.iterate_deferring();
         let deadline = inner.worker().iface.endpoint().next_deadline();
         std::mem::swap(&mut inner.app.deferred, &mut wake);
