@@ -58,6 +58,7 @@ fn on_stack_workers(pair: &VethPair, workers: usize, args: &[&str]) -> Command {
     let spec = RunSpec {
         iface: pair.stack_if.clone(),
         addr: STACK_ADDR,
+        addrs6: Vec::new(),
         sets: Vec::new(),
         ephemeral: (61000, 61999),
         workers,

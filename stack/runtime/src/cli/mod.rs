@@ -87,9 +87,11 @@ pub struct RunArgs {
     /// Interface to attach to (its queue 0).
     #[arg(long = "iface")]
     pub iface: String,
-    /// The stack's IPv4 address (must be on the interface).
-    #[arg(long)]
-    pub addr: Ipv4Addr,
+    /// The stack's addresses (repeatable, each on the interface): one IPv4 address and any
+    /// IPv6 addresses; the program's AF_INET and AF_INET6 sockets bound to them (or to the
+    /// wildcard) and its connects to other hosts go through the stack.
+    #[arg(long, required = true)]
+    pub addr: Vec<IpAddr>,
     /// TCP setting named after its Linux sysctl (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -673,9 +675,11 @@ pub fn run(a: &RunArgs) -> Result<(), Failure> {
             ),
         ));
     }
+    let (addr, addrs6) = split_addrs(&a.addr)?;
     let spec = crate::launch::RunSpec {
         iface: a.iface.clone(),
-        addr: a.addr,
+        addr,
+        addrs6,
         sets: a.set.clone(),
         ephemeral,
         workers: a.workers,
