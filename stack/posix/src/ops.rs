@@ -165,12 +165,13 @@ pub fn bind(fd: RawFd, a: SocketAddr) -> Option<R> {
         let Some(l) = s.local.filter(|l| l.port() == a.port()) else {
             return false;
         };
-        !matches!(s.kind, SockKind::Conn(_))
-            && !(reuse && s.opts.reuseport)
-            // 0.0.0.0 and [::] (dual-stack) overlap; 0.0.0.0 and a v6only [::] do not.
-            && addr::listen_ips(l.ip(), s.v6only, cfg.addr, &cfg.addrs6)
-                .iter()
-                .any(|ip| mine.contains(ip))
+        if matches!(s.kind, SockKind::Conn(_)) || (reuse && s.opts.reuseport) {
+            return false;
+        }
+        // 0.0.0.0 and [::] (dual-stack) overlap; 0.0.0.0 and a v6only [::] do not.
+        addr::listen_ips(l.ip(), s.v6only, cfg.addr, &cfg.addrs6)
+            .iter()
+            .any(|ip| mine.contains(ip))
     });
     if taken {
         return Some(Err(libc::EADDRINUSE));
