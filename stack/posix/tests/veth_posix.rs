@@ -11,6 +11,7 @@
 //! - a multi-threaded client sharing the stack, and memcached `-t 2` (a multi-threaded
 //!   server) serving 64 connections at once;
 //! - nginx (workers as `user www-data;`, also over IPv6) and redis-server, unmodified;
+//! - output a program queued leaves although it then blocks in a kernel call (XDPTCP_FLUSH);
 //! - AF_INET6 (tests/py/dual_stack.py, kernel vs stack): dual-stack and IPV6_V6ONLY
 //!   listeners, IPv4-mapped names, active opens over IPv6.
 //!
@@ -327,6 +328,54 @@ fn threads_share_the_stack() {
         &["python3", &script("threads.py"), &peer, "5000", "8", "10"],
     ));
     client.expect("ok 80");
+}
+
+/// The next connection on `l`, or `None` after `wait` (a listener never blocks a test).
+fn accept_within(l: &std::net::TcpListener, wait: Duration) -> Option<TcpStream> {
+    l.set_nonblocking(true).unwrap();
+    let end = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < end {
+        if let Ok((s, _)) = l.accept() {
+            s.set_nonblocking(false).unwrap();
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+/// XDPTCP_FLUSH=wait (the default) transmits a call's output at the caller's next wait: a
+/// program that sends and then blocks elsewhere (a kernel read of stdin) still gets its data
+/// out, from the stack thread within its 1 ms sleep bound. The peer's read timeout (2 s) is
+/// far above that bound and far below the program's wait (until told).
+#[test]
+fn output_leaves_without_a_following_wait() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let l = pair
+        .in_peer(|| std::net::TcpListener::bind((PEER_ADDR, 5100)).expect("peer listener"))
+        .unwrap();
+    let mut prog = Proc::spawn(on_stack(
+        &pair,
+        &[
+            "python3",
+            &script("send_then_block.py"),
+            &PEER_ADDR.to_string(),
+            "5100",
+        ],
+    ));
+    let mut s = accept_within(&l, WAIT).expect("the program's connection");
+    prog.expect("sent");
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut b = [0u8; 4];
+    s.read_exact(&mut b)
+        .expect("the data while the program blocks in a kernel read");
+    assert_eq!(&b, b"ping");
+    prog.say("");
+    prog.expect("done");
+    let mut rest = Vec::new();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    assert_eq!(s.read_to_end(&mut rest).expect("FIN"), 0);
 }
 
 /// A directory for one nginx run, removed on drop.
@@ -1135,23 +1184,16 @@ fn dual_stack(pair: &VethPair, mut c: Command) -> Vec<String> {
     let echo = pair
         .in_peer(|| std::net::TcpListener::bind("[::]:7000").expect("peer echo server"))
         .unwrap();
-    echo.set_nonblocking(true).unwrap();
     let echo = std::thread::spawn(move || {
-        // Two connections (the script's IPv6 and IPv4-mapped opens), within WAIT.
-        let end = std::time::Instant::now() + WAIT;
-        let mut served = 0;
-        while served < 2 && std::time::Instant::now() < end {
-            match echo.accept() {
-                Ok((mut s, _)) => {
-                    s.set_nonblocking(false).unwrap();
-                    s.set_read_timeout(Some(WAIT)).unwrap();
-                    let mut b = [0u8; 3];
-                    if s.read_exact(&mut b).is_ok() {
-                        let _ = s.write_all(&b);
-                    }
-                    served += 1;
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        // Two connections (the script's IPv6 and IPv4-mapped opens), each within WAIT.
+        for _ in 0..2 {
+            let Some(mut s) = accept_within(&echo, WAIT) else {
+                return;
+            };
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            let mut b = [0u8; 3];
+            if s.read_exact(&mut b).is_ok() {
+                let _ = s.write_all(&b);
             }
         }
     });
