@@ -289,9 +289,63 @@ fn run_inner(
 
 /// One GET of `/` from the calling thread's namespace, with the request the stack client
 /// sends ([`HTTP_GET_CLOSE`] read to the server's close, or [`HTTP_GET_KEEPALIVE`] read to
+/// Linux `IP_LOCAL_PORT_RANGE` (6.3+; not in the libc crate yet): the range this socket's
+/// automatic bind draws from, `lo | hi << 16`.
+const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
+
+/// A readiness probe's connection (300 ms to connect), from a source port below the stack
+/// client's ephemeral range ([`stack_client::EPHEMERAL`]): the server keeps a TIME-WAIT entry
+/// for the probe, and a stack client that later drew the same port would find it with
+/// timestamps and sequence numbers of another TCP stack (the kernel's), which RFC 6191 does
+/// not let reopen it; RFC 1337 (the stack ignores a RST in TIME-WAIT) then keeps that one
+/// 4-tuple blocked for the TIME-WAIT length (one failed connection per run).
+fn probe_connect(addr: SocketAddrV4) -> Result<TcpStream> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor we own (moved into the TcpStream at once).
+    let s = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        let s = TcpStream::from_raw_fd(fd);
+        let range: u32 = 1024 | (u32::from(stack_client::EPHEMERAL.0) - 1) << 16;
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            IP_LOCAL_PORT_RANGE,
+            &range as *const u32 as *const libc::c_void,
+            4,
+        );
+        s
+    };
+    s.set_write_timeout(Some(Duration::from_millis(300)))?;
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*addr.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid sockaddr_in; a blocking connect bounded by SO_SNDTIMEO.
+    let r = unsafe {
+        libc::connect(
+            s.as_raw_fd(),
+            &sin as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    s.set_write_timeout(None)?;
+    Ok(s)
+}
+
 /// `Content-Length`); returns the whole response.
 pub fn http_get(addr: SocketAddrV4, close: bool) -> Result<Vec<u8>> {
-    let mut s = TcpStream::connect_timeout(&addr.into(), Duration::from_millis(300))?;
+    let mut s = probe_connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(1)))?;
     s.write_all(if close {
         HTTP_GET_CLOSE
@@ -335,7 +389,7 @@ pub fn http_get(addr: SocketAddrV4, close: bool) -> Result<Vec<u8>> {
 /// From the calling thread's namespace over RESP: `PING`, then the stack client's SET and
 /// GET, each answered with exactly the reply the stack client counts on.
 pub fn redis_probe(addr: SocketAddrV4) -> Result<()> {
-    let mut s = TcpStream::connect_timeout(&addr.into(), Duration::from_millis(300))?;
+    let mut s = probe_connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(1)))?;
     for (cmd, want) in [
         (&b"*1\r\n$4\r\nPING\r\n"[..], &b"+PONG\r\n"[..]),
