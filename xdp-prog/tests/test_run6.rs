@@ -575,6 +575,10 @@ fn map_updates_take_effect() {
     // No ephemeral range: only listeners.
     s.clear_ephemeral().unwrap();
     assert_eq!(run(&s, &eph.bytes(), XDP_PASS).0, PASSED);
+    // An IPv6-only stack's range (test_run.rs: no IPv4 with it).
+    s.set_ephemeral6(40000, 40999).unwrap();
+    assert_eq!(run(&s, &eph.bytes(), XDP_PASS).0, NO_SOCKET);
+    s.clear_ephemeral().unwrap();
     // The address map is bounded.
     for i in 0..ADDRS6_MAX as u16 {
         let _ = s.add_addr6(Ipv6Addr::new(0x2001, 2, 0, 2, 0, 0, 0, i));

@@ -109,7 +109,7 @@ static __always_inline __u8 belongs_to_stack6(const __u8 *daddr, __be16 dport)
 		return *v | LISTEN_STEER | LISTEN_LISTENER;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg || !cfg->valid)
+	if (!cfg || !(cfg->valid & EPH_V6))
 		return 0;
 	port = bpf_ntohs(dport);
 	if (port < cfg->eph_lo || port > cfg->eph_hi)

@@ -18,7 +18,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -46,8 +46,8 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub struct Meta {
     /// The interface the stack runs on.
     pub ifname: String,
-    /// The stack's IPv4 address.
-    pub addr: Ipv4Addr,
+    /// The stack's address (as [`crate::control::report::StatMeta::addr`]).
+    pub addr: std::net::IpAddr,
     /// SYN cookies in XDP (`xdp_syncookies = 1`): the stack's counters.
     pub xdp: Option<Arc<XdpCookieStats>>,
     /// The route refresher's counters.
@@ -836,12 +836,13 @@ fn write_by(s: &mut TcpStream, mut buf: &[u8], deadline: Instant) -> io::Result<
 mod tests {
     use super::*;
     use crate::worker::ListenerSnapshot;
+    use std::net::Ipv4Addr;
     use xdptcp_harness::prom;
 
     fn meta() -> Meta {
         Meta {
             ifname: "xts-1".into(),
-            addr: Ipv4Addr::new(198, 18, 0, 1),
+            addr: Ipv4Addr::new(198, 18, 0, 1).into(),
             xdp: None,
             routes: None,
         }
@@ -1548,7 +1549,7 @@ mod tests {
         assert_eq!(escape_help("a\\b\nc \"q\""), "a\\\\b\\nc \"q\"");
         let odd = Meta {
             ifname: "e\"v\\i\nl".into(),
-            addr: Ipv4Addr::new(198, 18, 0, 1),
+            addr: Ipv4Addr::new(198, 18, 0, 1).into(),
             ..meta()
         };
         let r = render(&odd, &snaps());

@@ -14,8 +14,9 @@ use crate::worker::WorkerSnapshot;
 pub struct StatMeta {
     /// The interface the stack runs on.
     pub ifname: String,
-    /// The stack's IPv4 address.
-    pub addr: std::net::Ipv4Addr,
+    /// The stack's address: its IPv4 address, or its first IPv6 address when it is IPv6
+    /// only.
+    pub addr: std::net::IpAddr,
     /// The serving process.
     pub pid: u32,
     /// SYN cookies in XDP (`xdp_syncookies = 1`): the stack's counters.
@@ -500,7 +501,7 @@ mod tests {
     fn meta() -> StatMeta {
         StatMeta {
             ifname: "xts-1".into(),
-            addr: std::net::Ipv4Addr::new(198, 18, 0, 1),
+            addr: std::net::Ipv4Addr::new(198, 18, 0, 1).into(),
             pid: 42,
             xdp: None,
             routes: None,

@@ -71,14 +71,14 @@ pub(super) fn classify(frame: &[u8]) -> NotTcp {
 
 /// Whether the error is for us: sent to one of our addresses about a segment from one.
 pub(super) fn is_ours(
-    addr: std::net::Ipv4Addr,
+    addr: Option<std::net::Ipv4Addr>,
     extra: &ExtraAddrs,
     addrs6: &Addrs6,
     f: &IcmpFrame,
 ) -> bool {
     match f {
         IcmpFrame::V4(f) => {
-            let ours = |a| a == addr || extra.contains(a);
+            let ours = |a| addr == Some(a) || extra.contains(a);
             ours(f.ip.dst_addr) && ours(f.icmp.quoted.src_addr)
         }
         IcmpFrame::V6(f) => {
