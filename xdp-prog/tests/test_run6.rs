@@ -522,9 +522,28 @@ fn icmpv6_errors_about_stack_flows() {
                 PASSED,
                 none,
             ),
+            // RFC 4443 §3.4: steered like the other errors (Linux's tcp_v6_err acts on it).
             (
-                "parameter problem",
-                icmp_frame(ROUTER, icmp6(4, 0, STACK, 8080, NH_TCP, 8)),
+                "parameter problem, listener flow",
+                icmp_frame(PEER, icmp6(4, 1, STACK, 8080, NH_TCP, 8)),
+                NO_SOCKET,
+                none,
+            ),
+            (
+                "parameter problem, ephemeral flow",
+                icmp_frame(ROUTER, icmp6(4, 0, STACK, 40123, NH_TCP, 8)),
+                NO_SOCKET,
+                none,
+            ),
+            (
+                "parameter problem, the kernel's flow",
+                icmp_frame(PEER, icmp6(4, 2, STACK, 22, NH_TCP, 8)),
+                PASSED,
+                none,
+            ),
+            (
+                "type 5 (unassigned error type)",
+                icmp_frame(ROUTER, icmp6(5, 0, STACK, 8080, NH_TCP, 8)),
                 PASSED,
                 none,
             ),

@@ -450,6 +450,9 @@ const SINGLE: &[Single] = &[
     ("xdptcp_icmp_errors_received_total", C, N,
      "ICMP errors about the stack's TCP segments handed to the endpoint.",
      |s| s.iface.rx_icmp),
+    ("xdptcp_icmp6_parameter_problems_received_total", C, N,
+     "ICMPv6 Parameter Problems (RFC 4443 3.4) about the stack's TCP segments.",
+     |s| s.iface.rx_icmp6_param_problem),
     ("xdptcp_tcp_mtu_black_holes_total", C, N,
      "MSS reductions by black-hole detection after repeated timeouts (tcp_mtu_probing).",
      |s| s.endpoint.icmp.black_hole_mss_lowered),
@@ -1073,6 +1076,7 @@ mod tests {
         s.endpoint.aborted_on_memory = 1546;
         s.iface.neigh_netlink_errors = 1553;
         s.iface.rx_icmp = 1560;
+        s.iface.rx_icmp6_param_problem = 1563;
         s.endpoint.icmp.no_connection = 1567;
         s.endpoint.icmp.out_of_window = 1574;
         s.endpoint.icmp.pmtu_lowered = 1581;
@@ -1372,6 +1376,11 @@ mod tests {
         ("ofo_mem_drops", "xdptcp_tcp_ofo_mem_drops_total", None),
         ("snd_mem_limited", "xdptcp_tcp_send_mem_limited_total", None),
         ("icmp_rx", "xdptcp_icmp_errors_received_total", None),
+        (
+            "icmp6_param_problem",
+            "xdptcp_icmp6_parameter_problems_received_total",
+            None,
+        ),
         (
             "icmp_no_conn",
             "xdptcp_icmp_errors_total",

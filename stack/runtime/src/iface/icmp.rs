@@ -12,6 +12,7 @@ use crate::tcp::endpoint::Endpoint;
 use crate::tcp::icmp::IcmpError;
 use crate::tcp::tuple::FourTuple;
 use crate::time::Instant;
+use crate::wire::icmpv6::Icmpv6Error;
 use crate::wire::{self, Icmpv4Frame, Icmpv6ErrorFrame, SeqNum};
 
 /// A parsed ICMP error about a TCP segment, of either family.
@@ -103,7 +104,12 @@ pub(super) fn ingest(
             };
             (IcmpError::from_icmpv4(&f.icmp.message), q.seq)
         }
-        IcmpFrame::V6(f) => (IcmpError::from_icmpv6(&f.icmp.error), f.icmp.quoted.seq),
+        IcmpFrame::V6(f) => {
+            if matches!(f.icmp.error, Icmpv6Error::ParamProblem { .. }) {
+                stats.rx_icmp6_param_problem += 1;
+            }
+            (IcmpError::from_icmpv6(&f.icmp.error), f.icmp.quoted.seq)
+        }
     };
     ep.on_icmp_error(now, tuple, err, seq);
 }

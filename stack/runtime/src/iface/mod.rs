@@ -207,6 +207,9 @@ pub struct IfaceStats {
     /// ICMPv4 errors about our TCP segments handed to the endpoint (icmp.rs; its
     /// `EndpointStats::icmp` says what each did).
     pub rx_icmp: u64,
+    /// Of `rx_icmp`: ICMPv6 Parameter Problems (RFC 4443 §3.4) about our segments: a node
+    /// on the path rejected a header field of ours (EPROTO for the connection).
+    pub rx_icmp6_param_problem: u64,
 }
 
 /// What one `poll` did (for the worker's busy/idle accounting).
