@@ -200,3 +200,36 @@ fn ipv6_only_connect_binary() {
         "xdptcp: bad --remote: an IPv4 server needs an IPv4 --addr"
     );
 }
+
+/// The binary's lines for `--addr` mixes it refuses (exit status 2, before touching the
+/// interface): a second IPv4 address, an address given twice.
+#[test]
+fn bad_addr_mixes_are_one_line() {
+    let run = |addrs: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(["serve", "--iface", "xt-none0", "--listen", "7=echo"]);
+        for a in addrs {
+            c.args(["--addr", a]);
+        }
+        let out = c.output().expect("xdptcp serve");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )
+    };
+    assert_eq!(
+        run(&["2001:2::1", "198.18.0.1", "198.18.0.3"]),
+        (
+            Some(2),
+            "xdptcp: bad --addr 198.18.0.3: at most one IPv4 address (have 198.18.0.1 already)"
+                .to_string()
+        )
+    );
+    assert_eq!(
+        run(&["2001:2::1", "2001:2::1"]),
+        (
+            Some(2),
+            "xdptcp: bad --addr 2001:2::1: given twice".to_string()
+        )
+    );
+}
