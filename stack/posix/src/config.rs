@@ -2,7 +2,9 @@
 //! also be set by hand next to `LD_PRELOAD=`, see docs/posix.md):
 //!
 //! - `XDPTCP_IFACE` (required: without it the library passes every call to the kernel),
-//! - `XDPTCP_ADDR` (required with `XDPTCP_IFACE`): the stack's IPv4 address on the interface,
+//! - `XDPTCP_ADDR` (required with `XDPTCP_IFACE`): the stack's addresses on the interface,
+//!   comma-separated: one IPv4 address and any IPv6 addresses (at most
+//!   [`xdptcp::app::MAX_ADDRS6`]),
 //! - `XDPTCP_SET`: `KEY=VALUE` TCP settings (the sysctl names of `--set`), separated by `;`,
 //! - `XDPTCP_EPHEMERAL`: `LO-HI`, the stack's ephemeral range (default 61000-61999),
 //! - `XDPTCP_WORKERS`: the queues 0..N that forked worker processes claim, one each (the
@@ -16,7 +18,7 @@
 //!   at most 1 ms later; one TX kick per event-loop round, as F-Stack flushes at
 //!   `epoll_wait`) or `call` (before the call returns).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use xdptcp::tcp::TcpConfig;
 
@@ -25,6 +27,8 @@ use xdptcp::tcp::TcpConfig;
 pub struct Config {
     pub iface: String,
     pub addr: Ipv4Addr,
+    /// The stack's IPv6 addresses (the rest of `XDPTCP_ADDR`).
+    pub addrs6: Vec<Ipv6Addr>,
     pub tcp: TcpConfig,
     pub ephemeral: (u16, u16),
     pub workers: usize,
@@ -51,10 +55,8 @@ impl Config {
         let Some(iface) = get("XDPTCP_IFACE").filter(|s| !s.is_empty()) else {
             return Ok(None);
         };
-        let addr = get("XDPTCP_ADDR")
-            .ok_or("XDPTCP_ADDR is not set (the stack's IPv4 address)")?
-            .parse::<Ipv4Addr>()
-            .map_err(|e| format!("bad XDPTCP_ADDR: {e}"))?;
+        let list = get("XDPTCP_ADDR").ok_or("XDPTCP_ADDR is not set (the stack's addresses)")?;
+        let (addr, addrs6) = parse_addrs(&list)?;
         let sets: Vec<String> = get("XDPTCP_SET")
             .unwrap_or_default()
             .split(';')
@@ -93,12 +95,32 @@ impl Config {
         Ok(Some(Config {
             iface,
             addr,
+            addrs6,
             tcp,
             ephemeral,
             workers,
             spins,
             flush_at_wait,
         }))
+    }
+}
+
+/// `XDPTCP_ADDR`: exactly one IPv4 address and any IPv6 addresses, comma-separated.
+fn parse_addrs(list: &str) -> Result<(Ipv4Addr, Vec<Ipv6Addr>), String> {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for a in list.split(',').map(str::trim) {
+        match a.parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) => v4.push(a),
+            Ok(IpAddr::V6(a)) => v6.push(a),
+            Err(e) => return Err(format!("bad XDPTCP_ADDR {a:?}: {e}")),
+        }
+    }
+    match v4[..] {
+        [a] => Ok((a, v6)),
+        _ => Err(format!(
+            "bad XDPTCP_ADDR {list:?}: one IPv4 address is needed (and any IPv6 addresses)"
+        )),
     }
 }
 
@@ -136,6 +158,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.iface, "veth0");
         assert_eq!(c.addr, Ipv4Addr::new(198, 18, 0, 1));
+        assert!(c.addrs6.is_empty());
         assert_eq!(c.ephemeral, (50000, 50999));
         assert_eq!(c.workers, 1);
         let c = parse(&[
@@ -153,6 +176,24 @@ mod tests {
             .contains("XDPTCP_ADDR"));
         let bad = parse(&[("XDPTCP_IFACE", "v"), ("XDPTCP_ADDR", "nope")]).unwrap_err();
         assert!(bad.contains("bad XDPTCP_ADDR"), "{bad}");
+        let dual = parse(&[
+            ("XDPTCP_IFACE", "v"),
+            ("XDPTCP_ADDR", "198.18.0.1,2001:2::1, 2001:2::7"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(dual.addr, Ipv4Addr::new(198, 18, 0, 1));
+        assert_eq!(
+            dual.addrs6,
+            [
+                "2001:2::1".parse::<Ipv6Addr>().unwrap(),
+                "2001:2::7".parse().unwrap()
+            ]
+        );
+        for list in ["2001:2::1", "198.18.0.1,198.18.0.3"] {
+            let bad = parse(&[("XDPTCP_IFACE", "v"), ("XDPTCP_ADDR", list)]).unwrap_err();
+            assert!(bad.contains("one IPv4 address is needed"), "{bad}");
+        }
         let bad = parse(&[
             ("XDPTCP_IFACE", "v"),
             ("XDPTCP_ADDR", "198.18.0.1"),

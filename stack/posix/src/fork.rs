@@ -291,7 +291,7 @@ pub fn claim(parent: &'static Global, tables: Posix) -> Option<&'static Global> 
     };
     crate::creds::after_claim();
     let (xsk_fd, mut app) = state::stack_start(&mut stack);
-    recreate(&mut stack, &mut app, tables, cfg.addr);
+    recreate(&mut stack, &mut app, tables);
     let g = Global::new((xsk_fd, app), stack, cfg, queue, me, parent.table);
     Some(Box::leak(Box::new(g)))
 }
@@ -301,12 +301,7 @@ pub fn claim(parent: &'static Global, tables: Posix) -> Option<&'static Global> 
 /// Inherited connections stay out (marked at the fork); so do epoll registrations (an epoll
 /// instance created before the fork is shared with the parent, as on Linux, and watches the
 /// parent's placeholders).
-fn recreate(
-    stack: &mut xdptcp::stack::Stack,
-    app: &mut Posix,
-    mut tables: Posix,
-    addr: std::net::Ipv4Addr,
-) {
+fn recreate(stack: &mut xdptcp::stack::Stack, app: &mut Posix, mut tables: Posix) {
     let now = xdptcp::clock::now();
     let fds: Vec<RawFd> = tables.socks.keys().copied().collect();
     // An SO_REUSEPORT group listens once: port -> the listener its members share.
@@ -330,26 +325,32 @@ fn recreate(
         sys::close(e);
         s.signaled = false;
         s.out_waiters = 0;
-        if let SockKind::Listener { backlog, .. } = s.kind {
+        if let SockKind::Listener { backlog, ips, .. } = &s.kind {
+            let (backlog, ips) = (*backlog, ips.clone());
             let port = s.local.map_or(0, |l| l.port());
-            let iface = &mut stack.workers[0].iface;
-            let id = match groups.get(&port) {
-                Some(&id) => Ok(id),
-                None => iface.app_io(now).listen(port, backlog),
+            // An SO_REUSEPORT group listens once: (port, addresses) -> its listeners.
+            let ids = match groups.get(&(port, ips.clone())) {
+                Some(ids) => Ok(Vec::clone(ids)),
+                None => crate::ops::open_listeners(stack, &ips, port, backlog, now),
             };
-            match id {
-                Ok(id) => {
+            match ids {
+                Ok(ids) => {
+                    for id in &ids {
+                        app.listeners.entry(*id).or_default().push(fd);
+                    }
+                    groups.insert((port, ips.clone()), ids.clone());
                     s.kind = SockKind::Listener {
-                        id,
+                        ids,
+                        ips,
                         queue: Default::default(),
                         backlog,
                     };
-                    app.listeners.entry(id).or_default().push(fd);
-                    groups.insert(port, id);
-                    let _ = stack.steering_mut().add_listen(addr, port);
                 }
                 Err(e) => {
-                    eprintln!("xdptcp: inherited listener on port {port}: {e}");
+                    eprintln!(
+                        "xdptcp: inherited listener on port {port}: {}",
+                        std::io::Error::from_raw_os_error(e)
+                    );
                     s.kind = SockKind::Bound;
                 }
             }

@@ -9,6 +9,7 @@
 
 #![allow(clippy::missing_safety_doc)]
 
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use libc::{
@@ -16,8 +17,9 @@ use libc::{
     socklen_t, ssize_t, timespec,
 };
 
+use crate::addr::Family;
 use crate::fdtab::{self, Kind};
-use crate::ops::{self, read_sin, warn_once};
+use crate::ops::{self, warn_once};
 use crate::{epoll, opts, real};
 
 fn set_errno(e: i32) {
@@ -57,7 +59,7 @@ fn is_stack(fd: RawFd) -> bool {
 pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int {
     let fd = unsafe { real::socket(domain, ty, proto) };
     if fd >= 0
-        && domain == libc::AF_INET
+        && Family::of_domain(domain).is_some()
         && ty & 0xf == libc::SOCK_STREAM
         && (proto == 0 || proto == libc::IPPROTO_TCP)
         && crate::state::config().is_some()
@@ -67,11 +69,42 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int
     fd
 }
 
+/// The address a program passed for its undecided or stack socket `fd`, read for the
+/// socket's family (`None`: another family or too short; the kernel's call then answers).
+///
+/// # Safety
+/// `addr` points to `len` readable bytes (or is null).
+unsafe fn read_addr(fd: RawFd, addr: *const sockaddr, len: socklen_t) -> Option<SocketAddr> {
+    let family = match ops::family_of(fd) {
+        Some(f) => f,
+        None => {
+            let mut d: c_int = 0;
+            let mut l = std::mem::size_of::<c_int>() as socklen_t;
+            // SAFETY: an int buffer.
+            let r = unsafe {
+                real::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_DOMAIN,
+                    &mut d as *mut c_int as *mut c_void,
+                    &mut l,
+                )
+            };
+            if r != 0 {
+                return None;
+            }
+            Family::of_domain(d)?
+        }
+    };
+    // SAFETY: the caller's contract.
+    unsafe { crate::addr::read(addr, len, family) }
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     match kind(fd) {
         Kind::Undecided => {
-            if let Some(r) = unsafe { read_sin(addr, len) }.and_then(|a| ops::bind(fd, a)) {
+            if let Some(r) = unsafe { read_addr(fd, addr, len) }.and_then(|a| ops::bind(fd, a)) {
                 return ret(r) as c_int;
             }
             let r = unsafe { real::bind(fd, addr, len) };
@@ -126,7 +159,7 @@ pub unsafe extern "C" fn accept4(
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     match kind(fd) {
         Kind::Undecided | Kind::Stack => {
-            match unsafe { read_sin(addr, len) } {
+            match unsafe { read_addr(fd, addr, len) } {
                 Some(a) => {
                     if let Some(r) = ops::connect(fd, a) {
                         return ret(r) as c_int;

@@ -4,12 +4,13 @@
 //! the kernel. It translates calls; the runtime (`xdptcp`) implements TCP (OpenOnload's split
 //! between its `transport/unix` layer and the stack).
 //!
-//! Modules: [`config`] (environment), [`real`] (libc's definitions, raw syscalls), [`fdtab`]
+//! Modules: [`addr`] (socket addresses of both families), [`config`] (environment), [`real`] (libc's definitions, raw syscalls), [`fdtab`]
 //! (what each descriptor is, lock-free), [`state`] (the stack thread, the socket table,
 //! readiness), [`ops`] (the calls on stack sockets), [`interpose`] (the exported symbols), [`fork`]
 //! (one stack per process), [`creds`] (a forked worker that gives up root).
 //! docs/posix.md describes the model and the status.
 
+pub mod addr;
 pub mod config;
 pub mod creds;
 pub mod epoll;

@@ -4,12 +4,15 @@
 //! placeholder eventfd ([`wait`]), never spinning.
 
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 use std::sync::Mutex;
 
-use libc::{c_int, sockaddr, sockaddr_in, socklen_t};
-use xdptcp::tcp::endpoint::ConnId;
+use libc::{c_int, sockaddr, socklen_t};
+use xdptcp::stack::Stack;
+use xdptcp::tcp::endpoint::{ConnId, ListenerId};
+
+use crate::addr::{self, Family};
 
 use crate::fdtab::{self, Kind};
 use crate::real::{self, sys};
@@ -34,46 +37,6 @@ fn g(fd: RawFd) -> Result<&'static Global, i32> {
     crate::state::for_use(fd)
 }
 
-/// Reads a `sockaddr_in` (`None`: not AF_INET or too short).
-///
-/// # Safety
-/// `addr` points to `len` readable bytes (or is null).
-pub unsafe fn read_sin(addr: *const sockaddr, len: socklen_t) -> Option<SocketAddrV4> {
-    if addr.is_null() || (len as usize) < std::mem::size_of::<sockaddr_in>() {
-        return None;
-    }
-    // SAFETY: length checked; read_unaligned for any alignment.
-    let sin: sockaddr_in = unsafe { std::ptr::read_unaligned(addr as *const sockaddr_in) };
-    (sin.sin_family as c_int == libc::AF_INET).then(|| {
-        SocketAddrV4::new(
-            Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
-            u16::from_be(sin.sin_port),
-        )
-    })
-}
-
-/// Writes `a` the way the kernel does: truncated to `*len`, `*len` set to the full size.
-///
-/// # Safety
-/// `addr`/`len` are null or valid for the kernel's contract.
-pub unsafe fn write_sin(a: SocketAddrV4, addr: *mut sockaddr, len: *mut socklen_t) {
-    if addr.is_null() || len.is_null() {
-        return;
-    }
-    // SAFETY: sockaddr_in is plain data.
-    let mut sin: sockaddr_in = unsafe { std::mem::zeroed() };
-    sin.sin_family = libc::AF_INET as libc::sa_family_t;
-    sin.sin_port = a.port().to_be();
-    sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-    let full = std::mem::size_of::<sockaddr_in>();
-    // SAFETY: the caller's buffer holds *len bytes.
-    unsafe {
-        let n = (*len as usize).min(full);
-        std::ptr::copy_nonoverlapping(&sin as *const sockaddr_in as *const u8, addr as *mut u8, n);
-        *len = full as socklen_t;
-    }
-}
-
 fn getsockopt_int(fd: RawFd, level: c_int, name: c_int) -> i32 {
     let mut v: c_int = 0;
     let mut l = 4 as socklen_t;
@@ -89,6 +52,12 @@ fn getsockopt_int(fd: RawFd, level: c_int, name: c_int) -> i32 {
 /// Moves the undecided kernel socket `fd` to the stack: its options are read back, an eventfd
 /// takes its number (dup3), and its epoll registrations move to the placeholder.
 fn move_to_stack(inner: &mut Inner, fd: RawFd, kind: SockKind) -> Result<(), i32> {
+    let family = match getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN) {
+        libc::AF_INET6 => Family::V6,
+        _ => Family::V4,
+    };
+    let v6only =
+        family == Family::V6 && getsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) != 0;
     // SAFETY: fcntl on a descriptor we were given.
     let fl = unsafe { real::fcntl(fd, libc::F_GETFL, 0) };
     // SAFETY: as above.
@@ -98,6 +67,8 @@ fn move_to_stack(inner: &mut Inner, fd: RawFd, kind: SockKind) -> Result<(), i32
     }
     let cloexec = fdfl & libc::FD_CLOEXEC != 0;
     let mut s = Sock::new(kind, fl & libc::O_NONBLOCK != 0);
+    s.family = family;
+    s.v6only = v6only;
     s.opts.reuseaddr = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR) != 0;
     s.opts.reuseport = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT) != 0;
     s.opts.keepalive = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE) != 0;
@@ -165,17 +136,12 @@ fn move_to_stack(inner: &mut Inner, fd: RawFd, kind: SockKind) -> Result<(), i32
     Ok(())
 }
 
-fn is_kernel_dest(ip: Ipv4Addr) -> bool {
-    ip.is_loopback() || ip.is_unspecified()
-}
-
-/// `bind` on an undecided socket: the stack's address or INADDR_ANY with a port goes to the
-/// stack; anything else stays on the kernel. `None`: let libc do it.
-pub fn bind(fd: RawFd, a: SocketAddrV4) -> Option<R> {
+/// `bind` on an undecided socket: one of the stack's addresses or the family's wildcard with
+/// a port goes to the stack; anything else stays on the kernel. `None`: let libc do it.
+pub fn bind(fd: RawFd, a: SocketAddr) -> Option<R> {
     let cfg = crate::state::config()?;
-    let ip = *a.ip();
-    if (ip != cfg.addr && !ip.is_unspecified()) || a.port() == 0 {
-        if a.port() == 0 && (ip == cfg.addr || ip.is_unspecified()) {
+    if !addr::is_stack_bind(a.ip(), cfg.addr, &cfg.addrs6) || a.port() == 0 {
+        if a.port() == 0 && addr::is_stack_bind(a.ip(), cfg.addr, &cfg.addrs6) {
             warn_once("bind to port 0 is served by the kernel (no stack port allocation yet)");
         }
         return None;
@@ -193,10 +159,19 @@ pub fn bind(fd: RawFd, a: SocketAddrV4) -> Option<R> {
     };
     // SO_REUSEPORT on every socket of the port (set before bind, as Linux asks) shares it.
     let reuse = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT) != 0;
+    let v6only = a.is_ipv6() && getsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) != 0;
+    let mine = addr::listen_ips(a.ip(), v6only, cfg.addr, &cfg.addrs6);
     let taken = inner.app.socks.values().any(|s| {
-        s.local.is_some_and(|l| l.port() == a.port())
-            && !matches!(s.kind, SockKind::Conn(_))
-            && !(reuse && s.opts.reuseport)
+        let Some(l) = s.local.filter(|l| l.port() == a.port()) else {
+            return false;
+        };
+        if matches!(s.kind, SockKind::Conn(_)) || (reuse && s.opts.reuseport) {
+            return false;
+        }
+        // 0.0.0.0 and [::] (dual-stack) overlap; 0.0.0.0 and a v6only [::] do not.
+        addr::listen_ips(l.ip(), s.v6only, cfg.addr, &cfg.addrs6)
+            .iter()
+            .any(|ip| mine.contains(ip))
     });
     if taken {
         return Some(Err(libc::EADDRINUSE));
@@ -214,58 +189,109 @@ pub fn bind(fd: RawFd, a: SocketAddrV4) -> Option<R> {
 pub fn listen(fd: RawFd, backlog: c_int) -> R {
     let g = g(fd)?;
     let mut inner = g.lock_live()?;
-    let local = inner.local;
     let somaxconn = g.cfg.tcp.somaxconn.max(1);
     let backlog = usize::try_from(backlog).map_or(somaxconn, |b| b.clamp(1, somaxconn));
     let now = xdptcp::clock::now();
-    let (iface, app) = inner.split();
+    let Inner { stack, app, .. } = &mut *inner;
     let fd = app.primary(fd);
     let Some(s) = app.sock_mut(fd) else {
         return Err(libc::EBADF);
     };
-    let port = match &mut s.kind {
+    let (port, ips) = match &mut s.kind {
         SockKind::Listener { backlog: b, .. } => {
             *b = backlog;
             return Ok(0);
         }
         SockKind::Conn(_) => return Err(libc::EINVAL),
-        SockKind::Bound => s.local.map_or(0, |l| l.port()),
+        SockKind::Bound => {
+            let local = s.local.unwrap_or(s.family.unspecified());
+            let ips = addr::listen_ips(local.ip(), s.v6only, g.cfg.addr, &g.cfg.addrs6);
+            (local.port(), ips)
+        }
     };
-    // An SO_REUSEPORT group: the port's endpoint listener is shared (bind let only
+    // An SO_REUSEPORT group: the port's endpoint listeners are shared (bind let only
     // SO_REUSEPORT sockets share the port).
-    let group = app.socks.iter().find_map(|(&o, os)| match os.kind {
-        SockKind::Listener { id, .. } if o != fd && os.local.is_some_and(|l| l.port() == port) => {
-            Some(id)
+    let group = app.socks.iter().find_map(|(&o, os)| match &os.kind {
+        SockKind::Listener { ids, ips: oips, .. }
+            if o != fd && os.local.is_some_and(|l| l.port() == port) && *oips == ips =>
+        {
+            Some(ids.clone())
         }
         _ => None,
     });
-    let id = match group {
-        Some(id) => id,
-        None => iface.app_io(now).listen(port, backlog).map_err(errno_of)?,
+    let ids = match group {
+        Some(ids) => ids,
+        None => open_listeners(stack, &ips, port, backlog, now)?,
     };
-    let Some(s) = app.sock_mut(fd) else {
-        return Err(libc::EBADF);
-    };
-    s.kind = SockKind::Listener {
-        id,
-        queue: Default::default(),
-        backlog,
-    };
-    app.listeners.entry(id).or_default().push(fd);
-    if group.is_some() {
-        return Ok(0);
+    for id in &ids {
+        app.listeners.entry(*id).or_default().push(fd);
     }
-    if let Err(e) = inner.stack.steering_mut().add_listen(local, port) {
-        eprintln!("xdptcp: steering port {port}: {e}");
-        let (iface, app) = inner.split();
-        iface.endpoint_mut().unlisten(now, id);
-        app.listeners.remove(&id);
-        if let Some(s) = app.sock_mut(fd) {
-            s.kind = SockKind::Bound;
-        }
-        return Err(libc::ENOBUFS);
+    if let Some(s) = app.sock_mut(fd) {
+        s.kind = SockKind::Listener {
+            ids,
+            ips: ips.to_vec(),
+            queue: Default::default(),
+            backlog,
+        };
     }
     Ok(0)
+}
+
+/// Listens on each of `ips` at `port` (the endpoint's listeners, steered to this stack by
+/// the XDP program); on a failure undoes what it did and gives the errno.
+pub fn open_listeners(
+    stack: &mut Stack,
+    ips: &[IpAddr],
+    port: u16,
+    backlog: usize,
+    now: xdptcp::time::Instant,
+) -> Result<Vec<ListenerId>, i32> {
+    let mut ids = Vec::with_capacity(ips.len());
+    for &ip in ips {
+        let id = match stack.workers[0]
+            .iface
+            .app_io(now)
+            .listen_on(ip, port, backlog)
+        {
+            Ok(id) => id,
+            Err(e) => {
+                close_listeners(stack, &ids, ips, port, true, now);
+                return Err(errno_of(e));
+            }
+        };
+        ids.push(id);
+        let steered = match ip {
+            IpAddr::V4(a) => stack.steering_mut().add_listen(a, port),
+            IpAddr::V6(a) => stack.steering_mut().add_listen6(a, port),
+        };
+        if let Err(e) = steered {
+            eprintln!("xdptcp: steering {ip} port {port}: {e}");
+            close_listeners(stack, &ids, ips, port, true, now);
+            return Err(libc::ENOBUFS);
+        }
+    }
+    Ok(ids)
+}
+
+/// Closes the endpoint listeners `ids` (on `ips`, in the same order) and, with `unsteer`,
+/// stops steering their addresses and port to this stack.
+pub fn close_listeners(
+    stack: &mut Stack,
+    ids: &[ListenerId],
+    ips: &[IpAddr],
+    port: u16,
+    unsteer: bool,
+    now: xdptcp::time::Instant,
+) {
+    for (&id, &ip) in ids.iter().zip(ips) {
+        stack.workers[0].iface.endpoint_mut().unlisten(now, id);
+        if unsteer {
+            let _ = match ip {
+                IpAddr::V4(a) => stack.steering_mut().remove_listen(a, port),
+                IpAddr::V6(a) => stack.steering_mut().remove_listen6(a, port),
+            };
+        }
+    }
 }
 
 /// Sleeps until the placeholder of `fd` is readable (after the caller found the socket not
@@ -360,7 +386,8 @@ pub unsafe fn accept4(fd: RawFd, addr: *mut sockaddr, len: *mut socklen_t, flags
         let Some(s) = app.sock_mut(fd) else {
             return Err(libc::EBADF);
         };
-        let (SockKind::Listener { queue, .. }, lopts, nonblock) = (&mut s.kind, s.opts, s.nonblock)
+        let (SockKind::Listener { queue, .. }, lopts, nonblock, family) =
+            (&mut s.kind, s.opts, s.nonblock, s.family)
         else {
             return Err(libc::EINVAL);
         };
@@ -392,21 +419,18 @@ pub unsafe fn accept4(fd: RawFd, addr: *mut sockaddr, len: *mut socklen_t, flags
             }
             let mut ns = Sock::new(SockKind::Conn(c), flags & libc::SOCK_NONBLOCK != 0);
             ns.opts = lopts;
-            ns.local = tuple.and_then(|t| t.local_v4());
+            ns.family = family;
+            ns.local = tuple.map(|t| t.local());
             ns.signaled = ready;
             app.socks.insert(nfd, ns);
             fdtab::set(nfd, Kind::Stack);
             app.sync(&io, fd, 0);
             // Created readable when ready: no edge to add (nobody watches it yet).
             app.sync(&io, nfd, if ready { 0 } else { ALL });
-            if let Some(r) = tuple.and_then(|t| t.remote_v4()) {
-                // SAFETY: the caller's buffer.
-                unsafe { write_sin(r, addr, len) };
-            } else {
-                // Already gone (reset while queued): Linux still returns it; no address.
-                // SAFETY: the caller's buffer.
-                unsafe { write_sin(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), addr, len) };
-            }
+            // Already gone (reset while queued): Linux still returns it, with no address.
+            let peer = tuple.map_or(family.unspecified(), |t| t.remote());
+            // SAFETY: the caller's buffer.
+            unsafe { addr::write(family, peer, addr, len) };
             return Ok(nfd as isize);
         }
         if nonblock {
@@ -419,11 +443,11 @@ pub unsafe fn accept4(fd: RawFd, addr: *mut sockaddr, len: *mut socklen_t, flags
 }
 
 /// `connect` on an undecided socket or a stack socket. `None`: let libc do it.
-pub fn connect(fd: RawFd, a: SocketAddrV4) -> Option<R> {
+pub fn connect(fd: RawFd, a: SocketAddr) -> Option<R> {
     let kind = fdtab::kind(fd);
     if kind == Kind::Undecided {
-        crate::state::config()?;
-        if is_kernel_dest(*a.ip()) {
+        let cfg = crate::state::config()?;
+        if addr::is_kernel_dest(a.ip(), !cfg.addrs6.is_empty()) {
             fdtab::set(fd, Kind::Kernel);
             return None;
         }
@@ -435,7 +459,7 @@ pub fn connect(fd: RawFd, a: SocketAddrV4) -> Option<R> {
     Some(connect_stack(g, fd, kind, a))
 }
 
-fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddrV4) -> R {
+fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddr) -> R {
     {
         let mut inner = g.lock_live()?;
         if kind == Kind::Undecided {
@@ -469,8 +493,19 @@ fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddrV4) -> 
                 if s.local.is_some_and(|l| l.port() != 0) {
                     warn_once("connect from a bound port: the stack picks an ephemeral port");
                 }
+                // From the bound address when it is one of the stack's (of the right
+                // family), else the stack's first address of the peer's family.
+                let from = match (s.local.map(|l| l.ip()), a) {
+                    (Some(ip @ IpAddr::V6(b)), SocketAddr::V6(_)) if !b.is_unspecified() => ip,
+                    (_, SocketAddr::V4(_)) if s.v6only => return Err(libc::ENETUNREACH),
+                    (_, SocketAddr::V4(_)) => IpAddr::V4(local),
+                    (_, SocketAddr::V6(_)) => match g.cfg.addrs6.first() {
+                        Some(&b) => IpAddr::V6(b),
+                        None => return Err(libc::ENETUNREACH),
+                    },
+                };
                 let mut io = iface.app_io(now);
-                let c = io.connect_from(local, a).map_err(errno_of)?;
+                let c = io.connect_from_ip(from, a).map_err(errno_of)?;
                 if s.opts.nodelay {
                     let _ = io.set_nodelay(c, true);
                 }
@@ -479,7 +514,7 @@ fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddrV4) -> 
                 }
                 let nonblock = s.nonblock;
                 s.kind = SockKind::Conn(c);
-                s.local = io.tuple(c).and_then(|t| t.local_v4());
+                s.local = io.tuple(c).map(|t| t.local());
                 app.conns.insert(
                     c,
                     ConnRec {
@@ -786,10 +821,9 @@ pub fn release(fd: RawFd) -> R {
         inner.app.remove_fd(fd);
         return Ok(0);
     }
-    let local = inner.local;
     let now = xdptcp::clock::now();
     let (iface, app) = inner.split();
-    let mut unsteer = None;
+    let mut closing = None;
     if let Some(s) = app.remove_fd(fd) {
         let mut io = iface.app_io(now);
         match s.kind {
@@ -812,12 +846,17 @@ pub fn release(fd: RawFd) -> R {
                     };
                 }
             }
-            SockKind::Listener { id, queue, .. } => {
-                // The last socket of an SO_REUSEPORT group closes the endpoint's listener.
-                let last = app.listeners.get_mut(&id).is_none_or(|g| {
-                    g.retain(|&m| m != fd);
-                    g.is_empty()
-                });
+            SockKind::Listener {
+                ids, ips, queue, ..
+            } => {
+                // The last socket of an SO_REUSEPORT group closes the endpoint's listeners.
+                let mut last = true;
+                for id in &ids {
+                    last &= app.listeners.get_mut(id).is_none_or(|g| {
+                        g.retain(|&m| m != fd);
+                        g.is_empty()
+                    });
+                }
                 for c in queue {
                     // Linux resets connections nobody accepted.
                     let _ = io.abort(c);
@@ -829,20 +868,32 @@ pub fn release(fd: RawFd) -> R {
                     }
                 }
                 if last {
-                    app.listeners.remove(&id);
-                    iface.endpoint_mut().unlisten(now, id);
-                    unsteer = s.local.map(|l| l.port());
+                    for id in &ids {
+                        app.listeners.remove(id);
+                    }
+                    closing = Some((ids, ips, s.local.map_or(0, |l| l.port())));
                 }
             }
         }
     }
-    // The steering map is shared with forked worker processes: a port stays steered while
-    // another process may still listen on it.
-    if let (Some(port), true) = (unsteer, g.table.alone(g.pid, g.cfg.workers)) {
-        let _ = inner.stack.steering_mut().remove_listen(local, port);
+    if let Some((ids, ips, port)) = closing {
+        // The steering map is shared with forked worker processes: a port stays steered
+        // while another process may still listen on it.
+        let unsteer = g.table.alone(g.pid, g.cfg.workers);
+        close_listeners(&mut inner.stack, &ids, &ips, port, unsteer, now);
     }
     g.queued(&mut inner);
     Ok(0)
+}
+
+/// The family of stack socket `fd` (`None`: not a stack socket of this process).
+pub fn family_of(fd: RawFd) -> Option<Family> {
+    if fdtab::kind(fd) != Kind::Stack {
+        return None;
+    }
+    let g = started()?;
+    let inner = g.lock();
+    inner.app.sock(fd).map(|s| s.family)
 }
 
 /// `shutdown` on a stack socket.
@@ -891,21 +942,18 @@ pub unsafe fn sockname(fd: RawFd, peer: bool, addr: *mut sockaddr, len: *mut soc
     let s = app.sock(fd).ok_or(libc::EBADF)?;
     let io = iface.app_io(now);
     let a = match (peer, &s.kind) {
-        (false, _) => s
-            .local
-            .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+        (false, _) => s.local.unwrap_or(s.family.unspecified()),
         (true, SockKind::Conn(c)) => {
             let r = app.conns.get(c).ok_or(libc::EBADF)?;
             if !r.connected || r.released {
                 return Err(libc::ENOTCONN);
             }
-            let t = io.tuple(*c).ok_or(libc::ENOTCONN)?;
-            t.remote_v4().ok_or(libc::ENOTCONN)?
+            io.tuple(*c).ok_or(libc::ENOTCONN)?.remote()
         }
         (true, _) => return Err(libc::ENOTCONN),
     };
     // SAFETY: the caller's buffer.
-    unsafe { write_sin(a, addr, len) };
+    unsafe { addr::write(s.family, a, addr, len) };
     Ok(0)
 }
 

@@ -9,6 +9,7 @@ use std::os::fd::RawFd;
 
 use libc::{c_int, c_void, socklen_t};
 
+use crate::addr::Family;
 use crate::ops::{warn_once, with_sock};
 use crate::state::SockKind;
 
@@ -159,6 +160,11 @@ pub unsafe fn setsockopt(
                 int()?;
                 warn_once("TCP_CORK is accepted but not applied on stack sockets");
             }
+            // Linux: only before bind (a stack socket is bound or connected already).
+            (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if s.family == Family::V6 => {
+                int()?;
+                return Err(libc::EINVAL);
+            }
             _ => {
                 warn_once(
                     "an unsupported socket option was refused on a stack socket (ENOPROTOOPT)",
@@ -227,7 +233,10 @@ pub unsafe fn getsockopt(
                 app.sync(io, fd, 0);
             }
             (libc::SOL_SOCKET, libc::SO_TYPE) => put_int(libc::SOCK_STREAM),
-            (libc::SOL_SOCKET, libc::SO_DOMAIN) => put_int(libc::AF_INET),
+            (libc::SOL_SOCKET, libc::SO_DOMAIN) => put_int(s.family.domain()),
+            (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if s.family == Family::V6 => {
+                put_int(s.v6only as i32)
+            }
             (libc::SOL_SOCKET, libc::SO_PROTOCOL) => put_int(libc::IPPROTO_TCP),
             (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => {
                 put_int(matches!(s.kind, SockKind::Listener { .. }) as i32)

@@ -11,7 +11,7 @@
 //! So a kernel epoll set, `poll` or a blocked call sleeps in the kernel and wakes natively.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, TryLockError};
@@ -25,6 +25,7 @@ use xdptcp::tcp::endpoint::{ConnId, ListenerId};
 use xdptcp::time::Instant;
 use xdptcp::worker::{Worker, WorkerConfig};
 
+use crate::addr::Family;
 use crate::config::Config;
 use crate::real::sys;
 
@@ -67,9 +68,11 @@ pub struct Opts {
 pub enum SockKind {
     /// Bound to the stack's address (`local`), neither listening nor connected.
     Bound,
-    /// Listening; established connections wait in `queue` (at most `backlog`) for `accept`.
+    /// Listening on `ips` (the endpoint's listener `ids[i]` on `ips[i]`); established
+    /// connections wait in `queue` (at most `backlog`) for `accept`.
     Listener {
-        id: ListenerId,
+        ids: Vec<ListenerId>,
+        ips: Vec<IpAddr>,
         queue: VecDeque<ConnId>,
         backlog: usize,
     },
@@ -82,7 +85,12 @@ pub enum SockKind {
 pub struct Sock {
     pub kind: SockKind,
     pub nonblock: bool,
-    pub local: Option<SocketAddrV4>,
+    /// AF_INET or AF_INET6: how its addresses read and write.
+    pub family: Family,
+    /// IPV6_V6ONLY (an AF_INET6 socket bound to `::` then leaves IPv4 out).
+    pub v6only: bool,
+    /// The bound (or connected) local address; an AF_INET6 socket's IPv4-mapped ones as IPv4.
+    pub local: Option<SocketAddr>,
     pub opts: Opts,
     /// Whether the placeholder eventfd is readable now.
     pub signaled: bool,
@@ -95,6 +103,8 @@ impl Sock {
         Sock {
             kind,
             nonblock,
+            family: Family::V4,
+            v6only: false,
             local: None,
             opts: Opts::default(),
             signaled: false,
@@ -247,10 +257,12 @@ impl Posix {
                     r.fd = Some(np);
                 }
             }
-            SockKind::Listener { id, .. } => {
-                for m in self.listeners.get_mut(id).into_iter().flatten() {
-                    if *m == fd {
-                        *m = np;
+            SockKind::Listener { ids, .. } => {
+                for id in ids {
+                    for m in self.listeners.get_mut(id).into_iter().flatten() {
+                        if *m == fd {
+                            *m = np;
+                        }
                     }
                 }
             }
@@ -857,7 +869,7 @@ pub fn stack_options(cfg: &Config) -> StackOptions {
 
 fn start() -> Option<Global> {
     let cfg = config()?.clone();
-    let mut stack = match Stack::open(&stack_options(&cfg)) {
+    let mut stack = match Stack::open_dual(&stack_options(&cfg), &cfg.addrs6) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("xdptcp: {e}");
@@ -1076,6 +1088,7 @@ fn stack_loop(g: &'static Global) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddrV4;
     use xdptcp::tcp::endpoint::{Endpoint, EndpointSecrets};
     use xdptcp::tcp::TcpConfig;
 

@@ -10,7 +10,10 @@
 //!   the stack against the same Linux server; the outputs must be identical;
 //! - a multi-threaded client sharing the stack, and memcached `-t 2` (a multi-threaded
 //!   server) serving 64 connections at once;
-//! - nginx (workers as `user www-data;`) and redis-server, unmodified.
+//! - nginx (workers as `user www-data;`, also over IPv6) and redis-server, unmodified;
+//! - output a program queued leaves although it then blocks in a kernel call (XDPTCP_FLUSH);
+//! - AF_INET6 (tests/py/dual_stack.py, kernel vs stack): dual-stack and IPV6_V6ONLY
+//!   listeners, IPv4-mapped names, active opens over IPv6.
 //!
 //! Every process is bounded (the scripts end themselves after at most 120 s, `Proc` kills
 //! them by PID on drop) and every wait has a timeout.
@@ -24,7 +27,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use xdptcp::launch::{self, RunSpec, LIBRARY};
-use xdptcp_harness::{require_root, VethOptions, VethPair, PEER_ADDR, STACK_ADDR};
+use xdptcp_harness::{
+    require_root, VethOptions, VethPair, PEER_ADDR, PEER_ADDR6, STACK_ADDR, STACK_ADDR6,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -55,9 +60,25 @@ fn on_stack(pair: &VethPair, args: &[&str]) -> Command {
 
 /// [`on_stack`] with `XDPTCP_WORKERS` = `workers` (queues for forked worker processes).
 fn on_stack_workers(pair: &VethPair, workers: usize, args: &[&str]) -> Command {
+    on_stack_spec(pair, workers, Vec::new(), args)
+}
+
+/// [`on_stack`] with the stack's IPv6 address too (`xdptcp run --addr V4 --addr V6`;
+/// [`VethPair::add_ipv6`] first).
+fn on_stack_dual(pair: &VethPair, args: &[&str]) -> Command {
+    on_stack_spec(pair, 1, vec![STACK_ADDR6], args)
+}
+
+fn on_stack_spec(
+    pair: &VethPair,
+    workers: usize,
+    addrs6: Vec<std::net::Ipv6Addr>,
+    args: &[&str],
+) -> Command {
     let spec = RunSpec {
         iface: pair.stack_if.clone(),
         addr: STACK_ADDR,
+        addrs6,
         sets: Vec::new(),
         ephemeral: (61000, 61999),
         workers,
@@ -309,6 +330,54 @@ fn threads_share_the_stack() {
     client.expect("ok 80");
 }
 
+/// The next connection on `l`, or `None` after `wait` (a listener never blocks a test).
+fn accept_within(l: &std::net::TcpListener, wait: Duration) -> Option<TcpStream> {
+    l.set_nonblocking(true).unwrap();
+    let end = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < end {
+        if let Ok((s, _)) = l.accept() {
+            s.set_nonblocking(false).unwrap();
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+/// XDPTCP_FLUSH=wait (the default) transmits a call's output at the caller's next wait: a
+/// program that sends and then blocks elsewhere (a kernel read of stdin) still gets its data
+/// out, from the stack thread within its 1 ms sleep bound. The peer's read timeout (2 s) is
+/// far above that bound and far below the program's wait (until told).
+#[test]
+fn output_leaves_without_a_following_wait() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    let l = pair
+        .in_peer(|| std::net::TcpListener::bind((PEER_ADDR, 5100)).expect("peer listener"))
+        .unwrap();
+    let mut prog = Proc::spawn(on_stack(
+        &pair,
+        &[
+            "python3",
+            &script("send_then_block.py"),
+            &PEER_ADDR.to_string(),
+            "5100",
+        ],
+    ));
+    let mut s = accept_within(&l, WAIT).expect("the program's connection");
+    prog.expect("sent");
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut b = [0u8; 4];
+    s.read_exact(&mut b)
+        .expect("the data while the program blocks in a kernel read");
+    assert_eq!(&b, b"ping");
+    prog.say("");
+    prog.expect("done");
+    let mut rest = Vec::new();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    assert_eq!(s.read_to_end(&mut rest).expect("FIN"), 0);
+}
+
 /// A directory for one nginx run, removed on drop.
 struct TempDir(PathBuf);
 
@@ -322,6 +391,7 @@ impl Drop for TempDir {
 fn nginx_serves_static_files_through_the_stack() {
     require_root();
     let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    pair.add_ipv6().expect("IPv6 addresses");
     let dir = TempDir(std::env::temp_dir().join(format!("xdptcp-nginx-{}", pair.suffix)));
     let d = dir.0.display().to_string();
     std::fs::create_dir_all(dir.0.join("www")).unwrap();
@@ -340,10 +410,10 @@ fn nginx_serves_static_files_through_the_stack() {
          http {{ access_log off; sendfile on; keepalive_requests 100000;\n\
            client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;\n\
            uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
-           server {{ listen {STACK_ADDR}:8080; root {d}/www; }} }}\n"
+           server {{ listen {STACK_ADDR}:8080; listen [{STACK_ADDR6}]:8080; root {d}/www; }} }}\n"
     );
     std::fs::write(dir.0.join("nginx.conf"), conf).unwrap();
-    let _nginx = Proc::spawn(on_stack(
+    let _nginx = Proc::spawn(on_stack_dual(
         &pair,
         &["nginx", "-c", &format!("{d}/nginx.conf"), "-p", &d],
     ));
@@ -383,13 +453,22 @@ fn nginx_serves_static_files_through_the_stack() {
     for (i, chunk) in three.chunks(big.len()).enumerate() {
         assert!(chunk == &big[..], "copy {i} of big.bin differs");
     }
-    // Connection: close, several requests.
-    for _ in 0..20 {
+    // Connection: close, several requests, over IPv4 and IPv6 (`listen [2001:2::1]:8080`).
+    let index6 = format!("http://[{STACK_ADDR6}]:8080/index.html");
+    for i in 0..20 {
+        let u = if i % 2 == 0 { &index } else { &index6 };
         assert_eq!(
-            curl(&["-H", "Connection: close", &index]),
+            curl(&["-g", "-H", "Connection: close", u]),
             b"hello from nginx on xdptcp\n"
         );
     }
+    // 10 MiB over IPv6 byte for byte.
+    let big6 = curl(&["-g", &format!("http://[{STACK_ADDR6}]:8080/big.bin")]);
+    assert!(
+        big6 == big,
+        "big.bin over IPv6 differs ({} bytes)",
+        big6.len()
+    );
     // wrk, keep-alive and close: every request answered, no socket errors.
     // Close mode leaves a TIME-WAIT per request at the stack (nginx closes first): a short run
     // keeps the peer's ephemeral ports far from wrapping into them on a fast machine.
@@ -1094,5 +1173,108 @@ fn memcached_with_two_threads_under_the_stack() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "",
         "a kernel listener"
+    );
+}
+
+/// tests/py/dual_stack.py against the Linux peer: the script's lines. The peer runs a
+/// dual-stack echo server on port 7000 (for the script's active opens) and connects to the
+/// script's listeners over IPv4 and IPv6 when it says "ready".
+fn dual_stack(pair: &VethPair, mut c: Command) -> Vec<String> {
+    const PORT: u16 = 6200;
+    let echo = pair
+        .in_peer(|| std::net::TcpListener::bind("[::]:7000").expect("peer echo server"))
+        .unwrap();
+    let echo = std::thread::spawn(move || {
+        // Two connections (the script's IPv6 and IPv4-mapped opens), each within WAIT.
+        for _ in 0..2 {
+            let Some(mut s) = accept_within(&echo, WAIT) else {
+                return;
+            };
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            let mut b = [0u8; 3];
+            if s.read_exact(&mut b).is_ok() {
+                let _ = s.write_all(&b);
+            }
+        }
+    });
+    c.args([
+        "python3",
+        &script("dual_stack.py"),
+        &STACK_ADDR.to_string(),
+        &STACK_ADDR6.to_string(),
+        &PEER_ADDR6.to_string(),
+        &PORT.to_string(),
+        &PEER_ADDR.to_string(),
+    ]);
+    let srv = Proc::spawn(c);
+    // One connection per family byte: "4" over IPv4, "6" over IPv6; the reply is the byte twice.
+    let talk = |addr: SocketAddr, b: u8| -> String {
+        pair.in_peer(move || match TcpStream::connect_timeout(&addr, WAIT) {
+            Ok(mut s) => {
+                s.set_read_timeout(Some(WAIT)).unwrap();
+                s.write_all(&[b]).unwrap();
+                let mut r = Vec::new();
+                let _ = s.read_to_end(&mut r);
+                format!("{addr}: {:?}", String::from_utf8_lossy(&r))
+            }
+            Err(e) => format!("{addr}: {:?}", e.kind()),
+        })
+        .unwrap()
+    };
+    let v4 = |p: u16| SocketAddr::from((STACK_ADDR, p));
+    let v6 = |p: u16| SocketAddr::from((STACK_ADDR6, p));
+    let mut lines = srv.lines_until("ready: 1");
+    lines.push(talk(v4(PORT), b'4'));
+    lines.push(talk(v6(PORT), b'6'));
+    lines.extend(srv.lines_until("ready: 2"));
+    lines.push(talk(v4(PORT + 1), b'4'));
+    lines.push(talk(v6(PORT + 1), b'6'));
+    lines.extend(srv.lines_until("ready: 3"));
+    lines.push(talk(v4(PORT + 2), b'4'));
+    lines.push(talk(v6(PORT + 2), b'6'));
+    lines.extend(srv.lines_until("done: 1"));
+    echo.join().unwrap();
+    lines
+}
+
+/// AF_INET6 under `xdptcp run --addr V4 --addr V6`: a dual-stack `[::]` listener takes IPv4
+/// (peers read back as `::ffff:a.b.c.d`, RFC 4291 §2.5.5.2) and IPv6, IPV6_V6ONLY splits the
+/// families, a listener on the IPv6 address refuses IPv4, active opens over IPv6 and
+/// IPv4-mapped; every line as on the kernel.
+#[test]
+fn ipv6_and_dual_stack_sockets_match_the_kernel() {
+    require_root();
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    pair.add_ipv6().expect("IPv6 addresses");
+    let kernel = dual_stack(&pair, in_ns(&pair.stack_ns, &[]));
+    let stack = dual_stack(&pair, on_stack_dual(&pair, &[]));
+    for l in [
+        "v6only_after_bind: EINVAL",
+        "v4_wildcard_same_port: EADDRINUSE",
+        "peer_4: ('::ffff:198.18.0.2', '::ffff:198.18.0.1', 'AF_INET6')",
+        "peer_6: ('2001:2::2', '2001:2::1', 'AF_INET6')",
+        "v4_next_to_v6only: ok",
+        "peer_4: ('198.18.0.2', '198.18.0.1', 'AF_INET')",
+        "198.18.0.1:6202: ConnectionRefused",
+        "echoed: b'xyz'",
+        "v6only_connect_mapped: ENETUNREACH",
+    ] {
+        assert!(
+            kernel.iter().any(|k| k == l),
+            "kernel output lacks {l:?}: {kernel:#?}"
+        );
+    }
+    // The kernel's own TCP tables hold the sockets only in the kernel's run.
+    let split = |v: Vec<String>, yes: &str| -> Vec<String> {
+        let (probes, rest): (Vec<_>, Vec<_>) =
+            v.into_iter().partition(|l| l.starts_with("kernel_"));
+        assert_eq!(probes.len(), 3, "{probes:?}");
+        assert!(probes.iter().all(|l| l.ends_with(yes)), "{probes:?}");
+        rest
+    };
+    assert_eq!(
+        split(kernel, ": True"),
+        split(stack, ": False"),
+        "dual_stack.py (kernel vs stack)"
     );
 }

@@ -4,7 +4,7 @@
 //! and `exec`s the program: its exit status and signals are its own.
 
 use std::ffi::OsString;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,8 +17,10 @@ pub const LIBRARY: &str = "libxdptcp_posix.so";
 pub struct RunSpec {
     /// The interface the stack attaches to (`XDPTCP_IFACE`).
     pub iface: String,
-    /// The stack's IPv4 address on it (`XDPTCP_ADDR`).
+    /// The stack's IPv4 address on it (`XDPTCP_ADDR`, first).
     pub addr: Ipv4Addr,
+    /// Its IPv6 addresses on it (`XDPTCP_ADDR`, after the IPv4 one, comma-separated).
+    pub addrs6: Vec<Ipv6Addr>,
     /// `KEY=VALUE` settings (joined with `;` into `XDPTCP_SET`).
     pub sets: Vec<String>,
     /// The ephemeral port range for the program's connects (`XDPTCP_EPHEMERAL`), inclusive.
@@ -59,6 +61,16 @@ pub fn find_library() -> Result<PathBuf, LaunchError> {
     }
 }
 
+impl RunSpec {
+    /// `XDPTCP_ADDR`: the IPv4 address, then the IPv6 ones, comma-separated.
+    pub fn addr_list(&self) -> String {
+        std::iter::once(self.addr.to_string())
+            .chain(self.addrs6.iter().map(Ipv6Addr::to_string))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 /// The command with the library preloaded (in front of any `LD_PRELOAD` already set) and
 /// the library's settings in the environment.
 pub fn command(spec: &RunSpec, lib: &Path, program: &str, args: &[String]) -> Command {
@@ -71,7 +83,7 @@ pub fn command(spec: &RunSpec, lib: &Path, program: &str, args: &[String]) -> Co
     c.args(args)
         .env("LD_PRELOAD", preload)
         .env("XDPTCP_IFACE", &spec.iface)
-        .env("XDPTCP_ADDR", spec.addr.to_string())
+        .env("XDPTCP_ADDR", spec.addr_list())
         .env("XDPTCP_SET", spec.sets.join(";"))
         .env(
             "XDPTCP_EPHEMERAL",
@@ -103,6 +115,7 @@ mod tests {
         let spec = RunSpec {
             iface: "xts-1".into(),
             addr: Ipv4Addr::new(198, 18, 0, 1),
+            addrs6: vec![],
             sets: vec![
                 "tcp_syncookies=2".into(),
                 "tcp_rmem=4096 65536 1048576".into(),
@@ -123,6 +136,11 @@ mod tests {
         assert!(env["LD_PRELOAD"].starts_with("/x/libxdptcp_posix.so"));
         assert_eq!(env["XDPTCP_IFACE"], "xts-1");
         assert_eq!(env["XDPTCP_ADDR"], "198.18.0.1");
+        let dual = RunSpec {
+            addrs6: vec!["2001:2::1".parse().unwrap(), "2001:2::5".parse().unwrap()],
+            ..spec.clone()
+        };
+        assert_eq!(dual.addr_list(), "198.18.0.1,2001:2::1,2001:2::5");
         assert_eq!(
             env["XDPTCP_SET"],
             "tcp_syncookies=2;tcp_rmem=4096 65536 1048576"

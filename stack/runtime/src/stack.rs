@@ -828,6 +828,10 @@ impl Stack {
         let mut icfg = InterfaceConfig::with_addr(o.addr, link.mac);
         icfg.extra_addrs = ExtraAddrs::new(&o.extra_addrs).map_err(StartError::TooManyAddrs)?;
         icfg.hash_seed = os_secrets().seed;
+        // The IPv6 addresses `self` was opened with (`open_dual`); the maps steer them already.
+        if let Some(w) = self.workers.first() {
+            icfg.addrs6 = w.iface.config().addrs6;
+        }
         let iface = Interface::new(dev, resolver, ep, icfg);
         let mut worker = Worker::new(
             queue,

@@ -269,6 +269,18 @@ impl<'a> AppIo<'a> {
             .map_err(AppError::Connect)
     }
 
+    /// Active open from `local` of either family (one of the interface's addresses) to
+    /// `remote` of the same family.
+    pub fn connect_from_ip(
+        &mut self,
+        local: IpAddr,
+        remote: SocketAddr,
+    ) -> Result<ConnId, AppError> {
+        self.ep
+            .connect(self.now, local, remote)
+            .map_err(AppError::Connect)
+    }
+
     /// Takes the oldest established connection off listener `l`'s accept queue (the
     /// interface does this and reports `Accepted`).
     pub(crate) fn accept(&mut self, l: ListenerId) -> Option<ConnId> {
