@@ -667,7 +667,7 @@ pub fn open_stack(cfg: &StackClientCfg) -> Result<Stack> {
     }
     let o = StackOptions {
         ifname: cfg.ifname.clone(),
-        addr: cfg.addr,
+        addr: Some(cfg.addr),
         extra_addrs: cfg.extra_addrs.clone(),
         ports: Vec::new(),
         ephemeral: EPHEMERAL,

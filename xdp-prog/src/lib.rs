@@ -391,12 +391,32 @@ impl Steering {
         if lo > hi {
             return Err(Error::BadRange { lo, hi });
         }
-        self.write_config(&maps::steer_config(addr, lo, hi, true))
+        self.write_config(&maps::steer_config(
+            addr,
+            lo,
+            hi,
+            maps::EPH_V4 | maps::EPH_V6,
+        ))
+    }
+
+    /// [`Steering::set_ephemeral`] for IPv6 only (to the addresses of
+    /// [`Steering::add_addr6`]): an IPv6-only stack, whose range must not take IPv4 traffic
+    /// from the kernel.
+    pub fn set_ephemeral6(&mut self, lo: u16, hi: u16) -> Result<()> {
+        if lo > hi {
+            return Err(Error::BadRange { lo, hi });
+        }
+        self.write_config(&maps::steer_config(
+            Ipv4Addr::UNSPECIFIED,
+            lo,
+            hi,
+            maps::EPH_V6,
+        ))
     }
 
     /// Stops steering the ephemeral range.
     pub fn clear_ephemeral(&mut self) -> Result<()> {
-        self.write_config(&maps::steer_config(Ipv4Addr::UNSPECIFIED, 0, 0, false))
+        self.write_config(&maps::steer_config(Ipv4Addr::UNSPECIFIED, 0, 0, 0))
     }
 
     fn write_config(&mut self, value: &[u8]) -> Result<()> {

@@ -130,13 +130,19 @@ pub(crate) fn listen6_key(addr: Ipv6Addr, port: u16) -> [u8; 20] {
     k
 }
 
-/// `struct steer_config { __be32 addr; __u16 eph_lo; __u16 eph_hi; __u32 valid; }`.
-pub(crate) fn steer_config(addr: Ipv4Addr, lo: u16, hi: u16, valid: bool) -> [u8; 12] {
+/// `steer_config.valid`: the ephemeral range is steered for IPv4.
+pub(crate) const EPH_V4: u32 = 1;
+/// `steer_config.valid`: the ephemeral range is steered for IPv6.
+pub(crate) const EPH_V6: u32 = 2;
+
+/// `struct steer_config { __be32 addr; __u16 eph_lo; __u16 eph_hi; __u32 valid; }`, `valid`
+/// being [`EPH_V4`] | [`EPH_V6`] (0: no range).
+pub(crate) fn steer_config(addr: Ipv4Addr, lo: u16, hi: u16, valid: u32) -> [u8; 12] {
     let mut v = [0u8; 12];
     v[0..4].copy_from_slice(&addr.octets());
     v[4..6].copy_from_slice(&lo.to_ne_bytes());
     v[6..8].copy_from_slice(&hi.to_ne_bytes());
-    v[8..12].copy_from_slice(&u32::from(valid).to_ne_bytes());
+    v[8..12].copy_from_slice(&valid.to_ne_bytes());
     v
 }
 
@@ -245,11 +251,13 @@ mod tests {
 
     #[test]
     fn config_layout() {
-        let v = steer_config(Ipv4Addr::new(198, 18, 0, 1), 40000, 40999, true);
+        let v = steer_config(Ipv4Addr::new(198, 18, 0, 1), 40000, 40999, EPH_V4 | EPH_V6);
         assert_eq!(&v[0..4], &[198, 18, 0, 1]);
         assert_eq!(u16::from_ne_bytes([v[4], v[5]]), 40000);
         assert_eq!(u16::from_ne_bytes([v[6], v[7]]), 40999);
-        assert_eq!(u32::from_ne_bytes([v[8], v[9], v[10], v[11]]), 1);
+        assert_eq!(u32::from_ne_bytes([v[8], v[9], v[10], v[11]]), 3);
+        let v = steer_config(Ipv4Addr::UNSPECIFIED, 40000, 40999, EPH_V6);
+        assert_eq!(u32::from_ne_bytes([v[8], v[9], v[10], v[11]]), 2);
     }
 
     #[test]

@@ -337,6 +337,10 @@ fn map_updates_take_effect() {
     s.clear_ephemeral().unwrap();
     assert_eq!(run(&s, &e), PASSED);
     assert!(s.set_ephemeral(STACK, 5, 4).is_err());
+    // An IPv6-only stack's range takes no IPv4 from the kernel.
+    s.set_ephemeral6(40000, 40999).unwrap();
+    assert_eq!(run(&s, &e), PASSED);
+    assert!(s.set_ephemeral6(5, 4).is_err());
 
     assert!(s.register_xsk(64, 0).is_err(), "queue beyond the XSKMAP");
     s.unregister_xsk(3).unwrap(); // absent entry is fine

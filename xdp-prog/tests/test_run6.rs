@@ -522,9 +522,28 @@ fn icmpv6_errors_about_stack_flows() {
                 PASSED,
                 none,
             ),
+            // RFC 4443 §3.4: steered like the other errors (Linux's tcp_v6_err acts on it).
             (
-                "parameter problem",
-                icmp_frame(ROUTER, icmp6(4, 0, STACK, 8080, NH_TCP, 8)),
+                "parameter problem, listener flow",
+                icmp_frame(PEER, icmp6(4, 1, STACK, 8080, NH_TCP, 8)),
+                NO_SOCKET,
+                none,
+            ),
+            (
+                "parameter problem, ephemeral flow",
+                icmp_frame(ROUTER, icmp6(4, 0, STACK, 40123, NH_TCP, 8)),
+                NO_SOCKET,
+                none,
+            ),
+            (
+                "parameter problem, the kernel's flow",
+                icmp_frame(PEER, icmp6(4, 2, STACK, 22, NH_TCP, 8)),
+                PASSED,
+                none,
+            ),
+            (
+                "type 5 (unassigned error type)",
+                icmp_frame(ROUTER, icmp6(5, 0, STACK, 8080, NH_TCP, 8)),
                 PASSED,
                 none,
             ),
@@ -575,6 +594,10 @@ fn map_updates_take_effect() {
     // No ephemeral range: only listeners.
     s.clear_ephemeral().unwrap();
     assert_eq!(run(&s, &eph.bytes(), XDP_PASS).0, PASSED);
+    // An IPv6-only stack's range (test_run.rs: no IPv4 with it).
+    s.set_ephemeral6(40000, 40999).unwrap();
+    assert_eq!(run(&s, &eph.bytes(), XDP_PASS).0, NO_SOCKET);
+    s.clear_ephemeral().unwrap();
     // The address map is bounded.
     for i in 0..ADDRS6_MAX as u16 {
         let _ = s.add_addr6(Ipv6Addr::new(0x2001, 2, 0, 2, 0, 0, 0, i));

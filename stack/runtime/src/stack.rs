@@ -43,8 +43,10 @@ pub fn machine_cores() -> Vec<usize> {
 pub struct StackOptions {
     /// The interface to attach to.
     pub ifname: String,
-    /// The stack's IPv4 address (must be on the interface; the kernel answers ARP for it).
-    pub addr: Ipv4Addr,
+    /// The stack's IPv4 address (must be on the interface; the kernel answers ARP for it);
+    /// `None` for an IPv6-only stack ([`Stack::open_dual`] with at least one IPv6 address):
+    /// then no IPv4 is steered to it at all.
+    pub addr: Option<Ipv4Addr>,
     /// Further addresses of the interface the stack uses (`InterfaceConfig::extra_addrs`: at
     /// most `iface::MAX_EXTRA_ADDRS`); with any, the ephemeral range is steered for every
     /// destination address.
@@ -86,7 +88,7 @@ impl StackOptions {
     ) -> StackOptions {
         StackOptions {
             ifname,
-            addr,
+            addr: Some(addr),
             extra_addrs: Vec::new(),
             ports,
             ephemeral,
@@ -202,6 +204,9 @@ pub enum StartError {
         /// The interface.
         ifname: String,
     },
+    /// Neither an IPv4 nor an IPv6 address: nothing to serve on.
+    #[error("no address: the stack needs an IPv4 or an IPv6 address on {0}")]
+    NoAddress(String),
     /// More `extra_addrs` than `iface::MAX_EXTRA_ADDRS`.
     #[error("{0} extra addresses: at most {MAX_EXTRA_ADDRS} per interface")]
     TooManyAddrs(usize),
@@ -418,7 +423,8 @@ struct XdpCookies {
     isn_key: [u8; 16],
     tcp: TcpConfig,
     ttl: u8,
-    addr: Ipv4Addr,
+    /// The stack's IPv4 address (`None`: IPv6 only, no IPv4 listener to flag).
+    addr: Option<Ipv4Addr>,
     /// The epoch whose secret the program has (`None`: not written yet).
     written: Option<u64>,
     policy: FlagPolicy,
@@ -480,6 +486,9 @@ impl XdpCookies {
             .syn_acks
             .store(c.cookie_syn_acks, Ordering::Relaxed);
         self.stats.slow.store(c.cookie_slow, Ordering::Relaxed);
+        let Some(addr) = self.addr else {
+            return;
+        };
         if self.tcp.syncookies != crate::tcp::SynCookieMode::WhenFull {
             return;
         }
@@ -489,7 +498,7 @@ impl XdpCookies {
             for l in h.get().listeners() {
                 match sent.iter_mut().find(|e| e.1 == l.port) {
                     Some(e) => e.2 += l.stats.cookies_sent,
-                    None => sent.push((self.addr, l.port, l.stats.cookies_sent)),
+                    None => sent.push((addr, l.port, l.stats.cookies_sent)),
                 }
             }
         }
@@ -535,8 +544,9 @@ impl Stack {
     }
 
     /// [`Stack::open`] with IPv6 addresses besides `o.addr`: one stack for both families
-    /// (dual-stack). Each address must be on the interface (the kernel keeps it and answers
-    /// neighbour solicitations); every listener of `o.ports` is also opened on each of them,
+    /// (dual-stack), or, with `o.addr` `None`, an IPv6-only stack (no IPv4 steered; the
+    /// ephemeral range only on the IPv6 addresses). Each address must be on the interface
+    /// (the kernel keeps it and answers neighbour solicitations); every listener of `o.ports` is also opened on each of them,
     /// the XDP program steers their ports and the shared ephemeral range to the stack, and
     /// IPv6 active opens leave from the first.
     pub fn open_dual(o: &StackOptions, addrs6: &[Ipv6Addr]) -> Result<Stack, StartError> {
@@ -548,7 +558,12 @@ impl Stack {
             .link_info(&o.ifname)
             .map_err(|_| StartError::NoSuchInterface(o.ifname.clone()))?;
         let have = nl.link_addrs(link.ifindex).map_err(StartError::Netlink)?;
-        if let Some(&addr) = std::iter::once(&o.addr)
+        if o.addr.is_none() && o.extra_addrs.is_empty() && addrs6.is_empty() {
+            return Err(StartError::NoAddress(o.ifname.clone()));
+        }
+        if let Some(&addr) = o
+            .addr
+            .iter()
             .chain(&o.extra_addrs)
             .find(|a| !have.contains(a))
         {
@@ -638,7 +653,7 @@ impl Stack {
                 secrets: SharedCookieSecrets::new(sh.cookie),
                 isn_key: sh.isn,
                 tcp: tcp.clone(),
-                ttl: InterfaceConfig::new(o.addr, link.mac).ttl,
+                ttl: InterfaceConfig::with_addr(o.addr, link.mac).ttl,
                 addr: o.addr,
                 written: None,
                 policy: FlagPolicy::new((tcp.max_syn_backlog / 2) as u64),
@@ -687,7 +702,7 @@ impl Stack {
             if n > 1 {
                 ep.set_rss_preference(owner, q);
             }
-            let mut icfg = InterfaceConfig::new(o.addr, link.mac);
+            let mut icfg = InterfaceConfig::with_addr(o.addr, link.mac);
             icfg.extra_addrs = extra;
             icfg.hash_seed = os_secrets().seed;
             icfg.addrs6 = addrs6_cfg;
@@ -708,10 +723,14 @@ impl Stack {
             }
             stack.workers.push(worker);
         }
-        for &p in &o.ports {
+        for (a, &p) in o
+            .addr
+            .iter()
+            .flat_map(|&a| o.ports.iter().map(move |p| (a, p)))
+        {
             stack
                 .steering
-                .add_listen(o.addr, p)
+                .add_listen(a, p)
                 .map_err(StartError::Steering)?;
         }
         for &a in addrs6 {
@@ -723,15 +742,20 @@ impl Stack {
                     .map_err(StartError::Steering)?;
             }
         }
-        let eph_addr = if o.extra_addrs.is_empty() {
-            o.addr
-        } else {
-            Ipv4Addr::UNSPECIFIED // every address of the stack (steer.bpf.c)
-        };
-        stack
-            .steering
-            .set_ephemeral(eph_addr, o.ephemeral.0, o.ephemeral.1)
-            .map_err(StartError::Steering)?;
+        match (o.addr, o.extra_addrs.is_empty()) {
+            (Some(a), true) => stack
+                .steering
+                .set_ephemeral(a, o.ephemeral.0, o.ephemeral.1),
+            // Every address of the stack (steer.bpf.c).
+            (_, false) => {
+                stack
+                    .steering
+                    .set_ephemeral(Ipv4Addr::UNSPECIFIED, o.ephemeral.0, o.ephemeral.1)
+            }
+            // IPv6 only: the range on the stack's IPv6 addresses, no IPv4 taken.
+            (None, true) => stack.steering.set_ephemeral6(o.ephemeral.0, o.ephemeral.1),
+        }
+        .map_err(StartError::Steering)?;
         if let Some(c) = &mut stack.cookies {
             c.rotate(crate::clock::now(), &mut stack.steering)
                 .map_err(StartError::Steering)?;
@@ -801,7 +825,7 @@ impl Stack {
         }
         let resolver =
             KernelResolver::new(nl, link.ifindex).with_routes(RouteView::new(routes.shared()));
-        let mut icfg = InterfaceConfig::new(o.addr, link.mac);
+        let mut icfg = InterfaceConfig::with_addr(o.addr, link.mac);
         icfg.extra_addrs = ExtraAddrs::new(&o.extra_addrs).map_err(StartError::TooManyAddrs)?;
         icfg.hash_seed = os_secrets().seed;
         // The IPv6 addresses `self` was opened with (`open_dual`); the maps steer them already.
@@ -1172,6 +1196,10 @@ mod tests {
         assert_eq!(
             not_on(vec![]).to_string(),
             "address 198.18.0.1 is not on interface veth0 (it has: no IPv4 address)"
+        );
+        assert_eq!(
+            StartError::NoAddress("veth0".into()).to_string(),
+            "no address: the stack needs an IPv4 or an IPv6 address on veth0"
         );
         assert_eq!(
             not_on(vec![

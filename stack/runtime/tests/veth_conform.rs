@@ -146,7 +146,7 @@ fn listener_flag_combinations_and_bad_options_match_linux() {
     let stop = Arc::new(AtomicBool::new(false));
     let opts = StackOptions {
         ifname: pair.stack_if.clone(),
-        addr: STACK_ADDR,
+        addr: Some(STACK_ADDR),
         extra_addrs: Vec::new(),
         ports: vec![STACK_PORT],
         ephemeral: (61000, 61999),
@@ -398,7 +398,7 @@ fn syn_to_client_time_wait_gets_ack_like_linux() {
     let stop = Arc::new(AtomicBool::new(false));
     let opts = StackOptions {
         ifname: pair.stack_if.clone(),
-        addr: STACK_ADDR,
+        addr: Some(STACK_ADDR),
         extra_addrs: Vec::new(),
         ports: Vec::new(),
         ephemeral: (61000, 61999),
@@ -531,7 +531,7 @@ fn start_stack<A: App + Send + 'static>(
     let stop = Arc::new(AtomicBool::new(false));
     let opts = StackOptions {
         ifname: pair.stack_if.clone(),
-        addr: STACK_ADDR,
+        addr: Some(STACK_ADDR),
         extra_addrs: Vec::new(),
         ports,
         ephemeral: (61000, 61999),

@@ -150,7 +150,7 @@ fn run_stack_dual<A: App + Send + 'static>(
     let addrs6 = addrs6.to_vec();
     let opts = StackOptions {
         ifname: ifname.to_string(),
-        addr,
+        addr: Some(addr),
         extra_addrs: Vec::new(),
         ports: Vec::new(),
         ephemeral: EPHEMERAL,

@@ -69,7 +69,7 @@ impl<A: App + Send + 'static> InProc<A> {
         let stop = Arc::new(AtomicBool::new(false));
         let opts = StackOptions {
             ifname: pair.stack_if.clone(),
-            addr: STACK_ADDR,
+            addr: Some(STACK_ADDR),
             extra_addrs: Vec::new(),
             ports: ports.to_vec(),
             ephemeral: EPHEMERAL,

@@ -93,8 +93,12 @@ struct steer_config {
 	__be32 addr;  /* the stack's own address, network order; 0 = any of them */
 	__u16 eph_lo; /* host order, inclusive */
 	__u16 eph_hi; /* host order, inclusive */
-	__u32 valid;  /* 0 = no ephemeral range configured */
+	__u32 valid;  /* EPH_V4 | EPH_V6: the families the range is steered for (0: none) */
 };
+
+/* steer_config.valid bits: an IPv6-only stack steers no IPv4 (the kernel keeps it all). */
+#define EPH_V4 1
+#define EPH_V6 2
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -177,7 +181,7 @@ static __always_inline __u8 belongs_to_stack(__be32 daddr, __be16 dport)
 		return *v | LISTEN_STEER | LISTEN_LISTENER;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg || !cfg->valid || (cfg->addr && cfg->addr != daddr))
+	if (!cfg || !(cfg->valid & EPH_V4) || (cfg->addr && cfg->addr != daddr))
 		return 0;
 	port = bpf_ntohs(dport);
 	return port >= cfg->eph_lo && port <= cfg->eph_hi ? LISTEN_STEER : 0;

@@ -18,9 +18,10 @@
  * counted (fragments_dropped; the stack does not reassemble), a later one goes to the kernel
  * (fragments). An atomic fragment (offset 0, M clear, RFC 6946) is a whole packet.
  *
- * ICMPv6 errors (Destination Unreachable, Packet Too Big, Time Exceeded) whose quoted packet
- * is TCP from a stack (address, port) are steered like that flow's segments: the worker of
- * the receive queue hands them to the flow's owner. Other ICMPv6 goes to the kernel.
+ * ICMPv6 errors (Destination Unreachable, Packet Too Big, Time Exceeded, Parameter Problem)
+ * whose quoted packet is TCP from a stack (address, port) are steered like that flow's
+ * segments: the worker of the receive queue hands them to the flow's owner. Other ICMPv6
+ * goes to the kernel.
  *
  * Key/value layouts are mirrored in src/maps.rs; keep them in sync.
  */
@@ -109,7 +110,7 @@ static __always_inline __u8 belongs_to_stack6(const __u8 *daddr, __be16 dport)
 		return *v | LISTEN_STEER | LISTEN_LISTENER;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg || !cfg->valid)
+	if (!cfg || !(cfg->valid & EPH_V6))
 		return 0;
 	port = bpf_ntohs(dport);
 	if (port < cfg->eph_lo || port > cfg->eph_hi)
@@ -195,7 +196,9 @@ static __always_inline int to_xsk6(struct xdp_md *ctx, __u32 cnt6)
 }
 
 /*
- * An ICMPv6 message at `icmp`: an error (RFC 4443 types 1-3) quoting TCP from a stack
+ * An ICMPv6 message at `icmp`: an error (RFC 4443 types 1-4: Destination Unreachable,
+ * Packet Too Big, Time Exceeded, Parameter Problem, any code, as Linux's icmpv6_notify
+ * delivers them to tcp_v6_err) quoting TCP from a stack
  * (address, port) goes to the stack; anything else to the kernel. Only the quoted ports are
  * read here; the worker verifies the checksum and the rest.
  */
@@ -210,8 +213,8 @@ static __always_inline int steer_icmp6(struct xdp_md *ctx, __u8 *icmp, void *dat
 
 	if ((void *)(icmp + 8) > data_end)
 		return pass(CNT_MALFORMED);
-	if (icmp[0] < 1 || icmp[0] > 3)
-		return pass(CNT_PASSED); /* NDP, echo, parameter problem, ... */
+	if (icmp[0] < 1 || icmp[0] > 4)
+		return pass(CNT_PASSED); /* NDP, echo, ... */
 	q = (void *)(icmp + 8);
 	if ((void *)(q + 1) > data_end)
 		return pass(CNT_MALFORMED);

@@ -25,6 +25,9 @@
 //!   [`IcmpError::from_icmpv6`]; a passive SYN-RECEIVED is dropped by the codes Linux calls
 //!   fatal (admin prohibited, port unreachable, policy, reject route, unknown codes), not by
 //!   no route, beyond scope, address unreachable or time exceeded (`tcp_req_err(.., fatal)`).
+//!   Parameter Problem (RFC 4443 §3.4, any code) is EPROTO and fatal in
+//!   `icmpv6_err_convert`: it fails SYN-SENT, drops a passive SYN-RECEIVED quoting our ISS,
+//!   and is a soft error in the synchronized states, as [`Unreachable::ProtocolError`].
 
 use crate::wire::icmpv6::{self, Icmpv6Error};
 use crate::wire::{DstUnreachable, Icmpv4Message};
@@ -84,7 +87,8 @@ pub enum Unreachable {
     /// reject route): EACCES.
     #[error("permission denied")]
     Prohibited,
-    /// ICMPv6 Destination Unreachable codes RFC 4443 does not define: EPROTO.
+    /// ICMPv6 Destination Unreachable codes RFC 4443 does not define, and ICMPv6 Parameter
+    /// Problem (RFC 4443 §3.4): EPROTO.
     #[error("protocol error")]
     ProtocolError,
 }
@@ -126,6 +130,8 @@ impl IcmpError {
                 mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
             },
             Icmpv6Error::TimeExceeded(_) => IcmpError::TimeExceeded,
+            // `icmpv6_err_convert`: ICMPV6_PARAMPROB is EPROTO, fatal.
+            Icmpv6Error::ParamProblem { .. } => IcmpError::Unreachable(Unreachable::ProtocolError),
             Icmpv6Error::DstUnreachable(code) => IcmpError::Unreachable(match code {
                 D::NoRoute => Unreachable::Net,
                 D::BeyondScope | D::AddrUnreachable => Unreachable::Host,
@@ -230,6 +236,15 @@ mod tests {
             let e = IcmpError::from_icmpv6(&Icmpv6Error::DstUnreachable(code));
             assert_eq!(e, IcmpError::Unreachable(want), "{code:?}");
             assert_eq!(e.drops_half_open(true), fatal, "{code:?}");
+        }
+        // RFC 4443 §3.4 Parameter Problem, every code: EPROTO, fatal.
+        for code in [0u8, 1, 2, 3, 255] {
+            let e = IcmpError::from_icmpv6(&Icmpv6Error::ParamProblem {
+                code: code.into(),
+                pointer: 40,
+            });
+            assert_eq!(e, IcmpError::Unreachable(U::ProtocolError), "code {code}");
+            assert!(e.drops_half_open(true), "code {code}");
         }
         let te = IcmpError::from_icmpv6(&Icmpv6Error::TimeExceeded(TimeExceeded::HopLimit));
         assert_eq!(te, IcmpError::TimeExceeded);

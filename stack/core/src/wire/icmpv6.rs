@@ -1,10 +1,11 @@
 //! ICMPv6 error messages (RFC 4443 §3) about TCP segments: Destination Unreachable,
-//! Packet Too Big (RFC 8201) and Time Exceeded, with the quoted ("invoking") packet's
+//! Packet Too Big (RFC 8201), Time Exceeded and Parameter Problem, with the quoted
+//! ("invoking") packet's
 //! addresses, ports and sequence number, which is what TCP needs to find the connection and
 //! to validate the error (RFC 5927 §4.1: the sequence number must be in flight).
 //!
-//! Informational messages (echo, NDP) and Parameter Problem are not parsed here: the XDP
-//! program leaves them to the kernel. This module only reads; the stack never sends ICMPv6.
+//! Informational messages (echo, NDP) are not parsed here: the XDP program leaves them to
+//! the kernel. This module only reads; the stack never sends ICMPv6.
 
 use super::checksum;
 use super::ipv6::{self, walk_extensions, NEXT_ICMPV6, NEXT_TCP};
@@ -25,7 +26,7 @@ pub const TYPE_DST_UNREACHABLE: u8 = 1;
 pub const TYPE_PACKET_TOO_BIG: u8 = 2;
 /// Type: Time Exceeded.
 pub const TYPE_TIME_EXCEEDED: u8 = 3;
-/// Type: Parameter Problem (not parsed here).
+/// Type: Parameter Problem (RFC 4443 §3.4).
 pub const TYPE_PARAM_PROBLEM: u8 = 4;
 
 mod field {
@@ -154,6 +155,30 @@ impl From<u8> for TimeExceeded {
     }
 }
 
+/// Parameter Problem codes (RFC 4443 §3.4; later codes, e.g. RFC 7112's 3, are `Other`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ParamProblem {
+    /// 0: erroneous header field encountered.
+    HeaderField,
+    /// 1: unrecognized Next Header type encountered.
+    NextHeader,
+    /// 2: unrecognized IPv6 option encountered.
+    Option,
+    /// Any other code, as received.
+    Other(u8),
+}
+
+impl From<u8> for ParamProblem {
+    fn from(c: u8) -> Self {
+        match c {
+            0 => Self::HeaderField,
+            1 => Self::NextHeader,
+            2 => Self::Option,
+            c => Self::Other(c),
+        }
+    }
+}
+
 /// What an ICMPv6 error says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Icmpv6Error {
@@ -167,6 +192,14 @@ pub enum Icmpv6Error {
     },
     /// Time Exceeded with its code.
     TimeExceeded(TimeExceeded),
+    /// Parameter Problem with its code and pointer (RFC 4443 §3.4: the offset in the
+    /// quoted packet where the error was detected).
+    ParamProblem {
+        /// The code.
+        code: ParamProblem,
+        /// The pointer field.
+        pointer: u32,
+    },
 }
 
 /// The quoted TCP segment's identity: its IPv6 addresses and ports as the stack sent them
@@ -197,7 +230,7 @@ pub struct Icmpv6ErrorRepr {
 impl Icmpv6ErrorRepr {
     /// Parses an ICMPv6 message carried from `src` to `dst` (the outer IPv6 addresses):
     /// the checksum if `verify_checksum` (`Checksum`); types other than Destination
-    /// Unreachable, Packet Too Big and Time Exceeded are `Unsupported`. The quoted packet
+    /// Unreachable, Packet Too Big, Time Exceeded and Parameter Problem are `Unsupported`. The quoted packet
     /// must be IPv6 (`Malformed`), its extension headers are walked as for a received
     /// packet ([`walk_extensions`], over what was quoted), and it must quote TCP
     /// (`Unsupported` otherwise; also a quoted non-first fragment, which has no TCP header)
@@ -217,6 +250,10 @@ impl Icmpv6ErrorRepr {
             TYPE_DST_UNREACHABLE => Icmpv6Error::DstUnreachable(p.code().into()),
             TYPE_PACKET_TOO_BIG => Icmpv6Error::PacketTooBig { mtu: p.rest() },
             TYPE_TIME_EXCEEDED => Icmpv6Error::TimeExceeded(p.code().into()),
+            TYPE_PARAM_PROBLEM => Icmpv6Error::ParamProblem {
+                code: p.code().into(),
+                pointer: p.rest(),
+            },
             _ => return Err(Error::Unsupported),
         };
         let q = p.data();

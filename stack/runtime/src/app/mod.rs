@@ -161,7 +161,8 @@ impl Addrs6 {
 pub struct AppIo<'a> {
     ep: &'a mut Endpoint,
     now: Instant,
-    local: Ipv4Addr,
+    /// The interface's IPv4 address (none: IPv6 only).
+    local: Option<Ipv4Addr>,
     /// The interface's IPv6 addresses (none: IPv4 only).
     addrs6: Addrs6,
 }
@@ -169,6 +170,12 @@ pub struct AppIo<'a> {
 impl<'a> AppIo<'a> {
     /// `local` is the interface address used for `listen` and `connect`.
     pub fn new(ep: &'a mut Endpoint, now: Instant, local: Ipv4Addr) -> Self {
+        Self::with_local(ep, now, Some(local))
+    }
+
+    /// [`AppIo::new`] with or without an IPv4 address (`None`: an IPv6-only interface,
+    /// whose addresses come with [`AppIo::with_addrs6`]).
+    pub fn with_local(ep: &'a mut Endpoint, now: Instant, local: Option<Ipv4Addr>) -> Self {
         AppIo {
             ep,
             now,
@@ -202,15 +209,13 @@ impl<'a> AppIo<'a> {
     }
 
     /// Active open to `remote` of either family: from the interface's IPv4 address, or from
-    /// its first IPv6 address (`InvalidAddress` when it has none).
+    /// its first IPv6 address (`InvalidAddress` when it has none of that family).
     pub fn connect_any(&mut self, remote: SocketAddr) -> Result<ConnId, AppError> {
         let local: IpAddr = match remote {
-            SocketAddr::V4(_) => self.local.into(),
-            SocketAddr::V6(_) => match self.addrs6.iter().next() {
-                Some(a) => a.into(),
-                None => return Err(AppError::Connect(ConnectError::InvalidAddress)),
-            },
-        };
+            SocketAddr::V4(_) => self.local.map(IpAddr::from),
+            SocketAddr::V6(_) => self.addrs6.iter().next().map(IpAddr::from),
+        }
+        .ok_or(AppError::Connect(ConnectError::InvalidAddress))?;
         self.ep
             .connect(self.now, local, remote)
             .map_err(AppError::Connect)
@@ -221,22 +226,34 @@ impl<'a> AppIo<'a> {
         self.now
     }
 
-    /// The interface address this worker's connections use.
-    pub fn local_addr(&self) -> Ipv4Addr {
+    /// The interface's IPv4 address, which [`AppIo::listen`] and [`AppIo::connect`] use
+    /// (`None`: the interface is IPv6 only).
+    pub fn local_addr(&self) -> Option<Ipv4Addr> {
         self.local
     }
 
-    /// LISTEN on `port` of the interface address; `backlog` is capped by `somaxconn`.
+    /// LISTEN on `port` of the interface's IPv4 address, or of its first IPv6 address when
+    /// it is IPv6 only; `backlog` is capped by `somaxconn`. (An interface without any
+    /// address is refused as `Connect(InvalidAddress)`: there is nothing to listen on.)
     pub fn listen(&mut self, port: u16, backlog: usize) -> Result<ListenerId, AppError> {
+        let local = self
+            .local
+            .map(IpAddr::from)
+            .or_else(|| self.addrs6.iter().next().map(IpAddr::from))
+            .ok_or(AppError::Connect(ConnectError::InvalidAddress))?;
         self.ep
-            .listen(self.local, port, backlog)
+            .listen(local, port, backlog)
             .map_err(AppError::Listen)
     }
 
-    /// Active open from an ephemeral port of this shard. `Connected` or `Error` follows.
+    /// Active open from an ephemeral port of this shard. `Connected` or `Error` follows
+    /// (`Connect(InvalidAddress)` on an IPv6-only interface, as Linux's ENETUNREACH).
     pub fn connect(&mut self, remote: SocketAddrV4) -> Result<ConnId, AppError> {
+        let local = self
+            .local
+            .ok_or(AppError::Connect(ConnectError::InvalidAddress))?;
         self.ep
-            .connect(self.now, self.local, remote)
+            .connect(self.now, local, remote)
             .map_err(AppError::Connect)
     }
 

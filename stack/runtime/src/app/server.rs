@@ -139,9 +139,12 @@ impl Server {
 impl App for Server {
     fn on_start(&mut self, io: &mut AppIo<'_>) {
         for (i, (port, app)) in self.ports.iter_mut().enumerate() {
-            match io.listen(*port, self.backlog) {
-                Ok(l) => self.listeners.push((l, i)),
-                Err(e) => self.listen_errors.push((*port, e)),
+            // IPv4 when the interface has it (an IPv6-only one has not).
+            if let Some(a) = io.local_addr() {
+                match io.listen_on(a.into(), *port, self.backlog) {
+                    Ok(l) => self.listeners.push((l, i)),
+                    Err(e) => self.listen_errors.push((*port, e)),
+                }
             }
             // Dual-stack: the same port on each IPv6 address of the interface.
             for a in io.addrs6().iter() {

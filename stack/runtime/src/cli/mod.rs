@@ -124,9 +124,10 @@ pub struct Common {
     /// Interface to attach to (its queue 0).
     #[arg(long = "iface")]
     pub iface: String,
-    /// The stack's addresses (repeatable): one IPv4 address and any IPv6 addresses, each on
-    /// the interface (the kernel keeps answering ARP and neighbour solicitations); with both
-    /// families one stack serves both (dual-stack).
+    /// The stack's addresses (repeatable): at most one IPv4 address and any IPv6 addresses,
+    /// at least one in all, each on the interface (the kernel keeps answering ARP and
+    /// neighbour solicitations); with both families one stack serves both (dual-stack),
+    /// with IPv6 addresses only the stack takes no IPv4 at all.
     #[arg(long, required = true)]
     pub addr: Vec<IpAddr>,
     /// Try AF_XDP zero-copy (falls back to copy mode with a message if the driver refuses).
@@ -249,6 +250,15 @@ pub enum ArgError {
     /// `--ephemeral` that is not `LO-HI` with 1 <= LO <= HI <= 65535.
     #[error("bad --ephemeral {0:?}: expected LO-HI with 1 <= LO <= HI <= 65535")]
     Ephemeral(String),
+    /// `--addr` more than once with an IPv4 address.
+    #[error("bad --addr {0}: at most one IPv4 address (have {1} already)")]
+    AddrSecondV4(Ipv4Addr, Ipv4Addr),
+    /// The same `--addr` twice.
+    #[error("bad --addr {0}: given twice")]
+    AddrTwice(IpAddr),
+    /// No `--addr` at all (clap requires one; a library caller may not).
+    #[error("bad --addr: at least one address is needed (IPv4, IPv6 or both)")]
+    AddrNone,
     /// `--set` without `=`.
     #[error("bad --set {0:?}: expected KEY=VALUE")]
     SetForm(String),
@@ -315,34 +325,30 @@ fn usage(e: ArgError) -> Failure {
     fail(2, e.to_string())
 }
 
-/// `--addr`s: the one IPv4 address and the IPv6 ones.
-fn split_addrs(addrs: &[IpAddr]) -> Result<(Ipv4Addr, Vec<Ipv6Addr>), Failure> {
-    let v4: Vec<Ipv4Addr> = addrs
-        .iter()
-        .filter_map(|a| match a {
-            IpAddr::V4(a) => Some(*a),
-            IpAddr::V6(_) => None,
-        })
-        .collect();
-    let v6 = addrs
-        .iter()
-        .filter_map(|a| match a {
-            IpAddr::V6(a) => Some(*a),
-            IpAddr::V4(_) => None,
-        })
-        .collect();
-    match v4[..] {
-        [a] => Ok((a, v6)),
-        [] => Err(fail(
-            2,
-            "bad --addr: one IPv4 address is needed (an IPv6-only stack is not supported yet)",
-        )),
-        _ => Err(fail(2, "bad --addr: at most one IPv4 address")),
+/// `--addr`s: at most one IPv4 address and any IPv6 ones (in the order given), at least
+/// one in all, none twice.
+pub fn split_addrs(addrs: &[IpAddr]) -> Result<(Option<Ipv4Addr>, Vec<Ipv6Addr>), ArgError> {
+    let (mut v4, mut v6) = (None, Vec::new());
+    for (i, &a) in addrs.iter().enumerate() {
+        if addrs[..i].contains(&a) {
+            return Err(ArgError::AddrTwice(a));
+        }
+        match a {
+            IpAddr::V4(a) => match v4 {
+                Some(have) => return Err(ArgError::AddrSecondV4(a, have)),
+                None => v4 = Some(a),
+            },
+            IpAddr::V6(a) => v6.push(a),
+        }
     }
+    if v4.is_none() && v6.is_empty() {
+        return Err(ArgError::AddrNone);
+    }
+    Ok((v4, v6))
 }
 
 fn options(c: &Common, ports: Vec<u16>, workers: usize) -> Result<StackOptions, Failure> {
-    let (addr, _) = split_addrs(&c.addr)?;
+    let (addr, _) = split_addrs(&c.addr).map_err(usage)?;
     let tcp = parse_sets(&c.set).map_err(usage)?;
     let ephemeral = parse_range(&c.ephemeral).map_err(usage)?;
     if let Some(p) = ports
@@ -412,7 +418,7 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         return Err(fail(2, "bad --workers 0: at least 1"));
     }
     let o = options(&a.common, listens.iter().map(|l| l.0).collect(), a.workers)?;
-    let (_, addrs6) = split_addrs(&a.common.addr)?;
+    let (_, addrs6) = split_addrs(&a.common.addr).map_err(usage)?;
     let metrics = bind_metrics(a.metrics.as_deref())?;
     let mut stack = open(&o, &addrs6)?;
     for w in &mut stack.workers {
@@ -458,7 +464,9 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         "xdptcp: serving on {} {} ports {}; {} worker{}, {} mode, ephemeral {}-{}; stat {}; \
          user {}",
         o.ifname,
-        std::iter::once(IpAddr::from(o.addr))
+        o.addr
+            .map(IpAddr::from)
+            .into_iter()
             .chain(addrs6.iter().map(|&a| a.into()))
             .map(|a| a.to_string())
             .collect::<Vec<_>>()
@@ -483,9 +491,15 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
         println!("xdptcp: metrics on http://{}/metrics", m.local_addr());
     }
     flush_stdout();
+    // The stack's address in reports: its IPv4 one, else its first IPv6 one.
+    let addr = o
+        .addr
+        .map(IpAddr::from)
+        .or_else(|| addrs6.first().map(|&a| a.into()))
+        .ok_or_else(|| usage(ArgError::AddrNone))?;
     let meta = StatMeta {
         ifname: o.ifname.clone(),
-        addr: o.addr,
+        addr,
         pid: std::process::id(),
         xdp: stack.xdp_cookie_stats(),
         routes: Some(stack.route_stats()),
@@ -493,7 +507,7 @@ pub fn serve(a: &ServeArgs) -> Result<(), Failure> {
     let flag = stop.clone();
     let metrics_meta = crate::control::metrics::Meta {
         ifname: o.ifname.clone(),
-        addr: o.addr,
+        addr,
         xdp: stack.xdp_cookie_stats(),
         routes: Some(stack.route_stats()),
     };
@@ -633,9 +647,12 @@ pub fn stat_cmd(a: &StatArgs) -> Result<(), Failure> {
 /// `xdptcp connect`.
 pub fn connect(a: &ConnectArgs) -> Result<(), Failure> {
     let o = options(&a.common, Vec::new(), 1)?;
-    let (_, addrs6) = split_addrs(&a.common.addr)?;
+    let (addr4, addrs6) = split_addrs(&a.common.addr).map_err(usage)?;
     if a.remote.is_ipv6() && addrs6.is_empty() {
         return Err(fail(2, "bad --remote: an IPv6 server needs an IPv6 --addr"));
+    }
+    if a.remote.is_ipv4() && addr4.is_none() {
+        return Err(fail(2, "bad --remote: an IPv4 server needs an IPv4 --addr"));
     }
     let mut stack = open(&o, &addrs6)?;
     let stop = control::stop_on_signals();
@@ -675,7 +692,14 @@ pub fn run(a: &RunArgs) -> Result<(), Failure> {
             ),
         ));
     }
-    let (addr, addrs6) = split_addrs(&a.addr)?;
+    let (addr, addrs6) = split_addrs(&a.addr).map_err(usage)?;
+    // The POSIX layer still needs its IPv4 address (XDPTCP_ADDR, docs/posix.md).
+    let addr = addr.ok_or_else(|| {
+        fail(
+            2,
+            "bad --addr: xdptcp run needs one IPv4 address (and any IPv6 addresses)",
+        )
+    })?;
     let spec = crate::launch::RunSpec {
         iface: a.iface.clone(),
         addr,
@@ -761,5 +785,58 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("bad --set"));
+    }
+
+    #[test]
+    fn addr_parsing() {
+        let v4: IpAddr = Ipv4Addr::new(198, 18, 0, 1).into();
+        let a6 = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
+        let b6 = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
+        // IPv4 only, dual-stack, IPv6 only (one or several), in the order given.
+        assert_eq!(
+            split_addrs(&[v4]),
+            Ok((Some(Ipv4Addr::new(198, 18, 0, 1)), vec![]))
+        );
+        assert_eq!(
+            split_addrs(&[a6.into(), v4, b6.into()]),
+            Ok((Some(Ipv4Addr::new(198, 18, 0, 1)), vec![a6, b6]))
+        );
+        assert_eq!(split_addrs(&[a6.into()]), Ok((None, vec![a6])));
+        assert_eq!(
+            split_addrs(&[b6.into(), a6.into()]),
+            Ok((None, vec![b6, a6]))
+        );
+        // The exact lines `xdptcp` prints (after "xdptcp: ").
+        let err = |a: &[IpAddr]| split_addrs(a).unwrap_err().to_string();
+        assert_eq!(
+            err(&[v4, Ipv4Addr::new(198, 18, 0, 3).into()]),
+            "bad --addr 198.18.0.3: at most one IPv4 address (have 198.18.0.1 already)"
+        );
+        assert_eq!(
+            err(&[a6.into(), b6.into(), a6.into()]),
+            "bad --addr 2001:2::1: given twice"
+        );
+        assert_eq!(err(&[v4, v4]), "bad --addr 198.18.0.1: given twice");
+        assert_eq!(
+            err(&[]),
+            "bad --addr: at least one address is needed (IPv4, IPv6 or both)"
+        );
+        // `xdptcp run` (the POSIX layer) still needs an IPv4 address.
+        let f = run(&RunArgs {
+            iface: "veth0".into(),
+            addr: vec![a6.into()],
+            set: Vec::new(),
+            ephemeral: "61000-61999".into(),
+            workers: 1,
+            cmd: vec!["true".into()],
+        })
+        .unwrap_err();
+        assert_eq!(
+            (f.status, f.message.as_str()),
+            (
+                2,
+                "bad --addr: xdptcp run needs one IPv4 address (and any IPv6 addresses)"
+            )
+        );
     }
 }

@@ -18,7 +18,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -46,8 +46,8 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub struct Meta {
     /// The interface the stack runs on.
     pub ifname: String,
-    /// The stack's IPv4 address.
-    pub addr: Ipv4Addr,
+    /// The stack's address (as [`crate::control::report::StatMeta::addr`]).
+    pub addr: std::net::IpAddr,
     /// SYN cookies in XDP (`xdp_syncookies = 1`): the stack's counters.
     pub xdp: Option<Arc<XdpCookieStats>>,
     /// The route refresher's counters.
@@ -450,6 +450,9 @@ const SINGLE: &[Single] = &[
     ("xdptcp_icmp_errors_received_total", C, N,
      "ICMP errors about the stack's TCP segments handed to the endpoint.",
      |s| s.iface.rx_icmp),
+    ("xdptcp_icmp6_parameter_problems_received_total", C, N,
+     "ICMPv6 Parameter Problems (RFC 4443 3.4) about the stack's TCP segments.",
+     |s| s.iface.rx_icmp6_param_problem),
     ("xdptcp_tcp_mtu_black_holes_total", C, N,
      "MSS reductions by black-hole detection after repeated timeouts (tcp_mtu_probing).",
      |s| s.endpoint.icmp.black_hole_mss_lowered),
@@ -836,12 +839,13 @@ fn write_by(s: &mut TcpStream, mut buf: &[u8], deadline: Instant) -> io::Result<
 mod tests {
     use super::*;
     use crate::worker::ListenerSnapshot;
+    use std::net::Ipv4Addr;
     use xdptcp_harness::prom;
 
     fn meta() -> Meta {
         Meta {
             ifname: "xts-1".into(),
-            addr: Ipv4Addr::new(198, 18, 0, 1),
+            addr: Ipv4Addr::new(198, 18, 0, 1).into(),
             xdp: None,
             routes: None,
         }
@@ -1072,6 +1076,7 @@ mod tests {
         s.endpoint.aborted_on_memory = 1546;
         s.iface.neigh_netlink_errors = 1553;
         s.iface.rx_icmp = 1560;
+        s.iface.rx_icmp6_param_problem = 1563;
         s.endpoint.icmp.no_connection = 1567;
         s.endpoint.icmp.out_of_window = 1574;
         s.endpoint.icmp.pmtu_lowered = 1581;
@@ -1372,6 +1377,11 @@ mod tests {
         ("snd_mem_limited", "xdptcp_tcp_send_mem_limited_total", None),
         ("icmp_rx", "xdptcp_icmp_errors_received_total", None),
         (
+            "icmp6_param_problem",
+            "xdptcp_icmp6_parameter_problems_received_total",
+            None,
+        ),
+        (
             "icmp_no_conn",
             "xdptcp_icmp_errors_total",
             Some(("outcome", "no_connection")),
@@ -1548,7 +1558,7 @@ mod tests {
         assert_eq!(escape_help("a\\b\nc \"q\""), "a\\\\b\\nc \"q\"");
         let odd = Meta {
             ifname: "e\"v\\i\nl".into(),
-            addr: Ipv4Addr::new(198, 18, 0, 1),
+            addr: Ipv4Addr::new(198, 18, 0, 1).into(),
             ..meta()
         };
         let r = render(&odd, &snaps());

@@ -466,7 +466,7 @@ mod tests {
         });
         let meta = StatMeta {
             ifname: ifname.clone(),
-            addr: std::net::Ipv4Addr::new(198, 18, 0, 1),
+            addr: std::net::Ipv4Addr::new(198, 18, 0, 1).into(),
             pid: 1,
             xdp: None,
             routes: None,

@@ -14,8 +14,9 @@ use crate::worker::WorkerSnapshot;
 pub struct StatMeta {
     /// The interface the stack runs on.
     pub ifname: String,
-    /// The stack's IPv4 address.
-    pub addr: std::net::Ipv4Addr,
+    /// The stack's address: its IPv4 address, or its first IPv6 address when it is IPv6
+    /// only.
+    pub addr: std::net::IpAddr,
     /// The serving process.
     pub pid: u32,
     /// SYN cookies in XDP (`xdp_syncookies = 1`): the stack's counters.
@@ -117,6 +118,7 @@ pub(crate) fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
         ("ofo_mem_drops", s.buffers.ofo_mem_drops),
         ("snd_mem_limited", s.buffers.snd_mem_limited),
         ("icmp_rx", i.rx_icmp),
+        ("icmp6_param_problem", i.rx_icmp6_param_problem),
         ("icmp_no_conn", e.icmp.no_connection),
         ("icmp_out_of_window", e.icmp.out_of_window),
         ("icmp_pmtu_lowered", e.icmp.pmtu_lowered),
@@ -251,6 +253,7 @@ const SECTIONS: [(&str, &[&str]); 11] = [
         "icmp",
         &[
             "icmp_rx",
+            "icmp6_param_problem",
             "icmp_no_conn",
             "icmp_out_of_window",
             "icmp_pmtu_lowered",
@@ -500,7 +503,7 @@ mod tests {
     fn meta() -> StatMeta {
         StatMeta {
             ifname: "xts-1".into(),
-            addr: std::net::Ipv4Addr::new(198, 18, 0, 1),
+            addr: std::net::Ipv4Addr::new(198, 18, 0, 1).into(),
             pid: 42,
             xdp: None,
             routes: None,

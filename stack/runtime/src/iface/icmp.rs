@@ -12,6 +12,7 @@ use crate::tcp::endpoint::Endpoint;
 use crate::tcp::icmp::IcmpError;
 use crate::tcp::tuple::FourTuple;
 use crate::time::Instant;
+use crate::wire::icmpv6::Icmpv6Error;
 use crate::wire::{self, Icmpv4Frame, Icmpv6ErrorFrame, SeqNum};
 
 /// A parsed ICMP error about a TCP segment, of either family.
@@ -71,14 +72,14 @@ pub(super) fn classify(frame: &[u8]) -> NotTcp {
 
 /// Whether the error is for us: sent to one of our addresses about a segment from one.
 pub(super) fn is_ours(
-    addr: std::net::Ipv4Addr,
+    addr: Option<std::net::Ipv4Addr>,
     extra: &ExtraAddrs,
     addrs6: &Addrs6,
     f: &IcmpFrame,
 ) -> bool {
     match f {
         IcmpFrame::V4(f) => {
-            let ours = |a| a == addr || extra.contains(a);
+            let ours = |a| addr == Some(a) || extra.contains(a);
             ours(f.ip.dst_addr) && ours(f.icmp.quoted.src_addr)
         }
         IcmpFrame::V6(f) => {
@@ -103,7 +104,12 @@ pub(super) fn ingest(
             };
             (IcmpError::from_icmpv4(&f.icmp.message), q.seq)
         }
-        IcmpFrame::V6(f) => (IcmpError::from_icmpv6(&f.icmp.error), f.icmp.quoted.seq),
+        IcmpFrame::V6(f) => {
+            if matches!(f.icmp.error, Icmpv6Error::ParamProblem { .. }) {
+                stats.rx_icmp6_param_problem += 1;
+            }
+            (IcmpError::from_icmpv6(&f.icmp.error), f.icmp.quoted.seq)
+        }
     };
     ep.on_icmp_error(now, tuple, err, seq);
 }

@@ -94,8 +94,9 @@ impl ExtraAddrs {
 /// Settings of one interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InterfaceConfig {
-    /// Our IPv4 address (shared with the kernel, which answers ARP for it).
-    pub addr: Ipv4Addr,
+    /// Our IPv4 address (shared with the kernel, which answers ARP for it); `None` for an
+    /// IPv6-only interface (then `addrs6` holds at least one address).
+    pub addr: Option<Ipv4Addr>,
     /// Our MAC address (the interface's).
     pub mac: Mac,
     /// Frames received per `poll` at most.
@@ -129,6 +130,12 @@ impl InterfaceConfig {
     /// Defaults for `addr` on the interface with MAC `mac`: 64 frames per poll, TTL 64, software
     /// checksum checks, 65,536 cached routes, no extra addresses.
     pub fn new(addr: Ipv4Addr, mac: Mac) -> Self {
+        Self::with_addr(Some(addr), mac)
+    }
+
+    /// [`InterfaceConfig::new`] with or without an IPv4 address (`None`: IPv6 only, the
+    /// addresses go in `addrs6`).
+    pub fn with_addr(addr: Option<Ipv4Addr>, mac: Mac) -> Self {
         InterfaceConfig {
             addr,
             mac,
@@ -200,6 +207,9 @@ pub struct IfaceStats {
     /// ICMPv4 errors about our TCP segments handed to the endpoint (icmp.rs; its
     /// `EndpointStats::icmp` says what each did).
     pub rx_icmp: u64,
+    /// Of `rx_icmp`: ICMPv6 Parameter Problems (RFC 4443 §3.4) about our segments: a node
+    /// on the path rejected a header field of ours (EPROTO for the connection).
+    pub rx_icmp6_param_problem: u64,
 }
 
 /// What one `poll` did (for the worker's busy/idle accounting).
@@ -355,19 +365,21 @@ impl<D: Device, L: Link> Interface<D, L> {
 
     /// An application handle outside `poll` (e.g. to open listeners before the loop starts).
     pub fn app_io(&mut self, now: Instant) -> AppIo<'_> {
-        AppIo::new(&mut self.ep, now, self.cfg.addr).with_addrs6(self.cfg.addrs6)
+        AppIo::with_local(&mut self.ep, now, self.cfg.addr).with_addrs6(self.cfg.addrs6)
     }
 
     /// Calls `app.on_start` (once, before the first `poll`).
     pub fn start<A: App + ?Sized>(&mut self, now: Instant, app: &mut A) {
         app.on_start(
-            &mut AppIo::new(&mut self.ep, now, self.cfg.addr).with_addrs6(self.cfg.addrs6),
+            &mut AppIo::with_local(&mut self.ep, now, self.cfg.addr).with_addrs6(self.cfg.addrs6),
         );
     }
 
     /// Calls `app.on_stop` (once, before the last `poll`).
     pub fn stop<A: App + ?Sized>(&mut self, now: Instant, app: &mut A) {
-        app.on_stop(&mut AppIo::new(&mut self.ep, now, self.cfg.addr).with_addrs6(self.cfg.addrs6));
+        app.on_stop(
+            &mut AppIo::with_local(&mut self.ep, now, self.cfg.addr).with_addrs6(self.cfg.addrs6),
+        );
     }
 
     /// One loop iteration's work at `now`. See the module docs for the order.
@@ -493,7 +505,7 @@ impl<D: Device, L: Link> Interface<D, L> {
                 };
                 let ours = match &f {
                     wire::AnyTcpFrame::V4(f) => {
-                        f.ip.dst_addr == cfg.addr || cfg.extra_addrs.contains(f.ip.dst_addr)
+                        cfg.addr == Some(f.ip.dst_addr) || cfg.extra_addrs.contains(f.ip.dst_addr)
                     }
                     wire::AnyTcpFrame::V6(f) => cfg.addrs6.contains(f.ip.dst_addr),
                 };
@@ -540,7 +552,8 @@ impl<D: Device, L: Link> Interface<D, L> {
             let Some(ev) = self.ep.poll_event() else {
                 break;
             };
-            let mut io = AppIo::new(&mut self.ep, now, self.cfg.addr).with_addrs6(self.cfg.addrs6);
+            let mut io =
+                AppIo::with_local(&mut self.ep, now, self.cfg.addr).with_addrs6(self.cfg.addrs6);
             match ev {
                 EndpointEvent::Incoming(l) => {
                     while let Some(c) = io.accept(l) {

@@ -887,3 +887,90 @@ fn icmpv6_error_is_handed_to_the_quoted_flows_owner() {
     wire1.recv(now, 64, |_| after += 1);
     assert_eq!(after, 0, "nothing answers an ICMP error");
 }
+
+/// An IPv6-only interface (no IPv4 address): its client connects over IPv6, and an ICMPv6
+/// Parameter Problem (RFC 4443 §3.4, code 1, pointer 6) quoting its SYN fails the connect
+/// with EPROTO as Linux's tcp_v6_err does in SYN-SENT, counted `rx_icmp6_param_problem`
+/// (and `rx_icmp`). A TCP/IPv4 segment to what would be its IPv4 address is not ours; an
+/// IPv4 connect or listen has no address to use.
+#[test]
+fn ipv6_only_interface_and_parameter_problem() {
+    let (dev, mut wire) = MemoryDevice::pair(1514, 256);
+    let mut cfg = InterfaceConfig::with_addr(None, MAC_A);
+    cfg.addrs6 = Addrs6::new(&[A6]).unwrap();
+    let ep = Endpoint::new(
+        TcpConfig::default(),
+        EndpointSecrets::from_seed(3),
+        61000..=61999,
+    );
+    let mut i = Interface::new(dev, StaticLink::new(&[(B, MAC_B)]), ep, cfg);
+    i.link.insert(B6.into(), MAC_B);
+    let now = Instant::from_secs(1);
+    {
+        let mut io = i.app_io(now);
+        assert_eq!(io.local_addr(), None);
+        let v4 = std::net::SocketAddrV4::new(B, 80);
+        assert_eq!(
+            io.connect(v4),
+            Err(AppError::Connect(
+                crate::tcp::endpoint::ConnectError::InvalidAddress
+            ))
+        );
+        assert_eq!(
+            io.connect_any(v4.into()),
+            Err(AppError::Connect(
+                crate::tcp::endpoint::ConnectError::InvalidAddress
+            ))
+        );
+        // `listen` takes the first IPv6 address.
+        io.listen(7, 4).unwrap();
+    }
+    let mut client = Client::new(std::net::SocketAddrV6::new(B6, 81, 0, 0), b"x");
+    i.start(now, &mut client);
+    i.poll(now, &mut client);
+    let mut syn = Vec::new();
+    wire.recv(now, 64, |f| syn = f.to_vec());
+    let Ok(wire::AnyTcpFrame::V6(t)) = wire::parse_any_tcp_frame_with(&syn, true) else {
+        panic!("not a TCP/IPv6 frame");
+    };
+    assert!(t.tcp.flags.syn());
+    assert_eq!(t.ip.src_addr, A6);
+    // A's "IPv4 address" (the interface has none): not ours.
+    let v4_syn = TcpRepr {
+        src_port: 5555,
+        dst_port: 7,
+        seq: crate::wire::SeqNum(1000),
+        ack: crate::wire::SeqNum(0),
+        flags: crate::wire::TcpFlags::SYN,
+        window: 1000,
+        urgent: 0,
+        options: Default::default(),
+        payload: &[],
+    };
+    let eth = eth_repr(i.config(), MAC_B);
+    let len = wire::tcp_frame_len(&v4_syn);
+    wire.transmit(len, |buf| {
+        wire::emit_tcp_frame(buf, &eth, B, A, 64, &v4_syn);
+    })
+    .unwrap();
+    let pp = icmpv6_frame(B6, A6, 4, 1, 6, &syn[14..14 + 40 + 20]);
+    wire.transmit(pp.len(), |b| b.copy_from_slice(&pp)).unwrap();
+    wire.flush(now);
+    i.poll(now, &mut client);
+    assert_eq!(
+        client.outcome(),
+        Some(Err(AppError::Unreachable(
+            crate::tcp::Unreachable::ProtocolError
+        )))
+    );
+    let s = *i.stats();
+    assert_eq!(
+        (s.rx_not_ours, s.rx_icmp, s.rx_icmp6_param_problem),
+        (1, 1, 1),
+        "{s:?}"
+    );
+    assert_eq!(i.endpoint().stats().icmp.fatal, 1);
+    let mut after = 0;
+    wire.recv(now, 64, |_| after += 1);
+    assert_eq!(after, 0, "nothing answers the IPv4 SYN or the ICMP error");
+}

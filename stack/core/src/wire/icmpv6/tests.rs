@@ -94,6 +94,37 @@ fn checksum_covers_the_outer_addresses() {
     assert_eq!(r.unwrap().quoted.src_port, 81);
 }
 
+/// RFC 4443 §3.4: Parameter Problem, code 1 (unrecognized Next Header type encountered),
+/// pointer 6 (the quoted IPv6 header's Next Header octet), from the peer host; its codes.
+#[test]
+fn parameter_problem() {
+    let m = message(TYPE_PARAM_PROBLEM, 1, 6, 0xe740);
+    let p = Icmpv6Packet::new_checked(&m[..]).unwrap();
+    assert_eq!((p.msg_type(), p.code(), p.rest()), (4, 1, 6));
+    assert!(p.verify_checksum(PEER, STACK));
+    assert_eq!(
+        parse(&m, PEER),
+        Ok(Icmpv6ErrorRepr {
+            error: Icmpv6Error::ParamProblem {
+                code: ParamProblem::NextHeader,
+                pointer: 6,
+            },
+            quoted: QUOTED,
+        })
+    );
+    assert_eq!(parse(&m, ROUTER), Err(Error::Checksum));
+    let codes = [0u8, 1, 2, 3].map(ParamProblem::from);
+    assert_eq!(
+        codes,
+        [
+            ParamProblem::HeaderField,
+            ParamProblem::NextHeader,
+            ParamProblem::Option,
+            ParamProblem::Other(3)
+        ]
+    );
+}
+
 #[test]
 fn rejections_without_checksum() {
     let p = |m: &[u8]| Icmpv6ErrorRepr::parse(&Icmpv6Packet::new_unchecked(m), PEER, STACK, false);
@@ -103,8 +134,8 @@ fn rejections_without_checksum() {
     assert_eq!(p(&m[..8 + 39]), Err(Error::Truncated));
     assert_eq!(p(&m[..8 + 47]), Err(Error::Truncated));
     assert_eq!(p(&m[..8 + 48]).unwrap().quoted, QUOTED);
-    // Echo request, NDP neighbour solicitation, parameter problem: not parsed here.
-    for t in [128u8, 135, TYPE_PARAM_PROBLEM] {
+    // Echo request, NDP neighbour solicitation: not parsed here.
+    for t in [128u8, 135] {
         let mut v = m.clone();
         v[0] = t;
         assert_eq!(p(&v), Err(Error::Unsupported), "type {t}");

@@ -163,6 +163,37 @@ fn established_soft_error_then_timeout_reports_it() {
     );
 }
 
+/// RFC 4443 §3.4 Parameter Problem in ESTABLISHED (Linux `tcp_v6_err`: EPROTO, and outside
+/// SYN-SENT / SYN-RECV only `sk_err_soft`): the connection goes on, nothing is sent; if it
+/// then times out with nothing acknowledged, the application is told EPROTO.
+#[test]
+fn established_parameter_problem_is_soft_then_reported_as_eproto() {
+    let c = TcpConfig {
+        retries2: 2,
+        ..cfg()
+    };
+    let pp = IcmpError::from_icmpv6(&crate::wire::icmpv6::Icmpv6Error::ParamProblem {
+        code: crate::wire::icmpv6::ParamProblem::HeaderField,
+        pointer: 40,
+    });
+    let mut t = two_in_flight(&c);
+    assert_eq!(icmp(&mut t, pp, 2461), IcmpOutcome::Soft);
+    assert_eq!(t.state(), State::Established);
+    assert_eq!(t.out(), vec![]);
+    assert_eq!(t.events(), vec![]);
+    assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
+    assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
+    let _ = t.next();
+    assert_eq!(t.state(), State::Closed);
+    assert_eq!(
+        t.events(),
+        vec![
+            Event::Error(ConnError::Unreachable(Unreachable::ProtocolError)),
+            Event::Closed
+        ]
+    );
+}
+
 /// Linux tcp_req_err: for a passive SYN-RECEIVED the error must quote our ISS exactly;
 /// net/host unreachable and time exceeded drop the half-open connection silently (no
 /// error for an application that never saw it), other codes leave it to its SYN-ACK timer.

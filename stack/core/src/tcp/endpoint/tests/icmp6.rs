@@ -1,13 +1,16 @@
 //! ICMPv6 errors through the endpoint (Linux `tcp_v6_err`): Packet Too Big lowers the path
 //! MTU to no less than 1280 with MSS = PMTU - 60 (RFC 8201), RFC 5927 §4.1 validation as
 //! over IPv4, port unreachable fails a connect, and a passive SYN-RECEIVED is dropped only
-//! by the codes `icmpv6_err_convert` calls fatal.
+//! by the codes `icmpv6_err_convert` calls fatal. Parameter Problem (RFC 4443 §3.4) is
+//! EPROTO and fatal there: it fails a connect, drops a half-open connection, and is a soft
+//! error once synchronized.
 
 use std::net::{Ipv6Addr, SocketAddrV6};
 
 use super::*;
+use crate::tcp::icmp::Unreachable;
 use crate::tcp::icmp::{IcmpError, IcmpOutcome};
-use crate::wire::icmpv6::{DstUnreachable, Icmpv6Error};
+use crate::wire::icmpv6::{DstUnreachable, Icmpv6Error, ParamProblem};
 
 const A6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
 const B6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
@@ -147,4 +150,103 @@ fn ipv6_half_open_dropped_only_by_fatal_codes() {
         IcmpOutcome::OutOfWindow
     );
     assert!(flush(&mut b, T0).is_empty());
+}
+
+/// A Parameter Problem (RFC 4443 §3.4) with `code`, the pointer at the quoted IPv6 header's
+/// Next Header octet.
+fn param_problem(code: ParamProblem) -> IcmpError {
+    IcmpError::from_icmpv6(&Icmpv6Error::ParamProblem { code, pointer: 6 })
+}
+
+/// Linux `tcp_v6_err` in SYN-SENT: a Parameter Problem (RFC 4443 §3.4, `icmpv6_err_convert`:
+/// EPROTO) quoting our SYN fails the connect with EPROTO; nothing is sent back. One quoting
+/// another sequence number is ignored (RFC 5927 §4.1) and the SYN retransmission goes on.
+#[test]
+fn ipv6_parameter_problem_fails_connect_with_eproto() {
+    let mut a = ep(TcpConfig::default(), 1, 40_000..=40_999);
+    let ca = a.connect(T0, A6, SocketAddrV6::new(B6, 81, 0, 0)).unwrap();
+    let syn = flush(&mut a, T0).pop().unwrap();
+    let (tuple, seq) = quoted(&syn);
+    let err = param_problem(ParamProblem::NextHeader);
+    assert_eq!(
+        a.on_icmp_error(T0, tuple, err, seq - 1u32),
+        IcmpOutcome::OutOfWindow
+    );
+    assert_eq!(a.state(ca), Some(State::SynSent));
+    assert_eq!(a.on_icmp_error(T0, tuple, err, seq), IcmpOutcome::Fatal);
+    assert!(flush(&mut a, T0).is_empty());
+    assert_eq!(
+        conn_events(&mut a, ca),
+        [
+            Event::Error(ConnError::Unreachable(Unreachable::ProtocolError)),
+            Event::Closed
+        ]
+    );
+    let s = a.stats().icmp;
+    assert_eq!((s.errors_in, s.out_of_window, s.fatal), (2, 1, 1));
+}
+
+/// Linux `tcp_v6_err` → `tcp_req_err(sk, seq, fatal = 1)`: a Parameter Problem quoting our
+/// SYN-ACK (our ISS) drops the passive SYN-RECEIVED silently, whatever its code; nothing is
+/// sent and no application hears of it.
+#[test]
+fn ipv6_parameter_problem_drops_half_open() {
+    for code in [
+        ParamProblem::HeaderField,
+        ParamProblem::NextHeader,
+        ParamProblem::Option,
+        ParamProblem::Other(3),
+    ] {
+        let mut b = ep(TcpConfig::default(), 2, 50_000..=50_999);
+        b.listen(B6, 80, 16).unwrap();
+        let syn = TcpRepr {
+            options: TcpOptions {
+                mss: Some(1440),
+                ..TcpOptions::default()
+            },
+            window: 64800,
+            ..tcp(40000, 80, 7000, 0, TcpFlags::SYN)
+        };
+        b.on_segment(T0, A6, B6, &syn);
+        let synack = flush(&mut b, T0).pop().unwrap();
+        let (tuple, iss) = quoted(&synack);
+        let err = param_problem(code);
+        assert_eq!(
+            b.on_icmp_error(T0, tuple, err, iss),
+            IcmpOutcome::Fatal,
+            "{code:?}"
+        );
+        assert_eq!(b.state_counts().syn_received, 0, "{code:?}");
+        assert!(flush(&mut b, T0).is_empty());
+        assert_eq!(b.poll_event(), None);
+    }
+}
+
+/// Linux `tcp_v6_err` once synchronized: a Parameter Problem quoting data in flight is a
+/// soft error (`sk_err_soft` = EPROTO): ESTABLISHED stays, nothing is sent, and the data
+/// then delivered completes the transfer byte-exact.
+#[test]
+fn ipv6_parameter_problem_is_soft_when_established() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(B6, 80, 16).unwrap();
+    let ca =
+        p.a.connect(p.now, A6, SocketAddrV6::new(B6, 80, 0, 0))
+            .unwrap();
+    p.run();
+    let cb = p.b.accept(l).expect("accepted");
+    let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(p.a.send(p.now, ca, &data).unwrap(), 3000);
+    let flight = flush(&mut p.a, p.now);
+    let (tuple, seq) = quoted(&flight[0]);
+    let err = param_problem(ParamProblem::Option);
+    assert_eq!(p.a.on_icmp_error(p.now, tuple, err, seq), IcmpOutcome::Soft);
+    assert_eq!(p.a.state(ca), Some(State::Established));
+    assert!(flush(&mut p.a, p.now).is_empty());
+    assert_eq!(p.a.stats().icmp.soft, 1);
+    deliver(&mut p.b, p.now, &flight);
+    p.run();
+    let mut got = vec![0u8; 4000];
+    let n = p.b.recv(cb, &mut got).unwrap();
+    assert_eq!(&got[..n], &data[..]);
+    assert_eq!(p.a.state(ca), Some(State::Established));
 }
