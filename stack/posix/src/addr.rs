@@ -145,29 +145,38 @@ unsafe fn copy_out<T>(v: &T, addr: *mut sockaddr, len: *mut socklen_t) {
 }
 
 /// Whether a bind to `ip` goes to the stack: one of its addresses or the wildcard of the
-/// socket's family (an AF_INET6 wildcard also when the stack has no IPv6 address: it still
-/// covers the IPv4 one unless IPV6_V6ONLY).
-pub fn is_stack_bind(ip: IpAddr, v4: Ipv4Addr, v6: &[Ipv6Addr]) -> bool {
+/// socket's family when the stack has an address of that family (an AF_INET6 wildcard also
+/// when the stack has IPv4 only: it covers the IPv4 address unless IPV6_V6ONLY).
+pub fn is_stack_bind(ip: IpAddr, v4: Option<Ipv4Addr>, v6: &[Ipv6Addr]) -> bool {
     match ip {
-        IpAddr::V4(a) => a == v4 || a.is_unspecified(),
-        IpAddr::V6(a) => a.is_unspecified() || v6.contains(&a),
+        IpAddr::V4(a) => v4.is_some_and(|v4| a == v4 || a.is_unspecified()),
+        IpAddr::V6(a) => {
+            (a.is_unspecified() && (v4.is_some() || !v6.is_empty())) || v6.contains(&a)
+        }
     }
 }
 
-/// Whether a connect to `ip` stays on the kernel: loopback, the wildcard, or IPv6 when the
-/// stack has no IPv6 address.
-pub fn is_kernel_dest(ip: IpAddr, have6: bool) -> bool {
-    ip.is_loopback() || ip.is_unspecified() || (ip.is_ipv6() && !have6)
+/// Whether a connect to `ip` stays on the kernel: loopback, the wildcard, or a family the
+/// stack has no address of.
+pub fn is_kernel_dest(ip: IpAddr, have4: bool, have6: bool) -> bool {
+    let have = if ip.is_ipv6() { have6 } else { have4 };
+    ip.is_loopback() || ip.is_unspecified() || !have
 }
 
 /// The stack addresses a socket bound to `local` listens on: the IPv4 address for an IPv4
 /// bind, every IPv6 address (and the IPv4 one unless `v6only`) for the IPv6 wildcard, else
 /// the one address.
-pub fn listen_ips(local: IpAddr, v6only: bool, v4: Ipv4Addr, v6: &[Ipv6Addr]) -> Vec<IpAddr> {
+pub fn listen_ips(
+    local: IpAddr,
+    v6only: bool,
+    v4: Option<Ipv4Addr>,
+    v6: &[Ipv6Addr],
+) -> Vec<IpAddr> {
     match local {
-        IpAddr::V4(_) => vec![v4.into()],
-        IpAddr::V6(a) if a.is_unspecified() => (!v6only)
-            .then_some(IpAddr::V4(v4))
+        IpAddr::V4(_) => v4.into_iter().map(IpAddr::V4).collect(),
+        IpAddr::V6(a) if a.is_unspecified() => v4
+            .filter(|_| !v6only)
+            .map(IpAddr::V4)
             .into_iter()
             .chain(v6.iter().map(|&a| IpAddr::V6(a)))
             .collect(),
@@ -242,37 +251,55 @@ mod tests {
 
     #[test]
     fn which_binds_and_connects_are_the_stacks() {
-        assert!(is_stack_bind(V4.into(), V4, &[]));
-        assert!(is_stack_bind(Ipv4Addr::UNSPECIFIED.into(), V4, &[]));
-        assert!(!is_stack_bind(Ipv4Addr::LOCALHOST.into(), V4, &[A6]));
-        assert!(is_stack_bind(Ipv6Addr::UNSPECIFIED.into(), V4, &[]));
-        assert!(is_stack_bind(A6.into(), V4, &[A6]));
-        assert!(!is_stack_bind(B6.into(), V4, &[A6]));
-        assert!(!is_stack_bind(Ipv6Addr::LOCALHOST.into(), V4, &[A6]));
-        assert!(is_kernel_dest(Ipv6Addr::LOCALHOST.into(), true));
-        assert!(is_kernel_dest(B6.into(), false));
-        assert!(!is_kernel_dest(B6.into(), true));
-        assert!(!is_kernel_dest(Ipv4Addr::new(198, 18, 0, 2).into(), false));
+        let v4 = Some(V4);
+        assert!(is_stack_bind(V4.into(), v4, &[]));
+        assert!(is_stack_bind(Ipv4Addr::UNSPECIFIED.into(), v4, &[]));
+        assert!(!is_stack_bind(Ipv4Addr::LOCALHOST.into(), v4, &[A6]));
+        assert!(is_stack_bind(Ipv6Addr::UNSPECIFIED.into(), v4, &[]));
+        assert!(is_stack_bind(A6.into(), v4, &[A6]));
+        assert!(!is_stack_bind(B6.into(), v4, &[A6]));
+        assert!(!is_stack_bind(Ipv6Addr::LOCALHOST.into(), v4, &[A6]));
+        // An IPv6-only stack leaves IPv4 (also 0.0.0.0) to the kernel.
+        assert!(!is_stack_bind(Ipv4Addr::UNSPECIFIED.into(), None, &[A6]));
+        assert!(is_stack_bind(Ipv6Addr::UNSPECIFIED.into(), None, &[A6]));
+        assert!(is_kernel_dest(Ipv6Addr::LOCALHOST.into(), true, true));
+        assert!(is_kernel_dest(B6.into(), true, false));
+        assert!(!is_kernel_dest(B6.into(), false, true));
+        assert!(!is_kernel_dest(
+            Ipv4Addr::new(198, 18, 0, 2).into(),
+            true,
+            false
+        ));
+        assert!(is_kernel_dest(
+            Ipv4Addr::new(198, 18, 0, 2).into(),
+            false,
+            true
+        ));
     }
 
     #[test]
     fn the_ipv6_wildcard_listens_on_both_families_unless_v6only() {
         let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
         assert_eq!(
-            listen_ips(any6, false, V4, &[A6, B6]),
+            listen_ips(any6, false, Some(V4), &[A6, B6]),
             [IpAddr::V4(V4), A6.into(), B6.into()]
         );
         assert_eq!(
-            listen_ips(any6, true, V4, &[A6, B6]),
+            listen_ips(any6, true, Some(V4), &[A6, B6]),
             [IpAddr::from(A6), B6.into()]
         );
-        assert_eq!(listen_ips(any6, true, V4, &[]), [] as [IpAddr; 0]);
+        assert_eq!(listen_ips(any6, true, Some(V4), &[]), [] as [IpAddr; 0]);
+        assert_eq!(listen_ips(any6, false, None, &[A6]), [IpAddr::from(A6)]);
         assert_eq!(
-            listen_ips(B6.into(), false, V4, &[A6, B6]),
+            listen_ips(Ipv4Addr::UNSPECIFIED.into(), false, None, &[A6]),
+            [] as [IpAddr; 0]
+        );
+        assert_eq!(
+            listen_ips(B6.into(), false, Some(V4), &[A6, B6]),
             [IpAddr::from(B6)]
         );
         assert_eq!(
-            listen_ips(Ipv4Addr::UNSPECIFIED.into(), false, V4, &[A6]),
+            listen_ips(Ipv4Addr::UNSPECIFIED.into(), false, Some(V4), &[A6]),
             [IpAddr::V4(V4)]
         );
     }

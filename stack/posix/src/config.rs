@@ -3,7 +3,7 @@
 //!
 //! - `XDPTCP_IFACE` (required: without it the library passes every call to the kernel),
 //! - `XDPTCP_ADDR` (required with `XDPTCP_IFACE`): the stack's addresses on the interface,
-//!   comma-separated: one IPv4 address and any IPv6 addresses (at most
+//!   comma-separated: at most one IPv4 address and any IPv6 addresses (at most
 //!   [`xdptcp::app::MAX_ADDRS6`]),
 //! - `XDPTCP_SET`: `KEY=VALUE` TCP settings (the sysctl names of `--set`), separated by `;`,
 //! - `XDPTCP_EPHEMERAL`: `LO-HI`, the stack's ephemeral range (default 61000-61999),
@@ -26,7 +26,8 @@ use xdptcp::tcp::TcpConfig;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub iface: String,
-    pub addr: Ipv4Addr,
+    /// The stack's IPv4 address (none: IPv6 only; IPv4 stays the kernel's).
+    pub addr: Option<Ipv4Addr>,
     /// The stack's IPv6 addresses (the rest of `XDPTCP_ADDR`).
     pub addrs6: Vec<Ipv6Addr>,
     pub tcp: TcpConfig,
@@ -105,8 +106,9 @@ impl Config {
     }
 }
 
-/// `XDPTCP_ADDR`: exactly one IPv4 address and any IPv6 addresses, comma-separated.
-fn parse_addrs(list: &str) -> Result<(Ipv4Addr, Vec<Ipv6Addr>), String> {
+/// `XDPTCP_ADDR`: at most one IPv4 address and any IPv6 addresses, at least one in all,
+/// comma-separated.
+fn parse_addrs(list: &str) -> Result<(Option<Ipv4Addr>, Vec<Ipv6Addr>), String> {
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
     for a in list.split(',').map(str::trim) {
@@ -117,9 +119,11 @@ fn parse_addrs(list: &str) -> Result<(Ipv4Addr, Vec<Ipv6Addr>), String> {
         }
     }
     match v4[..] {
-        [a] => Ok((a, v6)),
+        [] if v6.is_empty() => Err(format!("bad XDPTCP_ADDR {list:?}: no address")),
+        [] => Ok((None, v6)),
+        [a] => Ok((Some(a), v6)),
         _ => Err(format!(
-            "bad XDPTCP_ADDR {list:?}: one IPv4 address is needed (and any IPv6 addresses)"
+            "bad XDPTCP_ADDR {list:?}: at most one IPv4 address (and any IPv6 addresses)"
         )),
     }
 }
@@ -157,7 +161,7 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(c.iface, "veth0");
-        assert_eq!(c.addr, Ipv4Addr::new(198, 18, 0, 1));
+        assert_eq!(c.addr, Some(Ipv4Addr::new(198, 18, 0, 1)));
         assert!(c.addrs6.is_empty());
         assert_eq!(c.ephemeral, (50000, 50999));
         assert_eq!(c.workers, 1);
@@ -182,7 +186,7 @@ mod tests {
         ])
         .unwrap()
         .unwrap();
-        assert_eq!(dual.addr, Ipv4Addr::new(198, 18, 0, 1));
+        assert_eq!(dual.addr, Some(Ipv4Addr::new(198, 18, 0, 1)));
         assert_eq!(
             dual.addrs6,
             [
@@ -190,10 +194,15 @@ mod tests {
                 "2001:2::7".parse().unwrap()
             ]
         );
-        for list in ["2001:2::1", "198.18.0.1,198.18.0.3"] {
-            let bad = parse(&[("XDPTCP_IFACE", "v"), ("XDPTCP_ADDR", list)]).unwrap_err();
-            assert!(bad.contains("one IPv4 address is needed"), "{bad}");
-        }
+        let only6 = parse(&[("XDPTCP_IFACE", "v"), ("XDPTCP_ADDR", "2001:2::1")]);
+        assert_eq!(only6.unwrap().unwrap().addr, None);
+        let bad = parse(&[
+            ("XDPTCP_IFACE", "v"),
+            ("XDPTCP_ADDR", "198.18.0.1,198.18.0.3"),
+        ]);
+        assert!(bad.unwrap_err().contains("at most one IPv4 address"));
+        let bad = parse(&[("XDPTCP_IFACE", "v"), ("XDPTCP_ADDR", "")]).unwrap_err();
+        assert!(bad.contains("bad XDPTCP_ADDR"), "{bad}");
         let bad = parse(&[
             ("XDPTCP_IFACE", "v"),
             ("XDPTCP_ADDR", "198.18.0.1"),

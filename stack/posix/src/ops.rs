@@ -447,7 +447,7 @@ pub fn connect(fd: RawFd, a: SocketAddr) -> Option<R> {
     let kind = fdtab::kind(fd);
     if kind == Kind::Undecided {
         let cfg = crate::state::config()?;
-        if addr::is_kernel_dest(a.ip(), !cfg.addrs6.is_empty()) {
+        if addr::is_kernel_dest(a.ip(), cfg.addr.is_some(), !cfg.addrs6.is_empty()) {
             fdtab::set(fd, Kind::Kernel);
             return None;
         }
@@ -498,7 +498,10 @@ fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddr) -> R 
                 let from = match (s.local.map(|l| l.ip()), a) {
                     (Some(ip @ IpAddr::V6(b)), SocketAddr::V6(_)) if !b.is_unspecified() => ip,
                     (_, SocketAddr::V4(_)) if s.v6only => return Err(libc::ENETUNREACH),
-                    (_, SocketAddr::V4(_)) => IpAddr::V4(local),
+                    (_, SocketAddr::V4(_)) => match local {
+                        Some(v4) => IpAddr::V4(v4),
+                        None => return Err(libc::ENETUNREACH),
+                    },
                     (_, SocketAddr::V6(_)) => match g.cfg.addrs6.first() {
                         Some(&b) => IpAddr::V6(b),
                         None => return Err(libc::ENETUNREACH),

@@ -495,7 +495,8 @@ impl App for Posix {
 pub struct Inner {
     pub stack: Stack,
     pub app: Posix,
-    pub local: Ipv4Addr,
+    /// The stack's IPv4 address (none: IPv6 only).
+    pub local: Option<Ipv4Addr>,
     last: Instant,
 }
 
@@ -860,7 +861,13 @@ const MAX_SLEEP_NS: u64 = 1_000_000;
 
 /// The stack's options from the environment.
 pub fn stack_options(cfg: &Config) -> StackOptions {
-    let mut o = StackOptions::single(cfg.iface.clone(), cfg.addr, Vec::new(), cfg.ephemeral);
+    let mut o = StackOptions::single(
+        cfg.iface.clone(),
+        Ipv4Addr::UNSPECIFIED,
+        Vec::new(),
+        cfg.ephemeral,
+    );
+    o.addr = cfg.addr; // None: an IPv6-only stack (its addresses go to `Stack::open_dual`)
     o.tcp = cfg.tcp.clone();
     o.afxdp = AfXdpConfig::default();
     o.worker = WorkerConfig::default();

@@ -60,24 +60,25 @@ fn on_stack(pair: &VethPair, args: &[&str]) -> Command {
 
 /// [`on_stack`] with `XDPTCP_WORKERS` = `workers` (queues for forked worker processes).
 fn on_stack_workers(pair: &VethPair, workers: usize, args: &[&str]) -> Command {
-    on_stack_spec(pair, workers, Vec::new(), args)
+    on_stack_spec(pair, workers, Some(STACK_ADDR), Vec::new(), args)
 }
 
 /// [`on_stack`] with the stack's IPv6 address too (`xdptcp run --addr V4 --addr V6`;
 /// [`VethPair::add_ipv6`] first).
 fn on_stack_dual(pair: &VethPair, args: &[&str]) -> Command {
-    on_stack_spec(pair, 1, vec![STACK_ADDR6], args)
+    on_stack_spec(pair, 1, Some(STACK_ADDR), vec![STACK_ADDR6], args)
 }
 
 fn on_stack_spec(
     pair: &VethPair,
     workers: usize,
+    addr: Option<std::net::Ipv4Addr>,
     addrs6: Vec<std::net::Ipv6Addr>,
     args: &[&str],
 ) -> Command {
     let spec = RunSpec {
         iface: pair.stack_if.clone(),
-        addr: STACK_ADDR,
+        addr,
         addrs6,
         sets: Vec::new(),
         ephemeral: (61000, 61999),
@@ -1276,5 +1277,70 @@ fn ipv6_and_dual_stack_sockets_match_the_kernel() {
         split(kernel, ": True"),
         split(stack, ": False"),
         "dual_stack.py (kernel vs stack)"
+    );
+}
+
+/// `xdptcp run --addr 2001:2::1` (an IPv6-only stack): an AF_INET6 listener on `::` is the
+/// stack's (not in the kernel's TCP tables) and serves IPv6; IPv4 (a listener on 0.0.0.0, a
+/// connect to the peer's IPv4 address) stays the kernel's and works as without the layer.
+#[test]
+fn ipv6_only_stack_leaves_ipv4_to_the_kernel() {
+    require_root();
+    const PORT: u16 = 6300;
+    let pair = VethPair::new(VethOptions::default()).expect("veth pair");
+    pair.add_ipv6().expect("IPv6 addresses");
+    let echo = pair
+        .in_peer(|| std::net::TcpListener::bind((PEER_ADDR, 7000)).expect("peer echo server"))
+        .unwrap();
+    let echo = std::thread::spawn(move || {
+        let Some(mut s) = accept_within(&echo, WAIT) else {
+            return;
+        };
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut b = [0u8; 3];
+        if s.read_exact(&mut b).is_ok() {
+            let _ = s.write_all(&b);
+        }
+    });
+    let srv = Proc::spawn(on_stack_spec(
+        &pair,
+        1,
+        None,
+        vec![STACK_ADDR6],
+        &[
+            "python3",
+            &script("ipv6_only.py"),
+            &PEER_ADDR.to_string(),
+            &PORT.to_string(),
+        ],
+    ));
+    let mut lines = srv.lines_until("ready: 1");
+    let talk = |addr: SocketAddr, b: u8| {
+        pair.in_peer(move || {
+            let mut s = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            s.write_all(&[b]).unwrap();
+            let mut r = Vec::new();
+            let _ = s.read_to_end(&mut r);
+            r
+        })
+        .unwrap()
+    };
+    assert_eq!(talk(SocketAddr::from((STACK_ADDR6, PORT)), b'6'), b"66");
+    assert_eq!(talk(SocketAddr::from((STACK_ADDR, PORT + 1)), b'4'), b"44");
+    lines.extend(srv.lines_until("done: 1"));
+    echo.join().unwrap();
+    assert_eq!(
+        lines,
+        [
+            "v6_listener_in_kernel: False",
+            "v4_listener_in_kernel: True",
+            "ready: 1",
+            "peer_6: 2001:2::2",
+            "peer_4: 198.18.0.2",
+            "v4_connect_in_kernel: True",
+            "echoed: b'xyz'",
+            "done: 1",
+        ]
     );
 }

@@ -17,8 +17,8 @@ pub const LIBRARY: &str = "libxdptcp_posix.so";
 pub struct RunSpec {
     /// The interface the stack attaches to (`XDPTCP_IFACE`).
     pub iface: String,
-    /// The stack's IPv4 address on it (`XDPTCP_ADDR`, first).
-    pub addr: Ipv4Addr,
+    /// The stack's IPv4 address on it, if any (`XDPTCP_ADDR`, first).
+    pub addr: Option<Ipv4Addr>,
     /// Its IPv6 addresses on it (`XDPTCP_ADDR`, after the IPv4 one, comma-separated).
     pub addrs6: Vec<Ipv6Addr>,
     /// `KEY=VALUE` settings (joined with `;` into `XDPTCP_SET`).
@@ -64,7 +64,9 @@ pub fn find_library() -> Result<PathBuf, LaunchError> {
 impl RunSpec {
     /// `XDPTCP_ADDR`: the IPv4 address, then the IPv6 ones, comma-separated.
     pub fn addr_list(&self) -> String {
-        std::iter::once(self.addr.to_string())
+        self.addr
+            .iter()
+            .map(Ipv4Addr::to_string)
             .chain(self.addrs6.iter().map(Ipv6Addr::to_string))
             .collect::<Vec<_>>()
             .join(",")
@@ -114,7 +116,7 @@ mod tests {
     fn environment_of_the_program() {
         let spec = RunSpec {
             iface: "xts-1".into(),
-            addr: Ipv4Addr::new(198, 18, 0, 1),
+            addr: Some(Ipv4Addr::new(198, 18, 0, 1)),
             addrs6: vec![],
             sets: vec![
                 "tcp_syncookies=2".into(),
@@ -141,6 +143,8 @@ mod tests {
             ..spec.clone()
         };
         assert_eq!(dual.addr_list(), "198.18.0.1,2001:2::1,2001:2::5");
+        let v6only = RunSpec { addr: None, ..dual };
+        assert_eq!(v6only.addr_list(), "2001:2::1,2001:2::5");
         assert_eq!(
             env["XDPTCP_SET"],
             "tcp_syncookies=2;tcp_rmem=4096 65536 1048576"

@@ -87,8 +87,8 @@ pub struct RunArgs {
     /// Interface to attach to (its queue 0).
     #[arg(long = "iface")]
     pub iface: String,
-    /// The stack's addresses (repeatable, each on the interface): one IPv4 address and any
-    /// IPv6 addresses; the program's AF_INET and AF_INET6 sockets bound to them (or to the
+    /// The stack's addresses (repeatable, each on the interface): at most one IPv4 address
+    /// and any IPv6 addresses; the program's AF_INET and AF_INET6 sockets bound to them (or to the
     /// wildcard) and its connects to other hosts go through the stack.
     #[arg(long, required = true)]
     pub addr: Vec<IpAddr>,
@@ -693,13 +693,6 @@ pub fn run(a: &RunArgs) -> Result<(), Failure> {
         ));
     }
     let (addr, addrs6) = split_addrs(&a.addr).map_err(usage)?;
-    // The POSIX layer still needs its IPv4 address (XDPTCP_ADDR, docs/posix.md).
-    let addr = addr.ok_or_else(|| {
-        fail(
-            2,
-            "bad --addr: xdptcp run needs one IPv4 address (and any IPv6 addresses)",
-        )
-    })?;
     let spec = crate::launch::RunSpec {
         iface: a.iface.clone(),
         addr,
@@ -820,23 +813,6 @@ mod tests {
         assert_eq!(
             err(&[]),
             "bad --addr: at least one address is needed (IPv4, IPv6 or both)"
-        );
-        // `xdptcp run` (the POSIX layer) still needs an IPv4 address.
-        let f = run(&RunArgs {
-            iface: "veth0".into(),
-            addr: vec![a6.into()],
-            set: Vec::new(),
-            ephemeral: "61000-61999".into(),
-            workers: 1,
-            cmd: vec!["true".into()],
-        })
-        .unwrap_err();
-        assert_eq!(
-            (f.status, f.message.as_str()),
-            (
-                2,
-                "bad --addr: xdptcp run needs one IPv4 address (and any IPv6 addresses)"
-            )
         );
     }
 }
