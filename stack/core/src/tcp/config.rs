@@ -90,6 +90,10 @@ pub struct TcpConfig {
     /// `tcp_abort_on_overflow`: answer a third ACK that finds the accept queue full with RST
     /// instead of dropping it (Linux default: off).
     pub abort_on_overflow: bool,
+    /// `tcp_rfc1337`: a RST in TIME-WAIT is ignored (RFC 1337 §4, as FreeBSD). Off (Linux's
+    /// default), a RST at RCV.NXT that PAWS does not reject ends TIME-WAIT ("assassination",
+    /// Linux TWKilled). Default on.
+    pub rfc1337: bool,
     /// `tcp_max_tw_buckets`: TIME-WAIT records per endpoint (shard). Beyond it a connection
     /// is destroyed without TIME-WAIT (Linux `TCPTimeWaitOverflow`). Linux sizes it at half
     /// its established-hash size (RAM dependent: 131072 on a 4 GB host, 262144 at 8 GB+);
@@ -193,6 +197,7 @@ impl Default for TcpConfig {
             mem: [49_152, 65_536, 98_304],
             mss: 1460,
             abort_on_overflow: false,
+            rfc1337: true,
             max_tw_buckets: 262_144,
             max_orphans: 262_144,
             max_connections: 1 << 20,

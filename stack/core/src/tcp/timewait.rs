@@ -18,7 +18,9 @@
 //! layout with the 4-tuple of either family, twtable.rs.)
 //!
 //! Rules implemented by [`TimeWait::on_segment`]:
-//! - RFC 1337: a RST is ignored (no TIME-WAIT assassination).
+//! - RFC 1337: a RST is ignored (no TIME-WAIT assassination), unless `tcp_rfc1337` = 0
+//!   (Linux's default): then a RST at RCV.NXT that PAWS does not reject ends TIME-WAIT, as
+//!   Linux's `tcp_timewait_state_process` does.
 //! - RFC 6191 §2 / RFC 9293 §3.10.7.4 fourth check: a SYN may start a new incarnation when its
 //!   TSval is newer than TS.Recent, or equal with a sequence number beyond RCV.NXT
 //!   (timestamps on), or by sequence number alone (see `syn_may_reopen`).
@@ -45,6 +47,8 @@ pub enum TimeWaitAction {
     AcceptNewSyn,
     /// The record has expired: drop it and treat the segment as for a CLOSED port.
     Expire,
+    /// `tcp_rfc1337` = 0: an acceptable RST ends TIME-WAIT; drop the record, answer nothing.
+    Kill,
 }
 
 /// The compact TIME-WAIT record. See the module docs.
@@ -112,16 +116,27 @@ impl TimeWait {
         self.len_ms
     }
 
-    /// Decide what to do with `seg`; restarts the timer on a retransmitted FIN.
-    pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr<'_>) -> TimeWaitAction {
+    /// Decide what to do with `seg`; restarts the timer on a retransmitted FIN. `rfc1337`:
+    /// `tcp_rfc1337` (RSTs ignored).
+    pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr<'_>, rfc1337: bool) -> TimeWaitAction {
         if now >= self.expiry {
             return TimeWaitAction::Expire;
         }
-        // RFC 1337 §3 (TIME-WAIT assassination hazards): "ignore RST segments in TIME-WAIT".
-        if seg.flags.rst() {
-            return TimeWaitAction::Ignore;
-        }
         let tsval = seg.options.timestamp.map(|(v, _)| v);
+        if seg.flags.rst() {
+            // RFC 1337 §3 (TIME-WAIT assassination hazards): "ignore RST segments in
+            // TIME-WAIT". Without it, Linux's rule: a RST exactly at RCV.NXT whose TSval (if
+            // any) PAWS accepts ends TIME-WAIT; any other RST is dropped.
+            let paws_ok = match (self.timestamps, tsval) {
+                (true, Some(v)) => (v.wrapping_sub(self.ts_recent) as i32) >= 0,
+                _ => true,
+            };
+            return if !rfc1337 && seg.seq == self.rcv_nxt && paws_ok {
+                TimeWaitAction::Kill
+            } else {
+                TimeWaitAction::Ignore
+            };
+        }
         // RFC 9293 §3.10.7.4 fourth check: "For the TIME-WAIT state, new connections can be
         // accepted if the Timestamp Option is used and meets expectations (per [RFC 6191])".
         if seg.flags.syn() && !seg.flags.ack() {
@@ -283,11 +298,42 @@ mod tests {
         assert!(core::mem::size_of::<TimeWait>() <= 48);
     }
 
+    /// tcp_rfc1337 = 0 (Linux's default): a RST exactly at RCV.NXT ends TIME-WAIT (Linux
+    /// tcp_timewait_state_process, TWKilled); one elsewhere, or one PAWS rejects, is dropped.
+    #[test]
+    fn rst_ends_time_wait_without_rfc1337() {
+        let mut r = rec(false);
+        assert_eq!(
+            r.on_segment(T0, &seg(TcpFlags::RST, 9000, None), false),
+            TimeWaitAction::Kill
+        );
+        for s in [8999, 9001, 12000] {
+            assert_eq!(
+                r.on_segment(T0, &seg(TcpFlags::RST, s, None), false),
+                TimeWaitAction::Ignore,
+                "seq {s}"
+            );
+        }
+        let mut r = rec(true); // TS.Recent 777
+        assert_eq!(
+            r.on_segment(T0, &seg(TcpFlags::RST, 9000, Some(776)), false),
+            TimeWaitAction::Ignore
+        );
+        assert_eq!(
+            r.on_segment(T0, &seg(TcpFlags::RST, 9000, Some(777)), false),
+            TimeWaitAction::Kill
+        );
+        assert_eq!(
+            r.on_segment(T0, &seg(TcpFlags::RST, 9000, None), false),
+            TimeWaitAction::Kill
+        );
+    }
+
     /// RFC 1337: RST in TIME-WAIT is ignored.
     #[test]
     fn rst_ignored_rfc1337() {
         let mut r = rec(false);
-        let a = r.on_segment(T0, &seg(TcpFlags::RST, 9000, None));
+        let a = r.on_segment(T0, &seg(TcpFlags::RST, 9000, None), true);
         assert_eq!(a, TimeWaitAction::Ignore);
         assert_eq!(r.expiry, T0 + TW);
     }
@@ -298,7 +344,7 @@ mod tests {
         let mut r = rec(true);
         let later = T0 + Duration::from_secs(10);
         let fin = seg(TcpFlags::FIN | TcpFlags::ACK, 8999, Some(800));
-        assert_eq!(r.on_segment(later, &fin), TimeWaitAction::Ack);
+        assert_eq!(r.on_segment(later, &fin, true), TimeWaitAction::Ack);
         assert_eq!(r.expiry, later + TW);
         assert_eq!(r.ts_recent, 800);
         let ack = r.ack_segment(later);
@@ -342,7 +388,7 @@ mod tests {
         ];
         for (ts, seq, tsval, want) in cases {
             let mut r = rec(ts);
-            let got = r.on_segment(T0, &seg(TcpFlags::SYN, seq, tsval));
+            let got = r.on_segment(T0, &seg(TcpFlags::SYN, seq, tsval), true);
             assert_eq!(got, want, "ts={ts} seq={seq} tsval={tsval:?}");
         }
     }
@@ -383,15 +429,15 @@ mod tests {
     fn other_segments_and_expiry() {
         let mut r = rec(true);
         let bare = seg(TcpFlags::ACK, 9000, Some(778));
-        assert_eq!(r.on_segment(T0, &bare), TimeWaitAction::Ignore);
+        assert_eq!(r.on_segment(T0, &bare, true), TimeWaitAction::Ignore);
         // RFC 7323 §5.3 PAWS: older TSval -> ACK.
         assert_eq!(
-            r.on_segment(T0, &seg(TcpFlags::ACK, 9000, Some(1))),
+            r.on_segment(T0, &seg(TcpFlags::ACK, 9000, Some(1)), true),
             TimeWaitAction::Ack
         );
         let mut data = seg(TcpFlags::ACK, 9000, Some(778));
         data.payload = b"late";
-        assert_eq!(r.on_segment(T0, &data), TimeWaitAction::Ack);
-        assert_eq!(r.on_segment(T0 + TW, &bare), TimeWaitAction::Expire);
+        assert_eq!(r.on_segment(T0, &data, true), TimeWaitAction::Ack);
+        assert_eq!(r.on_segment(T0 + TW, &bare, true), TimeWaitAction::Expire);
     }
 }

@@ -320,6 +320,9 @@ const SINGLE: &[Single] = &[
      |s| s.endpoint.tw_expired),
     ("xdptcp_time_wait_rsts_ignored_total", C, N, "RSTs ignored in TIME-WAIT (RFC 1337).",
      |s| s.endpoint.tw_rst_ignored),
+    ("xdptcp_time_wait_killed_total", C, N,
+     "TIME-WAIT records a RST ended (tcp_rfc1337 = 0; Linux TWKilled).",
+     |s| s.endpoint.tw_killed),
     ("xdptcp_time_wait_acks_skipped_total", C, N,
      "ACKs TIME-WAIT did not send for tcp_invalid_ratelimit.",
      |s| s.endpoint.tw_acks_skipped),
@@ -1020,6 +1023,7 @@ mod tests {
         s.endpoint.tw_reused = 1189;
         s.endpoint.tw_expired = 1196;
         s.endpoint.tw_rst_ignored = 1203;
+        s.endpoint.tw_killed = 1206;
         s.endpoint.malformed_in = 1210;
         s.endpoint.martian_src_in = 1511;
         s.endpoint.bad_flags_in = 1518;
@@ -1201,6 +1205,7 @@ mod tests {
             "xdptcp_time_wait_rsts_ignored_total",
             None,
         ),
+        ("tw_killed", "xdptcp_time_wait_killed_total", None),
         (
             "tw_acks_skipped",
             "xdptcp_time_wait_acks_skipped_total",

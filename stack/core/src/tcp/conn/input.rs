@@ -422,10 +422,11 @@ impl Connection {
         limiter: &mut ChallengeAckLimiter,
     ) -> Arrival {
         let interval = self.limits.invalid_ratelimit;
+        let rfc1337 = self.limits.rfc1337;
         let Inner::TimeWait(s) = &mut self.inner else {
             return Arrival::Done;
         };
-        match s.rec.on_segment(now, seg) {
+        match s.rec.on_segment(now, seg, rfc1337) {
             TimeWaitAction::Ack => {
                 let expiry = s.rec.expiry;
                 let allowed = s.rec.oow_ack_allowed(now, seg, interval);
@@ -439,6 +440,8 @@ impl Connection {
             TimeWaitAction::Ignore => {}
             TimeWaitAction::AcceptNewSyn => return Arrival::Reopen,
             TimeWaitAction::Expire => self.apply(now, Transition::Closed(None)),
+            // tcp_rfc1337 = 0: the RST ends TIME-WAIT (no error: the connection was done).
+            TimeWaitAction::Kill => self.apply(now, Transition::Closed(None)),
         }
         Arrival::Done
     }

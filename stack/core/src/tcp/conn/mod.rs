@@ -291,6 +291,8 @@ pub(crate) struct Limits {
     time_wait: Duration,
     /// `tcp_invalid_ratelimit` (conn/input.rs `oow_limited`, TIME-WAIT records).
     invalid_ratelimit: Duration,
+    /// `tcp_rfc1337` (TIME-WAIT records).
+    rfc1337: bool,
     keepalive_time: Duration,
     keepalive_intvl: Duration,
     keepalive_probes: u32,
@@ -328,6 +330,7 @@ impl Limits {
             fin_timeout: cfg.fin_timeout,
             time_wait: cfg.time_wait(),
             invalid_ratelimit: cfg.invalid_ratelimit,
+            rfc1337: cfg.rfc1337,
             keepalive_time: cfg.keepalive_time,
             keepalive_intvl: cfg.keepalive_intvl,
             keepalive_probes: cfg.keepalive_probes,

@@ -56,7 +56,11 @@ impl Endpoint {
         // A TIME-WAIT record (tcp/timewait.rs has the rules, twtable.rs the table).
         let may_reopen = self.listener_for(&tuple).is_some();
         let interval = self.cfg.invalid_ratelimit;
-        match self.tw.on_segment(&tuple, now, seg, may_reopen, interval) {
+        let rfc1337 = self.cfg.rfc1337;
+        match self
+            .tw
+            .on_segment(&tuple, now, seg, may_reopen, interval, rfc1337)
+        {
             TwArrival::Ack(ack) => {
                 self.stats.tw_acks += 1;
                 return self.control(dst, src, ack);
@@ -66,8 +70,13 @@ impl Endpoint {
                 return;
             }
             TwArrival::Drop { rst } => {
-                // RFC 1337: a RST does not end TIME-WAIT.
+                // RFC 1337: a RST does not end TIME-WAIT (tcp_rfc1337 = 1).
                 self.stats.tw_rst_ignored += rst as u64;
+                return;
+            }
+            TwArrival::Killed => {
+                // tcp_rfc1337 = 0: the RST ended TIME-WAIT (Linux TWKilled); nothing answers.
+                self.stats.tw_killed += 1;
                 return;
             }
             TwArrival::Reopen { snd_nxt } => {

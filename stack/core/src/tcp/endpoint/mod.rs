@@ -267,8 +267,10 @@ pub struct EndpointStats {
     pub tw_reused: u64,
     /// Connections closed without TIME-WAIT: the table was full (`TCPTimeWaitOverflow`).
     pub tw_overflow: u64,
-    /// RSTs ignored in TIME-WAIT (RFC 1337).
+    /// RSTs ignored in TIME-WAIT (RFC 1337, `tcp_rfc1337` = 1).
     pub tw_rst_ignored: u64,
+    /// TIME-WAIT records a RST ended (`tcp_rfc1337` = 0; Linux `TWKilled`).
+    pub tw_killed: u64,
     /// ACKs sent from TIME-WAIT records (retransmitted FINs, out-of-window segments).
     pub tw_acks: u64,
     /// ACKs TIME-WAIT records did not send because of `tcp_invalid_ratelimit`

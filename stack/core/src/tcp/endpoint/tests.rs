@@ -627,6 +627,36 @@ fn active_close(p: &mut Pair, ca: ConnId, cb: ConnId) -> Frame {
         .expect("b's FIN")
 }
 
+/// `tcp_rfc1337` = 0 (Linux's default): a RST exactly at RCV.NXT ends the TIME-WAIT record
+/// without an answer (Linux TWKilled), and the 4-tuple is CLOSED again (a segment for it now
+/// draws the CLOSED state's RST); a RST elsewhere is still ignored.
+#[test]
+fn time_wait_record_ended_by_rst_without_rfc1337() {
+    let mut cfg = TcpConfig::default();
+    cfg.set("tcp_rfc1337", "0").unwrap();
+    let mut p = Pair::new(cfg, TcpConfig::default());
+    let l = p.b.listen(B, 80, 16).unwrap();
+    let (ca, cb) = p.open(l, 80);
+    let fin = active_close(&mut p, ca, cb);
+    assert_eq!(p.a.time_wait_count(), 1);
+    let f = fin.repr();
+    let at = p.now + Duration::from_secs(1);
+    let off = tcp(f.src_port, f.dst_port, (f.seq + 2u32).0, 0, TcpFlags::RST);
+    p.a.on_segment(at, B, A, &off);
+    assert!(flush(&mut p.a, at).is_empty());
+    assert_eq!((p.a.time_wait_count(), p.a.stats().tw_rst_ignored), (1, 1));
+    let rst = tcp(f.src_port, f.dst_port, (f.seq + 1u32).0, 0, TcpFlags::RST);
+    p.a.on_segment(at, B, A, &rst);
+    assert!(flush(&mut p.a, at).is_empty());
+    assert_eq!((p.a.time_wait_count(), p.a.stats().tw_killed), (0, 1));
+    // RFC 9293 §3.10.7.1 (CLOSED): the retransmitted FIN now draws <SEQ=SEG.ACK><CTL=RST>.
+    p.a.on_segment(at, B, A, &fin.repr());
+    let out = flush(&mut p.a, at);
+    assert_eq!(out.len(), 1);
+    let r = out[0].repr();
+    assert_eq!((r.flags, r.seq), (TcpFlags::RST, f.ack));
+}
+
 /// RFC 9293 §3.10.7.4: TIME-WAIT is kept as a compact record; a retransmitted FIN is
 /// ACKed again with <SEQ=SND.NXT><ACK=RCV.NXT>; a RST is ignored (RFC 1337).
 #[test]

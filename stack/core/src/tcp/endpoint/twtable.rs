@@ -98,6 +98,8 @@ pub(super) enum TwArrival {
     /// RFC 6191: the record is gone; the SYN may open a new connection, whose ISS must be
     /// above the old SND.NXT (`snd_nxt`, RFC 1122 §4.2.2.13).
     Reopen { snd_nxt: SeqNum },
+    /// `tcp_rfc1337` = 0: a RST ended TIME-WAIT; the record is gone.
+    Killed,
 }
 
 /// `a` is before `b` (wrapping u32 milliseconds).
@@ -309,11 +311,12 @@ impl TwTable {
         seg: &TcpRepr<'_>,
         may_reopen: bool,
         invalid_ratelimit: Duration,
+        rfc1337: bool,
     ) -> TwArrival {
         let Some(mut rec) = self.get(tuple, now) else {
             return TwArrival::NotFound;
         };
-        match rec.on_segment(now, seg) {
+        match rec.on_segment(now, seg, rfc1337) {
             TimeWaitAction::Ack => {
                 // A retransmitted FIN restarted 2*MSL and took TS.Recent.
                 let allowed = rec.oow_ack_allowed(now, seg, invalid_ratelimit);
@@ -338,6 +341,10 @@ impl TwTable {
                 self.remove(tuple);
                 self.expired += 1;
                 TwArrival::NotFound
+            }
+            TimeWaitAction::Kill => {
+                self.remove(tuple);
+                TwArrival::Killed
             }
         }
     }

@@ -264,6 +264,24 @@ fn time_wait_reacks_fin_and_restarts_timer() {
     assert_eq!(t.state(), State::TimeWait);
 }
 
+/// RFC 1337 (`tcp_rfc1337` = 1, the default): a RST in TIME-WAIT is ignored. With
+/// `tcp_rfc1337` = 0 (Linux's default) one exactly at RCV.NXT ends it: CLOSED, no error (the
+/// connection was done), nothing sent; one elsewhere is still ignored.
+#[test]
+fn time_wait_rst_ignored_unless_rfc1337_off() {
+    let mut t = time_wait();
+    assert_eq!(t.feed(&seg(RST, 5002, 0)), vec![]);
+    assert_eq!(t.state(), State::TimeWait);
+    let mut off = cfg();
+    off.set("tcp_rfc1337", "0").unwrap();
+    t.c.limits = limits(&off);
+    assert_eq!(t.feed(&seg(RST, 5003, 0)), vec![]);
+    assert_eq!(t.state(), State::TimeWait);
+    assert_eq!(t.feed(&seg(RST, 5002, 0)), vec![]);
+    assert_eq!(t.state(), State::Closed);
+    assert_eq!(t.c.error(), None);
+}
+
 /// The compact record: exactly what TIME-WAIT needs, and a new SYN with a higher sequence
 /// number (RFC 6191) asks the caller to reopen.
 #[test]
