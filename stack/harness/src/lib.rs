@@ -7,11 +7,13 @@
 //! (a smaller MTU on its far side, for path MTU tests). [`netns`] runs code inside a namespace on the current or a fresh thread.
 
 pub mod netns;
+pub mod process;
 pub mod prom;
 mod routed;
 mod veth;
 
 pub use netns::{in_netns, NetnsGuard};
+pub use process::terminate;
 pub use routed::{
     RoutedPath, ROUTED_PEER_ADDR, ROUTED_PEER_ADDR6, ROUTED_STACK_ADDR, ROUTED_STACK_ADDR6,
     ROUTER_PEER_SIDE, ROUTER_PEER_SIDE6, ROUTER_STACK_SIDE, ROUTER_STACK_SIDE6,

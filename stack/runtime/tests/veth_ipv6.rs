@@ -497,14 +497,9 @@ fn dual_stack_serve_binary() {
     let v6 = ss(&["src", "[2001:2::1]:7"]);
     assert_eq!(v6.lines().count(), 1, "{v6}");
     assert!(v6.contains("[2001:2::1]:7"), "{v6}");
-    // SIGTERM by PID (`ip netns exec` execs the binary in place): a clean stop.
-    // SAFETY: kill(2) on the child we spawned.
-    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
-    let end = StdInstant::now() + Duration::from_secs(10);
-    while StdInstant::now() < end && child.0.try_wait().ok().flatten().is_none() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let status = child.0.try_wait().ok().flatten().expect("serve stopped");
+    // SIGTERM by PID: a clean stop.
+    let status =
+        xdptcp_harness::terminate(&mut child.0, Duration::from_secs(10)).expect("serve stopped");
     assert!(status.success(), "{status:?}");
 }
 
@@ -687,18 +682,8 @@ fn ipv6_two_workers_hand_off() {
         "some IPv6 flows arrive on the other worker's queue: {report}"
     );
     assert_eq!(values(&report, "handoff_dropped")[2], 0);
-    // SAFETY: kill(2) on the child we spawned.
-    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
-    let end = StdInstant::now() + Duration::from_secs(10);
-    while StdInstant::now() < end && child.0.try_wait().ok().flatten().is_none() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(child
-        .0
-        .try_wait()
-        .ok()
-        .flatten()
-        .is_some_and(|s| s.success()));
+    let status = xdptcp_harness::terminate(&mut child.0, Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
 
 // ---- the remaining close paths over IPv6 (the IPv4 versions are in veth_tcp.rs) ----

@@ -142,14 +142,9 @@ fn ipv6_only_serve_binary() {
     assert_eq!(listeners.len(), 1, "{text}");
     assert!(listeners[0].contains("listener 2001:2::1:7 "), "{text}");
 
-    // SIGTERM by PID (`ip netns exec` execs the binary in place): a clean stop.
-    // SAFETY: kill(2) on the child we spawned.
-    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end && child.0.try_wait().ok().flatten().is_none() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let status = child.0.try_wait().ok().flatten().expect("serve stopped");
+    // SIGTERM by PID: a clean stop.
+    let status =
+        xdptcp_harness::terminate(&mut child.0, Duration::from_secs(10)).expect("serve stopped");
     assert!(status.success(), "{status:?}");
 }
 

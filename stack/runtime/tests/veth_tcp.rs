@@ -467,17 +467,8 @@ fn serve_binary_echo_then_sigterm_detaches_and_restores() {
         })
         .unwrap();
     assert_eq!(bye.expect("close-first"), b"bye\n");
-    // SIGTERM by PID (`ip netns exec` execs the binary in place).
-    // SAFETY: plain kill(2) of our own child.
-    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
-    let end = StdInstant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.0.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(StdInstant::now() < end, "xdptcp did not exit on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = xdptcp_harness::terminate(&mut child.0, Duration::from_secs(10))
+        .expect("xdptcp did not exit on SIGTERM");
     assert!(status.success(), "{status}");
     let rest: Vec<String> = lines.try_iter().collect();
     assert!(

@@ -89,19 +89,8 @@ impl Serve {
 
     /// SIGTERM, then the exit status (bounded wait).
     fn terminate(&mut self) -> std::process::ExitStatus {
-        // SAFETY: kill(2) on the PID of our own child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(st) = self.child.try_wait().expect("wait") {
-                return st;
-            }
-            assert!(
-                Instant::now() < end,
-                "serve did not exit within 10 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        xdptcp_harness::terminate(&mut self.child, Duration::from_secs(10))
+            .expect("serve did not exit within 10 s of SIGTERM")
     }
 }
 

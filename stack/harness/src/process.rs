@@ -1,0 +1,44 @@
+//! Child processes of the tests: stopped the way an operator stops them.
+
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
+
+/// SIGTERM to `child` by its PID (`ip netns exec` execs the program in place, so that is the
+/// program), then its exit status if it exits within `within` (`None`: still running).
+pub fn terminate(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    // SAFETY: kill(2) on the PID of a child of this process that has not been reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let end = Instant::now() + within;
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn sigterm_ends_a_child_and_gives_its_status() {
+        let mut c = Command::new("sleep").arg("30").spawn().unwrap();
+        let st = terminate(&mut c, Duration::from_secs(5)).expect("sleep exits on SIGTERM");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(st.signal(), Some(libc::SIGTERM));
+        // A child that ignores SIGTERM is still running when the bound ends.
+        let mut c = Command::new("sh")
+            .args(["-c", "trap '' TERM; sleep 30"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(terminate(&mut c, Duration::from_millis(200)).is_none());
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+}
