@@ -2,35 +2,12 @@
 kernel and under the POSIX layer with the same Linux peer (driven over stdin, 'go' lines) and
 asserts the outputs are identical. Ephemeral ports differ between runs: only addresses print.
 Every wait is bounded."""
-import errno, socket, sys, signal
+import socket, sys, signal
+from checks import attempt, kernel_has, out
 
 signal.alarm(60)
 v4, v6, peer6, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 A6, V6ONLY = socket.IPPROTO_IPV6, socket.IPV6_V6ONLY
-
-
-def out(k, v):
-    print(f"{k}: {v}", flush=True)
-
-
-def attempt(f):
-    try:
-        r = f()
-        return "ok" if r is None else r
-    except OSError as e:
-        return errno.errorcode.get(e.errno, str(e.errno))
-
-
-def kernel_has(port, state):
-    """Whether the kernel's own TCP tables hold a socket on local `port` in `state` (hex as in
-    /proc/net/tcp: 0A LISTEN, 01 ESTABLISHED): true on the kernel, false under the stack."""
-    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(f) as t:
-            for row in t.readlines()[1:]:
-                cols = row.split()
-                if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] == state:
-                    return True
-    return False
 
 
 def serve(ls, n):

@@ -2,24 +2,10 @@
 stack, IPv4 stays the kernel's. One line per check; tests/veth_posix.rs asserts them.
 Every wait is bounded."""
 import socket, sys, signal
+from checks import kernel_has, out
 
 signal.alarm(60)
 peer4, port = sys.argv[1], int(sys.argv[2])
-
-
-def out(k, v):
-    print(f"{k}: {v}", flush=True)
-
-
-def kernel_has(port, state):
-    """Whether the kernel's own TCP tables hold a socket on local `port` in `state`."""
-    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(f) as t:
-            for row in t.readlines()[1:]:
-                cols = row.split()
-                if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] == state:
-                    return True
-    return False
 
 
 s6 = socket.socket(socket.AF_INET6)

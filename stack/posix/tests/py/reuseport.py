@@ -2,26 +2,11 @@
 POSIX layer with the same Linux client and asserts the outputs are identical. Two listening
 sockets share a port; the client's connections spread over both; after one closes, the other
 takes every new connection. Every wait is bounded."""
-import errno, select, signal, socket, sys
+import select, signal, socket, sys
+from checks import attempt, out
 
 signal.alarm(60)
 addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-
-
-def name(e):
-    return errno.errorcode.get(e, str(e))
-
-
-def out(k, v):
-    print(f"{k}: {v}", flush=True)
-
-
-def attempt(f):
-    try:
-        r = f()
-        return "ok" if r is None else r
-    except OSError as e:
-        return name(e.errno)
 
 
 def sock(reuse):

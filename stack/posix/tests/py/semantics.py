@@ -2,27 +2,12 @@
 and under the POSIX layer against the same kernel server (peer_server.py) and asserts that
 the two outputs are identical. Only results that do not depend on timing are printed; every
 wait is bounded."""
-import errno, fcntl, select, signal, socket, struct, sys, termios
+import fcntl, select, signal, socket, struct, sys, termios
+from checks import attempt, name, out
 
 signal.alarm(60)
 
 host, port, closed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-
-
-def name(e):
-    return errno.errorcode.get(e, str(e))
-
-
-def out(k, v):
-    print(f"{k}: {v}", flush=True)
-
-
-def attempt(f):
-    try:
-        r = f()
-        return "ok" if r is None else r
-    except OSError as e:
-        return name(e.errno)
 
 
 def conn(cmd):

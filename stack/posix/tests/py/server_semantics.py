@@ -1,26 +1,11 @@
 """Server-side call semantics, one line per check. tests/veth_posix.rs runs it on the kernel
 and under the POSIX layer, each time with the same Linux client steps driven over stdin
 ('go' lines), and asserts the outputs are identical. Every wait is bounded."""
-import errno, fcntl, select, signal, socket, struct, sys, termios
+import fcntl, select, signal, socket, struct, sys, termios
+from checks import attempt, out
 
 signal.alarm(60)
 addr, port = sys.argv[1], int(sys.argv[2])
-
-
-def name(e):
-    return errno.errorcode.get(e, str(e))
-
-
-def out(k, v):
-    print(f"{k}: {v}", flush=True)
-
-
-def attempt(f):
-    try:
-        r = f()
-        return "ok" if r is None else r
-    except OSError as e:
-        return name(e.errno)
 
 
 ls = socket.socket()
