@@ -1177,18 +1177,15 @@ fn memcached_with_two_threads_under_the_stack() {
     );
 }
 
-/// tests/py/dual_stack.py against the Linux peer: the script's lines. The peer runs a
-/// dual-stack echo server on port 7000 (for the script's active opens) and connects to the
-/// script's listeners over IPv4 and IPv6 when it says "ready".
-fn dual_stack(pair: &VethPair, mut c: Command) -> Vec<String> {
-    const PORT: u16 = 6200;
-    let echo = pair
-        .in_peer(|| std::net::TcpListener::bind("[::]:7000").expect("peer echo server"))
+/// A Linux echo server on `addr` in the peer namespace for `n` connections (each sends 3
+/// bytes and gets them back), each accepted within WAIT.
+fn peer_echo(pair: &VethPair, addr: SocketAddr, n: usize) -> std::thread::JoinHandle<()> {
+    let l = pair
+        .in_peer(|| std::net::TcpListener::bind(addr).expect("peer echo server"))
         .unwrap();
-    let echo = std::thread::spawn(move || {
-        // Two connections (the script's IPv6 and IPv4-mapped opens), each within WAIT.
-        for _ in 0..2 {
-            let Some(mut s) = accept_within(&echo, WAIT) else {
+    std::thread::spawn(move || {
+        for _ in 0..n {
+            let Some(mut s) = accept_within(&l, WAIT) else {
                 return;
             };
             s.set_read_timeout(Some(WAIT)).unwrap();
@@ -1197,7 +1194,30 @@ fn dual_stack(pair: &VethPair, mut c: Command) -> Vec<String> {
                 let _ = s.write_all(&b);
             }
         }
-    });
+    })
+}
+
+/// From the peer namespace: connect to `addr`, send `b`, read to the end (the scripts answer
+/// with the byte twice and close), or the connect's error.
+fn talk_once(pair: &VethPair, addr: SocketAddr, b: u8) -> Result<Vec<u8>, std::io::ErrorKind> {
+    pair.in_peer(move || {
+        let mut s = TcpStream::connect_timeout(&addr, WAIT).map_err(|e| e.kind())?;
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(&[b]).unwrap();
+        let mut r = Vec::new();
+        let _ = s.read_to_end(&mut r);
+        Ok(r)
+    })
+    .unwrap()
+}
+
+/// tests/py/dual_stack.py against the Linux peer: the script's lines. The peer runs a
+/// dual-stack echo server on port 7000 (for the script's active opens) and connects to the
+/// script's listeners over IPv4 and IPv6 when it says "ready".
+fn dual_stack(pair: &VethPair, mut c: Command) -> Vec<String> {
+    const PORT: u16 = 6200;
+    // The script's IPv6 and IPv4-mapped opens.
+    let echo = peer_echo(pair, "[::]:7000".parse().unwrap(), 2);
     c.args([
         "python3",
         &script("dual_stack.py"),
@@ -1208,19 +1228,11 @@ fn dual_stack(pair: &VethPair, mut c: Command) -> Vec<String> {
         &PEER_ADDR.to_string(),
     ]);
     let srv = Proc::spawn(c);
-    // One connection per family byte: "4" over IPv4, "6" over IPv6; the reply is the byte twice.
     let talk = |addr: SocketAddr, b: u8| -> String {
-        pair.in_peer(move || match TcpStream::connect_timeout(&addr, WAIT) {
-            Ok(mut s) => {
-                s.set_read_timeout(Some(WAIT)).unwrap();
-                s.write_all(&[b]).unwrap();
-                let mut r = Vec::new();
-                let _ = s.read_to_end(&mut r);
-                format!("{addr}: {:?}", String::from_utf8_lossy(&r))
-            }
-            Err(e) => format!("{addr}: {:?}", e.kind()),
-        })
-        .unwrap()
+        match talk_once(pair, addr, b) {
+            Ok(r) => format!("{addr}: {:?}", String::from_utf8_lossy(&r)),
+            Err(e) => format!("{addr}: {e:?}"),
+        }
     };
     let v4 = |p: u16| SocketAddr::from((STACK_ADDR, p));
     let v6 = |p: u16| SocketAddr::from((STACK_ADDR6, p));
@@ -1289,19 +1301,7 @@ fn ipv6_only_stack_leaves_ipv4_to_the_kernel() {
     const PORT: u16 = 6300;
     let pair = VethPair::new(VethOptions::default()).expect("veth pair");
     pair.add_ipv6().expect("IPv6 addresses");
-    let echo = pair
-        .in_peer(|| std::net::TcpListener::bind((PEER_ADDR, 7000)).expect("peer echo server"))
-        .unwrap();
-    let echo = std::thread::spawn(move || {
-        let Some(mut s) = accept_within(&echo, WAIT) else {
-            return;
-        };
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        let mut b = [0u8; 3];
-        if s.read_exact(&mut b).is_ok() {
-            let _ = s.write_all(&b);
-        }
-    });
+    let echo = peer_echo(&pair, SocketAddr::from((PEER_ADDR, 7000)), 1);
     let srv = Proc::spawn(on_stack_spec(
         &pair,
         1,
@@ -1315,17 +1315,7 @@ fn ipv6_only_stack_leaves_ipv4_to_the_kernel() {
         ],
     ));
     let mut lines = srv.lines_until("ready: 1");
-    let talk = |addr: SocketAddr, b: u8| {
-        pair.in_peer(move || {
-            let mut s = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
-            s.set_read_timeout(Some(WAIT)).unwrap();
-            s.write_all(&[b]).unwrap();
-            let mut r = Vec::new();
-            let _ = s.read_to_end(&mut r);
-            r
-        })
-        .unwrap()
-    };
+    let talk = |addr: SocketAddr, b: u8| talk_once(&pair, addr, b).expect("connect");
     assert_eq!(talk(SocketAddr::from((STACK_ADDR6, PORT)), b'6'), b"66");
     assert_eq!(talk(SocketAddr::from((STACK_ADDR, PORT + 1)), b'4'), b"44");
     lines.extend(srv.lines_until("done: 1"));
