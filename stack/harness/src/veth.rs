@@ -2,9 +2,10 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use super::netns::{in_netns, NetnsGuard};
 
@@ -204,6 +205,36 @@ impl VethPair {
 
     fn run_in(&self, ns: &str, cmd: &[&str]) -> io::Result<Output> {
         run("ip", ["netns", "exec", ns].iter().chain(cmd))
+    }
+
+    /// A Linux echo server in the peer namespace on an ephemeral port of `ip`: it accepts one
+    /// connection (within 30 s), sends back what the first read gives (at most 64 bytes)
+    /// and returns the client's address. Returns the port and the server's thread.
+    pub fn peer_echo_once(
+        &self,
+        ip: IpAddr,
+    ) -> io::Result<(u16, std::thread::JoinHandle<SocketAddr>)> {
+        use std::io::{Read, Write};
+        let l = self.in_peer(|| TcpListener::bind((ip, 0)))??;
+        let port = l.local_addr()?.port();
+        l.set_nonblocking(true)?;
+        let server = std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(30);
+            let (mut c, from) = loop {
+                match l.accept() {
+                    Ok(x) => break x,
+                    Err(_) if Instant::now() < end => std::thread::sleep(Duration::from_millis(5)),
+                    Err(e) => panic!("no connection to the peer's echo server: {e}"),
+                }
+            };
+            c.set_nonblocking(false).expect("blocking");
+            c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let mut buf = [0u8; 64];
+            let n = c.read(&mut buf).expect("read");
+            c.write_all(&buf[..n]).expect("write");
+            from
+        });
+        Ok((port, server))
     }
 
     /// Runs `f` on a thread inside the peer namespace (e.g. a kernel `TcpStream` client).

@@ -10,7 +10,7 @@
 //! with them, also on panic. Every loop and socket call is bounded in count and time.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -352,20 +352,9 @@ fn ipv6_syn_cookies_always() {
 #[test]
 fn ipv6_stack_connects_to_linux() {
     let pair = pair6();
-    let (ltx, lrx) = mpsc::channel();
-    let peer_ns = pair.peer_ns.clone();
-    let server = std::thread::spawn(move || {
-        let _ns = NetnsGuard::enter(&peer_ns).expect("peer namespace");
-        let l = TcpListener::bind((PEER_ADDR6, 0)).expect("bind");
-        ltx.send(l.local_addr().expect("addr").port()).unwrap();
-        let (mut c, from) = l.accept().expect("accept");
-        c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let mut buf = [0u8; 64];
-        let n = c.read(&mut buf).expect("read");
-        c.write_all(&buf[..n]).expect("write");
-        from
-    });
-    let port = lrx.recv_timeout(IO_TIMEOUT).expect("server port");
+    let (port, server) = pair
+        .peer_echo_once(PEER_ADDR6.into())
+        .expect("peer echo server");
     let remote = std::net::SocketAddrV6::new(PEER_ADDR6, port, 0, 0);
     let s = InProc::start(
         pair,
@@ -508,19 +497,9 @@ fn dual_stack_serve_binary() {
 #[test]
 fn connect_binary_over_ipv6() {
     let pair = pair6();
-    let (ltx, lrx) = mpsc::channel();
-    let peer_ns = pair.peer_ns.clone();
-    let server = std::thread::spawn(move || {
-        let _ns = NetnsGuard::enter(&peer_ns).expect("peer namespace");
-        let l = TcpListener::bind((PEER_ADDR6, 0)).expect("bind");
-        ltx.send(l.local_addr().expect("addr").port()).unwrap();
-        let (mut c, _) = l.accept().expect("accept");
-        c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let mut buf = [0u8; 64];
-        let n = c.read(&mut buf).expect("read");
-        c.write_all(&buf[..n]).expect("write");
-    });
-    let port = lrx.recv_timeout(IO_TIMEOUT).expect("server port");
+    let (port, server) = pair
+        .peer_echo_once(PEER_ADDR6.into())
+        .expect("peer echo server");
     let remote = format!("[{PEER_ADDR6}]:{port}");
     let out = Command::new("timeout")
         .args(["20", "ip", "netns", "exec", &pair.stack_ns, BIN, "connect"])

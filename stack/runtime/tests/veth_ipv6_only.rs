@@ -17,9 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use xdptcp_harness::{
-    require_root, NetnsGuard, VethOptions, VethPair, PEER_ADDR6, STACK_ADDR, STACK_ADDR6,
-};
+use xdptcp_harness::{require_root, VethOptions, VethPair, PEER_ADDR6, STACK_ADDR, STACK_ADDR6};
 
 const BIN: &str = env!("CARGO_BIN_EXE_xdptcp");
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -153,19 +151,9 @@ fn ipv6_only_serve_binary() {
 #[test]
 fn ipv6_only_connect_binary() {
     let pair = pair6();
-    let (ltx, lrx) = mpsc::channel();
-    let peer_ns = pair.peer_ns.clone();
-    let server = std::thread::spawn(move || {
-        let _ns = NetnsGuard::enter(&peer_ns).expect("peer namespace");
-        let l = TcpListener::bind((PEER_ADDR6, 0)).expect("bind");
-        ltx.send(l.local_addr().expect("addr").port()).unwrap();
-        let (mut c, _) = l.accept().expect("accept");
-        c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let mut buf = [0u8; 64];
-        let n = c.read(&mut buf).expect("read");
-        c.write_all(&buf[..n]).expect("write");
-    });
-    let port = lrx.recv_timeout(IO_TIMEOUT).expect("server port");
+    let (port, server) = pair
+        .peer_echo_once(PEER_ADDR6.into())
+        .expect("peer echo server");
     let remote = format!("[{PEER_ADDR6}]:{port}");
     let connect = |addr: &str, remote: &str| {
         Command::new("timeout")
