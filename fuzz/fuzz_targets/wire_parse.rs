@@ -13,6 +13,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use libfuzzer_sys::fuzz_target;
 use xdptcp_core::wire::icmpv4::emit_icmpv4_frame;
 use xdptcp_core::wire::icmpv6::Icmpv6ErrorRepr;
+use xdptcp_core::wire::{parse_icmpv4_frame, Icmpv4ErrorRepr};
 use xdptcp_core::wire::ipv6::{self, walk_extensions};
 use xdptcp_core::wire::{
     checksum, emit_tcp_frame, parse_tcp_frame, parse_tcp_frame_with, tcp_frame_len, ArpPacket,
@@ -22,7 +23,6 @@ use xdptcp_core::wire::{
     emit_tcp6_frame, parse_any_tcp_frame_with, parse_icmpv6_error_frame, parse_tcp6_frame_with,
     tcp6_frame_len, AnyTcpFrame, Icmpv6Packet, Ipv6Packet, Ipv6Repr,
 };
-use xdptcp_core::wire::{parse_icmpv4_frame, Icmpv4ErrorRepr};
 
 const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const DST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
