@@ -123,46 +123,33 @@ fn send(to: IpAddr, a: IcmpAnswer, quote: &[u8]) -> io::Result<()> {
     let mut msg = vec![a.ty, a.code, 0, 0];
     msg.extend_from_slice(&a.rest);
     msg.extend_from_slice(quote);
-    // SAFETY: raw sockets, sendto(2) with a valid sockaddr of its length and a buffer.
-    let sent = unsafe {
-        match to {
-            IpAddr::V4(a4) => {
-                let c = checksum(&msg);
-                msg[2..4].copy_from_slice(&c.to_be_bytes());
-                let fd = check(
-                    libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP),
-                    "raw ICMP socket",
-                )?;
-                let mut sa: libc::sockaddr_in = std::mem::zeroed();
-                sa.sin_family = libc::AF_INET as u16;
-                sa.sin_addr.s_addr = u32::from_ne_bytes(a4.octets());
-                libc::sendto(
-                    fd.0,
-                    msg.as_ptr().cast(),
-                    msg.len(),
-                    0,
-                    &sa as *const _ as *const libc::sockaddr,
-                    std::mem::size_of::<libc::sockaddr_in>() as u32,
-                )
-            }
-            IpAddr::V6(a6) => {
-                let fd = check(
-                    libc::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6),
-                    "raw ICMPv6 socket",
-                )?;
-                let mut sa: libc::sockaddr_in6 = std::mem::zeroed();
-                sa.sin6_family = libc::AF_INET6 as u16;
-                sa.sin6_addr.s6_addr = a6.octets();
-                libc::sendto(
-                    fd.0,
-                    msg.as_ptr().cast(),
-                    msg.len(),
-                    0,
-                    &sa as *const _ as *const libc::sockaddr,
-                    std::mem::size_of::<libc::sockaddr_in6>() as u32,
-                )
-            }
+    // SAFETY: all-zero sockaddr_in / sockaddr_in6 are valid values.
+    let (mut sa4, mut sa6): (libc::sockaddr_in, libc::sockaddr_in6) =
+        unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    let (family, proto, sa, sa_len) = match to {
+        IpAddr::V4(a4) => {
+            let c = checksum(&msg);
+            msg[2..4].copy_from_slice(&c.to_be_bytes());
+            sa4.sin_family = libc::AF_INET as u16;
+            sa4.sin_addr.s_addr = u32::from_ne_bytes(a4.octets());
+            let sa = &sa4 as *const _ as *const libc::sockaddr;
+            (libc::AF_INET, libc::IPPROTO_ICMP, sa, size_of_val(&sa4))
         }
+        IpAddr::V6(a6) => {
+            sa6.sin6_family = libc::AF_INET6 as u16;
+            sa6.sin6_addr.s6_addr = a6.octets();
+            let sa = &sa6 as *const _ as *const libc::sockaddr;
+            (libc::AF_INET6, libc::IPPROTO_ICMPV6, sa, size_of_val(&sa6))
+        }
+    };
+    // SAFETY: a raw socket, sendto(2) with the sockaddr above (alive here) of its length
+    // and a buffer of the length given.
+    let sent = unsafe {
+        let fd = check(
+            libc::socket(family, libc::SOCK_RAW, proto),
+            "raw ICMP socket",
+        )?;
+        libc::sendto(fd.0, msg.as_ptr().cast(), msg.len(), 0, sa, sa_len as u32)
     };
     if sent != msg.len() as isize {
         let e = io::Error::last_os_error();

@@ -957,22 +957,34 @@ fn ipv6_only_interface_and_parameter_problem() {
     wire.transmit(pp.len(), |b| b.copy_from_slice(&pp)).unwrap();
     wire.flush(now);
     i.poll(now, &mut client);
+    let s = param_problem_failed_connect(&i, &client, &mut wire, now);
+    assert_eq!(
+        (s.rx_not_ours, s.rx_icmp, s.rx_icmp6_param_problem),
+        (1, 1, 1),
+        "{s:?}"
+    );
+}
+
+/// After a Parameter Problem (either family) quoting `client`'s SYN: its connect failed
+/// with EPROTO (Linux `tcp_v4_err` / `tcp_v6_err` in SYN-SENT), the endpoint counted one
+/// fatal error, and nothing answered (no RST, no ICMP). Returns the interface's counters.
+fn param_problem_failed_connect(
+    i: &Interface<MemoryDevice, StaticLink>,
+    client: &Client,
+    wire: &mut MemoryDevice,
+    now: Instant,
+) -> IfaceStats {
     assert_eq!(
         client.outcome(),
         Some(Err(AppError::Unreachable(
             crate::tcp::Unreachable::ProtocolError
         )))
     );
-    let s = *i.stats();
-    assert_eq!(
-        (s.rx_not_ours, s.rx_icmp, s.rx_icmp6_param_problem),
-        (1, 1, 1),
-        "{s:?}"
-    );
     assert_eq!(i.endpoint().stats().icmp.fatal, 1);
     let mut after = 0;
     wire.recv(now, 64, |_| after += 1);
-    assert_eq!(after, 0, "nothing answers the IPv4 SYN or the ICMP error");
+    assert_eq!(after, 0, "nothing answers");
+    *i.stats()
 }
 
 /// An ICMPv4 Parameter Problem (RFC 792 type 12, RFC 1108 code 1 "missing a required
@@ -1021,20 +1033,10 @@ fn icmpv4_parameter_problem_fails_connect() {
         wire.flush(now);
         i.poll(now, &mut client);
     }
-    assert_eq!(
-        client.outcome(),
-        Some(Err(AppError::Unreachable(
-            crate::tcp::Unreachable::ProtocolError
-        )))
-    );
-    let s = *i.stats();
+    let s = param_problem_failed_connect(&i, &client, &mut wire, now);
     assert_eq!(
         (s.rx_unsupported, s.rx_icmp, s.rx_icmp_param_problem),
         (1, 1, 1),
         "{s:?}"
     );
-    assert_eq!(i.endpoint().stats().icmp.fatal, 1);
-    let mut after = 0;
-    wire.recv(now, 64, |_| after += 1);
-    assert_eq!(after, 0, "nothing answers an ICMP error");
 }
