@@ -223,7 +223,7 @@ pub fn nginx_config(dir: &Path, addr: SocketAddrV4, conns: usize, cores: &[usize
             cores.len(),
             cores
                 .iter()
-                .map(|&c| crate::http::cpu_mask(c))
+                .map(|&c| crate::sys::cpu_mask(c))
                 .collect::<Vec<_>>()
                 .join(" ")
         ),

@@ -441,11 +441,6 @@ pub struct Nginx {
     dir: PathBuf,
 }
 
-/// nginx's `worker_cpu_affinity` mask of one core: `1` for core 0, `10` for core 1, ...
-pub(crate) fn cpu_mask(core: usize) -> String {
-    format!("1{}", "0".repeat(core))
-}
-
 /// The body as an nginx string literal.
 fn nginx_string(body: &[u8]) -> String {
     let mut s = String::from("\"");
@@ -469,7 +464,7 @@ fn nginx_string(body: &[u8]) -> String {
 /// connections (wrk's, twice over for connections still closing) and a margin.
 pub fn nginx_config(dir: &Path, addr: SocketAddrV4, cores: &[usize], conns: usize) -> String {
     let d = dir.display();
-    let masks: Vec<String> = cores.iter().map(|&c| cpu_mask(c)).collect();
+    let masks: Vec<String> = cores.iter().map(|&c| crate::sys::cpu_mask(c)).collect();
     format!(
         "# xdptcp-bench: the nginx baseline of the http scenarios (generated)
 daemon off;
@@ -652,8 +647,8 @@ mod tests {
             assert!(c.contains(want), "no {want:?} in:\n{c}");
         }
         assert_eq!(nginx_string(b"a\"$\\\r\t"), r#""a\"\$\\\r\t""#);
-        assert_eq!(cpu_mask(0), "1");
-        assert_eq!(cpu_mask(3), "1000");
+        assert_eq!(crate::sys::cpu_mask(0), "1");
+        assert_eq!(crate::sys::cpu_mask(3), "1000");
     }
 
     #[test]

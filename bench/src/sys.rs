@@ -53,6 +53,11 @@ pub fn pin(core: usize) {
     }
 }
 
+/// nginx's `worker_cpu_affinity` mask of one core: `1` for core 0, `10` for core 1, ...
+pub fn cpu_mask(core: usize) -> String {
+    format!("1{}", "0".repeat(core))
+}
+
 pub fn num_cores() -> usize {
     core_affinity::get_core_ids().map_or(1, |v| v.len().max(1))
 }
