@@ -28,6 +28,12 @@
 //!   Parameter Problem (RFC 4443 §3.4, any code) is EPROTO and fatal in
 //!   `icmpv6_err_convert`: it fails SYN-SENT, drops a passive SYN-RECEIVED quoting our ISS,
 //!   and is a soft error in the synchronized states, as [`Unreachable::ProtocolError`].
+//! - RFC 6069 (TCP-LD, Linux `tcp_ld_RTO_revert`): ICMPv4 net / host unreachable (codes 0
+//!   and 1, [`is_disruption_v4`]) or ICMPv6 no route ([`is_disruption_v6`]) quoting SND.UNA
+//!   while the retransmission timer is backed off (a timeout without progress since, and a
+//!   doubling since the last RTT sample) undoes one doubling: the timer is re-armed for the
+//!   head's last transmission plus the recomputed RTO, or the head is retransmitted at once
+//!   if that is past. The soft error is recorded as above.
 
 use crate::wire::icmpv6::{self, Icmpv6Error};
 use crate::wire::{DstUnreachable, Icmpv4Message};
@@ -208,6 +214,29 @@ impl IcmpStats {
             IcmpOutcome::Soft => &mut self.soft,
         } += 1;
     }
+}
+
+/// RFC 6069 §3 as Linux applies it (`tcp_v4_err`): ICMPv4 destination unreachable code 0
+/// (net) or 1 (host) may mean a connectivity disruption, and may revert an RTO backoff
+/// (conn/icmp.rs); no other code does.
+pub fn is_disruption_v4(m: &Icmpv4Message) -> bool {
+    use DstUnreachable as D;
+    matches!(
+        m,
+        Icmpv4Message::DstUnreachable {
+            code: D::NetUnreachable | D::HostUnreachable,
+            ..
+        }
+    )
+}
+
+/// RFC 6069 §3 for ICMPv6 as Linux applies it (`tcp_v6_err`): only destination unreachable
+/// code 0, no route to destination.
+pub fn is_disruption_v6(e: &Icmpv6Error) -> bool {
+    matches!(
+        e,
+        Icmpv6Error::DstUnreachable(icmpv6::DstUnreachable::NoRoute)
+    )
 }
 
 #[cfg(test)]
