@@ -284,4 +284,31 @@ mod tests {
             assert!(!e.drops_half_open(true));
         }
     }
+
+    /// RFC 6069 §3 as Linux `tcp_v4_err` / `tcp_v6_err` test it: of every ICMPv4
+    /// destination unreachable code only 0 and 1, and of ICMPv6 only no route (code 0),
+    /// signal a disruption; time exceeded and packet too big never do.
+    #[test]
+    fn rfc6069_disruption_codes() {
+        for code in 0..=15u8 {
+            let code = DstUnreachable::from_code(code).unwrap();
+            let m = Icmpv4Message::DstUnreachable {
+                code,
+                next_hop_mtu: 0,
+            };
+            let want = matches!(
+                code,
+                DstUnreachable::NetUnreachable | DstUnreachable::HostUnreachable
+            );
+            assert_eq!(is_disruption_v4(&m), want, "{code:?}");
+        }
+        for code in 0..=8u8 {
+            let e = Icmpv6Error::DstUnreachable(D6::from(code));
+            assert_eq!(is_disruption_v6(&e), code == 0, "{code}");
+        }
+        assert!(!is_disruption_v6(&Icmpv6Error::PacketTooBig { mtu: 1280 }));
+        assert!(!is_disruption_v6(&Icmpv6Error::TimeExceeded(
+            TimeExceeded::HopLimit
+        )));
+    }
 }
