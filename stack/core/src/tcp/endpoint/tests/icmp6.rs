@@ -29,6 +29,16 @@ fn quoted(f: &Frame) -> (FourTuple, SeqNum) {
     (tuple, r.seq)
 }
 
+/// a connects to b's [B6]:80 and b accepts: (a's id, b's id).
+fn open6(p: &mut Pair) -> (ConnId, ConnId) {
+    let l = p.b.listen(B6, 80, 16).unwrap();
+    let ca =
+        p.a.connect(p.now, A6, SocketAddrV6::new(B6, 80, 0, 0))
+            .unwrap();
+    p.run();
+    (ca, p.b.accept(l).expect("accepted"))
+}
+
 fn ptb(mtu: u32) -> IcmpError {
     IcmpError::from_icmpv6(&Icmpv6Error::PacketTooBig { mtu })
 }
@@ -45,12 +55,7 @@ fn unreach(code: DstUnreachable) -> IcmpError {
 #[test]
 fn ipv6_packet_too_big_1280_gives_mss_1220() {
     let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
-    let l = p.b.listen(B6, 80, 16).unwrap();
-    let ca =
-        p.a.connect(p.now, A6, SocketAddrV6::new(B6, 80, 0, 0))
-            .unwrap();
-    p.run();
-    let cb = p.b.accept(l).expect("accepted");
+    let (ca, cb) = open6(&mut p);
     assert_eq!(p.a.pmtu(ca), Some(1500));
     let data: Vec<u8> = (0..6000u32).map(|i| (i % 251) as u8).collect();
     assert_eq!(p.a.send(p.now, ca, &data).unwrap(), 6000);
@@ -259,12 +264,7 @@ fn ipv6_parameter_problem_is_soft_when_established() {
 #[test]
 fn rfc6069_ipv6_no_route_reverts_the_backoff() {
     let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
-    let l = p.b.listen(B6, 80, 16).unwrap();
-    let ca =
-        p.a.connect(p.now, A6, SocketAddrV6::new(B6, 80, 0, 0))
-            .unwrap();
-    p.run();
-    let _cb = p.b.accept(l).expect("accepted");
+    let (ca, _cb) = open6(&mut p);
     let t0 = p.now;
     assert_eq!(p.a.send(t0, ca, &[7u8; 3000]).unwrap(), 3000);
     let lost = flush(&mut p.a, t0);
