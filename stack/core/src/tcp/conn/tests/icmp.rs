@@ -338,3 +338,35 @@ fn rfc6069_no_revert_when_not_backed_off() {
     assert_eq!(t.out(), vec![]);
     assert_eq!(t.c.next_deadline(), Some(EST + ms(650)));
 }
+
+/// Linux tcp_retransmit_timer with a zero peer window: the head is resent as a window probe
+/// and the RTO doubled, but neither `icsk_retransmits` nor `icsk_backoff` counts it. After
+/// one ordinary timeout (EST + 200 ms: RTO 400 ms, one doubling) and one such probe
+/// (EST + 600 ms: RTO 800 ms, still one doubling), a disruption signal at EST + 700 ms
+/// reverts to the estimator's 200 ms: 100 ms left, due at EST + 800 ms. Before that
+/// ordinary timeout (the window closed from the start) there is nothing to revert.
+#[test]
+fn rfc6069_window_probe_timeouts_are_not_backoff() {
+    let mut zero = seg(ACK, 5001, 1001);
+    zero.window = 0;
+    let mut t = two_in_flight(&cfg());
+    assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
+    t.now = EST + ms(250);
+    assert_eq!(t.feed(&zero), vec![]);
+    assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
+    assert_eq!(t.now, EST + ms(600));
+    assert_eq!(t.c.next_deadline(), Some(EST + ms(1400)));
+    t.now = EST + ms(700);
+    assert!(disruption(&mut t, 1001));
+    assert_eq!(t.out(), vec![]);
+    assert_eq!(t.c.next_deadline(), Some(EST + ms(800)));
+
+    let mut t = two_in_flight(&cfg());
+    assert_eq!(t.feed(&zero), vec![]);
+    assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
+    assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
+    assert_eq!(t.c.next_deadline(), Some(EST + ms(1400)));
+    t.now = EST + ms(700);
+    assert!(!disruption(&mut t, 1001));
+    assert_eq!(t.c.next_deadline(), Some(EST + ms(1400)));
+}
