@@ -89,6 +89,23 @@ put("xdp_prog", "martian-unspecified", structured(shape=(6 << 5) | 0x10))
 put("xdp_prog", "martian-own-address", structured(shape=7 << 5))
 put("xdp_prog", "ephemeral-port", structured(sel=2 << 2, ip_opts=b"", tcp_opts=b"") [:5] + [0x9c, 0x40] + structured()[5:])
 
+# ICMPv4 errors from a router quoting the stack's (198.18.0.1) segment from its listener or
+# ephemeral range (raw xdp_prog frames): the program steers exactly what wire::icmpv4 parses.
+R4 = bytes([198, 18, 0, 254])
+def icmp4(t, code, rest, data):
+    m = struct.pack("!BBH4s", t, code, 0, rest) + data
+    return m[:2] + struct.pack("!H", csum(m)) + m[4:]
+QUOTE4 = ipv4(tcp(8080, 45678, 1, 2, 0x10), src=B, dst=A)[:28]
+QUOTE4_EPH = ipv4(tcp(40001, 5201, 7, 0, 0x02), src=B, dst=A)[:28]
+icmp4_frames = {
+    "v4-frag-needed": icmp4(3, 4, bytes([0, 0, 5, 0]), QUOTE4),
+    "v4-param-problem": icmp4(12, 0, bytes([20, 0, 0, 0]), QUOTE4),
+    "v4-param-problem-missing-option": icmp4(12, 1, bytes(4), QUOTE4_EPH),
+    "v4-param-problem-code-3": icmp4(12, 3, bytes(4), QUOTE4),
+}
+for name, m in icmp4_frames.items():
+    put("xdp_prog", "raw-" + name, [0] + list(eth(ipv4(m, proto=1, frag=0, src=R4, dst=B))))
+
 # IPv6 (2001:2::/48): the same formats. wire_parse and raw xdp_prog frames, and structured
 # IPv6 scripts for xdp_prog (byte 0 = 3): shape (extension header count), sel, one byte per
 # extension header, kind, ... See structured6() in fuzz_targets/xdp_prog.rs.

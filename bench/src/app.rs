@@ -206,6 +206,11 @@ fn run_inner(
         _ => Under::Kernel,
     };
     let client = p.client_kind();
+    if w > 1 && p == Pairing::StackToLinux {
+        // The stack client is one worker on queue 0 of the client veth; N Linux workers answer
+        // on every queue (veth delivers on the queue they transmit on).
+        bail!("the stack client serves queue 0 only: stack-linux needs --workers 1");
+    }
     // A stack end verifies TCP checksums: a Linux sender on veth must send full ones (the
     // readiness probe is a Linux client in every pairing).
     let _client_csum = match under {
@@ -226,6 +231,11 @@ fn run_inner(
     });
     let (metrics, latencies, server_out) = match a {
         AppScenario::Redis => {
+            if w > 1 {
+                // One process serves every queue on the kernel but only queue 0 under the
+                // stack: the comparison would not be the same program's.
+                bail!("redis-server is one process (one queue under xdptcp run): run app/redis with --workers 1");
+            }
             let addr = SocketAddrV4::new(env.server_ip, port);
             let argv = app_server::redis_argv(dir.path(), addr);
             details["server_argv"] = json!(argv);
@@ -244,7 +254,7 @@ fn run_inner(
         _ => {
             let close = a == AppScenario::NginxClose;
             let addr = SocketAddrV4::new(env.server_ip, port);
-            let argv = app_server::nginx_argv(dir.path(), addr, o.http_conns)?;
+            let argv = app_server::nginx_argv(dir.path(), addr, o.http_conns, &server_cores)?;
             details["server_argv"] = json!(argv);
             let mut server =
                 AppProcess::spawn(env, under, &server_cores, &argv, dir.path(), "nginx")?;

@@ -9,9 +9,11 @@
 //! stopped by that PID (SIGTERM, SIGKILL after 5 s), also on drop. Its stdout and stderr
 //! (the POSIX layer's `xdptcp: ...` lines among them) go to a file in the run's directory.
 //!
-//! nginx runs as one process (`master_process off; worker_processes 1`): under `xdptcp run`
-//! a worker forked after the stack started cannot use the stack's sockets yet
-//! (docs/posix.md), and the kernel baseline runs the same configuration.
+//! nginx runs as one process (`master_process off; worker_processes 1`) on one server core,
+//! or, with `--workers N`, as nginx's stock model: a master and N worker processes, one per
+//! core (`worker_cpu_affinity`), on an N-queue veth; under `xdptcp run --workers N` each
+//! worker claims a queue of its own (docs/posix.md, "Processes"). The kernel baseline runs
+//! the same file.
 
 use crate::error::{bail, format_err, Context, Result};
 use crate::netns::VethNetns;
@@ -59,7 +61,8 @@ pub fn xdptcp_run_parts() -> Result<(PathBuf, PathBuf)> {
 }
 
 /// The command prefix of a server program: namespace, cores and, under the stack,
-/// `xdptcp run` with the bench's stack settings ([`pairing::stack_sets`]).
+/// `xdptcp run` with the bench's stack settings ([`pairing::stack_sets`]) and, with more than
+/// one core, `--workers N` (the program's worker processes claim queues 0..N).
 pub fn command(env: &VethNetns, under: Under, cores: &[usize], argv: &[String]) -> Result<Command> {
     let cpus = cores
         .iter()
@@ -79,6 +82,9 @@ pub fn command(env: &VethNetns, under: Under, cores: &[usize], argv: &[String]) 
         ]);
         for kv in pairing::stack_sets() {
             c.args(["--set", &kv]);
+        }
+        if cores.len() > 1 {
+            c.args(["--workers", &cores.len().to_string()]);
         }
         c.arg("--");
     }
@@ -204,16 +210,28 @@ pub fn page() -> Vec<u8> {
     p
 }
 
-/// nginx's configuration (everything under `dir`; the page in `dir/www`): one process, the
-/// usual Debian choices (`sendfile on`, `tcp_nopush` off), access log off, a huge
-/// `keepalive_requests`, `conns` connections and a margin.
-pub fn nginx_config(dir: &Path, addr: SocketAddrV4, conns: usize) -> String {
+/// nginx's configuration (everything under `dir`; the page in `dir/www`): one process on one
+/// core, or a master and a worker per core of `cores` (see the module docs); the usual Debian
+/// choices (`sendfile on`, `tcp_nopush` off), access log off, a huge `keepalive_requests`,
+/// `conns` connections and a margin.
+pub fn nginx_config(dir: &Path, addr: SocketAddrV4, conns: usize, cores: &[usize]) -> String {
     let d = dir.display();
+    let processes = match cores {
+        [] | [_] => "master_process off;\nworker_processes 1;".to_string(),
+        _ => format!(
+            "master_process on;\nworker_processes {};\nworker_cpu_affinity {};",
+            cores.len(),
+            cores
+                .iter()
+                .map(|&c| crate::http::cpu_mask(c))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    };
     format!(
         "# xdptcp-bench app/nginx (generated): the same file on the kernel and under xdptcp run
 daemon off;
-master_process off;
-worker_processes 1;
+{processes}
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections {wc}; }}
@@ -241,12 +259,17 @@ http {{
 }
 
 /// Writes the page and the configuration into `dir`; returns nginx's argument vector.
-pub fn nginx_argv(dir: &Path, addr: SocketAddrV4, conns: usize) -> Result<Vec<String>> {
+pub fn nginx_argv(
+    dir: &Path,
+    addr: SocketAddrV4,
+    conns: usize,
+    cores: &[usize],
+) -> Result<Vec<String>> {
     std::fs::create_dir_all(dir.join("www"))?;
     std::fs::create_dir_all(dir.join("tmp"))?;
     std::fs::write(dir.join("www/index.html"), page())?;
     let conf = dir.join("nginx.conf");
-    std::fs::write(&conf, nginx_config(dir, addr, conns))?;
+    std::fs::write(&conf, nginx_config(dir, addr, conns, cores))?;
     let d = dir.display().to_string();
     Ok(vec![
         "nginx".into(),
@@ -297,9 +320,14 @@ mod tests {
         assert_eq!(p.len(), 612);
         assert!(p.starts_with(b"<!DOCTYPE html>") && p.ends_with(b"\n"));
         let addr: SocketAddrV4 = "198.18.0.1:80".parse().unwrap();
-        let c = nginx_config(Path::new("/t/d"), addr, 16);
-        // One process: the model `xdptcp run` serves today; the kernel runs the same file.
+        let c = nginx_config(Path::new("/t/d"), addr, 16, &[0]);
+        // One core: one process, no master.
         assert!(c.contains("\nmaster_process off;\nworker_processes 1;\n"));
+        // Two cores: nginx's stock model, a worker pinned to each.
+        let two = nginx_config(Path::new("/t/d"), addr, 16, &[0, 1]);
+        assert!(
+            two.contains("\nmaster_process on;\nworker_processes 2;\nworker_cpu_affinity 1 10;\n")
+        );
         assert!(c.contains("listen 198.18.0.1:80 backlog=4096;"));
         assert!(c.contains("root /t/d/www;") && c.contains("worker_connections 1024;"));
         let r = redis_argv(Path::new("/t/r"), "198.18.0.1:6379".parse().unwrap());

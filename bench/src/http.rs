@@ -442,7 +442,7 @@ pub struct Nginx {
 }
 
 /// nginx's `worker_cpu_affinity` mask of one core: `1` for core 0, `10` for core 1, ...
-fn cpu_mask(core: usize) -> String {
+pub(crate) fn cpu_mask(core: usize) -> String {
     format!("1{}", "0".repeat(core))
 }
 

@@ -102,3 +102,60 @@ fn app_scenarios_run_end_to_end() {
     );
     assert!(r.error.unwrap().contains("has no linux-linux-nooff column"));
 }
+
+/// `--workers 2`: nginx's stock model (a master, a worker per core) on a 2-queue veth, on the
+/// kernel and under `xdptcp run --workers 2` (each worker claims a queue), with wrk and with
+/// the stack's client; the two pairings the model cannot compare are refused with a reason.
+#[test]
+fn app_nginx_with_two_workers() {
+    assert!(
+        xdptcp_bench::sys::is_root(),
+        "app_nginx_with_two_workers needs root (network namespaces, veth): run as root"
+    );
+    if let Err(e) = app_server::xdptcp_run_parts() {
+        panic!("{e}");
+    }
+    let env = VethNetns::create_with(2).expect("create a 2-queue veth pair");
+    let o = AppOpts {
+        duration: Duration::from_secs(1),
+        workers: 2,
+        http_conns: 8,
+        redis_clients: 4,
+        redis_requests: 2000,
+        stack_adaptive_idle: false,
+        max_ops: 100_000_000,
+    };
+    let mut port = app::FIRST_PORT;
+    for p in [
+        Pairing::LinuxLinux,
+        Pairing::LinuxToStack,
+        Pairing::StackStack,
+    ] {
+        let r = app::run_one(&env, p, AppScenario::NginxKeepalive, &o, port);
+        port += 1;
+        let what = format!("nginx-keepalive {}", p.name());
+        assert_eq!(r.error, None, "{what}");
+        assert!(metric(&r, "req/s") > 0.0, "{what}: {}", r.details);
+        assert_eq!(metric(&r, "errors"), 0.0, "{what}: {}", r.details);
+        assert!(
+            r.details["server_argv"].to_string().contains("nginx"),
+            "{what}"
+        );
+    }
+    let r = app::run_one(
+        &env,
+        Pairing::StackToLinux,
+        AppScenario::NginxKeepalive,
+        &o,
+        port,
+    );
+    assert!(r.error.unwrap().contains("stack-linux needs --workers 1"));
+    let r = app::run_one(
+        &env,
+        Pairing::LinuxToStack,
+        AppScenario::Redis,
+        &o,
+        port + 1,
+    );
+    assert!(r.error.unwrap().contains("run app/redis with --workers 1"));
+}

@@ -20,7 +20,9 @@
 //! sources, byte 1 bits 5-7; the worker drops them, so the program leaves them to it). For IPv6:
 //! never TX, and the program and xdptcp-core's parsers agree: a TCP/IPv6 frame (or an ICMPv6
 //! error about a TCP segment) that the wire layer accepts and that is for a stack port is
-//! steered to the stack (`no_socket` here: no XSK is registered).
+//! steered to the stack (`no_socket` here: no XSK is registered). Over IPv4 likewise for an
+//! ICMP error (destination unreachable, time exceeded, parameter problem) that xdptcp-core
+//! accepts and that quotes a segment from a stack (address, port) to the error's destination.
 #![no_main]
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -28,7 +30,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use libfuzzer_sys::fuzz_target;
 use xdptcp_core::tcp::{Negotiated, TcpConfig, DEFAULT_COOKIE_PERIOD};
 use xdptcp_core::wire::{
-    checksum, parse_icmpv6_error_frame, parse_tcp6_frame_with, parse_tcp_frame, TcpFlags,
+    checksum, parse_icmpv4_frame, parse_icmpv6_error_frame, parse_tcp6_frame_with, parse_tcp_frame,
+    TcpFlags,
 };
 use xdptcp_xdp::{AttachOptions, CookieConfig, Counters, Counters6, Steering};
 
@@ -460,7 +463,7 @@ fn martian(src: Ipv4Addr, dst: Ipv4Addr) -> bool {
     top == 0 || top == 127 || src == dst
 }
 
-/// A port the program steers for STACK6: the listener or the ephemeral range.
+/// A port the program steers for STACK and STACK6: the listener or the ephemeral range.
 fn stack_port(port: u16) -> bool {
     port == PORT || (40000..=40999).contains(&port)
 }
@@ -487,6 +490,24 @@ fn agrees_with_wire6(frame: &[u8], d: &Counters) {
     }
 }
 
+/// What xdptcp-core accepts as an ICMPv4 error about a TCP segment from a stack (address,
+/// port), sent to that address, the program steers (icmp.h's types and codes are the
+/// parser's).
+fn agrees_with_icmpv4(frame: &[u8], d: &Counters) {
+    let Ok(e) = parse_icmpv4_frame(frame) else {
+        return;
+    };
+    let q = e.icmp.quoted;
+    if let Some(t) = q.tcp() {
+        if q.src_addr == STACK && e.ip.dst_addr == STACK && stack_port(t.src_port) {
+            assert_eq!(
+                d.no_socket, 1,
+                "wire accepts, XDP did not steer: {d:?}\n{frame:02x?}"
+            );
+        }
+    }
+}
+
 fn check(p: &Steering, frame: &[u8]) {
     let res = p.test_run_out(frame);
     let (action, out) = match res {
@@ -504,6 +525,7 @@ fn check(p: &Steering, frame: &[u8]) {
     );
     let d = check_counters(p, action);
     agrees_with_wire6(frame, &d);
+    agrees_with_icmpv4(frame, &d);
     if action != XDP_TX {
         return;
     }

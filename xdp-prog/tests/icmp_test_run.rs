@@ -156,6 +156,36 @@ fn icmp_errors_for_stack_flows_are_steered() {
             },
             steered,
         ),
+        // RFC 792 type 12, codes 0-2 (RFC 1108's 1, RFC 1812's 2): Linux's tcp_v4_err acts
+        // on it (EPROTO), so the stack does for its flows.
+        (
+            "parameter problem, listener source",
+            Icmp {
+                ty: 12,
+                code: 0,
+                ..d()
+            },
+            steered,
+        ),
+        (
+            "parameter problem code 1 (missing option), ephemeral source",
+            Icmp {
+                ty: 12,
+                code: 1,
+                sport: 40500,
+                ..d()
+            },
+            steered,
+        ),
+        (
+            "parameter problem code 2 (bad length)",
+            Icmp {
+                ty: 12,
+                code: 2,
+                ..d()
+            },
+            steered,
+        ),
         ("wildcard listener", Icmp { sport: 9090, ..d() }, steered),
         (
             "quoted header with options",
@@ -221,9 +251,28 @@ fn icmp_errors_for_stack_flows_are_steered() {
             passed,
         ),
         (
-            "parameter problem",
+            "parameter problem code 3 (unassigned)",
             Icmp {
                 ty: 12,
+                code: 3,
+                ..d()
+            },
+            passed,
+        ),
+        (
+            "parameter problem, the kernel's flow",
+            Icmp {
+                ty: 12,
+                code: 0,
+                sport: 22,
+                ..d()
+            },
+            passed,
+        ),
+        (
+            "source quench",
+            Icmp {
+                ty: 4,
                 code: 0,
                 ..d()
             },

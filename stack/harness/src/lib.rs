@@ -4,14 +4,17 @@
 //! veth pair (198.18.0.1/24 on the stack side, 198.18.0.2/24 on the peer), checksum offload
 //! off, optional queue count and MTU, all removed again on drop (also while unwinding from a
 //! panic). [`RoutedPath`] puts a forwarding router namespace between the stack and a peer
-//! (a smaller MTU on its far side, for path MTU tests). [`netns`] runs code inside a namespace on the current or a fresh thread.
+//! (a smaller MTU on its far side, for path MTU tests). [`answer_syn_with_icmp`] answers the
+//! stack's SYN with a hand-made ICMP error from the peer. [`netns`] runs code inside a namespace on the current or a fresh thread.
 
+mod icmp_answer;
 pub mod netns;
 pub mod process;
 pub mod prom;
 mod routed;
 mod veth;
 
+pub use icmp_answer::{answer_syn_with_icmp, IcmpAnswer};
 pub use netns::{in_netns, NetnsGuard};
 pub use process::terminate;
 pub use routed::{

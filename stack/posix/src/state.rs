@@ -984,6 +984,14 @@ pub(crate) extern "C" fn at_exit() {
         // Live connections end with a RST (as `xdptcp serve` does on stop), so peers do not
         // wait for a process that is gone.
         let mut inner = g.lock();
+        // The Global is never dropped: give the ephemeral range back to the kernel here
+        // (the process that reserved it; forked workers reserve nothing), as a serve's drop
+        // does, so no record stays in /run/xdptcp.
+        if g.pid == std::process::id() as i32 {
+            if let Some(r) = inner.stack.reserved_ports() {
+                r.clone().release();
+            }
+        }
         if !inner.live() {
             return;
         }

@@ -377,6 +377,21 @@ fn output_leaves_without_a_following_wait() {
     let mut rest = Vec::new();
     s.set_read_timeout(Some(WAIT)).unwrap();
     assert_eq!(s.read_to_end(&mut rest).expect("FIN"), 0);
+    // A program that exits gives its ephemeral range back to the kernel: no reservation
+    // record of its PID stays in /run/xdptcp (`ip netns exec` execs it: same PID).
+    let pid = prog.child.id();
+    let end = std::time::Instant::now() + WAIT;
+    while prog.child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left: Vec<String> = std::fs::read_dir("/run/xdptcp")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("reserved-") && n.contains(&format!("-{pid}-")))
+        .collect();
+    assert!(left.is_empty(), "reservation records left: {left:?}");
 }
 
 /// A directory for one nginx run, removed on drop.

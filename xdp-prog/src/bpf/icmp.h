@@ -3,9 +3,11 @@
  * ICMPv4 errors for the stack's flows (included by steer.bpf.c after its maps and
  * belongs_to_stack()).
  *
- * A destination unreachable (type 3, codes 0..15, code 4 = fragmentation needed, RFC 1191)
- * or time exceeded (type 11, codes 0..1) quotes the IPv4 header and the first 8 bytes of the
- * datagram that caused it (RFC 792). When that datagram is a TCP segment the stack SENT --
+ * A destination unreachable (type 3, codes 0..15, code 4 = fragmentation needed, RFC 1191),
+ * time exceeded (type 11, codes 0..1) or parameter problem (type 12, codes 0..2: RFC 792's
+ * pointer, RFC 1108's missing required option, RFC 1812's bad length; Linux's tcp_v4_err
+ * fails a connect on it with EPROTO) quotes the IPv4 header and the first 8 bytes of the
+ * datagram that caused it (RFC 792). The codes are those wire/icmpv4.rs parses. When that datagram is a TCP segment the stack SENT --
  * its source (address, port) is one the program steers TCP to, i.e. a listener or the
  * stack's ephemeral range: the rule for TCP, applied to the quoted source instead of the
  * destination -- the error goes to the AF_XDP socket of the queue it arrived on. RSS hashed
@@ -19,6 +21,8 @@
 
 #define ICMP_TYPE_DEST_UNREACH 3
 #define ICMP_TYPE_TIME_EXCEEDED 11
+#define ICMP_TYPE_PARAMETERPROB 12
+#define NR_PARAMETERPROB_CODES 2 /* codes 0..2 */
 #define ICMP_HDR_LEN 8
 #define NR_DEST_UNREACH_CODES 15 /* codes 0..15 (Linux NR_ICMP_UNREACH) */
 
@@ -52,7 +56,8 @@ static __always_inline int steer_icmp(struct xdp_md *ctx, struct iphdr *iph)
 	if ((void *)(icmp + ICMP_HDR_LEN) > data_end)
 		return pass(CNT_PASSED);
 	if (!((icmp[0] == ICMP_TYPE_DEST_UNREACH && icmp[1] <= NR_DEST_UNREACH_CODES) ||
-	      (icmp[0] == ICMP_TYPE_TIME_EXCEEDED && icmp[1] <= 1)))
+	      (icmp[0] == ICMP_TYPE_TIME_EXCEEDED && icmp[1] <= 1) ||
+	      (icmp[0] == ICMP_TYPE_PARAMETERPROB && icmp[1] <= NR_PARAMETERPROB_CODES)))
 		return pass(CNT_PASSED);
 
 	/* The quoted datagram: an IPv4 header and at least 8 bytes of TCP. */

@@ -19,15 +19,17 @@
 //!   states only a soft error, remembered and reported instead of `TimedOut` if the
 //!   connection later times out with no ACK since (Linux `sk_err_soft`, RFC 1122 §4.2.3.9:
 //!   "MUST NOT abort the connection" for these).
+//! - Parameter Problem of either family (RFC 792 type 12, RFC 4443 §3.4): EPROTO and fatal
+//!   in `icmp_err_convert` and `icmpv6_err_convert` alike ([`IcmpError::PARAM_PROBLEM`]):
+//!   it fails SYN-SENT, drops a passive SYN-RECEIVED quoting our ISS (`tcp_v4_err` passes
+//!   `type == ICMP_PARAMETERPROB` to `tcp_req_err` as its abort), and is a soft error in
+//!   the synchronized states, as [`Unreachable::ProtocolError`].
 //! - ICMPv6 (Linux `tcp_v6_err`, `icmpv6_err_convert`): Packet Too Big as above, but a
 //!   reported MTU below [`IPV6_MIN_PMTU`] is discarded (RFC 8201 §4) and the MSS is the path
 //!   MTU less 60; Destination Unreachable and Time Exceeded as for IPv4 with the errnos of
 //!   [`IcmpError::from_icmpv6`]; a passive SYN-RECEIVED is dropped by the codes Linux calls
 //!   fatal (admin prohibited, port unreachable, policy, reject route, unknown codes), not by
 //!   no route, beyond scope, address unreachable or time exceeded (`tcp_req_err(.., fatal)`).
-//!   Parameter Problem (RFC 4443 §3.4, any code) is EPROTO and fatal in
-//!   `icmpv6_err_convert`: it fails SYN-SENT, drops a passive SYN-RECEIVED quoting our ISS,
-//!   and is a soft error in the synchronized states, as [`Unreachable::ProtocolError`].
 //! - RFC 6069 (TCP-LD, Linux `tcp_ld_RTO_revert`): ICMPv4 net / host unreachable (codes 0
 //!   and 1, [`is_disruption_v4`]) or ICMPv6 no route ([`is_disruption_v6`]) quoting SND.UNA
 //!   while the retransmission timer is backed off (a timeout without progress since, and a
@@ -93,18 +95,25 @@ pub enum Unreachable {
     /// reject route): EACCES.
     #[error("permission denied")]
     Prohibited,
-    /// ICMPv6 Destination Unreachable codes RFC 4443 does not define, and ICMPv6 Parameter
-    /// Problem (RFC 4443 §3.4): EPROTO.
+    /// ICMPv6 Destination Unreachable codes RFC 4443 does not define, and Parameter Problem
+    /// of either family (RFC 792 type 12, RFC 4443 §3.4): EPROTO.
     #[error("protocol error")]
     ProtocolError,
 }
 
 impl IcmpError {
+    /// A Parameter Problem of either family (RFC 792 type 12, RFC 4443 §3.4), whatever its
+    /// code and pointer: EPROTO, fatal (Linux `icmp_err_convert` for ICMP_PARAMETERPROB,
+    /// `icmpv6_err_convert` for ICMPV6_PARAMPROB). The stack sends no IP options or
+    /// extension headers, so it points at a broken middlebox.
+    pub const PARAM_PROBLEM: IcmpError = IcmpError::Unreachable(Unreachable::ProtocolError);
+
     /// The TCP meaning of an ICMPv4 error message (Linux `icmp_err_convert`).
     pub fn from_icmpv4(m: &Icmpv4Message) -> IcmpError {
         use DstUnreachable as D;
         match *m {
             Icmpv4Message::TimeExceeded(_) => IcmpError::TimeExceeded,
+            Icmpv4Message::ParamProblem { .. } => IcmpError::PARAM_PROBLEM,
             Icmpv4Message::DstUnreachable { code, next_hop_mtu } => {
                 IcmpError::Unreachable(match code {
                     D::FragNeeded => return IcmpError::PacketTooBig { mtu: next_hop_mtu },
@@ -136,8 +145,7 @@ impl IcmpError {
                 mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
             },
             Icmpv6Error::TimeExceeded(_) => IcmpError::TimeExceeded,
-            // `icmpv6_err_convert`: ICMPV6_PARAMPROB is EPROTO, fatal.
-            Icmpv6Error::ParamProblem { .. } => IcmpError::Unreachable(Unreachable::ProtocolError),
+            Icmpv6Error::ParamProblem { .. } => IcmpError::PARAM_PROBLEM,
             Icmpv6Error::DstUnreachable(code) => IcmpError::Unreachable(match code {
                 D::NoRoute => Unreachable::Net,
                 D::BeyondScope | D::AddrUnreachable => Unreachable::Host,
@@ -149,11 +157,14 @@ impl IcmpError {
     }
 
     /// Whether a passive SYN-RECEIVED connection is dropped by it: over IPv4 Linux
-    /// `tcp_req_err`'s `abort` (net or host unreachable, time exceeded); over IPv6 the
-    /// codes `icmpv6_err_convert` calls fatal, which are the others (see the module docs).
+    /// `tcp_req_err`'s `abort` (parameter problem, net or host unreachable, time exceeded);
+    /// over IPv6 the codes `icmpv6_err_convert` calls fatal, which are the others and
+    /// parameter problem (see the module docs).
     pub(crate) fn drops_half_open(&self, ipv6: bool) -> bool {
         match self {
             IcmpError::PacketTooBig { .. } => false,
+            // Only a Parameter Problem gives EPROTO over IPv4: fatal in both families.
+            IcmpError::Unreachable(Unreachable::ProtocolError) => true,
             IcmpError::TimeExceeded
             | IcmpError::Unreachable(Unreachable::Net | Unreachable::Host) => !ipv6,
             IcmpError::Unreachable(_) => ipv6,
@@ -283,6 +294,28 @@ mod tests {
             assert_eq!(e, IcmpError::PacketTooBig { mtu: want });
             assert!(!e.drops_half_open(true));
         }
+    }
+
+    /// Linux `icmp_err_convert` / `tcp_v4_err`: an ICMPv4 Parameter Problem (RFC 792 type
+    /// 12), every code and pointer, is EPROTO and drops a passive SYN-RECEIVED
+    /// (`tcp_req_err(.., type == ICMP_PARAMETERPROB || ..)`), the same error ICMPv6's gives.
+    #[test]
+    fn icmpv4_parameter_problem_as_linux_converts_it() {
+        use crate::wire::ParamProblem as P;
+        for code in [P::Pointer, P::MissingOption, P::BadLength] {
+            for pointer in [0u8, 20, 255] {
+                let e = IcmpError::from_icmpv4(&Icmpv4Message::ParamProblem { code, pointer });
+                assert_eq!(e, IcmpError::Unreachable(Unreachable::ProtocolError));
+                assert_eq!(e, IcmpError::PARAM_PROBLEM);
+                assert!(e.drops_half_open(false), "{code:?}");
+            }
+        }
+        // The other IPv4 unreachables keep tcp_req_err's rule: only net/host drop it.
+        let port = IcmpError::from_icmpv4(&Icmpv4Message::DstUnreachable {
+            code: DstUnreachable::PortUnreachable,
+            next_hop_mtu: 0,
+        });
+        assert!(!port.drops_half_open(false));
     }
 
     /// RFC 6069 §3 as Linux `tcp_v4_err` / `tcp_v6_err` test it: of every ICMPv4

@@ -1,7 +1,9 @@
 //! ICMPv4 error messages (RFC 792) that concern a TCP flow: Destination Unreachable (type 3,
 //! codes 0-15 of RFC 792 / RFC 1122 §3.2.2.1 / RFC 1812 §5.2.7.1, code 4 with the next-hop
-//! MTU of RFC 1191 §4) and Time Exceeded (type 11). Other ICMP types are the kernel's (the
-//! XDP program passes them) and parse as [`Error::Unsupported`].
+//! MTU of RFC 1191 §4), Time Exceeded (type 11) and Parameter Problem (type 12, codes 0-2:
+//! RFC 792's pointer, RFC 1108's missing required option, RFC 1812 §5.2.7.3's bad length).
+//! Other ICMP types and codes are the kernel's (the XDP program passes them) and parse as
+//! [`Error::Unsupported`].
 //!
 //! An error quotes the datagram that caused it: its IPv4 header and at least the first 8
 //! bytes of its payload (RFC 792; RFC 1812 §4.3.2.3 allows more). For TCP those 8 bytes are
@@ -23,12 +25,16 @@ pub const QUOTED_TRANSPORT_LEN: usize = 8;
 pub const TYPE_DST_UNREACHABLE: u8 = 3;
 /// ICMP type Time Exceeded (RFC 792).
 pub const TYPE_TIME_EXCEEDED: u8 = 11;
+/// ICMP type Parameter Problem (RFC 792).
+pub const TYPE_PARAM_PROBLEM: u8 = 12;
 
 mod field {
     use core::ops::Range;
     pub const TYPE: usize = 0;
     pub const CODE: usize = 1;
     pub const CHECKSUM: Range<usize> = 2..4;
+    /// RFC 792 Parameter Problem: the octet of the quoted datagram where the error is.
+    pub const POINTER: usize = 4;
     /// RFC 1191 §4: the low 16 bits of the "unused" word carry the next-hop MTU.
     pub const NEXT_HOP_MTU: Range<usize> = 6..8;
 }
@@ -74,6 +80,11 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
     pub fn next_hop_mtu(&self) -> u16 {
         let b = &self.b()[field::NEXT_HOP_MTU];
         u16::from_be_bytes([b[0], b[1]])
+    }
+    /// The pointer of a Parameter Problem (RFC 792: the octet of the quoted datagram where
+    /// the error was detected).
+    pub fn pointer(&self) -> u8 {
+        self.b()[field::POINTER]
     }
     /// True if the whole message sums to 0xffff (RFC 792 "Checksum").
     pub fn verify_checksum(&self) -> bool {
@@ -160,6 +171,28 @@ pub enum TimeExceeded {
     ReassemblyExceeded = 1,
 }
 
+/// Parameter Problem codes (RFC 792 code 0; RFC 1108 §2 code 1; RFC 1812 §5.2.7.3 code 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ParamProblem {
+    /// 0: the pointer indicates the error.
+    Pointer = 0,
+    /// 1: missing a required option (RFC 1108's security option).
+    MissingOption = 1,
+    /// 2: bad length.
+    BadLength = 2,
+}
+
+impl ParamProblem {
+    /// The code's meaning; `None` above 2 (not a code any RFC assigns; left to the kernel).
+    pub fn from_code(code: u8) -> Option<ParamProblem> {
+        use ParamProblem::*;
+        [Pointer, MissingOption, BadLength]
+            .get(code as usize)
+            .copied()
+    }
+}
+
 /// The error an ICMPv4 message reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Icmpv4Message {
@@ -173,10 +206,18 @@ pub enum Icmpv4Message {
     },
     /// Type 11.
     TimeExceeded(TimeExceeded),
+    /// Type 12, with its pointer (meaningful for code 0; as received in every code).
+    ParamProblem {
+        /// Which problem.
+        code: ParamProblem,
+        /// The octet of the quoted datagram where the error was detected.
+        pointer: u8,
+    },
 }
 
 impl Icmpv4Message {
-    fn type_code_rest(&self) -> (u8, u8, u16) {
+    /// Type, code and the 4 type-specific bytes.
+    fn type_code_rest(&self) -> (u8, u8, [u8; 4]) {
         match *self {
             Icmpv4Message::DstUnreachable { code, next_hop_mtu } => {
                 let mtu = if code == DstUnreachable::FragNeeded {
@@ -184,9 +225,13 @@ impl Icmpv4Message {
                 } else {
                     0
                 };
-                (TYPE_DST_UNREACHABLE, code as u8, mtu)
+                let m = mtu.to_be_bytes();
+                (TYPE_DST_UNREACHABLE, code as u8, [0, 0, m[0], m[1]])
             }
-            Icmpv4Message::TimeExceeded(c) => (TYPE_TIME_EXCEEDED, c as u8, 0),
+            Icmpv4Message::TimeExceeded(c) => (TYPE_TIME_EXCEEDED, c as u8, [0; 4]),
+            Icmpv4Message::ParamProblem { code, pointer } => {
+                (TYPE_PARAM_PROBLEM, code as u8, [pointer, 0, 0, 0])
+            }
         }
     }
 }
@@ -241,8 +286,9 @@ pub struct Icmpv4ErrorRepr {
 
 impl Icmpv4ErrorRepr {
     /// Parses an ICMPv4 message (the IPv4 payload): at least the header (`Truncated`), the
-    /// checksum over the whole message (`Checksum`), type 3 with code 0..=15 or type 11 with
-    /// code 0..=1 (else `Unsupported`: not an error this stack acts on), then the quoted
+    /// checksum over the whole message (`Checksum`), type 3 with code 0..=15, type 11 with
+    /// code 0..=1 or type 12 with code 0..=2 (else `Unsupported`: not an error this stack
+    /// acts on), then the quoted
     /// datagram: an IPv4 header of version 4 and IHL >= 5 (`Malformed`) followed by at
     /// least 8 bytes (`Truncated`), not a non-first fragment (`Unsupported`: its 8 bytes
     /// are not a transport header). The quoted header's checksum and total length are not
@@ -268,6 +314,10 @@ impl Icmpv4ErrorRepr {
                 1 => TimeExceeded::ReassemblyExceeded,
                 _ => return Err(Error::Unsupported),
             }),
+            TYPE_PARAM_PROBLEM => Icmpv4Message::ParamProblem {
+                code: ParamProblem::from_code(p.code()).ok_or(Error::Unsupported)?,
+                pointer: p.pointer(),
+            },
             _ => return Err(Error::Unsupported),
         };
         Ok(Icmpv4ErrorRepr {
@@ -292,8 +342,7 @@ impl Icmpv4ErrorRepr {
         buf[field::TYPE] = ty;
         buf[field::CODE] = code;
         buf[field::CHECKSUM].copy_from_slice(&[0, 0]);
-        buf[4..6].copy_from_slice(&[0, 0]);
-        buf[field::NEXT_HOP_MTU].copy_from_slice(&rest.to_be_bytes());
+        buf[4..HEADER_LEN].copy_from_slice(&rest);
         buf[HEADER_LEN..].copy_from_slice(quote);
         let c = checksum::complement(checksum::data(buf));
         buf[field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
@@ -358,7 +407,7 @@ pub fn parse_icmpv4_frame(frame: &[u8]) -> Result<Icmpv4Frame> {
 
 /// Writes a whole frame carrying an ICMPv4 error from `ip_src` to `ip_dst` that quotes
 /// `quote` (tests and tools: a router's "fragmentation needed", a host's "port
-/// unreachable"). Returns its length. Panics if `buf` is too short.
+/// unreachable", a middlebox's "parameter problem"). Returns its length. Panics if `buf` is too short.
 pub fn emit_icmpv4_frame(
     buf: &mut [u8],
     eth: &EthernetRepr,

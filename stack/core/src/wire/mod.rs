@@ -23,8 +23,8 @@ pub use frame6::{
     tcp6_frame_len, AnyTcpFrame, Icmpv6ErrorFrame, Tcp6Frame,
 };
 pub use icmpv4::{
-    parse_icmpv4_frame, DstUnreachable, Icmpv4ErrorRepr, Icmpv4Frame, Icmpv4Message, QuotedTcp,
-    TimeExceeded,
+    parse_icmpv4_frame, DstUnreachable, Icmpv4ErrorRepr, Icmpv4Frame, Icmpv4Message, ParamProblem,
+    QuotedTcp, TimeExceeded,
 };
 pub use icmpv6::{Icmpv6ErrorRepr, Icmpv6Packet};
 pub use ipv4::{Ipv4Packet, Ipv4Repr, PROTO_ICMP, PROTO_TCP, PROTO_UDP};

@@ -456,6 +456,9 @@ const SINGLE: &[Single] = &[
     ("xdptcp_icmp6_parameter_problems_received_total", C, N,
      "ICMPv6 Parameter Problems (RFC 4443 3.4) about the stack's TCP segments.",
      |s| s.iface.rx_icmp6_param_problem),
+    ("xdptcp_icmp_parameter_problems_received_total", C, N,
+     "ICMPv4 Parameter Problems (RFC 792 type 12) about the stack's TCP segments.",
+     |s| s.iface.rx_icmp_param_problem),
     ("xdptcp_tcp_mtu_black_holes_total", C, N,
      "MSS reductions by black-hole detection after repeated timeouts (tcp_mtu_probing).",
      |s| s.endpoint.icmp.black_hole_mss_lowered),
@@ -1081,6 +1084,7 @@ mod tests {
         s.iface.neigh_netlink_errors = 1553;
         s.iface.rx_icmp = 1560;
         s.iface.rx_icmp6_param_problem = 1563;
+        s.iface.rx_icmp_param_problem = 1564;
         s.endpoint.icmp.no_connection = 1567;
         s.endpoint.icmp.out_of_window = 1574;
         s.endpoint.icmp.pmtu_lowered = 1581;
@@ -1384,6 +1388,11 @@ mod tests {
         (
             "icmp6_param_problem",
             "xdptcp_icmp6_parameter_problems_received_total",
+            None,
+        ),
+        (
+            "icmp_param_problem",
+            "xdptcp_icmp_parameter_problems_received_total",
             None,
         ),
         (

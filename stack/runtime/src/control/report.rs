@@ -120,6 +120,7 @@ pub(crate) fn counters(s: &WorkerSnapshot) -> Vec<(&'static str, u64)> {
         ("snd_mem_limited", s.buffers.snd_mem_limited),
         ("icmp_rx", i.rx_icmp),
         ("icmp6_param_problem", i.rx_icmp6_param_problem),
+        ("icmp_param_problem", i.rx_icmp_param_problem),
         ("icmp_no_conn", e.icmp.no_connection),
         ("icmp_out_of_window", e.icmp.out_of_window),
         ("icmp_pmtu_lowered", e.icmp.pmtu_lowered),
@@ -256,6 +257,7 @@ const SECTIONS: [(&str, &[&str]); 11] = [
         &[
             "icmp_rx",
             "icmp6_param_problem",
+            "icmp_param_problem",
             "icmp_no_conn",
             "icmp_out_of_window",
             "icmp_pmtu_lowered",

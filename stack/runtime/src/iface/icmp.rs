@@ -13,13 +13,13 @@ use crate::tcp::icmp::IcmpError;
 use crate::tcp::tuple::FourTuple;
 use crate::time::Instant;
 use crate::wire::icmpv6::Icmpv6Error;
-use crate::wire::{self, Icmpv4Frame, Icmpv6ErrorFrame, SeqNum};
+use crate::wire::{self, Icmpv4Frame, Icmpv4Message, Icmpv6ErrorFrame, SeqNum};
 
 /// A parsed ICMP error about a TCP segment, of either family.
 pub(super) enum IcmpFrame {
     /// ICMPv4 (its quote is TCP: [`classify`] checked).
     V4(Icmpv4Frame),
-    /// ICMPv6 (Destination Unreachable, Packet Too Big, Time Exceeded).
+    /// ICMPv6 (Destination Unreachable, Packet Too Big, Time Exceeded, Parameter Problem).
     V6(Icmpv6ErrorFrame),
 }
 
@@ -102,6 +102,9 @@ pub(super) fn ingest(
             let Some(q) = f.icmp.quoted.tcp() else {
                 return;
             };
+            if matches!(f.icmp.message, Icmpv4Message::ParamProblem { .. }) {
+                stats.rx_icmp_param_problem += 1;
+            }
             (IcmpError::from_icmpv4(&f.icmp.message), q.seq)
         }
         IcmpFrame::V6(f) => {

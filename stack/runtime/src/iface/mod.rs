@@ -210,6 +210,10 @@ pub struct IfaceStats {
     /// Of `rx_icmp`: ICMPv6 Parameter Problems (RFC 4443 §3.4) about our segments: a node
     /// on the path rejected a header field of ours (EPROTO for the connection).
     pub rx_icmp6_param_problem: u64,
+    /// Of `rx_icmp`: ICMPv4 Parameter Problems (RFC 792 type 12, codes 0-2) about our
+    /// segments: a node on the path rejected a header field of ours (EPROTO for the
+    /// connection).
+    pub rx_icmp_param_problem: u64,
 }
 
 /// What one `poll` did (for the worker's busy/idle accounting).

@@ -957,20 +957,86 @@ fn ipv6_only_interface_and_parameter_problem() {
     wire.transmit(pp.len(), |b| b.copy_from_slice(&pp)).unwrap();
     wire.flush(now);
     i.poll(now, &mut client);
+    let s = param_problem_failed_connect(&i, &client, &mut wire, now);
+    assert_eq!(
+        (s.rx_not_ours, s.rx_icmp, s.rx_icmp6_param_problem),
+        (1, 1, 1),
+        "{s:?}"
+    );
+}
+
+/// After a Parameter Problem (either family) quoting `client`'s SYN: its connect failed
+/// with EPROTO (Linux `tcp_v4_err` / `tcp_v6_err` in SYN-SENT), the endpoint counted one
+/// fatal error, and nothing answered (no RST, no ICMP). Returns the interface's counters.
+fn param_problem_failed_connect(
+    i: &Interface<MemoryDevice, StaticLink>,
+    client: &Client,
+    wire: &mut MemoryDevice,
+    now: Instant,
+) -> IfaceStats {
     assert_eq!(
         client.outcome(),
         Some(Err(AppError::Unreachable(
             crate::tcp::Unreachable::ProtocolError
         )))
     );
-    let s = *i.stats();
-    assert_eq!(
-        (s.rx_not_ours, s.rx_icmp, s.rx_icmp6_param_problem),
-        (1, 1, 1),
-        "{s:?}"
-    );
     assert_eq!(i.endpoint().stats().icmp.fatal, 1);
     let mut after = 0;
     wire.recv(now, 64, |_| after += 1);
-    assert_eq!(after, 0, "nothing answers the IPv4 SYN or the ICMP error");
+    assert_eq!(after, 0, "nothing answers");
+    *i.stats()
+}
+
+/// An ICMPv4 Parameter Problem (RFC 792 type 12, RFC 1108 code 1 "missing a required
+/// option", pointer 0) from a router on the path quoting the client's SYN fails the connect
+/// at once with EPROTO as Linux's tcp_v4_err does in SYN-SENT, counted
+/// `rx_icmp_param_problem` (and `rx_icmp`). One with a code no RFC assigns (3) is not an
+/// error the stack acts on: `rx_unsupported`, and the connect is not touched by it.
+#[test]
+fn icmpv4_parameter_problem_fails_connect() {
+    use crate::wire::{Icmpv4Message, ParamProblem};
+    const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
+    let (dev, mut wire) = MemoryDevice::pair(1514, 256);
+    let ep = Endpoint::new(
+        TcpConfig::default(),
+        EndpointSecrets::from_seed(4),
+        61000..=61999,
+    );
+    let mut i = Interface::new(
+        dev,
+        StaticLink::new(&[(B, MAC_B)]),
+        ep,
+        InterfaceConfig::new(A, MAC_A),
+    );
+    let mut client = Client::new(SocketAddrV4::new(B, 81), b"x");
+    let now = Instant::from_secs(1);
+    i.start(now, &mut client);
+    i.poll(now, &mut client);
+    let mut syn = Vec::new();
+    wire.recv(now, 64, |f| syn = f.to_vec());
+    assert!(wire::parse_tcp_frame(&syn).unwrap().tcp.flags.syn());
+    let eth = eth_repr(&InterfaceConfig::new(ROUTER, MAC_B), MAC_A);
+    let quote = syn[14..14 + 28].to_vec();
+    let pp = Icmpv4Message::ParamProblem {
+        code: ParamProblem::MissingOption,
+        pointer: 0,
+    };
+    let mut buf = [0u8; 128];
+    let n = wire::icmpv4::emit_icmpv4_frame(&mut buf, &eth, ROUTER, A, &pp, &quote);
+    let mut code3 = buf[..n].to_vec();
+    code3[14 + 20 + 1] = 3;
+    code3[14 + 22..14 + 24].copy_from_slice(&[0, 0]);
+    let c = crate::wire::checksum::complement(crate::wire::checksum::data(&code3[14 + 20..]));
+    code3[14 + 22..14 + 24].copy_from_slice(&c.to_be_bytes());
+    for f in [code3, buf[..n].to_vec()] {
+        wire.transmit(f.len(), |b| b.copy_from_slice(&f)).unwrap();
+        wire.flush(now);
+        i.poll(now, &mut client);
+    }
+    let s = param_problem_failed_connect(&i, &client, &mut wire, now);
+    assert_eq!(
+        (s.rx_unsupported, s.rx_icmp, s.rx_icmp_param_problem),
+        (1, 1, 1),
+        "{s:?}"
+    );
 }

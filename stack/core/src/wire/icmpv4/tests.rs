@@ -103,8 +103,9 @@ fn time_exceeded_codes_and_other_types() {
         let r = Icmpv4ErrorRepr::parse(&message(11, code, [0; 4], &quote())).unwrap();
         assert_eq!(r.message, Icmpv4Message::TimeExceeded(want));
     }
-    // Time Exceeded code 2, echo reply/request, redirect, parameter problem: the kernel's.
-    for (ty, code) in [(11u8, 2u8), (0, 0), (8, 0), (5, 1), (12, 0), (4, 0)] {
+    // Time Exceeded code 2, echo reply/request, redirect, source quench, parameter problem
+    // with an unassigned code: the kernel's.
+    for (ty, code) in [(11u8, 2u8), (0, 0), (8, 0), (5, 1), (12, 3), (4, 0)] {
         let m = message(ty, code, [0; 4], &quote());
         assert_eq!(
             Icmpv4ErrorRepr::parse(&m),
@@ -112,6 +113,32 @@ fn time_exceeded_codes_and_other_types() {
             "{ty}/{code}"
         );
     }
+}
+
+/// RFC 792 Parameter Problem: the pointer (first octet of the type-specific word, here 20:
+/// the quoted datagram's first TCP octet) and the codes 0 (pointer indicates the error),
+/// 1 (RFC 1108: missing a required option) and 2 (RFC 1812 §5.2.7.3: bad length).
+#[test]
+fn parameter_problem_codes_and_pointer() {
+    for (code, want) in [
+        (0, ParamProblem::Pointer),
+        (1, ParamProblem::MissingOption),
+        (2, ParamProblem::BadLength),
+    ] {
+        let m = message(12, code, [20, 0, 0, 0], &quote());
+        assert_eq!(Icmpv4Packet::new_checked(&m[..]).unwrap().pointer(), 20);
+        let r = Icmpv4ErrorRepr::parse(&m).unwrap();
+        assert_eq!(
+            r.message,
+            Icmpv4Message::ParamProblem {
+                code: want,
+                pointer: 20
+            }
+        );
+        assert_eq!(r.quoted.tcp().unwrap().seq, SeqNum(0x01020304));
+        assert_eq!(ParamProblem::from_code(code), Some(want));
+    }
+    assert_eq!(ParamProblem::from_code(3), None);
 }
 
 #[test]
@@ -181,6 +208,13 @@ fn emit_matches_reference() {
     let msg = Icmpv4Message::TimeExceeded(TimeExceeded::TtlExceeded);
     let n = Icmpv4ErrorRepr::emit(&msg, &quote(), &mut buf);
     assert_eq!(&buf[..n], &message(11, 0, [0; 4], &quote())[..]);
+    // Parameter problem: the pointer in the first octet, the other three zero.
+    let msg = Icmpv4Message::ParamProblem {
+        code: ParamProblem::MissingOption,
+        pointer: 9,
+    };
+    let n = Icmpv4ErrorRepr::emit(&msg, &quote(), &mut buf);
+    assert_eq!(&buf[..n], &message(12, 1, [9, 0, 0, 0], &quote())[..]);
 }
 
 #[test]

@@ -163,19 +163,30 @@ fn established_soft_error_then_timeout_reports_it() {
     );
 }
 
-/// RFC 4443 §3.4 Parameter Problem in ESTABLISHED (Linux `tcp_v6_err`: EPROTO, and outside
-/// SYN-SENT / SYN-RECV only `sk_err_soft`): the connection goes on, nothing is sent; if it
-/// then times out with nothing acknowledged, the application is told EPROTO.
+/// A Parameter Problem of either family (RFC 792 type 12, RFC 4443 §3.4) in ESTABLISHED
+/// (Linux `tcp_v4_err` / `tcp_v6_err`: EPROTO, and outside SYN-SENT / SYN-RECV only
+/// `sk_err_soft`): the connection goes on, nothing is sent; if it then times out with
+/// nothing acknowledged, the application is told EPROTO.
 #[test]
 fn established_parameter_problem_is_soft_then_reported_as_eproto() {
+    let v6 = IcmpError::from_icmpv6(&crate::wire::icmpv6::Icmpv6Error::ParamProblem {
+        code: crate::wire::icmpv6::ParamProblem::HeaderField,
+        pointer: 40,
+    });
+    let v4 = IcmpError::from_icmpv4(&crate::wire::Icmpv4Message::ParamProblem {
+        code: crate::wire::ParamProblem::MissingOption,
+        pointer: 0,
+    });
+    for pp in [v6, v4] {
+        established_parameter_problem(pp);
+    }
+}
+
+fn established_parameter_problem(pp: IcmpError) {
     let c = TcpConfig {
         retries2: 2,
         ..cfg()
     };
-    let pp = IcmpError::from_icmpv6(&crate::wire::icmpv6::Icmpv6Error::ParamProblem {
-        code: crate::wire::icmpv6::ParamProblem::HeaderField,
-        pointer: 40,
-    });
     let mut t = two_in_flight(&c);
     assert_eq!(icmp(&mut t, pp, 2461), IcmpOutcome::Soft);
     assert_eq!(t.state(), State::Established);
@@ -207,6 +218,24 @@ fn passive_syn_received() {
     assert_eq!(t.state(), State::Closed);
     assert_eq!(t.out(), vec![]);
     assert_eq!(t.events(), vec![Event::Closed]);
+}
+
+/// Linux tcp_v4_err → `tcp_req_err(sk, seq, type == ICMP_PARAMETERPROB || ..)`: an ICMPv4
+/// Parameter Problem quoting our ISS drops a passive SYN-RECEIVED silently, whatever its
+/// code; one quoting another sequence number is ignored (RFC 5927 §4.1).
+#[test]
+fn passive_syn_received_parameter_problem() {
+    use crate::wire::{Icmpv4Message, ParamProblem as P};
+    for code in [P::Pointer, P::MissingOption, P::BadLength] {
+        let pp = IcmpError::from_icmpv4(&Icmpv4Message::ParamProblem { code, pointer: 20 });
+        let mut t = syn_received();
+        assert_eq!(icmp(&mut t, pp, OUR_ISS + 1), IcmpOutcome::OutOfWindow);
+        assert_eq!(t.state(), State::SynReceived);
+        assert_eq!(icmp(&mut t, pp, OUR_ISS), IcmpOutcome::Fatal, "{code:?}");
+        assert_eq!(t.state(), State::Closed);
+        assert_eq!(t.out(), vec![]);
+        assert_eq!(t.events(), vec![Event::Closed]);
+    }
 }
 
 /// Errors for a connection with nothing in flight past TIME-WAIT or CLOSED are ignored; a

@@ -1,10 +1,13 @@
 //! ICMP errors through the endpoint: the quoted 4-tuple finds the connection; every error is
 //! counted by outcome. The errors are built as a router / host would send them and parsed by
-//! the wire layer on the way in.
+//! the wire layer on the way in. A Parameter Problem (RFC 792 type 12) acts as Linux's
+//! `tcp_v4_err` does (EPROTO, fatal); the checks are shared with the ICMPv6 one (icmp6.rs).
 
 use super::*;
-use crate::tcp::icmp::{IcmpError, IcmpOutcome};
-use crate::wire::{DstUnreachable, Icmpv4ErrorRepr, Icmpv4Message, Ipv4Packet, Ipv4Repr};
+use crate::tcp::icmp::{IcmpError, IcmpOutcome, Unreachable};
+use crate::wire::{
+    DstUnreachable, Icmpv4ErrorRepr, Icmpv4Message, Ipv4Packet, Ipv4Repr, ParamProblem,
+};
 
 /// The ICMP error `msg` about our segment `f`, quoting its IPv4 header and first 8 bytes,
 /// parsed back; returns (4-tuple with our side local, error, quoted seq).
@@ -143,6 +146,84 @@ fn learned_pmtu_applies_to_the_next_connection_until_it_expires() {
     p.advance(p.now + super::super::icmp::PMTU_EXPIRES);
     let (ca3, _) = p.open(l, 80);
     assert_eq!(p.a.pmtu(ca3), Some(1500));
+}
+
+/// A Parameter Problem `err` (either family) quoting the SYN with sequence number `seq` of
+/// connection `ca` in SYN-SENT (Linux `tcp_v4_err` / `tcp_v6_err`): one quoting another
+/// sequence number is ignored (RFC 5927 §4.1) and the connect goes on; ours fails it with
+/// EPROTO, and nothing is sent back.
+pub(super) fn param_problem_fails_connect(
+    a: &mut Endpoint,
+    ca: ConnId,
+    tuple: FourTuple,
+    err: IcmpError,
+    seq: SeqNum,
+) {
+    assert_eq!(err, IcmpError::PARAM_PROBLEM);
+    assert_eq!(
+        a.on_icmp_error(T0, tuple, err, seq - 1u32),
+        IcmpOutcome::OutOfWindow
+    );
+    assert_eq!(a.state(ca), Some(State::SynSent));
+    assert_eq!(a.on_icmp_error(T0, tuple, err, seq), IcmpOutcome::Fatal);
+    assert!(flush(a, T0).is_empty());
+    assert_eq!(
+        conn_events(a, ca),
+        [
+            Event::Error(ConnError::Unreachable(Unreachable::ProtocolError)),
+            Event::Closed
+        ]
+    );
+    let s = a.stats().icmp;
+    assert_eq!((s.errors_in, s.out_of_window, s.fatal), (2, 1, 1));
+}
+
+/// A Parameter Problem `err` (either family) quoting the SYN-ACK (our ISS `iss`) of `b`'s
+/// one passive SYN-RECEIVED (Linux `tcp_req_err(.., fatal = 1)`): dropped silently; nothing
+/// is sent and no application hears of it.
+pub(super) fn param_problem_drops_half_open(
+    b: &mut Endpoint,
+    tuple: FourTuple,
+    err: IcmpError,
+    iss: SeqNum,
+) {
+    assert_eq!(b.on_icmp_error(T0, tuple, err, iss), IcmpOutcome::Fatal);
+    assert_eq!(b.state_counts().syn_received, 0);
+    assert!(flush(b, T0).is_empty());
+    assert_eq!(b.poll_event(), None);
+}
+
+fn param_problem(f: &Frame, code: ParamProblem) -> (FourTuple, IcmpError, SeqNum) {
+    icmp_about(f, Icmpv4Message::ParamProblem { code, pointer: 20 })
+}
+
+/// Linux `tcp_v4_err` in SYN-SENT: an ICMPv4 Parameter Problem (RFC 1108 code 1, "missing a
+/// required option") quoting our SYN fails the connect with EPROTO (`icmp_err_convert`).
+#[test]
+fn parameter_problem_fails_connect_with_eproto() {
+    let mut a = ep(TcpConfig::default(), 1, 40_000..=40_999);
+    let ca = a.connect(T0, A, SocketAddrV4::new(B, 81)).unwrap();
+    let syn = flush(&mut a, T0).pop().unwrap();
+    let (tuple, err, seq) = param_problem(&syn, ParamProblem::MissingOption);
+    param_problem_fails_connect(&mut a, ca, tuple, err, seq);
+}
+
+/// Linux `tcp_v4_err` → `tcp_req_err(sk, seq, type == ICMP_PARAMETERPROB || ..)`: an ICMPv4
+/// Parameter Problem quoting our SYN-ACK drops the passive SYN-RECEIVED, whatever its code.
+#[test]
+fn parameter_problem_drops_half_open() {
+    for code in [
+        ParamProblem::Pointer,
+        ParamProblem::MissingOption,
+        ParamProblem::BadLength,
+    ] {
+        let mut b = ep(TcpConfig::default(), 2, 50_000..=50_999);
+        b.listen(B, 80, 16).unwrap();
+        b.on_segment(T0, A, B, &tcp(40000, 80, 7000, 0, TcpFlags::SYN));
+        let synack = flush(&mut b, T0).pop().unwrap();
+        let (tuple, err, iss) = param_problem(&synack, code);
+        param_problem_drops_half_open(&mut b, tuple, err, iss);
+    }
 }
 
 fn unreach(code: DstUnreachable) -> Icmpv4Message {

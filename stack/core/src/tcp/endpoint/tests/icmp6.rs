@@ -8,7 +8,6 @@
 use std::net::{Ipv6Addr, SocketAddrV6};
 
 use super::*;
-use crate::tcp::icmp::Unreachable;
 use crate::tcp::icmp::{IcmpError, IcmpOutcome};
 use crate::wire::icmpv6::{DstUnreachable, Icmpv6Error, ParamProblem};
 
@@ -173,22 +172,7 @@ fn ipv6_parameter_problem_fails_connect_with_eproto() {
     let syn = flush(&mut a, T0).pop().unwrap();
     let (tuple, seq) = quoted(&syn);
     let err = param_problem(ParamProblem::NextHeader);
-    assert_eq!(
-        a.on_icmp_error(T0, tuple, err, seq - 1u32),
-        IcmpOutcome::OutOfWindow
-    );
-    assert_eq!(a.state(ca), Some(State::SynSent));
-    assert_eq!(a.on_icmp_error(T0, tuple, err, seq), IcmpOutcome::Fatal);
-    assert!(flush(&mut a, T0).is_empty());
-    assert_eq!(
-        conn_events(&mut a, ca),
-        [
-            Event::Error(ConnError::Unreachable(Unreachable::ProtocolError)),
-            Event::Closed
-        ]
-    );
-    let s = a.stats().icmp;
-    assert_eq!((s.errors_in, s.out_of_window, s.fatal), (2, 1, 1));
+    super::icmp::param_problem_fails_connect(&mut a, ca, tuple, err, seq);
 }
 
 /// Linux `tcp_v6_err` → `tcp_req_err(sk, seq, fatal = 1)`: a Parameter Problem quoting our
@@ -215,15 +199,7 @@ fn ipv6_parameter_problem_drops_half_open() {
         b.on_segment(T0, A6, B6, &syn);
         let synack = flush(&mut b, T0).pop().unwrap();
         let (tuple, iss) = quoted(&synack);
-        let err = param_problem(code);
-        assert_eq!(
-            b.on_icmp_error(T0, tuple, err, iss),
-            IcmpOutcome::Fatal,
-            "{code:?}"
-        );
-        assert_eq!(b.state_counts().syn_received, 0, "{code:?}");
-        assert!(flush(&mut b, T0).is_empty());
-        assert_eq!(b.poll_event(), None);
+        super::icmp::param_problem_drops_half_open(&mut b, tuple, param_problem(code), iss);
     }
 }
 
