@@ -273,6 +273,14 @@ fn disruption(t: &mut T, seq: u32) -> bool {
     t.c.on_icmp_disruption(t.now, SeqNum(seq))
 }
 
+/// A disruption signal quoting `seq` that reverts nothing: nothing sent, the timer still
+/// due at `due`.
+fn no_revert(t: &mut T, seq: u32, due: Instant) {
+    assert!(!disruption(t, seq), "{seq}");
+    assert_eq!(t.out(), vec![]);
+    assert_eq!(t.c.next_deadline(), Some(due));
+}
+
 /// `two_in_flight` (RTO 200 ms after the handshake's sample, sent at EST) after two
 /// timeouts: 1001 resent at EST + 200 ms and at EST + 600 ms, the timer backed off to
 /// 800 ms, due at EST + 1400 ms.
@@ -310,8 +318,7 @@ fn rfc6069_revert_moves_the_timer_earlier() {
     assert!(disruption(&mut t, 1001));
     assert_eq!(t.c.next_deadline(), Some(EST + ms(1200)));
     t.now = EST + ms(1160);
-    assert!(!disruption(&mut t, 1001));
-    assert_eq!(t.c.next_deadline(), Some(EST + ms(1200)));
+    no_revert(&mut t, 1001, EST + ms(1200));
     assert_eq!(t.out(), vec![]);
     assert_eq!(t.state(), State::Established);
 }
@@ -338,9 +345,7 @@ fn rfc6069_revert_clocked_out_retransmits_now() {
 fn rfc6069_no_revert_unless_snd_una_is_quoted() {
     let mut t = backed_off_twice();
     t.now = EST + ms(700);
-    assert!(!disruption(&mut t, 2461));
-    assert_eq!(t.out(), vec![]);
-    assert_eq!(t.c.next_deadline(), Some(EST + ms(1400)));
+    no_revert(&mut t, 2461, EST + ms(1400));
 }
 
 /// RFC 6069 §4 step 3 / Linux (`!icsk_retransmits || !icsk_backoff`): without a timeout
@@ -351,9 +356,7 @@ fn rfc6069_no_revert_unless_snd_una_is_quoted() {
 fn rfc6069_no_revert_when_not_backed_off() {
     let mut t = two_in_flight(&cfg());
     t.now = EST + ms(100);
-    assert!(!disruption(&mut t, 1001));
-    assert_eq!(t.out(), vec![]);
-    assert_eq!(t.c.next_deadline(), Some(EST + ms(200)));
+    no_revert(&mut t, 1001, EST + ms(200));
     assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
     t.now = EST + ms(250);
     // Go-back-N resends the rest; the timer restarts with the doubled RTO.
@@ -363,9 +366,7 @@ fn rfc6069_no_revert_when_not_backed_off() {
     );
     assert_eq!(t.c.next_deadline(), Some(EST + ms(650)));
     t.now = EST + ms(300);
-    assert!(!disruption(&mut t, 2461));
-    assert_eq!(t.out(), vec![]);
-    assert_eq!(t.c.next_deadline(), Some(EST + ms(650)));
+    no_revert(&mut t, 2461, EST + ms(650));
 }
 
 /// Linux tcp_retransmit_timer with a zero peer window: the head is resent as a window probe
@@ -396,6 +397,5 @@ fn rfc6069_window_probe_timeouts_are_not_backoff() {
     assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
     assert_eq!(t.c.next_deadline(), Some(EST + ms(1400)));
     t.now = EST + ms(700);
-    assert!(!disruption(&mut t, 1001));
-    assert_eq!(t.c.next_deadline(), Some(EST + ms(1400)));
+    no_revert(&mut t, 1001, EST + ms(1400));
 }
