@@ -30,6 +30,12 @@
 //!   [`IcmpError::from_icmpv6`]; a passive SYN-RECEIVED is dropped by the codes Linux calls
 //!   fatal (admin prohibited, port unreachable, policy, reject route, unknown codes), not by
 //!   no route, beyond scope, address unreachable or time exceeded (`tcp_req_err(.., fatal)`).
+//! - RFC 6069 (TCP-LD, Linux `tcp_ld_RTO_revert`): ICMPv4 net / host unreachable (codes 0
+//!   and 1, [`is_disruption_v4`]) or ICMPv6 no route ([`is_disruption_v6`]) quoting SND.UNA
+//!   while the retransmission timer is backed off (a timeout without progress since, and a
+//!   doubling since the last RTT sample) undoes one doubling: the timer is re-armed for the
+//!   head's last transmission plus the recomputed RTO, or the head is retransmitted at once
+//!   if that is past. The soft error is recorded as above.
 
 use crate::wire::icmpv6::{self, Icmpv6Error};
 use crate::wire::{DstUnreachable, Icmpv4Message};
@@ -221,6 +227,29 @@ impl IcmpStats {
     }
 }
 
+/// RFC 6069 §3 as Linux applies it (`tcp_v4_err`): ICMPv4 destination unreachable code 0
+/// (net) or 1 (host) may mean a connectivity disruption, and may revert an RTO backoff
+/// (conn/icmp.rs); no other code does.
+pub fn is_disruption_v4(m: &Icmpv4Message) -> bool {
+    use DstUnreachable as D;
+    matches!(
+        m,
+        Icmpv4Message::DstUnreachable {
+            code: D::NetUnreachable | D::HostUnreachable,
+            ..
+        }
+    )
+}
+
+/// RFC 6069 §3 for ICMPv6 as Linux applies it (`tcp_v6_err`): only destination unreachable
+/// code 0, no route to destination.
+pub fn is_disruption_v6(e: &Icmpv6Error) -> bool {
+    matches!(
+        e,
+        Icmpv6Error::DstUnreachable(icmpv6::DstUnreachable::NoRoute)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +316,32 @@ mod tests {
             next_hop_mtu: 0,
         });
         assert!(!port.drops_half_open(false));
+    }
+
+    /// RFC 6069 §3 as Linux `tcp_v4_err` / `tcp_v6_err` test it: of every ICMPv4
+    /// destination unreachable code only 0 and 1, and of ICMPv6 only no route (code 0),
+    /// signal a disruption; time exceeded and packet too big never do.
+    #[test]
+    fn rfc6069_disruption_codes() {
+        for code in 0..=15u8 {
+            let code = DstUnreachable::from_code(code).unwrap();
+            let m = Icmpv4Message::DstUnreachable {
+                code,
+                next_hop_mtu: 0,
+            };
+            let want = matches!(
+                code,
+                DstUnreachable::NetUnreachable | DstUnreachable::HostUnreachable
+            );
+            assert_eq!(is_disruption_v4(&m), want, "{code:?}");
+        }
+        for code in 0..=8u8 {
+            let e = Icmpv6Error::DstUnreachable(D6::from(code));
+            assert_eq!(is_disruption_v6(&e), code == 0, "{code}");
+        }
+        assert!(!is_disruption_v6(&Icmpv6Error::PacketTooBig { mtu: 1280 }));
+        assert!(!is_disruption_v6(&Icmpv6Error::TimeExceeded(
+            TimeExceeded::HopLimit
+        )));
     }
 }

@@ -2,7 +2,7 @@
 //! it (the rules are listed in tcp/icmp.rs).
 
 use super::state::{Inner, Transition};
-use super::{ConnError, Connection};
+use super::{ConnError, Connection, Timer};
 use crate::tcp::icmp::{IcmpError, IcmpOutcome, Unreachable};
 use crate::time::Instant;
 use crate::wire::SeqNum;
@@ -118,5 +118,42 @@ impl Connection {
     /// The path MTU this connection uses, in the states that send data.
     pub(crate) fn pmtu(&self) -> Option<u16> {
         self.inner.sender().map(|s| s.pmtu())
+    }
+}
+
+impl Connection {
+    /// RFC 6069 (TCP-LD) as Linux's `tcp_ld_RTO_revert`: an ICMP error that signals a
+    /// connectivity disruption (net / host unreachable, [`crate::tcp::icmp::is_disruption_v4`])
+    /// quoting SND.UNA while the retransmission timer is backed off means the timeouts were
+    /// the path's outage, not congestion: undo one backoff (§4 step 4) and re-arm the timer
+    /// for the head's last transmission plus the reverted RTO, or retransmit at once if that
+    /// is already past (§4 step 5, "clocked out"). Returns whether it reverted. Call it
+    /// after [`Connection::on_icmp_error`], which still records the soft error.
+    pub(crate) fn on_icmp_disruption(&mut self, now: Instant, seq: SeqNum) -> bool {
+        let initial = self.limits.rto_initial;
+        // Armed when the head was resent at the last timeout (output.rs), with the RTO of
+        // then: nothing re-arms it or changes the RTO while no ACK makes progress.
+        let Some(deadline) = self.timers.get(Timer::Retransmit) else {
+            return false;
+        };
+        let Some(snd) = self.inner.sender_mut() else {
+            return false;
+        };
+        let backed_off = snd.rtt().rto();
+        if seq != snd.una() {
+            return false;
+        }
+        let Some(rto) = snd.revert_backoff(initial) else {
+            return false;
+        };
+        let elapsed = backed_off.saturating_sub(deadline.saturating_since(now));
+        match rto.checked_sub(elapsed).filter(|r| !r.is_zero()) {
+            Some(remaining) => self.timers.set(Timer::Retransmit, now + remaining),
+            None => {
+                self.timers.clear(Timer::Retransmit);
+                self.on_rto(now);
+            }
+        }
+        true
     }
 }

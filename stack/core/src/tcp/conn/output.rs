@@ -296,7 +296,7 @@ impl Connection {
 
     /// Retransmission timeout: SYN / SYN-ACK retries (tcp_syn_retries / tcp_synack_retries,
     /// backoff doubling from rto_initial), or data / FIN (RFC 6298 §5.4-5.7, tcp_retries2).
-    fn on_rto(&mut self, now: Instant) {
+    pub(super) fn on_rto(&mut self, now: Instant) {
         let limits = *self.limits;
         let nego = self.nego;
         match &mut self.inner {

@@ -64,8 +64,12 @@ impl Rtt {
             self.srtt * 7 / 8 + r / 8
         };
         self.srtt = srtt;
-        // §2.4 RTO = SRTT + max(G, 4 * RTTVAR), §2.4/§2.5 clamped.
-        self.rto = (srtt + (self.rttvar * 4).max(G)).clamp(self.min, self.max);
+        self.rto = self.estimate();
+    }
+
+    /// §2.4 RTO = SRTT + max(G, 4 * RTTVAR), §2.4/§2.5 clamped (only after a sample).
+    fn estimate(&self) -> u64 {
+        (self.srtt + (self.rttvar * 4).max(G)).clamp(self.min, self.max)
     }
 
     /// RFC 6298 §5.7: before any sample, an RTO of at least `rto` (3 s after a SYN timeout).
@@ -78,6 +82,22 @@ impl Rtt {
     /// RFC 6298 §5.5: back off the timer.
     pub fn backoff(&mut self) {
         self.rto = self.rto.saturating_mul(2).min(self.max);
+    }
+
+    /// RFC 6069 §4 as Linux `tcp_ld_RTO_revert` computes it: the RTO is the estimate (the
+    /// `initial` RTO before any sample, as Linux's TCP_TIMEOUT_INIT, even after a §5.7
+    /// fallback) backed off `shift` times, at most rto_max.
+    pub fn revert_to(&mut self, initial: Duration, shift: u8) {
+        let base = if self.srtt == NO_SAMPLE {
+            ns(initial).clamp(self.min, self.max)
+        } else {
+            self.estimate()
+        };
+        let shift = u32::from(shift);
+        self.rto = match base.checked_shl(shift) {
+            Some(v) if v >> shift == base => v.min(self.max),
+            _ => self.max,
+        };
     }
 }
 
@@ -109,6 +129,25 @@ mod tests {
         for _ in 0..10 {
             r.backoff();
         }
+        assert_eq!(r.rto(), ms(1500));
+    }
+
+    /// RFC 6069 §4: the reverted RTO is recomputed from SRTT / RTTVAR (or the initial RTO
+    /// without a sample) and the remaining backoff, not halved from the current value.
+    #[test]
+    fn revert_recomputes_from_the_estimate() {
+        let mut r = Rtt::new(ms(1000), ms(200), ms(1500));
+        r.fallback(ms(3000)); // no sample: 3 s, clamped to rto_max 1.5 s
+        r.revert_to(ms(1000), 0);
+        assert_eq!(r.rto(), ms(1000));
+        r.sample(ms(100)); // RTO 300 ms
+        r.backoff();
+        r.backoff();
+        r.backoff(); // 2.4 s, clamped to 1.5 s
+        assert_eq!(r.rto(), ms(1500));
+        r.revert_to(ms(1000), 2);
+        assert_eq!(r.rto(), ms(1200));
+        r.revert_to(ms(1000), 200); // no overflow: rto_max
         assert_eq!(r.rto(), ms(1500));
     }
 }

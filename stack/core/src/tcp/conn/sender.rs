@@ -61,6 +61,9 @@ pub(super) struct Sender {
     rtt: Rtt,
     /// Consecutive retransmission timeouts without progress (for tcp_retries2).
     rto_count: u32,
+    /// RTO doublings since the last RTT sample (Linux `icsk_backoff`), for RFC 6069's
+    /// revert; saturates (the RTO is at rto_max long before).
+    backoff: u8,
     /// Persist backoff exponent: zero-window probes sent since the window closed.
     probes: u32,
     /// Zero-window probes the peer has not answered (any acceptable ACK answers); the
@@ -209,6 +212,7 @@ impl Sender {
             fin_acked: false,
             rtt: Rtt::new(limits.rto_initial, limits.rto_min, limits.rto_max),
             rto_count: 0,
+            backoff: 0,
             probes: 0,
             zwp_unanswered: 0,
             timing: None,
@@ -499,8 +503,8 @@ impl Sender {
         // As Linux: prefer the timed segment (Karn-clean); fall back to the timestamp echo
         // (RFC 7323 §4.1 RTTM) when the acknowledged data was retransmitted.
         match (self.timing, ts_rtt) {
-            (Some((end, sent)), _) if end.le(ack) => self.rtt.sample(now - sent),
-            (_, Some(r)) => self.rtt.sample(r),
+            (Some((end, sent)), _) if end.le(ack) => self.sample(now - sent),
+            (_, Some(r)) => self.sample(r),
             _ => {}
         }
         if self.timing.is_some_and(|(end, _)| end.le(ack)) {
@@ -512,6 +516,27 @@ impl Sender {
         let fin = self.fin && n > bytes;
         self.fin_acked |= fin;
         Acked { bytes, fin }
+    }
+
+    /// An RTT sample; as Linux (`tcp_ack_update_rtt`, "RFC6298: only reset backoff on valid
+    /// RTT measurement") it ends the backoff.
+    fn sample(&mut self, r: Duration) {
+        self.rtt.sample(r);
+        self.backoff = 0;
+    }
+
+    /// RFC 6069 §4 (Linux `tcp_ld_RTO_revert`): an ICMP unreachable for SND.UNA while in RTO
+    /// backoff undoes one doubling. Only with data in flight after at least one timeout
+    /// without progress and one doubling since the last sample (Linux `icsk_retransmits`
+    /// and `icsk_backoff` nonzero); returns the RTO then, `initial` standing in for the
+    /// estimate before any sample.
+    pub fn revert_backoff(&mut self, initial: Duration) -> Option<Duration> {
+        if self.rto_count == 0 || self.backoff == 0 || !self.in_flight() {
+            return None;
+        }
+        self.backoff -= 1;
+        self.rtt.revert_to(initial, self.backoff);
+        Some(self.rtt.rto())
     }
 
     /// RFC 5681 §4.1: after more than an RTO without sending, restart from

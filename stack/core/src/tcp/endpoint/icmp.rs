@@ -12,10 +12,11 @@ use std::net::IpAddr;
 use super::{ConnId, Endpoint};
 use crate::hash::{keyed_map, KeyedMap};
 use crate::tcp::conn::Connection;
-use crate::tcp::icmp::{IcmpError, IcmpOutcome};
+use crate::tcp::icmp::{is_disruption_v4, is_disruption_v6, IcmpError, IcmpOutcome};
 use crate::tcp::tuple::FourTuple;
 use crate::time::{Duration, Instant};
-use crate::wire::SeqNum;
+use crate::wire::icmpv6::Icmpv6Error;
+use crate::wire::{Icmpv4Message, SeqNum};
 
 /// Remote addresses whose path MTU an endpoint remembers.
 pub const PMTU_CACHE_MAX: usize = 4096;
@@ -67,13 +68,52 @@ impl Endpoint {
     /// sequence number was `seq`. A TIME-WAIT record or no connection ignores it (Linux
     /// ignores errors for a LISTEN socket and for TIME-WAIT too). Counted by outcome
     /// ([`EndpointStats::icmp`](super::EndpointStats)); call `poll_transmit` after it
-    /// (a lowered path MTU resends at once).
+    /// (a lowered path MTU resends at once). Without the message's code this cannot tell
+    /// RFC 6069's disruption signals; [`Endpoint::on_icmpv4_error`] and
+    /// [`Endpoint::on_icmpv6_error`] can.
     pub fn on_icmp_error(
         &mut self,
         now: Instant,
         tuple: FourTuple,
         err: IcmpError,
         seq: SeqNum,
+    ) -> IcmpOutcome {
+        self.icmp_error(now, tuple, err, seq, false)
+    }
+
+    /// [`Endpoint::on_icmp_error`] for an ICMPv4 error message, which also applies RFC
+    /// 6069's RTO revert for net / host unreachable (tcp/icmp.rs).
+    pub fn on_icmpv4_error(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        m: &Icmpv4Message,
+        seq: SeqNum,
+    ) -> IcmpOutcome {
+        let disruption = is_disruption_v4(m);
+        self.icmp_error(now, tuple, IcmpError::from_icmpv4(m), seq, disruption)
+    }
+
+    /// [`Endpoint::on_icmp_error`] for an ICMPv6 error message, which also applies RFC
+    /// 6069's RTO revert for no route to destination (tcp/icmp.rs).
+    pub fn on_icmpv6_error(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        e: &Icmpv6Error,
+        seq: SeqNum,
+    ) -> IcmpOutcome {
+        let disruption = is_disruption_v6(e);
+        self.icmp_error(now, tuple, IcmpError::from_icmpv6(e), seq, disruption)
+    }
+
+    fn icmp_error(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        err: IcmpError,
+        seq: SeqNum,
+        disruption: bool,
     ) -> IcmpOutcome {
         let outcome = match self.demux_find(&tuple) {
             None => IcmpOutcome::NoConnection,
@@ -84,6 +124,9 @@ impl Endpoint {
                     None => IcmpOutcome::NoConnection,
                     Some(s) => {
                         let o = s.conn.on_icmp_error(now, err, seq);
+                        if disruption {
+                            s.conn.on_icmp_disruption(now, seq);
+                        }
                         if let IcmpOutcome::PmtuLowered(p) = o {
                             self.pmtu_cache.learn(now, tuple.remote_ip(), p);
                         }

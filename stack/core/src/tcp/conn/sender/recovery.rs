@@ -254,6 +254,7 @@ impl Sender {
         self.probe_failed();
         let first = self.rto_count == 0;
         self.rto_count += 1;
+        self.backoff = self.backoff.saturating_add(1);
         self.rtt.backoff();
         let flight = self.flight_size();
         self.cc.on_rto(now, flight, first);
@@ -272,5 +273,7 @@ impl Sender {
     pub fn on_rto_window_probe(&mut self, now: Instant) {
         self.on_rto(now);
         self.rto_count -= 1;
+        // Linux doubles the RTO but leaves icsk_backoff (RFC 6069's revert) alone here.
+        self.backoff -= 1;
     }
 }

@@ -265,3 +265,137 @@ fn black_hole_detection_lowers_mss_after_retries1() {
     let lens: Vec<usize> = (0..6).map(|_| t.next()[0].payload.len()).collect();
     assert_eq!(lens, vec![1460; 6]);
 }
+
+/// An RFC 6069 disruption signal (host unreachable) quoting `seq`, as the endpoint applies
+/// it: the soft error is recorded, then the revert is tried; returns whether it reverted.
+fn disruption(t: &mut T, seq: u32) -> bool {
+    assert_eq!(icmp(t, HOST, seq), IcmpOutcome::Soft);
+    t.c.on_icmp_disruption(t.now, SeqNum(seq))
+}
+
+/// A disruption signal quoting `seq` that reverts nothing: nothing sent, the timer still
+/// due at `due`.
+fn no_revert(t: &mut T, seq: u32, due: Instant) {
+    assert!(!disruption(t, seq), "{seq}");
+    assert_eq!(t.out(), vec![]);
+    assert_eq!(t.c.next_deadline(), Some(due));
+}
+
+/// `two_in_flight` (RTO 200 ms after the handshake's sample, sent at EST) after two
+/// timeouts: 1001 resent at EST + 200 ms and at EST + 600 ms, the timer backed off to
+/// 800 ms, due at EST + 1400 ms.
+fn backed_off_twice() -> T {
+    let mut t = two_in_flight(&cfg());
+    assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
+    assert_eq!(t.now, EST + ms(200));
+    assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
+    assert_eq!(t.now, EST + ms(600));
+    assert_eq!(t.c.next_deadline(), Some(EST + ms(1400)));
+    t
+}
+
+/// RFC 6069 §4 steps 4-5 (Linux tcp_ld_RTO_revert): host unreachable quoting SND.UNA
+/// 100 ms after the second retransmission undoes one backoff: RTO = 200 ms << 1 = 400 ms,
+/// 300 ms of it left, so the timer moves from EST + 1400 to EST + 1000 ms; nothing is sent
+/// now. Each further signal reverts one more doubling (RFC 6069 §2: every ICMP that
+/// arrives during the disruption), until the RTO is the estimator's 200 ms again; then
+/// there is no backoff left to undo.
+#[test]
+fn rfc6069_revert_moves_the_timer_earlier() {
+    let mut t = backed_off_twice();
+    t.now = EST + ms(700);
+    assert!(disruption(&mut t, 1001));
+    assert_eq!(t.out(), vec![]);
+    assert_eq!(t.c.next_deadline(), Some(EST + ms(1000)));
+    // The timer fires there: 1001 again, backed off to 800 ms (the third doubling).
+    assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
+    assert_eq!(t.now, EST + ms(1000));
+    assert_eq!(t.c.next_deadline(), Some(EST + ms(1800)));
+    t.now = EST + ms(1100);
+    assert!(disruption(&mut t, 1001));
+    assert_eq!(t.c.next_deadline(), Some(EST + ms(1400)));
+    t.now = EST + ms(1150);
+    assert!(disruption(&mut t, 1001));
+    assert_eq!(t.c.next_deadline(), Some(EST + ms(1200)));
+    t.now = EST + ms(1160);
+    no_revert(&mut t, 1001, EST + ms(1200));
+    assert_eq!(t.out(), vec![]);
+    assert_eq!(t.state(), State::Established);
+}
+
+/// RFC 6069 §4 step 5b ("clocked out", Linux: remaining =< 0 -> tcp_retransmit_timer):
+/// when the reverted RTO (400 ms) has already passed since the head was resent (at
+/// EST + 600 ms), SND.UNA is retransmitted at once, as the timer's expiry would: backed
+/// off again to 800 ms. Exactly 400 ms later counts as passed (Linux `remaining > 0`).
+#[test]
+fn rfc6069_revert_clocked_out_retransmits_now() {
+    for late in [400, 500] {
+        let mut t = backed_off_twice();
+        t.now = EST + ms(600 + late);
+        assert!(disruption(&mut t, 1001), "{late}");
+        assert_eq!(segs(&t.out()), vec![(ACK, 1001, 1460)], "{late}");
+        assert_eq!(t.c.next_deadline(), Some(t.now + ms(800)), "{late}");
+        assert_eq!(t.c.rto_count(), 3);
+    }
+}
+
+/// RFC 6069 §4 step 2 / Linux (`seq != tp->snd_una`): an unreachable quoting a later
+/// segment in flight (2461) is only a soft error; the backed-off timer stays.
+#[test]
+fn rfc6069_no_revert_unless_snd_una_is_quoted() {
+    let mut t = backed_off_twice();
+    t.now = EST + ms(700);
+    no_revert(&mut t, 2461, EST + ms(1400));
+}
+
+/// RFC 6069 §4 step 3 / Linux (`!icsk_retransmits || !icsk_backoff`): without a timeout
+/// there is no backoff to undo; after one, an ACK that makes progress ends it (Karn: no
+/// sample from the retransmitted segment, so the RTO stays doubled at 400 ms, but the
+/// count of timeouts without progress is 0).
+#[test]
+fn rfc6069_no_revert_when_not_backed_off() {
+    let mut t = two_in_flight(&cfg());
+    t.now = EST + ms(100);
+    no_revert(&mut t, 1001, EST + ms(200));
+    assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
+    t.now = EST + ms(250);
+    // Go-back-N resends the rest; the timer restarts with the doubled RTO.
+    assert_eq!(
+        segs(&t.feed(&seg(ACK, 5001, 2461))),
+        vec![(ACK | PSH, 2461, 1460)]
+    );
+    assert_eq!(t.c.next_deadline(), Some(EST + ms(650)));
+    t.now = EST + ms(300);
+    no_revert(&mut t, 2461, EST + ms(650));
+}
+
+/// Linux tcp_retransmit_timer with a zero peer window: the head is resent as a window probe
+/// and the RTO doubled, but neither `icsk_retransmits` nor `icsk_backoff` counts it. After
+/// one ordinary timeout (EST + 200 ms: RTO 400 ms, one doubling) and one such probe
+/// (EST + 600 ms: RTO 800 ms, still one doubling), a disruption signal at EST + 700 ms
+/// reverts to the estimator's 200 ms: 100 ms left, due at EST + 800 ms. Before that
+/// ordinary timeout (the window closed from the start) there is nothing to revert.
+#[test]
+fn rfc6069_window_probe_timeouts_are_not_backoff() {
+    let mut zero = seg(ACK, 5001, 1001);
+    zero.window = 0;
+    let mut t = two_in_flight(&cfg());
+    assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
+    t.now = EST + ms(250);
+    assert_eq!(t.feed(&zero), vec![]);
+    assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
+    assert_eq!(t.now, EST + ms(600));
+    assert_eq!(t.c.next_deadline(), Some(EST + ms(1400)));
+    t.now = EST + ms(700);
+    assert!(disruption(&mut t, 1001));
+    assert_eq!(t.out(), vec![]);
+    assert_eq!(t.c.next_deadline(), Some(EST + ms(800)));
+
+    let mut t = two_in_flight(&cfg());
+    assert_eq!(t.feed(&zero), vec![]);
+    assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
+    assert_eq!(segs(&t.next()), vec![(ACK, 1001, 1460)]);
+    assert_eq!(t.c.next_deadline(), Some(EST + ms(1400)));
+    t.now = EST + ms(700);
+    no_revert(&mut t, 1001, EST + ms(1400));
+}

@@ -12,6 +12,12 @@ use crate::wire::{
 /// The ICMP error `msg` about our segment `f`, quoting its IPv4 header and first 8 bytes,
 /// parsed back; returns (4-tuple with our side local, error, quoted seq).
 fn icmp_about(f: &Frame, msg: Icmpv4Message) -> (FourTuple, IcmpError, SeqNum) {
+    let (tuple, m, seq) = icmp_msg_about(f, msg);
+    (tuple, IcmpError::from_icmpv4(&m), seq)
+}
+
+/// As [`icmp_about`], with the parsed message itself (for `Endpoint::on_icmpv4_error`).
+fn icmp_msg_about(f: &Frame, msg: Icmpv4Message) -> (FourTuple, Icmpv4Message, SeqNum) {
     let (std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) = (f.src, f.dst) else {
         panic!("an IPv4 segment");
     };
@@ -36,7 +42,7 @@ fn icmp_about(f: &Frame, msg: Icmpv4Message) -> (FourTuple, IcmpError, SeqNum) {
         std::net::SocketAddrV4::new(r.quoted.src_addr, q.src_port),
         std::net::SocketAddrV4::new(r.quoted.dst_addr, q.dst_port),
     );
-    (tuple, IcmpError::from_icmpv4(&r.message), q.seq)
+    (tuple, r.message, q.seq)
 }
 
 const PORT_UNREACH: Icmpv4Message = Icmpv4Message::DstUnreachable {
@@ -218,4 +224,55 @@ fn parameter_problem_drops_half_open() {
         let (tuple, err, iss) = param_problem(&synack, code);
         param_problem_drops_half_open(&mut b, tuple, err, iss);
     }
+}
+
+fn unreach(code: DstUnreachable) -> Icmpv4Message {
+    Icmpv4Message::DstUnreachable {
+        code,
+        next_hop_mtu: 0,
+    }
+}
+
+/// RFC 6069 §3-§4 as Linux `tcp_v4_err` applies it: a flight lost twice (RTO 200 ms after
+/// the handshake, resent at +200 and +600 ms, the timer then backed off to 800 ms). Port
+/// unreachable, "fragmentation needed" that lowers nothing and net unknown (code 6, also
+/// ENETUNREACH) quoting SND.UNA revert nothing; net unreachable (code 0) 100 ms after the
+/// resend reverts one doubling, so SND.UNA goes again at 400 ms, not 800 ms. Host
+/// unreachable (code 1) does the same after that third timeout.
+#[test]
+fn rfc6069_net_and_host_unreachable_revert_the_backoff() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let l = p.b.listen(Ipv4Addr::UNSPECIFIED, 80, 16).unwrap();
+    let (ca, _cb) = p.open(l, 80);
+    let t0 = p.now;
+    assert_eq!(p.a.send(t0, ca, &[7u8; 3000]).unwrap(), 3000);
+    let lost = flush(&mut p.a, t0);
+    let (t1, r1) = fire_next(&mut p.a);
+    assert_eq!((t1, r1[0].seq()), (t0 + ms(200), lost[0].seq()));
+    let (t2, r2) = fire_next(&mut p.a);
+    assert_eq!((t2, r2[0].seq()), (t1 + ms(400), lost[0].seq()));
+    let now = t2 + ms(100);
+    let frag = Icmpv4Message::DstUnreachable {
+        code: DstUnreachable::FragNeeded,
+        next_hop_mtu: 1500,
+    };
+    for (msg, want) in [
+        (PORT_UNREACH, IcmpOutcome::Soft),
+        (frag, IcmpOutcome::PmtuUnchanged),
+        (unreach(DstUnreachable::NetUnknown), IcmpOutcome::Soft),
+        (unreach(DstUnreachable::NetUnreachable), IcmpOutcome::Soft),
+    ] {
+        let (tuple, m, seq) = icmp_msg_about(&r2[0], msg);
+        assert_eq!(p.a.on_icmpv4_error(now, tuple, &m, seq), want, "{m:?}");
+        assert!(flush(&mut p.a, now).is_empty());
+    }
+    let (t3, r3) = fire_next(&mut p.a);
+    assert_eq!((t3, r3[0].seq()), (t2 + ms(400), lost[0].seq()));
+    let now = t3 + ms(100);
+    let (tuple, m, seq) = icmp_msg_about(&r3[0], unreach(DstUnreachable::HostUnreachable));
+    assert_eq!(p.a.on_icmpv4_error(now, tuple, &m, seq), IcmpOutcome::Soft);
+    let (t4, r4) = fire_next(&mut p.a);
+    assert_eq!((t4, r4[0].seq()), (t3 + ms(400), lost[0].seq()));
+    assert_eq!(p.a.state(ca), Some(State::Established));
+    assert_eq!(p.a.stats().icmp.soft, 4);
 }

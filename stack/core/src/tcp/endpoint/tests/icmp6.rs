@@ -28,6 +28,16 @@ fn quoted(f: &Frame) -> (FourTuple, SeqNum) {
     (tuple, r.seq)
 }
 
+/// a connects to b's [B6]:80 and b accepts: (a's id, b's id).
+fn open6(p: &mut Pair) -> (ConnId, ConnId) {
+    let l = p.b.listen(B6, 80, 16).unwrap();
+    let ca =
+        p.a.connect(p.now, A6, SocketAddrV6::new(B6, 80, 0, 0))
+            .unwrap();
+    p.run();
+    (ca, p.b.accept(l).expect("accepted"))
+}
+
 fn ptb(mtu: u32) -> IcmpError {
     IcmpError::from_icmpv6(&Icmpv6Error::PacketTooBig { mtu })
 }
@@ -44,12 +54,7 @@ fn unreach(code: DstUnreachable) -> IcmpError {
 #[test]
 fn ipv6_packet_too_big_1280_gives_mss_1220() {
     let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
-    let l = p.b.listen(B6, 80, 16).unwrap();
-    let ca =
-        p.a.connect(p.now, A6, SocketAddrV6::new(B6, 80, 0, 0))
-            .unwrap();
-    p.run();
-    let cb = p.b.accept(l).expect("accepted");
+    let (ca, cb) = open6(&mut p);
     assert_eq!(p.a.pmtu(ca), Some(1500));
     let data: Vec<u8> = (0..6000u32).map(|i| (i % 251) as u8).collect();
     assert_eq!(p.a.send(p.now, ca, &data).unwrap(), 6000);
@@ -224,5 +229,49 @@ fn ipv6_parameter_problem_is_soft_when_established() {
     let mut got = vec![0u8; 4000];
     let n = p.b.recv(cb, &mut got).unwrap();
     assert_eq!(&got[..n], &data[..]);
+    assert_eq!(p.a.state(ca), Some(State::Established));
+}
+
+/// RFC 6069 for IPv6 as Linux `tcp_v6_err` applies it: only no route to destination (code
+/// 0) reverts an RTO backoff. A flight lost twice (resent at +200 and +600 ms, the timer
+/// backed off to 800 ms): address unreachable (also EHOSTUNREACH), port unreachable and a
+/// Packet Too Big that lowers nothing quoting SND.UNA revert nothing; no route 100 ms
+/// after the resend reverts one doubling, so SND.UNA goes again at 400 ms, not 800 ms.
+#[test]
+fn rfc6069_ipv6_no_route_reverts_the_backoff() {
+    let mut p = Pair::new(TcpConfig::default(), TcpConfig::default());
+    let (ca, _cb) = open6(&mut p);
+    let t0 = p.now;
+    assert_eq!(p.a.send(t0, ca, &[7u8; 3000]).unwrap(), 3000);
+    let lost = flush(&mut p.a, t0);
+    let (t1, _) = fire_next(&mut p.a);
+    assert_eq!(t1, t0 + ms(200));
+    let (t2, r2) = fire_next(&mut p.a);
+    assert_eq!((t2, r2[0].seq()), (t1 + ms(400), lost[0].seq()));
+    let (tuple, seq) = quoted(&r2[0]);
+    let now = t2 + ms(100);
+    for (e, want) in [
+        (
+            Icmpv6Error::DstUnreachable(DstUnreachable::AddrUnreachable),
+            IcmpOutcome::Soft,
+        ),
+        (
+            Icmpv6Error::DstUnreachable(DstUnreachable::PortUnreachable),
+            IcmpOutcome::Soft,
+        ),
+        (
+            Icmpv6Error::PacketTooBig { mtu: 1500 },
+            IcmpOutcome::PmtuUnchanged,
+        ),
+        (
+            Icmpv6Error::DstUnreachable(DstUnreachable::NoRoute),
+            IcmpOutcome::Soft,
+        ),
+    ] {
+        assert_eq!(p.a.on_icmpv6_error(now, tuple, &e, seq), want, "{e:?}");
+        assert!(flush(&mut p.a, now).is_empty());
+    }
+    let (t3, r3) = fire_next(&mut p.a);
+    assert_eq!((t3, r3[0].seq()), (t2 + ms(400), lost[0].seq()));
     assert_eq!(p.a.state(ca), Some(State::Established));
 }
