@@ -1,7 +1,7 @@
 //! ICMP errors the XDP program steered here (xdp-prog `icmp.h`, `steer6.h`: an ICMPv4 or
 //! ICMPv6 error quoting a segment of one of the stack's flows): parsed, owned by the worker
 //! of the quoted 4-tuple (RSS hashed the ICMP packet, not the flow, so it may have to be
-//! handed off) and given to the endpoint ([`Endpoint::on_icmp_error`]), which acts as
+//! handed off) and given to the endpoint ([`Endpoint::on_icmpv4_error`], [`Endpoint::on_icmpv6_error`]), which acts as
 //! Linux's `tcp_v4_err` / `tcp_v6_err`.
 
 use std::net::{SocketAddrV4, SocketAddrV6};
@@ -9,11 +9,10 @@ use std::net::{SocketAddrV4, SocketAddrV6};
 use super::{ExtraAddrs, IfaceStats};
 use crate::app::Addrs6;
 use crate::tcp::endpoint::Endpoint;
-use crate::tcp::icmp::IcmpError;
 use crate::tcp::tuple::FourTuple;
 use crate::time::Instant;
 use crate::wire::icmpv6::Icmpv6Error;
-use crate::wire::{self, Icmpv4Frame, Icmpv4Message, Icmpv6ErrorFrame, SeqNum};
+use crate::wire::{self, Icmpv4Frame, Icmpv4Message, Icmpv6ErrorFrame};
 
 /// A parsed ICMP error about a TCP segment, of either family.
 pub(super) enum IcmpFrame {
@@ -97,7 +96,9 @@ pub(super) fn ingest(
     stats: &mut IfaceStats,
 ) {
     stats.rx_icmp += 1;
-    let (err, seq): (IcmpError, SeqNum) = match f {
+    // The message itself goes to the endpoint: RFC 6069's RTO revert depends on the exact
+    // code (net / host unreachable, ICMPv6 no route), which `IcmpError` does not keep.
+    match f {
         IcmpFrame::V4(f) => {
             let Some(q) = f.icmp.quoted.tcp() else {
                 return;
@@ -105,16 +106,15 @@ pub(super) fn ingest(
             if matches!(f.icmp.message, Icmpv4Message::ParamProblem { .. }) {
                 stats.rx_icmp_param_problem += 1;
             }
-            (IcmpError::from_icmpv4(&f.icmp.message), q.seq)
+            ep.on_icmpv4_error(now, tuple, &f.icmp.message, q.seq);
         }
         IcmpFrame::V6(f) => {
             if matches!(f.icmp.error, Icmpv6Error::ParamProblem { .. }) {
                 stats.rx_icmp6_param_problem += 1;
             }
-            (IcmpError::from_icmpv6(&f.icmp.error), f.icmp.quoted.seq)
+            ep.on_icmpv6_error(now, tuple, &f.icmp.error, f.icmp.quoted.seq);
         }
-    };
-    ep.on_icmp_error(now, tuple, err, seq);
+    }
 }
 
 /// Counts a frame that was neither TCP nor an ICMP error we act on.
