@@ -119,7 +119,7 @@ static KEYS: &[Key] = &[
         meaning: "SYN-ACK retransmissions before a half-open connection is dropped",
         get: |c| c.synack_retries as u64, set: |c, v| c.synack_retries = v as u32 },
     Key { name: "tcp_retries2", unit: "count", allowed: Allowed::Range(0, 255), triple: false,
-        meaning: "Data/FIN retransmissions before an established connection fails with TimedOut",
+        meaning: "Data/FIN retransmission timeouts before an established connection fails with TimedOut, and no sooner than the time that many backoffs from tcp_rto_min take (Linux retransmits_timed_out: 15 is about 924 s), so RFC 6069 reverts do not shorten it",
         get: |c| c.retries2 as u64, set: |c, v| c.retries2 = v as u32 },
     Key { name: "tcp_orphan_retries", unit: "count", allowed: Allowed::Range(0, 255), triple: false,
         meaning: "Retransmissions and zero-window probes before a connection the application closed gives up; 0 = 8 (Linux); at most tcp_retries2",

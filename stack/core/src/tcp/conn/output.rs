@@ -6,7 +6,7 @@ use super::sender::Persist;
 use super::state::{Inner, SynRcvd, SynSent, Transition};
 use super::{ConnError, Connection, Timer};
 use crate::tcp::icmp::TCP_RETRIES1;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::wire::{SeqNum, TcpFlags, TcpOptions, TcpRepr};
 
 /// Segments one `poll_transmit` may emit at most (a guard; cwnd bounds it first).
@@ -343,12 +343,25 @@ impl Connection {
                 } else {
                     limits.retries2
                 };
-                if snd.rto_count() >= retries {
+                // Linux tcp_write_timeout -> retransmits_timed_out: the limit is the time that
+                // `retries` exponential backoffs from tcp_rto_min take (RFC 1122 §4.2.3.5: R2
+                // is a time), so timeouts the RFC 6069 revert made short (an outage a router
+                // reports) do not use it up early. Without reverts the count is reached no
+                // sooner than that time, so the count alone decides as before.
+                if snd.rto_count() >= retries
+                    && snd.rto_elapsed(now)
+                        >= model_timeout(retries, limits.rto_min, limits.rto_max)
+                {
                     self.apply(now, Transition::Closed(Some(ConnError::TimedOut)));
                 } else {
                     // Black-hole detection (Linux tcp_write_timeout -> tcp_mtu_probing):
-                    // from tcp_retries1 timeouts in a row on, each lowers the MSS.
-                    if limits.mtu_probing != 0 && snd.rto_count() >= TCP_RETRIES1 {
+                    // from tcp_retries1 timeouts in a row on (and their time, as above),
+                    // each lowers the MSS.
+                    if limits.mtu_probing != 0
+                        && snd.rto_count() >= TCP_RETRIES1
+                        && snd.rto_elapsed(now)
+                            >= model_timeout(TCP_RETRIES1, limits.rto_min, limits.rto_max)
+                    {
                         snd.on_black_hole(limits.base_mss, nego);
                     }
                     // Go back to SND.UNA; `poll_transmit` resends and re-arms with the
@@ -433,4 +446,18 @@ impl Connection {
             self.timers.set(Timer::UserTimeout, now + ut);
         }
     }
+}
+
+/// Linux `tcp_model_timeout`: how long `boundary` retransmission timeouts take when the RTO
+/// starts at `base` and doubles up to `max` (then stays there).
+pub(crate) fn model_timeout(boundary: u32, base: Duration, max: Duration) -> Duration {
+    let base_ms = base.as_millis().max(1) as u64;
+    let max_ms = max.as_millis() as u64;
+    let thresh = (max_ms / base_ms).max(1).ilog2();
+    let ms = if boundary <= thresh {
+        ((2u64 << boundary) - 1) * base_ms
+    } else {
+        ((2u64 << thresh) - 1) * base_ms + u64::from(boundary - thresh) * max_ms
+    };
+    Duration::from_millis(ms)
 }

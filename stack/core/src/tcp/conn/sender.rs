@@ -64,11 +64,16 @@ pub(super) struct Sender {
     /// RTO doublings since the last RTT sample (Linux `icsk_backoff`), for RFC 6069's
     /// revert; saturates (the RTO is at rto_max long before).
     backoff: u8,
+    /// When this timeout episode's head segment went out, on our millisecond clock (wrapping;
+    /// set at the first timeout: that timeout's instant minus the RTO that expired; valid
+    /// while `rto_count` > 0): where tcp_retries2's time budget starts (Linux
+    /// `retrans_stamp`).
+    rto_since_ms: u32,
     /// Persist backoff exponent: zero-window probes sent since the window closed.
-    probes: u32,
+    probes: u16,
     /// Zero-window probes the peer has not answered (any acceptable ACK answers); the
     /// connection gives up after tcp_retries2 of them, as Linux does.
-    zwp_unanswered: u32,
+    zwp_unanswered: u16,
     /// The segment being timed for an RTT sample (Karn): (its end, when sent).
     timing: Option<(SeqNum, Instant)>,
     /// The congestion controller (cwnd, ssthresh).
@@ -213,6 +218,7 @@ impl Sender {
             rtt: Rtt::new(limits.rto_initial, limits.rto_min, limits.rto_max),
             rto_count: 0,
             backoff: 0,
+            rto_since_ms: 0,
             probes: 0,
             zwp_unanswered: 0,
             timing: None,
@@ -293,6 +299,15 @@ impl Sender {
     /// Consecutive retransmission timeouts without progress (for tcp_retries2).
     pub fn rto_count(&self) -> u32 {
         self.rto_count
+    }
+
+    /// Time since this timeout episode's head segment went out (see `rto_since_ms`); zero
+    /// outside an episode.
+    pub fn rto_elapsed(&self, now: Instant) -> Duration {
+        if self.rto_count == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_millis((now.as_millis() as u32).wrapping_sub(self.rto_since_ms) as u64)
     }
 
     /// Bytes in the send buffer (unacknowledged and unsent).
@@ -464,11 +479,11 @@ impl Sender {
             self.force = true;
             return Persist::SendWhatFits;
         }
-        if self.zwp_unanswered >= max_unanswered {
+        if u32::from(self.zwp_unanswered) >= max_unanswered {
             return Persist::GiveUp;
         }
         self.probes = self.probes.saturating_add(1);
-        self.zwp_unanswered += 1;
+        self.zwp_unanswered = self.zwp_unanswered.saturating_add(1);
         Persist::Probe(self.persist_interval())
     }
 

@@ -253,6 +253,12 @@ impl Sender {
         // A probe still unacknowledged at a timeout was too big (pmtu.rs).
         self.probe_failed();
         let first = self.rto_count == 0;
+        if first {
+            let sent = now
+                .as_millis()
+                .saturating_sub(self.rtt.rto().as_millis() as u64);
+            self.rto_since_ms = sent as u32;
+        }
         self.rto_count += 1;
         self.backoff = self.backoff.saturating_add(1);
         self.rtt.backoff();

@@ -399,3 +399,62 @@ fn rfc6069_window_probe_timeouts_are_not_backoff() {
     t.now = EST + ms(700);
     no_revert(&mut t, 1001, EST + ms(1400));
 }
+
+/// RFC 1122 §4.2.3.5 (R2 is a time) with RFC 6069 §2 (the revert must not end the connection
+/// sooner), as Linux's `retransmits_timed_out`: `tcp_retries2` = 3 allows the time three
+/// doublings from `tcp_rto_min` take, (2^4 - 1) * 200 ms = 3 s from the head's transmission
+/// (EST). A router reports every retransmission unreachable 50 ms after it, so each revert
+/// keeps the timer at 200 ms: many more than 3 timeouts pass, and the connection stays up
+/// until the first timeout at or after EST + 3 s; then it times out with the reported error.
+/// Without reverts the same limit falls on the 4th timeout (200, 600, 1400, 3000 ms).
+#[test]
+fn rfc6069_reverted_timeouts_do_not_use_up_tcp_retries2_early() {
+    let mut c = cfg();
+    c.set("tcp_retries2", "3").unwrap();
+    let mut t = two_in_flight(&c);
+    let mut resent = 0;
+    for _ in 0..100 {
+        let out = t.next();
+        if t.state() == State::Closed {
+            break;
+        }
+        assert_eq!(segs(&out), vec![(ACK, 1001, 1460)], "at {:?}", t.now);
+        resent += 1;
+        t.now += ms(50);
+        assert!(disruption(&mut t, 1001));
+    }
+    assert_eq!(t.state(), State::Closed);
+    assert_eq!(
+        t.now,
+        EST + ms(3000),
+        "the first timeout at or after EST + 3 s"
+    );
+    assert_eq!(resent, 14, "one per 200 ms, not 3");
+    assert_eq!(t.c.error(), Some(ConnError::Unreachable(Unreachable::Host)));
+
+    let mut t = two_in_flight(&c);
+    let mut at = Vec::new();
+    while t.state() != State::Closed && at.len() < 10 {
+        t.next();
+        at.push(t.now);
+    }
+    assert_eq!(
+        at,
+        [200, 600, 1400, 3000].map(|m| EST + ms(m)),
+        "no reverts: the count and the time agree"
+    );
+}
+
+/// Linux `tcp_model_timeout`: the time `boundary` backoffs from `base` take, doubling up to
+/// `max` (2^(thresh+1) - 1 base units, then `max` each; thresh = log2(max / base)).
+#[test]
+fn model_timeout_is_linuxs() {
+    use crate::tcp::conn::output::model_timeout;
+    let (b, m) = (ms(200), Duration::from_secs(120));
+    assert_eq!(model_timeout(3, b, m), ms(3_000));
+    assert_eq!(model_timeout(8, b, m), ms(102_200));
+    assert_eq!(model_timeout(9, b, m), ms(204_600));
+    // tcp_retries2 = 15: the 924.6 s of ip-sysctl.rst.
+    assert_eq!(model_timeout(15, b, m), ms(924_600));
+    assert_eq!(model_timeout(0, b, m), ms(200));
+}
