@@ -25,18 +25,19 @@
 //! Run (as root): `cargo test --release -p xdptcp --test veth_icmp -- --test-threads=1`.
 
 use std::io::{ErrorKind, Read};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream};
+use std::sync::mpsc;
 use std::time::{Duration, Instant as StdInstant};
+
+#[path = "common/stack_run.rs"]
+mod stack_run;
+use stack_run::{run_stack_dual, LIMIT};
 
 use xdptcp::app::client::Client;
 use xdptcp::app::{App, AppError, AppEvent, AppIo};
-use xdptcp::phy::AfXdpConfig;
-use xdptcp::stack::{Stack, StackOptions};
 use xdptcp::tcp::endpoint::ConnId;
 use xdptcp::tcp::TcpConfig;
-use xdptcp::worker::{WorkerConfig, WorkerSnapshot};
+use xdptcp::worker::WorkerSnapshot;
 use xdptcp_harness::{
     require_root, NetnsGuard, RoutedPath, VethOptions, VethPair, PEER_ADDR, ROUTED_PEER_ADDR,
     ROUTED_PEER_ADDR6, ROUTED_STACK_ADDR, ROUTED_STACK_ADDR6, ROUTER_PEER_SIDE, ROUTER_PEER_SIDE6,
@@ -44,10 +45,7 @@ use xdptcp_harness::{
 };
 use xdptcp_harness::{PEER_ADDR6, STACK_ADDR6};
 
-const EPHEMERAL: (u16, u16) = (61000, 61999);
 const MIB: usize = 1 << 20;
-/// The whole transfer or connect must end within this.
-const LIMIT: Duration = Duration::from_secs(120);
 
 /// Byte `i` of the stream the stack sends.
 fn byte(i: usize) -> u8 {
@@ -136,62 +134,6 @@ fn run_stack<A: App + Send + 'static>(
     app: A,
 ) -> (WorkerSnapshot, A) {
     run_stack_dual(ns, ifname, addr, &[], tcp, app)
-}
-
-/// [`run_stack`] with IPv6 addresses `addrs6` besides `addr` (`Stack::open_dual`).
-fn run_stack_dual<A: App + Send + 'static>(
-    ns: &str,
-    ifname: &str,
-    addr: std::net::Ipv4Addr,
-    addrs6: &[Ipv6Addr],
-    tcp: TcpConfig,
-    app: A,
-) -> (WorkerSnapshot, A) {
-    let addrs6 = addrs6.to_vec();
-    let opts = StackOptions {
-        ifname: ifname.to_string(),
-        addr: Some(addr),
-        extra_addrs: Vec::new(),
-        ports: Vec::new(),
-        ephemeral: EPHEMERAL,
-        zero_copy: false,
-        reserve_ports: true,
-        tcp,
-        afxdp: AfXdpConfig {
-            frame_count: 4096 + 1024,
-            frame_size: 2048,
-            fill_size: 4096,
-            comp_size: 1024,
-            rx_size: 4096,
-            tx_size: 1024,
-            zero_copy: false,
-            need_wakeup: true,
-        },
-        worker: WorkerConfig::default(),
-        workers: 1,
-        cores: Vec::new(),
-        rss_key: None,
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let ns = ns.to_string();
-    let worker = std::thread::spawn(move || {
-        let mut app = app;
-        let _ns = NetnsGuard::enter(&ns).expect("entering the stack namespace");
-        let mut stack =
-            Stack::open_dual(&opts, &addrs6).unwrap_or_else(|e| panic!("stack did not start: {e}"));
-        stack.workers[0].set_stop_flag(flag);
-        let snap = stack.workers[0].run(&mut app);
-        (snap, app)
-    });
-    let end = StdInstant::now() + LIMIT;
-    while !worker.is_finished() && StdInstant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    stop.store(true, Ordering::Relaxed);
-    worker
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// A Linux sink in the peer namespace of `path` on `port`: accepts one connection, checks
