@@ -2,9 +2,11 @@
 //! router -- Linux peer (`harness::RoutedPath`). The stack sends to the peer, an RTT sample
 //! exists, then the router loses its route to the peer: nftables in its forward path rejects
 //! the stack's segments with ICMP host unreachable (IPv6: no route, code 0), as a router
-//! with an `unreachable` route does (nftables rather than the route, because the kernel's
-//! `ip_error` rate-limits unreachables with global, not per-namespace, settings; the router's
-//! own ICMP rate limits are turned off in its namespace). The stack keeps data queued. With
+//! with an `unreachable` route does (nftables rather than the route: the kernel's route-error
+//! path, `ip_error`, has its own rate limit, `net.ipv4.route.error_cost` / `error_burst`,
+//! which the test leaves alone; the router's ICMP rate limits are turned off in its
+//! namespace). The stack keeps data queued (and closes only once the peer has it all: an
+//! orphaned connection would give up after `tcp_orphan_retries`, 8, timeouts). With
 //! Linux's `tcp_ld_RTO_revert` each unreachable quoting SND.UNA undoes the timeout's
 //! doubling, so the stack retransmits about once per RTO instead of backing off
 //! exponentially: the router counts the stack's data segments in a fixed window of the
@@ -19,17 +21,18 @@
 #[path = "common/stack_run.rs"]
 mod stack_run;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener};
+use std::io::Write;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use stack_run::{run_stack_dual, LIMIT};
-use xdptcp::app::{App, AppError, AppEvent, AppIo};
-use xdptcp::tcp::endpoint::ConnId;
+#[path = "common/stream.rs"]
+mod stream;
+use stream::{peer_accept, read_checked, BulkSender};
 use xdptcp::tcp::TcpConfig;
 use xdptcp_harness::{
-    require_root, NetnsGuard, RoutedPath, ROUTED_PEER_ADDR, ROUTED_PEER_ADDR6, ROUTED_STACK_ADDR,
+    require_root, RoutedPath, ROUTED_PEER_ADDR, ROUTED_PEER_ADDR6, ROUTED_STACK_ADDR,
     ROUTED_STACK_ADDR6,
 };
 
@@ -46,117 +49,6 @@ const SETTLE: Duration = Duration::from_secs(1);
 /// The whole outage.
 const OUTAGE: Duration = Duration::from_secs(6);
 
-/// Byte `i` of the stream the stack sends.
-fn byte(i: usize) -> u8 {
-    (i % 251) as u8
-}
-
-/// Connects, sends [`BEFORE`] bytes, and the rest of [`TOTAL`] once the peer sends a byte
-/// (the outage has started then); closes when the peer's second byte says it has all (an
-/// orphaned connection would give up after `tcp_orphan_retries` = 8 timeouts).
-struct LdSender {
-    remote: SocketAddr,
-    limit: usize,
-    sent: usize,
-    /// Bytes the peer sent.
-    got: usize,
-    pattern: Vec<u8>,
-    closed: bool,
-    error: Option<AppError>,
-    done: bool,
-}
-
-impl LdSender {
-    fn new(remote: SocketAddr) -> Self {
-        LdSender {
-            remote,
-            limit: BEFORE,
-            sent: 0,
-            got: 0,
-            pattern: (0..65_536 + 251).map(byte).collect(),
-            closed: false,
-            error: None,
-            done: false,
-        }
-    }
-
-    fn pump(&mut self, io: &mut AppIo<'_>, c: ConnId) {
-        while self.sent < self.limit {
-            let off = self.sent % 251;
-            let n = (self.limit - self.sent).min(65_536);
-            match io.send(c, &self.pattern[off..off + n]) {
-                Ok(0) => return,
-                Ok(k) => self.sent += k,
-                Err(AppError::NotConnected) => return,
-                Err(e) => {
-                    self.error = Some(e);
-                    return;
-                }
-            }
-        }
-        if self.got >= 2 && !self.closed {
-            self.closed = true;
-            let _ = io.close(c);
-        }
-    }
-}
-
-impl App for LdSender {
-    fn on_start(&mut self, io: &mut AppIo<'_>) {
-        if let Err(e) = io.connect_any(self.remote) {
-            self.error = Some(e);
-            self.done = true;
-        }
-    }
-
-    fn on_event(&mut self, io: &mut AppIo<'_>, c: ConnId, ev: AppEvent) {
-        match ev {
-            AppEvent::Connected | AppEvent::Writable => self.pump(io, c),
-            AppEvent::Readable => {
-                let mut buf = [0u8; 64];
-                while let Ok(n @ 1..) = io.recv(c, &mut buf) {
-                    self.got += n;
-                    self.limit = TOTAL;
-                }
-                self.pump(io, c);
-            }
-            AppEvent::Error(e) => self.error = Some(e),
-            AppEvent::Closed => self.done = true,
-            _ => {}
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.done
-    }
-}
-
-/// Reads exactly `n` bytes of the stream from offset `got`, checking each.
-fn read_checked(
-    s: &mut std::net::TcpStream,
-    got: &mut usize,
-    n: Option<usize>,
-) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        let want = n.map_or(buf.len(), |n| (n - *got).min(buf.len()));
-        if want == 0 {
-            return Ok(());
-        }
-        let k = s.read(&mut buf[..want])?;
-        if k == 0 {
-            return match n {
-                None => Ok(()),
-                Some(_) => Err(std::io::Error::other(format!("EOF at byte {got}"))),
-            };
-        }
-        if let Some(i) = (0..k).find(|&i| buf[i] != byte(*got + i)) {
-            return Err(std::io::Error::other(format!("byte {} differs", *got + i)));
-        }
-        *got += k;
-    }
-}
-
 /// The Linux peer: accepts one connection on `addr:port`, reads [`BEFORE`] bytes, reports
 /// on `have_before`, waits for `go` (the outage is on), sends one byte, reads the rest of
 /// [`TOTAL`], sends another byte and reads to EOF; returns the byte count. Listening on
@@ -168,25 +60,7 @@ fn peer_server(
     have_before: mpsc::Sender<()>,
     go: mpsc::Receiver<()>,
 ) -> std::thread::JoinHandle<std::io::Result<usize>> {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let peer_ns = path.peer_ns.clone();
-    let server = std::thread::spawn(move || -> std::io::Result<usize> {
-        let _ns = NetnsGuard::enter(&peer_ns)?;
-        let l = TcpListener::bind(SocketAddr::from((addr, port)))?;
-        let _ = ready_tx.send(());
-        l.set_nonblocking(true)?;
-        let end = Instant::now() + LIMIT;
-        let mut s = loop {
-            match l.accept() {
-                Ok((s, _)) => break s,
-                Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < end => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        s.set_nonblocking(false)?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    peer_accept(&path.peer_ns, addr, port, move |mut s| {
         let mut got = 0;
         read_checked(&mut s, &mut got, Some(BEFORE))?;
         let _ = have_before.send(());
@@ -197,11 +71,7 @@ fn peer_server(
         s.write_all(b"d")?;
         read_checked(&mut s, &mut got, None)?;
         Ok(got)
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("peer listening");
-    server
+    })
 }
 
 /// One family's addresses and nftables words.
@@ -293,7 +163,7 @@ fn outage_reverts_backoff(v6: bool, port: u16) {
             ROUTED_STACK_ADDR,
             &addrs6,
             tcp,
-            LdSender::new(remote),
+            BulkSender::phased(remote, BEFORE, TOTAL, 2),
         )
     });
     have_rx
