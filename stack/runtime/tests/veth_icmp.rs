@@ -24,107 +24,29 @@
 //!
 //! Run (as root): `cargo test --release -p xdptcp --test veth_icmp -- --test-threads=1`.
 
-use std::io::{ErrorKind, Read};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant as StdInstant};
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpStream};
+use std::time::Duration;
+
+#[path = "common/stack_run.rs"]
+mod stack_run;
+use stack_run::{run_stack_dual, LIMIT};
+#[path = "common/stream.rs"]
+mod stream;
+use stream::{peer_accept, read_checked, BulkSender};
 
 use xdptcp::app::client::Client;
-use xdptcp::app::{App, AppError, AppEvent, AppIo};
-use xdptcp::phy::AfXdpConfig;
-use xdptcp::stack::{Stack, StackOptions};
-use xdptcp::tcp::endpoint::ConnId;
+use xdptcp::app::{App, AppError};
 use xdptcp::tcp::TcpConfig;
-use xdptcp::worker::{WorkerConfig, WorkerSnapshot};
+use xdptcp::worker::WorkerSnapshot;
 use xdptcp_harness::{
-    require_root, NetnsGuard, RoutedPath, VethOptions, VethPair, PEER_ADDR, ROUTED_PEER_ADDR,
+    require_root, RoutedPath, VethOptions, VethPair, PEER_ADDR, ROUTED_PEER_ADDR,
     ROUTED_PEER_ADDR6, ROUTED_STACK_ADDR, ROUTED_STACK_ADDR6, ROUTER_PEER_SIDE, ROUTER_PEER_SIDE6,
     STACK_ADDR,
 };
 use xdptcp_harness::{PEER_ADDR6, STACK_ADDR6};
 
-const EPHEMERAL: (u16, u16) = (61000, 61999);
 const MIB: usize = 1 << 20;
-/// The whole transfer or connect must end within this.
-const LIMIT: Duration = Duration::from_secs(120);
-
-/// Byte `i` of the stream the stack sends.
-fn byte(i: usize) -> u8 {
-    (i % 251) as u8
-}
-
-/// Connects, sends `total` bytes of the stream, closes; records how it ended.
-struct BulkSender {
-    remote: SocketAddr,
-    total: usize,
-    sent: usize,
-    /// 64 KiB of the stream plus one period, so any offset starts a slice.
-    pattern: Vec<u8>,
-    closed: bool,
-    error: Option<AppError>,
-    done: bool,
-}
-
-impl BulkSender {
-    fn new(remote: impl Into<SocketAddr>, total: usize) -> Self {
-        BulkSender {
-            remote: remote.into(),
-            total,
-            sent: 0,
-            pattern: (0..65_536 + 251).map(byte).collect(),
-            closed: false,
-            error: None,
-            done: false,
-        }
-    }
-
-    fn pump(&mut self, io: &mut AppIo<'_>, c: ConnId) {
-        while self.sent < self.total {
-            let off = self.sent % 251;
-            let n = (self.total - self.sent).min(65_536);
-            match io.send(c, &self.pattern[off..off + n]) {
-                Ok(0) => return,
-                Ok(k) => self.sent += k,
-                Err(AppError::NotConnected) => return,
-                Err(e) => {
-                    self.error = Some(e);
-                    return;
-                }
-            }
-        }
-        if !self.closed {
-            self.closed = true;
-            let _ = io.close(c);
-        }
-    }
-}
-
-impl App for BulkSender {
-    fn on_start(&mut self, io: &mut AppIo<'_>) {
-        if let Err(e) = io.connect_any(self.remote) {
-            self.error = Some(e);
-            self.done = true;
-        }
-    }
-
-    fn on_event(&mut self, io: &mut AppIo<'_>, c: ConnId, ev: AppEvent) {
-        match ev {
-            AppEvent::Connected | AppEvent::Writable => self.pump(io, c),
-            AppEvent::Readable => {
-                let mut buf = [0u8; 2048];
-                while io.recv(c, &mut buf).unwrap_or(0) > 0 {}
-            }
-            AppEvent::Error(e) => self.error = Some(e),
-            AppEvent::Closed => self.done = true,
-            _ => {}
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.done
-    }
-}
 
 /// Runs `app` on one worker of a stack on `ifname` (in namespace `ns`, address `addr`)
 /// until it is done or `LIMIT` passes; returns the last snapshot and the app.
@@ -136,62 +58,6 @@ fn run_stack<A: App + Send + 'static>(
     app: A,
 ) -> (WorkerSnapshot, A) {
     run_stack_dual(ns, ifname, addr, &[], tcp, app)
-}
-
-/// [`run_stack`] with IPv6 addresses `addrs6` besides `addr` (`Stack::open_dual`).
-fn run_stack_dual<A: App + Send + 'static>(
-    ns: &str,
-    ifname: &str,
-    addr: std::net::Ipv4Addr,
-    addrs6: &[Ipv6Addr],
-    tcp: TcpConfig,
-    app: A,
-) -> (WorkerSnapshot, A) {
-    let addrs6 = addrs6.to_vec();
-    let opts = StackOptions {
-        ifname: ifname.to_string(),
-        addr: Some(addr),
-        extra_addrs: Vec::new(),
-        ports: Vec::new(),
-        ephemeral: EPHEMERAL,
-        zero_copy: false,
-        reserve_ports: true,
-        tcp,
-        afxdp: AfXdpConfig {
-            frame_count: 4096 + 1024,
-            frame_size: 2048,
-            fill_size: 4096,
-            comp_size: 1024,
-            rx_size: 4096,
-            tx_size: 1024,
-            zero_copy: false,
-            need_wakeup: true,
-        },
-        worker: WorkerConfig::default(),
-        workers: 1,
-        cores: Vec::new(),
-        rss_key: None,
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let ns = ns.to_string();
-    let worker = std::thread::spawn(move || {
-        let mut app = app;
-        let _ns = NetnsGuard::enter(&ns).expect("entering the stack namespace");
-        let mut stack =
-            Stack::open_dual(&opts, &addrs6).unwrap_or_else(|e| panic!("stack did not start: {e}"));
-        stack.workers[0].set_stop_flag(flag);
-        let snap = stack.workers[0].run(&mut app);
-        (snap, app)
-    });
-    let end = StdInstant::now() + LIMIT;
-    while !worker.is_finished() && StdInstant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    stop.store(true, Ordering::Relaxed);
-    worker
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// A Linux sink in the peer namespace of `path` on `port`: accepts one connection, checks
@@ -206,42 +72,11 @@ fn peer_sink_on(
     addr: IpAddr,
     port: u16,
 ) -> std::thread::JoinHandle<std::io::Result<usize>> {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let peer_ns = path.peer_ns.clone();
-    let sink = std::thread::spawn(move || -> std::io::Result<usize> {
-        let _ns = NetnsGuard::enter(&peer_ns)?;
-        let l = TcpListener::bind(SocketAddr::from((addr, port)))?;
-        let _ = ready_tx.send(());
-        l.set_nonblocking(true)?;
-        let end = StdInstant::now() + LIMIT;
-        let mut s = loop {
-            match l.accept() {
-                Ok((s, _)) => break s,
-                Err(e) if e.kind() == ErrorKind::WouldBlock && StdInstant::now() < end => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        s.set_nonblocking(false)?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let mut got = 0usize;
-        let mut buf = vec![0u8; 65_536];
-        loop {
-            let n = s.read(&mut buf)?;
-            if n == 0 {
-                return Ok(got);
-            }
-            if let Some(i) = (0..n).find(|&i| buf[i] != byte(got + i)) {
-                return Err(std::io::Error::other(format!("byte {} differs", got + i)));
-            }
-            got += n;
-        }
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("peer listening");
-    sink
+    peer_accept(&path.peer_ns, addr, port, |mut s| {
+        let mut got = 0;
+        read_checked(&mut s, &mut got, None)?;
+        Ok(got)
+    })
 }
 
 /// The small link on the peer's side too, with the peer's route back still advertising MSS
