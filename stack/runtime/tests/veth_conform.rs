@@ -32,19 +32,6 @@ const LINUX_PORT: u16 = 7000;
 /// How long replies to one crafted segment are collected.
 const LISTEN_FOR: Duration = Duration::from_millis(300);
 
-fn small_afxdp() -> AfXdpConfig {
-    AfXdpConfig {
-        frame_count: 4096 + 1024,
-        frame_size: 2048,
-        fill_size: 4096,
-        comp_size: 1024,
-        rx_size: 4096,
-        tx_size: 1024,
-        zero_copy: false,
-        need_wakeup: true,
-    }
-}
-
 /// A raw TCP socket in the current namespace (the kernel adds the IPv4 header).
 struct Raw(i32);
 
@@ -153,7 +140,7 @@ fn listener_flag_combinations_and_bad_options_match_linux() {
         zero_copy: false,
         reserve_ports: true,
         tcp: TcpConfig::default(),
-        afxdp: small_afxdp(),
+        afxdp: AfXdpConfig::small(),
         worker: WorkerConfig::default(),
         workers: 1,
         cores: Vec::new(),
@@ -405,7 +392,7 @@ fn syn_to_client_time_wait_gets_ack_like_linux() {
         zero_copy: false,
         reserve_ports: true,
         tcp: TcpConfig::default(),
-        afxdp: small_afxdp(),
+        afxdp: AfXdpConfig::small(),
         worker: WorkerConfig::default(),
         workers: 1,
         cores: Vec::new(),
@@ -538,7 +525,7 @@ fn start_stack<A: App + Send + 'static>(
         zero_copy: false,
         reserve_ports: true,
         tcp: TcpConfig::default(),
-        afxdp: small_afxdp(),
+        afxdp: AfXdpConfig::small(),
         worker: WorkerConfig::default(),
         workers: 1,
         cores: Vec::new(),

@@ -35,19 +35,6 @@ use xdptcp_harness::{require_root, NetnsGuard, VethOptions, VethPair, PEER_ADDR,
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 const EPHEMERAL: (u16, u16) = (61000, 61999);
 
-fn small_afxdp() -> AfXdpConfig {
-    AfXdpConfig {
-        frame_count: 4096 + 1024,
-        frame_size: 2048,
-        fill_size: 4096,
-        comp_size: 1024,
-        rx_size: 4096,
-        tx_size: 1024,
-        zero_copy: false,
-        need_wakeup: true,
-    }
-}
-
 /// A stack running `app` on a worker thread inside the stack namespace. Dropping it stops
 /// the worker (joins it), then removes the namespaces.
 struct InProc<A: App + Send + 'static> {
@@ -77,7 +64,7 @@ impl<A: App + Send + 'static> InProc<A> {
             zero_copy: false,
             reserve_ports: true,
             tcp: TcpConfig::default(),
-            afxdp: small_afxdp(),
+            afxdp: AfXdpConfig::small(),
             worker: WorkerConfig::default(),
             workers: 1,
             cores: Vec::new(),

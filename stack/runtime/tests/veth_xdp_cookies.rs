@@ -32,19 +32,6 @@ const PORT: u16 = 7;
 const WORKERS: usize = 2;
 const CONNECTIONS: usize = 40;
 
-fn small_afxdp() -> AfXdpConfig {
-    AfXdpConfig {
-        frame_count: 4096 + 1024,
-        frame_size: 2048,
-        fill_size: 4096,
-        comp_size: 1024,
-        rx_size: 4096,
-        tx_size: 1024,
-        zero_copy: false,
-        need_wakeup: true,
-    }
-}
-
 fn connect() -> std::io::Result<TcpStream> {
     let addr = SocketAddr::from((STACK_ADDR, PORT));
     let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
@@ -84,7 +71,7 @@ impl Running {
             .expect("entering the peer namespace")
             .expect("XDP_PASS program on the peer veth");
         let opts = StackOptions {
-            afxdp: small_afxdp(),
+            afxdp: AfXdpConfig::small(),
             workers,
             tcp,
             worker: WorkerConfig::default(),

@@ -60,6 +60,19 @@ impl Default for AfXdpConfig {
 }
 
 impl AfXdpConfig {
+    /// A quarter of the default: 4k RX frames + 1k TX frames of 2 KiB (10 MiB), for stacks
+    /// that carry little (tests, tools), so many can run at once.
+    pub fn small() -> Self {
+        AfXdpConfig {
+            frame_count: 4096 + 1024,
+            fill_size: 4096,
+            comp_size: 1024,
+            rx_size: 4096,
+            tx_size: 1024,
+            ..AfXdpConfig::default()
+        }
+    }
+
     /// Bytes of the UMEM this configuration maps.
     pub fn umem_bytes(&self) -> u64 {
         self.frame_count as u64 * self.frame_size as u64
