@@ -140,8 +140,9 @@ fn move_to_stack(inner: &mut Inner, fd: RawFd, kind: SockKind) -> Result<(), i32
 /// a port goes to the stack; anything else stays on the kernel. `None`: let libc do it.
 pub fn bind(fd: RawFd, a: SocketAddr) -> Option<R> {
     let cfg = crate::state::config()?;
-    if !addr::is_stack_bind(a.ip(), cfg.addr, &cfg.addrs6) || a.port() == 0 {
-        if a.port() == 0 && addr::is_stack_bind(a.ip(), cfg.addr, &cfg.addrs6) {
+    let ours = addr::is_stack_bind(a.ip(), cfg.addr, &cfg.addrs6);
+    if !ours || a.port() == 0 {
+        if ours {
             warn_once("bind to port 0 is served by the kernel (no stack port allocation yet)");
         }
         return None;
@@ -465,7 +466,7 @@ fn connect_stack(g: &'static Global, fd: RawFd, kind: Kind, a: SocketAddr) -> R 
         if kind == Kind::Undecided {
             move_to_stack(&mut inner, fd, SockKind::Bound)?;
         }
-        let local = inner.local;
+        let local = g.cfg.addr;
         let now = xdptcp::clock::now();
         let (iface, app) = inner.split();
         let fd = app.primary(fd);

@@ -495,8 +495,6 @@ impl App for Posix {
 pub struct Inner {
     pub stack: Stack,
     pub app: Posix,
-    /// The stack's IPv4 address (none: IPv6 only).
-    pub local: Option<Ipv4Addr>,
     last: Instant,
 }
 
@@ -923,7 +921,6 @@ impl Global {
             inner: Mutex::new(Inner {
                 stack,
                 app,
-                local: cfg.addr,
                 last: xdptcp::clock::now(),
             }),
             cfg,
