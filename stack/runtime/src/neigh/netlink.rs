@@ -400,36 +400,33 @@ impl Netlink {
 
     /// The IPv4 addresses configured on interface `ifindex` (IFA_LOCAL, else IFA_ADDRESS).
     pub fn link_addrs(&mut self, ifindex: u32) -> io::Result<Vec<Ipv4Addr>> {
-        let mut msg = AddressMessage::default();
-        msg.header.family = AddressFamily::Inet;
-        let replies = self.request(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)?;
-        let mut out = Vec::new();
-        for r in replies {
-            let RouteNetlinkMessage::NewAddress(a) = r else {
-                continue;
-            };
-            if a.header.index != ifindex {
-                continue;
-            }
-            let (mut local, mut addr) = (None, None);
-            for at in &a.attributes {
-                match at {
-                    AddressAttribute::Local(IpAddr::V4(l)) => local = Some(*l),
-                    AddressAttribute::Address(IpAddr::V4(l)) => addr = Some(*l),
-                    _ => {}
-                }
-            }
-            if let Some(ip) = local.or(addr) {
-                out.push(ip);
-            }
-        }
-        Ok(out)
+        let ips = self.link_ips(ifindex, AddressFamily::Inet)?;
+        Ok(ips
+            .into_iter()
+            .filter_map(|ip| match ip {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            })
+            .collect())
     }
 
     /// The IPv6 addresses configured on interface `ifindex` (IFA_LOCAL, else IFA_ADDRESS).
     pub fn link_addrs6(&mut self, ifindex: u32) -> io::Result<Vec<Ipv6Addr>> {
+        let ips = self.link_ips(ifindex, AddressFamily::Inet6)?;
+        Ok(ips
+            .into_iter()
+            .filter_map(|ip| match ip {
+                IpAddr::V6(a) => Some(a),
+                IpAddr::V4(_) => None,
+            })
+            .collect())
+    }
+
+    /// One RTM_GETADDR dump of `family`: each address of interface `ifindex` (IFA_LOCAL, else
+    /// IFA_ADDRESS).
+    fn link_ips(&mut self, ifindex: u32, family: AddressFamily) -> io::Result<Vec<IpAddr>> {
         let mut msg = AddressMessage::default();
-        msg.header.family = AddressFamily::Inet6;
+        msg.header.family = family;
         let replies = self.request(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)?;
         let mut out = Vec::new();
         for r in replies {
@@ -442,8 +439,8 @@ impl Netlink {
             let (mut local, mut addr) = (None, None);
             for at in &a.attributes {
                 match at {
-                    AddressAttribute::Local(IpAddr::V6(l)) => local = Some(*l),
-                    AddressAttribute::Address(IpAddr::V6(l)) => addr = Some(*l),
+                    AddressAttribute::Local(l) => local = Some(*l),
+                    AddressAttribute::Address(l) => addr = Some(*l),
                     _ => {}
                 }
             }
