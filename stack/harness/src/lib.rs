@@ -16,7 +16,7 @@ mod veth;
 
 pub use icmp_answer::{answer_syn_with_icmp, IcmpAnswer};
 pub use netns::{in_netns, NetnsGuard};
-pub use process::terminate;
+pub use process::{lines_of, terminate, KillOnDrop};
 pub use routed::{
     RoutedPath, ROUTED_PEER_ADDR, ROUTED_PEER_ADDR6, ROUTED_STACK_ADDR, ROUTED_STACK_ADDR6,
     ROUTER_PEER_SIDE, ROUTER_PEER_SIDE6, ROUTER_STACK_SIDE, ROUTER_STACK_SIDE6,

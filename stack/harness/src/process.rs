@@ -1,7 +1,35 @@
 //! Child processes of the tests: stopped the way an operator stops them.
 
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ExitStatus};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// A child killed (by its PID) and reaped on drop, also while a failed assertion unwinds:
+/// no test leaves a process behind.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A child's output (its stdout or stderr), a line at a time, read on a thread of its own
+/// until it ends or the receiver is dropped; wait on it with `recv_timeout` (bounded).
+pub fn lines_of(out: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
 
 /// SIGTERM to `child` by its PID (`ip netns exec` execs the program in place, so that is the
 /// program), then its exit status if it exits within `within` (`None`: still running).

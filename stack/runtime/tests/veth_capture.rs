@@ -20,7 +20,6 @@
 //! Each test builds its own namespaces (removed on drop, also on panic); every process it
 //! starts is stopped by PID (SIGINT/SIGTERM, then SIGKILL) and reaped. Loops are bounded.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -50,15 +49,8 @@ impl Proc {
 
     fn spawn_keep_stdout(mut cmd: Command) -> Proc {
         let mut child = cmd.stderr(Stdio::piped()).spawn().expect("spawning");
-        let (tx, lines) = mpsc::channel();
         let err = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = xdptcp_harness::lines_of(err);
         Proc { child, lines }
     }
 

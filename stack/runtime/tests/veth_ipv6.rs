@@ -11,7 +11,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
@@ -374,14 +374,6 @@ fn ipv6_stack_connects_to_linux() {
 
 const BIN: &str = env!("CARGO_BIN_EXE_xdptcp");
 
-struct Killer(Child);
-impl Drop for Killer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// One `xdptcp serve --addr 198.18.0.1 --addr 2001:2::1` answers Linux over IPv4 and IPv6
 /// on the same port; `xdptcp stat` lists both listeners.
 #[test]
@@ -403,15 +395,8 @@ fn dual_stack_serve_binary() {
         .spawn()
         .expect("spawning xdptcp serve");
     let out = child.stdout.take().expect("stdout");
-    let mut child = Killer(child);
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut child = xdptcp_harness::KillOnDrop(child);
+    let lines = xdptcp_harness::lines_of(out);
     let first = lines
         .recv_timeout(Duration::from_secs(20))
         .expect("start-up line");
@@ -586,7 +571,7 @@ fn ipv6_two_workers_hand_off() {
         .spawn()
         .expect("spawning xdptcp serve");
     let out = child.stdout.take().expect("stdout");
-    let mut child = Killer(child);
+    let mut child = xdptcp_harness::KillOnDrop(child);
     let mut out = BufReader::new(out);
     let mut first = String::new();
     out.read_line(&mut first).expect("start-up line");

@@ -11,10 +11,9 @@
 //! test's own namespaces, removed with them, also on panic. Every loop and socket call is
 //! bounded in count and time.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use xdptcp_harness::{require_root, VethOptions, VethPair, PEER_ADDR6, STACK_ADDR, STACK_ADDR6};
@@ -27,15 +26,6 @@ fn pair6() -> VethPair {
     let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
     pair.add_ipv6().expect("adding the IPv6 addresses");
     pair
-}
-
-/// Kills and reaps the serve (by its PID) if the test ends early.
-struct Killer(Child);
-impl Drop for Killer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// From the peer: connect to `addr`, send `msg`, half-close, read to the end (the echo).
@@ -76,15 +66,8 @@ fn ipv6_only_serve_binary() {
         .spawn()
         .expect("spawning xdptcp serve");
     let out = child.stdout.take().expect("stdout");
-    let mut child = Killer(child);
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut child = xdptcp_harness::KillOnDrop(child);
+    let lines = xdptcp_harness::lines_of(out);
     let first = lines
         .recv_timeout(Duration::from_secs(20))
         .expect("start-up line");

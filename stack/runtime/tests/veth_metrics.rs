@@ -13,7 +13,7 @@
 //! removed on drop, also on panic); the serve process is killed by PID on drop. Every loop is
 //! bounded in count and time.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Mutex};
@@ -65,15 +65,8 @@ impl Serve {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawning xdptcp serve");
-        let (tx, lines) = mpsc::channel();
         let out = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = xdptcp_harness::lines_of(out);
         let s = Serve { child, lines };
         let wait = Duration::from_secs(20);
         let first = s.lines.recv_timeout(wait).expect("start-up line");

@@ -14,7 +14,7 @@
 //! Each test builds its own namespaces (`harness::VethPair`, per-run names, removed on drop,
 //! also on panic); serve processes are killed by PID on drop. Every loop is bounded.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Mutex};
@@ -67,15 +67,8 @@ impl Serve {
             c.env(xdptcp::stack::TEST_PANIC_ENV, v);
         }
         let mut child = c.spawn().expect("spawning xdptcp serve");
-        let (tx, lines) = mpsc::channel();
         let out = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = xdptcp_harness::lines_of(out);
         let s = Serve { child, lines };
         let first = s
             .lines

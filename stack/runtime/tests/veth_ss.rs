@@ -21,7 +21,7 @@
 //! is killed by PID on drop. Every loop is bounded in count and time.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -74,15 +74,8 @@ fn serve_with(pair: &VethPair, extra: &[&str]) -> Serve {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawning xdptcp serve");
-    let (tx, rx) = mpsc::channel();
     let out = child.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = xdptcp_harness::lines_of(out);
     let first = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("start-up line");

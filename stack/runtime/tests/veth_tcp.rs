@@ -9,7 +9,7 @@
 //! its own namespaces (`harness::VethPair`: 198.18.0.0/24, per-run names, removed on drop,
 //! also on panic). Every loop and socket call is bounded in count and time.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -405,24 +405,9 @@ fn spawn_serve(pair: &VethPair, extra: &[&str]) -> (Child, mpsc::Receiver<String
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawning xdptcp serve");
-    let (tx, rx) = mpsc::channel();
     let out = child.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = xdptcp_harness::lines_of(out);
     (child, rx)
-}
-
-struct Killer(Child);
-impl Drop for Killer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -430,7 +415,7 @@ fn serve_binary_echo_then_sigterm_detaches_and_restores() {
     require_root();
     let pair = VethPair::new(VethOptions::default()).expect("veth pair");
     let (child, lines) = spawn_serve(&pair, &["--listen", "7=echo", "--listen", "9=close-first"]);
-    let mut child = Killer(child);
+    let mut child = xdptcp_harness::KillOnDrop(child);
     let first = lines
         .recv_timeout(Duration::from_secs(20))
         .expect("start-up line");
@@ -554,7 +539,7 @@ fn serve_binary_start_errors() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("copy mode"));
     // A second stack on an interface that is already steered.
     let (child, lines) = spawn_serve(&pair, &["--listen", "7=echo"]);
-    let _first = Killer(child);
+    let _first = xdptcp_harness::KillOnDrop(child);
     let up = lines
         .recv_timeout(Duration::from_secs(20))
         .expect("start-up line");

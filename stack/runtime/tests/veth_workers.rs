@@ -13,7 +13,7 @@
 //! removed on drop, also on panic); the serve process is killed by PID on drop. Every loop is
 //! bounded in count and time. The tests take a lock so that only one busy stack runs at once.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -68,15 +68,8 @@ impl Serve {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawning xdptcp serve");
-        let (tx, lines) = mpsc::channel();
         let out = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = xdptcp_harness::lines_of(out);
         let s = Serve { child, lines };
         let first = s
             .lines

@@ -209,15 +209,8 @@ fn program_goes_away_when_the_attaching_process_is_killed() {
         .spawn()
         .unwrap();
     // Whatever happens below, the child does not outlive this test.
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let stdout = child.stdout.take().unwrap();
-    let mut child = KillOnDrop(child);
+    let mut child = xdptcp_harness::KillOnDrop(child);
     // Wait (bounded) for the child to say it attached.
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {

@@ -305,19 +305,8 @@ fn mode_1_flag_goes_on_when_a_worker_overflows_and_off_when_quiet() {
     assert_eq!(e.cookies_accepted, 1, "the Linux client: {msg}");
 }
 
-/// `xdptcp serve` killed (by its PID) and reaped on drop, also when the test fails.
-struct ServeChild(std::process::Child);
-
-impl Drop for ServeChild {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn serve_binary_with_set_xdp_syncookies_and_stat_shows_the_counters() {
-    use std::io::BufRead;
     require_root();
     let bin = env!("CARGO_BIN_EXE_xdptcp");
     let pair = VethPair::new(VethOptions::default()).expect("creating the veth pair");
@@ -334,15 +323,8 @@ fn serve_binary_with_set_xdp_syncookies_and_stat_shows_the_counters() {
         .spawn()
         .expect("spawning xdptcp serve");
     let out = child.stdout.take().expect("stdout");
-    let mut serve = ServeChild(child);
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut serve = xdptcp_harness::KillOnDrop(child);
+    let lines = xdptcp_harness::lines_of(out);
     let first = lines
         .recv_timeout(Duration::from_secs(20))
         .expect("start-up line");
